@@ -1,0 +1,6 @@
+export { PortalError, isPortalError, checkArg } from './errors.js';
+export type { PortalErrorCode } from './errors.js';
+export { createSystemClock, ManualClock } from './clock.js';
+export type { Clock, TimerHandle } from './clock.js';
+export { createLogger, createSilentLogger } from './logger.js';
+export type { Logger } from './logger.js';
