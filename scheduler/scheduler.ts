@@ -1,0 +1,466 @@
+import { PortalError, checkArg } from '../common/errors.js';
+import { createChunkTable, createEdgeTable, hasCandidate, setCandidate, type ChunkTable, type EdgeTable } from './tables.js';
+import { ChunkStatus, NO_EDGE, INF_RANK, defaultSchedulerConfig, type SchedulerConfig } from './types.js';
+import { rankEdges, expectedTimeMs, type EdgeRanking } from './kernels/cost.js';
+import { rankChunk, rankChunks } from './kernels/k-best.js';
+import { detectFailures, failoverAssign, FailureCause, type FailoverCounts } from './kernels/failures.js';
+import { loadBalance, generateDispatch, type ScanOrder } from './kernels/dispatch.js';
+
+/** What a transfer looks like to the scheduler. */
+export interface TransferShape {
+  chunks: number;
+  /** Nominal chunk size in bytes (the cost model's transfer time uses it). */
+  chunkBytes: number;
+  /** Edge slots; edges beyond those known at start can join later in unused slots. */
+  edgeCapacity: number;
+}
+
+/** Edge attributes the scheduler takes from estimators and telemetry. */
+export interface EdgeUpdate {
+  bandwidth?: number;
+  rtt?: number;
+  health?: number;
+  available?: boolean;
+  flags?: number;
+  maxParallel?: number;
+  timeoutMs?: number;
+}
+
+/** One dispatch decided by a tick. */
+export interface Dispatch { chunk: number; edge: number; attempt: number; deadline: number; hedge: boolean }
+
+/** One fetch the scheduler wants aborted (hedge loser, timed-out attempt). */
+export interface Cancel { chunk: number; edge: number; attempt: number }
+
+/** What one tick did; times in ms. */
+export interface TickResult {
+  now: number;
+  fullRerank: boolean;
+  ranked: number;
+  failed: number;
+  failover: FailoverCounts;
+  moved: number;
+  dispatch: Dispatch[];
+  cancels: Cancel[];
+  hedges: number;
+  phaseMs: { rank: number; detect: number; failover: number; balance: number; dispatch: number; total: number };
+}
+
+/** The outcome of one report. */
+export type ReportOutcome = 'completed' | 'failed' | 'hedge-failed' | 'promoted' | 'stale' | 'duplicate';
+
+/** A completion or failure coming back from an executor. */
+export interface ReportInput { chunk: number; attempt: number; edge: number; ok: boolean; reason?: string }
+
+interface Hedge { edge: number; attempt: number; deadline: number; dispatchedAt: number }
+
+/** Counters over the life of the scheduler. */
+export interface SchedulerCounters {
+  dispatched: number;
+  completed: number;
+  failures: number;
+  failovers: number;
+  recomputed: number;
+  timeouts: number;
+  corrupt: number;
+  hedges: number;
+  hedgeWins: number;
+  moved: number;
+  spilled: number;
+  fullReranks: number;
+  staleReports: number;
+}
+
+/**
+ * The chunk scheduler of one transfer (seed 000 §8): owns the chunk and edge tables and runs the
+ * tick — sync → rank (fused cost + K-best, incremental) → detect_failures → failover →
+ * load_balance → generate_dispatch → endgame hedging. Pure apart from the tables: no I/O, no
+ * clock (`now` is passed in, ms since the transfer's epoch), no logger.
+ */
+export class ChunkScheduler {
+  readonly chunks: ChunkTable;
+  readonly edges: EdgeTable;
+  readonly config: SchedulerConfig;
+  readonly chunkBytes: number;
+  readonly counters: SchedulerCounters = { dispatched: 0, completed: 0, failures: 0, failovers: 0, recomputed: 0, timeouts: 0, corrupt: 0, hedges: 0, hedgeWins: 0, moved: 0, spilled: 0, fullReranks: 0, staleReports: 0 };
+
+  private ranking: EdgeRanking;
+  private nextAttempt = 1;
+  private readonly dirtyFlag: Uint8Array;
+  private dirty: Uint32Array;
+  private dirtyCount = 0;
+  private needFull = true;
+  private readonly rerankBandwidth: Float64Array;
+  private readonly rerankAvailable: Uint8Array;
+  private readonly inFlight = new Set<number>();
+  private readonly reportedFailed: number[] = [];
+  private readonly pairFailures = new Map<number, number>();
+  private readonly excluded = new Set<number>();
+  private readonly hedges = new Map<number, Hedge>();
+  private readonly pendingCancels: Cancel[] = [];
+  private order: Uint32Array | undefined;
+  private orderStale = false;
+  private uniformPriority = true;
+  private scanStart = 0;
+  private completeCount = 0;
+  private permanentCount = 0;
+  private readonly failIds: Uint32Array;
+  private readonly failCauses: Uint8Array;
+  private readonly outcome: Uint8Array;
+  private dispatchOut: Uint32Array;
+
+  constructor(shape: TransferShape, config: Partial<SchedulerConfig> = {}) {
+    checkArg(Number.isInteger(shape.chunkBytes) && shape.chunkBytes > 0, 'chunkBytes', 'a positive integer');
+    this.config = { ...defaultSchedulerConfig, ...config, weights: { ...defaultSchedulerConfig.weights, ...config.weights } };
+    const c = this.config;
+    checkArg(c.overloadThreshold > c.underloadThreshold, 'overloadThreshold', 'greater than underloadThreshold');
+    checkArg(Number.isInteger(c.maxDispatchPerTick) && c.maxDispatchPerTick > 0, 'maxDispatchPerTick', 'a positive integer');
+    checkArg(Number.isInteger(c.perEdgeRetryLimit) && c.perEdgeRetryLimit >= 1, 'perEdgeRetryLimit', 'an integer ≥ 1');
+    this.chunks = createChunkTable(shape.chunks, shape.edgeCapacity, c.k);
+    this.edges = createEdgeTable(shape.edgeCapacity);
+    this.chunkBytes = shape.chunkBytes;
+    this.dirtyFlag = new Uint8Array(shape.chunks);
+    this.dirty = new Uint32Array(Math.min(shape.chunks, 1024));
+    this.rerankBandwidth = new Float64Array(shape.edgeCapacity);
+    this.rerankAvailable = new Uint8Array(shape.edgeCapacity);
+    this.ranking = rankEdges(this.edges, this.chunkBytes, this.config);
+    this.failIds = new Uint32Array(Math.max(1, shape.chunks));
+    this.failCauses = new Uint8Array(Math.max(1, shape.chunks));
+    this.outcome = new Uint8Array(Math.max(1, shape.chunks));
+    this.dispatchOut = new Uint32Array(c.maxDispatchPerTick);
+  }
+
+  // ---- sync: inputs between ticks ------------------------------------------------------------
+
+  /** Declares that `edge` holds (or no longer holds) `chunk`. An edge excluded for the chunk stays excluded. */
+  setAvailability(chunk: number, edge: number, has: boolean): void {
+    this.checkChunk(chunk); this.checkEdge(edge);
+    if (has && this.excluded.has(chunk * this.edges.e + edge)) return;
+    if (hasCandidate(this.chunks, chunk, edge) === has) return;
+    setCandidate(this.chunks, chunk, edge, has);
+    if (has && this.chunks.status[chunk] === ChunkStatus.FAILED_PERMANENT) {
+      this.chunks.status[chunk] = ChunkStatus.PENDING;
+      this.chunks.retries[chunk] = 0;
+      this.permanentCount--;
+      if (this.scanStart > 0) this.scanStart = 0;
+    }
+    this.markDirty(chunk);
+  }
+
+  /** Declares every chunk `edge` holds from a bitmap (bit i = chunk i, little-endian bytes). */
+  setEdgeHoldings(edge: number, bitmap: Uint8Array): void {
+    this.checkEdge(edge);
+    checkArg(bitmap.length * 8 >= this.chunks.n, 'bitmap', `at least ${this.chunks.n} bits`);
+    for (let c = 0; c < this.chunks.n; c++) this.setAvailability(c, edge, ((bitmap[c >>> 3] >>> (c & 7)) & 1) === 1);
+  }
+
+  /** Marks a chunk complete without fetching it (resume from a journal). */
+  markComplete(chunk: number): void {
+    this.checkChunk(chunk);
+    const s = this.chunks.status[chunk];
+    if (s === ChunkStatus.COMPLETE) return;
+    if (s === ChunkStatus.IN_FLIGHT) throw new PortalError('PORTAL_INVALID_ARGUMENT', `chunk ${chunk} is in flight; report it instead`);
+    if (s === ChunkStatus.FAILED_PERMANENT) this.permanentCount--;
+    this.chunks.status[chunk] = ChunkStatus.COMPLETE;
+    this.chunks.assigned[chunk] = NO_EDGE;
+    this.completeCount++;
+  }
+
+  /** Sets a chunk's priority (higher is dispatched first). */
+  setPriority(chunk: number, priority: number): void {
+    this.checkChunk(chunk);
+    checkArg(Number.isFinite(priority), 'priority', 'a finite number');
+    if (this.chunks.priority[chunk] === Math.fround(priority)) return;
+    this.chunks.priority[chunk] = priority;
+    this.uniformPriority = false;
+    this.orderStale = true;
+  }
+
+  /**
+   * Updates an edge. Coming online, going offline and a bandwidth move beyond
+   * `significantBandwidthChange` since the last full re-rank trigger a full re-rank (seed 000 §9.1).
+   */
+  updateEdge(edge: number, u: EdgeUpdate): void {
+    this.checkEdge(edge);
+    const t = this.edges;
+    if (u.bandwidth !== undefined) { checkArg(u.bandwidth >= 0 && Number.isFinite(u.bandwidth), 'bandwidth', 'a finite number ≥ 0'); t.bandwidth[edge] = u.bandwidth; }
+    if (u.rtt !== undefined) { checkArg(u.rtt >= 0 && Number.isFinite(u.rtt), 'rtt', 'a finite number ≥ 0'); t.rtt[edge] = u.rtt; }
+    if (u.health !== undefined) { checkArg(u.health >= 0 && u.health <= 1, 'health', 'a number in [0, 1]'); t.health[edge] = u.health; }
+    if (u.flags !== undefined) t.flags[edge] = u.flags >>> 0;
+    if (u.maxParallel !== undefined) { checkArg(Number.isInteger(u.maxParallel) && u.maxParallel >= 0, 'maxParallel', 'an integer ≥ 0'); t.maxParallel[edge] = u.maxParallel; }
+    if (u.timeoutMs !== undefined) { checkArg(u.timeoutMs > 0, 'timeoutMs', 'a positive number'); t.timeoutMs[edge] = u.timeoutMs; }
+    if (u.available !== undefined) t.available[edge] = u.available ? 1 : 0;
+    if (t.available[edge] !== this.rerankAvailable[edge]) this.needFull = true;
+    const base = this.rerankBandwidth[edge];
+    const bw = t.bandwidth[edge];
+    if (t.available[edge] === 1 && (base === 0 ? bw > 0 : Math.abs(bw - base) / base > this.config.significantBandwidthChange)) this.needFull = true;
+  }
+
+  /** Requests a full re-rank at the next tick (e.g. a time-of-day schedule change). */
+  requestFullRerank(): void { this.needFull = true; }
+
+  /**
+   * Applies an executor's report. Idempotent: a report whose attempt is not the chunk's current
+   * attempt (or its hedge) is `stale`, one for a complete chunk is `duplicate`; neither changes
+   * anything. A corrupt chunk excludes that edge for that chunk at once; other failures count
+   * towards `perEdgeRetryLimit`.
+   */
+  report(r: ReportInput): ReportOutcome {
+    this.checkChunk(r.chunk); this.checkEdge(r.edge);
+    const t = this.chunks;
+    const c = r.chunk;
+    if (t.status[c] === ChunkStatus.COMPLETE) { this.counters.staleReports++; return 'duplicate'; }
+    const hedge = this.hedges.get(c);
+    const isPrimary = t.status[c] === ChunkStatus.IN_FLIGHT && t.attempt[c] === r.attempt && t.assigned[c] === r.edge;
+    const isHedge = hedge !== undefined && hedge.attempt === r.attempt && hedge.edge === r.edge;
+    if (!isPrimary && !isHedge) { this.counters.staleReports++; return 'stale'; }
+    if (r.ok) {
+      this.release(r.edge);
+      if (isPrimary && hedge) { this.release(hedge.edge); this.pendingCancels.push({ chunk: c, edge: hedge.edge, attempt: hedge.attempt }); }
+      if (isHedge) { this.release(t.assigned[c]); this.pendingCancels.push({ chunk: c, edge: t.assigned[c], attempt: t.attempt[c] }); this.counters.hedgeWins++; }
+      this.hedges.delete(c);
+      this.complete(c);
+      return 'completed';
+    }
+    this.counters.failures++;
+    if (r.reason === 'corrupt') this.counters.corrupt++;
+    this.recordPairFailure(c, r.edge, r.reason);
+    this.release(r.edge);
+    if (isHedge) { this.hedges.delete(c); return 'hedge-failed'; }
+    if (hedge) {
+      t.assigned[c] = hedge.edge; t.attempt[c] = hedge.attempt; t.dispatchedAt[c] = hedge.dispatchedAt; t.deadline[c] = hedge.deadline;
+      this.hedges.delete(c);
+      return 'promoted';
+    }
+    t.status[c] = ChunkStatus.FAILED;
+    this.inFlight.delete(c);
+    this.reportedFailed.push(c);
+    return 'failed';
+  }
+
+  // ---- the tick ------------------------------------------------------------------------------
+
+  /** Runs one scheduler tick at `now` (ms since the transfer's epoch). */
+  tick(now: number): TickResult {
+    checkArg(Number.isFinite(now) && now >= 0, 'now', 'ms since the transfer epoch, ≥ 0');
+    now = Math.min(0xffffffff, Math.floor(now));
+    const t0 = performance.now();
+    const t = this.chunks;
+    this.ranking = rankEdges(this.edges, this.chunkBytes, this.config);
+    const full = this.needFull;
+    let ranked: number;
+    if (full) {
+      ranked = rankChunks(t, this.ranking);
+      this.needFull = false;
+      this.rerankBandwidth.set(this.edges.bandwidth);
+      this.rerankAvailable.set(this.edges.available);
+      this.counters.fullReranks++;
+    } else {
+      ranked = rankChunks(t, this.ranking, this.dirty, this.dirtyCount);
+    }
+    for (let i = 0; i < this.dirtyCount; i++) this.dirtyFlag[this.dirty[i]] = 0;
+    this.dirtyCount = 0;
+    const t1 = performance.now();
+
+    // detect_failures over the in-flight set (ascending ids), then explicit failure reports.
+    const ids = Uint32Array.from(this.inFlight).sort();
+    let failed = detectFailures(t, this.edges, now, ids, ids.length, this.failIds, this.failCauses);
+    const cancels: Cancel[] = this.pendingCancels.splice(0);
+    let kept = 0;
+    for (let i = 0; i < failed; i++) {
+      const c = this.failIds[i];
+      const e = t.assigned[c];
+      this.inFlight.delete(c);
+      this.release(e);
+      cancels.push({ chunk: c, edge: e, attempt: t.attempt[c] });
+      if (this.failCauses[i] === FailureCause.TIMEOUT) { this.counters.timeouts++; this.counters.failures++; this.recordPairFailure(c, e, 'timeout'); }
+      const hedge = this.hedges.get(c);
+      if (hedge && this.edges.available[hedge.edge] === 1) {
+        t.status[c] = ChunkStatus.IN_FLIGHT; t.assigned[c] = hedge.edge; t.attempt[c] = hedge.attempt;
+        t.dispatchedAt[c] = hedge.dispatchedAt; t.deadline[c] = hedge.deadline;
+        this.hedges.delete(c); this.inFlight.add(c);
+        continue;
+      }
+      this.failIds[kept++] = c;
+    }
+    failed = kept;
+    for (const c of this.reportedFailed) if (t.status[c] === ChunkStatus.FAILED) this.failIds[failed++] = c;
+    this.reportedFailed.length = 0;
+    const t2 = performance.now();
+
+    const fo = failoverAssign(t, this.edges, this.ranking, this.failIds, failed, this.config.maxAttemptsPerChunk, this.outcome);
+    this.counters.failovers += fo.backup + fo.recomputed;
+    this.counters.recomputed += fo.recomputed;
+    this.permanentCount += fo.permanent;
+    this.expireHedges(now, cancels);
+    const t3 = performance.now();
+
+    const scan = this.scanOrder();
+    const moved = loadBalance(t, this.edges, this.ranking, scan, this.config.overloadThreshold, this.config.underloadThreshold);
+    this.counters.moved += moved;
+    const t4 = performance.now();
+
+    const { count: n, spilled } = generateDispatch(t, this.edges, this.ranking, scan, now, this.config.maxDispatchPerTick, this.nextAttempt, this.dispatchOut);
+    this.counters.spilled += spilled;
+    this.nextAttempt = (this.nextAttempt + n) >>> 0;
+    const dispatch: Dispatch[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const c = this.dispatchOut[i];
+      this.inFlight.add(c);
+      dispatch[i] = { chunk: c, edge: t.assigned[c], attempt: t.attempt[c], deadline: t.deadline[c], hedge: false };
+    }
+    this.counters.dispatched += n;
+    const hedges = this.endgame(now, dispatch);
+    const t5 = performance.now();
+
+    return {
+      now, fullRerank: full, ranked, failed, failover: fo, moved, dispatch, cancels, hedges,
+      phaseMs: { rank: t1 - t0, detect: t2 - t1, failover: t3 - t2, balance: t4 - t3, dispatch: t5 - t4, total: t5 - t0 },
+    };
+  }
+
+  // ---- queries -------------------------------------------------------------------------------
+
+  /** Chunk counts by state. */
+  progress(): { total: number; complete: number; inFlight: number; failedPermanent: number; pending: number; hedged: number } {
+    const total = this.chunks.n;
+    const inFlight = this.inFlight.size;
+    return { total, complete: this.completeCount, inFlight, failedPermanent: this.permanentCount, pending: total - this.completeCount - inFlight - this.permanentCount, hedged: this.hedges.size };
+  }
+
+  /** True when every chunk is complete. */
+  get done(): boolean { return this.completeCount === this.chunks.n; }
+
+  /** The ranking computed at the last tick. */
+  get edgeRanking(): EdgeRanking { return this.ranking; }
+
+  /** Completion bitmap (bit i = chunk i complete), little-endian bytes. */
+  completionBitmap(): Uint8Array {
+    const out = new Uint8Array(Math.ceil(this.chunks.n / 8));
+    const s = this.chunks.status;
+    for (let c = 0; c < this.chunks.n; c++) if (s[c] === ChunkStatus.COMPLETE) out[c >>> 3] |= 1 << (c & 7);
+    return out;
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private complete(c: number): void {
+    this.chunks.status[c] = ChunkStatus.COMPLETE;
+    this.inFlight.delete(c);
+    this.completeCount++;
+    this.counters.completed++;
+    this.advanceScanStart();
+  }
+
+  private release(edge: number): void {
+    if (edge !== NO_EDGE && this.edges.queueDepth[edge] > 0) this.edges.queueDepth[edge]--;
+  }
+
+  private recordPairFailure(c: number, e: number, reason: string | undefined): void {
+    if (reason === 'cancelled') return;
+    const key = c * this.edges.e + e;
+    const n = (this.pairFailures.get(key) ?? 0) + 1;
+    this.pairFailures.set(key, n);
+    if (reason === 'corrupt' || n >= this.config.perEdgeRetryLimit) {
+      this.excluded.add(key);
+      setCandidate(this.chunks, c, e, false);
+    }
+  }
+
+  private markDirty(c: number): void {
+    if (this.dirtyFlag[c]) return;
+    this.dirtyFlag[c] = 1;
+    if (this.dirtyCount === this.dirty.length) {
+      const grown = new Uint32Array(Math.min(this.chunks.n, this.dirty.length * 2));
+      grown.set(this.dirty);
+      this.dirty = grown;
+    }
+    this.dirty[this.dirtyCount++] = c;
+  }
+
+  private scanOrder(): ScanOrder {
+    if (this.uniformPriority) return { order: undefined, start: this.scanStart };
+    if (!this.order || this.orderStale) {
+      const p = this.chunks.priority;
+      const idx = new Uint32Array(this.chunks.n);
+      for (let i = 0; i < idx.length; i++) idx[i] = i;
+      this.order = idx.sort((a, b) => (p[b] - p[a]) || (a - b));
+      this.orderStale = false;
+      this.scanStart = 0;
+      this.advanceScanStart();
+    }
+    return { order: this.order, start: this.scanStart };
+  }
+
+  private advanceScanStart(): void {
+    const s = this.chunks.status;
+    const o = this.uniformPriority ? undefined : this.order;
+    if (!this.uniformPriority && !o) return;
+    while (this.scanStart < this.chunks.n && s[o ? o[this.scanStart] : this.scanStart] === ChunkStatus.COMPLETE) this.scanStart++;
+  }
+
+  /** Drops hedges past their deadline (their fetch is cancelled; the primary carries on). */
+  private expireHedges(now: number, cancels: Cancel[]): void {
+    for (const [c, h] of this.hedges) {
+      if (now <= h.deadline && this.edges.available[h.edge] === 1) continue;
+      this.release(h.edge);
+      cancels.push({ chunk: c, edge: h.edge, attempt: h.attempt });
+      this.hedges.delete(c);
+    }
+  }
+
+  /**
+   * Endgame (as libtorrent's): once few chunks remain and nothing pending could be dispatched,
+   * duplicate the slowest in-flight chunks — those in flight for longer than `hedgeAfterFraction`
+   * of their edge's expected time, slowest first — on another usable candidate with a free slot.
+   * The first report to succeed wins; the other attempt is cancelled.
+   */
+  private endgame(now: number, dispatch: Dispatch[]): number {
+    const cfg = this.config;
+    const remaining = this.chunks.n - this.completeCount - this.permanentCount;
+    if (remaining === 0 || remaining > cfg.endgameChunks || this.hedges.size >= cfg.maxHedges) return 0;
+    if (remaining > this.inFlight.size) return 0; // pending chunks still wait for a slot
+    const t = this.chunks;
+    const candidates: Array<{ c: number; lateness: number }> = [];
+    for (const c of this.inFlight) {
+      if (this.hedges.has(c)) continue;
+      const e = t.assigned[c];
+      const expected = Math.max(1, expectedTimeMs(this.edges, e, this.chunkBytes));
+      const lateness = (now - t.dispatchedAt[c]) / expected;
+      if (lateness >= cfg.hedgeAfterFraction) candidates.push({ c, lateness });
+    }
+    candidates.sort((a, b) => (b.lateness - a.lateness) || (a.c - b.c));
+    let made = 0;
+    const scratch = new Uint32Array(t.k);
+    for (const { c } of candidates) {
+      if (this.hedges.size >= cfg.maxHedges) break;
+      const primary = t.assigned[c];
+      rankChunk(t, this.ranking, c, scratch);
+      let pick = NO_EDGE;
+      for (let j = 0; j < t.k; j++) {
+        const b = t.backups[c * t.k + j];
+        if (b === NO_EDGE || b === primary || this.ranking.rank[b] === INF_RANK) continue;
+        if (this.edges.queueDepth[b] >= this.edges.maxParallel[b]) continue;
+        pick = b; break;
+      }
+      if (pick === NO_EDGE) continue;
+      const attempt = this.nextAttempt; this.nextAttempt = (this.nextAttempt + 1) >>> 0;
+      const deadline = Math.min(0xffffffff, now + Math.ceil(this.edges.timeoutMs[pick]));
+      this.hedges.set(c, { edge: pick, attempt, deadline, dispatchedAt: now });
+      this.edges.queueDepth[pick]++;
+      dispatch.push({ chunk: c, edge: pick, attempt, deadline, hedge: true });
+      this.counters.hedges++;
+      this.counters.dispatched++;
+      made++;
+    }
+    return made;
+  }
+
+  private checkChunk(c: number): void {
+    if (!Number.isInteger(c) || c < 0 || c >= this.chunks.n) throw new PortalError('PORTAL_UNKNOWN_CHUNK', `chunk ${c} is not in this transfer (0..${this.chunks.n - 1})`);
+  }
+
+  private checkEdge(e: number): void {
+    if (!Number.isInteger(e) || e < 0 || e >= this.edges.e) throw new PortalError('PORTAL_UNKNOWN_EDGE', `edge ${e} is not in this transfer (0..${this.edges.e - 1})`);
+  }
+}

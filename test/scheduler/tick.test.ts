@@ -1,0 +1,217 @@
+import { ChunkScheduler, ChunkStatus, NO_EDGE, type SchedulerConfig } from '../../scheduler/index.js';
+
+/** A scheduler over `n` chunks where every edge in `holders` holds every chunk. */
+function make(n: number, bws: number[], cfg: Partial<SchedulerConfig> = {}, maxParallel = 4): ChunkScheduler {
+  const s = new ChunkScheduler({ chunks: n, chunkBytes: 1_000_000, edgeCapacity: bws.length }, cfg);
+  bws.forEach((bw, e) => s.updateEdge(e, { bandwidth: bw, rtt: 0, available: true, maxParallel, timeoutMs: 1000 }));
+  for (let c = 0; c < n; c++) for (let e = 0; e < bws.length; e++) s.setAvailability(c, e, true);
+  return s;
+}
+
+describe('scheduler tick', () => {
+  test('dispatch: respects each edge max_parallel and fills the best edge first', () => {
+    const s = make(20, [10e6, 5e6]);
+    const r = s.tick(0);
+    expect(r.fullRerank).toBe(true);
+    // all 20 chunks rank edge 0 first; edge 0 takes 4; load balance moves pending chunks to edge 1
+    const perEdge = [0, 0];
+    for (const d of r.dispatch) perEdge[d.edge]++;
+    expect(perEdge[0]).toBe(4);
+    expect(perEdge[1]).toBeLessThanOrEqual(4);
+    expect(s.edges.queueDepth[0]).toBe(4);
+    expect(r.dispatch.every((d) => s.chunks.status[d.chunk] === ChunkStatus.IN_FLIGHT)).toBe(true);
+  });
+
+  test('dispatch: the rate limit caps dispatches per tick', () => {
+    const s = make(50, [10e6, 10e6, 10e6], { maxDispatchPerTick: 5 }, 10);
+    expect(s.tick(0).dispatch.length).toBe(5);
+    expect(s.tick(50).dispatch.length).toBe(5);
+  });
+
+  test('dispatch: higher priority chunks go first, then lower ids', () => {
+    const s = make(10, [10e6], {}, 3);
+    s.setPriority(7, 5); s.setPriority(3, 5); s.setPriority(9, 1);
+    expect(s.tick(0).dispatch.map((d) => d.chunk)).toEqual([3, 7, 9]);
+  });
+
+  test('load balance: moves pending chunks off an edge at ≥ 90% to backups under 50%, no further', () => {
+    const s = make(40, [100e6, 9e6, 8e6], {}, 10);
+    // fill edge 0 to 9/10 in flight by hand-dispatching through ticks with edges 1,2 offline
+    s.updateEdge(1, { available: false }); s.updateEdge(2, { available: false });
+    s.tick(0);
+    expect(s.edges.queueDepth[0]).toBe(10);
+    // complete one on edge 0 → 9/10 = 90% (overloaded); bring edges 1,2 back
+    const first = 0;
+    expect(s.report({ chunk: first, attempt: s.chunks.attempt[first], edge: 0, ok: true })).toBe('completed');
+    s.updateEdge(1, { available: true }); s.updateEdge(2, { available: true });
+    const r = s.tick(10);
+    // full re-rank keeps edge 0 best; balance moves pending chunks until edges 1 and 2 reach 50%
+    expect(r.moved).toBe(10);
+    expect(Array.from(s.chunks.assigned.subarray(10, 20))).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
+    // dispatch fills edge 0's last slot, then the moved chunks, then spills the rest into free slots
+    const perEdge = [0, 0, 0];
+    for (const d of r.dispatch) perEdge[d.edge]++;
+    expect(perEdge).toEqual([1, 10, 10]);
+    expect(s.counters.spilled).toBe(10);
+  });
+
+  test('load balance: nothing moves when no edge is at the overload threshold', () => {
+    const s = make(6, [10e6, 9e6], {}, 10);
+    const r = s.tick(0);
+    expect(r.moved).toBe(0);
+    expect(r.dispatch.every((d) => d.edge === 0)).toBe(true);
+    expect(s.counters.spilled).toBe(0);
+  });
+
+  test('failure: a timeout fails over to the next precomputed backup within one tick', () => {
+    const s = make(1, [10e6, 5e6, 2e6]);
+    let r = s.tick(0);
+    expect(r.dispatch[0]).toMatchObject({ chunk: 0, edge: 0 });
+    const attempt = r.dispatch[0].attempt;
+    r = s.tick(1001); // deadline = 0 + 1000
+    expect(r.failed).toBe(1);
+    expect(r.failover.backup).toBe(1);
+    expect(r.cancels).toEqual([{ chunk: 0, edge: 0, attempt }]);
+    expect(r.dispatch[0]).toMatchObject({ chunk: 0, edge: 1 });
+    expect(s.counters.timeouts).toBe(1);
+  });
+
+  test('failure: an explicit failure report fails over; a stale report for the old attempt is ignored', () => {
+    const s = make(1, [10e6, 5e6, 2e6]);
+    const d0 = s.tick(0).dispatch[0];
+    expect(s.report({ chunk: 0, attempt: d0.attempt, edge: 0, ok: false, reason: 'http' })).toBe('failed');
+    const d1 = s.tick(10).dispatch[0];
+    expect(d1.edge).toBe(1);
+    expect(s.report({ chunk: 0, attempt: d0.attempt, edge: 0, ok: true })).toBe('stale');
+    expect(s.report({ chunk: 0, attempt: d1.attempt, edge: 1, ok: true })).toBe('completed');
+    expect(s.report({ chunk: 0, attempt: d1.attempt, edge: 1, ok: true })).toBe('duplicate');
+    expect(s.done).toBe(true);
+  });
+
+  test('failure: an edge that goes offline fails its in-flight chunks over', () => {
+    const s = make(2, [10e6, 5e6]);
+    s.tick(0);
+    s.updateEdge(0, { available: false });
+    const r = s.tick(5);
+    expect(r.failed).toBe(2);
+    expect(r.dispatch.map((d) => d.edge)).toEqual([1, 1]);
+  });
+
+  test('failover: walks the backups in order, then recomputes from other holders beyond K', () => {
+    const s = make(1, [10e6, 9e6, 8e6, 7e6], { k: 2 });
+    const order: number[] = [];
+    let now = 0;
+    for (let i = 0; i < 4; i++) {
+      const d = s.tick(now).dispatch[0];
+      order.push(d.edge);
+      s.report({ chunk: 0, attempt: d.attempt, edge: d.edge, ok: false, reason: 'http' });
+      now += 10;
+    }
+    expect(order).toEqual([0, 1, 2, 3]);
+    expect(s.counters.recomputed).toBeGreaterThanOrEqual(1);
+    const r = s.tick(now);
+    expect(r.failover.permanent).toBe(1);
+    expect(s.chunks.status[0]).toBe(ChunkStatus.FAILED_PERMANENT);
+  });
+
+  test('failover: FAILED_PERMANENT only when no edge holds the chunk; a chunk whose holders are offline waits', () => {
+    const s = make(1, [10e6, 5e6]);
+    const d = s.tick(0).dispatch[0];
+    s.updateEdge(1, { available: false });
+    s.report({ chunk: 0, attempt: d.attempt, edge: 0, ok: false, reason: 'corrupt' });
+    let r = s.tick(10);
+    expect(r.failover.parked).toBe(1);
+    expect(s.chunks.status[0]).toBe(ChunkStatus.PENDING);
+    expect(s.chunks.assigned[0]).toBe(NO_EDGE);
+    s.updateEdge(1, { available: true });
+    r = s.tick(20);
+    expect(r.dispatch[0]).toMatchObject({ chunk: 0, edge: 1 });
+  });
+
+  test('failover: a corrupt chunk excludes that edge for that chunk even if it announces it again', () => {
+    const s = make(1, [10e6, 5e6], { perEdgeRetryLimit: 3 });
+    const d = s.tick(0).dispatch[0];
+    s.report({ chunk: 0, attempt: d.attempt, edge: 0, ok: false, reason: 'corrupt' });
+    s.setAvailability(0, 0, true);
+    s.tick(10);
+    const r = s.tick(20);
+    expect(s.chunks.assigned[0]).toBe(1);
+    expect(r.dispatch.length).toBe(0);
+    expect(s.counters.corrupt).toBe(1);
+  });
+
+  test('failover: per-edge retry limit allows retries on the same edge up to the limit', () => {
+    const s = make(1, [10e6], { perEdgeRetryLimit: 2 });
+    let d = s.tick(0).dispatch[0];
+    s.report({ chunk: 0, attempt: d.attempt, edge: 0, ok: false, reason: 'http' });
+    d = s.tick(10).dispatch[0];
+    expect(d.edge).toBe(0);
+    s.report({ chunk: 0, attempt: d.attempt, edge: 0, ok: false, reason: 'http' });
+    s.tick(20);
+    expect(s.chunks.status[0]).toBe(ChunkStatus.FAILED_PERMANENT);
+  });
+
+  test('incremental: only dirty chunks are re-ranked until a trigger forces a full re-rank', () => {
+    const s = make(100, [10e6, 5e6], {}, 1);
+    expect(s.tick(0).ranked).toBe(100);
+    s.setAvailability(50, 1, false);
+    let r = s.tick(10);
+    expect(r.fullRerank).toBe(false);
+    expect(r.ranked).toBe(1);
+    s.updateEdge(1, { bandwidth: 5.5e6 }); // +10%: not significant
+    expect(s.tick(20).fullRerank).toBe(false);
+    s.updateEdge(1, { bandwidth: 9e6 }); // +80%: significant
+    r = s.tick(30);
+    expect(r.fullRerank).toBe(true);
+    expect(r.ranked).toBe(100);
+    s.updateEdge(0, { available: false });
+    expect(s.tick(40).fullRerank).toBe(true);
+  });
+
+  test('endgame: hedges the slowest in-flight chunk on another edge and cancels the loser', () => {
+    const s = make(2, [10e6, 5e6], { endgameChunks: 4 }, 1);
+    s.updateEdge(0, { timeoutMs: 10_000 }); s.updateEdge(1, { timeoutMs: 10_000 });
+    const r0 = s.tick(0);
+    expect(r0.dispatch.map((d) => d.edge)).toEqual([0, 1]);
+    const a = r0.dispatch.find((d) => d.edge === 0)!;
+    const b = r0.dispatch.find((d) => d.edge === 1)!;
+    // chunk on edge 0 finishes; the one on edge 1 is slow (expected 200 ms) → hedge on edge 0
+    s.report({ chunk: a.chunk, attempt: a.attempt, edge: 0, ok: true });
+    const r1 = s.tick(500);
+    expect(r1.hedges).toBe(1);
+    const h = r1.dispatch[0];
+    expect(h).toMatchObject({ chunk: b.chunk, edge: 0, hedge: true });
+    expect(s.report({ chunk: b.chunk, attempt: h.attempt, edge: 0, ok: true })).toBe('completed');
+    const r2 = s.tick(510);
+    expect(r2.cancels).toEqual([{ chunk: b.chunk, edge: 1, attempt: b.attempt }]);
+    expect(s.edges.queueDepth[1]).toBe(0);
+    expect(s.report({ chunk: b.chunk, attempt: b.attempt, edge: 1, ok: false, reason: 'cancelled' })).toBe('duplicate');
+    expect(s.done).toBe(true);
+    expect(s.counters.hedgeWins).toBe(1);
+  });
+
+  test('endgame: a failed primary is replaced by its running hedge without a new dispatch', () => {
+    const s = make(1, [10e6, 5e6], { endgameChunks: 4 }, 1);
+    s.updateEdge(0, { timeoutMs: 10_000 }); s.updateEdge(1, { timeoutMs: 10_000 });
+    const d = s.tick(0).dispatch[0];
+    const h = s.tick(1000).dispatch[0];
+    expect(h.hedge).toBe(true);
+    expect(s.report({ chunk: 0, attempt: d.attempt, edge: d.edge, ok: false, reason: 'http' })).toBe('promoted');
+    expect(s.tick(1010).dispatch.length).toBe(0);
+    expect(s.report({ chunk: 0, attempt: h.attempt, edge: h.edge, ok: true })).toBe('completed');
+  });
+
+  test('bad input: unknown chunk and unknown edge are typed errors', () => {
+    const s = make(2, [10e6]);
+    expect(() => s.report({ chunk: 9, attempt: 1, edge: 0, ok: true })).toThrow(expect.objectContaining({ code: 'PORTAL_UNKNOWN_CHUNK' }));
+    expect(() => s.updateEdge(3, { available: true })).toThrow(expect.objectContaining({ code: 'PORTAL_UNKNOWN_EDGE' }));
+    expect(() => s.updateEdge(0, { health: 2 })).toThrow(expect.objectContaining({ code: 'PORTAL_INVALID_ARGUMENT' }));
+  });
+
+  test('resume: chunks marked complete are never dispatched', () => {
+    const s = make(4, [10e6], {}, 8);
+    s.markComplete(1); s.markComplete(2);
+    expect(s.tick(0).dispatch.map((d) => d.chunk)).toEqual([0, 3]);
+    expect(Array.from(s.completionBitmap())).toEqual([0b0110]);
+  });
+});
