@@ -1,0 +1,46 @@
+import { join } from 'node:path';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { openChunkWriter, hashFile } from '../../transfer/index.js';
+import { makeTempDir, randomBytes } from './fixtures.js';
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+beforeAll(async () => { tmp = await makeTempDir('writer'); });
+afterAll(async () => { await tmp.cleanup(); });
+
+describe('chunk writer', () => {
+  test('chunk writer: preallocates the file and writes chunks at their offsets in any order', async () => {
+    const p = join(tmp.dir, 'out.bin');
+    const data = randomBytes(10_000, 9);
+    const w = await openChunkWriter(p, { fileSize: data.length });
+    expect((await stat(p)).size).toBe(10_000);
+    await Promise.all([w.write(6000, data.subarray(6000)), w.write(0, data.subarray(0, 3000)), w.write(3000, data.subarray(3000, 6000))]);
+    await w.sync();
+    await w.close();
+    expect((await readFile(p)).equals(data)).toBe(true);
+    expect(await hashFile(p)).toBe(createHash('sha256').update(data).digest('hex'));
+  });
+
+  test('chunk writer: reopens an existing file without losing its bytes and resizes it', async () => {
+    const p = join(tmp.dir, 'existing.bin');
+    await writeFile(p, Buffer.from('abcdef'));
+    const w = await openChunkWriter(p, { fileSize: 8 });
+    await w.write(6, Buffer.from('gh'));
+    await w.close();
+    expect((await readFile(p)).toString()).toBe('abcdefgh');
+  });
+
+  test('chunk writer: rejects writes past the end and after close', async () => {
+    const w = await openChunkWriter(join(tmp.dir, 'small.bin'), { fileSize: 4 });
+    await expect(w.write(2, Buffer.from('abc'))).rejects.toMatchObject({ code: 'PORTAL_INVALID_ARGUMENT' });
+    await w.close();
+    await w.close();
+    await expect(w.write(0, Buffer.from('a'))).rejects.toMatchObject({ code: 'PORTAL_TRANSFER_FAILED' });
+  });
+
+  test('chunk writer: an unopenable path gives PORTAL_TRANSFER_FAILED and hashFile of a missing file likewise', async () => {
+    await expect(openChunkWriter(join(tmp.dir, 'no', 'such', 'dir.bin'), { fileSize: 1 })).rejects.toMatchObject({ code: 'PORTAL_TRANSFER_FAILED' });
+    await expect(hashFile(join(tmp.dir, 'missing.bin'))).rejects.toMatchObject({ code: 'PORTAL_TRANSFER_FAILED' });
+    await expect(openChunkWriter(join(tmp.dir, 'x.bin'), { fileSize: -1 })).rejects.toThrow(/fileSize/);
+  });
+});

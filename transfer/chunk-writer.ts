@@ -1,0 +1,107 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { PortalError } from '../common/errors.js';
+
+/** Writes verified chunks at their offsets into one output file. */
+export interface ChunkWriter {
+  readonly path: string;
+  readonly fileSize: number;
+  /** Writes all of `bytes` at `offset`; rejects PORTAL_INVALID_ARGUMENT past fileSize, PORTAL_TRANSFER_FAILED on fs errors or after close. */
+  write(offset: number, bytes: Uint8Array): Promise<void>;
+  /** Flushes written data to disk (fdatasync); rejects PORTAL_TRANSFER_FAILED on fs errors. */
+  sync(): Promise<void>;
+  /** Closes the file once writes in progress finish; idempotent. */
+  close(): Promise<void>;
+}
+
+function ioError(what: string, err: unknown): PortalError {
+  return new PortalError('PORTAL_TRANSFER_FAILED', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
+/**
+ * Opens `path` for chunk writes (r+ when it exists, created otherwise) and sizes it to `fileSize` with
+ * truncate (sparse preallocation). Rejects PORTAL_INVALID_ARGUMENT for bad arguments and
+ * PORTAL_TRANSFER_FAILED (fs error as cause) when the file cannot be opened or sized.
+ */
+export async function openChunkWriter(path: string, opts: { fileSize: number }): Promise<ChunkWriter> {
+  if (typeof path !== 'string' || path === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
+  const fileSize = opts?.fileSize;
+  if (!Number.isSafeInteger(fileSize) || fileSize < 0) throw new PortalError('PORTAL_INVALID_ARGUMENT', `opts.fileSize: expected a non-negative integer, got ${String(fileSize)}`);
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r+');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot open ${path}`, err);
+    try { fh = await open(path, 'w+'); } catch (err2) { throw ioError(`cannot create ${path}`, err2); }
+  }
+  try {
+    if ((await fh.stat()).size !== fileSize) await fh.truncate(fileSize);
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw ioError(`cannot size ${path} to ${fileSize} bytes`, err);
+  }
+  let closed = false;
+  let closing: Promise<void> | null = null;
+  const pending = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    pending.add(p);
+    const done = (): void => { pending.delete(p); };
+    p.then(done, done);
+    return p;
+  };
+
+  return {
+    path,
+    fileSize,
+    write(offset, bytes) {
+      if (closed) return Promise.reject(new PortalError('PORTAL_TRANSFER_FAILED', `chunk writer for ${path} is closed`));
+      if (!(bytes instanceof Uint8Array)) return Promise.reject(new PortalError('PORTAL_INVALID_ARGUMENT', 'bytes: expected a Buffer or Uint8Array'));
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > fileSize) {
+        return Promise.reject(new PortalError('PORTAL_INVALID_ARGUMENT', `offset: ${String(offset)} + ${bytes.length} bytes does not fit in ${fileSize} bytes of ${path}`));
+      }
+      return track((async () => {
+        let done = 0;
+        try {
+          while (done < bytes.length) {
+            const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, offset + done);
+            if (bytesWritten <= 0) throw new Error('write made no progress');
+            done += bytesWritten;
+          }
+        } catch (err) {
+          throw ioError(`write of ${bytes.length} bytes at ${offset} in ${path} failed`, err);
+        }
+      })());
+    },
+    sync() {
+      if (closed) return Promise.reject(new PortalError('PORTAL_TRANSFER_FAILED', `chunk writer for ${path} is closed`));
+      return track(fh.datasync().catch((err: unknown) => { throw ioError(`datasync of ${path} failed`, err); }));
+    },
+    close() {
+      if (closing) return closing;
+      closed = true;
+      closing = (async () => {
+        await Promise.allSettled([...pending]);
+        try { await fh.close(); } catch (err) { throw ioError(`close of ${path} failed`, err); }
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Streams the file at `path` and returns its sha256 hex (final verification); rejects PORTAL_TRANSFER_FAILED when it cannot be read. */
+export async function hashFile(path: string, opts: { onProgress?: (bytesDone: number) => void } = {}): Promise<string> {
+  if (typeof path !== 'string' || path === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
+  const hash = createHash('sha256');
+  let done = 0;
+  try {
+    for await (const d of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+      hash.update(d);
+      done += d.length;
+      opts.onProgress?.(done);
+    }
+  } catch (err) {
+    throw ioError(`cannot hash ${path}`, err);
+  }
+  return hash.digest('hex');
+}

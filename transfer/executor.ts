@@ -1,0 +1,249 @@
+import { PortalError } from '../common/errors.js';
+import { createSilentLogger, type Logger } from '../common/logger.js';
+import { subjects, type Bus, type Subscription, type DispatchBatch, type DispatchItem, type ChunkReport, type CancelRequest, type FailureReason } from '../bus/types.js';
+import { fetchChunk as defaultFetch, type FetchChunkFn } from './http-fetch.js';
+import { ChunkFetchError } from './chunk-fetch-error.js';
+import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
+
+/** Options for createExecutor. */
+export interface ExecutorOptions {
+  bus: Bus;
+  /** Reported in every ChunkReport as `executorId`. */
+  id: string;
+  /** Fetches run at once across all attached transfers (default 64); the rest wait in FIFO order. */
+  concurrency?: number;
+  logger?: Logger;
+  /** Chunk fetcher (default fetchChunk). */
+  fetch?: FetchChunkFn;
+}
+
+/** Counters of an executor's work. */
+export interface ExecutorStats {
+  fetched: number;
+  failed: number;
+  bytes: number;
+  inFlight: number;
+  queued: number;
+}
+
+/** Runs dispatched chunk fetches for attached transfers and reports each outcome on the bus. */
+export interface Executor {
+  readonly id: string;
+  /** Subscribes to the transfer's dispatch (queue group 'executors') and cancel subjects; throws PORTAL_HOST_STOPPED after close, no-op when already attached. */
+  attach(transferId: string): void;
+  /** Unsubscribes from the transfer, cancels its queued and in-flight fetches, then syncs and closes its output files; rejects PORTAL_TRANSFER_FAILED when a file cannot be closed. */
+  detach(transferId: string): Promise<void>;
+  stats(): ExecutorStats;
+  /** Detaches every transfer (aborting in-flight fetches, reported as 'cancelled') and closes all files; idempotent. */
+  close(): Promise<void>;
+}
+
+interface Job {
+  transferId: string;
+  output: string;
+  fileSize: number;
+  item: DispatchItem;
+  key: string;
+  ac: AbortController;
+}
+
+interface Attached {
+  subs: Subscription[];
+  outputs: Set<string>;
+}
+
+const jobKey = (transferId: string, chunk: number, attempt: number): string => `${transferId}\u0000${chunk}\u0000${attempt}`;
+
+/**
+ * Creates an executor on `bus`. Each DispatchItem is fetched (verified by CID), written at its offset into
+ * `batch.output`, and answered with exactly one ChunkReport on `subjects.report(transferId)`: ok, or a
+ * failure reason ('io' for write errors). Throws PORTAL_INVALID_ARGUMENT for bad options.
+ */
+export function createExecutor(opts: ExecutorOptions): Executor {
+  if (!opts || typeof opts !== 'object') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts: expected an object');
+  if (!opts.bus || typeof opts.bus.subscribe !== 'function') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.bus: expected a Bus');
+  if (typeof opts.id !== 'string' || opts.id === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.id: expected a non-empty string');
+  const concurrency = opts.concurrency ?? 64;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new PortalError('PORTAL_INVALID_ARGUMENT', `opts.concurrency: expected a positive integer, got ${String(concurrency)}`);
+  const { bus, id } = opts;
+  const fetch = opts.fetch ?? defaultFetch;
+  const log = (opts.logger ?? createSilentLogger()).child({ executorId: id });
+
+  const attached = new Map<string, Attached>();
+  const writers = new Map<string, Promise<ChunkWriter>>();
+  const queue: Job[] = [];
+  const running = new Map<string, Job>();
+  /** Work not yet finished (fetch, write, report), keyed to its transfer. */
+  const settling = new Map<Promise<void>, string>();
+  const counters = { fetched: 0, failed: 0, bytes: 0 };
+  let closed = false;
+  let closing: Promise<void> | null = null;
+
+  const publish = async (report: ChunkReport): Promise<void> => {
+    try {
+      await bus.publish(subjects.report(report.transferId), report);
+    } catch (err) {
+      log.warn({ err, transferId: report.transferId, chunk: report.chunk, attempt: report.attempt }, 'cannot publish chunk report');
+    }
+  };
+
+  const failureReport = (job: Job, reason: FailureReason, detail: string, firstByteMs = 0, transferMs = 0): ChunkReport => ({
+    transferId: job.transferId, chunk: job.item.chunk, attempt: job.item.attempt, edgeIndex: job.item.edgeIndex,
+    ok: false, bytes: 0, firstByteMs, transferMs, reason, detail, executorId: id,
+  });
+
+  const writerFor = (output: string, fileSize: number): Promise<ChunkWriter> => {
+    let w = writers.get(output);
+    if (!w) {
+      w = openChunkWriter(output, { fileSize });
+      writers.set(output, w);
+      w.catch(() => { if (writers.get(output) === w) writers.delete(output); });
+    }
+    return w;
+  };
+
+  /** Fetches and writes one item; never rejects, resolves to its report. */
+  const run = async (job: Job): Promise<ChunkReport> => {
+    const { item } = job;
+    let report: ChunkReport;
+    try {
+      const res = await fetch({
+        edgeUrl: item.edgeUrl, edgeKind: item.edgeKind, cid: item.cid, offset: item.offset,
+        length: item.length, timeoutMs: item.timeoutMs, signal: job.ac.signal,
+      });
+      try {
+        const w = await writerFor(job.output, job.fileSize);
+        await w.write(item.offset, res.bytes);
+      } catch (err) {
+        throw new ChunkFetchError('io', `cannot write chunk ${item.chunk} to ${job.output}: ${(err as Error).message}`, { edgeUrl: item.edgeUrl, firstByteMs: res.firstByteMs, elapsedMs: res.transferMs, cause: err });
+      }
+      counters.fetched++;
+      counters.bytes += res.bytes.length;
+      report = {
+        transferId: job.transferId, chunk: item.chunk, attempt: item.attempt, edgeIndex: item.edgeIndex,
+        ok: true, bytes: res.bytes.length, firstByteMs: res.firstByteMs, transferMs: res.transferMs, executorId: id,
+      };
+    } catch (err) {
+      counters.failed++;
+      if (err instanceof ChunkFetchError) {
+        report = failureReport(job, err.reason, err.detail, err.firstByteMs ?? 0, err.elapsedMs);
+      } else {
+        // Invalid dispatch fields (PORTAL_INVALID_ARGUMENT) or an unexpected fault: still one report per item.
+        log.warn({ err, chunk: item.chunk, attempt: item.attempt }, 'chunk fetch failed unexpectedly');
+        report = failureReport(job, 'io', (err as Error)?.message ?? String(err));
+      }
+    }
+    return report;
+  };
+
+  const pump = (): void => {
+    while (running.size < concurrency && queue.length > 0) {
+      const job = queue.shift()!;
+      running.set(job.key, job);
+      // The job leaves `running` before its report goes out, so stats() agree with what subscribers saw.
+      const p = run(job).then((report) => {
+        running.delete(job.key);
+        pump();
+        return publish(report);
+      }).finally(() => settling.delete(p));
+      settling.set(p, job.transferId);
+    }
+  };
+
+  const onDispatch = (transferId: string, batch: DispatchBatch): void => {
+    if (closed || !attached.has(transferId)) return;
+    if (!batch || typeof batch.output !== 'string' || !Number.isSafeInteger(batch.fileSize) || !Array.isArray(batch.items)) {
+      log.error({ transferId }, 'malformed dispatch batch dropped (needs output, fileSize, items)');
+      return;
+    }
+    if (batch.transferId !== transferId) log.warn({ transferId, batchTransferId: batch.transferId }, 'dispatch batch names another transfer; reporting under the subject\'s');
+    attached.get(transferId)!.outputs.add(batch.output);
+    for (const item of batch.items) {
+      queue.push({ transferId, output: batch.output, fileSize: batch.fileSize, item, key: jobKey(transferId, item.chunk, item.attempt), ac: new AbortController() });
+    }
+    pump();
+  };
+
+  const cancelQueued = (pred: (j: Job) => boolean, detail: string): void => {
+    for (let i = queue.length - 1; i >= 0; i--) {
+      const job = queue[i];
+      if (!pred(job)) continue;
+      queue.splice(i, 1);
+      counters.failed++;
+      const p = publish(failureReport(job, 'cancelled', detail)).finally(() => settling.delete(p));
+      settling.set(p, job.transferId);
+    }
+  };
+
+  const onCancel = (transferId: string, req: CancelRequest): void => {
+    if (!req || typeof req.chunk !== 'number' || typeof req.attempt !== 'number') {
+      log.error({ transferId }, 'malformed cancel request dropped (needs chunk, attempt)');
+      return;
+    }
+    const key = jobKey(transferId, req.chunk, req.attempt);
+    const job = running.get(key);
+    if (job) { job.ac.abort(new PortalError('PORTAL_CANCELLED', `chunk ${req.chunk} attempt ${req.attempt} cancelled`)); return; }
+    cancelQueued((j) => j.key === key, 'cancelled before it started');
+  };
+
+  const detach = async (transferId: string): Promise<void> => {
+    const a = attached.get(transferId);
+    if (!a) return;
+    attached.delete(transferId);
+    for (const s of a.subs) s.unsubscribe();
+    cancelQueued((j) => j.transferId === transferId, 'transfer detached');
+    const mine = [...running.values()].filter((j) => j.transferId === transferId);
+    for (const j of mine) j.ac.abort(new PortalError('PORTAL_CANCELLED', 'transfer detached'));
+    await Promise.allSettled([...settling].filter(([, t]) => t === transferId).map(([p]) => p));
+    const errors: unknown[] = [];
+    for (const output of a.outputs) {
+      const stillUsed = [...attached.values()].some((o) => o.outputs.has(output));
+      const wp = writers.get(output);
+      if (!wp || stillUsed) continue;
+      writers.delete(output);
+      try {
+        const w = await wp;
+        await w.sync();
+        await w.close();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (errors.length > 0) {
+      throw new PortalError('PORTAL_TRANSFER_FAILED', `transfer ${transferId}: ${errors.length} output file(s) could not be closed: ${(errors[0] as Error)?.message}`, { cause: errors[0] });
+    }
+  };
+
+  return {
+    id,
+    attach(transferId) {
+      if (closed) throw new PortalError('PORTAL_HOST_STOPPED', `executor ${id} is closed: cannot attach ${String(transferId)}`);
+      if (typeof transferId !== 'string' || transferId === '' || transferId.includes('.')) {
+        throw new PortalError('PORTAL_INVALID_ARGUMENT', `transferId: expected a non-empty string without '.', got ${JSON.stringify(transferId)}`);
+      }
+      if (attached.has(transferId)) return;
+      const subs = [
+        bus.subscribe<DispatchBatch>(subjects.dispatch(transferId), (b) => onDispatch(transferId, b), { queue: 'executors' }),
+        bus.subscribe<CancelRequest>(subjects.cancel(transferId), (c) => onCancel(transferId, c)),
+      ];
+      attached.set(transferId, { subs, outputs: new Set() });
+    },
+    detach,
+    stats: () => ({ ...counters, inFlight: running.size, queued: queue.length }),
+    close() {
+      if (closing) return closing;
+      closed = true;
+      closing = (async () => {
+        const results = await Promise.allSettled([...attached.keys()].map((t) => detach(t)));
+        await Promise.allSettled([...settling.keys()]);
+        for (const [output, wp] of writers) {
+          writers.delete(output);
+          try { await (await wp).close(); } catch (err) { log.warn({ err, output }, 'cannot close output file'); }
+        }
+        const bad = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (bad) throw bad.reason;
+      })();
+      return closing;
+    },
+  };
+}

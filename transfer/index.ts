@@ -1,0 +1,21 @@
+/** Transfer: content ids, manifests, bandwidth caps, edges, the chunk fetcher, the output writer and the executor. */
+export { cidOf, isCid, verifyChunk } from './cid.js';
+export {
+  createManifest, saveManifest, loadManifest, parseManifest, manifestId, chunkCount, chunkRange,
+  MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS,
+} from './manifest.js';
+export type { Manifest, ManifestLimits, CreateManifestOptions } from './manifest.js';
+export { createTokenBucket } from './token-bucket.js';
+export type { TokenBucket, TokenBucketOptions } from './token-bucket.js';
+export { encodeHaveBitmap, decodeHaveBitmap } from './have-bitmap.js';
+export { createPrng } from './prng.js';
+export { createEdgeServer, EDGE_SLICE_BYTES } from './edge-server.js';
+export type { EdgeServer, EdgeServerOptions, EdgeServerStats, EdgeFaults } from './edge-server.js';
+export { ChunkFetchError, isChunkFetchError } from './chunk-fetch-error.js';
+export type { ChunkFetchErrorInfo } from './chunk-fetch-error.js';
+export { fetchChunk, createFetchAgent, defaultFetchAgent, FETCH_MAX_SOCKETS_PER_EDGE } from './http-fetch.js';
+export type { FetchChunkRequest, FetchChunkResult, FetchChunkFn } from './http-fetch.js';
+export { openChunkWriter, hashFile } from './chunk-writer.js';
+export type { ChunkWriter } from './chunk-writer.js';
+export { createExecutor } from './executor.js';
+export type { Executor, ExecutorOptions, ExecutorStats } from './executor.js';
