@@ -22,7 +22,9 @@ export type PortalErrorCode =
   | 'PORTAL_TRANSFER_FAILED'
   | 'PORTAL_VERIFY_FAILED'
   | 'PORTAL_CANCELLED'
-  | 'PORTAL_CONFIG_INVALID';
+  | 'PORTAL_CONFIG_INVALID'
+  | 'PORTAL_ACTOR_TIMEOUT'
+  | 'PORTAL_STORE_CLOSED';
 
 /** Base class of all Portal errors: a stable `code`, a message that names what was wrong, an optional cause. */
 export class PortalError extends Error {

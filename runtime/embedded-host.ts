@@ -1,0 +1,555 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createSystemClock, type Clock, type TimerHandle } from '../common/clock.js';
+import { PortalError, checkArg } from '../common/errors.js';
+import { createSilentLogger, type Logger } from '../common/logger.js';
+import { isInvocableMethod } from './actor-methods.js';
+import { Mailbox } from './mailbox.js';
+import { decodeReminders, encodeReminders, type ReminderRecord } from './reminder-record.js';
+import { createStateManager, type TurnStateManager } from './state-manager.js';
+import { KEY_SEPARATOR, REMINDERS_KEY, actorKeyPrefix, checkKeyPart, parseStateKey } from './state-keys.js';
+import { Actor } from './types.js';
+import type { ActorClass, ActorContext, ActorHost, ActorHostStats, ActorRef, ActorServices, StateStore } from './types.js';
+
+/** Options of createEmbeddedHost. */
+export interface EmbeddedHostOptions {
+  /** Where actor state and reminders are kept. The host does not close it. */
+  readonly store: StateStore;
+  /** Defaults to the system clock; pass a ManualClock to drive timers, reminders and idleness in tests. */
+  readonly clock?: Clock;
+  /** Parent of the per-actor child loggers; silent by default. */
+  readonly logger?: Logger;
+  /** Process-local services handed to every actor as `ctx.services`. */
+  readonly services?: ActorServices;
+  /** An actor with no turn for this long is deactivated (default 60 minutes). */
+  readonly idleTimeoutMs?: number;
+  /** How often idleness is checked (default 30 seconds). */
+  readonly idleScanMs?: number;
+  /** A caller waiting longer than this for its call rejects with PORTAL_ACTOR_TIMEOUT (default 60 seconds). */
+  readonly callTimeoutMs?: number;
+}
+
+/** The in-process actor host, with the operations tests and operators need beyond ActorHost. */
+export interface EmbeddedHost extends ActorHost {
+  readonly kind: 'embedded';
+  /** Loads the reminders of every actor from the store and schedules them; call once after register(). */
+  ready(): Promise<void>;
+  /** Deactivates one actor now, as a turn after those already queued; a no-op when it is not active. */
+  deactivate(actorType: string, actorId: string): Promise<void>;
+  /** Resolves when no actor has a turn running or queued (tests use it after advancing a ManualClock). */
+  settle(): Promise<void>;
+}
+
+/** The call chain of the running turn: actor keys from the outermost caller to the current actor. */
+interface TurnScope {
+  readonly chain: readonly string[];
+}
+
+interface TimerEntry {
+  readonly name: string;
+  readonly method: string;
+  readonly periodMs: number;
+  readonly data: unknown;
+  handle: TimerHandle | undefined;
+  /** A firing's turn is queued or running: later firings are skipped until it ends. */
+  inFlight: boolean;
+}
+
+interface Activation {
+  readonly instance: Actor;
+  readonly state: TurnStateManager;
+  readonly timers: Map<string, TimerEntry>;
+}
+
+/** Everything the host keeps per actor identity, active or not. */
+interface Slot {
+  readonly type: string;
+  readonly id: string;
+  readonly key: string;
+  readonly cls: ActorClass;
+  readonly log: Logger;
+  readonly mailbox: Mailbox;
+  activation: Activation | undefined;
+  /** Set while the activation's timers must no longer fire (deactivating or gone). */
+  closing: boolean;
+  deactivationQueued: boolean;
+  lastTurnAt: number;
+}
+
+interface ReminderEntry extends ReminderRecord {
+  dueAt: number;
+  handle: TimerHandle | undefined;
+}
+
+/** The durable reminders of one actor, loaded from the store at most once per host. */
+interface ActorReminders {
+  readonly type: string;
+  readonly id: string;
+  readonly storeKey: string;
+  readonly entries: Map<string, ReminderEntry>;
+  /** Serializes the writes of this record. */
+  writing: Promise<void>;
+}
+
+const MINUTE = 60_000;
+
+function checkDuration(value: unknown, name: string): asserts value is number {
+  checkArg(typeof value === 'number' && Number.isFinite(value) && value >= 0, name, 'a finite number of milliseconds >= 0');
+}
+
+/**
+ * Creates an in-process actor host with Orleans/Dapr virtual-actor semantics:
+ *
+ * - An actor is activated by its first turn (constructed with an ActorContext, `onActivate` awaited as part of
+ *   that turn) and deactivated after `idleTimeoutMs` without turns (`onDeactivate` as a final turn).
+ * - One turn at a time per actor, in FIFO order: method calls, timer firings and reminders. A turn that awaits
+ *   I/O holds the actor until it ends. Calls into an actor already in the current call chain (itself, or A → B
+ *   → A) would deadlock and reject with PORTAL_INVALID_ARGUMENT instead: reentrancy is not supported.
+ * - Arguments and results are passed by reference, not copied: actors must treat them as immutable and keep
+ *   them JSON-serializable, as the Dapr host serializes them.
+ * - State changes of a turn are written in one store transaction after it succeeds; a turn that throws (or
+ *   whose write fails) has its unsaved changes discarded, like a rolled-back transaction, and its caller
+ *   rejects with the same error. Changes the actor wrote with an explicit `state.save()` stay written.
+ * - Timers and reminders fire through the Clock; a firing whose predecessor's turn has not finished is
+ *   skipped. Every turn, timer turns included, counts as activity for idle deactivation.
+ */
+export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
+  checkArg(typeof opts === 'object' && opts !== null && typeof opts.store === 'object' && opts.store !== null, 'opts.store', 'a StateStore');
+  const store = opts.store;
+  const clock = opts.clock ?? createSystemClock();
+  const log = opts.logger ?? createSilentLogger();
+  const services: ActorServices = opts.services ?? Object.freeze({});
+  const idleTimeoutMs = opts.idleTimeoutMs ?? 60 * MINUTE;
+  const idleScanMs = opts.idleScanMs ?? 30_000;
+  const callTimeoutMs = opts.callTimeoutMs ?? MINUTE;
+  checkDuration(idleTimeoutMs, 'opts.idleTimeoutMs');
+  checkArg(Number.isFinite(idleScanMs) && idleScanMs > 0, 'opts.idleScanMs', 'a finite number of milliseconds > 0');
+  checkDuration(callTimeoutMs, 'opts.callTimeoutMs');
+
+  const types = new Map<string, ActorClass>();
+  const slots = new Map<string, Slot>();
+  const reminders = new Map<string, Promise<ActorReminders>>();
+  const turnScope = new AsyncLocalStorage<TurnScope>();
+  const counters: ActorHostStats = { activations: 0, deactivations: 0, calls: 0, active: 0, remindersFired: 0, timersFired: 0 };
+  let stopped = false;
+  let stopping: Promise<void> | undefined;
+  let loading: Promise<void> | undefined;
+  let idleHandle: TimerHandle | undefined;
+
+  const stoppedError = (): PortalError => new PortalError('PORTAL_HOST_STOPPED', 'the embedded actor host is stopped');
+
+  // ---- slots and turns -------------------------------------------------------------------------------------
+
+  const slotFor = (type: string, id: string, cls: ActorClass): Slot => {
+    const key = type + KEY_SEPARATOR + id;
+    let slot = slots.get(key);
+    if (!slot) {
+      const childLog = log.child({ actorType: type, actorId: id });
+      slot = {
+        type, id, key, cls, log: childLog,
+        mailbox: new Mailbox((err) => childLog.error({ err }, 'actor job failed unexpectedly')),
+        activation: undefined, closing: false, deactivationQueued: false, lastTurnAt: clock.now(),
+      };
+      slots.set(key, slot);
+    }
+    return slot;
+  };
+
+  const clearTimers = (act: Activation): void => {
+    for (const t of act.timers.values()) if (t.handle) clock.clearTimeout(t.handle);
+    act.timers.clear();
+  };
+
+  /** Activates the slot's actor if needed; runs inside the current turn. */
+  const ensureActive = async (slot: Slot): Promise<Activation> => {
+    if (slot.activation) return slot.activation;
+    const state = createStateManager(store, actorKeyPrefix(slot.type, slot.id));
+    const timers = new Map<string, TimerEntry>();
+    let act: Activation | undefined;
+    const ctx: ActorContext = {
+      actorType: slot.type,
+      actorId: slot.id,
+      log: slot.log,
+      clock,
+      state,
+      services,
+      registerTimer: async (name, t) => registerTimer(slot, () => act, timers, name, t),
+      unregisterTimer: async (name) => {
+        const t = timers.get(name);
+        if (t?.handle) clock.clearTimeout(t.handle);
+        timers.delete(name);
+      },
+      registerReminder: (name, r) => registerReminder(slot, name, r),
+      unregisterReminder: (name) => unregisterReminder(slot, name),
+      proxy: (type, id) => proxy(type, id),
+    };
+    const candidate: Activation = { instance: new slot.cls(ctx), state, timers };
+    act = candidate;
+    slot.closing = false;
+    try {
+      await candidate.instance.onActivate();
+    } catch (err) {
+      act = undefined;
+      clearTimers(candidate);
+      slot.log.warn({ err }, 'actor activation failed');
+      throw err;
+    }
+    slot.activation = candidate;
+    counters.activations++;
+    counters.active++;
+    slot.log.debug('actor activated');
+    return candidate;
+  };
+
+  /** Runs one turn: activate if needed, run `body`, save state on success, roll back on failure. */
+  const runTurn = async <R>(slot: Slot, scope: TurnScope, body: (act: Activation) => Promise<R> | R): Promise<R> => {
+    slot.lastTurnAt = clock.now();
+    try {
+      return await turnScope.run(scope, async () => {
+        const act = await ensureActive(slot);
+        try {
+          const result = await body(act);
+          if (act.state.dirty) await act.state.save();
+          return result;
+        } catch (err) {
+          act.state.rollback();
+          throw err;
+        }
+      });
+    } finally {
+      slot.lastTurnAt = clock.now();
+    }
+  };
+
+  const deactivateJob = (slot: Slot) => async (): Promise<void> => {
+    slot.deactivationQueued = false;
+    const act = slot.activation;
+    if (!act) {
+      if (slot.mailbox.queued === 0 && slots.get(slot.key) === slot) slots.delete(slot.key);
+      return;
+    }
+    slot.closing = true;
+    clearTimers(act);
+    try {
+      await turnScope.run({ chain: [slot.key] }, async () => {
+        await act.instance.onDeactivate();
+        if (act.state.dirty) await act.state.save();
+      });
+    } catch (err) {
+      act.state.rollback();
+      slot.log.warn({ err }, 'actor onDeactivate failed; its unsaved state changes were discarded');
+    }
+    slot.activation = undefined;
+    counters.deactivations++;
+    counters.active--;
+    slot.log.debug('actor deactivated');
+    if (slot.mailbox.queued === 0 && slots.get(slot.key) === slot) slots.delete(slot.key);
+  };
+
+  const queueDeactivation = (slot: Slot): Promise<void> => {
+    slot.deactivationQueued = true;
+    return new Promise((resolve) => {
+      const job = deactivateJob(slot);
+      slot.mailbox.post(async () => {
+        try {
+          await job();
+        } finally {
+          resolve();
+        }
+      });
+    });
+  };
+
+  // ---- calls -----------------------------------------------------------------------------------------------
+
+  const invoke = <R>(type: string, id: string, method: string, arg: unknown): Promise<R> => {
+    if (stopped) return Promise.reject(stoppedError());
+    const cls = types.get(type);
+    if (!cls) return Promise.reject(new PortalError('PORTAL_UNKNOWN_ACTOR_TYPE', `no actor type ${JSON.stringify(type)} is registered`));
+    if (!isInvocableMethod(cls, method)) {
+      return Promise.reject(new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `actor type ${type} has no invocable method ${JSON.stringify(method)}`));
+    }
+    const key = type + KEY_SEPARATOR + id;
+    const caller = turnScope.getStore();
+    if (caller?.chain.includes(key)) {
+      return Promise.reject(new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `call to ${type}/${id}.${method} from inside a turn of the same call chain (${caller.chain.join(' -> ')}) would deadlock: reentrancy is not supported`,
+      ));
+    }
+    counters.calls++;
+    const slot = slotFor(type, id, cls);
+    const scope: TurnScope = { chain: caller ? [...caller.chain, key] : [key] };
+    return new Promise<R>((resolve, reject) => {
+      let settled = false;
+      const timeout = clock.setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        reject(new PortalError('PORTAL_ACTOR_TIMEOUT', `call to ${type}/${id}.${method} did not complete within ${callTimeoutMs} ms`));
+      }, callTimeoutMs);
+      slot.mailbox.post(async () => {
+        if (settled) {
+          slot.log.warn({ method }, 'call timed out while queued; its turn is skipped');
+          return;
+        }
+        try {
+          const result = await runTurn(slot, scope, (act) => (act.instance as unknown as Record<string, (a: unknown) => unknown>)[method]!(arg));
+          if (!settled) resolve(result as R);
+          else slot.log.warn({ method }, 'turn completed after its caller timed out');
+        } catch (err) {
+          if (!settled) reject(err);
+          else slot.log.warn({ err, method }, 'turn failed after its caller timed out');
+        } finally {
+          settled = true;
+          clock.clearTimeout(timeout);
+        }
+      });
+    });
+  };
+
+  const proxy = (actorType: string, actorId: string): ActorRef => {
+    checkKeyPart(actorType, 'actorType');
+    checkKeyPart(actorId, 'actorId');
+    return {
+      actorType,
+      actorId,
+      invoke: <R = unknown>(method: string, arg?: unknown) => invoke<R>(actorType, actorId, method, arg),
+    };
+  };
+
+  // ---- timers ----------------------------------------------------------------------------------------------
+
+  const registerTimer = (
+    slot: Slot,
+    current: () => Activation | undefined,
+    timers: Map<string, TimerEntry>,
+    name: string,
+    t: { method: string; dueMs: number; periodMs: number; data?: unknown },
+  ): void => {
+    checkArg(typeof name === 'string' && name.length > 0, 'timer name', 'a non-empty string');
+    checkArg(typeof t === 'object' && t !== null, 'timer options', 'an object');
+    checkDuration(t.dueMs, 'timer dueMs');
+    checkDuration(t.periodMs, 'timer periodMs');
+    if (!isInvocableMethod(slot.cls, t.method)) {
+      throw new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(t.method)}`);
+    }
+    if (slot.closing || stopped) throw new PortalError('PORTAL_ACTOR_DEACTIVATED', `timer ${name}: actor ${slot.type}/${slot.id} is deactivating`);
+    const old = timers.get(name);
+    if (old?.handle) clock.clearTimeout(old.handle);
+    const entry: TimerEntry = { name, method: t.method, periodMs: t.periodMs, data: t.data, handle: undefined, inFlight: false };
+    timers.set(name, entry);
+    const fire = (): void => {
+      entry.handle = undefined;
+      if (timers.get(name) !== entry || slot.closing || stopped) return;
+      if (entry.periodMs > 0) entry.handle = clock.setTimeout(fire, entry.periodMs);
+      else timers.delete(name);
+      if (entry.inFlight) {
+        slot.log.debug({ timer: name }, 'timer skipped: previous firing still running');
+        return;
+      }
+      entry.inFlight = true;
+      slot.mailbox.post(async () => {
+        try {
+          const act = current();
+          if (!act || slot.activation !== act || slot.closing) return;
+          counters.timersFired++;
+          await runTurn(slot, { chain: [slot.key] }, (a) => (a.instance as unknown as Record<string, (d: unknown) => unknown>)[entry.method]!(entry.data));
+        } catch (err) {
+          slot.log.warn({ err, timer: name }, 'timer turn failed');
+        } finally {
+          entry.inFlight = false;
+        }
+      });
+    };
+    entry.handle = clock.setTimeout(fire, t.dueMs);
+  };
+
+  // ---- reminders -------------------------------------------------------------------------------------------
+
+  const persistReminders = (ar: ActorReminders): Promise<void> => {
+    const write = async (): Promise<void> => {
+      if (ar.entries.size === 0) await store.transaction([{ op: 'delete', key: ar.storeKey }]);
+      else await store.transaction([{ op: 'upsert', key: ar.storeKey, value: encodeReminders(ar.entries) }]);
+    };
+    const p = ar.writing.then(write);
+    ar.writing = p.catch(() => undefined); // the next write goes on; this one's error reaches its caller
+    return p;
+  };
+
+  const scheduleReminder = (ar: ActorReminders, name: string, entry: ReminderEntry): void => {
+    if (stopped) return;
+    if (entry.handle) clock.clearTimeout(entry.handle);
+    entry.handle = clock.setTimeout(() => fireReminder(ar, name, entry), Math.max(0, entry.dueAt - clock.wallNow()));
+  };
+
+  const fireReminder = (ar: ActorReminders, name: string, entry: ReminderEntry): void => {
+    entry.handle = undefined;
+    if (stopped || ar.entries.get(name) !== entry) return;
+    const cls = types.get(ar.type);
+    if (!cls) {
+      log.error({ actorType: ar.type, actorId: ar.id, reminder: name }, 'reminder for an unregistered actor type not fired; it stays stored');
+      return;
+    }
+    const slot = slotFor(ar.type, ar.id, cls);
+    slot.mailbox.post(async () => {
+      if (stopped || ar.entries.get(name) !== entry) return;
+      counters.remindersFired++;
+      try {
+        await runTurn(slot, { chain: [slot.key] }, (act) => act.instance.receiveReminder(name, entry.data));
+      } catch (err) {
+        slot.log.warn({ err, reminder: name }, 'reminder turn failed');
+      }
+      if (ar.entries.get(name) !== entry) return; // unregistered or replaced during the turn
+      if (entry.periodMs > 0) {
+        const now = clock.wallNow();
+        entry.dueAt += entry.periodMs;
+        if (entry.dueAt <= now) entry.dueAt = now + entry.periodMs; // missed firings collapse into the one just run
+        scheduleReminder(ar, name, entry);
+      } else {
+        ar.entries.delete(name);
+      }
+      try {
+        await persistReminders(ar);
+      } catch (err) {
+        slot.log.error({ err, reminder: name }, 'could not store reminder after firing');
+      }
+    });
+  };
+
+  /** Loads (once) and schedules the stored reminders of one actor. */
+  const remindersOf = (type: string, id: string): Promise<ActorReminders> => {
+    const key = type + KEY_SEPARATOR + id;
+    let p = reminders.get(key);
+    if (!p) {
+      p = (async () => {
+        const storeKey = actorKeyPrefix(type, id) + REMINDERS_KEY;
+        const json = await store.get(storeKey);
+        const ar: ActorReminders = { type, id, storeKey, entries: new Map(), writing: Promise.resolve() };
+        if (json !== undefined) {
+          for (const [name, r] of decodeReminders(storeKey, json)) {
+            const entry: ReminderEntry = { ...r, handle: undefined };
+            ar.entries.set(name, entry);
+            scheduleReminder(ar, name, entry);
+          }
+        }
+        return ar;
+      })();
+      reminders.set(key, p);
+      const failed = p;
+      failed.catch(() => { if (reminders.get(key) === failed) reminders.delete(key); });
+    }
+    return p;
+  };
+
+  const registerReminder = async (slot: Slot, name: string, r: { dueMs: number; periodMs: number; data?: unknown }): Promise<void> => {
+    checkArg(typeof name === 'string' && name.length > 0, 'reminder name', 'a non-empty string');
+    checkArg(typeof r === 'object' && r !== null, 'reminder options', 'an object');
+    checkDuration(r.dueMs, 'reminder dueMs');
+    checkDuration(r.periodMs, 'reminder periodMs');
+    try {
+      JSON.stringify(r.data);
+    } catch (err) {
+      throw new PortalError('PORTAL_INVALID_ARGUMENT', `reminder ${name}: data is not JSON-serializable`, { cause: err });
+    }
+    if (stopped) throw stoppedError();
+    const ar = await remindersOf(slot.type, slot.id);
+    const old = ar.entries.get(name);
+    if (old?.handle) clock.clearTimeout(old.handle);
+    const entry: ReminderEntry = { dueAt: clock.wallNow() + r.dueMs, periodMs: r.periodMs, data: r.data, handle: undefined };
+    ar.entries.set(name, entry);
+    await persistReminders(ar);
+    if (ar.entries.get(name) === entry) scheduleReminder(ar, name, entry);
+  };
+
+  const unregisterReminder = async (slot: Slot, name: string): Promise<void> => {
+    const ar = await remindersOf(slot.type, slot.id);
+    const old = ar.entries.get(name);
+    if (!old) return;
+    if (old.handle) clock.clearTimeout(old.handle);
+    ar.entries.delete(name);
+    await persistReminders(ar);
+  };
+
+  // ---- idleness --------------------------------------------------------------------------------------------
+
+  const scanIdle = (): void => {
+    idleHandle = undefined;
+    if (stopped) return;
+    const now = clock.now();
+    for (const slot of slots.values()) {
+      if (slot.activation && !slot.deactivationQueued && !slot.mailbox.busy && now - slot.lastTurnAt >= idleTimeoutMs) {
+        slot.log.debug('actor idle; deactivating');
+        void queueDeactivation(slot);
+      }
+    }
+    idleHandle = clock.setTimeout(scanIdle, idleScanMs);
+  };
+  idleHandle = clock.setTimeout(scanIdle, idleScanMs);
+
+  // ---- the host --------------------------------------------------------------------------------------------
+
+  return {
+    kind: 'embedded',
+
+    register(cls, name = cls?.name) {
+      checkArg(typeof cls === 'function' && cls.prototype instanceof Actor, 'cls', 'an actor class extending Actor');
+      checkKeyPart(name, 'actor type name');
+      if (types.has(name) && types.get(name) !== cls) {
+        throw new PortalError('PORTAL_INVALID_ARGUMENT', `actor type ${name} is already registered with another class`);
+      }
+      types.set(name, cls);
+    },
+
+    proxy,
+
+    ready() {
+      loading ??= (async () => {
+        const suffix = KEY_SEPARATOR + REMINDERS_KEY;
+        for (const key of await store.keys('')) {
+          if (!key.endsWith(suffix)) continue;
+          const parsed = parseStateKey(key);
+          if (!parsed || parsed.key !== REMINDERS_KEY) continue;
+          await remindersOf(parsed.actorType, parsed.actorId);
+        }
+      })();
+      const p = loading;
+      p.catch(() => { if (loading === p) loading = undefined; });
+      return p;
+    },
+
+    async deactivate(actorType, actorId) {
+      checkKeyPart(actorType, 'actorType');
+      checkKeyPart(actorId, 'actorId');
+      const slot = slots.get(actorType + KEY_SEPARATOR + actorId);
+      if (!slot || (!slot.activation && !slot.mailbox.busy)) return;
+      await queueDeactivation(slot);
+    },
+
+    async settle() {
+      for (;;) {
+        const busy = [...slots.values()].filter((s) => s.mailbox.busy);
+        if (busy.length === 0) return;
+        await Promise.all(busy.map((s) => s.mailbox.whenIdle()));
+      }
+    },
+
+    stop() {
+      stopping ??= (async () => {
+        stopped = true;
+        if (idleHandle) clock.clearTimeout(idleHandle);
+        idleHandle = undefined;
+        for (const p of reminders.values()) {
+          const ar = await p.catch(() => undefined); // a failed load has nothing scheduled
+          if (!ar) continue;
+          for (const e of ar.entries.values()) if (e.handle) clock.clearTimeout(e.handle);
+        }
+        await Promise.all([...slots.values()].map((slot) => queueDeactivation(slot)));
+        log.debug({ deactivations: counters.deactivations }, 'embedded actor host stopped');
+      })();
+      return stopping;
+    },
+
+    stats() {
+      return { ...counters };
+    },
+  };
+}

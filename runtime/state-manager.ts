@@ -1,0 +1,101 @@
+import { PortalError } from '../common/errors.js';
+import type { ActorStateManager, StateStore } from './types.js';
+
+/** The host's view of an actor's state manager: the actor's API plus turn bookkeeping. */
+export interface TurnStateManager extends ActorStateManager {
+  /** True when the current turn has changes not yet written. */
+  readonly dirty: boolean;
+  /** Discards the changes not yet written (a failed turn). */
+  rollback(): void;
+}
+
+/** Marks a pending delete. */
+const DELETED = null;
+
+/**
+ * Creates the per-activation state manager of the actor whose keys start with `prefix`. Values are stored as
+ * JSON: `set` serializes at once (a value JSON cannot hold rejects with PORTAL_INVALID_ARGUMENT), and every
+ * `get` returns a fresh copy, so mutating a value read in a turn changes nothing until it is `set` again and a
+ * failed turn's rollback is exact. Keys starting with `__` are reserved for the host. Committed values are
+ * cached for the life of the activation; a stored value that is not JSON rejects with PORTAL_STATE_CORRUPT.
+ */
+export function createStateManager(store: StateStore, prefix: string): TurnStateManager {
+  /** Values known to be in the store (null: known absent). */
+  const committed = new Map<string, string | null>();
+  /** Changes of the current turn (null: delete). */
+  const pending = new Map<string, string | null>();
+
+  function checkKey(key: unknown): asserts key is string {
+    if (typeof key !== 'string' || key.length === 0 || key.startsWith('__')) {
+      throw new PortalError('PORTAL_INVALID_ARGUMENT', `state key: expected a non-empty string not starting with "__", got ${JSON.stringify(key)}`);
+    }
+  }
+
+  const decode = <T>(key: string, json: string | null): T | undefined => {
+    if (json === null) return undefined;
+    try {
+      return JSON.parse(json) as T;
+    } catch (err) {
+      throw new PortalError('PORTAL_STATE_CORRUPT', `state key ${prefix}${key} does not hold JSON`, { cause: err });
+    }
+  };
+
+  return {
+    get dirty() {
+      return pending.size > 0;
+    },
+
+    async get<T>(key: string): Promise<T | undefined> {
+      checkKey(key);
+      const mine = pending.get(key);
+      if (mine !== undefined) return decode<T>(key, mine);
+      let json = committed.get(key);
+      if (json === undefined) {
+        json = (await store.get(prefix + key)) ?? null;
+        committed.set(key, json);
+        // A set() during the await wins over what was read.
+        const raced = pending.get(key);
+        if (raced !== undefined) return decode<T>(key, raced);
+      }
+      return decode<T>(key, json);
+    },
+
+    async set(key, value) {
+      checkKey(key);
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(value);
+      } catch (err) {
+        throw new PortalError('PORTAL_INVALID_ARGUMENT', `state value for ${key}: not JSON-serializable`, { cause: err });
+      }
+      if (json === undefined) {
+        throw new PortalError('PORTAL_INVALID_ARGUMENT', `state value for ${key}: expected a JSON value (use delete() to remove a key), got ${typeof value}`);
+      }
+      pending.set(key, json);
+    },
+
+    async delete(key) {
+      checkKey(key);
+      pending.set(key, DELETED);
+    },
+
+    async save() {
+      if (pending.size === 0) return;
+      const batch = new Map(pending);
+      const ops: Array<{ op: 'upsert'; key: string; value: string } | { op: 'delete'; key: string }> = [];
+      for (const [key, json] of batch) {
+        if (committed.get(key) === json) continue; // unchanged
+        ops.push(json === DELETED ? { op: 'delete', key: prefix + key } : { op: 'upsert', key: prefix + key, value: json });
+      }
+      if (ops.length > 0) await store.transaction(ops);
+      for (const [key, json] of batch) {
+        committed.set(key, json);
+        if (pending.get(key) === json) pending.delete(key);
+      }
+    },
+
+    rollback() {
+      pending.clear();
+    },
+  };
+}

@@ -1,0 +1,122 @@
+import { Actor } from '../../runtime/index.js';
+
+/** Services the test actors report to: an event log and a gate tests open when they choose. */
+export interface TestServices {
+  events: string[];
+  gate: Gate;
+}
+
+/** A promise tests resolve by hand, to hold a turn open. */
+export interface Gate {
+  wait(): Promise<void>;
+  open(): void;
+}
+
+/** Creates a closed gate; `open()` releases every waiter, now and later. */
+export function createGate(): Gate {
+  let release!: () => void;
+  const p = new Promise<void>((resolve) => { release = resolve; });
+  return { wait: () => p, open: () => release() };
+}
+
+/** Creates fresh services for one test. */
+export function createTestServices(): TestServices {
+  return { events: [], gate: createGate() };
+}
+
+/** Lets pending I/O callbacks and promise jobs run once. */
+export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+abstract class Recording extends Actor {
+  protected get svc(): TestServices {
+    return this.ctx.services as unknown as TestServices;
+  }
+  protected _record(event: string): void {
+    this.svc.events.push(`${this.ctx.actorId}:${event}`);
+  }
+  override async onActivate(): Promise<void> {
+    this._record('activate');
+  }
+  override async onDeactivate(): Promise<void> {
+    this._record('deactivate');
+  }
+}
+
+/** A counter whose increment reads, yields, then writes: it loses updates if turns interleave. */
+export class Counter extends Recording {
+  async increment(): Promise<number> {
+    const n = (await this.ctx.state.get<number>('count')) ?? 0;
+    await tick();
+    await this.ctx.state.set('count', n + 1);
+    return n + 1;
+  }
+  async get(): Promise<number> {
+    return (await this.ctx.state.get<number>('count')) ?? 0;
+  }
+  async failAfterWrite(): Promise<void> {
+    await this.ctx.state.set('count', 999);
+    throw new Error('boom');
+  }
+  async callSelf(): Promise<number> {
+    return this.ctx.proxy('Counter', this.ctx.actorId).invoke<number>('get');
+  }
+  async callVia(otherId: string): Promise<number> {
+    return this.ctx.proxy('Counter', otherId).invoke<number>('callBack', this.ctx.actorId);
+  }
+  async callBack(callerId: string): Promise<number> {
+    return this.ctx.proxy('Counter', callerId).invoke<number>('get');
+  }
+  async hold(): Promise<string> {
+    this._record('hold-start');
+    await this.svc.gate.wait();
+    this._record('hold-end');
+    return this.ctx.actorId;
+  }
+  async logSomething(): Promise<void> {
+    this.ctx.log.info({ detail: 42 }, 'something happened');
+  }
+  async echo(arg: unknown): Promise<unknown> {
+    return arg;
+  }
+  async _secret(): Promise<string> {
+    return 'secret';
+  }
+}
+
+/** An actor driven by timers. */
+export class Ticker extends Recording {
+  async start(opts: { name?: string; dueMs: number; periodMs: number; block?: boolean }): Promise<void> {
+    await this.ctx.registerTimer(opts.name ?? 'tick', { method: opts.block ? 'blockingTick' : 'onTick', dueMs: opts.dueMs, periodMs: opts.periodMs, data: { from: 'timer' } });
+  }
+  async stopTimer(name: string): Promise<void> {
+    await this.ctx.unregisterTimer(name);
+  }
+  async onTick(data: { from: string }): Promise<void> {
+    this._record(`tick:${data.from}`);
+  }
+  async blockingTick(): Promise<void> {
+    this._record('tick-start');
+    await this.svc.gate.wait();
+    this._record('tick-end');
+  }
+  async badTimer(): Promise<void> {
+    await this.ctx.registerTimer('bad', { method: 'toString', dueMs: 1, periodMs: 0 });
+  }
+}
+
+/** An actor driven by durable reminders. */
+export class Reminded extends Recording {
+  async remind(opts: { name: string; dueMs: number; periodMs: number; data?: unknown }): Promise<void> {
+    await this.ctx.registerReminder(opts.name, { dueMs: opts.dueMs, periodMs: opts.periodMs, data: opts.data });
+  }
+  async forget(name: string): Promise<void> {
+    await this.ctx.unregisterReminder(name);
+  }
+  async fired(): Promise<number> {
+    return (await this.ctx.state.get<number>('fired')) ?? 0;
+  }
+  override async receiveReminder(name: string, data: unknown): Promise<void> {
+    this._record(`reminder:${name}:${JSON.stringify(data)}`);
+    await this.ctx.state.set('fired', ((await this.ctx.state.get<number>('fired')) ?? 0) + 1);
+  }
+}
