@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import type { Bus, Subscription } from './types.js';
 import { PortalError } from '../common/errors.js';
 
@@ -24,21 +25,24 @@ export function subjectMatches(pattern: string[], subject: string[]): boolean {
  * In-process bus for the embedded default. Delivery is asynchronous (a microtask later, never inside
  * `publish`), in publish order per subscription; a queue group delivers each message to one member,
  * round-robin. A handler that throws is reported through `onError` and does not stop delivery.
+ * Handlers run in the bus's own async context (where it was created), as a network client's
+ * callbacks would — never inside the publisher's actor turn, so a handler may call that actor.
  */
 export function createMemoryBus(opts: { onError?: (err: unknown, subject: string) => void } = {}): Bus {
   const subs: Sub[] = [];
+  const scope = new AsyncResource('PortalMemoryBus');
   const rr = new Map<string, number>();
   let closed = false;
   const onError = opts.onError ?? ((err: unknown, subject: string) => { process.emitWarning(`memory bus handler for ${subject} failed: ${String(err)}`); });
 
   const deliver = (sub: Sub, msg: unknown, subject: string): void => {
-    queueMicrotask(() => {
+    queueMicrotask(() => scope.runInAsyncScope(() => {
       if (sub.closed) return;
       try {
         const r = sub.handler(msg, subject);
         if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch((e) => onError(e, subject));
       } catch (e) { onError(e, subject); }
-    });
+    }));
   };
 
   return {

@@ -6,3 +6,4 @@ export { createEmbeddedHost } from './embedded-host.js';
 export type { EmbeddedHost, EmbeddedHostOptions } from './embedded-host.js';
 export { actorKeyPrefix, parseStateKey, KEY_SEPARATOR, REMINDERS_KEY } from './state-keys.js';
 export type { ParsedStateKey } from './state-keys.js';
+export { createRoutedStateStore } from './routed-state-store.js';

@@ -431,7 +431,7 @@ export class ChunkScheduler {
     }
     candidates.sort((a, b) => (b.lateness - a.lateness) || (a.c - b.c));
     let made = 0;
-    const scratch = new Uint32Array(t.k);
+    const scratch = new Int32Array(t.k);
     for (const { c } of candidates) {
       if (this.hedges.size >= cfg.maxHedges) break;
       const primary = t.assigned[c];

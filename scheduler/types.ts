@@ -19,7 +19,7 @@ export const EdgeFlags = {
 /** "No edge" in `assigned` and `backups`. */
 export const NO_EDGE = 0xffff;
 /** Rank of an edge whose cost is infinite (unavailable): never selected. */
-export const INF_RANK = 0xffffffff;
+export const INF_RANK = 0x7fffffff;
 /** Most edges a transfer can use (edge ids are u16, 0xffff reserved). */
 export const MAX_EDGES = 0xfffe;
 

@@ -78,7 +78,12 @@ export async function fetchChunk(req: FetchChunkRequest): Promise<FetchChunkResu
     return await fetchOnce(req, url, t0);
   } catch (err) {
     if (!(err instanceof RetryOnFreshSocket)) throw err;
-    return fetchOnce(req, url, t0);
+  }
+  try {
+    return await fetchOnce(req, url, t0);
+  } catch (err) {
+    if (!(err instanceof RetryOnFreshSocket)) throw err;
+    throw new ChunkFetchError('unreachable', 'connection reset before any response, twice (the edge is closing connections)', { edgeUrl: req.edgeUrl, elapsedMs: performance.now() - t0 });
   }
 }
 

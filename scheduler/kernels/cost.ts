@@ -18,7 +18,7 @@ export interface EdgeRanking {
   /** Cost per edge; Infinity for an unusable edge. */
   readonly cost: Float64Array;
   /** rank[e] = position of edge e in ascending (cost, id) order; INF_RANK when cost is infinite. */
-  readonly rank: Uint32Array;
+  readonly rank: Int32Array;
   /** edgeOfRank[r] = the edge with rank r, for r < usable. */
   readonly edgeOfRank: Uint16Array;
   /** Number of edges with finite cost. */
@@ -63,7 +63,7 @@ export function rankEdges(edges: EdgeTable, chunkBytes: number, config: Pick<Sch
     order.push(e);
   }
   order.sort((a, b) => (cost[a] - cost[b]) || (a - b));
-  const rank = new Uint32Array(n).fill(INF_RANK);
+  const rank = new Int32Array(n).fill(INF_RANK);
   const edgeOfRank = new Uint16Array(n);
   for (let r = 0; r < order.length; r++) { rank[order[r]] = r; edgeOfRank[r] = order[r]; }
   return { cost, rank, edgeOfRank, usable: order.length };

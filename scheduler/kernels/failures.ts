@@ -53,7 +53,7 @@ export interface FailoverCounts { backup: number; recomputed: number; parked: nu
 export function failoverAssign(t: ChunkTable, edges: EdgeTable, ranking: EdgeRanking, failed: Uint32Array, count: number, maxAttempts: number, outcome: Uint8Array): FailoverCounts {
   const counts: FailoverCounts = { backup: 0, recomputed: 0, parked: 0, permanent: 0 };
   const k = t.k;
-  const scratch = new Uint32Array(k);
+  const scratch = new Int32Array(k);
   for (let i = 0; i < count; i++) {
     const c = failed[i];
     if (t.status[c] !== ChunkStatus.FAILED) continue;

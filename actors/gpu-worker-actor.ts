@@ -1,0 +1,23 @@
+import { Actor } from '../runtime/types.js';
+import { PortalError } from '../common/errors.js';
+import type { TickEngine, TickEngineStats } from '../gpu/tick-engine.js';
+
+/**
+ * One per host process (id = host id): owns the compute device through the process-local
+ * TickEngine (`services.tickEngine`) that schedulers on this host run their ticks on, and reports
+ * which backend runs the kernels. Chunk tables never cross an actor call: a scheduler hands its
+ * tables to the engine of its own process.
+ */
+export class GpuWorkerActor extends Actor {
+  /** Backend and counters of this host's engine. */
+  async describe(): Promise<TickEngineStats> {
+    return engineOf(this.ctx.services).stats();
+  }
+}
+
+/** The TickEngine a host was configured with; a typed error if none. */
+export function engineOf(services: Readonly<Record<string, unknown>>): TickEngine {
+  const e = services.tickEngine as TickEngine | undefined;
+  if (!e) throw new PortalError('PORTAL_CONFIG_INVALID', 'no tickEngine service configured on this host');
+  return e;
+}

@@ -1,0 +1,5 @@
+export { SchedulerActor, terminalStates } from './scheduler-actor.js';
+export { EdgeActor } from './edge-actor.js';
+export type { EdgeProber } from './edge-actor.js';
+export { GpuWorkerActor, engineOf } from './gpu-worker-actor.js';
+export type { EdgeConfig, EdgeView, EdgeSample, EdgeTelemetry, TransferEdge, TransferRequest, TransferStatus } from './types.js';

@@ -1,0 +1,349 @@
+import { open } from 'node:fs/promises';
+import { Actor } from '../runtime/types.js';
+import { PortalError, checkArg } from '../common/errors.js';
+import { ChunkScheduler } from '../scheduler/scheduler.js';
+
+import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
+import { subjects, type Bus, type ChunkReport, type DispatchBatch, type Subscription, type CancelRequest } from '../bus/types.js';
+import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.js';
+import { cidOf } from '../transfer/cid.js';
+import { hashFile } from '../transfer/chunk-writer.js';
+import { engineOf } from './gpu-worker-actor.js';
+import type { EdgeSample, EdgeView, TransferRequest, TransferStatus } from './types.js';
+
+const TICK_TIMER = 'tick';
+const KEEPALIVE = 'keepalive';
+
+interface Journal {
+  manifestId: string;
+  bitmap: string;
+  state: TransferStatus['state'];
+  error?: string;
+  verified: boolean;
+  startedAt: number;
+  finishedAt?: number;
+}
+
+/**
+ * One actor per transfer: owns the transfer's ChunkScheduler, runs its tick on a timer (50 ms by
+ * default) through the host's TickEngine, publishes dispatch batches and cancels on the bus,
+ * applies executor reports, feeds edge outcomes to EdgeActors and takes their estimates back.
+ *
+ * Durable state (the journal): the request and the completion bitmap, written at most every
+ * `persistMs` and at the end. A reactivated actor — after idle deactivation, a crash or on another
+ * host — re-reads the journal, re-verifies the chunks it lists against their CIDs in the output
+ * file, and resumes without fetching those again. A durable reminder re-activates a running
+ * transfer whose host went away.
+ */
+export class SchedulerActor extends Actor {
+  private req: TransferRequest | undefined;
+  private manifest: Manifest | undefined;
+  private core: ChunkScheduler | undefined;
+  private journal: Journal | undefined;
+  private edgeViews: EdgeView[] = [];
+  private sub: Subscription | undefined;
+  private inbox: ChunkReport[] = [];
+  private flushScheduled = false;
+  private samples = new Map<number, EdgeSample[]>();
+  private tickTimes: number[] = [];
+  private epochMs = 0;
+  private lastPersist = -Infinity;
+  private lastRefresh = 0;
+  private bytesDone = 0;
+  private resumedChunks = 0;
+  private perEdgeChunks: number[] = [];
+  private edgeEpochs: number[] = [];
+  private lastComplete = -1;
+  private lastProgressAt = 0;
+
+  override async onActivate(): Promise<void> {
+    const req = await this.ctx.state.get<TransferRequest>('request');
+    const journal = await this.ctx.state.get<Journal>('journal');
+    if (req && journal) {
+      this.req = req;
+      this.manifest = parseManifest(req.manifest);
+      this.journal = journal;
+      if (journal.state === 'running') await this.resume();
+    }
+  }
+
+  override async onDeactivate(): Promise<void> {
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+    if (this.core && this.journal) await this.persist(true);
+  }
+
+  override async receiveReminder(name: string): Promise<void> {
+    // Activation (onActivate) already resumed a running transfer; nothing else to do.
+    if (name === KEEPALIVE && this.journal && this.journal.state !== 'running') await this.ctx.unregisterReminder(KEEPALIVE);
+  }
+
+  /**
+   * Starts (or, for the same manifest, resumes) the transfer. Idempotent: a second start of a
+   * running or finished transfer returns its status. A journal of another manifest is an error.
+   */
+  async start(req: TransferRequest): Promise<TransferStatus> {
+    checkArg(typeof req?.transferId === 'string' && req.transferId === this.ctx.actorId, 'transferId', `the actor id (${this.ctx.actorId})`);
+    checkArg(typeof req.output === 'string' && req.output.length > 0, 'output', 'a file path');
+    checkArg(Array.isArray(req.edges) && req.edges.length > 0, 'edges', 'at least one edge');
+    const manifest = parseManifest(req.manifest);
+    if (this.journal && this.journal.manifestId !== manifest.id) {
+      throw new PortalError('PORTAL_MANIFEST_MISMATCH', `transfer ${req.transferId} has a journal for manifest ${this.journal.manifestId}, not ${manifest.id}`);
+    }
+    if (this.journal && (this.core || this.journal.state !== 'running')) return this.status();
+    this.req = { ...req, manifest };
+    this.manifest = manifest;
+    this.journal ??= { manifestId: manifest.id, bitmap: '', state: 'running', verified: false, startedAt: this.ctx.clock.wallNow() };
+    this.journal.state = 'running';
+    await this.ctx.state.set('request', this.req);
+    await this.resume();
+    return this.status();
+  }
+
+  /** Applies a batch of executor reports (the bus subscription batches them into one turn). */
+  async reports(arg: { items: ChunkReport[] }): Promise<{ applied: number; ignored: number }> {
+    const core = this.core;
+    if (!core || !this.manifest) return { applied: 0, ignored: arg.items.length };
+    let applied = 0;
+    for (const r of arg.items) {
+      if (r.transferId !== this.ctx.actorId || r.edgeIndex >= this.edgeViews.length) continue;
+      const outcome = core.report({ chunk: r.chunk, attempt: r.attempt, edge: r.edgeIndex, ok: r.ok, reason: r.reason });
+      if (outcome === 'stale' || outcome === 'duplicate') continue;
+      applied++;
+      if (outcome === 'completed') {
+        this.bytesDone += chunkRange(this.manifest, r.chunk).length;
+        this.perEdgeChunks[r.edgeIndex]++;
+      }
+      if (r.reason !== 'cancelled') {
+        let list = this.samples.get(r.edgeIndex);
+        if (!list) { list = []; this.samples.set(r.edgeIndex, list); }
+        list.push({ ok: r.ok, bytes: r.bytes, firstByteMs: r.firstByteMs, transferMs: r.transferMs, reason: r.reason });
+      }
+      if (!r.ok) this.ctx.log.debug({ chunk: r.chunk, edge: r.edgeIndex, reason: r.reason, detail: r.detail }, 'chunk failed');
+    }
+    return { applied, ignored: arg.items.length - applied };
+  }
+
+  /** Timer callback: one scheduler tick, then dispatch, edge feedback and the journal. */
+  async tick(): Promise<void> {
+    const core = this.core;
+    const req = this.req;
+    const m = this.manifest;
+    if (!core || !req || !m || this.journal?.state !== 'running') return;
+    await this.feedEdges();
+    const now = this.ctx.clock.now() - this.epochMs;
+    const r = engineOf(this.ctx.services).runTick(core, now);
+    this.tickTimes.push(r.phaseMs.total);
+    if (r.failover.backup + r.failover.recomputed > 0) this.ctx.log.info({ failed: r.failed, failover: r.failover }, 'failover');
+    const bus = this.bus();
+    if (r.dispatch.length > 0) {
+      const batch: DispatchBatch = {
+        transferId: req.transferId, output: req.output, fileSize: m.fileSize,
+        items: r.dispatch.map((d) => {
+          const { offset, length } = chunkRange(m, d.chunk);
+          const edge = this.edgeViews[d.edge];
+          return { chunk: d.chunk, attempt: d.attempt, edgeIndex: d.edge, edgeUrl: edge.url, edgeKind: edge.kind, cid: m.chunks[d.chunk], offset, length, timeoutMs: Math.max(1, d.deadline - now) };
+        }),
+      };
+      await bus.publish(subjects.dispatch(req.transferId), batch);
+    }
+    for (const c of r.cancels) {
+      const cancel: CancelRequest = { transferId: req.transferId, chunk: c.chunk, attempt: c.attempt };
+      await bus.publish(subjects.cancel(req.transferId), cancel);
+    }
+    const p = core.progress();
+    if (p.inFlight > 0 || p.complete !== this.lastComplete) { this.lastComplete = p.complete; this.lastProgressAt = now; }
+    if (core.done) await this.finish();
+    else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0) await this.fail(`${p.failedPermanent} chunk(s) cannot be served by any edge`);
+    else if (now - this.lastProgressAt > (req.stallTimeoutMs ?? 60_000)) {
+      await this.fail(`stalled: nothing in flight for ${((now - this.lastProgressAt) / 1000).toFixed(0)} s; ${p.pending} chunk(s) wait for edges that are offline, ${p.failedPermanent} cannot be served by any edge`);
+    } else await this.persist(false);
+  }
+
+  /** Where the transfer stands. */
+  async status(): Promise<TransferStatus> {
+    const j = this.journal;
+    const m = this.manifest;
+    const p = this.core?.progress() ?? { total: m ? m.chunks.length : 0, complete: 0, inFlight: 0, pending: 0, failedPermanent: 0 };
+    const sorted = [...this.tickTimes].sort((a, b) => a - b);
+    const q = (x: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(x * (sorted.length - 1) + 0.5))] : 0);
+    let engineBackend = 'none';
+    try { engineBackend = engineOf(this.ctx.services).backend; } catch { /* no engine on this host: reported as 'none' */ }
+    return {
+      transferId: this.ctx.actorId,
+      state: j?.state ?? 'idle',
+      error: j?.error,
+      total: p.total, complete: p.complete, inFlight: p.inFlight, pending: p.pending, failedPermanent: p.failedPermanent,
+      bytesDone: this.bytesDone, fileSize: m?.fileSize ?? 0,
+      startedAt: j?.startedAt ?? 0, finishedAt: j?.finishedAt,
+      verified: j?.verified ?? false,
+      resumedChunks: this.resumedChunks,
+      ticks: this.tickTimes.length, tickMsP50: q(0.5), tickMsP99: q(0.99),
+      backend: engineBackend,
+      counters: this.core ? { ...this.core.counters } : { dispatched: 0, completed: 0, failures: 0, failovers: 0, recomputed: 0, timeouts: 0, corrupt: 0, hedges: 0, hedgeWins: 0, moved: 0, spilled: 0, fullReranks: 0, staleReports: 0 },
+      edges: this.edgeViews.map((v, i): EdgeView => ({ ...v, queueDepth: this.core?.edges.queueDepth[i] ?? 0 })),
+      perEdgeChunks: [...this.perEdgeChunks],
+    };
+  }
+
+  /** Stops the transfer: cancels the tick loop and the reminder, keeps the journal. */
+  async cancel(): Promise<TransferStatus> {
+    if (this.journal && this.journal.state === 'running') await this.fail('cancelled');
+    return this.status();
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  /** Builds the scheduler from the request and the journal and starts the tick loop. */
+  private async resume(): Promise<void> {
+    const req = this.req!;
+    const m = this.manifest!;
+    const n = m.chunks.length;
+    const core = new ChunkScheduler({ chunks: n, chunkBytes: m.chunkSize, edgeCapacity: req.edges.length }, req.scheduler);
+    this.perEdgeChunks = new Array(req.edges.length).fill(0);
+    this.edgeEpochs = new Array(req.edges.length).fill(-1);
+    this.edgeViews = [];
+    for (let i = 0; i < req.edges.length; i++) {
+      const e = req.edges[i];
+      const view = await this.ctx.proxy('EdgeActor', e.id).invoke<EdgeView>('configure', e.config);
+      this.edgeViews.push(view);
+      this.applyView(core, i, view);
+      if (e.holds === undefined || e.holds === 'all') for (let c = 0; c < n; c++) core.setAvailability(c, i, true);
+      else core.setEdgeHoldings(i, Buffer.from(e.holds, 'base64'));
+    }
+    this.resumedChunks = 0;
+    this.bytesDone = 0;
+    if (this.journal?.bitmap) {
+      const bitmap = Buffer.from(this.journal.bitmap, 'base64');
+      const verified = await this.verifyJournaled(bitmap, m, req.output);
+      for (const c of verified) { core.markComplete(c); this.bytesDone += chunkRange(m, c).length; }
+      this.resumedChunks = verified.length;
+      this.ctx.log.info({ journaled: countBits(bitmap), verified: verified.length }, 'resumed from journal');
+    }
+    this.core = core;
+    this.epochMs = this.ctx.clock.now();
+    this.lastProgressAt = 0;
+    this.lastComplete = -1;
+    this.sub?.unsubscribe();
+    const self = this.ctx.proxy('SchedulerActor', this.ctx.actorId);
+    this.sub = this.bus().subscribe<ChunkReport>(subjects.report(req.transferId), (r) => {
+      this.inbox.push(r);
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        const items = this.inbox.splice(0);
+        if (items.length) self.invoke('reports', { items }).catch((err: unknown) => this.ctx.log.error({ err }, 'applying reports failed'));
+      });
+    });
+    const tickMs = req.tickMs ?? 50;
+    await this.ctx.registerTimer(TICK_TIMER, { method: 'tick', dueMs: tickMs, periodMs: tickMs });
+    await this.ctx.registerReminder(KEEPALIVE, { dueMs: 10_000, periodMs: 10_000 });
+    await this.persist(true);
+  }
+
+  /** Chunks listed in the journal whose bytes in the output file still match their CID. */
+  private async verifyJournaled(bitmap: Uint8Array, m: Manifest, output: string): Promise<number[]> {
+    const ok: number[] = [];
+    let fh;
+    try { fh = await open(output, 'r'); } catch { return ok; }
+    try {
+      const buf = Buffer.alloc(m.chunkSize);
+      for (let c = 0; c < m.chunks.length; c++) {
+        if (((bitmap[c >>> 3] >>> (c & 7)) & 1) === 0) continue;
+        const { offset, length } = chunkRange(m, c);
+        const { bytesRead } = await fh.read(buf, 0, length, offset);
+        if (bytesRead === length && cidOf(buf.subarray(0, length)) === m.chunks[c]) ok.push(c);
+      }
+    } finally { await fh.close(); }
+    return ok;
+  }
+
+  /** Sends outcomes to EdgeActors and applies the views they return; refreshes every edge each second. */
+  private async feedEdges(): Promise<void> {
+    const core = this.core!;
+    const req = this.req!;
+    const batches = [...this.samples.entries()];
+    this.samples.clear();
+    const now = this.ctx.clock.now();
+    const refresh = now - this.lastRefresh >= 1000;
+    if (refresh) this.lastRefresh = now;
+    const targets = refresh ? req.edges.map((_, i) => i) : batches.map(([i]) => i);
+    const byEdge = new Map(batches);
+    await Promise.all(targets.map(async (i) => {
+      const proxy = this.ctx.proxy('EdgeActor', req.edges[i].id);
+      try {
+        const s = byEdge.get(i);
+        const view = s ? await proxy.invoke<EdgeView>('observe', { samples: s }) : await proxy.invoke<EdgeView>('snapshot');
+        this.edgeViews[i] = view;
+        this.applyView(core, i, view);
+      } catch (err) {
+        this.ctx.log.warn({ err, edge: req.edges[i].id }, 'edge actor unavailable; keeping its last view');
+      }
+    }));
+  }
+
+  private applyView(core: ChunkScheduler, i: number, v: EdgeView): void {
+    const bandwidth = v.bandwidth > 0 ? v.bandwidth : (v.bandwidthHint ?? 0);
+    const rtt = v.samples > 0 ? v.rtt : (v.rttHint ?? v.rtt);
+    core.updateEdge(i, {
+      bandwidth, rtt, health: v.health, available: v.available, flags: v.flags, maxParallel: v.maxParallel,
+      timeoutMs: adaptiveTimeoutMs({ ...v, bandwidth, rtt }, this.manifest!.chunkSize),
+    });
+    if (this.edgeEpochs[i] !== v.epoch) { this.edgeEpochs[i] = v.epoch; core.requestFullRerank(); }
+  }
+
+  private async finish(): Promise<void> {
+    const j = this.journal!;
+    j.state = 'verifying';
+    await this.persist(true);
+    const sha = await hashFile(this.req!.output);
+    j.verified = sha === this.manifest!.fileSha256;
+    j.finishedAt = this.ctx.clock.wallNow();
+    if (j.verified) { j.state = 'done'; this.ctx.log.info({ sha256: sha }, 'transfer complete and verified'); }
+    else { j.state = 'failed'; j.error = `sha256 of output ${sha} does not match manifest ${this.manifest!.fileSha256}`; this.ctx.log.error({ sha256: sha }, 'transfer verification failed'); }
+    await this.stopLoop();
+  }
+
+  private async fail(reason: string): Promise<void> {
+    const j = this.journal!;
+    j.state = 'failed';
+    j.error = reason;
+    j.finishedAt = this.ctx.clock.wallNow();
+    this.ctx.log.error({ reason }, 'transfer failed');
+    await this.stopLoop();
+  }
+
+  private async stopLoop(): Promise<void> {
+    await this.ctx.unregisterTimer(TICK_TIMER);
+    await this.ctx.unregisterReminder(KEEPALIVE);
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+    await this.persist(true);
+  }
+
+  private async persist(force: boolean): Promise<void> {
+    const j = this.journal;
+    if (!j) return;
+    const now = this.ctx.clock.now();
+    if (!force && now - this.lastPersist < (this.req?.persistMs ?? 100)) return;
+    this.lastPersist = now;
+    if (this.core) j.bitmap = Buffer.from(this.core.completionBitmap()).toString('base64');
+    await this.ctx.state.set('journal', j);
+  }
+
+  private bus(): Bus {
+    const b = this.ctx.services.bus as Bus | undefined;
+    if (!b) throw new PortalError('PORTAL_CONFIG_INVALID', 'no bus service configured on this host');
+    return b;
+  }
+}
+
+function countBits(b: Uint8Array): number {
+  let n = 0;
+  for (const x of b) { let v = x; while (v) { v &= v - 1; n++; } }
+  return n;
+}
+
+/** Statuses a finished transfer can be in. */
+export const terminalStates: ReadonlyArray<TransferStatus['state']> = ['done', 'failed'];

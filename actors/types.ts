@@ -1,0 +1,100 @@
+import type { EdgeKind } from '../bus/types.js';
+
+/** How an edge is reached and what it promises; given to EdgeActor.configure. */
+export interface EdgeConfig {
+  url: string;
+  kind: EdgeKind;
+  /** EdgeFlags bits (METERED, BATTERY_LOW). */
+  flags: number;
+  maxParallel: number;
+  /** Prior bandwidth (bytes/s) and RTT (ms) until the first samples arrive. */
+  bandwidthHint?: number;
+  rttHint?: number;
+}
+
+/** What the cluster knows of an edge right now (EdgeActor.snapshot). */
+export interface EdgeView extends EdgeConfig {
+  id: string;
+  available: boolean;
+  bandwidth: number;
+  rtt: number;
+  health: number;
+  successRate: number;
+  uptime: number;
+  consistency: number;
+  transferMs: number;
+  transferDevMs: number;
+  samples: number;
+  /** Bumped on every change that should trigger a full re-rank (online/offline). */
+  epoch: number;
+  /** This transfer's chunks in flight on the edge (TransferStatus only). */
+  queueDepth?: number;
+}
+
+/** One chunk outcome reported to an EdgeActor. */
+export interface EdgeSample {
+  ok: boolean;
+  bytes: number;
+  firstByteMs: number;
+  transferMs: number;
+  reason?: string;
+}
+
+/** Telemetry an edge (or a monitoring service) publishes about itself. */
+export interface EdgeTelemetry {
+  online?: boolean;
+  metered?: boolean;
+  batteryLow?: boolean;
+  bandwidth?: number;
+  rtt?: number;
+  maxParallel?: number;
+}
+
+/** An edge of one transfer as SchedulerActor.start takes it. */
+export interface TransferEdge {
+  id: string;
+  config: EdgeConfig;
+  /** Chunks the edge holds: base64 little-endian bitmap, or 'all'; undefined = ask the edge (/v1/have). */
+  holds?: string | 'all';
+}
+
+/** SchedulerActor.start's argument. */
+export interface TransferRequest {
+  transferId: string;
+  manifest: import('../transfer/manifest.js').Manifest;
+  output: string;
+  edges: TransferEdge[];
+  /** Scheduler tunables (SchedulerConfig, partial) and the tick period. */
+  scheduler?: Partial<import('../scheduler/types.js').SchedulerConfig>;
+  tickMs?: number;
+  /** Minimum interval between journal writes, ms (default 100). */
+  persistMs?: number;
+  /** Fail the transfer when nothing is in flight and no chunk completes for this long, ms (default 60 000). */
+  stallTimeoutMs?: number;
+}
+
+/** Where a transfer stands (SchedulerActor.status). */
+export interface TransferStatus {
+  transferId: string;
+  state: 'idle' | 'running' | 'verifying' | 'done' | 'failed';
+  error?: string;
+  total: number;
+  complete: number;
+  inFlight: number;
+  pending: number;
+  failedPermanent: number;
+  bytesDone: number;
+  fileSize: number;
+  startedAt: number;
+  finishedAt?: number;
+  verified: boolean;
+  resumedChunks: number;
+  ticks: number;
+  tickMsP50: number;
+  tickMsP99: number;
+  backend: string;
+  counters: import('../scheduler/scheduler.js').SchedulerCounters;
+  edges: EdgeView[];
+  /** Chunks each edge completed. */
+  perEdgeChunks: number[];
+}

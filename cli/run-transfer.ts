@@ -1,0 +1,90 @@
+import { createEmbeddedHost, createFileStateStore, createMemoryStateStore, createRoutedStateStore, type EmbeddedHost } from '../runtime/index.js';
+import { createMemoryBus, subjects, type Bus, type ChunkReport } from '../bus/index.js';
+import { createExecutor, type Executor } from '../transfer/index.js';
+import { createCpuTickEngine, type TickEngine } from '../gpu/index.js';
+import { SchedulerActor, EdgeActor, GpuWorkerActor, terminalStates, type TransferRequest, type TransferStatus } from '../actors/index.js';
+import { PortalError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { probeEdge } from './probe.js';
+
+/** The journal folder of an output file: `<output>.portal/` (the scheduler's durable actor state). */
+export function journalDir(output: string): string {
+  return `${output}.portal`;
+}
+
+/** Everything the embedded default runs in one process: host, bus, executor and tick engine. */
+export interface EmbeddedNode {
+  host: EmbeddedHost;
+  bus: Bus;
+  executor: Executor;
+  engine: TickEngine;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the embedded default for one output file: an in-process actor host whose SchedulerActor
+ * state lives in a durable file store beside the output (the journal), an in-process bus, an
+ * executor and the CPU tick engine.
+ */
+export async function startEmbeddedNode(opts: { output: string; logger: Logger; concurrency?: number }): Promise<EmbeddedNode> {
+  const bus = createMemoryBus({ onError: (err, subject) => opts.logger.error({ err, subject }, 'bus handler failed') });
+  const engine = createCpuTickEngine();
+  const journal = createFileStateStore(journalDir(opts.output));
+  const store = createRoutedStateStore({ SchedulerActor: journal }, createMemoryStateStore());
+  const host = createEmbeddedHost({ store, logger: opts.logger, services: { bus, tickEngine: engine, probeEdge }, callTimeoutMs: 120_000 });
+  host.register(SchedulerActor);
+  host.register(EdgeActor);
+  host.register(GpuWorkerActor);
+  await host.ready();
+  const executor = createExecutor({ bus, id: `executor-${process.pid}`, concurrency: opts.concurrency ?? 128, logger: opts.logger.child({ component: 'executor' }) });
+  return {
+    host, bus, executor, engine,
+    async close() {
+      await executor.close();
+      await host.stop();
+      await bus.close();
+      await store.close();
+      await engine.close();
+    },
+  };
+}
+
+/** Options of runTransfer. */
+export interface RunTransferOptions {
+  request: TransferRequest;
+  logger: Logger;
+  /** Called about every `progressMs` with the current status. */
+  onProgress?: (s: TransferStatus) => void;
+  progressMs?: number;
+  /** Called with every report the executor publishes (demo accounting). */
+  onReport?: (r: ChunkReport) => void;
+  /** Called once the scheduler has started (journal verified, tick loop running). */
+  onStarted?: (s: TransferStatus) => void;
+}
+
+/**
+ * Runs one transfer to the end on the embedded default and returns its final status. Resumes
+ * from the journal beside the output when there is one. Rejects with PORTAL_TRANSFER_FAILED when
+ * the transfer fails (no edge can serve a chunk, or the sha256 does not match).
+ */
+export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus> {
+  const node = await startEmbeddedNode({ output: o.request.output, logger: o.logger });
+  try {
+    node.executor.attach(o.request.transferId);
+    const reportSub = o.onReport ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), o.onReport) : undefined;
+    const actor = node.host.proxy('SchedulerActor', o.request.transferId);
+    let status = await actor.invoke<TransferStatus>('start', o.request);
+    o.onStarted?.(status);
+    const every = o.progressMs ?? 250;
+    while (!terminalStates.includes(status.state)) {
+      await new Promise((r) => setTimeout(r, every));
+      status = await actor.invoke<TransferStatus>('status');
+      o.onProgress?.(status);
+    }
+    reportSub?.unsubscribe();
+    if (status.state === 'failed') throw new PortalError('PORTAL_TRANSFER_FAILED', `transfer ${status.transferId} failed: ${status.error ?? 'unknown reason'}`);
+    return status;
+  } finally {
+    await node.close();
+  }
+}

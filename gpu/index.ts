@@ -1,0 +1,2 @@
+export { createCpuTickEngine } from './tick-engine.js';
+export type { TickEngine, TickEngineStats } from './tick-engine.js';
