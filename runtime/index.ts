@@ -7,3 +7,8 @@ export type { EmbeddedHost, EmbeddedHostOptions } from './embedded-host.js';
 export { actorKeyPrefix, parseStateKey, KEY_SEPARATOR, REMINDERS_KEY } from './state-keys.js';
 export type { ParsedStateKey } from './state-keys.js';
 export { createRoutedStateStore } from './routed-state-store.js';
+export { createDaprHost } from './dapr-host.js';
+export type { DaprHost, DaprHostOptions } from './dapr-host.js';
+export { createDaprActorClient } from './dapr-client.js';
+export type { DaprActorClient, DaprActorClientOptions, DaprActorErrorBody } from './dapr-client.js';
+export { daprDefaults, daprFeatures, daprActorTypes } from './dapr-defaults.js';

@@ -1,0 +1,105 @@
+import http from 'node:http';
+import { PortalError, checkArg, type PortalErrorCode } from '../common/errors.js';
+
+/** Options of createDaprActorClient. */
+export interface DaprActorClientOptions {
+  /** daprd HTTP API host (default 127.0.0.1). */
+  readonly host?: string;
+  /** daprd HTTP API port. */
+  readonly port: number;
+  /** Sent as `dapr-api-token` when the sidecar was started with DAPR_API_TOKEN. */
+  readonly apiToken?: string;
+  /** A call that has no answer after this long rejects with PORTAL_ACTOR_TIMEOUT (default 60 s). */
+  readonly timeoutMs?: number;
+  /**
+   * Sockets kept to the sidecar at most (default 64), kept alive between calls: many actors writing state at once
+   * queue on the pool instead of opening a connection each (dapr/js-sdk#317 exhausted ephemeral ports that way).
+   */
+  readonly maxSockets?: number;
+}
+
+/** The error body the Portal Dapr host answers a failed turn with (Dapr passes it through to the caller). */
+export interface DaprActorErrorBody {
+  readonly error: { readonly code: string; readonly message: string };
+}
+
+/**
+ * A small client of daprd's HTTP actor API (`/v1.0/actors/...`): what the Dapr host uses for proxies, and what
+ * tests, benchmarks and other services can use to call Portal actors through their sidecar.
+ */
+export interface DaprActorClient {
+  /** POST /v1.0/actors/<type>/<id>/method/<method>: a turn on that actor wherever placement puts it. */
+  invoke<R = unknown>(actorType: string, actorId: string, method: string, arg?: unknown): Promise<R>;
+  /** Closes the pooled sockets. */
+  close(): void;
+}
+
+const PORTAL_CODE = /^PORTAL_[A-Z_]+$/;
+
+/**
+ * Creates a DaprActorClient. Failures reject with a PortalError: the actor's own code when the turn failed in a
+ * Portal actor (the host's error body travels back through Dapr), PORTAL_ACTOR_TIMEOUT on a timeout,
+ * PORTAL_CONFIG_INVALID when the sidecar refuses the API token (401), PORTAL_HOST_STOPPED when the sidecar
+ * cannot be reached, and PORTAL_UNKNOWN_ACTOR_TYPE / PORTAL_INVALID_ARGUMENT for other refusals.
+ */
+export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorClient {
+  checkArg(typeof opts === 'object' && opts !== null && Number.isInteger(opts.port) && opts.port > 0, 'opts.port', 'the daprd HTTP port');
+  const host = opts.host ?? '127.0.0.1';
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64, maxFreeSockets: opts.maxSockets ?? 64 });
+  const baseHeaders: Record<string, string> = { 'content-type': 'application/json' };
+  if (opts.apiToken) baseHeaders['dapr-api-token'] = opts.apiToken;
+
+  const request = (method: string, path: string, body: string | undefined): Promise<{ status: number; text: string }> =>
+    new Promise((resolve, reject) => {
+      const headers = body === undefined ? baseHeaders : { ...baseHeaders, 'content-length': String(Buffer.byteLength(body)) };
+      const req = http.request({ host, port: opts.port, method, path, agent, headers, timeout: timeoutMs }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new PortalError('PORTAL_ACTOR_TIMEOUT', `${method} ${path}: no answer from daprd within ${timeoutMs} ms`)));
+      req.on('error', (err) => {
+        if (err instanceof PortalError) reject(err);
+        else reject(new PortalError('PORTAL_HOST_STOPPED', `${method} ${path}: daprd at ${host}:${opts.port} unreachable (${err.message})`, { cause: err }));
+      });
+      req.end(body);
+    });
+
+  return {
+    async invoke<R>(actorType: string, actorId: string, method: string, arg?: unknown): Promise<R> {
+      checkArg(typeof actorType === 'string' && actorType.length > 0, 'actorType', 'a non-empty string');
+      checkArg(typeof actorId === 'string' && actorId.length > 0, 'actorId', 'a non-empty string');
+      checkArg(typeof method === 'string' && method.length > 0, 'method', 'a non-empty string');
+      const path = `/v1.0/actors/${encodeURIComponent(actorType)}/${encodeURIComponent(actorId)}/method/${encodeURIComponent(method)}`;
+      const body = arg === undefined ? undefined : JSON.stringify(arg);
+      const { status, text } = await request('POST', path, body);
+      if (status >= 200 && status < 300) return (text.length === 0 ? undefined : JSON.parse(text)) as R;
+      throw errorFromResponse(`${actorType}/${actorId}.${method}`, status, text);
+    },
+    close() {
+      agent.destroy();
+    },
+  };
+}
+
+/** Maps a failed actor call's answer to a PortalError (see createDaprActorClient). */
+export function errorFromResponse(what: string, status: number, text: string): PortalError {
+  let parsed: unknown;
+  try { parsed = JSON.parse(text); } catch { parsed = undefined; }
+  // The Portal host answers { error: { code, message } }; daprd may wrap it as { errorCode, message }.
+  const inner = (parsed as Partial<DaprActorErrorBody> | undefined)?.error;
+  if (inner && typeof inner.code === 'string' && PORTAL_CODE.test(inner.code)) {
+    return new PortalError(inner.code as PortalErrorCode, inner.message);
+  }
+  const daprCode = (parsed as { errorCode?: string } | undefined)?.errorCode;
+  const message = (parsed as { message?: string } | undefined)?.message ?? text.slice(0, 500);
+  const nested = /\{"error":\{"code":"(PORTAL_[A-Z_]+)","message":"((?:[^"\\]|\\.)*)"\}\}/.exec(text);
+  if (nested) return new PortalError(nested[1] as PortalErrorCode, JSON.parse(`"${nested[2]}"`) as string);
+  const code: PortalErrorCode = status === 401 ? 'PORTAL_CONFIG_INVALID'
+    : daprCode === 'ERR_ACTOR_INSTANCE_MISSING' || daprCode === 'ERR_ACTOR_RUNTIME_NOT_FOUND' ? 'PORTAL_UNKNOWN_ACTOR_TYPE'
+      : status === 408 || status === 504 ? 'PORTAL_ACTOR_TIMEOUT'
+        : status >= 500 ? 'PORTAL_HOST_STOPPED' : 'PORTAL_INVALID_ARGUMENT';
+  return new PortalError(code, `${what}: daprd answered ${status}${daprCode ? ` ${daprCode}` : ''}: ${message}`);
+}

@@ -1,0 +1,448 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import http from 'node:http';
+import { AbstractActor, ActorId, CommunicationProtocolEnum, DaprServer, HTTPClient, LogLevel, Temporal } from '@dapr/dapr';
+import { createSystemClock, type Clock } from '../common/clock.js';
+import { PortalError, checkArg, isPortalError } from '../common/errors.js';
+import { createSilentLogger, type Logger } from '../common/logger.js';
+import { isInvocableMethod } from './actor-methods.js';
+import { createDaprActorClient, type DaprActorClient } from './dapr-client.js';
+import { createDaprStateManager, type DaprTurnStateManager } from './dapr-state.js';
+import { Mailbox } from './mailbox.js';
+import { KEY_SEPARATOR, checkKeyPart } from './state-keys.js';
+import { Actor } from './types.js';
+import type { ActorClass, ActorContext, ActorHost, ActorHostStats, ActorRef, ActorServices } from './types.js';
+
+/** Options of createDaprHost. */
+export interface DaprHostOptions {
+  /** Port this app listens on for its sidecar (daprd --app-port). */
+  readonly appPort: number;
+  /** daprd's HTTP API (default host 127.0.0.1). */
+  readonly daprHost?: string;
+  readonly daprHttpPort: number;
+  /** Sent to daprd as `dapr-api-token` (daprd started with DAPR_API_TOKEN). */
+  readonly daprApiToken?: string;
+  /** Required from daprd on every app call as `dapr-api-token` (daprd started with APP_API_TOKEN); /healthz is exempt. */
+  readonly appApiToken?: string;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Process-local services handed to every actor as `ctx.services`. */
+  readonly services?: ActorServices;
+  /** Dapr actor runtime settings returned in /dapr/config (Go durations: "60m", "30s"). */
+  readonly actorIdleTimeout?: string;
+  readonly actorScanInterval?: string;
+  readonly drainOngoingCallTimeout?: string;
+  /** Proxy calls without an answer after this long reject with PORTAL_ACTOR_TIMEOUT (default 60 s). */
+  readonly callTimeoutMs?: number;
+  /** Sockets to the sidecar at most, kept alive (SDK state/timer calls and proxies; default 64). */
+  readonly maxSockets?: number;
+  /**
+   * Also queue the turns of each actor in-process (default true). Dapr's per-actor lock already gives one turn at a
+   * time; this is a second line that also covers the SDK's activation race. Tests turn it off to check Dapr alone.
+   */
+  readonly localTurns?: boolean;
+}
+
+/** The Dapr actor host: ActorHost plus its lifecycle. */
+export interface DaprHost extends ActorHost {
+  readonly kind: 'dapr';
+  /** Starts the app server, registers the actor types with the sidecar (GET /dapr/config) and waits for daprd. */
+  start(): Promise<void>;
+  /** Actor types registered (class names). */
+  readonly types: readonly string[];
+}
+
+/** What the host keeps for one active actor. */
+interface Live {
+  readonly dapr: PortalDaprActor;
+  readonly portal: Actor;
+  readonly state: DaprTurnStateManager;
+  readonly timers: Map<string, { method: string; periodMs: number; lastEndAt: number }>;
+}
+
+interface Slot {
+  readonly type: string;
+  readonly id: string;
+  readonly key: string;
+  readonly cls: ActorClass;
+  readonly log: Logger;
+  readonly mailbox: Mailbox | undefined;
+  live: Live | undefined;
+}
+
+/** Minimal shapes of the Express objects the SDK's HTTP server hands us (the SDK types them as any). */
+interface Req { params: Record<string, string>; body: unknown; headers: Record<string, string | string[] | undefined>; path: string }
+interface Res { status(code: number): Res; json(body: unknown): void; end(): void; headersSent: boolean }
+type Next = () => void;
+interface App {
+  use(fn: (req: Req, res: Res, next: Next) => void): void;
+  put(path: string, fn: (req: Req, res: Res) => void): void;
+  delete(path: string, fn: (req: Req, res: Res) => void): void;
+}
+
+/** The SDK actor class every generated per-type class extends; the Portal actor instance lives beside it. */
+abstract class PortalDaprActor extends AbstractActor {
+  portal: Actor | undefined;
+}
+
+/** A Temporal.Duration of `ms` milliseconds (what the SDK's timer and reminder calls take). */
+function duration(ms: number): Temporal.Duration {
+  return Temporal.Duration.from({ milliseconds: Math.round(ms) });
+}
+
+function checkDuration(value: unknown, name: string): asserts value is number {
+  checkArg(typeof value === 'number' && Number.isFinite(value) && value >= 0, name, 'a finite number of milliseconds >= 0');
+}
+
+/** The argument of a call as the SDK's body parsers left it: JSON text, a parsed object, or nothing. */
+function argOf(req: Req): unknown {
+  const body = req.body;
+  const length = req.headers['content-length'];
+  if (body === undefined || (length === '0' && typeof body !== 'string')) return undefined;
+  if (typeof body === 'string') return body.length === 0 ? undefined : JSON.parse(body);
+  if (Buffer.isBuffer(body)) return body.length === 0 ? undefined : JSON.parse(body.toString('utf8'));
+  if (length === undefined && req.headers['transfer-encoding'] === undefined) return undefined; // body-parser's {} for "no body"
+  return body;
+}
+
+function sendError(res: Res, status: number, err: unknown): void {
+  if (res.headersSent) return;
+  const code = isPortalError(err) ? err.code : 'PORTAL_INTERNAL';
+  const message = err instanceof Error ? err.message : String(err);
+  res.status(status).json({ error: { code, message } });
+}
+
+/**
+ * Creates the Dapr actor host: the same Portal actor classes as the embedded host, hosted through `@dapr/dapr`.
+ *
+ * - For each registered Portal class a subclass of the SDK's AbstractActor is generated whose class name is the
+ *   Portal class name (Dapr's actor type); DaprServer serves /dapr/config with those types.
+ * - Each activation gets an ActorContext whose state goes through the SDK's actor state manager (Dapr's actor
+ *   state API, saved after activation and after every successful turn, rolled back on a failed one), whose timers
+ *   and reminders are Dapr timers and reminders, and whose proxies call Dapr's HTTP actor API.
+ * - The actor routes (method, timer, reminder, deactivate) are served by this host ahead of the SDK's: it checks
+ *   the method name before anything is activated (dapr/js-sdk#454), answers deactivation of an inactive actor
+ *   with 200 (js-sdk#627), catches every failure (the SDK lets timer and reminder failures crash the process),
+ *   passes the reminder name to `receiveReminder` (the SDK drops it), and takes a timer's method from the timer's
+ *   data when daprd fires it without its callback name (dapr/dapr#10088).
+ * - One turn at a time per actor is Dapr's (its per-actor lock); with `localTurns` the host also queues turns.
+ *   A call from a turn into the same actor would deadlock on that lock and rejects with PORTAL_INVALID_ARGUMENT.
+ */
+export function createDaprHost(opts: DaprHostOptions): DaprHost {
+  checkArg(typeof opts === 'object' && opts !== null, 'opts', 'an object');
+  checkArg(Number.isInteger(opts.appPort) && opts.appPort > 0 && opts.appPort < 65536, 'opts.appPort', 'a TCP port');
+  checkArg(Number.isInteger(opts.daprHttpPort) && opts.daprHttpPort > 0 && opts.daprHttpPort < 65536, 'opts.daprHttpPort', 'a TCP port');
+  const clock = opts.clock ?? createSystemClock();
+  const log = opts.logger ?? createSilentLogger();
+  const services: ActorServices = opts.services ?? Object.freeze({});
+  const localTurns = opts.localTurns ?? true;
+  const daprHost = opts.daprHost ?? '127.0.0.1';
+  const maxSockets = opts.maxSockets ?? 64;
+
+  // The SDK keeps one static keep-alive agent for all its sidecar calls, with no socket limit; bound it first.
+  (HTTPClient as unknown as { httpAgent?: http.Agent }).httpAgent ??= new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+
+  const server = new DaprServer({
+    serverHost: '127.0.0.1',
+    serverPort: String(opts.appPort),
+    communicationProtocol: CommunicationProtocolEnum.HTTP,
+    clientOptions: {
+      daprHost,
+      daprPort: String(opts.daprHttpPort),
+      daprApiToken: opts.daprApiToken,
+      isKeepAlive: true,
+      actor: {
+        actorIdleTimeout: opts.actorIdleTimeout ?? '60m',
+        actorScanInterval: opts.actorScanInterval ?? '30s',
+        drainOngoingCallTimeout: opts.drainOngoingCallTimeout ?? '60s',
+        drainRebalancedActors: true,
+      },
+    },
+    logger: { level: LogLevel.Error },
+  });
+  const client: DaprActorClient = createDaprActorClient({ host: daprHost, port: opts.daprHttpPort, apiToken: opts.daprApiToken, timeoutMs: opts.callTimeoutMs, maxSockets });
+
+  const types = new Map<string, { cls: ActorClass; gen: new (c: typeof server.client, id: ActorId) => PortalDaprActor }>();
+  const slots = new Map<string, Slot>();
+  const turnScope = new AsyncLocalStorage<{ key: string }>();
+  const counters: ActorHostStats = { activations: 0, deactivations: 0, calls: 0, active: 0, remindersFired: 0, timersFired: 0 };
+  let started = false;
+  let stopped = false;
+
+  // ---- generated SDK classes -------------------------------------------------------------------------------
+
+  const generate = (cls: ActorClass, name: string): new (c: typeof server.client, id: ActorId) => PortalDaprActor => {
+    const gen = class extends PortalDaprActor {};
+    Object.defineProperty(gen, 'name', { value: name });
+    return gen;
+  };
+
+  // ---- slots and turns -------------------------------------------------------------------------------------
+
+  const slotFor = (type: string, id: string): Slot => {
+    const key = type + KEY_SEPARATOR + id;
+    let slot = slots.get(key);
+    if (!slot) {
+      const t = types.get(type)!;
+      const childLog = log.child({ actorType: type, actorId: id });
+      slot = { type, id, key, cls: t.cls, log: childLog, live: undefined,
+        mailbox: localTurns ? new Mailbox((err) => childLog.error({ err }, 'actor job failed unexpectedly')) : undefined };
+      slots.set(key, slot);
+    }
+    return slot;
+  };
+
+  /** Runs `job` as one turn of the slot's actor: queued behind its other turns when localTurns is on. */
+  const enqueue = <R>(slot: Slot, job: () => Promise<R>): Promise<R> => {
+    const run = () => turnScope.run({ key: slot.key }, job);
+    if (!slot.mailbox) return run();
+    return new Promise<R>((resolve, reject) => slot.mailbox!.post(() => run().then(resolve, reject)));
+  };
+
+  const activate = async (slot: Slot): Promise<Live> => {
+    if (slot.live) return slot.live;
+    const t = types.get(slot.type)!;
+    const dapr = new t.gen(server.client, new ActorId(slot.id));
+    const state = createDaprStateManager(dapr.getStateManager());
+    const timers: Live['timers'] = new Map();
+    const ctx: ActorContext = {
+      actorType: slot.type,
+      actorId: slot.id,
+      log: slot.log,
+      clock,
+      state,
+      services,
+      registerTimer: async (name, tm) => {
+        checkArg(typeof name === 'string' && name.length > 0, 'timer name', 'a non-empty string');
+        checkArg(typeof tm === 'object' && tm !== null, 'timer options', 'an object');
+        checkDuration(tm.dueMs, 'timer dueMs');
+        checkDuration(tm.periodMs, 'timer periodMs');
+        if (!isInvocableMethod(slot.cls, tm.method)) {
+          throw new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(tm.method)}`);
+        }
+        // The method also travels in the data: daprd may fire the timer without its callback (dapr/dapr#10088).
+        await dapr.registerActorTimer(name, tm.method, duration(tm.dueMs), tm.periodMs > 0 ? duration(tm.periodMs) : undefined, undefined, { method: tm.method, data: tm.data });
+        timers.set(name, { method: tm.method, periodMs: tm.periodMs, lastEndAt: -Infinity });
+      },
+      unregisterTimer: async (name) => {
+        timers.delete(name);
+        await dapr.unregisterActorTimer(name);
+      },
+      registerReminder: async (name, r) => {
+        checkArg(typeof name === 'string' && name.length > 0, 'reminder name', 'a non-empty string');
+        checkArg(typeof r === 'object' && r !== null, 'reminder options', 'an object');
+        checkDuration(r.dueMs, 'reminder dueMs');
+        checkDuration(r.periodMs, 'reminder periodMs');
+        try {
+          JSON.stringify(r.data);
+        } catch (err) {
+          throw new PortalError('PORTAL_INVALID_ARGUMENT', `reminder ${name}: data is not JSON-serializable`, { cause: err });
+        }
+        await dapr.registerActorReminder(name, duration(r.dueMs), r.periodMs > 0 ? duration(r.periodMs) : undefined, undefined, r.data);
+      },
+      unregisterReminder: (name) => dapr.unregisterActorReminder(name),
+      proxy: (type, id) => proxy(type, id),
+    };
+    const portal = new slot.cls(ctx);
+    dapr.portal = portal;
+    await dapr.onActivateInternal(); // clears the SDK's state cache, runs onActivate (below), saves
+    try {
+      await portal.onActivate();
+      await state.save();
+    } catch (err) {
+      await state.rollback();
+      slot.log.warn({ err }, 'actor activation failed');
+      throw err;
+    }
+    const live: Live = { dapr, portal, state, timers };
+    slot.live = live;
+    counters.activations++;
+    counters.active++;
+    slot.log.debug('actor activated');
+    return live;
+  };
+
+  /** One turn: activate if needed, run `body`, save state on success, roll it back on failure. */
+  const turn = <R>(slot: Slot, body: (live: Live) => Promise<R>): Promise<R> => enqueue(slot, async () => {
+    if (stopped) throw new PortalError('PORTAL_HOST_STOPPED', 'the Dapr actor host is stopped');
+    const live = await activate(slot);
+    try {
+      await live.dapr.onActorMethodPreInternal();
+      const result = await body(live);
+      await live.dapr.onActorMethodPostInternal(); // saves the SDK's tracked state changes
+      return result;
+    } catch (err) {
+      await live.state.rollback();
+      throw err;
+    }
+  });
+
+  const deactivate = (slot: Slot): Promise<void> => enqueue(slot, async () => {
+    const live = slot.live;
+    if (!live) return; // Dapr may deactivate an actor this process never activated (or already did): a no-op
+    slot.live = undefined;
+    live.timers.clear();
+    try {
+      await live.dapr.onDeactivateInternal(); // clears the cache, then save after our onDeactivate below
+      await live.portal.onDeactivate();
+      await live.state.save();
+    } catch (err) {
+      await live.state.rollback();
+      slot.log.warn({ err }, 'actor onDeactivate failed; its unsaved state changes were discarded');
+    }
+    counters.deactivations++;
+    counters.active--;
+    slot.log.debug('actor deactivated');
+  });
+
+  // ---- proxies ---------------------------------------------------------------------------------------------
+
+  const proxy = (actorType: string, actorId: string): ActorRef => {
+    checkKeyPart(actorType, 'actorType');
+    checkKeyPart(actorId, 'actorId');
+    const key = actorType + KEY_SEPARATOR + actorId;
+    return {
+      actorType,
+      actorId,
+      invoke: <R = unknown>(method: string, arg?: unknown): Promise<R> => {
+        if (turnScope.getStore()?.key === key) {
+          return Promise.reject(new PortalError('PORTAL_INVALID_ARGUMENT',
+            `call to ${actorType}/${actorId}.${method} from inside its own turn would deadlock on Dapr's actor lock: reentrancy is not supported`));
+        }
+        return client.invoke<R>(actorType, actorId, method, arg);
+      },
+    };
+  };
+
+  // ---- routes daprd calls ----------------------------------------------------------------------------------
+
+  const lookup = (req: Req, res: Res): Slot | undefined => {
+    const { type, id } = req.params;
+    if (!types.has(type)) {
+      sendError(res, 404, new PortalError('PORTAL_UNKNOWN_ACTOR_TYPE', `no actor type ${JSON.stringify(type)} is registered on this host`));
+      return undefined;
+    }
+    return slotFor(type, id);
+  };
+
+  const routes = (app: App): void => {
+    if (opts.appApiToken) {
+      const token = opts.appApiToken;
+      app.use((req, res, next) => {
+        if (req.path === '/healthz' || req.headers['dapr-api-token'] === token) return next();
+        sendError(res, 401, new PortalError('PORTAL_CONFIG_INVALID', 'missing or wrong dapr-api-token (APP_API_TOKEN)'));
+      });
+    }
+
+    app.put('/actors/:type/:id/method/timer/:timer', (req, res) => {
+      const slot = lookup(req, res);
+      if (!slot) return;
+      const name = req.params.timer;
+      const body = (argOf(req) ?? {}) as { callback?: string; data?: { method?: string; data?: unknown } };
+      const method = body.data?.method ?? body.callback;
+      if (!isInvocableMethod(slot.cls, method)) {
+        sendError(res, 400, new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(method)}`));
+        return;
+      }
+      turn(slot, async (live) => {
+        const t = live.timers.get(name);
+        // A firing that queued behind a long turn comes right after the previous one: skip it (as the embedded host does).
+        if (t && t.periodMs > 0 && clock.now() - t.lastEndAt < t.periodMs / 2) return;
+        counters.timersFired++;
+        try {
+          await (live.portal as unknown as Record<string, (a: unknown) => Promise<unknown>>)[method](body.data?.data);
+        } finally {
+          if (t) t.lastEndAt = clock.now();
+        }
+      }).then(() => res.status(200).end(), (err: unknown) => {
+        slot.log.warn({ err, timer: name, method }, 'timer turn failed');
+        sendError(res, 500, err);
+      });
+    });
+
+    app.put('/actors/:type/:id/method/remind/:reminder', (req, res) => {
+      const slot = lookup(req, res);
+      if (!slot) return;
+      const name = req.params.reminder;
+      const body = (argOf(req) ?? {}) as { data?: unknown };
+      turn(slot, async (live) => {
+        counters.remindersFired++;
+        await live.portal.receiveReminder(name, body.data);
+      }).then(() => res.status(200).end(), (err: unknown) => {
+        slot.log.warn({ err, reminder: name }, 'reminder turn failed');
+        sendError(res, 500, err);
+      });
+    });
+
+    app.put('/actors/:type/:id/method/:method', (req, res) => {
+      const slot = lookup(req, res);
+      if (!slot) return;
+      const method = req.params.method;
+      if (!isInvocableMethod(slot.cls, method)) {
+        sendError(res, 400, new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `actor type ${slot.type} has no invocable method ${JSON.stringify(method)}`));
+        return;
+      }
+      let arg: unknown;
+      try {
+        arg = argOf(req);
+      } catch (err) {
+        sendError(res, 400, new PortalError('PORTAL_INVALID_ARGUMENT', `${slot.type}.${method}: the body is not JSON`, { cause: err }));
+        return;
+      }
+      counters.calls++;
+      turn(slot, (live) => (live.portal as unknown as Record<string, (a: unknown) => Promise<unknown>>)[method](arg)).then(
+        (result) => { if (result === undefined) res.status(200).end(); else res.status(200).json(result); },
+        (err: unknown) => sendError(res, 500, err),
+      );
+    });
+
+    app.delete('/actors/:type/:id', (req, res) => {
+      const slot = lookup(req, res);
+      if (!slot) return;
+      deactivate(slot).then(() => res.status(200).end(), (err: unknown) => sendError(res, 500, err));
+    });
+  };
+
+  // ---- the host --------------------------------------------------------------------------------------------
+
+  return {
+    kind: 'dapr',
+
+    get types() {
+      return [...types.keys()];
+    },
+
+    register(cls, name = cls?.name) {
+      checkArg(typeof cls === 'function' && cls.prototype instanceof Actor, 'cls', 'an actor class extending Actor');
+      checkKeyPart(name, 'actor type name');
+      if (started) throw new PortalError('PORTAL_INVALID_ARGUMENT', `register ${name}: the Dapr host has started; register every type before start()`);
+      const known = types.get(name);
+      if (known && known.cls !== cls) throw new PortalError('PORTAL_INVALID_ARGUMENT', `actor type ${name} is already registered with another class`);
+      if (!known) types.set(name, { cls, gen: generate(cls, name) });
+    },
+
+    proxy,
+
+    async start() {
+      if (started) return;
+      started = true;
+      routes(server.daprServer.getServer() as App);
+      for (const t of types.values()) await server.actor.registerActor(t.gen as unknown as Parameters<typeof server.actor.registerActor>[0]);
+      await server.actor.init();
+      await server.start();
+      log.info({ appPort: opts.appPort, daprHttpPort: opts.daprHttpPort, types: [...types.keys()] }, 'Dapr actor host started');
+    },
+
+    async stop() {
+      if (stopped) return;
+      await Promise.all([...slots.values()].map((s) => deactivate(s).catch((err: unknown) => s.log.warn({ err }, 'deactivation at stop failed'))));
+      stopped = true;
+      client.close();
+      if (started) await server.stop();
+      log.debug({ deactivations: counters.deactivations }, 'Dapr actor host stopped');
+    },
+
+    stats() {
+      return { ...counters };
+    },
+  };
+}
