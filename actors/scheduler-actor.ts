@@ -22,6 +22,8 @@ interface Journal {
   verified: boolean;
   startedAt: number;
   finishedAt?: number;
+  /** Activations so far; each one's attempt ids start at activations × 2^24 so old reports stay stale. */
+  activations?: number;
 }
 
 /**
@@ -54,6 +56,7 @@ export class SchedulerActor extends Actor {
   private perEdgeChunks: number[] = [];
   private edgeEpochs: number[] = [];
   private lastComplete = -1;
+  private lastTickAt = -Infinity;
   private lastProgressAt = 0;
 
   override async onActivate(): Promise<void> {
@@ -121,6 +124,10 @@ export class SchedulerActor extends Actor {
       }
       if (!r.ok) this.ctx.log.debug({ chunk: r.chunk, edge: r.edgeIndex, reason: r.reason, detail: r.detail }, 'chunk failed');
     }
+    // Event-driven dispatch: a freed slot is refilled now rather than at the next timer tick, so an
+    // edge whose chunks finish together does not sit idle for up to a tick period.
+    const gap = this.req?.dispatchOnReportMs ?? 5;
+    if (applied > 0 && gap >= 0 && this.ctx.clock.now() - this.lastTickAt >= gap) await this.tick();
     return { applied, ignored: arg.items.length - applied };
   }
 
@@ -131,7 +138,8 @@ export class SchedulerActor extends Actor {
     const m = this.manifest;
     if (!core || !req || !m || this.journal?.state !== 'running') return;
     await this.feedEdges();
-    const now = this.ctx.clock.now() - this.epochMs;
+    this.lastTickAt = this.ctx.clock.now();
+    const now = this.lastTickAt - this.epochMs;
     const r = engineOf(this.ctx.services).runTick(core, now);
     this.tickTimes.push(r.phaseMs.total);
     if (r.failover.backup + r.failover.recomputed > 0) this.ctx.log.info({ failed: r.failed, failover: r.failover }, 'failover');
@@ -199,7 +207,9 @@ export class SchedulerActor extends Actor {
     const req = this.req!;
     const m = this.manifest!;
     const n = m.chunks.length;
-    const core = new ChunkScheduler({ chunks: n, chunkBytes: m.chunkSize, edgeCapacity: req.edges.length }, req.scheduler);
+    const j = this.journal!;
+    j.activations = (j.activations ?? 0) + 1;
+    const core = new ChunkScheduler({ chunks: n, chunkBytes: m.chunkSize, edgeCapacity: req.edges.length }, req.scheduler, ((j.activations & 0xff) << 24) >>> 0);
     this.perEdgeChunks = new Array(req.edges.length).fill(0);
     this.edgeEpochs = new Array(req.edges.length).fill(-1);
     this.edgeViews = [];
@@ -286,9 +296,11 @@ export class SchedulerActor extends Actor {
   private applyView(core: ChunkScheduler, i: number, v: EdgeView): void {
     const bandwidth = v.bandwidth > 0 ? v.bandwidth : (v.bandwidthHint ?? 0);
     const rtt = v.samples > 0 ? v.rtt : (v.rttHint ?? v.rtt);
+    const chunk = this.manifest!.chunkSize;
     core.updateEdge(i, {
-      bandwidth, rtt, health: v.health, available: v.available, flags: v.flags, maxParallel: v.maxParallel,
-      timeoutMs: adaptiveTimeoutMs({ ...v, bandwidth, rtt }, this.manifest!.chunkSize),
+      bandwidth, rtt, health: v.health, available: v.available, flags: v.flags,
+      maxParallel: v.maxParallel,
+      timeoutMs: adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk),
     });
     if (this.edgeEpochs[i] !== v.epoch) { this.edgeEpochs[i] = v.epoch; core.requestFullRerank(); }
   }

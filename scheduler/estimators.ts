@@ -203,3 +203,4 @@ export function adaptiveTimeoutMs(est: EdgeEstimate, chunkBytes: number, bounds:
   else t = bounds.capMs;
   return Math.min(bounds.capMs, Math.max(bounds.floorMs, t));
 }
+

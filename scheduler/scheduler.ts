@@ -46,6 +46,16 @@ export interface TickResult {
   phaseMs: { rank: number; detect: number; failover: number; balance: number; dispatch: number; total: number };
 }
 
+/**
+ * A replacement for the rank phase of a tick (e.g. the WebGPU k_best kernel): must leave the table
+ * exactly as `rankChunks(t, ranking, chunks, count)` would (all chunks when `chunks` is undefined)
+ * and return the same count.
+ */
+export type RankPhase = (t: ChunkTable, ranking: EdgeRanking, chunks: Uint32Array | undefined, count: number) => number;
+
+/** Optional hooks of `ChunkScheduler.tick`; without them the tick runs the CPU reference kernels. */
+export interface TickHooks { rank?: RankPhase }
+
 /** The outcome of one report. */
 export type ReportOutcome = 'completed' | 'failed' | 'hedge-failed' | 'promoted' | 'stale' | 'duplicate';
 
@@ -109,7 +119,11 @@ export class ChunkScheduler {
   private readonly outcome: Uint8Array;
   private dispatchOut: Uint32Array;
 
-  constructor(shape: TransferShape, config: Partial<SchedulerConfig> = {}) {
+  /**
+   * `firstAttempt` seeds the attempt ids: a scheduler rebuilt after a restart should start where
+   * no report of the previous incarnation can match (reports of old attempts are then 'stale').
+   */
+  constructor(shape: TransferShape, config: Partial<SchedulerConfig> = {}, firstAttempt = 1) {
     checkArg(Number.isInteger(shape.chunkBytes) && shape.chunkBytes > 0, 'chunkBytes', 'a positive integer');
     this.config = { ...defaultSchedulerConfig, ...config, weights: { ...defaultSchedulerConfig.weights, ...config.weights } };
     const c = this.config;
@@ -128,6 +142,7 @@ export class ChunkScheduler {
     this.failCauses = new Uint8Array(Math.max(1, shape.chunks));
     this.outcome = new Uint8Array(Math.max(1, shape.chunks));
     this.dispatchOut = new Uint32Array(c.maxDispatchPerTick);
+    this.nextAttempt = firstAttempt >>> 0 || 1;
   }
 
   // ---- sync: inputs between ticks ------------------------------------------------------------
@@ -240,8 +255,16 @@ export class ChunkScheduler {
 
   // ---- the tick ------------------------------------------------------------------------------
 
-  /** Runs one scheduler tick at `now` (ms since the transfer's epoch). */
-  tick(now: number): TickResult {
+  /**
+   * What the next tick's rank phase will re-rank: every chunk (`full`), or the `count` dirty chunks
+   * in `chunks` (a view valid until the next mutation of the scheduler).
+   */
+  rankWork(): { full: boolean; chunks: Uint32Array | undefined; count: number } {
+    return this.needFull ? { full: true, chunks: undefined, count: this.chunks.n } : { full: false, chunks: this.dirty.subarray(0, this.dirtyCount), count: this.dirtyCount };
+  }
+
+  /** Runs one scheduler tick at `now` (ms since the transfer's epoch); `hooks.rank` replaces the rank phase. */
+  tick(now: number, hooks: TickHooks = {}): TickResult {
     checkArg(Number.isFinite(now) && now >= 0, 'now', 'ms since the transfer epoch, ≥ 0');
     now = Math.min(0xffffffff, Math.floor(now));
     const t0 = performance.now();
@@ -250,13 +273,13 @@ export class ChunkScheduler {
     const full = this.needFull;
     let ranked: number;
     if (full) {
-      ranked = rankChunks(t, this.ranking);
+      ranked = hooks.rank ? hooks.rank(t, this.ranking, undefined, t.n) : rankChunks(t, this.ranking);
       this.needFull = false;
       this.rerankBandwidth.set(this.edges.bandwidth);
       this.rerankAvailable.set(this.edges.available);
       this.counters.fullReranks++;
     } else {
-      ranked = rankChunks(t, this.ranking, this.dirty, this.dirtyCount);
+      ranked = hooks.rank ? hooks.rank(t, this.ranking, this.dirty, this.dirtyCount) : rankChunks(t, this.ranking, this.dirty, this.dirtyCount);
     }
     for (let i = 0; i < this.dirtyCount; i++) this.dirtyFlag[this.dirty[i]] = 0;
     this.dirtyCount = 0;
@@ -356,8 +379,9 @@ export class ChunkScheduler {
     if (edge !== NO_EDGE && this.edges.queueDepth[edge] > 0) this.edges.queueDepth[edge]--;
   }
 
+  /** Counts a failure of edge `e` on chunk `c`; at the retry limit (at once for corrupt data) the edge is excluded for that chunk. A timeout is slowness, not a fault of the data: it never excludes. */
   private recordPairFailure(c: number, e: number, reason: string | undefined): void {
-    if (reason === 'cancelled') return;
+    if (reason === 'cancelled' || reason === 'timeout') return;
     const key = c * this.edges.e + e;
     const n = (this.pairFailures.get(key) ?? 0) + 1;
     this.pairFailures.set(key, n);

@@ -70,7 +70,7 @@ export const defaultSchedulerConfig: Readonly<SchedulerConfig> = Object.freeze({
   underloadThreshold: 0.5,
   maxDispatchPerTick: 4096,
   significantBandwidthChange: 0.3,
-  endgameChunks: 32,
-  maxHedges: 8,
+  endgameChunks: 256,
+  maxHedges: 32,
   hedgeAfterFraction: 1.0,
 });

@@ -38,11 +38,11 @@ export const fetchCommand: CommandSpec = {
   async run({ flags, positionals }) {
     const manifestPath = positionals[0];
     if (!manifestPath) throw new PortalError('PORTAL_CONFIG_INVALID', 'fetch: missing <manifest> argument');
-    const manifest = await loadManifest(manifestPath);
     let edges: TransferEdge[] = [];
     if (flags['edges-file']) edges.push(...readEdgesFile(flags['edges-file'] as string));
     for (const [i, spec] of ((flags.edge as string[] | undefined) ?? []).entries()) edges.push(parseEdgeSpec(spec, i));
     if (edges.length === 0) throw new PortalError('PORTAL_CONFIG_INVALID', 'fetch: give at least one --edge or an --edges-file');
+    const manifest = await loadManifest(manifestPath);
     edges = await resolveHoldings(edges, manifest.id);
     const output = path.resolve((flags.out as string | undefined) ?? manifest.name);
     const logger = createLogger({ level: flags['log-level'] as string });
@@ -60,7 +60,7 @@ export const fetchCommand: CommandSpec = {
     });
     bar.done(progressDetail(status, started));
     const seconds = (Date.now() - started) / 1000;
-    const result = { output, verified: status.verified, bytes: manifest.fileSize, seconds, throughputBytesPerSec: (status.bytesDone - status.resumedChunks * manifest.chunkSize) / seconds, resumedChunks: status.resumedChunks, failovers: status.counters.failovers, corruptChunksDetected: status.counters.corrupt, tickMsP50: status.tickMsP50, tickMsP99: status.tickMsP99, backend: status.backend };
+    const result = { output, verified: status.verified, bytes: manifest.fileSize, seconds, throughputBytesPerSec: (status.bytesDone - status.resumedChunks * manifest.chunkSize) / seconds, resumedChunks: status.resumedChunks, fetchedChunks: status.counters.completed, hedges: status.counters.hedges, failovers: status.counters.failovers, corruptChunksDetected: status.counters.corrupt, tickMsP50: status.tickMsP50, tickMsP99: status.tickMsP99, backend: status.backend };
     if (flags.json || flags['progress-json']) process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
     else process.stdout.write(`${output}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, sha256 verified${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`);
     return status.verified ? 0 : 3;

@@ -1,4 +1,4 @@
-import { ChunkScheduler, ChunkStatus, NO_EDGE, type SchedulerConfig } from '../../scheduler/index.js';
+import { ChunkScheduler, ChunkStatus, NO_EDGE, hasCandidate, type SchedulerConfig } from '../../scheduler/index.js';
 
 /** A scheduler over `n` chunks where every edge in `holders` holds every chunk. */
 function make(n: number, bws: number[], cfg: Partial<SchedulerConfig> = {}, maxParallel = 4): ChunkScheduler {
@@ -74,6 +74,17 @@ describe('scheduler tick', () => {
     expect(r.cancels).toEqual([{ chunk: 0, edge: 0, attempt }]);
     expect(r.dispatch[0]).toMatchObject({ chunk: 0, edge: 1 });
     expect(s.counters.timeouts).toBe(1);
+    // a timeout is slowness, not bad data: the slow edge stays a candidate for the chunk
+    expect(hasCandidate(s.chunks, 0, 0)).toBe(true);
+  });
+
+  test('failure: attempt ids start at firstAttempt so reports of a previous incarnation are stale', () => {
+    const s = new ChunkScheduler({ chunks: 1, chunkBytes: 1000, edgeCapacity: 1 }, {}, 2 ** 24);
+    s.updateEdge(0, { bandwidth: 1e6, available: true, maxParallel: 1 });
+    s.setAvailability(0, 0, true);
+    const d = s.tick(0).dispatch[0];
+    expect(d.attempt).toBe(2 ** 24);
+    expect(s.report({ chunk: 0, attempt: 1, edge: 0, ok: true })).toBe('stale');
   });
 
   test('failure: an explicit failure report fails over; a stale report for the old attempt is ignored', () => {

@@ -1,0 +1,120 @@
+import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { runTransfer, startEmbeddedNode } from '../../cli/run-transfer.js';
+import { createSilentLogger } from '../../common/logger.js';
+import { terminalStates, type TransferStatus, type EdgeView } from '../../actors/index.js';
+import { isPortalError } from '../../common/errors.js';
+import { createMesh, type Mesh } from '../helpers/mesh.js';
+
+const logger = createSilentLogger();
+const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
+
+async function waitFor(fn: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('transfers on the embedded host', () => {
+  let mesh: Mesh | undefined;
+  afterEach(async () => { await mesh?.close(); mesh = undefined; });
+
+  test('transfer: fetches a file from three edges with different replica sets and verifies its sha256', async () => {
+    const chunks = 48;
+    mesh = await createMesh(chunks * 16384 - 100, 16384, [
+      { holds: [...Array(chunks).keys()].filter((c) => c % 2 === 0) },
+      { holds: [...Array(chunks).keys()].filter((c) => c % 2 === 1) },
+      { holds: 'all', bandwidthBytesPerSec: 2_000_000 },
+    ]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const s = await runTransfer({ request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges }, logger });
+    expect(s.state).toBe('done');
+    expect(s.verified).toBe(true);
+    expect(await sha(output)).toBe(mesh.manifest.fileSha256);
+    expect(s.complete).toBe(chunks);
+    expect(s.perEdgeChunks.reduce((a, b) => a + b, 0)).toBe(chunks);
+    expect(s.perEdgeChunks[0]).toBeGreaterThan(0);
+    expect(s.perEdgeChunks[1]).toBeGreaterThan(0);
+    expect(s.backend).toBe('cpu');
+  });
+
+  test('corrupt edge: chunks with the wrong CID are rejected, fetched from another edge, and lower its health', async () => {
+    mesh = await createMesh(32 * 8192, 8192, [
+      { holds: 'all', faults: { corruptRate: 1 }, maxParallel: 8 },
+      { holds: 'all', bandwidthBytesPerSec: 1_000_000 },
+    ]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const s = await runTransfer({ request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges }, logger });
+    expect(s.verified).toBe(true);
+    expect(s.counters.corrupt).toBeGreaterThan(0);
+    expect(s.perEdgeChunks[0]).toBe(0);
+    expect(s.perEdgeChunks[1]).toBe(32);
+    const bad = s.edges[0];
+    expect(bad.successRate).toBeLessThan(0.5);
+    expect(bad.health).toBeLessThan(s.edges[1].health);
+  });
+
+  test('dead edge: an edge that goes offline mid-transfer is marked offline and its chunks fail over', async () => {
+    mesh = await createMesh(64 * 16384, 16384, [
+      { holds: 'all', bandwidthBytesPerSec: 400_000, maxParallel: 4 },
+      { holds: 'all', bandwidthBytesPerSec: 400_000, maxParallel: 4 },
+    ]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const servers = mesh.servers;
+    let killed = false;
+    const s = await runTransfer({
+      request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges }, logger, progressMs: 50,
+      onProgress: (st) => { if (!killed && st.complete >= 8) { killed = true; void servers[0].goOffline(); } },
+    });
+    expect(killed).toBe(true);
+    expect(s.verified).toBe(true);
+    expect(s.edges[0].available).toBe(false);
+    expect(s.counters.failovers).toBeGreaterThan(0);
+    expect(s.perEdgeChunks[1]).toBeGreaterThan(s.perEdgeChunks[0]);
+  });
+
+  test('reactivation: a scheduler deactivated mid-transfer resumes from its journal on the next call and never refetches', async () => {
+    mesh = await createMesh(64 * 16384, 16384, [{ holds: 'all', bandwidthBytesPerSec: 600_000, maxParallel: 2 }]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const node = await startEmbeddedNode({ output, logger });
+    try {
+      node.executor.attach(mesh.manifest.id);
+      const fetched = new Map<number, number>();
+      node.bus.subscribe<{ chunk: number; ok: boolean }>(`portal.transfer.${mesh.manifest.id}.report`, (r) => { if (r.ok) fetched.set(r.chunk, (fetched.get(r.chunk) ?? 0) + 1); });
+      const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
+      await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges, persistMs: 0 });
+      await waitFor(async () => (await actor.invoke<TransferStatus>('status')).complete >= 20);
+      await node.host.deactivate('SchedulerActor', mesh.manifest.id);
+      let s = await actor.invoke<TransferStatus>('status'); // reactivates and resumes
+      expect(s.resumedChunks).toBeGreaterThanOrEqual(20);
+      await waitFor(async () => terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state));
+      expect(s.state).toBe('done');
+      expect(s.verified).toBe(true);
+      // only chunks that were in flight at the deactivation (max_parallel 2) may have been fetched twice
+      const twice = [...fetched.values()].filter((n) => n > 1).length;
+      expect(twice).toBeLessThanOrEqual(2);
+      expect(fetched.size).toBe(64);
+    } finally { await node.close(); }
+  });
+
+  test('bad input: a malformed manifest, a foreign transfer id and an unknown actor type are typed errors', async () => {
+    mesh = await createMesh(4 * 8192, 8192, [{ holds: 'all' }]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const node = await startEmbeddedNode({ output, logger });
+    try {
+      const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
+      const bad = { ...mesh.manifest, chunks: mesh.manifest.chunks.slice(1) };
+      await expect(actor.invoke('start', { transferId: mesh.manifest.id, manifest: bad, output, edges: mesh.edges })).rejects.toMatchObject({ code: 'PORTAL_MANIFEST_INVALID' });
+      await expect(actor.invoke('start', { transferId: 'other', manifest: mesh.manifest, output, edges: mesh.edges })).rejects.toMatchObject({ code: 'PORTAL_INVALID_ARGUMENT' });
+      await expect(node.host.proxy('NoSuchActor', 'x').invoke('status')).rejects.toMatchObject({ code: 'PORTAL_UNKNOWN_ACTOR_TYPE' });
+      await expect(actor.invoke('constructor')).rejects.toMatchObject({ code: 'PORTAL_UNKNOWN_ACTOR_METHOD' });
+      await expect(node.host.proxy('EdgeActor', 'never-configured').invoke<EdgeView>('snapshot')).rejects.toMatchObject({ code: 'PORTAL_UNKNOWN_EDGE' });
+      const err = await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: [] }).catch((e: unknown) => e);
+      expect(isPortalError(err, 'PORTAL_INVALID_ARGUMENT')).toBe(true);
+      expect((err as Error).message).toMatch(/edges/);
+    } finally { await node.close(); }
+  });
+});
