@@ -13,6 +13,11 @@ export interface Bus {
 export interface Subscription {
   readonly subject: string;
   unsubscribe(): void;
+  /**
+   * Resolves once the subscription receives messages (the NATS bus creates JetStream consumers
+   * asynchronously); rejects with the reason it never will. Absent on buses where subscribing is immediate.
+   */
+  readonly ready?: Promise<void>;
 }
 
 /** Subject names, one function per kind of message (documented in README). */
@@ -22,6 +27,18 @@ export const subjects = {
   cancel: (transferId: string) => `portal.transfer.${transferId}.cancel`,
   edgeTelemetry: (edgeId: string) => `portal.edge.${edgeId}.telemetry`,
   edgeHave: (edgeId: string) => `portal.edge.${edgeId}.have`,
+  /** Commands for one transfer (start, stop, status query). */
+  command: (transferId: string) => `portal.transfer.${transferId}.command`,
+  /** Status of one transfer, published by the node that runs it. */
+  status: (transferId: string) => `portal.transfer.${transferId}.status`,
+  /** Where a reader puts a message it rejected from `subject` (see DeadLetterEvent). */
+  deadLetter: (subject: string) => `portal.deadletter.${subject}`,
+  /** Wildcards: every edge's telemetry, every edge's availability, every transfer's dispatch, every dead letter. */
+  allEdgeTelemetry: 'portal.edge.*.telemetry',
+  allEdgeHave: 'portal.edge.*.have',
+  allDispatch: 'portal.transfer.*.dispatch',
+  allReports: 'portal.transfer.*.report',
+  allDeadLetters: 'portal.deadletter.>',
 } as const;
 
 /** How an executor reaches an edge: a Portal edge (chunks by CID) or a plain HTTP mirror (Range on one URL). */
@@ -76,4 +93,89 @@ export interface CancelRequest {
   transferId: string;
   chunk: number;
   attempt: number;
+}
+
+/** Battery state an edge reports. */
+export interface EdgeBattery {
+  /** Charge in [0, 1]. */
+  level: number;
+  charging: boolean;
+  /** The edge asks to be spared (scheduler flag BATTERY_LOW). */
+  low: boolean;
+}
+
+/**
+ * Telemetry about one edge (`subjects.edgeTelemetry(edgeId)`). Absent fields mean unchanged; the first
+ * message of an edge announces it (it then needs `url`).
+ */
+export interface EdgeTelemetryEvent {
+  edgeId: string;
+  /** Unix epoch ms when sent (0 = unknown). */
+  sentAtMs: number;
+  online?: boolean;
+  metered?: boolean;
+  battery?: EdgeBattery;
+  /** Bandwidth samples, oldest first: bytes per second at `atMs`. */
+  bandwidth: Array<{ atMs: number; bytesPerSec: number }>;
+  /** RTT samples, oldest first: milliseconds at `atMs`. */
+  rtt: Array<{ atMs: number; rttMs: number }>;
+  maxParallel?: number;
+  /** Base URL of the edge ('' = not given). */
+  url: string;
+  kind?: EdgeKind;
+}
+
+/**
+ * Which chunks of a manifest an edge holds (`subjects.edgeHave(edgeId)`): a full bitmap
+ * (little-endian, bit i of byte i>>3 = chunk i) or a delta against the message numbered `baseSeq`.
+ */
+export type EdgeHaveEvent =
+  | { kind: 'full'; edgeId: string; manifestId: string; chunkCount: number; seq: number; sentAtMs: number; bitmap: Uint8Array }
+  | { kind: 'incremental'; edgeId: string; manifestId: string; chunkCount: number; seq: number; sentAtMs: number; baseSeq: number; added: number[]; removed: number[] };
+
+/** An edge of a transfer named in a start command. */
+export interface TransferCommandEdge {
+  id: string;
+  url: string;
+  kind: EdgeKind;
+  flags: number;
+  maxParallel: number;
+}
+
+/** A command for one transfer (`subjects.command(transferId)`), keyed on `type`. */
+export type TransferCommand =
+  | { type: 'start'; transferId: string; manifestJson: string; output: string; edges: TransferCommandEdge[]; tickMs: number }
+  | { type: 'stop'; transferId: string; reason: string }
+  | { type: 'query'; transferId: string };
+
+/** States a transfer reports on `subjects.status(transferId)`. */
+export type TransferStateName = 'idle' | 'running' | 'verifying' | 'done' | 'failed' | 'stopped';
+
+/** Progress of one transfer (`subjects.status(transferId)`). */
+export interface TransferStatusEvent {
+  transferId: string;
+  state: TransferStateName;
+  complete: number;
+  total: number;
+  bytesDone: number;
+  verified: boolean;
+  error: string;
+  edgesAvailable: number;
+  edgesTotal: number;
+  atMs: number;
+}
+
+/** A message a reader rejected (`subjects.deadLetter(original subject)`), with the typed reason. */
+export interface DeadLetterEvent {
+  /** The subject the rejected message arrived on. */
+  subject: string;
+  /** PortalError code of the rejection (PORTAL_WIRE_*). */
+  code: string;
+  reason: string;
+  /** The rejected bytes (cut to a few KiB). */
+  payload: Uint8Array;
+  /** Size of the rejected message in bytes. */
+  payloadSize: number;
+  rejectedBy: string;
+  atMs: number;
 }

@@ -24,7 +24,12 @@ export type PortalErrorCode =
   | 'PORTAL_CANCELLED'
   | 'PORTAL_CONFIG_INVALID'
   | 'PORTAL_ACTOR_TIMEOUT'
-  | 'PORTAL_STORE_CLOSED';
+  | 'PORTAL_STORE_CLOSED'
+  | 'PORTAL_WIRE_MALFORMED'
+  | 'PORTAL_WIRE_VERSION'
+  | 'PORTAL_WIRE_TOO_LARGE'
+  | 'PORTAL_WIRE_UNKNOWN_SUBJECT'
+  | 'PORTAL_BUS_UNAVAILABLE';
 
 /** Base class of all Portal errors: a stable `code`, a message that names what was wrong, an optional cause. */
 export class PortalError extends Error {

@@ -1,0 +1,87 @@
+import { PortalError } from '../common/errors.js';
+import { subjects, type Bus, type EdgeHaveEvent, type EdgeTelemetryEvent, type Subscription } from './types.js';
+
+/** The availability an edge announced for one manifest, after applying its have messages in order. */
+export interface EdgeHaveState {
+  edgeId: string;
+  manifestId: string;
+  chunkCount: number;
+  /** Little-endian bitset, bit i of byte i>>3 = the edge holds chunk i. */
+  bitmap: Uint8Array;
+  seq: number;
+}
+
+/** Callbacks of an edge event bridge; each may be async (errors go to onError). */
+export interface EdgeEventHandlers {
+  /** Every telemetry message; `first` is true for the first one of an edge this bridge has seen (an announcement). */
+  onTelemetry?: (ev: EdgeTelemetryEvent, info: { first: boolean }) => void | Promise<void>;
+  /** Availability after a full message, or an incremental one that applied to the last known state. */
+  onHave?: (state: EdgeHaveState, ev: EdgeHaveEvent) => void | Promise<void>;
+  /** An incremental message whose base is not the last state seen (lost or reordered message): wait for a full one, or ask the edge (/v1/have). */
+  onHaveGap?: (ev: EdgeHaveEvent & { kind: 'incremental' }, knownSeq: number | undefined) => void | Promise<void>;
+  onError?: (err: unknown, subject: string) => void;
+}
+
+/** A running bridge. */
+export interface EdgeEventBridge {
+  /** The availability last applied for an edge and manifest. */
+  have(edgeId: string, manifestId: string): EdgeHaveState | undefined;
+  /** Edges that sent telemetry or availability. */
+  edges(): string[];
+  close(): void;
+}
+
+/**
+ * Subscribes to `portal.edge.*.telemetry` and `portal.edge.*.have` on `bus` and calls the handlers with
+ * decoded, validated events (the NATS bus dead-letters what does not decode, so handlers see only good ones).
+ * Keeps the availability of every edge and manifest, applying incremental messages in sequence; a stale one
+ * (seq not above the last) is ignored. Throws PORTAL_INVALID_ARGUMENT without a bus.
+ */
+export function createEdgeEventBridge(bus: Bus, handlers: EdgeEventHandlers): EdgeEventBridge {
+  if (!bus || typeof bus.subscribe !== 'function') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'bus: expected a Bus');
+  const seen = new Set<string>();
+  const states = new Map<string, EdgeHaveState>();
+  const key = (edgeId: string, manifestId: string): string => `${edgeId}\u0000${manifestId}`;
+  const fail = (err: unknown, subject: string): void => {
+    if (handlers.onError) handlers.onError(err, subject);
+    else process.emitWarning(`edge event handler for ${subject} failed: ${String(err)}`);
+  };
+  const call = async (subject: string, fn: () => void | Promise<void>): Promise<void> => {
+    try { await fn(); } catch (err) { fail(err, subject); }
+  };
+
+  const subs: Subscription[] = [
+    bus.subscribe<EdgeTelemetryEvent>(subjects.allEdgeTelemetry, (ev, subject) => {
+      const first = !seen.has(ev.edgeId);
+      seen.add(ev.edgeId);
+      if (handlers.onTelemetry) return call(subject, () => handlers.onTelemetry!(ev, { first }));
+    }),
+    bus.subscribe<EdgeHaveEvent>(subjects.allEdgeHave, (ev, subject) => {
+      seen.add(ev.edgeId);
+      const k = key(ev.edgeId, ev.manifestId);
+      const cur = states.get(k);
+      if (cur && ev.seq <= cur.seq) return; // stale or duplicate
+      let next: EdgeHaveState;
+      if (ev.kind === 'full') {
+        next = { edgeId: ev.edgeId, manifestId: ev.manifestId, chunkCount: ev.chunkCount, bitmap: ev.bitmap.slice(0, Math.ceil(ev.chunkCount / 8)), seq: ev.seq };
+      } else {
+        if (!cur || cur.seq !== ev.baseSeq || cur.chunkCount !== ev.chunkCount) {
+          if (handlers.onHaveGap) return call(subject, () => handlers.onHaveGap!(ev, cur?.seq));
+          return;
+        }
+        const bitmap = cur.bitmap.slice();
+        for (const c of ev.added) bitmap[c >> 3] |= 1 << (c & 7);
+        for (const c of ev.removed) bitmap[c >> 3] &= ~(1 << (c & 7));
+        next = { ...cur, bitmap, seq: ev.seq };
+      }
+      states.set(k, next);
+      if (handlers.onHave) return call(subject, () => handlers.onHave!(next, ev));
+    }),
+  ];
+
+  return {
+    have: (edgeId, manifestId) => states.get(key(edgeId, manifestId)),
+    edges: () => [...seen],
+    close() { for (const s of subs) s.unsubscribe(); },
+  };
+}

@@ -1,0 +1,46 @@
+import { PortalError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { createMemoryBus } from './memory-bus.js';
+import type { NatsBusOptions } from './nats-bus.js';
+import type { Bus } from './types.js';
+
+/** Environment variables that select and configure the NATS bus. */
+export const NATS_ENV = {
+  url: 'NATS_URL', user: 'NATS_USER', pass: 'NATS_PASSWORD', token: 'NATS_TOKEN', nkeySeedFile: 'NATS_NKEY_SEED_FILE',
+  tlsCa: 'NATS_TLS_CA', tlsCert: 'NATS_TLS_CERT', tlsKey: 'NATS_TLS_KEY',
+} as const;
+
+/** NATS bus options from the environment, or undefined when NATS_URL is not set. */
+export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<NatsBusOptions, 'logger'> | undefined {
+  const url = env[NATS_ENV.url]?.trim();
+  if (!url) return undefined;
+  const o: Omit<NatsBusOptions, 'logger'> = { servers: url };
+  if (env[NATS_ENV.user] !== undefined) { o.user = env[NATS_ENV.user]; o.pass = env[NATS_ENV.pass] ?? ''; }
+  if (env[NATS_ENV.token]) o.token = env[NATS_ENV.token];
+  if (env[NATS_ENV.nkeySeedFile]) o.nkeySeedFile = env[NATS_ENV.nkeySeedFile];
+  const tls = { caFile: env[NATS_ENV.tlsCa] || undefined, certFile: env[NATS_ENV.tlsCert] || undefined, keyFile: env[NATS_ENV.tlsKey] || undefined };
+  if (tls.caFile || tls.certFile || tls.keyFile) {
+    if (!tls.certFile !== !tls.keyFile) throw new PortalError('PORTAL_CONFIG_INVALID', `${NATS_ENV.tlsCert} and ${NATS_ENV.tlsKey} go together`);
+    o.tls = tls;
+  }
+  return o;
+}
+
+/**
+ * The bus the environment asks for: the NATS bus when NATS_URL is set (credentials from NATS_USER/NATS_PASSWORD,
+ * NATS_TOKEN, NATS_NKEY_SEED_FILE, TLS from NATS_TLS_CA/CERT/KEY), else the in-process bus. Rejects as
+ * createNatsBus does (PORTAL_BUS_UNAVAILABLE, PORTAL_CONFIG_INVALID).
+ */
+export async function createBusFromEnv(o: { env?: NodeJS.ProcessEnv; logger?: Logger; name?: string } = {}): Promise<Bus> {
+  const nats = natsOptionsFromEnv(o.env ?? process.env);
+  if (!nats) return createMemoryBus({ onError: o.logger ? (err, subject) => o.logger!.error({ err, subject }, 'bus handler failed') : undefined });
+  // Loaded only when asked for, so the embedded default never loads the NATS client.
+  const { createNatsBus } = await import('./nats-bus.js');
+  return createNatsBus({ ...nats, logger: o.logger, name: o.name });
+}
+
+/** Connects the NATS bus (see nats-bus.ts createNatsBus), loading the NATS client on first use. */
+export async function createNatsBus(opts: NatsBusOptions): Promise<import('./nats-bus.js').NatsBus> {
+  const m = await import('./nats-bus.js');
+  return m.createNatsBus(opts);
+}

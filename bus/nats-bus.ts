@@ -1,0 +1,376 @@
+import { AsyncResource } from 'node:async_hooks';
+import { readFileSync } from 'node:fs';
+import {
+  connect, nkeyAuthenticator, nuid, nanos, type Authenticator, type ConnectionOptions, type Msg, type NatsConnection, type Subscription as NatsSubscription,
+} from '@nats-io/transport-node';
+import {
+  AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager,
+  type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg,
+} from '@nats-io/jetstream';
+import { PortalError, isPortalError } from '../common/errors.js';
+import { createSilentLogger, type Logger } from '../common/logger.js';
+import { createCodecRegistry, isJetStreamPattern, type CodecRegistry, type WireLimits } from './codec.js';
+import { subjects, type Bus, type DeadLetterEvent, type Subscription } from './types.js';
+import { DEAD_LETTER_STREAM, TRANSFERS_STREAM, durableName } from './nats-bus-names.js';
+
+export { DEAD_LETTER_STREAM, TRANSFERS_STREAM, durableName };
+
+/** Retention of one stream the bus creates when it is missing (an existing stream is left as it is). */
+export interface NatsStreamOptions {
+  /** Oldest message kept, ms (transfers default 24 h, dead letters 7 days). */
+  maxAgeMs?: number;
+  /** Bytes kept before the oldest go (transfers default 1 GiB, dead letters 256 MiB). */
+  maxBytes?: number;
+  storage?: 'file' | 'memory';
+  replicas?: number;
+}
+
+/** Options of createNatsBus. */
+export interface NatsBusOptions {
+  /** `nats://host:port`, several comma-separated or as an array. */
+  servers: string | string[];
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** File holding an NKey user seed (`SU…`). */
+  nkeySeedFile?: string;
+  /** TLS files; any of them turns TLS on. */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
+  /** Client name; also names the durable consumers of subscriptions without a queue group (default `portal-<pid>`). */
+  name?: string;
+  logger?: Logger;
+  /** Stream settings, or false to not create that stream (it must then exist for JetStream subjects). */
+  streams?: { transfers?: NatsStreamOptions | false; deadLetters?: NatsStreamOptions | false };
+  /** Per-kind message size limits (see DEFAULT_MAX_BYTES). */
+  limits?: WireLimits;
+  /** How long one JetStream publish keeps retrying until the server acks it (default 60 s); then PORTAL_BUS_UNAVAILABLE. */
+  publishTimeoutMs?: number;
+  /** JetStream redelivers a message not acked within this time (default 30 s). */
+  ackWaitMs?: number;
+  /** Deliveries of one message before JetStream gives up on it (default 20). */
+  maxDeliver?: number;
+  /** A durable consumer nobody pulled from for this long is removed by the server (default 1 h). */
+  consumerInactiveMs?: number;
+  /** Called for every message this bus dead-letters. */
+  onDeadLetter?: (d: DeadLetterEvent) => void;
+  /** Called when a handler throws or rejects (default: logged). */
+  onError?: (err: unknown, subject: string) => void;
+  /** Initial connect timeout, ms (default 5000). */
+  connectTimeoutMs?: number;
+}
+
+/** Counters of a NATS bus. */
+export interface NatsBusStats {
+  published: number;
+  delivered: number;
+  /** JetStream deliveries that were not the first (at-least-once at work). */
+  redelivered: number;
+  handlerErrors: number;
+  deadLettered: number;
+  deadLetteredByCode: Record<string, number>;
+  /** JetStream publishes that had to be sent again (no ack in time, server away). */
+  publishRetries: number;
+  disconnects: number;
+  reconnects: number;
+}
+
+/** The Bus on NATS: protobuf on the wire, JetStream for dispatch and reports, core NATS for the rest. */
+export interface NatsBus extends Bus {
+  /** The client name. */
+  readonly name: string;
+  stats(): NatsBusStats;
+  /** Resolves once the server has seen everything published so far on core subjects. */
+  flush(): Promise<void>;
+}
+
+interface JsSub {
+  closed: boolean;
+  messages?: ConsumerMessages;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function apiCode(err: unknown): number | undefined {
+  return err instanceof JetStreamApiError ? err.apiError().err_code : undefined;
+}
+
+/**
+ * Connects to NATS and returns a Bus. Ensures stream PORTAL_TRANSFERS (subjects `portal.transfer.*.dispatch`
+ * and `.report`, limits retention) and PORTAL_DEADLETTER (`portal.deadletter.>`). Publishing on a JetStream
+ * subject resolves once the server stored the message (retried with the same message id while the server is
+ * away, so retries are not stored twice); subscribing there binds a durable pull consumer — the queue group's
+ * (shared by its members) or this client's — and acks each message after its handler resolves (nak on a
+ * rejection: redelivered later). A message that does not decode goes to `portal.deadletter.<subject>` with its
+ * reason, is counted, and is never redelivered. Rejects with PORTAL_CONFIG_INVALID for bad options and
+ * PORTAL_BUS_UNAVAILABLE when the server cannot be reached or JetStream is off.
+ */
+export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
+  if (!opts || typeof opts !== 'object') throw new PortalError('PORTAL_CONFIG_INVALID', 'opts: expected an object');
+  const servers = (Array.isArray(opts.servers) ? opts.servers : String(opts.servers ?? '').split(',')).map((s) => s.trim()).filter(Boolean);
+  if (servers.length === 0) throw new PortalError('PORTAL_CONFIG_INVALID', 'servers: expected at least one nats:// URL');
+  const name = opts.name ?? `portal-${process.pid}`;
+  const log = (opts.logger ?? createSilentLogger()).child({ component: 'nats-bus', client: name });
+  const codecs: CodecRegistry = createCodecRegistry({ limits: opts.limits });
+  const publishTimeoutMs = opts.publishTimeoutMs ?? 60_000;
+  const ackWaitMs = opts.ackWaitMs ?? 30_000;
+  const onError = opts.onError ?? ((err: unknown, subject: string) => log.error({ err, subject }, 'bus handler failed'));
+  const scope = new AsyncResource('PortalNatsBus');
+
+  const co: ConnectionOptions = {
+    servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 100, timeout: opts.connectTimeoutMs ?? 5000, pingInterval: 5000, maxPingOut: 3,
+  };
+  if (opts.user !== undefined) { co.user = opts.user; co.pass = opts.pass ?? ''; }
+  if (opts.token !== undefined) co.token = opts.token;
+  const auth: Authenticator[] = [];
+  if (opts.nkeySeedFile) {
+    let seed: Uint8Array;
+    try { seed = new TextEncoder().encode(readFileSync(opts.nkeySeedFile, 'utf8').trim()); } catch (cause) {
+      throw new PortalError('PORTAL_CONFIG_INVALID', `nkeySeedFile: cannot read ${opts.nkeySeedFile}`, { cause });
+    }
+    auth.push(nkeyAuthenticator(seed));
+  }
+  if (auth.length) co.authenticator = auth;
+  if (opts.tls && (opts.tls.caFile || opts.tls.certFile || opts.tls.keyFile)) co.tls = { ...opts.tls };
+
+  let nc: NatsConnection;
+  try {
+    nc = await connect(co);
+  } catch (cause) {
+    throw new PortalError('PORTAL_BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+  const js: JetStreamClient = jetstream(nc);
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc);
+    await ensureStream(jsm, TRANSFERS_STREAM, ['portal.transfer.*.dispatch', 'portal.transfer.*.report'], opts.streams?.transfers, { maxAgeMs: 24 * 3600_000, maxBytes: 1024 ** 3 }, log);
+    await ensureStream(jsm, DEAD_LETTER_STREAM, ['portal.deadletter.>'], opts.streams?.deadLetters, { maxAgeMs: 7 * 24 * 3600_000, maxBytes: 256 * 1024 ** 2 }, log);
+  } catch (cause) {
+    await nc.close().catch(() => undefined);
+    if (isPortalError(cause)) throw cause;
+    throw new PortalError('PORTAL_BUS_UNAVAILABLE', `JetStream is not available at ${servers.join(',')}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+
+  const stats: NatsBusStats = { published: 0, delivered: 0, redelivered: 0, handlerErrors: 0, deadLettered: 0, deadLetteredByCode: {}, publishRetries: 0, disconnects: 0, reconnects: 0 };
+  const coreSubs = new Set<NatsSubscription>();
+  const jsSubs = new Set<JsSub>();
+  let closed = false;
+  let closing: Promise<void> | null = null;
+
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') { stats.disconnects++; log.warn({ server: (s as { server?: string }).server }, 'disconnected from NATS'); }
+      else if (s.type === 'reconnect') { stats.reconnects++; log.info({ server: (s as { server?: string }).server }, 'reconnected to NATS'); }
+    }
+  })().catch(() => undefined);
+
+  /** Puts a rejected message on the dead-letter subject (core publish; stream PORTAL_DEADLETTER keeps it). */
+  const deadLetter = (subject: string, data: Uint8Array, err: unknown): void => {
+    const code = isPortalError(err) ? err.code : 'PORTAL_WIRE_MALFORMED';
+    stats.deadLettered++;
+    stats.deadLetteredByCode[code] = (stats.deadLetteredByCode[code] ?? 0) + 1;
+    const d: DeadLetterEvent = { subject, code, reason: (err as Error)?.message ?? String(err), payload: data, payloadSize: data.length, rejectedBy: name, atMs: Date.now() };
+    log.warn({ subject, code, reason: d.reason, bytes: data.length }, 'message rejected to the dead-letter subject');
+    if (subject.startsWith('portal.deadletter.')) return; // never dead-letter a dead letter
+    try {
+      nc.publish(subjects.deadLetter(subject), codecs.encode(subjects.deadLetter(subject), d));
+    } catch (e) {
+      log.error({ err: e, subject }, 'cannot publish dead letter');
+    }
+    try { opts.onDeadLetter?.(d); } catch (e) { log.error({ err: e }, 'onDeadLetter failed'); }
+  };
+
+  const decode = (subject: string, data: Uint8Array): { ok: true; msg: unknown } | { ok: false } => {
+    try {
+      return { ok: true, msg: codecs.decode(subject, data) };
+    } catch (err) {
+      deadLetter(subject, data, err);
+      return { ok: false };
+    }
+  };
+
+  const runHandler = (handler: (msg: unknown, subject: string) => void | Promise<void>, msg: unknown, subject: string): Promise<void> =>
+    scope.runInAsyncScope(async () => { await handler(msg, subject); });
+
+  const jsPublish = async (subject: string, data: Uint8Array): Promise<void> => {
+    const msgID = nuid.next();
+    const deadline = Date.now() + publishTimeoutMs;
+    let delay = 50;
+    for (;;) {
+      try {
+        await js.publish(subject, data, { msgID, timeout: Math.max(250, Math.min(5000, deadline - Date.now())) });
+        return;
+      } catch (cause) {
+        if (closed) throw new PortalError('PORTAL_HOST_STOPPED', `bus closed: cannot publish to ${subject}`, { cause });
+        if (Date.now() + delay >= deadline) {
+          throw new PortalError('PORTAL_BUS_UNAVAILABLE', `JetStream did not store the message on ${subject} within ${publishTimeoutMs} ms: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+        }
+        stats.publishRetries++;
+        await sleep(delay);
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
+  };
+
+  const ensureConsumer = async (durable: string, filter: string, startMs: number, shared: boolean): Promise<void> => {
+    for (let i = 0; ; i++) {
+      try {
+        await jsm.consumers.info(TRANSFERS_STREAM, durable);
+        return;
+      } catch (err) {
+        if (apiCode(err) !== 10014) throw err;
+      }
+      try {
+        await jsm.consumers.add(TRANSFERS_STREAM, {
+          durable_name: durable, filter_subject: filter, ack_policy: AckPolicy.Explicit,
+          // A little before subscribe() so a message published right after it is not missed; duplicates are harmless.
+          deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(startMs - 2000).toISOString(),
+          ack_wait: nanos(ackWaitMs), max_deliver: opts.maxDeliver ?? 20, max_ack_pending: shared ? 4096 : 10_000,
+          inactive_threshold: nanos(opts.consumerInactiveMs ?? 3600_000),
+        });
+        return;
+      } catch (err) {
+        if (i >= 3) throw err; // another member created it at the same time: look again
+      }
+    }
+  };
+
+  const handleJs = async (m: JsMsg, handler: (msg: unknown, subject: string) => void | Promise<void>): Promise<void> => {
+    if (m.info.deliveryCount > 1) stats.redelivered++;
+    const r = decode(m.subject, m.data);
+    if (!r.ok) { m.term('rejected to the dead-letter subject'); return; }
+    stats.delivered++;
+    try {
+      await runHandler(handler, r.msg, m.subject);
+      m.ack();
+    } catch (err) {
+      stats.handlerErrors++;
+      onError(err, m.subject);
+      m.nak(Math.min(5000, 250 * m.info.deliveryCount));
+    }
+  };
+
+  const subscribeJs = (subject: string, handler: (msg: unknown, subject: string) => void | Promise<void>, queue: string | undefined): Subscription => {
+    const state: JsSub = { closed: false };
+    jsSubs.add(state);
+    const durable = durableName(queue ?? name, subject);
+    const startMs = Date.now();
+    let markReady!: () => void;
+    let markFailed!: (err: unknown) => void;
+    const ready = new Promise<void>((res, rej) => { markReady = res; markFailed = rej; });
+    ready.catch(() => undefined);
+    const loop = async (): Promise<void> => {
+      let attempt = 0;
+      while (!state.closed && !closed) {
+        try {
+          await ensureConsumer(durable, subject, startMs, queue !== undefined);
+          const consumer = await js.consumers.get(TRANSFERS_STREAM, durable);
+          const messages = await consumer.consume({ max_messages: 256 });
+          state.messages = messages;
+          if (state.closed) { messages.stop(); return; }
+          markReady();
+          attempt = 0;
+          for await (const m of messages) {
+            if (state.closed) break;
+            await handleJs(m, handler);
+          }
+          if (state.closed || closed) return;
+          log.warn({ subject, durable }, 'consumer stopped; binding again');
+        } catch (err) {
+          if (state.closed || closed) return;
+          attempt++;
+          log.warn({ err, subject, durable, attempt }, 'cannot bind JetStream consumer; retrying');
+          if (attempt === 20) markFailed(new PortalError('PORTAL_BUS_UNAVAILABLE', `cannot bind consumer ${durable} for ${subject}`, { cause: err }));
+        }
+        await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+      }
+    };
+    scope.runInAsyncScope(() => { void loop(); });
+    return {
+      subject,
+      ready,
+      unsubscribe() {
+        state.closed = true;
+        jsSubs.delete(state);
+        state.messages?.stop();
+      },
+    };
+  };
+
+  const subscribeCore = (subject: string, handler: (msg: unknown, subject: string) => void | Promise<void>, queue: string | undefined): Subscription => {
+    const sub = nc.subscribe(subject, {
+      queue,
+      callback: (err, m: Msg) => {
+        if (err) { log.error({ err, subject }, 'subscription failed'); return; }
+        const r = decode(m.subject, m.data);
+        if (!r.ok) return;
+        stats.delivered++;
+        runHandler(handler, r.msg, m.subject).catch((e: unknown) => { stats.handlerErrors++; onError(e, m.subject); });
+      },
+    });
+    coreSubs.add(sub);
+    return {
+      subject,
+      ready: nc.flush(),
+      unsubscribe() {
+        coreSubs.delete(sub);
+        if (!sub.isClosed()) sub.unsubscribe();
+      },
+    };
+  };
+
+  return {
+    name,
+    async publish<T>(subject: string, msg: T): Promise<void> {
+      if (closed) throw new PortalError('PORTAL_HOST_STOPPED', `bus closed: cannot publish to ${subject}`);
+      const codec = codecs.forSubject(subject);
+      if (!codec) throw new PortalError('PORTAL_WIRE_UNKNOWN_SUBJECT', `no Portal message travels on subject ${JSON.stringify(subject)}`);
+      const data = codec.encode(msg, subject);
+      if (codec.jetstream) await jsPublish(subject, data);
+      else nc.publish(subject, data);
+      stats.published++;
+    },
+    subscribe<T>(subject: string, handler: (msg: T, subject: string) => void | Promise<void>, o: { queue?: string } = {}): Subscription {
+      if (closed) throw new PortalError('PORTAL_HOST_STOPPED', `bus closed: cannot subscribe to ${subject}`);
+      if (typeof subject !== 'string' || subject === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'subject: expected a non-empty string');
+      const h = handler as (msg: unknown, subject: string) => void | Promise<void>;
+      return isJetStreamPattern(subject) ? subscribeJs(subject, h, o.queue) : subscribeCore(subject, h, o.queue);
+    },
+    stats: () => ({ ...stats, deadLetteredByCode: { ...stats.deadLetteredByCode } }),
+    flush: () => nc.flush(),
+    close() {
+      if (closing) return closing;
+      closed = true;
+      closing = (async () => {
+        for (const s of jsSubs) { s.closed = true; s.messages?.stop(); }
+        jsSubs.clear();
+        coreSubs.clear();
+        if (!nc.isClosed()) {
+          try { await nc.drain(); } catch (err) { log.debug({ err }, 'drain failed; closing'); await nc.close().catch(() => undefined); }
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+async function ensureStream(jsm: JetStreamManager, stream: string, subs: string[], o: NatsStreamOptions | false | undefined, d: { maxAgeMs: number; maxBytes: number }, log: Logger): Promise<void> {
+  if (o === false) return;
+  try {
+    const info = await jsm.streams.info(stream);
+    const missing = subs.filter((s) => !info.config.subjects?.includes(s));
+    if (missing.length) log.warn({ stream, missing }, 'existing stream does not capture all Portal subjects');
+    return;
+  } catch (err) {
+    if (apiCode(err) !== 10059) throw err;
+  }
+  try {
+    await jsm.streams.add({
+      name: stream, subjects: subs, retention: RetentionPolicy.Limits, storage: o?.storage === 'memory' ? StorageType.Memory : StorageType.File,
+      max_age: nanos(o?.maxAgeMs ?? d.maxAgeMs), max_bytes: o?.maxBytes ?? d.maxBytes, discard: DiscardPolicy.Old, num_replicas: o?.replicas ?? 1,
+      duplicate_window: nanos(120_000),
+    });
+  } catch (err) {
+    // Another client created it meanwhile.
+    await jsm.streams.info(stream).catch(() => { throw err; });
+  }
+}
