@@ -2,12 +2,13 @@ import type { ChunkScheduler, TickResult } from '../scheduler/scheduler.js';
 
 /**
  * Runs scheduler ticks on some backend. The CPU engine calls the reference kernels; a WebGPU engine
- * runs the same kernels as WGSL and must produce identical results.
+ * runs the same kernels as WGSL and must produce identical results. `runTick` may return a promise
+ * (GPU readback is asynchronous): callers `await` it and must not mutate the scheduler meanwhile.
  */
 export interface TickEngine {
-  /** `"cpu"` or `"webgpu:<adapter>"`. */
+  /** `"cpu"` or `"webgpu:<adapter>"`: the backend the next tick will use. */
   readonly backend: string;
-  runTick(scheduler: ChunkScheduler, now: number): TickResult;
+  runTick(scheduler: ChunkScheduler, now: number): TickResult | Promise<TickResult>;
   stats(): TickEngineStats;
   close(): Promise<void>;
 }
@@ -18,8 +19,16 @@ export interface TickEngineStats {
   ticks: number;
   lastTickMs: number;
   totalTickMs: number;
-  /** Times the engine fell back to the CPU (device lost, no adapter). */
+  /** Ticks the engine ran on the CPU although it is a GPU engine (device lost, GPU error). */
   fallbacks: number;
+  /** GPU engines: ticks whose rank phase ran on the GPU. */
+  gpuTicks?: number;
+  /** GPU engines: devices lost so far, and devices re-acquired after a loss. */
+  deviceLosses?: number;
+  recoveries?: number;
+  /** GPU engines: bytes uploaded (changed blocks only) and read back. */
+  uploadedBytes?: number;
+  readBytes?: number;
 }
 
 /** The CPU reference engine. */
