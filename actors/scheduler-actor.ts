@@ -140,7 +140,7 @@ export class SchedulerActor extends Actor {
     await this.feedEdges();
     this.lastTickAt = this.ctx.clock.now();
     const now = this.lastTickAt - this.epochMs;
-    const r = engineOf(this.ctx.services).runTick(core, now);
+    const r = await engineOf(this.ctx.services).runTick(core, now);
     this.tickTimes.push(r.phaseMs.total);
     if (r.failover.backup + r.failover.recomputed > 0) this.ctx.log.info({ failed: r.failed, failover: r.failover }, 'failover');
     const bus = this.bus();
@@ -247,7 +247,7 @@ export class SchedulerActor extends Actor {
       });
     });
     const tickMs = req.tickMs ?? 50;
-    await this.ctx.registerTimer(TICK_TIMER, { method: 'tick', dueMs: tickMs, periodMs: tickMs });
+    await this.ctx.registerTimer(TICK_TIMER, { method: 'tick', dueMs: 0, periodMs: tickMs });
     await this.ctx.registerReminder(KEEPALIVE, { dueMs: 10_000, periodMs: 10_000 });
     await this.persist(true);
   }

@@ -434,9 +434,12 @@ export class ChunkScheduler {
   }
 
   /**
-   * Endgame (as libtorrent's): once few chunks remain and nothing pending could be dispatched,
-   * duplicate the slowest in-flight chunks — those in flight for longer than `hedgeAfterFraction`
-   * of their edge's expected time, slowest first — on another usable candidate with a free slot.
+   * Endgame (as libtorrent's): once few chunks remain and all of them are in flight, duplicate
+   * in-flight chunks on another candidate edge with a free slot when either the fetch is late
+   * (in flight longer than `hedgeAfterFraction` of its edge's expected time) or that edge would
+   * deliver a fresh copy in less than `hedgeGain` × the expected remaining time of the current
+   * fetch (a fast edge idles while a slow one finishes the tail). Chunks with the most expected
+   * time left go first; each is hedged on the free candidate with the smallest expected time.
    * The first report to succeed wins; the other attempt is cancelled.
    */
   private endgame(now: number, dispatch: Dispatch[]): number {
@@ -445,33 +448,37 @@ export class ChunkScheduler {
     if (remaining === 0 || remaining > cfg.endgameChunks || this.hedges.size >= cfg.maxHedges) return 0;
     if (remaining > this.inFlight.size) return 0; // pending chunks still wait for a slot
     const t = this.chunks;
-    const candidates: Array<{ c: number; lateness: number }> = [];
+    const edges = this.edges;
+    const late: Array<{ c: number; left: number; lateness: number }> = [];
     for (const c of this.inFlight) {
       if (this.hedges.has(c)) continue;
-      const e = t.assigned[c];
-      const expected = Math.max(1, expectedTimeMs(this.edges, e, this.chunkBytes));
-      const lateness = (now - t.dispatchedAt[c]) / expected;
-      if (lateness >= cfg.hedgeAfterFraction) candidates.push({ c, lateness });
+      const expected = Math.max(1, expectedTimeMs(edges, t.assigned[c], this.chunkBytes));
+      const elapsed = now - t.dispatchedAt[c];
+      late.push({ c, left: Math.max(0, expected - elapsed), lateness: elapsed / expected });
     }
-    candidates.sort((a, b) => (b.lateness - a.lateness) || (a.c - b.c));
+    late.sort((a, b) => (b.left - a.left) || (b.lateness - a.lateness) || (a.c - b.c));
     let made = 0;
-    const scratch = new Int32Array(t.k);
-    for (const { c } of candidates) {
+    for (const { c, left, lateness } of late) {
       if (this.hedges.size >= cfg.maxHedges) break;
       const primary = t.assigned[c];
-      rankChunk(t, this.ranking, c, scratch);
       let pick = NO_EDGE;
-      for (let j = 0; j < t.k; j++) {
-        const b = t.backups[c * t.k + j];
-        if (b === NO_EDGE || b === primary || this.ranking.rank[b] === INF_RANK) continue;
-        if (this.edges.queueDepth[b] >= this.edges.maxParallel[b]) continue;
-        pick = b; break;
+      let pickMs = Infinity;
+      for (let w = 0; w < t.words; w++) {
+        let bits = t.candidates[c * t.words + w] | 0;
+        while (bits !== 0) {
+          const b = (w << 5) + 31 - Math.clz32(bits & -bits);
+          bits &= bits - 1;
+          if (b === primary || this.ranking.rank[b] === INF_RANK || edges.queueDepth[b] >= edges.maxParallel[b]) continue;
+          const ms = expectedTimeMs(edges, b, this.chunkBytes);
+          if (ms < pickMs) { pickMs = ms; pick = b; }
+        }
       }
       if (pick === NO_EDGE) continue;
+      if (lateness < cfg.hedgeAfterFraction && !(pickMs < left * cfg.hedgeGain)) continue;
       const attempt = this.nextAttempt; this.nextAttempt = (this.nextAttempt + 1) >>> 0;
-      const deadline = Math.min(0xffffffff, now + Math.ceil(this.edges.timeoutMs[pick]));
+      const deadline = Math.min(0xffffffff, now + Math.ceil(edges.timeoutMs[pick]));
       this.hedges.set(c, { edge: pick, attempt, deadline, dispatchedAt: now });
-      this.edges.queueDepth[pick]++;
+      edges.queueDepth[pick]++;
       dispatch.push({ chunk: c, edge: pick, attempt, deadline, hedge: true });
       this.counters.hedges++;
       this.counters.dispatched++;

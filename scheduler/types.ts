@@ -57,6 +57,8 @@ export interface SchedulerConfig {
   maxHedges: number;
   /** A chunk is hedged only once it has been in flight this long relative to its edge's expected time. */
   hedgeAfterFraction: number;
+  /** …or as soon as a free edge's expected time is below this fraction of the fetch's expected time left. */
+  hedgeGain: number;
 }
 
 /** The defaults of seed 000 (weights 0.4/0.2/0.2/0.1/0.1, K 3, 90%/50% balance thresholds). */
@@ -73,4 +75,5 @@ export const defaultSchedulerConfig: Readonly<SchedulerConfig> = Object.freeze({
   endgameChunks: 256,
   maxHedges: 32,
   hedgeAfterFraction: 1.0,
+  hedgeGain: 0.5,
 });

@@ -201,6 +201,28 @@ describe('scheduler tick', () => {
     expect(s.counters.hedgeWins).toBe(1);
   });
 
+  test('endgame: a tail chunk on a slow edge is hedged on an idle fast edge before it is late', () => {
+    const s = make(2, [20e6, 1e6], { endgameChunks: 4, hedgeAfterFraction: 10 }, 1);
+    s.updateEdge(0, { timeoutMs: 10_000 }); s.updateEdge(1, { timeoutMs: 10_000 });
+    const r0 = s.tick(0);
+    const fast = r0.dispatch.find((d) => d.edge === 0)!;
+    const slow = r0.dispatch.find((d) => d.edge === 1)!;
+    s.report({ chunk: fast.chunk, attempt: fast.attempt, edge: 0, ok: true });
+    // 10 ms into a ~1000 ms fetch on edge 1, edge 0 (expected 50 ms) is free: hedge now
+    const r1 = s.tick(10);
+    expect(r1.hedges).toBe(1);
+    expect(r1.dispatch[0]).toMatchObject({ chunk: slow.chunk, edge: 0, hedge: true });
+  });
+
+  test('endgame: no hedge while the free edge would not be clearly faster and the fetch is not late', () => {
+    const s = make(2, [10e6, 9e6], { endgameChunks: 4, hedgeAfterFraction: 10 }, 1);
+    s.updateEdge(0, { timeoutMs: 10_000 }); s.updateEdge(1, { timeoutMs: 10_000 });
+    const r0 = s.tick(0);
+    const a = r0.dispatch.find((d) => d.edge === 0)!;
+    s.report({ chunk: a.chunk, attempt: a.attempt, edge: 0, ok: true });
+    expect(s.tick(10).hedges).toBe(0);
+  });
+
   test('endgame: a failed primary is replaced by its running hedge without a new dispatch', () => {
     const s = make(1, [10e6, 5e6], { endgameChunks: 4 }, 1);
     s.updateEdge(0, { timeoutMs: 10_000 }); s.updateEdge(1, { timeoutMs: 10_000 });
