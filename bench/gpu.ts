@@ -1,0 +1,122 @@
+/**
+ * GPU benchmark: per-kernel and whole-tick times (median, p99) and achieved bytes/s of the WebGPU
+ * kernels beside the CPU reference in the same run, for chunks × edges, with peak RSS. Prints a
+ * markdown table with the machine, adapter and date. Run: `npm run bench:gpu [-- --sizes
+ * 100000,1000000,10000000 --edges 10,50,100 --iterations 7 --json out.json]`.
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { ChunkScheduler, ChunkStatus, detectFailures, failoverAssign, generateDispatch, rankChunks, rankEdges } from '../scheduler/index.js';
+import { createBufferManager, createDeviceManager, createProgramCache, createWebGpuTickEngine, detectFailuresGpu, failoverAssignGpu, generateDispatchGpu, kBestGpu, type GpuContext } from '../gpu/index.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+function xorshift(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+}
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
+}
+let peakRss = 0;
+const sampleRss = (): void => { peakRss = Math.max(peakRss, process.memoryUsage().rss); };
+
+interface Row { chunks: number; edges: number; op: string; backend: string; medianMs: number; p99Ms: number; mbPerS: number; peakRssMiB: number }
+
+function build(n: number, e: number, seed: number): ChunkScheduler {
+  const s = new ChunkScheduler({ chunks: n, chunkBytes: 1 << 20, edgeCapacity: e }, { maxDispatchPerTick: 4096 });
+  const rnd = xorshift(seed);
+  for (let x = 0; x < e; x++) s.updateEdge(x, { bandwidth: (5 + (rnd() % 95)) * 1e6, rtt: 5 + (rnd() % 80), health: 0.5 + (rnd() % 50) / 100, available: true, maxParallel: 16, timeoutMs: 5000 });
+  const t = s.chunks;
+  const reps = Math.min(e, 10);
+  for (let c = 0; c < n; c++) for (let r = 0; r < reps; r++) { const x = rnd() % e; t.candidates[c * t.words + (x >>> 5)] |= 1 << (x & 31); }
+  s.requestFullRerank();
+  return s;
+}
+
+async function time(iterations: number, fn: () => unknown): Promise<number[]> {
+  const xs: number[] = [];
+  await fn(); // warm-up (pipeline compile, first upload)
+  for (let i = 0; i < iterations; i++) {
+    const t0 = performance.now();
+    await fn();
+    xs.push(performance.now() - t0);
+    sampleRss();
+  }
+  return xs;
+}
+
+async function main(): Promise<void> {
+  const sizes = arg('sizes', '100000,1000000').split(',').map(Number);
+  const edgeCounts = arg('edges', '10,50,100').split(',').map(Number);
+  const iterations = Number(arg('iterations', '7'));
+  const mgr = await createDeviceManager();
+  const device = await mgr.acquire();
+  const ctx: GpuContext = { device, buffers: createBufferManager(device), programs: createProgramCache(device), limits: mgr.limits };
+  const rows: Row[] = [];
+  const push = (n: number, e: number, op: string, backend: string, xs: number[], bytes: number): void => {
+    const med = quantile(xs, 0.5);
+    rows.push({ chunks: n, edges: e, op, backend, medianMs: med, p99Ms: quantile(xs, 0.99), mbPerS: bytes / (med / 1000) / 1e6, peakRssMiB: peakRss / 2 ** 20 });
+    process.stderr.write(`${n} × ${e} ${op} ${backend}: median ${med.toFixed(1)} ms\n`);
+  };
+  for (const n of sizes) {
+    for (const e of edgeCounts) {
+      const s = build(n, e, n ^ (e << 20));
+      const t = s.chunks;
+      sampleRss();
+      const ranking = rankEdges(s.edges, s.chunkBytes, s.config);
+      const kbBytes = t.candidates.byteLength + n * t.k * 4;
+      push(n, e, 'k_best (all chunks)', 'cpu', await time(iterations, () => rankChunks(t, ranking)), kbBytes);
+      push(n, e, 'k_best (all chunks)', 'webgpu', await time(iterations, () => kBestGpu(ctx, t, ranking)), kbBytes);
+      // in flight: 1% of chunks, half of them past their deadline
+      const inflight: number[] = [];
+      for (let c = 0; c < n; c += 100) { t.status[c] = ChunkStatus.IN_FLIGHT; t.assigned[c] = c % e; t.deadline[c] = c % 200 === 0 ? 10 : 1e6; inflight.push(c); }
+      const ids = Uint32Array.from(inflight);
+      const outIds = new Uint32Array(n);
+      const outCauses = new Uint8Array(n);
+      const dBytes = n * (1 + 2 + 4);
+      push(n, e, 'detect_failures', 'cpu (in-flight list)', await time(iterations, () => detectFailures({ ...t, status: t.status.slice() }, s.edges, 1000, ids, ids.length, outIds, outCauses)), dBytes);
+      push(n, e, 'detect_failures', 'webgpu (all chunks)', await time(iterations, () => detectFailuresGpu(ctx, t, s.edges, 1000)), dBytes);
+      const failed = ids.filter((c) => c % 200 === 0);
+      const foBytes = failed.length * (t.words * 4 + t.k * 2 + 4);
+      const fresh = (): typeof t => { const x = { ...t, status: t.status.slice(), assigned: t.assigned.slice(), backups: t.backups.slice(), retries: t.retries.slice() }; for (const c of failed) x.status[c] = ChunkStatus.FAILED; return x; };
+      push(n, e, `failover_assign (${failed.length})`, 'cpu', await time(iterations, () => failoverAssign(fresh(), s.edges, ranking, failed, failed.length, 64, new Uint8Array(failed.length))), foBytes);
+      push(n, e, `failover_assign (${failed.length})`, 'webgpu', await time(iterations, () => failoverAssignGpu(ctx, fresh(), s.edges, ranking, failed, failed.length, 64, new Uint8Array(failed.length))), foBytes);
+      for (const c of inflight) t.status[c] = ChunkStatus.PENDING;
+      const scan = { order: undefined, start: 0 };
+      const out = new Uint32Array(4096);
+      const qd = s.edges.queueDepth.slice();
+      const dsp = (): typeof t => { s.edges.queueDepth.set(qd); return { ...t, status: t.status.slice(), assigned: t.assigned.slice(), attempt: t.attempt.slice(), dispatchedAt: t.dispatchedAt.slice(), deadline: t.deadline.slice() }; };
+      push(n, e, 'generate_dispatch', 'cpu', await time(iterations, () => generateDispatch(dsp(), s.edges, ranking, scan, 0, 4096, 1, out)), n * 3);
+      push(n, e, 'generate_dispatch', 'webgpu (compaction + host)', await time(iterations, () => generateDispatchGpu(ctx, dsp(), s.edges, ranking, scan, 0, 4096, 1, out)), n * 3);
+      s.edges.queueDepth.set(qd);
+      // whole tick with a full re-rank, two identical schedulers
+      const a = build(n, e, n ^ (e << 20));
+      const b = build(n, e, n ^ (e << 20));
+      const engine = await createWebGpuTickEngine({ deviceManager: mgr });
+      let now = 0;
+      push(n, e, 'whole tick (full re-rank)', 'cpu', await time(iterations, () => { a.requestFullRerank(); return a.tick((now += 50)); }), kbBytes);
+      now = 0;
+      push(n, e, 'whole tick (full re-rank)', 'webgpu', await time(iterations, () => { b.requestFullRerank(); return engine.runTick(b, (now += 50)); }), kbBytes);
+      await engine.close();
+      ctx.buffers.dispose();
+      (globalThis as { gc?: () => void }).gc?.();
+    }
+  }
+  const lines = [
+    `GPU benchmark — ${new Date().toISOString().slice(0, 10)} — ${os.cpus()[0]?.model ?? 'cpu'} ×${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB — adapter: ${mgr.description} — node ${process.version}, ${iterations} iterations`,
+    '',
+    '| chunks | edges | op | backend | median ms | p99 ms | MB/s | peak RSS MiB |',
+    '|---:|---:|---|---|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.chunks} | ${r.edges} | ${r.op} | ${r.backend} | ${r.medianMs.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.mbPerS.toFixed(0)} | ${r.peakRssMiB.toFixed(0)} |`),
+  ];
+  console.log(lines.join('\n'));
+  const json = arg('json', '');
+  if (json) writeFileSync(json, JSON.stringify({ adapter: mgr.description, rows }, null, 2));
+  await mgr.close();
+}
+
+main().catch((err) => { console.error(err); process.exitCode = 1; });
