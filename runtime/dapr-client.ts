@@ -84,19 +84,32 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
   };
 }
 
+/**
+ * The error a turn failed with, rebuilt on the caller's side: a PortalError with the same code, or (for errors that
+ * were not PortalErrors, sent as PORTAL_INTERNAL) a plain Error with the same message, as the embedded host gives.
+ */
+function remoteError(code: string, message: string): Error {
+  if (PORTAL_CODE.test(code) && code !== 'PORTAL_INTERNAL') return new PortalError(code as PortalErrorCode, message);
+  return new Error(message);
+}
+
 /** Maps a failed actor call's answer to a PortalError (see createDaprActorClient). */
-export function errorFromResponse(what: string, status: number, text: string): PortalError {
+export function errorFromResponse(what: string, status: number, text: string): Error {
   let parsed: unknown;
   try { parsed = JSON.parse(text); } catch { parsed = undefined; }
   // The Portal host answers { error: { code, message } }; daprd may wrap it as { errorCode, message }.
   const inner = (parsed as Partial<DaprActorErrorBody> | undefined)?.error;
-  if (inner && typeof inner.code === 'string' && PORTAL_CODE.test(inner.code)) {
-    return new PortalError(inner.code as PortalErrorCode, inner.message);
-  }
+  if (inner && typeof inner.code === 'string') return remoteError(inner.code, inner.message);
   const daprCode = (parsed as { errorCode?: string } | undefined)?.errorCode;
   const message = (parsed as { message?: string } | undefined)?.message ?? text.slice(0, 500);
-  const nested = /\{"error":\{"code":"(PORTAL_[A-Z_]+)","message":"((?:[^"\\]|\\.)*)"\}\}/.exec(text);
-  if (nested) return new PortalError(nested[1] as PortalErrorCode, JSON.parse(`"${nested[2]}"`) as string);
+  // daprd 1.16 answers a failed actor turn with 500 { errorCode: ERR_ACTOR_INVOKE_METHOD, message: "… (status) <app body>" }.
+  const at = typeof message === 'string' ? message.indexOf('{"error":') : -1;
+  if (at >= 0) {
+    try {
+      const body = JSON.parse(message.slice(at)) as Partial<DaprActorErrorBody>;
+      if (body.error) return remoteError(body.error.code, body.error.message);
+    } catch { /* not the Portal host's body: fall through */ }
+  }
   const code: PortalErrorCode = status === 401 ? 'PORTAL_CONFIG_INVALID'
     : daprCode === 'ERR_ACTOR_INSTANCE_MISSING' || daprCode === 'ERR_ACTOR_RUNTIME_NOT_FOUND' ? 'PORTAL_UNKNOWN_ACTOR_TYPE'
       : status === 408 || status === 504 ? 'PORTAL_ACTOR_TIMEOUT'

@@ -71,7 +71,7 @@ interface Slot {
 
 /** Minimal shapes of the Express objects the SDK's HTTP server hands us (the SDK types them as any). */
 interface Req { params: Record<string, string>; body: unknown; headers: Record<string, string | string[] | undefined>; path: string }
-interface Res { status(code: number): Res; json(body: unknown): void; end(): void; headersSent: boolean }
+interface Res { status(code: number): Res; json(body: unknown): void; end(): void; headersSent: boolean; writableFinished: boolean; once(event: 'finish' | 'close', fn: () => void): void }
 type Next = () => void;
 interface App {
   use(fn: (req: Req, res: Res, next: Next) => void): void;
@@ -163,7 +163,8 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
 
   const types = new Map<string, { cls: ActorClass; gen: new (c: typeof server.client, id: ActorId) => PortalDaprActor }>();
   const slots = new Map<string, Slot>();
-  const turnScope = new AsyncLocalStorage<{ key: string }>();
+  /** The running turn: its actor, and for a reminder turn the reminder changes deferred until it has ended. */
+  const turnScope = new AsyncLocalStorage<{ key: string; deferred?: Array<() => Promise<void>> }>();
   const counters: ActorHostStats = { activations: 0, deactivations: 0, calls: 0, active: 0, remindersFired: 0, timersFired: 0 };
   let started = false;
   let stopped = false;
@@ -192,10 +193,21 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   };
 
   /** Runs `job` as one turn of the slot's actor: queued behind its other turns when localTurns is on. */
-  const enqueue = <R>(slot: Slot, job: () => Promise<R>): Promise<R> => {
-    const run = () => turnScope.run({ key: slot.key }, job);
+  const enqueue = <R>(slot: Slot, job: () => Promise<R>, deferred?: Array<() => Promise<void>>): Promise<R> => {
+    const run = () => turnScope.run({ key: slot.key, deferred }, job);
     if (!slot.mailbox) return run();
     return new Promise<R>((resolve, reject) => slot.mailbox!.post(() => run().then(resolve, reject)));
+  };
+
+  /**
+   * Runs a reminder registration or removal now, or, inside a reminder's own turn, after that turn has answered:
+   * daprd 1.16 holds its reminder lock while a reminder executes, so changing reminders from that turn deadlocks
+   * (seen: unregistering the firing reminder hangs the actor for good).
+   */
+  const reminderOp = async (slot: Slot, op: () => Promise<void>): Promise<void> => {
+    const scope = turnScope.getStore();
+    if (scope?.key === slot.key && scope.deferred) scope.deferred.push(op);
+    else await op();
   };
 
   const activate = async (slot: Slot): Promise<Live> => {
@@ -237,9 +249,9 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         } catch (err) {
           throw new PortalError('PORTAL_INVALID_ARGUMENT', `reminder ${name}: data is not JSON-serializable`, { cause: err });
         }
-        await dapr.registerActorReminder(name, duration(r.dueMs), r.periodMs > 0 ? duration(r.periodMs) : undefined, undefined, r.data);
+        await reminderOp(slot, () => dapr.registerActorReminder(name, duration(r.dueMs), r.periodMs > 0 ? duration(r.periodMs) : undefined, undefined, r.data));
       },
-      unregisterReminder: (name) => dapr.unregisterActorReminder(name),
+      unregisterReminder: (name) => reminderOp(slot, () => dapr.unregisterActorReminder(name)),
       proxy: (type, id) => proxy(type, id),
     };
     const portal = new slot.cls(ctx);
@@ -262,7 +274,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   };
 
   /** One turn: activate if needed, run `body`, save state on success, roll it back on failure. */
-  const turn = <R>(slot: Slot, body: (live: Live) => Promise<R>): Promise<R> => enqueue(slot, async () => {
+  const turn = <R>(slot: Slot, body: (live: Live) => Promise<R>, deferred?: Array<() => Promise<void>>): Promise<R> => enqueue(slot, async () => {
     if (stopped) throw new PortalError('PORTAL_HOST_STOPPED', 'the Dapr actor host is stopped');
     const live = await activate(slot);
     try {
@@ -274,7 +286,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       await live.state.rollback();
       throw err;
     }
-  });
+  }, deferred);
 
   const deactivate = (slot: Slot): Promise<void> => enqueue(slot, async () => {
     const live = slot.live;
@@ -364,12 +376,20 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       if (!slot) return;
       const name = req.params.reminder;
       const body = (argOf(req) ?? {}) as { data?: unknown };
+      const deferred: Array<() => Promise<void>> = [];
       turn(slot, async (live) => {
         counters.remindersFired++;
         await live.portal.receiveReminder(name, body.data);
-      }).then(() => res.status(200).end(), (err: unknown) => {
+      }, deferred).then(() => res.status(200).end(), (err: unknown) => {
         slot.log.warn({ err, reminder: name }, 'reminder turn failed');
         sendError(res, 500, err);
+      }).finally(() => {
+        // After daprd has the answer (and released the reminder), apply what the turn asked for, in order.
+        if (deferred.length === 0) return;
+        const apply = (): void => void deferred.reduce((p, op) => p.then(op), Promise.resolve())
+          .catch((err: unknown) => slot.log.warn({ err, reminder: name }, 'deferred reminder change failed'));
+        if (res.writableFinished) apply();
+        else res.once('finish', apply);
       });
     });
 

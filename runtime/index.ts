@@ -12,3 +12,4 @@ export type { DaprHost, DaprHostOptions } from './dapr-host.js';
 export { createDaprActorClient } from './dapr-client.js';
 export type { DaprActorClient, DaprActorClientOptions, DaprActorErrorBody } from './dapr-client.js';
 export { daprDefaults, daprFeatures, daprActorTypes } from './dapr-defaults.js';
+export { ProbeActor } from './dapr-probe-actor.js';
