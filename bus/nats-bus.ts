@@ -153,6 +153,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   const stats: NatsBusStats = { published: 0, delivered: 0, redelivered: 0, handlerErrors: 0, deadLettered: 0, deadLetteredByCode: {}, publishRetries: 0, disconnects: 0, reconnects: 0 };
   const coreSubs = new Set<NatsSubscription>();
   const jsSubs = new Set<JsSub>();
+  const ownSlots = new Map<string, Set<number>>();
   let closed = false;
   let closing: Promise<void> | null = null;
 
@@ -237,7 +238,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   const handleJs = async (m: JsMsg, handler: (msg: unknown, subject: string) => void | Promise<void>): Promise<void> => {
     if (m.info.deliveryCount > 1) stats.redelivered++;
     const r = decode(m.subject, m.data);
-    if (!r.ok) { m.term('rejected to the dead-letter subject'); return; }
+    if (!r.ok) { m.term(); return; } // no reason text: servers before 2.10 ignore '+TERM <reason>'
     stats.delivered++;
     try {
       await runHandler(handler, r.msg, m.subject);
@@ -252,7 +253,16 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   const subscribeJs = (subject: string, handler: (msg: unknown, subject: string) => void | Promise<void>, queue: string | undefined): Subscription => {
     const state: JsSub = { closed: false };
     jsSubs.add(state);
-    const durable = durableName(queue ?? name, subject);
+    // A queue group shares one durable; each other subscription of this client to the subject has its own,
+    // numbered in subscription order so a restarted process binds the same ones again.
+    let slot = 0;
+    if (queue === undefined) {
+      const used = ownSlots.get(subject) ?? new Set<number>();
+      ownSlots.set(subject, used);
+      while (used.has(slot)) slot++;
+      used.add(slot);
+    }
+    const durable = durableName(queue ?? (slot === 0 ? name : `${name}_${slot}`), subject);
     const startMs = Date.now();
     let markReady!: () => void;
     let markFailed!: (err: unknown) => void;
@@ -289,9 +299,15 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       subject,
       ready,
       unsubscribe() {
+        if (state.closed) return;
         state.closed = true;
         jsSubs.delete(state);
         state.messages?.stop();
+        if (queue === undefined) {
+          ownSlots.get(subject)?.delete(slot);
+          // Nobody else reads this client's durable: remove it (a closed bus keeps it, so a restart resumes).
+          if (!closed) jsm.consumers.delete(TRANSFERS_STREAM, durable).catch((err: unknown) => log.debug({ err, durable }, 'cannot delete consumer'));
+        }
       },
     };
   };
