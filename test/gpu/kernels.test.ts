@@ -135,3 +135,23 @@ d.each(CASES)('generate_dispatch: GPU compaction + host decisions equal the CPU 
     for (let e = 0; e < spec.edges; e++) expect(b.edges.queueDepth[e] <= Math.max(b.edges.maxParallel[e], a.edges.queueDepth[e])).toBe(true);
   }
 });
+
+d('device: kernels survive garbage collections while GPU work is in flight (the lavapipe crash of DESIGN.md)', async () => {
+  const v8 = await import('node:v8');
+  const vm = await import('node:vm');
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const ctx = await contextOf(mgr!);
+  const { t, edges } = randomTables({ n: 20_000, edges: 100, seed: 12 });
+  t.status.fill(ChunkStatus.PENDING);
+  const ranking = rankEdges(edges, 1 << 20, defaultSchedulerConfig);
+  const ref = cloneTables(t, edges);
+  rankChunks(ref.t, ranking);
+  for (let i = 0; i < 6; i++) {
+    const p = kBestGpu(ctx, t, ranking);
+    gc();
+    const best = await p;
+    gc();
+    expect(Buffer.from(best.buffer).equals(Buffer.from(ref.t.backups.buffer))).toBe(true);
+  }
+});
