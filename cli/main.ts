@@ -12,7 +12,7 @@ import { serveCommand } from './commands/serve.js';
  * Exit codes: 0 success; 1 the job ran but its result is wrong (demo not verified, resume refetched);
  * 2 bad usage or configuration; 3 transfer failed or not verified; 4 other errors.
  */
-export const commands: CommandSpec[] = [demoCommand, fetchCommand, manifestCommand, edgeCommand, serveCommand];
+export const commands: CommandSpec[] = [demoCommand, fetchCommand, manifestCommand, edgeCommand, serveCommand, executorCommand];
 
 function usage(): string {
   return ['portal — multi-source transfers scheduled by a virtual-actor cluster', '', 'usage: portal <command> [flags]   (portal <command> --help for its flags)', '', 'commands:',
