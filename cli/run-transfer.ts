@@ -1,7 +1,7 @@
 import { createEmbeddedHost, createFileStateStore, createMemoryStateStore, createRoutedStateStore, type EmbeddedHost } from '../runtime/index.js';
 import { createMemoryBus, subjects, type Bus, type ChunkReport } from '../bus/index.js';
 import { createExecutor, type Executor } from '../transfer/index.js';
-import { createCpuTickEngine, type TickEngine } from '../gpu/index.js';
+import { createTickEngine, type TickEngine } from '../gpu/index.js';
 import { SchedulerActor, EdgeActor, GpuWorkerActor, terminalStates, type TransferRequest, type TransferStatus } from '../actors/index.js';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -10,6 +10,20 @@ import { probeEdge } from './probe.js';
 /** The journal folder of an output file: `<output>.portal/` (the scheduler's durable actor state). */
 export function journalDir(output: string): string {
   return `${output}.portal`;
+}
+
+/** Which tick engine to use: WebGPU when an adapter exists ('auto'), or one of them for sure. */
+export type Backend = 'auto' | 'webgpu' | 'cpu';
+
+/** PORTAL_BACKEND, or 'auto'. */
+export function defaultBackend(): Backend {
+  return parseBackend(process.env.PORTAL_BACKEND ?? 'auto', 'PORTAL_BACKEND');
+}
+
+/** Checks a backend name; PORTAL_CONFIG_INVALID naming `source` otherwise. */
+export function parseBackend(v: string, source = '--backend'): Backend {
+  if (v === 'auto' || v === 'webgpu' || v === 'cpu') return v;
+  throw new PortalError('PORTAL_CONFIG_INVALID', `${source}: expected auto, webgpu or cpu, got ${JSON.stringify(v)}`);
 }
 
 /** Everything the embedded default runs in one process: host, bus, executor and tick engine. */
@@ -26,9 +40,10 @@ export interface EmbeddedNode {
  * state lives in a durable file store beside the output (the journal), an in-process bus, an
  * executor and the CPU tick engine.
  */
-export async function startEmbeddedNode(opts: { output: string; logger: Logger; concurrency?: number }): Promise<EmbeddedNode> {
+export async function startEmbeddedNode(opts: { output: string; logger: Logger; concurrency?: number; backend?: Backend }): Promise<EmbeddedNode> {
   const bus = createMemoryBus({ onError: (err, subject) => opts.logger.error({ err, subject }, 'bus handler failed') });
-  const engine = createCpuTickEngine();
+  const prefer = opts.backend ?? defaultBackend();
+  const engine = await createTickEngine({ prefer, requireGpu: prefer === 'webgpu' ? true : undefined, logger: opts.logger });
   const journal = createFileStateStore(journalDir(opts.output));
   const store = createRoutedStateStore({ SchedulerActor: journal }, createMemoryStateStore());
   const host = createEmbeddedHost({ store, logger: opts.logger, services: { bus, tickEngine: engine, probeEdge }, callTimeoutMs: 120_000 });
@@ -53,6 +68,7 @@ export async function startEmbeddedNode(opts: { output: string; logger: Logger; 
 export interface RunTransferOptions {
   request: TransferRequest;
   logger: Logger;
+  backend?: Backend;
   /** Called about every `progressMs` with the current status. */
   onProgress?: (s: TransferStatus) => void;
   progressMs?: number;
@@ -68,7 +84,7 @@ export interface RunTransferOptions {
  * the transfer fails (no edge can serve a chunk, or the sha256 does not match).
  */
 export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus> {
-  const node = await startEmbeddedNode({ output: o.request.output, logger: o.logger });
+  const node = await startEmbeddedNode({ output: o.request.output, logger: o.logger, backend: o.backend });
   try {
     node.executor.attach(o.request.transferId);
     const reportSub = o.onReport ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), o.onReport) : undefined;

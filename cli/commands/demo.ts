@@ -12,7 +12,7 @@ import { EdgeFlags } from '../../scheduler/types.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import type { ChunkReport } from '../../bus/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
-import { runTransfer, journalDir } from '../run-transfer.js';
+import { runTransfer, journalDir, parseBackend } from '../run-transfer.js';
 import { createProgress, formatBytes } from '../progress.js';
 import { progressDetail } from './fetch.js';
 
@@ -85,6 +85,7 @@ export const demoCommand: CommandSpec = {
     { name: 'corrupt-rate', type: 'number', help: 'fraction of chunks edge "delta" corrupts', default: 0.1, min: 0, max: 1 },
     { name: 'dir', type: 'string', help: 'work folder (default: a new temporary folder, removed afterwards)' },
     { name: 'keep', type: 'boolean', help: 'keep the work folder', default: false },
+    { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
     ...commonFlags,
   ],
   async run({ flags }) {
@@ -145,7 +146,7 @@ export const demoCommand: CommandSpec = {
       const t0 = performance.now();
       let phase1: { start: number; end: number; last?: PhaseOneLine } | undefined;
       if (interruptAt > 0) {
-        phase1 = await runInterruptedFetch(manifestPath, edgesFile, output, interruptAt, (line) => {
+        phase1 = await runInterruptedFetch(manifestPath, edgesFile, output, interruptAt, parseBackend(flags.backend as string), (line) => {
           killEdge(line.complete);
           bar.update(Math.min(manifest.fileSize, line.complete * manifest.chunkSize), `phase 1 (separate process): ${line.complete}/${total} chunks`);
         });
@@ -158,6 +159,7 @@ export const demoCommand: CommandSpec = {
       const status = await runTransfer({
         request: { transferId: manifest.id, manifest, output, edges, tickMs: 50 },
         logger,
+      backend: parseBackend(flags.backend as string),
         onStarted: () => { t1 = performance.now(); },
         onReport: (r: ChunkReport) => { if (r.ok && journalBitmap && ((journalBitmap[r.chunk >>> 3] >>> (r.chunk & 7)) & 1) === 1) refetched++; },
         onProgress: (s) => { killEdge(s.complete); bar.update(s.bytesDone, progressDetail(s, started)); },
@@ -218,9 +220,9 @@ export const demoCommand: CommandSpec = {
 };
 
 /** Runs `portal fetch` in a child process and SIGKILLs it once `interruptAt` chunks are complete. */
-async function runInterruptedFetch(manifestPath: string, edgesFile: string, output: string, interruptAt: number, onLine: (l: PhaseOneLine) => void): Promise<{ start: number; end: number; last?: PhaseOneLine }> {
+async function runInterruptedFetch(manifestPath: string, edgesFile: string, output: string, interruptAt: number, backend: string, onLine: (l: PhaseOneLine) => void): Promise<{ start: number; end: number; last?: PhaseOneLine }> {
   const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
-  const child = spawn(process.execPath, [main, 'fetch', manifestPath, '--edges-file', edgesFile, '--out', output, '--progress-json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [main, 'fetch', manifestPath, '--edges-file', edgesFile, '--out', output, '--progress-json', '--backend', backend], { stdio: ['ignore', 'pipe', 'inherit'] });
   let last: PhaseOneLine | undefined;
   let end = 0;
   let start = performance.now();

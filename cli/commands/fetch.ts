@@ -5,7 +5,7 @@ import { createLogger } from '../../common/logger.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
 import { parseEdgeSpec, readEdgesFile, fetchHave } from '../edge-spec.js';
-import { runTransfer } from '../run-transfer.js';
+import { runTransfer, parseBackend } from '../run-transfer.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 /** The one-line summary a progress bar shows for a transfer. */
@@ -33,6 +33,7 @@ export const fetchCommand: CommandSpec = {
     { name: 'tick-ms', type: 'number', help: 'scheduler tick period', default: 50, min: 1, max: 10000 },
     { name: 'k', type: 'number', help: 'backup sources kept per chunk', default: 3, min: 1, max: 16 },
     { name: 'progress-json', type: 'boolean', help: 'print a JSON status line to stdout every 250 ms', default: false },
+    { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
     ...commonFlags,
   ],
   async run({ flags, positionals }) {
@@ -52,6 +53,7 @@ export const fetchCommand: CommandSpec = {
     const status = await runTransfer({
       request: { transferId: manifest.id, manifest, output, edges, tickMs: flags['tick-ms'] as number, scheduler: { k: flags.k as number } },
       logger,
+      backend: parseBackend(flags.backend as string),
       onStarted: (s) => { if (flags['progress-json']) process.stdout.write(`${JSON.stringify({ type: 'started', complete: s.complete, total: s.total })}\n`); },
       onProgress: (s) => {
         if (flags['progress-json']) process.stdout.write(`${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99 })}\n`);

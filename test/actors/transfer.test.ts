@@ -30,7 +30,7 @@ describe('transfers on the embedded host', () => {
       { holds: 'all', bandwidthBytesPerSec: 2_000_000 },
     ]);
     const output = path.join(mesh.dir, 'out.bin');
-    const s = await runTransfer({ request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges }, logger });
+    const s = await runTransfer({ request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges }, logger, backend: 'cpu' });
     expect(s.state).toBe('done');
     expect(s.verified).toBe(true);
     expect(await sha(output)).toBe(mesh.manifest.fileSha256);
