@@ -320,7 +320,12 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
         const r = decode(m.subject, m.data);
         if (!r.ok) return;
         stats.delivered++;
-        runHandler(handler, r.msg, m.subject).catch((e: unknown) => { stats.handlerErrors++; onError(e, m.subject); });
+        const fail = (e: unknown): void => { stats.handlerErrors++; onError(e, m.subject); };
+        try {
+          // Sync handlers run without a promise per message (the hot telemetry path).
+          const res = scope.runInAsyncScope(handler, null, r.msg, m.subject);
+          if (res && typeof (res as Promise<void>).then === 'function') (res as Promise<void>).then(undefined, fail);
+        } catch (e) { fail(e); }
       },
     });
     coreSubs.add(sub);
