@@ -1,0 +1,98 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../common/logger.js';
+import { DashboardError } from './errors.js';
+import { renderPage } from './page.js';
+import type { DashboardSnapshot } from './types.js';
+
+/** The dashboard's HTTP side: the page, the SSE stream, the JSON state and /metrics. */
+export interface DashboardServer {
+  readonly url: string;
+  /** Sends a snapshot to every connected /events client. */
+  broadcast(s: DashboardSnapshot): void;
+  clients(): number;
+  close(): Promise<void>;
+}
+
+/** Starts the server; rejects with PORTAL_DASHBOARD_LISTEN_FAILED when the port cannot be bound. */
+export async function startDashboardServer(o: {
+  port: number; hostname: string; logger: Logger;
+  snapshot: () => DashboardSnapshot;
+  metrics: () => Promise<{ contentType: string; body: string }>;
+}): Promise<DashboardServer> {
+  const page = renderPage();
+  const clients = new Set<http.ServerResponse>();
+  const heartbeat = setInterval(() => { for (const c of clients) c.write(': ping\n\n'); }, 15_000);
+  heartbeat.unref();
+
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    switch (path) {
+      case '/':
+      case '/index.html':
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:" });
+        res.end(req.method === 'HEAD' ? undefined : page);
+        return;
+      case '/api/state':
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : JSON.stringify(o.snapshot()));
+        return;
+      case '/events': {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+        res.write('retry: 1000\n\n');
+        const s = o.snapshot();
+        if (s.seq > 0) res.write(frame(s));
+        clients.add(res);
+        const drop = () => { clients.delete(res); };
+        req.on('close', drop);
+        res.on('error', drop);
+        return;
+      }
+      case '/metrics':
+        o.metrics().then(({ contentType, body }) => {
+          res.writeHead(200, { 'content-type': contentType });
+          res.end(req.method === 'HEAD' ? undefined : body);
+        }, (err: unknown) => {
+          o.logger.error({ err }, 'dashboard: /metrics failed');
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics failed\n');
+        });
+        return;
+      default:
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  });
+  server.on('clientError', (err, socket) => { o.logger.debug({ err }, 'dashboard: client error'); socket.destroy(); });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(new DashboardError('PORTAL_DASHBOARD_LISTEN_FAILED', `dashboard: cannot listen on ${o.hostname}:${o.port}: ${err.message}`, { cause: err }));
+    server.once('error', onError);
+    server.listen(o.port, o.hostname, () => { server.off('error', onError); resolve(); });
+  }).catch((err: unknown) => { clearInterval(heartbeat); throw err; });
+  server.on('error', (err) => o.logger.error({ err }, 'dashboard: server error'));
+
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}/`,
+    broadcast(s) {
+      if (clients.size === 0) return;
+      const f = frame(s);
+      for (const c of clients) c.write(f);
+    },
+    clients: () => clients.size,
+    async close() {
+      clearInterval(heartbeat);
+      for (const c of clients) c.end();
+      clients.clear();
+      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+    },
+  };
+}
+
+function frame(s: DashboardSnapshot): string {
+  return `id: ${s.seq}\ndata: ${JSON.stringify(s)}\n\n`;
+}

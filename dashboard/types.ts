@@ -1,0 +1,153 @@
+import type { ActorHost, ActorHostStats } from '../runtime/index.js';
+import type { Logger } from '../common/logger.js';
+import type { Registry } from 'prom-client';
+import type { TransferStatus } from '../actors/index.js';
+
+/** createDashboard's options. */
+export interface DashboardOptions {
+  /** The actor host the transfers run on (embedded or Dapr); polled through `proxy().invoke('status')`. */
+  host: ActorHost;
+  /** Transfer ids to poll, asked again on every poll (a transfer that leaves the list keeps its last view until evicted). */
+  transfers: () => readonly string[];
+  logger: Logger;
+  /** TCP port; 0 (default) = a free port. */
+  port?: number;
+  /** Interface to listen on (default 127.0.0.1). */
+  hostname?: string;
+  /** Poll period, ms (default 500; at most 1000 so the page updates at least once a second). */
+  pollMs?: number;
+  /** The tick engine's counters (TickEngine.stats()); read defensively, any shape. */
+  engineStats?: () => unknown;
+  /** Views of transfers no longer listed that are kept (default 8). */
+  keepFinished?: number;
+  /** Points of throughput/tick history per transfer (default 240: two minutes at 500 ms). */
+  historyPoints?: number;
+  /** Events kept (default 200). */
+  maxEvents?: number;
+}
+
+/** A running dashboard: its URL, the Prometheus registry and the hooks other components feed. */
+export interface Dashboard {
+  /** `http://host:port/` of the page; `/events`, `/api/state`, `/metrics` live beside it. */
+  readonly url: string;
+  /** The prom-client registry served on /metrics (components may register their own metrics on it). */
+  readonly metrics: Registry;
+  /** Adds a function whose samples are exported on every scrape; returns a function that removes it. */
+  registerMetricsSource(source: MetricsSource): () => void;
+  /** Counts a message that was dead-lettered (`reason` must come from a small fixed set: it is a label). */
+  recordDeadLetter(reason: string, count?: number): void;
+  /** The latest snapshot (what /api/state returns). */
+  snapshot(): DashboardSnapshot;
+  /** Polls now instead of waiting for the timer (tests, shutdown). */
+  pollNow(): Promise<DashboardSnapshot>;
+  /** Stops polling, ends the event streams and closes the server. */
+  close(): Promise<void>;
+}
+
+/** One sample a metrics source contributes; `name` must match /^portal_[a-z0-9_]+$/. */
+export interface MetricSample {
+  name: string;
+  help: string;
+  type: 'gauge' | 'counter';
+  value: number;
+  labels?: Readonly<Record<string, string | number>>;
+}
+
+/** Contributes samples on every scrape (stream actors, the bus, …). A source that throws is logged and skipped. */
+export type MetricsSource = () => readonly MetricSample[] | Promise<readonly MetricSample[]>;
+
+/** Per-phase tick times in ms, when the scheduler reports them (`status.lastTickMs`). */
+export type PhaseTimes = Readonly<Record<string, number>>;
+
+/** One edge of one transfer as the page shows it. */
+export interface EdgeSnapshot {
+  id: string;
+  url: string;
+  kind: string;
+  online: boolean;
+  queueDepth: number;
+  maxParallel: number;
+  /** queueDepth / maxParallel (0…1+). */
+  load: number;
+  health: number;
+  successRate: number;
+  /** Estimated bandwidth, bytes/s, and RTT, ms. */
+  bandwidth: number;
+  rtt: number;
+  flags: number;
+  metered: boolean;
+  batteryLow: boolean;
+  /** Chunks this edge completed for the transfer. */
+  chunks: number;
+}
+
+/** Bounded history of one transfer, one point per poll (parallel arrays). */
+export interface TransferHistory {
+  /** ms since the Unix epoch. */
+  t: number[];
+  /** bytes/s over the previous poll interval. */
+  throughput: number[];
+  tickP50: number[];
+  tickP99: number[];
+  /** lastTickMs.total when reported, else NaN → null in JSON. */
+  tickLast: (number | null)[];
+}
+
+/** One transfer as the page shows it. */
+export interface TransferSnapshot {
+  id: string;
+  state: TransferStatus['state'] | 'unreachable';
+  error?: string;
+  /** Whether transfers() still lists it. */
+  polled: boolean;
+  progress: number;
+  bytesDone: number;
+  fileSize: number;
+  total: number;
+  complete: number;
+  inFlight: number;
+  pending: number;
+  failedPermanent: number;
+  startedAt: number;
+  finishedAt?: number;
+  verified: boolean;
+  /** bytes/s over the last poll interval and since the start. */
+  throughput: number;
+  avgThroughput: number;
+  /** Seconds left at the recent rate; null when unknown. */
+  etaSec: number | null;
+  ticks: number;
+  tickMsP50: number;
+  tickMsP99: number;
+  lastTickMs?: PhaseTimes;
+  backend: string;
+  counters: Record<string, number>;
+  edges: EdgeSnapshot[];
+  history: TransferHistory;
+}
+
+/** Something worth a line in the event list; a union keyed on `type`. */
+export type DashboardEvent =
+  | { seq: number; at: number; type: 'transfer-started'; transfer: string }
+  | { seq: number; at: number; type: 'transfer-done'; transfer: string; verified: boolean; seconds: number }
+  | { seq: number; at: number; type: 'transfer-failed'; transfer: string; error: string }
+  | { seq: number; at: number; type: 'failover' | 'corrupt' | 'timeout' | 'hedge'; transfer: string; count: number; total: number }
+  | { seq: number; at: number; type: 'edge-offline' | 'edge-online'; transfer: string; edge: string }
+  | { seq: number; at: number; type: 'poll-error'; transfer: string; message: string };
+
+/** What /api/state returns and /events streams, once per poll. */
+export interface DashboardSnapshot {
+  version: 1;
+  /** Increments on every poll. */
+  seq: number;
+  /** ms since the Unix epoch. */
+  at: number;
+  pollMs: number;
+  host: { kind: string; stats: ActorHostStats | null };
+  /** The backend running the kernels (engine stats, else the first transfer's status). */
+  backend: string;
+  engine: Record<string, number | string> | null;
+  transfers: TransferSnapshot[];
+  /** Newest last. */
+  events: DashboardEvent[];
+}
