@@ -1,0 +1,313 @@
+import { AsyncResource } from 'node:async_hooks';
+import { Actor } from '../runtime/types.js';
+import { PortalError, checkArg } from '../common/errors.js';
+import { RiskModel, heuristicScore, riskAdjusted, HybridSplitter, type RiskModelState, type SplitPlan, type SplitTask, type TaskContext } from '../learning/index.js';
+
+/** How the coordinator picks a peer: learned risk-adjusted score, seed 001's heuristic, or an injected oracle. */
+export type CoordPolicy = 'learned' | 'heuristic' | 'oracle';
+
+/** A worker that executes compute tasks. */
+export interface CoordPeer {
+  id: string;
+  /** Most attempts in flight on the peer at once. */
+  maxConcurrent: number;
+  /** The peer's advertised latency, ms (what the heuristic uses). */
+  latencyHintMs: number;
+}
+
+/** A compute task. */
+export interface CoordTask {
+  id: string;
+  type: string;
+  /** Work units (the predictor predicts time per unit). */
+  work: number;
+  /** Opaque, JSON-serializable input handed to the peer. */
+  payload?: unknown;
+  /** Run the first attempt on this peer (e.g. a tile planned for it); retries go anywhere. */
+  pin?: string;
+}
+
+/** What a peer is asked to do. */
+export interface PeerDispatch { taskId: string; attempt: number; peer: string; type: string; work: number; payload?: unknown; hour: number }
+
+/** What a peer answers. `pressure` is its resource-pressure telemetry (0..1). */
+export interface PeerAnswer { ok: boolean; output?: unknown; error?: string; pressure?: number }
+
+/** Executes dispatches on peers; injected as `services.coordinatorTransport`. */
+export interface PeerTransport { execute(peer: string, d: PeerDispatch): Promise<PeerAnswer> }
+
+/** The final outcome of a task, delivered to `services.coordinatorSink`. */
+export interface TaskOutcome {
+  taskId: string; type: string; ok: boolean; peer: string; attempts: number; failures: number;
+  /** Submission to final answer, ms by the coordinator's clock (queueing and retries included). */
+  latencyMs: number;
+  output?: unknown; error?: string;
+}
+
+/** Injected as `services.coordinatorOracle` for the 'oracle' policy: the true expected time and failure probability. */
+export type CoordOracle = (q: TaskContext) => { timeMs: number; failureProb: number };
+
+/** One peer's entry in a ranking. */
+export interface PeerRank { peer: string; score: number; timeMs: number; lowMs: number; highMs: number; failureProb: number; load: number; source: string }
+
+/** Per-peer counters. */
+export interface CoordPeerStats { id: string; inFlight: number; completed: number; failed: number; busyMs: number }
+
+/** What `snapshot` answers. */
+export interface CoordSnapshot { policy: CoordPolicy; warm: boolean; observations: number; queued: number; inFlight: number; peers: CoordPeerStats[]; counters: { submitted: number; completed: number; failedTasks: number; attempts: number; failures: number; retries: number } }
+
+/** The report a transport sends back (method `report`). */
+export interface PeerReport extends PeerAnswer { taskId: string; attempt: number; peer: string }
+
+interface TaskRecord extends CoordTask { submittedAt: number; attempts: number; failures: number; excluded: string[] }
+interface AttemptRecord { taskId: string; attempt: number; peer: string; startedAt: number; ctx: TaskContext }
+interface PeerRecord extends CoordPeer { inFlight: number; completed: number; failed: number; busyMs: number; pressure: number }
+interface CoordState {
+  policy: CoordPolicy; maxAttempts: number; nextAttempt: number;
+  peers: PeerRecord[]; queue: TaskRecord[]; running: Record<string, TaskRecord>; attempts: AttemptRecord[];
+  counters: CoordSnapshot['counters'];
+}
+
+const STATE = 'coord';
+const MODEL = 'model';
+/** Peer completions arrive outside any turn: run their report call in the module's (root) async context, not the dispatching turn's. */
+const rootScope = new AsyncResource('PortalCoordinatorReport');
+
+/**
+ * Seed 001's coordinator: assigns compute tasks to registered peers by risk-adjusted score
+ * (predicted time / (1 − failure probability), learned online from every completion and failure;
+ * seed 001's heuristic during the first 20 tasks), within per-peer concurrency limits, retrying a
+ * failed task on another peer up to `maxAttempts`. Splits tasks with the HybridSplitter against
+ * the same predictions. The model and every queued or running task are actor state, so a
+ * reactivated coordinator keeps what it learned. Peers are reached through `services.coordinatorTransport`;
+ * final outcomes go to `services.coordinatorSink`.
+ */
+export class CoordinatorActor extends Actor {
+  private s: CoordState = { policy: 'learned', maxAttempts: 3, nextAttempt: 1, peers: [], queue: [], running: {}, attempts: [], counters: { submitted: 0, completed: 0, failedTasks: 0, attempts: 0, failures: 0, retries: 0 } };
+  private model = new RiskModel();
+  private readonly splitter = new HybridSplitter();
+  private lastModelSave = -Infinity;
+
+  override async onActivate(): Promise<void> {
+    const s = await this.ctx.state.get<CoordState>(STATE);
+    if (s) this.s = s;
+    const m = await this.ctx.state.get<RiskModelState>(MODEL);
+    if (m) this.model = RiskModel.fromJSON(m);
+  }
+
+  override async onDeactivate(): Promise<void> { await this.saveModel(true); }
+
+  /** Sets the policy and retry limit. */
+  async configure(arg: { policy?: CoordPolicy; maxAttempts?: number }): Promise<CoordSnapshot> {
+    if (arg?.policy !== undefined) checkArg(['learned', 'heuristic', 'oracle'].includes(arg.policy), 'policy', "'learned', 'heuristic' or 'oracle'");
+    if (arg?.maxAttempts !== undefined) checkArg(Number.isInteger(arg.maxAttempts) && arg.maxAttempts >= 1, 'maxAttempts', 'an integer ≥ 1');
+    if (arg?.policy) this.s.policy = arg.policy;
+    if (arg?.maxAttempts) this.s.maxAttempts = arg.maxAttempts;
+    await this.persist();
+    return this.view();
+  }
+
+  /** Registers (or updates) a peer. */
+  async registerPeer(p: CoordPeer): Promise<CoordSnapshot> {
+    checkArg(typeof p?.id === 'string' && p.id.length > 0, 'id', 'a non-empty string');
+    checkArg(Number.isInteger(p.maxConcurrent) && p.maxConcurrent >= 1, 'maxConcurrent', 'an integer ≥ 1');
+    checkArg(Number.isFinite(p.latencyHintMs) && p.latencyHintMs >= 0, 'latencyHintMs', 'a number ≥ 0');
+    const old = this.s.peers.find((x) => x.id === p.id);
+    if (old) { old.maxConcurrent = p.maxConcurrent; old.latencyHintMs = p.latencyHintMs; }
+    else this.s.peers.push({ id: p.id, maxConcurrent: p.maxConcurrent, latencyHintMs: p.latencyHintMs, inFlight: 0, completed: 0, failed: 0, busyMs: 0, pressure: 0 });
+    this.pump();
+    await this.persist();
+    return this.view();
+  }
+
+  /** Queues tasks and dispatches what fits; outcomes go to the sink. */
+  async submit(arg: { tasks: CoordTask[] }): Promise<{ queued: number; inFlight: number }> {
+    checkArg(Array.isArray(arg?.tasks), 'tasks', 'an array of tasks');
+    const now = this.ctx.clock.now();
+    for (const t of arg.tasks) {
+      checkArg(typeof t?.id === 'string' && t.id.length > 0, 'task.id', 'a non-empty string');
+      checkArg(typeof t.type === 'string' && t.type.length > 0, 'task.type', 'a non-empty string');
+      checkArg(Number.isFinite(t.work) && t.work > 0, 'task.work', 'a positive number');
+      if (this.s.running[t.id] || this.s.queue.some((q) => q.id === t.id)) throw new PortalError('PORTAL_INVALID_ARGUMENT', `task.id: "${t.id}" is already queued or running`);
+      this.s.queue.push({ ...t, submittedAt: now, attempts: 0, failures: 0, excluded: [] });
+      this.s.counters.submitted++;
+    }
+    this.pump();
+    await this.persist();
+    return { queued: this.s.queue.length, inFlight: this.s.attempts.length };
+  }
+
+  /** A peer's answer for one attempt (sent by the transport). Unknown attempts are ignored (stale). */
+  async report(r: PeerReport): Promise<{ outcome: 'completed' | 'retrying' | 'failed' | 'stale' }> {
+    const i = this.s.attempts.findIndex((a) => a.taskId === r?.taskId && a.attempt === r.attempt && a.peer === r.peer);
+    if (i < 0) return { outcome: 'stale' };
+    const a = this.s.attempts[i];
+    this.s.attempts.splice(i, 1);
+    const now = this.ctx.clock.now();
+    const timeMs = Math.max(0, now - a.startedAt);
+    const peer = this.s.peers.find((p) => p.id === a.peer);
+    if (peer) { peer.inFlight = Math.max(0, peer.inFlight - 1); peer.busyMs += timeMs; if (r.pressure !== undefined && Number.isFinite(r.pressure)) peer.pressure = r.pressure; }
+    this.model.observe({ ...a.ctx, ok: r.ok, timeMs });
+    const task = this.s.running[a.taskId];
+    let outcome: 'completed' | 'retrying' | 'failed' = 'completed';
+    if (task) {
+      delete this.s.running[a.taskId];
+      if (r.ok) {
+        if (peer) peer.completed++;
+        this.s.counters.completed++;
+        this.emit({ taskId: task.id, type: task.type, ok: true, peer: a.peer, attempts: task.attempts, failures: task.failures, latencyMs: now - task.submittedAt, output: r.output });
+      } else {
+        if (peer) peer.failed++;
+        this.s.counters.failures++;
+        task.failures++;
+        if (!task.excluded.includes(a.peer)) task.excluded.push(a.peer);
+        this.ctx.log.debug({ taskId: task.id, peer: a.peer, error: r.error }, 'attempt failed');
+        if (task.attempts < this.s.maxAttempts) {
+          this.s.queue.unshift(task);
+          this.s.counters.retries++;
+          outcome = 'retrying';
+        } else {
+          this.s.counters.failedTasks++;
+          outcome = 'failed';
+          this.emit({ taskId: task.id, type: task.type, ok: false, peer: a.peer, attempts: task.attempts, failures: task.failures, latencyMs: now - task.submittedAt, error: r.error ?? 'failed' });
+        }
+      }
+    }
+    this.pump();
+    await this.persist();
+    await this.saveModel(false);
+    return { outcome };
+  }
+
+  /** Peers ranked for a task type by the active policy (best first), with the learned predictions. */
+  async rankPeers(arg: { type: string; work?: number }): Promise<PeerRank[]> {
+    checkArg(typeof arg?.type === 'string' && arg.type.length > 0, 'type', 'a non-empty string');
+    const work = arg.work ?? 1;
+    const hour = this.hour();
+    return this.s.peers.map((p) => {
+      const q: TaskContext = { peer: p.id, taskType: arg.type, hour, load: p.inFlight, work, pressure: p.pressure };
+      const pr = this.model.predict(q);
+      return { peer: p.id, score: this.score(p, q), timeMs: pr.time.timeMs, lowMs: pr.time.lowMs, highMs: pr.time.highMs, failureProb: pr.failure.probability, load: p.inFlight, source: pr.time.source };
+    }).sort((a, b) => (a.score - b.score) || a.peer.localeCompare(b.peer));
+  }
+
+  /**
+   * Splits a task with the HybridSplitter over the `peers` best-ranked peers (all by default),
+   * using the model's predicted time per work unit on each (the oracle's under 'oracle').
+   */
+  async split(arg: { task: SplitTask; peers?: number }): Promise<SplitPlan> {
+    checkArg(typeof arg?.task?.type === 'string', 'task.type', 'a string');
+    const ranked = await this.rankPeers({ type: arg.task.type });
+    const chosen = ranked.slice(0, Math.max(1, Math.min(arg.peers ?? ranked.length, ranked.length))).map((r) => r.peer);
+    checkArg(chosen.length > 0, 'peers', 'registered peers (none registered)');
+    const hour = this.hour();
+    const oracle = this.ctx.services.coordinatorOracle as CoordOracle | undefined;
+    return this.splitter.split(arg.task, {
+      peers: chosen,
+      predictMs: (peer, taskType, work) => {
+        const q: TaskContext = { peer, taskType, hour, load: 0, work };
+        return this.s.policy === 'oracle' && oracle ? oracle(q).timeMs : this.model.predict(q).time.timeMs;
+      },
+    });
+  }
+
+  /** Counters, peers and the model's warm-up state. */
+  async snapshot(): Promise<CoordSnapshot> { return this.view(); }
+
+  /** The learned model, serialized (for inspection and tests). */
+  async exportModel(): Promise<RiskModelState> { return this.model.toJSON(); }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  private hour(): number { return new Date(this.ctx.clock.wallNow()).getUTCHours(); }
+
+  private score(p: PeerRecord, q: TaskContext): number {
+    if (this.s.policy === 'heuristic' || (this.s.policy === 'learned' && !this.model.warm)) return heuristicScore(p.latencyHintMs, p.inFlight);
+    if (this.s.policy === 'oracle') {
+      const oracle = this.ctx.services.coordinatorOracle as CoordOracle | undefined;
+      if (!oracle) throw new PortalError('PORTAL_CONFIG_INVALID', "policy 'oracle' needs services.coordinatorOracle");
+      const o = oracle(q);
+      return riskAdjusted(o.timeMs, o.failureProb);
+    }
+    return this.model.predict(q).score;
+  }
+
+  /** Dispatches queued tasks (FIFO, skipping tasks whose pinned peer is full) while peers have free slots. */
+  private pump(): void {
+    const transport = this.ctx.services.coordinatorTransport as PeerTransport | undefined;
+    if (!transport) return;
+    const hour = this.hour();
+    for (let i = 0; i < this.s.queue.length;) {
+      const free = this.s.peers.filter((p) => p.inFlight < p.maxConcurrent);
+      if (free.length === 0) return;
+      const task = this.s.queue[i];
+      let pick: PeerRecord | undefined;
+      if (task.pin && task.attempts === 0) {
+        const pinned = this.s.peers.find((p) => p.id === task.pin);
+        if (pinned) {
+          if (pinned.inFlight >= pinned.maxConcurrent) { i++; continue; }
+          pick = pinned;
+        }
+      }
+      if (!pick) {
+        const fresh = free.filter((p) => !task.excluded.includes(p.id));
+        const candidates = fresh.length > 0 ? fresh : (this.s.peers.some((p) => !task.excluded.includes(p.id)) ? [] : free);
+        if (candidates.length === 0) { i++; continue; } // wait for a peer that has not failed this task
+        let best = Infinity;
+        for (const p of candidates) {
+          const s = this.score(p, { peer: p.id, taskType: task.type, hour, load: p.inFlight, work: task.work, pressure: p.pressure });
+          if (s < best) { best = s; pick = p; }
+        }
+      }
+      this.s.queue.splice(i, 1);
+      this.dispatch(transport, task, pick!, hour);
+    }
+  }
+
+  private dispatch(transport: PeerTransport, task: TaskRecord, peer: PeerRecord, hour: number): void {
+    const attempt = this.s.nextAttempt++;
+    task.attempts++;
+    const ctx: TaskContext = { peer: peer.id, taskType: task.type, hour, load: peer.inFlight, work: task.work, pressure: peer.pressure };
+    this.s.attempts.push({ taskId: task.id, attempt, peer: peer.id, startedAt: this.ctx.clock.now(), ctx });
+    this.s.running[task.id] = task;
+    peer.inFlight++;
+    this.s.counters.attempts++;
+    const d: PeerDispatch = { taskId: task.id, attempt, peer: peer.id, type: task.type, work: task.work, payload: task.payload, hour };
+    const self = this.ctx.proxy(this.ctx.actorType, this.ctx.actorId);
+    const log = this.ctx.log;
+    const send = (r: PeerReport): void => {
+      rootScope.runInAsyncScope(() => { self.invoke('report', r).catch((err: unknown) => log.error({ err, taskId: r.taskId }, 'report failed')); });
+    };
+    let run: Promise<PeerAnswer>;
+    try { run = transport.execute(peer.id, d); } catch (err) { run = Promise.reject(err); }
+    run.then(
+      (ans) => send({ ...ans, taskId: task.id, attempt, peer: peer.id }),
+      (err: unknown) => send({ ok: false, error: err instanceof Error ? err.message : String(err), taskId: task.id, attempt, peer: peer.id }),
+    );
+  }
+
+  private emit(o: TaskOutcome): void {
+    const sink = this.ctx.services.coordinatorSink as ((o: TaskOutcome) => void) | undefined;
+    if (!sink) return;
+    try { sink(o); } catch (err) { this.ctx.log.error({ err, taskId: o.taskId }, 'coordinator sink threw'); }
+  }
+
+  private view(): CoordSnapshot {
+    return {
+      policy: this.s.policy, warm: this.model.warm, observations: this.model.time.observations,
+      queued: this.s.queue.length, inFlight: this.s.attempts.length,
+      peers: this.s.peers.map((p) => ({ id: p.id, inFlight: p.inFlight, completed: p.completed, failed: p.failed, busyMs: p.busyMs })),
+      counters: { ...this.s.counters },
+    };
+  }
+
+  private async persist(): Promise<void> { await this.ctx.state.set(STATE, this.s); }
+
+  /** Writes the model at most once a second (and always on deactivation): it is the larger part of the state. */
+  private async saveModel(force: boolean): Promise<void> {
+    const now = this.ctx.clock.now();
+    if (!force && now - this.lastModelSave < 1000) return;
+    this.lastModelSave = now;
+    await this.ctx.state.set(MODEL, this.model.toJSON());
+  }
+}

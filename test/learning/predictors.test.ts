@@ -1,0 +1,114 @@
+import { CompletionTimePredictor, FailurePredictor, RiskModel, learnedEdgeFactors, heuristicScore } from '../../learning/index.js';
+import { isPortalError } from '../../common/errors.js';
+import { createPrng } from '../../transfer/index.js';
+
+/** Standard normal from a uniform PRNG (Box–Muller). */
+function gauss(rnd: () => number): number {
+  return Math.sqrt(-2 * Math.log(Math.max(rnd(), 1e-12))) * Math.cos(2 * Math.PI * rnd());
+}
+
+const RATE: Record<string, Record<string, number>> = { fast: { render: 1, physics: 3 }, slow: { render: 4, physics: 1.5 } };
+const hourFactor = (peer: string, h: number): number => (peer === 'slow' && h >= 18 && h < 22 ? 2.5 : 1);
+const truth = (peer: string, type: string, hour: number, load: number, work: number): number => RATE[peer][type] * hourFactor(peer, hour) * (1 + load) * work;
+
+describe('learning predictors', () => {
+  test('time predictor: converges to the known per-peer, per-type, hour-of-day and load effects with a calibrated interval', () => {
+    const rnd = createPrng(42);
+    const p = new CompletionTimePredictor();
+    for (let i = 0; i < 1500; i++) {
+      const peer = rnd() < 0.5 ? 'fast' : 'slow';
+      const type = rnd() < 0.5 ? 'render' : 'physics';
+      const hour = Math.floor(rnd() * 24);
+      const load = Math.floor(rnd() * 4);
+      const work = 5 + rnd() * 20;
+      p.observe({ peer, taskType: type, hour, load, work, ok: true, timeMs: truth(peer, type, hour, load, work) * Math.exp(0.1 * gauss(rnd)) });
+    }
+    let inside = 0, n = 0;
+    for (const peer of ['fast', 'slow']) for (const type of ['render', 'physics']) for (const hour of [3, 19]) for (const load of [0, 2]) {
+      const want = truth(peer, type, hour, load, 10);
+      const got = p.predict({ peer, taskType: type, hour, load, work: 10 });
+      expect(got.source).toBe('model');
+      expect(Math.abs(got.timeMs / want - 1)).toBeLessThan(0.1);
+      expect(got.lowMs).toBeLessThan(got.timeMs);
+      expect(got.highMs).toBeGreaterThan(got.timeMs);
+      // the 90% interval is about ±1.645·0.1 in log space: not absurdly wide
+      expect(got.highMs / got.lowMs).toBeLessThan(1.6);
+      n++; if (want >= got.lowMs && want <= got.highMs) inside++;
+    }
+    expect(inside / n).toBeGreaterThanOrEqual(0.9);
+  });
+
+  test('time predictor: uses a heuristic before any sample, the population prior for a new peer, and is warm after 20 observations', () => {
+    const p = new CompletionTimePredictor({ defaultMsPerUnit: 2 });
+    expect(p.predict({ peer: 'a', taskType: 'render', hour: 0, load: 1, work: 3 })).toMatchObject({ source: 'heuristic', timeMs: 12 });
+    for (let i = 0; i < 19; i++) p.observe({ peer: 'a', taskType: 'render', hour: 0, load: 0, work: 1, ok: true, timeMs: 10 });
+    expect(p.warm).toBe(false);
+    p.observe({ peer: 'a', taskType: 'render', hour: 0, load: 0, work: 1, ok: false, timeMs: 3 });
+    expect(p.warm).toBe(true);
+    const prior = p.predict({ peer: 'new', taskType: 'render', hour: 5, load: 0, work: 1 });
+    expect(prior.source).toBe('prior');
+    expect(prior.timeMs).toBeCloseTo(10, 5);
+  });
+
+  test('time predictor: memory is bounded by the window per peer and follows a change in speed', () => {
+    const p = new CompletionTimePredictor({ window: 50 });
+    for (let i = 0; i < 200; i++) p.observe({ peer: 'a', taskType: 't', hour: 1, load: 0, ok: true, timeMs: 10 });
+    for (let i = 0; i < 50; i++) p.observe({ peer: 'a', taskType: 't', hour: 1, load: 0, ok: true, timeMs: 40 });
+    expect(p.samples('a')).toBe(50);
+    expect(p.toJSON().peers.a).toHaveLength(50);
+    expect(p.predict({ peer: 'a', taskType: 't', hour: 1, load: 0 }).timeMs).toBeGreaterThan(35);
+  });
+
+  test('failure predictor: learns a failure probability that rises with load, per peer', () => {
+    const rnd = createPrng(7);
+    const f = new FailurePredictor();
+    const pTrue = (peer: string, load: number): number => (peer === 'unstable' ? 1 / (1 + Math.exp(-(-3 + 1.5 * load))) : 0.02);
+    for (let i = 0; i < 1000; i++) {
+      const peer = i % 2 === 0 ? 'unstable' : 'steady';
+      const load = Math.floor(rnd() * 5);
+      f.observe({ peer, taskType: 'x', hour: 0, load, ok: rnd() >= pTrue(peer, load), timeMs: 1 });
+    }
+    for (const load of [0, 2, 4]) {
+      expect(Math.abs(f.predict({ peer: 'unstable', taskType: 'x', hour: 0, load }).probability - pTrue('unstable', load))).toBeLessThan(0.1);
+      expect(f.predict({ peer: 'steady', taskType: 'x', hour: 0, load }).probability).toBeLessThan(0.08);
+    }
+    expect(f.samples('unstable')).toBe(500);
+  });
+
+  test('risk model: scores are time / (1 − p), and state round-trips through JSON', () => {
+    const m = new RiskModel();
+    const rnd = createPrng(3);
+    for (let i = 0; i < 300; i++) {
+      const peer = i % 3 === 0 ? 'a' : 'b';
+      m.observe({ peer, taskType: 'render', hour: 10, load: i % 3, work: 2, ok: rnd() > (peer === 'a' ? 0.3 : 0.05), timeMs: peer === 'a' ? 10 : 30 });
+    }
+    const q = { peer: 'a', taskType: 'render', hour: 10, load: 1, work: 2 };
+    const r = m.predict(q);
+    expect(r.score).toBeCloseTo(r.time.timeMs / (1 - r.failure.probability), 6);
+    const copy = RiskModel.fromJSON(JSON.parse(JSON.stringify(m.toJSON())));
+    expect(copy.predict(q)).toEqual(r);
+    expect(copy.warm).toBe(true);
+    expect(heuristicScore(5, 2)).toBe(35);
+  });
+
+  test('risk model: fromJSON rejects something that is not a saved model with PORTAL_STATE_CORRUPT', () => {
+    expect.assertions(1);
+    try { RiskModel.fromJSON({ v: 2 } as never); } catch (err) { expect(isPortalError(err, 'PORTAL_STATE_CORRUPT')).toBe(true); }
+  });
+
+  test('scheduler adapter: learned time and risk become the bandwidth and health the cost model reads', () => {
+    const m = new RiskModel();
+    for (let i = 0; i < 100; i++) {
+      m.observe({ peer: 'edge-0', taskType: 'chunk', hour: 0, load: 0, work: 1e6, ok: true, timeMs: 100 });
+      m.observe({ peer: 'edge-1', taskType: 'chunk', hour: 0, load: 0, work: 1e6, ok: true, timeMs: 400 });
+      m.observe({ peer: 'edge-2', taskType: 'chunk', hour: 0, load: 0, work: 1e6, ok: i % 2 === 0, timeMs: 100 });
+    }
+    const edges = { e: 4, available: Uint8Array.of(1, 1, 1, 0), queueDepth: Uint32Array.of(0, 0, 0, 0) };
+    const f = learnedEdgeFactors(m, edges, 1e6, 0);
+    expect(f.timeMs[0]).toBeCloseTo(100, 0);
+    expect(f.timeMs[1]).toBeCloseTo(400, 0);
+    expect(f.updates[0]!.bandwidth).toBeCloseTo(1e7, -5);
+    expect(f.updates[2]!.health).toBeLessThan(f.updates[0]!.health - 0.3);
+    expect(f.updates[3]).toBeUndefined();
+  });
+});
