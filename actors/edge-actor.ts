@@ -20,14 +20,17 @@ export class EdgeActor extends Actor {
   private epoch = 0;
   private lastSave = -Infinity;
   private probing = false;
+  /** The edge (or its operator) said it is offline: stays offline until it says otherwise, whatever samples show. */
+  private announcedOffline = false;
 
   override async onActivate(): Promise<void> {
-    const saved = await this.ctx.state.get<{ config: EdgeConfig; est: EdgeEstimatorState; epoch: number }>('edge');
+    const saved = await this.ctx.state.get<{ config: EdgeConfig; est: EdgeEstimatorState; epoch: number; announcedOffline?: boolean }>('edge');
     if (saved) {
       this.config = saved.config;
       this.est = EdgeEstimator.fromJSON(saved.est, defaultEstimatorConfig);
       this.epoch = saved.epoch;
-      if (!this.est.snapshot(this.now()).available) await this.startProbing();
+      this.announcedOffline = saved.announcedOffline ?? false;
+      if (!this.announcedOffline && !this.est.snapshot(this.now()).available) await this.startProbing();
     }
   }
 
@@ -48,7 +51,7 @@ export class EdgeActor extends Actor {
     const now = this.now();
     for (const s of arg.samples) {
       if (s.ok) est.observeSuccess(s.bytes, s.firstByteMs, s.transferMs, now);
-      else if (est.observeFailure(s.reason ?? 'unknown', now)) {
+      else if (est.observeFailure(s.reason ?? 'unknown', now) && !this.announcedOffline) {
         this.epoch++;
         this.ctx.log.warn({ reason: s.reason }, 'edge marked offline');
         await this.startProbing();
@@ -65,9 +68,12 @@ export class EdgeActor extends Actor {
     if (t.metered !== undefined) cfg.flags = t.metered ? cfg.flags | EdgeFlags.METERED : cfg.flags & ~EdgeFlags.METERED;
     if (t.batteryLow !== undefined) cfg.flags = t.batteryLow ? cfg.flags | EdgeFlags.BATTERY_LOW : cfg.flags & ~EdgeFlags.BATTERY_LOW;
     if (t.maxParallel !== undefined) cfg.maxParallel = t.maxParallel;
-    if (t.online !== undefined && est.setAvailable(t.online, this.now())) {
+    if (t.online !== undefined && t.online === this.announcedOffline) {
+      // an announcement overrides what samples and probes infer, until the next announcement
+      this.announcedOffline = !t.online;
+      est.setAvailable(t.online, this.now());
       this.epoch++;
-      if (!t.online) await this.startProbing(); else await this.stopProbing();
+      await this.stopProbing();
     }
     await this.persist(true);
     return this.view();
@@ -110,7 +116,7 @@ export class EdgeActor extends Actor {
 
   private view(): EdgeView {
     const s = this.est!.snapshot(this.now());
-    return { ...this.config!, id: this.ctx.actorId, available: s.available, bandwidth: s.bandwidth, rtt: s.rtt, health: s.health, successRate: s.successRate, uptime: s.uptime, consistency: s.consistency, transferMs: s.transferMs, transferDevMs: s.transferDevMs, samples: s.samples, epoch: this.epoch };
+    return { ...this.config!, id: this.ctx.actorId, available: s.available && !this.announcedOffline, bandwidth: s.bandwidth, rtt: s.rtt, health: s.health, successRate: s.successRate, uptime: s.uptime, consistency: s.consistency, transferMs: s.transferMs, transferDevMs: s.transferDevMs, samples: s.samples, epoch: this.epoch };
   }
 
   /** Writes state at most once a second unless forced (observations arrive every tick). */
@@ -118,7 +124,7 @@ export class EdgeActor extends Actor {
     const now = this.now();
     if (!force && now - this.lastSave < 1000) return;
     this.lastSave = now;
-    await this.ctx.state.set('edge', { config: this.config, est: this.est!.toJSON(), epoch: this.epoch });
+    await this.ctx.state.set('edge', { config: this.config, est: this.est!.toJSON(), epoch: this.epoch, announcedOffline: this.announcedOffline });
   }
 
   private requireConfigured(): EdgeEstimator {

@@ -3,3 +3,4 @@ export { EdgeActor } from './edge-actor.js';
 export type { EdgeProber } from './edge-actor.js';
 export { GpuWorkerActor, engineOf } from './gpu-worker-actor.js';
 export type { EdgeConfig, EdgeView, EdgeSample, EdgeTelemetry, TransferEdge, TransferRequest, TransferStatus } from './types.js';
+export { routeEdgeEvents } from './edge-event-router.js';

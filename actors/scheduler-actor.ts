@@ -194,6 +194,40 @@ export class SchedulerActor extends Actor {
     };
   }
 
+  /**
+   * Availability an edge announced for this transfer's manifest (the edge event bridge calls this
+   * for `portal.edge.<id>.have`). An edge the transfer does not know yet joins it — it must have
+   * announced itself (EdgeActor configured from its telemetry) — in a spare slot, and is scheduled
+   * from the next tick on. Returns the edge's index, or -1 when the transfer is not running or
+   * has no spare slot.
+   */
+  async edgeHave(arg: { edgeId: string; manifestId: string; bitmap: string }): Promise<{ edgeIndex: number }> {
+    checkArg(typeof arg?.edgeId === 'string' && arg.edgeId.length > 0, 'edgeId', 'an edge id');
+    checkArg(typeof arg.bitmap === 'string', 'bitmap', 'a base64 bitmap');
+    const core = this.core;
+    const req = this.req;
+    if (!core || !req || this.journal?.state !== 'running') return { edgeIndex: -1 };
+    if (arg.manifestId !== this.manifest!.id) throw new PortalError('PORTAL_MANIFEST_MISMATCH', `have for manifest ${arg.manifestId} sent to transfer of ${this.manifest!.id}`);
+    const bitmap = Buffer.from(arg.bitmap, 'base64');
+    let i = req.edges.findIndex((e) => e.id === arg.edgeId);
+    if (i < 0) {
+      if (req.edges.length >= core.edges.e) { this.ctx.log.warn({ edgeId: arg.edgeId }, 'no spare edge slot: announced edge ignored'); return { edgeIndex: -1 }; }
+      const view = await this.ctx.proxy('EdgeActor', arg.edgeId).invoke<EdgeView>('snapshot');
+      i = req.edges.length;
+      req.edges.push({ id: arg.edgeId, config: { url: view.url, kind: view.kind, flags: view.flags, maxParallel: view.maxParallel, bandwidthHint: view.bandwidthHint, rttHint: view.rttHint }, holds: arg.bitmap });
+      this.edgeViews.push(view);
+      this.perEdgeChunks.push(0);
+      this.edgeEpochs.push(-1);
+      this.applyView(core, i, view);
+      this.ctx.log.info({ edgeId: arg.edgeId, edgeIndex: i }, 'edge joined the transfer');
+    } else {
+      req.edges[i] = { ...req.edges[i], holds: arg.bitmap };
+    }
+    core.setEdgeHoldings(i, bitmap);
+    await this.ctx.state.set('request', req);
+    return { edgeIndex: i };
+  }
+
   /** Stops the transfer: cancels the tick loop and the reminder, keeps the journal. */
   async cancel(): Promise<TransferStatus> {
     if (this.journal && this.journal.state === 'running') await this.fail('cancelled');
@@ -209,7 +243,7 @@ export class SchedulerActor extends Actor {
     const n = m.chunks.length;
     const j = this.journal!;
     j.activations = (j.activations ?? 0) + 1;
-    const core = new ChunkScheduler({ chunks: n, chunkBytes: m.chunkSize, edgeCapacity: req.edges.length }, req.scheduler, ((j.activations & 0xff) << 24) >>> 0);
+    const core = new ChunkScheduler({ chunks: n, chunkBytes: m.chunkSize, edgeCapacity: req.edges.length + (req.spareEdges ?? 32) }, req.scheduler, ((j.activations & 0xff) << 24) >>> 0);
     this.perEdgeChunks = new Array(req.edges.length).fill(0);
     this.edgeEpochs = new Array(req.edges.length).fill(-1);
     this.edgeViews = [];

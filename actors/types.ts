@@ -69,6 +69,8 @@ export interface TransferRequest {
   tickMs?: number;
   /** Minimum interval between journal writes, ms (default 100). */
   persistMs?: number;
+  /** Edge slots kept free for edges announced while the transfer runs (default 32). */
+  spareEdges?: number;
   /** Run a tick as soon as reports free slots, at most once per this many ms (default 5; negative = only on the timer). */
   dispatchOnReportMs?: number;
   /** Fail the transfer when nothing is in flight and no chunk completes for this long, ms (default 60 000). */

@@ -1,8 +1,8 @@
 import { createEmbeddedHost, createFileStateStore, createMemoryStateStore, createRoutedStateStore, type EmbeddedHost } from '../runtime/index.js';
-import { createMemoryBus, subjects, type Bus, type ChunkReport } from '../bus/index.js';
+import { createBusFromEnv, subjects, type Bus, type ChunkReport } from '../bus/index.js';
 import { createExecutor, type Executor } from '../transfer/index.js';
 import { createTickEngine, type TickEngine } from '../gpu/index.js';
-import { SchedulerActor, EdgeActor, GpuWorkerActor, terminalStates, type TransferRequest, type TransferStatus } from '../actors/index.js';
+import { SchedulerActor, EdgeActor, GpuWorkerActor, routeEdgeEvents, terminalStates, type TransferRequest, type TransferStatus } from '../actors/index.js';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { probeEdge } from './probe.js';
@@ -37,11 +37,13 @@ export interface EmbeddedNode {
 
 /**
  * Starts the embedded default for one output file: an in-process actor host whose SchedulerActor
- * state lives in a durable file store beside the output (the journal), an in-process bus, an
- * executor and the CPU tick engine.
+ * state lives in a durable file store beside the output (the journal), the bus (in-process, or
+ * NATS when NATS_URL is set) with edge events routed into the actors, an executor and the tick
+ * engine (WebGPU when an adapter exists).
  */
 export async function startEmbeddedNode(opts: { output: string; logger: Logger; concurrency?: number; backend?: Backend }): Promise<EmbeddedNode> {
-  const bus = createMemoryBus({ onError: (err, subject) => opts.logger.error({ err, subject }, 'bus handler failed') });
+  // The in-process bus, or NATS when NATS_URL is set (credentials from NATS_* variables).
+  const bus = await createBusFromEnv({ logger: opts.logger, name: `portal-${process.pid}` });
   const prefer = opts.backend ?? defaultBackend();
   const engine = await createTickEngine({ prefer, requireGpu: prefer === 'webgpu' ? true : undefined, logger: opts.logger });
   const journal = createFileStateStore(journalDir(opts.output));
@@ -51,10 +53,12 @@ export async function startEmbeddedNode(opts: { output: string; logger: Logger; 
   host.register(EdgeActor);
   host.register(GpuWorkerActor);
   await host.ready();
+  const edgeEvents = routeEdgeEvents(bus, host, opts.logger.child({ component: 'edge-events' }));
   const executor = createExecutor({ bus, id: `executor-${process.pid}`, concurrency: opts.concurrency ?? 128, logger: opts.logger.child({ component: 'executor' }) });
   return {
     host, bus, executor, engine,
     async close() {
+      edgeEvents.close();
       await executor.close();
       await host.stop();
       await bus.close();

@@ -20,8 +20,9 @@ function ioError(what: string, err: unknown): PortalError {
 }
 
 /**
- * Opens `path` for chunk writes (r+ when it exists, created otherwise) and sizes it to `fileSize` with
- * truncate (sparse preallocation). Rejects PORTAL_INVALID_ARGUMENT for bad arguments and
+ * Opens `path` for chunk writes (r+ when it exists, created exclusively otherwise, so concurrent
+ * openers never truncate each other's chunks) and sizes it to `fileSize` with truncate (sparse
+ * preallocation; a file is only ever extended by a concurrent opener, never cut). Rejects PORTAL_INVALID_ARGUMENT for bad arguments and
  * PORTAL_TRANSFER_FAILED (fs error as cause) when the file cannot be opened or sized.
  */
 export async function openChunkWriter(path: string, opts: { fileSize: number }): Promise<ChunkWriter> {
@@ -33,7 +34,12 @@ export async function openChunkWriter(path: string, opts: { fileSize: number }):
     fh = await open(path, 'r+');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot open ${path}`, err);
-    try { fh = await open(path, 'w+'); } catch (err2) { throw ioError(`cannot create ${path}`, err2); }
+    // Exclusive create: when several executors (processes) create the same output at once, only one
+    // creates it and the others open what it made — a plain 'w+' would truncate chunks already written.
+    try { fh = await open(path, 'wx+'); } catch (err2) {
+      if ((err2 as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create ${path}`, err2);
+      try { fh = await open(path, 'r+'); } catch (err3) { throw ioError(`cannot open ${path}`, err3); }
+    }
   }
   try {
     if ((await fh.stat()).size !== fileSize) await fh.truncate(fileSize);

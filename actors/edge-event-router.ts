@@ -1,0 +1,33 @@
+import { createEdgeEventBridge, type Bus, type EdgeEventBridge } from '../bus/index.js';
+import type { ActorHost } from '../runtime/types.js';
+import type { Logger } from '../common/logger.js';
+import type { EdgeConfig } from './types.js';
+
+/**
+ * Feeds edge events from the bus into the actors: telemetry to the edge's EdgeActor (the first
+ * message of an edge with a URL configures it — an announcement), availability (`have`) to the
+ * SchedulerActor of that manifest's transfer (transfer id = manifest id), which adds a new edge in
+ * a spare slot. Errors are logged; one bad event never stops the others.
+ */
+export function routeEdgeEvents(bus: Bus, host: ActorHost, logger: Logger): EdgeEventBridge {
+  return createEdgeEventBridge(bus, {
+    async onTelemetry(ev, { first }) {
+      const edge = host.proxy('EdgeActor', ev.edgeId);
+      const bandwidth = ev.bandwidth.at(-1)?.bytesPerSec;
+      const rtt = ev.rtt.at(-1)?.rttMs;
+      if (first && ev.url) {
+        const cfg: EdgeConfig = { url: ev.url, kind: ev.kind ?? 'portal', flags: 0, maxParallel: ev.maxParallel ?? 8, bandwidthHint: bandwidth, rttHint: rtt };
+        await edge.invoke('configure', cfg);
+      }
+      await edge.invoke('telemetry', { online: ev.online, metered: ev.metered, batteryLow: ev.battery?.low, maxParallel: ev.maxParallel, bandwidth, rtt });
+    },
+    async onHave(state) {
+      const bitmap = Buffer.from(state.bitmap).toString('base64');
+      await host.proxy('SchedulerActor', state.manifestId).invoke('edgeHave', { edgeId: state.edgeId, manifestId: state.manifestId, bitmap });
+    },
+    onHaveGap(ev, knownSeq) {
+      logger.warn({ edgeId: ev.edgeId, manifestId: ev.manifestId, seq: ev.seq, baseSeq: ev.baseSeq, knownSeq }, 'incremental have without its base: waiting for a full one');
+    },
+    onError(err, subject) { logger.warn({ err, subject }, 'edge event not applied'); },
+  });
+}
