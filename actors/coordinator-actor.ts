@@ -229,7 +229,10 @@ export class CoordinatorActor extends Actor {
       const o = oracle(q);
       return riskAdjusted(o.timeMs, o.failureProb);
     }
-    return this.model.predict(q).score;
+    // Optimism under uncertainty: a peer the model knows only from the population prior is scored
+    // at the low end of its interval, so it gets tried instead of being starved by a known peer.
+    const pr = this.model.predict(q);
+    return pr.time.source === 'model' ? pr.score : riskAdjusted(pr.time.lowMs, pr.failure.probability);
   }
 
   /** Dispatches queued tasks (FIFO, skipping tasks whose pinned peer is full) while peers have free slots. */

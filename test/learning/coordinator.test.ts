@@ -1,0 +1,106 @@
+import { createEmbeddedHost, createMemoryStateStore, type EmbeddedHost } from '../../runtime/index.js';
+import { ManualClock } from '../../common/clock.js';
+import { CoordinatorActor, type PeerTransport, type TaskOutcome, type PeerDispatch, type CoordSnapshot } from '../../actors/coordinator-actor.js';
+
+/** In-process peers: each answer advances the manual clock by the peer's service time, so the coordinator measures it. */
+function fakePeers(clock: ManualClock, behave: Record<string, (d: PeerDispatch) => { ms: number; ok: boolean }>): PeerTransport & { log: PeerDispatch[] } {
+  const log: PeerDispatch[] = [];
+  return {
+    log,
+    async execute(peer, d) {
+      log.push(d);
+      const b = behave[peer](d);
+      await Promise.resolve();
+      clock.advance(b.ms);
+      return b.ok ? { ok: true, output: { peer } } : { ok: false, error: `${peer} failed` };
+    },
+  };
+}
+
+async function setup(behave: Record<string, (d: PeerDispatch) => { ms: number; ok: boolean }>, maxConcurrent = 2) {
+  const clock = new ManualClock(0, Date.UTC(2026, 0, 1, 9));
+  const outcomes: TaskOutcome[] = [];
+  const waiters: Array<() => void> = [];
+  const transport = fakePeers(clock, behave);
+  const store = createMemoryStateStore();
+  const host: EmbeddedHost = createEmbeddedHost({ store, clock, services: { coordinatorTransport: transport, coordinatorSink: (o: TaskOutcome) => { outcomes.push(o); waiters.splice(0).forEach((w) => w()); } } });
+  host.register(CoordinatorActor);
+  await host.ready();
+  const coord = host.proxy('CoordinatorActor', 'c1');
+  for (const id of Object.keys(behave)) await coord.invoke('registerPeer', { id, maxConcurrent, latencyHintMs: 10 });
+  const until = async (n: number): Promise<void> => { while (outcomes.length < n) await new Promise<void>((r) => waiters.push(r)); };
+  return { clock, outcomes, transport, host, coord, until, store };
+}
+
+describe('CoordinatorActor on the embedded host', () => {
+  let host: EmbeddedHost | undefined;
+  afterEach(async () => { await host?.stop(); host = undefined; });
+
+  test('coordinator: a failed attempt is retried on another peer and the task completes', async () => {
+    const s = await setup({ bad: () => ({ ms: 5, ok: false }), good: () => ({ ms: 20, ok: true }) });
+    host = s.host;
+    await s.coord.invoke('configure', { policy: 'heuristic', maxAttempts: 3 });
+    await s.coord.invoke('submit', { tasks: [{ id: 't1', type: 'render', work: 1, pin: 'bad' }] });
+    await s.until(1);
+    expect(s.outcomes[0]).toMatchObject({ taskId: 't1', ok: true, peer: 'good', attempts: 2, failures: 1 });
+    expect(s.transport.log.map((d) => d.peer)).toEqual(['bad', 'good']);
+    const snap = await s.coord.invoke<CoordSnapshot>('snapshot');
+    expect(snap.counters).toMatchObject({ completed: 1, failures: 1, retries: 1, failedTasks: 0 });
+  });
+
+  test('coordinator: a task that fails on every attempt is reported failed after maxAttempts', async () => {
+    const s = await setup({ a: () => ({ ms: 1, ok: false }), b: () => ({ ms: 1, ok: false }) });
+    host = s.host;
+    await s.coord.invoke('configure', { maxAttempts: 3 });
+    await s.coord.invoke('submit', { tasks: [{ id: 'doomed', type: 'x', work: 1 }] });
+    await s.until(1);
+    expect(s.outcomes[0]).toMatchObject({ taskId: 'doomed', ok: false, attempts: 3, failures: 3 });
+    expect(new Set(s.transport.log.map((d) => d.peer))).toEqual(new Set(['a', 'b']));
+  });
+
+  test('coordinator: never runs more than a peer\'s concurrency limit at once', async () => {
+    const held: Array<() => void> = [];
+    let inflight = 0, peak = 0;
+    const clock = new ManualClock();
+    const outcomes: TaskOutcome[] = [];
+    const transport: PeerTransport = { execute: () => { inflight++; peak = Math.max(peak, inflight); return new Promise((r) => held.push(() => { inflight--; r({ ok: true }); })); } };
+    host = createEmbeddedHost({ store: createMemoryStateStore(), clock, services: { coordinatorTransport: transport, coordinatorSink: (o: TaskOutcome) => outcomes.push(o) } });
+    host.register(CoordinatorActor);
+    const coord = host.proxy('CoordinatorActor', 'c');
+    await coord.invoke('registerPeer', { id: 'only', maxConcurrent: 3, latencyHintMs: 1 });
+    await coord.invoke('submit', { tasks: Array.from({ length: 10 }, (_, i) => ({ id: `t${i}`, type: 'x', work: 1 })) });
+    while (outcomes.length < 10) {
+      const h = held.shift();
+      if (h) h();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(peak).toBe(3);
+  });
+
+  test('coordinator: after warm-up it sends each task type to the peer that is fastest at it, and the model survives deactivation', async () => {
+    const s = await setup({
+      gpu: (d) => ({ ms: d.type === 'render' ? 10 : 40, ok: true }),
+      cpu: (d) => ({ ms: d.type === 'render' ? 40 : 10, ok: true }),
+    });
+    host = s.host;
+    let n = 0;
+    for (let i = 0; i < 60; i++) {
+      await s.coord.invoke('submit', { tasks: [{ id: `t${i}`, type: i % 2 === 0 ? 'render' : 'physics', work: 1 }] });
+      await s.until(++n);
+    }
+    const late = s.transport.log.slice(30);
+    expect(late.every((d) => (d.type === 'render' ? d.peer === 'gpu' : d.peer === 'cpu'))).toBe(true);
+    const before = await s.coord.invoke<CoordSnapshot>('snapshot');
+    const model = await s.coord.invoke('exportModel');
+    await s.host.deactivate('CoordinatorActor', 'c1');
+    expect(s.host.stats().deactivations).toBe(1);
+    const after = await s.coord.invoke<CoordSnapshot>('snapshot');
+    expect(after.observations).toBe(before.observations);
+    expect(after.warm).toBe(true);
+    expect(await s.coord.invoke('exportModel')).toEqual(model);
+    const ranks = await s.coord.invoke<Array<{ peer: string; timeMs: number }>>('rankPeers', { type: 'render' });
+    expect(ranks[0].peer).toBe('gpu');
+    expect(ranks[0].timeMs).toBeGreaterThan(8);
+    expect(ranks[0].timeMs).toBeLessThan(12);
+  });
+});
