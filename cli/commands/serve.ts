@@ -4,10 +4,11 @@ import {
   createDaprHost, createEmbeddedHost, createFileStateStore, createMemoryStateStore, createRoutedStateStore, daprDefaults, ProbeActor,
   type ActorHost, type ActorServices,
 } from '../../runtime/index.js';
-import { createMemoryBus, type Bus } from '../../bus/index.js';
+import { createBusFromEnv, type Bus } from '../../bus/index.js';
 import { createExecutor, type Executor } from '../../transfer/index.js';
-import { createCpuTickEngine } from '../../gpu/index.js';
-import { SchedulerActor, EdgeActor, GpuWorkerActor } from '../../actors/index.js';
+import { createTickEngine } from '../../gpu/index.js';
+import { parseBackend } from '../run-transfer.js';
+import { SchedulerActor, EdgeActor, GpuWorkerActor, routeEdgeEvents } from '../../actors/index.js';
 import { PortalError, isPortalError } from '../../common/errors.js';
 import { createLogger, type Logger } from '../../common/logger.js';
 import { commonFlags, type CommandSpec } from '../args.js';
@@ -101,6 +102,7 @@ export const serveCommand: CommandSpec = {
     { name: 'local-turns', type: 'boolean', help: "also queue each actor's turns in-process (Dapr's lock already serializes them)", default: true, env: 'PORTAL_DAPR_LOCAL_TURNS' },
     { name: 'state-dir', type: 'string', help: 'embedded: folder of the durable actor state (default: in memory)', env: 'PORTAL_STATE_DIR' },
     { name: 'concurrency', type: 'number', help: 'chunk fetches this instance runs at once', default: 128, min: 1, max: 4096 },
+    { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
     ...commonFlags,
   ],
   async run({ flags }) {
@@ -108,10 +110,12 @@ export const serveCommand: CommandSpec = {
     if (runtime !== 'dapr' && runtime !== 'embedded') throw new PortalError('PORTAL_CONFIG_INVALID', `--runtime: expected dapr or embedded, got ${JSON.stringify(runtime)}`);
     const logger = createLogger({ level: flags['log-level'] as string });
     const appPort = flags['app-port'] as number;
-    const bus0 = createMemoryBus({ onError: (err, subject) => logger.error({ err, subject }, 'bus handler failed') });
+    // in-process bus, or NATS when NATS_URL is set (then `portal executor` processes can share the work)
+    const bus0 = await createBusFromEnv({ logger, name: `portal-serve-${process.pid}` });
     const executor = createExecutor({ bus: bus0, id: `executor-${process.pid}`, concurrency: flags.concurrency as number, logger: logger.child({ component: 'executor' }) });
     const bus = createExecutorAttachingBus(bus0, executor, logger);
-    const engine = createCpuTickEngine();
+    const backend = parseBackend(flags.backend as string);
+    const engine = await createTickEngine({ prefer: backend, requireGpu: backend === 'webgpu' ? true : undefined, logger });
     const services: ActorServices = { bus, tickEngine: engine, probeEdge };
     const testActors = process.env[daprDefaults.testActorsEnv] === '1';
 
@@ -149,7 +153,8 @@ export const serveCommand: CommandSpec = {
         await store.close();
       };
     }
-    const ready = { runtime, appPort, pid: process.pid, testActors };
+    const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }));
+    const ready = { runtime, appPort, pid: process.pid, testActors, backend: engine.backend };
     if (flags.json) process.stdout.write(`${JSON.stringify({ type: 'ready', ...ready })}\n`);
     else process.stdout.write(`portal serve: ${runtime} actor host ready on port ${appPort}\n`);
 
@@ -157,6 +162,7 @@ export const serveCommand: CommandSpec = {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
+    edgeEvents.close();
     await executor.close();
     await host.stop();
     await closeExtra();
