@@ -10,6 +10,7 @@ export function renderPage(opts: { title?: string } = {}): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>${title} dashboard</title>
 <style>${CSS}</style>
 </head>
@@ -90,7 +91,9 @@ h2 { margin:0 0 8px; font-size:12px; text-transform:uppercase; letter-spacing:.8
 .bar > i { position:absolute; left:0; top:0; bottom:0; background:linear-gradient(90deg,#2f7fd8,var(--accent)); border-radius:5px; transition:width .4s ease; }
 .card[data-state=done] .progress-row .bar > i { background:linear-gradient(90deg,#27a35e,var(--green)); }
 .pct { font-size:20px; font-weight:700; min-width:78px; text-align:right; font-variant-numeric:tabular-nums; }
-.stats { display:grid; grid-template-columns:repeat(auto-fill,minmax(120px,1fr)); gap:8px; margin:12px 0; }
+.stats { display:grid; grid-template-columns:repeat(6,minmax(0,1fr)); gap:8px; margin:10px 0 0; }
+.stats + .charts { margin-top:12px; }
+.stat .sub { display:block; color:var(--muted); font-size:11px; }
 .stat { background:var(--panel2); border-radius:6px; padding:6px 9px; }
 .stat label { display:block; color:var(--muted); font-size:10px; text-transform:uppercase; letter-spacing:.6px; }
 .stat span { font-size:14px; font-variant-numeric:tabular-nums; }
@@ -115,9 +118,10 @@ tr[data-online=false] .online-dot { background:var(--red); }
 .status-text[data-online=false] { color:var(--red); font-weight:600; }
 .load { display:flex; align-items:center; gap:6px; min-width:130px; }
 .load .bar { height:8px; }
-.load .bar > i { background:var(--accent); transition:width .3s; }
-.load[data-level=high] .bar > i { background:var(--amber); }
-.load[data-level=full] .bar > i { background:var(--red); }
+.load .bar > i { background:var(--accent); transition:none; }
+.health .bar > i { transition:none; }
+.load[data-level=full] .bar > i { background:var(--amber); }
+tr[data-online=false] .load .bar > i { background:var(--muted); }
 .health .bar { width:70px; flex:none; height:8px; display:inline-block; vertical-align:middle; margin-right:6px; }
 .health .bar > i { background:var(--green); }
 .health[data-level=mid] .bar > i { background:var(--amber); }
@@ -126,7 +130,7 @@ tr[data-online=false] .online-dot { background:var(--red); }
 .flag.metered { color:var(--amber); border-color:#6b5320; }
 .flag.battery { color:var(--red); border-color:#7a2e2e; }
 .muted { color:var(--muted); }
-@media (max-width: 1000px) { .layout { grid-template-columns:1fr; } aside { position:static; max-height:none; } .charts { grid-template-columns:1fr; } }
+@media (max-width: 1000px) { .stats { grid-template-columns:repeat(3,minmax(0,1fr)); } .layout { grid-template-columns:1fr; } aside { position:static; max-height:none; } .charts { grid-template-columns:1fr; } }
 `;
 
 const CLIENT = String.raw`
@@ -181,14 +185,20 @@ const CLIENT = String.raw`
     var bar = el("div", "bar", "transfer-progress-bar"); var fill = el("i"); bar.appendChild(fill);
     var pct = el("span", "pct", "transfer-progress", "0.0 %");
     prow.appendChild(bar); prow.appendChild(pct);
-    var stats = el("div", "stats");
     var s = {};
-    [["bytes", "transfer-bytes"], ["throughput", "transfer-throughput"], ["average", "transfer-avg"], ["eta", "transfer-eta"],
-     ["chunks", "transfer-chunks"], ["in flight", "transfer-inflight"], ["pending", "transfer-pending"],
-     ["dispatched", "counter-dispatched"], ["failovers", "counter-failovers"], ["corrupt", "counter-corrupt"],
-     ["timeouts", "counter-timeouts"], ["hedges", "counter-hedges"], ["tick p50 / p99", "transfer-tick"]].forEach(function (x) {
-      var st = stat(x[0], x[1]); stats.appendChild(st.box); s[x[1]] = st;
+    var rowsOfStats = [
+      [["bytes", "transfer-bytes"], ["throughput", "transfer-throughput"], ["eta", "transfer-eta"], ["chunks done", "transfer-chunks"], ["in flight", "transfer-inflight"], ["pending", "transfer-pending"]],
+      [["dispatched", "counter-dispatched"], ["failovers", "counter-failovers"], ["corrupt", "counter-corrupt"], ["timeouts", "counter-timeouts"], ["hedges", "counter-hedges"], ["tick p50 / p99", "transfer-tick"]],
+    ];
+    var statRows = rowsOfStats.map(function (row) {
+      var box = el("div", "stats");
+      row.forEach(function (x) { var st = stat(x[0], x[1]); box.appendChild(st.box); s[x[1]] = st; });
+      return box;
     });
+    var avg = el("small", "sub", "transfer-avg", "");
+    s["transfer-throughput"].box.appendChild(avg);
+    var size = el("small", "sub", "transfer-size", "");
+    s["transfer-bytes"].box.appendChild(size);
     var charts = el("div", "charts");
     var c1 = el("div", "chart"); c1.appendChild(el("h3", "", "", "Throughput"));
     var thr = el("canvas", "", "throughput-chart"); c1.appendChild(thr);
@@ -202,8 +212,8 @@ const CLIENT = String.raw`
     ["edge", "status", "load (queue / max)", "health", "bandwidth", "rtt", "chunks", "flags"].forEach(function (h) { hr.appendChild(el("th", "", "", h)); });
     thead.appendChild(hr); table.appendChild(thead);
     var tbody = el("tbody"); table.appendChild(tbody);
-    card.appendChild(head); card.appendChild(prow); card.appendChild(stats); card.appendChild(charts); card.appendChild(table);
-    var c = { card: card, state: state, backend: be, fill: fill, pct: pct, s: s, thr: thr, tick: tick, phases: phases, tbody: tbody, rows: new Map() };
+    card.appendChild(head); card.appendChild(prow); statRows.forEach(function (r) { card.appendChild(r); }); card.appendChild(charts); card.appendChild(table);
+    var c = { avg: avg, size: size, card: card, state: state, backend: be, fill: fill, pct: pct, s: s, thr: thr, tick: tick, phases: phases, tbody: tbody, rows: new Map() };
     cards.set(t.id, c);
     return c;
   }
@@ -262,10 +272,11 @@ const CLIENT = String.raw`
     c.pct.setAttribute("data-value", String(t.progress));
     setText(c.pct, (t.progress * 100).toFixed(1) + " %");
     var s = c.s, k = t.counters || {};
-    setText(s["transfer-bytes"].value, fmtBytes(t.bytesDone) + " / " + fmtBytes(t.fileSize));
+    setText(s["transfer-bytes"].value, fmtBytes(t.bytesDone));
+    setText(c.size, "of " + fmtBytes(t.fileSize));
     s["transfer-bytes"].value.setAttribute("data-value", String(t.bytesDone));
     setText(s["transfer-throughput"].value, fmtRate(t.throughput));
-    setText(s["transfer-avg"].value, fmtRate(t.avgThroughput));
+    setText(c.avg, "avg " + fmtRate(t.avgThroughput));
     setText(s["transfer-eta"].value, t.state === "done" ? "done" : fmtSec(t.etaSec));
     setText(s["transfer-chunks"].value, t.complete + " / " + t.total);
     setText(s["transfer-inflight"].value, String(t.inFlight));
