@@ -30,8 +30,11 @@ export interface CoordTask {
 /** What a peer is asked to do. */
 export interface PeerDispatch { taskId: string; attempt: number; peer: string; type: string; work: number; payload?: unknown; hour: number }
 
-/** What a peer answers. `pressure` is its resource-pressure telemetry (0..1). */
-export interface PeerAnswer { ok: boolean; output?: unknown; error?: string; pressure?: number }
+/**
+ * What a peer answers. `pressure` is its resource-pressure telemetry (0..1); `serviceMs` the time it
+ * measured computing the task (without waiting in its queue), when it reports one.
+ */
+export interface PeerAnswer { ok: boolean; output?: unknown; error?: string; pressure?: number; serviceMs?: number }
 
 /** Executes dispatches on peers; injected as `services.coordinatorTransport`. */
 export interface PeerTransport { execute(peer: string, d: PeerDispatch): Promise<PeerAnswer> }
@@ -44,7 +47,7 @@ export interface TaskOutcome {
   output?: unknown; error?: string;
 }
 
-/** Injected as `services.coordinatorOracle` for the 'oracle' policy: the true expected time and failure probability. */
+/** Injected as `services.coordinatorOracle` for the 'oracle' policy: the true expected service time (not counting the queue) and failure probability. */
 export type CoordOracle = (q: TaskContext) => { timeMs: number; failureProb: number };
 
 /** One peer's entry in a ranking. */
@@ -60,7 +63,7 @@ export interface CoordSnapshot { policy: CoordPolicy; warm: boolean; observation
 export interface PeerReport extends PeerAnswer { taskId: string; attempt: number; peer: string }
 
 interface TaskRecord extends CoordTask { submittedAt: number; attempts: number; failures: number; excluded: string[] }
-interface AttemptRecord { taskId: string; attempt: number; peer: string; startedAt: number; ctx: TaskContext }
+interface AttemptRecord { taskId: string; attempt: number; peer: string; startedAt: number; ctx: TaskContext; predictedMs: number }
 interface PeerRecord extends CoordPeer { inFlight: number; completed: number; failed: number; busyMs: number; pressure: number }
 interface CoordState {
   policy: CoordPolicy; maxAttempts: number; nextAttempt: number;
@@ -147,7 +150,9 @@ export class CoordinatorActor extends Actor {
     const timeMs = Math.max(0, now - a.startedAt);
     const peer = this.s.peers.find((p) => p.id === a.peer);
     if (peer) { peer.inFlight = Math.max(0, peer.inFlight - 1); peer.busyMs += timeMs; if (r.pressure !== undefined && Number.isFinite(r.pressure)) peer.pressure = r.pressure; }
-    this.model.observe({ ...a.ctx, ok: r.ok, timeMs });
+    // learn the service time when the peer measured it (its queue is accounted for separately, see backlogMs)
+    const learnMs = r.serviceMs !== undefined && Number.isFinite(r.serviceMs) && r.serviceMs >= 0 ? r.serviceMs : timeMs;
+    this.model.observe({ ...a.ctx, ok: r.ok, timeMs: learnMs });
     const task = this.s.running[a.taskId];
     let outcome: 'completed' | 'retrying' | 'failed' = 'completed';
     if (task) {
@@ -193,7 +198,8 @@ export class CoordinatorActor extends Actor {
 
   /**
    * Splits a task with the HybridSplitter over the `peers` best-ranked peers (all by default),
-   * using the model's predicted time per work unit on each (the oracle's under 'oracle').
+   * using the model's risk-adjusted time per work unit on each at its current load (the oracle's
+   * under 'oracle'; the heuristic policy has no notion of speed and splits as if peers were equal).
    */
   async split(arg: { task: SplitTask; peers?: number }): Promise<SplitPlan> {
     checkArg(typeof arg?.task?.type === 'string', 'task.type', 'a string');
@@ -201,12 +207,14 @@ export class CoordinatorActor extends Actor {
     const chosen = ranked.slice(0, Math.max(1, Math.min(arg.peers ?? ranked.length, ranked.length))).map((r) => r.peer);
     checkArg(chosen.length > 0, 'peers', 'registered peers (none registered)');
     const hour = this.hour();
-    const oracle = this.ctx.services.coordinatorOracle as CoordOracle | undefined;
     return this.splitter.split(arg.task, {
       peers: chosen,
+      // risk-adjusted service time at the peer's current load: a slow, loaded or flaky peer gets a smaller share
       predictMs: (peer, taskType, work) => {
-        const q: TaskContext = { peer, taskType, hour, load: 0, work };
-        return this.s.policy === 'oracle' && oracle ? oracle(q).timeMs : this.model.predict(q).time.timeMs;
+        if (this.s.policy === 'heuristic') return work;
+        const p = this.s.peers.find((x) => x.id === peer)!;
+        const ps = this.predictService({ peer, taskType, hour, load: p.inFlight, work, pressure: p.pressure });
+        return riskAdjusted(ps.serviceMs, ps.failureProb);
       },
     });
   }
@@ -223,16 +231,40 @@ export class CoordinatorActor extends Actor {
 
   private score(p: PeerRecord, q: TaskContext): number {
     if (this.s.policy === 'heuristic' || (this.s.policy === 'learned' && !this.model.warm)) return heuristicScore(p.latencyHintMs, p.inFlight);
+    return this.learnedScore(q);
+  }
+
+  /**
+   * Risk-adjusted expected completion of `q` under the policy: (work already queued on the peer +
+   * the task's predicted service time) / (1 − failure probability), from the oracle's truth or the
+   * model's prediction; 1 per work unit for the heuristic (it has no notion of speed).
+   */
+  private learnedScore(q: TaskContext): number {
+    if (this.s.policy === 'heuristic') return q.work ?? 1;
+    const { serviceMs, failureProb, optimistic } = this.predictService(q);
+    return riskAdjusted(this.backlogMs(q.peer) + (optimistic ?? serviceMs), failureProb);
+  }
+
+  /** Predicted service time (no queueing) and failure probability under the policy. */
+  private predictService(q: TaskContext): { serviceMs: number; failureProb: number; optimistic?: number } {
     if (this.s.policy === 'oracle') {
       const oracle = this.ctx.services.coordinatorOracle as CoordOracle | undefined;
       if (!oracle) throw new PortalError('PORTAL_CONFIG_INVALID', "policy 'oracle' needs services.coordinatorOracle");
       const o = oracle(q);
-      return riskAdjusted(o.timeMs, o.failureProb);
+      return { serviceMs: o.timeMs, failureProb: o.failureProb };
     }
+    const pr = this.model.predict(q);
     // Optimism under uncertainty: a peer the model knows only from the population prior is scored
     // at the low end of its interval, so it gets tried instead of being starved by a known peer.
-    const pr = this.model.predict(q);
-    return pr.time.source === 'model' ? pr.score : riskAdjusted(pr.time.lowMs, pr.failure.probability);
+    return { serviceMs: pr.time.timeMs, failureProb: pr.failure.probability, optimistic: pr.time.source === 'model' ? undefined : pr.time.lowMs };
+  }
+
+  /** Predicted ms of work still ahead on a peer: its in-flight attempts' predicted service, less what the oldest has already run. */
+  private backlogMs(peer: string): number {
+    const now = this.ctx.clock.now();
+    let sum = 0, oldest = Infinity;
+    for (const a of this.s.attempts) if (a.peer === peer) { sum += a.predictedMs; oldest = Math.min(oldest, a.startedAt); }
+    return Number.isFinite(oldest) ? Math.max(0, sum - (now - oldest)) : 0;
   }
 
   /** Dispatches queued tasks (FIFO, skipping tasks whose pinned peer is full) while peers have free slots. */
@@ -271,7 +303,8 @@ export class CoordinatorActor extends Actor {
     const attempt = this.s.nextAttempt++;
     task.attempts++;
     const ctx: TaskContext = { peer: peer.id, taskType: task.type, hour, load: peer.inFlight, work: task.work, pressure: peer.pressure };
-    this.s.attempts.push({ taskId: task.id, attempt, peer: peer.id, startedAt: this.ctx.clock.now(), ctx });
+    const predictedMs = this.s.policy === 'heuristic' ? 0 : this.predictService(ctx).serviceMs;
+    this.s.attempts.push({ taskId: task.id, attempt, peer: peer.id, startedAt: this.ctx.clock.now(), ctx, predictedMs });
     this.s.running[task.id] = task;
     peer.inFlight++;
     this.s.counters.attempts++;

@@ -7,12 +7,13 @@ import { fetchCommand } from './commands/fetch.js';
 import { manifestCommand } from './commands/manifest.js';
 import { executorCommand } from './commands/executor.js';
 import { serveCommand } from './commands/serve.js';
+import { coordDemoCommand } from './commands/coord-demo.js';
 
 /**
  * Exit codes: 0 success; 1 the job ran but its result is wrong (demo not verified, resume refetched);
  * 2 bad usage or configuration; 3 transfer failed or not verified; 4 other errors.
  */
-export const commands: CommandSpec[] = [demoCommand, fetchCommand, manifestCommand, edgeCommand, serveCommand, executorCommand];
+export const commands: CommandSpec[] = [demoCommand, fetchCommand, manifestCommand, edgeCommand, serveCommand, executorCommand, coordDemoCommand];
 
 function usage(): string {
   return ['portal — multi-source transfers scheduled by a virtual-actor cluster', '', 'usage: portal <command> [flags]   (portal <command> --help for its flags)', '', 'commands:',

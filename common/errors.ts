@@ -29,7 +29,8 @@ export type PortalErrorCode =
   | 'PORTAL_WIRE_VERSION'
   | 'PORTAL_WIRE_TOO_LARGE'
   | 'PORTAL_WIRE_UNKNOWN_SUBJECT'
-  | 'PORTAL_BUS_UNAVAILABLE';
+  | 'PORTAL_BUS_UNAVAILABLE'
+  | 'PORTAL_PEER_LOST';
 
 /** Base class of all Portal errors: a stable `code`, a message that names what was wrong, an optional cause. */
 export class PortalError extends Error {

@@ -17,6 +17,12 @@ export interface TimePredictorConfig {
   level: number;
   /** Heuristic used before anything was observed: ms per work unit at zero load. */
   defaultMsPerUnit: number;
+  /**
+   * Weight of the newest residual in the per-peer drift (an EMA of log residuals added to the
+   * model's prediction), so a slowdown the features do not explain yet — an hour never seen
+   * before, a noisy neighbour — is followed within a few tasks. 0 disables it.
+   */
+  driftAlpha: number;
 }
 
 /** Defaults: last 1000 per peer, warm after 20, own model after 3 samples, 90% intervals. */
@@ -27,6 +33,7 @@ export const defaultTimePredictorConfig: Readonly<TimePredictorConfig> = Object.
   ridge: Object.freeze({ load: 0.5, type: 1, hour: 2 }),
   level: 0.9,
   defaultMsPerUnit: 1,
+  driftAlpha: 0.3,
 });
 
 /** One remembered success: [type index, hour, load, work, timeMs]. */
@@ -38,6 +45,7 @@ export interface TimePredictorState {
   types: string[];
   total: number;
   peers: Record<string, Row[]>;
+  drift?: Record<string, number>;
 }
 
 const HOURS = 24;
@@ -66,6 +74,11 @@ class PeerStats {
   yy = 0;
   n = 0;
   fit: { l: Float64Array; w: Float64Array; s2: number } | undefined;
+  /** EMA of recent log residuals (see driftAlpha). */
+  drift = 0;
+  /** Samples in the ring per task type index. */
+  readonly typeCounts: number[] = [];
+  count(r: Row, sign: 1 | -1): void { this.typeCounts[r[0]] = (this.typeCounts[r[0]] ?? 0) + sign; }
 
   constructor(window: number) { this.ring = new Ring<Row>(window); }
 
@@ -79,8 +92,9 @@ class PeerStats {
  * sliding-window ridge regression of log(ms per work unit) on [1, log(1 + load), task-type
  * one-hot, hour-of-day one-hot], kept as sufficient statistics (XᵀX, Xᵀy) updated on every
  * observation and eviction, solved by Cholesky when asked. The interval comes from the residual
- * variance and the leverage of the query. Peers with fewer than `minPeerSamples` samples get the
- * population's estimate for the task type ('prior'); before any sample, `defaultMsPerUnit`
+ * variance and the leverage of the query; a per-peer drift term (EMA of recent residuals) follows
+ * changes the features do not explain yet. A peer with fewer than `minPeerSamples` samples of the
+ * task type gets the population's estimate for the type ('prior'); before any sample, `defaultMsPerUnit`
  * ('heuristic'). Pure: no clock, no I/O; throws PORTAL_INVALID_ARGUMENT on malformed input.
  */
 export class CompletionTimePredictor {
@@ -114,7 +128,17 @@ export class CompletionTimePredictor {
     const t = this.typeOf(o.taskType);
     const row: Row = [t, Math.floor(o.hour) % HOURS, o.load, o.work ?? 1, Math.max(o.timeMs, 1e-3)];
     const ps = this.peerStats(o.peer);
+    if (this.config.driftAlpha > 0 && ps.ring.size >= this.config.minPeerSamples) {
+      const fit = this.fitted(ps);
+      const x = this.features(t, row[1], row[2]);
+      let mu = 0;
+      for (let i = 0; i < x.length; i++) mu += fit.w[i] * x[i];
+      const resid = Math.log(row[4] / Math.max(row[3], 1e-12)) - mu;
+      ps.drift = (1 - this.config.driftAlpha) * ps.drift + this.config.driftAlpha * resid;
+    }
     const old = ps.ring.push(row);
+    ps.count(row, 1);
+    if (old) ps.count(old, -1);
     if (ps.d === this.dim()) {
       this.accumulate(ps, row, 1);
       if (old) this.accumulate(ps, old, -1);
@@ -129,10 +153,11 @@ export class CompletionTimePredictor {
     const level = this.config.level;
     const z = zFor(level);
     const ps = this.peers.get(q.peer);
-    if (ps && ps.ring.size >= this.config.minPeerSamples) {
+    const ti = this.typeIndex.get(q.taskType);
+    if (ps && ps.ring.size >= this.config.minPeerSamples && ti !== undefined && (ps.typeCounts[ti] ?? 0) >= this.config.minPeerSamples) {
       const fit = this.fitted(ps);
-      const x = this.features(this.typeIndex.get(q.taskType) ?? -1, Math.floor(q.hour) % HOURS, q.load);
-      let mu = 0;
+      const x = this.features(ti, Math.floor(q.hour) % HOURS, q.load);
+      let mu = ps.drift;
       for (let i = 0; i < x.length; i++) mu += fit.w[i] * x[i];
       const sd = Math.sqrt(fit.s2 * (1 + choleskyQuad(fit.l, ps.d, x)));
       return { timeMs: Math.exp(mu) * work, lowMs: Math.exp(mu - z * sd) * work, highMs: Math.exp(mu + z * sd) * work, level, samples: ps.ring.size, source: 'model' };
@@ -151,7 +176,9 @@ export class CompletionTimePredictor {
   toJSON(): TimePredictorState {
     const peers: Record<string, Row[]> = {};
     for (const [id, ps] of this.peers) peers[id] = ps.ring.toArray().map((r) => [r[0], r[1], r[2], r[3], r[4]]);
-    return { v: 1, types: this.types.slice(), total: this.total, peers };
+    const drift: Record<string, number> = {};
+    for (const [id, ps] of this.peers) drift[id] = ps.drift;
+    return { v: 1, types: this.types.slice(), total: this.total, peers, drift };
   }
 
   /** Rebuilds a predictor from `toJSON()` output; PORTAL_STATE_CORRUPT when it is not one. */
@@ -162,8 +189,9 @@ export class CompletionTimePredictor {
     p.total = s.total;
     for (const [id, rows] of Object.entries(s.peers)) {
       const ps = p.peerStats(id);
-      for (const r of rows) ps.ring.push([r[0], r[1], r[2], r[3], r[4]]);
+      for (const r of rows) { const old = ps.ring.push([r[0], r[1], r[2], r[3], r[4]]); ps.count([r[0], r[1], r[2], r[3], r[4]], 1); if (old) ps.count(old, -1); }
       ps.d = -1; // sufficient statistics are rebuilt from the ring on the first prediction
+      ps.drift = s.drift?.[id] ?? 0;
     }
     return p;
   }

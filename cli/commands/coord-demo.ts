@@ -1,0 +1,227 @@
+import { writeFile } from 'node:fs/promises';
+import { createSystemClock, type Clock } from '../../common/clock.js';
+import { createLogger } from '../../common/logger.js';
+import { PortalError } from '../../common/errors.js';
+import { createEmbeddedHost, createMemoryStateStore, type ActorRef } from '../../runtime/index.js';
+import { CoordinatorActor, type CoordPolicy, type CoordTask, type TaskOutcome, type CoordOracle, type CoordSnapshot } from '../../actors/coordinator-actor.js';
+import { splitEqualArea, mergeTiles, type SplitPlan, type RenderedTile, type TaskContext } from '../../learning/index.js';
+import { createPrng } from '../../transfer/index.js';
+import { commonFlags, type CommandSpec } from '../args.js';
+import { renderTile, complexityMap, physics, audio, RENDER_UNIT_ITERS, type FrameView } from '../coord/kernels.js';
+import { DEMO_PEERS, trueMultiplier, type DemoType } from '../coord/profiles.js';
+import { startPeerPool, type PeerPool } from '../coord/pool.js';
+import { phaseMetrics, type PhaseMetrics, type TaskRow } from '../coord/report.js';
+
+const W = 240, H = 180, DOWN = 2, TILES = 4;
+const POLICIES: CoordPolicy[] = ['heuristic', 'learned', 'oracle'];
+
+interface Job { kind: 'frame' | 'physics' | 'audio'; at: number; work: number; view?: FrameView }
+
+/** The same job stream for every policy: frames (4 tiles each) and single physics/audio tasks, arriving every `interval` ms on average. */
+function workload(tasks: number, interval: number, seed: number): Job[] {
+  const rnd = createPrng(seed);
+  const jobs: Job[] = [];
+  let at = 0, count = 0;
+  while (count < tasks) {
+    const u = rnd();
+    if (u < 0.4 && tasks - count >= TILES) {
+      const zoom = 3 / (1 + rnd() * 3);
+      jobs.push({ kind: 'frame', at, work: 0, view: { width: W, height: H, cx: -0.75 + (rnd() - 0.5) * 0.4, cy: (rnd() - 0.5) * 0.4, scale: zoom, maxIter: 256 } });
+      count += TILES;
+    } else {
+      jobs.push({ kind: u < 0.7 ? 'physics' : 'audio', at, work: 15 + Math.floor(rnd() * 25) });
+      count++;
+    }
+    at += interval * (0.5 + rnd());
+  }
+  return jobs;
+}
+
+/** Base ms per work unit of each task type on an idle core of this machine (what the oracle scales). */
+function calibrate(): Record<DemoType, number> {
+  const view: FrameView = { width: W, height: H, cx: -0.75, cy: 0, scale: 3, maxIter: 256 };
+  renderTile(view, 0, 0, W, H); physics(20); audio(20); // warm the JIT
+  let t = performance.now();
+  const { iters } = renderTile(view, 0, 0, W, H);
+  const render = (performance.now() - t) / (iters / RENDER_UNIT_ITERS);
+  t = performance.now(); physics(40); const ph = (performance.now() - t) / 40;
+  t = performance.now(); audio(40); const au = (performance.now() - t) / 40;
+  return { render, physics: ph, audio: au };
+}
+
+interface PolicyResult { predictedVsTrueMsPerUnit?: Record<string, Record<string, { predicted: number; truth: number }>>; policy: CoordPolicy; phases: PhaseMetrics[]; overall: PhaseMetrics; seconds: number; peerTasks: Record<string, number>; imageVerified: boolean; snapshot: CoordSnapshot }
+
+/** `portal coord-demo`: learned coordinator vs seed 001's heuristic vs an oracle, on forked peer processes doing real work. */
+export const coordDemoCommand: CommandSpec = {
+  name: 'coord-demo',
+  summary: 'learned peer selection + task splitting on 4 heterogeneous peer processes, vs heuristic and oracle',
+  usage: 'portal coord-demo [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--out frame.pgm] [--json]',
+  flags: [
+    { name: 'tasks', type: 'number', help: 'tasks per policy (frames count 4 tiles)', default: 150, min: 20, max: 2000 },
+    { name: 'interval-ms', type: 'number', help: 'mean time between job arrivals', default: 25, min: 1, max: 1000 },
+    { name: 'seed', type: 'number', help: 'workload and failure seed', default: 1 },
+    { name: 'start-hour', type: 'number', help: 'simulated hour of day at the first task', default: 16, min: 0, max: 23 },
+    { name: 'tasks-per-hour', type: 'number', help: 'tasks submitted per simulated hour (the coordinator reads the hour from its clock)', default: 10, min: 1 },
+    { name: 'out', type: 'string', help: 'write the learned run\'s last merged frame as a PGM image here' },
+    ...commonFlags,
+  ],
+  async run({ flags }) {
+    const json = flags.json as boolean;
+    const say = (s: string): void => { if (!json) process.stderr.write(`${s}\n`); };
+    const logger = createLogger({ level: flags['log-level'] as string });
+    const log = logger.child({ command: 'coord-demo' });
+    const tasks = flags.tasks as number, seed = flags.seed as number;
+    const jobs = workload(tasks, flags['interval-ms'] as number, seed);
+    const base = calibrate();
+    say(`calibrated ms per work unit: render ${base.render.toFixed(3)}, physics ${base.physics.toFixed(3)}, audio ${base.audio.toFixed(3)}`);
+
+    const sys = createSystemClock();
+    let simHour = flags['start-hour'] as number;
+    const clock: Clock = { now: () => sys.now(), wallNow: () => Date.UTC(2026, 0, 1) + simHour * 3_600_000, setTimeout: (fn, ms) => sys.setTimeout(fn, ms), clearTimeout: (h) => sys.clearTimeout(h) };
+    const oracle: CoordOracle = (q: TaskContext) => {
+      const p = DEMO_PEERS.find((x) => x.id === q.peer)!;
+      const type = q.taskType as DemoType;
+      const t = base[type] * (q.work ?? 1) * trueMultiplier(p, type, q.hour, q.load);
+      return { timeMs: t, failureProb: q.load >= p.overloadAt ? p.failProb : 0 };
+    };
+    let onOutcome: (o: TaskOutcome) => void = () => {};
+    const pool: PeerPool = await startPeerPool(DEMO_PEERS, seed * 1000, log);
+    const host = createEmbeddedHost({ store: createMemoryStateStore(), clock, logger: log, services: { coordinatorTransport: pool, coordinatorSink: (o: TaskOutcome) => onOutcome(o), coordinatorOracle: oracle } });
+    host.register(CoordinatorActor);
+    const results: PolicyResult[] = [];
+    let lastImage: Uint8Array | undefined;
+    const t0 = performance.now();
+    try {
+      await host.ready();
+      for (const policy of POLICIES) {
+        simHour = flags['start-hour'] as number;
+        await pool.reset(seed * 1000);
+        const coord = host.proxy('CoordinatorActor', policy);
+        await coord.invoke('configure', { policy, maxAttempts: 3 });
+        for (const p of DEMO_PEERS) await coord.invoke('registerPeer', { id: p.id, maxConcurrent: p.maxConcurrent, latencyHintMs: p.latencyHintMs });
+        say(`running ${policy}…`);
+        const r = await runPolicy(policy, coord, jobs, tasks, (h) => { simHour = h; }, flags['start-hour'] as number, flags['tasks-per-hour'] as number, pool, (fn) => { onOutcome = fn; });
+        if (policy === 'learned') {
+          // what the model believes at the end (load 0, current hour) beside the oracle's truth, ms per work unit
+          const table: Record<string, Record<string, { predicted: number; truth: number }>> = {};
+          for (const type of ['render', 'physics', 'audio'] as const) {
+            for (const rk of await coord.invoke<Array<{ peer: string; timeMs: number; load: number }>>('rankPeers', { type })) {
+              const hour = new Date(clock.wallNow()).getUTCHours();
+              (table[rk.peer] ??= {})[type] = { predicted: rk.timeMs, truth: oracle({ peer: rk.peer, taskType: type, hour, load: rk.load, work: 1 }).timeMs };
+            }
+          }
+          r.result.predictedVsTrueMsPerUnit = table;
+        }
+        results.push(r.result);
+        if (policy === 'learned') lastImage = r.lastImage;
+      }
+    } finally {
+      await host.stop();
+      await pool.close();
+    }
+    if (flags.out && lastImage) await writeFile(flags.out as string, Buffer.concat([Buffer.from(`P5\n${W} ${H}\n255\n`), Buffer.from(lastImage)]));
+
+    const by = Object.fromEntries(results.map((r) => [r.policy, r])) as Record<CoordPolicy, PolicyResult>;
+    const last = (p: CoordPolicy): PhaseMetrics => by[p].phases[by[p].phases.length - 1];
+    const change = (a: number, b: number): number => (b > 0 ? a / b - 1 : 0);
+    const comparison = {
+      phase: last('learned').phase,
+      latencyVsHeuristic: change(last('learned').meanLatencyMs, last('heuristic').meanLatencyMs),
+      failureRateVsHeuristic: change(last('learned').failureRate, last('heuristic').failureRate),
+      latencyVsOracle: change(last('learned').meanLatencyMs, last('oracle').meanLatencyMs),
+      overallLatencyVsHeuristic: change(by.learned.overall.meanLatencyMs, by.heuristic.overall.meanLatencyMs),
+      overallFailureRateVsHeuristic: change(by.learned.overall.failureRate, by.heuristic.overall.failureRate),
+      overallLatencyVsOracle: change(by.learned.overall.meanLatencyMs, by.oracle.overall.meanLatencyMs),
+    };
+    const report = { tasksPerPolicy: tasks, peers: DEMO_PEERS.map((p) => p.id), seconds: (performance.now() - t0) / 1000, calibrationMsPerUnit: base, policies: by, comparison };
+    if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
+    else {
+      const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)}%`;
+      const lines = ['', 'policy     phase     tasks  mean ms   p99 ms  fail rate  failed  util  tile imbalance'];
+      for (const r of results) for (const ph of [...r.phases, r.overall]) {
+        lines.push(`${r.policy.padEnd(10)} ${ph.phase.padEnd(9)} ${String(ph.tasks).padStart(5)} ${ph.meanLatencyMs.toFixed(1).padStart(8)} ${ph.p99LatencyMs.toFixed(1).padStart(8)} ${(ph.failureRate * 100).toFixed(1).padStart(8)}% ${String(ph.failedTasks).padStart(7)} ${(ph.utilization * 100).toFixed(0).padStart(4)}% ${ph.tileImbalance.toFixed(2).padStart(8)} (${ph.frames} frames)`);
+      }
+      lines.push('', `learned vs heuristic (${comparison.phase}): latency ${pct(comparison.latencyVsHeuristic)}, failure rate ${pct(comparison.failureRateVsHeuristic)}; vs oracle: latency ${pct(comparison.latencyVsOracle)}`);
+      lines.push(`learned vs heuristic (all tasks): latency ${pct(comparison.overallLatencyVsHeuristic)}, failure rate ${pct(comparison.overallFailureRateVsHeuristic)}; vs oracle: latency ${pct(comparison.overallLatencyVsOracle)}`);
+      const pv = by.learned.predictedVsTrueMsPerUnit ?? {};
+      lines.push(`learned ms/unit at the end (predicted/true): ${Object.entries(pv).map(([peer, t]) => `${peer} ${Object.entries(t).map(([ty, v]) => `${ty} ${v.predicted.toFixed(3)}/${v.truth.toFixed(3)}`).join(' ')}`).join('; ')}`);
+      lines.push(`tasks per peer: ${results.map((r) => `${r.policy} ${Object.entries(r.peerTasks).map(([k, v]) => `${k} ${v}`).join('/')}`).join('; ')}`);
+      lines.push(`merged frames verified against a local render: ${results.map((r) => `${r.policy} ${r.imageVerified ? 'yes' : 'NO'}`).join(', ')}; ${report.seconds.toFixed(1)} s`);
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+    return results.every((r) => r.imageVerified) ? 0 : 1;
+  },
+};
+
+async function runPolicy(policy: CoordPolicy, coord: ActorRef, jobs: Job[], total: number, setHour: (h: number) => void, startHour: number, perHour: number, pool: PeerPool, setSink: (fn: (o: TaskOutcome) => void) => void): Promise<{ result: PolicyResult; lastImage: Uint8Array | undefined }> {
+  const meta = new Map<string, { index: number; type: string; frame: number | undefined; submittedAt: number; tile?: { x: number; y: number; width: number; height: number } }>();
+  const rows: TaskRow[] = [];
+  const tiles = new Map<number, RenderedTile[]>();
+  const peerTasks: Record<string, number> = {};
+  let done!: () => void;
+  const finished = new Promise<void>((r) => { done = r; });
+  setSink((o) => {
+    const m = meta.get(o.taskId);
+    if (!m) return;
+    const now = performance.now();
+    rows.push({ index: m.index, type: m.type, frame: m.frame, submittedAt: m.submittedAt, doneAt: now, latencyMs: o.latencyMs, ok: o.ok, attempts: o.attempts, failures: o.failures });
+    if (o.ok) peerTasks[o.peer] = (peerTasks[o.peer] ?? 0) + 1;
+    const px = (o.output as { pixels?: string } | undefined)?.pixels;
+    if (m.frame !== undefined && m.tile && px) {
+      const l = tiles.get(m.frame) ?? [];
+      l.push({ ...m.tile, pixels: new Uint8Array(Buffer.from(px, 'base64')) });
+      tiles.set(m.frame, l);
+    }
+    if (rows.length === total) done();
+  });
+  const t0 = performance.now();
+  let index = 0, frame = 0, lastView: FrameView | undefined;
+  for (const job of jobs) {
+    const wait = t0 + job.at - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    setHour(startHour + Math.floor(index / perHour));
+    const batch: CoordTask[] = [];
+    if (job.kind === 'frame') {
+      const view = job.view!;
+      const map = complexityMap(view, DOWN, 64);
+      let planned: Array<{ x: number; y: number; width: number; height: number; cost: number; peer?: string }>;
+      if (policy === 'heuristic') planned = splitEqualArea(map, TILES); // the naive split: equal areas, placed by the heuristic
+      else {
+        const plan = await coord.invoke<SplitPlan>('split', { task: { type: 'render', complexity: { width: map.width, height: map.height, data: Array.from(map.data) } }, peers: TILES });
+        if (plan.strategy !== 'spatial') throw new PortalError('PORTAL_INVALID_ARGUMENT', `expected a spatial plan for render, got ${plan.strategy}`);
+        planned = plan.tiles;
+      }
+      for (const t of planned) {
+        const tile = { x: t.x * DOWN, y: t.y * DOWN, width: Math.min(W, (t.x + t.width) * DOWN) - t.x * DOWN, height: Math.min(H, (t.y + t.height) * DOWN) - t.y * DOWN };
+        const id = `${policy}-${index}`;
+        meta.set(id, { index: index++, type: 'render', frame, submittedAt: performance.now(), tile });
+        batch.push({ id, type: 'render', work: Math.max(0.05, t.cost / RENDER_UNIT_ITERS), pin: t.peer, payload: { view, ...{ x: tile.x, y: tile.y, w: tile.width, h: tile.height } } });
+      }
+      lastView = view;
+      frame++;
+    } else {
+      const id = `${policy}-${index}`;
+      meta.set(id, { index: index++, type: job.kind, frame: undefined, submittedAt: performance.now() });
+      batch.push({ id, type: job.kind, work: job.work });
+    }
+    await coord.invoke('submit', { tasks: batch });
+  }
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new PortalError('PORTAL_ACTOR_TIMEOUT', `${policy}: tasks did not finish within 120 s (${rows.length}/${total})`)), 120_000).unref());
+  await Promise.race([finished, timeout]);
+  const seconds = (performance.now() - t0) / 1000;
+  rows.sort((a, b) => a.index - b.index);
+  const events = pool.events();
+  const bounds: Array<[string, number, number]> = [['1-20', 0, 20], ['21-50', 20, 50], ['51-100', 50, 100], [`101-${total}`, 100, total]].filter(([, a]) => (a as number) < total) as Array<[string, number, number]>;
+  const phases = bounds.map(([name, a, b]) => phaseMetrics(name, rows, events, DEMO_PEERS.length, a, Math.min(b, total)));
+  const overall = phaseMetrics('all', rows, events, DEMO_PEERS.length, 0, total);
+  // verify the last frame: merged tiles must equal a single local render
+  let imageVerified = false;
+  let lastImage: Uint8Array | undefined;
+  if (lastView) {
+    const merged = mergeTiles(W, H, tiles.get(frame - 1) ?? []);
+    lastImage = merged.image;
+    imageVerified = merged.covered === W * H && Buffer.from(merged.image).equals(Buffer.from(renderTile(lastView, 0, 0, W, H).pixels));
+  }
+  const snapshot = await coord.invoke<CoordSnapshot>('snapshot');
+  return { result: { policy, phases, overall, seconds, peerTasks, imageVerified, snapshot }, lastImage };
+}
