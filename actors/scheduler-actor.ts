@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg } from '../common/errors.js';
-import { ChunkScheduler } from '../scheduler/scheduler.js';
+import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 
 import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
 import { subjects, type Bus, type ChunkReport, type DispatchBatch, type Subscription, type CancelRequest } from '../bus/types.js';
@@ -35,7 +35,8 @@ interface Journal {
  * `persistMs` and at the end. A reactivated actor — after idle deactivation, a crash or on another
  * host — re-reads the journal, re-verifies the chunks it lists against their CIDs in the output
  * file, and resumes without fetching those again. A durable reminder re-activates a running
- * transfer whose host went away.
+ * transfer whose host went away. A running transfer adds its id to `services.transferRegistry`
+ * (a Set, when the host has one) so that a dashboard on the same host can find it.
  */
 export class SchedulerActor extends Actor {
   private req: TransferRequest | undefined;
@@ -53,10 +54,12 @@ export class SchedulerActor extends Actor {
   private lastRefresh = 0;
   private bytesDone = 0;
   private resumedChunks = 0;
+  private recoveredChunks = 0;
   private perEdgeChunks: number[] = [];
   private edgeEpochs: number[] = [];
   private lastComplete = -1;
   private lastTickAt = -Infinity;
+  private lastTickMs: TransferStatus['lastTickMs'];
   private lastProgressAt = 0;
 
   override async onActivate(): Promise<void> {
@@ -142,6 +145,7 @@ export class SchedulerActor extends Actor {
     const now = this.lastTickAt - this.epochMs;
     const r = await engineOf(this.ctx.services).runTick(core, now);
     this.tickTimes.push(r.phaseMs.total);
+    this.lastTickMs = r.phaseMs;
     if (r.failover.backup + r.failover.recomputed > 0) this.ctx.log.info({ failed: r.failed, failover: r.failover }, 'failover');
     const bus = this.bus();
     if (r.dispatch.length > 0) {
@@ -186,9 +190,10 @@ export class SchedulerActor extends Actor {
       startedAt: j?.startedAt ?? 0, finishedAt: j?.finishedAt,
       verified: j?.verified ?? false,
       resumedChunks: this.resumedChunks,
-      ticks: this.tickTimes.length, tickMsP50: q(0.5), tickMsP99: q(0.99),
+      recoveredChunks: this.recoveredChunks,
+      ticks: this.tickTimes.length, tickMsP50: q(0.5), tickMsP99: q(0.99), lastTickMs: this.lastTickMs,
       backend: engineBackend,
-      counters: this.core ? { ...this.core.counters } : { dispatched: 0, completed: 0, failures: 0, failovers: 0, recomputed: 0, timeouts: 0, corrupt: 0, hedges: 0, hedgeWins: 0, moved: 0, spilled: 0, fullReranks: 0, staleReports: 0 },
+      counters: this.core ? { ...this.core.counters } : zeroCounters(),
       edges: this.edgeViews.map((v, i): EdgeView => ({ ...v, queueDepth: this.core?.edges.queueDepth[i] ?? 0 })),
       perEdgeChunks: [...this.perEdgeChunks],
     };
@@ -259,12 +264,15 @@ export class SchedulerActor extends Actor {
     this.bytesDone = 0;
     if (this.journal?.bitmap) {
       const bitmap = Buffer.from(this.journal.bitmap, 'base64');
-      const verified = await this.verifyJournaled(bitmap, m, req.output);
+      const all = (req.verifyOnResume ?? (m.fileSize <= 4 * 2 ** 30 ? 'all' : 'journaled')) === 'all';
+      const { verified, recovered } = await this.verifyOutput(bitmap, m, req.output, all);
       for (const c of verified) { core.markComplete(c); this.bytesDone += chunkRange(m, c).length; }
       this.resumedChunks = verified.length;
-      this.ctx.log.info({ journaled: countBits(bitmap), verified: verified.length }, 'resumed from journal');
+      this.recoveredChunks = recovered;
+      this.ctx.log.info({ journaled: countBits(bitmap), verified: verified.length, recovered }, 'resumed from journal');
     }
     this.core = core;
+    (this.ctx.services.transferRegistry as Set<string> | undefined)?.add(this.ctx.actorId);
     this.epochMs = this.ctx.clock.now();
     this.lastProgressAt = 0;
     this.lastComplete = -1;
@@ -286,21 +294,29 @@ export class SchedulerActor extends Actor {
     await this.persist(true);
   }
 
-  /** Chunks listed in the journal whose bytes in the output file still match their CID. */
-  private async verifyJournaled(bitmap: Uint8Array, m: Manifest, output: string): Promise<number[]> {
-    const ok: number[] = [];
+  /**
+   * Chunks whose bytes in the output file match their CID: those the journal lists, and with
+   * `all` every other chunk too (`recovered`: written before a crash but not yet journaled).
+   * A journaled chunk that no longer matches is fetched again.
+   */
+  private async verifyOutput(bitmap: Uint8Array, m: Manifest, output: string, all: boolean): Promise<{ verified: number[]; recovered: number }> {
+    const verified: number[] = [];
+    let recovered = 0;
     let fh;
-    try { fh = await open(output, 'r'); } catch { return ok; }
+    try { fh = await open(output, 'r'); } catch { return { verified, recovered }; }
     try {
       const buf = Buffer.alloc(m.chunkSize);
       for (let c = 0; c < m.chunks.length; c++) {
-        if (((bitmap[c >>> 3] >>> (c & 7)) & 1) === 0) continue;
+        const journaled = ((bitmap[c >>> 3] >>> (c & 7)) & 1) === 1;
+        if (!journaled && !all) continue;
         const { offset, length } = chunkRange(m, c);
         const { bytesRead } = await fh.read(buf, 0, length, offset);
-        if (bytesRead === length && cidOf(buf.subarray(0, length)) === m.chunks[c]) ok.push(c);
+        if (bytesRead !== length || cidOf(buf.subarray(0, length)) !== m.chunks[c]) continue;
+        verified.push(c);
+        if (!journaled) recovered++;
       }
     } finally { await fh.close(); }
-    return ok;
+    return { verified, recovered };
   }
 
   /** Sends outcomes to EdgeActors and applies the views they return; refreshes every edge each second. */

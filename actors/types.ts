@@ -69,6 +69,12 @@ export interface TransferRequest {
   tickMs?: number;
   /** Minimum interval between journal writes, ms (default 100). */
   persistMs?: number;
+  /**
+   * On resume, check the journaled chunks against their CIDs ('journaled'), or every chunk of the
+   * output ('all': also keeps chunks written before a crash but not journaled yet). Default: 'all'
+   * for files up to 4 GiB.
+   */
+  verifyOnResume?: 'journaled' | 'all';
   /** Edge slots kept free for edges announced while the transfer runs (default 32). */
   spareEdges?: number;
   /** Run a tick as soon as reports free slots, at most once per this many ms (default 5; negative = only on the timer). */
@@ -92,10 +98,15 @@ export interface TransferStatus {
   startedAt: number;
   finishedAt?: number;
   verified: boolean;
+  /** Chunks kept on resume (their bytes matched their CID). */
   resumedChunks: number;
+  /** Of those, chunks the journal did not list yet (written just before a crash). */
+  recoveredChunks: number;
   ticks: number;
   tickMsP50: number;
   tickMsP99: number;
+  /** Phase times of the last tick, ms. */
+  lastTickMs?: { rank: number; detect: number; failover: number; balance: number; dispatch: number; total: number };
   backend: string;
   counters: import('../scheduler/scheduler.js').SchedulerCounters;
   edges: EdgeView[];

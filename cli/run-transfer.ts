@@ -6,6 +6,7 @@ import { SchedulerActor, EdgeActor, GpuWorkerActor, routeEdgeEvents, terminalSta
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { probeEdge } from './probe.js';
+import { createDashboard } from '../dashboard/index.js';
 
 /** The journal folder of an output file: `<output>.portal/` (the scheduler's durable actor state). */
 export function journalDir(output: string): string {
@@ -29,6 +30,8 @@ export function parseBackend(v: string, source = '--backend'): Backend {
 /** Everything the embedded default runs in one process: host, bus, executor and tick engine. */
 export interface EmbeddedNode {
   host: EmbeddedHost;
+  /** Ids of the transfers whose SchedulerActor runs here (for the dashboard). */
+  transfers: Set<string>;
   bus: Bus;
   executor: Executor;
   engine: TickEngine;
@@ -48,7 +51,8 @@ export async function startEmbeddedNode(opts: { output: string; logger: Logger; 
   const engine = await createTickEngine({ prefer, requireGpu: prefer === 'webgpu' ? true : undefined, logger: opts.logger });
   const journal = createFileStateStore(journalDir(opts.output));
   const store = createRoutedStateStore({ SchedulerActor: journal }, createMemoryStateStore());
-  const host = createEmbeddedHost({ store, logger: opts.logger, services: { bus, tickEngine: engine, probeEdge }, callTimeoutMs: 120_000 });
+  const transfers = new Set<string>();
+  const host = createEmbeddedHost({ store, logger: opts.logger, services: { bus, tickEngine: engine, probeEdge, transferRegistry: transfers }, callTimeoutMs: 120_000 });
   host.register(SchedulerActor);
   host.register(EdgeActor);
   host.register(GpuWorkerActor);
@@ -56,7 +60,7 @@ export async function startEmbeddedNode(opts: { output: string; logger: Logger; 
   const edgeEvents = routeEdgeEvents(bus, host, opts.logger.child({ component: 'edge-events' }));
   const executor = createExecutor({ bus, id: `executor-${process.pid}`, concurrency: opts.concurrency ?? 128, logger: opts.logger.child({ component: 'executor' }) });
   return {
-    host, bus, executor, engine,
+    host, transfers, bus, executor, engine,
     async close() {
       edgeEvents.close();
       await executor.close();
@@ -80,6 +84,8 @@ export interface RunTransferOptions {
   onReport?: (r: ChunkReport) => void;
   /** Called once the scheduler has started (journal verified, tick loop running). */
   onStarted?: (s: TransferStatus) => void;
+  /** Serve the live dashboard on this port (0 = any free port) while the transfer runs. */
+  dashboard?: { port: number; onUrl?: (url: string) => void; lingerMs?: number };
 }
 
 /**
@@ -89,6 +95,10 @@ export interface RunTransferOptions {
  */
 export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus> {
   const node = await startEmbeddedNode({ output: o.request.output, logger: o.logger, backend: o.backend });
+  const dash = o.dashboard
+    ? await createDashboard({ host: node.host, transfers: () => [...node.transfers], logger: o.logger.child({ component: 'dashboard' }), port: o.dashboard.port, engineStats: () => node.engine.stats() })
+    : undefined;
+  if (dash) o.dashboard?.onUrl?.(dash.url);
   try {
     node.executor.attach(o.request.transferId);
     const reportSub = o.onReport ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), o.onReport) : undefined;
@@ -103,8 +113,10 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     }
     reportSub?.unsubscribe();
     if (status.state === 'failed') throw new PortalError('PORTAL_TRANSFER_FAILED', `transfer ${status.transferId} failed: ${status.error ?? 'unknown reason'}`);
+    if (dash && o.dashboard?.lingerMs) { await dash.pollNow(); await new Promise((r) => setTimeout(r, o.dashboard!.lingerMs)); }
     return status;
   } finally {
+    await dash?.close();
     await node.close();
   }
 }

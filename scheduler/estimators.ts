@@ -49,7 +49,7 @@ export interface EdgeEstimatorState {
 }
 
 /**
- * Per-edge estimators: bandwidth EMA, TCP-style SRTT, success rate over the last `window` chunks,
+ * Per-edge estimators: bandwidth EMA of chunk size / transfer time, TCP-style SRTT, success rate over the last `window` chunks,
  * uptime over the last hour, bandwidth consistency, and smoothed transfer time for timeouts.
  * Pure: every method takes the current time; nothing reads a clock.
  */
@@ -81,8 +81,9 @@ export class EdgeEstimator {
 
   /** Records a successful chunk: `bytes` delivered, first byte after `firstByteMs`, done after `transferMs`. */
   observeSuccess(bytes: number, firstByteMs: number, transferMs: number, now: number): void {
-    const payloadMs = Math.max(transferMs - firstByteMs, 0.5);
-    const sample = bytes / (payloadMs / 1000);
+    // seed 000 §9.1: actual_bw = chunk_size / transfer_time. (The payload time alone, after the first
+    // byte, is meaningless for chunks that fit in one burst: it measured 40 MiB/s on 220 KB/s edges.)
+    const sample = bytes / (Math.max(transferMs, 0.5) / 1000);
     const a = this.cfg.alpha;
     if (this.samples === 0 && this.bw === 0) this.bw = sample;
     else {
@@ -91,7 +92,7 @@ export class EdgeEstimator {
     }
     if (this.samples === 0 && this.rttMs === 0) this.rttMs = firstByteMs;
     else this.rttMs = 0.875 * this.rttMs + 0.125 * firstByteMs;
-    if (this.samples === 0) { this.tMean = transferMs; this.tDev = transferMs / 2; }
+    if (this.samples === 0) { this.tMean = transferMs; this.tDev = transferMs; }
     else {
       this.tDev = 0.75 * this.tDev + 0.25 * Math.abs(transferMs - this.tMean);
       this.tMean = 0.875 * this.tMean + 0.125 * transferMs;
@@ -188,8 +189,12 @@ export class EdgeEstimator {
 /** Timeout floor and cap for adaptive timeouts, ms. */
 export interface TimeoutBounds { floorMs: number; capMs: number; coldMultiplier: number }
 
-/** Defaults: at least 500 ms, at most 60 s, 4× the expected time before any sample. */
-export const defaultTimeoutBounds: Readonly<TimeoutBounds> = Object.freeze({ floorMs: 500, capMs: 60_000, coldMultiplier: 4 });
+/**
+ * Defaults: at least 2 s (a fetch that shares its edge with others slows down before the estimate
+ * catches up; dead edges are found by connection errors, not timeouts), at most 60 s, 4× the
+ * expected time before any sample.
+ */
+export const defaultTimeoutBounds: Readonly<TimeoutBounds> = Object.freeze({ floorMs: 2000, capMs: 60_000, coldMultiplier: 4 });
 
 /**
  * Adaptive fetch timeout for an edge: mean + 4 × deviation of observed chunk times,

@@ -9,7 +9,7 @@ export { detectFailures, failoverAssign, FailureCause, FailoverOutcome } from '.
 export type { FailoverCounts } from './kernels/failures.js';
 export { loadBalance, generateDispatch } from './kernels/dispatch.js';
 export type { ScanOrder } from './kernels/dispatch.js';
-export { ChunkScheduler } from './scheduler.js';
+export { ChunkScheduler, zeroCounters } from './scheduler.js';
 export type { RankPhase, TickHooks, TransferShape, EdgeUpdate, Dispatch, Cancel, TickResult, ReportOutcome, ReportInput, SchedulerCounters } from './scheduler.js';
 export { EdgeEstimator, defaultEstimatorConfig, adaptiveTimeoutMs, defaultTimeoutBounds } from './estimators.js';
 export type { EstimatorConfig, EdgeEstimate, EdgeEstimatorState, TimeoutBounds } from './estimators.js';

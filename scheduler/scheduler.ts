@@ -3,7 +3,7 @@ import { createChunkTable, createEdgeTable, hasCandidate, setCandidate, type Chu
 import { ChunkStatus, NO_EDGE, INF_RANK, defaultSchedulerConfig, type SchedulerConfig } from './types.js';
 import { rankEdges, expectedTimeMs, type EdgeRanking } from './kernels/cost.js';
 import { rankChunk, rankChunks } from './kernels/k-best.js';
-import { detectFailures, failoverAssign, FailureCause, type FailoverCounts } from './kernels/failures.js';
+import { detectFailures, failoverAssign, FailureCause, FailoverOutcome, type FailoverCounts } from './kernels/failures.js';
 import { loadBalance, generateDispatch, type ScanOrder } from './kernels/dispatch.js';
 
 /** What a transfer looks like to the scheduler. */
@@ -56,6 +56,33 @@ export type RankPhase = (t: ChunkTable, ranking: EdgeRanking, chunks: Uint32Arra
 /** Optional hooks of `ChunkScheduler.tick`; without them the tick runs the CPU reference kernels. */
 export interface TickHooks { rank?: RankPhase }
 
+/**
+ * One kernel call of a tick, as `ChunkScheduler.tickPhases` hands it to its driver. The driver
+ * must answer with exactly what the CPU reference (`runTickPhase`) would return and leave the
+ * tables exactly as it would; it may take its time (e.g. await a GPU) as long as nothing else
+ * mutates the scheduler meanwhile.
+ */
+export type TickPhase =
+  | { kind: 'rank'; t: ChunkTable; ranking: EdgeRanking; chunks: Uint32Array | undefined; count: number }
+  | { kind: 'detect'; t: ChunkTable; edges: EdgeTable; now: number; inFlight: Uint32Array; count: number; outIds: Uint32Array; outCauses: Uint8Array }
+  | { kind: 'failover'; t: ChunkTable; edges: EdgeTable; ranking: EdgeRanking; failed: Uint32Array; count: number; maxAttempts: number; outcome: Uint8Array }
+  | { kind: 'balance'; t: ChunkTable; edges: EdgeTable; ranking: EdgeRanking; scan: ScanOrder; over: number; under: number }
+  | { kind: 'dispatch'; t: ChunkTable; edges: EdgeTable; ranking: EdgeRanking; scan: ScanOrder; now: number; limit: number; nextAttempt: number; out: Uint32Array };
+
+/** What a driver answers to each TickPhase (rank, detect, balance: a count). */
+export type TickPhaseResult = number | FailoverCounts | { count: number; spilled: number };
+
+/** Runs one phase on the CPU reference kernels (what `tick()` does for every phase without a hook). */
+export function runTickPhase(p: TickPhase): TickPhaseResult {
+  switch (p.kind) {
+    case 'rank': return p.chunks ? rankChunks(p.t, p.ranking, p.chunks, p.count) : rankChunks(p.t, p.ranking);
+    case 'detect': return detectFailures(p.t, p.edges, p.now, p.inFlight, p.count, p.outIds, p.outCauses);
+    case 'failover': return failoverAssign(p.t, p.edges, p.ranking, p.failed, p.count, p.maxAttempts, p.outcome);
+    case 'balance': return loadBalance(p.t, p.edges, p.ranking, p.scan, p.over, p.under);
+    case 'dispatch': return generateDispatch(p.t, p.edges, p.ranking, p.scan, p.now, p.limit, p.nextAttempt, p.out);
+  }
+}
+
 /** The outcome of one report. */
 export type ReportOutcome = 'completed' | 'failed' | 'hedge-failed' | 'promoted' | 'stale' | 'duplicate';
 
@@ -63,6 +90,11 @@ export type ReportOutcome = 'completed' | 'failed' | 'hedge-failed' | 'promoted'
 export interface ReportInput { chunk: number; attempt: number; edge: number; ok: boolean; reason?: string }
 
 interface Hedge { edge: number; attempt: number; deadline: number; dispatchedAt: number }
+
+/** A SchedulerCounters with every counter at zero. */
+export function zeroCounters(): SchedulerCounters {
+  return { dispatched: 0, completed: 0, failures: 0, failovers: 0, recomputed: 0, timeouts: 0, corrupt: 0, hedges: 0, hedgeWins: 0, moved: 0, spilled: 0, fullReranks: 0, staleReports: 0, forgiven: 0 };
+}
 
 /** Counters over the life of the scheduler. */
 export interface SchedulerCounters {
@@ -79,6 +111,8 @@ export interface SchedulerCounters {
   spilled: number;
   fullReranks: number;
   staleReports: number;
+  /** Chunks that got excluded edges back because nothing else could serve them. */
+  forgiven: number;
 }
 
 /**
@@ -92,7 +126,7 @@ export class ChunkScheduler {
   readonly edges: EdgeTable;
   readonly config: SchedulerConfig;
   readonly chunkBytes: number;
-  readonly counters: SchedulerCounters = { dispatched: 0, completed: 0, failures: 0, failovers: 0, recomputed: 0, timeouts: 0, corrupt: 0, hedges: 0, hedgeWins: 0, moved: 0, spilled: 0, fullReranks: 0, staleReports: 0 };
+  readonly counters: SchedulerCounters = zeroCounters();
 
   private ranking: EdgeRanking;
   private nextAttempt = 1;
@@ -106,6 +140,8 @@ export class ChunkScheduler {
   private readonly reportedFailed: number[] = [];
   private readonly pairFailures = new Map<number, number>();
   private readonly excluded = new Set<number>();
+  private readonly corruptExcluded = new Set<number>();
+  private readonly forgivenPairs = new Set<number>();
   private readonly hedges = new Map<number, Hedge>();
   private readonly pendingCancels: Cancel[] = [];
   private order: Uint32Array | undefined;
@@ -118,6 +154,7 @@ export class ChunkScheduler {
   private readonly failCauses: Uint8Array;
   private readonly outcome: Uint8Array;
   private dispatchOut: Uint32Array;
+  private readonly scratchK: Int32Array;
 
   /**
    * `firstAttempt` seeds the attempt ids: a scheduler rebuilt after a restart should start where
@@ -143,6 +180,7 @@ export class ChunkScheduler {
     this.outcome = new Uint8Array(Math.max(1, shape.chunks));
     this.dispatchOut = new Uint32Array(c.maxDispatchPerTick);
     this.nextAttempt = firstAttempt >>> 0 || 1;
+    this.scratchK = new Int32Array(c.k);
   }
 
   // ---- sync: inputs between ticks ------------------------------------------------------------
@@ -265,6 +303,22 @@ export class ChunkScheduler {
 
   /** Runs one scheduler tick at `now` (ms since the transfer's epoch); `hooks.rank` replaces the rank phase. */
   tick(now: number, hooks: TickHooks = {}): TickResult {
+    const g = this.tickPhases(now);
+    let step = g.next();
+    while (!step.done) {
+      const p = step.value;
+      step = g.next(p.kind === 'rank' && hooks.rank ? hooks.rank(p.t, p.ranking, p.chunks, p.count) : runTickPhase(p));
+    }
+    return step.value;
+  }
+
+  /**
+   * The tick as a sequence of kernel calls: yields each TickPhase (rank, detect, failover, balance,
+   * dispatch) and expects the driver to pass back its result through `next()`; returns the
+   * TickResult. `tick()` drives it with the CPU reference; an asynchronous driver (the WebGPU tick
+   * engine) may run any phase elsewhere, provided the scheduler is not mutated until it is done.
+   */
+  *tickPhases(now: number): Generator<TickPhase, TickResult, TickPhaseResult> {
     checkArg(Number.isFinite(now) && now >= 0, 'now', 'ms since the transfer epoch, ≥ 0');
     now = Math.min(0xffffffff, Math.floor(now));
     const t0 = performance.now();
@@ -273,13 +327,13 @@ export class ChunkScheduler {
     const full = this.needFull;
     let ranked: number;
     if (full) {
-      ranked = hooks.rank ? hooks.rank(t, this.ranking, undefined, t.n) : rankChunks(t, this.ranking);
+      ranked = (yield { kind: 'rank', t, ranking: this.ranking, chunks: undefined, count: t.n }) as number;
       this.needFull = false;
       this.rerankBandwidth.set(this.edges.bandwidth);
       this.rerankAvailable.set(this.edges.available);
       this.counters.fullReranks++;
     } else {
-      ranked = hooks.rank ? hooks.rank(t, this.ranking, this.dirty, this.dirtyCount) : rankChunks(t, this.ranking, this.dirty, this.dirtyCount);
+      ranked = (yield { kind: 'rank', t, ranking: this.ranking, chunks: this.dirty, count: this.dirtyCount }) as number;
     }
     for (let i = 0; i < this.dirtyCount; i++) this.dirtyFlag[this.dirty[i]] = 0;
     this.dirtyCount = 0;
@@ -287,7 +341,7 @@ export class ChunkScheduler {
 
     // detect_failures over the in-flight set (ascending ids), then explicit failure reports.
     const ids = Uint32Array.from(this.inFlight).sort();
-    let failed = detectFailures(t, this.edges, now, ids, ids.length, this.failIds, this.failCauses);
+    let failed = (yield { kind: 'detect', t, edges: this.edges, now, inFlight: ids, count: ids.length, outIds: this.failIds, outCauses: this.failCauses }) as number;
     const cancels: Cancel[] = this.pendingCancels.splice(0);
     let kept = 0;
     for (let i = 0; i < failed; i++) {
@@ -311,7 +365,8 @@ export class ChunkScheduler {
     this.reportedFailed.length = 0;
     const t2 = performance.now();
 
-    const fo = failoverAssign(t, this.edges, this.ranking, this.failIds, failed, this.config.maxAttemptsPerChunk, this.outcome);
+    const fo = (yield { kind: 'failover', t, edges: this.edges, ranking: this.ranking, failed: this.failIds, count: failed, maxAttempts: this.config.maxAttemptsPerChunk, outcome: this.outcome }) as FailoverCounts;
+    this.forgiveExclusions(failed, fo);
     this.counters.failovers += fo.backup + fo.recomputed;
     this.counters.recomputed += fo.recomputed;
     this.permanentCount += fo.permanent;
@@ -319,11 +374,11 @@ export class ChunkScheduler {
     const t3 = performance.now();
 
     const scan = this.scanOrder();
-    const moved = loadBalance(t, this.edges, this.ranking, scan, this.config.overloadThreshold, this.config.underloadThreshold);
+    const moved = (yield { kind: 'balance', t, edges: this.edges, ranking: this.ranking, scan, over: this.config.overloadThreshold, under: this.config.underloadThreshold }) as number;
     this.counters.moved += moved;
     const t4 = performance.now();
 
-    const { count: n, spilled } = generateDispatch(t, this.edges, this.ranking, scan, now, this.config.maxDispatchPerTick, this.nextAttempt, this.dispatchOut);
+    const { count: n, spilled } = (yield { kind: 'dispatch', t, edges: this.edges, ranking: this.ranking, scan, now, limit: this.config.maxDispatchPerTick, nextAttempt: this.nextAttempt, out: this.dispatchOut }) as { count: number; spilled: number };
     this.counters.spilled += spilled;
     this.nextAttempt = (this.nextAttempt + n) >>> 0;
     const dispatch: Dispatch[] = new Array(n);
@@ -387,7 +442,44 @@ export class ChunkScheduler {
     this.pairFailures.set(key, n);
     if (reason === 'corrupt' || n >= this.config.perEdgeRetryLimit) {
       this.excluded.add(key);
+      if (reason === 'corrupt') this.corruptExcluded.add(key);
       setCandidate(this.chunks, c, e, false);
+    }
+  }
+
+  /**
+   * A chunk that failover would park or give up only because its live holders sent a corrupt copy
+   * of it gets those edges back, once per edge: better another try — its bytes are checked against
+   * the CID again — than a transfer that stalls. Edges excluded by the retry limit (e.g. they
+   * answered 404) stay excluded; chunks out of attempts stay failed.
+   */
+  private forgiveExclusions(failed: number, fo: FailoverCounts): void {
+    const t = this.chunks;
+    const E = this.edges.e;
+    for (let i = 0; i < failed; i++) {
+      const o = this.outcome[i];
+      if (o !== FailoverOutcome.PARKED && o !== FailoverOutcome.PERMANENT) continue;
+      const c = this.failIds[i];
+      if (t.retries[c] >= this.config.maxAttemptsPerChunk) continue;
+      let restored = 0;
+      for (let e = 0; e < E; e++) {
+        const key = c * E + e;
+        if (!this.corruptExcluded.has(key) || this.forgivenPairs.has(key) || this.ranking.rank[e] === INF_RANK) continue;
+        this.excluded.delete(key);
+        this.corruptExcluded.delete(key);
+        this.forgivenPairs.add(key);
+        this.pairFailures.delete(key);
+        setCandidate(t, c, e, true);
+        restored++;
+      }
+      if (restored === 0) continue;
+      rankChunk(t, this.ranking, c, this.scratchK);
+      t.status[c] = ChunkStatus.PENDING;
+      t.assigned[c] = t.backups[c * t.k];
+      if (o === FailoverOutcome.PARKED) fo.parked--; else { fo.permanent--; }
+      fo.recomputed++;
+      this.outcome[i] = FailoverOutcome.RECOMPUTED;
+      this.counters.forgiven++;
     }
   }
 

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +84,9 @@ export const demoCommand: CommandSpec = {
     { name: 'kill-edge-at', type: 'number', help: 'fraction of chunks complete when edge "bravo" goes offline', default: 0.3, min: 0, max: 1 },
     { name: 'interrupt-at', type: 'number', help: 'fraction complete when the fetch process is SIGKILLed and resumed (0 = no interruption)', default: 0.6, min: 0, max: 0.99 },
     { name: 'corrupt-rate', type: 'number', help: 'fraction of chunks edge "delta" corrupts', default: 0.1, min: 0, max: 1 },
+    { name: 'dashboard', type: 'boolean', help: 'serve the live dashboard while the demo runs (--no-dashboard to turn off)', default: true },
+    { name: 'dashboard-port', type: 'number', help: 'dashboard port (0 = any free port)', default: 0, min: 0, max: 65535 },
+    { name: 'linger', type: 'number', help: 'keep the dashboard up this many seconds after the transfer ends', default: 0, min: 0, max: 86400 },
     { name: 'dir', type: 'string', help: 'work folder (default: a new temporary folder, removed afterwards)' },
     { name: 'keep', type: 'boolean', help: 'keep the work folder', default: false },
     { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
@@ -143,10 +147,12 @@ export const demoCommand: CommandSpec = {
         }
       };
 
+      const dashPort = flags.dashboard ? ((flags['dashboard-port'] as number) || await freePort()) : undefined;
+      if (dashPort !== undefined) say(`dashboard: http://127.0.0.1:${dashPort}/  (live while the demo runs)`);
       const t0 = performance.now();
       let phase1: { start: number; end: number; last?: PhaseOneLine } | undefined;
       if (interruptAt > 0) {
-        phase1 = await runInterruptedFetch(manifestPath, edgesFile, output, interruptAt, parseBackend(flags.backend as string), (line) => {
+        phase1 = await runInterruptedFetch(manifestPath, edgesFile, output, interruptAt, parseBackend(flags.backend as string), dashPort, (line) => {
           killEdge(line.complete);
           bar.update(Math.min(manifest.fileSize, line.complete * manifest.chunkSize), `phase 1 (separate process): ${line.complete}/${total} chunks`);
         });
@@ -161,6 +167,7 @@ export const demoCommand: CommandSpec = {
         logger,
       backend: parseBackend(flags.backend as string),
         onStarted: () => { t1 = performance.now(); },
+        dashboard: dashPort !== undefined ? { port: dashPort, lingerMs: (flags.linger as number) * 1000 } : undefined,
         onReport: (r: ChunkReport) => { if (r.ok && journalBitmap && ((journalBitmap[r.chunk >>> 3] >>> (r.chunk & 7)) & 1) === 1) refetched++; },
         onProgress: (s) => { killEdge(s.complete); bar.update(s.bytesDone, progressDetail(s, started)); },
       });
@@ -219,10 +226,22 @@ export const demoCommand: CommandSpec = {
   },
 };
 
+/** A TCP port free on 127.0.0.1 right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 /** Runs `portal fetch` in a child process and SIGKILLs it once `interruptAt` chunks are complete. */
-async function runInterruptedFetch(manifestPath: string, edgesFile: string, output: string, interruptAt: number, backend: string, onLine: (l: PhaseOneLine) => void): Promise<{ start: number; end: number; last?: PhaseOneLine }> {
+async function runInterruptedFetch(manifestPath: string, edgesFile: string, output: string, interruptAt: number, backend: string, dashPort: number | undefined, onLine: (l: PhaseOneLine) => void): Promise<{ start: number; end: number; last?: PhaseOneLine }> {
   const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
-  const child = spawn(process.execPath, [main, 'fetch', manifestPath, '--edges-file', edgesFile, '--out', output, '--progress-json', '--backend', backend], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [main, 'fetch', manifestPath, '--edges-file', edgesFile, '--out', output, '--progress-json', '--backend', backend, ...(dashPort !== undefined ? ['--dashboard', '--dashboard-port', String(dashPort)] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   let last: PhaseOneLine | undefined;
   let end = 0;
   let start = performance.now();

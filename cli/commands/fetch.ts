@@ -32,6 +32,8 @@ export const fetchCommand: CommandSpec = {
     { name: 'out', type: 'string', help: 'output file (default: the manifest name in the current folder)' },
     { name: 'tick-ms', type: 'number', help: 'scheduler tick period', default: 50, min: 1, max: 10000 },
     { name: 'k', type: 'number', help: 'backup sources kept per chunk', default: 3, min: 1, max: 16 },
+    { name: 'dashboard', type: 'boolean', help: 'serve the live dashboard while the transfer runs', default: false },
+    { name: 'dashboard-port', type: 'number', help: 'dashboard port (0 = any free port)', default: 0, min: 0, max: 65535 },
     { name: 'progress-json', type: 'boolean', help: 'print a JSON status line to stdout every 250 ms', default: false },
     { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
     ...commonFlags,
@@ -54,6 +56,7 @@ export const fetchCommand: CommandSpec = {
       request: { transferId: manifest.id, manifest, output, edges, tickMs: flags['tick-ms'] as number, scheduler: { k: flags.k as number } },
       logger,
       backend: parseBackend(flags.backend as string),
+      dashboard: flags.dashboard ? { port: flags['dashboard-port'] as number, onUrl: (url) => { if (!quiet) process.stderr.write(`dashboard: ${url}\n`); } } : undefined,
       onStarted: (s) => { if (flags['progress-json']) process.stdout.write(`${JSON.stringify({ type: 'started', complete: s.complete, total: s.total })}\n`); },
       onProgress: (s) => {
         if (flags['progress-json']) process.stdout.write(`${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99 })}\n`);

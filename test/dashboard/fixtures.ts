@@ -1,5 +1,6 @@
 import type { ActorHost, ActorHostStats, ActorRef } from '../../runtime/index.js';
 import type { EdgeView, TransferStatus } from '../../actors/index.js';
+import { zeroCounters } from '../../scheduler/index.js';
 
 /** An EdgeView with plausible defaults. */
 export function edgeView(id: string, over: Partial<EdgeView> = {}): EdgeView {
@@ -14,9 +15,9 @@ export function edgeView(id: string, over: Partial<EdgeView> = {}): EdgeView {
 export function transferStatus(id: string, over: Partial<TransferStatus> = {}): TransferStatus {
   return {
     transferId: id, state: 'running', total: 100, complete: 0, inFlight: 0, pending: 100, failedPermanent: 0,
-    bytesDone: 0, fileSize: 100 * 1024, startedAt: 1_000, verified: false, resumedChunks: 0,
+    bytesDone: 0, fileSize: 100 * 1024, startedAt: 1_000, verified: false, resumedChunks: 0, recoveredChunks: 0,
     ticks: 0, tickMsP50: 0.2, tickMsP99: 0.5, backend: 'cpu',
-    counters: { dispatched: 0, completed: 0, failures: 0, failovers: 0, recomputed: 0, timeouts: 0, corrupt: 0, hedges: 0, hedgeWins: 0, moved: 0, spilled: 0, fullReranks: 0, staleReports: 0 },
+    counters: zeroCounters(),
     edges: [edgeView('a'), edgeView('b')], perEdgeChunks: [0, 0], ...over,
   };
 }

@@ -84,7 +84,7 @@ describe('dashboard tracker', () => {
 
   test('tracker: lastTickMs phase times are read when the status has them and ignored when malformed', () => {
     const t = createTracker({ pollMs: 500 });
-    const s = t.update(poll(0, { x: { ...transferStatus('x'), lastTickMs: { rank: 0.1, dispatch: 0.05, total: 0.2, bogus: 'no' } } as TransferStatus }));
+    const s = t.update(poll(0, { x: { ...transferStatus('x'), lastTickMs: { rank: 0.1, dispatch: 0.05, total: 0.2, bogus: 'no' } } as unknown as TransferStatus }));
     expect(s.transfers[0].lastTickMs).toEqual({ rank: 0.1, dispatch: 0.05, total: 0.2 });
     expect(s.transfers[0].history.tickLast).toEqual([0.2]);
     const u = createTracker({ pollMs: 500 }).update(poll(0, { x: { ...transferStatus('x'), lastTickMs: 'garbage' } as unknown as TransferStatus }));

@@ -1,11 +1,11 @@
 import { EdgeEstimator, adaptiveTimeoutMs, defaultEstimatorConfig, defaultTimeoutBounds } from '../../scheduler/index.js';
 
 describe('estimators', () => {
-  test('estimators: bandwidth is an EMA with α 0.1 of payload bandwidth, the first sample seeding it', () => {
+  test('estimators: bandwidth is an EMA with α 0.1 of chunk size / transfer time, the first sample seeding it', () => {
     const e = new EdgeEstimator(defaultEstimatorConfig, 0);
-    e.observeSuccess(1_000_000, 10, 110, 0); // 1 MB in 100 ms payload = 10 MB/s
+    e.observeSuccess(1_000_000, 10, 100, 0); // 1 MB in 100 ms = 10 MB/s
     expect(e.snapshot(0).bandwidth).toBeCloseTo(10e6, 6);
-    e.observeSuccess(1_000_000, 10, 210, 1); // 5 MB/s
+    e.observeSuccess(1_000_000, 10, 200, 1); // 5 MB/s
     expect(e.snapshot(1).bandwidth).toBeCloseTo(0.1 * 5e6 + 0.9 * 10e6, 6);
   });
 
@@ -66,7 +66,7 @@ describe('estimators', () => {
 
   test('timeouts: mean + 4 × deviation of observed times, with a floor and a cap', () => {
     const e = new EdgeEstimator(defaultEstimatorConfig, 0);
-    for (let i = 0; i < 30; i++) e.observeSuccess(1e6, 1, 1000, i);
+    for (let i = 0; i < 30; i++) e.observeSuccess(1e6, 1, 3000 + (i % 3) * 100, i);
     const s = e.snapshot(30);
     expect(adaptiveTimeoutMs(s, 1e6)).toBeCloseTo(s.transferMs + 4 * s.transferDevMs, 6);
     expect(adaptiveTimeoutMs({ ...s, transferMs: 10, transferDevMs: 1 }, 1e6)).toBe(defaultTimeoutBounds.floorMs);

@@ -129,7 +129,7 @@ describe('scheduler tick', () => {
     const s = make(1, [10e6, 5e6]);
     const d = s.tick(0).dispatch[0];
     s.updateEdge(1, { available: false });
-    s.report({ chunk: 0, attempt: d.attempt, edge: 0, ok: false, reason: 'corrupt' });
+    s.report({ chunk: 0, attempt: d.attempt, edge: 0, ok: false, reason: 'http' });
     let r = s.tick(10);
     expect(r.failover.parked).toBe(1);
     expect(s.chunks.status[0]).toBe(ChunkStatus.PENDING);
@@ -137,6 +137,21 @@ describe('scheduler tick', () => {
     s.updateEdge(1, { available: true });
     r = s.tick(20);
     expect(r.dispatch[0]).toMatchObject({ chunk: 0, edge: 1 });
+  });
+
+  test('failover: when the only live holder was excluded for a corrupt copy, it gets another try instead of a stall', () => {
+    const s = make(1, [10e6, 5e6]);
+    const d = s.tick(0).dispatch[0];
+    expect(d.edge).toBe(0);
+    s.updateEdge(1, { available: false }); // the other holder dies
+    s.report({ chunk: 0, attempt: d.attempt, edge: 0, ok: false, reason: 'corrupt' });
+    const r = s.tick(10);
+    expect(r.failover.parked).toBe(0);
+    expect(r.dispatch[0]).toMatchObject({ chunk: 0, edge: 0 });
+    expect(s.counters.forgiven).toBe(1);
+    // a second corrupt copy from the same edge is not forgiven again: the chunk waits for another holder
+    s.report({ chunk: 0, attempt: r.dispatch[0].attempt, edge: 0, ok: false, reason: 'corrupt' });
+    expect(s.tick(20).failover.parked).toBe(1);
   });
 
   test('failover: a corrupt chunk excludes that edge for that chunk even if it announces it again', () => {
