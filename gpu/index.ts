@@ -1,7 +1,7 @@
 export { createCpuTickEngine } from './tick-engine.js';
 export type { TickEngine, TickEngineStats } from './tick-engine.js';
 export { createWebGpuTickEngine, createTickEngine } from './webgpu-engine.js';
-export type { WebGpuTickEngineOptions, TickEngineChoice } from './webgpu-engine.js';
+export type { WebGpuTickEngineOptions, TickEngineChoice, TickPhaseKind } from './webgpu-engine.js';
 export { createDeviceManager } from './device.js';
 export type { GpuDeviceManager, GpuDeviceStats, GpuDeviceState, GpuLimits, DeviceManagerOptions } from './device.js';
 export { createBufferManager } from './buffers.js';
@@ -19,3 +19,8 @@ export { failoverAssignGpu } from './kernels/failover-assign.js';
 export { compactPendingGpu } from './kernels/compact-pending.js';
 export { loadBalanceGpu } from './kernels/load-balance.js';
 export { generateDispatchGpu } from './kernels/generate-dispatch.js';
+export type { OrderedPhaseOptions } from './kernels/generate-dispatch.js';
+export { orderedCompactGpu, orderedFits, orderedFlag, forEachOrdered } from './kernels/ordered-compact.js';
+export type { OrderedWindow } from './kernels/ordered-compact.js';
+export { dispatchChain } from './programs.js';
+export type { ChainStep } from './programs.js';

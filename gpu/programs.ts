@@ -92,3 +92,41 @@ export async function dispatch(device: GPUDevice, pipeline: GPUComputePipeline, 
     ubuf.destroy();
   }
 }
+
+/** One compute pass of a `dispatchChain`: `buffers` at bindings 1… of `pipeline`, `groups` workgroups. */
+export interface ChainStep { pipeline: GPUComputePipeline; buffers: GPUBuffer[]; groups: number; label: string }
+
+/**
+ * Encodes several compute passes that share one uniform (`params` at binding 0) into a single
+ * command buffer and submits it once (passes run in order; storage writes of one pass are visible
+ * to the next). Validation errors reject with GpuError before the caller maps anything.
+ */
+export async function dispatchChain(device: GPUDevice, params: Uint32Array, steps: ChainStep[], label: string): Promise<void> {
+  for (const s of steps) {
+    if (s.groups > device.limits.maxComputeWorkgroupsPerDimension) throw new GpuError('PORTAL_GPU_TOO_LARGE', `${s.label}: ${s.groups} workgroups exceed one dispatch`);
+  }
+  const ubuf = device.createBuffer({ size: Math.max(16, (params.byteLength + 15) & ~15), usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${label}:params` });
+  try {
+    device.queue.writeBuffer(ubuf, 0, params.buffer, params.byteOffset, params.byteLength);
+    device.pushErrorScope('validation');
+    const enc = device.createCommandEncoder({ label });
+    for (const s of steps) {
+      if (s.groups === 0) continue;
+      const bind = device.createBindGroup({
+        layout: s.pipeline.getBindGroupLayout(0),
+        entries: [{ binding: 0, resource: { buffer: ubuf } }, ...s.buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
+        label: s.label,
+      });
+      const pass = enc.beginComputePass({ label: s.label });
+      pass.setPipeline(s.pipeline);
+      pass.setBindGroup(0, bind);
+      pass.dispatchWorkgroups(s.groups);
+      pass.end();
+    }
+    device.queue.submit([enc.finish()]);
+    const err = await device.popErrorScope();
+    if (err) throw new GpuError('PORTAL_GPU_VALIDATION', `${label}: ${err.message}`);
+  } finally {
+    ubuf.destroy();
+  }
+}

@@ -21,8 +21,10 @@ export interface TickEngineStats {
   totalTickMs: number;
   /** Ticks the engine ran on the CPU although it is a GPU engine (device lost, GPU error). */
   fallbacks: number;
-  /** GPU engines: ticks whose rank phase ran on the GPU. */
+  /** GPU engines: ticks with at least one phase on the GPU and none fallen back to the CPU. */
   gpuTicks?: number;
+  /** GPU engines: phases run on the GPU so far, by phase (rank, detect, failover, balance, dispatch). */
+  gpuPhases?: Record<'rank' | 'detect' | 'failover' | 'balance' | 'dispatch', number>;
   /** GPU engines: devices lost so far, and devices re-acquired after a loss. */
   deviceLosses?: number;
   recoveries?: number;

@@ -1,13 +1,15 @@
 /// <reference types="@webgpu/types" />
 import type { Logger } from '../common/logger.js';
-import type { ChunkScheduler, TickResult } from '../scheduler/scheduler.js';
-import { rankEdges, type EdgeRanking } from '../scheduler/kernels/cost.js';
-import { rankChunks } from '../scheduler/kernels/k-best.js';
+import { runTickPhase, type ChunkScheduler, type TickPhase, type TickPhaseResult, type TickResult } from '../scheduler/scheduler.js';
 import { createBufferManager, type BufferManager } from './buffers.js';
 import type { GpuContext } from './context.js';
 import { createDeviceManager, type GpuDeviceManager } from './device.js';
 import { GpuError, isGpuError } from './errors.js';
-import { applyKBest, kBestGpu } from './kernels/k-best.js';
+import { applyDetectedFailures, detectFailuresGpu } from './kernels/detect-failures.js';
+import { failoverAssignGpu } from './kernels/failover-assign.js';
+import { generateDispatchGpu } from './kernels/generate-dispatch.js';
+import { rankChunksGpu } from './kernels/k-best.js';
+import { loadBalanceGpu } from './kernels/load-balance.js';
 import { createProgramCache } from './programs.js';
 import { createCpuTickEngine, type TickEngine, type TickEngineStats } from './tick-engine.js';
 
@@ -23,28 +25,33 @@ export interface WebGpuTickEngineOptions {
   maxPartitionChunks?: number;
   /** After a device loss, re-acquire at most this often (ms of wall time). Default 1000. */
   recoverIntervalMs?: number;
+  /** Phases to run on the GPU (default: all); the others run the CPU reference. */
+  phases?: Partial<Record<TickPhaseKind, boolean>>;
+  /** First GPU window of load_balance / generate_dispatch (tests use tiny windows to cross window borders). */
+  orderedWindow?: number;
 }
 
-function sameRanking(a: EdgeRanking, b: EdgeRanking): boolean {
-  if (a.usable !== b.usable || a.rank.length !== b.rank.length) return false;
-  for (let i = 0; i < a.rank.length; i++) if (a.rank[i] !== b.rank[i]) return false;
-  return true;
-}
+/** The phases of a tick, as `TickPhase.kind`. */
+export type TickPhaseKind = TickPhase['kind'];
 
-function sameList(a: Uint32Array | undefined, b: Uint32Array | undefined, count: number): boolean {
-  if (!a || !b) return a === b;
-  for (let i = 0; i < count; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
+const PHASES: readonly TickPhaseKind[] = ['rank', 'detect', 'failover', 'balance', 'dispatch'];
 
 /**
- * A TickEngine whose rank phase (fused cost + K-best, the O(chunks × candidate bits) part of a
- * tick) runs as the k-best.wgsl kernel on a WebGPU device, with the table's buffers resident and
- * only changed blocks uploaded. The other phases run the CPU reference inside `ChunkScheduler.tick`
- * (their GPU kernels in gpu/kernels/ are exact but need an asynchronous tick to be chained in).
- * On a device loss or any GPU error the tick runs on the CPU instead, the loss is logged and
- * counted (`stats().fallbacks`, `deviceLosses`), and the device is re-acquired on a later tick.
- * Rejects with GpuError PORTAL_GPU_UNAVAILABLE when no adapter exists.
+ * A TickEngine that runs every phase of a tick on a WebGPU device, driving
+ * `ChunkScheduler.tickPhases` (the same sequence `tick()` runs on the CPU):
+ * - rank: the k-best.wgsl kernel (fused cost + K-best) over all chunks or the dirty list, with the
+ *   table's buffers resident and only changed blocks uploaded (incremental ticks with fewer than
+ *   `minGpuChunks` dirty chunks rank on the CPU: GPU latency would dominate);
+ * - detect_failures: detect-failures.wgsl over every chunk (atomic compaction, sorted on the host);
+ * - failover_assign: failover-assign.wgsl, one invocation per failed chunk;
+ * - load_balance and generate_dispatch: ordered compaction on the GPU (prefix-sum scan, the first
+ *   window of candidates in scheduling order read back) and the order-dependent greedy on the host
+ *   over that window only (see generateDispatchGpu).
+ * Every phase is exact: the tables, dispatches, cancels and counters equal the CPU reference's.
+ * A phase whose GPU work fails (device loss, validation) leaves the tables untouched and runs on
+ * the CPU reference instead, as does the rest of that tick; the loss is logged and counted
+ * (`stats().fallbacks`, `deviceLosses`) and the device is re-acquired on a later tick. Rejects
+ * with GpuError PORTAL_GPU_UNAVAILABLE when no adapter exists.
  */
 export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {}): Promise<TickEngine> {
   const log = opts.logger;
@@ -57,7 +64,8 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
   let buffers: BufferManager | undefined;
   let lastRecoverTry = 0;
   let closed = false;
-  const st: TickEngineStats = { backend: '', ticks: 0, lastTickMs: 0, totalTickMs: 0, fallbacks: 0, gpuTicks: 0, deviceLosses: 0, recoveries: 0, uploadedBytes: 0, readBytes: 0 };
+  const st: TickEngineStats = { backend: '', ticks: 0, lastTickMs: 0, totalTickMs: 0, fallbacks: 0, gpuTicks: 0, deviceLosses: 0, recoveries: 0, uploadedBytes: 0, readBytes: 0, gpuPhases: { rank: 0, detect: 0, failover: 0, balance: 0, dispatch: 0 } };
+  const onGpu = new Set(PHASES.filter((p) => opts.phases?.[p] !== false));
   let carried = { uploadedBytes: 0, readBytes: 0 };
 
   function drop(): void {
@@ -98,43 +106,66 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
     return r;
   }
 
+  /** One phase on the GPU, with the CPU reference's effect and result. */
+  async function gpuPhase(c: GpuContext, p: TickPhase): Promise<TickPhaseResult> {
+    switch (p.kind) {
+      case 'rank': return rankChunksGpu(c, p.t, p.ranking, p.chunks, p.count);
+      case 'detect': {
+        const d = await detectFailuresGpu(c, p.t, p.edges, p.now);
+        applyDetectedFailures(p.t, d);
+        p.outIds.set(d.ids);
+        p.outCauses.set(d.causes);
+        return d.ids.length;
+      }
+      case 'failover': return failoverAssignGpu(c, p.t, p.edges, p.ranking, p.failed, p.count, p.maxAttempts, p.outcome);
+      case 'balance': return loadBalanceGpu(c, p.t, p.edges, p.ranking, p.scan, p.over, p.under, { window: opts.orderedWindow });
+      case 'dispatch': return generateDispatchGpu(c, p.t, p.edges, p.ranking, p.scan, p.now, p.limit, p.nextAttempt, p.out, { window: opts.orderedWindow });
+    }
+  }
+
+  function wantsGpu(p: TickPhase): boolean {
+    if (!onGpu.has(p.kind)) return false;
+    if (p.kind === 'rank') return p.chunks === undefined || p.count >= minGpuChunks;
+    if (p.kind === 'failover') return p.count > 0;
+    return true;
+  }
+
   async function runTick(s: ChunkScheduler, now: number): Promise<TickResult> {
     if (closed) throw new GpuError('PORTAL_GPU_UNAVAILABLE', 'the tick engine is closed');
     const t0 = performance.now();
-    const work = s.rankWork();
-    if (!work.full && work.count < minGpuChunks) return account(s.tick(now), performance.now() - t0);
     const c = await context();
     if (!c) { st.fallbacks++; return account(cpu.runTick(s, now) as TickResult, performance.now() - t0); }
-    const ranking = rankEdges(s.edges, s.chunkBytes, s.config);
-    const list = work.chunks ? work.chunks.slice(0, work.count) : undefined;
-    let best: Uint16Array;
-    try {
-      best = await kBestGpu(c, s.chunks, ranking, list, work.count);
-    } catch (err) {
-      st.fallbacks++;
-      if (mgr.state !== 'ready' || isGpuError(err, 'PORTAL_GPU_DEVICE_LOST')) {
-        log?.warn({ err, adapter: mgr.description }, 'gpu: device lost during a tick; it runs on the CPU reference');
-      } else {
-        log?.error({ err, adapter: mgr.description }, 'gpu: kernel failed; this tick runs on the CPU reference');
-        drop();
-      }
-      return account(s.tick(now), performance.now() - t0);
-    }
-    let usedGpu = true;
-    const r = s.tick(now, {
-      rank: (t, rk, chunks, count) => {
-        // the scheduler must not have changed while the kernel ran; if it did, stay exact on the CPU
-        if (count !== work.count || !sameRanking(rk, ranking) || !sameList(chunks, list, count)) {
-          usedGpu = false;
-          log?.warn('gpu: scheduler changed during the GPU rank phase; re-ranked on the CPU');
-          return chunks ? rankChunks(t, rk, chunks, count) : rankChunks(t, rk);
+    const g = s.tickPhases(now);
+    let step = g.next();
+    let failed = false;
+    let gpuPhases = 0;
+    while (!step.done) {
+      const p = step.value;
+      let res: TickPhaseResult;
+      if (!failed && wantsGpu(p)) {
+        try {
+          res = await gpuPhase(c, p);
+          st.gpuPhases![p.kind]++;
+          gpuPhases++;
+        } catch (err) {
+          // GPU phases mutate the tables only after all their GPU work succeeded: the reference is exact here
+          failed = true;
+          if (mgr.state !== 'ready' || isGpuError(err, 'PORTAL_GPU_DEVICE_LOST')) {
+            log?.warn({ err, adapter: mgr.description, phase: p.kind }, 'gpu: device lost during a tick; the rest of it runs on the CPU reference');
+          } else {
+            log?.error({ err, adapter: mgr.description, phase: p.kind }, 'gpu: kernel failed; the rest of this tick runs on the CPU reference');
+            drop();
+          }
+          res = runTickPhase(p);
         }
-        return applyKBest(t, best, chunks, count);
-      },
-    });
-    if (usedGpu) st.gpuTicks!++;
-    else st.fallbacks++;
-    return account(r, performance.now() - t0);
+      } else {
+        res = runTickPhase(p);
+      }
+      step = g.next(res);
+    }
+    if (failed) st.fallbacks++;
+    else if (gpuPhases > 0) st.gpuTicks!++;
+    return account(step.value, performance.now() - t0);
   }
 
   return {
@@ -145,6 +176,7 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
       const b = buffers?.stats();
       return {
         ...st,
+        gpuPhases: { ...st.gpuPhases! },
         backend: backend(),
         deviceLosses: d.deviceLosses,
         recoveries: d.recoveries,
