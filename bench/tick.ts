@@ -1,13 +1,15 @@
 /**
  * Tick benchmark: whole-tick time of the CPU reference scheduler for chunks × edges, full re-rank
  * and incremental (1% of chunks dirty), with peak memory. Run: `npm run bench:tick [-- --sizes
- * 100000,1000000 --edges 10,50 --iterations 15 --json out.json]`.
+ * 100000,1000000 --edges 10,50 --iterations 15 --threads 1,2 --json out.json]`. `--threads 1` (the
+ * default) is the plain tick (time = phaseMs.total); n > 1 runs ticks through
+ * createParallelCpuTickEngine({ threads: n }) (time = wall time of runTick, parallel rank included).
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { ChunkScheduler } from '../scheduler/index.js';
+import { ChunkScheduler, createParallelCpuTickEngine } from '../scheduler/index.js';
 
-interface Row { chunks: number; edges: number; mode: 'full' | 'incremental'; medianMs: number; p99Ms: number; minMs: number; iterations: number; rankedPerTick: number; peakRssMiB: number; tableMiB: number }
+interface Row { chunks: number; edges: number; threads: number; mode: 'full' | 'incremental'; medianMs: number; p99Ms: number; minMs: number; iterations: number; rankedPerTick: number; peakRssMiB: number; tableMiB: number }
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -45,14 +47,21 @@ function build(n: number, e: number, replicas: number, seed: number): ChunkSched
   return s;
 }
 
-function run(n: number, e: number, iterations: number): Row[] {
+async function run(n: number, e: number, iterations: number, threads: number): Promise<Row[]> {
   const replicas = Math.min(e, 10);
   const s = build(n, e, replicas, n ^ (e << 20));
   sampleRss();
   const t = s.chunks;
   const tableBytes = t.status.byteLength + t.assigned.byteLength + t.backups.byteLength + t.retries.byteLength + t.priority.byteLength + t.attempt.byteLength + t.dispatchedAt.byteLength + t.deadline.byteLength + t.candidates.byteLength;
   let now = 0;
-  s.tick(now); // first tick: full rank + first dispatch wave
+  const engine = threads > 1 ? createParallelCpuTickEngine({ threads }) : undefined;
+  const tick = async (at: number) => {
+    if (!engine) { const r = s.tick(at); return { r, ms: r.phaseMs.total }; }
+    const a = performance.now();
+    const r = await engine.runTick(s, at);
+    return { r, ms: performance.now() - a };
+  };
+  await tick(now); // first tick: full rank + first dispatch wave
   const rows: Row[] = [];
   for (const mode of ['full', 'incremental'] as const) {
     const times: number[] = [];
@@ -65,30 +74,35 @@ function run(n: number, e: number, iterations: number): Row[] {
         const dirty = Math.max(1, Math.floor(n / 100));
         for (let d = 0; d < dirty; d++) { const c = rnd() % n; s.setAvailability(c, rnd() % e, true); }
       }
-      const r = s.tick(now);
-      times.push(r.phaseMs.total);
+      const { r, ms } = await tick(now);
+      times.push(ms);
       ranked += r.ranked;
       // keep the transfer moving: complete what was dispatched
       for (const d of r.dispatch) s.report({ chunk: d.chunk, attempt: d.attempt, edge: d.edge, ok: true });
       sampleRss();
     }
-    rows.push({ chunks: n, edges: e, mode, medianMs: quantile(times, 0.5), p99Ms: quantile(times, 0.99), minMs: Math.min(...times), iterations, rankedPerTick: Math.round(ranked / iterations), peakRssMiB: Math.round(peakRss / 2 ** 20), tableMiB: Math.round(tableBytes / 2 ** 20) });
+    rows.push({ chunks: n, edges: e, threads, mode, medianMs: quantile(times, 0.5), p99Ms: quantile(times, 0.99), minMs: Math.min(...times), iterations, rankedPerTick: Math.round(ranked / iterations), peakRssMiB: Math.round(peakRss / 2 ** 20), tableMiB: Math.round(tableBytes / 2 ** 20) });
   }
+  await engine?.close();
   return rows;
 }
 
 const sizes = arg('sizes', '100000,1000000,10000000').split(',').map(Number);
 const edgeCounts = arg('edges', '10,50,100').split(',').map(Number);
 const iterations = Number(arg('iterations', '15'));
+const threadCounts = arg('threads', '1').split(',').map(Number);
 const rows: Row[] = [];
 console.log(`# tick benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, node ${process.version}, ${new Date().toISOString()}`);
-console.log('| chunks | edges | mode | median ms | p99 ms | min ms | ranked/tick | table MiB | peak RSS MiB |');
-console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|');
+console.log('| chunks | edges | threads | mode | median ms | p99 ms | min ms | ranked/tick | table MiB | peak RSS MiB |');
+console.log('|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|');
 for (const n of sizes) {
   for (const e of edgeCounts) {
-    for (const r of run(n, e, iterations)) {
-      rows.push(r);
-      console.log(`| ${r.chunks} | ${r.edges} | ${r.mode} | ${r.medianMs.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.minMs.toFixed(2)} | ${r.rankedPerTick} | ${r.tableMiB} | ${r.peakRssMiB} |`);
+    for (const th of threadCounts) {
+      for (const r of await run(n, e, iterations, th)) {
+        rows.push(r);
+        console.log(`| ${r.chunks} | ${r.edges} | ${r.threads} | ${r.mode} | ${r.medianMs.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.minMs.toFixed(2)} | ${r.rankedPerTick} | ${r.tableMiB} | ${r.peakRssMiB} |`);
+      }
+      (globalThis as { gc?: () => void }).gc?.();
     }
     (globalThis as { gc?: () => void }).gc?.();
   }

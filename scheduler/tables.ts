@@ -46,24 +46,35 @@ export interface EdgeTable {
   readonly timeoutMs: Float64Array;
 }
 
+/** Options of createChunkTable. */
+export interface ChunkTableOptions {
+  /** Allocate the typed arrays on SharedArrayBuffer (worker threads can then rank in place). Default false. */
+  shared?: boolean;
+}
+
 /** Allocates a chunk table of `n` chunks over `edges` edges with `k` backups, all PENDING and unranked. */
-export function createChunkTable(n: number, edges: number, k: number): ChunkTable {
+export function createChunkTable(n: number, edges: number, k: number, opts: ChunkTableOptions = {}): ChunkTable {
   checkArg(Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'n', 'an integer number of chunks in [0, 2^32)');
   checkArg(Number.isInteger(edges) && edges >= 1 && edges <= MAX_EDGES, 'edges', `an integer in [1, ${MAX_EDGES}]`);
   checkArg(Number.isInteger(k) && k >= 1 && k <= 16, 'k', 'an integer in [1, 16]');
   const words = Math.ceil(edges / 32);
   try {
+    const sh = opts.shared === true;
+    const u8 = (len: number) => sh ? new Uint8Array(new SharedArrayBuffer(len)) : new Uint8Array(len);
+    const u16 = (len: number) => sh ? new Uint16Array(new SharedArrayBuffer(len * 2)) : new Uint16Array(len);
+    const u32 = (len: number) => sh ? new Uint32Array(new SharedArrayBuffer(len * 4)) : new Uint32Array(len);
+    const f32 = (len: number) => sh ? new Float32Array(new SharedArrayBuffer(len * 4)) : new Float32Array(len);
     const t: ChunkTable = {
       n, k, edges, words,
-      status: new Uint8Array(n),
-      assigned: new Uint16Array(n).fill(NO_EDGE),
-      backups: new Uint16Array(n * k).fill(NO_EDGE),
-      retries: new Uint8Array(n),
-      priority: new Float32Array(n),
-      attempt: new Uint32Array(n),
-      dispatchedAt: new Uint32Array(n),
-      deadline: new Uint32Array(n),
-      candidates: new Uint32Array(n * words),
+      status: u8(n),
+      assigned: u16(n).fill(NO_EDGE),
+      backups: u16(n * k).fill(NO_EDGE),
+      retries: u8(n),
+      priority: f32(n),
+      attempt: u32(n),
+      dispatchedAt: u32(n),
+      deadline: u32(n),
+      candidates: u32(n * words),
     };
     t.status.fill(ChunkStatus.PENDING);
     return t;
