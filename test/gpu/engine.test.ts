@@ -22,12 +22,14 @@ function view(r: TickResult): unknown {
 }
 
 /** Drives `cpu` and `gpu` schedulers through the same events; asserts identical outputs each tick. */
-async function lockstep(engine: TickEngine, seed: number, n: number, e: number, ticks: number, between?: (tick: number) => Promise<void>): Promise<number> {
+interface Totals { dispatched: number; cancels: number; failed: number; failovers: number; moved: number; spilled: number; hedges: number }
+
+async function lockstep(engine: TickEngine, seed: number, n: number, e: number, ticks: number, between?: (tick: number) => Promise<void>): Promise<Totals> {
   const a = build(seed, n, e);
   const b = build(seed, n, e);
   const cpu = createCpuTickEngine();
   const ev = rng(seed * 31 + 1);
-  let dispatched = 0;
+  const tot: Totals = { dispatched: 0, cancels: 0, failed: 0, failovers: 0, moved: 0, spilled: 0, hedges: 0 };
   for (let i = 0; i < ticks; i++) {
     await between?.(i);
     const now = i * 50;
@@ -35,7 +37,10 @@ async function lockstep(engine: TickEngine, seed: number, n: number, e: number, 
     const rb = await engine.runTick(b, now);
     expect(view(rb)).toEqual(view(ra));
     expect(snapshot(b.chunks, b.edges)).toEqual(snapshot(a.chunks, a.edges));
-    dispatched += ra.dispatch.length;
+    expect(b.counters).toEqual(a.counters);
+    expect(b.progress()).toEqual(a.progress());
+    tot.dispatched += ra.dispatch.length; tot.cancels += ra.cancels.length; tot.failed += ra.failed; tot.moved += ra.moved; tot.hedges += ra.hedges;
+    tot.failovers += ra.failover.backup + ra.failover.recomputed + ra.failover.parked + ra.failover.permanent;
     // the same reports and telemetry for both
     for (const d of ra.dispatch) {
       const x = ev() % 20;
@@ -51,18 +56,39 @@ async function lockstep(engine: TickEngine, seed: number, n: number, e: number, 
     if (ev() % 7 === 0) { const c = ev() % n; const p = ev() % 5; for (const s of [a, b]) s.setPriority(c, p); }
   }
   expect(b.counters).toEqual(a.counters);
-  return dispatched;
+  tot.spilled = a.counters.spilled;
+  return tot;
 }
 
 t_('engine: a WebGPU tick engine gives the CPU engine\'s dispatches and tables over many ticks (33 edges, partitions of 256)', async () => {
   const engine = await createWebGpuTickEngine({ deviceManager: mgr, minGpuChunks: 0, maxPartitionChunks: 256 });
   expect(engine.backend).toMatch(/^webgpu:/);
-  const dispatched = await lockstep(engine, 5, 3000, 33, 60);
-  expect(dispatched).toBeGreaterThan(100);
+  const tot = await lockstep(engine, 5, 3000, 33, 60);
+  expect(tot.dispatched).toBeGreaterThan(100);
   const st = engine.stats();
   expect(st.gpuTicks).toBe(60);
   expect(st.fallbacks).toBe(0);
   expect(st.uploadedBytes).toBeGreaterThan(0);
+  await engine.close();
+}, 120_000);
+
+t_('engine: every phase of the whole tick runs on the GPU — rank, detect, failover, balance, dispatch — with identical dispatches, cancels, counters and tables over windows of 3 chunks', async () => {
+  // small window: dispatch and balance cross many GPU compaction windows; overloaded edges make load_balance move chunks
+  const engine = await createWebGpuTickEngine({ deviceManager: mgr, minGpuChunks: 0, orderedWindow: 3 });
+  const tot = await lockstep(engine, 21, 2000, 40, 50);
+  expect(tot.moved).toBeGreaterThan(0);
+  const st = engine.stats();
+  expect(st.fallbacks).toBe(0);
+  expect(st.gpuTicks).toBe(50);
+  expect(st.gpuPhases!.rank).toBe(50);
+  expect(st.gpuPhases!.detect).toBe(50);
+  expect(st.gpuPhases!.balance).toBe(50);
+  expect(st.gpuPhases!.dispatch).toBe(50);
+  expect(st.gpuPhases!.failover).toBeGreaterThan(5);
+  expect(tot.dispatched).toBeGreaterThan(200);
+  expect(tot.failed).toBeGreaterThan(10);
+  expect(tot.cancels).toBeGreaterThan(10);
+  expect(tot.spilled).toBeGreaterThan(0);
   await engine.close();
 }, 120_000);
 

@@ -1,5 +1,5 @@
 import { rankEdges, rankChunks, detectFailures, failoverAssign, loadBalance, generateDispatch, ChunkStatus, defaultSchedulerConfig } from '../../scheduler/index.js';
-import { kBestGpu, rankChunksGpu, detectFailuresGpu, applyDetectedFailures, failoverAssignGpu, loadBalanceGpu, generateDispatchGpu, type GpuContext, type GpuDeviceManager } from '../../gpu/index.js';
+import { kBestGpu, rankChunksGpu, detectFailuresGpu, applyDetectedFailures, failoverAssignGpu, loadBalanceGpu, generateDispatchGpu, orderedCompactGpu, orderedFlag, type GpuContext, type GpuDeviceManager } from '../../gpu/index.js';
 import { cloneTables, contextOf, gpuOrSkip, randomTables, rng, snapshot, type TableSpec } from './fixtures.js';
 
 const mgr: GpuDeviceManager | undefined = await gpuOrSkip();
@@ -153,5 +153,51 @@ d('device: kernels survive garbage collections while GPU work is in flight (the 
     const best = await p;
     gc();
     expect(Buffer.from(best.buffer).equals(Buffer.from(ref.t.backups.buffer))).toBe(true);
+  }
+});
+
+/** CPU reference of the ordered compaction: flagged scheduling-order positions ≥ from. */
+function orderedRef(t: Parameters<typeof orderedFlag>[0], order: Uint32Array | undefined, edgeOk: Uint32Array, from: number): number[] {
+  const out: number[] = [];
+  for (let i = from; i < t.n; i++) if (orderedFlag(t, edgeOk, order ? order[i] : i)) out.push(i);
+  return out;
+}
+
+d.each([
+  ['identity order, all edges', 3000, 100, false, 0, 5000, 1],
+  ['priority order, first 10 past position 700', 3000, 33, true, 700, 10, 2],
+  ['one block exactly', 256, 8, false, 0, 300, 3],
+  ['block borders ± 1, window of 1', 257, 8, true, 255, 1, 4],
+  ['40 000 chunks (157 blocks), half the edges ok', 40_000, 130, true, 123, 2000, 5],
+] as const)('ordered compaction: the GPU prefix-sum scan returns the first flagged positions in scheduling order (%s)', async (_name, n, edges, prioritized, from, maxOut, seed) => {
+  const ctx = await ctxFor(undefined);
+  const { t } = randomTables({ n, edges, seed });
+  const r = rng(seed + 50);
+  const edgeOk = Uint32Array.from({ length: edges }, () => (seed === 5 ? r() % 2 : 1));
+  const scan = scanOf(t, prioritized, 0);
+  const ref = orderedRef(t, scan.order, edgeOk, from);
+  const w = await orderedCompactGpu(ctx, t, { order: scan.order, start: 0 }, edgeOk, from, maxOut);
+  expect(w.total).toBe(ref.length);
+  expect(Array.from(w.positions)).toEqual(ref.slice(0, maxOut));
+});
+
+d.each(CASES)('load_balance and generate_dispatch: windows of 1 and 5 chunks, and the host scan when the table does not fit the ordered compaction, equal the CPU reference for %s', async (_name, spec, part) => {
+  const base = await ctxFor(part);
+  const tiny: GpuContext = { ...base, limits: { ...base.limits, maxStorageBufferBindingSize: 16 } };
+  for (const [ctx, window] of [[base, 1], [base, 5], [tiny, undefined]] as const) {
+    const a = randomTables(spec);
+    for (let e = 0; e < spec.edges; e++) { a.edges.maxParallel[e] = 10; a.edges.queueDepth[e] = e % 3 === 0 ? 10 : e % 3 === 1 ? 0 : 6; }
+    const b = cloneTables(a.t, a.edges);
+    const ranking = rankEdges(a.edges, 1 << 20, defaultSchedulerConfig);
+    const scan = scanOf(a.t, true, Math.min(5, spec.n));
+    expect(await loadBalanceGpu(ctx, b.t, b.edges, ranking, scan, 0.9, 0.5, { window })).toBe(loadBalance(a.t, a.edges, ranking, scan, 0.9, 0.5));
+    expect(snapshot(b.t, b.edges)).toEqual(snapshot(a.t, a.edges));
+    for (let e = 0; e < spec.edges; e++) a.edges.queueDepth[e] = b.edges.queueDepth[e] = e % 4;
+    const oc = new Uint32Array(50);
+    const og = new Uint32Array(50);
+    const rc = generateDispatch(a.t, a.edges, ranking, scan, 100, 50, 3, oc);
+    expect(await generateDispatchGpu(ctx, b.t, b.edges, ranking, scan, 100, 50, 3, og, { window })).toEqual(rc);
+    expect(Array.from(og)).toEqual(Array.from(oc));
+    expect(snapshot(b.t, b.edges)).toEqual(snapshot(a.t, a.edges));
   }
 });
