@@ -5,3 +5,4 @@ export { GpuWorkerActor, engineOf } from './gpu-worker-actor.js';
 export type { EdgeConfig, EdgeView, EdgeSample, EdgeTelemetry, TransferEdge, TransferRequest, TransferStatus } from './types.js';
 export { routeEdgeEvents } from './edge-event-router.js';
 export { CoordinatorActor } from './coordinator-actor.js';
+export { GpuStreamActor, gpuStreamMetricsSource } from './gpu-stream-actor.js';

@@ -9,6 +9,7 @@ import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.j
 import { cidOf } from '../transfer/cid.js';
 import { hashFile } from '../transfer/chunk-writer.js';
 import { engineOf } from './gpu-worker-actor.js';
+import { RiskModel, learnedEdgeFactors, type RiskModelState } from '../learning/index.js';
 import type { EdgeSample, EdgeView, TransferRequest, TransferStatus } from './types.js';
 
 const TICK_TIMER = 'tick';
@@ -51,6 +52,7 @@ export class SchedulerActor extends Actor {
   private tickTimes: number[] = [];
   private epochMs = 0;
   private lastPersist = -Infinity;
+  private lastRiskSave = -Infinity;
   private lastRefresh = 0;
   private bytesDone = 0;
   private resumedChunks = 0;
@@ -60,6 +62,8 @@ export class SchedulerActor extends Actor {
   private lastComplete = -1;
   private lastTickAt = -Infinity;
   private lastTickMs: TransferStatus['lastTickMs'];
+  /** Learned completion time and failure risk per edge (when the request asks for `learned`). */
+  private risk: RiskModel | undefined;
   private lastProgressAt = 0;
 
   override async onActivate(): Promise<void> {
@@ -121,6 +125,7 @@ export class SchedulerActor extends Actor {
         this.perEdgeChunks[r.edgeIndex]++;
       }
       if (r.reason !== 'cancelled') {
+        this.risk?.observe({ peer: this.req!.edges[r.edgeIndex].id, taskType: 'chunk', hour: new Date(this.ctx.clock.wallNow()).getUTCHours(), load: core.edges.queueDepth[r.edgeIndex] + 1, work: r.bytes || this.manifest.chunkSize, ok: r.ok, timeMs: r.transferMs });
         let list = this.samples.get(r.edgeIndex);
         if (!list) { list = []; this.samples.set(r.edgeIndex, list); }
         list.push({ ok: r.ok, bytes: r.bytes, firstByteMs: r.firstByteMs, transferMs: r.transferMs, reason: r.reason });
@@ -141,6 +146,11 @@ export class SchedulerActor extends Actor {
     const m = this.manifest;
     if (!core || !req || !m || this.journal?.state !== 'running') return;
     await this.feedEdges();
+    if (this.risk) {
+      // learned time and risk replace the formula's time and health factors (issue 7)
+      const f = learnedEdgeFactors(this.risk, core.edges, m.chunkSize, this.ctx.clock.wallNow(), { edgeId: (e) => req.edges[e]?.id ?? `unused-${e}` });
+      f.updates.forEach((u, e) => { if (u && e < req.edges.length) core.updateEdge(e, u); });
+    }
     this.lastTickAt = this.ctx.clock.now();
     const now = this.lastTickAt - this.epochMs;
     const r = await engineOf(this.ctx.services).runTick(core, now);
@@ -193,6 +203,7 @@ export class SchedulerActor extends Actor {
       recoveredChunks: this.recoveredChunks,
       ticks: this.tickTimes.length, tickMsP50: q(0.5), tickMsP99: q(0.99), lastTickMs: this.lastTickMs,
       backend: engineBackend,
+      learned: this.risk !== undefined,
       counters: this.core ? { ...this.core.counters } : zeroCounters(),
       edges: this.edgeViews.map((v, i): EdgeView => ({ ...v, queueDepth: this.core?.edges.queueDepth[i] ?? 0 })),
       perEdgeChunks: [...this.perEdgeChunks],
@@ -271,6 +282,10 @@ export class SchedulerActor extends Actor {
       this.recoveredChunks = recovered;
       this.ctx.log.info({ journaled: countBits(bitmap), verified: verified.length, recovered }, 'resumed from journal');
     }
+    if (req.learned) {
+      const saved = await this.ctx.state.get<RiskModelState>('risk');
+      this.risk = saved ? RiskModel.fromJSON(saved) : new RiskModel();
+    }
     this.core = core;
     (this.ctx.services.transferRegistry as Set<string> | undefined)?.add(this.ctx.actorId);
     this.epochMs = this.ctx.clock.now();
@@ -348,7 +363,8 @@ export class SchedulerActor extends Actor {
     const rtt = v.samples > 0 ? v.rtt : (v.rttHint ?? v.rtt);
     const chunk = this.manifest!.chunkSize;
     core.updateEdge(i, {
-      bandwidth, rtt, health: v.health, available: v.available, flags: v.flags,
+      ...(this.risk ? {} : { bandwidth, rtt, health: v.health }),
+      available: v.available, flags: v.flags,
       maxParallel: v.maxParallel,
       timeoutMs: adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk),
     });
@@ -392,6 +408,7 @@ export class SchedulerActor extends Actor {
     this.lastPersist = now;
     if (this.core) j.bitmap = Buffer.from(this.core.completionBitmap()).toString('base64');
     await this.ctx.state.set('journal', j);
+    if (this.risk && (force || now - this.lastRiskSave >= 1000)) { this.lastRiskSave = now; await this.ctx.state.set('risk', this.risk.toJSON()); }
   }
 
   private bus(): Bus {

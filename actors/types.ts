@@ -75,6 +75,8 @@ export interface TransferRequest {
    * for files up to 4 GiB.
    */
   verifyOnResume?: 'journaled' | 'all';
+  /** Learned completion time and failure risk per edge replace the formula's time and health factors. */
+  learned?: boolean;
   /** Edge slots kept free for edges announced while the transfer runs (default 32). */
   spareEdges?: number;
   /** Run a tick as soon as reports free slots, at most once per this many ms (default 5; negative = only on the timer). */
@@ -108,6 +110,8 @@ export interface TransferStatus {
   /** Phase times of the last tick, ms. */
   lastTickMs?: { rank: number; detect: number; failover: number; balance: number; dispatch: number; total: number };
   backend: string;
+  /** Whether learned predictors drive the time and health factors. */
+  learned?: boolean;
   counters: import('../scheduler/scheduler.js').SchedulerCounters;
   edges: EdgeView[];
   /** Chunks each edge completed. */

@@ -89,6 +89,7 @@ export const demoCommand: CommandSpec = {
     { name: 'linger', type: 'number', help: 'keep the dashboard up this many seconds after the transfer ends', default: 0, min: 0, max: 86400 },
     { name: 'dir', type: 'string', help: 'work folder (default: a new temporary folder, removed afterwards)' },
     { name: 'keep', type: 'boolean', help: 'keep the work folder', default: false },
+    { name: 'learned', type: 'boolean', help: 'learned completion time and failure risk replace the cost formula\'s time and health factors', default: false },
     { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
     ...commonFlags,
   ],
@@ -152,7 +153,7 @@ export const demoCommand: CommandSpec = {
       const t0 = performance.now();
       let phase1: { start: number; end: number; last?: PhaseOneLine } | undefined;
       if (interruptAt > 0) {
-        phase1 = await runInterruptedFetch(manifestPath, edgesFile, output, interruptAt, parseBackend(flags.backend as string), dashPort, (line) => {
+        phase1 = await runInterruptedFetch(manifestPath, edgesFile, output, interruptAt, parseBackend(flags.backend as string), flags.learned as boolean, dashPort, (line) => {
           killEdge(line.complete);
           bar.update(Math.min(manifest.fileSize, line.complete * manifest.chunkSize), `phase 1 (separate process): ${line.complete}/${total} chunks`);
         });
@@ -163,7 +164,7 @@ export const demoCommand: CommandSpec = {
       let refetched = 0;
       const started = Date.now();
       const status = await runTransfer({
-        request: { transferId: manifest.id, manifest, output, edges, tickMs: 50 },
+        request: { transferId: manifest.id, manifest, output, edges, tickMs: 50, learned: flags.learned as boolean },
         logger,
       backend: parseBackend(flags.backend as string),
         onStarted: () => { t1 = performance.now(); },
@@ -239,9 +240,9 @@ function freePort(): Promise<number> {
 }
 
 /** Runs `portal fetch` in a child process and SIGKILLs it once `interruptAt` chunks are complete. */
-async function runInterruptedFetch(manifestPath: string, edgesFile: string, output: string, interruptAt: number, backend: string, dashPort: number | undefined, onLine: (l: PhaseOneLine) => void): Promise<{ start: number; end: number; last?: PhaseOneLine }> {
+async function runInterruptedFetch(manifestPath: string, edgesFile: string, output: string, interruptAt: number, backend: string, learned: boolean, dashPort: number | undefined, onLine: (l: PhaseOneLine) => void): Promise<{ start: number; end: number; last?: PhaseOneLine }> {
   const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
-  const child = spawn(process.execPath, [main, 'fetch', manifestPath, '--edges-file', edgesFile, '--out', output, '--progress-json', '--backend', backend, ...(dashPort !== undefined ? ['--dashboard', '--dashboard-port', String(dashPort)] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [main, 'fetch', manifestPath, '--edges-file', edgesFile, '--out', output, '--progress-json', '--backend', backend, ...(learned ? ['--learned'] : []), ...(dashPort !== undefined ? ['--dashboard', '--dashboard-port', String(dashPort)] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   let last: PhaseOneLine | undefined;
   let end = 0;
   let start = performance.now();

@@ -35,6 +35,7 @@ export const fetchCommand: CommandSpec = {
     { name: 'dashboard', type: 'boolean', help: 'serve the live dashboard while the transfer runs', default: false },
     { name: 'dashboard-port', type: 'number', help: 'dashboard port (0 = any free port)', default: 0, min: 0, max: 65535 },
     { name: 'progress-json', type: 'boolean', help: 'print a JSON status line to stdout every 250 ms', default: false },
+    { name: 'learned', type: 'boolean', help: 'learned completion time and failure risk replace the cost formula\'s time and health factors', default: false },
     { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
     ...commonFlags,
   ],
@@ -53,7 +54,7 @@ export const fetchCommand: CommandSpec = {
     const quiet = (flags.json as boolean) || (flags['progress-json'] as boolean);
     const bar = createProgress('fetch', manifest.fileSize, { quiet, format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}` });
     const status = await runTransfer({
-      request: { transferId: manifest.id, manifest, output, edges, tickMs: flags['tick-ms'] as number, scheduler: { k: flags.k as number } },
+      request: { transferId: manifest.id, manifest, output, edges, tickMs: flags['tick-ms'] as number, scheduler: { k: flags.k as number }, learned: flags.learned as boolean },
       logger,
       backend: parseBackend(flags.backend as string),
       dashboard: flags.dashboard ? { port: flags['dashboard-port'] as number, onUrl: (url) => { if (!quiet) process.stderr.write(`dashboard: ${url}\n`); } } : undefined,

@@ -41,6 +41,28 @@ describe('transfers on the embedded host', () => {
     expect(s.backend).toBe('cpu');
   });
 
+  test('learned: with learned predictors the transfer completes, reports it, and keeps the model in actor state', async () => {
+    mesh = await createMesh(48 * 16384, 16384, [
+      { holds: 'all', bandwidthBytesPerSec: 1_500_000 },
+      { holds: 'all', bandwidthBytesPerSec: 300_000, faults: { failRate: 0.3, seed: 3 } },
+    ]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
+    try {
+      node.executor.attach(mesh.manifest.id);
+      const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
+      await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges, learned: true });
+      let s: TransferStatus;
+      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state)) await new Promise((r) => setTimeout(r, 50));
+      expect(s.verified).toBe(true);
+      expect(s.learned).toBe(true);
+      expect(s.perEdgeChunks[0]).toBeGreaterThan(s.perEdgeChunks[1]);
+      await node.host.deactivate('SchedulerActor', mesh.manifest.id);
+      const risk = JSON.parse((await (await import('../../runtime/index.js')).createFileStateStore(`${output}.portal`).get(`SchedulerActor||${mesh.manifest.id}||risk`))!);
+      expect(risk.v).toBe(1);
+    } finally { await node.close(); }
+  });
+
   test('corrupt edge: chunks with the wrong CID are rejected, fetched from another edge, and lower its health', async () => {
     mesh = await createMesh(32 * 8192, 8192, [
       { holds: 'all', faults: { corruptRate: 1 }, maxParallel: 8 },

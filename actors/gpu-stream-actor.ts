@@ -1,0 +1,194 @@
+import { Actor } from '../runtime/types.js';
+import { PortalError, checkArg } from '../common/errors.js';
+import type { Bus } from '../bus/index.js';
+import type { GpuDeviceManager } from '../gpu/index.js';
+import {
+  createBusStreamSink, createKernelExecutor, createStreamProcessor, defineUserKernel, edgeTelemetryKernel, edgeUpdates, isStreamId, toObservedSamples,
+  type LayoutSpec, type NatsStreamSource, type NatsStreamTransport, type StreamConfigInput, type StreamKernel, type StreamProcessingMetrics,
+  type StreamProcessor, type StreamSink,
+} from '../stream/index.js';
+
+/** Which kernel a stream runs (JSON: it travels in `start` and is kept in actor state). */
+export type GpuStreamKernelSpec =
+  /** Edge telemetry aggregation; with `edgeIds`, each batch's per-edge updates are fed to EdgeActor `edgeIds[edge]`. */
+  | { type: 'edge-telemetry'; edges: number; edgeIds?: string[] }
+  /** A user WGSL kernel: `wgsl` defines `fn process(r: <input.name>) -> <output.name>` (GPU only: no CPU reference travels as JSON). */
+  | { type: 'wgsl'; name: string; input: LayoutSpec; output: LayoutSpec; wgsl: string }
+  /** A kernel the host registered in `services.streamKernels[name]` (may carry a CPU reference). */
+  | { type: 'registered'; name: string };
+
+/** Argument of GpuStreamActor.start. */
+export interface GpuStreamStartRequest {
+  kernel: GpuStreamKernelSpec;
+  config?: StreamConfigInput;
+  /** `nats`: pull `portal.stream.<id>.in` from JetStream (needs `services.streamTransport`); `direct`: records come only from `push`. Default: nats when the transport exists. */
+  source?: 'nats' | 'direct';
+  /** Where kernels run (default auto: GPU when an adapter exists). */
+  backend?: 'auto' | 'gpu' | 'cpu';
+  /** Device memory batches may use, bytes (default: the device's buffer limit). */
+  deviceMemoryBytes?: number;
+}
+
+/** What start and status return. */
+export interface GpuStreamStatus {
+  streamId: string;
+  running: boolean;
+  source: 'nats' | 'direct';
+  backend: 'gpu' | 'cpu';
+  kernel: string;
+  inputRecordBytes: number;
+  outputRecordBytes: number;
+  /** EdgeActor.observe calls that failed (e.g. an edge that is not configured). */
+  edgeFeedErrors: number;
+  metrics: StreamProcessingMetrics;
+}
+
+const live = new Map<string, { processor: StreamProcessor }>();
+
+/** Metrics of every GpuStreamActor running in this process (for registerStreamMetrics(registry, gpuStreamMetricsSource)). */
+export function gpuStreamMetricsSource(): Array<{ labels: Record<string, string>; metrics: StreamProcessingMetrics }> {
+  return [...live].map(([stream, s]) => ({ labels: { stream }, metrics: s.processor.metrics() }));
+}
+
+const CONFIG_KEY = 'stream';
+
+/**
+ * Seed 002's GpuStreamGrain as an actor (one per stream; the actor id is the stream id, one NATS
+ * token). `start` picks the kernel and configuration (kept in state: a reactivated actor starts
+ * again); records arrive from JetStream (`portal.stream.<id>.in`, pulled only while the buffer is
+ * below its pause threshold) and from `push`; outputs go to `portal.stream.<id>.out` (JetStream via
+ * `services.streamTransport`, else the in-process `services.bus`), failed batches to `.failed`.
+ * Services read: streamTransport, bus, gpuDeviceManager, streamKernels.
+ */
+export class GpuStreamActor extends Actor {
+  private processor: StreamProcessor | undefined;
+  private source: NatsStreamSource | undefined;
+  private req: GpuStreamStartRequest | undefined;
+  private edgeFeedErrors = 0;
+
+  override async onActivate(): Promise<void> {
+    const saved = await this.ctx.state.get<GpuStreamStartRequest>(CONFIG_KEY);
+    if (saved) await this.open(saved);
+  }
+
+  override async onDeactivate(): Promise<void> {
+    await this.close();
+  }
+
+  /** Starts (or restarts with a new configuration) the stream; rejects with PORTAL_CONFIG_INVALID / PORTAL_INVALID_ARGUMENT naming what is wrong. */
+  async start(req: GpuStreamStartRequest): Promise<GpuStreamStatus> {
+    checkArg(isStreamId(this.ctx.actorId), 'actorId', 'a stream id of [A-Za-z0-9_-] (one NATS token)');
+    checkArg(!!req && typeof req === 'object' && !!req.kernel, 'kernel', 'a kernel spec');
+    await this.close();
+    await this.open(req);
+    await this.ctx.state.set(CONFIG_KEY, req);
+    return this.status();
+  }
+
+  /** Adds records (base64 of whole input records, or bytes in-process); in block mode waits for buffer space. Resolves with the records accepted. */
+  async push(arg: { records: string | Uint8Array }): Promise<{ accepted: number }> {
+    const p = this.need();
+    const bytes = typeof arg?.records === 'string' ? new Uint8Array(Buffer.from(arg.records, 'base64')) : arg?.records;
+    checkArg(bytes instanceof Uint8Array, 'records', 'base64 or bytes of whole records');
+    await p.push(bytes);
+    return { accepted: bytes.byteLength / p.executor.kernel.input.recordBytes };
+  }
+
+  /** Runs partial batches now and resolves once every record pushed or pulled so far has an outcome. */
+  async drain(): Promise<StreamProcessingMetrics> {
+    const p = this.need();
+    await p.drain();
+    return p.metrics();
+  }
+
+  /** Seed 002 StreamProcessingMetrics (JSON). */
+  async metrics(): Promise<StreamProcessingMetrics> {
+    return this.need().metrics();
+  }
+
+  async status(): Promise<GpuStreamStatus> {
+    const p = this.need();
+    return {
+      streamId: this.ctx.actorId, running: true, source: this.source ? 'nats' : 'direct', backend: p.executor.backend, kernel: p.executor.kernel.name,
+      inputRecordBytes: p.executor.kernel.input.recordBytes, outputRecordBytes: p.executor.kernel.output.recordBytes, edgeFeedErrors: this.edgeFeedErrors, metrics: p.metrics(),
+    };
+  }
+
+  /** Stops pulling, drains, forgets the configuration (a later activation stays stopped) and returns the final metrics. */
+  async stop(): Promise<StreamProcessingMetrics> {
+    this.need();
+    const m = await this.close();
+    await this.ctx.state.delete(CONFIG_KEY);
+    return m!;
+  }
+
+  private need(): StreamProcessor {
+    if (!this.processor) throw new PortalError('PORTAL_INVALID_ARGUMENT', `stream ${this.ctx.actorId} is not started: call start first`);
+    return this.processor;
+  }
+
+  private kernelOf(spec: GpuStreamKernelSpec): StreamKernel {
+    if (spec.type === 'edge-telemetry') return edgeTelemetryKernel(spec.edges);
+    if (spec.type === 'wgsl') return defineUserKernel({ name: spec.name, input: spec.input, output: spec.output, wgsl: spec.wgsl });
+    if (spec.type === 'registered') {
+      const k = (this.ctx.services.streamKernels as Record<string, StreamKernel> | undefined)?.[spec.name];
+      if (!k) throw new PortalError('PORTAL_CONFIG_INVALID', `kernel.name: no kernel ${JSON.stringify(spec.name)} in services.streamKernels`);
+      return k;
+    }
+    throw new PortalError('PORTAL_CONFIG_INVALID', `kernel.type: expected 'edge-telemetry', 'wgsl' or 'registered', got ${JSON.stringify((spec as { type?: unknown }).type)}`);
+  }
+
+  private async open(req: GpuStreamStartRequest): Promise<void> {
+    const id = this.ctx.actorId;
+    const services = this.ctx.services;
+    const transport = services.streamTransport as NatsStreamTransport | undefined;
+    const bus = services.bus as Bus | undefined;
+    const kernel = this.kernelOf(req.kernel);
+    const sourceKind = req.source ?? (transport ? 'nats' : 'direct');
+    if (sourceKind === 'nats' && !transport) throw new PortalError('PORTAL_CONFIG_INVALID', 'source: nats needs services.streamTransport (createNatsStreamTransport)');
+    let sink: StreamSink;
+    if (transport) sink = transport.sink(id, { output: kernel.output.recordBytes, input: kernel.input.recordBytes });
+    else if (bus) sink = createBusStreamSink(bus, id);
+    else throw new PortalError('PORTAL_CONFIG_INVALID', 'no output: the host has neither services.streamTransport nor services.bus');
+    const edgeIds = req.kernel.type === 'edge-telemetry' ? req.kernel.edgeIds : undefined;
+    if (edgeIds) sink = this.feedingEdges(sink, edgeIds);
+    const executor = await createKernelExecutor({
+      kernel, prefer: req.backend ?? 'auto', deviceManager: services.gpuDeviceManager as GpuDeviceManager | undefined, logger: this.ctx.log,
+    });
+    this.processor = createStreamProcessor({
+      executor, sink, config: req.config, clock: this.ctx.clock, logger: this.ctx.log, deviceMemoryBytes: req.deviceMemoryBytes,
+    });
+    live.set(id, { processor: this.processor });
+    if (sourceKind === 'nats') this.source = await transport!.attach(id, this.processor);
+    this.req = req;
+    this.ctx.log.info({ kernel: kernel.name, backend: executor.backend, device: executor.deviceName, source: sourceKind, batchSize: this.processor.sizer.current }, 'stream started');
+  }
+
+  /** Output first, then the per-edge updates to the EdgeActors (a failed observe is counted and logged, not fatal). */
+  private feedingEdges(sink: StreamSink, edgeIds: string[]): StreamSink {
+    return {
+      failed: (b, c, e) => sink.failed(b, c, e),
+      output: async (bytes, count) => {
+        await sink.output(bytes, count);
+        const calls = edgeUpdates(bytes).filter((u) => u.edge < edgeIds.length).map((u) =>
+          this.ctx.proxy('EdgeActor', edgeIds[u.edge]).invoke('observe', { samples: toObservedSamples(u) }).catch((err: unknown) => {
+            this.edgeFeedErrors++;
+            this.ctx.log.warn({ err, edge: edgeIds[u.edge] }, 'stream: EdgeActor did not take an update');
+          }));
+        await Promise.all(calls);
+      },
+    };
+  }
+
+  private async close(): Promise<StreamProcessingMetrics | undefined> {
+    const p = this.processor;
+    if (!p) return undefined;
+    await this.source?.stop();
+    this.source = undefined;
+    const m = await p.stop();
+    live.delete(this.ctx.actorId);
+    this.processor = undefined;
+    this.req = undefined;
+    return m;
+  }
+}
