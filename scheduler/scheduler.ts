@@ -434,9 +434,13 @@ export class ChunkScheduler {
     if (edge !== NO_EDGE && this.edges.queueDepth[edge] > 0) this.edges.queueDepth[edge]--;
   }
 
-  /** Counts a failure of edge `e` on chunk `c`; at the retry limit (at once for corrupt data) the edge is excluded for that chunk. A timeout is slowness, not a fault of the data: it never excludes. */
+  /**
+   * Counts a failure of edge `e` on chunk `c`; at the retry limit (at once for corrupt data) the
+   * edge is excluded for that chunk. Transient failures — a timeout (slowness), `busy` (the edge
+   * answered 5xx/429: try later) — never exclude; attempts stay bounded by maxAttemptsPerChunk.
+   */
   private recordPairFailure(c: number, e: number, reason: string | undefined): void {
-    if (reason === 'cancelled' || reason === 'timeout') return;
+    if (reason === 'cancelled' || reason === 'timeout' || reason === 'busy') return;
     const key = c * this.edges.e + e;
     const n = (this.pairFailures.get(key) ?? 0) + 1;
     this.pairFailures.set(key, n);

@@ -166,6 +166,14 @@ describe('scheduler tick', () => {
     expect(s.counters.corrupt).toBe(1);
   });
 
+  test('failover: a busy edge (5xx) is retried later, not excluded', () => {
+    const s = make(1, [10e6]);
+    const d = s.tick(0).dispatch[0];
+    s.report({ chunk: 0, attempt: d.attempt, edge: 0, ok: false, reason: 'busy' });
+    expect(s.tick(10).dispatch[0]).toMatchObject({ chunk: 0, edge: 0 });
+    expect(hasCandidate(s.chunks, 0, 0)).toBe(true);
+  });
+
   test('failover: per-edge retry limit allows retries on the same edge up to the limit', () => {
     const s = make(1, [10e6], { perEdgeRetryLimit: 2 });
     let d = s.tick(0).dispatch[0];
