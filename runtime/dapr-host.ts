@@ -9,6 +9,7 @@ import { createDaprActorClient, type DaprActorClient } from './dapr-client.js';
 import { createDaprStateManager, type DaprTurnStateManager } from './dapr-state.js';
 import { Mailbox } from './mailbox.js';
 import { KEY_SEPARATOR, checkKeyPart } from './state-keys.js';
+import { checkDuration, checkReminder } from './checks.js';
 import { Actor } from './types.js';
 import type { ActorClass, ActorContext, ActorHost, ActorHostStats, ActorRef, ActorServices } from './types.js';
 
@@ -87,10 +88,6 @@ abstract class PortalDaprActor extends AbstractActor {
 /** A Temporal.Duration of `ms` milliseconds (what the SDK's timer and reminder calls take). */
 function duration(ms: number): Temporal.Duration {
   return Temporal.Duration.from({ milliseconds: Math.round(ms) });
-}
-
-function checkDuration(value: unknown, name: string): asserts value is number {
-  checkArg(typeof value === 'number' && Number.isFinite(value) && value >= 0, name, 'a finite number of milliseconds >= 0');
 }
 
 /** The argument of a call as the SDK's body parsers left it: JSON text, a parsed object, or nothing. */
@@ -240,15 +237,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         await dapr.unregisterActorTimer(name);
       },
       registerReminder: async (name, r) => {
-        checkArg(typeof name === 'string' && name.length > 0, 'reminder name', 'a non-empty string');
-        checkArg(typeof r === 'object' && r !== null, 'reminder options', 'an object');
-        checkDuration(r.dueMs, 'reminder dueMs');
-        checkDuration(r.periodMs, 'reminder periodMs');
-        try {
-          JSON.stringify(r.data);
-        } catch (err) {
-          throw new PortalError('PORTAL_INVALID_ARGUMENT', `reminder ${name}: data is not JSON-serializable`, { cause: err });
-        }
+        checkReminder(name, r);
         await reminderOp(slot, () => dapr.registerActorReminder(name, duration(r.dueMs), r.periodMs > 0 ? duration(r.periodMs) : undefined, undefined, r.data));
       },
       unregisterReminder: (name) => reminderOp(slot, () => dapr.unregisterActorReminder(name)),

@@ -1,5 +1,4 @@
 import type { AbstractActor } from '@dapr/dapr';
-import { PortalError } from '../common/errors.js';
 import type { ActorStateManager } from './types.js';
 
 /** The Dapr host's per-activation state manager: the actor's API plus rollback of a failed turn. */
@@ -8,13 +7,10 @@ export interface DaprTurnStateManager extends ActorStateManager {
   rollback(): Promise<void>;
 }
 
+import { checkStateKey, encodeStateValue } from './checks.js';
+
 type SdkStateManager = ReturnType<AbstractActor['getStateManager']>;
 
-function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0 || key.startsWith('__')) {
-    throw new PortalError('PORTAL_INVALID_ARGUMENT', `state key: expected a non-empty string not starting with "__", got ${JSON.stringify(key)}`);
-  }
-}
 
 /**
  * Adapts the JS SDK's actor state manager (change tracker over Dapr's transactional actor state API, kept in the
@@ -25,26 +21,17 @@ function checkKey(key: unknown): asserts key is string {
 export function createDaprStateManager(sm: SdkStateManager): DaprTurnStateManager {
   return {
     async get<T>(key: string): Promise<T | undefined> {
-      checkKey(key);
+      checkStateKey(key);
       const [has, value] = await sm.tryGetState(key);
       if (!has || value === null || value === undefined) return undefined;
       return JSON.parse(JSON.stringify(value)) as T;
     },
     async set(key, value) {
-      checkKey(key);
-      let json: string | undefined;
-      try {
-        json = JSON.stringify(value);
-      } catch (err) {
-        throw new PortalError('PORTAL_INVALID_ARGUMENT', `state value for ${key}: not JSON-serializable`, { cause: err });
-      }
-      if (json === undefined) {
-        throw new PortalError('PORTAL_INVALID_ARGUMENT', `state value for ${key}: expected a JSON value (use delete() to remove a key), got ${typeof value}`);
-      }
-      await sm.setState(key, JSON.parse(json));
+      checkStateKey(key);
+      await sm.setState(key, JSON.parse(encodeStateValue(key, value)));
     },
     async delete(key) {
-      checkKey(key);
+      checkStateKey(key);
       await sm.tryRemoveState(key);
     },
     async save() {

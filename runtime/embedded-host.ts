@@ -7,6 +7,7 @@ import { Mailbox } from './mailbox.js';
 import { decodeReminders, encodeReminders, type ReminderRecord } from './reminder-record.js';
 import { createStateManager, type TurnStateManager } from './state-manager.js';
 import { KEY_SEPARATOR, REMINDERS_KEY, actorKeyPrefix, checkKeyPart, parseStateKey } from './state-keys.js';
+import { checkDuration, checkReminder } from './checks.js';
 import { Actor } from './types.js';
 import type { ActorClass, ActorContext, ActorHost, ActorHostStats, ActorRef, ActorServices, StateStore } from './types.js';
 
@@ -91,10 +92,6 @@ interface ActorReminders {
 }
 
 const MINUTE = 60_000;
-
-function checkDuration(value: unknown, name: string): asserts value is number {
-  checkArg(typeof value === 'number' && Number.isFinite(value) && value >= 0, name, 'a finite number of milliseconds >= 0');
-}
 
 /**
  * Creates an in-process actor host with Orleans/Dapr virtual-actor semantics:
@@ -441,15 +438,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   };
 
   const registerReminder = async (slot: Slot, name: string, r: { dueMs: number; periodMs: number; data?: unknown }): Promise<void> => {
-    checkArg(typeof name === 'string' && name.length > 0, 'reminder name', 'a non-empty string');
-    checkArg(typeof r === 'object' && r !== null, 'reminder options', 'an object');
-    checkDuration(r.dueMs, 'reminder dueMs');
-    checkDuration(r.periodMs, 'reminder periodMs');
-    try {
-      JSON.stringify(r.data);
-    } catch (err) {
-      throw new PortalError('PORTAL_INVALID_ARGUMENT', `reminder ${name}: data is not JSON-serializable`, { cause: err });
-    }
+    checkReminder(name, r);
     if (stopped) throw stoppedError();
     const ar = await remindersOf(slot.type, slot.id);
     const old = ar.entries.get(name);

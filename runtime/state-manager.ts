@@ -1,5 +1,6 @@
 import { PortalError } from '../common/errors.js';
 import type { ActorStateManager, StateStore } from './types.js';
+import { checkStateKey, encodeStateValue } from './checks.js';
 
 /** The host's view of an actor's state manager: the actor's API plus turn bookkeeping. */
 export interface TurnStateManager extends ActorStateManager {
@@ -25,11 +26,6 @@ export function createStateManager(store: StateStore, prefix: string): TurnState
   /** Changes of the current turn (null: delete). */
   const pending = new Map<string, string | null>();
 
-  function checkKey(key: unknown): asserts key is string {
-    if (typeof key !== 'string' || key.length === 0 || key.startsWith('__')) {
-      throw new PortalError('PORTAL_INVALID_ARGUMENT', `state key: expected a non-empty string not starting with "__", got ${JSON.stringify(key)}`);
-    }
-  }
 
   const decode = <T>(key: string, json: string | null): T | undefined => {
     if (json === null) return undefined;
@@ -46,7 +42,7 @@ export function createStateManager(store: StateStore, prefix: string): TurnState
     },
 
     async get<T>(key: string): Promise<T | undefined> {
-      checkKey(key);
+      checkStateKey(key);
       const mine = pending.get(key);
       if (mine !== undefined) return decode<T>(key, mine);
       let json = committed.get(key);
@@ -61,21 +57,12 @@ export function createStateManager(store: StateStore, prefix: string): TurnState
     },
 
     async set(key, value) {
-      checkKey(key);
-      let json: string | undefined;
-      try {
-        json = JSON.stringify(value);
-      } catch (err) {
-        throw new PortalError('PORTAL_INVALID_ARGUMENT', `state value for ${key}: not JSON-serializable`, { cause: err });
-      }
-      if (json === undefined) {
-        throw new PortalError('PORTAL_INVALID_ARGUMENT', `state value for ${key}: expected a JSON value (use delete() to remove a key), got ${typeof value}`);
-      }
-      pending.set(key, json);
+      checkStateKey(key);
+      pending.set(key, encodeStateValue(key, value));
     },
 
     async delete(key) {
-      checkKey(key);
+      checkStateKey(key);
       pending.set(key, DELETED);
     },
 
