@@ -1,13 +1,16 @@
 /**
  * GPU benchmark: per-kernel and whole-tick times (median, p99) and achieved bytes/s of the WebGPU
  * kernels beside the CPU reference in the same run, for chunks × edges, with peak RSS. Prints a
- * markdown table with the machine, adapter and date. Run: `npm run bench:gpu [-- --sizes
- * 100000,1000000,10000000 --edges 10,50,100 --iterations 7 --json out.json]`.
+ * markdown table with the machine, adapter and date. Whole-tick rows run the same scheduler
+ * through the CPU engine, the WebGPU engine with every phase on the GPU, and (full re-rank) the
+ * WebGPU engine with only the rank phase on the GPU, and fail if their dispatch lists differ.
+ * Run: `npm run bench:gpu [-- --sizes 100000,1000000,10000000 --edges 10,50,100 --iterations 7
+ * --only kernels|tick --json out.json]`.
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { ChunkScheduler, ChunkStatus, detectFailures, failoverAssign, generateDispatch, rankChunks, rankEdges } from '../scheduler/index.js';
-import { createBufferManager, createDeviceManager, createProgramCache, createWebGpuTickEngine, detectFailuresGpu, failoverAssignGpu, generateDispatchGpu, kBestGpu, type GpuContext } from '../gpu/index.js';
+import { ChunkScheduler, ChunkStatus, type TickResult, detectFailures, failoverAssign, generateDispatch, rankChunks, rankEdges } from '../scheduler/index.js';
+import { createBufferManager, createCpuTickEngine, createDeviceManager, createProgramCache, createWebGpuTickEngine, detectFailuresGpu, failoverAssignGpu, generateDispatchGpu, kBestGpu, type GpuContext, type GpuDeviceManager, type TickEngine } from '../gpu/index.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -49,6 +52,56 @@ async function time(iterations: number, fn: () => unknown): Promise<number[]> {
   return xs;
 }
 
+type Push = (n: number, e: number, op: string, backend: string, xs: number[], bytes: number) => void;
+
+/**
+ * Whole ticks of one scheduler per engine, the same events for each: `full` re-ranks every chunk
+ * each tick; `incremental` is the steady state (between ticks 90% of the last dispatches complete,
+ * 5% fail, the rest time out later; only their chunks are dirty). Throws when an engine's
+ * dispatches differ from the CPU engine's.
+ */
+async function wholeTicks(mgr: GpuDeviceManager, n: number, e: number, iterations: number, push: Push): Promise<void> {
+  for (const mode of ['full', 'incremental'] as const) {
+    const engines: Array<[string, () => Promise<TickEngine>]> = [
+      ['cpu', async () => createCpuTickEngine()],
+      ['webgpu (all phases)', () => createWebGpuTickEngine({ deviceManager: mgr, minGpuChunks: 0 })],
+    ];
+    if (mode === 'full') engines.push(['webgpu (rank only)', () => createWebGpuTickEngine({ deviceManager: mgr, phases: { detect: false, failover: false, balance: false, dispatch: false } })]);
+    let reference: string[] | undefined;
+    for (const [name, make] of engines) {
+      const engine = await make();
+      const s = build(n, e, n ^ (e << 20));
+      const ev = xorshift(77);
+      const xs: number[] = [];
+      const sig: string[] = [];
+      const phases: TickResult['phaseMs'][] = [];
+      let now = 0;
+      let last = await engine.runTick(s, (now += 50)); // warm-up: first full rank, pipelines, uploads
+      for (let i = 0; i < iterations + 1; i++) {
+        for (const d of last.dispatch) {
+          const x = ev() % 20;
+          if (x < 18) s.report({ chunk: d.chunk, attempt: d.attempt, edge: d.edge, ok: true });
+          else if (x === 18) s.report({ chunk: d.chunk, attempt: d.attempt, edge: d.edge, ok: false, reason: 'http' });
+        }
+        if (mode === 'full') s.requestFullRerank();
+        const t0 = performance.now();
+        last = await engine.runTick(s, (now += 50));
+        if (i > 0) { xs.push(performance.now() - t0); phases.push(last.phaseMs); } // the first timed tick still carries one-off uploads
+        sampleRss();
+        let h = 0;
+        for (const d of last.dispatch) h = (Math.imul(h, 31) + d.chunk * 7 + d.edge) >>> 0;
+        sig.push(`${last.dispatch.length}:${last.cancels.length}:${last.moved}:${h}`);
+      }
+      if (!reference) reference = sig;
+      else if (sig.join() !== reference.join()) throw new Error(`${name} ${mode} tick at ${n} × ${e}: dispatches differ from the CPU engine's`);
+      process.stderr.write(`  phases (median ms): ${(['rank', 'detect', 'failover', 'balance', 'dispatch'] as const).map((k) => `${k} ${quantile(phases.map((p) => p[k]), 0.5).toFixed(1)}`).join(', ')}\n`);
+      push(n, e, `whole tick (${mode}${mode === 'full' ? ' re-rank' : ''})`, name, xs, mode === 'full' ? s.chunks.candidates.byteLength + n * s.chunks.k * 4 : 0);
+      await engine.close();
+      (globalThis as { gc?: () => void }).gc?.();
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const sizes = arg('sizes', '100000,1000000').split(',').map(Number);
   const edgeCounts = arg('edges', '10,50,100').split(',').map(Number);
@@ -62,8 +115,11 @@ async function main(): Promise<void> {
     rows.push({ chunks: n, edges: e, op, backend, medianMs: med, p99Ms: quantile(xs, 0.99), mbPerS: bytes / (med / 1000) / 1e6, peakRssMiB: peakRss / 2 ** 20 });
     process.stderr.write(`${n} × ${e} ${op} ${backend}: median ${med.toFixed(1)} ms\n`);
   };
+  const only = arg('only', '');
   for (const n of sizes) {
     for (const e of edgeCounts) {
+      if (only !== 'kernels') await wholeTicks(mgr, n, e, iterations, push);
+      if (only === 'tick') continue;
       const s = build(n, e, n ^ (e << 20));
       const t = s.chunks;
       sampleRss();
@@ -93,15 +149,6 @@ async function main(): Promise<void> {
       push(n, e, 'generate_dispatch', 'cpu', await time(iterations, () => generateDispatch(dsp(), s.edges, ranking, scan, 0, 4096, 1, out)), n * 3);
       push(n, e, 'generate_dispatch', 'webgpu (compaction + host)', await time(iterations, () => generateDispatchGpu(ctx, dsp(), s.edges, ranking, scan, 0, 4096, 1, out)), n * 3);
       s.edges.queueDepth.set(qd);
-      // whole tick with a full re-rank, two identical schedulers
-      const a = build(n, e, n ^ (e << 20));
-      const b = build(n, e, n ^ (e << 20));
-      const engine = await createWebGpuTickEngine({ deviceManager: mgr });
-      let now = 0;
-      push(n, e, 'whole tick (full re-rank)', 'cpu', await time(iterations, () => { a.requestFullRerank(); return a.tick((now += 50)); }), kbBytes);
-      now = 0;
-      push(n, e, 'whole tick (full re-rank)', 'webgpu', await time(iterations, () => { b.requestFullRerank(); return engine.runTick(b, (now += 50)); }), kbBytes);
-      await engine.close();
       ctx.buffers.dispose();
       (globalThis as { gc?: () => void }).gc?.();
     }

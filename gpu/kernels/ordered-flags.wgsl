@@ -1,6 +1,6 @@
 // Ordered compaction, shared part (prepended to ordered-count.wgsl and ordered-scatter.wgsl).
-// Positions are scheduling-order positions: chunk order[i] when use_order = 1, else chunk i. A
-// position is flagged when it is ≥ first, its chunk is PENDING, its assigned edge e is not NO_EDGE
+// Positions are scheduling-order positions: chunk order[i] when use_order = 1, else chunk i. The
+// kernels cover positions [first, end) only (end = P.n); a position is flagged when its chunk is PENDING, its assigned edge e is not NO_EDGE
 // and edge_ok[e] = 1 — exactly the chunks load_balance / generate_dispatch act on. Each workgroup
 // owns BLOCK = 256 consecutive positions, 4 per thread.
 struct Params { n: u32, first: u32, use_order: u32, edges: u32, max_out: u32, blocks: u32, _p0: u32, _p1: u32 }
@@ -19,7 +19,7 @@ fn chunk_at(i: u32) -> u32 {
 }
 
 fn flag(i: u32) -> u32 {
-  if (i >= P.n || i < P.first) { return 0u; }
+  if (i >= P.n) { return 0u; }
   let c = chunk_at(i);
   if (u8_at(status[c >> 2u], c) != S_PENDING) { return 0u; }
   let e = u16_at(assigned[c >> 1u], c);

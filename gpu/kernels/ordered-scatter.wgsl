@@ -6,7 +6,7 @@
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let base = wid.x * BLOCK + li * 4u;
+  let base = P.first + wid.x * BLOCK + li * 4u;
   let f0 = flag(base);
   let f1 = flag(base + 1u);
   let f2 = flag(base + 2u);

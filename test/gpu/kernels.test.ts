@@ -179,6 +179,12 @@ d.each([
   const w = await orderedCompactGpu(ctx, t, { order: scan.order, start: 0 }, edgeOk, from, maxOut);
   expect(w.total).toBe(ref.length);
   expect(Array.from(w.positions)).toEqual(ref.slice(0, maxOut));
+  // a bounded span [from, from + 300): what forEachOrdered compacts per window
+  const end = Math.min(n, from + 300);
+  const inSpan = ref.filter((p) => p < end);
+  const s2 = await orderedCompactGpu(ctx, t, { order: scan.order, start: 0 }, edgeOk, from, maxOut, end);
+  expect(s2.total).toBe(inSpan.length);
+  expect(Array.from(s2.positions)).toEqual(inSpan.slice(0, maxOut));
 });
 
 d.each(CASES)('load_balance and generate_dispatch: windows of 1 and 5 chunks, and the host scan when the table does not fit the ordered compaction, equal the CPU reference for %s', async (_name, spec, part) => {
