@@ -1,6 +1,6 @@
 export { createCpuTickEngine } from './tick-engine.js';
 export type { TickEngine, TickEngineStats } from './tick-engine.js';
-export { createWebGpuTickEngine, createTickEngine } from './webgpu-engine.js';
+export { createWebGpuTickEngine, createTickEngine, isSoftwareAdapter } from './webgpu-engine.js';
 export type { WebGpuTickEngineOptions, TickEngineChoice, TickPhaseKind } from './webgpu-engine.js';
 export { createDeviceManager } from './device.js';
 export type { GpuDeviceManager, GpuDeviceStats, GpuDeviceState, GpuLimits, DeviceManagerOptions } from './device.js';

@@ -201,10 +201,16 @@ export interface TickEngineChoice extends WebGpuTickEngineOptions {
   requireGpu?: boolean;
 }
 
+/** True for adapters that emulate a GPU on the CPU (Mesa llvmpipe/lavapipe, SwiftShader). */
+export function isSoftwareAdapter(description: string): boolean {
+  return /llvmpipe|lavapipe|swiftshader|softpipe/i.test(description);
+}
+
 /**
- * The engine to run ticks with: the WebGPU engine when an adapter exists, else the CPU reference
- * (the reason is logged at warn). Rejects with GpuError PORTAL_GPU_UNAVAILABLE only when
- * `requireGpu` (or PORTAL_REQUIRE_GPU=1) and no adapter exists.
+ * The engine to run ticks with. `auto`: the WebGPU engine on a hardware adapter, else the CPU
+ * reference (the reason is logged). `webgpu`: WebGPU on any adapter, software ones included.
+ * Rejects with GpuError PORTAL_GPU_UNAVAILABLE only when `requireGpu` (or PORTAL_REQUIRE_GPU=1)
+ * and no adapter exists.
  */
 export async function createTickEngine(opts: TickEngineChoice = {}): Promise<TickEngine> {
   const prefer = opts.prefer ?? 'auto';
@@ -215,6 +221,13 @@ export async function createTickEngine(opts: TickEngineChoice = {}): Promise<Tic
   }
   try {
     const e = await createWebGpuTickEngine(opts);
+    if (prefer === 'auto' && isSoftwareAdapter(e.backend)) {
+      // A CPU rasterizer (lavapipe/llvmpipe, SwiftShader) runs the WGSL correctly but slower than
+      // the CPU reference: 'auto' keeps the CPU; `--backend webgpu` forces it (CI does, to test the kernels).
+      opts.logger?.info({ backend: 'cpu', adapter: e.backend }, 'tick engine: only a software WebGPU adapter; using the CPU reference (--backend webgpu to force it)');
+      await e.close();
+      return createCpuTickEngine();
+    }
     opts.logger?.info({ backend: e.backend }, 'tick engine: WebGPU');
     return e;
   } catch (err) {
