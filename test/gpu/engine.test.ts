@@ -1,5 +1,5 @@
 import { ChunkScheduler, type TickResult } from '../../scheduler/index.js';
-import { createCpuTickEngine, createTickEngine, createWebGpuTickEngine, type GpuDeviceManager, type TickEngine } from '../../gpu/index.js';
+import { createCpuTickEngine, createTickEngine, createWebGpuTickEngine, isSoftwareAdapter, type GpuDeviceManager, type TickEngine } from '../../gpu/index.js';
 import { gpuOrSkip, rng, snapshot } from './fixtures.js';
 
 const mgr: GpuDeviceManager | undefined = await gpuOrSkip();
@@ -122,10 +122,20 @@ t_('engine: a lost device falls back to the CPU, is counted, and recovers on a l
   await own.close();
 }, 120_000);
 
-t_('engine: createTickEngine picks WebGPU when an adapter exists and the CPU when asked', async () => {
+t_('engine: createTickEngine runs WebGPU when asked, keeps the CPU on a software adapter for auto, and the CPU when asked', async () => {
+  const gpu = await createTickEngine({ prefer: 'webgpu', requireGpu: true });
+  expect(gpu.backend).toMatch(/^webgpu:/);
+  const software = isSoftwareAdapter(gpu.backend);
+  await gpu.close();
   const auto = await createTickEngine({ prefer: 'auto' });
-  expect(auto.backend).toMatch(/^webgpu:/);
+  expect(auto.backend).toMatch(software ? /^cpu$/ : /^webgpu:/);
   await auto.close();
   const cpu = await createTickEngine({ prefer: 'cpu' });
   expect(cpu.backend).toBe('cpu');
+});
+
+test('engine: software adapters are recognised by their description', () => {
+  expect(isSoftwareAdapter('webgpu:llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6) 0.0.1')).toBe(true);
+  expect(isSoftwareAdapter('webgpu:SwiftShader Device (Subzero)')).toBe(true);
+  expect(isSoftwareAdapter('webgpu:NVIDIA H100 80GB HBM3')).toBe(false);
 });
