@@ -8,6 +8,7 @@ import { createBusFromEnv, type Bus } from '../../bus/index.js';
 import { createExecutor, type Executor } from '../../transfer/index.js';
 import { createTickEngine } from '../../gpu/index.js';
 import { parseBackend } from '../run-transfer.js';
+import { createDashboard } from '../../dashboard/index.js';
 import { SchedulerActor, EdgeActor, GpuWorkerActor, routeEdgeEvents } from '../../actors/index.js';
 import { PortalError, isPortalError } from '../../common/errors.js';
 import { createLogger, type Logger } from '../../common/logger.js';
@@ -102,6 +103,7 @@ export const serveCommand: CommandSpec = {
     { name: 'local-turns', type: 'boolean', help: "also queue each actor's turns in-process (Dapr's lock already serializes them)", default: true, env: 'PORTAL_DAPR_LOCAL_TURNS' },
     { name: 'state-dir', type: 'string', help: 'embedded: folder of the durable actor state (default: in memory)', env: 'PORTAL_STATE_DIR' },
     { name: 'concurrency', type: 'number', help: 'chunk fetches this instance runs at once', default: 128, min: 1, max: 4096 },
+    { name: 'dashboard-port', type: 'number', help: 'serve the live dashboard and /metrics on this port (-1 = off, 0 = any free port)', default: -1, min: -1, max: 65535, env: 'PORTAL_DASHBOARD_PORT' },
     { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
     ...commonFlags,
   ],
@@ -116,7 +118,8 @@ export const serveCommand: CommandSpec = {
     const bus = createExecutorAttachingBus(bus0, executor, logger);
     const backend = parseBackend(flags.backend as string);
     const engine = await createTickEngine({ prefer: backend, requireGpu: backend === 'webgpu' ? true : undefined, logger });
-    const services: ActorServices = { bus, tickEngine: engine, probeEdge };
+    const transfers = new Set<string>();
+    const services: ActorServices = { bus, tickEngine: engine, probeEdge, transferRegistry: transfers };
     const testActors = process.env[daprDefaults.testActorsEnv] === '1';
 
     let host: ActorHost;
@@ -154,7 +157,10 @@ export const serveCommand: CommandSpec = {
       };
     }
     const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }));
-    const ready = { runtime, appPort, pid: process.pid, testActors, backend: engine.backend };
+    const dashPort = flags['dashboard-port'] as number;
+    // the transfers whose SchedulerActor is active on this instance (Dapr places actors across instances)
+    const dash = dashPort >= 0 ? await createDashboard({ host, transfers: () => [...transfers], logger: logger.child({ component: 'dashboard' }), port: dashPort, hostname: '0.0.0.0', engineStats: () => engine.stats() }) : undefined;
+    const ready = { runtime, appPort, pid: process.pid, testActors, backend: engine.backend, dashboard: dash?.url };
     if (flags.json) process.stdout.write(`${JSON.stringify({ type: 'ready', ...ready })}\n`);
     else process.stdout.write(`portal serve: ${runtime} actor host ready on port ${appPort}\n`);
 
@@ -162,6 +168,7 @@ export const serveCommand: CommandSpec = {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
+    await dash?.close();
     edgeEvents.close();
     await executor.close();
     await host.stop();
