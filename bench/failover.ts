@@ -14,13 +14,9 @@ import { createSilentLogger } from '../common/logger.js';
 import { subjects, type ChunkReport, type DispatchBatch } from '../bus/index.js';
 import { terminalStates, type TransferStatus } from '../actors/index.js';
 import { startNatsServer } from '../test/helpers/nats-server.js';
+import { arg, quantile } from './lib.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
 
-const q = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))] : NaN; };
 
 async function run(label: string, chunks: number): Promise<{ label: string; failures: number; p50: number; p99: number; max: number }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'portal-failover-'));
@@ -48,7 +44,7 @@ async function run(label: string, chunks: number): Promise<{ label: string; fail
       while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state)) await new Promise((r) => setTimeout(r, 50));
       if (!s.verified) throw new Error(`${label}: transfer not verified`);
     } finally { await node.close(); }
-    return { label, failures: lat.length, p50: q(lat, 0.5), p99: q(lat, 0.99), max: Math.max(...lat) };
+    return { label, failures: lat.length, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: Math.max(...lat) };
   } finally {
     await Promise.all(servers.map((s) => s.close()));
     await rm(dir, { recursive: true, force: true });

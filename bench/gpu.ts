@@ -11,19 +11,8 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { ChunkScheduler, ChunkStatus, type TickResult, detectFailures, failoverAssign, generateDispatch, rankChunks, rankEdges } from '../scheduler/index.js';
 import { createBufferManager, createCpuTickEngine, createDeviceManager, createProgramCache, createWebGpuTickEngine, detectFailuresGpu, failoverAssignGpu, generateDispatchGpu, kBestGpu, type GpuContext, type GpuDeviceManager, type TickEngine } from '../gpu/index.js';
+import { arg, xorshift, quantile } from './lib.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
-function xorshift(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
-}
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
-}
 let peakRss = 0;
 const sampleRss = (): void => { peakRss = Math.max(peakRss, process.memoryUsage().rss); };
 

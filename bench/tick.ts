@@ -8,23 +8,12 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { ChunkScheduler, createParallelCpuTickEngine } from '../scheduler/index.js';
+import { arg, xorshift, quantile } from './lib.js';
 
 interface Row { chunks: number; edges: number; threads: number; mode: 'full' | 'incremental'; medianMs: number; p99Ms: number; minMs: number; iterations: number; rankedPerTick: number; peakRssMiB: number; tableMiB: number }
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
 
-function xorshift(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
-}
 
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
-}
 
 let peakRss = 0;
 function sampleRss(): void { peakRss = Math.max(peakRss, process.memoryUsage().rss); }
