@@ -7,7 +7,10 @@ const marker = 'node_modules/.package-lock.json';
 const lock = existsSync('package-lock.json') ? 'package-lock.json' : 'package.json';
 const stale = !existsSync(marker) || statSync(marker).mtimeMs < statSync(lock).mtimeMs;
 if (stale) {
-  const cmd = existsSync('package-lock.json') ? 'npm ci --no-audit --no-fund' : 'npm install --no-audit --no-fund';
+  // `npm install` rather than `npm ci`: it follows package-lock.json all the same, while `npm ci` on
+  // npm 11 with this machine's `omit-lockfile-registry-resolved` setting rejects an in-sync lock
+  // ("Missing: @swc/core-darwin-arm64 from lock file" — other platforms' optional packages).
+  const cmd = 'npm install --no-audit --no-fund';
   console.error(`portal: installing npm dependencies (${cmd}) ...`);
   execSync(cmd, { stdio: 'inherit' });
 }
