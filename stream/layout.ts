@@ -87,7 +87,7 @@ export function defineLayout(spec: LayoutSpec): RecordLayout {
     },
     decode(bytes) {
       const n = count(bytes);
-      const copy = bytes.slice();
+      const copy = new Uint8Array(bytes); // a copy: a Node Buffer's slice() would be a view
       const u = new Uint32Array(copy.buffer, 0, n * words), i32 = new Int32Array(copy.buffer, 0, n * words), f = new Float32Array(copy.buffer, 0, n * words);
       const out: RecordValues[] = [];
       for (let r = 0; r < n; r++) {
@@ -108,5 +108,5 @@ export function defineLayout(spec: LayoutSpec): RecordLayout {
 /** A Uint32Array over `bytes` (copied only when `bytes` is not 4-byte aligned). */
 export function wordsOf(bytes: Uint8Array): Uint32Array {
   if (bytes.byteOffset % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
-  return new Uint32Array(bytes.slice().buffer, 0, bytes.byteLength >>> 2);
+  return new Uint32Array(new Uint8Array(bytes).buffer, 0, bytes.byteLength >>> 2);
 }

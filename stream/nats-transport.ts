@@ -173,7 +173,8 @@ export async function createNatsStreamTransport(opts: NatsStreamTransportOptions
           st.redelivered++;
           if (inProcess.has(seq)) { st.duplicatesIgnored++; return; }
         }
-        const data = m.data;
+        // m.data is a view into the client's read buffer (a Node Buffer: .slice() would not copy): keep a copy while buffered
+        const data = new Uint8Array(m.data);
         if (data.byteLength % rb !== 0 || data.byteLength === 0) {
           st.malformed++;
           const e = new StreamError('PORTAL_STREAM_BAD_RECORDS', `message ${seq} on ${m.subject}: ${data.byteLength} bytes are not whole records of ${rb} bytes`);
@@ -255,7 +256,13 @@ export async function createNatsStreamTransport(opts: NatsStreamTransportOptions
       await js.publish(streamSubjects.input(streamId), records, msgId ? { msgID: msgId } : undefined);
     },
     subscribe(subject, handler) {
-      const sub = nc.subscribe(subject, { callback: (err, m) => { if (!err) handler(m.data, m.subject, m.headers?.get('Portal-Error-Code') || undefined); } });
+      const sub = nc.subscribe(subject, {
+        callback: (err, m) => {
+          if (err) { log?.error({ err, subject }, 'stream: subscription failed'); return; }
+          // a throwing handler must not reach the client: nats.js closes its reader on it
+          try { handler(m.data, m.subject, m.headers?.get('Portal-Error-Code') || undefined); } catch (e) { log?.error({ err: e, subject }, 'stream: subscriber handler threw'); }
+        },
+      });
       return { unsubscribe: () => sub.unsubscribe() };
     },
     async consumerInfo(durable) {

@@ -49,7 +49,7 @@ export function defineUserKernel(spec: UserKernelSpec): StreamKernel {
     rawOutputCount: (n) => n,
     ...(cpu ? {
       cpu: (bytes: Uint8Array, n: number) => {
-        const inWords = bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, n * input.words) : new Uint32Array(bytes.slice().buffer);
+        const inWords = bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, n * input.words) : new Uint32Array(new Uint8Array(bytes).buffer);
         const out = new Uint32Array(n * output.words);
         cpu(inWords, out, n);
         return new Uint8Array(out.buffer);

@@ -1,6 +1,6 @@
 import { createDeviceManager, isGpuError, type GpuDeviceManager } from '../../gpu/index.js';
 import {
-  defineUserKernel, runCpu, StreamError, type KernelExecutor, type KernelRun, type StreamKernel, type StreamSink,
+  defineUserKernel, runCpu, wordsOf, StreamError, type KernelExecutor, type KernelRun, type StreamKernel, type StreamSink,
 } from '../../stream/index.js';
 
 /** A kernel over (id, v) records: out = (id, v * 3 + 1, v ^ id, float(v) * 2) — integer and exactly-rounded f32 math. */
@@ -27,7 +27,7 @@ export function seqRecords(first: number, n: number): Uint8Array {
 
 /** The ids in SeqOut or SeqIn bytes (`words` per record). */
 export function idsOf(bytes: Uint8Array, words: number): number[] {
-  const w = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  const w = wordsOf(bytes);
   const out: number[] = [];
   for (let i = 0; i < w.length; i += words) out.push(w[i]);
   return out;
