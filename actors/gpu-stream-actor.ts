@@ -1,10 +1,10 @@
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg } from '../common/errors.js';
-import type { Bus } from '../bus/index.js';
+import type { Bus, NatsStreamSource, NatsStreamTransport } from '../bus/index.js';
 import type { GpuDeviceManager } from '../gpu/index.js';
 import {
   createBusStreamSink, createKernelExecutor, createStreamProcessor, defineUserKernel, edgeTelemetryKernel, edgeUpdates, isStreamId, toObservedSamples,
-  type LayoutSpec, type NatsStreamSource, type NatsStreamTransport, type StreamConfigInput, type StreamKernel, type StreamProcessingMetrics,
+  type LayoutSpec, type StreamConfigInput, type StreamKernel, type StreamProcessingMetrics,
   type StreamProcessor, type StreamSink,
 } from '../stream/index.js';
 

@@ -23,8 +23,6 @@ export type { StreamProcessor, StreamProcessorOptions, StreamSink, StreamEvent }
 export { streamSubjects, isStreamId } from './subjects.js';
 export { createBusStreamSink } from './bus-sink.js';
 export type { StreamBusMessage } from './bus-sink.js';
-export { createNatsStreamTransport, STREAM_STREAM } from './nats-transport.js';
-export type { NatsStreamTransport, NatsStreamTransportOptions, NatsStreamSource, NatsSourceStats, AttachOptions } from './nats-transport.js';
 export {
   edgeTelemetryKernel, edgeTelemetryCpu, edgeUpdates, toObservedSamples, touchedSlots, telemetrySampleLayout, edgeAggregateLayout,
   EDGE_TELEMETRY_MAX_BATCH, UNKNOWN_EDGE,

@@ -4,12 +4,13 @@ import {
   createDaprHost, createEmbeddedHost, createFileStateStore, createMemoryStateStore, createRoutedStateStore, daprDefaults, ProbeActor,
   type ActorHost, type ActorServices,
 } from '../../runtime/index.js';
-import { createBusFromEnv, type Bus } from '../../bus/index.js';
+import { createBusFromEnv, createNatsStreamTransport, natsOptionsFromEnv, type Bus } from '../../bus/index.js';
 import { createExecutor, type Executor } from '../../transfer/index.js';
 import { createTickEngine } from '../../gpu/index.js';
 import { parseBackend } from '../run-transfer.js';
 import { createDashboard } from '../../dashboard/index.js';
-import { SchedulerActor, EdgeActor, GpuWorkerActor, routeEdgeEvents } from '../../actors/index.js';
+import { SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, gpuStreamMetricsSource, routeEdgeEvents } from '../../actors/index.js';
+import { registerStreamMetrics } from '../../stream/index.js';
 import { PortalError, isPortalError } from '../../common/errors.js';
 import { createLogger, type Logger } from '../../common/logger.js';
 import { commonFlags, type CommandSpec } from '../args.js';
@@ -119,7 +120,10 @@ export const serveCommand: CommandSpec = {
     const backend = parseBackend(flags.backend as string);
     const engine = await createTickEngine({ prefer: backend, requireGpu: backend === 'webgpu' ? true : undefined, logger });
     const transfers = new Set<string>();
-    const services: ActorServices = { bus, tickEngine: engine, probeEdge, transferRegistry: transfers };
+    // GpuStreamActors pull their input from JetStream when NATS is configured, else take pushed records
+    const nats = natsOptionsFromEnv(process.env);
+    const streamTransport = nats ? await createNatsStreamTransport({ servers: nats.servers, name: `portal-stream-${process.pid}`, logger }) : undefined;
+    const services: ActorServices = { bus, tickEngine: engine, probeEdge, transferRegistry: transfers, ...(streamTransport ? { streamTransport } : {}) };
     const testActors = process.env[daprDefaults.testActorsEnv] === '1';
 
     let host: ActorHost;
@@ -138,7 +142,7 @@ export const serveCommand: CommandSpec = {
         callTimeoutMs: 120_000,
       });
       host = dapr;
-      for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor]) dapr.register(cls);
+      for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor]) dapr.register(cls);
       if (testActors) dapr.register(ProbeActor);
       await dapr.start();
       closeExtra = async () => {};
@@ -146,7 +150,7 @@ export const serveCommand: CommandSpec = {
       const stateDir = flags['state-dir'] as string | undefined;
       const store = stateDir ? createFileStateStore(path.resolve(stateDir)) : createMemoryStateStore();
       const embedded = createEmbeddedHost({ store: createRoutedStateStore({}, store), services, logger, callTimeoutMs: 120_000 });
-      for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor]) embedded.register(cls);
+      for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor]) embedded.register(cls);
       if (testActors) embedded.register(ProbeActor);
       await embedded.ready();
       host = embedded;
@@ -160,6 +164,7 @@ export const serveCommand: CommandSpec = {
     const dashPort = flags['dashboard-port'] as number;
     // the transfers whose SchedulerActor is active on this instance (Dapr places actors across instances)
     const dash = dashPort >= 0 ? await createDashboard({ host, transfers: () => [...transfers], logger: logger.child({ component: 'dashboard' }), port: dashPort, hostname: '0.0.0.0', engineStats: () => engine.stats() }) : undefined;
+    if (dash) registerStreamMetrics(dash.metrics, gpuStreamMetricsSource);
     const ready = { runtime, appPort, pid: process.pid, testActors, backend: engine.backend, dashboard: dash?.url };
     if (flags.json) process.stdout.write(`${JSON.stringify({ type: 'ready', ...ready })}\n`);
     else process.stdout.write(`portal serve: ${runtime} actor host ready on port ${appPort}\n`);
@@ -172,6 +177,7 @@ export const serveCommand: CommandSpec = {
     edgeEvents.close();
     await executor.close();
     await host.stop();
+    await streamTransport?.close();
     await closeExtra();
     await bus.close();
     await engine.close();

@@ -3,9 +3,9 @@ import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.
 import { EdgeActor, GpuStreamActor, type EdgeView } from '../../actors/index.js';
 import type { GpuStreamStatus } from '../../actors/gpu-stream-actor.js';
 import {
-  createNatsStreamTransport, createStreamProcessor, edgeTelemetryKernel, edgeUpdates, runCpu, streamSubjects, telemetrySampleLayout,
-  type NatsStreamTransport, type StreamProcessingMetrics,
+  createStreamProcessor, edgeTelemetryKernel, edgeUpdates, runCpu, streamSubjects, telemetrySampleLayout, type StreamProcessingMetrics,
 } from '../../stream/index.js';
+import { createNatsStreamTransport, type NatsStreamTransport } from '../../bus/index.js';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { fakeExecutor, idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
 

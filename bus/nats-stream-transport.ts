@@ -5,13 +5,12 @@ import {
 } from '@nats-io/jetstream';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { PushTicket } from './buffer.js';
-import { StreamError } from './errors.js';
-import type { StreamProcessor, StreamSink } from './processor.js';
-import { isStreamId, streamSubjects } from './subjects.js';
+import type { PushTicket } from '../stream/buffer.js';
+import { StreamError } from '../stream/errors.js';
+import type { StreamProcessor, StreamSink } from '../stream/processor.js';
+import { isStreamId, streamSubjects } from '../stream/subjects.js';
+import { STREAM_STREAM } from './nats-bus-names.js';
 
-/** Name of the JetStream stream that keeps stream input, output and failed batches. */
-export const STREAM_STREAM = 'PORTAL_STREAM';
 
 /** Options of createNatsStreamTransport. */
 export interface NatsStreamTransportOptions {
