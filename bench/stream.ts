@@ -18,9 +18,9 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
-  createKernelExecutor, createNatsStreamTransport, createStreamProcessor, defineUserKernel, edgeTelemetryKernel, edgeUpdates, streamSubjects,
-  telemetrySampleLayout, wordsOf, STREAM_STREAM, type StreamKernel, type StreamSink, type NatsStreamTransport,
+  createKernelExecutor, createStreamProcessor, defineUserKernel, edgeTelemetryKernel, edgeUpdates, streamSubjects, telemetrySampleLayout, wordsOf, type StreamKernel, type StreamSink,
 } from '../stream/index.js';
+import { createNatsStreamTransport, STREAM_STREAM, type NatsStreamTransport } from '../bus/index.js';
 
 const N = Number(process.env.BENCH_STREAM_N ?? 1_000_000);
 const PER_MSG = 1000;
