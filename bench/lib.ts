@@ -19,3 +19,11 @@ export function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
 }
 
+
+/** A JetStream-enabled nats-server for a benchmark: BENCH_NATS_URL when set, else a fresh one on a free port (stopped and removed by `stop`). */
+export async function startBenchNats(): Promise<{ url: string; stop(): Promise<void> }> {
+  if (process.env.BENCH_NATS_URL) return { url: process.env.BENCH_NATS_URL, stop: async () => undefined };
+  const { startNatsServer } = await import('../test/helpers/nats-server.js');
+  const s = await startNatsServer();
+  return { url: s.url, stop: () => s.stop() };
+}

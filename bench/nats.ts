@@ -6,17 +6,13 @@
  *
  *   npm run bench:nats            (BENCH_N=20000 messages per row by default)
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect as tcpConnect } from 'node:net';
-import { tmpdir, cpus } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { createNatsBus } from '../bus/nats-bus.js';
 import { wire } from '../bus/codec.js';
 import { subjects, type ChunkReport, type EdgeTelemetryEvent } from '../bus/types.js';
+import { startBenchNats } from './lib.js';
 
 const N = Number(process.env.BENCH_N ?? 20_000);
 const RTT_N = Number(process.env.BENCH_RTT_N ?? 2_000);
@@ -32,25 +28,11 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
-async function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
-  if (process.env.BENCH_NATS_URL) return { url: process.env.BENCH_NATS_URL, stop: async () => undefined };
-  const bin = process.env.NATS_SERVER_BIN ?? (existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
-  const dir = await mkdtemp(join(tmpdir(), 'portal-bench-nats-'));
-  const port = await new Promise<number>((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); });
-  const proc = spawn(bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-  for (let i = 0; i < 300; i++) {
-    const ok = await new Promise<boolean>((r) => { const c = tcpConnect({ port, host: '127.0.0.1' }, () => { c.destroy(); r(true); }); c.once('error', () => r(false)); });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  await new Promise((r) => setTimeout(r, 300));
-  return { url: `nats://127.0.0.1:${port}`, async stop() { proc.kill('SIGTERM'); await new Promise((r) => proc.once('exit', r)); await rm(dir, { recursive: true, force: true }); } };
-}
 
 interface Row { name: string; bytes: number; n: number; perSec: number; p50: number; p99: number }
 
 async function main(): Promise<void> {
-  const server = await startServer();
+  const server = await startBenchNats();
   const rows: Row[] = [];
   const tBytes = wire.telemetry.encode(telemetry(1), 'portal.edge.e1.telemetry');
   const rBytes = wire.report.encode(report('bench', 1), 'portal.transfer.bench.report');

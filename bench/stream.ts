@@ -9,37 +9,19 @@
  *
  *   npm run bench:stream         (BENCH_STREAM_N=1000000 records per row by default)
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect as tcpConnect } from 'node:net';
-import { tmpdir, cpus } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
   createKernelExecutor, createStreamProcessor, defineUserKernel, edgeTelemetryKernel, edgeUpdates, streamSubjects, telemetrySampleLayout, wordsOf, type StreamKernel, type StreamSink,
 } from '../stream/index.js';
 import { createNatsStreamTransport, STREAM_STREAM, type NatsStreamTransport } from '../bus/index.js';
+import { startBenchNats } from './lib.js';
 
 const N = Number(process.env.BENCH_STREAM_N ?? 1_000_000);
 const PER_MSG = 1000;
 const EDGES = 100;
 
-async function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
-  if (process.env.BENCH_NATS_URL) return { url: process.env.BENCH_NATS_URL, stop: async () => undefined };
-  const bin = process.env.NATS_SERVER_BIN ?? (existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
-  const dir = await mkdtemp(join(tmpdir(), 'portal-bench-stream-'));
-  const port = await new Promise<number>((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); });
-  const proc = spawn(bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-  for (let i = 0; i < 300; i++) {
-    const ok = await new Promise<boolean>((r) => { const c = tcpConnect({ port, host: '127.0.0.1' }, () => { c.destroy(); r(true); }); c.once('error', () => r(false)); });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  await new Promise((r) => setTimeout(r, 300));
-  return { url: `nats://127.0.0.1:${port}`, async stop() { proc.kill('SIGTERM'); await new Promise((r) => proc.once('exit', r)); await rm(dir, { recursive: true, force: true }); } };
-}
 
 function telemetryMessages(n: number): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -169,7 +151,7 @@ async function main(): Promise<void> {
   const k = edgeTelemetryKernel(EDGES);
   await direct(k, 'gpu', msgs, N);
   await direct(k, 'cpu', msgs, N);
-  const server = await startServer();
+  const server = await startBenchNats();
   const t = await createNatsStreamTransport({ servers: server.url });
   try {
     const raw = await rawJetStream(server.url, t, msgs, N);
