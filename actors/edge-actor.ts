@@ -116,7 +116,7 @@ export class EdgeActor extends Actor {
 
   private view(): EdgeView {
     const s = this.est!.snapshot(this.now());
-    return { ...this.config!, id: this.ctx.actorId, available: s.available && !this.announcedOffline, bandwidth: s.bandwidth, rtt: s.rtt, health: s.health, successRate: s.successRate, uptime: s.uptime, consistency: s.consistency, transferMs: s.transferMs, transferDevMs: s.transferDevMs, samples: s.samples, epoch: this.epoch };
+    return { ...this.config!, ...s, id: this.ctx.actorId, available: s.available && !this.announcedOffline, epoch: this.epoch };
   }
 
   /** Writes state at most once a second unless forced (observations arrive every tick). */

@@ -1,3 +1,4 @@
+import type { EdgeEstimate } from '../scheduler/estimators.js';
 import type { EdgeKind } from '../bus/types.js';
 
 /** How an edge is reached and what it promises; given to EdgeActor.configure. */
@@ -12,19 +13,9 @@ export interface EdgeConfig {
   rttHint?: number;
 }
 
-/** What the cluster knows of an edge right now (EdgeActor.snapshot). */
-export interface EdgeView extends EdgeConfig {
+/** What the cluster knows of an edge right now (EdgeActor.snapshot): its configuration and estimates. */
+export interface EdgeView extends EdgeConfig, EdgeEstimate {
   id: string;
-  available: boolean;
-  bandwidth: number;
-  rtt: number;
-  health: number;
-  successRate: number;
-  uptime: number;
-  consistency: number;
-  transferMs: number;
-  transferDevMs: number;
-  samples: number;
   /** Bumped on every change that should trigger a full re-rank (online/offline). */
   epoch: number;
   /** This transfer's chunks in flight on the edge (TransferStatus only). */
