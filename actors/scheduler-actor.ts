@@ -14,6 +14,8 @@ import type { EdgeSample, EdgeView, TransferRequest, TransferStatus } from './ty
 
 const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
+/** Tick times kept for the p50/p99 in status(): the last this many ticks. */
+const TICK_WINDOW = 8192;
 
 interface Journal {
   manifestId: string;
@@ -49,7 +51,9 @@ export class SchedulerActor extends Actor {
   private inbox: ChunkReport[] = [];
   private flushScheduled = false;
   private samples = new Map<number, EdgeSample[]>();
-  private tickTimes: number[] = [];
+  /** Times of the last TICK_WINDOW ticks (a ring), for p50/p99 without unbounded growth. */
+  private readonly tickTimes = new Float64Array(TICK_WINDOW);
+  private ticks = 0;
   private epochMs = 0;
   private lastPersist = -Infinity;
   private lastRiskSave = -Infinity;
@@ -156,7 +160,7 @@ export class SchedulerActor extends Actor {
     this.lastTickAt = this.ctx.clock.now();
     const now = this.lastTickAt - this.epochMs;
     const r = await engineOf(this.ctx.services).runTick(core, now);
-    this.tickTimes.push(r.phaseMs.total);
+    this.tickTimes[this.ticks++ % TICK_WINDOW] = r.phaseMs.total;
     this.lastTickMs = r.phaseMs;
     if (r.failover.backup + r.failover.recomputed > 0) this.ctx.log.info({ failed: r.failed, failover: r.failover }, 'failover');
     const bus = this.bus();
@@ -189,7 +193,7 @@ export class SchedulerActor extends Actor {
     const j = this.journal;
     const m = this.manifest;
     const p = this.core?.progress() ?? { total: m ? m.chunks.length : 0, complete: 0, inFlight: 0, pending: 0, failedPermanent: 0 };
-    const sorted = [...this.tickTimes].sort((a, b) => a - b);
+    const sorted = this.tickTimes.slice(0, Math.min(this.ticks, TICK_WINDOW)).sort();
     const q = (x: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(x * (sorted.length - 1) + 0.5))] : 0);
     let engineBackend = 'none';
     try { engineBackend = engineOf(this.ctx.services).backend; } catch { /* no engine on this host: reported as 'none' */ }
@@ -203,7 +207,7 @@ export class SchedulerActor extends Actor {
       verified: j?.verified ?? false,
       resumedChunks: this.resumedChunks,
       recoveredChunks: this.recoveredChunks,
-      ticks: this.tickTimes.length, tickMsP50: q(0.5), tickMsP99: q(0.99), lastTickMs: this.lastTickMs,
+      ticks: this.ticks, tickMsP50: q(0.5), tickMsP99: q(0.99), lastTickMs: this.lastTickMs,
       backend: engineBackend,
       learned: this.risk !== undefined,
       counters: this.core ? { ...this.core.counters } : zeroCounters(),

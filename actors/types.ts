@@ -96,6 +96,7 @@ export interface TransferStatus {
   /** Of those, chunks the journal did not list yet (written just before a crash). */
   recoveredChunks: number;
   ticks: number;
+  /** Quantiles of the last 8192 ticks' times. */
   tickMsP50: number;
   tickMsP99: number;
   /** Phase times of the last tick, ms. */
