@@ -121,9 +121,7 @@ export class SchedulerActor extends Actor {
     let applied = 0;
     for (const r of arg.items) {
       if (r.transferId !== this.ctx.actorId || r.edgeIndex >= this.edgeViews.length) continue;
-      // an edge that answered 5xx or 429 is busy, not missing the chunk: the scheduler must not exclude it
-      const reason = r.reason === 'http' && /\bHTTP (5\d\d|429)\b/.test(r.detail ?? '') ? 'busy' : r.reason;
-      const outcome = core.report({ chunk: r.chunk, attempt: r.attempt, edge: r.edgeIndex, ok: r.ok, reason });
+      const outcome = core.report({ chunk: r.chunk, attempt: r.attempt, edge: r.edgeIndex, ok: r.ok, reason: r.reason });
       if (outcome === 'stale' || outcome === 'duplicate') continue;
       applied++;
       if (outcome === 'completed') {

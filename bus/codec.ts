@@ -126,7 +126,7 @@ const edgeKindOf = (v: unknown): EdgeKind | undefined => (v === pb.EdgeKind.EDGE
 const reasons: Record<FailureReason, number> = {
   timeout: pb.FailureReason.FAILURE_REASON_TIMEOUT, http: pb.FailureReason.FAILURE_REASON_HTTP, unreachable: pb.FailureReason.FAILURE_REASON_UNREACHABLE,
   corrupt: pb.FailureReason.FAILURE_REASON_CORRUPT, short: pb.FailureReason.FAILURE_REASON_SHORT, cancelled: pb.FailureReason.FAILURE_REASON_CANCELLED,
-  io: pb.FailureReason.FAILURE_REASON_IO,
+  io: pb.FailureReason.FAILURE_REASON_IO, busy: pb.FailureReason.FAILURE_REASON_BUSY,
 };
 const reasonOf = new Map<number, FailureReason>(Object.entries(reasons).map(([k, v]) => [v, k as FailureReason]));
 const states: Record<TransferStateName, number> = {

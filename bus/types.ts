@@ -68,8 +68,8 @@ export interface DispatchBatch {
   items: DispatchItem[];
 }
 
-/** Why a chunk fetch failed. */
-export type FailureReason = 'timeout' | 'http' | 'unreachable' | 'corrupt' | 'short' | 'cancelled' | 'io';
+/** Why a chunk fetch failed. `busy`: the edge answered 5xx or 429 (try again later); `http`: any other HTTP error (e.g. 404: it lacks the chunk). */
+export type FailureReason = 'timeout' | 'http' | 'busy' | 'unreachable' | 'corrupt' | 'short' | 'cancelled' | 'io';
 
 /** The outcome of one dispatched fetch. Times in milliseconds. */
 export interface ChunkReport {

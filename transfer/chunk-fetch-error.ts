@@ -4,6 +4,7 @@ import type { FailureReason } from '../bus/types.js';
 const CODE_BY_REASON: Record<FailureReason, PortalErrorCode> = {
   timeout: 'PORTAL_EDGE_TIMEOUT',
   http: 'PORTAL_EDGE_HTTP',
+  busy: 'PORTAL_EDGE_HTTP',
   unreachable: 'PORTAL_EDGE_UNREACHABLE',
   corrupt: 'PORTAL_CHUNK_CORRUPT',
   short: 'PORTAL_CHUNK_SIZE',

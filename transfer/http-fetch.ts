@@ -47,6 +47,11 @@ export type FetchChunkFn = (req: FetchChunkRequest) => Promise<FetchChunkResult>
 
 class RetryOnFreshSocket extends Error {}
 
+/** 5xx and 429 mean "busy, try later" (`busy`); other statuses (404: not held, 416, …) are `http`. */
+function httpReason(status: number): 'busy' | 'http' {
+  return status >= 500 || status === 429 ? 'busy' : 'http';
+}
+
 function checkRequest(r: FetchChunkRequest): URL {
   if (!r || typeof r !== 'object') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'req: expected an object');
   let url: URL;
@@ -122,7 +127,7 @@ function fetchOnce(r: FetchChunkRequest, url: URL, t0: number): Promise<FetchChu
       firstByteMs = now();
       const status = response.statusCode ?? 0;
       if (r.edgeKind === 'portal') {
-        if (status !== 200) { fail('http', `HTTP ${status} for ${url.pathname}`, { status, keepSocket: true }); return; }
+        if (status !== 200) { fail(httpReason(status), `HTTP ${status} for ${url.pathname}`, { status, keepSocket: true }); return; }
       } else if (status === 206) {
         const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(response.headers['content-range'] ?? ''));
         if (!cr || Number(cr[1]) !== r.offset || Number(cr[2]) !== r.offset + r.length - 1) {
@@ -130,7 +135,7 @@ function fetchOnce(r: FetchChunkRequest, url: URL, t0: number): Promise<FetchChu
           return;
         }
       } else if (!(status === 200 && r.offset === 0 && Number(response.headers['content-length']) === r.length)) {
-        fail('http', status === 200 ? 'mirror ignored the Range header (HTTP 200 with a different length)' : `HTTP ${status} for a Range request`, { status, keepSocket: status !== 200 });
+        fail(status === 200 ? 'http' : httpReason(status), status === 200 ? 'mirror ignored the Range header (HTTP 200 with a different length)' : `HTTP ${status} for a Range request`, { status, keepSocket: status !== 200 });
         return;
       }
       const cl = response.headers['content-length'];

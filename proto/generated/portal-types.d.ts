@@ -730,7 +730,10 @@ export namespace portal {
             FAILURE_REASON_CANCELLED = 6,
 
             /** FAILURE_REASON_IO value */
-            FAILURE_REASON_IO = 7
+            FAILURE_REASON_IO = 7,
+
+            /** FAILURE_REASON_BUSY value */
+            FAILURE_REASON_BUSY = 8
         }
 
         /**

@@ -1890,6 +1890,7 @@ export const portal = $root.portal = (() => {
          * @property {number} FAILURE_REASON_SHORT=5 FAILURE_REASON_SHORT value
          * @property {number} FAILURE_REASON_CANCELLED=6 FAILURE_REASON_CANCELLED value
          * @property {number} FAILURE_REASON_IO=7 FAILURE_REASON_IO value
+         * @property {number} FAILURE_REASON_BUSY=8 FAILURE_REASON_BUSY value
          */
         v1.FailureReason = (function() {
             const valuesById = $Object.create(null), values = $Object.create(valuesById);
@@ -1901,6 +1902,7 @@ export const portal = $root.portal = (() => {
             values[valuesById[5] = "FAILURE_REASON_SHORT"] = 5;
             values[valuesById[6] = "FAILURE_REASON_CANCELLED"] = 6;
             values[valuesById[7] = "FAILURE_REASON_IO"] = 7;
+            values[valuesById[8] = "FAILURE_REASON_BUSY"] = 8;
             return values;
         })();
 

@@ -136,7 +136,7 @@ describe('edge server', () => {
     const s = await edge({ faults: { failRate: 1, seed: 1 } });
     const err = await rejectionOf(() => fetchChunk(fetchReq(s, 0)));
     expect(err).toBeInstanceOf(ChunkFetchError);
-    expect(err).toMatchObject({ reason: 'http', status: 503, code: 'PORTAL_EDGE_HTTP' });
+    expect(err).toMatchObject({ reason: 'busy', status: 503, code: 'PORTAL_EDGE_HTTP' });
     expect(s.stats().failedInjected).toBe(1);
     expect((await get(`${s.url}/health`)).status).toBe(200);
   });

@@ -92,8 +92,8 @@ describe('executor', () => {
     });
     const reports = await waitFor(3);
     const byChunk = new Map(reports.map((r) => [r.chunk, r]));
-    expect(byChunk.get(0)).toMatchObject({ ok: false, reason: 'http', bytes: 0 });
-    expect(byChunk.get(1)).toMatchObject({ ok: false, reason: 'http' });
+    expect(byChunk.get(0)).toMatchObject({ ok: false, reason: 'busy', bytes: 0 }); // 503: held, but busy
+    expect(byChunk.get(1)).toMatchObject({ ok: false, reason: 'http' }); // 404: not held
     expect(byChunk.get(2)).toMatchObject({ ok: false, reason: 'unreachable' });
     expect(reports.every((r) => typeof r.detail === 'string' && r.detail.length > 0)).toBe(true);
     expect(exec.stats()).toMatchObject({ fetched: 0, failed: 3 });
