@@ -29,7 +29,9 @@ function startExecutor(args: string[]): Child {
   return { proc, lines, ready, exited };
 }
 
-(existsSync(cli) ? describe : describe.skip)('executor processes over NATS (needs `npm run build`)', () => {
+// Needs the built CLI (`npm test` builds first). Outside CI a missing build skips with this name;
+// in CI it runs and fails, so the multi-process test can never pass silently.
+(existsSync(cli) || process.env.CI === 'true' ? describe : describe.skip)('executor processes over NATS (needs `npm run build`)', () => {
   let server: TestNatsServer;
   let mesh: Mesh | undefined;
   let bus: NatsBus | undefined;
