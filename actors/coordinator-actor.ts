@@ -254,9 +254,10 @@ export class CoordinatorActor extends Actor {
       return { serviceMs: o.timeMs, failureProb: o.failureProb };
     }
     const pr = this.model.predict(q);
-    // Optimism under uncertainty: a peer the model knows only from the population prior is scored
-    // at the low end of its interval, so it gets tried instead of being starved by a known peer.
-    return { serviceMs: pr.time.timeMs, failureProb: pr.failure.probability, optimistic: pr.time.source === 'model' ? undefined : pr.time.lowMs };
+    // Optimism under uncertainty: a peer the model knows only from the population prior (no sample
+    // of the type yet) is scored between the low end of its interval and its point estimate, so it
+    // gets tried instead of being starved by a known peer; once it has a sample, the point estimate.
+    return { serviceMs: pr.time.timeMs, failureProb: pr.failure.probability, optimistic: pr.time.source === 'model' ? undefined : Math.sqrt(pr.time.lowMs * pr.time.timeMs) };
   }
 
   /** Predicted ms of work still ahead on a peer: its in-flight attempts' predicted service, less what the oldest has already run. */

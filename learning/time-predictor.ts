@@ -11,6 +11,12 @@ export interface TimePredictorConfig {
   warmupTasks: number;
   /** Samples of a peer before its own model is used instead of the population prior. */
   minPeerSamples: number;
+  /**
+   * Samples of the task type on the peer before the peer's own model answers for that type (the
+   * type offset is fitted from them, the rest shared with the peer's other types); until then the
+   * population prior. Small so that exploring every (peer, type) pair stays cheap.
+   */
+  minTypeSamples: number;
   /** Ridge penalties: load slope, task-type offsets, hour-of-day offsets. */
   ridge: { load: number; type: number; hour: number };
   /** Confidence level of the interval. */
@@ -25,12 +31,13 @@ export interface TimePredictorConfig {
   driftAlpha: number;
 }
 
-/** Defaults: last 1000 per peer, warm after 20, own model after 3 samples, 90% intervals. */
+/** Defaults: last 1000 per peer, warm after 20, own model after 3 samples (1 of the type), 90% intervals. */
 export const defaultTimePredictorConfig: Readonly<TimePredictorConfig> = Object.freeze({
   window: 1000,
   warmupTasks: 20,
   minPeerSamples: 3,
-  ridge: Object.freeze({ load: 0.5, type: 1, hour: 2 }),
+  minTypeSamples: 1,
+  ridge: Object.freeze({ load: 0.5, type: 0.1, hour: 2 }),
   level: 0.9,
   defaultMsPerUnit: 1,
   driftAlpha: 0.3,
@@ -93,7 +100,7 @@ class PeerStats {
  * one-hot, hour-of-day one-hot], kept as sufficient statistics (XᵀX, Xᵀy) updated on every
  * observation and eviction, solved by Cholesky when asked. The interval comes from the residual
  * variance and the leverage of the query; a per-peer drift term (EMA of recent residuals) follows
- * changes the features do not explain yet. A peer with fewer than `minPeerSamples` samples of the
+ * changes the features do not explain yet. A peer with fewer than `minPeerSamples` samples, or fewer than `minTypeSamples` of the
  * task type gets the population's estimate for the type ('prior'); before any sample, `defaultMsPerUnit`
  * ('heuristic'). Pure: no clock, no I/O; throws PORTAL_INVALID_ARGUMENT on malformed input.
  */
@@ -128,7 +135,9 @@ export class CompletionTimePredictor {
     const t = this.typeOf(o.taskType);
     const row: Row = [t, Math.floor(o.hour) % HOURS, o.load, o.work ?? 1, Math.max(o.timeMs, 1e-3)];
     const ps = this.peerStats(o.peer);
-    if (this.config.driftAlpha > 0 && ps.ring.size >= this.config.minPeerSamples) {
+    // the drift follows residuals of types the peer's model already knows: the first samples of a
+    // new type are the type's offset, not a slowdown of the peer
+    if (this.config.driftAlpha > 0 && ps.ring.size >= this.config.minPeerSamples && (ps.typeCounts[t] ?? 0) >= this.config.minPeerSamples) {
       const fit = this.fitted(ps);
       const x = this.features(t, row[1], row[2]);
       let mu = 0;
@@ -154,7 +163,7 @@ export class CompletionTimePredictor {
     const z = zFor(level);
     const ps = this.peers.get(q.peer);
     const ti = this.typeIndex.get(q.taskType);
-    if (ps && ps.ring.size >= this.config.minPeerSamples && ti !== undefined && (ps.typeCounts[ti] ?? 0) >= this.config.minPeerSamples) {
+    if (ps && ps.ring.size >= this.config.minPeerSamples && ti !== undefined && (ps.typeCounts[ti] ?? 0) >= this.config.minTypeSamples) {
       const fit = this.fitted(ps);
       const x = this.features(ti, Math.floor(q.hour) % HOURS, q.load);
       let mu = ps.drift;

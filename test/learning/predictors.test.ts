@@ -50,6 +50,18 @@ describe('learning predictors', () => {
     expect(prior.timeMs).toBeCloseTo(10, 5);
   });
 
+  test('time predictor: a known peer answers for a new task type from its first sample of it (exploration stays cheap)', () => {
+    const p = new CompletionTimePredictor();
+    for (let i = 0; i < 10; i++) p.observe({ peer: 'a', taskType: 'render', hour: 0, load: 0, work: 1, ok: true, timeMs: 40 });
+    for (let i = 0; i < 10; i++) p.observe({ peer: 'b', taskType: 'physics', hour: 0, load: 0, work: 1, ok: true, timeMs: 10 });
+    expect(p.predict({ peer: 'a', taskType: 'physics', hour: 0, load: 0, work: 1 }).source).toBe('prior');
+    p.observe({ peer: 'a', taskType: 'physics', hour: 0, load: 0, work: 1, ok: true, timeMs: 2 });
+    const own = p.predict({ peer: 'a', taskType: 'physics', hour: 0, load: 0, work: 1 });
+    expect(own.source).toBe('model');
+    expect(own.timeMs).toBeLessThan(10); // its own (faster) sample, not the population's physics time
+    expect(p.predict({ peer: 'a', taskType: 'render', hour: 0, load: 0, work: 1 }).timeMs).toBeGreaterThan(20);
+  });
+
   test('time predictor: memory is bounded by the window per peer and follows a change in speed', () => {
     const p = new CompletionTimePredictor({ window: 50 });
     for (let i = 0; i < 200; i++) p.observe({ peer: 'a', taskType: 't', hour: 1, load: 0, ok: true, timeMs: 10 });
