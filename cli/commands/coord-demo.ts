@@ -55,12 +55,13 @@ interface PolicyResult { predictedVsTrueMsPerUnit?: Record<string, Record<string
 export const coordDemoCommand: CommandSpec = {
   name: 'coord-demo',
   summary: 'learned peer selection + task splitting on 4 heterogeneous peer processes, vs heuristic and oracle',
-  usage: 'portal coord-demo [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--out frame.pgm] [--json]',
+  usage: 'portal coord-demo [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--json]',
   flags: [
     { name: 'tasks', type: 'number', help: 'tasks per policy (frames count 4 tiles)', default: 150, min: 20, max: 2000 },
     { name: 'interval-ms', type: 'number', help: 'mean time between job arrivals', default: 25, min: 1, max: 1000 },
     { name: 'seed', type: 'number', help: 'workload and failure seed', default: 1 },
     { name: 'start-hour', type: 'number', help: 'simulated hour of day at the first task', default: 16, min: 0, max: 23 },
+    { name: 'repeats', type: 'number', help: 'runs of every policy, in a rotated order each time (so no policy always runs first or last on a machine that warms up or gets busy); metrics are averaged', default: 2, min: 1, max: 10 },
     { name: 'tasks-per-hour', type: 'number', help: 'tasks submitted per simulated hour (the coordinator reads the hour from its clock)', default: 10, min: 1 },
     { name: 'out', type: 'string', help: 'write the learned run\'s last merged frame as a PGM image here' },
     ...commonFlags,
@@ -88,20 +89,22 @@ export const coordDemoCommand: CommandSpec = {
     const pool: PeerPool = await startPeerPool(DEMO_PEERS, seed * 1000, log);
     const host = createEmbeddedHost({ store: createMemoryStateStore(), clock, logger: log, services: { coordinatorTransport: pool, coordinatorSink: (o: TaskOutcome) => onOutcome(o), coordinatorOracle: oracle } });
     host.register(CoordinatorActor);
-    const results: PolicyResult[] = [];
+    const runs: PolicyResult[] = [];
+    const repeats = flags.repeats as number;
     let lastImage: Uint8Array | undefined;
     const t0 = performance.now();
     try {
       await host.ready();
-      for (const policy of POLICIES) {
+      for (let rep = 0; rep < repeats; rep++) for (let k = 0; k < POLICIES.length; k++) {
+        const policy = POLICIES[(k + rep) % POLICIES.length];
         simHour = flags['start-hour'] as number;
         await pool.reset(seed * 1000);
-        const coord = host.proxy('CoordinatorActor', policy);
+        const coord = host.proxy('CoordinatorActor', `${policy}-${rep}`); // a fresh coordinator (and model) per run
         await coord.invoke('configure', { policy, maxAttempts: 3 });
         for (const p of DEMO_PEERS) await coord.invoke('registerPeer', { id: p.id, maxConcurrent: p.maxConcurrent, latencyHintMs: p.latencyHintMs });
-        say(`running ${policy}…`);
+        say(`running ${policy}${repeats > 1 ? ` (${rep + 1}/${repeats})` : ''}…`);
         const r = await runPolicy(policy, coord, jobs, tasks, (h) => { simHour = h; }, flags['start-hour'] as number, flags['tasks-per-hour'] as number, pool, (fn) => { onOutcome = fn; });
-        if (policy === 'learned') {
+        if (policy === 'learned' && rep === repeats - 1) {
           // what the model believes at the end (load 0, current hour) beside the oracle's truth, ms per work unit
           const table: Record<string, Record<string, { predicted: number; truth: number }>> = {};
           for (const type of ['render', 'physics', 'audio'] as const) {
@@ -112,7 +115,7 @@ export const coordDemoCommand: CommandSpec = {
           }
           r.result.predictedVsTrueMsPerUnit = table;
         }
-        results.push(r.result);
+        runs.push(r.result);
         if (policy === 'learned') lastImage = r.lastImage;
       }
     } finally {
@@ -121,6 +124,7 @@ export const coordDemoCommand: CommandSpec = {
     }
     if (flags.out && lastImage) await writeFile(flags.out as string, Buffer.concat([Buffer.from(`P5\n${W} ${H}\n255\n`), Buffer.from(lastImage)]));
 
+    const results = POLICIES.map((p) => averageRuns(runs.filter((r) => r.policy === p)));
     const by = Object.fromEntries(results.map((r) => [r.policy, r])) as Record<CoordPolicy, PolicyResult>;
     const last = (p: CoordPolicy): PhaseMetrics => by[p].phases[by[p].phases.length - 1];
     const change = (a: number, b: number): number => (b > 0 ? a / b - 1 : 0);
@@ -132,26 +136,53 @@ export const coordDemoCommand: CommandSpec = {
       overallLatencyVsHeuristic: change(by.learned.overall.meanLatencyMs, by.heuristic.overall.meanLatencyMs),
       overallFailureRateVsHeuristic: change(by.learned.overall.failureRate, by.heuristic.overall.failureRate),
       overallLatencyVsOracle: change(by.learned.overall.meanLatencyMs, by.oracle.overall.meanLatencyMs),
+      byPhase: by.learned.phases.map((ph, i) => ({
+        phase: ph.phase,
+        latencyVsHeuristic: change(ph.meanLatencyMs, by.heuristic.phases[i].meanLatencyMs),
+        failureRateVsHeuristic: change(ph.failureRate, by.heuristic.phases[i].failureRate),
+        latencyVsOracle: change(ph.meanLatencyMs, by.oracle.phases[i].meanLatencyMs),
+      })),
     };
-    const report = { tasksPerPolicy: tasks, peers: DEMO_PEERS.map((p) => p.id), seconds: (performance.now() - t0) / 1000, calibrationMsPerUnit: base, policies: by, comparison };
+    const report = { tasksPerPolicy: tasks, repeats, peers: DEMO_PEERS.map((p) => p.id), seconds: (performance.now() - t0) / 1000, calibrationMsPerUnit: base, policies: by, comparison };
     if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else {
       const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)}%`;
-      const lines = ['', 'policy     phase     tasks  mean ms   p99 ms  fail rate  failed  util  tile imbalance'];
+      const lines = ['', ...(repeats > 1 ? [`(means over ${repeats} runs of each policy, in rotated order)`] : []), 'policy     phase     tasks  mean ms   p99 ms  fail rate  failed  util  tile imbalance'];
       for (const r of results) for (const ph of [...r.phases, r.overall]) {
         lines.push(`${r.policy.padEnd(10)} ${ph.phase.padEnd(9)} ${String(ph.tasks).padStart(5)} ${ph.meanLatencyMs.toFixed(1).padStart(8)} ${ph.p99LatencyMs.toFixed(1).padStart(8)} ${(ph.failureRate * 100).toFixed(1).padStart(8)}% ${String(ph.failedTasks).padStart(7)} ${(ph.utilization * 100).toFixed(0).padStart(4)}% ${ph.tileImbalance.toFixed(2).padStart(8)} (${ph.frames} frames)`);
       }
       lines.push('', `learned vs heuristic (${comparison.phase}): latency ${pct(comparison.latencyVsHeuristic)}, failure rate ${pct(comparison.failureRateVsHeuristic)}; vs oracle: latency ${pct(comparison.latencyVsOracle)}`);
+      lines.push(`learned per phase vs heuristic / vs oracle latency: ${comparison.byPhase.map((b) => `${b.phase} ${pct(b.latencyVsHeuristic)} / ${pct(b.latencyVsOracle)}`).join(', ')}`);
       lines.push(`learned vs heuristic (all tasks): latency ${pct(comparison.overallLatencyVsHeuristic)}, failure rate ${pct(comparison.overallFailureRateVsHeuristic)}; vs oracle: latency ${pct(comparison.overallLatencyVsOracle)}`);
       const pv = by.learned.predictedVsTrueMsPerUnit ?? {};
       lines.push(`learned ms/unit at the end (predicted/true): ${Object.entries(pv).map(([peer, t]) => `${peer} ${Object.entries(t).map(([ty, v]) => `${ty} ${v.predicted.toFixed(3)}/${v.truth.toFixed(3)}`).join(' ')}`).join('; ')}`);
-      lines.push(`tasks per peer: ${results.map((r) => `${r.policy} ${Object.entries(r.peerTasks).map(([k, v]) => `${k} ${v}`).join('/')}`).join('; ')}`);
+      lines.push(`tasks per peer: ${results.map((r) => `${r.policy} ${Object.entries(r.peerTasks).map(([k, v]) => `${k} ${Number(v.toFixed(1))}`).join('/')}`).join('; ')}`);
       lines.push(`merged frames verified against a local render: ${results.map((r) => `${r.policy} ${r.imageVerified ? 'yes' : 'NO'}`).join(', ')}; ${report.seconds.toFixed(1)} s`);
       process.stdout.write(`${lines.join('\n')}\n`);
     }
     return results.every((r) => r.imageVerified) ? 0 : 1;
   },
 };
+
+/** One policy's runs merged: every numeric metric is the mean over the runs; the image is verified only if every run's was. */
+function averageRuns(rs: PolicyResult[]): PolicyResult {
+  const avg = (ms: PhaseMetrics[]): PhaseMetrics => {
+    const out = { ...ms[0] } as unknown as Record<string, unknown>;
+    for (const [k, v] of Object.entries(ms[0])) if (typeof v === 'number') out[k] = ms.reduce((a, m) => a + (m as unknown as Record<string, number>)[k], 0) / ms.length;
+    return out as unknown as PhaseMetrics;
+  };
+  const peerTasks: Record<string, number> = {};
+  for (const r of rs) for (const [k, v] of Object.entries(r.peerTasks)) peerTasks[k] = (peerTasks[k] ?? 0) + v / rs.length;
+  const last = rs[rs.length - 1];
+  return {
+    ...last,
+    phases: last.phases.map((_, i) => avg(rs.map((r) => r.phases[i]))),
+    overall: avg(rs.map((r) => r.overall)),
+    seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length,
+    peerTasks,
+    imageVerified: rs.every((r) => r.imageVerified),
+  };
+}
 
 async function runPolicy(policy: CoordPolicy, coord: ActorRef, jobs: Job[], total: number, setHour: (h: number) => void, startHour: number, perHour: number, pool: PeerPool, setSink: (fn: (o: TaskOutcome) => void) => void): Promise<{ result: PolicyResult; lastImage: Uint8Array | undefined }> {
   const meta = new Map<string, { index: number; type: string; frame: number | undefined; submittedAt: number; tile?: { x: number; y: number; width: number; height: number } }>();
