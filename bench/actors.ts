@@ -16,17 +16,12 @@ import {
 import { SchedulerActor, EdgeActor } from '../actors/index.js';
 import { createMemoryBus } from '../bus/index.js';
 import { createCpuTickEngine } from '../gpu/index.js';
+import { freePort } from '../common/net.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
-
-const freePort = (): Promise<number> => new Promise((res, rej) => {
-  const s = net.createServer();
-  s.once('error', rej);
-  s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); });
-});
 
 async function waitPort(port: number, what: string): Promise<void> {
   const deadline = Date.now() + 60_000;

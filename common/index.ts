@@ -4,3 +4,4 @@ export { createSystemClock, ManualClock } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { createLogger, createSilentLogger } from './logger.js';
 export type { Logger } from './logger.js';
+export { freePort } from './net.js';

@@ -7,7 +7,7 @@ export type { EdgeRanking } from './kernels/cost.js';
 export { rankChunk, rankChunks } from './kernels/k-best.js';
 export { detectFailures, failoverAssign, FailureCause, FailoverOutcome } from './kernels/failures.js';
 export type { FailoverCounts } from './kernels/failures.js';
-export { loadBalance, generateDispatch } from './kernels/dispatch.js';
+export { loadBalance, generateDispatch, spillEdge } from './kernels/dispatch.js';
 export type { ScanOrder } from './kernels/dispatch.js';
 export { ChunkScheduler, zeroCounters } from './scheduler.js';
 export type { RankPhase, TickHooks, TransferShape, EdgeUpdate, Dispatch, Cancel, TickResult, ReportOutcome, ReportInput, SchedulerCounters } from './scheduler.js';

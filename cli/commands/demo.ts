@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +15,7 @@ import { commonFlags, type CommandSpec } from '../args.js';
 import { runTransfer, journalDir, parseBackend } from '../run-transfer.js';
 import { createProgress, formatBytes } from '../progress.js';
 import { progressDetail } from './fetch.js';
+import { freePort } from '../../common/net.js';
 
 const MB = 1_000_000;
 
@@ -226,18 +226,6 @@ export const demoCommand: CommandSpec = {
     }
   },
 };
-
-/** A TCP port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs `portal fetch` in a child process and SIGKILLs it once `interruptAt` chunks are complete. */
 async function runInterruptedFetch(manifestPath: string, edgesFile: string, output: string, interruptAt: number, backend: string, learned: boolean, dashPort: number | undefined, onLine: (l: PhaseOneLine) => void): Promise<{ start: number; end: number; last?: PhaseOneLine }> {

@@ -1,6 +1,6 @@
 import type { ChunkTable, EdgeTable } from '../../scheduler/tables.js';
 import type { EdgeRanking } from '../../scheduler/kernels/cost.js';
-import type { ScanOrder } from '../../scheduler/kernels/dispatch.js';
+import { spillEdge, type ScanOrder } from '../../scheduler/kernels/dispatch.js';
 import { ChunkStatus, INF_RANK, NO_EDGE } from '../../scheduler/types.js';
 import type { GpuContext } from '../context.js';
 import { forEachOrdered } from './ordered-compact.js';
@@ -37,22 +37,11 @@ export async function generateDispatchGpu(ctx: GpuContext, t: ChunkTable, edges:
   const picks = new Uint16Array(Math.min(limit, t.n));
   let n = 0;
   let spilled = 0;
-  const words = t.words;
   const visit = (c: number): boolean => {
     let a = t.assigned[c];
     if (t.status[c] !== ChunkStatus.PENDING || a === NO_EDGE) return true;
     if (rank[a] === INF_RANK || qd[a] >= mp[a]) {
-      let best = INF_RANK;
-      let bestEdge = NO_EDGE;
-      for (let w = 0; w < words; w++) {
-        let bits = t.candidates[c * words + w];
-        while (bits !== 0) {
-          const low = bits & -bits;
-          const e = (w << 5) + (31 - Math.clz32(low));
-          bits = (bits ^ low) >>> 0;
-          if (rank[e] < best && qd[e] < mp[e]) { best = rank[e]; bestEdge = e; }
-        }
-      }
+      const bestEdge = spillEdge(t, c, rank, qd, mp);
       if (bestEdge === NO_EDGE) return true;
       a = bestEdge;
       spilled++;

@@ -64,25 +64,13 @@ export function generateDispatch(t: ChunkTable, edges: EdgeTable, ranking: EdgeR
   for (let e = 0; e < edges.e; e++) if (rank[e] !== INF_RANK && edges.queueDepth[e] < edges.maxParallel[e]) free++;
   let n = 0;
   let spilled = 0;
-  const words = t.words;
   for (let i = scan.start; i < t.n && n < limit && free > 0; i++) {
     const c = scan.order ? scan.order[i] : i;
     if (t.status[c] !== ChunkStatus.PENDING) continue;
     let a = t.assigned[c];
     if (a === NO_EDGE) continue;
     if (rank[a] === INF_RANK || edges.queueDepth[a] >= edges.maxParallel[a]) {
-      // spill: the lowest-ranked candidate with a free slot
-      let best = INF_RANK;
-      let bestEdge = NO_EDGE;
-      for (let w = 0; w < words; w++) {
-        let bits = t.candidates[c * words + w];
-        while (bits !== 0) {
-          const low = bits & -bits;
-          const e = (w << 5) + (31 - Math.clz32(low));
-          bits = (bits ^ low) >>> 0;
-          if (rank[e] < best && edges.queueDepth[e] < edges.maxParallel[e]) { best = rank[e]; bestEdge = e; }
-        }
-      }
+      const bestEdge = spillEdge(t, c, rank, edges.queueDepth, edges.maxParallel);
       if (bestEdge === NO_EDGE) continue;
       a = bestEdge;
       t.assigned[c] = a;
@@ -97,4 +85,25 @@ export function generateDispatch(t: ChunkTable, edges: EdgeTable, ranking: EdgeR
     out[n++] = c;
   }
   return { count: n, spilled };
+}
+
+/**
+ * The spill target of chunk `c` whose assigned edge is full: its lowest-ranked candidate edge with
+ * a free slot (`queueDepth < maxParallel`), or NO_EDGE. Shared by the CPU dispatch kernel and the
+ * host side of the GPU one, so both decide spills the same way.
+ */
+export function spillEdge(t: ChunkTable, c: number, rank: Int32Array, queueDepth: Uint32Array, maxParallel: Uint32Array): number {
+  let best = INF_RANK;
+  let bestEdge = NO_EDGE;
+  const words = t.words;
+  for (let w = 0; w < words; w++) {
+    let bits = t.candidates[c * words + w];
+    while (bits !== 0) {
+      const low = bits & -bits;
+      const e = (w << 5) + (31 - Math.clz32(low));
+      bits = (bits ^ low) >>> 0;
+      if (rank[e] < best && queueDepth[e] < maxParallel[e]) { best = rank[e]; bestEdge = e; }
+    }
+  }
+  return bestEdge;
 }

@@ -4,20 +4,10 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from '../../common/net.js';
+export { freePort };
 
 const run = promisify(execFile);
-
-/** A free TCP port on 127.0.0.1 (the OS picks it; a race with other processes is possible but rare). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves when `port` on 127.0.0.1 accepts connections; rejects after `timeoutMs`. */
 export async function waitForPort(port: number, timeoutMs = 30_000, what = `port ${port}`): Promise<void> {
