@@ -151,6 +151,7 @@ export class CoordinatorActor extends Actor {
     const peer = this.s.peers.find((p) => p.id === a.peer);
     if (peer) { peer.inFlight = Math.max(0, peer.inFlight - 1); peer.busyMs += timeMs; if (r.pressure !== undefined && Number.isFinite(r.pressure)) peer.pressure = r.pressure; }
     // learn the service time when the peer measured it (its queue is accounted for separately, see backlogMs)
+    this.ctx.log.debug({ taskId: a.taskId, peer: a.peer, ok: r.ok, predictedMs: a.predictedMs, serviceMs: r.serviceMs, elapsedMs: timeMs }, 'attempt answered');
     const learnMs = r.serviceMs !== undefined && Number.isFinite(r.serviceMs) && r.serviceMs >= 0 ? r.serviceMs : timeMs;
     this.model.observe({ ...a.ctx, ok: r.ok, timeMs: learnMs });
     const task = this.s.running[a.taskId];

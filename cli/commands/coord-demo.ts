@@ -8,11 +8,11 @@ import { splitEqualArea, mergeTiles, type SplitPlan, type RenderedTile, type Tas
 import { createPrng } from '../../transfer/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
 import { renderTile, complexityMap, physics, audio, RENDER_UNIT_ITERS, type FrameView } from '../coord/kernels.js';
-import { DEMO_PEERS, trueMultiplier, type DemoType } from '../coord/profiles.js';
+import { DEMO_PEERS, EMULATION_PACE, trueMultiplier, type DemoType } from '../coord/profiles.js';
 import { startPeerPool, type PeerPool } from '../coord/pool.js';
 import { phaseMetrics, type PhaseMetrics, type TaskRow } from '../coord/report.js';
 
-const W = 240, H = 180, DOWN = 2, TILES = 4;
+const W = 480, H = 360, DOWN = 4, TILES = 4;
 const POLICIES: CoordPolicy[] = ['heuristic', 'learned', 'oracle'];
 
 interface Job { kind: 'frame' | 'physics' | 'audio'; at: number; work: number; view?: FrameView }
@@ -29,24 +29,12 @@ function workload(tasks: number, interval: number, seed: number): Job[] {
       jobs.push({ kind: 'frame', at, work: 0, view: { width: W, height: H, cx: -0.75 + (rnd() - 0.5) * 0.4, cy: (rnd() - 0.5) * 0.4, scale: zoom, maxIter: 256 } });
       count += TILES;
     } else {
-      jobs.push({ kind: u < 0.7 ? 'physics' : 'audio', at, work: 15 + Math.floor(rnd() * 25) });
+      jobs.push({ kind: u < 0.7 ? 'physics' : 'audio', at, work: 45 + Math.floor(rnd() * 75) });
       count++;
     }
     at += interval * (0.5 + rnd());
   }
   return jobs;
-}
-
-/** Base ms per work unit of each task type on an idle core of this machine (what the oracle scales). */
-function calibrate(): Record<DemoType, number> {
-  const view: FrameView = { width: W, height: H, cx: -0.75, cy: 0, scale: 3, maxIter: 256 };
-  renderTile(view, 0, 0, W, H); physics(20); audio(20); // warm the JIT
-  let t = performance.now();
-  const { iters } = renderTile(view, 0, 0, W, H);
-  const render = (performance.now() - t) / (iters / RENDER_UNIT_ITERS);
-  t = performance.now(); physics(40); const ph = (performance.now() - t) / 40;
-  t = performance.now(); audio(40); const au = (performance.now() - t) / 40;
-  return { render, physics: ph, audio: au };
 }
 
 interface PolicyResult { predictedVsTrueMsPerUnit?: Record<string, Record<string, { predicted: number; truth: number }>>; policy: CoordPolicy; phases: PhaseMetrics[]; overall: PhaseMetrics; seconds: number; peerTasks: Record<string, number>; imageVerified: boolean; snapshot: CoordSnapshot }
@@ -58,7 +46,7 @@ export const coordDemoCommand: CommandSpec = {
   usage: 'portal coord-demo [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--json]',
   flags: [
     { name: 'tasks', type: 'number', help: 'tasks per policy (frames count 4 tiles)', default: 150, min: 20, max: 2000 },
-    { name: 'interval-ms', type: 'number', help: 'mean time between job arrivals', default: 25, min: 1, max: 1000 },
+    { name: 'interval-ms', type: 'number', help: 'mean time between job arrivals', default: 100, min: 1, max: 1000 },
     { name: 'seed', type: 'number', help: 'workload and failure seed', default: 1 },
     { name: 'start-hour', type: 'number', help: 'simulated hour of day at the first task', default: 16, min: 0, max: 23 },
     { name: 'repeats', type: 'number', help: 'runs of every policy, in a rotated order each time (so no policy always runs first or last on a machine that warms up or gets busy); metrics are averaged', default: 2, min: 1, max: 10 },
@@ -73,8 +61,6 @@ export const coordDemoCommand: CommandSpec = {
     const log = logger.child({ command: 'coord-demo' });
     const tasks = flags.tasks as number, seed = flags.seed as number;
     const jobs = workload(tasks, flags['interval-ms'] as number, seed);
-    const base = calibrate();
-    say(`calibrated ms per work unit: render ${base.render.toFixed(3)}, physics ${base.physics.toFixed(3)}, audio ${base.audio.toFixed(3)}`);
 
     const sys = createSystemClock();
     let simHour = flags['start-hour'] as number;
@@ -82,11 +68,13 @@ export const coordDemoCommand: CommandSpec = {
     const oracle: CoordOracle = (q: TaskContext) => {
       const p = DEMO_PEERS.find((x) => x.id === q.peer)!;
       const type = q.taskType as DemoType;
-      const t = base[type] * (q.work ?? 1) * trueMultiplier(p, type, q.hour, q.load);
+      const t = base[q.peer][type] * (q.work ?? 1) * EMULATION_PACE * trueMultiplier(p, type, q.hour, q.load);
       return { timeMs: t, failureProb: q.load >= p.overloadAt ? p.failProb : 0 };
     };
     let onOutcome: (o: TaskOutcome) => void = () => {};
-    const pool: PeerPool = await startPeerPool(DEMO_PEERS, seed * 1000, log);
+    const pool: PeerPool = await startPeerPool(DEMO_PEERS, seed * 1000, log, { width: W, height: H });
+    const base = pool.rates(); // each peer's own ms per work unit, measured in the peer at start
+    say(`calibrated ms per work unit (render/physics/audio): ${Object.entries(base).map(([id, r]) => `${id} ${r.render.toFixed(3)}/${r.physics.toFixed(3)}/${r.audio.toFixed(3)}`).join(', ')}`);
     const host = createEmbeddedHost({ store: createMemoryStateStore(), clock, logger: log, services: { coordinatorTransport: pool, coordinatorSink: (o: TaskOutcome) => onOutcome(o), coordinatorOracle: oracle } });
     host.register(CoordinatorActor);
     const runs: PolicyResult[] = [];
@@ -242,8 +230,9 @@ async function runPolicy(policy: CoordPolicy, coord: ActorRef, jobs: Job[], tota
   const seconds = (performance.now() - t0) / 1000;
   rows.sort((a, b) => a.index - b.index);
   const events = pool.events();
-  const bounds: Array<[string, number, number]> = [['1-20', 0, 20], ['21-50', 20, 50], ['51-100', 50, 100], [`101-${total}`, 100, total]].filter(([, a]) => (a as number) < total) as Array<[string, number, number]>;
-  const phases = bounds.map(([name, a, b]) => phaseMetrics(name, rows, events, DEMO_PEERS.length, a, Math.min(b, total)));
+  // seed 001's phases: the first 20 tasks (warm-up), up to 50, up to 100, and after 100
+  const bounds = ([[0, 20], [20, 50], [50, 100], [100, total]] as const).filter(([a]) => a < total).map(([a, b]) => [a, Math.min(b, total)] as const);
+  const phases = bounds.map(([a, b]) => phaseMetrics(`${a + 1}-${b}`, rows, events, DEMO_PEERS.length, a, b));
   const overall = phaseMetrics('all', rows, events, DEMO_PEERS.length, 0, total);
   // verify the last frame: merged tiles must equal a single local render
   let imageVerified = false;

@@ -74,3 +74,31 @@ export function audio(units: number): number {
   }
   return acc;
 }
+
+/** ms per work unit of each task type, as measured on the calling process's core. */
+export interface KernelRates { render: number; physics: number; audio: number }
+
+/**
+ * Measures this process's ms per work unit of each task type: render over the four quadrants of
+ * three views of a `width × height` frame at different zooms (so the per-pixel overhead of cheap
+ * and expensive regions is both in it), physics and audio over 40 units. Each figure is the
+ * faster of two passes, after a warm-up pass for the JIT.
+ */
+export function calibrateKernels(width: number, height: number): KernelRates {
+  const views: FrameView[] = [1, 2, 4].map((zoom) => ({ width, height, cx: -0.75, cy: 0.05, scale: 3 / zoom, maxIter: 256 }));
+  const pass = (): KernelRates => {
+    let ms = 0, units = 0;
+    for (const v of views) for (const [x, y] of [[0, 0], [width / 2, 0], [0, height / 2], [width / 2, height / 2]]) {
+      const t = performance.now();
+      const { iters } = renderTile(v, x, y, width / 2, height / 2);
+      ms += performance.now() - t;
+      units += iters / RENDER_UNIT_ITERS;
+    }
+    let t = performance.now(); physics(40); const ph = (performance.now() - t) / 40;
+    t = performance.now(); audio(40); const au = (performance.now() - t) / 40;
+    return { render: ms / units, physics: ph, audio: au };
+  };
+  pass();
+  const a = pass(), b = pass();
+  return { render: Math.min(a.render, b.render), physics: Math.min(a.physics, b.physics), audio: Math.min(a.audio, b.audio) };
+}

@@ -5,6 +5,7 @@ import { PortalError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { PeerAnswer, PeerDispatch, PeerTransport } from '../../actors/coordinator-actor.js';
 import type { PeerProfile } from './profiles.js';
+import type { KernelRates } from './kernels.js';
 import type { ServiceEvent } from './report.js';
 
 /** A set of forked peer processes behind the coordinator's PeerTransport interface. */
@@ -13,6 +14,8 @@ export interface PeerPool extends PeerTransport {
   reset(seed: number): Promise<void>;
   /** Service ms measured inside the peers, per peer, since the last reset. */
   busyMs(): Record<string, number>;
+  /** Each peer's ms per work unit of every task type at full speed, measured in the peer when it started (what the oracle scales). */
+  rates(): Record<string, KernelRates>;
   /** Every answered attempt since the last reset: peer, when it ended, compute ms inside the peer. */
   events(): ServiceEvent[];
   close(): Promise<void>;
@@ -22,22 +25,29 @@ interface Pending { resolve: (a: PeerAnswer) => void; reject: (e: Error) => void
 
 /**
  * Forks one `peer.js` process per profile and talks to it over IPC. A peer that exits fails its
- * pending attempts with PORTAL_PEER_LOST.
+ * pending attempts with PORTAL_PEER_LOST; one that exits before it is ready fails the start (and
+ * the peers already started are closed). `script` defaults to the compiled `peer.js` beside this
+ * module (tests running the TypeScript sources pass the one in dist/).
  */
-export async function startPeerPool(profiles: readonly PeerProfile[], seed: number, log: Logger): Promise<PeerPool> {
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'peer.js');
+export async function startPeerPool(profiles: readonly PeerProfile[], seed: number, log: Logger, frame: { width: number; height: number }, script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'peer.js')): Promise<PeerPool> {
   const children = new Map<string, ChildProcess>();
   const pending = new Map<number, Pending>();
   const busy: Record<string, number> = {};
   let events: ServiceEvent[] = [];
-  const readyWaiters = new Map<string, () => void>();
+  const rates: Record<string, KernelRates> = {};
+  const readyWaiters = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
   let seq = 1;
+  /** Sends `msg` and waits for the peer's `ready`; rejects if the peer exits first. */
+  const handshake = (id: string, child: ChildProcess, msg: unknown): Promise<void> => new Promise<void>((resolve, reject) => { readyWaiters.set(id, { resolve, reject }); child.send(msg as object); });
+  const close = async (): Promise<void> => {
+    await Promise.all([...children.values()].map((c) => new Promise<void>((resolve) => { c.once('exit', () => resolve()); if (c.connected) c.disconnect(); else c.kill(); })));
+  };
   for (const [i, p] of profiles.entries()) {
     const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.set(p.id, child);
     busy[p.id] = 0;
-    child.on('message', (m: { kind: string; seq?: number; ok?: boolean; output?: unknown; error?: string; serviceMs?: number; pressure?: number }) => {
-      if (m.kind === 'ready') { readyWaiters.get(p.id)?.(); return; }
+    child.on('message', (m: { kind: string; seq?: number; ok?: boolean; output?: unknown; error?: string; serviceMs?: number; pressure?: number; rates?: KernelRates }) => {
+      if (m.kind === 'ready') { if (m.rates) rates[p.id] = m.rates; readyWaiters.get(p.id)?.resolve(); readyWaiters.delete(p.id); return; }
       const w = pending.get(m.seq!);
       if (!w) return;
       pending.delete(m.seq!);
@@ -48,9 +58,16 @@ export async function startPeerPool(profiles: readonly PeerProfile[], seed: numb
     child.on('exit', (code) => {
       children.delete(p.id);
       for (const [k, w] of pending) if (w.peer === p.id) { pending.delete(k); w.reject(new PortalError('PORTAL_PEER_LOST', `peer ${p.id} exited (${code})`)); }
+      readyWaiters.get(p.id)?.reject(new PortalError('PORTAL_PEER_LOST', `peer ${p.id} exited (${code}) before it was ready`));
+      readyWaiters.delete(p.id);
       log.debug({ peer: p.id, code }, 'peer exited');
     });
-    await new Promise<void>((resolve) => { readyWaiters.set(p.id, resolve); child.send({ kind: 'init', profile: p, seed: seed + i }); });
+    try {
+      await handshake(p.id, child, { kind: 'init', profile: p, seed: seed + i, frame });
+    } catch (err) {
+      await close();
+      throw err;
+    }
   }
   return {
     execute(peer: string, d: PeerDispatch): Promise<PeerAnswer> {
@@ -68,13 +85,12 @@ export async function startPeerPool(profiles: readonly PeerProfile[], seed: numb
       for (const [id, child] of children) {
         busy[id] = 0;
         const k = i++;
-        await new Promise<void>((resolve) => { readyWaiters.set(id, resolve); child.send({ kind: 'reset', seed: newSeed + k }); });
+        await handshake(id, child, { kind: 'reset', seed: newSeed + k });
       }
     },
     busyMs: () => ({ ...busy }),
+    rates: () => structuredClone(rates),
     events: () => events.slice(),
-    async close() {
-      await Promise.all([...children.values()].map((c) => new Promise<void>((resolve) => { c.once('exit', () => resolve()); c.disconnect(); })));
-    },
+    close,
   };
 }
