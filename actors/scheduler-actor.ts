@@ -150,9 +150,10 @@ export class SchedulerActor extends Actor {
     const m = this.manifest;
     if (!core || !req || !m || this.journal?.state !== 'running') return;
     await this.feedEdges();
-    if (this.risk) {
-      // learned time and risk replace the formula's time and health factors (issue 7)
-      const f = learnedEdgeFactors(this.risk, core.edges, m.chunkSize, this.ctx.clock.wallNow(), { edgeId: (e) => req.edges[e]?.id ?? `unused-${e}` });
+    if (this.risk?.warm) {
+      // learned time and risk replace the formula's time and health factors (issue 7), and a
+      // risk-aware limit ≤ the edge's max_parallel replaces it; during the warm-up the formula rules
+      const f = learnedEdgeFactors(this.risk, core.edges, m.chunkSize, this.ctx.clock.wallNow(), { edgeId: (e) => req.edges[e]?.id ?? `unused-${e}`, maxParallelOf: (e) => this.edgeViews[e]?.maxParallel ?? 0 });
       f.updates.forEach((u, e) => { if (u && e < req.edges.length) core.updateEdge(e, u); });
     }
     this.lastTickAt = this.ctx.clock.now();
@@ -367,7 +368,7 @@ export class SchedulerActor extends Actor {
     const rtt = v.samples > 0 ? v.rtt : (v.rttHint ?? v.rtt);
     const chunk = this.manifest!.chunkSize;
     core.updateEdge(i, {
-      ...(this.risk ? {} : { bandwidth, rtt, health: v.health }),
+      ...(this.risk?.warm ? {} : { bandwidth, rtt, health: v.health }),
       available: v.available, flags: v.flags,
       maxParallel: v.maxParallel,
       timeoutMs: adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk),

@@ -13,7 +13,8 @@ export interface FailurePredictorConfig {
   /** Outcomes that make the "recent failures" feature. */
   recent: number;
   /** L2 penalty of the intercept (towards the population rate) and of the slopes (towards 0). */
-  ridge: { intercept: number; slope: number };
+  /** Ridge penalties: intercept (towards the population's rate), slopes (towards 0), load steps (towards 0). */
+  ridge: { intercept: number; slope: number; step: number };
   /** Probability before anything was observed. */
   defaultProbability: number;
   /** Predictions are clamped to [0, maxProbability] so risk-adjusted scores stay finite. */
@@ -25,7 +26,7 @@ export const defaultFailurePredictorConfig: Readonly<FailurePredictorConfig> = O
   window: 1000,
   minPeerSamples: 5,
   recent: 10,
-  ridge: Object.freeze({ intercept: 0.1, slope: 0.5 }),
+  ridge: Object.freeze({ intercept: 0.1, slope: 0.5, step: 1 }),
   defaultProbability: 0.05,
   maxProbability: 0.95,
 });
@@ -36,7 +37,16 @@ type Row = [number, number, number, number];
 /** Serialized predictor (JSON-safe), for actor state. */
 export interface FailurePredictorState { v: 1; peers: Record<string, Row[]> }
 
-const D = 4;
+/** Load steps 1{load ≥ k}, k = 1..STEPS: let the model learn a threshold ("fails when 2+ run"). */
+const STEPS = 4;
+const D = 4 + STEPS;
+
+/** The feature vector [1, load, recent failure fraction, pressure, 1{load ≥ 1} … 1{load ≥ STEPS}] into `x`. */
+function features(x: Float64Array, load: number, recent: number, pressure: number): Float64Array {
+  x[0] = 1; x[1] = load; x[2] = recent; x[3] = pressure;
+  for (let k = 1; k <= STEPS; k++) x[3 + k] = load >= k ? 1 : 0;
+  return x;
+}
 
 class PeerRisk {
   readonly ring: Ring<Row>;
@@ -48,8 +58,9 @@ class PeerRisk {
 
 /**
  * Failure-probability predictor from telemetry: per peer, an L2-regularized logistic regression of
- * "attempt failed" on [1, load, recent failure fraction, resource pressure] over the last `window`
- * attempts, refitted by Newton's method (warm-started) when asked after new outcomes. The intercept
+ * "attempt failed" on [1, load, recent failure fraction, resource pressure, load steps
+ * 1{load ≥ k} for k = 1..4] over the last `window` attempts (the steps let it learn a threshold,
+ * which a slope in load alone smears out), refitted by Newton's method (warm-started) when asked after new outcomes. The intercept
  * is pulled towards the population's failure rate, so a peer with little history looks average.
  * Peers with fewer than `minPeerSamples` attempts get a smoothed rate ('prior'). Pure: no clock.
  */
@@ -100,7 +111,7 @@ export class FailurePredictor {
       return { probability: Math.min(cfg.maxProbability, (f + m * this.populationRate()) / (n + m)), samples: n, source: 'prior' };
     }
     if (pr.dirty) this.refit(pr);
-    const x = [1, q.load, this.recentFailures(q.peer), q.pressure ?? 0];
+    const x = features(new Float64Array(D), q.load, this.recentFailures(q.peer), q.pressure ?? 0);
     let z = 0;
     for (let i = 0; i < D; i++) z += pr.w[i] * x[i];
     return { probability: Math.min(cfg.maxProbability, sigmoid(z)), samples: n, source: 'model' };
@@ -146,13 +157,16 @@ export class FailurePredictor {
   private refit(pr: PeerRisk): void {
     const rows = pr.ring.toArray();
     const w0 = logit(this.populationRate());
-    const lam = [this.config.ridge.intercept, this.config.ridge.slope, this.config.ridge.slope, this.config.ridge.slope];
+    const { intercept, slope, step } = this.config.ridge;
+    const lam = [intercept, slope, slope, slope, ...new Array<number>(STEPS).fill(step)];
     const w = pr.w;
     const x = new Float64Array(D);
     const loss = (v: Float64Array): number => {
       let l = 0;
       for (const r of rows) {
-        const z = v[0] + v[1] * r[0] + v[2] * r[1] + v[3] * r[2];
+        features(x, r[0], r[1], r[2]);
+        let z = 0;
+        for (let i = 0; i < D; i++) z += v[i] * x[i];
         // log(1 + e^z) − y·z, computed stably
         l += (z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z))) - r[3] * z;
       }
@@ -163,7 +177,7 @@ export class FailurePredictor {
       const g = new Float64Array(D);
       const h = new Float64Array(D * D);
       for (const r of rows) {
-        x[0] = 1; x[1] = r[0]; x[2] = r[1]; x[3] = r[2];
+        features(x, r[0], r[1], r[2]);
         let z = 0;
         for (let i = 0; i < D; i++) z += w[i] * x[i];
         const p = sigmoid(z);

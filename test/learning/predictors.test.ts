@@ -123,4 +123,25 @@ describe('learning predictors', () => {
     expect(f.updates[2]!.health).toBeLessThan(f.updates[0]!.health - 0.3);
     expect(f.updates[3]).toBeUndefined();
   });
+  test('scheduler adapter: the risk-aware limit keeps an edge that fails under load below it, and leaves a steady one at max_parallel', () => {
+    const m = new RiskModel();
+    for (let i = 0; i < 800; i++) {
+      const load = i % 4;
+      // edge-0: fails half its fetches from the third concurrent one on; edge-1: time ∝ fetches (bandwidth shared, no RTT); edge-2: steady
+      m.observe({ peer: 'edge-0', taskType: 'chunk', hour: 0, load, work: 1e6, ok: !(load >= 2 && i % 8 < 5), timeMs: 50 });
+      m.observe({ peer: 'edge-1', taskType: 'chunk', hour: 0, load, work: 1e6, ok: true, timeMs: 50 * (load + 1) });
+      m.observe({ peer: 'edge-2', taskType: 'chunk', hour: 0, load, work: 1e6, ok: true, timeMs: 50 });
+    }
+    const edges = { e: 4, available: Uint8Array.of(1, 1, 1, 0), queueDepth: Uint32Array.of(0, 0, 0, 0) };
+    const f = learnedEdgeFactors(m, edges, 1e6, 0, { maxParallelOf: () => 4 });
+    expect(f.parallel[0]).toBeLessThanOrEqual(2);
+    expect(f.parallel[0]).toBeGreaterThanOrEqual(1);
+    expect(f.parallel[1]).toBe(1); // more fetches only split the same bandwidth
+    expect(f.parallel[2]).toBe(4);
+    expect(f.parallel[3]).toBe(0);
+    expect(f.updates[2]!.maxParallel).toBe(4);
+    // without maxParallelOf the adapter leaves max_parallel alone
+    expect(learnedEdgeFactors(m, edges, 1e6, 0).updates[0]!.maxParallel).toBeUndefined();
+    expect(() => learnedEdgeFactors(m, edges, 1e6, 0, { maxParallelOf: () => 4, goodputTolerance: 0 })).toThrow(/goodputTolerance/);
+  });
 });
