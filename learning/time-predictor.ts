@@ -1,6 +1,7 @@
 import { checkArg, PortalError } from '../common/errors.js';
 import { cholesky, choleskySolve, choleskyQuad } from './linalg.js';
 import { Ring } from './ring.js';
+import tQuantile from '@stdlib/stats-base-dists-t-quantile';
 import type { Observation, TaskContext, TimePrediction } from './types.js';
 
 /** Tunables of the completion-time predictor. */
@@ -60,17 +61,14 @@ const HOURS = 24;
 const NU0 = 2;
 const S0SQ = 0.1;
 
-/** z of a two-sided normal interval at `level`, by bisection on the normal CDF (erf approximation, |error| < 1.5e-7). */
-function zFor(level: number): number {
-  const cdf = (z: number): number => {
-    const t = 1 / (1 + 0.3275911 * (z / Math.SQRT2));
-    const erf = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-(z * z) / 2);
-    return 0.5 * (1 + erf);
-  };
-  let lo = 0, hi = 10;
-  const target = 0.5 + level / 2;
-  for (let i = 0; i < 60; i++) { const m = (lo + hi) / 2; if (cdf(m) < target) lo = m; else hi = m; }
-  return (lo + hi) / 2;
+/**
+ * Half-width multiplier of a two-sided `level` prediction interval on the log scale: the Student-t
+ * quantile with `dof` degrees of freedom. The residual variance is estimated from n samples plus
+ * NU0 prior pseudo-samples (normal-inverse-gamma), whose posterior predictive is Student-t with
+ * n + NU0 degrees of freedom: wide intervals after a few samples, the normal's after hundreds.
+ */
+function tFor(level: number, dof: number): number {
+  return tQuantile(0.5 + level / 2, Math.max(1, dof));
 }
 
 class PeerStats {
@@ -110,6 +108,8 @@ export class CompletionTimePredictor {
   private readonly typeIndex = new Map<string, number>();
   private readonly peers = new Map<string, PeerStats>();
   private total = 0;
+  /** Interval multipliers by degrees of freedom (the level is fixed per predictor). */
+  private readonly tCache = new Map<number, number>();
 
   constructor(config: Partial<TimePredictorConfig> = {}) {
     this.config = { ...defaultTimePredictorConfig, ...config, ridge: { ...defaultTimePredictorConfig.ridge, ...config.ridge } };
@@ -160,7 +160,6 @@ export class CompletionTimePredictor {
     checkContext(q);
     const work = q.work ?? 1;
     const level = this.config.level;
-    const z = zFor(level);
     const ps = this.peers.get(q.peer);
     const ti = this.typeIndex.get(q.taskType);
     if (ps && ps.ring.size >= this.config.minPeerSamples && ti !== undefined && (ps.typeCounts[ti] ?? 0) >= this.config.minTypeSamples) {
@@ -169,6 +168,7 @@ export class CompletionTimePredictor {
       let mu = ps.drift;
       for (let i = 0; i < x.length; i++) mu += fit.w[i] * x[i];
       const sd = Math.sqrt(fit.s2 * (1 + choleskyQuad(fit.l, ps.d, x)));
+      const z = this.t(ps.n + NU0);
       return { timeMs: Math.exp(mu) * work, lowMs: Math.exp(mu - z * sd) * work, highMs: Math.exp(mu + z * sd) * work, level, samples: ps.ring.size, source: 'model' };
     }
     const prior = this.population(q.taskType);
@@ -176,6 +176,7 @@ export class CompletionTimePredictor {
     if (prior) {
       const mu = prior.mean + Math.log1p(q.load);
       const sd = Math.sqrt(prior.var + 0.5);
+      const z = this.t(prior.n + NU0);
       return { timeMs: Math.exp(mu) * work, lowMs: Math.exp(mu - z * sd) * work, highMs: Math.exp(mu + z * sd) * work, level, samples, source: 'prior' };
     }
     const t = this.config.defaultMsPerUnit * work * (1 + q.load);
@@ -206,6 +207,13 @@ export class CompletionTimePredictor {
   }
 
   // ---- internals ------------------------------------------------------------------------------
+
+  private t(dof: number): number {
+    const k = Math.min(Math.round(dof), 10_000);
+    let v = this.tCache.get(k);
+    if (v === undefined) { v = tFor(this.config.level, k); this.tCache.set(k, v); }
+    return v;
+  }
 
   private dim(): number { return 2 + this.types.length + HOURS; }
 
@@ -273,7 +281,7 @@ export class CompletionTimePredictor {
   }
 
   /** Mean and variance of log(ms/unit) at zero-ish load over every peer's samples of `type` (all types if none). */
-  private population(type: string): { mean: number; var: number } | undefined {
+  private population(type: string): { mean: number; var: number; n: number } | undefined {
     const ti = this.typeIndex.get(type);
     let n = 0, s = 0, s2 = 0, na = 0, sa = 0, sa2 = 0;
     for (const ps of this.peers.values()) {
@@ -283,8 +291,8 @@ export class CompletionTimePredictor {
         if (r[0] === ti) { n++; s += y; s2 += y * y; }
       }
     }
-    if (n > 0) return { mean: s / n, var: Math.max(0, s2 / n - (s / n) ** 2) };
-    if (na > 0) return { mean: sa / na, var: Math.max(0, sa2 / na - (sa / na) ** 2) };
+    if (n > 0) return { mean: s / n, var: Math.max(0, s2 / n - (s / n) ** 2), n };
+    if (na > 0) return { mean: sa / na, var: Math.max(0, sa2 / na - (sa / na) ** 2), n: na };
     return undefined;
   }
 }

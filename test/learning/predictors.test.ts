@@ -1,6 +1,7 @@
 import { CompletionTimePredictor, FailurePredictor, RiskModel, learnedEdgeFactors, heuristicScore } from '../../learning/index.js';
 import { isPortalError } from '../../common/errors.js';
 import { createPrng } from '../../transfer/index.js';
+import tQuantile from '@stdlib/stats-base-dists-t-quantile';
 
 /** Standard normal from a uniform PRNG (Box–Muller). */
 function gauss(rnd: () => number): number {
@@ -36,6 +37,26 @@ describe('learning predictors', () => {
       n++; if (want >= got.lowMs && want <= got.highMs) inside++;
     }
     expect(inside / n).toBeGreaterThanOrEqual(0.9);
+  });
+
+  test('time predictor: after only a few samples the 90% interval still covers about 90% of new outcomes (Student-t, not the normal)', () => {
+    // 400 independent peers, 5 samples each from lognormal(σ = 0.3); then one new outcome each
+    const rnd = createPrng(7);
+    const p = new CompletionTimePredictor({ minPeerSamples: 3 });
+    let inside = 0, normalInside = 0;
+    for (let k = 0; k < 400; k++) {
+      const peer = `p${k}`;
+      for (let i = 0; i < 5; i++) p.observe({ peer, taskType: 'x', hour: 9, load: 0, ok: true, timeMs: 100 * Math.exp(0.3 * gauss(rnd)) });
+      const got = p.predict({ peer, taskType: 'x', hour: 9, load: 0 });
+      const next = 100 * Math.exp(0.3 * gauss(rnd));
+      if (next >= got.lowMs && next <= got.highMs) inside++;
+      // the same centre and spread with the normal's z = 1.645 instead of t(0.95, 5 samples + 2 prior pseudo-samples)
+      const half = Math.log(got.highMs / got.timeMs) * (1.645 / tQuantile(0.95, 7));
+      if (Math.abs(Math.log(next / got.timeMs)) <= half) normalInside++;
+    }
+    expect(inside / 400).toBeGreaterThan(0.84);
+    expect(inside / 400).toBeLessThan(0.97);
+    expect(inside).toBeGreaterThan(normalInside);
   });
 
   test('time predictor: uses a heuristic before any sample, the population prior for a new peer, and is warm after 20 observations', () => {
