@@ -2,6 +2,7 @@ import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { createMemoryBus } from './memory-bus.js';
 import type { NatsBusOptions } from './nats-bus.js';
+import type { NatsConnectOptions } from './nats-connect.js';
 import type { Bus } from './types.js';
 
 /** Environment variables that select and configure the NATS bus. */
@@ -10,11 +11,14 @@ export const NATS_ENV = {
   tlsCa: 'NATS_TLS_CA', tlsCert: 'NATS_TLS_CERT', tlsKey: 'NATS_TLS_KEY',
 } as const;
 
-/** NATS bus options from the environment, or undefined when NATS_URL is not set. */
-export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<NatsBusOptions, 'logger'> | undefined {
+/**
+ * NATS connection options (server, credentials, TLS) from the environment, or undefined when NATS_URL is not
+ * set; both the bus (createNatsBus) and the stream transport (createNatsStreamTransport) take them.
+ */
+export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsConnectOptions | undefined {
   const url = env[NATS_ENV.url]?.trim();
   if (!url) return undefined;
-  const o: Omit<NatsBusOptions, 'logger'> = { servers: url };
+  const o: NatsConnectOptions = { servers: url };
   if (env[NATS_ENV.user] !== undefined) { o.user = env[NATS_ENV.user]; o.pass = env[NATS_ENV.pass] ?? ''; }
   if (env[NATS_ENV.token]) o.token = env[NATS_ENV.token];
   if (env[NATS_ENV.nkeySeedFile]) o.nkeySeedFile = env[NATS_ENV.nkeySeedFile];

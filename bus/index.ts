@@ -23,3 +23,4 @@ export async function createNatsStreamTransport(opts: import('./nats-stream-tran
   return m.createNatsStreamTransport(opts);
 }
 export type { NatsBus, NatsBusOptions, NatsBusStats, NatsStreamOptions } from './nats-bus.js';
+export type { NatsConnectOptions } from './nats-connect.js';

@@ -1,8 +1,5 @@
 import { AsyncResource } from 'node:async_hooks';
-import { readFileSync } from 'node:fs';
-import {
-  connect, nkeyAuthenticator, nuid, nanos, type Authenticator, type ConnectionOptions, type Msg, type NatsConnection, type Subscription as NatsSubscription,
-} from '@nats-io/transport-node';
+import { nuid, nanos, type Msg, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node';
 import {
   AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager,
   type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg,
@@ -12,6 +9,7 @@ import { createSilentLogger, type Logger } from '../common/logger.js';
 import { createCodecRegistry, isJetStreamPattern, type CodecRegistry, type WireLimits } from './codec.js';
 import { subjects, type Bus, type DeadLetterEvent, type Subscription } from './types.js';
 import { DEAD_LETTER_STREAM, TRANSFERS_STREAM, durableName } from './nats-bus-names.js';
+import { connectNats, type NatsConnectOptions } from './nats-connect.js';
 
 export { DEAD_LETTER_STREAM, TRANSFERS_STREAM, durableName };
 
@@ -25,17 +23,8 @@ export interface NatsStreamOptions {
   replicas?: number;
 }
 
-/** Options of createNatsBus. */
-export interface NatsBusOptions {
-  /** `nats://host:port`, several comma-separated or as an array. */
-  servers: string | string[];
-  user?: string;
-  pass?: string;
-  token?: string;
-  /** File holding an NKey user seed (`SU…`). */
-  nkeySeedFile?: string;
-  /** TLS files; any of them turns TLS on. */
-  tls?: { caFile?: string; certFile?: string; keyFile?: string };
+/** Options of createNatsBus: where NATS is and how to log in (NatsConnectOptions), then the bus's own. */
+export interface NatsBusOptions extends NatsConnectOptions {
   /** Client name; also names the durable consumers of subscriptions without a queue group (default `portal-<pid>`). */
   name?: string;
   logger?: Logger;
@@ -55,8 +44,6 @@ export interface NatsBusOptions {
   onDeadLetter?: (d: DeadLetterEvent) => void;
   /** Called when a handler throws or rejects (default: logged). */
   onError?: (err: unknown, subject: string) => void;
-  /** Initial connect timeout, ms (default 5000). */
-  connectTimeoutMs?: number;
 }
 
 /** Counters of a NATS bus. */
@@ -106,8 +93,6 @@ function apiCode(err: unknown): number | undefined {
  */
 export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   if (!opts || typeof opts !== 'object') throw new PortalError('PORTAL_CONFIG_INVALID', 'opts: expected an object');
-  const servers = (Array.isArray(opts.servers) ? opts.servers : String(opts.servers ?? '').split(',')).map((s) => s.trim()).filter(Boolean);
-  if (servers.length === 0) throw new PortalError('PORTAL_CONFIG_INVALID', 'servers: expected at least one nats:// URL');
   const name = opts.name ?? `portal-${process.pid}`;
   const log = (opts.logger ?? createSilentLogger()).child({ component: 'nats-bus', client: name });
   const codecs: CodecRegistry = createCodecRegistry({ limits: opts.limits });
@@ -116,28 +101,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   const onError = opts.onError ?? ((err: unknown, subject: string) => log.error({ err, subject }, 'bus handler failed'));
   const scope = new AsyncResource('PortalNatsBus');
 
-  const co: ConnectionOptions = {
-    servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 100, timeout: opts.connectTimeoutMs ?? 5000, pingInterval: 5000, maxPingOut: 3,
-  };
-  if (opts.user !== undefined) { co.user = opts.user; co.pass = opts.pass ?? ''; }
-  if (opts.token !== undefined) co.token = opts.token;
-  const auth: Authenticator[] = [];
-  if (opts.nkeySeedFile) {
-    let seed: Uint8Array;
-    try { seed = new TextEncoder().encode(readFileSync(opts.nkeySeedFile, 'utf8').trim()); } catch (cause) {
-      throw new PortalError('PORTAL_CONFIG_INVALID', `nkeySeedFile: cannot read ${opts.nkeySeedFile}`, { cause });
-    }
-    auth.push(nkeyAuthenticator(seed));
-  }
-  if (auth.length) co.authenticator = auth;
-  if (opts.tls && (opts.tls.caFile || opts.tls.certFile || opts.tls.keyFile)) co.tls = { ...opts.tls };
-
-  let nc: NatsConnection;
-  try {
-    nc = await connect(co);
-  } catch (cause) {
-    throw new PortalError('PORTAL_BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
-  }
+  const { nc, servers } = await connectNats(opts, name);
   const js: JetStreamClient = jetstream(nc);
   let jsm: JetStreamManager;
   try {

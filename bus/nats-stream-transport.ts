@@ -1,4 +1,4 @@
-import { connect, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { headers, nanos } from '@nats-io/transport-node';
 import {
   AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager,
   type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg,
@@ -10,11 +10,11 @@ import { StreamError } from '../stream/errors.js';
 import type { StreamProcessor, StreamSink } from '../stream/processor.js';
 import { isStreamId, streamSubjects } from '../stream/subjects.js';
 import { STREAM_STREAM } from './nats-bus-names.js';
+import { connectNats, type NatsConnectOptions } from './nats-connect.js';
 
 
-/** Options of createNatsStreamTransport. */
-export interface NatsStreamTransportOptions {
-  servers: string | string[];
+/** Options of createNatsStreamTransport: where NATS is and how to log in (as for the bus), then the transport's own. */
+export interface NatsStreamTransportOptions extends NatsConnectOptions {
   name?: string;
   logger?: Logger;
   /** Retention of PORTAL_STREAM when this creates it (default file storage, 1 h, 1 GiB). */
@@ -69,8 +69,8 @@ export interface AttachOptions {
  * pull consumer to a processor and pulls only while its buffer is below the pause threshold, each pull
  * sized to the room left; every message is acked once all its records have an outcome (output or
  * failure stored) and nak'ed when one could not be delivered. `sink` publishes outputs and failures
- * through JetStream (resolving once stored). Rejects with PORTAL_BUS_UNAVAILABLE when NATS or
- * JetStream cannot be reached.
+ * through JetStream (resolving once stored). Connects with the bus's credentials and TLS options. Rejects
+ * with PORTAL_BUS_UNAVAILABLE when NATS or JetStream cannot be reached, or the server refuses the login.
  */
 export interface NatsStreamTransport {
   /** Largest message the server takes, bytes. */
@@ -97,15 +97,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Connects and ensures stream PORTAL_STREAM. */
 export async function createNatsStreamTransport(opts: NatsStreamTransportOptions): Promise<NatsStreamTransport> {
-  const servers = (Array.isArray(opts.servers) ? opts.servers : String(opts.servers ?? '').split(',')).map((s) => s.trim()).filter(Boolean);
-  if (servers.length === 0) throw new PortalError('PORTAL_CONFIG_INVALID', 'servers: expected at least one nats:// URL');
   const log = opts.logger;
-  let nc: NatsConnection;
-  try {
-    nc = await connect({ servers, name: opts.name ?? `portal-stream-${process.pid}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
-  } catch (cause) {
-    throw new PortalError('PORTAL_BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}`, { cause });
-  }
+  const { nc, servers } = await connectNats(opts, opts.name ?? `portal-stream-${process.pid}`);
   const js: JetStreamClient = jetstream(nc);
   let jsm: JetStreamManager;
   try {

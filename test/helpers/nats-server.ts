@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,15 +39,32 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
+/** Options of startNatsServer. */
+export interface TestNatsServerOptions {
+  /** More command-line flags. */
+  args?: string[];
+  /**
+   * Server configuration text (e.g. an `authorization { … }` or `tls { … }` block), written to `server.conf`
+   * in the store folder and passed with `-c`; the flags for JetStream, store, address and port still win.
+   */
+  config?: string;
+}
+
 /** Starts a nats-server with JetStream (`-js`) on a free port of 127.0.0.1 with a temp store; never the system one on 4222. */
-export async function startNatsServer(opts: { args?: string[] } = {}): Promise<TestNatsServer> {
+export async function startNatsServer(opts: TestNatsServerOptions = {}): Promise<TestNatsServer> {
   const storeDir = await mkdtemp(join(tmpdir(), 'portal-nats-'));
+  const configArgs: string[] = [];
+  if (opts.config !== undefined) {
+    const file = join(storeDir, 'server.conf');
+    await writeFile(file, opts.config);
+    configArgs.push('-c', file);
+  }
   const port = await freePort();
   let proc: ChildProcess | undefined;
   let log = '';
   const start = async (): Promise<void> => {
     log = '';
-    const p = spawn(natsServerBin(), ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...(opts.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(natsServerBin(), [...configArgs, '-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...(opts.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     p.stderr!.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
     proc = p;
     const exited = new Promise<never>((_, reject) => p.once('exit', (code) => reject(new Error(`nats-server exited (${code}): ${log}`))));
@@ -65,7 +82,7 @@ export async function startNatsServer(opts: { args?: string[] } = {}): Promise<T
     p.kill('SIGKILL');
     await gone;
   };
-  await start();
+  try { await start(); } catch (err) { await kill(); await rm(storeDir, { recursive: true, force: true }); throw err; }
   return {
     url: `nats://127.0.0.1:${port}`, port, storeDir, kill, start,
     async stop() { await kill(); await rm(storeDir, { recursive: true, force: true }); },
