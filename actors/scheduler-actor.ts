@@ -264,7 +264,10 @@ export class SchedulerActor extends Actor {
     const n = m.chunks.length;
     const j = this.journal!;
     j.activations = (j.activations ?? 0) + 1;
-    const core = new ChunkScheduler({ chunks: n, chunkBytes: m.chunkSize, edgeCapacity: req.edges.length + (req.spareEdges ?? 32) }, req.scheduler, ((j.activations & 0xff) << 24) >>> 0);
+    // a multi-threaded CPU engine ranks large transfers from worker threads: the tables go on shared memory
+    let sharedMemory = false;
+    try { sharedMemory = engineOf(this.ctx.services).sharedMemory === true; } catch { /* no engine on this host yet: ticks will say so */ }
+    const core = new ChunkScheduler({ chunks: n, chunkBytes: m.chunkSize, edgeCapacity: req.edges.length + (req.spareEdges ?? 32), sharedMemory }, req.scheduler, ((j.activations & 0xff) << 24) >>> 0);
     this.perEdgeChunks = new Array(req.edges.length).fill(0);
     this.edgeEpochs = new Array(req.edges.length).fill(-1);
     this.edgeViews = [];

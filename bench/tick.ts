@@ -18,8 +18,8 @@ interface Row { chunks: number; edges: number; threads: number; mode: 'full' | '
 let peakRss = 0;
 function sampleRss(): void { peakRss = Math.max(peakRss, process.memoryUsage().rss); }
 
-function build(n: number, e: number, replicas: number, seed: number): ChunkScheduler {
-  const s = new ChunkScheduler({ chunks: n, chunkBytes: 1 << 20, edgeCapacity: e }, { maxDispatchPerTick: 4096 });
+function build(n: number, e: number, replicas: number, seed: number, threads: number): ChunkScheduler {
+  const s = new ChunkScheduler({ chunks: n, chunkBytes: 1 << 20, edgeCapacity: e, sharedMemory: threads > 1 }, { maxDispatchPerTick: 4096 });
   const rnd = xorshift(seed);
   for (let x = 0; x < e; x++) {
     s.updateEdge(x, { bandwidth: (5 + (rnd() % 95)) * 1e6, rtt: 5 + (rnd() % 80), health: 0.5 + (rnd() % 50) / 100, flags: rnd() % 7 === 0 ? 1 : 0, available: true, maxParallel: 16, timeoutMs: 5000 });
@@ -38,7 +38,7 @@ function build(n: number, e: number, replicas: number, seed: number): ChunkSched
 
 async function run(n: number, e: number, iterations: number, threads: number): Promise<Row[]> {
   const replicas = Math.min(e, 10);
-  const s = build(n, e, replicas, n ^ (e << 20));
+  const s = build(n, e, replicas, n ^ (e << 20), threads);
   sampleRss();
   const t = s.chunks;
   const tableBytes = t.status.byteLength + t.assigned.byteLength + t.backups.byteLength + t.retries.byteLength + t.priority.byteLength + t.attempt.byteLength + t.dispatchedAt.byteLength + t.deadline.byteLength + t.candidates.byteLength;

@@ -44,11 +44,11 @@ export interface EmbeddedNode {
  * NATS when NATS_URL is set) with edge events routed into the actors, an executor and the tick
  * engine (WebGPU when an adapter exists).
  */
-export async function startEmbeddedNode(opts: { output: string; logger: Logger; concurrency?: number; backend?: Backend }): Promise<EmbeddedNode> {
+export async function startEmbeddedNode(opts: { output: string; logger: Logger; concurrency?: number; backend?: Backend; /** An engine to use instead of one chosen by `backend` (closed with the node). */ tickEngine?: TickEngine }): Promise<EmbeddedNode> {
   // The in-process bus, or NATS when NATS_URL is set (credentials from NATS_* variables).
   const bus = await createBusFromEnv({ logger: opts.logger, name: `portal-${process.pid}` });
   const prefer = opts.backend ?? defaultBackend();
-  const engine = await createTickEngine({ prefer, requireGpu: prefer === 'webgpu' ? true : undefined, logger: opts.logger });
+  const engine = opts.tickEngine ?? await createTickEngine({ prefer, requireGpu: prefer === 'webgpu' ? true : undefined, logger: opts.logger });
   const journal = createFileStateStore(journalDir(opts.output));
   const store = createRoutedStateStore({ SchedulerActor: journal }, createMemoryStateStore());
   const transfers = new Set<string>();

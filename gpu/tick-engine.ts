@@ -6,8 +6,13 @@ import type { ChunkScheduler, TickResult } from '../scheduler/scheduler.js';
  * (GPU readback is asynchronous): callers `await` it and must not mutate the scheduler meanwhile.
  */
 export interface TickEngine {
-  /** `"cpu"` or `"webgpu:<adapter>"`: the backend the next tick will use. */
+  /** `"cpu"`, `"cpu:<n> threads"` or `"webgpu:<adapter>"`: the backend the next tick will use. */
   readonly backend: string;
+  /**
+   * True when the engine ranks on several threads over shared memory: schedulers it ticks should
+   * be created with `sharedMemory: true` (they still work without, on one thread).
+   */
+  readonly sharedMemory?: boolean;
   runTick(scheduler: ChunkScheduler, now: number): TickResult | Promise<TickResult>;
   stats(): TickEngineStats;
   close(): Promise<void>;
@@ -21,6 +26,8 @@ export interface TickEngineStats {
   totalTickMs: number;
   /** Ticks the engine ran on the CPU although it is a GPU engine (device lost, GPU error). */
   fallbacks: number;
+  /** Multi-threaded CPU engines: ticks whose rank phase ran on the worker threads. */
+  parallelRanks?: number;
   /** GPU engines: ticks with at least one phase on the GPU and none fallen back to the CPU. */
   gpuTicks?: number;
   /** GPU engines: phases run on the GPU so far, by phase (rank, detect, failover, balance, dispatch). */

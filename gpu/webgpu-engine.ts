@@ -1,4 +1,6 @@
 /// <reference types="@webgpu/types" />
+import os from 'node:os';
+import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { runTickPhase, type ChunkScheduler, type TickPhase, type TickPhaseResult, type TickResult } from '../scheduler/scheduler.js';
 import { createBufferManager, type BufferManager } from './buffers.js';
@@ -12,6 +14,7 @@ import { rankChunksGpu } from './kernels/k-best.js';
 import { loadBalanceGpu } from './kernels/load-balance.js';
 import { createProgramCache } from './programs.js';
 import { createCpuTickEngine, type TickEngine, type TickEngineStats } from './tick-engine.js';
+import { createParallelCpuTickEngine } from '../scheduler/parallel/engine.js';
 
 /** Options of createWebGpuTickEngine. */
 export interface WebGpuTickEngineOptions {
@@ -199,6 +202,21 @@ export interface TickEngineChoice extends WebGpuTickEngineOptions {
   prefer?: 'webgpu' | 'cpu' | 'auto';
   /** Fail instead of falling back when no adapter exists (default: env PORTAL_REQUIRE_GPU=1). */
   requireGpu?: boolean;
+  /**
+   * Threads that rank on the CPU backend (default: env PORTAL_CPU_THREADS, else the machine's
+   * available parallelism, at most 8). Above 1 the CPU engine ranks transfers of 100 000+ chunks
+   * on that many threads over shared memory, bit-identical to one thread.
+   */
+  cpuThreads?: number;
+}
+
+/** The CPU engine `opts` ask for: the parallel one when more than one thread is wanted. */
+function cpuEngine(opts: TickEngineChoice): TickEngine {
+  const env = process.env.PORTAL_CPU_THREADS;
+  const threads = opts.cpuThreads ?? (env ? Number(env) : Math.min(8, os.availableParallelism()));
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new PortalError('PORTAL_CONFIG_INVALID', `PORTAL_CPU_THREADS / cpuThreads: expected an integer in [1, 256], got ${env ?? threads}`);
+  if (threads === 1) return createCpuTickEngine();
+  return createParallelCpuTickEngine({ threads, onPoolError: (err) => opts.logger?.warn({ err }, 'tick engine: rank workers could not start; ranking on one thread') });
 }
 
 /** True for adapters that emulate a GPU on the CPU (Mesa llvmpipe/lavapipe, SwiftShader). */
@@ -217,7 +235,7 @@ export async function createTickEngine(opts: TickEngineChoice = {}): Promise<Tic
   const require = opts.requireGpu ?? process.env.PORTAL_REQUIRE_GPU === '1';
   if (prefer === 'cpu') {
     opts.logger?.info({ backend: 'cpu' }, 'tick engine: CPU reference (requested)');
-    return createCpuTickEngine();
+    return cpuEngine(opts);
   }
   try {
     const e = await createWebGpuTickEngine(opts);
@@ -226,13 +244,13 @@ export async function createTickEngine(opts: TickEngineChoice = {}): Promise<Tic
       // the CPU reference: 'auto' keeps the CPU; `--backend webgpu` forces it (CI does, to test the kernels).
       opts.logger?.info({ backend: 'cpu', adapter: e.backend }, 'tick engine: only a software WebGPU adapter; using the CPU reference (--backend webgpu to force it)');
       await e.close();
-      return createCpuTickEngine();
+      return cpuEngine(opts);
     }
     opts.logger?.info({ backend: e.backend }, 'tick engine: WebGPU');
     return e;
   } catch (err) {
     if (require) throw err;
     opts.logger?.warn({ err, backend: 'cpu', prefer }, 'tick engine: no WebGPU adapter; using the CPU reference');
-    return createCpuTickEngine();
+    return cpuEngine(opts);
   }
 }

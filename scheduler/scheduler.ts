@@ -13,6 +13,12 @@ export interface TransferShape {
   chunkBytes: number;
   /** Edge slots; edges beyond those known at start can join later in unused slots. */
   edgeCapacity: number;
+  /**
+   * Allocate the chunk table on SharedArrayBuffer, so that a parallel tick engine
+   * (createParallelCpuTickEngine) can rank it from worker threads in place. Default false: an
+   * unshared table is ranked on the calling thread.
+   */
+  sharedMemory?: boolean;
 }
 
 /** Edge attributes the scheduler takes from estimators and telemetry. */
@@ -167,7 +173,7 @@ export class ChunkScheduler {
     checkArg(c.overloadThreshold > c.underloadThreshold, 'overloadThreshold', 'greater than underloadThreshold');
     checkArg(Number.isInteger(c.maxDispatchPerTick) && c.maxDispatchPerTick > 0, 'maxDispatchPerTick', 'a positive integer');
     checkArg(Number.isInteger(c.perEdgeRetryLimit) && c.perEdgeRetryLimit >= 1, 'perEdgeRetryLimit', 'an integer ≥ 1');
-    this.chunks = createChunkTable(shape.chunks, shape.edgeCapacity, c.k);
+    this.chunks = createChunkTable(shape.chunks, shape.edgeCapacity, c.k, { shared: shape.sharedMemory === true });
     this.edges = createEdgeTable(shape.edgeCapacity);
     this.chunkBytes = shape.chunkBytes;
     this.dirtyFlag = new Uint8Array(shape.chunks);

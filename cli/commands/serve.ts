@@ -122,7 +122,7 @@ export const serveCommand: CommandSpec = {
     const transfers = new Set<string>();
     // GpuStreamActors pull their input from JetStream when NATS is configured, else take pushed records
     const nats = natsOptionsFromEnv(process.env);
-    const streamTransport = nats ? await createNatsStreamTransport({ servers: nats.servers, name: `portal-stream-${process.pid}`, logger }) : undefined;
+    const streamTransport = nats ? await createNatsStreamTransport({ ...nats, name: `portal-stream-${process.pid}`, logger }) : undefined;
     const services: ActorServices = { bus, tickEngine: engine, probeEdge, transferRegistry: transfers, ...(streamTransport ? { streamTransport } : {}) };
     const testActors = process.env[daprDefaults.testActorsEnv] === '1';
 

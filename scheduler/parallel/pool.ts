@@ -14,27 +14,6 @@ export function isRankShared(t: ChunkTable): boolean {
     && t.backups.buffer instanceof SharedArrayBuffer && t.candidates.buffer instanceof SharedArrayBuffer;
 }
 
-/**
- * Moves the arrays the rank kernels touch (status, assigned, backups, candidates) of `t` onto
- * SharedArrayBuffer, in place (one copy; the old arrays are dropped). Whoever reads them through
- * the table object (ChunkScheduler does) sees the same contents; references taken to the old
- * arrays before the call go stale. No-op when already shared.
- */
-export function shareChunkTable(t: ChunkTable): void {
-  if (isRankShared(t)) return;
-  const m = t as { -readonly [K in keyof ChunkTable]: ChunkTable[K] };
-  const move = <A extends Uint8Array | Uint16Array | Uint32Array>(a: A, make: (b: SharedArrayBuffer) => A): A => {
-    if (a.buffer instanceof SharedArrayBuffer) return a;
-    const s = make(new SharedArrayBuffer(a.byteLength));
-    s.set(a as never);
-    return s;
-  };
-  m.status = move(t.status, (b) => new Uint8Array(b));
-  m.assigned = move(t.assigned, (b) => new Uint16Array(b));
-  m.backups = move(t.backups, (b) => new Uint16Array(b));
-  m.candidates = move(t.candidates, (b) => new Uint32Array(b));
-}
-
 /** Where the compiled worker script is: next to this module in dist/, or dist/ of the project when running from source (jest). */
 export function defaultWorkerUrl(): URL {
   const here = new URL('./worker.js', import.meta.url);
@@ -56,8 +35,9 @@ export interface ParallelRankOptions {
 export interface ParallelRank {
   readonly threads: number;
   /**
-   * Re-ranks like `rankChunks(t, ranking, chunks, count)`. Moves the table's rank arrays onto
-   * SharedArrayBuffer first if they are not (see shareChunkTable). The table must not be mutated
+   * Re-ranks like `rankChunks(t, ranking, chunks, count)`, on the workers when the table's rank
+   * arrays are on SharedArrayBuffer (createChunkTable's `shared`, TransferShape's `sharedMemory`)
+   * and on the calling thread otherwise, or when the work is small. The table must not be mutated
    * until the promise settles. Rejects when a worker fails (the table may then be partly ranked:
    * re-rank it on the calling thread).
    */
@@ -116,10 +96,9 @@ export function createParallelRank(opts: ParallelRankOptions = {}): ParallelRank
     if (closed) throw new PortalError('PORTAL_HOST_STOPPED', 'the parallel rank pool is closed');
     if (busy) throw new PortalError('PORTAL_INVALID_ARGUMENT', 'the parallel rank pool is already ranking');
     const total = chunks ? (count ?? chunks.length) : t.n;
-    if (slots.length === 0 || total < 2 * threads) return chunks ? rankChunks(t, ranking, chunks, total) : rankChunks(t, ranking);
+    if (slots.length === 0 || total < 2 * threads || !isRankShared(t)) return chunks ? rankChunks(t, ranking, chunks, total) : rankChunks(t, ranking);
     busy = true;
     try {
-      shareChunkTable(t);
       let id = tableIds.get(t);
       if (id === undefined) { id = nextTableId++; tableIds.set(t, id); }
       let shared: Uint32Array | undefined;

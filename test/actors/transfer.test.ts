@@ -6,6 +6,7 @@ import { createSilentLogger } from '../../common/logger.js';
 import { terminalStates, type TransferStatus, type EdgeView } from '../../actors/index.js';
 import { isPortalError } from '../../common/errors.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
+import { createParallelCpuTickEngine } from '../../scheduler/index.js';
 
 const logger = createSilentLogger();
 const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
@@ -38,7 +39,7 @@ describe('transfers on the embedded host', () => {
     expect(s.perEdgeChunks.reduce((a, b) => a + b, 0)).toBe(chunks);
     expect(s.perEdgeChunks[0]).toBeGreaterThan(0);
     expect(s.perEdgeChunks[1]).toBeGreaterThan(0);
-    expect(s.backend).toBe('cpu');
+    expect(s.backend).toMatch(/^cpu(:\d+ threads)?$/);
   });
 
   test('learned: with learned predictors the transfer completes, reports it, and keeps the model in actor state', async () => {
@@ -60,6 +61,31 @@ describe('transfers on the embedded host', () => {
       await node.host.deactivate('SchedulerActor', mesh.manifest.id);
       const risk = JSON.parse((await (await import('../../runtime/index.js')).createFileStateStore(`${output}.portal`).get(`SchedulerActor||${mesh.manifest.id}||risk`))!);
       expect(risk.v).toBe(1);
+    } finally { await node.close(); }
+  });
+
+  test('multi-threaded CPU engine: the SchedulerActor puts a transfer on shared memory and its ticks rank on the worker threads', async () => {
+    const chunks = 2000;
+    mesh = await createMesh(chunks * 4096, 4096, [
+      { holds: [...Array(chunks).keys()].filter((c) => c % 3 !== 0), maxParallel: 16 },
+      { holds: [...Array(chunks).keys()].filter((c) => c % 3 !== 1), maxParallel: 16 },
+      { holds: 'all', maxParallel: 16 },
+    ]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const tickEngine = createParallelCpuTickEngine({ threads: 2, minParallelChunks: 1000 });
+    const node = await startEmbeddedNode({ output, logger, tickEngine });
+    try {
+      node.executor.attach(mesh.manifest.id);
+      const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
+      await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges });
+      let s: TransferStatus;
+      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state)) await new Promise((r) => setTimeout(r, 50));
+      expect(s.verified).toBe(true);
+      expect(await sha(output)).toBe(mesh.manifest.fileSha256);
+      expect(s.backend).toBe('cpu:2 threads');
+      const st = tickEngine.stats();
+      expect(st.parallelRanks).toBeGreaterThan(0); // the first, full rank at least went to the workers
+      expect(st.fallbacks).toBe(0);
     } finally { await node.close(); }
   });
 

@@ -128,10 +128,16 @@ t_('engine: createTickEngine runs WebGPU when asked, keeps the CPU on a software
   const software = isSoftwareAdapter(gpu.backend);
   await gpu.close();
   const auto = await createTickEngine({ prefer: 'auto' });
-  expect(auto.backend).toMatch(software ? /^cpu$/ : /^webgpu:/);
+  expect(auto.backend).toMatch(software ? /^cpu(:\d+ threads)?$/ : /^webgpu:/);
   await auto.close();
-  const cpu = await createTickEngine({ prefer: 'cpu' });
+  const cpu = await createTickEngine({ prefer: 'cpu', cpuThreads: 1 });
   expect(cpu.backend).toBe('cpu');
+  expect(cpu.sharedMemory).toBeFalsy();
+  const threaded = await createTickEngine({ prefer: 'cpu', cpuThreads: 3 });
+  expect(threaded.backend).toBe('cpu:3 threads');
+  expect(threaded.sharedMemory).toBe(true);
+  await threaded.close();
+  await expect(createTickEngine({ prefer: 'cpu', cpuThreads: 0 })).rejects.toMatchObject({ code: 'PORTAL_CONFIG_INVALID' });
 });
 
 test('engine: software adapters are recognised by their description', () => {
