@@ -11,6 +11,7 @@ import { renderTile, complexityMap, physics, audio, RENDER_UNIT_ITERS, type Fram
 import { DEMO_PEERS, EMULATION_PACE, trueMultiplier, type DemoType } from '../coord/profiles.js';
 import { startPeerPool, type PeerPool } from '../coord/pool.js';
 import { phaseMetrics, type PhaseMetrics, type TaskRow } from '../coord/report.js';
+import { latencyChart } from '../coord/chart.js';
 
 const W = 480, H = 360, DOWN = 4, TILES = 4;
 const POLICIES: CoordPolicy[] = ['heuristic', 'learned', 'oracle'];
@@ -37,13 +38,13 @@ function workload(tasks: number, interval: number, seed: number): Job[] {
   return jobs;
 }
 
-interface PolicyResult { predictedVsTrueMsPerUnit?: Record<string, Record<string, { predicted: number; truth: number }>>; policy: CoordPolicy; phases: PhaseMetrics[]; overall: PhaseMetrics; seconds: number; peerTasks: Record<string, number>; imageVerified: boolean; snapshot: CoordSnapshot }
+interface PolicyResult { predictedVsTrueMsPerUnit?: Record<string, Record<string, { predicted: number; truth: number }>>; policy: CoordPolicy; /** Latency of every task in submission order (failed ones included). */ latencies: number[]; phases: PhaseMetrics[]; overall: PhaseMetrics; seconds: number; peerTasks: Record<string, number>; imageVerified: boolean; snapshot: CoordSnapshot }
 
 /** `portal coord-demo`: learned coordinator vs seed 001's heuristic vs an oracle, on forked peer processes doing real work. */
 export const coordDemoCommand: CommandSpec = {
   name: 'coord-demo',
   summary: 'learned peer selection + task splitting on 4 heterogeneous peer processes, vs heuristic and oracle',
-  usage: 'portal coord-demo [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--json]',
+  usage: 'portal coord-demo [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--chart latency.svg] [--json]',
   flags: [
     { name: 'tasks', type: 'number', help: 'tasks per policy (frames count 4 tiles)', default: 150, min: 20, max: 2000 },
     { name: 'interval-ms', type: 'number', help: 'mean time between job arrivals', default: 100, min: 1, max: 1000 },
@@ -52,6 +53,7 @@ export const coordDemoCommand: CommandSpec = {
     { name: 'repeats', type: 'number', help: 'runs of every policy, in a rotated order each time (so no policy always runs first or last on a machine that warms up or gets busy); metrics are averaged', default: 2, min: 1, max: 10 },
     { name: 'tasks-per-hour', type: 'number', help: 'tasks submitted per simulated hour (the coordinator reads the hour from its clock)', default: 10, min: 1 },
     { name: 'out', type: 'string', help: 'write the learned run\'s last merged frame as a PGM image here' },
+    { name: 'chart', type: 'string', help: 'write an SVG chart of every policy\'s task latency (rolling mean of 10) against the task index here' },
     ...commonFlags,
   ],
   async run({ flags }) {
@@ -113,6 +115,12 @@ export const coordDemoCommand: CommandSpec = {
     if (flags.out && lastImage) await writeFile(flags.out as string, Buffer.concat([Buffer.from(`P5\n${W} ${H}\n255\n`), Buffer.from(lastImage)]));
 
     const results = POLICIES.map((p) => averageRuns(runs.filter((r) => r.policy === p)));
+    if (flags.chart) {
+      const style: Record<CoordPolicy, { color: string; dashed?: boolean }> = { heuristic: { color: '#d62728' }, learned: { color: '#1f77b4' }, oracle: { color: '#2ca02c', dashed: true } };
+      await writeFile(flags.chart as string, latencyChart(results.map((r) => ({ name: r.policy, ...style[r.policy], latencyMs: r.latencies })), {
+        title: `coord-demo: task latency by policy (${tasks} tasks${repeats > 1 ? `, mean of ${repeats} runs` : ''}, seed ${seed})`, marks: [20, 50, 100],
+      }));
+    }
     const by = Object.fromEntries(results.map((r) => [r.policy, r])) as Record<CoordPolicy, PolicyResult>;
     const last = (p: CoordPolicy): PhaseMetrics => by[p].phases[by[p].phases.length - 1];
     const change = (a: number, b: number): number => (b > 0 ? a / b - 1 : 0);
@@ -164,6 +172,7 @@ function averageRuns(rs: PolicyResult[]): PolicyResult {
   const last = rs[rs.length - 1];
   return {
     ...last,
+    latencies: last.latencies.map((_, i) => rs.reduce((a, r) => a + r.latencies[i], 0) / rs.length),
     phases: last.phases.map((_, i) => avg(rs.map((r) => r.phases[i]))),
     overall: avg(rs.map((r) => r.overall)),
     seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length,
@@ -243,5 +252,5 @@ async function runPolicy(policy: CoordPolicy, coord: ActorRef, jobs: Job[], tota
     imageVerified = merged.covered === W * H && Buffer.from(merged.image).equals(Buffer.from(renderTile(lastView, 0, 0, W, H).pixels));
   }
   const snapshot = await coord.invoke<CoordSnapshot>('snapshot');
-  return { result: { policy, phases, overall, seconds, peerTasks, imageVerified, snapshot }, lastImage };
+  return { result: { policy, latencies: rows.map((r) => r.latencyMs), phases, overall, seconds, peerTasks, imageVerified, snapshot }, lastImage };
 }

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import os from 'node:os';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createLogger } from '../../common/logger.js';
 import { startPeerPool, type PeerPool } from '../../cli/coord/pool.js';
 import { EMULATION_PACE, type PeerProfile } from '../../cli/coord/profiles.js';
@@ -40,9 +42,11 @@ describe('coord-demo peers (forked processes from dist/)', () => {
 });
 
 describe('portal coord-demo', () => {
-  test('runs all three policies on real peer processes, verifies the merged frames and reports per-phase metrics', async () => {
+  test('runs all three policies on real peer processes, verifies the merged frames, reports per-phase metrics and draws the chart', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'portal-coord-'));
+    const chart = path.join(dir, 'latency.svg');
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [MAIN, 'coord-demo', '--tasks', '40', '--repeats', '1', '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORTAL_LOG_LEVEL: 'warn' } });
+      const child = spawn(process.execPath, [MAIN, 'coord-demo', '--tasks', '40', '--repeats', '1', '--json', '--chart', chart], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORTAL_LOG_LEVEL: 'warn' } });
       let stdout = '', stderr = '';
       const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`coord-demo timed out: ${stderr}`)); }, 110_000);
       child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
@@ -62,5 +66,9 @@ describe('portal coord-demo', () => {
     // BENCHMARKS.md); half of that is asserted
     expect(report.comparison.overallLatencyVsHeuristic).toBeLessThan(-0.3);
     expect(report.policies.learned.predictedVsTrueMsPerUnit).toBeDefined();
+    expect(report.policies.learned.latencies).toHaveLength(40);
+    const svg = await readFile(chart, 'utf8');
+    expect([...svg.matchAll(/<polyline data-series="(\w+)"/g)].map((m) => m[1])).toEqual(['heuristic', 'learned', 'oracle']);
+    await rm(dir, { recursive: true, force: true });
   }, 120_000);
 });
