@@ -51,21 +51,12 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
   if (opts.apiToken) baseHeaders['dapr-api-token'] = opts.apiToken;
 
   const request = (method: string, path: string, body: string | undefined): Promise<{ status: number; text: string }> =>
-    new Promise((resolve, reject) => {
-      const headers = body === undefined ? baseHeaders : { ...baseHeaders, 'content-length': String(Buffer.byteLength(body)) };
-      const req = http.request({ host, port: opts.port, method, path, agent, headers, timeout: timeoutMs }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
-        res.on('error', reject);
+    daprRequest({ host, port: opts.port, method, path, agent, headers: baseHeaders, body, timeoutMs,
+      timeoutError: () => new PortalError('PORTAL_ACTOR_TIMEOUT', `${method} ${path}: no answer from daprd within ${timeoutMs} ms`) })
+      .catch((err: Error) => {
+        if (err instanceof PortalError) throw err;
+        throw new PortalError('PORTAL_HOST_STOPPED', `${method} ${path}: daprd at ${host}:${opts.port} unreachable (${err.message})`, { cause: err });
       });
-      req.on('timeout', () => req.destroy(new PortalError('PORTAL_ACTOR_TIMEOUT', `${method} ${path}: no answer from daprd within ${timeoutMs} ms`)));
-      req.on('error', (err) => {
-        if (err instanceof PortalError) reject(err);
-        else reject(new PortalError('PORTAL_HOST_STOPPED', `${method} ${path}: daprd at ${host}:${opts.port} unreachable (${err.message})`, { cause: err }));
-      });
-      req.end(body);
-    });
 
   return {
     async invoke<R>(actorType: string, actorId: string, method: string, arg?: unknown): Promise<R> {
@@ -82,6 +73,37 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
       agent.destroy();
     },
   };
+}
+
+/** One HTTP request to daprd (see daprRequest). */
+export interface DaprRequest {
+  readonly host: string;
+  readonly port: number;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body?: string;
+  /** A pooled keep-alive agent, or false for a connection of its own. */
+  readonly agent: http.Agent | false;
+  readonly timeoutMs: number;
+  /** What the request rejects with when it has no answer after timeoutMs. */
+  readonly timeoutError: () => Error;
+}
+
+/** Sends one request to daprd: resolves with its status and body text, rejects with the socket's error. */
+export function daprRequest(r: DaprRequest): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const headers = r.body === undefined ? r.headers : { ...r.headers, 'content-length': String(Buffer.byteLength(r.body)) };
+    const req = http.request({ host: r.host, port: r.port, method: r.method, path: r.path, agent: r.agent, headers, timeout: r.timeoutMs }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(r.timeoutError()));
+    req.on('error', reject);
+    req.end(r.body);
+  });
 }
 
 /**

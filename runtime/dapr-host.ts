@@ -7,6 +7,7 @@ import { createSilentLogger, type Logger } from '../common/logger.js';
 import { isInvocableMethod } from './actor-methods.js';
 import { createDaprActorClient, type DaprActorClient } from './dapr-client.js';
 import { createDaprStateManager, type DaprTurnStateManager } from './dapr-state.js';
+import { watchDaprSidecar } from './dapr-sidecar.js';
 import { Mailbox } from './mailbox.js';
 import { KEY_SEPARATOR, checkKeyPart } from './state-keys.js';
 import { checkDuration, checkReminder } from './checks.js';
@@ -41,6 +42,11 @@ export interface DaprHostOptions {
    * time; this is a second line that also covers the SDK's activation race. Tests turn it off to check Dapr alone.
    */
   readonly localTurns?: boolean;
+  /**
+   * Milliseconds between two checks of the sidecar (default 1000; 0: off): logs when it becomes unreachable and
+   * when it is back, and drops the activations of a sidecar that was replaced (see watchDaprSidecar).
+   */
+  readonly sidecarCheckMs?: number;
 }
 
 /** The Dapr actor host: ActorHost plus its lifecycle. */
@@ -58,6 +64,8 @@ interface Live {
   readonly portal: Actor;
   readonly state: DaprTurnStateManager;
   readonly timers: Map<string, { method: string; periodMs: number; lastEndAt: number }>;
+  /** Set when the sidecar this activation came through was replaced: it may no longer touch Dapr. */
+  readonly lease: { dropped: boolean };
 }
 
 interface Slot {
@@ -71,7 +79,7 @@ interface Slot {
 }
 
 /** Minimal shapes of the Express objects the SDK's HTTP server hands us (the SDK types them as any). */
-interface Req { params: Record<string, string>; body: unknown; headers: Record<string, string | string[] | undefined>; path: string }
+interface Req { method: string; params: Record<string, string>; body: unknown; headers: Record<string, string | string[] | undefined>; path: string }
 interface Res { status(code: number): Res; json(body: unknown): void; end(): void; headersSent: boolean; writableFinished: boolean; once(event: 'finish' | 'close', fn: () => void): void }
 type Next = () => void;
 interface App {
@@ -123,6 +131,10 @@ function sendError(res: Res, status: number, err: unknown): void {
  *   data when daprd fires it without its callback name (dapr/dapr#10088).
  * - One turn at a time per actor is Dapr's (its per-actor lock); with `localTurns` the host also queues turns.
  *   A call from a turn into the same actor would deadlock on that lock and rejects with PORTAL_INVALID_ARGUMENT.
+ * - Activations, timers and the actor lease live in daprd's memory. When daprd is replaced (killed and started
+ *   again while this process runs) the host drops every activation made through the old one, before the new one
+ *   routes calls here (watchDaprSidecar): the next call reactivates the actor from the state store, restarting its
+ *   timers, instead of a stale in-memory copy without timers answering. Sidecar outages are logged (warn / info).
  */
 export function createDaprHost(opts: DaprHostOptions): DaprHost {
   checkArg(typeof opts === 'object' && opts !== null, 'opts', 'an object');
@@ -213,6 +225,11 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     const dapr = new t.gen(server.client, new ActorId(slot.id));
     const state = createDaprStateManager(dapr.getStateManager());
     const timers: Live['timers'] = new Map();
+    const lease: Live['lease'] = { dropped: false };
+    /** A dropped activation must not change timers or reminders of the actor's next activation. */
+    const leased = (what: string): void => {
+      if (lease.dropped) throw new PortalError('PORTAL_HOST_STOPPED', `${slot.type}/${slot.id}: ${what} refused: this activation's Dapr sidecar was replaced`);
+    };
     const ctx: ActorContext = {
       actorType: slot.type,
       actorId: slot.id,
@@ -228,23 +245,30 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         if (!isInvocableMethod(slot.cls, tm.method)) {
           throw new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(tm.method)}`);
         }
+        leased(`timer ${name}`);
         // The method also travels in the data: daprd may fire the timer without its callback (dapr/dapr#10088).
         await dapr.registerActorTimer(name, tm.method, duration(tm.dueMs), tm.periodMs > 0 ? duration(tm.periodMs) : undefined, undefined, { method: tm.method, data: tm.data });
         timers.set(name, { method: tm.method, periodMs: tm.periodMs, lastEndAt: -Infinity });
       },
       unregisterTimer: async (name) => {
         timers.delete(name);
+        leased(`timer ${name}`);
         await dapr.unregisterActorTimer(name);
       },
       registerReminder: async (name, r) => {
         checkReminder(name, r);
+        leased(`reminder ${name}`);
         await reminderOp(slot, () => dapr.registerActorReminder(name, duration(r.dueMs), r.periodMs > 0 ? duration(r.periodMs) : undefined, undefined, r.data));
       },
-      unregisterReminder: (name) => reminderOp(slot, () => dapr.unregisterActorReminder(name)),
+      unregisterReminder: async (name) => {
+        leased(`reminder ${name}`);
+        await reminderOp(slot, () => dapr.unregisterActorReminder(name));
+      },
       proxy: (type, id) => proxy(type, id),
     };
     const portal = new slot.cls(ctx);
     dapr.portal = portal;
+    const epoch = sidecarEpoch;
     await dapr.onActivateInternal(); // clears the SDK's state cache, runs onActivate (below), saves
     try {
       await portal.onActivate();
@@ -254,10 +278,14 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       slot.log.warn({ err }, 'actor activation failed');
       throw err;
     }
-    const live: Live = { dapr, portal, state, timers };
+    const live: Live = { dapr, portal, state, timers, lease };
     slot.live = live;
     counters.activations++;
     counters.active++;
+    if (epoch !== sidecarEpoch) {
+      drop(slot, live, 'the sidecar was replaced during the activation');
+      throw new PortalError('PORTAL_HOST_STOPPED', `${slot.type}/${slot.id}: the Dapr sidecar was replaced during the activation`);
+    }
     slot.log.debug('actor activated');
     return live;
   };
@@ -269,6 +297,8 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     try {
       await live.dapr.onActorMethodPreInternal();
       const result = await body(live);
+      // A turn that outlived its sidecar answers nobody: its changes are not this activation's to save any more.
+      if (live.lease.dropped) throw new PortalError('PORTAL_HOST_STOPPED', `${slot.type}/${slot.id}: the Dapr sidecar was replaced during the turn; its changes were discarded`);
       await live.dapr.onActorMethodPostInternal(); // saves the SDK's tracked state changes
       return result;
     } catch (err) {
@@ -293,6 +323,46 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     counters.deactivations++;
     counters.active--;
     slot.log.debug('actor deactivated');
+  });
+
+  /**
+   * Drops an activation made through a sidecar that was replaced: the next call from the new sidecar activates the
+   * actor again from the state store, which restarts its timers. onDeactivate runs after the running turn, for
+   * cleanup only: the unsaved changes are discarded, since the new sidecar may already have given the actor to
+   * another instance (saving would write over that one's state).
+   */
+  const drop = (slot: Slot, live: Live, reason: string): void => {
+    if (live.lease.dropped) return;
+    live.lease.dropped = true;
+    live.timers.clear();
+    if (slot.live === live) {
+      slot.live = undefined;
+      counters.deactivations++;
+      counters.active--;
+    }
+    const cleanup = async (): Promise<void> => {
+      try {
+        await live.dapr.onDeactivateInternal();
+        await live.portal.onDeactivate();
+      } catch (err) {
+        slot.log.warn({ err }, 'onDeactivate of a dropped actor failed');
+      }
+      await live.state.rollback();
+      slot.log.info({ reason }, 'actor activation dropped: its Dapr sidecar was replaced');
+    };
+    if (slot.mailbox) slot.mailbox.post(cleanup);
+    else void cleanup();
+  };
+
+  /** Bumped when the sidecar is replaced: an activation that began before and ends after is dropped too. */
+  let sidecarEpoch = 0;
+  const dropAll = (reason: string): void => {
+    sidecarEpoch++;
+    for (const slot of slots.values()) if (slot.live) drop(slot, slot.live, reason);
+  };
+
+  const sidecar = watchDaprSidecar({
+    host: daprHost, port: opts.daprHttpPort, apiToken: opts.daprApiToken, intervalMs: opts.sidecarCheckMs ?? 1000, logger: log, onReplaced: dropAll,
   });
 
   // ---- proxies ---------------------------------------------------------------------------------------------
@@ -333,6 +403,11 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         sendError(res, 401, new PortalError('PORTAL_CONFIG_INVALID', 'missing or wrong dapr-api-token (APP_API_TOKEN)'));
       });
     }
+    // daprd fetches the actor configuration when it starts, before it joins placement: a second fetch is a new sidecar.
+    app.use((req, _res, next) => {
+      if (req.method === 'GET' && req.path === '/dapr/config') sidecar.configRequested();
+      next();
+    });
 
     app.put('/actors/:type/:id/method/timer/:timer', (req, res) => {
       const slot = lookup(req, res);
@@ -438,6 +513,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       for (const t of types.values()) await server.actor.registerActor(t.gen as unknown as Parameters<typeof server.actor.registerActor>[0]);
       await server.actor.init();
       await server.start();
+      await sidecar.start();
       log.info({ appPort: opts.appPort, daprHttpPort: opts.daprHttpPort, types: [...types.keys()] }, 'Dapr actor host started');
     },
 
@@ -445,6 +521,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       if (stopped) return;
       await Promise.all([...slots.values()].map((s) => deactivate(s).catch((err: unknown) => s.log.warn({ err }, 'deactivation at stop failed'))));
       stopped = true;
+      sidecar.close();
       client.close();
       if (started) await server.stop();
       log.debug({ deactivations: counters.deactivations }, 'Dapr actor host stopped');

@@ -1,10 +1,14 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import http from 'node:http';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { daprDefaults, daprFeatures } from '../../runtime/index.js';
-import { freePort, killGroup, waitForPort } from './redis.js';
+import { createDaprActorClient, daprDefaults, daprFeatures, type DaprActorClient } from '../../runtime/index.js';
+import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
+import type { TransferRequest, TransferStatus } from '../../actors/index.js';
+import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+import { freePort, killGroup, startRedis, waitForPort, type TestRedis } from './redis.js';
 
 const repo = resolve(new URL('../..', import.meta.url).pathname);
 
@@ -123,9 +127,15 @@ export interface PortalInstance {
   readonly appPort: number;
   readonly daprHttpPort: number;
   readonly app: Proc;
+  /** The running sidecar (a new Proc after restartDaprd). */
   readonly daprd: Proc;
   /** Kills the app and its sidecar at once (SIGKILL: a crash). */
   kill(): Promise<void>;
+  /**
+   * Starts a new daprd for this app with the same app id, ports, configuration and tokens (after the old one was
+   * killed: `instance.daprd.kill()`), and waits until it reports healthy. Its log goes on in the same file.
+   */
+  restartDaprd(): Promise<void>;
 }
 
 /** Options of startPortalInstance. */
@@ -147,27 +157,44 @@ export async function startPortalInstance(cluster: DaprCluster, o: PortalInstanc
   const tokens: NodeJS.ProcessEnv = {};
   if (o.apiToken) tokens.DAPR_API_TOKEN = o.apiToken;
   if (o.appApiToken) tokens.APP_API_TOKEN = o.appApiToken;
-  const daprd = startProc(join(cluster.bin, 'daprd'), [
-    '--app-id', daprDefaults.appId, '--app-port', String(appPort), '--app-protocol', 'http', '--app-channel-address', '127.0.0.1',
-    '--dapr-http-port', String(daprHttpPort), '--dapr-grpc-port', String(daprGrpcPort), '--dapr-internal-grpc-port', String(internalPort),
-    '--dapr-listen-addresses', '127.0.0.1', '--metrics-port', String(metricsPort), '--enable-metrics=false',
-    '--placement-host-address', `127.0.0.1:${cluster.placementPort}`, '--scheduler-host-address', '',
-    '--resources-path', cluster.resources, '--config', cluster.config, '--log-level', process.env.PORTAL_DAPRD_LOG_LEVEL ?? 'warn',
-    '--dapr-graceful-shutdown-seconds', '1',
-  ], join(cluster.dir, `${o.name}-daprd.log`), tokens);
-  cluster.procs.push(daprd);
+  const startDaprd = (): Proc => {
+    const proc = startProc(join(cluster.bin, 'daprd'), [
+      '--app-id', daprDefaults.appId, '--app-port', String(appPort), '--app-protocol', 'http', '--app-channel-address', '127.0.0.1',
+      '--dapr-http-port', String(daprHttpPort), '--dapr-grpc-port', String(daprGrpcPort), '--dapr-internal-grpc-port', String(internalPort),
+      '--dapr-listen-addresses', '127.0.0.1', '--metrics-port', String(metricsPort), '--enable-metrics=false',
+      '--placement-host-address', `127.0.0.1:${cluster.placementPort}`, '--scheduler-host-address', '',
+      '--resources-path', cluster.resources, '--config', cluster.config, '--log-level', process.env.PORTAL_DAPRD_LOG_LEVEL ?? 'warn',
+      '--dapr-graceful-shutdown-seconds', '1',
+    ], join(cluster.dir, `${o.name}-daprd.log`), tokens);
+    cluster.procs.push(proc);
+    return proc;
+  };
+  let daprd = startDaprd();
   const app = startProc(process.execPath, [join(repo, 'dist/cli/main.js'), 'serve', '--runtime', 'dapr', '--app-port', String(appPort),
     '--dapr-http-port', String(daprHttpPort), '--json', '--log-level', process.env.PORTAL_TEST_LOG_LEVEL ?? 'warn', ...(o.serveArgs ?? [])],
   join(cluster.dir, `${o.name}-app.log`), { ...tokens, ...o.env });
   cluster.procs.push(app);
+  const sidecarUp = async (): Promise<void> => {
+    await waitForPort(daprHttpPort, 60_000, `${o.name} daprd`);
+    await waitFor(() => daprHealthy(daprHttpPort, o.apiToken), 60_000, `${o.name} daprd healthy`, () => daprd.child.exitCode !== null);
+  };
   const instance: PortalInstance = {
-    name: o.name, appPort, daprHttpPort, app, daprd,
+    name: o.name, appPort, daprHttpPort, app,
+    get daprd() { return daprd; },
     kill: async () => { await Promise.all([app.kill(), daprd.kill()]); },
+    async restartDaprd() {
+      await daprd.kill();
+      daprd = startDaprd();
+      try {
+        await sidecarUp();
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n--- ${o.name} daprd ---\n${await daprd.tail()}`);
+      }
+    },
   };
   try {
-    await waitForPort(daprHttpPort, 60_000, `${o.name} daprd`);
     await waitFor(async () => (await readFile(app.log, 'utf8').catch(() => '')).includes('"type":"ready"'), 60_000, `${o.name} app ready`, () => app.child.exitCode !== null);
-    await waitFor(() => daprHealthy(daprHttpPort, o.apiToken), 60_000, `${o.name} daprd healthy`);
+    await sidecarUp();
   } catch (err) {
     const detail = `\n--- ${o.name} daprd ---\n${await daprd.tail()}\n--- ${o.name} app ---\n${await app.tail()}`;
     await instance.kill();
@@ -186,12 +213,13 @@ async function daprHealthy(port: number, token?: string): Promise<boolean> {
 }
 
 /** Polls `check` every 100 ms until it is true; rejects after `timeoutMs` or when `abort` says so. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, abort?: () => boolean): Promise<void> {
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string | (() => string), abort?: () => boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const name = () => (typeof what === 'string' ? what : what());
   for (;;) {
     if (await check()) return;
-    if (abort?.()) throw new Error(`${what}: the process exited`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    if (abort?.()) throw new Error(`${name()}: the process exited`);
+    if (Date.now() > deadline) throw new Error(`${name()}: not within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -207,4 +235,167 @@ export async function daprInvoke(daprHttpPort: number, type: string, id: string,
   let parsed: unknown = text;
   try { parsed = text.length ? JSON.parse(text) : undefined; } catch { /* not JSON: keep the text */ }
   return { status: res.status, body: parsed };
+}
+
+/** GET /v1.0/metadata: how many actors of `type` the sidecar has active (0 when it cannot be reached). */
+export async function activeActors(daprHttpPort: number, type: string): Promise<number> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${daprHttpPort}/v1.0/metadata`);
+    const meta = (await res.json()) as { actors?: Array<{ type: string; count: number }> };
+    return meta.actors?.find((x) => x.type === type)?.count ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Counts chunk requests per chunk index in front of an edge (a logging pass-through proxy). */
+export interface CountingProxy { url: string; log: Array<{ chunk: number; at: number }>; close(): Promise<void> }
+
+export function countingProxy(target: EdgeServer, manifest: Manifest): Promise<CountingProxy> {
+  const index = new Map(manifest.chunks.map((cid, i) => [cid, i]));
+  const log: CountingProxy['log'] = [];
+  const agent = new http.Agent({ keepAlive: true });
+  const server = http.createServer((req, res) => {
+    const m = /^\/v1\/chunks\/([^/?]+)/.exec(req.url ?? '');
+    if (m && index.has(m[1])) log.push({ chunk: index.get(m[1])!, at: Date.now() });
+    const up = http.request({ host: '127.0.0.1', port: target.port, path: req.url, method: req.method, headers: req.headers, agent }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => { if (!res.headersSent) res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    log,
+    close: () => new Promise((r) => { agent.destroy(); server.closeAllConnections(); server.close(() => r()); }),
+  })));
+}
+
+/** The chunk indexes set in a base64 completion bitmap (a SchedulerActor journal's). */
+export function bitsOf(base64: string): Set<number> {
+  const out = new Set<number>();
+  const b = Buffer.from(base64, 'base64');
+  for (let i = 0; i < b.length * 8; i++) if ((b[i >>> 3] >>> (i & 7)) & 1) out.add(i);
+  return out;
+}
+
+/**
+ * A 6 MiB random file served by two loopback edges at 300 KiB/s each (about 10 s in all), each behind a counting
+ * proxy, and the request of a SchedulerActor transfer of it into `dir`.
+ */
+export interface TransferFixture {
+  readonly manifest: Manifest;
+  readonly chunks: number;
+  readonly output: string;
+  readonly request: TransferRequest;
+  readonly proxies: CountingProxy[];
+  /** Requests to the edges after `at` (ms since the epoch). */
+  fetchedAfter(at: number): CountingProxy['log'];
+  close(): Promise<void>;
+}
+
+export async function createTransferFixture(dir: string, o: { transferId: string; seed: number }): Promise<TransferFixture> {
+  const src = await writeRandomFile(dir, 'source.bin', 6 * 1024 * 1024, o.seed);
+  const manifest = await createManifest(src.path, { chunkSize: 128 * 1024 });
+  const edges: EdgeServer[] = [];
+  const proxies: CountingProxy[] = [];
+  for (let i = 0; i < 2; i++) {
+    const e = await createEdgeServer({ id: `edge-${i}`, source: { path: src.path, manifest }, bandwidthBytesPerSec: 300 * 1024 });
+    edges.push(e);
+    proxies.push(await countingProxy(e, manifest));
+  }
+  const output = join(dir, 'out.bin');
+  const request: TransferRequest = {
+    transferId: o.transferId, manifest, output, tickMs: 50,
+    edges: proxies.map((p, i) => ({ id: `${o.transferId}-edge-${i}`, config: { url: p.url, kind: 'portal' as const, flags: 0, maxParallel: 4 }, holds: 'all' as const })),
+  };
+  return {
+    manifest, chunks: manifest.chunks.length, output, request, proxies,
+    fetchedAfter: (at) => proxies.flatMap((p) => p.log).filter((r) => r.at > at),
+    async close() {
+      await Promise.all(proxies.map((p) => p.close()));
+      await Promise.all(edges.map((e) => e.close()));
+    },
+  };
+}
+
+/** A client per instance, through its sidecar. */
+export function daprClients(instances: PortalInstance[]): DaprActorClient[] {
+  return instances.map((inst) => createDaprActorClient({ port: inst.daprHttpPort, timeoutMs: 30_000 }));
+}
+
+/**
+ * Starts the fixture's transfer through `client`, waits until `fraction` of its chunks are complete and finds the
+ * instance hosting its SchedulerActor (placement decides).
+ */
+export async function startTransferUntil(client: DaprActorClient, instances: PortalInstance[], f: TransferFixture, fraction: number): Promise<{ status: TransferStatus; host: number }> {
+  const id = f.request.transferId;
+  const started = await client.invoke<TransferStatus>('SchedulerActor', id, 'start', f.request);
+  if (started.state !== 'running') throw new Error(`transfer ${id} did not start: ${JSON.stringify(started)}`);
+  let status = started;
+  await waitFor(async () => {
+    status = await client.invoke<TransferStatus>('SchedulerActor', id, 'status');
+    return status.complete >= Math.ceil(f.chunks * fraction);
+  }, 60_000, `${fraction} of the chunks`);
+  const counts = await Promise.all(instances.map((i) => activeActors(i.daprHttpPort, 'SchedulerActor')));
+  return { status, host: counts.indexOf(1) };
+}
+
+/** The SchedulerActor journal as the state store holds it now (Dapr's key layout: <appId>||<type>||<id>||<key>). */
+export async function readJournal(redis: TestRedis, transferId: string): Promise<{ state: string; journaled: Set<number> }> {
+  const j = JSON.parse(await redis.cli('HGET', `${daprDefaults.appId}||SchedulerActor||${transferId}||journal`, 'data')) as { bitmap: string; state: string };
+  return { state: j.state, journaled: bitsOf(j.bitmap) };
+}
+
+/** Polls the transfer's status through `client` (calls may fail while actors move) until it is done or failed. */
+export async function waitForTransferEnd(client: DaprActorClient, transferId: string, timeoutMs: number, what: string): Promise<TransferStatus> {
+  let status: TransferStatus | undefined;
+  await waitFor(async () => {
+    try {
+      status = await client.invoke<TransferStatus>('SchedulerActor', transferId, 'status');
+    } catch {
+      return false;
+    }
+    return status.state === 'done' || status.state === 'failed';
+  }, timeoutMs, () => `${what} (last status: ${JSON.stringify(status && { state: status.state, complete: status.complete, total: status.total })})`);
+  return status!;
+}
+
+/** Redis, placement and two Portal instances (a, b) with a client through each sidecar, and a temp folder. */
+export interface DaprTestBed {
+  readonly dir: string;
+  readonly redis: TestRedis;
+  readonly cluster: DaprCluster;
+  readonly instances: PortalInstance[];
+  readonly clients: DaprActorClient[];
+  /** Stops every process it started and removes its files. */
+  stop(): Promise<void>;
+}
+
+export async function startDaprTestBed(name: string, o: Omit<PortalInstanceOptions, 'name'> = {}): Promise<DaprTestBed> {
+  const tmp = await makeTempDir(name);
+  const redis = await startRedis();
+  let cluster: DaprCluster | undefined;
+  const stop = async () => {
+    await cluster?.stop();
+    await redis.stop();
+    await tmp.cleanup();
+  };
+  try {
+    cluster = await startDaprCluster({ redisPort: redis.port });
+    const c = cluster;
+    const instances = await Promise.all(['a', 'b'].map((n) => startPortalInstance(c, { ...o, name: n })));
+    const clients = daprClients(instances);
+    return {
+      dir: tmp.dir, redis, cluster: c, instances, clients,
+      async stop() {
+        for (const client of clients) client.close();
+        await stop();
+      },
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
