@@ -301,6 +301,16 @@ export class SchedulerActor extends Actor {
     this.lastComplete = -1;
     this.sub?.unsubscribe();
     const self = this.ctx.proxy('SchedulerActor', this.ctx.actorId);
+    // Reports go in through the actor's own turn. A call that fails (the sidecar restarting, the
+    // actor moving) is retried with backoff for about 25 s: reports are idempotent (stale attempts
+    // are ignored), and one that is lost costs a refetch after the chunk's deadline.
+    const deliver = (items: ChunkReport[], attempt: number): void => {
+      self.invoke('reports', { items }).catch((err: unknown) => {
+        if (attempt >= 8) { this.ctx.log.error({ err, reports: items.length }, 'applying reports failed; their chunks will be fetched again after their deadline'); return; }
+        if (attempt === 0) this.ctx.log.warn({ err, reports: items.length }, 'applying reports failed; retrying');
+        this.ctx.clock.setTimeout(() => deliver(items, attempt + 1), Math.min(5000, 100 * 2 ** attempt));
+      });
+    };
     this.sub = this.bus().subscribe<ChunkReport>(subjects.report(req.transferId), (r) => {
       this.inbox.push(r);
       if (this.flushScheduled) return;
@@ -308,7 +318,7 @@ export class SchedulerActor extends Actor {
       setImmediate(() => {
         this.flushScheduled = false;
         const items = this.inbox.splice(0);
-        if (items.length) self.invoke('reports', { items }).catch((err: unknown) => this.ctx.log.error({ err }, 'applying reports failed'));
+        if (items.length) deliver(items, 0);
       });
     });
     const tickMs = req.tickMs ?? 50;
