@@ -1,7 +1,7 @@
 /**
  * NATS credentials and TLS against real nats-server processes that require them: the bus from the
  * environment (natsOptionsFromEnv / createBusFromEnv) and the JetStream stream transport both log in with
- * NATS_USER/NATS_PASSWORD, NATS_TOKEN and NATS_TLS_CA; a refused login or an unverifiable server
+ * NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED_FILE and NATS_TLS_CA; a refused login or an unverifiable server
  * certificate fails fast with PORTAL_BUS_UNAVAILABLE naming the problem.
  */
 import { execFileSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { isPortalError, type PortalError } from '../../common/errors.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { createStreamProcessor, streamSubjects } from '../../stream/index.js';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { createUser } from '@nats-io/nkeys';
 import { fakeExecutor, idsOf, seqKernel, seqRecords, waitFor } from '../stream/fixtures.js';
 
 const logger = createSilentLogger();
@@ -122,6 +123,22 @@ test('token: the bus from NATS_TOKEN connects and round-trips; a wrong token is 
   const wrong = await failure(createBusFromEnv({ env: { ...env, NATS_TOKEN: 'other' }, logger }));
   expect(wrong.err.code).toBe('PORTAL_BUS_UNAVAILABLE');
   expect(wrong.err.message).toMatch(/refused the credentials.*NATS_TOKEN/i);
+});
+
+test('nkey: the bus from NATS_NKEY_SEED_FILE signs the server nonce and round-trips; another key is refused', async () => {
+  const user = createUser();
+  const seedFile = join(tmp, 'user.nk');
+  await writeFile(seedFile, new TextDecoder().decode(user.getSeed()), { mode: 0o600 });
+  const s = await server(`authorization { users: [ { nkey: ${user.getPublicKey()} } ], timeout: 2 }\n`);
+  const env = { NATS_URL: s.url, NATS_NKEY_SEED_FILE: seedFile };
+  await roundTrip(await busFromEnv(env, 'nk-a'), await busFromEnv(env, 'nk-b'), 'nk1');
+  const otherFile = join(tmp, 'other.nk');
+  await writeFile(otherFile, new TextDecoder().decode(createUser().getSeed()), { mode: 0o600 });
+  const wrong = await failure(createBusFromEnv({ env: { ...env, NATS_NKEY_SEED_FILE: otherFile }, logger }));
+  expect(wrong.err.code).toBe('PORTAL_BUS_UNAVAILABLE');
+  expect(wrong.err.message).toMatch(/refused the credentials.*NATS_NKEY_SEED_FILE/i);
+  const missing = await failure(createBusFromEnv({ env: { ...env, NATS_NKEY_SEED_FILE: join(tmp, 'nope.nk') }, logger }));
+  expect(missing.err.code).toBe('PORTAL_CONFIG_INVALID');
 });
 
 describe('TLS', () => {
