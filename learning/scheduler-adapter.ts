@@ -49,8 +49,10 @@ export interface LearnedEdgeFactors {
    * `maxParallelOf`): the smallest L ≤ the configured limit whose predicted net goodput
    * L × (1 − (1 + failureCost) × p(L−1)) / t(L−1) — L fetches in flight, each started beside
    * L − 1 others, a failure costing `failureCost` successes — is within `goodputTolerance` of the
-   * best. An edge that fails under load, or whose bandwidth is shared
-   * among its fetches, gets fewer of them; the scheduler sends the rest elsewhere.
+   * best. An edge that fails under load, or whose bandwidth is shared among its fetches, gets
+   * fewer of them; the scheduler sends the rest elsewhere. The model only sees loads up to the
+   * limit in force, so an edge held low is probed higher again once its high-load outcomes have
+   * left the predictors' windows (1000 attempts per edge by default): slow re-exploration.
    */
   readonly parallel: Int32Array;
 }
