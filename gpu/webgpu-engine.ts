@@ -234,23 +234,26 @@ export async function createTickEngine(opts: TickEngineChoice = {}): Promise<Tic
   const prefer = opts.prefer ?? 'auto';
   const require = opts.requireGpu ?? process.env.PORTAL_REQUIRE_GPU === '1';
   if (prefer === 'cpu') {
-    opts.logger?.info({ backend: 'cpu' }, 'tick engine: CPU reference (requested)');
-    return cpuEngine(opts);
+    const cpu = cpuEngine(opts);
+    opts.logger?.info({ backend: cpu.backend }, 'tick engine: CPU reference (requested)');
+    return cpu;
   }
   try {
     const e = await createWebGpuTickEngine(opts);
     if (prefer === 'auto' && isSoftwareAdapter(e.backend)) {
       // A CPU rasterizer (lavapipe/llvmpipe, SwiftShader) runs the WGSL correctly but slower than
       // the CPU reference: 'auto' keeps the CPU; `--backend webgpu` forces it (CI does, to test the kernels).
-      opts.logger?.info({ backend: 'cpu', adapter: e.backend }, 'tick engine: only a software WebGPU adapter; using the CPU reference (--backend webgpu to force it)');
       await e.close();
-      return cpuEngine(opts);
+      const cpu = cpuEngine(opts);
+      opts.logger?.info({ backend: cpu.backend, adapter: e.backend }, 'tick engine: only a software WebGPU adapter; using the CPU reference (--backend webgpu to force it)');
+      return cpu;
     }
     opts.logger?.info({ backend: e.backend }, 'tick engine: WebGPU');
     return e;
   } catch (err) {
     if (require) throw err;
-    opts.logger?.warn({ err, backend: 'cpu', prefer }, 'tick engine: no WebGPU adapter; using the CPU reference');
-    return cpuEngine(opts);
+    const cpu = cpuEngine(opts);
+    opts.logger?.warn({ err, backend: cpu.backend, prefer }, 'tick engine: no WebGPU adapter; using the CPU reference');
+    return cpu;
   }
 }

@@ -55,6 +55,8 @@ export async function startPeerPool(profiles: readonly PeerProfile[], seed: numb
       events.push({ peer: p.id, doneAt: performance.now(), serviceMs: m.serviceMs ?? 0 });
       w.resolve({ ok: m.ok === true, output: m.output, error: m.error, pressure: m.pressure, serviceMs: m.serviceMs });
     });
+    // a send to a peer that is going away fails here; its 'exit' then fails what it had pending
+    child.on('error', (err) => log.warn({ err, peer: p.id }, 'peer process error'));
     child.on('exit', (code) => {
       children.delete(p.id);
       for (const [k, w] of pending) if (w.peer === p.id) { pending.delete(k); w.reject(new PortalError('PORTAL_PEER_LOST', `peer ${p.id} exited (${code})`)); }
