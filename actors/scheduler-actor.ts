@@ -9,6 +9,7 @@ import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.j
 import { cidOf } from '../transfer/cid.js';
 import { hashFile } from '../transfer/chunk-writer.js';
 import { engineOf } from './gpu-worker-actor.js';
+import type { TickEngine } from '../gpu/index.js';
 import { RiskModel, learnedEdgeFactors, type RiskModelState } from '../learning/index.js';
 import type { EdgeSample, EdgeView, TransferRequest, TransferStatus } from './types.js';
 
@@ -265,8 +266,7 @@ export class SchedulerActor extends Actor {
     const j = this.journal!;
     j.activations = (j.activations ?? 0) + 1;
     // a multi-threaded CPU engine ranks large transfers from worker threads: the tables go on shared memory
-    let sharedMemory = false;
-    try { sharedMemory = engineOf(this.ctx.services).sharedMemory === true; } catch { /* no engine on this host yet: ticks will say so */ }
+    const sharedMemory = (this.ctx.services.tickEngine as TickEngine | undefined)?.sharedMemory === true;
     const core = new ChunkScheduler({ chunks: n, chunkBytes: m.chunkSize, edgeCapacity: req.edges.length + (req.spareEdges ?? 32), sharedMemory }, req.scheduler, ((j.activations & 0xff) << 24) >>> 0);
     this.perEdgeChunks = new Array(req.edges.length).fill(0);
     this.edgeEpochs = new Array(req.edges.length).fill(-1);

@@ -14,7 +14,7 @@ import { rankChunksGpu } from './kernels/k-best.js';
 import { loadBalanceGpu } from './kernels/load-balance.js';
 import { createProgramCache } from './programs.js';
 import { createCpuTickEngine, type TickEngine, type TickEngineStats } from './tick-engine.js';
-import { createParallelCpuTickEngine } from '../scheduler/parallel/engine.js';
+import { createParallelCpuTickEngine } from '../scheduler/index.js';
 
 /** Options of createWebGpuTickEngine. */
 export interface WebGpuTickEngineOptions {
