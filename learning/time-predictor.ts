@@ -1,7 +1,18 @@
 import { checkArg, PortalError } from '../common/errors.js';
 import { cholesky, choleskySolve, choleskyQuad } from './linalg.js';
 import { Ring } from './ring.js';
-import tQuantile from '@stdlib/stats-base-dists-t-quantile';
+import { createRequire } from 'node:module';
+
+/**
+ * Student-t quantile from @stdlib (an exact inverse of the regularized incomplete beta function),
+ * loaded on first use: the package pulls in ~130 small @stdlib modules (~50 ms), which processes
+ * that never predict a completion time should not pay for at start.
+ */
+let stdlibT: ((p: number, dof: number) => number) | undefined;
+function tQuantile(p: number, dof: number): number {
+  stdlibT ??= createRequire(import.meta.url)('@stdlib/stats-base-dists-t-quantile') as (p: number, dof: number) => number;
+  return stdlibT(p, dof);
+}
 import type { Observation, TaskContext, TimePrediction } from './types.js';
 
 /** Tunables of the completion-time predictor. */
