@@ -40,6 +40,14 @@ export interface TickEngineStats {
   readBytes?: number;
 }
 
+/** Counts one tick of `ms` in an engine's stats; returns the tick's result (so engines can `return recordTick(...)`). */
+export function recordTick(st: TickEngineStats, r: TickResult, ms: number): TickResult {
+  st.ticks++;
+  st.lastTickMs = ms;
+  st.totalTickMs += ms;
+  return r;
+}
+
 /** The CPU reference engine. */
 export function createCpuTickEngine(): TickEngine {
   const st: TickEngineStats = { backend: 'cpu', ticks: 0, lastTickMs: 0, totalTickMs: 0, fallbacks: 0 };
@@ -47,10 +55,7 @@ export function createCpuTickEngine(): TickEngine {
     backend: 'cpu',
     runTick(scheduler, now) {
       const r = scheduler.tick(now);
-      st.ticks++;
-      st.lastTickMs = r.phaseMs.total;
-      st.totalTickMs += r.phaseMs.total;
-      return r;
+      return recordTick(st, r, r.phaseMs.total);
     },
     stats: () => ({ ...st }),
     async close() {},

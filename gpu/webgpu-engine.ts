@@ -13,7 +13,7 @@ import { generateDispatchGpu } from './kernels/generate-dispatch.js';
 import { rankChunksGpu } from './kernels/k-best.js';
 import { loadBalanceGpu } from './kernels/load-balance.js';
 import { createProgramCache } from './programs.js';
-import { createCpuTickEngine, type TickEngine, type TickEngineStats } from './tick-engine.js';
+import { createCpuTickEngine, recordTick, type TickEngine, type TickEngineStats } from './tick-engine.js';
 import { createParallelCpuTickEngine } from '../scheduler/index.js';
 
 /** Options of createWebGpuTickEngine. */
@@ -102,12 +102,7 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
 
   const backend = (): string => (mgr.state === 'ready' ? `webgpu:${mgr.description}` : 'cpu');
 
-  function account(r: TickResult, ms: number): TickResult {
-    st.ticks++;
-    st.lastTickMs = ms;
-    st.totalTickMs += ms;
-    return r;
-  }
+  const account = (r: TickResult, ms: number): TickResult => recordTick(st, r, ms);
 
   /** One phase on the GPU, with the CPU reference's effect and result. */
   async function gpuPhase(c: GpuContext, p: TickPhase): Promise<TickPhaseResult> {

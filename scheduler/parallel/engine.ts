@@ -1,4 +1,4 @@
-import type { TickEngine, TickEngineStats } from '../../gpu/tick-engine.js';
+import { recordTick, type TickEngine, type TickEngineStats } from '../../gpu/tick-engine.js';
 import type { ChunkScheduler, TickResult } from '../scheduler.js';
 import { rankEdges, type EdgeRanking } from '../kernels/cost.js';
 import { rankChunks } from '../kernels/k-best.js';
@@ -46,12 +46,7 @@ export function createParallelCpuTickEngine(opts: ParallelCpuTickEngineOptions =
   const st: TickEngineStats = { backend, ticks: 0, lastTickMs: 0, totalTickMs: 0, fallbacks: 0, parallelRanks: 0 };
   let closed = false;
 
-  function account(r: TickResult, ms: number): TickResult {
-    st.ticks++;
-    st.lastTickMs = ms;
-    st.totalTickMs += ms;
-    return r;
-  }
+  const account = (r: TickResult, ms: number): TickResult => recordTick(st, r, ms);
 
   async function runTick(s: ChunkScheduler, now: number): Promise<TickResult> {
     if (closed) throw new PortalError('PORTAL_HOST_STOPPED', 'the tick engine is closed');
