@@ -1,7 +1,16 @@
 import { AsyncResource } from 'node:async_hooks';
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg } from '../common/errors.js';
-import { RiskModel, heuristicScore, riskAdjusted, HybridSplitter, type RiskModelState, type SplitPlan, type SplitTask, type TaskContext } from '../learning/index.js';
+import {
+  RiskModel,
+  heuristicScore,
+  riskAdjusted,
+  HybridSplitter,
+  type RiskModelState,
+  type SplitPlan,
+  type SplitTask,
+  type TaskContext,
+} from '../learning/index.js';
 
 /** How the coordinator picks a peer: learned risk-adjusted score, seed 001's heuristic, or an injected oracle. */
 export type CoordPolicy = 'learned' | 'heuristic' | 'oracle';
@@ -28,46 +37,125 @@ export interface CoordTask {
 }
 
 /** What a peer is asked to do. */
-export interface PeerDispatch { taskId: string; attempt: number; peer: string; type: string; work: number; payload?: unknown; hour: number }
+export interface PeerDispatch {
+  taskId: string;
+  attempt: number;
+  peer: string;
+  type: string;
+  work: number;
+  payload?: unknown;
+  hour: number;
+}
 
 /**
  * What a peer answers. `pressure` is its resource-pressure telemetry (0..1); `serviceMs` the time it
  * measured computing the task (without waiting in its queue), when it reports one.
  */
-export interface PeerAnswer { ok: boolean; output?: unknown; error?: string; pressure?: number; serviceMs?: number }
+export interface PeerAnswer {
+  ok: boolean;
+  output?: unknown;
+  error?: string;
+  pressure?: number;
+  serviceMs?: number;
+}
 
 /** Executes dispatches on peers; injected as `services.coordinatorTransport`. */
-export interface PeerTransport { execute(peer: string, d: PeerDispatch): Promise<PeerAnswer> }
+export interface PeerTransport {
+  execute(peer: string, d: PeerDispatch): Promise<PeerAnswer>;
+}
 
 /** The final outcome of a task, delivered to `services.coordinatorSink`. */
 export interface TaskOutcome {
-  taskId: string; type: string; ok: boolean; peer: string; attempts: number; failures: number;
+  taskId: string;
+  type: string;
+  ok: boolean;
+  peer: string;
+  attempts: number;
+  failures: number;
   /** Submission to final answer, ms by the coordinator's clock (queueing and retries included). */
   latencyMs: number;
-  output?: unknown; error?: string;
+  output?: unknown;
+  error?: string;
 }
 
 /** Injected as `services.coordinatorOracle` for the 'oracle' policy: the true expected service time (not counting the queue) and failure probability. */
 export type CoordOracle = (q: TaskContext) => { timeMs: number; failureProb: number };
 
 /** One peer's entry in a ranking. */
-export interface PeerRank { peer: string; score: number; timeMs: number; lowMs: number; highMs: number; failureProb: number; load: number; source: string }
+export interface PeerRank {
+  peer: string;
+  score: number;
+  timeMs: number;
+  lowMs: number;
+  highMs: number;
+  failureProb: number;
+  load: number;
+  source: string;
+}
 
 /** Per-peer counters. */
-export interface CoordPeerStats { id: string; inFlight: number; completed: number; failed: number; busyMs: number }
+export interface CoordPeerStats {
+  id: string;
+  inFlight: number;
+  completed: number;
+  failed: number;
+  busyMs: number;
+}
 
 /** What `snapshot` answers. */
-export interface CoordSnapshot { policy: CoordPolicy; warm: boolean; observations: number; queued: number; inFlight: number; peers: CoordPeerStats[]; counters: { submitted: number; completed: number; failedTasks: number; attempts: number; failures: number; retries: number } }
+export interface CoordSnapshot {
+  policy: CoordPolicy;
+  warm: boolean;
+  observations: number;
+  queued: number;
+  inFlight: number;
+  peers: CoordPeerStats[];
+  counters: {
+    submitted: number;
+    completed: number;
+    failedTasks: number;
+    attempts: number;
+    failures: number;
+    retries: number;
+  };
+}
 
 /** The report a transport sends back (method `report`). */
-export interface PeerReport extends PeerAnswer { taskId: string; attempt: number; peer: string }
+export interface PeerReport extends PeerAnswer {
+  taskId: string;
+  attempt: number;
+  peer: string;
+}
 
-interface TaskRecord extends CoordTask { submittedAt: number; attempts: number; failures: number; excluded: string[] }
-interface AttemptRecord { taskId: string; attempt: number; peer: string; startedAt: number; ctx: TaskContext; predictedMs: number }
-interface PeerRecord extends CoordPeer { inFlight: number; completed: number; failed: number; busyMs: number; pressure: number }
+interface TaskRecord extends CoordTask {
+  submittedAt: number;
+  attempts: number;
+  failures: number;
+  excluded: string[];
+}
+interface AttemptRecord {
+  taskId: string;
+  attempt: number;
+  peer: string;
+  startedAt: number;
+  ctx: TaskContext;
+  predictedMs: number;
+}
+interface PeerRecord extends CoordPeer {
+  inFlight: number;
+  completed: number;
+  failed: number;
+  busyMs: number;
+  pressure: number;
+}
 interface CoordState {
-  policy: CoordPolicy; maxAttempts: number; nextAttempt: number;
-  peers: PeerRecord[]; queue: TaskRecord[]; running: Record<string, TaskRecord>; attempts: AttemptRecord[];
+  policy: CoordPolicy;
+  maxAttempts: number;
+  nextAttempt: number;
+  peers: PeerRecord[];
+  queue: TaskRecord[];
+  running: Record<string, TaskRecord>;
+  attempts: AttemptRecord[];
   counters: CoordSnapshot['counters'];
 }
 
@@ -86,7 +174,16 @@ const rootScope = new AsyncResource('PortalCoordinatorReport');
  * final outcomes go to `services.coordinatorSink`.
  */
 export class CoordinatorActor extends Actor {
-  private s: CoordState = { policy: 'learned', maxAttempts: 3, nextAttempt: 1, peers: [], queue: [], running: {}, attempts: [], counters: { submitted: 0, completed: 0, failedTasks: 0, attempts: 0, failures: 0, retries: 0 } };
+  private s: CoordState = {
+    policy: 'learned',
+    maxAttempts: 3,
+    nextAttempt: 1,
+    peers: [],
+    queue: [],
+    running: {},
+    attempts: [],
+    counters: { submitted: 0, completed: 0, failedTasks: 0, attempts: 0, failures: 0, retries: 0 },
+  };
   private model = new RiskModel();
   private readonly splitter = new HybridSplitter();
   private lastModelSave = -Infinity;
@@ -98,12 +195,20 @@ export class CoordinatorActor extends Actor {
     if (m) this.model = RiskModel.fromJSON(m);
   }
 
-  override async onDeactivate(): Promise<void> { await this.saveModel(true); }
+  override async onDeactivate(): Promise<void> {
+    await this.saveModel(true);
+  }
 
   /** Sets the policy and retry limit. */
   async configure(arg: { policy?: CoordPolicy; maxAttempts?: number }): Promise<CoordSnapshot> {
-    if (arg?.policy !== undefined) checkArg(['learned', 'heuristic', 'oracle'].includes(arg.policy), 'policy', "'learned', 'heuristic' or 'oracle'");
-    if (arg?.maxAttempts !== undefined) checkArg(Number.isInteger(arg.maxAttempts) && arg.maxAttempts >= 1, 'maxAttempts', 'an integer ≥ 1');
+    if (arg?.policy !== undefined)
+      checkArg(
+        ['learned', 'heuristic', 'oracle'].includes(arg.policy),
+        'policy',
+        "'learned', 'heuristic' or 'oracle'",
+      );
+    if (arg?.maxAttempts !== undefined)
+      checkArg(Number.isInteger(arg.maxAttempts) && arg.maxAttempts >= 1, 'maxAttempts', 'an integer ≥ 1');
     if (arg?.policy) this.s.policy = arg.policy;
     if (arg?.maxAttempts) this.s.maxAttempts = arg.maxAttempts;
     await this.persist();
@@ -116,8 +221,20 @@ export class CoordinatorActor extends Actor {
     checkArg(Number.isInteger(p.maxConcurrent) && p.maxConcurrent >= 1, 'maxConcurrent', 'an integer ≥ 1');
     checkArg(Number.isFinite(p.latencyHintMs) && p.latencyHintMs >= 0, 'latencyHintMs', 'a number ≥ 0');
     const old = this.s.peers.find((x) => x.id === p.id);
-    if (old) { old.maxConcurrent = p.maxConcurrent; old.latencyHintMs = p.latencyHintMs; }
-    else this.s.peers.push({ id: p.id, maxConcurrent: p.maxConcurrent, latencyHintMs: p.latencyHintMs, inFlight: 0, completed: 0, failed: 0, busyMs: 0, pressure: 0 });
+    if (old) {
+      old.maxConcurrent = p.maxConcurrent;
+      old.latencyHintMs = p.latencyHintMs;
+    } else
+      this.s.peers.push({
+        id: p.id,
+        maxConcurrent: p.maxConcurrent,
+        latencyHintMs: p.latencyHintMs,
+        inFlight: 0,
+        completed: 0,
+        failed: 0,
+        busyMs: 0,
+        pressure: 0,
+      });
     this.pump();
     await this.persist();
     return this.view();
@@ -131,7 +248,8 @@ export class CoordinatorActor extends Actor {
       checkArg(typeof t?.id === 'string' && t.id.length > 0, 'task.id', 'a non-empty string');
       checkArg(typeof t.type === 'string' && t.type.length > 0, 'task.type', 'a non-empty string');
       checkArg(Number.isFinite(t.work) && t.work > 0, 'task.work', 'a positive number');
-      if (this.s.running[t.id] || this.s.queue.some((q) => q.id === t.id)) throw new PortalError('PORTAL_INVALID_ARGUMENT', `task.id: "${t.id}" is already queued or running`);
+      if (this.s.running[t.id] || this.s.queue.some((q) => q.id === t.id))
+        throw new PortalError('PORTAL_INVALID_ARGUMENT', `task.id: "${t.id}" is already queued or running`);
       this.s.queue.push({ ...t, submittedAt: now, attempts: 0, failures: 0, excluded: [] });
       this.s.counters.submitted++;
     }
@@ -142,17 +260,34 @@ export class CoordinatorActor extends Actor {
 
   /** A peer's answer for one attempt (sent by the transport). Unknown attempts are ignored (stale). */
   async report(r: PeerReport): Promise<{ outcome: 'completed' | 'retrying' | 'failed' | 'stale' }> {
-    const i = this.s.attempts.findIndex((a) => a.taskId === r?.taskId && a.attempt === r.attempt && a.peer === r.peer);
+    const i = this.s.attempts.findIndex(
+      (a) => a.taskId === r?.taskId && a.attempt === r.attempt && a.peer === r.peer,
+    );
     if (i < 0) return { outcome: 'stale' };
     const a = this.s.attempts[i];
     this.s.attempts.splice(i, 1);
     const now = this.ctx.clock.now();
     const timeMs = Math.max(0, now - a.startedAt);
     const peer = this.s.peers.find((p) => p.id === a.peer);
-    if (peer) { peer.inFlight = Math.max(0, peer.inFlight - 1); peer.busyMs += timeMs; if (r.pressure !== undefined && Number.isFinite(r.pressure)) peer.pressure = r.pressure; }
+    if (peer) {
+      peer.inFlight = Math.max(0, peer.inFlight - 1);
+      peer.busyMs += timeMs;
+      if (r.pressure !== undefined && Number.isFinite(r.pressure)) peer.pressure = r.pressure;
+    }
     // learn the service time when the peer measured it (its queue is accounted for separately, see backlogMs)
-    this.ctx.log.debug({ taskId: a.taskId, peer: a.peer, ok: r.ok, predictedMs: a.predictedMs, serviceMs: r.serviceMs, elapsedMs: timeMs }, 'attempt answered');
-    const learnMs = r.serviceMs !== undefined && Number.isFinite(r.serviceMs) && r.serviceMs >= 0 ? r.serviceMs : timeMs;
+    this.ctx.log.debug(
+      {
+        taskId: a.taskId,
+        peer: a.peer,
+        ok: r.ok,
+        predictedMs: a.predictedMs,
+        serviceMs: r.serviceMs,
+        elapsedMs: timeMs,
+      },
+      'attempt answered',
+    );
+    const learnMs =
+      r.serviceMs !== undefined && Number.isFinite(r.serviceMs) && r.serviceMs >= 0 ? r.serviceMs : timeMs;
     this.model.observe({ ...a.ctx, ok: r.ok, timeMs: learnMs });
     const task = this.s.running[a.taskId];
     let outcome: 'completed' | 'retrying' | 'failed' = 'completed';
@@ -161,7 +296,16 @@ export class CoordinatorActor extends Actor {
       if (r.ok) {
         if (peer) peer.completed++;
         this.s.counters.completed++;
-        this.emit({ taskId: task.id, type: task.type, ok: true, peer: a.peer, attempts: task.attempts, failures: task.failures, latencyMs: now - task.submittedAt, output: r.output });
+        this.emit({
+          taskId: task.id,
+          type: task.type,
+          ok: true,
+          peer: a.peer,
+          attempts: task.attempts,
+          failures: task.failures,
+          latencyMs: now - task.submittedAt,
+          output: r.output,
+        });
       } else {
         if (peer) peer.failed++;
         this.s.counters.failures++;
@@ -175,7 +319,16 @@ export class CoordinatorActor extends Actor {
         } else {
           this.s.counters.failedTasks++;
           outcome = 'failed';
-          this.emit({ taskId: task.id, type: task.type, ok: false, peer: a.peer, attempts: task.attempts, failures: task.failures, latencyMs: now - task.submittedAt, error: r.error ?? 'failed' });
+          this.emit({
+            taskId: task.id,
+            type: task.type,
+            ok: false,
+            peer: a.peer,
+            attempts: task.attempts,
+            failures: task.failures,
+            latencyMs: now - task.submittedAt,
+            error: r.error ?? 'failed',
+          });
         }
       }
     }
@@ -190,11 +343,29 @@ export class CoordinatorActor extends Actor {
     checkArg(typeof arg?.type === 'string' && arg.type.length > 0, 'type', 'a non-empty string');
     const work = arg.work ?? 1;
     const hour = this.hour();
-    return this.s.peers.map((p) => {
-      const q: TaskContext = { peer: p.id, taskType: arg.type, hour, load: p.inFlight, work, pressure: p.pressure };
-      const pr = this.model.predict(q);
-      return { peer: p.id, score: this.score(p, q), timeMs: pr.time.timeMs, lowMs: pr.time.lowMs, highMs: pr.time.highMs, failureProb: pr.failure.probability, load: p.inFlight, source: pr.time.source };
-    }).sort((a, b) => (a.score - b.score) || a.peer.localeCompare(b.peer));
+    return this.s.peers
+      .map((p) => {
+        const q: TaskContext = {
+          peer: p.id,
+          taskType: arg.type,
+          hour,
+          load: p.inFlight,
+          work,
+          pressure: p.pressure,
+        };
+        const pr = this.model.predict(q);
+        return {
+          peer: p.id,
+          score: this.score(p, q),
+          timeMs: pr.time.timeMs,
+          lowMs: pr.time.lowMs,
+          highMs: pr.time.highMs,
+          failureProb: pr.failure.probability,
+          load: p.inFlight,
+          source: pr.time.source,
+        };
+      })
+      .sort((a, b) => a.score - b.score || a.peer.localeCompare(b.peer));
   }
 
   /**
@@ -205,7 +376,9 @@ export class CoordinatorActor extends Actor {
   async split(arg: { task: SplitTask; peers?: number }): Promise<SplitPlan> {
     checkArg(typeof arg?.task?.type === 'string', 'task.type', 'a string');
     const ranked = await this.rankPeers({ type: arg.task.type });
-    const chosen = ranked.slice(0, Math.max(1, Math.min(arg.peers ?? ranked.length, ranked.length))).map((r) => r.peer);
+    const chosen = ranked
+      .slice(0, Math.max(1, Math.min(arg.peers ?? ranked.length, ranked.length)))
+      .map((r) => r.peer);
     checkArg(chosen.length > 0, 'peers', 'registered peers (none registered)');
     const hour = this.hour();
     return this.splitter.split(arg.task, {
@@ -214,24 +387,38 @@ export class CoordinatorActor extends Actor {
       predictMs: (peer, taskType, work) => {
         if (this.s.policy === 'heuristic') return work;
         const p = this.s.peers.find((x) => x.id === peer)!;
-        const ps = this.predictService({ peer, taskType, hour, load: p.inFlight, work, pressure: p.pressure });
+        const ps = this.predictService({
+          peer,
+          taskType,
+          hour,
+          load: p.inFlight,
+          work,
+          pressure: p.pressure,
+        });
         return riskAdjusted(ps.serviceMs, ps.failureProb);
       },
     });
   }
 
   /** Counters, peers and the model's warm-up state. */
-  async snapshot(): Promise<CoordSnapshot> { return this.view(); }
+  async snapshot(): Promise<CoordSnapshot> {
+    return this.view();
+  }
 
   /** The learned model, serialized (for inspection and tests). */
-  async exportModel(): Promise<RiskModelState> { return this.model.toJSON(); }
+  async exportModel(): Promise<RiskModelState> {
+    return this.model.toJSON();
+  }
 
   // ---- internals ------------------------------------------------------------------------------
 
-  private hour(): number { return new Date(this.ctx.clock.wallNow()).getUTCHours(); }
+  private hour(): number {
+    return new Date(this.ctx.clock.wallNow()).getUTCHours();
+  }
 
   private score(p: PeerRecord, q: TaskContext): number {
-    if (this.s.policy === 'heuristic' || (this.s.policy === 'learned' && !this.model.warm)) return heuristicScore(p.latencyHintMs, p.inFlight);
+    if (this.s.policy === 'heuristic' || (this.s.policy === 'learned' && !this.model.warm))
+      return heuristicScore(p.latencyHintMs, p.inFlight);
     return this.learnedScore(q);
   }
 
@@ -250,7 +437,8 @@ export class CoordinatorActor extends Actor {
   private predictService(q: TaskContext): { serviceMs: number; failureProb: number; optimistic?: number } {
     if (this.s.policy === 'oracle') {
       const oracle = this.ctx.services.coordinatorOracle as CoordOracle | undefined;
-      if (!oracle) throw new PortalError('PORTAL_CONFIG_INVALID', "policy 'oracle' needs services.coordinatorOracle");
+      if (!oracle)
+        throw new PortalError('PORTAL_CONFIG_INVALID', "policy 'oracle' needs services.coordinatorOracle");
       const o = oracle(q);
       return { serviceMs: o.timeMs, failureProb: o.failureProb };
     }
@@ -258,14 +446,23 @@ export class CoordinatorActor extends Actor {
     // Optimism under uncertainty: a peer the model knows only from the population prior (no sample
     // of the type yet) is scored between the low end of its interval and its point estimate, so it
     // gets tried instead of being starved by a known peer; once it has a sample, the point estimate.
-    return { serviceMs: pr.time.timeMs, failureProb: pr.failure.probability, optimistic: pr.time.source === 'model' ? undefined : Math.sqrt(pr.time.lowMs * pr.time.timeMs) };
+    return {
+      serviceMs: pr.time.timeMs,
+      failureProb: pr.failure.probability,
+      optimistic: pr.time.source === 'model' ? undefined : Math.sqrt(pr.time.lowMs * pr.time.timeMs),
+    };
   }
 
   /** Predicted ms of work still ahead on a peer: its in-flight attempts' predicted service, less what the oldest has already run. */
   private backlogMs(peer: string): number {
     const now = this.ctx.clock.now();
-    let sum = 0, oldest = Infinity;
-    for (const a of this.s.attempts) if (a.peer === peer) { sum += a.predictedMs; oldest = Math.min(oldest, a.startedAt); }
+    let sum = 0,
+      oldest = Infinity;
+    for (const a of this.s.attempts)
+      if (a.peer === peer) {
+        sum += a.predictedMs;
+        oldest = Math.min(oldest, a.startedAt);
+      }
     return Number.isFinite(oldest) ? Math.max(0, sum - (now - oldest)) : 0;
   }
 
@@ -282,18 +479,35 @@ export class CoordinatorActor extends Actor {
       if (task.pin && task.attempts === 0) {
         const pinned = this.s.peers.find((p) => p.id === task.pin);
         if (pinned) {
-          if (pinned.inFlight >= pinned.maxConcurrent) { i++; continue; }
+          if (pinned.inFlight >= pinned.maxConcurrent) {
+            i++;
+            continue;
+          }
           pick = pinned;
         }
       }
       if (!pick) {
         const fresh = free.filter((p) => !task.excluded.includes(p.id));
-        const candidates = fresh.length > 0 ? fresh : (this.s.peers.some((p) => !task.excluded.includes(p.id)) ? [] : free);
-        if (candidates.length === 0) { i++; continue; } // wait for a peer that has not failed this task
+        const candidates =
+          fresh.length > 0 ? fresh : this.s.peers.some((p) => !task.excluded.includes(p.id)) ? [] : free;
+        if (candidates.length === 0) {
+          i++;
+          continue;
+        } // wait for a peer that has not failed this task
         let best = Infinity;
         for (const p of candidates) {
-          const s = this.score(p, { peer: p.id, taskType: task.type, hour, load: p.inFlight, work: task.work, pressure: p.pressure });
-          if (s < best) { best = s; pick = p; }
+          const s = this.score(p, {
+            peer: p.id,
+            taskType: task.type,
+            hour,
+            load: p.inFlight,
+            work: task.work,
+            pressure: p.pressure,
+          });
+          if (s < best) {
+            best = s;
+            pick = p;
+          }
         }
       }
       this.s.queue.splice(i, 1);
@@ -304,42 +518,94 @@ export class CoordinatorActor extends Actor {
   private dispatch(transport: PeerTransport, task: TaskRecord, peer: PeerRecord, hour: number): void {
     const attempt = this.s.nextAttempt++;
     task.attempts++;
-    const ctx: TaskContext = { peer: peer.id, taskType: task.type, hour, load: peer.inFlight, work: task.work, pressure: peer.pressure };
+    const ctx: TaskContext = {
+      peer: peer.id,
+      taskType: task.type,
+      hour,
+      load: peer.inFlight,
+      work: task.work,
+      pressure: peer.pressure,
+    };
     const predictedMs = this.s.policy === 'heuristic' ? 0 : this.predictService(ctx).serviceMs;
-    this.s.attempts.push({ taskId: task.id, attempt, peer: peer.id, startedAt: this.ctx.clock.now(), ctx, predictedMs });
+    this.s.attempts.push({
+      taskId: task.id,
+      attempt,
+      peer: peer.id,
+      startedAt: this.ctx.clock.now(),
+      ctx,
+      predictedMs,
+    });
     this.s.running[task.id] = task;
     peer.inFlight++;
     this.s.counters.attempts++;
-    const d: PeerDispatch = { taskId: task.id, attempt, peer: peer.id, type: task.type, work: task.work, payload: task.payload, hour };
+    const d: PeerDispatch = {
+      taskId: task.id,
+      attempt,
+      peer: peer.id,
+      type: task.type,
+      work: task.work,
+      payload: task.payload,
+      hour,
+    };
     const self = this.ctx.proxy(this.ctx.actorType, this.ctx.actorId);
     const log = this.ctx.log;
     const send = (r: PeerReport): void => {
-      rootScope.runInAsyncScope(() => { self.invoke('report', r).catch((err: unknown) => log.error({ err, taskId: r.taskId }, 'report failed')); });
+      rootScope.runInAsyncScope(() => {
+        self
+          .invoke('report', r)
+          .catch((err: unknown) => log.error({ err, taskId: r.taskId }, 'report failed'));
+      });
     };
     let run: Promise<PeerAnswer>;
-    try { run = transport.execute(peer.id, d); } catch (err) { run = Promise.reject(err); }
+    try {
+      run = transport.execute(peer.id, d);
+    } catch (err) {
+      run = Promise.reject(err);
+    }
     run.then(
       (ans) => send({ ...ans, taskId: task.id, attempt, peer: peer.id }),
-      (err: unknown) => send({ ok: false, error: err instanceof Error ? err.message : String(err), taskId: task.id, attempt, peer: peer.id }),
+      (err: unknown) =>
+        send({
+          ok: false,
+          error: err instanceof Error ? err.message : String(err),
+          taskId: task.id,
+          attempt,
+          peer: peer.id,
+        }),
     );
   }
 
   private emit(o: TaskOutcome): void {
     const sink = this.ctx.services.coordinatorSink as ((o: TaskOutcome) => void) | undefined;
     if (!sink) return;
-    try { sink(o); } catch (err) { this.ctx.log.error({ err, taskId: o.taskId }, 'coordinator sink threw'); }
+    try {
+      sink(o);
+    } catch (err) {
+      this.ctx.log.error({ err, taskId: o.taskId }, 'coordinator sink threw');
+    }
   }
 
   private view(): CoordSnapshot {
     return {
-      policy: this.s.policy, warm: this.model.warm, observations: this.model.time.observations,
-      queued: this.s.queue.length, inFlight: this.s.attempts.length,
-      peers: this.s.peers.map((p) => ({ id: p.id, inFlight: p.inFlight, completed: p.completed, failed: p.failed, busyMs: p.busyMs })),
+      policy: this.s.policy,
+      warm: this.model.warm,
+      observations: this.model.time.observations,
+      queued: this.s.queue.length,
+      inFlight: this.s.attempts.length,
+      peers: this.s.peers.map((p) => ({
+        id: p.id,
+        inFlight: p.inFlight,
+        completed: p.completed,
+        failed: p.failed,
+        busyMs: p.busyMs,
+      })),
       counters: { ...this.s.counters },
     };
   }
 
-  private async persist(): Promise<void> { await this.ctx.state.set(STATE, this.s); }
+  private async persist(): Promise<void> {
+    await this.ctx.state.set(STATE, this.s);
+  }
 
   /** Writes the model at most once a second (and always on deactivation): it is the larger part of the state. */
   private async saveModel(force: boolean): Promise<void> {

@@ -24,7 +24,12 @@ export class EdgeActor extends Actor {
   private announcedOffline = false;
 
   override async onActivate(): Promise<void> {
-    const saved = await this.ctx.state.get<{ config: EdgeConfig; est: EdgeEstimatorState; epoch: number; announcedOffline?: boolean }>('edge');
+    const saved = await this.ctx.state.get<{
+      config: EdgeConfig;
+      est: EdgeEstimatorState;
+      epoch: number;
+      announcedOffline?: boolean;
+    }>('edge');
     if (saved) {
       this.config = saved.config;
       this.est = EdgeEstimator.fromJSON(saved.est, defaultEstimatorConfig);
@@ -40,7 +45,11 @@ export class EdgeActor extends Actor {
     checkArg(cfg.kind === 'portal' || cfg.kind === 'mirror', 'kind', "'portal' or 'mirror'");
     checkArg(Number.isInteger(cfg.maxParallel) && cfg.maxParallel >= 0, 'maxParallel', 'an integer ≥ 0');
     this.config = { ...cfg, flags: cfg.flags >>> 0 };
-    if (!this.est) this.est = new EdgeEstimator(defaultEstimatorConfig, this.now(), { bandwidth: cfg.bandwidthHint ?? 0, rtt: cfg.rttHint ?? 0 });
+    if (!this.est)
+      this.est = new EdgeEstimator(defaultEstimatorConfig, this.now(), {
+        bandwidth: cfg.bandwidthHint ?? 0,
+        rtt: cfg.rttHint ?? 0,
+      });
     await this.persist(true);
     return this.view();
   }
@@ -65,8 +74,10 @@ export class EdgeActor extends Actor {
   async telemetry(t: EdgeTelemetry): Promise<EdgeView> {
     const est = this.requireConfigured();
     const cfg = this.config!;
-    if (t.metered !== undefined) cfg.flags = t.metered ? cfg.flags | EdgeFlags.METERED : cfg.flags & ~EdgeFlags.METERED;
-    if (t.batteryLow !== undefined) cfg.flags = t.batteryLow ? cfg.flags | EdgeFlags.BATTERY_LOW : cfg.flags & ~EdgeFlags.BATTERY_LOW;
+    if (t.metered !== undefined)
+      cfg.flags = t.metered ? cfg.flags | EdgeFlags.METERED : cfg.flags & ~EdgeFlags.METERED;
+    if (t.batteryLow !== undefined)
+      cfg.flags = t.batteryLow ? cfg.flags | EdgeFlags.BATTERY_LOW : cfg.flags & ~EdgeFlags.BATTERY_LOW;
     if (t.maxParallel !== undefined) cfg.maxParallel = t.maxParallel;
     if (t.online !== undefined && t.online === this.announcedOffline) {
       // an announcement overrides what samples and probes infer, until the next announcement
@@ -88,11 +99,18 @@ export class EdgeActor extends Actor {
   /** Timer callback: asks the edge whether it is back. */
   async probe(): Promise<void> {
     const est = this.est;
-    if (!est || !this.config || est.snapshot(this.now()).available) { await this.stopProbing(); return; }
+    if (!est || !this.config || est.snapshot(this.now()).available) {
+      await this.stopProbing();
+      return;
+    }
     const prober = this.ctx.services.probeEdge as EdgeProber | undefined;
     if (!prober) return;
     let ok = false;
-    try { ok = await prober(this.config.url, this.config.kind); } catch (err) { this.ctx.log.debug({ err }, 'probe failed'); }
+    try {
+      ok = await prober(this.config.url, this.config.kind);
+    } catch (err) {
+      this.ctx.log.debug({ err }, 'probe failed');
+    }
     if (ok && est.setAvailable(true, this.now())) {
       this.epoch++;
       this.ctx.log.info('edge back online');
@@ -116,7 +134,13 @@ export class EdgeActor extends Actor {
 
   private view(): EdgeView {
     const s = this.est!.snapshot(this.now());
-    return { ...this.config!, ...s, id: this.ctx.actorId, available: s.available && !this.announcedOffline, epoch: this.epoch };
+    return {
+      ...this.config!,
+      ...s,
+      id: this.ctx.actorId,
+      available: s.available && !this.announcedOffline,
+      epoch: this.epoch,
+    };
   }
 
   /** Writes state at most once a second unless forced (observations arrive every tick). */
@@ -124,14 +148,25 @@ export class EdgeActor extends Actor {
     const now = this.now();
     if (!force && now - this.lastSave < 1000) return;
     this.lastSave = now;
-    await this.ctx.state.set('edge', { config: this.config, est: this.est!.toJSON(), epoch: this.epoch, announcedOffline: this.announcedOffline });
+    await this.ctx.state.set('edge', {
+      config: this.config,
+      est: this.est!.toJSON(),
+      epoch: this.epoch,
+      announcedOffline: this.announcedOffline,
+    });
   }
 
   private requireConfigured(): EdgeEstimator {
-    if (!this.est || !this.config) throw new PortalError('PORTAL_UNKNOWN_EDGE', `edge ${this.ctx.actorId} is not configured: call configure first`);
+    if (!this.est || !this.config)
+      throw new PortalError(
+        'PORTAL_UNKNOWN_EDGE',
+        `edge ${this.ctx.actorId} is not configured: call configure first`,
+      );
     return this.est;
   }
 
   /** Wall-clock ms: estimator state (uptime intervals) outlives the process, so it needs an absolute time. */
-  private now(): number { return this.ctx.clock.wallNow(); }
+  private now(): number {
+    return this.ctx.clock.wallNow();
+  }
 }

@@ -16,18 +16,39 @@ export function routeEdgeEvents(bus: Bus, host: ActorHost, logger: Logger): Edge
       const bandwidth = ev.bandwidth.at(-1)?.bytesPerSec;
       const rtt = ev.rtt.at(-1)?.rttMs;
       if (first && ev.url) {
-        const cfg: EdgeConfig = { url: ev.url, kind: ev.kind ?? 'portal', flags: 0, maxParallel: ev.maxParallel ?? 8, bandwidthHint: bandwidth, rttHint: rtt };
+        const cfg: EdgeConfig = {
+          url: ev.url,
+          kind: ev.kind ?? 'portal',
+          flags: 0,
+          maxParallel: ev.maxParallel ?? 8,
+          bandwidthHint: bandwidth,
+          rttHint: rtt,
+        };
         await edge.invoke('configure', cfg);
       }
-      await edge.invoke('telemetry', { online: ev.online, metered: ev.metered, batteryLow: ev.battery?.low, maxParallel: ev.maxParallel, bandwidth, rtt });
+      await edge.invoke('telemetry', {
+        online: ev.online,
+        metered: ev.metered,
+        batteryLow: ev.battery?.low,
+        maxParallel: ev.maxParallel,
+        bandwidth,
+        rtt,
+      });
     },
     async onHave(state) {
       const bitmap = Buffer.from(state.bitmap).toString('base64');
-      await host.proxy('SchedulerActor', state.manifestId).invoke('edgeHave', { edgeId: state.edgeId, manifestId: state.manifestId, bitmap });
+      await host
+        .proxy('SchedulerActor', state.manifestId)
+        .invoke('edgeHave', { edgeId: state.edgeId, manifestId: state.manifestId, bitmap });
     },
     onHaveGap(ev, knownSeq) {
-      logger.warn({ edgeId: ev.edgeId, manifestId: ev.manifestId, seq: ev.seq, baseSeq: ev.baseSeq, knownSeq }, 'incremental have without its base: waiting for a full one');
+      logger.warn(
+        { edgeId: ev.edgeId, manifestId: ev.manifestId, seq: ev.seq, baseSeq: ev.baseSeq, knownSeq },
+        'incremental have without its base: waiting for a full one',
+      );
     },
-    onError(err, subject) { logger.warn({ err, subject }, 'edge event not applied'); },
+    onError(err, subject) {
+      logger.warn({ err, subject }, 'edge event not applied');
+    },
   });
 }

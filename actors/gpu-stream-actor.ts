@@ -3,9 +3,20 @@ import { PortalError, checkArg } from '../common/errors.js';
 import type { Bus, NatsStreamSource, NatsStreamTransport } from '../bus/index.js';
 import type { GpuDeviceManager } from '../gpu/index.js';
 import {
-  createBusStreamSink, createKernelExecutor, createStreamProcessor, defineUserKernel, edgeTelemetryKernel, edgeUpdates, isStreamId, toObservedSamples,
-  type LayoutSpec, type StreamConfigInput, type StreamKernel, type StreamProcessingMetrics,
-  type StreamProcessor, type StreamSink,
+  createBusStreamSink,
+  createKernelExecutor,
+  createStreamProcessor,
+  defineUserKernel,
+  edgeTelemetryKernel,
+  edgeUpdates,
+  isStreamId,
+  toObservedSamples,
+  type LayoutSpec,
+  type StreamConfigInput,
+  type StreamKernel,
+  type StreamProcessingMetrics,
+  type StreamProcessor,
+  type StreamSink,
 } from '../stream/index.js';
 
 /** Which kernel a stream runs (JSON: it travels in `start` and is kept in actor state). */
@@ -46,7 +57,10 @@ export interface GpuStreamStatus {
 const live = new Map<string, { processor: StreamProcessor }>();
 
 /** Metrics of every GpuStreamActor running in this process (for registerStreamMetrics(registry, gpuStreamMetricsSource)). */
-export function gpuStreamMetricsSource(): Array<{ labels: Record<string, string>; metrics: StreamProcessingMetrics }> {
+export function gpuStreamMetricsSource(): Array<{
+  labels: Record<string, string>;
+  metrics: StreamProcessingMetrics;
+}> {
   return [...live].map(([stream, s]) => ({ labels: { stream }, metrics: s.processor.metrics() }));
 }
 
@@ -88,7 +102,8 @@ export class GpuStreamActor extends Actor {
   /** Adds records (base64 of whole input records, or bytes in-process); in block mode waits for buffer space. Resolves with the records accepted. */
   async push(arg: { records: string | Uint8Array }): Promise<{ accepted: number }> {
     const p = this.need();
-    const bytes = typeof arg?.records === 'string' ? new Uint8Array(Buffer.from(arg.records, 'base64')) : arg?.records;
+    const bytes =
+      typeof arg?.records === 'string' ? new Uint8Array(Buffer.from(arg.records, 'base64')) : arg?.records;
     checkArg(bytes instanceof Uint8Array, 'records', 'base64 or bytes of whole records');
     await p.push(bytes);
     return { accepted: bytes.byteLength / p.executor.kernel.input.recordBytes };
@@ -109,8 +124,15 @@ export class GpuStreamActor extends Actor {
   async status(): Promise<GpuStreamStatus> {
     const p = this.need();
     return {
-      streamId: this.ctx.actorId, running: true, source: this.source ? 'nats' : 'direct', backend: p.executor.backend, kernel: p.executor.kernel.name,
-      inputRecordBytes: p.executor.kernel.input.recordBytes, outputRecordBytes: p.executor.kernel.output.recordBytes, edgeFeedErrors: this.edgeFeedErrors, metrics: p.metrics(),
+      streamId: this.ctx.actorId,
+      running: true,
+      source: this.source ? 'nats' : 'direct',
+      backend: p.executor.backend,
+      kernel: p.executor.kernel.name,
+      inputRecordBytes: p.executor.kernel.input.recordBytes,
+      outputRecordBytes: p.executor.kernel.output.recordBytes,
+      edgeFeedErrors: this.edgeFeedErrors,
+      metrics: p.metrics(),
     };
   }
 
@@ -123,19 +145,31 @@ export class GpuStreamActor extends Actor {
   }
 
   private need(): StreamProcessor {
-    if (!this.processor) throw new PortalError('PORTAL_INVALID_ARGUMENT', `stream ${this.ctx.actorId} is not started: call start first`);
+    if (!this.processor)
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `stream ${this.ctx.actorId} is not started: call start first`,
+      );
     return this.processor;
   }
 
   private kernelOf(spec: GpuStreamKernelSpec): StreamKernel {
     if (spec.type === 'edge-telemetry') return edgeTelemetryKernel(spec.edges);
-    if (spec.type === 'wgsl') return defineUserKernel({ name: spec.name, input: spec.input, output: spec.output, wgsl: spec.wgsl });
+    if (spec.type === 'wgsl')
+      return defineUserKernel({ name: spec.name, input: spec.input, output: spec.output, wgsl: spec.wgsl });
     if (spec.type === 'registered') {
       const k = (this.ctx.services.streamKernels as Record<string, StreamKernel> | undefined)?.[spec.name];
-      if (!k) throw new PortalError('PORTAL_CONFIG_INVALID', `kernel.name: no kernel ${JSON.stringify(spec.name)} in services.streamKernels`);
+      if (!k)
+        throw new PortalError(
+          'PORTAL_CONFIG_INVALID',
+          `kernel.name: no kernel ${JSON.stringify(spec.name)} in services.streamKernels`,
+        );
       return k;
     }
-    throw new PortalError('PORTAL_CONFIG_INVALID', `kernel.type: expected 'edge-telemetry', 'wgsl' or 'registered', got ${JSON.stringify((spec as { type?: unknown }).type)}`);
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `kernel.type: expected 'edge-telemetry', 'wgsl' or 'registered', got ${JSON.stringify((spec as { type?: unknown }).type)}`,
+    );
   }
 
   private async open(req: GpuStreamStartRequest): Promise<void> {
@@ -145,23 +179,49 @@ export class GpuStreamActor extends Actor {
     const bus = services.bus as Bus | undefined;
     const kernel = this.kernelOf(req.kernel);
     const sourceKind = req.source ?? (transport ? 'nats' : 'direct');
-    if (sourceKind === 'nats' && !transport) throw new PortalError('PORTAL_CONFIG_INVALID', 'source: nats needs services.streamTransport (createNatsStreamTransport)');
+    if (sourceKind === 'nats' && !transport)
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        'source: nats needs services.streamTransport (createNatsStreamTransport)',
+      );
     let sink: StreamSink;
-    if (transport) sink = transport.sink(id, { output: kernel.output.recordBytes, input: kernel.input.recordBytes });
+    if (transport)
+      sink = transport.sink(id, { output: kernel.output.recordBytes, input: kernel.input.recordBytes });
     else if (bus) sink = createBusStreamSink(bus, id);
-    else throw new PortalError('PORTAL_CONFIG_INVALID', 'no output: the host has neither services.streamTransport nor services.bus');
+    else
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        'no output: the host has neither services.streamTransport nor services.bus',
+      );
     const edgeIds = req.kernel.type === 'edge-telemetry' ? req.kernel.edgeIds : undefined;
     if (edgeIds) sink = this.feedingEdges(sink, edgeIds);
     const executor = await createKernelExecutor({
-      kernel, prefer: req.backend ?? 'auto', deviceManager: services.gpuDeviceManager as GpuDeviceManager | undefined, logger: this.ctx.log,
+      kernel,
+      prefer: req.backend ?? 'auto',
+      deviceManager: services.gpuDeviceManager as GpuDeviceManager | undefined,
+      logger: this.ctx.log,
     });
     this.processor = createStreamProcessor({
-      executor, sink, config: req.config, clock: this.ctx.clock, logger: this.ctx.log, deviceMemoryBytes: req.deviceMemoryBytes,
+      executor,
+      sink,
+      config: req.config,
+      clock: this.ctx.clock,
+      logger: this.ctx.log,
+      deviceMemoryBytes: req.deviceMemoryBytes,
     });
     live.set(id, { processor: this.processor });
     if (sourceKind === 'nats') this.source = await transport!.attach(id, this.processor);
     this.req = req;
-    this.ctx.log.info({ kernel: kernel.name, backend: executor.backend, device: executor.deviceName, source: sourceKind, batchSize: this.processor.sizer.current }, 'stream started');
+    this.ctx.log.info(
+      {
+        kernel: kernel.name,
+        backend: executor.backend,
+        device: executor.deviceName,
+        source: sourceKind,
+        batchSize: this.processor.sizer.current,
+      },
+      'stream started',
+    );
   }
 
   /** Output first, then the per-edge updates to the EdgeActors (a failed observe is counted and logged, not fatal). */
@@ -170,11 +230,17 @@ export class GpuStreamActor extends Actor {
       failed: (b, c, e) => sink.failed(b, c, e),
       output: async (bytes, count) => {
         await sink.output(bytes, count);
-        const calls = edgeUpdates(bytes).filter((u) => u.edge < edgeIds.length).map((u) =>
-          this.ctx.proxy('EdgeActor', edgeIds[u.edge]).invoke('observe', { samples: toObservedSamples(u) }).catch((err: unknown) => {
-            this.edgeFeedErrors++;
-            this.ctx.log.warn({ err, edge: edgeIds[u.edge] }, 'stream: EdgeActor did not take an update');
-          }));
+        const calls = edgeUpdates(bytes)
+          .filter((u) => u.edge < edgeIds.length)
+          .map((u) =>
+            this.ctx
+              .proxy('EdgeActor', edgeIds[u.edge])
+              .invoke('observe', { samples: toObservedSamples(u) })
+              .catch((err: unknown) => {
+                this.edgeFeedErrors++;
+                this.ctx.log.warn({ err, edge: edgeIds[u.edge] }, 'stream: EdgeActor did not take an update');
+              }),
+          );
         await Promise.all(calls);
       },
     };

@@ -4,7 +4,14 @@ import { PortalError, checkArg } from '../common/errors.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 
 import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
-import { subjects, type Bus, type ChunkReport, type DispatchBatch, type Subscription, type CancelRequest } from '../bus/types.js';
+import {
+  subjects,
+  type Bus,
+  type ChunkReport,
+  type DispatchBatch,
+  type Subscription,
+  type CancelRequest,
+} from '../bus/types.js';
 import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.js';
 import { cidOf } from '../transfer/cid.js';
 import { hashFile } from '../transfer/chunk-writer.js';
@@ -90,7 +97,8 @@ export class SchedulerActor extends Actor {
 
   override async receiveReminder(name: string): Promise<void> {
     // Activation (onActivate) already resumed a running transfer; nothing else to do.
-    if (name === KEEPALIVE && this.journal && this.journal.state !== 'running') await this.ctx.unregisterReminder(KEEPALIVE);
+    if (name === KEEPALIVE && this.journal && this.journal.state !== 'running')
+      await this.ctx.unregisterReminder(KEEPALIVE);
   }
 
   /**
@@ -98,17 +106,30 @@ export class SchedulerActor extends Actor {
    * running or finished transfer returns its status. A journal of another manifest is an error.
    */
   async start(req: TransferRequest): Promise<TransferStatus> {
-    checkArg(typeof req?.transferId === 'string' && req.transferId === this.ctx.actorId, 'transferId', `the actor id (${this.ctx.actorId})`);
+    checkArg(
+      typeof req?.transferId === 'string' && req.transferId === this.ctx.actorId,
+      'transferId',
+      `the actor id (${this.ctx.actorId})`,
+    );
     checkArg(typeof req.output === 'string' && req.output.length > 0, 'output', 'a file path');
     checkArg(Array.isArray(req.edges) && req.edges.length > 0, 'edges', 'at least one edge');
     const manifest = parseManifest(req.manifest);
     if (this.journal && this.journal.manifestId !== manifest.id) {
-      throw new PortalError('PORTAL_MANIFEST_MISMATCH', `transfer ${req.transferId} has a journal for manifest ${this.journal.manifestId}, not ${manifest.id}`);
+      throw new PortalError(
+        'PORTAL_MANIFEST_MISMATCH',
+        `transfer ${req.transferId} has a journal for manifest ${this.journal.manifestId}, not ${manifest.id}`,
+      );
     }
     if (this.journal && (this.core || this.journal.state !== 'running')) return this.status();
     this.req = { ...req, manifest };
     this.manifest = manifest;
-    this.journal ??= { manifestId: manifest.id, bitmap: '', state: 'running', verified: false, startedAt: this.ctx.clock.wallNow() };
+    this.journal ??= {
+      manifestId: manifest.id,
+      bitmap: '',
+      state: 'running',
+      verified: false,
+      startedAt: this.ctx.clock.wallNow(),
+    };
     this.journal.state = 'running';
     await this.ctx.state.set('request', this.req);
     await this.resume();
@@ -122,7 +143,13 @@ export class SchedulerActor extends Actor {
     let applied = 0;
     for (const r of arg.items) {
       if (r.transferId !== this.ctx.actorId || r.edgeIndex >= this.edgeViews.length) continue;
-      const outcome = core.report({ chunk: r.chunk, attempt: r.attempt, edge: r.edgeIndex, ok: r.ok, reason: r.reason });
+      const outcome = core.report({
+        chunk: r.chunk,
+        attempt: r.attempt,
+        edge: r.edgeIndex,
+        ok: r.ok,
+        reason: r.reason,
+      });
       if (outcome === 'stale' || outcome === 'duplicate') continue;
       applied++;
       if (outcome === 'completed') {
@@ -130,12 +157,33 @@ export class SchedulerActor extends Actor {
         this.perEdgeChunks[r.edgeIndex]++;
       }
       if (r.reason !== 'cancelled') {
-        this.risk?.observe({ peer: this.req!.edges[r.edgeIndex].id, taskType: 'chunk', hour: new Date(this.ctx.clock.wallNow()).getUTCHours(), load: core.edges.queueDepth[r.edgeIndex] + 1, work: r.bytes || this.manifest.chunkSize, ok: r.ok, timeMs: r.transferMs });
+        this.risk?.observe({
+          peer: this.req!.edges[r.edgeIndex].id,
+          taskType: 'chunk',
+          hour: new Date(this.ctx.clock.wallNow()).getUTCHours(),
+          load: core.edges.queueDepth[r.edgeIndex] + 1,
+          work: r.bytes || this.manifest.chunkSize,
+          ok: r.ok,
+          timeMs: r.transferMs,
+        });
         let list = this.samples.get(r.edgeIndex);
-        if (!list) { list = []; this.samples.set(r.edgeIndex, list); }
-        list.push({ ok: r.ok, bytes: r.bytes, firstByteMs: r.firstByteMs, transferMs: r.transferMs, reason: r.reason });
+        if (!list) {
+          list = [];
+          this.samples.set(r.edgeIndex, list);
+        }
+        list.push({
+          ok: r.ok,
+          bytes: r.bytes,
+          firstByteMs: r.firstByteMs,
+          transferMs: r.transferMs,
+          reason: r.reason,
+        });
       }
-      if (!r.ok) this.ctx.log.debug({ chunk: r.chunk, edge: r.edgeIndex, reason: r.reason, detail: r.detail }, 'chunk failed');
+      if (!r.ok)
+        this.ctx.log.debug(
+          { chunk: r.chunk, edge: r.edgeIndex, reason: r.reason, detail: r.detail },
+          'chunk failed',
+        );
     }
     // Event-driven dispatch: a freed slot is refilled now rather than at the next timer tick, so an
     // edge whose chunks finish together does not sit idle for up to a tick period.
@@ -154,23 +202,41 @@ export class SchedulerActor extends Actor {
     if (this.risk?.warm) {
       // learned time and risk replace the formula's time and health factors (issue 7), and a
       // risk-aware limit ≤ the edge's max_parallel replaces it; during the warm-up the formula rules
-      const f = learnedEdgeFactors(this.risk, core.edges, m.chunkSize, this.ctx.clock.wallNow(), { edgeId: (e) => req.edges[e]?.id ?? `unused-${e}`, maxParallelOf: (e) => this.edgeViews[e]?.maxParallel ?? 0 });
-      f.updates.forEach((u, e) => { if (u && e < req.edges.length) core.updateEdge(e, u); });
+      const f = learnedEdgeFactors(this.risk, core.edges, m.chunkSize, this.ctx.clock.wallNow(), {
+        edgeId: (e) => req.edges[e]?.id ?? `unused-${e}`,
+        maxParallelOf: (e) => this.edgeViews[e]?.maxParallel ?? 0,
+      });
+      f.updates.forEach((u, e) => {
+        if (u && e < req.edges.length) core.updateEdge(e, u);
+      });
     }
     this.lastTickAt = this.ctx.clock.now();
     const now = this.lastTickAt - this.epochMs;
     const r = await engineOf(this.ctx.services).runTick(core, now);
     this.tickTimes[this.ticks++ % TICK_WINDOW] = r.phaseMs.total;
     this.lastTickMs = r.phaseMs;
-    if (r.failover.backup + r.failover.recomputed > 0) this.ctx.log.info({ failed: r.failed, failover: r.failover }, 'failover');
+    if (r.failover.backup + r.failover.recomputed > 0)
+      this.ctx.log.info({ failed: r.failed, failover: r.failover }, 'failover');
     const bus = this.bus();
     if (r.dispatch.length > 0) {
       const batch: DispatchBatch = {
-        transferId: req.transferId, output: req.output, fileSize: m.fileSize,
+        transferId: req.transferId,
+        output: req.output,
+        fileSize: m.fileSize,
         items: r.dispatch.map((d) => {
           const { offset, length } = chunkRange(m, d.chunk);
           const edge = this.edgeViews[d.edge];
-          return { chunk: d.chunk, attempt: d.attempt, edgeIndex: d.edge, edgeUrl: edge.url, edgeKind: edge.kind, cid: m.chunks[d.chunk], offset, length, timeoutMs: Math.max(1, d.deadline - now) };
+          return {
+            chunk: d.chunk,
+            attempt: d.attempt,
+            edgeIndex: d.edge,
+            edgeUrl: edge.url,
+            edgeKind: edge.kind,
+            cid: m.chunks[d.chunk],
+            offset,
+            length,
+            timeoutMs: Math.max(1, d.deadline - now),
+          };
         }),
       };
       await bus.publish(subjects.dispatch(req.transferId), batch);
@@ -180,11 +246,17 @@ export class SchedulerActor extends Actor {
       await bus.publish(subjects.cancel(req.transferId), cancel);
     }
     const p = core.progress();
-    if (p.inFlight > 0 || p.complete !== this.lastComplete) { this.lastComplete = p.complete; this.lastProgressAt = now; }
+    if (p.inFlight > 0 || p.complete !== this.lastComplete) {
+      this.lastComplete = p.complete;
+      this.lastProgressAt = now;
+    }
     if (core.done) await this.finish();
-    else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0) await this.fail(`${p.failedPermanent} chunk(s) cannot be served by any edge`);
+    else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0)
+      await this.fail(`${p.failedPermanent} chunk(s) cannot be served by any edge`);
     else if (now - this.lastProgressAt > (req.stallTimeoutMs ?? 60_000)) {
-      await this.fail(`stalled: nothing in flight for ${((now - this.lastProgressAt) / 1000).toFixed(0)} s; ${p.pending} chunk(s) wait for edges that are offline, ${p.failedPermanent} cannot be served by any edge`);
+      await this.fail(
+        `stalled: nothing in flight for ${((now - this.lastProgressAt) / 1000).toFixed(0)} s; ${p.pending} chunk(s) wait for edges that are offline, ${p.failedPermanent} cannot be served by any edge`,
+      );
     } else await this.persist(false);
   }
 
@@ -192,26 +264,49 @@ export class SchedulerActor extends Actor {
   async status(): Promise<TransferStatus> {
     const j = this.journal;
     const m = this.manifest;
-    const p = this.core?.progress() ?? { total: m ? m.chunks.length : 0, complete: 0, inFlight: 0, pending: 0, failedPermanent: 0 };
+    const p = this.core?.progress() ?? {
+      total: m ? m.chunks.length : 0,
+      complete: 0,
+      inFlight: 0,
+      pending: 0,
+      failedPermanent: 0,
+    };
     const sorted = this.tickTimes.slice(0, Math.min(this.ticks, TICK_WINDOW)).sort();
-    const q = (x: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(x * (sorted.length - 1) + 0.5))] : 0);
+    const q = (x: number) =>
+      sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(x * (sorted.length - 1) + 0.5))] : 0;
     let engineBackend = 'none';
-    try { engineBackend = engineOf(this.ctx.services).backend; } catch { /* no engine on this host: reported as 'none' */ }
+    try {
+      engineBackend = engineOf(this.ctx.services).backend;
+    } catch {
+      /* no engine on this host: reported as 'none' */
+    }
     return {
       transferId: this.ctx.actorId,
       state: j?.state ?? 'idle',
       error: j?.error,
-      total: p.total, complete: p.complete, inFlight: p.inFlight, pending: p.pending, failedPermanent: p.failedPermanent,
-      bytesDone: this.bytesDone, fileSize: m?.fileSize ?? 0,
-      startedAt: j?.startedAt ?? 0, finishedAt: j?.finishedAt,
+      total: p.total,
+      complete: p.complete,
+      inFlight: p.inFlight,
+      pending: p.pending,
+      failedPermanent: p.failedPermanent,
+      bytesDone: this.bytesDone,
+      fileSize: m?.fileSize ?? 0,
+      startedAt: j?.startedAt ?? 0,
+      finishedAt: j?.finishedAt,
       verified: j?.verified ?? false,
       resumedChunks: this.resumedChunks,
       recoveredChunks: this.recoveredChunks,
-      ticks: this.ticks, tickMsP50: q(0.5), tickMsP99: q(0.99), lastTickMs: this.lastTickMs,
+      ticks: this.ticks,
+      tickMsP50: q(0.5),
+      tickMsP99: q(0.99),
+      lastTickMs: this.lastTickMs,
       backend: engineBackend,
       learned: this.risk !== undefined,
       counters: this.core ? { ...this.core.counters } : zeroCounters(),
-      edges: this.edgeViews.map((v, i): EdgeView => ({ ...v, queueDepth: this.core?.edges.queueDepth[i] ?? 0 })),
+      edges: this.edgeViews.map((v, i): EdgeView => ({
+        ...v,
+        queueDepth: this.core?.edges.queueDepth[i] ?? 0,
+      })),
       perEdgeChunks: [...this.perEdgeChunks],
     };
   }
@@ -223,20 +318,42 @@ export class SchedulerActor extends Actor {
    * from the next tick on. Returns the edge's index, or -1 when the transfer is not running or
    * has no spare slot.
    */
-  async edgeHave(arg: { edgeId: string; manifestId: string; bitmap: string }): Promise<{ edgeIndex: number }> {
+  async edgeHave(arg: {
+    edgeId: string;
+    manifestId: string;
+    bitmap: string;
+  }): Promise<{ edgeIndex: number }> {
     checkArg(typeof arg?.edgeId === 'string' && arg.edgeId.length > 0, 'edgeId', 'an edge id');
     checkArg(typeof arg.bitmap === 'string', 'bitmap', 'a base64 bitmap');
     const core = this.core;
     const req = this.req;
     if (!core || !req || this.journal?.state !== 'running') return { edgeIndex: -1 };
-    if (arg.manifestId !== this.manifest!.id) throw new PortalError('PORTAL_MANIFEST_MISMATCH', `have for manifest ${arg.manifestId} sent to transfer of ${this.manifest!.id}`);
+    if (arg.manifestId !== this.manifest!.id)
+      throw new PortalError(
+        'PORTAL_MANIFEST_MISMATCH',
+        `have for manifest ${arg.manifestId} sent to transfer of ${this.manifest!.id}`,
+      );
     const bitmap = Buffer.from(arg.bitmap, 'base64');
     let i = req.edges.findIndex((e) => e.id === arg.edgeId);
     if (i < 0) {
-      if (req.edges.length >= core.edges.e) { this.ctx.log.warn({ edgeId: arg.edgeId }, 'no spare edge slot: announced edge ignored'); return { edgeIndex: -1 }; }
+      if (req.edges.length >= core.edges.e) {
+        this.ctx.log.warn({ edgeId: arg.edgeId }, 'no spare edge slot: announced edge ignored');
+        return { edgeIndex: -1 };
+      }
       const view = await this.ctx.proxy('EdgeActor', arg.edgeId).invoke<EdgeView>('snapshot');
       i = req.edges.length;
-      req.edges.push({ id: arg.edgeId, config: { url: view.url, kind: view.kind, flags: view.flags, maxParallel: view.maxParallel, bandwidthHint: view.bandwidthHint, rttHint: view.rttHint }, holds: arg.bitmap });
+      req.edges.push({
+        id: arg.edgeId,
+        config: {
+          url: view.url,
+          kind: view.kind,
+          flags: view.flags,
+          maxParallel: view.maxParallel,
+          bandwidthHint: view.bandwidthHint,
+          rttHint: view.rttHint,
+        },
+        holds: arg.bitmap,
+      });
       this.edgeViews.push(view);
       this.perEdgeChunks.push(0);
       this.edgeEpochs.push(-1);
@@ -267,7 +384,16 @@ export class SchedulerActor extends Actor {
     j.activations = (j.activations ?? 0) + 1;
     // a multi-threaded CPU engine ranks large transfers from worker threads: the tables go on shared memory
     const sharedMemory = (this.ctx.services.tickEngine as TickEngine | undefined)?.sharedMemory === true;
-    const core = new ChunkScheduler({ chunks: n, chunkBytes: m.chunkSize, edgeCapacity: req.edges.length + (req.spareEdges ?? 32), sharedMemory }, req.scheduler, ((j.activations & 0xff) << 24) >>> 0);
+    const core = new ChunkScheduler(
+      {
+        chunks: n,
+        chunkBytes: m.chunkSize,
+        edgeCapacity: req.edges.length + (req.spareEdges ?? 32),
+        sharedMemory,
+      },
+      req.scheduler,
+      ((j.activations & 0xff) << 24) >>> 0,
+    );
     this.perEdgeChunks = new Array(req.edges.length).fill(0);
     this.edgeEpochs = new Array(req.edges.length).fill(-1);
     this.edgeViews = [];
@@ -276,7 +402,8 @@ export class SchedulerActor extends Actor {
       const view = await this.ctx.proxy('EdgeActor', e.id).invoke<EdgeView>('configure', e.config);
       this.edgeViews.push(view);
       this.applyView(core, i, view);
-      if (e.holds === undefined || e.holds === 'all') for (let c = 0; c < n; c++) core.setAvailability(c, i, true);
+      if (e.holds === undefined || e.holds === 'all')
+        for (let c = 0; c < n; c++) core.setAvailability(c, i, true);
       else core.setEdgeHoldings(i, Buffer.from(e.holds, 'base64'));
     }
     this.resumedChunks = 0;
@@ -285,10 +412,16 @@ export class SchedulerActor extends Actor {
       const bitmap = Buffer.from(this.journal.bitmap, 'base64');
       const all = (req.verifyOnResume ?? (m.fileSize <= 4 * 2 ** 30 ? 'all' : 'journaled')) === 'all';
       const { verified, recovered } = await this.verifyOutput(bitmap, m, req.output, all);
-      for (const c of verified) { core.markComplete(c); this.bytesDone += chunkRange(m, c).length; }
+      for (const c of verified) {
+        core.markComplete(c);
+        this.bytesDone += chunkRange(m, c).length;
+      }
       this.resumedChunks = verified.length;
       this.recoveredChunks = recovered;
-      this.ctx.log.info({ journaled: countBits(bitmap), verified: verified.length, recovered }, 'resumed from journal');
+      this.ctx.log.info(
+        { journaled: countBits(bitmap), verified: verified.length, recovered },
+        'resumed from journal',
+      );
     }
     if (req.learned) {
       const saved = await this.ctx.state.get<RiskModelState>('risk');
@@ -306,8 +439,15 @@ export class SchedulerActor extends Actor {
     // are ignored), and one that is lost costs a refetch after the chunk's deadline.
     const deliver = (items: ChunkReport[], attempt: number): void => {
       self.invoke('reports', { items }).catch((err: unknown) => {
-        if (attempt >= 8) { this.ctx.log.error({ err, reports: items.length }, 'applying reports failed; their chunks will be fetched again after their deadline'); return; }
-        if (attempt === 0) this.ctx.log.warn({ err, reports: items.length }, 'applying reports failed; retrying');
+        if (attempt >= 8) {
+          this.ctx.log.error(
+            { err, reports: items.length },
+            'applying reports failed; their chunks will be fetched again after their deadline',
+          );
+          return;
+        }
+        if (attempt === 0)
+          this.ctx.log.warn({ err, reports: items.length }, 'applying reports failed; retrying');
         this.ctx.clock.setTimeout(() => deliver(items, attempt + 1), Math.min(5000, 100 * 2 ** attempt));
       });
     };
@@ -332,11 +472,20 @@ export class SchedulerActor extends Actor {
    * `all` every other chunk too (`recovered`: written before a crash but not yet journaled).
    * A journaled chunk that no longer matches is fetched again.
    */
-  private async verifyOutput(bitmap: Uint8Array, m: Manifest, output: string, all: boolean): Promise<{ verified: number[]; recovered: number }> {
+  private async verifyOutput(
+    bitmap: Uint8Array,
+    m: Manifest,
+    output: string,
+    all: boolean,
+  ): Promise<{ verified: number[]; recovered: number }> {
     const verified: number[] = [];
     let recovered = 0;
     let fh;
-    try { fh = await open(output, 'r'); } catch { return { verified, recovered }; }
+    try {
+      fh = await open(output, 'r');
+    } catch {
+      return { verified, recovered };
+    }
     try {
       const buf = Buffer.alloc(m.chunkSize);
       for (let c = 0; c < m.chunks.length; c++) {
@@ -348,7 +497,9 @@ export class SchedulerActor extends Actor {
         verified.push(c);
         if (!journaled) recovered++;
       }
-    } finally { await fh.close(); }
+    } finally {
+      await fh.close();
+    }
     return { verified, recovered };
   }
 
@@ -363,17 +514,21 @@ export class SchedulerActor extends Actor {
     if (refresh) this.lastRefresh = now;
     const targets = refresh ? req.edges.map((_, i) => i) : batches.map(([i]) => i);
     const byEdge = new Map(batches);
-    await Promise.all(targets.map(async (i) => {
-      const proxy = this.ctx.proxy('EdgeActor', req.edges[i].id);
-      try {
-        const s = byEdge.get(i);
-        const view = s ? await proxy.invoke<EdgeView>('observe', { samples: s }) : await proxy.invoke<EdgeView>('snapshot');
-        this.edgeViews[i] = view;
-        this.applyView(core, i, view);
-      } catch (err) {
-        this.ctx.log.warn({ err, edge: req.edges[i].id }, 'edge actor unavailable; keeping its last view');
-      }
-    }));
+    await Promise.all(
+      targets.map(async (i) => {
+        const proxy = this.ctx.proxy('EdgeActor', req.edges[i].id);
+        try {
+          const s = byEdge.get(i);
+          const view = s
+            ? await proxy.invoke<EdgeView>('observe', { samples: s })
+            : await proxy.invoke<EdgeView>('snapshot');
+          this.edgeViews[i] = view;
+          this.applyView(core, i, view);
+        } catch (err) {
+          this.ctx.log.warn({ err, edge: req.edges[i].id }, 'edge actor unavailable; keeping its last view');
+        }
+      }),
+    );
   }
 
   private applyView(core: ChunkScheduler, i: number, v: EdgeView): void {
@@ -382,11 +537,15 @@ export class SchedulerActor extends Actor {
     const chunk = this.manifest!.chunkSize;
     core.updateEdge(i, {
       ...(this.risk?.warm ? {} : { bandwidth, rtt, health: v.health }),
-      available: v.available, flags: v.flags,
+      available: v.available,
+      flags: v.flags,
       maxParallel: v.maxParallel,
       timeoutMs: adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk),
     });
-    if (this.edgeEpochs[i] !== v.epoch) { this.edgeEpochs[i] = v.epoch; core.requestFullRerank(); }
+    if (this.edgeEpochs[i] !== v.epoch) {
+      this.edgeEpochs[i] = v.epoch;
+      core.requestFullRerank();
+    }
   }
 
   private async finish(): Promise<void> {
@@ -396,8 +555,14 @@ export class SchedulerActor extends Actor {
     const sha = await hashFile(this.req!.output);
     j.verified = sha === this.manifest!.fileSha256;
     j.finishedAt = this.ctx.clock.wallNow();
-    if (j.verified) { j.state = 'done'; this.ctx.log.info({ sha256: sha }, 'transfer complete and verified'); }
-    else { j.state = 'failed'; j.error = `sha256 of output ${sha} does not match manifest ${this.manifest!.fileSha256}`; this.ctx.log.error({ sha256: sha }, 'transfer verification failed'); }
+    if (j.verified) {
+      j.state = 'done';
+      this.ctx.log.info({ sha256: sha }, 'transfer complete and verified');
+    } else {
+      j.state = 'failed';
+      j.error = `sha256 of output ${sha} does not match manifest ${this.manifest!.fileSha256}`;
+      this.ctx.log.error({ sha256: sha }, 'transfer verification failed');
+    }
     await this.stopLoop();
   }
 
@@ -426,7 +591,10 @@ export class SchedulerActor extends Actor {
     this.lastPersist = now;
     if (this.core) j.bitmap = Buffer.from(this.core.completionBitmap()).toString('base64');
     await this.ctx.state.set('journal', j);
-    if (this.risk && (force || now - this.lastRiskSave >= 1000)) { this.lastRiskSave = now; await this.ctx.state.set('risk', this.risk.toJSON()); }
+    if (this.risk && (force || now - this.lastRiskSave >= 1000)) {
+      this.lastRiskSave = now;
+      await this.ctx.state.set('risk', this.risk.toJSON());
+    }
   }
 
   private bus(): Bus {
@@ -438,7 +606,13 @@ export class SchedulerActor extends Actor {
 
 function countBits(b: Uint8Array): number {
   let n = 0;
-  for (const x of b) { let v = x; while (v) { v &= v - 1; n++; } }
+  for (const x of b) {
+    let v = x;
+    while (v) {
+      v &= v - 1;
+      n++;
+    }
+  }
   return n;
 }
 

@@ -100,7 +100,14 @@ export interface TransferStatus {
   tickMsP50: number;
   tickMsP99: number;
   /** Phase times of the last tick, ms. */
-  lastTickMs?: { rank: number; detect: number; failover: number; balance: number; dispatch: number; total: number };
+  lastTickMs?: {
+    rank: number;
+    detect: number;
+    failover: number;
+    balance: number;
+    dispatch: number;
+    total: number;
+  };
   backend: string;
   /** Whether learned predictors drive the time and health factors. */
   learned?: boolean;

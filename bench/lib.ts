@@ -9,7 +9,14 @@ export function arg(name: string, fallback: string): string {
 /** A seeded xorshift32 generator of unsigned 32-bit integers (benchmarks must be repeatable). */
 export function xorshift(seed: number): () => number {
   let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
 }
 
 /** The `q` quantile (0..1) of `xs`, nearest rank; NaN for an empty list. */
@@ -18,7 +25,6 @@ export function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
 }
-
 
 /** A JetStream-enabled nats-server for a benchmark: BENCH_NATS_URL when set, else a fresh one on a free port (stopped and removed by `stop`). */
 export async function startBenchNats(): Promise<{ url: string; stop(): Promise<void> }> {

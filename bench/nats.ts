@@ -18,18 +18,39 @@ const N = Number(process.env.BENCH_N ?? 20_000);
 const RTT_N = Number(process.env.BENCH_RTT_N ?? 2_000);
 
 const telemetry = (i: number): EdgeTelemetryEvent => ({
-  edgeId: `e${i % 100}`, sentAtMs: Date.now(), online: true, metered: false,
-  bandwidth: [{ atMs: Date.now(), bytesPerSec: 12_500_000 + i }], rtt: [{ atMs: Date.now(), rttMs: 12.5 }], url: '',
+  edgeId: `e${i % 100}`,
+  sentAtMs: Date.now(),
+  online: true,
+  metered: false,
+  bandwidth: [{ atMs: Date.now(), bytesPerSec: 12_500_000 + i }],
+  rtt: [{ atMs: Date.now(), rttMs: 12.5 }],
+  url: '',
 });
-const report = (t: string, i: number): ChunkReport => ({ transferId: t, chunk: i, attempt: 1, edgeIndex: i % 100, ok: true, bytes: 1 << 20, firstByteMs: 3.2, transferMs: 81.7, executorId: 'bench' });
+const report = (t: string, i: number): ChunkReport => ({
+  transferId: t,
+  chunk: i,
+  attempt: 1,
+  edgeIndex: i % 100,
+  ok: true,
+  bytes: 1 << 20,
+  firstByteMs: 3.2,
+  transferMs: 81.7,
+  executorId: 'bench',
+});
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
-
-interface Row { name: string; bytes: number; n: number; perSec: number; p50: number; p99: number }
+interface Row {
+  name: string;
+  bytes: number;
+  n: number;
+  perSec: number;
+  p50: number;
+  p99: number;
+}
 
 async function main(): Promise<void> {
   const server = await startBenchNats();
@@ -44,7 +65,12 @@ async function main(): Promise<void> {
       const lat: number[] = [];
       let got = 0;
       const done = new Promise<void>((res) => {
-        b.subscribe('raw.telemetry', { callback: (_e, m) => { lat.push(performance.now() - new DataView(m.data.buffer, m.data.byteOffset).getFloat64(0)); if (++got === N) res(); } });
+        b.subscribe('raw.telemetry', {
+          callback: (_e, m) => {
+            lat.push(performance.now() - new DataView(m.data.buffer, m.data.byteOffset).getFloat64(0));
+            if (++got === N) res();
+          },
+        });
       });
       await b.flush();
       const start = performance.now();
@@ -55,8 +81,16 @@ async function main(): Promise<void> {
         if (i % 1000 === 999) await a.flush();
       }
       await done;
-      rows.push({ name: 'raw NATS core pub/sub (telemetry size)', bytes: tBytes.length, n: N, perSec: N / ((performance.now() - start) / 1000), p50: pct(lat, 50), p99: pct(lat, 99) });
-      await a.close(); await b.close();
+      rows.push({
+        name: 'raw NATS core pub/sub (telemetry size)',
+        bytes: tBytes.length,
+        n: N,
+        perSec: N / ((performance.now() - start) / 1000),
+        p50: pct(lat, 50),
+        p99: pct(lat, 99),
+      });
+      await a.close();
+      await b.close();
     }
     // --- Portal bus: telemetry ingestion (encode + core publish → decode + validate + handler)
     {
@@ -66,8 +100,13 @@ async function main(): Promise<void> {
       let got = 0;
       const sent = new Map<number, number>();
       let resolve!: () => void;
-      const done = new Promise<void>((r) => { resolve = r; });
-      const sub = b.subscribe<EdgeTelemetryEvent>(subjects.allEdgeTelemetry, (t) => { lat.push(performance.now() - sent.get(t.bandwidth[0].bytesPerSec - 12_500_000)!); if (++got === N) resolve(); });
+      const done = new Promise<void>((r) => {
+        resolve = r;
+      });
+      const sub = b.subscribe<EdgeTelemetryEvent>(subjects.allEdgeTelemetry, (t) => {
+        lat.push(performance.now() - sent.get(t.bandwidth[0].bytesPerSec - 12_500_000)!);
+        if (++got === N) resolve();
+      });
       await sub.ready;
       const start = performance.now();
       for (let i = 0; i < N; i++) {
@@ -77,8 +116,16 @@ async function main(): Promise<void> {
         if (i % 1000 === 999) await a.flush();
       }
       await done;
-      rows.push({ name: 'Portal bus telemetry ingestion (protobuf, core)', bytes: tBytes.length, n: N, perSec: N / ((performance.now() - start) / 1000), p50: pct(lat, 50), p99: pct(lat, 99) });
-      await a.close(); await b.close();
+      rows.push({
+        name: 'Portal bus telemetry ingestion (protobuf, core)',
+        bytes: tBytes.length,
+        n: N,
+        perSec: N / ((performance.now() - start) / 1000),
+        p50: pct(lat, 50),
+        p99: pct(lat, 99),
+      });
+      await a.close();
+      await b.close();
     }
     // --- raw JetStream: publish (acked) → pull consumer, report-sized payloads, sequential round trip
     {
@@ -92,16 +139,30 @@ async function main(): Promise<void> {
       const iter = await c.consume({ max_messages: 256 });
       const lat: number[] = [];
       let pending: (() => void) | undefined;
-      void (async () => { for await (const m of iter) { m.ack(); pending?.(); } })();
+      void (async () => {
+        for await (const m of iter) {
+          m.ack();
+          pending?.();
+        }
+      })();
       const start = performance.now();
       for (let i = 0; i < RTT_N; i++) {
         const t0 = performance.now();
-        const arrived = new Promise<void>((r) => { pending = r; });
+        const arrived = new Promise<void>((r) => {
+          pending = r;
+        });
         await js.publish('raw.report', rBytes);
         await arrived;
         lat.push(performance.now() - t0);
       }
-      rows.push({ name: 'raw JetStream publish→consume round trip (report size)', bytes: rBytes.length, n: RTT_N, perSec: RTT_N / ((performance.now() - start) / 1000), p50: pct(lat, 50), p99: pct(lat, 99) });
+      rows.push({
+        name: 'raw JetStream publish→consume round trip (report size)',
+        bytes: rBytes.length,
+        n: RTT_N,
+        perSec: RTT_N / ((performance.now() - start) / 1000),
+        p50: pct(lat, 50),
+        p99: pct(lat, 99),
+      });
       iter.stop();
       await nc.close();
     }
@@ -111,36 +172,74 @@ async function main(): Promise<void> {
       const b = await createNatsBus({ servers: server.url, name: 'bench-rsub' });
       const lat: number[] = [];
       let pending: (() => void) | undefined;
-      const sub = b.subscribe<ChunkReport>(subjects.report('bench'), () => { pending?.(); });
+      const sub = b.subscribe<ChunkReport>(subjects.report('bench'), () => {
+        pending?.();
+      });
       await sub.ready;
       const start = performance.now();
       for (let i = 0; i < RTT_N; i++) {
         const t0 = performance.now();
-        const arrived = new Promise<void>((r) => { pending = r; });
+        const arrived = new Promise<void>((r) => {
+          pending = r;
+        });
         await a.publish(subjects.report('bench'), report('bench', i));
         await arrived;
         lat.push(performance.now() - t0);
       }
-      rows.push({ name: 'Portal bus report round trip (protobuf, JetStream)', bytes: rBytes.length, n: RTT_N, perSec: RTT_N / ((performance.now() - start) / 1000), p50: pct(lat, 50), p99: pct(lat, 99) });
+      rows.push({
+        name: 'Portal bus report round trip (protobuf, JetStream)',
+        bytes: rBytes.length,
+        n: RTT_N,
+        perSec: RTT_N / ((performance.now() - start) / 1000),
+        p50: pct(lat, 50),
+        p99: pct(lat, 99),
+      });
       // Throughput: publish in parallel windows, count deliveries.
       let got = 0;
       let resolve!: () => void;
-      const done = new Promise<void>((r) => { resolve = r; });
-      pending = () => { if (++got === N) resolve(); };
+      const done = new Promise<void>((r) => {
+        resolve = r;
+      });
+      pending = () => {
+        if (++got === N) resolve();
+      };
       const t1 = performance.now();
-      for (let i = 0; i < N; i += 256) await Promise.all(Array.from({ length: Math.min(256, N - i) }, (_, k) => a.publish(subjects.report('bench'), report('bench', i + k))));
+      for (let i = 0; i < N; i += 256)
+        await Promise.all(
+          Array.from({ length: Math.min(256, N - i) }, (_, k) =>
+            a.publish(subjects.report('bench'), report('bench', i + k)),
+          ),
+        );
       await done;
       const sec = (performance.now() - t1) / 1000;
-      rows.push({ name: 'Portal bus report throughput (256 publishes in flight)', bytes: rBytes.length, n: N, perSec: N / sec, p50: NaN, p99: NaN });
-      await a.close(); await b.close();
+      rows.push({
+        name: 'Portal bus report throughput (256 publishes in flight)',
+        bytes: rBytes.length,
+        n: N,
+        perSec: N / sec,
+        p50: NaN,
+        p99: NaN,
+      });
+      await a.close();
+      await b.close();
     }
   } finally {
     await server.stop();
   }
   const f = (x: number): string => (Number.isNaN(x) ? '—' : x.toFixed(3));
-  process.stdout.write(`\nNATS event plane, ${new Date().toISOString()}, node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})\n\n`);
-  process.stdout.write('| path | msg bytes | messages | msgs/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|\n');
-  for (const r of rows) process.stdout.write(`| ${r.name} | ${r.bytes} | ${r.n} | ${Math.round(r.perSec).toLocaleString('en-US')} | ${f(r.p50)} | ${f(r.p99)} |\n`);
+  process.stdout.write(
+    `\nNATS event plane, ${new Date().toISOString()}, node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})\n\n`,
+  );
+  process.stdout.write(
+    '| path | msg bytes | messages | msgs/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|\n',
+  );
+  for (const r of rows)
+    process.stdout.write(
+      `| ${r.name} | ${r.bytes} | ${r.n} | ${Math.round(r.perSec).toLocaleString('en-US')} | ${f(r.p50)} | ${f(r.p99)} |\n`,
+    );
 }
 
-main().catch((err: unknown) => { process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`); process.exitCode = 1; });
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});

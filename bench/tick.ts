@@ -10,19 +10,41 @@ import os from 'node:os';
 import { ChunkScheduler, createParallelCpuTickEngine } from '../scheduler/index.js';
 import { arg, xorshift, quantile } from './lib.js';
 
-interface Row { chunks: number; edges: number; threads: number; mode: 'full' | 'incremental'; medianMs: number; p99Ms: number; minMs: number; iterations: number; rankedPerTick: number; peakRssMiB: number; tableMiB: number }
-
-
-
+interface Row {
+  chunks: number;
+  edges: number;
+  threads: number;
+  mode: 'full' | 'incremental';
+  medianMs: number;
+  p99Ms: number;
+  minMs: number;
+  iterations: number;
+  rankedPerTick: number;
+  peakRssMiB: number;
+  tableMiB: number;
+}
 
 let peakRss = 0;
-function sampleRss(): void { peakRss = Math.max(peakRss, process.memoryUsage().rss); }
+function sampleRss(): void {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+}
 
 function build(n: number, e: number, replicas: number, seed: number, threads: number): ChunkScheduler {
-  const s = new ChunkScheduler({ chunks: n, chunkBytes: 1 << 20, edgeCapacity: e, sharedMemory: threads > 1 }, { maxDispatchPerTick: 4096 });
+  const s = new ChunkScheduler(
+    { chunks: n, chunkBytes: 1 << 20, edgeCapacity: e, sharedMemory: threads > 1 },
+    { maxDispatchPerTick: 4096 },
+  );
   const rnd = xorshift(seed);
   for (let x = 0; x < e; x++) {
-    s.updateEdge(x, { bandwidth: (5 + (rnd() % 95)) * 1e6, rtt: 5 + (rnd() % 80), health: 0.5 + (rnd() % 50) / 100, flags: rnd() % 7 === 0 ? 1 : 0, available: true, maxParallel: 16, timeoutMs: 5000 });
+    s.updateEdge(x, {
+      bandwidth: (5 + (rnd() % 95)) * 1e6,
+      rtt: 5 + (rnd() % 80),
+      health: 0.5 + (rnd() % 50) / 100,
+      flags: rnd() % 7 === 0 ? 1 : 0,
+      available: true,
+      maxParallel: 16,
+      timeoutMs: 5000,
+    });
   }
   // each chunk on `replicas` random edges, written straight into the bitset (setAvailability per bit is the API path, too slow for 1e9 bits)
   const t = s.chunks;
@@ -41,11 +63,23 @@ async function run(n: number, e: number, iterations: number, threads: number): P
   const s = build(n, e, replicas, n ^ (e << 20), threads);
   sampleRss();
   const t = s.chunks;
-  const tableBytes = t.status.byteLength + t.assigned.byteLength + t.backups.byteLength + t.retries.byteLength + t.priority.byteLength + t.attempt.byteLength + t.dispatchedAt.byteLength + t.deadline.byteLength + t.candidates.byteLength;
+  const tableBytes =
+    t.status.byteLength +
+    t.assigned.byteLength +
+    t.backups.byteLength +
+    t.retries.byteLength +
+    t.priority.byteLength +
+    t.attempt.byteLength +
+    t.dispatchedAt.byteLength +
+    t.deadline.byteLength +
+    t.candidates.byteLength;
   let now = 0;
   const engine = threads > 1 ? createParallelCpuTickEngine({ threads }) : undefined;
   const tick = async (at: number) => {
-    if (!engine) { const r = s.tick(at); return { r, ms: r.phaseMs.total }; }
+    if (!engine) {
+      const r = s.tick(at);
+      return { r, ms: r.phaseMs.total };
+    }
     const a = performance.now();
     const r = await engine.runTick(s, at);
     return { r, ms: performance.now() - a };
@@ -61,7 +95,10 @@ async function run(n: number, e: number, iterations: number, threads: number): P
       if (mode === 'full') s.requestFullRerank();
       else {
         const dirty = Math.max(1, Math.floor(n / 100));
-        for (let d = 0; d < dirty; d++) { const c = rnd() % n; s.setAvailability(c, rnd() % e, true); }
+        for (let d = 0; d < dirty; d++) {
+          const c = rnd() % n;
+          s.setAvailability(c, rnd() % e, true);
+        }
       }
       const { r, ms } = await tick(now);
       times.push(ms);
@@ -70,7 +107,19 @@ async function run(n: number, e: number, iterations: number, threads: number): P
       for (const d of r.dispatch) s.report({ chunk: d.chunk, attempt: d.attempt, edge: d.edge, ok: true });
       sampleRss();
     }
-    rows.push({ chunks: n, edges: e, threads, mode, medianMs: quantile(times, 0.5), p99Ms: quantile(times, 0.99), minMs: Math.min(...times), iterations, rankedPerTick: Math.round(ranked / iterations), peakRssMiB: Math.round(peakRss / 2 ** 20), tableMiB: Math.round(tableBytes / 2 ** 20) });
+    rows.push({
+      chunks: n,
+      edges: e,
+      threads,
+      mode,
+      medianMs: quantile(times, 0.5),
+      p99Ms: quantile(times, 0.99),
+      minMs: Math.min(...times),
+      iterations,
+      rankedPerTick: Math.round(ranked / iterations),
+      peakRssMiB: Math.round(peakRss / 2 ** 20),
+      tableMiB: Math.round(tableBytes / 2 ** 20),
+    });
   }
   await engine?.close();
   return rows;
@@ -81,15 +130,21 @@ const edgeCounts = arg('edges', '10,50,100').split(',').map(Number);
 const iterations = Number(arg('iterations', '15'));
 const threadCounts = arg('threads', '1').split(',').map(Number);
 const rows: Row[] = [];
-console.log(`# tick benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, node ${process.version}, ${new Date().toISOString()}`);
-console.log('| chunks | edges | threads | mode | median ms | p99 ms | min ms | ranked/tick | table MiB | peak RSS MiB |');
+console.log(
+  `# tick benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, node ${process.version}, ${new Date().toISOString()}`,
+);
+console.log(
+  '| chunks | edges | threads | mode | median ms | p99 ms | min ms | ranked/tick | table MiB | peak RSS MiB |',
+);
 console.log('|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|');
 for (const n of sizes) {
   for (const e of edgeCounts) {
     for (const th of threadCounts) {
       for (const r of await run(n, e, iterations, th)) {
         rows.push(r);
-        console.log(`| ${r.chunks} | ${r.edges} | ${r.threads} | ${r.mode} | ${r.medianMs.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.minMs.toFixed(2)} | ${r.rankedPerTick} | ${r.tableMiB} | ${r.peakRssMiB} |`);
+        console.log(
+          `| ${r.chunks} | ${r.edges} | ${r.threads} | ${r.mode} | ${r.medianMs.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.minMs.toFixed(2)} | ${r.rankedPerTick} | ${r.tableMiB} | ${r.peakRssMiB} |`,
+        );
       }
       (globalThis as { gc?: () => void }).gc?.();
     }
@@ -97,4 +152,18 @@ for (const n of sizes) {
   }
 }
 const out = arg('json', '');
-if (out) writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, rows }, null, 2));
+if (out)
+  writeFileSync(
+    out,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        cpu: os.cpus()[0]?.model,
+        cores: os.cpus().length,
+        node: process.version,
+        rows,
+      },
+      null,
+      2,
+    ),
+  );

@@ -2,12 +2,23 @@ import { PortalError, type PortalErrorCode } from '../common/errors.js';
 import { pb, WIRE_VERSION } from '../proto/index.js';
 import { subjectMatches } from './memory-bus.js';
 import type {
-  CancelRequest, ChunkReport, DeadLetterEvent, DispatchBatch, DispatchItem, EdgeHaveEvent, EdgeKind, EdgeTelemetryEvent,
-  FailureReason, TransferCommand, TransferStateName, TransferStatusEvent,
+  CancelRequest,
+  ChunkReport,
+  DeadLetterEvent,
+  DispatchBatch,
+  DispatchItem,
+  EdgeHaveEvent,
+  EdgeKind,
+  EdgeTelemetryEvent,
+  FailureReason,
+  TransferCommand,
+  TransferStateName,
+  TransferStatusEvent,
 } from './types.js';
 
 /** The message kinds of the wire format, one per subject family. */
-export type WireKind = 'telemetry' | 'have' | 'dispatch' | 'report' | 'cancel' | 'command' | 'status' | 'deadletter';
+export type WireKind =
+  'telemetry' | 'have' | 'dispatch' | 'report' | 'cancel' | 'command' | 'status' | 'deadletter';
 
 /** Encodes and decodes one kind of message; decoders validate fully and throw only PortalError PORTAL_WIRE_*. */
 export interface WireCodec<T = unknown> {
@@ -33,8 +44,14 @@ export type WireLimits = Partial<Record<WireKind, number>>;
 
 /** Default size limits; NATS's default max_payload is 1 MiB, so nothing above that is useful without server changes. */
 export const DEFAULT_MAX_BYTES: Readonly<Record<WireKind, number>> = {
-  telemetry: 64 * 1024, have: 1024 * 1024, dispatch: 1024 * 1024, report: 16 * 1024, cancel: 1024,
-  command: 1024 * 1024, status: 16 * 1024, deadletter: 64 * 1024,
+  telemetry: 64 * 1024,
+  have: 1024 * 1024,
+  dispatch: 1024 * 1024,
+  report: 16 * 1024,
+  cancel: 1024,
+  command: 1024 * 1024,
+  status: 16 * 1024,
+  deadletter: 64 * 1024,
 };
 
 /** Bytes of a rejected message kept in its dead letter. */
@@ -44,9 +61,13 @@ type Generated = { encode(m: object): { finish(): Uint8Array }; decode(b: Uint8A
 
 const wireError = (code: PortalErrorCode, message: string, cause?: unknown): PortalError =>
   new PortalError(code, message, cause === undefined ? undefined : { cause });
-const bad = (what: string, detail: string): PortalError => wireError('PORTAL_WIRE_MALFORMED', `${what}: ${detail}`);
+const bad = (what: string, detail: string): PortalError =>
+  wireError('PORTAL_WIRE_MALFORMED', `${what}: ${detail}`);
 const badArg = (field: string, expectation: string, v: unknown): PortalError =>
-  new PortalError('PORTAL_INVALID_ARGUMENT', `${field}: expected ${expectation}, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+  new PortalError(
+    'PORTAL_INVALID_ARGUMENT',
+    `${field}: expected ${expectation}, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`,
+  );
 
 // ---- decoding helpers: every value that comes off the wire passes one of these ----
 
@@ -54,22 +75,38 @@ type Rec = Record<string, unknown>;
 
 function raw(T: Generated, name: string, bytes: Uint8Array, maxBytes: number): Rec {
   if (!(bytes instanceof Uint8Array)) throw bad(name, 'payload is not bytes');
-  if (bytes.length > maxBytes) throw wireError('PORTAL_WIRE_TOO_LARGE', `${name}: ${bytes.length} bytes exceed the limit of ${maxBytes}`);
+  if (bytes.length > maxBytes)
+    throw wireError(
+      'PORTAL_WIRE_TOO_LARGE',
+      `${name}: ${bytes.length} bytes exceed the limit of ${maxBytes}`,
+    );
   let m: Rec;
   try {
     m = T.decode(bytes) as Rec;
   } catch (err) {
-    throw wireError('PORTAL_WIRE_MALFORMED', `${name}: not a valid protobuf message (${(err as Error)?.message ?? String(err)})`, err);
+    throw wireError(
+      'PORTAL_WIRE_MALFORMED',
+      `${name}: not a valid protobuf message (${(err as Error)?.message ?? String(err)})`,
+      err,
+    );
   }
   const v = m.version;
-  if (typeof v !== 'number' || v === 0) throw wireError('PORTAL_WIRE_VERSION', `${name}: version missing (expected ${WIRE_VERSION})`);
-  if (v > WIRE_VERSION) throw wireError('PORTAL_WIRE_VERSION', `${name}: unknown version ${v} (this reader knows up to ${WIRE_VERSION})`);
+  if (typeof v !== 'number' || v === 0)
+    throw wireError('PORTAL_WIRE_VERSION', `${name}: version missing (expected ${WIRE_VERSION})`);
+  if (v > WIRE_VERSION)
+    throw wireError(
+      'PORTAL_WIRE_VERSION',
+      `${name}: unknown version ${v} (this reader knows up to ${WIRE_VERSION})`,
+    );
   return m;
 }
 
 function str(m: Rec, key: string, name: string, required: boolean, max = 4096): string {
   const v = m[key];
-  if (v === undefined || v === null) { if (required) throw bad(name, `${key} missing`); return ''; }
+  if (v === undefined || v === null) {
+    if (required) throw bad(name, `${key} missing`);
+    return '';
+  }
   if (typeof v !== 'string') throw bad(name, `${key} is not a string`);
   if (required && v === '') throw bad(name, `${key} missing`);
   if (v.length > max) throw bad(name, `${key} longer than ${max} characters`);
@@ -116,42 +153,78 @@ function subjectId(subject: string): string | undefined {
 
 function checkSubjectId(name: string, field: string, value: string, subject: string): void {
   const id = subjectId(subject);
-  if (id !== undefined && id !== value) throw bad(name, `${field} ${JSON.stringify(value)} differs from the subject's ${JSON.stringify(id)}`);
+  if (id !== undefined && id !== value)
+    throw bad(name, `${field} ${JSON.stringify(value)} differs from the subject's ${JSON.stringify(id)}`);
 }
 
 // ---- enum maps ----
 
-const edgeKinds: Record<EdgeKind, number> = { portal: pb.EdgeKind.EDGE_KIND_PORTAL, mirror: pb.EdgeKind.EDGE_KIND_MIRROR };
-const edgeKindOf = (v: unknown): EdgeKind | undefined => (v === pb.EdgeKind.EDGE_KIND_PORTAL ? 'portal' : v === pb.EdgeKind.EDGE_KIND_MIRROR ? 'mirror' : undefined);
+const edgeKinds: Record<EdgeKind, number> = {
+  portal: pb.EdgeKind.EDGE_KIND_PORTAL,
+  mirror: pb.EdgeKind.EDGE_KIND_MIRROR,
+};
+const edgeKindOf = (v: unknown): EdgeKind | undefined =>
+  v === pb.EdgeKind.EDGE_KIND_PORTAL ? 'portal' : v === pb.EdgeKind.EDGE_KIND_MIRROR ? 'mirror' : undefined;
 const reasons: Record<FailureReason, number> = {
-  timeout: pb.FailureReason.FAILURE_REASON_TIMEOUT, http: pb.FailureReason.FAILURE_REASON_HTTP, unreachable: pb.FailureReason.FAILURE_REASON_UNREACHABLE,
-  corrupt: pb.FailureReason.FAILURE_REASON_CORRUPT, short: pb.FailureReason.FAILURE_REASON_SHORT, cancelled: pb.FailureReason.FAILURE_REASON_CANCELLED,
-  io: pb.FailureReason.FAILURE_REASON_IO, busy: pb.FailureReason.FAILURE_REASON_BUSY,
+  timeout: pb.FailureReason.FAILURE_REASON_TIMEOUT,
+  http: pb.FailureReason.FAILURE_REASON_HTTP,
+  unreachable: pb.FailureReason.FAILURE_REASON_UNREACHABLE,
+  corrupt: pb.FailureReason.FAILURE_REASON_CORRUPT,
+  short: pb.FailureReason.FAILURE_REASON_SHORT,
+  cancelled: pb.FailureReason.FAILURE_REASON_CANCELLED,
+  io: pb.FailureReason.FAILURE_REASON_IO,
+  busy: pb.FailureReason.FAILURE_REASON_BUSY,
 };
-const reasonOf = new Map<number, FailureReason>(Object.entries(reasons).map(([k, v]) => [v, k as FailureReason]));
+const reasonOf = new Map<number, FailureReason>(
+  Object.entries(reasons).map(([k, v]) => [v, k as FailureReason]),
+);
 const states: Record<TransferStateName, number> = {
-  idle: pb.TransferState.TRANSFER_STATE_IDLE, running: pb.TransferState.TRANSFER_STATE_RUNNING, verifying: pb.TransferState.TRANSFER_STATE_VERIFYING,
-  done: pb.TransferState.TRANSFER_STATE_DONE, failed: pb.TransferState.TRANSFER_STATE_FAILED, stopped: pb.TransferState.TRANSFER_STATE_STOPPED,
+  idle: pb.TransferState.TRANSFER_STATE_IDLE,
+  running: pb.TransferState.TRANSFER_STATE_RUNNING,
+  verifying: pb.TransferState.TRANSFER_STATE_VERIFYING,
+  done: pb.TransferState.TRANSFER_STATE_DONE,
+  failed: pb.TransferState.TRANSFER_STATE_FAILED,
+  stopped: pb.TransferState.TRANSFER_STATE_STOPPED,
 };
-const stateOf = new Map<number, TransferStateName>(Object.entries(states).map(([k, v]) => [v, k as TransferStateName]));
+const stateOf = new Map<number, TransferStateName>(
+  Object.entries(states).map(([k, v]) => [v, k as TransferStateName]),
+);
 
 // ---- encoding helpers: Portal objects are checked at the boundary, with the field named ----
 
-const isU32 = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
+const isU32 = (v: unknown): v is number =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
 const isU53 = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isNonNeg = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-function needU32(v: unknown, field: string): number { if (!isU32(v)) throw badArg(field, 'an integer in [0, 2^32)', v); return v; }
-function needU53(v: unknown, field: string): number { if (!isU53(v)) throw badArg(field, 'a non-negative safe integer', v); return v; }
-function needNum(v: unknown, field: string): number { if (!isNonNeg(v)) throw badArg(field, 'a non-negative finite number', v); return v; }
-function needStr(v: unknown, field: string, allowEmpty = false): string {
-  if (typeof v !== 'string' || (!allowEmpty && v === '')) throw badArg(field, allowEmpty ? 'a string' : 'a non-empty string', v);
+function needU32(v: unknown, field: string): number {
+  if (!isU32(v)) throw badArg(field, 'an integer in [0, 2^32)', v);
   return v;
 }
-function needObj(v: unknown, field: string): Rec { if (!v || typeof v !== 'object') throw badArg(field, 'an object', v); return v as Rec; }
+function needU53(v: unknown, field: string): number {
+  if (!isU53(v)) throw badArg(field, 'a non-negative safe integer', v);
+  return v;
+}
+function needNum(v: unknown, field: string): number {
+  if (!isNonNeg(v)) throw badArg(field, 'a non-negative finite number', v);
+  return v;
+}
+function needStr(v: unknown, field: string, allowEmpty = false): string {
+  if (typeof v !== 'string' || (!allowEmpty && v === ''))
+    throw badArg(field, allowEmpty ? 'a string' : 'a non-empty string', v);
+  return v;
+}
+function needObj(v: unknown, field: string): Rec {
+  if (!v || typeof v !== 'object') throw badArg(field, 'an object', v);
+  return v as Rec;
+}
 
 function finish(T: Generated, name: string, obj: object, maxBytes: number): Uint8Array {
   const bytes = T.encode(obj).finish();
-  if (bytes.length > maxBytes) throw wireError('PORTAL_WIRE_TOO_LARGE', `${name}: encoded size ${bytes.length} bytes exceeds the limit of ${maxBytes}`);
+  if (bytes.length > maxBytes)
+    throw wireError(
+      'PORTAL_WIRE_TOO_LARGE',
+      `${name}: encoded size ${bytes.length} bytes exceeds the limit of ${maxBytes}`,
+    );
   return bytes;
 }
 
@@ -161,22 +234,39 @@ function telemetryCodec(maxBytes: number): WireCodec<EdgeTelemetryEvent> {
   const N = 'EdgeTelemetry';
   const T = pb.EdgeTelemetry as unknown as Generated;
   return {
-    kind: 'telemetry', pattern: 'portal.edge.*.telemetry', maxBytes, jetstream: false,
+    kind: 'telemetry',
+    pattern: 'portal.edge.*.telemetry',
+    maxBytes,
+    jetstream: false,
     encode(e, subject) {
       needObj(e, 'telemetry');
-      const o: Rec = { version: WIRE_VERSION, edgeId: needStr(e.edgeId, 'edgeId'), sentAtMs: e.sentAtMs === undefined ? 0 : needNum(e.sentAtMs, 'sentAtMs') };
+      const o: Rec = {
+        version: WIRE_VERSION,
+        edgeId: needStr(e.edgeId, 'edgeId'),
+        sentAtMs: e.sentAtMs === undefined ? 0 : needNum(e.sentAtMs, 'sentAtMs'),
+      };
       if (e.online !== undefined) o.online = !!e.online;
       if (e.metered !== undefined) o.metered = !!e.metered;
       if (e.battery !== undefined) {
         const b = needObj(e.battery, 'battery');
-        if (!(isNonNeg(b.level) && (b.level as number) <= 1)) throw badArg('battery.level', 'a number in [0, 1]', b.level);
+        if (!(isNonNeg(b.level) && (b.level as number) <= 1))
+          throw badArg('battery.level', 'a number in [0, 1]', b.level);
         o.battery = { level: b.level, charging: !!b.charging, low: !!b.low };
       }
-      o.bandwidth = (e.bandwidth ?? []).map((s, i) => ({ atMs: needNum(s?.atMs, `bandwidth[${i}].atMs`), bytesPerSec: needNum(s?.bytesPerSec, `bandwidth[${i}].bytesPerSec`) }));
-      o.rtt = (e.rtt ?? []).map((s, i) => ({ atMs: needNum(s?.atMs, `rtt[${i}].atMs`), rttMs: needNum(s?.rttMs, `rtt[${i}].rttMs`) }));
+      o.bandwidth = (e.bandwidth ?? []).map((s, i) => ({
+        atMs: needNum(s?.atMs, `bandwidth[${i}].atMs`),
+        bytesPerSec: needNum(s?.bytesPerSec, `bandwidth[${i}].bytesPerSec`),
+      }));
+      o.rtt = (e.rtt ?? []).map((s, i) => ({
+        atMs: needNum(s?.atMs, `rtt[${i}].atMs`),
+        rttMs: needNum(s?.rttMs, `rtt[${i}].rttMs`),
+      }));
       if (e.maxParallel !== undefined) o.maxParallel = needU32(e.maxParallel, 'maxParallel');
       if (e.url) o.url = needStr(e.url, 'url');
-      if (e.kind !== undefined) { if (!(e.kind in edgeKinds)) throw badArg('kind', "'portal' or 'mirror'", e.kind); o.kind = edgeKinds[e.kind]; }
+      if (e.kind !== undefined) {
+        if (!(e.kind in edgeKinds)) throw badArg('kind', "'portal' or 'mirror'", e.kind);
+        o.kind = edgeKinds[e.kind];
+      }
       checkSubjectIdArg(subject, e.edgeId, 'edgeId');
       return finish(T, N, o, maxBytes);
     },
@@ -184,7 +274,13 @@ function telemetryCodec(maxBytes: number): WireCodec<EdgeTelemetryEvent> {
       const m = raw(T, N, bytes, maxBytes);
       const edgeId = str(m, 'edgeId', N, true, 256);
       checkSubjectId(N, 'edgeId', edgeId, subject);
-      const ev: EdgeTelemetryEvent = { edgeId, sentAtMs: dbl(m, 'sentAtMs', N), bandwidth: [], rtt: [], url: str(m, 'url', N, false, 2048) };
+      const ev: EdgeTelemetryEvent = {
+        edgeId,
+        sentAtMs: dbl(m, 'sentAtMs', N),
+        bandwidth: [],
+        rtt: [],
+        url: str(m, 'url', N, false, 2048),
+      };
       if (ev.url !== '' && !/^https?:\/\//.test(ev.url)) throw bad(N, 'url is not http(s)');
       if (has(m, 'online')) ev.online = m.online === true;
       if (has(m, 'metered')) ev.metered = m.metered === true;
@@ -194,8 +290,10 @@ function telemetryCodec(maxBytes: number): WireCodec<EdgeTelemetryEvent> {
         if (level > 1) throw bad(N, 'battery.level above 1');
         ev.battery = { level, charging: b.charging === true, low: b.low === true };
       }
-      for (const s of list(m, 'bandwidth')) ev.bandwidth.push({ atMs: dbl(s as Rec, 'atMs', N), bytesPerSec: dbl(s as Rec, 'bytesPerSec', N) });
-      for (const s of list(m, 'rtt')) ev.rtt.push({ atMs: dbl(s as Rec, 'atMs', N), rttMs: dbl(s as Rec, 'rttMs', N) });
+      for (const s of list(m, 'bandwidth'))
+        ev.bandwidth.push({ atMs: dbl(s as Rec, 'atMs', N), bytesPerSec: dbl(s as Rec, 'bytesPerSec', N) });
+      for (const s of list(m, 'rtt'))
+        ev.rtt.push({ atMs: dbl(s as Rec, 'atMs', N), rttMs: dbl(s as Rec, 'rttMs', N) });
       if (has(m, 'maxParallel')) ev.maxParallel = u32(m, 'maxParallel');
       const kind = u32(m, 'kind');
       if (kind !== 0) {
@@ -217,14 +315,25 @@ function haveCodec(maxBytes: number): WireCodec<EdgeHaveEvent> {
   const N = 'ChunkAvailability';
   const T = pb.ChunkAvailability as unknown as Generated;
   return {
-    kind: 'have', pattern: 'portal.edge.*.have', maxBytes, jetstream: false,
+    kind: 'have',
+    pattern: 'portal.edge.*.have',
+    maxBytes,
+    jetstream: false,
     encode(e, subject) {
       needObj(e, 'have');
       const count = needU32(e.chunkCount, 'chunkCount');
-      const o: Rec = { version: WIRE_VERSION, edgeId: needStr(e.edgeId, 'edgeId'), manifestId: needStr(e.manifestId, 'manifestId'), chunkCount: count, seq: needU53(e.seq, 'seq'), sentAtMs: e.sentAtMs === undefined ? 0 : needNum(e.sentAtMs, 'sentAtMs') };
+      const o: Rec = {
+        version: WIRE_VERSION,
+        edgeId: needStr(e.edgeId, 'edgeId'),
+        manifestId: needStr(e.manifestId, 'manifestId'),
+        chunkCount: count,
+        seq: needU53(e.seq, 'seq'),
+        sentAtMs: e.sentAtMs === undefined ? 0 : needNum(e.sentAtMs, 'sentAtMs'),
+      };
       checkSubjectIdArg(subject, e.edgeId, 'edgeId');
       if (e.kind === 'full') {
-        if (!(e.bitmap instanceof Uint8Array) || e.bitmap.length < Math.ceil(count / 8)) throw badArg('bitmap', `bytes covering ${count} chunks`, e.bitmap?.length);
+        if (!(e.bitmap instanceof Uint8Array) || e.bitmap.length < Math.ceil(count / 8))
+          throw badArg('bitmap', `bytes covering ${count} chunks`, e.bitmap?.length);
         o.kind = pb.AvailabilityKind.AVAILABILITY_KIND_FULL;
         o.bitmap = e.bitmap;
       } else if (e.kind === 'incremental') {
@@ -232,7 +341,10 @@ function haveCodec(maxBytes: number): WireCodec<EdgeHaveEvent> {
         o.baseSeq = needU53(e.baseSeq, 'baseSeq');
         const idx = (a: unknown, f: string): number[] => {
           if (!Array.isArray(a)) throw badArg(f, 'an array of chunk indices', a);
-          return a.map((c, i) => { if (!isU32(c) || c >= count) throw badArg(`${f}[${i}]`, `a chunk index below ${count}`, c); return c; });
+          return a.map((c, i) => {
+            if (!isU32(c) || c >= count) throw badArg(`${f}[${i}]`, `a chunk index below ${count}`, c);
+            return c;
+          });
         };
         o.added = idx(e.added, 'added');
         o.removed = idx(e.removed, 'removed');
@@ -250,15 +362,28 @@ function haveCodec(maxBytes: number): WireCodec<EdgeHaveEvent> {
       const kind = u32(m, 'kind');
       if (kind === pb.AvailabilityKind.AVAILABILITY_KIND_FULL) {
         const bitmap = m.bitmap instanceof Uint8Array ? m.bitmap : new Uint8Array(0);
-        if (bitmap.length < Math.ceil(chunkCount / 8)) throw bad(N, `bitmap of ${bitmap.length} bytes cannot cover ${chunkCount} chunks`);
+        if (bitmap.length < Math.ceil(chunkCount / 8))
+          throw bad(N, `bitmap of ${bitmap.length} bytes cannot cover ${chunkCount} chunks`);
         return { kind: 'full', edgeId, manifestId, chunkCount, seq, sentAtMs, bitmap };
       }
       if (kind === pb.AvailabilityKind.AVAILABILITY_KIND_INCREMENTAL) {
-        const idx = (key: string): number[] => list(m, key).map((c) => {
-          if (typeof c !== 'number' || c >= chunkCount) throw bad(N, `${key} names chunk ${String(c)} of ${chunkCount}`);
-          return c;
-        });
-        return { kind: 'incremental', edgeId, manifestId, chunkCount, seq, sentAtMs, baseSeq: u64(m, 'baseSeq', N), added: idx('added'), removed: idx('removed') };
+        const idx = (key: string): number[] =>
+          list(m, key).map((c) => {
+            if (typeof c !== 'number' || c >= chunkCount)
+              throw bad(N, `${key} names chunk ${String(c)} of ${chunkCount}`);
+            return c;
+          });
+        return {
+          kind: 'incremental',
+          edgeId,
+          manifestId,
+          chunkCount,
+          seq,
+          sentAtMs,
+          baseSeq: u64(m, 'baseSeq', N),
+          added: idx('added'),
+          removed: idx('removed'),
+        };
       }
       throw bad(N, `kind ${kind} is neither FULL nor INCREMENTAL`);
     },
@@ -269,21 +394,42 @@ function dispatchCodec(maxBytes: number): WireCodec<DispatchBatch> {
   const N = 'DispatchBatch';
   const T = pb.DispatchBatch as unknown as Generated;
   return {
-    kind: 'dispatch', pattern: 'portal.transfer.*.dispatch', maxBytes, jetstream: true,
+    kind: 'dispatch',
+    pattern: 'portal.transfer.*.dispatch',
+    maxBytes,
+    jetstream: true,
     encode(b, subject) {
       needObj(b, 'batch');
       checkSubjectIdArg(subject, b.transferId, 'transferId');
       if (!Array.isArray(b.items)) throw badArg('items', 'an array', b.items);
       const items = b.items.map((it: DispatchItem, i) => {
         needObj(it, `items[${i}]`);
-        if (!(it.edgeKind in edgeKinds)) throw badArg(`items[${i}].edgeKind`, "'portal' or 'mirror'", it.edgeKind);
+        if (!(it.edgeKind in edgeKinds))
+          throw badArg(`items[${i}].edgeKind`, "'portal' or 'mirror'", it.edgeKind);
         return {
-          chunk: needU32(it.chunk, `items[${i}].chunk`), attempt: needU32(it.attempt, `items[${i}].attempt`), edgeIndex: needU32(it.edgeIndex, `items[${i}].edgeIndex`),
-          edgeUrl: needStr(it.edgeUrl, `items[${i}].edgeUrl`), edgeKind: edgeKinds[it.edgeKind], cid: needStr(it.cid, `items[${i}].cid`),
-          offset: needU53(it.offset, `items[${i}].offset`), length: needU32(it.length, `items[${i}].length`), timeoutMs: needU32(Math.ceil(it.timeoutMs), `items[${i}].timeoutMs`),
+          chunk: needU32(it.chunk, `items[${i}].chunk`),
+          attempt: needU32(it.attempt, `items[${i}].attempt`),
+          edgeIndex: needU32(it.edgeIndex, `items[${i}].edgeIndex`),
+          edgeUrl: needStr(it.edgeUrl, `items[${i}].edgeUrl`),
+          edgeKind: edgeKinds[it.edgeKind],
+          cid: needStr(it.cid, `items[${i}].cid`),
+          offset: needU53(it.offset, `items[${i}].offset`),
+          length: needU32(it.length, `items[${i}].length`),
+          timeoutMs: needU32(Math.ceil(it.timeoutMs), `items[${i}].timeoutMs`),
         };
       });
-      return finish(T, N, { version: WIRE_VERSION, transferId: needStr(b.transferId, 'transferId'), output: needStr(b.output, 'output'), fileSize: needU53(b.fileSize, 'fileSize'), items }, maxBytes);
+      return finish(
+        T,
+        N,
+        {
+          version: WIRE_VERSION,
+          transferId: needStr(b.transferId, 'transferId'),
+          output: needStr(b.output, 'output'),
+          fileSize: needU53(b.fileSize, 'fileSize'),
+          items,
+        },
+        maxBytes,
+      );
     },
     decode(bytes, subject) {
       const m = raw(T, N, bytes, maxBytes);
@@ -296,10 +442,18 @@ function dispatchCodec(maxBytes: number): WireCodec<DispatchBatch> {
         if (!edgeKind) throw bad(N, `items[${i}].edgeKind ${u32(r, 'edgeKind')} is not PORTAL or MIRROR`);
         const offset = u64(r, 'offset', N);
         const length = u32(r, 'length');
-        if (offset + length > fileSize) throw bad(N, `items[${i}] ends at ${offset + length}, past fileSize ${fileSize}`);
+        if (offset + length > fileSize)
+          throw bad(N, `items[${i}] ends at ${offset + length}, past fileSize ${fileSize}`);
         return {
-          chunk: u32(r, 'chunk'), attempt: u32(r, 'attempt'), edgeIndex: u32(r, 'edgeIndex'), edgeUrl: str(r, 'edgeUrl', `${N}.items[${i}]`, true, 2048),
-          edgeKind, cid: str(r, 'cid', `${N}.items[${i}]`, true, 256), offset, length, timeoutMs: u32(r, 'timeoutMs'),
+          chunk: u32(r, 'chunk'),
+          attempt: u32(r, 'attempt'),
+          edgeIndex: u32(r, 'edgeIndex'),
+          edgeUrl: str(r, 'edgeUrl', `${N}.items[${i}]`, true, 2048),
+          edgeKind,
+          cid: str(r, 'cid', `${N}.items[${i}]`, true, 256),
+          offset,
+          length,
+          timeoutMs: u32(r, 'timeoutMs'),
         };
       });
       return { transferId, output: str(m, 'output', N, true), fileSize, items };
@@ -311,19 +465,31 @@ function reportCodec(maxBytes: number): WireCodec<ChunkReport> {
   const N = 'ChunkReport';
   const T = pb.ChunkReport as unknown as Generated;
   return {
-    kind: 'report', pattern: 'portal.transfer.*.report', maxBytes, jetstream: true,
+    kind: 'report',
+    pattern: 'portal.transfer.*.report',
+    maxBytes,
+    jetstream: true,
     encode(r, subject) {
       needObj(r, 'report');
       checkSubjectIdArg(subject, r.transferId, 'transferId');
       const o: Rec = {
-        version: WIRE_VERSION, transferId: needStr(r.transferId, 'transferId'), chunk: needU32(r.chunk, 'chunk'), attempt: needU32(r.attempt, 'attempt'),
-        edgeIndex: needU32(r.edgeIndex, 'edgeIndex'), firstByteMs: needNum(r.firstByteMs, 'firstByteMs'), transferMs: needNum(r.transferMs, 'transferMs'),
+        version: WIRE_VERSION,
+        transferId: needStr(r.transferId, 'transferId'),
+        chunk: needU32(r.chunk, 'chunk'),
+        attempt: needU32(r.attempt, 'attempt'),
+        edgeIndex: needU32(r.edgeIndex, 'edgeIndex'),
+        firstByteMs: needNum(r.firstByteMs, 'firstByteMs'),
+        transferMs: needNum(r.transferMs, 'transferMs'),
         executorId: needStr(r.executorId ?? '', 'executorId', true),
       };
       if (r.ok) o.completed = { bytes: needU53(r.bytes, 'bytes') };
       else {
-        if (r.reason === undefined || !(r.reason in reasons)) throw badArg('reason', `one of ${Object.keys(reasons).join(', ')}`, r.reason);
-        o.failed = { reason: reasons[r.reason], detail: needStr(r.detail ?? '', 'detail', true).slice(0, 1024) };
+        if (r.reason === undefined || !(r.reason in reasons))
+          throw badArg('reason', `one of ${Object.keys(reasons).join(', ')}`, r.reason);
+        o.failed = {
+          reason: reasons[r.reason],
+          detail: needStr(r.detail ?? '', 'detail', true).slice(0, 1024),
+        };
       }
       return finish(T, N, o, maxBytes);
     },
@@ -332,8 +498,13 @@ function reportCodec(maxBytes: number): WireCodec<ChunkReport> {
       const transferId = str(m, 'transferId', N, true, 256);
       checkSubjectId(N, 'transferId', transferId, subject);
       const base = {
-        transferId, chunk: u32(m, 'chunk'), attempt: u32(m, 'attempt'), edgeIndex: u32(m, 'edgeIndex'),
-        firstByteMs: dbl(m, 'firstByteMs', N), transferMs: dbl(m, 'transferMs', N), executorId: str(m, 'executorId', N, false, 256),
+        transferId,
+        chunk: u32(m, 'chunk'),
+        attempt: u32(m, 'attempt'),
+        edgeIndex: u32(m, 'edgeIndex'),
+        firstByteMs: dbl(m, 'firstByteMs', N),
+        transferMs: dbl(m, 'transferMs', N),
+        executorId: str(m, 'executorId', N, false, 256),
       };
       if (has(m, 'completed')) return { ...base, ok: true, bytes: u64(m.completed as Rec, 'bytes', N) };
       if (has(m, 'failed')) {
@@ -352,11 +523,24 @@ function cancelCodec(maxBytes: number): WireCodec<CancelRequest> {
   const N = 'CancelRequest';
   const T = pb.CancelRequest as unknown as Generated;
   return {
-    kind: 'cancel', pattern: 'portal.transfer.*.cancel', maxBytes, jetstream: false,
+    kind: 'cancel',
+    pattern: 'portal.transfer.*.cancel',
+    maxBytes,
+    jetstream: false,
     encode(c, subject) {
       needObj(c, 'cancel');
       checkSubjectIdArg(subject, c.transferId, 'transferId');
-      return finish(T, N, { version: WIRE_VERSION, transferId: needStr(c.transferId, 'transferId'), chunk: needU32(c.chunk, 'chunk'), attempt: needU32(c.attempt, 'attempt') }, maxBytes);
+      return finish(
+        T,
+        N,
+        {
+          version: WIRE_VERSION,
+          transferId: needStr(c.transferId, 'transferId'),
+          chunk: needU32(c.chunk, 'chunk'),
+          attempt: needU32(c.attempt, 'attempt'),
+        },
+        maxBytes,
+      );
     },
     decode(bytes, subject) {
       const m = raw(T, N, bytes, maxBytes);
@@ -373,17 +557,28 @@ function commandCodec(maxBytes: number): WireCodec<TransferCommand> {
   const N = 'TransferCommand';
   const T = pb.TransferCommand as unknown as Generated;
   return {
-    kind: 'command', pattern: 'portal.transfer.*.command', maxBytes, jetstream: false,
+    kind: 'command',
+    pattern: 'portal.transfer.*.command',
+    maxBytes,
+    jetstream: false,
     encode(c, subject) {
       needObj(c, 'command');
       checkSubjectIdArg(subject, c.transferId, 'transferId');
       const o: Rec = { version: WIRE_VERSION, transferId: needStr(c.transferId, 'transferId') };
       if (c.type === 'start') {
         o.start = {
-          manifestJson: new TextEncoder().encode(needStr(c.manifestJson, 'manifestJson')), output: needStr(c.output, 'output'), tickMs: needU32(c.tickMs ?? 0, 'tickMs'),
+          manifestJson: new TextEncoder().encode(needStr(c.manifestJson, 'manifestJson')),
+          output: needStr(c.output, 'output'),
+          tickMs: needU32(c.tickMs ?? 0, 'tickMs'),
           edges: (Array.isArray(c.edges) ? c.edges : []).map((e, i) => {
             if (!(e?.kind in edgeKinds)) throw badArg(`edges[${i}].kind`, "'portal' or 'mirror'", e?.kind);
-            return { id: needStr(e.id, `edges[${i}].id`), url: needStr(e.url, `edges[${i}].url`), kind: edgeKinds[e.kind], flags: needU32(e.flags ?? 0, `edges[${i}].flags`), maxParallel: needU32(e.maxParallel ?? 0, `edges[${i}].maxParallel`) };
+            return {
+              id: needStr(e.id, `edges[${i}].id`),
+              url: needStr(e.url, `edges[${i}].url`),
+              kind: edgeKinds[e.kind],
+              flags: needU32(e.flags ?? 0, `edges[${i}].flags`),
+              maxParallel: needU32(e.maxParallel ?? 0, `edges[${i}].maxParallel`),
+            };
           }),
         };
       } else if (c.type === 'stop') o.stop = { reason: needStr(c.reason ?? '', 'reason', true) };
@@ -398,15 +593,34 @@ function commandCodec(maxBytes: number): WireCodec<TransferCommand> {
       if (has(m, 'start')) {
         const s = m.start as Rec;
         let manifestJson: string;
-        try { manifestJson = utf8.decode(s.manifestJson instanceof Uint8Array ? s.manifestJson : new Uint8Array(0)); } catch (err) { throw wireError('PORTAL_WIRE_MALFORMED', `${N}: start.manifestJson is not UTF-8`, err); }
+        try {
+          manifestJson = utf8.decode(
+            s.manifestJson instanceof Uint8Array ? s.manifestJson : new Uint8Array(0),
+          );
+        } catch (err) {
+          throw wireError('PORTAL_WIRE_MALFORMED', `${N}: start.manifestJson is not UTF-8`, err);
+        }
         if (manifestJson === '') throw bad(N, 'start.manifestJson missing');
         const edges = list(s, 'edges').map((x, i) => {
           const e = x as Rec;
           const kind = edgeKindOf(u32(e, 'kind'));
           if (!kind) throw bad(N, `start.edges[${i}].kind is not PORTAL or MIRROR`);
-          return { id: str(e, 'id', N, true, 256), url: str(e, 'url', N, true, 2048), kind, flags: u32(e, 'flags'), maxParallel: u32(e, 'maxParallel') };
+          return {
+            id: str(e, 'id', N, true, 256),
+            url: str(e, 'url', N, true, 2048),
+            kind,
+            flags: u32(e, 'flags'),
+            maxParallel: u32(e, 'maxParallel'),
+          };
         });
-        return { type: 'start', transferId, manifestJson, output: str(s, 'output', N, true), edges, tickMs: u32(s, 'tickMs') };
+        return {
+          type: 'start',
+          transferId,
+          manifestJson,
+          output: str(s, 'output', N, true),
+          edges,
+          tickMs: u32(s, 'tickMs'),
+        };
       }
       if (has(m, 'stop')) return { type: 'stop', transferId, reason: str(m.stop as Rec, 'reason', N, false) };
       if (has(m, 'query')) return { type: 'query', transferId };
@@ -419,16 +633,32 @@ function statusCodec(maxBytes: number): WireCodec<TransferStatusEvent> {
   const N = 'TransferStatus';
   const T = pb.TransferStatus as unknown as Generated;
   return {
-    kind: 'status', pattern: 'portal.transfer.*.status', maxBytes, jetstream: false,
+    kind: 'status',
+    pattern: 'portal.transfer.*.status',
+    maxBytes,
+    jetstream: false,
     encode(s, subject) {
       needObj(s, 'status');
       checkSubjectIdArg(subject, s.transferId, 'transferId');
       if (!(s.state in states)) throw badArg('state', Object.keys(states).join(', '), s.state);
-      return finish(T, N, {
-        version: WIRE_VERSION, transferId: needStr(s.transferId, 'transferId'), state: states[s.state], complete: needU32(s.complete, 'complete'), total: needU32(s.total, 'total'),
-        bytesDone: needU53(s.bytesDone, 'bytesDone'), verified: !!s.verified, error: needStr(s.error ?? '', 'error', true), edgesAvailable: needU32(s.edgesAvailable, 'edgesAvailable'),
-        edgesTotal: needU32(s.edgesTotal, 'edgesTotal'), atMs: needNum(s.atMs, 'atMs'),
-      }, maxBytes);
+      return finish(
+        T,
+        N,
+        {
+          version: WIRE_VERSION,
+          transferId: needStr(s.transferId, 'transferId'),
+          state: states[s.state],
+          complete: needU32(s.complete, 'complete'),
+          total: needU32(s.total, 'total'),
+          bytesDone: needU53(s.bytesDone, 'bytesDone'),
+          verified: !!s.verified,
+          error: needStr(s.error ?? '', 'error', true),
+          edgesAvailable: needU32(s.edgesAvailable, 'edgesAvailable'),
+          edgesTotal: needU32(s.edgesTotal, 'edgesTotal'),
+          atMs: needNum(s.atMs, 'atMs'),
+        },
+        maxBytes,
+      );
     },
     decode(bytes, subject) {
       const m = raw(T, N, bytes, maxBytes);
@@ -437,8 +667,16 @@ function statusCodec(maxBytes: number): WireCodec<TransferStatusEvent> {
       const state = stateOf.get(u32(m, 'state'));
       if (!state) throw bad(N, `state ${u32(m, 'state')} unknown`);
       return {
-        transferId, state, complete: u32(m, 'complete'), total: u32(m, 'total'), bytesDone: u64(m, 'bytesDone', N), verified: m.verified === true,
-        error: str(m, 'error', N, false), edgesAvailable: u32(m, 'edgesAvailable'), edgesTotal: u32(m, 'edgesTotal'), atMs: dbl(m, 'atMs', N),
+        transferId,
+        state,
+        complete: u32(m, 'complete'),
+        total: u32(m, 'total'),
+        bytesDone: u64(m, 'bytesDone', N),
+        verified: m.verified === true,
+        error: str(m, 'error', N, false),
+        edgesAvailable: u32(m, 'edgesAvailable'),
+        edgesTotal: u32(m, 'edgesTotal'),
+        atMs: dbl(m, 'atMs', N),
       };
     },
   };
@@ -448,20 +686,42 @@ function deadLetterCodec(maxBytes: number): WireCodec<DeadLetterEvent> {
   const N = 'DeadLetter';
   const T = pb.DeadLetter as unknown as Generated;
   return {
-    kind: 'deadletter', pattern: 'portal.deadletter.>', maxBytes, jetstream: false,
+    kind: 'deadletter',
+    pattern: 'portal.deadletter.>',
+    maxBytes,
+    jetstream: false,
     encode(d) {
       needObj(d, 'deadLetter');
-      const payload = d.payload instanceof Uint8Array ? d.payload.subarray(0, DEAD_LETTER_PAYLOAD_BYTES) : new Uint8Array(0);
-      return finish(T, N, {
-        version: WIRE_VERSION, subject: needStr(d.subject, 'subject'), code: needStr(d.code, 'code'), reason: needStr(d.reason ?? '', 'reason', true).slice(0, 2048),
-        payload, payloadSize: needU32(d.payloadSize, 'payloadSize'), rejectedBy: needStr(d.rejectedBy ?? '', 'rejectedBy', true), atMs: needNum(d.atMs, 'atMs'),
-      }, maxBytes);
+      const payload =
+        d.payload instanceof Uint8Array
+          ? d.payload.subarray(0, DEAD_LETTER_PAYLOAD_BYTES)
+          : new Uint8Array(0);
+      return finish(
+        T,
+        N,
+        {
+          version: WIRE_VERSION,
+          subject: needStr(d.subject, 'subject'),
+          code: needStr(d.code, 'code'),
+          reason: needStr(d.reason ?? '', 'reason', true).slice(0, 2048),
+          payload,
+          payloadSize: needU32(d.payloadSize, 'payloadSize'),
+          rejectedBy: needStr(d.rejectedBy ?? '', 'rejectedBy', true),
+          atMs: needNum(d.atMs, 'atMs'),
+        },
+        maxBytes,
+      );
     },
     decode(bytes) {
       const m = raw(T, N, bytes, maxBytes);
       return {
-        subject: str(m, 'subject', N, true), code: str(m, 'code', N, true, 64), reason: str(m, 'reason', N, false), payload: m.payload instanceof Uint8Array ? m.payload : new Uint8Array(0),
-        payloadSize: u32(m, 'payloadSize'), rejectedBy: str(m, 'rejectedBy', N, false), atMs: dbl(m, 'atMs', N),
+        subject: str(m, 'subject', N, true),
+        code: str(m, 'code', N, true, 64),
+        reason: str(m, 'reason', N, false),
+        payload: m.payload instanceof Uint8Array ? m.payload : new Uint8Array(0),
+        payloadSize: u32(m, 'payloadSize'),
+        rejectedBy: str(m, 'rejectedBy', N, false),
+        atMs: dbl(m, 'atMs', N),
       };
     },
   };
@@ -481,10 +741,21 @@ export interface CodecRegistry {
 /** Creates the registry of Portal's wire format, with optional per-kind size limits. */
 export function createCodecRegistry(opts: { limits?: WireLimits } = {}): CodecRegistry {
   const lim = { ...DEFAULT_MAX_BYTES, ...(opts.limits ?? {}) };
-  for (const [k, v] of Object.entries(lim)) if (!Number.isSafeInteger(v) || v < 64) throw new PortalError('PORTAL_INVALID_ARGUMENT', `limits.${k}: expected an integer ≥ 64, got ${String(v)}`);
+  for (const [k, v] of Object.entries(lim))
+    if (!Number.isSafeInteger(v) || v < 64)
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `limits.${k}: expected an integer ≥ 64, got ${String(v)}`,
+      );
   const codecs: WireCodec[] = [
-    telemetryCodec(lim.telemetry), haveCodec(lim.have), dispatchCodec(lim.dispatch), reportCodec(lim.report),
-    cancelCodec(lim.cancel), commandCodec(lim.command), statusCodec(lim.status), deadLetterCodec(lim.deadletter),
+    telemetryCodec(lim.telemetry),
+    haveCodec(lim.have),
+    dispatchCodec(lim.dispatch),
+    reportCodec(lim.report),
+    cancelCodec(lim.cancel),
+    commandCodec(lim.command),
+    statusCodec(lim.status),
+    deadLetterCodec(lim.deadletter),
   ] as WireCodec[];
   const parsed = codecs.map((c) => ({ c, tokens: c.pattern.split('.') }));
   const forSubject = (subject: string): WireCodec | undefined => {
@@ -493,7 +764,11 @@ export function createCodecRegistry(opts: { limits?: WireLimits } = {}): CodecRe
   };
   const need = (subject: string): WireCodec => {
     const c = forSubject(subject);
-    if (!c) throw new PortalError('PORTAL_WIRE_UNKNOWN_SUBJECT', `no Portal message travels on subject ${JSON.stringify(subject)}`);
+    if (!c)
+      throw new PortalError(
+        'PORTAL_WIRE_UNKNOWN_SUBJECT',
+        `no Portal message travels on subject ${JSON.stringify(subject)}`,
+      );
     return c;
   };
   return {
@@ -507,13 +782,21 @@ export function createCodecRegistry(opts: { limits?: WireLimits } = {}): CodecRe
 /** True when every subject `pattern` can match is carried by JetStream (stream PORTAL_TRANSFERS). */
 export function isJetStreamPattern(pattern: string): boolean {
   const t = pattern.split('.');
-  return t.length === 4 && t[0] === 'portal' && t[1] === 'transfer' && t[2] !== '>' && (t[3] === 'dispatch' || t[3] === 'report');
+  return (
+    t.length === 4 &&
+    t[0] === 'portal' &&
+    t[1] === 'transfer' &&
+    t[2] !== '>' &&
+    (t[3] === 'dispatch' || t[3] === 'report')
+  );
 }
 
 const defaults = createCodecRegistry();
 const typed = <T>(kind: WireKind) => ({
-  encode: (msg: T, subject: string): Uint8Array => defaults.codecs.find((c) => c.kind === kind)!.encode(msg, subject),
-  decode: (bytes: Uint8Array, subject: string): T => defaults.codecs.find((c) => c.kind === kind)!.decode(bytes, subject) as T,
+  encode: (msg: T, subject: string): Uint8Array =>
+    defaults.codecs.find((c) => c.kind === kind)!.encode(msg, subject),
+  decode: (bytes: Uint8Array, subject: string): T =>
+    defaults.codecs.find((c) => c.kind === kind)!.decode(bytes, subject) as T,
 });
 
 /** Typed codecs with the default limits; `subject` is checked against the id in the message (pass a wildcard to skip). */

@@ -1,5 +1,11 @@
 import { PortalError } from '../common/errors.js';
-import { subjects, type Bus, type EdgeHaveEvent, type EdgeTelemetryEvent, type Subscription } from './types.js';
+import {
+  subjects,
+  type Bus,
+  type EdgeHaveEvent,
+  type EdgeTelemetryEvent,
+  type Subscription,
+} from './types.js';
 
 /** The availability an edge announced for one manifest, after applying its have messages in order. */
 export interface EdgeHaveState {
@@ -18,7 +24,10 @@ export interface EdgeEventHandlers {
   /** Availability after a full message, or an incremental one that applied to the last known state. */
   onHave?: (state: EdgeHaveState, ev: EdgeHaveEvent) => void | Promise<void>;
   /** An incremental message whose base is not the last state seen (lost or reordered message): wait for a full one, or ask the edge (/v1/have). */
-  onHaveGap?: (ev: EdgeHaveEvent & { kind: 'incremental' }, knownSeq: number | undefined) => void | Promise<void>;
+  onHaveGap?: (
+    ev: EdgeHaveEvent & { kind: 'incremental' },
+    knownSeq: number | undefined,
+  ) => void | Promise<void>;
   onError?: (err: unknown, subject: string) => void;
 }
 
@@ -38,7 +47,8 @@ export interface EdgeEventBridge {
  * (seq not above the last) is ignored. Throws PORTAL_INVALID_ARGUMENT without a bus.
  */
 export function createEdgeEventBridge(bus: Bus, handlers: EdgeEventHandlers): EdgeEventBridge {
-  if (!bus || typeof bus.subscribe !== 'function') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'bus: expected a Bus');
+  if (!bus || typeof bus.subscribe !== 'function')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'bus: expected a Bus');
   const seen = new Set<string>();
   const states = new Map<string, EdgeHaveState>();
   const key = (edgeId: string, manifestId: string): string => `${edgeId}\u0000${manifestId}`;
@@ -47,7 +57,11 @@ export function createEdgeEventBridge(bus: Bus, handlers: EdgeEventHandlers): Ed
     else process.emitWarning(`edge event handler for ${subject} failed: ${String(err)}`);
   };
   const call = async (subject: string, fn: () => void | Promise<void>): Promise<void> => {
-    try { await fn(); } catch (err) { fail(err, subject); }
+    try {
+      await fn();
+    } catch (err) {
+      fail(err, subject);
+    }
   };
 
   const subs: Subscription[] = [
@@ -63,7 +77,13 @@ export function createEdgeEventBridge(bus: Bus, handlers: EdgeEventHandlers): Ed
       if (cur && ev.seq <= cur.seq) return; // stale or duplicate
       let next: EdgeHaveState;
       if (ev.kind === 'full') {
-        next = { edgeId: ev.edgeId, manifestId: ev.manifestId, chunkCount: ev.chunkCount, bitmap: ev.bitmap.slice(0, Math.ceil(ev.chunkCount / 8)), seq: ev.seq };
+        next = {
+          edgeId: ev.edgeId,
+          manifestId: ev.manifestId,
+          chunkCount: ev.chunkCount,
+          bitmap: ev.bitmap.slice(0, Math.ceil(ev.chunkCount / 8)),
+          seq: ev.seq,
+        };
       } else {
         if (!cur || cur.seq !== ev.baseSeq || cur.chunkCount !== ev.chunkCount) {
           if (handlers.onHaveGap) return call(subject, () => handlers.onHaveGap!(ev, cur?.seq));
@@ -82,6 +102,8 @@ export function createEdgeEventBridge(bus: Bus, handlers: EdgeEventHandlers): Ed
   return {
     have: (edgeId, manifestId) => states.get(key(edgeId, manifestId)),
     edges: () => [...seen],
-    close() { for (const s of subs) s.unsubscribe(); },
+    close() {
+      for (const s of subs) s.unsubscribe();
+    },
   };
 }

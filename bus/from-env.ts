@@ -7,8 +7,14 @@ import type { Bus } from './types.js';
 
 /** Environment variables that select and configure the NATS bus. */
 export const NATS_ENV = {
-  url: 'NATS_URL', user: 'NATS_USER', pass: 'NATS_PASSWORD', token: 'NATS_TOKEN', nkeySeedFile: 'NATS_NKEY_SEED_FILE',
-  tlsCa: 'NATS_TLS_CA', tlsCert: 'NATS_TLS_CERT', tlsKey: 'NATS_TLS_KEY',
+  url: 'NATS_URL',
+  user: 'NATS_USER',
+  pass: 'NATS_PASSWORD',
+  token: 'NATS_TOKEN',
+  nkeySeedFile: 'NATS_NKEY_SEED_FILE',
+  tlsCa: 'NATS_TLS_CA',
+  tlsCert: 'NATS_TLS_CERT',
+  tlsKey: 'NATS_TLS_KEY',
 } as const;
 
 /**
@@ -19,12 +25,23 @@ export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsCo
   const url = env[NATS_ENV.url]?.trim();
   if (!url) return undefined;
   const o: NatsConnectOptions = { servers: url };
-  if (env[NATS_ENV.user] !== undefined) { o.user = env[NATS_ENV.user]; o.pass = env[NATS_ENV.pass] ?? ''; }
+  if (env[NATS_ENV.user] !== undefined) {
+    o.user = env[NATS_ENV.user];
+    o.pass = env[NATS_ENV.pass] ?? '';
+  }
   if (env[NATS_ENV.token]) o.token = env[NATS_ENV.token];
   if (env[NATS_ENV.nkeySeedFile]) o.nkeySeedFile = env[NATS_ENV.nkeySeedFile];
-  const tls = { caFile: env[NATS_ENV.tlsCa] || undefined, certFile: env[NATS_ENV.tlsCert] || undefined, keyFile: env[NATS_ENV.tlsKey] || undefined };
+  const tls = {
+    caFile: env[NATS_ENV.tlsCa] || undefined,
+    certFile: env[NATS_ENV.tlsCert] || undefined,
+    keyFile: env[NATS_ENV.tlsKey] || undefined,
+  };
   if (tls.caFile || tls.certFile || tls.keyFile) {
-    if (!tls.certFile !== !tls.keyFile) throw new PortalError('PORTAL_CONFIG_INVALID', `${NATS_ENV.tlsCert} and ${NATS_ENV.tlsKey} go together`);
+    if (!tls.certFile !== !tls.keyFile)
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `${NATS_ENV.tlsCert} and ${NATS_ENV.tlsKey} go together`,
+      );
     o.tls = tls;
   }
   return o;
@@ -35,9 +52,16 @@ export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsCo
  * NATS_TOKEN, NATS_NKEY_SEED_FILE, TLS from NATS_TLS_CA/CERT/KEY), else the in-process bus. Rejects as
  * createNatsBus does (PORTAL_BUS_UNAVAILABLE, PORTAL_CONFIG_INVALID).
  */
-export async function createBusFromEnv(o: { env?: NodeJS.ProcessEnv; logger?: Logger; name?: string } = {}): Promise<Bus> {
+export async function createBusFromEnv(
+  o: { env?: NodeJS.ProcessEnv; logger?: Logger; name?: string } = {},
+): Promise<Bus> {
   const nats = natsOptionsFromEnv(o.env ?? process.env);
-  if (!nats) return createMemoryBus({ onError: o.logger ? (err, subject) => o.logger!.error({ err, subject }, 'bus handler failed') : undefined });
+  if (!nats)
+    return createMemoryBus({
+      onError: o.logger
+        ? (err, subject) => o.logger!.error({ err, subject }, 'bus handler failed')
+        : undefined,
+    });
   // Loaded only when asked for, so the embedded default never loads the NATS client.
   const { createNatsBus } = await import('./nats-bus.js');
   return createNatsBus({ ...nats, logger: o.logger, name: o.name });

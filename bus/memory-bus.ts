@@ -33,16 +33,25 @@ export function createMemoryBus(opts: { onError?: (err: unknown, subject: string
   const scope = new AsyncResource('PortalMemoryBus');
   const rr = new Map<string, number>();
   let closed = false;
-  const onError = opts.onError ?? ((err: unknown, subject: string) => { process.emitWarning(`memory bus handler for ${subject} failed: ${String(err)}`); });
+  const onError =
+    opts.onError ??
+    ((err: unknown, subject: string) => {
+      process.emitWarning(`memory bus handler for ${subject} failed: ${String(err)}`);
+    });
 
   const deliver = (sub: Sub, msg: unknown, subject: string): void => {
-    queueMicrotask(() => scope.runInAsyncScope(() => {
-      if (sub.closed) return;
-      try {
-        const r = sub.handler(msg, subject);
-        if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch((e) => onError(e, subject));
-      } catch (e) { onError(e, subject); }
-    }));
+    queueMicrotask(() =>
+      scope.runInAsyncScope(() => {
+        if (sub.closed) return;
+        try {
+          const r = sub.handler(msg, subject);
+          if (r && typeof (r as Promise<void>).catch === 'function')
+            (r as Promise<void>).catch((e) => onError(e, subject));
+        } catch (e) {
+          onError(e, subject);
+        }
+      }),
+    );
   };
 
   return {
@@ -56,7 +65,8 @@ export function createMemoryBus(opts: { onError?: (err: unknown, subject: string
         else {
           const key = `${s.subject}\u0000${s.queue}`;
           const g = groups.get(key);
-          if (g) g.push(s); else groups.set(key, [s]);
+          if (g) g.push(s);
+          else groups.set(key, [s]);
         }
       }
       for (const [key, members] of groups) {
@@ -65,9 +75,19 @@ export function createMemoryBus(opts: { onError?: (err: unknown, subject: string
         deliver(members[i], msg, subject);
       }
     },
-    subscribe<T>(subject: string, handler: (msg: T, subject: string) => void | Promise<void>, o: { queue?: string } = {}): Subscription {
+    subscribe<T>(
+      subject: string,
+      handler: (msg: T, subject: string) => void | Promise<void>,
+      o: { queue?: string } = {},
+    ): Subscription {
       if (closed) throw new PortalError('PORTAL_HOST_STOPPED', `bus closed: cannot subscribe to ${subject}`);
-      const sub: Sub = { subject, tokens: subject.split('.'), queue: o.queue, handler: handler as Sub['handler'], closed: false };
+      const sub: Sub = {
+        subject,
+        tokens: subject.split('.'),
+        queue: o.queue,
+        handler: handler as Sub['handler'],
+        closed: false,
+      };
       subs.push(sub);
       return {
         subject,

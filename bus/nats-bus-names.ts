@@ -9,8 +9,13 @@ export const DEAD_LETTER_STREAM = 'PORTAL_DEADLETTER';
 
 /** A consumer name for `prefix` + `subject`: NATS names allow no `.`, `*`, `>` or whitespace. */
 export function durableName(prefix: string, subject: string): string {
-  const clean = (s: string): string => s.replace(/\*/g, 'ANY').replace(/>/g, 'ALL').replace(/[^A-Za-z0-9_-]/g, '_');
+  const clean = (s: string): string =>
+    s
+      .replace(/\*/g, 'ANY')
+      .replace(/>/g, 'ALL')
+      .replace(/[^A-Za-z0-9_-]/g, '_');
   const name = `${clean(prefix)}__${clean(subject)}`;
-  return name.length <= 120 ? name : `${name.slice(0, 80)}__${createHash('sha256').update(`${prefix}\u0000${subject}`).digest('hex').slice(0, 32)}`;
+  return name.length <= 120
+    ? name
+    : `${name.slice(0, 80)}__${createHash('sha256').update(`${prefix}\u0000${subject}`).digest('hex').slice(0, 32)}`;
 }
-

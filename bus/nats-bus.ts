@@ -1,8 +1,24 @@
 import { AsyncResource } from 'node:async_hooks';
-import { nuid, nanos, type Msg, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node';
 import {
-  AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager,
-  type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg,
+  nuid,
+  nanos,
+  type Msg,
+  type NatsConnection,
+  type Subscription as NatsSubscription,
+} from '@nats-io/transport-node';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
 } from '@nats-io/jetstream';
 import { PortalError, isPortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
@@ -92,13 +108,15 @@ function apiCode(err: unknown): number | undefined {
  * PORTAL_BUS_UNAVAILABLE when the server cannot be reached or JetStream is off.
  */
 export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
-  if (!opts || typeof opts !== 'object') throw new PortalError('PORTAL_CONFIG_INVALID', 'opts: expected an object');
+  if (!opts || typeof opts !== 'object')
+    throw new PortalError('PORTAL_CONFIG_INVALID', 'opts: expected an object');
   const name = opts.name ?? `portal-${process.pid}`;
   const log = (opts.logger ?? createSilentLogger()).child({ component: 'nats-bus', client: name });
   const codecs: CodecRegistry = createCodecRegistry({ limits: opts.limits });
   const publishTimeoutMs = opts.publishTimeoutMs ?? 60_000;
   const ackWaitMs = opts.ackWaitMs ?? 30_000;
-  const onError = opts.onError ?? ((err: unknown, subject: string) => log.error({ err, subject }, 'bus handler failed'));
+  const onError =
+    opts.onError ?? ((err: unknown, subject: string) => log.error({ err, subject }, 'bus handler failed'));
   const scope = new AsyncResource('PortalNatsBus');
 
   const { nc, servers } = await connectNats(opts, name);
@@ -106,15 +124,43 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc);
-    await ensureStream(jsm, TRANSFERS_STREAM, ['portal.transfer.*.dispatch', 'portal.transfer.*.report'], opts.streams?.transfers, { maxAgeMs: 24 * 3600_000, maxBytes: 1024 ** 3 }, log);
-    await ensureStream(jsm, DEAD_LETTER_STREAM, ['portal.deadletter.>'], opts.streams?.deadLetters, { maxAgeMs: 7 * 24 * 3600_000, maxBytes: 256 * 1024 ** 2 }, log);
+    await ensureStream(
+      jsm,
+      TRANSFERS_STREAM,
+      ['portal.transfer.*.dispatch', 'portal.transfer.*.report'],
+      opts.streams?.transfers,
+      { maxAgeMs: 24 * 3600_000, maxBytes: 1024 ** 3 },
+      log,
+    );
+    await ensureStream(
+      jsm,
+      DEAD_LETTER_STREAM,
+      ['portal.deadletter.>'],
+      opts.streams?.deadLetters,
+      { maxAgeMs: 7 * 24 * 3600_000, maxBytes: 256 * 1024 ** 2 },
+      log,
+    );
   } catch (cause) {
     await nc.close().catch(() => undefined);
     if (isPortalError(cause)) throw cause;
-    throw new PortalError('PORTAL_BUS_UNAVAILABLE', `JetStream is not available at ${servers.join(',')}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    throw new PortalError(
+      'PORTAL_BUS_UNAVAILABLE',
+      `JetStream is not available at ${servers.join(',')}: ${(cause as Error)?.message ?? String(cause)}`,
+      { cause },
+    );
   }
 
-  const stats: NatsBusStats = { published: 0, delivered: 0, redelivered: 0, handlerErrors: 0, deadLettered: 0, deadLetteredByCode: {}, publishRetries: 0, disconnects: 0, reconnects: 0 };
+  const stats: NatsBusStats = {
+    published: 0,
+    delivered: 0,
+    redelivered: 0,
+    handlerErrors: 0,
+    deadLettered: 0,
+    deadLetteredByCode: {},
+    publishRetries: 0,
+    disconnects: 0,
+    reconnects: 0,
+  };
   const coreSubs = new Set<NatsSubscription>();
   const jsSubs = new Set<JsSub>();
   const ownSlots = new Map<string, Set<number>>();
@@ -123,8 +169,13 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
 
   void (async () => {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect') { stats.disconnects++; log.warn({ server: (s as { server?: string }).server }, 'disconnected from NATS'); }
-      else if (s.type === 'reconnect') { stats.reconnects++; log.info({ server: (s as { server?: string }).server }, 'reconnected to NATS'); }
+      if (s.type === 'disconnect') {
+        stats.disconnects++;
+        log.warn({ server: (s as { server?: string }).server }, 'disconnected from NATS');
+      } else if (s.type === 'reconnect') {
+        stats.reconnects++;
+        log.info({ server: (s as { server?: string }).server }, 'reconnected to NATS');
+      }
     }
   })().catch(() => undefined);
 
@@ -133,15 +184,30 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     const code = isPortalError(err) ? err.code : 'PORTAL_WIRE_MALFORMED';
     stats.deadLettered++;
     stats.deadLetteredByCode[code] = (stats.deadLetteredByCode[code] ?? 0) + 1;
-    const d: DeadLetterEvent = { subject, code, reason: (err as Error)?.message ?? String(err), payload: data, payloadSize: data.length, rejectedBy: name, atMs: Date.now() };
-    log.warn({ subject, code, reason: d.reason, bytes: data.length }, 'message rejected to the dead-letter subject');
+    const d: DeadLetterEvent = {
+      subject,
+      code,
+      reason: (err as Error)?.message ?? String(err),
+      payload: data,
+      payloadSize: data.length,
+      rejectedBy: name,
+      atMs: Date.now(),
+    };
+    log.warn(
+      { subject, code, reason: d.reason, bytes: data.length },
+      'message rejected to the dead-letter subject',
+    );
     if (subject.startsWith('portal.deadletter.')) return; // never dead-letter a dead letter
     try {
       nc.publish(subjects.deadLetter(subject), codecs.encode(subjects.deadLetter(subject), d));
     } catch (e) {
       log.error({ err: e, subject }, 'cannot publish dead letter');
     }
-    try { opts.onDeadLetter?.(d); } catch (e) { log.error({ err: e }, 'onDeadLetter failed'); }
+    try {
+      opts.onDeadLetter?.(d);
+    } catch (e) {
+      log.error({ err: e }, 'onDeadLetter failed');
+    }
   };
 
   const decode = (subject: string, data: Uint8Array): { ok: true; msg: unknown } | { ok: false } => {
@@ -153,8 +219,14 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     }
   };
 
-  const runHandler = (handler: (msg: unknown, subject: string) => void | Promise<void>, msg: unknown, subject: string): Promise<void> =>
-    scope.runInAsyncScope(async () => { await handler(msg, subject); });
+  const runHandler = (
+    handler: (msg: unknown, subject: string) => void | Promise<void>,
+    msg: unknown,
+    subject: string,
+  ): Promise<void> =>
+    scope.runInAsyncScope(async () => {
+      await handler(msg, subject);
+    });
 
   const jsPublish = async (subject: string, data: Uint8Array): Promise<void> => {
     const msgID = nuid.next();
@@ -162,12 +234,20 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     let delay = 50;
     for (;;) {
       try {
-        await js.publish(subject, data, { msgID, timeout: Math.max(250, Math.min(5000, deadline - Date.now())) });
+        await js.publish(subject, data, {
+          msgID,
+          timeout: Math.max(250, Math.min(5000, deadline - Date.now())),
+        });
         return;
       } catch (cause) {
-        if (closed) throw new PortalError('PORTAL_HOST_STOPPED', `bus closed: cannot publish to ${subject}`, { cause });
+        if (closed)
+          throw new PortalError('PORTAL_HOST_STOPPED', `bus closed: cannot publish to ${subject}`, { cause });
         if (Date.now() + delay >= deadline) {
-          throw new PortalError('PORTAL_BUS_UNAVAILABLE', `JetStream did not store the message on ${subject} within ${publishTimeoutMs} ms: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+          throw new PortalError(
+            'PORTAL_BUS_UNAVAILABLE',
+            `JetStream did not store the message on ${subject} within ${publishTimeoutMs} ms: ${(cause as Error)?.message ?? String(cause)}`,
+            { cause },
+          );
         }
         stats.publishRetries++;
         await sleep(delay);
@@ -176,7 +256,12 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     }
   };
 
-  const ensureConsumer = async (durable: string, filter: string, startMs: number, shared: boolean): Promise<void> => {
+  const ensureConsumer = async (
+    durable: string,
+    filter: string,
+    startMs: number,
+    shared: boolean,
+  ): Promise<void> => {
     for (let i = 0; ; i++) {
       try {
         await jsm.consumers.info(TRANSFERS_STREAM, durable);
@@ -186,10 +271,15 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       }
       try {
         await jsm.consumers.add(TRANSFERS_STREAM, {
-          durable_name: durable, filter_subject: filter, ack_policy: AckPolicy.Explicit,
+          durable_name: durable,
+          filter_subject: filter,
+          ack_policy: AckPolicy.Explicit,
           // A little before subscribe() so a message published right after it is not missed; duplicates are harmless.
-          deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(startMs - 2000).toISOString(),
-          ack_wait: nanos(ackWaitMs), max_deliver: opts.maxDeliver ?? 20, max_ack_pending: shared ? 4096 : 10_000,
+          deliver_policy: DeliverPolicy.StartTime,
+          opt_start_time: new Date(startMs - 2000).toISOString(),
+          ack_wait: nanos(ackWaitMs),
+          max_deliver: opts.maxDeliver ?? 20,
+          max_ack_pending: shared ? 4096 : 10_000,
           inactive_threshold: nanos(opts.consumerInactiveMs ?? 3600_000),
         });
         return;
@@ -199,10 +289,16 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     }
   };
 
-  const handleJs = async (m: JsMsg, handler: (msg: unknown, subject: string) => void | Promise<void>): Promise<void> => {
+  const handleJs = async (
+    m: JsMsg,
+    handler: (msg: unknown, subject: string) => void | Promise<void>,
+  ): Promise<void> => {
     if (m.info.deliveryCount > 1) stats.redelivered++;
     const r = decode(m.subject, m.data);
-    if (!r.ok) { m.term(); return; } // no reason text: servers before 2.10 ignore '+TERM <reason>'
+    if (!r.ok) {
+      m.term();
+      return;
+    } // no reason text: servers before 2.10 ignore '+TERM <reason>'
     stats.delivered++;
     try {
       await runHandler(handler, r.msg, m.subject);
@@ -214,7 +310,11 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     }
   };
 
-  const subscribeJs = (subject: string, handler: (msg: unknown, subject: string) => void | Promise<void>, queue: string | undefined): Subscription => {
+  const subscribeJs = (
+    subject: string,
+    handler: (msg: unknown, subject: string) => void | Promise<void>,
+    queue: string | undefined,
+  ): Subscription => {
     const state: JsSub = { closed: false };
     jsSubs.add(state);
     // A queue group shares one durable; each other subscription of this client to the subject has its own,
@@ -230,7 +330,10 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     const startMs = Date.now();
     let markReady!: () => void;
     let markFailed!: (err: unknown) => void;
-    const ready = new Promise<void>((res, rej) => { markReady = res; markFailed = rej; });
+    const ready = new Promise<void>((res, rej) => {
+      markReady = res;
+      markFailed = rej;
+    });
     ready.catch(() => undefined);
     const loop = async (): Promise<void> => {
       let attempt = 0;
@@ -240,7 +343,10 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
           const consumer = await js.consumers.get(TRANSFERS_STREAM, durable);
           const messages = await consumer.consume({ max_messages: 256 });
           state.messages = messages;
-          if (state.closed) { messages.stop(); return; }
+          if (state.closed) {
+            messages.stop();
+            return;
+          }
           markReady();
           attempt = 0;
           for await (const m of messages) {
@@ -253,12 +359,19 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
           if (state.closed || closed) return;
           attempt++;
           log.warn({ err, subject, durable, attempt }, 'cannot bind JetStream consumer; retrying');
-          if (attempt === 20) markFailed(new PortalError('PORTAL_BUS_UNAVAILABLE', `cannot bind consumer ${durable} for ${subject}`, { cause: err }));
+          if (attempt === 20)
+            markFailed(
+              new PortalError('PORTAL_BUS_UNAVAILABLE', `cannot bind consumer ${durable} for ${subject}`, {
+                cause: err,
+              }),
+            );
         }
         await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
       }
     };
-    scope.runInAsyncScope(() => { void loop(); });
+    scope.runInAsyncScope(() => {
+      void loop();
+    });
     return {
       subject,
       ready,
@@ -270,26 +383,42 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
         if (queue === undefined) {
           ownSlots.get(subject)?.delete(slot);
           // Nobody else reads this client's durable: remove it (a closed bus keeps it, so a restart resumes).
-          if (!closed) jsm.consumers.delete(TRANSFERS_STREAM, durable).catch((err: unknown) => log.debug({ err, durable }, 'cannot delete consumer'));
+          if (!closed)
+            jsm.consumers
+              .delete(TRANSFERS_STREAM, durable)
+              .catch((err: unknown) => log.debug({ err, durable }, 'cannot delete consumer'));
         }
       },
     };
   };
 
-  const subscribeCore = (subject: string, handler: (msg: unknown, subject: string) => void | Promise<void>, queue: string | undefined): Subscription => {
+  const subscribeCore = (
+    subject: string,
+    handler: (msg: unknown, subject: string) => void | Promise<void>,
+    queue: string | undefined,
+  ): Subscription => {
     const sub = nc.subscribe(subject, {
       queue,
       callback: (err, m: Msg) => {
-        if (err) { log.error({ err, subject }, 'subscription failed'); return; }
+        if (err) {
+          log.error({ err, subject }, 'subscription failed');
+          return;
+        }
         const r = decode(m.subject, m.data);
         if (!r.ok) return;
         stats.delivered++;
-        const fail = (e: unknown): void => { stats.handlerErrors++; onError(e, m.subject); };
+        const fail = (e: unknown): void => {
+          stats.handlerErrors++;
+          onError(e, m.subject);
+        };
         try {
           // Sync handlers run without a promise per message (the hot telemetry path).
           const res = scope.runInAsyncScope(handler, null, r.msg, m.subject);
-          if (res && typeof (res as Promise<void>).then === 'function') (res as Promise<void>).then(undefined, fail);
-        } catch (e) { fail(e); }
+          if (res && typeof (res as Promise<void>).then === 'function')
+            (res as Promise<void>).then(undefined, fail);
+        } catch (e) {
+          fail(e);
+        }
       },
     });
     coreSubs.add(sub);
@@ -308,17 +437,28 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     async publish<T>(subject: string, msg: T): Promise<void> {
       if (closed) throw new PortalError('PORTAL_HOST_STOPPED', `bus closed: cannot publish to ${subject}`);
       const codec = codecs.forSubject(subject);
-      if (!codec) throw new PortalError('PORTAL_WIRE_UNKNOWN_SUBJECT', `no Portal message travels on subject ${JSON.stringify(subject)}`);
+      if (!codec)
+        throw new PortalError(
+          'PORTAL_WIRE_UNKNOWN_SUBJECT',
+          `no Portal message travels on subject ${JSON.stringify(subject)}`,
+        );
       const data = codec.encode(msg, subject);
       if (codec.jetstream) await jsPublish(subject, data);
       else nc.publish(subject, data);
       stats.published++;
     },
-    subscribe<T>(subject: string, handler: (msg: T, subject: string) => void | Promise<void>, o: { queue?: string } = {}): Subscription {
+    subscribe<T>(
+      subject: string,
+      handler: (msg: T, subject: string) => void | Promise<void>,
+      o: { queue?: string } = {},
+    ): Subscription {
       if (closed) throw new PortalError('PORTAL_HOST_STOPPED', `bus closed: cannot subscribe to ${subject}`);
-      if (typeof subject !== 'string' || subject === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'subject: expected a non-empty string');
+      if (typeof subject !== 'string' || subject === '')
+        throw new PortalError('PORTAL_INVALID_ARGUMENT', 'subject: expected a non-empty string');
       const h = handler as (msg: unknown, subject: string) => void | Promise<void>;
-      return isJetStreamPattern(subject) ? subscribeJs(subject, h, o.queue) : subscribeCore(subject, h, o.queue);
+      return isJetStreamPattern(subject)
+        ? subscribeJs(subject, h, o.queue)
+        : subscribeCore(subject, h, o.queue);
     },
     stats: () => ({ ...stats, deadLetteredByCode: { ...stats.deadLetteredByCode } }),
     flush: () => nc.flush(),
@@ -326,11 +466,19 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       if (closing) return closing;
       closed = true;
       closing = (async () => {
-        for (const s of jsSubs) { s.closed = true; s.messages?.stop(); }
+        for (const s of jsSubs) {
+          s.closed = true;
+          s.messages?.stop();
+        }
         jsSubs.clear();
         coreSubs.clear();
         if (!nc.isClosed()) {
-          try { await nc.drain(); } catch (err) { log.debug({ err }, 'drain failed; closing'); await nc.close().catch(() => undefined); }
+          try {
+            await nc.drain();
+          } catch (err) {
+            log.debug({ err }, 'drain failed; closing');
+            await nc.close().catch(() => undefined);
+          }
         }
       })();
       return closing;
@@ -338,7 +486,14 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   };
 }
 
-async function ensureStream(jsm: JetStreamManager, stream: string, subs: string[], o: NatsStreamOptions | false | undefined, d: { maxAgeMs: number; maxBytes: number }, log: Logger): Promise<void> {
+async function ensureStream(
+  jsm: JetStreamManager,
+  stream: string,
+  subs: string[],
+  o: NatsStreamOptions | false | undefined,
+  d: { maxAgeMs: number; maxBytes: number },
+  log: Logger,
+): Promise<void> {
   if (o === false) return;
   try {
     const info = await jsm.streams.info(stream);
@@ -350,12 +505,20 @@ async function ensureStream(jsm: JetStreamManager, stream: string, subs: string[
   }
   try {
     await jsm.streams.add({
-      name: stream, subjects: subs, retention: RetentionPolicy.Limits, storage: o?.storage === 'memory' ? StorageType.Memory : StorageType.File,
-      max_age: nanos(o?.maxAgeMs ?? d.maxAgeMs), max_bytes: o?.maxBytes ?? d.maxBytes, discard: DiscardPolicy.Old, num_replicas: o?.replicas ?? 1,
+      name: stream,
+      subjects: subs,
+      retention: RetentionPolicy.Limits,
+      storage: o?.storage === 'memory' ? StorageType.Memory : StorageType.File,
+      max_age: nanos(o?.maxAgeMs ?? d.maxAgeMs),
+      max_bytes: o?.maxBytes ?? d.maxBytes,
+      discard: DiscardPolicy.Old,
+      num_replicas: o?.replicas ?? 1,
       duplicate_window: nanos(120_000),
     });
   } catch (err) {
     // Another client created it meanwhile.
-    await jsm.streams.info(stream).catch(() => { throw err; });
+    await jsm.streams.info(stream).catch(() => {
+      throw err;
+    });
   }
 }

@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { AuthorizationError, connect, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import {
+  AuthorizationError,
+  connect,
+  nkeyAuthenticator,
+  type ConnectionOptions,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { PortalError } from '../common/errors.js';
 
 /**
@@ -22,8 +28,11 @@ export interface NatsConnectOptions {
 
 /** The server URLs of `servers`; PORTAL_CONFIG_INVALID when there are none. */
 export function natsServerList(servers: string | string[] | undefined): string[] {
-  const list = (Array.isArray(servers) ? servers : String(servers ?? '').split(',')).map((s) => s.trim()).filter(Boolean);
-  if (list.length === 0) throw new PortalError('PORTAL_CONFIG_INVALID', 'servers: expected at least one nats:// URL');
+  const list = (Array.isArray(servers) ? servers : String(servers ?? '').split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0)
+    throw new PortalError('PORTAL_CONFIG_INVALID', 'servers: expected at least one nats:// URL');
   return list;
 }
 
@@ -44,17 +53,34 @@ function describe(cause: unknown): string {
  * PORTAL_CONFIG_INVALID for bad options (no server, unreadable seed file) and PORTAL_BUS_UNAVAILABLE when the
  * server cannot be reached, refuses the credentials or fails the TLS handshake, the message naming which.
  */
-export async function connectNats(opts: NatsConnectOptions, name: string): Promise<{ nc: NatsConnection; servers: string[] }> {
+export async function connectNats(
+  opts: NatsConnectOptions,
+  name: string,
+): Promise<{ nc: NatsConnection; servers: string[] }> {
   const servers = natsServerList(opts.servers);
   const co: ConnectionOptions = {
-    servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 100, timeout: opts.connectTimeoutMs ?? 5000, pingInterval: 5000, maxPingOut: 3,
+    servers,
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    reconnectJitter: 100,
+    timeout: opts.connectTimeoutMs ?? 5000,
+    pingInterval: 5000,
+    maxPingOut: 3,
   };
-  if (opts.user !== undefined) { co.user = opts.user; co.pass = opts.pass ?? ''; }
+  if (opts.user !== undefined) {
+    co.user = opts.user;
+    co.pass = opts.pass ?? '';
+  }
   if (opts.token !== undefined) co.token = opts.token;
   if (opts.nkeySeedFile) {
     let seed: Uint8Array;
-    try { seed = new TextEncoder().encode(readFileSync(opts.nkeySeedFile, 'utf8').trim()); } catch (cause) {
-      throw new PortalError('PORTAL_CONFIG_INVALID', `nkeySeedFile: cannot read ${opts.nkeySeedFile}`, { cause });
+    try {
+      seed = new TextEncoder().encode(readFileSync(opts.nkeySeedFile, 'utf8').trim());
+    } catch (cause) {
+      throw new PortalError('PORTAL_CONFIG_INVALID', `nkeySeedFile: cannot read ${opts.nkeySeedFile}`, {
+        cause,
+      });
     }
     co.authenticator = [nkeyAuthenticator(seed)];
   }
@@ -62,6 +88,10 @@ export async function connectNats(opts: NatsConnectOptions, name: string): Promi
   try {
     return { nc: await connect(co), servers };
   } catch (cause) {
-    throw new PortalError('PORTAL_BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}: ${describe(cause)}`, { cause });
+    throw new PortalError(
+      'PORTAL_BUS_UNAVAILABLE',
+      `cannot connect to NATS at ${servers.join(',')}: ${describe(cause)}`,
+      { cause },
+    );
   }
 }

@@ -1,7 +1,17 @@
 import { headers, nanos } from '@nats-io/transport-node';
 import {
-  AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager,
-  type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg,
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
 } from '@nats-io/jetstream';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -11,7 +21,6 @@ import type { StreamProcessor, StreamSink } from '../stream/processor.js';
 import { isStreamId, streamSubjects } from '../stream/subjects.js';
 import { STREAM_STREAM } from './nats-bus-names.js';
 import { connectNats, type NatsConnectOptions } from './nats-connect.js';
-
 
 /** Options of createNatsStreamTransport: where NATS is and how to log in (as for the bus), then the transport's own. */
 export interface NatsStreamTransportOptions extends NatsConnectOptions {
@@ -81,7 +90,10 @@ export interface NatsStreamTransport {
   /** Publishes one message of records on `input(streamId)` (a producer's call); resolves once stored. */
   publishRecords(streamId: string, records: Uint8Array, msgId?: string): Promise<void>;
   /** Core subscription to a subject (tests, benchmarks, consumers of outputs). */
-  subscribe(subject: string, handler: (data: Uint8Array, subject: string, error: string | undefined) => void): { unsubscribe(): void };
+  subscribe(
+    subject: string,
+    handler: (data: Uint8Array, subject: string, error: string | undefined) => void,
+  ): { unsubscribe(): void };
   /** Messages pending for `durable` on the server (not yet delivered) and delivered but unacked. */
   consumerInfo(durable: string): Promise<{ pending: number; ackPending: number }>;
   /** Removes a durable consumer (tests). */
@@ -96,7 +108,9 @@ function apiCode(err: unknown): number | undefined {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Connects and ensures stream PORTAL_STREAM. */
-export async function createNatsStreamTransport(opts: NatsStreamTransportOptions): Promise<NatsStreamTransport> {
+export async function createNatsStreamTransport(
+  opts: NatsStreamTransportOptions,
+): Promise<NatsStreamTransport> {
   const log = opts.logger;
   const { nc, servers } = await connectNats(opts, opts.name ?? `portal-stream-${process.pid}`);
   const js: JetStreamClient = jetstream(nc);
@@ -107,34 +121,68 @@ export async function createNatsStreamTransport(opts: NatsStreamTransportOptions
       await jsm.streams.info(STREAM_STREAM);
     } catch (err) {
       if (apiCode(err) !== 10059) throw err;
-      await jsm.streams.add({
-        name: STREAM_STREAM, subjects: [streamSubjects.all], retention: RetentionPolicy.Limits,
-        storage: opts.storage === 'memory' ? StorageType.Memory : StorageType.File,
-        max_age: nanos(opts.maxAgeMs ?? 3600_000), max_bytes: opts.maxBytes ?? 1024 ** 3, discard: DiscardPolicy.Old, duplicate_window: nanos(120_000),
-      }).catch(async (e: unknown) => { await jsm.streams.info(STREAM_STREAM).catch(() => { throw e; }); });
+      await jsm.streams
+        .add({
+          name: STREAM_STREAM,
+          subjects: [streamSubjects.all],
+          retention: RetentionPolicy.Limits,
+          storage: opts.storage === 'memory' ? StorageType.Memory : StorageType.File,
+          max_age: nanos(opts.maxAgeMs ?? 3600_000),
+          max_bytes: opts.maxBytes ?? 1024 ** 3,
+          discard: DiscardPolicy.Old,
+          duplicate_window: nanos(120_000),
+        })
+        .catch(async (e: unknown) => {
+          await jsm.streams.info(STREAM_STREAM).catch(() => {
+            throw e;
+          });
+        });
     }
   } catch (cause) {
     await nc.close().catch(() => undefined);
-    throw new PortalError('PORTAL_BUS_UNAVAILABLE', `JetStream is not available at ${servers.join(',')}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    throw new PortalError(
+      'PORTAL_BUS_UNAVAILABLE',
+      `JetStream is not available at ${servers.join(',')}: ${(cause as Error)?.message ?? String(cause)}`,
+      { cause },
+    );
   }
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
   const sources = new Set<{ stop(): Promise<void> }>();
   const ackWaitMs = opts.ackWaitMs ?? 60_000;
 
-  const publishSplit = async (subject: string, bytes: Uint8Array, recordBytes: number, error?: StreamError): Promise<void> => {
+  const publishSplit = async (
+    subject: string,
+    bytes: Uint8Array,
+    recordBytes: number,
+    error?: StreamError,
+  ): Promise<void> => {
     const h = error ? headers() : undefined;
-    if (h && error) { h.set('Portal-Error-Code', error.code); h.set('Portal-Error', error.message.slice(0, 512).replace(/[\r\n]/g, ' ')); }
+    if (h && error) {
+      h.set('Portal-Error-Code', error.code);
+      h.set('Portal-Error', error.message.slice(0, 512).replace(/[\r\n]/g, ' '));
+    }
     const per = Math.max(recordBytes, Math.floor((maxPayload - 1024) / recordBytes) * recordBytes);
     if (bytes.byteLength === 0) return;
     const parts: Promise<unknown>[] = [];
-    for (let off = 0; off < bytes.byteLength; off += per) parts.push(js.publish(subject, bytes.subarray(off, Math.min(bytes.byteLength, off + per)), h ? { headers: h } : undefined));
+    for (let off = 0; off < bytes.byteLength; off += per)
+      parts.push(
+        js.publish(
+          subject,
+          bytes.subarray(off, Math.min(bytes.byteLength, off + per)),
+          h ? { headers: h } : undefined,
+        ),
+      );
     await Promise.all(parts);
   };
 
   return {
     maxPayload,
     async attach(streamId, processor, o = {}) {
-      if (!isStreamId(streamId)) throw new PortalError('PORTAL_INVALID_ARGUMENT', `streamId: expected one NATS token of [A-Za-z0-9_-], got ${JSON.stringify(streamId)}`);
+      if (!isStreamId(streamId))
+        throw new PortalError(
+          'PORTAL_INVALID_ARGUMENT',
+          `streamId: expected one NATS token of [A-Za-z0-9_-], got ${JSON.stringify(streamId)}`,
+        );
       const durable = o.durable ?? `stream_${streamId}`;
       const maxPerPull = Math.max(1, o.maxMessagesPerPull ?? 64);
       const buffer = processor.buffer;
@@ -144,34 +192,65 @@ export async function createNatsStreamTransport(opts: NatsStreamTransportOptions
       } catch (err) {
         if (apiCode(err) !== 10014) throw err;
         await jsm.consumers.add(STREAM_STREAM, {
-          durable_name: durable, filter_subject: streamSubjects.input(streamId), ack_policy: AckPolicy.Explicit,
-          deliver_policy: o.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All, ack_wait: nanos(ackWaitMs), max_deliver: 20,
+          durable_name: durable,
+          filter_subject: streamSubjects.input(streamId),
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: o.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
+          ack_wait: nanos(ackWaitMs),
+          max_deliver: 20,
           max_ack_pending: 100_000,
         });
       }
       const consumer = await js.consumers.get(STREAM_STREAM, durable);
-      const st: NatsSourceStats = { pulls: 0, pullsWhilePaused: 0, messages: 0, records: 0, acked: 0, naked: 0, malformed: 0, redelivered: 0, duplicatesIgnored: 0, pausedWaits: 0 };
+      const st: NatsSourceStats = {
+        pulls: 0,
+        pullsWhilePaused: 0,
+        messages: 0,
+        records: 0,
+        acked: 0,
+        naked: 0,
+        malformed: 0,
+        redelivered: 0,
+        duplicatesIgnored: 0,
+        pausedWaits: 0,
+      };
       const inProcess = new Set<number>();
       let avgRecords = 0;
       let stopped = false;
       let current: ConsumerMessages | undefined;
       let wakeStop: () => void = () => undefined;
-      const stopSignal = new Promise<void>((r) => { wakeStop = r; });
+      const stopSignal = new Promise<void>((r) => {
+        wakeStop = r;
+      });
 
       const handle = async (m: JsMsg): Promise<void> => {
         st.messages++;
         const seq = m.seq;
         if (m.info.deliveryCount > 1) {
           st.redelivered++;
-          if (inProcess.has(seq)) { st.duplicatesIgnored++; return; }
+          if (inProcess.has(seq)) {
+            st.duplicatesIgnored++;
+            return;
+          }
         }
         // m.data is a view into the client's read buffer (a Node Buffer: .slice() would not copy): keep a copy while buffered
         const data = new Uint8Array(m.data);
         if (data.byteLength % rb !== 0 || data.byteLength === 0) {
           st.malformed++;
-          const e = new StreamError('PORTAL_STREAM_BAD_RECORDS', `message ${seq} on ${m.subject}: ${data.byteLength} bytes are not whole records of ${rb} bytes`);
-          log?.warn({ seq, bytes: data.byteLength }, 'stream: message is not whole records; terminated and reported');
-          try { await publishSplit(streamSubjects.failed(streamId), data, 1, e); m.term(); } catch { m.nak(1000); }
+          const e = new StreamError(
+            'PORTAL_STREAM_BAD_RECORDS',
+            `message ${seq} on ${m.subject}: ${data.byteLength} bytes are not whole records of ${rb} bytes`,
+          );
+          log?.warn(
+            { seq, bytes: data.byteLength },
+            'stream: message is not whole records; terminated and reported',
+          );
+          try {
+            await publishSplit(streamSubjects.failed(streamId), data, 1, e);
+            m.term();
+          } catch {
+            m.nak(1000);
+          }
           return;
         }
         const n = data.byteLength / rb;
@@ -182,7 +261,13 @@ export async function createNatsStreamTransport(opts: NatsStreamTransportOptions
           remaining: n,
           onSettled: () => {
             inProcess.delete(seq);
-            if (ticket.lost) { st.naked++; m.nak(1000); } else { st.acked++; m.ack(); }
+            if (ticket.lost) {
+              st.naked++;
+              m.nak(1000);
+            } else {
+              st.acked++;
+              m.ack();
+            }
           },
         };
         try {
@@ -212,7 +297,10 @@ export async function createNatsStreamTransport(opts: NatsStreamTransportOptions
             current = it;
             for await (const m of it) {
               await handle(m);
-              if (stopped) { it.stop(); break; }
+              if (stopped) {
+                it.stop();
+                break;
+              }
             }
             current = undefined;
             failures = 0;
@@ -241,7 +329,8 @@ export async function createNatsStreamTransport(opts: NatsStreamTransportOptions
     sink(streamId, rb = { output: 4, input: 4 }) {
       return {
         output: (bytes) => publishSplit(streamSubjects.output(streamId), bytes, rb.output),
-        failed: (bytes, _count, error) => publishSplit(streamSubjects.failed(streamId), bytes, rb.input, error),
+        failed: (bytes, _count, error) =>
+          publishSplit(streamSubjects.failed(streamId), bytes, rb.input, error),
       };
     },
     async publishRecords(streamId, records, msgId) {
@@ -250,9 +339,16 @@ export async function createNatsStreamTransport(opts: NatsStreamTransportOptions
     subscribe(subject, handler) {
       const sub = nc.subscribe(subject, {
         callback: (err, m) => {
-          if (err) { log?.error({ err, subject }, 'stream: subscription failed'); return; }
+          if (err) {
+            log?.error({ err, subject }, 'stream: subscription failed');
+            return;
+          }
           // a throwing handler must not reach the client: nats.js closes its reader on it
-          try { handler(m.data, m.subject, m.headers?.get('Portal-Error-Code') || undefined); } catch (e) { log?.error({ err: e, subject }, 'stream: subscriber handler threw'); }
+          try {
+            handler(m.data, m.subject, m.headers?.get('Portal-Error-Code') || undefined);
+          } catch (e) {
+            log?.error({ err: e, subject }, 'stream: subscriber handler threw');
+          }
         },
       });
       return { unsubscribe: () => sub.unsubscribe() };

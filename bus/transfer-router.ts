@@ -16,20 +16,32 @@ export interface AllTransfersBus extends Bus {
  * should attach the executor, subscribing through this view — and is then delivered to it; the handler's
  * promise is returned, so the NATS bus acks after it. Everything else passes through to `bus`.
  */
-export function createAllTransfersBus(bus: Bus, onNewTransfer: (transferId: string) => void, queue = 'executors'): AllTransfersBus {
+export function createAllTransfersBus(
+  bus: Bus,
+  onNewTransfer: (transferId: string) => void,
+  queue = 'executors',
+): AllTransfersBus {
   const local = new Map<string, Set<Handler>>();
   const dispatchPattern = subjects.allDispatch.split('.');
-  const wildcard = bus.subscribe<unknown>(subjects.allDispatch, (msg, subject) => {
-    const id = subject.split('.')[2];
-    if (!local.get(id)?.size) onNewTransfer(id);
-    const hs = local.get(id);
-    if (!hs?.size) return;
-    return Promise.all([...hs].map((h) => h(msg, subject))).then(() => undefined);
-  }, { queue });
+  const wildcard = bus.subscribe<unknown>(
+    subjects.allDispatch,
+    (msg, subject) => {
+      const id = subject.split('.')[2];
+      if (!local.get(id)?.size) onNewTransfer(id);
+      const hs = local.get(id);
+      if (!hs?.size) return;
+      return Promise.all([...hs].map((h) => h(msg, subject))).then(() => undefined);
+    },
+    { queue },
+  );
   return {
     ready: wildcard.ready ?? Promise.resolve(),
     publish: (subject, msg) => bus.publish(subject, msg),
-    subscribe<T>(subject: string, handler: (msg: T, subject: string) => void | Promise<void>, o?: { queue?: string }): Subscription {
+    subscribe<T>(
+      subject: string,
+      handler: (msg: T, subject: string) => void | Promise<void>,
+      o?: { queue?: string },
+    ): Subscription {
       const t = subject.split('.');
       if (!subjectMatches(dispatchPattern, t) || t[2] === '*') return bus.subscribe(subject, handler, o);
       const id = t[2];
@@ -37,8 +49,16 @@ export function createAllTransfersBus(bus: Bus, onNewTransfer: (transferId: stri
       local.set(id, set);
       const h = handler as Handler;
       set.add(h);
-      return { subject, ready: wildcard.ready, unsubscribe() { set.delete(h); } };
+      return {
+        subject,
+        ready: wildcard.ready,
+        unsubscribe() {
+          set.delete(h);
+        },
+      };
     },
-    async close() { wildcard.unsubscribe(); },
+    async close() {
+      wildcard.unsubscribe();
+    },
   };
 }

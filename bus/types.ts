@@ -6,7 +6,11 @@
 export interface Bus {
   /** Delivers `msg` to every matching subscription (one member per queue group). */
   publish<T>(subject: string, msg: T): Promise<void>;
-  subscribe<T>(subject: string, handler: (msg: T, subject: string) => void | Promise<void>, opts?: { queue?: string }): Subscription;
+  subscribe<T>(
+    subject: string,
+    handler: (msg: T, subject: string) => void | Promise<void>,
+    opts?: { queue?: string },
+  ): Subscription;
   close(): Promise<void>;
 }
 
@@ -69,7 +73,8 @@ export interface DispatchBatch {
 }
 
 /** Why a chunk fetch failed. `busy`: the edge answered 5xx or 429 (try again later); `http`: any other HTTP error (e.g. 404: it lacks the chunk). */
-export type FailureReason = 'timeout' | 'http' | 'busy' | 'unreachable' | 'corrupt' | 'short' | 'cancelled' | 'io';
+export type FailureReason =
+  'timeout' | 'http' | 'busy' | 'unreachable' | 'corrupt' | 'short' | 'cancelled' | 'io';
 
 /** The outcome of one dispatched fetch. Times in milliseconds. */
 export interface ChunkReport {
@@ -130,8 +135,26 @@ export interface EdgeTelemetryEvent {
  * (little-endian, bit i of byte i>>3 = chunk i) or a delta against the message numbered `baseSeq`.
  */
 export type EdgeHaveEvent =
-  | { kind: 'full'; edgeId: string; manifestId: string; chunkCount: number; seq: number; sentAtMs: number; bitmap: Uint8Array }
-  | { kind: 'incremental'; edgeId: string; manifestId: string; chunkCount: number; seq: number; sentAtMs: number; baseSeq: number; added: number[]; removed: number[] };
+  | {
+      kind: 'full';
+      edgeId: string;
+      manifestId: string;
+      chunkCount: number;
+      seq: number;
+      sentAtMs: number;
+      bitmap: Uint8Array;
+    }
+  | {
+      kind: 'incremental';
+      edgeId: string;
+      manifestId: string;
+      chunkCount: number;
+      seq: number;
+      sentAtMs: number;
+      baseSeq: number;
+      added: number[];
+      removed: number[];
+    };
 
 /** An edge of a transfer named in a start command. */
 export interface TransferCommandEdge {
@@ -144,7 +167,14 @@ export interface TransferCommandEdge {
 
 /** A command for one transfer (`subjects.command(transferId)`), keyed on `type`. */
 export type TransferCommand =
-  | { type: 'start'; transferId: string; manifestJson: string; output: string; edges: TransferCommandEdge[]; tickMs: number }
+  | {
+      type: 'start';
+      transferId: string;
+      manifestJson: string;
+      output: string;
+      edges: TransferCommandEdge[];
+      tickMs: number;
+    }
   | { type: 'stop'; transferId: string; reason: string }
   | { type: 'query'; transferId: string };
 

@@ -32,14 +32,28 @@ export interface ParsedArgs {
 /** Flags every command takes. */
 export const commonFlags: FlagSpec[] = [
   { name: 'json', type: 'boolean', help: 'print one JSON object as the result, for scripts', default: false },
-  { name: 'config', type: 'string', help: 'JSON file of flag values (flags and environment win over it)', env: 'PORTAL_CONFIG' },
-  { name: 'log-level', type: 'string', help: 'pino level for the JSON logs on stderr', default: 'warn', env: 'PORTAL_LOG_LEVEL' },
+  {
+    name: 'config',
+    type: 'string',
+    help: 'JSON file of flag values (flags and environment win over it)',
+    env: 'PORTAL_CONFIG',
+  },
+  {
+    name: 'log-level',
+    type: 'string',
+    help: 'pino level for the JSON logs on stderr',
+    default: 'warn',
+    env: 'PORTAL_LOG_LEVEL',
+  },
   { name: 'help', type: 'boolean', help: 'show this help', default: false },
 ];
 
 function convert(spec: FlagSpec, raw: unknown, origin: string): string | number | boolean | string[] {
   const bad = (want: string): never => {
-    throw new PortalError('PORTAL_CONFIG_INVALID', `--${spec.name} (${origin}): expected ${want}, got ${JSON.stringify(raw)}`);
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `--${spec.name} (${origin}): expected ${want}, got ${JSON.stringify(raw)}`,
+    );
   };
   switch (spec.type) {
     case 'boolean':
@@ -48,7 +62,8 @@ function convert(spec: FlagSpec, raw: unknown, origin: string): string | number 
       if (raw === 'false' || raw === '0') return false;
       return bad('true or false');
     case 'number': {
-      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+      const n =
+        typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
       if (!Number.isFinite(n)) return bad('a number');
       if (spec.min !== undefined && n < spec.min) return bad(`a number ≥ ${spec.min}`);
       if (spec.max !== undefined && n > spec.max) return bad(`a number ≤ ${spec.max}`);
@@ -69,46 +84,74 @@ function convert(spec: FlagSpec, raw: unknown, origin: string): string | number 
  * Parses argv for a command. Precedence: flags, then environment, then the --config file, then
  * defaults. Unknown flags and bad values are PORTAL_CONFIG_INVALID errors that name the flag.
  */
-export function parseArgs(argv: string[], specs: FlagSpec[], env: NodeJS.ProcessEnv = process.env): ParsedArgs {
+export function parseArgs(
+  argv: string[],
+  specs: FlagSpec[],
+  env: NodeJS.ProcessEnv = process.env,
+): ParsedArgs {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const flags: ParsedArgs['flags'] = {};
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (!a.startsWith('--')) { positionals.push(a); continue; }
+    if (!a.startsWith('--')) {
+      positionals.push(a);
+      continue;
+    }
     let name = a.slice(2);
     let value: string | undefined;
     const eq = name.indexOf('=');
-    if (eq >= 0) { value = name.slice(eq + 1); name = name.slice(0, eq); }
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
     let negated = false;
-    if (!byName.has(name) && name.startsWith('no-') && byName.get(name.slice(3))?.type === 'boolean') { name = name.slice(3); negated = true; }
+    if (!byName.has(name) && name.startsWith('no-') && byName.get(name.slice(3))?.type === 'boolean') {
+      name = name.slice(3);
+      negated = true;
+    }
     const spec = byName.get(name);
     if (!spec) throw new PortalError('PORTAL_CONFIG_INVALID', `unknown flag --${name} (see --help)`);
-    if (spec.type === 'boolean') { flags[name] = negated ? false : value === undefined ? true : convert(spec, value, 'flag'); continue; }
+    if (spec.type === 'boolean') {
+      flags[name] = negated ? false : value === undefined ? true : convert(spec, value, 'flag');
+      continue;
+    }
     if (value === undefined) {
       value = argv[++i];
       if (value === undefined) throw new PortalError('PORTAL_CONFIG_INVALID', `--${name}: missing value`);
     }
-    if (spec.type === 'list') flags[name] = [...((flags[name] as string[] | undefined) ?? []), ...(convert(spec, value, 'flag') as string[])];
+    if (spec.type === 'list')
+      flags[name] = [
+        ...((flags[name] as string[] | undefined) ?? []),
+        ...(convert(spec, value, 'flag') as string[]),
+      ];
     else flags[name] = convert(spec, value, 'flag');
   }
   for (const spec of specs) {
-    if (flags[spec.name] === undefined && spec.env && env[spec.env] !== undefined) flags[spec.name] = convert(spec, env[spec.env], `env ${spec.env}`);
+    if (flags[spec.name] === undefined && spec.env && env[spec.env] !== undefined)
+      flags[spec.name] = convert(spec, env[spec.env], `env ${spec.env}`);
   }
   const configPath = flags.config as string | undefined;
   if (configPath) {
     let file: unknown;
-    try { file = JSON.parse(readFileSync(configPath, 'utf8')); } catch (cause) {
-      throw new PortalError('PORTAL_CONFIG_INVALID', `--config ${configPath}: cannot read a JSON object`, { cause });
+    try {
+      file = JSON.parse(readFileSync(configPath, 'utf8'));
+    } catch (cause) {
+      throw new PortalError('PORTAL_CONFIG_INVALID', `--config ${configPath}: cannot read a JSON object`, {
+        cause,
+      });
     }
-    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new PortalError('PORTAL_CONFIG_INVALID', `--config ${configPath}: expected a JSON object`);
+    if (typeof file !== 'object' || file === null || Array.isArray(file))
+      throw new PortalError('PORTAL_CONFIG_INVALID', `--config ${configPath}: expected a JSON object`);
     for (const [k, v] of Object.entries(file)) {
       const spec = byName.get(k);
-      if (!spec) throw new PortalError('PORTAL_CONFIG_INVALID', `--config ${configPath}: unknown field "${k}"`);
+      if (!spec)
+        throw new PortalError('PORTAL_CONFIG_INVALID', `--config ${configPath}: unknown field "${k}"`);
       if (flags[k] === undefined) flags[k] = convert(spec, v, `config ${configPath}`);
     }
   }
-  for (const spec of specs) if (flags[spec.name] === undefined && spec.default !== undefined) flags[spec.name] = spec.default;
+  for (const spec of specs)
+    if (flags[spec.name] === undefined && spec.default !== undefined) flags[spec.name] = spec.default;
   return { flags, positionals };
 }
 
@@ -116,8 +159,14 @@ export function parseArgs(argv: string[], specs: FlagSpec[], env: NodeJS.Process
 export function helpText(cmd: CommandSpec): string {
   const lines = [`portal ${cmd.name} — ${cmd.summary}`, '', `usage: ${cmd.usage}`, '', 'flags:'];
   for (const f of cmd.flags) {
-    const v = f.type === 'boolean' ? '' : f.type === 'list' ? ' <a,b,…>' : f.type === 'number' ? ' <n>' : ' <value>';
-    const extra = [f.default !== undefined && f.default !== false ? `default ${JSON.stringify(f.default)}` : '', f.env ? `env ${f.env}` : ''].filter(Boolean).join('; ');
+    const v =
+      f.type === 'boolean' ? '' : f.type === 'list' ? ' <a,b,…>' : f.type === 'number' ? ' <n>' : ' <value>';
+    const extra = [
+      f.default !== undefined && f.default !== false ? `default ${JSON.stringify(f.default)}` : '',
+      f.env ? `env ${f.env}` : '',
+    ]
+      .filter(Boolean)
+      .join('; ');
     lines.push(`  --${f.name}${v}`.padEnd(30) + f.help + (extra ? ` (${extra})` : ''));
   }
   return lines.join('\n');

@@ -12,24 +12,54 @@ import type { TransferEdge } from '../actors/types.js';
 export function parseEdgeSpec(spec: string, index: number): TransferEdge {
   const [urlPart, optPart] = spec.split('#', 2);
   let url: URL;
-  try { url = new URL(urlPart); } catch (cause) { throw new PortalError('PORTAL_CONFIG_INVALID', `--edge ${spec}: not a URL`, { cause }); }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PortalError('PORTAL_CONFIG_INVALID', `--edge ${spec}: expected an http(s) URL`);
-  const edge: TransferEdge = { id: `edge-${url.host}${url.pathname === '/' ? '' : url.pathname}`.replace(/[^A-Za-z0-9._-]/g, '_'), config: { url: urlPart.replace(/\/$/, ''), kind: 'portal', flags: 0, maxParallel: 8 } };
+  try {
+    url = new URL(urlPart);
+  } catch (cause) {
+    throw new PortalError('PORTAL_CONFIG_INVALID', `--edge ${spec}: not a URL`, { cause });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new PortalError('PORTAL_CONFIG_INVALID', `--edge ${spec}: expected an http(s) URL`);
+  const edge: TransferEdge = {
+    id: `edge-${url.host}${url.pathname === '/' ? '' : url.pathname}`.replace(/[^A-Za-z0-9._-]/g, '_'),
+    config: { url: urlPart.replace(/\/$/, ''), kind: 'portal', flags: 0, maxParallel: 8 },
+  };
   for (const opt of (optPart ?? '').split(',').filter(Boolean)) {
     const [k, v] = opt.split('=', 2);
     const num = (): number => {
       const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) throw new PortalError('PORTAL_CONFIG_INVALID', `--edge ${spec}: ${k} expects a number ≥ 0, got ${JSON.stringify(v)}`);
+      if (!Number.isFinite(n) || n < 0)
+        throw new PortalError(
+          'PORTAL_CONFIG_INVALID',
+          `--edge ${spec}: ${k} expects a number ≥ 0, got ${JSON.stringify(v)}`,
+        );
       return n;
     };
     switch (k) {
-      case 'mirror': edge.config.kind = 'mirror'; edge.holds = 'all'; break;
-      case 'metered': edge.config.flags |= EdgeFlags.METERED; break;
-      case 'battery': edge.config.flags |= EdgeFlags.BATTERY_LOW; break;
-      case 'max': edge.config.maxParallel = Math.floor(num()); break;
-      case 'bw': edge.config.bandwidthHint = num(); break;
-      case 'id': if (!v) throw new PortalError('PORTAL_CONFIG_INVALID', `--edge ${spec}: id expects a name`); edge.id = v; break;
-      default: throw new PortalError('PORTAL_CONFIG_INVALID', `--edge ${spec}: unknown option "${k}" (mirror, metered, battery, max=N, bw=N, id=NAME)`);
+      case 'mirror':
+        edge.config.kind = 'mirror';
+        edge.holds = 'all';
+        break;
+      case 'metered':
+        edge.config.flags |= EdgeFlags.METERED;
+        break;
+      case 'battery':
+        edge.config.flags |= EdgeFlags.BATTERY_LOW;
+        break;
+      case 'max':
+        edge.config.maxParallel = Math.floor(num());
+        break;
+      case 'bw':
+        edge.config.bandwidthHint = num();
+        break;
+      case 'id':
+        if (!v) throw new PortalError('PORTAL_CONFIG_INVALID', `--edge ${spec}: id expects a name`);
+        edge.id = v;
+        break;
+      default:
+        throw new PortalError(
+          'PORTAL_CONFIG_INVALID',
+          `--edge ${spec}: unknown option "${k}" (mirror, metered, battery, max=N, bw=N, id=NAME)`,
+        );
     }
   }
   if (edge.config.kind === 'mirror') edge.config.url = urlPart;
@@ -40,11 +70,24 @@ export function parseEdgeSpec(spec: string, index: number): TransferEdge {
 /** Reads an edges file: a JSON array of TransferEdge objects. */
 export function readEdgesFile(path: string): TransferEdge[] {
   let v: unknown;
-  try { v = JSON.parse(readFileSync(path, 'utf8')); } catch (cause) { throw new PortalError('PORTAL_CONFIG_INVALID', `--edges-file ${path}: cannot read JSON`, { cause }); }
-  if (!Array.isArray(v)) throw new PortalError('PORTAL_CONFIG_INVALID', `--edges-file ${path}: expected a JSON array of edges`);
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (cause) {
+    throw new PortalError('PORTAL_CONFIG_INVALID', `--edges-file ${path}: cannot read JSON`, { cause });
+  }
+  if (!Array.isArray(v))
+    throw new PortalError('PORTAL_CONFIG_INVALID', `--edges-file ${path}: expected a JSON array of edges`);
   return v.map((e, i) => {
-    if (typeof e !== 'object' || e === null || typeof e.id !== 'string' || typeof e.config?.url !== 'string') {
-      throw new PortalError('PORTAL_CONFIG_INVALID', `--edges-file ${path}: edge [${i}] needs "id" and "config.url"`);
+    if (
+      typeof e !== 'object' ||
+      e === null ||
+      typeof e.id !== 'string' ||
+      typeof e.config?.url !== 'string'
+    ) {
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--edges-file ${path}: edge [${i}] needs "id" and "config.url"`,
+      );
     }
     return e as TransferEdge;
   });
@@ -56,20 +99,44 @@ export function readEdgesFile(path: string): TransferEdge[] {
  */
 export function fetchHave(edgeUrl: string, manifestId: string, timeoutMs = 5000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = http.get(new URL(`/v1/have/${manifestId}`, edgeUrl), { timeout: timeoutMs, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => {
-        if (res.statusCode !== 200) { reject(new PortalError('PORTAL_EDGE_HTTP', `edge ${edgeUrl} answered ${res.statusCode} for the have bitmap of ${manifestId}`)); return; }
-        try {
-          const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as { bitmap?: unknown };
-          if (typeof body.bitmap !== 'string') throw new Error('no bitmap field');
-          resolve(body.bitmap);
-        } catch (cause) { reject(new PortalError('PORTAL_EDGE_HTTP', `edge ${edgeUrl} sent a malformed have bitmap`, { cause })); }
-      });
-      res.on('error', (cause) => reject(new PortalError('PORTAL_EDGE_UNREACHABLE', `edge ${edgeUrl} broke off the have bitmap`, { cause })));
-    });
+    const req = http.get(
+      new URL(`/v1/have/${manifestId}`, edgeUrl),
+      { timeout: timeoutMs, agent: false },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => {
+          if (res.statusCode !== 200) {
+            reject(
+              new PortalError(
+                'PORTAL_EDGE_HTTP',
+                `edge ${edgeUrl} answered ${res.statusCode} for the have bitmap of ${manifestId}`,
+              ),
+            );
+            return;
+          }
+          try {
+            const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as { bitmap?: unknown };
+            if (typeof body.bitmap !== 'string') throw new Error('no bitmap field');
+            resolve(body.bitmap);
+          } catch (cause) {
+            reject(
+              new PortalError('PORTAL_EDGE_HTTP', `edge ${edgeUrl} sent a malformed have bitmap`, { cause }),
+            );
+          }
+        });
+        res.on('error', (cause) =>
+          reject(
+            new PortalError('PORTAL_EDGE_UNREACHABLE', `edge ${edgeUrl} broke off the have bitmap`, {
+              cause,
+            }),
+          ),
+        );
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
-    req.on('error', (cause) => reject(new PortalError('PORTAL_EDGE_UNREACHABLE', `edge ${edgeUrl} is unreachable`, { cause })));
+    req.on('error', (cause) =>
+      reject(new PortalError('PORTAL_EDGE_UNREACHABLE', `edge ${edgeUrl} is unreachable`, { cause })),
+    );
   });
 }

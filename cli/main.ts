@@ -13,25 +13,52 @@ import { coordDemoCommand } from './commands/coord-demo.js';
  * Exit codes: 0 success; 1 the job ran but its result is wrong (demo not verified, resume refetched);
  * 2 bad usage or configuration; 3 transfer failed or not verified; 4 other errors.
  */
-export const commands: CommandSpec[] = [demoCommand, fetchCommand, manifestCommand, edgeCommand, serveCommand, executorCommand, coordDemoCommand];
+export const commands: CommandSpec[] = [
+  demoCommand,
+  fetchCommand,
+  manifestCommand,
+  edgeCommand,
+  serveCommand,
+  executorCommand,
+  coordDemoCommand,
+];
 
 function usage(): string {
-  return ['portal — multi-source transfers scheduled by a virtual-actor cluster', '', 'usage: portal <command> [flags]   (portal <command> --help for its flags)', '', 'commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`), '', 'exit codes: 0 ok, 1 result wrong, 2 bad usage/config, 3 transfer failed, 4 other error'].join('\n');
+  return [
+    'portal — multi-source transfers scheduled by a virtual-actor cluster',
+    '',
+    'usage: portal <command> [flags]   (portal <command> --help for its flags)',
+    '',
+    'commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    '',
+    'exit codes: 0 ok, 1 result wrong, 2 bad usage/config, 3 transfer failed, 4 other error',
+  ].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') { process.stdout.write(`${usage()}\n`); return name ? 0 : 2; }
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : 2;
+  }
   const cmd = commands.find((c) => c.name === name);
-  if (!cmd) { process.stderr.write(`portal: unknown command "${name}"\n\n${usage()}\n`); return 2; }
+  if (!cmd) {
+    process.stderr.write(`portal: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
   const args = parseArgs(rest, cmd.flags);
-  if (args.flags.help) { process.stdout.write(`${helpText(cmd)}\n`); return 0; }
+  if (args.flags.help) {
+    process.stdout.write(`${helpText(cmd)}\n`);
+    return 0;
+  }
   return cmd.run(args);
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (err: unknown) => {
     const json = process.argv.includes('--json');
     const code = isPortalError(err) ? err.code : 'PORTAL_INTERNAL';
@@ -39,7 +66,13 @@ main(process.argv.slice(2)).then(
     if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
     process.stderr.write(`portal: ${message}${isPortalError(err) ? ` [${code}]` : ''}\n`);
     if (!isPortalError(err) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-    process.exitCode = isPortalError(err, 'PORTAL_CONFIG_INVALID') || isPortalError(err, 'PORTAL_INVALID_ARGUMENT') || isPortalError(err, 'PORTAL_MANIFEST_INVALID') ? 2
-      : isPortalError(err, 'PORTAL_TRANSFER_FAILED') || isPortalError(err, 'PORTAL_VERIFY_FAILED') ? 3 : 4;
+    process.exitCode =
+      isPortalError(err, 'PORTAL_CONFIG_INVALID') ||
+      isPortalError(err, 'PORTAL_INVALID_ARGUMENT') ||
+      isPortalError(err, 'PORTAL_MANIFEST_INVALID')
+        ? 2
+        : isPortalError(err, 'PORTAL_TRANSFER_FAILED') || isPortalError(err, 'PORTAL_VERIFY_FAILED')
+          ? 3
+          : 4;
   },
 );

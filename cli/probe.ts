@@ -7,11 +7,18 @@ import http from 'node:http';
 export function probeEdge(url: string, kind: string, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const target = kind === 'portal' ? new URL('/health', url) : new URL(url);
-    const req = http.request(target, { method: kind === 'portal' ? 'GET' : 'HEAD', timeout: timeoutMs, agent: false }, (res) => {
-      res.resume();
-      resolve((res.statusCode ?? 500) < 500);
+    const req = http.request(
+      target,
+      { method: kind === 'portal' ? 'GET' : 'HEAD', timeout: timeoutMs, agent: false },
+      (res) => {
+        res.resume();
+        resolve((res.statusCode ?? 500) < 500);
+      },
+    );
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
     });
-    req.on('timeout', () => { req.destroy(); resolve(false); });
     req.on('error', () => resolve(false));
     req.end();
   });

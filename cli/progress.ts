@@ -11,11 +11,23 @@ export interface Progress {
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
-export function createProgress(label: string, total: number, opts: { quiet?: boolean; stream?: NodeJS.WriteStream; plainEveryMs?: number; format?: (done: number, total: number) => string } = {}): Progress {
+export function createProgress(
+  label: string,
+  total: number,
+  opts: {
+    quiet?: boolean;
+    stream?: NodeJS.WriteStream;
+    plainEveryMs?: number;
+    format?: (done: number, total: number) => string;
+  } = {},
+): Progress {
   const stream = opts.stream ?? process.stderr;
   const tty = stream.isTTY === true;
   const fmt = opts.format ?? ((d: number, t: number) => `${d}/${t}`);

@@ -1,8 +1,22 @@
-import { createEmbeddedHost, createFileStateStore, createMemoryStateStore, createRoutedStateStore, type EmbeddedHost } from '../runtime/index.js';
+import {
+  createEmbeddedHost,
+  createFileStateStore,
+  createMemoryStateStore,
+  createRoutedStateStore,
+  type EmbeddedHost,
+} from '../runtime/index.js';
 import { createBusFromEnv, subjects, type Bus, type ChunkReport } from '../bus/index.js';
 import { createExecutor, type Executor } from '../transfer/index.js';
 import { createTickEngine, type TickEngine } from '../gpu/index.js';
-import { SchedulerActor, EdgeActor, GpuWorkerActor, routeEdgeEvents, terminalStates, type TransferRequest, type TransferStatus } from '../actors/index.js';
+import {
+  SchedulerActor,
+  EdgeActor,
+  GpuWorkerActor,
+  routeEdgeEvents,
+  terminalStates,
+  type TransferRequest,
+  type TransferStatus,
+} from '../actors/index.js';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { probeEdge } from './probe.js';
@@ -24,7 +38,10 @@ export function defaultBackend(): Backend {
 /** Checks a backend name; PORTAL_CONFIG_INVALID naming `source` otherwise. */
 export function parseBackend(v: string, source = '--backend'): Backend {
   if (v === 'auto' || v === 'webgpu' || v === 'cpu') return v;
-  throw new PortalError('PORTAL_CONFIG_INVALID', `${source}: expected auto, webgpu or cpu, got ${JSON.stringify(v)}`);
+  throw new PortalError(
+    'PORTAL_CONFIG_INVALID',
+    `${source}: expected auto, webgpu or cpu, got ${JSON.stringify(v)}`,
+  );
 }
 
 /** Everything the embedded default runs in one process: host, bus, executor and tick engine. */
@@ -44,23 +61,49 @@ export interface EmbeddedNode {
  * NATS when NATS_URL is set) with edge events routed into the actors, an executor and the tick
  * engine (WebGPU when an adapter exists).
  */
-export async function startEmbeddedNode(opts: { output: string; logger: Logger; concurrency?: number; backend?: Backend; /** An engine to use instead of one chosen by `backend` (closed with the node). */ tickEngine?: TickEngine }): Promise<EmbeddedNode> {
+export async function startEmbeddedNode(opts: {
+  output: string;
+  logger: Logger;
+  concurrency?: number;
+  backend?: Backend;
+  /** An engine to use instead of one chosen by `backend` (closed with the node). */ tickEngine?: TickEngine;
+}): Promise<EmbeddedNode> {
   // The in-process bus, or NATS when NATS_URL is set (credentials from NATS_* variables).
   const bus = await createBusFromEnv({ logger: opts.logger, name: `portal-${process.pid}` });
   const prefer = opts.backend ?? defaultBackend();
-  const engine = opts.tickEngine ?? await createTickEngine({ prefer, requireGpu: prefer === 'webgpu' ? true : undefined, logger: opts.logger });
+  const engine =
+    opts.tickEngine ??
+    (await createTickEngine({
+      prefer,
+      requireGpu: prefer === 'webgpu' ? true : undefined,
+      logger: opts.logger,
+    }));
   const journal = createFileStateStore(journalDir(opts.output));
   const store = createRoutedStateStore({ SchedulerActor: journal }, createMemoryStateStore());
   const transfers = new Set<string>();
-  const host = createEmbeddedHost({ store, logger: opts.logger, services: { bus, tickEngine: engine, probeEdge, transferRegistry: transfers }, callTimeoutMs: 120_000 });
+  const host = createEmbeddedHost({
+    store,
+    logger: opts.logger,
+    services: { bus, tickEngine: engine, probeEdge, transferRegistry: transfers },
+    callTimeoutMs: 120_000,
+  });
   host.register(SchedulerActor);
   host.register(EdgeActor);
   host.register(GpuWorkerActor);
   await host.ready();
   const edgeEvents = routeEdgeEvents(bus, host, opts.logger.child({ component: 'edge-events' }));
-  const executor = createExecutor({ bus, id: `executor-${process.pid}`, concurrency: opts.concurrency ?? 128, logger: opts.logger.child({ component: 'executor' }) });
+  const executor = createExecutor({
+    bus,
+    id: `executor-${process.pid}`,
+    concurrency: opts.concurrency ?? 128,
+    logger: opts.logger.child({ component: 'executor' }),
+  });
   return {
-    host, transfers, bus, executor, engine,
+    host,
+    transfers,
+    bus,
+    executor,
+    engine,
     async close() {
       edgeEvents.close();
       await executor.close();
@@ -96,12 +139,20 @@ export interface RunTransferOptions {
 export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus> {
   const node = await startEmbeddedNode({ output: o.request.output, logger: o.logger, backend: o.backend });
   const dash = o.dashboard
-    ? await createDashboard({ host: node.host, transfers: () => [...node.transfers], logger: o.logger.child({ component: 'dashboard' }), port: o.dashboard.port, engineStats: () => node.engine.stats() })
+    ? await createDashboard({
+        host: node.host,
+        transfers: () => [...node.transfers],
+        logger: o.logger.child({ component: 'dashboard' }),
+        port: o.dashboard.port,
+        engineStats: () => node.engine.stats(),
+      })
     : undefined;
   if (dash) o.dashboard?.onUrl?.(dash.url);
   try {
     node.executor.attach(o.request.transferId);
-    const reportSub = o.onReport ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), o.onReport) : undefined;
+    const reportSub = o.onReport
+      ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), o.onReport)
+      : undefined;
     const actor = node.host.proxy('SchedulerActor', o.request.transferId);
     let status = await actor.invoke<TransferStatus>('start', o.request);
     o.onStarted?.(status);
@@ -112,8 +163,15 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       o.onProgress?.(status);
     }
     reportSub?.unsubscribe();
-    if (status.state === 'failed') throw new PortalError('PORTAL_TRANSFER_FAILED', `transfer ${status.transferId} failed: ${status.error ?? 'unknown reason'}`);
-    if (dash && o.dashboard?.lingerMs) { await dash.pollNow(); await new Promise((r) => setTimeout(r, o.dashboard!.lingerMs)); }
+    if (status.state === 'failed')
+      throw new PortalError(
+        'PORTAL_TRANSFER_FAILED',
+        `transfer ${status.transferId} failed: ${status.error ?? 'unknown reason'}`,
+      );
+    if (dash && o.dashboard?.lingerMs) {
+      await dash.pollNow();
+      await new Promise((r) => setTimeout(r, o.dashboard!.lingerMs));
+    }
     return status;
   } finally {
     await dash?.close();

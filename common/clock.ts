@@ -12,7 +12,9 @@ export interface Clock {
 }
 
 /** Opaque handle returned by Clock.setTimeout. */
-export interface TimerHandle { readonly id: number }
+export interface TimerHandle {
+  readonly id: number;
+}
 
 /** The real clock: performance.now() and Node timers. */
 export function createSystemClock(): Clock {
@@ -23,13 +25,22 @@ export function createSystemClock(): Clock {
     wallNow: () => Date.now(),
     setTimeout(fn, ms) {
       const id = next++;
-      const t = setTimeout(() => { timers.delete(id); fn(); }, Math.max(0, ms));
+      const t = setTimeout(
+        () => {
+          timers.delete(id);
+          fn();
+        },
+        Math.max(0, ms),
+      );
       timers.set(id, t);
       return { id };
     },
     clearTimeout(handle) {
       const t = timers.get(handle.id);
-      if (t) { clearTimeout(t); timers.delete(handle.id); }
+      if (t) {
+        clearTimeout(t);
+        timers.delete(handle.id);
+      }
     },
   };
 }
@@ -46,8 +57,12 @@ export class ManualClock implements Clock {
     this.wallOrigin = wallOrigin - start;
   }
 
-  now(): number { return this.t; }
-  wallNow(): number { return this.wallOrigin + this.t; }
+  now(): number {
+    return this.t;
+  }
+  wallNow(): number {
+    return this.wallOrigin + this.t;
+  }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
     const id = this.seq++;
@@ -55,7 +70,9 @@ export class ManualClock implements Clock {
     return { id };
   }
 
-  clearTimeout(handle: TimerHandle): void { this.pending.delete(handle.id); }
+  clearTimeout(handle: TimerHandle): void {
+    this.pending.delete(handle.id);
+  }
 
   /** Moves time forward by `ms`, firing every timer that falls due, earliest first. */
   advance(ms: number): void {
@@ -64,7 +81,10 @@ export class ManualClock implements Clock {
       let bestId = -1;
       let bestAt = Infinity;
       for (const [id, p] of this.pending) {
-        if (p.at <= end && (p.at < bestAt || (p.at === bestAt && id < bestId))) { bestAt = p.at; bestId = id; }
+        if (p.at <= end && (p.at < bestAt || (p.at === bestAt && id < bestId))) {
+          bestAt = p.at;
+          bestId = id;
+        }
       }
       if (bestId < 0) break;
       const p = this.pending.get(bestId)!;
@@ -76,5 +96,7 @@ export class ManualClock implements Clock {
   }
 
   /** Number of timers not yet fired. */
-  get pendingTimers(): number { return this.pending.size; }
+  get pendingTimers(): number {
+    return this.pending.size;
+  }
 }

@@ -6,9 +6,14 @@ export type { Logger };
  * Creates the process logger. Level from PORTAL_LOG_LEVEL (default 'info'); writes JSON lines to
  * `destination` (stderr by default, so stdout stays free for `--json` reports).
  */
-export function createLogger(opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+export function createLogger(
+  opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {},
+): Logger {
   const level = opts.level ?? process.env.PORTAL_LOG_LEVEL ?? 'info';
-  return pino({ name: opts.name ?? 'portal', level }, (opts.destination ?? pino.destination(2)) as pino.DestinationStream);
+  return pino(
+    { name: opts.name ?? 'portal', level },
+    (opts.destination ?? pino.destination(2)) as pino.DestinationStream,
+  );
 }
 
 /** A logger that drops everything (tests that do not inspect logs). */

@@ -19,21 +19,50 @@ const STATUS_TIMEOUT_MS = 10_000;
  * PORTAL_DASHBOARD_LISTEN_FAILED when the port cannot be bound.
  */
 export async function createDashboard(opts: DashboardOptions): Promise<Dashboard> {
-  checkArg(!!opts && typeof opts.host?.proxy === 'function' && typeof opts.host.stats === 'function', 'createDashboard(opts.host)', 'an ActorHost');
-  checkArg(typeof opts.transfers === 'function', 'createDashboard(opts.transfers)', 'a function returning transfer ids');
+  checkArg(
+    !!opts && typeof opts.host?.proxy === 'function' && typeof opts.host.stats === 'function',
+    'createDashboard(opts.host)',
+    'an ActorHost',
+  );
+  checkArg(
+    typeof opts.transfers === 'function',
+    'createDashboard(opts.transfers)',
+    'a function returning transfer ids',
+  );
   checkArg(!!opts.logger, 'createDashboard(opts.logger)', 'a logger');
   const pollMs = opts.pollMs ?? 500;
-  checkArg(Number.isFinite(pollMs) && pollMs >= 20 && pollMs <= 1000, 'createDashboard(opts.pollMs)', 'a number of ms in [20, 1000] (the page updates at least once a second)');
+  checkArg(
+    Number.isFinite(pollMs) && pollMs >= 20 && pollMs <= 1000,
+    'createDashboard(opts.pollMs)',
+    'a number of ms in [20, 1000] (the page updates at least once a second)',
+  );
   const port = opts.port ?? 0;
-  checkArg(Number.isInteger(port) && port >= 0 && port <= 65535, 'createDashboard(opts.port)', 'an integer port in [0, 65535]');
+  checkArg(
+    Number.isInteger(port) && port >= 0 && port <= 65535,
+    'createDashboard(opts.port)',
+    'an integer port in [0, 65535]',
+  );
   const log = opts.logger.child({ component: 'dashboard' });
   const { host } = opts;
 
-  const tracker = createTracker({ pollMs, historyPoints: opts.historyPoints, maxEvents: opts.maxEvents, keepFinished: opts.keepFinished });
+  const tracker = createTracker({
+    pollMs,
+    historyPoints: opts.historyPoints,
+    maxEvents: opts.maxEvents,
+    keepFinished: opts.keepFinished,
+  });
   let server: Awaited<ReturnType<typeof startDashboardServer>> | undefined;
-  const metrics = createDashboardMetrics({ host, snapshot: tracker.snapshot, engineStats: opts.engineStats, logger: log, sseClients: () => server?.clients() ?? 0 });
+  const metrics = createDashboardMetrics({
+    host,
+    snapshot: tracker.snapshot,
+    engineStats: opts.engineStats,
+    logger: log,
+    sseClients: () => server?.clients() ?? 0,
+  });
   server = await startDashboardServer({
-    port, hostname: opts.hostname ?? '127.0.0.1', logger: log,
+    port,
+    hostname: opts.hostname ?? '127.0.0.1',
+    logger: log,
     snapshot: tracker.snapshot,
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.render() }),
   });
@@ -45,30 +74,64 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
   async function statusOf(id: string): Promise<TransferStatus | Error> {
     let t: NodeJS.Timeout | undefined;
     const timeout = new Promise<Error>((resolve) => {
-      t = setTimeout(() => resolve(new DashboardError('PORTAL_DASHBOARD_STATUS_TIMEOUT', `SchedulerActor.status of ${id} did not answer within ${STATUS_TIMEOUT_MS} ms`)), STATUS_TIMEOUT_MS);
+      t = setTimeout(
+        () =>
+          resolve(
+            new DashboardError(
+              'PORTAL_DASHBOARD_STATUS_TIMEOUT',
+              `SchedulerActor.status of ${id} did not answer within ${STATUS_TIMEOUT_MS} ms`,
+            ),
+          ),
+        STATUS_TIMEOUT_MS,
+      );
     });
     try {
       return await Promise.race([host.proxy('SchedulerActor', id).invoke<TransferStatus>('status'), timeout]);
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err));
-    } finally { clearTimeout(t); }
+    } finally {
+      clearTimeout(t);
+    }
   }
 
   async function pollOnce(): Promise<DashboardSnapshot> {
     let ids: string[];
-    try { ids = [...new Set(opts.transfers())]; } catch (err) { log.warn({ err }, 'dashboard: transfers() failed'); ids = []; }
+    try {
+      ids = [...new Set(opts.transfers())];
+    } catch (err) {
+      log.warn({ err }, 'dashboard: transfers() failed');
+      ids = [];
+    }
     const results = await Promise.all(ids.map(statusOf));
     const statuses = new Map<string, TransferStatus | Error>();
     ids.forEach((id, i) => {
       const r = results[i];
-      if (r instanceof Error) { metrics.countPollError(); log.debug({ err: r, transferId: id }, 'dashboard: status failed'); }
+      if (r instanceof Error) {
+        metrics.countPollError();
+        log.debug({ err: r, transferId: id }, 'dashboard: status failed');
+      }
       statuses.set(id, r);
     });
     let hostStats: ActorHostStats | null = null;
-    try { hostStats = host.stats(); } catch (err) { log.warn({ err }, 'dashboard: host.stats() failed'); }
+    try {
+      hostStats = host.stats();
+    } catch (err) {
+      log.warn({ err }, 'dashboard: host.stats() failed');
+    }
     let engineStats: unknown;
-    try { engineStats = opts.engineStats?.(); } catch (err) { log.warn({ err }, 'dashboard: engineStats() failed'); }
-    const snap = tracker.update({ at: Date.now(), polled: ids, statuses, hostKind: host.kind, hostStats, engineStats });
+    try {
+      engineStats = opts.engineStats?.();
+    } catch (err) {
+      log.warn({ err }, 'dashboard: engineStats() failed');
+    }
+    const snap = tracker.update({
+      at: Date.now(),
+      polled: ids,
+      statuses,
+      hostKind: host.kind,
+      hostStats,
+      engineStats,
+    });
     metrics.forget(tracker.evicted());
     metrics.observe(snap);
     server?.broadcast(snap);
@@ -78,14 +141,18 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
   function poll(): Promise<DashboardSnapshot> {
     const run = (inFlight ?? Promise.resolve()).then(pollOnce, pollOnce);
     inFlight = run;
-    void run.finally(() => { if (inFlight === run) inFlight = undefined; });
+    void run.finally(() => {
+      if (inFlight === run) inFlight = undefined;
+    });
     return run;
   }
 
   function schedule(): void {
     if (closed) return;
     timer = setTimeout(() => {
-      poll().catch((err: unknown) => log.error({ err }, 'dashboard: poll failed')).finally(schedule);
+      poll()
+        .catch((err: unknown) => log.error({ err }, 'dashboard: poll failed'))
+        .finally(schedule);
     }, pollMs);
   }
 

@@ -3,7 +3,18 @@
  * Prometheus `/metrics` endpoint, fed by polling SchedulerActor.status through an ActorHost.
  */
 export { createDashboard } from './dashboard.js';
-export type { Dashboard, DashboardOptions, DashboardSnapshot, DashboardEvent, TransferSnapshot, EdgeSnapshot, TransferHistory, MetricSample, MetricsSource, PhaseTimes } from './types.js';
+export type {
+  Dashboard,
+  DashboardOptions,
+  DashboardSnapshot,
+  DashboardEvent,
+  TransferSnapshot,
+  EdgeSnapshot,
+  TransferHistory,
+  MetricSample,
+  MetricsSource,
+  PhaseTimes,
+} from './types.js';
 export { createTracker } from './tracker.js';
 export type { Tracker, TrackerOptions, PollResult } from './tracker.js';
 export { createDashboardMetrics } from './metrics.js';

@@ -16,13 +16,17 @@ export interface DashboardServer {
 
 /** Starts the server; rejects with PORTAL_DASHBOARD_LISTEN_FAILED when the port cannot be bound. */
 export async function startDashboardServer(o: {
-  port: number; hostname: string; logger: Logger;
+  port: number;
+  hostname: string;
+  logger: Logger;
   snapshot: () => DashboardSnapshot;
   metrics: () => Promise<{ contentType: string; body: string }>;
 }): Promise<DashboardServer> {
   const page = renderPage();
   const clients = new Set<http.ServerResponse>();
-  const heartbeat = setInterval(() => { for (const c of clients) c.write(': ping\n\n'); }, 15_000);
+  const heartbeat = setInterval(() => {
+    for (const c of clients) c.write(': ping\n\n');
+  }, 15_000);
   heartbeat.unref();
 
   const server = http.createServer((req, res) => {
@@ -34,7 +38,12 @@ export async function startDashboardServer(o: {
     switch (path) {
       case '/':
       case '/index.html':
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:" });
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'cache-control': 'no-store',
+          'content-security-policy':
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:",
+        });
         res.end(req.method === 'HEAD' ? undefined : page);
         return;
       case '/api/state':
@@ -42,36 +51,62 @@ export async function startDashboardServer(o: {
         res.end(req.method === 'HEAD' ? undefined : JSON.stringify(o.snapshot()));
         return;
       case '/events': {
-        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+        res.writeHead(200, {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-store',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+        });
         res.write('retry: 1000\n\n');
         const s = o.snapshot();
         if (s.seq > 0) res.write(frame(s));
         clients.add(res);
-        const drop = () => { clients.delete(res); };
+        const drop = () => {
+          clients.delete(res);
+        };
         req.on('close', drop);
         res.on('error', drop);
         return;
       }
       case '/metrics':
-        o.metrics().then(({ contentType, body }) => {
-          res.writeHead(200, { 'content-type': contentType });
-          res.end(req.method === 'HEAD' ? undefined : body);
-        }, (err: unknown) => {
-          o.logger.error({ err }, 'dashboard: /metrics failed');
-          res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics failed\n');
-        });
+        o.metrics().then(
+          ({ contentType, body }) => {
+            res.writeHead(200, { 'content-type': contentType });
+            res.end(req.method === 'HEAD' ? undefined : body);
+          },
+          (err: unknown) => {
+            o.logger.error({ err }, 'dashboard: /metrics failed');
+            res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics failed\n');
+          },
+        );
         return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }
   });
-  server.on('clientError', (err, socket) => { o.logger.debug({ err }, 'dashboard: client error'); socket.destroy(); });
+  server.on('clientError', (err, socket) => {
+    o.logger.debug({ err }, 'dashboard: client error');
+    socket.destroy();
+  });
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new DashboardError('PORTAL_DASHBOARD_LISTEN_FAILED', `dashboard: cannot listen on ${o.hostname}:${o.port}: ${err.message}`, { cause: err }));
+    const onError = (err: Error) =>
+      reject(
+        new DashboardError(
+          'PORTAL_DASHBOARD_LISTEN_FAILED',
+          `dashboard: cannot listen on ${o.hostname}:${o.port}: ${err.message}`,
+          { cause: err },
+        ),
+      );
     server.once('error', onError);
-    server.listen(o.port, o.hostname, () => { server.off('error', onError); resolve(); });
-  }).catch((err: unknown) => { clearInterval(heartbeat); throw err; });
+    server.listen(o.port, o.hostname, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  }).catch((err: unknown) => {
+    clearInterval(heartbeat);
+    throw err;
+  });
   server.on('error', (err) => o.logger.error({ err }, 'dashboard: server error'));
 
   const addr = server.address() as AddressInfo;
@@ -88,7 +123,10 @@ export async function startDashboardServer(o: {
       clearInterval(heartbeat);
       for (const c of clients) c.end();
       clients.clear();
-      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
     },
   };
 }

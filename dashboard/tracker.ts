@@ -1,13 +1,25 @@
 import type { ActorHostStats } from '../runtime/index.js';
 import type { EdgeView, TransferStatus } from '../actors/index.js';
-import type { DashboardEvent, DashboardSnapshot, EdgeSnapshot, PhaseTimes, TransferHistory, TransferSnapshot } from './types.js';
+import type {
+  DashboardEvent,
+  DashboardSnapshot,
+  EdgeSnapshot,
+  PhaseTimes,
+  TransferHistory,
+  TransferSnapshot,
+} from './types.js';
 
 /** EdgeFlags bits as the scheduler defines them (scheduler/types.ts). */
 const METERED = 1;
 const BATTERY_LOW = 2;
 
 /** Counters that become events when they grow between two polls. */
-const EVENT_COUNTERS = [['failovers', 'failover'], ['corrupt', 'corrupt'], ['timeouts', 'timeout'], ['hedges', 'hedge']] as const;
+const EVENT_COUNTERS = [
+  ['failovers', 'failover'],
+  ['corrupt', 'corrupt'],
+  ['timeouts', 'timeout'],
+  ['hedges', 'hedge'],
+] as const;
 
 /** What one poll saw: a status per polled transfer, or the error its status call failed with. */
 export interface PollResult {
@@ -62,9 +74,23 @@ export function createTracker(opts: TrackerOptions): Tracker {
   let eventSeq = 0;
   let touch = 0;
   let lastEvicted: string[] = [];
-  let current: DashboardSnapshot = { version: 1, seq: 0, at: 0, pollMs: opts.pollMs, host: { kind: 'unknown', stats: null }, backend: 'unknown', engine: null, transfers: [], events: [] };
+  let current: DashboardSnapshot = {
+    version: 1,
+    seq: 0,
+    at: 0,
+    pollMs: opts.pollMs,
+    host: { kind: 'unknown', stats: null },
+    backend: 'unknown',
+    engine: null,
+    transfers: [],
+    events: [],
+  };
 
-  type EventBody = DashboardEvent extends infer E ? E extends DashboardEvent ? Omit<E, 'seq' | 'at'> : never : never;
+  type EventBody = DashboardEvent extends infer E
+    ? E extends DashboardEvent
+      ? Omit<E, 'seq' | 'at'>
+      : never
+    : never;
   const emit = (at: number, e: EventBody) => {
     events.push({ ...e, seq: ++eventSeq, at } as DashboardEvent);
     if (events.length > maxEvents) events.splice(0, events.length - maxEvents);
@@ -74,7 +100,14 @@ export function createTracker(opts: TrackerOptions): Tracker {
     let e = entries.get(id);
     const edges = s.edges.map((v, i) => edgeSnapshot(v, s.perEdgeChunks[i] ?? 0));
     if (!e) {
-      e = { view: emptyView(id), lastBytes: s.bytesDone, lastAt: at, counters: { ...s.counters }, online: new Map(), touched: touch };
+      e = {
+        view: emptyView(id),
+        lastBytes: s.bytesDone,
+        lastAt: at,
+        counters: { ...s.counters },
+        online: new Map(),
+        touched: touch,
+      };
       entries.set(id, e);
       emit(at, { type: 'transfer-started', transfer: id });
     }
@@ -88,12 +121,20 @@ export function createTracker(opts: TrackerOptions): Tracker {
     }
     for (const edge of edges) {
       const was = e.online.get(edge.id);
-      if (was === undefined ? !edge.online : was !== edge.online) emit(at, { type: edge.online ? 'edge-online' : 'edge-offline', transfer: id, edge: edge.id });
+      if (was === undefined ? !edge.online : was !== edge.online)
+        emit(at, { type: edge.online ? 'edge-online' : 'edge-offline', transfer: id, edge: edge.id });
       e.online.set(edge.id, edge.online);
     }
     if (prev.state !== s.state) {
-      if (s.state === 'done') emit(at, { type: 'transfer-done', transfer: id, verified: s.verified, seconds: s.finishedAt && s.startedAt ? (s.finishedAt - s.startedAt) / 1000 : 0 });
-      if (s.state === 'failed') emit(at, { type: 'transfer-failed', transfer: id, error: s.error ?? 'unknown reason' });
+      if (s.state === 'done')
+        emit(at, {
+          type: 'transfer-done',
+          transfer: id,
+          verified: s.verified,
+          seconds: s.finishedAt && s.startedAt ? (s.finishedAt - s.startedAt) / 1000 : 0,
+        });
+      if (s.state === 'failed')
+        emit(at, { type: 'transfer-failed', transfer: id, error: s.error ?? 'unknown reason' });
     }
     const lastTickMs = phaseTimes((s as { lastTickMs?: unknown }).lastTickMs);
     const h = prev.history;
@@ -104,15 +145,33 @@ export function createTracker(opts: TrackerOptions): Tracker {
     const elapsed = s.startedAt > 0 ? ((s.finishedAt ?? at) - s.startedAt) / 1000 : 0;
     const left = Math.max(0, s.fileSize - s.bytesDone);
     e.view = {
-      id, state: s.state, error: s.error, polled: true,
-      progress: s.fileSize > 0 ? Math.min(1, s.bytesDone / s.fileSize) : s.total > 0 ? s.complete / s.total : 0,
-      bytesDone: s.bytesDone, fileSize: s.fileSize,
-      total: s.total, complete: s.complete, inFlight: s.inFlight, pending: s.pending, failedPermanent: s.failedPermanent,
-      startedAt: s.startedAt, finishedAt: s.finishedAt, verified: s.verified,
-      throughput, avgThroughput: elapsed > 0 ? s.bytesDone / elapsed : 0,
+      id,
+      state: s.state,
+      error: s.error,
+      polled: true,
+      progress:
+        s.fileSize > 0 ? Math.min(1, s.bytesDone / s.fileSize) : s.total > 0 ? s.complete / s.total : 0,
+      bytesDone: s.bytesDone,
+      fileSize: s.fileSize,
+      total: s.total,
+      complete: s.complete,
+      inFlight: s.inFlight,
+      pending: s.pending,
+      failedPermanent: s.failedPermanent,
+      startedAt: s.startedAt,
+      finishedAt: s.finishedAt,
+      verified: s.verified,
+      throughput,
+      avgThroughput: elapsed > 0 ? s.bytesDone / elapsed : 0,
       etaSec: s.state === 'running' && recent > 0 ? left / recent : s.state === 'done' ? 0 : null,
-      ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99, lastTickMs,
-      backend: s.backend, counters: { ...s.counters }, edges, history: h,
+      ticks: s.ticks,
+      tickMsP50: s.tickMsP50,
+      tickMsP99: s.tickMsP99,
+      lastTickMs,
+      backend: s.backend,
+      counters: { ...s.counters },
+      edges,
+      history: h,
     };
     e.lastBytes = s.bytesDone;
     e.lastAt = at;
@@ -148,11 +207,20 @@ export function createTracker(opts: TrackerOptions): Tracker {
       for (const id of lastEvicted) entries.delete(id);
       const transfers = [...entries.values()].map((e) => e.view);
       const engine = flatEngineStats(poll.engineStats);
-      const backend = typeof engine?.backend === 'string' ? engine.backend : transfers.find((t) => t.polled && t.backend)?.backend ?? 'unknown';
+      const backend =
+        typeof engine?.backend === 'string'
+          ? engine.backend
+          : (transfers.find((t) => t.polled && t.backend)?.backend ?? 'unknown');
       current = {
-        version: 1, seq: ++seq, at: poll.at, pollMs: opts.pollMs,
+        version: 1,
+        seq: ++seq,
+        at: poll.at,
+        pollMs: opts.pollMs,
         host: { kind: poll.hostKind, stats: poll.hostStats },
-        backend, engine, transfers, events: [...events],
+        backend,
+        engine,
+        transfers,
+        events: [...events],
       };
       return current;
     },
@@ -163,9 +231,29 @@ export function createTracker(opts: TrackerOptions): Tracker {
 
 function emptyView(id: string): TransferSnapshot {
   return {
-    id, state: 'idle', polled: true, progress: 0, bytesDone: 0, fileSize: 0, total: 0, complete: 0, inFlight: 0, pending: 0, failedPermanent: 0,
-    startedAt: 0, verified: false, throughput: 0, avgThroughput: 0, etaSec: null, ticks: 0, tickMsP50: 0, tickMsP99: 0, backend: '',
-    counters: {}, edges: [], history: { t: [], throughput: [], tickP50: [], tickP99: [], tickLast: [] },
+    id,
+    state: 'idle',
+    polled: true,
+    progress: 0,
+    bytesDone: 0,
+    fileSize: 0,
+    total: 0,
+    complete: 0,
+    inFlight: 0,
+    pending: 0,
+    failedPermanent: 0,
+    startedAt: 0,
+    verified: false,
+    throughput: 0,
+    avgThroughput: 0,
+    etaSec: null,
+    ticks: 0,
+    tickMsP50: 0,
+    tickMsP99: 0,
+    backend: '',
+    counters: {},
+    edges: [],
+    history: { t: [], throughput: [], tickP50: [], tickP99: [], tickLast: [] },
   };
 }
 
@@ -173,18 +261,45 @@ function edgeSnapshot(v: EdgeView, chunks: number): EdgeSnapshot {
   const queueDepth = v.queueDepth ?? 0;
   const maxParallel = v.maxParallel > 0 ? v.maxParallel : 0;
   return {
-    id: v.id, url: v.url, kind: v.kind, online: v.available !== false,
-    queueDepth, maxParallel, load: maxParallel > 0 ? queueDepth / maxParallel : 0,
-    health: finite(v.health), successRate: finite(v.successRate), bandwidth: finite(v.bandwidth), rtt: finite(v.rtt),
-    flags: v.flags | 0, metered: (v.flags & METERED) !== 0, batteryLow: (v.flags & BATTERY_LOW) !== 0, chunks,
+    id: v.id,
+    url: v.url,
+    kind: v.kind,
+    online: v.available !== false,
+    queueDepth,
+    maxParallel,
+    load: maxParallel > 0 ? queueDepth / maxParallel : 0,
+    health: finite(v.health),
+    successRate: finite(v.successRate),
+    bandwidth: finite(v.bandwidth),
+    rtt: finite(v.rtt),
+    flags: v.flags | 0,
+    metered: (v.flags & METERED) !== 0,
+    batteryLow: (v.flags & BATTERY_LOW) !== 0,
+    chunks,
   };
 }
 
-function push(h: TransferHistory, max: number, t: number, thr: number, p50: number, p99: number, last: number | null): void {
-  h.t.push(t); h.throughput.push(thr); h.tickP50.push(p50); h.tickP99.push(p99); h.tickLast.push(last);
+function push(
+  h: TransferHistory,
+  max: number,
+  t: number,
+  thr: number,
+  p50: number,
+  p99: number,
+  last: number | null,
+): void {
+  h.t.push(t);
+  h.throughput.push(thr);
+  h.tickP50.push(p50);
+  h.tickP99.push(p99);
+  h.tickLast.push(last);
   if (h.t.length > max) {
     const n = h.t.length - max;
-    h.t.splice(0, n); h.throughput.splice(0, n); h.tickP50.splice(0, n); h.tickP99.splice(0, n); h.tickLast.splice(0, n);
+    h.t.splice(0, n);
+    h.throughput.splice(0, n);
+    h.tickP50.splice(0, n);
+    h.tickP99.splice(0, n);
+    h.tickLast.splice(0, n);
   }
 }
 
@@ -201,7 +316,8 @@ export function phaseTimes(x: unknown): PhaseTimes | undefined {
   if (typeof x === 'number' && Number.isFinite(x)) return { total: x };
   if (!x || typeof x !== 'object') return undefined;
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(x)) if (typeof v === 'number' && Number.isFinite(v) && /^[A-Za-z0-9_]{1,32}$/.test(k)) out[k] = v;
+  for (const [k, v] of Object.entries(x))
+    if (typeof v === 'number' && Number.isFinite(v) && /^[A-Za-z0-9_]{1,32}$/.test(k)) out[k] = v;
   return Object.keys(out).length ? out : undefined;
 }
 
@@ -210,7 +326,8 @@ export function flatEngineStats(x: unknown): Record<string, number | string> | n
   if (!x || typeof x !== 'object') return null;
   const out: Record<string, number | string> = {};
   for (const [k, v] of Object.entries(x)) {
-    if ((typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && v.length <= 200)) out[k] = v;
+    if ((typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && v.length <= 200))
+      out[k] = v;
   }
   return out;
 }

@@ -131,7 +131,14 @@ export type DashboardEvent =
   | { seq: number; at: number; type: 'transfer-started'; transfer: string }
   | { seq: number; at: number; type: 'transfer-done'; transfer: string; verified: boolean; seconds: number }
   | { seq: number; at: number; type: 'transfer-failed'; transfer: string; error: string }
-  | { seq: number; at: number; type: 'failover' | 'corrupt' | 'timeout' | 'hedge'; transfer: string; count: number; total: number }
+  | {
+      seq: number;
+      at: number;
+      type: 'failover' | 'corrupt' | 'timeout' | 'hedge';
+      transfer: string;
+      count: number;
+      total: number;
+    }
   | { seq: number; at: number; type: 'edge-offline' | 'edge-online'; transfer: string; edge: string }
   | { seq: number; at: number; type: 'poll-error'; transfer: string; message: string };
 

@@ -3,7 +3,12 @@ import { BufferUsage, MapMode } from './constants.js';
 import { GpuError } from './errors.js';
 
 /** Bytes moved by a BufferManager. */
-export interface BufferStats { uploadedBytes: number; readBytes: number; residentBytes: number; skippedBytes: number }
+export interface BufferStats {
+  uploadedBytes: number;
+  readBytes: number;
+  residentBytes: number;
+  skippedBytes: number;
+}
 
 /**
  * Keeps named storage buffers resident on one device across ticks. `sync()` uploads only the
@@ -27,9 +32,15 @@ export interface BufferManager {
 const BLOCK = 64 * 1024;
 const align4 = (n: number): number => Math.max(4, (n + 3) & ~3);
 
-interface Resident { buf: GPUBuffer; bytes: number; shadow?: Uint8Array }
+interface Resident {
+  buf: GPUBuffer;
+  bytes: number;
+  shadow?: Uint8Array;
+}
 
-function bytesOf(v: ArrayBufferView): Uint8Array { return new Uint8Array(v.buffer, v.byteOffset, v.byteLength); }
+function bytesOf(v: ArrayBufferView): Uint8Array {
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
 
 /** Creates a buffer manager for `device`. */
 export function createBufferManager(device: GPUDevice): BufferManager {
@@ -39,12 +50,18 @@ export function createBufferManager(device: GPUDevice): BufferManager {
   function alloc(name: string, bytes: number, usage: number): Resident {
     const old = res.get(name);
     if (old && old.bytes >= bytes && old.buf.usage === usage) return old;
-    if (old) { old.buf.destroy(); st.residentBytes -= old.bytes; res.delete(name); }
+    if (old) {
+      old.buf.destroy();
+      st.residentBytes -= old.bytes;
+      res.delete(name);
+    }
     let buf: GPUBuffer;
     try {
       buf = device.createBuffer({ size: align4(bytes), usage, label: name });
     } catch (cause) {
-      throw new GpuError('PORTAL_GPU_TOO_LARGE', `cannot allocate GPU buffer ${name} of ${bytes} bytes`, { cause });
+      throw new GpuError('PORTAL_GPU_TOO_LARGE', `cannot allocate GPU buffer ${name} of ${bytes} bytes`, {
+        cause,
+      });
     }
     const r: Resident = { buf, bytes: align4(bytes) };
     res.set(name, r);
@@ -68,7 +85,8 @@ export function createBufferManager(device: GPUDevice): BufferManager {
       const src = bytesOf(data);
       const n = src.byteLength;
       const existing = res.get(name);
-      const fresh = !existing || existing.bytes < align4(n) || !existing.shadow || existing.shadow.byteLength !== n;
+      const fresh =
+        !existing || existing.bytes < align4(n) || !existing.shadow || existing.shadow.byteLength !== n;
       const r = alloc(name, n, BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC);
       if (fresh || !r.shadow) {
         if (n > 0) write(r.buf, src, 0, n);
@@ -85,10 +103,17 @@ export function createBufferManager(device: GPUDevice): BufferManager {
         if (changed && runStart < 0) runStart = off;
         if (!changed) {
           st.skippedBytes += end - off;
-          if (runStart >= 0) { write(r.buf, src, runStart, off); shadow.set(src.subarray(runStart, off), runStart); runStart = -1; }
+          if (runStart >= 0) {
+            write(r.buf, src, runStart, off);
+            shadow.set(src.subarray(runStart, off), runStart);
+            runStart = -1;
+          }
         }
       }
-      if (runStart >= 0) { write(r.buf, src, runStart, n); shadow.set(src.subarray(runStart, n), runStart); }
+      if (runStart >= 0) {
+        write(r.buf, src, runStart, n);
+        shadow.set(src.subarray(runStart, n), runStart);
+      }
       return r.buf;
     },
     scratch(name, bytes, usage = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC, data) {
@@ -98,7 +123,11 @@ export function createBufferManager(device: GPUDevice): BufferManager {
     },
     async readback(src, offset, bytes) {
       const size = align4(bytes);
-      const staging = device.createBuffer({ size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'staging' });
+      const staging = device.createBuffer({
+        size,
+        usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
+        label: 'staging',
+      });
       try {
         const enc = device.createCommandEncoder();
         enc.copyBufferToBuffer(src, offset, staging, 0, size);

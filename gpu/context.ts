@@ -17,7 +17,11 @@ export interface GpuContext {
 }
 
 /** A range of chunk ids [start, end) processed by one dispatch. */
-export interface Partition { index: number; start: number; end: number }
+export interface Partition {
+  index: number;
+  start: number;
+  end: number;
+}
 
 /**
  * Splits `n` chunks into partitions whose largest per-chunk buffer (`bytesPerChunk`) fits one
@@ -35,7 +39,10 @@ export function planPartitions(ctx: GpuContext, n: number, bytesPerChunk: number
 }
 
 /** The ranking as the kernels read it: rank per edge padded to words × 32 with INF_RANK, and edge of rank. */
-export function rankingArrays(t: ChunkTable, ranking: EdgeRanking): { rank: Uint32Array; edgeOfRank: Uint32Array } {
+export function rankingArrays(
+  t: ChunkTable,
+  ranking: EdgeRanking,
+): { rank: Uint32Array; edgeOfRank: Uint32Array } {
   const rank = new Uint32Array(t.words * 32).fill(INF_RANK_U32);
   for (let e = 0; e < ranking.rank.length; e++) rank[e] = ranking.rank[e] >>> 0;
   const edgeOfRank = new Uint32Array(Math.max(1, ranking.usable));

@@ -51,7 +51,10 @@ export interface DeviceManagerOptions {
   powerPreference?: GPUPowerPreference;
 }
 
-interface WebGpuModule { create(options: string[]): GPU; globals: object }
+interface WebGpuModule {
+  create(options: string[]): GPU;
+  globals: object;
+}
 
 // Root cause of the Dawn-on-lavapipe crashes recorded in DESIGN.md: the `GPU` object returned by
 // `create()` owns the dawn::native::Instance, and nothing in dawn.node keeps it alive from the
@@ -86,7 +89,10 @@ export async function retainInstance(dawnFlags: string[] = []): Promise<GPU> {
 
 function describe(a: GPUAdapter): string {
   const i = a.info;
-  return [i.description, i.device, i.vendor, i.architecture].find((s) => typeof s === 'string' && s.length > 0) ?? 'unknown adapter';
+  return (
+    [i.description, i.device, i.vendor, i.architecture].find((s) => typeof s === 'string' && s.length > 0) ??
+    'unknown adapter'
+  );
 }
 
 /** Creates a device manager with a ready device. Throws GpuError PORTAL_GPU_UNAVAILABLE when no adapter exists. */
@@ -97,7 +103,12 @@ export async function createDeviceManager(opts: DeviceManagerOptions = {}): Prom
   let device: GPUDevice | undefined;
   let state: GpuDeviceState = 'lost';
   let description = '';
-  let limits: GpuLimits = { maxStorageBufferBindingSize: 0, maxBufferSize: 0, maxComputeWorkgroupsPerDimension: 0, maxStorageBuffersPerShaderStage: 0 };
+  let limits: GpuLimits = {
+    maxStorageBufferBindingSize: 0,
+    maxBufferSize: 0,
+    maxComputeWorkgroupsPerDimension: 0,
+    maxStorageBuffersPerShaderStage: 0,
+  };
   const st: GpuDeviceStats = { acquisitions: 0, deviceLosses: 0, recoveries: 0, lastLossReason: undefined };
   const lostListeners: Array<(reason: string) => void> = [];
   let acquiring: Promise<GPUDevice> | undefined;
@@ -109,7 +120,11 @@ export async function createDeviceManager(opts: DeviceManagerOptions = {}): Prom
     } catch (cause) {
       throw new GpuError('PORTAL_GPU_UNAVAILABLE', 'requestAdapter() failed', { cause });
     }
-    if (!a) throw new GpuError('PORTAL_GPU_UNAVAILABLE', 'no WebGPU adapter (is a Vulkan driver such as Mesa lavapipe installed?)');
+    if (!a)
+      throw new GpuError(
+        'PORTAL_GPU_UNAVAILABLE',
+        'no WebGPU adapter (is a Vulkan driver such as Mesa lavapipe installed?)',
+      );
     const al = a.limits;
     const requiredLimits: Record<string, number> = {
       maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
@@ -120,7 +135,9 @@ export async function createDeviceManager(opts: DeviceManagerOptions = {}): Prom
     try {
       d = await a.requestDevice({ requiredLimits });
     } catch (cause) {
-      throw new GpuError('PORTAL_GPU_UNAVAILABLE', `the adapter "${describe(a)}" refused a device`, { cause });
+      throw new GpuError('PORTAL_GPU_UNAVAILABLE', `the adapter "${describe(a)}" refused a device`, {
+        cause,
+      });
     }
     adapter = a;
     device = d;
@@ -141,11 +158,17 @@ export async function createDeviceManager(opts: DeviceManagerOptions = {}): Prom
       state = 'lost';
       st.deviceLosses++;
       st.lastLossReason = `${info.reason}: ${info.message}`;
-      log?.warn({ reason: info.reason, message: info.message, adapter: description }, 'gpu: device lost; falling back to the CPU reference until a device returns');
+      log?.warn(
+        { reason: info.reason, message: info.message, adapter: description },
+        'gpu: device lost; falling back to the CPU reference until a device returns',
+      );
       for (const fn of lostListeners) fn(st.lastLossReason);
     });
     st.acquisitions++;
-    if (st.acquisitions > 1) { st.recoveries++; log?.info({ adapter: description }, 'gpu: device recovered'); }
+    if (st.acquisitions > 1) {
+      st.recoveries++;
+      log?.info({ adapter: description }, 'gpu: device recovered');
+    }
     state = 'ready';
     return d;
   }
@@ -153,17 +176,27 @@ export async function createDeviceManager(opts: DeviceManagerOptions = {}): Prom
   await open();
 
   return {
-    get state() { return state; },
-    get description() { return description; },
-    get limits() { return limits; },
+    get state() {
+      return state;
+    },
+    get description() {
+      return description;
+    },
+    get limits() {
+      return limits;
+    },
     stats: () => ({ ...st }),
     async acquire() {
       if (state === 'closed') throw new GpuError('PORTAL_GPU_UNAVAILABLE', 'the device manager is closed');
       if (state === 'ready' && device) return device;
-      acquiring ??= open().finally(() => { acquiring = undefined; });
+      acquiring ??= open().finally(() => {
+        acquiring = undefined;
+      });
       return acquiring;
     },
-    onLost(fn) { lostListeners.push(fn); },
+    onLost(fn) {
+      lostListeners.push(fn);
+    },
     async close() {
       if (state === 'closed') return;
       state = 'closed';

@@ -3,7 +3,13 @@ export type { TickEngine, TickEngineStats } from './tick-engine.js';
 export { createWebGpuTickEngine, createTickEngine, isSoftwareAdapter } from './webgpu-engine.js';
 export type { WebGpuTickEngineOptions, TickEngineChoice, TickPhaseKind } from './webgpu-engine.js';
 export { createDeviceManager } from './device.js';
-export type { GpuDeviceManager, GpuDeviceStats, GpuDeviceState, GpuLimits, DeviceManagerOptions } from './device.js';
+export type {
+  GpuDeviceManager,
+  GpuDeviceStats,
+  GpuDeviceState,
+  GpuLimits,
+  DeviceManagerOptions,
+} from './device.js';
 export { createBufferManager } from './buffers.js';
 export type { BufferManager, BufferStats } from './buffers.js';
 export { createProgramCache, loadWgsl } from './programs.js';

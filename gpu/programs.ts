@@ -13,15 +13,23 @@ const sources = new Map<string, string>();
 export function loadWgsl(file: string): string {
   const hit = sources.get(file);
   if (hit !== undefined) return hit;
-  const tries = [new URL(`./kernels/${file}`, import.meta.url), new URL(`../../gpu/kernels/${file}`, import.meta.url)];
+  const tries = [
+    new URL(`./kernels/${file}`, import.meta.url),
+    new URL(`../../gpu/kernels/${file}`, import.meta.url),
+  ];
   for (const u of tries) {
     try {
       const text = readFileSync(fileURLToPath(u), 'utf8');
       sources.set(file, text);
       return text;
-    } catch { /* try the next location */ }
+    } catch {
+      /* try the next location */
+    }
   }
-  throw new GpuError('PORTAL_GPU_VALIDATION', `WGSL source ${file} not found (looked in ${tries.map((u) => fileURLToPath(u)).join(', ')})`);
+  throw new GpuError(
+    'PORTAL_GPU_VALIDATION',
+    `WGSL source ${file} not found (looked in ${tries.map((u) => fileURLToPath(u)).join(', ')})`,
+  );
 }
 
 /**
@@ -42,17 +50,28 @@ export function createProgramCache(device: GPUDevice): ProgramCache {
     const module = device.createShaderModule({ code, label: name });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error');
-    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: name });
+    const pipeline = device.createComputePipeline({
+      layout: 'auto',
+      compute: { module, entryPoint: 'main' },
+      label: name,
+    });
     const err = await device.popErrorScope();
     if (errors.length > 0 || err) {
-      throw new GpuError('PORTAL_GPU_VALIDATION', `kernel ${name}: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || err?.message}`);
+      throw new GpuError(
+        'PORTAL_GPU_VALIDATION',
+        `kernel ${name}: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || err?.message}`,
+      );
     }
     return pipeline;
   }
   return {
     pipeline(name, fragments = []) {
       let p = cache.get(name);
-      if (!p) { p = build(name, fragments); cache.set(name, p); p.catch(() => cache.delete(name)); }
+      if (!p) {
+        p = build(name, fragments);
+        cache.set(name, p);
+        p.catch(() => cache.delete(name));
+      }
       return p;
     },
   };
@@ -64,19 +83,36 @@ export function createProgramCache(device: GPUDevice): ProgramCache {
  * reject with GpuError before anything is mapped (a failed bind group followed by mapAsync is what
  * crashed Dawn). One dispatch per submit.
  */
-export async function dispatch(device: GPUDevice, pipeline: GPUComputePipeline, params: Uint32Array, buffers: GPUBuffer[], threads: number, label: string): Promise<void> {
+export async function dispatch(
+  device: GPUDevice,
+  pipeline: GPUComputePipeline,
+  params: Uint32Array,
+  buffers: GPUBuffer[],
+  threads: number,
+  label: string,
+): Promise<void> {
   if (threads === 0) return;
   const groups = Math.ceil(threads / WORKGROUP);
   if (groups > device.limits.maxComputeWorkgroupsPerDimension) {
-    throw new GpuError('PORTAL_GPU_TOO_LARGE', `${label}: ${threads} threads exceed one dispatch; partition first`);
+    throw new GpuError(
+      'PORTAL_GPU_TOO_LARGE',
+      `${label}: ${threads} threads exceed one dispatch; partition first`,
+    );
   }
-  const ubuf = device.createBuffer({ size: Math.max(16, (params.byteLength + 15) & ~15), usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${label}:params` });
+  const ubuf = device.createBuffer({
+    size: Math.max(16, (params.byteLength + 15) & ~15),
+    usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
+    label: `${label}:params`,
+  });
   try {
     device.queue.writeBuffer(ubuf, 0, params.buffer, params.byteOffset, params.byteLength);
     device.pushErrorScope('validation');
     const bind = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [{ binding: 0, resource: { buffer: ubuf } }, ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
+      entries: [
+        { binding: 0, resource: { buffer: ubuf } },
+        ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+      ],
       label,
     });
     const enc = device.createCommandEncoder({ label });
@@ -94,18 +130,33 @@ export async function dispatch(device: GPUDevice, pipeline: GPUComputePipeline, 
 }
 
 /** One compute pass of a `dispatchChain`: `buffers` at bindings 1… of `pipeline`, `groups` workgroups. */
-export interface ChainStep { pipeline: GPUComputePipeline; buffers: GPUBuffer[]; groups: number; label: string }
+export interface ChainStep {
+  pipeline: GPUComputePipeline;
+  buffers: GPUBuffer[];
+  groups: number;
+  label: string;
+}
 
 /**
  * Encodes several compute passes that share one uniform (`params` at binding 0) into a single
  * command buffer and submits it once (passes run in order; storage writes of one pass are visible
  * to the next). Validation errors reject with GpuError before the caller maps anything.
  */
-export async function dispatchChain(device: GPUDevice, params: Uint32Array, steps: ChainStep[], label: string): Promise<void> {
+export async function dispatchChain(
+  device: GPUDevice,
+  params: Uint32Array,
+  steps: ChainStep[],
+  label: string,
+): Promise<void> {
   for (const s of steps) {
-    if (s.groups > device.limits.maxComputeWorkgroupsPerDimension) throw new GpuError('PORTAL_GPU_TOO_LARGE', `${s.label}: ${s.groups} workgroups exceed one dispatch`);
+    if (s.groups > device.limits.maxComputeWorkgroupsPerDimension)
+      throw new GpuError('PORTAL_GPU_TOO_LARGE', `${s.label}: ${s.groups} workgroups exceed one dispatch`);
   }
-  const ubuf = device.createBuffer({ size: Math.max(16, (params.byteLength + 15) & ~15), usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${label}:params` });
+  const ubuf = device.createBuffer({
+    size: Math.max(16, (params.byteLength + 15) & ~15),
+    usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
+    label: `${label}:params`,
+  });
   try {
     device.queue.writeBuffer(ubuf, 0, params.buffer, params.byteOffset, params.byteLength);
     device.pushErrorScope('validation');
@@ -114,7 +165,10 @@ export async function dispatchChain(device: GPUDevice, params: Uint32Array, step
       if (s.groups === 0) continue;
       const bind = device.createBindGroup({
         layout: s.pipeline.getBindGroupLayout(0),
-        entries: [{ binding: 0, resource: { buffer: ubuf } }, ...s.buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
+        entries: [
+          { binding: 0, resource: { buffer: ubuf } },
+          ...s.buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+        ],
         label: s.label,
       });
       const pass = enc.beginComputePass({ label: s.label });

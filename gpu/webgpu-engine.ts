@@ -2,7 +2,13 @@
 import os from 'node:os';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { runTickPhase, type ChunkScheduler, type TickPhase, type TickPhaseResult, type TickResult } from '../scheduler/scheduler.js';
+import {
+  runTickPhase,
+  type ChunkScheduler,
+  type TickPhase,
+  type TickPhaseResult,
+  type TickResult,
+} from '../scheduler/scheduler.js';
 import { createBufferManager, type BufferManager } from './buffers.js';
 import type { GpuContext } from './context.js';
 import { createDeviceManager, type GpuDeviceManager } from './device.js';
@@ -58,7 +64,7 @@ const PHASES: readonly TickPhaseKind[] = ['rank', 'detect', 'failover', 'balance
  */
 export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {}): Promise<TickEngine> {
   const log = opts.logger;
-  const mgr = opts.deviceManager ?? await createDeviceManager({ logger: log, dawnFlags: opts.dawnFlags });
+  const mgr = opts.deviceManager ?? (await createDeviceManager({ logger: log, dawnFlags: opts.dawnFlags }));
   const ownsManager = opts.deviceManager === undefined;
   const minGpuChunks = opts.minGpuChunks ?? 4096;
   const recoverIntervalMs = opts.recoverIntervalMs ?? 1000;
@@ -67,14 +73,29 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
   let buffers: BufferManager | undefined;
   let lastRecoverTry = 0;
   let closed = false;
-  const st: TickEngineStats = { backend: '', ticks: 0, lastTickMs: 0, totalTickMs: 0, fallbacks: 0, gpuTicks: 0, deviceLosses: 0, recoveries: 0, uploadedBytes: 0, readBytes: 0, gpuPhases: { rank: 0, detect: 0, failover: 0, balance: 0, dispatch: 0 } };
+  const st: TickEngineStats = {
+    backend: '',
+    ticks: 0,
+    lastTickMs: 0,
+    totalTickMs: 0,
+    fallbacks: 0,
+    gpuTicks: 0,
+    deviceLosses: 0,
+    recoveries: 0,
+    uploadedBytes: 0,
+    readBytes: 0,
+    gpuPhases: { rank: 0, detect: 0, failover: 0, balance: 0, dispatch: 0 },
+  };
   const onGpu = new Set(PHASES.filter((p) => opts.phases?.[p] !== false));
   let carried = { uploadedBytes: 0, readBytes: 0 };
 
   function drop(): void {
     if (buffers) {
       const b = buffers.stats();
-      carried = { uploadedBytes: carried.uploadedBytes + b.uploadedBytes, readBytes: carried.readBytes + b.readBytes };
+      carried = {
+        uploadedBytes: carried.uploadedBytes + b.uploadedBytes,
+        readBytes: carried.readBytes + b.readBytes,
+      };
       buffers.dispose();
     }
     buffers = undefined;
@@ -90,7 +111,13 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
     try {
       const device = await mgr.acquire();
       buffers = createBufferManager(device);
-      ctx = { device, buffers, programs: createProgramCache(device), limits: mgr.limits, maxPartitionChunks: opts.maxPartitionChunks };
+      ctx = {
+        device,
+        buffers,
+        programs: createProgramCache(device),
+        limits: mgr.limits,
+        maxPartitionChunks: opts.maxPartitionChunks,
+      };
       return ctx;
     } catch (err) {
       log?.warn({ err }, 'gpu: no device; this tick runs on the CPU reference');
@@ -107,7 +134,8 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
   /** One phase on the GPU, with the CPU reference's effect and result. */
   async function gpuPhase(c: GpuContext, p: TickPhase): Promise<TickPhaseResult> {
     switch (p.kind) {
-      case 'rank': return rankChunksGpu(c, p.t, p.ranking, p.chunks, p.count);
+      case 'rank':
+        return rankChunksGpu(c, p.t, p.ranking, p.chunks, p.count);
       case 'detect': {
         const d = await detectFailuresGpu(c, p.t, p.edges, p.now);
         applyDetectedFailures(p.t, d);
@@ -115,9 +143,16 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
         p.outCauses.set(d.causes);
         return d.ids.length;
       }
-      case 'failover': return failoverAssignGpu(c, p.t, p.edges, p.ranking, p.failed, p.count, p.maxAttempts, p.outcome);
-      case 'balance': return loadBalanceGpu(c, p.t, p.edges, p.ranking, p.scan, p.over, p.under, { window: opts.orderedWindow });
-      case 'dispatch': return generateDispatchGpu(c, p.t, p.edges, p.ranking, p.scan, p.now, p.limit, p.nextAttempt, p.out, { window: opts.orderedWindow });
+      case 'failover':
+        return failoverAssignGpu(c, p.t, p.edges, p.ranking, p.failed, p.count, p.maxAttempts, p.outcome);
+      case 'balance':
+        return loadBalanceGpu(c, p.t, p.edges, p.ranking, p.scan, p.over, p.under, {
+          window: opts.orderedWindow,
+        });
+      case 'dispatch':
+        return generateDispatchGpu(c, p.t, p.edges, p.ranking, p.scan, p.now, p.limit, p.nextAttempt, p.out, {
+          window: opts.orderedWindow,
+        });
     }
   }
 
@@ -132,7 +167,10 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
     if (closed) throw new GpuError('PORTAL_GPU_UNAVAILABLE', 'the tick engine is closed');
     const t0 = performance.now();
     const c = await context();
-    if (!c) { st.fallbacks++; return account(cpu.runTick(s, now) as TickResult, performance.now() - t0); }
+    if (!c) {
+      st.fallbacks++;
+      return account(cpu.runTick(s, now) as TickResult, performance.now() - t0);
+    }
     const g = s.tickPhases(now);
     let step = g.next();
     let failed = false;
@@ -149,9 +187,15 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
           // GPU phases mutate the tables only after all their GPU work succeeded: the reference is exact here
           failed = true;
           if (mgr.state !== 'ready' || isGpuError(err, 'PORTAL_GPU_DEVICE_LOST')) {
-            log?.warn({ err, adapter: mgr.description, phase: p.kind }, 'gpu: device lost during a tick; the rest of it runs on the CPU reference');
+            log?.warn(
+              { err, adapter: mgr.description, phase: p.kind },
+              'gpu: device lost during a tick; the rest of it runs on the CPU reference',
+            );
           } else {
-            log?.error({ err, adapter: mgr.description, phase: p.kind }, 'gpu: kernel failed; the rest of this tick runs on the CPU reference');
+            log?.error(
+              { err, adapter: mgr.description, phase: p.kind },
+              'gpu: kernel failed; the rest of this tick runs on the CPU reference',
+            );
             drop();
           }
           res = runTickPhase(p);
@@ -167,7 +211,9 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
   }
 
   return {
-    get backend() { return backend(); },
+    get backend() {
+      return backend();
+    },
     runTick,
     stats() {
       const d = mgr.stats();
@@ -209,9 +255,17 @@ export interface TickEngineChoice extends WebGpuTickEngineOptions {
 function cpuEngine(opts: TickEngineChoice): TickEngine {
   const env = process.env.PORTAL_CPU_THREADS;
   const threads = opts.cpuThreads ?? (env ? Number(env) : Math.min(8, os.availableParallelism()));
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new PortalError('PORTAL_CONFIG_INVALID', `PORTAL_CPU_THREADS / cpuThreads: expected an integer in [1, 256], got ${env ?? threads}`);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `PORTAL_CPU_THREADS / cpuThreads: expected an integer in [1, 256], got ${env ?? threads}`,
+    );
   if (threads === 1) return createCpuTickEngine();
-  return createParallelCpuTickEngine({ threads, onPoolError: (err) => opts.logger?.warn({ err }, 'tick engine: rank workers could not start; ranking on one thread') });
+  return createParallelCpuTickEngine({
+    threads,
+    onPoolError: (err) =>
+      opts.logger?.warn({ err }, 'tick engine: rank workers could not start; ranking on one thread'),
+  });
 }
 
 /** True for adapters that emulate a GPU on the CPU (Mesa llvmpipe/lavapipe, SwiftShader). */
@@ -240,7 +294,10 @@ export async function createTickEngine(opts: TickEngineChoice = {}): Promise<Tic
       // the CPU reference: 'auto' keeps the CPU; `--backend webgpu` forces it (CI does, to test the kernels).
       await e.close();
       const cpu = cpuEngine(opts);
-      opts.logger?.info({ backend: cpu.backend, adapter: e.backend }, 'tick engine: only a software WebGPU adapter; using the CPU reference (--backend webgpu to force it)');
+      opts.logger?.info(
+        { backend: cpu.backend, adapter: e.backend },
+        'tick engine: only a software WebGPU adapter; using the CPU reference (--backend webgpu to force it)',
+      );
       return cpu;
     }
     opts.logger?.info({ backend: e.backend }, 'tick engine: WebGPU');
@@ -248,7 +305,10 @@ export async function createTickEngine(opts: TickEngineChoice = {}): Promise<Tic
   } catch (err) {
     if (require) throw err;
     const cpu = cpuEngine(opts);
-    opts.logger?.warn({ err, backend: cpu.backend, prefer }, 'tick engine: no WebGPU adapter; using the CPU reference');
+    opts.logger?.warn(
+      { err, backend: cpu.backend, prefer },
+      'tick engine: no WebGPU adapter; using the CPU reference',
+    );
     return cpu;
   }
 }

@@ -35,7 +35,10 @@ export const defaultFailurePredictorConfig: Readonly<FailurePredictorConfig> = O
 type Row = [number, number, number, number];
 
 /** Serialized predictor (JSON-safe), for actor state. */
-export interface FailurePredictorState { v: 1; peers: Record<string, Row[]> }
+export interface FailurePredictorState {
+  v: 1;
+  peers: Record<string, Row[]>;
+}
 
 /** Load steps 1{load ≥ k}, k = 1..STEPS: let the model learn a threshold ("fails when 2+ run"). */
 const STEPS = 4;
@@ -43,7 +46,10 @@ const D = 4 + STEPS;
 
 /** The feature vector [1, load, recent failure fraction, pressure, 1{load ≥ 1} … 1{load ≥ STEPS}] into `x`. */
 function features(x: Float64Array, load: number, recent: number, pressure: number): Float64Array {
-  x[0] = 1; x[1] = load; x[2] = recent; x[3] = pressure;
+  x[0] = 1;
+  x[1] = load;
+  x[2] = recent;
+  x[3] = pressure;
   for (let k = 1; k <= STEPS; k++) x[3 + k] = load >= k ? 1 : 0;
   return x;
 }
@@ -53,7 +59,9 @@ class PeerRisk {
   readonly recent: number[] = [];
   w = new Float64Array(D);
   dirty = true;
-  constructor(window: number) { this.ring = new Ring<Row>(window); }
+  constructor(window: number) {
+    this.ring = new Ring<Row>(window);
+  }
 }
 
 /**
@@ -71,12 +79,18 @@ export class FailurePredictor {
   private attempts = 0;
 
   constructor(config: Partial<FailurePredictorConfig> = {}) {
-    this.config = { ...defaultFailurePredictorConfig, ...config, ridge: { ...defaultFailurePredictorConfig.ridge, ...config.ridge } };
+    this.config = {
+      ...defaultFailurePredictorConfig,
+      ...config,
+      ridge: { ...defaultFailurePredictorConfig.ridge, ...config.ridge },
+    };
     checkArg(Number.isInteger(this.config.window) && this.config.window > 0, 'window', 'a positive integer');
   }
 
   /** Attempts remembered for `peer`. */
-  samples(peer: string): number { return this.peers.get(peer)?.ring.size ?? 0; }
+  samples(peer: string): number {
+    return this.peers.get(peer)?.ring.size ?? 0;
+  }
 
   /** Fraction of the peer's last `recent` attempts that failed (0 when none). */
   recentFailures(peer: string): number {
@@ -103,12 +117,21 @@ export class FailurePredictor {
     const cfg = this.config;
     const pr = this.peers.get(q.peer);
     const n = pr?.ring.size ?? 0;
-    if (!pr || n === 0) return { probability: this.attempts > 0 ? this.populationRate() : cfg.defaultProbability, samples: 0, source: this.attempts > 0 ? 'prior' : 'heuristic' };
+    if (!pr || n === 0)
+      return {
+        probability: this.attempts > 0 ? this.populationRate() : cfg.defaultProbability,
+        samples: 0,
+        source: this.attempts > 0 ? 'prior' : 'heuristic',
+      };
     if (n < cfg.minPeerSamples) {
       let f = 0;
       for (const r of pr.ring.toArray()) f += r[3];
       const m = 5;
-      return { probability: Math.min(cfg.maxProbability, (f + m * this.populationRate()) / (n + m)), samples: n, source: 'prior' };
+      return {
+        probability: Math.min(cfg.maxProbability, (f + m * this.populationRate()) / (n + m)),
+        samples: n,
+        source: 'prior',
+      };
     }
     if (pr.dirty) this.refit(pr);
     const x = features(new Float64Array(D), q.load, this.recentFailures(q.peer), q.pressure ?? 0);
@@ -125,7 +148,8 @@ export class FailurePredictor {
 
   /** Rebuilds a predictor from `toJSON()` output; PORTAL_STATE_CORRUPT when it is not one. */
   static fromJSON(s: FailurePredictorState, config: Partial<FailurePredictorConfig> = {}): FailurePredictor {
-    if (!s || s.v !== 1 || typeof s.peers !== 'object') throw new PortalError('PORTAL_STATE_CORRUPT', 'failure predictor state: expected { v: 1, peers }');
+    if (!s || s.v !== 1 || typeof s.peers !== 'object')
+      throw new PortalError('PORTAL_STATE_CORRUPT', 'failure predictor state: expected { v: 1, peers }');
     const p = new FailurePredictor(config);
     for (const [id, rows] of Object.entries(s.peers)) {
       const pr = p.peer(id);
@@ -133,7 +157,8 @@ export class FailurePredictor {
         pr.ring.push([r[0], r[1], r[2], r[3]]);
         pr.recent.push(r[3]);
         if (pr.recent.length > p.config.recent) pr.recent.shift();
-        p.fails += r[3]; p.attempts++;
+        p.fails += r[3];
+        p.attempts++;
       }
     }
     return p;
@@ -202,7 +227,10 @@ export class FailurePredictor {
         if (loss(trial) <= before + 1e-12) break;
       }
       let moved = 0;
-      for (let i = 0; i < D; i++) { moved = Math.max(moved, Math.abs(trial[i] - w[i])); w[i] = trial[i]; }
+      for (let i = 0; i < D; i++) {
+        moved = Math.max(moved, Math.abs(trial[i] - w[i]));
+        w[i] = trial[i];
+      }
       if (moved < 1e-6) break;
     }
     pr.dirty = false;

@@ -4,9 +4,21 @@ export { FailurePredictor, defaultFailurePredictorConfig } from './failure-predi
 export type { FailurePredictorConfig, FailurePredictorState } from './failure-predictor.js';
 export { RiskModel, heuristicScore, riskAdjusted } from './risk-model.js';
 export type { RiskModelConfig, RiskModelState } from './risk-model.js';
-export type { TaskContext, Observation, TimePrediction, FailurePrediction, RiskPrediction, PredictionSource } from './types.js';
+export type {
+  TaskContext,
+  Observation,
+  TimePrediction,
+  FailurePrediction,
+  RiskPrediction,
+  PredictionSource,
+} from './types.js';
 export { learnedEdgeFactors } from './scheduler-adapter.js';
-export type { EdgeLoadView, LearnedFactorOptions, LearnedEdgeFactors, EdgeFactorUpdate } from './scheduler-adapter.js';
+export type {
+  EdgeLoadView,
+  LearnedFactorOptions,
+  LearnedEdgeFactors,
+  EdgeFactorUpdate,
+} from './scheduler-adapter.js';
 export { splitSpatial, splitEqualArea, prefixSums, rectCost, imbalance } from './splitters/spatial.js';
 export type { ComplexityMap, Tile, SpatialPeer, PlannedTile, PrefixSums } from './splitters/spatial.js';
 export { assignByDeadline, gameFrameSubsystems } from './splitters/functional.js';

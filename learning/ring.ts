@@ -5,10 +5,15 @@ export class Ring<T> {
 
   constructor(readonly capacity: number) {}
 
-  get size(): number { return this.items.length; }
+  get size(): number {
+    return this.items.length;
+  }
 
   push(v: T): T | undefined {
-    if (this.items.length < this.capacity) { this.items.push(v); return undefined; }
+    if (this.items.length < this.capacity) {
+      this.items.push(v);
+      return undefined;
+    }
     const old = this.items[this.head];
     this.items[this.head] = v;
     this.head = (this.head + 1) % this.capacity;
@@ -17,7 +22,9 @@ export class Ring<T> {
 
   /** Items oldest first. */
   toArray(): T[] {
-    return this.items.length < this.capacity ? this.items.slice() : [...this.items.slice(this.head), ...this.items.slice(0, this.head)];
+    return this.items.length < this.capacity
+      ? this.items.slice()
+      : [...this.items.slice(this.head), ...this.items.slice(0, this.head)];
   }
 
   /** The last `n` items, oldest first. */

@@ -1,13 +1,28 @@
-import { CompletionTimePredictor, type TimePredictorConfig, type TimePredictorState } from './time-predictor.js';
-import { FailurePredictor, type FailurePredictorConfig, type FailurePredictorState } from './failure-predictor.js';
+import {
+  CompletionTimePredictor,
+  type TimePredictorConfig,
+  type TimePredictorState,
+} from './time-predictor.js';
+import {
+  FailurePredictor,
+  type FailurePredictorConfig,
+  type FailurePredictorState,
+} from './failure-predictor.js';
 import { PortalError } from '../common/errors.js';
 import type { Observation, RiskPrediction, TaskContext } from './types.js';
 
 /** Serialized risk model (JSON-safe), for actor state. */
-export interface RiskModelState { v: 1; time: TimePredictorState; failure: FailurePredictorState }
+export interface RiskModelState {
+  v: 1;
+  time: TimePredictorState;
+  failure: FailurePredictorState;
+}
 
 /** Options of the risk model. */
-export interface RiskModelConfig { time?: Partial<TimePredictorConfig>; failure?: Partial<FailurePredictorConfig> }
+export interface RiskModelConfig {
+  time?: Partial<TimePredictorConfig>;
+  failure?: Partial<FailurePredictorConfig>;
+}
 
 /**
  * The seed 001 heuristic a learned coordinator starts from and is compared with:
@@ -31,13 +46,18 @@ export class RiskModel {
   readonly time: CompletionTimePredictor;
   readonly failure: FailurePredictor;
 
-  constructor(config: RiskModelConfig = {}, parts?: { time: CompletionTimePredictor; failure: FailurePredictor }) {
+  constructor(
+    config: RiskModelConfig = {},
+    parts?: { time: CompletionTimePredictor; failure: FailurePredictor },
+  ) {
     this.time = parts?.time ?? new CompletionTimePredictor(config.time);
     this.failure = parts?.failure ?? new FailurePredictor(config.failure);
   }
 
   /** True once the warm-up (seed: 20 tasks) is over; before, callers schedule by their heuristic. */
-  get warm(): boolean { return this.time.warm; }
+  get warm(): boolean {
+    return this.time.warm;
+  }
 
   /** Learns from one attempt (success or failure). */
   observe(o: Observation): void {
@@ -58,7 +78,11 @@ export class RiskModel {
 
   /** Rebuilds a model from `toJSON()` output; PORTAL_STATE_CORRUPT when it is not one. */
   static fromJSON(s: RiskModelState, config: RiskModelConfig = {}): RiskModel {
-    if (!s || s.v !== 1) throw new PortalError('PORTAL_STATE_CORRUPT', 'risk model state: expected { v: 1, time, failure }');
-    return new RiskModel(config, { time: CompletionTimePredictor.fromJSON(s.time, config.time), failure: FailurePredictor.fromJSON(s.failure, config.failure) });
+    if (!s || s.v !== 1)
+      throw new PortalError('PORTAL_STATE_CORRUPT', 'risk model state: expected { v: 1, time, failure }');
+    return new RiskModel(config, {
+      time: CompletionTimePredictor.fromJSON(s.time, config.time),
+      failure: FailurePredictor.fromJSON(s.failure, config.failure),
+    });
   }
 }

@@ -58,7 +58,12 @@ export interface LearnedEdgeFactors {
 }
 
 /** What the adapter asks the scheduler's `updateEdge` to set. */
-export interface EdgeFactorUpdate { bandwidth: number; rtt: number; health: number; maxParallel?: number }
+export interface EdgeFactorUpdate {
+  bandwidth: number;
+  rtt: number;
+  health: number;
+  maxParallel?: number;
+}
 
 /**
  * Adapts a RiskModel to the chunk scheduler's cost model (seed 000 §4.1): for every available edge,
@@ -66,7 +71,13 @@ export interface EdgeFactorUpdate { bandwidth: number; rtt: number; health: numb
  * replaces the formula's size / bandwidth + RTT, and the learned failure probability replaces
  * 1 − health. Pure; throws PORTAL_INVALID_ARGUMENT on a bad chunk size.
  */
-export function learnedEdgeFactors(model: RiskModel, edges: EdgeLoadView, chunkBytes: number, now: number, opts: LearnedFactorOptions = {}): LearnedEdgeFactors {
+export function learnedEdgeFactors(
+  model: RiskModel,
+  edges: EdgeLoadView,
+  chunkBytes: number,
+  now: number,
+  opts: LearnedFactorOptions = {},
+): LearnedEdgeFactors {
   checkArg(Number.isFinite(chunkBytes) && chunkBytes > 0, 'chunkBytes', 'a positive number');
   const idOf = opts.edgeId ?? ((e: number) => `edge-${e}`);
   const taskType = opts.taskType ?? 'chunk';
@@ -86,11 +97,21 @@ export function learnedEdgeFactors(model: RiskModel, edges: EdgeLoadView, chunkB
     const t = opts.riskAdjustedTime ? r.score : r.time.timeMs;
     timeMs[e] = t;
     failureProb[e] = r.failure.probability;
-    const u: EdgeFactorUpdate = { bandwidth: (chunkBytes * 1000) / Math.max(t, 1e-3), rtt: 0, health: 1 - r.failure.probability };
+    const u: EdgeFactorUpdate = {
+      bandwidth: (chunkBytes * 1000) / Math.max(t, 1e-3),
+      rtt: 0,
+      health: 1 - r.failure.probability,
+    };
     if (opts.maxParallelOf) {
       const cap = opts.maxParallelOf(e);
       checkArg(Number.isInteger(cap) && cap >= 0, 'maxParallel', 'an integer ≥ 0');
-      parallel[e] = effectiveParallel(model, { peer, taskType, hour, work: chunkBytes }, cap, tolerance, failureCost);
+      parallel[e] = effectiveParallel(
+        model,
+        { peer, taskType, hour, work: chunkBytes },
+        cap,
+        tolerance,
+        failureCost,
+      );
       u.maxParallel = parallel[e];
     }
     updates[e] = u;
@@ -102,7 +123,13 @@ export function learnedEdgeFactors(model: RiskModel, edges: EdgeLoadView, chunkB
  * The smallest L in [1, cap] whose predicted net goodput is within `tolerance` of the best L's
  * (0 when cap is 0; 1 when no L has a positive net goodput: the ranking then keeps the edge last).
  */
-function effectiveParallel(model: RiskModel, q: { peer: string; taskType: string; hour: number; work: number }, cap: number, tolerance: number, failureCost: number): number {
+function effectiveParallel(
+  model: RiskModel,
+  q: { peer: string; taskType: string; hour: number; work: number },
+  cap: number,
+  tolerance: number,
+  failureCost: number,
+): number {
   if (cap <= 1) return cap;
   const goodput = new Float64Array(cap + 1);
   let best = 0;

@@ -10,7 +10,10 @@ import { createRequire } from 'node:module';
  */
 let stdlibT: ((p: number, dof: number) => number) | undefined;
 function tQuantile(p: number, dof: number): number {
-  stdlibT ??= createRequire(import.meta.url)('@stdlib/stats-base-dists-t-quantile') as (p: number, dof: number) => number;
+  stdlibT ??= createRequire(import.meta.url)('@stdlib/stats-base-dists-t-quantile') as (
+    p: number,
+    dof: number,
+  ) => number;
   return stdlibT(p, dof);
 }
 import type { Observation, TaskContext, TimePrediction } from './types.js';
@@ -94,12 +97,21 @@ class PeerStats {
   drift = 0;
   /** Samples in the ring per task type index. */
   readonly typeCounts: number[] = [];
-  count(r: Row, sign: 1 | -1): void { this.typeCounts[r[0]] = (this.typeCounts[r[0]] ?? 0) + sign; }
+  count(r: Row, sign: 1 | -1): void {
+    this.typeCounts[r[0]] = (this.typeCounts[r[0]] ?? 0) + sign;
+  }
 
-  constructor(window: number) { this.ring = new Ring<Row>(window); }
+  constructor(window: number) {
+    this.ring = new Ring<Row>(window);
+  }
 
   reset(d: number): void {
-    this.d = d; this.xtx = new Float64Array(d * d); this.xty = new Float64Array(d); this.yy = 0; this.n = 0; this.fit = undefined;
+    this.d = d;
+    this.xtx = new Float64Array(d * d);
+    this.xty = new Float64Array(d);
+    this.yy = 0;
+    this.n = 0;
+    this.fit = undefined;
   }
 }
 
@@ -123,19 +135,29 @@ export class CompletionTimePredictor {
   private readonly tCache = new Map<number, number>();
 
   constructor(config: Partial<TimePredictorConfig> = {}) {
-    this.config = { ...defaultTimePredictorConfig, ...config, ridge: { ...defaultTimePredictorConfig.ridge, ...config.ridge } };
+    this.config = {
+      ...defaultTimePredictorConfig,
+      ...config,
+      ridge: { ...defaultTimePredictorConfig.ridge, ...config.ridge },
+    };
     checkArg(Number.isInteger(this.config.window) && this.config.window > 0, 'window', 'a positive integer');
     checkArg(this.config.level > 0 && this.config.level < 1, 'level', 'a number in (0, 1)');
   }
 
   /** Observations seen so far (all peers, successes and failures). */
-  get observations(): number { return this.total; }
+  get observations(): number {
+    return this.total;
+  }
 
   /** True once `warmupTasks` observations were made: before that callers should use their heuristic. */
-  get warm(): boolean { return this.total >= this.config.warmupTasks; }
+  get warm(): boolean {
+    return this.total >= this.config.warmupTasks;
+  }
 
   /** Successful samples remembered for `peer`. */
-  samples(peer: string): number { return this.peers.get(peer)?.ring.size ?? 0; }
+  samples(peer: string): number {
+    return this.peers.get(peer)?.ring.size ?? 0;
+  }
 
   /** Learns from one attempt. Failures only count towards warm-up: their time is not a completion time. */
   observe(o: Observation): void {
@@ -148,7 +170,11 @@ export class CompletionTimePredictor {
     const ps = this.peerStats(o.peer);
     // the drift follows residuals of types the peer's model already knows: the first samples of a
     // new type are the type's offset, not a slowdown of the peer
-    if (this.config.driftAlpha > 0 && ps.ring.size >= this.config.minPeerSamples && (ps.typeCounts[t] ?? 0) >= this.config.minPeerSamples) {
+    if (
+      this.config.driftAlpha > 0 &&
+      ps.ring.size >= this.config.minPeerSamples &&
+      (ps.typeCounts[t] ?? 0) >= this.config.minPeerSamples
+    ) {
       const fit = this.fitted(ps);
       const x = this.features(t, row[1], row[2]);
       let mu = 0;
@@ -173,14 +199,26 @@ export class CompletionTimePredictor {
     const level = this.config.level;
     const ps = this.peers.get(q.peer);
     const ti = this.typeIndex.get(q.taskType);
-    if (ps && ps.ring.size >= this.config.minPeerSamples && ti !== undefined && (ps.typeCounts[ti] ?? 0) >= this.config.minTypeSamples) {
+    if (
+      ps &&
+      ps.ring.size >= this.config.minPeerSamples &&
+      ti !== undefined &&
+      (ps.typeCounts[ti] ?? 0) >= this.config.minTypeSamples
+    ) {
       const fit = this.fitted(ps);
       const x = this.features(ti, Math.floor(q.hour) % HOURS, q.load);
       let mu = ps.drift;
       for (let i = 0; i < x.length; i++) mu += fit.w[i] * x[i];
       const sd = Math.sqrt(fit.s2 * (1 + choleskyQuad(fit.l, ps.d, x)));
       const z = this.t(ps.n + NU0);
-      return { timeMs: Math.exp(mu) * work, lowMs: Math.exp(mu - z * sd) * work, highMs: Math.exp(mu + z * sd) * work, level, samples: ps.ring.size, source: 'model' };
+      return {
+        timeMs: Math.exp(mu) * work,
+        lowMs: Math.exp(mu - z * sd) * work,
+        highMs: Math.exp(mu + z * sd) * work,
+        level,
+        samples: ps.ring.size,
+        source: 'model',
+      };
     }
     const prior = this.population(q.taskType);
     const samples = ps?.ring.size ?? 0;
@@ -188,7 +226,14 @@ export class CompletionTimePredictor {
       const mu = prior.mean + Math.log1p(q.load);
       const sd = Math.sqrt(prior.var + 0.5);
       const z = this.t(prior.n + NU0);
-      return { timeMs: Math.exp(mu) * work, lowMs: Math.exp(mu - z * sd) * work, highMs: Math.exp(mu + z * sd) * work, level, samples, source: 'prior' };
+      return {
+        timeMs: Math.exp(mu) * work,
+        lowMs: Math.exp(mu - z * sd) * work,
+        highMs: Math.exp(mu + z * sd) * work,
+        level,
+        samples,
+        source: 'prior',
+      };
     }
     const t = this.config.defaultMsPerUnit * work * (1 + q.load);
     return { timeMs: t, lowMs: 0, highMs: Infinity, level, samples, source: 'heuristic' };
@@ -196,7 +241,8 @@ export class CompletionTimePredictor {
 
   toJSON(): TimePredictorState {
     const peers: Record<string, Row[]> = {};
-    for (const [id, ps] of this.peers) peers[id] = ps.ring.toArray().map((r) => [r[0], r[1], r[2], r[3], r[4]]);
+    for (const [id, ps] of this.peers)
+      peers[id] = ps.ring.toArray().map((r) => [r[0], r[1], r[2], r[3], r[4]]);
     const drift: Record<string, number> = {};
     for (const [id, ps] of this.peers) drift[id] = ps.drift;
     return { v: 1, types: this.types.slice(), total: this.total, peers, drift };
@@ -204,13 +250,21 @@ export class CompletionTimePredictor {
 
   /** Rebuilds a predictor from `toJSON()` output; PORTAL_STATE_CORRUPT when it is not one. */
   static fromJSON(s: TimePredictorState, config: Partial<TimePredictorConfig> = {}): CompletionTimePredictor {
-    if (!s || s.v !== 1 || !Array.isArray(s.types) || typeof s.peers !== 'object') throw new PortalError('PORTAL_STATE_CORRUPT', 'time predictor state: expected { v: 1, types, total, peers }');
+    if (!s || s.v !== 1 || !Array.isArray(s.types) || typeof s.peers !== 'object')
+      throw new PortalError(
+        'PORTAL_STATE_CORRUPT',
+        'time predictor state: expected { v: 1, types, total, peers }',
+      );
     const p = new CompletionTimePredictor(config);
     for (const t of s.types) p.typeOf(t);
     p.total = s.total;
     for (const [id, rows] of Object.entries(s.peers)) {
       const ps = p.peerStats(id);
-      for (const r of rows) { const old = ps.ring.push([r[0], r[1], r[2], r[3], r[4]]); ps.count([r[0], r[1], r[2], r[3], r[4]], 1); if (old) ps.count(old, -1); }
+      for (const r of rows) {
+        const old = ps.ring.push([r[0], r[1], r[2], r[3], r[4]]);
+        ps.count([r[0], r[1], r[2], r[3], r[4]], 1);
+        if (old) ps.count(old, -1);
+      }
       ps.d = -1; // sufficient statistics are rebuilt from the ring on the first prediction
       ps.drift = s.drift?.[id] ?? 0;
     }
@@ -222,21 +276,34 @@ export class CompletionTimePredictor {
   private t(dof: number): number {
     const k = Math.min(Math.round(dof), 10_000);
     let v = this.tCache.get(k);
-    if (v === undefined) { v = tFor(this.config.level, k); this.tCache.set(k, v); }
+    if (v === undefined) {
+      v = tFor(this.config.level, k);
+      this.tCache.set(k, v);
+    }
     return v;
   }
 
-  private dim(): number { return 2 + this.types.length + HOURS; }
+  private dim(): number {
+    return 2 + this.types.length + HOURS;
+  }
 
   private typeOf(name: string): number {
     let i = this.typeIndex.get(name);
-    if (i === undefined) { i = this.types.length; this.types.push(name); this.typeIndex.set(name, i); }
+    if (i === undefined) {
+      i = this.types.length;
+      this.types.push(name);
+      this.typeIndex.set(name, i);
+    }
     return i;
   }
 
   private peerStats(peer: string): PeerStats {
     let ps = this.peers.get(peer);
-    if (!ps) { ps = new PeerStats(this.config.window); ps.reset(this.dim()); this.peers.set(peer, ps); }
+    if (!ps) {
+      ps = new PeerStats(this.config.window);
+      ps.reset(this.dim());
+      this.peers.set(peer, ps);
+    }
     return ps;
   }
 
@@ -274,11 +341,15 @@ export class CompletionTimePredictor {
     a[0] += 1e-6;
     a[1 * d + 1] += rg.load;
     for (let t = 0; t < this.types.length; t++) a[(2 + t) * d + 2 + t] += rg.type;
-    for (let h = 0; h < HOURS; h++) { const i = 2 + this.types.length + h; a[i * d + i] += rg.hour; }
+    for (let h = 0; h < HOURS; h++) {
+      const i = 2 + this.types.length + h;
+      a[i * d + i] += rg.hour;
+    }
     const l = cholesky(a, d);
     const w = choleskySolve(l, d, ps.xty);
     // SSE = yᵀy − 2wᵀXᵀy + wᵀXᵀXw
-    let wxy = 0, wxxw = 0;
+    let wxy = 0,
+      wxxw = 0;
     for (let i = 0; i < d; i++) {
       wxy += w[i] * ps.xty[i];
       let row = 0;
@@ -294,12 +365,23 @@ export class CompletionTimePredictor {
   /** Mean and variance of log(ms/unit) at zero-ish load over every peer's samples of `type` (all types if none). */
   private population(type: string): { mean: number; var: number; n: number } | undefined {
     const ti = this.typeIndex.get(type);
-    let n = 0, s = 0, s2 = 0, na = 0, sa = 0, sa2 = 0;
+    let n = 0,
+      s = 0,
+      s2 = 0,
+      na = 0,
+      sa = 0,
+      sa2 = 0;
     for (const ps of this.peers.values()) {
       for (const r of ps.ring.toArray()) {
         const y = Math.log(r[4] / Math.max(r[3], 1e-12)) - Math.log1p(r[2]);
-        na++; sa += y; sa2 += y * y;
-        if (r[0] === ti) { n++; s += y; s2 += y * y; }
+        na++;
+        sa += y;
+        sa2 += y * y;
+        if (r[0] === ti) {
+          n++;
+          s += y;
+          s2 += y * y;
+        }
       }
     }
     if (n > 0) return { mean: s / n, var: Math.max(0, s2 / n - (s / n) ** 2), n };
@@ -314,7 +396,11 @@ function checkContext(q: TaskContext): void {
   checkArg(Number.isFinite(q.hour) && q.hour >= 0 && q.hour < 24, 'hour', 'an hour of day in [0, 24)');
   checkArg(Number.isFinite(q.load) && q.load >= 0, 'load', 'a finite number ≥ 0');
   checkArg(q.work === undefined || (Number.isFinite(q.work) && q.work > 0), 'work', 'a positive number');
-  checkArg(q.pressure === undefined || (Number.isFinite(q.pressure) && q.pressure >= 0), 'pressure', 'a number ≥ 0');
+  checkArg(
+    q.pressure === undefined || (Number.isFinite(q.pressure) && q.pressure >= 0),
+    'pressure',
+    'a number ≥ 0',
+  );
 }
 
 export { checkContext };

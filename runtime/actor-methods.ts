@@ -16,7 +16,11 @@ export function isInvocableMethod(cls: ActorClass, name: unknown): name is strin
   let hits = known.get(cls);
   if (hits?.has(name)) return true;
   if (name.length === 0 || name.startsWith('_') || RESERVED.has(name)) return false;
-  for (let proto: object | null = cls.prototype; proto && proto !== Actor.prototype && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+  for (
+    let proto: object | null = cls.prototype;
+    proto && proto !== Actor.prototype && proto !== Object.prototype;
+    proto = Object.getPrototypeOf(proto)
+  ) {
     const desc = Object.getOwnPropertyDescriptor(proto, name);
     if (!desc) continue;
     if (typeof desc.value !== 'function') return false;

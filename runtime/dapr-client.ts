@@ -43,20 +43,48 @@ const PORTAL_CODE = /^PORTAL_[A-Z_]+$/;
  * cannot be reached, and PORTAL_UNKNOWN_ACTOR_TYPE / PORTAL_INVALID_ARGUMENT for other refusals.
  */
 export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorClient {
-  checkArg(typeof opts === 'object' && opts !== null && Number.isInteger(opts.port) && opts.port > 0, 'opts.port', 'the daprd HTTP port');
+  checkArg(
+    typeof opts === 'object' && opts !== null && Number.isInteger(opts.port) && opts.port > 0,
+    'opts.port',
+    'the daprd HTTP port',
+  );
   const host = opts.host ?? '127.0.0.1';
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64, maxFreeSockets: opts.maxSockets ?? 64 });
+  const agent = new http.Agent({
+    keepAlive: true,
+    maxSockets: opts.maxSockets ?? 64,
+    maxFreeSockets: opts.maxSockets ?? 64,
+  });
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json' };
   if (opts.apiToken) baseHeaders['dapr-api-token'] = opts.apiToken;
 
-  const request = (method: string, path: string, body: string | undefined): Promise<{ status: number; text: string }> =>
-    daprRequest({ host, port: opts.port, method, path, agent, headers: baseHeaders, body, timeoutMs,
-      timeoutError: () => new PortalError('PORTAL_ACTOR_TIMEOUT', `${method} ${path}: no answer from daprd within ${timeoutMs} ms`) })
-      .catch((err: Error) => {
-        if (err instanceof PortalError) throw err;
-        throw new PortalError('PORTAL_HOST_STOPPED', `${method} ${path}: daprd at ${host}:${opts.port} unreachable (${err.message})`, { cause: err });
-      });
+  const request = (
+    method: string,
+    path: string,
+    body: string | undefined,
+  ): Promise<{ status: number; text: string }> =>
+    daprRequest({
+      host,
+      port: opts.port,
+      method,
+      path,
+      agent,
+      headers: baseHeaders,
+      body,
+      timeoutMs,
+      timeoutError: () =>
+        new PortalError(
+          'PORTAL_ACTOR_TIMEOUT',
+          `${method} ${path}: no answer from daprd within ${timeoutMs} ms`,
+        ),
+    }).catch((err: Error) => {
+      if (err instanceof PortalError) throw err;
+      throw new PortalError(
+        'PORTAL_HOST_STOPPED',
+        `${method} ${path}: daprd at ${host}:${opts.port} unreachable (${err.message})`,
+        { cause: err },
+      );
+    });
 
   return {
     async invoke<R>(actorType: string, actorId: string, method: string, arg?: unknown): Promise<R> {
@@ -93,13 +121,29 @@ export interface DaprRequest {
 /** Sends one request to daprd: resolves with its status and body text, rejects with the socket's error. */
 export function daprRequest(r: DaprRequest): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const headers = r.body === undefined ? r.headers : { ...r.headers, 'content-length': String(Buffer.byteLength(r.body)) };
-    const req = http.request({ host: r.host, port: r.port, method: r.method, path: r.path, agent: r.agent, headers, timeout: r.timeoutMs }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const headers =
+      r.body === undefined
+        ? r.headers
+        : { ...r.headers, 'content-length': String(Buffer.byteLength(r.body)) };
+    const req = http.request(
+      {
+        host: r.host,
+        port: r.port,
+        method: r.method,
+        path: r.path,
+        agent: r.agent,
+        headers,
+        timeout: r.timeoutMs,
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(r.timeoutError()));
     req.on('error', reject);
     req.end(r.body);
@@ -111,14 +155,19 @@ export function daprRequest(r: DaprRequest): Promise<{ status: number; text: str
  * were not PortalErrors, sent as PORTAL_INTERNAL) a plain Error with the same message, as the embedded host gives.
  */
 function remoteError(code: string, message: string): Error {
-  if (PORTAL_CODE.test(code) && code !== 'PORTAL_INTERNAL') return new PortalError(code as PortalErrorCode, message);
+  if (PORTAL_CODE.test(code) && code !== 'PORTAL_INTERNAL')
+    return new PortalError(code as PortalErrorCode, message);
   return new Error(message);
 }
 
 /** Maps a failed actor call's answer to a PortalError (see createDaprActorClient). */
 export function errorFromResponse(what: string, status: number, text: string): Error {
   let parsed: unknown;
-  try { parsed = JSON.parse(text); } catch { parsed = undefined; }
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
   // The Portal host answers { error: { code, message } }; daprd may wrap it as { errorCode, message }.
   const inner = (parsed as Partial<DaprActorErrorBody> | undefined)?.error;
   if (inner && typeof inner.code === 'string') return remoteError(inner.code, inner.message);
@@ -130,11 +179,22 @@ export function errorFromResponse(what: string, status: number, text: string): E
     try {
       const body = JSON.parse(message.slice(at)) as Partial<DaprActorErrorBody>;
       if (body.error) return remoteError(body.error.code, body.error.message);
-    } catch { /* not the Portal host's body: fall through */ }
+    } catch {
+      /* not the Portal host's body: fall through */
+    }
   }
-  const code: PortalErrorCode = status === 401 ? 'PORTAL_CONFIG_INVALID'
-    : daprCode === 'ERR_ACTOR_INSTANCE_MISSING' || daprCode === 'ERR_ACTOR_RUNTIME_NOT_FOUND' ? 'PORTAL_UNKNOWN_ACTOR_TYPE'
-      : status === 408 || status === 504 ? 'PORTAL_ACTOR_TIMEOUT'
-        : status >= 500 ? 'PORTAL_HOST_STOPPED' : 'PORTAL_INVALID_ARGUMENT';
-  return new PortalError(code, `${what}: daprd answered ${status}${daprCode ? ` ${daprCode}` : ''}: ${message}`);
+  const code: PortalErrorCode =
+    status === 401
+      ? 'PORTAL_CONFIG_INVALID'
+      : daprCode === 'ERR_ACTOR_INSTANCE_MISSING' || daprCode === 'ERR_ACTOR_RUNTIME_NOT_FOUND'
+        ? 'PORTAL_UNKNOWN_ACTOR_TYPE'
+        : status === 408 || status === 504
+          ? 'PORTAL_ACTOR_TIMEOUT'
+          : status >= 500
+            ? 'PORTAL_HOST_STOPPED'
+            : 'PORTAL_INVALID_ARGUMENT';
+  return new PortalError(
+    code,
+    `${what}: daprd answered ${status}${daprCode ? ` ${daprCode}` : ''}: ${message}`,
+  );
 }

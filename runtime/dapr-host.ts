@@ -1,6 +1,14 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
-import { AbstractActor, ActorId, CommunicationProtocolEnum, DaprServer, HTTPClient, LogLevel, Temporal } from '@dapr/dapr';
+import {
+  AbstractActor,
+  ActorId,
+  CommunicationProtocolEnum,
+  DaprServer,
+  HTTPClient,
+  LogLevel,
+  Temporal,
+} from '@dapr/dapr';
 import { createSystemClock, type Clock } from '../common/clock.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
@@ -12,7 +20,14 @@ import { Mailbox } from './mailbox.js';
 import { KEY_SEPARATOR, checkKeyPart } from './state-keys.js';
 import { checkDuration, checkReminder } from './checks.js';
 import { Actor } from './types.js';
-import type { ActorClass, ActorContext, ActorHost, ActorHostStats, ActorRef, ActorServices } from './types.js';
+import type {
+  ActorClass,
+  ActorContext,
+  ActorHost,
+  ActorHostStats,
+  ActorRef,
+  ActorServices,
+} from './types.js';
 
 /** Options of createDaprHost. */
 export interface DaprHostOptions {
@@ -79,8 +94,21 @@ interface Slot {
 }
 
 /** Minimal shapes of the Express objects the SDK's HTTP server hands us (the SDK types them as any). */
-interface Req { method: string; params: Record<string, string>; body: unknown; headers: Record<string, string | string[] | undefined>; path: string }
-interface Res { status(code: number): Res; json(body: unknown): void; end(): void; headersSent: boolean; writableFinished: boolean; once(event: 'finish' | 'close', fn: () => void): void }
+interface Req {
+  method: string;
+  params: Record<string, string>;
+  body: unknown;
+  headers: Record<string, string | string[] | undefined>;
+  path: string;
+}
+interface Res {
+  status(code: number): Res;
+  json(body: unknown): void;
+  end(): void;
+  headersSent: boolean;
+  writableFinished: boolean;
+  once(event: 'finish' | 'close', fn: () => void): void;
+}
 type Next = () => void;
 interface App {
   use(fn: (req: Req, res: Res, next: Next) => void): void;
@@ -138,8 +166,16 @@ function sendError(res: Res, status: number, err: unknown): void {
  */
 export function createDaprHost(opts: DaprHostOptions): DaprHost {
   checkArg(typeof opts === 'object' && opts !== null, 'opts', 'an object');
-  checkArg(Number.isInteger(opts.appPort) && opts.appPort > 0 && opts.appPort < 65536, 'opts.appPort', 'a TCP port');
-  checkArg(Number.isInteger(opts.daprHttpPort) && opts.daprHttpPort > 0 && opts.daprHttpPort < 65536, 'opts.daprHttpPort', 'a TCP port');
+  checkArg(
+    Number.isInteger(opts.appPort) && opts.appPort > 0 && opts.appPort < 65536,
+    'opts.appPort',
+    'a TCP port',
+  );
+  checkArg(
+    Number.isInteger(opts.daprHttpPort) && opts.daprHttpPort > 0 && opts.daprHttpPort < 65536,
+    'opts.daprHttpPort',
+    'a TCP port',
+  );
   const clock = opts.clock ?? createSystemClock();
   const log = opts.logger ?? createSilentLogger();
   const services: ActorServices = opts.services ?? Object.freeze({});
@@ -148,7 +184,11 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   const maxSockets = opts.maxSockets ?? 64;
 
   // The SDK keeps one static keep-alive agent for all its sidecar calls, with no socket limit; bound it first.
-  (HTTPClient as unknown as { httpAgent?: http.Agent }).httpAgent ??= new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+  (HTTPClient as unknown as { httpAgent?: http.Agent }).httpAgent ??= new http.Agent({
+    keepAlive: true,
+    maxSockets,
+    maxFreeSockets: maxSockets,
+  });
 
   const server = new DaprServer({
     serverHost: '127.0.0.1',
@@ -168,19 +208,38 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     },
     logger: { level: LogLevel.Error },
   });
-  const client: DaprActorClient = createDaprActorClient({ host: daprHost, port: opts.daprHttpPort, apiToken: opts.daprApiToken, timeoutMs: opts.callTimeoutMs, maxSockets });
+  const client: DaprActorClient = createDaprActorClient({
+    host: daprHost,
+    port: opts.daprHttpPort,
+    apiToken: opts.daprApiToken,
+    timeoutMs: opts.callTimeoutMs,
+    maxSockets,
+  });
 
-  const types = new Map<string, { cls: ActorClass; gen: new (c: typeof server.client, id: ActorId) => PortalDaprActor }>();
+  const types = new Map<
+    string,
+    { cls: ActorClass; gen: new (c: typeof server.client, id: ActorId) => PortalDaprActor }
+  >();
   const slots = new Map<string, Slot>();
   /** The running turn: its actor, and for a reminder turn the reminder changes deferred until it has ended. */
   const turnScope = new AsyncLocalStorage<{ key: string; deferred?: Array<() => Promise<void>> }>();
-  const counters: ActorHostStats = { activations: 0, deactivations: 0, calls: 0, active: 0, remindersFired: 0, timersFired: 0 };
+  const counters: ActorHostStats = {
+    activations: 0,
+    deactivations: 0,
+    calls: 0,
+    active: 0,
+    remindersFired: 0,
+    timersFired: 0,
+  };
   let started = false;
   let stopped = false;
 
   // ---- generated SDK classes -------------------------------------------------------------------------------
 
-  const generate = (cls: ActorClass, name: string): new (c: typeof server.client, id: ActorId) => PortalDaprActor => {
+  const generate = (
+    cls: ActorClass,
+    name: string,
+  ): new (c: typeof server.client, id: ActorId) => PortalDaprActor => {
     const gen = class extends PortalDaprActor {};
     Object.defineProperty(gen, 'name', { value: name });
     return gen;
@@ -194,15 +253,28 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     if (!slot) {
       const t = types.get(type)!;
       const childLog = log.child({ actorType: type, actorId: id });
-      slot = { type, id, key, cls: t.cls, log: childLog, live: undefined,
-        mailbox: localTurns ? new Mailbox((err) => childLog.error({ err }, 'actor job failed unexpectedly')) : undefined };
+      slot = {
+        type,
+        id,
+        key,
+        cls: t.cls,
+        log: childLog,
+        live: undefined,
+        mailbox: localTurns
+          ? new Mailbox((err) => childLog.error({ err }, 'actor job failed unexpectedly'))
+          : undefined,
+      };
       slots.set(key, slot);
     }
     return slot;
   };
 
   /** Runs `job` as one turn of the slot's actor: queued behind its other turns when localTurns is on. */
-  const enqueue = <R>(slot: Slot, job: () => Promise<R>, deferred?: Array<() => Promise<void>>): Promise<R> => {
+  const enqueue = <R>(
+    slot: Slot,
+    job: () => Promise<R>,
+    deferred?: Array<() => Promise<void>>,
+  ): Promise<R> => {
     const run = () => turnScope.run({ key: slot.key, deferred }, job);
     if (!slot.mailbox) return run();
     return new Promise<R>((resolve, reject) => slot.mailbox!.post(() => run().then(resolve, reject)));
@@ -228,7 +300,11 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     const lease: Live['lease'] = { dropped: false };
     /** A dropped activation must not change timers or reminders of the actor's next activation. */
     const leased = (what: string): void => {
-      if (lease.dropped) throw new PortalError('PORTAL_HOST_STOPPED', `${slot.type}/${slot.id}: ${what} refused: this activation's Dapr sidecar was replaced`);
+      if (lease.dropped)
+        throw new PortalError(
+          'PORTAL_HOST_STOPPED',
+          `${slot.type}/${slot.id}: ${what} refused: this activation's Dapr sidecar was replaced`,
+        );
     };
     const ctx: ActorContext = {
       actorType: slot.type,
@@ -243,11 +319,21 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         checkDuration(tm.dueMs, 'timer dueMs');
         checkDuration(tm.periodMs, 'timer periodMs');
         if (!isInvocableMethod(slot.cls, tm.method)) {
-          throw new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(tm.method)}`);
+          throw new PortalError(
+            'PORTAL_UNKNOWN_ACTOR_METHOD',
+            `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(tm.method)}`,
+          );
         }
         leased(`timer ${name}`);
         // The method also travels in the data: daprd may fire the timer without its callback (dapr/dapr#10088).
-        await dapr.registerActorTimer(name, tm.method, duration(tm.dueMs), tm.periodMs > 0 ? duration(tm.periodMs) : undefined, undefined, { method: tm.method, data: tm.data });
+        await dapr.registerActorTimer(
+          name,
+          tm.method,
+          duration(tm.dueMs),
+          tm.periodMs > 0 ? duration(tm.periodMs) : undefined,
+          undefined,
+          { method: tm.method, data: tm.data },
+        );
         timers.set(name, { method: tm.method, periodMs: tm.periodMs, lastEndAt: -Infinity });
       },
       unregisterTimer: async (name) => {
@@ -258,7 +344,15 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       registerReminder: async (name, r) => {
         checkReminder(name, r);
         leased(`reminder ${name}`);
-        await reminderOp(slot, () => dapr.registerActorReminder(name, duration(r.dueMs), r.periodMs > 0 ? duration(r.periodMs) : undefined, undefined, r.data));
+        await reminderOp(slot, () =>
+          dapr.registerActorReminder(
+            name,
+            duration(r.dueMs),
+            r.periodMs > 0 ? duration(r.periodMs) : undefined,
+            undefined,
+            r.data,
+          ),
+        );
       },
       unregisterReminder: async (name) => {
         leased(`reminder ${name}`);
@@ -284,46 +378,63 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     counters.active++;
     if (epoch !== sidecarEpoch) {
       drop(slot, live, 'the sidecar was replaced during the activation');
-      throw new PortalError('PORTAL_HOST_STOPPED', `${slot.type}/${slot.id}: the Dapr sidecar was replaced during the activation`);
+      throw new PortalError(
+        'PORTAL_HOST_STOPPED',
+        `${slot.type}/${slot.id}: the Dapr sidecar was replaced during the activation`,
+      );
     }
     slot.log.debug('actor activated');
     return live;
   };
 
   /** One turn: activate if needed, run `body`, save state on success, roll it back on failure. */
-  const turn = <R>(slot: Slot, body: (live: Live) => Promise<R>, deferred?: Array<() => Promise<void>>): Promise<R> => enqueue(slot, async () => {
-    if (stopped) throw new PortalError('PORTAL_HOST_STOPPED', 'the Dapr actor host is stopped');
-    const live = await activate(slot);
-    try {
-      await live.dapr.onActorMethodPreInternal();
-      const result = await body(live);
-      // A turn that outlived its sidecar answers nobody: its changes are not this activation's to save any more.
-      if (live.lease.dropped) throw new PortalError('PORTAL_HOST_STOPPED', `${slot.type}/${slot.id}: the Dapr sidecar was replaced during the turn; its changes were discarded`);
-      await live.dapr.onActorMethodPostInternal(); // saves the SDK's tracked state changes
-      return result;
-    } catch (err) {
-      await live.state.rollback();
-      throw err;
-    }
-  }, deferred);
+  const turn = <R>(
+    slot: Slot,
+    body: (live: Live) => Promise<R>,
+    deferred?: Array<() => Promise<void>>,
+  ): Promise<R> =>
+    enqueue(
+      slot,
+      async () => {
+        if (stopped) throw new PortalError('PORTAL_HOST_STOPPED', 'the Dapr actor host is stopped');
+        const live = await activate(slot);
+        try {
+          await live.dapr.onActorMethodPreInternal();
+          const result = await body(live);
+          // A turn that outlived its sidecar answers nobody: its changes are not this activation's to save any more.
+          if (live.lease.dropped)
+            throw new PortalError(
+              'PORTAL_HOST_STOPPED',
+              `${slot.type}/${slot.id}: the Dapr sidecar was replaced during the turn; its changes were discarded`,
+            );
+          await live.dapr.onActorMethodPostInternal(); // saves the SDK's tracked state changes
+          return result;
+        } catch (err) {
+          await live.state.rollback();
+          throw err;
+        }
+      },
+      deferred,
+    );
 
-  const deactivate = (slot: Slot): Promise<void> => enqueue(slot, async () => {
-    const live = slot.live;
-    if (!live) return; // Dapr may deactivate an actor this process never activated (or already did): a no-op
-    slot.live = undefined;
-    live.timers.clear();
-    try {
-      await live.dapr.onDeactivateInternal(); // clears the cache, then save after our onDeactivate below
-      await live.portal.onDeactivate();
-      await live.state.save();
-    } catch (err) {
-      await live.state.rollback();
-      slot.log.warn({ err }, 'actor onDeactivate failed; its unsaved state changes were discarded');
-    }
-    counters.deactivations++;
-    counters.active--;
-    slot.log.debug('actor deactivated');
-  });
+  const deactivate = (slot: Slot): Promise<void> =>
+    enqueue(slot, async () => {
+      const live = slot.live;
+      if (!live) return; // Dapr may deactivate an actor this process never activated (or already did): a no-op
+      slot.live = undefined;
+      live.timers.clear();
+      try {
+        await live.dapr.onDeactivateInternal(); // clears the cache, then save after our onDeactivate below
+        await live.portal.onDeactivate();
+        await live.state.save();
+      } catch (err) {
+        await live.state.rollback();
+        slot.log.warn({ err }, 'actor onDeactivate failed; its unsaved state changes were discarded');
+      }
+      counters.deactivations++;
+      counters.active--;
+      slot.log.debug('actor deactivated');
+    });
 
   /**
    * Drops an activation made through a sidecar that was replaced: the next call from the new sidecar activates the
@@ -362,7 +473,12 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   };
 
   const sidecar = watchDaprSidecar({
-    host: daprHost, port: opts.daprHttpPort, apiToken: opts.daprApiToken, intervalMs: opts.sidecarCheckMs ?? 1000, logger: log, onReplaced: dropAll,
+    host: daprHost,
+    port: opts.daprHttpPort,
+    apiToken: opts.daprApiToken,
+    intervalMs: opts.sidecarCheckMs ?? 1000,
+    logger: log,
+    onReplaced: dropAll,
   });
 
   // ---- proxies ---------------------------------------------------------------------------------------------
@@ -376,8 +492,12 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       actorId,
       invoke: <R = unknown>(method: string, arg?: unknown): Promise<R> => {
         if (turnScope.getStore()?.key === key) {
-          return Promise.reject(new PortalError('PORTAL_INVALID_ARGUMENT',
-            `call to ${actorType}/${actorId}.${method} from inside its own turn would deadlock on Dapr's actor lock: reentrancy is not supported`));
+          return Promise.reject(
+            new PortalError(
+              'PORTAL_INVALID_ARGUMENT',
+              `call to ${actorType}/${actorId}.${method} from inside its own turn would deadlock on Dapr's actor lock: reentrancy is not supported`,
+            ),
+          );
         }
         return client.invoke<R>(actorType, actorId, method, arg);
       },
@@ -389,7 +509,14 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   const lookup = (req: Req, res: Res): Slot | undefined => {
     const { type, id } = req.params;
     if (!types.has(type)) {
-      sendError(res, 404, new PortalError('PORTAL_UNKNOWN_ACTOR_TYPE', `no actor type ${JSON.stringify(type)} is registered on this host`));
+      sendError(
+        res,
+        404,
+        new PortalError(
+          'PORTAL_UNKNOWN_ACTOR_TYPE',
+          `no actor type ${JSON.stringify(type)} is registered on this host`,
+        ),
+      );
       return undefined;
     }
     return slotFor(type, id);
@@ -400,7 +527,11 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       const token = opts.appApiToken;
       app.use((req, res, next) => {
         if (req.path === '/healthz' || req.headers['dapr-api-token'] === token) return next();
-        sendError(res, 401, new PortalError('PORTAL_CONFIG_INVALID', 'missing or wrong dapr-api-token (APP_API_TOKEN)'));
+        sendError(
+          res,
+          401,
+          new PortalError('PORTAL_CONFIG_INVALID', 'missing or wrong dapr-api-token (APP_API_TOKEN)'),
+        );
       });
     }
     // daprd fetches the actor configuration when it starts, before it joins placement: a second fetch is a new sidecar.
@@ -416,7 +547,14 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       const body = (argOf(req) ?? {}) as { callback?: string; data?: { method?: string; data?: unknown } };
       const method = body.data?.method ?? body.callback;
       if (!isInvocableMethod(slot.cls, method)) {
-        sendError(res, 400, new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(method)}`));
+        sendError(
+          res,
+          400,
+          new PortalError(
+            'PORTAL_UNKNOWN_ACTOR_METHOD',
+            `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(method)}`,
+          ),
+        );
         return;
       }
       turn(slot, async (live) => {
@@ -425,14 +563,19 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         if (t && t.periodMs > 0 && clock.now() - t.lastEndAt < t.periodMs / 2) return;
         counters.timersFired++;
         try {
-          await (live.portal as unknown as Record<string, (a: unknown) => Promise<unknown>>)[method](body.data?.data);
+          await (live.portal as unknown as Record<string, (a: unknown) => Promise<unknown>>)[method](
+            body.data?.data,
+          );
         } finally {
           if (t) t.lastEndAt = clock.now();
         }
-      }).then(() => res.status(200).end(), (err: unknown) => {
-        slot.log.warn({ err, timer: name, method }, 'timer turn failed');
-        sendError(res, 500, err);
-      });
+      }).then(
+        () => res.status(200).end(),
+        (err: unknown) => {
+          slot.log.warn({ err, timer: name, method }, 'timer turn failed');
+          sendError(res, 500, err);
+        },
+      );
     });
 
     app.put('/actors/:type/:id/method/remind/:reminder', (req, res) => {
@@ -441,20 +584,33 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       const name = req.params.reminder;
       const body = (argOf(req) ?? {}) as { data?: unknown };
       const deferred: Array<() => Promise<void>> = [];
-      turn(slot, async (live) => {
-        counters.remindersFired++;
-        await live.portal.receiveReminder(name, body.data);
-      }, deferred).then(() => res.status(200).end(), (err: unknown) => {
-        slot.log.warn({ err, reminder: name }, 'reminder turn failed');
-        sendError(res, 500, err);
-      }).finally(() => {
-        // After daprd has the answer (and released the reminder), apply what the turn asked for, in order.
-        if (deferred.length === 0) return;
-        const apply = (): void => void deferred.reduce((p, op) => p.then(op), Promise.resolve())
-          .catch((err: unknown) => slot.log.warn({ err, reminder: name }, 'deferred reminder change failed'));
-        if (res.writableFinished) apply();
-        else res.once('finish', apply);
-      });
+      turn(
+        slot,
+        async (live) => {
+          counters.remindersFired++;
+          await live.portal.receiveReminder(name, body.data);
+        },
+        deferred,
+      )
+        .then(
+          () => res.status(200).end(),
+          (err: unknown) => {
+            slot.log.warn({ err, reminder: name }, 'reminder turn failed');
+            sendError(res, 500, err);
+          },
+        )
+        .finally(() => {
+          // After daprd has the answer (and released the reminder), apply what the turn asked for, in order.
+          if (deferred.length === 0) return;
+          const apply = (): void =>
+            void deferred
+              .reduce((p, op) => p.then(op), Promise.resolve())
+              .catch((err: unknown) =>
+                slot.log.warn({ err, reminder: name }, 'deferred reminder change failed'),
+              );
+          if (res.writableFinished) apply();
+          else res.once('finish', apply);
+        });
     });
 
     app.put('/actors/:type/:id/method/:method', (req, res) => {
@@ -462,19 +618,37 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       if (!slot) return;
       const method = req.params.method;
       if (!isInvocableMethod(slot.cls, method)) {
-        sendError(res, 400, new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `actor type ${slot.type} has no invocable method ${JSON.stringify(method)}`));
+        sendError(
+          res,
+          400,
+          new PortalError(
+            'PORTAL_UNKNOWN_ACTOR_METHOD',
+            `actor type ${slot.type} has no invocable method ${JSON.stringify(method)}`,
+          ),
+        );
         return;
       }
       let arg: unknown;
       try {
         arg = argOf(req);
       } catch (err) {
-        sendError(res, 400, new PortalError('PORTAL_INVALID_ARGUMENT', `${slot.type}.${method}: the body is not JSON`, { cause: err }));
+        sendError(
+          res,
+          400,
+          new PortalError('PORTAL_INVALID_ARGUMENT', `${slot.type}.${method}: the body is not JSON`, {
+            cause: err,
+          }),
+        );
         return;
       }
       counters.calls++;
-      turn(slot, (live) => (live.portal as unknown as Record<string, (a: unknown) => Promise<unknown>>)[method](arg)).then(
-        (result) => { if (result === undefined) res.status(200).end(); else res.status(200).json(result); },
+      turn(slot, (live) =>
+        (live.portal as unknown as Record<string, (a: unknown) => Promise<unknown>>)[method](arg),
+      ).then(
+        (result) => {
+          if (result === undefined) res.status(200).end();
+          else res.status(200).json(result);
+        },
         (err: unknown) => sendError(res, 500, err),
       );
     });
@@ -482,7 +656,10 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     app.delete('/actors/:type/:id', (req, res) => {
       const slot = lookup(req, res);
       if (!slot) return;
-      deactivate(slot).then(() => res.status(200).end(), (err: unknown) => sendError(res, 500, err));
+      deactivate(slot).then(
+        () => res.status(200).end(),
+        (err: unknown) => sendError(res, 500, err),
+      );
     });
   };
 
@@ -496,11 +673,23 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     },
 
     register(cls, name = cls?.name) {
-      checkArg(typeof cls === 'function' && cls.prototype instanceof Actor, 'cls', 'an actor class extending Actor');
+      checkArg(
+        typeof cls === 'function' && cls.prototype instanceof Actor,
+        'cls',
+        'an actor class extending Actor',
+      );
       checkKeyPart(name, 'actor type name');
-      if (started) throw new PortalError('PORTAL_INVALID_ARGUMENT', `register ${name}: the Dapr host has started; register every type before start()`);
+      if (started)
+        throw new PortalError(
+          'PORTAL_INVALID_ARGUMENT',
+          `register ${name}: the Dapr host has started; register every type before start()`,
+        );
       const known = types.get(name);
-      if (known && known.cls !== cls) throw new PortalError('PORTAL_INVALID_ARGUMENT', `actor type ${name} is already registered with another class`);
+      if (known && known.cls !== cls)
+        throw new PortalError(
+          'PORTAL_INVALID_ARGUMENT',
+          `actor type ${name} is already registered with another class`,
+        );
       if (!known) types.set(name, { cls, gen: generate(cls, name) });
     },
 
@@ -510,16 +699,26 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       if (started) return;
       started = true;
       routes(server.daprServer.getServer() as App);
-      for (const t of types.values()) await server.actor.registerActor(t.gen as unknown as Parameters<typeof server.actor.registerActor>[0]);
+      for (const t of types.values())
+        await server.actor.registerActor(
+          t.gen as unknown as Parameters<typeof server.actor.registerActor>[0],
+        );
       await server.actor.init();
       await server.start();
       await sidecar.start();
-      log.info({ appPort: opts.appPort, daprHttpPort: opts.daprHttpPort, types: [...types.keys()] }, 'Dapr actor host started');
+      log.info(
+        { appPort: opts.appPort, daprHttpPort: opts.daprHttpPort, types: [...types.keys()] },
+        'Dapr actor host started',
+      );
     },
 
     async stop() {
       if (stopped) return;
-      await Promise.all([...slots.values()].map((s) => deactivate(s).catch((err: unknown) => s.log.warn({ err }, 'deactivation at stop failed'))));
+      await Promise.all(
+        [...slots.values()].map((s) =>
+          deactivate(s).catch((err: unknown) => s.log.warn({ err }, 'deactivation at stop failed')),
+        ),
+      );
       stopped = true;
       sidecar.close();
       client.close();

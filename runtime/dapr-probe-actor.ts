@@ -32,7 +32,11 @@ export class ProbeActor extends Actor {
 
   /** The stored counter, this process's id and the overlap seen in it. */
   async info(): Promise<{ value: number; pid: number; maxOverlap: number }> {
-    return { value: (await this.ctx.state.get<{ n: number }>('counter'))?.n ?? 0, pid: process.pid, maxOverlap: overlap.max };
+    return {
+      value: (await this.ctx.state.get<{ n: number }>('counter'))?.n ?? 0,
+      pid: process.pid,
+      maxOverlap: overlap.max,
+    };
   }
 
   /** Calls itself through its own proxy: must reject (it would deadlock on the actor lock). */

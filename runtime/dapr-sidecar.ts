@@ -70,21 +70,39 @@ export function watchDaprSidecar(opts: DaprSidecarWatchOptions): DaprSidecarWatc
   let running: Promise<void> | undefined;
 
   const replaced = (reason: string): void => {
-    log.info({ ...where, reason }, 'new Dapr sidecar: dropping the actor activations of the old one (they reactivate from the state store)');
+    log.info(
+      { ...where, reason },
+      'new Dapr sidecar: dropping the actor activations of the old one (they reactivate from the state store)',
+    );
     opts.onReplaced(reason);
   };
 
   /** One request on a connection of its own (a kept-alive one may lead to the dead sidecar and fail once for nothing). */
-  const request = (method: 'GET' | 'PUT', path: string, body?: string): Promise<{ status: number; text: string }> =>
-    daprRequest({ host: opts.host, port: opts.port, method, path, agent: false, timeoutMs, body,
+  const request = (
+    method: 'GET' | 'PUT',
+    path: string,
+    body?: string,
+  ): Promise<{ status: number; text: string }> =>
+    daprRequest({
+      host: opts.host,
+      port: opts.port,
+      method,
+      path,
+      agent: false,
+      timeoutMs,
+      body,
       headers: body === undefined ? headers : { ...headers, 'content-type': 'text/plain' },
-      timeoutError: () => new Error(`${method} ${path}: no answer within ${timeoutMs} ms`) });
+      timeoutError: () => new Error(`${method} ${path}: no answer within ${timeoutMs} ms`),
+    });
 
   const mark = async (): Promise<void> => {
     const res = await request('PUT', `/v1.0/metadata/${SIDECAR_MARK}`, session);
     if (res.status >= 300) {
       markUnsupported = true;
-      log.warn({ ...where, status: res.status }, 'the Dapr sidecar refused the metadata mark: a new sidecar is recognized by its /dapr/config call only');
+      log.warn(
+        { ...where, status: res.status },
+        'the Dapr sidecar refused the metadata mark: a new sidecar is recognized by its /dapr/config call only',
+      );
       return;
     }
     marked = true;
@@ -100,7 +118,10 @@ export function watchDaprSidecar(opts: DaprSidecarWatchOptions): DaprSidecarWatc
     } catch (err) {
       if (reachable !== false) {
         downSince = Date.now();
-        log.warn({ ...where, err: (err as Error).message }, 'Dapr sidecar unreachable: actor calls, timers and reminders of this app wait for it');
+        log.warn(
+          { ...where, err: (err as Error).message },
+          'Dapr sidecar unreachable: actor calls, timers and reminders of this app wait for it',
+        );
       }
       reachable = false;
       return;
@@ -108,7 +129,11 @@ export function watchDaprSidecar(opts: DaprSidecarWatchOptions): DaprSidecarWatc
     const wasDown = reachable === false;
     reachable = true;
     if (mine === session) {
-      if (wasDown) log.info({ ...where, downMs: Date.now() - downSince }, 'Dapr sidecar reachable again (the same sidecar)');
+      if (wasDown)
+        log.info(
+          { ...where, downMs: Date.now() - downSince },
+          'Dapr sidecar reachable again (the same sidecar)',
+        );
       return;
     }
     if (markUnsupported) {
@@ -117,8 +142,9 @@ export function watchDaprSidecar(opts: DaprSidecarWatchOptions): DaprSidecarWatc
     }
     if (marked && !replacedUnmarked) {
       replacedUnmarked = true; // reported once, even if marking it fails now
-      replaced('the sidecar answers without this app\'s mark');
-    } else if (wasDown) log.info({ ...where, downMs: Date.now() - downSince }, 'Dapr sidecar reachable again (a new sidecar)');
+      replaced("the sidecar answers without this app's mark");
+    } else if (wasDown)
+      log.info({ ...where, downMs: Date.now() - downSince }, 'Dapr sidecar reachable again (a new sidecar)');
     try {
       await mark();
     } catch (err) {
@@ -127,7 +153,9 @@ export function watchDaprSidecar(opts: DaprSidecarWatchOptions): DaprSidecarWatc
   };
 
   const check = (): Promise<void> => {
-    running ??= checkOnce().finally(() => { running = undefined; });
+    running ??= checkOnce().finally(() => {
+      running = undefined;
+    });
     return running;
   };
 

@@ -11,7 +11,6 @@ import { checkStateKey, encodeStateValue } from './checks.js';
 
 type SdkStateManager = ReturnType<AbstractActor['getStateManager']>;
 
-
 /**
  * Adapts the JS SDK's actor state manager (change tracker over Dapr's transactional actor state API, kept in the
  * component marked `actorStateStore`) to Portal's ActorStateManager, with the embedded host's value semantics:

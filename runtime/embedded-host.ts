@@ -9,7 +9,15 @@ import { createStateManager, type TurnStateManager } from './state-manager.js';
 import { KEY_SEPARATOR, REMINDERS_KEY, actorKeyPrefix, checkKeyPart, parseStateKey } from './state-keys.js';
 import { checkDuration, checkReminder } from './checks.js';
 import { Actor } from './types.js';
-import type { ActorClass, ActorContext, ActorHost, ActorHostStats, ActorRef, ActorServices, StateStore } from './types.js';
+import type {
+  ActorClass,
+  ActorContext,
+  ActorHost,
+  ActorHostStats,
+  ActorRef,
+  ActorServices,
+  StateStore,
+} from './types.js';
 
 /** Options of createEmbeddedHost. */
 export interface EmbeddedHostOptions {
@@ -110,7 +118,11 @@ const MINUTE = 60_000;
  *   skipped. Every turn, timer turns included, counts as activity for idle deactivation.
  */
 export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
-  checkArg(typeof opts === 'object' && opts !== null && typeof opts.store === 'object' && opts.store !== null, 'opts.store', 'a StateStore');
+  checkArg(
+    typeof opts === 'object' && opts !== null && typeof opts.store === 'object' && opts.store !== null,
+    'opts.store',
+    'a StateStore',
+  );
   const store = opts.store;
   const clock = opts.clock ?? createSystemClock();
   const log = opts.logger ?? createSilentLogger();
@@ -119,20 +131,32 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   const idleScanMs = opts.idleScanMs ?? 30_000;
   const callTimeoutMs = opts.callTimeoutMs ?? MINUTE;
   checkDuration(idleTimeoutMs, 'opts.idleTimeoutMs');
-  checkArg(Number.isFinite(idleScanMs) && idleScanMs > 0, 'opts.idleScanMs', 'a finite number of milliseconds > 0');
+  checkArg(
+    Number.isFinite(idleScanMs) && idleScanMs > 0,
+    'opts.idleScanMs',
+    'a finite number of milliseconds > 0',
+  );
   checkDuration(callTimeoutMs, 'opts.callTimeoutMs');
 
   const types = new Map<string, ActorClass>();
   const slots = new Map<string, Slot>();
   const reminders = new Map<string, Promise<ActorReminders>>();
   const turnScope = new AsyncLocalStorage<TurnScope>();
-  const counters: ActorHostStats = { activations: 0, deactivations: 0, calls: 0, active: 0, remindersFired: 0, timersFired: 0 };
+  const counters: ActorHostStats = {
+    activations: 0,
+    deactivations: 0,
+    calls: 0,
+    active: 0,
+    remindersFired: 0,
+    timersFired: 0,
+  };
   let stopped = false;
   let stopping: Promise<void> | undefined;
   let loading: Promise<void> | undefined;
   let idleHandle: TimerHandle | undefined;
 
-  const stoppedError = (): PortalError => new PortalError('PORTAL_HOST_STOPPED', 'the embedded actor host is stopped');
+  const stoppedError = (): PortalError =>
+    new PortalError('PORTAL_HOST_STOPPED', 'the embedded actor host is stopped');
 
   // ---- slots and turns -------------------------------------------------------------------------------------
 
@@ -142,9 +166,16 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     if (!slot) {
       const childLog = log.child({ actorType: type, actorId: id });
       slot = {
-        type, id, key, cls, log: childLog,
+        type,
+        id,
+        key,
+        cls,
+        log: childLog,
         mailbox: new Mailbox((err) => childLog.error({ err }, 'actor job failed unexpectedly')),
-        activation: undefined, closing: false, deactivationQueued: false, lastTurnAt: clock.now(),
+        activation: undefined,
+        closing: false,
+        deactivationQueued: false,
+        lastTurnAt: clock.now(),
       };
       slots.set(key, slot);
     }
@@ -198,7 +229,11 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   };
 
   /** Runs one turn: activate if needed, run `body`, save state on success, roll back on failure. */
-  const runTurn = async <R>(slot: Slot, scope: TurnScope, body: (act: Activation) => Promise<R> | R): Promise<R> => {
+  const runTurn = async <R>(
+    slot: Slot,
+    scope: TurnScope,
+    body: (act: Activation) => Promise<R> | R,
+  ): Promise<R> => {
     slot.lastTurnAt = clock.now();
     try {
       return await turnScope.run(scope, async () => {
@@ -261,17 +296,27 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   const invoke = <R>(type: string, id: string, method: string, arg: unknown): Promise<R> => {
     if (stopped) return Promise.reject(stoppedError());
     const cls = types.get(type);
-    if (!cls) return Promise.reject(new PortalError('PORTAL_UNKNOWN_ACTOR_TYPE', `no actor type ${JSON.stringify(type)} is registered`));
+    if (!cls)
+      return Promise.reject(
+        new PortalError('PORTAL_UNKNOWN_ACTOR_TYPE', `no actor type ${JSON.stringify(type)} is registered`),
+      );
     if (!isInvocableMethod(cls, method)) {
-      return Promise.reject(new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `actor type ${type} has no invocable method ${JSON.stringify(method)}`));
+      return Promise.reject(
+        new PortalError(
+          'PORTAL_UNKNOWN_ACTOR_METHOD',
+          `actor type ${type} has no invocable method ${JSON.stringify(method)}`,
+        ),
+      );
     }
     const key = type + KEY_SEPARATOR + id;
     const caller = turnScope.getStore();
     if (caller?.chain.includes(key)) {
-      return Promise.reject(new PortalError(
-        'PORTAL_INVALID_ARGUMENT',
-        `call to ${type}/${id}.${method} from inside a turn of the same call chain (${caller.chain.join(' -> ')}) would deadlock: reentrancy is not supported`,
-      ));
+      return Promise.reject(
+        new PortalError(
+          'PORTAL_INVALID_ARGUMENT',
+          `call to ${type}/${id}.${method} from inside a turn of the same call chain (${caller.chain.join(' -> ')}) would deadlock: reentrancy is not supported`,
+        ),
+      );
     }
     counters.calls++;
     const slot = slotFor(type, id, cls);
@@ -281,7 +326,12 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
       const timeout = clock.setTimeout(() => {
         if (settled) return;
         settled = true;
-        reject(new PortalError('PORTAL_ACTOR_TIMEOUT', `call to ${type}/${id}.${method} did not complete within ${callTimeoutMs} ms`));
+        reject(
+          new PortalError(
+            'PORTAL_ACTOR_TIMEOUT',
+            `call to ${type}/${id}.${method} did not complete within ${callTimeoutMs} ms`,
+          ),
+        );
       }, callTimeoutMs);
       slot.mailbox.post(async () => {
         if (settled) {
@@ -289,7 +339,9 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
           return;
         }
         try {
-          const result = await runTurn(slot, scope, (act) => (act.instance as unknown as Record<string, (a: unknown) => unknown>)[method]!(arg));
+          const result = await runTurn(slot, scope, (act) =>
+            (act.instance as unknown as Record<string, (a: unknown) => unknown>)[method]!(arg),
+          );
           if (!settled) resolve(result as R);
           else slot.log.warn({ method }, 'turn completed after its caller timed out');
         } catch (err) {
@@ -327,12 +379,26 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     checkDuration(t.dueMs, 'timer dueMs');
     checkDuration(t.periodMs, 'timer periodMs');
     if (!isInvocableMethod(slot.cls, t.method)) {
-      throw new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(t.method)}`);
+      throw new PortalError(
+        'PORTAL_UNKNOWN_ACTOR_METHOD',
+        `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(t.method)}`,
+      );
     }
-    if (slot.closing || stopped) throw new PortalError('PORTAL_ACTOR_DEACTIVATED', `timer ${name}: actor ${slot.type}/${slot.id} is deactivating`);
+    if (slot.closing || stopped)
+      throw new PortalError(
+        'PORTAL_ACTOR_DEACTIVATED',
+        `timer ${name}: actor ${slot.type}/${slot.id} is deactivating`,
+      );
     const old = timers.get(name);
     if (old?.handle) clock.clearTimeout(old.handle);
-    const entry: TimerEntry = { name, method: t.method, periodMs: t.periodMs, data: t.data, handle: undefined, inFlight: false };
+    const entry: TimerEntry = {
+      name,
+      method: t.method,
+      periodMs: t.periodMs,
+      data: t.data,
+      handle: undefined,
+      inFlight: false,
+    };
     timers.set(name, entry);
     const fire = (): void => {
       entry.handle = undefined;
@@ -349,7 +415,9 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
           const act = current();
           if (!act || slot.activation !== act || slot.closing) return;
           counters.timersFired++;
-          await runTurn(slot, { chain: [slot.key] }, (a) => (a.instance as unknown as Record<string, (d: unknown) => unknown>)[entry.method]!(entry.data));
+          await runTurn(slot, { chain: [slot.key] }, (a) =>
+            (a.instance as unknown as Record<string, (d: unknown) => unknown>)[entry.method]!(entry.data),
+          );
         } catch (err) {
           slot.log.warn({ err, timer: name }, 'timer turn failed');
         } finally {
@@ -375,7 +443,10 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   const scheduleReminder = (ar: ActorReminders, name: string, entry: ReminderEntry): void => {
     if (stopped) return;
     if (entry.handle) clock.clearTimeout(entry.handle);
-    entry.handle = clock.setTimeout(() => fireReminder(ar, name, entry), Math.max(0, entry.dueAt - clock.wallNow()));
+    entry.handle = clock.setTimeout(
+      () => fireReminder(ar, name, entry),
+      Math.max(0, entry.dueAt - clock.wallNow()),
+    );
   };
 
   const fireReminder = (ar: ActorReminders, name: string, entry: ReminderEntry): void => {
@@ -383,7 +454,10 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     if (stopped || ar.entries.get(name) !== entry) return;
     const cls = types.get(ar.type);
     if (!cls) {
-      log.error({ actorType: ar.type, actorId: ar.id, reminder: name }, 'reminder for an unregistered actor type not fired; it stays stored');
+      log.error(
+        { actorType: ar.type, actorId: ar.id, reminder: name },
+        'reminder for an unregistered actor type not fired; it stays stored',
+      );
       return;
     }
     const slot = slotFor(ar.type, ar.id, cls);
@@ -432,18 +506,29 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
       })();
       reminders.set(key, p);
       const failed = p;
-      failed.catch(() => { if (reminders.get(key) === failed) reminders.delete(key); });
+      failed.catch(() => {
+        if (reminders.get(key) === failed) reminders.delete(key);
+      });
     }
     return p;
   };
 
-  const registerReminder = async (slot: Slot, name: string, r: { dueMs: number; periodMs: number; data?: unknown }): Promise<void> => {
+  const registerReminder = async (
+    slot: Slot,
+    name: string,
+    r: { dueMs: number; periodMs: number; data?: unknown },
+  ): Promise<void> => {
     checkReminder(name, r);
     if (stopped) throw stoppedError();
     const ar = await remindersOf(slot.type, slot.id);
     const old = ar.entries.get(name);
     if (old?.handle) clock.clearTimeout(old.handle);
-    const entry: ReminderEntry = { dueAt: clock.wallNow() + r.dueMs, periodMs: r.periodMs, data: r.data, handle: undefined };
+    const entry: ReminderEntry = {
+      dueAt: clock.wallNow() + r.dueMs,
+      periodMs: r.periodMs,
+      data: r.data,
+      handle: undefined,
+    };
     ar.entries.set(name, entry);
     await persistReminders(ar);
     if (ar.entries.get(name) === entry) scheduleReminder(ar, name, entry);
@@ -465,7 +550,12 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     if (stopped) return;
     const now = clock.now();
     for (const slot of slots.values()) {
-      if (slot.activation && !slot.deactivationQueued && !slot.mailbox.busy && now - slot.lastTurnAt >= idleTimeoutMs) {
+      if (
+        slot.activation &&
+        !slot.deactivationQueued &&
+        !slot.mailbox.busy &&
+        now - slot.lastTurnAt >= idleTimeoutMs
+      ) {
         slot.log.debug('actor idle; deactivating');
         void queueDeactivation(slot);
       }
@@ -480,10 +570,17 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     kind: 'embedded',
 
     register(cls, name = cls?.name) {
-      checkArg(typeof cls === 'function' && cls.prototype instanceof Actor, 'cls', 'an actor class extending Actor');
+      checkArg(
+        typeof cls === 'function' && cls.prototype instanceof Actor,
+        'cls',
+        'an actor class extending Actor',
+      );
       checkKeyPart(name, 'actor type name');
       if (types.has(name) && types.get(name) !== cls) {
-        throw new PortalError('PORTAL_INVALID_ARGUMENT', `actor type ${name} is already registered with another class`);
+        throw new PortalError(
+          'PORTAL_INVALID_ARGUMENT',
+          `actor type ${name} is already registered with another class`,
+        );
       }
       types.set(name, cls);
     },
@@ -501,7 +598,9 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
         }
       })();
       const p = loading;
-      p.catch(() => { if (loading === p) loading = undefined; });
+      p.catch(() => {
+        if (loading === p) loading = undefined;
+      });
       return p;
     },
 

@@ -75,7 +75,11 @@ function fileNameFor(prefix: string): string {
 }
 
 function corrupt(path: string, why: string, cause?: unknown): PortalError {
-  return new PortalError('PORTAL_STATE_CORRUPT', `state file ${path} is corrupt: ${why}`, cause === undefined ? undefined : { cause });
+  return new PortalError(
+    'PORTAL_STATE_CORRUPT',
+    `state file ${path} is corrupt: ${why}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /** Parses and checks one actor file; throws PORTAL_STATE_CORRUPT naming the file. */
@@ -89,9 +93,12 @@ function parseActorFile(path: string, text: string, expectedPrefix?: string): Ac
   if (typeof doc !== 'object' || doc === null) throw corrupt(path, 'not a JSON object');
   const { v, actor, entries } = doc as Partial<ActorFile>;
   if (v !== FORMAT_VERSION) throw corrupt(path, `unknown format version ${JSON.stringify(v)}`);
-  if (typeof actor !== 'string' || parseStateKey(actor)?.key !== '') throw corrupt(path, 'missing or malformed "actor"');
-  if (expectedPrefix !== undefined && actor !== expectedPrefix) throw corrupt(path, `holds actor ${JSON.stringify(actor)}, expected ${JSON.stringify(expectedPrefix)}`);
-  if (typeof entries !== 'object' || entries === null || Array.isArray(entries)) throw corrupt(path, 'missing "entries" object');
+  if (typeof actor !== 'string' || parseStateKey(actor)?.key !== '')
+    throw corrupt(path, 'missing or malformed "actor"');
+  if (expectedPrefix !== undefined && actor !== expectedPrefix)
+    throw corrupt(path, `holds actor ${JSON.stringify(actor)}, expected ${JSON.stringify(expectedPrefix)}`);
+  if (typeof entries !== 'object' || entries === null || Array.isArray(entries))
+    throw corrupt(path, 'missing "entries" object');
   for (const value of Object.values(entries)) {
     if (typeof value !== 'string') throw corrupt(path, 'an entry value is not a string');
   }
@@ -124,7 +131,11 @@ export function createFileStateStore(dir: string): StateStore {
 
   const parseKey = (key: string) => {
     const parsed = typeof key === 'string' ? parseStateKey(key) : undefined;
-    if (!parsed) throw new PortalError('PORTAL_INVALID_ARGUMENT', `key: expected "<actorType>||<actorId>||<key>", got ${JSON.stringify(key)}`);
+    if (!parsed)
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `key: expected "<actorType>||<actorId>||<key>", got ${JSON.stringify(key)}`,
+      );
     return parsed;
   };
 
@@ -147,7 +158,9 @@ export function createFileStateStore(dir: string): StateStore {
       p = readActor(prefix);
       actors.set(prefix, p);
       // A failed read is not cached: the next call reads (and reports) again.
-      p.catch(() => { if (actors.get(prefix) === p) actors.delete(prefix); });
+      p.catch(() => {
+        if (actors.get(prefix) === p) actors.delete(prefix);
+      });
     }
     return p;
   };
@@ -161,10 +174,13 @@ export function createFileStateStore(dir: string): StateStore {
         if (!name.endsWith('.json') || name.endsWith(TMP_SUFFIX)) continue;
         const path = join(dir, name);
         const file = parseActorFile(path, await readFile(path, 'utf8'));
-        if (!actors.has(file.actor)) actors.set(file.actor, Promise.resolve(new Map(Object.entries(file.entries))));
+        if (!actors.has(file.actor))
+          actors.set(file.actor, Promise.resolve(new Map(Object.entries(file.entries))));
       }
     })();
-    scanned.catch(() => { scanned = undefined; });
+    scanned.catch(() => {
+      scanned = undefined;
+    });
     return scanned;
   };
 
@@ -209,7 +225,9 @@ export function createFileStateStore(dir: string): StateStore {
         const p = prev.then(() => writeActor(prefix, list));
         const tail = p.catch(() => undefined); // the chain continues; the error reaches this transaction's caller
         writes.set(prefix, tail);
-        void tail.then(() => { if (writes.get(prefix) === tail) writes.delete(prefix); });
+        void tail.then(() => {
+          if (writes.get(prefix) === tail) writes.delete(prefix);
+        });
         done.push(p);
       }
       await Promise.all(done);

@@ -1,5 +1,14 @@
 export { Actor } from './types.js';
-export type { ActorContext, ActorStateManager, ActorRef, ActorServices, ActorClass, StateStore, ActorHost, ActorHostStats } from './types.js';
+export type {
+  ActorContext,
+  ActorStateManager,
+  ActorRef,
+  ActorServices,
+  ActorClass,
+  StateStore,
+  ActorHost,
+  ActorHostStats,
+} from './types.js';
 export { createMemoryStateStore } from './memory-state-store.js';
 export { createFileStateStore, writeFileAtomic } from './file-state-store.js';
 export { createEmbeddedHost } from './embedded-host.js';

@@ -28,8 +28,17 @@ export function decodeReminders(key: string, json: string): Map<string, Reminder
   const out = new Map<string, ReminderRecord>();
   for (const [name, value] of Object.entries(doc)) {
     const r = value as Partial<ReminderRecord> | null;
-    if (typeof r !== 'object' || r === null || !Number.isFinite(r.dueAt) || !Number.isFinite(r.periodMs) || (r.periodMs as number) < 0) {
-      throw new PortalError('PORTAL_STATE_CORRUPT', `reminders at ${key}: reminder ${JSON.stringify(name)} is malformed`);
+    if (
+      typeof r !== 'object' ||
+      r === null ||
+      !Number.isFinite(r.dueAt) ||
+      !Number.isFinite(r.periodMs) ||
+      (r.periodMs as number) < 0
+    ) {
+      throw new PortalError(
+        'PORTAL_STATE_CORRUPT',
+        `reminders at ${key}: reminder ${JSON.stringify(name)} is malformed`,
+      );
     }
     out.set(name, { dueAt: r.dueAt as number, periodMs: r.periodMs as number, data: r.data });
   }

@@ -41,6 +41,9 @@ export function parseStateKey(fullKey: string): ParsedStateKey | undefined {
 /** Throws PORTAL_INVALID_ARGUMENT unless `value` is a non-empty string without the `||` separator. */
 export function checkKeyPart(value: unknown, name: string): asserts value is string {
   if (typeof value !== 'string' || value.length === 0 || value.includes(KEY_SEPARATOR)) {
-    throw new PortalError('PORTAL_INVALID_ARGUMENT', `${name}: expected a non-empty string without "${KEY_SEPARATOR}", got ${JSON.stringify(value)}`);
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `${name}: expected a non-empty string without "${KEY_SEPARATOR}", got ${JSON.stringify(value)}`,
+    );
   }
 }

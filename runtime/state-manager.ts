@@ -26,13 +26,14 @@ export function createStateManager(store: StateStore, prefix: string): TurnState
   /** Changes of the current turn (null: delete). */
   const pending = new Map<string, string | null>();
 
-
   const decode = <T>(key: string, json: string | null): T | undefined => {
     if (json === null) return undefined;
     try {
       return JSON.parse(json) as T;
     } catch (err) {
-      throw new PortalError('PORTAL_STATE_CORRUPT', `state key ${prefix}${key} does not hold JSON`, { cause: err });
+      throw new PortalError('PORTAL_STATE_CORRUPT', `state key ${prefix}${key} does not hold JSON`, {
+        cause: err,
+      });
     }
   };
 
@@ -72,7 +73,11 @@ export function createStateManager(store: StateStore, prefix: string): TurnState
       const ops: Array<{ op: 'upsert'; key: string; value: string } | { op: 'delete'; key: string }> = [];
       for (const [key, json] of batch) {
         if (committed.get(key) === json) continue; // unchanged
-        ops.push(json === DELETED ? { op: 'delete', key: prefix + key } : { op: 'upsert', key: prefix + key, value: json });
+        ops.push(
+          json === DELETED
+            ? { op: 'delete', key: prefix + key }
+            : { op: 'upsert', key: prefix + key, value: json },
+        );
       }
       if (ops.length > 0) await store.transaction(ops);
       for (const [key, json] of batch) {

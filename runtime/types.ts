@@ -23,7 +23,10 @@ export interface ActorContext {
    * Registers (or replaces) a timer that invokes `method(data)` on this actor every `periodMs`
    * after `dueMs`, as its own turn. Timers are not durable: they die with the activation.
    */
-  registerTimer(name: string, opts: { method: string; dueMs: number; periodMs: number; data?: unknown }): Promise<void>;
+  registerTimer(
+    name: string,
+    opts: { method: string; dueMs: number; periodMs: number; data?: unknown },
+  ): Promise<void>;
   unregisterTimer(name: string): Promise<void>;
   /**
    * Registers a durable reminder: survives deactivation and host restarts (it is kept in the
@@ -72,7 +75,9 @@ export type ActorClass<A extends Actor = Actor> = new (ctx: ActorContext) => A;
 export interface StateStore {
   get(key: string): Promise<string | undefined>;
   /** Applies all operations atomically with respect to one actor's keys. */
-  transaction(ops: ReadonlyArray<{ op: 'upsert'; key: string; value: string } | { op: 'delete'; key: string }>): Promise<void>;
+  transaction(
+    ops: ReadonlyArray<{ op: 'upsert'; key: string; value: string } | { op: 'delete'; key: string }>,
+  ): Promise<void>;
   /** Keys starting with `prefix` (used to reload reminders). */
   keys(prefix: string): Promise<string[]>;
   close(): Promise<void>;

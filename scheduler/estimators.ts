@@ -44,8 +44,17 @@ export interface EdgeEstimate {
 
 /** Serialized estimator state (JSON-safe), for actor state. */
 export interface EdgeEstimatorState {
-  bw: number; bwDev: number; rtt: number; tMean: number; tDev: number; samples: number;
-  outcomes: number[]; available: boolean; since: number; upMs: Array<[number, number]>; unreachable: number;
+  bw: number;
+  bwDev: number;
+  rtt: number;
+  tMean: number;
+  tDev: number;
+  samples: number;
+  outcomes: number[];
+  available: boolean;
+  since: number;
+  upMs: Array<[number, number]>;
+  unreachable: number;
 }
 
 /**
@@ -69,7 +78,11 @@ export class EdgeEstimator {
   private upIntervals: Array<[number, number]> = [];
   private unreachable = 0;
 
-  constructor(private readonly cfg: EstimatorConfig = defaultEstimatorConfig, now = 0, opts: { bandwidth?: number; rtt?: number; available?: boolean } = {}) {
+  constructor(
+    private readonly cfg: EstimatorConfig = defaultEstimatorConfig,
+    now = 0,
+    opts: { bandwidth?: number; rtt?: number; available?: boolean } = {},
+  ) {
     checkArg(cfg.alpha > 0 && cfg.alpha <= 1, 'alpha', 'a number in (0, 1]');
     checkArg(Number.isInteger(cfg.window) && cfg.window > 0, 'window', 'a positive integer');
     this.outcomes = new Uint8Array(cfg.window);
@@ -92,8 +105,10 @@ export class EdgeEstimator {
     }
     if (this.samples === 0 && this.rttMs === 0) this.rttMs = firstByteMs;
     else this.rttMs = 0.875 * this.rttMs + 0.125 * firstByteMs;
-    if (this.samples === 0) { this.tMean = transferMs; this.tDev = transferMs; }
-    else {
+    if (this.samples === 0) {
+      this.tMean = transferMs;
+      this.tDev = transferMs;
+    } else {
       this.tDev = 0.75 * this.tDev + 0.25 * Math.abs(transferMs - this.tMean);
       this.tMean = 0.875 * this.tMean + 0.125 * transferMs;
     }
@@ -109,7 +124,10 @@ export class EdgeEstimator {
     this.pushOutcome(0);
     if (reason === 'unreachable') {
       this.unreachable++;
-      if (this.available && this.unreachable >= this.cfg.offlineAfter) { this.setAvailable(false, now); return true; }
+      if (this.available && this.unreachable >= this.cfg.offlineAfter) {
+        this.setAvailable(false, now);
+        return true;
+      }
     }
     return false;
   }
@@ -143,10 +161,20 @@ export class EdgeEstimator {
     const uptime = this.uptime(now);
     const consistency = this.bw > 0 ? Math.max(0, Math.min(1, 1 - this.bwDev / this.bw)) : 1;
     const w = this.cfg.healthWeights;
-    const health = (w.success * successRate + w.uptime * uptime + w.consistency * consistency) / (w.success + w.uptime + w.consistency);
+    const health =
+      (w.success * successRate + w.uptime * uptime + w.consistency * consistency) /
+      (w.success + w.uptime + w.consistency);
     return {
-      bandwidth: this.bw, rtt: this.rttMs, health, successRate, uptime, consistency,
-      transferMs: this.tMean, transferDevMs: this.tDev, available: this.available, samples: this.samples,
+      bandwidth: this.bw,
+      rtt: this.rttMs,
+      health,
+      successRate,
+      uptime,
+      consistency,
+      transferMs: this.tMean,
+      transferDevMs: this.tDev,
+      available: this.available,
+      samples: this.samples,
     };
   }
 
@@ -160,14 +188,30 @@ export class EdgeEstimator {
 
   toJSON(): EdgeEstimatorState {
     const outcomes: number[] = [];
-    for (let i = 0; i < this.outCount; i++) outcomes.push(this.outcomes[(this.outHead - this.outCount + i + this.cfg.window) % this.cfg.window]);
-    return { bw: this.bw, bwDev: this.bwDev, rtt: this.rttMs, tMean: this.tMean, tDev: this.tDev, samples: this.samples, outcomes, available: this.available, since: this.since, upMs: this.upIntervals.map(([a, b]) => [a, b]), unreachable: this.unreachable };
+    for (let i = 0; i < this.outCount; i++)
+      outcomes.push(this.outcomes[(this.outHead - this.outCount + i + this.cfg.window) % this.cfg.window]);
+    return {
+      bw: this.bw,
+      bwDev: this.bwDev,
+      rtt: this.rttMs,
+      tMean: this.tMean,
+      tDev: this.tDev,
+      samples: this.samples,
+      outcomes,
+      available: this.available,
+      since: this.since,
+      upMs: this.upIntervals.map(([a, b]) => [a, b]),
+      unreachable: this.unreachable,
+    };
   }
 
   /** Rebuilds an estimator from `toJSON()` output. */
   static fromJSON(s: EdgeEstimatorState, cfg: EstimatorConfig = defaultEstimatorConfig): EdgeEstimator {
     const est = new EdgeEstimator(cfg, s.since, { bandwidth: s.bw, rtt: s.rtt, available: s.available });
-    est.bwDev = s.bwDev; est.tMean = s.tMean; est.tDev = s.tDev; est.samples = s.samples;
+    est.bwDev = s.bwDev;
+    est.tMean = s.tMean;
+    est.tDev = s.tDev;
+    est.samples = s.samples;
     est.upIntervals = s.upMs.map(([a, b]) => [a, b]);
     est.unreachable = s.unreachable;
     for (const o of s.outcomes.slice(-cfg.window)) est.pushOutcome(o ? 1 : 0);
@@ -187,25 +231,36 @@ export class EdgeEstimator {
 }
 
 /** Timeout floor and cap for adaptive timeouts, ms. */
-export interface TimeoutBounds { floorMs: number; capMs: number; coldMultiplier: number }
+export interface TimeoutBounds {
+  floorMs: number;
+  capMs: number;
+  coldMultiplier: number;
+}
 
 /**
  * Defaults: at least 2 s (a fetch that shares its edge with others slows down before the estimate
  * catches up; dead edges are found by connection errors, not timeouts), at most 60 s, 4× the
  * expected time before any sample.
  */
-export const defaultTimeoutBounds: Readonly<TimeoutBounds> = Object.freeze({ floorMs: 2000, capMs: 60_000, coldMultiplier: 4 });
+export const defaultTimeoutBounds: Readonly<TimeoutBounds> = Object.freeze({
+  floorMs: 2000,
+  capMs: 60_000,
+  coldMultiplier: 4,
+});
 
 /**
  * Adaptive fetch timeout for an edge: mean + 4 × deviation of observed chunk times,
  * clamped to [floor, cap]. Before any sample:
  * coldMultiplier × the expected time from bandwidth and RTT (the cap when bandwidth is unknown).
  */
-export function adaptiveTimeoutMs(est: EdgeEstimate, chunkBytes: number, bounds: TimeoutBounds = defaultTimeoutBounds): number {
+export function adaptiveTimeoutMs(
+  est: EdgeEstimate,
+  chunkBytes: number,
+  bounds: TimeoutBounds = defaultTimeoutBounds,
+): number {
   let t: number;
   if (est.samples > 0) t = est.transferMs + 4 * est.transferDevMs;
   else if (est.bandwidth > 0) t = bounds.coldMultiplier * ((chunkBytes / est.bandwidth) * 1000 + est.rtt);
   else t = bounds.capMs;
   return Math.min(bounds.capMs, Math.max(bounds.floorMs, t));
 }
-

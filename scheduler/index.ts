@@ -10,8 +10,24 @@ export type { FailoverCounts } from './kernels/failures.js';
 export { loadBalance, generateDispatch, spillEdge } from './kernels/dispatch.js';
 export type { ScanOrder } from './kernels/dispatch.js';
 export { ChunkScheduler, zeroCounters } from './scheduler.js';
-export type { RankPhase, TickHooks, TransferShape, EdgeUpdate, Dispatch, Cancel, TickResult, ReportOutcome, ReportInput, SchedulerCounters } from './scheduler.js';
-export { EdgeEstimator, defaultEstimatorConfig, adaptiveTimeoutMs, defaultTimeoutBounds } from './estimators.js';
+export type {
+  RankPhase,
+  TickHooks,
+  TransferShape,
+  EdgeUpdate,
+  Dispatch,
+  Cancel,
+  TickResult,
+  ReportOutcome,
+  ReportInput,
+  SchedulerCounters,
+} from './scheduler.js';
+export {
+  EdgeEstimator,
+  defaultEstimatorConfig,
+  adaptiveTimeoutMs,
+  defaultTimeoutBounds,
+} from './estimators.js';
 export type { EstimatorConfig, EdgeEstimate, EdgeEstimatorState, TimeoutBounds } from './estimators.js';
 export { rankChunkRange, buildRankLut } from './kernels/k-best.js';
 export type { RankLut, RankTable } from './kernels/k-best.js';

@@ -1,9 +1,22 @@
 import { PortalError, checkArg } from '../common/errors.js';
-import { createChunkTable, createEdgeTable, hasCandidate, setCandidate, type ChunkTable, type EdgeTable } from './tables.js';
+import {
+  createChunkTable,
+  createEdgeTable,
+  hasCandidate,
+  setCandidate,
+  type ChunkTable,
+  type EdgeTable,
+} from './tables.js';
 import { ChunkStatus, NO_EDGE, INF_RANK, defaultSchedulerConfig, type SchedulerConfig } from './types.js';
 import { rankEdges, expectedTimeMs, type EdgeRanking } from './kernels/cost.js';
 import { rankChunk, rankChunks } from './kernels/k-best.js';
-import { detectFailures, failoverAssign, FailureCause, FailoverOutcome, type FailoverCounts } from './kernels/failures.js';
+import {
+  detectFailures,
+  failoverAssign,
+  FailureCause,
+  FailoverOutcome,
+  type FailoverCounts,
+} from './kernels/failures.js';
 import { loadBalance, generateDispatch, type ScanOrder } from './kernels/dispatch.js';
 
 /** What a transfer looks like to the scheduler. */
@@ -33,10 +46,20 @@ export interface EdgeUpdate {
 }
 
 /** One dispatch decided by a tick. */
-export interface Dispatch { chunk: number; edge: number; attempt: number; deadline: number; hedge: boolean }
+export interface Dispatch {
+  chunk: number;
+  edge: number;
+  attempt: number;
+  deadline: number;
+  hedge: boolean;
+}
 
 /** One fetch the scheduler wants aborted (hedge loser, timed-out attempt). */
-export interface Cancel { chunk: number; edge: number; attempt: number }
+export interface Cancel {
+  chunk: number;
+  edge: number;
+  attempt: number;
+}
 
 /** What one tick did; times in ms. */
 export interface TickResult {
@@ -49,7 +72,14 @@ export interface TickResult {
   dispatch: Dispatch[];
   cancels: Cancel[];
   hedges: number;
-  phaseMs: { rank: number; detect: number; failover: number; balance: number; dispatch: number; total: number };
+  phaseMs: {
+    rank: number;
+    detect: number;
+    failover: number;
+    balance: number;
+    dispatch: number;
+    total: number;
+  };
 }
 
 /**
@@ -57,10 +87,17 @@ export interface TickResult {
  * exactly as `rankChunks(t, ranking, chunks, count)` would (all chunks when `chunks` is undefined)
  * and return the same count.
  */
-export type RankPhase = (t: ChunkTable, ranking: EdgeRanking, chunks: Uint32Array | undefined, count: number) => number;
+export type RankPhase = (
+  t: ChunkTable,
+  ranking: EdgeRanking,
+  chunks: Uint32Array | undefined,
+  count: number,
+) => number;
 
 /** Optional hooks of `ChunkScheduler.tick`; without them the tick runs the CPU reference kernels. */
-export interface TickHooks { rank?: RankPhase }
+export interface TickHooks {
+  rank?: RankPhase;
+}
 
 /**
  * One kernel call of a tick, as `ChunkScheduler.tickPhases` hands it to its driver. The driver
@@ -70,10 +107,46 @@ export interface TickHooks { rank?: RankPhase }
  */
 export type TickPhase =
   | { kind: 'rank'; t: ChunkTable; ranking: EdgeRanking; chunks: Uint32Array | undefined; count: number }
-  | { kind: 'detect'; t: ChunkTable; edges: EdgeTable; now: number; inFlight: Uint32Array; count: number; outIds: Uint32Array; outCauses: Uint8Array }
-  | { kind: 'failover'; t: ChunkTable; edges: EdgeTable; ranking: EdgeRanking; failed: Uint32Array; count: number; maxAttempts: number; outcome: Uint8Array }
-  | { kind: 'balance'; t: ChunkTable; edges: EdgeTable; ranking: EdgeRanking; scan: ScanOrder; over: number; under: number }
-  | { kind: 'dispatch'; t: ChunkTable; edges: EdgeTable; ranking: EdgeRanking; scan: ScanOrder; now: number; limit: number; nextAttempt: number; out: Uint32Array };
+  | {
+      kind: 'detect';
+      t: ChunkTable;
+      edges: EdgeTable;
+      now: number;
+      inFlight: Uint32Array;
+      count: number;
+      outIds: Uint32Array;
+      outCauses: Uint8Array;
+    }
+  | {
+      kind: 'failover';
+      t: ChunkTable;
+      edges: EdgeTable;
+      ranking: EdgeRanking;
+      failed: Uint32Array;
+      count: number;
+      maxAttempts: number;
+      outcome: Uint8Array;
+    }
+  | {
+      kind: 'balance';
+      t: ChunkTable;
+      edges: EdgeTable;
+      ranking: EdgeRanking;
+      scan: ScanOrder;
+      over: number;
+      under: number;
+    }
+  | {
+      kind: 'dispatch';
+      t: ChunkTable;
+      edges: EdgeTable;
+      ranking: EdgeRanking;
+      scan: ScanOrder;
+      now: number;
+      limit: number;
+      nextAttempt: number;
+      out: Uint32Array;
+    };
 
 /** What a driver answers to each TickPhase (rank, detect, balance: a count). */
 export type TickPhaseResult = number | FailoverCounts | { count: number; spilled: number };
@@ -81,11 +154,16 @@ export type TickPhaseResult = number | FailoverCounts | { count: number; spilled
 /** Runs one phase on the CPU reference kernels (what `tick()` does for every phase without a hook). */
 export function runTickPhase(p: TickPhase): TickPhaseResult {
   switch (p.kind) {
-    case 'rank': return p.chunks ? rankChunks(p.t, p.ranking, p.chunks, p.count) : rankChunks(p.t, p.ranking);
-    case 'detect': return detectFailures(p.t, p.edges, p.now, p.inFlight, p.count, p.outIds, p.outCauses);
-    case 'failover': return failoverAssign(p.t, p.edges, p.ranking, p.failed, p.count, p.maxAttempts, p.outcome);
-    case 'balance': return loadBalance(p.t, p.edges, p.ranking, p.scan, p.over, p.under);
-    case 'dispatch': return generateDispatch(p.t, p.edges, p.ranking, p.scan, p.now, p.limit, p.nextAttempt, p.out);
+    case 'rank':
+      return p.chunks ? rankChunks(p.t, p.ranking, p.chunks, p.count) : rankChunks(p.t, p.ranking);
+    case 'detect':
+      return detectFailures(p.t, p.edges, p.now, p.inFlight, p.count, p.outIds, p.outCauses);
+    case 'failover':
+      return failoverAssign(p.t, p.edges, p.ranking, p.failed, p.count, p.maxAttempts, p.outcome);
+    case 'balance':
+      return loadBalance(p.t, p.edges, p.ranking, p.scan, p.over, p.under);
+    case 'dispatch':
+      return generateDispatch(p.t, p.edges, p.ranking, p.scan, p.now, p.limit, p.nextAttempt, p.out);
   }
 }
 
@@ -93,13 +171,39 @@ export function runTickPhase(p: TickPhase): TickPhaseResult {
 export type ReportOutcome = 'completed' | 'failed' | 'hedge-failed' | 'promoted' | 'stale' | 'duplicate';
 
 /** A completion or failure coming back from an executor. */
-export interface ReportInput { chunk: number; attempt: number; edge: number; ok: boolean; reason?: string }
+export interface ReportInput {
+  chunk: number;
+  attempt: number;
+  edge: number;
+  ok: boolean;
+  reason?: string;
+}
 
-interface Hedge { edge: number; attempt: number; deadline: number; dispatchedAt: number }
+interface Hedge {
+  edge: number;
+  attempt: number;
+  deadline: number;
+  dispatchedAt: number;
+}
 
 /** A SchedulerCounters with every counter at zero. */
 export function zeroCounters(): SchedulerCounters {
-  return { dispatched: 0, completed: 0, failures: 0, failovers: 0, recomputed: 0, timeouts: 0, corrupt: 0, hedges: 0, hedgeWins: 0, moved: 0, spilled: 0, fullReranks: 0, staleReports: 0, forgiven: 0 };
+  return {
+    dispatched: 0,
+    completed: 0,
+    failures: 0,
+    failovers: 0,
+    recomputed: 0,
+    timeouts: 0,
+    corrupt: 0,
+    hedges: 0,
+    hedgeWins: 0,
+    moved: 0,
+    spilled: 0,
+    fullReranks: 0,
+    staleReports: 0,
+    forgiven: 0,
+  };
 }
 
 /** Counters over the life of the scheduler. */
@@ -168,12 +272,30 @@ export class ChunkScheduler {
    */
   constructor(shape: TransferShape, config: Partial<SchedulerConfig> = {}, firstAttempt = 1) {
     checkArg(Number.isInteger(shape.chunkBytes) && shape.chunkBytes > 0, 'chunkBytes', 'a positive integer');
-    this.config = { ...defaultSchedulerConfig, ...config, weights: { ...defaultSchedulerConfig.weights, ...config.weights } };
+    this.config = {
+      ...defaultSchedulerConfig,
+      ...config,
+      weights: { ...defaultSchedulerConfig.weights, ...config.weights },
+    };
     const c = this.config;
-    checkArg(c.overloadThreshold > c.underloadThreshold, 'overloadThreshold', 'greater than underloadThreshold');
-    checkArg(Number.isInteger(c.maxDispatchPerTick) && c.maxDispatchPerTick > 0, 'maxDispatchPerTick', 'a positive integer');
-    checkArg(Number.isInteger(c.perEdgeRetryLimit) && c.perEdgeRetryLimit >= 1, 'perEdgeRetryLimit', 'an integer ≥ 1');
-    this.chunks = createChunkTable(shape.chunks, shape.edgeCapacity, c.k, { shared: shape.sharedMemory === true });
+    checkArg(
+      c.overloadThreshold > c.underloadThreshold,
+      'overloadThreshold',
+      'greater than underloadThreshold',
+    );
+    checkArg(
+      Number.isInteger(c.maxDispatchPerTick) && c.maxDispatchPerTick > 0,
+      'maxDispatchPerTick',
+      'a positive integer',
+    );
+    checkArg(
+      Number.isInteger(c.perEdgeRetryLimit) && c.perEdgeRetryLimit >= 1,
+      'perEdgeRetryLimit',
+      'an integer ≥ 1',
+    );
+    this.chunks = createChunkTable(shape.chunks, shape.edgeCapacity, c.k, {
+      shared: shape.sharedMemory === true,
+    });
     this.edges = createEdgeTable(shape.edgeCapacity);
     this.chunkBytes = shape.chunkBytes;
     this.dirtyFlag = new Uint8Array(shape.chunks);
@@ -193,7 +315,8 @@ export class ChunkScheduler {
 
   /** Declares that `edge` holds (or no longer holds) `chunk`. An edge excluded for the chunk stays excluded. */
   setAvailability(chunk: number, edge: number, has: boolean): void {
-    this.checkChunk(chunk); this.checkEdge(edge);
+    this.checkChunk(chunk);
+    this.checkEdge(edge);
     if (has && this.excluded.has(chunk * this.edges.e + edge)) return;
     if (hasCandidate(this.chunks, chunk, edge) === has) return;
     setCandidate(this.chunks, chunk, edge, has);
@@ -210,7 +333,8 @@ export class ChunkScheduler {
   setEdgeHoldings(edge: number, bitmap: Uint8Array): void {
     this.checkEdge(edge);
     checkArg(bitmap.length * 8 >= this.chunks.n, 'bitmap', `at least ${this.chunks.n} bits`);
-    for (let c = 0; c < this.chunks.n; c++) this.setAvailability(c, edge, ((bitmap[c >>> 3] >>> (c & 7)) & 1) === 1);
+    for (let c = 0; c < this.chunks.n; c++)
+      this.setAvailability(c, edge, ((bitmap[c >>> 3] >>> (c & 7)) & 1) === 1);
   }
 
   /** Marks a chunk complete without fetching it (resume from a journal). */
@@ -218,7 +342,8 @@ export class ChunkScheduler {
     this.checkChunk(chunk);
     const s = this.chunks.status[chunk];
     if (s === ChunkStatus.COMPLETE) return;
-    if (s === ChunkStatus.IN_FLIGHT) throw new PortalError('PORTAL_INVALID_ARGUMENT', `chunk ${chunk} is in flight; report it instead`);
+    if (s === ChunkStatus.IN_FLIGHT)
+      throw new PortalError('PORTAL_INVALID_ARGUMENT', `chunk ${chunk} is in flight; report it instead`);
     if (s === ChunkStatus.FAILED_PERMANENT) this.permanentCount--;
     this.chunks.status[chunk] = ChunkStatus.COMPLETE;
     this.chunks.assigned[chunk] = NO_EDGE;
@@ -242,21 +367,42 @@ export class ChunkScheduler {
   updateEdge(edge: number, u: EdgeUpdate): void {
     this.checkEdge(edge);
     const t = this.edges;
-    if (u.bandwidth !== undefined) { checkArg(u.bandwidth >= 0 && Number.isFinite(u.bandwidth), 'bandwidth', 'a finite number ≥ 0'); t.bandwidth[edge] = u.bandwidth; }
-    if (u.rtt !== undefined) { checkArg(u.rtt >= 0 && Number.isFinite(u.rtt), 'rtt', 'a finite number ≥ 0'); t.rtt[edge] = u.rtt; }
-    if (u.health !== undefined) { checkArg(u.health >= 0 && u.health <= 1, 'health', 'a number in [0, 1]'); t.health[edge] = u.health; }
+    if (u.bandwidth !== undefined) {
+      checkArg(u.bandwidth >= 0 && Number.isFinite(u.bandwidth), 'bandwidth', 'a finite number ≥ 0');
+      t.bandwidth[edge] = u.bandwidth;
+    }
+    if (u.rtt !== undefined) {
+      checkArg(u.rtt >= 0 && Number.isFinite(u.rtt), 'rtt', 'a finite number ≥ 0');
+      t.rtt[edge] = u.rtt;
+    }
+    if (u.health !== undefined) {
+      checkArg(u.health >= 0 && u.health <= 1, 'health', 'a number in [0, 1]');
+      t.health[edge] = u.health;
+    }
     if (u.flags !== undefined) t.flags[edge] = u.flags >>> 0;
-    if (u.maxParallel !== undefined) { checkArg(Number.isInteger(u.maxParallel) && u.maxParallel >= 0, 'maxParallel', 'an integer ≥ 0'); t.maxParallel[edge] = u.maxParallel; }
-    if (u.timeoutMs !== undefined) { checkArg(u.timeoutMs > 0, 'timeoutMs', 'a positive number'); t.timeoutMs[edge] = u.timeoutMs; }
+    if (u.maxParallel !== undefined) {
+      checkArg(Number.isInteger(u.maxParallel) && u.maxParallel >= 0, 'maxParallel', 'an integer ≥ 0');
+      t.maxParallel[edge] = u.maxParallel;
+    }
+    if (u.timeoutMs !== undefined) {
+      checkArg(u.timeoutMs > 0, 'timeoutMs', 'a positive number');
+      t.timeoutMs[edge] = u.timeoutMs;
+    }
     if (u.available !== undefined) t.available[edge] = u.available ? 1 : 0;
     if (t.available[edge] !== this.rerankAvailable[edge]) this.needFull = true;
     const base = this.rerankBandwidth[edge];
     const bw = t.bandwidth[edge];
-    if (t.available[edge] === 1 && (base === 0 ? bw > 0 : Math.abs(bw - base) / base > this.config.significantBandwidthChange)) this.needFull = true;
+    if (
+      t.available[edge] === 1 &&
+      (base === 0 ? bw > 0 : Math.abs(bw - base) / base > this.config.significantBandwidthChange)
+    )
+      this.needFull = true;
   }
 
   /** Requests a full re-rank at the next tick (e.g. a time-of-day schedule change). */
-  requestFullRerank(): void { this.needFull = true; }
+  requestFullRerank(): void {
+    this.needFull = true;
+  }
 
   /**
    * Applies an executor's report. Idempotent: a report whose attempt is not the chunk's current
@@ -265,18 +411,33 @@ export class ChunkScheduler {
    * towards `perEdgeRetryLimit`.
    */
   report(r: ReportInput): ReportOutcome {
-    this.checkChunk(r.chunk); this.checkEdge(r.edge);
+    this.checkChunk(r.chunk);
+    this.checkEdge(r.edge);
     const t = this.chunks;
     const c = r.chunk;
-    if (t.status[c] === ChunkStatus.COMPLETE) { this.counters.staleReports++; return 'duplicate'; }
+    if (t.status[c] === ChunkStatus.COMPLETE) {
+      this.counters.staleReports++;
+      return 'duplicate';
+    }
     const hedge = this.hedges.get(c);
-    const isPrimary = t.status[c] === ChunkStatus.IN_FLIGHT && t.attempt[c] === r.attempt && t.assigned[c] === r.edge;
+    const isPrimary =
+      t.status[c] === ChunkStatus.IN_FLIGHT && t.attempt[c] === r.attempt && t.assigned[c] === r.edge;
     const isHedge = hedge !== undefined && hedge.attempt === r.attempt && hedge.edge === r.edge;
-    if (!isPrimary && !isHedge) { this.counters.staleReports++; return 'stale'; }
+    if (!isPrimary && !isHedge) {
+      this.counters.staleReports++;
+      return 'stale';
+    }
     if (r.ok) {
       this.release(r.edge);
-      if (isPrimary && hedge) { this.release(hedge.edge); this.pendingCancels.push({ chunk: c, edge: hedge.edge, attempt: hedge.attempt }); }
-      if (isHedge) { this.release(t.assigned[c]); this.pendingCancels.push({ chunk: c, edge: t.assigned[c], attempt: t.attempt[c] }); this.counters.hedgeWins++; }
+      if (isPrimary && hedge) {
+        this.release(hedge.edge);
+        this.pendingCancels.push({ chunk: c, edge: hedge.edge, attempt: hedge.attempt });
+      }
+      if (isHedge) {
+        this.release(t.assigned[c]);
+        this.pendingCancels.push({ chunk: c, edge: t.assigned[c], attempt: t.attempt[c] });
+        this.counters.hedgeWins++;
+      }
       this.hedges.delete(c);
       this.complete(c);
       return 'completed';
@@ -285,9 +446,15 @@ export class ChunkScheduler {
     if (r.reason === 'corrupt') this.counters.corrupt++;
     this.recordPairFailure(c, r.edge, r.reason);
     this.release(r.edge);
-    if (isHedge) { this.hedges.delete(c); return 'hedge-failed'; }
+    if (isHedge) {
+      this.hedges.delete(c);
+      return 'hedge-failed';
+    }
     if (hedge) {
-      t.assigned[c] = hedge.edge; t.attempt[c] = hedge.attempt; t.dispatchedAt[c] = hedge.dispatchedAt; t.deadline[c] = hedge.deadline;
+      t.assigned[c] = hedge.edge;
+      t.attempt[c] = hedge.attempt;
+      t.dispatchedAt[c] = hedge.dispatchedAt;
+      t.deadline[c] = hedge.deadline;
       this.hedges.delete(c);
       return 'promoted';
     }
@@ -304,7 +471,9 @@ export class ChunkScheduler {
    * in `chunks` (a view valid until the next mutation of the scheduler).
    */
   rankWork(): { full: boolean; chunks: Uint32Array | undefined; count: number } {
-    return this.needFull ? { full: true, chunks: undefined, count: this.chunks.n } : { full: false, chunks: this.dirty.subarray(0, this.dirtyCount), count: this.dirtyCount };
+    return this.needFull
+      ? { full: true, chunks: undefined, count: this.chunks.n }
+      : { full: false, chunks: this.dirty.subarray(0, this.dirtyCount), count: this.dirtyCount };
   }
 
   /** Runs one scheduler tick at `now` (ms since the transfer's epoch); `hooks.rank` replaces the rank phase. */
@@ -313,7 +482,9 @@ export class ChunkScheduler {
     let step = g.next();
     while (!step.done) {
       const p = step.value;
-      step = g.next(p.kind === 'rank' && hooks.rank ? hooks.rank(p.t, p.ranking, p.chunks, p.count) : runTickPhase(p));
+      step = g.next(
+        p.kind === 'rank' && hooks.rank ? hooks.rank(p.t, p.ranking, p.chunks, p.count) : runTickPhase(p),
+      );
     }
     return step.value;
   }
@@ -339,7 +510,13 @@ export class ChunkScheduler {
       this.rerankAvailable.set(this.edges.available);
       this.counters.fullReranks++;
     } else {
-      ranked = (yield { kind: 'rank', t, ranking: this.ranking, chunks: this.dirty, count: this.dirtyCount }) as number;
+      ranked = (yield {
+        kind: 'rank',
+        t,
+        ranking: this.ranking,
+        chunks: this.dirty,
+        count: this.dirtyCount,
+      }) as number;
     }
     for (let i = 0; i < this.dirtyCount; i++) this.dirtyFlag[this.dirty[i]] = 0;
     this.dirtyCount = 0;
@@ -347,7 +524,16 @@ export class ChunkScheduler {
 
     // detect_failures over the in-flight set (ascending ids), then explicit failure reports.
     const ids = Uint32Array.from(this.inFlight).sort();
-    let failed = (yield { kind: 'detect', t, edges: this.edges, now, inFlight: ids, count: ids.length, outIds: this.failIds, outCauses: this.failCauses }) as number;
+    let failed = (yield {
+      kind: 'detect',
+      t,
+      edges: this.edges,
+      now,
+      inFlight: ids,
+      count: ids.length,
+      outIds: this.failIds,
+      outCauses: this.failCauses,
+    }) as number;
     const cancels: Cancel[] = this.pendingCancels.splice(0);
     let kept = 0;
     for (let i = 0; i < failed; i++) {
@@ -356,12 +542,20 @@ export class ChunkScheduler {
       this.inFlight.delete(c);
       this.release(e);
       cancels.push({ chunk: c, edge: e, attempt: t.attempt[c] });
-      if (this.failCauses[i] === FailureCause.TIMEOUT) { this.counters.timeouts++; this.counters.failures++; this.recordPairFailure(c, e, 'timeout'); }
+      if (this.failCauses[i] === FailureCause.TIMEOUT) {
+        this.counters.timeouts++;
+        this.counters.failures++;
+        this.recordPairFailure(c, e, 'timeout');
+      }
       const hedge = this.hedges.get(c);
       if (hedge && this.edges.available[hedge.edge] === 1) {
-        t.status[c] = ChunkStatus.IN_FLIGHT; t.assigned[c] = hedge.edge; t.attempt[c] = hedge.attempt;
-        t.dispatchedAt[c] = hedge.dispatchedAt; t.deadline[c] = hedge.deadline;
-        this.hedges.delete(c); this.inFlight.add(c);
+        t.status[c] = ChunkStatus.IN_FLIGHT;
+        t.assigned[c] = hedge.edge;
+        t.attempt[c] = hedge.attempt;
+        t.dispatchedAt[c] = hedge.dispatchedAt;
+        t.deadline[c] = hedge.deadline;
+        this.hedges.delete(c);
+        this.inFlight.add(c);
         continue;
       }
       this.failIds[kept++] = c;
@@ -371,7 +565,16 @@ export class ChunkScheduler {
     this.reportedFailed.length = 0;
     const t2 = performance.now();
 
-    const fo = (yield { kind: 'failover', t, edges: this.edges, ranking: this.ranking, failed: this.failIds, count: failed, maxAttempts: this.config.maxAttemptsPerChunk, outcome: this.outcome }) as FailoverCounts;
+    const fo = (yield {
+      kind: 'failover',
+      t,
+      edges: this.edges,
+      ranking: this.ranking,
+      failed: this.failIds,
+      count: failed,
+      maxAttempts: this.config.maxAttemptsPerChunk,
+      outcome: this.outcome,
+    }) as FailoverCounts;
     this.forgiveExclusions(failed, fo);
     this.counters.failovers += fo.backup + fo.recomputed;
     this.counters.recomputed += fo.recomputed;
@@ -380,43 +583,100 @@ export class ChunkScheduler {
     const t3 = performance.now();
 
     const scan = this.scanOrder();
-    const moved = (yield { kind: 'balance', t, edges: this.edges, ranking: this.ranking, scan, over: this.config.overloadThreshold, under: this.config.underloadThreshold }) as number;
+    const moved = (yield {
+      kind: 'balance',
+      t,
+      edges: this.edges,
+      ranking: this.ranking,
+      scan,
+      over: this.config.overloadThreshold,
+      under: this.config.underloadThreshold,
+    }) as number;
     this.counters.moved += moved;
     const t4 = performance.now();
 
-    const { count: n, spilled } = (yield { kind: 'dispatch', t, edges: this.edges, ranking: this.ranking, scan, now, limit: this.config.maxDispatchPerTick, nextAttempt: this.nextAttempt, out: this.dispatchOut }) as { count: number; spilled: number };
+    const { count: n, spilled } = (yield {
+      kind: 'dispatch',
+      t,
+      edges: this.edges,
+      ranking: this.ranking,
+      scan,
+      now,
+      limit: this.config.maxDispatchPerTick,
+      nextAttempt: this.nextAttempt,
+      out: this.dispatchOut,
+    }) as { count: number; spilled: number };
     this.counters.spilled += spilled;
     this.nextAttempt = (this.nextAttempt + n) >>> 0;
     const dispatch: Dispatch[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const c = this.dispatchOut[i];
       this.inFlight.add(c);
-      dispatch[i] = { chunk: c, edge: t.assigned[c], attempt: t.attempt[c], deadline: t.deadline[c], hedge: false };
+      dispatch[i] = {
+        chunk: c,
+        edge: t.assigned[c],
+        attempt: t.attempt[c],
+        deadline: t.deadline[c],
+        hedge: false,
+      };
     }
     this.counters.dispatched += n;
     const hedges = this.endgame(now, dispatch);
     const t5 = performance.now();
 
     return {
-      now, fullRerank: full, ranked, failed, failover: fo, moved, dispatch, cancels, hedges,
-      phaseMs: { rank: t1 - t0, detect: t2 - t1, failover: t3 - t2, balance: t4 - t3, dispatch: t5 - t4, total: t5 - t0 },
+      now,
+      fullRerank: full,
+      ranked,
+      failed,
+      failover: fo,
+      moved,
+      dispatch,
+      cancels,
+      hedges,
+      phaseMs: {
+        rank: t1 - t0,
+        detect: t2 - t1,
+        failover: t3 - t2,
+        balance: t4 - t3,
+        dispatch: t5 - t4,
+        total: t5 - t0,
+      },
     };
   }
 
   // ---- queries -------------------------------------------------------------------------------
 
   /** Chunk counts by state. */
-  progress(): { total: number; complete: number; inFlight: number; failedPermanent: number; pending: number; hedged: number } {
+  progress(): {
+    total: number;
+    complete: number;
+    inFlight: number;
+    failedPermanent: number;
+    pending: number;
+    hedged: number;
+  } {
     const total = this.chunks.n;
     const inFlight = this.inFlight.size;
-    return { total, complete: this.completeCount, inFlight, failedPermanent: this.permanentCount, pending: total - this.completeCount - inFlight - this.permanentCount, hedged: this.hedges.size };
+    return {
+      total,
+      complete: this.completeCount,
+      inFlight,
+      failedPermanent: this.permanentCount,
+      pending: total - this.completeCount - inFlight - this.permanentCount,
+      hedged: this.hedges.size,
+    };
   }
 
   /** True when every chunk is complete. */
-  get done(): boolean { return this.completeCount === this.chunks.n; }
+  get done(): boolean {
+    return this.completeCount === this.chunks.n;
+  }
 
   /** The ranking computed at the last tick. */
-  get edgeRanking(): EdgeRanking { return this.ranking; }
+  get edgeRanking(): EdgeRanking {
+    return this.ranking;
+  }
 
   /** Completion bitmap (bit i = chunk i complete), little-endian bytes. */
   completionBitmap(): Uint8Array {
@@ -474,7 +734,12 @@ export class ChunkScheduler {
       let restored = 0;
       for (let e = 0; e < E; e++) {
         const key = c * E + e;
-        if (!this.corruptExcluded.has(key) || this.forgivenPairs.has(key) || this.ranking.rank[e] === INF_RANK) continue;
+        if (
+          !this.corruptExcluded.has(key) ||
+          this.forgivenPairs.has(key) ||
+          this.ranking.rank[e] === INF_RANK
+        )
+          continue;
         this.excluded.delete(key);
         this.corruptExcluded.delete(key);
         this.forgivenPairs.add(key);
@@ -486,7 +751,10 @@ export class ChunkScheduler {
       rankChunk(t, this.ranking, c, this.scratchK);
       t.status[c] = ChunkStatus.PENDING;
       t.assigned[c] = t.backups[c * t.k];
-      if (o === FailoverOutcome.PARKED) fo.parked--; else { fo.permanent--; }
+      if (o === FailoverOutcome.PARKED) fo.parked--;
+      else {
+        fo.permanent--;
+      }
       fo.recomputed++;
       this.outcome[i] = FailoverOutcome.RECOMPUTED;
       this.counters.forgiven++;
@@ -510,7 +778,7 @@ export class ChunkScheduler {
       const p = this.chunks.priority;
       const idx = new Uint32Array(this.chunks.n);
       for (let i = 0; i < idx.length; i++) idx[i] = i;
-      this.order = idx.sort((a, b) => (p[b] - p[a]) || (a - b));
+      this.order = idx.sort((a, b) => p[b] - p[a] || a - b);
       this.orderStale = false;
       this.scanStart = 0;
       this.advanceScanStart();
@@ -522,7 +790,11 @@ export class ChunkScheduler {
     const s = this.chunks.status;
     const o = this.uniformPriority ? undefined : this.order;
     if (!this.uniformPriority && !o) return;
-    while (this.scanStart < this.chunks.n && s[o ? o[this.scanStart] : this.scanStart] === ChunkStatus.COMPLETE) this.scanStart++;
+    while (
+      this.scanStart < this.chunks.n &&
+      s[o ? o[this.scanStart] : this.scanStart] === ChunkStatus.COMPLETE
+    )
+      this.scanStart++;
   }
 
   /** Drops hedges past their deadline (their fetch is cancelled; the primary carries on). */
@@ -558,7 +830,7 @@ export class ChunkScheduler {
       const elapsed = now - t.dispatchedAt[c];
       late.push({ c, left: Math.max(0, expected - elapsed), lateness: elapsed / expected });
     }
-    late.sort((a, b) => (b.left - a.left) || (b.lateness - a.lateness) || (a.c - b.c));
+    late.sort((a, b) => b.left - a.left || b.lateness - a.lateness || a.c - b.c);
     let made = 0;
     for (const { c, left, lateness } of late) {
       if (this.hedges.size >= cfg.maxHedges) break;
@@ -570,14 +842,23 @@ export class ChunkScheduler {
         while (bits !== 0) {
           const b = (w << 5) + 31 - Math.clz32(bits & -bits);
           bits &= bits - 1;
-          if (b === primary || this.ranking.rank[b] === INF_RANK || edges.queueDepth[b] >= edges.maxParallel[b]) continue;
+          if (
+            b === primary ||
+            this.ranking.rank[b] === INF_RANK ||
+            edges.queueDepth[b] >= edges.maxParallel[b]
+          )
+            continue;
           const ms = expectedTimeMs(edges, b, this.chunkBytes);
-          if (ms < pickMs) { pickMs = ms; pick = b; }
+          if (ms < pickMs) {
+            pickMs = ms;
+            pick = b;
+          }
         }
       }
       if (pick === NO_EDGE) continue;
       if (lateness < cfg.hedgeAfterFraction && !(pickMs < left * cfg.hedgeGain)) continue;
-      const attempt = this.nextAttempt; this.nextAttempt = (this.nextAttempt + 1) >>> 0;
+      const attempt = this.nextAttempt;
+      this.nextAttempt = (this.nextAttempt + 1) >>> 0;
       const deadline = Math.min(0xffffffff, now + Math.ceil(edges.timeoutMs[pick]));
       this.hedges.set(c, { edge: pick, attempt, deadline, dispatchedAt: now });
       edges.queueDepth[pick]++;
@@ -590,10 +871,18 @@ export class ChunkScheduler {
   }
 
   private checkChunk(c: number): void {
-    if (!Number.isInteger(c) || c < 0 || c >= this.chunks.n) throw new PortalError('PORTAL_UNKNOWN_CHUNK', `chunk ${c} is not in this transfer (0..${this.chunks.n - 1})`);
+    if (!Number.isInteger(c) || c < 0 || c >= this.chunks.n)
+      throw new PortalError(
+        'PORTAL_UNKNOWN_CHUNK',
+        `chunk ${c} is not in this transfer (0..${this.chunks.n - 1})`,
+      );
   }
 
   private checkEdge(e: number): void {
-    if (!Number.isInteger(e) || e < 0 || e >= this.edges.e) throw new PortalError('PORTAL_UNKNOWN_EDGE', `edge ${e} is not in this transfer (0..${this.edges.e - 1})`);
+    if (!Number.isInteger(e) || e < 0 || e >= this.edges.e)
+      throw new PortalError(
+        'PORTAL_UNKNOWN_EDGE',
+        `edge ${e} is not in this transfer (0..${this.edges.e - 1})`,
+      );
   }
 }

@@ -53,19 +53,34 @@ export interface ChunkTableOptions {
 }
 
 /** Allocates a chunk table of `n` chunks over `edges` edges with `k` backups, all PENDING and unranked. */
-export function createChunkTable(n: number, edges: number, k: number, opts: ChunkTableOptions = {}): ChunkTable {
+export function createChunkTable(
+  n: number,
+  edges: number,
+  k: number,
+  opts: ChunkTableOptions = {},
+): ChunkTable {
   checkArg(Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'n', 'an integer number of chunks in [0, 2^32)');
-  checkArg(Number.isInteger(edges) && edges >= 1 && edges <= MAX_EDGES, 'edges', `an integer in [1, ${MAX_EDGES}]`);
+  checkArg(
+    Number.isInteger(edges) && edges >= 1 && edges <= MAX_EDGES,
+    'edges',
+    `an integer in [1, ${MAX_EDGES}]`,
+  );
   checkArg(Number.isInteger(k) && k >= 1 && k <= 16, 'k', 'an integer in [1, 16]');
   const words = Math.ceil(edges / 32);
   try {
     const sh = opts.shared === true;
-    const u8 = (len: number) => sh ? new Uint8Array(new SharedArrayBuffer(len)) : new Uint8Array(len);
-    const u16 = (len: number) => sh ? new Uint16Array(new SharedArrayBuffer(len * 2)) : new Uint16Array(len);
-    const u32 = (len: number) => sh ? new Uint32Array(new SharedArrayBuffer(len * 4)) : new Uint32Array(len);
-    const f32 = (len: number) => sh ? new Float32Array(new SharedArrayBuffer(len * 4)) : new Float32Array(len);
+    const u8 = (len: number) => (sh ? new Uint8Array(new SharedArrayBuffer(len)) : new Uint8Array(len));
+    const u16 = (len: number) =>
+      sh ? new Uint16Array(new SharedArrayBuffer(len * 2)) : new Uint16Array(len);
+    const u32 = (len: number) =>
+      sh ? new Uint32Array(new SharedArrayBuffer(len * 4)) : new Uint32Array(len);
+    const f32 = (len: number) =>
+      sh ? new Float32Array(new SharedArrayBuffer(len * 4)) : new Float32Array(len);
     const t: ChunkTable = {
-      n, k, edges, words,
+      n,
+      k,
+      edges,
+      words,
       status: u8(n),
       assigned: u16(n).fill(NO_EDGE),
       backups: u16(n * k).fill(NO_EDGE),
@@ -79,7 +94,11 @@ export function createChunkTable(n: number, edges: number, k: number, opts: Chun
     t.status.fill(ChunkStatus.PENDING);
     return t;
   } catch (cause) {
-    throw new PortalError('PORTAL_INVALID_ARGUMENT', `cannot allocate a chunk table of ${n} chunks × ${edges} edges`, { cause });
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `cannot allocate a chunk table of ${n} chunks × ${edges} edges`,
+      { cause },
+    );
   }
 }
 

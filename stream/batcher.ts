@@ -20,13 +20,22 @@ export interface BatchBounds {
  */
 export function optimalBatchSize(cfg: BatchAccumulationConfig, b: BatchBounds): number {
   const hard = Math.min(b.kernelMax ?? Infinity, b.dispatchLimit ?? Infinity);
-  if (b.backend === 'cpu' || b.deviceMemoryBytes === undefined) return Math.max(1, Math.min(cfg.maxBatchSize, hard));
-  const byMemory = Math.floor((b.deviceMemoryBytes * cfg.gpuMemoryUtilizationTarget) / Math.max(1, b.bytesPerRecord));
+  if (b.backend === 'cpu' || b.deviceMemoryBytes === undefined)
+    return Math.max(1, Math.min(cfg.maxBatchSize, hard));
+  const byMemory = Math.floor(
+    (b.deviceMemoryBytes * cfg.gpuMemoryUtilizationTarget) / Math.max(1, b.bytesPerRecord),
+  );
   return Math.max(1, Math.min(hard, Math.max(cfg.minBatchSize, Math.min(cfg.maxBatchSize, byMemory))));
 }
 
 /** Seed 002 AdaptBatchSize: ×1.2 when throughput rose over 10 %, ×0.8 when it fell over 10 %, within [min, max]. */
-export function adaptBatchSize(size: number, current: number, previous: number, min: number, max: number): number {
+export function adaptBatchSize(
+  size: number,
+  current: number,
+  previous: number,
+  min: number,
+  max: number,
+): number {
   if (current > previous * 1.1) return Math.min(Math.round(size * 1.2), max);
   if (current < previous * 0.9) return Math.max(Math.round(size * 0.8), min);
   return size;
@@ -49,13 +58,21 @@ export class AdaptiveBatchSizer {
   /** Epoch throughputs seen (records per ms), newest last; tests and logs read it. */
   readonly history: Array<{ size: number; throughput: number }> = [];
 
-  constructor(private readonly cfg: BatchAccumulationConfig, initial: number, private readonly epochBatches = 4) {
+  constructor(
+    private readonly cfg: BatchAccumulationConfig,
+    initial: number,
+    private readonly epochBatches = 4,
+  ) {
     this.ceiling = initial;
     this.size = initial;
   }
 
-  get current(): number { return this.size; }
-  get max(): number { return this.ceiling; }
+  get current(): number {
+    return this.size;
+  }
+  get max(): number {
+    return this.ceiling;
+  }
 
   /** Feeds one finished batch. */
   observe(count: number, busyMs: number): void {
@@ -66,9 +83,18 @@ export class AdaptiveBatchSizer {
     const tp = this.epochItems / this.epochMs;
     this.history.push({ size: this.size, throughput: tp });
     if (this.history.length > 64) this.history.shift();
-    if (this.previous !== undefined) this.size = adaptBatchSize(this.size, tp, this.previous, Math.min(this.cfg.minBatchSize, this.ceiling), this.ceiling);
+    if (this.previous !== undefined)
+      this.size = adaptBatchSize(
+        this.size,
+        tp,
+        this.previous,
+        Math.min(this.cfg.minBatchSize, this.ceiling),
+        this.ceiling,
+      );
     this.previous = tp;
-    this.epochItems = 0; this.epochMs = 0; this.epochBatches_ = 0;
+    this.epochItems = 0;
+    this.epochMs = 0;
+    this.epochBatches_ = 0;
   }
 
   /** After an allocation failure: halve the ceiling (not below the min batch size) and the size with it. */

@@ -26,7 +26,11 @@ interface Segment {
 }
 
 /** A range of one push's records inside a batch. */
-export interface BatchPart { ticket: PushTicket; count: number; enqueuedAt: number }
+export interface BatchPart {
+  ticket: PushTicket;
+  count: number;
+  enqueuedAt: number;
+}
 
 /** Records taken from the buffer for one batch: contiguous bytes plus where they came from. */
 export interface TakenBatch {
@@ -78,36 +82,60 @@ export class BackpressureBuffer {
   /** Called on every pause (true) and resume (false). */
   onPauseChange?: (paused: boolean) => void;
 
-  constructor(readonly cfg: BackpressureConfig, readonly recordBytes: number, private readonly clock: Clock) {
+  constructor(
+    readonly cfg: BackpressureConfig,
+    readonly recordBytes: number,
+    private readonly clock: Clock,
+  ) {
     this.pauseAt = Math.max(1, Math.ceil(cfg.bufferCapacity * cfg.pauseThreshold));
     this.resumeAt = Math.floor(cfg.bufferCapacity * cfg.resumeThreshold);
   }
 
-  get size(): number { return this.size_; }
-  get capacity(): number { return this.cfg.bufferCapacity; }
-  get paused(): boolean { return this.paused_; }
+  get size(): number {
+    return this.size_;
+  }
+  get capacity(): number {
+    return this.cfg.bufferCapacity;
+  }
+  get paused(): boolean {
+    return this.paused_;
+  }
   /** Records a source may still add before the buffer pauses. */
-  get roomBeforePause(): number { return Math.max(0, this.pauseAt - this.size_); }
+  get roomBeforePause(): number {
+    return Math.max(0, this.pauseAt - this.size_);
+  }
   /** Enqueue time of the oldest record held, or undefined when empty. */
-  get oldestAt(): number | undefined { return this.head < this.segs.length ? this.segs[this.head].enqueuedAt : undefined; }
+  get oldestAt(): number | undefined {
+    return this.head < this.segs.length ? this.segs[this.head].enqueuedAt : undefined;
+  }
 
   stats(): BufferStats {
     const open = this.paused_ ? this.clock.now() - this.pausedAt : 0;
-    return { size: this.size_, capacity: this.cfg.bufferCapacity, paused: this.paused_, ...this.st, pauseDurationMs: this.st.pauseDurationMs + open };
+    return {
+      size: this.size_,
+      capacity: this.cfg.bufferCapacity,
+      paused: this.paused_,
+      ...this.st,
+      pauseDurationMs: this.st.pauseDurationMs + open,
+    };
   }
 
   /**
    * Adds whole records. Drop-oldest mode returns at once (dropping what does not fit, oldest first);
    * block mode resolves once every record is inside, waiting for space as batches drain it.
    */
-  async push(bytes: Uint8Array, ticket: PushTicket = { remaining: bytes.byteLength / this.recordBytes }): Promise<void> {
+  async push(
+    bytes: Uint8Array,
+    ticket: PushTicket = { remaining: bytes.byteLength / this.recordBytes },
+  ): Promise<void> {
     if (this.closed) throw new StreamError('PORTAL_STREAM_STOPPED', 'the stream buffer is closed');
     const rb = this.recordBytes;
     let n = bytes.byteLength / rb;
     if (n === 0) return;
     const cap = this.cfg.bufferCapacity;
     if (this.cfg.dropOldestOnFull) {
-      if (n > cap) { // the push alone overflows: its own oldest records go
+      if (n > cap) {
+        // the push alone overflows: its own oldest records go
         const cut = n - cap;
         this.st.dropped += cut;
         settle(ticket, cut);
@@ -124,9 +152,16 @@ export class BackpressureBuffer {
     while (off < n) {
       let free = cap - this.size_;
       while (free <= 0) {
-        if (!waited) { waited = true; this.st.blockedPushes++; }
+        if (!waited) {
+          waited = true;
+          this.st.blockedPushes++;
+        }
         await new Promise<void>((r) => this.spaceWaiters.push(r));
-        if (this.closed) throw new StreamError('PORTAL_STREAM_STOPPED', 'the stream buffer closed while a push waited for space');
+        if (this.closed)
+          throw new StreamError(
+            'PORTAL_STREAM_STOPPED',
+            'the stream buffer closed while a push waited for space',
+          );
         free = cap - this.size_;
       }
       const k = Math.min(free, n - off);
@@ -162,9 +197,17 @@ export class BackpressureBuffer {
     return new Promise<void>((resolve) => {
       let timer: ReturnType<Clock['setTimeout']> | undefined;
       const check = (): void => {
-        if (this.size_ >= n || this.closed) { if (timer) this.clock.clearTimeout(timer); resolve(); } else this.dataWaiters.push(check);
+        if (this.size_ >= n || this.closed) {
+          if (timer) this.clock.clearTimeout(timer);
+          resolve();
+        } else this.dataWaiters.push(check);
       };
-      if (deadline !== undefined) timer = this.clock.setTimeout(() => { const i = this.dataWaiters.indexOf(check); if (i >= 0) this.dataWaiters.splice(i, 1); resolve(); }, deadline - this.clock.now());
+      if (deadline !== undefined)
+        timer = this.clock.setTimeout(() => {
+          const i = this.dataWaiters.indexOf(check);
+          if (i >= 0) this.dataWaiters.splice(i, 1);
+          resolve();
+        }, deadline - this.clock.now());
       this.dataWaiters.push(check);
     });
   }
@@ -178,7 +221,9 @@ export class BackpressureBuffer {
   /** Wakes every waiter; later pushes reject. Records still held stay for `take`. */
   close(): void {
     this.closed = true;
-    this.wake('space'); this.wake('data'); this.wake('resume');
+    this.wake('space');
+    this.wake('data');
+    this.wake('resume');
   }
 
   private append(ticket: PushTicket, bytes: Uint8Array, n: number): void {
@@ -210,7 +255,10 @@ export class BackpressureBuffer {
 
   private shift(): void {
     this.head++;
-    if (this.head > 1024 && this.head * 2 > this.segs.length) { this.segs.splice(0, this.head); this.head = 0; }
+    if (this.head > 1024 && this.head * 2 > this.segs.length) {
+      this.segs.splice(0, this.head);
+      this.head = 0;
+    }
   }
 
   private afterDrain(): void {

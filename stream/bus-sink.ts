@@ -19,7 +19,14 @@ export interface StreamBusMessage {
  */
 export function createBusStreamSink(bus: Bus, streamId: string): StreamSink {
   return {
-    output: (records, count) => bus.publish<StreamBusMessage>(streamSubjects.output(streamId), { streamId, records, count }),
-    failed: (records, count, error: StreamError) => bus.publish<StreamBusMessage>(streamSubjects.failed(streamId), { streamId, records, count, error: { code: error.code, message: error.message } }),
+    output: (records, count) =>
+      bus.publish<StreamBusMessage>(streamSubjects.output(streamId), { streamId, records, count }),
+    failed: (records, count, error: StreamError) =>
+      bus.publish<StreamBusMessage>(streamSubjects.failed(streamId), {
+        streamId,
+        records,
+        count,
+        error: { code: error.code, message: error.message },
+      }),
   };
 }

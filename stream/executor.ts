@@ -36,16 +36,32 @@ export interface KernelExecutorOptions {
 
 /** Runs a kernel's CPU reference as a KernelRun. */
 export function runCpu(k: StreamKernel, input: Uint8Array, n: number): KernelRun {
-  if (!k.cpu) throw new StreamError('PORTAL_STREAM_KERNEL_UNAVAILABLE', `kernel ${k.name} has no CPU reference and no GPU is in use`);
+  if (!k.cpu)
+    throw new StreamError(
+      'PORTAL_STREAM_KERNEL_UNAVAILABLE',
+      `kernel ${k.name} has no CPU reference and no GPU is in use`,
+    );
   const t0 = performance.now();
   let output: Uint8Array;
   try {
     const raw = k.cpu(input, n);
     output = k.finish ? k.finish(raw, n) : raw;
   } catch (cause) {
-    throw new StreamError('PORTAL_STREAM_KERNEL_FAILED', `kernel ${k.name} (CPU reference) failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    throw new StreamError(
+      'PORTAL_STREAM_KERNEL_FAILED',
+      `kernel ${k.name} (CPU reference) failed: ${(cause as Error)?.message ?? String(cause)}`,
+      { cause },
+    );
   }
-  return { output, outputCount: output.byteLength / k.output.recordBytes, backend: 'cpu', kernelMs: performance.now() - t0, transferMs: 0, transferBytes: 0, allocatedBytes: 0 };
+  return {
+    output,
+    outputCount: output.byteLength / k.output.recordBytes,
+    backend: 'cpu',
+    kernelMs: performance.now() - t0,
+    transferMs: 0,
+    transferBytes: 0,
+    allocatedBytes: 0,
+  };
 }
 
 /**
@@ -63,22 +79,39 @@ export async function createKernelExecutor(opts: KernelExecutorOptions): Promise
       runner = await createStreamGpuRunner({ deviceManager: opts.deviceManager, logger: opts.logger });
     } catch (err) {
       if (prefer === 'gpu' || require || !k.cpu) throw err;
-      opts.logger?.warn({ err, kernel: k.name }, 'stream: no WebGPU adapter; the kernel runs on its CPU reference');
+      opts.logger?.warn(
+        { err, kernel: k.name },
+        'stream: no WebGPU adapter; the kernel runs on its CPU reference',
+      );
     }
   }
   if (prefer === 'cpu' || !k.gpu) runner = undefined;
-  if (!runner && !k.cpu) throw new StreamError('PORTAL_STREAM_KERNEL_UNAVAILABLE', `kernel ${k.name} has neither a usable GPU nor a CPU reference`);
+  if (!runner && !k.cpu)
+    throw new StreamError(
+      'PORTAL_STREAM_KERNEL_UNAVAILABLE',
+      `kernel ${k.name} has neither a usable GPU nor a CPU reference`,
+    );
   const gpu = runner;
   if (gpu) {
     return {
-      kernel: k, backend: 'gpu', deviceType: 'GPU', deviceName: gpu.description, limits: gpu.limits,
-      get residentBytes() { return gpu.residentBytes; },
+      kernel: k,
+      backend: 'gpu',
+      deviceType: 'GPU',
+      deviceName: gpu.description,
+      limits: gpu.limits,
+      get residentBytes() {
+        return gpu.residentBytes;
+      },
       run: (input, n) => gpu.run(k, input, n),
       close: () => (opts.runner ? Promise.resolve() : gpu.close()),
     };
   }
   return {
-    kernel: k, backend: 'cpu', deviceType: 'CPU', deviceName: 'cpu-reference', residentBytes: 0,
+    kernel: k,
+    backend: 'cpu',
+    deviceType: 'CPU',
+    deviceName: 'cpu-reference',
+    residentBytes: 0,
     run: async (input, n) => runCpu(k, input, n),
     close: async () => undefined,
   };

@@ -31,15 +31,19 @@ let shared: Promise<GpuDeviceManager> | undefined;
 /** The process-wide device manager stream runners share when none is passed in (created on first use). */
 export function sharedDeviceManager(logger?: Logger): Promise<GpuDeviceManager> {
   shared ??= createDeviceManager({ logger });
-  shared.catch(() => { shared = undefined; });
+  shared.catch(() => {
+    shared = undefined;
+  });
   return shared;
 }
 
 const align = (n: number, a: number): number => Math.max(a, Math.ceil(n / a) * a);
 
 /** Creates a runner on `deviceManager` (e.g. the GPU worker's) or on the shared one; rejects with GpuError PORTAL_GPU_UNAVAILABLE without an adapter. */
-export async function createStreamGpuRunner(opts: { deviceManager?: GpuDeviceManager; logger?: Logger } = {}): Promise<StreamGpuRunner> {
-  const mgr = opts.deviceManager ?? await sharedDeviceManager(opts.logger);
+export async function createStreamGpuRunner(
+  opts: { deviceManager?: GpuDeviceManager; logger?: Logger } = {},
+): Promise<StreamGpuRunner> {
+  const mgr = opts.deviceManager ?? (await sharedDeviceManager(opts.logger));
   await mgr.acquire();
   const pipelines = new Map<string, { device: GPUDevice; p: Promise<GPUComputePipeline> }>();
   let resident = 0;
@@ -53,10 +57,17 @@ export async function createStreamGpuRunner(opts: { deviceManager?: GpuDeviceMan
       const module = device.createShaderModule({ code: k.gpu!.wgsl, label: k.name });
       const info = await module.getCompilationInfo();
       const errors = info.messages.filter((m) => m.type === 'error');
-      const pl = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k.name });
+      const pl = device.createComputePipeline({
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+        label: k.name,
+      });
       const err = await device.popErrorScope();
       if (errors.length > 0 || err) {
-        throw new StreamError('PORTAL_STREAM_KERNEL_FAILED', `kernel ${k.name} does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || err?.message}`);
+        throw new StreamError(
+          'PORTAL_STREAM_KERNEL_FAILED',
+          `kernel ${k.name} does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || err?.message}`,
+        );
       }
       return pl;
     })();
@@ -66,21 +77,38 @@ export async function createStreamGpuRunner(opts: { deviceManager?: GpuDeviceMan
   }
 
   return {
-    get description() { return mgr.description; },
-    get limits() { return mgr.limits; },
-    get residentBytes() { return resident; },
+    get description() {
+      return mgr.description;
+    },
+    get limits() {
+      return mgr.limits;
+    },
+    get residentBytes() {
+      return resident;
+    },
     async run(k, input, n) {
       const plan = k.gpu;
-      if (!plan) throw new StreamError('PORTAL_STREAM_KERNEL_UNAVAILABLE', `kernel ${k.name} has no GPU plan`);
+      if (!plan)
+        throw new StreamError('PORTAL_STREAM_KERNEL_UNAVAILABLE', `kernel ${k.name} has no GPU plan`);
       let device: GPUDevice;
-      try { device = await mgr.acquire(); } catch (cause) { throw new StreamError('PORTAL_STREAM_KERNEL_FAILED', `kernel ${k.name}: no device`, { cause }); }
+      try {
+        device = await mgr.acquire();
+      } catch (cause) {
+        throw new StreamError('PORTAL_STREAM_KERNEL_FAILED', `kernel ${k.name}: no device`, { cause });
+      }
       const pl = await pipeline(device, k);
       const threads = plan.threads?.(n) ?? n;
       const groups = Math.ceil(threads / WORKGROUP);
-      if (groups > mgr.limits.maxComputeWorkgroupsPerDimension) throw new StreamError('PORTAL_STREAM_ALLOCATION_FAILED', `kernel ${k.name}: ${n} records exceed one dispatch`);
+      if (groups > mgr.limits.maxComputeWorkgroupsPerDimension)
+        throw new StreamError(
+          'PORTAL_STREAM_ALLOCATION_FAILED',
+          `kernel ${k.name}: ${n} records exceed one dispatch`,
+        );
       const outBytes = k.rawOutputCount(n) * k.output.recordBytes;
       const params = plan.params(n);
-      const inSize = align(input.byteLength, 4), outSize = align(outBytes, 4), uSize = align(params.byteLength, 16);
+      const inSize = align(input.byteLength, 4),
+        outSize = align(outBytes, 4),
+        uSize = align(params.byteLength, 16);
       const made: GPUBuffer[] = [];
       let allocated = 0;
       const t0 = performance.now();
@@ -90,31 +118,66 @@ export async function createStreamGpuRunner(opts: { deviceManager?: GpuDeviceMan
         let bufs: GPUBuffer[];
         try {
           bufs = [
-            device.createBuffer({ size: uSize, usage: USAGE.UNIFORM | USAGE.COPY_DST, label: `${k.name}:params` }),
-            device.createBuffer({ size: inSize, usage: USAGE.STORAGE | USAGE.COPY_DST, label: `${k.name}:in` }),
-            device.createBuffer({ size: outSize, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, label: `${k.name}:out` }),
-            device.createBuffer({ size: outSize, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: `${k.name}:staging` }),
+            device.createBuffer({
+              size: uSize,
+              usage: USAGE.UNIFORM | USAGE.COPY_DST,
+              label: `${k.name}:params`,
+            }),
+            device.createBuffer({
+              size: inSize,
+              usage: USAGE.STORAGE | USAGE.COPY_DST,
+              label: `${k.name}:in`,
+            }),
+            device.createBuffer({
+              size: outSize,
+              usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST,
+              label: `${k.name}:out`,
+            }),
+            device.createBuffer({
+              size: outSize,
+              usage: USAGE.MAP_READ | USAGE.COPY_DST,
+              label: `${k.name}:staging`,
+            }),
           ];
         } catch (cause) {
-          await device.popErrorScope(); await device.popErrorScope();
-          throw new StreamError('PORTAL_STREAM_ALLOCATION_FAILED', `kernel ${k.name}: cannot allocate ${inSize + outSize * 2} device bytes`, { cause });
+          await device.popErrorScope();
+          await device.popErrorScope();
+          throw new StreamError(
+            'PORTAL_STREAM_ALLOCATION_FAILED',
+            `kernel ${k.name}: cannot allocate ${inSize + outSize * 2} device bytes`,
+            { cause },
+          );
         }
         made.push(...bufs);
         const vErr = await device.popErrorScope();
         const oErr = await device.popErrorScope();
-        if (vErr || oErr) throw new StreamError('PORTAL_STREAM_ALLOCATION_FAILED', `kernel ${k.name}: cannot allocate ${inSize + outSize * 2} device bytes: ${(oErr ?? vErr)!.message}`);
+        if (vErr || oErr)
+          throw new StreamError(
+            'PORTAL_STREAM_ALLOCATION_FAILED',
+            `kernel ${k.name}: cannot allocate ${inSize + outSize * 2} device bytes: ${(oErr ?? vErr)!.message}`,
+          );
         allocated = uSize + inSize + outSize * 2;
         resident += allocated;
         const [ubuf, inBuf, outBuf, staging] = bufs;
         device.queue.writeBuffer(ubuf, 0, params.buffer, params.byteOffset, params.byteLength);
-        if (input.byteLength % 4 === 0) device.queue.writeBuffer(inBuf, 0, input.buffer, input.byteOffset, input.byteLength);
-        else { const tmp = new Uint8Array(inSize); tmp.set(input); device.queue.writeBuffer(inBuf, 0, tmp); }
+        if (input.byteLength % 4 === 0)
+          device.queue.writeBuffer(inBuf, 0, input.buffer, input.byteOffset, input.byteLength);
+        else {
+          const tmp = new Uint8Array(inSize);
+          tmp.set(input);
+          device.queue.writeBuffer(inBuf, 0, tmp);
+        }
         const init = plan.initOutput?.(n);
-        if (init && init.byteLength > 0) device.queue.writeBuffer(outBuf, 0, init.buffer, init.byteOffset, align(init.byteLength, 4));
+        if (init && init.byteLength > 0)
+          device.queue.writeBuffer(outBuf, 0, init.buffer, init.byteOffset, align(init.byteLength, 4));
         device.pushErrorScope('validation');
         const bind = device.createBindGroup({
           layout: pl.getBindGroupLayout(0),
-          entries: [{ binding: 0, resource: { buffer: ubuf } }, { binding: 1, resource: { buffer: inBuf } }, { binding: 2, resource: { buffer: outBuf } }],
+          entries: [
+            { binding: 0, resource: { buffer: ubuf } },
+            { binding: 1, resource: { buffer: inBuf } },
+            { binding: 2, resource: { buffer: outBuf } },
+          ],
           label: k.name,
         });
         const enc = device.createCommandEncoder({ label: k.name });
@@ -135,15 +198,24 @@ export async function createStreamGpuRunner(opts: { deviceManager?: GpuDeviceMan
         try {
           await staging.mapAsync(MAP_READ);
         } catch (cause) {
-          throw new StreamError('PORTAL_STREAM_KERNEL_FAILED', `kernel ${k.name}: mapAsync failed (device lost?)`, { cause });
+          throw new StreamError(
+            'PORTAL_STREAM_KERNEL_FAILED',
+            `kernel ${k.name}: mapAsync failed (device lost?)`,
+            { cause },
+          );
         }
         const raw = new Uint8Array(staging.getMappedRange(0, outSize).slice(0, outBytes));
         staging.unmap();
         const t2 = performance.now();
         const output = k.finish ? k.finish(raw, n) : raw;
         return {
-          output, outputCount: output.byteLength / k.output.recordBytes, backend: 'gpu', kernelMs: t1 - t0, transferMs: t2 - t1,
-          transferBytes: input.byteLength + outBytes + (init?.byteLength ?? 0), allocatedBytes: allocated,
+          output,
+          outputCount: output.byteLength / k.output.recordBytes,
+          backend: 'gpu',
+          kernelMs: t1 - t0,
+          transferMs: t2 - t1,
+          transferBytes: input.byteLength + outBytes + (init?.byteLength ?? 0),
+          allocatedBytes: allocated,
         };
       } finally {
         for (const b of made) b.destroy();
@@ -152,7 +224,9 @@ export async function createStreamGpuRunner(opts: { deviceManager?: GpuDeviceMan
     },
     async close() {
       pipelines.clear();
-      if (!opts.deviceManager && shared) { /* the shared manager lives for the process (Dawn instance rule) */ }
+      if (!opts.deviceManager && shared) {
+        /* the shared manager lives for the process (Dawn instance rule) */
+      }
     },
   };
 }

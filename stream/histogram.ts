@@ -12,7 +12,11 @@ export class LogHistogram {
   private max_ = 0;
   private zeros = 0;
 
-  constructor(private readonly lo = 1e-3, hi = 3_600_000, readonly relativeError = 0.01) {
+  constructor(
+    private readonly lo = 1e-3,
+    hi = 3_600_000,
+    readonly relativeError = 0.01,
+  ) {
     this.logG = Math.log(1 + 2 * relativeError);
     this.counts = new Float64Array(Math.ceil(Math.log(hi / lo) / this.logG) + 1);
   }
@@ -24,16 +28,29 @@ export class LogHistogram {
     this.sum_ += value * n;
     if (value < this.min_) this.min_ = value;
     if (value > this.max_) this.max_ = value;
-    if (value < this.lo) { this.zeros += n; return; }
+    if (value < this.lo) {
+      this.zeros += n;
+      return;
+    }
     const i = Math.min(this.counts.length - 1, Math.floor(Math.log(value / this.lo) / this.logG));
     this.counts[i] += n;
   }
 
-  get count(): number { return this.total; }
-  get sum(): number { return this.sum_; }
-  get mean(): number { return this.total ? this.sum_ / this.total : 0; }
-  get min(): number { return this.total ? this.min_ : 0; }
-  get max(): number { return this.max_; }
+  get count(): number {
+    return this.total;
+  }
+  get sum(): number {
+    return this.sum_;
+  }
+  get mean(): number {
+    return this.total ? this.sum_ / this.total : 0;
+  }
+  get min(): number {
+    return this.total ? this.min_ : 0;
+  }
+  get max(): number {
+    return this.max_;
+  }
 
   /** The value at quantile `q` ∈ [0, 1] (bucket midpoint, clamped to the recorded min/max); 0 when empty. */
   quantile(q: number): number {
@@ -56,7 +73,12 @@ export class LogHistogram {
     const out: number[] = [];
     for (const bound of bounds) {
       let c = this.zeros;
-      for (let i = 0; i < this.counts.length && this.lo * Math.exp(this.logG * (i + 1)) <= bound * (1 + 1e-9); i++) c += this.counts[i];
+      for (
+        let i = 0;
+        i < this.counts.length && this.lo * Math.exp(this.logG * (i + 1)) <= bound * (1 + 1e-9);
+        i++
+      )
+        c += this.counts[i];
       out.push(c);
     }
     out.push(this.total);
@@ -65,7 +87,11 @@ export class LogHistogram {
 
   reset(): void {
     this.counts.fill(0);
-    this.total = 0; this.sum_ = 0; this.min_ = Infinity; this.max_ = 0; this.zeros = 0;
+    this.total = 0;
+    this.sum_ = 0;
+    this.min_ = Infinity;
+    this.max_ = 0;
+    this.zeros = 0;
   }
 }
 
@@ -79,7 +105,11 @@ export class SlidingWindowRate {
   private readonly counts: Float64Array;
   private readonly stamps: Float64Array;
 
-  constructor(private readonly start: number, readonly windowMs = 10_000, slots = 100) {
+  constructor(
+    private readonly start: number,
+    readonly windowMs = 10_000,
+    slots = 100,
+  ) {
     this.slotMs = windowMs / slots;
     this.counts = new Float64Array(slots);
     this.stamps = new Float64Array(slots).fill(-1);
@@ -88,7 +118,10 @@ export class SlidingWindowRate {
   record(n: number, now: number): void {
     const k = Math.floor((now - this.start) / this.slotMs);
     const i = k % this.counts.length;
-    if (this.stamps[i] !== k) { this.stamps[i] = k; this.counts[i] = 0; }
+    if (this.stamps[i] !== k) {
+      this.stamps[i] = k;
+      this.counts[i] = 0;
+    }
     this.counts[i] += n;
   }
 
@@ -97,7 +130,8 @@ export class SlidingWindowRate {
     const k = Math.floor((now - this.start) / this.slotMs);
     const slots = this.counts.length;
     let sum = 0;
-    for (let i = 0; i < slots; i++) if (this.stamps[i] > k - slots && this.stamps[i] <= k) sum += this.counts[i];
+    for (let i = 0; i < slots; i++)
+      if (this.stamps[i] > k - slots && this.stamps[i] <= k) sum += this.counts[i];
     const span = Math.min(this.windowMs, Math.max(this.slotMs, now - this.start));
     return sum / (span / 1000);
   }

@@ -24,8 +24,15 @@ export { streamSubjects, isStreamId } from './subjects.js';
 export { createBusStreamSink } from './bus-sink.js';
 export type { StreamBusMessage } from './bus-sink.js';
 export {
-  edgeTelemetryKernel, edgeTelemetryCpu, edgeUpdates, toObservedSamples, touchedSlots, telemetrySampleLayout, edgeAggregateLayout,
-  EDGE_TELEMETRY_MAX_BATCH, UNKNOWN_EDGE,
+  edgeTelemetryKernel,
+  edgeTelemetryCpu,
+  edgeUpdates,
+  toObservedSamples,
+  touchedSlots,
+  telemetrySampleLayout,
+  edgeAggregateLayout,
+  EDGE_TELEMETRY_MAX_BATCH,
+  UNKNOWN_EDGE,
 } from './kernels/edge-telemetry.js';
 export type { EdgeUpdate, ObservedSample } from './kernels/edge-telemetry.js';
 export { defineUserKernel } from './kernels/user-wgsl.js';

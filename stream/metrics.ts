@@ -70,12 +70,22 @@ export class StreamMetricsRecorder {
   lastProcessedWall: number | undefined;
   readonly failuresByCode: Record<string, number> = {};
 
-  constructor(private readonly startMono: number, readonly startWall: number) {
+  constructor(
+    private readonly startMono: number,
+    readonly startWall: number,
+  ) {
     this.rate = new SlidingWindowRate(startMono);
   }
 
   /** A batch whose output went out: `latencies` are (ms, records) pairs. */
-  batchDone(count: number, busyMs: number, run: { kernelMs: number; transferMs: number; transferBytes: number; allocatedBytes: number }, latencies: Array<[number, number]>, nowMono: number, nowWall: number): void {
+  batchDone(
+    count: number,
+    busyMs: number,
+    run: { kernelMs: number; transferMs: number; transferBytes: number; allocatedBytes: number },
+    latencies: Array<[number, number]>,
+    nowMono: number,
+    nowWall: number,
+  ): void {
     this.processed += count;
     this.batches++;
     this.batchItems += count;
@@ -100,33 +110,71 @@ export class StreamMetricsRecorder {
   }
 
   snapshot(x: {
-    nowMono: number; configuredMaxBatch: number; currentBatchSize: number; effectiveMaxBatch: number; deviceType: string; deviceName: string; gpuMemoryInUse: number;
-    buffer: { size: number; capacity: number; paused: boolean; pauseCount: number; pauseDurationMs: number; dropped: number };
+    nowMono: number;
+    configuredMaxBatch: number;
+    currentBatchSize: number;
+    effectiveMaxBatch: number;
+    deviceType: string;
+    deviceName: string;
+    gpuMemoryInUse: number;
+    buffer: {
+      size: number;
+      capacity: number;
+      paused: boolean;
+      pauseCount: number;
+      pauseDurationMs: number;
+      dropped: number;
+    };
   }): StreamProcessingMetrics {
     const avgBatch = this.batches ? this.batchItems / this.batches : 0;
     const gpuMs = this.kernelMs + this.transferMs;
     return {
-      totalItemsProcessed: this.processed, totalItemsFailed: this.failed, totalProcessingTimeMs: this.processingMs,
-      totalBatchesProcessed: this.batches, averageBatchSize: avgBatch, batchEfficiency: avgBatch / x.configuredMaxBatch,
-      averageLatencyMs: this.latency.mean, p50LatencyMs: this.latency.quantile(0.5), p99LatencyMs: this.latency.quantile(0.99),
-      totalKernelExecutionTimeMs: this.kernelMs, totalMemoryTransferTimeMs: this.transferMs,
+      totalItemsProcessed: this.processed,
+      totalItemsFailed: this.failed,
+      totalProcessingTimeMs: this.processingMs,
+      totalBatchesProcessed: this.batches,
+      averageBatchSize: avgBatch,
+      batchEfficiency: avgBatch / x.configuredMaxBatch,
+      averageLatencyMs: this.latency.mean,
+      p50LatencyMs: this.latency.quantile(0.5),
+      p99LatencyMs: this.latency.quantile(0.99),
+      totalKernelExecutionTimeMs: this.kernelMs,
+      totalMemoryTransferTimeMs: this.transferMs,
       kernelEfficiency: gpuMs > 0 ? this.kernelMs / gpuMs : 0,
       memoryBandwidthMBps: this.transferMs > 0 ? this.transferBytes / 1e6 / (this.transferMs / 1000) : 0,
       totalGpuMemoryAllocated: this.allocated,
-      currentThroughput: this.rate.rate(x.nowMono), peakThroughput: this.peak,
-      bufferCurrentSize: x.buffer.size, bufferCapacity: x.buffer.capacity, bufferUtilization: x.buffer.size / x.buffer.capacity,
-      totalPauseCount: x.buffer.pauseCount, totalPauseDurationMs: x.buffer.pauseDurationMs,
-      deviceType: x.deviceType, deviceName: x.deviceName,
-      startTime: new Date(this.startWall).toISOString(), lastProcessedTime: this.lastProcessedWall === undefined ? null : new Date(this.lastProcessedWall).toISOString(),
-      totalItemsDropped: x.buffer.dropped, totalBatchesFailed: this.failedBatches, failuresByCode: { ...this.failuresByCode },
-      currentBatchSize: x.currentBatchSize, maxBatchSize: x.effectiveMaxBatch, paused: x.buffer.paused, gpuMemoryInUse: x.gpuMemoryInUse,
+      currentThroughput: this.rate.rate(x.nowMono),
+      peakThroughput: this.peak,
+      bufferCurrentSize: x.buffer.size,
+      bufferCapacity: x.buffer.capacity,
+      bufferUtilization: x.buffer.size / x.buffer.capacity,
+      totalPauseCount: x.buffer.pauseCount,
+      totalPauseDurationMs: x.buffer.pauseDurationMs,
+      deviceType: x.deviceType,
+      deviceName: x.deviceName,
+      startTime: new Date(this.startWall).toISOString(),
+      lastProcessedTime:
+        this.lastProcessedWall === undefined ? null : new Date(this.lastProcessedWall).toISOString(),
+      totalItemsDropped: x.buffer.dropped,
+      totalBatchesFailed: this.failedBatches,
+      failuresByCode: { ...this.failuresByCode },
+      currentBatchSize: x.currentBatchSize,
+      maxBatchSize: x.effectiveMaxBatch,
+      paused: x.buffer.paused,
+      gpuMemoryInUse: x.gpuMemoryInUse,
       itemsReceived: this.received,
     };
   }
 }
 
 /** One Prometheus sample: name (prefixed `portal_stream_`), type, help, value, labels. */
-export interface PromSample { name: string; type: 'counter' | 'gauge'; help: string; value: number; labels: Record<string, string> }
+export interface PromSample {
+  name: string;
+  type: 'counter' | 'gauge';
+  help: string;
+  value: number;
+  labels: Record<string, string>;
+}
 
 const COUNTERS: Array<[keyof StreamProcessingMetrics, string, string, number?]> = [
   ['totalItemsProcessed', 'items_processed_total', 'Records processed and published'],
@@ -159,12 +207,35 @@ const GAUGES: Array<[keyof StreamProcessingMetrics, string, string, number?]> = 
 ];
 
 /** The metrics as Prometheus samples (seconds, not ms; `labels` on every sample, device labels added). */
-export function streamPromSamples(m: StreamProcessingMetrics, labels: Record<string, string> = {}): PromSample[] {
+export function streamPromSamples(
+  m: StreamProcessingMetrics,
+  labels: Record<string, string> = {},
+): PromSample[] {
   const l = { ...labels, device_type: m.deviceType };
   const out: PromSample[] = [];
-  for (const [k, name, help, scale] of COUNTERS) out.push({ name: `portal_stream_${name}`, type: 'counter', help, value: (m[k] as number) * (scale ?? 1), labels: l });
-  for (const [k, name, help, scale] of GAUGES) out.push({ name: `portal_stream_${name}`, type: 'gauge', help, value: (m[k] as number) * (scale ?? 1), labels: l });
-  out.push({ name: 'portal_stream_paused', type: 'gauge', help: '1 while the source is paused by backpressure', value: m.paused ? 1 : 0, labels: l });
+  for (const [k, name, help, scale] of COUNTERS)
+    out.push({
+      name: `portal_stream_${name}`,
+      type: 'counter',
+      help,
+      value: (m[k] as number) * (scale ?? 1),
+      labels: l,
+    });
+  for (const [k, name, help, scale] of GAUGES)
+    out.push({
+      name: `portal_stream_${name}`,
+      type: 'gauge',
+      help,
+      value: (m[k] as number) * (scale ?? 1),
+      labels: l,
+    });
+  out.push({
+    name: 'portal_stream_paused',
+    type: 'gauge',
+    help: '1 while the source is paused by backpressure',
+    value: m.paused ? 1 : 0,
+    labels: l,
+  });
   return out;
 }
 
@@ -173,10 +244,18 @@ export function streamPromSamples(m: StreamProcessingMetrics, labels: Record<str
  * `source()` (one entry per stream, each with its labels, e.g. { stream: id }). Returns a function
  * that removes them again.
  */
-export function registerStreamMetrics(registry: Registry, source: () => Array<{ labels: Record<string, string>; metrics: StreamProcessingMetrics }>): () => void {
+export function registerStreamMetrics(
+  registry: Registry,
+  source: () => Array<{ labels: Record<string, string>; metrics: StreamProcessingMetrics }>,
+): () => void {
   const names: string[] = [];
-  const labelNames = (): string[] => [...new Set(['device_type', ...source().flatMap((s) => Object.keys(s.labels)), 'stream'])];
-  const defs = [...COUNTERS.map((c) => ['counter', ...c] as const), ...GAUGES.map((g) => ['gauge', ...g] as const)];
+  const labelNames = (): string[] => [
+    ...new Set(['device_type', ...source().flatMap((s) => Object.keys(s.labels)), 'stream']),
+  ];
+  const defs = [
+    ...COUNTERS.map((c) => ['counter', ...c] as const),
+    ...GAUGES.map((g) => ['gauge', ...g] as const),
+  ];
   const fixedLabels = labelNames();
   const fill = (metric: Gauge<string> | Counter<string>, name: string): void => {
     metric.reset();
@@ -184,17 +263,46 @@ export function registerStreamMetrics(registry: Registry, source: () => Array<{ 
       for (const smp of streamPromSamples(s.metrics, s.labels)) {
         if (smp.name !== name) continue;
         const lab = Object.fromEntries(Object.entries(smp.labels).filter(([k]) => fixedLabels.includes(k)));
-        if (metric instanceof Gauge) metric.set(lab, smp.value); else metric.inc(lab, smp.value);
+        if (metric instanceof Gauge) metric.set(lab, smp.value);
+        else metric.inc(lab, smp.value);
       }
     }
   };
   for (const [type, , name, help] of defs) {
     const full = `portal_stream_${name}`;
     names.push(full);
-    if (type === 'counter') new Counter({ name: full, help, labelNames: fixedLabels, registers: [registry], collect() { fill(this, full); } });
-    else new Gauge({ name: full, help, labelNames: fixedLabels, registers: [registry], collect() { fill(this, full); } });
+    if (type === 'counter')
+      new Counter({
+        name: full,
+        help,
+        labelNames: fixedLabels,
+        registers: [registry],
+        collect() {
+          fill(this, full);
+        },
+      });
+    else
+      new Gauge({
+        name: full,
+        help,
+        labelNames: fixedLabels,
+        registers: [registry],
+        collect() {
+          fill(this, full);
+        },
+      });
   }
   names.push('portal_stream_paused');
-  new Gauge({ name: 'portal_stream_paused', help: '1 while the source is paused by backpressure', labelNames: fixedLabels, registers: [registry], collect() { fill(this, 'portal_stream_paused'); } });
-  return () => { for (const n of names) registry.removeSingleMetric(n); };
+  new Gauge({
+    name: 'portal_stream_paused',
+    help: '1 while the source is paused by backpressure',
+    labelNames: fixedLabels,
+    registers: [registry],
+    collect() {
+      fill(this, 'portal_stream_paused');
+    },
+  });
+  return () => {
+    for (const n of names) registry.removeSingleMetric(n);
+  };
 }

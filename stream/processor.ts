@@ -2,7 +2,12 @@ import { createSystemClock, type Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
 import { AdaptiveBatchSizer, optimalBatchSize } from './batcher.js';
 import { BackpressureBuffer, settle, type PushTicket, type TakenBatch } from './buffer.js';
-import { resolveStreamConfig, type BackpressureConfig, type BatchAccumulationConfig, type StreamConfigInput } from './config.js';
+import {
+  resolveStreamConfig,
+  type BackpressureConfig,
+  type BatchAccumulationConfig,
+  type StreamConfigInput,
+} from './config.js';
 import { StreamError, isStreamError } from './errors.js';
 import type { KernelExecutor } from './executor.js';
 import { deviceBytesPerRecord, type KernelRun } from './kernel.js';
@@ -18,7 +23,14 @@ export interface StreamSink {
 
 /** What a processor reports as it runs, keyed on `type`. */
 export type StreamEvent =
-  | { type: 'batch'; count: number; outputCount: number; backend: 'gpu' | 'cpu'; kernelMs: number; batchSize: number }
+  | {
+      type: 'batch';
+      count: number;
+      outputCount: number;
+      backend: 'gpu' | 'cpu';
+      kernelMs: number;
+      batchSize: number;
+    }
   | { type: 'batch-failed'; count: number; error: StreamError }
   | { type: 'paused'; bufferSize: number }
   | { type: 'resumed'; bufferSize: number };
@@ -70,7 +82,8 @@ export function createStreamProcessor(opts: StreamProcessorOptions): StreamProce
   const buffer = new BackpressureBuffer(bp, k.input.recordBytes, clock);
   const initial = optimalBatchSize(cfg, {
     backend: ex.backend,
-    deviceMemoryBytes: ex.backend === 'gpu' ? opts.deviceMemoryBytes ?? ex.limits?.maxBufferSize : undefined,
+    deviceMemoryBytes:
+      ex.backend === 'gpu' ? (opts.deviceMemoryBytes ?? ex.limits?.maxBufferSize) : undefined,
     bytesPerRecord: deviceBytesPerRecord(k),
     dispatchLimit: ex.limits ? ex.limits.maxComputeWorkgroupsPerDimension * 64 : undefined,
     kernelMax: k.maxBatch,
@@ -78,9 +91,20 @@ export function createStreamProcessor(opts: StreamProcessorOptions): StreamProce
   const sizer = new AdaptiveBatchSizer(cfg, initial);
   const rec = new StreamMetricsRecorder(clock.now(), clock.wallNow());
   const depth = Math.max(1, opts.publishDepth ?? 2);
-  const emit = (e: StreamEvent): void => { try { opts.onEvent?.(e); } catch (err) { log?.error({ err }, 'stream: event listener failed'); } };
+  const emit = (e: StreamEvent): void => {
+    try {
+      opts.onEvent?.(e);
+    } catch (err) {
+      log?.error({ err }, 'stream: event listener failed');
+    }
+  };
   buffer.onPauseChange = (p) => {
-    log?.info({ bufferSize: buffer.size, capacity: bp.bufferCapacity }, p ? 'stream: buffer over the pause threshold; source paused' : 'stream: buffer under the resume threshold; source resumed');
+    log?.info(
+      { bufferSize: buffer.size, capacity: bp.bufferCapacity },
+      p
+        ? 'stream: buffer over the pause threshold; source paused'
+        : 'stream: buffer under the resume threshold; source resumed',
+    );
     emit({ type: p ? 'paused' : 'resumed', bufferSize: buffer.size });
   };
 
@@ -91,20 +115,37 @@ export function createStreamProcessor(opts: StreamProcessorOptions): StreamProce
   let idleWaiters: Array<() => void> = [];
   let stopped: Promise<void> | undefined;
   let kick: () => void = () => undefined;
-  const kicked = (): Promise<void> => new Promise<void>((r) => { kick = r; });
+  const kicked = (): Promise<void> =>
+    new Promise<void>((r) => {
+      kick = r;
+    });
 
   const settleAll = (b: TakenBatch, lost: boolean): void => {
-    for (const p of b.parts) { if (lost) p.ticket.lost = true; settle(p.ticket, p.count); }
+    for (const p of b.parts) {
+      if (lost) p.ticket.lost = true;
+      settle(p.ticket, p.count);
+    }
   };
 
   async function fail(b: TakenBatch, err: unknown, busyMs: number, allocatedBytes: number): Promise<void> {
-    const e = isStreamError(err) ? err : new StreamError('PORTAL_STREAM_KERNEL_FAILED', `kernel ${k.name} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    const e = isStreamError(err)
+      ? err
+      : new StreamError(
+          'PORTAL_STREAM_KERNEL_FAILED',
+          `kernel ${k.name} failed: ${(err as Error)?.message ?? String(err)}`,
+          { cause: err },
+        );
     if (e.code === 'PORTAL_STREAM_ALLOCATION_FAILED') sizer.shrink();
-    log?.error({ err: e, code: e.code, records: b.count, batchSize: sizer.current }, 'stream: batch failed; reported, processing goes on');
+    log?.error(
+      { err: e, code: e.code, records: b.count, batchSize: sizer.current },
+      'stream: batch failed; reported, processing goes on',
+    );
     rec.batchFailed(b.count, e.code, busyMs, allocatedBytes);
     emit({ type: 'batch-failed', count: b.count, error: e });
     let lost = false;
-    try { await opts.sink.failed(b.bytes, b.count, e); } catch (perr) {
+    try {
+      await opts.sink.failed(b.bytes, b.count, e);
+    } catch (perr) {
       lost = true;
       log?.error({ err: perr }, 'stream: cannot report a failed batch; its records stay unacknowledged');
     }
@@ -115,13 +156,36 @@ export function createStreamProcessor(opts: StreamProcessorOptions): StreamProce
     try {
       await opts.sink.output(run.output, run.outputCount);
     } catch (err) {
-      await fail(b, new StreamError('PORTAL_STREAM_PUBLISH_FAILED', `cannot publish the output of ${b.count} records: ${(err as Error)?.message ?? String(err)}`, { cause: err }), 0, 0);
+      await fail(
+        b,
+        new StreamError(
+          'PORTAL_STREAM_PUBLISH_FAILED',
+          `cannot publish the output of ${b.count} records: ${(err as Error)?.message ?? String(err)}`,
+          { cause: err },
+        ),
+        0,
+        0,
+      );
       return;
     }
     const now = clock.now();
-    rec.batchDone(b.count, busyMs, run, b.parts.map((p) => [now - p.enqueuedAt, p.count]), now, clock.wallNow());
+    rec.batchDone(
+      b.count,
+      busyMs,
+      run,
+      b.parts.map((p) => [now - p.enqueuedAt, p.count]),
+      now,
+      clock.wallNow(),
+    );
     settleAll(b, false);
-    emit({ type: 'batch', count: b.count, outputCount: run.outputCount, backend: run.backend, kernelMs: run.kernelMs, batchSize: sizer.current });
+    emit({
+      type: 'batch',
+      count: b.count,
+      outputCount: run.outputCount,
+      backend: run.backend,
+      kernelMs: run.kernelMs,
+      batchSize: sizer.current,
+    });
   }
 
   async function runBatch(b: TakenBatch): Promise<void> {
@@ -145,34 +209,60 @@ export function createStreamProcessor(opts: StreamProcessorOptions): StreamProce
     for (;;) {
       while (publishes.length >= depth) await publishes.shift();
       if (buffer.size === 0) {
-        if (publishes.length) { await publishes.shift(); continue; }
+        if (publishes.length) {
+          await publishes.shift();
+          continue;
+        }
         if (stopping) return;
-        const ws = idleWaiters; idleWaiters = [];
+        const ws = idleWaiters;
+        idleWaiters = [];
         for (const w of ws) w();
         await buffer.waitForData(1);
         continue;
       }
       if (buffer.size < cfg.minBatchSize && !stopping && flushing === 0) {
         const deadline = buffer.oldestAt! + cfg.maxBatchWaitMs;
-        if (clock.now() < deadline) { await Promise.race([buffer.waitForData(cfg.minBatchSize, deadline), kicked()]); continue; }
+        if (clock.now() < deadline) {
+          await Promise.race([buffer.waitForData(cfg.minBatchSize, deadline), kicked()]);
+          continue;
+        }
       }
       const b = buffer.take(sizer.current);
       inFlight++;
-      try { await runBatch(b); } finally { inFlight--; }
+      try {
+        await runBatch(b);
+      } finally {
+        inFlight--;
+      }
     }
   }
 
-  const done = loop().catch((err) => { log?.fatal({ err }, 'stream: processor loop died'); throw err; });
-
-  const metrics = (): StreamProcessingMetrics => rec.snapshot({
-    nowMono: clock.now(), configuredMaxBatch: cfg.maxBatchSize, currentBatchSize: sizer.current, effectiveMaxBatch: sizer.max,
-    deviceType: ex.deviceType, deviceName: ex.deviceName, gpuMemoryInUse: ex.residentBytes, buffer: buffer.stats(),
+  const done = loop().catch((err) => {
+    log?.fatal({ err }, 'stream: processor loop died');
+    throw err;
   });
 
+  const metrics = (): StreamProcessingMetrics =>
+    rec.snapshot({
+      nowMono: clock.now(),
+      configuredMaxBatch: cfg.maxBatchSize,
+      currentBatchSize: sizer.current,
+      effectiveMaxBatch: sizer.max,
+      deviceType: ex.deviceType,
+      deviceName: ex.deviceName,
+      gpuMemoryInUse: ex.residentBytes,
+      buffer: buffer.stats(),
+    });
+
   return {
-    batchConfig: cfg, backpressureConfig: bp, buffer, executor: ex, sizer,
+    batchConfig: cfg,
+    backpressureConfig: bp,
+    buffer,
+    executor: ex,
+    sizer,
     async push(bytes, ticket) {
-      if (!(bytes instanceof Uint8Array)) throw new StreamError('PORTAL_STREAM_BAD_RECORDS', 'records: expected a Uint8Array');
+      if (!(bytes instanceof Uint8Array))
+        throw new StreamError('PORTAL_STREAM_BAD_RECORDS', 'records: expected a Uint8Array');
       const n = k.input.count(bytes);
       rec.received += n;
       if (stopping) throw new StreamError('PORTAL_STREAM_STOPPED', 'the stream processor is stopping');
@@ -186,7 +276,9 @@ export function createStreamProcessor(opts: StreamProcessorOptions): StreamProce
           kick(); // a partial batch waiting for its deadline runs now
           await idle;
         }
-      } finally { flushing--; }
+      } finally {
+        flushing--;
+      }
     },
     metrics,
     async stop() {

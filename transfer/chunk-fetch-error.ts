@@ -33,7 +33,11 @@ export class ChunkFetchError extends PortalError {
   readonly firstByteMs?: number;
   readonly elapsedMs: number;
   constructor(reason: FailureReason, detail: string, info: ChunkFetchErrorInfo) {
-    super(CODE_BY_REASON[reason], `chunk fetch from ${info.edgeUrl} failed (${reason}): ${detail}`, info.cause === undefined ? undefined : { cause: info.cause });
+    super(
+      CODE_BY_REASON[reason],
+      `chunk fetch from ${info.edgeUrl} failed (${reason}): ${detail}`,
+      info.cause === undefined ? undefined : { cause: info.cause },
+    );
     this.name = 'ChunkFetchError';
     this.reason = reason;
     this.detail = detail;

@@ -16,7 +16,9 @@ export interface ChunkWriter {
 }
 
 function ioError(what: string, err: unknown): PortalError {
-  return new PortalError('PORTAL_TRANSFER_FAILED', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  return new PortalError('PORTAL_TRANSFER_FAILED', `${what}: ${(err as Error)?.message ?? String(err)}`, {
+    cause: err,
+  });
 }
 
 /**
@@ -26,9 +28,14 @@ function ioError(what: string, err: unknown): PortalError {
  * PORTAL_TRANSFER_FAILED (fs error as cause) when the file cannot be opened or sized.
  */
 export async function openChunkWriter(path: string, opts: { fileSize: number }): Promise<ChunkWriter> {
-  if (typeof path !== 'string' || path === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
+  if (typeof path !== 'string' || path === '')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
   const fileSize = opts?.fileSize;
-  if (!Number.isSafeInteger(fileSize) || fileSize < 0) throw new PortalError('PORTAL_INVALID_ARGUMENT', `opts.fileSize: expected a non-negative integer, got ${String(fileSize)}`);
+  if (!Number.isSafeInteger(fileSize) || fileSize < 0)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `opts.fileSize: expected a non-negative integer, got ${String(fileSize)}`,
+    );
   let fh: FileHandle;
   try {
     fh = await open(path, 'r+');
@@ -36,9 +43,15 @@ export async function openChunkWriter(path: string, opts: { fileSize: number }):
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot open ${path}`, err);
     // Exclusive create: when several executors (processes) create the same output at once, only one
     // creates it and the others open what it made — a plain 'w+' would truncate chunks already written.
-    try { fh = await open(path, 'wx+'); } catch (err2) {
+    try {
+      fh = await open(path, 'wx+');
+    } catch (err2) {
       if ((err2 as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create ${path}`, err2);
-      try { fh = await open(path, 'r+'); } catch (err3) { throw ioError(`cannot open ${path}`, err3); }
+      try {
+        fh = await open(path, 'r+');
+      } catch (err3) {
+        throw ioError(`cannot open ${path}`, err3);
+      }
     }
   }
   try {
@@ -52,7 +65,9 @@ export async function openChunkWriter(path: string, opts: { fileSize: number }):
   const pending = new Set<Promise<unknown>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
     pending.add(p);
-    const done = (): void => { pending.delete(p); };
+    const done = (): void => {
+      pending.delete(p);
+    };
     p.then(done, done);
     return p;
   };
@@ -61,34 +76,58 @@ export async function openChunkWriter(path: string, opts: { fileSize: number }):
     path,
     fileSize,
     write(offset, bytes) {
-      if (closed) return Promise.reject(new PortalError('PORTAL_TRANSFER_FAILED', `chunk writer for ${path} is closed`));
-      if (!(bytes instanceof Uint8Array)) return Promise.reject(new PortalError('PORTAL_INVALID_ARGUMENT', 'bytes: expected a Buffer or Uint8Array'));
+      if (closed)
+        return Promise.reject(
+          new PortalError('PORTAL_TRANSFER_FAILED', `chunk writer for ${path} is closed`),
+        );
+      if (!(bytes instanceof Uint8Array))
+        return Promise.reject(
+          new PortalError('PORTAL_INVALID_ARGUMENT', 'bytes: expected a Buffer or Uint8Array'),
+        );
       if (!Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > fileSize) {
-        return Promise.reject(new PortalError('PORTAL_INVALID_ARGUMENT', `offset: ${String(offset)} + ${bytes.length} bytes does not fit in ${fileSize} bytes of ${path}`));
+        return Promise.reject(
+          new PortalError(
+            'PORTAL_INVALID_ARGUMENT',
+            `offset: ${String(offset)} + ${bytes.length} bytes does not fit in ${fileSize} bytes of ${path}`,
+          ),
+        );
       }
-      return track((async () => {
-        let done = 0;
-        try {
-          while (done < bytes.length) {
-            const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, offset + done);
-            if (bytesWritten <= 0) throw new Error('write made no progress');
-            done += bytesWritten;
+      return track(
+        (async () => {
+          let done = 0;
+          try {
+            while (done < bytes.length) {
+              const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, offset + done);
+              if (bytesWritten <= 0) throw new Error('write made no progress');
+              done += bytesWritten;
+            }
+          } catch (err) {
+            throw ioError(`write of ${bytes.length} bytes at ${offset} in ${path} failed`, err);
           }
-        } catch (err) {
-          throw ioError(`write of ${bytes.length} bytes at ${offset} in ${path} failed`, err);
-        }
-      })());
+        })(),
+      );
     },
     sync() {
-      if (closed) return Promise.reject(new PortalError('PORTAL_TRANSFER_FAILED', `chunk writer for ${path} is closed`));
-      return track(fh.datasync().catch((err: unknown) => { throw ioError(`datasync of ${path} failed`, err); }));
+      if (closed)
+        return Promise.reject(
+          new PortalError('PORTAL_TRANSFER_FAILED', `chunk writer for ${path} is closed`),
+        );
+      return track(
+        fh.datasync().catch((err: unknown) => {
+          throw ioError(`datasync of ${path} failed`, err);
+        }),
+      );
     },
     close() {
       if (closing) return closing;
       closed = true;
       closing = (async () => {
         await Promise.allSettled([...pending]);
-        try { await fh.close(); } catch (err) { throw ioError(`close of ${path} failed`, err); }
+        try {
+          await fh.close();
+        } catch (err) {
+          throw ioError(`close of ${path} failed`, err);
+        }
       })();
       return closing;
     },
@@ -96,8 +135,12 @@ export async function openChunkWriter(path: string, opts: { fileSize: number }):
 }
 
 /** Streams the file at `path` and returns its sha256 hex (final verification); rejects PORTAL_TRANSFER_FAILED when it cannot be read. */
-export async function hashFile(path: string, opts: { onProgress?: (bytesDone: number) => void } = {}): Promise<string> {
-  if (typeof path !== 'string' || path === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
+export async function hashFile(
+  path: string,
+  opts: { onProgress?: (bytesDone: number) => void } = {},
+): Promise<string> {
+  if (typeof path !== 'string' || path === '')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
   const hash = createHash('sha256');
   let done = 0;
   try {

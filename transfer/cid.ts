@@ -5,7 +5,8 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Computes the content id (lowercase sha256 hex) of `bytes`; never fails for a byte buffer, throws PORTAL_INVALID_ARGUMENT for anything else. */
 export function cidOf(bytes: Uint8Array): string {
-  if (!(bytes instanceof Uint8Array)) throw new PortalError('PORTAL_INVALID_ARGUMENT', 'bytes: expected a Buffer or Uint8Array');
+  if (!(bytes instanceof Uint8Array))
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'bytes: expected a Buffer or Uint8Array');
   return createHash('sha256').update(bytes).digest('hex');
 }
 
@@ -19,7 +20,15 @@ export function isCid(value: unknown): value is string {
  * Throws PORTAL_INVALID_ARGUMENT for a malformed `cid` and PORTAL_CHUNK_CORRUPT (naming both hashes) on mismatch.
  */
 export function verifyChunk(bytes: Uint8Array, cid: string): void {
-  if (!isCid(cid)) throw new PortalError('PORTAL_INVALID_ARGUMENT', `cid: expected 64 lowercase hex characters, got ${JSON.stringify(cid)}`);
+  if (!isCid(cid))
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `cid: expected 64 lowercase hex characters, got ${JSON.stringify(cid)}`,
+    );
   const actual = cidOf(bytes);
-  if (actual !== cid) throw new PortalError('PORTAL_CHUNK_CORRUPT', `chunk hash mismatch: expected ${cid}, got ${actual} (${bytes.length} bytes)`);
+  if (actual !== cid)
+    throw new PortalError(
+      'PORTAL_CHUNK_CORRUPT',
+      `chunk hash mismatch: expected ${cid}, got ${actual} (${bytes.length} bytes)`,
+    );
 }

@@ -74,14 +74,23 @@ export interface EdgeServer {
 }
 
 function checkRate(v: unknown, name: string): void {
-  if (v !== undefined && (typeof v !== 'number' || !(v >= 0 && v <= 1))) throw new PortalError('PORTAL_INVALID_ARGUMENT', `${name}: expected a number in [0, 1], got ${String(v)}`);
+  if (v !== undefined && (typeof v !== 'number' || !(v >= 0 && v <= 1)))
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `${name}: expected a number in [0, 1], got ${String(v)}`,
+    );
 }
 
 function checkNonNeg(v: unknown, name: string): void {
-  if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) throw new PortalError('PORTAL_INVALID_ARGUMENT', `${name}: expected a non-negative finite number, got ${String(v)}`);
+  if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0))
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `${name}: expected a non-negative finite number, got ${String(v)}`,
+    );
 }
 
-type RangeResult = { kind: 'none' } | { kind: 'unsatisfiable' } | { kind: 'range'; start: number; end: number };
+type RangeResult =
+  { kind: 'none' } | { kind: 'unsatisfiable' } | { kind: 'range'; start: number; end: number };
 
 /** Parses a single `bytes=` Range header against a resource of `size` bytes (RFC 9110; malformed or multi-range headers are ignored). */
 function parseRange(header: string | undefined, size: number): RangeResult {
@@ -111,24 +120,45 @@ function parseRange(header: string | undefined, size: number): RangeResult {
  * PORTAL_MANIFEST_MISMATCH when the file size differs from the manifest, and the listen error otherwise.
  */
 export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeServer> {
-  if (!opts || typeof opts !== 'object') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts: expected an object');
-  if (!opts.source || typeof opts.source.path !== 'string') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.source.path: expected a string');
+  if (!opts || typeof opts !== 'object')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts: expected an object');
+  if (!opts.source || typeof opts.source.path !== 'string')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.source.path: expected a string');
   const manifest = parseManifest(opts.source.manifest);
   const n = manifest.chunks.length;
   const holds = opts.holds ?? 'all';
   if (holds !== 'all') {
-    if (!(holds instanceof Set)) throw new PortalError('PORTAL_INVALID_ARGUMENT', "opts.holds: expected a Set of chunk indices or 'all'");
-    for (const i of holds) if (!Number.isInteger(i) || i < 0 || i >= n) throw new PortalError('PORTAL_INVALID_ARGUMENT', `opts.holds: chunk index ${String(i)} is outside [0, ${n})`);
+    if (!(holds instanceof Set))
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        "opts.holds: expected a Set of chunk indices or 'all'",
+      );
+    for (const i of holds)
+      if (!Number.isInteger(i) || i < 0 || i >= n)
+        throw new PortalError(
+          'PORTAL_INVALID_ARGUMENT',
+          `opts.holds: chunk index ${String(i)} is outside [0, ${n})`,
+        );
   }
   checkNonNeg(opts.rttMs, 'opts.rttMs');
-  if (opts.bandwidthBytesPerSec !== undefined && !(typeof opts.bandwidthBytesPerSec === 'number' && opts.bandwidthBytesPerSec > 0)) {
-    throw new PortalError('PORTAL_INVALID_ARGUMENT', `opts.bandwidthBytesPerSec: expected a positive number, got ${String(opts.bandwidthBytesPerSec)}`);
+  if (
+    opts.bandwidthBytesPerSec !== undefined &&
+    !(typeof opts.bandwidthBytesPerSec === 'number' && opts.bandwidthBytesPerSec > 0)
+  ) {
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `opts.bandwidthBytesPerSec: expected a positive number, got ${String(opts.bandwidthBytesPerSec)}`,
+    );
   }
   const faults = opts.faults ?? {};
   checkRate(faults.failRate, 'opts.faults.failRate');
   checkRate(faults.corruptRate, 'opts.faults.corruptRate');
   checkNonNeg(faults.offlineAtMs, 'opts.faults.offlineAtMs');
-  if (faults.corruptChunks !== undefined && !(faults.corruptChunks instanceof Set)) throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.faults.corruptChunks: expected a Set of chunk indices');
+  if (faults.corruptChunks !== undefined && !(faults.corruptChunks instanceof Set))
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      'opts.faults.corruptChunks: expected a Set of chunk indices',
+    );
   const clock = opts.clock ?? createSystemClock();
   const rand = createPrng(faults.seed ?? randomInt(0, 2 ** 32));
   const failRate = faults.failRate ?? 0;
@@ -143,17 +173,27 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   const byCid = new Map<string, number[]>();
   manifest.chunks.forEach((cid, i) => {
     const list = byCid.get(cid);
-    if (list) list.push(i); else byCid.set(cid, [i]);
+    if (list) list.push(i);
+    else byCid.set(cid, [i]);
   });
 
   let fh: FileHandle;
-  try { fh = await open(opts.source.path, 'r'); } catch (err) {
-    throw new PortalError('PORTAL_INVALID_ARGUMENT', `opts.source.path: cannot open ${opts.source.path}: ${(err as Error).message}`, { cause: err });
+  try {
+    fh = await open(opts.source.path, 'r');
+  } catch (err) {
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `opts.source.path: cannot open ${opts.source.path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   const size = (await fh.stat()).size;
   if (size !== manifest.fileSize) {
     await fh.close();
-    throw new PortalError('PORTAL_MANIFEST_MISMATCH', `opts.source: ${opts.source.path} has ${size} bytes, manifest ${manifest.id} says ${manifest.fileSize}`);
+    throw new PortalError(
+      'PORTAL_MANIFEST_MISMATCH',
+      `opts.source: ${opts.source.path} has ${size} bytes, manifest ${manifest.id} says ${manifest.fileSize}`,
+    );
   }
 
   const counters: EdgeServerStats = { requests: 0, bytesServed: 0, corruptServed: 0, failedInjected: 0 };
@@ -165,18 +205,33 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   let id = opts.id ?? '';
   let log = opts.logger ?? createSilentLogger();
 
-  const sleep = (ms: number, signal: AbortSignal): Promise<void> => new Promise((resolve, reject) => {
-    if (ms <= 0) { resolve(); return; }
-    const onAbort = (): void => { clock.clearTimeout(h); reject(new PortalError('PORTAL_CANCELLED', 'client went away')); };
-    const h = clock.setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+  const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (ms <= 0) {
+        resolve();
+        return;
+      }
+      const onAbort = (): void => {
+        clock.clearTimeout(h);
+        reject(new PortalError('PORTAL_CANCELLED', 'client went away'));
+      };
+      const h = clock.setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
 
-  const waitWritable = (res: ServerResponse): Promise<void> => new Promise((resolve) => {
-    const done = (): void => { res.off('drain', done); res.off('close', done); resolve(); };
-    res.on('drain', done);
-    res.on('close', done);
-  });
+  const waitWritable = (res: ServerResponse): Promise<void> =>
+    new Promise((resolve) => {
+      const done = (): void => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
 
   const sendJson = (res: ServerResponse, status: number, body: unknown): void => {
     const text = JSON.stringify(body);
@@ -185,7 +240,13 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   };
 
   /** Streams file bytes [offset, offset+length) in slices, paced by the bucket, flipping the bytes at `flipAt`. */
-  const streamBody = async (res: ServerResponse, signal: AbortSignal, offset: number, length: number, flipAt: number[]): Promise<void> => {
+  const streamBody = async (
+    res: ServerResponse,
+    signal: AbortSignal,
+    offset: number,
+    length: number,
+    flipAt: number[],
+  ): Promise<void> => {
     if (flipAt.length > 0) counters.corruptServed++;
     for (let pos = 0; pos < length;) {
       const len = Math.min(EDGE_SLICE_BYTES, length - pos);
@@ -193,7 +254,11 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       if (signal.aborted) return;
       const buf = Buffer.allocUnsafe(len);
       const { bytesRead } = await fh.read(buf, 0, len, offset + pos);
-      if (bytesRead !== len) throw new PortalError('PORTAL_MANIFEST_MISMATCH', `short read of ${opts.source.path} at ${offset + pos}: ${bytesRead} of ${len} bytes`);
+      if (bytesRead !== len)
+        throw new PortalError(
+          'PORTAL_MANIFEST_MISMATCH',
+          `short read of ${opts.source.path} at ${offset + pos}: ${bytesRead} of ${len} bytes`,
+        );
       const sliceStart = offset + pos;
       for (const p of flipAt) if (p >= sliceStart && p < sliceStart + len) buf[p - sliceStart] ^= 0xff;
       counters.bytesServed += len;
@@ -207,19 +272,44 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   const drawFail = (): boolean => failRate > 0 && rand() < failRate;
   const drawCorrupt = (): boolean => corruptRate > 0 && rand() < corruptRate;
 
-  const handleChunk = async (req: IncomingMessage, res: ServerResponse, signal: AbortSignal, cid: string): Promise<void> => {
+  const handleChunk = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    signal: AbortSignal,
+    cid: string,
+  ): Promise<void> => {
     const index = byCid.get(cid.toLowerCase())?.find(isHeld);
-    if (index === undefined) { await sleep(rttMs, signal); sendJson(res, 404, { error: 'chunk not held', cid }); return; }
-    if (drawFail()) { counters.failedInjected++; await sleep(rttMs, signal); sendJson(res, 503, { error: 'injected failure' }); return; }
+    if (index === undefined) {
+      await sleep(rttMs, signal);
+      sendJson(res, 404, { error: 'chunk not held', cid });
+      return;
+    }
+    if (drawFail()) {
+      counters.failedInjected++;
+      await sleep(rttMs, signal);
+      sendJson(res, 503, { error: 'injected failure' });
+      return;
+    }
     const { offset, length } = chunkRange(manifest, index);
     const flipAt = corruptChunks.has(index) || drawCorrupt() ? [offset + (length >> 1)] : [];
     await sleep(rttMs, signal);
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': length, 'x-portal-chunk': index });
-    if (req.method === 'HEAD') { res.end(); return; }
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': length,
+      'x-portal-chunk': index,
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
     await streamBody(res, signal, offset, length, length > 0 ? flipAt : []);
   };
 
-  const handleFile = async (req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> => {
+  const handleFile = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    signal: AbortSignal,
+  ): Promise<void> => {
     const r = parseRange(req.headers.range, size);
     if (r.kind === 'unsatisfiable') {
       await sleep(rttMs, signal);
@@ -234,30 +324,51 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       const first = Math.floor(start / manifest.chunkSize);
       const last = Math.floor(end / manifest.chunkSize);
       for (let i = first; i <= last; i++) {
-        if (!isHeld(i)) { await sleep(rttMs, signal); sendJson(res, 404, { error: 'range not held', chunk: i }); return; }
+        if (!isHeld(i)) {
+          await sleep(rttMs, signal);
+          sendJson(res, 404, { error: 'range not held', chunk: i });
+          return;
+        }
       }
     }
-    if (drawFail()) { counters.failedInjected++; await sleep(rttMs, signal); sendJson(res, 503, { error: 'injected failure' }); return; }
+    if (drawFail()) {
+      counters.failedInjected++;
+      await sleep(rttMs, signal);
+      sendJson(res, 503, { error: 'injected failure' });
+      return;
+    }
     const flipAt: number[] = [];
     if (length > 0) {
       for (const i of corruptChunks) {
         const c = chunkRange(manifest, i);
-        const p = Math.max(c.offset, start) + ((Math.min(c.offset + c.length, end + 1) - Math.max(c.offset, start)) >> 1);
+        const p =
+          Math.max(c.offset, start) +
+          ((Math.min(c.offset + c.length, end + 1) - Math.max(c.offset, start)) >> 1);
         if (c.offset <= end && c.offset + c.length > start) flipAt.push(p);
       }
       if (flipAt.length === 0 && drawCorrupt()) flipAt.push(start + (length >> 1));
     }
     await sleep(rttMs, signal);
-    const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': length, 'accept-ranges': 'bytes' };
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/octet-stream',
+      'content-length': length,
+      'accept-ranges': 'bytes',
+    };
     if (r.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
     res.writeHead(r.kind === 'range' ? 206 : 200, headers);
-    if (req.method === 'HEAD') { res.end(); return; }
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
     await streamBody(res, signal, start, length, flipAt);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     counters.requests++;
-    if (offline) { req.socket.destroy(); return; }
+    if (offline) {
+      req.socket.destroy();
+      return;
+    }
     const ac = new AbortController();
     res.on('close', () => ac.abort());
     const path = (req.url ?? '/').split('?')[0];
@@ -266,16 +377,29 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       res.end();
       return;
     }
-    if (path === '/health') { await sleep(rttMs, ac.signal); sendJson(res, 200, { ok: true, id }); return; }
-    if (path.startsWith('/v1/chunks/')) { await handleChunk(req, res, ac.signal, path.slice('/v1/chunks/'.length)); return; }
+    if (path === '/health') {
+      await sleep(rttMs, ac.signal);
+      sendJson(res, 200, { ok: true, id });
+      return;
+    }
+    if (path.startsWith('/v1/chunks/')) {
+      await handleChunk(req, res, ac.signal, path.slice('/v1/chunks/'.length));
+      return;
+    }
     if (path.startsWith('/v1/have/')) {
       await sleep(rttMs, ac.signal);
       const mid = path.slice('/v1/have/'.length);
-      if (mid !== manifest.id) { sendJson(res, 404, { error: 'unknown manifest', manifestId: mid }); return; }
+      if (mid !== manifest.id) {
+        sendJson(res, 404, { error: 'unknown manifest', manifestId: mid });
+        return;
+      }
       sendJson(res, 200, { manifestId: manifest.id, chunks: n, bitmap: encodeHaveBitmap(holds, n) });
       return;
     }
-    if (path === '/file') { await handleFile(req, res, ac.signal); return; }
+    if (path === '/file') {
+      await handleFile(req, res, ac.signal);
+      return;
+    }
     await sleep(rttMs, ac.signal);
     sendJson(res, 404, { error: 'not found', path });
   };
@@ -290,7 +414,10 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   });
   server.keepAliveTimeout = 30_000;
   server.on('connection', (s: Socket) => {
-    if (offline) { s.destroy(); return; }
+    if (offline) {
+      s.destroy();
+      return;
+    }
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
@@ -298,8 +425,14 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, host, () => { server.off('error', reject); resolve(); });
-  }).catch(async (err: unknown) => { await fh.close(); throw err; });
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch(async (err: unknown) => {
+    await fh.close();
+    throw err;
+  });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   if (id === '') id = `edge-${port}`;
@@ -309,7 +442,10 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   const goOffline = (): Promise<void> => {
     if (offlinePromise) return offlinePromise;
     offline = true;
-    if (offlineTimer) { clock.clearTimeout(offlineTimer); offlineTimer = null; }
+    if (offlineTimer) {
+      clock.clearTimeout(offlineTimer);
+      offlineTimer = null;
+    }
     offlinePromise = new Promise<void>((resolve) => {
       server.close(() => resolve());
       for (const s of sockets) s.destroy();
@@ -319,7 +455,11 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     return offlinePromise;
   };
 
-  if (faults.offlineAtMs !== undefined) offlineTimer = clock.setTimeout(() => { offlineTimer = null; void goOffline(); }, faults.offlineAtMs);
+  if (faults.offlineAtMs !== undefined)
+    offlineTimer = clock.setTimeout(() => {
+      offlineTimer = null;
+      void goOffline();
+    }, faults.offlineAtMs);
   log.debug({ url, manifestId: manifest.id }, 'edge listening');
 
   return {
@@ -332,7 +472,10 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     goOffline,
     async close() {
       await goOffline();
-      if (!closed) { closed = true; await fh.close(); }
+      if (!closed) {
+        closed = true;
+        await fh.close();
+      }
     },
   };
 }

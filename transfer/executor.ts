@@ -1,6 +1,15 @@
 import { PortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
-import { subjects, type Bus, type Subscription, type DispatchBatch, type DispatchItem, type ChunkReport, type CancelRequest, type FailureReason } from '../bus/types.js';
+import {
+  subjects,
+  type Bus,
+  type Subscription,
+  type DispatchBatch,
+  type DispatchItem,
+  type ChunkReport,
+  type CancelRequest,
+  type FailureReason,
+} from '../bus/types.js';
 import { fetchChunk as defaultFetch, type FetchChunkFn } from './http-fetch.js';
 import { ChunkFetchError } from './chunk-fetch-error.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
@@ -52,7 +61,8 @@ interface Attached {
   outputs: Set<string>;
 }
 
-const jobKey = (transferId: string, chunk: number, attempt: number): string => `${transferId}\u0000${chunk}\u0000${attempt}`;
+const jobKey = (transferId: string, chunk: number, attempt: number): string =>
+  `${transferId}\u0000${chunk}\u0000${attempt}`;
 
 /**
  * Creates an executor on `bus`. Each DispatchItem is fetched (verified by CID), written at its offset into
@@ -60,11 +70,18 @@ const jobKey = (transferId: string, chunk: number, attempt: number): string => `
  * failure reason ('io' for write errors). Throws PORTAL_INVALID_ARGUMENT for bad options.
  */
 export function createExecutor(opts: ExecutorOptions): Executor {
-  if (!opts || typeof opts !== 'object') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts: expected an object');
-  if (!opts.bus || typeof opts.bus.subscribe !== 'function') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.bus: expected a Bus');
-  if (typeof opts.id !== 'string' || opts.id === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.id: expected a non-empty string');
+  if (!opts || typeof opts !== 'object')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts: expected an object');
+  if (!opts.bus || typeof opts.bus.subscribe !== 'function')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.bus: expected a Bus');
+  if (typeof opts.id !== 'string' || opts.id === '')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.id: expected a non-empty string');
   const concurrency = opts.concurrency ?? 64;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new PortalError('PORTAL_INVALID_ARGUMENT', `opts.concurrency: expected a positive integer, got ${String(concurrency)}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `opts.concurrency: expected a positive integer, got ${String(concurrency)}`,
+    );
   const { bus, id } = opts;
   const fetch = opts.fetch ?? defaultFetch;
   const log = (opts.logger ?? createSilentLogger()).child({ executorId: id });
@@ -83,13 +100,31 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     try {
       await bus.publish(subjects.report(report.transferId), report);
     } catch (err) {
-      log.warn({ err, transferId: report.transferId, chunk: report.chunk, attempt: report.attempt }, 'cannot publish chunk report');
+      log.warn(
+        { err, transferId: report.transferId, chunk: report.chunk, attempt: report.attempt },
+        'cannot publish chunk report',
+      );
     }
   };
 
-  const failureReport = (job: Job, reason: FailureReason, detail: string, firstByteMs = 0, transferMs = 0): ChunkReport => ({
-    transferId: job.transferId, chunk: job.item.chunk, attempt: job.item.attempt, edgeIndex: job.item.edgeIndex,
-    ok: false, bytes: 0, firstByteMs, transferMs, reason, detail, executorId: id,
+  const failureReport = (
+    job: Job,
+    reason: FailureReason,
+    detail: string,
+    firstByteMs = 0,
+    transferMs = 0,
+  ): ChunkReport => ({
+    transferId: job.transferId,
+    chunk: job.item.chunk,
+    attempt: job.item.attempt,
+    edgeIndex: job.item.edgeIndex,
+    ok: false,
+    bytes: 0,
+    firstByteMs,
+    transferMs,
+    reason,
+    detail,
+    executorId: id,
   });
 
   const writerFor = (output: string, fileSize: number): Promise<ChunkWriter> => {
@@ -97,7 +132,9 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     if (!w) {
       w = openChunkWriter(output, { fileSize });
       writers.set(output, w);
-      w.catch(() => { if (writers.get(output) === w) writers.delete(output); });
+      w.catch(() => {
+        if (writers.get(output) === w) writers.delete(output);
+      });
     }
     return w;
   };
@@ -108,20 +145,36 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     let report: ChunkReport;
     try {
       const res = await fetch({
-        edgeUrl: item.edgeUrl, edgeKind: item.edgeKind, cid: item.cid, offset: item.offset,
-        length: item.length, timeoutMs: item.timeoutMs, signal: job.ac.signal,
+        edgeUrl: item.edgeUrl,
+        edgeKind: item.edgeKind,
+        cid: item.cid,
+        offset: item.offset,
+        length: item.length,
+        timeoutMs: item.timeoutMs,
+        signal: job.ac.signal,
       });
       try {
         const w = await writerFor(job.output, job.fileSize);
         await w.write(item.offset, res.bytes);
       } catch (err) {
-        throw new ChunkFetchError('io', `cannot write chunk ${item.chunk} to ${job.output}: ${(err as Error).message}`, { edgeUrl: item.edgeUrl, firstByteMs: res.firstByteMs, elapsedMs: res.transferMs, cause: err });
+        throw new ChunkFetchError(
+          'io',
+          `cannot write chunk ${item.chunk} to ${job.output}: ${(err as Error).message}`,
+          { edgeUrl: item.edgeUrl, firstByteMs: res.firstByteMs, elapsedMs: res.transferMs, cause: err },
+        );
       }
       counters.fetched++;
       counters.bytes += res.bytes.length;
       report = {
-        transferId: job.transferId, chunk: item.chunk, attempt: item.attempt, edgeIndex: item.edgeIndex,
-        ok: true, bytes: res.bytes.length, firstByteMs: res.firstByteMs, transferMs: res.transferMs, executorId: id,
+        transferId: job.transferId,
+        chunk: item.chunk,
+        attempt: item.attempt,
+        edgeIndex: item.edgeIndex,
+        ok: true,
+        bytes: res.bytes.length,
+        firstByteMs: res.firstByteMs,
+        transferMs: res.transferMs,
+        executorId: id,
       };
     } catch (err) {
       counters.failed++;
@@ -141,25 +194,43 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       const job = queue.shift()!;
       running.set(job.key, job);
       // The job leaves `running` before its report goes out, so stats() agree with what subscribers saw.
-      const p = run(job).then((report) => {
-        running.delete(job.key);
-        pump();
-        return publish(report);
-      }).finally(() => settling.delete(p));
+      const p = run(job)
+        .then((report) => {
+          running.delete(job.key);
+          pump();
+          return publish(report);
+        })
+        .finally(() => settling.delete(p));
       settling.set(p, job.transferId);
     }
   };
 
   const onDispatch = (transferId: string, batch: DispatchBatch): void => {
     if (closed || !attached.has(transferId)) return;
-    if (!batch || typeof batch.output !== 'string' || !Number.isSafeInteger(batch.fileSize) || !Array.isArray(batch.items)) {
+    if (
+      !batch ||
+      typeof batch.output !== 'string' ||
+      !Number.isSafeInteger(batch.fileSize) ||
+      !Array.isArray(batch.items)
+    ) {
       log.error({ transferId }, 'malformed dispatch batch dropped (needs output, fileSize, items)');
       return;
     }
-    if (batch.transferId !== transferId) log.warn({ transferId, batchTransferId: batch.transferId }, 'dispatch batch names another transfer; reporting under the subject\'s');
+    if (batch.transferId !== transferId)
+      log.warn(
+        { transferId, batchTransferId: batch.transferId },
+        "dispatch batch names another transfer; reporting under the subject's",
+      );
     attached.get(transferId)!.outputs.add(batch.output);
     for (const item of batch.items) {
-      queue.push({ transferId, output: batch.output, fileSize: batch.fileSize, item, key: jobKey(transferId, item.chunk, item.attempt), ac: new AbortController() });
+      queue.push({
+        transferId,
+        output: batch.output,
+        fileSize: batch.fileSize,
+        item,
+        key: jobKey(transferId, item.chunk, item.attempt),
+        ac: new AbortController(),
+      });
     }
     pump();
   };
@@ -182,7 +253,12 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     }
     const key = jobKey(transferId, req.chunk, req.attempt);
     const job = running.get(key);
-    if (job) { job.ac.abort(new PortalError('PORTAL_CANCELLED', `chunk ${req.chunk} attempt ${req.attempt} cancelled`)); return; }
+    if (job) {
+      job.ac.abort(
+        new PortalError('PORTAL_CANCELLED', `chunk ${req.chunk} attempt ${req.attempt} cancelled`),
+      );
+      return;
+    }
     cancelQueued((j) => j.key === key, 'cancelled before it started');
   };
 
@@ -210,20 +286,33 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       }
     }
     if (errors.length > 0) {
-      throw new PortalError('PORTAL_TRANSFER_FAILED', `transfer ${transferId}: ${errors.length} output file(s) could not be closed: ${(errors[0] as Error)?.message}`, { cause: errors[0] });
+      throw new PortalError(
+        'PORTAL_TRANSFER_FAILED',
+        `transfer ${transferId}: ${errors.length} output file(s) could not be closed: ${(errors[0] as Error)?.message}`,
+        { cause: errors[0] },
+      );
     }
   };
 
   return {
     id,
     attach(transferId) {
-      if (closed) throw new PortalError('PORTAL_HOST_STOPPED', `executor ${id} is closed: cannot attach ${String(transferId)}`);
+      if (closed)
+        throw new PortalError(
+          'PORTAL_HOST_STOPPED',
+          `executor ${id} is closed: cannot attach ${String(transferId)}`,
+        );
       if (typeof transferId !== 'string' || transferId === '' || transferId.includes('.')) {
-        throw new PortalError('PORTAL_INVALID_ARGUMENT', `transferId: expected a non-empty string without '.', got ${JSON.stringify(transferId)}`);
+        throw new PortalError(
+          'PORTAL_INVALID_ARGUMENT',
+          `transferId: expected a non-empty string without '.', got ${JSON.stringify(transferId)}`,
+        );
       }
       if (attached.has(transferId)) return;
       const subs = [
-        bus.subscribe<DispatchBatch>(subjects.dispatch(transferId), (b) => onDispatch(transferId, b), { queue: 'executors' }),
+        bus.subscribe<DispatchBatch>(subjects.dispatch(transferId), (b) => onDispatch(transferId, b), {
+          queue: 'executors',
+        }),
         bus.subscribe<CancelRequest>(subjects.cancel(transferId), (c) => onCancel(transferId, c)),
       ];
       attached.set(transferId, { subs, outputs: new Set() });
@@ -238,7 +327,11 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         await Promise.allSettled([...settling.keys()]);
         for (const [output, wp] of writers) {
           writers.delete(output);
-          try { await (await wp).close(); } catch (err) { log.warn({ err, output }, 'cannot close output file'); }
+          try {
+            await (await wp).close();
+          } catch (err) {
+            log.warn({ err, output }, 'cannot close output file');
+          }
         }
         const bad = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (bad) throw bad.reason;

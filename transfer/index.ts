@@ -1,8 +1,16 @@
 /** Transfer: content ids, manifests, bandwidth caps, edges, the chunk fetcher, the output writer and the executor. */
 export { cidOf, isCid, verifyChunk } from './cid.js';
 export {
-  createManifest, saveManifest, loadManifest, parseManifest, manifestId, chunkCount, chunkRange,
-  MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS,
+  createManifest,
+  saveManifest,
+  loadManifest,
+  parseManifest,
+  manifestId,
+  chunkCount,
+  chunkRange,
+  MIN_CHUNK_SIZE,
+  MAX_CHUNK_SIZE,
+  DEFAULT_MANIFEST_LIMITS,
 } from './manifest.js';
 export type { Manifest, ManifestLimits, CreateManifestOptions } from './manifest.js';
 export { createTokenBucket } from './token-bucket.js';

@@ -32,7 +32,10 @@ export const MIN_CHUNK_SIZE = 4 * 1024;
 /** Largest chunk size a manifest may use (64 MiB). */
 export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
 /** Default limits: 50M chunks, 4 GiB of JSON. */
-export const DEFAULT_MANIFEST_LIMITS: Readonly<Required<ManifestLimits>> = Object.freeze({ maxChunks: 50_000_000, maxJsonBytes: 4 * 1024 ** 3 });
+export const DEFAULT_MANIFEST_LIMITS: Readonly<Required<ManifestLimits>> = Object.freeze({
+  maxChunks: 50_000_000,
+  maxJsonBytes: 4 * 1024 ** 3,
+});
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 const HEX16 = /^[0-9a-fA-F]{16}$/;
@@ -44,7 +47,8 @@ export function manifestId(fileSha256: string, chunkSize: number): string {
 
 /** Number of chunks in `m`; throws PORTAL_INVALID_ARGUMENT when `m` is not a manifest-shaped object. */
 export function chunkCount(m: Manifest): number {
-  if (!m || !Array.isArray(m.chunks)) throw new PortalError('PORTAL_INVALID_ARGUMENT', 'manifest: expected a Manifest with a chunks array');
+  if (!m || !Array.isArray(m.chunks))
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'manifest: expected a Manifest with a chunks array');
   return m.chunks.length;
 }
 
@@ -52,7 +56,10 @@ export function chunkCount(m: Manifest): number {
 export function chunkRange(m: Manifest, index: number): { offset: number; length: number } {
   const n = chunkCount(m);
   if (!Number.isInteger(index) || index < 0 || index >= n) {
-    throw new PortalError('PORTAL_UNKNOWN_CHUNK', `index: expected an integer in [0, ${n}), got ${String(index)}`);
+    throw new PortalError(
+      'PORTAL_UNKNOWN_CHUNK',
+      `index: expected an integer in [0, ${n}), got ${String(index)}`,
+    );
   }
   const offset = index * m.chunkSize;
   return { offset, length: Math.min(m.chunkSize, m.fileSize - offset) };
@@ -60,14 +67,34 @@ export function chunkRange(m: Manifest, index: number): { offset: number; length
 
 function resolveLimits(limits?: ManifestLimits): Required<ManifestLimits> {
   const l = { ...DEFAULT_MANIFEST_LIMITS, ...(limits ?? {}) };
-  if (!Number.isInteger(l.maxChunks) || l.maxChunks < 0) throw new PortalError('PORTAL_INVALID_ARGUMENT', `limits.maxChunks: expected a non-negative integer, got ${String(l.maxChunks)}`);
-  if (!Number.isInteger(l.maxJsonBytes) || l.maxJsonBytes < 0) throw new PortalError('PORTAL_INVALID_ARGUMENT', `limits.maxJsonBytes: expected a non-negative integer, got ${String(l.maxJsonBytes)}`);
+  if (!Number.isInteger(l.maxChunks) || l.maxChunks < 0)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `limits.maxChunks: expected a non-negative integer, got ${String(l.maxChunks)}`,
+    );
+  if (!Number.isInteger(l.maxJsonBytes) || l.maxJsonBytes < 0)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `limits.maxJsonBytes: expected a non-negative integer, got ${String(l.maxJsonBytes)}`,
+    );
   return l;
 }
 
-function checkChunkSize(chunkSize: unknown, name: string, code: 'PORTAL_INVALID_ARGUMENT' | 'PORTAL_MANIFEST_INVALID'): asserts chunkSize is number {
-  if (typeof chunkSize !== 'number' || !Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
-    throw new PortalError(code, `${name}: expected an integer between ${MIN_CHUNK_SIZE} and ${MAX_CHUNK_SIZE} (4 KiB..64 MiB), got ${JSON.stringify(chunkSize)}`);
+function checkChunkSize(
+  chunkSize: unknown,
+  name: string,
+  code: 'PORTAL_INVALID_ARGUMENT' | 'PORTAL_MANIFEST_INVALID',
+): asserts chunkSize is number {
+  if (
+    typeof chunkSize !== 'number' ||
+    !Number.isInteger(chunkSize) ||
+    chunkSize < MIN_CHUNK_SIZE ||
+    chunkSize > MAX_CHUNK_SIZE
+  ) {
+    throw new PortalError(
+      code,
+      `${name}: expected an integer between ${MIN_CHUNK_SIZE} and ${MAX_CHUNK_SIZE} (4 KiB..64 MiB), got ${JSON.stringify(chunkSize)}`,
+    );
   }
 }
 
@@ -88,10 +115,13 @@ export interface CreateManifestOptions {
  * PORTAL_MANIFEST_INVALID (with the fs error as cause) when the file cannot be read.
  */
 export async function createManifest(path: string, opts: CreateManifestOptions): Promise<Manifest> {
-  if (typeof path !== 'string' || path === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
-  if (!opts || typeof opts !== 'object') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts: expected { chunkSize }');
+  if (typeof path !== 'string' || path === '')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
+  if (!opts || typeof opts !== 'object')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts: expected { chunkSize }');
   checkChunkSize(opts.chunkSize, 'opts.chunkSize', 'PORTAL_INVALID_ARGUMENT');
-  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.onProgress: expected a function');
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.onProgress: expected a function');
   const limits = resolveLimits(opts.limits);
   const chunkSize = opts.chunkSize;
 
@@ -102,11 +132,16 @@ export async function createManifest(path: string, opts: CreateManifestOptions):
     total = st.size;
   } catch (err) {
     if (err instanceof PortalError) throw err;
-    throw new PortalError('PORTAL_MANIFEST_INVALID', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    throw new PortalError('PORTAL_MANIFEST_INVALID', `cannot read ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const expectedChunks = Math.ceil(total / chunkSize);
   if (expectedChunks > limits.maxChunks) {
-    throw new PortalError('PORTAL_MANIFEST_TOO_LARGE', `${path}: ${expectedChunks} chunks of ${chunkSize} bytes exceed limits.maxChunks (${limits.maxChunks})`);
+    throw new PortalError(
+      'PORTAL_MANIFEST_TOO_LARGE',
+      `${path}: ${expectedChunks} chunks of ${chunkSize} bytes exceed limits.maxChunks (${limits.maxChunks})`,
+    );
   }
 
   const fileHash = createHash('sha256');
@@ -135,14 +170,28 @@ export async function createManifest(path: string, opts: CreateManifestOptions):
       opts.onProgress?.(done, total);
     }
   } catch (err) {
-    throw new PortalError('PORTAL_MANIFEST_INVALID', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    throw new PortalError('PORTAL_MANIFEST_INVALID', `cannot read ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
   } finally {
     stream.destroy();
   }
-  if (done !== total) throw new PortalError('PORTAL_MANIFEST_MISMATCH', `${path} changed while hashing: expected ${total} bytes, read ${done}`);
+  if (done !== total)
+    throw new PortalError(
+      'PORTAL_MANIFEST_MISMATCH',
+      `${path} changed while hashing: expected ${total} bytes, read ${done}`,
+    );
   if (inChunk > 0) chunks.push(chunkHash.digest('hex'));
   const fileSha256 = fileHash.digest('hex');
-  return { version: 1, id: manifestId(fileSha256, chunkSize), name: opts.name ?? basename(path), fileSize: total, chunkSize, fileSha256, chunks };
+  return {
+    version: 1,
+    id: manifestId(fileSha256, chunkSize),
+    name: opts.name ?? basename(path),
+    fileSize: total,
+    chunkSize,
+    fileSha256,
+    chunks,
+  };
 }
 
 function invalid(field: string, expectation: string, got?: unknown): PortalError {
@@ -167,25 +216,43 @@ export function parseManifest(json: unknown, limits?: ManifestLimits): Manifest 
   const l = resolveLimits(limits);
   let v = json;
   if (typeof v === 'string') {
-    try { v = JSON.parse(v); } catch (err) { throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest: not valid JSON: ${(err as Error).message}`, { cause: err }); }
+    try {
+      v = JSON.parse(v);
+    } catch (err) {
+      throw new PortalError(
+        'PORTAL_MANIFEST_INVALID',
+        `manifest: not valid JSON: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest: expected an object, got ${describe(v)}`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest: expected an object, got ${describe(v)}`);
   const o = v as Record<string, unknown>;
   if (o.version !== 1) throw invalid('version', '1', o.version);
   if (typeof o.name !== 'string') throw invalid('name', 'a string', o.name);
-  if (typeof o.fileSize !== 'number' || !Number.isSafeInteger(o.fileSize) || o.fileSize < 0) throw invalid('fileSize', 'a non-negative safe integer', o.fileSize);
+  if (typeof o.fileSize !== 'number' || !Number.isSafeInteger(o.fileSize) || o.fileSize < 0)
+    throw invalid('fileSize', 'a non-negative safe integer', o.fileSize);
   checkChunkSize(o.chunkSize, 'manifest.chunkSize', 'PORTAL_MANIFEST_INVALID');
-  if (typeof o.fileSha256 !== 'string' || !HEX64.test(o.fileSha256)) throw invalid('fileSha256', '64 hex characters', o.fileSha256);
+  if (typeof o.fileSha256 !== 'string' || !HEX64.test(o.fileSha256))
+    throw invalid('fileSha256', '64 hex characters', o.fileSha256);
   if (typeof o.id !== 'string' || !HEX16.test(o.id)) throw invalid('id', '16 hex characters', o.id);
   if (!Array.isArray(o.chunks)) throw invalid('chunks', 'an array of 64-hex-character strings', o.chunks);
   const fileSize = o.fileSize;
   const chunkSize = o.chunkSize;
   const expected = Math.ceil(fileSize / chunkSize);
   if (o.chunks.length > l.maxChunks) {
-    throw new PortalError('PORTAL_MANIFEST_TOO_LARGE', `manifest.chunks: ${o.chunks.length} chunks exceed limits.maxChunks (${l.maxChunks})`);
+    throw new PortalError(
+      'PORTAL_MANIFEST_TOO_LARGE',
+      `manifest.chunks: ${o.chunks.length} chunks exceed limits.maxChunks (${l.maxChunks})`,
+    );
   }
   if (o.chunks.length !== expected) {
-    throw invalid('chunks', `${expected} entries (ceil(fileSize ${fileSize} / chunkSize ${chunkSize}))`, o.chunks);
+    throw invalid(
+      'chunks',
+      `${expected} entries (ceil(fileSize ${fileSize} / chunkSize ${chunkSize}))`,
+      o.chunks,
+    );
   }
   const chunks = new Array<string>(expected);
   for (let i = 0; i < expected; i++) {
@@ -205,19 +272,27 @@ export function parseManifest(json: unknown, limits?: ManifestLimits): Manifest 
  * Validates first (PORTAL_MANIFEST_INVALID / PORTAL_MANIFEST_TOO_LARGE); fs failures reject with the fs error as cause of PORTAL_MANIFEST_INVALID.
  */
 export async function saveManifest(path: string, m: Manifest, limits?: ManifestLimits): Promise<void> {
-  if (typeof path !== 'string' || path === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
+  if (typeof path !== 'string' || path === '')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
   const v = parseManifest(m, limits);
   const out = createWriteStream(path);
-  const failed = once(out, 'error').then(([err]) => { throw err; });
+  const failed = once(out, 'error').then(([err]) => {
+    throw err;
+  });
   failed.catch(() => undefined);
   const write = async (s: string): Promise<void> => {
     if (!out.write(s)) await Promise.race([once(out, 'drain'), failed]);
   };
   try {
-    await write(`{"version":1,"id":${JSON.stringify(v.id)},"name":${JSON.stringify(v.name)},"fileSize":${v.fileSize},"chunkSize":${v.chunkSize},"fileSha256":${JSON.stringify(v.fileSha256)},"chunks":[`);
+    await write(
+      `{"version":1,"id":${JSON.stringify(v.id)},"name":${JSON.stringify(v.name)},"fileSize":${v.fileSize},"chunkSize":${v.chunkSize},"fileSha256":${JSON.stringify(v.fileSha256)},"chunks":[`,
+    );
     const BATCH = 4096;
     for (let i = 0; i < v.chunks.length; i += BATCH) {
-      const part = v.chunks.slice(i, i + BATCH).map((c) => `"${c}"`).join(',');
+      const part = v.chunks
+        .slice(i, i + BATCH)
+        .map((c) => `"${c}"`)
+        .join(',');
       await write(i === 0 ? part : `,${part}`);
     }
     await write(']}\n');
@@ -225,7 +300,11 @@ export async function saveManifest(path: string, m: Manifest, limits?: ManifestL
     await Promise.race([once(out, 'finish'), failed]);
   } catch (err) {
     out.destroy();
-    throw new PortalError('PORTAL_MANIFEST_INVALID', `cannot write manifest to ${path}: ${(err as Error).message}`, { cause: err });
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `cannot write manifest to ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
@@ -235,23 +314,49 @@ export async function saveManifest(path: string, m: Manifest, limits?: ManifestL
  * unreadable files, bad JSON or bad fields (see parseManifest).
  */
 export async function loadManifest(path: string, limits?: ManifestLimits): Promise<Manifest> {
-  if (typeof path !== 'string' || path === '') throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
+  if (typeof path !== 'string' || path === '')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
   const l = resolveLimits(limits);
   let size: number;
-  try { size = (await stat(path)).size; } catch (err) {
-    throw new PortalError('PORTAL_MANIFEST_INVALID', `cannot read manifest ${path}: ${(err as Error).message}`, { cause: err });
+  try {
+    size = (await stat(path)).size;
+  } catch (err) {
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `cannot read manifest ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
-  if (size > l.maxJsonBytes) throw new PortalError('PORTAL_MANIFEST_TOO_LARGE', `${path}: ${size} bytes of JSON exceed limits.maxJsonBytes (${l.maxJsonBytes})`);
+  if (size > l.maxJsonBytes)
+    throw new PortalError(
+      'PORTAL_MANIFEST_TOO_LARGE',
+      `${path}: ${size} bytes of JSON exceed limits.maxJsonBytes (${l.maxJsonBytes})`,
+    );
   if (size > bufferConstants.MAX_STRING_LENGTH) {
-    throw new PortalError('PORTAL_MANIFEST_TOO_LARGE', `${path}: ${size} bytes of JSON exceed this runtime's string limit (${bufferConstants.MAX_STRING_LENGTH})`);
+    throw new PortalError(
+      'PORTAL_MANIFEST_TOO_LARGE',
+      `${path}: ${size} bytes of JSON exceed this runtime's string limit (${bufferConstants.MAX_STRING_LENGTH})`,
+    );
   }
   let text: string;
-  try { text = await readFile(path, 'utf8'); } catch (err) {
-    throw new PortalError('PORTAL_MANIFEST_INVALID', `cannot read manifest ${path}: ${(err as Error).message}`, { cause: err });
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `cannot read manifest ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   let json: unknown;
-  try { json = JSON.parse(text); } catch (err) {
-    throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest ${path}: not valid JSON: ${(err as Error).message}`, { cause: err });
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `manifest ${path}: not valid JSON: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   return parseManifest(json, l);
 }

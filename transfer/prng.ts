@@ -1,6 +1,6 @@
 /** A deterministic pseudo-random source in [0, 1) (mulberry32), for reproducible fault injection; never throws. */
 export function createPrng(seed: number): () => number {
-  let a = (Math.floor(seed) >>> 0) || 0x9e3779b9;
+  let a = Math.floor(seed) >>> 0 || 0x9e3779b9;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;

@@ -29,14 +29,28 @@ export interface TokenBucketOptions {
   clock?: Clock;
 }
 
-interface Waiter { n: number; resolve: () => void; reject: (e: unknown) => void; signal?: AbortSignal; onAbort?: () => void }
+interface Waiter {
+  n: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
 
 /** Creates a token bucket driven by `clock` (ManualClock in tests); throws PORTAL_INVALID_ARGUMENT for a non-positive rate or burst. */
 export function createTokenBucket(opts: TokenBucketOptions): TokenBucket {
   const rate = opts?.rateBytesPerSec;
-  if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0) throw new PortalError('PORTAL_INVALID_ARGUMENT', `rateBytesPerSec: expected a positive finite number, got ${String(rate)}`);
+  if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `rateBytesPerSec: expected a positive finite number, got ${String(rate)}`,
+    );
   const burst = opts.burstBytes ?? Math.max(64 * 1024, Math.ceil(rate / 20));
-  if (typeof burst !== 'number' || !Number.isFinite(burst) || burst <= 0) throw new PortalError('PORTAL_INVALID_ARGUMENT', `burstBytes: expected a positive finite number, got ${String(burst)}`);
+  if (typeof burst !== 'number' || !Number.isFinite(burst) || burst <= 0)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `burstBytes: expected a positive finite number, got ${String(burst)}`,
+    );
   const clock = opts.clock ?? createSystemClock();
   let tokens = burst;
   let last = clock.now();
@@ -45,7 +59,10 @@ export function createTokenBucket(opts: TokenBucketOptions): TokenBucket {
 
   const refill = (): void => {
     const now = clock.now();
-    if (now > last) { tokens = Math.min(burst, tokens + ((now - last) * rate) / 1000); last = now; }
+    if (now > last) {
+      tokens = Math.min(burst, tokens + ((now - last) * rate) / 1000);
+      last = now;
+    }
   };
 
   const pump = (): void => {
@@ -59,31 +76,54 @@ export function createTokenBucket(opts: TokenBucketOptions): TokenBucket {
       if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
       w.resolve();
     }
-    if (timer) { clock.clearTimeout(timer); timer = null; }
+    if (timer) {
+      clock.clearTimeout(timer);
+      timer = null;
+    }
     if (queue.length > 0) {
       const need = Math.min(queue[0].n, burst);
       const waitMs = Math.max(1, Math.ceil(((need - tokens) * 1000) / rate));
-      timer = clock.setTimeout(() => { timer = null; pump(); }, waitMs);
+      timer = clock.setTimeout(() => {
+        timer = null;
+        pump();
+      }, waitMs);
     }
   };
 
   const checkN = (n: number): void => {
-    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new PortalError('PORTAL_INVALID_ARGUMENT', `n: expected a non-negative finite number, got ${String(n)}`);
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0)
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `n: expected a non-negative finite number, got ${String(n)}`,
+      );
   };
 
   return {
     rate,
     burst,
     take(n, signal) {
-      try { checkN(n); } catch (e) { return Promise.reject(e); }
-      if (signal?.aborted) return Promise.reject(new PortalError('PORTAL_CANCELLED', 'token bucket take aborted', { cause: signal.reason }));
+      try {
+        checkN(n);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      if (signal?.aborted)
+        return Promise.reject(
+          new PortalError('PORTAL_CANCELLED', 'token bucket take aborted', { cause: signal.reason }),
+        );
       if (n === 0) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
         const w: Waiter = { n, resolve, reject, signal };
         if (signal) {
           w.onAbort = () => {
             const i = queue.indexOf(w);
-            if (i >= 0) { queue.splice(i, 1); reject(new PortalError('PORTAL_CANCELLED', 'token bucket take aborted', { cause: signal.reason })); pump(); }
+            if (i >= 0) {
+              queue.splice(i, 1);
+              reject(
+                new PortalError('PORTAL_CANCELLED', 'token bucket take aborted', { cause: signal.reason }),
+              );
+              pump();
+            }
           };
           signal.addEventListener('abort', w.onAbort, { once: true });
         }
@@ -98,7 +138,12 @@ export function createTokenBucket(opts: TokenBucketOptions): TokenBucket {
       tokens -= n;
       return true;
     },
-    available() { refill(); return tokens; },
-    waiting() { return queue.length; },
+    available() {
+      refill();
+      return tokens;
+    },
+    waiting() {
+      return queue.length;
+    },
   };
 }

@@ -3,31 +3,72 @@ import { createSystemClock, type Clock } from '../../common/clock.js';
 import { createLogger } from '../../common/logger.js';
 import { PortalError } from '../../common/errors.js';
 import { createEmbeddedHost, createMemoryStateStore, type ActorRef } from '../../runtime/index.js';
-import { CoordinatorActor, type CoordPolicy, type CoordTask, type TaskOutcome, type CoordOracle, type CoordSnapshot } from '../../actors/coordinator-actor.js';
-import { splitEqualArea, mergeTiles, type SplitPlan, type RenderedTile, type TaskContext } from '../../learning/index.js';
+import {
+  CoordinatorActor,
+  type CoordPolicy,
+  type CoordTask,
+  type TaskOutcome,
+  type CoordOracle,
+  type CoordSnapshot,
+} from '../../actors/coordinator-actor.js';
+import {
+  splitEqualArea,
+  mergeTiles,
+  type SplitPlan,
+  type RenderedTile,
+  type TaskContext,
+} from '../../learning/index.js';
 import { createPrng } from '../../transfer/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
-import { renderTile, complexityMap, physics, audio, RENDER_UNIT_ITERS, type FrameView } from '../coord/kernels.js';
+import {
+  renderTile,
+  complexityMap,
+  physics,
+  audio,
+  RENDER_UNIT_ITERS,
+  type FrameView,
+} from '../coord/kernels.js';
 import { DEMO_PEERS, EMULATION_PACE, trueMultiplier, type DemoType } from '../coord/profiles.js';
 import { startPeerPool, type PeerPool } from '../coord/pool.js';
 import { phaseMetrics, type PhaseMetrics, type TaskRow } from '../coord/report.js';
 import { latencyChart } from '../coord/chart.js';
 
-const W = 480, H = 360, DOWN = 4, TILES = 4;
+const W = 480,
+  H = 360,
+  DOWN = 4,
+  TILES = 4;
 const POLICIES: CoordPolicy[] = ['heuristic', 'learned', 'oracle'];
 
-interface Job { kind: 'frame' | 'physics' | 'audio'; at: number; work: number; view?: FrameView }
+interface Job {
+  kind: 'frame' | 'physics' | 'audio';
+  at: number;
+  work: number;
+  view?: FrameView;
+}
 
 /** The same job stream for every policy: frames (4 tiles each) and single physics/audio tasks, arriving every `interval` ms on average. */
 function workload(tasks: number, interval: number, seed: number): Job[] {
   const rnd = createPrng(seed);
   const jobs: Job[] = [];
-  let at = 0, count = 0;
+  let at = 0,
+    count = 0;
   while (count < tasks) {
     const u = rnd();
     if (u < 0.4 && tasks - count >= TILES) {
       const zoom = 3 / (1 + rnd() * 3);
-      jobs.push({ kind: 'frame', at, work: 0, view: { width: W, height: H, cx: -0.75 + (rnd() - 0.5) * 0.4, cy: (rnd() - 0.5) * 0.4, scale: zoom, maxIter: 256 } });
+      jobs.push({
+        kind: 'frame',
+        at,
+        work: 0,
+        view: {
+          width: W,
+          height: H,
+          cx: -0.75 + (rnd() - 0.5) * 0.4,
+          cy: (rnd() - 0.5) * 0.4,
+          scale: zoom,
+          maxIter: 256,
+        },
+      });
       count += TILES;
     } else {
       jobs.push({ kind: u < 0.7 ? 'physics' : 'audio', at, work: 45 + Math.floor(rnd() * 75) });
@@ -38,35 +79,93 @@ function workload(tasks: number, interval: number, seed: number): Job[] {
   return jobs;
 }
 
-interface PolicyResult { predictedVsTrueMsPerUnit?: Record<string, Record<string, { predicted: number; truth: number }>>; policy: CoordPolicy; /** Latency of every task in submission order (failed ones included). */ latencies: number[]; phases: PhaseMetrics[]; overall: PhaseMetrics; seconds: number; peerTasks: Record<string, number>; imageVerified: boolean; snapshot: CoordSnapshot }
+interface PolicyResult {
+  predictedVsTrueMsPerUnit?: Record<string, Record<string, { predicted: number; truth: number }>>;
+  policy: CoordPolicy;
+  /** Latency of every task in submission order (failed ones included). */ latencies: number[];
+  phases: PhaseMetrics[];
+  overall: PhaseMetrics;
+  seconds: number;
+  peerTasks: Record<string, number>;
+  imageVerified: boolean;
+  snapshot: CoordSnapshot;
+}
 
 /** `portal coord-demo`: learned coordinator vs seed 001's heuristic vs an oracle, on forked peer processes doing real work. */
 export const coordDemoCommand: CommandSpec = {
   name: 'coord-demo',
-  summary: 'learned peer selection + task splitting on 4 heterogeneous peer processes, vs heuristic and oracle',
-  usage: 'portal coord-demo [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--chart latency.svg] [--json]',
+  summary:
+    'learned peer selection + task splitting on 4 heterogeneous peer processes, vs heuristic and oracle',
+  usage:
+    'portal coord-demo [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--chart latency.svg] [--json]',
   flags: [
-    { name: 'tasks', type: 'number', help: 'tasks per policy (frames count 4 tiles)', default: 150, min: 20, max: 2000 },
-    { name: 'interval-ms', type: 'number', help: 'mean time between job arrivals', default: 100, min: 1, max: 1000 },
+    {
+      name: 'tasks',
+      type: 'number',
+      help: 'tasks per policy (frames count 4 tiles)',
+      default: 150,
+      min: 20,
+      max: 2000,
+    },
+    {
+      name: 'interval-ms',
+      type: 'number',
+      help: 'mean time between job arrivals',
+      default: 100,
+      min: 1,
+      max: 1000,
+    },
     { name: 'seed', type: 'number', help: 'workload and failure seed', default: 1 },
-    { name: 'start-hour', type: 'number', help: 'simulated hour of day at the first task', default: 16, min: 0, max: 23 },
-    { name: 'repeats', type: 'number', help: 'runs of every policy, in a rotated order each time (so no policy always runs first or last on a machine that warms up or gets busy); metrics are averaged', default: 2, min: 1, max: 10 },
-    { name: 'tasks-per-hour', type: 'number', help: 'tasks submitted per simulated hour (the coordinator reads the hour from its clock)', default: 10, min: 1 },
-    { name: 'out', type: 'string', help: 'write the learned run\'s last merged frame as a PGM image here' },
-    { name: 'chart', type: 'string', help: 'write an SVG chart of every policy\'s task latency (rolling mean of 10) against the task index here' },
+    {
+      name: 'start-hour',
+      type: 'number',
+      help: 'simulated hour of day at the first task',
+      default: 16,
+      min: 0,
+      max: 23,
+    },
+    {
+      name: 'repeats',
+      type: 'number',
+      help: 'runs of every policy, in a rotated order each time (so no policy always runs first or last on a machine that warms up or gets busy); metrics are averaged',
+      default: 2,
+      min: 1,
+      max: 10,
+    },
+    {
+      name: 'tasks-per-hour',
+      type: 'number',
+      help: 'tasks submitted per simulated hour (the coordinator reads the hour from its clock)',
+      default: 10,
+      min: 1,
+    },
+    { name: 'out', type: 'string', help: "write the learned run's last merged frame as a PGM image here" },
+    {
+      name: 'chart',
+      type: 'string',
+      help: "write an SVG chart of every policy's task latency (rolling mean of 10) against the task index here",
+    },
     ...commonFlags,
   ],
   async run({ flags }) {
     const json = flags.json as boolean;
-    const say = (s: string): void => { if (!json) process.stderr.write(`${s}\n`); };
+    const say = (s: string): void => {
+      if (!json) process.stderr.write(`${s}\n`);
+    };
     const logger = createLogger({ level: flags['log-level'] as string });
     const log = logger.child({ command: 'coord-demo' });
-    const tasks = flags.tasks as number, seed = flags.seed as number;
+    const tasks = flags.tasks as number,
+      seed = flags.seed as number;
     const jobs = workload(tasks, flags['interval-ms'] as number, seed);
 
     const sys = createSystemClock();
     let simHour = flags['start-hour'] as number;
-    const clock: Clock = { now: () => sys.now(), wallNow: () => Date.UTC(2026, 0, 1) + simHour * 3_600_000, setTimeout: (fn, ms) => sys.setTimeout(fn, ms), clearTimeout: (h) => sys.clearTimeout(h) };
+    const clock: Clock = {
+      now: () => sys.now(),
+      wallNow: () => Date.UTC(2026, 0, 1) + simHour * 3_600_000,
+      setTimeout: (fn, ms) => sys.setTimeout(fn, ms),
+      clearTimeout: (h) => sys.clearTimeout(h),
+    };
     const oracle: CoordOracle = (q: TaskContext) => {
       const p = DEMO_PEERS.find((x) => x.id === q.peer)!;
       const type = q.taskType as DemoType;
@@ -76,8 +175,21 @@ export const coordDemoCommand: CommandSpec = {
     let onOutcome: (o: TaskOutcome) => void = () => {};
     const pool: PeerPool = await startPeerPool(DEMO_PEERS, seed * 1000, log, { width: W, height: H });
     const base = pool.rates(); // each peer's own ms per work unit, measured in the peer at start
-    say(`calibrated ms per work unit (render/physics/audio): ${Object.entries(base).map(([id, r]) => `${id} ${r.render.toFixed(3)}/${r.physics.toFixed(3)}/${r.audio.toFixed(3)}`).join(', ')}`);
-    const host = createEmbeddedHost({ store: createMemoryStateStore(), clock, logger: log, services: { coordinatorTransport: pool, coordinatorSink: (o: TaskOutcome) => onOutcome(o), coordinatorOracle: oracle } });
+    say(
+      `calibrated ms per work unit (render/physics/audio): ${Object.entries(base)
+        .map(([id, r]) => `${id} ${r.render.toFixed(3)}/${r.physics.toFixed(3)}/${r.audio.toFixed(3)}`)
+        .join(', ')}`,
+    );
+    const host = createEmbeddedHost({
+      store: createMemoryStateStore(),
+      clock,
+      logger: log,
+      services: {
+        coordinatorTransport: pool,
+        coordinatorSink: (o: TaskOutcome) => onOutcome(o),
+        coordinatorOracle: oracle,
+      },
+    });
     host.register(CoordinatorActor);
     const runs: PolicyResult[] = [];
     const repeats = flags.repeats as number;
@@ -85,41 +197,82 @@ export const coordDemoCommand: CommandSpec = {
     const t0 = performance.now();
     try {
       await host.ready();
-      for (let rep = 0; rep < repeats; rep++) for (let k = 0; k < POLICIES.length; k++) {
-        const policy = POLICIES[(k + rep) % POLICIES.length];
-        simHour = flags['start-hour'] as number;
-        await pool.reset(seed * 1000);
-        const coord = host.proxy('CoordinatorActor', `${policy}-${rep}`); // a fresh coordinator (and model) per run
-        await coord.invoke('configure', { policy, maxAttempts: 3 });
-        for (const p of DEMO_PEERS) await coord.invoke('registerPeer', { id: p.id, maxConcurrent: p.maxConcurrent, latencyHintMs: p.latencyHintMs });
-        say(`running ${policy}${repeats > 1 ? ` (${rep + 1}/${repeats})` : ''}…`);
-        const r = await runPolicy(policy, coord, jobs, tasks, (h) => { simHour = h; }, flags['start-hour'] as number, flags['tasks-per-hour'] as number, pool, (fn) => { onOutcome = fn; });
-        if (policy === 'learned' && rep === repeats - 1) {
-          // what the model believes at the end (load 0, current hour) beside the oracle's truth, ms per work unit
-          const table: Record<string, Record<string, { predicted: number; truth: number }>> = {};
-          for (const type of ['render', 'physics', 'audio'] as const) {
-            for (const rk of await coord.invoke<Array<{ peer: string; timeMs: number; load: number }>>('rankPeers', { type })) {
-              const hour = new Date(clock.wallNow()).getUTCHours();
-              (table[rk.peer] ??= {})[type] = { predicted: rk.timeMs, truth: oracle({ peer: rk.peer, taskType: type, hour, load: rk.load, work: 1 }).timeMs };
+      for (let rep = 0; rep < repeats; rep++)
+        for (let k = 0; k < POLICIES.length; k++) {
+          const policy = POLICIES[(k + rep) % POLICIES.length];
+          simHour = flags['start-hour'] as number;
+          await pool.reset(seed * 1000);
+          const coord = host.proxy('CoordinatorActor', `${policy}-${rep}`); // a fresh coordinator (and model) per run
+          await coord.invoke('configure', { policy, maxAttempts: 3 });
+          for (const p of DEMO_PEERS)
+            await coord.invoke('registerPeer', {
+              id: p.id,
+              maxConcurrent: p.maxConcurrent,
+              latencyHintMs: p.latencyHintMs,
+            });
+          say(`running ${policy}${repeats > 1 ? ` (${rep + 1}/${repeats})` : ''}…`);
+          const r = await runPolicy(
+            policy,
+            coord,
+            jobs,
+            tasks,
+            (h) => {
+              simHour = h;
+            },
+            flags['start-hour'] as number,
+            flags['tasks-per-hour'] as number,
+            pool,
+            (fn) => {
+              onOutcome = fn;
+            },
+          );
+          if (policy === 'learned' && rep === repeats - 1) {
+            // what the model believes at the end (load 0, current hour) beside the oracle's truth, ms per work unit
+            const table: Record<string, Record<string, { predicted: number; truth: number }>> = {};
+            for (const type of ['render', 'physics', 'audio'] as const) {
+              for (const rk of await coord.invoke<Array<{ peer: string; timeMs: number; load: number }>>(
+                'rankPeers',
+                { type },
+              )) {
+                const hour = new Date(clock.wallNow()).getUTCHours();
+                (table[rk.peer] ??= {})[type] = {
+                  predicted: rk.timeMs,
+                  truth: oracle({ peer: rk.peer, taskType: type, hour, load: rk.load, work: 1 }).timeMs,
+                };
+              }
             }
+            r.result.predictedVsTrueMsPerUnit = table;
           }
-          r.result.predictedVsTrueMsPerUnit = table;
+          runs.push(r.result);
+          if (policy === 'learned') lastImage = r.lastImage;
         }
-        runs.push(r.result);
-        if (policy === 'learned') lastImage = r.lastImage;
-      }
     } finally {
       await host.stop();
       await pool.close();
     }
-    if (flags.out && lastImage) await writeFile(flags.out as string, Buffer.concat([Buffer.from(`P5\n${W} ${H}\n255\n`), Buffer.from(lastImage)]));
+    if (flags.out && lastImage)
+      await writeFile(
+        flags.out as string,
+        Buffer.concat([Buffer.from(`P5\n${W} ${H}\n255\n`), Buffer.from(lastImage)]),
+      );
 
     const results = POLICIES.map((p) => averageRuns(runs.filter((r) => r.policy === p)));
     if (flags.chart) {
-      const style: Record<CoordPolicy, { color: string; dashed?: boolean }> = { heuristic: { color: '#d62728' }, learned: { color: '#1f77b4' }, oracle: { color: '#2ca02c', dashed: true } };
-      await writeFile(flags.chart as string, latencyChart(results.map((r) => ({ name: r.policy, ...style[r.policy], latencyMs: r.latencies })), {
-        title: `coord-demo: task latency by policy (${tasks} tasks${repeats > 1 ? `, mean of ${repeats} runs` : ''}, seed ${seed})`, marks: [20, 50, 100],
-      }));
+      const style: Record<CoordPolicy, { color: string; dashed?: boolean }> = {
+        heuristic: { color: '#d62728' },
+        learned: { color: '#1f77b4' },
+        oracle: { color: '#2ca02c', dashed: true },
+      };
+      await writeFile(
+        flags.chart as string,
+        latencyChart(
+          results.map((r) => ({ name: r.policy, ...style[r.policy], latencyMs: r.latencies })),
+          {
+            title: `coord-demo: task latency by policy (${tasks} tasks${repeats > 1 ? `, mean of ${repeats} runs` : ''}, seed ${seed})`,
+            marks: [20, 50, 100],
+          },
+        ),
+      );
     }
     const by = Object.fromEntries(results.map((r) => [r.policy, r])) as Record<CoordPolicy, PolicyResult>;
     const last = (p: CoordPolicy): PhaseMetrics => by[p].phases[by[p].phases.length - 1];
@@ -139,21 +292,63 @@ export const coordDemoCommand: CommandSpec = {
         latencyVsOracle: change(ph.meanLatencyMs, by.oracle.phases[i].meanLatencyMs),
       })),
     };
-    const report = { tasksPerPolicy: tasks, repeats, peers: DEMO_PEERS.map((p) => p.id), seconds: (performance.now() - t0) / 1000, calibrationMsPerUnit: base, policies: by, comparison };
+    const report = {
+      tasksPerPolicy: tasks,
+      repeats,
+      peers: DEMO_PEERS.map((p) => p.id),
+      seconds: (performance.now() - t0) / 1000,
+      calibrationMsPerUnit: base,
+      policies: by,
+      comparison,
+    };
     if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else {
       const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)}%`;
-      const lines = ['', ...(repeats > 1 ? [`(means over ${repeats} runs of each policy, in rotated order)`] : []), 'policy     phase     tasks  mean ms   p99 ms  fail rate  failed  util  tile imbalance'];
-      for (const r of results) for (const ph of [...r.phases, r.overall]) {
-        lines.push(`${r.policy.padEnd(10)} ${ph.phase.padEnd(9)} ${String(ph.tasks).padStart(5)} ${ph.meanLatencyMs.toFixed(1).padStart(8)} ${ph.p99LatencyMs.toFixed(1).padStart(8)} ${(ph.failureRate * 100).toFixed(1).padStart(8)}% ${String(ph.failedTasks).padStart(7)} ${(ph.utilization * 100).toFixed(0).padStart(4)}% ${ph.tileImbalance.toFixed(2).padStart(8)} (${ph.frames} frames)`);
-      }
-      lines.push('', `learned vs heuristic (${comparison.phase}): latency ${pct(comparison.latencyVsHeuristic)}, failure rate ${pct(comparison.failureRateVsHeuristic)}; vs oracle: latency ${pct(comparison.latencyVsOracle)}`);
-      lines.push(`learned per phase vs heuristic / vs oracle latency: ${comparison.byPhase.map((b) => `${b.phase} ${pct(b.latencyVsHeuristic)} / ${pct(b.latencyVsOracle)}`).join(', ')}`);
-      lines.push(`learned vs heuristic (all tasks): latency ${pct(comparison.overallLatencyVsHeuristic)}, failure rate ${pct(comparison.overallFailureRateVsHeuristic)}; vs oracle: latency ${pct(comparison.overallLatencyVsOracle)}`);
+      const lines = [
+        '',
+        ...(repeats > 1 ? [`(means over ${repeats} runs of each policy, in rotated order)`] : []),
+        'policy     phase     tasks  mean ms   p99 ms  fail rate  failed  util  tile imbalance',
+      ];
+      for (const r of results)
+        for (const ph of [...r.phases, r.overall]) {
+          lines.push(
+            `${r.policy.padEnd(10)} ${ph.phase.padEnd(9)} ${String(ph.tasks).padStart(5)} ${ph.meanLatencyMs.toFixed(1).padStart(8)} ${ph.p99LatencyMs.toFixed(1).padStart(8)} ${(ph.failureRate * 100).toFixed(1).padStart(8)}% ${String(ph.failedTasks).padStart(7)} ${(ph.utilization * 100).toFixed(0).padStart(4)}% ${ph.tileImbalance.toFixed(2).padStart(8)} (${ph.frames} frames)`,
+          );
+        }
+      lines.push(
+        '',
+        `learned vs heuristic (${comparison.phase}): latency ${pct(comparison.latencyVsHeuristic)}, failure rate ${pct(comparison.failureRateVsHeuristic)}; vs oracle: latency ${pct(comparison.latencyVsOracle)}`,
+      );
+      lines.push(
+        `learned per phase vs heuristic / vs oracle latency: ${comparison.byPhase.map((b) => `${b.phase} ${pct(b.latencyVsHeuristic)} / ${pct(b.latencyVsOracle)}`).join(', ')}`,
+      );
+      lines.push(
+        `learned vs heuristic (all tasks): latency ${pct(comparison.overallLatencyVsHeuristic)}, failure rate ${pct(comparison.overallFailureRateVsHeuristic)}; vs oracle: latency ${pct(comparison.overallLatencyVsOracle)}`,
+      );
       const pv = by.learned.predictedVsTrueMsPerUnit ?? {};
-      lines.push(`learned ms/unit at the end (predicted/true): ${Object.entries(pv).map(([peer, t]) => `${peer} ${Object.entries(t).map(([ty, v]) => `${ty} ${v.predicted.toFixed(3)}/${v.truth.toFixed(3)}`).join(' ')}`).join('; ')}`);
-      lines.push(`tasks per peer: ${results.map((r) => `${r.policy} ${Object.entries(r.peerTasks).map(([k, v]) => `${k} ${Number(v.toFixed(1))}`).join('/')}`).join('; ')}`);
-      lines.push(`merged frames verified against a local render: ${results.map((r) => `${r.policy} ${r.imageVerified ? 'yes' : 'NO'}`).join(', ')}; ${report.seconds.toFixed(1)} s`);
+      lines.push(
+        `learned ms/unit at the end (predicted/true): ${Object.entries(pv)
+          .map(
+            ([peer, t]) =>
+              `${peer} ${Object.entries(t)
+                .map(([ty, v]) => `${ty} ${v.predicted.toFixed(3)}/${v.truth.toFixed(3)}`)
+                .join(' ')}`,
+          )
+          .join('; ')}`,
+      );
+      lines.push(
+        `tasks per peer: ${results
+          .map(
+            (r) =>
+              `${r.policy} ${Object.entries(r.peerTasks)
+                .map(([k, v]) => `${k} ${Number(v.toFixed(1))}`)
+                .join('/')}`,
+          )
+          .join('; ')}`,
+      );
+      lines.push(
+        `merged frames verified against a local render: ${results.map((r) => `${r.policy} ${r.imageVerified ? 'yes' : 'NO'}`).join(', ')}; ${report.seconds.toFixed(1)} s`,
+      );
       process.stdout.write(`${lines.join('\n')}\n`);
     }
     return results.every((r) => r.imageVerified) ? 0 : 1;
@@ -164,11 +359,14 @@ export const coordDemoCommand: CommandSpec = {
 function averageRuns(rs: PolicyResult[]): PolicyResult {
   const avg = (ms: PhaseMetrics[]): PhaseMetrics => {
     const out = { ...ms[0] } as unknown as Record<string, unknown>;
-    for (const [k, v] of Object.entries(ms[0])) if (typeof v === 'number') out[k] = ms.reduce((a, m) => a + (m as unknown as Record<string, number>)[k], 0) / ms.length;
+    for (const [k, v] of Object.entries(ms[0]))
+      if (typeof v === 'number')
+        out[k] = ms.reduce((a, m) => a + (m as unknown as Record<string, number>)[k], 0) / ms.length;
     return out as unknown as PhaseMetrics;
   };
   const peerTasks: Record<string, number> = {};
-  for (const r of rs) for (const [k, v] of Object.entries(r.peerTasks)) peerTasks[k] = (peerTasks[k] ?? 0) + v / rs.length;
+  for (const r of rs)
+    for (const [k, v] of Object.entries(r.peerTasks)) peerTasks[k] = (peerTasks[k] ?? 0) + v / rs.length;
   const last = rs[rs.length - 1];
   return {
     ...last,
@@ -181,18 +379,49 @@ function averageRuns(rs: PolicyResult[]): PolicyResult {
   };
 }
 
-async function runPolicy(policy: CoordPolicy, coord: ActorRef, jobs: Job[], total: number, setHour: (h: number) => void, startHour: number, perHour: number, pool: PeerPool, setSink: (fn: (o: TaskOutcome) => void) => void): Promise<{ result: PolicyResult; lastImage: Uint8Array | undefined }> {
-  const meta = new Map<string, { index: number; type: string; frame: number | undefined; submittedAt: number; tile?: { x: number; y: number; width: number; height: number } }>();
+async function runPolicy(
+  policy: CoordPolicy,
+  coord: ActorRef,
+  jobs: Job[],
+  total: number,
+  setHour: (h: number) => void,
+  startHour: number,
+  perHour: number,
+  pool: PeerPool,
+  setSink: (fn: (o: TaskOutcome) => void) => void,
+): Promise<{ result: PolicyResult; lastImage: Uint8Array | undefined }> {
+  const meta = new Map<
+    string,
+    {
+      index: number;
+      type: string;
+      frame: number | undefined;
+      submittedAt: number;
+      tile?: { x: number; y: number; width: number; height: number };
+    }
+  >();
   const rows: TaskRow[] = [];
   const tiles = new Map<number, RenderedTile[]>();
   const peerTasks: Record<string, number> = {};
   let done!: () => void;
-  const finished = new Promise<void>((r) => { done = r; });
+  const finished = new Promise<void>((r) => {
+    done = r;
+  });
   setSink((o) => {
     const m = meta.get(o.taskId);
     if (!m) return;
     const now = performance.now();
-    rows.push({ index: m.index, type: m.type, frame: m.frame, submittedAt: m.submittedAt, doneAt: now, latencyMs: o.latencyMs, ok: o.ok, attempts: o.attempts, failures: o.failures });
+    rows.push({
+      index: m.index,
+      type: m.type,
+      frame: m.frame,
+      submittedAt: m.submittedAt,
+      doneAt: now,
+      latencyMs: o.latencyMs,
+      ok: o.ok,
+      attempts: o.attempts,
+      failures: o.failures,
+    });
     if (o.ok) peerTasks[o.peer] = (peerTasks[o.peer] ?? 0) + 1;
     const px = (o.output as { pixels?: string } | undefined)?.pixels;
     if (m.frame !== undefined && m.tile && px) {
@@ -203,7 +432,9 @@ async function runPolicy(policy: CoordPolicy, coord: ActorRef, jobs: Job[], tota
     if (rows.length === total) done();
   });
   const t0 = performance.now();
-  let index = 0, frame = 0, lastView: FrameView | undefined;
+  let index = 0,
+    frame = 0,
+    lastView: FrameView | undefined;
   for (const job of jobs) {
     const wait = t0 + job.at - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -212,18 +443,47 @@ async function runPolicy(policy: CoordPolicy, coord: ActorRef, jobs: Job[], tota
     if (job.kind === 'frame') {
       const view = job.view!;
       const map = complexityMap(view, DOWN, 64);
-      let planned: Array<{ x: number; y: number; width: number; height: number; cost: number; peer?: string }>;
-      if (policy === 'heuristic') planned = splitEqualArea(map, TILES); // the naive split: equal areas, placed by the heuristic
+      let planned: Array<{
+        x: number;
+        y: number;
+        width: number;
+        height: number;
+        cost: number;
+        peer?: string;
+      }>;
+      if (policy === 'heuristic')
+        planned = splitEqualArea(map, TILES); // the naive split: equal areas, placed by the heuristic
       else {
-        const plan = await coord.invoke<SplitPlan>('split', { task: { type: 'render', complexity: { width: map.width, height: map.height, data: Array.from(map.data) } }, peers: TILES });
-        if (plan.strategy !== 'spatial') throw new PortalError('PORTAL_INVALID_ARGUMENT', `expected a spatial plan for render, got ${plan.strategy}`);
+        const plan = await coord.invoke<SplitPlan>('split', {
+          task: {
+            type: 'render',
+            complexity: { width: map.width, height: map.height, data: Array.from(map.data) },
+          },
+          peers: TILES,
+        });
+        if (plan.strategy !== 'spatial')
+          throw new PortalError(
+            'PORTAL_INVALID_ARGUMENT',
+            `expected a spatial plan for render, got ${plan.strategy}`,
+          );
         planned = plan.tiles;
       }
       for (const t of planned) {
-        const tile = { x: t.x * DOWN, y: t.y * DOWN, width: Math.min(W, (t.x + t.width) * DOWN) - t.x * DOWN, height: Math.min(H, (t.y + t.height) * DOWN) - t.y * DOWN };
+        const tile = {
+          x: t.x * DOWN,
+          y: t.y * DOWN,
+          width: Math.min(W, (t.x + t.width) * DOWN) - t.x * DOWN,
+          height: Math.min(H, (t.y + t.height) * DOWN) - t.y * DOWN,
+        };
         const id = `${policy}-${index}`;
         meta.set(id, { index: index++, type: 'render', frame, submittedAt: performance.now(), tile });
-        batch.push({ id, type: 'render', work: Math.max(0.05, t.cost / RENDER_UNIT_ITERS), pin: t.peer, payload: { view, ...{ x: tile.x, y: tile.y, w: tile.width, h: tile.height } } });
+        batch.push({
+          id,
+          type: 'render',
+          work: Math.max(0.05, t.cost / RENDER_UNIT_ITERS),
+          pin: t.peer,
+          payload: { view, ...{ x: tile.x, y: tile.y, w: tile.width, h: tile.height } },
+        });
       }
       lastView = view;
       frame++;
@@ -234,13 +494,33 @@ async function runPolicy(policy: CoordPolicy, coord: ActorRef, jobs: Job[], tota
     }
     await coord.invoke('submit', { tasks: batch });
   }
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new PortalError('PORTAL_ACTOR_TIMEOUT', `${policy}: tasks did not finish within 120 s (${rows.length}/${total})`)), 120_000).unref());
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(
+      () =>
+        reject(
+          new PortalError(
+            'PORTAL_ACTOR_TIMEOUT',
+            `${policy}: tasks did not finish within 120 s (${rows.length}/${total})`,
+          ),
+        ),
+      120_000,
+    ).unref(),
+  );
   await Promise.race([finished, timeout]);
   const seconds = (performance.now() - t0) / 1000;
   rows.sort((a, b) => a.index - b.index);
   const events = pool.events();
   // seed 001's phases: the first 20 tasks (warm-up), up to 50, up to 100, and after 100
-  const bounds = ([[0, 20], [20, 50], [50, 100], [100, total]] as const).filter(([a]) => a < total).map(([a, b]) => [a, Math.min(b, total)] as const);
+  const bounds = (
+    [
+      [0, 20],
+      [20, 50],
+      [50, 100],
+      [100, total],
+    ] as const
+  )
+    .filter(([a]) => a < total)
+    .map(([a, b]) => [a, Math.min(b, total)] as const);
   const phases = bounds.map(([a, b]) => phaseMetrics(`${a + 1}-${b}`, rows, events, DEMO_PEERS.length, a, b));
   const overall = phaseMetrics('all', rows, events, DEMO_PEERS.length, 0, total);
   // verify the last frame: merged tiles must equal a single local render
@@ -249,8 +529,22 @@ async function runPolicy(policy: CoordPolicy, coord: ActorRef, jobs: Job[], tota
   if (lastView) {
     const merged = mergeTiles(W, H, tiles.get(frame - 1) ?? []);
     lastImage = merged.image;
-    imageVerified = merged.covered === W * H && Buffer.from(merged.image).equals(Buffer.from(renderTile(lastView, 0, 0, W, H).pixels));
+    imageVerified =
+      merged.covered === W * H &&
+      Buffer.from(merged.image).equals(Buffer.from(renderTile(lastView, 0, 0, W, H).pixels));
   }
   const snapshot = await coord.invoke<CoordSnapshot>('snapshot');
-  return { result: { policy, latencies: rows.map((r) => r.latencyMs), phases, overall, seconds, peerTasks, imageVerified, snapshot }, lastImage };
+  return {
+    result: {
+      policy,
+      latencies: rows.map((r) => r.latencyMs),
+      phases,
+      overall,
+      seconds,
+      peerTasks,
+      imageVerified,
+      snapshot,
+    },
+    lastImage,
+  };
 }

@@ -5,7 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { createEdgeServer, createManifest, saveManifest, createPrng, encodeHaveBitmap, type EdgeServer, type Manifest } from '../../transfer/index.js';
+import {
+  createEdgeServer,
+  createManifest,
+  saveManifest,
+  createPrng,
+  encodeHaveBitmap,
+  type EdgeServer,
+  type Manifest,
+} from '../../transfer/index.js';
 import { createFileStateStore } from '../../runtime/index.js';
 import { createLogger } from '../../common/logger.js';
 import { EdgeFlags } from '../../scheduler/types.js';
@@ -39,14 +47,23 @@ function replicaSets(chunks: number): Array<Set<number>> {
   const rnd = createPrng(20261123);
   for (let c = 0; c < chunks; c++) {
     const holders: number[] = [];
-    EDGES.forEach((e, i) => { if (rnd() < e.share) holders.push(i); });
-    for (let j = 0; holders.length < 2; j++) { const i = (c + j * 3) % EDGES.length; if (!holders.includes(i)) holders.push(i); }
+    EDGES.forEach((e, i) => {
+      if (rnd() < e.share) holders.push(i);
+    });
+    for (let j = 0; holders.length < 2; j++) {
+      const i = (c + j * 3) % EDGES.length;
+      if (!holders.includes(i)) holders.push(i);
+    }
     for (const i of holders) sets[i].add(c);
   }
   return sets;
 }
 
-async function writeRandomFile(file: string, bytes: number, onProgress: (done: number) => void): Promise<void> {
+async function writeRandomFile(
+  file: string,
+  bytes: number,
+  onProgress: (done: number) => void,
+): Promise<void> {
   const rnd = createPrng(1);
   const out = createWriteStream(file);
   const block = Buffer.alloc(4 << 20);
@@ -57,7 +74,9 @@ async function writeRandomFile(file: string, bytes: number, onProgress: (done: n
     done += n;
     onProgress(done);
   }
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+  );
 }
 
 /** Time-weighted sum of the caps of the edges alive within [from, to] (bytes/s). */
@@ -70,32 +89,112 @@ function aliveCapacity(from: number, to: number, killedAt: number | undefined): 
   return to > from ? sum / (to - from) : 0;
 }
 
-interface PhaseOneLine { type: 'started' | 'progress' | 'result'; complete: number; total: number; counters?: TransferStatus['counters']; ticks?: number; tickMsP50?: number; tickMsP99?: number }
+interface PhaseOneLine {
+  type: 'started' | 'progress' | 'result';
+  complete: number;
+  total: number;
+  counters?: TransferStatus['counters'];
+  ticks?: number;
+  tickMsP50?: number;
+  tickMsP99?: number;
+}
 
 /** `portal demo`: the main job — a 256 MiB transfer over 8 loopback edges with a dead edge, a corrupting edge and a crash + resume. */
 export const demoCommand: CommandSpec = {
   name: 'demo',
-  summary: 'transfer a generated file over 8 loopback edges: one dies, one corrupts, the fetcher is killed and resumes',
+  summary:
+    'transfer a generated file over 8 loopback edges: one dies, one corrupts, the fetcher is killed and resumes',
   usage: 'portal demo [--size MIB] [--chunk-size BYTES] [--interrupt-at F] [--kill-edge-at F] [--json]',
   flags: [
     { name: 'size', type: 'number', help: 'file size in MiB', default: 256, min: 1, max: 65536 },
-    { name: 'chunk-size', type: 'number', help: 'chunk size in bytes', default: 262144, min: 4096, max: 64 << 20 },
-    { name: 'max-parallel', type: 'number', help: 'concurrent fetches per edge', default: 8, min: 1, max: 1024 },
-    { name: 'kill-edge-at', type: 'number', help: 'fraction of chunks complete when edge "bravo" goes offline', default: 0.3, min: 0, max: 1 },
-    { name: 'interrupt-at', type: 'number', help: 'fraction complete when the fetch process is SIGKILLed and resumed (0 = no interruption)', default: 0.6, min: 0, max: 0.99 },
-    { name: 'corrupt-rate', type: 'number', help: 'fraction of chunks edge "delta" corrupts', default: 0.1, min: 0, max: 1 },
-    { name: 'dashboard', type: 'boolean', help: 'serve the live dashboard while the demo runs (--no-dashboard to turn off)', default: true },
-    { name: 'dashboard-port', type: 'number', help: 'dashboard port (0 = any free port)', default: 0, min: 0, max: 65535 },
-    { name: 'linger', type: 'number', help: 'keep the dashboard up this many seconds after the transfer ends', default: 0, min: 0, max: 86400 },
-    { name: 'dir', type: 'string', help: 'work folder (default: a new temporary folder, removed afterwards)' },
+    {
+      name: 'chunk-size',
+      type: 'number',
+      help: 'chunk size in bytes',
+      default: 262144,
+      min: 4096,
+      max: 64 << 20,
+    },
+    {
+      name: 'max-parallel',
+      type: 'number',
+      help: 'concurrent fetches per edge',
+      default: 8,
+      min: 1,
+      max: 1024,
+    },
+    {
+      name: 'kill-edge-at',
+      type: 'number',
+      help: 'fraction of chunks complete when edge "bravo" goes offline',
+      default: 0.3,
+      min: 0,
+      max: 1,
+    },
+    {
+      name: 'interrupt-at',
+      type: 'number',
+      help: 'fraction complete when the fetch process is SIGKILLed and resumed (0 = no interruption)',
+      default: 0.6,
+      min: 0,
+      max: 0.99,
+    },
+    {
+      name: 'corrupt-rate',
+      type: 'number',
+      help: 'fraction of chunks edge "delta" corrupts',
+      default: 0.1,
+      min: 0,
+      max: 1,
+    },
+    {
+      name: 'dashboard',
+      type: 'boolean',
+      help: 'serve the live dashboard while the demo runs (--no-dashboard to turn off)',
+      default: true,
+    },
+    {
+      name: 'dashboard-port',
+      type: 'number',
+      help: 'dashboard port (0 = any free port)',
+      default: 0,
+      min: 0,
+      max: 65535,
+    },
+    {
+      name: 'linger',
+      type: 'number',
+      help: 'keep the dashboard up this many seconds after the transfer ends',
+      default: 0,
+      min: 0,
+      max: 86400,
+    },
+    {
+      name: 'dir',
+      type: 'string',
+      help: 'work folder (default: a new temporary folder, removed afterwards)',
+    },
     { name: 'keep', type: 'boolean', help: 'keep the work folder', default: false },
-    { name: 'learned', type: 'boolean', help: 'learned completion time and failure risk replace the cost formula\'s time and health factors', default: false },
-    { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
+    {
+      name: 'learned',
+      type: 'boolean',
+      help: "learned completion time and failure risk replace the cost formula's time and health factors",
+      default: false,
+    },
+    {
+      name: 'backend',
+      type: 'string',
+      help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu',
+      default: 'auto',
+      env: 'PORTAL_BACKEND',
+    },
     ...commonFlags,
   ],
   async run({ flags }) {
     const json = flags.json as boolean;
-    const say = (s: string): void => { if (!json) process.stderr.write(`${s}\n`); };
+    const say = (s: string): void => {
+      if (!json) process.stderr.write(`${s}\n`);
+    };
     const logger = createLogger({ level: flags['log-level'] as string });
     const dir = (flags.dir as string | undefined) ?? path.join(os.tmpdir(), `portal-demo-${process.pid}`);
     await mkdir(dir, { recursive: true });
@@ -106,11 +205,21 @@ export const demoCommand: CommandSpec = {
     const size = Math.round((flags.size as number) * 1024 * 1024);
     const servers: EdgeServer[] = [];
     try {
-      const gen = createProgress('generate', size, { quiet: json, format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}` });
+      const gen = createProgress('generate', size, {
+        quiet: json,
+        format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
+      });
       await writeRandomFile(source, size, (d) => gen.update(d));
       gen.done();
-      const hashing = createProgress('manifest', size, { quiet: json, format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}` });
-      const manifest: Manifest = await createManifest(source, { chunkSize: flags['chunk-size'] as number, name: 'output.bin', onProgress: (d) => hashing.update(d) });
+      const hashing = createProgress('manifest', size, {
+        quiet: json,
+        format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
+      });
+      const manifest: Manifest = await createManifest(source, {
+        chunkSize: flags['chunk-size'] as number,
+        name: 'output.bin',
+        onProgress: (d) => hashing.update(d),
+      });
       hashing.done(`${manifest.chunks.length} chunks, sha256 ${manifest.fileSha256.slice(0, 16)}…`);
       const manifestPath = path.join(dir, 'source.manifest.json');
       await saveManifest(manifestPath, manifest);
@@ -118,27 +227,45 @@ export const demoCommand: CommandSpec = {
       const sets = replicaSets(manifest.chunks.length);
       for (let i = 0; i < EDGES.length; i++) {
         const e = EDGES[i];
-        servers.push(await createEdgeServer({
-          id: e.name, source: { path: source, manifest }, holds: sets[i], bandwidthBytesPerSec: e.capMBps * MB, rttMs: e.rttMs,
-          faults: i === CORRUPT ? { corruptRate: flags['corrupt-rate'] as number, seed: 7 } : undefined,
-          logger: logger.child({ edge: e.name }),
-        }));
+        servers.push(
+          await createEdgeServer({
+            id: e.name,
+            source: { path: source, manifest },
+            holds: sets[i],
+            bandwidthBytesPerSec: e.capMBps * MB,
+            rttMs: e.rttMs,
+            faults: i === CORRUPT ? { corruptRate: flags['corrupt-rate'] as number, seed: 7 } : undefined,
+            logger: logger.child({ edge: e.name }),
+          }),
+        );
       }
       const edges: TransferEdge[] = EDGES.map((e, i) => ({
         id: e.name,
-        config: { url: servers[i].url, kind: 'portal', flags: e.flags, maxParallel: flags['max-parallel'] as number },
+        config: {
+          url: servers[i].url,
+          kind: 'portal',
+          flags: e.flags,
+          maxParallel: flags['max-parallel'] as number,
+        },
         holds: encodeHaveBitmap(sets[i], manifest.chunks.length),
       }));
       const edgesFile = path.join(dir, 'edges.json');
       await writeFile(edgesFile, JSON.stringify(edges, null, 2));
       const capSum = EDGES.reduce((s, e) => s + e.capMBps * MB, 0);
-      say(`edges: ${EDGES.map((e, i) => `${e.name} ${e.capMBps} MB/s rtt ${e.rttMs} ms${e.flags & EdgeFlags.METERED ? ' metered' : ''}${e.flags & EdgeFlags.BATTERY_LOW ? ' battery' : ''} (${sets[i].size} chunks)`).join(', ')}`);
-      say(`summed caps ${formatBytes(capSum)}/s; "${EDGES[KILLED].name}" dies at ${((flags['kill-edge-at'] as number) * 100).toFixed(0)}%, "${EDGES[CORRUPT].name}" corrupts ${((flags['corrupt-rate'] as number) * 100).toFixed(0)}% of its chunks`);
+      say(
+        `edges: ${EDGES.map((e, i) => `${e.name} ${e.capMBps} MB/s rtt ${e.rttMs} ms${e.flags & EdgeFlags.METERED ? ' metered' : ''}${e.flags & EdgeFlags.BATTERY_LOW ? ' battery' : ''} (${sets[i].size} chunks)`).join(', ')}`,
+      );
+      say(
+        `summed caps ${formatBytes(capSum)}/s; "${EDGES[KILLED].name}" dies at ${((flags['kill-edge-at'] as number) * 100).toFixed(0)}%, "${EDGES[CORRUPT].name}" corrupts ${((flags['corrupt-rate'] as number) * 100).toFixed(0)}% of its chunks`,
+      );
 
       const total = manifest.chunks.length;
       const killEdgeAt = Math.ceil((flags['kill-edge-at'] as number) * total);
       const interruptAt = Math.ceil((flags['interrupt-at'] as number) * total);
-      const bar = createProgress('transfer', manifest.fileSize, { quiet: json, format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}` });
+      const bar = createProgress('transfer', manifest.fileSize, {
+        quiet: json,
+        format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
+      });
       let killedAt: number | undefined;
       const killEdge = (complete: number): void => {
         if (killedAt === undefined && complete >= killEdgeAt) {
@@ -148,36 +275,70 @@ export const demoCommand: CommandSpec = {
         }
       };
 
-      const dashPort = flags.dashboard ? ((flags['dashboard-port'] as number) || await freePort()) : undefined;
+      const dashPort = flags.dashboard
+        ? (flags['dashboard-port'] as number) || (await freePort())
+        : undefined;
       if (dashPort !== undefined) say(`dashboard: http://127.0.0.1:${dashPort}/  (live while the demo runs)`);
       const t0 = performance.now();
       let phase1: { start: number; end: number; last?: PhaseOneLine } | undefined;
       if (interruptAt > 0) {
-        phase1 = await runInterruptedFetch(manifestPath, edgesFile, output, interruptAt, parseBackend(flags.backend as string), flags.learned as boolean, dashPort, (line) => {
-          killEdge(line.complete);
-          bar.update(Math.min(manifest.fileSize, line.complete * manifest.chunkSize), `phase 1 (separate process): ${line.complete}/${total} chunks`);
-        });
-        say(`\nfetch process SIGKILLed at ${phase1.last?.complete ?? 0}/${total} chunks; resuming from the journal`);
+        phase1 = await runInterruptedFetch(
+          manifestPath,
+          edgesFile,
+          output,
+          interruptAt,
+          parseBackend(flags.backend as string),
+          flags.learned as boolean,
+          dashPort,
+          (line) => {
+            killEdge(line.complete);
+            bar.update(
+              Math.min(manifest.fileSize, line.complete * manifest.chunkSize),
+              `phase 1 (separate process): ${line.complete}/${total} chunks`,
+            );
+          },
+        );
+        say(
+          `\nfetch process SIGKILLed at ${phase1.last?.complete ?? 0}/${total} chunks; resuming from the journal`,
+        );
       }
       const journalBitmap = await readJournalBitmap(output, manifest.id);
       let t1 = performance.now();
       let refetched = 0;
       const started = Date.now();
       const status = await runTransfer({
-        request: { transferId: manifest.id, manifest, output, edges, tickMs: 50, learned: flags.learned as boolean },
+        request: {
+          transferId: manifest.id,
+          manifest,
+          output,
+          edges,
+          tickMs: 50,
+          learned: flags.learned as boolean,
+        },
         logger,
-      backend: parseBackend(flags.backend as string),
-        onStarted: () => { t1 = performance.now(); },
-        dashboard: dashPort !== undefined ? { port: dashPort, lingerMs: (flags.linger as number) * 1000 } : undefined,
-        onReport: (r: ChunkReport) => { if (r.ok && journalBitmap && ((journalBitmap[r.chunk >>> 3] >>> (r.chunk & 7)) & 1) === 1) refetched++; },
-        onProgress: (s) => { killEdge(s.complete); bar.update(s.bytesDone, progressDetail(s, started)); },
+        backend: parseBackend(flags.backend as string),
+        onStarted: () => {
+          t1 = performance.now();
+        },
+        dashboard:
+          dashPort !== undefined ? { port: dashPort, lingerMs: (flags.linger as number) * 1000 } : undefined,
+        onReport: (r: ChunkReport) => {
+          if (r.ok && journalBitmap && ((journalBitmap[r.chunk >>> 3] >>> (r.chunk & 7)) & 1) === 1)
+            refetched++;
+        },
+        onProgress: (s) => {
+          killEdge(s.complete);
+          bar.update(s.bytesDone, progressDetail(s, started));
+        },
       });
       const t2 = performance.now();
       bar.done(progressDetail(status, started));
 
       // "active" = while a scheduler was running: from its start to the kill, and from the resumed start to the end
       const activeMs = (phase1 ? phase1.end - phase1.start : 0) + (t2 - t1);
-      const capacity = (phase1 ? aliveCapacity(phase1.start, phase1.end, killedAt) * (phase1.end - phase1.start) : 0) + aliveCapacity(t1, t2, killedAt) * (t2 - t1);
+      const capacity =
+        (phase1 ? aliveCapacity(phase1.start, phase1.end, killedAt) * (phase1.end - phase1.start) : 0) +
+        aliveCapacity(t1, t2, killedAt) * (t2 - t1);
       const p1 = phase1?.last;
       const fetchedBytes = manifest.fileSize;
       const ticks1 = p1?.ticks ?? 0;
@@ -188,13 +349,16 @@ export const demoCommand: CommandSpec = {
         activeSeconds: activeMs / 1000,
         throughputBytesPerSec: fetchedBytes / (activeMs / 1000),
         edgeCapacityBytesPerSec: capacity / activeMs,
-        efficiency: (fetchedBytes / (activeMs / 1000)) / (capacity / activeMs),
+        efficiency: fetchedBytes / (activeMs / 1000) / (capacity / activeMs),
         failovers: status.counters.failovers + (p1?.counters?.failovers ?? 0),
         corruptChunksDetected: status.counters.corrupt + (p1?.counters?.corrupt ?? 0),
         corruptChunksServed: servers[CORRUPT].stats().corruptServed,
         timeouts: status.counters.timeouts + (p1?.counters?.timeouts ?? 0),
         hedges: status.counters.hedges + (p1?.counters?.hedges ?? 0),
-        tickMsP50: ticks1 + status.ticks > 0 ? ((p1?.tickMsP50 ?? 0) * ticks1 + status.tickMsP50 * status.ticks) / (ticks1 + status.ticks) : 0,
+        tickMsP50:
+          ticks1 + status.ticks > 0
+            ? ((p1?.tickMsP50 ?? 0) * ticks1 + status.tickMsP50 * status.ticks) / (ticks1 + status.ticks)
+            : 0,
         tickMsP99: Math.max(p1?.tickMsP99 ?? 0, status.tickMsP99),
         chunksRefetchedAfterResume: refetched,
         resumedChunks: status.resumedChunks,
@@ -215,7 +379,9 @@ export const demoCommand: CommandSpec = {
           `corrupt chunks  ${report.corruptChunksDetected} detected by CID (${report.corruptChunksServed} served by "${EDGES[CORRUPT].name}")`,
           `resume          ${report.resumedChunks} chunks kept from the journal, ${report.chunksRefetchedAfterResume} fetched again`,
           `tick            p50 ${report.tickMsP50.toFixed(3)} ms, p99 ${report.tickMsP99.toFixed(3)} ms on ${report.backend}`,
-          `per edge        ${Object.entries(report.perEdgeChunks).map(([k, v]) => `${k} ${v}`).join(', ')} (after resume)`,
+          `per edge        ${Object.entries(report.perEdgeChunks)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')} (after resume)`,
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
       }
@@ -228,20 +394,56 @@ export const demoCommand: CommandSpec = {
 };
 
 /** Runs `portal fetch` in a child process and SIGKILLs it once `interruptAt` chunks are complete. */
-async function runInterruptedFetch(manifestPath: string, edgesFile: string, output: string, interruptAt: number, backend: string, learned: boolean, dashPort: number | undefined, onLine: (l: PhaseOneLine) => void): Promise<{ start: number; end: number; last?: PhaseOneLine }> {
+async function runInterruptedFetch(
+  manifestPath: string,
+  edgesFile: string,
+  output: string,
+  interruptAt: number,
+  backend: string,
+  learned: boolean,
+  dashPort: number | undefined,
+  onLine: (l: PhaseOneLine) => void,
+): Promise<{ start: number; end: number; last?: PhaseOneLine }> {
   const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
-  const child = spawn(process.execPath, [main, 'fetch', manifestPath, '--edges-file', edgesFile, '--out', output, '--progress-json', '--backend', backend, ...(learned ? ['--learned'] : []), ...(dashPort !== undefined ? ['--dashboard', '--dashboard-port', String(dashPort)] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      main,
+      'fetch',
+      manifestPath,
+      '--edges-file',
+      edgesFile,
+      '--out',
+      output,
+      '--progress-json',
+      '--backend',
+      backend,
+      ...(learned ? ['--learned'] : []),
+      ...(dashPort !== undefined ? ['--dashboard', '--dashboard-port', String(dashPort)] : []),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let last: PhaseOneLine | undefined;
   let end = 0;
   let start = performance.now();
   const rl = createInterface({ input: child.stdout });
   rl.on('line', (text) => {
     let line: PhaseOneLine;
-    try { line = JSON.parse(text) as PhaseOneLine; } catch { return; }
-    if (line.type === 'started') { start = performance.now(); return; }
+    try {
+      line = JSON.parse(text) as PhaseOneLine;
+    } catch {
+      return;
+    }
+    if (line.type === 'started') {
+      start = performance.now();
+      return;
+    }
     last = line;
     onLine(line);
-    if (line.complete >= interruptAt && end === 0) { end = performance.now(); child.kill('SIGKILL'); }
+    if (line.complete >= interruptAt && end === 0) {
+      end = performance.now();
+      child.kill('SIGKILL');
+    }
   });
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   if (end === 0) end = performance.now();
@@ -257,5 +459,7 @@ async function readJournalBitmap(output: string, transferId: string): Promise<Ui
     if (!raw) return undefined;
     const j = JSON.parse(raw) as { bitmap?: string };
     return j.bitmap ? Buffer.from(j.bitmap, 'base64') : undefined;
-  } finally { await store.close(); }
+  } finally {
+    await store.close();
+  }
 }

@@ -12,7 +12,8 @@ export function parseHolds(v: string, chunks: number): Set<number> | 'all' {
     if (!m) throw new PortalError('PORTAL_CONFIG_INVALID', `--holds: "${part}" is not N or N-M`);
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
-    if (a > b || b >= chunks) throw new PortalError('PORTAL_CONFIG_INVALID', `--holds: range ${part} is outside 0-${chunks - 1}`);
+    if (a > b || b >= chunks)
+      throw new PortalError('PORTAL_CONFIG_INVALID', `--holds: range ${part} is outside 0-${chunks - 1}`);
     for (let i = a; i <= b; i++) out.add(i);
   }
   return out;
@@ -22,24 +23,46 @@ export function parseHolds(v: string, chunks: number): Set<number> | 'all' {
 export const edgeCommand: CommandSpec = {
   name: 'edge',
   summary: 'serve the chunks of a file over HTTP (by CID, and as a Range mirror at /file)',
-  usage: 'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--rate BYTES_PER_S] [--rtt MS] [--holds all|N-M,…] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
+  usage:
+    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--rate BYTES_PER_S] [--rtt MS] [--holds all|N-M,…] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
   flags: [
     { name: 'file', type: 'string', help: 'the file to serve' },
     { name: 'manifest', type: 'string', help: 'its manifest' },
     { name: 'host', type: 'string', help: 'listen address', default: '127.0.0.1' },
     { name: 'port', type: 'number', help: 'listen port (0 = any free port)', default: 0, min: 0, max: 65535 },
     { name: 'id', type: 'string', help: 'edge id reported by /health' },
-    { name: 'rate', type: 'number', help: 'bandwidth cap over all responses, bytes/s (0 = none)', default: 0, min: 0 },
+    {
+      name: 'rate',
+      type: 'number',
+      help: 'bandwidth cap over all responses, bytes/s (0 = none)',
+      default: 0,
+      min: 0,
+    },
     { name: 'rtt', type: 'number', help: 'added delay before the first byte, ms', default: 0, min: 0 },
     { name: 'holds', type: 'string', help: 'chunks this edge holds', default: 'all' },
-    { name: 'fail-rate', type: 'number', help: 'fraction of chunk requests answered 503', default: 0, min: 0, max: 1 },
-    { name: 'corrupt-rate', type: 'number', help: 'fraction of chunks served with flipped bytes', default: 0, min: 0, max: 1 },
+    {
+      name: 'fail-rate',
+      type: 'number',
+      help: 'fraction of chunk requests answered 503',
+      default: 0,
+      min: 0,
+      max: 1,
+    },
+    {
+      name: 'corrupt-rate',
+      type: 'number',
+      help: 'fraction of chunks served with flipped bytes',
+      default: 0,
+      min: 0,
+      max: 1,
+    },
     { name: 'offline-at', type: 'number', help: 'go offline this many ms after start', min: 0 },
     { name: 'seed', type: 'number', help: 'PRNG seed for the fault rates', min: 0 },
     ...commonFlags,
   ],
   async run({ flags }) {
-    if (!flags.file || !flags.manifest) throw new PortalError('PORTAL_CONFIG_INVALID', 'edge: --file and --manifest are required');
+    if (!flags.file || !flags.manifest)
+      throw new PortalError('PORTAL_CONFIG_INVALID', 'edge: --file and --manifest are required');
     const manifest = await loadManifest(flags.manifest as string);
     const logger = createLogger({ level: flags['log-level'] as string });
     const server = await createEdgeServer({
@@ -48,13 +71,22 @@ export const edgeCommand: CommandSpec = {
       holds: parseHolds(flags.holds as string, manifest.chunks.length),
       bandwidthBytesPerSec: (flags.rate as number) || undefined,
       rttMs: flags.rtt as number,
-      faults: { failRate: flags['fail-rate'] as number, corruptRate: flags['corrupt-rate'] as number, offlineAtMs: flags['offline-at'] as number | undefined, seed: flags.seed as number | undefined },
+      faults: {
+        failRate: flags['fail-rate'] as number,
+        corruptRate: flags['corrupt-rate'] as number,
+        offlineAtMs: flags['offline-at'] as number | undefined,
+        seed: flags.seed as number | undefined,
+      },
       host: flags.host as string,
       port: flags.port as number,
       logger,
     });
-    if (flags.json) process.stdout.write(`${JSON.stringify({ id: server.id, url: server.url, port: server.port, manifestId: manifest.id })}\n`);
-    else process.stdout.write(`edge ${server.id} serving ${manifest.name} (${manifest.id}) at ${server.url}\n`);
+    if (flags.json)
+      process.stdout.write(
+        `${JSON.stringify({ id: server.id, url: server.url, port: server.port, manifestId: manifest.id })}\n`,
+      );
+    else
+      process.stdout.write(`edge ${server.id} serving ${manifest.name} (${manifest.id}) at ${server.url}\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

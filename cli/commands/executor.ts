@@ -1,7 +1,13 @@
 import { hostname } from 'node:os';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
-import { createAllTransfersBus, createNatsBus, type Bus, type NatsBus, type Subscription } from '../../bus/index.js';
+import {
+  createAllTransfersBus,
+  createNatsBus,
+  type Bus,
+  type NatsBus,
+  type Subscription,
+} from '../../bus/index.js';
 import { createExecutor } from '../../transfer/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
 
@@ -12,7 +18,11 @@ function trackReady(bus: Bus): { bus: Bus; ready: Promise<void>[] } {
     ready,
     bus: {
       publish: (s, m) => bus.publish(s, m),
-      subscribe<T>(s: string, h: (msg: T, subject: string) => void | Promise<void>, o?: { queue?: string }): Subscription {
+      subscribe<T>(
+        s: string,
+        h: (msg: T, subject: string) => void | Promise<void>,
+        o?: { queue?: string },
+      ): Subscription {
         const sub = bus.subscribe(s, h, o);
         if (sub.ready) ready.push(sub.ready);
         return sub;
@@ -35,13 +45,23 @@ export const executorCommand: CommandSpec = {
   flags: [
     { name: 'nats', type: 'string', help: 'NATS server URL(s), comma-separated', env: 'NATS_URL' },
     { name: 'transfer', type: 'list', help: 'transfer id(s) to serve (repeat or comma-separate)' },
-    { name: 'all', type: 'boolean', help: 'serve every transfer (subscribes to portal.transfer.*.dispatch)', default: false },
+    {
+      name: 'all',
+      type: 'boolean',
+      help: 'serve every transfer (subscribes to portal.transfer.*.dispatch)',
+      default: false,
+    },
     { name: 'concurrency', type: 'number', help: 'fetches at once', default: 64, min: 1, max: 4096 },
     { name: 'id', type: 'string', help: 'executor id in reports (default executor-<host>-<pid>)' },
     { name: 'nats-user', type: 'string', help: 'NATS user', env: 'NATS_USER' },
     { name: 'nats-password', type: 'string', help: 'NATS password', env: 'NATS_PASSWORD' },
     { name: 'nats-token', type: 'string', help: 'NATS token', env: 'NATS_TOKEN' },
-    { name: 'nats-nkey-seed-file', type: 'string', help: 'file with an NKey user seed', env: 'NATS_NKEY_SEED_FILE' },
+    {
+      name: 'nats-nkey-seed-file',
+      type: 'string',
+      help: 'file with an NKey user seed',
+      env: 'NATS_NKEY_SEED_FILE',
+    },
     { name: 'nats-tls-ca', type: 'string', help: 'TLS CA file', env: 'NATS_TLS_CA' },
     { name: 'nats-tls-cert', type: 'string', help: 'TLS client certificate file', env: 'NATS_TLS_CERT' },
     { name: 'nats-tls-key', type: 'string', help: 'TLS client key file', env: 'NATS_TLS_KEY' },
@@ -49,25 +69,43 @@ export const executorCommand: CommandSpec = {
   ],
   async run({ flags }) {
     const url = flags.nats as string | undefined;
-    if (!url) throw new PortalError('PORTAL_CONFIG_INVALID', 'executor: --nats URL (or NATS_URL) is required');
+    if (!url)
+      throw new PortalError('PORTAL_CONFIG_INVALID', 'executor: --nats URL (or NATS_URL) is required');
     const transfers = (flags.transfer as string[] | undefined) ?? [];
     const all = flags.all as boolean;
-    if (all === (transfers.length > 0)) throw new PortalError('PORTAL_CONFIG_INVALID', 'executor: give --transfer ID or --all (one of them)');
+    if (all === transfers.length > 0)
+      throw new PortalError('PORTAL_CONFIG_INVALID', 'executor: give --transfer ID or --all (one of them)');
     const id = (flags.id as string | undefined) ?? `executor-${hostname()}-${process.pid}`;
     const logger = createLogger({ level: flags['log-level'] as string });
-    const tls = { caFile: flags['nats-tls-ca'] as string | undefined, certFile: flags['nats-tls-cert'] as string | undefined, keyFile: flags['nats-tls-key'] as string | undefined };
+    const tls = {
+      caFile: flags['nats-tls-ca'] as string | undefined,
+      certFile: flags['nats-tls-cert'] as string | undefined,
+      keyFile: flags['nats-tls-key'] as string | undefined,
+    };
     const nats: NatsBus = await createNatsBus({
-      servers: url, name: id, logger,
-      user: flags['nats-user'] as string | undefined, pass: flags['nats-password'] as string | undefined, token: flags['nats-token'] as string | undefined,
-      nkeySeedFile: flags['nats-nkey-seed-file'] as string | undefined, tls: tls.caFile || tls.certFile || tls.keyFile ? tls : undefined,
+      servers: url,
+      name: id,
+      logger,
+      user: flags['nats-user'] as string | undefined,
+      pass: flags['nats-password'] as string | undefined,
+      token: flags['nats-token'] as string | undefined,
+      nkeySeedFile: flags['nats-nkey-seed-file'] as string | undefined,
+      tls: tls.caFile || tls.certFile || tls.keyFile ? tls : undefined,
     });
     let executor: ReturnType<typeof createExecutor> | undefined;
     const tracked = trackReady(nats);
-    const router = all ? createAllTransfersBus(tracked.bus, (t) => {
-      logger.info({ transferId: t }, 'serving a new transfer');
-      executor!.attach(t);
-    }) : undefined;
-    executor = createExecutor({ bus: router ?? tracked.bus, id, concurrency: flags.concurrency as number, logger: logger.child({ component: 'executor' }) });
+    const router = all
+      ? createAllTransfersBus(tracked.bus, (t) => {
+          logger.info({ transferId: t }, 'serving a new transfer');
+          executor!.attach(t);
+        })
+      : undefined;
+    executor = createExecutor({
+      bus: router ?? tracked.bus,
+      id,
+      concurrency: flags.concurrency as number,
+      logger: logger.child({ component: 'executor' }),
+    });
     for (const t of transfers) executor.attach(t);
     await Promise.all([...tracked.ready, router?.ready]);
     process.stdout.write(`${JSON.stringify({ type: 'ready', id, transfers: all ? '*' : transfers })}\n`);

@@ -18,7 +18,13 @@ export function progressDetail(s: TransferStatus, startedMs: number): string {
 
 /** Resolves which chunks each Portal edge holds (its /v1/have bitmap); mirrors hold everything. */
 export async function resolveHoldings(edges: TransferEdge[], manifestId: string): Promise<TransferEdge[]> {
-  return Promise.all(edges.map(async (e) => (e.holds !== undefined || e.config.kind === 'mirror' ? e : { ...e, holds: await fetchHave(e.config.url, manifestId) })));
+  return Promise.all(
+    edges.map(async (e) =>
+      e.holds !== undefined || e.config.kind === 'mirror'
+        ? e
+        : { ...e, holds: await fetchHave(e.config.url, manifestId) },
+    ),
+  );
 }
 
 /** `portal fetch`: downloads a file described by a manifest from several edges; resumable. */
@@ -28,15 +34,47 @@ export const fetchCommand: CommandSpec = {
   usage: 'portal fetch <manifest> --edge URL[#mirror,metered,battery,max=N,bw=N,id=NAME] … [--out FILE]',
   flags: [
     { name: 'edge', type: 'list', help: 'an edge (repeat, or comma-separate)' },
-    { name: 'edges-file', type: 'string', help: 'JSON array of edges ({id, config:{url,kind,flags,maxParallel}, holds})' },
+    {
+      name: 'edges-file',
+      type: 'string',
+      help: 'JSON array of edges ({id, config:{url,kind,flags,maxParallel}, holds})',
+    },
     { name: 'out', type: 'string', help: 'output file (default: the manifest name in the current folder)' },
     { name: 'tick-ms', type: 'number', help: 'scheduler tick period', default: 50, min: 1, max: 10000 },
     { name: 'k', type: 'number', help: 'backup sources kept per chunk', default: 3, min: 1, max: 16 },
-    { name: 'dashboard', type: 'boolean', help: 'serve the live dashboard while the transfer runs', default: false },
-    { name: 'dashboard-port', type: 'number', help: 'dashboard port (0 = any free port)', default: 0, min: 0, max: 65535 },
-    { name: 'progress-json', type: 'boolean', help: 'print a JSON status line to stdout every 250 ms', default: false },
-    { name: 'learned', type: 'boolean', help: 'learned completion time and failure risk replace the cost formula\'s time and health factors', default: false },
-    { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
+    {
+      name: 'dashboard',
+      type: 'boolean',
+      help: 'serve the live dashboard while the transfer runs',
+      default: false,
+    },
+    {
+      name: 'dashboard-port',
+      type: 'number',
+      help: 'dashboard port (0 = any free port)',
+      default: 0,
+      min: 0,
+      max: 65535,
+    },
+    {
+      name: 'progress-json',
+      type: 'boolean',
+      help: 'print a JSON status line to stdout every 250 ms',
+      default: false,
+    },
+    {
+      name: 'learned',
+      type: 'boolean',
+      help: "learned completion time and failure risk replace the cost formula's time and health factors",
+      default: false,
+    },
+    {
+      name: 'backend',
+      type: 'string',
+      help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu',
+      default: 'auto',
+      env: 'PORTAL_BACKEND',
+    },
     ...commonFlags,
   ],
   async run({ flags, positionals }) {
@@ -44,31 +82,77 @@ export const fetchCommand: CommandSpec = {
     if (!manifestPath) throw new PortalError('PORTAL_CONFIG_INVALID', 'fetch: missing <manifest> argument');
     let edges: TransferEdge[] = [];
     if (flags['edges-file']) edges.push(...readEdgesFile(flags['edges-file'] as string));
-    for (const [i, spec] of ((flags.edge as string[] | undefined) ?? []).entries()) edges.push(parseEdgeSpec(spec, i));
-    if (edges.length === 0) throw new PortalError('PORTAL_CONFIG_INVALID', 'fetch: give at least one --edge or an --edges-file');
+    for (const [i, spec] of ((flags.edge as string[] | undefined) ?? []).entries())
+      edges.push(parseEdgeSpec(spec, i));
+    if (edges.length === 0)
+      throw new PortalError('PORTAL_CONFIG_INVALID', 'fetch: give at least one --edge or an --edges-file');
     const manifest = await loadManifest(manifestPath);
     edges = await resolveHoldings(edges, manifest.id);
     const output = path.resolve((flags.out as string | undefined) ?? manifest.name);
     const logger = createLogger({ level: flags['log-level'] as string });
     const started = Date.now();
     const quiet = (flags.json as boolean) || (flags['progress-json'] as boolean);
-    const bar = createProgress('fetch', manifest.fileSize, { quiet, format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}` });
+    const bar = createProgress('fetch', manifest.fileSize, {
+      quiet,
+      format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
+    });
     const status = await runTransfer({
-      request: { transferId: manifest.id, manifest, output, edges, tickMs: flags['tick-ms'] as number, scheduler: { k: flags.k as number }, learned: flags.learned as boolean },
+      request: {
+        transferId: manifest.id,
+        manifest,
+        output,
+        edges,
+        tickMs: flags['tick-ms'] as number,
+        scheduler: { k: flags.k as number },
+        learned: flags.learned as boolean,
+      },
       logger,
       backend: parseBackend(flags.backend as string),
-      dashboard: flags.dashboard ? { port: flags['dashboard-port'] as number, onUrl: (url) => { if (!quiet) process.stderr.write(`dashboard: ${url}\n`); } } : undefined,
-      onStarted: (s) => { if (flags['progress-json']) process.stdout.write(`${JSON.stringify({ type: 'started', complete: s.complete, total: s.total })}\n`); },
+      dashboard: flags.dashboard
+        ? {
+            port: flags['dashboard-port'] as number,
+            onUrl: (url) => {
+              if (!quiet) process.stderr.write(`dashboard: ${url}\n`);
+            },
+          }
+        : undefined,
+      onStarted: (s) => {
+        if (flags['progress-json'])
+          process.stdout.write(
+            `${JSON.stringify({ type: 'started', complete: s.complete, total: s.total })}\n`,
+          );
+      },
       onProgress: (s) => {
-        if (flags['progress-json']) process.stdout.write(`${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99 })}\n`);
+        if (flags['progress-json'])
+          process.stdout.write(
+            `${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99 })}\n`,
+          );
         bar.update(s.bytesDone, progressDetail(s, started));
       },
     });
     bar.done(progressDetail(status, started));
     const seconds = (Date.now() - started) / 1000;
-    const result = { output, verified: status.verified, bytes: manifest.fileSize, seconds, throughputBytesPerSec: (status.bytesDone - status.resumedChunks * manifest.chunkSize) / seconds, resumedChunks: status.resumedChunks, fetchedChunks: status.counters.completed, hedges: status.counters.hedges, failovers: status.counters.failovers, corruptChunksDetected: status.counters.corrupt, tickMsP50: status.tickMsP50, tickMsP99: status.tickMsP99, backend: status.backend };
-    if (flags.json || flags['progress-json']) process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
-    else process.stdout.write(`${output}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, sha256 verified${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`);
+    const result = {
+      output,
+      verified: status.verified,
+      bytes: manifest.fileSize,
+      seconds,
+      throughputBytesPerSec: (status.bytesDone - status.resumedChunks * manifest.chunkSize) / seconds,
+      resumedChunks: status.resumedChunks,
+      fetchedChunks: status.counters.completed,
+      hedges: status.counters.hedges,
+      failovers: status.counters.failovers,
+      corruptChunksDetected: status.counters.corrupt,
+      tickMsP50: status.tickMsP50,
+      tickMsP99: status.tickMsP99,
+      backend: status.backend,
+    };
+    if (flags.json || flags['progress-json'])
+      process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
+    else
+      process.stdout.write(
+        `${output}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, sha256 verified${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
+      );
     return status.verified ? 0 : 3;
   },
 };

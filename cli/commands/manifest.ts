@@ -9,7 +9,14 @@ export const manifestCommand: CommandSpec = {
   summary: 'create the manifest of a file (chunk CIDs and whole-file sha256)',
   usage: 'portal manifest <file> [--chunk-size BYTES] [--out FILE]',
   flags: [
-    { name: 'chunk-size', type: 'number', help: 'chunk size in bytes', default: 262144, min: MIN_CHUNK_SIZE, max: MAX_CHUNK_SIZE },
+    {
+      name: 'chunk-size',
+      type: 'number',
+      help: 'chunk size in bytes',
+      default: 262144,
+      min: MIN_CHUNK_SIZE,
+      max: MAX_CHUNK_SIZE,
+    },
     { name: 'out', type: 'string', help: 'where to write the manifest (default <file>.manifest.json)' },
     ...commonFlags,
   ],
@@ -17,12 +24,25 @@ export const manifestCommand: CommandSpec = {
     const file = positionals[0];
     if (!file) throw new PortalError('PORTAL_CONFIG_INVALID', 'manifest: missing <file> argument');
     const out = (flags.out as string | undefined) ?? `${file}.manifest.json`;
-    const progress = createProgress('hashing', 1, { quiet: flags.json as boolean, format: (d) => formatBytes(d) });
-    const m = await createManifest(file, { chunkSize: flags['chunk-size'] as number, onProgress: (done, total) => progress.update(done / Math.max(1, total), `${formatBytes(done)} of ${formatBytes(total)}`) });
+    const progress = createProgress('hashing', 1, {
+      quiet: flags.json as boolean,
+      format: (d) => formatBytes(d),
+    });
+    const m = await createManifest(file, {
+      chunkSize: flags['chunk-size'] as number,
+      onProgress: (done, total) =>
+        progress.update(done / Math.max(1, total), `${formatBytes(done)} of ${formatBytes(total)}`),
+    });
     progress.done();
     await saveManifest(out, m);
-    if (flags.json) process.stdout.write(`${JSON.stringify({ manifest: out, id: m.id, fileSize: m.fileSize, chunkSize: m.chunkSize, chunks: m.chunks.length, fileSha256: m.fileSha256 })}\n`);
-    else process.stdout.write(`wrote ${out}: ${m.chunks.length} chunks of ${formatBytes(m.chunkSize)}, sha256 ${m.fileSha256}, id ${m.id}\n`);
+    if (flags.json)
+      process.stdout.write(
+        `${JSON.stringify({ manifest: out, id: m.id, fileSize: m.fileSize, chunkSize: m.chunkSize, chunks: m.chunks.length, fileSha256: m.fileSha256 })}\n`,
+      );
+    else
+      process.stdout.write(
+        `wrote ${out}: ${m.chunks.length} chunks of ${formatBytes(m.chunkSize)}, sha256 ${m.fileSha256}, id ${m.id}\n`,
+      );
     return 0;
   },
 };

@@ -1,15 +1,34 @@
 import http from 'node:http';
 import path from 'node:path';
 import {
-  createDaprHost, createEmbeddedHost, createFileStateStore, createMemoryStateStore, createRoutedStateStore, daprDefaults, ProbeActor,
-  type ActorHost, type ActorServices,
+  createDaprHost,
+  createEmbeddedHost,
+  createFileStateStore,
+  createMemoryStateStore,
+  createRoutedStateStore,
+  daprDefaults,
+  ProbeActor,
+  type ActorHost,
+  type ActorServices,
 } from '../../runtime/index.js';
-import { createBusFromEnv, createNatsStreamTransport, natsOptionsFromEnv, type Bus } from '../../bus/index.js';
+import {
+  createBusFromEnv,
+  createNatsStreamTransport,
+  natsOptionsFromEnv,
+  type Bus,
+} from '../../bus/index.js';
 import { createExecutor, type Executor } from '../../transfer/index.js';
 import { createTickEngine } from '../../gpu/index.js';
 import { parseBackend } from '../run-transfer.js';
 import { createDashboard } from '../../dashboard/index.js';
-import { SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, gpuStreamMetricsSource, routeEdgeEvents } from '../../actors/index.js';
+import {
+  SchedulerActor,
+  EdgeActor,
+  GpuWorkerActor,
+  GpuStreamActor,
+  gpuStreamMetricsSource,
+  routeEdgeEvents,
+} from '../../actors/index.js';
 import { registerStreamMetrics } from '../../stream/index.js';
 import { PortalError, isPortalError } from '../../common/errors.js';
 import { createLogger, type Logger } from '../../common/logger.js';
@@ -40,7 +59,9 @@ export function createExecutorAttachingBus(bus: Bus, executor: Executor, log: Lo
         subject: sub.subject,
         unsubscribe() {
           sub.unsubscribe();
-          executor.detach(transferId).catch((err: unknown) => log.warn({ err, transferId }, 'executor detach failed'));
+          executor
+            .detach(transferId)
+            .catch((err: unknown) => log.warn({ err, transferId }, 'executor detach failed'));
         },
       };
     },
@@ -55,29 +76,57 @@ export function createExecutorAttachingBus(bus: Bus, executor: Executor, log: Lo
 function serveEmbeddedApi(host: ActorHost, port: number, log: Logger): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const m = /^\/v1\.0\/actors\/([^/]+)\/([^/]+)\/method\/([^/?]+)$/.exec(req.url ?? '');
-    if (req.url === '/healthz' || req.url === '/v1.0/healthz') { res.writeHead(204).end(); return; }
-    if (!m || (req.method !== 'POST' && req.method !== 'PUT')) { res.writeHead(404).end(); return; }
+    if (req.url === '/healthz' || req.url === '/v1.0/healthz') {
+      res.writeHead(204).end();
+      return;
+    }
+    if (!m || (req.method !== 'POST' && req.method !== 'PUT')) {
+      res.writeHead(404).end();
+      return;
+    }
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', () => {
       const text = Buffer.concat(parts).toString('utf8');
       let arg: unknown;
-      try { arg = text.length ? JSON.parse(text) : undefined; } catch {
-        res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'PORTAL_INVALID_ARGUMENT', message: 'body is not JSON' } }));
+      try {
+        arg = text.length ? JSON.parse(text) : undefined;
+      } catch {
+        res
+          .writeHead(400, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: { code: 'PORTAL_INVALID_ARGUMENT', message: 'body is not JSON' } }));
         return;
       }
       let ref;
-      try { ref = host.proxy(decodeURIComponent(m[1]), decodeURIComponent(m[2])); } catch (err) {
-        res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'PORTAL_INVALID_ARGUMENT', message: (err as Error).message } }));
+      try {
+        ref = host.proxy(decodeURIComponent(m[1]), decodeURIComponent(m[2]));
+      } catch (err) {
+        res
+          .writeHead(400, { 'content-type': 'application/json' })
+          .end(
+            JSON.stringify({ error: { code: 'PORTAL_INVALID_ARGUMENT', message: (err as Error).message } }),
+          );
         return;
       }
       ref.invoke(decodeURIComponent(m[3]), arg).then(
-        (r) => { if (r === undefined) res.writeHead(200).end(); else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r)); },
+        (r) => {
+          if (r === undefined) res.writeHead(200).end();
+          else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r));
+        },
         (err: unknown) => {
           const code = isPortalError(err) ? err.code : 'PORTAL_INTERNAL';
-          const status = code === 'PORTAL_UNKNOWN_ACTOR_METHOD' || code === 'PORTAL_UNKNOWN_ACTOR_TYPE' || code === 'PORTAL_INVALID_ARGUMENT' ? 400 : 500;
+          const status =
+            code === 'PORTAL_UNKNOWN_ACTOR_METHOD' ||
+            code === 'PORTAL_UNKNOWN_ACTOR_TYPE' ||
+            code === 'PORTAL_INVALID_ARGUMENT'
+              ? 400
+              : 500;
           if (status === 500) log.warn({ err }, 'actor call failed');
-          res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code, message: err instanceof Error ? err.message : String(err) } }));
+          res
+            .writeHead(status, { 'content-type': 'application/json' })
+            .end(
+              JSON.stringify({ error: { code, message: err instanceof Error ? err.message : String(err) } }),
+            );
         },
       );
     });
@@ -94,36 +143,127 @@ export const serveCommand: CommandSpec = {
   summary: 'host the actors (SchedulerActor, EdgeActor, GpuWorkerActor) behind a Dapr sidecar or embedded',
   usage: 'portal serve [--runtime dapr|embedded] [--app-port N] [--dapr-http-port N] [--state-dir DIR]',
   flags: [
-    { name: 'runtime', type: 'string', help: 'dapr (sidecar, placement, actor state store) or embedded (one process)', default: 'dapr', env: 'PORTAL_RUNTIME' },
-    { name: 'app-port', type: 'number', help: 'port daprd calls the actors on (dapr), or the actor HTTP API port (embedded)', default: daprDefaults.appPort, env: 'APP_PORT', min: 1, max: 65535 },
+    {
+      name: 'runtime',
+      type: 'string',
+      help: 'dapr (sidecar, placement, actor state store) or embedded (one process)',
+      default: 'dapr',
+      env: 'PORTAL_RUNTIME',
+    },
+    {
+      name: 'app-port',
+      type: 'number',
+      help: 'port daprd calls the actors on (dapr), or the actor HTTP API port (embedded)',
+      default: daprDefaults.appPort,
+      env: 'APP_PORT',
+      min: 1,
+      max: 65535,
+    },
     { name: 'dapr-host', type: 'string', help: 'daprd host', default: '127.0.0.1', env: 'DAPR_HOST' },
-    { name: 'dapr-http-port', type: 'number', help: "daprd's HTTP API port", default: daprDefaults.daprHttpPort, env: 'DAPR_HTTP_PORT', min: 1, max: 65535 },
-    { name: 'dapr-api-token', type: 'string', help: 'token daprd requires on its API (its DAPR_API_TOKEN)', env: 'DAPR_API_TOKEN' },
-    { name: 'app-api-token', type: 'string', help: 'token daprd sends to this app (its APP_API_TOKEN)', env: 'APP_API_TOKEN' },
-    { name: 'actor-idle-timeout', type: 'string', help: 'Dapr deactivates actors idle this long (Go duration)', default: '60m', env: 'PORTAL_ACTOR_IDLE_TIMEOUT' },
-    { name: 'local-turns', type: 'boolean', help: "also queue each actor's turns in-process (Dapr's lock already serializes them)", default: true, env: 'PORTAL_DAPR_LOCAL_TURNS' },
-    { name: 'state-dir', type: 'string', help: 'embedded: folder of the durable actor state (default: in memory)', env: 'PORTAL_STATE_DIR' },
-    { name: 'concurrency', type: 'number', help: 'chunk fetches this instance runs at once', default: 128, min: 1, max: 4096 },
-    { name: 'dashboard-port', type: 'number', help: 'serve the live dashboard and /metrics on this port (-1 = off, 0 = any free port)', default: -1, min: -1, max: 65535, env: 'PORTAL_DASHBOARD_PORT' },
-    { name: 'backend', type: 'string', help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu', default: 'auto', env: 'PORTAL_BACKEND' },
+    {
+      name: 'dapr-http-port',
+      type: 'number',
+      help: "daprd's HTTP API port",
+      default: daprDefaults.daprHttpPort,
+      env: 'DAPR_HTTP_PORT',
+      min: 1,
+      max: 65535,
+    },
+    {
+      name: 'dapr-api-token',
+      type: 'string',
+      help: 'token daprd requires on its API (its DAPR_API_TOKEN)',
+      env: 'DAPR_API_TOKEN',
+    },
+    {
+      name: 'app-api-token',
+      type: 'string',
+      help: 'token daprd sends to this app (its APP_API_TOKEN)',
+      env: 'APP_API_TOKEN',
+    },
+    {
+      name: 'actor-idle-timeout',
+      type: 'string',
+      help: 'Dapr deactivates actors idle this long (Go duration)',
+      default: '60m',
+      env: 'PORTAL_ACTOR_IDLE_TIMEOUT',
+    },
+    {
+      name: 'local-turns',
+      type: 'boolean',
+      help: "also queue each actor's turns in-process (Dapr's lock already serializes them)",
+      default: true,
+      env: 'PORTAL_DAPR_LOCAL_TURNS',
+    },
+    {
+      name: 'state-dir',
+      type: 'string',
+      help: 'embedded: folder of the durable actor state (default: in memory)',
+      env: 'PORTAL_STATE_DIR',
+    },
+    {
+      name: 'concurrency',
+      type: 'number',
+      help: 'chunk fetches this instance runs at once',
+      default: 128,
+      min: 1,
+      max: 4096,
+    },
+    {
+      name: 'dashboard-port',
+      type: 'number',
+      help: 'serve the live dashboard and /metrics on this port (-1 = off, 0 = any free port)',
+      default: -1,
+      min: -1,
+      max: 65535,
+      env: 'PORTAL_DASHBOARD_PORT',
+    },
+    {
+      name: 'backend',
+      type: 'string',
+      help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu',
+      default: 'auto',
+      env: 'PORTAL_BACKEND',
+    },
     ...commonFlags,
   ],
   async run({ flags }) {
     const runtime = flags.runtime as string;
-    if (runtime !== 'dapr' && runtime !== 'embedded') throw new PortalError('PORTAL_CONFIG_INVALID', `--runtime: expected dapr or embedded, got ${JSON.stringify(runtime)}`);
+    if (runtime !== 'dapr' && runtime !== 'embedded')
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--runtime: expected dapr or embedded, got ${JSON.stringify(runtime)}`,
+      );
     const logger = createLogger({ level: flags['log-level'] as string });
     const appPort = flags['app-port'] as number;
     // in-process bus, or NATS when NATS_URL is set (then `portal executor` processes can share the work)
     const bus0 = await createBusFromEnv({ logger, name: `portal-serve-${process.pid}` });
-    const executor = createExecutor({ bus: bus0, id: `executor-${process.pid}`, concurrency: flags.concurrency as number, logger: logger.child({ component: 'executor' }) });
+    const executor = createExecutor({
+      bus: bus0,
+      id: `executor-${process.pid}`,
+      concurrency: flags.concurrency as number,
+      logger: logger.child({ component: 'executor' }),
+    });
     const bus = createExecutorAttachingBus(bus0, executor, logger);
     const backend = parseBackend(flags.backend as string);
-    const engine = await createTickEngine({ prefer: backend, requireGpu: backend === 'webgpu' ? true : undefined, logger });
+    const engine = await createTickEngine({
+      prefer: backend,
+      requireGpu: backend === 'webgpu' ? true : undefined,
+      logger,
+    });
     const transfers = new Set<string>();
     // GpuStreamActors pull their input from JetStream when NATS is configured, else take pushed records
     const nats = natsOptionsFromEnv(process.env);
-    const streamTransport = nats ? await createNatsStreamTransport({ ...nats, name: `portal-stream-${process.pid}`, logger }) : undefined;
-    const services: ActorServices = { bus, tickEngine: engine, probeEdge, transferRegistry: transfers, ...(streamTransport ? { streamTransport } : {}) };
+    const streamTransport = nats
+      ? await createNatsStreamTransport({ ...nats, name: `portal-stream-${process.pid}`, logger })
+      : undefined;
+    const services: ActorServices = {
+      bus,
+      tickEngine: engine,
+      probeEdge,
+      transferRegistry: transfers,
+      ...(streamTransport ? { streamTransport } : {}),
+    };
     const testActors = process.env[daprDefaults.testActorsEnv] === '1';
 
     let host: ActorHost;
@@ -149,7 +289,12 @@ export const serveCommand: CommandSpec = {
     } else {
       const stateDir = flags['state-dir'] as string | undefined;
       const store = stateDir ? createFileStateStore(path.resolve(stateDir)) : createMemoryStateStore();
-      const embedded = createEmbeddedHost({ store: createRoutedStateStore({}, store), services, logger, callTimeoutMs: 120_000 });
+      const embedded = createEmbeddedHost({
+        store: createRoutedStateStore({}, store),
+        services,
+        logger,
+        callTimeoutMs: 120_000,
+      });
       for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor]) embedded.register(cls);
       if (testActors) embedded.register(ProbeActor);
       await embedded.ready();
@@ -163,9 +308,26 @@ export const serveCommand: CommandSpec = {
     const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }));
     const dashPort = flags['dashboard-port'] as number;
     // the transfers whose SchedulerActor is active on this instance (Dapr places actors across instances)
-    const dash = dashPort >= 0 ? await createDashboard({ host, transfers: () => [...transfers], logger: logger.child({ component: 'dashboard' }), port: dashPort, hostname: '0.0.0.0', engineStats: () => engine.stats() }) : undefined;
+    const dash =
+      dashPort >= 0
+        ? await createDashboard({
+            host,
+            transfers: () => [...transfers],
+            logger: logger.child({ component: 'dashboard' }),
+            port: dashPort,
+            hostname: '0.0.0.0',
+            engineStats: () => engine.stats(),
+          })
+        : undefined;
     if (dash) registerStreamMetrics(dash.metrics, gpuStreamMetricsSource);
-    const ready = { runtime, appPort, pid: process.pid, testActors, backend: engine.backend, dashboard: dash?.url };
+    const ready = {
+      runtime,
+      appPort,
+      pid: process.pid,
+      testActors,
+      backend: engine.backend,
+      dashboard: dash?.url,
+    };
     if (flags.json) process.stdout.write(`${JSON.stringify({ type: 'ready', ...ready })}\n`);
     else process.stdout.write(`portal serve: ${runtime} actor host ready on port ${appPort}\n`);
 

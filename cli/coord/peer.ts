@@ -10,15 +10,28 @@ import { renderTile, physics, audio, calibrateKernels, type FrameView } from './
 import { trueMultiplier, EMULATION_PACE, type PeerProfile, type DemoType } from './profiles.js';
 import { createPrng } from '../../transfer/index.js';
 
-interface TaskMsg { kind: 'task'; seq: number; arrivalBacklog: number; type: DemoType; work: number; hour: number; payload?: { view: FrameView; x: number; y: number; w: number; h: number } }
-type InMsg = { kind: 'init'; profile: PeerProfile; seed: number; frame: { width: number; height: number } } | TaskMsg | { kind: 'reset'; seed: number };
+interface TaskMsg {
+  kind: 'task';
+  seq: number;
+  arrivalBacklog: number;
+  type: DemoType;
+  work: number;
+  hour: number;
+  payload?: { view: FrameView; x: number; y: number; w: number; h: number };
+}
+type InMsg =
+  | { kind: 'init'; profile: PeerProfile; seed: number; frame: { width: number; height: number } }
+  | TaskMsg
+  | { kind: 'reset'; seed: number };
 
 let profile: PeerProfile | undefined;
 let rnd = createPrng(1);
 const queue: TaskMsg[] = [];
 let busy = false;
 
-function send(m: unknown): void { process.send?.(m); }
+function send(m: unknown): void {
+  process.send?.(m);
+}
 
 /** Does the task's real computation at the fastest peer's size: a render tile's pixels, or `work × fraction` units of physics/audio. */
 function compute(t: TaskMsg, fraction: number): { pixels?: string; checksum: number } {
@@ -26,7 +39,10 @@ function compute(t: TaskMsg, fraction: number): { pixels?: string; checksum: num
     const { view, x, y, w, h } = t.payload;
     const rows = Math.max(1, Math.round(h * fraction));
     const out = renderTile(view, x, y, w, rows);
-    return { pixels: fraction >= 1 ? Buffer.from(out.pixels).toString('base64') : undefined, checksum: out.iters };
+    return {
+      pixels: fraction >= 1 ? Buffer.from(out.pixels).toString('base64') : undefined,
+      checksum: out.iters,
+    };
   }
   const units = t.work * fraction;
   return { checksum: t.type === 'physics' ? physics(units) : audio(units) };
@@ -56,15 +72,40 @@ async function pump(): Promise<void> {
   if (left > 0) await sleep(left);
   const serviceMs = performance.now() - t0;
   const pressure = Math.min(1, queue.length / profile.maxConcurrent);
-  if (overloaded) send({ kind: 'result', seq: t.seq, ok: false, error: `${profile.id} overloaded (${t.arrivalBacklog} tasks ahead)`, serviceMs, pressure });
-  else send({ kind: 'result', seq: t.seq, ok: true, output: { pixels: out.pixels, checksum: out.checksum }, serviceMs, pressure });
+  if (overloaded)
+    send({
+      kind: 'result',
+      seq: t.seq,
+      ok: false,
+      error: `${profile.id} overloaded (${t.arrivalBacklog} tasks ahead)`,
+      serviceMs,
+      pressure,
+    });
+  else
+    send({
+      kind: 'result',
+      seq: t.seq,
+      ok: true,
+      output: { pixels: out.pixels, checksum: out.checksum },
+      serviceMs,
+      pressure,
+    });
   busy = false;
   setImmediate(() => void pump());
 }
 
 process.on('message', (m: InMsg) => {
-  if (m.kind === 'init') { profile = m.profile; rnd = createPrng(m.seed); send({ kind: 'ready', id: profile.id, rates: calibrateKernels(m.frame.width, m.frame.height) }); return; }
-  if (m.kind === 'reset') { rnd = createPrng(m.seed); send({ kind: 'ready', id: profile?.id }); return; }
+  if (m.kind === 'init') {
+    profile = m.profile;
+    rnd = createPrng(m.seed);
+    send({ kind: 'ready', id: profile.id, rates: calibrateKernels(m.frame.width, m.frame.height) });
+    return;
+  }
+  if (m.kind === 'reset') {
+    rnd = createPrng(m.seed);
+    send({ kind: 'ready', id: profile?.id });
+    return;
+  }
   const t = m as TaskMsg;
   t.arrivalBacklog = queue.length + (busy ? 1 : 0);
   queue.push(t);

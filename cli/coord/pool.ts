@@ -21,7 +21,11 @@ export interface PeerPool extends PeerTransport {
   close(): Promise<void>;
 }
 
-interface Pending { resolve: (a: PeerAnswer) => void; reject: (e: Error) => void; peer: string }
+interface Pending {
+  resolve: (a: PeerAnswer) => void;
+  reject: (e: Error) => void;
+  peer: string;
+}
 
 /**
  * Forks one `peer.js` process per profile and talks to it over IPC. A peer that exits fails its
@@ -29,7 +33,13 @@ interface Pending { resolve: (a: PeerAnswer) => void; reject: (e: Error) => void
  * the peers already started are closed). `script` defaults to the compiled `peer.js` beside this
  * module (tests running the TypeScript sources pass the one in dist/).
  */
-export async function startPeerPool(profiles: readonly PeerProfile[], seed: number, log: Logger, frame: { width: number; height: number }, script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'peer.js')): Promise<PeerPool> {
+export async function startPeerPool(
+  profiles: readonly PeerProfile[],
+  seed: number,
+  log: Logger,
+  frame: { width: number; height: number },
+  script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'peer.js'),
+): Promise<PeerPool> {
   const children = new Map<string, ChildProcess>();
   const pending = new Map<number, Pending>();
   const busy: Record<string, number> = {};
@@ -38,29 +48,71 @@ export async function startPeerPool(profiles: readonly PeerProfile[], seed: numb
   const readyWaiters = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
   let seq = 1;
   /** Sends `msg` and waits for the peer's `ready`; rejects if the peer exits first. */
-  const handshake = (id: string, child: ChildProcess, msg: unknown): Promise<void> => new Promise<void>((resolve, reject) => { readyWaiters.set(id, { resolve, reject }); child.send(msg as object); });
+  const handshake = (id: string, child: ChildProcess, msg: unknown): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      readyWaiters.set(id, { resolve, reject });
+      child.send(msg as object);
+    });
   const close = async (): Promise<void> => {
-    await Promise.all([...children.values()].map((c) => new Promise<void>((resolve) => { c.once('exit', () => resolve()); if (c.connected) c.disconnect(); else c.kill(); })));
+    await Promise.all(
+      [...children.values()].map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            c.once('exit', () => resolve());
+            if (c.connected) c.disconnect();
+            else c.kill();
+          }),
+      ),
+    );
   };
   for (const [i, p] of profiles.entries()) {
     const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.set(p.id, child);
     busy[p.id] = 0;
-    child.on('message', (m: { kind: string; seq?: number; ok?: boolean; output?: unknown; error?: string; serviceMs?: number; pressure?: number; rates?: KernelRates }) => {
-      if (m.kind === 'ready') { if (m.rates) rates[p.id] = m.rates; readyWaiters.get(p.id)?.resolve(); readyWaiters.delete(p.id); return; }
-      const w = pending.get(m.seq!);
-      if (!w) return;
-      pending.delete(m.seq!);
-      busy[p.id] += m.serviceMs ?? 0;
-      events.push({ peer: p.id, doneAt: performance.now(), serviceMs: m.serviceMs ?? 0 });
-      w.resolve({ ok: m.ok === true, output: m.output, error: m.error, pressure: m.pressure, serviceMs: m.serviceMs });
-    });
+    child.on(
+      'message',
+      (m: {
+        kind: string;
+        seq?: number;
+        ok?: boolean;
+        output?: unknown;
+        error?: string;
+        serviceMs?: number;
+        pressure?: number;
+        rates?: KernelRates;
+      }) => {
+        if (m.kind === 'ready') {
+          if (m.rates) rates[p.id] = m.rates;
+          readyWaiters.get(p.id)?.resolve();
+          readyWaiters.delete(p.id);
+          return;
+        }
+        const w = pending.get(m.seq!);
+        if (!w) return;
+        pending.delete(m.seq!);
+        busy[p.id] += m.serviceMs ?? 0;
+        events.push({ peer: p.id, doneAt: performance.now(), serviceMs: m.serviceMs ?? 0 });
+        w.resolve({
+          ok: m.ok === true,
+          output: m.output,
+          error: m.error,
+          pressure: m.pressure,
+          serviceMs: m.serviceMs,
+        });
+      },
+    );
     // a send to a peer that is going away fails here; its 'exit' then fails what it had pending
     child.on('error', (err) => log.warn({ err, peer: p.id }, 'peer process error'));
     child.on('exit', (code) => {
       children.delete(p.id);
-      for (const [k, w] of pending) if (w.peer === p.id) { pending.delete(k); w.reject(new PortalError('PORTAL_PEER_LOST', `peer ${p.id} exited (${code})`)); }
-      readyWaiters.get(p.id)?.reject(new PortalError('PORTAL_PEER_LOST', `peer ${p.id} exited (${code}) before it was ready`));
+      for (const [k, w] of pending)
+        if (w.peer === p.id) {
+          pending.delete(k);
+          w.reject(new PortalError('PORTAL_PEER_LOST', `peer ${p.id} exited (${code})`));
+        }
+      readyWaiters
+        .get(p.id)
+        ?.reject(new PortalError('PORTAL_PEER_LOST', `peer ${p.id} exited (${code}) before it was ready`));
       readyWaiters.delete(p.id);
       log.debug({ peer: p.id, code }, 'peer exited');
     });

@@ -23,10 +23,50 @@ export interface PeerProfile {
 
 /** Four heterogeneous peers: the one that advertises the best latency is the one that fails under load. */
 export const DEMO_PEERS: readonly PeerProfile[] = [
-  { id: 'gpu_beast', latencyHintMs: 60, maxConcurrent: 4, speed: { render: 1, physics: 3, audio: 2 }, peakHours: [0, 0], peakFactor: 1, loadFactor: 0, overloadAt: 99, failProb: 0 },
-  { id: 'cpu_beast', latencyHintMs: 50, maxConcurrent: 4, speed: { render: 3, physics: 1, audio: 1 }, peakHours: [0, 0], peakFactor: 1, loadFactor: 0, overloadAt: 99, failProb: 0 },
-  { id: 'balanced', latencyHintMs: 10, maxConcurrent: 4, speed: { render: 1.6, physics: 1.6, audio: 1.6 }, peakHours: [18, 22], peakFactor: 2, loadFactor: 0.3, overloadAt: 3, failProb: 0.2 },
-  { id: 'unstable', latencyHintMs: 5, maxConcurrent: 4, speed: { render: 2.5, physics: 2.5, audio: 2.5 }, peakHours: [0, 0], peakFactor: 1, loadFactor: 0, overloadAt: 1, failProb: 0.4 },
+  {
+    id: 'gpu_beast',
+    latencyHintMs: 60,
+    maxConcurrent: 4,
+    speed: { render: 1, physics: 3, audio: 2 },
+    peakHours: [0, 0],
+    peakFactor: 1,
+    loadFactor: 0,
+    overloadAt: 99,
+    failProb: 0,
+  },
+  {
+    id: 'cpu_beast',
+    latencyHintMs: 50,
+    maxConcurrent: 4,
+    speed: { render: 3, physics: 1, audio: 1 },
+    peakHours: [0, 0],
+    peakFactor: 1,
+    loadFactor: 0,
+    overloadAt: 99,
+    failProb: 0,
+  },
+  {
+    id: 'balanced',
+    latencyHintMs: 10,
+    maxConcurrent: 4,
+    speed: { render: 1.6, physics: 1.6, audio: 1.6 },
+    peakHours: [18, 22],
+    peakFactor: 2,
+    loadFactor: 0.3,
+    overloadAt: 3,
+    failProb: 0.2,
+  },
+  {
+    id: 'unstable',
+    latencyHintMs: 5,
+    maxConcurrent: 4,
+    speed: { render: 2.5, physics: 2.5, audio: 2.5 },
+    peakHours: [0, 0],
+    peakFactor: 1,
+    loadFactor: 0,
+    overloadAt: 1,
+    failProb: 0.4,
+  },
 ];
 
 /**

@@ -22,7 +22,12 @@ function inverseOf(order: Uint32Array): Uint32Array {
  * (priority order when `scan.order` is set, else by id) with positions before `scan.start`
  * dropped, i.e. exactly the chunks the CPU reference's scan would act on, in its visiting order.
  */
-export async function compactPendingGpu(ctx: GpuContext, t: ChunkTable, edgeOk: Uint32Array, scan: ScanOrder): Promise<Uint32Array> {
+export async function compactPendingGpu(
+  ctx: GpuContext,
+  t: ChunkTable,
+  edgeOk: Uint32Array,
+  scan: ScanOrder,
+): Promise<Uint32Array> {
   const pipeline = await ctx.programs.pipeline('compact-pending');
   const okBuf = ctx.buffers.scratch('compact:edge-ok', Math.max(4, edgeOk.byteLength), undefined, edgeOk);
   const chunks: Uint32Array[] = [];
@@ -33,7 +38,14 @@ export async function compactPendingGpu(ctx: GpuContext, t: ChunkTable, edgeOk: 
     const assigned = ctx.buffers.sync(`assigned:${part.index}`, t.assigned.subarray(part.start, part.end));
     const counter = ctx.buffers.scratch('compact:counter', 4, undefined, new Uint32Array(1));
     const outIds = ctx.buffers.scratch('compact:ids', n * 4);
-    await dispatch(ctx.device, pipeline, Uint32Array.of(n, part.start, edgeOk.length, 0), [status, assigned, okBuf, counter, outIds], n, 'compact-pending');
+    await dispatch(
+      ctx.device,
+      pipeline,
+      Uint32Array.of(n, part.start, edgeOk.length, 0),
+      [status, assigned, okBuf, counter, outIds],
+      n,
+      'compact-pending',
+    );
     const found = new Uint32Array(await ctx.buffers.readback(counter, 0, 4))[0];
     if (found === 0) continue;
     chunks.push(new Uint32Array(await ctx.buffers.readback(outIds, 0, found * 4)));
@@ -41,7 +53,10 @@ export async function compactPendingGpu(ctx: GpuContext, t: ChunkTable, edgeOk: 
   }
   const ids = new Uint32Array(total);
   let o = 0;
-  for (const c of chunks) { ids.set(c, o); o += c.length; }
+  for (const c of chunks) {
+    ids.set(c, o);
+    o += c.length;
+  }
   if (!scan.order) {
     ids.sort();
     let first = 0;

@@ -15,7 +15,16 @@ const NOT_FAILED = 0xff;
  * independent), and scatters status, assigned, retries and recomputed backups back. A chunk
  * listed twice is processed once (the reference skips the second, no longer FAILED, occurrence).
  */
-export async function failoverAssignGpu(ctx: GpuContext, t: ChunkTable, _edges: EdgeTable, ranking: EdgeRanking, failed: Uint32Array, count: number, maxAttempts: number, outcome: Uint8Array): Promise<FailoverCounts> {
+export async function failoverAssignGpu(
+  ctx: GpuContext,
+  t: ChunkTable,
+  _edges: EdgeTable,
+  ranking: EdgeRanking,
+  failed: Uint32Array,
+  count: number,
+  maxAttempts: number,
+  outcome: Uint8Array,
+): Promise<FailoverCounts> {
   const counts: FailoverCounts = { backup: 0, recomputed: 0, parked: 0, permanent: 0 };
   if (count === 0) return counts;
   const k = t.k;

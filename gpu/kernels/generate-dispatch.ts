@@ -25,14 +25,29 @@ export interface OrderedPhaseOptions {
  * the ones the reference skips without effect, so dispatches, attempts, deadlines, queue depths
  * and the spill count are identical.
  */
-export async function generateDispatchGpu(ctx: GpuContext, t: ChunkTable, edges: EdgeTable, ranking: EdgeRanking, scan: ScanOrder, now: number, limit: number, nextAttempt: number, out: Uint32Array, opts: OrderedPhaseOptions = {}): Promise<{ count: number; spilled: number }> {
+export async function generateDispatchGpu(
+  ctx: GpuContext,
+  t: ChunkTable,
+  edges: EdgeTable,
+  ranking: EdgeRanking,
+  scan: ScanOrder,
+  now: number,
+  limit: number,
+  nextAttempt: number,
+  out: Uint32Array,
+  opts: OrderedPhaseOptions = {},
+): Promise<{ count: number; spilled: number }> {
   const rank = ranking.rank;
   const E = edges.e;
   const mp = edges.maxParallel;
   const qd = edges.queueDepth.slice();
   let free = 0;
   let slots = 0;
-  for (let e = 0; e < E; e++) if (rank[e] !== INF_RANK && qd[e] < mp[e]) { free++; slots += mp[e] - qd[e]; }
+  for (let e = 0; e < E; e++)
+    if (rank[e] !== INF_RANK && qd[e] < mp[e]) {
+      free++;
+      slots += mp[e] - qd[e];
+    }
   if (free === 0 || limit <= 0) return { count: 0, spilled: 0 };
   const picks = new Uint16Array(Math.min(limit, t.n));
   let n = 0;

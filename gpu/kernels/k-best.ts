@@ -14,7 +14,13 @@ const FRAGMENTS = ['k-best-select.wgsl'];
  * table. Partitions the table when it exceeds one binding. Rejects with GpuError on device loss
  * or validation failure.
  */
-export async function kBestGpu(ctx: GpuContext, t: ChunkTable, ranking: EdgeRanking, chunks?: Uint32Array, count?: number): Promise<Uint16Array> {
+export async function kBestGpu(
+  ctx: GpuContext,
+  t: ChunkTable,
+  ranking: EdgeRanking,
+  chunks?: Uint32Array,
+  count?: number,
+): Promise<Uint16Array> {
   const k = t.k;
   const W = t.words;
   const total = chunks ? (count ?? chunks.length) : t.n;
@@ -50,10 +56,22 @@ export async function kBestGpu(ctx: GpuContext, t: ChunkTable, ranking: EdgeRank
     if (n === 0) continue;
     const cand = ctx.buffers.sync(`cand:${part.index}`, t.candidates.subarray(part.start * W, part.end * W));
     const list = g
-      ? ctx.buffers.scratch('kbest:list', g.local.byteLength, BufferUsage.STORAGE | BufferUsage.COPY_DST, g.local)
+      ? ctx.buffers.scratch(
+          'kbest:list',
+          g.local.byteLength,
+          BufferUsage.STORAGE | BufferUsage.COPY_DST,
+          g.local,
+        )
       : ctx.buffers.scratch('kbest:list', 4, BufferUsage.STORAGE | BufferUsage.COPY_DST);
     const outBuf = ctx.buffers.scratch('kbest:out', n * k * 4);
-    await dispatch(ctx.device, pipeline, Uint32Array.of(n, g ? 1 : 0, k, W), [cand, rankBuf, eorBuf, list, outBuf], n, 'k-best');
+    await dispatch(
+      ctx.device,
+      pipeline,
+      Uint32Array.of(n, g ? 1 : 0, k, W),
+      [cand, rankBuf, eorBuf, list, outBuf],
+      n,
+      'k-best',
+    );
     const res = new Uint32Array(await ctx.buffers.readback(outBuf, 0, n * k * 4));
     if (g) {
       for (let j = 0; j < n; j++) {
@@ -90,7 +108,13 @@ export function applyKBest(t: ChunkTable, best: Uint16Array, chunks?: Uint32Arra
 }
 
 /** GPU equivalent of the CPU reference `rankChunks`: same mutation of the table, same return value. */
-export async function rankChunksGpu(ctx: GpuContext, t: ChunkTable, ranking: EdgeRanking, chunks?: Uint32Array, count?: number): Promise<number> {
+export async function rankChunksGpu(
+  ctx: GpuContext,
+  t: ChunkTable,
+  ranking: EdgeRanking,
+  chunks?: Uint32Array,
+  count?: number,
+): Promise<number> {
   const best = await kBestGpu(ctx, t, ranking, chunks, count);
   return applyKBest(t, best, chunks, count);
 }

@@ -15,7 +15,16 @@ import { forEachOrdered } from './ordered-compact.js';
  * Moves are recorded and applied at the end (a GPU error leaves the table untouched). Skipped
  * chunks change nothing in the reference, so the result is identical.
  */
-export async function loadBalanceGpu(ctx: GpuContext, t: ChunkTable, edges: EdgeTable, ranking: EdgeRanking, scan: ScanOrder, over: number, under: number, opts: OrderedPhaseOptions = {}): Promise<number> {
+export async function loadBalanceGpu(
+  ctx: GpuContext,
+  t: ChunkTable,
+  edges: EdgeTable,
+  ranking: EdgeRanking,
+  scan: ScanOrder,
+  over: number,
+  under: number,
+  opts: OrderedPhaseOptions = {},
+): Promise<number> {
   const E = edges.e;
   let overloaded = 0;
   let underloaded = 0;
@@ -27,7 +36,10 @@ export async function loadBalanceGpu(ctx: GpuContext, t: ChunkTable, edges: Edge
     edgeOk[e] = load < over ? 0 : 1;
     if (ranking.rank[e] === INF_RANK) continue;
     if (load >= over) overloaded++;
-    if (load < under) { underloaded++; room += Math.max(1, Math.ceil(under * edges.maxParallel[e]) - edges.queueDepth[e]); }
+    if (load < under) {
+      underloaded++;
+      room += Math.max(1, Math.ceil(under * edges.maxParallel[e]) - edges.queueDepth[e]);
+    }
   }
   if (overloaded === 0 || underloaded === 0) return 0;
   const movedIn = new Uint32Array(E);

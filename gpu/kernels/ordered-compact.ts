@@ -26,7 +26,10 @@ export interface OrderedWindow {
  * storage binding and the blocks one dispatch). Callers enumerate on the host otherwise.
  */
 export function orderedFits(ctx: GpuContext, n: number): boolean {
-  return Math.ceil(n / BLOCK) <= ctx.limits.maxComputeWorkgroupsPerDimension && n * 4 <= ctx.limits.maxStorageBufferBindingSize;
+  return (
+    Math.ceil(n / BLOCK) <= ctx.limits.maxComputeWorkgroupsPerDimension &&
+    n * 4 <= ctx.limits.maxStorageBufferBindingSize
+  );
 }
 
 /**
@@ -47,11 +50,20 @@ export function orderedFlag(t: ChunkTable, edgeOk: Uint32Array, c: number): bool
  * and only `1 + maxOut` words are read back. Rejects with GpuError (PORTAL_GPU_TOO_LARGE when
  * `orderedFits` is false, device loss, validation).
  */
-export async function orderedCompactGpu(ctx: GpuContext, t: ChunkTable, scan: ScanOrder, edgeOk: Uint32Array, from: number, maxOut: number, end = t.n): Promise<OrderedWindow> {
+export async function orderedCompactGpu(
+  ctx: GpuContext,
+  t: ChunkTable,
+  scan: ScanOrder,
+  edgeOk: Uint32Array,
+  from: number,
+  maxOut: number,
+  end = t.n,
+): Promise<OrderedWindow> {
   const n = t.n;
   end = Math.min(end, n);
   if (from >= end || maxOut <= 0 || edgeOk.length === 0) return { positions: new Uint32Array(0), total: 0 };
-  if (!orderedFits(ctx, n)) throw new GpuError('PORTAL_GPU_TOO_LARGE', `ordered compaction of ${n} chunks does not fit one dispatch`);
+  if (!orderedFits(ctx, n))
+    throw new GpuError('PORTAL_GPU_TOO_LARGE', `ordered compaction of ${n} chunks does not fit one dispatch`);
   const [count, scanP, scatter] = await Promise.all([
     ctx.programs.pipeline('ordered-count', FLAGS),
     ctx.programs.pipeline('ordered-scan', []),
@@ -61,17 +73,24 @@ export async function orderedCompactGpu(ctx: GpuContext, t: ChunkTable, scan: Sc
   const blocks = Math.ceil((end - from) / BLOCK);
   const status = b.sync('ordered:status', t.status);
   const assigned = b.sync('ordered:assigned', t.assigned);
-  const order = scan.order ? b.sync('ordered:order', scan.order) : b.scratch('ordered:identity', 4, BufferUsage.STORAGE | BufferUsage.COPY_DST);
+  const order = scan.order
+    ? b.sync('ordered:order', scan.order)
+    : b.scratch('ordered:identity', 4, BufferUsage.STORAGE | BufferUsage.COPY_DST);
   const ok = b.scratch('ordered:edge-ok', edgeOk.byteLength, undefined, edgeOk);
   const sums = b.scratch('ordered:sums', blocks * 4);
   const out = b.scratch('ordered:out', (1 + maxOut) * 4);
   const flags = [status, assigned, order, ok];
   const params = Uint32Array.of(end, from, scan.order ? 1 : 0, edgeOk.length, maxOut, blocks, 0, 0);
-  await dispatchChain(ctx.device, params, [
-    { pipeline: count, buffers: [...flags, sums], groups: blocks, label: 'ordered-count' },
-    { pipeline: scanP, buffers: [sums, out], groups: 1, label: 'ordered-scan' },
-    { pipeline: scatter, buffers: [...flags, sums, out], groups: blocks, label: 'ordered-scatter' },
-  ], 'ordered-compact');
+  await dispatchChain(
+    ctx.device,
+    params,
+    [
+      { pipeline: count, buffers: [...flags, sums], groups: blocks, label: 'ordered-count' },
+      { pipeline: scanP, buffers: [sums, out], groups: 1, label: 'ordered-scan' },
+      { pipeline: scatter, buffers: [...flags, sums, out], groups: blocks, label: 'ordered-scatter' },
+    ],
+    'ordered-compact',
+  );
   const res = new Uint32Array(await b.readback(out, 0, (1 + maxOut) * 4));
   const total = res[0];
   return { positions: res.slice(1, 1 + Math.min(total, maxOut)), total };
@@ -85,7 +104,14 @@ export async function orderedCompactGpu(ctx: GpuContext, t: ChunkTable, scan: Sc
  * the table does not fit (`orderedFits`). `visit` must not change what `orderedFlag` says about
  * chunks not yet visited. Rejects with GpuError when a GPU window fails.
  */
-export async function forEachOrdered(ctx: GpuContext, t: ChunkTable, scan: ScanOrder, edgeOk: Uint32Array, window: number, visit: (chunk: number) => boolean): Promise<{ windows: number }> {
+export async function forEachOrdered(
+  ctx: GpuContext,
+  t: ChunkTable,
+  scan: ScanOrder,
+  edgeOk: Uint32Array,
+  window: number,
+  visit: (chunk: number) => boolean,
+): Promise<{ windows: number }> {
   const o = scan.order;
   let from = scan.start;
   let m = Math.max(1, Math.floor(window));

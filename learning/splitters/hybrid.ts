@@ -1,6 +1,12 @@
 import { PortalError, checkArg } from '../../common/errors.js';
 import { splitSpatial, type ComplexityMap, type PlannedTile } from './spatial.js';
-import { assignByDeadline, gameFrameSubsystems, type FunctionalPlan, type PredictMs, type Subsystem } from './functional.js';
+import {
+  assignByDeadline,
+  gameFrameSubsystems,
+  type FunctionalPlan,
+  type PredictMs,
+  type Subsystem,
+} from './functional.js';
 import { assignPipeline, renderPipelineStages, type PipelinePlan, type Stage } from './pipeline.js';
 
 /** The three decompositions of seed 001. */
@@ -18,7 +24,10 @@ export interface SplitTask {
 }
 
 /** The peers available and how long a task type takes on each (from the learned predictor). */
-export interface SplitContext { peers: readonly string[]; predictMs: PredictMs }
+export interface SplitContext {
+  peers: readonly string[];
+  predictMs: PredictMs;
+}
 
 /** What a split produced, tagged by strategy. */
 export type SplitPlan =
@@ -49,20 +58,36 @@ export class HybridSplitter {
   }
 
   /** The strategy used for `type`, or undefined. */
-  strategyFor(type: string): SplitStrategy | undefined { return this.strategies[type]; }
+  strategyFor(type: string): SplitStrategy | undefined {
+    return this.strategies[type];
+  }
 
   split(task: SplitTask, ctx: SplitContext): SplitPlan {
     const strategy = this.strategies[task.type];
-    if (!strategy) throw new PortalError('PORTAL_INVALID_ARGUMENT', `task.type: no split strategy for "${task.type}" (known: ${Object.keys(this.strategies).join(', ')})`);
+    if (!strategy)
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `task.type: no split strategy for "${task.type}" (known: ${Object.keys(this.strategies).join(', ')})`,
+      );
     checkArg(ctx.peers.length > 0, 'ctx.peers', 'at least one peer');
     switch (strategy) {
       case 'spatial': {
-        checkArg(task.complexity !== undefined, 'task.complexity', `a complexity map for a spatial split of "${task.type}"`);
-        const peers = ctx.peers.map((id) => ({ id, msPerUnit: Math.max(1e-12, ctx.predictMs(id, task.type, 1)) }));
+        checkArg(
+          task.complexity !== undefined,
+          'task.complexity',
+          `a complexity map for a spatial split of "${task.type}"`,
+        );
+        const peers = ctx.peers.map((id) => ({
+          id,
+          msPerUnit: Math.max(1e-12, ctx.predictMs(id, task.type, 1)),
+        }));
         return { strategy, tiles: splitSpatial(task.complexity, peers) };
       }
       case 'functional':
-        return { strategy, ...assignByDeadline(task.subsystems ?? gameFrameSubsystems, ctx.peers, ctx.predictMs) };
+        return {
+          strategy,
+          ...assignByDeadline(task.subsystems ?? gameFrameSubsystems, ctx.peers, ctx.predictMs),
+        };
       case 'pipeline':
         return { strategy, ...assignPipeline(task.stages ?? renderPipelineStages, ctx.peers, ctx.predictMs) };
     }

@@ -2,7 +2,11 @@ import { checkArg } from '../../common/errors.js';
 import type { PredictMs } from './functional.js';
 
 /** One stage of a sequential pipeline; `taskType` is what peers have affinity for. */
-export interface Stage { name: string; taskType: string; work: number }
+export interface Stage {
+  name: string;
+  taskType: string;
+  work: number;
+}
 
 /** Seed 001's rendering pipeline: geometry → lighting → post-process. */
 export const renderPipelineStages: readonly Stage[] = Object.freeze([
@@ -12,10 +16,18 @@ export const renderPipelineStages: readonly Stage[] = Object.freeze([
 ]);
 
 /** Which peer runs a stage and how long it is predicted to take there. */
-export interface StageAssignment { stage: string; peer: string; predictedMs: number }
+export interface StageAssignment {
+  stage: string;
+  peer: string;
+  predictedMs: number;
+}
 
 /** The result of a pipeline split: the bottleneck bounds throughput, the total bounds latency. */
-export interface PipelinePlan { assignments: StageAssignment[]; bottleneckMs: number; latencyMs: number }
+export interface PipelinePlan {
+  assignments: StageAssignment[];
+  bottleneckMs: number;
+  latencyMs: number;
+}
 
 const EXHAUSTIVE_LIMIT = 200_000;
 
@@ -25,24 +37,37 @@ const EXHAUSTIVE_LIMIT = 200_000;
  * latency (sum of stage times). Exhaustive for small problems, greedy (longest stage first onto
  * the peer that keeps the bottleneck lowest) otherwise. Throws PORTAL_INVALID_ARGUMENT without peers.
  */
-export function assignPipeline(stages: readonly Stage[], peers: readonly string[], predict: PredictMs): PipelinePlan {
+export function assignPipeline(
+  stages: readonly Stage[],
+  peers: readonly string[],
+  predict: PredictMs,
+): PipelinePlan {
   checkArg(peers.length > 0, 'peers', 'at least one peer');
   const cost = stages.map((s) => peers.map((p) => predict(p, s.taskType, s.work)));
   const evaluate = (choice: number[]): PipelinePlan => {
     const busy = new Array<number>(peers.length).fill(0);
     let latency = 0;
-    const assignments = stages.map((s, i) => { busy[choice[i]] += cost[i][choice[i]]; latency += cost[i][choice[i]]; return { stage: s.name, peer: peers[choice[i]], predictedMs: cost[i][choice[i]] }; });
+    const assignments = stages.map((s, i) => {
+      busy[choice[i]] += cost[i][choice[i]];
+      latency += cost[i][choice[i]];
+      return { stage: s.name, peer: peers[choice[i]], predictedMs: cost[i][choice[i]] };
+    });
     return { assignments, bottleneckMs: Math.max(0, ...busy), latencyMs: latency };
   };
   const better = (a: PipelinePlan, b: PipelinePlan): boolean =>
-    Math.abs(a.bottleneckMs - b.bottleneckMs) > 1e-9 ? a.bottleneckMs < b.bottleneckMs : a.latencyMs < b.latencyMs - 1e-9;
+    Math.abs(a.bottleneckMs - b.bottleneckMs) > 1e-9
+      ? a.bottleneckMs < b.bottleneckMs
+      : a.latencyMs < b.latencyMs - 1e-9;
   if (stages.length === 0) return { assignments: [], bottleneckMs: 0, latencyMs: 0 };
   if (Math.pow(peers.length, stages.length) <= EXHAUSTIVE_LIMIT) {
     const choice = new Array<number>(stages.length).fill(0);
     let best = evaluate(choice);
     for (;;) {
       let i = 0;
-      while (i < stages.length && ++choice[i] === peers.length) { choice[i] = 0; i++; }
+      while (i < stages.length && ++choice[i] === peers.length) {
+        choice[i] = 0;
+        i++;
+      }
       if (i === stages.length) break;
       const plan = evaluate(choice);
       if (better(plan, best)) best = plan;
@@ -54,7 +79,8 @@ export function assignPipeline(stages: readonly Stage[], peers: readonly string[
   const choice = new Array<number>(stages.length).fill(0);
   for (const i of order) {
     let bp = 0;
-    for (let p = 1; p < peers.length; p++) if (Math.max(busy[p] + cost[i][p]) < busy[bp] + cost[i][bp]) bp = p;
+    for (let p = 1; p < peers.length; p++)
+      if (Math.max(busy[p] + cost[i][p]) < busy[bp] + cost[i][bp]) bp = p;
     busy[bp] += cost[i][bp];
     choice[i] = bp;
   }

@@ -37,7 +37,11 @@ export function edgeUsable(edges: EdgeTable, e: number): boolean {
 }
 
 /** Computes every edge's cost and the (cost, id) ranking. Pure; O(E log E). */
-export function rankEdges(edges: EdgeTable, chunkBytes: number, config: Pick<SchedulerConfig, 'weights' | 'maxAcceptableTimeMs'>): EdgeRanking {
+export function rankEdges(
+  edges: EdgeTable,
+  chunkBytes: number,
+  config: Pick<SchedulerConfig, 'weights' | 'maxAcceptableTimeMs'>,
+): EdgeRanking {
   const n = edges.e;
   const cost = new Float64Array(n);
   const w = config.weights;
@@ -52,19 +56,30 @@ export function rankEdges(edges: EdgeTable, chunkBytes: number, config: Pick<Sch
   }
   const order: number[] = [];
   for (let e = 0; e < n; e++) {
-    if (!edgeUsable(edges, e)) { cost[e] = Infinity; continue; }
+    if (!edgeUsable(edges, e)) {
+      cost[e] = Infinity;
+      continue;
+    }
     const t = expectedTimeMs(edges, e, chunkBytes);
     const timeFactor = !Number.isFinite(t) ? 1 : maxTime > 0 ? Math.min(t / maxTime, 1) : 0;
     const load = edges.queueDepth[e] / edges.maxParallel[e];
     const healthFactor = 1 - Math.min(1, Math.max(0, edges.health[e]));
     const metered = (edges.flags[e] & EdgeFlags.METERED) !== 0 ? 1 : 0;
     const battery = (edges.flags[e] & EdgeFlags.BATTERY_LOW) !== 0 ? 1 : 0;
-    cost[e] = w.time * timeFactor + w.load * load * load + w.health * healthFactor + w.metered * metered + w.battery * battery;
+    cost[e] =
+      w.time * timeFactor +
+      w.load * load * load +
+      w.health * healthFactor +
+      w.metered * metered +
+      w.battery * battery;
     order.push(e);
   }
-  order.sort((a, b) => (cost[a] - cost[b]) || (a - b));
+  order.sort((a, b) => cost[a] - cost[b] || a - b);
   const rank = new Int32Array(n).fill(INF_RANK);
   const edgeOfRank = new Uint16Array(n);
-  for (let r = 0; r < order.length; r++) { rank[order[r]] = r; edgeOfRank[r] = order[r]; }
+  for (let r = 0; r < order.length; r++) {
+    rank[order[r]] = r;
+    edgeOfRank[r] = order[r];
+  }
   return { cost, rank, edgeOfRank, usable: order.length };
 }

@@ -7,7 +7,10 @@ import { ChunkStatus, INF_RANK, NO_EDGE } from '../types.js';
  * permutation (undefined = identity, when all priorities are equal); `start` skips a prefix known
  * to hold no pending chunk.
  */
-export interface ScanOrder { order: Uint32Array | undefined; start: number }
+export interface ScanOrder {
+  order: Uint32Array | undefined;
+  start: number;
+}
 
 /**
  * The load_balance kernel: a PENDING chunk assigned to an edge at or above `over` × max_parallel
@@ -15,7 +18,14 @@ export interface ScanOrder { order: Uint32Array | undefined; start: number }
  * Visits chunks in scheduling order and stops as soon as no edge is below `under`.
  * Returns the number of chunks moved.
  */
-export function loadBalance(t: ChunkTable, edges: EdgeTable, ranking: EdgeRanking, scan: ScanOrder, over: number, under: number): number {
+export function loadBalance(
+  t: ChunkTable,
+  edges: EdgeTable,
+  ranking: EdgeRanking,
+  scan: ScanOrder,
+  over: number,
+  under: number,
+): number {
   const E = edges.e;
   const movedIn = new Uint32Array(E);
   let overloaded = 0;
@@ -58,10 +68,20 @@ export function loadBalance(t: ChunkTable, edges: EdgeTable, ranking: EdgeRankin
  * `nextAttempt + i`, `dispatchedAt = now` and `deadline = now + timeout of its edge`. Writes the
  * chunk ids into `out`; returns how many, and how many spilled.
  */
-export function generateDispatch(t: ChunkTable, edges: EdgeTable, ranking: EdgeRanking, scan: ScanOrder, now: number, limit: number, nextAttempt: number, out: Uint32Array): { count: number; spilled: number } {
+export function generateDispatch(
+  t: ChunkTable,
+  edges: EdgeTable,
+  ranking: EdgeRanking,
+  scan: ScanOrder,
+  now: number,
+  limit: number,
+  nextAttempt: number,
+  out: Uint32Array,
+): { count: number; spilled: number } {
   const rank = ranking.rank;
   let free = 0;
-  for (let e = 0; e < edges.e; e++) if (rank[e] !== INF_RANK && edges.queueDepth[e] < edges.maxParallel[e]) free++;
+  for (let e = 0; e < edges.e; e++)
+    if (rank[e] !== INF_RANK && edges.queueDepth[e] < edges.maxParallel[e]) free++;
   let n = 0;
   let spilled = 0;
   for (let i = scan.start; i < t.n && n < limit && free > 0; i++) {
@@ -92,7 +112,13 @@ export function generateDispatch(t: ChunkTable, edges: EdgeTable, ranking: EdgeR
  * a free slot (`queueDepth < maxParallel`), or NO_EDGE. Shared by the CPU dispatch kernel and the
  * host side of the GPU one, so both decide spills the same way.
  */
-export function spillEdge(t: ChunkTable, c: number, rank: Int32Array, queueDepth: Uint32Array, maxParallel: Uint32Array): number {
+export function spillEdge(
+  t: ChunkTable,
+  c: number,
+  rank: Int32Array,
+  queueDepth: Uint32Array,
+  maxParallel: Uint32Array,
+): number {
   let best = INF_RANK;
   let bestEdge = NO_EDGE;
   const words = t.words;
@@ -102,7 +128,10 @@ export function spillEdge(t: ChunkTable, c: number, rank: Int32Array, queueDepth
       const low = bits & -bits;
       const e = (w << 5) + (31 - Math.clz32(low));
       bits = (bits ^ low) >>> 0;
-      if (rank[e] < best && queueDepth[e] < maxParallel[e]) { best = rank[e]; bestEdge = e; }
+      if (rank[e] < best && queueDepth[e] < maxParallel[e]) {
+        best = rank[e];
+        bestEdge = e;
+      }
     }
   }
   return bestEdge;

@@ -14,7 +14,15 @@ export const FailureCause = { TIMEOUT: 1, EDGE_DOWN: 2 } as const;
  * and returns how many. (The GPU kernel scans all chunks and compacts with an atomic counter, then
  * sorts; the result is the same set in the same order.)
  */
-export function detectFailures(t: ChunkTable, edges: EdgeTable, now: number, inFlight: Uint32Array, count: number, outIds: Uint32Array, outCauses: Uint8Array): number {
+export function detectFailures(
+  t: ChunkTable,
+  edges: EdgeTable,
+  now: number,
+  inFlight: Uint32Array,
+  count: number,
+  outIds: Uint32Array,
+  outCauses: Uint8Array,
+): number {
   let n = 0;
   for (let i = 0; i < count; i++) {
     const c = inFlight[i];
@@ -36,7 +44,12 @@ export function detectFailures(t: ChunkTable, edges: EdgeTable, now: number, inF
 export const FailoverOutcome = { BACKUP: 1, RECOMPUTED: 2, PARKED: 3, PERMANENT: 4 } as const;
 
 /** Counts of what failover_assign did. */
-export interface FailoverCounts { backup: number; recomputed: number; parked: number; permanent: number }
+export interface FailoverCounts {
+  backup: number;
+  recomputed: number;
+  parked: number;
+  permanent: number;
+}
 
 /**
  * The failover_assign kernel. For each FAILED chunk in `failed` (the edge it failed on is still in
@@ -50,7 +63,15 @@ export interface FailoverCounts { backup: number; recomputed: number; parked: nu
  * 4. FAILED_PERMANENT only when no edge holds the chunk any more, or it ran out of attempts.
  * `outcome[i]` receives the FailoverOutcome of `failed[i]`.
  */
-export function failoverAssign(t: ChunkTable, edges: EdgeTable, ranking: EdgeRanking, failed: Uint32Array, count: number, maxAttempts: number, outcome: Uint8Array): FailoverCounts {
+export function failoverAssign(
+  t: ChunkTable,
+  edges: EdgeTable,
+  ranking: EdgeRanking,
+  failed: Uint32Array,
+  count: number,
+  maxAttempts: number,
+  outcome: Uint8Array,
+): FailoverCounts {
   const counts: FailoverCounts = { backup: 0, recomputed: 0, parked: 0, permanent: 0 };
   const k = t.k;
   const scratch = new Int32Array(k);
@@ -62,7 +83,8 @@ export function failoverAssign(t: ChunkTable, edges: EdgeTable, ranking: EdgeRan
     if (t.retries[c] >= maxAttempts) {
       t.status[c] = ChunkStatus.FAILED_PERMANENT;
       t.assigned[c] = NO_EDGE;
-      outcome[i] = FailoverOutcome.PERMANENT; counts.permanent++;
+      outcome[i] = FailoverOutcome.PERMANENT;
+      counts.permanent++;
       continue;
     }
     let next = NO_EDGE;
@@ -75,24 +97,31 @@ export function failoverAssign(t: ChunkTable, edges: EdgeTable, ranking: EdgeRan
     t.status[c] = ChunkStatus.PENDING;
     if (next !== NO_EDGE) {
       t.assigned[c] = next;
-      outcome[i] = FailoverOutcome.BACKUP; counts.backup++;
+      outcome[i] = FailoverOutcome.BACKUP;
+      counts.backup++;
       continue;
     }
     const found = rankChunk(t, ranking, c, scratch);
     if (found > 0) {
       let pick = t.backups[c * k];
       for (let j = 0; j < found; j++) {
-        if (t.backups[c * k + j] !== bad) { pick = t.backups[c * k + j]; break; }
+        if (t.backups[c * k + j] !== bad) {
+          pick = t.backups[c * k + j];
+          break;
+        }
       }
       t.assigned[c] = pick;
-      outcome[i] = FailoverOutcome.RECOMPUTED; counts.recomputed++;
+      outcome[i] = FailoverOutcome.RECOMPUTED;
+      counts.recomputed++;
     } else if (candidatesEmpty(t, c)) {
       t.status[c] = ChunkStatus.FAILED_PERMANENT;
       t.assigned[c] = NO_EDGE;
-      outcome[i] = FailoverOutcome.PERMANENT; counts.permanent++;
+      outcome[i] = FailoverOutcome.PERMANENT;
+      counts.permanent++;
     } else {
       t.assigned[c] = NO_EDGE;
-      outcome[i] = FailoverOutcome.PARKED; counts.parked++;
+      outcome[i] = FailoverOutcome.PARKED;
+      counts.parked++;
     }
   }
   return counts;

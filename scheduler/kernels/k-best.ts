@@ -24,7 +24,10 @@ export function rankChunk(t: ChunkTable, ranking: EdgeRanking, chunk: number, sc
       if (found < k) found++;
       else if (r >= scratch[k - 1]) continue;
       let i = found - 1;
-      while (i > 0 && scratch[i - 1] > r) { scratch[i] = scratch[i - 1]; i--; }
+      while (i > 0 && scratch[i - 1] > r) {
+        scratch[i] = scratch[i - 1];
+        i--;
+      }
       scratch[i] = r;
     }
   }
@@ -38,7 +41,9 @@ export function rankChunk(t: ChunkTable, ranking: EdgeRanking, chunk: number, sc
 function rankChunk3(t: ChunkTable, ranking: EdgeRanking, chunk: number): number {
   const rank = ranking.rank;
   const cand = t.candidates;
-  let r0 = INF_RANK, r1 = INF_RANK, r2 = INF_RANK;
+  let r0 = INF_RANK,
+    r1 = INF_RANK,
+    r2 = INF_RANK;
   const base = chunk * t.words;
   for (let w = 0; w < t.words; w++) {
     let bits = cand[base + w] | 0;
@@ -47,7 +52,13 @@ function rankChunk3(t: ChunkTable, ranking: EdgeRanking, chunk: number): number 
       const r = rank[off + 31 - Math.clz32(bits & -bits)];
       bits &= bits - 1;
       if (r < r2) {
-        if (r < r1) { r2 = r1; if (r < r0) { r1 = r0; r0 = r; } else r1 = r; } else r2 = r;
+        if (r < r1) {
+          r2 = r1;
+          if (r < r0) {
+            r1 = r0;
+            r0 = r;
+          } else r1 = r;
+        } else r2 = r;
       }
     }
   }
@@ -66,9 +77,15 @@ function rankChunk3(t: ChunkTable, ranking: EdgeRanking, chunk: number): number 
  * pointed at its best source (NO_EDGE when it has none usable). Other statuses are left alone.
  * Returns the number of chunks re-ranked.
  */
-export function rankChunks(t: ChunkTable, ranking: EdgeRanking, chunks?: Uint32Array, count?: number): number {
+export function rankChunks(
+  t: ChunkTable,
+  ranking: EdgeRanking,
+  chunks?: Uint32Array,
+  count?: number,
+): number {
   const total0 = chunks ? (count ?? chunks.length) : t.n;
-  if (total0 >= LUT_MIN_CHUNKS && lutApplies(t)) return rankRangeLut(t, ranking, buildRankLut(ranking, t.words), chunks, 0, total0);
+  if (total0 >= LUT_MIN_CHUNKS && lutApplies(t))
+    return rankRangeLut(t, ranking, buildRankLut(ranking, t.words), chunks, 0, total0);
   const scratch = new Int32Array(t.k);
   let ranked = 0;
   const total = chunks ? (count ?? chunks.length) : t.n;
@@ -137,13 +154,23 @@ export function lutApplies(t: Pick<ChunkTable, 'words'>): boolean {
 }
 
 /** The fields of a chunk table the rank kernels touch (workers see only these). */
-export type RankTable = Pick<ChunkTable, 'n' | 'k' | 'words' | 'status' | 'assigned' | 'backups' | 'candidates'>;
+export type RankTable = Pick<
+  ChunkTable,
+  'n' | 'k' | 'words' | 'status' | 'assigned' | 'backups' | 'candidates'
+>;
 
 /**
  * rankChunks over chunks `from..to-1` (indices into `chunks`, or chunk ids when `chunks` is
  * undefined) with the byte-LUT kernel; exactly equal to the scan. Returns the number re-ranked.
  */
-export function rankRangeLut(t: RankTable, ranking: EdgeRanking, lut: RankLut, chunks: Uint32Array | undefined, from: number, to: number): number {
+export function rankRangeLut(
+  t: RankTable,
+  ranking: EdgeRanking,
+  lut: RankLut,
+  chunks: Uint32Array | undefined,
+  from: number,
+  to: number,
+): number {
   const k = t.k;
   const words = t.words;
   const status = t.status;
@@ -160,15 +187,47 @@ export function rankRangeLut(t: RankTable, ranking: EdgeRanking, lut: RankLut, c
     const s = status[c];
     if (s !== ChunkStatus.PENDING && s !== ChunkStatus.IN_FLIGHT) continue;
     ranked++;
-    let lo = 0, hi = 0;
+    let lo = 0,
+      hi = 0;
     const base = c * words;
     if (words === 4) {
-      const x0 = cand[base], x1 = cand[base + 1], x2 = cand[base + 2], x3 = cand[base + 3];
-      const a0 = (x0 & 255) << 1, a1 = 512 + (((x0 >>> 8) & 255) << 1), a2 = 1024 + (((x0 >>> 16) & 255) << 1), a3 = 1536 + ((x0 >>> 24) << 1);
-      const b0 = 2048 + ((x1 & 255) << 1), b1 = 2560 + (((x1 >>> 8) & 255) << 1), b2 = 3072 + (((x1 >>> 16) & 255) << 1), b3 = 3584 + ((x1 >>> 24) << 1);
-      const c0 = 4096 + ((x2 & 255) << 1), c1 = 4608 + (((x2 >>> 8) & 255) << 1), c2 = 5120 + (((x2 >>> 16) & 255) << 1), c3 = 5632 + ((x2 >>> 24) << 1);
-      const d0 = 6144 + ((x3 & 255) << 1), d1 = 6656 + (((x3 >>> 8) & 255) << 1), d2 = 7168 + (((x3 >>> 16) & 255) << 1), d3 = 7680 + ((x3 >>> 24) << 1);
-      lo = L[a0] | L[a1] | L[a2] | L[a3] | L[b0] | L[b1] | L[b2] | L[b3] | L[c0] | L[c1] | L[c2] | L[c3] | L[d0] | L[d1] | L[d2] | L[d3];
+      const x0 = cand[base],
+        x1 = cand[base + 1],
+        x2 = cand[base + 2],
+        x3 = cand[base + 3];
+      const a0 = (x0 & 255) << 1,
+        a1 = 512 + (((x0 >>> 8) & 255) << 1),
+        a2 = 1024 + (((x0 >>> 16) & 255) << 1),
+        a3 = 1536 + ((x0 >>> 24) << 1);
+      const b0 = 2048 + ((x1 & 255) << 1),
+        b1 = 2560 + (((x1 >>> 8) & 255) << 1),
+        b2 = 3072 + (((x1 >>> 16) & 255) << 1),
+        b3 = 3584 + ((x1 >>> 24) << 1);
+      const c0 = 4096 + ((x2 & 255) << 1),
+        c1 = 4608 + (((x2 >>> 8) & 255) << 1),
+        c2 = 5120 + (((x2 >>> 16) & 255) << 1),
+        c3 = 5632 + ((x2 >>> 24) << 1);
+      const d0 = 6144 + ((x3 & 255) << 1),
+        d1 = 6656 + (((x3 >>> 8) & 255) << 1),
+        d2 = 7168 + (((x3 >>> 16) & 255) << 1),
+        d3 = 7680 + ((x3 >>> 24) << 1);
+      lo =
+        L[a0] |
+        L[a1] |
+        L[a2] |
+        L[a3] |
+        L[b0] |
+        L[b1] |
+        L[b2] |
+        L[b3] |
+        L[c0] |
+        L[c1] |
+        L[c2] |
+        L[c3] |
+        L[d0] |
+        L[d1] |
+        L[d2] |
+        L[d3];
       if (k === 3 && lo !== 0) {
         const l1 = lo & (lo - 1);
         if (l1 !== 0) {
@@ -183,23 +242,44 @@ export function rankRangeLut(t: RankTable, ranking: EdgeRanking, lut: RankLut, c
           }
         }
       }
-      hi = L[a0 + 1] | L[a1 + 1] | L[a2 + 1] | L[a3 + 1] | L[b0 + 1] | L[b1 + 1] | L[b2 + 1] | L[b3 + 1] | L[c0 + 1] | L[c1 + 1] | L[c2 + 1] | L[c3 + 1] | L[d0 + 1] | L[d1 + 1] | L[d2 + 1] | L[d3 + 1];
-    } else for (let w = 0, p = 0; w < words; w++, p += 2048) {
-      const x = cand[base + w];
-      const i0 = p + ((x & 255) << 1);
-      const i1 = p + 512 + (((x >>> 8) & 255) << 1);
-      const i2 = p + 1024 + (((x >>> 16) & 255) << 1);
-      const i3 = p + 1536 + ((x >>> 24) << 1);
-      lo |= L[i0] | L[i1] | L[i2] | L[i3];
-      hi |= L[i0 + 1] | L[i1 + 1] | L[i2 + 1] | L[i3 + 1];
-    }
+      hi =
+        L[a0 + 1] |
+        L[a1 + 1] |
+        L[a2 + 1] |
+        L[a3 + 1] |
+        L[b0 + 1] |
+        L[b1 + 1] |
+        L[b2 + 1] |
+        L[b3 + 1] |
+        L[c0 + 1] |
+        L[c1 + 1] |
+        L[c2 + 1] |
+        L[c3 + 1] |
+        L[d0 + 1] |
+        L[d1 + 1] |
+        L[d2 + 1] |
+        L[d3 + 1];
+    } else
+      for (let w = 0, p = 0; w < words; w++, p += 2048) {
+        const x = cand[base + w];
+        const i0 = p + ((x & 255) << 1);
+        const i1 = p + 512 + (((x >>> 8) & 255) << 1);
+        const i2 = p + 1024 + (((x >>> 16) & 255) << 1);
+        const i3 = p + 1536 + ((x >>> 24) << 1);
+        lo |= L[i0] | L[i1] | L[i2] | L[i3];
+        hi |= L[i0 + 1] | L[i1 + 1] | L[i2 + 1] | L[i3 + 1];
+      }
     const o = c * k;
     let n = 0;
     while (n < k) {
       let r: number;
-      if (lo !== 0) { r = 31 - Math.clz32(lo & -lo); lo &= lo - 1; }
-      else if (hi !== 0) { r = 63 - Math.clz32(hi & -hi); hi &= hi - 1; }
-      else break;
+      if (lo !== 0) {
+        r = 31 - Math.clz32(lo & -lo);
+        lo &= lo - 1;
+      } else if (hi !== 0) {
+        r = 63 - Math.clz32(hi & -hi);
+        hi &= hi - 1;
+      } else break;
       backups[o + n++] = eor[r];
     }
     if (n < k) {
@@ -220,7 +300,14 @@ export function rankRangeLut(t: RankTable, ranking: EdgeRanking, lut: RankLut, c
  * undefined): the byte-LUT kernel when `lut` is given, else the scan. Exactly equal to rankChunks on
  * those chunks; disjoint ranges may run concurrently on a shared table. Returns the number re-ranked.
  */
-export function rankChunkRange(t: RankTable, ranking: EdgeRanking, chunks: Uint32Array | undefined, from: number, to: number, lut?: RankLut): number {
+export function rankChunkRange(
+  t: RankTable,
+  ranking: EdgeRanking,
+  chunks: Uint32Array | undefined,
+  from: number,
+  to: number,
+  lut?: RankLut,
+): number {
   if (lut) return rankRangeLut(t, ranking, lut, chunks, from, to);
   const scratch = new Int32Array(t.k);
   let ranked = 0;

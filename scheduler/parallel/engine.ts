@@ -43,7 +43,14 @@ export function createParallelCpuTickEngine(opts: ParallelCpuTickEngineOptions =
   let poolError: unknown;
   const minParallel = opts.minParallelChunks ?? 100_000;
   const backend = `cpu:${threads} threads`;
-  const st: TickEngineStats = { backend, ticks: 0, lastTickMs: 0, totalTickMs: 0, fallbacks: 0, parallelRanks: 0 };
+  const st: TickEngineStats = {
+    backend,
+    ticks: 0,
+    lastTickMs: 0,
+    totalTickMs: 0,
+    fallbacks: 0,
+    parallelRanks: 0,
+  };
   let closed = false;
 
   const account = (r: TickResult, ms: number): TickResult => recordTick(st, r, ms);
@@ -52,9 +59,12 @@ export function createParallelCpuTickEngine(opts: ParallelCpuTickEngineOptions =
     if (closed) throw new PortalError('PORTAL_HOST_STOPPED', 'the tick engine is closed');
     const t0 = performance.now();
     const work = s.rankWork();
-    if (threads <= 1 || work.count < minParallel || poolError !== undefined || !isRankShared(s.chunks)) return account(s.tick(now), performance.now() - t0);
+    if (threads <= 1 || work.count < minParallel || poolError !== undefined || !isRankShared(s.chunks))
+      return account(s.tick(now), performance.now() - t0);
     if (!pool) {
-      try { pool = createParallelRank({ ...opts, threads }); } catch (err) {
+      try {
+        pool = createParallelRank({ ...opts, threads });
+      } catch (err) {
         poolError = err;
         opts.onPoolError?.(err);
         return account(s.tick(now), performance.now() - t0);
@@ -72,7 +82,12 @@ export function createParallelCpuTickEngine(opts: ParallelCpuTickEngineOptions =
     const r = s.tick(now, {
       rank: (t, rk, chunks, count) => {
         // the scheduler must not have changed while the workers ran; if it did, stay exact here
-        if (t !== s.chunks || count !== work.count || !sameRanking(rk, ranking) || !sameList(chunks, list, count)) {
+        if (
+          t !== s.chunks ||
+          count !== work.count ||
+          !sameRanking(rk, ranking) ||
+          !sameList(chunks, list, count)
+        ) {
           st.fallbacks++;
           return chunks ? rankChunks(t, rk, chunks, count) : rankChunks(t, rk);
         }

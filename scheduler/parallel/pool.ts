@@ -10,8 +10,12 @@ import type { PoolReply, RankMessage, TableMessage } from './protocol.js';
 
 /** True when the arrays the rank kernels touch (status, assigned, backups, candidates) are on SharedArrayBuffer. */
 export function isRankShared(t: ChunkTable): boolean {
-  return t.status.buffer instanceof SharedArrayBuffer && t.assigned.buffer instanceof SharedArrayBuffer
-    && t.backups.buffer instanceof SharedArrayBuffer && t.candidates.buffer instanceof SharedArrayBuffer;
+  return (
+    t.status.buffer instanceof SharedArrayBuffer &&
+    t.assigned.buffer instanceof SharedArrayBuffer &&
+    t.backups.buffer instanceof SharedArrayBuffer &&
+    t.candidates.buffer instanceof SharedArrayBuffer
+  );
 }
 
 /** Where the compiled worker script is: next to this module in dist/, or dist/ of the project when running from source (jest). */
@@ -20,7 +24,10 @@ export function defaultWorkerUrl(): URL {
   if (here.protocol === 'file:' && existsSync(fileURLToPath(here))) return here;
   const built = fileURLToPath(new URL('../../dist/scheduler/parallel/worker.js', import.meta.url));
   if (existsSync(built)) return pathToFileURL(built);
-  throw new PortalError('PORTAL_CONFIG_INVALID', `the parallel rank worker is not built (looked for ${fileURLToPath(here)} and ${built}); run npm run build`);
+  throw new PortalError(
+    'PORTAL_CONFIG_INVALID',
+    `the parallel rank worker is not built (looked for ${fileURLToPath(here)} and ${built}); run npm run build`,
+  );
 }
 
 /** Options of createParallelRank. */
@@ -46,7 +53,12 @@ export interface ParallelRank {
   close(): Promise<void>;
 }
 
-interface Slot { worker: Worker; tableId: number; pending: { resolve: (n: number) => void; reject: (e: Error) => void } | undefined; dead: Error | undefined }
+interface Slot {
+  worker: Worker;
+  tableId: number;
+  pending: { resolve: (n: number) => void; reject: (e: Error) => void } | undefined;
+  dead: Error | undefined;
+}
 
 /** Starts a pool of `threads − 1` rank workers (the caller's thread ranks a share too). */
 export function createParallelRank(opts: ParallelRankOptions = {}): ParallelRank {
@@ -63,7 +75,8 @@ export function createParallelRank(opts: ParallelRankOptions = {}): ParallelRank
       slot.pending = undefined;
       worker.unref();
       if (!p) return;
-      if (m.error !== undefined) p.reject(new PortalError('PORTAL_INVALID_ARGUMENT', `rank worker failed: ${m.error}`));
+      if (m.error !== undefined)
+        p.reject(new PortalError('PORTAL_INVALID_ARGUMENT', `rank worker failed: ${m.error}`));
       else p.resolve(m.ranked);
     });
     const fail = (err: Error): void => {
@@ -73,7 +86,9 @@ export function createParallelRank(opts: ParallelRankOptions = {}): ParallelRank
       p?.reject(err);
     };
     worker.on('error', fail);
-    worker.on('exit', (code) => fail(new PortalError('PORTAL_HOST_STOPPED', `rank worker exited (code ${code})`)));
+    worker.on('exit', (code) =>
+      fail(new PortalError('PORTAL_HOST_STOPPED', `rank worker exited (code ${code})`)),
+    );
     slots.push(slot);
   }
   const tableIds = new WeakMap<ChunkTable, number>();
@@ -92,20 +107,30 @@ export function createParallelRank(opts: ParallelRankOptions = {}): ParallelRank
     });
   }
 
-  async function rank(t: ChunkTable, ranking: EdgeRanking, chunks?: Uint32Array, count?: number): Promise<number> {
+  async function rank(
+    t: ChunkTable,
+    ranking: EdgeRanking,
+    chunks?: Uint32Array,
+    count?: number,
+  ): Promise<number> {
     if (closed) throw new PortalError('PORTAL_HOST_STOPPED', 'the parallel rank pool is closed');
     if (busy) throw new PortalError('PORTAL_INVALID_ARGUMENT', 'the parallel rank pool is already ranking');
     const total = chunks ? (count ?? chunks.length) : t.n;
-    if (slots.length === 0 || total < 2 * threads || !isRankShared(t)) return chunks ? rankChunks(t, ranking, chunks, total) : rankChunks(t, ranking);
+    if (slots.length === 0 || total < 2 * threads || !isRankShared(t))
+      return chunks ? rankChunks(t, ranking, chunks, total) : rankChunks(t, ranking);
     busy = true;
     try {
       let id = tableIds.get(t);
-      if (id === undefined) { id = nextTableId++; tableIds.set(t, id); }
+      if (id === undefined) {
+        id = nextTableId++;
+        tableIds.set(t, id);
+      }
       let shared: Uint32Array | undefined;
       if (chunks) {
         if (chunks.buffer instanceof SharedArrayBuffer) shared = chunks;
         else {
-          if (list.length < total) list = new Uint32Array(new SharedArrayBuffer(Math.max(total, list.length * 2) * 4));
+          if (list.length < total)
+            list = new Uint32Array(new SharedArrayBuffer(Math.max(total, list.length * 2) * 4));
           list.set(chunks.subarray(0, total));
           shared = list;
         }
@@ -117,16 +142,45 @@ export function createParallelRank(opts: ParallelRankOptions = {}): ParallelRank
       for (let i = 0; i < slots.length; i++) {
         const slot = slots[i];
         if (slot.tableId !== id) {
-          const tm: TableMessage = { type: 'table', id, n: t.n, k: t.k, words: t.words, status: t.status, assigned: t.assigned, backups: t.backups, candidates: t.candidates };
+          const tm: TableMessage = {
+            type: 'table',
+            id,
+            n: t.n,
+            k: t.k,
+            words: t.words,
+            status: t.status,
+            assigned: t.assigned,
+            backups: t.backups,
+            candidates: t.candidates,
+          };
           slot.worker.postMessage(tm);
           slot.tableId = id;
         }
         const from = Math.min(total, i * per);
         const to = Math.min(total, from + per);
-        jobs.push(post(slot, { type: 'rank', seq: ++seq, tableId: id, rank: rk, edgeOfRank: eor, usable: ranking.usable, chunks: shared, from, to }));
+        jobs.push(
+          post(slot, {
+            type: 'rank',
+            seq: ++seq,
+            tableId: id,
+            rank: rk,
+            edgeOfRank: eor,
+            usable: ranking.usable,
+            chunks: shared,
+            from,
+            to,
+          }),
+        );
       }
       // the calling thread takes the last share
-      const mine = rankChunkRange(t, ranking, shared, Math.min(total, slots.length * per), total, lutApplies(t) ? buildRankLut(ranking, t.words) : undefined);
+      const mine = rankChunkRange(
+        t,
+        ranking,
+        shared,
+        Math.min(total, slots.length * per),
+        total,
+        lutApplies(t) ? buildRankLut(ranking, t.words) : undefined,
+      );
       const done = await Promise.allSettled(jobs);
       let ranked = mine;
       for (const d of done) {

@@ -30,4 +30,9 @@ export interface RankMessage {
 export type PoolRequest = TableMessage | RankMessage;
 
 /** A worker's answer to a RankMessage: the number of chunks re-ranked, or an error. */
-export interface PoolReply { type: 'done'; seq: number; ranked: number; error?: string }
+export interface PoolReply {
+  type: 'done';
+  seq: number;
+  ranked: number;
+  error?: string;
+}

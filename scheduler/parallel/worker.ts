@@ -16,14 +16,28 @@ if (!port) throw new Error('scheduler/parallel/worker.js must run as a worker th
 
 port.on('message', (m: PoolRequest) => {
   if (m.type === 'table') {
-    table = { n: m.n, k: m.k, words: m.words, status: m.status, assigned: m.assigned, backups: m.backups, candidates: m.candidates };
+    table = {
+      n: m.n,
+      k: m.k,
+      words: m.words,
+      status: m.status,
+      assigned: m.assigned,
+      backups: m.backups,
+      candidates: m.candidates,
+    };
     tableId = m.id;
     return;
   }
   let reply: PoolReply;
   try {
-    if (!table || tableId !== m.tableId) throw new Error(`worker has table ${tableId}, asked for ${m.tableId}`);
-    const ranking = { rank: m.rank, edgeOfRank: m.edgeOfRank, usable: m.usable, cost: new Float64Array(0) } satisfies EdgeRanking;
+    if (!table || tableId !== m.tableId)
+      throw new Error(`worker has table ${tableId}, asked for ${m.tableId}`);
+    const ranking = {
+      rank: m.rank,
+      edgeOfRank: m.edgeOfRank,
+      usable: m.usable,
+      cost: new Float64Array(0),
+    } satisfies EdgeRanking;
     const lut = lutApplies(table) ? buildRankLut(ranking, table.words) : undefined;
     const ranked = rankChunkRange(table, ranking, m.chunks, m.from, m.to, lut);
     reply = { type: 'done', seq: m.seq, ranked };

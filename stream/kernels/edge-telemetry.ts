@@ -6,13 +6,32 @@ import { loadStreamWgsl } from './load-wgsl.js';
 /** Input record of the edge telemetry kernel: one chunk outcome (times in µs, bytes ≤ 4 GiB). */
 export const telemetrySampleLayout: RecordLayout = defineLayout({
   name: 'TelemetrySample',
-  fields: [{ name: 'edge', type: 'u32' }, { name: 'ok', type: 'u32' }, { name: 'bytes', type: 'u32' }, { name: 'firstByteUs', type: 'u32' }, { name: 'transferUs', type: 'u32' }],
+  fields: [
+    { name: 'edge', type: 'u32' },
+    { name: 'ok', type: 'u32' },
+    { name: 'bytes', type: 'u32' },
+    { name: 'firstByteUs', type: 'u32' },
+    { name: 'transferUs', type: 'u32' },
+  ],
 });
 
 /** Output record: the aggregate of one edge over one batch (sums split in 16-bit halves, see edge-telemetry.wgsl). */
 export const edgeAggregateLayout: RecordLayout = defineLayout({
   name: 'EdgeAggregate',
-  fields: ['edge', 'count', 'ok', 'fail', 'bytesLo', 'bytesHi', 'firstByteLo', 'firstByteHi', 'transferLo', 'transferHi', 'firstByteMinUs', 'firstByteMaxUs'].map((name) => ({ name, type: 'u32' as const })),
+  fields: [
+    'edge',
+    'count',
+    'ok',
+    'fail',
+    'bytesLo',
+    'bytesHi',
+    'firstByteLo',
+    'firstByteHi',
+    'transferLo',
+    'transferHi',
+    'firstByteMinUs',
+    'firstByteMaxUs',
+  ].map((name) => ({ name, type: 'u32' as const })),
 });
 
 const IN = 5;
@@ -24,7 +43,10 @@ export const UNKNOWN_EDGE = 0xffffffff;
 
 function initSlots(edges: number): Uint32Array {
   const out = new Uint32Array((edges + 1) * OUT);
-  for (let e = 0; e <= edges; e++) { out[e * OUT] = e === edges ? UNKNOWN_EDGE : e; out[e * OUT + 10] = 0xffffffff; }
+  for (let e = 0; e <= edges; e++) {
+    out[e * OUT] = e === edges ? UNKNOWN_EDGE : e;
+    out[e * OUT + 10] = 0xffffffff;
+  }
   return out;
 }
 
@@ -38,10 +60,15 @@ export function edgeTelemetryCpu(input: Uint8Array, n: number, edges: number): U
     a[o + 1]++;
     if (s[b + 1] !== 0) {
       a[o + 2]++;
-      const bytes = s[b + 2], fb = s[b + 3], tr = s[b + 4];
-      a[o + 4] += bytes & 0xffff; a[o + 5] += bytes >>> 16;
-      a[o + 6] += fb & 0xffff; a[o + 7] += fb >>> 16;
-      a[o + 8] += tr & 0xffff; a[o + 9] += tr >>> 16;
+      const bytes = s[b + 2],
+        fb = s[b + 3],
+        tr = s[b + 4];
+      a[o + 4] += bytes & 0xffff;
+      a[o + 5] += bytes >>> 16;
+      a[o + 6] += fb & 0xffff;
+      a[o + 7] += fb >>> 16;
+      a[o + 8] += tr & 0xffff;
+      a[o + 9] += tr >>> 16;
       if (fb < a[o + 10]) a[o + 10] = fb;
       if (fb > a[o + 11]) a[o + 11] = fb;
     } else a[o + 3]++;
@@ -57,7 +84,11 @@ export function touchedSlots(raw: Uint8Array): Uint8Array {
   for (let e = 0; e < slots; e++) if (w[e * OUT + 1] !== 0) k++;
   const out = new Uint32Array(k * OUT);
   let j = 0;
-  for (let e = 0; e < slots; e++) if (w[e * OUT + 1] !== 0) { out.set(w.subarray(e * OUT, e * OUT + OUT), j * OUT); j++; }
+  for (let e = 0; e < slots; e++)
+    if (w[e * OUT + 1] !== 0) {
+      out.set(w.subarray(e * OUT, e * OUT + OUT), j * OUT);
+      j++;
+    }
   return new Uint8Array(out.buffer);
 }
 
@@ -69,7 +100,10 @@ export function edgeTelemetryKernel(edges: number): StreamKernel {
   checkArg(Number.isInteger(edges) && edges >= 1 && edges <= 1 << 20, 'edges', 'an integer in [1, 2^20]');
   const wgsl = loadStreamWgsl('edge-telemetry.wgsl');
   return {
-    name: 'edge-telemetry', input: telemetrySampleLayout, output: edgeAggregateLayout, maxBatch: EDGE_TELEMETRY_MAX_BATCH,
+    name: 'edge-telemetry',
+    input: telemetrySampleLayout,
+    output: edgeAggregateLayout,
+    maxBatch: EDGE_TELEMETRY_MAX_BATCH,
     rawOutputCount: () => edges + 1,
     cpu: (input, n) => edgeTelemetryCpu(input, n, edges),
     gpu: {
@@ -105,11 +139,19 @@ export function edgeUpdates(aggregates: Uint8Array): EdgeUpdate[] {
   for (let o = 0; o < w.length; o += OUT) {
     const ok = w[o + 2];
     const sum = (lo: number): number => w[o + lo + 1] * 65536 + w[o + lo];
-    const bytes = sum(4), fb = sum(6), tr = sum(8);
+    const bytes = sum(4),
+      fb = sum(6),
+      tr = sum(8);
     out.push({
-      edge: w[o], samples: w[o + 1], ok, failed: w[o + 3], bytes,
-      meanFirstByteMs: ok ? fb / ok / 1000 : 0, meanTransferMs: ok ? tr / ok / 1000 : 0,
-      minFirstByteMs: ok ? w[o + 10] / 1000 : 0, maxFirstByteMs: ok ? w[o + 11] / 1000 : 0,
+      edge: w[o],
+      samples: w[o + 1],
+      ok,
+      failed: w[o + 3],
+      bytes,
+      meanFirstByteMs: ok ? fb / ok / 1000 : 0,
+      meanTransferMs: ok ? tr / ok / 1000 : 0,
+      minFirstByteMs: ok ? w[o + 10] / 1000 : 0,
+      maxFirstByteMs: ok ? w[o + 11] / 1000 : 0,
       bandwidthBps: tr > 0 ? bytes / (tr / 1e6) : 0,
     });
   }
@@ -117,7 +159,13 @@ export function edgeUpdates(aggregates: Uint8Array): EdgeUpdate[] {
 }
 
 /** A sample in EdgeActor.observe's shape (actors/types.ts EdgeSample). */
-export interface ObservedSample { ok: boolean; bytes: number; firstByteMs: number; transferMs: number; reason?: string }
+export interface ObservedSample {
+  ok: boolean;
+  bytes: number;
+  firstByteMs: number;
+  transferMs: number;
+  reason?: string;
+}
 
 /**
  * The samples to feed one EdgeActor for an update: one success sample carrying the batch means (so
@@ -126,7 +174,14 @@ export interface ObservedSample { ok: boolean; bytes: number; firstByteMs: numbe
  */
 export function toObservedSamples(u: EdgeUpdate, maxFailures = 100): ObservedSample[] {
   const out: ObservedSample[] = [];
-  if (u.ok > 0) out.push({ ok: true, bytes: Math.round(u.bytes / u.ok), firstByteMs: u.meanFirstByteMs, transferMs: u.meanTransferMs });
-  for (let i = 0; i < Math.min(u.failed, maxFailures); i++) out.push({ ok: false, bytes: 0, firstByteMs: 0, transferMs: 0, reason: 'stream' });
+  if (u.ok > 0)
+    out.push({
+      ok: true,
+      bytes: Math.round(u.bytes / u.ok),
+      firstByteMs: u.meanFirstByteMs,
+      transferMs: u.meanTransferMs,
+    });
+  for (let i = 0; i < Math.min(u.failed, maxFailures); i++)
+    out.push({ ok: false, bytes: 0, firstByteMs: 0, transferMs: 0, reason: 'stream' });
   return out;
 }

@@ -24,13 +24,26 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_-]*$/;
  * errors surface when the first batch compiles (PORTAL_STREAM_KERNEL_FAILED for that batch).
  */
 export function defineUserKernel(spec: UserKernelSpec): StreamKernel {
-  if (!spec || typeof spec.name !== 'string' || !IDENT.test(spec.name)) throw new StreamError('PORTAL_STREAM_BAD_LAYOUT', `kernel.name: expected an identifier, got ${JSON.stringify(spec?.name)}`);
-  if (typeof spec.wgsl !== 'string' || !/\bfn\s+process\s*\(/.test(spec.wgsl)) throw new StreamError('PORTAL_STREAM_BAD_LAYOUT', `kernel ${spec.name}: wgsl must define fn process(r: ${spec.input?.name}) -> ${spec.output?.name}`);
+  if (!spec || typeof spec.name !== 'string' || !IDENT.test(spec.name))
+    throw new StreamError(
+      'PORTAL_STREAM_BAD_LAYOUT',
+      `kernel.name: expected an identifier, got ${JSON.stringify(spec?.name)}`,
+    );
+  if (typeof spec.wgsl !== 'string' || !/\bfn\s+process\s*\(/.test(spec.wgsl))
+    throw new StreamError(
+      'PORTAL_STREAM_BAD_LAYOUT',
+      `kernel ${spec.name}: wgsl must define fn process(r: ${spec.input?.name}) -> ${spec.output?.name}`,
+    );
   const input: RecordLayout = defineLayout(spec.input);
   const output: RecordLayout = defineLayout(spec.output);
-  if (input.name === output.name) throw new StreamError('PORTAL_STREAM_BAD_LAYOUT', `kernel ${spec.name}: input and output layouts need different names`);
+  if (input.name === output.name)
+    throw new StreamError(
+      'PORTAL_STREAM_BAD_LAYOUT',
+      `kernel ${spec.name}: input and output layouts need different names`,
+    );
   const wgsl = [
-    input.wgslStruct(), output.wgslStruct(),
+    input.wgslStruct(),
+    output.wgslStruct(),
     'struct StreamParams { count: u32, pad0: u32, pad1: u32, pad2: u32 }',
     '@group(0) @binding(0) var<uniform> stream_params: StreamParams;',
     `@group(0) @binding(1) var<storage, read> stream_in: array<${input.name}>;`,
@@ -45,16 +58,23 @@ export function defineUserKernel(spec: UserKernelSpec): StreamKernel {
   ].join('\n');
   const cpu = spec.cpu;
   return {
-    name: `user:${spec.name}`, input, output,
+    name: `user:${spec.name}`,
+    input,
+    output,
     rawOutputCount: (n) => n,
-    ...(cpu ? {
-      cpu: (bytes: Uint8Array, n: number) => {
-        const inWords = bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, n * input.words) : new Uint32Array(new Uint8Array(bytes).buffer);
-        const out = new Uint32Array(n * output.words);
-        cpu(inWords, out, n);
-        return new Uint8Array(out.buffer);
-      },
-    } : {}),
+    ...(cpu
+      ? {
+          cpu: (bytes: Uint8Array, n: number) => {
+            const inWords =
+              bytes.byteOffset % 4 === 0
+                ? new Uint32Array(bytes.buffer, bytes.byteOffset, n * input.words)
+                : new Uint32Array(new Uint8Array(bytes).buffer);
+            const out = new Uint32Array(n * output.words);
+            cpu(inWords, out, n);
+            return new Uint8Array(out.buffer);
+          },
+        }
+      : {}),
     gpu: { wgsl, params: (n) => Uint32Array.of(n, 0, 0, 0) },
   };
 }

@@ -9,7 +9,10 @@ const logger = createSilentLogger();
 
 describe('edge events', () => {
   let mesh: Mesh | undefined;
-  afterEach(async () => { await mesh?.close(); mesh = undefined; });
+  afterEach(async () => {
+    await mesh?.close();
+    mesh = undefined;
+  });
 
   test('edge events: an edge announced on the bus joins a running transfer and is dispatched to within a tick or two', async () => {
     mesh = await createMesh(64 * 16384, 16384, [
@@ -22,12 +25,34 @@ describe('edge events', () => {
       node.executor.attach(mesh.manifest.id);
       const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
       // start with the slow edge only
-      await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: [mesh.edges[0]] });
+      await actor.invoke('start', {
+        transferId: mesh.manifest.id,
+        manifest: mesh.manifest,
+        output,
+        edges: [mesh.edges[0]],
+      });
       await new Promise((r) => setTimeout(r, 200));
-      const telemetry: EdgeTelemetryEvent = { edgeId: 'fast', sentAtMs: Date.now(), online: true, bandwidth: [{ atMs: Date.now(), bytesPerSec: 20_000_000 }], rtt: [], maxParallel: 4, url: mesh.servers[1].url, kind: 'portal' };
+      const telemetry: EdgeTelemetryEvent = {
+        edgeId: 'fast',
+        sentAtMs: Date.now(),
+        online: true,
+        bandwidth: [{ atMs: Date.now(), bytesPerSec: 20_000_000 }],
+        rtt: [],
+        maxParallel: 4,
+        url: mesh.servers[1].url,
+        kind: 'portal',
+      };
       await node.bus.publish(subjects.edgeTelemetry('fast'), telemetry);
       const bitmap = new Uint8Array(8).fill(0xff);
-      const have: EdgeHaveEvent = { kind: 'full', edgeId: 'fast', manifestId: mesh.manifest.id, chunkCount: 64, seq: 1, sentAtMs: Date.now(), bitmap };
+      const have: EdgeHaveEvent = {
+        kind: 'full',
+        edgeId: 'fast',
+        manifestId: mesh.manifest.id,
+        chunkCount: 64,
+        seq: 1,
+        sentAtMs: Date.now(),
+        bitmap,
+      };
       await node.bus.publish(subjects.edgeHave('fast'), have);
       const announced = Date.now();
       let s: TransferStatus;
@@ -39,13 +64,16 @@ describe('edge events', () => {
       }
       expect(Date.now() - announced).toBeLessThan(500);
       expect(s.edges[1]).toMatchObject({ id: 'fast', url: mesh.servers[1].url, available: true });
-      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state)) await new Promise((r) => setTimeout(r, 50));
+      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state))
+        await new Promise((r) => setTimeout(r, 50));
       expect(s.state).toBe('done');
       expect(s.verified).toBe(true);
       expect(s.perEdgeChunks[1]).toBeGreaterThan(s.perEdgeChunks[0]);
       const edge = await node.host.proxy('EdgeActor', 'fast').invoke<EdgeView>('snapshot');
       expect(edge.samples).toBeGreaterThan(0);
-    } finally { await node.close(); }
+    } finally {
+      await node.close();
+    }
   });
 
   test('edge events: telemetry marks a known edge offline and the scheduler stops using it', async () => {
@@ -58,15 +86,30 @@ describe('edge events', () => {
     try {
       node.executor.attach(mesh.manifest.id);
       const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
-      await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges });
+      await actor.invoke('start', {
+        transferId: mesh.manifest.id,
+        manifest: mesh.manifest,
+        output,
+        edges: mesh.edges,
+      });
       await new Promise((r) => setTimeout(r, 300));
       const id = mesh.edges[0].id;
-      await node.bus.publish(subjects.edgeTelemetry(id), { edgeId: id, sentAtMs: Date.now(), online: false, bandwidth: [], rtt: [], url: '' } satisfies EdgeTelemetryEvent);
+      await node.bus.publish(subjects.edgeTelemetry(id), {
+        edgeId: id,
+        sentAtMs: Date.now(),
+        online: false,
+        bandwidth: [],
+        rtt: [],
+        url: '',
+      } satisfies EdgeTelemetryEvent);
       let s: TransferStatus;
-      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state)) await new Promise((r) => setTimeout(r, 50));
+      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state))
+        await new Promise((r) => setTimeout(r, 50));
       expect(s.verified).toBe(true);
       expect(s.edges[0].available).toBe(false);
       expect(s.perEdgeChunks[1]).toBeGreaterThan(s.perEdgeChunks[0]);
-    } finally { await node.close(); }
+    } finally {
+      await node.close();
+    }
   });
 });

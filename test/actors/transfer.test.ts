@@ -9,7 +9,10 @@ import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { createParallelCpuTickEngine } from '../../scheduler/index.js';
 
 const logger = createSilentLogger();
-const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
+const sha = async (p: string) =>
+  createHash('sha256')
+    .update(await readFile(p))
+    .digest('hex');
 
 async function waitFor(fn: () => Promise<boolean>, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
@@ -21,7 +24,10 @@ async function waitFor(fn: () => Promise<boolean>, ms = 30_000): Promise<void> {
 
 describe('transfers on the embedded host', () => {
   let mesh: Mesh | undefined;
-  afterEach(async () => { await mesh?.close(); mesh = undefined; });
+  afterEach(async () => {
+    await mesh?.close();
+    mesh = undefined;
+  });
 
   test('transfer: fetches a file from three edges with different replica sets and verifies its sha256', async () => {
     const chunks = 48;
@@ -31,7 +37,11 @@ describe('transfers on the embedded host', () => {
       { holds: 'all', bandwidthBytesPerSec: 2_000_000 },
     ]);
     const output = path.join(mesh.dir, 'out.bin');
-    const s = await runTransfer({ request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges }, logger, backend: 'cpu' });
+    const s = await runTransfer({
+      request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges },
+      logger,
+      backend: 'cpu',
+    });
     expect(s.state).toBe('done');
     expect(s.verified).toBe(true);
     expect(await sha(output)).toBe(mesh.manifest.fileSha256);
@@ -52,16 +62,31 @@ describe('transfers on the embedded host', () => {
     try {
       node.executor.attach(mesh.manifest.id);
       const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
-      await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges, learned: true });
+      await actor.invoke('start', {
+        transferId: mesh.manifest.id,
+        manifest: mesh.manifest,
+        output,
+        edges: mesh.edges,
+        learned: true,
+      });
       let s: TransferStatus;
-      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state)) await new Promise((r) => setTimeout(r, 50));
+      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state))
+        await new Promise((r) => setTimeout(r, 50));
       expect(s.verified).toBe(true);
       expect(s.learned).toBe(true);
       expect(s.perEdgeChunks[0]).toBeGreaterThan(s.perEdgeChunks[1]);
       await node.host.deactivate('SchedulerActor', mesh.manifest.id);
-      const risk = JSON.parse((await (await import('../../runtime/index.js')).createFileStateStore(`${output}.portal`).get(`SchedulerActor||${mesh.manifest.id}||risk`))!);
+      const risk = JSON.parse(
+        (await (
+          await import('../../runtime/index.js')
+        )
+          .createFileStateStore(`${output}.portal`)
+          .get(`SchedulerActor||${mesh.manifest.id}||risk`))!,
+      );
       expect(risk.v).toBe(1);
-    } finally { await node.close(); }
+    } finally {
+      await node.close();
+    }
   });
 
   test('multi-threaded CPU engine: the SchedulerActor puts a transfer on shared memory and its ticks rank on the worker threads', async () => {
@@ -77,16 +102,24 @@ describe('transfers on the embedded host', () => {
     try {
       node.executor.attach(mesh.manifest.id);
       const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
-      await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges });
+      await actor.invoke('start', {
+        transferId: mesh.manifest.id,
+        manifest: mesh.manifest,
+        output,
+        edges: mesh.edges,
+      });
       let s: TransferStatus;
-      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state)) await new Promise((r) => setTimeout(r, 50));
+      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state))
+        await new Promise((r) => setTimeout(r, 50));
       expect(s.verified).toBe(true);
       expect(await sha(output)).toBe(mesh.manifest.fileSha256);
       expect(s.backend).toBe('cpu:2 threads');
       const st = tickEngine.stats();
       expect(st.parallelRanks).toBeGreaterThan(0); // the first, full rank at least went to the workers
       expect(st.fallbacks).toBe(0);
-    } finally { await node.close(); }
+    } finally {
+      await node.close();
+    }
   });
 
   test('corrupt edge: chunks with the wrong CID are rejected, fetched from another edge, and lower its health', async () => {
@@ -95,7 +128,10 @@ describe('transfers on the embedded host', () => {
       { holds: 'all', bandwidthBytesPerSec: 1_000_000 },
     ]);
     const output = path.join(mesh.dir, 'out.bin');
-    const s = await runTransfer({ request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges }, logger });
+    const s = await runTransfer({
+      request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges },
+      logger,
+    });
     expect(s.verified).toBe(true);
     expect(s.counters.corrupt).toBeGreaterThan(0);
     expect(s.perEdgeChunks[0]).toBe(0);
@@ -114,8 +150,15 @@ describe('transfers on the embedded host', () => {
     const servers = mesh.servers;
     let killed = false;
     const s = await runTransfer({
-      request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges }, logger, progressMs: 50,
-      onProgress: (st) => { if (!killed && st.complete >= 8) { killed = true; void servers[0].goOffline(); } },
+      request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges },
+      logger,
+      progressMs: 50,
+      onProgress: (st) => {
+        if (!killed && st.complete >= 8) {
+          killed = true;
+          void servers[0].goOffline();
+        }
+      },
     });
     expect(killed).toBe(true);
     expect(s.verified).toBe(true);
@@ -125,27 +168,44 @@ describe('transfers on the embedded host', () => {
   });
 
   test('reactivation: a scheduler deactivated mid-transfer resumes from its journal on the next call and never refetches', async () => {
-    mesh = await createMesh(64 * 16384, 16384, [{ holds: 'all', bandwidthBytesPerSec: 600_000, maxParallel: 2 }]);
+    mesh = await createMesh(64 * 16384, 16384, [
+      { holds: 'all', bandwidthBytesPerSec: 600_000, maxParallel: 2 },
+    ]);
     const output = path.join(mesh.dir, 'out.bin');
     const node = await startEmbeddedNode({ output, logger });
     try {
       node.executor.attach(mesh.manifest.id);
       const fetched = new Map<number, number>();
-      node.bus.subscribe<{ chunk: number; ok: boolean }>(`portal.transfer.${mesh.manifest.id}.report`, (r) => { if (r.ok) fetched.set(r.chunk, (fetched.get(r.chunk) ?? 0) + 1); });
+      node.bus.subscribe<{ chunk: number; ok: boolean }>(
+        `portal.transfer.${mesh.manifest.id}.report`,
+        (r) => {
+          if (r.ok) fetched.set(r.chunk, (fetched.get(r.chunk) ?? 0) + 1);
+        },
+      );
       const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
-      await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: mesh.edges, persistMs: 0 });
+      await actor.invoke('start', {
+        transferId: mesh.manifest.id,
+        manifest: mesh.manifest,
+        output,
+        edges: mesh.edges,
+        persistMs: 0,
+      });
       await waitFor(async () => (await actor.invoke<TransferStatus>('status')).complete >= 20);
       await node.host.deactivate('SchedulerActor', mesh.manifest.id);
       let s = await actor.invoke<TransferStatus>('status'); // reactivates and resumes
       expect(s.resumedChunks).toBeGreaterThanOrEqual(20);
-      await waitFor(async () => terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state));
+      await waitFor(async () =>
+        terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state),
+      );
       expect(s.state).toBe('done');
       expect(s.verified).toBe(true);
       // only chunks that were in flight at the deactivation (max_parallel 2) may have been fetched twice
       const twice = [...fetched.values()].filter((n) => n > 1).length;
       expect(twice).toBeLessThanOrEqual(2);
       expect(fetched.size).toBe(64);
-    } finally { await node.close(); }
+    } finally {
+      await node.close();
+    }
   });
 
   test('bad input: a malformed manifest, a foreign transfer id and an unknown actor type are typed errors', async () => {
@@ -155,14 +215,28 @@ describe('transfers on the embedded host', () => {
     try {
       const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
       const bad = { ...mesh.manifest, chunks: mesh.manifest.chunks.slice(1) };
-      await expect(actor.invoke('start', { transferId: mesh.manifest.id, manifest: bad, output, edges: mesh.edges })).rejects.toMatchObject({ code: 'PORTAL_MANIFEST_INVALID' });
-      await expect(actor.invoke('start', { transferId: 'other', manifest: mesh.manifest, output, edges: mesh.edges })).rejects.toMatchObject({ code: 'PORTAL_INVALID_ARGUMENT' });
-      await expect(node.host.proxy('NoSuchActor', 'x').invoke('status')).rejects.toMatchObject({ code: 'PORTAL_UNKNOWN_ACTOR_TYPE' });
-      await expect(actor.invoke('constructor')).rejects.toMatchObject({ code: 'PORTAL_UNKNOWN_ACTOR_METHOD' });
-      await expect(node.host.proxy('EdgeActor', 'never-configured').invoke<EdgeView>('snapshot')).rejects.toMatchObject({ code: 'PORTAL_UNKNOWN_EDGE' });
-      const err = await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: [] }).catch((e: unknown) => e);
+      await expect(
+        actor.invoke('start', { transferId: mesh.manifest.id, manifest: bad, output, edges: mesh.edges }),
+      ).rejects.toMatchObject({ code: 'PORTAL_MANIFEST_INVALID' });
+      await expect(
+        actor.invoke('start', { transferId: 'other', manifest: mesh.manifest, output, edges: mesh.edges }),
+      ).rejects.toMatchObject({ code: 'PORTAL_INVALID_ARGUMENT' });
+      await expect(node.host.proxy('NoSuchActor', 'x').invoke('status')).rejects.toMatchObject({
+        code: 'PORTAL_UNKNOWN_ACTOR_TYPE',
+      });
+      await expect(actor.invoke('constructor')).rejects.toMatchObject({
+        code: 'PORTAL_UNKNOWN_ACTOR_METHOD',
+      });
+      await expect(
+        node.host.proxy('EdgeActor', 'never-configured').invoke<EdgeView>('snapshot'),
+      ).rejects.toMatchObject({ code: 'PORTAL_UNKNOWN_EDGE' });
+      const err = await actor
+        .invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: [] })
+        .catch((e: unknown) => e);
       expect(isPortalError(err, 'PORTAL_INVALID_ARGUMENT')).toBe(true);
       expect((err as Error).message).toMatch(/edges/);
-    } finally { await node.close(); }
+    } finally {
+      await node.close();
+    }
   });
 });

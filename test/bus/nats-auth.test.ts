@@ -38,7 +38,12 @@ async function busFromEnv(env: NodeJS.ProcessEnv, name: string): Promise<Bus> {
 /** Rejects how `p` rejects, and how long that took. */
 async function failure(p: Promise<unknown>): Promise<{ err: PortalError; ms: number }> {
   const t0 = Date.now();
-  const err = await p.then(() => { throw new Error('expected a rejection'); }, (e: unknown) => e);
+  const err = await p.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
   if (!isPortalError(err)) throw err;
   return { err, ms: Date.now() - t0 };
 }
@@ -46,23 +51,45 @@ async function failure(p: Promise<unknown>): Promise<{ err: PortalError; ms: num
 /** Publishes one telemetry event on `a` and resolves once `b` received it. */
 async function roundTrip(a: Bus, b: Bus, edgeId: string): Promise<void> {
   const got: EdgeTelemetryEvent[] = [];
-  const sub = b.subscribe<EdgeTelemetryEvent>(subjects.edgeTelemetry(edgeId), (t) => { got.push(t); });
+  const sub = b.subscribe<EdgeTelemetryEvent>(subjects.edgeTelemetry(edgeId), (t) => {
+    got.push(t);
+  });
   await sub.ready;
-  const t: EdgeTelemetryEvent = { edgeId, sentAtMs: 1, online: true, bandwidth: [{ atMs: 1, bytesPerSec: 1e6 }], rtt: [], url: 'http://127.0.0.1:1' };
+  const t: EdgeTelemetryEvent = {
+    edgeId,
+    sentAtMs: 1,
+    online: true,
+    bandwidth: [{ atMs: 1, bytesPerSec: 1e6 }],
+    rtt: [],
+    url: 'http://127.0.0.1:1',
+  };
   // core subjects are fire-and-forget: publish until the subscription (registered asynchronously) sees one
-  await waitFor(async () => { if (got.length === 0) await a.publish(subjects.edgeTelemetry(edgeId), t); return got.length > 0; }, 10_000, 'the message');
+  await waitFor(
+    async () => {
+      if (got.length === 0) await a.publish(subjects.edgeTelemetry(edgeId), t);
+      return got.length > 0;
+    },
+    10_000,
+    'the message',
+  );
   expect(got[0]).toEqual(t);
   sub.unsubscribe();
 }
 
-const openssl = (args: string[]): void => { execFileSync('openssl', args, { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] }); };
+const openssl = (args: string[]): void => {
+  execFileSync('openssl', args, { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
+};
 
-beforeAll(async () => { tmp = await mkdtemp(join(tmpdir(), 'portal-nats-auth-')); });
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'portal-nats-auth-'));
+});
 afterEach(async () => {
   await Promise.all(closers.splice(0).map((c) => c().catch(() => undefined)));
   await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
-afterAll(async () => { await rm(tmp, { recursive: true, force: true }); });
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
 
 describe('user and password', () => {
   const config = 'authorization { user: portal, password: "s3cret-pw", timeout: 2 }\n';
@@ -96,14 +123,25 @@ describe('user and password', () => {
     expect(refused.err.message).toMatch(/refused the credentials/);
     expect(refused.ms).toBeLessThan(4000);
 
-    const t: NatsStreamTransport = await createNatsStreamTransport({ ...opts, name: 'stream-auth', logger, storage: 'memory' });
+    const t: NatsStreamTransport = await createNatsStreamTransport({
+      ...opts,
+      name: 'stream-auth',
+      logger,
+      storage: 'memory',
+    });
     closers.push(() => t.close());
     const id = 'auth1';
     const seen: number[] = [];
-    const sub = t.subscribe(streamSubjects.output(id), (data) => { seen.push(...idsOf(data, 4)); });
+    const sub = t.subscribe(streamSubjects.output(id), (data) => {
+      seen.push(...idsOf(data, 4));
+    });
     // published before anyone consumes: JetStream stores them until the consumer pulls
     for (let i = 0; i < 5; i++) await t.publishRecords(id, seqRecords(i * 10, 10));
-    const p = createStreamProcessor({ executor: fakeExecutor(seqKernel), sink: t.sink(id, { output: 16, input: 8 }), logger });
+    const p = createStreamProcessor({
+      executor: fakeExecutor(seqKernel),
+      sink: t.sink(id, { output: 16, input: 8 }),
+      logger,
+    });
     const src = await t.attach(id, p);
     await waitFor(() => seen.length >= 50, 15_000, '50 outputs');
     await waitFor(async () => (await t.consumerInfo(src.durable)).ackPending === 0, 10_000, 'all acked');
@@ -137,7 +175,9 @@ test('nkey: the bus from NATS_NKEY_SEED_FILE signs the server nonce and round-tr
   const wrong = await failure(createBusFromEnv({ env: { ...env, NATS_NKEY_SEED_FILE: otherFile }, logger }));
   expect(wrong.err.code).toBe('PORTAL_BUS_UNAVAILABLE');
   expect(wrong.err.message).toMatch(/refused the credentials.*NATS_NKEY_SEED_FILE/i);
-  const missing = await failure(createBusFromEnv({ env: { ...env, NATS_NKEY_SEED_FILE: join(tmp, 'nope.nk') }, logger }));
+  const missing = await failure(
+    createBusFromEnv({ env: { ...env, NATS_NKEY_SEED_FILE: join(tmp, 'nope.nk') }, logger }),
+  );
   expect(missing.err.code).toBe('PORTAL_CONFIG_INVALID');
 });
 
@@ -146,13 +186,46 @@ describe('TLS', () => {
   beforeAll(async () => {
     // a throwaway CA and a server certificate for 127.0.0.1 / localhost signed by it
     const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=portal-test-ca']);
+    openssl([
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=portal-test-ca',
+    ]);
     openssl(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
-    await writeFile(join(tmp, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-    openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', '1', '-days', '1', '-out', 'server.pem', '-extfile', 'server.ext']);
+    await writeFile(
+      join(tmp, 'server.ext'),
+      'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+    );
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-set_serial',
+      '1',
+      '-days',
+      '1',
+      '-out',
+      'server.pem',
+      '-extfile',
+      'server.ext',
+    ]);
     files = { ca: join(tmp, 'ca.pem'), cert: join(tmp, 'server.pem'), key: join(tmp, 'server.key') };
   });
-  const config = (): string => `tls {\n  cert_file: "${files.cert}"\n  key_file: "${files.key}"\n  ca_file: "${files.ca}"\n  verify: false\n  timeout: 2\n}\n`;
+  const config = (): string =>
+    `tls {\n  cert_file: "${files.cert}"\n  key_file: "${files.key}"\n  ca_file: "${files.ca}"\n  verify: false\n  timeout: 2\n}\n`;
 
   test('with NATS_TLS_CA the bus and the stream transport connect over TLS; without it the server certificate is rejected with a clear error', async () => {
     const s = await server(config());
@@ -168,7 +241,9 @@ describe('TLS', () => {
     expect(noCa.err.message).toMatch(/TLS failed \(.*certificate.*\): check NATS_TLS_CA/i);
     expect(noCa.ms).toBeLessThan(4000);
 
-    const noCaStream = await failure(createNatsStreamTransport({ servers: s.url, logger, storage: 'memory' }));
+    const noCaStream = await failure(
+      createNatsStreamTransport({ servers: s.url, logger, storage: 'memory' }),
+    );
     expect(noCaStream.err.message).toMatch(/TLS failed/);
   });
 });

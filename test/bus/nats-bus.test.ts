@@ -5,12 +5,24 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
 import { createEdgeEventBridge, type EdgeHaveState } from '../../bus/edge-events.js';
 import { wire } from '../../bus/codec.js';
-import { subjects, type Bus, type ChunkReport, type DeadLetterEvent, type EdgeTelemetryEvent } from '../../bus/types.js';
+import {
+  subjects,
+  type Bus,
+  type ChunkReport,
+  type DeadLetterEvent,
+  type EdgeTelemetryEvent,
+} from '../../bus/types.js';
 import { pb } from '../../proto/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';
 import { createCpuTickEngine } from '../../gpu/tick-engine.js';
-import { SchedulerActor, EdgeActor, GpuWorkerActor, terminalStates, type TransferStatus } from '../../actors/index.js';
+import {
+  SchedulerActor,
+  EdgeActor,
+  GpuWorkerActor,
+  terminalStates,
+  type TransferStatus,
+} from '../../actors/index.js';
 import { createExecutor } from '../../transfer/index.js';
 import { probeEdge } from '../../cli/probe.js';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
@@ -27,7 +39,15 @@ async function waitFor(fn: () => boolean | Promise<boolean>, ms = 20_000, what =
 }
 
 const report = (transferId: string, chunk: number, attempt = 1): ChunkReport => ({
-  transferId, chunk, attempt, edgeIndex: 0, ok: true, bytes: 1024, firstByteMs: 1, transferMs: 2, executorId: 'test',
+  transferId,
+  chunk,
+  attempt,
+  edgeIndex: 0,
+  ok: true,
+  bytes: 1024,
+  firstByteMs: 1,
+  transferMs: 2,
+  executorId: 'test',
 });
 
 let server: TestNatsServer;
@@ -45,7 +65,9 @@ beforeAll(async () => {
   server = await startNatsServer();
   raw = await connect({ servers: server.url });
 });
-afterEach(async () => { await Promise.all(buses.splice(0).map((b) => b.close())); });
+afterEach(async () => {
+  await Promise.all(buses.splice(0).map((b) => b.close()));
+});
 afterAll(async () => {
   await raw?.close();
   await server?.stop();
@@ -53,7 +75,9 @@ afterAll(async () => {
 
 describe('nats bus', () => {
   test('nats bus: refuses to start without a reachable server, with a typed error', async () => {
-    await expect(createNatsBus({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 500 })).rejects.toMatchObject({ code: 'PORTAL_BUS_UNAVAILABLE' });
+    await expect(
+      createNatsBus({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 500 }),
+    ).rejects.toMatchObject({ code: 'PORTAL_BUS_UNAVAILABLE' });
     await expect(createNatsBus({ servers: '' })).rejects.toMatchObject({ code: 'PORTAL_CONFIG_INVALID' });
   });
 
@@ -61,17 +85,28 @@ describe('nats bus', () => {
     const a = await bus();
     const b = await bus();
     const got: EdgeTelemetryEvent[] = [];
-    const sub = b.subscribe<EdgeTelemetryEvent>(subjects.allEdgeTelemetry, (t) => { got.push(t); });
+    const sub = b.subscribe<EdgeTelemetryEvent>(subjects.allEdgeTelemetry, (t) => {
+      got.push(t);
+    });
     const rawSub = raw.subscribe('portal.edge.e7.telemetry', { max: 1 });
     await sub.ready;
     await raw.flush();
-    const t: EdgeTelemetryEvent = { edgeId: 'e7', sentAtMs: 1, online: true, bandwidth: [{ atMs: 1, bytesPerSec: 1e6 }], rtt: [], url: 'http://127.0.0.1:1' };
+    const t: EdgeTelemetryEvent = {
+      edgeId: 'e7',
+      sentAtMs: 1,
+      online: true,
+      bandwidth: [{ atMs: 1, bytesPerSec: 1e6 }],
+      rtt: [],
+      url: 'http://127.0.0.1:1',
+    };
     await a.publish(subjects.edgeTelemetry('e7'), t);
     await waitFor(() => got.length === 1);
     expect(got[0]).toEqual(t);
     for await (const m of rawSub) expect(pb.EdgeTelemetry.decode(m.data).edgeId).toBe('e7');
     await expect(a.publish('not.portal', {})).rejects.toMatchObject({ code: 'PORTAL_WIRE_UNKNOWN_SUBJECT' });
-    await expect(a.publish(subjects.edgeTelemetry('e7'), { edgeId: '' })).rejects.toMatchObject({ code: 'PORTAL_INVALID_ARGUMENT' });
+    await expect(a.publish(subjects.edgeTelemetry('e7'), { edgeId: '' })).rejects.toMatchObject({
+      code: 'PORTAL_INVALID_ARGUMENT',
+    });
   });
 
   test('edge bridge: telemetry announces new edges; full and incremental have messages build the bitmap; gaps are reported', async () => {
@@ -80,21 +115,88 @@ describe('nats bus', () => {
     const haves: EdgeHaveState[] = [];
     const gaps: number[] = [];
     const bridge = createEdgeEventBridge(b, {
-      onTelemetry: (ev, { first }) => { tele.push([ev.edgeId, first]); },
-      onHave: (s) => { haves.push({ ...s, bitmap: s.bitmap.slice() }); },
-      onHaveGap: (ev) => { gaps.push(ev.seq); },
+      onTelemetry: (ev, { first }) => {
+        tele.push([ev.edgeId, first]);
+      },
+      onHave: (s) => {
+        haves.push({ ...s, bitmap: s.bitmap.slice() });
+      },
+      onHaveGap: (ev) => {
+        gaps.push(ev.seq);
+      },
     });
     await b.flush();
     await new Promise((r) => setTimeout(r, 50));
     const pub = (s: string, bytes: Uint8Array): void => raw.publish(s, bytes);
-    pub('portal.edge.n1.telemetry', wire.telemetry.encode({ edgeId: 'n1', sentAtMs: 0, bandwidth: [], rtt: [], url: 'http://127.0.0.1:9' }, 'portal.edge.n1.telemetry'));
-    pub('portal.edge.n1.telemetry', wire.telemetry.encode({ edgeId: 'n1', sentAtMs: 0, online: false, bandwidth: [], rtt: [], url: '' }, 'portal.edge.n1.telemetry'));
+    pub(
+      'portal.edge.n1.telemetry',
+      wire.telemetry.encode(
+        { edgeId: 'n1', sentAtMs: 0, bandwidth: [], rtt: [], url: 'http://127.0.0.1:9' },
+        'portal.edge.n1.telemetry',
+      ),
+    );
+    pub(
+      'portal.edge.n1.telemetry',
+      wire.telemetry.encode(
+        { edgeId: 'n1', sentAtMs: 0, online: false, bandwidth: [], rtt: [], url: '' },
+        'portal.edge.n1.telemetry',
+      ),
+    );
     const h = 'portal.edge.n1.have';
-    pub(h, wire.have.encode({ kind: 'full', edgeId: 'n1', manifestId: 'm', chunkCount: 12, seq: 1, sentAtMs: 0, bitmap: new Uint8Array([0b00000101, 0]) }, h));
-    pub(h, wire.have.encode({ kind: 'incremental', edgeId: 'n1', manifestId: 'm', chunkCount: 12, seq: 2, sentAtMs: 0, baseSeq: 1, added: [11], removed: [0] }, h));
-    pub(h, wire.have.encode({ kind: 'incremental', edgeId: 'n1', manifestId: 'm', chunkCount: 12, seq: 9, sentAtMs: 0, baseSeq: 5, added: [3], removed: [] }, h));
+    pub(
+      h,
+      wire.have.encode(
+        {
+          kind: 'full',
+          edgeId: 'n1',
+          manifestId: 'm',
+          chunkCount: 12,
+          seq: 1,
+          sentAtMs: 0,
+          bitmap: new Uint8Array([0b00000101, 0]),
+        },
+        h,
+      ),
+    );
+    pub(
+      h,
+      wire.have.encode(
+        {
+          kind: 'incremental',
+          edgeId: 'n1',
+          manifestId: 'm',
+          chunkCount: 12,
+          seq: 2,
+          sentAtMs: 0,
+          baseSeq: 1,
+          added: [11],
+          removed: [0],
+        },
+        h,
+      ),
+    );
+    pub(
+      h,
+      wire.have.encode(
+        {
+          kind: 'incremental',
+          edgeId: 'n1',
+          manifestId: 'm',
+          chunkCount: 12,
+          seq: 9,
+          sentAtMs: 0,
+          baseSeq: 5,
+          added: [3],
+          removed: [],
+        },
+        h,
+      ),
+    );
     await waitFor(() => tele.length === 2 && haves.length === 2 && gaps.length === 1);
-    expect(tele).toEqual([['n1', true], ['n1', false]]);
+    expect(tele).toEqual([
+      ['n1', true],
+      ['n1', false],
+    ]);
     expect(Array.from(haves[1].bitmap)).toEqual([0b00000100, 0b00001000]);
     expect(bridge.have('n1', 'm')?.seq).toBe(2);
     expect(gaps).toEqual([9]);
@@ -105,30 +207,45 @@ describe('nats bus', () => {
     const b = await bus();
     const dls: DeadLetterEvent[] = [];
     const watcher = await bus();
-    const dlSub = watcher.subscribe<DeadLetterEvent>(subjects.allDeadLetters, (d) => { dls.push(d); });
+    const dlSub = watcher.subscribe<DeadLetterEvent>(subjects.allDeadLetters, (d) => {
+      dls.push(d);
+    });
     const got: EdgeTelemetryEvent[] = [];
-    const sub = b.subscribe<EdgeTelemetryEvent>('portal.edge.d1.telemetry', (t) => { got.push(t); });
+    const sub = b.subscribe<EdgeTelemetryEvent>('portal.edge.d1.telemetry', (t) => {
+      got.push(t);
+    });
     await Promise.all([sub.ready, dlSub.ready]);
     const s = 'portal.edge.d1.telemetry';
     const good = wire.telemetry.encode({ edgeId: 'd1', sentAtMs: 0, bandwidth: [], rtt: [], url: '' }, s);
-    raw.publish(s, new Uint8Array([0xff, 0xff, 0xff]));                                   // malformed
-    raw.publish(s, good.subarray(0, good.length - 1));                                  // truncated
-    raw.publish(s, new Uint8Array(70 * 1024));                                          // oversized (limit 64 KiB)
-    raw.publish(s, pb.EdgeTelemetry.encode({ version: 9, edgeId: 'd1' }).finish());      // unknown version
+    raw.publish(s, new Uint8Array([0xff, 0xff, 0xff])); // malformed
+    raw.publish(s, good.subarray(0, good.length - 1)); // truncated
+    raw.publish(s, new Uint8Array(70 * 1024)); // oversized (limit 64 KiB)
+    raw.publish(s, pb.EdgeTelemetry.encode({ version: 9, edgeId: 'd1' }).finish()); // unknown version
     raw.publish(s, good);
     await waitFor(() => dls.length === 4 && got.length === 1);
-    expect(dls.map((d) => d.code).sort()).toEqual(['PORTAL_WIRE_MALFORMED', 'PORTAL_WIRE_MALFORMED', 'PORTAL_WIRE_TOO_LARGE', 'PORTAL_WIRE_VERSION']);
+    expect(dls.map((d) => d.code).sort()).toEqual([
+      'PORTAL_WIRE_MALFORMED',
+      'PORTAL_WIRE_MALFORMED',
+      'PORTAL_WIRE_TOO_LARGE',
+      'PORTAL_WIRE_VERSION',
+    ]);
     expect(dls.every((d) => d.subject === s && d.reason.length > 0 && d.rejectedBy === b.name)).toBe(true);
     expect(dls.find((d) => d.code === 'PORTAL_WIRE_TOO_LARGE')?.payloadSize).toBe(70 * 1024);
     expect(b.stats().deadLettered).toBe(4);
-    expect(b.stats().deadLetteredByCode).toEqual({ PORTAL_WIRE_MALFORMED: 2, PORTAL_WIRE_TOO_LARGE: 1, PORTAL_WIRE_VERSION: 1 });
+    expect(b.stats().deadLetteredByCode).toEqual({
+      PORTAL_WIRE_MALFORMED: 2,
+      PORTAL_WIRE_TOO_LARGE: 1,
+      PORTAL_WIRE_VERSION: 1,
+    });
   });
 
   test('dead letter: a bad message on a JetStream subject is dead-lettered once and never redelivered; later reports arrive', async () => {
     const t = uniq('t');
     const b = await bus();
     const got: ChunkReport[] = [];
-    const sub = b.subscribe<ChunkReport>(subjects.report(t), (r) => { got.push(r); });
+    const sub = b.subscribe<ChunkReport>(subjects.report(t), (r) => {
+      got.push(r);
+    });
     await sub.ready;
     const js = (await import('@nats-io/jetstream')).jetstream(raw);
     await js.publish(subjects.report(t), new Uint8Array([8, 1, 0x12, 0x50]));
@@ -147,11 +264,24 @@ describe('nats bus', () => {
     const seen1: number[] = [];
     const seen2: number[] = [];
     let failedOnce = false;
-    const s1 = m1.subscribe<ChunkReport>(subjects.report(t), (r) => { seen1.push(r.chunk); }, { queue: 'g' });
-    const s2 = m2.subscribe<ChunkReport>(subjects.report(t), (r) => {
-      if (r.chunk === 5 && !failedOnce) { failedOnce = true; throw new Error('transient'); }
-      seen2.push(r.chunk);
-    }, { queue: 'g' });
+    const s1 = m1.subscribe<ChunkReport>(
+      subjects.report(t),
+      (r) => {
+        seen1.push(r.chunk);
+      },
+      { queue: 'g' },
+    );
+    const s2 = m2.subscribe<ChunkReport>(
+      subjects.report(t),
+      (r) => {
+        if (r.chunk === 5 && !failedOnce) {
+          failedOnce = true;
+          throw new Error('transient');
+        }
+        seen2.push(r.chunk);
+      },
+      { queue: 'g' },
+    );
     await Promise.all([s1.ready, s2.ready]);
     const p = await bus();
     for (let c = 0; c < 40; c++) await p.publish(subjects.report(t), report(t, c));
@@ -167,7 +297,10 @@ describe('nats bus', () => {
     const pub = await bus({ publishTimeoutMs: 60_000 });
     const got = new Set<number>();
     let deliveries = 0;
-    const s = sub.subscribe<ChunkReport>(subjects.report(t), (r) => { got.add(r.chunk); deliveries++; });
+    const s = sub.subscribe<ChunkReport>(subjects.report(t), (r) => {
+      got.add(r.chunk);
+      deliveries++;
+    });
     await s.ready;
     const N = 300;
     let sent = 0;
@@ -191,7 +324,10 @@ describe('nats bus', () => {
 
 describe('idempotence over NATS', () => {
   let mesh: Mesh | undefined;
-  afterEach(async () => { await mesh?.close(); mesh = undefined; });
+  afterEach(async () => {
+    await mesh?.close();
+    mesh = undefined;
+  });
 
   test('idempotence: a transfer whose every report is published twice completes once, with nothing counted twice', async () => {
     const chunks = 24;
@@ -200,16 +336,29 @@ describe('idempotence over NATS', () => {
     const transferId = mesh.manifest.id;
     let duplicated = 0;
     const twice: Bus = {
-      async publish(s, m) { await b.publish(s, m); if (s.endsWith('.report')) { duplicated++; await b.publish(s, m); } },
+      async publish(s, m) {
+        await b.publish(s, m);
+        if (s.endsWith('.report')) {
+          duplicated++;
+          await b.publish(s, m);
+        }
+      },
       subscribe: (s, h, o) => b.subscribe(s, h, o),
       close: async () => undefined,
     };
     const delivered: ChunkReport[] = [];
-    const watch = b.subscribe<ChunkReport>(subjects.report(transferId), (r) => { delivered.push(r); });
+    const watch = b.subscribe<ChunkReport>(subjects.report(transferId), (r) => {
+      delivered.push(r);
+    });
     await watch.ready;
     const engine = createCpuTickEngine();
     const store = createMemoryStateStore();
-    const host = createEmbeddedHost({ store, logger, services: { bus: b, tickEngine: engine, probeEdge }, callTimeoutMs: 60_000 });
+    const host = createEmbeddedHost({
+      store,
+      logger,
+      services: { bus: b, tickEngine: engine, probeEdge },
+      callTimeoutMs: 60_000,
+    });
     host.register(SchedulerActor);
     host.register(EdgeActor);
     host.register(GpuWorkerActor);
@@ -219,7 +368,13 @@ describe('idempotence over NATS', () => {
       executor.attach(transferId);
       const output = path.join(mesh.dir, 'out.bin');
       const actor = host.proxy('SchedulerActor', transferId);
-      let status = await actor.invoke<TransferStatus>('start', { transferId, manifest: mesh.manifest, output, edges: mesh.edges, tickMs: 20 });
+      let status = await actor.invoke<TransferStatus>('start', {
+        transferId,
+        manifest: mesh.manifest,
+        output,
+        edges: mesh.edges,
+        tickMs: 20,
+      });
       const end = Date.now() + 60_000;
       while (!terminalStates.includes(status.state) && Date.now() < end) {
         await new Promise((r) => setTimeout(r, 50));
@@ -230,7 +385,11 @@ describe('idempotence over NATS', () => {
       expect(status.complete).toBe(chunks);
       expect(status.bytesDone).toBe(mesh.manifest.fileSize);
       expect(status.perEdgeChunks.reduce((a, x) => a + x, 0)).toBe(chunks);
-      expect(createHash('sha256').update(await readFile(output)).digest('hex')).toBe(mesh.manifest.fileSha256);
+      expect(
+        createHash('sha256')
+          .update(await readFile(output))
+          .digest('hex'),
+      ).toBe(mesh.manifest.fileSha256);
       await waitFor(() => delivered.length >= 2 * duplicated);
       expect(duplicated).toBeGreaterThanOrEqual(chunks);
     } finally {

@@ -9,41 +9,84 @@ import { createFileStateStore } from '../../runtime/index.js';
 const MAIN = path.resolve('dist/cli/main.js');
 
 /** Runs the built CLI; resolves with exit code, stdout and stderr. */
-function portal(args: string[], opts: { onLine?: (line: string, kill: () => void) => void; timeoutMs?: number } = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+function portal(
+  args: string[],
+  opts: { onLine?: (line: string, kill: () => void) => void; timeoutMs?: number } = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORTAL_LOG_LEVEL: 'warn' } });
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PORTAL_LOG_LEVEL: 'warn' },
+    });
     let stdout = '';
     let stderr = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`portal ${args.join(' ')} timed out`)); }, opts.timeoutMs ?? 120_000);
-    createInterface({ input: child.stdout }).on('line', (l) => { stdout += `${l}\n`; opts.onLine?.(l, () => child.kill('SIGKILL')); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('exit', (code, signal) => { clearTimeout(timer); setTimeout(() => resolve({ code, signal, stdout, stderr }), 20); });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`portal ${args.join(' ')} timed out`));
+    }, opts.timeoutMs ?? 120_000);
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      stdout += `${l}\n`;
+      opts.onLine?.(l, () => child.kill('SIGKILL'));
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      setTimeout(() => resolve({ code, signal, stdout, stderr }), 20);
+    });
   });
 }
 
 describe('portal CLI', () => {
   let mesh: Mesh | undefined;
-  afterEach(async () => { await mesh?.close(); mesh = undefined; });
+  afterEach(async () => {
+    await mesh?.close();
+    mesh = undefined;
+  });
 
   test('demo: runs the main job end to end (edge killed, corrupt chunks, fetcher killed and resumed) and reports JSON', async () => {
     // --backend webgpu: run the kernels on WebGPU even on a software adapter (lavapipe in CI); `auto` would keep the CPU there
-    const r = await portal(['demo', '--size', '24', '--chunk-size', '65536', '--json', '--backend', 'webgpu', '--no-dashboard'], { timeoutMs: 180_000 });
+    const r = await portal(
+      ['demo', '--size', '24', '--chunk-size', '65536', '--json', '--backend', 'webgpu', '--no-dashboard'],
+      { timeoutMs: 180_000 },
+    );
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    expect(report).toMatchObject({ verified: true, bytes: 24 * 1024 * 1024, chunksRefetchedAfterResume: 0, killedEdge: 'bravo' });
+    expect(report).toMatchObject({
+      verified: true,
+      bytes: 24 * 1024 * 1024,
+      chunksRefetchedAfterResume: 0,
+      killedEdge: 'bravo',
+    });
     // setup installs lavapipe, and --backend webgpu fails rather than fall back: the demo ran its kernels on WebGPU
     expect(report.backend).toMatch(/^webgpu:/);
-    for (const k of ['seconds', 'throughputBytesPerSec', 'edgeCapacityBytesPerSec', 'failovers', 'corruptChunksDetected', 'tickMsP50', 'tickMsP99']) expect(typeof report[k]).toBe('number');
+    for (const k of [
+      'seconds',
+      'throughputBytesPerSec',
+      'edgeCapacityBytesPerSec',
+      'failovers',
+      'corruptChunksDetected',
+      'tickMsP50',
+      'tickMsP99',
+    ])
+      expect(typeof report[k]).toBe('number');
     expect(report.resumedChunks).toBeGreaterThan(0);
     expect(report.perEdgeChunks.bravo).toBe(0);
   });
 
   test('fetch: a fetch killed with SIGKILL resumes from its journal and fetches no journaled chunk again', async () => {
-    mesh = await createMesh(96 * 16384, 16384, [{ holds: 'all', bandwidthBytesPerSec: 500_000 }, { holds: 'all', bandwidthBytesPerSec: 500_000 }]);
+    mesh = await createMesh(96 * 16384, 16384, [
+      { holds: 'all', bandwidthBytesPerSec: 500_000 },
+      { holds: 'all', bandwidthBytesPerSec: 500_000 },
+    ]);
     const out = path.join(mesh.dir, 'out.bin');
     const edgeArgs = mesh.servers.flatMap((s) => ['--edge', s.url]);
     const first = await portal(['fetch', mesh.manifestPath, ...edgeArgs, '--out', out, '--progress-json'], {
-      onLine: (l, kill) => { const m = JSON.parse(l); if (m.type === 'progress' && m.complete >= 30) kill(); },
+      onLine: (l, kill) => {
+        const m = JSON.parse(l);
+        if (m.type === 'progress' && m.complete >= 30) kill();
+      },
     });
     expect(first.signal).toBe('SIGKILL');
     const store = createFileStateStore(`${out}.portal`);
@@ -64,13 +107,25 @@ describe('portal CLI', () => {
     // (plus endgame duplicates and retries, which it reports)
     const requests = mesh.servers.reduce((n, s) => n + s.stats().requests, 0) - before;
     expect(requests).toBeLessThanOrEqual(2 + (96 - journaled) + result.hedges + result.failovers);
-    expect(createHash('sha256').update(await readFile(out)).digest('hex')).toBe(mesh.manifest.fileSha256);
+    expect(
+      createHash('sha256')
+        .update(await readFile(out))
+        .digest('hex'),
+    ).toBe(mesh.manifest.fileSha256);
   });
 
   test('fetch: a plain HTTP mirror (Range requests on one URL) works as an edge', async () => {
     mesh = await createMesh(20 * 8192 + 17, 8192, [{ holds: 'all' }]);
     const out = path.join(mesh.dir, 'mirror-out.bin');
-    const r = await portal(['fetch', mesh.manifestPath, '--edge', `${mesh.servers[0].url}/file#mirror`, '--out', out, '--json']);
+    const r = await portal([
+      'fetch',
+      mesh.manifestPath,
+      '--edge',
+      `${mesh.servers[0].url}/file#mirror`,
+      '--out',
+      out,
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n').pop()!).verified).toBe(true);
   });

@@ -1,6 +1,13 @@
 import { jest } from '@jest/globals';
 import { createDaprActorClient, type DaprActorClient } from '../../runtime/index.js';
-import { daprInvoke, startDaprCluster, startPortalInstance, waitFor, type DaprCluster, type PortalInstance } from '../helpers/dapr.js';
+import {
+  daprInvoke,
+  startDaprCluster,
+  startPortalInstance,
+  waitFor,
+  type DaprCluster,
+  type PortalInstance,
+} from '../helpers/dapr.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 // Real processes on loopback: redis-server, placement, two `portal serve --runtime dapr` instances with their daprd.
@@ -25,7 +32,11 @@ beforeAll(async () => {
   clientA = createDaprActorClient({ port: a.daprHttpPort });
   clientB = createDaprActorClient({ port: b.daprHttpPort });
   // Both hosts must be in the placement table before calls spread over them.
-  await waitFor(async () => (await daprInvoke(a.daprHttpPort, 'ProbeActor', 'warmup', 'noop')).status === 200, 60_000, 'actor placement ready');
+  await waitFor(
+    async () => (await daprInvoke(a.daprHttpPort, 'ProbeActor', 'warmup', 'noop')).status === 200,
+    60_000,
+    'actor placement ready',
+  );
 }, 180_000);
 
 afterAll(async () => {
@@ -37,8 +48,12 @@ afterAll(async () => {
 
 describe('Dapr host', () => {
   test('a method called through either sidecar runs on one instance and returns its JSON result', async () => {
-    const viaA = await clientA.invoke<{ value: number; pid: number }>('ProbeActor', 'p1', 'slowIncrement', { delayMs: 1 });
-    const viaB = await clientB.invoke<{ value: number; pid: number }>('ProbeActor', 'p1', 'slowIncrement', { delayMs: 1 });
+    const viaA = await clientA.invoke<{ value: number; pid: number }>('ProbeActor', 'p1', 'slowIncrement', {
+      delayMs: 1,
+    });
+    const viaB = await clientB.invoke<{ value: number; pid: number }>('ProbeActor', 'p1', 'slowIncrement', {
+      delayMs: 1,
+    });
     expect(viaA.value).toBe(1);
     expect(viaB.value).toBe(2);
     expect(viaB.pid).toBe(viaA.pid); // one activation, wherever placement put it
@@ -47,13 +62,18 @@ describe('Dapr host', () => {
 
   test('actors spread over both instances', async () => {
     const pids = new Set<number>();
-    for (let i = 0; i < 24; i++) pids.add((await clientA.invoke<{ pid: number }>('ProbeActor', `spread-${i}`, 'info')).pid);
+    for (let i = 0; i < 24; i++)
+      pids.add((await clientA.invoke<{ pid: number }>('ProbeActor', `spread-${i}`, 'info')).pid);
     expect(pids).toEqual(new Set([a.app.child.pid, b.app.child.pid]));
   });
 
   test('concurrent calls to one actor through both sidecars run one turn at a time (no lost updates)', async () => {
     const n = 30;
-    const calls = Array.from({ length: n }, (_, i) => (i % 2 ? clientA : clientB).invoke<{ value: number }>('ProbeActor', 'turns', 'slowIncrement', { delayMs: 15 }));
+    const calls = Array.from({ length: n }, (_, i) =>
+      (i % 2 ? clientA : clientB).invoke<{ value: number }>('ProbeActor', 'turns', 'slowIncrement', {
+        delayMs: 15,
+      }),
+    );
     const values = (await Promise.all(calls)).map((r) => r.value).sort((x, y) => x - y);
     expect(values).toEqual(Array.from({ length: n }, (_, i) => i + 1));
     const info = await clientB.invoke<{ value: number; maxOverlap: number }>('ProbeActor', 'turns', 'info');
@@ -62,12 +82,21 @@ describe('Dapr host', () => {
   });
 
   test('an unknown or internal method is refused before activation and the app keeps serving', async () => {
-    for (const m of ['nope', 'getDaprClient', 'onDeactivateInternal', 'receiveReminder', 'constructor', '_private']) {
+    for (const m of [
+      'nope',
+      'getDaprClient',
+      'onDeactivateInternal',
+      'receiveReminder',
+      'constructor',
+      '_private',
+    ]) {
       const r = await daprInvoke(a.daprHttpPort, 'ProbeActor', 'unknown', m);
       expect(r.status).toBeGreaterThanOrEqual(400);
       expect(JSON.stringify(r.body)).toContain('PORTAL_UNKNOWN_ACTOR_METHOD');
     }
-    await expect(clientA.invoke('ProbeActor', 'unknown', 'nope')).rejects.toMatchObject({ code: 'PORTAL_UNKNOWN_ACTOR_METHOD' });
+    await expect(clientA.invoke('ProbeActor', 'unknown', 'nope')).rejects.toMatchObject({
+      code: 'PORTAL_UNKNOWN_ACTOR_METHOD',
+    });
     expect(await clientA.invoke('ProbeActor', 'unknown', 'noop')).toBeNull();
     expect(a.app.child.exitCode).toBeNull();
     expect(b.app.child.exitCode).toBeNull();
@@ -75,7 +104,9 @@ describe('Dapr host', () => {
 
   test('a turn that throws rejects the caller with its error and rolls its state back', async () => {
     await clientA.invoke('ProbeActor', 'rollback', 'slowIncrement', { delayMs: 0 });
-    await expect(clientA.invoke('ProbeActor', 'rollback', 'failAfterSet')).rejects.toMatchObject({ message: expect.stringContaining('probe failure') });
+    await expect(clientA.invoke('ProbeActor', 'rollback', 'failAfterSet')).rejects.toMatchObject({
+      message: expect.stringContaining('probe failure'),
+    });
     expect((await clientB.invoke<{ value: number }>('ProbeActor', 'rollback', 'info')).value).toBe(1);
   });
 
@@ -85,8 +116,15 @@ describe('Dapr host', () => {
 
   test('a durable reminder reaches receiveReminder with its name and data', async () => {
     await clientA.invoke('ProbeActor', 'remind', 'remindMe', { name: 'wake-up', dueMs: 500, data: { n: 7 } });
-    await waitFor(async () => (await clientB.invoke('ProbeActor', 'remind', 'reminded')) !== null, 30_000, 'reminder fired');
-    expect(await clientB.invoke('ProbeActor', 'remind', 'reminded')).toMatchObject({ name: 'wake-up', data: { n: 7 } });
+    await waitFor(
+      async () => (await clientB.invoke('ProbeActor', 'remind', 'reminded')) !== null,
+      30_000,
+      'reminder fired',
+    );
+    expect(await clientB.invoke('ProbeActor', 'remind', 'reminded')).toMatchObject({
+      name: 'wake-up',
+      data: { n: 7 },
+    });
   });
 
   test('actor state is kept in Redis under the Dapr actor key layout', async () => {

@@ -24,11 +24,20 @@ class FakeDaprd {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         if (req.method === 'GET' && req.url === '/v1.0/metadata') {
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'portal', extended: this.extended }));
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ id: 'portal', extended: this.extended }));
         } else if (req.method === 'PUT' && req.url?.startsWith('/v1.0/metadata/')) {
-          if (this.refuseMark) { res.writeHead(403).end(); return; }
-          if (this.dropMark) { req.socket.destroy(); return; }
-          this.extended[decodeURIComponent(req.url.slice('/v1.0/metadata/'.length))] = Buffer.concat(chunks).toString('utf8');
+          if (this.refuseMark) {
+            res.writeHead(403).end();
+            return;
+          }
+          if (this.dropMark) {
+            req.socket.destroy();
+            return;
+          }
+          this.extended[decodeURIComponent(req.url.slice('/v1.0/metadata/'.length))] =
+            Buffer.concat(chunks).toString('utf8');
           res.writeHead(204).end();
         } else res.writeHead(404).end();
       });
@@ -59,8 +68,24 @@ let logs: Array<{ level: number; msg: string }>;
 
 function newWatch(apiToken?: string): DaprSidecarWatch {
   const destination = new PassThrough();
-  destination.on('data', (d: Buffer) => logs.push(...d.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string })));
-  return watchDaprSidecar({ host: '127.0.0.1', port: daprd.port, apiToken, intervalMs: 0, timeoutMs: 2000, logger: createLogger({ level: 'debug', destination }), onReplaced: (r) => replaced.push(r) });
+  destination.on('data', (d: Buffer) =>
+    logs.push(
+      ...d
+        .toString()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { level: number; msg: string }),
+    ),
+  );
+  return watchDaprSidecar({
+    host: '127.0.0.1',
+    port: daprd.port,
+    apiToken,
+    intervalMs: 0,
+    timeoutMs: 2000,
+    logger: createLogger({ level: 'debug', destination }),
+    onReplaced: (r) => replaced.push(r),
+  });
 }
 
 const flushLogs = () => new Promise((r) => setImmediate(r));
@@ -95,8 +120,12 @@ test('start marks the sidecar; the same sidecar, down and back, is not a new one
   expect(watch.reachable).toBe(true);
   expect(daprd.extended[SIDECAR_MARK]).toBe(mark);
   expect(replaced).toEqual([]);
-  expect(logs.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(['Dapr sidecar unreachable: actor calls, timers and reminders of this app wait for it']);
-  expect(logs.filter((l) => l.level === 30).map((l) => l.msg)).toEqual(['Dapr sidecar reachable again (the same sidecar)']);
+  expect(logs.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([
+    'Dapr sidecar unreachable: actor calls, timers and reminders of this app wait for it',
+  ]);
+  expect(logs.filter((l) => l.level === 30).map((l) => l.msg)).toEqual([
+    'Dapr sidecar reachable again (the same sidecar)',
+  ]);
 });
 
 test('a sidecar without the mark is a new one, reported once and marked', async () => {
@@ -153,7 +182,13 @@ test('a sidecar that refuses the mark: /dapr/config alone tells a new one', asyn
 
 test('polls on its own every intervalMs until closed', async () => {
   watch.close();
-  watch = watchDaprSidecar({ host: '127.0.0.1', port: daprd.port, intervalMs: 50, logger: createLogger({ level: 'silent' }), onReplaced: (r) => replaced.push(r) });
+  watch = watchDaprSidecar({
+    host: '127.0.0.1',
+    port: daprd.port,
+    intervalMs: 50,
+    logger: createLogger({ level: 'silent' }),
+    onReplaced: (r) => replaced.push(r),
+  });
   await watch.start();
   await daprd.replace();
   const deadline = Date.now() + 5000;

@@ -1,6 +1,12 @@
 import { jest } from '@jest/globals';
 import { createDaprActorClient } from '../../runtime/index.js';
-import { daprInvoke, startDaprCluster, startPortalInstance, type DaprCluster, type PortalInstance } from '../helpers/dapr.js';
+import {
+  daprInvoke,
+  startDaprCluster,
+  startPortalInstance,
+  type DaprCluster,
+  type PortalInstance,
+} from '../helpers/dapr.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 // daprd started with DAPR_API_TOKEN and APP_API_TOKEN; `portal serve` picks both up from its environment.
@@ -15,7 +21,12 @@ const appApiToken = 'app-token-for-tests';
 beforeAll(async () => {
   redis = await startRedis();
   cluster = await startDaprCluster({ redisPort: redis.port });
-  inst = await startPortalInstance(cluster, { name: 'tokens', env: { PORTAL_TEST_ACTORS: '1' }, apiToken, appApiToken });
+  inst = await startPortalInstance(cluster, {
+    name: 'tokens',
+    env: { PORTAL_TEST_ACTORS: '1' },
+    apiToken,
+    appApiToken,
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -28,7 +39,9 @@ describe('Dapr API tokens', () => {
     const r = await daprInvoke(inst.daprHttpPort, 'ProbeActor', 't', 'noop');
     expect(r.status).toBe(401);
     const c = createDaprActorClient({ port: inst.daprHttpPort });
-    await expect(c.invoke('ProbeActor', 't', 'noop')).rejects.toMatchObject({ code: 'PORTAL_CONFIG_INVALID' });
+    await expect(c.invoke('ProbeActor', 't', 'noop')).rejects.toMatchObject({
+      code: 'PORTAL_CONFIG_INVALID',
+    });
     c.close();
   });
 
@@ -37,12 +50,16 @@ describe('Dapr API tokens', () => {
     expect(await c.invoke('ProbeActor', 't', 'noop')).toBeNull();
     // state, reminders and timers: the host's own sidecar calls carry the API token too
     await c.invoke('ProbeActor', 't', 'remindMe', { name: 'r', dueMs: 200, data: 1 });
-    expect((await c.invoke<{ value: number }>('ProbeActor', 't', 'slowIncrement', { delayMs: 0 })).value).toBe(1);
+    expect(
+      (await c.invoke<{ value: number }>('ProbeActor', 't', 'slowIncrement', { delayMs: 0 })).value,
+    ).toBe(1);
     c.close();
   });
 
   test('the app refuses calls that do not carry the app token', async () => {
-    const res = await fetch(`http://127.0.0.1:${inst.appPort}/actors/ProbeActor/t/method/noop`, { method: 'PUT' });
+    const res = await fetch(`http://127.0.0.1:${inst.appPort}/actors/ProbeActor/t/method/noop`, {
+      method: 'PUT',
+    });
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ error: { code: 'PORTAL_CONFIG_INVALID' } });
     expect((await fetch(`http://127.0.0.1:${inst.appPort}/healthz`)).status).toBe(200);

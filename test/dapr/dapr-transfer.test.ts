@@ -2,8 +2,14 @@ import { jest } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import {
-  activeActors, createTransferFixture, readJournal, startDaprTestBed, startTransferUntil, waitForTransferEnd,
-  type DaprTestBed, type TransferFixture,
+  activeActors,
+  createTransferFixture,
+  readJournal,
+  startDaprTestBed,
+  startTransferUntil,
+  waitForTransferEnd,
+  type DaprTestBed,
+  type TransferFixture,
 } from '../helpers/dapr.js';
 
 // A real transfer scheduled by a SchedulerActor hosted through Dapr (placement + two `portal serve --runtime dapr`
@@ -26,12 +32,17 @@ afterAll(async () => {
 
 describe('Dapr transfer', () => {
   test('a transfer survives the crash of the instance hosting its scheduler and does not refetch journaled chunks', async () => {
-    const f = fixture = await createTransferFixture(bed.dir, { transferId: 'dapr-xfer-1', seed: 42 });
+    const f = (fixture = await createTransferFixture(bed.dir, { transferId: 'dapr-xfer-1', seed: 42 }));
     const { chunks, manifest } = f;
     const transferId = f.request.transferId;
 
     // Start through a's sidecar: placement decides which instance hosts the scheduler.
-    const { status: running, host: victimIndex } = await startTransferUntil(bed.clients[0], bed.instances, f, 0.35);
+    const { status: running, host: victimIndex } = await startTransferUntil(
+      bed.clients[0],
+      bed.instances,
+      f,
+      0.35,
+    );
     expect(running.state).toBe('running');
     expect(victimIndex).toBeGreaterThanOrEqual(0);
     const victim = bed.instances[victimIndex];
@@ -47,10 +58,17 @@ describe('Dapr transfer', () => {
     expect(journaled.size).toBeLessThan(chunks);
 
     // Through the survivor's sidecar: the first calls may fail while placement moves the actors.
-    const status = await waitForTransferEnd(survivorClient, transferId, 120_000, 'transfer finished on the survivor');
+    const status = await waitForTransferEnd(
+      survivorClient,
+      transferId,
+      120_000,
+      'transfer finished on the survivor',
+    );
     expect(status.state).toBe('done');
     expect(status.verified).toBe(true);
-    const sha = createHash('sha256').update(await readFile(f.output)).digest('hex');
+    const sha = createHash('sha256')
+      .update(await readFile(f.output))
+      .digest('hex');
     expect(sha).toBe(manifest.fileSha256);
     expect(await activeActors(survivor.daprHttpPort, 'SchedulerActor')).toBe(1);
 
@@ -62,6 +80,15 @@ describe('Dapr transfer', () => {
     expect(refetchedJournaled).toEqual([]);
     const all = f.fetchedAfter(0);
     // eslint-disable-next-line no-console
-    console.log(JSON.stringify({ chunks, journaledAtKill: journaled.size, resumedChunks: status.resumedChunks, requestsBeforeKill: all.length - after.length, requestsAfterKill: after.length, distinctAfterKill: new Set(after.map((r) => r.chunk)).size }));
+    console.log(
+      JSON.stringify({
+        chunks,
+        journaledAtKill: journaled.size,
+        resumedChunks: status.resumedChunks,
+        requestsBeforeKill: all.length - after.length,
+        requestsAfterKill: after.length,
+        distinctAfterKill: new Set(after.map((r) => r.chunk)).size,
+      }),
+    );
   });
 });

@@ -21,7 +21,10 @@ describe('dashboard in a real browser', () => {
     await dash?.close();
     await node?.close();
     await mesh?.close();
-    browser = undefined; dash = undefined; node = undefined; mesh = undefined;
+    browser = undefined;
+    dash = undefined;
+    node = undefined;
+    mesh = undefined;
   });
 
   test('browser: edges appear, progress moves while a transfer runs, a killed edge shows offline, and /metrics has per-edge series', async () => {
@@ -36,12 +39,20 @@ describe('dashboard in a real browser', () => {
     const output = path.join(mesh.dir, 'out.bin');
     node = await startEmbeddedNode({ output, logger });
     const engine = node.engine;
-    dash = await createDashboard({ host: node.host, transfers: () => [id], logger, pollMs: 250, engineStats: () => engine.stats() });
+    dash = await createDashboard({
+      host: node.host,
+      transfers: () => [id],
+      logger,
+      pollMs: 250,
+      engineStats: () => engine.stats(),
+    });
     browser = await launchChromium();
     const page = await browser.context.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
+    page.on('console', (m) => {
+      if (m.type() === 'error') pageErrors.push(m.text());
+    });
     await page.goto(dash.url);
 
     node.executor.attach(id);
@@ -52,9 +63,20 @@ describe('dashboard in a real browser', () => {
     const rows = page.locator('[data-testid=edge-row]');
     await rows.nth(3).waitFor({ timeout: 10_000 });
     expect(await rows.count()).toBe(4);
-    for (const e of mesh.edges) expect(await page.locator(`[data-testid=edge-row][data-edge-id="${e.id}"]`).getAttribute('data-online')).toBe('true');
-    expect(await page.locator(`[data-testid=edge-row][data-edge-id="${mesh.edges[2].id}"] [data-testid=edge-flag-metered]`).count()).toBe(1);
-    expect(await page.locator(`[data-testid=edge-row][data-edge-id="${mesh.edges[3].id}"] [data-testid=edge-flag-battery]`).count()).toBe(1);
+    for (const e of mesh.edges)
+      expect(
+        await page.locator(`[data-testid=edge-row][data-edge-id="${e.id}"]`).getAttribute('data-online'),
+      ).toBe('true');
+    expect(
+      await page
+        .locator(`[data-testid=edge-row][data-edge-id="${mesh.edges[2].id}"] [data-testid=edge-flag-metered]`)
+        .count(),
+    ).toBe(1);
+    expect(
+      await page
+        .locator(`[data-testid=edge-row][data-edge-id="${mesh.edges[3].id}"] [data-testid=edge-flag-battery]`)
+        .count(),
+    ).toBe(1);
     expect(await page.getByTestId('header-backend').textContent()).toBe(engine.backend); // the kernels' backend (cpu or webgpu:<adapter>)
 
     // values change as the transfer runs
@@ -75,15 +97,22 @@ describe('dashboard in a real browser', () => {
     expect(seen[3]).toBeLessThan(1);
     const seqA = Number(await page.getByTestId('last-update').getAttribute('data-seq'));
     await sleep(1100);
-    expect(Number(await page.getByTestId('last-update').getAttribute('data-seq')) - seqA).toBeGreaterThanOrEqual(2); // ≥ 1 update a second
+    expect(
+      Number(await page.getByTestId('last-update').getAttribute('data-seq')) - seqA,
+    ).toBeGreaterThanOrEqual(2); // ≥ 1 update a second
 
     // a killed edge shows as offline
     const killed = mesh.edges[1].id;
     await mesh.servers[1].goOffline();
     const killedRow = page.locator(`[data-testid=edge-row][data-edge-id="${killed}"]`);
-    await page.locator(`[data-testid=edge-row][data-edge-id="${killed}"][data-online=false]`).waitFor({ timeout: 20_000 });
+    await page
+      .locator(`[data-testid=edge-row][data-edge-id="${killed}"][data-online=false]`)
+      .waitFor({ timeout: 20_000 });
     expect(await killedRow.getByTestId('edge-status').textContent()).toBe('offline');
-    await page.locator('[data-testid=event-item][data-type=edge-offline]').first().waitFor({ timeout: 5_000 });
+    await page
+      .locator('[data-testid=event-item][data-type=edge-offline]')
+      .first()
+      .waitFor({ timeout: 5_000 });
     const dir = process.env.PORTAL_ARTIFACTS_DIR ?? path.join(os.tmpdir(), 'portal-artifacts');
     await mkdir(dir, { recursive: true });
     const running = path.join(dir, 'dashboard-running.png');
@@ -98,19 +127,40 @@ describe('dashboard in a real browser', () => {
     }
     expect(s.state).toBe('done');
     await page.locator('[data-testid=transfer-card][data-state=done]').waitFor({ timeout: 5_000 });
-    await page.locator('[data-testid=event-item][data-type=transfer-done]').first().waitFor({ timeout: 5_000 });
+    await page
+      .locator('[data-testid=event-item][data-type=transfer-done]')
+      .first()
+      .waitFor({ timeout: 5_000 });
     expect(await readProgress()).toBe(1);
     expect(pageErrors).toEqual([]);
 
     const shot = path.join(dir, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
-    process.stdout.write(`dashboard screenshots: ${running} (edge killed, transfer running), ${shot} (transfer done)\n`);
+    process.stdout.write(
+      `dashboard screenshots: ${running} (edge killed, transfer running), ${shot} (transfer done)\n`,
+    );
 
     // /metrics
     const text = await (await fetch(new URL('metrics', dash.url))).text();
-    for (const name of ['portal_tick_seconds_bucket', 'portal_tick_p99_seconds', 'portal_dispatches_total', 'portal_failovers_total', 'portal_corrupt_chunks_total',
-      'portal_edge_queue_depth', 'portal_edge_load_ratio', 'portal_edge_health', 'portal_edge_bandwidth_bytes_per_second', 'portal_edge_rtt_seconds', 'portal_edge_online',
-      'portal_actor_activations_total', 'portal_actors_active', 'portal_engine_info', 'portal_engine_ticks_total', 'portal_dead_letters_total', 'portal_tick_phase_seconds']) {
+    for (const name of [
+      'portal_tick_seconds_bucket',
+      'portal_tick_p99_seconds',
+      'portal_dispatches_total',
+      'portal_failovers_total',
+      'portal_corrupt_chunks_total',
+      'portal_edge_queue_depth',
+      'portal_edge_load_ratio',
+      'portal_edge_health',
+      'portal_edge_bandwidth_bytes_per_second',
+      'portal_edge_rtt_seconds',
+      'portal_edge_online',
+      'portal_actor_activations_total',
+      'portal_actors_active',
+      'portal_engine_info',
+      'portal_engine_ticks_total',
+      'portal_dead_letters_total',
+      'portal_tick_phase_seconds',
+    ]) {
       expect(text).toContain(name);
     }
     for (const e of mesh.edges) expect(text).toContain(`portal_edge_health{transfer="${id}",edge="${e.id}"}`);

@@ -5,7 +5,15 @@ import { chromium, type BrowserContext } from 'playwright-core';
 
 /** Debian's chromium, installed by scripts/setup.d/50-chromium.sh (override with PORTAL_CHROMIUM). */
 export const CHROMIUM_PATH = process.env.PORTAL_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 /** A headless chromium with a fresh profile; `close()` also removes the profile. */
 export interface TestBrowser {
@@ -20,10 +28,26 @@ export interface TestBrowser {
 export async function launchChromium(viewport = { width: 1440, height: 1100 }): Promise<TestBrowser> {
   const profile = await mkdtemp(path.join(os.tmpdir(), 'portal-chromium-'));
   try {
-    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, headless: true, args: ARGS, viewport, deviceScaleFactor: 1, timeout: 30_000 });
-    return { context, async close() { await context.close(); await rm(profile, { recursive: true, force: true }); } };
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      args: ARGS,
+      viewport,
+      deviceScaleFactor: 1,
+      timeout: 30_000,
+    });
+    return {
+      context,
+      async close() {
+        await context.close();
+        await rm(profile, { recursive: true, force: true });
+      },
+    };
   } catch (err) {
     await rm(profile, { recursive: true, force: true });
-    throw new Error(`cannot launch chromium at ${CHROMIUM_PATH} (run scripts/setup.d/50-chromium.sh): ${(err as Error).message}`, { cause: err });
+    throw new Error(
+      `cannot launch chromium at ${CHROMIUM_PATH} (run scripts/setup.d/50-chromium.sh): ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

@@ -1,4 +1,9 @@
-import { createDashboard, isDashboardError, type Dashboard, type DashboardSnapshot } from '../../dashboard/index.js';
+import {
+  createDashboard,
+  isDashboardError,
+  type Dashboard,
+  type DashboardSnapshot,
+} from '../../dashboard/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import type { TransferStatus } from '../../actors/index.js';
 import { edgeView, fakeHost, transferStatus } from './fixtures.js';
@@ -20,27 +25,39 @@ async function readEvents(url: string, count: number): Promise<DashboardSnapshot
       buf += value;
       let i;
       while ((i = buf.indexOf('\n\n')) >= 0) {
-        const data = buf.slice(0, i).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+        const data = buf
+          .slice(0, i)
+          .split('\n')
+          .filter((l) => l.startsWith('data: '))
+          .map((l) => l.slice(6))
+          .join('\n');
         buf = buf.slice(i + 2);
         if (data) out.push(JSON.parse(data) as DashboardSnapshot);
       }
     }
-  } finally { ac.abort(); }
+  } finally {
+    ac.abort();
+  }
   return out;
 }
 
 describe('dashboard server on a fake actor host', () => {
   let dash: Dashboard | undefined;
-  afterEach(async () => { await dash?.close(); dash = undefined; });
+  afterEach(async () => {
+    await dash?.close();
+    dash = undefined;
+  });
 
   test('server: serves a self-contained page, the latest snapshot as JSON and a snapshot per poll over SSE', async () => {
-    const statuses = new Map<string, TransferStatus | Error>([['t1', transferStatus('t1', { bytesDone: 1024 })]]);
+    const statuses = new Map<string, TransferStatus | Error>([
+      ['t1', transferStatus('t1', { bytesDone: 1024 })],
+    ]);
     dash = await createDashboard({ host: fakeHost(statuses), transfers: () => ['t1'], logger, pollMs: 50 });
     expect(dash.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     const page = await (await fetch(dash.url)).text();
     expect(page).toContain('data-testid="event-list"');
     expect(page).not.toMatch(/(src|href)="https?:/); // nothing loaded from the network
-    const state = await (await fetch(new URL('api/state', dash.url))).json() as DashboardSnapshot;
+    const state = (await (await fetch(new URL('api/state', dash.url))).json()) as DashboardSnapshot;
     expect(state.transfers[0]).toMatchObject({ id: 't1', bytesDone: 1024, state: 'running' });
     const frames = await readEvents(dash.url, 3);
     expect(frames).toHaveLength(3);
@@ -50,14 +67,42 @@ describe('dashboard server on a fake actor host', () => {
   });
 
   test('metrics: /metrics exports portal_* series per transfer and edge, host activations, contributed sources and dead letters', async () => {
-    const statuses = new Map<string, TransferStatus | Error>([['t1', transferStatus('t1', {
-      bytesDone: 2048, ticks: 10, tickMsP50: 0.3,
-      counters: { ...transferStatus('t1').counters, dispatched: 12, failovers: 2, corrupt: 1 },
-      edges: [edgeView('ea', { queueDepth: 2, maxParallel: 4, flags: 1 }), edgeView('eb', { available: false })], perEdgeChunks: [5, 1],
-    })]]);
-    dash = await createDashboard({ host: fakeHost(statuses), transfers: () => ['t1'], logger, pollMs: 1000, engineStats: () => ({ backend: 'cpu', ticks: 10, totalTickMs: 3, kernelMs: { rank: 1.5, dispatch: 0.5 } }) });
+    const statuses = new Map<string, TransferStatus | Error>([
+      [
+        't1',
+        transferStatus('t1', {
+          bytesDone: 2048,
+          ticks: 10,
+          tickMsP50: 0.3,
+          counters: { ...transferStatus('t1').counters, dispatched: 12, failovers: 2, corrupt: 1 },
+          edges: [
+            edgeView('ea', { queueDepth: 2, maxParallel: 4, flags: 1 }),
+            edgeView('eb', { available: false }),
+          ],
+          perEdgeChunks: [5, 1],
+        }),
+      ],
+    ]);
+    dash = await createDashboard({
+      host: fakeHost(statuses),
+      transfers: () => ['t1'],
+      logger,
+      pollMs: 1000,
+      engineStats: () => ({
+        backend: 'cpu',
+        ticks: 10,
+        totalTickMs: 3,
+        kernelMs: { rank: 1.5, dispatch: 0.5 },
+      }),
+    });
     const off = dash.registerMetricsSource(() => [
-      { name: 'portal_stream_messages_total', help: 'stream messages', type: 'counter', value: 42, labels: { stream: 'reports' } },
+      {
+        name: 'portal_stream_messages_total',
+        help: 'stream messages',
+        type: 'counter',
+        value: 42,
+        labels: { stream: 'reports' },
+      },
       { name: 'not_portal', help: 'rejected', type: 'gauge', value: 1 },
     ]);
     dash.recordDeadLetter('undeliverable', 3);
@@ -79,19 +124,31 @@ describe('dashboard server on a fake actor host', () => {
       'portal_tick_seconds_count{transfer="t1"} 1',
       'portal_stream_messages_total{stream="reports"} 42',
       'portal_dead_letters_total{reason="undeliverable"} 3',
-    ]) expect(text).toContain(line);
+    ])
+      expect(text).toContain(line);
     expect(text).toMatch(/^portal_edge_health\{transfer="t1",edge="eb"\} 0\.9$/m);
     expect(text).toMatch(/^portal_edge_bandwidth_bytes_per_second\{transfer="t1",edge="ea"\} 1000000$/m);
     expect(text).toMatch(/^portal_edge_rtt_seconds\{transfer="t1",edge="ea"\} 0\.02$/m);
     expect(text).not.toContain('not_portal');
     off();
-    expect(await (await fetch(new URL('metrics', dash.url))).text()).not.toContain('portal_stream_messages_total{');
+    expect(await (await fetch(new URL('metrics', dash.url))).text()).not.toContain(
+      'portal_stream_messages_total{',
+    );
   });
 
   test('metrics: series of a transfer that leaves the list and is evicted disappear (labels stay bounded)', async () => {
-    const statuses = new Map<string, TransferStatus | Error>([['t1', transferStatus('t1', { ticks: 1 })], ['t2', transferStatus('t2', { ticks: 1 })]]);
+    const statuses = new Map<string, TransferStatus | Error>([
+      ['t1', transferStatus('t1', { ticks: 1 })],
+      ['t2', transferStatus('t2', { ticks: 1 })],
+    ]);
     let ids = ['t1', 't2'];
-    dash = await createDashboard({ host: fakeHost(statuses), transfers: () => ids, logger, pollMs: 1000, keepFinished: 0 });
+    dash = await createDashboard({
+      host: fakeHost(statuses),
+      transfers: () => ids,
+      logger,
+      pollMs: 1000,
+      keepFinished: 0,
+    });
     expect(await dash.metrics.metrics()).toContain('portal_edge_health{transfer="t1",edge="a"}');
     ids = ['t2'];
     await dash.pollNow();
@@ -103,10 +160,15 @@ describe('dashboard server on a fake actor host', () => {
   test('errors: a failing status call is an event and a counted poll error, and bad options are typed errors', async () => {
     const statuses = new Map<string, TransferStatus | Error>([['t1', new Error('actor host stopped')]]);
     dash = await createDashboard({ host: fakeHost(statuses), transfers: () => ['t1'], logger, pollMs: 1000 });
-    expect(dash.snapshot().events).toEqual([expect.objectContaining({ type: 'poll-error', transfer: 't1', message: 'actor host stopped' })]);
+    expect(dash.snapshot().events).toEqual([
+      expect.objectContaining({ type: 'poll-error', transfer: 't1', message: 'actor host stopped' }),
+    ]);
     expect(await dash.metrics.metrics()).toContain('portal_dashboard_poll_errors_total 1');
     const host = fakeHost(new Map());
-    await expect(createDashboard({ host, transfers: () => [], logger, pollMs: 5000 })).rejects.toMatchObject({ code: 'PORTAL_INVALID_ARGUMENT', message: expect.stringMatching(/pollMs/) });
+    await expect(createDashboard({ host, transfers: () => [], logger, pollMs: 5000 })).rejects.toMatchObject({
+      code: 'PORTAL_INVALID_ARGUMENT',
+      message: expect.stringMatching(/pollMs/),
+    });
     const port = Number(new URL(dash.url).port);
     const err = await createDashboard({ host, transfers: () => [], logger, port }).catch((e: unknown) => e);
     expect(isDashboardError(err, 'PORTAL_DASHBOARD_LISTEN_FAILED')).toBe(true);

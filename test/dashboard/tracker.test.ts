@@ -2,8 +2,17 @@ import { createTracker, type PollResult } from '../../dashboard/index.js';
 import type { TransferStatus } from '../../actors/index.js';
 import { edgeView, transferStatus } from './fixtures.js';
 
-const poll = (at: number, statuses: Record<string, TransferStatus | Error>, polled = Object.keys(statuses)): PollResult => ({
-  at, polled, statuses: new Map(Object.entries(statuses)), hostKind: 'embedded', hostStats: null, engineStats: { backend: 'cpu', ticks: 5, totalTickMs: 1.5, nested: { x: 1 } },
+const poll = (
+  at: number,
+  statuses: Record<string, TransferStatus | Error>,
+  polled = Object.keys(statuses),
+): PollResult => ({
+  at,
+  polled,
+  statuses: new Map(Object.entries(statuses)),
+  hostKind: 'embedded',
+  hostStats: null,
+  engineStats: { backend: 'cpu', ticks: 5, totalTickMs: 1.5, nested: { x: 1 } },
 });
 
 describe('dashboard tracker', () => {
@@ -26,7 +35,14 @@ describe('dashboard tracker', () => {
     const t = createTracker({ pollMs: 100, historyPoints: 10, maxEvents: 5 });
     let s;
     for (let i = 0; i < 50; i++) {
-      s = t.update(poll(i * 100, { x: transferStatus('x', { bytesDone: i * 10, counters: { ...transferStatus('x').counters, failovers: i } }) }));
+      s = t.update(
+        poll(i * 100, {
+          x: transferStatus('x', {
+            bytesDone: i * 10,
+            counters: { ...transferStatus('x').counters, failovers: i },
+          }),
+        }),
+      );
     }
     expect(s!.transfers[0].history.t).toHaveLength(10);
     expect(s!.transfers[0].history.throughput).toHaveLength(10);
@@ -38,9 +54,32 @@ describe('dashboard tracker', () => {
     const t = createTracker({ pollMs: 500 });
     const c0 = transferStatus('x').counters;
     t.update(poll(0, { x: transferStatus('x') }));
-    t.update(poll(500, { x: transferStatus('x', { counters: { ...c0, failovers: 3, corrupt: 1 }, edges: [edgeView('a', { available: false }), edgeView('b')] }) }));
-    t.update(poll(1000, { x: transferStatus('x', { counters: { ...c0, failovers: 3, corrupt: 1 }, edges: [edgeView('a'), edgeView('b')] }) }));
-    const s = t.update(poll(1500, { x: transferStatus('x', { state: 'done', verified: true, finishedAt: 4_000, counters: { ...c0, failovers: 3, corrupt: 1 } }) }));
+    t.update(
+      poll(500, {
+        x: transferStatus('x', {
+          counters: { ...c0, failovers: 3, corrupt: 1 },
+          edges: [edgeView('a', { available: false }), edgeView('b')],
+        }),
+      }),
+    );
+    t.update(
+      poll(1000, {
+        x: transferStatus('x', {
+          counters: { ...c0, failovers: 3, corrupt: 1 },
+          edges: [edgeView('a'), edgeView('b')],
+        }),
+      }),
+    );
+    const s = t.update(
+      poll(1500, {
+        x: transferStatus('x', {
+          state: 'done',
+          verified: true,
+          finishedAt: 4_000,
+          counters: { ...c0, failovers: 3, corrupt: 1 },
+        }),
+      }),
+    );
     const evs = s.events.map((e) => ({ ...e, seq: undefined, at: undefined }));
     expect(evs).toEqual([
       expect.objectContaining({ type: 'transfer-started', transfer: 'x' }),
@@ -54,10 +93,34 @@ describe('dashboard tracker', () => {
 
   test('tracker: edges carry load, flags and per-edge chunks', () => {
     const t = createTracker({ pollMs: 500 });
-    const s = t.update(poll(0, { x: transferStatus('x', { edges: [edgeView('a', { queueDepth: 3, maxParallel: 4, flags: 3 }), edgeView('b', { available: false, flags: 1 })], perEdgeChunks: [7, 2] }) }));
+    const s = t.update(
+      poll(0, {
+        x: transferStatus('x', {
+          edges: [
+            edgeView('a', { queueDepth: 3, maxParallel: 4, flags: 3 }),
+            edgeView('b', { available: false, flags: 1 }),
+          ],
+          perEdgeChunks: [7, 2],
+        }),
+      }),
+    );
     expect(s.transfers[0].edges).toEqual([
-      expect.objectContaining({ id: 'a', load: 0.75, metered: true, batteryLow: true, online: true, chunks: 7 }),
-      expect.objectContaining({ id: 'b', load: 0, metered: true, batteryLow: false, online: false, chunks: 2 }),
+      expect.objectContaining({
+        id: 'a',
+        load: 0.75,
+        metered: true,
+        batteryLow: true,
+        online: true,
+        chunks: 7,
+      }),
+      expect.objectContaining({
+        id: 'b',
+        load: 0,
+        metered: true,
+        batteryLow: false,
+        online: false,
+        chunks: 2,
+      }),
     ]);
   });
 
@@ -76,18 +139,34 @@ describe('dashboard tracker', () => {
     const t = createTracker({ pollMs: 500, keepFinished: 1 });
     t.update(poll(0, { a: transferStatus('a'), c: transferStatus('c') }));
     t.update(poll(500, { b: transferStatus('b'), c: transferStatus('c') }));
-    expect(t.snapshot().transfers.map((x) => [x.id, x.polled])).toEqual([['a', false], ['c', true], ['b', true]]);
+    expect(t.snapshot().transfers.map((x) => [x.id, x.polled])).toEqual([
+      ['a', false],
+      ['c', true],
+      ['b', true],
+    ]);
     const s = t.update(poll(1000, { c: transferStatus('c') }));
-    expect(s.transfers.map((x) => [x.id, x.polled])).toEqual([['c', true], ['b', false]]);
+    expect(s.transfers.map((x) => [x.id, x.polled])).toEqual([
+      ['c', true],
+      ['b', false],
+    ]);
     expect(t.evicted()).toEqual(['a']);
   });
 
   test('tracker: lastTickMs phase times are read when the status has them and ignored when malformed', () => {
     const t = createTracker({ pollMs: 500 });
-    const s = t.update(poll(0, { x: { ...transferStatus('x'), lastTickMs: { rank: 0.1, dispatch: 0.05, total: 0.2, bogus: 'no' } } as unknown as TransferStatus }));
+    const s = t.update(
+      poll(0, {
+        x: {
+          ...transferStatus('x'),
+          lastTickMs: { rank: 0.1, dispatch: 0.05, total: 0.2, bogus: 'no' },
+        } as unknown as TransferStatus,
+      }),
+    );
     expect(s.transfers[0].lastTickMs).toEqual({ rank: 0.1, dispatch: 0.05, total: 0.2 });
     expect(s.transfers[0].history.tickLast).toEqual([0.2]);
-    const u = createTracker({ pollMs: 500 }).update(poll(0, { x: { ...transferStatus('x'), lastTickMs: 'garbage' } as unknown as TransferStatus }));
+    const u = createTracker({ pollMs: 500 }).update(
+      poll(0, { x: { ...transferStatus('x'), lastTickMs: 'garbage' } as unknown as TransferStatus }),
+    );
     expect(u.transfers[0].lastTickMs).toBeUndefined();
     expect(u.transfers[0].history.tickLast).toEqual([null]);
   });

@@ -11,12 +11,17 @@ const repo = resolve(new URL('../..', import.meta.url).pathname);
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 function docs(rel: string): Doc[] {
-  return yaml.loadAll(readFileSync(join(repo, rel), 'utf8')).filter((d): d is Doc => typeof d === 'object' && d !== null);
+  return yaml
+    .loadAll(readFileSync(join(repo, rel), 'utf8'))
+    .filter((d): d is Doc => typeof d === 'object' && d !== null);
 }
 const byKind = (all: Doc[], kind: string) => all.filter((d) => d.kind === kind);
-const meta = (c: Doc, name: string) => (c.spec.metadata as Array<{ name: string; value?: string }>).find((m) => m.name === name);
+const meta = (c: Doc, name: string) =>
+  (c.spec.metadata as Array<{ name: string; value?: string }>).find((m) => m.name === name);
 
-const k8s = readdirSync(join(repo, 'deploy/k8s')).filter((f) => f.endsWith('.yaml')).flatMap((f) => docs(`deploy/k8s/${f}`));
+const k8s = readdirSync(join(repo, 'deploy/k8s'))
+  .filter((f) => f.endsWith('.yaml'))
+  .flatMap((f) => docs(`deploy/k8s/${f}`));
 const deployments = byKind(k8s, 'Deployment');
 
 describe('deploy manifests', () => {
@@ -65,26 +70,37 @@ describe('deploy manifests', () => {
 
   const componentSets: Array<[string, Doc[]]> = [
     ['k8s', byKind(k8s, 'Component')],
-    ['compose', readdirSync(join(repo, 'deploy/compose/components')).flatMap((f) => docs(`deploy/compose/components/${f}`))],
+    [
+      'compose',
+      readdirSync(join(repo, 'deploy/compose/components')).flatMap((f) =>
+        docs(`deploy/compose/components/${f}`),
+      ),
+    ],
   ];
-  test.each(componentSets)('%s components: the Redis actor state store and the JetStream pub/sub, by the names the code uses', (_, comps) => {
-    const store = comps.find((c) => c.metadata.name === daprDefaults.stateStore)!;
-    expect(store.spec.type).toBe('state.redis');
-    expect(meta(store, 'actorStateStore')?.value).toBe('true');
-    expect(meta(store, 'redisHost')?.value).toMatch(/:6379$/);
-    const bus = comps.find((c) => c.metadata.name === daprDefaults.pubsub)!;
-    expect(bus.spec.type).toBe('pubsub.jetstream');
-    expect(meta(bus, 'natsURL')?.value).toMatch(/^nats:\/\/.+:4222$/);
-    expect(meta(bus, 'streamName')?.value).toBe('PORTAL');
-    for (const c of comps) expect(c.scopes ?? [daprDefaults.appId]).toContain(daprDefaults.appId);
-  });
+  test.each(componentSets)(
+    '%s components: the Redis actor state store and the JetStream pub/sub, by the names the code uses',
+    (_, comps) => {
+      const store = comps.find((c) => c.metadata.name === daprDefaults.stateStore)!;
+      expect(store.spec.type).toBe('state.redis');
+      expect(meta(store, 'actorStateStore')?.value).toBe('true');
+      expect(meta(store, 'redisHost')?.value).toMatch(/:6379$/);
+      const bus = comps.find((c) => c.metadata.name === daprDefaults.pubsub)!;
+      expect(bus.spec.type).toBe('pubsub.jetstream');
+      expect(meta(bus, 'natsURL')?.value).toMatch(/^nats:\/\/.+:4222$/);
+      expect(meta(bus, 'streamName')?.value).toBe('PORTAL');
+      for (const c of comps) expect(c.scopes ?? [daprDefaults.appId]).toContain(daprDefaults.appId);
+    },
+  );
 
-  test.each([['deploy/k8s/configuration.yaml'], ['deploy/compose/config.yaml']])('%s disables scheduler-backed reminders', (rel) => {
-    const [cfg] = docs(rel);
-    expect(cfg.kind).toBe('Configuration');
-    expect(cfg.metadata.name).toBe(daprDefaults.configuration);
-    expect(cfg.spec.features).toEqual(daprFeatures.map((f) => ({ ...f })));
-  });
+  test.each([['deploy/k8s/configuration.yaml'], ['deploy/compose/config.yaml']])(
+    '%s disables scheduler-backed reminders',
+    (rel) => {
+      const [cfg] = docs(rel);
+      expect(cfg.kind).toBe('Configuration');
+      expect(cfg.metadata.name).toBe(daprDefaults.configuration);
+      expect(cfg.spec.features).toEqual(daprFeatures.map((f) => ({ ...f })));
+    },
+  );
 
   test('the Dockerfile is multi-stage and starts `portal serve --runtime dapr` on the app port', () => {
     const text = readFileSync(join(repo, 'deploy/Dockerfile'), 'utf8');
@@ -100,7 +116,8 @@ describe('docker-compose.yml', () => {
   const services = compose.services as Record<string, Doc>;
 
   test('has redis, nats, placement and two Portal instances, each with a daprd sidecar in its network namespace', () => {
-    for (const s of ['redis', 'nats', 'placement', 'portal-a', 'portal-b', 'portal-a-dapr', 'portal-b-dapr']) expect(services[s]).toBeDefined();
+    for (const s of ['redis', 'nats', 'placement', 'portal-a', 'portal-b', 'portal-a-dapr', 'portal-b-dapr'])
+      expect(services[s]).toBeDefined();
     for (const app of ['portal-a', 'portal-b']) {
       const sidecar = services[`${app}-dapr`];
       expect(sidecar.network_mode).toBe(`service:${app}`);
@@ -120,10 +137,14 @@ describe('docker-compose.yml', () => {
     expect(services.placement.image).toBe(`daprio/placement:${daprDefaults.version}`);
     expect(services.placement.command).toContain(String(daprDefaults.placementPort));
     // placement's healthz port must not be 8080 (its default, shared with scheduler and others)
-    expect(services.placement.command[services.placement.command.indexOf('--healthz-port') + 1]).not.toBe('8080');
+    expect(services.placement.command[services.placement.command.indexOf('--healthz-port') + 1]).not.toBe(
+      '8080',
+    );
   });
 
   test('the runtime script builds the Dapr version the manifests pin', () => {
-    expect(readFileSync(join(repo, 'scripts/dapr-runtime.sh'), 'utf8')).toContain(`PORTAL_DAPR_VERSION:-${daprDefaults.version}`);
+    expect(readFileSync(join(repo, 'scripts/dapr-runtime.sh'), 'utf8')).toContain(
+      `PORTAL_DAPR_VERSION:-${daprDefaults.version}`,
+    );
   });
 });

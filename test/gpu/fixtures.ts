@@ -1,10 +1,24 @@
 import { createChunkTable, createEdgeTable, type ChunkTable, type EdgeTable } from '../../scheduler/index.js';
-import { createBufferManager, createDeviceManager, createProgramCache, isGpuError, type GpuContext, type GpuDeviceManager } from '../../gpu/index.js';
+import {
+  createBufferManager,
+  createDeviceManager,
+  createProgramCache,
+  isGpuError,
+  type GpuContext,
+  type GpuDeviceManager,
+} from '../../gpu/index.js';
 
 /** Deterministic xorshift32 in [0, 2^32). */
 export function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
 }
 
 /**
@@ -15,7 +29,12 @@ export async function gpuOrSkip(): Promise<GpuDeviceManager | undefined> {
   try {
     return await createDeviceManager();
   } catch (err) {
-    if (process.env.CI === 'true' || process.env.PORTAL_REQUIRE_GPU === '1' || !isGpuError(err, 'PORTAL_GPU_UNAVAILABLE')) throw err;
+    if (
+      process.env.CI === 'true' ||
+      process.env.PORTAL_REQUIRE_GPU === '1' ||
+      !isGpuError(err, 'PORTAL_GPU_UNAVAILABLE')
+    )
+      throw err;
     // eslint-disable-next-line no-console
     console.warn(`GPU tests skipped: ${(err as Error).message} (set PORTAL_REQUIRE_GPU=1 to fail instead)`);
     return undefined;
@@ -25,12 +44,21 @@ export async function gpuOrSkip(): Promise<GpuDeviceManager | undefined> {
 /** A kernel context on `mgr`'s device. */
 export async function contextOf(mgr: GpuDeviceManager, maxPartitionChunks?: number): Promise<GpuContext> {
   const device = await mgr.acquire();
-  return { device, buffers: createBufferManager(device), programs: createProgramCache(device), limits: mgr.limits, maxPartitionChunks };
+  return {
+    device,
+    buffers: createBufferManager(device),
+    programs: createProgramCache(device),
+    limits: mgr.limits,
+    maxPartitionChunks,
+  };
 }
 
 /** Options of randomTables. */
 export interface TableSpec {
-  n: number; edges: number; k?: number; seed: number;
+  n: number;
+  edges: number;
+  k?: number;
+  seed: number;
   /** Replicas per chunk (random edges). */
   replicas?: number;
   /** Fraction (0..1) of chunks with no candidate at all. */
@@ -77,16 +105,43 @@ export function randomTables(spec: TableSpec): { t: ChunkTable; edges: EdgeTable
 
 /** A deep copy of the tables (the CPU reference and the GPU each mutate their own). */
 export function cloneTables(t: ChunkTable, edges: EdgeTable): { t: ChunkTable; edges: EdgeTable } {
-  const ct: ChunkTable = { ...t, status: t.status.slice(), assigned: t.assigned.slice(), backups: t.backups.slice(), retries: t.retries.slice(), priority: t.priority.slice(), attempt: t.attempt.slice(), dispatchedAt: t.dispatchedAt.slice(), deadline: t.deadline.slice(), candidates: t.candidates.slice() };
-  const ce: EdgeTable = { ...edges, bandwidth: edges.bandwidth.slice(), rtt: edges.rtt.slice(), health: edges.health.slice(), queueDepth: edges.queueDepth.slice(), maxParallel: edges.maxParallel.slice(), available: edges.available.slice(), flags: edges.flags.slice(), timeoutMs: edges.timeoutMs.slice() };
+  const ct: ChunkTable = {
+    ...t,
+    status: t.status.slice(),
+    assigned: t.assigned.slice(),
+    backups: t.backups.slice(),
+    retries: t.retries.slice(),
+    priority: t.priority.slice(),
+    attempt: t.attempt.slice(),
+    dispatchedAt: t.dispatchedAt.slice(),
+    deadline: t.deadline.slice(),
+    candidates: t.candidates.slice(),
+  };
+  const ce: EdgeTable = {
+    ...edges,
+    bandwidth: edges.bandwidth.slice(),
+    rtt: edges.rtt.slice(),
+    health: edges.health.slice(),
+    queueDepth: edges.queueDepth.slice(),
+    maxParallel: edges.maxParallel.slice(),
+    available: edges.available.slice(),
+    flags: edges.flags.slice(),
+    timeoutMs: edges.timeoutMs.slice(),
+  };
   return { t: ct, edges: ce };
 }
 
 /** The chunk table as plain arrays, for toEqual. */
 export function snapshot(t: ChunkTable, edges?: EdgeTable): Record<string, number[]> {
   const s: Record<string, number[]> = {
-    status: Array.from(t.status), assigned: Array.from(t.assigned), backups: Array.from(t.backups), retries: Array.from(t.retries),
-    attempt: Array.from(t.attempt), dispatchedAt: Array.from(t.dispatchedAt), deadline: Array.from(t.deadline), candidates: Array.from(t.candidates),
+    status: Array.from(t.status),
+    assigned: Array.from(t.assigned),
+    backups: Array.from(t.backups),
+    retries: Array.from(t.retries),
+    attempt: Array.from(t.attempt),
+    dispatchedAt: Array.from(t.dispatchedAt),
+    deadline: Array.from(t.deadline),
+    candidates: Array.from(t.candidates),
   };
   if (edges) s.queueDepth = Array.from(edges.queueDepth);
   return s;

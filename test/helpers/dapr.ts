@@ -4,7 +4,12 @@ import http from 'node:http';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createDaprActorClient, daprDefaults, daprFeatures, type DaprActorClient } from '../../runtime/index.js';
+import {
+  createDaprActorClient,
+  daprDefaults,
+  daprFeatures,
+  type DaprActorClient,
+} from '../../runtime/index.js';
 import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
 import type { TransferRequest, TransferStatus } from '../../actors/index.js';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
@@ -15,9 +20,13 @@ const repo = resolve(new URL('../..', import.meta.url).pathname);
 /** The folder with the pinned daprd and placement binaries (scripts/dapr-runtime.sh builds them; setup runs it). */
 export function daprBinaries(): string {
   try {
-    return execFileSync('bash', [join(repo, 'scripts/dapr-runtime.sh'), '--print'], { encoding: 'utf8' }).trim();
+    return execFileSync('bash', [join(repo, 'scripts/dapr-runtime.sh'), '--print'], {
+      encoding: 'utf8',
+    }).trim();
   } catch {
-    throw new Error('Dapr binaries are not built: run `bash scripts/dapr-runtime.sh` (or `npm run setup`) first');
+    throw new Error(
+      'Dapr binaries are not built: run `bash scripts/dapr-runtime.sh` (or `npm run setup`) first',
+    );
   }
 }
 
@@ -32,7 +41,12 @@ export interface Proc {
 
 function startProc(cmd: string, args: string[], log: string, env: NodeJS.ProcessEnv = {}): Proc {
   const out = createWriteStream(log, { flags: 'a' });
-  const child = spawn(cmd, args, { cwd: repo, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(cmd, args, {
+    cwd: repo,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   child.stdout!.pipe(out, { end: false });
   child.stderr!.pipe(out, { end: false });
   child.once('error', (err) => out.write(`spawn error: ${err.message}\n`));
@@ -99,12 +113,37 @@ export async function startDaprCluster(opts: { redisPort: number }): Promise<Dap
   await writeFile(join(resources, 'statestore.yaml'), componentYaml(opts.redisPort));
   const config = join(dir, 'config.yaml');
   await writeFile(config, configurationYaml());
-  const [placementPort, healthz, metrics, raft] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const placement = startProc(join(bin, 'placement'), [
-    '--port', String(placementPort), '--healthz-port', String(healthz), '--metrics-port', String(metrics), '--enable-metrics=false',
-    '--id', 'dapr-placement-0', '--initial-cluster', `dapr-placement-0=127.0.0.1:${raft}`, '--inmem-store-enabled',
-    '--tls-enabled=false', '--log-level', 'warn', '--listen-address', '127.0.0.1', '--healthz-listen-address', '127.0.0.1',
-  ], join(dir, 'placement.log'));
+  const [placementPort, healthz, metrics, raft] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
+  const placement = startProc(
+    join(bin, 'placement'),
+    [
+      '--port',
+      String(placementPort),
+      '--healthz-port',
+      String(healthz),
+      '--metrics-port',
+      String(metrics),
+      '--enable-metrics=false',
+      '--id',
+      'dapr-placement-0',
+      '--initial-cluster',
+      `dapr-placement-0=127.0.0.1:${raft}`,
+      '--inmem-store-enabled',
+      '--tls-enabled=false',
+      '--log-level',
+      'warn',
+      '--listen-address',
+      '127.0.0.1',
+      '--healthz-listen-address',
+      '127.0.0.1',
+    ],
+    join(dir, 'placement.log'),
+  );
   const procs: Proc[] = [placement];
   try {
     await waitForPort(placementPort, 30_000, 'placement');
@@ -113,7 +152,13 @@ export async function startDaprCluster(opts: { redisPort: number }): Promise<Dap
     throw new Error(`${(err as Error).message}\n${await placement.tail()}`);
   }
   return {
-    dir, bin, resources, config, placementPort, placement, procs,
+    dir,
+    bin,
+    resources,
+    config,
+    placementPort,
+    placement,
+    procs,
     async stop() {
       await Promise.all(procs.map((p) => p.kill()));
       if (process.env.PORTAL_KEEP_DAPR_LOGS !== '1') await rm(dir, { recursive: true, force: true });
@@ -152,36 +197,103 @@ export interface PortalInstanceOptions {
  * Starts daprd and `node dist/cli/main.js serve --runtime dapr` (run `npm run build` first) on free ports and
  * waits until the sidecar reports healthy and the app printed its ready line.
  */
-export async function startPortalInstance(cluster: DaprCluster, o: PortalInstanceOptions): Promise<PortalInstance> {
-  const [appPort, daprHttpPort, daprGrpcPort, internalPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+export async function startPortalInstance(
+  cluster: DaprCluster,
+  o: PortalInstanceOptions,
+): Promise<PortalInstance> {
+  const [appPort, daprHttpPort, daprGrpcPort, internalPort, metricsPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
   const tokens: NodeJS.ProcessEnv = {};
   if (o.apiToken) tokens.DAPR_API_TOKEN = o.apiToken;
   if (o.appApiToken) tokens.APP_API_TOKEN = o.appApiToken;
   const startDaprd = (): Proc => {
-    const proc = startProc(join(cluster.bin, 'daprd'), [
-      '--app-id', daprDefaults.appId, '--app-port', String(appPort), '--app-protocol', 'http', '--app-channel-address', '127.0.0.1',
-      '--dapr-http-port', String(daprHttpPort), '--dapr-grpc-port', String(daprGrpcPort), '--dapr-internal-grpc-port', String(internalPort),
-      '--dapr-listen-addresses', '127.0.0.1', '--metrics-port', String(metricsPort), '--enable-metrics=false',
-      '--placement-host-address', `127.0.0.1:${cluster.placementPort}`, '--scheduler-host-address', '',
-      '--resources-path', cluster.resources, '--config', cluster.config, '--log-level', process.env.PORTAL_DAPRD_LOG_LEVEL ?? 'warn',
-      '--dapr-graceful-shutdown-seconds', '1',
-    ], join(cluster.dir, `${o.name}-daprd.log`), tokens);
+    const proc = startProc(
+      join(cluster.bin, 'daprd'),
+      [
+        '--app-id',
+        daprDefaults.appId,
+        '--app-port',
+        String(appPort),
+        '--app-protocol',
+        'http',
+        '--app-channel-address',
+        '127.0.0.1',
+        '--dapr-http-port',
+        String(daprHttpPort),
+        '--dapr-grpc-port',
+        String(daprGrpcPort),
+        '--dapr-internal-grpc-port',
+        String(internalPort),
+        '--dapr-listen-addresses',
+        '127.0.0.1',
+        '--metrics-port',
+        String(metricsPort),
+        '--enable-metrics=false',
+        '--placement-host-address',
+        `127.0.0.1:${cluster.placementPort}`,
+        '--scheduler-host-address',
+        '',
+        '--resources-path',
+        cluster.resources,
+        '--config',
+        cluster.config,
+        '--log-level',
+        process.env.PORTAL_DAPRD_LOG_LEVEL ?? 'warn',
+        '--dapr-graceful-shutdown-seconds',
+        '1',
+      ],
+      join(cluster.dir, `${o.name}-daprd.log`),
+      tokens,
+    );
     cluster.procs.push(proc);
     return proc;
   };
   let daprd = startDaprd();
-  const app = startProc(process.execPath, [join(repo, 'dist/cli/main.js'), 'serve', '--runtime', 'dapr', '--app-port', String(appPort),
-    '--dapr-http-port', String(daprHttpPort), '--json', '--log-level', process.env.PORTAL_TEST_LOG_LEVEL ?? 'warn', ...(o.serveArgs ?? [])],
-  join(cluster.dir, `${o.name}-app.log`), { ...tokens, ...o.env });
+  const app = startProc(
+    process.execPath,
+    [
+      join(repo, 'dist/cli/main.js'),
+      'serve',
+      '--runtime',
+      'dapr',
+      '--app-port',
+      String(appPort),
+      '--dapr-http-port',
+      String(daprHttpPort),
+      '--json',
+      '--log-level',
+      process.env.PORTAL_TEST_LOG_LEVEL ?? 'warn',
+      ...(o.serveArgs ?? []),
+    ],
+    join(cluster.dir, `${o.name}-app.log`),
+    { ...tokens, ...o.env },
+  );
   cluster.procs.push(app);
   const sidecarUp = async (): Promise<void> => {
     await waitForPort(daprHttpPort, 60_000, `${o.name} daprd`);
-    await waitFor(() => daprHealthy(daprHttpPort, o.apiToken), 60_000, `${o.name} daprd healthy`, () => daprd.child.exitCode !== null);
+    await waitFor(
+      () => daprHealthy(daprHttpPort, o.apiToken),
+      60_000,
+      `${o.name} daprd healthy`,
+      () => daprd.child.exitCode !== null,
+    );
   };
   const instance: PortalInstance = {
-    name: o.name, appPort, daprHttpPort, app,
-    get daprd() { return daprd; },
-    kill: async () => { await Promise.all([app.kill(), daprd.kill()]); },
+    name: o.name,
+    appPort,
+    daprHttpPort,
+    app,
+    get daprd() {
+      return daprd;
+    },
+    kill: async () => {
+      await Promise.all([app.kill(), daprd.kill()]);
+    },
     async restartDaprd() {
       await daprd.kill();
       daprd = startDaprd();
@@ -193,7 +305,12 @@ export async function startPortalInstance(cluster: DaprCluster, o: PortalInstanc
     },
   };
   try {
-    await waitFor(async () => (await readFile(app.log, 'utf8').catch(() => '')).includes('"type":"ready"'), 60_000, `${o.name} app ready`, () => app.child.exitCode !== null);
+    await waitFor(
+      async () => (await readFile(app.log, 'utf8').catch(() => '')).includes('"type":"ready"'),
+      60_000,
+      `${o.name} app ready`,
+      () => app.child.exitCode !== null,
+    );
     await sidecarUp();
   } catch (err) {
     const detail = `\n--- ${o.name} daprd ---\n${await daprd.tail()}\n--- ${o.name} app ---\n${await app.tail()}`;
@@ -205,7 +322,9 @@ export async function startPortalInstance(cluster: DaprCluster, o: PortalInstanc
 
 async function daprHealthy(port: number, token?: string): Promise<boolean> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/v1.0/healthz`, { headers: token ? { 'dapr-api-token': token } : {} });
+    const res = await fetch(`http://127.0.0.1:${port}/v1.0/healthz`, {
+      headers: token ? { 'dapr-api-token': token } : {},
+    });
     return res.status === 204 || res.status === 200;
   } catch {
     return false;
@@ -213,7 +332,12 @@ async function daprHealthy(port: number, token?: string): Promise<boolean> {
 }
 
 /** Polls `check` every 100 ms until it is true; rejects after `timeoutMs` or when `abort` says so. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string | (() => string), abort?: () => boolean): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string | (() => string),
+  abort?: () => boolean,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const name = () => (typeof what === 'string' ? what : what());
   for (;;) {
@@ -225,15 +349,31 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
 }
 
 /** POST http://127.0.0.1:<daprHttp>/v1.0/actors/<type>/<id>/method/<m>: status and parsed body. */
-export async function daprInvoke(daprHttpPort: number, type: string, id: string, method: string, body?: unknown, token?: string): Promise<{ status: number; body: unknown }> {
+export async function daprInvoke(
+  daprHttpPort: number,
+  type: string,
+  id: string,
+  method: string,
+  body?: unknown,
+  token?: string,
+): Promise<{ status: number; body: unknown }> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (token) headers['dapr-api-token'] = token;
-  const res = await fetch(`http://127.0.0.1:${daprHttpPort}/v1.0/actors/${type}/${encodeURIComponent(id)}/method/${method}`, {
-    method: 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const res = await fetch(
+    `http://127.0.0.1:${daprHttpPort}/v1.0/actors/${type}/${encodeURIComponent(id)}/method/${method}`,
+    {
+      method: 'POST',
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    },
+  );
   const text = await res.text();
   let parsed: unknown = text;
-  try { parsed = text.length ? JSON.parse(text) : undefined; } catch { /* not JSON: keep the text */ }
+  try {
+    parsed = text.length ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON: keep the text */
+  }
   return { status: res.status, body: parsed };
 }
 
@@ -249,7 +389,11 @@ export async function activeActors(daprHttpPort: number, type: string): Promise<
 }
 
 /** Counts chunk requests per chunk index in front of an edge (a logging pass-through proxy). */
-export interface CountingProxy { url: string; log: Array<{ chunk: number; at: number }>; close(): Promise<void> }
+export interface CountingProxy {
+  url: string;
+  log: Array<{ chunk: number; at: number }>;
+  close(): Promise<void>;
+}
 
 export function countingProxy(target: EdgeServer, manifest: Manifest): Promise<CountingProxy> {
   const index = new Map(manifest.chunks.map((cid, i) => [cid, i]));
@@ -258,18 +402,40 @@ export function countingProxy(target: EdgeServer, manifest: Manifest): Promise<C
   const server = http.createServer((req, res) => {
     const m = /^\/v1\/chunks\/([^/?]+)/.exec(req.url ?? '');
     if (m && index.has(m[1])) log.push({ chunk: index.get(m[1])!, at: Date.now() });
-    const up = http.request({ host: '127.0.0.1', port: target.port, path: req.url, method: req.method, headers: req.headers, agent }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
+    const up = http.request(
+      {
+        host: '127.0.0.1',
+        port: target.port,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+        agent,
+      },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on('error', () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
     });
-    up.on('error', () => { if (!res.headersSent) res.writeHead(502); res.end(); });
     req.pipe(up);
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-    log,
-    close: () => new Promise((r) => { agent.destroy(); server.closeAllConnections(); server.close(() => r()); }),
-  })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+        log,
+        close: () =>
+          new Promise((r) => {
+            agent.destroy();
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      }),
+    ),
+  );
 }
 
 /** The chunk indexes set in a base64 completion bitmap (a SchedulerActor journal's). */
@@ -295,23 +461,41 @@ export interface TransferFixture {
   close(): Promise<void>;
 }
 
-export async function createTransferFixture(dir: string, o: { transferId: string; seed: number }): Promise<TransferFixture> {
+export async function createTransferFixture(
+  dir: string,
+  o: { transferId: string; seed: number },
+): Promise<TransferFixture> {
   const src = await writeRandomFile(dir, 'source.bin', 6 * 1024 * 1024, o.seed);
   const manifest = await createManifest(src.path, { chunkSize: 128 * 1024 });
   const edges: EdgeServer[] = [];
   const proxies: CountingProxy[] = [];
   for (let i = 0; i < 2; i++) {
-    const e = await createEdgeServer({ id: `edge-${i}`, source: { path: src.path, manifest }, bandwidthBytesPerSec: 300 * 1024 });
+    const e = await createEdgeServer({
+      id: `edge-${i}`,
+      source: { path: src.path, manifest },
+      bandwidthBytesPerSec: 300 * 1024,
+    });
     edges.push(e);
     proxies.push(await countingProxy(e, manifest));
   }
   const output = join(dir, 'out.bin');
   const request: TransferRequest = {
-    transferId: o.transferId, manifest, output, tickMs: 50,
-    edges: proxies.map((p, i) => ({ id: `${o.transferId}-edge-${i}`, config: { url: p.url, kind: 'portal' as const, flags: 0, maxParallel: 4 }, holds: 'all' as const })),
+    transferId: o.transferId,
+    manifest,
+    output,
+    tickMs: 50,
+    edges: proxies.map((p, i) => ({
+      id: `${o.transferId}-edge-${i}`,
+      config: { url: p.url, kind: 'portal' as const, flags: 0, maxParallel: 4 },
+      holds: 'all' as const,
+    })),
   };
   return {
-    manifest, chunks: manifest.chunks.length, output, request, proxies,
+    manifest,
+    chunks: manifest.chunks.length,
+    output,
+    request,
+    proxies,
     fetchedAfter: (at) => proxies.flatMap((p) => p.log).filter((r) => r.at > at),
     async close() {
       await Promise.all(proxies.map((p) => p.close()));
@@ -329,36 +513,61 @@ export function daprClients(instances: PortalInstance[]): DaprActorClient[] {
  * Starts the fixture's transfer through `client`, waits until `fraction` of its chunks are complete and finds the
  * instance hosting its SchedulerActor (placement decides).
  */
-export async function startTransferUntil(client: DaprActorClient, instances: PortalInstance[], f: TransferFixture, fraction: number): Promise<{ status: TransferStatus; host: number }> {
+export async function startTransferUntil(
+  client: DaprActorClient,
+  instances: PortalInstance[],
+  f: TransferFixture,
+  fraction: number,
+): Promise<{ status: TransferStatus; host: number }> {
   const id = f.request.transferId;
   const started = await client.invoke<TransferStatus>('SchedulerActor', id, 'start', f.request);
-  if (started.state !== 'running') throw new Error(`transfer ${id} did not start: ${JSON.stringify(started)}`);
+  if (started.state !== 'running')
+    throw new Error(`transfer ${id} did not start: ${JSON.stringify(started)}`);
   let status = started;
-  await waitFor(async () => {
-    status = await client.invoke<TransferStatus>('SchedulerActor', id, 'status');
-    return status.complete >= Math.ceil(f.chunks * fraction);
-  }, 60_000, `${fraction} of the chunks`);
+  await waitFor(
+    async () => {
+      status = await client.invoke<TransferStatus>('SchedulerActor', id, 'status');
+      return status.complete >= Math.ceil(f.chunks * fraction);
+    },
+    60_000,
+    `${fraction} of the chunks`,
+  );
   const counts = await Promise.all(instances.map((i) => activeActors(i.daprHttpPort, 'SchedulerActor')));
   return { status, host: counts.indexOf(1) };
 }
 
 /** The SchedulerActor journal as the state store holds it now (Dapr's key layout: <appId>||<type>||<id>||<key>). */
-export async function readJournal(redis: TestRedis, transferId: string): Promise<{ state: string; journaled: Set<number> }> {
-  const j = JSON.parse(await redis.cli('HGET', `${daprDefaults.appId}||SchedulerActor||${transferId}||journal`, 'data')) as { bitmap: string; state: string };
+export async function readJournal(
+  redis: TestRedis,
+  transferId: string,
+): Promise<{ state: string; journaled: Set<number> }> {
+  const j = JSON.parse(
+    await redis.cli('HGET', `${daprDefaults.appId}||SchedulerActor||${transferId}||journal`, 'data'),
+  ) as { bitmap: string; state: string };
   return { state: j.state, journaled: bitsOf(j.bitmap) };
 }
 
 /** Polls the transfer's status through `client` (calls may fail while actors move) until it is done or failed. */
-export async function waitForTransferEnd(client: DaprActorClient, transferId: string, timeoutMs: number, what: string): Promise<TransferStatus> {
+export async function waitForTransferEnd(
+  client: DaprActorClient,
+  transferId: string,
+  timeoutMs: number,
+  what: string,
+): Promise<TransferStatus> {
   let status: TransferStatus | undefined;
-  await waitFor(async () => {
-    try {
-      status = await client.invoke<TransferStatus>('SchedulerActor', transferId, 'status');
-    } catch {
-      return false;
-    }
-    return status.state === 'done' || status.state === 'failed';
-  }, timeoutMs, () => `${what} (last status: ${JSON.stringify(status && { state: status.state, complete: status.complete, total: status.total })})`);
+  await waitFor(
+    async () => {
+      try {
+        status = await client.invoke<TransferStatus>('SchedulerActor', transferId, 'status');
+      } catch {
+        return false;
+      }
+      return status.state === 'done' || status.state === 'failed';
+    },
+    timeoutMs,
+    () =>
+      `${what} (last status: ${JSON.stringify(status && { state: status.state, complete: status.complete, total: status.total })})`,
+  );
   return status!;
 }
 
@@ -373,7 +582,10 @@ export interface DaprTestBed {
   stop(): Promise<void>;
 }
 
-export async function startDaprTestBed(name: string, o: Omit<PortalInstanceOptions, 'name'> = {}): Promise<DaprTestBed> {
+export async function startDaprTestBed(
+  name: string,
+  o: Omit<PortalInstanceOptions, 'name'> = {},
+): Promise<DaprTestBed> {
   const tmp = await makeTempDir(name);
   const redis = await startRedis();
   let cluster: DaprCluster | undefined;
@@ -388,7 +600,11 @@ export async function startDaprTestBed(name: string, o: Omit<PortalInstanceOptio
     const instances = await Promise.all(['a', 'b'].map((n) => startPortalInstance(c, { ...o, name: n })));
     const clients = daprClients(instances);
     return {
-      dir: tmp.dir, redis, cluster: c, instances, clients,
+      dir: tmp.dir,
+      redis,
+      cluster: c,
+      instances,
+      clients,
       async stop() {
         for (const client of clients) client.close();
         await stop();

@@ -22,7 +22,8 @@ export interface TestNatsServer {
 /** Path of the nats-server binary: $NATS_SERVER_BIN, /usr/sbin/nats-server, or `nats-server` on PATH. */
 export function natsServerBin(): string {
   if (process.env.NATS_SERVER_BIN) return process.env.NATS_SERVER_BIN;
-  for (const p of ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) if (existsSync(p)) return p;
+  for (const p of ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'])
+    if (existsSync(p)) return p;
   return 'nats-server';
 }
 
@@ -30,11 +31,15 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const c = tcpConnect({ port, host: '127.0.0.1' }, () => { c.destroy(); resolve(true); });
+      const c = tcpConnect({ port, host: '127.0.0.1' }, () => {
+        c.destroy();
+        resolve(true);
+      });
       c.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -64,10 +69,18 @@ export async function startNatsServer(opts: TestNatsServerOptions = {}): Promise
   let log = '';
   const start = async (): Promise<void> => {
     log = '';
-    const p = spawn(natsServerBin(), [...configArgs, '-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...(opts.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
-    p.stderr!.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
+    const p = spawn(
+      natsServerBin(),
+      [...configArgs, '-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...(opts.args ?? [])],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    p.stderr!.on('data', (d: Buffer) => {
+      log = (log + d.toString()).slice(-4000);
+    });
     proc = p;
-    const exited = new Promise<never>((_, reject) => p.once('exit', (code) => reject(new Error(`nats-server exited (${code}): ${log}`))));
+    const exited = new Promise<never>((_, reject) =>
+      p.once('exit', (code) => reject(new Error(`nats-server exited (${code}): ${log}`))),
+    );
     exited.catch(() => undefined);
     await Promise.race([waitForPort(port, 15_000), exited]);
     // JetStream is ready once the server logs it; the port opens a little before.
@@ -82,9 +95,22 @@ export async function startNatsServer(opts: TestNatsServerOptions = {}): Promise
     p.kill('SIGKILL');
     await gone;
   };
-  try { await start(); } catch (err) { await kill(); await rm(storeDir, { recursive: true, force: true }); throw err; }
+  try {
+    await start();
+  } catch (err) {
+    await kill();
+    await rm(storeDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
-    url: `nats://127.0.0.1:${port}`, port, storeDir, kill, start,
-    async stop() { await kill(); await rm(storeDir, { recursive: true, force: true }); },
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    kill,
+    start,
+    async stop() {
+      await kill();
+      await rm(storeDir, { recursive: true, force: true });
+    },
   };
 }

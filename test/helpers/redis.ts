@@ -15,7 +15,10 @@ export async function waitForPort(port: number, timeoutMs = 30_000, what = `port
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const c = net.connect(port, '127.0.0.1');
-      c.once('connect', () => { c.destroy(); resolve(true); });
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
       c.once('error', () => resolve(false));
     });
     if (ok) return;
@@ -25,11 +28,25 @@ export async function waitForPort(port: number, timeoutMs = 30_000, what = `port
 }
 
 /** Kills a child started with `detached: true` and its whole process group; resolves when it has exited. */
-export async function killGroup(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKILL', graceMs = 5000): Promise<void> {
+export async function killGroup(
+  child: ChildProcess | undefined,
+  signal: NodeJS.Signals = 'SIGKILL',
+  graceMs = 5000,
+): Promise<void> {
   if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  try { process.kill(-child.pid, signal); } catch { /* already gone */ }
-  const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, graceMs);
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    /* already gone */
+  }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }, graceMs);
   await exited;
   clearTimeout(timer);
 }
@@ -50,9 +67,27 @@ export interface TestRedis {
 export async function startRedis(): Promise<TestRedis> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'portal-redis-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'], {
-    stdio: ['ignore', 'ignore', 'inherit'], detached: true,
-  });
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--protected-mode',
+      'no',
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      detached: true,
+    },
+  );
   child.once('error', () => undefined);
   try {
     await waitForPort(port, 15_000, `redis-server on ${port}`);

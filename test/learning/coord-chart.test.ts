@@ -8,10 +8,13 @@ describe('coord-demo latency chart', () => {
   });
 
   test('one polyline per policy with a point per task, phase marks inside the range, names escaped', () => {
-    const svg = latencyChart([
-      { name: 'heuristic', color: '#d62728', latencyMs: Array.from({ length: 40 }, (_, i) => 100 + i) },
-      { name: 'learned <new>', color: '#1f77b4', latencyMs: Array.from({ length: 40 }, () => 30) },
-    ], { title: 'demo & test', window: 5, marks: [20, 50] });
+    const svg = latencyChart(
+      [
+        { name: 'heuristic', color: '#d62728', latencyMs: Array.from({ length: 40 }, (_, i) => 100 + i) },
+        { name: 'learned <new>', color: '#1f77b4', latencyMs: Array.from({ length: 40 }, () => 30) },
+      ],
+      { title: 'demo & test', window: 5, marks: [20, 50] },
+    );
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     const lines = [...svg.matchAll(/<polyline data-series="([^"]*)"[^>]* points="([^"]*)"/g)];
     expect(lines.map((m) => m[1])).toEqual(['heuristic', 'learned &lt;new&gt;']);

@@ -1,9 +1,18 @@
 import { createEmbeddedHost, createMemoryStateStore, type EmbeddedHost } from '../../runtime/index.js';
 import { ManualClock } from '../../common/clock.js';
-import { CoordinatorActor, type PeerTransport, type TaskOutcome, type PeerDispatch, type CoordSnapshot } from '../../actors/coordinator-actor.js';
+import {
+  CoordinatorActor,
+  type PeerTransport,
+  type TaskOutcome,
+  type PeerDispatch,
+  type CoordSnapshot,
+} from '../../actors/coordinator-actor.js';
 
 /** In-process peers: each answer advances the manual clock by the peer's service time, so the coordinator measures it. */
-function fakePeers(clock: ManualClock, behave: Record<string, (d: PeerDispatch) => { ms: number; ok: boolean }>): PeerTransport & { log: PeerDispatch[] } {
+function fakePeers(
+  clock: ManualClock,
+  behave: Record<string, (d: PeerDispatch) => { ms: number; ok: boolean }>,
+): PeerTransport & { log: PeerDispatch[] } {
   const log: PeerDispatch[] = [];
   return {
     log,
@@ -17,24 +26,43 @@ function fakePeers(clock: ManualClock, behave: Record<string, (d: PeerDispatch) 
   };
 }
 
-async function setup(behave: Record<string, (d: PeerDispatch) => { ms: number; ok: boolean }>, maxConcurrent = 2) {
+async function setup(
+  behave: Record<string, (d: PeerDispatch) => { ms: number; ok: boolean }>,
+  maxConcurrent = 2,
+) {
   const clock = new ManualClock(0, Date.UTC(2026, 0, 1, 9));
   const outcomes: TaskOutcome[] = [];
   const waiters: Array<() => void> = [];
   const transport = fakePeers(clock, behave);
   const store = createMemoryStateStore();
-  const host: EmbeddedHost = createEmbeddedHost({ store, clock, services: { coordinatorTransport: transport, coordinatorSink: (o: TaskOutcome) => { outcomes.push(o); waiters.splice(0).forEach((w) => w()); } } });
+  const host: EmbeddedHost = createEmbeddedHost({
+    store,
+    clock,
+    services: {
+      coordinatorTransport: transport,
+      coordinatorSink: (o: TaskOutcome) => {
+        outcomes.push(o);
+        waiters.splice(0).forEach((w) => w());
+      },
+    },
+  });
   host.register(CoordinatorActor);
   await host.ready();
   const coord = host.proxy('CoordinatorActor', 'c1');
-  for (const id of Object.keys(behave)) await coord.invoke('registerPeer', { id, maxConcurrent, latencyHintMs: 10 });
-  const until = async (n: number): Promise<void> => { while (outcomes.length < n) await new Promise<void>((r) => waiters.push(r)); };
+  for (const id of Object.keys(behave))
+    await coord.invoke('registerPeer', { id, maxConcurrent, latencyHintMs: 10 });
+  const until = async (n: number): Promise<void> => {
+    while (outcomes.length < n) await new Promise<void>((r) => waiters.push(r));
+  };
   return { clock, outcomes, transport, host, coord, until, store };
 }
 
 describe('CoordinatorActor on the embedded host', () => {
   let host: EmbeddedHost | undefined;
-  afterEach(async () => { await host?.stop(); host = undefined; });
+  afterEach(async () => {
+    await host?.stop();
+    host = undefined;
+  });
 
   test('coordinator: a failed attempt is retried on another peer and the task completes', async () => {
     const s = await setup({ bad: () => ({ ms: 5, ok: false }), good: () => ({ ms: 20, ok: true }) });
@@ -58,17 +86,35 @@ describe('CoordinatorActor on the embedded host', () => {
     expect(new Set(s.transport.log.map((d) => d.peer))).toEqual(new Set(['a', 'b']));
   });
 
-  test('coordinator: never runs more than a peer\'s concurrency limit at once', async () => {
+  test("coordinator: never runs more than a peer's concurrency limit at once", async () => {
     const held: Array<() => void> = [];
-    let inflight = 0, peak = 0;
+    let inflight = 0,
+      peak = 0;
     const clock = new ManualClock();
     const outcomes: TaskOutcome[] = [];
-    const transport: PeerTransport = { execute: () => { inflight++; peak = Math.max(peak, inflight); return new Promise((r) => held.push(() => { inflight--; r({ ok: true }); })); } };
-    host = createEmbeddedHost({ store: createMemoryStateStore(), clock, services: { coordinatorTransport: transport, coordinatorSink: (o: TaskOutcome) => outcomes.push(o) } });
+    const transport: PeerTransport = {
+      execute: () => {
+        inflight++;
+        peak = Math.max(peak, inflight);
+        return new Promise((r) =>
+          held.push(() => {
+            inflight--;
+            r({ ok: true });
+          }),
+        );
+      },
+    };
+    host = createEmbeddedHost({
+      store: createMemoryStateStore(),
+      clock,
+      services: { coordinatorTransport: transport, coordinatorSink: (o: TaskOutcome) => outcomes.push(o) },
+    });
     host.register(CoordinatorActor);
     const coord = host.proxy('CoordinatorActor', 'c');
     await coord.invoke('registerPeer', { id: 'only', maxConcurrent: 3, latencyHintMs: 1 });
-    await coord.invoke('submit', { tasks: Array.from({ length: 10 }, (_, i) => ({ id: `t${i}`, type: 'x', work: 1 })) });
+    await coord.invoke('submit', {
+      tasks: Array.from({ length: 10 }, (_, i) => ({ id: `t${i}`, type: 'x', work: 1 })),
+    });
     while (outcomes.length < 10) {
       const h = held.shift();
       if (h) h();
@@ -85,7 +131,9 @@ describe('CoordinatorActor on the embedded host', () => {
     host = s.host;
     let n = 0;
     for (let i = 0; i < 60; i++) {
-      await s.coord.invoke('submit', { tasks: [{ id: `t${i}`, type: i % 2 === 0 ? 'render' : 'physics', work: 1 }] });
+      await s.coord.invoke('submit', {
+        tasks: [{ id: `t${i}`, type: i % 2 === 0 ? 'render' : 'physics', work: 1 }],
+      });
       await s.until(++n);
     }
     const late = s.transport.log.slice(30);
@@ -98,7 +146,9 @@ describe('CoordinatorActor on the embedded host', () => {
     expect(after.observations).toBe(before.observations);
     expect(after.warm).toBe(true);
     expect(await s.coord.invoke('exportModel')).toEqual(model);
-    const ranks = await s.coord.invoke<Array<{ peer: string; timeMs: number }>>('rankPeers', { type: 'render' });
+    const ranks = await s.coord.invoke<Array<{ peer: string; timeMs: number }>>('rankPeers', {
+      type: 'render',
+    });
     expect(ranks[0].peer).toBe('gpu');
     expect(ranks[0].timeMs).toBeGreaterThan(8);
     expect(ranks[0].timeMs).toBeLessThan(12);

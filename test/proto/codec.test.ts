@@ -1,57 +1,217 @@
 import { createCodecRegistry, wire, DEFAULT_MAX_BYTES, type WireKind } from '../../bus/codec.js';
-import type { ChunkReport, DispatchBatch, EdgeHaveEvent, EdgeTelemetryEvent, TransferCommand, TransferStatusEvent, CancelRequest, DeadLetterEvent } from '../../bus/types.js';
+import type {
+  ChunkReport,
+  DispatchBatch,
+  EdgeHaveEvent,
+  EdgeTelemetryEvent,
+  TransferCommand,
+  TransferStatusEvent,
+  CancelRequest,
+  DeadLetterEvent,
+} from '../../bus/types.js';
 import { isPortalError, type PortalError } from '../../common/errors.js';
 import { pb } from '../../proto/index.js';
 import { createPrng } from '../../transfer/index.js';
 
 const telemetry: EdgeTelemetryEvent = {
-  edgeId: 'e1', sentAtMs: 1_700_000_000_123.5, online: true, metered: false, battery: { level: 0.5, charging: false, low: true },
-  bandwidth: [{ atMs: 1, bytesPerSec: 12_500_000 }, { atMs: 2, bytesPerSec: 11_000_000.25 }], rtt: [{ atMs: 3, rttMs: 12.5 }], maxParallel: 8,
-  url: 'http://127.0.0.1:8080', kind: 'portal',
+  edgeId: 'e1',
+  sentAtMs: 1_700_000_000_123.5,
+  online: true,
+  metered: false,
+  battery: { level: 0.5, charging: false, low: true },
+  bandwidth: [
+    { atMs: 1, bytesPerSec: 12_500_000 },
+    { atMs: 2, bytesPerSec: 11_000_000.25 },
+  ],
+  rtt: [{ atMs: 3, rttMs: 12.5 }],
+  maxParallel: 8,
+  url: 'http://127.0.0.1:8080',
+  kind: 'portal',
 };
-const haveFull: EdgeHaveEvent = { kind: 'full', edgeId: 'e1', manifestId: 'm1', chunkCount: 20, seq: 7, sentAtMs: 5, bitmap: new Uint8Array([0xff, 0x0f, 0x03]) };
-const haveInc: EdgeHaveEvent = { kind: 'incremental', edgeId: 'e1', manifestId: 'm1', chunkCount: 20, seq: 8, sentAtMs: 6, baseSeq: 7, added: [12, 19], removed: [0] };
+const haveFull: EdgeHaveEvent = {
+  kind: 'full',
+  edgeId: 'e1',
+  manifestId: 'm1',
+  chunkCount: 20,
+  seq: 7,
+  sentAtMs: 5,
+  bitmap: new Uint8Array([0xff, 0x0f, 0x03]),
+};
+const haveInc: EdgeHaveEvent = {
+  kind: 'incremental',
+  edgeId: 'e1',
+  manifestId: 'm1',
+  chunkCount: 20,
+  seq: 8,
+  sentAtMs: 6,
+  baseSeq: 7,
+  added: [12, 19],
+  removed: [0],
+};
 const batch: DispatchBatch = {
-  transferId: 't1', output: '/tmp/out.bin', fileSize: 2 ** 40 + 5,
+  transferId: 't1',
+  output: '/tmp/out.bin',
+  fileSize: 2 ** 40 + 5,
   items: [
-    { chunk: 0, attempt: 1, edgeIndex: 2, edgeUrl: 'http://a', edgeKind: 'portal', cid: 'sha256-aa', offset: 0, length: 65536, timeoutMs: 10_000 },
-    { chunk: 16_777_215, attempt: 3, edgeIndex: 0, edgeUrl: 'http://b/file', edgeKind: 'mirror', cid: 'sha256-bb', offset: 2 ** 40, length: 5, timeoutMs: 250 },
+    {
+      chunk: 0,
+      attempt: 1,
+      edgeIndex: 2,
+      edgeUrl: 'http://a',
+      edgeKind: 'portal',
+      cid: 'sha256-aa',
+      offset: 0,
+      length: 65536,
+      timeoutMs: 10_000,
+    },
+    {
+      chunk: 16_777_215,
+      attempt: 3,
+      edgeIndex: 0,
+      edgeUrl: 'http://b/file',
+      edgeKind: 'mirror',
+      cid: 'sha256-bb',
+      offset: 2 ** 40,
+      length: 5,
+      timeoutMs: 250,
+    },
   ],
 };
-const reportOk: ChunkReport = { transferId: 't1', chunk: 4, attempt: 2, edgeIndex: 1, ok: true, bytes: 65536, firstByteMs: 1.25, transferMs: 20.5, executorId: 'x1' };
-const reportFail: ChunkReport = { transferId: 't1', chunk: 4, attempt: 3, edgeIndex: 1, ok: false, bytes: 0, firstByteMs: 0, transferMs: 10_000, reason: 'timeout', detail: 'no byte in 10 s', executorId: 'x1' };
+const reportOk: ChunkReport = {
+  transferId: 't1',
+  chunk: 4,
+  attempt: 2,
+  edgeIndex: 1,
+  ok: true,
+  bytes: 65536,
+  firstByteMs: 1.25,
+  transferMs: 20.5,
+  executorId: 'x1',
+};
+const reportFail: ChunkReport = {
+  transferId: 't1',
+  chunk: 4,
+  attempt: 3,
+  edgeIndex: 1,
+  ok: false,
+  bytes: 0,
+  firstByteMs: 0,
+  transferMs: 10_000,
+  reason: 'timeout',
+  detail: 'no byte in 10 s',
+  executorId: 'x1',
+};
 const cancel: CancelRequest = { transferId: 't1', chunk: 9, attempt: 4 };
 const commands: TransferCommand[] = [
-  { type: 'start', transferId: 't1', manifestJson: '{"version":1}', output: '/data/out', edges: [{ id: 'e1', url: 'http://a', kind: 'mirror', flags: 3, maxParallel: 4 }], tickMs: 50 },
+  {
+    type: 'start',
+    transferId: 't1',
+    manifestJson: '{"version":1}',
+    output: '/data/out',
+    edges: [{ id: 'e1', url: 'http://a', kind: 'mirror', flags: 3, maxParallel: 4 }],
+    tickMs: 50,
+  },
   { type: 'stop', transferId: 't1', reason: 'user' },
   { type: 'query', transferId: 't1' },
 ];
-const status: TransferStatusEvent = { transferId: 't1', state: 'running', complete: 10, total: 100, bytesDone: 655360, verified: false, error: '', edgesAvailable: 2, edgesTotal: 3, atMs: 1234.5 };
-const dead: DeadLetterEvent = { subject: 'portal.edge.e1.telemetry', code: 'PORTAL_WIRE_MALFORMED', reason: 'bad', payload: new Uint8Array([1, 2, 3]), payloadSize: 3, rejectedBy: 'c1', atMs: 99 };
+const status: TransferStatusEvent = {
+  transferId: 't1',
+  state: 'running',
+  complete: 10,
+  total: 100,
+  bytesDone: 655360,
+  verified: false,
+  error: '',
+  edgesAvailable: 2,
+  edgesTotal: 3,
+  atMs: 1234.5,
+};
+const dead: DeadLetterEvent = {
+  subject: 'portal.edge.e1.telemetry',
+  code: 'PORTAL_WIRE_MALFORMED',
+  reason: 'bad',
+  payload: new Uint8Array([1, 2, 3]),
+  payloadSize: 3,
+  rejectedBy: 'c1',
+  atMs: 99,
+};
 
 const registry = createCodecRegistry();
 
 function codeOf(fn: () => unknown): string {
-  try { fn(); } catch (err) { if (isPortalError(err)) return err.code; throw err; }
+  try {
+    fn();
+  } catch (err) {
+    if (isPortalError(err)) return err.code;
+    throw err;
+  }
   return 'accepted';
 }
 
 describe('proto round trips', () => {
   test('round trip: every message decodes to what was encoded', () => {
-    expect(wire.telemetry.decode(wire.telemetry.encode(telemetry, 'portal.edge.e1.telemetry'), 'portal.edge.e1.telemetry')).toEqual(telemetry);
-    expect(wire.have.decode(wire.have.encode(haveFull, 'portal.edge.e1.have'), 'portal.edge.e1.have')).toEqual(haveFull);
-    expect(wire.have.decode(wire.have.encode(haveInc, 'portal.edge.e1.have'), 'portal.edge.e1.have')).toEqual(haveInc);
-    expect(wire.dispatch.decode(wire.dispatch.encode(batch, 'portal.transfer.t1.dispatch'), 'portal.transfer.t1.dispatch')).toEqual(batch);
-    expect(wire.report.decode(wire.report.encode(reportOk, 'portal.transfer.t1.report'), 'portal.transfer.t1.report')).toEqual(reportOk);
-    expect(wire.report.decode(wire.report.encode(reportFail, 'portal.transfer.t1.report'), 'portal.transfer.t1.report')).toEqual(reportFail);
-    expect(wire.cancel.decode(wire.cancel.encode(cancel, 'portal.transfer.t1.cancel'), 'portal.transfer.t1.cancel')).toEqual(cancel);
-    for (const c of commands) expect(wire.command.decode(wire.command.encode(c, 'portal.transfer.t1.command'), 'portal.transfer.t1.command')).toEqual(c);
-    expect(wire.status.decode(wire.status.encode(status, 'portal.transfer.t1.status'), 'portal.transfer.t1.status')).toEqual(status);
-    expect(wire.deadLetter.decode(wire.deadLetter.encode(dead, 'portal.deadletter.x'), 'portal.deadletter.x')).toEqual(dead);
+    expect(
+      wire.telemetry.decode(
+        wire.telemetry.encode(telemetry, 'portal.edge.e1.telemetry'),
+        'portal.edge.e1.telemetry',
+      ),
+    ).toEqual(telemetry);
+    expect(
+      wire.have.decode(wire.have.encode(haveFull, 'portal.edge.e1.have'), 'portal.edge.e1.have'),
+    ).toEqual(haveFull);
+    expect(wire.have.decode(wire.have.encode(haveInc, 'portal.edge.e1.have'), 'portal.edge.e1.have')).toEqual(
+      haveInc,
+    );
+    expect(
+      wire.dispatch.decode(
+        wire.dispatch.encode(batch, 'portal.transfer.t1.dispatch'),
+        'portal.transfer.t1.dispatch',
+      ),
+    ).toEqual(batch);
+    expect(
+      wire.report.decode(
+        wire.report.encode(reportOk, 'portal.transfer.t1.report'),
+        'portal.transfer.t1.report',
+      ),
+    ).toEqual(reportOk);
+    expect(
+      wire.report.decode(
+        wire.report.encode(reportFail, 'portal.transfer.t1.report'),
+        'portal.transfer.t1.report',
+      ),
+    ).toEqual(reportFail);
+    expect(
+      wire.cancel.decode(
+        wire.cancel.encode(cancel, 'portal.transfer.t1.cancel'),
+        'portal.transfer.t1.cancel',
+      ),
+    ).toEqual(cancel);
+    for (const c of commands)
+      expect(
+        wire.command.decode(
+          wire.command.encode(c, 'portal.transfer.t1.command'),
+          'portal.transfer.t1.command',
+        ),
+      ).toEqual(c);
+    expect(
+      wire.status.decode(
+        wire.status.encode(status, 'portal.transfer.t1.status'),
+        'portal.transfer.t1.status',
+      ),
+    ).toEqual(status);
+    expect(
+      wire.deadLetter.decode(wire.deadLetter.encode(dead, 'portal.deadletter.x'), 'portal.deadletter.x'),
+    ).toEqual(dead);
   });
 
   test('round trip: a heartbeat telemetry keeps absent fields absent (unchanged, not false)', () => {
-    const hb = wire.telemetry.decode(wire.telemetry.encode({ edgeId: 'e2', sentAtMs: 0, bandwidth: [], rtt: [], url: '' }, 'portal.edge.e2.telemetry'), 'portal.edge.e2.telemetry');
+    const hb = wire.telemetry.decode(
+      wire.telemetry.encode(
+        { edgeId: 'e2', sentAtMs: 0, bandwidth: [], rtt: [], url: '' },
+        'portal.edge.e2.telemetry',
+      ),
+      'portal.edge.e2.telemetry',
+    );
     expect(hb).toEqual({ edgeId: 'e2', sentAtMs: 0, bandwidth: [], rtt: [], url: '' });
     expect('online' in hb).toBe(false);
   });
@@ -62,7 +222,9 @@ describe('proto round trips', () => {
     expect(registry.forSubject('portal.edge.x.telemetry')?.jetstream).toBe(false);
     expect(registry.forSubject('portal.deadletter.portal.edge.x.have')?.kind).toBe('deadletter');
     expect(registry.forSubject('portal.nope.x')).toBeUndefined();
-    expect(codeOf(() => registry.decode('portal.nope.x', new Uint8Array(0)))).toBe('PORTAL_WIRE_UNKNOWN_SUBJECT');
+    expect(codeOf(() => registry.decode('portal.nope.x', new Uint8Array(0)))).toBe(
+      'PORTAL_WIRE_UNKNOWN_SUBJECT',
+    );
     expect(codeOf(() => registry.encode('other.subject', {}))).toBe('PORTAL_WIRE_UNKNOWN_SUBJECT');
   });
 });
@@ -89,32 +251,147 @@ describe('proto rejections', () => {
   });
 
   test('rejection: oversized input is PORTAL_WIRE_TOO_LARGE before parsing; encoding over the limit throws too', () => {
-    expect(codeOf(() => wire.report.decode(new Uint8Array(DEFAULT_MAX_BYTES.report + 1), s))).toBe('PORTAL_WIRE_TOO_LARGE');
+    expect(codeOf(() => wire.report.decode(new Uint8Array(DEFAULT_MAX_BYTES.report + 1), s))).toBe(
+      'PORTAL_WIRE_TOO_LARGE',
+    );
     const small = createCodecRegistry({ limits: { dispatch: 128 } });
-    expect(codeOf(() => small.encode('portal.transfer.t1.dispatch', { ...batch, items: [...batch.items, ...batch.items, ...batch.items] }))).toBe('PORTAL_WIRE_TOO_LARGE');
+    expect(
+      codeOf(() =>
+        small.encode('portal.transfer.t1.dispatch', {
+          ...batch,
+          items: [...batch.items, ...batch.items, ...batch.items],
+        }),
+      ),
+    ).toBe('PORTAL_WIRE_TOO_LARGE');
   });
 
   test('rejection: missing required fields, unknown enums, ids that differ from the subject are PORTAL_WIRE_MALFORMED', () => {
-    expect(codeOf(() => wire.report.decode(pb.ChunkReport.encode({ version: 1, transferId: 't1' }).finish(), s))).toBe('PORTAL_WIRE_MALFORMED');
-    expect(codeOf(() => wire.report.decode(pb.ChunkReport.encode({ version: 1, completed: { bytes: 1 } }).finish(), s))).toBe('PORTAL_WIRE_MALFORMED');
-    expect(codeOf(() => wire.report.decode(pb.ChunkReport.encode({ version: 1, transferId: 't1', failed: { reason: 99 as never } }).finish(), s))).toBe('PORTAL_WIRE_MALFORMED');
-    expect(codeOf(() => wire.report.decode(good, 'portal.transfer.other.report'))).toBe('PORTAL_WIRE_MALFORMED');
+    expect(
+      codeOf(() => wire.report.decode(pb.ChunkReport.encode({ version: 1, transferId: 't1' }).finish(), s)),
+    ).toBe('PORTAL_WIRE_MALFORMED');
+    expect(
+      codeOf(() =>
+        wire.report.decode(pb.ChunkReport.encode({ version: 1, completed: { bytes: 1 } }).finish(), s),
+      ),
+    ).toBe('PORTAL_WIRE_MALFORMED');
+    expect(
+      codeOf(() =>
+        wire.report.decode(
+          pb.ChunkReport.encode({ version: 1, transferId: 't1', failed: { reason: 99 as never } }).finish(),
+          s,
+        ),
+      ),
+    ).toBe('PORTAL_WIRE_MALFORMED');
+    expect(codeOf(() => wire.report.decode(good, 'portal.transfer.other.report'))).toBe(
+      'PORTAL_WIRE_MALFORMED',
+    );
     expect(codeOf(() => wire.report.decode(good, 'portal.transfer.*.report'))).toBe('accepted');
-    const item = { chunk: 0, attempt: 1, edgeIndex: 0, edgeUrl: 'http://a', edgeKind: 0, cid: 'c', offset: 0, length: 1, timeoutMs: 1 };
-    expect(codeOf(() => wire.dispatch.decode(pb.DispatchBatch.encode({ version: 1, transferId: 't1', output: 'o', fileSize: 1, items: [item] }).finish(), 'portal.transfer.t1.dispatch'))).toBe('PORTAL_WIRE_MALFORMED');
-    expect(codeOf(() => wire.dispatch.decode(pb.DispatchBatch.encode({ version: 1, transferId: 't1', output: 'o', fileSize: 0, items: [{ ...item, edgeKind: 1 }] }).finish(), 'portal.transfer.t1.dispatch'))).toBe('PORTAL_WIRE_MALFORMED');
-    expect(codeOf(() => wire.have.decode(pb.ChunkAvailability.encode({ version: 1, edgeId: 'e1', manifestId: 'm', chunkCount: 100, kind: 1, bitmap: new Uint8Array(3) }).finish(), 'portal.edge.e1.have'))).toBe('PORTAL_WIRE_MALFORMED');
-    expect(codeOf(() => wire.have.decode(pb.ChunkAvailability.encode({ version: 1, edgeId: 'e1', manifestId: 'm', chunkCount: 10, kind: 2, added: [10] }).finish(), 'portal.edge.e1.have'))).toBe('PORTAL_WIRE_MALFORMED');
-    expect(codeOf(() => wire.telemetry.decode(pb.EdgeTelemetry.encode({ version: 1, edgeId: 'e1', bandwidth: [{ atMs: 1, bytesPerSec: NaN }] }).finish(), 'portal.edge.e1.telemetry'))).toBe('PORTAL_WIRE_MALFORMED');
-    expect(codeOf(() => wire.dispatch.decode(pb.DispatchBatch.encode({ version: 1, transferId: 't1', output: 'o', fileSize: 2 ** 60 }).finish(), 'portal.transfer.t1.dispatch'))).toBe('PORTAL_WIRE_MALFORMED');
+    const item = {
+      chunk: 0,
+      attempt: 1,
+      edgeIndex: 0,
+      edgeUrl: 'http://a',
+      edgeKind: 0,
+      cid: 'c',
+      offset: 0,
+      length: 1,
+      timeoutMs: 1,
+    };
+    expect(
+      codeOf(() =>
+        wire.dispatch.decode(
+          pb.DispatchBatch.encode({
+            version: 1,
+            transferId: 't1',
+            output: 'o',
+            fileSize: 1,
+            items: [item],
+          }).finish(),
+          'portal.transfer.t1.dispatch',
+        ),
+      ),
+    ).toBe('PORTAL_WIRE_MALFORMED');
+    expect(
+      codeOf(() =>
+        wire.dispatch.decode(
+          pb.DispatchBatch.encode({
+            version: 1,
+            transferId: 't1',
+            output: 'o',
+            fileSize: 0,
+            items: [{ ...item, edgeKind: 1 }],
+          }).finish(),
+          'portal.transfer.t1.dispatch',
+        ),
+      ),
+    ).toBe('PORTAL_WIRE_MALFORMED');
+    expect(
+      codeOf(() =>
+        wire.have.decode(
+          pb.ChunkAvailability.encode({
+            version: 1,
+            edgeId: 'e1',
+            manifestId: 'm',
+            chunkCount: 100,
+            kind: 1,
+            bitmap: new Uint8Array(3),
+          }).finish(),
+          'portal.edge.e1.have',
+        ),
+      ),
+    ).toBe('PORTAL_WIRE_MALFORMED');
+    expect(
+      codeOf(() =>
+        wire.have.decode(
+          pb.ChunkAvailability.encode({
+            version: 1,
+            edgeId: 'e1',
+            manifestId: 'm',
+            chunkCount: 10,
+            kind: 2,
+            added: [10],
+          }).finish(),
+          'portal.edge.e1.have',
+        ),
+      ),
+    ).toBe('PORTAL_WIRE_MALFORMED');
+    expect(
+      codeOf(() =>
+        wire.telemetry.decode(
+          pb.EdgeTelemetry.encode({
+            version: 1,
+            edgeId: 'e1',
+            bandwidth: [{ atMs: 1, bytesPerSec: NaN }],
+          }).finish(),
+          'portal.edge.e1.telemetry',
+        ),
+      ),
+    ).toBe('PORTAL_WIRE_MALFORMED');
+    expect(
+      codeOf(() =>
+        wire.dispatch.decode(
+          pb.DispatchBatch.encode({ version: 1, transferId: 't1', output: 'o', fileSize: 2 ** 60 }).finish(),
+          'portal.transfer.t1.dispatch',
+        ),
+      ),
+    ).toBe('PORTAL_WIRE_MALFORMED');
   });
 
   test('rejection: bad Portal objects are refused at encode with the field named', () => {
     let err: PortalError | undefined;
-    try { wire.dispatch.encode({ ...batch, items: [{ ...batch.items[0], chunk: -1 }] }, 'portal.transfer.t1.dispatch'); } catch (e) { err = e as PortalError; }
+    try {
+      wire.dispatch.encode(
+        { ...batch, items: [{ ...batch.items[0], chunk: -1 }] },
+        'portal.transfer.t1.dispatch',
+      );
+    } catch (e) {
+      err = e as PortalError;
+    }
     expect(err?.code).toBe('PORTAL_INVALID_ARGUMENT');
     expect(err?.message).toMatch(/items\[0\]\.chunk/);
-    expect(codeOf(() => wire.report.encode({ ...reportFail, reason: undefined }, s))).toBe('PORTAL_INVALID_ARGUMENT');
+    expect(codeOf(() => wire.report.encode({ ...reportFail, reason: undefined }, s))).toBe(
+      'PORTAL_INVALID_ARGUMENT',
+    );
   });
 });
 
@@ -137,7 +414,10 @@ describe('proto fuzz', () => {
     try {
       registry.decode(subject, bytes);
     } catch (err) {
-      if (!isPortalError(err)) throw new Error(`untyped rejection on ${subject} for ${Buffer.from(bytes).toString('hex')}: ${String(err)}`);
+      if (!isPortalError(err))
+        throw new Error(
+          `untyped rejection on ${subject} for ${Buffer.from(bytes).toString('hex')}: ${String(err)}`,
+        );
       code = err.code;
       if (!allowed.has(code)) throw new Error(`unexpected code ${code}`);
     }
@@ -171,8 +451,16 @@ describe('proto fuzz', () => {
       if (op === 0) b[at] ^= 1 << Math.floor(rand() * 8);
       else if (op === 1) b[at] = Math.floor(rand() * 256);
       else if (op === 2) out = b.subarray(0, at);
-      else if (op === 3) { const extra = Uint8Array.from({ length: 1 + Math.floor(rand() * 16) }, () => Math.floor(rand() * 256)); out = Buffer.concat([b.subarray(0, at), extra, b.subarray(at)]); }
-      else { b[at] = 0xff; if (at + 1 < b.length) b[at + 1] = 0xff; if (at + 2 < b.length) b[at + 2] = 0x7f; }
+      else if (op === 3) {
+        const extra = Uint8Array.from({ length: 1 + Math.floor(rand() * 16) }, () =>
+          Math.floor(rand() * 256),
+        );
+        out = Buffer.concat([b.subarray(0, at), extra, b.subarray(at)]);
+      } else {
+        b[at] = 0xff;
+        if (at + 1 < b.length) b[at + 1] = 0xff;
+        if (at + 2 < b.length) b[at + 2] = 0x7f;
+      }
       check(subject, out, tally);
     }
     expect(tally.accepted).toBeGreaterThan(0);

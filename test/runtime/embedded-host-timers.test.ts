@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock } from '../../common/clock.js';
 import { PortalError } from '../../common/errors.js';
-import { createEmbeddedHost, createFileStateStore, createMemoryStateStore, type EmbeddedHost, type StateStore } from '../../runtime/index.js';
+import {
+  createEmbeddedHost,
+  createFileStateStore,
+  createMemoryStateStore,
+  type EmbeddedHost,
+  type StateStore,
+} from '../../runtime/index.js';
 import { Reminded, Ticker, createTestServices, tick, type TestServices } from './fixtures.js';
 
 let svc: TestServices;
@@ -25,7 +31,11 @@ afterEach(async () => {
 });
 
 function newHost(store: StateStore, hostClock: ManualClock = clock): EmbeddedHost {
-  const host = createEmbeddedHost({ store, clock: hostClock, services: svc as unknown as Record<string, unknown> });
+  const host = createEmbeddedHost({
+    store,
+    clock: hostClock,
+    services: svc as unknown as Record<string, unknown>,
+  });
   host.register(Ticker);
   host.register(Reminded);
   hosts.push(host);
@@ -51,7 +61,7 @@ test('timers: a periodic timer runs its method as a turn on every period', async
   expect(host.stats().timersFired).toBe(5);
 });
 
-test('timers: a firing is skipped while the previous firing\'s turn is still running', async () => {
+test("timers: a firing is skipped while the previous firing's turn is still running", async () => {
   const host = newHost(createMemoryStateStore());
   await host.proxy('Ticker', 't').invoke('start', { dueMs: 10, periodMs: 10, block: true });
   clock.advance(10);
@@ -91,14 +101,19 @@ test('timers: unregistering a timer stops it and timers die with the activation'
 
 test('timers: registering a timer on a method callers may not invoke fails with PORTAL_UNKNOWN_ACTOR_METHOD', async () => {
   const host = newHost(createMemoryStateStore());
-  const err = await host.proxy('Ticker', 't').invoke('badTimer').catch((e: unknown) => e);
+  const err = await host
+    .proxy('Ticker', 't')
+    .invoke('badTimer')
+    .catch((e: unknown) => e);
   expect(err).toBeInstanceOf(PortalError);
   expect((err as PortalError).code).toBe('PORTAL_UNKNOWN_ACTOR_METHOD');
 });
 
 test('reminders: a due reminder activates its actor and calls receiveReminder as a turn', async () => {
   const host = newHost(createMemoryStateStore());
-  await host.proxy('Reminded', 'r').invoke('remind', { name: 'once', dueMs: 1000, periodMs: 0, data: { n: 1 } });
+  await host
+    .proxy('Reminded', 'r')
+    .invoke('remind', { name: 'once', dueMs: 1000, periodMs: 0, data: { n: 1 } });
   await host.deactivate('Reminded', 'r');
   expect(host.stats().active).toBe(0);
   await advance(host, 1000);
@@ -125,7 +140,9 @@ test('reminders: survive a new host over the same file store, which reloads and 
   dirs.push(dir);
   const first = newHost(createFileStateStore(dir));
   await first.ready();
-  await first.proxy('Reminded', 'r').invoke('remind', { name: 'wake', dueMs: 60_000, periodMs: 0, data: 'hello' });
+  await first
+    .proxy('Reminded', 'r')
+    .invoke('remind', { name: 'wake', dueMs: 60_000, periodMs: 0, data: 'hello' });
   await first.stop();
   svc.events.length = 0;
 

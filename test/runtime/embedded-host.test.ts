@@ -2,7 +2,12 @@ import { PassThrough } from 'node:stream';
 import { ManualClock } from '../../common/clock.js';
 import { createLogger } from '../../common/logger.js';
 import { PortalError, isPortalError } from '../../common/errors.js';
-import { createEmbeddedHost, createMemoryStateStore, type EmbeddedHost, type StateStore } from '../../runtime/index.js';
+import {
+  createEmbeddedHost,
+  createMemoryStateStore,
+  type EmbeddedHost,
+  type StateStore,
+} from '../../runtime/index.js';
 import { Counter, createTestServices, tick, type TestServices } from './fixtures.js';
 
 let svc: TestServices;
@@ -63,7 +68,10 @@ test('embedded host: runs calls to different actors concurrently', async () => {
 test('embedded host: passes arguments and results by reference and method errors through unchanged', async () => {
   const arg = { big: [1, 2, 3] };
   expect(await host.proxy('Counter', 'a').invoke('echo', arg)).toBe(arg);
-  const err = await host.proxy('Counter', 'a').invoke('failAfterWrite').catch((e: unknown) => e);
+  const err = await host
+    .proxy('Counter', 'a')
+    .invoke('failAfterWrite')
+    .catch((e: unknown) => e);
   expect(err).toBeInstanceOf(Error);
   expect((err as Error).message).toBe('boom');
 });
@@ -92,7 +100,20 @@ test('embedded host: rejects an unknown actor type with PORTAL_UNKNOWN_ACTOR_TYP
 
 test('embedded host: rejects unknown, private, lifecycle and inherited method names without activating', async () => {
   const ref = host.proxy('Counter', 'a');
-  for (const method of ['nope', '_secret', 'constructor', 'toString', 'hasOwnProperty', 'onActivate', 'onDeactivate', 'receiveReminder', 'svc', '_record', '', '__proto__']) {
+  for (const method of [
+    'nope',
+    '_secret',
+    'constructor',
+    'toString',
+    'hasOwnProperty',
+    'onActivate',
+    'onDeactivate',
+    'receiveReminder',
+    'svc',
+    '_record',
+    '',
+    '__proto__',
+  ]) {
     const err = await rejection(ref.invoke(method));
     expect({ method, code: err.code }).toEqual({ method, code: 'PORTAL_UNKNOWN_ACTOR_METHOD' });
   }
@@ -155,7 +176,10 @@ test('embedded host: stop() deactivates every actor and rejects later calls with
   await host.proxy('Counter', 'b').invoke('increment');
   await host.stop();
   expect(host.stats()).toMatchObject({ active: 0, deactivations: 2 });
-  expect(svc.events.filter((e) => e.endsWith(':deactivate')).sort()).toEqual(['a:deactivate', 'b:deactivate']);
+  expect(svc.events.filter((e) => e.endsWith(':deactivate')).sort()).toEqual([
+    'a:deactivate',
+    'b:deactivate',
+  ]);
   const err = await rejection(host.proxy('Counter', 'a').invoke('get'));
   expect(isPortalError(err, 'PORTAL_HOST_STOPPED')).toBe(true);
   expect(clock.pendingTimers).toBe(0);
@@ -170,13 +194,20 @@ test('embedded host: gives each actor a child logger carrying actorType and acto
   const lines: string[] = [];
   const destination = new PassThrough();
   destination.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-  const logged = createEmbeddedHost({ store, clock, services: svc as unknown as Record<string, unknown>, logger: createLogger({ level: 'info', destination }) });
+  const logged = createEmbeddedHost({
+    store,
+    clock,
+    services: svc as unknown as Record<string, unknown>,
+    logger: createLogger({ level: 'info', destination }),
+  });
   logged.register(Counter);
   await logged.proxy('Counter', 'z').invoke('logSomething');
   await logged.stop();
   await new Promise((resolve) => setImmediate(resolve));
   const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  expect(records).toContainEqual(expect.objectContaining({ actorType: 'Counter', actorId: 'z', detail: 42, msg: 'something happened' }));
+  expect(records).toContainEqual(
+    expect.objectContaining({ actorType: 'Counter', actorId: 'z', detail: 42, msg: 'something happened' }),
+  );
 });
 
 test('embedded host: a failed activation rejects the call and is retried by the next one', async () => {

@@ -44,7 +44,7 @@ test('file state store: reads back what a transaction wrote, across store instan
   expect((await readdir(dir)).filter((n) => n.endsWith('.json'))).toHaveLength(2); // one file per actor
 });
 
-test('file state store: removes an actor\'s file when its last key is deleted', async () => {
+test("file state store: removes an actor's file when its last key is deleted", async () => {
   const store = createFileStateStore(dir);
   await store.transaction([{ op: 'upsert', key: 'T||a||x', value: '1' }]);
   await store.transaction([{ op: 'delete', key: 'T||a||x' }]);
@@ -69,7 +69,9 @@ test('file state store: keeps long actor ids and odd characters apart', async ()
 test('file state store: rejects keys outside the actorType||actorId||key layout', async () => {
   const store = createFileStateStore(dir);
   await expect(store.get('plain')).rejects.toMatchObject({ code: 'PORTAL_INVALID_ARGUMENT' });
-  await expect(store.transaction([{ op: 'upsert', key: 'T||a', value: '1' }])).rejects.toMatchObject({ code: 'PORTAL_INVALID_ARGUMENT' });
+  await expect(store.transaction([{ op: 'upsert', key: 'T||a', value: '1' }])).rejects.toMatchObject({
+    code: 'PORTAL_INVALID_ARGUMENT',
+  });
 });
 
 test('file state store: rejects calls after close with PORTAL_STORE_CLOSED', async () => {
@@ -98,7 +100,10 @@ test('file state store: ignores the temporary files a crash mid-write leaves beh
   const file = await onlyFile();
   // A crash after writing part of the next version, before the rename.
   const committed = await readFile(file, 'utf8');
-  await writeFile(`${file}.999.deadbeef.tmp`, committed.replace('committed', 'torn').slice(0, committed.length - 7));
+  await writeFile(
+    `${file}.999.deadbeef.tmp`,
+    committed.replace('committed', 'torn').slice(0, committed.length - 7),
+  );
   const reopened = createFileStateStore(dir);
   expect(await reopened.get('T||a||x')).toBe('"committed"');
   expect(await reopened.keys('')).toEqual(['T||a||x']);
@@ -118,7 +123,13 @@ test('file state store: writeFileAtomic replaces a file whole and leaves no temp
 async function compileStoreForChild(out: string): Promise<string> {
   for (const rel of ['runtime/file-state-store.ts', 'runtime/state-keys.ts', 'common/errors.ts']) {
     const src = await readFile(join(repoRoot, rel), 'utf8');
-    const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true } }).outputText;
+    const js = ts.transpileModule(src, {
+      compilerOptions: {
+        module: ts.ModuleKind.ES2022,
+        target: ts.ScriptTarget.ES2022,
+        verbatimModuleSyntax: true,
+      },
+    }).outputText;
     const target = join(out, rel.replace(/\.ts$/, '.js'));
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, js);
@@ -150,8 +161,12 @@ test('file state store: keeps every acknowledged transaction, whole, when the wr
     });
     let acked = 0;
     let stderr = '';
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
     await new Promise<void>((resolve, reject) => {
       let buf = '';
       let killing = false;
@@ -163,7 +178,10 @@ test('file state store: keeps every acknowledged transaction, whole, when the wr
         if (acked >= 5 && !killing) {
           // Kill at an arbitrary point of the next write, not just after an acknowledgement.
           killing = true;
-          setTimeout(() => { child.kill('SIGKILL'); resolve(); }, Math.random() * 20);
+          setTimeout(() => {
+            child.kill('SIGKILL');
+            resolve();
+          }, Math.random() * 20);
         }
       });
       child.on('exit', () => reject(new Error(`child exited before being killed: ${stderr}`)));

@@ -15,7 +15,9 @@ export interface Gate {
 /** Creates a closed gate; `open()` releases every waiter, now and later. */
 export function createGate(): Gate {
   let release!: () => void;
-  const p = new Promise<void>((resolve) => { release = resolve; });
+  const p = new Promise<void>((resolve) => {
+    release = resolve;
+  });
   return { wait: () => p, open: () => release() };
 }
 
@@ -86,7 +88,12 @@ export class Counter extends Recording {
 /** An actor driven by timers. */
 export class Ticker extends Recording {
   async start(opts: { name?: string; dueMs: number; periodMs: number; block?: boolean }): Promise<void> {
-    await this.ctx.registerTimer(opts.name ?? 'tick', { method: opts.block ? 'blockingTick' : 'onTick', dueMs: opts.dueMs, periodMs: opts.periodMs, data: { from: 'timer' } });
+    await this.ctx.registerTimer(opts.name ?? 'tick', {
+      method: opts.block ? 'blockingTick' : 'onTick',
+      dueMs: opts.dueMs,
+      periodMs: opts.periodMs,
+      data: { from: 'timer' },
+    });
   }
   async stopTimer(name: string): Promise<void> {
     await this.ctx.unregisterTimer(name);
@@ -107,7 +114,11 @@ export class Ticker extends Recording {
 /** An actor driven by durable reminders. */
 export class Reminded extends Recording {
   async remind(opts: { name: string; dueMs: number; periodMs: number; data?: unknown }): Promise<void> {
-    await this.ctx.registerReminder(opts.name, { dueMs: opts.dueMs, periodMs: opts.periodMs, data: opts.data });
+    await this.ctx.registerReminder(opts.name, {
+      dueMs: opts.dueMs,
+      periodMs: opts.periodMs,
+      data: opts.data,
+    });
   }
   async forget(name: string): Promise<void> {
     await this.ctx.unregisterReminder(name);

@@ -1,4 +1,16 @@
-import { createChunkTable, createEdgeTable, rankEdges, rankChunk, rankChunks, setCandidate, EdgeFlags, INF_RANK, NO_EDGE, ChunkStatus, defaultSchedulerConfig } from '../../scheduler/index.js';
+import {
+  createChunkTable,
+  createEdgeTable,
+  rankEdges,
+  rankChunk,
+  rankChunks,
+  setCandidate,
+  EdgeFlags,
+  INF_RANK,
+  NO_EDGE,
+  ChunkStatus,
+  defaultSchedulerConfig,
+} from '../../scheduler/index.js';
 
 const cfg = { weights: defaultSchedulerConfig.weights, maxAcceptableTimeMs: undefined };
 
@@ -59,7 +71,10 @@ describe('cost model', () => {
 describe('k-best', () => {
   test('k-best: picks the K lowest-cost candidates best first, padding with NO_EDGE', () => {
     const e = createEdgeTable(40);
-    for (let i = 0; i < 40; i++) { e.available[i] = 1; e.bandwidth[i] = (i + 1) * 1e6; }
+    for (let i = 0; i < 40; i++) {
+      e.available[i] = 1;
+      e.bandwidth[i] = (i + 1) * 1e6;
+    }
     const t = createChunkTable(2, 40, 3);
     for (const x of [1, 5, 33, 39]) setCandidate(t, 0, x, true);
     setCandidate(t, 1, 7, true);
@@ -72,7 +87,10 @@ describe('k-best', () => {
 
   test('k-best: ties go to the lower edge id', () => {
     const e = createEdgeTable(5);
-    for (let i = 0; i < 5; i++) { e.available[i] = 1; e.bandwidth[i] = 1e6; }
+    for (let i = 0; i < 5; i++) {
+      e.available[i] = 1;
+      e.bandwidth[i] = 1e6;
+    }
     const t = createChunkTable(1, 5, 3);
     for (const x of [4, 2, 3, 0]) setCandidate(t, 0, x, true);
     rankChunk(t, rankEdges(e, 1e6, cfg), 0, new Int32Array(3));
@@ -84,8 +102,10 @@ describe('k-best', () => {
     e.available.set([0, 1, 0]);
     e.bandwidth.fill(1e6);
     const t = createChunkTable(2, 3, 2);
-    setCandidate(t, 0, 0, true); setCandidate(t, 0, 1, true);
-    setCandidate(t, 1, 0, true); setCandidate(t, 1, 2, true);
+    setCandidate(t, 0, 0, true);
+    setCandidate(t, 0, 1, true);
+    setCandidate(t, 1, 0, true);
+    setCandidate(t, 1, 2, true);
     const r = rankEdges(e, 1e6, cfg);
     expect(rankChunks(t, r)).toBe(2);
     expect(Array.from(t.backups)).toEqual([1, NO_EDGE, NO_EDGE, NO_EDGE]);
@@ -93,9 +113,17 @@ describe('k-best', () => {
     expect(t.assigned[1]).toBe(NO_EDGE);
   });
 
-  test.each([[3, 77], [4, 77], [1, 5], [3, 130]])('k-best: with K=%i over %i edges matches a brute-force cost matrix on random data', (K, E) => {
+  test.each([
+    [3, 77],
+    [4, 77],
+    [1, 5],
+    [3, 130],
+  ])('k-best: with K=%i over %i edges matches a brute-force cost matrix on random data', (K, E) => {
     let seed = 42 + K + E;
-    const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
     const N = 500;
     const e = createEdgeTable(E);
     for (let i = 0; i < E; i++) {
@@ -115,7 +143,7 @@ describe('k-best', () => {
         const has = (t.candidates[c * t.words + (x >>> 5)] >>> (x & 31)) & 1;
         if (has && Number.isFinite(r.cost[x])) row.push([r.cost[x], x]);
       }
-      row.sort((a, b) => (a[0] - b[0]) || (a[1] - b[1]));
+      row.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
       const want = row.slice(0, K).map((p) => p[1]);
       while (want.length < K) want.push(NO_EDGE);
       expect(Array.from(t.backups.subarray(c * K, c * K + K))).toEqual(want);
@@ -127,7 +155,8 @@ describe('k-best', () => {
     const t = createChunkTable(2, 3, 2);
     for (let c = 0; c < 2; c++) for (let x = 0; x < 3; x++) setCandidate(t, c, x, true);
     t.status[0] = ChunkStatus.COMPLETE;
-    t.status[1] = ChunkStatus.IN_FLIGHT; t.assigned[1] = 2;
+    t.status[1] = ChunkStatus.IN_FLIGHT;
+    t.assigned[1] = 2;
     expect(rankChunks(t, rankEdges(e, 1e6, cfg))).toBe(1);
     expect(Array.from(t.backups.subarray(0, 2))).toEqual([NO_EDGE, NO_EDGE]);
     expect(Array.from(t.backups.subarray(2, 4))).toEqual([0, 1]);

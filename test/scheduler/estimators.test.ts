@@ -1,4 +1,9 @@
-import { EdgeEstimator, adaptiveTimeoutMs, defaultEstimatorConfig, defaultTimeoutBounds } from '../../scheduler/index.js';
+import {
+  EdgeEstimator,
+  adaptiveTimeoutMs,
+  defaultEstimatorConfig,
+  defaultTimeoutBounds,
+} from '../../scheduler/index.js';
 
 describe('estimators', () => {
   test('estimators: bandwidth is an EMA with α 0.1 of chunk size / transfer time, the first sample seeding it', () => {
@@ -40,7 +45,8 @@ describe('estimators', () => {
       shaky.observeSuccess(1e6, 1, i % 2 ? 11 : 501, i);
       if (i % 4 === 0) shaky.observeFailure('http', i);
     }
-    const a = steady.snapshot(20), b = shaky.snapshot(20);
+    const a = steady.snapshot(20),
+      b = shaky.snapshot(20);
     expect(a.health).toBeCloseTo(1, 6);
     expect(b.health).toBeLessThan(a.health);
     expect(b.consistency).toBeLessThan(0.9);
@@ -59,7 +65,9 @@ describe('estimators', () => {
 
   test('estimators: state round-trips through JSON', () => {
     const e = new EdgeEstimator(defaultEstimatorConfig, 0);
-    e.observeSuccess(1e6, 5, 105, 1); e.observeFailure('timeout', 2); e.setAvailable(false, 3);
+    e.observeSuccess(1e6, 5, 105, 1);
+    e.observeFailure('timeout', 2);
+    e.setAvailable(false, 3);
     const back = EdgeEstimator.fromJSON(JSON.parse(JSON.stringify(e.toJSON())));
     expect(back.snapshot(10)).toEqual(e.snapshot(10));
   });
@@ -69,8 +77,12 @@ describe('estimators', () => {
     for (let i = 0; i < 30; i++) e.observeSuccess(1e6, 1, 3000 + (i % 3) * 100, i);
     const s = e.snapshot(30);
     expect(adaptiveTimeoutMs(s, 1e6)).toBeCloseTo(s.transferMs + 4 * s.transferDevMs, 6);
-    expect(adaptiveTimeoutMs({ ...s, transferMs: 10, transferDevMs: 1 }, 1e6)).toBe(defaultTimeoutBounds.floorMs);
-    expect(adaptiveTimeoutMs({ ...s, transferMs: 1e6, transferDevMs: 1 }, 1e6)).toBe(defaultTimeoutBounds.capMs);
+    expect(adaptiveTimeoutMs({ ...s, transferMs: 10, transferDevMs: 1 }, 1e6)).toBe(
+      defaultTimeoutBounds.floorMs,
+    );
+    expect(adaptiveTimeoutMs({ ...s, transferMs: 1e6, transferDevMs: 1 }, 1e6)).toBe(
+      defaultTimeoutBounds.capMs,
+    );
   });
 
   test('timeouts: before any sample, a multiple of the expected time from bandwidth and RTT', () => {

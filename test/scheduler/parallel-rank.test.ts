@@ -1,4 +1,22 @@
-import { ChunkScheduler, ChunkStatus, NO_EDGE, INF_RANK, createChunkTable, createEdgeTable, rankEdges, rankChunk, rankChunks, rankChunkRange, buildRankLut, createParallelRank, createParallelCpuTickEngine, isRankShared, defaultSchedulerConfig, type ChunkTable, type EdgeRanking } from '../../scheduler/index.js';
+import {
+  ChunkScheduler,
+  ChunkStatus,
+  NO_EDGE,
+  INF_RANK,
+  createChunkTable,
+  createEdgeTable,
+  rankEdges,
+  rankChunk,
+  rankChunks,
+  rankChunkRange,
+  buildRankLut,
+  createParallelRank,
+  createParallelCpuTickEngine,
+  isRankShared,
+  defaultSchedulerConfig,
+  type ChunkTable,
+  type EdgeRanking,
+} from '../../scheduler/index.js';
 
 // The workers run the compiled dist/scheduler/parallel/worker.js (`npm test` builds first).
 
@@ -6,18 +24,44 @@ const cfg = { weights: defaultSchedulerConfig.weights, maxAcceptableTimeMs: unde
 
 function xorshift(seed: number): () => number {
   let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
 }
 
 /** A random table: per chunk 0..maxReplicas random candidate edges, random statuses. */
-function randomTable(n: number, edges: number, k: number, seed: number, maxReplicas: number, shared = false): ChunkTable {
+function randomTable(
+  n: number,
+  edges: number,
+  k: number,
+  seed: number,
+  maxReplicas: number,
+  shared = false,
+): ChunkTable {
   const rnd = xorshift(seed);
   const t = createChunkTable(n, edges, k, { shared });
   for (let c = 0; c < n; c++) {
     const reps = rnd() % (maxReplicas + 1);
-    for (let r = 0; r < reps; r++) { const e = rnd() % edges; t.candidates[c * t.words + (e >>> 5)] |= 1 << (e & 31); }
+    for (let r = 0; r < reps; r++) {
+      const e = rnd() % edges;
+      t.candidates[c * t.words + (e >>> 5)] |= 1 << (e & 31);
+    }
     const s = rnd() % 10;
-    t.status[c] = s < 5 ? ChunkStatus.PENDING : s < 7 ? ChunkStatus.IN_FLIGHT : s === 7 ? ChunkStatus.COMPLETE : s === 8 ? ChunkStatus.FAILED : ChunkStatus.FAILED_PERMANENT;
+    t.status[c] =
+      s < 5
+        ? ChunkStatus.PENDING
+        : s < 7
+          ? ChunkStatus.IN_FLIGHT
+          : s === 7
+            ? ChunkStatus.COMPLETE
+            : s === 8
+              ? ChunkStatus.FAILED
+              : ChunkStatus.FAILED_PERMANENT;
     t.assigned[c] = rnd() % edges; // stale values must be overwritten exactly as the reference does
   }
   return t;
@@ -57,7 +101,8 @@ function reference(t: ChunkTable, ranking: EdgeRanking, chunks?: Uint32Array, co
 function naiveBest(t: ChunkTable, ranking: EdgeRanking, c: number): number[] {
   const rs: number[] = [];
   for (let e = 0; e < t.edges; e++) {
-    if (((t.candidates[c * t.words + (e >>> 5)] >>> (e & 31)) & 1) === 1 && ranking.rank[e] !== INF_RANK) rs.push(ranking.rank[e]);
+    if (((t.candidates[c * t.words + (e >>> 5)] >>> (e & 31)) & 1) === 1 && ranking.rank[e] !== INF_RANK)
+      rs.push(ranking.rank[e]);
   }
   rs.sort((a, b) => a - b);
   const out: number[] = [];
@@ -67,13 +112,24 @@ function naiveBest(t: ChunkTable, ranking: EdgeRanking, c: number): number[] {
 
 function copyTable(t: ChunkTable, shared = false): ChunkTable {
   const u = createChunkTable(t.n, t.edges, t.k, { shared });
-  u.status.set(t.status); u.assigned.set(t.assigned); u.backups.set(t.backups); u.candidates.set(t.candidates);
+  u.status.set(t.status);
+  u.assigned.set(t.assigned);
+  u.backups.set(t.backups);
+  u.candidates.set(t.candidates);
   return u;
 }
 
 function expectSame(a: ChunkTable, b: ChunkTable): void {
-  expect(Buffer.from(a.backups.buffer, a.backups.byteOffset, a.backups.byteLength).equals(Buffer.from(b.backups.buffer, b.backups.byteOffset, b.backups.byteLength))).toBe(true);
-  expect(Buffer.from(a.assigned.buffer, a.assigned.byteOffset, a.assigned.byteLength).equals(Buffer.from(b.assigned.buffer, b.assigned.byteOffset, b.assigned.byteLength))).toBe(true);
+  expect(
+    Buffer.from(a.backups.buffer, a.backups.byteOffset, a.backups.byteLength).equals(
+      Buffer.from(b.backups.buffer, b.backups.byteOffset, b.backups.byteLength),
+    ),
+  ).toBe(true);
+  expect(
+    Buffer.from(a.assigned.buffer, a.assigned.byteOffset, a.assigned.byteLength).equals(
+      Buffer.from(b.assigned.buffer, b.assigned.byteOffset, b.assigned.byteLength),
+    ),
+  ).toBe(true);
 }
 
 const shapes: Array<{ edges: number; unavailable: number; replicas: number }> = [
@@ -116,7 +172,10 @@ describe('byte-LUT k-best kernel', () => {
     const ranking = randomRanking(100, 98, 10);
     const ref = copyTable(t);
     const lut = buildRankLut(ranking, t.words);
-    expect(rankChunkRange(t, ranking, undefined, 0, 3333, lut) + rankChunkRange(t, ranking, undefined, 3333, 10_000)).toBe(reference(ref, ranking));
+    expect(
+      rankChunkRange(t, ranking, undefined, 0, 3333, lut) +
+        rankChunkRange(t, ranking, undefined, 3333, 10_000),
+    ).toBe(reference(ref, ranking));
     expectSame(t, ref);
   });
 });
@@ -156,15 +215,29 @@ describe('parallel rank pool', () => {
 
 describe('parallel CPU tick engine', () => {
   function build(n: number, e: number, seed: number): ChunkScheduler {
-    const s = new ChunkScheduler({ chunks: n, chunkBytes: 1 << 20, edgeCapacity: e, sharedMemory: true }, { maxDispatchPerTick: 512 });
+    const s = new ChunkScheduler(
+      { chunks: n, chunkBytes: 1 << 20, edgeCapacity: e, sharedMemory: true },
+      { maxDispatchPerTick: 512 },
+    );
     const rnd = xorshift(seed);
-    for (let x = 0; x < e; x++) s.updateEdge(x, { bandwidth: (5 + (rnd() % 95)) * 1e6, rtt: 5 + (rnd() % 80), health: 0.5 + (rnd() % 50) / 100, flags: rnd() % 7 === 0 ? 1 : 0, available: rnd() % 10 !== 0, maxParallel: 16, timeoutMs: 5000 });
-    for (let c = 0; c < n; c++) for (let r = 0; r < 1 + (rnd() % 10); r++) s.setAvailability(c, rnd() % e, true);
+    for (let x = 0; x < e; x++)
+      s.updateEdge(x, {
+        bandwidth: (5 + (rnd() % 95)) * 1e6,
+        rtt: 5 + (rnd() % 80),
+        health: 0.5 + (rnd() % 50) / 100,
+        flags: rnd() % 7 === 0 ? 1 : 0,
+        available: rnd() % 10 !== 0,
+        maxParallel: 16,
+        timeoutMs: 5000,
+      });
+    for (let c = 0; c < n; c++)
+      for (let r = 0; r < 1 + (rnd() % 10); r++) s.setAvailability(c, rnd() % e, true);
     return s;
   }
 
   test('ticks equal the reference ChunkScheduler.tick over full and incremental ticks', async () => {
-    const n = 40_000, E = 100;
+    const n = 40_000,
+      E = 100;
     const a = build(n, E, 5);
     const b = build(n, E, 5);
     const engine = createParallelCpuTickEngine({ threads: 2, minParallelChunks: 1000 });
@@ -173,10 +246,21 @@ describe('parallel CPU tick engine', () => {
       const rnd = xorshift(11);
       for (let i = 0; i < 8; i++) {
         const now = i * 100;
-        if (i === 3) { a.updateEdge(7, { available: false }); b.updateEdge(7, { available: false }); }
-        if (i === 5) { a.requestFullRerank(); b.requestFullRerank(); }
+        if (i === 3) {
+          a.updateEdge(7, { available: false });
+          b.updateEdge(7, { available: false });
+        }
+        if (i === 5) {
+          a.requestFullRerank();
+          b.requestFullRerank();
+        }
         if (i % 2 === 1) {
-          for (let d = 0; d < 3000; d++) { const c = rnd() % n, e = rnd() % E; a.setAvailability(c, e, true); b.setAvailability(c, e, true); }
+          for (let d = 0; d < 3000; d++) {
+            const c = rnd() % n,
+              e = rnd() % E;
+            a.setAvailability(c, e, true);
+            b.setAvailability(c, e, true);
+          }
         }
         const ra = await engine.runTick(a, now);
         const rb = b.tick(now);
@@ -185,11 +269,27 @@ describe('parallel CPU tick engine', () => {
         expect(ra.dispatch).toEqual(rb.dispatch);
         expect(ra.cancels).toEqual(rb.cancels);
         expectSame(a.chunks, b.chunks);
-        expect(Buffer.from(a.chunks.status.buffer, 0, n).equals(Buffer.from(b.chunks.status.buffer, 0, n))).toBe(true);
+        expect(
+          Buffer.from(a.chunks.status.buffer, 0, n).equals(Buffer.from(b.chunks.status.buffer, 0, n)),
+        ).toBe(true);
         for (const [j, d] of ra.dispatch.entries()) {
           const ok = j % 5 !== 0;
-          const x = a.report({ chunk: d.chunk, attempt: d.attempt, edge: d.edge, ok, reason: ok ? undefined : 'http' });
-          expect(b.report({ chunk: d.chunk, attempt: d.attempt, edge: d.edge, ok, reason: ok ? undefined : 'http' })).toBe(x);
+          const x = a.report({
+            chunk: d.chunk,
+            attempt: d.attempt,
+            edge: d.edge,
+            ok,
+            reason: ok ? undefined : 'http',
+          });
+          expect(
+            b.report({
+              chunk: d.chunk,
+              attempt: d.attempt,
+              edge: d.edge,
+              ok,
+              reason: ok ? undefined : 'http',
+            }),
+          ).toBe(x);
         }
       }
       expect(a.counters).toEqual(b.counters);

@@ -1,9 +1,17 @@
-import { ChunkScheduler, ChunkStatus, NO_EDGE, hasCandidate, type SchedulerConfig } from '../../scheduler/index.js';
+import {
+  ChunkScheduler,
+  ChunkStatus,
+  NO_EDGE,
+  hasCandidate,
+  type SchedulerConfig,
+} from '../../scheduler/index.js';
 
 /** A scheduler over `n` chunks where every edge in `holders` holds every chunk. */
 function make(n: number, bws: number[], cfg: Partial<SchedulerConfig> = {}, maxParallel = 4): ChunkScheduler {
   const s = new ChunkScheduler({ chunks: n, chunkBytes: 1_000_000, edgeCapacity: bws.length }, cfg);
-  bws.forEach((bw, e) => s.updateEdge(e, { bandwidth: bw, rtt: 0, available: true, maxParallel, timeoutMs: 1000 }));
+  bws.forEach((bw, e) =>
+    s.updateEdge(e, { bandwidth: bw, rtt: 0, available: true, maxParallel, timeoutMs: 1000 }),
+  );
   for (let c = 0; c < n; c++) for (let e = 0; e < bws.length; e++) s.setAvailability(c, e, true);
   return s;
 }
@@ -30,20 +38,24 @@ describe('scheduler tick', () => {
 
   test('dispatch: higher priority chunks go first, then lower ids', () => {
     const s = make(10, [10e6], {}, 3);
-    s.setPriority(7, 5); s.setPriority(3, 5); s.setPriority(9, 1);
+    s.setPriority(7, 5);
+    s.setPriority(3, 5);
+    s.setPriority(9, 1);
     expect(s.tick(0).dispatch.map((d) => d.chunk)).toEqual([3, 7, 9]);
   });
 
   test('load balance: moves pending chunks off an edge at ≥ 90% to backups under 50%, no further', () => {
     const s = make(40, [100e6, 9e6, 8e6], {}, 10);
     // fill edge 0 to 9/10 in flight by hand-dispatching through ticks with edges 1,2 offline
-    s.updateEdge(1, { available: false }); s.updateEdge(2, { available: false });
+    s.updateEdge(1, { available: false });
+    s.updateEdge(2, { available: false });
     s.tick(0);
     expect(s.edges.queueDepth[0]).toBe(10);
     // complete one on edge 0 → 9/10 = 90% (overloaded); bring edges 1,2 back
     const first = 0;
     expect(s.report({ chunk: first, attempt: s.chunks.attempt[first], edge: 0, ok: true })).toBe('completed');
-    s.updateEdge(1, { available: true }); s.updateEdge(2, { available: true });
+    s.updateEdge(1, { available: true });
+    s.updateEdge(2, { available: true });
     const r = s.tick(10);
     // full re-rank keeps edge 0 best; balance moves pending chunks until edges 1 and 2 reach 50%
     expect(r.moved).toBe(10);
@@ -204,7 +216,8 @@ describe('scheduler tick', () => {
 
   test('endgame: hedges the slowest in-flight chunk on another edge and cancels the loser', () => {
     const s = make(2, [10e6, 5e6], { endgameChunks: 4 }, 1);
-    s.updateEdge(0, { timeoutMs: 10_000 }); s.updateEdge(1, { timeoutMs: 10_000 });
+    s.updateEdge(0, { timeoutMs: 10_000 });
+    s.updateEdge(1, { timeoutMs: 10_000 });
     const r0 = s.tick(0);
     expect(r0.dispatch.map((d) => d.edge)).toEqual([0, 1]);
     const a = r0.dispatch.find((d) => d.edge === 0)!;
@@ -219,14 +232,17 @@ describe('scheduler tick', () => {
     const r2 = s.tick(510);
     expect(r2.cancels).toEqual([{ chunk: b.chunk, edge: 1, attempt: b.attempt }]);
     expect(s.edges.queueDepth[1]).toBe(0);
-    expect(s.report({ chunk: b.chunk, attempt: b.attempt, edge: 1, ok: false, reason: 'cancelled' })).toBe('duplicate');
+    expect(s.report({ chunk: b.chunk, attempt: b.attempt, edge: 1, ok: false, reason: 'cancelled' })).toBe(
+      'duplicate',
+    );
     expect(s.done).toBe(true);
     expect(s.counters.hedgeWins).toBe(1);
   });
 
   test('endgame: a tail chunk on a slow edge is hedged on an idle fast edge before it is late', () => {
     const s = make(2, [20e6, 1e6], { endgameChunks: 4, hedgeAfterFraction: 10 }, 1);
-    s.updateEdge(0, { timeoutMs: 10_000 }); s.updateEdge(1, { timeoutMs: 10_000 });
+    s.updateEdge(0, { timeoutMs: 10_000 });
+    s.updateEdge(1, { timeoutMs: 10_000 });
     const r0 = s.tick(0);
     const fast = r0.dispatch.find((d) => d.edge === 0)!;
     const slow = r0.dispatch.find((d) => d.edge === 1)!;
@@ -239,7 +255,8 @@ describe('scheduler tick', () => {
 
   test('endgame: no hedge while the free edge would not be clearly faster and the fetch is not late', () => {
     const s = make(2, [10e6, 9e6], { endgameChunks: 4, hedgeAfterFraction: 10 }, 1);
-    s.updateEdge(0, { timeoutMs: 10_000 }); s.updateEdge(1, { timeoutMs: 10_000 });
+    s.updateEdge(0, { timeoutMs: 10_000 });
+    s.updateEdge(1, { timeoutMs: 10_000 });
     const r0 = s.tick(0);
     const a = r0.dispatch.find((d) => d.edge === 0)!;
     s.report({ chunk: a.chunk, attempt: a.attempt, edge: 0, ok: true });
@@ -248,25 +265,35 @@ describe('scheduler tick', () => {
 
   test('endgame: a failed primary is replaced by its running hedge without a new dispatch', () => {
     const s = make(1, [10e6, 5e6], { endgameChunks: 4 }, 1);
-    s.updateEdge(0, { timeoutMs: 10_000 }); s.updateEdge(1, { timeoutMs: 10_000 });
+    s.updateEdge(0, { timeoutMs: 10_000 });
+    s.updateEdge(1, { timeoutMs: 10_000 });
     const d = s.tick(0).dispatch[0];
     const h = s.tick(1000).dispatch[0];
     expect(h.hedge).toBe(true);
-    expect(s.report({ chunk: 0, attempt: d.attempt, edge: d.edge, ok: false, reason: 'http' })).toBe('promoted');
+    expect(s.report({ chunk: 0, attempt: d.attempt, edge: d.edge, ok: false, reason: 'http' })).toBe(
+      'promoted',
+    );
     expect(s.tick(1010).dispatch.length).toBe(0);
     expect(s.report({ chunk: 0, attempt: h.attempt, edge: h.edge, ok: true })).toBe('completed');
   });
 
   test('bad input: unknown chunk and unknown edge are typed errors', () => {
     const s = make(2, [10e6]);
-    expect(() => s.report({ chunk: 9, attempt: 1, edge: 0, ok: true })).toThrow(expect.objectContaining({ code: 'PORTAL_UNKNOWN_CHUNK' }));
-    expect(() => s.updateEdge(3, { available: true })).toThrow(expect.objectContaining({ code: 'PORTAL_UNKNOWN_EDGE' }));
-    expect(() => s.updateEdge(0, { health: 2 })).toThrow(expect.objectContaining({ code: 'PORTAL_INVALID_ARGUMENT' }));
+    expect(() => s.report({ chunk: 9, attempt: 1, edge: 0, ok: true })).toThrow(
+      expect.objectContaining({ code: 'PORTAL_UNKNOWN_CHUNK' }),
+    );
+    expect(() => s.updateEdge(3, { available: true })).toThrow(
+      expect.objectContaining({ code: 'PORTAL_UNKNOWN_EDGE' }),
+    );
+    expect(() => s.updateEdge(0, { health: 2 })).toThrow(
+      expect.objectContaining({ code: 'PORTAL_INVALID_ARGUMENT' }),
+    );
   });
 
   test('resume: chunks marked complete are never dispatched', () => {
     const s = make(4, [10e6], {}, 8);
-    s.markComplete(1); s.markComplete(2);
+    s.markComplete(1);
+    s.markComplete(2);
     expect(s.tick(0).dispatch.map((d) => d.chunk)).toEqual([0, 3]);
     expect(Array.from(s.completionBitmap())).toEqual([0b0110]);
   });

@@ -3,7 +3,13 @@ import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.
 import { EdgeActor, GpuStreamActor, type EdgeView } from '../../actors/index.js';
 import type { GpuStreamStatus } from '../../actors/gpu-stream-actor.js';
 import {
-  createStreamProcessor, edgeTelemetryKernel, edgeUpdates, runCpu, streamSubjects, telemetrySampleLayout, type StreamProcessingMetrics,
+  createStreamProcessor,
+  edgeTelemetryKernel,
+  edgeUpdates,
+  runCpu,
+  streamSubjects,
+  telemetrySampleLayout,
+  type StreamProcessingMetrics,
 } from '../../stream/index.js';
 import { createNatsStreamTransport, type NatsStreamTransport } from '../../bus/index.js';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
@@ -34,7 +40,11 @@ async function produce(streamId: string, msgs: Uint8Array[], window = 64): Promi
 }
 
 function hostWith() {
-  const host = createEmbeddedHost({ store: createMemoryStateStore(), logger, services: { streamTransport: transport, streamKernels: { seq: seqKernel } } });
+  const host = createEmbeddedHost({
+    store: createMemoryStateStore(),
+    logger,
+    services: { streamTransport: transport, streamKernels: { seq: seqKernel } },
+  });
   host.register(GpuStreamActor);
   host.register(EdgeActor);
   return host;
@@ -45,18 +55,35 @@ test('integration: 100K records published to JetStream are all processed once by
   const id = 'e2e100k';
   const seen = new Uint8Array(100_000);
   let outputs = 0;
-  const sub = transport.subscribe(streamSubjects.output(id), (data) => { for (const x of idsOf(data, 4)) seen[x]++; outputs += data.byteLength / 16; });
+  const sub = transport.subscribe(streamSubjects.output(id), (data) => {
+    for (const x of idsOf(data, 4)) seen[x]++;
+    outputs += data.byteLength / 16;
+  });
   const actor = host.proxy('GpuStreamActor', id);
   const st = await actor.invoke<GpuStreamStatus>('start', { kernel: { type: 'registered', name: 'seq' } });
   expect(st.source).toBe('nats');
-  await produce(id, Array.from({ length: 100 }, (_, i) => seqRecords(i * 1000, 1000)));
+  await produce(
+    id,
+    Array.from({ length: 100 }, (_, i) => seqRecords(i * 1000, 1000)),
+  );
   await waitFor(() => outputs >= 100_000, 30_000, '100K outputs');
-  await waitFor(async () => (await transport.consumerInfo(`stream_${id}`)).ackPending === 0, 10_000, 'all acked');
+  await waitFor(
+    async () => (await transport.consumerInfo(`stream_${id}`)).ackPending === 0,
+    10_000,
+    'all acked',
+  );
   await new Promise((r) => setTimeout(r, 100)); // a duplicate would arrive by now
   expect(outputs).toBe(100_000);
   expect(seen.every((c) => c === 1)).toBe(true);
   const m = await actor.invoke<StreamProcessingMetrics>('metrics');
-  expect(m).toMatchObject({ totalItemsProcessed: 100_000, totalItemsFailed: 0, itemsReceived: 100_000, bufferCurrentSize: 0, gpuMemoryInUse: 0, totalItemsDropped: 0 });
+  expect(m).toMatchObject({
+    totalItemsProcessed: 100_000,
+    totalItemsFailed: 0,
+    itemsReceived: 100_000,
+    bufferCurrentSize: 0,
+    gpuMemoryInUse: 0,
+    totalItemsDropped: 0,
+  });
   expect(m.totalBatchesProcessed).toBeGreaterThanOrEqual(10);
   expect(m.averageBatchSize).toBeCloseTo(100_000 / m.totalBatchesProcessed, 6);
   expect(m.p99LatencyMs).toBeGreaterThanOrEqual(m.p50LatencyMs);
@@ -72,22 +99,44 @@ test('integration: a fast producer and a slow consumer — pulling pauses at 90 
   const id = 'slow';
   const seen = new Uint8Array(60_000);
   let outputs = 0;
-  const sub = transport.subscribe(streamSubjects.output(id), (data) => { for (const x of idsOf(data, 4)) seen[x]++; outputs += data.byteLength / 16; });
+  const sub = transport.subscribe(streamSubjects.output(id), (data) => {
+    for (const x of idsOf(data, 4)) seen[x]++;
+    outputs += data.byteLength / 16;
+  });
   const ex = fakeExecutor(seqKernel, { delayMs: 15 });
   let maxBuffered = 0;
   let pendingWhilePaused = 0;
   const p = createStreamProcessor({
-    executor: ex, sink: transport.sink(id, { output: 16, input: 8 }), logger,
-    config: { batch: { maxBatchSize: 1000, enableAdaptiveBatching: false }, backpressure: { bufferCapacity: 5000 } },
-    onEvent: (e) => { if (e.type === 'paused') void transport.consumerInfo(`stream_${id}`).then((i) => { pendingWhilePaused = Math.max(pendingWhilePaused, i.pending); }); },
+    executor: ex,
+    sink: transport.sink(id, { output: 16, input: 8 }),
+    logger,
+    config: {
+      batch: { maxBatchSize: 1000, enableAdaptiveBatching: false },
+      backpressure: { bufferCapacity: 5000 },
+    },
+    onEvent: (e) => {
+      if (e.type === 'paused')
+        void transport.consumerInfo(`stream_${id}`).then((i) => {
+          pendingWhilePaused = Math.max(pendingWhilePaused, i.pending);
+        });
+    },
   });
   // the producer publishes everything first: JetStream holds what the consumer has not pulled
-  await produce(id, Array.from({ length: 60 }, (_, i) => seqRecords(i * 1000, 1000)));
+  await produce(
+    id,
+    Array.from({ length: 60 }, (_, i) => seqRecords(i * 1000, 1000)),
+  );
   const src = await transport.attach(id, p, { maxMessagesPerPull: 8 });
-  const timer = setInterval(() => { maxBuffered = Math.max(maxBuffered, p.buffer.size); }, 2);
+  const timer = setInterval(() => {
+    maxBuffered = Math.max(maxBuffered, p.buffer.size);
+  }, 2);
   await waitFor(() => outputs >= 60_000, 30_000, '60K outputs');
   clearInterval(timer);
-  await waitFor(async () => (await transport.consumerInfo(src.durable)).ackPending === 0, 10_000, 'all acked');
+  await waitFor(
+    async () => (await transport.consumerInfo(src.durable)).ackPending === 0,
+    10_000,
+    'all acked',
+  );
   const m = p.metrics();
   const s = src.stats();
   expect(m.totalPauseCount).toBeGreaterThanOrEqual(1);
@@ -111,20 +160,38 @@ test('integration: 1M telemetry samples are processed in sub-batches, aggregate 
   const id = 'tele1m';
   const edges = 8;
   const edgeIds = Array.from({ length: edges }, (_, e) => `edge${e}`);
-  for (const e of edgeIds) await host.proxy('EdgeActor', e).invoke('configure', { url: `http://${e}.test`, kind: 'portal', flags: 0, maxParallel: 4 });
+  for (const e of edgeIds)
+    await host
+      .proxy('EdgeActor', e)
+      .invoke('configure', { url: `http://${e}.test`, kind: 'portal', flags: 0, maxParallel: 4 });
   const total = { samples: 0, bytes: 0 };
-  const sub = transport.subscribe(streamSubjects.output(id), (data) => { for (const u of edgeUpdates(data)) { total.samples += u.samples; total.bytes += u.bytes; } });
+  const sub = transport.subscribe(streamSubjects.output(id), (data) => {
+    for (const u of edgeUpdates(data)) {
+      total.samples += u.samples;
+      total.bytes += u.bytes;
+    }
+  });
   const actor = host.proxy('GpuStreamActor', id);
   await actor.invoke('start', { kernel: { type: 'edge-telemetry', edges, edgeIds } });
   const msgs: Uint8Array[] = [];
   let expectBytes = 0;
   for (let i = 0; i < 1000; i++) {
-    const recs = Array.from({ length: 1000 }, (_, j) => ({ edge: (i + j) % edges, ok: 1, bytes: 1_000_000 + j, firstByteUs: 2000 + j, transferUs: 50_000 }));
+    const recs = Array.from({ length: 1000 }, (_, j) => ({
+      edge: (i + j) % edges,
+      ok: 1,
+      bytes: 1_000_000 + j,
+      firstByteUs: 2000 + j,
+      transferUs: 50_000,
+    }));
     for (const r of recs) expectBytes += r.bytes;
     msgs.push(telemetrySampleLayout.encode(recs));
   }
   await produce(id, msgs);
-  await waitFor(async () => (await actor.invoke<StreamProcessingMetrics>('metrics')).totalItemsProcessed >= 1_000_000, 60_000, '1M processed');
+  await waitFor(
+    async () => (await actor.invoke<StreamProcessingMetrics>('metrics')).totalItemsProcessed >= 1_000_000,
+    60_000,
+    '1M processed',
+  );
   await waitFor(() => total.samples >= 1_000_000, 10_000, 'all aggregates');
   const m = await actor.invoke<StreamProcessingMetrics>('metrics');
   expect(total).toEqual({ samples: 1_000_000, bytes: expectBytes });
@@ -136,7 +203,7 @@ test('integration: 1M telemetry samples are processed in sub-batches, aggregate 
   expect(st.edgeFeedErrors).toBe(0);
   const v = await host.proxy('EdgeActor', 'edge3').invoke<EdgeView>('snapshot');
   expect(v.samples).toBeGreaterThan(0);
-  expect(v.bandwidth).toBeGreaterThan(1_000_000 / 0.05 * 0.5);
+  expect(v.bandwidth).toBeGreaterThan((1_000_000 / 0.05) * 0.5);
   // the GPU (or CPU) output equals the CPU reference for one message
   const k = edgeTelemetryKernel(edges);
   expect(runCpu(k, msgs[0], 1000).outputCount).toBe(edges);

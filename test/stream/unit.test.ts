@@ -1,21 +1,44 @@
 import { Registry } from 'prom-client';
 import { ManualClock } from '../../common/clock.js';
 import {
-  AdaptiveBatchSizer, BackpressureBuffer, LogHistogram, SlidingWindowRate, StreamError, adaptBatchSize, createKernelExecutor, createStreamProcessor,
-  defineLayout, edgeTelemetryKernel, optimalBatchSize, registerStreamMetrics, resolveStreamConfig, streamPromSamples, defaultBatchConfig,
-  type PushTicket, type StreamEvent,
+  AdaptiveBatchSizer,
+  BackpressureBuffer,
+  LogHistogram,
+  SlidingWindowRate,
+  StreamError,
+  adaptBatchSize,
+  createKernelExecutor,
+  createStreamProcessor,
+  defineLayout,
+  edgeTelemetryKernel,
+  optimalBatchSize,
+  registerStreamMetrics,
+  resolveStreamConfig,
+  streamPromSamples,
+  defaultBatchConfig,
+  type PushTicket,
+  type StreamEvent,
 } from '../../stream/index.js';
 import { collectSink, fakeExecutor, idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
 
-const bp = (o: Partial<ReturnType<typeof resolveStreamConfig>['backpressure']> = {}) => resolveStreamConfig({ backpressure: o }).backpressure;
-const flush = async (): Promise<void> => { for (let i = 0; i < 20; i++) await Promise.resolve(); await new Promise((r) => setImmediate(r)); };
+const bp = (o: Partial<ReturnType<typeof resolveStreamConfig>['backpressure']> = {}) =>
+  resolveStreamConfig({ backpressure: o }).backpressure;
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+  await new Promise((r) => setImmediate(r));
+};
 
 describe('batch accumulation', () => {
   test('batching: a stream smaller than the min batch is flushed when the max wait passes, not before', async () => {
     const clock = new ManualClock();
     const sink = collectSink();
     const ex = fakeExecutor(seqKernel);
-    const p = createStreamProcessor({ executor: ex, sink, clock, config: { batch: { minBatchSize: 32, maxBatchWaitMs: 100 } } });
+    const p = createStreamProcessor({
+      executor: ex,
+      sink,
+      clock,
+      config: { batch: { minBatchSize: 32, maxBatchWaitMs: 100 } },
+    });
     await p.push(seqRecords(0, 10));
     await flush();
     clock.advance(99);
@@ -30,7 +53,11 @@ describe('batch accumulation', () => {
   test('batching: a stream larger than the max batch is split into batches no larger than the max', async () => {
     const sink = collectSink();
     const ex = fakeExecutor(seqKernel);
-    const p = createStreamProcessor({ executor: ex, sink, config: { batch: { maxBatchSize: 1000, enableAdaptiveBatching: false } } });
+    const p = createStreamProcessor({
+      executor: ex,
+      sink,
+      config: { batch: { maxBatchSize: 1000, enableAdaptiveBatching: false } },
+    });
     await p.push(seqRecords(0, 5500));
     await p.drain();
     expect(ex.runs.every((n) => n <= 1000)).toBe(true);
@@ -44,7 +71,12 @@ describe('batch accumulation', () => {
     const clock = new ManualClock();
     const sink = collectSink();
     const ex = fakeExecutor(seqKernel);
-    const p = createStreamProcessor({ executor: ex, sink, clock, config: { batch: { minBatchSize: 32, maxBatchWaitMs: 100 } } });
+    const p = createStreamProcessor({
+      executor: ex,
+      sink,
+      clock,
+      config: { batch: { minBatchSize: 32, maxBatchWaitMs: 100 } },
+    });
     await p.push(seqRecords(0, 32));
     await waitFor(() => sink.outCount === 32);
     expect(clock.now()).toBe(0);
@@ -55,8 +87,12 @@ describe('batch accumulation', () => {
   test('batching: device memory bounds the batch size on a GPU, and adaptive sizing follows measured throughput', async () => {
     const cfg = { ...defaultBatchConfig };
     // 100 KB × 0.7 / (8 B in + 16 B out) = 2986 records
-    expect(optimalBatchSize(cfg, { backend: 'gpu', deviceMemoryBytes: 100_000, bytesPerRecord: 24 })).toBe(2916);
-    expect(optimalBatchSize(cfg, { backend: 'gpu', deviceMemoryBytes: 1e12, bytesPerRecord: 24 })).toBe(10_000);
+    expect(optimalBatchSize(cfg, { backend: 'gpu', deviceMemoryBytes: 100_000, bytesPerRecord: 24 })).toBe(
+      2916,
+    );
+    expect(optimalBatchSize(cfg, { backend: 'gpu', deviceMemoryBytes: 1e12, bytesPerRecord: 24 })).toBe(
+      10_000,
+    );
     expect(optimalBatchSize(cfg, { backend: 'gpu', deviceMemoryBytes: 100, bytesPerRecord: 24 })).toBe(32);
     const ex = fakeExecutor(seqKernel, { backend: 'gpu' });
     const p = createStreamProcessor({ executor: ex, sink: collectSink(), deviceMemoryBytes: 100_000 });
@@ -81,12 +117,20 @@ describe('batch accumulation', () => {
   test('batching: on the CPU fallback the batch size is the max batch size (capped by the kernel)', async () => {
     const ex = await createKernelExecutor({ kernel: seqKernel, prefer: 'cpu' });
     expect(ex.backend).toBe('cpu');
-    const p = createStreamProcessor({ executor: ex, sink: collectSink(), config: { batch: { maxBatchSize: 7777 } } });
+    const p = createStreamProcessor({
+      executor: ex,
+      sink: collectSink(),
+      config: { batch: { maxBatchSize: 7777 } },
+    });
     expect(p.sizer.current).toBe(7777);
     expect(p.metrics().deviceType).toBe('CPU');
     await p.stop();
     const ex2 = await createKernelExecutor({ kernel: edgeTelemetryKernel(4), prefer: 'cpu' });
-    const p2 = createStreamProcessor({ executor: ex2, sink: collectSink(), config: { batch: { maxBatchSize: 1_000_000 } } });
+    const p2 = createStreamProcessor({
+      executor: ex2,
+      sink: collectSink(),
+      config: { batch: { maxBatchSize: 1_000_000 } },
+    });
     expect(p2.sizer.current).toBe(65_536);
     await p2.stop();
   });
@@ -108,7 +152,9 @@ describe('backpressure', () => {
     const b = new BackpressureBuffer(bp({ bufferCapacity: 100 }), 8, clock);
     await b.push(seqRecords(0, 95));
     let resumed = false;
-    void b.whenResumed().then(() => { resumed = true; });
+    void b.whenResumed().then(() => {
+      resumed = true;
+    });
     clock.advance(250);
     b.take(40); // 55 left: still above 50
     await flush();
@@ -121,10 +167,16 @@ describe('backpressure', () => {
   });
 
   test('backpressure: a full buffer in drop-oldest mode drops the oldest records and counts every drop', async () => {
-    const b = new BackpressureBuffer(bp({ bufferCapacity: 100, dropOldestOnFull: true }), 8, new ManualClock());
+    const b = new BackpressureBuffer(
+      bp({ bufferCapacity: 100, dropOldestOnFull: true }),
+      8,
+      new ManualClock(),
+    );
     const first: PushTicket = { remaining: 80 };
     let firstSettled = false;
-    first.onSettled = () => { firstSettled = true; };
+    first.onSettled = () => {
+      firstSettled = true;
+    };
     await b.push(seqRecords(0, 80), first);
     await b.push(seqRecords(80, 70));
     expect(b.stats().dropped).toBe(50);
@@ -141,7 +193,9 @@ describe('backpressure', () => {
     const b = new BackpressureBuffer(bp({ bufferCapacity: 100 }), 8, new ManualClock());
     await b.push(seqRecords(0, 100));
     let done = false;
-    const pushing = b.push(seqRecords(100, 50)).then(() => { done = true; });
+    const pushing = b.push(seqRecords(100, 50)).then(() => {
+      done = true;
+    });
     await flush();
     expect(done).toBe(false);
     expect(b.stats().blockedPushes).toBe(1);
@@ -158,9 +212,12 @@ describe('backpressure', () => {
 });
 
 describe('execution', () => {
-  test('execution: a successful batch publishes the kernel\'s results for every record', async () => {
+  test("execution: a successful batch publishes the kernel's results for every record", async () => {
     const sink = collectSink();
-    const p = createStreamProcessor({ executor: await createKernelExecutor({ kernel: seqKernel, prefer: 'cpu' }), sink });
+    const p = createStreamProcessor({
+      executor: await createKernelExecutor({ kernel: seqKernel, prefer: 'cpu' }),
+      sink,
+    });
     await p.push(seqRecords(0, 1000));
     await p.drain();
     const out = seqKernel.output.decode(Buffer.concat(sink.outputs));
@@ -174,10 +231,18 @@ describe('execution', () => {
   test('execution: a kernel failure fails that batch with a typed error, reports its records, and later batches run', async () => {
     const sink = collectSink();
     const events: StreamEvent[] = [];
-    const ex = fakeExecutor(seqKernel, { fail: (i) => (i === 1 ? new StreamError('PORTAL_STREAM_KERNEL_FAILED', 'boom') : undefined) });
-    const p = createStreamProcessor({ executor: ex, sink, config: { batch: { maxBatchSize: 100, enableAdaptiveBatching: false } }, onEvent: (e) => events.push(e) });
+    const ex = fakeExecutor(seqKernel, {
+      fail: (i) => (i === 1 ? new StreamError('PORTAL_STREAM_KERNEL_FAILED', 'boom') : undefined),
+    });
+    const p = createStreamProcessor({
+      executor: ex,
+      sink,
+      config: { batch: { maxBatchSize: 100, enableAdaptiveBatching: false } },
+      onEvent: (e) => events.push(e),
+    });
     const settled: number[] = [];
-    for (let k = 0; k < 5; k++) await p.push(seqRecords(k * 100, 100), { remaining: 100, onSettled: () => settled.push(k) });
+    for (let k = 0; k < 5; k++)
+      await p.push(seqRecords(k * 100, 100), { remaining: 100, onSettled: () => settled.push(k) });
     await p.drain();
     expect(sink.failures).toHaveLength(1);
     expect(sink.failures[0].error.code).toBe('PORTAL_STREAM_KERNEL_FAILED');
@@ -186,13 +251,25 @@ describe('execution', () => {
     expect(settled.sort()).toEqual([0, 1, 2, 3, 4]);
     expect(events.filter((e) => e.type === 'batch-failed')).toHaveLength(1);
     const m = await p.stop();
-    expect(m).toMatchObject({ totalItemsProcessed: 400, totalItemsFailed: 100, totalBatchesFailed: 1, failuresByCode: { PORTAL_STREAM_KERNEL_FAILED: 100 } });
+    expect(m).toMatchObject({
+      totalItemsProcessed: 400,
+      totalItemsFailed: 100,
+      totalBatchesFailed: 1,
+      failuresByCode: { PORTAL_STREAM_KERNEL_FAILED: 100 },
+    });
   });
 
   test('execution: an allocation failure fails the batch, halves the batch size and the stream degrades gracefully', async () => {
     const sink = collectSink();
-    const ex = fakeExecutor(seqKernel, { backend: 'gpu', fail: (i) => (i === 0 ? new StreamError('PORTAL_STREAM_ALLOCATION_FAILED', 'oom') : undefined) });
-    const p = createStreamProcessor({ executor: ex, sink, config: { batch: { maxBatchSize: 1000, enableAdaptiveBatching: false } } });
+    const ex = fakeExecutor(seqKernel, {
+      backend: 'gpu',
+      fail: (i) => (i === 0 ? new StreamError('PORTAL_STREAM_ALLOCATION_FAILED', 'oom') : undefined),
+    });
+    const p = createStreamProcessor({
+      executor: ex,
+      sink,
+      config: { batch: { maxBatchSize: 1000, enableAdaptiveBatching: false } },
+    });
     await p.push(seqRecords(0, 3000));
     await p.drain();
     expect(ex.runs[0]).toBe(1000);
@@ -214,7 +291,12 @@ describe('metrics', () => {
     expect(h.cumulative([10, 100, 10_000])).toEqual([expect.any(Number), expect.any(Number), 1000, 1000]);
     // item latency through a processor: 100 records waited 100 ms (flushed by timeout), 900 waited 0
     const clock = new ManualClock();
-    const p = createStreamProcessor({ executor: fakeExecutor(seqKernel), sink: collectSink(), clock, config: { batch: { minBatchSize: 1000, maxBatchWaitMs: 100 } } });
+    const p = createStreamProcessor({
+      executor: fakeExecutor(seqKernel),
+      sink: collectSink(),
+      clock,
+      config: { batch: { minBatchSize: 1000, maxBatchWaitMs: 100 } },
+    });
     await p.push(seqRecords(0, 100));
     clock.advance(100);
     await waitFor(() => p.metrics().totalItemsProcessed === 100);
@@ -223,7 +305,7 @@ describe('metrics', () => {
     const m = p.metrics();
     expect(m.p50LatencyMs).toBe(0);
     expect(Math.abs(m.p99LatencyMs - 100)).toBeLessThan(1.01);
-    expect(m.averageLatencyMs).toBeCloseTo(100 * 100 / 1100, 6);
+    expect(m.averageLatencyMs).toBeCloseTo((100 * 100) / 1100, 6);
     await p.stop();
   });
 
@@ -241,14 +323,18 @@ describe('metrics', () => {
 
   test('metrics: kernel efficiency is kernel time over kernel plus transfer time, with bandwidth and batch efficiency', async () => {
     const ex = fakeExecutor(seqKernel, { backend: 'gpu', kernelMs: 3, transferMs: 1 });
-    const p = createStreamProcessor({ executor: ex, sink: collectSink(), config: { batch: { maxBatchSize: 500, enableAdaptiveBatching: false } } });
+    const p = createStreamProcessor({
+      executor: ex,
+      sink: collectSink(),
+      config: { batch: { maxBatchSize: 500, enableAdaptiveBatching: false } },
+    });
     await p.push(seqRecords(0, 1000));
     await p.drain();
     const m = p.metrics();
     expect(m.kernelEfficiency).toBeCloseTo(0.75, 9);
     expect(m.totalKernelExecutionTimeMs).toBe(6);
     expect(m.totalMemoryTransferTimeMs).toBe(2);
-    expect(m.memoryBandwidthMBps).toBeCloseTo((8000 / 1e6) / 0.002, 6);
+    expect(m.memoryBandwidthMBps).toBeCloseTo(8000 / 1e6 / 0.002, 6);
     expect(m.totalBatchesProcessed).toBe(2);
     expect(m.batchEfficiency).toBe(1);
     expect(m.totalGpuMemoryAllocated).toBe(2000);
@@ -258,13 +344,30 @@ describe('metrics', () => {
 
 describe('stream extras', () => {
   test('layout: records round-trip, cut records and bad declarations are typed errors', () => {
-    const l = defineLayout({ name: 'R', fields: [{ name: 'a', type: 'u32' }, { name: 'b', type: 'i32' }, { name: 'c', type: 'f32' }] });
+    const l = defineLayout({
+      name: 'R',
+      fields: [
+        { name: 'a', type: 'u32' },
+        { name: 'b', type: 'i32' },
+        { name: 'c', type: 'f32' },
+      ],
+    });
     expect(l.recordBytes).toBe(12);
-    const bytes = l.encode([{ a: 1, b: -2, c: 0.5 }, { a: 0xffffffff, b: 7, c: 3 }]);
-    expect(l.decode(bytes)).toEqual([{ a: 1, b: -2, c: 0.5 }, { a: 0xffffffff, b: 7, c: 3 }]);
+    const bytes = l.encode([
+      { a: 1, b: -2, c: 0.5 },
+      { a: 0xffffffff, b: 7, c: 3 },
+    ]);
+    expect(l.decode(bytes)).toEqual([
+      { a: 1, b: -2, c: 0.5 },
+      { a: 0xffffffff, b: 7, c: 3 },
+    ]);
     expect(l.wgslStruct()).toContain('b: i32,');
-    expect(() => l.count(new Uint8Array(13))).toThrow(expect.objectContaining({ code: 'PORTAL_STREAM_BAD_RECORDS' }));
-    expect(() => defineLayout({ name: 'R', fields: [{ name: 'a', type: 'u64' as never }] })).toThrow(expect.objectContaining({ code: 'PORTAL_STREAM_BAD_LAYOUT' }));
+    expect(() => l.count(new Uint8Array(13))).toThrow(
+      expect.objectContaining({ code: 'PORTAL_STREAM_BAD_RECORDS' }),
+    );
+    expect(() => defineLayout({ name: 'R', fields: [{ name: 'a', type: 'u64' as never }] })).toThrow(
+      expect.objectContaining({ code: 'PORTAL_STREAM_BAD_LAYOUT' }),
+    );
     expect(() => resolveStreamConfig({ backpressure: { resumeThreshold: 0.95 } })).toThrow(/resumeThreshold/);
   });
 
@@ -287,16 +390,33 @@ describe('stream extras', () => {
 
   test('no loss: with random push sizes, random kernel failures and drops off, every record is published or reported exactly once', async () => {
     let seed = 42;
-    const rnd = (): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32; };
+    const rnd = (): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
     const sink = collectSink();
-    const ex = fakeExecutor(seqKernel, { fail: () => (rnd() < 0.1 ? new StreamError('PORTAL_STREAM_KERNEL_FAILED', 'random') : undefined) });
-    const p = createStreamProcessor({ executor: ex, sink, config: { batch: { minBatchSize: 8, maxBatchSize: 300, maxBatchWaitMs: 1 }, backpressure: { bufferCapacity: 1000 } } });
+    const ex = fakeExecutor(seqKernel, {
+      fail: () => (rnd() < 0.1 ? new StreamError('PORTAL_STREAM_KERNEL_FAILED', 'random') : undefined),
+    });
+    const p = createStreamProcessor({
+      executor: ex,
+      sink,
+      config: {
+        batch: { minBatchSize: 8, maxBatchSize: 300, maxBatchWaitMs: 1 },
+        backpressure: { bufferCapacity: 1000 },
+      },
+    });
     let id = 0;
     let settledRecords = 0;
     const pushes: Promise<void>[] = [];
     while (id < 50_000) {
       const n = 1 + Math.floor(rnd() * 400);
-      const t: PushTicket = { remaining: n, onSettled: () => { settledRecords += n; } };
+      const t: PushTicket = {
+        remaining: n,
+        onSettled: () => {
+          settledRecords += n;
+        },
+      };
       pushes.push(p.push(seqRecords(id, n), t));
       id += n;
       if (rnd() < 0.3) await Promise.all(pushes.splice(0));

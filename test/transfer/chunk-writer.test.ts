@@ -5,8 +5,12 @@ import { openChunkWriter, hashFile } from '../../transfer/index.js';
 import { makeTempDir, randomBytes } from './fixtures.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
-beforeAll(async () => { tmp = await makeTempDir('writer'); });
-afterAll(async () => { await tmp.cleanup(); });
+beforeAll(async () => {
+  tmp = await makeTempDir('writer');
+});
+afterAll(async () => {
+  await tmp.cleanup();
+});
 
 describe('chunk writer', () => {
   test('chunk writer: preallocates the file and writes chunks at their offsets in any order', async () => {
@@ -14,7 +18,11 @@ describe('chunk writer', () => {
     const data = randomBytes(10_000, 9);
     const w = await openChunkWriter(p, { fileSize: data.length });
     expect((await stat(p)).size).toBe(10_000);
-    await Promise.all([w.write(6000, data.subarray(6000)), w.write(0, data.subarray(0, 3000)), w.write(3000, data.subarray(3000, 6000))]);
+    await Promise.all([
+      w.write(6000, data.subarray(6000)),
+      w.write(0, data.subarray(0, 3000)),
+      w.write(3000, data.subarray(3000, 6000)),
+    ]);
     await w.sync();
     await w.close();
     expect((await readFile(p)).equals(data)).toBe(true);
@@ -39,8 +47,12 @@ describe('chunk writer', () => {
   });
 
   test('chunk writer: an unopenable path gives PORTAL_TRANSFER_FAILED and hashFile of a missing file likewise', async () => {
-    await expect(openChunkWriter(join(tmp.dir, 'no', 'such', 'dir.bin'), { fileSize: 1 })).rejects.toMatchObject({ code: 'PORTAL_TRANSFER_FAILED' });
-    await expect(hashFile(join(tmp.dir, 'missing.bin'))).rejects.toMatchObject({ code: 'PORTAL_TRANSFER_FAILED' });
+    await expect(
+      openChunkWriter(join(tmp.dir, 'no', 'such', 'dir.bin'), { fileSize: 1 }),
+    ).rejects.toMatchObject({ code: 'PORTAL_TRANSFER_FAILED' });
+    await expect(hashFile(join(tmp.dir, 'missing.bin'))).rejects.toMatchObject({
+      code: 'PORTAL_TRANSFER_FAILED',
+    });
     await expect(openChunkWriter(join(tmp.dir, 'x.bin'), { fileSize: -1 })).rejects.toThrow(/fileSize/);
   });
 });

@@ -1,7 +1,14 @@
 import { request } from 'node:http';
 import {
-  createManifest, createEdgeServer, fetchChunk, chunkRange, decodeHaveBitmap, createFetchAgent,
-  ChunkFetchError, type EdgeServer, type Manifest,
+  createManifest,
+  createEdgeServer,
+  fetchChunk,
+  chunkRange,
+  decodeHaveBitmap,
+  createFetchAgent,
+  ChunkFetchError,
+  type EdgeServer,
+  type Manifest,
 } from '../../transfer/index.js';
 import { makeTempDir, writeRandomFile, rejectionOf } from './fixtures.js';
 
@@ -20,12 +27,17 @@ async function edge(opts: Partial<Parameters<typeof createEdgeServer>[0]> = {}):
   return s;
 }
 
-function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent, headers }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -33,9 +45,22 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
   });
 }
 
-const slice = (i: number): Buffer => { const r = chunkRange(m, i); return file.bytes.subarray(r.offset, r.offset + r.length); };
-const fetchReq = (s: EdgeServer, i: number, extra: Partial<Parameters<typeof fetchChunk>[0]> = {}): Parameters<typeof fetchChunk>[0] => ({
-  edgeUrl: s.url, edgeKind: 'portal', cid: m.chunks[i], ...chunkRange(m, i), timeoutMs: 10_000, agent, ...extra,
+const slice = (i: number): Buffer => {
+  const r = chunkRange(m, i);
+  return file.bytes.subarray(r.offset, r.offset + r.length);
+};
+const fetchReq = (
+  s: EdgeServer,
+  i: number,
+  extra: Partial<Parameters<typeof fetchChunk>[0]> = {},
+): Parameters<typeof fetchChunk>[0] => ({
+  edgeUrl: s.url,
+  edgeKind: 'portal',
+  cid: m.chunks[i],
+  ...chunkRange(m, i),
+  timeoutMs: 10_000,
+  agent,
+  ...extra,
 });
 
 beforeAll(async () => {
@@ -110,7 +135,9 @@ describe('edge server', () => {
     const s = await edge();
     const f = await fetchChunk(fetchReq(s, 9, { edgeUrl: `${s.url}/file`, edgeKind: 'mirror' }));
     expect(f.bytes.equals(slice(9))).toBe(true);
-    const bad = await rejectionOf(() => fetchChunk(fetchReq(s, 4, { edgeUrl: `${s.url}/file`, edgeKind: 'mirror', cid: m.chunks[5] })));
+    const bad = await rejectionOf(() =>
+      fetchChunk(fetchReq(s, 4, { edgeUrl: `${s.url}/file`, edgeKind: 'mirror', cid: m.chunks[5] })),
+    );
     expect(bad).toMatchObject({ reason: 'corrupt' });
   });
 
@@ -158,7 +185,13 @@ describe('edge server', () => {
     const b = await edge({ faults: { corruptRate: 0.5, seed: 42 } });
     const outcome = async (s: EdgeServer): Promise<boolean[]> => {
       const out: boolean[] = [];
-      for (let i = 0; i < 10; i++) out.push(await fetchChunk(fetchReq(s, i)).then(() => true, () => false));
+      for (let i = 0; i < 10; i++)
+        out.push(
+          await fetchChunk(fetchReq(s, i)).then(
+            () => true,
+            () => false,
+          ),
+        );
       return out;
     };
     const ra = await outcome(a);
@@ -187,7 +220,9 @@ describe('edge server', () => {
     const s = await edge({ bandwidthBytesPerSec: 256 * 1024 });
     const p = fetchChunk(fetchReq(s, 0, { length: CHUNK }));
     const q = fetchChunk(fetchReq(s, 1));
-    setTimeout(() => { void s.goOffline(); }, 100);
+    setTimeout(() => {
+      void s.goOffline();
+    }, 100);
     const results = await Promise.allSettled([p, q]);
     const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
     expect(failed.length).toBeGreaterThanOrEqual(1);
@@ -196,8 +231,12 @@ describe('edge server', () => {
 
   test('edge server: rejects a source whose size differs from the manifest', async () => {
     const other = await writeRandomFile(tmp.dir, 'other.bin', 100);
-    await expect(createEdgeServer({ source: { path: other.path, manifest: m } })).rejects.toMatchObject({ code: 'PORTAL_MANIFEST_MISMATCH' });
-    await expect(createEdgeServer({ source: { path: file.path, manifest: m }, faults: { failRate: 2 } })).rejects.toThrow(/failRate/);
+    await expect(createEdgeServer({ source: { path: other.path, manifest: m } })).rejects.toMatchObject({
+      code: 'PORTAL_MANIFEST_MISMATCH',
+    });
+    await expect(
+      createEdgeServer({ source: { path: file.path, manifest: m }, faults: { failRate: 2 } }),
+    ).rejects.toThrow(/failRate/);
   });
 });
 
@@ -214,8 +253,13 @@ describe('http fetch', () => {
     const s = await edge({ rttMs: 2000 });
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 50);
-    await expect(fetchChunk(fetchReq(s, 0, { signal: ac.signal }))).rejects.toMatchObject({ reason: 'cancelled', code: 'PORTAL_CANCELLED' });
-    await expect(fetchChunk(fetchReq(s, 0, { signal: ac.signal }))).rejects.toMatchObject({ reason: 'cancelled' });
+    await expect(fetchChunk(fetchReq(s, 0, { signal: ac.signal }))).rejects.toMatchObject({
+      reason: 'cancelled',
+      code: 'PORTAL_CANCELLED',
+    });
+    await expect(fetchChunk(fetchReq(s, 0, { signal: ac.signal }))).rejects.toMatchObject({
+      reason: 'cancelled',
+    });
   });
 
   test('http fetch: a wrong expected length fails with reason short', async () => {
@@ -227,13 +271,48 @@ describe('http fetch', () => {
     const s = await edge();
     const url = s.url;
     await s.close();
-    await expect(fetchChunk({ edgeUrl: url, edgeKind: 'portal', cid: m.chunks[0], offset: 0, length: CHUNK, timeoutMs: 5000 }))
-      .rejects.toMatchObject({ reason: 'unreachable' });
+    await expect(
+      fetchChunk({
+        edgeUrl: url,
+        edgeKind: 'portal',
+        cid: m.chunks[0],
+        offset: 0,
+        length: CHUNK,
+        timeoutMs: 5000,
+      }),
+    ).rejects.toMatchObject({ reason: 'unreachable' });
   });
 
   test('http fetch: bad arguments are rejected naming the argument', async () => {
-    await expect(fetchChunk({ edgeUrl: 'nope', edgeKind: 'portal', cid: m.chunks[0], offset: 0, length: 1, timeoutMs: 1 })).rejects.toThrow(/edgeUrl/);
-    await expect(fetchChunk({ edgeUrl: 'http://127.0.0.1:1', edgeKind: 'portal', cid: 'x', offset: 0, length: 1, timeoutMs: 1 })).rejects.toThrow(/cid/);
-    await expect(fetchChunk({ edgeUrl: 'http://127.0.0.1:1', edgeKind: 'portal', cid: m.chunks[0], offset: 0, length: 1, timeoutMs: 0 })).rejects.toThrow(/timeoutMs/);
+    await expect(
+      fetchChunk({
+        edgeUrl: 'nope',
+        edgeKind: 'portal',
+        cid: m.chunks[0],
+        offset: 0,
+        length: 1,
+        timeoutMs: 1,
+      }),
+    ).rejects.toThrow(/edgeUrl/);
+    await expect(
+      fetchChunk({
+        edgeUrl: 'http://127.0.0.1:1',
+        edgeKind: 'portal',
+        cid: 'x',
+        offset: 0,
+        length: 1,
+        timeoutMs: 1,
+      }),
+    ).rejects.toThrow(/cid/);
+    await expect(
+      fetchChunk({
+        edgeUrl: 'http://127.0.0.1:1',
+        edgeKind: 'portal',
+        cid: m.chunks[0],
+        offset: 0,
+        length: 1,
+        timeoutMs: 0,
+      }),
+    ).rejects.toThrow(/timeoutMs/);
   });
 });

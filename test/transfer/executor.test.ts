@@ -1,9 +1,26 @@
 import { join } from 'node:path';
 import {
-  createManifest, createEdgeServer, createExecutor, chunkRange, hashFile, createFetchAgent, fetchChunk,
-  type EdgeServer, type Manifest, type Executor, type FetchChunkFn,
+  createManifest,
+  createEdgeServer,
+  createExecutor,
+  chunkRange,
+  hashFile,
+  createFetchAgent,
+  fetchChunk,
+  type EdgeServer,
+  type Manifest,
+  type Executor,
+  type FetchChunkFn,
 } from '../../transfer/index.js';
-import { createMemoryBus, subjects, type Bus, type ChunkReport, type DispatchBatch, type DispatchItem, type CancelRequest } from '../../bus/index.js';
+import {
+  createMemoryBus,
+  subjects,
+  type Bus,
+  type ChunkReport,
+  type DispatchBatch,
+  type DispatchItem,
+  type CancelRequest,
+} from '../../bus/index.js';
 import { makeTempDir, writeRandomFile } from './fixtures.js';
 
 const CHUNK = 16 * 1024;
@@ -32,13 +49,29 @@ afterAll(async () => {
 });
 
 function item(i: number, edgeIndex: number, s: EdgeServer, extra: Partial<DispatchItem> = {}): DispatchItem {
-  return { chunk: i, attempt: 1, edgeIndex, edgeUrl: s.url, edgeKind: 'portal', cid: m.chunks[i], ...chunkRange(m, i), timeoutMs: 10_000, ...extra };
+  return {
+    chunk: i,
+    attempt: 1,
+    edgeIndex,
+    edgeUrl: s.url,
+    edgeKind: 'portal',
+    cid: m.chunks[i],
+    ...chunkRange(m, i),
+    timeoutMs: 10_000,
+    ...extra,
+  };
 }
 
-function collect(bus: Bus, transferId: string): { reports: ChunkReport[]; waitFor: (n: number) => Promise<ChunkReport[]> } {
+function collect(
+  bus: Bus,
+  transferId: string,
+): { reports: ChunkReport[]; waitFor: (n: number) => Promise<ChunkReport[]> } {
   const reports: ChunkReport[] = [];
   const waiters: Array<() => void> = [];
-  bus.subscribe<ChunkReport>(subjects.report(transferId), (r) => { reports.push(r); for (const w of waiters.splice(0)) w(); });
+  bus.subscribe<ChunkReport>(subjects.report(transferId), (r) => {
+    reports.push(r);
+    for (const w of waiters.splice(0)) w();
+  });
   const waitFor = async (n: number): Promise<ChunkReport[]> => {
     while (reports.length < n) await new Promise<void>((res) => waiters.push(res));
     return reports;
@@ -46,7 +79,10 @@ function collect(bus: Bus, transferId: string): { reports: ChunkReport[]; waitFo
   return { reports, waitFor };
 }
 
-function setup(id: string, opts: { concurrency?: number; fetch?: FetchChunkFn } = {}): { bus: Bus; exec: Executor } {
+function setup(
+  id: string,
+  opts: { concurrency?: number; fetch?: FetchChunkFn } = {},
+): { bus: Bus; exec: Executor } {
   const bus = createMemoryBus();
   buses.push(bus);
   const exec = createExecutor({ bus, id, fetch: fetchWithAgent, ...opts });
@@ -56,16 +92,32 @@ function setup(id: string, opts: { concurrency?: number; fetch?: FetchChunkFn } 
 
 describe('executor', () => {
   test('executor: fetches 10 chunks from 2 edges, reports each ok and writes a byte-identical file', async () => {
-    const a = await createEdgeServer({ source: { path: file.path, manifest: m }, holds: new Set([0, 2, 4, 6, 8]) });
-    const b = await createEdgeServer({ source: { path: file.path, manifest: m }, holds: new Set([1, 3, 5, 7, 9]) });
+    const a = await createEdgeServer({
+      source: { path: file.path, manifest: m },
+      holds: new Set([0, 2, 4, 6, 8]),
+    });
+    const b = await createEdgeServer({
+      source: { path: file.path, manifest: m },
+      holds: new Set([1, 3, 5, 7, 9]),
+    });
     servers.push(a, b);
     const { bus, exec } = setup('exec-1', { concurrency: 4 });
     exec.attach('t1');
     const { waitFor } = collect(bus, 't1');
     const output = join(tmp.dir, 'out-t1.bin');
     const items = Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? item(i, 0, a) : item(i, 1, b)));
-    await bus.publish<DispatchBatch>(subjects.dispatch('t1'), { transferId: 't1', output, fileSize: SIZE, items: items.slice(0, 6) });
-    await bus.publish<DispatchBatch>(subjects.dispatch('t1'), { transferId: 't1', output, fileSize: SIZE, items: items.slice(6) });
+    await bus.publish<DispatchBatch>(subjects.dispatch('t1'), {
+      transferId: 't1',
+      output,
+      fileSize: SIZE,
+      items: items.slice(0, 6),
+    });
+    await bus.publish<DispatchBatch>(subjects.dispatch('t1'), {
+      transferId: 't1',
+      output,
+      fileSize: SIZE,
+      items: items.slice(6),
+    });
     const reports = await waitFor(10);
     expect(reports.every((r) => r.ok && r.executorId === 'exec-1' && r.transferId === 't1')).toBe(true);
     expect(reports.map((r) => r.chunk).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -80,15 +132,25 @@ describe('executor', () => {
   });
 
   test('executor: failed fetches are reported with their reason and nothing is written', async () => {
-    const bad = await createEdgeServer({ source: { path: file.path, manifest: m }, faults: { failRate: 1 }, holds: new Set([0]) });
+    const bad = await createEdgeServer({
+      source: { path: file.path, manifest: m },
+      faults: { failRate: 1 },
+      holds: new Set([0]),
+    });
     servers.push(bad);
     const { bus, exec } = setup('exec-2');
     exec.attach('t2');
     const { waitFor } = collect(bus, 't2');
     const output = join(tmp.dir, 'out-t2.bin');
     await bus.publish<DispatchBatch>(subjects.dispatch('t2'), {
-      transferId: 't2', output, fileSize: SIZE,
-      items: [item(0, 0, bad), item(1, 0, bad, { cid: m.chunks[2] }), item(2, 0, bad, { edgeUrl: 'http://127.0.0.1:1' })],
+      transferId: 't2',
+      output,
+      fileSize: SIZE,
+      items: [
+        item(0, 0, bad),
+        item(1, 0, bad, { cid: m.chunks[2] }),
+        item(2, 0, bad, { edgeUrl: 'http://127.0.0.1:1' }),
+      ],
     });
     const reports = await waitFor(3);
     const byChunk = new Map(reports.map((r) => [r.chunk, r]));
@@ -106,7 +168,12 @@ describe('executor', () => {
     exec.attach('t3');
     const { waitFor } = collect(bus, 't3');
     const output = join(tmp.dir, 'out-t3.bin');
-    await bus.publish<DispatchBatch>(subjects.dispatch('t3'), { transferId: 't3', output, fileSize: SIZE, items: [item(0, 0, slow, { attempt: 2 }), item(1, 0, slow)] });
+    await bus.publish<DispatchBatch>(subjects.dispatch('t3'), {
+      transferId: 't3',
+      output,
+      fileSize: SIZE,
+      items: [item(0, 0, slow, { attempt: 2 }), item(1, 0, slow)],
+    });
     while (exec.stats().inFlight < 1) await new Promise((r) => setTimeout(r, 5));
     expect(exec.stats().queued).toBe(1);
     const t0 = performance.now();
@@ -114,7 +181,10 @@ describe('executor', () => {
     await bus.publish<CancelRequest>(subjects.cancel('t3'), { transferId: 't3', chunk: 1, attempt: 1 });
     const reports = await waitFor(2);
     expect(performance.now() - t0).toBeLessThan(4000);
-    expect(reports.map((r) => [r.chunk, r.attempt, r.ok, r.reason]).sort()).toEqual([[0, 2, false, 'cancelled'], [1, 1, false, 'cancelled']]);
+    expect(reports.map((r) => [r.chunk, r.attempt, r.ok, r.reason]).sort()).toEqual([
+      [0, 2, false, 'cancelled'],
+      [1, 1, false, 'cancelled'],
+    ]);
     expect(exec.stats().inFlight).toBe(0);
   });
 
@@ -134,7 +204,12 @@ describe('executor', () => {
     const { waitFor } = collect(bus, 't4');
     const output = join(tmp.dir, 'out-t4.bin');
     const dummy = { url: 'http://127.0.0.1:9' } as EdgeServer;
-    await bus.publish<DispatchBatch>(subjects.dispatch('t4'), { transferId: 't4', output, fileSize: SIZE, items: Array.from({ length: 10 }, (_, i) => item(i, 0, dummy)) });
+    await bus.publish<DispatchBatch>(subjects.dispatch('t4'), {
+      transferId: 't4',
+      output,
+      fileSize: SIZE,
+      items: Array.from({ length: 10 }, (_, i) => item(i, 0, dummy)),
+    });
     const reports = await waitFor(10);
     expect(peak).toBe(3);
     expect(reports.every((r) => r.ok)).toBe(true);
@@ -149,7 +224,12 @@ describe('executor', () => {
     const { bus, exec } = setup('exec-5');
     exec.attach('t6');
     const { reports } = collect(bus, 't6');
-    await bus.publish<DispatchBatch>(subjects.dispatch('t6'), { transferId: 't6', output: join(tmp.dir, 'out-t6.bin'), fileSize: SIZE, items: [item(0, 0, slow), item(1, 0, slow)] });
+    await bus.publish<DispatchBatch>(subjects.dispatch('t6'), {
+      transferId: 't6',
+      output: join(tmp.dir, 'out-t6.bin'),
+      fileSize: SIZE,
+      items: [item(0, 0, slow), item(1, 0, slow)],
+    });
     while (exec.stats().inFlight < 2) await new Promise((r) => setTimeout(r, 5));
     await exec.close();
     await new Promise((r) => setTimeout(r, 10));

@@ -18,7 +18,12 @@ export function randomBytes(size: number, seed = 1): Buffer {
 }
 
 /** Writes `size` deterministic bytes to `dir/name` and returns the path and bytes. */
-export async function writeRandomFile(dir: string, name: string, size: number, seed = 1): Promise<{ path: string; bytes: Buffer }> {
+export async function writeRandomFile(
+  dir: string,
+  name: string,
+  size: number,
+  seed = 1,
+): Promise<{ path: string; bytes: Buffer }> {
   const bytes = randomBytes(size, seed);
   const path = join(dir, name);
   await writeFile(path, bytes);

@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import {
-  cidOf, verifyChunk, createManifest, saveManifest, loadManifest, parseManifest, manifestId, chunkCount, chunkRange,
+  cidOf,
+  verifyChunk,
+  createManifest,
+  saveManifest,
+  loadManifest,
+  parseManifest,
+  manifestId,
+  chunkCount,
+  chunkRange,
   type Manifest,
 } from '../../transfer/index.js';
 import { PortalError } from '../../common/index.js';
@@ -20,13 +28,19 @@ beforeAll(async () => {
   file = await writeRandomFile(tmp.dir, 'src.bin', SIZE, 7);
   m = await createManifest(file.path, { chunkSize: CHUNK });
 });
-afterAll(async () => { await tmp.cleanup(); });
+afterAll(async () => {
+  await tmp.cleanup();
+});
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 function expectInvalid(value: unknown, field: string, code = 'PORTAL_MANIFEST_INVALID'): void {
   let err: unknown;
-  try { parseManifest(value); } catch (e) { err = e; }
+  try {
+    parseManifest(value);
+  } catch (e) {
+    err = e;
+  }
   expect(err).toBeInstanceOf(PortalError);
   expect((err as PortalError).code).toBe(code);
   expect((err as PortalError).message).toContain(field);
@@ -41,8 +55,12 @@ describe('cid', () => {
 
   test('cid: verifyChunk rejects altered bytes with PORTAL_CHUNK_CORRUPT', () => {
     const b = Buffer.from('hello');
-    expect(() => verifyChunk(Buffer.from('hellp'), sha(b))).toThrow(expect.objectContaining({ code: 'PORTAL_CHUNK_CORRUPT' }));
-    expect(() => verifyChunk(b, 'nothex')).toThrow(expect.objectContaining({ code: 'PORTAL_INVALID_ARGUMENT' }));
+    expect(() => verifyChunk(Buffer.from('hellp'), sha(b))).toThrow(
+      expect.objectContaining({ code: 'PORTAL_CHUNK_CORRUPT' }),
+    );
+    expect(() => verifyChunk(b, 'nothex')).toThrow(
+      expect.objectContaining({ code: 'PORTAL_INVALID_ARGUMENT' }),
+    );
   });
 });
 
@@ -122,13 +140,21 @@ describe('manifest', () => {
   });
 
   test('manifest: parse accepts JSON text and uppercase hex, normalizing to lowercase', () => {
-    const upper = { ...m, fileSha256: m.fileSha256.toUpperCase(), chunks: m.chunks.map((c) => c.toUpperCase()) };
+    const upper = {
+      ...m,
+      fileSha256: m.fileSha256.toUpperCase(),
+      chunks: m.chunks.map((c) => c.toUpperCase()),
+    };
     expect(parseManifest(JSON.stringify(upper))).toEqual(m);
   });
 
   test('manifest: too many chunks gives PORTAL_MANIFEST_TOO_LARGE on parse and create', async () => {
-    expect(() => parseManifest(m, { maxChunks: 3 })).toThrow(expect.objectContaining({ code: 'PORTAL_MANIFEST_TOO_LARGE' }));
-    const err = await rejectionOf(() => createManifest(file.path, { chunkSize: CHUNK, limits: { maxChunks: 2 } }));
+    expect(() => parseManifest(m, { maxChunks: 3 })).toThrow(
+      expect.objectContaining({ code: 'PORTAL_MANIFEST_TOO_LARGE' }),
+    );
+    const err = await rejectionOf(() =>
+      createManifest(file.path, { chunkSize: CHUNK, limits: { maxChunks: 2 } }),
+    );
     expect(err).toMatchObject({ code: 'PORTAL_MANIFEST_TOO_LARGE' });
     expect((err as Error).message).toContain('maxChunks');
   });
@@ -142,7 +168,9 @@ describe('manifest', () => {
   });
 
   test('manifest: loading a missing or non-JSON file gives PORTAL_MANIFEST_INVALID', async () => {
-    await expect(loadManifest(join(tmp.dir, 'nope.json'))).rejects.toMatchObject({ code: 'PORTAL_MANIFEST_INVALID' });
+    await expect(loadManifest(join(tmp.dir, 'nope.json'))).rejects.toMatchObject({
+      code: 'PORTAL_MANIFEST_INVALID',
+    });
     const p = join(tmp.dir, 'bad.json');
     await writeFile(p, '{"version":');
     await expect(loadManifest(p)).rejects.toMatchObject({ code: 'PORTAL_MANIFEST_INVALID' });

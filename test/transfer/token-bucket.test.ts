@@ -1,19 +1,25 @@
 import { createTokenBucket } from '../../transfer/index.js';
 import { ManualClock } from '../../common/index.js';
 
-const flush = async (): Promise<void> => { for (let i = 0; i < 5; i++) await Promise.resolve(); };
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+};
 
 describe('token bucket', () => {
   test('token bucket: a full bucket grants its burst at once and then paces at the rate', async () => {
     const clock = new ManualClock();
     const b = createTokenBucket({ rateBytesPerSec: 1000, burstBytes: 500, clock });
     let first = false;
-    void b.take(500).then(() => { first = true; });
+    void b.take(500).then(() => {
+      first = true;
+    });
     await flush();
     expect(first).toBe(true);
 
     let second = false;
-    void b.take(300).then(() => { second = true; });
+    void b.take(300).then(() => {
+      second = true;
+    });
     await flush();
     expect(second).toBe(false);
     clock.advance(299);
@@ -45,13 +51,17 @@ describe('token bucket', () => {
     const b = createTokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
     await b.take(100);
     let big = false;
-    void b.take(1000).then(() => { big = true; });
+    void b.take(1000).then(() => {
+      big = true;
+    });
     clock.advance(100);
     await flush();
     expect(big).toBe(true);
     expect(b.available()).toBeCloseTo(-900);
     let next = false;
-    void b.take(100).then(() => { next = true; });
+    void b.take(100).then(() => {
+      next = true;
+    });
     clock.advance(999);
     await flush();
     expect(next).toBe(false);
@@ -64,9 +74,18 @@ describe('token bucket', () => {
     const clock = new ManualClock();
     const b = createTokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
     let done = 0;
-    const all = (async () => { for (let i = 0; i < 100; i++) { await b.take(100); done++; } })();
+    const all = (async () => {
+      for (let i = 0; i < 100; i++) {
+        await b.take(100);
+        done++;
+      }
+    })();
     let steps = 0;
-    while (done < 100 && steps < 1000) { clock.advance(10); await flush(); steps++; }
+    while (done < 100 && steps < 1000) {
+      clock.advance(10);
+      await flush();
+      steps++;
+    }
     await all;
     expect(clock.now()).toBeGreaterThanOrEqual(9900);
     expect(clock.now()).toBeLessThanOrEqual(10_100);
