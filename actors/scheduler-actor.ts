@@ -1,3 +1,4 @@
+import { quantileSorted } from '../common/quantile.js';
 import { open } from 'node:fs/promises';
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg } from '../common/errors.js';
@@ -272,8 +273,7 @@ export class SchedulerActor extends Actor {
       failedPermanent: 0,
     };
     const sorted = this.tickTimes.slice(0, Math.min(this.ticks, TICK_WINDOW)).sort();
-    const q = (x: number) =>
-      sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(x * (sorted.length - 1) + 0.5))] : 0;
+    const q = (x: number) => quantileSorted(sorted, x, 0);
     let engineBackend = 'none';
     try {
       engineBackend = engineOf(this.ctx.services).backend;

@@ -24,6 +24,7 @@ import { SchedulerActor, EdgeActor } from '../actors/index.js';
 import { createMemoryBus } from '../bus/index.js';
 import { createCpuTickEngine } from '../gpu/index.js';
 import { freePort } from '../common/net.js';
+import { quantile } from '../common/quantile.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,11 +47,6 @@ async function waitPort(port: number, what: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
-};
 
 interface Row {
   host: 'dapr' | 'embedded';

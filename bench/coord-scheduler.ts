@@ -14,6 +14,7 @@ import {
 } from '../scheduler/index.js';
 import { RiskModel, learnedEdgeFactors } from '../learning/index.js';
 import { createPrng } from '../transfer/index.js';
+import { quantileSorted } from '../common/quantile.js';
 
 const MB = 1_000_000;
 const CHUNK = 1 * MB;
@@ -164,7 +165,7 @@ function simulate(mode: 'formula' | 'learned' | 'learned+parallel', chunks: numb
     mode,
     makespanS: now / 1000,
     meanChunkLatencyMs: latencies.reduce((a, b) => a + b, 0) / latencies.length,
-    p99ChunkLatencyMs: latencies[Math.floor(latencies.length * 0.99)],
+    p99ChunkLatencyMs: quantileSorted(latencies, 0.99),
     attempts,
     failures,
     failureRate: failures / attempts,

@@ -19,12 +19,7 @@ export function xorshift(seed: number): () => number {
   };
 }
 
-/** The `q` quantile (0..1) of `xs`, nearest rank; NaN for an empty list. */
-export function quantile(xs: number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
-}
+export { quantile } from '../common/quantile.js';
 
 /** A JetStream-enabled nats-server for a benchmark: BENCH_NATS_URL when set, else a fresh one on a free port (stopped and removed by `stop`). */
 export async function startBenchNats(): Promise<{ url: string; stop(): Promise<void> }> {

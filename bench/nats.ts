@@ -13,6 +13,7 @@ import { createNatsBus } from '../bus/nats-bus.js';
 import { wire } from '../bus/codec.js';
 import { subjects, type ChunkReport, type EdgeTelemetryEvent } from '../bus/types.js';
 import { startBenchNats } from './lib.js';
+import { quantile } from '../common/quantile.js';
 
 const N = Number(process.env.BENCH_N ?? 20_000);
 const RTT_N = Number(process.env.BENCH_RTT_N ?? 2_000);
@@ -38,10 +39,7 @@ const report = (t: string, i: number): ChunkReport => ({
   executorId: 'bench',
 });
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-}
+const pct = (xs: number[], p: number): number => quantile(xs, p / 100);
 
 interface Row {
   name: string;

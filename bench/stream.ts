@@ -27,6 +27,7 @@ import {
 } from '../stream/index.js';
 import { createNatsStreamTransport, STREAM_STREAM, type NatsStreamTransport } from '../bus/index.js';
 import { startBenchNats } from './lib.js';
+import { quantileSorted } from '../common/quantile.js';
 
 const N = Number(process.env.BENCH_STREAM_N ?? 1_000_000);
 const PER_MSG = 1000;
@@ -275,8 +276,8 @@ async function paced(
   lat.sort((a, b) => a - b);
   return {
     achieved: (sent * perMsg) / s,
-    p50: lat[Math.floor(lat.length * 0.5)],
-    p99: lat[Math.floor(lat.length * 0.99)],
+    p50: quantileSorted(lat, 0.5),
+    p99: quantileSorted(lat, 0.99),
   };
 }
 

@@ -5,3 +5,4 @@ export type { Clock, TimerHandle } from './clock.js';
 export { createLogger, createSilentLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { freePort } from './net.js';
+export { quantile, quantileSorted } from './quantile.js';

@@ -1,3 +1,5 @@
+import { quantile } from '../../common/quantile.js';
+
 /** One finished task of a demo run, as the metrics see it. */
 export interface TaskRow {
   index: number;
@@ -35,11 +37,9 @@ export interface PhaseMetrics {
   frames: number;
 }
 
-/** Nearest-rank percentile. */
+/** The `p` percentile (0..100) of `values` by the project's one quantile rule (common/quantile.ts); 0 when empty. */
 export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return 0;
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+  return quantile(values, p / 100, 0);
 }
 
 /** Metrics of the tasks with index in [from, to). */
