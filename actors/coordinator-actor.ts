@@ -12,7 +12,7 @@ import {
   type TaskContext,
 } from '../learning/index.js';
 
-/** How the coordinator picks a peer: learned risk-adjusted score, seed 001's heuristic, or an injected oracle. */
+/** How the coordinator picks a peer: learned risk-adjusted score, the heuristic, or an injected oracle. */
 export type CoordPolicy = 'learned' | 'heuristic' | 'oracle';
 
 /** A worker that executes compute tasks. */
@@ -165,9 +165,9 @@ const MODEL = 'model';
 const rootScope = new AsyncResource('PortalCoordinatorReport');
 
 /**
- * Seed 001's coordinator: assigns compute tasks to registered peers by risk-adjusted score
+ * The learning coordinator (docs/architecture.md, "Learning"): assigns compute tasks to registered peers by risk-adjusted score
  * (predicted time / (1 − failure probability), learned online from every completion and failure;
- * seed 001's heuristic during the first 20 tasks), within per-peer concurrency limits, retrying a
+ * the heuristic during the first 20 tasks), within per-peer concurrency limits, retrying a
  * failed task on another peer up to `maxAttempts`. Splits tasks with the HybridSplitter against
  * the same predictions. The model and every queued or running task are actor state, so a
  * reactivated coordinator keeps what it learned. Peers are reached through `services.coordinatorTransport`;

@@ -67,7 +67,7 @@ export function gpuStreamMetricsSource(): Array<{
 const CONFIG_KEY = 'stream';
 
 /**
- * Seed 002's GpuStreamGrain as an actor (one per stream; the actor id is the stream id, one NATS
+ * The GPU stream processor as an actor (one per stream; the actor id is the stream id, one NATS
  * token). `start` picks the kernel and configuration (kept in state: a reactivated actor starts
  * again); records arrive from JetStream (`portal.stream.<id>.in`, pulled only while the buffer is
  * below its pause threshold) and from `push`; outputs go to `portal.stream.<id>.out` (JetStream via
@@ -116,7 +116,7 @@ export class GpuStreamActor extends Actor {
     return p.metrics();
   }
 
-  /** Seed 002 StreamProcessingMetrics (JSON). */
+  /** The stream's metrics (JSON; docs/architecture.md, "The stream processor"). */
   async metrics(): Promise<StreamProcessingMetrics> {
     return this.need().metrics();
   }

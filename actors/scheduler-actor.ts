@@ -201,7 +201,7 @@ export class SchedulerActor extends Actor {
     if (!core || !req || !m || this.journal?.state !== 'running') return;
     await this.feedEdges();
     if (this.risk?.warm) {
-      // learned time and risk replace the formula's time and health factors (issue 7), and a
+      // learned time and risk replace the formula's time and health factors, and a
       // risk-aware limit ≤ the edge's max_parallel replaces it; during the warm-up the formula rules
       const f = learnedEdgeFactors(this.risk, core.edges, m.chunkSize, this.ctx.clock.wallNow(), {
         edgeId: (e) => req.edges[e]?.id ?? `unused-${e}`,

@@ -1,5 +1,5 @@
 /**
- * Stream benchmark (seed 002): items/s and p50/p99 latency of the stream processor
+ * Stream benchmark: items/s and p50/p99 latency of the stream processor
  *   1. direct (no NATS): records pushed into a processor, edge-telemetry kernel on the GPU and on the CPU reference;
  *   2. raw JetStream: the same 1000-record payloads published and pulled + acked, no processing (the baseline);
  *   3. end to end: the same payloads published to JetStream, pulled by the stream processor (the GpuStreamActor's

@@ -56,7 +56,7 @@ interface WebGpuModule {
   globals: object;
 }
 
-// Root cause of the Dawn-on-lavapipe crashes recorded in DESIGN.md: the `GPU` object returned by
+// Root cause of the Dawn-on-lavapipe crashes (docs/architecture.md, "Known platform facts"): the `GPU` object returned by
 // `create()` owns the dawn::native::Instance, and nothing in dawn.node keeps it alive from the
 // adapter or the device. Once the caller dropped its reference, a garbage collection (more likely
 // the more JavaScript allocated while a kernel ran, hence "random data from 10k chunks up") freed

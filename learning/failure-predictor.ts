@@ -6,7 +6,7 @@ import { checkContext } from './time-predictor.js';
 
 /** Tunables of the failure predictor. */
 export interface FailurePredictorConfig {
-  /** Attempts remembered per peer (seed 001: last 1000 tasks). */
+  /** Attempts remembered per peer (default: the last 1000 tasks). */
   window: number;
   /** Attempts of a peer before its own logistic model is used. */
   minPeerSamples: number;

@@ -25,7 +25,7 @@ export interface RiskModelConfig {
 }
 
 /**
- * The seed 001 heuristic a learned coordinator starts from and is compared with:
+ * The heuristic a learned coordinator starts from and is compared with:
  * advertised latency + load × 15.
  */
 export function heuristicScore(latencyHintMs: number, load: number): number {
@@ -40,7 +40,7 @@ export function riskAdjusted(timeMs: number, failureProbability: number): number
 /**
  * Both predictors behind one interface: every attempt's outcome feeds both (online), and a query
  * returns predicted time with its interval, failure probability and the risk-adjusted score
- * (seed 001: time / (1 − failure probability)). Memory is bounded by the predictors' windows.
+ * (time / (1 − failure probability)). Memory is bounded by the predictors' windows.
  */
 export class RiskModel {
   readonly time: CompletionTimePredictor;

@@ -66,7 +66,7 @@ export interface EdgeFactorUpdate {
 }
 
 /**
- * Adapts a RiskModel to the chunk scheduler's cost model (seed 000 §4.1): for every available edge,
+ * Adapts a RiskModel to the chunk scheduler's cost model (docs/architecture.md): for every available edge,
  * the learned completion time of one `chunkBytes` chunk at its current queue depth and hour of day
  * replaces the formula's size / bandwidth + RTT, and the learned failure probability replaces
  * 1 − health. Pure; throws PORTAL_INVALID_ARGUMENT on a bad chunk size.

@@ -20,9 +20,9 @@ import type { Observation, TaskContext, TimePrediction } from './types.js';
 
 /** Tunables of the completion-time predictor. */
 export interface TimePredictorConfig {
-  /** Successful attempts remembered per peer (seed 001: last 1000 tasks). */
+  /** Successful attempts remembered per peer (default: the last 1000 tasks). */
   window: number;
-  /** Observations (all peers) before the predictor calls itself warm (seed 001: first 20 tasks). */
+  /** Observations (all peers) before the predictor calls itself warm (default: the first 20 tasks). */
   warmupTasks: number;
   /** Samples of a peer before its own model is used instead of the population prior. */
   minPeerSamples: number;

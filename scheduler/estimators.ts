@@ -1,6 +1,6 @@
 import { checkArg } from '../common/errors.js';
 
-/** Tunables of the per-edge estimators (seed 000 §9.1). */
+/** Tunables of the per-edge estimators (docs/architecture.md, "Estimators"). */
 export interface EstimatorConfig {
   /** Bandwidth EMA weight of a new sample. */
   alpha: number;
@@ -94,7 +94,7 @@ export class EdgeEstimator {
 
   /** Records a successful chunk: `bytes` delivered, first byte after `firstByteMs`, done after `transferMs`. */
   observeSuccess(bytes: number, firstByteMs: number, transferMs: number, now: number): void {
-    // seed 000 §9.1: actual_bw = chunk_size / transfer_time. (The payload time alone, after the first
+    // EMA sample as in docs/architecture.md: actual_bw = chunk_size / transfer_time. (The payload time alone, after the first
     // byte, is meaningless for chunks that fit in one burst: it measured 40 MiB/s on 220 KB/s edges.)
     const sample = bytes / (Math.max(transferMs, 0.5) / 1000);
     const a = this.cfg.alpha;

@@ -226,7 +226,7 @@ export interface SchedulerCounters {
 }
 
 /**
- * The chunk scheduler of one transfer (seed 000 §8): owns the chunk and edge tables and runs the
+ * The chunk scheduler of one transfer (docs/architecture.md, "The tick"): owns the chunk and edge tables and runs the
  * tick — sync → rank (fused cost + K-best, incremental) → detect_failures → failover →
  * load_balance → generate_dispatch → endgame hedging. Pure apart from the tables: no I/O, no
  * clock (`now` is passed in, ms since the transfer's epoch), no logger.
@@ -362,7 +362,7 @@ export class ChunkScheduler {
 
   /**
    * Updates an edge. Coming online, going offline and a bandwidth move beyond
-   * `significantBandwidthChange` since the last full re-rank trigger a full re-rank (seed 000 §9.1).
+   * `significantBandwidthChange` since the last full re-rank trigger a full re-rank (docs/architecture.md, "Estimators").
    */
   updateEdge(edge: number, u: EdgeUpdate): void {
     this.checkEdge(edge);

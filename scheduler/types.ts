@@ -23,7 +23,7 @@ export const INF_RANK = 0x7fffffff;
 /** Most edges a transfer can use (edge ids are u16, 0xffff reserved). */
 export const MAX_EDGES = 0xfffe;
 
-/** Weights of the cost function of seed 000 §4.1. */
+/** Weights of the cost function (docs/architecture.md, "Cost model"). */
 export interface CostWeights {
   time: number;
   load: number;
@@ -61,7 +61,7 @@ export interface SchedulerConfig {
   hedgeGain: number;
 }
 
-/** The defaults of seed 000 (weights 0.4/0.2/0.2/0.1/0.1, K 3, 90%/50% balance thresholds). */
+/** The defaults (weights 0.4/0.2/0.2/0.1/0.1, K 3, 90%/50% balance thresholds). */
 export const defaultSchedulerConfig: Readonly<SchedulerConfig> = Object.freeze({
   k: 3,
   weights: Object.freeze({ time: 0.4, load: 0.2, health: 0.2, metered: 0.1, battery: 0.1 }),

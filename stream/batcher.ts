@@ -14,7 +14,7 @@ export interface BatchBounds {
 }
 
 /**
- * Seed 002 CalculateOptimalBatchSize: on the CPU the max batch size; on a GPU the records that fit
+ * The starting batch size: on the CPU the max batch size; on a GPU the records that fit
  * `gpuMemoryUtilizationTarget` of the device memory, within [minBatchSize, maxBatchSize] (and never
  * above the kernel's or the dispatch's bound).
  */
@@ -28,7 +28,7 @@ export function optimalBatchSize(cfg: BatchAccumulationConfig, b: BatchBounds): 
   return Math.max(1, Math.min(hard, Math.max(cfg.minBatchSize, Math.min(cfg.maxBatchSize, byMemory))));
 }
 
-/** Seed 002 AdaptBatchSize: ×1.2 when throughput rose over 10 %, ×0.8 when it fell over 10 %, within [min, max]. */
+/** Batch-size adaptation: ×1.2 when throughput rose over 10 %, ×0.8 when it fell over 10 %, within [min, max]. */
 export function adaptBatchSize(
   size: number,
   current: number,

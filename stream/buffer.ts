@@ -60,7 +60,7 @@ export function settle(ticket: PushTicket, n: number): void {
 }
 
 /**
- * The bounded buffer of seed 002 §3, holding fixed-size records as the byte segments they arrived in
+ * The bounded buffer of the stream processor, holding fixed-size records as the byte segments they arrived in
  * (no per-record objects). It pauses at `pauseThreshold` × capacity and resumes at
  * `resumeThreshold` × capacity — sources ask `paused`/`whenResumed()` before they pull. When full it
  * either drops the oldest records (counted in `dropped`, their tickets settled) or makes `push` wait

@@ -1,6 +1,6 @@
 import { PortalError } from '../common/errors.js';
 
-/** How records are gathered into batches (seed 002 §2). */
+/** How records are gathered into batches (docs/architecture.md, "The stream processor"). */
 export interface BatchAccumulationConfig {
   /** Records to gather before a batch runs, unless `maxBatchWaitMs` passes first (default 32). */
   minBatchSize: number;
@@ -14,7 +14,7 @@ export interface BatchAccumulationConfig {
   enableAdaptiveBatching: boolean;
 }
 
-/** The bounded buffer between producers and the batcher (seed 002 §3). */
+/** The bounded buffer between producers and the batcher (docs/architecture.md, "The stream processor"). */
 export interface BackpressureConfig {
   /** Records the buffer holds at most (default 100,000). */
   bufferCapacity: number;
@@ -32,7 +32,7 @@ export interface StreamConfigInput {
   backpressure?: Partial<BackpressureConfig>;
 }
 
-/** Seed 002 defaults. */
+/** The defaults in docs/architecture.md, "The stream processor". */
 export const defaultBatchConfig: Readonly<BatchAccumulationConfig> = Object.freeze({
   minBatchSize: 32,
   maxBatchSize: 10_000,
@@ -41,7 +41,7 @@ export const defaultBatchConfig: Readonly<BatchAccumulationConfig> = Object.free
   enableAdaptiveBatching: true,
 });
 
-/** Seed 002 defaults. */
+/** The defaults in docs/architecture.md, "The stream processor". */
 export const defaultBackpressureConfig: Readonly<BackpressureConfig> = Object.freeze({
   bufferCapacity: 100_000,
   pauseThreshold: 0.9,

@@ -97,7 +97,7 @@ export class LogHistogram {
 
 /**
  * Items per second over the last `windowMs` (default 10 s), from `slots` fixed time slots, as seed
- * 002 §5: items recorded at clock time `t` count until `t + windowMs`. Before a full window has
+ * the sliding window: items recorded at clock time `t` count until `t + windowMs`. Before a full window has
  * passed since `start`, the rate is over the time elapsed (at least one slot).
  */
 export class SlidingWindowRate {

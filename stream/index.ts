@@ -1,4 +1,4 @@
-// The stream area's public face (seed 002: GPU stream processing with batching and backpressure).
+// The stream area's public face (GPU stream processing with batching and backpressure).
 export { defineLayout, wordsOf } from './layout.js';
 export type { RecordLayout, LayoutSpec, FieldSpec, FieldType, RecordValues } from './layout.js';
 export { StreamError, isStreamError } from './errors.js';

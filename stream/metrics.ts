@@ -3,7 +3,7 @@ import { Counter, Gauge } from 'prom-client';
 import { LogHistogram, SlidingWindowRate } from './histogram.js';
 
 /**
- * Every field of seed 002's StreamProcessingMetrics (durations in ms, times as ISO strings so the
+ * Every metric of the stream processor (durations in ms, times as ISO strings so the
  * record is JSON for actor calls), plus the counters this implementation adds.
  */
 export interface StreamProcessingMetrics {

@@ -50,7 +50,7 @@ export interface StreamProcessorOptions {
 }
 
 /**
- * Seed 002's GpuStreamGrain without the actor: records in (push), batches through the kernel,
+ * The GPU stream processor without the actor: records in (push), batches through the kernel,
  * outputs to the sink, with the backpressure buffer, adaptive batch sizing and the metrics.
  */
 export interface StreamProcessor {

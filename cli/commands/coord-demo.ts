@@ -91,7 +91,7 @@ interface PolicyResult {
   snapshot: CoordSnapshot;
 }
 
-/** `portal coord-demo`: learned coordinator vs seed 001's heuristic vs an oracle, on forked peer processes doing real work. */
+/** `portal coord-demo`: learned coordinator vs the heuristic vs an oracle, on forked peer processes doing real work. */
 export const coordDemoCommand: CommandSpec = {
   name: 'coord-demo',
   summary:
@@ -510,7 +510,7 @@ async function runPolicy(
   const seconds = (performance.now() - t0) / 1000;
   rows.sort((a, b) => a.index - b.index);
   const events = pool.events();
-  // seed 001's phases: the first 20 tasks (warm-up), up to 50, up to 100, and after 100
+  // the demo's phases: the first 20 tasks (warm-up), up to 50, up to 100, and after 100
   const bounds = (
     [
       [0, 20],

@@ -1,6 +1,6 @@
 /**
  * The coord-demo's picture: per policy, the latency of every task (a rolling mean over `window`
- * tasks) against the task index, with seed 001's phase boundaries — the learned curve leaving the
+ * tasks) against the task index, with the demo's phase boundaries — the learned curve leaving the
  * heuristic's after the warm-up and meeting the oracle's is the point of the demo. A self-contained
  * SVG (no script, no external fonts), so it opens in any browser or image viewer.
  */

@@ -1,6 +1,6 @@
 import { checkArg } from '../../common/errors.js';
 
-/** One subsystem of a frame with its own deadline (seed 001's functional decomposition). */
+/** One subsystem of a frame with its own deadline (functional decomposition). */
 export interface Subsystem {
   name: string;
   taskType: string;
@@ -8,7 +8,7 @@ export interface Subsystem {
   work: number;
 }
 
-/** Seed 001's game-frame table: physics 16 ms, AI 32, rendering 16, ray tracing 100, audio 24. */
+/** The game-frame table: physics 16 ms, AI 32, rendering 16, ray tracing 100, audio 24. */
 export const gameFrameSubsystems: readonly Subsystem[] = Object.freeze([
   { name: 'physics', taskType: 'physics', deadlineMs: 16, work: 1 },
   { name: 'ai', taskType: 'ai', deadlineMs: 32, work: 1 },

@@ -9,7 +9,7 @@ import {
 } from './functional.js';
 import { assignPipeline, renderPipelineStages, type PipelinePlan, type Stage } from './pipeline.js';
 
-/** The three decompositions of seed 001. */
+/** The three decompositions (docs/architecture.md, "Learning"). */
 export type SplitStrategy = 'spatial' | 'functional' | 'pipeline';
 
 /** A task to split: its type picks the strategy; the strategy's input comes with it. */
@@ -17,7 +17,7 @@ export interface SplitTask {
   type: string;
   /** For spatial splits: the per-pixel complexity. */
   complexity?: ComplexityMap;
-  /** For functional splits (default: seed 001's game-frame table). */
+  /** For functional splits (default: the game-frame table). */
   subsystems?: readonly Subsystem[];
   /** For pipeline splits (default: geometry → lighting → post-process). */
   stages?: readonly Stage[];
@@ -35,7 +35,7 @@ export type SplitPlan =
   | ({ strategy: 'functional' } & FunctionalPlan)
   | ({ strategy: 'pipeline' } & PipelinePlan);
 
-/** Seed 001's choice: ray tracing and image rendering → spatial, game frames → functional, rendering pipelines → pipeline. */
+/** The default choice: ray tracing and image rendering → spatial, game frames → functional, rendering pipelines → pipeline. */
 export const defaultStrategies: Readonly<Record<string, SplitStrategy>> = Object.freeze({
   ray_tracing: 'spatial',
   render: 'spatial',

@@ -8,7 +8,7 @@ export interface Stage {
   work: number;
 }
 
-/** Seed 001's rendering pipeline: geometry → lighting → post-process. */
+/** The rendering pipeline: geometry → lighting → post-process. */
 export const renderPipelineStages: readonly Stage[] = Object.freeze([
   { name: 'geometry', taskType: 'geometry', work: 1 },
   { name: 'lighting', taskType: 'lighting', work: 1 },

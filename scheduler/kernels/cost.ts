@@ -3,7 +3,7 @@ import type { SchedulerConfig } from '../types.js';
 import { EdgeFlags, INF_RANK } from '../types.js';
 
 /**
- * Edge ranking: the cost model of seed 000 §4.1, computed once per edge per tick.
+ * Edge ranking: the cost model in docs/architecture.md, computed once per edge per tick.
  *
  * Every factor of cost(chunk, edge) — transfer time for a chunk of the transfer's chunk size,
  * queue load², 1 − health, metered, battery — depends on the edge alone; the chunk contributes only

@@ -210,7 +210,7 @@ d.each(CASES)(
 );
 
 d(
-  'device: kernels survive garbage collections while GPU work is in flight (the lavapipe crash of DESIGN.md)',
+  'device: kernels survive garbage collections while GPU work is in flight (the Dawn instance kept alive, docs/architecture.md)',
   async () => {
     const v8 = await import('node:v8');
     const vm = await import('node:vm');

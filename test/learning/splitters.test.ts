@@ -19,7 +19,7 @@ function mapOf(width: number, height: number, f: (x: number, y: number) => numbe
   return { width, height, data };
 }
 
-/** Seed 001's scene: a simple sky (100) over a complex city (5000), plus a hot spot of neon signs. */
+/** The demo's scene: a simple sky (100) over a complex city (5000), plus a hot spot of neon signs. */
 const city = mapOf(192, 108, (x, y) => (y < 40 ? 100 : 5000) + (x > 150 && y > 70 ? 20000 : 0));
 const mandel = mapOf(160, 120, (px, py) => {
   const cx = -2.2 + (px / 160) * 3,

@@ -25,7 +25,7 @@ function edges3() {
 }
 
 describe('cost model', () => {
-  test('cost model: weights time, load², health, metered and battery as in seed 000 §4.1', () => {
+  test('cost model: weights time, load², health, metered and battery as in docs/architecture.md', () => {
     const e = edges3();
     e.queueDepth.set([2, 0, 4]); // loads 0.5, 0, 1
     e.health.set([1, 0.5, 1]);
