@@ -72,7 +72,8 @@ const CONFIG_KEY = 'stream';
  * again); records arrive from JetStream (`portal.stream.<id>.in`, pulled only while the buffer is
  * below its pause threshold) and from `push`; outputs go to `portal.stream.<id>.out` (JetStream via
  * `services.streamTransport`, else the in-process `services.bus`), failed batches to `.failed`.
- * Services read: streamTransport, bus, gpuDeviceManager, streamKernels.
+ * Services read: streamTransport, bus, gpuDeviceManager, streamKernels, streamRequireGpu (no adapter fails instead of
+ * running the CPU reference).
  */
 export class GpuStreamActor extends Actor {
   private processor: StreamProcessor | undefined;
@@ -198,6 +199,7 @@ export class GpuStreamActor extends Actor {
     const executor = await createKernelExecutor({
       kernel,
       prefer: req.backend ?? 'auto',
+      requireGpu: services.streamRequireGpu === true,
       deviceManager: services.gpuDeviceManager as GpuDeviceManager | undefined,
       logger: this.ctx.log,
     });

@@ -1,6 +1,6 @@
 import { Actor } from '../runtime/types.js';
 import { PortalError } from '../common/errors.js';
-import type { TickEngine, TickEngineStats } from '../gpu/tick-engine.js';
+import type { TickEngine, TickEngineStats } from '../engine/index.js';
 
 /**
  * One per host process (id = host id): owns the compute device through the process-local

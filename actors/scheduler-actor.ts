@@ -17,7 +17,7 @@ import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.j
 import { cidOf } from '../transfer/cid.js';
 import { hashFile } from '../transfer/chunk-writer.js';
 import { engineOf } from './gpu-worker-actor.js';
-import type { TickEngine } from '../gpu/index.js';
+import type { TickEngine } from '../engine/index.js';
 import { RiskModel, learnedEdgeFactors, type RiskModelState } from '../learning/index.js';
 import type { EdgeSample, EdgeView, TransferRequest, TransferStatus } from './types.js';
 

@@ -22,7 +22,7 @@ import {
 } from '../runtime/index.js';
 import { SchedulerActor, EdgeActor } from '../actors/index.js';
 import { createMemoryBus } from '../bus/index.js';
-import { createCpuTickEngine } from '../gpu/index.js';
+import { createCpuTickEngine } from '../engine/index.js';
 import { freePort } from '../common/net.js';
 import { quantile } from '../common/quantile.js';
 

@@ -21,19 +21,18 @@ import {
 } from '../scheduler/index.js';
 import {
   createBufferManager,
-  createCpuTickEngine,
   createDeviceManager,
   createProgramCache,
-  createWebGpuTickEngine,
   detectFailuresGpu,
   failoverAssignGpu,
   generateDispatchGpu,
   kBestGpu,
   type GpuContext,
   type GpuDeviceManager,
-  type TickEngine,
 } from '../gpu/index.js';
+import { createCpuTickEngine, createWebGpuTickEngine, type TickEngine } from '../engine/index.js';
 import { arg, xorshift, quantile } from './lib.js';
+import { ensureXdgRuntimeDir } from '../cli/env.js';
 
 let peakRss = 0;
 const sampleRss = (): void => {
@@ -355,6 +354,7 @@ async function main(): Promise<void> {
   await mgr.close();
 }
 
+ensureXdgRuntimeDir();
 main().catch((err) => {
   console.error(err);
   process.exitCode = 1;

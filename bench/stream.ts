@@ -28,6 +28,7 @@ import {
 import { createNatsStreamTransport, STREAM_STREAM, type NatsStreamTransport } from '../bus/index.js';
 import { startBenchNats } from './lib.js';
 import { quantileSorted } from '../common/quantile.js';
+import { ensureXdgRuntimeDir } from '../cli/env.js';
 
 const N = Number(process.env.BENCH_STREAM_N ?? 1_000_000);
 const PER_MSG = 1000;
@@ -398,6 +399,7 @@ async function main(): Promise<void> {
   void telemetrySampleLayout;
 }
 
+ensureXdgRuntimeDir();
 main().then(
   () => process.exit(0),
   (err) => {

@@ -7,7 +7,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { ChunkScheduler, createParallelCpuTickEngine } from '../scheduler/index.js';
+import { ChunkScheduler } from '../scheduler/index.js';
+import { createParallelCpuTickEngine } from '../engine/index.js';
 import { arg, xorshift, quantile } from './lib.js';
 
 interface Row {

@@ -8,6 +8,7 @@ import { manifestCommand } from './commands/manifest.js';
 import { executorCommand } from './commands/executor.js';
 import { serveCommand } from './commands/serve.js';
 import { coordDemoCommand } from './commands/coord-demo.js';
+import { ensureXdgRuntimeDir } from './env.js';
 
 /**
  * Exit codes: 0 success; 1 the job ran but its result is wrong (demo not verified, resume refetched);
@@ -55,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
   return cmd.run(args);
 }
 
+ensureXdgRuntimeDir();
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -7,7 +7,7 @@ import {
 } from '../runtime/index.js';
 import { createBusFromEnv, subjects, type Bus, type ChunkReport } from '../bus/index.js';
 import { createExecutor, type Executor } from '../transfer/index.js';
-import { createTickEngine, type TickEngine } from '../gpu/index.js';
+import { createTickEngine, type TickEngine } from '../engine/index.js';
 import {
   SchedulerActor,
   EdgeActor,
@@ -20,6 +20,7 @@ import {
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { probeEdge } from './probe.js';
+import { cpuThreadsFromEnv, requireGpuFromEnv } from './env.js';
 import { createDashboard } from '../dashboard/index.js';
 
 /** The journal folder of an output file: `<output>.portal/` (the scheduler's durable actor state). */
@@ -75,7 +76,8 @@ export async function startEmbeddedNode(opts: {
     opts.tickEngine ??
     (await createTickEngine({
       prefer,
-      requireGpu: prefer === 'webgpu' ? true : undefined,
+      requireGpu: prefer === 'webgpu' || requireGpuFromEnv(),
+      cpuThreads: cpuThreadsFromEnv(),
       logger: opts.logger,
     }));
   const journal = createFileStateStore(journalDir(opts.output));

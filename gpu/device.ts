@@ -1,7 +1,4 @@
 /// <reference types="@webgpu/types" />
-import { mkdirSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Logger } from '../common/logger.js';
 import { GpuError } from './errors.js';
 
@@ -67,17 +64,12 @@ interface WebGpuModule {
 let retainedInstance: GPU | undefined;
 let retainedModule: WebGpuModule | undefined;
 
-function ensureRuntimeDir(): void {
-  if (process.env.XDG_RUNTIME_DIR) return;
-  const dir = path.join(os.tmpdir(), `portal-xdg-${process.getuid?.() ?? 'u'}`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  process.env.XDG_RUNTIME_DIR = dir;
-}
-
-/** Loads `webgpu` and returns the process-wide Dawn instance (created once, never released). */
+/**
+ * Loads `webgpu` and returns the process-wide Dawn instance (created once, never released).
+ * Entry points set XDG_RUNTIME_DIR beforehand (cli/env.ts ensureXdgRuntimeDir) to quiet Mesa's warnings.
+ */
 export async function retainInstance(dawnFlags: string[] = []): Promise<GPU> {
   if (retainedInstance) return retainedInstance;
-  ensureRuntimeDir();
   try {
     retainedModule = (await import('webgpu')) as unknown as WebGpuModule;
   } catch (cause) {

@@ -1,7 +1,3 @@
-export { createCpuTickEngine } from './tick-engine.js';
-export type { TickEngine, TickEngineStats } from './tick-engine.js';
-export { createWebGpuTickEngine, createTickEngine, isSoftwareAdapter } from './webgpu-engine.js';
-export type { WebGpuTickEngineOptions, TickEngineChoice, TickPhaseKind } from './webgpu-engine.js';
 export { createDeviceManager } from './device.js';
 export type {
   GpuDeviceManager,
@@ -22,7 +18,6 @@ export { kBestGpu, applyKBest, rankChunksGpu } from './kernels/k-best.js';
 export { detectFailuresGpu, applyDetectedFailures } from './kernels/detect-failures.js';
 export type { DetectedFailures } from './kernels/detect-failures.js';
 export { failoverAssignGpu } from './kernels/failover-assign.js';
-export { compactPendingGpu } from './kernels/compact-pending.js';
 export { loadBalanceGpu } from './kernels/load-balance.js';
 export { generateDispatchGpu } from './kernels/generate-dispatch.js';
 export type { OrderedPhaseOptions } from './kernels/generate-dispatch.js';

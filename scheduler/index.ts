@@ -32,7 +32,3 @@ export type { EstimatorConfig, EdgeEstimate, EdgeEstimatorState, TimeoutBounds }
 export { rankChunkRange, buildRankLut } from './kernels/k-best.js';
 export type { RankLut, RankTable } from './kernels/k-best.js';
 export type { ChunkTableOptions } from './tables.js';
-export { createParallelRank, isRankShared, defaultWorkerUrl } from './parallel/pool.js';
-export type { ParallelRank, ParallelRankOptions } from './parallel/pool.js';
-export { createParallelCpuTickEngine } from './parallel/engine.js';
-export type { ParallelCpuTickEngineOptions } from './parallel/engine.js';

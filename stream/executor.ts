@@ -25,7 +25,7 @@ export interface KernelExecutorOptions {
   kernel: StreamKernel;
   /** `auto` (default): the GPU when an adapter exists, else the CPU reference; `gpu` fails without one; `cpu` never tries. */
   prefer?: 'auto' | 'gpu' | 'cpu';
-  /** Fail instead of falling back when no adapter exists (default: CI=true or PORTAL_REQUIRE_GPU=1). */
+  /** Fail instead of falling back when no adapter exists (default false; the CLI sets it from CI=true or PORTAL_REQUIRE_GPU=1). */
   requireGpu?: boolean;
   /** The device to run on (e.g. the GPU worker's); default: the process-wide shared one. */
   deviceManager?: GpuDeviceManager;
@@ -72,7 +72,7 @@ export function runCpu(k: StreamKernel, input: Uint8Array, n: number): KernelRun
 export async function createKernelExecutor(opts: KernelExecutorOptions): Promise<KernelExecutor> {
   const k = opts.kernel;
   const prefer = opts.prefer ?? 'auto';
-  const require = opts.requireGpu ?? (process.env.CI === 'true' || process.env.PORTAL_REQUIRE_GPU === '1');
+  const require = opts.requireGpu ?? false;
   let runner: StreamGpuRunner | undefined = opts.runner;
   if (!runner && prefer !== 'cpu' && k.gpu) {
     try {

@@ -18,8 +18,9 @@ import {
   type Bus,
 } from '../../bus/index.js';
 import { createExecutor, type Executor } from '../../transfer/index.js';
-import { createTickEngine } from '../../gpu/index.js';
+import { createTickEngine } from '../../engine/index.js';
 import { parseBackend } from '../run-transfer.js';
+import { cpuThreadsFromEnv, requireGpuFromEnv, streamRequireGpuFromEnv } from '../env.js';
 import { createDashboard } from '../../dashboard/index.js';
 import {
   SchedulerActor,
@@ -248,7 +249,8 @@ export const serveCommand: CommandSpec = {
     const backend = parseBackend(flags.backend as string);
     const engine = await createTickEngine({
       prefer: backend,
-      requireGpu: backend === 'webgpu' ? true : undefined,
+      requireGpu: backend === 'webgpu' || requireGpuFromEnv(),
+      cpuThreads: cpuThreadsFromEnv(),
       logger,
     });
     const transfers = new Set<string>();
@@ -262,6 +264,7 @@ export const serveCommand: CommandSpec = {
       tickEngine: engine,
       probeEdge,
       transferRegistry: transfers,
+      streamRequireGpu: streamRequireGpuFromEnv(),
       ...(streamTransport ? { streamTransport } : {}),
     };
     const testActors = process.env[daprDefaults.testActorsEnv] === '1';

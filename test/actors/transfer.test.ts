@@ -6,7 +6,7 @@ import { createSilentLogger } from '../../common/logger.js';
 import { terminalStates, type TransferStatus, type EdgeView } from '../../actors/index.js';
 import { isPortalError } from '../../common/errors.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { createParallelCpuTickEngine } from '../../scheduler/index.js';
+import { createParallelCpuTickEngine } from '../../engine/index.js';
 
 const logger = createSilentLogger();
 const sha = async (p: string) =>

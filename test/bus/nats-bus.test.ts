@@ -15,7 +15,7 @@ import {
 import { pb } from '../../proto/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';
-import { createCpuTickEngine } from '../../gpu/tick-engine.js';
+import { createCpuTickEngine } from '../../engine/index.js';
 import {
   SchedulerActor,
   EdgeActor,

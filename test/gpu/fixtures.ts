@@ -7,6 +7,7 @@ import {
   type GpuContext,
   type GpuDeviceManager,
 } from '../../gpu/index.js';
+import { ensureXdgRuntimeDir } from '../../cli/env.js';
 
 /** Deterministic xorshift32 in [0, 2^32). */
 export function rng(seed: number): () => number {
@@ -26,6 +27,7 @@ export function rng(seed: number): () => number {
  * PORTAL_REQUIRE_GPU=1 a missing adapter throws, so the suite fails loudly instead of skipping.
  */
 export async function gpuOrSkip(): Promise<GpuDeviceManager | undefined> {
+  ensureXdgRuntimeDir();
   try {
     return await createDeviceManager();
   } catch (err) {

@@ -9,6 +9,7 @@ import {
   type StreamKernel,
   type StreamSink,
 } from '../../stream/index.js';
+import { ensureXdgRuntimeDir } from '../../cli/env.js';
 
 /** A kernel over (id, v) records: out = (id, v * 3 + 1, v ^ id, float(v) * 2) — integer and exactly-rounded f32 math. */
 export const seqKernel: StreamKernel = defineUserKernel({
@@ -145,6 +146,7 @@ export async function waitFor(
 
 /** The device manager, or undefined (skip) — except under CI=true / PORTAL_REQUIRE_GPU=1, where no adapter fails loudly. */
 export async function gpuOrSkip(): Promise<GpuDeviceManager | undefined> {
+  ensureXdgRuntimeDir();
   try {
     return await createDeviceManager();
   } catch (err) {

@@ -14,6 +14,7 @@ import {
 import { createNatsStreamTransport, type NatsStreamTransport } from '../../bus/index.js';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { fakeExecutor, idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
+import { streamRequireGpuFromEnv } from '../../cli/env.js';
 
 const logger = createSilentLogger();
 let server: TestNatsServer;
@@ -43,7 +44,11 @@ function hostWith() {
   const host = createEmbeddedHost({
     store: createMemoryStateStore(),
     logger,
-    services: { streamTransport: transport, streamKernels: { seq: seqKernel } },
+    services: {
+      streamTransport: transport,
+      streamKernels: { seq: seqKernel },
+      streamRequireGpu: streamRequireGpuFromEnv(),
+    },
   });
   host.register(GpuStreamActor);
   host.register(EdgeActor);

@@ -4,15 +4,15 @@
  * Messages in: `table` (the shared arrays; replaces the previous table) and `rank`; out: `done`.
  */
 import { parentPort } from 'node:worker_threads';
-import { buildRankLut, lutApplies, rankChunkRange, type RankTable } from '../kernels/k-best.js';
-import type { EdgeRanking } from '../kernels/cost.js';
+import { buildRankLut, lutApplies, rankChunkRange, type RankTable } from '../../scheduler/kernels/k-best.js';
+import type { EdgeRanking } from '../../scheduler/kernels/cost.js';
 import type { PoolRequest, PoolReply } from './protocol.js';
 
 let table: RankTable | undefined;
 let tableId = -1;
 
 const port = parentPort;
-if (!port) throw new Error('scheduler/parallel/worker.js must run as a worker thread');
+if (!port) throw new Error('engine/threaded/worker.js must run as a worker thread');
 
 port.on('message', (m: PoolRequest) => {
   if (m.type === 'table') {

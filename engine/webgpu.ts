@@ -1,6 +1,4 @@
 /// <reference types="@webgpu/types" />
-import os from 'node:os';
-import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import {
   runTickPhase,
@@ -9,18 +7,18 @@ import {
   type TickPhaseResult,
   type TickResult,
 } from '../scheduler/scheduler.js';
-import { createBufferManager, type BufferManager } from './buffers.js';
-import type { GpuContext } from './context.js';
-import { createDeviceManager, type GpuDeviceManager } from './device.js';
-import { GpuError, isGpuError } from './errors.js';
-import { applyDetectedFailures, detectFailuresGpu } from './kernels/detect-failures.js';
-import { failoverAssignGpu } from './kernels/failover-assign.js';
-import { generateDispatchGpu } from './kernels/generate-dispatch.js';
-import { rankChunksGpu } from './kernels/k-best.js';
-import { loadBalanceGpu } from './kernels/load-balance.js';
-import { createProgramCache } from './programs.js';
-import { createCpuTickEngine, recordTick, type TickEngine, type TickEngineStats } from './tick-engine.js';
-import { createParallelCpuTickEngine } from '../scheduler/index.js';
+import { createBufferManager, type BufferManager } from '../gpu/buffers.js';
+import type { GpuContext } from '../gpu/context.js';
+import { createDeviceManager, type GpuDeviceManager } from '../gpu/device.js';
+import { GpuError, isGpuError } from '../gpu/errors.js';
+import { applyDetectedFailures, detectFailuresGpu } from '../gpu/kernels/detect-failures.js';
+import { failoverAssignGpu } from '../gpu/kernels/failover-assign.js';
+import { generateDispatchGpu } from '../gpu/kernels/generate-dispatch.js';
+import { rankChunksGpu } from '../gpu/kernels/k-best.js';
+import { loadBalanceGpu } from '../gpu/kernels/load-balance.js';
+import { createProgramCache } from '../gpu/programs.js';
+import { createCpuTickEngine } from './cpu.js';
+import { recordTick, type TickEngine, type TickEngineStats } from './tick-engine.js';
 
 /** Options of createWebGpuTickEngine. */
 export interface WebGpuTickEngineOptions {
@@ -235,80 +233,4 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
       if (ownsManager) await mgr.close();
     },
   };
-}
-
-/** Options of createTickEngine. */
-export interface TickEngineChoice extends WebGpuTickEngineOptions {
-  /** `webgpu` and `auto` try WebGPU first and fall back to the CPU with a logged reason; `cpu` never tries. */
-  prefer?: 'webgpu' | 'cpu' | 'auto';
-  /** Fail instead of falling back when no adapter exists (default: env PORTAL_REQUIRE_GPU=1). */
-  requireGpu?: boolean;
-  /**
-   * Threads that rank on the CPU backend (default: env PORTAL_CPU_THREADS, else the machine's
-   * available parallelism, at most 8). Above 1 the CPU engine ranks transfers of 100 000+ chunks
-   * on that many threads over shared memory, bit-identical to one thread.
-   */
-  cpuThreads?: number;
-}
-
-/** The CPU engine `opts` ask for: the parallel one when more than one thread is wanted. */
-function cpuEngine(opts: TickEngineChoice): TickEngine {
-  const env = process.env.PORTAL_CPU_THREADS;
-  const threads = opts.cpuThreads ?? (env ? Number(env) : Math.min(8, os.availableParallelism()));
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256)
-    throw new PortalError(
-      'PORTAL_CONFIG_INVALID',
-      `PORTAL_CPU_THREADS / cpuThreads: expected an integer in [1, 256], got ${env ?? threads}`,
-    );
-  if (threads === 1) return createCpuTickEngine();
-  return createParallelCpuTickEngine({
-    threads,
-    onPoolError: (err) =>
-      opts.logger?.warn({ err }, 'tick engine: rank workers could not start; ranking on one thread'),
-  });
-}
-
-/** True for adapters that emulate a GPU on the CPU (Mesa llvmpipe/lavapipe, SwiftShader). */
-export function isSoftwareAdapter(description: string): boolean {
-  return /llvmpipe|lavapipe|swiftshader|softpipe/i.test(description);
-}
-
-/**
- * The engine to run ticks with. `auto`: the WebGPU engine on a hardware adapter, else the CPU
- * reference (the reason is logged). `webgpu`: WebGPU on any adapter, software ones included.
- * Rejects with GpuError PORTAL_GPU_UNAVAILABLE only when `requireGpu` (or PORTAL_REQUIRE_GPU=1)
- * and no adapter exists.
- */
-export async function createTickEngine(opts: TickEngineChoice = {}): Promise<TickEngine> {
-  const prefer = opts.prefer ?? 'auto';
-  const require = opts.requireGpu ?? process.env.PORTAL_REQUIRE_GPU === '1';
-  if (prefer === 'cpu') {
-    const cpu = cpuEngine(opts);
-    opts.logger?.info({ backend: cpu.backend }, 'tick engine: CPU reference (requested)');
-    return cpu;
-  }
-  try {
-    const e = await createWebGpuTickEngine(opts);
-    if (prefer === 'auto' && isSoftwareAdapter(e.backend)) {
-      // A CPU rasterizer (lavapipe/llvmpipe, SwiftShader) runs the WGSL correctly but slower than
-      // the CPU reference: 'auto' keeps the CPU; `--backend webgpu` forces it (CI does, to test the kernels).
-      await e.close();
-      const cpu = cpuEngine(opts);
-      opts.logger?.info(
-        { backend: cpu.backend, adapter: e.backend },
-        'tick engine: only a software WebGPU adapter; using the CPU reference (--backend webgpu to force it)',
-      );
-      return cpu;
-    }
-    opts.logger?.info({ backend: e.backend }, 'tick engine: WebGPU');
-    return e;
-  } catch (err) {
-    if (require) throw err;
-    const cpu = cpuEngine(opts);
-    opts.logger?.warn(
-      { err, backend: cpu.backend, prefer },
-      'tick engine: no WebGPU adapter; using the CPU reference',
-    );
-    return cpu;
-  }
 }

@@ -3,9 +3,9 @@ import os from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PortalError, checkArg } from '../../common/errors.js';
-import type { ChunkTable } from '../tables.js';
-import type { EdgeRanking } from '../kernels/cost.js';
-import { buildRankLut, lutApplies, rankChunkRange, rankChunks } from '../kernels/k-best.js';
+import type { ChunkTable } from '../../scheduler/tables.js';
+import type { EdgeRanking } from '../../scheduler/kernels/cost.js';
+import { buildRankLut, lutApplies, rankChunkRange, rankChunks } from '../../scheduler/kernels/k-best.js';
 import type { PoolReply, RankMessage, TableMessage } from './protocol.js';
 
 /** True when the arrays the rank kernels touch (status, assigned, backups, candidates) are on SharedArrayBuffer. */
@@ -22,7 +22,7 @@ export function isRankShared(t: ChunkTable): boolean {
 export function defaultWorkerUrl(): URL {
   const here = new URL('./worker.js', import.meta.url);
   if (here.protocol === 'file:' && existsSync(fileURLToPath(here))) return here;
-  const built = fileURLToPath(new URL('../../dist/scheduler/parallel/worker.js', import.meta.url));
+  const built = fileURLToPath(new URL('../../dist/engine/threaded/worker.js', import.meta.url));
   if (existsSync(built)) return pathToFileURL(built);
   throw new PortalError(
     'PORTAL_CONFIG_INVALID',

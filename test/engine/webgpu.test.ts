@@ -1,13 +1,13 @@
 import { ChunkScheduler, type TickResult } from '../../scheduler/index.js';
+import type { GpuDeviceManager } from '../../gpu/index.js';
 import {
   createCpuTickEngine,
   createTickEngine,
   createWebGpuTickEngine,
   isSoftwareAdapter,
-  type GpuDeviceManager,
   type TickEngine,
-} from '../../gpu/index.js';
-import { gpuOrSkip, rng, snapshot } from './fixtures.js';
+} from '../../engine/index.js';
+import { gpuOrSkip, rng, snapshot } from '../gpu/fixtures.js';
 
 const mgr: GpuDeviceManager | undefined = await gpuOrSkip();
 const t_ = mgr ? test : test.skip;

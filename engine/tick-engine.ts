@@ -47,17 +47,3 @@ export function recordTick(st: TickEngineStats, r: TickResult, ms: number): Tick
   st.totalTickMs += ms;
   return r;
 }
-
-/** The CPU reference engine. */
-export function createCpuTickEngine(): TickEngine {
-  const st: TickEngineStats = { backend: 'cpu', ticks: 0, lastTickMs: 0, totalTickMs: 0, fallbacks: 0 };
-  return {
-    backend: 'cpu',
-    runTick(scheduler, now) {
-      const r = scheduler.tick(now);
-      return recordTick(st, r, r.phaseMs.total);
-    },
-    stats: () => ({ ...st }),
-    async close() {},
-  };
-}

@@ -10,15 +10,13 @@ import {
   rankChunks,
   rankChunkRange,
   buildRankLut,
-  createParallelRank,
-  createParallelCpuTickEngine,
-  isRankShared,
   defaultSchedulerConfig,
   type ChunkTable,
   type EdgeRanking,
 } from '../../scheduler/index.js';
+import { createParallelRank, createParallelCpuTickEngine, isRankShared } from '../../engine/index.js';
 
-// The workers run the compiled dist/scheduler/parallel/worker.js (`npm test` builds first).
+// The workers run the compiled dist/engine/threaded/worker.js (`npm test` builds first).
 
 const cfg = { weights: defaultSchedulerConfig.weights, maxAcceptableTimeMs: undefined };
 

@@ -1,7 +1,7 @@
-import { recordTick, type TickEngine, type TickEngineStats } from '../../gpu/tick-engine.js';
-import type { ChunkScheduler, TickResult } from '../scheduler.js';
-import { rankEdges, type EdgeRanking } from '../kernels/cost.js';
-import { rankChunks } from '../kernels/k-best.js';
+import { recordTick, type TickEngine, type TickEngineStats } from '../tick-engine.js';
+import type { ChunkScheduler, TickResult } from '../../scheduler/scheduler.js';
+import { rankEdges, type EdgeRanking } from '../../scheduler/kernels/cost.js';
+import { rankChunks } from '../../scheduler/kernels/k-best.js';
 import os from 'node:os';
 import { PortalError, checkArg } from '../../common/errors.js';
 import { createParallelRank, isRankShared, type ParallelRank, type ParallelRankOptions } from './pool.js';
