@@ -13,7 +13,7 @@ import { startEmbeddedNode } from '../cli/run-transfer.js';
 import { createSilentLogger } from '../common/logger.js';
 import { subjects, type ChunkReport, type DispatchBatch } from '../bus/index.js';
 import { terminalStates, type TransferStatus } from '../actors/index.js';
-import { startNatsServer } from '../test/helpers/nats-server.js';
+import { startNatsServer } from '../harness/index.js';
 import { arg, quantile } from './lib.js';
 
 async function run(

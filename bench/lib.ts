@@ -24,7 +24,7 @@ export { quantile } from '../common/quantile.js';
 /** A JetStream-enabled nats-server for a benchmark: BENCH_NATS_URL when set, else a fresh one on a free port (stopped and removed by `stop`). */
 export async function startBenchNats(): Promise<{ url: string; stop(): Promise<void> }> {
   if (process.env.BENCH_NATS_URL) return { url: process.env.BENCH_NATS_URL, stop: async () => undefined };
-  const { startNatsServer } = await import('../test/helpers/nats-server.js');
+  const { startNatsServer } = await import('../harness/index.js');
   const s = await startNatsServer();
   return { url: s.url, stop: () => s.stop() };
 }

@@ -8,7 +8,7 @@ import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
 import { subjects, type ChunkReport, type DispatchBatch } from '../../bus/types.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { chunkRange } from '../../transfer/index.js';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 
 const cli = path.resolve('dist/cli/main.js');

@@ -14,7 +14,7 @@ import { subjects, type Bus, type EdgeTelemetryEvent } from '../../bus/types.js'
 import { isPortalError, type PortalError } from '../../common/errors.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { createStreamProcessor, streamSubjects } from '../../stream/index.js';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { createUser } from '@nats-io/nkeys';
 import { fakeExecutor, idsOf, seqKernel, seqRecords, waitFor } from '../stream/fixtures.js';
 

@@ -25,7 +25,7 @@ import {
 } from '../../actors/index.js';
 import { createExecutor } from '../../transfer/index.js';
 import { probeEdge } from '../../cli/probe.js';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 
 const logger = createSilentLogger();

@@ -8,7 +8,7 @@ import {
   type DaprCluster,
   type PortalInstance,
 } from '../helpers/dapr.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startRedis, type TestRedis } from '../../harness/index.js';
 
 // Real processes on loopback: redis-server, placement, two `portal serve --runtime dapr` instances with their daprd.
 // The instances run without the host's in-process turn queue, so one turn at a time is Dapr's actor lock alone.

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { PassThrough } from 'node:stream';
 import { createLogger } from '../../common/logger.js';
 import { SIDECAR_MARK, watchDaprSidecar, type DaprSidecarWatch } from '../../runtime/index.js';
-import { freePort } from '../helpers/redis.js';
+import { freePort } from '../../harness/index.js';
 
 // watchDaprSidecar against a fake daprd metadata API (GET /v1.0/metadata, PUT /v1.0/metadata/<key>) that can be
 // stopped, restarted empty (a new sidecar) or made to refuse the mark. Checks run by hand (intervalMs 0).

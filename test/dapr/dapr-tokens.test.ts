@@ -7,7 +7,7 @@ import {
   type DaprCluster,
   type PortalInstance,
 } from '../helpers/dapr.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startRedis, type TestRedis } from '../../harness/index.js';
 
 // daprd started with DAPR_API_TOKEN and APP_API_TOKEN; `portal serve` picks both up from its environment.
 jest.setTimeout(120_000);

@@ -13,7 +13,7 @@ import {
 import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
 import type { TransferRequest, TransferStatus } from '../../actors/index.js';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
-import { freePort, killGroup, startRedis, waitForPort, type TestRedis } from './redis.js';
+import { freePort, killGroup, startRedis, waitForPort, type TestRedis } from '../../harness/index.js';
 
 const repo = resolve(new URL('../..', import.meta.url).pathname);
 

@@ -12,7 +12,7 @@ import {
   type StreamProcessingMetrics,
 } from '../../stream/index.js';
 import { createNatsStreamTransport, type NatsStreamTransport } from '../../bus/index.js';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { fakeExecutor, idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
 import { streamRequireGpuFromEnv } from '../../cli/env.js';
 

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../common/net.js';
+import { freePort } from '../common/net.js';
 
 /** A nats-server with JetStream that a test started on a free loopback port, with its own store folder. */
 export interface TestNatsServer {

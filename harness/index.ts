@@ -1,0 +1,6 @@
+// Launchers for the real servers tests and benchmarks start (nats-server, redis-server), each on a free
+// loopback port with its own temporary store, never the system instance on the default port.
+export { startNatsServer, natsServerBin } from './nats-server.js';
+export type { TestNatsServer, TestNatsServerOptions } from './nats-server.js';
+export { startRedis, waitForPort, killGroup, freePort } from './redis.js';
+export type { TestRedis } from './redis.js';
