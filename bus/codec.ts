@@ -11,14 +11,10 @@ import type {
   EdgeKind,
   EdgeTelemetryEvent,
   FailureReason,
-  TransferCommand,
-  TransferStateName,
-  TransferStatusEvent,
 } from './types.js';
 
 /** The message kinds of the wire format, one per subject family. */
-export type WireKind =
-  'telemetry' | 'have' | 'dispatch' | 'report' | 'cancel' | 'command' | 'status' | 'deadletter';
+export type WireKind = 'telemetry' | 'have' | 'dispatch' | 'report' | 'cancel' | 'deadletter';
 
 /** Encodes and decodes one kind of message; decoders validate fully and throw only PortalError PORTAL_WIRE_*. */
 export interface WireCodec<T = unknown> {
@@ -49,8 +45,6 @@ export const DEFAULT_MAX_BYTES: Readonly<Record<WireKind, number>> = {
   dispatch: 1024 * 1024,
   report: 16 * 1024,
   cancel: 1024,
-  command: 1024 * 1024,
-  status: 16 * 1024,
   deadletter: 64 * 1024,
 };
 
@@ -177,17 +171,6 @@ const reasons: Record<FailureReason, number> = {
 };
 const reasonOf = new Map<number, FailureReason>(
   Object.entries(reasons).map(([k, v]) => [v, k as FailureReason]),
-);
-const states: Record<TransferStateName, number> = {
-  idle: pb.TransferState.TRANSFER_STATE_IDLE,
-  running: pb.TransferState.TRANSFER_STATE_RUNNING,
-  verifying: pb.TransferState.TRANSFER_STATE_VERIFYING,
-  done: pb.TransferState.TRANSFER_STATE_DONE,
-  failed: pb.TransferState.TRANSFER_STATE_FAILED,
-  stopped: pb.TransferState.TRANSFER_STATE_STOPPED,
-};
-const stateOf = new Map<number, TransferStateName>(
-  Object.entries(states).map(([k, v]) => [v, k as TransferStateName]),
 );
 
 // ---- encoding helpers: Portal objects are checked at the boundary, with the field named ----
@@ -551,137 +534,6 @@ function cancelCodec(maxBytes: number): WireCodec<CancelRequest> {
   };
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function commandCodec(maxBytes: number): WireCodec<TransferCommand> {
-  const N = 'TransferCommand';
-  const T = pb.TransferCommand as unknown as Generated;
-  return {
-    kind: 'command',
-    pattern: 'portal.transfer.*.command',
-    maxBytes,
-    jetstream: false,
-    encode(c, subject) {
-      needObj(c, 'command');
-      checkSubjectIdArg(subject, c.transferId, 'transferId');
-      const o: Rec = { version: WIRE_VERSION, transferId: needStr(c.transferId, 'transferId') };
-      if (c.type === 'start') {
-        o.start = {
-          manifestJson: new TextEncoder().encode(needStr(c.manifestJson, 'manifestJson')),
-          output: needStr(c.output, 'output'),
-          tickMs: needU32(c.tickMs ?? 0, 'tickMs'),
-          edges: (Array.isArray(c.edges) ? c.edges : []).map((e, i) => {
-            if (!(e?.kind in edgeKinds)) throw badArg(`edges[${i}].kind`, "'portal' or 'mirror'", e?.kind);
-            return {
-              id: needStr(e.id, `edges[${i}].id`),
-              url: needStr(e.url, `edges[${i}].url`),
-              kind: edgeKinds[e.kind],
-              flags: needU32(e.flags ?? 0, `edges[${i}].flags`),
-              maxParallel: needU32(e.maxParallel ?? 0, `edges[${i}].maxParallel`),
-            };
-          }),
-        };
-      } else if (c.type === 'stop') o.stop = { reason: needStr(c.reason ?? '', 'reason', true) };
-      else if (c.type === 'query') o.query = {};
-      else throw badArg('type', "'start', 'stop' or 'query'", (c as { type?: unknown }).type);
-      return finish(T, N, o, maxBytes);
-    },
-    decode(bytes, subject) {
-      const m = raw(T, N, bytes, maxBytes);
-      const transferId = str(m, 'transferId', N, true, 256);
-      checkSubjectId(N, 'transferId', transferId, subject);
-      if (has(m, 'start')) {
-        const s = m.start as Rec;
-        let manifestJson: string;
-        try {
-          manifestJson = utf8.decode(
-            s.manifestJson instanceof Uint8Array ? s.manifestJson : new Uint8Array(0),
-          );
-        } catch (err) {
-          throw wireError('PORTAL_WIRE_MALFORMED', `${N}: start.manifestJson is not UTF-8`, err);
-        }
-        if (manifestJson === '') throw bad(N, 'start.manifestJson missing');
-        const edges = list(s, 'edges').map((x, i) => {
-          const e = x as Rec;
-          const kind = edgeKindOf(u32(e, 'kind'));
-          if (!kind) throw bad(N, `start.edges[${i}].kind is not PORTAL or MIRROR`);
-          return {
-            id: str(e, 'id', N, true, 256),
-            url: str(e, 'url', N, true, 2048),
-            kind,
-            flags: u32(e, 'flags'),
-            maxParallel: u32(e, 'maxParallel'),
-          };
-        });
-        return {
-          type: 'start',
-          transferId,
-          manifestJson,
-          output: str(s, 'output', N, true),
-          edges,
-          tickMs: u32(s, 'tickMs'),
-        };
-      }
-      if (has(m, 'stop')) return { type: 'stop', transferId, reason: str(m.stop as Rec, 'reason', N, false) };
-      if (has(m, 'query')) return { type: 'query', transferId };
-      throw bad(N, 'command missing (none of start, stop, query)');
-    },
-  };
-}
-
-function statusCodec(maxBytes: number): WireCodec<TransferStatusEvent> {
-  const N = 'TransferStatus';
-  const T = pb.TransferStatus as unknown as Generated;
-  return {
-    kind: 'status',
-    pattern: 'portal.transfer.*.status',
-    maxBytes,
-    jetstream: false,
-    encode(s, subject) {
-      needObj(s, 'status');
-      checkSubjectIdArg(subject, s.transferId, 'transferId');
-      if (!(s.state in states)) throw badArg('state', Object.keys(states).join(', '), s.state);
-      return finish(
-        T,
-        N,
-        {
-          version: WIRE_VERSION,
-          transferId: needStr(s.transferId, 'transferId'),
-          state: states[s.state],
-          complete: needU32(s.complete, 'complete'),
-          total: needU32(s.total, 'total'),
-          bytesDone: needU53(s.bytesDone, 'bytesDone'),
-          verified: !!s.verified,
-          error: needStr(s.error ?? '', 'error', true),
-          edgesAvailable: needU32(s.edgesAvailable, 'edgesAvailable'),
-          edgesTotal: needU32(s.edgesTotal, 'edgesTotal'),
-          atMs: needNum(s.atMs, 'atMs'),
-        },
-        maxBytes,
-      );
-    },
-    decode(bytes, subject) {
-      const m = raw(T, N, bytes, maxBytes);
-      const transferId = str(m, 'transferId', N, true, 256);
-      checkSubjectId(N, 'transferId', transferId, subject);
-      const state = stateOf.get(u32(m, 'state'));
-      if (!state) throw bad(N, `state ${u32(m, 'state')} unknown`);
-      return {
-        transferId,
-        state,
-        complete: u32(m, 'complete'),
-        total: u32(m, 'total'),
-        bytesDone: u64(m, 'bytesDone', N),
-        verified: m.verified === true,
-        error: str(m, 'error', N, false),
-        edgesAvailable: u32(m, 'edgesAvailable'),
-        edgesTotal: u32(m, 'edgesTotal'),
-        atMs: dbl(m, 'atMs', N),
-      };
-    },
-  };
-}
-
 function deadLetterCodec(maxBytes: number): WireCodec<DeadLetterEvent> {
   const N = 'DeadLetter';
   const T = pb.DeadLetter as unknown as Generated;
@@ -753,8 +605,6 @@ export function createCodecRegistry(opts: { limits?: WireLimits } = {}): CodecRe
     dispatchCodec(lim.dispatch),
     reportCodec(lim.report),
     cancelCodec(lim.cancel),
-    commandCodec(lim.command),
-    statusCodec(lim.status),
     deadLetterCodec(lim.deadletter),
   ] as WireCodec[];
   const parsed = codecs.map((c) => ({ c, tokens: c.pattern.split('.') }));
@@ -806,7 +656,5 @@ export const wire = {
   dispatch: typed<DispatchBatch>('dispatch'),
   report: typed<ChunkReport>('report'),
   cancel: typed<CancelRequest>('cancel'),
-  command: typed<TransferCommand>('command'),
-  status: typed<TransferStatusEvent>('status'),
   deadLetter: typed<DeadLetterEvent>('deadletter'),
 } as const;

@@ -12,10 +12,6 @@ export type {
   EdgeBattery,
   EdgeTelemetryEvent,
   EdgeHaveEvent,
-  TransferCommand,
-  TransferCommandEdge,
-  TransferStateName,
-  TransferStatusEvent,
   DeadLetterEvent,
 } from './types.js';
 export {

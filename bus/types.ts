@@ -31,10 +31,6 @@ export const subjects = {
   cancel: (transferId: string) => `portal.transfer.${transferId}.cancel`,
   edgeTelemetry: (edgeId: string) => `portal.edge.${edgeId}.telemetry`,
   edgeHave: (edgeId: string) => `portal.edge.${edgeId}.have`,
-  /** Commands for one transfer (start, stop, status query). */
-  command: (transferId: string) => `portal.transfer.${transferId}.command`,
-  /** Status of one transfer, published by the node that runs it. */
-  status: (transferId: string) => `portal.transfer.${transferId}.status`,
   /** Where a reader puts a message it rejected from `subject` (see DeadLetterEvent). */
   deadLetter: (subject: string) => `portal.deadletter.${subject}`,
   /** Wildcards: every edge's telemetry, every edge's availability, every transfer's dispatch, every dead letter. */
@@ -155,45 +151,6 @@ export type EdgeHaveEvent =
       added: number[];
       removed: number[];
     };
-
-/** An edge of a transfer named in a start command. */
-export interface TransferCommandEdge {
-  id: string;
-  url: string;
-  kind: EdgeKind;
-  flags: number;
-  maxParallel: number;
-}
-
-/** A command for one transfer (`subjects.command(transferId)`), keyed on `type`. */
-export type TransferCommand =
-  | {
-      type: 'start';
-      transferId: string;
-      manifestJson: string;
-      output: string;
-      edges: TransferCommandEdge[];
-      tickMs: number;
-    }
-  | { type: 'stop'; transferId: string; reason: string }
-  | { type: 'query'; transferId: string };
-
-/** States a transfer reports on `subjects.status(transferId)`. */
-export type TransferStateName = 'idle' | 'running' | 'verifying' | 'done' | 'failed' | 'stopped';
-
-/** Progress of one transfer (`subjects.status(transferId)`). */
-export interface TransferStatusEvent {
-  transferId: string;
-  state: TransferStateName;
-  complete: number;
-  total: number;
-  bytesDone: number;
-  verified: boolean;
-  error: string;
-  edgesAvailable: number;
-  edgesTotal: number;
-  atMs: number;
-}
 
 /** A message a reader rejected (`subjects.deadLetter(original subject)`), with the typed reason. */
 export interface DeadLetterEvent {

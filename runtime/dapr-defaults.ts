@@ -27,6 +27,3 @@ export const daprDefaults = {
 
 /** Dapr Configuration features Portal needs: placement-backed reminders (no scheduler service). */
 export const daprFeatures = [{ name: 'SchedulerReminders', enabled: false }] as const;
-
-/** Actor types every `portal serve --runtime dapr` instance hosts (class names). */
-export const daprActorTypes = ['SchedulerActor', 'EdgeActor', 'GpuWorkerActor'] as const;

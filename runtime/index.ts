@@ -22,5 +22,5 @@ export { createDaprActorClient } from './dapr-client.js';
 export type { DaprActorClient, DaprActorClientOptions, DaprActorErrorBody } from './dapr-client.js';
 export { watchDaprSidecar, SIDECAR_MARK } from './dapr-sidecar.js';
 export type { DaprSidecarWatch, DaprSidecarWatchOptions } from './dapr-sidecar.js';
-export { daprDefaults, daprFeatures, daprActorTypes } from './dapr-defaults.js';
+export { daprDefaults, daprFeatures } from './dapr-defaults.js';
 export { ProbeActor } from './dapr-probe-actor.js';
