@@ -5,14 +5,8 @@ import { PortalError, checkArg } from '../common/errors.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 
 import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
-import {
-  subjects,
-  type Bus,
-  type ChunkReport,
-  type DispatchBatch,
-  type Subscription,
-  type CancelRequest,
-} from '../bus/types.js';
+import { subjects, type Bus, type Subscription } from '../bus/types.js';
+import type { ChunkReport, DispatchBatch, CancelRequest } from '../common/index.js';
 import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.js';
 import { cidOf } from '../transfer/cid.js';
 import { hashFile } from '../transfer/chunk-writer.js';

@@ -1,5 +1,5 @@
 import type { EdgeEstimate } from '../scheduler/estimators.js';
-import type { EdgeKind } from '../bus/types.js';
+import type { EdgeKind } from '../common/index.js';
 
 /** How an edge is reached and what it promises; given to EdgeActor.configure. */
 export interface EdgeConfig {

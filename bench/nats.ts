@@ -11,7 +11,8 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { createNatsBus } from '../bus/nats-bus.js';
 import { wire } from '../bus/codec.js';
-import { subjects, type ChunkReport, type EdgeTelemetryEvent } from '../bus/types.js';
+import { subjects } from '../bus/types.js';
+import type { ChunkReport, EdgeTelemetryEvent } from '../common/index.js';
 import { startBenchNats } from './lib.js';
 import { quantile } from '../common/quantile.js';
 

@@ -1,17 +1,17 @@
 import { PortalError, type PortalErrorCode } from '../common/errors.js';
 import { pb, WIRE_VERSION } from '../proto/index.js';
 import { subjectMatches } from './memory-bus.js';
+import type { DeadLetterEvent } from './types.js';
 import type {
   CancelRequest,
   ChunkReport,
-  DeadLetterEvent,
   DispatchBatch,
   DispatchItem,
   EdgeHaveEvent,
   EdgeKind,
   EdgeTelemetryEvent,
   FailureReason,
-} from './types.js';
+} from '../common/vocabulary.js';
 
 /** The message kinds of the wire format, one per subject family. */
 export type WireKind = 'telemetry' | 'have' | 'dispatch' | 'report' | 'cancel' | 'deadletter';

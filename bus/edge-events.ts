@@ -1,11 +1,6 @@
 import { PortalError } from '../common/errors.js';
-import {
-  subjects,
-  type Bus,
-  type EdgeHaveEvent,
-  type EdgeTelemetryEvent,
-  type Subscription,
-} from './types.js';
+import { subjects, type Bus, type Subscription } from './types.js';
+import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../common/vocabulary.js';
 
 /** The availability an edge announced for one manifest, after applying its have messages in order. */
 export interface EdgeHaveState {

@@ -1,19 +1,6 @@
 export { createMemoryBus, subjectMatches } from './memory-bus.js';
 export { subjects } from './types.js';
-export type {
-  Bus,
-  Subscription,
-  EdgeKind,
-  DispatchItem,
-  DispatchBatch,
-  FailureReason,
-  ChunkReport,
-  CancelRequest,
-  EdgeBattery,
-  EdgeTelemetryEvent,
-  EdgeHaveEvent,
-  DeadLetterEvent,
-} from './types.js';
+export type { Bus, Subscription, DeadLetterEvent } from './types.js';
 export {
   createCodecRegistry,
   isJetStreamPattern,

@@ -5,7 +5,8 @@ import {
   createRoutedStateStore,
   type EmbeddedHost,
 } from '../runtime/index.js';
-import { createBusFromEnv, subjects, type Bus, type ChunkReport } from '../bus/index.js';
+import { createBusFromEnv, subjects, type Bus } from '../bus/index.js';
+import type { ChunkReport } from '../common/index.js';
 import { createExecutor, type Executor } from '../transfer/index.js';
 import { createTickEngine, type TickEngine } from '../engine/index.js';
 import {

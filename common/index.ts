@@ -6,3 +6,14 @@ export { createLogger, createSilentLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { freePort } from './net.js';
 export { quantile, quantileSorted } from './quantile.js';
+export type {
+  EdgeKind,
+  DispatchItem,
+  DispatchBatch,
+  FailureReason,
+  ChunkReport,
+  CancelRequest,
+  EdgeBattery,
+  EdgeTelemetryEvent,
+  EdgeHaveEvent,
+} from './vocabulary.js';

@@ -1,5 +1,5 @@
 import { PortalError, type PortalErrorCode } from '../common/errors.js';
-import type { FailureReason } from '../bus/types.js';
+import type { FailureReason } from '../common/index.js';
 
 const CODE_BY_REASON: Record<FailureReason, PortalErrorCode> = {
   timeout: 'PORTAL_EDGE_TIMEOUT',

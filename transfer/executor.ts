@@ -1,15 +1,13 @@
 import { PortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
-import {
-  subjects,
-  type Bus,
-  type Subscription,
-  type DispatchBatch,
-  type DispatchItem,
-  type ChunkReport,
-  type CancelRequest,
-  type FailureReason,
-} from '../bus/types.js';
+import { subjects, type Bus, type Subscription } from '../bus/types.js';
+import type {
+  DispatchBatch,
+  DispatchItem,
+  ChunkReport,
+  CancelRequest,
+  FailureReason,
+} from '../common/index.js';
 import { fetchChunk as defaultFetch, type FetchChunkFn } from './http-fetch.js';
 import { ChunkFetchError } from './chunk-fetch-error.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';

@@ -1,7 +1,7 @@
 import { Agent, request, type IncomingMessage, type ClientRequest } from 'node:http';
 import { createHash } from 'node:crypto';
 import { PortalError } from '../common/errors.js';
-import type { EdgeKind, FailureReason } from '../bus/types.js';
+import type { EdgeKind, FailureReason } from '../common/index.js';
 import { ChunkFetchError } from './chunk-fetch-error.js';
 import { isCid } from './cid.js';
 

@@ -18,7 +18,7 @@ import { createFileStateStore } from '../../runtime/index.js';
 import { createLogger } from '../../common/logger.js';
 import { EdgeFlags } from '../../scheduler/types.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
-import type { ChunkReport } from '../../bus/index.js';
+import type { ChunkReport } from '../../common/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
 import { runTransfer, journalDir, parseBackend } from '../run-transfer.js';
 import { createProgress, formatBytes } from '../progress.js';

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { startEmbeddedNode } from '../../cli/run-transfer.js';
 import { createSilentLogger } from '../../common/logger.js';
-import { subjects, type EdgeHaveEvent, type EdgeTelemetryEvent } from '../../bus/index.js';
+import { subjects } from '../../bus/index.js';
+import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../../common/index.js';
 import { terminalStates, type TransferStatus, type EdgeView } from '../../actors/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 

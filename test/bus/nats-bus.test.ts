@@ -5,13 +5,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
 import { createEdgeEventBridge, type EdgeHaveState } from '../../bus/edge-events.js';
 import { wire } from '../../bus/codec.js';
-import {
-  subjects,
-  type Bus,
-  type ChunkReport,
-  type DeadLetterEvent,
-  type EdgeTelemetryEvent,
-} from '../../bus/types.js';
+import { subjects, type Bus, type DeadLetterEvent } from '../../bus/types.js';
+import type { ChunkReport, EdgeTelemetryEvent } from '../../common/index.js';
 import { pb } from '../../proto/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';

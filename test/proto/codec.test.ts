@@ -1,12 +1,12 @@
 import { createCodecRegistry, wire, DEFAULT_MAX_BYTES, type WireKind } from '../../bus/codec.js';
+import type { DeadLetterEvent } from '../../bus/types.js';
 import type {
   ChunkReport,
   DispatchBatch,
   EdgeHaveEvent,
   EdgeTelemetryEvent,
   CancelRequest,
-  DeadLetterEvent,
-} from '../../bus/types.js';
+} from '../../common/index.js';
 import { isPortalError, type PortalError } from '../../common/errors.js';
 import { pb } from '../../proto/index.js';
 import { createPrng } from '../../transfer/index.js';

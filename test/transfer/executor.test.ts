@@ -12,15 +12,8 @@ import {
   type Executor,
   type FetchChunkFn,
 } from '../../transfer/index.js';
-import {
-  createMemoryBus,
-  subjects,
-  type Bus,
-  type ChunkReport,
-  type DispatchBatch,
-  type DispatchItem,
-  type CancelRequest,
-} from '../../bus/index.js';
+import { createMemoryBus, subjects, type Bus } from '../../bus/index.js';
+import type { ChunkReport, DispatchBatch, DispatchItem, CancelRequest } from '../../common/index.js';
 import { makeTempDir, writeRandomFile } from './fixtures.js';
 
 const CHUNK = 16 * 1024;
