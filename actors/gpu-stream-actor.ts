@@ -1,6 +1,6 @@
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg } from '../common/errors.js';
-import type { Bus, NatsStreamSource, NatsStreamTransport } from '../bus/index.js';
+import type { Bus } from '../bus/index.js';
 import type { GpuDeviceManager } from '../gpu/index.js';
 import {
   createBusStreamSink,
@@ -17,6 +17,8 @@ import {
   type StreamProcessingMetrics,
   type StreamProcessor,
   type StreamSink,
+  type NatsStreamSource,
+  type NatsStreamTransport,
 } from '../stream/index.js';
 
 /** Which kernel a stream runs (JSON: it travels in `start` and is kept in actor state). */

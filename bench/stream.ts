@@ -20,12 +20,15 @@ import {
   edgeTelemetryKernel,
   edgeUpdates,
   streamSubjects,
+  createNatsStreamTransport,
+  STREAM_STREAM,
+  type NatsStreamTransport,
   telemetrySampleLayout,
   wordsOf,
   type StreamKernel,
   type StreamSink,
 } from '../stream/index.js';
-import { createNatsStreamTransport, STREAM_STREAM, type NatsStreamTransport } from '../bus/index.js';
+
 import { startBenchNats } from './lib.js';
 import { quantileSorted } from '../common/quantile.js';
 import { ensureXdgRuntimeDir } from '../cli/env.js';

@@ -19,7 +19,7 @@ export const NATS_ENV = {
 
 /**
  * NATS connection options (server, credentials, TLS) from the environment, or undefined when NATS_URL is not
- * set; both the bus (createNatsBus) and the stream transport (createNatsStreamTransport) take them.
+ * set; both the bus (createNatsBus) and the pausable pull client (createJetStreamPullClient) take them.
  */
 export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsConnectOptions | undefined {
   const url = env[NATS_ENV.url]?.trim();

@@ -14,24 +14,26 @@ export type { EdgeEventBridge, EdgeEventHandlers, EdgeHaveState } from './edge-e
 export { createAllTransfersBus } from './transfer-router.js';
 export type { AllTransfersBus } from './transfer-router.js';
 export { createBusFromEnv, createNatsBus, natsOptionsFromEnv, NATS_ENV } from './from-env.js';
-export { TRANSFERS_STREAM, DEAD_LETTER_STREAM, STREAM_STREAM, durableName } from './nats-bus-names.js';
+export { TRANSFERS_STREAM, DEAD_LETTER_STREAM, durableName } from './nats-bus-names.js';
 export type {
-  NatsStreamTransport,
-  NatsStreamTransportOptions,
-  NatsStreamSource,
-  NatsSourceStats,
-  AttachOptions,
-} from './nats-stream-transport.js';
+  PausablePullClient,
+  PullGate,
+  PulledMessage,
+  PullConsumer,
+  PullConsumerOptions,
+  PullConsumerStats,
+} from './types.js';
+export type { JetStreamPullClientOptions } from './jetstream-pull.js';
 
 /**
- * Connects the JetStream transport of GpuStreamActors (raw record batches on `portal.stream.<id>.*`,
- * pausable pull consumers), loading the NATS client only when called.
+ * Connects a pausable pull client over one JetStream stream (see PausablePullClient), loading the NATS
+ * client only when called. Rejects with PORTAL_BUS_UNAVAILABLE when NATS or JetStream cannot be reached.
  */
-export async function createNatsStreamTransport(
-  opts: import('./nats-stream-transport.js').NatsStreamTransportOptions,
-): Promise<import('./nats-stream-transport.js').NatsStreamTransport> {
-  const m = await import('./nats-stream-transport.js');
-  return m.createNatsStreamTransport(opts);
+export async function createJetStreamPullClient(
+  opts: import('./jetstream-pull.js').JetStreamPullClientOptions,
+): Promise<import('./types.js').PausablePullClient> {
+  const m = await import('./jetstream-pull.js');
+  return m.createJetStreamPullClient(opts);
 }
 export type { NatsBus, NatsBusOptions, NatsBusStats, NatsStreamOptions } from './nats-bus.js';
 export type { NatsConnectOptions } from './nats-connect.js';

@@ -2,8 +2,6 @@ import { createHash } from 'node:crypto';
 
 /** Name of the JetStream stream that keeps dispatch batches and chunk reports. */
 export const TRANSFERS_STREAM = 'PORTAL_TRANSFERS';
-/** Name of the JetStream stream that carries GpuStreamActor input and output records. */
-export const STREAM_STREAM = 'PORTAL_STREAM';
 /** Name of the JetStream stream that keeps dead letters. */
 export const DEAD_LETTER_STREAM = 'PORTAL_DEADLETTER';
 

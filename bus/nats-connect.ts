@@ -9,7 +9,7 @@ import {
 import { PortalError } from '../common/errors.js';
 
 /**
- * Where NATS is and how to log in: what the bus and the stream transport share (natsOptionsFromEnv fills it
+ * Where NATS is and how to log in: what the bus and the pausable pull client share (natsOptionsFromEnv fills it
  * from NATS_URL, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED_FILE and NATS_TLS_CA/CERT/KEY).
  */
 export interface NatsConnectOptions {

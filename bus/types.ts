@@ -55,3 +55,107 @@ export interface DeadLetterEvent {
   rejectedBy: string;
   atMs: number;
 }
+
+/**
+ * Flow control a pausable pull consumer obeys: it pulls only while `paused` is false, and sizes each pull
+ * to `roomBeforePause` (in the units its handler reports per message). A backpressure buffer is one.
+ */
+export interface PullGate {
+  /** True while the consumer must not pull. */
+  readonly paused: boolean;
+  /** Units (e.g. records) that still fit before the gate pauses. */
+  readonly roomBeforePause: number;
+  /** Resolves once `paused` has turned false. */
+  whenResumed(): Promise<void>;
+}
+
+/** One message a pull consumer delivered: its bytes (a copy the handler owns) and how to settle it, once. */
+export interface PulledMessage {
+  readonly subject: string;
+  /** Stream sequence number of the message. */
+  readonly seq: number;
+  /** 1 on the first delivery, more on redeliveries. */
+  readonly deliveryCount: number;
+  readonly data: Uint8Array;
+  /** Done with it: it is not delivered again. */
+  ack(): void;
+  /** Not processed: deliver it again after `delayMs` (default: at once). */
+  nak(delayMs?: number): void;
+  /** Never deliver it again (it cannot be processed). */
+  term(): void;
+}
+
+/** Options of PausablePullClient.pull. */
+export interface PullConsumerOptions {
+  /** Durable consumer name; members of a group that share it share the messages. */
+  durable: string;
+  /** Subject (NATS wildcards allowed) the consumer takes from the stream. */
+  filterSubject: string;
+  /** Messages one pull asks for at most (default 64); fewer when the gate nears its pause point. */
+  maxMessagesPerPull?: number;
+  /** Where to start when the consumer is new (default: every stored message). */
+  deliver?: 'all' | 'new';
+  /** Deliveries of a message before the server gives up on it (default 20). */
+  maxDeliver?: number;
+}
+
+/** Counters of one pull consumer. */
+export interface PullConsumerStats {
+  /** Pull requests sent. */
+  pulls: number;
+  /** Pull requests sent while the gate was paused (must stay 0). */
+  pullsWhilePaused: number;
+  /** Messages delivered to this consumer (duplicates included). */
+  messages: number;
+  acked: number;
+  naked: number;
+  terminated: number;
+  /** Deliveries that were not the first (at-least-once at work). */
+  redelivered: number;
+  /** Redeliveries of a message still unsettled here (dropped: its first delivery will be settled). */
+  duplicatesIgnored: number;
+  /** Times the loop waited for the gate to resume. */
+  pausedWaits: number;
+}
+
+/** A running pull consumer. */
+export interface PullConsumer {
+  readonly durable: string;
+  stats(): PullConsumerStats;
+  /** Stops pulling; messages already handed out can still be settled. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A persistent message log with pausable pull consumers (JetStream on NATS: createJetStreamPullClient).
+ * A handler gets each message once per delivery (a redelivery of a message still unsettled here is
+ * dropped), settles it with ack/nak/term, and resolves with the gate units it carried (to size the next
+ * pull); a handler that rejects gets its message nak'ed (redelivered after 1 s).
+ */
+export interface PausablePullClient {
+  /** Largest message the server takes, bytes. */
+  readonly maxPayload: number;
+  /** Creates (or binds to) durable consumer `opts.durable` and starts pulling through `gate`. */
+  pull(
+    opts: PullConsumerOptions,
+    gate: PullGate,
+    handler: (m: PulledMessage) => Promise<number | void>,
+  ): Promise<PullConsumer>;
+  /** Stores one message; resolves once stored. `msgId` de-duplicates within the stream's window. */
+  publish(
+    subject: string,
+    data: Uint8Array,
+    opts?: { msgId?: string; headers?: Record<string, string> },
+  ): Promise<void>;
+  /** Core (not durable) subscription; `header(name)` reads a header of the message. */
+  subscribe(
+    subject: string,
+    handler: (data: Uint8Array, subject: string, header: (name: string) => string | undefined) => void,
+  ): { unsubscribe(): void };
+  /** Messages pending for `durable` on the server (not yet delivered) and delivered but unacked. */
+  consumerInfo(durable: string): Promise<{ pending: number; ackPending: number }>;
+  /** Removes a durable consumer (absent: no error). */
+  deleteConsumer(durable: string): Promise<void>;
+  /** Stops every consumer and drains the connection. */
+  close(): Promise<void>;
+}

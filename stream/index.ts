@@ -20,7 +20,26 @@ export { createStreamGpuRunner, sharedDeviceManager } from './gpu-runner.js';
 export type { StreamGpuRunner } from './gpu-runner.js';
 export { createStreamProcessor } from './processor.js';
 export type { StreamProcessor, StreamProcessorOptions, StreamSink, StreamEvent } from './processor.js';
-export { streamSubjects, isStreamId } from './subjects.js';
+export { streamSubjects, isStreamId, STREAM_STREAM } from './subjects.js';
+export type {
+  NatsStreamTransport,
+  NatsStreamTransportOptions,
+  NatsStreamSource,
+  NatsSourceStats,
+  AttachOptions,
+} from './nats-transport.js';
+
+/**
+ * Connects the JetStream transport of GpuStreamActors (raw record batches on `portal.stream.<id>.*`,
+ * pausable pull consumers through the bus's PausablePullClient), loading the NATS client only when called.
+ * Rejects with PORTAL_BUS_UNAVAILABLE when NATS or JetStream cannot be reached.
+ */
+export async function createNatsStreamTransport(
+  opts: import('./nats-transport.js').NatsStreamTransportOptions,
+): Promise<import('./nats-transport.js').NatsStreamTransport> {
+  const m = await import('./nats-transport.js');
+  return m.createNatsStreamTransport(opts);
+}
 export { createBusStreamSink } from './bus-sink.js';
 export type { StreamBusMessage } from './bus-sink.js';
 export {

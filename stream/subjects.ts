@@ -1,3 +1,6 @@
+/** Name of the JetStream stream that carries GpuStreamActor input and output records (`streamSubjects.all`). */
+export const STREAM_STREAM = 'PORTAL_STREAM';
+
 /** Subjects of one stream `id` (NATS tokens: no `.`, `*`, `>` or spaces in `id`). */
 export const streamSubjects = {
   /** Records in: each message is whole records of the kernel's input layout. */

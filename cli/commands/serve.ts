@@ -11,12 +11,8 @@ import {
   type ActorHost,
   type ActorServices,
 } from '../../runtime/index.js';
-import {
-  createBusFromEnv,
-  createNatsStreamTransport,
-  natsOptionsFromEnv,
-  type Bus,
-} from '../../bus/index.js';
+import { createBusFromEnv, natsOptionsFromEnv, type Bus } from '../../bus/index.js';
+import { createNatsStreamTransport } from '../../stream/index.js';
 import { createExecutor, type Executor } from '../../transfer/index.js';
 import { createTickEngine } from '../../engine/index.js';
 import { parseBackend } from '../run-transfer.js';

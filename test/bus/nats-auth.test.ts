@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBusFromEnv, natsOptionsFromEnv } from '../../bus/from-env.js';
-import { createNatsStreamTransport, type NatsStreamTransport } from '../../bus/nats-stream-transport.js';
+import { createNatsStreamTransport, type NatsStreamTransport } from '../../stream/nats-transport.js';
 import { subjects, type Bus } from '../../bus/types.js';
 import type { EdgeTelemetryEvent } from '../../common/index.js';
 import { isPortalError, type PortalError } from '../../common/errors.js';

@@ -11,7 +11,7 @@ import {
   telemetrySampleLayout,
   type StreamProcessingMetrics,
 } from '../../stream/index.js';
-import { createNatsStreamTransport, type NatsStreamTransport } from '../../bus/index.js';
+import { createNatsStreamTransport, type NatsStreamTransport } from '../../stream/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { fakeExecutor, idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
 import { streamRequireGpuFromEnv } from '../../cli/env.js';
