@@ -245,7 +245,7 @@ export async function createJetStreamPullClient(
         },
       };
       consumers.add(c);
-      return { durable, stats: () => ({ ...st }), stop: c.stop };
+      return { durable, stats: () => ({ ...st }), stop: () => c.stop() };
     },
     async publish(subject, data, po = {}) {
       const h = po.headers ? natsHeaders() : undefined;
