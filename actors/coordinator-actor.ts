@@ -1,5 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
-import { Actor } from '../runtime/types.js';
+import { Actor, typedProxy } from '../runtime/types.js';
+import type { CoordinatorActorApi } from './api.js';
 import { PortalError, checkArg } from '../common/errors.js';
 import {
   RiskModel,
@@ -80,6 +81,16 @@ export interface TaskOutcome {
 
 /** Injected as `services.coordinatorOracle` for the 'oracle' policy: the true expected service time (not counting the queue) and failure probability. */
 export type CoordOracle = (q: TaskContext) => { timeMs: number; failureProb: number };
+
+/** The services CoordinatorActor takes. */
+export interface CoordinatorServices {
+  /** Executes dispatches on peers; without it dispatching fails with PORTAL_CONFIG_INVALID. */
+  readonly coordinatorTransport?: PeerTransport;
+  /** Receives each task's final outcome. */
+  readonly coordinatorSink?: (o: TaskOutcome) => void;
+  /** The true service time and failure probability, for the 'oracle' policy. */
+  readonly coordinatorOracle?: CoordOracle;
+}
 
 /** One peer's entry in a ranking. */
 export interface PeerRank {
@@ -173,7 +184,7 @@ const rootScope = new AsyncResource('PortalCoordinatorReport');
  * reactivated coordinator keeps what it learned. Peers are reached through `services.coordinatorTransport`;
  * final outcomes go to `services.coordinatorSink`.
  */
-export class CoordinatorActor extends Actor {
+export class CoordinatorActor extends Actor<CoordinatorServices> implements CoordinatorActorApi {
   private s: CoordState = {
     policy: 'learned',
     maxAttempts: 3,
@@ -436,7 +447,7 @@ export class CoordinatorActor extends Actor {
   /** Predicted service time (no queueing) and failure probability under the policy. */
   private predictService(q: TaskContext): { serviceMs: number; failureProb: number; optimistic?: number } {
     if (this.s.policy === 'oracle') {
-      const oracle = this.ctx.services.coordinatorOracle as CoordOracle | undefined;
+      const oracle = this.ctx.services.coordinatorOracle;
       if (!oracle)
         throw new PortalError('PORTAL_CONFIG_INVALID', "policy 'oracle' needs services.coordinatorOracle");
       const o = oracle(q);
@@ -468,7 +479,7 @@ export class CoordinatorActor extends Actor {
 
   /** Dispatches queued tasks (FIFO, skipping tasks whose pinned peer is full) while peers have free slots. */
   private pump(): void {
-    const transport = this.ctx.services.coordinatorTransport as PeerTransport | undefined;
+    const transport = this.ctx.services.coordinatorTransport;
     if (!transport) return;
     const hour = this.hour();
     for (let i = 0; i < this.s.queue.length;) {
@@ -547,7 +558,8 @@ export class CoordinatorActor extends Actor {
       payload: task.payload,
       hour,
     };
-    const self = this.ctx.proxy(this.ctx.actorType, this.ctx.actorId);
+    // the type this actor was registered under (CoordinatorActor by default)
+    const self = typedProxy<CoordinatorActorApi>(this.ctx.proxy(this.ctx.actorType, this.ctx.actorId));
     const log = this.ctx.log;
     const send = (r: PeerReport): void => {
       rootScope.runInAsyncScope(() => {
@@ -576,7 +588,7 @@ export class CoordinatorActor extends Actor {
   }
 
   private emit(o: TaskOutcome): void {
-    const sink = this.ctx.services.coordinatorSink as ((o: TaskOutcome) => void) | undefined;
+    const sink = this.ctx.services.coordinatorSink;
     if (!sink) return;
     try {
       sink(o);

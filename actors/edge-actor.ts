@@ -3,9 +3,18 @@ import { PortalError, checkArg } from '../common/errors.js';
 import { EdgeEstimator, defaultEstimatorConfig, type EdgeEstimatorState } from '../scheduler/estimators.js';
 import { EdgeFlags } from '../scheduler/types.js';
 import type { EdgeConfig, EdgeSample, EdgeTelemetry, EdgeView } from './types.js';
+import type { EdgeActorApi } from './api.js';
 
 /** Checks whether an edge answers; injected as `services.probeEdge` (HTTP GET /health by default). */
 export type EdgeProber = (url: string, kind: string) => Promise<boolean>;
+
+/** The services EdgeActor takes. */
+export interface EdgeServices {
+  /** Checks an offline edge; without it an offline edge stays offline until telemetry says otherwise. */
+  readonly probeEdge?: EdgeProber;
+  /** Period of the probe timer, ms (default 2000). */
+  readonly probeMs?: number;
+}
 
 const PROBE_TIMER = 'probe';
 
@@ -14,7 +23,7 @@ const PROBE_TIMER = 'probe';
  * flags and availability, and answers with an EdgeView. An edge marked offline is probed every
  * `probeMs` until it answers again. Observations come from schedulers; telemetry from the bus.
  */
-export class EdgeActor extends Actor {
+export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
   private config: EdgeConfig | undefined;
   private est: EdgeEstimator | undefined;
   private epoch = 0;
@@ -103,7 +112,7 @@ export class EdgeActor extends Actor {
       await this.stopProbing();
       return;
     }
-    const prober = this.ctx.services.probeEdge as EdgeProber | undefined;
+    const prober = this.ctx.services.probeEdge;
     if (!prober) return;
     let ok = false;
     try {
@@ -122,7 +131,7 @@ export class EdgeActor extends Actor {
   private async startProbing(): Promise<void> {
     if (this.probing) return;
     this.probing = true;
-    const probeMs = (this.ctx.services.probeMs as number | undefined) ?? 2000;
+    const probeMs = this.ctx.services.probeMs ?? 2000;
     await this.ctx.registerTimer(PROBE_TIMER, { method: 'probe', dueMs: probeMs, periodMs: probeMs });
   }
 

@@ -2,6 +2,7 @@ import { createEdgeEventBridge, type Bus, type EdgeEventBridge } from '../bus/in
 import type { ActorHost } from '../runtime/types.js';
 import type { Logger } from '../common/logger.js';
 import type { EdgeConfig } from './types.js';
+import { actorProxy } from './api.js';
 
 /**
  * Feeds edge events from the bus into the actors: telemetry to the edge's EdgeActor (the first
@@ -12,7 +13,7 @@ import type { EdgeConfig } from './types.js';
 export function routeEdgeEvents(bus: Bus, host: ActorHost, logger: Logger): EdgeEventBridge {
   return createEdgeEventBridge(bus, {
     async onTelemetry(ev, { first }) {
-      const edge = host.proxy('EdgeActor', ev.edgeId);
+      const edge = actorProxy(host, 'EdgeActor', ev.edgeId);
       const bandwidth = ev.bandwidth.at(-1)?.bytesPerSec;
       const rtt = ev.rtt.at(-1)?.rttMs;
       if (first && ev.url) {
@@ -37,9 +38,11 @@ export function routeEdgeEvents(bus: Bus, host: ActorHost, logger: Logger): Edge
     },
     async onHave(state) {
       const bitmap = Buffer.from(state.bitmap).toString('base64');
-      await host
-        .proxy('SchedulerActor', state.manifestId)
-        .invoke('edgeHave', { edgeId: state.edgeId, manifestId: state.manifestId, bitmap });
+      await actorProxy(host, 'SchedulerActor', state.manifestId).invoke('edgeHave', {
+        edgeId: state.edgeId,
+        manifestId: state.manifestId,
+        bitmap,
+      });
     },
     onHaveGap(ev, knownSeq) {
       logger.warn(

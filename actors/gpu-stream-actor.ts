@@ -1,4 +1,6 @@
 import { Actor } from '../runtime/types.js';
+import type { GpuStreamActorApi } from './api.js';
+import { actorProxy } from './api.js';
 import { PortalError, checkArg } from '../common/errors.js';
 import type { Bus } from '../bus/index.js';
 import type { GpuDeviceManager } from '../gpu/index.js';
@@ -56,6 +58,20 @@ export interface GpuStreamStatus {
   metrics: StreamProcessingMetrics;
 }
 
+/** The services GpuStreamActor takes. */
+export interface StreamServices {
+  /** JetStream input and output of streams (createNatsStreamTransport); without it, output goes to `bus`. */
+  readonly streamTransport?: NatsStreamTransport;
+  /** The in-process bus outputs go to when there is no stream transport. */
+  readonly bus?: Bus;
+  /** A shared GPU device manager (one device per process). */
+  readonly gpuDeviceManager?: GpuDeviceManager;
+  /** Kernels `{ type: 'registered', name }` refers to, by name. */
+  readonly streamKernels?: Readonly<Record<string, StreamKernel>>;
+  /** True: a stream asking for the GPU fails when no adapter exists instead of running on the CPU. */
+  readonly streamRequireGpu?: boolean;
+}
+
 const live = new Map<string, { processor: StreamProcessor }>();
 
 /** Metrics of every GpuStreamActor running in this process (for registerStreamMetrics(registry, gpuStreamMetricsSource)). */
@@ -77,7 +93,7 @@ const CONFIG_KEY = 'stream';
  * Services read: streamTransport, bus, gpuDeviceManager, streamKernels, streamRequireGpu (no adapter fails instead of
  * running the CPU reference).
  */
-export class GpuStreamActor extends Actor {
+export class GpuStreamActor extends Actor<StreamServices> implements GpuStreamActorApi {
   private processor: StreamProcessor | undefined;
   private source: NatsStreamSource | undefined;
   private req: GpuStreamStartRequest | undefined;
@@ -161,7 +177,7 @@ export class GpuStreamActor extends Actor {
     if (spec.type === 'wgsl')
       return defineUserKernel({ name: spec.name, input: spec.input, output: spec.output, wgsl: spec.wgsl });
     if (spec.type === 'registered') {
-      const k = (this.ctx.services.streamKernels as Record<string, StreamKernel> | undefined)?.[spec.name];
+      const k = this.ctx.services.streamKernels?.[spec.name];
       if (!k)
         throw new PortalError(
           'PORTAL_CONFIG_INVALID',
@@ -178,8 +194,8 @@ export class GpuStreamActor extends Actor {
   private async open(req: GpuStreamStartRequest): Promise<void> {
     const id = this.ctx.actorId;
     const services = this.ctx.services;
-    const transport = services.streamTransport as NatsStreamTransport | undefined;
-    const bus = services.bus as Bus | undefined;
+    const transport = services.streamTransport;
+    const bus = services.bus;
     const kernel = this.kernelOf(req.kernel);
     const sourceKind = req.source ?? (transport ? 'nats' : 'direct');
     if (sourceKind === 'nats' && !transport)
@@ -202,7 +218,7 @@ export class GpuStreamActor extends Actor {
       kernel,
       prefer: req.backend ?? 'auto',
       requireGpu: services.streamRequireGpu === true,
-      deviceManager: services.gpuDeviceManager as GpuDeviceManager | undefined,
+      deviceManager: services.gpuDeviceManager,
       logger: this.ctx.log,
     });
     this.processor = createStreamProcessor({
@@ -237,8 +253,7 @@ export class GpuStreamActor extends Actor {
         const calls = edgeUpdates(bytes)
           .filter((u) => u.edge < edgeIds.length)
           .map((u) =>
-            this.ctx
-              .proxy('EdgeActor', edgeIds[u.edge])
+            actorProxy(this.ctx, 'EdgeActor', edgeIds[u.edge])
               .invoke('observe', { samples: toObservedSamples(u) })
               .catch((err: unknown) => {
                 this.edgeFeedErrors++;

@@ -1,6 +1,21 @@
 export { SchedulerActor, terminalStates } from './scheduler-actor.js';
 export { EdgeActor } from './edge-actor.js';
-export type { EdgeProber } from './edge-actor.js';
+export type { EdgeProber, EdgeServices } from './edge-actor.js';
+export type { SchedulerServices } from './scheduler-actor.js';
+export type { TickEngineServices } from './gpu-worker-actor.js';
+export type { StreamServices } from './gpu-stream-actor.js';
+export type { CoordinatorServices } from './coordinator-actor.js';
+export type { PortalServices } from './services.js';
+export { actorProxy } from './api.js';
+export type {
+  ActorRefSource,
+  PortalActorTypes,
+  SchedulerActorApi,
+  EdgeActorApi,
+  GpuWorkerActorApi,
+  GpuStreamActorApi,
+  CoordinatorActorApi,
+} from './api.js';
 export { GpuWorkerActor, engineOf } from './gpu-worker-actor.js';
 export type {
   EdgeConfig,

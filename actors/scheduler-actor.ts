@@ -10,8 +10,8 @@ import type { ChunkReport, DispatchBatch, CancelRequest } from '../common/index.
 import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.js';
 import { cidOf } from '../transfer/cid.js';
 import { hashFile } from '../transfer/chunk-writer.js';
-import { engineOf } from './gpu-worker-actor.js';
-import type { TickEngine } from '../engine/index.js';
+import { engineOf, type TickEngineServices } from './gpu-worker-actor.js';
+import { actorProxy, type SchedulerActorApi } from './api.js';
 import { RiskModel, learnedEdgeFactors, type RiskModelState } from '../learning/index.js';
 import type { EdgeSample, EdgeView, TransferRequest, TransferStatus } from './types.js';
 
@@ -32,6 +32,26 @@ interface Journal {
   activations?: number;
 }
 
+/** The services SchedulerActor takes. */
+export interface SchedulerServices extends TickEngineServices {
+  /** Dispatches, cancels and reports travel on it (required once a transfer runs). */
+  readonly bus?: Bus;
+  /** Ids of the transfers running on this host, for a dashboard on the same host. */
+  readonly transferRegistry?: Set<string>;
+}
+
+/**
+ * The transfer an actor owns once started or reloaded from its journal: the request, its parsed manifest and
+ * the journal are set together, and the ChunkScheduler once the transfer has been resumed on this activation.
+ */
+interface OwnedTransfer {
+  req: TransferRequest;
+  manifest: Manifest;
+  journal: Journal;
+  /** Present while the tick loop runs on this activation (and after it ended, for the final counters). */
+  core?: ChunkScheduler;
+}
+
 /**
  * One actor per transfer: owns the transfer's ChunkScheduler, runs its tick on a timer (50 ms by
  * default) through the host's TickEngine, publishes dispatch batches and cancels on the bus,
@@ -44,11 +64,9 @@ interface Journal {
  * transfer whose host went away. A running transfer adds its id to `services.transferRegistry`
  * (a Set, when the host has one) so that a dashboard on the same host can find it.
  */
-export class SchedulerActor extends Actor {
-  private req: TransferRequest | undefined;
-  private manifest: Manifest | undefined;
-  private core: ChunkScheduler | undefined;
-  private journal: Journal | undefined;
+export class SchedulerActor extends Actor<SchedulerServices> implements SchedulerActorApi {
+  /** Absent until `start` or a reactivation that finds a journal. */
+  private t: OwnedTransfer | undefined;
   private edgeViews: EdgeView[] = [];
   private sub: Subscription | undefined;
   private inbox: ChunkReport[] = [];
@@ -77,22 +95,20 @@ export class SchedulerActor extends Actor {
     const req = await this.ctx.state.get<TransferRequest>('request');
     const journal = await this.ctx.state.get<Journal>('journal');
     if (req && journal) {
-      this.req = req;
-      this.manifest = parseManifest(req.manifest);
-      this.journal = journal;
-      if (journal.state === 'running') await this.resume();
+      this.t = { req, manifest: parseManifest(req.manifest), journal };
+      if (journal.state === 'running') await this.resume(this.t);
     }
   }
 
   override async onDeactivate(): Promise<void> {
     this.sub?.unsubscribe();
     this.sub = undefined;
-    if (this.core && this.journal) await this.persist(true);
+    if (this.t?.core) await this.persist(true);
   }
 
   override async receiveReminder(name: string): Promise<void> {
     // Activation (onActivate) already resumed a running transfer; nothing else to do.
-    if (name === KEEPALIVE && this.journal && this.journal.state !== 'running')
+    if (name === KEEPALIVE && this.t && this.t.journal.state !== 'running')
       await this.ctx.unregisterReminder(KEEPALIVE);
   }
 
@@ -109,32 +125,37 @@ export class SchedulerActor extends Actor {
     checkArg(typeof req.output === 'string' && req.output.length > 0, 'output', 'a file path');
     checkArg(Array.isArray(req.edges) && req.edges.length > 0, 'edges', 'at least one edge');
     const manifest = parseManifest(req.manifest);
-    if (this.journal && this.journal.manifestId !== manifest.id) {
+    const old = this.t;
+    if (old && old.journal.manifestId !== manifest.id) {
       throw new PortalError(
         'PORTAL_MANIFEST_MISMATCH',
-        `transfer ${req.transferId} has a journal for manifest ${this.journal.manifestId}, not ${manifest.id}`,
+        `transfer ${req.transferId} has a journal for manifest ${old.journal.manifestId}, not ${manifest.id}`,
       );
     }
-    if (this.journal && (this.core || this.journal.state !== 'running')) return this.status();
-    this.req = { ...req, manifest };
-    this.manifest = manifest;
-    this.journal ??= {
-      manifestId: manifest.id,
-      bitmap: '',
-      state: 'running',
-      verified: false,
-      startedAt: this.ctx.clock.wallNow(),
+    if (old && (old.core || old.journal.state !== 'running')) return this.status();
+    const t: OwnedTransfer = {
+      req: { ...req, manifest },
+      manifest,
+      journal: old?.journal ?? {
+        manifestId: manifest.id,
+        bitmap: '',
+        state: 'running',
+        verified: false,
+        startedAt: this.ctx.clock.wallNow(),
+      },
     };
-    this.journal.state = 'running';
-    await this.ctx.state.set('request', this.req);
-    await this.resume();
+    t.journal.state = 'running';
+    this.t = t;
+    await this.ctx.state.set('request', t.req);
+    await this.resume(t);
     return this.status();
   }
 
   /** Applies a batch of executor reports (the bus subscription batches them into one turn). */
   async reports(arg: { items: ChunkReport[] }): Promise<{ applied: number; ignored: number }> {
-    const core = this.core;
-    if (!core || !this.manifest) return { applied: 0, ignored: arg.items.length };
+    const t = this.t;
+    const core = t?.core;
+    if (!t || !core) return { applied: 0, ignored: arg.items.length };
     let applied = 0;
     for (const r of arg.items) {
       if (r.transferId !== this.ctx.actorId || r.edgeIndex >= this.edgeViews.length) continue;
@@ -148,16 +169,16 @@ export class SchedulerActor extends Actor {
       if (outcome === 'stale' || outcome === 'duplicate') continue;
       applied++;
       if (outcome === 'completed') {
-        this.bytesDone += chunkRange(this.manifest, r.chunk).length;
+        this.bytesDone += chunkRange(t.manifest, r.chunk).length;
         this.perEdgeChunks[r.edgeIndex]++;
       }
       if (r.reason !== 'cancelled') {
         this.risk?.observe({
-          peer: this.req!.edges[r.edgeIndex].id,
+          peer: t.req.edges[r.edgeIndex].id,
           taskType: 'chunk',
           hour: new Date(this.ctx.clock.wallNow()).getUTCHours(),
           load: core.edges.queueDepth[r.edgeIndex] + 1,
-          work: r.bytes || this.manifest.chunkSize,
+          work: r.bytes || t.manifest.chunkSize,
           ok: r.ok,
           timeMs: r.transferMs,
         });
@@ -182,18 +203,18 @@ export class SchedulerActor extends Actor {
     }
     // Event-driven dispatch: a freed slot is refilled now rather than at the next timer tick, so an
     // edge whose chunks finish together does not sit idle for up to a tick period.
-    const gap = this.req?.dispatchOnReportMs ?? 5;
+    const gap = t.req.dispatchOnReportMs ?? 5;
     if (applied > 0 && gap >= 0 && this.ctx.clock.now() - this.lastTickAt >= gap) await this.tick();
     return { applied, ignored: arg.items.length - applied };
   }
 
   /** Timer callback: one scheduler tick, then dispatch, edge feedback and the journal. */
   async tick(): Promise<void> {
-    const core = this.core;
-    const req = this.req;
-    const m = this.manifest;
-    if (!core || !req || !m || this.journal?.state !== 'running') return;
-    await this.feedEdges();
+    const t = this.t;
+    const core = t?.core;
+    if (!t || !core || t.journal.state !== 'running') return;
+    const { req, manifest: m } = t;
+    await this.feedEdges(t, core);
     if (this.risk?.warm) {
       // learned time and risk replace the formula's time and health factors, and a
       // risk-aware limit ≤ the edge's max_parallel replaces it; during the warm-up the formula rules
@@ -245,11 +266,12 @@ export class SchedulerActor extends Actor {
       this.lastComplete = p.complete;
       this.lastProgressAt = now;
     }
-    if (core.done) await this.finish();
+    if (core.done) await this.finish(t);
     else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0)
-      await this.fail(`${p.failedPermanent} chunk(s) cannot be served by any edge`);
+      await this.fail(t, `${p.failedPermanent} chunk(s) cannot be served by any edge`);
     else if (now - this.lastProgressAt > (req.stallTimeoutMs ?? 60_000)) {
       await this.fail(
+        t,
         `stalled: nothing in flight for ${((now - this.lastProgressAt) / 1000).toFixed(0)} s; ${p.pending} chunk(s) wait for edges that are offline, ${p.failedPermanent} cannot be served by any edge`,
       );
     } else await this.persist(false);
@@ -257,9 +279,10 @@ export class SchedulerActor extends Actor {
 
   /** Where the transfer stands. */
   async status(): Promise<TransferStatus> {
-    const j = this.journal;
-    const m = this.manifest;
-    const p = this.core?.progress() ?? {
+    const j = this.t?.journal;
+    const m = this.t?.manifest;
+    const core = this.t?.core;
+    const p = core?.progress() ?? {
       total: m ? m.chunks.length : 0,
       complete: 0,
       inFlight: 0,
@@ -296,10 +319,10 @@ export class SchedulerActor extends Actor {
       lastTickMs: this.lastTickMs,
       backend: engineBackend,
       learned: this.risk !== undefined,
-      counters: this.core ? { ...this.core.counters } : zeroCounters(),
+      counters: core ? { ...core.counters } : zeroCounters(),
       edges: this.edgeViews.map((v, i): EdgeView => ({
         ...v,
-        queueDepth: this.core?.edges.queueDepth[i] ?? 0,
+        queueDepth: core?.edges.queueDepth[i] ?? 0,
       })),
       perEdgeChunks: [...this.perEdgeChunks],
     };
@@ -319,13 +342,14 @@ export class SchedulerActor extends Actor {
   }): Promise<{ edgeIndex: number }> {
     checkArg(typeof arg?.edgeId === 'string' && arg.edgeId.length > 0, 'edgeId', 'an edge id');
     checkArg(typeof arg.bitmap === 'string', 'bitmap', 'a base64 bitmap');
-    const core = this.core;
-    const req = this.req;
-    if (!core || !req || this.journal?.state !== 'running') return { edgeIndex: -1 };
-    if (arg.manifestId !== this.manifest!.id)
+    const t = this.t;
+    const core = t?.core;
+    if (!t || !core || t.journal.state !== 'running') return { edgeIndex: -1 };
+    const req = t.req;
+    if (arg.manifestId !== t.manifest.id)
       throw new PortalError(
         'PORTAL_MANIFEST_MISMATCH',
-        `have for manifest ${arg.manifestId} sent to transfer of ${this.manifest!.id}`,
+        `have for manifest ${arg.manifestId} sent to transfer of ${t.manifest.id}`,
       );
     const bitmap = Buffer.from(arg.bitmap, 'base64');
     let i = req.edges.findIndex((e) => e.id === arg.edgeId);
@@ -334,7 +358,7 @@ export class SchedulerActor extends Actor {
         this.ctx.log.warn({ edgeId: arg.edgeId }, 'no spare edge slot: announced edge ignored');
         return { edgeIndex: -1 };
       }
-      const view = await this.ctx.proxy('EdgeActor', arg.edgeId).invoke<EdgeView>('snapshot');
+      const view = await actorProxy(this.ctx, 'EdgeActor', arg.edgeId).invoke('snapshot');
       i = req.edges.length;
       req.edges.push({
         id: arg.edgeId,
@@ -351,7 +375,7 @@ export class SchedulerActor extends Actor {
       this.edgeViews.push(view);
       this.perEdgeChunks.push(0);
       this.edgeEpochs.push(-1);
-      this.applyView(core, i, view);
+      this.applyView(core, t.manifest, i, view);
       this.ctx.log.info({ edgeId: arg.edgeId, edgeIndex: i }, 'edge joined the transfer');
     } else {
       req.edges[i] = { ...req.edges[i], holds: arg.bitmap };
@@ -363,21 +387,19 @@ export class SchedulerActor extends Actor {
 
   /** Stops the transfer: cancels the tick loop and the reminder, keeps the journal. */
   async cancel(): Promise<TransferStatus> {
-    if (this.journal && this.journal.state === 'running') await this.fail('cancelled');
+    if (this.t && this.t.journal.state === 'running') await this.fail(this.t, 'cancelled');
     return this.status();
   }
 
   // ---- internals -----------------------------------------------------------------------------
 
   /** Builds the scheduler from the request and the journal and starts the tick loop. */
-  private async resume(): Promise<void> {
-    const req = this.req!;
-    const m = this.manifest!;
+  private async resume(t: OwnedTransfer): Promise<void> {
+    const { req, manifest: m, journal: j } = t;
     const n = m.chunks.length;
-    const j = this.journal!;
     j.activations = (j.activations ?? 0) + 1;
     // a multi-threaded CPU engine ranks large transfers from worker threads: the tables go on shared memory
-    const sharedMemory = (this.ctx.services.tickEngine as TickEngine | undefined)?.sharedMemory === true;
+    const sharedMemory = this.ctx.services.tickEngine?.sharedMemory === true;
     const core = new ChunkScheduler(
       {
         chunks: n,
@@ -393,17 +415,17 @@ export class SchedulerActor extends Actor {
     this.edgeViews = [];
     for (let i = 0; i < req.edges.length; i++) {
       const e = req.edges[i];
-      const view = await this.ctx.proxy('EdgeActor', e.id).invoke<EdgeView>('configure', e.config);
+      const view = await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('configure', e.config);
       this.edgeViews.push(view);
-      this.applyView(core, i, view);
+      this.applyView(core, m, i, view);
       if (e.holds === undefined || e.holds === 'all')
         for (let c = 0; c < n; c++) core.setAvailability(c, i, true);
       else core.setEdgeHoldings(i, Buffer.from(e.holds, 'base64'));
     }
     this.resumedChunks = 0;
     this.bytesDone = 0;
-    if (this.journal?.bitmap) {
-      const bitmap = Buffer.from(this.journal.bitmap, 'base64');
+    if (j.bitmap) {
+      const bitmap = Buffer.from(j.bitmap, 'base64');
       const all = (req.verifyOnResume ?? (m.fileSize <= 4 * 2 ** 30 ? 'all' : 'journaled')) === 'all';
       const { verified, recovered } = await this.verifyOutput(bitmap, m, req.output, all);
       for (const c of verified) {
@@ -421,13 +443,13 @@ export class SchedulerActor extends Actor {
       const saved = await this.ctx.state.get<RiskModelState>('risk');
       this.risk = saved ? RiskModel.fromJSON(saved) : new RiskModel();
     }
-    this.core = core;
-    (this.ctx.services.transferRegistry as Set<string> | undefined)?.add(this.ctx.actorId);
+    t.core = core;
+    this.ctx.services.transferRegistry?.add(this.ctx.actorId);
     this.epochMs = this.ctx.clock.now();
     this.lastProgressAt = 0;
     this.lastComplete = -1;
     this.sub?.unsubscribe();
-    const self = this.ctx.proxy('SchedulerActor', this.ctx.actorId);
+    const self = actorProxy(this.ctx, 'SchedulerActor', this.ctx.actorId);
     // Reports go in through the actor's own turn. A call that fails (the sidecar restarting, the
     // actor moving) is retried with backoff for about 25 s: reports are idempotent (stale attempts
     // are ignored), and one that is lost costs a refetch after the chunk's deadline.
@@ -498,9 +520,8 @@ export class SchedulerActor extends Actor {
   }
 
   /** Sends outcomes to EdgeActors and applies the views they return; refreshes every edge each second. */
-  private async feedEdges(): Promise<void> {
-    const core = this.core!;
-    const req = this.req!;
+  private async feedEdges(t: OwnedTransfer, core: ChunkScheduler): Promise<void> {
+    const req = t.req;
     const batches = [...this.samples.entries()];
     this.samples.clear();
     const now = this.ctx.clock.now();
@@ -510,14 +531,12 @@ export class SchedulerActor extends Actor {
     const byEdge = new Map(batches);
     await Promise.all(
       targets.map(async (i) => {
-        const proxy = this.ctx.proxy('EdgeActor', req.edges[i].id);
+        const proxy = actorProxy(this.ctx, 'EdgeActor', req.edges[i].id);
         try {
           const s = byEdge.get(i);
-          const view = s
-            ? await proxy.invoke<EdgeView>('observe', { samples: s })
-            : await proxy.invoke<EdgeView>('snapshot');
+          const view = s ? await proxy.invoke('observe', { samples: s }) : await proxy.invoke('snapshot');
           this.edgeViews[i] = view;
-          this.applyView(core, i, view);
+          this.applyView(core, t.manifest, i, view);
         } catch (err) {
           this.ctx.log.warn({ err, edge: req.edges[i].id }, 'edge actor unavailable; keeping its last view');
         }
@@ -525,10 +544,10 @@ export class SchedulerActor extends Actor {
     );
   }
 
-  private applyView(core: ChunkScheduler, i: number, v: EdgeView): void {
+  private applyView(core: ChunkScheduler, m: Manifest, i: number, v: EdgeView): void {
     const bandwidth = v.bandwidth > 0 ? v.bandwidth : (v.bandwidthHint ?? 0);
     const rtt = v.samples > 0 ? v.rtt : (v.rttHint ?? v.rtt);
-    const chunk = this.manifest!.chunkSize;
+    const chunk = m.chunkSize;
     core.updateEdge(i, {
       ...(this.risk?.warm ? {} : { bandwidth, rtt, health: v.health }),
       available: v.available,
@@ -542,26 +561,26 @@ export class SchedulerActor extends Actor {
     }
   }
 
-  private async finish(): Promise<void> {
-    const j = this.journal!;
+  private async finish(t: OwnedTransfer): Promise<void> {
+    const j = t.journal;
     j.state = 'verifying';
     await this.persist(true);
-    const sha = await hashFile(this.req!.output);
-    j.verified = sha === this.manifest!.fileSha256;
+    const sha = await hashFile(t.req.output);
+    j.verified = sha === t.manifest.fileSha256;
     j.finishedAt = this.ctx.clock.wallNow();
     if (j.verified) {
       j.state = 'done';
       this.ctx.log.info({ sha256: sha }, 'transfer complete and verified');
     } else {
       j.state = 'failed';
-      j.error = `sha256 of output ${sha} does not match manifest ${this.manifest!.fileSha256}`;
+      j.error = `sha256 of output ${sha} does not match manifest ${t.manifest.fileSha256}`;
       this.ctx.log.error({ sha256: sha }, 'transfer verification failed');
     }
     await this.stopLoop();
   }
 
-  private async fail(reason: string): Promise<void> {
-    const j = this.journal!;
+  private async fail(t: OwnedTransfer, reason: string): Promise<void> {
+    const j = t.journal;
     j.state = 'failed';
     j.error = reason;
     j.finishedAt = this.ctx.clock.wallNow();
@@ -578,12 +597,13 @@ export class SchedulerActor extends Actor {
   }
 
   private async persist(force: boolean): Promise<void> {
-    const j = this.journal;
-    if (!j) return;
+    const t = this.t;
+    if (!t) return;
+    const j = t.journal;
     const now = this.ctx.clock.now();
-    if (!force && now - this.lastPersist < (this.req?.persistMs ?? 100)) return;
+    if (!force && now - this.lastPersist < (t.req.persistMs ?? 100)) return;
     this.lastPersist = now;
-    if (this.core) j.bitmap = Buffer.from(this.core.completionBitmap()).toString('base64');
+    if (t.core) j.bitmap = Buffer.from(t.core.completionBitmap()).toString('base64');
     await this.ctx.state.set('journal', j);
     if (this.risk && (force || now - this.lastRiskSave >= 1000)) {
       this.lastRiskSave = now;
@@ -592,7 +612,7 @@ export class SchedulerActor extends Actor {
   }
 
   private bus(): Bus {
-    const b = this.ctx.services.bus as Bus | undefined;
+    const b = this.ctx.services.bus;
     if (!b) throw new PortalError('PORTAL_CONFIG_INVALID', 'no bus service configured on this host');
     return b;
   }

@@ -20,7 +20,7 @@ import {
   ProbeActor,
   type ActorRef,
 } from '../runtime/index.js';
-import { SchedulerActor, EdgeActor } from '../actors/index.js';
+import { SchedulerActor, EdgeActor, type PortalServices } from '../actors/index.js';
 import { createMemoryBus } from '../bus/index.js';
 import { createCpuTickEngine } from '../engine/index.js';
 import { freePort } from '../common/net.js';
@@ -128,7 +128,9 @@ async function main(): Promise<void> {
   const start = (cmd: string, args: string[]): void => {
     procs.push(spawn(cmd, args, { stdio: 'ignore', detached: true }));
   };
-  const services = { bus: createMemoryBus(), tickEngine: createCpuTickEngine() };
+  const bus = createMemoryBus();
+  const tickEngine = createCpuTickEngine();
+  const services: PortalServices = { bus, tickEngine };
   let dapr: ReturnType<typeof createDaprHost> | undefined;
   try {
     const [redisPort, placementPort, ph, pm, raft, appPort, httpPort, grpcPort, intPort, metPort] =
@@ -314,8 +316,8 @@ async function main(): Promise<void> {
         /* gone */
       }
     }
-    await services.bus.close();
-    await services.tickEngine.close();
+    await bus.close();
+    await tickEngine.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

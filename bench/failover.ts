@@ -13,7 +13,7 @@ import { startEmbeddedNode } from '../cli/run-transfer.js';
 import { createSilentLogger } from '../common/logger.js';
 import { subjects } from '../bus/index.js';
 import type { ChunkReport, DispatchBatch } from '../common/index.js';
-import { terminalStates, type TransferStatus } from '../actors/index.js';
+import { actorProxy, terminalStates, type TransferStatus } from '../actors/index.js';
 import { startNatsServer } from '../harness/index.js';
 import { arg, quantile } from './lib.js';
 
@@ -59,10 +59,10 @@ async function run(
           }
         }
       });
-      const actor = node.host.proxy('SchedulerActor', manifest.id);
+      const actor = actorProxy(node.host, 'SchedulerActor', manifest.id);
       await actor.invoke('start', { transferId: manifest.id, manifest, output, edges });
       let s: TransferStatus;
-      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state))
+      while (!terminalStates.includes((s = await actor.invoke('status')).state))
         await new Promise((r) => setTimeout(r, 50));
       if (!s.verified) throw new Error(`${label}: transfer not verified`);
     } finally {

@@ -15,6 +15,8 @@ import {
   GpuWorkerActor,
   routeEdgeEvents,
   terminalStates,
+  actorProxy,
+  type PortalServices,
   type TransferRequest,
   type TransferStatus,
 } from '../actors/index.js';
@@ -84,10 +86,11 @@ export async function startEmbeddedNode(opts: {
   const journal = createFileStateStore(journalDir(opts.output));
   const store = createRoutedStateStore({ SchedulerActor: journal }, createMemoryStateStore());
   const transfers = new Set<string>();
+  const services: PortalServices = { bus, tickEngine: engine, probeEdge, transferRegistry: transfers };
   const host = createEmbeddedHost({
     store,
     logger: opts.logger,
-    services: { bus, tickEngine: engine, probeEdge, transferRegistry: transfers },
+    services,
     callTimeoutMs: 120_000,
   });
   host.register(SchedulerActor);
@@ -156,13 +159,13 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     const reportSub = o.onReport
       ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), o.onReport)
       : undefined;
-    const actor = node.host.proxy('SchedulerActor', o.request.transferId);
-    let status = await actor.invoke<TransferStatus>('start', o.request);
+    const actor = actorProxy(node.host, 'SchedulerActor', o.request.transferId);
+    let status = await actor.invoke('start', o.request);
     o.onStarted?.(status);
     const every = o.progressMs ?? 250;
     while (!terminalStates.includes(status.state)) {
       await new Promise((r) => setTimeout(r, every));
-      status = await actor.invoke<TransferStatus>('status');
+      status = await actor.invoke('status');
       o.onProgress?.(status);
     }
     reportSub?.unsubscribe();

@@ -1,4 +1,5 @@
 import type { TransferStatus } from '../actors/index.js';
+import { actorProxy } from '../actors/api.js';
 import { checkArg } from '../common/errors.js';
 import type { ActorHostStats } from '../runtime/index.js';
 import { DashboardError } from './errors.js';
@@ -86,7 +87,7 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
       );
     });
     try {
-      return await Promise.race([host.proxy('SchedulerActor', id).invoke<TransferStatus>('status'), timeout]);
+      return await Promise.race([actorProxy(host, 'SchedulerActor', id).invoke('status'), timeout]);
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err));
     } finally {

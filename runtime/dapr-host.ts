@@ -65,7 +65,7 @@ export interface DaprHostOptions {
 }
 
 /** The Dapr actor host: ActorHost plus its lifecycle. */
-export interface DaprHost extends ActorHost {
+export interface DaprHost<S extends ActorServices = ActorServices> extends ActorHost<S> {
   readonly kind: 'dapr';
   /** Starts the app server, registers the actor types with the sidecar (GET /dapr/config) and waits for daprd. */
   start(): Promise<void>;
@@ -164,6 +164,11 @@ function sendError(res: Res, status: number, err: unknown): void {
  *   routes calls here (watchDaprSidecar): the next call reactivates the actor from the state store, restarting its
  *   timers, instead of a stale in-memory copy without timers answering. Sidecar outages are logged (warn / info).
  */
+export function createDaprHost<S extends ActorServices>(
+  opts: DaprHostOptions & { readonly services: S },
+): DaprHost<S>;
+/** A Dapr host without services (`ctx.services` is an empty object). */
+export function createDaprHost(opts: DaprHostOptions): DaprHost<Record<never, never>>;
 export function createDaprHost(opts: DaprHostOptions): DaprHost {
   checkArg(typeof opts === 'object' && opts !== null, 'opts', 'an object');
   checkArg(

@@ -38,7 +38,7 @@ export interface EmbeddedHostOptions {
 }
 
 /** The in-process actor host, with the operations tests and operators need beyond ActorHost. */
-export interface EmbeddedHost extends ActorHost {
+export interface EmbeddedHost<S extends ActorServices = ActorServices> extends ActorHost<S> {
   readonly kind: 'embedded';
   /** Loads the reminders of every actor from the store and schedules them; call once after register(). */
   ready(): Promise<void>;
@@ -117,6 +117,11 @@ const MINUTE = 60_000;
  * - Timers and reminders fire through the Clock; a firing whose predecessor's turn has not finished is
  *   skipped. Every turn, timer turns included, counts as activity for idle deactivation.
  */
+export function createEmbeddedHost<S extends ActorServices>(
+  opts: EmbeddedHostOptions & { readonly services: S },
+): EmbeddedHost<S>;
+/** An embedded host without services (`ctx.services` is an empty object). */
+export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost<Record<never, never>>;
 export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   checkArg(
     typeof opts === 'object' && opts !== null && typeof opts.store === 'object' && opts.store !== null,

@@ -1,8 +1,12 @@
-export { Actor } from './types.js';
+export { Actor, typedProxy } from './types.js';
 export type {
   ActorContext,
   ActorStateManager,
   ActorRef,
+  ActorProxy,
+  ActorMethodName,
+  ActorMethodArgs,
+  ActorMethodResult,
   ActorServices,
   ActorClass,
   StateStore,

@@ -9,7 +9,7 @@ import type { Logger } from '../common/logger.js';
  * actors are written that way on every host. One turn at a time per actor: a method call, a timer
  * callback or a reminder runs to completion before the next one starts.
  */
-export interface ActorContext {
+export interface ActorContext<S extends ActorServices = ActorServices> {
   readonly actorType: string;
   readonly actorId: string;
   /** Child logger with { actorType, actorId }. */
@@ -17,8 +17,11 @@ export interface ActorContext {
   readonly clock: Clock;
   /** Durable key/value state of this actor; cached, written back after each turn. */
   readonly state: ActorStateManager;
-  /** Process-local services (device, executors, bus) the host was configured with. */
-  readonly services: ActorServices;
+  /**
+   * Process-local services (bus, tick engine, executors' hooks…) the host was configured with, typed by the
+   * actor class as `Actor<S>`; the composition root that builds the host builds a value of that type.
+   */
+  readonly services: S;
   /**
    * Registers (or replaces) a timer that invokes `method(data)` on this actor every `periodMs`
    * after `dueMs`, as its own turn. Timers are not durable: they die with the activation.
@@ -47,19 +50,80 @@ export interface ActorStateManager {
   save(): Promise<void>;
 }
 
-/** Invokes methods on one actor; each call is a turn on that actor. */
+/**
+ * Invokes methods on one actor by name, unchecked; each call is a turn on that actor. This is the wire-level
+ * reference hosts hand out (the embedded HTTP API and tests of the hosts use it as is); code that knows the
+ * actor type wraps it with `typedProxy` to get an `ActorProxy` whose calls are type-checked.
+ */
 export interface ActorRef {
   readonly actorType: string;
   readonly actorId: string;
-  invoke<R = unknown>(method: string, arg?: unknown): Promise<R>;
+  invoke(method: string, arg?: unknown): Promise<unknown>;
 }
 
-/** Open bag of process-local services; actors look up what they need by name. */
-export type ActorServices = Readonly<Record<string, unknown>>;
+/**
+ * The method names of an actor interface `M` that callers may invoke: its members that are functions of at most
+ * one argument returning a promise (an actor interface is written like an Orleans grain interface:
+ * `interface EdgeActorApi { snapshot(): Promise<EdgeView> }`).
+ */
+export type ActorMethodName<M> = {
+  [K in keyof M & string]: M[K] extends (...args: infer P) => Promise<unknown>
+    ? P extends [] | [unknown] | [unknown?]
+      ? K
+      : never
+    : never;
+}[keyof M & string];
 
-/** Base class of every Portal actor. The class name is the actor type (as in Dapr). */
-export abstract class Actor {
-  constructor(protected readonly ctx: ActorContext) {}
+/** The argument list (none, or one argument) of method `K` of actor interface `M`. */
+export type ActorMethodArgs<M, K extends keyof M> = M[K] extends (...args: infer P) => Promise<unknown>
+  ? P
+  : never;
+
+/** What method `K` of actor interface `M` resolves to. */
+export type ActorMethodResult<M, K extends keyof M> = M[K] extends (...args: never[]) => Promise<infer R>
+  ? R
+  : never;
+
+/**
+ * A typed reference to one actor of interface `M`: the method name, its argument and its result are checked by
+ * the compiler (the host still checks at run time that the method exists on the class).
+ */
+export interface ActorProxy<M> {
+  readonly actorType: string;
+  readonly actorId: string;
+  invoke<K extends ActorMethodName<M>>(
+    method: K,
+    ...args: ActorMethodArgs<M, K>
+  ): Promise<ActorMethodResult<M, K>>;
+}
+
+/**
+ * Wraps an untyped `ActorRef` as an `ActorProxy<M>`. The caller states that the actor behind `ref` implements
+ * `M`; actor areas pair each actor type name with its interface once (actors/api.ts) so that callers never
+ * choose `M` by hand.
+ */
+export function typedProxy<M>(ref: ActorRef): ActorProxy<M> {
+  return {
+    actorType: ref.actorType,
+    actorId: ref.actorId,
+    invoke<K extends ActorMethodName<M>>(method: K, ...args: ActorMethodArgs<M, K>) {
+      // The one unchecked step of a typed call: the host returns the JSON result of `method` on an actor whose
+      // class implements M (the registry in actors/api.ts pairs type names with interfaces).
+      return ref.invoke(method, args[0]) as Promise<ActorMethodResult<M, K>>;
+    },
+  };
+}
+
+/**
+ * Process-local services a host hands every actor (`ctx.services`). The runtime does not know them: each area
+ * that defines actors names what its actors take in an interface of its own (actors/services.ts) and declares
+ * its actors as `Actor<ThatInterface>`; the composition root builds a value of that interface for the host.
+ */
+export type ActorServices = object;
+
+/** Base class of every Portal actor, typed by the services `S` it takes. The class name is the actor type (as in Dapr). */
+export abstract class Actor<S extends ActorServices = ActorServices> {
+  constructor(protected readonly ctx: ActorContext<S>) {}
   /** Called once per activation before the first turn. */
   async onActivate(): Promise<void> {}
   /** Called when the host deactivates the actor (idle, shutdown). */
@@ -69,7 +133,11 @@ export abstract class Actor {
 }
 
 /** Constructor of an actor class. */
-export type ActorClass<A extends Actor = Actor> = new (ctx: ActorContext) => A;
+/**
+ * Constructor of an actor class whose actors take services `S`. A class declared `Actor<SchedulerServices>` is an
+ * `ActorClass<S>` exactly when a host's services `S` give it what it reads (S assignable to SchedulerServices).
+ */
+export type ActorClass<S extends ActorServices = ActorServices> = new (ctx: ActorContext<S>) => Actor;
 
 /** Key/value store that actor state and reminders are kept in. */
 export interface StateStore {
@@ -83,10 +151,13 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
-/** A running actor host: embedded (in-process) or Dapr. */
-export interface ActorHost {
+/**
+ * A running actor host: embedded (in-process) or Dapr, configured with services `S`. `register` is a property (not
+ * a method) so that its parameter is checked strictly: a class that reads services the host lacks does not compile.
+ */
+export interface ActorHost<S extends ActorServices = ActorServices> {
   readonly kind: 'embedded' | 'dapr';
-  register(cls: ActorClass, name?: string): void;
+  readonly register: (cls: ActorClass<S>, name?: string) => void;
   proxy(actorType: string, actorId: string): ActorRef;
   /** Deactivates every actor (saving state) and stops timers/reminders. */
   stop(): Promise<void>;

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { createSystemClock, type Clock } from '../../common/clock.js';
 import { createLogger } from '../../common/logger.js';
 import { PortalError } from '../../common/errors.js';
-import { createEmbeddedHost, createMemoryStateStore, type ActorRef } from '../../runtime/index.js';
+import { createEmbeddedHost, createMemoryStateStore, type ActorProxy } from '../../runtime/index.js';
 import {
   CoordinatorActor,
   type CoordPolicy,
@@ -11,13 +11,8 @@ import {
   type CoordOracle,
   type CoordSnapshot,
 } from '../../actors/coordinator-actor.js';
-import {
-  splitEqualArea,
-  mergeTiles,
-  type SplitPlan,
-  type RenderedTile,
-  type TaskContext,
-} from '../../learning/index.js';
+import { actorProxy, type CoordinatorActorApi } from '../../actors/api.js';
+import { splitEqualArea, mergeTiles, type RenderedTile, type TaskContext } from '../../learning/index.js';
 import { createPrng } from '../../transfer/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
 import {
@@ -202,7 +197,7 @@ export const coordDemoCommand: CommandSpec = {
           const policy = POLICIES[(k + rep) % POLICIES.length];
           simHour = flags['start-hour'] as number;
           await pool.reset(seed * 1000);
-          const coord = host.proxy('CoordinatorActor', `${policy}-${rep}`); // a fresh coordinator (and model) per run
+          const coord = actorProxy(host, 'CoordinatorActor', `${policy}-${rep}`); // a fresh coordinator (and model) per run
           await coord.invoke('configure', { policy, maxAttempts: 3 });
           for (const p of DEMO_PEERS)
             await coord.invoke('registerPeer', {
@@ -230,10 +225,7 @@ export const coordDemoCommand: CommandSpec = {
             // what the model believes at the end (load 0, current hour) beside the oracle's truth, ms per work unit
             const table: Record<string, Record<string, { predicted: number; truth: number }>> = {};
             for (const type of ['render', 'physics', 'audio'] as const) {
-              for (const rk of await coord.invoke<Array<{ peer: string; timeMs: number; load: number }>>(
-                'rankPeers',
-                { type },
-              )) {
+              for (const rk of await coord.invoke('rankPeers', { type })) {
                 const hour = new Date(clock.wallNow()).getUTCHours();
                 (table[rk.peer] ??= {})[type] = {
                   predicted: rk.timeMs,
@@ -381,7 +373,7 @@ function averageRuns(rs: PolicyResult[]): PolicyResult {
 
 async function runPolicy(
   policy: CoordPolicy,
-  coord: ActorRef,
+  coord: ActorProxy<CoordinatorActorApi>,
   jobs: Job[],
   total: number,
   setHour: (h: number) => void,
@@ -454,7 +446,7 @@ async function runPolicy(
       if (policy === 'heuristic')
         planned = splitEqualArea(map, TILES); // the naive split: equal areas, placed by the heuristic
       else {
-        const plan = await coord.invoke<SplitPlan>('split', {
+        const plan = await coord.invoke('split', {
           task: {
             type: 'render',
             complexity: { width: map.width, height: map.height, data: Array.from(map.data) },
@@ -533,7 +525,7 @@ async function runPolicy(
       merged.covered === W * H &&
       Buffer.from(merged.image).equals(Buffer.from(renderTile(lastView, 0, 0, W, H).pixels));
   }
-  const snapshot = await coord.invoke<CoordSnapshot>('snapshot');
+  const snapshot = await coord.invoke('snapshot');
   return {
     result: {
       policy,

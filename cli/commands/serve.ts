@@ -9,7 +9,6 @@ import {
   daprDefaults,
   ProbeActor,
   type ActorHost,
-  type ActorServices,
 } from '../../runtime/index.js';
 import { createBusFromEnv, natsOptionsFromEnv, type Bus } from '../../bus/index.js';
 import { createNatsStreamTransport } from '../../stream/index.js';
@@ -25,6 +24,7 @@ import {
   GpuStreamActor,
   gpuStreamMetricsSource,
   routeEdgeEvents,
+  type PortalServices,
 } from '../../actors/index.js';
 import { registerStreamMetrics } from '../../stream/index.js';
 import { PortalError, isPortalError } from '../../common/errors.js';
@@ -255,7 +255,7 @@ export const serveCommand: CommandSpec = {
     const streamTransport = nats
       ? await createNatsStreamTransport({ ...nats, name: `portal-stream-${process.pid}`, logger })
       : undefined;
-    const services: ActorServices = {
+    const services: PortalServices = {
       bus,
       tickEngine: engine,
       probeEdge,

@@ -5,6 +5,7 @@ import { subjects } from '../../bus/index.js';
 import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../../common/index.js';
 import { terminalStates, type TransferStatus, type EdgeView } from '../../actors/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
+import { actorProxy } from '../../actors/api.js';
 
 const logger = createSilentLogger();
 
@@ -24,7 +25,7 @@ describe('edge events', () => {
     const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
     try {
       node.executor.attach(mesh.manifest.id);
-      const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
+      const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
       // start with the slow edge only
       await actor.invoke('start', {
         transferId: mesh.manifest.id,
@@ -58,19 +59,19 @@ describe('edge events', () => {
       const announced = Date.now();
       let s: TransferStatus;
       for (;;) {
-        s = await actor.invoke<TransferStatus>('status');
+        s = await actor.invoke('status');
         if (s.edges.length === 2 && ((s.edges[1].queueDepth ?? 0) > 0 || s.perEdgeChunks[1] > 0)) break;
         if (Date.now() - announced > 2000) throw new Error('announced edge never got work');
         await new Promise((r) => setTimeout(r, 10));
       }
       expect(Date.now() - announced).toBeLessThan(500);
       expect(s.edges[1]).toMatchObject({ id: 'fast', url: mesh.servers[1].url, available: true });
-      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state))
+      while (!terminalStates.includes((s = await actor.invoke('status')).state))
         await new Promise((r) => setTimeout(r, 50));
       expect(s.state).toBe('done');
       expect(s.verified).toBe(true);
       expect(s.perEdgeChunks[1]).toBeGreaterThan(s.perEdgeChunks[0]);
-      const edge = await node.host.proxy('EdgeActor', 'fast').invoke<EdgeView>('snapshot');
+      const edge = await actorProxy(node.host, 'EdgeActor', 'fast').invoke('snapshot');
       expect(edge.samples).toBeGreaterThan(0);
     } finally {
       await node.close();
@@ -86,7 +87,7 @@ describe('edge events', () => {
     const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
     try {
       node.executor.attach(mesh.manifest.id);
-      const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
+      const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
       await actor.invoke('start', {
         transferId: mesh.manifest.id,
         manifest: mesh.manifest,
@@ -104,7 +105,7 @@ describe('edge events', () => {
         url: '',
       } satisfies EdgeTelemetryEvent);
       let s: TransferStatus;
-      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state))
+      while (!terminalStates.includes((s = await actor.invoke('status')).state))
         await new Promise((r) => setTimeout(r, 50));
       expect(s.verified).toBe(true);
       expect(s.edges[0].available).toBe(false);

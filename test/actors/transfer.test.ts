@@ -7,6 +7,7 @@ import { terminalStates, type TransferStatus, type EdgeView } from '../../actors
 import { isPortalError } from '../../common/errors.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { createParallelCpuTickEngine } from '../../engine/index.js';
+import { actorProxy } from '../../actors/api.js';
 
 const logger = createSilentLogger();
 const sha = async (p: string) =>
@@ -61,7 +62,7 @@ describe('transfers on the embedded host', () => {
     const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
     try {
       node.executor.attach(mesh.manifest.id);
-      const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
+      const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
       await actor.invoke('start', {
         transferId: mesh.manifest.id,
         manifest: mesh.manifest,
@@ -70,7 +71,7 @@ describe('transfers on the embedded host', () => {
         learned: true,
       });
       let s: TransferStatus;
-      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state))
+      while (!terminalStates.includes((s = await actor.invoke('status')).state))
         await new Promise((r) => setTimeout(r, 50));
       expect(s.verified).toBe(true);
       expect(s.learned).toBe(true);
@@ -101,7 +102,7 @@ describe('transfers on the embedded host', () => {
     const node = await startEmbeddedNode({ output, logger, tickEngine });
     try {
       node.executor.attach(mesh.manifest.id);
-      const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
+      const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
       await actor.invoke('start', {
         transferId: mesh.manifest.id,
         manifest: mesh.manifest,
@@ -109,7 +110,7 @@ describe('transfers on the embedded host', () => {
         edges: mesh.edges,
       });
       let s: TransferStatus;
-      while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state))
+      while (!terminalStates.includes((s = await actor.invoke('status')).state))
         await new Promise((r) => setTimeout(r, 50));
       expect(s.verified).toBe(true);
       expect(await sha(output)).toBe(mesh.manifest.fileSha256);
@@ -182,7 +183,7 @@ describe('transfers on the embedded host', () => {
           if (r.ok) fetched.set(r.chunk, (fetched.get(r.chunk) ?? 0) + 1);
         },
       );
-      const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
+      const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
       await actor.invoke('start', {
         transferId: mesh.manifest.id,
         manifest: mesh.manifest,
@@ -190,13 +191,11 @@ describe('transfers on the embedded host', () => {
         edges: mesh.edges,
         persistMs: 0,
       });
-      await waitFor(async () => (await actor.invoke<TransferStatus>('status')).complete >= 20);
+      await waitFor(async () => (await actor.invoke('status')).complete >= 20);
       await node.host.deactivate('SchedulerActor', mesh.manifest.id);
-      let s = await actor.invoke<TransferStatus>('status'); // reactivates and resumes
+      let s = await actor.invoke('status'); // reactivates and resumes
       expect(s.resumedChunks).toBeGreaterThanOrEqual(20);
-      await waitFor(async () =>
-        terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state),
-      );
+      await waitFor(async () => terminalStates.includes((s = await actor.invoke('status')).state));
       expect(s.state).toBe('done');
       expect(s.verified).toBe(true);
       // only chunks that were in flight at the deactivation (max_parallel 2) may have been fetched twice
@@ -213,7 +212,7 @@ describe('transfers on the embedded host', () => {
     const output = path.join(mesh.dir, 'out.bin');
     const node = await startEmbeddedNode({ output, logger });
     try {
-      const actor = node.host.proxy('SchedulerActor', mesh.manifest.id);
+      const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
       const bad = { ...mesh.manifest, chunks: mesh.manifest.chunks.slice(1) };
       await expect(
         actor.invoke('start', { transferId: mesh.manifest.id, manifest: bad, output, edges: mesh.edges }),
@@ -224,11 +223,14 @@ describe('transfers on the embedded host', () => {
       await expect(node.host.proxy('NoSuchActor', 'x').invoke('status')).rejects.toMatchObject({
         code: 'PORTAL_UNKNOWN_ACTOR_TYPE',
       });
-      await expect(actor.invoke('constructor')).rejects.toMatchObject({
+      // an untyped reference: the typed proxy would not let this name compile
+      await expect(
+        node.host.proxy('SchedulerActor', mesh.manifest.id).invoke('constructor'),
+      ).rejects.toMatchObject({
         code: 'PORTAL_UNKNOWN_ACTOR_METHOD',
       });
       await expect(
-        node.host.proxy('EdgeActor', 'never-configured').invoke<EdgeView>('snapshot'),
+        actorProxy(node.host, 'EdgeActor', 'never-configured').invoke('snapshot'),
       ).rejects.toMatchObject({ code: 'PORTAL_UNKNOWN_EDGE' });
       const err = await actor
         .invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges: [] })

@@ -22,6 +22,7 @@ import { createExecutor } from '../../transfer/index.js';
 import { probeEdge } from '../../cli/probe.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
+import { actorProxy } from '../../actors/api.js';
 
 const logger = createSilentLogger();
 
@@ -362,8 +363,8 @@ describe('idempotence over NATS', () => {
     try {
       executor.attach(transferId);
       const output = path.join(mesh.dir, 'out.bin');
-      const actor = host.proxy('SchedulerActor', transferId);
-      let status = await actor.invoke<TransferStatus>('start', {
+      const actor = actorProxy(host, 'SchedulerActor', transferId);
+      let status = await actor.invoke('start', {
         transferId,
         manifest: mesh.manifest,
         output,
@@ -373,7 +374,7 @@ describe('idempotence over NATS', () => {
       const end = Date.now() + 60_000;
       while (!terminalStates.includes(status.state) && Date.now() < end) {
         await new Promise((r) => setTimeout(r, 50));
-        status = await actor.invoke<TransferStatus>('status');
+        status = await actor.invoke('status');
       }
       expect(status.state).toBe('done');
       expect(status.verified).toBe(true);

@@ -7,6 +7,7 @@ import { terminalStates, type TransferStatus } from '../../actors/index.js';
 import { createDashboard, type Dashboard } from '../../dashboard/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { launchChromium, type TestBrowser } from './chromium.js';
+import { actorProxy } from '../../actors/api.js';
 
 const logger = createSilentLogger();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,7 +57,7 @@ describe('dashboard in a real browser', () => {
     await page.goto(dash.url);
 
     node.executor.attach(id);
-    const actor = node.host.proxy('SchedulerActor', id);
+    const actor = actorProxy(node.host, 'SchedulerActor', id);
     await actor.invoke('start', { transferId: id, manifest: mesh.manifest, output, edges: mesh.edges });
 
     // edges appear
@@ -121,7 +122,7 @@ describe('dashboard in a real browser', () => {
     // the transfer ends; the page says so
     let s: TransferStatus;
     const end = Date.now() + 60_000;
-    while (!terminalStates.includes((s = await actor.invoke<TransferStatus>('status')).state)) {
+    while (!terminalStates.includes((s = await actor.invoke('status')).state)) {
       if (Date.now() > end) throw new Error('transfer did not finish');
       await sleep(100);
     }

@@ -7,6 +7,7 @@ import {
   type PeerDispatch,
   type CoordSnapshot,
 } from '../../actors/coordinator-actor.js';
+import { actorProxy } from '../../actors/api.js';
 
 /** In-process peers: each answer advances the manual clock by the peer's service time, so the coordinator measures it. */
 function fakePeers(
@@ -48,7 +49,7 @@ async function setup(
   });
   host.register(CoordinatorActor);
   await host.ready();
-  const coord = host.proxy('CoordinatorActor', 'c1');
+  const coord = actorProxy(host, 'CoordinatorActor', 'c1');
   for (const id of Object.keys(behave))
     await coord.invoke('registerPeer', { id, maxConcurrent, latencyHintMs: 10 });
   const until = async (n: number): Promise<void> => {
@@ -72,7 +73,7 @@ describe('CoordinatorActor on the embedded host', () => {
     await s.until(1);
     expect(s.outcomes[0]).toMatchObject({ taskId: 't1', ok: true, peer: 'good', attempts: 2, failures: 1 });
     expect(s.transport.log.map((d) => d.peer)).toEqual(['bad', 'good']);
-    const snap = await s.coord.invoke<CoordSnapshot>('snapshot');
+    const snap = await s.coord.invoke('snapshot');
     expect(snap.counters).toMatchObject({ completed: 1, failures: 1, retries: 1, failedTasks: 0 });
   });
 
@@ -110,7 +111,7 @@ describe('CoordinatorActor on the embedded host', () => {
       services: { coordinatorTransport: transport, coordinatorSink: (o: TaskOutcome) => outcomes.push(o) },
     });
     host.register(CoordinatorActor);
-    const coord = host.proxy('CoordinatorActor', 'c');
+    const coord = actorProxy(host, 'CoordinatorActor', 'c');
     await coord.invoke('registerPeer', { id: 'only', maxConcurrent: 3, latencyHintMs: 1 });
     await coord.invoke('submit', {
       tasks: Array.from({ length: 10 }, (_, i) => ({ id: `t${i}`, type: 'x', work: 1 })),
@@ -138,15 +139,15 @@ describe('CoordinatorActor on the embedded host', () => {
     }
     const late = s.transport.log.slice(30);
     expect(late.every((d) => (d.type === 'render' ? d.peer === 'gpu' : d.peer === 'cpu'))).toBe(true);
-    const before = await s.coord.invoke<CoordSnapshot>('snapshot');
+    const before = await s.coord.invoke('snapshot');
     const model = await s.coord.invoke('exportModel');
     await s.host.deactivate('CoordinatorActor', 'c1');
     expect(s.host.stats().deactivations).toBe(1);
-    const after = await s.coord.invoke<CoordSnapshot>('snapshot');
+    const after = await s.coord.invoke('snapshot');
     expect(after.observations).toBe(before.observations);
     expect(after.warm).toBe(true);
     expect(await s.coord.invoke('exportModel')).toEqual(model);
-    const ranks = await s.coord.invoke<Array<{ peer: string; timeMs: number }>>('rankPeers', {
+    const ranks = await s.coord.invoke('rankPeers', {
       type: 'render',
     });
     expect(ranks[0].peer).toBe('gpu');

@@ -14,7 +14,7 @@ import { Reminded, Ticker, createTestServices, tick, type TestServices } from '.
 
 let svc: TestServices;
 let clock: ManualClock;
-let hosts: EmbeddedHost[];
+let hosts: EmbeddedHost<TestServices>[];
 let dirs: string[];
 
 beforeEach(() => {
@@ -30,11 +30,11 @@ afterEach(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-function newHost(store: StateStore, hostClock: ManualClock = clock): EmbeddedHost {
+function newHost(store: StateStore, hostClock: ManualClock = clock): EmbeddedHost<TestServices> {
   const host = createEmbeddedHost({
     store,
     clock: hostClock,
-    services: svc as unknown as Record<string, unknown>,
+    services: svc,
   });
   host.register(Ticker);
   host.register(Reminded);
@@ -42,7 +42,7 @@ function newHost(store: StateStore, hostClock: ManualClock = clock): EmbeddedHos
   return host;
 }
 
-async function advance(host: EmbeddedHost, ms: number, step = ms): Promise<void> {
+async function advance(host: EmbeddedHost<TestServices>, ms: number, step = ms): Promise<void> {
   for (let t = 0; t < ms; t += step) {
     clock.advance(Math.min(step, ms - t));
     await host.settle();

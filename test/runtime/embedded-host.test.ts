@@ -7,19 +7,20 @@ import {
   createMemoryStateStore,
   type EmbeddedHost,
   type StateStore,
+  typedProxy,
 } from '../../runtime/index.js';
 import { Counter, createTestServices, tick, type TestServices } from './fixtures.js';
 
 let svc: TestServices;
 let store: StateStore;
 let clock: ManualClock;
-let host: EmbeddedHost;
+let host: EmbeddedHost<TestServices>;
 
 beforeEach(() => {
   svc = createTestServices();
   store = createMemoryStateStore();
   clock = new ManualClock();
-  host = createEmbeddedHost({ store, clock, services: svc as unknown as Record<string, unknown> });
+  host = createEmbeddedHost({ store, clock, services: svc });
   host.register(Counter);
 });
 
@@ -48,8 +49,8 @@ test('embedded host: activates an actor on its first call, exactly once', async 
 });
 
 test('embedded host: runs one turn at a time per actor, so 50 concurrent read-yield-write calls count to 50', async () => {
-  const ref = host.proxy('Counter', 'a');
-  const results = await Promise.all(Array.from({ length: 50 }, () => ref.invoke<number>('increment')));
+  const ref = typedProxy<Counter>(host.proxy('Counter', 'a'));
+  const results = await Promise.all(Array.from({ length: 50 }, () => ref.invoke('increment')));
   expect(await ref.invoke('get')).toBe(50);
   expect([...results].sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
   expect(results).toEqual(Array.from({ length: 50 }, (_, i) => i + 1)); // FIFO order
@@ -197,7 +198,7 @@ test('embedded host: gives each actor a child logger carrying actorType and acto
   const logged = createEmbeddedHost({
     store,
     clock,
-    services: svc as unknown as Record<string, unknown>,
+    services: svc,
     logger: createLogger({ level: 'info', destination }),
   });
   logged.register(Counter);

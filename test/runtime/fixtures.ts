@@ -1,4 +1,4 @@
-import { Actor } from '../../runtime/index.js';
+import { Actor, typedProxy } from '../../runtime/index.js';
 
 /** Services the test actors report to: an event log and a gate tests open when they choose. */
 export interface TestServices {
@@ -29,9 +29,9 @@ export function createTestServices(): TestServices {
 /** Lets pending I/O callbacks and promise jobs run once. */
 export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-abstract class Recording extends Actor {
+abstract class Recording extends Actor<TestServices> {
   protected get svc(): TestServices {
-    return this.ctx.services as unknown as TestServices;
+    return this.ctx.services;
   }
   protected _record(event: string): void {
     this.svc.events.push(`${this.ctx.actorId}:${event}`);
@@ -60,13 +60,13 @@ export class Counter extends Recording {
     throw new Error('boom');
   }
   async callSelf(): Promise<number> {
-    return this.ctx.proxy('Counter', this.ctx.actorId).invoke<number>('get');
+    return typedProxy<Counter>(this.ctx.proxy('Counter', this.ctx.actorId)).invoke('get');
   }
   async callVia(otherId: string): Promise<number> {
-    return this.ctx.proxy('Counter', otherId).invoke<number>('callBack', this.ctx.actorId);
+    return typedProxy<Counter>(this.ctx.proxy('Counter', otherId)).invoke('callBack', this.ctx.actorId);
   }
   async callBack(callerId: string): Promise<number> {
-    return this.ctx.proxy('Counter', callerId).invoke<number>('get');
+    return typedProxy<Counter>(this.ctx.proxy('Counter', callerId)).invoke('get');
   }
   async hold(): Promise<string> {
     this._record('hold-start');

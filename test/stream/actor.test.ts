@@ -5,6 +5,7 @@ import { GpuStreamActor } from '../../actors/index.js';
 import type { GpuStreamStatus } from '../../actors/gpu-stream-actor.js';
 import { streamSubjects, type StreamBusMessage, type StreamProcessingMetrics } from '../../stream/index.js';
 import { idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
+import { actorProxy } from '../../actors/api.js';
 
 test('actor: on the embedded host with the in-process bus, pushed records come out once on the bus, and a reactivated actor starts again', async () => {
   const bus = createMemoryBus();
@@ -19,8 +20,8 @@ test('actor: on the embedded host with the in-process bus, pushed records come o
   bus.subscribe<StreamBusMessage>(streamSubjects.output('local'), (m) => {
     for (const x of idsOf(m.records, 4)) seen[x]++;
   });
-  const a = host.proxy('GpuStreamActor', 'local');
-  const st = await a.invoke<GpuStreamStatus>('start', {
+  const a = actorProxy(host, 'GpuStreamActor', 'local');
+  const st = await a.invoke('start', {
     kernel: { type: 'registered', name: 'seq' },
     backend: 'cpu',
     config: { backpressure: { bufferCapacity: 1000, dropOldestOnFull: false } },
@@ -28,14 +29,14 @@ test('actor: on the embedded host with the in-process bus, pushed records come o
   expect(st).toMatchObject({ source: 'direct', backend: 'cpu', inputRecordBytes: 8, outputRecordBytes: 16 });
   for (let i = 0; i < 5; i++)
     await a.invoke('push', { records: Buffer.from(seqRecords(i * 1000, 1000)).toString('base64') });
-  const m = await a.invoke<StreamProcessingMetrics>('drain');
+  const m = await a.invoke('drain');
   expect(m.totalItemsProcessed).toBe(5000);
   await waitFor(() => seen.every((c) => c === 1), 5000, 'all ids once');
   await expect(a.invoke('push', { records: 'AAAA' })).rejects.toMatchObject({
     code: 'PORTAL_STREAM_BAD_RECORDS',
   });
   await host.deactivate('GpuStreamActor', 'local');
-  const again = await a.invoke<GpuStreamStatus>('status'); // reactivates from state
+  const again = await a.invoke('status'); // reactivates from state
   expect(again).toMatchObject({ running: true, kernel: 'user:seq' });
   await a.invoke('stop');
   await host.stop();

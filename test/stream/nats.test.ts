@@ -1,6 +1,6 @@
 import { createSilentLogger } from '../../common/logger.js';
 import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';
-import { EdgeActor, GpuStreamActor, type EdgeView } from '../../actors/index.js';
+import { EdgeActor, GpuStreamActor, type EdgeView, type PortalServices } from '../../actors/index.js';
 import type { GpuStreamStatus } from '../../actors/gpu-stream-actor.js';
 import {
   createStreamProcessor,
@@ -15,6 +15,7 @@ import { createNatsStreamTransport, type NatsStreamTransport } from '../../strea
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { fakeExecutor, idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
 import { streamRequireGpuFromEnv } from '../../cli/env.js';
+import { actorProxy } from '../../actors/api.js';
 
 const logger = createSilentLogger();
 let server: TestNatsServer;
@@ -41,15 +42,12 @@ async function produce(streamId: string, msgs: Uint8Array[], window = 64): Promi
 }
 
 function hostWith() {
-  const host = createEmbeddedHost({
-    store: createMemoryStateStore(),
-    logger,
-    services: {
-      streamTransport: transport,
-      streamKernels: { seq: seqKernel },
-      streamRequireGpu: streamRequireGpuFromEnv(),
-    },
-  });
+  const services: PortalServices = {
+    streamTransport: transport,
+    streamKernels: { seq: seqKernel },
+    streamRequireGpu: streamRequireGpuFromEnv(),
+  };
+  const host = createEmbeddedHost({ store: createMemoryStateStore(), logger, services });
   host.register(GpuStreamActor);
   host.register(EdgeActor);
   return host;
@@ -64,8 +62,8 @@ test('integration: 100K records published to JetStream are all processed once by
     for (const x of idsOf(data, 4)) seen[x]++;
     outputs += data.byteLength / 16;
   });
-  const actor = host.proxy('GpuStreamActor', id);
-  const st = await actor.invoke<GpuStreamStatus>('start', { kernel: { type: 'registered', name: 'seq' } });
+  const actor = actorProxy(host, 'GpuStreamActor', id);
+  const st = await actor.invoke('start', { kernel: { type: 'registered', name: 'seq' } });
   expect(st.source).toBe('nats');
   await produce(
     id,
@@ -80,7 +78,7 @@ test('integration: 100K records published to JetStream are all processed once by
   await new Promise((r) => setTimeout(r, 100)); // a duplicate would arrive by now
   expect(outputs).toBe(100_000);
   expect(seen.every((c) => c === 1)).toBe(true);
-  const m = await actor.invoke<StreamProcessingMetrics>('metrics');
+  const m = await actor.invoke('metrics');
   expect(m).toMatchObject({
     totalItemsProcessed: 100_000,
     totalItemsFailed: 0,
@@ -166,9 +164,12 @@ test('integration: 1M telemetry samples are processed in sub-batches, aggregate 
   const edges = 8;
   const edgeIds = Array.from({ length: edges }, (_, e) => `edge${e}`);
   for (const e of edgeIds)
-    await host
-      .proxy('EdgeActor', e)
-      .invoke('configure', { url: `http://${e}.test`, kind: 'portal', flags: 0, maxParallel: 4 });
+    await actorProxy(host, 'EdgeActor', e).invoke('configure', {
+      url: `http://${e}.test`,
+      kind: 'portal',
+      flags: 0,
+      maxParallel: 4,
+    });
   const total = { samples: 0, bytes: 0 };
   const sub = transport.subscribe(streamSubjects.output(id), (data) => {
     for (const u of edgeUpdates(data)) {
@@ -176,7 +177,7 @@ test('integration: 1M telemetry samples are processed in sub-batches, aggregate 
       total.bytes += u.bytes;
     }
   });
-  const actor = host.proxy('GpuStreamActor', id);
+  const actor = actorProxy(host, 'GpuStreamActor', id);
   await actor.invoke('start', { kernel: { type: 'edge-telemetry', edges, edgeIds } });
   const msgs: Uint8Array[] = [];
   let expectBytes = 0;
@@ -193,20 +194,20 @@ test('integration: 1M telemetry samples are processed in sub-batches, aggregate 
   }
   await produce(id, msgs);
   await waitFor(
-    async () => (await actor.invoke<StreamProcessingMetrics>('metrics')).totalItemsProcessed >= 1_000_000,
+    async () => (await actor.invoke('metrics')).totalItemsProcessed >= 1_000_000,
     60_000,
     '1M processed',
   );
   await waitFor(() => total.samples >= 1_000_000, 10_000, 'all aggregates');
-  const m = await actor.invoke<StreamProcessingMetrics>('metrics');
+  const m = await actor.invoke('metrics');
   expect(total).toEqual({ samples: 1_000_000, bytes: expectBytes });
   expect(m.totalItemsProcessed).toBe(1_000_000);
   expect(m.totalBatchesProcessed).toBeGreaterThanOrEqual(100); // no batch above the max of 10,000
   expect(m.averageBatchSize).toBeLessThanOrEqual(10_000);
   expect(m.batchEfficiency).toBeCloseTo(m.averageBatchSize / 10_000, 9);
-  const st = await actor.invoke<GpuStreamStatus>('status');
+  const st = await actor.invoke('status');
   expect(st.edgeFeedErrors).toBe(0);
-  const v = await host.proxy('EdgeActor', 'edge3').invoke<EdgeView>('snapshot');
+  const v = await actorProxy(host, 'EdgeActor', 'edge3').invoke('snapshot');
   expect(v.samples).toBeGreaterThan(0);
   expect(v.bandwidth).toBeGreaterThan((1_000_000 / 0.05) * 0.5);
   // the GPU (or CPU) output equals the CPU reference for one message

@@ -1,0 +1,110 @@
+import type { ActorProxy, ActorRef } from '../runtime/types.js';
+import { typedProxy } from '../runtime/types.js';
+import type { ChunkReport } from '../bus/types.js';
+import type { TickEngineStats } from '../engine/index.js';
+import type { StreamProcessingMetrics } from '../stream/index.js';
+import type { RiskModelState, SplitPlan, SplitTask } from '../learning/index.js';
+import type {
+  EdgeConfig,
+  EdgeSample,
+  EdgeTelemetry,
+  EdgeView,
+  TransferRequest,
+  TransferStatus,
+} from './types.js';
+import type {
+  CoordPeer,
+  CoordPolicy,
+  CoordSnapshot,
+  CoordTask,
+  PeerRank,
+  PeerReport,
+} from './coordinator-actor.js';
+import type { GpuStreamStartRequest, GpuStreamStatus } from './gpu-stream-actor.js';
+
+/*
+ * Actor interfaces: what callers may invoke on each of Portal's actor types, written the way Orleans grain
+ * interfaces are (each method takes at most one JSON argument and returns a promise). Each actor class
+ * `implements` its interface, so the compiler checks the class against it; callers reach an actor through
+ * `actorProxy(host, 'EdgeActor', id)`, which checks the method name, the argument and the result.
+ */
+
+/** The calls SchedulerActor answers (one actor per transfer; the id is the transfer id). */
+export interface SchedulerActorApi {
+  /** Starts or resumes the transfer; idempotent for the same manifest. */
+  start(req: TransferRequest): Promise<TransferStatus>;
+  /** Applies a batch of executor reports. */
+  reports(arg: { items: ChunkReport[] }): Promise<{ applied: number; ignored: number }>;
+  /** One scheduler tick (the tick timer's callback). */
+  tick(): Promise<void>;
+  /** Where the transfer stands. */
+  status(): Promise<TransferStatus>;
+  /** Availability an edge announced for the transfer's manifest; the edge's index, or -1. */
+  edgeHave(arg: { edgeId: string; manifestId: string; bitmap: string }): Promise<{ edgeIndex: number }>;
+  /** Stops the transfer, keeping the journal. */
+  cancel(): Promise<TransferStatus>;
+}
+
+/** The calls EdgeActor answers (one actor per edge; the id is the edge id). */
+export interface EdgeActorApi {
+  configure(cfg: EdgeConfig): Promise<EdgeView>;
+  observe(arg: { samples: EdgeSample[] }): Promise<EdgeView>;
+  telemetry(t: EdgeTelemetry): Promise<EdgeView>;
+  snapshot(): Promise<EdgeView>;
+  /** The probe timer's callback: asks an offline edge whether it is back. */
+  probe(): Promise<void>;
+}
+
+/** The calls GpuWorkerActor answers (one per host process). */
+export interface GpuWorkerActorApi {
+  /** Backend and counters of the host's tick engine. */
+  describe(): Promise<TickEngineStats>;
+}
+
+/** The calls GpuStreamActor answers (one per stream; the id is the stream id). */
+export interface GpuStreamActorApi {
+  start(req: GpuStreamStartRequest): Promise<GpuStreamStatus>;
+  push(arg: { records: string | Uint8Array }): Promise<{ accepted: number }>;
+  drain(): Promise<StreamProcessingMetrics>;
+  metrics(): Promise<StreamProcessingMetrics>;
+  status(): Promise<GpuStreamStatus>;
+  stop(): Promise<StreamProcessingMetrics>;
+}
+
+/** The calls CoordinatorActor answers (one per coordinated workload). */
+export interface CoordinatorActorApi {
+  configure(arg: { policy?: CoordPolicy; maxAttempts?: number }): Promise<CoordSnapshot>;
+  registerPeer(p: CoordPeer): Promise<CoordSnapshot>;
+  submit(arg: { tasks: CoordTask[] }): Promise<{ queued: number; inFlight: number }>;
+  report(r: PeerReport): Promise<{ outcome: 'completed' | 'retrying' | 'failed' | 'stale' }>;
+  rankPeers(arg: { type: string; work?: number }): Promise<PeerRank[]>;
+  split(arg: { task: SplitTask; peers?: number }): Promise<SplitPlan>;
+  snapshot(): Promise<CoordSnapshot>;
+  exportModel(): Promise<RiskModelState>;
+}
+
+/** Portal's actor types by the name they are registered under, each with its interface. */
+export interface PortalActorTypes {
+  SchedulerActor: SchedulerActorApi;
+  EdgeActor: EdgeActorApi;
+  GpuWorkerActor: GpuWorkerActorApi;
+  GpuStreamActor: GpuStreamActorApi;
+  CoordinatorActor: CoordinatorActorApi;
+}
+
+/** Anything that hands out actor references: an ActorHost, or an actor's own context (`ctx`). */
+export interface ActorRefSource {
+  proxy(actorType: string, actorId: string): ActorRef;
+}
+
+/**
+ * A typed proxy to the Portal actor `actorType`/`actorId`: `actorProxy(host, 'SchedulerActor', id).invoke('status')`
+ * resolves to a TransferStatus, and a wrong method name or argument is a compile error.
+ */
+export function actorProxy<T extends keyof PortalActorTypes>(
+  from: ActorRefSource,
+  actorType: T,
+  actorId: string,
+): ActorProxy<PortalActorTypes[T]> {
+  return typedProxy<PortalActorTypes[T]>(from.proxy(actorType, actorId));
+}
