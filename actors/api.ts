@@ -19,8 +19,8 @@ import type {
   CoordTask,
   PeerRank,
   PeerReport,
-} from './coordinator-actor.js';
-import type { GpuStreamStartRequest, GpuStreamStatus } from './gpu-stream-actor.js';
+} from './coordinator-types.js';
+import type { GpuStreamStartRequest, GpuStreamStatus } from './gpu-stream-types.js';
 
 /*
  * Actor interfaces: what callers may invoke on each of Portal's actor types, written the way Orleans grain

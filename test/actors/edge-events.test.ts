@@ -3,7 +3,7 @@ import { startEmbeddedNode } from '../../cli/run-transfer.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { subjects } from '../../bus/index.js';
 import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../../common/index.js';
-import { terminalStates, type TransferStatus, type EdgeView } from '../../actors/index.js';
+import { terminalStates, type TransferStatus } from '../../actors/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { actorProxy } from '../../actors/api.js';
 

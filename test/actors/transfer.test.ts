@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { runTransfer, startEmbeddedNode } from '../../cli/run-transfer.js';
 import { createSilentLogger } from '../../common/logger.js';
-import { terminalStates, type TransferStatus, type EdgeView } from '../../actors/index.js';
+import { terminalStates, type TransferStatus } from '../../actors/index.js';
 import { isPortalError } from '../../common/errors.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { createParallelCpuTickEngine } from '../../engine/index.js';

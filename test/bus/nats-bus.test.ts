@@ -11,13 +11,7 @@ import { pb } from '../../proto/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';
 import { createCpuTickEngine } from '../../engine/index.js';
-import {
-  SchedulerActor,
-  EdgeActor,
-  GpuWorkerActor,
-  terminalStates,
-  type TransferStatus,
-} from '../../actors/index.js';
+import { SchedulerActor, EdgeActor, GpuWorkerActor, terminalStates } from '../../actors/index.js';
 import { createExecutor } from '../../transfer/index.js';
 import { probeEdge } from '../../cli/probe.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';

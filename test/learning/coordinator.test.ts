@@ -5,7 +5,6 @@ import {
   type PeerTransport,
   type TaskOutcome,
   type PeerDispatch,
-  type CoordSnapshot,
 } from '../../actors/coordinator-actor.js';
 import { actorProxy } from '../../actors/api.js';
 

@@ -2,8 +2,7 @@ import { createSilentLogger } from '../../common/logger.js';
 import { createMemoryBus } from '../../bus/index.js';
 import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';
 import { GpuStreamActor } from '../../actors/index.js';
-import type { GpuStreamStatus } from '../../actors/gpu-stream-actor.js';
-import { streamSubjects, type StreamBusMessage, type StreamProcessingMetrics } from '../../stream/index.js';
+import { streamSubjects, type StreamBusMessage } from '../../stream/index.js';
 import { idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
 import { actorProxy } from '../../actors/api.js';
 

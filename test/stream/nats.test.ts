@@ -1,7 +1,6 @@
 import { createSilentLogger } from '../../common/logger.js';
 import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';
-import { EdgeActor, GpuStreamActor, type EdgeView, type PortalServices } from '../../actors/index.js';
-import type { GpuStreamStatus } from '../../actors/gpu-stream-actor.js';
+import { EdgeActor, GpuStreamActor, type PortalServices } from '../../actors/index.js';
 import {
   createStreamProcessor,
   edgeTelemetryKernel,
@@ -9,7 +8,6 @@ import {
   runCpu,
   streamSubjects,
   telemetrySampleLayout,
-  type StreamProcessingMetrics,
 } from '../../stream/index.js';
 import { createNatsStreamTransport, type NatsStreamTransport } from '../../stream/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
