@@ -1,6 +1,6 @@
 import type { ActorProxy, ActorRef } from '../runtime/types.js';
 import { typedProxy } from '../runtime/types.js';
-import type { ChunkReport } from '../bus/types.js';
+import type { ChunkReport } from '../common/index.js';
 import type { TickEngineStats } from '../engine/index.js';
 import type { StreamProcessingMetrics } from '../stream/index.js';
 import type { RiskModelState, SplitPlan, SplitTask } from '../learning/index.js';
