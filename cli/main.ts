@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { isPortalError } from '../common/errors.js';
+import { codeOf, isPortalError } from '../common/errors.js';
+import { exitCodeFor } from '../common/error-table.js';
 import { parseArgs, helpText, type CommandSpec } from './args.js';
 import { demoCommand } from './commands/demo.js';
 import { edgeCommand } from './commands/edge.js';
@@ -12,7 +13,8 @@ import { ensureXdgRuntimeDir } from './env.js';
 
 /**
  * Exit codes: 0 success; 1 the job ran but its result is wrong (demo not verified, resume refetched);
- * 2 bad usage or configuration; 3 transfer failed or not verified; 4 other errors.
+ * 2 bad usage or configuration (or a missing GPU adapter with `--backend webgpu`); 3 transfer failed or
+ * not verified; 4 other errors. A failure's exit code comes from common/error-table.ts.
  */
 export const commands: CommandSpec[] = [
   demoCommand,
@@ -63,18 +65,12 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     const json = process.argv.includes('--json');
-    const code = isPortalError(err) ? err.code : 'PORTAL_INTERNAL';
+    const code = codeOf(err);
     const message = err instanceof Error ? err.message : String(err);
     if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
+    // a PortalError is one line naming the cause; anything else is a bug and gets its stack
     process.stderr.write(`portal: ${message}${isPortalError(err) ? ` [${code}]` : ''}\n`);
     if (!isPortalError(err) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-    process.exitCode =
-      isPortalError(err, 'PORTAL_CONFIG_INVALID') ||
-      isPortalError(err, 'PORTAL_INVALID_ARGUMENT') ||
-      isPortalError(err, 'PORTAL_MANIFEST_INVALID')
-        ? 2
-        : isPortalError(err, 'PORTAL_TRANSFER_FAILED') || isPortalError(err, 'PORTAL_VERIFY_FAILED')
-          ? 3
-          : 4;
+    process.exitCode = exitCodeFor(code);
   },
 );

@@ -30,9 +30,49 @@ export type PortalErrorCode =
   | 'PORTAL_WIRE_TOO_LARGE'
   | 'PORTAL_WIRE_UNKNOWN_SUBJECT'
   | 'PORTAL_BUS_UNAVAILABLE'
-  | 'PORTAL_PEER_LOST';
+  | 'PORTAL_PEER_LOST'
+  | GpuErrorCode
+  | StreamErrorCode
+  | DashboardErrorCode
+  /** Not a PortalError: what the CLI and the HTTP surfaces report for any other failure (a bug). */
+  | 'PORTAL_INTERNAL';
 
-/** Base class of all Portal errors: a stable `code`, a message that names what was wrong, an optional cause. */
+/** Codes of the GPU layer (gpu/, engine/). */
+export type GpuErrorCode =
+  /** No WebGPU adapter (no Vulkan driver, Dawn missing, or the adapter refused a device). */
+  | 'PORTAL_GPU_UNAVAILABLE'
+  /** The device was lost (driver reset, `destroy()`, out of memory) before or during the work. */
+  | 'PORTAL_GPU_DEVICE_LOST'
+  /** Dawn rejected a shader, pipeline, bind group or command (a bug in this layer, not in the data). */
+  | 'PORTAL_GPU_VALIDATION'
+  /** A transfer does not fit the device even after partitioning. */
+  | 'PORTAL_GPU_TOO_LARGE';
+
+/** Codes of the stream processor (stream/). */
+export type StreamErrorCode =
+  /** The kernel rejected or crashed on a batch (WGSL validation, device lost, a CPU reference that threw). */
+  | 'PORTAL_STREAM_KERNEL_FAILED'
+  /** The batch's buffers could not be allocated on the device (out of memory, over a limit). */
+  | 'PORTAL_STREAM_ALLOCATION_FAILED'
+  /** Bytes that are not a whole number of records of the declared layout. */
+  | 'PORTAL_STREAM_BAD_RECORDS'
+  /** A record layout or kernel declaration that cannot be used. */
+  | 'PORTAL_STREAM_BAD_LAYOUT'
+  /** The kernel cannot run here (a WGSL-only kernel without an adapter and without a CPU reference). */
+  | 'PORTAL_STREAM_KERNEL_UNAVAILABLE'
+  /** A batch's output (or its failure report) could not be published; its records are not acknowledged. */
+  | 'PORTAL_STREAM_PUBLISH_FAILED'
+  /** The processor was stopped while the call waited. */
+  | 'PORTAL_STREAM_STOPPED';
+
+/** Codes the dashboard raises itself (argument errors are PORTAL_INVALID_ARGUMENT). */
+export type DashboardErrorCode = 'PORTAL_DASHBOARD_LISTEN_FAILED' | 'PORTAL_DASHBOARD_STATUS_TIMEOUT';
+
+/**
+ * The one base of every error Portal raises, in every area: a stable literal `code`, a message that
+ * names what was wrong, an optional cause. Subclass it only to add fields. common/error-table.ts maps
+ * each code to a CLI exit code and an HTTP status.
+ */
 export class PortalError extends Error {
   readonly code: PortalErrorCode;
   constructor(code: PortalErrorCode, message: string, options?: { cause?: unknown }) {
@@ -42,7 +82,7 @@ export class PortalError extends Error {
   }
 }
 
-/** True when `err` is a PortalError, optionally with the given code. */
+/** True when `err` is a PortalError (of any area), optionally with the given code. */
 export function isPortalError(err: unknown, code?: PortalErrorCode): err is PortalError {
   return err instanceof PortalError && (code === undefined || err.code === code);
 }
@@ -50,4 +90,9 @@ export function isPortalError(err: unknown, code?: PortalErrorCode): err is Port
 /** Throws PORTAL_INVALID_ARGUMENT naming `name` unless `ok` holds. */
 export function checkArg(ok: boolean, name: string, expectation: string): asserts ok {
   if (!ok) throw new PortalError('PORTAL_INVALID_ARGUMENT', `${name}: expected ${expectation}`);
+}
+
+/** The code to report for `err`: its own when it is a PortalError, else PORTAL_INTERNAL. */
+export function codeOf(err: unknown): PortalErrorCode {
+  return isPortalError(err) ? err.code : 'PORTAL_INTERNAL';
 }

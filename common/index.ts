@@ -1,5 +1,7 @@
-export { PortalError, isPortalError, checkArg } from './errors.js';
-export type { PortalErrorCode } from './errors.js';
+export { PortalError, isPortalError, checkArg, codeOf } from './errors.js';
+export type { PortalErrorCode, GpuErrorCode, StreamErrorCode, DashboardErrorCode } from './errors.js';
+export { errorTable, exitCodeFor, httpStatusFor } from './error-table.js';
+export type { ExitCode, ErrorDisposition } from './error-table.js';
 export { createSystemClock, ManualClock } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { createLogger, createSilentLogger } from './logger.js';

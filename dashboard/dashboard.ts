@@ -1,8 +1,7 @@
 import type { TransferStatus } from '../actors/index.js';
 import { actorProxy } from '../actors/api.js';
-import { checkArg } from '../common/errors.js';
+import { checkArg, PortalError } from '../common/errors.js';
 import type { ActorHostStats } from '../runtime/index.js';
-import { DashboardError } from './errors.js';
 import { createDashboardMetrics } from './metrics.js';
 import { startDashboardServer } from './server.js';
 import { createTracker } from './tracker.js';
@@ -78,7 +77,7 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
       t = setTimeout(
         () =>
           resolve(
-            new DashboardError(
+            new PortalError(
               'PORTAL_DASHBOARD_STATUS_TIMEOUT',
               `SchedulerActor.status of ${id} did not answer within ${STATUS_TIMEOUT_MS} ms`,
             ),

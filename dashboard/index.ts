@@ -20,5 +20,3 @@ export type { Tracker, TrackerOptions, PollResult } from './tracker.js';
 export { createDashboardMetrics } from './metrics.js';
 export type { DashboardMetrics } from './metrics.js';
 export { renderPage } from './page.js';
-export { DashboardError, isDashboardError } from './errors.js';
-export type { DashboardErrorCode } from './errors.js';

@@ -1,7 +1,8 @@
+import { PortalError, codeOf } from '../common/errors.js';
+import { httpStatusFor } from '../common/error-table.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../common/logger.js';
-import { DashboardError } from './errors.js';
 import { renderPage } from './page.js';
 import type { DashboardSnapshot } from './types.js';
 
@@ -76,7 +77,10 @@ export async function startDashboardServer(o: {
           },
           (err: unknown) => {
             o.logger.error({ err }, 'dashboard: /metrics failed');
-            res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics failed\n');
+            const code = codeOf(err);
+            res
+              .writeHead(httpStatusFor(code), { 'content-type': 'text/plain' })
+              .end(`metrics failed [${code}]\n`);
           },
         );
         return;
@@ -92,7 +96,7 @@ export async function startDashboardServer(o: {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) =>
       reject(
-        new DashboardError(
+        new PortalError(
           'PORTAL_DASHBOARD_LISTEN_FAILED',
           `dashboard: cannot listen on ${o.hostname}:${o.port}: ${err.message}`,
           { cause: err },

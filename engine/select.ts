@@ -49,7 +49,7 @@ export function isSoftwareAdapter(description: string): boolean {
 /**
  * The engine to run ticks with. `auto`: the WebGPU engine on a hardware adapter, else the CPU
  * reference (the reason is logged). `webgpu`: WebGPU on any adapter, software ones included.
- * Rejects with GpuError PORTAL_GPU_UNAVAILABLE only when `requireGpu` is set and no adapter
+ * Rejects with PortalError PORTAL_GPU_UNAVAILABLE only when `requireGpu` is set and no adapter
  * exists, and with PortalError PORTAL_CONFIG_INVALID when the CPU engine is chosen and `cpuThreads`
  * is out of range.
  */

@@ -1,4 +1,5 @@
 /// <reference types="@webgpu/types" />
+import { PortalError, isPortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import {
   runTickPhase,
@@ -10,7 +11,6 @@ import {
 import { createBufferManager, type BufferManager } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/context.js';
 import { createDeviceManager, type GpuDeviceManager } from '../gpu/device.js';
-import { GpuError, isGpuError } from '../gpu/errors.js';
 import { applyDetectedFailures, detectFailuresGpu } from '../gpu/kernels/detect-failures.js';
 import { failoverAssignGpu } from '../gpu/kernels/failover-assign.js';
 import { generateDispatchGpu } from '../gpu/kernels/generate-dispatch.js';
@@ -58,7 +58,7 @@ const PHASES: readonly TickPhaseKind[] = ['rank', 'detect', 'failover', 'balance
  * A phase whose GPU work fails (device loss, validation) leaves the tables untouched and runs on
  * the CPU reference instead, as does the rest of that tick; the loss is logged and counted
  * (`stats().fallbacks`, `deviceLosses`) and the device is re-acquired on a later tick. Rejects
- * with GpuError PORTAL_GPU_UNAVAILABLE when no adapter exists.
+ * with PortalError PORTAL_GPU_UNAVAILABLE when no adapter exists.
  */
 export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {}): Promise<TickEngine> {
   const log = opts.logger;
@@ -162,7 +162,7 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
   }
 
   async function runTick(s: ChunkScheduler, now: number): Promise<TickResult> {
-    if (closed) throw new GpuError('PORTAL_GPU_UNAVAILABLE', 'the tick engine is closed');
+    if (closed) throw new PortalError('PORTAL_GPU_UNAVAILABLE', 'the tick engine is closed');
     const t0 = performance.now();
     const c = await context();
     if (!c) {
@@ -184,7 +184,7 @@ export async function createWebGpuTickEngine(opts: WebGpuTickEngineOptions = {})
         } catch (err) {
           // GPU phases mutate the tables only after all their GPU work succeeded: the reference is exact here
           failed = true;
-          if (mgr.state !== 'ready' || isGpuError(err, 'PORTAL_GPU_DEVICE_LOST')) {
+          if (mgr.state !== 'ready' || isPortalError(err, 'PORTAL_GPU_DEVICE_LOST')) {
             log?.warn(
               { err, adapter: mgr.description, phase: p.kind },
               'gpu: device lost during a tick; the rest of it runs on the CPU reference',

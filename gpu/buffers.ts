@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
+import { PortalError } from '../common/errors.js';
 import { BufferUsage, MapMode } from './constants.js';
-import { GpuError } from './errors.js';
 
 /** Bytes moved by a BufferManager. */
 export interface BufferStats {
@@ -22,7 +22,7 @@ export interface BufferManager {
   sync(name: string, data: ArrayBufferView): GPUBuffer;
   /** The resident buffer `name` (at least `bytes`), written in full with `data` when given. */
   scratch(name: string, bytes: number, usage?: number, data?: ArrayBufferView): GPUBuffer;
-  /** Copies `bytes` of `src` from `offset` to the host. Rejects with GpuError on device loss. */
+  /** Copies `bytes` of `src` from `offset` to the host. Rejects with PortalError on device loss. */
   readback(src: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer>;
   stats(): BufferStats;
   /** Destroys every buffer (device loss, close). */
@@ -59,7 +59,7 @@ export function createBufferManager(device: GPUDevice): BufferManager {
     try {
       buf = device.createBuffer({ size: align4(bytes), usage, label: name });
     } catch (cause) {
-      throw new GpuError('PORTAL_GPU_TOO_LARGE', `cannot allocate GPU buffer ${name} of ${bytes} bytes`, {
+      throw new PortalError('PORTAL_GPU_TOO_LARGE', `cannot allocate GPU buffer ${name} of ${bytes} bytes`, {
         cause,
       });
     }
@@ -135,7 +135,7 @@ export function createBufferManager(device: GPUDevice): BufferManager {
         try {
           await staging.mapAsync(MapMode.READ);
         } catch (cause) {
-          throw new GpuError('PORTAL_GPU_DEVICE_LOST', 'mapAsync failed (device lost?)', { cause });
+          throw new PortalError('PORTAL_GPU_DEVICE_LOST', 'mapAsync failed (device lost?)', { cause });
         }
         const out = staging.getMappedRange(0, size).slice(0, bytes);
         staging.unmap();

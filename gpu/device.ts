@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
+import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { GpuError } from './errors.js';
 
 /** The limits this layer sizes its partitions by. */
 export interface GpuLimits {
@@ -32,7 +32,7 @@ export interface GpuDeviceManager {
   readonly description: string;
   readonly limits: GpuLimits;
   stats(): GpuDeviceStats;
-  /** The ready device; re-acquires one after a loss. Throws GpuError PORTAL_GPU_UNAVAILABLE. */
+  /** The ready device; re-acquires one after a loss. Throws PortalError PORTAL_GPU_UNAVAILABLE. */
   acquire(): Promise<GPUDevice>;
   /** Registers `fn` to run (once per loss) when the device is lost. */
   onLost(fn: (reason: string) => void): void;
@@ -73,7 +73,7 @@ export async function retainInstance(dawnFlags: string[] = []): Promise<GPU> {
   try {
     retainedModule = (await import('webgpu')) as unknown as WebGpuModule;
   } catch (cause) {
-    throw new GpuError('PORTAL_GPU_UNAVAILABLE', 'the webgpu package (Dawn) cannot be loaded', { cause });
+    throw new PortalError('PORTAL_GPU_UNAVAILABLE', 'the webgpu package (Dawn) cannot be loaded', { cause });
   }
   retainedInstance = retainedModule.create(dawnFlags);
   return retainedInstance;
@@ -87,7 +87,7 @@ function describe(a: GPUAdapter): string {
   );
 }
 
-/** Creates a device manager with a ready device. Throws GpuError PORTAL_GPU_UNAVAILABLE when no adapter exists. */
+/** Creates a device manager with a ready device. Throws PortalError PORTAL_GPU_UNAVAILABLE when no adapter exists. */
 export async function createDeviceManager(opts: DeviceManagerOptions = {}): Promise<GpuDeviceManager> {
   const log = opts.logger;
   const gpu = await retainInstance(opts.dawnFlags);
@@ -110,10 +110,10 @@ export async function createDeviceManager(opts: DeviceManagerOptions = {}): Prom
     try {
       a = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
     } catch (cause) {
-      throw new GpuError('PORTAL_GPU_UNAVAILABLE', 'requestAdapter() failed', { cause });
+      throw new PortalError('PORTAL_GPU_UNAVAILABLE', 'requestAdapter() failed', { cause });
     }
     if (!a)
-      throw new GpuError(
+      throw new PortalError(
         'PORTAL_GPU_UNAVAILABLE',
         'no WebGPU adapter (is a Vulkan driver such as Mesa lavapipe installed?)',
       );
@@ -127,7 +127,7 @@ export async function createDeviceManager(opts: DeviceManagerOptions = {}): Prom
     try {
       d = await a.requestDevice({ requiredLimits });
     } catch (cause) {
-      throw new GpuError('PORTAL_GPU_UNAVAILABLE', `the adapter "${describe(a)}" refused a device`, {
+      throw new PortalError('PORTAL_GPU_UNAVAILABLE', `the adapter "${describe(a)}" refused a device`, {
         cause,
       });
     }
@@ -179,7 +179,7 @@ export async function createDeviceManager(opts: DeviceManagerOptions = {}): Prom
     },
     stats: () => ({ ...st }),
     async acquire() {
-      if (state === 'closed') throw new GpuError('PORTAL_GPU_UNAVAILABLE', 'the device manager is closed');
+      if (state === 'closed') throw new PortalError('PORTAL_GPU_UNAVAILABLE', 'the device manager is closed');
       if (state === 'ready' && device) return device;
       acquiring ??= open().finally(() => {
         acquiring = undefined;

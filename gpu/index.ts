@@ -12,8 +12,6 @@ export { createProgramCache, loadWgsl } from './programs.js';
 export type { ProgramCache } from './programs.js';
 export { planPartitions } from './context.js';
 export type { GpuContext, Partition } from './context.js';
-export { GpuError, isGpuError } from './errors.js';
-export type { GpuErrorCode } from './errors.js';
 export { kBestGpu, applyKBest, rankChunksGpu } from './kernels/k-best.js';
 export { detectFailuresGpu, applyDetectedFailures } from './kernels/detect-failures.js';
 export type { DetectedFailures } from './kernels/detect-failures.js';

@@ -1,8 +1,8 @@
 /// <reference types="@webgpu/types" />
+import { PortalError } from '../common/errors.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BufferUsage, WORKGROUP } from './constants.js';
-import { GpuError } from './errors.js';
 
 const sources = new Map<string, string>();
 
@@ -26,7 +26,7 @@ export function loadWgsl(file: string): string {
       /* try the next location */
     }
   }
-  throw new GpuError(
+  throw new PortalError(
     'PORTAL_GPU_VALIDATION',
     `WGSL source ${file} not found (looked in ${tries.map((u) => fileURLToPath(u)).join(', ')})`,
   );
@@ -41,7 +41,7 @@ export interface ProgramCache {
   pipeline(name: string, fragments?: string[]): Promise<GPUComputePipeline>;
 }
 
-/** Creates a pipeline cache for `device`; compilation errors reject with GpuError PORTAL_GPU_VALIDATION. */
+/** Creates a pipeline cache for `device`; compilation errors reject with PortalError PORTAL_GPU_VALIDATION. */
 export function createProgramCache(device: GPUDevice): ProgramCache {
   const cache = new Map<string, Promise<GPUComputePipeline>>();
   async function build(name: string, fragments: string[]): Promise<GPUComputePipeline> {
@@ -57,7 +57,7 @@ export function createProgramCache(device: GPUDevice): ProgramCache {
     });
     const err = await device.popErrorScope();
     if (errors.length > 0 || err) {
-      throw new GpuError(
+      throw new PortalError(
         'PORTAL_GPU_VALIDATION',
         `kernel ${name}: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || err?.message}`,
       );
@@ -80,7 +80,7 @@ export function createProgramCache(device: GPUDevice): ProgramCache {
 /**
  * Encodes and submits one dispatch of `pipeline` over `threads` invocations (1-D, WORKGROUP per
  * group) with `params` as the uniform at binding 0 and `buffers` at bindings 1…; validation errors
- * reject with GpuError before anything is mapped (a failed bind group followed by mapAsync is what
+ * reject with PortalError before anything is mapped (a failed bind group followed by mapAsync is what
  * crashed Dawn). One dispatch per submit.
  */
 export async function dispatch(
@@ -94,7 +94,7 @@ export async function dispatch(
   if (threads === 0) return;
   const groups = Math.ceil(threads / WORKGROUP);
   if (groups > device.limits.maxComputeWorkgroupsPerDimension) {
-    throw new GpuError(
+    throw new PortalError(
       'PORTAL_GPU_TOO_LARGE',
       `${label}: ${threads} threads exceed one dispatch; partition first`,
     );
@@ -123,7 +123,7 @@ export async function dispatch(
     pass.end();
     device.queue.submit([enc.finish()]);
     const err = await device.popErrorScope();
-    if (err) throw new GpuError('PORTAL_GPU_VALIDATION', `${label}: ${err.message}`);
+    if (err) throw new PortalError('PORTAL_GPU_VALIDATION', `${label}: ${err.message}`);
   } finally {
     ubuf.destroy();
   }
@@ -140,7 +140,7 @@ export interface ChainStep {
 /**
  * Encodes several compute passes that share one uniform (`params` at binding 0) into a single
  * command buffer and submits it once (passes run in order; storage writes of one pass are visible
- * to the next). Validation errors reject with GpuError before the caller maps anything.
+ * to the next). Validation errors reject with PortalError before the caller maps anything.
  */
 export async function dispatchChain(
   device: GPUDevice,
@@ -150,7 +150,7 @@ export async function dispatchChain(
 ): Promise<void> {
   for (const s of steps) {
     if (s.groups > device.limits.maxComputeWorkgroupsPerDimension)
-      throw new GpuError('PORTAL_GPU_TOO_LARGE', `${s.label}: ${s.groups} workgroups exceed one dispatch`);
+      throw new PortalError('PORTAL_GPU_TOO_LARGE', `${s.label}: ${s.groups} workgroups exceed one dispatch`);
   }
   const ubuf = device.createBuffer({
     size: Math.max(16, (params.byteLength + 15) & ~15),
@@ -179,7 +179,7 @@ export async function dispatchChain(
     }
     device.queue.submit([enc.finish()]);
     const err = await device.popErrorScope();
-    if (err) throw new GpuError('PORTAL_GPU_VALIDATION', `${label}: ${err.message}`);
+    if (err) throw new PortalError('PORTAL_GPU_VALIDATION', `${label}: ${err.message}`);
   } finally {
     ubuf.destroy();
   }

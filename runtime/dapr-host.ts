@@ -10,7 +10,8 @@ import {
   Temporal,
 } from '@dapr/dapr';
 import { createSystemClock, type Clock } from '../common/clock.js';
-import { PortalError, checkArg, isPortalError } from '../common/errors.js';
+import { PortalError, checkArg, codeOf } from '../common/errors.js';
+import { httpStatusFor } from '../common/error-table.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { isInvocableMethod } from './actor-methods.js';
 import { createDaprActorClient, type DaprActorClient } from './dapr-client.js';
@@ -137,11 +138,12 @@ function argOf(req: Req): unknown {
   return body;
 }
 
-function sendError(res: Res, status: number, err: unknown): void {
+/** Answers `{ error: { code, message } }` with the status common/error-table.ts gives the code (or `status`). */
+function sendError(res: Res, err: unknown, status?: number): void {
   if (res.headersSent) return;
-  const code = isPortalError(err) ? err.code : 'PORTAL_INTERNAL';
+  const code = codeOf(err);
   const message = err instanceof Error ? err.message : String(err);
-  res.status(status).json({ error: { code, message } });
+  res.status(status ?? httpStatusFor(code)).json({ error: { code, message } });
 }
 
 /**
@@ -516,7 +518,6 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     if (!types.has(type)) {
       sendError(
         res,
-        404,
         new PortalError(
           'PORTAL_UNKNOWN_ACTOR_TYPE',
           `no actor type ${JSON.stringify(type)} is registered on this host`,
@@ -534,8 +535,9 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         if (req.path === '/healthz' || req.headers['dapr-api-token'] === token) return next();
         sendError(
           res,
-          401,
           new PortalError('PORTAL_CONFIG_INVALID', 'missing or wrong dapr-api-token (APP_API_TOKEN)'),
+          // a request without the app token is refused as HTTP refuses a caller: 401, whatever the code
+          401,
         );
       });
     }
@@ -554,7 +556,6 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       if (!isInvocableMethod(slot.cls, method)) {
         sendError(
           res,
-          400,
           new PortalError(
             'PORTAL_UNKNOWN_ACTOR_METHOD',
             `timer ${name}: actor type ${slot.type} has no invocable method ${JSON.stringify(method)}`,
@@ -578,7 +579,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         () => res.status(200).end(),
         (err: unknown) => {
           slot.log.warn({ err, timer: name, method }, 'timer turn failed');
-          sendError(res, 500, err);
+          sendError(res, err);
         },
       );
     });
@@ -601,7 +602,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
           () => res.status(200).end(),
           (err: unknown) => {
             slot.log.warn({ err, reminder: name }, 'reminder turn failed');
-            sendError(res, 500, err);
+            sendError(res, err);
           },
         )
         .finally(() => {
@@ -625,7 +626,6 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       if (!isInvocableMethod(slot.cls, method)) {
         sendError(
           res,
-          400,
           new PortalError(
             'PORTAL_UNKNOWN_ACTOR_METHOD',
             `actor type ${slot.type} has no invocable method ${JSON.stringify(method)}`,
@@ -639,7 +639,6 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       } catch (err) {
         sendError(
           res,
-          400,
           new PortalError('PORTAL_INVALID_ARGUMENT', `${slot.type}.${method}: the body is not JSON`, {
             cause: err,
           }),
@@ -654,7 +653,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
           if (result === undefined) res.status(200).end();
           else res.status(200).json(result);
         },
-        (err: unknown) => sendError(res, 500, err),
+        (err: unknown) => sendError(res, err),
       );
     });
 
@@ -663,7 +662,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       if (!slot) return;
       deactivate(slot).then(
         () => res.status(200).end(),
-        (err: unknown) => sendError(res, 500, err),
+        (err: unknown) => sendError(res, err),
       );
     });
   };

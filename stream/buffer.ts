@@ -1,6 +1,6 @@
+import { PortalError } from '../common/errors.js';
 import type { Clock } from '../common/clock.js';
 import type { BackpressureConfig } from './config.js';
-import { StreamError } from './errors.js';
 
 /**
  * What a producer hands in with its records: settled once every record of the push has a final
@@ -128,7 +128,7 @@ export class BackpressureBuffer {
     bytes: Uint8Array,
     ticket: PushTicket = { remaining: bytes.byteLength / this.recordBytes },
   ): Promise<void> {
-    if (this.closed) throw new StreamError('PORTAL_STREAM_STOPPED', 'the stream buffer is closed');
+    if (this.closed) throw new PortalError('PORTAL_STREAM_STOPPED', 'the stream buffer is closed');
     const rb = this.recordBytes;
     let n = bytes.byteLength / rb;
     if (n === 0) return;
@@ -158,7 +158,7 @@ export class BackpressureBuffer {
         }
         await new Promise<void>((r) => this.spaceWaiters.push(r));
         if (this.closed)
-          throw new StreamError(
+          throw new PortalError(
             'PORTAL_STREAM_STOPPED',
             'the stream buffer closed while a push waited for space',
           );

@@ -1,5 +1,5 @@
+import { PortalError } from '../common/errors.js';
 import type { Bus } from '../bus/index.js';
-import type { StreamError } from './errors.js';
 import type { StreamSink } from './processor.js';
 import { streamSubjects } from './subjects.js';
 
@@ -9,7 +9,7 @@ export interface StreamBusMessage {
   /** Whole records (output layout on `.out`, input layout on `.failed`). */
   records: Uint8Array;
   count: number;
-  /** On `.failed`: the StreamError code and message. */
+  /** On `.failed`: the PortalError code and message. */
   error?: { code: string; message: string };
 }
 
@@ -21,7 +21,7 @@ export function createBusStreamSink(bus: Bus, streamId: string): StreamSink {
   return {
     output: (records, count) =>
       bus.publish<StreamBusMessage>(streamSubjects.output(streamId), { streamId, records, count }),
-    failed: (records, count, error: StreamError) =>
+    failed: (records, count, error: PortalError) =>
       bus.publish<StreamBusMessage>(streamSubjects.failed(streamId), {
         streamId,
         records,

@@ -1,6 +1,6 @@
+import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { GpuDeviceManager, GpuLimits } from '../gpu/index.js';
-import { StreamError } from './errors.js';
 import { createStreamGpuRunner, type StreamGpuRunner } from './gpu-runner.js';
 import type { KernelRun, StreamKernel } from './kernel.js';
 
@@ -15,7 +15,7 @@ export interface KernelExecutor {
   readonly limits?: GpuLimits;
   /** Device bytes batches hold now. */
   readonly residentBytes: number;
-  /** Runs one batch; rejects with StreamError (KERNEL_FAILED, ALLOCATION_FAILED, KERNEL_UNAVAILABLE). */
+  /** Runs one batch; rejects with PortalError (KERNEL_FAILED, ALLOCATION_FAILED, KERNEL_UNAVAILABLE). */
   run(input: Uint8Array, n: number): Promise<KernelRun>;
   close(): Promise<void>;
 }
@@ -37,7 +37,7 @@ export interface KernelExecutorOptions {
 /** Runs a kernel's CPU reference as a KernelRun. */
 export function runCpu(k: StreamKernel, input: Uint8Array, n: number): KernelRun {
   if (!k.cpu)
-    throw new StreamError(
+    throw new PortalError(
       'PORTAL_STREAM_KERNEL_UNAVAILABLE',
       `kernel ${k.name} has no CPU reference and no GPU is in use`,
     );
@@ -47,7 +47,7 @@ export function runCpu(k: StreamKernel, input: Uint8Array, n: number): KernelRun
     const raw = k.cpu(input, n);
     output = k.finish ? k.finish(raw, n) : raw;
   } catch (cause) {
-    throw new StreamError(
+    throw new PortalError(
       'PORTAL_STREAM_KERNEL_FAILED',
       `kernel ${k.name} (CPU reference) failed: ${(cause as Error)?.message ?? String(cause)}`,
       { cause },
@@ -65,8 +65,8 @@ export function runCpu(k: StreamKernel, input: Uint8Array, n: number): KernelRun
 }
 
 /**
- * Chooses where `kernel` runs and returns its executor. Rejects with GpuError PORTAL_GPU_UNAVAILABLE
- * when the GPU is required (prefer `gpu`, or requireGpu) and no adapter exists, and with StreamError
+ * Chooses where `kernel` runs and returns its executor. Rejects with PortalError PORTAL_GPU_UNAVAILABLE
+ * when the GPU is required (prefer `gpu`, or requireGpu) and no adapter exists, and with PortalError
  * PORTAL_STREAM_KERNEL_UNAVAILABLE when the kernel can run nowhere (WGSL-only without an adapter).
  */
 export async function createKernelExecutor(opts: KernelExecutorOptions): Promise<KernelExecutor> {
@@ -87,7 +87,7 @@ export async function createKernelExecutor(opts: KernelExecutorOptions): Promise
   }
   if (prefer === 'cpu' || !k.gpu) runner = undefined;
   if (!runner && !k.cpu)
-    throw new StreamError(
+    throw new PortalError(
       'PORTAL_STREAM_KERNEL_UNAVAILABLE',
       `kernel ${k.name} has neither a usable GPU nor a CPU reference`,
     );

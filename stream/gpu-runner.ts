@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
+import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { createDeviceManager, type GpuDeviceManager, type GpuLimits } from '../gpu/index.js';
-import { StreamError } from './errors.js';
 import type { KernelRun, StreamKernel } from './kernel.js';
 
 // WebGPU flag values from the spec (the `webgpu` globals are not installed outside gpu/device.ts).
@@ -17,7 +17,7 @@ export interface StreamGpuRunner {
   /** Device bytes in use by batches now (0 between batches: every batch frees its buffers). */
   readonly residentBytes: number;
   /**
-   * Runs `kernel` over `n` records on the device. Rejects with StreamError
+   * Runs `kernel` over `n` records on the device. Rejects with PortalError
    * PORTAL_STREAM_ALLOCATION_FAILED when its buffers cannot be created and PORTAL_STREAM_KERNEL_FAILED
    * when compilation, validation or the device fails; buffers are destroyed in `finally` either way.
    */
@@ -39,7 +39,7 @@ export function sharedDeviceManager(logger?: Logger): Promise<GpuDeviceManager> 
 
 const align = (n: number, a: number): number => Math.max(a, Math.ceil(n / a) * a);
 
-/** Creates a runner on `deviceManager` (e.g. the GPU worker's) or on the shared one; rejects with GpuError PORTAL_GPU_UNAVAILABLE without an adapter. */
+/** Creates a runner on `deviceManager` (e.g. the GPU worker's) or on the shared one; rejects with PortalError PORTAL_GPU_UNAVAILABLE without an adapter. */
 export async function createStreamGpuRunner(
   opts: { deviceManager?: GpuDeviceManager; logger?: Logger } = {},
 ): Promise<StreamGpuRunner> {
@@ -64,7 +64,7 @@ export async function createStreamGpuRunner(
       });
       const err = await device.popErrorScope();
       if (errors.length > 0 || err) {
-        throw new StreamError(
+        throw new PortalError(
           'PORTAL_STREAM_KERNEL_FAILED',
           `kernel ${k.name} does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || err?.message}`,
         );
@@ -89,18 +89,18 @@ export async function createStreamGpuRunner(
     async run(k, input, n) {
       const plan = k.gpu;
       if (!plan)
-        throw new StreamError('PORTAL_STREAM_KERNEL_UNAVAILABLE', `kernel ${k.name} has no GPU plan`);
+        throw new PortalError('PORTAL_STREAM_KERNEL_UNAVAILABLE', `kernel ${k.name} has no GPU plan`);
       let device: GPUDevice;
       try {
         device = await mgr.acquire();
       } catch (cause) {
-        throw new StreamError('PORTAL_STREAM_KERNEL_FAILED', `kernel ${k.name}: no device`, { cause });
+        throw new PortalError('PORTAL_STREAM_KERNEL_FAILED', `kernel ${k.name}: no device`, { cause });
       }
       const pl = await pipeline(device, k);
       const threads = plan.threads?.(n) ?? n;
       const groups = Math.ceil(threads / WORKGROUP);
       if (groups > mgr.limits.maxComputeWorkgroupsPerDimension)
-        throw new StreamError(
+        throw new PortalError(
           'PORTAL_STREAM_ALLOCATION_FAILED',
           `kernel ${k.name}: ${n} records exceed one dispatch`,
         );
@@ -142,7 +142,7 @@ export async function createStreamGpuRunner(
         } catch (cause) {
           await device.popErrorScope();
           await device.popErrorScope();
-          throw new StreamError(
+          throw new PortalError(
             'PORTAL_STREAM_ALLOCATION_FAILED',
             `kernel ${k.name}: cannot allocate ${inSize + outSize * 2} device bytes`,
             { cause },
@@ -152,7 +152,7 @@ export async function createStreamGpuRunner(
         const vErr = await device.popErrorScope();
         const oErr = await device.popErrorScope();
         if (vErr || oErr)
-          throw new StreamError(
+          throw new PortalError(
             'PORTAL_STREAM_ALLOCATION_FAILED',
             `kernel ${k.name}: cannot allocate ${inSize + outSize * 2} device bytes: ${(oErr ?? vErr)!.message}`,
           );
@@ -189,7 +189,7 @@ export async function createStreamGpuRunner(
         device.queue.submit([enc.finish()]);
         const err = await device.popErrorScope();
         // A bind group that failed validation followed by mapAsync crashes Dawn: reject before mapping.
-        if (err) throw new StreamError('PORTAL_STREAM_KERNEL_FAILED', `kernel ${k.name}: ${err.message}`);
+        if (err) throw new PortalError('PORTAL_STREAM_KERNEL_FAILED', `kernel ${k.name}: ${err.message}`);
         await device.queue.onSubmittedWorkDone();
         const t1 = performance.now();
         const enc2 = device.createCommandEncoder({ label: `${k.name}:readback` });
@@ -198,7 +198,7 @@ export async function createStreamGpuRunner(
         try {
           await staging.mapAsync(MAP_READ);
         } catch (cause) {
-          throw new StreamError(
+          throw new PortalError(
             'PORTAL_STREAM_KERNEL_FAILED',
             `kernel ${k.name}: mapAsync failed (device lost?)`,
             { cause },

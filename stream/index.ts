@@ -1,8 +1,6 @@
 // The stream area's public face (GPU stream processing with batching and backpressure).
 export { defineLayout, wordsOf } from './layout.js';
 export type { RecordLayout, LayoutSpec, FieldSpec, FieldType, RecordValues } from './layout.js';
-export { StreamError, isStreamError } from './errors.js';
-export type { StreamErrorCode } from './errors.js';
 export { resolveStreamConfig, defaultBatchConfig, defaultBackpressureConfig } from './config.js';
 export type { BatchAccumulationConfig, BackpressureConfig, StreamConfigInput } from './config.js';
 export { BackpressureBuffer, settle } from './buffer.js';

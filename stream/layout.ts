@@ -1,5 +1,3 @@
-import { StreamError } from './errors.js';
-
 /** Scalar types a record field may have: 4 bytes each, little-endian, as WGSL's u32 / i32 / f32. */
 export type FieldType = 'u32' | 'i32' | 'f32';
 
@@ -47,31 +45,31 @@ export interface RecordLayout {
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const TYPES: readonly FieldType[] = ['u32', 'i32', 'f32'];
 
-/** Builds a layout; throws StreamError PORTAL_STREAM_BAD_LAYOUT naming the bad field. */
+/** Builds a layout; throws PortalError PORTAL_STREAM_BAD_LAYOUT naming the bad field. */
 export function defineLayout(spec: LayoutSpec): RecordLayout {
   if (!spec || typeof spec !== 'object')
-    throw new StreamError('PORTAL_STREAM_BAD_LAYOUT', 'layout: expected { name, fields }');
+    throw new PortalError('PORTAL_STREAM_BAD_LAYOUT', 'layout: expected { name, fields }');
   if (typeof spec.name !== 'string' || !IDENT.test(spec.name))
-    throw new StreamError(
+    throw new PortalError(
       'PORTAL_STREAM_BAD_LAYOUT',
       `layout.name: expected an identifier, got ${JSON.stringify(spec.name)}`,
     );
   if (!Array.isArray(spec.fields) || spec.fields.length === 0 || spec.fields.length > 64)
-    throw new StreamError('PORTAL_STREAM_BAD_LAYOUT', `layout ${spec.name}: expected 1 to 64 fields`);
+    throw new PortalError('PORTAL_STREAM_BAD_LAYOUT', `layout ${spec.name}: expected 1 to 64 fields`);
   const seen = new Set<string>();
   const fields = spec.fields.map((f, i) => {
     if (!f || typeof f.name !== 'string' || !IDENT.test(f.name))
-      throw new StreamError(
+      throw new PortalError(
         'PORTAL_STREAM_BAD_LAYOUT',
         `layout ${spec.name}: fields[${i}].name is not an identifier`,
       );
     if (!TYPES.includes(f.type))
-      throw new StreamError(
+      throw new PortalError(
         'PORTAL_STREAM_BAD_LAYOUT',
         `layout ${spec.name}: fields[${i}].type must be u32, i32 or f32, got ${JSON.stringify(f.type)}`,
       );
     if (seen.has(f.name))
-      throw new StreamError(
+      throw new PortalError(
         'PORTAL_STREAM_BAD_LAYOUT',
         `layout ${spec.name}: field ${f.name} declared twice`,
       );
@@ -83,7 +81,7 @@ export function defineLayout(spec: LayoutSpec): RecordLayout {
   const recordBytes = words * 4;
   const count = (bytes: Uint8Array): number => {
     if (bytes.byteLength % recordBytes !== 0) {
-      throw new StreamError(
+      throw new PortalError(
         'PORTAL_STREAM_BAD_RECORDS',
         `${bytes.byteLength} bytes are not whole ${spec.name} records of ${recordBytes} bytes`,
       );
@@ -99,7 +97,7 @@ export function defineLayout(spec: LayoutSpec): RecordLayout {
     offsetOf(field) {
       const o = offsets.get(field);
       if (o === undefined)
-        throw new StreamError('PORTAL_STREAM_BAD_LAYOUT', `layout ${spec.name} has no field ${field}`);
+        throw new PortalError('PORTAL_STREAM_BAD_LAYOUT', `layout ${spec.name} has no field ${field}`);
       return o;
     },
     wgslStruct: () => `struct ${spec.name} {\n${fields.map((f) => `  ${f.name}: ${f.type},`).join('\n')}\n}`,
@@ -149,3 +147,4 @@ export function wordsOf(bytes: Uint8Array): Uint32Array {
     return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
   return new Uint32Array(new Uint8Array(bytes).buffer, 0, bytes.byteLength >>> 2);
 }
+import { PortalError } from '../common/errors.js';

@@ -1,3 +1,4 @@
+import { PortalError } from '../common/errors.js';
 import type { Registry } from 'prom-client';
 import { Counter, Gauge } from 'prom-client';
 import { LogHistogram, SlidingWindowRate } from './histogram.js';
@@ -41,7 +42,7 @@ export interface StreamProcessingMetrics {
   /** Records dropped by drop-oldest mode. */
   totalItemsDropped: number;
   totalBatchesFailed: number;
-  /** Failed items by StreamError code. */
+  /** Failed items by PortalError code. */
   failuresByCode: Record<string, number>;
   currentBatchSize: number;
   maxBatchSize: number;

@@ -8,7 +8,6 @@ import {
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { PushTicket } from './buffer.js';
-import { StreamError } from './errors.js';
 import type { StreamProcessor, StreamSink } from './processor.js';
 import { STREAM_STREAM, isStreamId, streamSubjects } from './subjects.js';
 
@@ -95,7 +94,7 @@ export async function createNatsStreamTransport(
     subject: string,
     bytes: Uint8Array,
     recordBytes: number,
-    error?: StreamError,
+    error?: PortalError,
   ): Promise<void> => {
     const headers = error
       ? {
@@ -134,7 +133,7 @@ export async function createNatsStreamTransport(
         const { data, seq } = m;
         if (data.byteLength % rb !== 0 || data.byteLength === 0) {
           malformed++;
-          const e = new StreamError(
+          const e = new PortalError(
             'PORTAL_STREAM_BAD_RECORDS',
             `message ${seq} on ${m.subject}: ${data.byteLength} bytes are not whole records of ${rb} bytes`,
           );

@@ -1,3 +1,4 @@
+import { PortalError, isPortalError } from '../common/errors.js';
 import { createSystemClock, type Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
 import { AdaptiveBatchSizer, optimalBatchSize } from './batcher.js';
@@ -8,7 +9,6 @@ import {
   type BatchAccumulationConfig,
   type StreamConfigInput,
 } from './config.js';
-import { StreamError, isStreamError } from './errors.js';
 import type { KernelExecutor } from './executor.js';
 import { deviceBytesPerRecord, type KernelRun } from './kernel.js';
 import { StreamMetricsRecorder, type StreamProcessingMetrics } from './metrics.js';
@@ -18,7 +18,7 @@ export interface StreamSink {
   /** One batch's output records (`count` records of the kernel's output layout). */
   output(bytes: Uint8Array, count: number): Promise<void>;
   /** A failed batch: its input records and the typed error. */
-  failed(bytes: Uint8Array, count: number, error: StreamError): Promise<void>;
+  failed(bytes: Uint8Array, count: number, error: PortalError): Promise<void>;
 }
 
 /** What a processor reports as it runs, keyed on `type`. */
@@ -31,7 +31,7 @@ export type StreamEvent =
       kernelMs: number;
       batchSize: number;
     }
-  | { type: 'batch-failed'; count: number; error: StreamError }
+  | { type: 'batch-failed'; count: number; error: PortalError }
   | { type: 'paused'; bufferSize: number }
   | { type: 'resumed'; bufferSize: number };
 
@@ -128,9 +128,9 @@ export function createStreamProcessor(opts: StreamProcessorOptions): StreamProce
   };
 
   async function fail(b: TakenBatch, err: unknown, busyMs: number, allocatedBytes: number): Promise<void> {
-    const e = isStreamError(err)
+    const e = isPortalError(err)
       ? err
-      : new StreamError(
+      : new PortalError(
           'PORTAL_STREAM_KERNEL_FAILED',
           `kernel ${k.name} failed: ${(err as Error)?.message ?? String(err)}`,
           { cause: err },
@@ -158,7 +158,7 @@ export function createStreamProcessor(opts: StreamProcessorOptions): StreamProce
     } catch (err) {
       await fail(
         b,
-        new StreamError(
+        new PortalError(
           'PORTAL_STREAM_PUBLISH_FAILED',
           `cannot publish the output of ${b.count} records: ${(err as Error)?.message ?? String(err)}`,
           { cause: err },
@@ -262,10 +262,10 @@ export function createStreamProcessor(opts: StreamProcessorOptions): StreamProce
     sizer,
     async push(bytes, ticket) {
       if (!(bytes instanceof Uint8Array))
-        throw new StreamError('PORTAL_STREAM_BAD_RECORDS', 'records: expected a Uint8Array');
+        throw new PortalError('PORTAL_STREAM_BAD_RECORDS', 'records: expected a Uint8Array');
       const n = k.input.count(bytes);
       rec.received += n;
-      if (stopping) throw new StreamError('PORTAL_STREAM_STOPPED', 'the stream processor is stopping');
+      if (stopping) throw new PortalError('PORTAL_STREAM_STOPPED', 'the stream processor is stopping');
       await buffer.push(bytes, ticket ?? { remaining: n });
     },
     async drain() {

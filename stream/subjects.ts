@@ -7,7 +7,7 @@ export const streamSubjects = {
   input: (id: string): string => `portal.stream.${id}.in`,
   /** Batch outputs: whole records of the kernel's output layout. */
   output: (id: string): string => `portal.stream.${id}.out`,
-  /** Failed batches: their input records; header/field `error` carries the StreamError code. */
+  /** Failed batches: their input records; header/field `error` carries the PortalError code. */
   failed: (id: string): string => `portal.stream.${id}.failed`,
   /** Every stream subject (the JetStream stream captures these). */
   all: 'portal.stream.>',
@@ -19,3 +19,4 @@ const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 export function isStreamId(id: unknown): id is string {
   return typeof id === 'string' && TOKEN.test(id);
 }
+import { PortalError } from '../common/errors.js';

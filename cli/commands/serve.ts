@@ -27,7 +27,8 @@ import {
   type PortalServices,
 } from '../../actors/index.js';
 import { registerStreamMetrics } from '../../stream/index.js';
-import { PortalError, isPortalError } from '../../common/errors.js';
+import { PortalError, codeOf, isPortalError } from '../../common/errors.js';
+import { httpStatusFor } from '../../common/error-table.js';
 import { createLogger, type Logger } from '../../common/logger.js';
 import { commonFlags, type CommandSpec } from '../args.js';
 import { probeEdge } from '../probe.js';
@@ -90,7 +91,7 @@ function serveEmbeddedApi(host: ActorHost, port: number, log: Logger): Promise<h
         arg = text.length ? JSON.parse(text) : undefined;
       } catch {
         res
-          .writeHead(400, { 'content-type': 'application/json' })
+          .writeHead(httpStatusFor('PORTAL_INVALID_ARGUMENT'), { 'content-type': 'application/json' })
           .end(JSON.stringify({ error: { code: 'PORTAL_INVALID_ARGUMENT', message: 'body is not JSON' } }));
         return;
       }
@@ -98,11 +99,10 @@ function serveEmbeddedApi(host: ActorHost, port: number, log: Logger): Promise<h
       try {
         ref = host.proxy(decodeURIComponent(m[1]), decodeURIComponent(m[2]));
       } catch (err) {
+        const code = isPortalError(err) ? err.code : 'PORTAL_INVALID_ARGUMENT';
         res
-          .writeHead(400, { 'content-type': 'application/json' })
-          .end(
-            JSON.stringify({ error: { code: 'PORTAL_INVALID_ARGUMENT', message: (err as Error).message } }),
-          );
+          .writeHead(httpStatusFor(code), { 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: { code, message: (err as Error).message } }));
         return;
       }
       ref.invoke(decodeURIComponent(m[3]), arg).then(
@@ -111,14 +111,9 @@ function serveEmbeddedApi(host: ActorHost, port: number, log: Logger): Promise<h
           else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r));
         },
         (err: unknown) => {
-          const code = isPortalError(err) ? err.code : 'PORTAL_INTERNAL';
-          const status =
-            code === 'PORTAL_UNKNOWN_ACTOR_METHOD' ||
-            code === 'PORTAL_UNKNOWN_ACTOR_TYPE' ||
-            code === 'PORTAL_INVALID_ARGUMENT'
-              ? 400
-              : 500;
-          if (status === 500) log.warn({ err }, 'actor call failed');
+          const code = codeOf(err);
+          const status = httpStatusFor(code);
+          if (status >= 500) log.warn({ err }, 'actor call failed');
           res
             .writeHead(status, { 'content-type': 'application/json' })
             .end(

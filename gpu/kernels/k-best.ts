@@ -1,4 +1,5 @@
 /// <reference types="@webgpu/types" />
+import { PortalError } from '../../common/errors.js';
 import type { ChunkTable } from '../../scheduler/tables.js';
 import type { EdgeRanking } from '../../scheduler/kernels/cost.js';
 import { ChunkStatus } from '../../scheduler/types.js';
@@ -11,7 +12,7 @@ const FRAGMENTS = ['k-best-select.wgsl'];
 /**
  * The k_best kernel on the GPU: the K best edges (best first, NO_EDGE padded) of every chunk, or of
  * the `count` chunks listed in `chunks`, returned as `count × K` edge ids without touching the
- * table. Partitions the table when it exceeds one binding. Rejects with GpuError on device loss
+ * table. Partitions the table when it exceeds one binding. Rejects with PortalError on device loss
  * or validation failure.
  */
 export async function kBestGpu(

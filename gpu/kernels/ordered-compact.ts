@@ -1,10 +1,10 @@
 /// <reference types="@webgpu/types" />
+import { PortalError } from '../../common/errors.js';
 import type { ChunkTable } from '../../scheduler/tables.js';
 import type { ScanOrder } from '../../scheduler/kernels/dispatch.js';
 import { ChunkStatus, NO_EDGE } from '../../scheduler/types.js';
 import { BufferUsage } from '../constants.js';
 import type { GpuContext } from '../context.js';
-import { GpuError } from '../errors.js';
 import { dispatchChain } from '../programs.js';
 
 /** Positions per workgroup of the ordered-compaction kernels (64 threads × 4). */
@@ -47,7 +47,7 @@ export function orderedFlag(t: ChunkTable, edgeOk: Uint32Array, c: number): bool
  * [`from`, `end`) whose chunk passes `orderedFlag`, in ascending order, and how many such positions exist. Three
  * passes in one submit — per-block counts, a one-workgroup exclusive scan of the counts, a scatter
  * of each flagged position to its prefix-sum index — so the result is deterministic (no atomics)
- * and only `1 + maxOut` words are read back. Rejects with GpuError (PORTAL_GPU_TOO_LARGE when
+ * and only `1 + maxOut` words are read back. Rejects with PortalError (PORTAL_GPU_TOO_LARGE when
  * `orderedFits` is false, device loss, validation).
  */
 export async function orderedCompactGpu(
@@ -63,7 +63,10 @@ export async function orderedCompactGpu(
   end = Math.min(end, n);
   if (from >= end || maxOut <= 0 || edgeOk.length === 0) return { positions: new Uint32Array(0), total: 0 };
   if (!orderedFits(ctx, n))
-    throw new GpuError('PORTAL_GPU_TOO_LARGE', `ordered compaction of ${n} chunks does not fit one dispatch`);
+    throw new PortalError(
+      'PORTAL_GPU_TOO_LARGE',
+      `ordered compaction of ${n} chunks does not fit one dispatch`,
+    );
   const [count, scanP, scatter] = await Promise.all([
     ctx.programs.pipeline('ordered-count', FLAGS),
     ctx.programs.pipeline('ordered-scan', []),
@@ -102,7 +105,7 @@ export async function orderedCompactGpu(
  * ordered compaction over spans of positions (at most `window` chunks from a span of
  * max(65536, 16 × window) positions; ×4 while a span has more), or from a host scan when
  * the table does not fit (`orderedFits`). `visit` must not change what `orderedFlag` says about
- * chunks not yet visited. Rejects with GpuError when a GPU window fails.
+ * chunks not yet visited. Rejects with PortalError when a GPU window fails.
  */
 export async function forEachOrdered(
   ctx: GpuContext,

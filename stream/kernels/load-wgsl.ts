@@ -1,6 +1,6 @@
+import { PortalError } from '../../common/errors.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { StreamError } from '../errors.js';
 
 /** The text of `stream/kernels/<file>`, beside this module or in the source tree (tsc does not copy .wgsl into dist/). */
 export function loadStreamWgsl(file: string): string {
@@ -15,7 +15,7 @@ export function loadStreamWgsl(file: string): string {
       /* next location */
     }
   }
-  throw new StreamError(
+  throw new PortalError(
     'PORTAL_STREAM_KERNEL_UNAVAILABLE',
     `WGSL source ${file} not found (looked in ${tries.map((u) => fileURLToPath(u)).join(', ')})`,
   );

@@ -1,5 +1,5 @@
+import { PortalError } from '../../common/errors.js';
 import { defineLayout, type LayoutSpec, type RecordLayout } from '../layout.js';
-import { StreamError } from '../errors.js';
 import type { StreamKernel } from '../kernel.js';
 
 /** A user kernel: WGSL defining `fn process(r: <Input>) -> <Output>`, its record layouts, optionally a CPU reference. */
@@ -25,19 +25,19 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_-]*$/;
  */
 export function defineUserKernel(spec: UserKernelSpec): StreamKernel {
   if (!spec || typeof spec.name !== 'string' || !IDENT.test(spec.name))
-    throw new StreamError(
+    throw new PortalError(
       'PORTAL_STREAM_BAD_LAYOUT',
       `kernel.name: expected an identifier, got ${JSON.stringify(spec?.name)}`,
     );
   if (typeof spec.wgsl !== 'string' || !/\bfn\s+process\s*\(/.test(spec.wgsl))
-    throw new StreamError(
+    throw new PortalError(
       'PORTAL_STREAM_BAD_LAYOUT',
       `kernel ${spec.name}: wgsl must define fn process(r: ${spec.input?.name}) -> ${spec.output?.name}`,
     );
   const input: RecordLayout = defineLayout(spec.input);
   const output: RecordLayout = defineLayout(spec.output);
   if (input.name === output.name)
-    throw new StreamError(
+    throw new PortalError(
       'PORTAL_STREAM_BAD_LAYOUT',
       `kernel ${spec.name}: input and output layouts need different names`,
     );

@@ -1,9 +1,5 @@
-import {
-  createDashboard,
-  isDashboardError,
-  type Dashboard,
-  type DashboardSnapshot,
-} from '../../dashboard/index.js';
+import { isPortalError } from '../../common/errors.js';
+import { createDashboard, type Dashboard, type DashboardSnapshot } from '../../dashboard/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import type { TransferStatus } from '../../actors/index.js';
 import { edgeView, fakeHost, transferStatus } from './fixtures.js';
@@ -171,7 +167,7 @@ describe('dashboard server on a fake actor host', () => {
     });
     const port = Number(new URL(dash.url).port);
     const err = await createDashboard({ host, transfers: () => [], logger, port }).catch((e: unknown) => e);
-    expect(isDashboardError(err, 'PORTAL_DASHBOARD_LISTEN_FAILED')).toBe(true);
+    expect(isPortalError(err, 'PORTAL_DASHBOARD_LISTEN_FAILED')).toBe(true);
     expect((err as Error).cause).toMatchObject({ code: 'EADDRINUSE' });
     expect(() => dash!.recordDeadLetter('')).toThrow(/reason/);
   });

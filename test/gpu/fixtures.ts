@@ -1,9 +1,9 @@
+import { isPortalError } from '../../common/errors.js';
 import { createChunkTable, createEdgeTable, type ChunkTable, type EdgeTable } from '../../scheduler/index.js';
 import {
   createBufferManager,
   createDeviceManager,
   createProgramCache,
-  isGpuError,
   type GpuContext,
   type GpuDeviceManager,
 } from '../../gpu/index.js';
@@ -34,7 +34,7 @@ export async function gpuOrSkip(): Promise<GpuDeviceManager | undefined> {
     if (
       process.env.CI === 'true' ||
       process.env.PORTAL_REQUIRE_GPU === '1' ||
-      !isGpuError(err, 'PORTAL_GPU_UNAVAILABLE')
+      !isPortalError(err, 'PORTAL_GPU_UNAVAILABLE')
     )
       throw err;
     // eslint-disable-next-line no-console

@@ -1,9 +1,9 @@
-import { createDeviceManager, isGpuError, type GpuDeviceManager } from '../../gpu/index.js';
+import { PortalError, isPortalError } from '../../common/errors.js';
+import { createDeviceManager, type GpuDeviceManager } from '../../gpu/index.js';
 import {
   defineUserKernel,
   runCpu,
   wordsOf,
-  StreamError,
   type KernelExecutor,
   type KernelRun,
   type StreamKernel,
@@ -66,7 +66,7 @@ export function idsOf(bytes: Uint8Array, words: number): number[] {
 export function fakeExecutor(
   kernel: StreamKernel,
   o: {
-    fail?: (i: number) => StreamError | undefined;
+    fail?: (i: number) => PortalError | undefined;
     delayMs?: number;
     backend?: 'gpu' | 'cpu';
     kernelMs?: number;
@@ -114,18 +114,18 @@ export function fakeExecutor(
 /** A sink that keeps what it got. */
 export function collectSink(): StreamSink & {
   outputs: Uint8Array[];
-  failures: Array<{ bytes: Uint8Array; error: StreamError }>;
+  failures: Array<{ bytes: Uint8Array; error: PortalError }>;
   outCount: number;
 } {
   const s = {
     outputs: [] as Uint8Array[],
-    failures: [] as Array<{ bytes: Uint8Array; error: StreamError }>,
+    failures: [] as Array<{ bytes: Uint8Array; error: PortalError }>,
     outCount: 0,
     async output(bytes: Uint8Array, count: number) {
       s.outputs.push(bytes);
       s.outCount += count;
     },
-    async failed(bytes: Uint8Array, _count: number, error: StreamError) {
+    async failed(bytes: Uint8Array, _count: number, error: PortalError) {
       s.failures.push({ bytes, error });
     },
   };
@@ -153,7 +153,7 @@ export async function gpuOrSkip(): Promise<GpuDeviceManager | undefined> {
     if (
       process.env.CI === 'true' ||
       process.env.PORTAL_REQUIRE_GPU === '1' ||
-      !isGpuError(err, 'PORTAL_GPU_UNAVAILABLE')
+      !isPortalError(err, 'PORTAL_GPU_UNAVAILABLE')
     )
       throw err;
     console.warn(

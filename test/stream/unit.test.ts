@@ -1,3 +1,4 @@
+import { PortalError } from '../../common/errors.js';
 import { Registry } from 'prom-client';
 import { ManualClock } from '../../common/clock.js';
 import {
@@ -5,7 +6,6 @@ import {
   BackpressureBuffer,
   LogHistogram,
   SlidingWindowRate,
-  StreamError,
   adaptBatchSize,
   createKernelExecutor,
   createStreamProcessor,
@@ -232,7 +232,7 @@ describe('execution', () => {
     const sink = collectSink();
     const events: StreamEvent[] = [];
     const ex = fakeExecutor(seqKernel, {
-      fail: (i) => (i === 1 ? new StreamError('PORTAL_STREAM_KERNEL_FAILED', 'boom') : undefined),
+      fail: (i) => (i === 1 ? new PortalError('PORTAL_STREAM_KERNEL_FAILED', 'boom') : undefined),
     });
     const p = createStreamProcessor({
       executor: ex,
@@ -263,7 +263,7 @@ describe('execution', () => {
     const sink = collectSink();
     const ex = fakeExecutor(seqKernel, {
       backend: 'gpu',
-      fail: (i) => (i === 0 ? new StreamError('PORTAL_STREAM_ALLOCATION_FAILED', 'oom') : undefined),
+      fail: (i) => (i === 0 ? new PortalError('PORTAL_STREAM_ALLOCATION_FAILED', 'oom') : undefined),
     });
     const p = createStreamProcessor({
       executor: ex,
@@ -396,7 +396,7 @@ describe('stream extras', () => {
     };
     const sink = collectSink();
     const ex = fakeExecutor(seqKernel, {
-      fail: () => (rnd() < 0.1 ? new StreamError('PORTAL_STREAM_KERNEL_FAILED', 'random') : undefined),
+      fail: () => (rnd() < 0.1 ? new PortalError('PORTAL_STREAM_KERNEL_FAILED', 'random') : undefined),
     });
     const p = createStreamProcessor({
       executor: ex,
