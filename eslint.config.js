@@ -30,6 +30,20 @@ export default tseslint.config(
     },
   },
   {
+    // Only bus/ loads the NATS client; other areas go through its Bus and PausablePullClient interfaces.
+    // Tests (raw bytes, nkeys) and benchmarks (raw-client baselines) may use it directly.
+    files: ['**/*.ts'],
+    ignores: ['bus/**', 'test/**', 'bench/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [{ group: ['@nats-io/*'], message: 'only bus/ loads the NATS client: use bus/index.js' }],
+        },
+      ],
+    },
+  },
+  {
     // Tests read JSON from real servers and processes (typed `any` by JSON.parse) and assert on it.
     files: ['test/**/*.ts'],
     rules: {
