@@ -12,6 +12,38 @@ const CODE_BY_REASON: Record<FailureReason, PortalErrorCode> = {
   io: 'PORTAL_TRANSFER_FAILED',
 };
 
+/**
+ * What went wrong with a source, finer than the scheduler's FailureReason, for messages and retries:
+ * `reset` (connection closed mid-request), `stalled` (no byte for the stall timeout), `short-body`,
+ * `refused`, `dns`, `connect-timeout`, `tls` (certificate or handshake), `http-status` (4xx), `busy`
+ * (5xx/429), `redirect` (loop, too many, no Location), `range-ignored`, `html` (an HTML page instead of
+ * the file), `content-encoding` (a compressed body though identity was asked), `content-range`, `corrupt`,
+ * `deadline`, `cancelled`, `io`, `other`.
+ */
+export type SourceFault =
+  | 'reset'
+  | 'stalled'
+  | 'short-body'
+  | 'refused'
+  | 'dns'
+  | 'connect-timeout'
+  | 'tls'
+  | 'http-status'
+  | 'busy'
+  | 'redirect'
+  | 'range-ignored'
+  | 'html'
+  | 'content-encoding'
+  | 'content-range'
+  | 'corrupt'
+  | 'deadline'
+  | 'cancelled'
+  | 'io'
+  | 'other';
+
+/** Faults worth an immediate retry on a new connection (the same request may well succeed). */
+export const TRANSIENT_FAULTS: ReadonlySet<SourceFault> = new Set(['reset', 'stalled', 'short-body']);
+
 /** Details a ChunkFetchError carries besides its reason. */
 export interface ChunkFetchErrorInfo {
   edgeUrl: string;
@@ -21,17 +53,38 @@ export interface ChunkFetchErrorInfo {
   firstByteMs?: number;
   /** Milliseconds from request sent to the failure. */
   elapsedMs: number;
+  /** The finer cause (default: derived from the reason). */
+  fault?: SourceFault;
+  /** The source asked not to be asked again for this long (Retry-After, ms). */
+  retryAfterMs?: number;
   cause?: unknown;
 }
 
-/** A failed chunk fetch: `reason` is the bus FailureReason, `detail` a human sentence; the code follows the reason (timeout → PORTAL_EDGE_TIMEOUT, …). */
+const FAULT_BY_REASON: Record<FailureReason, SourceFault> = {
+  timeout: 'deadline',
+  http: 'http-status',
+  busy: 'busy',
+  unreachable: 'refused',
+  corrupt: 'corrupt',
+  short: 'short-body',
+  cancelled: 'cancelled',
+  io: 'io',
+};
+
+/**
+ * A failed chunk fetch: `reason` is the bus FailureReason (what the scheduler acts on), `fault` the finer
+ * cause, `detail` a human sentence; the code follows the reason (timeout → PORTAL_EDGE_TIMEOUT, …). The
+ * edge URL in the message is the caller's; callers redact it before it reaches a log.
+ */
 export class ChunkFetchError extends PortalError {
   readonly reason: FailureReason;
+  readonly fault: SourceFault;
   readonly detail: string;
   readonly edgeUrl: string;
   readonly status?: number;
   readonly firstByteMs?: number;
   readonly elapsedMs: number;
+  readonly retryAfterMs?: number;
   constructor(reason: FailureReason, detail: string, info: ChunkFetchErrorInfo) {
     super(
       CODE_BY_REASON[reason],
@@ -40,11 +93,13 @@ export class ChunkFetchError extends PortalError {
     );
     this.name = 'ChunkFetchError';
     this.reason = reason;
+    this.fault = info.fault ?? FAULT_BY_REASON[reason];
     this.detail = detail;
     this.edgeUrl = info.edgeUrl;
     this.status = info.status;
     this.firstByteMs = info.firstByteMs;
     this.elapsedMs = info.elapsedMs;
+    this.retryAfterMs = info.retryAfterMs;
   }
 }
 

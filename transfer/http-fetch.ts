@@ -1,32 +1,15 @@
-import { Agent, request, type IncomingMessage, type ClientRequest } from 'node:http';
 import { createHash } from 'node:crypto';
 import { PortalError } from '../common/errors.js';
 import type { EdgeKind, FailureReason } from '../common/index.js';
-import { ChunkFetchError } from './chunk-fetch-error.js';
+import { ChunkFetchError, TRANSIENT_FAULTS, type SourceFault } from './chunk-fetch-error.js';
 import { isCid } from './cid.js';
+import { defaultHttpClient, redactUrl, type HttpClient, type SendResult } from './http-client.js';
 
-/** Sockets kept per edge (origin) by the shared agent. */
-export const FETCH_MAX_SOCKETS_PER_EDGE = 16;
-
-/** Creates a keep-alive agent for chunk fetches (`maxSockets` per edge, default 16); throws PORTAL_INVALID_ARGUMENT for a bad count. */
-export function createFetchAgent(opts: { maxSocketsPerEdge?: number } = {}): Agent {
-  const max = opts.maxSocketsPerEdge ?? FETCH_MAX_SOCKETS_PER_EDGE;
-  if (!Number.isInteger(max) || max < 1)
-    throw new PortalError(
-      'PORTAL_INVALID_ARGUMENT',
-      `maxSocketsPerEdge: expected a positive integer, got ${String(max)}`,
-    );
-  return new Agent({
-    keepAlive: true,
-    keepAliveMsecs: 1000,
-    maxSockets: max,
-    maxFreeSockets: max,
-    scheduling: 'lifo',
-  });
-}
-
-/** The process-wide keep-alive agent fetchChunk uses unless given another. */
-export const defaultFetchAgent: Agent = createFetchAgent();
+/** Retries of one chunk fetch after a transient fault (reset, short body, stall), within its deadline. */
+export const FETCH_TRANSIENT_RETRIES = 2;
+/** Exponential backoff base and cap for those retries, ms ("full jitter": uniform in [0, min(cap, base·2^n)], AWS Architecture Blog, 2015). */
+export const FETCH_BACKOFF_BASE_MS = 200;
+export const FETCH_BACKOFF_CAP_MS = 5_000;
 
 /** One chunk fetch: where from, which bytes, how long to wait. */
 export interface FetchChunkRequest {
@@ -37,10 +20,13 @@ export interface FetchChunkRequest {
   /** Byte offset of the chunk in the file (used for mirror Range requests). */
   offset: number;
   length: number;
-  /** Budget for the whole fetch, request to last byte. */
+  /** Budget for the whole fetch, request to last byte, retries included. */
   timeoutMs: number;
+  /** Size of the whole file, when known: lets a mirror that ignores Range be read as one stream. */
+  fileSize?: number;
   signal?: AbortSignal;
-  agent?: Agent;
+  /** The HTTP client (default: the process-wide one). */
+  client?: HttpClient;
 }
 
 /** The verified bytes of a chunk and how long they took (ms, performance.now()). */
@@ -55,11 +41,37 @@ export interface FetchChunkResult {
 /** The shape of fetchChunk, so executors can be given a stand-in. */
 export type FetchChunkFn = (req: FetchChunkRequest) => Promise<FetchChunkResult>;
 
-class RetryOnFreshSocket extends Error {}
+/**
+ * Parses a Retry-After header (RFC 9110 §10.2.3: delay-seconds or an HTTP-date) into milliseconds from
+ * `nowMs`; undefined when absent or unreadable. A date in the past gives 0.
+ */
+export function parseRetryAfter(
+  value: string | string[] | undefined,
+  nowMs = Date.now(),
+): number | undefined {
+  const v = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!v) return undefined;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? Math.max(0, t - nowMs) : undefined;
+}
 
-/** 5xx and 429 mean "busy, try later" (`busy`); other statuses (404: not held, 416, …) are `http`. */
-function httpReason(status: number): 'busy' | 'http' {
-  return status >= 500 || status === 429 ? 'busy' : 'http';
+/**
+ * Parses a Content-Range leniently: `bytes a-b/N`, `bytes=a-b/N` (seen from some servers), `bytes a-b/*`, any
+ * case. Returns undefined when unreadable. The chunk hash, not this header, decides whether bytes are right.
+ */
+export function parseContentRange(
+  value: string | string[] | undefined,
+): { start: number; end: number; total?: number } | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  const m = /^\s*bytes[ =]\s*(\d+)\s*-\s*(\d+)\s*(?:\/\s*(\d+|\*))?\s*$/i.exec(v ?? '');
+  if (!m) return undefined;
+  return { start: Number(m[1]), end: Number(m[2]), total: m[3] && m[3] !== '*' ? Number(m[3]) : undefined };
+}
+
+/** Full-jitter exponential backoff for retry `n` (1-based), ms. */
+export function backoffMs(n: number, base = FETCH_BACKOFF_BASE_MS, cap = FETCH_BACKOFF_CAP_MS): number {
+  return Math.random() * Math.min(cap, base * 2 ** n);
 }
 
 function checkRequest(r: FetchChunkRequest): URL {
@@ -71,12 +83,15 @@ function checkRequest(r: FetchChunkRequest): URL {
   } catch (err) {
     throw new PortalError(
       'PORTAL_INVALID_ARGUMENT',
-      `edgeUrl: expected an http URL, got ${JSON.stringify(r.edgeUrl)}`,
+      `edgeUrl: expected an http(s) URL, got ${JSON.stringify(redactUrl(String(r.edgeUrl)))}`,
       { cause: err },
     );
   }
-  if (url.protocol !== 'http:')
-    throw new PortalError('PORTAL_INVALID_ARGUMENT', `edgeUrl: expected an http: URL, got ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `edgeUrl: expected an http: or https: URL, got ${url.protocol}`,
+    );
   if (r.edgeKind !== 'portal' && r.edgeKind !== 'mirror')
     throw new PortalError(
       'PORTAL_INVALID_ARGUMENT',
@@ -102,184 +117,441 @@ function checkRequest(r: FetchChunkRequest): URL {
       'PORTAL_INVALID_ARGUMENT',
       `timeoutMs: expected a positive number, got ${String(r.timeoutMs)}`,
     );
-  if (r.edgeKind === 'portal') {
-    url = new URL(`${r.edgeUrl.replace(/\/+$/, '')}/v1/chunks/${r.cid}`);
-  }
+  if (r.edgeKind === 'portal') url = new URL(`${r.edgeUrl.replace(/\/+$/, '')}/v1/chunks/${r.cid}`);
   return url;
 }
 
-/**
- * Fetches one chunk from an edge over the shared keep-alive agent and verifies its length and sha256.
- * Portal edges: GET `<edgeUrl>/v1/chunks/<cid>` (200). Mirrors: GET `edgeUrl` with `Range: bytes=a-b` (206,
- * or 200 only for a whole-file range from offset 0). Throws PORTAL_INVALID_ARGUMENT for bad arguments and
- * ChunkFetchError otherwise, with reason 'timeout', 'http', 'unreachable', 'corrupt', 'short' or 'cancelled'.
- * A keep-alive socket the edge had already closed is retried once on a fresh one.
- */
-export async function fetchChunk(req: FetchChunkRequest): Promise<FetchChunkResult> {
-  const url = checkRequest(req);
-  const t0 = performance.now();
-  if (req.signal?.aborted)
-    throw new ChunkFetchError('cancelled', 'aborted before the request was sent', {
-      edgeUrl: req.edgeUrl,
-      elapsedMs: 0,
-    });
-  try {
-    return await fetchOnce(req, url, t0);
-  } catch (err) {
-    if (!(err instanceof RetryOnFreshSocket)) throw err;
-  }
-  try {
-    return await fetchOnce(req, url, t0);
-  } catch (err) {
-    if (!(err instanceof RetryOnFreshSocket)) throw err;
-    throw new ChunkFetchError(
-      'unreachable',
-      'connection reset before any response, twice (the edge is closing connections)',
-      { edgeUrl: req.edgeUrl, elapsedMs: performance.now() - t0 },
+/** Undici and Node error codes → the scheduler's reason and the finer fault. */
+function transportFault(
+  err: unknown,
+  got: number,
+  headers: boolean,
+): { reason: FailureReason; fault: SourceFault; what: string } {
+  const e = err as NodeJS.ErrnoException & { code?: string };
+  const code = e?.code ?? '';
+  const msg = e?.message ?? String(err);
+  if (code === 'UND_ERR_HEADERS_TIMEOUT')
+    return { reason: 'timeout', fault: 'stalled', what: 'no response headers within the stall timeout' };
+  if (code === 'UND_ERR_BODY_TIMEOUT')
+    return {
+      reason: 'timeout',
+      fault: 'stalled',
+      what: `stalled: no byte within the stall timeout after ${got} bytes`,
+    };
+  if (code === 'UND_ERR_CONNECT_TIMEOUT')
+    return { reason: 'unreachable', fault: 'connect-timeout', what: 'connect timed out' };
+  if (code === 'ECONNREFUSED') return { reason: 'unreachable', fault: 'refused', what: 'connection refused' };
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return { reason: 'unreachable', fault: 'dns', what: `host name not found (${code})` };
+  if (
+    /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME/i.test(code) ||
+    /certificate|SSL routines/i.test(msg)
+  )
+    return { reason: 'http', fault: 'tls', what: `TLS: ${code || msg}${code ? ` (${msg})` : ''}` };
+  if (
+    code === 'UND_ERR_SOCKET' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ||
+    code === 'UND_ERR_CLOSED'
+  )
+    return headers
+      ? { reason: 'short', fault: 'reset', what: `connection reset after ${got} bytes of the body` }
+      : { reason: 'unreachable', fault: 'reset', what: 'connection reset before a response' };
+  return { reason: 'unreachable', fault: 'other', what: code ? `${code}: ${msg}` : msg };
+}
+
+/** State of one fetch: its deadline signal and timing. */
+interface Ctx {
+  req: FetchChunkRequest;
+  client: HttpClient;
+  url: URL;
+  t0: number;
+  signal: AbortSignal;
+  /** Set when our own deadline (not the caller) aborted. */
+  deadline: { hit: boolean };
+  firstByteMs?: number;
+  got: number;
+}
+
+const fail = (
+  c: Ctx,
+  reason: FailureReason,
+  fault: SourceFault,
+  detail: string,
+  extra: { status?: number; cause?: unknown; retryAfterMs?: number } = {},
+): ChunkFetchError =>
+  new ChunkFetchError(reason, detail, {
+    edgeUrl: redactUrl(c.req.edgeUrl),
+    status: extra.status,
+    firstByteMs: c.firstByteMs,
+    elapsedMs: performance.now() - c.t0,
+    fault,
+    retryAfterMs: extra.retryAfterMs,
+    cause: extra.cause,
+  });
+
+/** Turns a thrown error into a ChunkFetchError of this fetch (abort → cancelled or deadline). */
+function asFetchError(c: Ctx, err: unknown, headers: boolean): ChunkFetchError {
+  if (err instanceof ChunkFetchError) return err;
+  if (c.deadline.hit)
+    return fail(
+      c,
+      'timeout',
+      'deadline',
+      c.firstByteMs === undefined
+        ? `no response within ${c.req.timeoutMs} ms`
+        : `body incomplete after ${c.req.timeoutMs} ms (${c.got} of ${c.req.length} bytes)`,
+      { cause: err },
     );
+  if (c.req.signal?.aborted)
+    return fail(
+      c,
+      'cancelled',
+      'cancelled',
+      `aborted after ${Math.round(performance.now() - c.t0)} ms (${c.got} of ${c.req.length} bytes)`,
+      {
+        cause: c.req.signal.reason,
+      },
+    );
+  if (err instanceof PortalError && err.code === 'PORTAL_EDGE_HTTP')
+    return fail(c, 'http', 'redirect', err.message, { cause: err });
+  const t = transportFault(err, c.got, headers);
+  return fail(c, t.reason, t.fault, t.what, { cause: err });
+}
+
+/** Destroys a response body we will not read; its late errors are expected and dropped. */
+function discard(body: { on(ev: 'error', f: () => void): unknown; destroy(): void }): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+const header = (h: SendResult['headers'], name: string): string | undefined => {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/** Reads exactly `length` bytes from the body into a buffer, hashing them; extra bytes are `corrupt`. */
+async function readExactly(c: Ctx, body: AsyncIterable<Buffer>, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  c.got = 0;
+  for await (const d of body) {
+    if (c.got + d.length > length)
+      throw fail(c, 'corrupt', 'corrupt', `body longer than the expected ${length} bytes`);
+    d.copy(buf, c.got);
+    c.got += d.length;
+  }
+  if (c.got < length) throw fail(c, 'short', 'short-body', `body ended after ${c.got} of ${length} bytes`);
+  return buf;
+}
+
+function verify(c: Ctx, bytes: Buffer): FetchChunkResult {
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== c.req.cid)
+    throw fail(c, 'corrupt', 'corrupt', `sha256 ${actual} does not match cid ${c.req.cid}`);
+  const now = performance.now() - c.t0;
+  return { bytes, firstByteMs: c.firstByteMs ?? now, transferMs: now };
+}
+
+/** The status of an answer that is not the expected one, as a ChunkFetchError (busy with Retry-After for 5xx/429). */
+function statusError(c: Ctx, r: SendResult, what: string): ChunkFetchError {
+  const s = r.statusCode;
+  const busy = s >= 500 || s === 429;
+  const retryAfterMs = busy ? parseRetryAfter(r.headers['retry-after']) : undefined;
+  const where = r.redirects > 0 ? ` (from ${redactUrl(r.url)} after ${r.redirects} redirect(s))` : '';
+  return fail(
+    c,
+    busy ? 'busy' : 'http',
+    busy ? 'busy' : 'http-status',
+    `HTTP ${s} for ${what}${where}${retryAfterMs !== undefined ? `; Retry-After ${Math.round(retryAfterMs / 1000)} s` : ''}`,
+    { status: s, retryAfterMs },
+  );
+}
+
+/** One request of a chunk to a Portal edge (GET /v1/chunks/<cid>, 200). */
+async function fromPortal(c: Ctx, reset: boolean): Promise<FetchChunkResult> {
+  let r: SendResult | undefined;
+  try {
+    r = await c.client.send(c.url.href, {
+      signal: c.signal,
+      reset,
+      headers: { 'accept-encoding': 'identity' },
+    });
+    c.firstByteMs = performance.now() - c.t0;
+    if (r.statusCode !== 200) {
+      await r.body.dump().catch(() => undefined);
+      throw statusError(c, r, c.url.pathname);
+    }
+    const cl = header(r.headers, 'content-length');
+    if (cl !== undefined && Number(cl) !== c.req.length) {
+      discard(r.body);
+      throw fail(
+        c,
+        Number(cl) < c.req.length ? 'short' : 'corrupt',
+        'content-range',
+        `Content-Length ${cl}, expected ${c.req.length}`,
+        {
+          status: 200,
+        },
+      );
+    }
+    return verify(c, await readExactly(c, r.body, c.req.length));
+  } catch (err) {
+    if (r) discard(r.body);
+    throw asFetchError(c, err, r !== undefined);
   }
 }
 
-function fetchOnce(r: FetchChunkRequest, url: URL, t0: number): Promise<FetchChunkResult> {
-  return new Promise<FetchChunkResult>((resolve, reject) => {
-    let settled = false;
-    let firstByteMs: number | undefined;
-    let res: IncomingMessage | undefined;
-    let got = 0;
-    const now = (): number => performance.now() - t0;
-
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      r.signal?.removeEventListener('abort', onAbort);
-    };
-    const fail = (
-      reason: FailureReason,
-      detail: string,
-      extra: { status?: number; cause?: unknown; keepSocket?: boolean } = {},
-    ): void => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      if (extra.keepSocket && res) res.resume();
-      else creq.destroy();
-      reject(
-        new ChunkFetchError(reason, detail, {
-          edgeUrl: r.edgeUrl,
-          status: extra.status,
-          firstByteMs,
-          elapsedMs: now(),
-          cause: extra.cause,
-        }),
-      );
-    };
-    const remaining = Math.max(1, r.timeoutMs - now());
-    const timer = setTimeout(() => {
-      fail(
-        'timeout',
-        firstByteMs === undefined
-          ? `no response within ${r.timeoutMs} ms`
-          : `body incomplete after ${r.timeoutMs} ms (${got} of ${r.length} bytes)`,
-      );
-    }, remaining);
-    const onAbort = (): void =>
-      fail('cancelled', `aborted after ${Math.round(now())} ms (${got} of ${r.length} bytes)`, {
-        cause: r.signal?.reason,
-      });
-    r.signal?.addEventListener('abort', onAbort, { once: true });
-
-    const headers: Record<string, string> = { 'accept-encoding': 'identity' };
-    if (r.edgeKind === 'mirror') headers.range = `bytes=${r.offset}-${r.offset + r.length - 1}`;
-    const creq: ClientRequest = request(
-      url,
-      { agent: r.agent ?? defaultFetchAgent, method: 'GET', headers },
-      (response) => {
-        res = response;
-        firstByteMs = now();
-        const status = response.statusCode ?? 0;
-        if (r.edgeKind === 'portal') {
-          if (status !== 200) {
-            fail(httpReason(status), `HTTP ${status} for ${url.pathname}`, { status, keepSocket: true });
-            return;
-          }
-        } else if (status === 206) {
-          const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(response.headers['content-range'] ?? ''));
-          if (!cr || Number(cr[1]) !== r.offset || Number(cr[2]) !== r.offset + r.length - 1) {
-            fail(
-              'http',
-              `mirror answered Content-Range ${JSON.stringify(response.headers['content-range'] ?? null)} for bytes=${r.offset}-${r.offset + r.length - 1}`,
-              { status, keepSocket: true },
-            );
-            return;
-          }
-        } else if (!(
-          status === 200 &&
-          r.offset === 0 &&
-          Number(response.headers['content-length']) === r.length
-        )) {
-          fail(
-            status === 200 ? 'http' : httpReason(status),
-            status === 200
-              ? 'mirror ignored the Range header (HTTP 200 with a different length)'
-              : `HTTP ${status} for a Range request`,
-            { status, keepSocket: status !== 200 },
-          );
-          return;
-        }
-        const cl = response.headers['content-length'];
-        if (cl !== undefined && Number(cl) !== r.length) {
-          if (Number(cl) < r.length) fail('short', `Content-Length ${cl}, expected ${r.length}`, { status });
-          else fail('corrupt', `Content-Length ${cl}, expected ${r.length}`, { status });
-          return;
-        }
-        const buf = Buffer.allocUnsafe(r.length);
-        const hash = createHash('sha256');
-        response.on('data', (d: Buffer) => {
-          if (settled) return;
-          if (got + d.length > r.length) {
-            fail('corrupt', `body longer than the expected ${r.length} bytes`);
-            return;
-          }
-          d.copy(buf, got);
-          got += d.length;
-          hash.update(d);
-        });
-        response.on('end', () => {
-          if (settled) return;
-          if (got < r.length) {
-            fail('short', `body ended after ${got} of ${r.length} bytes`);
-            return;
-          }
-          const actual = hash.digest('hex');
-          if (actual !== r.cid) {
-            fail('corrupt', `sha256 ${actual} does not match cid ${r.cid}`, { keepSocket: true });
-            return;
-          }
-          settled = true;
-          cleanup();
-          resolve({ bytes: buf, firstByteMs: firstByteMs ?? now(), transferMs: now() });
-        });
-        response.on('error', (err: NodeJS.ErrnoException) =>
-          fail(
-            'unreachable',
-            `connection lost after ${got} of ${r.length} bytes: ${err.code ?? err.message}`,
-            { cause: err },
-          ),
-        );
-        response.on('close', () => {
-          if (!settled) fail('short', `connection closed after ${got} of ${r.length} bytes`);
-        });
-      },
-    );
-    creq.on('error', (err: NodeJS.ErrnoException) => {
-      if (settled) return;
-      if (res === undefined && creq.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-        settled = true;
-        cleanup();
-        reject(new RetryOnFreshSocket());
-        return;
-      }
-      fail('unreachable', `${err.code ?? 'error'}: ${err.message}`, { cause: err });
+/**
+ * One request of a chunk to a mirror: `Range: bytes=a-b`, answered 206 (Content-Range parsed leniently; a
+ * missing one is accepted when the length matches), or 200 with the whole file from a mirror that ignores
+ * Range — then the mirror is read as one sequential stream (see SequentialReader).
+ */
+async function fromMirror(c: Ctx, reset: boolean): Promise<FetchChunkResult> {
+  const { req } = c;
+  const seq = sequentialReaders.get(c.client)?.get(req.edgeUrl);
+  if (seq) return verify(c, await seq.read(c));
+  const a = req.offset;
+  const b = req.offset + req.length - 1;
+  let r: SendResult | undefined;
+  try {
+    r = await c.client.sendMirror(req.edgeUrl, {
+      signal: c.signal,
+      reset,
+      headers: { range: `bytes=${a}-${b}`, 'accept-encoding': 'identity' },
     });
-    creq.end();
-  });
+    c.firstByteMs = performance.now() - c.t0;
+    const s = r.statusCode;
+    if (s !== 200 && s !== 206) {
+      await r.body.dump().catch(() => undefined);
+      throw statusError(c, r, `bytes=${a}-${b}`);
+    }
+    const enc = header(r.headers, 'content-encoding');
+    if (enc && enc.toLowerCase() !== 'identity') {
+      discard(r.body);
+      throw fail(
+        c,
+        'http',
+        'content-encoding',
+        `sent a ${enc}-encoded body (Content-Encoding: ${enc}) though asked for identity`,
+        { status: s },
+      );
+    }
+    const cl = header(r.headers, 'content-length');
+    const type = header(r.headers, 'content-type') ?? '';
+    if (s === 206) {
+      const cr = header(r.headers, 'content-range');
+      const range = parseContentRange(cr);
+      if (cr !== undefined && (!range || range.start !== a || range.end !== b)) {
+        discard(r.body);
+        throw fail(
+          c,
+          'http',
+          'content-range',
+          `answered Content-Range ${JSON.stringify(cr)} for bytes=${a}-${b}`,
+          { status: s },
+        );
+      }
+      if (cr === undefined && cl !== undefined && Number(cl) !== req.length) {
+        discard(r.body);
+        throw fail(
+          c,
+          'http',
+          'content-range',
+          `206 without Content-Range and with Content-Length ${cl}, expected ${req.length}`,
+          { status: s },
+        );
+      }
+      return verify(c, await readExactly(c, r.body, req.length));
+    }
+    // 200: the whole file, or an error page dressed as one.
+    if (a === 0 && cl !== undefined && Number(cl) === req.length)
+      return verify(c, await readExactly(c, r.body, req.length));
+    if (/^text\/html/i.test(type) && (req.fileSize === undefined || Number(cl) !== req.fileSize)) {
+      discard(r.body);
+      throw fail(
+        c,
+        'http',
+        'html',
+        `served an HTML page (HTTP 200, ${type}${cl ? `, ${cl} bytes` : ''}) instead of the file`,
+        { status: s },
+      );
+    }
+    if (req.fileSize !== undefined && (cl === undefined || Number(cl) === req.fileSize)) {
+      // The mirror ignores Range: from now on it is read as one stream from byte 0.
+      const reader = new SequentialReader(req.edgeUrl, req.fileSize, c.client);
+      let map = sequentialReaders.get(c.client);
+      if (!map) sequentialReaders.set(c.client, (map = new Map()));
+      map.set(req.edgeUrl, reader);
+      reader.adopt(r.body);
+      r = undefined;
+      return verify(c, await reader.read(c));
+    }
+    discard(r.body);
+    throw fail(
+      c,
+      'http',
+      'range-ignored',
+      `ignored the Range header (HTTP 200 with ${cl ?? 'an unknown number of'} bytes${req.fileSize !== undefined ? `; the file has ${req.fileSize}` : ''})`,
+      { status: s },
+    );
+  } catch (err) {
+    if (r) discard(r.body);
+    throw asFetchError(c, err, r !== undefined || c.firstByteMs !== undefined);
+  }
+}
+
+/** Range-ignoring mirrors read as one stream, per client, by mirror URL. */
+const sequentialReaders = new WeakMap<HttpClient, Map<string, SequentialReader>>();
+
+/**
+ * One mirror that ignores Range, read as a single sequential stream (as aria2c falls back to): requests are
+ * served in offset order; bytes before a requested chunk are skipped, each chunk is cut out as it passes and
+ * verified by the caller. A request behind the stream's position, or a stream that breaks, starts a new
+ * GET from byte 0. Kept as our own code because no HTTP library does chunk-wise sequential fallback.
+ */
+class SequentialReader {
+  private iter: AsyncIterator<Buffer> | undefined;
+  private body: Parameters<typeof discard>[0] | undefined;
+  private pos = 0;
+  private leftover: Buffer | undefined;
+  private queue: { c: Ctx; resolve: (b: Buffer) => void; reject: (e: unknown) => void }[] = [];
+  private pumping = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly fileSize: number,
+    private readonly client: HttpClient,
+  ) {}
+
+  adopt(body: AsyncIterable<Buffer> & Parameters<typeof discard>[0]): void {
+    this.body = body;
+    this.iter = body[Symbol.asyncIterator]();
+    this.pos = 0;
+    this.leftover = undefined;
+  }
+
+  /** Reads the chunk of `c` once the stream reaches it; queued requests are served lowest offset first. */
+  read(c: Ctx): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      this.queue.push({ c, resolve, reject });
+      if (!this.pumping) void this.pump();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    while (this.queue.length > 0) {
+      let best = 0;
+      for (let i = 1; i < this.queue.length; i++)
+        if (this.queue[i].c.req.offset < this.queue[best].c.req.offset) best = i;
+      const [job] = this.queue.splice(best, 1);
+      try {
+        job.resolve(await this.take(job.c));
+      } catch (err) {
+        job.reject(err);
+      }
+    }
+    this.pumping = false;
+  }
+
+  private async restart(c: Ctx): Promise<void> {
+    if (this.body) discard(this.body);
+    const r = await this.client.sendMirror(this.url, {
+      signal: c.signal,
+      headers: { 'accept-encoding': 'identity' },
+    });
+    if (r.statusCode !== 200) {
+      await r.body.dump().catch(() => undefined);
+      throw statusError(c, r, 'the whole file (the mirror ignores Range)');
+    }
+    this.adopt(r.body);
+  }
+
+  private async take(c: Ctx): Promise<Buffer> {
+    const { offset, length } = c.req;
+    if (c.signal.aborted) throw new Error('aborted');
+    try {
+      if (!this.iter || offset < this.pos) await this.restart(c);
+      c.firstByteMs ??= performance.now() - c.t0;
+      const out = Buffer.allocUnsafe(length);
+      c.got = 0;
+      const onAbort = (): void => {
+        if (this.body) discard(this.body);
+      };
+      c.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        while (c.got < length) {
+          let d = this.leftover;
+          this.leftover = undefined;
+          if (!d) {
+            const n = await this.iter!.next();
+            if (n.done)
+              throw fail(c, 'short', 'short-body', `stream ended at byte ${this.pos} of ${this.fileSize}`);
+            d = n.value;
+          }
+          const start = this.pos;
+          const end = start + d.length;
+          if (end <= offset) {
+            this.pos = end;
+            continue;
+          }
+          const from = Math.max(0, offset - start);
+          const take = Math.min(d.length - from, length - c.got);
+          d.copy(out, c.got, from, from + take);
+          c.got += take;
+          this.pos = start + from + take;
+          if (from + take < d.length) this.leftover = d.subarray(from + take);
+        }
+      } finally {
+        c.signal.removeEventListener('abort', onAbort);
+      }
+      return out;
+    } catch (err) {
+      this.iter = undefined;
+      if (this.body) discard(this.body);
+      throw err;
+    }
+  }
+}
+
+/**
+ * Fetches one chunk over the HTTP client (undici) and verifies its length and sha256. Portal edges: GET
+ * `<edgeUrl>/v1/chunks/<cid>` (200). Mirrors: GET `edgeUrl` (redirects followed) with `Range: bytes=a-b`
+ * (206, or 200 — see fromMirror). Transient faults (reset, short body, stall) are retried up to
+ * FETCH_TRANSIENT_RETRIES times with full-jitter exponential backoff on a connection closed after use,
+ * within `timeoutMs`. Throws PORTAL_INVALID_ARGUMENT for bad arguments and ChunkFetchError otherwise
+ * (reason for the scheduler; fault, detail and retryAfterMs for people and edge actors).
+ */
+export async function fetchChunk(req: FetchChunkRequest): Promise<FetchChunkResult> {
+  const url = checkRequest(req);
+  const client = req.client ?? defaultHttpClient();
+  const t0 = performance.now();
+  const ac = new AbortController();
+  const deadline = { hit: false };
+  const timer = setTimeout(() => {
+    deadline.hit = true;
+    ac.abort(new PortalError('PORTAL_EDGE_TIMEOUT', `deadline of ${req.timeoutMs} ms`));
+  }, req.timeoutMs);
+  const onAbort = (): void => ac.abort(req.signal?.reason);
+  if (req.signal?.aborted) onAbort();
+  else req.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for (let n = 0; ; n++) {
+      const c: Ctx = { req, client, url, t0, signal: ac.signal, deadline, got: 0 };
+      if (ac.signal.aborted) throw asFetchError(c, ac.signal.reason, false);
+      try {
+        return req.edgeKind === 'portal' ? await fromPortal(c, n > 0) : await fromMirror(c, n > 0);
+      } catch (err) {
+        const e = asFetchError(c, err, c.firstByteMs !== undefined);
+        if (!TRANSIENT_FAULTS.has(e.fault) || n >= FETCH_TRANSIENT_RETRIES || ac.signal.aborted) throw e;
+        const wait = backoffMs(n + 1);
+        if (performance.now() - t0 + wait >= req.timeoutMs) throw e;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+    req.signal?.removeEventListener('abort', onAbort);
+  }
 }

@@ -19,9 +19,27 @@ export { encodeHaveBitmap, decodeHaveBitmap } from './have-bitmap.js';
 export { createPrng } from './prng.js';
 export { createEdgeServer, EDGE_SLICE_BYTES } from './edge-server.js';
 export type { EdgeServer, EdgeServerOptions, EdgeServerStats, EdgeFaults } from './edge-server.js';
-export { ChunkFetchError, isChunkFetchError } from './chunk-fetch-error.js';
-export type { ChunkFetchErrorInfo } from './chunk-fetch-error.js';
-export { fetchChunk, createFetchAgent, defaultFetchAgent, FETCH_MAX_SOCKETS_PER_EDGE } from './http-fetch.js';
+export { ChunkFetchError, isChunkFetchError, TRANSIENT_FAULTS } from './chunk-fetch-error.js';
+export type { ChunkFetchErrorInfo, SourceFault } from './chunk-fetch-error.js';
+export {
+  fetchChunk,
+  parseRetryAfter,
+  parseContentRange,
+  backoffMs,
+  FETCH_TRANSIENT_RETRIES,
+  FETCH_BACKOFF_BASE_MS,
+  FETCH_BACKOFF_CAP_MS,
+} from './http-fetch.js';
+export {
+  createHttpClient,
+  defaultHttpClient,
+  redactUrl,
+  HTTP_CONNECTIONS_PER_ORIGIN,
+  DEFAULT_STALL_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_REDIRECTS,
+} from './http-client.js';
+export type { HttpClient, HttpClientOptions, SendOptions, SendResult } from './http-client.js';
 export type { FetchChunkRequest, FetchChunkResult, FetchChunkFn } from './http-fetch.js';
 export { openChunkWriter, hashFile } from './chunk-writer.js';
 export type { ChunkWriter } from './chunk-writer.js';

@@ -5,7 +5,7 @@ import {
   fetchChunk,
   chunkRange,
   decodeHaveBitmap,
-  createFetchAgent,
+  createHttpClient,
   ChunkFetchError,
   type EdgeServer,
   type Manifest,
@@ -19,7 +19,7 @@ let tmp: { dir: string; cleanup: () => Promise<void> };
 let file: { path: string; bytes: Buffer };
 let m: Manifest;
 const servers: EdgeServer[] = [];
-const agent = createFetchAgent();
+const client = createHttpClient();
 
 async function edge(opts: Partial<Parameters<typeof createEdgeServer>[0]> = {}): Promise<EdgeServer> {
   const s = await createEdgeServer({ source: { path: file.path, manifest: m }, ...opts });
@@ -32,7 +32,7 @@ function get(
   headers: Record<string, string> = {},
 ): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent, headers }, (res) => {
+    const req = request(url, { headers }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
       res.on('end', () =>
@@ -59,7 +59,7 @@ const fetchReq = (
   cid: m.chunks[i],
   ...chunkRange(m, i),
   timeoutMs: 10_000,
-  agent,
+  client,
   ...extra,
 });
 
@@ -70,7 +70,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.close()));
-  agent.destroy();
+  await client.close();
   await tmp.cleanup();
 });
 
@@ -202,7 +202,7 @@ describe('edge server', () => {
 
   test('edge server: after goOffline fetches fail with reason unreachable', async () => {
     const s = await edge();
-    await fetchChunk(fetchReq(s, 0)); // leaves a keep-alive socket in the agent
+    await fetchChunk(fetchReq(s, 0)); // leaves a keep-alive connection in the client
     await s.goOffline();
     expect(s.isOffline()).toBe(true);
     const err = await rejectionOf(() => fetchChunk(fetchReq(s, 1)));

@@ -5,7 +5,7 @@ import {
   createExecutor,
   chunkRange,
   hashFile,
-  createFetchAgent,
+  createHttpClient,
   fetchChunk,
   type EdgeServer,
   type Manifest,
@@ -25,8 +25,8 @@ let m: Manifest;
 const servers: EdgeServer[] = [];
 const executors: Executor[] = [];
 const buses: Bus[] = [];
-const agent = createFetchAgent();
-const fetchWithAgent: FetchChunkFn = (r) => fetchChunk({ ...r, agent });
+const client = createHttpClient();
+const fetchWithAgent: FetchChunkFn = (r) => fetchChunk({ ...r, client });
 
 beforeAll(async () => {
   tmp = await makeTempDir('executor');
@@ -37,7 +37,7 @@ afterAll(async () => {
   await Promise.all(executors.map((e) => e.close()));
   await Promise.all(buses.map((b) => b.close()));
   await Promise.all(servers.map((s) => s.close()));
-  agent.destroy();
+  await client.close();
   await tmp.cleanup();
 });
 

@@ -1,0 +1,286 @@
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { PortalError } from '../common/errors.js';
+
+/** Connections kept per origin (one undici Pool per origin inside the Agent). */
+export const HTTP_CONNECTIONS_PER_ORIGIN = 16;
+/** Default stall timeout: no response headers, or no body byte, for this long ends a request (ms). */
+export const DEFAULT_STALL_TIMEOUT_MS = 15_000;
+/** Default connect timeout (TCP + TLS handshake), ms. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** Redirect hops followed before a request fails (curl's and browsers' limits are 20–50; mirrors need 1–3). */
+export const DEFAULT_MAX_REDIRECTS = 10;
+/** HTTP statuses that redirect (RFC 9110 §15.4); 300 and 304 are not followed. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/** Where the system's CA bundle lives on Debian/Ubuntu, Fedora/RHEL and Alpine/macOS (OpenSSL's usual paths). */
+const SYSTEM_CA_FILES = [
+  '/etc/ssl/certs/ca-certificates.crt',
+  '/etc/pki/tls/certs/ca-bundle.crt',
+  '/etc/ssl/cert.pem',
+];
+
+/** Options of createHttpClient. Times in milliseconds. */
+export interface HttpClientOptions {
+  /** PEM file of extra CA certificates trusted besides the system store (`--ca FILE`). */
+  caFile?: string;
+  /** PEM text of extra CA certificates (tests; same meaning as caFile). */
+  ca?: string;
+  /** Skip TLS certificate verification (`--insecure`); never the default. */
+  insecure?: boolean;
+  /** Headers sent with every request (`--header 'Name: value'`). */
+  headers?: Record<string, string>;
+  connectionsPerOrigin?: number;
+  connectTimeoutMs?: number;
+  /** No response headers, or no body byte, for this long fails the request as stalled (default 15 000). */
+  stallTimeoutMs?: number;
+  maxRedirects?: number;
+  /** Environment read for HTTP_PROXY/HTTPS_PROXY/NO_PROXY (default process.env); `proxy: false` ignores it. */
+  env?: NodeJS.ProcessEnv;
+  proxy?: boolean;
+}
+
+/** What `send` asks for. */
+export interface SendOptions {
+  method?: 'GET' | 'HEAD';
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Close the connection after this request (a retry on a connection nobody else shares). */
+  reset?: boolean;
+  /** Overrides the client's stall timeout for this request. */
+  stallTimeoutMs?: number;
+}
+
+/** A response after redirects: status, headers, the body stream and the URL that answered. */
+export interface SendResult {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  /** The URL that finally answered (after redirects); may carry credentials — redact before logging. */
+  url: string;
+  /** Redirect hops followed. */
+  redirects: number;
+}
+
+/** The one HTTP client of a Portal process: an undici dispatcher (a Pool per origin), TLS trust, proxy, headers. */
+export interface HttpClient {
+  readonly dispatcher: Dispatcher;
+  readonly stallTimeoutMs: number;
+  readonly maxRedirects: number;
+  /**
+   * Sends a request, following 301/302/303/307/308 up to `maxRedirects` hops across origins (credentials
+   * and Authorization are dropped when the origin changes). `user:pass@` in the URL becomes Basic auth.
+   * Rejects with the undici/Node error of the transport, or PortalError PORTAL_EDGE_HTTP for a redirect
+   * loop, too many hops or a redirect without Location.
+   */
+  send(url: string, opts?: SendOptions): Promise<SendResult>;
+  /**
+   * Like send for a mirror: starts from the URL the mirror last redirected to (signed CDN URLs) and, when
+   * that one fails or answers an error status, forgets it and resolves the mirror's own URL again.
+   */
+  sendMirror(mirrorUrl: string, opts?: SendOptions): Promise<SendResult>;
+  /** The URL a mirror last redirected to, if any. */
+  resolvedUrl(mirrorUrl: string): string | undefined;
+  /** Closes every connection; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Reads PEM bundles: the system store (first file found of SYSTEM_CA_FILES, or SSL_CERT_FILE) and Node's own. */
+function trustedCas(extra: string[], env: NodeJS.ProcessEnv): string[] {
+  const out = [...tls.rootCertificates];
+  const files = env.SSL_CERT_FILE ? [env.SSL_CERT_FILE] : SYSTEM_CA_FILES;
+  for (const f of files) {
+    try {
+      out.push(readFileSync(f, 'utf8'));
+      break;
+    } catch {
+      /* not on this system: try the next usual path */
+    }
+  }
+  return out.concat(extra);
+}
+
+/**
+ * Builds the HTTP client: an undici Agent (or EnvHttpProxyAgent when HTTP_PROXY/HTTPS_PROXY is set) trusting
+ * the system CA store plus `caFile`. Throws PORTAL_CONFIG_INVALID when `caFile` cannot be read or holds no
+ * certificate, PORTAL_INVALID_ARGUMENT for bad numbers.
+ */
+export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
+  const env = opts.env ?? process.env;
+  const num = (v: number | undefined, d: number, name: string, min: number): number => {
+    const n = v ?? d;
+    if (!Number.isFinite(n) || n < min)
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `${name}: expected a number ≥ ${min}, got ${String(n)}`,
+      );
+    return n;
+  };
+  const connections = num(opts.connectionsPerOrigin, HTTP_CONNECTIONS_PER_ORIGIN, 'connectionsPerOrigin', 1);
+  const connectTimeout = num(opts.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs', 1);
+  const stallTimeoutMs = num(opts.stallTimeoutMs, DEFAULT_STALL_TIMEOUT_MS, 'stallTimeoutMs', 1);
+  const maxRedirects = num(opts.maxRedirects, DEFAULT_MAX_REDIRECTS, 'maxRedirects', 0);
+  const extra: string[] = [];
+  if (opts.caFile) {
+    let pem: string;
+    try {
+      pem = readFileSync(opts.caFile, 'utf8');
+    } catch (cause) {
+      throw new PortalError('PORTAL_CONFIG_INVALID', `--ca ${opts.caFile}: cannot read the file`, { cause });
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+      throw new PortalError('PORTAL_CONFIG_INVALID', `--ca ${opts.caFile}: no PEM certificate in the file`);
+    extra.push(pem);
+  }
+  if (opts.ca) extra.push(opts.ca);
+  const tlsOpts = opts.insecure ? { rejectUnauthorized: false } : { ca: trustedCas(extra, env) };
+  const agentOpts: Agent.Options = {
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 4_000,
+    headersTimeout: stallTimeoutMs,
+    bodyTimeout: stallTimeoutMs,
+    connect: { ...tlsOpts, timeout: connectTimeout },
+  };
+  const proxied =
+    opts.proxy !== false && Boolean(env.HTTP_PROXY || env.http_proxy || env.HTTPS_PROXY || env.https_proxy);
+  const dispatcher: Dispatcher = proxied
+    ? new EnvHttpProxyAgent({
+        ...agentOpts,
+        httpProxy: env.http_proxy ?? env.HTTP_PROXY,
+        httpsProxy: env.https_proxy ?? env.HTTPS_PROXY,
+        noProxy: env.no_proxy ?? env.NO_PROXY,
+        requestTls: tlsOpts,
+      })
+    : new Agent(agentOpts);
+  const baseHeaders = { ...(opts.headers ?? {}) };
+  const resolved = new Map<string, string>();
+  let closed: Promise<void> | undefined;
+
+  const sendOnce = async (
+    url: URL,
+    o: SendOptions,
+    auth: string | undefined,
+  ): Promise<Dispatcher.ResponseData> => {
+    const headers: Record<string, string> = { ...baseHeaders, ...(o.headers ?? {}) };
+    if (auth && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
+      headers.authorization = auth;
+    const stall = o.stallTimeoutMs ?? stallTimeoutMs;
+    return dispatcher.request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      method: o.method ?? 'GET',
+      headers,
+      signal: o.signal,
+      reset: o.reset,
+      headersTimeout: stall,
+      bodyTimeout: stall,
+    });
+  };
+
+  const send = async (start: string, o: SendOptions = {}): Promise<SendResult> => {
+    let url = new URL(start);
+    const userAuth = (u: URL): string | undefined =>
+      u.username || u.password
+        ? `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`
+        : undefined;
+    let auth = userAuth(url);
+    const origin0 = url.origin;
+    const seen = new Set<string>();
+    for (let hops = 0; ; hops++) {
+      const r = await sendOnce(url, o, auth);
+      if (!REDIRECTS.has(r.statusCode)) {
+        return { statusCode: r.statusCode, headers: r.headers, body: r.body, url: url.href, redirects: hops };
+      }
+      await r.body.dump().catch(() => undefined);
+      const loc = r.headers.location;
+      const where = Array.isArray(loc) ? loc[0] : loc;
+      if (!where)
+        throw new PortalError('PORTAL_EDGE_HTTP', `HTTP ${r.statusCode} redirect without a Location header`);
+      if (hops >= maxRedirects)
+        throw new PortalError(
+          'PORTAL_EDGE_HTTP',
+          `more than ${maxRedirects} redirects (the last to ${redactUrl(new URL(where, url).href)})`,
+        );
+      const next = new URL(where, url);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:')
+        throw new PortalError(
+          'PORTAL_EDGE_HTTP',
+          `redirect to a ${next.protocol} URL, which Portal cannot fetch`,
+        );
+      if (seen.has(next.href))
+        throw new PortalError('PORTAL_EDGE_HTTP', `redirect loop through ${redactUrl(next.href)}`);
+      seen.add(url.href);
+      // Credentials go only to the origin they were given for (as curl and browsers do).
+      auth = next.origin === origin0 ? (userAuth(next) ?? auth) : userAuth(next);
+      url = next;
+    }
+  };
+
+  return {
+    dispatcher,
+    stallTimeoutMs,
+    maxRedirects,
+    send,
+    async sendMirror(mirrorUrl, o = {}) {
+      const remembered = resolved.get(mirrorUrl);
+      if (remembered) {
+        let r: SendResult | undefined;
+        try {
+          r = await send(remembered, o);
+        } catch (err) {
+          if (o.signal?.aborted) throw err;
+        }
+        if (r && r.statusCode < 400) return r;
+        // The resolved URL stopped answering (an expired signed URL): resolve the mirror again.
+        await r?.body.dump().catch(() => undefined);
+        resolved.delete(mirrorUrl);
+      }
+      const r = await send(mirrorUrl, o);
+      if (r.redirects > 0) resolved.set(mirrorUrl, r.url);
+      return r;
+    },
+    resolvedUrl: (u) => resolved.get(u),
+    close() {
+      closed ??= dispatcher.close().catch(() => undefined);
+      return closed;
+    },
+  };
+}
+
+/** Query parameters kept in redacted URLs (everything else may be a signature or token). */
+const SAFE_QUERY = new Set(['file', 'name', 'path', 'version', 'v']);
+
+/**
+ * The URL with what may be secret removed, for logs, journals and messages: `user:pass@` becomes `***@`
+ * and the value of every query parameter but a few harmless ones becomes `***` (signed-URL signatures,
+ * tokens). Returns the input unchanged when it is not a URL.
+ */
+export function redactUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  if (u.username || u.password) {
+    u.username = '***';
+    u.password = '';
+  }
+  if (u.search) {
+    const q = new URLSearchParams(u.search);
+    for (const k of [...q.keys()]) if (!SAFE_QUERY.has(k.toLowerCase())) q.set(k, '***');
+    u.search = q.toString().replace(/%2A/g, '*');
+  }
+  return u.href;
+}
+
+/** The process-wide client used when none is given (system CA store, proxy from the environment). */
+let shared: HttpClient | undefined;
+
+/** The process-wide HTTP client, created on first use with default options. */
+export function defaultHttpClient(): HttpClient {
+  shared ??= createHttpClient();
+  return shared;
+}
