@@ -10,6 +10,7 @@ import type {
 } from '../common/index.js';
 import { fetchChunk as defaultFetch, type FetchChunkFn } from './http-fetch.js';
 import { ChunkFetchError } from './chunk-fetch-error.js';
+import type { HttpClient } from './http-client.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
 
 /** Options for createExecutor. */
@@ -22,6 +23,8 @@ export interface ExecutorOptions {
   logger?: Logger;
   /** Chunk fetcher (default fetchChunk). */
   fetch?: FetchChunkFn;
+  /** HTTP client the default fetcher uses (default: the process-wide one); closed by the caller. */
+  http?: HttpClient;
 }
 
 /** Counters of an executor's work. */
@@ -111,6 +114,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     detail: string,
     firstByteMs = 0,
     transferMs = 0,
+    retryAfterMs?: number,
   ): ChunkReport => ({
     transferId: job.transferId,
     chunk: job.item.chunk,
@@ -122,6 +126,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     transferMs,
     reason,
     detail,
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     executorId: id,
   });
 
@@ -149,7 +154,9 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         offset: item.offset,
         length: item.length,
         timeoutMs: item.timeoutMs,
+        fileSize: job.fileSize,
         signal: job.ac.signal,
+        client: opts.http,
       });
       try {
         const w = await writerFor(job.output, job.fileSize);
@@ -177,7 +184,14 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     } catch (err) {
       counters.failed++;
       if (err instanceof ChunkFetchError) {
-        report = failureReport(job, err.reason, err.detail, err.firstByteMs ?? 0, err.elapsedMs);
+        report = failureReport(
+          job,
+          err.reason,
+          err.detail,
+          err.firstByteMs ?? 0,
+          err.elapsedMs,
+          err.retryAfterMs,
+        );
       } else {
         // Invalid dispatch fields (PORTAL_INVALID_ARGUMENT) or an unexpected fault: still one report per item.
         log.warn({ err, chunk: item.chunk, attempt: item.attempt }, 'chunk fetch failed unexpectedly');

@@ -378,12 +378,17 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<FetchChunkResult> {
       );
     }
     if (req.fileSize !== undefined && (cl === undefined || Number(cl) === req.fileSize)) {
-      // The mirror ignores Range: from now on it is read as one stream from byte 0.
-      const reader = new SequentialReader(req.edgeUrl, req.fileSize, c.client);
+      // The mirror ignores Range: from now on it is read as one stream from byte 0 (a concurrent request
+      // may have found that out first; then its stream is used and this one dropped).
       let map = sequentialReaders.get(c.client);
       if (!map) sequentialReaders.set(c.client, (map = new Map()));
-      map.set(req.edgeUrl, reader);
-      reader.adopt(r.body);
+      let reader = map.get(req.edgeUrl);
+      if (reader) discard(r.body);
+      else {
+        reader = new SequentialReader(req.edgeUrl, req.fileSize, c.client);
+        map.set(req.edgeUrl, reader);
+        reader.adopt(r.body);
+      }
       r = undefined;
       return verify(c, await reader.read(c));
     }

@@ -1,0 +1,173 @@
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
+
+/**
+ * How the mirror answers one request. `ok`: Range honoured (206, `bytes a-b/N`). `ignore-range`: 200 with the
+ * whole file. `cr-equals`: 206 with `Content-Range: bytes=a-b/N`. `cr-missing`: 206 without Content-Range.
+ * `reset-mid-body`: headers and half of the range, then the connection is destroyed. `stall`: headers and
+ * 100 bytes, then nothing. `status`: that HTTP status (with `retryAfter` when given). `redirect`: `status`
+ * (302 by default) to `location`. `html`: an HTML error page with 200. `gzip`: the range gzip-compressed
+ * with Content-Encoding: gzip.
+ */
+export type MirrorMode =
+  | { kind: 'ok' }
+  | { kind: 'ignore-range' }
+  | { kind: 'cr-equals' }
+  | { kind: 'cr-missing' }
+  | { kind: 'reset-mid-body' }
+  | { kind: 'stall' }
+  | { kind: 'status'; status: number; retryAfter?: string }
+  | { kind: 'redirect'; location: string; status?: number }
+  | { kind: 'html' }
+  | { kind: 'gzip' };
+
+/** A misbehaving mirror of this test run (a node:http server on a free loopback port). */
+export interface BadMirror {
+  /** http://127.0.0.1:PORT/file.bin */
+  readonly url: string;
+  readonly origin: string;
+  /** Requests answered so far, with their Range header and the connection they came on. */
+  readonly requests: {
+    range?: string;
+    socket: number;
+    method: string;
+    path: string;
+    at: number;
+    auth?: string;
+    headers: http.IncomingHttpHeaders;
+  }[];
+  /** TCP connections accepted so far. */
+  connections(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a mirror of `bytes` at `/file.bin` whose answer to request n (0-based) is `mode(n, req)`. HEAD gets
+ * the headers of a whole-file 200 (Content-Length, Accept-Ranges unless the mode ignores Range).
+ */
+export async function startBadMirror(
+  bytes: Buffer,
+  mode: (n: number, req: http.IncomingMessage) => MirrorMode = () => ({ kind: 'ok' }),
+  opts: { etag?: string; lastModified?: string } = {},
+): Promise<BadMirror> {
+  const requests: BadMirror['requests'] = [];
+  const sockets = new Set<Socket>();
+  const ids = new WeakMap<Socket, number>();
+  let conns = 0;
+  const server = http.createServer((req, res) => {
+    const n = requests.length;
+    requests.push({
+      range: req.headers.range,
+      socket: ids.get(req.socket) ?? -1,
+      method: req.method ?? 'GET',
+      path: req.url ?? '',
+      at: Date.now(),
+      auth: req.headers.authorization,
+      headers: req.headers,
+    });
+    const m = mode(n, req);
+    const size = bytes.length;
+    const r = /^bytes=(\d+)-(\d+)?$/.exec(req.headers.range ?? '');
+    const a = r ? Number(r[1]) : 0;
+    const b = r && r[2] !== undefined ? Math.min(Number(r[2]), size - 1) : size - 1;
+    const part = bytes.subarray(a, b + 1);
+    const meta: Record<string, string> = {};
+    if (opts.etag) meta.etag = opts.etag;
+    if (opts.lastModified) meta['last-modified'] = opts.lastModified;
+    if (req.method === 'HEAD') {
+      res.writeHead(m.kind === 'status' ? m.status : 200, {
+        'content-length': String(size),
+        ...(m.kind === 'ignore-range' ? {} : { 'accept-ranges': 'bytes' }),
+        ...meta,
+      });
+      res.end();
+      return;
+    }
+    switch (m.kind) {
+      case 'ok':
+      case 'cr-equals':
+      case 'cr-missing':
+        if (!r) {
+          res.writeHead(200, { 'content-length': String(size), 'accept-ranges': 'bytes', ...meta });
+          res.end(bytes);
+          return;
+        }
+        res.writeHead(206, {
+          'content-length': String(part.length),
+          ...(m.kind === 'cr-missing'
+            ? {}
+            : { 'content-range': `bytes${m.kind === 'cr-equals' ? '=' : ' '}${a}-${b}/${size}` }),
+          ...meta,
+        });
+        res.end(part);
+        return;
+      case 'ignore-range':
+        res.writeHead(200, { 'content-length': String(size), ...meta });
+        res.end(bytes);
+        return;
+      case 'reset-mid-body':
+        res.writeHead(r ? 206 : 200, {
+          'content-length': String(part.length),
+          ...(r ? { 'content-range': `bytes ${a}-${b}/${size}` } : {}),
+        });
+        res.write(part.subarray(0, part.length >> 1), () => setTimeout(() => req.socket.destroy(), 20));
+        return;
+      case 'stall':
+        res.writeHead(r ? 206 : 200, {
+          'content-length': String(part.length),
+          ...(r ? { 'content-range': `bytes ${a}-${b}/${size}` } : {}),
+        });
+        res.write(part.subarray(0, 100));
+        return;
+      case 'status':
+        res.writeHead(m.status, {
+          'content-type': 'text/plain',
+          ...(m.retryAfter !== undefined ? { 'retry-after': m.retryAfter } : {}),
+        });
+        res.end(`status ${m.status}\n`);
+        return;
+      case 'redirect':
+        res.writeHead(m.status ?? 302, { location: m.location, 'content-length': '0' });
+        res.end();
+        return;
+      case 'html': {
+        const page = Buffer.from('<!doctype html><html><body><h1>Please log in</h1></body></html>');
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-length': String(page.length),
+        });
+        res.end(page);
+        return;
+      }
+      case 'gzip': {
+        const z = gzipSync(part);
+        res.writeHead(r ? 206 : 200, {
+          'content-encoding': 'gzip',
+          'content-length': String(z.length),
+          ...(r ? { 'content-range': `bytes ${a}-${b}/${size}` } : {}),
+        });
+        res.end(z);
+        return;
+      }
+    }
+  });
+  server.on('connection', (s: Socket) => {
+    ids.set(s, conns++);
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: `${origin}/file.bin`,
+    origin,
+    requests,
+    connections: () => conns,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

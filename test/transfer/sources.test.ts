@@ -1,0 +1,288 @@
+import { copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  createHttpClient,
+  createManifest,
+  chunkRange,
+  fetchChunk,
+  parseRetryAfter,
+  parseContentRange,
+  redactUrl,
+  ChunkFetchError,
+  type HttpClient,
+  type Manifest,
+  type FetchChunkRequest,
+} from '../../transfer/index.js';
+import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
+import { startNginx, type TestNginx } from '../helpers/nginx.js';
+import { makeTestCa, type TestCa } from '../helpers/tls-ca.js';
+import { startTinyproxy, type TestProxy } from '../helpers/tinyproxy.js';
+import { makeTempDir, writeRandomFile, rejectionOf } from './fixtures.js';
+
+const CHUNK = 64 * 1024;
+const SIZE = 5 * CHUNK + 999; // 6 chunks
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let file: { path: string; bytes: Buffer };
+let m: Manifest;
+let ca: TestCa;
+let nginx: TestNginx;
+const mirrors: BadMirror[] = [];
+const clients: HttpClient[] = [];
+
+beforeAll(async () => {
+  tmp = await makeTempDir('sources');
+  file = await writeRandomFile(tmp.dir, 'file.bin', SIZE, 5);
+  m = await createManifest(file.path, { chunkSize: CHUNK });
+  ca = await makeTestCa();
+  nginx = await startNginx({
+    root: tmp.dir,
+    tls: { certFile: ca.certFile, keyFile: ca.keyFile },
+    extra: 'location = /moved.bin { return 302 /file.bin; }',
+  });
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await Promise.all(mirrors.map((s) => s.close()));
+  await nginx?.stop();
+  await ca?.cleanup();
+  await tmp?.cleanup();
+});
+
+function client(opts: Parameters<typeof createHttpClient>[0] = {}): HttpClient {
+  const c = createHttpClient({ proxy: false, ...opts });
+  clients.push(c);
+  return c;
+}
+async function mirror(mode: (n: number) => MirrorMode, o?: { etag?: string }): Promise<BadMirror> {
+  const s = await startBadMirror(file.bytes, mode, o);
+  mirrors.push(s);
+  return s;
+}
+const req = (
+  url: string,
+  i: number,
+  c: HttpClient,
+  extra: Partial<FetchChunkRequest> = {},
+): FetchChunkRequest => ({
+  edgeUrl: url,
+  edgeKind: 'mirror',
+  cid: m.chunks[i],
+  ...chunkRange(m, i),
+  fileSize: SIZE,
+  timeoutMs: 10_000,
+  client: c,
+  ...extra,
+});
+const slice = (i: number): Buffer => {
+  const r = chunkRange(m, i);
+  return file.bytes.subarray(r.offset, r.offset + r.length);
+};
+
+describe('sources: HTTPS', () => {
+  test('an https:// nginx mirror serves chunks when the client trusts the test CA (--ca)', async () => {
+    const c = client({ caFile: ca.caFile });
+    const r = await fetchChunk(req(`${nginx.httpsUrl}/file.bin`, 2, c));
+    expect(r.bytes.equals(slice(2))).toBe(true);
+  });
+
+  test('an https:// mirror with an unknown CA fails with a TLS cause, not "cannot be served"', async () => {
+    const err = (await rejectionOf(() =>
+      fetchChunk(req(`${nginx.httpsUrl}/file.bin`, 0, client())),
+    )) as ChunkFetchError;
+    expect(err).toBeInstanceOf(ChunkFetchError);
+    expect(err.fault).toBe('tls');
+    expect(err.detail).toMatch(/TLS: .*(CERT|SIGNED|VERIFY)/i);
+  });
+
+  test('--insecure skips certificate verification only when asked', async () => {
+    const r = await fetchChunk(req(`${nginx.httpsUrl}/file.bin`, 1, client({ insecure: true })));
+    expect(r.bytes.equals(slice(1))).toBe(true);
+  });
+
+  test('a --ca file that holds no certificate is a config error naming the file', () => {
+    expect(() => createHttpClient({ caFile: file.path })).toThrow(/--ca .*file\.bin: no PEM certificate/);
+  });
+});
+
+describe('sources: redirects', () => {
+  test.each([301, 302, 303, 307, 308])(
+    'a mirror answering %i to another origin is followed',
+    async (status) => {
+      const target = await mirror(() => ({ kind: 'ok' }));
+      const front = await mirror(() => ({ kind: 'redirect', status, location: target.url }));
+      const c = client();
+      const r = await fetchChunk(req(front.url, 3, c));
+      expect(r.bytes.equals(slice(3))).toBe(true);
+      expect(target.requests[0].range).toBe(`bytes=${3 * CHUNK}-${4 * CHUNK - 1}`);
+    },
+  );
+
+  test('the resolved URL is remembered per mirror and resolved again when it stops answering', async () => {
+    let cdnAlive = true;
+    const cdn = await mirror(() => (cdnAlive ? { kind: 'ok' } : { kind: 'status', status: 403 }));
+    const cdn2 = await mirror(() => ({ kind: 'ok' }));
+    let target = cdn.url;
+    const front = await mirror(() => ({ kind: 'redirect', location: target }));
+    const c = client();
+    await fetchChunk(req(front.url, 0, c));
+    await fetchChunk(req(front.url, 1, c));
+    expect(front.requests).toHaveLength(1); // the second chunk went straight to the CDN
+    expect(c.resolvedUrl(front.url)).toBe(cdn.url);
+    cdnAlive = false; // the signed URL expired
+    target = cdn2.url;
+    const r = await fetchChunk(req(front.url, 2, c));
+    expect(r.bytes.equals(slice(2))).toBe(true);
+    expect(front.requests).toHaveLength(2);
+    expect(c.resolvedUrl(front.url)).toBe(cdn2.url);
+  });
+
+  test('nginx answering 302 on its own origin is followed', async () => {
+    const r = await fetchChunk(req(`${nginx.httpUrl}/moved.bin`, 4, client()));
+    expect(r.bytes.equals(slice(4))).toBe(true);
+  });
+
+  test('a redirect loop ends with a cause that names it', async () => {
+    const a = await mirror(() => ({ kind: 'redirect', location: '/file.bin?again' }));
+    const err = (await rejectionOf(() =>
+      fetchChunk(req(a.url, 0, client({ maxRedirects: 3 }))),
+    )) as ChunkFetchError;
+    expect(err.fault).toBe('redirect');
+    expect(err.detail).toMatch(/more than 3 redirects|redirect loop/);
+  });
+
+  test('credentials are not sent to another origin after a redirect', async () => {
+    const target = await mirror(() => ({ kind: 'ok' }));
+    const front = await mirror(() => ({ kind: 'redirect', location: target.url }));
+    const withCreds = front.url.replace('http://', 'http://user:secret@');
+    await fetchChunk(req(withCreds, 0, client()));
+    expect(front.requests[0].auth).toBe(`Basic ${Buffer.from('user:secret').toString('base64')}`);
+    expect(target.requests[0].auth).toBeUndefined();
+  });
+});
+
+describe('sources: retries that match the failure', () => {
+  test('a reset in the middle of one body is retried on a new connection and the chunk arrives', async () => {
+    const s = await mirror((n) => (n === 0 ? { kind: 'reset-mid-body' } : { kind: 'ok' }));
+    const r = await fetchChunk(req(s.url, 2, client()));
+    expect(r.bytes.equals(slice(2))).toBe(true);
+    expect(s.requests).toHaveLength(2);
+    expect(s.requests[1].socket).not.toBe(s.requests[0].socket);
+  });
+
+  test('a mirror that sends headers and 100 bytes then nothing fails as stalled after the stall timeout', async () => {
+    const s = await mirror(() => ({ kind: 'stall' }));
+    const t0 = Date.now();
+    const err = (await rejectionOf(() =>
+      fetchChunk(req(s.url, 0, client({ stallTimeoutMs: 300 }))),
+    )) as ChunkFetchError;
+    expect(err.fault).toBe('stalled');
+    expect(err.reason).toBe('timeout');
+    expect(err.detail).toMatch(/stalled: no byte within the stall timeout after 100 bytes/);
+    expect(s.requests.length).toBe(3); // the first try and two retries
+    expect(Date.now() - t0).toBeLessThan(5_000);
+  });
+
+  test('503 with Retry-After reports busy with the delay in ms', async () => {
+    const s = await mirror(() => ({ kind: 'status', status: 503, retryAfter: '5' }));
+    const err = (await rejectionOf(() => fetchChunk(req(s.url, 0, client())))) as ChunkFetchError;
+    expect(err).toMatchObject({ reason: 'busy', status: 503, retryAfterMs: 5000 });
+    expect(s.requests).toHaveLength(1); // busy is not retried here: the edge actor holds the mirror off
+  });
+
+  test('Retry-After is read as seconds or as an HTTP date', () => {
+    const now = Date.parse('Mon, 30 Nov 2026 10:00:00 GMT');
+    expect(parseRetryAfter('120', now)).toBe(120_000);
+    expect(parseRetryAfter('Mon, 30 Nov 2026 10:00:07 GMT', now)).toBe(7_000);
+    expect(parseRetryAfter('Mon, 30 Nov 2026 09:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+  });
+});
+
+describe('sources: Range and Content-Range', () => {
+  test('a 206 whose Content-Range is written bytes=a-b/N is accepted (the hash decides)', async () => {
+    const s = await mirror(() => ({ kind: 'cr-equals' }));
+    expect((await fetchChunk(req(s.url, 1, client()))).bytes.equals(slice(1))).toBe(true);
+  });
+
+  test('a 206 without Content-Range is accepted when the length matches', async () => {
+    const s = await mirror(() => ({ kind: 'cr-missing' }));
+    expect((await fetchChunk(req(s.url, 5, client()))).bytes.equals(slice(5))).toBe(true);
+  });
+
+  test('lenient Content-Range parsing', () => {
+    expect(parseContentRange('bytes 0-9/100')).toEqual({ start: 0, end: 9, total: 100 });
+    expect(parseContentRange('bytes=0-262143/300000')).toEqual({ start: 0, end: 262143, total: 300000 });
+    expect(parseContentRange('BYTES 5-9/*')).toEqual({ start: 5, end: 9, total: undefined });
+    expect(parseContentRange('items 0-9/100')).toBeUndefined();
+  });
+
+  test('a mirror that ignores Range is read as one stream; every chunk arrives verified', async () => {
+    const s = await mirror(() => ({ kind: 'ignore-range' }));
+    const c = client();
+    expect((await fetchChunk(req(s.url, 0, c))).bytes.equals(slice(0))).toBe(true);
+    const rest = await Promise.all(m.chunks.slice(1).map((_, i) => fetchChunk(req(s.url, i + 1, c))));
+    rest.forEach((r, i) => expect(r.bytes.equals(slice(i + 1))).toBe(true));
+    expect(s.requests).toHaveLength(1); // one stream, every chunk cut from it as it passed
+  });
+
+  test('an HTML page with 200 is reported as an HTML page, not as "ignored the Range header"', async () => {
+    const s = await mirror(() => ({ kind: 'html' }));
+    const err = (await rejectionOf(() => fetchChunk(req(s.url, 1, client())))) as ChunkFetchError;
+    expect(err.fault).toBe('html');
+    expect(err.detail).toMatch(/served an HTML page \(HTTP 200, text\/html/);
+  });
+
+  test('a gzip body though identity was asked is reported as such', async () => {
+    const s = await mirror(() => ({ kind: 'gzip' }));
+    const err = (await rejectionOf(() => fetchChunk(req(s.url, 1, client())))) as ChunkFetchError;
+    expect(err.fault).toBe('content-encoding');
+    expect(err.detail).toMatch(/gzip-encoded body/);
+  });
+
+  test('404 is reported with its status and not retried', async () => {
+    const s = await mirror(() => ({ kind: 'status', status: 404 }));
+    const err = (await rejectionOf(() => fetchChunk(req(s.url, 1, client())))) as ChunkFetchError;
+    expect(err).toMatchObject({ reason: 'http', fault: 'http-status', status: 404 });
+    expect(err.detail).toMatch(/^HTTP 404/);
+    expect(s.requests).toHaveLength(1);
+  });
+});
+
+describe('sources: proxies and headers', () => {
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    proxy = await startTinyproxy();
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+  });
+
+  test('HTTP_PROXY sends chunk requests through tinyproxy', async () => {
+    await copyFile(file.path, join(tmp.dir, 'via-proxy.bin'));
+    const c = client({ proxy: true, env: { HTTP_PROXY: proxy.url, NO_PROXY: '' } });
+    const r = await fetchChunk(req(`${nginx.httpUrl}/via-proxy.bin`, 3, c));
+    expect(r.bytes.equals(slice(3))).toBe(true);
+    expect(await proxy.log()).toMatch(/via-proxy\.bin|CONNECT|Established connection/);
+  });
+
+  test('NO_PROXY bypasses the proxy for listed hosts', async () => {
+    const s = await mirror(() => ({ kind: 'ok' }));
+    const c = client({ proxy: true, env: { HTTP_PROXY: 'http://127.0.0.1:9', NO_PROXY: '127.0.0.1' } });
+    expect((await fetchChunk(req(s.url, 0, c))).bytes.equals(slice(0))).toBe(true);
+  });
+
+  test('--header values reach the mirror', async () => {
+    const s = await mirror(() => ({ kind: 'ok' }));
+    await fetchChunk(req(s.url, 0, client({ headers: { 'x-token': 'abc' } })));
+    expect(s.requests[0].headers['x-token']).toBe('abc');
+  });
+});
+
+describe('sources: redaction', () => {
+  test('redactUrl removes userinfo and query values', () => {
+    expect(redactUrl('https://user:pw@cdn.example/f.iso?X-Amz-Signature=abc&name=f')).toBe(
+      'https://***@cdn.example/f.iso?X-Amz-Signature=***&name=f',
+    );
+  });
+});
