@@ -17,6 +17,10 @@ export interface EdgeServices {
 }
 
 const PROBE_TIMER = 'probe';
+const HOLD_TIMER = 'hold-off';
+/** Hold-off after a busy answer without Retry-After: 1 s doubling per busy answer in a row, at most 60 s. */
+const BUSY_BASE_MS = 1000;
+const BUSY_CAP_MS = 60_000;
 
 /**
  * One actor per edge: runs the edge's estimators (bandwidth EMA, SRTT, health, uptime), keeps its
@@ -31,6 +35,10 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
   private probing = false;
   /** The edge (or its operator) said it is offline: stays offline until it says otherwise, whatever samples show. */
   private announcedOffline = false;
+  /** Busy answers (5xx/429) in a row; reset by a delivered chunk. */
+  private busyStreak = 0;
+  /** Wall time until which the edge asked not to be asked (Retry-After), 0 when not held off. */
+  private holdUntil = 0;
 
   override async onActivate(): Promise<void> {
     const saved = await this.ctx.state.get<{
@@ -67,7 +75,16 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
   async observe(arg: { samples: EdgeSample[] }): Promise<EdgeView> {
     const est = this.requireConfigured();
     const now = this.now();
+    let holdMs = 0;
     for (const s of arg.samples) {
+      if (s.ok) this.busyStreak = 0;
+      if (s.reason === 'busy') {
+        this.busyStreak++;
+        holdMs = Math.max(
+          holdMs,
+          s.retryAfterMs ?? Math.min(BUSY_CAP_MS, BUSY_BASE_MS * 2 ** (this.busyStreak - 1)),
+        );
+      }
       if (s.ok) est.observeSuccess(s.bytes, s.firstByteMs, s.transferMs, now);
       else if (est.observeFailure(s.reason ?? 'unknown', now) && !this.announcedOffline) {
         this.epoch++;
@@ -75,8 +92,42 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
         await this.startProbing();
       }
     }
+    if (holdMs > 0) await this.holdOff(holdMs);
     await this.persist(false);
     return this.view();
+  }
+
+  /**
+   * The edge answered busy: it is taken out of scheduling until `ms` from now (its Retry-After, or a
+   * doubling back-off), then put back without a probe — the next chunk request is the probe. A later
+   * busy answer can only extend the hold.
+   */
+  private async holdOff(ms: number): Promise<void> {
+    const est = this.est!;
+    const now = this.now();
+    const until = now + ms;
+    if (until <= this.holdUntil) return;
+    this.holdUntil = until;
+    if (est.setAvailable(false, now)) this.epoch++;
+    this.ctx.log.info({ holdMs: ms }, 'edge busy: held off');
+    await this.ctx.registerTimer(HOLD_TIMER, { method: 'holdOver', dueMs: ms, periodMs: 0 });
+  }
+
+  /** Timer callback: a busy edge's hold-off is over; it is scheduled again. */
+  async holdOver(): Promise<void> {
+    if (!this.est || this.holdUntil === 0) return;
+    const left = this.holdUntil - this.now();
+    if (left > 5) {
+      await this.ctx.registerTimer(HOLD_TIMER, { method: 'holdOver', dueMs: left, periodMs: 0 });
+      return;
+    }
+    this.holdUntil = 0;
+    await this.ctx.unregisterTimer(HOLD_TIMER);
+    if (!this.announcedOffline && this.est.setAvailable(true, this.now())) {
+      this.epoch++;
+      await this.stopProbing();
+      await this.persist(true);
+    }
   }
 
   /** Applies telemetry (online/offline, flags, bandwidth and RTT hints). */

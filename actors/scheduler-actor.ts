@@ -8,8 +8,9 @@ import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
 import type { ChunkReport, DispatchBatch, CancelRequest } from '../common/index.js';
 import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.js';
-import { cidOf } from '../transfer/cid.js';
+import { cidOf, NO_CID } from '../transfer/cid.js';
 import { hashFile } from '../transfer/chunk-writer.js';
+import { redactUrl } from '../transfer/http-client.js';
 import { engineOf, type TickEngineServices } from './gpu-worker-actor.js';
 import { actorProxy, type SchedulerActorApi } from './api.js';
 import { RiskModel, learnedEdgeFactors, type RiskModelState } from '../learning/index.js';
@@ -19,6 +20,19 @@ const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
 /** Tick times kept for the p50/p99 in status(): the last this many ticks. */
 const TICK_WINDOW = 8192;
+/** Default source budget (TransferRequest.edgeBudgetMs), ms. */
+export const DEFAULT_EDGE_BUDGET_MS = 60_000;
+/** Failures an edge needs (besides the budget's time) before it is given up. */
+const EDGE_BUDGET_MIN_FAILURES = 3;
+
+/** How one edge fares in this transfer (for the budget and the failure message). */
+interface EdgeHealth {
+  lastError?: string;
+  failuresSinceOk: number;
+  /** Scheduler clock (ms since the activation's epoch) of the first failure since the last success. */
+  failingSince?: number;
+  retired: boolean;
+}
 
 interface Journal {
   manifestId: string;
@@ -30,6 +44,8 @@ interface Journal {
   finishedAt?: number;
   /** Activations so far; each one's attempt ids start at activations × 2^24 so old reports stay stale. */
   activations?: number;
+  /** sha256 of the finished output when there was no whole-file hash to check it against. */
+  sha256?: string;
 }
 
 /** The services SchedulerActor takes. */
@@ -90,6 +106,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   /** Learned completion time and failure risk per edge (when the request asks for `learned`). */
   private risk: RiskModel | undefined;
   private lastProgressAt = 0;
+  private health: EdgeHealth[] = [];
+  /** Edge URLs as the caller gave them (credentials, signed queries): memory only, the journal keeps them redacted. */
+  private realUrls = new Map<string, string>();
 
   override async onActivate(): Promise<void> {
     const req = await this.ctx.state.get<TransferRequest>('request');
@@ -132,7 +151,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         `transfer ${req.transferId} has a journal for manifest ${old.journal.manifestId}, not ${manifest.id}`,
       );
     }
-    if (old && (old.core || old.journal.state !== 'running')) return this.status();
+    for (const e of req.edges) this.realUrls.set(e.id, e.config.url);
+    const st = old?.journal.state;
+    // A finished transfer, or one running here, answers with its status; a failed one (or one that died
+    // while verifying) starts again with what the new request says — the chunks already verified are kept.
+    if (old && (st === 'done' || (old.core && (st === 'running' || st === 'verifying'))))
+      return this.status();
     const t: OwnedTransfer = {
       req: { ...req, manifest },
       manifest,
@@ -145,8 +169,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       },
     };
     t.journal.state = 'running';
+    t.journal.error = undefined;
+    t.journal.finishedAt = undefined;
+    t.journal.verified = false;
     this.t = t;
-    await this.ctx.state.set('request', t.req);
+    await this.ctx.state.set('request', journaledRequest(t.req));
     await this.resume(t);
     return this.status();
   }
@@ -172,6 +199,15 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         this.bytesDone += chunkRange(t.manifest, r.chunk).length;
         this.perEdgeChunks[r.edgeIndex]++;
       }
+      const h = this.health[r.edgeIndex];
+      if (h && r.ok) {
+        h.failuresSinceOk = 0;
+        h.failingSince = undefined;
+      } else if (h && r.reason !== 'cancelled') {
+        h.failuresSinceOk++;
+        h.failingSince ??= this.ctx.clock.now() - this.epochMs;
+        h.lastError = `${r.reason ?? 'failed'}: ${r.detail ?? 'no detail'}`;
+      }
       if (r.reason !== 'cancelled') {
         this.risk?.observe({
           peer: t.req.edges[r.edgeIndex].id,
@@ -193,6 +229,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           firstByteMs: r.firstByteMs,
           transferMs: r.transferMs,
           reason: r.reason,
+          ...(r.retryAfterMs !== undefined ? { retryAfterMs: r.retryAfterMs } : {}),
         });
       }
       if (!r.ok)
@@ -246,7 +283,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
             chunk: d.chunk,
             attempt: d.attempt,
             edgeIndex: d.edge,
-            edgeUrl: edge.url,
+            edgeUrl: this.realUrls.get(req.edges[d.edge].id) ?? edge.url,
             edgeKind: edge.kind,
             cid: m.chunks[d.chunk],
             offset,
@@ -266,13 +303,19 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.lastComplete = p.complete;
       this.lastProgressAt = now;
     }
+    this.retireFailingEdges(t, core, now);
     if (core.done) await this.finish(t);
     else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0)
-      await this.fail(t, `${p.failedPermanent} chunk(s) cannot be served by any edge`);
+      await this.fail(t, `${p.failedPermanent} chunk(s) cannot be served by any source${this.causes(t)}`);
+    else if (p.inFlight === 0 && this.health.length > 0 && this.health.every((h) => h.retired))
+      await this.fail(
+        t,
+        `every source failed for longer than its budget of ${((req.edgeBudgetMs ?? DEFAULT_EDGE_BUDGET_MS) / 1000).toFixed(0)} s; ${p.total - p.complete} chunk(s) missing${this.causes(t)}`,
+      );
     else if (now - this.lastProgressAt > (req.stallTimeoutMs ?? 60_000)) {
       await this.fail(
         t,
-        `stalled: nothing in flight for ${((now - this.lastProgressAt) / 1000).toFixed(0)} s; ${p.pending} chunk(s) wait for edges that are offline, ${p.failedPermanent} cannot be served by any edge`,
+        `stalled: nothing in flight for ${((now - this.lastProgressAt) / 1000).toFixed(0)} s; ${p.pending} chunk(s) wait for edges that are offline, ${p.failedPermanent} cannot be served by any source${this.causes(t)}`,
       );
     } else await this.persist(false);
   }
@@ -322,7 +365,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       counters: core ? { ...core.counters } : zeroCounters(),
       edges: this.edgeViews.map((v, i): EdgeView => ({
         ...v,
+        url: redactUrl(v.url),
         queueDepth: core?.edges.queueDepth[i] ?? 0,
+        ...(this.health[i]?.lastError ? { lastError: this.health[i].lastError } : {}),
+        failuresSinceOk: this.health[i]?.failuresSinceOk ?? 0,
+        retired: this.health[i]?.retired ?? false,
       })),
       perEdgeChunks: [...this.perEdgeChunks],
     };
@@ -373,6 +420,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         holds: arg.bitmap,
       });
       this.edgeViews.push(view);
+      this.health.push({ failuresSinceOk: 0, retired: false });
       this.perEdgeChunks.push(0);
       this.edgeEpochs.push(-1);
       this.applyView(core, t.manifest, i, view);
@@ -381,7 +429,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       req.edges[i] = { ...req.edges[i], holds: arg.bitmap };
     }
     core.setEdgeHoldings(i, bitmap);
-    await this.ctx.state.set('request', req);
+    await this.ctx.state.set('request', journaledRequest(req));
     return { edgeIndex: i };
   }
 
@@ -411,11 +459,15 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       ((j.activations & 0xff) << 24) >>> 0,
     );
     this.perEdgeChunks = new Array(req.edges.length).fill(0);
+    this.health = req.edges.map(() => ({ failuresSinceOk: 0, retired: false }));
     this.edgeEpochs = new Array(req.edges.length).fill(-1);
     this.edgeViews = [];
     for (let i = 0; i < req.edges.length; i++) {
       const e = req.edges[i];
-      const view = await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('configure', e.config);
+      const view = await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('configure', {
+        ...e.config,
+        url: redactUrl(e.config.url),
+      });
       this.edgeViews.push(view);
       this.applyView(core, m, i, view);
       if (e.holds === undefined || e.holds === 'all')
@@ -507,6 +559,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       for (let c = 0; c < m.chunks.length; c++) {
         const journaled = ((bitmap[c >>> 3] >>> (c & 7)) & 1) === 1;
         if (!journaled && !all) continue;
+        if (m.chunks[c] === NO_CID) continue; // no hash to check it against: fetched again
         const { offset, length } = chunkRange(m, c);
         const { bytesRead } = await fh.read(buf, 0, length, offset);
         if (bytesRead !== length || cidOf(buf.subarray(0, length)) !== m.chunks[c]) continue;
@@ -550,7 +603,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const chunk = m.chunkSize;
     core.updateEdge(i, {
       ...(this.risk?.warm ? {} : { bandwidth, rtt, health: v.health }),
-      available: v.available,
+      available: v.available && !this.health[i]?.retired,
       flags: v.flags,
       maxParallel: v.maxParallel,
       timeoutMs: adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk),
@@ -561,14 +614,54 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
   }
 
+  /**
+   * The source budget: an edge that has delivered nothing while failing for `edgeBudgetMs` (and at least
+   * EDGE_BUDGET_MIN_FAILURES times) is given up for this transfer, so a run whose sources are all bad
+   * ends in bounded time instead of retrying forever.
+   */
+  private retireFailingEdges(t: OwnedTransfer, core: ChunkScheduler, now: number): void {
+    const budget = t.req.edgeBudgetMs ?? DEFAULT_EDGE_BUDGET_MS;
+    this.health.forEach((h, i) => {
+      if (h.retired || h.failingSince === undefined || h.failuresSinceOk < EDGE_BUDGET_MIN_FAILURES) return;
+      if (now - h.failingSince < budget) return;
+      h.retired = true;
+      this.ctx.log.warn(
+        { edge: t.req.edges[i]?.id, failures: h.failuresSinceOk, lastError: h.lastError },
+        'source given up: it failed for longer than its budget',
+      );
+      if (this.edgeViews[i]) this.applyView(core, t.manifest, i, this.edgeViews[i]);
+      core.requestFullRerank();
+    });
+  }
+
+  /** One line per edge that failed: `\n  <id> (<redacted url>): <last cause>`. */
+  private causes(t: OwnedTransfer): string {
+    const lines = this.health
+      .map((h, i) => {
+        const e = t.req.edges[i];
+        return h.lastError && e
+          ? `\n  ${e.id} (${redactUrl(this.realUrls.get(e.id) ?? e.config.url)}): ${h.lastError}`
+          : '';
+      })
+      .join('');
+    return lines ? `; last cause per source:${lines}` : '';
+  }
+
   private async finish(t: OwnedTransfer): Promise<void> {
     const j = t.journal;
     j.state = 'verifying';
     await this.persist(true);
+    // A file of zero chunks (an empty file) was never opened by an executor: create it.
+    await (await open(t.req.output, 'a')).close();
     const sha = await hashFile(t.req.output);
     j.verified = sha === t.manifest.fileSha256;
     j.finishedAt = this.ctx.clock.wallNow();
-    if (j.verified) {
+    if (t.manifest.fileSha256 === NO_CID) {
+      // No whole-file hash was given (mirrors without a manifest and no --checksum): complete, not verified.
+      j.state = 'done';
+      j.sha256 = sha;
+      this.ctx.log.warn({ sha256: sha }, 'transfer complete; no checksum to verify it against');
+    } else if (j.verified) {
       j.state = 'done';
       this.ctx.log.info({ sha256: sha }, 'transfer complete and verified');
     } else {
@@ -616,6 +709,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (!b) throw new PortalError('PORTAL_CONFIG_INVALID', 'no bus service configured on this host');
     return b;
   }
+}
+
+/** The request as the journal keeps it: edge URLs without credentials or signed query values. */
+function journaledRequest(req: TransferRequest): TransferRequest {
+  return {
+    ...req,
+    edges: req.edges.map((e) => ({ ...e, config: { ...e.config, url: redactUrl(e.config.url) } })),
+  };
 }
 
 function countBits(b: Uint8Array): number {

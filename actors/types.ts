@@ -20,6 +20,12 @@ export interface EdgeView extends EdgeConfig, EdgeEstimate {
   epoch: number;
   /** This transfer's chunks in flight on the edge (TransferStatus only). */
   queueDepth?: number;
+  /** The last failure of this edge in this transfer, e.g. `http: HTTP 404 for bytes=0-65535` (TransferStatus only). */
+  lastError?: string;
+  /** Failures since its last delivered chunk (TransferStatus only). */
+  failuresSinceOk?: number;
+  /** Given up for this transfer: it failed for longer than the source budget (TransferStatus only). */
+  retired?: boolean;
 }
 
 /** One chunk outcome reported to an EdgeActor. */
@@ -29,6 +35,8 @@ export interface EdgeSample {
   firstByteMs: number;
   transferMs: number;
   reason?: string;
+  /** Retry-After the source sent with a busy answer, ms. */
+  retryAfterMs?: number;
 }
 
 /** Telemetry an edge (or a monitoring service) publishes about itself. */
@@ -74,6 +82,12 @@ export interface TransferRequest {
   dispatchOnReportMs?: number;
   /** Fail the transfer when nothing is in flight and no chunk completes for this long, ms (default 60 000). */
   stallTimeoutMs?: number;
+  /**
+   * Source budget: an edge that delivers nothing while failing for this long (and at least 3 times) is
+   * given up for this transfer, ms (default 60 000). A run whose edges are all given up ends, naming each
+   * edge's last cause.
+   */
+  edgeBudgetMs?: number;
 }
 
 /** Where a transfer stands (SchedulerActor.status). */

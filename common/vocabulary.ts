@@ -49,6 +49,8 @@ export interface ChunkReport {
   transferMs: number;
   reason?: FailureReason;
   detail?: string;
+  /** The source asked not to be asked again for this long (Retry-After of a 503/429), ms. */
+  retryAfterMs?: number;
   executorId: string;
 }
 

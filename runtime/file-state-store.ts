@@ -24,11 +24,12 @@ type Op = Parameters<StateStore['transaction']>[0][number];
 /**
  * Writes `data` to `path` so that after a crash the file holds either the old or the new content, never a
  * mix: write a temporary file beside it, fsync it, rename it over `path`, fsync the directory. Rejects with
- * the file system's error (the temporary file is removed on failure).
+ * the file system's error (the temporary file is removed on failure). The file is created 0600 (owner only):
+ * journals may hold what a user would not share.
  */
 export async function writeFileAtomic(path: string, data: string): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}${TMP_SUFFIX}`;
-  const fh = await open(tmp, 'w');
+  const fh = await open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(data, 'utf8');
     await fh.sync();
@@ -123,7 +124,7 @@ export function createFileStateStore(dir: string): StateStore {
   let scanned: Promise<void> | undefined;
   let closed = false;
 
-  const init = (): Promise<void> => (ready ??= mkdir(dir, { recursive: true }).then(() => undefined));
+  const init = (): Promise<void> => (ready ??= mkdir(dir, { recursive: true, mode: 0o700 }).then(() => undefined));
 
   const checkOpen = (): void => {
     if (closed) throw new PortalError('PORTAL_STORE_CLOSED', `file state store ${dir} is closed`);

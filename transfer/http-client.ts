@@ -264,6 +264,7 @@ export function redactUrl(url: string): string {
   } catch {
     return url;
   }
+  if (!u.username && !u.password && !u.search) return url;
   if (u.username || u.password) {
     u.username = '***';
     u.password = '';
