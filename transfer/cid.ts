@@ -3,6 +3,13 @@ import { PortalError } from '../common/errors.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/**
+ * The CID of a chunk whose hash is not known (mirrors without a manifest, Metalink without sha-256 pieces):
+ * 64 zeros, which no sha256 of real data equals. Such a chunk is checked by length only; the whole file is
+ * checked by its sha-256 when one is known (`--checksum`), and never trusted on resume.
+ */
+export const NO_CID = '0'.repeat(64);
+
 /** Computes the content id (lowercase sha256 hex) of `bytes`; never fails for a byte buffer, throws PORTAL_INVALID_ARGUMENT for anything else. */
 export function cidOf(bytes: Uint8Array): string {
   if (!(bytes instanceof Uint8Array))

@@ -1,5 +1,5 @@
 /** Transfer: content ids, manifests, bandwidth caps, edges, the chunk fetcher, the output writer and the executor. */
-export { cidOf, isCid, verifyChunk } from './cid.js';
+export { cidOf, isCid, verifyChunk, NO_CID } from './cid.js';
 export {
   createManifest,
   saveManifest,
@@ -45,3 +45,7 @@ export { openChunkWriter, hashFile } from './chunk-writer.js';
 export type { ChunkWriter } from './chunk-writer.js';
 export { createExecutor } from './executor.js';
 export type { Executor, ExecutorOptions, ExecutorStats } from './executor.js';
+export { parseMetalink, loadMetalink, manifestFromMetalink, toMetalink, METALINK_NS } from './metalink.js';
+export type { MetalinkFile, MetalinkUrl } from './metalink.js';
+export { probeSource, agreeOnSources, chooseChunkSize, probedManifest } from './probe-sources.js';
+export type { SourceProbe, SourceAgreement } from './probe-sources.js';

@@ -1,0 +1,161 @@
+import { execFile } from 'node:child_process';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  createManifest,
+  createHttpClient,
+  parseMetalink,
+  manifestFromMetalink,
+  toMetalink,
+  probeSource,
+  agreeOnSources,
+  chooseChunkSize,
+  probedManifest,
+  NO_CID,
+  type HttpClient,
+  type Manifest,
+} from '../../transfer/index.js';
+import { startNginx, type TestNginx } from '../helpers/nginx.js';
+import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
+import { makeTempDir, writeRandomFile } from './fixtures.js';
+
+const run = promisify(execFile);
+const CHUNK = 64 * 1024;
+const SIZE = 7 * CHUNK + 4321;
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let file: { path: string; bytes: Buffer };
+let m: Manifest;
+let nginx: TestNginx;
+let client: HttpClient;
+const mirrors: BadMirror[] = [];
+
+beforeAll(async () => {
+  tmp = await makeTempDir('metalink');
+  await mkdir(join(tmp.dir, 'www'));
+  file = await writeRandomFile(join(tmp.dir, 'www'), 'data.bin', SIZE, 9);
+  m = await createManifest(file.path, { chunkSize: CHUNK });
+  nginx = await startNginx({ root: join(tmp.dir, 'www') });
+  client = createHttpClient({ proxy: false });
+});
+afterAll(async () => {
+  await client?.close();
+  await Promise.all(mirrors.map((s) => s.close()));
+  await nginx?.stop();
+  await tmp?.cleanup();
+});
+
+describe('metalink', () => {
+  test('a Metalink written from a manifest reads back as the same manifest with its URLs in priority order', () => {
+    const xml = toMetalink(m, [
+      { url: `${nginx.httpUrl}/data.bin` },
+      { url: 'https://b.example/data.bin', location: 'de' },
+    ]);
+    const [f] = parseMetalink(xml);
+    expect(f.urls.map((u) => u.url)).toEqual([`${nginx.httpUrl}/data.bin`, 'https://b.example/data.bin']);
+    expect(f.urls[1]).toMatchObject({ priority: 2, location: 'de' });
+    expect(manifestFromMetalink(f)).toEqual(m);
+  });
+
+  test('aria2c downloads and verifies a file from the Metalink Portal writes', async () => {
+    const meta = join(tmp.dir, 'data.meta4');
+    await writeFile(meta, toMetalink(m, [{ url: `${nginx.httpUrl}/data.bin` }]));
+    const out = join(tmp.dir, 'aria2-ok');
+    await run('aria2c', ['-q', '--dir', out, '--check-integrity=true', '--allow-overwrite=true', '-M', meta]);
+    expect((await readFile(join(out, 'data.bin'))).equals(file.bytes)).toBe(true);
+  });
+
+  test('aria2c refuses the download when the Metalink hash does not match (it really verifies)', async () => {
+    const bad = {
+      ...m,
+      fileSha256: 'f'.repeat(64),
+      chunks: m.chunks.map((c, i) => (i === 3 ? 'e'.repeat(64) : c)),
+    };
+    const meta = join(tmp.dir, 'bad.meta4');
+    await writeFile(meta, toMetalink(bad, [{ url: `${nginx.httpUrl}/data.bin` }]));
+    const err = await run('aria2c', [
+      '-q',
+      '--dir',
+      join(tmp.dir, 'aria2-bad'),
+      '--check-integrity=true',
+      '-M',
+      meta,
+    ]).then(
+      () => undefined,
+      (e: { code?: number }) => e,
+    );
+    expect(err?.code).not.toBe(0);
+    expect(err).toBeDefined();
+  });
+
+  test('a document that is not Metalink v4 is refused naming the problem', () => {
+    expect(() => parseMetalink('<metalink><file', 'x.meta4')).toThrow(/x\.meta4: not well-formed XML/);
+    expect(() => parseMetalink('<metalink xmlns="urn:other"><file name="a"/></metalink>', 'y.meta4')).toThrow(
+      /y\.meta4: expected Metalink v4/,
+    );
+    expect(() =>
+      parseMetalink(
+        '<metalink xmlns="urn:ietf:params:xml:ns:metalink"><file name="../a"><url>http://h/a</url></file></metalink>',
+      ),
+    ).toThrow(/no safe name/);
+  });
+});
+
+describe('mirrors without a manifest', () => {
+  test('probing finds the size, and a mirror with another size is excluded and named', async () => {
+    const other = await startBadMirror(file.bytes.subarray(0, SIZE - 10));
+    mirrors.push(other);
+    const probes = await Promise.all(
+      [`${nginx.httpUrl}/data.bin`, other.url].map((u) => probeSource(client, u)),
+    );
+    probes.push(await probeSource(client, `${nginx.httpUrl}/data.bin?copy=2`));
+    const a = agreeOnSources(probes);
+    expect(a.size).toBe(SIZE);
+    expect(a.agreed).toHaveLength(2);
+    expect(a.excluded).toEqual([
+      { url: other.url, why: `size ${SIZE - 10} differs from the ${SIZE} bytes most sources report` },
+    ]);
+  });
+
+  test('a 404 source is excluded naming its status; with no source left the error lists each cause', async () => {
+    const p = await probeSource(client, `${nginx.httpUrl}/missing.bin`);
+    expect(p).toMatchObject({ ok: false, error: 'HTTP 404' });
+    expect(() => agreeOnSources([p])).toThrow(
+      /no source answered:\n  http:\/\/127\.0\.0\.1:\d+\/missing\.bin: HTTP 404/,
+    );
+  });
+
+  test('RFC 6249 Link rel=duplicate and Digest headers are read', async () => {
+    const s = await startBadMirror(file.bytes, () => ({ kind: 'ok' }));
+    mirrors.push(s);
+    // the bad mirror cannot add headers; nginx can
+    const n2 = await startNginx({
+      root: join(tmp.dir, 'www'),
+      extra: `add_header Link '<${s.url}>; rel=duplicate; pri=1'; add_header Digest 'SHA-256=${Buffer.from(m.fileSha256, 'hex').toString('base64')}';`,
+    });
+    try {
+      const p = await probeSource(client, `${n2.httpUrl}/data.bin`);
+      expect(p.duplicates).toEqual([s.url]);
+      expect(p.sha256).toBe(m.fileSha256);
+    } finally {
+      await n2.stop();
+    }
+  });
+
+  test('chunk sizes give about 64 chunks within 256 KiB..16 MiB', () => {
+    expect(chooseChunkSize(1000)).toBe(256 * 1024);
+    expect(chooseChunkSize(1024 ** 3)).toBe(16 * 1024 * 1024);
+    expect(chooseChunkSize(64 * 1024 * 1024)).toBe(1024 * 1024);
+  });
+
+  test('a probed manifest has no chunk hashes and an id of its sources when no checksum is known', () => {
+    const a = probedManifest({ name: 'f', size: 10, identity: 'http://a/f' });
+    const b = probedManifest({ name: 'f', size: 10, identity: 'http://b/f' });
+    expect(a.chunks).toEqual([NO_CID]);
+    expect(a.id).not.toBe(b.id);
+    expect(probedManifest({ name: 'f', size: 10, identity: 'x', sha256: m.fileSha256 }).fileSha256).toBe(
+      m.fileSha256,
+    );
+  });
+});

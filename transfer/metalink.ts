@@ -1,0 +1,208 @@
+import { readFile } from 'node:fs/promises';
+import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
+import { PortalError } from '../common/errors.js';
+import { NO_CID } from './cid.js';
+import { manifestId, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, type Manifest } from './manifest.js';
+
+/** The Metalink v4 namespace (RFC 5854 §4). */
+export const METALINK_NS = 'urn:ietf:params:xml:ns:metalink';
+
+/** One `<url>` of a Metalink file: where, how preferred (priority 1 = best, RFC 5854 §4.2.16) and where on Earth. */
+export interface MetalinkUrl {
+  url: string;
+  priority?: number;
+  /** ISO 3166-1 alpha-2 country code. */
+  location?: string;
+}
+
+/** One `<file>` of a Metalink document, with the hashes Portal uses (sha-256). */
+export interface MetalinkFile {
+  name: string;
+  size?: number;
+  /** Whole-file sha-256 hex, when the document gives one. */
+  sha256?: string;
+  /** `<pieces type="sha-256" length=N>`: piece length and hashes, when given. */
+  pieces?: { length: number; hashes: string[] };
+  urls: MetalinkUrl[];
+}
+
+const HEX64 = /^[0-9a-fA-F]{64}$/;
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  removeNSPrefix: false, // keep xmlns: the namespace tells Metalink v4 from v3
+  isArray: (name) => ['file', 'url', 'hash', 'metaurl'].includes(name),
+  parseTagValue: false,
+  trimValues: true,
+});
+
+const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+const text = (v: unknown): string =>
+  typeof v === 'string'
+    ? v
+    : typeof v === 'object' && v && '#text' in v
+      ? String((v as Record<string, unknown>)['#text'])
+      : '';
+
+/**
+ * Parses a Metalink v4 document (RFC 5854): its files, sizes, sha-256 file and piece hashes and URLs (sorted by
+ * priority). Throws PORTAL_MANIFEST_INVALID naming `source` for XML that is not well formed, a root that is not
+ * `<metalink>` in the v4 namespace, or a file without a name or URL.
+ */
+export function parseMetalink(xml: string, source = 'metalink'): MetalinkFile[] {
+  const valid = XMLValidator.validate(xml);
+  if (valid !== true)
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `${source}: not well-formed XML (line ${valid.err.line}: ${valid.err.msg})`,
+    );
+  const doc = parser.parse(xml) as Record<string, unknown>;
+  const root = doc.metalink as Record<string, unknown> | undefined;
+  if (!root || typeof root !== 'object')
+    throw new PortalError('PORTAL_MANIFEST_INVALID', `${source}: the root element is not <metalink>`);
+  if (root['@xmlns'] !== METALINK_NS)
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `${source}: expected Metalink v4 (xmlns="${METALINK_NS}"), got xmlns=${JSON.stringify(root['@xmlns'] ?? null)}`,
+    );
+  const files = asArray(root.file as Record<string, unknown>[] | undefined);
+  if (files.length === 0) throw new PortalError('PORTAL_MANIFEST_INVALID', `${source}: no <file> element`);
+  return files.map((f, i) => {
+    const name = String(f['@name'] ?? '');
+    if (!name || name.includes('/../') || name.startsWith('/') || name.startsWith('../'))
+      throw new PortalError(
+        'PORTAL_MANIFEST_INVALID',
+        `${source}: file [${i}] has no safe name (${JSON.stringify(name)})`,
+      );
+    const sizeText = text(f.size);
+    const size = sizeText ? Number(sizeText) : undefined;
+    if (size !== undefined && (!Number.isSafeInteger(size) || size < 0))
+      throw new PortalError(
+        'PORTAL_MANIFEST_INVALID',
+        `${source}: file ${name}: bad <size> ${JSON.stringify(sizeText)}`,
+      );
+    const sha = asArray(f.hash as unknown[]).find(
+      (h) => typeof h === 'object' && (h as Record<string, unknown>)['@type'] === 'sha-256',
+    );
+    const sha256 = sha ? text(sha).toLowerCase() : undefined;
+    if (sha256 !== undefined && !HEX64.test(sha256))
+      throw new PortalError(
+        'PORTAL_MANIFEST_INVALID',
+        `${source}: file ${name}: sha-256 hash is not 64 hex characters`,
+      );
+    let pieces: MetalinkFile['pieces'];
+    const p = asArray(f.pieces as Record<string, unknown>[] | undefined).find(
+      (x) => x['@type'] === 'sha-256',
+    );
+    if (p) {
+      const length = Number(p['@length']);
+      const hashes = asArray(p.hash as unknown[]).map((h) => text(h).toLowerCase());
+      if (!Number.isSafeInteger(length) || length < 1 || hashes.some((h) => !HEX64.test(h)))
+        throw new PortalError(
+          'PORTAL_MANIFEST_INVALID',
+          `${source}: file ${name}: malformed sha-256 <pieces>`,
+        );
+      pieces = { length, hashes };
+    }
+    const urls = asArray(f.url as unknown[])
+      .map((u): MetalinkUrl => {
+        const o = (typeof u === 'object' ? u : {}) as Record<string, unknown>;
+        const pr = o['@priority'] !== undefined ? Number(o['@priority']) : undefined;
+        return {
+          url: text(u).trim(),
+          ...(pr !== undefined && Number.isFinite(pr) ? { priority: pr } : {}),
+          ...(o['@location'] ? { location: String(o['@location']) } : {}),
+        };
+      })
+      .filter((u) => /^https?:\/\//i.test(u.url))
+      .sort((a, b) => (a.priority ?? 999999) - (b.priority ?? 999999));
+    if (urls.length === 0)
+      throw new PortalError('PORTAL_MANIFEST_INVALID', `${source}: file ${name} has no http(s) <url>`);
+    return { name, size, sha256, pieces, urls };
+  });
+}
+
+/** Reads and parses a `.meta4` file; PORTAL_MANIFEST_INVALID naming the path when it cannot be read or parsed. */
+export async function loadMetalink(path: string): Promise<MetalinkFile[]> {
+  let xml: string;
+  try {
+    xml = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new PortalError('PORTAL_MANIFEST_INVALID', `${path}: cannot read the Metalink file`, { cause });
+  }
+  return parseMetalink(xml, path);
+}
+
+/**
+ * The Portal manifest a Metalink file describes, when it has sha-256 piece hashes of a size Portal can use
+ * (4 KiB..64 MiB) and a size; otherwise undefined (the file is then fetched like mirrors without a manifest,
+ * verified by its sha-256 when given). Throws PORTAL_MANIFEST_INVALID when the pieces do not cover the size.
+ */
+export function manifestFromMetalink(f: MetalinkFile): Manifest | undefined {
+  if (!f.pieces || f.size === undefined) return undefined;
+  const { length, hashes } = f.pieces;
+  if (length < MIN_CHUNK_SIZE || length > MAX_CHUNK_SIZE) return undefined;
+  if (hashes.length !== Math.ceil(f.size / length))
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `${f.name}: ${hashes.length} sha-256 pieces of ${length} bytes cannot cover ${f.size} bytes`,
+    );
+  const fileSha256 = f.sha256 ?? NO_CID;
+  return {
+    version: 1,
+    id: manifestId(fileSha256, length),
+    name: f.name.split('/').pop()!,
+    fileSize: f.size,
+    chunkSize: length,
+    fileSha256,
+    chunks: hashes,
+  };
+}
+
+/**
+ * Writes a Metalink v4 document for a manifest and the URLs it can be fetched from: `<size>`, the whole-file
+ * `<hash type="sha-256">`, `<pieces type="sha-256">` with the chunk hashes, and one `<url>` per mirror (priority
+ * in the order given, 1 = first). Throws PORTAL_INVALID_ARGUMENT when no URL is given or one is not http(s).
+ */
+export function toMetalink(m: Manifest, urls: MetalinkUrl[], opts: { generator?: string } = {}): string {
+  if (!Array.isArray(urls) || urls.length === 0)
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'urls: expected at least one http(s) URL');
+  for (const u of urls)
+    if (!/^https?:\/\//i.test(u.url))
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `urls: expected http(s) URLs, got ${JSON.stringify(u.url)}`,
+      );
+  const builder = new XMLBuilder({
+    ignoreAttributes: false,
+    attributeNamePrefix: '@',
+    format: true,
+    indentBy: '  ',
+    suppressEmptyNode: true,
+  });
+  const hasFileHash = m.fileSha256 !== NO_CID;
+  const hasPieces = m.chunks.every((c) => c !== NO_CID);
+  const doc = {
+    '?xml': { '@version': '1.0', '@encoding': 'UTF-8' },
+    metalink: {
+      '@xmlns': METALINK_NS,
+      generator: opts.generator ?? 'Portal',
+      published: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      file: {
+        '@name': m.name,
+        size: String(m.fileSize),
+        ...(hasFileHash ? { hash: { '@type': 'sha-256', '#text': m.fileSha256 } } : {}),
+        ...(hasPieces && m.chunks.length > 0
+          ? { pieces: { '@length': String(m.chunkSize), '@type': 'sha-256', hash: m.chunks } }
+          : {}),
+        url: urls.map((u, i) => ({
+          '@priority': String(u.priority ?? i + 1),
+          ...(u.location ? { '@location': u.location } : {}),
+          '#text': u.url,
+        })),
+      },
+    },
+  };
+  return builder.build(doc) as string;
+}

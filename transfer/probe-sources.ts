@@ -1,0 +1,183 @@
+import { PortalError } from '../common/errors.js';
+import { NO_CID } from './cid.js';
+import { manifestId, MIN_CHUNK_SIZE, type Manifest } from './manifest.js';
+import { parseContentRange } from './http-fetch.js';
+import { redactUrl, type HttpClient } from './http-client.js';
+
+/** What one source said about the file when probed. */
+export interface SourceProbe {
+  url: string;
+  ok: boolean;
+  size?: number;
+  etag?: string;
+  lastModified?: string;
+  /** The source answered a Range request with 206. */
+  ranges?: boolean;
+  /** RFC 6249 `Link: <…>; rel=duplicate` mirrors it named. */
+  duplicates: string[];
+  /** RFC 3230 `Digest: SHA-256=<base64>` (as RFC 6249 uses it), as hex. */
+  sha256?: string;
+  /** Why the probe failed (ok false). */
+  error?: string;
+}
+
+const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+/**
+ * Probes a source with `GET` and `Range: bytes=0-0` (HEAD is often mishandled by CDNs; a one-byte range tells
+ * the size through Content-Range and whether ranges work), following redirects. Never rejects: a failure is
+ * `ok: false` with `error` naming the cause.
+ */
+export async function probeSource(client: HttpClient, url: string, timeoutMs = 15_000): Promise<SourceProbe> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  try {
+    const r = await client.sendMirror(url, {
+      signal: ac.signal,
+      headers: { range: 'bytes=0-0', 'accept-encoding': 'identity', 'want-digest': 'SHA-256' },
+    });
+    await r.body.dump({ limit: 1 << 16 }).catch(() => undefined);
+    const h = r.headers;
+    const duplicates: string[] = [];
+    for (const link of String(first(h.link) ?? '').split(/,(?=\s*<)/)) {
+      const m = /^\s*<([^>]+)>(.*)$/.exec(link);
+      if (m && /;\s*rel="?duplicate"?/i.test(m[2])) duplicates.push(new URL(m[1], r.url).href);
+    }
+    const digest = /(?:^|,)\s*sha-256=([A-Za-z0-9+/=]+)/i.exec(String(first(h.digest) ?? ''));
+    const base = {
+      url,
+      duplicates,
+      etag: first(h.etag),
+      lastModified: first(h['last-modified']),
+      ...(digest ? { sha256: Buffer.from(digest[1], 'base64').toString('hex') } : {}),
+    };
+    if (r.statusCode === 206) {
+      const cr = parseContentRange(first(h['content-range']));
+      if (cr?.total === undefined)
+        return { ...base, ok: false, error: 'answered 206 without the file size in Content-Range' };
+      return { ...base, ok: true, size: cr.total, ranges: true };
+    }
+    if (r.statusCode === 200) {
+      const cl = first(h['content-length']);
+      if (/^text\/html/i.test(first(h['content-type']) ?? ''))
+        return { ...base, ok: false, error: `served an HTML page (HTTP 200, ${first(h['content-type'])})` };
+      if (cl === undefined)
+        return { ...base, ok: false, error: 'HTTP 200 without Content-Length: size unknown' };
+      return { ...base, ok: true, size: Number(cl), ranges: false };
+    }
+    if (r.statusCode === 416) {
+      // An empty file: no byte 0 to give.
+      const cr = /\/(\d+)/.exec(first(h['content-range']) ?? '');
+      if (cr && Number(cr[1]) === 0) return { ...base, ok: true, size: 0, ranges: true };
+    }
+    return { ...base, ok: false, error: `HTTP ${r.statusCode}` };
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    return {
+      url,
+      ok: false,
+      duplicates: [],
+      error: ac.signal.aborted
+        ? `no answer within ${timeoutMs} ms`
+        : `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The sources that agree, the file size they agree on, and those left out with the reason. */
+export interface SourceAgreement {
+  size: number;
+  agreed: SourceProbe[];
+  excluded: { url: string; why: string }[];
+  /** Differences noted but not excluded for (ETag / Last-Modified differ between mirrors). */
+  warnings: string[];
+  /** A sha-256 of the whole file the sources announced (Digest header), when they agree on one. */
+  sha256?: string;
+}
+
+/**
+ * Decides which probed sources serve the same file: the size most of them report wins and a source with
+ * another size is excluded and named; so is one whose Digest sha-256 differs from the majority's. ETag and
+ * Last-Modified are compared too, but differences only warn: independent mirrors legitimately give the same
+ * bytes different ETags and dates (nginx derives its ETag from the file's mtime). Throws
+ * PORTAL_TRANSFER_FAILED listing each source's cause when none answered.
+ */
+export function agreeOnSources(probes: SourceProbe[]): SourceAgreement {
+  const excluded: SourceAgreement['excluded'] = [];
+  const ok = probes.filter((p) => {
+    if (!p.ok) excluded.push({ url: p.url, why: p.error ?? 'failed' });
+    return p.ok;
+  });
+  if (ok.length === 0)
+    throw new PortalError(
+      'PORTAL_TRANSFER_FAILED',
+      `no source answered:${excluded.map((e) => `\n  ${redactUrl(e.url)}: ${e.why}`).join('')}`,
+    );
+  const bySize = new Map<number, number>();
+  for (const p of ok) bySize.set(p.size!, (bySize.get(p.size!) ?? 0) + 1);
+  const size = [...bySize.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0][0];
+  let agreed = ok.filter((p) => {
+    if (p.size !== size)
+      excluded.push({ url: p.url, why: `size ${p.size} differs from the ${size} bytes most sources report` });
+    return p.size === size;
+  });
+  const digests = new Map<string, number>();
+  for (const p of agreed) if (p.sha256) digests.set(p.sha256, (digests.get(p.sha256) ?? 0) + 1);
+  const sha256 = [...digests.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  if (sha256)
+    agreed = agreed.filter((p) => {
+      const bad = p.sha256 !== undefined && p.sha256 !== sha256;
+      if (bad) excluded.push({ url: p.url, why: `Digest sha-256 ${p.sha256} differs from ${sha256}` });
+      return !bad;
+    });
+  const warnings: string[] = [];
+  for (const field of ['etag', 'lastModified'] as const) {
+    const values = new Set(agreed.map((p) => p[field]).filter((v): v is string => v !== undefined));
+    if (values.size > 1)
+      warnings.push(
+        `sources report different ${field === 'etag' ? 'ETags' : 'Last-Modified dates'} (${[...values].join(', ')}); the size agrees, so all are used and the hash decides`,
+      );
+  }
+  return { size, agreed, excluded, warnings, sha256 };
+}
+
+/**
+ * A chunk size for a file of `size` bytes fetched without a manifest: a power of two giving about 64 chunks,
+ * within 256 KiB..16 MiB (enough chunks to spread over mirrors, few enough requests to stay cheap); never
+ * below MIN_CHUNK_SIZE.
+ */
+export function chooseChunkSize(size: number): number {
+  let c = 256 * 1024;
+  while (c < 16 * 1024 * 1024 && size / c > 64) c *= 2;
+  return Math.max(MIN_CHUNK_SIZE, c);
+}
+
+/**
+ * The manifest of a file known only from its sources: its size, a chosen chunk size and no chunk hashes
+ * (NO_CID: length-checked only). `sha256` (from `--checksum` or the sources' Digest) verifies the whole file;
+ * without it the file is complete but unverified. The id also covers `identity` (the source URLs, ETag…) so that
+ * two different files fetched to the same output never share a journal.
+ */
+export function probedManifest(opts: {
+  name: string;
+  size: number;
+  chunkSize?: number;
+  sha256?: string;
+  identity: string;
+}): Manifest {
+  const chunkSize = opts.chunkSize ?? chooseChunkSize(opts.size);
+  const fileSha256 = opts.sha256?.toLowerCase() ?? NO_CID;
+  return {
+    version: 1,
+    id: opts.sha256
+      ? manifestId(fileSha256, chunkSize)
+      : manifestId(`${NO_CID}:${opts.size}:${opts.identity}`, chunkSize),
+    name: opts.name,
+    fileSize: opts.size,
+    chunkSize,
+    fileSha256,
+    chunks: new Array<string>(Math.ceil(opts.size / chunkSize)).fill(NO_CID),
+  };
+}
