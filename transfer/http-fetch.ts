@@ -381,7 +381,7 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<FetchChunkResult> {
       // The mirror ignores Range: from now on it is read as one stream from byte 0 (a concurrent request
       // may have found that out first; then its stream is used and this one dropped).
       let map = sequentialReaders.get(c.client);
-      if (!map) sequentialReaders.set(c.client, (map = new Map()));
+      if (!map) sequentialReaders.set(c.client, (map = new Map<string, SequentialReader>()));
       let reader = map.get(req.edgeUrl);
       if (reader) discard(r.body);
       else {

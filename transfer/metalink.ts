@@ -69,7 +69,7 @@ export function parseMetalink(xml: string, source = 'metalink'): MetalinkFile[] 
   const files = asArray(root.file as Record<string, unknown>[] | undefined);
   if (files.length === 0) throw new PortalError('PORTAL_MANIFEST_INVALID', `${source}: no <file> element`);
   return files.map((f, i) => {
-    const name = String(f['@name'] ?? '');
+    const name = typeof f['@name'] === 'string' ? f['@name'] : '';
     if (!name || name.includes('/../') || name.startsWith('/') || name.startsWith('../'))
       throw new PortalError(
         'PORTAL_MANIFEST_INVALID',
@@ -112,7 +112,7 @@ export function parseMetalink(xml: string, source = 'metalink'): MetalinkFile[] 
         return {
           url: text(u).trim(),
           ...(pr !== undefined && Number.isFinite(pr) ? { priority: pr } : {}),
-          ...(o['@location'] ? { location: String(o['@location']) } : {}),
+          ...(typeof o['@location'] === 'string' ? { location: o['@location'] } : {}),
         };
       })
       .filter((u) => /^https?:\/\//i.test(u.url))
@@ -204,5 +204,5 @@ export function toMetalink(m: Manifest, urls: MetalinkUrl[], opts: { generator?:
       },
     },
   };
-  return builder.build(doc) as string;
+  return builder.build(doc);
 }

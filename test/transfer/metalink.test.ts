@@ -16,7 +16,7 @@ import {
   type HttpClient,
   type Manifest,
 } from '../../transfer/index.js';
-import { startNginx, type TestNginx } from '../helpers/nginx.js';
+import { startNginx, type TestNginx } from '../../harness/nginx.js';
 import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
 import { makeTempDir, writeRandomFile } from './fixtures.js';
 
@@ -122,7 +122,7 @@ describe('mirrors without a manifest', () => {
     const p = await probeSource(client, `${nginx.httpUrl}/missing.bin`);
     expect(p).toMatchObject({ ok: false, error: 'HTTP 404' });
     expect(() => agreeOnSources([p])).toThrow(
-      /no source answered:\n  http:\/\/127\.0\.0\.1:\d+\/missing\.bin: HTTP 404/,
+      /no source answered:\n {2}http:\/\/127\.0\.0\.1:\d+\/missing\.bin: HTTP 404/,
     );
   });
 

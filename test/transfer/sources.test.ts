@@ -14,9 +14,9 @@ import {
   type FetchChunkRequest,
 } from '../../transfer/index.js';
 import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
-import { startNginx, type TestNginx } from '../helpers/nginx.js';
-import { makeTestCa, type TestCa } from '../helpers/tls-ca.js';
-import { startTinyproxy, type TestProxy } from '../helpers/tinyproxy.js';
+import { startNginx, type TestNginx } from '../../harness/nginx.js';
+import { makeTestCa, type TestCa } from '../../harness/tls-ca.js';
+import { startTinyproxy, type TestProxy } from '../../harness/tinyproxy.js';
 import { makeTempDir, writeRandomFile, rejectionOf } from './fixtures.js';
 
 const CHUNK = 64 * 1024;
