@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { open, type FileHandle } from 'node:fs/promises';
 import { randomInt } from 'node:crypto';
@@ -47,6 +48,8 @@ export interface EdgeServerOptions {
   /** Listen address (default 127.0.0.1) and port (default 0: any free port). */
   host?: string;
   port?: number;
+  /** Serve HTTPS with this PEM certificate (chain) and key (`portal edge --tls-cert/--tls-key`). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 /** Counters of what an edge has done. */
@@ -60,7 +63,7 @@ export interface EdgeServerStats {
 /** A running edge (Portal chunk server and plain Range mirror of one file). */
 export interface EdgeServer {
   readonly id: string;
-  /** `http://host:port`, without a trailing slash. */
+  /** `http://host:port` (`https://` with `tls`), without a trailing slash. */
   readonly url: string;
   readonly port: number;
   readonly manifest: Manifest;
@@ -404,14 +407,25 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     sendJson(res, 404, { error: 'not found', path });
   };
 
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((err: unknown) => {
       if (err instanceof PortalError && err.code === 'PORTAL_CANCELLED') return;
       log.warn({ err, url: req.url }, 'edge request failed');
       if (!res.headersSent) sendJson(res, 500, { error: String((err as Error).message ?? err) });
       else res.destroy();
     });
-  });
+  };
+  let server: Server;
+  try {
+    server = opts.tls
+      ? (createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) as unknown as Server)
+      : createServer(onRequest);
+  } catch (cause) {
+    await fh.close();
+    throw new PortalError('PORTAL_CONFIG_INVALID', `tls: cannot use the certificate and key given`, {
+      cause,
+    });
+  }
   server.keepAliveTimeout = 30_000;
   server.on('connection', (s: Socket) => {
     if (offline) {
@@ -437,7 +451,7 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   if (id === '') id = `edge-${port}`;
   log = log.child({ edgeId: id });
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   const goOffline = (): Promise<void> => {
     if (offlinePromise) return offlinePromise;

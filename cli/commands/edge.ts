@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createEdgeServer, loadManifest } from '../../transfer/index.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
@@ -19,12 +20,30 @@ export function parseHolds(v: string, chunks: number): Set<number> | 'all' {
   return out;
 }
 
+/** Reads `--tls-cert`/`--tls-key` (both or neither); PORTAL_CONFIG_INVALID naming the flag otherwise. */
+export function readTls(cert?: string, key?: string): { cert: Buffer; key: Buffer } | undefined {
+  if (!cert && !key) return undefined;
+  if (!cert || !key)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `edge: --tls-cert and --tls-key go together (got only ${cert ? '--tls-cert' : '--tls-key'})`,
+    );
+  const read = (flag: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (cause) {
+      throw new PortalError('PORTAL_CONFIG_INVALID', `--${flag} ${path}: cannot read the file`, { cause });
+    }
+  };
+  return { cert: read('tls-cert', cert), key: read('tls-key', key) };
+}
+
 /** `portal edge`: serves a file's chunks over HTTP until SIGINT/SIGTERM, with optional caps and faults. */
 export const edgeCommand: CommandSpec = {
   name: 'edge',
   summary: 'serve the chunks of a file over HTTP (by CID, and as a Range mirror at /file)',
   usage:
-    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--rate BYTES_PER_S] [--rtt MS] [--holds all|N-M,…] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
+    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--tls-cert PEM --tls-key PEM] [--rate BYTES_PER_S] [--rtt MS] [--holds all|N-M,…] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
   flags: [
     { name: 'file', type: 'string', help: 'the file to serve' },
     { name: 'manifest', type: 'string', help: 'its manifest' },
@@ -58,12 +77,19 @@ export const edgeCommand: CommandSpec = {
     },
     { name: 'offline-at', type: 'number', help: 'go offline this many ms after start', min: 0 },
     { name: 'seed', type: 'number', help: 'PRNG seed for the fault rates', min: 0 },
+    {
+      name: 'tls-cert',
+      type: 'string',
+      help: 'serve HTTPS with this PEM certificate (chain); needs --tls-key',
+    },
+    { name: 'tls-key', type: 'string', help: 'PEM private key of --tls-cert' },
     ...commonFlags,
   ],
   async run({ flags }) {
     if (!flags.file || !flags.manifest)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'edge: --file and --manifest are required');
     const manifest = await loadManifest(flags.manifest as string);
+    const tls = readTls(flags['tls-cert'] as string | undefined, flags['tls-key'] as string | undefined);
     const logger = createLogger({ level: flags['log-level'] as string });
     const server = await createEdgeServer({
       id: flags.id as string | undefined,
@@ -79,6 +105,7 @@ export const edgeCommand: CommandSpec = {
       },
       host: flags.host as string,
       port: flags.port as number,
+      tls,
       logger,
     });
     if (flags.json)

@@ -1,7 +1,8 @@
-import { copyFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createHttpClient,
+  createEdgeServer,
   createManifest,
   chunkRange,
   fetchChunk,
@@ -98,6 +99,20 @@ describe('sources: HTTPS', () => {
   test('--insecure skips certificate verification only when asked', async () => {
     const r = await fetchChunk(req(`${nginx.httpsUrl}/file.bin`, 1, client({ insecure: true })));
     expect(r.bytes.equals(slice(1))).toBe(true);
+  });
+
+  test('a Portal edge serves HTTPS with a certificate (portal edge --tls-cert/--tls-key) and chunks arrive by CID', async () => {
+    const edge = await createEdgeServer({
+      source: { path: file.path, manifest: m },
+      tls: { cert: await readFile(ca.certFile), key: await readFile(ca.keyFile) },
+    });
+    try {
+      expect(edge.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const r = await fetchChunk({ ...req(edge.url, 4, client({ caFile: ca.caFile })), edgeKind: 'portal' });
+      expect(r.bytes.equals(slice(4))).toBe(true);
+    } finally {
+      await edge.close();
+    }
   });
 
   test('a --ca file that holds no certificate is a config error naming the file', () => {
