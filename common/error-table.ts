@@ -74,3 +74,8 @@ export function exitCodeFor(code: PortalErrorCode): ExitCode {
 export function httpStatusFor(code: PortalErrorCode): number {
   return errorTable[code].http;
 }
+
+/** True when `code` is one of PortalErrorCode's literals (e.g. a code that arrived over the wire). */
+export function isPortalErrorCode(code: unknown): code is PortalErrorCode {
+  return typeof code === 'string' && Object.hasOwn(errorTable, code);
+}

@@ -1,6 +1,6 @@
 export { PortalError, isPortalError, checkArg, codeOf } from './errors.js';
 export type { PortalErrorCode, GpuErrorCode, StreamErrorCode, DashboardErrorCode } from './errors.js';
-export { errorTable, exitCodeFor, httpStatusFor } from './error-table.js';
+export { errorTable, exitCodeFor, httpStatusFor, isPortalErrorCode } from './error-table.js';
 export type { ExitCode, ErrorDisposition } from './error-table.js';
 export { createSystemClock, ManualClock } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { PortalError, checkArg, type PortalErrorCode } from '../common/errors.js';
+import { isPortalErrorCode } from '../common/error-table.js';
 
 /** Options of createDaprActorClient. */
 export interface DaprActorClientOptions {
@@ -33,8 +34,6 @@ export interface DaprActorClient {
   /** Closes the pooled sockets. */
   close(): void;
 }
-
-const PORTAL_CODE = /^PORTAL_[A-Z_]+$/;
 
 /**
  * Creates a DaprActorClient. Failures reject with a PortalError: the actor's own code when the turn failed in a
@@ -152,11 +151,11 @@ export function daprRequest(r: DaprRequest): Promise<{ status: number; text: str
 
 /**
  * The error a turn failed with, rebuilt on the caller's side: a PortalError with the same code, or (for errors that
- * were not PortalErrors, sent as PORTAL_INTERNAL) a plain Error with the same message, as the embedded host gives.
+ * were not PortalErrors, sent as PORTAL_INTERNAL, or a code this build does not know) a plain Error with the same
+ * message, as the embedded host gives.
  */
 function remoteError(code: string, message: string): Error {
-  if (PORTAL_CODE.test(code) && code !== 'PORTAL_INTERNAL')
-    return new PortalError(code as PortalErrorCode, message);
+  if (isPortalErrorCode(code) && code !== 'PORTAL_INTERNAL') return new PortalError(code, message);
   return new Error(message);
 }
 

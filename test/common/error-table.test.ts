@@ -1,5 +1,5 @@
 import { PortalError, codeOf, isPortalError } from '../../common/errors.js';
-import { errorTable, exitCodeFor, httpStatusFor } from '../../common/error-table.js';
+import { errorTable, exitCodeFor, httpStatusFor, isPortalErrorCode } from '../../common/error-table.js';
 import { defineLayout } from '../../stream/index.js';
 import { BackpressureBuffer, defaultBackpressureConfig } from '../../stream/index.js';
 import { ManualClock } from '../../common/clock.js';
@@ -57,4 +57,12 @@ test('errors of the stream area are PortalErrors that isPortalError matches by c
 
   expect(codeOf(new TypeError('boom'))).toBe('PORTAL_INTERNAL');
   expect(codeOf('a string')).toBe('PORTAL_INTERNAL');
+});
+
+test('isPortalErrorCode accepts exactly the codes of the table, so a code read off the wire is checked, not cast', () => {
+  expect(isPortalErrorCode('PORTAL_GPU_UNAVAILABLE')).toBe(true);
+  expect(isPortalErrorCode('PORTAL_STREAM_STOPPED')).toBe(true);
+  expect(isPortalErrorCode('PORTAL_NOT_A_CODE')).toBe(false);
+  expect(isPortalErrorCode('toString')).toBe(false);
+  expect(isPortalErrorCode(42)).toBe(false);
 });
