@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { loadManifest } from '../../transfer/index.js';
 import { PortalError } from '../../common/errors.js';
+import { exitCodeFor } from '../../common/error-table.js';
 import { createLogger } from '../../common/logger.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
@@ -153,6 +154,7 @@ export const fetchCommand: CommandSpec = {
       process.stdout.write(
         `${output}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, sha256 verified${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
       );
-    return status.verified ? 0 : 3;
+    // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures
+    return status.verified ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');
   },
 };
