@@ -16,23 +16,41 @@ export interface TimerHandle {
   readonly id: number;
 }
 
-/** The real clock: performance.now() and Node timers. */
+/**
+ * Longest delay one Node timer can wait: setTimeout takes a signed 32-bit millisecond count and fires at once
+ * (after 1 ms, with a TimeoutOverflowWarning) for anything larger (Node docs, `setTimeout`).
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The real clock: performance.now() and Node timers. A delay above MAX_TIMER_MS (about 24.8 days) is waited
+ * out as a chain of shorter timers, so a reminder due in 30 days fires in 30 days; an infinite delay never fires.
+ */
 export function createSystemClock(): Clock {
   const timers = new Map<number, NodeJS.Timeout>();
   let next = 1;
+  const arm = (id: number, fn: () => void, dueAt: number): void => {
+    const left = Math.max(0, dueAt - performance.now());
+    const t = setTimeout(
+      () => {
+        if (dueAt - performance.now() > 1) {
+          arm(id, fn, dueAt); // a link of a long wait: wait for the rest
+          return;
+        }
+        timers.delete(id);
+        fn();
+      },
+      Math.min(left, MAX_TIMER_MS),
+    );
+    timers.set(id, t);
+  };
   return {
     now: () => performance.now(),
     wallNow: () => Date.now(),
     setTimeout(fn, ms) {
       const id = next++;
-      const t = setTimeout(
-        () => {
-          timers.delete(id);
-          fn();
-        },
-        Math.max(0, ms),
-      );
-      timers.set(id, t);
+      const delay = Number.isNaN(ms) ? 0 : Math.max(0, ms);
+      if (delay !== Infinity) arm(id, fn, performance.now() + delay);
       return { id };
     },
     clearTimeout(handle) {

@@ -6,7 +6,16 @@ import { isInvocableMethod } from './actor-methods.js';
 import { Mailbox } from './mailbox.js';
 import { decodeReminders, encodeReminders, type ReminderRecord } from './reminder-record.js';
 import { createStateManager, type TurnStateManager } from './state-manager.js';
-import { KEY_SEPARATOR, REMINDERS_KEY, actorKeyPrefix, checkKeyPart, parseStateKey } from './state-keys.js';
+import {
+  KEY_SEPARATOR,
+  REMINDERS_KEY,
+  actorKeyPrefix,
+  checkActorId,
+  checkActorType,
+  decodeActorId,
+  encodeActorId,
+  parseStateKey,
+} from './state-keys.js';
 import { checkDuration, checkReminder } from './checks.js';
 import { Actor } from './types.js';
 import type {
@@ -35,6 +44,13 @@ export interface EmbeddedHostOptions {
   readonly idleScanMs?: number;
   /** A caller waiting longer than this for its call rejects with PORTAL_ACTOR_TIMEOUT (default 60 seconds). */
   readonly callTimeoutMs?: number;
+  /**
+   * How long stop() waits for running turns and deactivations to finish (default 30 seconds; the role of Dapr's
+   * `drainOngoingCallTimeout` and Orleans' deactivation timeout). Actors still busy then are abandoned without
+   * `onDeactivate`: their running turn's unsaved changes are lost, and their waiting callers reject with
+   * PORTAL_HOST_STOPPED.
+   */
+  readonly drainTimeoutMs?: number;
 }
 
 /** The in-process actor host, with the operations tests and operators need beyond ActorHost. */
@@ -135,6 +151,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   const idleTimeoutMs = opts.idleTimeoutMs ?? 60 * MINUTE;
   const idleScanMs = opts.idleScanMs ?? 30_000;
   const callTimeoutMs = opts.callTimeoutMs ?? MINUTE;
+  const drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
   checkDuration(idleTimeoutMs, 'opts.idleTimeoutMs');
   checkArg(
     Number.isFinite(idleScanMs) && idleScanMs > 0,
@@ -142,11 +159,14 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     'a finite number of milliseconds > 0',
   );
   checkDuration(callTimeoutMs, 'opts.callTimeoutMs');
+  checkDuration(drainTimeoutMs, 'opts.drainTimeoutMs');
 
   const types = new Map<string, ActorClass>();
   const slots = new Map<string, Slot>();
   const reminders = new Map<string, Promise<ActorReminders>>();
   const turnScope = new AsyncLocalStorage<TurnScope>();
+  /** Callers waiting for their call's turn to end: stop() releases those the drain could not. */
+  const waiting = new Set<(err: PortalError) => void>();
   const counters: ActorHostStats = {
     activations: 0,
     deactivations: 0,
@@ -165,8 +185,11 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
 
   // ---- slots and turns -------------------------------------------------------------------------------------
 
+  /** The actor's key in this host's maps and call chains: its type and the wire form of its id (no collisions). */
+  const actorKey = (type: string, id: string): string => type + KEY_SEPARATOR + encodeActorId(id);
+
   const slotFor = (type: string, id: string, cls: ActorClass): Slot => {
-    const key = type + KEY_SEPARATOR + id;
+    const key = actorKey(type, id);
     let slot = slots.get(key);
     if (!slot) {
       const childLog = log.child({ actorType: type, actorId: id });
@@ -313,7 +336,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
         ),
       );
     }
-    const key = type + KEY_SEPARATOR + id;
+    const key = actorKey(type, id);
     const caller = turnScope.getStore();
     if (caller?.chain.includes(key)) {
       return Promise.reject(
@@ -328,16 +351,24 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     const scope: TurnScope = { chain: caller ? [...caller.chain, key] : [key] };
     return new Promise<R>((resolve, reject) => {
       let settled = false;
-      const timeout = clock.setTimeout(() => {
+      const release = (err: PortalError): void => {
         if (settled) return;
         settled = true;
-        reject(
-          new PortalError(
-            'PORTAL_ACTOR_TIMEOUT',
-            `call to ${type}/${id}.${method} did not complete within ${callTimeoutMs} ms`,
+        waiting.delete(release);
+        clock.clearTimeout(timeout);
+        reject(err);
+      };
+      waiting.add(release);
+      const timeout = clock.setTimeout(
+        () =>
+          release(
+            new PortalError(
+              'PORTAL_ACTOR_TIMEOUT',
+              `call to ${type}/${id}.${method} did not complete within ${callTimeoutMs} ms`,
+            ),
           ),
-        );
-      }, callTimeoutMs);
+        callTimeoutMs,
+      );
       slot.mailbox.post(async () => {
         if (settled) {
           slot.log.warn({ method }, 'call timed out while queued; its turn is skipped');
@@ -354,6 +385,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
           else slot.log.warn({ err, method }, 'turn failed after its caller timed out');
         } finally {
           settled = true;
+          waiting.delete(release);
           clock.clearTimeout(timeout);
         }
       });
@@ -361,8 +393,8 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   };
 
   const proxy = (actorType: string, actorId: string): ActorRef => {
-    checkKeyPart(actorType, 'actorType');
-    checkKeyPart(actorId, 'actorId');
+    checkActorType(actorType);
+    checkActorId(actorId);
     return {
       actorType,
       actorId,
@@ -493,7 +525,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
 
   /** Loads (once) and schedules the stored reminders of one actor. */
   const remindersOf = (type: string, id: string): Promise<ActorReminders> => {
-    const key = type + KEY_SEPARATOR + id;
+    const key = actorKey(type, id);
     let p = reminders.get(key);
     if (!p) {
       p = (async () => {
@@ -580,7 +612,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
         'cls',
         'an actor class extending Actor',
       );
-      checkKeyPart(name, 'actor type name');
+      checkActorType(name, 'actor type name');
       if (types.has(name) && types.get(name) !== cls) {
         throw new PortalError(
           'PORTAL_INVALID_ARGUMENT',
@@ -599,7 +631,12 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
           if (!key.endsWith(suffix)) continue;
           const parsed = parseStateKey(key);
           if (!parsed || parsed.key !== REMINDERS_KEY) continue;
-          await remindersOf(parsed.actorType, parsed.actorId);
+          const id = decodeActorId(parsed.actorId);
+          if (id === undefined) {
+            log.warn({ key }, 'reminders under a key that is not in the actor id wire form were not loaded');
+            continue;
+          }
+          await remindersOf(parsed.actorType, id);
         }
       })();
       const p = loading;
@@ -610,9 +647,9 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     },
 
     async deactivate(actorType, actorId) {
-      checkKeyPart(actorType, 'actorType');
-      checkKeyPart(actorId, 'actorId');
-      const slot = slots.get(actorType + KEY_SEPARATOR + actorId);
+      checkActorType(actorType);
+      checkActorId(actorId);
+      const slot = slots.get(actorKey(actorType, actorId));
       if (!slot || (!slot.activation && !slot.mailbox.busy)) return;
       await queueDeactivation(slot);
     },
@@ -635,8 +672,34 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
           if (!ar) continue;
           for (const e of ar.entries.values()) if (e.handle) clock.clearTimeout(e.handle);
         }
-        await Promise.all([...slots.values()].map((slot) => queueDeactivation(slot)));
-        log.debug({ deactivations: counters.deactivations }, 'embedded actor host stopped');
+        const drained = Promise.all([...slots.values()].map((slot) => queueDeactivation(slot)));
+        let drainTimer: TimerHandle | undefined;
+        const outcome = await Promise.race([
+          drained.then(() => 'drained' as const),
+          new Promise<'timeout'>((resolve) => {
+            drainTimer = clock.setTimeout(() => resolve('timeout'), drainTimeoutMs);
+          }),
+        ]);
+        if (drainTimer) clock.clearTimeout(drainTimer);
+        if (outcome === 'timeout') {
+          const busy = [...slots.values()].filter((s) => s.mailbox.busy);
+          log.warn(
+            {
+              drainTimeoutMs,
+              busy: busy.slice(0, 20).map((s) => `${s.type}/${s.id}`),
+              busyCount: busy.length,
+            },
+            'drain timeout: actors with a turn still running were abandoned without onDeactivate',
+          );
+        }
+        for (const release of [...waiting])
+          release(
+            new PortalError(
+              'PORTAL_HOST_STOPPED',
+              `the embedded actor host stopped: the call's turn did not end within the ${drainTimeoutMs} ms drain`,
+            ),
+          );
+        log.debug({ deactivations: counters.deactivations, outcome }, 'embedded actor host stopped');
       })();
       return stopping;
     },

@@ -6,14 +6,18 @@ export const KEY_SEPARATOR = '||';
 /** State key (per actor) under which the host keeps that actor's durable reminders. */
 export const REMINDERS_KEY = '__reminders';
 
-/** The actor's key prefix in the store, `${actorType}||${actorId}||`; every key of that actor starts with it. */
+/**
+ * The actor's key prefix in the store, `${actorType}||${wireId}||` with the id in its wire form (encodeActorId);
+ * every key of that actor starts with it, and no other actor's key does.
+ */
 export function actorKeyPrefix(actorType: string, actorId: string): string {
-  return actorType + KEY_SEPARATOR + actorId + KEY_SEPARATOR;
+  return actorType + KEY_SEPARATOR + encodeActorId(actorId) + KEY_SEPARATOR;
 }
 
 /** A store key split into its actor part and the actor-local part. */
 export interface ParsedStateKey {
   readonly actorType: string;
+  /** The id part as stored: the wire form of the actor id for keys the hosts wrote (decodeActorId reverses it). */
   readonly actorId: string;
   /** `${actorType}||${actorId}||` */
   readonly prefix: string;
@@ -36,6 +40,80 @@ export function parseStateKey(fullKey: string): ParsedStateKey | undefined {
     prefix: fullKey.slice(0, end),
     key: fullKey.slice(end),
   };
+}
+
+/**
+ * Characters an actor id (or Dapr timer/reminder name) keeps as it is on the wire and in store keys. Everything
+ * else is carried base64url-encoded behind WIRE_ESCAPE (see encodeActorId). These are RFC 3986 "unreserved"
+ * characters minus `~`, so a plain id means the same thing in a URL path segment, after any number of percent
+ * decodings, in a Redis key and in a file name.
+ */
+const PLAIN_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
+
+/** Marks an encoded id: `~` is unreserved in URLs but never part of a plain id, so the two forms cannot meet. */
+const WIRE_ESCAPE = '~';
+
+/** Longest actor id accepted, in UTF-16 code units (its wire form is at most 4/3 of its UTF-8 bytes, plus 1). */
+export const MAX_ACTOR_ID_LENGTH = 1024;
+
+/** A UTF-16 surrogate without its pair: such a string has no UTF-8 form, so it cannot travel or be stored. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Actor type names: plain identifiers (class names), so that they need no encoding anywhere. */
+const TYPE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The one rule for actor ids on every host: any well-formed string of 1 to MAX_ACTOR_ID_LENGTH characters is its
+ * own actor. Throws PORTAL_INVALID_ARGUMENT for anything else (not a string, empty, too long, a lone surrogate,
+ * which has no UTF-8 form).
+ */
+export function checkActorId(value: unknown, name = 'actorId'): asserts value is string {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > MAX_ACTOR_ID_LENGTH ||
+    LONE_SURROGATE.test(value)
+  ) {
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `${name}: expected a well-formed string of 1 to ${MAX_ACTOR_ID_LENGTH} characters, got ${
+        typeof value === 'string'
+          ? `${JSON.stringify(value.slice(0, 80))} (${value.length} characters)`
+          : typeof value
+      }`,
+    );
+  }
+}
+
+/** Throws PORTAL_INVALID_ARGUMENT unless `value` is an actor type name: a letter or `_`, then letters, digits, `_`. */
+export function checkActorType(value: unknown, name = 'actorType'): asserts value is string {
+  if (typeof value !== 'string' || !TYPE_NAME.test(value) || value.length > 256) {
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `${name}: expected an identifier ([A-Za-z_][A-Za-z0-9_]*), got ${JSON.stringify(value)}`,
+    );
+  }
+}
+
+/**
+ * The wire form of an actor id: the id itself when it is plain (letters, digits, `_`, `-`, and `.` after the first
+ * character), else `~` followed by the base64url of its UTF-8 bytes. The map is injective (two ids never share a
+ * wire form) and its output needs no escaping in a URL path segment, a Redis key or the `||` key layout, so every
+ * host keys activations, state and reminders by it: `x|` and `x` cannot read each other's keys, `%41` is not `A`,
+ * `a%2Fb` is not `a/b`, and `.`/`..` are not path steps. The id passes checkActorId first.
+ */
+export function encodeActorId(id: string): string {
+  checkActorId(id);
+  return PLAIN_ID.test(id) ? id : WIRE_ESCAPE + Buffer.from(id, 'utf8').toString('base64url');
+}
+
+/** The id whose wire form is `wire` (inverse of encodeActorId); undefined when `wire` is not a wire form. */
+export function decodeActorId(wire: string): string | undefined {
+  if (PLAIN_ID.test(wire)) return wire;
+  if (!wire.startsWith(WIRE_ESCAPE) || !/^[A-Za-z0-9_-]+$/.test(wire.slice(1))) return undefined;
+  const id = Buffer.from(wire.slice(1), 'base64url').toString('utf8');
+  // Only the canonical encoding of a string that needed one (no padding variants, no plain ids in disguise).
+  return id.length > 0 && !PLAIN_ID.test(id) && encodeActorId(id) === wire ? id : undefined;
 }
 
 /** Throws PORTAL_INVALID_ARGUMENT unless `value` is a non-empty string without the `||` separator. */

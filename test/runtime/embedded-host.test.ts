@@ -186,9 +186,12 @@ test('embedded host: stop() deactivates every actor and rejects later calls with
   expect(clock.pendingTimers).toBe(0);
 });
 
-test('embedded host: rejects malformed actor ids at the proxy', () => {
-  expect(() => host.proxy('Counter', 'a||b')).toThrow(PortalError);
+test('embedded host: rejects actor ids it cannot carry at the proxy; an id with || is an actor of its own', async () => {
+  expect(() => host.proxy('Counter', '')).toThrow(PortalError);
   expect(() => host.proxy('Counter', '')).toThrow(/actorId/);
+  await host.proxy('Counter', 'a||b').invoke('increment');
+  expect(await host.proxy('Counter', 'a').invoke('get')).toBe(0);
+  expect(await host.proxy('Counter', 'a||b').invoke('get')).toBe(1);
 });
 
 test('embedded host: gives each actor a child logger carrying actorType and actorId', async () => {

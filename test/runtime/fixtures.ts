@@ -80,6 +80,18 @@ export class Counter extends Recording {
   async echo(arg: unknown): Promise<unknown> {
     return arg;
   }
+  /** Writes any state key (actor-chosen keys may contain `|`). */
+  async put(arg: { key: string; value: unknown }): Promise<void> {
+    await this.ctx.state.set(arg.key, arg.value);
+  }
+  async read(key: string): Promise<unknown> {
+    return (await this.ctx.state.get(key)) ?? null;
+  }
+  /** Its id as the actor sees it. */
+  async whoAmI(): Promise<string> {
+    return this.ctx.actorId;
+  }
+
   async _secret(): Promise<string> {
     return 'secret';
   }
