@@ -38,6 +38,7 @@ export const errorTable: Readonly<Record<PortalErrorCode, ErrorDisposition>> = {
   PORTAL_ACTOR_DEACTIVATED: { exit: 4, http: 503 },
   PORTAL_ACTOR_TIMEOUT: { exit: 4, http: 504 },
   PORTAL_HOST_STOPPED: { exit: 4, http: 503 },
+  PORTAL_HOST_UNAVAILABLE: { exit: 4, http: 503 },
   PORTAL_STATE_CORRUPT: { exit: 4, http: 500 },
   PORTAL_STORE_CLOSED: { exit: 4, http: 503 },
   PORTAL_TRANSFER_FAILED: { exit: 3, http: 500 },

@@ -1,6 +1,15 @@
 import http from 'node:http';
+import { MAX_TIMER_MS } from '../common/clock.js';
 import { PortalError, checkArg, type PortalErrorCode } from '../common/errors.js';
 import { isPortalErrorCode } from '../common/error-table.js';
+import { checkActorId, encodeActorId, encodeWireName } from './state-keys.js';
+
+/**
+ * Request header carrying the actor call chain (`type||wireId` keys, outermost first, comma-separated) from a turn
+ * to the actors it calls, through daprd, so a host can refuse a call that would re-enter an actor already waiting
+ * in the chain (A -> B -> A deadlocks on Dapr's actor lock, as on Orleans' non-reentrant grains).
+ */
+export const CHAIN_HEADER = 'portal-call-chain';
 
 /** Options of createDaprActorClient. */
 export interface DaprActorClientOptions {
@@ -10,7 +19,10 @@ export interface DaprActorClientOptions {
   readonly port: number;
   /** Sent as `dapr-api-token` when the sidecar was started with DAPR_API_TOKEN. */
   readonly apiToken?: string;
-  /** A call that has no answer after this long rejects with PORTAL_ACTOR_TIMEOUT (default 60 s). */
+  /**
+   * A call that has no answer after this long rejects with PORTAL_ACTOR_TIMEOUT (default 60 s). At most 2^31-1 ms
+   * (MAX_TIMER_MS): a longer socket timeout would fire at once, so it is refused with PORTAL_INVALID_ARGUMENT.
+   */
   readonly timeoutMs?: number;
   /**
    * Sockets kept to the sidecar at most (default 64), kept alive between calls: many actors writing state at once
@@ -29,8 +41,20 @@ export interface DaprActorErrorBody {
  * tests, benchmarks and other services can use to call Portal actors through their sidecar.
  */
 export interface DaprActorClient {
-  /** POST /v1.0/actors/<type>/<id>/method/<method>: a turn on that actor wherever placement puts it. */
-  invoke<R = unknown>(actorType: string, actorId: string, method: string, arg?: unknown): Promise<R>;
+  /**
+   * POST /v1.0/actors/<type>/<wire id>/method/<method>: a turn on that actor wherever placement puts it. The id may
+   * be any string checkActorId accepts; it travels in its wire form (encodeActorId), as Portal hosts route it.
+   * `o.chain` is the caller's call chain (a Portal host passes it; see CHAIN_HEADER).
+   */
+  invoke<R = unknown>(
+    actorType: string,
+    actorId: string,
+    method: string,
+    arg?: unknown,
+    o?: { chain?: readonly string[] },
+  ): Promise<R>;
+  /** DELETE /v1.0/actors/<type>/<wire id>/timers/<wire name>: removes a timer (a no-op when there is none). */
+  deleteTimer(actorType: string, actorId: string, name: string): Promise<void>;
   /** Closes the pooled sockets. */
   close(): void;
 }
@@ -38,8 +62,11 @@ export interface DaprActorClient {
 /**
  * Creates a DaprActorClient. Failures reject with a PortalError: the actor's own code when the turn failed in a
  * Portal actor (the host's error body travels back through Dapr), PORTAL_ACTOR_TIMEOUT on a timeout,
- * PORTAL_CONFIG_INVALID when the sidecar refuses the API token (401), PORTAL_HOST_STOPPED when the sidecar
- * cannot be reached, and PORTAL_UNKNOWN_ACTOR_TYPE / PORTAL_INVALID_ARGUMENT for other refusals.
+ * PORTAL_CONFIG_INVALID when the sidecar refuses the API token (401), PORTAL_HOST_UNAVAILABLE when the sidecar
+ * (or the instance hosting the actor) cannot be reached, and for daprd's own refusals what they mean
+ * (DAPR_REFUSALS): PORTAL_UNKNOWN_ACTOR_METHOD, PORTAL_UNKNOWN_ACTOR_TYPE, PORTAL_INVALID_ARGUMENT. An actor id
+ * that checkActorId refuses, or an argument that is not JSON-serializable, rejects with PORTAL_INVALID_ARGUMENT
+ * before anything is sent. `timeoutMs` above 2^31-1 ms throws PORTAL_INVALID_ARGUMENT.
  */
 export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorClient {
   checkArg(
@@ -49,6 +76,11 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
   );
   const host = opts.host ?? '127.0.0.1';
   const timeoutMs = opts.timeoutMs ?? 60_000;
+  checkArg(
+    Number.isFinite(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS,
+    'opts.timeoutMs',
+    `a number of milliseconds in (0, ${MAX_TIMER_MS}] (Node timers cannot wait longer)`,
+  );
   const agent = new http.Agent({
     keepAlive: true,
     maxSockets: opts.maxSockets ?? 64,
@@ -61,6 +93,7 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
     method: string,
     path: string,
     body: string | undefined,
+    headers: Record<string, string> = baseHeaders,
   ): Promise<{ status: number; text: string }> =>
     daprRequest({
       host,
@@ -68,7 +101,7 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
       method,
       path,
       agent,
-      headers: baseHeaders,
+      headers,
       body,
       timeoutMs,
       timeoutError: () =>
@@ -79,22 +112,43 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
     }).catch((err: Error) => {
       if (err instanceof PortalError) throw err;
       throw new PortalError(
-        'PORTAL_HOST_STOPPED',
+        'PORTAL_HOST_UNAVAILABLE',
         `${method} ${path}: daprd at ${host}:${opts.port} unreachable (${err.message})`,
         { cause: err },
       );
     });
 
   return {
-    async invoke<R>(actorType: string, actorId: string, method: string, arg?: unknown): Promise<R> {
+    async invoke<R>(
+      actorType: string,
+      actorId: string,
+      method: string,
+      arg?: unknown,
+      o?: { chain?: readonly string[] },
+    ): Promise<R> {
       checkArg(typeof actorType === 'string' && actorType.length > 0, 'actorType', 'a non-empty string');
-      checkArg(typeof actorId === 'string' && actorId.length > 0, 'actorId', 'a non-empty string');
+      checkActorId(actorId);
       checkArg(typeof method === 'string' && method.length > 0, 'method', 'a non-empty string');
-      const path = `/v1.0/actors/${encodeURIComponent(actorType)}/${encodeURIComponent(actorId)}/method/${encodeURIComponent(method)}`;
-      const body = arg === undefined ? undefined : JSON.stringify(arg);
-      const { status, text } = await request('POST', path, body);
+      const path = `/v1.0/actors/${encodeURIComponent(actorType)}/${encodeActorId(actorId)}/method/${encodeURIComponent(method)}`;
+      let body: string | undefined;
+      try {
+        body = arg === undefined ? undefined : JSON.stringify(arg);
+      } catch (cause) {
+        throw new PortalError(
+          'PORTAL_INVALID_ARGUMENT',
+          `${actorType}/${actorId}.${method}: the argument is not JSON-serializable`,
+          { cause },
+        );
+      }
+      const headers = o?.chain?.length ? { ...baseHeaders, [CHAIN_HEADER]: o.chain.join(',') } : baseHeaders;
+      const { status, text } = await request('POST', path, body, headers);
       if (status >= 200 && status < 300) return (text.length === 0 ? undefined : JSON.parse(text)) as R;
       throw errorFromResponse(`${actorType}/${actorId}.${method}`, status, text);
+    },
+    async deleteTimer(actorType, actorId, name) {
+      const path = `/v1.0/actors/${encodeURIComponent(actorType)}/${encodeActorId(actorId)}/timers/${encodeWireName(name)}`;
+      const { status, text } = await request('DELETE', path, undefined);
+      if (status >= 300) throw errorFromResponse(`${actorType}/${actorId} timer ${name}`, status, text);
     },
     close() {
       agent.destroy();
@@ -159,6 +213,50 @@ function remoteError(code: string, message: string): Error {
   return new Error(message);
 }
 
+/**
+ * What daprd's refusals of an actor call mean, first match wins: [error code or undefined, pattern of its message,
+ * Portal code]. Seen against daprd 1.16 (test/dapr/dapr-semantics.test.ts): a path the app does not route is
+ * "actor method not found", an id with a control character fails to "parse" as a URL, a type no instance hosts
+ * has no address in placement, and transport failures between sidecars are the other instance being away.
+ */
+const DAPR_REFUSALS: ReadonlyArray<readonly [string | undefined, RegExp, PortalErrorCode]> = [
+  [undefined, /actor method not found/i, 'PORTAL_UNKNOWN_ACTOR_METHOD'],
+  [
+    undefined,
+    /invalid control character|invalid URL|invalid URI|net\/url|parse "|invalid escape/i,
+    'PORTAL_INVALID_ARGUMENT',
+  ],
+  [
+    undefined,
+    /did not find address for actor|actor type .* not (found|registered)/i,
+    'PORTAL_UNKNOWN_ACTOR_TYPE',
+  ],
+  ['ERR_ACTOR_INSTANCE_MISSING', /./, 'PORTAL_UNKNOWN_ACTOR_TYPE'],
+  ['ERR_ACTOR_RUNTIME_NOT_FOUND', /./, 'PORTAL_UNKNOWN_ACTOR_TYPE'],
+  ['ERR_DIRECT_INVOKE', /./, 'PORTAL_INVALID_ARGUMENT'],
+  ['ERR_MALFORMED_REQUEST', /./, 'PORTAL_INVALID_ARGUMENT'],
+  [undefined, /deadline exceeded|timed? ?out/i, 'PORTAL_ACTOR_TIMEOUT'],
+  [undefined, /shutting down|runtime is closed|actor runtime stopped/i, 'PORTAL_HOST_STOPPED'],
+  [
+    undefined,
+    /connection refused|connection reset|no such host|unavailable|placement|EOF|broken pipe/i,
+    'PORTAL_HOST_UNAVAILABLE',
+  ],
+];
+
+/** The Portal code of a daprd refusal that carries no Portal error body (see DAPR_REFUSALS). */
+function classifyDaprError(status: number, daprCode: string | undefined, message: string): PortalErrorCode {
+  if (status === 401) return 'PORTAL_CONFIG_INVALID';
+  for (const [code, pattern, portal] of DAPR_REFUSALS)
+    if ((code === undefined || code === daprCode) && pattern.test(message)) return portal;
+  if (status === 408 || status === 504) return 'PORTAL_ACTOR_TIMEOUT';
+  // "error from actor service: (4xx) …": the app refused the request (a non-Portal body, e.g. an HTML error page)
+  const app = /error from actor service: \((\d{3})\)/.exec(message);
+  if (app && Number(app[1]) >= 400 && Number(app[1]) < 500) return 'PORTAL_INVALID_ARGUMENT';
+  if (status === 404) return 'PORTAL_INVALID_ARGUMENT';
+  return status >= 500 ? 'PORTAL_HOST_UNAVAILABLE' : 'PORTAL_INVALID_ARGUMENT';
+}
+
 /** Maps a failed actor call's answer to a PortalError (see createDaprActorClient). */
 export function errorFromResponse(what: string, status: number, text: string): Error {
   let parsed: unknown;
@@ -182,16 +280,7 @@ export function errorFromResponse(what: string, status: number, text: string): E
       /* not the Portal host's body: fall through */
     }
   }
-  const code: PortalErrorCode =
-    status === 401
-      ? 'PORTAL_CONFIG_INVALID'
-      : daprCode === 'ERR_ACTOR_INSTANCE_MISSING' || daprCode === 'ERR_ACTOR_RUNTIME_NOT_FOUND'
-        ? 'PORTAL_UNKNOWN_ACTOR_TYPE'
-        : status === 408 || status === 504
-          ? 'PORTAL_ACTOR_TIMEOUT'
-          : status >= 500
-            ? 'PORTAL_HOST_STOPPED'
-            : 'PORTAL_INVALID_ARGUMENT';
+  const code = classifyDaprError(status, daprCode, String(message));
   return new PortalError(
     code,
     `${what}: daprd answered ${status}${daprCode ? ` ${daprCode}` : ''}: ${message}`,

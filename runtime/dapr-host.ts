@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
+import express from 'express';
 import {
   AbstractActor,
   ActorId,
@@ -14,11 +15,20 @@ import { PortalError, checkArg, codeOf } from '../common/errors.js';
 import { httpStatusFor } from '../common/error-table.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { isInvocableMethod } from './actor-methods.js';
-import { createDaprActorClient, type DaprActorClient } from './dapr-client.js';
+import { CHAIN_HEADER, createDaprActorClient, type DaprActorClient } from './dapr-client.js';
 import { createDaprStateManager, type DaprTurnStateManager } from './dapr-state.js';
 import { watchDaprSidecar } from './dapr-sidecar.js';
 import { Mailbox } from './mailbox.js';
-import { KEY_SEPARATOR, checkKeyPart } from './state-keys.js';
+import {
+  KEY_SEPARATOR,
+  checkActorId,
+  checkActorType,
+  decodeActorId,
+  decodeWireName,
+  encodeActorId,
+  encodeWireName,
+} from './state-keys.js';
+import { MAX_TIMER_MS } from '../common/clock.js';
 import { checkDuration, checkReminder } from './checks.js';
 import { Actor } from './types.js';
 import type {
@@ -49,8 +59,13 @@ export interface DaprHostOptions {
   readonly actorIdleTimeout?: string;
   readonly actorScanInterval?: string;
   readonly drainOngoingCallTimeout?: string;
-  /** Proxy calls without an answer after this long reject with PORTAL_ACTOR_TIMEOUT (default 60 s). */
+  /** Proxy calls without an answer after this long reject with PORTAL_ACTOR_TIMEOUT (default 60 s; at most 2^31-1 ms). */
   readonly callTimeoutMs?: number;
+  /**
+   * How long stop() waits for running turns and deactivations (default 30 s); actors still busy then are abandoned
+   * without `onDeactivate`, as on the embedded host. daprd's own drain is `drainOngoingCallTimeout`.
+   */
+  readonly drainTimeoutMs?: number;
   /** Sockets to the sidecar at most, kept alive (SDK state/timer calls and proxies; default 64). */
   readonly maxSockets?: number;
   /**
@@ -76,6 +91,8 @@ export interface DaprHost<S extends ActorServices = ActorServices> extends Actor
 
 /** What the host keeps for one active actor. */
 interface Live {
+  /** Names this activation in the data of its timers: a firing that names another activation is stale. */
+  readonly serial: string;
   readonly dapr: PortalDaprActor;
   readonly portal: Actor;
   readonly state: DaprTurnStateManager;
@@ -122,20 +139,63 @@ abstract class PortalDaprActor extends AbstractActor {
   portal: Actor | undefined;
 }
 
+/**
+ * What a Portal reminder carries in Dapr's reminder data: its registration (a nonce, the wall-clock due time of its
+ * first firing, its period) beside the actor's data, so that the host can tell a second execution of one due time
+ * from the next due time (daprd 1.16 runs a reminder that unregisters itself twice, milliseconds apart).
+ */
+interface ReminderEnvelope {
+  readonly '~portal': 1;
+  /** Registration nonce: a re-registration under the same name is a new reminder. */
+  readonly n: string;
+  /** Wall-clock ms of the first due time. */
+  readonly at: number;
+  /** Period in ms (0: one-shot). */
+  readonly p: number;
+  readonly data: unknown;
+}
+
+function isReminderEnvelope(v: unknown): v is ReminderEnvelope {
+  const e = v as Partial<ReminderEnvelope> | null;
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    e['~portal'] === 1 &&
+    typeof e.n === 'string' &&
+    Number.isFinite(e.at) &&
+    Number.isFinite(e.p)
+  );
+}
+
+/** Host-reserved state key (actors cannot use `__` keys) with the last due time each reminder ran for. */
+const REMINDER_FIRES_KEY = '__reminderFires';
+
+/** One-shot reminder guards older than this are dropped from REMINDER_FIRES_KEY. */
+const GUARD_KEEP_MS = 10 * 60_000;
+
 /** A Temporal.Duration of `ms` milliseconds (what the SDK's timer and reminder calls take). */
 function duration(ms: number): Temporal.Duration {
   return Temporal.Duration.from({ milliseconds: Math.round(ms) });
 }
 
-/** The argument of a call as the SDK's body parsers left it: JSON text, a parsed object, or nothing. */
+/**
+ * The argument of a call as the body parsers left it: a JSON body (our parser, any JSON value) as parsed, text or
+ * bytes (other content types) parsed here, nothing when there was no body.
+ */
 function argOf(req: Req): unknown {
   const body = req.body;
   const length = req.headers['content-length'];
-  if (body === undefined || (length === '0' && typeof body !== 'string')) return undefined;
-  if (typeof body === 'string') return body.length === 0 ? undefined : JSON.parse(body);
+  if (body === undefined || length === '0') return undefined;
+  if (typeof body === 'string' && !isJsonType(req)) return body.length === 0 ? undefined : JSON.parse(body);
   if (Buffer.isBuffer(body)) return body.length === 0 ? undefined : JSON.parse(body.toString('utf8'));
   if (length === undefined && req.headers['transfer-encoding'] === undefined) return undefined; // body-parser's {} for "no body"
   return body;
+}
+
+/** True when the request says its body is JSON (what the JSON parser took). */
+function isJsonType(req: Req): boolean {
+  const type = req.headers['content-type'];
+  return typeof type === 'string' && /^application\/([\w.+-]*\+)?json\b/i.test(type);
 }
 
 /** Answers `{ error: { code, message } }` with the status common/error-table.ts gives the code (or `status`). */
@@ -187,6 +247,15 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   const log = opts.logger ?? createSilentLogger();
   const services: ActorServices = opts.services ?? Object.freeze({});
   const localTurns = opts.localTurns ?? true;
+  const drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
+  checkDuration(drainTimeoutMs, 'opts.drainTimeoutMs');
+  if (opts.callTimeoutMs !== undefined) {
+    checkDuration(opts.callTimeoutMs, 'opts.callTimeoutMs');
+    checkArg(opts.callTimeoutMs <= MAX_TIMER_MS, 'opts.callTimeoutMs', `at most ${MAX_TIMER_MS} ms (2^31-1)`);
+  }
+  /** Unique per process: with a counter it names activations (Live.serial). */
+  const hostNonce = `${process.pid.toString(36)}${Date.now().toString(36)}`;
+  let serials = 0;
   const daprHost = opts.daprHost ?? '127.0.0.1';
   const maxSockets = opts.maxSockets ?? 64;
 
@@ -197,7 +266,23 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     maxFreeSockets: maxSockets,
   });
 
+  // Our own Express app, so that JSON bodies are parsed before the SDK's strict parser sees them: a strict parser
+  // answers a string or number argument ("mine", 42) with an HTML 400, which daprd reports as a 500 to the caller.
+  // A body that is not JSON is answered as PORTAL_INVALID_ARGUMENT in Portal's error shape.
+  const app = express();
+  app.use(express.json({ strict: false, type: ['application/json', 'application/*+json'], limit: '4mb' }));
+  app.use((err: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (!err) return next();
+    const status = (err as { status?: number }).status ?? 400;
+    res.status(status).json({
+      error: {
+        code: status === 413 ? 'PORTAL_WIRE_TOO_LARGE' : 'PORTAL_INVALID_ARGUMENT',
+        message: `the request body is not accepted: ${(err as Error).message}`,
+      },
+    });
+  });
   const server = new DaprServer({
+    serverHttp: app,
     serverHost: '127.0.0.1',
     serverPort: String(opts.appPort),
     communicationProtocol: CommunicationProtocolEnum.HTTP,
@@ -228,8 +313,16 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     { cls: ActorClass; gen: new (c: typeof server.client, id: ActorId) => PortalDaprActor }
   >();
   const slots = new Map<string, Slot>();
-  /** The running turn: its actor, and for a reminder turn the reminder changes deferred until it has ended. */
-  const turnScope = new AsyncLocalStorage<{ key: string; deferred?: Array<() => Promise<void>> }>();
+  /**
+   * The running turn: its actor, the call chain that led to it (actor keys, outermost first, this one last; it
+   * travels between instances in the CHAIN_HEADER), and for a reminder turn the reminder changes deferred until it
+   * has ended.
+   */
+  const turnScope = new AsyncLocalStorage<{
+    key: string;
+    chain: readonly string[];
+    deferred?: Array<() => Promise<void>>;
+  }>();
   const counters: ActorHostStats = {
     activations: 0,
     deactivations: 0,
@@ -240,6 +333,14 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   };
   let started = false;
   let stopped = false;
+  /** Set by stop(): new calls are refused while the running turns drain. */
+  let draining = false;
+  /** Rejects when the drain times out: turns still running then answer their caller with PORTAL_HOST_STOPPED. */
+  let abandon: (err: PortalError) => void = () => undefined;
+  const abandoned = new Promise<never>((_, reject) => {
+    abandon = reject;
+  });
+  abandoned.catch(() => undefined);
 
   // ---- generated SDK classes -------------------------------------------------------------------------------
 
@@ -254,8 +355,9 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
 
   // ---- slots and turns -------------------------------------------------------------------------------------
 
+  /** Slots are keyed by type and the wire form of the id (encodeActorId), as Dapr keys the actor. */
   const slotFor = (type: string, id: string): Slot => {
-    const key = type + KEY_SEPARATOR + id;
+    const key = type + KEY_SEPARATOR + encodeActorId(id);
     let slot = slots.get(key);
     if (!slot) {
       const t = types.get(type)!;
@@ -281,8 +383,9 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     slot: Slot,
     job: () => Promise<R>,
     deferred?: Array<() => Promise<void>>,
+    callers: readonly string[] = [],
   ): Promise<R> => {
-    const run = () => turnScope.run({ key: slot.key, deferred }, job);
+    const run = () => turnScope.run({ key: slot.key, chain: [...callers, slot.key], deferred }, job);
     if (!slot.mailbox) return run();
     return new Promise<R>((resolve, reject) => slot.mailbox!.post(() => run().then(resolve, reject)));
   };
@@ -301,7 +404,8 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   const activate = async (slot: Slot): Promise<Live> => {
     if (slot.live) return slot.live;
     const t = types.get(slot.type)!;
-    const dapr = new t.gen(server.client, new ActorId(slot.id));
+    const dapr = new t.gen(server.client, new ActorId(encodeActorId(slot.id)));
+    const serial = `${hostNonce}.${++serials}`;
     const state = createDaprStateManager(dapr.getStateManager());
     const timers: Live['timers'] = new Map();
     const lease: Live['lease'] = { dropped: false };
@@ -332,38 +436,46 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
           );
         }
         leased(`timer ${name}`);
-        // The method also travels in the data: daprd may fire the timer without its callback (dapr/dapr#10088).
+        // The method also travels in the data: daprd may fire the timer without its callback (dapr/dapr#10088);
+        // so does this activation's serial: a firing for another activation is stale (see the timer route).
         await dapr.registerActorTimer(
-          name,
+          encodeWireName(name),
           tm.method,
           duration(tm.dueMs),
           tm.periodMs > 0 ? duration(tm.periodMs) : undefined,
           undefined,
-          { method: tm.method, data: tm.data },
+          { method: tm.method, data: tm.data, act: serial },
         );
         timers.set(name, { method: tm.method, periodMs: tm.periodMs, lastEndAt: -Infinity });
       },
       unregisterTimer: async (name) => {
         timers.delete(name);
         leased(`timer ${name}`);
-        await dapr.unregisterActorTimer(name);
+        await dapr.unregisterActorTimer(encodeWireName(name));
       },
       registerReminder: async (name, r) => {
         checkReminder(name, r);
         leased(`reminder ${name}`);
+        const envelope: ReminderEnvelope = {
+          '~portal': 1,
+          n: `${hostNonce}.${++serials}`,
+          at: clock.wallNow() + r.dueMs,
+          p: r.periodMs,
+          data: r.data,
+        };
         await reminderOp(slot, () =>
           dapr.registerActorReminder(
-            name,
+            encodeWireName(name),
             duration(r.dueMs),
             r.periodMs > 0 ? duration(r.periodMs) : undefined,
             undefined,
-            r.data,
+            envelope,
           ),
         );
       },
       unregisterReminder: async (name) => {
         leased(`reminder ${name}`);
-        await reminderOp(slot, () => dapr.unregisterActorReminder(name));
+        await reminderOp(slot, () => dapr.unregisterActorReminder(encodeWireName(name)));
       },
       proxy: (type, id) => proxy(type, id),
     };
@@ -379,7 +491,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       slot.log.warn({ err }, 'actor activation failed');
       throw err;
     }
-    const live: Live = { dapr, portal, state, timers, lease };
+    const live: Live = { serial, dapr, portal, state, timers, lease };
     slot.live = live;
     counters.activations++;
     counters.active++;
@@ -399,8 +511,9 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     slot: Slot,
     body: (live: Live) => Promise<R>,
     deferred?: Array<() => Promise<void>>,
-  ): Promise<R> =>
-    enqueue(
+    callers?: readonly string[],
+  ): Promise<R> => {
+    const run = enqueue(
       slot,
       async () => {
         if (stopped) throw new PortalError('PORTAL_HOST_STOPPED', 'the Dapr actor host is stopped');
@@ -422,7 +535,10 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         }
       },
       deferred,
+      callers,
     );
+    return Promise.race([run, abandoned]);
+  };
 
   const deactivate = (slot: Slot): Promise<void> =>
     enqueue(slot, async () => {
@@ -491,22 +607,23 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   // ---- proxies ---------------------------------------------------------------------------------------------
 
   const proxy = (actorType: string, actorId: string): ActorRef => {
-    checkKeyPart(actorType, 'actorType');
-    checkKeyPart(actorId, 'actorId');
-    const key = actorType + KEY_SEPARATOR + actorId;
+    checkActorType(actorType);
+    checkActorId(actorId);
+    const key = actorType + KEY_SEPARATOR + encodeActorId(actorId);
     return {
       actorType,
       actorId,
       invoke: <R = unknown>(method: string, arg?: unknown): Promise<R> => {
-        if (turnScope.getStore()?.key === key) {
+        const chain = turnScope.getStore()?.chain;
+        if (chain?.includes(key)) {
           return Promise.reject(
             new PortalError(
               'PORTAL_INVALID_ARGUMENT',
-              `call to ${actorType}/${actorId}.${method} from inside its own turn would deadlock on Dapr's actor lock: reentrancy is not supported`,
+              `call to ${actorType}/${actorId}.${method} from inside a turn of the same call chain (${chain.join(' -> ')}) would deadlock on Dapr's actor lock: reentrancy is not supported`,
             ),
           );
         }
-        return client.invoke<R>(actorType, actorId, method, arg);
+        return client.invoke<R>(actorType, actorId, method, arg, chain ? { chain } : undefined);
       },
     };
   };
@@ -514,7 +631,18 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   // ---- routes daprd calls ----------------------------------------------------------------------------------
 
   const lookup = (req: Req, res: Res): Slot | undefined => {
-    const { type, id } = req.params;
+    const { type } = req.params;
+    const id = decodeActorId(req.params.id);
+    if (id === undefined) {
+      sendError(
+        res,
+        new PortalError(
+          'PORTAL_INVALID_ARGUMENT',
+          `actor id ${JSON.stringify(req.params.id)} is not in the wire form Portal hosts use (see encodeActorId)`,
+        ),
+      );
+      return undefined;
+    }
     if (!types.has(type)) {
       sendError(
         res,
@@ -526,6 +654,36 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       return undefined;
     }
     return slotFor(type, id);
+  };
+
+  /**
+   * One callback per reminder due time: true when this execution's due time already ran (a second execution by
+   * daprd), else records it in the actor's state (saved with the turn, so a turn that fails may run again).
+   * The due time is the first one (`at`) for a one-shot reminder, else the period boundary the firing belongs to,
+   * with `tolerance` for clock skew between the instance that registered it and the one it fires on.
+   */
+  const duplicateReminder = async (live: Live, name: string, e: ReminderEnvelope): Promise<boolean> => {
+    const sm = live.dapr.getStateManager();
+    const [, stored] = await sm.tryGetState(REMINDER_FIRES_KEY);
+    const fires: Record<string, { n: string; due: number; p: number }> = {
+      ...((stored as Record<string, { n: string; due: number; p: number }> | undefined) ?? {}),
+    };
+    const now = clock.wallNow();
+    const tolerance = Math.min(e.p / 2, 5000);
+    const due = e.p > 0 ? e.at + Math.max(0, Math.floor((now - e.at + tolerance) / e.p)) * e.p : e.at;
+    const last = fires[name];
+    if (last && last.n === e.n && last.due >= due) return true;
+    for (const [k, v] of Object.entries(fires)) if (v.p === 0 && v.due < now - GUARD_KEEP_MS) delete fires[k];
+    fires[name] = { n: e.n, due, p: e.p };
+    await sm.setState(REMINDER_FIRES_KEY, fires);
+    return false;
+  };
+
+  /** The callers' chain a call arrived with (CHAIN_HEADER; keys are wire forms, so never contain a comma). */
+  const callChainOf = (req: Req): string[] => {
+    const h = req.headers[CHAIN_HEADER];
+    const text = Array.isArray(h) ? h[0] : h;
+    return text ? text.split(',').filter(Boolean).slice(0, 64) : [];
   };
 
   const routes = (app: App): void => {
@@ -550,9 +708,28 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     app.put('/actors/:type/:id/method/timer/:timer', (req, res) => {
       const slot = lookup(req, res);
       if (!slot) return;
-      const name = req.params.timer;
-      const body = (argOf(req) ?? {}) as { callback?: string; data?: { method?: string; data?: unknown } };
+      const wireName = req.params.timer;
+      const name = decodeWireName(wireName) ?? wireName;
+      const body = (argOf(req) ?? {}) as {
+        callback?: string;
+        data?: { method?: string; data?: unknown; act?: string };
+      };
       const method = body.data?.method ?? body.callback;
+      // Timers die with their activation (as on the embedded host): daprd 1.16 still fires a timer after the actor
+      // was deactivated, which would activate it again. A firing for an activation that is gone is answered and not
+      // run, and the timer is removed unless the current activation registered one of that name since.
+      const act = body.data?.act;
+      if (act !== undefined && slot.live?.serial !== act) {
+        slot.log.debug({ timer: name }, 'timer of an ended activation not run');
+        res.status(200).end();
+        if (!slot.live?.timers.has(name))
+          res.once('finish', () =>
+            client
+              .deleteTimer(slot.type, slot.id, name)
+              .catch((err: unknown) => slot.log.debug({ err, timer: name }, 'cannot remove a stale timer')),
+          );
+        return;
+      }
       if (!isInvocableMethod(slot.cls, method)) {
         sendError(
           res,
@@ -587,14 +764,20 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     app.put('/actors/:type/:id/method/remind/:reminder', (req, res) => {
       const slot = lookup(req, res);
       if (!slot) return;
-      const name = req.params.reminder;
+      const wireName = req.params.reminder;
+      const name = decodeWireName(wireName) ?? wireName;
       const body = (argOf(req) ?? {}) as { data?: unknown };
+      const envelope = isReminderEnvelope(body.data) ? body.data : undefined;
       const deferred: Array<() => Promise<void>> = [];
       turn(
         slot,
         async (live) => {
+          if (envelope && (await duplicateReminder(live, name, envelope))) {
+            slot.log.debug({ reminder: name }, 'second execution of one reminder due time skipped');
+            return;
+          }
           counters.remindersFired++;
-          await live.portal.receiveReminder(name, body.data);
+          await live.portal.receiveReminder(name, envelope ? envelope.data : body.data);
         },
         deferred,
       )
@@ -623,6 +806,10 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       const slot = lookup(req, res);
       if (!slot) return;
       const method = req.params.method;
+      if (draining) {
+        sendError(res, new PortalError('PORTAL_HOST_STOPPED', 'the Dapr actor host is shutting down'));
+        return;
+      }
       if (!isInvocableMethod(slot.cls, method)) {
         sendError(
           res,
@@ -646,8 +833,11 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         return;
       }
       counters.calls++;
-      turn(slot, (live) =>
-        (live.portal as unknown as Record<string, (a: unknown) => Promise<unknown>>)[method](arg),
+      turn(
+        slot,
+        (live) => (live.portal as unknown as Record<string, (a: unknown) => Promise<unknown>>)[method](arg),
+        undefined,
+        callChainOf(req),
       ).then(
         (result) => {
           if (result === undefined) res.status(200).end();
@@ -682,7 +872,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         'cls',
         'an actor class extending Actor',
       );
-      checkKeyPart(name, 'actor type name');
+      checkActorType(name, 'actor type name');
       if (started)
         throw new PortalError(
           'PORTAL_INVALID_ARGUMENT',
@@ -717,12 +907,33 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     },
 
     async stop() {
-      if (stopped) return;
-      await Promise.all(
+      if (stopped || draining) return;
+      draining = true;
+      const drained = Promise.all(
         [...slots.values()].map((s) =>
           deactivate(s).catch((err: unknown) => s.log.warn({ err }, 'deactivation at stop failed')),
         ),
       );
+      let drainTimer: ReturnType<typeof setTimeout> | undefined;
+      const outcome = await Promise.race([
+        drained.then(() => 'drained' as const),
+        new Promise<'timeout'>((resolve) => {
+          drainTimer = setTimeout(() => resolve('timeout'), Math.min(drainTimeoutMs, MAX_TIMER_MS));
+        }),
+      ]);
+      clearTimeout(drainTimer);
+      if (outcome === 'timeout') {
+        log.warn(
+          { drainTimeoutMs, active: [...slots.values()].filter((s) => s.live).length },
+          'drain timeout: actors with a turn still running were abandoned without onDeactivate',
+        );
+        abandon(
+          new PortalError(
+            'PORTAL_HOST_STOPPED',
+            `the Dapr actor host stopped: the turn did not end within the ${drainTimeoutMs} ms drain`,
+          ),
+        );
+      }
       stopped = true;
       sidecar.close();
       client.close();

@@ -96,24 +96,38 @@ export function checkActorType(value: unknown, name = 'actorType'): asserts valu
 }
 
 /**
- * The wire form of an actor id: the id itself when it is plain (letters, digits, `_`, `-`, and `.` after the first
- * character), else `~` followed by the base64url of its UTF-8 bytes. The map is injective (two ids never share a
- * wire form) and its output needs no escaping in a URL path segment, a Redis key or the `||` key layout, so every
- * host keys activations, state and reminders by it: `x|` and `x` cannot read each other's keys, `%41` is not `A`,
- * `a%2Fb` is not `a/b`, and `.`/`..` are not path steps. The id passes checkActorId first.
+ * The wire form of a name (actor id, Dapr timer/reminder name or state key): the name itself when it is plain
+ * (letters, digits, `_`, `-`, and `.` after the first character), else `~` followed by the base64url of its
+ * UTF-8 bytes. The map is injective (two names never share a wire form) and its output needs no escaping in a
+ * URL path segment, a Redis key or the `||` key layout.
+ */
+export function encodeWireName(name: string): string {
+  return PLAIN_ID.test(name) ? name : WIRE_ESCAPE + Buffer.from(name, 'utf8').toString('base64url');
+}
+
+/** The name whose wire form is `wire` (inverse of encodeWireName); undefined when `wire` is not a wire form. */
+export function decodeWireName(wire: string): string | undefined {
+  if (PLAIN_ID.test(wire)) return wire;
+  if (!wire.startsWith(WIRE_ESCAPE) || !/^[A-Za-z0-9_-]+$/.test(wire.slice(1))) return undefined;
+  const name = Buffer.from(wire.slice(1), 'base64url').toString('utf8');
+  // Only the canonical encoding of a string that needed one (no padding variants, no plain names in disguise).
+  return name.length > 0 && !PLAIN_ID.test(name) && encodeWireName(name) === wire ? name : undefined;
+}
+
+/**
+ * The wire form of an actor id (encodeWireName after checkActorId). Every host keys activations, state and
+ * reminders by it, and the Dapr path routes by it: `x|` and `x` cannot read each other's keys, `%41` is not `A`,
+ * `a%2Fb` is not `a/b`, and `.`/`..` are not path steps.
  */
 export function encodeActorId(id: string): string {
   checkActorId(id);
-  return PLAIN_ID.test(id) ? id : WIRE_ESCAPE + Buffer.from(id, 'utf8').toString('base64url');
+  return encodeWireName(id);
 }
 
-/** The id whose wire form is `wire` (inverse of encodeActorId); undefined when `wire` is not a wire form. */
+/** The actor id whose wire form is `wire` (inverse of encodeActorId); undefined when `wire` is not one. */
 export function decodeActorId(wire: string): string | undefined {
-  if (PLAIN_ID.test(wire)) return wire;
-  if (!wire.startsWith(WIRE_ESCAPE) || !/^[A-Za-z0-9_-]+$/.test(wire.slice(1))) return undefined;
-  const id = Buffer.from(wire.slice(1), 'base64url').toString('utf8');
-  // Only the canonical encoding of a string that needed one (no padding variants, no plain ids in disguise).
-  return id.length > 0 && !PLAIN_ID.test(id) && encodeActorId(id) === wire ? id : undefined;
+  const id = decodeWireName(wire);
+  return id !== undefined && id.length <= MAX_ACTOR_ID_LENGTH ? id : undefined;
 }
 
 /** Throws PORTAL_INVALID_ARGUMENT unless `value` is a non-empty string without the `||` separator. */

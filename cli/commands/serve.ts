@@ -129,6 +129,38 @@ function serveEmbeddedApi(host: ActorHost, port: number, log: Logger): Promise<h
   });
 }
 
+/** Milliseconds in one unit of a Go duration (time.ParseDuration). */
+const GO_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/**
+ * Parses a Go duration (`30s`, `1500ms`, `1h30m`), the format Dapr's actor settings take, into milliseconds;
+ * PORTAL_CONFIG_INVALID naming `flag` otherwise. Hand-written: ten lines, and the format is Go's, not an npm one.
+ */
+export function durationMs(text: string, flag: string): number {
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let end = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    total += Number(m[1]) * GO_UNITS[m[2]];
+    end = re.lastIndex;
+  }
+  if (text === '0') return 0;
+  if (end === 0 || end !== text.length)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `${flag}: expected a Go duration such as 30s, 1500ms or 1h30m, got ${JSON.stringify(text)}`,
+    );
+  return total;
+}
+
 /** `portal serve`: hosts Portal's actors until SIGINT/SIGTERM, behind a Dapr sidecar or embedded. */
 export const serveCommand: CommandSpec = {
   name: 'serve',
@@ -181,6 +213,20 @@ export const serveCommand: CommandSpec = {
       env: 'PORTAL_ACTOR_IDLE_TIMEOUT',
     },
     {
+      name: 'actor-scan-interval',
+      type: 'string',
+      help: 'how often Dapr looks for idle actors (Go duration)',
+      default: '30s',
+      env: 'PORTAL_ACTOR_SCAN_INTERVAL',
+    },
+    {
+      name: 'drain-timeout',
+      type: 'string',
+      help: 'on SIGTERM, how long running actor turns may take before the process exits anyway (e.g. 30s, 1500ms)',
+      default: '30s',
+      env: 'PORTAL_DRAIN_TIMEOUT',
+    },
+    {
       name: 'local-turns',
       type: 'boolean',
       help: "also queue each actor's turns in-process (Dapr's lock already serializes them)",
@@ -228,6 +274,7 @@ export const serveCommand: CommandSpec = {
       );
     const logger = createLogger({ level: flags['log-level'] as string });
     const appPort = flags['app-port'] as number;
+    const drainTimeoutMs = durationMs(flags['drain-timeout'] as string, '--drain-timeout');
     // in-process bus, or NATS when NATS_URL is set (then `portal executor` processes can share the work)
     const bus0 = await createBusFromEnv({ logger, name: `portal-serve-${process.pid}` });
     const executor = createExecutor({
@@ -270,6 +317,9 @@ export const serveCommand: CommandSpec = {
         daprApiToken: flags['dapr-api-token'] as string | undefined,
         appApiToken: flags['app-api-token'] as string | undefined,
         actorIdleTimeout: flags['actor-idle-timeout'] as string,
+        actorScanInterval: flags['actor-scan-interval'] as string,
+        drainOngoingCallTimeout: flags['drain-timeout'] as string,
+        drainTimeoutMs,
         localTurns: flags['local-turns'] as boolean,
         services,
         logger,
@@ -288,6 +338,7 @@ export const serveCommand: CommandSpec = {
         services,
         logger,
         callTimeoutMs: 120_000,
+        drainTimeoutMs,
       });
       for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor]) embedded.register(cls);
       if (testActors) embedded.register(ProbeActor);
@@ -295,7 +346,10 @@ export const serveCommand: CommandSpec = {
       host = embedded;
       const api = await serveEmbeddedApi(embedded, appPort, logger);
       closeExtra = async () => {
-        await new Promise<void>((r) => api.close(() => r()));
+        await new Promise<void>((r) => {
+          api.close(() => r());
+          api.closeAllConnections(); // the host has answered every call by now (or released it at the drain timeout)
+        });
         await store.close();
       };
     }
@@ -329,6 +383,13 @@ export const serveCommand: CommandSpec = {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
+    // The drain is bounded: the host answers (or releases) every call within drainTimeoutMs. A turn that never
+    // ends, or a timer it left, must not keep the process alive after that: exit once the cleanup below is done,
+    // and at the latest 5 s after the drain timeout should the cleanup itself hang.
+    setTimeout(() => {
+      logger.warn({ drainTimeoutMs }, 'shutdown did not finish within the drain timeout + 5 s; exiting');
+      process.exit(1);
+    }, drainTimeoutMs + 5000).unref();
     await dash?.close();
     edgeEvents.close();
     await executor.close();
@@ -337,6 +398,10 @@ export const serveCommand: CommandSpec = {
     await closeExtra();
     await bus.close();
     await engine.close();
+    setTimeout(() => {
+      logger.info('stopped; exiting although an abandoned turn still holds the event loop');
+      process.exit();
+    }, 250).unref();
     return 0;
   },
 };

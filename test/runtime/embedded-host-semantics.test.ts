@@ -12,37 +12,14 @@ import {
   type StateStore,
 } from '../../runtime/index.js';
 import { decodeActorId, encodeActorId } from '../../runtime/state-keys.js';
-import { Counter, Reminded, Ticker, createTestServices, type TestServices } from './fixtures.js';
+import { AWKWARD_IDS, Counter, Reminded, Ticker, createTestServices, type TestServices } from './fixtures.js';
 
 // Issue 17: actor ids, drain on stop, delays above 2^31-1 ms on the embedded host.
-
-/** Ids from users' bug reports against URL-routed actor runtimes: each must be an actor of its own. */
-export const AWKWARD_IDS = [
-  'x',
-  'x|',
-  'x||y',
-  '|',
-  'a/b',
-  'a%2Fb',
-  '%41',
-  'A',
-  '.',
-  '..',
-  'q?x=1',
-  'h#frag',
-  '100%',
-  'tab\there',
-  'new\nline',
-  '~',
-  'é',
-  '日本',
-  ' ',
-];
 
 const DAY = 24 * 3600_000;
 
 let svc: TestServices;
-let hosts: EmbeddedHost[];
+let hosts: EmbeddedHost<TestServices>[];
 let dirs: string[];
 
 beforeEach(() => {
@@ -62,13 +39,13 @@ function newHost(o: {
   clock?: ManualClock;
   drainTimeoutMs?: number;
   callTimeoutMs?: number;
-}): EmbeddedHost {
+}): EmbeddedHost<TestServices> {
   const host = createEmbeddedHost({
     store: o.store ?? createMemoryStateStore(),
     clock: o.clock,
     drainTimeoutMs: o.drainTimeoutMs,
     callTimeoutMs: o.callTimeoutMs,
-    services: svc as unknown as Record<string, unknown>,
+    services: svc,
   });
   host.register(Counter);
   host.register(Ticker);
@@ -145,6 +122,43 @@ describe('actor ids', () => {
     }
     expect(() => host.proxy('Counter|', 'a')).toThrow(/actorType/);
     expect(() => host.proxy('Coun/ter', 'a')).toThrow(/actorType/);
+  });
+});
+
+describe('timers and reminders', () => {
+  test('a reminder that unregisters itself in its callback runs once per due time', async () => {
+    const clock = new ManualClock();
+    const host = newHost({ clock });
+    const ids = Array.from({ length: 20 }, (_, i) => `r${i}`);
+    for (const id of ids)
+      await host
+        .proxy('Reminded', id)
+        .invoke('remind', { name: 'once', dueMs: 500, periodMs: 1000, data: { unregister: true } });
+    for (let t = 0; t < 5000; t += 100) {
+      clock.advance(100);
+      await host.settle();
+    }
+    for (const id of ids) expect(await host.proxy('Reminded', id).invoke('fired')).toBe(1);
+  });
+
+  test('a timer dies with its activation: an idle-deactivated actor is not re-activated by it', async () => {
+    const clock = new ManualClock();
+    const host = createEmbeddedHost({
+      store: createMemoryStateStore(),
+      clock,
+      idleTimeoutMs: 2000,
+      idleScanMs: 500,
+      services: svc,
+    });
+    hosts.push(host);
+    host.register(Ticker);
+    await host.proxy('Ticker', 't').invoke('start', { dueMs: 6000, periodMs: 0 });
+    for (let t = 0; t < 9000; t += 100) {
+      clock.advance(100);
+      await host.settle();
+    }
+    expect(svc.events).toEqual(['t:activate', 't:deactivate']);
+    expect(host.stats()).toMatchObject({ activations: 1, timersFired: 0 });
   });
 });
 

@@ -1,5 +1,28 @@
 import { Actor, typedProxy } from '../../runtime/index.js';
 
+/** Ids from users' bug reports against URL-routed actor runtimes: each must be an actor of its own. */
+export const AWKWARD_IDS = [
+  'x',
+  'x|',
+  'x||y',
+  '|',
+  'a/b',
+  'a%2Fb',
+  '%41',
+  'A',
+  '.',
+  '..',
+  'q?x=1',
+  'h#frag',
+  '100%',
+  'tab\there',
+  'new\nline',
+  '~',
+  'é',
+  '日本',
+  ' ',
+];
+
 /** Services the test actors report to: an event log and a gate tests open when they choose. */
 export interface TestServices {
   events: string[];
@@ -141,5 +164,6 @@ export class Reminded extends Recording {
   override async receiveReminder(name: string, data: unknown): Promise<void> {
     this._record(`reminder:${name}:${JSON.stringify(data)}`);
     await this.ctx.state.set('fired', ((await this.ctx.state.get<number>('fired')) ?? 0) + 1);
+    if ((data as { unregister?: boolean } | null)?.unregister) await this.ctx.unregisterReminder(name);
   }
 }
