@@ -22,8 +22,14 @@ import {
 } from '@nats-io/jetstream';
 import { PortalError, isPortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
-import { createCodecRegistry, isJetStreamPattern, type CodecRegistry, type WireLimits } from './codec.js';
-import { subjects, type Bus, type DeadLetterEvent, type Subscription } from './types.js';
+import {
+  createCodecRegistry,
+  isJetStreamPattern,
+  type CodecRegistry,
+  type WireCodec,
+  type WireLimits,
+} from './codec.js';
+import { subjects, type Bus, type DeadLetterEvent, type DispatchBatch, type Subscription } from './types.js';
 import { DEAD_LETTER_STREAM, TRANSFERS_STREAM, durableName } from './nats-bus-names.js';
 import { connectNats, type NatsConnectOptions } from './nats-connect.js';
 
@@ -75,6 +81,10 @@ export interface NatsBusStats {
   publishRetries: number;
   disconnects: number;
   reconnects: number;
+  /** Reconnects after which the streams were checked (and recreated when the server had lost them). */
+  recoveries: number;
+  /** Dispatch batches split into several messages to fit under the size limit. */
+  splitPublishes: number;
 }
 
 /** The Bus on NATS: protobuf on the wire, JetStream for dispatch and reports, core NATS for the rest. */
@@ -87,14 +97,32 @@ export interface NatsBus extends Bus {
 }
 
 interface JsSub {
+  readonly durable: string;
   closed: boolean;
   messages?: ConsumerMessages;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Handlers of one JetStream subscription running at once, at most (the consumer pulls this many at a time). */
+const MAX_IN_FLIGHT = 256;
+
+/**
+ * Bytes a JetStream publish adds to the payload in headers (`NATS/1.0`, `Nats-Msg-Id: <22-char nuid>`), rounded
+ * up: the server's max_payload bounds headers and payload together.
+ */
+const JS_HEADER_ROOM = 128;
+
 function apiCode(err: unknown): number | undefined {
   return err instanceof JetStreamApiError ? err.apiError().err_code : undefined;
+}
+
+/** True when a publish failed because no stream takes the subject or JetStream is not up (yet): worth recreating. */
+function isStreamMissing(err: unknown): boolean {
+  const code = apiCode(err);
+  if (code === 10059 || code === 10039 || code === 10076) return true;
+  const text = `${(err as Error)?.name ?? ''} ${(err as Error)?.message ?? String(err)}`;
+  return /no responders|503|stream not found|jetstream (is )?not enabled/i.test(text);
 }
 
 /**
@@ -122,8 +150,8 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   const { nc, servers } = await connectNats(opts, name);
   const js: JetStreamClient = jetstream(nc);
   let jsm: JetStreamManager;
-  try {
-    jsm = await jetstreamManager(nc);
+  /** Creates the streams that are missing: at start, and again after a server restart lost them (memory storage). */
+  const ensureStreams = async (): Promise<void> => {
     await ensureStream(
       jsm,
       TRANSFERS_STREAM,
@@ -140,6 +168,10 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       { maxAgeMs: 7 * 24 * 3600_000, maxBytes: 256 * 1024 ** 2 },
       log,
     );
+  };
+  try {
+    jsm = await jetstreamManager(nc);
+    await ensureStreams();
   } catch (cause) {
     await nc.close().catch(() => undefined);
     if (isPortalError(cause)) throw cause;
@@ -160,12 +192,46 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     publishRetries: 0,
     disconnects: 0,
     reconnects: 0,
+    recoveries: 0,
+    splitPublishes: 0,
   };
   const coreSubs = new Set<NatsSubscription>();
   const jsSubs = new Set<JsSub>();
   const ownSlots = new Map<string, Set<number>>();
   let closed = false;
   let closing: Promise<void> | null = null;
+
+  /**
+   * After a reconnect: the server may have restarted without its streams and consumers (memory storage, or a lost
+   * store). Recreate the streams, and have every subscription whose durable is gone bind again (its loop
+   * recreates the consumer). Runs once at a time; a failure (JetStream not ready yet) is retried with backoff.
+   */
+  let recovering: Promise<void> | undefined;
+  const recover = (): Promise<void> =>
+    (recovering ??= (async () => {
+      for (let attempt = 0; !closed; attempt++) {
+        try {
+          await ensureStreams();
+          for (const sub of jsSubs) {
+            const gone = await jsm.consumers.info(TRANSFERS_STREAM, sub.durable).then(
+              () => false,
+              (err: unknown) => apiCode(err) === 10014 || apiCode(err) === 10059,
+            );
+            if (gone) {
+              log.warn({ durable: sub.durable }, 'consumer lost by the server; binding again');
+              sub.messages?.stop();
+            }
+          }
+          stats.recoveries++;
+          return;
+        } catch (err) {
+          log.warn({ err, attempt }, 'cannot recreate JetStream streams yet; retrying');
+          await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+        }
+      }
+    })().finally(() => {
+      recovering = undefined;
+    }));
 
   void (async () => {
     for await (const s of nc.status()) {
@@ -175,6 +241,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       } else if (s.type === 'reconnect') {
         stats.reconnects++;
         log.info({ server: (s as { server?: string }).server }, 'reconnected to NATS');
+        void recover();
       }
     }
   })().catch(() => undefined);
@@ -228,6 +295,53 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       await handler(msg, subject);
     });
 
+  /** The largest payload the server takes now (its max_payload, less the headers of a JetStream publish). */
+  const payloadLimit = (jetstreamPublish: boolean): number =>
+    (nc.info?.max_payload ?? 1024 * 1024) - (jetstreamPublish ? JS_HEADER_ROOM : 0);
+
+  /**
+   * Throws PORTAL_WIRE_TOO_LARGE naming the size and the limit when `size` is over the server's max_payload: the
+   * server would refuse it (a JetStream publish was retried for the whole publish timeout, a core one threw an
+   * untyped client error).
+   */
+  const checkSize = (subject: string, size: number, jetstreamPublish: boolean): void => {
+    const limit = payloadLimit(jetstreamPublish);
+    if (size > limit)
+      throw new PortalError(
+        'PORTAL_WIRE_TOO_LARGE',
+        `${subject}: a message of ${size} bytes is over the NATS server's max_payload (${limit} bytes${jetstreamPublish ? ` after ${JS_HEADER_ROOM} bytes of JetStream headers` : ''})`,
+      );
+  };
+
+  /**
+   * Encodes a dispatch batch as one message, or as several batches of its items (halved until each fits under the
+   * codec's and the server's limits): executors take each part on its own. A single item that does not fit throws
+   * PORTAL_WIRE_TOO_LARGE.
+   */
+  const encodeDispatch = (
+    subject: string,
+    batch: DispatchBatch,
+    codec: WireCodec<DispatchBatch>,
+  ): Uint8Array[] => {
+    const limit = Math.min(codec.maxBytes, payloadLimit(true));
+    let data: Uint8Array | undefined;
+    try {
+      data = codec.encode(batch, subject);
+    } catch (err) {
+      if (!isPortalError(err, 'PORTAL_WIRE_TOO_LARGE') || batch.items.length < 2) throw err;
+    }
+    if (data && data.length <= limit) return [data];
+    if (batch.items.length < 2) {
+      checkSize(subject, data!.length, true);
+      return [data!];
+    }
+    const half = Math.ceil(batch.items.length / 2);
+    return [
+      ...encodeDispatch(subject, { ...batch, items: batch.items.slice(0, half) }, codec),
+      ...encodeDispatch(subject, { ...batch, items: batch.items.slice(half) }, codec),
+    ];
+  };
+
   const jsPublish = async (subject: string, data: Uint8Array): Promise<void> => {
     const msgID = nuid.next();
     const deadline = Date.now() + publishTimeoutMs;
@@ -250,6 +364,8 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
           );
         }
         stats.publishRetries++;
+        // No stream stores the subject any more (a server restart lost a memory stream): recreate it.
+        if (isStreamMissing(cause)) void recover();
         await sleep(delay);
         delay = Math.min(delay * 2, 1000);
       }
@@ -300,6 +416,8 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       return;
     } // no reason text: servers before 2.10 ignore '+TERM <reason>'
     stats.delivered++;
+    working.add(m);
+    startHeartbeat();
     try {
       await runHandler(handler, r.msg, m.subject);
       m.ack();
@@ -307,7 +425,32 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       stats.handlerErrors++;
       onError(err, m.subject);
       m.nak(Math.min(5000, 250 * m.info.deliveryCount));
+    } finally {
+      working.delete(m);
     }
+  };
+
+  /**
+   * Messages whose handler is still running. Every ackWait/3 each gets a `+WPI` (JsMsg.working()), which restarts
+   * its ack wait: a handler that takes longer than ackWaitMs (a report waiting for its actor's turn) is not
+   * redelivered to another member meanwhile (NATS docs, "Acknowledgement models": in-progress).
+   */
+  const working = new Set<JsMsg>();
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  const startHeartbeat = (): void => {
+    if (heartbeat) return;
+    heartbeat = setInterval(
+      () => {
+        if (working.size === 0 || closed) {
+          clearInterval(heartbeat);
+          heartbeat = undefined;
+          return;
+        }
+        for (const m of working) m.working();
+      },
+      Math.max(250, ackWaitMs / 3),
+    );
+    heartbeat.unref();
   };
 
   const subscribeJs = (
@@ -315,8 +458,6 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     handler: (msg: unknown, subject: string) => void | Promise<void>,
     queue: string | undefined,
   ): Subscription => {
-    const state: JsSub = { closed: false };
-    jsSubs.add(state);
     // A queue group shares one durable; each other subscription of this client to the subject has its own,
     // numbered in subscription order so a restarted process binds the same ones again.
     let slot = 0;
@@ -327,6 +468,8 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       used.add(slot);
     }
     const durable = durableName(queue ?? (slot === 0 ? name : `${name}_${slot}`), subject);
+    const state: JsSub = { durable, closed: false };
+    jsSubs.add(state);
     const startMs = Date.now();
     let markReady!: () => void;
     let markFailed!: (err: unknown) => void;
@@ -339,19 +482,31 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       let attempt = 0;
       while (!state.closed && !closed) {
         try {
+          if (attempt > 0) await ensureStreams(); // the server may have lost the stream with the consumer
           await ensureConsumer(durable, subject, startMs, queue !== undefined);
           const consumer = await js.consumers.get(TRANSFERS_STREAM, durable);
-          const messages = await consumer.consume({ max_messages: 256 });
+          // Ends (instead of pulling forever from nothing) when the server lost the stream or the consumer: this
+          // loop then recreates them. See nats.js ConsumeOptions.abort_on_missing_resource.
+          const messages = await consumer.consume({ max_messages: 256, abort_on_missing_resource: true });
           state.messages = messages;
+          void (async () => {
+            for await (const st of messages.status())
+              if (st.type === 'consumer_deleted' || st.type === 'consumer_not_found') messages.stop();
+          })().catch(() => undefined);
           if (state.closed) {
             messages.stop();
             return;
           }
           markReady();
           attempt = 0;
+          // Handlers run concurrently, up to MAX_IN_FLIGHT per subscription, as on the in-process bus: a handler
+          // that waits (a report acked only once its actor applied it) does not hold back the messages behind it.
+          const inFlight = new Set<Promise<void>>();
           for await (const m of messages) {
             if (state.closed) break;
-            await handleJs(m, handler);
+            const p = handleJs(m, handler).finally(() => inFlight.delete(p));
+            inFlight.add(p);
+            if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
           }
           if (state.closed || closed) return;
           log.warn({ subject, durable }, 'consumer stopped; binding again');
@@ -442,7 +597,15 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
           'PORTAL_WIRE_UNKNOWN_SUBJECT',
           `no Portal message travels on subject ${JSON.stringify(subject)}`,
         );
+      if (codec.kind === 'dispatch') {
+        const parts = encodeDispatch(subject, msg as DispatchBatch, codec as WireCodec<DispatchBatch>);
+        if (parts.length > 1) stats.splitPublishes++;
+        for (const data of parts) await jsPublish(subject, data);
+        stats.published += parts.length;
+        return;
+      }
       const data = codec.encode(msg, subject);
+      checkSize(subject, data.length, codec.jetstream);
       if (codec.jetstream) await jsPublish(subject, data);
       else nc.publish(subject, data);
       stats.published++;
