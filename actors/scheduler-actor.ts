@@ -1,7 +1,7 @@
 import { quantileSorted } from '../common/quantile.js';
 import { open } from 'node:fs/promises';
 import { Actor } from '../runtime/types.js';
-import { PortalError, checkArg } from '../common/errors.js';
+import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 
 import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
@@ -85,7 +85,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private t: OwnedTransfer | undefined;
   private edgeViews: EdgeView[] = [];
   private sub: Subscription | undefined;
-  private inbox: ChunkReport[] = [];
+  /** Reports received and not yet applied, each with the settling of its bus handler (the bus acks on resolve). */
+  private inbox: Array<{ report: ChunkReport; applied: () => void; failed: (err: unknown) => void }> = [];
   private flushScheduled = false;
   private samples = new Map<number, EdgeSample[]>();
   /** Times of the last TICK_WINDOW ticks (a ring), for p50/p99 without unbounded growth. */
@@ -502,33 +503,46 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.lastComplete = -1;
     this.sub?.unsubscribe();
     const self = actorProxy(this.ctx, 'SchedulerActor', this.ctx.actorId);
-    // Reports go in through the actor's own turn. A call that fails (the sidecar restarting, the
-    // actor moving) is retried with backoff for about 25 s: reports are idempotent (stale attempts
-    // are ignored), and one that is lost costs a refetch after the chunk's deadline.
-    const deliver = (items: ChunkReport[], attempt: number): void => {
-      self.invoke('reports', { items }).catch((err: unknown) => {
-        if (attempt >= 8) {
-          this.ctx.log.error(
-            { err, reports: items.length },
-            'applying reports failed; their chunks will be fetched again after their deadline',
-          );
-          return;
-        }
-        if (attempt === 0)
-          this.ctx.log.warn({ err, reports: items.length }, 'applying reports failed; retrying');
-        this.ctx.clock.setTimeout(() => deliver(items, attempt + 1), Math.min(5000, 100 * 2 ** attempt));
-      });
+    // Reports go in through the actor's own turn, and each report's bus handler resolves only once
+    // that turn has applied it: the bus acknowledges a report after it is applied (issue 17), so a
+    // crash in between leaves it to be redelivered (reports are idempotent: stale attempts are
+    // ignored). A call that fails (the sidecar restarting, the actor moving) is retried with backoff
+    // for about 16 s; then, or when this host stops, the handlers reject and the bus redelivers.
+    const deliver = (batch: SchedulerActor['inbox'], attempt: number): void => {
+      const items = batch.map((b) => b.report);
+      self.invoke('reports', { items }).then(
+        () => {
+          for (const b of batch) b.applied();
+        },
+        (err: unknown) => {
+          if (attempt >= 8 || isPortalError(err, 'PORTAL_HOST_STOPPED')) {
+            this.ctx.log.error(
+              { err, reports: items.length },
+              'applying reports failed; left unacknowledged for the bus to deliver again',
+            );
+            for (const b of batch) b.failed(err);
+            return;
+          }
+          if (attempt === 0)
+            this.ctx.log.warn({ err, reports: items.length }, 'applying reports failed; retrying');
+          this.ctx.clock.setTimeout(() => deliver(batch, attempt + 1), Math.min(5000, 100 * 2 ** attempt));
+        },
+      );
     };
-    this.sub = this.bus().subscribe<ChunkReport>(subjects.report(req.transferId), (r) => {
-      this.inbox.push(r);
-      if (this.flushScheduled) return;
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        const items = this.inbox.splice(0);
-        if (items.length) deliver(items, 0);
-      });
-    });
+    this.sub = this.bus().subscribe<ChunkReport>(
+      subjects.report(req.transferId),
+      (report) =>
+        new Promise<void>((applied, failed) => {
+          this.inbox.push({ report, applied, failed });
+          if (this.flushScheduled) return;
+          this.flushScheduled = true;
+          setImmediate(() => {
+            this.flushScheduled = false;
+            const batch = this.inbox.splice(0);
+            if (batch.length) deliver(batch, 0);
+          });
+        }),
+    );
     const tickMs = req.tickMs ?? 50;
     await this.ctx.registerTimer(TICK_TIMER, { method: 'tick', dueMs: 0, periodMs: tickMs });
     await this.ctx.registerReminder(KEEPALIVE, { dueMs: 10_000, periodMs: 10_000 });

@@ -29,7 +29,8 @@ import {
   type WireCodec,
   type WireLimits,
 } from './codec.js';
-import { subjects, type Bus, type DeadLetterEvent, type DispatchBatch, type Subscription } from './types.js';
+import { subjects, type Bus, type DeadLetterEvent, type Subscription } from './types.js';
+import type { DispatchBatch } from '../common/vocabulary.js';
 import { DEAD_LETTER_STREAM, TRANSFERS_STREAM, durableName } from './nats-bus-names.js';
 import { connectNats, type NatsConnectOptions } from './nats-connect.js';
 

@@ -1,14 +1,9 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
-import {
-  subjects,
-  type ChunkReport,
-  type DispatchBatch,
-  type DispatchItem,
-  type EdgeTelemetryEvent,
-} from '../../bus/types.js';
+import { subjects } from '../../bus/types.js';
+import type { ChunkReport, DispatchBatch, DispatchItem, EdgeTelemetryEvent } from '../../common/index.js';
 import { createSilentLogger } from '../../common/logger.js';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 
 // Issue 17 on a real nats-server: message size against the server's max_payload, JetStream memory streams across
 // a server restart, handlers slower than the ack wait.
