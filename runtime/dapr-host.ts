@@ -723,11 +723,11 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         slot.log.debug({ timer: name }, 'timer of an ended activation not run');
         res.status(200).end();
         if (!slot.live?.timers.has(name))
-          res.once('finish', () =>
+          res.once('finish', () => {
             client
               .deleteTimer(slot.type, slot.id, name)
-              .catch((err: unknown) => slot.log.debug({ err, timer: name }, 'cannot remove a stale timer')),
-          );
+              .catch((err: unknown) => slot.log.debug({ err, timer: name }, 'cannot remove a stale timer'));
+          });
         return;
       }
       if (!isInvocableMethod(slot.cls, method)) {
