@@ -253,32 +253,34 @@ describe('nats bus', () => {
     const m2 = await bus();
     const seen1: number[] = [];
     const seen2: number[] = [];
-    let failedOnce = false;
-    const s1 = m1.subscribe<ChunkReport>(
-      subjects.report(t),
-      (r) => {
-        seen1.push(r.chunk);
-      },
-      { queue: 'g' },
-    );
-    const s2 = m2.subscribe<ChunkReport>(
-      subjects.report(t),
-      (r) => {
-        if (r.chunk === 5 && !failedOnce) {
-          failedOnce = true;
+    // Whichever member JetStream hands chunk 5 to first rejects it (both handlers share the flag), so the
+    // rejection runs on every run, not only when the chunk happens to land on one particular member.
+    let rejectedBy: string | undefined;
+    const handler =
+      (name: string, seen: number[]) =>
+      (r: ChunkReport): void => {
+        if (r.chunk === 5 && rejectedBy === undefined) {
+          rejectedBy = name;
           throw new Error('transient');
         }
-        seen2.push(r.chunk);
-      },
-      { queue: 'g' },
-    );
+        seen.push(r.chunk);
+      };
+    const s1 = m1.subscribe<ChunkReport>(subjects.report(t), handler('m1', seen1), { queue: 'g' });
+    const s2 = m2.subscribe<ChunkReport>(subjects.report(t), handler('m2', seen2), { queue: 'g' });
     await Promise.all([s1.ready, s2.ready]);
     const p = await bus();
     for (let c = 0; c < 40; c++) await p.publish(subjects.report(t), report(t, c));
     await waitFor(() => new Set([...seen1, ...seen2]).size === 40, 20_000, 'all 40 reports');
+    await new Promise((r) => setTimeout(r, 300)); // a second delivery of an acked report would arrive by now
     expect(seen1.length).toBeGreaterThan(0);
     expect(seen2.length).toBeGreaterThan(0);
-    expect([...seen1, ...seen2].filter((c) => c !== 5).length).toBe(39); // each once, except a redelivered one
+    // each report accepted exactly once, chunk 5 included: the rejected delivery came back and was accepted
+    expect([...seen1, ...seen2].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, c) => c));
+    expect(rejectedBy).toBeDefined();
+    const st = [m1.stats(), m2.stats()];
+    expect(st[0].handlerErrors + st[1].handlerErrors).toBe(1);
+    expect(st[0].redelivered + st[1].redelivered).toBe(1); // JetStream delivered chunk 5 a second time
+    expect(st[0].delivered + st[1].delivered).toBe(41);
   });
 
   test('restart: kill nats-server mid-stream and start it again; clients reconnect and no report is lost', async () => {
