@@ -128,7 +128,11 @@ describe('Dapr host', () => {
   });
 
   test('actor state is kept in Redis under the Dapr actor key layout', async () => {
-    const raw = await redis.cli('HGET', 'portal||ProbeActor||p1||counter', 'data');
-    expect(JSON.parse(raw)).toEqual({ n: 2 });
+    // its own actor: the value comes from this test's three increments, through both sidecars
+    const key = 'portal||ProbeActor||in-redis||counter';
+    expect((await redis.cli('HGET', key, 'data')).trim()).toBe(''); // nothing there before
+    for (const c of [clientA, clientB, clientA])
+      await c.invoke('ProbeActor', 'in-redis', 'slowIncrement', { delayMs: 0 });
+    expect(JSON.parse(await redis.cli('HGET', key, 'data'))).toEqual({ n: 3 });
   });
 });

@@ -4,6 +4,7 @@ import {
   daprInvoke,
   startDaprCluster,
   startPortalInstance,
+  waitFor,
   type DaprCluster,
   type PortalInstance,
 } from '../helpers/dapr.js';
@@ -53,6 +54,13 @@ describe('Dapr API tokens', () => {
     expect(
       (await c.invoke<{ value: number }>('ProbeActor', 't', 'slowIncrement', { delayMs: 0 })).value,
     ).toBe(1);
+    // the reminder fires: daprd calls the app with the app token, the turn saves through daprd with the API token
+    await waitFor(
+      async () => (await c.invoke('ProbeActor', 't', 'reminded')) !== null,
+      30_000,
+      'reminder fired',
+    );
+    expect(await c.invoke('ProbeActor', 't', 'reminded')).toMatchObject({ name: 'r', data: 1 });
     c.close();
   });
 
