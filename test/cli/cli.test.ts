@@ -61,16 +61,17 @@ describe('portal CLI', () => {
     });
     // setup installs lavapipe, and --backend webgpu fails rather than fall back: the demo ran its kernels on WebGPU
     expect(report.backend).toMatch(/^webgpu:/);
-    for (const k of [
-      'seconds',
-      'throughputBytesPerSec',
-      'edgeCapacityBytesPerSec',
-      'failovers',
-      'corruptChunksDetected',
-      'tickMsP50',
-      'tickMsP99',
-    ])
+    for (const k of ['seconds', 'throughputBytesPerSec', 'edgeCapacityBytesPerSec', 'tickMsP50', 'tickMsP99'])
       expect(typeof report[k]).toBe('number');
+    // "delta" corrupts with seed 7 and rate 0.1: the first draws corrupt, so its first chunk is served corrupt.
+    // Every corrupt chunk is caught by its CID; a few may be served to the fetcher after its last progress
+    // line before the SIGKILL (or to a cancelled hedge), so detected ≤ served, never above it.
+    expect(report.corruptChunksServed).toBeGreaterThanOrEqual(1);
+    expect(report.corruptChunksDetected).toBeGreaterThanOrEqual(1);
+    expect(report.corruptChunksDetected).toBeLessThanOrEqual(report.corruptChunksServed);
+    // the first corrupt chunk comes long before the endgame (no hedge to promote): it fails over to another
+    // edge, as do the chunks in flight on "bravo" when it dies
+    expect(report.failovers).toBeGreaterThanOrEqual(1);
     expect(report.resumedChunks).toBeGreaterThan(0);
     expect(report.perEdgeChunks.bravo).toBe(0);
   });
