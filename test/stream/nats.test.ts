@@ -4,20 +4,26 @@ import { EdgeActor, GpuStreamActor, type PortalServices } from '../../actors/ind
 import {
   createStreamProcessor,
   edgeTelemetryKernel,
-  edgeUpdates,
   runCpu,
+  UNKNOWN_EDGE,
+  wordsOf,
   streamSubjects,
   telemetrySampleLayout,
 } from '../../stream/index.js';
 import { createNatsStreamTransport, type NatsStreamTransport } from '../../stream/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
-import { fakeExecutor, idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
+import type { GpuDeviceManager } from '../../gpu/index.js';
+import { fakeExecutor, gpuOrSkip, idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
 import { streamRequireGpuFromEnv } from '../../cli/env.js';
 import { actorProxy } from '../../actors/api.js';
 
 const logger = createSilentLogger();
 let server: TestNatsServer;
 let transport: NatsStreamTransport;
+// The adapter the actors run on; undefined only where none exists and none is required (then they run
+// the CPU reference). Under PORTAL_REQUIRE_GPU=1 / CI=true a missing adapter fails here instead.
+const gpu: GpuDeviceManager | undefined = await gpuOrSkip();
+const expectedBackend = gpu ? 'gpu' : 'cpu';
 
 beforeAll(async () => {
   server = await startNatsServer();
@@ -26,7 +32,56 @@ beforeAll(async () => {
 afterAll(async () => {
   await transport?.close();
   await server?.stop();
+  await gpu?.close();
 });
+
+/** Per-edge totals of edge-telemetry samples: counts, exact sums, min/max first-byte time (µs). */
+interface EdgeTotals {
+  samples: number;
+  ok: number;
+  failed: number;
+  bytes: number;
+  firstByteUs: number;
+  transferUs: number;
+  minFirstByteUs: number;
+  maxFirstByteUs: number;
+}
+
+function totalsOf(m: Map<number, EdgeTotals>, edge: number): EdgeTotals {
+  let t = m.get(edge);
+  if (!t) {
+    t = {
+      samples: 0,
+      ok: 0,
+      failed: 0,
+      bytes: 0,
+      firstByteUs: 0,
+      transferUs: 0,
+      minFirstByteUs: Infinity,
+      maxFirstByteUs: -Infinity,
+    };
+    m.set(edge, t);
+  }
+  return t;
+}
+
+/** Folds EdgeAggregate records (edgeAggregateLayout: 12 u32 words) into per-edge totals. */
+function foldAggregates(m: Map<number, EdgeTotals>, bytes: Uint8Array): void {
+  const w = wordsOf(bytes);
+  for (let o = 0; o < w.length; o += 12) {
+    const t = totalsOf(m, w[o]);
+    t.samples += w[o + 1];
+    t.ok += w[o + 2];
+    t.failed += w[o + 3];
+    t.bytes += w[o + 5] * 65536 + w[o + 4];
+    t.firstByteUs += w[o + 7] * 65536 + w[o + 6];
+    t.transferUs += w[o + 9] * 65536 + w[o + 8];
+    if (w[o + 2] > 0) {
+      t.minFirstByteUs = Math.min(t.minFirstByteUs, w[o + 10]);
+      t.maxFirstByteUs = Math.max(t.maxFirstByteUs, w[o + 11]);
+    }
+  }
+}
 
 /** Publishes messages with up to `window` publishes in flight (a fast producer). */
 async function produce(streamId: string, msgs: Uint8Array[], window = 64): Promise<void> {
@@ -44,6 +99,7 @@ function hostWith() {
     streamTransport: transport,
     streamKernels: { seq: seqKernel },
     streamRequireGpu: streamRequireGpuFromEnv(),
+    gpuDeviceManager: gpu,
   };
   const host = createEmbeddedHost({ store: createMemoryStateStore(), logger, services });
   host.register(GpuStreamActor);
@@ -63,6 +119,7 @@ test('integration: 100K records published to JetStream are all processed once by
   const actor = actorProxy(host, 'GpuStreamActor', id);
   const st = await actor.invoke('start', { kernel: { type: 'registered', name: 'seq' } });
   expect(st.source).toBe('nats');
+  expect(st.backend).toBe(expectedBackend);
   await produce(
     id,
     Array.from({ length: 100 }, (_, i) => seqRecords(i * 1000, 1000)),
@@ -90,6 +147,13 @@ test('integration: 100K records published to JetStream are all processed once by
   expect(m.p99LatencyMs).toBeGreaterThanOrEqual(m.p50LatencyMs);
   expect(m.currentThroughput).toBeGreaterThan(0);
   expect(m.lastProcessedTime).not.toBeNull();
+  // the batches ran where the status says: device memory was allocated per batch and is all freed again
+  if (gpu) {
+    expect(m).toMatchObject({ deviceType: 'GPU', deviceName: gpu.description });
+    expect(m.totalGpuMemoryAllocated).toBeGreaterThan(0);
+  } else {
+    expect(m).toMatchObject({ deviceType: 'CPU', totalGpuMemoryAllocated: 0 });
+  }
   expect(await transport.consumerInfo(`stream_${id}`)).toEqual({ pending: 0, ackPending: 0 });
   await actor.invoke('stop');
   sub.unsubscribe();
@@ -107,6 +171,7 @@ test('integration: a fast producer and a slow consumer — pulling pauses at 90 
   const ex = fakeExecutor(seqKernel, { delayMs: 15 });
   let maxBuffered = 0;
   let pendingWhilePaused = 0;
+  const turns: Array<{ type: string; bufferSize: number }> = [];
   const p = createStreamProcessor({
     executor: ex,
     sink: transport.sink(id, { output: 16, input: 8 }),
@@ -116,6 +181,7 @@ test('integration: a fast producer and a slow consumer — pulling pauses at 90 
       backpressure: { bufferCapacity: 5000 },
     },
     onEvent: (e) => {
+      if (e.type === 'paused' || e.type === 'resumed') turns.push({ type: e.type, bufferSize: e.bufferSize });
       if (e.type === 'paused')
         void transport.consumerInfo(`stream_${id}`).then((i) => {
           pendingWhilePaused = Math.max(pendingWhilePaused, i.pending);
@@ -151,6 +217,19 @@ test('integration: a fast producer and a slow consumer — pulling pauses at 90 
   expect(m.totalItemsDropped).toBe(0);
   expect(seen.every((c) => c === 1)).toBe(true);
   expect(s.acked).toBe(60);
+  // the 90 % / 50 % points (capacity 5000): a pause comes at the push that reaches 4500 records (pushes never
+  // overfill, so ≤ 5000); a resume at the batch that brings the buffer to 2500 or below, and batches take at
+  // most 1000 records, so it finds more than 1500 (a resume at 0, or a pause at 4000, fails here)
+  expect(turns.length).toBe(2 * m.totalPauseCount);
+  turns.forEach((t, i) => expect(t.type).toBe(i % 2 === 0 ? 'paused' : 'resumed'));
+  for (const t of turns)
+    if (t.type === 'paused') {
+      expect(t.bufferSize).toBeGreaterThanOrEqual(4500);
+      expect(t.bufferSize).toBeLessThanOrEqual(5000);
+    } else {
+      expect(t.bufferSize).toBeLessThanOrEqual(2500);
+      expect(t.bufferSize).toBeGreaterThan(1500);
+    }
   await src.stop();
   await p.stop();
   sub.unsubscribe();
@@ -168,26 +247,40 @@ test('integration: 1M telemetry samples are processed in sub-batches, aggregate 
       flags: 0,
       maxParallel: 4,
     });
-  const total = { samples: 0, bytes: 0 };
-  const sub = transport.subscribe(streamSubjects.output(id), (data) => {
-    for (const u of edgeUpdates(data)) {
-      total.samples += u.samples;
-      total.bytes += u.bytes;
-    }
-  });
+  // every aggregate the actor published, folded per edge (the sums are exact: 16-bit halves per batch)
+  const got = new Map<number, EdgeTotals>();
+  const sub = transport.subscribe(streamSubjects.output(id), (data) => foldAggregates(got, data));
   const actor = actorProxy(host, 'GpuStreamActor', id);
-  await actor.invoke('start', { kernel: { type: 'edge-telemetry', edges, edgeIds } });
+  const st0 = await actor.invoke('start', { kernel: { type: 'edge-telemetry', edges, edgeIds } });
+  expect(st0.backend).toBe(expectedBackend);
   const msgs: Uint8Array[] = [];
-  let expectBytes = 0;
+  // the reference: the same totals computed from the records in plain JS (no kernel code)
+  const want = new Map<number, EdgeTotals>();
   for (let i = 0; i < 1000; i++) {
-    const recs = Array.from({ length: 1000 }, (_, j) => ({
-      edge: (i + j) % edges,
-      ok: 1,
-      bytes: 1_000_000 + j,
-      firstByteUs: 2000 + j,
-      transferUs: 50_000,
-    }));
-    for (const r of recs) expectBytes += r.bytes;
+    const recs = Array.from({ length: 1000 }, (_, j) => {
+      const ok = (i * 7 + j) % 11 === 0 ? 0 : 1;
+      return {
+        edge: j === 999 ? edges + 3 : (i + j) % edges, // one sample per message names no known edge
+        ok,
+        bytes: ok ? 1_000_000 + j : 0,
+        firstByteUs: 2000 + ((i * 31 + j * 17) % 5000),
+        transferUs: 50_000 + (j % 100) * 10,
+      };
+    });
+    for (const r of recs) {
+      const t = totalsOf(want, r.edge < edges ? r.edge : UNKNOWN_EDGE);
+      t.samples++;
+      if (!r.ok) {
+        t.failed++;
+        continue;
+      }
+      t.ok++;
+      t.bytes += r.bytes;
+      t.firstByteUs += r.firstByteUs;
+      t.transferUs += r.transferUs;
+      t.minFirstByteUs = Math.min(t.minFirstByteUs, r.firstByteUs);
+      t.maxFirstByteUs = Math.max(t.maxFirstByteUs, r.firstByteUs);
+    }
     msgs.push(telemetrySampleLayout.encode(recs));
   }
   await produce(id, msgs);
@@ -196,10 +289,17 @@ test('integration: 1M telemetry samples are processed in sub-batches, aggregate 
     60_000,
     '1M processed',
   );
-  await waitFor(() => total.samples >= 1_000_000, 10_000, 'all aggregates');
+  const samplesOf = (m: Map<number, EdgeTotals>): number =>
+    [...m.values()].reduce((a, t) => a + t.samples, 0);
+  await waitFor(() => samplesOf(got) >= 1_000_000, 10_000, 'all aggregates');
   const m = await actor.invoke('metrics');
-  expect(total).toEqual({ samples: 1_000_000, bytes: expectBytes });
+  // the GPU (or CPU) output equals the reference, edge by edge
+  expect(samplesOf(got)).toBe(1_000_000);
+  expect(new Map([...got].sort((a, b) => a[0] - b[0]))).toEqual(
+    new Map([...want].sort((a, b) => a[0] - b[0])),
+  );
   expect(m.totalItemsProcessed).toBe(1_000_000);
+  expect(m.deviceType).toBe(gpu ? 'GPU' : 'CPU');
   expect(m.totalBatchesProcessed).toBeGreaterThanOrEqual(100); // no batch above the max of 10,000
   expect(m.averageBatchSize).toBeLessThanOrEqual(10_000);
   expect(m.batchEfficiency).toBeCloseTo(m.averageBatchSize / 10_000, 9);
@@ -208,9 +308,11 @@ test('integration: 1M telemetry samples are processed in sub-batches, aggregate 
   const v = await actorProxy(host, 'EdgeActor', 'edge3').invoke('snapshot');
   expect(v.samples).toBeGreaterThan(0);
   expect(v.bandwidth).toBeGreaterThan((1_000_000 / 0.05) * 0.5);
-  // the GPU (or CPU) output equals the CPU reference for one message
-  const k = edgeTelemetryKernel(edges);
-  expect(runCpu(k, msgs[0], 1000).outputCount).toBe(edges);
+  // and the kernel's own CPU reference agrees with the plain-JS totals for one message
+  const one = new Map<number, EdgeTotals>();
+  foldAggregates(one, runCpu(edgeTelemetryKernel(edges), msgs[0], 1000).output);
+  expect(samplesOf(one)).toBe(1000);
+  expect(one.get(UNKNOWN_EDGE)?.samples).toBe(1);
   await actor.invoke('stop');
   sub.unsubscribe();
   await host.stop();
