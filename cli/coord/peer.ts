@@ -68,7 +68,9 @@ async function pump(): Promise<void> {
   const c0 = process.cpuUsage();
   const out = compute(t, overloaded ? 0.5 : 1); // an overloaded attempt dies halfway
   const c = process.cpuUsage(c0);
-  const left = t0 + EMULATION_PACE * mult * ((c.user + c.system) / 1000) - performance.now();
+  const computeMs = performance.now() - t0;
+  const cpuMs = (c.user + c.system) / 1000;
+  const left = t0 + EMULATION_PACE * mult * cpuMs - performance.now();
   if (left > 0) await sleep(left);
   const serviceMs = performance.now() - t0;
   const pressure = Math.min(1, queue.length / profile.maxConcurrent);
@@ -79,6 +81,8 @@ async function pump(): Promise<void> {
       ok: false,
       error: `${profile.id} overloaded (${t.arrivalBacklog} tasks ahead)`,
       serviceMs,
+      cpuMs,
+      computeMs,
       pressure,
     });
   else
@@ -88,6 +92,8 @@ async function pump(): Promise<void> {
       ok: true,
       output: { pixels: out.pixels, checksum: out.checksum },
       serviceMs,
+      cpuMs,
+      computeMs,
       pressure,
     });
   busy = false;

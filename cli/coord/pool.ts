@@ -16,7 +16,7 @@ export interface PeerPool extends PeerTransport {
   busyMs(): Record<string, number>;
   /** Each peer's ms per work unit of every task type at full speed, measured in the peer when it started (what the oracle scales). */
   rates(): Record<string, KernelRates>;
-  /** Every answered attempt since the last reset: peer, when it ended, compute ms inside the peer. */
+  /** Every answered attempt since the last reset: peer, when it ended, its hold and computation times inside the peer. */
   events(): ServiceEvent[];
   close(): Promise<void>;
 }
@@ -78,6 +78,8 @@ export async function startPeerPool(
         output?: unknown;
         error?: string;
         serviceMs?: number;
+        cpuMs?: number;
+        computeMs?: number;
         pressure?: number;
         rates?: KernelRates;
       }) => {
@@ -91,7 +93,13 @@ export async function startPeerPool(
         if (!w) return;
         pending.delete(m.seq!);
         busy[p.id] += m.serviceMs ?? 0;
-        events.push({ peer: p.id, doneAt: performance.now(), serviceMs: m.serviceMs ?? 0 });
+        events.push({
+          peer: p.id,
+          doneAt: performance.now(),
+          serviceMs: m.serviceMs ?? 0,
+          cpuMs: m.cpuMs ?? 0,
+          computeMs: m.computeMs ?? 0,
+        });
         w.resolve({
           ok: m.ok === true,
           output: m.output,

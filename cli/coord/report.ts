@@ -13,11 +13,17 @@ export interface TaskRow {
   failures: number;
 }
 
-/** One completed attempt as seen by the pool: when it ended and how long the peer computed. */
+/** One completed attempt as seen by the pool: when it ended and how long the peer held and computed it. */
 export interface ServiceEvent {
   peer: string;
+  /** performance.now() in the coordinator's process when the answer arrived, ms. */
   doneAt: number;
+  /** How long the peer held the task (its emulated service time), ms. */
   serviceMs: number;
+  /** CPU time (user + system) the peer's real computation took, ms: the hold is EMULATION_PACE × multiplier × this. */
+  cpuMs: number;
+  /** Wall time of that computation, ms (the hold is never shorter: a busy machine stretches it). */
+  computeMs: number;
 }
 
 /** The metrics of one phase (a range of task indexes) of one policy. */

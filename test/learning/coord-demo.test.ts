@@ -4,7 +4,21 @@ import os from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createLogger } from '../../common/logger.js';
 import { startPeerPool, type PeerPool } from '../../cli/coord/pool.js';
-import { EMULATION_PACE, type PeerProfile } from '../../cli/coord/profiles.js';
+import {
+  DEMO_PEERS,
+  EMULATION_PACE,
+  trueMultiplier,
+  type DemoType,
+  type PeerProfile,
+} from '../../cli/coord/profiles.js';
+import { ManualClock } from '../../common/clock.js';
+import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';
+import {
+  CoordinatorActor,
+  type PeerDispatch,
+  type PeerTransport,
+  type TaskOutcome,
+} from '../../actors/coordinator-actor.js';
 
 const MAIN = path.resolve('dist/cli/main.js');
 
@@ -31,9 +45,10 @@ describe('coord-demo peers (forked processes from dist/)', () => {
     pool = undefined;
   });
 
-  test('a peer holds a task for EMULATION_PACE × its multiplier × the real computation, and reports its own rates at start', async () => {
+  test('a peer holds a task for EMULATION_PACE × its multiplier × the CPU time of its real computation, and reports its own rates at start', async () => {
+    const profiles = [flat('fast', 1), flat('slow', 3)];
     pool = await startPeerPool(
-      [flat('fast', 1), flat('slow', 3)],
+      profiles,
       1,
       createLogger({ level: 'silent' }),
       { width: 120, height: 90 },
@@ -42,25 +57,102 @@ describe('coord-demo peers (forked processes from dist/)', () => {
     const rates = pool.rates();
     for (const id of ['fast', 'slow'])
       for (const k of ['render', 'physics', 'audio'] as const) expect(rates[id][k]).toBeGreaterThan(0);
-    const times: Record<string, number[]> = { fast: [], slow: [] };
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 5; i++)
       for (const peer of ['fast', 'slow']) {
         const a = await pool.execute(peer, {
           taskId: `t${i}`,
           attempt: i + 1,
           peer,
           type: 'physics',
-          work: 20,
+          work: 200, // ~10–50 ms of CPU: a hold off by one multiplier is far outside the slack below
           hour: 9,
         });
         expect(a.ok).toBe(true);
-        times[peer].push(a.serviceMs!);
+      }
+    const events = pool.events();
+    expect(events.map((e) => e.peer).sort()).toEqual([...Array(5).fill('fast'), ...Array(5).fill('slow')]);
+    // The hold is computed from the CPU time the peer measured (not the wall time, which a busy machine
+    // stretches): never shorter than EMULATION_PACE × multiplier × that (1 ms of timer rounding), and, once the
+    // computation is done, released when that time is up — late only by a wake-up, not by a whole multiple.
+    const over: Record<string, number[]> = { fast: [], slow: [] };
+    for (const e of events) {
+      const mult = trueMultiplier(
+        profiles.find((p) => p.id === e.peer)!,
+        'physics',
+        9,
+        0,
+      );
+      const hold = EMULATION_PACE * mult * e.cpuMs;
+      expect(e.cpuMs).toBeGreaterThan(0);
+      expect(e.serviceMs).toBeGreaterThanOrEqual(hold - 1);
+      expect(e.serviceMs).toBeGreaterThanOrEqual(e.computeMs);
+      over[e.peer].push(e.serviceMs - Math.max(hold, e.computeMs));
+    }
+    for (const id of ['fast', 'slow']) expect(median(over[id])).toBeLessThan(25);
+  });
+
+  test('on the demo peers (manual clock), the learned policy moves every task type to its specialist; the heuristic stays on the peer that advertises the best latency', async () => {
+    // service time = 10 ms × work × the profile's true multiplier at 09:00, one task at a time, no failures:
+    // a deterministic run of the coordinator against the demo's profiles, with no wall clock involved
+    const specialist: Record<DemoType, string> = {
+      render: 'gpu_beast',
+      physics: 'cpu_beast',
+      audio: 'cpu_beast',
+    };
+    const late: Record<string, Record<string, number>> = {};
+    for (const policy of ['heuristic', 'learned'] as const) {
+      const clock = new ManualClock(0, Date.UTC(2026, 0, 1, 9));
+      const log: PeerDispatch[] = [];
+      const outcomes: TaskOutcome[] = [];
+      let wake: (() => void) | undefined;
+      const transport: PeerTransport = {
+        async execute(peer, d) {
+          log.push(d);
+          const p = DEMO_PEERS.find((x) => x.id === peer)!;
+          await Promise.resolve();
+          clock.advance(10 * (d.work ?? 1) * trueMultiplier(p, d.type as DemoType, 9, 0));
+          return { ok: true, output: { peer } };
+        },
+      };
+      const host = createEmbeddedHost({
+        store: createMemoryStateStore(),
+        clock,
+        services: {
+          coordinatorTransport: transport,
+          coordinatorSink: (o: TaskOutcome) => {
+            outcomes.push(o);
+            wake?.();
+          },
+        },
+      });
+      host.register(CoordinatorActor);
+      try {
+        const coord = host.proxy('CoordinatorActor', policy);
+        await coord.invoke('configure', { policy, maxAttempts: 3 });
+        for (const p of DEMO_PEERS)
+          await coord.invoke('registerPeer', {
+            id: p.id,
+            maxConcurrent: p.maxConcurrent,
+            latencyHintMs: p.latencyHintMs,
+          });
+        const types: DemoType[] = ['render', 'physics', 'audio'];
+        for (let i = 0; i < 120; i++) {
+          const done = new Promise<void>((r) => (wake = r));
+          await coord.invoke('submit', { tasks: [{ id: `t${i}`, type: types[i % 3], work: 1 + (i % 4) }] });
+          await done;
+        }
+        expect(outcomes.every((o) => o.ok)).toBe(true);
+        const counts: Record<string, number> = {};
+        for (const d of log.slice(-45))
+          counts[d.peer === specialist[d.type as DemoType] ? 'specialist' : d.peer] =
+            (counts[d.peer === specialist[d.type as DemoType] ? 'specialist' : d.peer] ?? 0) + 1;
+        late[policy] = counts;
+      } finally {
+        await host.stop();
       }
     }
-    // lower bounds only: a busy machine can stretch the computation, never shorten the hold
-    const expected = rates.fast.physics * 20 * EMULATION_PACE;
-    expect(median(times.fast)).toBeGreaterThan(0.7 * expected);
-    expect(median(times.slow)).toBeGreaterThan(2 * median(times.fast));
+    expect(late.heuristic).toEqual({ unstable: 45 }); // 5 ms advertised, never loaded when tasks come one by one
+    expect(late.learned).toEqual({ specialist: 45 });
   });
 
   test('a peer that dies before it is ready fails the start with PORTAL_PEER_LOST instead of hanging', async () => {
@@ -117,10 +209,9 @@ describe('portal coord-demo', () => {
       expect(p.overall.tasks).toBe(40);
       expect(p.phases.map((ph) => ph.phase)).toEqual(['1-20', '21-40']);
     }
-    // on this workload the heuristic trusts the peer that advertises the best latency and is slow
-    // and flaky: the learned policy must beat it by a wide margin even on 40 tasks (about −60% in
-    // BENCHMARKS.md); half of that is asserted
-    expect(report.comparison.overallLatencyVsHeuristic).toBeLessThan(-0.3);
+    // how much faster the learned policy is than the heuristic depends on this machine's load: that is
+    // the benchmark's number (npm run bench:coord-demo, BENCHMARKS.md), not this test's
+    expect(Number.isFinite(report.comparison.overallLatencyVsHeuristic)).toBe(true);
     expect(report.policies.learned.predictedVsTrueMsPerUnit).toBeDefined();
     expect(report.policies.learned.latencies).toHaveLength(40);
     const svg = await readFile(chart, 'utf8');
