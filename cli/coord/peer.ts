@@ -112,7 +112,7 @@ process.on('message', (m: InMsg) => {
     send({ kind: 'ready', id: profile?.id });
     return;
   }
-  const t = m as TaskMsg;
+  const t = m;
   t.arrivalBacklog = queue.length + (busy ? 1 : 0);
   queue.push(t);
   setImmediate(() => void pump());

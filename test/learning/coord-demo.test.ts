@@ -200,11 +200,11 @@ describe('portal coord-demo', () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout.trim().split('\n').pop()!);
     expect(Object.keys(report.policies).sort()).toEqual(['heuristic', 'learned', 'oracle']);
-    for (const p of Object.values(report.policies) as Array<{
+    for (const p of Object.values<{
       imageVerified: boolean;
       overall: { tasks: number; meanLatencyMs: number };
       phases: Array<{ phase: string }>;
-    }>) {
+    }>(report.policies)) {
       expect(p.imageVerified).toBe(true);
       expect(p.overall.tasks).toBe(40);
       expect(p.phases.map((ph) => ph.phase)).toEqual(['1-20', '21-40']);

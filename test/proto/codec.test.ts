@@ -422,9 +422,10 @@ describe('proto fuzz', () => {
       if (!isPortalError(err))
         throw new Error(
           `untyped rejection on ${subject} for ${Buffer.from(bytes).toString('hex')}: ${String(err)}`,
+          { cause: err },
         );
       code = err.code;
-      if (!allowed.has(code)) throw new Error(`unexpected code ${code}`);
+      if (!allowed.has(code)) throw new Error(`unexpected code ${code}`, { cause: err });
     }
     tally[code] = (tally[code] ?? 0) + 1;
   };
