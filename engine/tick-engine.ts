@@ -28,6 +28,8 @@ export interface TickEngineStats {
   fallbacks: number;
   /** Multi-threaded CPU engines: ticks whose rank phase ran on the worker threads. */
   parallelRanks?: number;
+  /** Multi-threaded CPU engines: chunks the worker threads ranked (the calling thread's share not counted). */
+  workerRanked?: number;
   /** GPU engines: ticks with at least one phase on the GPU and none fallen back to the CPU. */
   gpuTicks?: number;
   /** GPU engines: phases run on the GPU so far, by phase (rank, detect, failover, balance, dispatch). */

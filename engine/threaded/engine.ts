@@ -103,7 +103,7 @@ export function createParallelCpuTickEngine(opts: ParallelCpuTickEngineOptions =
     backend,
     sharedMemory: threads > 1,
     runTick,
-    stats: () => ({ ...st }),
+    stats: () => ({ ...st, workerRanked: pool?.workerRanked ?? 0 }),
     async close() {
       if (closed) return;
       closed = true;

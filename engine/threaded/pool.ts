@@ -49,6 +49,8 @@ export interface ParallelRank {
    * re-rank it on the calling thread).
    */
   rank(t: ChunkTable, ranking: EdgeRanking, chunks?: Uint32Array, count?: number): Promise<number>;
+  /** Chunks ranked on the worker threads so far (not those the calling thread ranked): shows the workers ran. */
+  readonly workerRanked: number;
   /** Terminates the workers; idempotent. */
   close(): Promise<void>;
 }
@@ -97,6 +99,7 @@ export function createParallelRank(opts: ParallelRankOptions = {}): ParallelRank
   let seq = 0;
   let closed = false;
   let busy = false;
+  let workerRanked = 0;
 
   function post(slot: Slot, msg: RankMessage): Promise<number> {
     if (slot.dead) return Promise.reject(slot.dead);
@@ -187,6 +190,7 @@ export function createParallelRank(opts: ParallelRankOptions = {}): ParallelRank
         if (d.status === 'rejected') throw d.reason;
         ranked += d.value;
       }
+      workerRanked += ranked - mine;
       return ranked;
     } finally {
       busy = false;
@@ -196,6 +200,9 @@ export function createParallelRank(opts: ParallelRankOptions = {}): ParallelRank
   return {
     threads,
     rank,
+    get workerRanked() {
+      return workerRanked;
+    },
     async close() {
       if (closed) return;
       closed = true;

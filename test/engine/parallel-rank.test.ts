@@ -95,6 +95,16 @@ function reference(t: ChunkTable, ranking: EdgeRanking, chunks?: Uint32Array, co
   return ranked;
 }
 
+/** Chunks the rank kernels rank (pending or in flight) among the first `upTo` of the table or of `chunks`. */
+function rankable(t: ChunkTable, chunks: Uint32Array | undefined, upTo: number): number {
+  let n = 0;
+  for (let i = 0; i < upTo; i++) {
+    const s = t.status[chunks ? chunks[i] : i];
+    if (s === ChunkStatus.PENDING || s === ChunkStatus.IN_FLIGHT) n++;
+  }
+  return n;
+}
+
 /** An independent check of one chunk: sort its usable candidates by rank. */
 function naiveBest(t: ChunkTable, ranking: EdgeRanking, c: number): number[] {
   const rs: number[] = [];
@@ -188,13 +198,22 @@ describe('parallel rank pool', () => {
           const t = randomTable(30_001, edges, k, seed, replicas, k === 3);
           const ref = copyTable(t);
           const ranking = randomRanking(edges, seed + 5, unavailable);
+          const shared = k === 3;
+          // the two workers take the first two thirds of the work, the calling thread the rest; an
+          // unshared table is ranked on the calling thread alone
+          let before = pool.workerRanked;
           expect(await pool.rank(t, ranking)).toBe(reference(ref, ranking));
-          expect(isRankShared(t)).toBe(k === 3); // a table keeps its memory: unshared ones rank on the calling thread
+          expect(pool.workerRanked - before).toBe(
+            shared ? rankable(t, undefined, 2 * Math.ceil(t.n / 3)) : 0,
+          );
+          expect(isRankShared(t)).toBe(shared); // a table keeps its memory: unshared ones rank on the calling thread
           expectSame(t, ref);
           const rnd = xorshift(seed + 6);
           const list = Uint32Array.from({ length: 9000 }, () => rnd() % t.n);
           const ranking2 = randomRanking(edges, seed + 7, unavailable);
+          before = pool.workerRanked;
           expect(await pool.rank(t, ranking2, list, 8999)).toBe(reference(ref, ranking2, list, 8999));
+          expect(pool.workerRanked - before).toBe(shared ? rankable(t, list, 2 * Math.ceil(8999 / 3)) : 0);
           expectSame(t, ref);
         }
       }
@@ -240,6 +259,7 @@ describe('parallel CPU tick engine', () => {
     const b = build(n, E, 5);
     const engine = createParallelCpuTickEngine({ threads: 2, minParallelChunks: 1000 });
     expect(engine.backend).toBe('cpu:2 threads');
+    let parallelTicks = 0; // ticks with at least minParallelChunks of rank work: the workers must rank those
     try {
       const rnd = xorshift(11);
       for (let i = 0; i < 8; i++) {
@@ -260,6 +280,7 @@ describe('parallel CPU tick engine', () => {
             b.setAvailability(c, e, true);
           }
         }
+        if (a.rankWork().count >= 1000) parallelTicks++;
         const ra = await engine.runTick(a, now);
         const rb = b.tick(now);
         expect(ra.ranked).toBe(rb.ranked);
@@ -294,6 +315,11 @@ describe('parallel CPU tick engine', () => {
       const st = engine.stats();
       expect(st.ticks).toBe(8);
       expect(st.fallbacks).toBe(0);
+      // the ranks came from the worker thread (with the worker script missing the engine would silently rank
+      // every tick on this thread and still equal the reference)
+      expect(parallelTicks).toBeGreaterThanOrEqual(2);
+      expect(st.parallelRanks).toBe(parallelTicks);
+      expect(st.workerRanked).toBeGreaterThan(0);
     } finally {
       await engine.close();
     }
@@ -308,6 +334,7 @@ describe('parallel CPU tick engine', () => {
       const r = await engine.runTick(s, 0);
       expect(r.dispatch).toEqual(ref.tick(0).dispatch);
       expect(isRankShared(s.chunks)).toBe(true);
+      expect(engine.stats()).toMatchObject({ parallelRanks: 0, workerRanked: 0 });
     } finally {
       await engine.close();
     }
