@@ -1,7 +1,8 @@
 import { quantileSorted } from '../common/quantile.js';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
+import { redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 
 import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
@@ -10,7 +11,6 @@ import type { ChunkReport, DispatchBatch, CancelRequest } from '../common/index.
 import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.js';
 import { cidOf, NO_CID } from '../transfer/cid.js';
 import { hashFile } from '../transfer/chunk-writer.js';
-import { redactUrl } from '../transfer/http-client.js';
 import { engineOf, type TickEngineServices } from './gpu-worker-actor.js';
 import { actorProxy, type SchedulerActorApi } from './api.js';
 import { RiskModel, learnedEdgeFactors, type RiskModelState } from '../learning/index.js';
@@ -18,6 +18,8 @@ import type { EdgeSample, EdgeView, TransferRequest, TransferStatus } from './ty
 
 const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
+/** A write failure the executor reports when the output's file system is full (ENOSPC / EDQUOT). */
+const NO_SPACE = /ENOSPC|EDQUOT|no space left on device|disk quota exceeded/i;
 /** Tick times kept for the p50/p99 in status(): the last this many ticks. */
 const TICK_WINDOW = 8192;
 /** Default source budget (TransferRequest.edgeBudgetMs), ms. */
@@ -46,6 +48,8 @@ interface Journal {
   activations?: number;
   /** sha256 of the finished output when there was no whole-file hash to check it against. */
   sha256?: string;
+  /** Size and modification time (ms) of the output when it was verified: a rerun checks them again. */
+  output?: { size: number; mtimeMs: number };
 }
 
 /** The services SchedulerActor takes. */
@@ -153,6 +157,13 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       );
     }
     for (const e of req.edges) this.realUrls.set(e.id, e.config.url);
+    if (old?.journal.state === 'done' && !old.core && !(await this.outputStillVerified(old, req.output))) {
+      // the output changed since it was verified: fetch again what no longer matches
+      old.journal.state = 'running';
+      old.journal.verified = false;
+      old.journal.finishedAt = undefined;
+      old.journal.output = undefined;
+    }
     const st = old?.journal.state;
     // A finished transfer, or one running here, answers with its status; a failed one (or one that died
     // while verifying) starts again with what the new request says — the chunks already verified are kept.
@@ -179,14 +190,47 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     return this.status();
   }
 
+  /**
+   * True when the output of a finished transfer is still what was verified: same size and
+   * modification time as recorded then, or — on any doubt (another time, an older journal without
+   * the record) — a sha256 that still matches the manifest (then the record is refreshed).
+   */
+  private async outputStillVerified(t: OwnedTransfer, output: string): Promise<boolean> {
+    const j = t.journal;
+    const m = t.manifest;
+    let st;
+    try {
+      st = await stat(output);
+    } catch {
+      this.ctx.log.warn({ output }, 'finished output is gone: fetching it again');
+      return false;
+    }
+    if (!st.isFile() || st.size !== m.fileSize) {
+      this.ctx.log.warn({ output, size: st.size }, 'finished output changed size: fetching it again');
+      return false;
+    }
+    if (j.output && j.output.size === st.size && j.output.mtimeMs === st.mtimeMs) return true;
+    const sha = await hashFile(output).catch(() => '');
+    // without a whole-file hash in the manifest, the one taken when it finished is the reference
+    if (sha !== (m.fileSha256 === NO_CID ? j.sha256 : m.fileSha256)) {
+      this.ctx.log.warn({ output }, 'finished output no longer matches its sha256: fetching it again');
+      return false;
+    }
+    j.output = { size: st.size, mtimeMs: st.mtimeMs };
+    await this.ctx.state.set('journal', j);
+    return true;
+  }
+
   /** Applies a batch of executor reports (the bus subscription batches them into one turn). */
   async reports(arg: { items: ChunkReport[] }): Promise<{ applied: number; ignored: number }> {
     const t = this.t;
     const core = t?.core;
     if (!t || !core) return { applied: 0, ignored: arg.items.length };
     let applied = 0;
+    let noSpace: ChunkReport | undefined;
     for (const r of arg.items) {
       if (r.transferId !== this.ctx.actorId || r.edgeIndex >= this.edgeViews.length) continue;
+      if (!r.ok && r.reason === 'io' && NO_SPACE.test(r.detail ?? '')) noSpace ??= r;
       const outcome = core.report({
         chunk: r.chunk,
         attempt: r.attempt,
@@ -238,6 +282,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           { chunk: r.chunk, edge: r.edgeIndex, reason: r.reason, detail: r.detail },
           'chunk failed',
         );
+    }
+    if (noSpace && t.journal.state === 'running') {
+      // no edge can help when the disk is full: stop now, naming the cause (the journal stays as it is)
+      await this.fail(t, `no space left on device: cannot write chunk ${noSpace.chunk} to ${t.req.output}`);
+      return { applied, ignored: arg.items.length - applied };
     }
     // Event-driven dispatch: a freed slot is refilled now rather than at the next timer tick, so an
     // edge whose chunks finish together does not sit idle for up to a tick period.
@@ -344,7 +393,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     return {
       transferId: this.ctx.actorId,
       state: j?.state ?? 'idle',
-      error: j?.error,
+      error: j?.error === undefined ? undefined : redactText(j.error),
       total: p.total,
       complete: p.complete,
       inFlight: p.inFlight,
@@ -364,6 +413,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       backend: engineBackend,
       learned: this.risk !== undefined,
       counters: core ? { ...core.counters } : zeroCounters(),
+      // status leaves the process (API, dashboard, logs): edge URLs without their credentials
       edges: this.edgeViews.map((v, i): EdgeView => ({
         ...v,
         url: redactUrl(v.url),
@@ -670,6 +720,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const sha = await hashFile(t.req.output);
     j.verified = sha === t.manifest.fileSha256;
     j.finishedAt = this.ctx.clock.wallNow();
+    // what a rerun checks first (size and modification time) before it trusts this journal
+    const st = await stat(t.req.output).catch(() => undefined);
+    if (st) j.output = { size: st.size, mtimeMs: st.mtimeMs };
     if (t.manifest.fileSha256 === NO_CID) {
       // No whole-file hash was given (mirrors without a manifest and no --checksum): complete, not verified.
       j.state = 'done';

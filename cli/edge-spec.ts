@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { PortalError } from '../common/errors.js';
 import { EdgeFlags } from '../scheduler/types.js';
 import type { TransferEdge } from '../actors/types.js';
+import { redactUrl } from '../common/redact.js';
 
 /**
  * Parses `--edge` values: `URL` or `URL#opt,opt…` with options `mirror` (plain HTTP Range
@@ -93,24 +94,69 @@ export function readEdgesFile(path: string): TransferEdge[] {
   });
 }
 
+/** Bytes of a /v1/have answer for `chunks` chunks: the base64 bitmap plus room for the JSON around it. */
+export function haveAnswerLimit(chunks: number): number {
+  return Math.ceil(Math.ceil(chunks / 8) / 3) * 4 + 4096;
+}
+
 /**
  * Asks a Portal edge which chunks of `manifestId` it holds (GET /v1/have/<id>); returns the base64
- * bitmap. Rejects with PORTAL_EDGE_UNREACHABLE / PORTAL_EDGE_HTTP naming the edge.
+ * bitmap. The whole answer must arrive within `timeoutMs` (a slow drip is cut off, not only a silent
+ * socket) and be at most `maxBytes` long (default: the size a bitmap of 2^24 chunks needs). Rejects
+ * with PORTAL_EDGE_TIMEOUT, PORTAL_EDGE_UNREACHABLE or PORTAL_EDGE_HTTP naming the edge.
  */
-export function fetchHave(edgeUrl: string, manifestId: string, timeoutMs = 5000): Promise<string> {
+export function fetchHave(
+  edgeUrl: string,
+  manifestId: string,
+  timeoutMs = 5000,
+  maxBytes = haveAnswerLimit(2 ** 24),
+): Promise<string> {
   return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (err: PortalError | undefined, bitmap?: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      if (err) {
+        req.destroy();
+        reject(err);
+      } else resolve(bitmap!);
+    };
     const req = http.get(
       new URL(`/v1/have/${manifestId}`, edgeUrl),
       { timeout: timeoutMs, agent: false },
       (res) => {
         const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => {
-          if (res.statusCode !== 200) {
-            reject(
+        let size = 0;
+        const declared = Number(res.headers['content-length']);
+        if (Number.isFinite(declared) && declared > maxBytes) {
+          settle(
+            new PortalError(
+              'PORTAL_EDGE_HTTP',
+              `edge ${redactUrl(edgeUrl)} announced a have answer of ${declared} bytes, more than the ${maxBytes} a bitmap needs`,
+            ),
+          );
+          return;
+        }
+        res.on('data', (d: Buffer) => {
+          size += d.length;
+          if (size > maxBytes) {
+            settle(
               new PortalError(
                 'PORTAL_EDGE_HTTP',
-                `edge ${edgeUrl} answered ${res.statusCode} for the have bitmap of ${manifestId}`,
+                `edge ${redactUrl(edgeUrl)} sent more than ${maxBytes} bytes for the have bitmap of ${manifestId}`,
+              ),
+            );
+            return;
+          }
+          parts.push(d);
+        });
+        res.on('end', () => {
+          if (res.statusCode !== 200) {
+            settle(
+              new PortalError(
+                'PORTAL_EDGE_HTTP',
+                `edge ${redactUrl(edgeUrl)} answered ${res.statusCode} for the have bitmap of ${manifestId}`,
               ),
             );
             return;
@@ -118,25 +164,42 @@ export function fetchHave(edgeUrl: string, manifestId: string, timeoutMs = 5000)
           try {
             const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as { bitmap?: unknown };
             if (typeof body.bitmap !== 'string') throw new Error('no bitmap field');
-            resolve(body.bitmap);
+            settle(undefined, body.bitmap);
           } catch (cause) {
-            reject(
-              new PortalError('PORTAL_EDGE_HTTP', `edge ${edgeUrl} sent a malformed have bitmap`, { cause }),
+            settle(
+              new PortalError('PORTAL_EDGE_HTTP', `edge ${redactUrl(edgeUrl)} sent a malformed have bitmap`, {
+                cause,
+              }),
             );
           }
         });
         res.on('error', (cause) =>
-          reject(
-            new PortalError('PORTAL_EDGE_UNREACHABLE', `edge ${edgeUrl} broke off the have bitmap`, {
-              cause,
-            }),
+          settle(
+            new PortalError(
+              'PORTAL_EDGE_UNREACHABLE',
+              `edge ${redactUrl(edgeUrl)} broke off the have bitmap`,
+              { cause },
+            ),
           ),
         );
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
+    // one deadline for the whole answer: `timeout` above only notices a socket that goes silent
+    const deadline = setTimeout(
+      () =>
+        settle(
+          new PortalError(
+            'PORTAL_EDGE_TIMEOUT',
+            `edge ${redactUrl(edgeUrl)} did not send the have bitmap of ${manifestId} within ${timeoutMs} ms`,
+          ),
+        ),
+      timeoutMs,
+    );
+    req.on('timeout', () => req.destroy(new Error(`no data for ${timeoutMs} ms`)));
     req.on('error', (cause) =>
-      reject(new PortalError('PORTAL_EDGE_UNREACHABLE', `edge ${edgeUrl} is unreachable`, { cause })),
+      settle(
+        new PortalError('PORTAL_EDGE_UNREACHABLE', `edge ${redactUrl(edgeUrl)} is unreachable`, { cause }),
+      ),
     );
   });
 }

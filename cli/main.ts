@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { codeOf, isPortalError } from '../common/errors.js';
+import { escapeControl, redactText } from '../common/redact.js';
 import { exitCodeFor } from '../common/error-table.js';
 import { parseArgs, helpText, type CommandSpec } from './args.js';
 import { demoCommand } from './commands/demo.js';
@@ -66,11 +67,15 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     const json = process.argv.includes('--json');
     const code = codeOf(err);
-    const message = err instanceof Error ? err.message : String(err);
+    // messages may quote manifest names, edge answers or URLs: no secrets, no terminal escapes
+    const message = escapeControl(redactText(err instanceof Error ? err.message : String(err)));
     if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
     // a PortalError is one line naming the cause; anything else is a bug and gets its stack
     process.stderr.write(`portal: ${message}${isPortalError(err) ? ` [${code}]` : ''}\n`);
-    if (!isPortalError(err) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    if (!isPortalError(err) && err instanceof Error && err.stack)
+      process.stderr.write(`${redactText(err.stack)}\n`);
     process.exitCode = exitCodeFor(code);
+    // A failed command exits even when something it started (a socket, a timer) is still open.
+    setTimeout(() => process.exit(), 2000).unref();
   },
 );

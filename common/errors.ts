@@ -32,6 +32,20 @@ export type PortalErrorCode =
   | 'PORTAL_WIRE_UNKNOWN_SUBJECT'
   | 'PORTAL_BUS_UNAVAILABLE'
   | 'PORTAL_PEER_LOST'
+  /** An output path a fetch refuses: an unrelated file, a link, a missing or non-folder parent (issue 13). */
+  | 'PORTAL_OUTPUT_REFUSED'
+  /** Another process holds the output's lock (`<output>.portal/lock`). */
+  | 'PORTAL_OUTPUT_LOCKED'
+  /** An output that resolves outside the configured output root (links resolved first). */
+  | 'PORTAL_OUTPUT_OUTSIDE_ROOT'
+  /** The output's file system is full (ENOSPC / EDQUOT). */
+  | 'PORTAL_NO_SPACE'
+  /** A call to an HTTP API without the right token. */
+  | 'PORTAL_UNAUTHORIZED'
+  /** An actor method that exists but is not callable from outside the host (finish, persist, …). */
+  | 'PORTAL_ACTOR_METHOD_FORBIDDEN'
+  /** A request body over the API's limit. */
+  | 'PORTAL_BODY_TOO_LARGE'
   | GpuErrorCode
   | StreamErrorCode
   | DashboardErrorCode

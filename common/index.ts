@@ -19,3 +19,4 @@ export type {
   EdgeTelemetryEvent,
   EdgeHaveEvent,
 } from './vocabulary.js';
+export { redactUrl, redactText, redactDeep, escapeControl, isSecretParam, REDACTED } from './redact.js';

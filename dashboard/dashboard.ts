@@ -58,10 +58,12 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     engineStats: opts.engineStats,
     logger: log,
     sseClients: () => server?.clients() ?? 0,
+    sseDropped: () => server?.droppedClients() ?? 0,
   });
   server = await startDashboardServer({
     port,
     hostname: opts.hostname ?? '127.0.0.1',
+    maxBufferedBytes: opts.sseMaxBufferedBytes,
     logger: log,
     snapshot: tracker.snapshot,
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.render() }),

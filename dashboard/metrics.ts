@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import type { ActorHost } from '../runtime/index.js';
 import { checkArg } from '../common/errors.js';
+import { redactText } from '../common/redact.js';
 import type { DashboardSnapshot, MetricSample, MetricsSource } from './types.js';
 
 /** Tick times are a few µs to tens of ms (CPU) or a few ms (GPU round trips). */
@@ -34,6 +35,8 @@ export function createDashboardMetrics(o: {
   engineStats?: () => unknown;
   logger: Logger;
   sseClients: () => number;
+  /** /events clients dropped so far because they stopped reading (default: none counted). */
+  sseDropped?: () => number;
 }): DashboardMetrics {
   const registry = new Registry();
   const reg = [registry];
@@ -71,8 +74,8 @@ export function createDashboardMetrics(o: {
         for (const e of t.edges) {
           const v = pick(e);
           if (!Number.isFinite(v)) continue;
-          if (this instanceof Gauge) this.set({ transfer: t.id, edge: e.id }, v);
-          else this.inc({ transfer: t.id, edge: e.id }, Math.max(0, v));
+          if (this instanceof Gauge) this.set({ transfer: t.id, edge: redactText(e.id) }, v);
+          else this.inc({ transfer: t.id, edge: redactText(e.id) }, Math.max(0, v));
         }
     };
     if (type === 'gauge')
@@ -279,6 +282,15 @@ export function createDashboardMetrics(o: {
     registers: reg,
     collect() {
       this.set(o.sseClients());
+    },
+  });
+  new Counter({
+    name: 'portal_dashboard_sse_dropped_total',
+    help: '/events clients dropped because they stopped reading (their unread buffer passed the limit)',
+    registers: reg,
+    collect() {
+      this.reset();
+      this.inc(o.sseDropped?.() ?? 0);
     },
   });
 

@@ -12,21 +12,48 @@ export interface DashboardServer {
   /** Sends a snapshot to every connected /events client. */
   broadcast(s: DashboardSnapshot): void;
   clients(): number;
+  /** /events clients dropped so far because they stopped reading. */
+  droppedClients(): number;
   close(): Promise<void>;
 }
+
+/**
+ * Bytes an /events client may have queued unread (its socket's write buffer) before it is dropped:
+ * a client that stops reading costs at most this much memory, not a copy of every snapshot since.
+ * A snapshot of a few transfers is a few KiB, so 1 MiB is hundreds of frames of slack.
+ */
+export const SSE_MAX_BUFFERED_BYTES = 1024 * 1024;
 
 /** Starts the server; rejects with PORTAL_DASHBOARD_LISTEN_FAILED when the port cannot be bound. */
 export async function startDashboardServer(o: {
   port: number;
   hostname: string;
   logger: Logger;
+  /** Unread bytes per /events client before it is dropped (default SSE_MAX_BUFFERED_BYTES). */
+  maxBufferedBytes?: number;
+  /** Called once for every slow /events client dropped. */
+  onSlowClient?: () => void;
   snapshot: () => DashboardSnapshot;
   metrics: () => Promise<{ contentType: string; body: string }>;
 }): Promise<DashboardServer> {
   const page = renderPage();
   const clients = new Set<http.ServerResponse>();
+  const maxBuffered = o.maxBufferedBytes ?? SSE_MAX_BUFFERED_BYTES;
+  let dropped = 0;
+  /** Writes to one client, or drops it when it has more than maxBuffered bytes unread. */
+  const send = (c: http.ServerResponse, data: string): void => {
+    if (c.writableLength > maxBuffered) {
+      clients.delete(c);
+      dropped++;
+      o.onSlowClient?.();
+      o.logger.warn({ buffered: c.writableLength }, 'dashboard: dropped an /events client that stopped reading');
+      c.destroy();
+      return;
+    }
+    c.write(data);
+  };
   const heartbeat = setInterval(() => {
-    for (const c of clients) c.write(': ping\n\n');
+    for (const c of clients) send(c, ': ping\n\n');
   }, 15_000);
   heartbeat.unref();
 
@@ -120,9 +147,10 @@ export async function startDashboardServer(o: {
     broadcast(s) {
       if (clients.size === 0) return;
       const f = frame(s);
-      for (const c of clients) c.write(f);
+      for (const c of clients) send(c, f);
     },
     clients: () => clients.size,
+    droppedClients: () => dropped,
     async close() {
       clearInterval(heartbeat);
       for (const c of clients) c.end();

@@ -1,4 +1,5 @@
 import type { ActorHostStats } from '../runtime/index.js';
+import { redactText, redactUrl } from '../common/redact.js';
 import type { EdgeView, TransferStatus } from '../actors/index.js';
 import type {
   DashboardEvent,
@@ -134,7 +135,7 @@ export function createTracker(opts: TrackerOptions): Tracker {
           seconds: s.finishedAt && s.startedAt ? (s.finishedAt - s.startedAt) / 1000 : 0,
         });
       if (s.state === 'failed')
-        emit(at, { type: 'transfer-failed', transfer: id, error: s.error ?? 'unknown reason' });
+        emit(at, { type: 'transfer-failed', transfer: id, error: redactText(s.error ?? 'unknown reason') });
     }
     const lastTickMs = phaseTimes((s as { lastTickMs?: unknown }).lastTickMs);
     const h = prev.history;
@@ -147,7 +148,7 @@ export function createTracker(opts: TrackerOptions): Tracker {
     e.view = {
       id,
       state: s.state,
-      error: s.error,
+      error: s.error === undefined ? undefined : redactText(s.error),
       polled: true,
       progress:
         s.fileSize > 0 ? Math.min(1, s.bytesDone / s.fileSize) : s.total > 0 ? s.complete / s.total : 0,
@@ -185,9 +186,10 @@ export function createTracker(opts: TrackerOptions): Tracker {
       e = { view: emptyView(id), lastBytes: 0, lastAt: at, counters: {}, online: new Map(), touched: touch };
       entries.set(id, e);
     }
-    if (e.lastError !== err.message) emit(at, { type: 'poll-error', transfer: id, message: err.message });
-    e.lastError = err.message;
-    if (e.view.history.t.length === 0) e.view = { ...e.view, state: 'unreachable', error: err.message };
+    const message = redactText(err.message);
+    if (e.lastError !== message) emit(at, { type: 'poll-error', transfer: id, message });
+    e.lastError = message;
+    if (e.view.history.t.length === 0) e.view = { ...e.view, state: 'unreachable', error: message };
   }
 
   return {
@@ -262,7 +264,7 @@ function edgeSnapshot(v: EdgeView, chunks: number): EdgeSnapshot {
   const maxParallel = v.maxParallel > 0 ? v.maxParallel : 0;
   return {
     id: v.id,
-    url: v.url,
+    url: redactUrl(v.url),
     kind: v.kind,
     online: v.available !== false,
     queueDepth,

@@ -12,8 +12,10 @@ export interface DashboardOptions {
   logger: Logger;
   /** TCP port; 0 (default) = a free port. */
   port?: number;
-  /** Interface to listen on (default 127.0.0.1). */
+  /** Interface to listen on (default 127.0.0.1: loopback only; the dashboard has no authentication). */
   hostname?: string;
+  /** Unread bytes an /events client may queue before it is dropped (default 1 MiB, SSE_MAX_BUFFERED_BYTES). */
+  sseMaxBufferedBytes?: number;
   /** Poll period, ms (default 500; at most 1000 so the page updates at least once a second). */
   pollMs?: number;
   /** The tick engine's counters (TickEngine.stats()); read defensively, any shape. */

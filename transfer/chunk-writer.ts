@@ -1,5 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { PortalError } from '../common/errors.js';
 
@@ -37,18 +37,20 @@ export async function openChunkWriter(path: string, opts: { fileSize: number }):
       `opts.fileSize: expected a non-negative integer, got ${String(fileSize)}`,
     );
   let fh: FileHandle;
+  // O_NOFOLLOW: a symbolic link planted at the output is refused (ELOOP), never written through
+  const rw = constants.O_RDWR | constants.O_NOFOLLOW;
   try {
-    fh = await open(path, 'r+');
+    fh = await open(path, rw);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot open ${path}`, err);
     // Exclusive create: when several executors (processes) create the same output at once, only one
     // creates it and the others open what it made — a plain 'w+' would truncate chunks already written.
     try {
-      fh = await open(path, 'wx+');
+      fh = await open(path, rw | constants.O_CREAT | constants.O_EXCL, 0o644);
     } catch (err2) {
       if ((err2 as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create ${path}`, err2);
       try {
-        fh = await open(path, 'r+');
+        fh = await open(path, rw);
       } catch (err3) {
         throw ioError(`cannot open ${path}`, err3);
       }

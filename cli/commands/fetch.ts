@@ -1,12 +1,15 @@
 import path from 'node:path';
+import { readdir } from 'node:fs/promises';
 import { loadManifest } from '../../transfer/index.js';
+import { checkOutputTarget, lockOutput, outputNameFromManifest } from '../../transfer/output-target.js';
+import { escapeControl } from '../../common/redact.js';
 import { PortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
 import { createLogger } from '../../common/logger.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
-import { parseEdgeSpec, readEdgesFile, fetchHave } from '../edge-spec.js';
-import { runTransfer, parseBackend } from '../run-transfer.js';
+import { parseEdgeSpec, readEdgesFile, fetchHave, haveAnswerLimit } from '../edge-spec.js';
+import { runTransfer, parseBackend, journalDir } from '../run-transfer.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 /** The one-line summary a progress bar shows for a transfer. */
@@ -18,14 +21,27 @@ export function progressDetail(s: TransferStatus, startedMs: number): string {
 }
 
 /** Resolves which chunks each Portal edge holds (its /v1/have bitmap); mirrors hold everything. */
-export async function resolveHoldings(edges: TransferEdge[], manifestId: string): Promise<TransferEdge[]> {
+export async function resolveHoldings(
+  edges: TransferEdge[],
+  manifestId: string,
+  chunks = 2 ** 24,
+): Promise<TransferEdge[]> {
   return Promise.all(
     edges.map(async (e) =>
       e.holds !== undefined || e.config.kind === 'mirror'
         ? e
-        : { ...e, holds: await fetchHave(e.config.url, manifestId) },
+        : { ...e, holds: await fetchHave(e.config.url, manifestId, 5000, haveAnswerLimit(chunks)) },
     ),
   );
+}
+
+/** True when the journal folder `dir` holds actor state (a journal some fetch of this output wrote). */
+async function hasJournalFiles(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).some((n) => n.endsWith('.json'));
+  } catch {
+    return false;
+  }
 }
 
 /** `portal fetch`: downloads a file described by a manifest from several edges; resumable. */
@@ -40,7 +56,17 @@ export const fetchCommand: CommandSpec = {
       type: 'string',
       help: 'JSON array of edges ({id, config:{url,kind,flags,maxParallel}, holds})',
     },
-    { name: 'out', type: 'string', help: 'output file (default: the manifest name in the current folder)' },
+    {
+      name: 'out',
+      type: 'string',
+      help: 'output file (default: the manifest name in the current folder); its folder must exist',
+    },
+    {
+      name: 'force',
+      type: 'boolean',
+      help: "overwrite an existing file that is not this transfer's, or replace a symbolic link at --out",
+      default: false,
+    },
     { name: 'tick-ms', type: 'number', help: 'scheduler tick period', default: 50, min: 1, max: 10000 },
     { name: 'k', type: 'number', help: 'backup sources kept per chunk', default: 3, min: 1, max: 16 },
     {
@@ -88,8 +114,18 @@ export const fetchCommand: CommandSpec = {
     if (edges.length === 0)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'fetch: give at least one --edge or an --edges-file');
     const manifest = await loadManifest(manifestPath);
-    edges = await resolveHoldings(edges, manifest.id);
-    const output = path.resolve((flags.out as string | undefined) ?? manifest.name);
+    // the manifest suggests a name, never a place: a base name in the current folder
+    const output = path.resolve((flags.out as string | undefined) ?? outputNameFromManifest(manifest.name));
+    const jdir = journalDir(output);
+    await checkOutputTarget(output, {
+      force: flags.force as boolean,
+      journalDir: jdir,
+      hasJournal: () => hasJournalFiles(jdir),
+    });
+    // held until this process exits (however it ends; a lock left by a killed one is taken over)
+    const lock = await lockOutput(output, jdir);
+    process.once('exit', () => lock.releaseSync());
+    edges = await resolveHoldings(edges, manifest.id, manifest.chunks.length);
     const logger = createLogger({ level: flags['log-level'] as string });
     const started = Date.now();
     const quiet = (flags.json as boolean) || (flags['progress-json'] as boolean);
@@ -152,7 +188,7 @@ export const fetchCommand: CommandSpec = {
       process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
     else
       process.stdout.write(
-        `${output}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, sha256 verified${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
+        `${escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, sha256 verified${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
       );
     // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures
     return status.verified ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');

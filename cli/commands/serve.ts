@@ -257,6 +257,13 @@ export const serveCommand: CommandSpec = {
       env: 'PORTAL_DASHBOARD_PORT',
     },
     {
+      name: 'dashboard-host',
+      type: 'string',
+      help: 'interface the dashboard listens on (it has no authentication: loopback unless you put a proxy in front)',
+      default: '127.0.0.1',
+      env: 'PORTAL_DASHBOARD_HOST',
+    },
+    {
       name: 'backend',
       type: 'string',
       help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu',
@@ -363,7 +370,7 @@ export const serveCommand: CommandSpec = {
             transfers: () => [...transfers],
             logger: logger.child({ component: 'dashboard' }),
             port: dashPort,
-            hostname: '0.0.0.0',
+            hostname: flags['dashboard-host'] as string,
             engineStats: () => engine.stats(),
           })
         : undefined;

@@ -1,0 +1,150 @@
+/**
+ * The one redaction rule for secrets that ride in URLs: userinfo (`user:password@`) and the query
+ * parameters that carry credentials or signatures (AWS SigV4 / S3 presigned URLs, GCS signed URLs,
+ * Azure SAS `sig`, OAuth `access_token`, plain `token=`, `key=`, `password=`…). Everything that shows
+ * an edge URL or a message that may hold one — status, the dashboard's /api/state and /events, logs,
+ * metric labels, CLI errors — passes it through here, so the list lives in one place.
+ */
+
+/** What a redacted secret is replaced with. */
+export const REDACTED = 'REDACTED';
+
+/**
+ * Query parameter names (lower-cased) whose values are secrets. Sources: AWS SigV4 query auth
+ * (X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token), S3 SigV2 (Signature, AWSAccessKeyId),
+ * GCS V4 signed URLs (X-Goog-Signature, X-Goog-Credential), Azure SAS (sig), CloudFront (Signature,
+ * Key-Pair-Id, Policy), OAuth 2 bearer in a query (access_token, RFC 6750 §2.3), and common ad-hoc
+ * names (token, sig, key, password, secret, auth).
+ */
+const SECRET_PARAMS = new Set([
+  'x-amz-signature',
+  'x-amz-credential',
+  'x-amz-security-token',
+  'x-goog-signature',
+  'x-goog-credential',
+  'signature',
+  'awsaccesskeyid',
+  'key-pair-id',
+  'policy',
+  'sig',
+  'token',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'api_key',
+  'apikey',
+  'api-key',
+  'key',
+  'password',
+  'passwd',
+  'pass',
+  'secret',
+  'client_secret',
+  'auth',
+  'authorization',
+  'credential',
+  'credentials',
+]);
+
+/** True when a query parameter of this name carries a secret (case-insensitive). */
+export function isSecretParam(name: string): boolean {
+  return SECRET_PARAMS.has(name.toLowerCase());
+}
+
+/** A URL anywhere in free text: a scheme, `://`, then everything up to whitespace, a quote or an angle bracket. */
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
+/** Quick pre-check: only text that could hold a URL or a secret parameter is scanned in full. */
+const MAYBE_SECRET = /:\/\/|[?&;]|=/;
+
+/**
+ * `url` with its userinfo and secret query values replaced by REDACTED; anything else unchanged
+ * (a string that is not a URL is returned as it is, after the same parameter rule for `a=b&c=d`
+ * text). Never throws.
+ */
+export function redactUrl(url: string): string {
+  if (typeof url !== 'string' || !MAYBE_SECRET.test(url)) return url;
+  const scheme = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(url);
+  if (!scheme) return redactParams(url);
+  let authority = scheme[2];
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) authority = `${REDACTED}@${authority.slice(at + 1)}`;
+  return `${scheme[1]}${authority}${redactParams(scheme[3])}`;
+}
+
+/** Replaces the values of secret `name=value` pairs after `?`, `&` or `;` (and at the start) in `s`. */
+function redactParams(s: string): string {
+  return s.replace(/(^|[?&;])([^=&;?#\s]+)=([^&;#\s]*)/g, (all, sep: string, name: string) => {
+    let decoded = name;
+    try {
+      decoded = decodeURIComponent(name);
+    } catch {
+      /* a malformed escape: judge the raw name */
+    }
+    return isSecretParam(decoded) ? `${sep}${name}=${REDACTED}` : all;
+  });
+}
+
+/** `text` with every URL in it redacted (redactUrl), plus `token=…`-style secrets outside URLs. */
+export function redactText(text: string): string {
+  if (typeof text !== 'string' || !MAYBE_SECRET.test(text)) return text;
+  const urls = text.replace(URL_IN_TEXT, (u) => redactUrl(u));
+  // secrets written as `token=abc` in prose (not inside a URL): a separator before the name
+  return urls.replace(
+    /(^|[\s?&;,(])([A-Za-z_][A-Za-z0-9_.-]*)=([^\s&;,)"']+)/g,
+    (all, sep: string, name: string, v: string) =>
+      isSecretParam(name) && v !== REDACTED ? `${sep}${name}=${REDACTED}` : all,
+  );
+}
+
+/**
+ * A deep copy of `value` whose strings are redacted (redactText); Errors become Errors with a
+ * redacted message and stack (other own fields and `cause` redacted too). Cycles and depth beyond
+ * 8 are cut. Plain values that need no change are returned as they are (no copy).
+ */
+export function redactDeep<T>(value: T, depth = 0, seen = new WeakSet<object>()): T {
+  if (typeof value === 'string') return redactText(value) as T;
+  if (value === null || typeof value !== 'object') return value;
+  if (seen.has(value as object) || depth > 8) return value;
+  seen.add(value as object);
+  if (ArrayBuffer.isView(value)) return value;
+  if (value instanceof Error) {
+    const e = new Error(redactText(value.message), {
+      cause: value.cause === undefined ? undefined : redactDeep(value.cause, depth + 1, seen),
+    });
+    e.name = value.name;
+    e.stack = value.stack === undefined ? undefined : redactText(value.stack);
+    for (const [k, v] of Object.entries(value))
+      (e as unknown as Record<string, unknown>)[k] = redactDeep(v, depth + 1, seen);
+    return e as T;
+  }
+  if (Array.isArray(value)) {
+    let changed = false;
+    const out = value.map((v: unknown) => {
+      const r = redactDeep(v, depth + 1, seen);
+      if (r !== v) changed = true;
+      return r;
+    });
+    return (changed ? out : value) as T;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null)
+    return value;
+  let out: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const r = redactDeep(v, depth + 1, seen);
+    if (r !== v) (out ??= { ...(value as Record<string, unknown>) })[k] = r;
+  }
+  return (out ?? value) as T;
+}
+
+/**
+ * `s` with C0/C1 control characters (ESC, NUL, CR, BEL… but not as data in general) shown as
+ * `\xNN` escapes, so a name or message printed to a terminal cannot move the cursor, recolour it
+ * or hide text. Use on anything from outside (manifest names, edge answers) before printing.
+ */
+export function escapeControl(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}

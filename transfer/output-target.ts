@@ -1,0 +1,269 @@
+import { constants, unlinkSync } from 'node:fs';
+import { lstat, mkdir, open, readFile, realpath, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { PortalError } from '../common/errors.js';
+import { escapeControl } from '../common/redact.js';
+
+/**
+ * Where a transfer may write, checked before it writes: the output name a manifest suggests, the
+ * file `--out` points at (never an unrelated file, a planted symlink or a folder nobody made), the
+ * output root a server or an executor confines writes to, and the exclusive lock one fetch holds on
+ * its output. Every refusal is a PortalError naming the path and the reason.
+ */
+
+/** C0 and C1 control characters and DEL (NUL, ESC, CR, LF…). */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * The file name a manifest's `name` stands for, as a plain base name in the current folder. A
+ * name with a path separator (`/` or `\`), NUL or another control character, or that is empty,
+ * `.` or `..`, is refused with PORTAL_MANIFEST_INVALID (the manifest chooses a name, never a place).
+ */
+export function outputNameFromManifest(name: unknown): string {
+  const shown = typeof name === 'string' ? `"${escapeControl(name)}"` : String(name);
+  const bad = (why: string): never => {
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `manifest name ${shown} ${why}; give --out FILE to choose the output`,
+    );
+  };
+  if (typeof name !== 'string' || name.length === 0) return bad('is empty');
+  if (CONTROL.test(name)) return bad('contains a control character (NUL, ESC, newline…)');
+  if (name.includes('/') || name.includes('\\')) return bad('contains a path separator');
+  if (name === '.' || name === '..') return bad('is not a file name');
+  if (Buffer.byteLength(name) > 255) return bad('is longer than 255 bytes');
+  return name;
+}
+
+/** Options of checkOutputTarget. */
+export interface OutputTargetOptions {
+  /** Overwrite an existing unrelated file, or replace a symbolic link (the link, never its target). */
+  force: boolean;
+  /** The journal folder that would belong to this output (`<output>.portal`). */
+  journalDir: string;
+  /** True when `journalDir` holds a journal of this transfer (then the existing output is ours to resume). */
+  hasJournal: () => Promise<boolean>;
+}
+
+/** What checkOutputTarget found. */
+export type OutputTargetState = 'new' | 'resume' | 'replace';
+
+const refused = (output: string, why: string, cause?: unknown): PortalError =>
+  new PortalError(
+    'PORTAL_OUTPUT_REFUSED',
+    `output ${escapeControl(output)} ${why}`,
+    cause === undefined ? undefined : { cause },
+  );
+
+/**
+ * Checks that `output` (an absolute path) can be written by a fetch, without creating anything:
+ * its folder must exist and be a folder (no folder is created); an existing symbolic link, hard
+ * link or unrelated regular file is refused unless `force` (then a link is removed, never followed);
+ * something else (folder, device, FIFO) is always refused; a file whose journal is beside it is
+ * resumed. The journal folder must be a real folder when it exists. Rejects PORTAL_OUTPUT_REFUSED.
+ */
+export async function checkOutputTarget(output: string, o: OutputTargetOptions): Promise<OutputTargetState> {
+  const dir = path.dirname(output);
+  try {
+    const st = await stat(dir);
+    if (!st.isDirectory()) throw refused(output, `cannot be created: ${escapeControl(dir)} is not a folder`);
+  } catch (err) {
+    if (err instanceof PortalError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw refused(
+        output,
+        `cannot be created: folder ${escapeControl(dir)} does not exist (fetch creates no folders)`,
+        err,
+      );
+    if (code === 'ENOTDIR')
+      throw refused(output, `cannot be created: a part of ${escapeControl(dir)} is not a folder`, err);
+    throw refused(output, `cannot be checked: ${(err as Error).message}`, err);
+  }
+  try {
+    const j = await lstat(o.journalDir);
+    if (!j.isDirectory())
+      throw refused(
+        output,
+        `has a journal path ${escapeControl(o.journalDir)} that is not a plain folder (a symbolic link or a file); remove it`,
+      );
+  } catch (err) {
+    if (err instanceof PortalError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw refused(output, `cannot check its journal: ${(err as Error).message}`, err);
+  }
+  let st;
+  try {
+    st = await lstat(output);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'new';
+    throw refused(output, `cannot be checked: ${(err as Error).message}`, err);
+  }
+  if (st.isSymbolicLink()) {
+    if (!o.force)
+      throw refused(
+        output,
+        'is a symbolic link; fetch does not write through links (--force replaces the link)',
+      );
+    await unlink(output);
+    return 'replace';
+  }
+  if (!st.isFile()) throw refused(output, 'exists and is not a regular file');
+  if (await o.hasJournal()) {
+    if (st.nlink > 1 && !o.force)
+      throw refused(
+        output,
+        `has ${st.nlink} hard links; another name shares its bytes (--force writes anyway)`,
+      );
+    return 'resume';
+  }
+  if (!o.force)
+    throw refused(
+      output,
+      'already exists and no journal of this transfer is beside it; fetch does not overwrite (use --force, or another --out)',
+    );
+  // a hard link shares its bytes with another name: write a new file instead of into the shared one
+  if (st.nlink > 1) await unlink(output);
+  return 'replace';
+}
+
+/** A held output lock; `release()` / `releaseSync()` remove it (idempotent; the sync one for an 'exit' handler). */
+export interface OutputLock {
+  readonly path: string;
+  release(): Promise<void>;
+  releaseSync(): void;
+}
+
+/** True when process `pid` exists on this machine (signal 0 probes without signalling). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the exclusive lock of one output: the file `<journalDir>/lock` created with O_EXCL and
+ * holding `{pid, host}`. A lock whose process is gone (same host, pid not alive: a fetch killed
+ * with SIGKILL) is taken over. Creates `journalDir` (one level, never its parents). Rejects
+ * PORTAL_OUTPUT_LOCKED naming the process that holds it, PORTAL_OUTPUT_REFUSED when the lock
+ * cannot be created.
+ */
+export async function lockOutput(output: string, journalDir: string): Promise<OutputLock> {
+  try {
+    await mkdir(journalDir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw refused(output, `cannot create its journal folder: ${(err as Error).message}`, err);
+  }
+  const file = path.join(journalDir, 'lock');
+  const me = JSON.stringify({ pid: process.pid, host: hostname() });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fh = await open(
+        file,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      await fh.writeFile(me);
+      await fh.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw refused(output, `cannot take its lock ${escapeControl(file)}: ${(err as Error).message}`, err);
+      let holder: { pid?: unknown; host?: unknown } = {};
+      try {
+        holder = JSON.parse(await readFile(file, 'utf8')) as typeof holder;
+      } catch {
+        /* being written right now, or garbage: judged below as held */
+      }
+      const pid = typeof holder.pid === 'number' ? holder.pid : undefined;
+      const sameHost = holder.host === hostname();
+      if (attempt === 0 && pid !== undefined && sameHost && !alive(pid)) {
+        await unlink(file).catch(() => undefined); // stale: its process is gone
+        continue;
+      }
+      throw new PortalError(
+        'PORTAL_OUTPUT_LOCKED',
+        `output ${escapeControl(output)} is being written by another portal process${pid !== undefined ? ` (pid ${pid}${sameHost ? '' : ` on ${String(holder.host)}`})` : ''}; wait for it to finish, or remove ${escapeControl(file)} if no such process runs`,
+        { cause: err },
+      );
+    }
+  }
+  let released = false;
+  return {
+    path: file,
+    async release() {
+      if (released) return;
+      released = true;
+      await unlink(file).catch(() => undefined);
+    },
+    releaseSync() {
+      if (released) return;
+      released = true;
+      try {
+        unlinkSync(file);
+      } catch {
+        /* already gone */
+      }
+    },
+  };
+}
+
+/**
+ * `target` resolved inside `root`: both made absolute, symbolic links in the existing part of the
+ * path resolved (realpath of the deepest existing ancestor, then the rest appended), and refused
+ * with PORTAL_OUTPUT_OUTSIDE_ROOT when the result is not `root` itself or below it. `root` must
+ * exist. The returned path is the one to open; callers open it with O_NOFOLLOW so that a link
+ * planted after this check is not followed either.
+ */
+export async function resolveInsideRoot(root: string, target: string): Promise<string> {
+  if (typeof target !== 'string' || target.length === 0 || target.includes('\0'))
+    throw new PortalError(
+      'PORTAL_OUTPUT_OUTSIDE_ROOT',
+      `output ${JSON.stringify(escapeControl(String(target)))} is not a file path`,
+    );
+  let realRoot: string;
+  try {
+    realRoot = await realpath(root);
+  } catch (cause) {
+    throw new PortalError('PORTAL_CONFIG_INVALID', `output root ${escapeControl(root)} does not exist`, {
+      cause,
+    });
+  }
+  const abs = path.resolve(realRoot, target);
+  // realpath of the deepest ancestor that exists; the missing tail cannot hold links yet
+  let existing = abs;
+  const tail: string[] = [];
+  let real: string | undefined;
+  for (;;) {
+    try {
+      real = await realpath(existing);
+      break;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR')
+        throw new PortalError(
+          'PORTAL_OUTPUT_OUTSIDE_ROOT',
+          `output ${escapeControl(target)} cannot be resolved: ${(err as Error).message}`,
+          { cause: err },
+        );
+      const parent = path.dirname(existing);
+      if (parent === existing) break;
+      tail.unshift(path.basename(existing));
+      existing = parent;
+    }
+  }
+  const resolved = path.join(real ?? existing, ...tail);
+  const rel = path.relative(realRoot, resolved);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel))
+    throw new PortalError(
+      'PORTAL_OUTPUT_OUTSIDE_ROOT',
+      `output ${escapeControl(target)} resolves to ${escapeControl(resolved)}, outside the output root ${escapeControl(realRoot)}`,
+    );
+  return resolved;
+}
