@@ -46,7 +46,10 @@ export async function startDashboardServer(o: {
       clients.delete(c);
       dropped++;
       o.onSlowClient?.();
-      o.logger.warn({ buffered: c.writableLength }, 'dashboard: dropped an /events client that stopped reading');
+      o.logger.warn(
+        { buffered: c.writableLength },
+        'dashboard: dropped an /events client that stopped reading',
+      );
       c.destroy();
       return;
     }
