@@ -12,6 +12,7 @@ import { fetchChunk as defaultFetch, type FetchChunkFn } from './http-fetch.js';
 import { ChunkFetchError } from './chunk-fetch-error.js';
 import type { HttpClient } from './http-client.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
+import { resolveInsideRoot } from './output-target.js';
 
 /** Options for createExecutor. */
 export interface ExecutorOptions {
@@ -25,6 +26,12 @@ export interface ExecutorOptions {
   fetch?: FetchChunkFn;
   /** HTTP client the default fetcher uses (default: the process-wide one); closed by the caller. */
   http?: HttpClient;
+  /**
+   * Folder every output must resolve inside (symbolic links resolved first, see resolveInsideRoot);
+   * a dispatch naming a file elsewhere gets an 'io' failure report per item and writes nothing.
+   * Unset: any path (the embedded fetch, whose output the user chose).
+   */
+  outputRoot?: string;
 }
 
 /** Counters of an executor's work. */
@@ -133,7 +140,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   const writerFor = (output: string, fileSize: number): Promise<ChunkWriter> => {
     let w = writers.get(output);
     if (!w) {
-      w = openChunkWriter(output, { fileSize });
+      w = confine(output).then((real) => openChunkWriter(real, { fileSize }));
       writers.set(output, w);
       w.catch(() => {
         if (writers.get(output) === w) writers.delete(output);
@@ -142,11 +149,38 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     return w;
   };
 
+  /** Outputs checked against the output root (one realpath walk per output, not per chunk). */
+  const confined = new Map<string, Promise<string>>();
+  const confine = (output: string): Promise<string> => {
+    const root = opts.outputRoot;
+    if (root === undefined) return Promise.resolve(output);
+    let p = confined.get(output);
+    if (!p) {
+      p = resolveInsideRoot(root, output);
+      confined.set(output, p);
+      p.catch((err: unknown) => {
+        log.warn({ err, output }, 'dispatch names an output outside the output root: refused');
+        if (confined.size > 1024) confined.clear(); // a flood of distinct paths does not grow this
+      });
+    }
+    return p;
+  };
+
   /** Fetches and writes one item; never rejects, resolves to its report. */
   const run = async (job: Job): Promise<ChunkReport> => {
     const { item } = job;
     let report: ChunkReport;
     try {
+      // confinement first: a dispatch for a place outside the root fetches nothing either
+      try {
+        await confine(job.output);
+      } catch (err) {
+        throw new ChunkFetchError('io', (err as Error).message, {
+          edgeUrl: item.edgeUrl,
+          elapsedMs: 0,
+          cause: err,
+        });
+      }
       const res = await fetch({
         edgeUrl: item.edgeUrl,
         edgeKind: item.edgeKind,

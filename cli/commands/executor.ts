@@ -1,4 +1,6 @@
 import { hostname } from 'node:os';
+import path from 'node:path';
+import { stat } from 'node:fs/promises';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import {
@@ -53,6 +55,12 @@ export const executorCommand: CommandSpec = {
     },
     { name: 'concurrency', type: 'number', help: 'fetches at once', default: 64, min: 1, max: 4096 },
     { name: 'id', type: 'string', help: 'executor id in reports (default executor-<host>-<pid>)' },
+    {
+      name: 'output-root',
+      type: 'string',
+      help: 'folder every output must resolve inside (links resolved); dispatches for other places are refused (default: the current folder)',
+      env: 'PORTAL_OUTPUT_ROOT',
+    },
     { name: 'nats-user', type: 'string', help: 'NATS user', env: 'NATS_USER' },
     { name: 'nats-password', type: 'string', help: 'NATS password', env: 'NATS_PASSWORD' },
     { name: 'nats-token', type: 'string', help: 'NATS token', env: 'NATS_TOKEN' },
@@ -100,15 +108,31 @@ export const executorCommand: CommandSpec = {
           executor!.attach(t);
         })
       : undefined;
+    const outputRoot = path.resolve((flags['output-root'] as string | undefined) ?? '.');
+    try {
+      if (!(await stat(outputRoot)).isDirectory()) throw new Error('not a folder');
+    } catch (cause) {
+      await nats.close();
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--output-root ${outputRoot}: expected an existing folder`,
+        {
+          cause,
+        },
+      );
+    }
     executor = createExecutor({
       bus: router ?? tracked.bus,
       id,
+      outputRoot,
       concurrency: flags.concurrency as number,
       logger: logger.child({ component: 'executor' }),
     });
     for (const t of transfers) executor.attach(t);
     await Promise.all([...tracked.ready, router?.ready]);
-    process.stdout.write(`${JSON.stringify({ type: 'ready', id, transfers: all ? '*' : transfers })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ type: 'ready', id, transfers: all ? '*' : transfers, outputRoot })}\n`,
+    );
 
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {

@@ -74,6 +74,8 @@ function startExecutor(args: string[]): Child {
             `ex${i}`,
             '--concurrency',
             '4',
+            '--output-root',
+            mesh.dir,
           ]),
         );
       await Promise.all(children.map((c) => c.ready));
