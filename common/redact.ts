@@ -104,8 +104,8 @@ export function redactText(text: string): string {
 export function redactDeep<T>(value: T, depth = 0, seen = new WeakSet<object>()): T {
   if (typeof value === 'string') return redactText(value) as T;
   if (value === null || typeof value !== 'object') return value;
-  if (seen.has(value as object) || depth > 8) return value;
-  seen.add(value as object);
+  if (seen.has(value) || depth > 8) return value;
+  seen.add(value);
   if (ArrayBuffer.isView(value)) return value;
   if (value instanceof Error) {
     const e = new Error(redactText(value.message), {
@@ -142,8 +142,8 @@ export function redactDeep<T>(value: T, depth = 0, seen = new WeakSet<object>())
  * or hide text. Use on anything from outside (manifest names, edge answers) before printing.
  */
 export function escapeControl(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
     /[\u0000-\u001f\u007f-\u009f]/g,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );

@@ -41,11 +41,11 @@ export function runPortal(
       child.kill('SIGKILL');
       reject(new Error(`portal ${args.join(' ')} did not exit within ${opts.timeoutMs ?? 120_000} ms`));
     }, opts.timeoutMs ?? 120_000);
-    createInterface({ input: child.stdout! }).on('line', (l) => {
+    createInterface({ input: child.stdout }).on('line', (l) => {
       stdout += `${l}\n`;
       opts.onLine?.(l, child);
     });
-    child.stderr!.on('data', (d: Buffer) => {
+    child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
     child.on('exit', (code, signal) => {

@@ -17,10 +17,11 @@ import { createInterface } from 'node:readline';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createCodecRegistry } from '../../bus/codec.js';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
-import { subjects, type ChunkReport, type DispatchBatch, type EdgeTelemetryEvent } from '../../bus/types.js';
+import { subjects } from '../../bus/types.js';
+import type { ChunkReport, DispatchBatch, EdgeTelemetryEvent } from '../../common/vocabulary.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { chunkRange } from '../../transfer/index.js';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { PORTAL_MAIN, lastJson, runPortal } from '../helpers/portal-cli.js';
 
