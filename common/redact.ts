@@ -7,7 +7,14 @@
  */
 
 /** What a redacted secret is replaced with. */
-export const REDACTED = 'REDACTED';
+export const REDACTED = '***';
+
+/**
+ * Query parameters whose values stay in a redacted URL; every other value is replaced, since any
+ * parameter of a signed URL may be part of its signature or a token (an allow-list: a new signing
+ * scheme is redacted without being known here).
+ */
+const SAFE_QUERY = new Set(['file', 'name', 'path', 'version', 'v', 'part']);
 
 /**
  * Query parameter names (lower-cased) whose values are secrets. Sources: AWS SigV4 query auth
@@ -57,30 +64,31 @@ const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
 const MAYBE_SECRET = /:\/\/|[?&;]|=/;
 
 /**
- * `url` with its userinfo and secret query values replaced by REDACTED; anything else unchanged
- * (a string that is not a URL is returned as it is, after the same parameter rule for `a=b&c=d`
- * text). Never throws.
+ * `url` for logs, journals, pages and messages: userinfo (`user:pass@`) becomes `***@` and the value
+ * of every query parameter but a few harmless ones (SAFE_QUERY) becomes `***`; the rest of the text is
+ * kept as written. A string that is not a `scheme://` URL is returned unchanged. Never throws.
  */
 export function redactUrl(url: string): string {
   if (typeof url !== 'string' || !MAYBE_SECRET.test(url)) return url;
-  const scheme = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(url);
-  if (!scheme) return redactParams(url);
-  let authority = scheme[2];
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/is.exec(url);
+  if (!m) return url;
+  let authority = m[2];
   const at = authority.lastIndexOf('@');
   if (at >= 0) authority = `${REDACTED}@${authority.slice(at + 1)}`;
-  return `${scheme[1]}${authority}${redactParams(scheme[3])}`;
+  return `${m[1]}${authority}${m[3]}${m[4] ? redactQuery(m[4]) : ''}${m[5] ?? ''}`;
 }
 
-/** Replaces the values of secret `name=value` pairs after `?`, `&` or `;` (and at the start) in `s`. */
-function redactParams(s: string): string {
-  return s.replace(/(^|[?&;])([^=&;?#\s]+)=([^&;#\s]*)/g, (all, sep: string, name: string) => {
+/** `?a=1&b=2` with every value but those of SAFE_QUERY names replaced by REDACTED. */
+function redactQuery(q: string): string {
+  return q.replace(/([?&;])([^=&;#]*)(=[^&;#]*)?/g, (all, sep: string, name: string, value?: string) => {
+    if (value === undefined || value === '=') return all;
     let decoded = name;
     try {
       decoded = decodeURIComponent(name);
     } catch {
-      /* a malformed escape: judge the raw name */
+      /* a malformed escape: judged as written */
     }
-    return isSecretParam(decoded) ? `${sep}${name}=${REDACTED}` : all;
+    return SAFE_QUERY.has(decoded.toLowerCase()) ? all : `${sep}${name}=${REDACTED}`;
   });
 }
 

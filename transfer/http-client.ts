@@ -2,6 +2,10 @@ import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import { PortalError } from '../common/errors.js';
+import { redactUrl } from '../common/redact.js';
+
+/** The one URL redaction rule (common/redact.ts), re-exported where HTTP callers look for it. */
+export { redactUrl };
 
 /** Connections kept per origin (one undici Pool per origin inside the Agent). */
 export const HTTP_CONNECTIONS_PER_ORIGIN = 16;
@@ -247,34 +251,6 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
       return closed;
     },
   };
-}
-
-/** Query parameters kept in redacted URLs (everything else may be a signature or token). */
-const SAFE_QUERY = new Set(['file', 'name', 'path', 'version', 'v']);
-
-/**
- * The URL with what may be secret removed, for logs, journals and messages: `user:pass@` becomes `***@`
- * and the value of every query parameter but a few harmless ones becomes `***` (signed-URL signatures,
- * tokens). Returns the input unchanged when it is not a URL.
- */
-export function redactUrl(url: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return url;
-  }
-  if (!u.username && !u.password && !u.search) return url;
-  if (u.username || u.password) {
-    u.username = '***';
-    u.password = '';
-  }
-  if (u.search) {
-    const q = new URLSearchParams(u.search);
-    for (const k of [...q.keys()]) if (!SAFE_QUERY.has(k.toLowerCase())) q.set(k, '***');
-    u.search = q.toString().replace(/%2A/g, '*');
-  }
-  return u.href;
 }
 
 /** The process-wide client used when none is given (system CA store, proxy from the environment). */
