@@ -181,6 +181,32 @@ test('30-day reminders and timers do not fire at once on Dapr; call timeouts abo
   );
 });
 
+test('reminders of ids with | / % and newlines survive a crash of the instance and its sidecar', async () => {
+  const ids = ['x|', 'a/b', '%41', 'new\nline', 'x||y'];
+  for (const id of ids)
+    await client.invoke('ProbeActor', `crash-${id}`, 'remindCount', { name: 'later', dueMs: 8000 });
+  await a.kill(); // SIGKILL of the app and its daprd
+  client.close();
+  a = await startPortalInstance(cluster, {
+    name: 'sem2',
+    env: { PORTAL_TEST_ACTORS: '1' },
+    serveArgs: ['--actor-idle-timeout', '2s', '--actor-scan-interval', '1s', '--drain-timeout', '2s'],
+  });
+  client = createDaprActorClient({ port: a.daprHttpPort });
+  await waitFor(
+    async () => {
+      for (const id of ids) {
+        const c = await client.invoke<Counts>('ProbeActor', `crash-${id}`, 'counts').catch(() => undefined);
+        if (c?.reminderFires.later !== 1) return false;
+      }
+      return true;
+    },
+    60_000,
+    'reminders of awkward ids after the crash',
+  );
+  expect((await client.invoke<Counts>('ProbeActor', 'crash-A', 'counts')).reminderFires).toEqual({});
+});
+
 test('SIGTERM with a turn that never ends: the Dapr instance exits within its drain timeout', async () => {
   const hanging = client.invoke('ProbeActor', 'hang', 'hang', 600_000).catch((err: unknown) => err);
   await pause(500);
