@@ -58,6 +58,14 @@ function apiCode(err: unknown): number | undefined {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** True when a request failed because the stream or consumer is gone, or no JetStream answered (a restart). */
+function isMissing(err: unknown): boolean {
+  const code = apiCode(err);
+  if (code === STREAM_NOT_FOUND || code === CONSUMER_NOT_FOUND) return true;
+  const text = `${(err as Error)?.name ?? ''} ${(err as Error)?.message ?? String(err)}`;
+  return /no responders|503|stream not found|consumer not found|jetstream (is )?not enabled/i.test(text);
+}
+
 /**
  * Connects to NATS and ensures the JetStream stream `opts.stream` (created with its limits, or taken as
  * it is when it exists), returning a PausablePullClient over it. Rejects with PORTAL_BUS_UNAVAILABLE when
@@ -71,8 +79,8 @@ export async function createJetStreamPullClient(
   const { nc, servers } = await connectNats(opts, opts.name ?? `portal-pull-${process.pid}`);
   const js: JetStreamClient = jetstream(nc);
   let jsm: JetStreamManager;
-  try {
-    jsm = await jetstreamManager(nc);
+  /** Creates the stream when it is missing: at start, and again when a server restart lost it (memory storage). */
+  const ensureStream = async (): Promise<void> => {
     try {
       await jsm.streams.info(streamName);
     } catch (err) {
@@ -95,6 +103,10 @@ export async function createJetStreamPullClient(
           });
         });
     }
+  };
+  try {
+    jsm = await jetstreamManager(nc);
+    await ensureStream();
   } catch (cause) {
     await nc.close().catch(() => undefined);
     throw new PortalError(
@@ -112,21 +124,24 @@ export async function createJetStreamPullClient(
     async pull(o: PullConsumerOptions, gate: PullGate, handler): Promise<PullConsumer> {
       const durable = o.durable;
       const maxPerPull = Math.max(1, o.maxMessagesPerPull ?? 64);
-      try {
-        await jsm.consumers.info(streamName, durable);
-      } catch (err) {
-        if (apiCode(err) !== CONSUMER_NOT_FOUND) throw err;
-        await jsm.consumers.add(streamName, {
-          durable_name: durable,
-          filter_subject: o.filterSubject,
-          ack_policy: AckPolicy.Explicit,
-          deliver_policy: o.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
-          ack_wait: nanos(ackWaitMs),
-          max_deliver: o.maxDeliver ?? 20,
-          max_ack_pending: 100_000,
-        });
-      }
-      const consumer = await js.consumers.get(streamName, durable);
+      const ensureConsumer = async (): Promise<void> => {
+        try {
+          await jsm.consumers.info(streamName, durable);
+        } catch (err) {
+          if (apiCode(err) !== CONSUMER_NOT_FOUND) throw err;
+          await jsm.consumers.add(streamName, {
+            durable_name: durable,
+            filter_subject: o.filterSubject,
+            ack_policy: AckPolicy.Explicit,
+            deliver_policy: o.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
+            ack_wait: nanos(ackWaitMs),
+            max_deliver: o.maxDeliver ?? 20,
+            max_ack_pending: 100_000,
+          });
+        }
+      };
+      await ensureConsumer();
+      let consumer = await js.consumers.get(streamName, durable);
       const st: PullConsumerStats = {
         pulls: 0,
         pullsWhilePaused: 0,
@@ -228,6 +243,16 @@ export async function createJetStreamPullClient(
             if (stopped) return;
             failures++;
             log?.warn({ err, durable, failures }, 'pull consumer: pull failed; retrying');
+            // The server may have restarted without the stream or the consumer (memory storage): recreate them
+            // (issue 17). The new consumer starts per `o.deliver` in the recreated stream.
+            if (isMissing(err))
+              await ensureStream()
+                .then(ensureConsumer)
+                .then(async () => {
+                  consumer = await js.consumers.get(streamName, durable);
+                  log?.warn({ durable }, 'pull consumer: stream or consumer lost by the server; recreated');
+                })
+                .catch((e: unknown) => log?.debug({ err: e, durable }, 'pull consumer: cannot recreate yet'));
             // exponential backoff 200 ms … 1.6 s, capped at 2 s
             await Promise.race([sleep(Math.min(2000, 100 * 2 ** Math.min(failures, 4))), stopSignal]);
           }
@@ -250,10 +275,24 @@ export async function createJetStreamPullClient(
     async publish(subject, data, po = {}) {
       const h = po.headers ? natsHeaders() : undefined;
       if (h && po.headers) for (const [k, v] of Object.entries(po.headers)) h.set(k, v);
-      await js.publish(subject, data, {
-        ...(po.msgId ? { msgID: po.msgId } : {}),
-        ...(h ? { headers: h } : {}),
-      });
+      const limit = (nc.info?.max_payload ?? maxPayload) - 1024;
+      if (data.byteLength > limit)
+        throw new PortalError(
+          'PORTAL_WIRE_TOO_LARGE',
+          `${subject}: a message of ${data.byteLength} bytes is over the NATS server's max_payload (${limit} bytes after 1024 bytes for headers)`,
+        );
+      const send = () =>
+        js.publish(subject, data, {
+          ...(po.msgId ? { msgID: po.msgId } : {}),
+          ...(h ? { headers: h } : {}),
+        });
+      try {
+        await send();
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+        await ensureStream(); // lost in a server restart (memory storage): recreate it and send once more
+        await send();
+      }
     },
     subscribe(subject, handler) {
       const sub = nc.subscribe(subject, {

@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
+import { createJetStreamPullClient } from '../../bus/index.js';
 import { subjects } from '../../bus/types.js';
 import type { ChunkReport, DispatchBatch, DispatchItem, EdgeTelemetryEvent } from '../../common/index.js';
 import { createSilentLogger } from '../../common/logger.js';
@@ -175,6 +176,55 @@ describe('JetStream memory storage', () => {
     );
     expect(pub.stats().recoveries + sub.stats().recoveries).toBeGreaterThanOrEqual(1);
   }, 90_000);
+});
+
+describe('pull client (stream transport)', () => {
+  test('after a nats-server restart the memory stream and pull consumer are recreated and pulling resumes', async () => {
+    const s = await server(`max_payload: ${MAX_PAYLOAD}\n`);
+    const client = await createJetStreamPullClient({
+      servers: s.url,
+      logger,
+      stream: { name: 'PULL_MEM', subjects: ['pullmem.>'], storage: 'memory' },
+    });
+    try {
+      const open = { paused: false, roomBeforePause: 1000, whenResumed: () => Promise.resolve() };
+      const got: number[] = [];
+      const c = await client.pull({ durable: 'mem', filterSubject: 'pullmem.a' }, open, async (m) => {
+        got.push(m.data[0]);
+        m.ack();
+        return 1;
+      });
+      for (let i = 0; i < 5; i++) await client.publish('pullmem.a', new Uint8Array([i]));
+      await waitFor(() => got.length === 5, 10_000, 'messages before the restart');
+      await expect(client.publish('pullmem.a', new Uint8Array(MAX_PAYLOAD))).rejects.toMatchObject({
+        code: 'PORTAL_WIRE_TOO_LARGE',
+      });
+
+      await s.kill();
+      await new Promise((r) => setTimeout(r, 500));
+      await s.start();
+      for (let i = 5; i < 10; i++) {
+        // a producer retries a publish that failed while the server was away; once one resolves it is stored
+        await waitFor(
+          () =>
+            client.publish('pullmem.a', new Uint8Array([i])).then(
+              () => true,
+              () => false,
+            ),
+          20_000,
+          `publish ${i} after the restart`,
+        );
+      }
+      await waitFor(
+        () => [5, 6, 7, 8, 9].every((i) => got.includes(i)),
+        30_000,
+        'messages after the restart',
+      );
+      await c.stop();
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 });
 
 describe('acknowledgement', () => {
