@@ -3,7 +3,6 @@ import {
   nuid,
   nanos,
   type Msg,
-  type NatsConnection,
   type Subscription as NatsSubscription,
 } from '@nats-io/transport-node';
 import {
@@ -570,8 +569,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
         try {
           // Sync handlers run without a promise per message (the hot telemetry path).
           const res = scope.runInAsyncScope(handler, null, r.msg, m.subject);
-          if (res && typeof (res as Promise<void>).then === 'function')
-            (res as Promise<void>).then(undefined, fail);
+          if (res && typeof res.then === 'function') res.then(undefined, fail);
         } catch (e) {
           fail(e);
         }
