@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { createEdgeServer, createManifest, encodeHaveBitmap, type EdgeServer } from '../transfer/index.js';
-import { startEmbeddedNode } from '../cli/run-transfer.js';
+import { startEmbeddedNode } from '../node/index.js';
 import { createSilentLogger } from '../common/logger.js';
 import { subjects } from '../bus/index.js';
 import type { ChunkReport, DispatchBatch } from '../common/index.js';

@@ -20,7 +20,8 @@ import { EdgeFlags } from '../../scheduler/types.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import type { ChunkReport } from '../../common/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
-import { runTransfer, journalDir, parseBackend } from '../run-transfer.js';
+import { runTransfer, journalDir, parseBackend } from '../../node/index.js';
+import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
 import { progressDetail } from './fetch.js';
 import { freePort } from '../../common/net.js';
@@ -317,6 +318,8 @@ export const demoCommand: CommandSpec = {
         },
         logger,
         backend: parseBackend(flags.backend as string),
+        requireGpu: requireGpuFromEnv(),
+        cpuThreads: cpuThreadsFromEnv(),
         onStarted: () => {
           t1 = performance.now();
         },

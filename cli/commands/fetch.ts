@@ -9,7 +9,8 @@ import { createLogger } from '../../common/logger.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import { commonFlags, type CommandSpec } from '../args.js';
 import { parseEdgeSpec, readEdgesFile, fetchHave, haveAnswerLimit } from '../edge-spec.js';
-import { runTransfer, parseBackend, journalDir } from '../run-transfer.js';
+import { runTransfer, parseBackend, journalDir } from '../../node/index.js';
+import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 /** The one-line summary a progress bar shows for a transfer. */
@@ -145,6 +146,8 @@ export const fetchCommand: CommandSpec = {
       },
       logger,
       backend: parseBackend(flags.backend as string),
+      requireGpu: requireGpuFromEnv(),
+      cpuThreads: cpuThreadsFromEnv(),
       dashboard: flags.dashboard
         ? {
             port: flags['dashboard-port'] as number,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { startEmbeddedNode } from '../../cli/run-transfer.js';
+import { startEmbeddedNode } from '../../node/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { subjects } from '../../bus/index.js';
 import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../../common/index.js';

@@ -8,7 +8,7 @@ import { createSilentLogger } from '../../common/logger.js';
 import { createEmbeddedHost, createMemoryStateStore, type EmbeddedHost } from '../../runtime/index.js';
 import { createCpuTickEngine } from '../../engine/index.js';
 import { SchedulerActor, EdgeActor, GpuWorkerActor } from '../../actors/index.js';
-import { probeEdge } from '../../cli/probe.js';
+import { probeEdge } from '../../node/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { createGate, type Gate } from '../runtime/fixtures.js';

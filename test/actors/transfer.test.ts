@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { runTransfer, startEmbeddedNode } from '../../cli/run-transfer.js';
+import { runTransfer, startEmbeddedNode } from '../../node/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { terminalStates, type TransferStatus } from '../../actors/index.js';
 import { isPortalError } from '../../common/errors.js';

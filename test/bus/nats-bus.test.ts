@@ -13,7 +13,7 @@ import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.
 import { createCpuTickEngine } from '../../engine/index.js';
 import { SchedulerActor, EdgeActor, GpuWorkerActor, terminalStates } from '../../actors/index.js';
 import { createExecutor } from '../../transfer/index.js';
-import { probeEdge } from '../../cli/probe.js';
+import { probeEdge } from '../../node/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { actorProxy } from '../../actors/api.js';

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startEmbeddedNode, type EmbeddedNode } from '../../cli/run-transfer.js';
+import { startEmbeddedNode, type EmbeddedNode } from '../../node/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { terminalStates, type TransferStatus } from '../../actors/index.js';
 import { createDashboard, type Dashboard } from '../../dashboard/index.js';

@@ -1,0 +1,128 @@
+import {
+  createEmbeddedHost,
+  createFileStateStore,
+  createMemoryStateStore,
+  createRoutedStateStore,
+  type EmbeddedHost,
+} from '../runtime/index.js';
+import { createBusFromEnv, type Bus } from '../bus/index.js';
+import { createExecutor, type Executor } from '../transfer/index.js';
+import { createTickEngine, type TickEngine } from '../engine/index.js';
+import {
+  SchedulerActor,
+  EdgeActor,
+  GpuWorkerActor,
+  routeEdgeEvents,
+  type PortalServices,
+} from '../actors/index.js';
+import { PortalError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { probeEdge } from './probe.js';
+
+/** The journal folder of an output file: `<output>.portal/` (the scheduler's durable actor state). */
+export function journalDir(output: string): string {
+  return `${output}.portal`;
+}
+
+/** Which tick engine to use: WebGPU when an adapter exists ('auto'), or one of them for sure. */
+export type Backend = 'auto' | 'webgpu' | 'cpu';
+
+/** Checks a backend name; PORTAL_CONFIG_INVALID naming `source` (the flag or variable it came from) otherwise. */
+export function parseBackend(v: string, source = '--backend'): Backend {
+  if (v === 'auto' || v === 'webgpu' || v === 'cpu') return v;
+  throw new PortalError(
+    'PORTAL_CONFIG_INVALID',
+    `${source}: expected auto, webgpu or cpu, got ${JSON.stringify(v)}`,
+  );
+}
+
+/** How a node picks its tick engine (the entry point reads these from its flags and environment). */
+export interface EngineSettings {
+  /** Default 'auto'. */
+  backend?: Backend;
+  /** Fail instead of falling back to the CPU when no GPU adapter exists (always so for backend 'webgpu'). */
+  requireGpu?: boolean;
+  /** Threads of the CPU engine (default: the machine's parallelism, at most 8). */
+  cpuThreads?: number;
+}
+
+/** Creates the tick engine `s` asks for. */
+export function createNodeEngine(s: EngineSettings, logger: Logger): Promise<TickEngine> {
+  const prefer = s.backend ?? 'auto';
+  return createTickEngine({
+    prefer,
+    requireGpu: prefer === 'webgpu' || s.requireGpu === true,
+    cpuThreads: s.cpuThreads,
+    logger,
+  });
+}
+
+/** Everything the embedded default runs in one process: host, bus, executor and tick engine. */
+export interface EmbeddedNode {
+  host: EmbeddedHost<PortalServices>;
+  /** Ids of the transfers whose SchedulerActor runs here (for the dashboard). */
+  transfers: Set<string>;
+  bus: Bus;
+  executor: Executor;
+  engine: TickEngine;
+  close(): Promise<void>;
+}
+
+/** Options of startEmbeddedNode. */
+export interface EmbeddedNodeOptions extends EngineSettings {
+  /** The output file; the scheduler's journal lives beside it (journalDir). */
+  output: string;
+  logger: Logger;
+  /** Chunk fetches the executor runs at once (default 128). */
+  concurrency?: number;
+  /** An engine to use instead of one chosen by the engine settings (closed with the node). */
+  tickEngine?: TickEngine;
+}
+
+/**
+ * Starts the embedded default for one output file: an in-process actor host whose SchedulerActor
+ * state lives in a durable file store beside the output (the journal), the bus (in-process, or
+ * NATS when NATS_URL is set) with edge events routed into the actors, an executor and the tick
+ * engine (WebGPU when an adapter exists, unless the settings say otherwise).
+ */
+export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<EmbeddedNode> {
+  // The in-process bus, or NATS when NATS_URL is set (credentials from NATS_* variables).
+  const bus = await createBusFromEnv({ logger: opts.logger, name: `portal-${process.pid}` });
+  const engine = opts.tickEngine ?? (await createNodeEngine(opts, opts.logger));
+  const journal = createFileStateStore(journalDir(opts.output));
+  const store = createRoutedStateStore({ SchedulerActor: journal }, createMemoryStateStore());
+  const transfers = new Set<string>();
+  const services: PortalServices = { bus, tickEngine: engine, probeEdge, transferRegistry: transfers };
+  const host = createEmbeddedHost({
+    store,
+    logger: opts.logger,
+    services,
+    callTimeoutMs: 120_000,
+  });
+  host.register(SchedulerActor);
+  host.register(EdgeActor);
+  host.register(GpuWorkerActor);
+  await host.ready();
+  const edgeEvents = routeEdgeEvents(bus, host, opts.logger.child({ component: 'edge-events' }));
+  const executor = createExecutor({
+    bus,
+    id: `executor-${process.pid}`,
+    concurrency: opts.concurrency ?? 128,
+    logger: opts.logger.child({ component: 'executor' }),
+  });
+  return {
+    host,
+    transfers,
+    bus,
+    executor,
+    engine,
+    async close() {
+      edgeEvents.close();
+      await executor.close();
+      await host.stop();
+      await bus.close();
+      await store.close();
+      await engine.close();
+    },
+  };
+}

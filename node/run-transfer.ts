@@ -1,0 +1,77 @@
+import { subjects } from '../bus/index.js';
+import type { ChunkReport } from '../common/index.js';
+import { actorProxy, terminalStates, type TransferRequest, type TransferStatus } from '../actors/index.js';
+import { PortalError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { createDashboard } from '../dashboard/index.js';
+import { startEmbeddedNode, type EngineSettings } from './embedded-node.js';
+
+/** Options of runTransfer. */
+export interface RunTransferOptions extends EngineSettings {
+  request: TransferRequest;
+  logger: Logger;
+  /** Called about every `progressMs` with the current status. */
+  onProgress?: (s: TransferStatus) => void;
+  progressMs?: number;
+  /** Called with every report the executor publishes (demo accounting). */
+  onReport?: (r: ChunkReport) => void;
+  /** Called once the scheduler has started (journal verified, tick loop running). */
+  onStarted?: (s: TransferStatus) => void;
+  /** Serve the live dashboard on this port (0 = any free port) while the transfer runs. */
+  dashboard?: { port: number; onUrl?: (url: string) => void; lingerMs?: number };
+}
+
+/**
+ * Runs one transfer to the end on the embedded default and returns its final status. Resumes
+ * from the journal beside the output when there is one. Rejects with PORTAL_TRANSFER_FAILED when
+ * the transfer fails (no edge can serve a chunk, or the sha256 does not match).
+ */
+export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus> {
+  const node = await startEmbeddedNode({
+    output: o.request.output,
+    logger: o.logger,
+    backend: o.backend,
+    requireGpu: o.requireGpu,
+    cpuThreads: o.cpuThreads,
+  });
+  const dash = o.dashboard
+    ? await createDashboard({
+        host: node.host,
+        transfers: () => [...node.transfers],
+        logger: o.logger.child({ component: 'dashboard' }),
+        port: o.dashboard.port,
+        engineStats: () => node.engine.stats(),
+      })
+    : undefined;
+  if (dash) o.dashboard?.onUrl?.(dash.url);
+  try {
+    node.executor.attach(o.request.transferId);
+    const reportSub = o.onReport
+      ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), o.onReport)
+      : undefined;
+    const actor = actorProxy(node.host, 'SchedulerActor', o.request.transferId);
+    let status = await actor.invoke('start', o.request);
+    o.onStarted?.(status);
+    const every = o.progressMs ?? 250;
+    while (!terminalStates.includes(status.state)) {
+      await new Promise((r) => setTimeout(r, every));
+      status = await actor.invoke('status');
+      o.onProgress?.(status);
+    }
+    reportSub?.unsubscribe();
+    if (status.state === 'failed')
+      throw new PortalError(
+        'PORTAL_TRANSFER_FAILED',
+        `transfer ${status.transferId} failed: ${status.error ?? 'unknown reason'}`,
+      );
+    const lingerMs = o.dashboard?.lingerMs;
+    if (dash && lingerMs) {
+      await dash.pollNow();
+      await new Promise((r) => setTimeout(r, lingerMs));
+    }
+    return status;
+  } finally {
+    await dash?.close();
+    await node.close();
+  }
+}

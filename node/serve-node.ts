@@ -1,0 +1,197 @@
+import path from 'node:path';
+import {
+  createDaprHost,
+  createEmbeddedHost,
+  createFileStateStore,
+  createMemoryStateStore,
+  createRoutedStateStore,
+  ProbeActor,
+  type ActorHost,
+} from '../runtime/index.js';
+import { createBusFromEnv, natsOptionsFromEnv } from '../bus/index.js';
+import { createNatsStreamTransport, registerStreamMetrics } from '../stream/index.js';
+import { createExecutor } from '../transfer/index.js';
+import type { TickEngine } from '../engine/index.js';
+import { createDashboard } from '../dashboard/index.js';
+import {
+  SchedulerActor,
+  EdgeActor,
+  GpuWorkerActor,
+  GpuStreamActor,
+  gpuStreamMetricsSource,
+  routeEdgeEvents,
+  type PortalServices,
+} from '../actors/index.js';
+import { PortalError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { probeEdge } from './probe.js';
+import { createExecutorAttachingBus } from './executor-bus.js';
+import { serveActorApi } from './actor-api.js';
+import { createNodeEngine, type EngineSettings } from './embedded-node.js';
+
+/** Settings of the Dapr runtime of a serving node (see DaprHostOptions). */
+export interface ServeDaprSettings {
+  daprHost: string;
+  daprHttpPort: number;
+  daprApiToken?: string;
+  appApiToken?: string;
+  /** Go duration, e.g. "60m". */
+  actorIdleTimeout: string;
+  /** Go duration: how often Dapr looks for idle actors. */
+  actorScanInterval: string;
+  /** Go duration: how long Dapr lets running calls finish when the app shuts down. */
+  drainOngoingCallTimeout: string;
+  localTurns: boolean;
+}
+
+/** Options of startServeNode. */
+export interface ServeNodeOptions extends EngineSettings {
+  /** dapr: actors behind a sidecar (placement, actor state store); embedded: one process with an HTTP actor API. */
+  runtime: 'dapr' | 'embedded';
+  /** Port daprd calls the actors on (dapr), or the port of the embedded HTTP actor API (bound to 127.0.0.1). */
+  appPort: number;
+  /** Required for runtime 'dapr'. */
+  dapr?: ServeDaprSettings;
+  /** Embedded: folder of the durable actor state (default: in memory). */
+  stateDir?: string;
+  /** Chunk fetches this instance's executor runs at once. */
+  concurrency: number;
+  /** On close, running actor turns get this long before their callers are released (ms). */
+  drainTimeoutMs: number;
+  /** Serve the dashboard and /metrics at this port (0 = any free port); absent = no dashboard. */
+  dashboardPort?: number;
+  /** Interface the dashboard listens on (default 127.0.0.1: it has no authentication). */
+  dashboardHost?: string;
+  /** Also register ProbeActor (the Dapr test suites' actor). */
+  testActors: boolean;
+  /** GpuStreamActors fail instead of running the CPU reference without a GPU adapter. */
+  streamRequireGpu: boolean;
+  /** Process environment the NATS settings are read from (NATS_URL, NATS_*); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  logger: Logger;
+}
+
+/** A running serving node. */
+export interface ServeNode {
+  host: ActorHost;
+  engine: TickEngine;
+  /** The dashboard's URL when one was asked for. */
+  dashboardUrl?: string;
+  /** Stops the dashboard, edge events, executor, host, stream transport, API server, bus and engine, in that order. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the node `portal serve` runs: Portal's actors (SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor)
+ * on a Dapr or embedded host, the bus (in-process, or NATS when NATS_URL is set) wrapped so that a scheduler's
+ * subscription attaches this instance's executor, the tick engine, a JetStream stream transport when NATS is
+ * configured, edge events routed into the actors and, when asked, the dashboard. The embedded runtime also serves
+ * the HTTP actor API on 127.0.0.1:`appPort`. Throws PORTAL_CONFIG_INVALID when runtime 'dapr' has no settings.
+ */
+export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode> {
+  const { logger } = opts;
+  const env = opts.env ?? process.env;
+  // in-process bus, or NATS when NATS_URL is set (then `portal executor` processes can share the work)
+  const bus0 = await createBusFromEnv({ logger, name: `portal-serve-${process.pid}` });
+  const executor = createExecutor({
+    bus: bus0,
+    id: `executor-${process.pid}`,
+    concurrency: opts.concurrency,
+    logger: logger.child({ component: 'executor' }),
+  });
+  const bus = createExecutorAttachingBus(bus0, executor, logger);
+  const engine = await createNodeEngine(opts, logger);
+  const transfers = new Set<string>();
+  // GpuStreamActors pull their input from JetStream when NATS is configured, else take pushed records
+  const nats = natsOptionsFromEnv(env);
+  const streamTransport = nats
+    ? await createNatsStreamTransport({ ...nats, name: `portal-stream-${process.pid}`, logger })
+    : undefined;
+  const services: PortalServices = {
+    bus,
+    tickEngine: engine,
+    probeEdge,
+    transferRegistry: transfers,
+    streamRequireGpu: opts.streamRequireGpu,
+    ...(streamTransport ? { streamTransport } : {}),
+  };
+
+  let host: ActorHost;
+  let closeExtra: () => Promise<void>;
+  if (opts.runtime === 'dapr') {
+    const d = opts.dapr;
+    if (!d) throw new PortalError('PORTAL_CONFIG_INVALID', "runtime 'dapr' needs its dapr settings");
+    const dapr = createDaprHost({
+      appPort: opts.appPort,
+      daprHost: d.daprHost,
+      daprHttpPort: d.daprHttpPort,
+      daprApiToken: d.daprApiToken,
+      appApiToken: d.appApiToken,
+      actorIdleTimeout: d.actorIdleTimeout,
+      actorScanInterval: d.actorScanInterval,
+      drainOngoingCallTimeout: d.drainOngoingCallTimeout,
+      drainTimeoutMs: opts.drainTimeoutMs,
+      localTurns: d.localTurns,
+      services,
+      logger,
+      callTimeoutMs: 120_000,
+    });
+    host = dapr;
+    for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor]) dapr.register(cls);
+    if (opts.testActors) dapr.register(ProbeActor);
+    await dapr.start();
+    closeExtra = async () => {};
+  } else {
+    const store = opts.stateDir
+      ? createFileStateStore(path.resolve(opts.stateDir))
+      : createMemoryStateStore();
+    const embedded = createEmbeddedHost({
+      store: createRoutedStateStore({}, store),
+      services,
+      logger,
+      callTimeoutMs: 120_000,
+      drainTimeoutMs: opts.drainTimeoutMs,
+    });
+    for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor]) embedded.register(cls);
+    if (opts.testActors) embedded.register(ProbeActor);
+    await embedded.ready();
+    host = embedded;
+    const api = await serveActorApi(embedded, { port: opts.appPort, log: logger });
+    closeExtra = async () => {
+      await new Promise<void>((r) => {
+        api.close(() => r());
+        api.closeAllConnections(); // the host has answered every call by now (or released it at the drain timeout)
+      });
+      await store.close();
+    };
+  }
+  const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }));
+  // the transfers whose SchedulerActor is active on this instance (Dapr places actors across instances)
+  const dash =
+    opts.dashboardPort !== undefined
+      ? await createDashboard({
+          host,
+          transfers: () => [...transfers],
+          logger: logger.child({ component: 'dashboard' }),
+          port: opts.dashboardPort,
+          hostname: opts.dashboardHost ?? '127.0.0.1',
+          engineStats: () => engine.stats(),
+        })
+      : undefined;
+  if (dash) registerStreamMetrics(dash.metrics, gpuStreamMetricsSource);
+  return {
+    host,
+    engine,
+    dashboardUrl: dash?.url,
+    async close() {
+      await dash?.close();
+      edgeEvents.close();
+      await executor.close();
+      await host.stop();
+      await streamTransport?.close();
+      await closeExtra();
+      await bus.close();
+      await engine.close();
+    },
+  };
+}
