@@ -1,36 +1,64 @@
 import { readFileSync } from 'node:fs';
 import { PortalError } from '../common/errors.js';
 
+/** The kinds of value a flag takes, and the TypeScript type each parses to. */
+export interface FlagKinds {
+  string: string;
+  number: number;
+  boolean: boolean;
+  /** Repeated (`--edge a --edge b`) or comma-separated (`--edge a,b`). */
+  list: string[];
+}
+
 /** One flag of a command: `--name value`, `--name` for booleans, repeated for lists. */
 export interface FlagSpec {
-  name: string;
-  type: 'string' | 'number' | 'boolean' | 'list';
-  help: string;
-  default?: string | number | boolean | string[];
+  readonly name: string;
+  readonly type: keyof FlagKinds;
+  readonly help: string;
+  readonly default?: string | number | boolean | readonly string[];
   /** Also read from this environment variable. */
-  env?: string;
+  readonly env?: string;
   /** For numbers: inclusive bounds. */
-  min?: number;
-  max?: number;
+  readonly min?: number;
+  readonly max?: number;
 }
 
-/** A command of the CLI. */
-export interface CommandSpec {
-  name: string;
-  summary: string;
-  usage: string;
-  flags: FlagSpec[];
-  run(args: ParsedArgs): Promise<number>;
-}
+/**
+ * The parsed values of the flags `F` (a command's spec list, inferred with its literal names and kinds), by flag
+ * name: a flag with a default always has a value; any other flag may be undefined (not given anywhere).
+ */
+export type FlagValues<F extends readonly FlagSpec[]> = {
+  readonly [S in F[number] as S['name']]: S extends { readonly default: unknown }
+    ? FlagKinds[S['type']]
+    : FlagKinds[S['type']] | undefined;
+};
 
-/** Parsed flags (by name) and positionals. */
-export interface ParsedArgs {
-  flags: Record<string, string | number | boolean | string[] | undefined>;
+/** Parsed flags (by name, typed from their specs) and positionals. */
+export interface ParsedArgs<F extends readonly FlagSpec[] = readonly FlagSpec[]> {
+  flags: FlagValues<F>;
   positionals: string[];
 }
 
+/** A command of the CLI; its `run` reads flags typed from its own `flags` list. */
+export interface CommandSpec<F extends readonly FlagSpec[] = readonly FlagSpec[]> {
+  name: string;
+  summary: string;
+  usage: string;
+  flags: F;
+  run(args: ParsedArgs<F>): Promise<number>;
+}
+
+/**
+ * Declares a command so that its flag list keeps its literal names and kinds (a `const` type parameter, no
+ * `as const` needed) and `run` gets `FlagValues` of exactly those flags: `flags['tick-ms']` is a number, a
+ * misspelt flag name is a compile error.
+ */
+export function defineCommand<const F extends readonly FlagSpec[]>(spec: CommandSpec<F>): CommandSpec<F> {
+  return spec;
+}
+
 /** Flags every command takes. */
-export const commonFlags: FlagSpec[] = [
+export const commonFlags = [
   { name: 'json', type: 'boolean', help: 'print one JSON object as the result, for scripts', default: false },
   {
     name: 'config',
@@ -46,9 +74,12 @@ export const commonFlags: FlagSpec[] = [
     env: 'PORTAL_LOG_LEVEL',
   },
   { name: 'help', type: 'boolean', help: 'show this help', default: false },
-];
+] as const satisfies readonly FlagSpec[];
 
-function convert(spec: FlagSpec, raw: unknown, origin: string): string | number | boolean | string[] {
+/** A parsed value of any kind, as the parser holds it before it is handed out typed. */
+type AnyFlagValue = FlagKinds[keyof FlagKinds];
+
+function convert(spec: FlagSpec, raw: unknown, origin: string): AnyFlagValue {
   const bad = (want: string): never => {
     throw new PortalError(
       'PORTAL_CONFIG_INVALID',
@@ -70,7 +101,7 @@ function convert(spec: FlagSpec, raw: unknown, origin: string): string | number 
       return n;
     }
     case 'list':
-      if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) return raw as string[];
+      if (Array.isArray(raw) && raw.every((x): x is string => typeof x === 'string')) return raw;
       if (typeof raw === 'string') return raw.split(',').filter(Boolean);
       return bad('a list of strings');
     default:
@@ -84,13 +115,13 @@ function convert(spec: FlagSpec, raw: unknown, origin: string): string | number 
  * Parses argv for a command. Precedence: flags, then environment, then the --config file, then
  * defaults. Unknown flags and bad values are PORTAL_CONFIG_INVALID errors that name the flag.
  */
-export function parseArgs(
+export function parseArgs<const F extends readonly FlagSpec[]>(
   argv: string[],
-  specs: FlagSpec[],
+  specs: F,
   env: NodeJS.ProcessEnv = process.env,
-): ParsedArgs {
-  const byName = new Map(specs.map((s) => [s.name, s]));
-  const flags: ParsedArgs['flags'] = {};
+): ParsedArgs<F> {
+  const byName = new Map<string, FlagSpec>(specs.map((s) => [s.name, s]));
+  const flags: Record<string, AnyFlagValue | undefined> = {};
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -120,19 +151,18 @@ export function parseArgs(
       value = argv[++i];
       if (value === undefined) throw new PortalError('PORTAL_CONFIG_INVALID', `--${name}: missing value`);
     }
-    if (spec.type === 'list')
-      flags[name] = [
-        ...((flags[name] as string[] | undefined) ?? []),
-        ...(convert(spec, value, 'flag') as string[]),
-      ];
-    else flags[name] = convert(spec, value, 'flag');
+    if (spec.type === 'list') {
+      const prev = flags[name];
+      const more = convert(spec, value, 'flag');
+      flags[name] = [...(Array.isArray(prev) ? prev : []), ...(Array.isArray(more) ? more : [])];
+    } else flags[name] = convert(spec, value, 'flag');
   }
   for (const spec of specs) {
     if (flags[spec.name] === undefined && spec.env && env[spec.env] !== undefined)
       flags[spec.name] = convert(spec, env[spec.env], `env ${spec.env}`);
   }
-  const configPath = flags.config as string | undefined;
-  if (configPath) {
+  const configPath = flags.config;
+  if (typeof configPath === 'string' && configPath) {
     let file: unknown;
     try {
       file = JSON.parse(readFileSync(configPath, 'utf8'));
@@ -151,12 +181,15 @@ export function parseArgs(
     }
   }
   for (const spec of specs)
-    if (flags[spec.name] === undefined && spec.default !== undefined) flags[spec.name] = spec.default;
-  return { flags, positionals };
+    if (flags[spec.name] === undefined && spec.default !== undefined)
+      flags[spec.name] = typeof spec.default === 'object' ? [...spec.default] : spec.default;
+  // Every flag was converted by convert() to the kind its spec names (or is absent), which is what FlagValues<F>
+  // states; the compiler cannot follow a loop over `specs`, so this one assertion carries it.
+  return { flags: flags as FlagValues<F>, positionals };
 }
 
 /** The --help text of a command. */
-export function helpText(cmd: CommandSpec): string {
+export function helpText(cmd: Pick<CommandSpec, 'name' | 'summary' | 'usage' | 'flags'>): string {
   const lines = [`portal ${cmd.name} — ${cmd.summary}`, '', `usage: ${cmd.usage}`, '', 'flags:'];
   for (const f of cmd.flags) {
     const v =

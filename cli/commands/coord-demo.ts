@@ -14,7 +14,7 @@ import {
 import { actorProxy, type CoordinatorActorApi } from '../../actors/api.js';
 import { splitEqualArea, mergeTiles, type RenderedTile, type TaskContext } from '../../learning/index.js';
 import { createPrng } from '../../transfer/index.js';
-import { commonFlags, type CommandSpec } from '../args.js';
+import { commonFlags, defineCommand } from '../args.js';
 import {
   renderTile,
   complexityMap,
@@ -87,7 +87,7 @@ interface PolicyResult {
 }
 
 /** `portal coord-demo`: learned coordinator vs the heuristic vs an oracle, on forked peer processes doing real work. */
-export const coordDemoCommand: CommandSpec = {
+export const coordDemoCommand = defineCommand({
   name: 'coord-demo',
   summary:
     'learned peer selection + task splitting on 4 heterogeneous peer processes, vs heuristic and oracle',
@@ -143,18 +143,18 @@ export const coordDemoCommand: CommandSpec = {
     ...commonFlags,
   ],
   async run({ flags }) {
-    const json = flags.json as boolean;
+    const json = flags.json;
     const say = (s: string): void => {
       if (!json) process.stderr.write(`${s}\n`);
     };
-    const logger = createLogger({ level: flags['log-level'] as string });
+    const logger = createLogger({ level: flags['log-level'] });
     const log = logger.child({ command: 'coord-demo' });
-    const tasks = flags.tasks as number,
-      seed = flags.seed as number;
-    const jobs = workload(tasks, flags['interval-ms'] as number, seed);
+    const tasks = flags.tasks,
+      seed = flags.seed;
+    const jobs = workload(tasks, flags['interval-ms'], seed);
 
     const sys = createSystemClock();
-    let simHour = flags['start-hour'] as number;
+    let simHour = flags['start-hour'];
     const clock: Clock = {
       now: () => sys.now(),
       wallNow: () => Date.UTC(2026, 0, 1) + simHour * 3_600_000,
@@ -187,7 +187,7 @@ export const coordDemoCommand: CommandSpec = {
     });
     host.register(CoordinatorActor);
     const runs: PolicyResult[] = [];
-    const repeats = flags.repeats as number;
+    const repeats = flags.repeats;
     let lastImage: Uint8Array | undefined;
     const t0 = performance.now();
     try {
@@ -195,7 +195,7 @@ export const coordDemoCommand: CommandSpec = {
       for (let rep = 0; rep < repeats; rep++)
         for (let k = 0; k < POLICIES.length; k++) {
           const policy = POLICIES[(k + rep) % POLICIES.length];
-          simHour = flags['start-hour'] as number;
+          simHour = flags['start-hour'];
           await pool.reset(seed * 1000);
           const coord = actorProxy(host, 'CoordinatorActor', `${policy}-${rep}`); // a fresh coordinator (and model) per run
           await coord.invoke('configure', { policy, maxAttempts: 3 });
@@ -214,8 +214,8 @@ export const coordDemoCommand: CommandSpec = {
             (h) => {
               simHour = h;
             },
-            flags['start-hour'] as number,
-            flags['tasks-per-hour'] as number,
+            flags['start-hour'],
+            flags['tasks-per-hour'],
             pool,
             (fn) => {
               onOutcome = fn;
@@ -244,7 +244,7 @@ export const coordDemoCommand: CommandSpec = {
     }
     if (flags.out && lastImage)
       await writeFile(
-        flags.out as string,
+        flags.out,
         Buffer.concat([Buffer.from(`P5\n${W} ${H}\n255\n`), Buffer.from(lastImage)]),
       );
 
@@ -256,7 +256,7 @@ export const coordDemoCommand: CommandSpec = {
         oracle: { color: '#2ca02c', dashed: true },
       };
       await writeFile(
-        flags.chart as string,
+        flags.chart,
         latencyChart(
           results.map((r) => ({ name: r.policy, ...style[r.policy], latencyMs: r.latencies })),
           {
@@ -345,7 +345,7 @@ export const coordDemoCommand: CommandSpec = {
     }
     return results.every((r) => r.imageVerified) ? 0 : 1;
   },
-};
+});
 
 /** One policy's runs merged: every numeric metric is the mean over the runs; the image is verified only if every run's was. */
 function averageRuns(rs: PolicyResult[]): PolicyResult {

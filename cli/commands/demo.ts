@@ -19,7 +19,7 @@ import { createLogger } from '../../common/logger.js';
 import { EdgeFlags } from '../../scheduler/types.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import type { ChunkReport } from '../../common/index.js';
-import { commonFlags, type CommandSpec } from '../args.js';
+import { commonFlags, defineCommand } from '../args.js';
 import { runTransfer, journalDir, parseBackend } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
@@ -101,7 +101,7 @@ interface PhaseOneLine {
 }
 
 /** `portal demo`: the main job — a 256 MiB transfer over 8 loopback edges with a dead edge, a corrupting edge and a crash + resume. */
-export const demoCommand: CommandSpec = {
+export const demoCommand = defineCommand({
   name: 'demo',
   summary:
     'transfer a generated file over 8 loopback edges: one dies, one corrupts, the fetcher is killed and resumes',
@@ -192,18 +192,18 @@ export const demoCommand: CommandSpec = {
     ...commonFlags,
   ],
   async run({ flags }) {
-    const json = flags.json as boolean;
+    const json = flags.json;
     const say = (s: string): void => {
       if (!json) process.stderr.write(`${s}\n`);
     };
-    const logger = createLogger({ level: flags['log-level'] as string });
-    const dir = (flags.dir as string | undefined) ?? path.join(os.tmpdir(), `portal-demo-${process.pid}`);
+    const logger = createLogger({ level: flags['log-level'] });
+    const dir = flags.dir ?? path.join(os.tmpdir(), `portal-demo-${process.pid}`);
     await mkdir(dir, { recursive: true });
     const source = path.join(dir, 'source.bin');
     const output = path.join(dir, 'output.bin');
     await rm(output, { force: true });
     await rm(journalDir(output), { recursive: true, force: true });
-    const size = Math.round((flags.size as number) * 1024 * 1024);
+    const size = Math.round(flags.size * 1024 * 1024);
     const servers: EdgeServer[] = [];
     try {
       const gen = createProgress('generate', size, {
@@ -217,7 +217,7 @@ export const demoCommand: CommandSpec = {
         format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
       });
       const manifest: Manifest = await createManifest(source, {
-        chunkSize: flags['chunk-size'] as number,
+        chunkSize: flags['chunk-size'],
         name: 'output.bin',
         onProgress: (d) => hashing.update(d),
       });
@@ -235,7 +235,7 @@ export const demoCommand: CommandSpec = {
             holds: sets[i],
             bandwidthBytesPerSec: e.capMBps * MB,
             rttMs: e.rttMs,
-            faults: i === CORRUPT ? { corruptRate: flags['corrupt-rate'] as number, seed: 7 } : undefined,
+            faults: i === CORRUPT ? { corruptRate: flags['corrupt-rate'], seed: 7 } : undefined,
             logger: logger.child({ edge: e.name }),
           }),
         );
@@ -246,7 +246,7 @@ export const demoCommand: CommandSpec = {
           url: servers[i].url,
           kind: 'portal',
           flags: e.flags,
-          maxParallel: flags['max-parallel'] as number,
+          maxParallel: flags['max-parallel'],
         },
         holds: encodeHaveBitmap(sets[i], manifest.chunks.length),
       }));
@@ -257,12 +257,12 @@ export const demoCommand: CommandSpec = {
         `edges: ${EDGES.map((e, i) => `${e.name} ${e.capMBps} MB/s rtt ${e.rttMs} ms${e.flags & EdgeFlags.METERED ? ' metered' : ''}${e.flags & EdgeFlags.BATTERY_LOW ? ' battery' : ''} (${sets[i].size} chunks)`).join(', ')}`,
       );
       say(
-        `summed caps ${formatBytes(capSum)}/s; "${EDGES[KILLED].name}" dies at ${((flags['kill-edge-at'] as number) * 100).toFixed(0)}%, "${EDGES[CORRUPT].name}" corrupts ${((flags['corrupt-rate'] as number) * 100).toFixed(0)}% of its chunks`,
+        `summed caps ${formatBytes(capSum)}/s; "${EDGES[KILLED].name}" dies at ${(flags['kill-edge-at'] * 100).toFixed(0)}%, "${EDGES[CORRUPT].name}" corrupts ${(flags['corrupt-rate'] * 100).toFixed(0)}% of its chunks`,
       );
 
       const total = manifest.chunks.length;
-      const killEdgeAt = Math.ceil((flags['kill-edge-at'] as number) * total);
-      const interruptAt = Math.ceil((flags['interrupt-at'] as number) * total);
+      const killEdgeAt = Math.ceil(flags['kill-edge-at'] * total);
+      const interruptAt = Math.ceil(flags['interrupt-at'] * total);
       const bar = createProgress('transfer', manifest.fileSize, {
         quiet: json,
         format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
@@ -276,9 +276,7 @@ export const demoCommand: CommandSpec = {
         }
       };
 
-      const dashPort = flags.dashboard
-        ? (flags['dashboard-port'] as number) || (await freePort())
-        : undefined;
+      const dashPort = flags.dashboard ? flags['dashboard-port'] || (await freePort()) : undefined;
       if (dashPort !== undefined) say(`dashboard: http://127.0.0.1:${dashPort}/  (live while the demo runs)`);
       const t0 = performance.now();
       let phase1: { start: number; end: number; last?: PhaseOneLine } | undefined;
@@ -288,8 +286,8 @@ export const demoCommand: CommandSpec = {
           edgesFile,
           output,
           interruptAt,
-          parseBackend(flags.backend as string),
-          flags.learned as boolean,
+          parseBackend(flags.backend),
+          flags.learned,
           dashPort,
           (line) => {
             killEdge(line.complete);
@@ -314,17 +312,16 @@ export const demoCommand: CommandSpec = {
           output,
           edges,
           tickMs: 50,
-          learned: flags.learned as boolean,
+          learned: flags.learned,
         },
         logger,
-        backend: parseBackend(flags.backend as string),
+        backend: parseBackend(flags.backend),
         requireGpu: requireGpuFromEnv(),
         cpuThreads: cpuThreadsFromEnv(),
         onStarted: () => {
           t1 = performance.now();
         },
-        dashboard:
-          dashPort !== undefined ? { port: dashPort, lingerMs: (flags.linger as number) * 1000 } : undefined,
+        dashboard: dashPort !== undefined ? { port: dashPort, lingerMs: flags.linger * 1000 } : undefined,
         onReport: (r: ChunkReport) => {
           if (r.ok && journalBitmap && ((journalBitmap[r.chunk >>> 3] >>> (r.chunk & 7)) & 1) === 1)
             refetched++;
@@ -394,7 +391,7 @@ export const demoCommand: CommandSpec = {
       if (!flags.dir && !flags.keep) await rm(dir, { recursive: true, force: true });
     }
   },
-};
+});
 
 /** Runs `portal fetch` in a child process and SIGKILLs it once `interruptAt` chunks are complete. */
 async function runInterruptedFetch(

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createEdgeServer, loadManifest } from '../../transfer/index.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
-import { commonFlags, type CommandSpec } from '../args.js';
+import { commonFlags, defineCommand } from '../args.js';
 
 /** Parses `--holds`: `all` or ranges like `0-99,200,300-310`. */
 export function parseHolds(v: string, chunks: number): Set<number> | 'all' {
@@ -39,7 +39,7 @@ export function readTls(cert?: string, key?: string): { cert: Buffer; key: Buffe
 }
 
 /** `portal edge`: serves a file's chunks over HTTP until SIGINT/SIGTERM, with optional caps and faults. */
-export const edgeCommand: CommandSpec = {
+export const edgeCommand = defineCommand({
   name: 'edge',
   summary: 'serve the chunks of a file over HTTP (by CID, and as a Range mirror at /file)',
   usage:
@@ -88,23 +88,23 @@ export const edgeCommand: CommandSpec = {
   async run({ flags }) {
     if (!flags.file || !flags.manifest)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'edge: --file and --manifest are required');
-    const manifest = await loadManifest(flags.manifest as string);
-    const tls = readTls(flags['tls-cert'] as string | undefined, flags['tls-key'] as string | undefined);
-    const logger = createLogger({ level: flags['log-level'] as string });
+    const manifest = await loadManifest(flags.manifest);
+    const tls = readTls(flags['tls-cert'], flags['tls-key']);
+    const logger = createLogger({ level: flags['log-level'] });
     const server = await createEdgeServer({
-      id: flags.id as string | undefined,
-      source: { path: flags.file as string, manifest },
-      holds: parseHolds(flags.holds as string, manifest.chunks.length),
-      bandwidthBytesPerSec: (flags.rate as number) || undefined,
-      rttMs: flags.rtt as number,
+      id: flags.id,
+      source: { path: flags.file, manifest },
+      holds: parseHolds(flags.holds, manifest.chunks.length),
+      bandwidthBytesPerSec: flags.rate || undefined,
+      rttMs: flags.rtt,
       faults: {
-        failRate: flags['fail-rate'] as number,
-        corruptRate: flags['corrupt-rate'] as number,
-        offlineAtMs: flags['offline-at'] as number | undefined,
-        seed: flags.seed as number | undefined,
+        failRate: flags['fail-rate'],
+        corruptRate: flags['corrupt-rate'],
+        offlineAtMs: flags['offline-at'],
+        seed: flags.seed,
       },
-      host: flags.host as string,
-      port: flags.port as number,
+      host: flags.host,
+      port: flags.port,
       tls,
       logger,
     });
@@ -121,4 +121,4 @@ export const edgeCommand: CommandSpec = {
     await server.close();
     return 0;
   },
-};
+});

@@ -11,7 +11,7 @@ import {
   type Subscription,
 } from '../../bus/index.js';
 import { createExecutor } from '../../transfer/index.js';
-import { commonFlags, type CommandSpec } from '../args.js';
+import { commonFlags, defineCommand } from '../args.js';
 
 /** A bus view that remembers the `ready` promise of every subscription made through it. */
 function trackReady(bus: Bus): { bus: Bus; ready: Promise<void>[] } {
@@ -40,7 +40,7 @@ function trackReady(bus: Bus): { bus: Bus; ready: Promise<void>[] } {
  * publishes a report per dispatched item. Prints one JSON line `{"type":"ready",…}` once subscribed; on
  * SIGTERM/SIGINT it stops taking work, lets running fetches finish or cancel, flushes and exits 0.
  */
-export const executorCommand: CommandSpec = {
+export const executorCommand = defineCommand({
   name: 'executor',
   summary: 'run chunk fetches dispatched over NATS (one of N processes in queue group "executors")',
   usage: 'portal executor --nats URL (--transfer ID | --all) [--concurrency N] [--id NAME]',
@@ -76,28 +76,28 @@ export const executorCommand: CommandSpec = {
     ...commonFlags,
   ],
   async run({ flags }) {
-    const url = flags.nats as string | undefined;
+    const url = flags.nats;
     if (!url)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'executor: --nats URL (or NATS_URL) is required');
-    const transfers = (flags.transfer as string[] | undefined) ?? [];
-    const all = flags.all as boolean;
+    const transfers = flags.transfer ?? [];
+    const all = flags.all;
     if (all === transfers.length > 0)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'executor: give --transfer ID or --all (one of them)');
-    const id = (flags.id as string | undefined) ?? `executor-${hostname()}-${process.pid}`;
-    const logger = createLogger({ level: flags['log-level'] as string });
+    const id = flags.id ?? `executor-${hostname()}-${process.pid}`;
+    const logger = createLogger({ level: flags['log-level'] });
     const tls = {
-      caFile: flags['nats-tls-ca'] as string | undefined,
-      certFile: flags['nats-tls-cert'] as string | undefined,
-      keyFile: flags['nats-tls-key'] as string | undefined,
+      caFile: flags['nats-tls-ca'],
+      certFile: flags['nats-tls-cert'],
+      keyFile: flags['nats-tls-key'],
     };
     const nats: NatsBus = await createNatsBus({
       servers: url,
       name: id,
       logger,
-      user: flags['nats-user'] as string | undefined,
-      pass: flags['nats-password'] as string | undefined,
-      token: flags['nats-token'] as string | undefined,
-      nkeySeedFile: flags['nats-nkey-seed-file'] as string | undefined,
+      user: flags['nats-user'],
+      pass: flags['nats-password'],
+      token: flags['nats-token'],
+      nkeySeedFile: flags['nats-nkey-seed-file'],
       tls: tls.caFile || tls.certFile || tls.keyFile ? tls : undefined,
     });
     let executor: ReturnType<typeof createExecutor> | undefined;
@@ -108,7 +108,7 @@ export const executorCommand: CommandSpec = {
           executor!.attach(t);
         })
       : undefined;
-    const outputRoot = path.resolve((flags['output-root'] as string | undefined) ?? '.');
+    const outputRoot = path.resolve(flags['output-root'] ?? '.');
     try {
       if (!(await stat(outputRoot)).isDirectory()) throw new Error('not a folder');
     } catch (cause) {
@@ -125,7 +125,7 @@ export const executorCommand: CommandSpec = {
       bus: router ?? tracked.bus,
       id,
       outputRoot,
-      concurrency: flags.concurrency as number,
+      concurrency: flags.concurrency,
       logger: logger.child({ component: 'executor' }),
     });
     for (const t of transfers) executor.attach(t);
@@ -154,4 +154,4 @@ export const executorCommand: CommandSpec = {
     process.stdout.write(`${JSON.stringify({ type: 'stopped', id, ...stats, bus: nats.stats() })}\n`);
     return 0;
   },
-};
+});

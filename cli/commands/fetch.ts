@@ -7,7 +7,7 @@ import { PortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
 import { createLogger } from '../../common/logger.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
-import { commonFlags, type CommandSpec } from '../args.js';
+import { commonFlags, defineCommand } from '../args.js';
 import { parseEdgeSpec, readEdgesFile, fetchHave, haveAnswerLimit } from '../edge-spec.js';
 import { runTransfer, parseBackend, journalDir } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
@@ -46,7 +46,7 @@ async function hasJournalFiles(dir: string): Promise<boolean> {
 }
 
 /** `portal fetch`: downloads a file described by a manifest from several edges; resumable. */
-export const fetchCommand: CommandSpec = {
+export const fetchCommand = defineCommand({
   name: 'fetch',
   summary: 'download a file from several edges (resumes from the journal beside the output)',
   usage: 'portal fetch <manifest> --edge URL[#mirror,metered,battery,max=N,bw=N,id=NAME] … [--out FILE]',
@@ -109,17 +109,16 @@ export const fetchCommand: CommandSpec = {
     const manifestPath = positionals[0];
     if (!manifestPath) throw new PortalError('PORTAL_CONFIG_INVALID', 'fetch: missing <manifest> argument');
     let edges: TransferEdge[] = [];
-    if (flags['edges-file']) edges.push(...readEdgesFile(flags['edges-file'] as string));
-    for (const [i, spec] of ((flags.edge as string[] | undefined) ?? []).entries())
-      edges.push(parseEdgeSpec(spec, i));
+    if (flags['edges-file']) edges.push(...readEdgesFile(flags['edges-file']));
+    for (const [i, spec] of (flags.edge ?? []).entries()) edges.push(parseEdgeSpec(spec, i));
     if (edges.length === 0)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'fetch: give at least one --edge or an --edges-file');
     const manifest = await loadManifest(manifestPath);
     // the manifest suggests a name, never a place: a base name in the current folder
-    const output = path.resolve((flags.out as string | undefined) ?? outputNameFromManifest(manifest.name));
+    const output = path.resolve(flags.out ?? outputNameFromManifest(manifest.name));
     const jdir = journalDir(output);
     await checkOutputTarget(output, {
-      force: flags.force as boolean,
+      force: flags.force,
       journalDir: jdir,
       hasJournal: () => hasJournalFiles(jdir),
     });
@@ -127,9 +126,9 @@ export const fetchCommand: CommandSpec = {
     const lock = await lockOutput(output, jdir);
     process.once('exit', () => lock.releaseSync());
     edges = await resolveHoldings(edges, manifest.id, manifest.chunks.length);
-    const logger = createLogger({ level: flags['log-level'] as string });
+    const logger = createLogger({ level: flags['log-level'] });
     const started = Date.now();
-    const quiet = (flags.json as boolean) || (flags['progress-json'] as boolean);
+    const quiet = flags.json || flags['progress-json'];
     const bar = createProgress('fetch', manifest.fileSize, {
       quiet,
       format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
@@ -140,17 +139,17 @@ export const fetchCommand: CommandSpec = {
         manifest,
         output,
         edges,
-        tickMs: flags['tick-ms'] as number,
-        scheduler: { k: flags.k as number },
-        learned: flags.learned as boolean,
+        tickMs: flags['tick-ms'],
+        scheduler: { k: flags.k },
+        learned: flags.learned,
       },
       logger,
-      backend: parseBackend(flags.backend as string),
+      backend: parseBackend(flags.backend),
       requireGpu: requireGpuFromEnv(),
       cpuThreads: cpuThreadsFromEnv(),
       dashboard: flags.dashboard
         ? {
-            port: flags['dashboard-port'] as number,
+            port: flags['dashboard-port'],
             onUrl: (url) => {
               if (!quiet) process.stderr.write(`dashboard: ${url}\n`);
             },
@@ -196,4 +195,4 @@ export const fetchCommand: CommandSpec = {
     // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures
     return status.verified ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');
   },
-};
+});

@@ -1,10 +1,10 @@
 import { createManifest, saveManifest, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE } from '../../transfer/index.js';
 import { PortalError } from '../../common/errors.js';
-import { commonFlags, type CommandSpec } from '../args.js';
+import { commonFlags, defineCommand } from '../args.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 /** `portal manifest <file>`: chunks a file and writes its manifest (sha256 CID per chunk and of the whole file). */
-export const manifestCommand: CommandSpec = {
+export const manifestCommand = defineCommand({
   name: 'manifest',
   summary: 'create the manifest of a file (chunk CIDs and whole-file sha256)',
   usage: 'portal manifest <file> [--chunk-size BYTES] [--out FILE]',
@@ -23,13 +23,13 @@ export const manifestCommand: CommandSpec = {
   async run({ flags, positionals }) {
     const file = positionals[0];
     if (!file) throw new PortalError('PORTAL_CONFIG_INVALID', 'manifest: missing <file> argument');
-    const out = (flags.out as string | undefined) ?? `${file}.manifest.json`;
+    const out = flags.out ?? `${file}.manifest.json`;
     const progress = createProgress('hashing', 1, {
-      quiet: flags.json as boolean,
+      quiet: flags.json,
       format: (d) => formatBytes(d),
     });
     const m = await createManifest(file, {
-      chunkSize: flags['chunk-size'] as number,
+      chunkSize: flags['chunk-size'],
       onProgress: (done, total) =>
         progress.update(done / Math.max(1, total), `${formatBytes(done)} of ${formatBytes(total)}`),
     });
@@ -45,4 +45,4 @@ export const manifestCommand: CommandSpec = {
       );
     return 0;
   },
-};
+});

@@ -3,7 +3,7 @@ import { startServeNode, parseBackend } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv, streamRequireGpuFromEnv } from '../env.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
-import { commonFlags, type CommandSpec } from '../args.js';
+import { commonFlags, defineCommand } from '../args.js';
 
 /** Milliseconds in one unit of a Go duration (time.ParseDuration). */
 const GO_UNITS: Record<string, number> = {
@@ -38,7 +38,7 @@ export function durationMs(text: string, flag: string): number {
 }
 
 /** `portal serve`: hosts Portal's actors until SIGINT/SIGTERM, behind a Dapr sidecar or embedded. */
-export const serveCommand: CommandSpec = {
+export const serveCommand = defineCommand({
   name: 'serve',
   summary: 'host the actors (SchedulerActor, EdgeActor, GpuWorkerActor) behind a Dapr sidecar or embedded',
   usage: 'portal serve [--runtime dapr|embedded] [--app-port N] [--dapr-http-port N] [--state-dir DIR]',
@@ -149,37 +149,37 @@ export const serveCommand: CommandSpec = {
     ...commonFlags,
   ],
   async run({ flags }) {
-    const runtime = flags.runtime as string;
+    const runtime = flags.runtime;
     if (runtime !== 'dapr' && runtime !== 'embedded')
       throw new PortalError(
         'PORTAL_CONFIG_INVALID',
         `--runtime: expected dapr or embedded, got ${JSON.stringify(runtime)}`,
       );
-    const logger = createLogger({ level: flags['log-level'] as string });
-    const appPort = flags['app-port'] as number;
-    const drainTimeoutMs = durationMs(flags['drain-timeout'] as string, '--drain-timeout');
+    const logger = createLogger({ level: flags['log-level'] });
+    const appPort = flags['app-port'];
+    const drainTimeoutMs = durationMs(flags['drain-timeout'], '--drain-timeout');
     const testActors = process.env[daprDefaults.testActorsEnv] === '1';
-    const dashPort = flags['dashboard-port'] as number;
+    const dashPort = flags['dashboard-port'];
     const node = await startServeNode({
       runtime,
       appPort,
       dapr: {
-        daprHost: flags['dapr-host'] as string,
-        daprHttpPort: flags['dapr-http-port'] as number,
-        daprApiToken: flags['dapr-api-token'] as string | undefined,
-        appApiToken: flags['app-api-token'] as string | undefined,
-        actorIdleTimeout: flags['actor-idle-timeout'] as string,
-        actorScanInterval: flags['actor-scan-interval'] as string,
-        drainOngoingCallTimeout: flags['drain-timeout'] as string,
-        localTurns: flags['local-turns'] as boolean,
+        daprHost: flags['dapr-host'],
+        daprHttpPort: flags['dapr-http-port'],
+        daprApiToken: flags['dapr-api-token'],
+        appApiToken: flags['app-api-token'],
+        actorIdleTimeout: flags['actor-idle-timeout'],
+        actorScanInterval: flags['actor-scan-interval'],
+        drainOngoingCallTimeout: flags['drain-timeout'],
+        localTurns: flags['local-turns'],
       },
-      stateDir: flags['state-dir'] as string | undefined,
-      concurrency: flags.concurrency as number,
+      stateDir: flags['state-dir'],
+      concurrency: flags.concurrency,
       drainTimeoutMs,
       dashboardPort: dashPort >= 0 ? dashPort : undefined,
-      dashboardHost: flags['dashboard-host'] as string,
+      dashboardHost: flags['dashboard-host'],
       testActors,
-      backend: parseBackend(flags.backend as string),
+      backend: parseBackend(flags.backend),
       requireGpu: requireGpuFromEnv(),
       cpuThreads: cpuThreadsFromEnv(),
       streamRequireGpu: streamRequireGpuFromEnv(),
@@ -214,4 +214,4 @@ export const serveCommand: CommandSpec = {
     }, 250).unref();
     return 0;
   },
-};
+});

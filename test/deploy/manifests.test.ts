@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import * as yaml from 'js-yaml';
 import { daprDefaults, daprFeatures } from '../../runtime/index.js';
 import { serveCommand } from '../../cli/commands/serve.js';
+import type { FlagSpec } from '../../cli/args.js';
 
 // Structural checks: the Kubernetes manifests, the compose file and the serve command agree on app id, ports,
 // component names and metadata (all taken from runtime/dapr-defaults.ts).
@@ -26,12 +27,13 @@ const deployments = byKind(k8s, 'Deployment');
 
 describe('deploy manifests', () => {
   test('serve defaults are the shared Dapr defaults', () => {
-    const flag = (n: string) => serveCommand.flags.find((f) => f.name === n)!;
-    expect(flag('app-port').default).toBe(daprDefaults.appPort);
-    expect(flag('dapr-http-port').default).toBe(daprDefaults.daprHttpPort);
-    expect(flag('runtime').default).toBe('dapr');
-    expect(flag('dapr-api-token').env).toBe('DAPR_API_TOKEN');
-    expect(flag('app-api-token').env).toBe('APP_API_TOKEN');
+    const specs: readonly FlagSpec[] = serveCommand.flags;
+    const flag = (n: string) => specs.find((f) => f.name === n);
+    expect(flag('app-port')?.default).toBe(daprDefaults.appPort);
+    expect(flag('dapr-http-port')?.default).toBe(daprDefaults.daprHttpPort);
+    expect(flag('runtime')?.default).toBe('dapr');
+    expect(flag('dapr-api-token')?.env).toBe('DAPR_API_TOKEN');
+    expect(flag('app-api-token')?.env).toBe('APP_API_TOKEN');
   });
 
   test('every Deployment has the dapr.io annotations, app port and resource requests the serve command expects', () => {
