@@ -108,3 +108,22 @@ export function actorProxy<T extends keyof PortalActorTypes>(
 ): ActorProxy<PortalActorTypes[T]> {
   return typedProxy<PortalActorTypes[T]>(from.proxy(actorType, actorId));
 }
+
+/** A client that invokes actors by type and id (the Dapr actor client: `createDaprActorClient`). */
+export interface ActorInvoker {
+  invoke(actorType: string, actorId: string, method: string, arg?: unknown): Promise<unknown>;
+}
+
+/**
+ * An ActorRefSource over a client of a host's actor API (e.g. a DaprActorClient talking to a sidecar), so that
+ * `actorProxy(refsOf(client), 'SchedulerActor', id)` types calls made from outside the cluster as well.
+ */
+export function refsOf(client: ActorInvoker): ActorRefSource {
+  return {
+    proxy: (actorType, actorId) => ({
+      actorType,
+      actorId,
+      invoke: (method, arg) => client.invoke(actorType, actorId, method, arg),
+    }),
+  };
+}

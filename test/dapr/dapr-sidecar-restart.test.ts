@@ -2,7 +2,7 @@ import { jest } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { daprDefaults, type DaprActorClient } from '../../runtime/index.js';
-import type { TransferStatus } from '../../actors/index.js';
+import { actorProxy, refsOf } from '../../actors/api.js';
 import {
   activeActors,
   createTransferFixture,
@@ -112,9 +112,9 @@ describe('Dapr sidecar restart', () => {
     // The app that lost its sidecar is the same process, alive, hosting the scheduler again through the new sidecar.
     expect(victim.app.child.exitCode).toBeNull();
     expect(victim.app.child.pid).toBe(appPid);
-    expect((await victimClient.invoke<TransferStatus>('SchedulerActor', transferId, 'status')).state).toBe(
-      'done',
-    );
+    expect(
+      (await actorProxy(refsOf(victimClient), 'SchedulerActor', transferId).invoke('status')).state,
+    ).toBe('done');
     expect(await activeActors(victim.daprHttpPort, 'SchedulerActor')).toBe(1);
 
     // Resumed from the journal: no chunk the journal listed at the kill was fetched again.

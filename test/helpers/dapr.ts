@@ -12,6 +12,7 @@ import {
 } from '../../runtime/index.js';
 import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
 import type { TransferRequest, TransferStatus } from '../../actors/index.js';
+import { actorProxy, refsOf } from '../../actors/api.js';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
 import { freePort, killGroup, startRedis, waitForPort, type TestRedis } from '../../harness/index.js';
 
@@ -520,13 +521,14 @@ export async function startTransferUntil(
   fraction: number,
 ): Promise<{ status: TransferStatus; host: number }> {
   const id = f.request.transferId;
-  const started = await client.invoke<TransferStatus>('SchedulerActor', id, 'start', f.request);
+  const scheduler = actorProxy(refsOf(client), 'SchedulerActor', id);
+  const started = await scheduler.invoke('start', f.request);
   if (started.state !== 'running')
     throw new Error(`transfer ${id} did not start: ${JSON.stringify(started)}`);
   let status = started;
   await waitFor(
     async () => {
-      status = await client.invoke<TransferStatus>('SchedulerActor', id, 'status');
+      status = await scheduler.invoke('status');
       return status.complete >= Math.ceil(f.chunks * fraction);
     },
     60_000,
@@ -558,7 +560,7 @@ export async function waitForTransferEnd(
   await waitFor(
     async () => {
       try {
-        status = await client.invoke<TransferStatus>('SchedulerActor', transferId, 'status');
+        status = await actorProxy(refsOf(client), 'SchedulerActor', transferId).invoke('status');
       } catch {
         return false;
       }
