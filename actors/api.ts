@@ -53,6 +53,8 @@ export interface EdgeActorApi {
   snapshot(): Promise<EdgeView>;
   /** The probe timer's callback: asks an offline edge whether it is back. */
   probe(): Promise<void>;
+  /** The hold-off timer's callback: a busy edge is scheduled again. */
+  holdOver(): Promise<void>;
 }
 
 /** The calls GpuWorkerActor answers (one per host process). */

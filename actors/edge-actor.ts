@@ -22,14 +22,20 @@ const HOLD_TIMER = 'hold-off';
 const BUSY_BASE_MS = 1000;
 const BUSY_CAP_MS = 60_000;
 
+/** An edge's configuration with its estimators (EdgeActor holds both or neither). */
+interface ConfiguredEdge {
+  config: EdgeConfig;
+  est: EdgeEstimator;
+}
+
 /**
  * One actor per edge: runs the edge's estimators (bandwidth EMA, SRTT, health, uptime), keeps its
  * flags and availability, and answers with an EdgeView. An edge marked offline is probed every
  * `probeMs` until it answers again. Observations come from schedulers; telemetry from the bus.
  */
 export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
-  private config: EdgeConfig | undefined;
-  private est: EdgeEstimator | undefined;
+  /** How the edge is reached and its estimators: set together by `configure` (or reloaded), absent before. */
+  private edge: ConfiguredEdge | undefined;
   private epoch = 0;
   private lastSave = -Infinity;
   private probing = false;
@@ -48,11 +54,11 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
       announcedOffline?: boolean;
     }>('edge');
     if (saved) {
-      this.config = saved.config;
-      this.est = EdgeEstimator.fromJSON(saved.est, defaultEstimatorConfig);
+      const edge = { config: saved.config, est: EdgeEstimator.fromJSON(saved.est, defaultEstimatorConfig) };
+      this.edge = edge;
       this.epoch = saved.epoch;
       this.announcedOffline = saved.announcedOffline ?? false;
-      if (!this.announcedOffline && !this.est.snapshot(this.now()).available) await this.startProbing();
+      if (!this.announcedOffline && !edge.est.snapshot(this.now()).available) await this.startProbing();
     }
   }
 
@@ -61,19 +67,24 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     checkArg(typeof cfg?.url === 'string' && /^https?:\/\//.test(cfg.url), 'url', 'an http(s) URL');
     checkArg(cfg.kind === 'portal' || cfg.kind === 'mirror', 'kind', "'portal' or 'mirror'");
     checkArg(Number.isInteger(cfg.maxParallel) && cfg.maxParallel >= 0, 'maxParallel', 'an integer ≥ 0');
-    this.config = { ...cfg, flags: cfg.flags >>> 0 };
-    if (!this.est)
-      this.est = new EdgeEstimator(defaultEstimatorConfig, this.now(), {
-        bandwidth: cfg.bandwidthHint ?? 0,
-        rtt: cfg.rttHint ?? 0,
-      });
+    const edge: ConfiguredEdge = {
+      config: { ...cfg, flags: cfg.flags >>> 0 },
+      est:
+        this.edge?.est ??
+        new EdgeEstimator(defaultEstimatorConfig, this.now(), {
+          bandwidth: cfg.bandwidthHint ?? 0,
+          rtt: cfg.rttHint ?? 0,
+        }),
+    };
+    this.edge = edge;
     await this.persist(true);
-    return this.view();
+    return this.view(edge);
   }
 
   /** Feeds chunk outcomes into the estimators and returns the updated view. */
   async observe(arg: { samples: EdgeSample[] }): Promise<EdgeView> {
-    const est = this.requireConfigured();
+    const edge = this.requireConfigured();
+    const est = edge.est;
     const now = this.now();
     let holdMs = 0;
     for (const s of arg.samples) {
@@ -92,9 +103,9 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
         await this.startProbing();
       }
     }
-    if (holdMs > 0) await this.holdOff(holdMs);
+    if (holdMs > 0) await this.holdOff(est, holdMs);
     await this.persist(false);
-    return this.view();
+    return this.view(edge);
   }
 
   /**
@@ -102,8 +113,7 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
    * doubling back-off), then put back without a probe — the next chunk request is the probe. A later
    * busy answer can only extend the hold.
    */
-  private async holdOff(ms: number): Promise<void> {
-    const est = this.est!;
+  private async holdOff(est: EdgeEstimator, ms: number): Promise<void> {
     const now = this.now();
     const until = now + ms;
     if (until <= this.holdUntil) return;
@@ -115,7 +125,8 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
 
   /** Timer callback: a busy edge's hold-off is over; it is scheduled again. */
   async holdOver(): Promise<void> {
-    if (!this.est || this.holdUntil === 0) return;
+    const est = this.edge?.est;
+    if (!est || this.holdUntil === 0) return;
     const left = this.holdUntil - this.now();
     if (left > 5) {
       await this.ctx.registerTimer(HOLD_TIMER, { method: 'holdOver', dueMs: left, periodMs: 0 });
@@ -123,7 +134,7 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     }
     this.holdUntil = 0;
     await this.ctx.unregisterTimer(HOLD_TIMER);
-    if (!this.announcedOffline && this.est.setAvailable(true, this.now())) {
+    if (!this.announcedOffline && est.setAvailable(true, this.now())) {
       this.epoch++;
       await this.stopProbing();
       await this.persist(true);
@@ -132,8 +143,8 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
 
   /** Applies telemetry (online/offline, flags, bandwidth and RTT hints). */
   async telemetry(t: EdgeTelemetry): Promise<EdgeView> {
-    const est = this.requireConfigured();
-    const cfg = this.config!;
+    const edge = this.requireConfigured();
+    const { est, config: cfg } = edge;
     if (t.metered !== undefined)
       cfg.flags = t.metered ? cfg.flags | EdgeFlags.METERED : cfg.flags & ~EdgeFlags.METERED;
     if (t.batteryLow !== undefined)
@@ -147,19 +158,18 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
       await this.stopProbing();
     }
     await this.persist(true);
-    return this.view();
+    return this.view(edge);
   }
 
   /** The current view of the edge. */
   async snapshot(): Promise<EdgeView> {
-    this.requireConfigured();
-    return this.view();
+    return this.view(this.requireConfigured());
   }
 
   /** Timer callback: asks the edge whether it is back. */
   async probe(): Promise<void> {
-    const est = this.est;
-    if (!est || !this.config || est.snapshot(this.now()).available) {
+    const edge = this.edge;
+    if (!edge || edge.est.snapshot(this.now()).available) {
       await this.stopProbing();
       return;
     }
@@ -167,11 +177,11 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     if (!prober) return;
     let ok = false;
     try {
-      ok = await prober(this.config.url, this.config.kind);
+      ok = await prober(edge.config.url, edge.config.kind);
     } catch (err) {
       this.ctx.log.debug({ err }, 'probe failed');
     }
-    if (ok && est.setAvailable(true, this.now())) {
+    if (ok && edge.est.setAvailable(true, this.now())) {
       this.epoch++;
       this.ctx.log.info('edge back online');
       await this.stopProbing();
@@ -192,10 +202,10 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     await this.ctx.unregisterTimer(PROBE_TIMER);
   }
 
-  private view(): EdgeView {
-    const s = this.est!.snapshot(this.now());
+  private view(edge: ConfiguredEdge): EdgeView {
+    const s = edge.est.snapshot(this.now());
     return {
-      ...this.config!,
+      ...edge.config,
       ...s,
       id: this.ctx.actorId,
       available: s.available && !this.announcedOffline,
@@ -205,24 +215,26 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
 
   /** Writes state at most once a second unless forced (observations arrive every tick). */
   private async persist(force: boolean): Promise<void> {
+    const edge = this.edge;
+    if (!edge) return;
     const now = this.now();
     if (!force && now - this.lastSave < 1000) return;
     this.lastSave = now;
     await this.ctx.state.set('edge', {
-      config: this.config,
-      est: this.est!.toJSON(),
+      config: edge.config,
+      est: edge.est.toJSON(),
       epoch: this.epoch,
       announcedOffline: this.announcedOffline,
     });
   }
 
-  private requireConfigured(): EdgeEstimator {
-    if (!this.est || !this.config)
+  private requireConfigured(): ConfiguredEdge {
+    if (!this.edge)
       throw new PortalError(
         'PORTAL_UNKNOWN_EDGE',
         `edge ${this.ctx.actorId} is not configured: call configure first`,
       );
-    return this.est;
+    return this.edge;
   }
 
   /** Wall-clock ms: estimator state (uptime intervals) outlives the process, so it needs an absolute time. */

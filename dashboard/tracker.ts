@@ -137,7 +137,7 @@ export function createTracker(opts: TrackerOptions): Tracker {
       if (s.state === 'failed')
         emit(at, { type: 'transfer-failed', transfer: id, error: redactText(s.error ?? 'unknown reason') });
     }
-    const lastTickMs = phaseTimes((s as { lastTickMs?: unknown }).lastTickMs);
+    const lastTickMs = phaseTimes(s.lastTickMs);
     const h = prev.history;
     if (dt > 0 || h.t.length === 0) {
       push(h, historyPoints, at, throughput, s.tickMsP50, s.tickMsP99, lastTickMs?.total ?? null);
