@@ -1,4 +1,5 @@
-import { createEdgeEventBridge, type Bus, type EdgeEventBridge } from '../bus/index.js';
+import { createEdgeEventBridge, DEFAULT_MAX_EDGES, type Bus, type EdgeEventBridge } from '../bus/index.js';
+import { createLogLimiter } from '../common/log-limit.js';
 import type { ActorHost } from '../runtime/types.js';
 import type { Logger } from '../common/logger.js';
 import type { EdgeConfig } from './types.js';
@@ -8,10 +9,29 @@ import { actorProxy } from './api.js';
  * Feeds edge events from the bus into the actors: telemetry to the edge's EdgeActor (the first
  * message of an edge with a URL configures it — an announcement), availability (`have`) to the
  * SchedulerActor of that manifest's transfer (transfer id = manifest id), which adds a new edge in
- * a spare slot. Errors are logged; one bad event never stops the others.
+ * a spare slot. Errors are logged (rate-limited); one bad event never stops the others. At most
+ * `opts.maxEdges` edges are tracked (createEdgeEventBridge); events of further edges are dropped.
  */
-export function routeEdgeEvents(bus: Bus, host: ActorHost, logger: Logger): EdgeEventBridge {
+export function routeEdgeEvents(
+  bus: Bus,
+  host: ActorHost,
+  logger: Logger,
+  opts: { maxEdges?: number } = {},
+): EdgeEventBridge {
+  // lines anyone on the bus can trigger at will are rate-limited (a flood costs a counter, not a log line each)
+  const gapLog = createLogLimiter();
+  const errorLog = createLogLimiter();
+  const dropLog = createLogLimiter();
   return createEdgeEventBridge(bus, {
+    maxEdges: opts.maxEdges,
+    onEdgeDropped(edgeId) {
+      const { ok, suppressed } = dropLog.allow();
+      if (ok)
+        logger.warn(
+          { edgeId, maxEdges: opts.maxEdges ?? DEFAULT_MAX_EDGES, suppressed },
+          'edge event dropped: the tracked-edge cap is reached',
+        );
+    },
     async onTelemetry(ev, { first }) {
       const edge = actorProxy(host, 'EdgeActor', ev.edgeId);
       const bandwidth = ev.bandwidth.at(-1)?.bytesPerSec;
@@ -45,13 +65,23 @@ export function routeEdgeEvents(bus: Bus, host: ActorHost, logger: Logger): Edge
       });
     },
     onHaveGap(ev, knownSeq) {
-      logger.warn(
-        { edgeId: ev.edgeId, manifestId: ev.manifestId, seq: ev.seq, baseSeq: ev.baseSeq, knownSeq },
-        'incremental have without its base: waiting for a full one',
-      );
+      const { ok, suppressed } = gapLog.allow();
+      if (ok)
+        logger.warn(
+          {
+            edgeId: ev.edgeId,
+            manifestId: ev.manifestId,
+            seq: ev.seq,
+            baseSeq: ev.baseSeq,
+            knownSeq,
+            suppressed,
+          },
+          'incremental have without its base: waiting for a full one',
+        );
     },
     onError(err, subject) {
-      logger.warn({ err, subject }, 'edge event not applied');
+      const { ok, suppressed } = errorLog.allow();
+      if (ok) logger.warn({ err, subject, suppressed }, 'edge event not applied');
     },
   });
 }

@@ -24,6 +24,28 @@ export interface EdgeEventHandlers {
     knownSeq: number | undefined,
   ) => void | Promise<void>;
   onError?: (err: unknown, subject: string) => void;
+  /**
+   * Edges the bridge tracks at most (default DEFAULT_MAX_EDGES). Once that many edges were seen,
+   * events of further edges are dropped and counted (`stats().droppedEvents`), so a flood of invented
+   * edge ids costs a counter, not memory (an availability map and an actor per id).
+   */
+  maxEdges?: number;
+  /** Called for the first event dropped of each new edge past the cap (log it, rate-limited). */
+  onEdgeDropped?: (edgeId: string) => void;
+}
+
+/** Edges one bridge tracks by default: far more than a deployment has, far less than a flood. */
+export const DEFAULT_MAX_EDGES = 10_000;
+/** Availability states kept per tracked edge on average (edge × manifest pairs ≤ maxEdges × this). */
+const MANIFESTS_PER_EDGE = 16;
+
+/** Counters of a bridge. */
+export interface EdgeEventBridgeStats {
+  /** Edges tracked now. */
+  edges: number;
+  maxEdges: number;
+  /** Events dropped because their edge came past the cap. */
+  droppedEvents: number;
 }
 
 /** A running bridge. */
@@ -32,6 +54,7 @@ export interface EdgeEventBridge {
   have(edgeId: string, manifestId: string): EdgeHaveState | undefined;
   /** Edges that sent telemetry or availability. */
   edges(): string[];
+  stats(): EdgeEventBridgeStats;
   close(): void;
 }
 
@@ -45,6 +68,24 @@ export function createEdgeEventBridge(bus: Bus, handlers: EdgeEventHandlers): Ed
   if (!bus || typeof bus.subscribe !== 'function')
     throw new PortalError('PORTAL_INVALID_ARGUMENT', 'bus: expected a Bus');
   const seen = new Set<string>();
+  const maxEdges = handlers.maxEdges ?? DEFAULT_MAX_EDGES;
+  if (!Number.isInteger(maxEdges) || maxEdges < 1)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `maxEdges: expected a positive integer, got ${String(maxEdges)}`,
+    );
+  let droppedEvents = 0;
+  /** Tracks `edgeId` when it is known or there is room; false (and counted) when it is past the cap. */
+  const admit = (edgeId: string): boolean => {
+    if (seen.has(edgeId)) return true;
+    if (seen.size < maxEdges) {
+      seen.add(edgeId);
+      return true;
+    }
+    droppedEvents++;
+    handlers.onEdgeDropped?.(edgeId);
+    return false;
+  };
   const states = new Map<string, EdgeHaveState>();
   const key = (edgeId: string, manifestId: string): string => `${edgeId}\u0000${manifestId}`;
   const fail = (err: unknown, subject: string): void => {
@@ -62,14 +103,18 @@ export function createEdgeEventBridge(bus: Bus, handlers: EdgeEventHandlers): Ed
   const subs: Subscription[] = [
     bus.subscribe<EdgeTelemetryEvent>(subjects.allEdgeTelemetry, (ev, subject) => {
       const first = !seen.has(ev.edgeId);
-      seen.add(ev.edgeId);
+      if (!admit(ev.edgeId)) return;
       if (handlers.onTelemetry) return call(subject, () => handlers.onTelemetry!(ev, { first }));
     }),
     bus.subscribe<EdgeHaveEvent>(subjects.allEdgeHave, (ev, subject) => {
-      seen.add(ev.edgeId);
+      if (!admit(ev.edgeId)) return;
       const k = key(ev.edgeId, ev.manifestId);
       const cur = states.get(k);
       if (cur && ev.seq <= cur.seq) return; // stale or duplicate
+      if (!cur && states.size >= maxEdges * MANIFESTS_PER_EDGE) {
+        droppedEvents++; // an admitted edge announcing endless manifests: bounded like the edges
+        return;
+      }
       let next: EdgeHaveState;
       if (ev.kind === 'full') {
         next = {
@@ -97,6 +142,7 @@ export function createEdgeEventBridge(bus: Bus, handlers: EdgeEventHandlers): Ed
   return {
     have: (edgeId, manifestId) => states.get(key(edgeId, manifestId)),
     edges: () => [...seen],
+    stats: () => ({ edges: seen.size, maxEdges, droppedEvents }),
     close() {
       for (const s of subs) s.unsubscribe();
     },

@@ -9,8 +9,13 @@ export {
   DEAD_LETTER_PAYLOAD_BYTES,
 } from './codec.js';
 export type { CodecRegistry, WireCodec, WireKind, WireLimits } from './codec.js';
-export { createEdgeEventBridge } from './edge-events.js';
-export type { EdgeEventBridge, EdgeEventHandlers, EdgeHaveState } from './edge-events.js';
+export { createEdgeEventBridge, DEFAULT_MAX_EDGES } from './edge-events.js';
+export type {
+  EdgeEventBridge,
+  EdgeEventBridgeStats,
+  EdgeEventHandlers,
+  EdgeHaveState,
+} from './edge-events.js';
 export { createAllTransfersBus } from './transfer-router.js';
 export type { AllTransfersBus } from './transfer-router.js';
 export { createBusFromEnv, createNatsBus, natsOptionsFromEnv, NATS_ENV } from './from-env.js';

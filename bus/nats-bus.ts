@@ -21,6 +21,7 @@ import {
 } from '@nats-io/jetstream';
 import { PortalError, isPortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
+import { createLogLimiter } from '../common/log-limit.js';
 import {
   createCodecRegistry,
   isJetStreamPattern,
@@ -246,6 +247,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     }
   })().catch(() => undefined);
 
+  const deadLetterLog = createLogLimiter();
   /** Puts a rejected message on the dead-letter subject (core publish; stream PORTAL_DEADLETTER keeps it). */
   const deadLetter = (subject: string, data: Uint8Array, err: unknown): void => {
     const code = isPortalError(err) ? err.code : 'PORTAL_WIRE_MALFORMED';
@@ -260,10 +262,13 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       rejectedBy: name,
       atMs: Date.now(),
     };
-    log.warn(
-      { subject, code, reason: d.reason, bytes: data.length },
-      'message rejected to the dead-letter subject',
-    );
+    // anyone who may publish can make these at will: at most 10 lines per 10 s, the rest counted
+    const { ok, suppressed } = deadLetterLog.allow();
+    if (ok)
+      log.warn(
+        { subject, code, reason: d.reason, bytes: data.length, suppressed },
+        'message rejected to the dead-letter subject',
+      );
     if (subject.startsWith('portal.deadletter.')) return; // never dead-letter a dead letter
     try {
       nc.publish(subjects.deadLetter(subject), codecs.encode(subjects.deadLetter(subject), d));

@@ -20,3 +20,5 @@ export type {
   EdgeHaveEvent,
 } from './vocabulary.js';
 export { redactUrl, redactText, redactDeep, escapeControl, isSecretParam, REDACTED } from './redact.js';
+export { createLogLimiter } from './log-limit.js';
+export type { LogLimiter } from './log-limit.js';

@@ -62,6 +62,8 @@ export interface ServeNodeOptions extends EngineSettings {
   dashboardPort?: number;
   /** Interface the dashboard listens on (default 127.0.0.1: it has no authentication). */
   dashboardHost?: string;
+  /** Edges tracked from bus events at most (routeEdgeEvents; default DEFAULT_MAX_EDGES). */
+  maxEdges?: number;
   /** Also register ProbeActor (the Dapr test suites' actor). */
   testActors: boolean;
   /** GpuStreamActors fail instead of running the CPU reference without a GPU adapter. */
@@ -165,7 +167,9 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       await store.close();
     };
   }
-  const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }));
+  const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }), {
+    maxEdges: opts.maxEdges,
+  });
   // the transfers whose SchedulerActor is active on this instance (Dapr places actors across instances)
   const dash =
     opts.dashboardPort !== undefined
@@ -179,6 +183,29 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
         })
       : undefined;
   if (dash) registerStreamMetrics(dash.metrics, gpuStreamMetricsSource);
+  dash?.registerMetricsSource(() => {
+    const e = edgeEvents.stats();
+    return [
+      {
+        name: 'portal_edges_tracked',
+        help: 'Edges the edge-event bridge tracks',
+        type: 'gauge',
+        value: e.edges,
+      },
+      {
+        name: 'portal_edges_max',
+        help: 'Cap on tracked edges (--max-edges)',
+        type: 'gauge',
+        value: e.maxEdges,
+      },
+      {
+        name: 'portal_edge_events_dropped_total',
+        help: 'Edge events dropped because their edge came past the tracked-edge cap',
+        type: 'counter',
+        value: e.droppedEvents,
+      },
+    ];
+  });
   return {
     host,
     engine,

@@ -133,6 +133,15 @@ export const serveCommand = defineCommand({
       env: 'PORTAL_DASHBOARD_PORT',
     },
     {
+      name: 'max-edges',
+      type: 'number',
+      help: 'edges tracked from bus events at most; events of further edges are dropped and counted',
+      default: 10_000,
+      min: 1,
+      max: 10_000_000,
+      env: 'PORTAL_MAX_EDGES',
+    },
+    {
       name: 'dashboard-host',
       type: 'string',
       help: 'interface the dashboard listens on (it has no authentication: loopback unless you put a proxy in front)',
@@ -178,6 +187,7 @@ export const serveCommand = defineCommand({
       drainTimeoutMs,
       dashboardPort: dashPort >= 0 ? dashPort : undefined,
       dashboardHost: flags['dashboard-host'],
+      maxEdges: flags['max-edges'],
       testActors,
       backend: parseBackend(flags.backend),
       requireGpu: requireGpuFromEnv(),
