@@ -143,14 +143,20 @@ describe('portal fetch against hostile input', () => {
   });
 
   test('a second fetch of the same --out is refused with a clear lock message while the first runs; the first completes', async () => {
-    mesh = await createMesh(64 * 16384, 16384, [{ holds: 'all', bandwidthBytesPerSec: 300_000 }]);
+    // ~10 s at 100 kB/s: the second fetch starts and ends while the first is still writing
+    mesh = await createMesh(64 * 16384, 16384, [{ holds: 'all', bandwidthBytesPerSec: 100_000 }]);
     const out = path.join(mesh.dir, 'locked.bin');
     const edge = ['--edge', mesh.servers[0].url];
     let second: Promise<Awaited<ReturnType<typeof runPortal>>> | undefined;
+    let firstRunningWhenSecondEnded = false;
     const first = await runPortal(['fetch', mesh.manifestPath, ...edge, '--out', out, '--progress-json'], {
-      onLine: (l) => {
-        if (!second && (JSON.parse(l) as { type: string }).type === 'started')
+      onLine: (l, child) => {
+        if (!second && (JSON.parse(l) as { type: string }).type === 'started') {
           second = runPortal(['fetch', mesh!.manifestPath, ...edge, '--out', out, '--json']);
+          void second.then(() => {
+            firstRunningWhenSecondEnded = child.exitCode === null && child.signalCode === null;
+          });
+        }
       },
     });
     expect(first.code).toBe(0);
@@ -159,6 +165,7 @@ describe('portal fetch against hostile input', () => {
     expect(s.code).toBe(2);
     expect(lastJson(s)).toMatchObject({ error: { code: 'PORTAL_OUTPUT_LOCKED' } });
     expect(s.stderr).toMatch(/being written by another portal process \(pid \d+\)/);
+    expect(firstRunningWhenSecondEnded).toBe(true);
     expect(await sha256(out)).toBe(mesh.manifest.fileSha256);
     // the lock went away with the first fetch
     expect(existsSync(path.join(`${out}.portal`, 'lock'))).toBe(false);
