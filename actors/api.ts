@@ -77,6 +77,7 @@ export interface GpuStreamActorApi {
 export interface CoordinatorActorApi {
   configure(arg: { policy?: CoordPolicy; maxAttempts?: number }): Promise<CoordSnapshot>;
   registerPeer(p: CoordPeer): Promise<CoordSnapshot>;
+  peerGone(arg: { id: string; reason?: string }): Promise<CoordSnapshot>;
   submit(arg: { tasks: CoordTask[] }): Promise<{ queued: number; inFlight: number }>;
   report(r: PeerReport): Promise<{ outcome: 'completed' | 'retrying' | 'failed' | 'stale' }>;
   rankPeers(arg: { type: string; work?: number }): Promise<PeerRank[]>;

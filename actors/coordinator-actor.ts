@@ -66,6 +66,8 @@ interface AttemptRecord {
   predictedMs: number;
 }
 interface PeerRecord extends CoordPeer {
+  taskTypes: string[];
+  online: boolean;
   inFlight: number;
   completed: number;
   failed: number;
@@ -84,6 +86,11 @@ interface CoordState {
 }
 
 const STATE = 'coord';
+
+/** True when the peer runs tasks of `type` (an empty list = every type). */
+function runs(p: PeerRecord, type: string): boolean {
+  return p.taskTypes.length === 0 || p.taskTypes.includes(type);
+}
 const MODEL = 'model';
 /** Peer completions arrive outside any turn: run their report call in the module's (root) async context, not the dispatching turn's. */
 const rootScope = new AsyncResource('PortalCoordinatorReport');
@@ -114,7 +121,14 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
 
   override async onActivate(): Promise<void> {
     const s = await this.ctx.state.get<CoordState>(STATE);
-    if (s) this.s = s;
+    if (s) {
+      // state written before peers had task types and presence
+      for (const p of s.peers) {
+        p.taskTypes ??= [];
+        p.online ??= true;
+      }
+      this.s = s;
+    }
     const m = await this.ctx.state.get<RiskModelState>(MODEL);
     if (m) this.model = RiskModel.fromJSON(m);
   }
@@ -144,15 +158,26 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
     checkArg(typeof p?.id === 'string' && p.id.length > 0, 'id', 'a non-empty string');
     checkArg(Number.isInteger(p.maxConcurrent) && p.maxConcurrent >= 1, 'maxConcurrent', 'an integer ≥ 1');
     checkArg(Number.isFinite(p.latencyHintMs) && p.latencyHintMs >= 0, 'latencyHintMs', 'a number ≥ 0');
+    checkArg(
+      p.taskTypes === undefined ||
+        (Array.isArray(p.taskTypes) && p.taskTypes.every((t) => typeof t === 'string' && t.length > 0)),
+      'taskTypes',
+      'an array of non-empty strings',
+    );
+    const taskTypes = [...(p.taskTypes ?? [])];
     const old = this.s.peers.find((x) => x.id === p.id);
     if (old) {
       old.maxConcurrent = p.maxConcurrent;
       old.latencyHintMs = p.latencyHintMs;
+      old.taskTypes = taskTypes;
+      old.online = true;
     } else
       this.s.peers.push({
         id: p.id,
         maxConcurrent: p.maxConcurrent,
         latencyHintMs: p.latencyHintMs,
+        taskTypes,
+        online: true,
         inFlight: 0,
         completed: 0,
         failed: 0,
@@ -161,6 +186,23 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
       });
     this.pump();
     await this.persist();
+    return this.view();
+  }
+
+  /**
+   * Marks a peer away (it left, or its transport stopped hearing from it): nothing more is
+   * dispatched to it until registerPeer brings it back. What the model learned about it is kept.
+   * Its attempts in flight are answered by the transport (a lost peer's fail, and are retried on
+   * another peer). Unknown ids are ignored.
+   */
+  async peerGone(arg: { id: string; reason?: string }): Promise<CoordSnapshot> {
+    checkArg(typeof arg?.id === 'string' && arg.id.length > 0, 'id', 'a non-empty string');
+    const p = this.s.peers.find((x) => x.id === arg.id);
+    if (p && p.online) {
+      p.online = false;
+      this.ctx.log.info({ peer: p.id, reason: arg.reason, inFlight: p.inFlight }, 'peer gone');
+      await this.persist();
+    }
     return this.view();
   }
 
@@ -268,6 +310,7 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
     const work = arg.work ?? 1;
     const hour = this.hour();
     return this.s.peers
+      .filter((p) => p.online && runs(p, arg.type))
       .map((p) => {
         const q: TaskContext = {
           peer: p.id,
@@ -396,12 +439,12 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
     if (!transport) return;
     const hour = this.hour();
     for (let i = 0; i < this.s.queue.length;) {
-      const free = this.s.peers.filter((p) => p.inFlight < p.maxConcurrent);
+      const free = this.s.peers.filter((p) => p.online && p.inFlight < p.maxConcurrent);
       if (free.length === 0) return;
       const task = this.s.queue[i];
       let pick: PeerRecord | undefined;
       if (task.pin && task.attempts === 0) {
-        const pinned = this.s.peers.find((p) => p.id === task.pin);
+        const pinned = this.s.peers.find((p) => p.id === task.pin && p.online && runs(p, task.type));
         if (pinned) {
           if (pinned.inFlight >= pinned.maxConcurrent) {
             i++;
@@ -411,9 +454,16 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
         }
       }
       if (!pick) {
-        const fresh = free.filter((p) => !task.excluded.includes(p.id));
+        // peers that run the type; among them the free ones that have not failed this task, else
+        // wait for one of those, else (every able peer failed it) any free able peer
+        const able = free.filter((p) => runs(p, task.type));
+        const fresh = able.filter((p) => !task.excluded.includes(p.id));
         const candidates =
-          fresh.length > 0 ? fresh : this.s.peers.some((p) => !task.excluded.includes(p.id)) ? [] : free;
+          fresh.length > 0
+            ? fresh
+            : this.s.peers.some((p) => p.online && runs(p, task.type) && !task.excluded.includes(p.id))
+              ? []
+              : able;
         if (candidates.length === 0) {
           i++;
           continue;
@@ -485,7 +535,7 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
     try {
       run = transport.execute(peer.id, d);
     } catch (err) {
-      run = Promise.reject(err);
+      run = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     run.then(
       (ans) => send({ ...ans, taskId: task.id, attempt, peer: peer.id }),
@@ -519,6 +569,8 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
       inFlight: this.s.attempts.length,
       peers: this.s.peers.map((p) => ({
         id: p.id,
+        online: p.online,
+        taskTypes: [...p.taskTypes],
         inFlight: p.inFlight,
         completed: p.completed,
         failed: p.failed,

@@ -12,6 +12,8 @@ export interface CoordPeer {
   maxConcurrent: number;
   /** The peer's advertised latency, ms (what the heuristic uses). */
   latencyHintMs: number;
+  /** Task types the peer runs; absent or empty = every type. */
+  taskTypes?: string[];
 }
 
 /** A compute task. */
@@ -86,6 +88,9 @@ export interface PeerRank {
 /** Per-peer counters. */
 export interface CoordPeerStats {
   id: string;
+  /** False while the peer is away (it left or its transport lost it); its learned model is kept. */
+  online: boolean;
+  taskTypes: string[];
   inFlight: number;
   completed: number;
   failed: number;

@@ -15,15 +15,18 @@ import { actorProxy, type CoordinatorActorApi } from '../../actors/api.js';
 import { splitEqualArea, mergeTiles, type RenderedTile, type TaskContext } from '../../learning/index.js';
 import { createPrng } from '../../transfer/index.js';
 import { commonFlags, defineCommand } from '../args.js';
+import { renderTile, complexityMap, RENDER_UNIT_ITERS, type FrameView } from '../coord/kernels.js';
 import {
-  renderTile,
-  complexityMap,
-  physics,
-  audio,
-  RENDER_UNIT_ITERS,
-  type FrameView,
-} from '../coord/kernels.js';
-import { DEMO_PEERS, EMULATION_PACE, trueMultiplier, type DemoType } from '../coord/profiles.js';
+  DEMO_TYPES,
+  demoPeerSet,
+  loadPeerSet,
+  runsType,
+  trueFailureProb,
+  trueMultiplier,
+  type DemoType,
+  type PeerSet,
+  type WorkloadMix,
+} from '../coord/profiles.js';
 import { startPeerPool, type PeerPool } from '../coord/pool.js';
 import { phaseMetrics, type PhaseMetrics, type TaskRow } from '../coord/report.js';
 import { latencyChart } from '../coord/chart.js';
@@ -41,15 +44,26 @@ interface Job {
   view?: FrameView;
 }
 
-/** The same job stream for every policy: frames (4 tiles each) and single physics/audio tasks, arriving every `interval` ms on average. */
-function workload(tasks: number, interval: number, seed: number): Job[] {
+/**
+ * The same job stream for every policy: frames (`tiles` render tasks each) and single
+ * physics/audio tasks in the shares of `mix`, arriving every `interval` ms on average. Returns the
+ * jobs and their task count (`tasks`, or fewer when only frames are asked for and the last does
+ * not fit).
+ */
+function workload(
+  tasks: number,
+  interval: number,
+  seed: number,
+  mix: WorkloadMix,
+  tiles: number,
+): { jobs: Job[]; total: number } {
   const rnd = createPrng(seed);
   const jobs: Job[] = [];
   let at = 0,
     count = 0;
   while (count < tasks) {
     const u = rnd();
-    if (u < 0.4 && tasks - count >= TILES) {
+    if (u < mix.frame && tasks - count >= tiles) {
       const zoom = 3 / (1 + rnd() * 3);
       jobs.push({
         kind: 'frame',
@@ -64,14 +78,18 @@ function workload(tasks: number, interval: number, seed: number): Job[] {
           maxIter: 256,
         },
       });
-      count += TILES;
+      count += tiles;
     } else {
-      jobs.push({ kind: u < 0.7 ? 'physics' : 'audio', at, work: 45 + Math.floor(rnd() * 75) });
+      if (mix.physics + mix.audio === 0) break; // frames only, and the next one does not fit
+      // the demo's mix (0.4/0.3/0.3) keeps the demo's original stream: physics below 0.7, else audio
+      const kind =
+        u < mix.frame + mix.physics && mix.physics > 0 ? 'physics' : mix.audio > 0 ? 'audio' : 'physics';
+      jobs.push({ kind, at, work: 45 + Math.floor(rnd() * 75) });
       count++;
     }
     at += interval * (0.5 + rnd());
   }
-  return jobs;
+  return { jobs, total: count };
 }
 
 interface PolicyResult {
@@ -82,7 +100,8 @@ interface PolicyResult {
   overall: PhaseMetrics;
   seconds: number;
   peerTasks: Record<string, number>;
-  imageVerified: boolean;
+  /** The last merged frame equals a local render; undefined when the workload has no frames. */
+  imageVerified: boolean | undefined;
   snapshot: CoordSnapshot;
 }
 
@@ -90,10 +109,22 @@ interface PolicyResult {
 export const coordDemoCommand = defineCommand({
   name: 'coord-demo',
   summary:
-    'learned peer selection + task splitting on 4 heterogeneous peer processes, vs heuristic and oracle',
+    "learned peer selection + task splitting on heterogeneous peer processes (the demo's 4 or a --peers file), vs heuristic and oracle",
   usage:
-    'portal coord-demo [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--chart latency.svg] [--json]',
+    'portal coord-demo [--peers FILE] [--pace X] [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--chart latency.svg] [--json]',
   flags: [
+    {
+      name: 'peers',
+      type: 'string',
+      help: 'a peers file (JSON, docs/coord-peers.md): the peer profiles, job mix and pace to run instead of the built-in four',
+    },
+    {
+      name: 'pace',
+      type: 'number',
+      help: "emulation pace: a peer holds a task for pace × its multiplier × the CPU time the task took (default: the peers file's, else 2); raise it on a busy machine, with --interval-ms in proportion",
+      min: 1,
+      max: 100,
+    },
     {
       name: 'tasks',
       type: 'number',
@@ -149,9 +180,14 @@ export const coordDemoCommand = defineCommand({
     };
     const logger = createLogger({ level: flags['log-level'] });
     const log = logger.child({ command: 'coord-demo' });
-    const tasks = flags.tasks,
-      seed = flags.seed;
-    const jobs = workload(tasks, flags['interval-ms'], seed);
+    const set: PeerSet = flags.peers ? await loadPeerSet(flags.peers) : demoPeerSet();
+    if (flags.pace !== undefined) set.pace = flags.pace;
+    const profiles = set.peers;
+    const seed = flags.seed;
+    // a frame is split into as many tiles as there are render peers, at most TILES
+    const tiles = Math.min(TILES, profiles.filter((p) => runsType(p, 'render')).length);
+    const { jobs, total: tasks } = workload(flags.tasks, flags['interval-ms'], seed, set.mix, tiles);
+    say(`workload: ${set.source}, ${profiles.length} peers, ${tasks} tasks per run`);
 
     const sys = createSystemClock();
     let simHour = flags['start-hour'];
@@ -161,14 +197,22 @@ export const coordDemoCommand = defineCommand({
       setTimeout: (fn, ms) => sys.setTimeout(fn, ms),
       clearTimeout: (h) => sys.clearTimeout(h),
     };
+    const byId = new Map(profiles.map((p) => [p.id, p]));
     const oracle: CoordOracle = (q: TaskContext) => {
-      const p = DEMO_PEERS.find((x) => x.id === q.peer)!;
+      const p = byId.get(q.peer)!;
       const type = q.taskType as DemoType;
-      const t = base[q.peer][type] * (q.work ?? 1) * EMULATION_PACE * trueMultiplier(p, type, q.hour, q.load);
-      return { timeMs: t, failureProb: q.load >= p.overloadAt ? p.failProb : 0 };
+      const t = base[q.peer][type] * (q.work ?? 1) * set.pace * trueMultiplier(p, type, q.hour, q.load);
+      return { timeMs: t, failureProb: trueFailureProb(p, q.load) };
     };
     let onOutcome: (o: TaskOutcome) => void = () => {};
-    const pool: PeerPool = await startPeerPool(DEMO_PEERS, seed * 1000, log, { width: W, height: H });
+    const pool: PeerPool = await startPeerPool(
+      profiles,
+      seed * 1000,
+      log,
+      { width: W, height: H },
+      undefined,
+      set.pace,
+    );
     const base = pool.rates(); // each peer's own ms per work unit, measured in the peer at start
     say(
       `calibrated ms per work unit (render/physics/audio): ${Object.entries(base)
@@ -199,11 +243,12 @@ export const coordDemoCommand = defineCommand({
           await pool.reset(seed * 1000);
           const coord = actorProxy(host, 'CoordinatorActor', `${policy}-${rep}`); // a fresh coordinator (and model) per run
           await coord.invoke('configure', { policy, maxAttempts: 3 });
-          for (const p of DEMO_PEERS)
+          for (const p of profiles)
             await coord.invoke('registerPeer', {
               id: p.id,
               maxConcurrent: p.maxConcurrent,
               latencyHintMs: p.latencyHintMs,
+              taskTypes: Object.keys(p.speed),
             });
           say(`running ${policy}${repeats > 1 ? ` (${rep + 1}/${repeats})` : ''}…`);
           const r = await runPolicy(
@@ -220,11 +265,12 @@ export const coordDemoCommand = defineCommand({
             (fn) => {
               onOutcome = fn;
             },
+            { tiles, peers: profiles.length },
           );
           if (policy === 'learned' && rep === repeats - 1) {
             // what the model believes at the end (load 0, current hour) beside the oracle's truth, ms per work unit
             const table: Record<string, Record<string, { predicted: number; truth: number }>> = {};
-            for (const type of ['render', 'physics', 'audio'] as const) {
+            for (const type of DEMO_TYPES.filter((t) => profiles.some((p) => runsType(p, t)))) {
               for (const rk of await coord.invoke('rankPeers', { type })) {
                 const hour = new Date(clock.wallNow()).getUTCHours();
                 (table[rk.peer] ??= {})[type] = {
@@ -287,7 +333,14 @@ export const coordDemoCommand = defineCommand({
     const report = {
       tasksPerPolicy: tasks,
       repeats,
-      peers: DEMO_PEERS.map((p) => p.id),
+      workload: {
+        source: set.source,
+        ...(set.description ? { description: set.description } : {}),
+        mix: set.mix,
+        pace: set.pace,
+        tilesPerFrame: tiles,
+      },
+      peers: profiles.map((p) => p.id),
       seconds: (performance.now() - t0) / 1000,
       calibrationMsPerUnit: base,
       policies: by,
@@ -339,11 +392,11 @@ export const coordDemoCommand = defineCommand({
           .join('; ')}`,
       );
       lines.push(
-        `merged frames verified against a local render: ${results.map((r) => `${r.policy} ${r.imageVerified ? 'yes' : 'NO'}`).join(', ')}; ${report.seconds.toFixed(1)} s`,
+        `merged frames verified against a local render: ${results.map((r) => `${r.policy} ${r.imageVerified === undefined ? 'no frames' : r.imageVerified ? 'yes' : 'NO'}`).join(', ')}; ${report.seconds.toFixed(1)} s`,
       );
       process.stdout.write(`${lines.join('\n')}\n`);
     }
-    return results.every((r) => r.imageVerified) ? 0 : 1;
+    return results.every((r) => r.imageVerified !== false) ? 0 : 1;
   },
 });
 
@@ -367,7 +420,9 @@ function averageRuns(rs: PolicyResult[]): PolicyResult {
     overall: avg(rs.map((r) => r.overall)),
     seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length,
     peerTasks,
-    imageVerified: rs.every((r) => r.imageVerified),
+    imageVerified: rs.some((r) => r.imageVerified === undefined)
+      ? undefined
+      : rs.every((r) => r.imageVerified),
   };
 }
 
@@ -381,7 +436,9 @@ async function runPolicy(
   perHour: number,
   pool: PeerPool,
   setSink: (fn: (o: TaskOutcome) => void) => void,
+  shape: { tiles: number; peers: number },
 ): Promise<{ result: PolicyResult; lastImage: Uint8Array | undefined }> {
+  const TILES = shape.tiles;
   const meta = new Map<
     string,
     {
@@ -486,16 +543,18 @@ async function runPolicy(
     }
     await coord.invoke('submit', { tasks: batch });
   }
+  // two minutes after the last arrival (more with slow arrivals)
+  const limitMs = 120_000 + 2 * (jobs[jobs.length - 1]?.at ?? 0);
   const timeout = new Promise<never>((_, reject) =>
     setTimeout(
       () =>
         reject(
           new PortalError(
             'PORTAL_ACTOR_TIMEOUT',
-            `${policy}: tasks did not finish within 120 s (${rows.length}/${total})`,
+            `${policy}: tasks did not finish within ${Math.round(limitMs / 1000)} s (${rows.length}/${total})`,
           ),
         ),
-      120_000,
+      limitMs,
     ).unref(),
   );
   await Promise.race([finished, timeout]);
@@ -513,10 +572,10 @@ async function runPolicy(
   )
     .filter(([a]) => a < total)
     .map(([a, b]) => [a, Math.min(b, total)] as const);
-  const phases = bounds.map(([a, b]) => phaseMetrics(`${a + 1}-${b}`, rows, events, DEMO_PEERS.length, a, b));
-  const overall = phaseMetrics('all', rows, events, DEMO_PEERS.length, 0, total);
+  const phases = bounds.map(([a, b]) => phaseMetrics(`${a + 1}-${b}`, rows, events, shape.peers, a, b));
+  const overall = phaseMetrics('all', rows, events, shape.peers, 0, total);
   // verify the last frame: merged tiles must equal a single local render
-  let imageVerified = false;
+  let imageVerified: boolean | undefined;
   let lastImage: Uint8Array | undefined;
   if (lastView) {
     const merged = mergeTiles(W, H, tiles.get(frame - 1) ?? []);

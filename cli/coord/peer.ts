@@ -20,11 +20,18 @@ interface TaskMsg {
   payload?: { view: FrameView; x: number; y: number; w: number; h: number };
 }
 type InMsg =
-  | { kind: 'init'; profile: PeerProfile; seed: number; frame: { width: number; height: number } }
+  | {
+      kind: 'init';
+      profile: PeerProfile;
+      seed: number;
+      frame: { width: number; height: number };
+      pace?: number;
+    }
   | TaskMsg
   | { kind: 'reset'; seed: number };
 
 let profile: PeerProfile | undefined;
+let pace = EMULATION_PACE;
 let rnd = createPrng(1);
 const queue: TaskMsg[] = [];
 let busy = false;
@@ -62,7 +69,11 @@ async function pump(): Promise<void> {
   busy = true;
   const t = queue.shift()!;
   const queued = queue.length; // tasks waiting behind this one
-  const overloaded = t.arrivalBacklog >= profile.overloadAt && rnd() < profile.failProb;
+  // draws from the generator only where a failure is possible, so a profile without random
+  // failures sees the same sequence as before they existed
+  const overloaded =
+    (t.arrivalBacklog >= profile.overloadAt && rnd() < profile.failProb) ||
+    ((profile.baseFailProb ?? 0) > 0 && rnd() < profile.baseFailProb!);
   const mult = trueMultiplier(profile, t.type, t.hour, queued);
   const t0 = performance.now();
   const c0 = process.cpuUsage();
@@ -70,7 +81,7 @@ async function pump(): Promise<void> {
   const c = process.cpuUsage(c0);
   const computeMs = performance.now() - t0;
   const cpuMs = (c.user + c.system) / 1000;
-  const left = t0 + EMULATION_PACE * mult * cpuMs - performance.now();
+  const left = t0 + pace * mult * cpuMs - performance.now();
   if (left > 0) await sleep(left);
   const serviceMs = performance.now() - t0;
   const pressure = Math.min(1, queue.length / profile.maxConcurrent);
@@ -79,7 +90,7 @@ async function pump(): Promise<void> {
       kind: 'result',
       seq: t.seq,
       ok: false,
-      error: `${profile.id} overloaded (${t.arrivalBacklog} tasks ahead)`,
+      error: `${profile.id} failed (${t.arrivalBacklog} tasks ahead)`,
       serviceMs,
       cpuMs,
       computeMs,
@@ -103,6 +114,7 @@ async function pump(): Promise<void> {
 process.on('message', (m: InMsg) => {
   if (m.kind === 'init') {
     profile = m.profile;
+    pace = m.pace ?? EMULATION_PACE;
     rnd = createPrng(m.seed);
     send({ kind: 'ready', id: profile.id, rates: calibrateKernels(m.frame.width, m.frame.height) });
     return;

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { PortalError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { PeerAnswer, PeerDispatch, PeerTransport } from '../../actors/coordinator-actor.js';
-import type { PeerProfile } from './profiles.js';
+import { EMULATION_PACE, type PeerProfile } from './profiles.js';
 import type { KernelRates } from './kernels.js';
 import type { ServiceEvent } from './report.js';
 
@@ -31,7 +31,8 @@ interface Pending {
  * Forks one `peer.js` process per profile and talks to it over IPC. A peer that exits fails its
  * pending attempts with PORTAL_PEER_LOST; one that exits before it is ready fails the start (and
  * the peers already started are closed). `script` defaults to the compiled `peer.js` beside this
- * module (tests running the TypeScript sources pass the one in dist/).
+ * module (tests running the TypeScript sources pass the one in dist/); `pace` is the emulation
+ * pace the peers hold tasks at (EMULATION_PACE by default).
  */
 export async function startPeerPool(
   profiles: readonly PeerProfile[],
@@ -39,6 +40,7 @@ export async function startPeerPool(
   log: Logger,
   frame: { width: number; height: number },
   script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'peer.js'),
+  pace = EMULATION_PACE,
 ): Promise<PeerPool> {
   const children = new Map<string, ChildProcess>();
   const pending = new Map<number, Pending>();
@@ -125,7 +127,7 @@ export async function startPeerPool(
       log.debug({ peer: p.id, code }, 'peer exited');
     });
     try {
-      await handshake(p.id, child, { kind: 'init', profile: p, seed: seed + i, frame });
+      await handshake(p.id, child, { kind: 'init', profile: p, seed: seed + i, frame, pace });
     } catch (err) {
       await close();
       throw err;

@@ -29,6 +29,7 @@ function fakePeers(
 async function setup(
   behave: Record<string, (d: PeerDispatch) => { ms: number; ok: boolean }>,
   maxConcurrent = 2,
+  register: string[] = Object.keys(behave),
 ) {
   const clock = new ManualClock(0, Date.UTC(2026, 0, 1, 9));
   const outcomes: TaskOutcome[] = [];
@@ -49,8 +50,7 @@ async function setup(
   host.register(CoordinatorActor);
   await host.ready();
   const coord = actorProxy(host, 'CoordinatorActor', 'c1');
-  for (const id of Object.keys(behave))
-    await coord.invoke('registerPeer', { id, maxConcurrent, latencyHintMs: 10 });
+  for (const id of register) await coord.invoke('registerPeer', { id, maxConcurrent, latencyHintMs: 10 });
   const until = async (n: number): Promise<void> => {
     while (outcomes.length < n) await new Promise<void>((r) => waiters.push(r));
   };
@@ -152,5 +152,76 @@ describe('CoordinatorActor on the embedded host', () => {
     expect(ranks[0].peer).toBe('gpu');
     expect(ranks[0].timeMs).toBeGreaterThan(8);
     expect(ranks[0].timeMs).toBeLessThan(12);
+  });
+  test('coordinator: a task goes only to peers that advertise its type, and waits while none does', async () => {
+    const ok = (): { ms: number; ok: boolean } => ({ ms: 5, ok: true });
+    const s = await setup({ gpu: ok, cpu: ok, dsp: ok }, 2, []);
+    host = s.host;
+    await s.coord.invoke('registerPeer', {
+      id: 'gpu',
+      maxConcurrent: 2,
+      latencyHintMs: 50,
+      taskTypes: ['render'],
+    });
+    await s.coord.invoke('registerPeer', {
+      id: 'cpu',
+      maxConcurrent: 2,
+      latencyHintMs: 1,
+      taskTypes: ['physics'],
+    });
+    await s.coord.invoke('submit', {
+      tasks: [
+        { id: 'r1', type: 'render', work: 1 },
+        { id: 'p1', type: 'physics', work: 1 },
+        { id: 'a1', type: 'audio', work: 1 },
+      ],
+    });
+    await s.until(2);
+    expect(s.outcomes.map((o) => [o.taskId, o.peer]).sort()).toEqual([
+      ['p1', 'cpu'],
+      ['r1', 'gpu'],
+    ]);
+    expect((await s.coord.invoke('snapshot')).queued).toBe(1);
+    await s.coord.invoke('registerPeer', {
+      id: 'dsp',
+      maxConcurrent: 1,
+      latencyHintMs: 1,
+      taskTypes: ['audio'],
+    });
+    await s.until(3);
+    expect(s.outcomes[2]).toMatchObject({ taskId: 'a1', peer: 'dsp', ok: true });
+    const ranks = await s.coord.invoke('rankPeers', { type: 'render' });
+    expect(ranks.map((r) => r.peer)).toEqual(['gpu']);
+  });
+
+  test('coordinator: a peer that is gone gets no tasks, keeps its learned model and gets tasks again when it registers', async () => {
+    const s = await setup({ a: () => ({ ms: 10, ok: true }), b: () => ({ ms: 30, ok: true }) });
+    host = s.host;
+    for (let i = 0; i < 30; i++) {
+      await s.coord.invoke('submit', { tasks: [{ id: `w${i}`, type: 'x', work: 1 }] });
+      await s.until(i + 1);
+    }
+    const snap = await s.coord.invoke('peerGone', { id: 'a', reason: 'test' });
+    expect(snap.peers.find((p) => p.id === 'a')).toMatchObject({ online: false });
+    s.transport.log.length = 0;
+    for (let i = 0; i < 5; i++) {
+      await s.coord.invoke('submit', { tasks: [{ id: `g${i}`, type: 'x', work: 1 }] });
+      await s.until(31 + i);
+    }
+    expect(s.transport.log.map((d) => d.peer)).toEqual(['b', 'b', 'b', 'b', 'b']);
+    const ranked = await s.coord.invoke('rankPeers', { type: 'x' });
+    expect(ranked.map((r) => r.peer)).toEqual(['b']);
+    await s.coord.invoke('registerPeer', { id: 'a', maxConcurrent: 2, latencyHintMs: 10 });
+    const back = await s.coord.invoke('rankPeers', {
+      type: 'x',
+    });
+    expect(back[0]).toMatchObject({ peer: 'a', source: 'model' });
+    expect(back[0].timeMs).toBeGreaterThan(8);
+    expect(back[0].timeMs).toBeLessThan(12);
+    s.transport.log.length = 0;
+    await s.coord.invoke('submit', { tasks: [{ id: 'back', type: 'x', work: 1 }] });
+    await s.until(36);
+    // what was learned about a while it was away still ranks it first (10 ms against 30 ms)
+    expect(s.transport.log.map((d) => d.peer)).toEqual(['a']);
   });
 });
