@@ -1,7 +1,15 @@
 import { PortalError, type PortalErrorCode } from '../common/errors.js';
 import { pb, WIRE_VERSION } from '../proto/index.js';
 import { subjectMatches } from './memory-bus.js';
-import type { DeadLetterEvent } from './types.js';
+import { COORD_STREAM, TRANSFERS_STREAM } from './nats-bus-names.js';
+import type {
+  CoordOutcomeMessage,
+  CoordSubmitMessage,
+  DeadLetterEvent,
+  PeerHeartbeatMessage,
+  PeerResultMessage,
+  PeerTaskMessage,
+} from './types.js';
 import type {
   CancelRequest,
   ChunkReport,
@@ -14,7 +22,18 @@ import type {
 } from '../common/vocabulary.js';
 
 /** The message kinds of the wire format, one per subject family. */
-export type WireKind = 'telemetry' | 'have' | 'dispatch' | 'report' | 'cancel' | 'deadletter';
+export type WireKind =
+  | 'telemetry'
+  | 'have'
+  | 'dispatch'
+  | 'report'
+  | 'cancel'
+  | 'deadletter'
+  | 'peertask'
+  | 'peerresult'
+  | 'peerheartbeat'
+  | 'coordsubmit'
+  | 'coordoutcome';
 
 /** Encodes and decodes one kind of message; decoders validate fully and throw only PortalError PORTAL_WIRE_*. */
 export interface WireCodec<T = unknown> {
@@ -23,7 +42,7 @@ export interface WireCodec<T = unknown> {
   readonly pattern: string;
   /** Largest encoded message accepted either way, bytes. */
   readonly maxBytes: number;
-  /** True where delivery goes through JetStream (stream PORTAL_TRANSFERS). */
+  /** True where delivery goes through JetStream (stream PORTAL_TRANSFERS or PORTAL_COORD, see jetStreamOf). */
   readonly jetstream: boolean;
   /** Encodes `msg` for `subject`; throws PORTAL_INVALID_ARGUMENT naming a bad field, PORTAL_WIRE_TOO_LARGE over maxBytes. */
   encode(msg: T, subject: string): Uint8Array;
@@ -46,6 +65,11 @@ export const DEFAULT_MAX_BYTES: Readonly<Record<WireKind, number>> = {
   report: 16 * 1024,
   cancel: 1024,
   deadletter: 64 * 1024,
+  peertask: 1024 * 1024,
+  peerresult: 1024 * 1024,
+  peerheartbeat: 16 * 1024,
+  coordsubmit: 1024 * 1024,
+  coordoutcome: 1024 * 1024,
 };
 
 /** Bytes of a rejected message kept in its dead letter. */
@@ -579,6 +603,378 @@ function deadLetterCodec(maxBytes: number): WireCodec<DeadLetterEvent> {
   };
 }
 
+// ---- the learned coordinator and its peers ----
+
+const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const enc = new TextEncoder();
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function needId(v: unknown, field: string): string {
+  if (typeof v !== 'string' || !ID_RE.test(v)) throw badArg(field, 'an id of 1–64 of A-Z a-z 0-9 _ -', v);
+  return v;
+}
+function id(m: Rec, key: string, name: string): string {
+  const v = str(m, key, name, true, 64);
+  if (!ID_RE.test(v)) throw bad(name, `${key} ${JSON.stringify(v)} is not an id (1–64 of A-Z a-z 0-9 _ -)`);
+  return v;
+}
+/** A JSON value as UTF-8 bytes (undefined = none, empty bytes). */
+function jsonBytes(v: unknown, field: string): Uint8Array {
+  if (v === undefined) return new Uint8Array(0);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(v);
+  } catch (err) {
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `${field}: not JSON-serializable (${(err as Error).message})`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (text === undefined) throw badArg(field, 'a JSON value', typeof v);
+  return enc.encode(text);
+}
+/** The JSON value of a bytes field (absent or empty = undefined). */
+function jsonOf(m: Rec, key: string, name: string): unknown {
+  const b = m[key];
+  if (!(b instanceof Uint8Array) || b.length === 0) return undefined;
+  try {
+    return JSON.parse(utf8.decode(b)) as unknown;
+  } catch (err) {
+    throw wireError('PORTAL_WIRE_MALFORMED', `${name}: ${key} is not UTF-8 JSON`, err);
+  }
+}
+function positive(m: Rec, key: string, name: string): number {
+  const v = dbl(m, key, name);
+  if (!(v > 0)) throw bad(name, `${key} must be above 0`);
+  return v;
+}
+function needPositive(v: unknown, field: string): number {
+  if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw badArg(field, 'a number > 0', v);
+  return v;
+}
+function needUnit(v: unknown, field: string): number {
+  if (!(isNonNeg(v) && v <= 1)) throw badArg(field, 'a number in [0, 1]', v);
+  return v;
+}
+function unit(m: Rec, key: string, name: string): number {
+  const v = dbl(m, key, name);
+  if (v > 1) throw bad(name, `${key} above 1`);
+  return v;
+}
+
+function peerTaskCodec(maxBytes: number): WireCodec<PeerTaskMessage> {
+  const N = 'PeerTask';
+  const T = pb.PeerTask as unknown as Generated;
+  return {
+    kind: 'peertask',
+    pattern: 'portal.peer.*.task',
+    maxBytes,
+    jetstream: true,
+    encode(t, subject) {
+      needObj(t, 'task');
+      checkSubjectIdArg(subject, t.peerId, 'peerId');
+      if (!(Number.isInteger(t.hour) && t.hour >= 0 && t.hour <= 23))
+        throw badArg('hour', 'an integer in [0, 23]', t.hour);
+      const attempt = needU53(t.attempt, 'attempt');
+      if (attempt === 0) throw badArg('attempt', 'an integer > 0', attempt);
+      return finish(
+        T,
+        N,
+        {
+          version: WIRE_VERSION,
+          coordinatorId: needId(t.coordinatorId, 'coordinatorId'),
+          peerId: needId(t.peerId, 'peerId'),
+          taskId: needStr(t.taskId, 'taskId'),
+          attempt,
+          taskType: needStr(t.type, 'type'),
+          work: needPositive(t.work, 'work'),
+          hour: t.hour,
+          payloadJson: jsonBytes(t.payload, 'payload'),
+          sentAtMs: t.sentAtMs === undefined ? 0 : needNum(t.sentAtMs, 'sentAtMs'),
+        },
+        maxBytes,
+      );
+    },
+    decode(bytes, subject) {
+      const m = raw(T, N, bytes, maxBytes);
+      const peerId = id(m, 'peerId', N);
+      checkSubjectId(N, 'peerId', peerId, subject);
+      const attempt = u64(m, 'attempt', N);
+      if (attempt === 0) throw bad(N, 'attempt missing');
+      const hour = u32(m, 'hour');
+      if (hour > 23) throw bad(N, `hour ${hour} is not 0..23`);
+      const t: PeerTaskMessage = {
+        coordinatorId: id(m, 'coordinatorId', N),
+        peerId,
+        taskId: str(m, 'taskId', N, true, 256),
+        attempt,
+        type: str(m, 'taskType', N, true, 128),
+        work: positive(m, 'work', N),
+        hour,
+        sentAtMs: dbl(m, 'sentAtMs', N),
+      };
+      const payload = jsonOf(m, 'payloadJson', N);
+      if (payload !== undefined) t.payload = payload;
+      return t;
+    },
+  };
+}
+
+function peerResultCodec(maxBytes: number): WireCodec<PeerResultMessage> {
+  const N = 'PeerResult';
+  const T = pb.PeerResult as unknown as Generated;
+  return {
+    kind: 'peerresult',
+    pattern: 'portal.coord.*.result',
+    maxBytes,
+    jetstream: true,
+    encode(r, subject) {
+      needObj(r, 'result');
+      checkSubjectIdArg(subject, r.coordinatorId, 'coordinatorId');
+      const attempt = needU53(r.attempt, 'attempt');
+      if (attempt === 0) throw badArg('attempt', 'an integer > 0', attempt);
+      return finish(
+        T,
+        N,
+        {
+          version: WIRE_VERSION,
+          coordinatorId: needId(r.coordinatorId, 'coordinatorId'),
+          peerId: needId(r.peerId, 'peerId'),
+          taskId: needStr(r.taskId, 'taskId'),
+          attempt,
+          ok: !!r.ok,
+          outputJson: r.ok ? jsonBytes(r.output, 'output') : new Uint8Array(0),
+          error: r.ok ? '' : needStr(r.error ?? 'failed', 'error', true).slice(0, 2048),
+          serviceMs: needNum(r.serviceMs, 'serviceMs'),
+          pressure: needUnit(r.pressure ?? 0, 'pressure'),
+          sentAtMs: r.sentAtMs === undefined ? 0 : needNum(r.sentAtMs, 'sentAtMs'),
+        },
+        maxBytes,
+      );
+    },
+    decode(bytes, subject) {
+      const m = raw(T, N, bytes, maxBytes);
+      const coordinatorId = id(m, 'coordinatorId', N);
+      checkSubjectId(N, 'coordinatorId', coordinatorId, subject);
+      const attempt = u64(m, 'attempt', N);
+      if (attempt === 0) throw bad(N, 'attempt missing');
+      const ok = m.ok === true;
+      const r: PeerResultMessage = {
+        coordinatorId,
+        peerId: id(m, 'peerId', N),
+        taskId: str(m, 'taskId', N, true, 256),
+        attempt,
+        ok,
+        serviceMs: dbl(m, 'serviceMs', N),
+        pressure: unit(m, 'pressure', N),
+        sentAtMs: dbl(m, 'sentAtMs', N),
+      };
+      if (ok) {
+        const output = jsonOf(m, 'outputJson', N);
+        if (output !== undefined) r.output = output;
+      } else r.error = str(m, 'error', N, false) || 'failed';
+      return r;
+    },
+  };
+}
+
+function peerHeartbeatCodec(maxBytes: number): WireCodec<PeerHeartbeatMessage> {
+  const N = 'PeerHeartbeat';
+  const T = pb.PeerHeartbeat as unknown as Generated;
+  return {
+    kind: 'peerheartbeat',
+    pattern: 'portal.peer.*.heartbeat',
+    maxBytes,
+    jetstream: false,
+    encode(h, subject) {
+      needObj(h, 'heartbeat');
+      checkSubjectIdArg(subject, h.peerId, 'peerId');
+      if (!Array.isArray(h.taskTypes) || h.taskTypes.length === 0)
+        throw badArg('taskTypes', 'a non-empty array of task types', h.taskTypes);
+      const one = (v: unknown, f: string): number => {
+        const n = needU32(v, f);
+        if (n === 0) throw badArg(f, 'an integer ≥ 1', v);
+        return n;
+      };
+      return finish(
+        T,
+        N,
+        {
+          version: WIRE_VERSION,
+          peerId: needId(h.peerId, 'peerId'),
+          taskTypes: h.taskTypes.map((t, i) => needStr(t, `taskTypes[${i}]`)),
+          maxInFlight: one(h.maxInFlight, 'maxInFlight'),
+          concurrency: one(h.concurrency, 'concurrency'),
+          latencyHintMs: needNum(h.latencyHintMs, 'latencyHintMs'),
+          load: needU32(h.load, 'load'),
+          running: needU32(h.running, 'running'),
+          queued: needU32(h.queued, 'queued'),
+          pressure: needUnit(h.pressure, 'pressure'),
+          cpuPressure: needUnit(h.cpuPressure, 'cpuPressure'),
+          memoryPressure: needUnit(h.memoryPressure, 'memoryPressure'),
+          intervalMs: one(h.intervalMs, 'intervalMs'),
+          leaving: !!h.leaving,
+          seq: needU53(h.seq, 'seq'),
+          sentAtMs: needNum(h.sentAtMs, 'sentAtMs'),
+          completed: needU53(h.completed, 'completed'),
+          failed: needU53(h.failed, 'failed'),
+        },
+        maxBytes,
+      );
+    },
+    decode(bytes, subject) {
+      const m = raw(T, N, bytes, maxBytes);
+      const peerId = id(m, 'peerId', N);
+      checkSubjectId(N, 'peerId', peerId, subject);
+      const taskTypes = list(m, 'taskTypes').map((t, i) => {
+        if (typeof t !== 'string' || t === '' || t.length > 128)
+          throw bad(N, `taskTypes[${i}] is not a task type`);
+        return t;
+      });
+      if (taskTypes.length === 0) throw bad(N, 'taskTypes empty');
+      const atLeastOne = (k: string): number => {
+        const v = u32(m, k);
+        if (v === 0) throw bad(N, `${k} missing`);
+        return v;
+      };
+      return {
+        peerId,
+        taskTypes,
+        maxInFlight: atLeastOne('maxInFlight'),
+        concurrency: atLeastOne('concurrency'),
+        latencyHintMs: dbl(m, 'latencyHintMs', N),
+        load: u32(m, 'load'),
+        running: u32(m, 'running'),
+        queued: u32(m, 'queued'),
+        pressure: unit(m, 'pressure', N),
+        cpuPressure: unit(m, 'cpuPressure', N),
+        memoryPressure: unit(m, 'memoryPressure', N),
+        intervalMs: atLeastOne('intervalMs'),
+        leaving: m.leaving === true,
+        seq: u64(m, 'seq', N),
+        sentAtMs: dbl(m, 'sentAtMs', N),
+        completed: u64(m, 'completed', N),
+        failed: u64(m, 'failed', N),
+      };
+    },
+  };
+}
+
+function coordSubmitCodec(maxBytes: number): WireCodec<CoordSubmitMessage> {
+  const N = 'CoordSubmit';
+  const T = pb.CoordSubmit as unknown as Generated;
+  return {
+    kind: 'coordsubmit',
+    pattern: 'portal.coord.*.submit',
+    maxBytes,
+    jetstream: true,
+    encode(c, subject) {
+      needObj(c, 'submit');
+      checkSubjectIdArg(subject, c.coordinatorId, 'coordinatorId');
+      if (!Array.isArray(c.tasks) || c.tasks.length === 0)
+        throw badArg('tasks', 'a non-empty array', c.tasks);
+      return finish(
+        T,
+        N,
+        {
+          version: WIRE_VERSION,
+          coordinatorId: needId(c.coordinatorId, 'coordinatorId'),
+          submitter: needStr(c.submitter ?? '', 'submitter', true),
+          tasks: c.tasks.map((t, i) => {
+            needObj(t, `tasks[${i}]`);
+            return {
+              taskId: needStr(t.id, `tasks[${i}].id`),
+              taskType: needStr(t.type, `tasks[${i}].type`),
+              work: needPositive(t.work, `tasks[${i}].work`),
+              payloadJson: jsonBytes(t.payload, `tasks[${i}].payload`),
+              pin: t.pin === undefined ? '' : needId(t.pin, `tasks[${i}].pin`),
+            };
+          }),
+        },
+        maxBytes,
+      );
+    },
+    decode(bytes, subject) {
+      const m = raw(T, N, bytes, maxBytes);
+      const coordinatorId = id(m, 'coordinatorId', N);
+      checkSubjectId(N, 'coordinatorId', coordinatorId, subject);
+      const tasks = list(m, 'tasks').map((x, i) => {
+        const r = x as Rec;
+        const n = `${N}.tasks[${i}]`;
+        const t: CoordSubmitMessage['tasks'][number] = {
+          id: str(r, 'taskId', n, true, 256),
+          type: str(r, 'taskType', n, true, 128),
+          work: positive(r, 'work', n),
+        };
+        const payload = jsonOf(r, 'payloadJson', n);
+        if (payload !== undefined) t.payload = payload;
+        const pin = str(r, 'pin', n, false, 64);
+        if (pin) t.pin = pin;
+        return t;
+      });
+      if (tasks.length === 0) throw bad(N, 'tasks empty');
+      return { coordinatorId, tasks, submitter: str(m, 'submitter', N, false, 256) };
+    },
+  };
+}
+
+function coordOutcomeCodec(maxBytes: number): WireCodec<CoordOutcomeMessage> {
+  const N = 'CoordOutcome';
+  const T = pb.CoordOutcome as unknown as Generated;
+  return {
+    kind: 'coordoutcome',
+    pattern: 'portal.coord.*.outcome',
+    maxBytes,
+    jetstream: true,
+    encode(o, subject) {
+      needObj(o, 'outcome');
+      checkSubjectIdArg(subject, o.coordinatorId, 'coordinatorId');
+      return finish(
+        T,
+        N,
+        {
+          version: WIRE_VERSION,
+          coordinatorId: needId(o.coordinatorId, 'coordinatorId'),
+          taskId: needStr(o.taskId, 'taskId'),
+          taskType: needStr(o.type, 'type'),
+          ok: !!o.ok,
+          peerId: needStr(o.peer ?? '', 'peer', true),
+          attempts: needU32(o.attempts, 'attempts'),
+          failures: needU32(o.failures, 'failures'),
+          latencyMs: needNum(o.latencyMs, 'latencyMs'),
+          outputJson: o.ok ? jsonBytes(o.output, 'output') : new Uint8Array(0),
+          error: o.ok ? '' : needStr(o.error ?? 'failed', 'error', true).slice(0, 2048),
+        },
+        maxBytes,
+      );
+    },
+    decode(bytes, subject) {
+      const m = raw(T, N, bytes, maxBytes);
+      const coordinatorId = id(m, 'coordinatorId', N);
+      checkSubjectId(N, 'coordinatorId', coordinatorId, subject);
+      const ok = m.ok === true;
+      const o: CoordOutcomeMessage = {
+        coordinatorId,
+        taskId: str(m, 'taskId', N, true, 256),
+        type: str(m, 'taskType', N, true, 128),
+        ok,
+        peer: str(m, 'peerId', N, false, 64),
+        attempts: u32(m, 'attempts'),
+        failures: u32(m, 'failures'),
+        latencyMs: dbl(m, 'latencyMs', N),
+      };
+      if (ok) {
+        const output = jsonOf(m, 'outputJson', N);
+        if (output !== undefined) o.output = output;
+      } else o.error = str(m, 'error', N, false) || 'failed';
+      return o;
+    },
+  };
+}
+
 /** Codecs by subject: the one place that knows which message travels on which subject. */
 export interface CodecRegistry {
   readonly codecs: readonly WireCodec[];
@@ -606,6 +1002,11 @@ export function createCodecRegistry(opts: { limits?: WireLimits } = {}): CodecRe
     reportCodec(lim.report),
     cancelCodec(lim.cancel),
     deadLetterCodec(lim.deadletter),
+    peerTaskCodec(lim.peertask),
+    peerResultCodec(lim.peerresult),
+    peerHeartbeatCodec(lim.peerheartbeat),
+    coordSubmitCodec(lim.coordsubmit),
+    coordOutcomeCodec(lim.coordoutcome),
   ] as WireCodec[];
   const parsed = codecs.map((c) => ({ c, tokens: c.pattern.split('.') }));
   const forSubject = (subject: string): WireCodec | undefined => {
@@ -629,16 +1030,23 @@ export function createCodecRegistry(opts: { limits?: WireLimits } = {}): CodecRe
   };
 }
 
-/** True when every subject `pattern` can match is carried by JetStream (stream PORTAL_TRANSFERS). */
-export function isJetStreamPattern(pattern: string): boolean {
+/**
+ * The JetStream stream that carries every subject `pattern` can match: PORTAL_TRANSFERS for
+ * dispatch batches and chunk reports, PORTAL_COORD for peer tasks and the coordinator's results,
+ * submissions and outcomes; undefined for core NATS subjects.
+ */
+export function jetStreamOf(pattern: string): string | undefined {
   const t = pattern.split('.');
-  return (
-    t.length === 4 &&
-    t[0] === 'portal' &&
-    t[1] === 'transfer' &&
-    t[2] !== '>' &&
-    (t[3] === 'dispatch' || t[3] === 'report')
-  );
+  if (t.length !== 4 || t[0] !== 'portal' || t[2] === '>') return undefined;
+  if (t[1] === 'transfer' && (t[3] === 'dispatch' || t[3] === 'report')) return TRANSFERS_STREAM;
+  if (t[1] === 'peer' && t[3] === 'task') return COORD_STREAM;
+  if (t[1] === 'coord' && (t[3] === 'result' || t[3] === 'submit' || t[3] === 'outcome')) return COORD_STREAM;
+  return undefined;
+}
+
+/** True when every subject `pattern` can match is carried by JetStream (see jetStreamOf). */
+export function isJetStreamPattern(pattern: string): boolean {
+  return jetStreamOf(pattern) !== undefined;
 }
 
 const defaults = createCodecRegistry();
@@ -657,4 +1065,9 @@ export const wire = {
   report: typed<ChunkReport>('report'),
   cancel: typed<CancelRequest>('cancel'),
   deadLetter: typed<DeadLetterEvent>('deadletter'),
+  peerTask: typed<PeerTaskMessage>('peertask'),
+  peerResult: typed<PeerResultMessage>('peerresult'),
+  peerHeartbeat: typed<PeerHeartbeatMessage>('peerheartbeat'),
+  coordSubmit: typed<CoordSubmitMessage>('coordsubmit'),
+  coordOutcome: typed<CoordOutcomeMessage>('coordoutcome'),
 } as const;

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 
 /** Name of the JetStream stream that keeps dispatch batches and chunk reports. */
 export const TRANSFERS_STREAM = 'PORTAL_TRANSFERS';
+/** Name of the JetStream stream that keeps the learned coordinator's traffic: peer tasks, results, submissions, outcomes. */
+export const COORD_STREAM = 'PORTAL_COORD';
 /** Name of the JetStream stream that keeps dead letters. */
 export const DEAD_LETTER_STREAM = 'PORTAL_DEADLETTER';
 

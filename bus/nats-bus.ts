@@ -25,16 +25,17 @@ import { createLogLimiter } from '../common/log-limit.js';
 import {
   createCodecRegistry,
   isJetStreamPattern,
+  jetStreamOf,
   type CodecRegistry,
   type WireCodec,
   type WireLimits,
 } from './codec.js';
 import { subjects, type Bus, type DeadLetterEvent, type Subscription } from './types.js';
 import type { DispatchBatch } from '../common/vocabulary.js';
-import { DEAD_LETTER_STREAM, TRANSFERS_STREAM, durableName } from './nats-bus-names.js';
+import { COORD_STREAM, DEAD_LETTER_STREAM, TRANSFERS_STREAM, durableName } from './nats-bus-names.js';
 import { connectNats, type NatsConnectOptions } from './nats-connect.js';
 
-export { DEAD_LETTER_STREAM, TRANSFERS_STREAM, durableName };
+export { COORD_STREAM, DEAD_LETTER_STREAM, TRANSFERS_STREAM, durableName };
 
 /** Retention of one stream the bus creates when it is missing (an existing stream is left as it is). */
 export interface NatsStreamOptions {
@@ -52,7 +53,12 @@ export interface NatsBusOptions extends NatsConnectOptions {
   name?: string;
   logger?: Logger;
   /** Stream settings, or false to not create that stream (it must then exist for JetStream subjects). */
-  streams?: { transfers?: NatsStreamOptions | false; deadLetters?: NatsStreamOptions | false };
+  streams?: {
+    transfers?: NatsStreamOptions | false;
+    deadLetters?: NatsStreamOptions | false;
+    /** PORTAL_COORD: peer tasks, the coordinator's results, submissions and outcomes (default 24 h, 1 GiB). */
+    coord?: NatsStreamOptions | false;
+  };
   /** Per-kind message size limits (see DEFAULT_MAX_BYTES). */
   limits?: WireLimits;
   /** How long one JetStream publish keeps retrying until the server acks it (default 60 s); then PORTAL_BUS_UNAVAILABLE. */
@@ -99,6 +105,7 @@ export interface NatsBus extends Bus {
 
 interface JsSub {
   readonly durable: string;
+  readonly stream: string;
   closed: boolean;
   messages?: ConsumerMessages;
 }
@@ -169,6 +176,14 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       { maxAgeMs: 7 * 24 * 3600_000, maxBytes: 256 * 1024 ** 2 },
       log,
     );
+    await ensureStream(
+      jsm,
+      COORD_STREAM,
+      ['portal.peer.*.task', 'portal.coord.*.result', 'portal.coord.*.submit', 'portal.coord.*.outcome'],
+      opts.streams?.coord,
+      { maxAgeMs: 24 * 3600_000, maxBytes: 1024 ** 3 },
+      log,
+    );
   };
   try {
     jsm = await jetstreamManager(nc);
@@ -214,7 +229,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
         try {
           await ensureStreams();
           for (const sub of jsSubs) {
-            const gone = await jsm.consumers.info(TRANSFERS_STREAM, sub.durable).then(
+            const gone = await jsm.consumers.info(sub.stream, sub.durable).then(
               () => false,
               (err: unknown) => apiCode(err) === 10014 || apiCode(err) === 10059,
             );
@@ -378,6 +393,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   };
 
   const ensureConsumer = async (
+    stream: string,
     durable: string,
     filter: string,
     startMs: number,
@@ -385,13 +401,13 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   ): Promise<void> => {
     for (let i = 0; ; i++) {
       try {
-        await jsm.consumers.info(TRANSFERS_STREAM, durable);
+        await jsm.consumers.info(stream, durable);
         return;
       } catch (err) {
         if (apiCode(err) !== 10014) throw err;
       }
       try {
-        await jsm.consumers.add(TRANSFERS_STREAM, {
+        await jsm.consumers.add(stream, {
           durable_name: durable,
           filter_subject: filter,
           ack_policy: AckPolicy.Explicit,
@@ -473,7 +489,8 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       used.add(slot);
     }
     const durable = durableName(queue ?? (slot === 0 ? name : `${name}_${slot}`), subject);
-    const state: JsSub = { durable, closed: false };
+    const stream = jetStreamOf(subject) ?? TRANSFERS_STREAM;
+    const state: JsSub = { durable, stream, closed: false };
     jsSubs.add(state);
     const startMs = Date.now();
     let markReady!: () => void;
@@ -488,8 +505,8 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       while (!state.closed && !closed) {
         try {
           if (attempt > 0) await ensureStreams(); // the server may have lost the stream with the consumer
-          await ensureConsumer(durable, subject, startMs, queue !== undefined);
-          const consumer = await js.consumers.get(TRANSFERS_STREAM, durable);
+          await ensureConsumer(stream, durable, subject, startMs, queue !== undefined);
+          const consumer = await js.consumers.get(stream, durable);
           // Ends (instead of pulling forever from nothing) when the server lost the stream or the consumer: this
           // loop then recreates them. See nats.js ConsumeOptions.abort_on_missing_resource.
           const messages = await consumer.consume({ max_messages: 256, abort_on_missing_resource: true });
@@ -545,7 +562,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
           // Nobody else reads this client's durable: remove it (a closed bus keeps it, so a restart resumes).
           if (!closed)
             jsm.consumers
-              .delete(TRANSFERS_STREAM, durable)
+              .delete(stream, durable)
               .catch((err: unknown) => log.debug({ err, durable }, 'cannot delete consumer'));
         }
       },

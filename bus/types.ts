@@ -39,6 +39,18 @@ export const subjects = {
   allDispatch: 'portal.transfer.*.dispatch',
   allReports: 'portal.transfer.*.report',
   allDeadLetters: 'portal.deadletter.>',
+  /** One attempt of a task for peer `peerId` (PeerTaskMessage, JetStream). */
+  peerTask: (peerId: string) => `portal.peer.${peerId}.task`,
+  /** A peer's advertisement and telemetry (PeerHeartbeatMessage). */
+  peerHeartbeat: (peerId: string) => `portal.peer.${peerId}.heartbeat`,
+  /** Peers' answers to coordinator `coordId` (PeerResultMessage, JetStream). */
+  coordResult: (coordId: string) => `portal.coord.${coordId}.result`,
+  /** Tasks submitted to coordinator `coordId` (CoordSubmitMessage, JetStream). */
+  coordSubmit: (coordId: string) => `portal.coord.${coordId}.submit`,
+  /** Final outcomes of coordinator `coordId`'s tasks (CoordOutcomeMessage, JetStream). */
+  coordOutcome: (coordId: string) => `portal.coord.${coordId}.outcome`,
+  /** Wildcard: every peer's heartbeat. */
+  allPeerHeartbeats: 'portal.peer.*.heartbeat',
 } as const;
 
 /** A message a reader rejected (`subjects.deadLetter(original subject)`), with the typed reason. */
@@ -158,4 +170,103 @@ export interface PausablePullClient {
   deleteConsumer(durable: string): Promise<void>;
   /** Stops every consumer and drains the connection. */
   close(): Promise<void>;
+}
+
+// ---- the learned coordinator and its peers (docs/coord-service.md) ----
+
+/** One attempt of a task, from a coordinator to a peer (`subjects.peerTask(peerId)`). */
+export interface PeerTaskMessage {
+  /** The peer answers on `subjects.coordResult(coordinatorId)`. */
+  coordinatorId: string;
+  peerId: string;
+  taskId: string;
+  /** Unique within the coordinator, > 0. */
+  attempt: number;
+  type: string;
+  /** Work units, > 0. */
+  work: number;
+  /** The coordinator's hour of day, 0..23. */
+  hour: number;
+  /** The task's input, any JSON value (absent = none). */
+  payload?: unknown;
+  sentAtMs: number;
+}
+
+/** A peer's answer for one attempt (`subjects.coordResult(coordinatorId)`). */
+export interface PeerResultMessage {
+  coordinatorId: string;
+  peerId: string;
+  taskId: string;
+  attempt: number;
+  ok: boolean;
+  /** The output, any JSON value (ok only). */
+  output?: unknown;
+  error?: string;
+  /** ms the peer spent on it, not counting its queue. */
+  serviceMs: number;
+  /** The peer's resource pressure, 0..1. */
+  pressure: number;
+  sentAtMs: number;
+}
+
+/** A peer's advertisement and telemetry (`subjects.peerHeartbeat(peerId)`). */
+export interface PeerHeartbeatMessage {
+  peerId: string;
+  /** Task types it runs (at least one). */
+  taskTypes: string[];
+  /** Attempts a coordinator may have in flight on it. */
+  maxInFlight: number;
+  /** Tasks it runs at once. */
+  concurrency: number;
+  latencyHintMs: number;
+  /** Running + queued. */
+  load: number;
+  running: number;
+  queued: number;
+  /** 0..1 each. */
+  pressure: number;
+  cpuPressure: number;
+  memoryPressure: number;
+  /** Period of its heartbeats, ms. */
+  intervalMs: number;
+  /** True in the last heartbeat of a peer that leaves on purpose. */
+  leaving: boolean;
+  seq: number;
+  sentAtMs: number;
+  completed: number;
+  failed: number;
+}
+
+/** A task as a service submits it to a coordinator. */
+export interface SubmittedTaskMessage {
+  id: string;
+  type: string;
+  work: number;
+  payload?: unknown;
+  /** Run the first attempt on this peer. */
+  pin?: string;
+}
+
+/** Tasks for coordinator `coordinatorId` (`subjects.coordSubmit(coordinatorId)`). */
+export interface CoordSubmitMessage {
+  coordinatorId: string;
+  tasks: SubmittedTaskMessage[];
+  /** Who submitted, for logs ('' = not given). */
+  submitter: string;
+}
+
+/** The final outcome of a task (`subjects.coordOutcome(coordinatorId)`). */
+export interface CoordOutcomeMessage {
+  coordinatorId: string;
+  taskId: string;
+  type: string;
+  ok: boolean;
+  /** The peer of the last attempt. */
+  peer: string;
+  attempts: number;
+  failures: number;
+  /** Submission to final answer, ms. */
+  latencyMs: number;
+  output?: unknown;
+  error?: string;
 }

@@ -1200,5 +1200,713 @@ export namespace portal {
             /** Shape of a DeadLetter. */
             type $Shape = portal.v1.DeadLetter.$Properties;
         }
+
+        /**
+         * Properties of a PeerTask.
+         * @deprecated Use portal.v1.PeerTask.$Properties instead.
+         */
+        interface IPeerTask extends portal.v1.PeerTask.$Properties {
+        }
+
+        /** Represents a PeerTask. */
+        class PeerTask {
+
+            /**
+             * Constructs a new PeerTask.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: portal.v1.PeerTask.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** PeerTask version. */
+            version: number;
+
+            /** PeerTask coordinatorId. */
+            coordinatorId: string;
+
+            /** PeerTask peerId. */
+            peerId: string;
+
+            /** PeerTask taskId. */
+            taskId: string;
+
+            /** PeerTask attempt. */
+            attempt: number;
+
+            /** PeerTask taskType. */
+            taskType: string;
+
+            /** PeerTask work. */
+            work: number;
+
+            /** PeerTask hour. */
+            hour: number;
+
+            /** PeerTask payloadJson. */
+            payloadJson: Uint8Array;
+
+            /** PeerTask sentAtMs. */
+            sentAtMs: number;
+
+            /**
+             * Creates a new PeerTask instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns PeerTask instance
+             */
+            static create(properties: portal.v1.PeerTask.$Shape): portal.v1.PeerTask & portal.v1.PeerTask.$Shape;
+            static create(properties?: portal.v1.PeerTask.$Properties): portal.v1.PeerTask;
+
+            /**
+             * Encodes the specified PeerTask message. Does not implicitly {@link portal.v1.PeerTask.verify|verify} messages.
+             * @param message PeerTask message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: portal.v1.PeerTask.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a PeerTask message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {portal.v1.PeerTask & portal.v1.PeerTask.$Shape} PeerTask
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): portal.v1.PeerTask & portal.v1.PeerTask.$Shape;
+        }
+
+        namespace PeerTask {
+
+            /** Properties of a PeerTask. */
+            interface $Properties {
+
+                /** PeerTask version */
+                version?: (number|null);
+
+                /** PeerTask coordinatorId */
+                coordinatorId?: (string|null);
+
+                /** PeerTask peerId */
+                peerId?: (string|null);
+
+                /** PeerTask taskId */
+                taskId?: (string|null);
+
+                /** PeerTask attempt */
+                attempt?: (number|null);
+
+                /** PeerTask taskType */
+                taskType?: (string|null);
+
+                /** PeerTask work */
+                work?: (number|null);
+
+                /** PeerTask hour */
+                hour?: (number|null);
+
+                /** PeerTask payloadJson */
+                payloadJson?: (Uint8Array|null);
+
+                /** PeerTask sentAtMs */
+                sentAtMs?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a PeerTask. */
+            type $Shape = portal.v1.PeerTask.$Properties;
+        }
+
+        /**
+         * Properties of a PeerResult.
+         * @deprecated Use portal.v1.PeerResult.$Properties instead.
+         */
+        interface IPeerResult extends portal.v1.PeerResult.$Properties {
+        }
+
+        /** Represents a PeerResult. */
+        class PeerResult {
+
+            /**
+             * Constructs a new PeerResult.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: portal.v1.PeerResult.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** PeerResult version. */
+            version: number;
+
+            /** PeerResult coordinatorId. */
+            coordinatorId: string;
+
+            /** PeerResult peerId. */
+            peerId: string;
+
+            /** PeerResult taskId. */
+            taskId: string;
+
+            /** PeerResult attempt. */
+            attempt: number;
+
+            /** PeerResult ok. */
+            ok: boolean;
+
+            /** PeerResult outputJson. */
+            outputJson: Uint8Array;
+
+            /** PeerResult error. */
+            error: string;
+
+            /** PeerResult serviceMs. */
+            serviceMs: number;
+
+            /** PeerResult pressure. */
+            pressure: number;
+
+            /** PeerResult sentAtMs. */
+            sentAtMs: number;
+
+            /**
+             * Creates a new PeerResult instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns PeerResult instance
+             */
+            static create(properties: portal.v1.PeerResult.$Shape): portal.v1.PeerResult & portal.v1.PeerResult.$Shape;
+            static create(properties?: portal.v1.PeerResult.$Properties): portal.v1.PeerResult;
+
+            /**
+             * Encodes the specified PeerResult message. Does not implicitly {@link portal.v1.PeerResult.verify|verify} messages.
+             * @param message PeerResult message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: portal.v1.PeerResult.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a PeerResult message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {portal.v1.PeerResult & portal.v1.PeerResult.$Shape} PeerResult
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): portal.v1.PeerResult & portal.v1.PeerResult.$Shape;
+        }
+
+        namespace PeerResult {
+
+            /** Properties of a PeerResult. */
+            interface $Properties {
+
+                /** PeerResult version */
+                version?: (number|null);
+
+                /** PeerResult coordinatorId */
+                coordinatorId?: (string|null);
+
+                /** PeerResult peerId */
+                peerId?: (string|null);
+
+                /** PeerResult taskId */
+                taskId?: (string|null);
+
+                /** PeerResult attempt */
+                attempt?: (number|null);
+
+                /** PeerResult ok */
+                ok?: (boolean|null);
+
+                /** PeerResult outputJson */
+                outputJson?: (Uint8Array|null);
+
+                /** PeerResult error */
+                error?: (string|null);
+
+                /** PeerResult serviceMs */
+                serviceMs?: (number|null);
+
+                /** PeerResult pressure */
+                pressure?: (number|null);
+
+                /** PeerResult sentAtMs */
+                sentAtMs?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a PeerResult. */
+            type $Shape = portal.v1.PeerResult.$Properties;
+        }
+
+        /**
+         * Properties of a PeerHeartbeat.
+         * @deprecated Use portal.v1.PeerHeartbeat.$Properties instead.
+         */
+        interface IPeerHeartbeat extends portal.v1.PeerHeartbeat.$Properties {
+        }
+
+        /** Represents a PeerHeartbeat. */
+        class PeerHeartbeat {
+
+            /**
+             * Constructs a new PeerHeartbeat.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: portal.v1.PeerHeartbeat.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** PeerHeartbeat version. */
+            version: number;
+
+            /** PeerHeartbeat peerId. */
+            peerId: string;
+
+            /** PeerHeartbeat taskTypes. */
+            taskTypes: string[];
+
+            /** PeerHeartbeat maxInFlight. */
+            maxInFlight: number;
+
+            /** PeerHeartbeat concurrency. */
+            concurrency: number;
+
+            /** PeerHeartbeat latencyHintMs. */
+            latencyHintMs: number;
+
+            /** PeerHeartbeat load. */
+            load: number;
+
+            /** PeerHeartbeat running. */
+            running: number;
+
+            /** PeerHeartbeat queued. */
+            queued: number;
+
+            /** PeerHeartbeat pressure. */
+            pressure: number;
+
+            /** PeerHeartbeat cpuPressure. */
+            cpuPressure: number;
+
+            /** PeerHeartbeat memoryPressure. */
+            memoryPressure: number;
+
+            /** PeerHeartbeat intervalMs. */
+            intervalMs: number;
+
+            /** PeerHeartbeat leaving. */
+            leaving: boolean;
+
+            /** PeerHeartbeat seq. */
+            seq: number;
+
+            /** PeerHeartbeat sentAtMs. */
+            sentAtMs: number;
+
+            /** PeerHeartbeat completed. */
+            completed: number;
+
+            /** PeerHeartbeat failed. */
+            failed: number;
+
+            /**
+             * Creates a new PeerHeartbeat instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns PeerHeartbeat instance
+             */
+            static create(properties: portal.v1.PeerHeartbeat.$Shape): portal.v1.PeerHeartbeat & portal.v1.PeerHeartbeat.$Shape;
+            static create(properties?: portal.v1.PeerHeartbeat.$Properties): portal.v1.PeerHeartbeat;
+
+            /**
+             * Encodes the specified PeerHeartbeat message. Does not implicitly {@link portal.v1.PeerHeartbeat.verify|verify} messages.
+             * @param message PeerHeartbeat message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: portal.v1.PeerHeartbeat.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a PeerHeartbeat message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {portal.v1.PeerHeartbeat & portal.v1.PeerHeartbeat.$Shape} PeerHeartbeat
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): portal.v1.PeerHeartbeat & portal.v1.PeerHeartbeat.$Shape;
+        }
+
+        namespace PeerHeartbeat {
+
+            /** Properties of a PeerHeartbeat. */
+            interface $Properties {
+
+                /** PeerHeartbeat version */
+                version?: (number|null);
+
+                /** PeerHeartbeat peerId */
+                peerId?: (string|null);
+
+                /** PeerHeartbeat taskTypes */
+                taskTypes?: (string[]|null);
+
+                /** PeerHeartbeat maxInFlight */
+                maxInFlight?: (number|null);
+
+                /** PeerHeartbeat concurrency */
+                concurrency?: (number|null);
+
+                /** PeerHeartbeat latencyHintMs */
+                latencyHintMs?: (number|null);
+
+                /** PeerHeartbeat load */
+                load?: (number|null);
+
+                /** PeerHeartbeat running */
+                running?: (number|null);
+
+                /** PeerHeartbeat queued */
+                queued?: (number|null);
+
+                /** PeerHeartbeat pressure */
+                pressure?: (number|null);
+
+                /** PeerHeartbeat cpuPressure */
+                cpuPressure?: (number|null);
+
+                /** PeerHeartbeat memoryPressure */
+                memoryPressure?: (number|null);
+
+                /** PeerHeartbeat intervalMs */
+                intervalMs?: (number|null);
+
+                /** PeerHeartbeat leaving */
+                leaving?: (boolean|null);
+
+                /** PeerHeartbeat seq */
+                seq?: (number|null);
+
+                /** PeerHeartbeat sentAtMs */
+                sentAtMs?: (number|null);
+
+                /** PeerHeartbeat completed */
+                completed?: (number|null);
+
+                /** PeerHeartbeat failed */
+                failed?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a PeerHeartbeat. */
+            type $Shape = portal.v1.PeerHeartbeat.$Properties;
+        }
+
+        /**
+         * Properties of a SubmittedTask.
+         * @deprecated Use portal.v1.SubmittedTask.$Properties instead.
+         */
+        interface ISubmittedTask extends portal.v1.SubmittedTask.$Properties {
+        }
+
+        /** Represents a SubmittedTask. */
+        class SubmittedTask {
+
+            /**
+             * Constructs a new SubmittedTask.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: portal.v1.SubmittedTask.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** SubmittedTask taskId. */
+            taskId: string;
+
+            /** SubmittedTask taskType. */
+            taskType: string;
+
+            /** SubmittedTask work. */
+            work: number;
+
+            /** SubmittedTask payloadJson. */
+            payloadJson: Uint8Array;
+
+            /** SubmittedTask pin. */
+            pin: string;
+
+            /**
+             * Creates a new SubmittedTask instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns SubmittedTask instance
+             */
+            static create(properties: portal.v1.SubmittedTask.$Shape): portal.v1.SubmittedTask & portal.v1.SubmittedTask.$Shape;
+            static create(properties?: portal.v1.SubmittedTask.$Properties): portal.v1.SubmittedTask;
+
+            /**
+             * Encodes the specified SubmittedTask message. Does not implicitly {@link portal.v1.SubmittedTask.verify|verify} messages.
+             * @param message SubmittedTask message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: portal.v1.SubmittedTask.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a SubmittedTask message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {portal.v1.SubmittedTask & portal.v1.SubmittedTask.$Shape} SubmittedTask
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): portal.v1.SubmittedTask & portal.v1.SubmittedTask.$Shape;
+        }
+
+        namespace SubmittedTask {
+
+            /** Properties of a SubmittedTask. */
+            interface $Properties {
+
+                /** SubmittedTask taskId */
+                taskId?: (string|null);
+
+                /** SubmittedTask taskType */
+                taskType?: (string|null);
+
+                /** SubmittedTask work */
+                work?: (number|null);
+
+                /** SubmittedTask payloadJson */
+                payloadJson?: (Uint8Array|null);
+
+                /** SubmittedTask pin */
+                pin?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a SubmittedTask. */
+            type $Shape = portal.v1.SubmittedTask.$Properties;
+        }
+
+        /**
+         * Properties of a CoordSubmit.
+         * @deprecated Use portal.v1.CoordSubmit.$Properties instead.
+         */
+        interface ICoordSubmit extends portal.v1.CoordSubmit.$Properties {
+        }
+
+        /** Represents a CoordSubmit. */
+        class CoordSubmit {
+
+            /**
+             * Constructs a new CoordSubmit.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: portal.v1.CoordSubmit.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** CoordSubmit version. */
+            version: number;
+
+            /** CoordSubmit coordinatorId. */
+            coordinatorId: string;
+
+            /** CoordSubmit tasks. */
+            tasks: portal.v1.SubmittedTask.$Properties[];
+
+            /** CoordSubmit submitter. */
+            submitter: string;
+
+            /**
+             * Creates a new CoordSubmit instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns CoordSubmit instance
+             */
+            static create(properties: portal.v1.CoordSubmit.$Shape): portal.v1.CoordSubmit & portal.v1.CoordSubmit.$Shape;
+            static create(properties?: portal.v1.CoordSubmit.$Properties): portal.v1.CoordSubmit;
+
+            /**
+             * Encodes the specified CoordSubmit message. Does not implicitly {@link portal.v1.CoordSubmit.verify|verify} messages.
+             * @param message CoordSubmit message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: portal.v1.CoordSubmit.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a CoordSubmit message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {portal.v1.CoordSubmit & portal.v1.CoordSubmit.$Shape} CoordSubmit
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): portal.v1.CoordSubmit & portal.v1.CoordSubmit.$Shape;
+        }
+
+        namespace CoordSubmit {
+
+            /** Properties of a CoordSubmit. */
+            interface $Properties {
+
+                /** CoordSubmit version */
+                version?: (number|null);
+
+                /** CoordSubmit coordinatorId */
+                coordinatorId?: (string|null);
+
+                /** CoordSubmit tasks */
+                tasks?: (portal.v1.SubmittedTask.$Properties[]|null);
+
+                /** CoordSubmit submitter */
+                submitter?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a CoordSubmit. */
+            type $Shape = portal.v1.CoordSubmit.$Properties;
+        }
+
+        /**
+         * Properties of a CoordOutcome.
+         * @deprecated Use portal.v1.CoordOutcome.$Properties instead.
+         */
+        interface ICoordOutcome extends portal.v1.CoordOutcome.$Properties {
+        }
+
+        /** Represents a CoordOutcome. */
+        class CoordOutcome {
+
+            /**
+             * Constructs a new CoordOutcome.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: portal.v1.CoordOutcome.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** CoordOutcome version. */
+            version: number;
+
+            /** CoordOutcome coordinatorId. */
+            coordinatorId: string;
+
+            /** CoordOutcome taskId. */
+            taskId: string;
+
+            /** CoordOutcome taskType. */
+            taskType: string;
+
+            /** CoordOutcome ok. */
+            ok: boolean;
+
+            /** CoordOutcome peerId. */
+            peerId: string;
+
+            /** CoordOutcome attempts. */
+            attempts: number;
+
+            /** CoordOutcome failures. */
+            failures: number;
+
+            /** CoordOutcome latencyMs. */
+            latencyMs: number;
+
+            /** CoordOutcome outputJson. */
+            outputJson: Uint8Array;
+
+            /** CoordOutcome error. */
+            error: string;
+
+            /**
+             * Creates a new CoordOutcome instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns CoordOutcome instance
+             */
+            static create(properties: portal.v1.CoordOutcome.$Shape): portal.v1.CoordOutcome & portal.v1.CoordOutcome.$Shape;
+            static create(properties?: portal.v1.CoordOutcome.$Properties): portal.v1.CoordOutcome;
+
+            /**
+             * Encodes the specified CoordOutcome message. Does not implicitly {@link portal.v1.CoordOutcome.verify|verify} messages.
+             * @param message CoordOutcome message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: portal.v1.CoordOutcome.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a CoordOutcome message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {portal.v1.CoordOutcome & portal.v1.CoordOutcome.$Shape} CoordOutcome
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): portal.v1.CoordOutcome & portal.v1.CoordOutcome.$Shape;
+        }
+
+        namespace CoordOutcome {
+
+            /** Properties of a CoordOutcome. */
+            interface $Properties {
+
+                /** CoordOutcome version */
+                version?: (number|null);
+
+                /** CoordOutcome coordinatorId */
+                coordinatorId?: (string|null);
+
+                /** CoordOutcome taskId */
+                taskId?: (string|null);
+
+                /** CoordOutcome taskType */
+                taskType?: (string|null);
+
+                /** CoordOutcome ok */
+                ok?: (boolean|null);
+
+                /** CoordOutcome peerId */
+                peerId?: (string|null);
+
+                /** CoordOutcome attempts */
+                attempts?: (number|null);
+
+                /** CoordOutcome failures */
+                failures?: (number|null);
+
+                /** CoordOutcome latencyMs */
+                latencyMs?: (number|null);
+
+                /** CoordOutcome outputJson */
+                outputJson?: (Uint8Array|null);
+
+                /** CoordOutcome error */
+                error?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a CoordOutcome. */
+            type $Shape = portal.v1.CoordOutcome.$Properties;
+        }
     }
 }

@@ -3091,6 +3091,1980 @@ export const portal = $root.portal = (() => {
             return DeadLetter;
         })();
 
+        v1.PeerTask = (function() {
+
+            /**
+             * Properties of a PeerTask.
+             * @typedef {Object} portal.v1.PeerTask.$Properties
+             * @property {number|null} [version] PeerTask version
+             * @property {string|null} [coordinatorId] PeerTask coordinatorId
+             * @property {string|null} [peerId] PeerTask peerId
+             * @property {string|null} [taskId] PeerTask taskId
+             * @property {number|null} [attempt] PeerTask attempt
+             * @property {string|null} [taskType] PeerTask taskType
+             * @property {number|null} [work] PeerTask work
+             * @property {number|null} [hour] PeerTask hour
+             * @property {Uint8Array|null} [payloadJson] PeerTask payloadJson
+             * @property {number|null} [sentAtMs] PeerTask sentAtMs
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a PeerTask.
+             * @memberof portal.v1
+             * @interface IPeerTask
+             * @augments portal.v1.PeerTask.$Properties
+             * @deprecated Use portal.v1.PeerTask.$Properties instead.
+             */
+
+            /**
+             * Shape of a PeerTask.
+             * @typedef {portal.v1.PeerTask.$Properties} portal.v1.PeerTask.$Shape
+             */
+
+            /**
+             * Constructs a new PeerTask.
+             * @memberof portal.v1
+             * @classdesc Represents a PeerTask.
+             * @constructor
+             * @param {portal.v1.PeerTask.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const PeerTask = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * PeerTask version.
+             * @member {number} version
+             * @memberof portal.v1.PeerTask
+             * @instance
+             */
+            PeerTask.prototype.version = 0;
+
+            /**
+             * PeerTask coordinatorId.
+             * @member {string} coordinatorId
+             * @memberof portal.v1.PeerTask
+             * @instance
+             */
+            PeerTask.prototype.coordinatorId = "";
+
+            /**
+             * PeerTask peerId.
+             * @member {string} peerId
+             * @memberof portal.v1.PeerTask
+             * @instance
+             */
+            PeerTask.prototype.peerId = "";
+
+            /**
+             * PeerTask taskId.
+             * @member {string} taskId
+             * @memberof portal.v1.PeerTask
+             * @instance
+             */
+            PeerTask.prototype.taskId = "";
+
+            /**
+             * PeerTask attempt.
+             * @member {number} attempt
+             * @memberof portal.v1.PeerTask
+             * @instance
+             */
+            PeerTask.prototype.attempt = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * PeerTask taskType.
+             * @member {string} taskType
+             * @memberof portal.v1.PeerTask
+             * @instance
+             */
+            PeerTask.prototype.taskType = "";
+
+            /**
+             * PeerTask work.
+             * @member {number} work
+             * @memberof portal.v1.PeerTask
+             * @instance
+             */
+            PeerTask.prototype.work = 0;
+
+            /**
+             * PeerTask hour.
+             * @member {number} hour
+             * @memberof portal.v1.PeerTask
+             * @instance
+             */
+            PeerTask.prototype.hour = 0;
+
+            /**
+             * PeerTask payloadJson.
+             * @member {Uint8Array} payloadJson
+             * @memberof portal.v1.PeerTask
+             * @instance
+             */
+            PeerTask.prototype.payloadJson = $util.newBuffer([]);
+
+            /**
+             * PeerTask sentAtMs.
+             * @member {number} sentAtMs
+             * @memberof portal.v1.PeerTask
+             * @instance
+             */
+            PeerTask.prototype.sentAtMs = 0;
+
+            /**
+             * Creates a new PeerTask instance using the specified properties.
+             * @function create
+             * @memberof portal.v1.PeerTask
+             * @static
+             * @param {portal.v1.PeerTask.$Properties=} [properties] Properties to set
+             * @returns {portal.v1.PeerTask} PeerTask instance
+             * @type {{
+             *   (properties: portal.v1.PeerTask.$Shape): portal.v1.PeerTask & portal.v1.PeerTask.$Shape;
+             *   (properties?: portal.v1.PeerTask.$Properties): portal.v1.PeerTask;
+             * }}
+             */
+            PeerTask.create = function(properties) {
+                return new PeerTask(properties);
+            };
+
+            /**
+             * Encodes the specified PeerTask message. Does not implicitly {@link portal.v1.PeerTask.verify|verify} messages.
+             * @function encode
+             * @memberof portal.v1.PeerTask
+             * @static
+             * @param {portal.v1.PeerTask.$Properties} message PeerTask message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            PeerTask.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.version != null && $Object.hasOwnProperty.call(message, "version") && message.version !== 0)
+                    writer.uint32(/* id 1, wireType 0 =*/8).uint32(message.version);
+                if (message.coordinatorId != null && $Object.hasOwnProperty.call(message, "coordinatorId") && message.coordinatorId !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.coordinatorId);
+                if (message.peerId != null && $Object.hasOwnProperty.call(message, "peerId") && message.peerId !== "")
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.peerId);
+                if (message.taskId != null && $Object.hasOwnProperty.call(message, "taskId") && message.taskId !== "")
+                    writer.uint32(/* id 4, wireType 2 =*/34).string(message.taskId);
+                if (message.attempt != null && $Object.hasOwnProperty.call(message, "attempt") && (typeof message.attempt === "object" ? message.attempt.low || message.attempt.high : message.attempt !== 0))
+                    writer.uint32(/* id 5, wireType 0 =*/40).uint64(message.attempt);
+                if (message.taskType != null && $Object.hasOwnProperty.call(message, "taskType") && message.taskType !== "")
+                    writer.uint32(/* id 6, wireType 2 =*/50).string(message.taskType);
+                if (message.work != null && $Object.hasOwnProperty.call(message, "work") && !$Object.is(message.work, 0))
+                    writer.uint32(/* id 7, wireType 1 =*/57).double(message.work);
+                if (message.hour != null && $Object.hasOwnProperty.call(message, "hour") && message.hour !== 0)
+                    writer.uint32(/* id 8, wireType 0 =*/64).uint32(message.hour);
+                if (message.payloadJson != null && $Object.hasOwnProperty.call(message, "payloadJson") && message.payloadJson.length)
+                    writer.uint32(/* id 9, wireType 2 =*/74).bytes(message.payloadJson);
+                if (message.sentAtMs != null && $Object.hasOwnProperty.call(message, "sentAtMs") && !$Object.is(message.sentAtMs, 0))
+                    writer.uint32(/* id 10, wireType 1 =*/81).double(message.sentAtMs);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a PeerTask message from the specified reader or buffer.
+             * @function decode
+             * @memberof portal.v1.PeerTask
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {portal.v1.PeerTask & portal.v1.PeerTask.$Shape} PeerTask
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            PeerTask.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.portal.v1.PeerTask();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.version = value;
+                            else
+                                delete message.version;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.coordinatorId = value;
+                            else
+                                delete message.coordinatorId;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.peerId = value;
+                            else
+                                delete message.peerId;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.taskId = value;
+                            else
+                                delete message.taskId;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.attempt = value;
+                            else
+                                delete message.attempt;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.taskType = value;
+                            else
+                                delete message.taskType;
+                            continue;
+                        }
+                    case 7: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.work = value;
+                            else
+                                delete message.work;
+                            continue;
+                        }
+                    case 8: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.hour = value;
+                            else
+                                delete message.hour;
+                            continue;
+                        }
+                    case 9: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.payloadJson = value;
+                            else
+                                delete message.payloadJson;
+                            continue;
+                        }
+                    case 10: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.sentAtMs = value;
+                            else
+                                delete message.sentAtMs;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return PeerTask;
+        })();
+
+        v1.PeerResult = (function() {
+
+            /**
+             * Properties of a PeerResult.
+             * @typedef {Object} portal.v1.PeerResult.$Properties
+             * @property {number|null} [version] PeerResult version
+             * @property {string|null} [coordinatorId] PeerResult coordinatorId
+             * @property {string|null} [peerId] PeerResult peerId
+             * @property {string|null} [taskId] PeerResult taskId
+             * @property {number|null} [attempt] PeerResult attempt
+             * @property {boolean|null} [ok] PeerResult ok
+             * @property {Uint8Array|null} [outputJson] PeerResult outputJson
+             * @property {string|null} [error] PeerResult error
+             * @property {number|null} [serviceMs] PeerResult serviceMs
+             * @property {number|null} [pressure] PeerResult pressure
+             * @property {number|null} [sentAtMs] PeerResult sentAtMs
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a PeerResult.
+             * @memberof portal.v1
+             * @interface IPeerResult
+             * @augments portal.v1.PeerResult.$Properties
+             * @deprecated Use portal.v1.PeerResult.$Properties instead.
+             */
+
+            /**
+             * Shape of a PeerResult.
+             * @typedef {portal.v1.PeerResult.$Properties} portal.v1.PeerResult.$Shape
+             */
+
+            /**
+             * Constructs a new PeerResult.
+             * @memberof portal.v1
+             * @classdesc Represents a PeerResult.
+             * @constructor
+             * @param {portal.v1.PeerResult.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const PeerResult = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * PeerResult version.
+             * @member {number} version
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.version = 0;
+
+            /**
+             * PeerResult coordinatorId.
+             * @member {string} coordinatorId
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.coordinatorId = "";
+
+            /**
+             * PeerResult peerId.
+             * @member {string} peerId
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.peerId = "";
+
+            /**
+             * PeerResult taskId.
+             * @member {string} taskId
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.taskId = "";
+
+            /**
+             * PeerResult attempt.
+             * @member {number} attempt
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.attempt = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * PeerResult ok.
+             * @member {boolean} ok
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.ok = false;
+
+            /**
+             * PeerResult outputJson.
+             * @member {Uint8Array} outputJson
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.outputJson = $util.newBuffer([]);
+
+            /**
+             * PeerResult error.
+             * @member {string} error
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.error = "";
+
+            /**
+             * PeerResult serviceMs.
+             * @member {number} serviceMs
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.serviceMs = 0;
+
+            /**
+             * PeerResult pressure.
+             * @member {number} pressure
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.pressure = 0;
+
+            /**
+             * PeerResult sentAtMs.
+             * @member {number} sentAtMs
+             * @memberof portal.v1.PeerResult
+             * @instance
+             */
+            PeerResult.prototype.sentAtMs = 0;
+
+            /**
+             * Creates a new PeerResult instance using the specified properties.
+             * @function create
+             * @memberof portal.v1.PeerResult
+             * @static
+             * @param {portal.v1.PeerResult.$Properties=} [properties] Properties to set
+             * @returns {portal.v1.PeerResult} PeerResult instance
+             * @type {{
+             *   (properties: portal.v1.PeerResult.$Shape): portal.v1.PeerResult & portal.v1.PeerResult.$Shape;
+             *   (properties?: portal.v1.PeerResult.$Properties): portal.v1.PeerResult;
+             * }}
+             */
+            PeerResult.create = function(properties) {
+                return new PeerResult(properties);
+            };
+
+            /**
+             * Encodes the specified PeerResult message. Does not implicitly {@link portal.v1.PeerResult.verify|verify} messages.
+             * @function encode
+             * @memberof portal.v1.PeerResult
+             * @static
+             * @param {portal.v1.PeerResult.$Properties} message PeerResult message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            PeerResult.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.version != null && $Object.hasOwnProperty.call(message, "version") && message.version !== 0)
+                    writer.uint32(/* id 1, wireType 0 =*/8).uint32(message.version);
+                if (message.coordinatorId != null && $Object.hasOwnProperty.call(message, "coordinatorId") && message.coordinatorId !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.coordinatorId);
+                if (message.peerId != null && $Object.hasOwnProperty.call(message, "peerId") && message.peerId !== "")
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.peerId);
+                if (message.taskId != null && $Object.hasOwnProperty.call(message, "taskId") && message.taskId !== "")
+                    writer.uint32(/* id 4, wireType 2 =*/34).string(message.taskId);
+                if (message.attempt != null && $Object.hasOwnProperty.call(message, "attempt") && (typeof message.attempt === "object" ? message.attempt.low || message.attempt.high : message.attempt !== 0))
+                    writer.uint32(/* id 5, wireType 0 =*/40).uint64(message.attempt);
+                if (message.ok != null && $Object.hasOwnProperty.call(message, "ok") && message.ok !== false)
+                    writer.uint32(/* id 6, wireType 0 =*/48).bool(message.ok);
+                if (message.outputJson != null && $Object.hasOwnProperty.call(message, "outputJson") && message.outputJson.length)
+                    writer.uint32(/* id 7, wireType 2 =*/58).bytes(message.outputJson);
+                if (message.error != null && $Object.hasOwnProperty.call(message, "error") && message.error !== "")
+                    writer.uint32(/* id 8, wireType 2 =*/66).string(message.error);
+                if (message.serviceMs != null && $Object.hasOwnProperty.call(message, "serviceMs") && !$Object.is(message.serviceMs, 0))
+                    writer.uint32(/* id 9, wireType 1 =*/73).double(message.serviceMs);
+                if (message.pressure != null && $Object.hasOwnProperty.call(message, "pressure") && !$Object.is(message.pressure, 0))
+                    writer.uint32(/* id 10, wireType 1 =*/81).double(message.pressure);
+                if (message.sentAtMs != null && $Object.hasOwnProperty.call(message, "sentAtMs") && !$Object.is(message.sentAtMs, 0))
+                    writer.uint32(/* id 11, wireType 1 =*/89).double(message.sentAtMs);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a PeerResult message from the specified reader or buffer.
+             * @function decode
+             * @memberof portal.v1.PeerResult
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {portal.v1.PeerResult & portal.v1.PeerResult.$Shape} PeerResult
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            PeerResult.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.portal.v1.PeerResult();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.version = value;
+                            else
+                                delete message.version;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.coordinatorId = value;
+                            else
+                                delete message.coordinatorId;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.peerId = value;
+                            else
+                                delete message.peerId;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.taskId = value;
+                            else
+                                delete message.taskId;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.attempt = value;
+                            else
+                                delete message.attempt;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.ok = value;
+                            else
+                                delete message.ok;
+                            continue;
+                        }
+                    case 7: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.outputJson = value;
+                            else
+                                delete message.outputJson;
+                            continue;
+                        }
+                    case 8: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.error = value;
+                            else
+                                delete message.error;
+                            continue;
+                        }
+                    case 9: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.serviceMs = value;
+                            else
+                                delete message.serviceMs;
+                            continue;
+                        }
+                    case 10: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.pressure = value;
+                            else
+                                delete message.pressure;
+                            continue;
+                        }
+                    case 11: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.sentAtMs = value;
+                            else
+                                delete message.sentAtMs;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return PeerResult;
+        })();
+
+        v1.PeerHeartbeat = (function() {
+
+            /**
+             * Properties of a PeerHeartbeat.
+             * @typedef {Object} portal.v1.PeerHeartbeat.$Properties
+             * @property {number|null} [version] PeerHeartbeat version
+             * @property {string|null} [peerId] PeerHeartbeat peerId
+             * @property {Array.<string>|null} [taskTypes] PeerHeartbeat taskTypes
+             * @property {number|null} [maxInFlight] PeerHeartbeat maxInFlight
+             * @property {number|null} [concurrency] PeerHeartbeat concurrency
+             * @property {number|null} [latencyHintMs] PeerHeartbeat latencyHintMs
+             * @property {number|null} [load] PeerHeartbeat load
+             * @property {number|null} [running] PeerHeartbeat running
+             * @property {number|null} [queued] PeerHeartbeat queued
+             * @property {number|null} [pressure] PeerHeartbeat pressure
+             * @property {number|null} [cpuPressure] PeerHeartbeat cpuPressure
+             * @property {number|null} [memoryPressure] PeerHeartbeat memoryPressure
+             * @property {number|null} [intervalMs] PeerHeartbeat intervalMs
+             * @property {boolean|null} [leaving] PeerHeartbeat leaving
+             * @property {number|null} [seq] PeerHeartbeat seq
+             * @property {number|null} [sentAtMs] PeerHeartbeat sentAtMs
+             * @property {number|null} [completed] PeerHeartbeat completed
+             * @property {number|null} [failed] PeerHeartbeat failed
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a PeerHeartbeat.
+             * @memberof portal.v1
+             * @interface IPeerHeartbeat
+             * @augments portal.v1.PeerHeartbeat.$Properties
+             * @deprecated Use portal.v1.PeerHeartbeat.$Properties instead.
+             */
+
+            /**
+             * Shape of a PeerHeartbeat.
+             * @typedef {portal.v1.PeerHeartbeat.$Properties} portal.v1.PeerHeartbeat.$Shape
+             */
+
+            /**
+             * Constructs a new PeerHeartbeat.
+             * @memberof portal.v1
+             * @classdesc Represents a PeerHeartbeat.
+             * @constructor
+             * @param {portal.v1.PeerHeartbeat.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const PeerHeartbeat = function (properties) {
+                this.taskTypes = [];
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * PeerHeartbeat version.
+             * @member {number} version
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.version = 0;
+
+            /**
+             * PeerHeartbeat peerId.
+             * @member {string} peerId
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.peerId = "";
+
+            /**
+             * PeerHeartbeat taskTypes.
+             * @member {Array.<string>} taskTypes
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.taskTypes = $util.emptyArray;
+
+            /**
+             * PeerHeartbeat maxInFlight.
+             * @member {number} maxInFlight
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.maxInFlight = 0;
+
+            /**
+             * PeerHeartbeat concurrency.
+             * @member {number} concurrency
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.concurrency = 0;
+
+            /**
+             * PeerHeartbeat latencyHintMs.
+             * @member {number} latencyHintMs
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.latencyHintMs = 0;
+
+            /**
+             * PeerHeartbeat load.
+             * @member {number} load
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.load = 0;
+
+            /**
+             * PeerHeartbeat running.
+             * @member {number} running
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.running = 0;
+
+            /**
+             * PeerHeartbeat queued.
+             * @member {number} queued
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.queued = 0;
+
+            /**
+             * PeerHeartbeat pressure.
+             * @member {number} pressure
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.pressure = 0;
+
+            /**
+             * PeerHeartbeat cpuPressure.
+             * @member {number} cpuPressure
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.cpuPressure = 0;
+
+            /**
+             * PeerHeartbeat memoryPressure.
+             * @member {number} memoryPressure
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.memoryPressure = 0;
+
+            /**
+             * PeerHeartbeat intervalMs.
+             * @member {number} intervalMs
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.intervalMs = 0;
+
+            /**
+             * PeerHeartbeat leaving.
+             * @member {boolean} leaving
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.leaving = false;
+
+            /**
+             * PeerHeartbeat seq.
+             * @member {number} seq
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * PeerHeartbeat sentAtMs.
+             * @member {number} sentAtMs
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.sentAtMs = 0;
+
+            /**
+             * PeerHeartbeat completed.
+             * @member {number} completed
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.completed = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * PeerHeartbeat failed.
+             * @member {number} failed
+             * @memberof portal.v1.PeerHeartbeat
+             * @instance
+             */
+            PeerHeartbeat.prototype.failed = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * Creates a new PeerHeartbeat instance using the specified properties.
+             * @function create
+             * @memberof portal.v1.PeerHeartbeat
+             * @static
+             * @param {portal.v1.PeerHeartbeat.$Properties=} [properties] Properties to set
+             * @returns {portal.v1.PeerHeartbeat} PeerHeartbeat instance
+             * @type {{
+             *   (properties: portal.v1.PeerHeartbeat.$Shape): portal.v1.PeerHeartbeat & portal.v1.PeerHeartbeat.$Shape;
+             *   (properties?: portal.v1.PeerHeartbeat.$Properties): portal.v1.PeerHeartbeat;
+             * }}
+             */
+            PeerHeartbeat.create = function(properties) {
+                return new PeerHeartbeat(properties);
+            };
+
+            /**
+             * Encodes the specified PeerHeartbeat message. Does not implicitly {@link portal.v1.PeerHeartbeat.verify|verify} messages.
+             * @function encode
+             * @memberof portal.v1.PeerHeartbeat
+             * @static
+             * @param {portal.v1.PeerHeartbeat.$Properties} message PeerHeartbeat message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            PeerHeartbeat.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.version != null && $Object.hasOwnProperty.call(message, "version") && message.version !== 0)
+                    writer.uint32(/* id 1, wireType 0 =*/8).uint32(message.version);
+                if (message.peerId != null && $Object.hasOwnProperty.call(message, "peerId") && message.peerId !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.peerId);
+                if (message.taskTypes != null && message.taskTypes.length)
+                    for (let i = 0; i < message.taskTypes.length; ++i)
+                        writer.uint32(/* id 3, wireType 2 =*/26).string(message.taskTypes[i]);
+                if (message.maxInFlight != null && $Object.hasOwnProperty.call(message, "maxInFlight") && message.maxInFlight !== 0)
+                    writer.uint32(/* id 4, wireType 0 =*/32).uint32(message.maxInFlight);
+                if (message.concurrency != null && $Object.hasOwnProperty.call(message, "concurrency") && message.concurrency !== 0)
+                    writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.concurrency);
+                if (message.latencyHintMs != null && $Object.hasOwnProperty.call(message, "latencyHintMs") && !$Object.is(message.latencyHintMs, 0))
+                    writer.uint32(/* id 6, wireType 1 =*/49).double(message.latencyHintMs);
+                if (message.load != null && $Object.hasOwnProperty.call(message, "load") && message.load !== 0)
+                    writer.uint32(/* id 7, wireType 0 =*/56).uint32(message.load);
+                if (message.running != null && $Object.hasOwnProperty.call(message, "running") && message.running !== 0)
+                    writer.uint32(/* id 8, wireType 0 =*/64).uint32(message.running);
+                if (message.queued != null && $Object.hasOwnProperty.call(message, "queued") && message.queued !== 0)
+                    writer.uint32(/* id 9, wireType 0 =*/72).uint32(message.queued);
+                if (message.pressure != null && $Object.hasOwnProperty.call(message, "pressure") && !$Object.is(message.pressure, 0))
+                    writer.uint32(/* id 10, wireType 1 =*/81).double(message.pressure);
+                if (message.cpuPressure != null && $Object.hasOwnProperty.call(message, "cpuPressure") && !$Object.is(message.cpuPressure, 0))
+                    writer.uint32(/* id 11, wireType 1 =*/89).double(message.cpuPressure);
+                if (message.memoryPressure != null && $Object.hasOwnProperty.call(message, "memoryPressure") && !$Object.is(message.memoryPressure, 0))
+                    writer.uint32(/* id 12, wireType 1 =*/97).double(message.memoryPressure);
+                if (message.intervalMs != null && $Object.hasOwnProperty.call(message, "intervalMs") && message.intervalMs !== 0)
+                    writer.uint32(/* id 13, wireType 0 =*/104).uint32(message.intervalMs);
+                if (message.leaving != null && $Object.hasOwnProperty.call(message, "leaving") && message.leaving !== false)
+                    writer.uint32(/* id 14, wireType 0 =*/112).bool(message.leaving);
+                if (message.seq != null && $Object.hasOwnProperty.call(message, "seq") && (typeof message.seq === "object" ? message.seq.low || message.seq.high : message.seq !== 0))
+                    writer.uint32(/* id 15, wireType 0 =*/120).uint64(message.seq);
+                if (message.sentAtMs != null && $Object.hasOwnProperty.call(message, "sentAtMs") && !$Object.is(message.sentAtMs, 0))
+                    writer.uint32(/* id 16, wireType 1 =*/129).double(message.sentAtMs);
+                if (message.completed != null && $Object.hasOwnProperty.call(message, "completed") && (typeof message.completed === "object" ? message.completed.low || message.completed.high : message.completed !== 0))
+                    writer.uint32(/* id 17, wireType 0 =*/136).uint64(message.completed);
+                if (message.failed != null && $Object.hasOwnProperty.call(message, "failed") && (typeof message.failed === "object" ? message.failed.low || message.failed.high : message.failed !== 0))
+                    writer.uint32(/* id 18, wireType 0 =*/144).uint64(message.failed);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a PeerHeartbeat message from the specified reader or buffer.
+             * @function decode
+             * @memberof portal.v1.PeerHeartbeat
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {portal.v1.PeerHeartbeat & portal.v1.PeerHeartbeat.$Shape} PeerHeartbeat
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            PeerHeartbeat.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.portal.v1.PeerHeartbeat();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.version = value;
+                            else
+                                delete message.version;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.peerId = value;
+                            else
+                                delete message.peerId;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.taskTypes && message.taskTypes.length))
+                                message.taskTypes = [];
+                            message.taskTypes.push(reader.stringVerify());
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.maxInFlight = value;
+                            else
+                                delete message.maxInFlight;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.concurrency = value;
+                            else
+                                delete message.concurrency;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.latencyHintMs = value;
+                            else
+                                delete message.latencyHintMs;
+                            continue;
+                        }
+                    case 7: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.load = value;
+                            else
+                                delete message.load;
+                            continue;
+                        }
+                    case 8: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.running = value;
+                            else
+                                delete message.running;
+                            continue;
+                        }
+                    case 9: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.queued = value;
+                            else
+                                delete message.queued;
+                            continue;
+                        }
+                    case 10: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.pressure = value;
+                            else
+                                delete message.pressure;
+                            continue;
+                        }
+                    case 11: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.cpuPressure = value;
+                            else
+                                delete message.cpuPressure;
+                            continue;
+                        }
+                    case 12: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.memoryPressure = value;
+                            else
+                                delete message.memoryPressure;
+                            continue;
+                        }
+                    case 13: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.intervalMs = value;
+                            else
+                                delete message.intervalMs;
+                            continue;
+                        }
+                    case 14: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.leaving = value;
+                            else
+                                delete message.leaving;
+                            continue;
+                        }
+                    case 15: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.seq = value;
+                            else
+                                delete message.seq;
+                            continue;
+                        }
+                    case 16: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.sentAtMs = value;
+                            else
+                                delete message.sentAtMs;
+                            continue;
+                        }
+                    case 17: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.completed = value;
+                            else
+                                delete message.completed;
+                            continue;
+                        }
+                    case 18: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.failed = value;
+                            else
+                                delete message.failed;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return PeerHeartbeat;
+        })();
+
+        v1.SubmittedTask = (function() {
+
+            /**
+             * Properties of a SubmittedTask.
+             * @typedef {Object} portal.v1.SubmittedTask.$Properties
+             * @property {string|null} [taskId] SubmittedTask taskId
+             * @property {string|null} [taskType] SubmittedTask taskType
+             * @property {number|null} [work] SubmittedTask work
+             * @property {Uint8Array|null} [payloadJson] SubmittedTask payloadJson
+             * @property {string|null} [pin] SubmittedTask pin
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a SubmittedTask.
+             * @memberof portal.v1
+             * @interface ISubmittedTask
+             * @augments portal.v1.SubmittedTask.$Properties
+             * @deprecated Use portal.v1.SubmittedTask.$Properties instead.
+             */
+
+            /**
+             * Shape of a SubmittedTask.
+             * @typedef {portal.v1.SubmittedTask.$Properties} portal.v1.SubmittedTask.$Shape
+             */
+
+            /**
+             * Constructs a new SubmittedTask.
+             * @memberof portal.v1
+             * @classdesc Represents a SubmittedTask.
+             * @constructor
+             * @param {portal.v1.SubmittedTask.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const SubmittedTask = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * SubmittedTask taskId.
+             * @member {string} taskId
+             * @memberof portal.v1.SubmittedTask
+             * @instance
+             */
+            SubmittedTask.prototype.taskId = "";
+
+            /**
+             * SubmittedTask taskType.
+             * @member {string} taskType
+             * @memberof portal.v1.SubmittedTask
+             * @instance
+             */
+            SubmittedTask.prototype.taskType = "";
+
+            /**
+             * SubmittedTask work.
+             * @member {number} work
+             * @memberof portal.v1.SubmittedTask
+             * @instance
+             */
+            SubmittedTask.prototype.work = 0;
+
+            /**
+             * SubmittedTask payloadJson.
+             * @member {Uint8Array} payloadJson
+             * @memberof portal.v1.SubmittedTask
+             * @instance
+             */
+            SubmittedTask.prototype.payloadJson = $util.newBuffer([]);
+
+            /**
+             * SubmittedTask pin.
+             * @member {string} pin
+             * @memberof portal.v1.SubmittedTask
+             * @instance
+             */
+            SubmittedTask.prototype.pin = "";
+
+            /**
+             * Creates a new SubmittedTask instance using the specified properties.
+             * @function create
+             * @memberof portal.v1.SubmittedTask
+             * @static
+             * @param {portal.v1.SubmittedTask.$Properties=} [properties] Properties to set
+             * @returns {portal.v1.SubmittedTask} SubmittedTask instance
+             * @type {{
+             *   (properties: portal.v1.SubmittedTask.$Shape): portal.v1.SubmittedTask & portal.v1.SubmittedTask.$Shape;
+             *   (properties?: portal.v1.SubmittedTask.$Properties): portal.v1.SubmittedTask;
+             * }}
+             */
+            SubmittedTask.create = function(properties) {
+                return new SubmittedTask(properties);
+            };
+
+            /**
+             * Encodes the specified SubmittedTask message. Does not implicitly {@link portal.v1.SubmittedTask.verify|verify} messages.
+             * @function encode
+             * @memberof portal.v1.SubmittedTask
+             * @static
+             * @param {portal.v1.SubmittedTask.$Properties} message SubmittedTask message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            SubmittedTask.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.taskId != null && $Object.hasOwnProperty.call(message, "taskId") && message.taskId !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.taskId);
+                if (message.taskType != null && $Object.hasOwnProperty.call(message, "taskType") && message.taskType !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.taskType);
+                if (message.work != null && $Object.hasOwnProperty.call(message, "work") && !$Object.is(message.work, 0))
+                    writer.uint32(/* id 3, wireType 1 =*/25).double(message.work);
+                if (message.payloadJson != null && $Object.hasOwnProperty.call(message, "payloadJson") && message.payloadJson.length)
+                    writer.uint32(/* id 4, wireType 2 =*/34).bytes(message.payloadJson);
+                if (message.pin != null && $Object.hasOwnProperty.call(message, "pin") && message.pin !== "")
+                    writer.uint32(/* id 5, wireType 2 =*/42).string(message.pin);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a SubmittedTask message from the specified reader or buffer.
+             * @function decode
+             * @memberof portal.v1.SubmittedTask
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {portal.v1.SubmittedTask & portal.v1.SubmittedTask.$Shape} SubmittedTask
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            SubmittedTask.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.portal.v1.SubmittedTask();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.taskId = value;
+                            else
+                                delete message.taskId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.taskType = value;
+                            else
+                                delete message.taskType;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.work = value;
+                            else
+                                delete message.work;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.payloadJson = value;
+                            else
+                                delete message.payloadJson;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.pin = value;
+                            else
+                                delete message.pin;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return SubmittedTask;
+        })();
+
+        v1.CoordSubmit = (function() {
+
+            /**
+             * Properties of a CoordSubmit.
+             * @typedef {Object} portal.v1.CoordSubmit.$Properties
+             * @property {number|null} [version] CoordSubmit version
+             * @property {string|null} [coordinatorId] CoordSubmit coordinatorId
+             * @property {Array.<portal.v1.SubmittedTask.$Properties>|null} [tasks] CoordSubmit tasks
+             * @property {string|null} [submitter] CoordSubmit submitter
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a CoordSubmit.
+             * @memberof portal.v1
+             * @interface ICoordSubmit
+             * @augments portal.v1.CoordSubmit.$Properties
+             * @deprecated Use portal.v1.CoordSubmit.$Properties instead.
+             */
+
+            /**
+             * Shape of a CoordSubmit.
+             * @typedef {portal.v1.CoordSubmit.$Properties} portal.v1.CoordSubmit.$Shape
+             */
+
+            /**
+             * Constructs a new CoordSubmit.
+             * @memberof portal.v1
+             * @classdesc Represents a CoordSubmit.
+             * @constructor
+             * @param {portal.v1.CoordSubmit.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const CoordSubmit = function (properties) {
+                this.tasks = [];
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * CoordSubmit version.
+             * @member {number} version
+             * @memberof portal.v1.CoordSubmit
+             * @instance
+             */
+            CoordSubmit.prototype.version = 0;
+
+            /**
+             * CoordSubmit coordinatorId.
+             * @member {string} coordinatorId
+             * @memberof portal.v1.CoordSubmit
+             * @instance
+             */
+            CoordSubmit.prototype.coordinatorId = "";
+
+            /**
+             * CoordSubmit tasks.
+             * @member {Array.<portal.v1.SubmittedTask.$Properties>} tasks
+             * @memberof portal.v1.CoordSubmit
+             * @instance
+             */
+            CoordSubmit.prototype.tasks = $util.emptyArray;
+
+            /**
+             * CoordSubmit submitter.
+             * @member {string} submitter
+             * @memberof portal.v1.CoordSubmit
+             * @instance
+             */
+            CoordSubmit.prototype.submitter = "";
+
+            /**
+             * Creates a new CoordSubmit instance using the specified properties.
+             * @function create
+             * @memberof portal.v1.CoordSubmit
+             * @static
+             * @param {portal.v1.CoordSubmit.$Properties=} [properties] Properties to set
+             * @returns {portal.v1.CoordSubmit} CoordSubmit instance
+             * @type {{
+             *   (properties: portal.v1.CoordSubmit.$Shape): portal.v1.CoordSubmit & portal.v1.CoordSubmit.$Shape;
+             *   (properties?: portal.v1.CoordSubmit.$Properties): portal.v1.CoordSubmit;
+             * }}
+             */
+            CoordSubmit.create = function(properties) {
+                return new CoordSubmit(properties);
+            };
+
+            /**
+             * Encodes the specified CoordSubmit message. Does not implicitly {@link portal.v1.CoordSubmit.verify|verify} messages.
+             * @function encode
+             * @memberof portal.v1.CoordSubmit
+             * @static
+             * @param {portal.v1.CoordSubmit.$Properties} message CoordSubmit message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            CoordSubmit.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.version != null && $Object.hasOwnProperty.call(message, "version") && message.version !== 0)
+                    writer.uint32(/* id 1, wireType 0 =*/8).uint32(message.version);
+                if (message.coordinatorId != null && $Object.hasOwnProperty.call(message, "coordinatorId") && message.coordinatorId !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.coordinatorId);
+                if (message.tasks != null && message.tasks.length)
+                    for (let i = 0; i < message.tasks.length; ++i)
+                        $root.portal.v1.SubmittedTask.encode(message.tasks[i], writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                if (message.submitter != null && $Object.hasOwnProperty.call(message, "submitter") && message.submitter !== "")
+                    writer.uint32(/* id 4, wireType 2 =*/34).string(message.submitter);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a CoordSubmit message from the specified reader or buffer.
+             * @function decode
+             * @memberof portal.v1.CoordSubmit
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {portal.v1.CoordSubmit & portal.v1.CoordSubmit.$Shape} CoordSubmit
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            CoordSubmit.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.portal.v1.CoordSubmit();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.version = value;
+                            else
+                                delete message.version;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.coordinatorId = value;
+                            else
+                                delete message.coordinatorId;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.tasks && message.tasks.length))
+                                message.tasks = [];
+                            message.tasks.push($root.portal.v1.SubmittedTask.decode(reader, reader.size(), $undefined, _depth + 1));
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.submitter = value;
+                            else
+                                delete message.submitter;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return CoordSubmit;
+        })();
+
+        v1.CoordOutcome = (function() {
+
+            /**
+             * Properties of a CoordOutcome.
+             * @typedef {Object} portal.v1.CoordOutcome.$Properties
+             * @property {number|null} [version] CoordOutcome version
+             * @property {string|null} [coordinatorId] CoordOutcome coordinatorId
+             * @property {string|null} [taskId] CoordOutcome taskId
+             * @property {string|null} [taskType] CoordOutcome taskType
+             * @property {boolean|null} [ok] CoordOutcome ok
+             * @property {string|null} [peerId] CoordOutcome peerId
+             * @property {number|null} [attempts] CoordOutcome attempts
+             * @property {number|null} [failures] CoordOutcome failures
+             * @property {number|null} [latencyMs] CoordOutcome latencyMs
+             * @property {Uint8Array|null} [outputJson] CoordOutcome outputJson
+             * @property {string|null} [error] CoordOutcome error
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a CoordOutcome.
+             * @memberof portal.v1
+             * @interface ICoordOutcome
+             * @augments portal.v1.CoordOutcome.$Properties
+             * @deprecated Use portal.v1.CoordOutcome.$Properties instead.
+             */
+
+            /**
+             * Shape of a CoordOutcome.
+             * @typedef {portal.v1.CoordOutcome.$Properties} portal.v1.CoordOutcome.$Shape
+             */
+
+            /**
+             * Constructs a new CoordOutcome.
+             * @memberof portal.v1
+             * @classdesc Represents a CoordOutcome.
+             * @constructor
+             * @param {portal.v1.CoordOutcome.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const CoordOutcome = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * CoordOutcome version.
+             * @member {number} version
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.version = 0;
+
+            /**
+             * CoordOutcome coordinatorId.
+             * @member {string} coordinatorId
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.coordinatorId = "";
+
+            /**
+             * CoordOutcome taskId.
+             * @member {string} taskId
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.taskId = "";
+
+            /**
+             * CoordOutcome taskType.
+             * @member {string} taskType
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.taskType = "";
+
+            /**
+             * CoordOutcome ok.
+             * @member {boolean} ok
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.ok = false;
+
+            /**
+             * CoordOutcome peerId.
+             * @member {string} peerId
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.peerId = "";
+
+            /**
+             * CoordOutcome attempts.
+             * @member {number} attempts
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.attempts = 0;
+
+            /**
+             * CoordOutcome failures.
+             * @member {number} failures
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.failures = 0;
+
+            /**
+             * CoordOutcome latencyMs.
+             * @member {number} latencyMs
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.latencyMs = 0;
+
+            /**
+             * CoordOutcome outputJson.
+             * @member {Uint8Array} outputJson
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.outputJson = $util.newBuffer([]);
+
+            /**
+             * CoordOutcome error.
+             * @member {string} error
+             * @memberof portal.v1.CoordOutcome
+             * @instance
+             */
+            CoordOutcome.prototype.error = "";
+
+            /**
+             * Creates a new CoordOutcome instance using the specified properties.
+             * @function create
+             * @memberof portal.v1.CoordOutcome
+             * @static
+             * @param {portal.v1.CoordOutcome.$Properties=} [properties] Properties to set
+             * @returns {portal.v1.CoordOutcome} CoordOutcome instance
+             * @type {{
+             *   (properties: portal.v1.CoordOutcome.$Shape): portal.v1.CoordOutcome & portal.v1.CoordOutcome.$Shape;
+             *   (properties?: portal.v1.CoordOutcome.$Properties): portal.v1.CoordOutcome;
+             * }}
+             */
+            CoordOutcome.create = function(properties) {
+                return new CoordOutcome(properties);
+            };
+
+            /**
+             * Encodes the specified CoordOutcome message. Does not implicitly {@link portal.v1.CoordOutcome.verify|verify} messages.
+             * @function encode
+             * @memberof portal.v1.CoordOutcome
+             * @static
+             * @param {portal.v1.CoordOutcome.$Properties} message CoordOutcome message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            CoordOutcome.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.version != null && $Object.hasOwnProperty.call(message, "version") && message.version !== 0)
+                    writer.uint32(/* id 1, wireType 0 =*/8).uint32(message.version);
+                if (message.coordinatorId != null && $Object.hasOwnProperty.call(message, "coordinatorId") && message.coordinatorId !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.coordinatorId);
+                if (message.taskId != null && $Object.hasOwnProperty.call(message, "taskId") && message.taskId !== "")
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.taskId);
+                if (message.taskType != null && $Object.hasOwnProperty.call(message, "taskType") && message.taskType !== "")
+                    writer.uint32(/* id 4, wireType 2 =*/34).string(message.taskType);
+                if (message.ok != null && $Object.hasOwnProperty.call(message, "ok") && message.ok !== false)
+                    writer.uint32(/* id 5, wireType 0 =*/40).bool(message.ok);
+                if (message.peerId != null && $Object.hasOwnProperty.call(message, "peerId") && message.peerId !== "")
+                    writer.uint32(/* id 6, wireType 2 =*/50).string(message.peerId);
+                if (message.attempts != null && $Object.hasOwnProperty.call(message, "attempts") && message.attempts !== 0)
+                    writer.uint32(/* id 7, wireType 0 =*/56).uint32(message.attempts);
+                if (message.failures != null && $Object.hasOwnProperty.call(message, "failures") && message.failures !== 0)
+                    writer.uint32(/* id 8, wireType 0 =*/64).uint32(message.failures);
+                if (message.latencyMs != null && $Object.hasOwnProperty.call(message, "latencyMs") && !$Object.is(message.latencyMs, 0))
+                    writer.uint32(/* id 9, wireType 1 =*/73).double(message.latencyMs);
+                if (message.outputJson != null && $Object.hasOwnProperty.call(message, "outputJson") && message.outputJson.length)
+                    writer.uint32(/* id 10, wireType 2 =*/82).bytes(message.outputJson);
+                if (message.error != null && $Object.hasOwnProperty.call(message, "error") && message.error !== "")
+                    writer.uint32(/* id 11, wireType 2 =*/90).string(message.error);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a CoordOutcome message from the specified reader or buffer.
+             * @function decode
+             * @memberof portal.v1.CoordOutcome
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {portal.v1.CoordOutcome & portal.v1.CoordOutcome.$Shape} CoordOutcome
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            CoordOutcome.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.portal.v1.CoordOutcome();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.version = value;
+                            else
+                                delete message.version;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.coordinatorId = value;
+                            else
+                                delete message.coordinatorId;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.taskId = value;
+                            else
+                                delete message.taskId;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.taskType = value;
+                            else
+                                delete message.taskType;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.ok = value;
+                            else
+                                delete message.ok;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.peerId = value;
+                            else
+                                delete message.peerId;
+                            continue;
+                        }
+                    case 7: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.attempts = value;
+                            else
+                                delete message.attempts;
+                            continue;
+                        }
+                    case 8: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.failures = value;
+                            else
+                                delete message.failures;
+                            continue;
+                        }
+                    case 9: {
+                            if (wireType !== 1)
+                                break;
+                            if (!$Object.is(value = reader.double(), 0))
+                                message.latencyMs = value;
+                            else
+                                delete message.latencyMs;
+                            continue;
+                        }
+                    case 10: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.outputJson = value;
+                            else
+                                delete message.outputJson;
+                            continue;
+                        }
+                    case 11: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.error = value;
+                            else
+                                delete message.error;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return CoordOutcome;
+        })();
+
         return v1;
     })();
 
