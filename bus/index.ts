@@ -4,6 +4,7 @@ export type { Bus, Subscription, DeadLetterEvent } from './types.js';
 export {
   createCodecRegistry,
   isJetStreamPattern,
+  jetStreamOf,
   wire,
   DEFAULT_MAX_BYTES,
   DEAD_LETTER_PAYLOAD_BYTES,
@@ -19,7 +20,7 @@ export type {
 export { createAllTransfersBus } from './transfer-router.js';
 export type { AllTransfersBus } from './transfer-router.js';
 export { createBusFromEnv, createNatsBus, natsOptionsFromEnv, NATS_ENV } from './from-env.js';
-export { TRANSFERS_STREAM, DEAD_LETTER_STREAM, durableName } from './nats-bus-names.js';
+export { TRANSFERS_STREAM, DEAD_LETTER_STREAM, COORD_STREAM, durableName } from './nats-bus-names.js';
 export type {
   PausablePullClient,
   PullGate,
@@ -42,3 +43,21 @@ export async function createJetStreamPullClient(
 }
 export type { NatsBus, NatsBusOptions, NatsBusStats, NatsStreamOptions } from './nats-bus.js';
 export type { NatsConnectOptions } from './nats-connect.js';
+export { createPeerDirectory, joinAsPeer } from './coord-peers.js';
+export type {
+  PeerDirectory,
+  PeerDirectoryEvents,
+  PeerAttempt,
+  PeerAttemptAnswer,
+  PeerAdvert,
+  PeerTelemetryFields,
+  BusPeer,
+} from './coord-peers.js';
+export type {
+  PeerTaskMessage,
+  PeerResultMessage,
+  PeerHeartbeatMessage,
+  SubmittedTaskMessage,
+  CoordSubmitMessage,
+  CoordOutcomeMessage,
+} from './types.js';

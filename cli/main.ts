@@ -10,6 +10,7 @@ import { manifestCommand } from './commands/manifest.js';
 import { executorCommand } from './commands/executor.js';
 import { serveCommand } from './commands/serve.js';
 import { coordDemoCommand } from './commands/coord-demo.js';
+import { peerCommand } from './commands/peer.js';
 import { ensureXdgRuntimeDir } from './env.js';
 
 /**
@@ -25,6 +26,7 @@ export const commands: CommandSpec[] = [
   serveCommand,
   executorCommand,
   coordDemoCommand,
+  peerCommand,
 ];
 
 function usage(): string {
