@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import { createNatsBus, joinAsPeer, natsOptionsFromEnv, type NatsBus } from '../../bus/index.js';
-import { commonFlags, type CommandSpec } from '../args.js';
+import { commonFlags, defineCommand } from '../args.js';
 import {
   createCommandExecutor,
   createKernelExecutor,
@@ -23,7 +23,7 @@ const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
  * `{"type":"ready",…}` once it takes tasks; on SIGTERM/SIGINT it stops taking tasks, answers the
  * ones it has, says it is leaving and exits 0.
  */
-export const peerCommand: CommandSpec = {
+export const peerCommand = defineCommand({
   name: 'peer',
   summary: 'run tasks for learned coordinators over NATS (built-in kernels, your module or your command)',
   usage:
@@ -91,31 +91,26 @@ export const peerCommand: CommandSpec = {
     ...commonFlags,
   ],
   async run({ flags }) {
-    const servers = flags.nats as string | undefined;
+    const servers = flags.nats;
     if (!servers)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'peer: --nats URL (or NATS_URL) is required');
-    const logger = createLogger({ level: flags['log-level'] as string });
-    const types = (flags.types as string[] | undefined) ?? [];
-    const modes = ['exec-module', 'exec-command', 'profile'].filter((k) => flags[k] !== undefined);
+    const logger = createLogger({ level: flags['log-level'] });
+    const types = flags.types ?? [];
+    const modes = (['exec-module', 'exec-command', 'profile'] as const).filter((k) => flags[k] !== undefined);
     if (modes.length > 1)
       throw new PortalError('PORTAL_CONFIG_INVALID', `peer: give at most one of --${modes.join(', --')}`);
 
     let executor: TaskExecutor;
-    let maxInFlight = flags['max-in-flight'] as number | undefined;
-    let latencyHintMs = flags['latency-hint-ms'] as number;
+    let maxInFlight = flags['max-in-flight'];
+    let latencyHintMs = flags['latency-hint-ms'];
     let defaultId = `peer-${hostname().replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}`.slice(0, 64);
-    let calibrate = flags.calibrate as boolean;
-    if (flags['exec-module'] !== undefined)
-      executor = await loadModuleExecutor(flags['exec-module'] as string, types);
+    let calibrate = flags.calibrate;
+    if (flags['exec-module'] !== undefined) executor = await loadModuleExecutor(flags['exec-module'], types);
     else if (flags['exec-command'] !== undefined)
-      executor = createCommandExecutor(
-        flags['exec-command'] as string,
-        types,
-        flags['task-timeout-ms'] as number,
-      );
+      executor = createCommandExecutor(flags['exec-command'], types, flags['task-timeout-ms']);
     else if (flags.profile !== undefined) {
-      const set = await loadPeerSet(flags.profile as string);
-      const as = flags.as as string | undefined;
+      const set = await loadPeerSet(flags.profile);
+      const as = flags.as;
       const profile = set.peers.find((p) => p.id === as);
       if (!profile)
         throw new PortalError(
@@ -124,21 +119,21 @@ export const peerCommand: CommandSpec = {
         );
       executor = createKernelExecutor({
         profile,
-        pace: (flags.pace as number | undefined) ?? set.pace,
-        seed: flags.seed as number,
+        pace: flags.pace ?? set.pace,
+        seed: flags.seed,
       });
       maxInFlight ??= profile.maxConcurrent;
       if (flags['latency-hint-ms'] === 10) latencyHintMs = profile.latencyHintMs;
       defaultId = profile.id;
       calibrate = true; // the coord-demo's oracle scales these
     } else executor = createKernelExecutor({ types: types.length > 0 ? types : undefined });
-    const id = (flags.id as string | undefined) ?? defaultId;
+    const id = flags.id ?? defaultId;
     if (!ID_RE.test(id))
       throw new PortalError(
         'PORTAL_CONFIG_INVALID',
         `--id: expected 1–64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(id)}`,
       );
-    const concurrency = flags.concurrency as number;
+    const concurrency = flags.concurrency;
     maxInFlight ??= concurrency;
     const rates = calibrate ? calibrateKernels(480, 360) : undefined;
 
@@ -153,7 +148,7 @@ export const peerCommand: CommandSpec = {
     const peer = joinAsPeer({
       bus: nats,
       advert: { peerId: id, taskTypes: executor.taskTypes, maxInFlight, concurrency, latencyHintMs },
-      heartbeatMs: flags['heartbeat-ms'] as number,
+      heartbeatMs: flags['heartbeat-ms'],
       logger,
       telemetry: () => {
         const t = worker.telemetry();
@@ -214,4 +209,4 @@ export const peerCommand: CommandSpec = {
     );
     return 0;
   },
-};
+});
