@@ -1,10 +1,5 @@
 import { AsyncResource } from 'node:async_hooks';
-import {
-  nuid,
-  nanos,
-  type Msg,
-  type Subscription as NatsSubscription,
-} from '@nats-io/transport-node';
+import { nuid, nanos, type Msg, type Subscription as NatsSubscription } from '@nats-io/transport-node';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -263,8 +258,11 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   })().catch(() => undefined);
 
   const deadLetterLog = createLogLimiter();
-  /** Puts a rejected message on the dead-letter subject (core publish; stream PORTAL_DEADLETTER keeps it). */
-  const deadLetter = (subject: string, data: Uint8Array, err: unknown): void => {
+  /**
+   * Puts a rejected message on the dead-letter subject. With `msgId` it goes through JetStream with that message
+   * id, so that several members reporting the same message store it once (duplicate window).
+   */
+  const deadLetter = (subject: string, data: Uint8Array, err: unknown, msgId?: string): void => {
     const code = isPortalError(err) ? err.code : 'PORTAL_WIRE_MALFORMED';
     stats.deadLettered++;
     stats.deadLetteredByCode[code] = (stats.deadLetteredByCode[code] ?? 0) + 1;
@@ -286,7 +284,12 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       );
     if (subject.startsWith('portal.deadletter.')) return; // never dead-letter a dead letter
     try {
-      nc.publish(subjects.deadLetter(subject), codecs.encode(subjects.deadLetter(subject), d));
+      const bytes = codecs.encode(subjects.deadLetter(subject), d);
+      if (msgId === undefined) nc.publish(subjects.deadLetter(subject), bytes);
+      else
+        js.publish(subjects.deadLetter(subject), bytes, { msgID: msgId }).catch((e: unknown) =>
+          log.error({ err: e, subject }, 'cannot publish dead letter'),
+        );
     } catch (e) {
       log.error({ err: e, subject }, 'cannot publish dead letter');
     }
@@ -607,6 +610,43 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       },
     };
   };
+
+  /**
+   * A message that reached max_deliver is dropped by the server, which says so in a MAX_DELIVERIES advisory
+   * (NATS docs, "Monitoring JetStream": advisories). For the consumers of this client, the message is read back
+   * by its stream sequence and dead-lettered with PORTAL_DELIVERY_EXHAUSTED, instead of vanishing.
+   */
+  const advisories = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${TRANSFERS_STREAM}.*`, {
+    callback: (err, m) => {
+      if (err || closed) return;
+      let adv: { consumer?: string; stream_seq?: number; deliveries?: number };
+      try {
+        adv = m.json();
+      } catch {
+        return;
+      }
+      const seq = adv.stream_seq;
+      if (typeof seq !== 'number' || ![...jsSubs].some((sub) => sub.durable === adv.consumer)) return;
+      jsm.streams
+        .getMessage(TRANSFERS_STREAM, { seq })
+        .then((stored) => {
+          if (!stored) return;
+          deadLetter(
+            stored.subject,
+            stored.data,
+            new PortalError(
+              'PORTAL_DELIVERY_EXHAUSTED',
+              `${stored.subject}: not handled after ${adv.deliveries ?? '?'} deliveries to consumer ${adv.consumer} (max_deliver); the server dropped it`,
+            ),
+            `maxdeliver-${TRANSFERS_STREAM}-${seq}`,
+          );
+        })
+        .catch((e: unknown) =>
+          log.error({ err: e, seq, consumer: adv.consumer }, 'cannot read back a message past max_deliver'),
+        );
+    },
+  });
+  coreSubs.add(advisories);
 
   return {
     name,

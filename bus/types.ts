@@ -57,7 +57,7 @@ export const subjects = {
 export interface DeadLetterEvent {
   /** The subject the rejected message arrived on. */
   subject: string;
-  /** PortalError code of the rejection (PORTAL_WIRE_*). */
+  /** PortalError code of the rejection: PORTAL_WIRE_* (could not decode), PORTAL_DELIVERY_EXHAUSTED (max_deliver reached). */
   code: string;
   reason: string;
   /** The rejected bytes (cut to a few KiB). */

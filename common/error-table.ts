@@ -49,6 +49,7 @@ export const errorTable: Readonly<Record<PortalErrorCode, ErrorDisposition>> = {
   PORTAL_WIRE_TOO_LARGE: { exit: 4, http: 413 },
   PORTAL_WIRE_UNKNOWN_SUBJECT: { exit: 4, http: 400 },
   PORTAL_BUS_UNAVAILABLE: { exit: 4, http: 503 },
+  PORTAL_DELIVERY_EXHAUSTED: { exit: 4, http: 500 },
   PORTAL_PEER_LOST: { exit: 4, http: 503 },
   PORTAL_OUTPUT_REFUSED: { exit: 2, http: 409 },
   PORTAL_OUTPUT_LOCKED: { exit: 2, http: 409 },

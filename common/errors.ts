@@ -31,6 +31,7 @@ export type PortalErrorCode =
   | 'PORTAL_WIRE_TOO_LARGE'
   | 'PORTAL_WIRE_UNKNOWN_SUBJECT'
   | 'PORTAL_BUS_UNAVAILABLE'
+  | 'PORTAL_DELIVERY_EXHAUSTED'
   | 'PORTAL_PEER_LOST'
   /** An output path a fetch refuses: an unrelated file, a link, a missing or non-folder parent (issue 13). */
   | 'PORTAL_OUTPUT_REFUSED'

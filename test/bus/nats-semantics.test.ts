@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
 import { createJetStreamPullClient } from '../../bus/index.js';
-import { subjects } from '../../bus/types.js';
+import { subjects, type DeadLetterEvent } from '../../bus/types.js';
 import type { ChunkReport, DispatchBatch, DispatchItem, EdgeTelemetryEvent } from '../../common/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
@@ -228,6 +228,34 @@ describe('pull client (stream transport)', () => {
 });
 
 describe('acknowledgement', () => {
+  test('a message whose handler fails until max_deliver is dead-lettered with PORTAL_DELIVERY_EXHAUSTED, not dropped', async () => {
+    const s = await server();
+    const dead: DeadLetterEvent[] = [];
+    const sub = await bus(s, { maxDeliver: 2, onDeadLetter: (d) => dead.push(d) });
+    const pub = await bus(s);
+    const watcher = await bus(s);
+    const stored: DeadLetterEvent[] = [];
+    const w = watcher.subscribe<DeadLetterEvent>(subjects.allDeadLetters, (d) => {
+      stored.push(d);
+    });
+    await w.ready;
+    const t = uniq('poison');
+    let attempts = 0;
+    const sp = sub.subscribe<ChunkReport>(subjects.report(t), (r) => {
+      if (r.chunk === 7) {
+        attempts++;
+        throw new Error('cannot apply chunk 7');
+      }
+    });
+    await sp.ready;
+    await pub.publish(subjects.report(t), report(t, 7));
+    await waitFor(() => dead.length === 1 && stored.length === 1, 20_000, 'the dead letter');
+    expect(attempts).toBe(2);
+    expect(dead[0]).toMatchObject({ subject: subjects.report(t), code: 'PORTAL_DELIVERY_EXHAUSTED' });
+    expect(dead[0].reason).toContain('after 2 deliveries');
+    expect(stored[0]).toMatchObject({ subject: subjects.report(t), code: 'PORTAL_DELIVERY_EXHAUSTED' });
+  }, 30_000);
+
   test('a handler slower than the ack wait is not redelivered meanwhile, and does not hold back later messages', async () => {
     const s = await server();
     const pub = await bus(s, { ackWaitMs: 1000 });
