@@ -1,6 +1,6 @@
 import http from 'node:http';
-import type { ActorHost } from '../runtime/index.js';
-import { codeOf, isPortalError } from '../common/errors.js';
+import { decodeActorId, type ActorHost } from '../runtime/index.js';
+import { PortalError, codeOf, isPortalError } from '../common/errors.js';
 import { httpStatusFor } from '../common/error-table.js';
 import type { Logger } from '../common/logger.js';
 
@@ -15,7 +15,8 @@ export interface ActorApiOptions {
 
 /**
  * Serves the embedded host's actors over HTTP with the shape of Dapr's actor API
- * (`POST /v1.0/actors/<type>/<id>/method/<method>`), so clients talk to either runtime the same way.
+ * (`POST /v1.0/actors/<type>/<wire id>/method/<method>`), so clients (createDaprActorClient) talk to either runtime
+ * the same way; an id that is not in the wire form is refused with PORTAL_INVALID_ARGUMENT.
  */
 export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<http.Server> {
   const log = opts.log;
@@ -44,7 +45,16 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
       }
       let ref;
       try {
-        ref = host.proxy(decodeURIComponent(m[1]), decodeURIComponent(m[2]));
+        // Ids arrive in their wire form (runtime/state-keys.ts encodeActorId), as on the Dapr path: one rule for
+        // ids on every host, so `a%2Fb` is not `a/b` and `%41` is not `A`.
+        const wireId = decodeURIComponent(m[2]);
+        const id = decodeActorId(wireId);
+        if (id === undefined)
+          throw new PortalError(
+            'PORTAL_INVALID_ARGUMENT',
+            `actor id ${JSON.stringify(wireId)} is not in the wire form Portal hosts use (see encodeActorId)`,
+          );
+        ref = host.proxy(decodeURIComponent(m[1]), id);
       } catch (err) {
         const code = isPortalError(err) ? err.code : 'PORTAL_INVALID_ARGUMENT';
         res

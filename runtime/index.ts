@@ -17,7 +17,16 @@ export { createMemoryStateStore } from './memory-state-store.js';
 export { createFileStateStore, writeFileAtomic } from './file-state-store.js';
 export { createEmbeddedHost } from './embedded-host.js';
 export type { EmbeddedHost, EmbeddedHostOptions } from './embedded-host.js';
-export { actorKeyPrefix, parseStateKey, KEY_SEPARATOR, REMINDERS_KEY } from './state-keys.js';
+export {
+  actorKeyPrefix,
+  parseStateKey,
+  KEY_SEPARATOR,
+  REMINDERS_KEY,
+  MAX_ACTOR_ID_LENGTH,
+  checkActorId,
+  encodeActorId,
+  decodeActorId,
+} from './state-keys.js';
 export type { ParsedStateKey } from './state-keys.js';
 export { createRoutedStateStore } from './routed-state-store.js';
 export { createDaprHost } from './dapr-host.js';

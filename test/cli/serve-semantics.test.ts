@@ -1,0 +1,88 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { freePort } from '../../common/net.js';
+import { createDaprActorClient } from '../../runtime/index.js';
+import { AWKWARD_IDS } from '../runtime/fixtures.js';
+
+const MAIN = path.resolve('dist/cli/main.js');
+
+/** Starts `portal serve --runtime embedded` with the test actors; resolves once it printed its ready line. */
+async function serveEmbedded(args: string[] = []) {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'serve', '--runtime', 'embedded', '--app-port', String(port), '--json', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PORTAL_LOG_LEVEL: 'warn', PORTAL_TEST_ACTORS: '1', NATS_URL: '' },
+    },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+    child.on('exit', (code) => resolve({ code, at: Date.now() })),
+  );
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`serve not ready: ${stderr}`)), 60_000);
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      if (l.includes('"type":"ready"')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+  return { port, child, exited };
+}
+
+// Issue 17: one rule for actor ids on every host, the embedded host's HTTP API included.
+test('portal serve --runtime embedded: the Dapr actor client reaches every id as its own actor', async () => {
+  const { port, child, exited } = await serveEmbedded();
+  const client = createDaprActorClient({ port });
+  try {
+    for (const id of AWKWARD_IDS) {
+      expect(await client.invoke('ProbeActor', id, 'whoAmI')).toBe(id);
+      await client.invoke('ProbeActor', id, 'put', { key: 'mine', value: id });
+    }
+    for (const id of AWKWARD_IDS) expect(await client.invoke('ProbeActor', id, 'read', 'mine')).toBe(id);
+    // an id that is not in the wire form (`a|b` percent-encoded) is refused, not taken as another actor
+    const raw = await fetch(`http://127.0.0.1:${port}/v1.0/actors/ProbeActor/a%7Cb/method/noop`, {
+      method: 'POST',
+    });
+    expect(raw.status).toBe(400);
+    expect(await raw.text()).toContain('PORTAL_INVALID_ARGUMENT');
+  } finally {
+    client.close();
+    child.kill('SIGTERM');
+    await exited;
+  }
+}, 90_000);
+
+// Issue 17: `portal serve --runtime embedded` with a call in flight whose turn never ends must still exit on
+// SIGTERM, within its drain timeout (it ignored SIGTERM for 15 s and more).
+test('portal serve --runtime embedded exits on SIGTERM within its drain timeout while a turn never ends', async () => {
+  const { port, child, exited } = await serveEmbedded(['--drain-timeout', '1s']);
+  try {
+    const url = `http://127.0.0.1:${port}/v1.0/actors/ProbeActor/stuck/method/hang`;
+    const answer = fetch(url, {
+      method: 'POST',
+      body: '600000',
+      headers: { 'content-type': 'application/json' },
+    })
+      .then(async (r) => ({ status: r.status, text: await r.text() }))
+      .catch((err: unknown) => ({ status: 0, text: String(err) }));
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    child.kill('SIGTERM');
+    const { code, at } = await exited;
+    expect(code).toBe(0);
+    expect(at - t0).toBeLessThan(1000 + 1500); // the 1 s drain, then the rest of the shutdown
+    const r = await answer;
+    expect(r.status).not.toBe(200); // the caller was released with an error, not left hanging
+    expect(r.text).toContain('PORTAL_HOST_STOPPED');
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}, 90_000);
