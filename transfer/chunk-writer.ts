@@ -1,5 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { constants, createReadStream } from 'node:fs';
+import { constants, createReadStream, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { PortalError } from '../common/errors.js';
 
@@ -9,6 +9,11 @@ export interface ChunkWriter {
   readonly fileSize: number;
   /** Writes all of `bytes` at `offset`; rejects PORTAL_INVALID_ARGUMENT past fileSize, PORTAL_TRANSFER_FAILED on fs errors or after close. */
   write(offset: number, bytes: Uint8Array): Promise<void>;
+  /**
+   * Writes all of `bytes` at `offset` now (pwrite on the calling thread; for data-plane workers, whose thread
+   * does nothing else); throws like write rejects. The message names the fs error (ENOSPC: no space left…).
+   */
+  writeSync(offset: number, bytes: Uint8Array): void;
   /** Flushes written data to disk (fdatasync); rejects PORTAL_TRANSFER_FAILED on fs errors. */
   sync(): Promise<void>;
   /** Closes the file once writes in progress finish; idempotent. */
@@ -57,7 +62,9 @@ export async function openChunkWriter(path: string, opts: { fileSize: number }):
     }
   }
   try {
-    if ((await fh.stat()).size !== fileSize) await fh.truncate(fileSize);
+    // A device (/dev/null for benchmarks) is written as it is, never sized.
+    const st = await fh.stat();
+    if (st.isFile() && st.size !== fileSize) await fh.truncate(fileSize);
   } catch (err) {
     await fh.close().catch(() => undefined);
     throw ioError(`cannot size ${path} to ${fileSize} bytes`, err);
@@ -74,9 +81,35 @@ export async function openChunkWriter(path: string, opts: { fileSize: number }):
     return p;
   };
 
+  const check = (offset: number, bytes: Uint8Array): PortalError | undefined => {
+    if (closed) return new PortalError('PORTAL_TRANSFER_FAILED', `chunk writer for ${path} is closed`);
+    if (!(bytes instanceof Uint8Array))
+      return new PortalError('PORTAL_INVALID_ARGUMENT', 'bytes: expected a Buffer or Uint8Array');
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > fileSize)
+      return new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `offset: ${String(offset)} + ${bytes.length} bytes does not fit in ${fileSize} bytes of ${path}`,
+      );
+    return undefined;
+  };
+
   return {
     path,
     fileSize,
+    writeSync(offset, bytes) {
+      const bad = check(offset, bytes);
+      if (bad) throw bad;
+      let done = 0;
+      try {
+        while (done < bytes.length) {
+          const n = writeSync(fh.fd, bytes, done, bytes.length - done, offset + done);
+          if (n <= 0) throw new Error('write made no progress');
+          done += n;
+        }
+      } catch (err) {
+        throw ioError(`write of ${bytes.length} bytes at ${offset} in ${path} failed`, err);
+      }
+    },
     write(offset, bytes) {
       if (closed)
         return Promise.reject(

@@ -10,9 +10,10 @@ import type {
 } from '../common/index.js';
 import { fetchChunk as defaultFetch, type FetchChunkFn } from './http-fetch.js';
 import { ChunkFetchError } from './chunk-fetch-error.js';
-import type { HttpClient } from './http-client.js';
+import { defaultHttpClient, type HttpClient } from './http-client.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
 import { resolveInsideRoot } from './output-target.js';
+import { createDataPlane, DEFAULT_DATA_THREADS, type DataPlane } from './data-plane.js';
 
 /** Options for createExecutor. */
 export interface ExecutorOptions {
@@ -22,9 +23,12 @@ export interface ExecutorOptions {
   /** Fetches run at once across all attached transfers (default 64); the rest wait in FIFO order. */
   concurrency?: number;
   logger?: Logger;
-  /** Chunk fetcher (default fetchChunk). */
+  /** Chunk fetcher, run on the calling thread (a stand-in for tests; implies `threads: 0`). */
   fetch?: FetchChunkFn;
-  /** HTTP client the default fetcher uses (default: the process-wide one); closed by the caller. */
+  /**
+   * HTTP client of the fetches (default: the process-wide one); closed by the caller. On data-plane threads
+   * each thread builds its own from `http.options`.
+   */
   http?: HttpClient;
   /**
    * Folder every output must resolve inside (symbolic links resolved first, see resolveInsideRoot);
@@ -32,6 +36,17 @@ export interface ExecutorOptions {
    * Unset: any path (the embedded fetch, whose output the user chose).
    */
   outputRoot?: string;
+  /**
+   * Data-plane worker threads that receive, hash and write chunk bytes (default DEFAULT_DATA_THREADS); 0 runs
+   * fetches on the calling thread (fetchChunk, then a write of the verified chunk).
+   */
+  threads?: number;
+  /**
+   * On threads: write each piece at its offset as it arrives (default true). Turn off when other processes
+   * write the same output (executors sharing a transfer over NATS): then a chunk is written only once
+   * verified, so a hedge in another process can never overwrite verified bytes with unverified ones.
+   */
+  streamWrites?: boolean;
 }
 
 /** Counters of an executor's work. */
@@ -93,6 +108,22 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   const { bus, id } = opts;
   const fetch = opts.fetch ?? defaultFetch;
   const log = (opts.logger ?? createSilentLogger()).child({ executorId: id });
+  const threads = opts.fetch ? 0 : (opts.threads ?? DEFAULT_DATA_THREADS);
+  if (!Number.isInteger(threads) || threads < 0)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `opts.threads: expected a non-negative integer, got ${String(opts.threads)}`,
+    );
+  /** Threads that move the bytes; the HTTP options are read when the first thread starts. */
+  const plane: DataPlane | undefined =
+    threads > 0
+      ? createDataPlane({
+          threads,
+          http: () => (opts.http ?? defaultHttpClient()).options,
+          streamWrites: opts.streamWrites,
+          logger: log,
+        })
+      : undefined;
 
   const attached = new Map<string, Attached>();
   const writers = new Map<string, Promise<ChunkWriter>>();
@@ -166,21 +197,55 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     return p;
   };
 
+  /** Fetches and writes one item on a data-plane thread; never rejects, resolves to its report. */
+  const runOnPlane = async (job: Job, p: DataPlane): Promise<ChunkReport> => {
+    const { item } = job;
+    const o = await p.run(
+      {
+        output: job.output,
+        fileSize: job.fileSize,
+        chunk: item.chunk,
+        edgeUrl: item.edgeUrl,
+        edgeKind: item.edgeKind,
+        cid: item.cid,
+        offset: item.offset,
+        length: item.length,
+        timeoutMs: item.timeoutMs,
+      },
+      job.ac.signal,
+    );
+    if (!o.ok) {
+      counters.failed++;
+      return failureReport(job, o.reason, o.detail, o.firstByteMs, o.elapsedMs, o.retryAfterMs);
+    }
+    counters.fetched++;
+    counters.bytes += o.bytes;
+    return {
+      transferId: job.transferId,
+      chunk: item.chunk,
+      attempt: item.attempt,
+      edgeIndex: item.edgeIndex,
+      ok: true,
+      bytes: o.bytes,
+      firstByteMs: o.firstByteMs,
+      transferMs: o.transferMs,
+      executorId: id,
+    };
+  };
+
   /** Fetches and writes one item; never rejects, resolves to its report. */
   const run = async (job: Job): Promise<ChunkReport> => {
     const { item } = job;
+    // confinement first: a dispatch for a place outside the root fetches nothing either
+    try {
+      await confine(job.output);
+    } catch (err) {
+      counters.failed++;
+      return failureReport(job, 'io', (err as Error).message);
+    }
+    if (plane) return runOnPlane(job, plane);
     let report: ChunkReport;
     try {
-      // confinement first: a dispatch for a place outside the root fetches nothing either
-      try {
-        await confine(job.output);
-      } catch (err) {
-        throw new ChunkFetchError('io', (err as Error).message, {
-          edgeUrl: item.edgeUrl,
-          elapsedMs: 0,
-          cause: err,
-        });
-      }
       const res = await fetch({
         edgeUrl: item.edgeUrl,
         edgeKind: item.edgeKind,
@@ -320,6 +385,14 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     const errors: unknown[] = [];
     for (const output of a.outputs) {
       const stillUsed = [...attached.values()].some((o) => o.outputs.has(output));
+      if (plane && !stillUsed) {
+        try {
+          await plane.closeFile(output, { sync: true });
+        } catch (err) {
+          errors.push(err);
+        }
+        continue;
+      }
       const wp = writers.get(output);
       if (!wp || stillUsed) continue;
       writers.delete(output);
@@ -355,6 +428,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         );
       }
       if (attached.has(transferId)) return;
+      plane?.start();
       const subs = [
         bus.subscribe<DispatchBatch>(subjects.dispatch(transferId), (b) => onDispatch(transferId, b), {
           queue: 'executors',
@@ -379,6 +453,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
             log.warn({ err, output }, 'cannot close output file');
           }
         }
+        await plane?.close();
         const bad = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (bad) throw bad.reason;
       })();

@@ -70,6 +70,8 @@ export interface SendResult {
 /** The one HTTP client of a Portal process: an undici dispatcher (a Pool per origin), TLS trust, proxy, headers. */
 export interface HttpClient {
   readonly dispatcher: Dispatcher;
+  /** The options it was built with (plain data: data-plane worker threads build their own client from them). */
+  readonly options: HttpClientOptions;
   readonly stallTimeoutMs: number;
   readonly maxRedirects: number;
   /**
@@ -224,6 +226,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
 
   return {
     dispatcher,
+    options: { ...opts },
     stallTimeoutMs,
     maxRedirects,
     send,

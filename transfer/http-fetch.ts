@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { PortalError } from '../common/errors.js';
 import type { EdgeKind, FailureReason } from '../common/index.js';
 import { ChunkFetchError, TRANSIENT_FAULTS, type SourceFault } from './chunk-fetch-error.js';
@@ -36,6 +36,25 @@ export interface FetchChunkResult {
   firstByteMs: number;
   /** Request sent → last byte received. */
   transferMs: number;
+}
+
+/**
+ * Where the bytes of a chunk go as its body streams in: `write(piece, at)` is called in order with each piece
+ * and its offset in the chunk (`at` = bytes before it), synchronously; a retry starts again at 0. A throw
+ * ends the fetch as an `io` failure naming the error (a full disk, a closed file).
+ */
+export interface ChunkSink {
+  write(piece: Buffer, at: number): void;
+}
+
+/** The timing and length of a chunk streamed into a ChunkSink and verified (ms, performance.now()). */
+export interface ChunkTiming {
+  /** Request sent → response headers received. */
+  firstByteMs: number;
+  /** Request sent → last byte received. */
+  transferMs: number;
+  /** Bytes of the chunk (its length, once verified). */
+  length: number;
 }
 
 /** The shape of fetchChunk, so executors can be given a stand-in. */
@@ -172,6 +191,9 @@ interface Ctx {
   deadline: { hit: boolean };
   firstByteMs?: number;
   got: number;
+  /** Where the bytes go, and the sha256 that follows them (none for NO_CID chunks, checked by length only). */
+  sink: ChunkSink;
+  hash: Hash | undefined;
 }
 
 const fail = (
@@ -231,26 +253,32 @@ const header = (h: SendResult['headers'], name: string): string | undefined => {
   return Array.isArray(v) ? v[0] : v;
 };
 
-/** Reads exactly `length` bytes from the body into a buffer, hashing them; extra bytes are `corrupt`. */
-async function readExactly(c: Ctx, body: AsyncIterable<Buffer>, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
-  c.got = 0;
-  for await (const d of body) {
-    if (c.got + d.length > length)
-      throw fail(c, 'corrupt', 'corrupt', `body longer than the expected ${length} bytes`);
-    d.copy(buf, c.got);
-    c.got += d.length;
+/** Hands one piece of the body to the sink and the hash as it arrives; bytes past `length` are `corrupt`. */
+function put(c: Ctx, d: Buffer): void {
+  if (c.got + d.length > c.req.length)
+    throw fail(c, 'corrupt', 'corrupt', `body longer than the expected ${c.req.length} bytes`);
+  c.hash?.update(d);
+  try {
+    c.sink.write(d, c.got);
+  } catch (err) {
+    throw fail(c, 'io', 'io', (err as Error)?.message ?? String(err), { cause: err });
   }
-  if (c.got < length) throw fail(c, 'short', 'short-body', `body ended after ${c.got} of ${length} bytes`);
-  return buf;
+  c.got += d.length;
 }
 
-function verify(c: Ctx, bytes: Buffer): FetchChunkResult {
-  const actual = c.req.cid === NO_CID ? NO_CID : createHash('sha256').update(bytes).digest('hex');
+/** Streams exactly `length` bytes of the body into the sink, hashing them as they come. */
+async function readExactly(c: Ctx, body: AsyncIterable<Buffer>, length: number): Promise<void> {
+  c.got = 0;
+  for await (const d of body) put(c, d);
+  if (c.got < length) throw fail(c, 'short', 'short-body', `body ended after ${c.got} of ${length} bytes`);
+}
+
+function verify(c: Ctx): ChunkTiming {
+  const actual = c.hash ? c.hash.digest('hex') : NO_CID;
   if (actual !== c.req.cid)
     throw fail(c, 'corrupt', 'corrupt', `sha256 ${actual} does not match cid ${c.req.cid}`);
   const now = performance.now() - c.t0;
-  return { bytes, firstByteMs: c.firstByteMs ?? now, transferMs: now };
+  return { firstByteMs: c.firstByteMs ?? now, transferMs: now, length: c.got };
 }
 
 /** The status of an answer that is not the expected one, as a ChunkFetchError (busy with Retry-After for 5xx/429). */
@@ -269,7 +297,7 @@ function statusError(c: Ctx, r: SendResult, what: string): ChunkFetchError {
 }
 
 /** One request of a chunk to a Portal edge (GET /v1/chunks/<cid>, 200). */
-async function fromPortal(c: Ctx, reset: boolean): Promise<FetchChunkResult> {
+async function fromPortal(c: Ctx, reset: boolean): Promise<ChunkTiming> {
   let r: SendResult | undefined;
   try {
     r = await c.client.send(c.url.href, {
@@ -295,7 +323,8 @@ async function fromPortal(c: Ctx, reset: boolean): Promise<FetchChunkResult> {
         },
       );
     }
-    return verify(c, await readExactly(c, r.body, c.req.length));
+    await readExactly(c, r.body, c.req.length);
+    return verify(c);
   } catch (err) {
     if (r) discard(r.body);
     throw asFetchError(c, err, r !== undefined);
@@ -307,10 +336,13 @@ async function fromPortal(c: Ctx, reset: boolean): Promise<FetchChunkResult> {
  * missing one is accepted when the length matches), or 200 with the whole file from a mirror that ignores
  * Range — then the mirror is read as one sequential stream (see SequentialReader).
  */
-async function fromMirror(c: Ctx, reset: boolean): Promise<FetchChunkResult> {
+async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
   const { req } = c;
   const seq = sequentialReaders.get(c.client)?.get(req.edgeUrl);
-  if (seq) return verify(c, await seq.read(c));
+  if (seq) {
+    await seq.read(c);
+    return verify(c);
+  }
   const a = req.offset;
   const b = req.offset + req.length - 1;
   let r: SendResult | undefined;
@@ -362,11 +394,14 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<FetchChunkResult> {
           { status: s },
         );
       }
-      return verify(c, await readExactly(c, r.body, req.length));
+      await readExactly(c, r.body, req.length);
+      return verify(c);
     }
     // 200: the whole file, or an error page dressed as one.
-    if (a === 0 && cl !== undefined && Number(cl) === req.length)
-      return verify(c, await readExactly(c, r.body, req.length));
+    if (a === 0 && cl !== undefined && Number(cl) === req.length) {
+      await readExactly(c, r.body, req.length);
+      return verify(c);
+    }
     if (/^text\/html/i.test(type) && (req.fileSize === undefined || Number(cl) !== req.fileSize)) {
       discard(r.body);
       throw fail(
@@ -390,7 +425,8 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<FetchChunkResult> {
         reader.adopt(r.body);
       }
       r = undefined;
-      return verify(c, await reader.read(c));
+      await reader.read(c);
+      return verify(c);
     }
     discard(r.body);
     throw fail(
@@ -420,7 +456,7 @@ class SequentialReader {
   private body: Parameters<typeof discard>[0] | undefined;
   private pos = 0;
   private leftover: Buffer | undefined;
-  private queue: { c: Ctx; resolve: (b: Buffer) => void; reject: (e: unknown) => void }[] = [];
+  private queue: { c: Ctx; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private pumping = false;
 
   constructor(
@@ -437,8 +473,8 @@ class SequentialReader {
   }
 
   /** Reads the chunk of `c` once the stream reaches it; queued requests are served lowest offset first. */
-  read(c: Ctx): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
+  read(c: Ctx): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       this.queue.push({ c, resolve, reject });
       if (!this.pumping) void this.pump();
     });
@@ -452,7 +488,8 @@ class SequentialReader {
         if (this.queue[i].c.req.offset < this.queue[best].c.req.offset) best = i;
       const [job] = this.queue.splice(best, 1);
       try {
-        job.resolve(await this.take(job.c));
+        await this.take(job.c);
+        job.resolve();
       } catch (err) {
         job.reject(err);
       }
@@ -473,13 +510,12 @@ class SequentialReader {
     this.adopt(r.body);
   }
 
-  private async take(c: Ctx): Promise<Buffer> {
+  private async take(c: Ctx): Promise<void> {
     const { offset, length } = c.req;
     if (c.signal.aborted) throw new Error('aborted');
     try {
       if (!this.iter || offset < this.pos) await this.restart(c);
       c.firstByteMs ??= performance.now() - c.t0;
-      const out = Buffer.allocUnsafe(length);
       c.got = 0;
       const onAbort = (): void => {
         if (this.body) discard(this.body);
@@ -503,15 +539,13 @@ class SequentialReader {
           }
           const from = Math.max(0, offset - start);
           const take = Math.min(d.length - from, length - c.got);
-          d.copy(out, c.got, from, from + take);
-          c.got += take;
           this.pos = start + from + take;
+          put(c, from === 0 && take === d.length ? d : d.subarray(from, from + take));
           if (from + take < d.length) this.leftover = d.subarray(from + take);
         }
       } finally {
         c.signal.removeEventListener('abort', onAbort);
       }
-      return out;
     } catch (err) {
       this.iter = undefined;
       if (this.body) discard(this.body);
@@ -529,7 +563,23 @@ class SequentialReader {
  * (reason for the scheduler; fault, detail and retryAfterMs for people and edge actors).
  */
 export async function fetchChunk(req: FetchChunkRequest): Promise<FetchChunkResult> {
+  checkRequest(req);
+  const bytes = Buffer.allocUnsafe(req.length);
+  const t = await fetchChunkTo(req, { write: (piece, at) => void piece.copy(bytes, at) });
+  return { bytes, firstByteMs: t.firstByteMs, transferMs: t.transferMs };
+}
+
+/**
+ * fetchChunk without a chunk buffer: each piece of the body goes to `sink` as it arrives (the data plane
+ * writes it at its file offset) while the sha256 follows it; the chunk is verified when its last byte is in.
+ * The sink sees the bytes before they are verified: a failed fetch (corrupt, short) leaves what it wrote,
+ * which the caller must not count. Same checks, retries and errors as fetchChunk; a sink that throws ends it
+ * as `io`.
+ */
+export async function fetchChunkTo(req: FetchChunkRequest, sink: ChunkSink): Promise<ChunkTiming> {
   const url = checkRequest(req);
+  if (!sink || typeof sink.write !== 'function')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'sink: expected an object with write(piece, at)');
   const client = req.client ?? defaultHttpClient();
   const t0 = performance.now();
   const ac = new AbortController();
@@ -543,7 +593,17 @@ export async function fetchChunk(req: FetchChunkRequest): Promise<FetchChunkResu
   else req.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     for (let n = 0; ; n++) {
-      const c: Ctx = { req, client, url, t0, signal: ac.signal, deadline, got: 0 };
+      const c: Ctx = {
+        req,
+        client,
+        url,
+        t0,
+        signal: ac.signal,
+        deadline,
+        got: 0,
+        sink,
+        hash: req.cid === NO_CID ? undefined : createHash('sha256'),
+      };
       if (ac.signal.aborted) throw asFetchError(c, ac.signal.reason, false);
       try {
         return req.edgeKind === 'portal' ? await fromPortal(c, n > 0) : await fromMirror(c, n > 0);

@@ -1,0 +1,238 @@
+/**
+ * Data-plane benchmark: one file from 4 nginx mirrors on loopback, fetched in the same run by
+ *   - curl, one stream from one mirror, no verification (the line rate of one connection);
+ *   - aria2c with a Metalink of the same pieces (sha-256 of every 1 MiB piece and of the whole file) and all
+ *     4 mirrors, tuned as its manual suggests for many mirrors (-s16 -x4 -k1M, no preallocation);
+ *   - `portal fetch` of the same manifest with the 4 mirrors as edges (every chunk and the file verified);
+ * and `portal fetch` of a 1 MiB file (start-up dominated). Each tool runs under /usr/bin/time (wall seconds,
+ * peak RSS); runs are interleaved so a load spike on the shared machine hits every tool alike. Prints a
+ * table and one JSON line. Goals (issue 15): Portal ≤ 0.5 × aria2c's time, ≥ 0.8 × curl's rate, peak RSS
+ * ≤ 100 MB, 1 MiB fetch ≤ 0.25 s.
+ *
+ *   npm run bench:fetch -- [--size 512] [--runs 3] [--mirrors 4] [--chunk-size 1048576]
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startNginx, type TestNginx } from '../harness/index.js';
+import { createManifest, saveManifest, toMetalink } from '../transfer/index.js';
+import { arg } from './lib.js';
+
+const sizeMiB = Number(arg('size', '512'));
+const runs = Number(arg('runs', '3'));
+const mirrors = Number(arg('mirrors', '4'));
+const chunkSize = Number(arg('chunk-size', String(1024 * 1024)));
+const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+interface Sample {
+  tool: string;
+  seconds: number;
+  rssMB: number;
+  ok: boolean;
+}
+
+async function writeRandom(path: string, bytes: number): Promise<void> {
+  const ws = createWriteStream(path);
+  const block = 16 * 1024 * 1024;
+  for (let done = 0; done < bytes; done += block) {
+    const b = randomBytes(Math.min(block, bytes - done));
+    if (!ws.write(b)) await new Promise<void>((r) => ws.once('drain', () => r()));
+  }
+  await new Promise<void>((res, rej) => ws.end((err?: Error | null) => (err ? rej(err) : res())));
+}
+
+/** Runs a command under /usr/bin/time; wall seconds and peak RSS (MB). */
+function timed(tool: string, cmd: string, args: string[], check: () => boolean): Sample {
+  const out = join(tmpdir(), `portal-bench-time-${process.pid}`);
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', '-o', out, cmd, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
+  const [e, m] = readFileSync(out, 'utf8').trim().split(/\s+/).slice(-2).map(Number);
+  rmSync(out, { force: true });
+  const ok = r.status === 0 && check();
+  if (!ok) process.stderr.write(`${tool} failed (exit ${r.status}): ${r.stderr.slice(-2000)}\n`);
+  return { tool, seconds: e, rssMB: m / 1024, ok };
+}
+
+const sha = (path: string): string =>
+  execFileSync('sha256sum', [path], { encoding: 'utf8' }).split(/\s+/)[0] ?? '';
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function main(): Promise<void> {
+  for (const bin of ['/usr/bin/time', 'curl', 'aria2c']) {
+    if (bin.startsWith('/') ? !existsSync(bin) : spawnSync('which', [bin]).status !== 0) {
+      throw new Error(
+        `${bin} is missing: run npm run setup (scripts/setup.d/45-mirrors.sh installs the peers)`,
+      );
+    }
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'portal-bench-fetch-'));
+  const servers: TestNginx[] = [];
+  try {
+    const src = join(dir, 'file.bin');
+    const small = join(dir, 'small.bin');
+    await writeRandom(src, sizeMiB * 1024 * 1024);
+    await writeRandom(small, 1024 * 1024);
+    const m = await createManifest(src, { chunkSize });
+    const ms = await createManifest(small, { chunkSize });
+    const manifestPath = join(dir, 'file.manifest.json');
+    const smallManifest = join(dir, 'small.manifest.json');
+    await saveManifest(manifestPath, m);
+    await saveManifest(smallManifest, ms);
+    for (let i = 0; i < mirrors; i++) servers.push(await startNginx({ root: dir }));
+    const urls = servers.map((s) => `${s.httpUrl}/file.bin`);
+    const metalink = join(dir, 'file.meta4');
+    writeFileSync(
+      metalink,
+      toMetalink(
+        m,
+        urls.map((url) => ({ url })),
+      ),
+    );
+    // aria2c names its output after the Metalink's file name, so every tool writes <dir>/out/file.bin.
+    const outDir = join(dir, 'out');
+    mkdirSync(outDir);
+    const out = join(outDir, 'file.bin');
+    const clean = (): void => {
+      for (const f of [out, `${out}.aria2`]) rmSync(f, { force: true });
+      rmSync(`${out}.portal`, { recursive: true, force: true });
+    };
+    const good = (): boolean => sha(out) === m.fileSha256;
+    const samples: Sample[] = [];
+    const loads: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      loads.push(loadavg()[0]);
+      clean();
+      samples.push(timed('curl (1 stream)', 'curl', ['-sSf', '-o', out, urls[0]], good));
+      clean();
+      samples.push(
+        timed(
+          'aria2c (Metalink)',
+          'aria2c',
+          [
+            '-q',
+            '--allow-overwrite=true',
+            '--auto-file-renaming=false',
+            '--file-allocation=none',
+            '-s16',
+            '-x4',
+            '-k1M',
+            '-d',
+            outDir,
+            metalink,
+          ],
+          good,
+        ),
+      );
+      clean();
+      samples.push(
+        timed(
+          'portal fetch',
+          process.execPath,
+          [
+            cli,
+            'fetch',
+            manifestPath,
+            ...urls.flatMap((u) => ['--edge', `${u}#mirror`]),
+            '--out',
+            out,
+            '--json',
+          ],
+          good,
+        ),
+      );
+      clean();
+      const smallOut = join(outDir, 'small.bin');
+      samples.push(
+        timed(
+          'portal fetch 1 MiB',
+          process.execPath,
+          [
+            cli,
+            'fetch',
+            smallManifest,
+            '--edge',
+            `${servers[0].httpUrl}/small.bin#mirror`,
+            '--out',
+            smallOut,
+            '--json',
+          ],
+          () =>
+            existsSync(smallOut) &&
+            createHash('sha256').update(readFileSync(smallOut)).digest('hex') === ms.fileSha256,
+        ),
+      );
+      rmSync(smallOut, { force: true });
+      rmSync(`${smallOut}.portal`, { recursive: true, force: true });
+    }
+    loads.push(loadavg()[0]);
+    const tools = [...new Set(samples.map((s) => s.tool))];
+    const row = (t: string) => {
+      const xs = samples.filter((s) => s.tool === t);
+      const secs = xs.map((s) => s.seconds);
+      return {
+        tool: t,
+        runs: xs.length,
+        ok: xs.every((s) => s.ok),
+        secondsMedian: median(secs),
+        secondsMin: Math.min(...secs),
+        secondsMax: Math.max(...secs),
+        rssMBMax: Math.max(...xs.map((s) => s.rssMB)),
+      };
+    };
+    const rows = tools.map(row);
+    const get = (t: string) => rows.find((x) => x.tool === t)!;
+    const portal = get('portal fetch');
+    const aria = get('aria2c (Metalink)');
+    const curl = get('curl (1 stream)');
+    const oneMiB = get('portal fetch 1 MiB');
+    const goals = {
+      timeVsAria2c: {
+        value: portal.secondsMedian / aria.secondsMedian,
+        goal: '≤ 0.5',
+        met: portal.secondsMedian <= 0.5 * aria.secondsMedian,
+      },
+      rateVsCurl: {
+        value: curl.secondsMedian / portal.secondsMedian,
+        goal: '≥ 0.8',
+        met: curl.secondsMedian / portal.secondsMedian >= 0.8,
+      },
+      peakRssMB: { value: portal.rssMBMax, goal: '≤ 100', met: portal.rssMBMax <= 100 },
+      oneMiBSeconds: { value: oneMiB.secondsMedian, goal: '≤ 0.25', met: oneMiB.secondsMedian <= 0.25 },
+    };
+    const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB`;
+    process.stdout.write(
+      `${sizeMiB} MiB from ${mirrors} nginx loopback mirrors, ${chunkSize} B pieces, ${runs} runs interleaved; ${machine}; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}\n\n`,
+    );
+    process.stdout.write(
+      '| tool | seconds (median, min–max) | MB/s (median) | peak RSS MB | all verified |\n|---|---:|---:|---:|---|\n',
+    );
+    for (const x of rows) {
+      const bytes = x.tool.includes('1 MiB') ? 1024 * 1024 : sizeMiB * 1024 * 1024;
+      process.stdout.write(
+        `| ${x.tool} | ${x.secondsMedian.toFixed(2)} (${x.secondsMin.toFixed(2)}–${x.secondsMax.toFixed(2)}) | ${(bytes / 1e6 / x.secondsMedian).toFixed(0)} | ${x.rssMBMax.toFixed(0)} | ${x.ok ? 'yes' : 'NO'} |\n`,
+      );
+    }
+    process.stdout.write('\n');
+    for (const [k, g] of Object.entries(goals))
+      process.stdout.write(`${k}: ${g.value.toFixed(2)} (goal ${g.goal}) ${g.met ? 'met' : 'NOT met'}\n`);
+    process.stdout.write(`${JSON.stringify({ sizeMiB, mirrors, chunkSize, runs, loads, rows, goals })}\n`);
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:fetch: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,218 @@
+/**
+ * A data-plane worker thread (see data-plane.ts): receives chunk bodies over its own undici client, hashes
+ * each piece as it arrives and writes it at its file offset (pwrite), then reports the outcome. Only job
+ * descriptions and outcomes cross the thread boundary; chunk bytes stay here.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { PortalError } from '../common/errors.js';
+import { ChunkFetchError } from './chunk-fetch-error.js';
+import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
+import { createHttpClient } from './http-client.js';
+import { fetchChunkTo, type ChunkSink } from './http-fetch.js';
+import type { DataJob, DataOutcome, DataWorkerData, FromDataWorker, ToDataWorker } from './data-protocol.js';
+
+const data = workerData as DataWorkerData;
+const port = parentPort!;
+const client = createHttpClient(data.http);
+
+/** Open output files of this thread, by path. */
+const files = new Map<string, Promise<ChunkWriter>>();
+
+interface Running {
+  id: number;
+  job: DataJob;
+  ac: AbortController;
+  /** Writes its pieces to the file as they come (else: into a pooled buffer, written once verified). */
+  streaming: boolean;
+  /** A concurrent attempt of the same chunk was verified first: this one must not write again. */
+  superseded: boolean;
+}
+
+/** Attempts of one chunk of one file running at once here (endgame hedges), and whether one was verified. */
+interface Region {
+  running: Set<Running>;
+  verified: boolean;
+}
+
+const running = new Map<number, Running>();
+const regions = new Map<string, Region>();
+
+/**
+ * Chunk-sized buffers for attempts that cannot stream (a hedge of a chunk another attempt is writing, or
+ * streamWrites off), reused so a steady state allocates nothing. At most POOL_MAX are kept.
+ */
+const POOL_MAX = 8;
+const pool: Buffer[] = [];
+function takeBuffer(length: number): Buffer {
+  for (let i = 0; i < pool.length; i++) {
+    const b = pool[i];
+    if (b.length >= length && b.length <= 2 * length) {
+      pool.splice(i, 1);
+      return b;
+    }
+  }
+  return Buffer.allocUnsafeSlow(length);
+}
+function giveBuffer(b: Buffer): void {
+  if (pool.length < POOL_MAX) pool.push(b);
+}
+
+function writerFor(job: DataJob): Promise<ChunkWriter> {
+  let w = files.get(job.output);
+  if (!w) {
+    w = openChunkWriter(job.output, { fileSize: job.fileSize });
+    files.set(job.output, w);
+    w.catch(() => {
+      if (files.get(job.output) === w) files.delete(job.output);
+    });
+  }
+  return w;
+}
+
+const post = (m: FromDataWorker): void => port.postMessage(m);
+
+function failure(r: Running, err: unknown, t0: number): DataOutcome {
+  const { job } = r;
+  const elapsed = performance.now() - t0;
+  if (r.superseded)
+    return {
+      ok: false,
+      reason: 'cancelled',
+      fault: 'cancelled',
+      detail: 'superseded: another attempt of this chunk was verified first',
+      firstByteMs: 0,
+      elapsedMs: elapsed,
+    };
+  if (err instanceof ChunkFetchError) {
+    const io = err.reason === 'io';
+    return {
+      ok: false,
+      reason: err.reason,
+      fault: err.fault,
+      detail: io ? `cannot write chunk ${job.chunk} to ${job.output}: ${err.detail}` : err.detail,
+      firstByteMs: err.firstByteMs ?? 0,
+      elapsedMs: err.elapsedMs,
+      ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
+      ...(err.status !== undefined ? { status: err.status } : {}),
+    };
+  }
+  // Bad dispatch fields (PORTAL_INVALID_ARGUMENT), a file that cannot be opened or written: one report still.
+  const msg = (err as Error)?.message ?? String(err);
+  return {
+    ok: false,
+    reason: 'io',
+    fault: 'io',
+    detail:
+      err instanceof PortalError && err.code === 'PORTAL_INVALID_ARGUMENT'
+        ? msg
+        : `cannot write chunk ${job.chunk} to ${job.output}: ${msg}`,
+    firstByteMs: 0,
+    elapsedMs: elapsed,
+  };
+}
+
+async function run(id: number, job: DataJob): Promise<void> {
+  const t0 = performance.now();
+  const key = `${job.output}\u0000${job.chunk}`;
+  let region = regions.get(key);
+  if (!region) regions.set(key, (region = { running: new Set(), verified: false }));
+  const r: Running = {
+    id,
+    job,
+    ac: new AbortController(),
+    streaming: data.streamWrites && region.running.size === 0,
+    superseded: false,
+  };
+  running.set(id, r);
+  region.running.add(r);
+  let buffer: Buffer | undefined;
+  let outcome: DataOutcome;
+  try {
+    const w = await writerFor(job);
+    let sink: ChunkSink;
+    if (r.streaming) {
+      sink = {
+        write(piece, at) {
+          if (r.superseded) throw new PortalError('PORTAL_CANCELLED', 'superseded');
+          w.writeSync(job.offset + at, piece);
+        },
+      };
+    } else {
+      const b = (buffer = takeBuffer(job.length));
+      sink = { write: (piece, at) => void piece.copy(b, at) };
+    }
+    const t = await fetchChunkTo(
+      {
+        edgeUrl: job.edgeUrl,
+        edgeKind: job.edgeKind,
+        cid: job.cid,
+        offset: job.offset,
+        length: job.length,
+        timeoutMs: job.timeoutMs,
+        fileSize: job.fileSize,
+        signal: r.ac.signal,
+        client,
+      },
+      sink,
+    );
+    if (r.superseded) throw new PortalError('PORTAL_CANCELLED', 'superseded');
+    if (buffer && !region.verified) {
+      // A hedge verified before the attempt that streams into the file: stop that one, then write these bytes.
+      for (const o of region.running) {
+        if (o === r || !o.streaming) continue;
+        o.superseded = true;
+        o.ac.abort(new PortalError('PORTAL_CANCELLED', 'superseded by a verified attempt'));
+      }
+      try {
+        w.writeSync(job.offset, buffer.subarray(0, job.length));
+      } catch (err) {
+        throw new ChunkFetchError('io', (err as Error).message, {
+          edgeUrl: job.edgeUrl,
+          firstByteMs: t.firstByteMs,
+          elapsedMs: t.transferMs,
+          cause: err,
+        });
+      }
+    }
+    region.verified = true;
+    outcome = { ok: true, bytes: t.length, firstByteMs: t.firstByteMs, transferMs: t.transferMs };
+  } catch (err) {
+    outcome = failure(r, err, t0);
+  } finally {
+    running.delete(id);
+    region.running.delete(r);
+    if (region.running.size === 0) regions.delete(key);
+    if (buffer) giveBuffer(buffer);
+  }
+  post({ t: 'done', id, outcome });
+}
+
+async function closeFile(id: number, output: string, sync: boolean): Promise<void> {
+  const wp = files.get(output);
+  files.delete(output);
+  let error: string | undefined;
+  if (wp) {
+    try {
+      const w = await wp;
+      if (sync) await w.sync();
+      await w.close();
+    } catch (err) {
+      error = (err as Error)?.message ?? String(err);
+    }
+  }
+  post({ t: 'closed', id, ...(error !== undefined ? { error } : {}) });
+}
+
+port.on('message', (m: ToDataWorker) => {
+  switch (m.t) {
+    case 'job':
+      void run(m.id, m.job);
+      break;
+    case 'cancel':
+      running.get(m.id)?.ac.abort(new PortalError('PORTAL_CANCELLED', m.detail));
+      break;
+    case 'close-file':
+      void closeFile(m.id, m.output, m.sync);
+      break;
+  }
+});
