@@ -61,10 +61,12 @@ export async function openChunkWriter(path: string, opts: { fileSize: number }):
       }
     }
   }
+  let regular = true;
   try {
-    // A device (/dev/null for benchmarks) is written as it is, never sized.
+    // A device (/dev/null for benchmarks) is written as it is, never sized nor synced.
     const st = await fh.stat();
-    if (st.isFile() && st.size !== fileSize) await fh.truncate(fileSize);
+    regular = st.isFile();
+    if (regular && st.size !== fileSize) await fh.truncate(fileSize);
   } catch (err) {
     await fh.close().catch(() => undefined);
     throw ioError(`cannot size ${path} to ${fileSize} bytes`, err);
@@ -147,6 +149,7 @@ export async function openChunkWriter(path: string, opts: { fileSize: number }):
         return Promise.reject(
           new PortalError('PORTAL_TRANSFER_FAILED', `chunk writer for ${path} is closed`),
         );
+      if (!regular) return Promise.resolve();
       return track(
         fh.datasync().catch((err: unknown) => {
           throw ioError(`datasync of ${path} failed`, err);

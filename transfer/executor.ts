@@ -47,6 +47,8 @@ export interface ExecutorOptions {
    * verified, so a hedge in another process can never overwrite verified bytes with unverified ones.
    */
   streamWrites?: boolean;
+  /** A data plane to run the fetches on instead of one made from `threads` (closed with the executor). */
+  dataPlane?: DataPlane;
 }
 
 /** Counters of an executor's work. */
@@ -116,14 +118,15 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     );
   /** Threads that move the bytes; the HTTP options are read when the first thread starts. */
   const plane: DataPlane | undefined =
-    threads > 0
+    opts.dataPlane ??
+    (threads > 0
       ? createDataPlane({
           threads,
           http: () => (opts.http ?? defaultHttpClient()).options,
           streamWrites: opts.streamWrites,
           logger: log,
         })
-      : undefined;
+      : undefined);
 
   const attached = new Map<string, Attached>();
   const writers = new Map<string, Promise<ChunkWriter>>();

@@ -1,0 +1,238 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  createManifest,
+  createEdgeServer,
+  createExecutor,
+  chunkRange,
+  hashFile,
+  type EdgeServer,
+  type Manifest,
+  type Executor,
+} from '../../transfer/index.js';
+import { createDataPlane, type DataPlane } from '../../transfer/data-plane.js';
+import { startNginx, type TestNginx } from '../../harness/index.js';
+import { createMemoryBus, subjects, type Bus } from '../../bus/index.js';
+import type { ChunkReport, DispatchBatch, DispatchItem } from '../../common/index.js';
+import { makeTempDir, writeRandomFile } from './fixtures.js';
+
+const CHUNK = 256 * 1024;
+const SIZE = 11 * CHUNK + 4321; // 12 chunks
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let file: { path: string; bytes: Buffer };
+let m: Manifest;
+let nginx: TestNginx[] = [];
+const servers: EdgeServer[] = [];
+const executors: Executor[] = [];
+const planes: DataPlane[] = [];
+const buses: Bus[] = [];
+
+beforeAll(async () => {
+  tmp = await makeTempDir('data-plane');
+  file = await writeRandomFile(tmp.dir, 'src.bin', SIZE, 21);
+  m = await createManifest(file.path, { chunkSize: CHUNK });
+  nginx = [await startNginx({ root: tmp.dir }), await startNginx({ root: tmp.dir })];
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(executors.map((e) => e.close()));
+  await Promise.all(planes.map((p) => p.close()));
+  await Promise.all(buses.map((b) => b.close()));
+  await Promise.all(servers.map((s) => s.close()));
+  await Promise.all(nginx.map((n) => n.stop()));
+  await tmp.cleanup();
+});
+
+function item(
+  i: number,
+  edgeIndex: number,
+  edgeUrl: string,
+  extra: Partial<DispatchItem> = {},
+): DispatchItem {
+  return {
+    chunk: i,
+    attempt: 1,
+    edgeIndex,
+    edgeUrl,
+    edgeKind: 'portal',
+    cid: m.chunks[i],
+    ...chunkRange(m, i),
+    timeoutMs: 20_000,
+    ...extra,
+  };
+}
+
+function setup(id: string, opts: { dataPlane?: DataPlane } = {}): { bus: Bus; exec: Executor } {
+  const bus = createMemoryBus();
+  buses.push(bus);
+  const exec = createExecutor({ bus, id, threads: 2, ...opts });
+  executors.push(exec);
+  return { bus, exec };
+}
+
+async function run(
+  bus: Bus,
+  exec: Executor,
+  transferId: string,
+  output: string,
+  items: DispatchItem[],
+  onStart?: () => Promise<void>,
+): Promise<ChunkReport[]> {
+  exec.attach(transferId);
+  const reports: ChunkReport[] = [];
+  let wake: () => void = () => undefined;
+  bus.subscribe<ChunkReport>(subjects.report(transferId), (r) => {
+    reports.push(r);
+    wake();
+  });
+  await bus.publish<DispatchBatch>(subjects.dispatch(transferId), {
+    transferId,
+    output,
+    fileSize: SIZE,
+    items,
+  });
+  await onStart?.();
+  while (reports.length < items.length) await new Promise<void>((res) => (wake = res));
+  await exec.detach(transferId);
+  return reports;
+}
+
+describe('data plane on worker threads', () => {
+  test('chunks from two nginx mirrors are received, hashed and written on worker threads into a byte-identical file', async () => {
+    const { bus, exec } = setup('dp-nginx');
+    const output = join(tmp.dir, 'out-nginx.bin');
+    const items = m.chunks.map((_, i) =>
+      item(i, i % 2, `${nginx[i % 2].httpUrl}/src.bin`, { edgeKind: 'mirror' }),
+    );
+    const reports = await run(bus, exec, 'nginx', output, items);
+    expect(reports.filter((r) => !r.ok)).toEqual([]);
+    for (const r of reports) expect(r.bytes).toBe(chunkRange(m, r.chunk).length);
+    expect(await hashFile(output)).toBe(m.fileSha256);
+    expect(exec.stats()).toMatchObject({ fetched: m.chunks.length, failed: 0, bytes: SIZE });
+  });
+
+  test('chunks from a Portal edge by CID land in a byte-identical file', async () => {
+    const edge = await createEdgeServer({ source: { path: file.path, manifest: m } });
+    servers.push(edge);
+    const { bus, exec } = setup('dp-edge');
+    const output = join(tmp.dir, 'out-edge.bin');
+    const reports = await run(
+      bus,
+      exec,
+      'edge',
+      output,
+      m.chunks.map((_, i) => item(i, 0, edge.url)),
+    );
+    expect(reports.every((r) => r.ok)).toBe(true);
+    expect((await readFile(output)).equals(file.bytes)).toBe(true);
+  });
+
+  test('a corrupt chunk is detected as it streams and reported corrupt; a good copy then overwrites it', async () => {
+    const bad = await createEdgeServer({
+      source: { path: file.path, manifest: m },
+      faults: { corruptChunks: new Set([3, 4]) },
+    });
+    const good = await createEdgeServer({ source: { path: file.path, manifest: m } });
+    servers.push(bad, good);
+    const { bus, exec } = setup('dp-corrupt');
+    const output = join(tmp.dir, 'out-corrupt.bin');
+    const first = await run(bus, exec, 'corrupt', output, [item(3, 0, bad.url), item(4, 0, bad.url)]);
+    expect(first.map((r) => [r.chunk, r.ok, r.reason]).sort()).toEqual([
+      [3, false, 'corrupt'],
+      [4, false, 'corrupt'],
+    ]);
+    expect(first.every((r) => /does not match cid/.test(r.detail ?? ''))).toBe(true);
+    const second = await run(bus, exec, 'corrupt', output, [
+      item(3, 1, good.url, { attempt: 2 }),
+      item(4, 1, good.url, { attempt: 2 }),
+    ]);
+    expect(second.every((r) => r.ok)).toBe(true);
+    const out = await readFile(output);
+    for (const c of [3, 4]) {
+      const { offset, length } = chunkRange(m, c);
+      expect(out.subarray(offset, offset + length).equals(file.bytes.subarray(offset, offset + length))).toBe(
+        true,
+      );
+    }
+  });
+
+  test('a hedge verified first stops the slower attempt that streams into the file, so its unverified bytes never overwrite the verified ones', async () => {
+    // The slow attempt streams a corrupted copy at 128 KiB/s (a 64 KiB slice at once, then paced); the hedge from a fast edge is verified first.
+    const slowBad = await createEdgeServer({
+      source: { path: file.path, manifest: m },
+      bandwidthBytesPerSec: 128 * 1024,
+      burstBytes: 64 * 1024,
+      faults: { corruptChunks: new Set([5]) },
+    });
+    const good = await createEdgeServer({ source: { path: file.path, manifest: m } });
+    servers.push(slowBad, good);
+    const { bus, exec } = setup('dp-hedge');
+    const output = join(tmp.dir, 'out-hedge.bin');
+    exec.attach('hedge');
+    const reports: ChunkReport[] = [];
+    let wake: () => void = () => undefined;
+    bus.subscribe<ChunkReport>(subjects.report('hedge'), (r) => {
+      reports.push(r);
+      wake();
+    });
+    const batch = (items: DispatchItem[]): DispatchBatch => ({
+      transferId: 'hedge',
+      output,
+      fileSize: SIZE,
+      items,
+    });
+    await bus.publish(subjects.dispatch('hedge'), batch([item(5, 0, slowBad.url)]));
+    while (slowBad.stats().bytesServed === 0) await new Promise((r) => setTimeout(r, 5));
+    await bus.publish(subjects.dispatch('hedge'), batch([item(5, 1, good.url, { attempt: 2 })]));
+    while (reports.length < 2) await new Promise<void>((res) => (wake = res));
+    await exec.detach('hedge');
+    const byAttempt = new Map(reports.map((r) => [r.attempt, r]));
+    expect(byAttempt.get(2)).toMatchObject({ ok: true, bytes: CHUNK });
+    expect(byAttempt.get(1)).toMatchObject({ ok: false, reason: 'cancelled' });
+    const { offset, length } = chunkRange(m, 5);
+    const written = (await readFile(output)).subarray(offset, offset + length);
+    expect(written.equals(file.bytes.subarray(offset, offset + length))).toBe(true);
+  });
+
+  test('a data thread that dies mid-fetch gets its chunk reported failed (io), not lost, and a new thread serves the next one', async () => {
+    const slow = await createEdgeServer({ source: { path: file.path, manifest: m }, rttMs: 10_000 });
+    const good = await createEdgeServer({ source: { path: file.path, manifest: m } });
+    servers.push(slow, good);
+    const plane = createDataPlane({ threads: 1 });
+    const { bus, exec } = setup('dp-crash', { dataPlane: plane });
+    const output = join(tmp.dir, 'out-crash.bin');
+    const reports = await run(bus, exec, 'crash', output, [item(0, 0, slow.url)], async () => {
+      while (plane.stats().running < 1) await new Promise((r) => setTimeout(r, 5));
+      await plane.terminateThread(0);
+    });
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toMatchObject({ chunk: 0, ok: false, reason: 'io' });
+    expect(reports[0].detail).toMatch(/data-plane thread 0 stopped/);
+    expect(plane.stats().crashes).toBe(1);
+    const again = await run(bus, exec, 'crash', output, [item(0, 1, good.url, { attempt: 2 })]);
+    expect(again[0]).toMatchObject({ ok: true, bytes: CHUNK });
+  });
+
+  test('a full disk is named: ENOSPC from a streamed write is reported as io with the file and chunk', async () => {
+    const edge = await createEdgeServer({ source: { path: file.path, manifest: m } });
+    servers.push(edge);
+    const { bus, exec } = setup('dp-enospc');
+    const reports = await run(bus, exec, 'enospc', '/dev/full', [item(2, 0, edge.url)]);
+    expect(reports[0]).toMatchObject({ chunk: 2, ok: false, reason: 'io' });
+    expect(reports[0].detail).toMatch(/cannot write chunk 2 to \/dev\/full: .*ENOSPC/);
+  });
+
+  test('a busy mirror (503 with Retry-After) is reported busy with the delay it asked for', async () => {
+    const busy = await startNginx({
+      root: tmp.dir,
+      extra: 'location /busy { add_header Retry-After 7 always; return 503; }',
+    });
+    nginx.push(busy);
+    const { bus, exec } = setup('dp-busy');
+    const reports = await run(bus, exec, 'busy', join(tmp.dir, 'out-busy.bin'), [
+      item(0, 0, `${busy.httpUrl}/busy`, { edgeKind: 'mirror' }),
+    ]);
+    expect(reports[0]).toMatchObject({ ok: false, reason: 'busy', retryAfterMs: 7000 });
+    expect(reports[0].detail).toMatch(/HTTP 503/);
+  });
+});
