@@ -5,7 +5,7 @@ import {
   createRoutedStateStore,
   type EmbeddedHost,
 } from '../runtime/index.js';
-import { createBusFromEnv, type Bus } from '../bus/index.js';
+import { createBusFromEnv, natsOptionsFromEnv, type Bus } from '../bus/index.js';
 import { createExecutor, type Executor } from '../transfer/index.js';
 import { createTickEngine, type TickEngine } from '../engine/index.js';
 import {
@@ -109,6 +109,8 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
     id: `executor-${process.pid}`,
     concurrency: opts.concurrency ?? 128,
     logger: opts.logger.child({ component: 'executor' }),
+    // over NATS, `portal executor` processes may hold hedges of the same chunks: write only verified chunks
+    streamWrites: !natsOptionsFromEnv(process.env),
   });
   return {
     host,

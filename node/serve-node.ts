@@ -100,6 +100,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     id: `executor-${process.pid}`,
     concurrency: opts.concurrency,
     logger: logger.child({ component: 'executor' }),
+    // over NATS, `portal executor` processes may hold hedges of the same chunks: write only verified chunks
+    streamWrites: !natsOptionsFromEnv(env),
   });
   const bus = createExecutorAttachingBus(bus0, executor, logger);
   const engine = await createNodeEngine(opts, logger);

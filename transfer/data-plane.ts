@@ -248,18 +248,17 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
     async closeFile(output, o = {}) {
       const errors: string[] = [];
       await Promise.all(
-        slots.map(
-          (t) =>
-            t &&
-            !t.dead &&
-            new Promise<void>((res) => {
-              const id = nextId++;
-              t.closes.set(id, (e) => {
-                if (e) errors.push(e);
-                res();
-              });
-              send(t, { t: 'close-file', id, output, sync: o.sync ?? false });
-            }),
+        slots.map((t) =>
+          !t || t.dead
+            ? Promise.resolve()
+            : new Promise<void>((res) => {
+                const id = nextId++;
+                t.closes.set(id, (e) => {
+                  if (e) errors.push(e);
+                  res();
+                });
+                send(t, { t: 'close-file', id, output, sync: o.sync ?? false });
+              }),
         ),
       );
       if (errors.length > 0)

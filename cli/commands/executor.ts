@@ -127,6 +127,9 @@ export const executorCommand = defineCommand({
       outputRoot,
       concurrency: flags.concurrency,
       logger: logger.child({ component: 'executor' }),
+      // other executor processes share the transfer (queue group): write only verified chunks, never a
+      // streaming hedge over another process's verified bytes
+      streamWrites: false,
     });
     for (const t of transfers) executor.attach(t);
     await Promise.all([...tracked.ready, router?.ready]);
