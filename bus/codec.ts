@@ -496,6 +496,9 @@ function reportCodec(maxBytes: number): WireCodec<ChunkReport> {
         o.failed = {
           reason: reasons[r.reason],
           detail: needStr(r.detail ?? '', 'detail', true).slice(0, 1024),
+          ...(r.retryAfterMs
+            ? { retryAfterMs: Math.min(0xffffffff, Math.round(needNum(r.retryAfterMs, 'retryAfterMs'))) }
+            : {}),
         };
       }
       return finish(T, N, o, maxBytes);
@@ -519,7 +522,15 @@ function reportCodec(maxBytes: number): WireCodec<ChunkReport> {
         const reason = reasonOf.get(u32(f, 'reason'));
         if (!reason) throw bad(N, `failed.reason ${u32(f, 'reason')} unknown`);
         const detail = str(f, 'detail', N, false);
-        return { ...base, ok: false, bytes: 0, reason, ...(detail ? { detail } : {}) };
+        const retryAfterMs = has(f, 'retryAfterMs') ? u32(f, 'retryAfterMs') : 0;
+        return {
+          ...base,
+          ok: false,
+          bytes: 0,
+          reason,
+          ...(detail ? { detail } : {}),
+          ...(retryAfterMs > 0 ? { retryAfterMs } : {}),
+        };
       }
       throw bad(N, 'outcome missing (neither completed nor failed)');
     },

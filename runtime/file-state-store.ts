@@ -124,7 +124,8 @@ export function createFileStateStore(dir: string): StateStore {
   let scanned: Promise<void> | undefined;
   let closed = false;
 
-  const init = (): Promise<void> => (ready ??= mkdir(dir, { recursive: true, mode: 0o700 }).then(() => undefined));
+  const init = (): Promise<void> =>
+    (ready ??= mkdir(dir, { recursive: true, mode: 0o700 }).then(() => undefined));
 
   const checkOpen = (): void => {
     if (closed) throw new PortalError('PORTAL_STORE_CLOSED', `file state store ${dir} is closed`);

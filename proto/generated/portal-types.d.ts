@@ -826,6 +826,9 @@ export namespace portal {
             /** ChunkFailed detail. */
             detail: string;
 
+            /** ChunkFailed retryAfterMs. */
+            retryAfterMs: number;
+
             /**
              * Creates a new ChunkFailed instance using the specified properties.
              * @param [properties] Properties to set
@@ -863,6 +866,9 @@ export namespace portal {
 
                 /** ChunkFailed detail */
                 detail?: (string|null);
+
+                /** ChunkFailed retryAfterMs */
+                retryAfterMs?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

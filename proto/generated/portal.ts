@@ -2065,6 +2065,7 @@ export const portal = $root.portal = (() => {
              * @typedef {Object} portal.v1.ChunkFailed.$Properties
              * @property {portal.v1.FailureReason|null} [reason] ChunkFailed reason
              * @property {string|null} [detail] ChunkFailed detail
+             * @property {number|null} [retryAfterMs] ChunkFailed retryAfterMs
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -2113,6 +2114,14 @@ export const portal = $root.portal = (() => {
             ChunkFailed.prototype.detail = "";
 
             /**
+             * ChunkFailed retryAfterMs.
+             * @member {number} retryAfterMs
+             * @memberof portal.v1.ChunkFailed
+             * @instance
+             */
+            ChunkFailed.prototype.retryAfterMs = 0;
+
+            /**
              * Creates a new ChunkFailed instance using the specified properties.
              * @function create
              * @memberof portal.v1.ChunkFailed
@@ -2148,6 +2157,8 @@ export const portal = $root.portal = (() => {
                     writer.uint32(/* id 1, wireType 0 =*/8).int32(message.reason);
                 if (message.detail != null && $Object.hasOwnProperty.call(message, "detail") && message.detail !== "")
                     writer.uint32(/* id 2, wireType 2 =*/18).string(message.detail);
+                if (message.retryAfterMs != null && $Object.hasOwnProperty.call(message, "retryAfterMs") && message.retryAfterMs !== 0)
+                    writer.uint32(/* id 3, wireType 0 =*/24).uint32(message.retryAfterMs);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2208,6 +2219,15 @@ export const portal = $root.portal = (() => {
                                 message.detail = value;
                             else
                                 delete message.detail;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.retryAfterMs = value;
+                            else
+                                delete message.retryAfterMs;
                             continue;
                         }
                     }

@@ -155,6 +155,10 @@ describe('proto round trips', () => {
         'portal.transfer.t1.report',
       ),
     ).toEqual(reportFail);
+    const busy: ChunkReport = { ...reportFail, reason: 'busy', detail: 'HTTP 503', retryAfterMs: 5000 };
+    expect(
+      wire.report.decode(wire.report.encode(busy, 'portal.transfer.t1.report'), 'portal.transfer.t1.report'),
+    ).toEqual(busy); // a source's Retry-After crosses NATS with the report
     expect(
       wire.cancel.decode(
         wire.cancel.encode(cancel, 'portal.transfer.t1.cancel'),
