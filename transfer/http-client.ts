@@ -259,8 +259,18 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
 /** The process-wide client used when none is given (system CA store, proxy from the environment). */
 let shared: HttpClient | undefined;
 
-/** The process-wide HTTP client, created on first use with default options. */
+/** The process-wide HTTP client, created on first use with default options (or the one `setDefaultHttpClient` gave). */
 export function defaultHttpClient(): HttpClient {
   shared ??= createHttpClient();
   return shared;
+}
+
+/**
+ * Makes `client` the process-wide HTTP client (the CLI does, from `--ca`, `--insecure`, `--header` and the
+ * timeout flags) and returns the previous one, which the caller closes if it no longer needs it.
+ */
+export function setDefaultHttpClient(client: HttpClient): HttpClient | undefined {
+  const old = shared;
+  shared = client;
+  return old;
 }

@@ -33,6 +33,7 @@ export {
 export {
   createHttpClient,
   defaultHttpClient,
+  setDefaultHttpClient,
   redactUrl,
   HTTP_CONNECTIONS_PER_ORIGIN,
   DEFAULT_STALL_TIMEOUT_MS,
