@@ -1,0 +1,176 @@
+import { basename } from 'node:path';
+import { PortalError } from '../common/errors.js';
+import {
+  agreeOnSources,
+  loadManifest,
+  loadMetalink,
+  manifestFromMetalink,
+  probeSource,
+  probedManifest,
+  redactUrl,
+  type HttpClient,
+  type Manifest,
+  type MetalinkFile,
+} from '../transfer/index.js';
+import type { TransferEdge } from '../actors/index.js';
+
+/** What `portal fetch` was pointed at, resolved: the manifest, the edges it gives, and notes for the user. */
+export interface ResolvedSources {
+  manifest: Manifest;
+  /** Mirrors named by the input itself (URLs, a Metalink's <url>s); `--edge` flags add to them. */
+  edges: TransferEdge[];
+  /** `manifest` (a Portal manifest file), `metalink` or `urls` (mirrors without a manifest). */
+  kind: 'manifest' | 'metalink' | 'urls';
+  /** Sources left out, with why (probe failed, size differs…). */
+  excluded: { url: string; why: string }[];
+  /** Things the user should know (ETags differ, no checksum…). */
+  warnings: string[];
+}
+
+/**
+ * Parses `--checksum sha-256=HEX` (also `sha256:HEX`); PORTAL_CONFIG_INVALID naming the value otherwise
+ * (only sha-256 is supported: it is what Portal's chunk and file ids are made of).
+ */
+export function parseChecksum(v: string | undefined): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  const m = /^sha-?256[=:]([0-9a-fA-F]{64})$/i.exec(v.trim());
+  if (!m)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `--checksum ${JSON.stringify(v)}: expected sha-256=<64 hex characters>`,
+    );
+  return m[1].toLowerCase();
+}
+
+/**
+ * Parses `--header 'Name: value'` values into a header object; PORTAL_CONFIG_INVALID naming the value when one
+ * has no `:` or an invalid name (RFC 9110 token).
+ */
+export function parseHeaders(values: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values ?? []) {
+    const i = v.indexOf(':');
+    const name = i > 0 ? v.slice(0, i).trim() : '';
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--header ${JSON.stringify(v.replace(/:.*/, ': …'))}: expected 'Name: value'`,
+      );
+    out[name.toLowerCase()] = v.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** An edge id for a mirror URL: `mirror-<host><path>` made of safe characters (no credentials, no query). */
+function mirrorId(url: string, i: number): string {
+  const u = new URL(url);
+  return `mirror-${i}-${u.host}${u.pathname}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120);
+}
+
+/** Mirror edges for URLs (kind mirror, holds all; 8 connections each). */
+export function mirrorEdges(urls: string[]): TransferEdge[] {
+  return urls.map((url, i) => ({
+    id: mirrorId(url, i),
+    config: { url, kind: 'mirror', flags: 0, maxParallel: 8 },
+    holds: 'all',
+  }));
+}
+
+const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
+
+/**
+ * Resolves `portal fetch` positionals: one Portal manifest file (`*.json`), one Metalink file (`*.meta4`,
+ * `*.metalink`), or one or more http(s) URLs of the same file. URLs (and a Metalink without sha-256 pieces)
+ * are probed: the size most sources agree on wins, a source that disagrees is excluded and named, RFC 6249
+ * `Link: rel=duplicate` mirrors join, and the whole file is verified by `checksum` (or a sha-256 the
+ * sources announced with `Digest`). Throws PORTAL_CONFIG_INVALID for a mix of kinds, PORTAL_MANIFEST_INVALID
+ * for an unreadable file, PORTAL_TRANSFER_FAILED listing each source's cause when none answers.
+ */
+export async function resolveSources(
+  positionals: string[],
+  opts: { client: HttpClient; checksum?: string; name?: string },
+): Promise<ResolvedSources> {
+  if (positionals.length === 0)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      'fetch: give a manifest file, a Metalink file (.meta4) or the URLs of a file',
+    );
+  const urls = positionals.filter(isUrl);
+  if (urls.length > 0 && urls.length !== positionals.length)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `fetch: give either URLs or one manifest/Metalink file, not both (got ${positionals.filter((p) => !isUrl(p)).join(', ')})`,
+    );
+  if (urls.length === 0) {
+    if (positionals.length > 1)
+      throw new PortalError('PORTAL_CONFIG_INVALID', `fetch: one manifest or Metalink file at a time`);
+    const file = positionals[0];
+    if (/\.(meta4|metalink)$/i.test(file)) return fromMetalink(await loadMetalink(file), opts);
+    const manifest = await loadManifest(file);
+    if (opts.checksum && opts.checksum !== manifest.fileSha256)
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--checksum ${opts.checksum} differs from the manifest's sha256 ${manifest.fileSha256}`,
+      );
+    return { manifest, edges: [], kind: 'manifest', excluded: [], warnings: [] };
+  }
+  return fromUrls(urls, opts, 'urls');
+}
+
+async function fromMetalink(
+  files: MetalinkFile[],
+  opts: { client: HttpClient; checksum?: string; name?: string },
+): Promise<ResolvedSources> {
+  const warnings: string[] = [];
+  if (files.length > 1)
+    warnings.push(`the Metalink lists ${files.length} files; Portal fetches the first, ${files[0].name}`);
+  const f = files[0];
+  const urls = f.urls.map((u) => u.url);
+  if (opts.checksum && f.sha256 && opts.checksum !== f.sha256)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `--checksum ${opts.checksum} differs from the Metalink's sha-256 ${f.sha256}`,
+    );
+  const manifest = manifestFromMetalink(f);
+  if (manifest) return { manifest, edges: mirrorEdges(urls), kind: 'metalink', excluded: [], warnings };
+  const r = await fromUrls(urls, { ...opts, checksum: opts.checksum ?? f.sha256, name: f.name }, 'metalink');
+  if (f.size !== undefined && f.size !== r.manifest.fileSize)
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `the Metalink says ${f.name} has ${f.size} bytes; its mirrors serve ${r.manifest.fileSize}`,
+    );
+  r.warnings.unshift(
+    ...warnings,
+    'the Metalink has no sha-256 piece hashes: chunks are checked by length only',
+  );
+  return r;
+}
+
+async function fromUrls(
+  urls: string[],
+  opts: { client: HttpClient; checksum?: string; name?: string },
+  kind: 'urls' | 'metalink',
+): Promise<ResolvedSources> {
+  const seen = new Set(urls);
+  let probes = await Promise.all(urls.map((u) => probeSource(opts.client, u)));
+  // RFC 6249: mirrors a source names with Link: rel=duplicate join (once, not recursively).
+  const extra = [...new Set(probes.flatMap((p) => p.duplicates))].filter((u) => !seen.has(u));
+  if (extra.length > 0)
+    probes = probes.concat(await Promise.all(extra.map((u) => probeSource(opts.client, u))));
+  const a = agreeOnSources(probes);
+  const checksum = opts.checksum ?? a.sha256;
+  const warnings = [...a.warnings];
+  if (!checksum)
+    warnings.push(
+      'no checksum: the file is checked by length only (give --checksum sha-256=HEX to verify it)',
+    );
+  const agreedUrls = a.agreed.map((p) => p.url);
+  const name = opts.name ?? (basename(new URL(agreedUrls[0]).pathname) || 'download');
+  const manifest = probedManifest({
+    name,
+    size: a.size,
+    sha256: checksum,
+    identity: [...agreedUrls].map(redactUrl).sort().join(' ') + ` ${a.agreed[0].etag ?? ''}`,
+  });
+  return { manifest, edges: mirrorEdges(agreedUrls), kind, excluded: a.excluded, warnings };
+}
