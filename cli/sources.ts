@@ -170,7 +170,8 @@ async function fromUrls(
     name,
     size: a.size,
     sha256: checksum,
-    identity: [...agreedUrls].map(redactUrl).sort().join(' ') + ` ${a.agreed[0].etag ?? ''}`,
+    // The name and size (in the id already) identify it, not the URLs: a rerun with a corrected URL resumes.
+    identity: name,
   });
   return { manifest, edges: mirrorEdges(agreedUrls), kind, excluded: a.excluded, warnings };
 }
