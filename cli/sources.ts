@@ -7,7 +7,6 @@ import {
   manifestFromMetalink,
   probeSource,
   probedManifest,
-  redactUrl,
   type HttpClient,
   type Manifest,
   type MetalinkFile,
