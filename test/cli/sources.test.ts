@@ -1,0 +1,327 @@
+import { spawn, execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, readdir, stat, writeFile, copyFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
+import { startNginx, type TestNginx } from '../../harness/nginx.js';
+import { makeTestCa, type TestCa } from '../../harness/tls-ca.js';
+import { startTinyproxy, type TestProxy } from '../../harness/tinyproxy.js';
+import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+
+const run = promisify(execFile);
+const MAIN = path.resolve('dist/cli/main.js');
+const SIZE = 3 * 262144 + 4321; // 4 chunks of 256 KiB (the chunk size Portal picks for a small file)
+
+/** Runs the built CLI; resolves with exit code, stdout, stderr and how long it took. */
+function portal(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PORTAL_LOG_LEVEL: 'warn', PORTAL_BACKEND: 'cpu', ...opts.env },
+    });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`portal ${args.join(' ')} timed out; stderr: ${stderr}`));
+    }, opts.timeoutMs ?? 90_000);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      setTimeout(() => resolve({ code, stdout, stderr, ms: Date.now() - t0 }), 20);
+    });
+  });
+}
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let www: string;
+let file: { path: string; bytes: Buffer };
+let sha: string;
+let ca: TestCa;
+let nginx: TestNginx;
+const mirrors: BadMirror[] = [];
+let n = 0;
+const out = (): string => path.join(tmp.dir, `out-${++n}`, 'file.bin');
+
+beforeAll(async () => {
+  tmp = await makeTempDir('cli-sources');
+  www = path.join(tmp.dir, 'www');
+  await mkdir(www);
+  file = await writeRandomFile(www, 'file.bin', SIZE, 21);
+  await writeFile(path.join(www, 'empty.bin'), '');
+  sha = createHash('sha256').update(file.bytes).digest('hex');
+  ca = await makeTestCa();
+  nginx = await startNginx({ root: www, tls: { certFile: ca.certFile, keyFile: ca.keyFile } });
+});
+afterAll(async () => {
+  await Promise.all(mirrors.map((s) => s.close()));
+  await nginx?.stop();
+  await ca?.cleanup();
+  await tmp?.cleanup();
+});
+
+async function mirror(mode: (n: number) => MirrorMode): Promise<BadMirror> {
+  const s = await startBadMirror(file.bytes, mode);
+  mirrors.push(s);
+  return s;
+}
+async function expectFile(p: string): Promise<void> {
+  expect(
+    createHash('sha256')
+      .update(await readFile(p))
+      .digest('hex'),
+  ).toBe(sha);
+  expect(existsSync(`${p}.portal-part`)).toBe(false);
+}
+const checksum = (): string[] => ['--checksum', `sha-256=${sha}`];
+
+describe('portal fetch: the sources users have', () => {
+  test('an https:// nginx mirror with the test CA (--ca) downloads and verifies', async () => {
+    const o = out();
+    const r = await portal([
+      'fetch',
+      `${nginx.httpsUrl}/file.bin`,
+      '--ca',
+      ca.caFile,
+      '--out',
+      o,
+      ...checksum(),
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    await expectFile(o);
+  });
+
+  test('an https:// mirror whose CA is not trusted fails with rc 3 and a TLS cause', async () => {
+    const r = await portal(['fetch', `${nginx.httpsUrl}/file.bin`, '--out', out(), ...checksum()]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/file\.bin: .*(TLS|certificate)/i);
+  });
+
+  test('a mirror answering 302 and one answering 307 to another origin are followed', async () => {
+    const target = await mirror(() => ({ kind: 'ok' }));
+    const a = await mirror(() => ({ kind: 'redirect', status: 302, location: target.url }));
+    const b = await mirror(() => ({ kind: 'redirect', status: 307, location: `${nginx.httpUrl}/file.bin` }));
+    const o = out();
+    const r = await portal(['fetch', a.url, b.url, '--out', o, ...checksum()]);
+    expect(r.code).toBe(0);
+    await expectFile(o);
+    expect(target.requests.length).toBeGreaterThan(0);
+  });
+
+  test('a reset in the middle of one chunk body (only mirror) is retried and the file completes', async () => {
+    const s = await mirror((i) => (i === 2 ? { kind: 'reset-mid-body' } : { kind: 'ok' }));
+    const o = out();
+    const r = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+    expect(r.code).toBe(0);
+    await expectFile(o);
+  });
+
+  test('headers and 100 bytes then nothing (only mirror): ends in bounded time with rc 3 naming the stall', async () => {
+    const s = await mirror((i) => (i === 0 ? { kind: 'ok' } : { kind: 'stall' })); // the probe answers
+    const r = await portal(['fetch', s.url, '--out', out(), '--stall-timeout', '1', '--source-budget', '3']);
+    expect(r.code).toBe(3);
+    expect(r.ms).toBeLessThan(40_000);
+    expect(r.stderr).toMatch(new RegExp(`${s.url.replace(/[.:/]/g, '\\$&')}\\): timeout: stalled`));
+  });
+
+  test('503 with Retry-After: 5 for five seconds: the mirror is held off, then the file completes', async () => {
+    let since = 0;
+    const s = await mirror((i) => {
+      if (i === 0) return { kind: 'ok' }; // the probe
+      since ||= Date.now();
+      return Date.now() - since < 5000 ? { kind: 'status', status: 503, retryAfter: '5' } : { kind: 'ok' };
+    });
+    const o = out();
+    const r = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+    expect(r.code).toBe(0);
+    await expectFile(o);
+    const busy = s.requests.filter((q) => q.at - since < 5000).length;
+    expect(busy).toBeLessThan(30); // not ~1000: the Retry-After was honoured
+  });
+
+  test('a mirror that ignores Range (only mirror) is read as one stream and the file completes', async () => {
+    const s = await mirror(() => ({ kind: 'ignore-range' }));
+    const o = out();
+    const r = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+    expect(r.code).toBe(0);
+    await expectFile(o);
+  });
+
+  test('206 with Content-Range written bytes=a-b/N, and 206 without Content-Range, are accepted', async () => {
+    const a = await mirror(() => ({ kind: 'cr-equals' }));
+    const b = await mirror(() => ({ kind: 'cr-missing' }));
+    for (const s of [a, b]) {
+      const o = out();
+      const r = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+      expect(r.code).toBe(0);
+      await expectFile(o);
+    }
+  });
+
+  test('a zero-length file completes', async () => {
+    const o = out();
+    const r = await portal(['fetch', `${nginx.httpUrl}/empty.bin`, '--out', o, '--json']);
+    expect(r.code).toBe(0);
+    expect((await stat(o)).size).toBe(0);
+  });
+
+  test('a run that failed on a 404 leaves no file under the final name; a rerun with the corrected URL completes', async () => {
+    const o = out();
+    const bad = await portal(['fetch', `${nginx.httpUrl}/fiel.bin`, '--out', o, ...checksum()]);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/fiel\.bin: HTTP 404/);
+    expect(existsSync(o)).toBe(false);
+    const good = await portal(['fetch', `${nginx.httpUrl}/file.bin`, '--out', o, ...checksum()]);
+    expect(good.code).toBe(0);
+    await expectFile(o);
+  });
+
+  test('a transfer that fails mid-way keeps its partial file beside the output, and the rerun retries', async () => {
+    let broken = true;
+    const s = await mirror((i) => (i > 0 && broken ? { kind: 'status', status: 404 } : { kind: 'ok' }));
+    const o = out();
+    const r1 = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+    expect(r1.code).toBe(3);
+    expect(existsSync(o)).toBe(false);
+    expect(existsSync(`${o}.portal-part`)).toBe(true);
+    broken = false;
+    const r2 = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+    expect(r2.code).toBe(0);
+    await expectFile(o);
+  });
+
+  test('user:pass@ never reaches the journal (0600) or the logs', async () => {
+    const s = await mirror(() => ({ kind: 'ok' }));
+    const o = out();
+    const url = s.url.replace('http://', 'http://alice:s3cret-pw@');
+    const r = await portal(['fetch', url, '--out', o, ...checksum(), '--log-level', 'debug']);
+    expect(r.code).toBe(0);
+    expect(s.requests[1].auth).toBe(`Basic ${Buffer.from('alice:s3cret-pw').toString('base64')}`);
+    expect(r.stderr + r.stdout).not.toContain('s3cret-pw');
+    const dir = `${o}.portal`;
+    for (const f of await readdir(dir, { recursive: true })) {
+      const p = path.join(dir, String(f));
+      if (!(await stat(p)).isFile()) continue;
+      expect(await readFile(p, 'utf8')).not.toContain('s3cret-pw');
+      expect((await stat(p)).mode & 0o777).toBe(0o600);
+    }
+  });
+
+  test('a failed run exits 3 with one line per mirror naming its last cause; --json carries the same', async () => {
+    const html = await mirror((i) => (i === 0 ? { kind: 'ok' } : { kind: 'html' }));
+    const gz = await mirror((i) => (i === 0 ? { kind: 'ok' } : { kind: 'gzip' }));
+    const r = await portal(['fetch', html.url, gz.url, '--out', out(), '--json', '--source-budget', '2']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/served an HTML page \(HTTP 200, text\/html/);
+    expect(r.stderr).toMatch(/gzip-encoded body/);
+    const err = JSON.parse(r.stdout.trim().split('\n').pop()!).error;
+    expect(err.code).toBe('PORTAL_TRANSFER_FAILED');
+    expect(err.sources).toHaveLength(2);
+    expect(err.sources.map((x: { lastError: string }) => x.lastError).join('\n')).toMatch(
+      /HTML page[^]*gzip/,
+    );
+  });
+
+  test('mirrors without a manifest: a mirror serving another size is excluded and named, the others complete', async () => {
+    const other = await startBadMirror(file.bytes.subarray(0, SIZE - 1));
+    mirrors.push(other);
+    const good = await mirror(() => ({ kind: 'ok' }));
+    const o = out();
+    const r = await portal([
+      'fetch',
+      `${nginx.httpUrl}/file.bin`,
+      good.url,
+      other.url,
+      '--out',
+      o,
+      ...checksum(),
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(
+      new RegExp(`excluded ${other.url.replace(/[.:/]/g, '\\$&')}: size ${SIZE - 1} differs`),
+    );
+    await expectFile(o);
+  });
+
+  test('--checksum that does not match fails the run with rc 3 and keeps the final name free', async () => {
+    const o = out();
+    const r = await portal([
+      'fetch',
+      `${nginx.httpUrl}/file.bin`,
+      '--out',
+      o,
+      '--checksum',
+      `sha-256=${'a'.repeat(64)}`,
+    ]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/does not match/);
+    expect(existsSync(o)).toBe(false);
+  });
+
+  test('--header reaches every mirror', async () => {
+    const s = await mirror(() => ({ kind: 'ok' }));
+    const r = await portal(['fetch', s.url, '--out', out(), '--header', 'X-Token: abc', ...checksum()]);
+    expect(r.code).toBe(0);
+    expect(s.requests.every((q) => q.headers['x-token'] === 'abc')).toBe(true);
+  });
+});
+
+describe('portal fetch: Metalink and proxies', () => {
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    proxy = await startTinyproxy();
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+  });
+
+  test('portal manifest --metalink writes a .meta4 that aria2c downloads and verifies, and portal fetch reads', async () => {
+    const meta = path.join(tmp.dir, 'file.meta4');
+    const m = await portal([
+      'manifest',
+      file.path,
+      '--chunk-size',
+      '65536',
+      '--metalink',
+      '--url',
+      `${nginx.httpUrl}/file.bin`,
+      '--out',
+      meta,
+    ]);
+    expect(m.code).toBe(0);
+    const ariaDir = path.join(tmp.dir, 'aria2');
+    await run('aria2c', ['-q', '--dir', ariaDir, '--check-integrity=true', '-M', meta]);
+    expect(
+      createHash('sha256')
+        .update(await readFile(path.join(ariaDir, 'file.bin')))
+        .digest('hex'),
+    ).toBe(sha);
+    const o = out();
+    const r = await portal(['fetch', meta, '--out', o]);
+    expect(r.code).toBe(0);
+    await expectFile(o);
+  });
+
+  test('HTTP_PROXY sends the transfer through tinyproxy', async () => {
+    await copyFile(file.path, path.join(www, 'proxied.bin'));
+    const o = out();
+    const r = await portal(['fetch', `${nginx.httpUrl}/proxied.bin`, '--out', o, ...checksum()], {
+      env: { HTTP_PROXY: proxy.url, NO_PROXY: '' },
+    });
+    expect(r.code).toBe(0);
+    expect(
+      createHash('sha256')
+        .update(await readFile(o))
+        .digest('hex'),
+    ).toBe(sha);
+    expect(await proxy.log()).toMatch(/proxied\.bin|CONNECT/);
+  });
+});
