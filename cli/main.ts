@@ -69,9 +69,18 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     const json = process.argv.includes('--json');
     const code = codeOf(err);
-    // messages may quote manifest names, edge answers or URLs: no secrets, no terminal escapes
-    const message = escapeControl(redactText(err instanceof Error ? err.message : String(err)));
-    if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
+    // messages may quote manifest names, edge answers or URLs: no secrets, no terminal escapes (a failed
+    // transfer's message has one line per source: the line breaks are ours and kept)
+    const message = redactText(err instanceof Error ? err.message : String(err))
+      .split('\n')
+      .map(escapeControl)
+      .join('\n');
+    // a failed transfer carries each source's last cause (`sources`), for scripts as for people
+    const sources = (err as { sources?: unknown } | undefined)?.sources;
+    if (json)
+      process.stdout.write(
+        `${JSON.stringify({ error: { code, message, ...(sources ? { sources } : {}) } })}\n`,
+      );
     // a PortalError is one line naming the cause; anything else is a bug and gets its stack
     process.stderr.write(`portal: ${message}${isPortalError(err) ? ` [${code}]` : ''}\n`);
     if (!isPortalError(err) && err instanceof Error && err.stack)

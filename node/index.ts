@@ -13,7 +13,7 @@ export {
   type EmbeddedNode,
   type EmbeddedNodeOptions,
 } from './embedded-node.js';
-export { runTransfer, type RunTransferOptions } from './run-transfer.js';
+export { runTransfer, sourcesOf, type RunTransferOptions, type SourceReport } from './run-transfer.js';
 export {
   startServeNode,
   type ServeNode,

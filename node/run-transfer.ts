@@ -6,6 +6,30 @@ import type { Logger } from '../common/logger.js';
 import { createDashboard } from '../dashboard/index.js';
 import { startEmbeddedNode, type EngineSettings } from './embedded-node.js';
 
+/** One source of a failed transfer as `--json` reports it: id, URL without secrets, last cause, state. */
+export interface SourceReport {
+  id: string;
+  url: string;
+  kind: string;
+  lastError?: string;
+  failuresSinceOk: number;
+  retired: boolean;
+  chunks: number;
+}
+
+/** The sources of a transfer's status, for a failure's `sources` field (URLs are already redacted by the actor). */
+export function sourcesOf(s: TransferStatus): SourceReport[] {
+  return s.edges.map((e, i) => ({
+    id: e.id,
+    url: e.url,
+    kind: e.kind,
+    ...(e.lastError ? { lastError: e.lastError } : {}),
+    failuresSinceOk: e.failuresSinceOk ?? 0,
+    retired: e.retired ?? false,
+    chunks: s.perEdgeChunks[i] ?? 0,
+  }));
+}
+
 /** Options of runTransfer. */
 export interface RunTransferOptions extends EngineSettings {
   request: TransferRequest;
@@ -23,12 +47,14 @@ export interface RunTransferOptions extends EngineSettings {
 
 /**
  * Runs one transfer to the end on the embedded default and returns its final status. Resumes
- * from the journal beside the output when there is one. Rejects with PORTAL_TRANSFER_FAILED when
- * the transfer fails (no edge can serve a chunk, or the sha256 does not match).
+ * from the journal beside the output (its `publishAs` name when it has one) when there is one. Rejects
+ * with PORTAL_TRANSFER_FAILED when the transfer fails (no edge can serve a chunk, or the sha256 does not
+ * match); the error's `sources` (SourceReport[]) names each source's last cause.
  */
 export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus> {
   const node = await startEmbeddedNode({
-    output: o.request.output,
+    // the journal sits beside the file's final name (request.output may be a partial file beside it)
+    output: o.request.publishAs ?? o.request.output,
     logger: o.logger,
     backend: o.backend,
     requireGpu: o.requireGpu,
@@ -60,9 +86,12 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     }
     reportSub?.unsubscribe();
     if (status.state === 'failed')
-      throw new PortalError(
-        'PORTAL_TRANSFER_FAILED',
-        `transfer ${status.transferId} failed: ${status.error ?? 'unknown reason'}`,
+      throw Object.assign(
+        new PortalError(
+          'PORTAL_TRANSFER_FAILED',
+          `transfer ${status.transferId} failed: ${status.error ?? 'unknown reason'}`,
+        ),
+        { sources: sourcesOf(status) },
       );
     const lingerMs = o.dashboard?.lingerMs;
     if (dash && lingerMs) {

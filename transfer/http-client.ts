@@ -267,9 +267,10 @@ export function defaultHttpClient(): HttpClient {
 
 /**
  * Makes `client` the process-wide HTTP client (the CLI does, from `--ca`, `--insecure`, `--header` and the
- * timeout flags) and returns the previous one, which the caller closes if it no longer needs it.
+ * timeout flags) and returns the previous one, which the caller closes if it no longer needs it; undefined
+ * goes back to a default client made on next use.
  */
-export function setDefaultHttpClient(client: HttpClient): HttpClient | undefined {
+export function setDefaultHttpClient(client: HttpClient | undefined): HttpClient | undefined {
   const old = shared;
   shared = client;
   return old;

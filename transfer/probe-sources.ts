@@ -53,9 +53,14 @@ export async function probeSource(client: HttpClient, url: string, timeoutMs = 1
     };
     if (r.statusCode === 206) {
       const cr = parseContentRange(first(h['content-range']));
-      if (cr?.total === undefined)
-        return { ...base, ok: false, error: 'answered 206 without the file size in Content-Range' };
-      return { ...base, ok: true, size: cr.total, ranges: true };
+      if (cr?.total !== undefined) return { ...base, ok: true, size: cr.total, ranges: true };
+      // No size in Content-Range (missing, or `/*`): ask HEAD for the Content-Length.
+      const head = await client.sendMirror(url, { method: 'HEAD', signal: ac.signal });
+      await head.body.dump().catch(() => undefined);
+      const cl = first(head.headers['content-length']);
+      if (head.statusCode === 200 && cl !== undefined && /^\d+$/.test(cl))
+        return { ...base, ok: true, size: Number(cl), ranges: true };
+      return { ...base, ok: false, error: 'answered 206 without the file size, and HEAD gave none either' };
     }
     if (r.statusCode === 200) {
       const cl = first(h['content-length']);

@@ -1,6 +1,16 @@
 import path from 'node:path';
 import { readdir } from 'node:fs/promises';
-import { loadManifest } from '../../transfer/index.js';
+import {
+  createHttpClient,
+  setDefaultHttpClient,
+  redactUrl,
+  NO_CID,
+  DEFAULT_STALL_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_REDIRECTS,
+} from '../../transfer/index.js';
+import { DEFAULT_EDGE_BUDGET_MS } from '../../actors/scheduler-actor.js';
+import { resolveSources, parseChecksum, parseHeaders } from '../sources.js';
 import { checkOutputTarget, lockOutput, outputNameFromManifest } from '../../transfer/output-target.js';
 import { escapeControl } from '../../common/redact.js';
 import { PortalError } from '../../common/errors.js';
@@ -48,8 +58,10 @@ async function hasJournalFiles(dir: string): Promise<boolean> {
 /** `portal fetch`: downloads a file described by a manifest from several edges; resumable. */
 export const fetchCommand = defineCommand({
   name: 'fetch',
-  summary: 'download a file from several edges (resumes from the journal beside the output)',
-  usage: 'portal fetch <manifest> --edge URL[#mirror,metered,battery,max=N,bw=N,id=NAME] … [--out FILE]',
+  summary:
+    'download a file from mirrors, a Metalink or Portal edges (resumes from the journal beside the output)',
+  usage:
+    'portal fetch <manifest.json | file.meta4 | URL [URL…]> [--edge URL[#mirror,metered,battery,max=N,bw=N,id=NAME] …] [--out FILE] [--checksum sha-256=HEX] [--ca FILE] [--header "Name: value"]',
   flags: [
     { name: 'edge', type: 'list', help: 'an edge (repeat, or comma-separate)' },
     {
@@ -67,6 +79,48 @@ export const fetchCommand = defineCommand({
       type: 'boolean',
       help: "overwrite an existing file that is not this transfer's, or replace a symbolic link at --out",
       default: false,
+    },
+    {
+      name: 'checksum',
+      type: 'string',
+      help: 'sha-256=HEX the whole file must hash to (URLs without a manifest)',
+    },
+    { name: 'ca', type: 'string', help: 'PEM file of CA certificates trusted besides the system store' },
+    {
+      name: 'insecure',
+      type: 'boolean',
+      help: 'skip TLS certificate verification (only when asked; chunk hashes still verify the bytes)',
+      default: false,
+    },
+    { name: 'header', type: 'list', help: "'Name: value' sent to every source (repeat)" },
+    {
+      name: 'stall-timeout',
+      type: 'number',
+      help: 'seconds without a response header or body byte before a request is retried as stalled',
+      default: DEFAULT_STALL_TIMEOUT_MS / 1000,
+      min: 0.1,
+    },
+    {
+      name: 'connect-timeout',
+      type: 'number',
+      help: 'seconds for a TCP+TLS connect',
+      default: DEFAULT_CONNECT_TIMEOUT_MS / 1000,
+      min: 0.1,
+    },
+    {
+      name: 'source-budget',
+      type: 'number',
+      help: 'seconds a source may fail without delivering a chunk before it is given up for this run',
+      default: DEFAULT_EDGE_BUDGET_MS / 1000,
+      min: 0.1,
+    },
+    {
+      name: 'max-redirects',
+      type: 'number',
+      help: 'redirect hops followed per request',
+      default: DEFAULT_MAX_REDIRECTS,
+      min: 0,
+      max: 50,
     },
     { name: 'tick-ms', type: 'number', help: 'scheduler tick period', default: 50, min: 1, max: 10000 },
     { name: 'k', type: 'number', help: 'backup sources kept per chunk', default: 3, min: 1, max: 16 },
@@ -106,93 +160,130 @@ export const fetchCommand = defineCommand({
     ...commonFlags,
   ],
   async run({ flags, positionals }) {
-    const manifestPath = positionals[0];
-    if (!manifestPath) throw new PortalError('PORTAL_CONFIG_INVALID', 'fetch: missing <manifest> argument');
-    let edges: TransferEdge[] = [];
-    if (flags['edges-file']) edges.push(...readEdgesFile(flags['edges-file']));
-    for (const [i, spec] of (flags.edge ?? []).entries()) edges.push(parseEdgeSpec(spec, i));
-    if (edges.length === 0)
-      throw new PortalError('PORTAL_CONFIG_INVALID', 'fetch: give at least one --edge or an --edges-file');
-    const manifest = await loadManifest(manifestPath);
-    // the manifest suggests a name, never a place: a base name in the current folder
-    const output = path.resolve(flags.out ?? outputNameFromManifest(manifest.name));
-    const jdir = journalDir(output);
-    await checkOutputTarget(output, {
-      force: flags.force,
-      journalDir: jdir,
-      hasJournal: () => hasJournalFiles(jdir),
+    // --edge values are checked before anything is read or probed, so a typo fails at once
+    const given: TransferEdge[] = [];
+    if (flags['edges-file']) given.push(...readEdgesFile(flags['edges-file']));
+    for (const [i, spec] of (flags.edge ?? []).entries()) given.push(parseEdgeSpec(spec, i));
+    // One HTTP client (undici) for the whole run: probes, have bitmaps and chunk fetches.
+    const client = createHttpClient({
+      caFile: flags.ca,
+      insecure: flags.insecure,
+      headers: parseHeaders(flags.header),
+      stallTimeoutMs: flags['stall-timeout'] * 1000,
+      connectTimeoutMs: flags['connect-timeout'] * 1000,
+      maxRedirects: flags['max-redirects'],
     });
-    // held until this process exits (however it ends; a lock left by a killed one is taken over)
-    const lock = await lockOutput(output, jdir);
-    process.once('exit', () => lock.releaseSync());
-    edges = await resolveHoldings(edges, manifest.id, manifest.chunks.length);
-    const logger = createLogger({ level: flags['log-level'] });
-    const started = Date.now();
-    const quiet = flags.json || flags['progress-json'];
-    const bar = createProgress('fetch', manifest.fileSize, {
-      quiet,
-      format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
-    });
-    const status = await runTransfer({
-      request: {
-        transferId: manifest.id,
-        manifest,
+    const previous = setDefaultHttpClient(client);
+    try {
+      const src = await resolveSources(positionals, { client, checksum: parseChecksum(flags.checksum) });
+      const manifest = src.manifest;
+      let edges: TransferEdge[] = [...src.edges, ...given];
+      if (edges.length === 0)
+        throw new PortalError(
+          'PORTAL_CONFIG_INVALID',
+          'fetch: no source: give mirror URLs, a Metalink file, or --edge / --edges-file with a manifest',
+        );
+      const quietNotes = flags.json || flags['progress-json'];
+      for (const e of src.excluded)
+        process.stderr.write(
+          `portal: excluded ${escapeControl(redactUrl(e.url))}: ${escapeControl(e.why)}\n`,
+        );
+      if (!quietNotes)
+        for (const w of src.warnings) process.stderr.write(`portal: warning: ${escapeControl(w)}\n`);
+      // the manifest suggests a name, never a place: a base name in the current folder
+      const output = path.resolve(flags.out ?? outputNameFromManifest(manifest.name));
+      const jdir = journalDir(output);
+      await checkOutputTarget(output, {
+        force: flags.force,
+        journalDir: jdir,
+        hasJournal: () => hasJournalFiles(jdir),
+      });
+      // held until this process exits (however it ends; a lock left by a killed one is taken over)
+      const lock = await lockOutput(output, jdir);
+      process.once('exit', () => lock.releaseSync());
+      // The bytes land in a partial file beside the output, which takes the output's name only once verified.
+      const part = `${output}.portal-part`;
+      edges = await resolveHoldings(edges, manifest.id, manifest.chunks.length);
+      const logger = createLogger({ level: flags['log-level'] });
+      const started = Date.now();
+      const quiet = flags.json || flags['progress-json'];
+      const bar = createProgress('fetch', manifest.fileSize, {
+        quiet,
+        format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
+      });
+      const status = await runTransfer({
+        request: {
+          transferId: manifest.id,
+          manifest,
+          output: part,
+          publishAs: output,
+          edges,
+          edgeBudgetMs: flags['source-budget'] * 1000,
+          tickMs: flags['tick-ms'],
+          scheduler: { k: flags.k },
+          learned: flags.learned,
+        },
+        logger,
+        backend: parseBackend(flags.backend),
+        requireGpu: requireGpuFromEnv(),
+        cpuThreads: cpuThreadsFromEnv(),
+        dashboard: flags.dashboard
+          ? {
+              port: flags['dashboard-port'],
+              onUrl: (url) => {
+                if (!quiet) process.stderr.write(`dashboard: ${url}\n`);
+              },
+            }
+          : undefined,
+        onStarted: (s) => {
+          if (flags['progress-json'])
+            process.stdout.write(
+              `${JSON.stringify({ type: 'started', complete: s.complete, total: s.total })}\n`,
+            );
+        },
+        onProgress: (s) => {
+          if (flags['progress-json'])
+            process.stdout.write(
+              `${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99 })}\n`,
+            );
+          bar.update(s.bytesDone, progressDetail(s, started));
+        },
+      });
+      bar.done(progressDetail(status, started));
+      const checked = manifest.fileSha256 !== NO_CID;
+      const seconds = (Date.now() - started) / 1000;
+      const result = {
         output,
-        edges,
-        tickMs: flags['tick-ms'],
-        scheduler: { k: flags.k },
-        learned: flags.learned,
-      },
-      logger,
-      backend: parseBackend(flags.backend),
-      requireGpu: requireGpuFromEnv(),
-      cpuThreads: cpuThreadsFromEnv(),
-      dashboard: flags.dashboard
-        ? {
-            port: flags['dashboard-port'],
-            onUrl: (url) => {
-              if (!quiet) process.stderr.write(`dashboard: ${url}\n`);
-            },
-          }
-        : undefined,
-      onStarted: (s) => {
-        if (flags['progress-json'])
-          process.stdout.write(
-            `${JSON.stringify({ type: 'started', complete: s.complete, total: s.total })}\n`,
-          );
-      },
-      onProgress: (s) => {
-        if (flags['progress-json'])
-          process.stdout.write(
-            `${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99 })}\n`,
-          );
-        bar.update(s.bytesDone, progressDetail(s, started));
-      },
-    });
-    bar.done(progressDetail(status, started));
-    const seconds = (Date.now() - started) / 1000;
-    const result = {
-      output,
-      verified: status.verified,
-      bytes: manifest.fileSize,
-      seconds,
-      throughputBytesPerSec: (status.bytesDone - status.resumedChunks * manifest.chunkSize) / seconds,
-      resumedChunks: status.resumedChunks,
-      fetchedChunks: status.counters.completed,
-      hedges: status.counters.hedges,
-      failovers: status.counters.failovers,
-      corruptChunksDetected: status.counters.corrupt,
-      tickMsP50: status.tickMsP50,
-      tickMsP99: status.tickMsP99,
-      backend: status.backend,
-    };
-    if (flags.json || flags['progress-json'])
-      process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
-    else
-      process.stdout.write(
-        `${escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, sha256 verified${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
-      );
-    // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures
-    return status.verified ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');
+        verified: status.verified,
+        bytes: manifest.fileSize,
+        seconds,
+        throughputBytesPerSec: (status.bytesDone - status.resumedChunks * manifest.chunkSize) / seconds,
+        resumedChunks: status.resumedChunks,
+        fetchedChunks: status.counters.completed,
+        hedges: status.counters.hedges,
+        failovers: status.counters.failovers,
+        corruptChunksDetected: status.counters.corrupt,
+        tickMsP50: status.tickMsP50,
+        tickMsP99: status.tickMsP99,
+        backend: status.backend,
+        source: src.kind,
+        ...(src.excluded.length
+          ? { excluded: src.excluded.map((e) => ({ url: redactUrl(e.url), why: e.why })) }
+          : {}),
+        ...(src.warnings.length ? { warnings: src.warnings } : {}),
+      };
+      if (flags.json || flags['progress-json'])
+        process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
+      else
+        process.stdout.write(
+          `${escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, ${checked ? 'sha256 verified' : 'complete, not verified (no checksum)'}${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
+        );
+      // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures;
+      // without any checksum to check against, a complete file is the best there is (a warning said so)
+      return status.verified || !checked ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');
+    } finally {
+      setDefaultHttpClient(previous);
+      await client.close();
+    }
   },
 });

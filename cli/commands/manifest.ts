@@ -1,4 +1,11 @@
-import { createManifest, saveManifest, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE } from '../../transfer/index.js';
+import { writeFile } from 'node:fs/promises';
+import {
+  createManifest,
+  saveManifest,
+  toMetalink,
+  MIN_CHUNK_SIZE,
+  MAX_CHUNK_SIZE,
+} from '../../transfer/index.js';
 import { PortalError } from '../../common/errors.js';
 import { commonFlags, defineCommand } from '../args.js';
 import { createProgress, formatBytes } from '../progress.js';
@@ -7,7 +14,7 @@ import { createProgress, formatBytes } from '../progress.js';
 export const manifestCommand = defineCommand({
   name: 'manifest',
   summary: 'create the manifest of a file (chunk CIDs and whole-file sha256)',
-  usage: 'portal manifest <file> [--chunk-size BYTES] [--out FILE]',
+  usage: 'portal manifest <file> [--chunk-size BYTES] [--out FILE] [--metalink --url URL …]',
   flags: [
     {
       name: 'chunk-size',
@@ -17,13 +24,34 @@ export const manifestCommand = defineCommand({
       min: MIN_CHUNK_SIZE,
       max: MAX_CHUNK_SIZE,
     },
-    { name: 'out', type: 'string', help: 'where to write the manifest (default <file>.manifest.json)' },
+    {
+      name: 'out',
+      type: 'string',
+      help: 'where to write the manifest (default <file>.manifest.json, or <file>.meta4 with --metalink)',
+    },
+    {
+      name: 'metalink',
+      type: 'boolean',
+      help: 'write a Metalink v4 (RFC 5854) file instead, with sha-256 file and piece hashes, for any Metalink client',
+      default: false,
+    },
+    {
+      name: 'url',
+      type: 'list',
+      help: 'a URL the file can be fetched from (for --metalink; repeat, in priority order)',
+    },
     ...commonFlags,
   ],
   async run({ flags, positionals }) {
     const file = positionals[0];
     if (!file) throw new PortalError('PORTAL_CONFIG_INVALID', 'manifest: missing <file> argument');
-    const out = flags.out ?? `${file}.manifest.json`;
+    const urls = flags.url ?? [];
+    if (flags.metalink && urls.length === 0)
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        'manifest --metalink: give the URLs it is served at with --url',
+      );
+    const out = flags.out ?? `${file}${flags.metalink ? '.meta4' : '.manifest.json'}`;
     const progress = createProgress('hashing', 1, {
       quiet: flags.json,
       format: (d) => formatBytes(d),
@@ -34,7 +62,15 @@ export const manifestCommand = defineCommand({
         progress.update(done / Math.max(1, total), `${formatBytes(done)} of ${formatBytes(total)}`),
     });
     progress.done();
-    await saveManifest(out, m);
+    if (flags.metalink)
+      await writeFile(
+        out,
+        toMetalink(
+          m,
+          urls.map((url) => ({ url })),
+        ),
+      );
+    else await saveManifest(out, m);
     if (flags.json)
       process.stdout.write(
         `${JSON.stringify({ manifest: out, id: m.id, fileSize: m.fileSize, chunkSize: m.chunkSize, chunks: m.chunks.length, fileSha256: m.fileSha256 })}\n`,
