@@ -1,5 +1,5 @@
 import { quantileSorted } from '../common/quantile.js';
-import { open, stat } from 'node:fs/promises';
+import { open, rename, stat } from 'node:fs/promises';
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { redactText, redactUrl } from '../common/redact.js';
@@ -157,7 +157,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       );
     }
     for (const e of req.edges) this.realUrls.set(e.id, e.config.url);
-    if (old?.journal.state === 'done' && !old.core && !(await this.outputStillVerified(old, req.output))) {
+    if (
+      old?.journal.state === 'done' &&
+      !old.core &&
+      !(await this.outputStillVerified(old, req.publishAs ?? req.output))
+    ) {
       // the output changed since it was verified: fetch again what no longer matches
       old.journal.state = 'running';
       old.journal.verified = false;
@@ -720,8 +724,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const sha = await hashFile(t.req.output);
     j.verified = sha === t.manifest.fileSha256;
     j.finishedAt = this.ctx.clock.wallNow();
+    let final = t.req.output;
+    if (t.req.publishAs && (j.verified || t.manifest.fileSha256 === NO_CID)) {
+      // only a verified (or, without any hash, complete) file takes its final name
+      await rename(t.req.output, t.req.publishAs);
+      final = t.req.publishAs;
+    }
     // what a rerun checks first (size and modification time) before it trusts this journal
-    const st = await stat(t.req.output).catch(() => undefined);
+    const st = await stat(final).catch(() => undefined);
     if (st) j.output = { size: st.size, mtimeMs: st.mtimeMs };
     if (t.manifest.fileSha256 === NO_CID) {
       // No whole-file hash was given (mirrors without a manifest and no --checksum): complete, not verified.

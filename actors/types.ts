@@ -61,7 +61,10 @@ export interface TransferEdge {
 export interface TransferRequest {
   transferId: string;
   manifest: import('../transfer/manifest.js').Manifest;
+  /** Where the chunks are written (a partial file when `publishAs` is set). */
   output: string;
+  /** The name `output` is renamed to once the file is verified (`<out>.portal-part` → `<out>`); absent: it keeps its name. */
+  publishAs?: string;
   edges: TransferEdge[];
   /** Scheduler tunables (SchedulerConfig, partial) and the tick period. */
   scheduler?: Partial<import('../scheduler/types.js').SchedulerConfig>;

@@ -1,7 +1,7 @@
 import { spawn, execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, stat, writeFile, copyFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
@@ -48,7 +48,12 @@ let ca: TestCa;
 let nginx: TestNginx;
 const mirrors: BadMirror[] = [];
 let n = 0;
-const out = (): string => path.join(tmp.dir, `out-${++n}`, 'file.bin');
+/** A fresh output path in a folder of its own (fetch wants the folder to exist). */
+const out = (): string => {
+  const dir = path.join(tmp.dir, `out-${++n}`);
+  mkdirSync(dir);
+  return path.join(dir, 'file.bin');
+};
 
 beforeAll(async () => {
   tmp = await makeTempDir('cli-sources');
