@@ -134,8 +134,12 @@ function isStreamMissing(err: unknown): boolean {
  * subject resolves once the server stored the message (retried with the same message id while the server is
  * away, so retries are not stored twice); subscribing there binds a durable pull consumer — the queue group's
  * (shared by its members) or this client's — and acks each message after its handler resolves (nak on a
- * rejection: redelivered later). A message that does not decode goes to `portal.deadletter.<subject>` with its
- * reason, is counted, and is never redelivered. Rejects with PORTAL_CONFIG_INVALID for bad options and
+ * rejection: redelivered later), marking it in progress while the handler runs; handlers of one subscription run
+ * concurrently (up to 256). A message that does not decode goes to `portal.deadletter.<subject>` with its
+ * reason, is counted, and is never redelivered; one that reaches max_deliver is dead-lettered with
+ * PORTAL_DELIVERY_EXHAUSTED. A message over the server's max_payload rejects at once with PORTAL_WIRE_TOO_LARGE
+ * (a dispatch batch is split into batches under it first). After a reconnect, streams and consumers the server
+ * lost (memory storage) are recreated. Rejects with PORTAL_CONFIG_INVALID for bad options and
  * PORTAL_BUS_UNAVAILABLE when the server cannot be reached or JetStream is off.
  */
 export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
