@@ -170,7 +170,7 @@ function isReminderEnvelope(v: unknown): v is ReminderEnvelope {
 /** Host-reserved state key (actors cannot use `__` keys) with the last due time each reminder ran for. */
 const REMINDER_FIRES_KEY = '__reminderFires';
 
-/** One-shot reminder guards older than this are dropped from REMINDER_FIRES_KEY. */
+/** Reminder guards this long past their next due time are dropped from REMINDER_FIRES_KEY. */
 const GUARD_KEEP_MS = 10 * 60_000;
 
 /** A Temporal.Duration of `ms` milliseconds (what the SDK's timer and reminder calls take). */
@@ -673,7 +673,8 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     const due = e.p > 0 ? e.at + Math.max(0, Math.floor((now - e.at + tolerance) / e.p)) * e.p : e.at;
     const last = fires[name];
     if (last && last.n === e.n && last.due >= due) return true;
-    for (const [k, v] of Object.entries(fires)) if (v.p === 0 && v.due < now - GUARD_KEEP_MS) delete fires[k];
+    // A guard not renewed for GUARD_KEEP_MS past its next due time belongs to a reminder that is gone.
+    for (const [k, v] of Object.entries(fires)) if (v.due + v.p < now - GUARD_KEEP_MS) delete fires[k];
     fires[name] = { n: e.n, due, p: e.p };
     await sm.setState(REMINDER_FIRES_KEY, fires);
     return false;
