@@ -11,6 +11,8 @@ import type { ChunkReport, DispatchBatch, CancelRequest } from '../common/index.
 import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.js';
 import { cidOf, NO_CID } from '../transfer/cid.js';
 import { hashFile } from '../transfer/chunk-writer.js';
+import { createPrefixHasher, type PrefixHasher } from '../transfer/prefix-hasher.js';
+import { ChunkStatus } from '../scheduler/types.js';
 import { engineOf, type TickEngineServices } from './gpu-worker-actor.js';
 import { actorProxy, type SchedulerActorApi } from './api.js';
 import { RiskModel, learnedEdgeFactors, type RiskModelState } from '../learning/index.js';
@@ -114,6 +116,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private health: EdgeHealth[] = [];
   /** Edge URLs as the caller gave them (credentials, signed queries): memory only, the journal keeps them redacted. */
   private realUrls = new Map<string, string>();
+  /** The whole-file hash, advanced over the contiguous prefix of complete chunks while the transfer runs. */
+  private prefix: { hasher: PrefixHasher; chunks: number } | undefined;
 
   override async onActivate(): Promise<void> {
     const req = await this.ctx.state.get<TransferRequest>('request');
@@ -125,6 +129,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   override async onDeactivate(): Promise<void> {
+    this.prefix?.hasher.dispose();
+    this.prefix = undefined;
     this.sub?.unsubscribe();
     this.sub = undefined;
     if (this.t?.core) await this.persist(true);
@@ -358,6 +364,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.lastProgressAt = now;
     }
     this.retireFailingEdges(t, core, now);
+    this.advancePrefix(t, core);
     if (core.done) await this.finish(t);
     else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0)
       await this.fail(t, `${p.failedPermanent} chunk(s) cannot be served by any source${this.causes(t)}`);
@@ -498,6 +505,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /** Builds the scheduler from the request and the journal and starts the tick loop. */
   private async resume(t: OwnedTransfer): Promise<void> {
+    // a (re)started loop hashes the output from byte 0 again: a hash state is not kept across runs
+    this.prefix?.hasher.dispose();
+    this.prefix = undefined;
     const { req, manifest: m, journal: j } = t;
     const n = m.chunks.length;
     j.activations = (j.activations ?? 0) + 1;
@@ -715,13 +725,38 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     return lines ? `; last cause per source:${lines}` : '';
   }
 
+  /** Moves the whole-file hash over the complete chunks that now follow its prefix (amortized O(1) a tick). */
+  private advancePrefix(t: OwnedTransfer, core: ChunkScheduler): void {
+    const status = core.chunks.status;
+    const n = core.chunks.n;
+    let c = this.prefix?.chunks ?? 0;
+    while (c < n && status[c] === ChunkStatus.COMPLETE) c++;
+    if (c === (this.prefix?.chunks ?? 0)) return;
+    this.prefix ??= { hasher: createPrefixHasher(t.req.output), chunks: 0 };
+    this.prefix.chunks = c;
+    this.prefix.hasher.advance(Math.min(c * t.manifest.chunkSize, t.manifest.fileSize));
+  }
+
+  /** The sha256 of the finished output: the prefix hash finished over what is left, or the whole file read. */
+  private async outputSha(t: OwnedTransfer): Promise<string> {
+    const p = this.prefix;
+    this.prefix = undefined;
+    if (!p) return hashFile(t.req.output);
+    const d = await p.hasher.digest(t.manifest.fileSize);
+    this.ctx.log.debug(
+      { hashedWhileRunning: d.hashedBefore, fileSize: t.manifest.fileSize },
+      'whole-file hash finished',
+    );
+    return d.sha256;
+  }
+
   private async finish(t: OwnedTransfer): Promise<void> {
     const j = t.journal;
     j.state = 'verifying';
     await this.persist(true);
     // A file of zero chunks (an empty file) was never opened by an executor: create it.
     await (await open(t.req.output, 'a')).close();
-    const sha = await hashFile(t.req.output);
+    const sha = await this.outputSha(t);
     j.verified = sha === t.manifest.fileSha256;
     j.finishedAt = this.ctx.clock.wallNow();
     let final = t.req.output;
@@ -750,6 +785,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   private async fail(t: OwnedTransfer, reason: string): Promise<void> {
+    this.prefix?.hasher.dispose();
+    this.prefix = undefined;
     const j = t.journal;
     j.state = 'failed';
     j.error = reason;

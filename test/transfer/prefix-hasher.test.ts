@@ -1,0 +1,49 @@
+import { appendFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { createPrefixHasher } from '../../transfer/prefix-hasher.js';
+import { makeTempDir, randomBytes } from './fixtures.js';
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+beforeAll(async () => {
+  tmp = await makeTempDir('prefix-hash');
+});
+afterAll(async () => tmp.cleanup());
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+describe('whole-file hash over the verified prefix', () => {
+  test('a file hashed while it is written gives its sha256 and reads at the end only what was not yet hashed', async () => {
+    const bytes = randomBytes(3 * 1024 * 1024 + 17, 5);
+    const path = join(tmp.dir, 'growing.bin');
+    const h = createPrefixHasher(path);
+    await writeFile(path, bytes.subarray(0, 1024 * 1024));
+    h.advance(1024 * 1024);
+    await appendFile(path, bytes.subarray(1024 * 1024, 2 * 1024 * 1024 + 5));
+    h.advance(2 * 1024 * 1024 + 5);
+    h.advance(1000); // a smaller prefix never moves it back
+    await appendFile(path, bytes.subarray(2 * 1024 * 1024 + 5));
+    const d = await h.digest(bytes.length);
+    expect(d.sha256).toBe(sha(bytes));
+    expect(d.hashedBefore).toBe(2 * 1024 * 1024 + 5);
+  });
+
+  test('a prefix that cannot be read falls back to hashing the whole file as it is', async () => {
+    const bytes = randomBytes(100_000, 6);
+    const path = join(tmp.dir, 'short.bin');
+    await writeFile(path, bytes);
+    const h = createPrefixHasher(path);
+    h.advance(200_000); // past the end: the hash thread records the error
+    const d = await h.digest(bytes.length);
+    expect(d.sha256).toBe(sha(bytes));
+    expect(d.hashedBefore).toBe(0);
+  });
+
+  test('a missing file is named when the whole-file hash cannot read it', async () => {
+    const h = createPrefixHasher(join(tmp.dir, 'absent.bin'));
+    await expect(h.digest(10)).rejects.toMatchObject({
+      code: 'PORTAL_TRANSFER_FAILED',
+      message: expect.stringMatching(/absent\.bin/),
+    });
+  });
+});

@@ -1,0 +1,121 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { PortalError } from '../common/errors.js';
+import { hashFile } from './chunk-writer.js';
+
+/** Main thread → hash thread. */
+export type ToHashWorker =
+  | { t: 'open'; id: number; path: string }
+  | { t: 'advance'; id: number; to: number }
+  | { t: 'digest'; id: number; size: number }
+  | { t: 'dispose'; id: number };
+
+/** Hash thread → main thread: the digest of a session, and how much of it was hashed before it was asked for. */
+export type FromHashWorker =
+  { id: number; sha256: string; hashedBefore: number } | { id: number; error: string };
+
+/** The result of PrefixHasher.digest. */
+export interface PrefixDigest {
+  /** sha256 hex of the whole file. */
+  sha256: string;
+  /** Bytes hashed while the transfer ran (the rest was read at the end). */
+  hashedBefore: number;
+}
+
+/**
+ * The sha256 of a file being downloaded, advanced over its contiguous verified prefix while the download runs
+ * (on a shared hash thread that reads the prefix back, from the page cache), so that the end of a transfer
+ * reads only what is left instead of the whole file. A transfer resumed from its journal starts at byte 0
+ * (a hash state cannot be stored), which is the re-read of the prefix, overlapped with the rest.
+ */
+export interface PrefixHasher {
+  /** Bytes [0, `to`) of the file are final (verified chunks): hash them when the thread gets to it. Never throws. */
+  advance(to: number): void;
+  /**
+   * Hashes what is left up to `size` and resolves to the whole file's sha256. Falls back to reading the whole
+   * file on the calling thread (hashFile) when the hash thread cannot run or failed to read; rejects
+   * PORTAL_TRANSFER_FAILED only when the file cannot be read at all. Ends the hasher.
+   */
+  digest(size: number): Promise<PrefixDigest>;
+  /** Ends the hasher without a digest (a failed or cancelled transfer); idempotent. */
+  dispose(): void;
+}
+
+/** Where the compiled hash thread is: next to this module in dist/, or dist/ of the project when running from source (jest). */
+function hashWorkerUrl(): URL | undefined {
+  const here = new URL('./hash-worker.js', import.meta.url);
+  if (here.protocol === 'file:' && existsSync(fileURLToPath(here))) return here;
+  const built = fileURLToPath(new URL('../dist/transfer/hash-worker.js', import.meta.url));
+  return existsSync(built) ? pathToFileURL(built) : undefined;
+}
+
+let thread: { worker: Worker; waiting: Map<number, (r: FromHashWorker) => void> } | undefined | null;
+let nextId = 1;
+
+/** The process's hash thread, started on first use; null when it cannot start (then callers hash on their thread). */
+function hashThread(): typeof thread {
+  if (thread !== undefined) return thread;
+  const url = hashWorkerUrl();
+  if (!url) return (thread = null);
+  const worker = new Worker(url);
+  const waiting = new Map<number, (r: FromHashWorker) => void>();
+  const t = { worker, waiting };
+  worker.on('message', (r: FromHashWorker) => {
+    const done = waiting.get(r.id);
+    waiting.delete(r.id);
+    if (waiting.size === 0) worker.unref();
+    done?.(r);
+  });
+  const die = (why: string): void => {
+    if (thread === t) thread = undefined;
+    for (const [id, done] of waiting) done({ id, error: `the hash thread stopped (${why})` });
+    waiting.clear();
+  };
+  worker.on('error', (err) => die(err?.message ?? String(err)));
+  worker.on('exit', (code) => die(`exit code ${code}`));
+  worker.unref();
+  return (thread = t);
+}
+
+/**
+ * Starts the whole-file hash of `path` (see PrefixHasher). Throws PORTAL_INVALID_ARGUMENT for an empty path.
+ */
+export function createPrefixHasher(path: string): PrefixHasher {
+  if (typeof path !== 'string' || path === '')
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
+  const t = hashThread();
+  const id = nextId++;
+  let ended = false;
+  let advanced = 0;
+  t?.worker.postMessage({ t: 'open', id, path } satisfies ToHashWorker);
+  const onThread = (m: ToHashWorker): boolean => {
+    if (!t || thread !== t) return false;
+    t.worker.postMessage(m);
+    return true;
+  };
+  const fallback = async (): Promise<PrefixDigest> => ({ sha256: await hashFile(path), hashedBefore: 0 });
+  return {
+    advance(to) {
+      if (ended || !(to > advanced)) return;
+      advanced = to;
+      onThread({ t: 'advance', id, to });
+    },
+    async digest(size) {
+      if (ended) throw new PortalError('PORTAL_INVALID_ARGUMENT', `the hash of ${path} has ended`);
+      ended = true;
+      if (!t || thread !== t) return fallback();
+      const r = await new Promise<FromHashWorker>((resolve) => {
+        t.waiting.set(id, resolve);
+        t.worker.ref();
+        onThread({ t: 'digest', id, size });
+      });
+      return 'sha256' in r ? r : fallback();
+    },
+    dispose() {
+      if (ended) return;
+      ended = true;
+      onThread({ t: 'dispose', id });
+    },
+  };
+}
