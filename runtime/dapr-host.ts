@@ -220,7 +220,14 @@ function sendError(res: Res, err: unknown, status?: number): void {
  *   passes the reminder name to `receiveReminder` (the SDK drops it), and takes a timer's method from the timer's
  *   data when daprd fires it without its callback name (dapr/dapr#10088).
  * - One turn at a time per actor is Dapr's (its per-actor lock); with `localTurns` the host also queues turns.
- *   A call from a turn into the same actor would deadlock on that lock and rejects with PORTAL_INVALID_ARGUMENT.
+ *   A call from a turn into an actor already in its call chain (itself, A -> B -> A) would deadlock on that lock
+ *   and rejects with PORTAL_INVALID_ARGUMENT; the chain travels between instances in CHAIN_HEADER.
+ * - Actor ids, timer and reminder names and state keys travel in their wire form (encodeActorId): every string
+ *   is its own actor, and an id that is not a wire form is refused with PORTAL_INVALID_ARGUMENT.
+ * - Timers die with their activation (a firing that names another activation is answered, not run, and the
+ *   timer removed); a reminder runs once per due time (its registration travels in its data, and the due times
+ *   already run are kept in the actor's state under `__reminderFires`).
+ * - stop() drains for `drainTimeoutMs`, then answers the turns still running with PORTAL_HOST_STOPPED.
  * - Activations, timers and the actor lease live in daprd's memory. When daprd is replaced (killed and started
  *   again while this process runs) the host drops every activation made through the old one, before the new one
  *   routes calls here (watchDaprSidecar): the next call reactivates the actor from the state store, restarting its
