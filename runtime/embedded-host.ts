@@ -131,7 +131,11 @@ const MINUTE = 60_000;
  *   whose write fails) has its unsaved changes discarded, like a rolled-back transaction, and its caller
  *   rejects with the same error. Changes the actor wrote with an explicit `state.save()` stay written.
  * - Timers and reminders fire through the Clock; a firing whose predecessor's turn has not finished is
- *   skipped. Every turn, timer turns included, counts as activity for idle deactivation.
+ *   skipped. Every turn, timer turns included, counts as activity for idle deactivation. Timers die with their
+ *   activation; reminders run once per due time.
+ * - Every string checkActorId accepts is its own actor: activations, state keys and reminders are keyed by the
+ *   id's wire form (encodeActorId), so no two ids share a key.
+ * - stop() waits for running turns up to `drainTimeoutMs`, then abandons them and releases their callers.
  */
 export function createEmbeddedHost<S extends ActorServices>(
   opts: EmbeddedHostOptions & { readonly services: S },
