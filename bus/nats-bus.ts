@@ -620,19 +620,24 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
    * (NATS docs, "Monitoring JetStream": advisories). For the consumers of this client, the message is read back
    * by its stream sequence and dead-lettered with PORTAL_DELIVERY_EXHAUSTED, instead of vanishing.
    */
-  const advisories = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${TRANSFERS_STREAM}.*`, {
+  const advisories = nc.subscribe('$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.*', {
     callback: (err, m) => {
       if (err || closed) return;
-      let adv: { consumer?: string; stream_seq?: number; deliveries?: number };
+      let adv: { stream?: string; consumer?: string; stream_seq?: number; deliveries?: number };
       try {
         adv = m.json();
       } catch {
         return;
       }
-      const seq = adv.stream_seq;
-      if (typeof seq !== 'number' || ![...jsSubs].some((sub) => sub.durable === adv.consumer)) return;
+      const { stream, consumer, stream_seq: seq } = adv;
+      if (
+        typeof seq !== 'number' ||
+        typeof stream !== 'string' ||
+        ![...jsSubs].some((sub) => sub.stream === stream && sub.durable === consumer)
+      )
+        return;
       jsm.streams
-        .getMessage(TRANSFERS_STREAM, { seq })
+        .getMessage(stream, { seq })
         .then((stored) => {
           if (!stored) return;
           deadLetter(
@@ -640,13 +645,13 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
             stored.data,
             new PortalError(
               'PORTAL_DELIVERY_EXHAUSTED',
-              `${stored.subject}: not handled after ${adv.deliveries ?? '?'} deliveries to consumer ${adv.consumer} (max_deliver); the server dropped it`,
+              `${stored.subject}: not handled after ${adv.deliveries ?? '?'} deliveries to consumer ${consumer} (max_deliver); the server dropped it`,
             ),
-            `maxdeliver-${TRANSFERS_STREAM}-${seq}`,
+            `maxdeliver-${stream}-${seq}`,
           );
         })
         .catch((e: unknown) =>
-          log.error({ err: e, seq, consumer: adv.consumer }, 'cannot read back a message past max_deliver'),
+          log.error({ err: e, seq, stream, consumer }, 'cannot read back a message past max_deliver'),
         );
     },
   });
