@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse, type Server } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { open, type FileHandle } from 'node:fs/promises';
-import { randomInt } from 'node:crypto';
+import { randomInt, createHash, timingSafeEqual } from 'node:crypto';
 import { createSystemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { PortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
@@ -10,6 +10,9 @@ import { chunkRange, parseManifest, type Manifest } from './manifest.js';
 import { createTokenBucket, type TokenBucket } from './token-bucket.js';
 import { encodeHaveBitmap } from './have-bitmap.js';
 import { createPrng } from './prng.js';
+import { cidOf, NO_CID } from './cid.js';
+import { subjects, type Bus } from '../bus/types.js';
+import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../common/vocabulary.js';
 
 /** Largest body slice written at once; the bandwidth cap takes tokens per slice. */
 export const EDGE_SLICE_BYTES = 64 * 1024;
@@ -50,6 +53,20 @@ export interface EdgeServerOptions {
   port?: number;
   /** Serve HTTPS with this PEM certificate (chain) and key (`portal edge --tls-cert/--tls-key`). */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Accept chunks by `PUT /v1/chunks/<cid>` (pre-positioning, issue 18). The body must be exactly the
+   * chunk's length and hash to its CID before it is written at the chunk's offsets in `source.path` and
+   * announced as held; a mismatching body is refused with 422 and nothing is kept. With `token`, a PUT needs
+   * `Authorization: Bearer <token>` (401 otherwise). The source file is opened read-write, and created
+   * (sparse, the manifest's size, holding nothing unless `holds` says so) when it does not exist.
+   */
+  accept?: { token?: string };
+  /**
+   * Announce this edge on a bus: a telemetry message with its URL (so schedulers can configure it) and its
+   * holdings as full `portal.edge.<id>.have` messages, at start, within `announceCoalesceMs` of every change,
+   * and every `announceEveryMs` for late joiners.
+   */
+  announce?: { bus: Bus; announceEveryMs?: number; announceCoalesceMs?: number; maxParallel?: number };
 }
 
 /** Counters of what an edge has done. */
@@ -58,6 +75,10 @@ export interface EdgeServerStats {
   bytesServed: number;
   corruptServed: number;
   failedInjected: number;
+  /** Chunks stored from PUT bodies that matched their CID. */
+  chunksAccepted: number;
+  /** PUT bodies refused: CID mismatch (422), wrong length (413/422), unknown CID (404), bad token (401). */
+  putsRefused: number;
 }
 
 /** A running edge (Portal chunk server and plain Range mirror of one file). */
@@ -70,6 +91,14 @@ export interface EdgeServer {
   stats(): EdgeServerStats;
   /** True once the edge has gone offline or closed. */
   isOffline(): boolean;
+  /** The chunk indices this edge holds now (a copy); 'all' for an edge that holds the whole file. */
+  holdings(): Set<number> | 'all';
+  /**
+   * Declares chunks held that were written into the source file by someone else and verified there (a
+   * fetcher serving what it fetched: the swarm). Each one is re-read and checked against its CID first; a
+   * chunk that does not match is not added. Resolves to how many were added. Announces on change.
+   */
+  addHoldings(chunks: Iterable<number>): Promise<number>;
   /** Stops accepting connections and destroys open sockets (clients see ECONNREFUSED/ECONNRESET); idempotent. */
   goOffline(): Promise<void>;
   /** Goes offline, cancels timers and closes the source file; idempotent. */
@@ -118,7 +147,9 @@ function parseRange(header: string | undefined, size: number): RangeResult {
 
 /**
  * Starts an edge serving `source` over HTTP: `/health`, `/v1/chunks/<cid>`, `/v1/have/<manifestId>` and
- * `/file` (Range mirror), with optional bandwidth cap, RTT and injected faults. Rejects with
+ * `/file` (Range mirror), with optional bandwidth cap, RTT and injected faults; with `accept`, also
+ * `PUT /v1/chunks/<cid>` (verified against the CID before it is held), and with `announce` its URL and
+ * holdings on a bus. Rejects with
  * PORTAL_INVALID_ARGUMENT for bad options, PORTAL_MANIFEST_INVALID for a bad manifest,
  * PORTAL_MANIFEST_MISMATCH when the file size differs from the manifest, and the listen error otherwise.
  */
@@ -129,14 +160,14 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.source.path: expected a string');
   const manifest = parseManifest(opts.source.manifest);
   const n = manifest.chunks.length;
-  const holds = opts.holds ?? 'all';
-  if (holds !== 'all') {
-    if (!(holds instanceof Set))
+  const holdsOpt = opts.holds ?? 'all';
+  if (holdsOpt !== 'all') {
+    if (!(holdsOpt instanceof Set))
       throw new PortalError(
         'PORTAL_INVALID_ARGUMENT',
         "opts.holds: expected a Set of chunk indices or 'all'",
       );
-    for (const i of holds)
+    for (const i of holdsOpt)
       if (!Number.isInteger(i) || i < 0 || i >= n)
         throw new PortalError(
           'PORTAL_INVALID_ARGUMENT',
@@ -171,7 +202,14 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   const bucket: TokenBucket | null = opts.bandwidthBytesPerSec
     ? createTokenBucket({ rateBytesPerSec: opts.bandwidthBytesPerSec, burstBytes: opts.burstBytes, clock })
     : null;
+  // mutable copy: PUT and addHoldings add to it
+  const holds: Set<number> | 'all' = holdsOpt === 'all' ? 'all' : new Set(holdsOpt);
   const isHeld = (i: number): boolean => holds === 'all' || holds.has(i);
+  if (opts.accept !== undefined && (typeof opts.accept !== 'object' || opts.accept === null))
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.accept: expected an object');
+  const putToken = opts.accept?.token;
+  if (putToken !== undefined && (typeof putToken !== 'string' || putToken === ''))
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.accept.token: expected a non-empty string');
 
   const byCid = new Map<string, number[]>();
   manifest.chunks.forEach((cid, i) => {
@@ -182,7 +220,9 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
 
   let fh: FileHandle;
   try {
-    fh = await open(opts.source.path, 'r');
+    fh = opts.accept
+      ? await openForWrite(opts.source.path, manifest.fileSize)
+      : await open(opts.source.path, 'r');
   } catch (err) {
     throw new PortalError(
       'PORTAL_INVALID_ARGUMENT',
@@ -199,7 +239,14 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     );
   }
 
-  const counters: EdgeServerStats = { requests: 0, bytesServed: 0, corruptServed: 0, failedInjected: 0 };
+  const counters: EdgeServerStats = {
+    requests: 0,
+    bytesServed: 0,
+    corruptServed: 0,
+    failedInjected: 0,
+    chunksAccepted: 0,
+    putsRefused: 0,
+  };
   const sockets = new Set<Socket>();
   let offline = false;
   let closed = false;
@@ -308,6 +355,72 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     await streamBody(res, signal, offset, length, length > 0 ? flipAt : []);
   };
 
+  /** Sends a JSON refusal of a PUT and closes the connection (the rest of the body is not read). */
+  const refusePut = (res: ServerResponse, status: number, body: Record<string, unknown>): void => {
+    counters.putsRefused++;
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      connection: 'close',
+    });
+    res.end(text);
+  };
+
+  /**
+   * `PUT /v1/chunks/<cid>`: the body is stored only when it is exactly the chunk's length and hashes to
+   * its CID; then it is written at every offset of the manifest that has this CID, held, and announced.
+   */
+  const handlePut = async (req: IncomingMessage, res: ServerResponse, cidIn: string): Promise<void> => {
+    if (putToken !== undefined && !bearerMatches(req.headers.authorization, putToken)) {
+      refusePut(res, 401, { error: 'a PUT needs Authorization: Bearer <token>' });
+      return;
+    }
+    const cid = cidIn.toLowerCase();
+    const indices = cid === NO_CID ? undefined : byCid.get(cid);
+    if (!indices) {
+      refusePut(res, 404, { error: `not a chunk of manifest ${manifest.id}`, cid });
+      return;
+    }
+    const { length } = chunkRange(manifest, indices[0]);
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > length) {
+      refusePut(res, 413, { error: `body of ${declared} bytes; chunk ${cid} has ${length}`, cid });
+      return;
+    }
+    const body = await readBody(req, length);
+    if (body === null) {
+      refusePut(res, 413, { error: `body longer than the chunk's ${length} bytes`, cid });
+      return;
+    }
+    if (body.length !== length) {
+      refusePut(res, 422, { error: `body has ${body.length} bytes; chunk ${cid} has ${length}`, cid });
+      return;
+    }
+    const actual = cidOf(body);
+    if (actual !== cid) {
+      log.warn({ cid, actual }, 'PUT chunk refused: body does not hash to its CID');
+      refusePut(res, 422, { error: 'body does not hash to the CID', cid, sha256: actual });
+      return;
+    }
+    const missing = indices.filter((i) => !isHeld(i));
+    for (const i of missing) {
+      const { offset } = chunkRange(manifest, i);
+      const { bytesWritten } = await fh.write(body, 0, length, offset);
+      if (bytesWritten !== length)
+        throw new PortalError(
+          'PORTAL_TRANSFER_FAILED',
+          `short write of chunk ${i} to ${opts.source.path}: ${bytesWritten} of ${length} bytes`,
+        );
+    }
+    if (missing.length > 0 && holds !== 'all') {
+      for (const i of missing) holds.add(i);
+      counters.chunksAccepted++;
+      scheduleAnnounce();
+    }
+    sendJson(res, missing.length > 0 ? 201 : 200, { cid, stored: missing.length > 0, chunks: indices });
+  };
+
   const handleFile = async (
     req: IncomingMessage,
     res: ServerResponse,
@@ -375,8 +488,13 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     const ac = new AbortController();
     res.on('close', () => ac.abort());
     const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'PUT' && opts.accept && path.startsWith('/v1/chunks/')) {
+      await handlePut(req, res, path.slice('/v1/chunks/'.length));
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 });
+      const allow = opts.accept ? 'GET, HEAD, PUT' : 'GET, HEAD';
+      res.writeHead(405, { allow, 'content-length': 0, connection: 'close' });
       res.end();
       return;
     }
@@ -453,8 +571,66 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   log = log.child({ edgeId: id });
   const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
+  // ---- announcements on the bus (telemetry with the URL, then full have bitmaps) ----
+  const ann = opts.announce;
+  let haveSeq = 0;
+  let coalesceTimer: TimerHandle | null = null;
+  let periodicTimer: TimerHandle | null = null;
+  const publish = (subject: string, msg: EdgeTelemetryEvent | EdgeHaveEvent): void => {
+    ann?.bus
+      .publish(subject, msg)
+      .catch((err: unknown) => log.warn({ err, subject }, 'announcement not sent'));
+  };
+  const announceNow = (online = true): void => {
+    if (!ann) return;
+    const at = clock.wallNow();
+    publish(subjects.edgeTelemetry(id), {
+      edgeId: id,
+      sentAtMs: at,
+      online,
+      bandwidth: opts.bandwidthBytesPerSec ? [{ atMs: at, bytesPerSec: opts.bandwidthBytesPerSec }] : [],
+      rtt: rttMs > 0 ? [{ atMs: at, rttMs }] : [],
+      ...(ann.maxParallel !== undefined ? { maxParallel: ann.maxParallel } : {}),
+      url,
+      kind: 'portal',
+    });
+    if (!online) return;
+    // seq from the wall clock, so a restarted edge's messages are not taken for stale ones
+    haveSeq = Math.max(haveSeq + 1, at);
+    publish(subjects.edgeHave(id), {
+      kind: 'full',
+      edgeId: id,
+      manifestId: manifest.id,
+      chunkCount: n,
+      seq: haveSeq,
+      sentAtMs: at,
+      bitmap: Buffer.from(encodeHaveBitmap(holds, n), 'base64'),
+    });
+  };
+  function scheduleAnnounce(): void {
+    if (!ann || coalesceTimer || offline) return;
+    coalesceTimer = clock.setTimeout(() => {
+      coalesceTimer = null;
+      announceNow();
+    }, ann.announceCoalesceMs ?? 20);
+  }
+  const periodic = (): void => {
+    if (!ann || offline) return;
+    periodicTimer = clock.setTimeout(() => {
+      announceNow();
+      periodic();
+    }, ann.announceEveryMs ?? 2000);
+  };
+  if (ann) {
+    announceNow();
+    periodic();
+  }
+
   const goOffline = (): Promise<void> => {
     if (offlinePromise) return offlinePromise;
+    if (ann) announceNow(false);
+    for (const h of [coalesceTimer, periodicTimer]) if (h) clock.clearTimeout(h);
+    coalesceTimer = periodicTimer = null;
     offline = true;
     if (offlineTimer) {
       clock.clearTimeout(offlineTimer);
@@ -483,6 +659,23 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     manifest,
     stats: () => ({ ...counters }),
     isOffline: () => offline,
+    holdings: () => (holds === 'all' ? 'all' : new Set(holds)),
+    async addHoldings(chunks) {
+      if (holds === 'all') return 0;
+      let added = 0;
+      const buf = Buffer.allocUnsafe(manifest.chunkSize);
+      for (const i of chunks) {
+        if (!Number.isInteger(i) || i < 0 || i >= n || holds.has(i)) continue;
+        const { offset, length } = chunkRange(manifest, i);
+        const { bytesRead } = await fh.read(buf, 0, length, offset);
+        if (bytesRead !== length || manifest.chunks[i] === NO_CID) continue;
+        if (cidOf(buf.subarray(0, length)) !== manifest.chunks[i]) continue;
+        holds.add(i);
+        added++;
+      }
+      if (added > 0) scheduleAnnounce();
+      return added;
+    },
     goOffline,
     async close() {
       await goOffline();
@@ -492,4 +685,46 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       }
     },
   };
+}
+
+/** Opens (creating it sparse at `size` bytes when missing) a file an accepting edge writes chunks into. */
+async function openForWrite(path: string, size: number): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r+');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fh = await open(path, 'wx+');
+    await fh.truncate(size);
+  }
+  return fh;
+}
+
+/** Reads a request body of at most `limit` bytes; null when it is longer (the rest is left unread). */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let got = 0;
+    const onData = (d: Buffer): void => {
+      got += d.length;
+      if (got > limit) {
+        req.off('data', onData);
+        req.pause();
+        resolve(null);
+        return;
+      }
+      parts.push(d);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(parts, got)));
+    req.once('error', reject);
+  });
+}
+
+/** Constant-time check of an `Authorization: Bearer <token>` header (hashes first, so lengths do not leak). */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
+  if (!m) return false;
+  const h = (v: string): Buffer => createHash('sha256').update(v).digest();
+  return timingSafeEqual(h(m[1].trim()), h(token));
 }

@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import { createEdgeServer, loadManifest } from '../../transfer/index.js';
+import { createBusFromEnv, type Bus } from '../../bus/index.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import { commonFlags, defineCommand } from '../args.js';
@@ -7,6 +8,7 @@ import { commonFlags, defineCommand } from '../args.js';
 /** Parses `--holds`: `all` or ranges like `0-99,200,300-310`. */
 export function parseHolds(v: string, chunks: number): Set<number> | 'all' {
   if (v === 'all') return 'all';
+  if (v === 'none') return new Set();
   const out = new Set<number>();
   for (const part of v.split(',').filter(Boolean)) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
@@ -43,7 +45,7 @@ export const edgeCommand = defineCommand({
   name: 'edge',
   summary: 'serve the chunks of a file over HTTP (by CID, and as a Range mirror at /file)',
   usage:
-    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--tls-cert PEM --tls-key PEM] [--rate BYTES_PER_S] [--rtt MS] [--holds all|N-M,…] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
+    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--tls-cert PEM --tls-key PEM] [--rate BYTES_PER_S] [--rtt MS] [--holds all|none|N-M,…] [--accept [--put-token T]] [--announce] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
   flags: [
     { name: 'file', type: 'string', help: 'the file to serve' },
     { name: 'manifest', type: 'string', help: 'its manifest' },
@@ -58,7 +60,29 @@ export const edgeCommand = defineCommand({
       min: 0,
     },
     { name: 'rtt', type: 'number', help: 'added delay before the first byte, ms', default: 0, min: 0 },
-    { name: 'holds', type: 'string', help: 'chunks this edge holds', default: 'all' },
+    {
+      name: 'holds',
+      type: 'string',
+      help: 'chunks this edge holds: all, none or N-M,… (default: all, or none for a --file that --accept creates)',
+    },
+    {
+      name: 'accept',
+      type: 'boolean',
+      help: 'accept chunks by PUT /v1/chunks/<cid> (checked against the CID; a missing --file is created)',
+      default: false,
+    },
+    {
+      name: 'put-token',
+      type: 'string',
+      help: 'with --accept: a PUT needs Authorization: Bearer <token>',
+      env: 'PORTAL_EDGE_PUT_TOKEN',
+    },
+    {
+      name: 'announce',
+      type: 'boolean',
+      help: 'announce the edge and its holdings on the NATS bus (NATS_URL): portal.edge.<id>.telemetry|have',
+      default: false,
+    },
     {
       name: 'fail-rate',
       type: 'number',
@@ -91,10 +115,23 @@ export const edgeCommand = defineCommand({
     const manifest = await loadManifest(flags.manifest);
     const tls = readTls(flags['tls-cert'], flags['tls-key']);
     const logger = createLogger({ level: flags['log-level'] });
+    const accept = flags.accept;
+    const created = accept && !existsSync(flags.file);
+    let bus: Bus | undefined;
+    if (flags.announce) {
+      if (!process.env.NATS_URL)
+        throw new PortalError(
+          'PORTAL_CONFIG_INVALID',
+          'edge: --announce needs NATS_URL (the bus to announce on)',
+        );
+      bus = await createBusFromEnv({ logger, name: `portal-edge-${process.pid}` });
+    }
     const server = await createEdgeServer({
       id: flags.id,
       source: { path: flags.file, manifest },
-      holds: parseHolds(flags.holds, manifest.chunks.length),
+      holds: parseHolds(flags.holds ?? (created ? 'none' : 'all'), manifest.chunks.length),
+      accept: accept ? { token: flags['put-token'] } : undefined,
+      announce: bus ? { bus } : undefined,
       bandwidthBytesPerSec: flags.rate || undefined,
       rttMs: flags.rtt,
       faults: {
@@ -119,6 +156,7 @@ export const edgeCommand = defineCommand({
       process.once('SIGTERM', resolve);
     });
     await server.close();
+    await bus?.close();
     return 0;
   },
 });

@@ -1,0 +1,166 @@
+import { join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { request } from 'undici';
+import {
+  createManifest,
+  createEdgeServer,
+  chunkRange,
+  decodeHaveBitmap,
+  type EdgeServer,
+  type Manifest,
+} from '../../transfer/index.js';
+import { createMemoryBus, subjects } from '../../bus/index.js';
+import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../../common/index.js';
+import { makeTempDir, writeRandomFile } from './fixtures.js';
+
+const CHUNK = 64 * 1024;
+const SIZE = 5 * CHUNK + 999; // 6 chunks, odd last
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let src: { path: string; bytes: Buffer };
+let m: Manifest;
+const servers: EdgeServer[] = [];
+
+const slice = (i: number): Buffer => {
+  const r = chunkRange(m, i);
+  return src.bytes.subarray(r.offset, r.offset + r.length);
+};
+
+async function put(
+  edge: EdgeServer,
+  cid: string,
+  body: Buffer,
+  token?: string,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await request(`${edge.url}/v1/chunks/${cid}`, {
+    method: 'PUT',
+    body,
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
+  const text = await res.body.text();
+  return { status: res.statusCode, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+async function get(url: string): Promise<{ status: number; body: Buffer }> {
+  const res = await request(url);
+  return { status: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()) };
+}
+
+async function haveOf(edge: EdgeServer): Promise<number[]> {
+  const res = await request(`${edge.url}/v1/have/${m.id}`);
+  const j = (await res.body.json()) as { bitmap: string; chunks: number };
+  return decodeHaveBitmap(j.bitmap, j.chunks);
+}
+
+beforeAll(async () => {
+  tmp = await makeTempDir('edge-put');
+  src = await writeRandomFile(tmp.dir, 'src.bin', SIZE, 7);
+  m = await createManifest(src.path, { chunkSize: CHUNK });
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  await tmp.cleanup();
+});
+
+async function acceptingEdge(name: string, extra: Partial<Parameters<typeof createEdgeServer>[0]> = {}) {
+  const s = await createEdgeServer({
+    source: { path: join(tmp.dir, name), manifest: m },
+    holds: new Set(),
+    accept: {},
+    ...extra,
+  });
+  servers.push(s);
+  return s;
+}
+
+describe('edge accepting chunks (PUT /v1/chunks/<cid>)', () => {
+  test('a PUT body that hashes to its CID is stored and served; a corrupt one is refused with 422 and nothing is kept', async () => {
+    const e = await acceptingEdge('store1.bin');
+    expect((await stat(join(tmp.dir, 'store1.bin'))).size).toBe(SIZE); // created sparse at the manifest's size
+    expect(await haveOf(e)).toEqual([]);
+
+    const good = await put(e, m.chunks[2], slice(2));
+    expect(good.status).toBe(201);
+    const bad = Buffer.from(slice(4));
+    bad[100] ^= 0xff;
+    const corrupt = await put(e, m.chunks[4], bad);
+    expect(corrupt.status).toBe(422);
+    expect(corrupt.json.error).toMatch(/does not hash to the CID/);
+
+    expect(await haveOf(e)).toEqual([2]);
+    const served = await get(`${e.url}/v1/chunks/${m.chunks[2]}`);
+    expect(served.status).toBe(200);
+    expect(served.body.equals(slice(2))).toBe(true);
+    expect((await get(`${e.url}/v1/chunks/${m.chunks[4]}`)).status).toBe(404);
+    // nothing of the corrupt body reached the file
+    const onDisk = await readFile(join(tmp.dir, 'store1.bin'));
+    const r4 = chunkRange(m, 4);
+    expect(onDisk.subarray(r4.offset, r4.offset + r4.length).every((b) => b === 0)).toBe(true);
+    expect(e.stats()).toMatchObject({ chunksAccepted: 1, putsRefused: 1 });
+  });
+
+  test('a PUT of the same chunk again answers 200 without storing; an unknown CID is 404; a body of the wrong length is refused', async () => {
+    const e = await acceptingEdge('store2.bin');
+    expect((await put(e, m.chunks[0], slice(0))).status).toBe(201);
+    expect(await put(e, m.chunks[0], slice(0))).toMatchObject({ status: 200, json: { stored: false } });
+    expect((await put(e, 'ab'.repeat(32), slice(0))).status).toBe(404);
+    expect((await put(e, m.chunks[1], Buffer.concat([slice(1), Buffer.alloc(10)]))).status).toBe(413);
+    expect((await put(e, m.chunks[1], slice(1).subarray(0, 100))).status).toBe(422);
+    expect(await haveOf(e)).toEqual([0]);
+  });
+
+  test('with a token, a PUT without it or with a wrong one is refused with 401 and nothing is stored', async () => {
+    const e = await acceptingEdge('store3.bin', { accept: { token: 's3cret' } });
+    expect((await put(e, m.chunks[3], slice(3))).status).toBe(401);
+    expect((await put(e, m.chunks[3], slice(3), 'wrong')).status).toBe(401);
+    expect(await haveOf(e)).toEqual([]);
+    expect((await put(e, m.chunks[3], slice(3), 's3cret')).status).toBe(201);
+    expect(await haveOf(e)).toEqual([3]);
+  });
+
+  test('an edge that does not accept chunks answers a PUT with 405 and allows only GET and HEAD', async () => {
+    const s = await createEdgeServer({ source: { path: src.path, manifest: m } });
+    servers.push(s);
+    const res = await request(`${s.url}/v1/chunks/${m.chunks[0]}`, { method: 'PUT', body: slice(0) });
+    await res.body.dump();
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD');
+  });
+
+  test('an announcing edge publishes its URL, then a have bitmap that grows only with verified chunks', async () => {
+    const bus = createMemoryBus();
+    const tel: EdgeTelemetryEvent[] = [];
+    const haves: EdgeHaveEvent[] = [];
+    bus.subscribe<EdgeTelemetryEvent>(subjects.edgeTelemetry('acc'), (ev) => void tel.push(ev));
+    bus.subscribe<EdgeHaveEvent>(subjects.edgeHave('acc'), (ev) => void haves.push(ev));
+    const e = await acceptingEdge('store4.bin', {
+      id: 'acc',
+      announce: { bus, announceCoalesceMs: 5, announceEveryMs: 60_000 },
+    });
+    expect(tel[0]).toMatchObject({ edgeId: 'acc', url: e.url, online: true, kind: 'portal' });
+    expect(haves).toHaveLength(1);
+    const bad = Buffer.from(slice(1));
+    bad[0] ^= 1;
+    expect((await put(e, m.chunks[1], bad)).status).toBe(422);
+    expect((await put(e, m.chunks[5], slice(5))).status).toBe(201);
+    await new Promise((r) => setTimeout(r, 50));
+    const last = haves.at(-1)!;
+    expect(last.kind).toBe('full');
+    if (last.kind !== 'full') return;
+    expect(decodeHaveBitmap(Buffer.from(last.bitmap).toString('base64'), m.chunks.length)).toEqual([5]);
+    expect(last.seq).toBeGreaterThan(haves[0].seq);
+    await e.goOffline();
+    expect(tel.at(-1)).toMatchObject({ edgeId: 'acc', online: false });
+    await bus.close();
+  });
+
+  test('addHoldings declares only chunks whose bytes in the file match their CID', async () => {
+    const e = await acceptingEdge('store5.bin');
+    const { open } = await import('node:fs/promises');
+    const fh = await open(join(tmp.dir, 'store5.bin'), 'r+');
+    await fh.write(slice(1), 0, slice(1).length, chunkRange(m, 1).offset);
+    await fh.close();
+    expect(await e.addHoldings([1, 2])).toBe(1); // chunk 2 is zeros: not its CID
+    expect(await haveOf(e)).toEqual([1]);
+  });
+});
