@@ -11,6 +11,9 @@ import type {
   EdgeView,
   TransferRequest,
   TransferStatus,
+  ContentReadRequest,
+  ContentReadResult,
+  ContentInfo,
 } from './types.js';
 import type {
   CoordPeer,
@@ -43,6 +46,14 @@ export interface SchedulerActorApi {
   edgeHave(arg: { edgeId: string; manifestId: string; bitmap: string }): Promise<{ edgeIndex: number }>;
   /** Stops the transfer, keeping the journal. */
   cancel(): Promise<TransferStatus>;
+  /**
+   * A read of the transfer's content (streaming reads, issue 18): which chunks of the byte range are
+   * verified now; the missing ones are raised to DEMAND priority, and a sequential reader's next chunks
+   * to READ_AHEAD.
+   */
+  read(arg: ContentReadRequest): Promise<ContentReadResult>;
+  /** What a content server needs to serve the transfer's bytes: the manifest, the output file, the state. */
+  contentInfo(): Promise<ContentInfo>;
 }
 
 /** The calls EdgeActor answers (one actor per edge; the id is the edge id). */

@@ -29,3 +29,4 @@ export type {
 export { routeEdgeEvents } from './edge-event-router.js';
 export { CoordinatorActor } from './coordinator-actor.js';
 export { GpuStreamActor, gpuStreamMetricsSource } from './gpu-stream-actor.js';
+export { transferContentSource } from './content-source.js';

@@ -4,6 +4,7 @@ import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
+import { AccessTracker } from '../scheduler/access.js';
 
 import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
@@ -16,7 +17,15 @@ import { ChunkStatus } from '../scheduler/types.js';
 import { engineOf, type TickEngineServices } from './gpu-worker-actor.js';
 import { actorProxy, type SchedulerActorApi } from './api.js';
 import { RiskModel, learnedEdgeFactors, type RiskModelState } from '../learning/index.js';
-import type { EdgeSample, EdgeView, TransferRequest, TransferStatus } from './types.js';
+import type {
+  ContentInfo,
+  ContentReadRequest,
+  ContentReadResult,
+  EdgeSample,
+  EdgeView,
+  TransferRequest,
+  TransferStatus,
+} from './types.js';
 
 const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
@@ -118,6 +127,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private realUrls = new Map<string, string>();
   /** The whole-file hash, advanced over the contiguous prefix of complete chunks while the transfer runs. */
   private prefix: { hasher: PrefixHasher; chunks: number } | undefined;
+  /** Readers of the content while the transfer runs (priorities and read-ahead). */
+  private access: AccessTracker | undefined;
 
   override async onActivate(): Promise<void> {
     const req = await this.ctx.state.get<TransferRequest>('request');
@@ -495,6 +506,62 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     return { edgeIndex: i };
   }
 
+  /**
+   * A read of bytes [offset, offset + length) of the content: answers which of its chunks are verified
+   * (a content server serves only those), raises the missing ones to DEMAND priority and, for a reader
+   * reading sequentially, the chunks its rate needs next to READ_AHEAD (scheduler/access.ts); when that
+   * raised anything, a tick runs now so that free slots take the chunks at once.
+   */
+  async read(arg: ContentReadRequest): Promise<ContentReadResult> {
+    checkArg(typeof arg?.readerId === 'string' && arg.readerId.length > 0, 'readerId', 'a reader id');
+    const t = this.t;
+    if (!t)
+      throw new PortalError('PORTAL_INVALID_ARGUMENT', `transfer ${this.ctx.actorId} has not been started`);
+    const m = t.manifest;
+    checkArg(
+      Number.isSafeInteger(arg.offset) && arg.offset >= 0 && arg.offset < m.fileSize,
+      'offset',
+      `a byte offset in [0, ${m.fileSize})`,
+    );
+    checkArg(Number.isSafeInteger(arg.length) && arg.length >= 1, 'length', 'a byte count ≥ 1');
+    const first = Math.floor(arg.offset / m.chunkSize);
+    const last = Math.floor((Math.min(m.fileSize, arg.offset + arg.length) - 1) / m.chunkSize);
+    const core = t.core;
+    const state = t.journal.state;
+    if (!core || state !== 'running') {
+      // not scheduling here: what the journal (or the finished scheduler) says is verified
+      const bitmap = core ? core.completionBitmap() : Buffer.from(t.journal.bitmap, 'base64');
+      const complete: number[] = [];
+      for (let c = first; c <= last; c++) if ((bitmap[c >>> 3] >>> (c & 7)) & 1) complete.push(c);
+      return { state, first, last, complete, readAhead: 0, sequential: false };
+    }
+    this.access ??= new AccessTracker(core, { tickMs: t.req.tickMs ?? 50 });
+    const plan = this.access.read({
+      readerId: arg.readerId,
+      first,
+      last,
+      now: this.ctx.clock.now(),
+      rateBytesPerSec: arg.rateBytesPerSec,
+    });
+    if (plan.changed > 0) await this.tick();
+    return {
+      state: t.journal.state,
+      first,
+      last,
+      complete: plan.complete,
+      readAhead: plan.readAhead,
+      sequential: plan.sequential,
+    };
+  }
+
+  /** The manifest, the output file and the state, for a content server. */
+  async contentInfo(): Promise<ContentInfo> {
+    const t = this.t;
+    if (!t)
+      throw new PortalError('PORTAL_INVALID_ARGUMENT', `transfer ${this.ctx.actorId} has not been started`);
+    return { state: t.journal.state, manifest: t.manifest, output: t.req.output };
+  }
+
   /** Stops the transfer: cancels the tick loop and the reminder, keeps the journal. */
   async cancel(): Promise<TransferStatus> {
     if (this.t && this.t.journal.state === 'running') await this.fail(this.t, 'cancelled');
@@ -561,6 +628,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.risk = saved ? RiskModel.fromJSON(saved) : new RiskModel();
     }
     t.core = core;
+    this.access = new AccessTracker(core, { tickMs: req.tickMs ?? 50 });
     this.ctx.services.transferRegistry?.add(this.ctx.actorId);
     this.epochMs = this.ctx.clock.now();
     this.lastProgressAt = 0;

@@ -93,6 +93,37 @@ export interface TransferRequest {
   edgeBudgetMs?: number;
 }
 
+/** A read of a transfer's content (SchedulerActor.read). */
+export interface ContentReadRequest {
+  /** Who reads (one HTTP connection, say); a reader whose reads follow each other is sequential. */
+  readerId: string;
+  /** Byte offset and length of the read (length ≥ 1; cut at the end of the file). */
+  offset: number;
+  length: number;
+  /** The reader's consumption rate, bytes/s, when known (sizes its read-ahead). */
+  rateBytesPerSec?: number;
+}
+
+/** The answer to a ContentReadRequest. */
+export interface ContentReadResult {
+  state: TransferStatus['state'];
+  /** Chunks the read covers, [first, last]. */
+  first: number;
+  last: number;
+  /** Of those, the chunks verified now (ascending). */
+  complete: number[];
+  /** Chunks after the read now fetched ahead of the reader. */
+  readAhead: number;
+  sequential: boolean;
+}
+
+/** What SchedulerActor.contentInfo answers. */
+export interface ContentInfo {
+  state: TransferStatus['state'];
+  manifest: import('../transfer/manifest.js').Manifest;
+  output: string;
+}
+
 /** Where a transfer stands (SchedulerActor.status). */
 export interface TransferStatus {
   transferId: string;

@@ -1,6 +1,13 @@
 import { subjects } from '../bus/index.js';
 import type { ChunkReport } from '../common/index.js';
-import { actorProxy, terminalStates, type TransferRequest, type TransferStatus } from '../actors/index.js';
+import {
+  actorProxy,
+  terminalStates,
+  transferContentSource,
+  type TransferRequest,
+  type TransferStatus,
+} from '../actors/index.js';
+import { createContentServer, type ContentServer } from '../transfer/index.js';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { createDashboard } from '../dashboard/index.js';
@@ -41,6 +48,12 @@ export interface RunTransferOptions extends EngineSettings {
   onReport?: (r: ChunkReport) => void;
   /** Called once the scheduler has started (journal verified, tick loop running). */
   onStarted?: (s: TransferStatus) => void;
+  /**
+   * Serve the content while the transfer runs (`GET /content` and `/v1/transfers/<id>/content`, Range
+   * reads; issue 18) on this port (0 = any free port); readers still reading when the transfer ends are
+   * served to the end before the node stops.
+   */
+  serve?: { port: number; host?: string; onUrl?: (url: string) => void };
   /** Serve the live dashboard on this port (0 = any free port) while the transfer runs. */
   dashboard?: { port: number; onUrl?: (url: string) => void; lingerMs?: number };
 }
@@ -70,6 +83,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       })
     : undefined;
   if (dash) o.dashboard?.onUrl?.(dash.url);
+  let content: ContentServer | undefined;
   try {
     node.executor.attach(o.request.transferId);
     const reportSub = o.onReport
@@ -77,6 +91,18 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       : undefined;
     const actor = actorProxy(node.host, 'SchedulerActor', o.request.transferId);
     let status = await actor.invoke('start', o.request);
+    if (o.serve) {
+      const id = o.request.transferId;
+      const source = transferContentSource(node.host, id);
+      content = await createContentServer({
+        sources: (t) => (t === id ? source : undefined),
+        defaultTransfer: id,
+        host: o.serve.host,
+        port: o.serve.port,
+        logger: o.logger.child({ component: 'content' }),
+      });
+      o.serve.onUrl?.(`${content.url}/content`);
+    }
     o.onStarted?.(status);
     const every = o.progressMs ?? 250;
     while (!terminalStates.includes(status.state)) {
@@ -100,6 +126,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     }
     return status;
   } finally {
+    await content?.close();
     await dash?.close();
     await node.close();
   }

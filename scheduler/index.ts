@@ -32,3 +32,5 @@ export type { EstimatorConfig, EdgeEstimate, EdgeEstimatorState, TimeoutBounds }
 export { rankChunkRange, buildRankLut } from './kernels/k-best.js';
 export type { RankLut, RankTable } from './kernels/k-best.js';
 export type { ChunkTableOptions } from './tables.js';
+export { AccessTracker, ChunkPriority, readAheadChunks } from './access.js';
+export type { ReadPlan } from './access.js';

@@ -10,6 +10,7 @@ import { chunkRange, parseManifest, type Manifest } from './manifest.js';
 import { createTokenBucket, type TokenBucket } from './token-bucket.js';
 import { encodeHaveBitmap } from './have-bitmap.js';
 import { createPrng } from './prng.js';
+import { parseRange } from './http-range.js';
 import { cidOf, NO_CID } from './cid.js';
 import { subjects, type Bus } from '../bus/types.js';
 import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../common/vocabulary.js';
@@ -119,30 +120,6 @@ function checkNonNeg(v: unknown, name: string): void {
       'PORTAL_INVALID_ARGUMENT',
       `${name}: expected a non-negative finite number, got ${String(v)}`,
     );
-}
-
-type RangeResult =
-  { kind: 'none' } | { kind: 'unsatisfiable' } | { kind: 'range'; start: number; end: number };
-
-/** Parses a single `bytes=` Range header against a resource of `size` bytes (RFC 9110; malformed or multi-range headers are ignored). */
-function parseRange(header: string | undefined, size: number): RangeResult {
-  if (header === undefined) return { kind: 'none' };
-  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
-  if (!m || (m[1] === '' && m[2] === '')) return { kind: 'none' };
-  let start: number;
-  let end: number;
-  if (m[1] === '') {
-    const n = Number(m[2]);
-    if (n === 0 || size === 0) return { kind: 'unsatisfiable' };
-    start = Math.max(0, size - n);
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-    if (m[2] !== '' && Number(m[2]) < start) return { kind: 'none' };
-    if (start >= size) return { kind: 'unsatisfiable' };
-  }
-  return { kind: 'range', start, end };
 }
 
 /**

@@ -50,3 +50,13 @@ export { parseMetalink, loadMetalink, manifestFromMetalink, toMetalink, METALINK
 export type { MetalinkFile, MetalinkUrl } from './metalink.js';
 export { probeSource, agreeOnSources, chooseChunkSize, probedManifest } from './probe-sources.js';
 export type { SourceProbe, SourceAgreement } from './probe-sources.js';
+export { serveContent, createContentServer } from './content-server.js';
+export type {
+  ContentSource,
+  ContentState,
+  ContentServer,
+  ContentServeOptions,
+  ContentServerStats,
+} from './content-server.js';
+export { parseRange } from './http-range.js';
+export type { RangeResult } from './http-range.js';

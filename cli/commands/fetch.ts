@@ -61,7 +61,7 @@ export const fetchCommand = defineCommand({
   summary:
     'download a file from mirrors, a Metalink or Portal edges (resumes from the journal beside the output)',
   usage:
-    'portal fetch <manifest.json | file.meta4 | URL [URL…]> [--edge URL[#mirror,metered,battery,max=N,bw=N,id=NAME] …] [--out FILE] [--checksum sha-256=HEX] [--ca FILE] [--header "Name: value"]',
+    'portal fetch <manifest.json | file.meta4 | URL [URL…]> [--edge URL[#mirror,metered,battery,max=N,bw=N,id=NAME] …] [--out FILE] [--checksum sha-256=HEX] [--ca FILE] [--header "Name: value"] [--serve PORT]',
   flags: [
     { name: 'edge', type: 'list', help: 'an edge (repeat, or comma-separate)' },
     {
@@ -135,6 +135,13 @@ export const fetchCommand = defineCommand({
       type: 'number',
       help: 'dashboard port (0 = any free port)',
       default: 0,
+      min: 0,
+      max: 65535,
+    },
+    {
+      name: 'serve',
+      type: 'number',
+      help: 'serve the content while it arrives on this port (GET /content with Range; 0 = any free port)',
       min: 0,
       max: 65535,
     },
@@ -235,6 +242,17 @@ export const fetchCommand = defineCommand({
               },
             }
           : undefined,
+        serve:
+          flags.serve !== undefined
+            ? {
+                port: flags.serve,
+                onUrl: (url) => {
+                  if (flags['progress-json'])
+                    process.stdout.write(`${JSON.stringify({ type: 'serving', url })}\n`);
+                  else process.stderr.write(`content: ${url}\n`);
+                },
+              }
+            : undefined,
         onStarted: (s) => {
           if (flags['progress-json'])
             process.stdout.write(

@@ -1,0 +1,65 @@
+import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { createMesh, type Mesh } from '../helpers/mesh.js';
+import { startPortal, json, run } from './helpers.js';
+
+const CHUNK = 16384;
+const CHUNKS = 160;
+
+describe('streaming reads of a running transfer (portal fetch --serve)', () => {
+  let mesh: Mesh | undefined;
+  afterEach(async () => {
+    await mesh?.close();
+    mesh = undefined;
+  });
+
+  test('a reader process (curl) gets the source bytes of a Range at the end of the file and of the whole content while the transfer runs', async () => {
+    // 2 edges at 400 kB/s: the 2.5 MiB transfer takes about 3 s, in chunk order but for what readers ask
+    mesh = await createMesh(CHUNKS * CHUNK, CHUNK, [
+      { holds: 'all', bandwidthBytesPerSec: 400_000 },
+      { holds: 'all', bandwidthBytesPerSec: 400_000 },
+    ]);
+    const source = await readFile(mesh.source);
+    const out = path.join(mesh.dir, 'out.bin');
+    const edgeArgs = mesh.servers.flatMap((s) => ['--edge', s.url]);
+    const fetch = startPortal([
+      'fetch',
+      mesh.manifestPath,
+      ...edgeArgs,
+      '--out',
+      out,
+      '--serve',
+      '0',
+      '--progress-json',
+    ]);
+    const url = await fetch.line((l) => {
+      const m = json(l);
+      return m?.type === 'serving' ? String(m.url) : undefined;
+    });
+    // a Range in the last chunks: without the read they would be fetched last
+    const from = (CHUNKS - 3) * CHUNK + 100;
+    const to = CHUNKS * CHUNK - 1;
+    const progress = (): Array<Record<string, unknown>> =>
+      fetch.lines.map(json).filter((m): m is Record<string, unknown> => m?.type === 'progress');
+    let completeAtTail = -1;
+    const [tail, whole] = await Promise.all([
+      run('curl', ['-sS', '--fail', '-r', `${from}-${to}`, url]).then((x) => {
+        completeAtTail = Number(progress().at(-1)?.complete ?? 0);
+        return x;
+      }),
+      run('curl', ['-sS', '--fail', url]),
+    ]);
+    expect(tail.code).toBe(0);
+    expect(tail.stdout.equals(source.subarray(from, to + 1))).toBe(true);
+    expect(whole.code).toBe(0);
+    expect(whole.stdout.length).toBe(source.length);
+    expect(whole.stdout.equals(source)).toBe(true);
+    const r = await fetch.exit;
+    expect(r.code).toBe(0);
+    const result = json(r.stdout.split('\n').at(-1)!)!;
+    expect(result.verified).toBe(true);
+    // the tail was served while the transfer was still running (most chunks still missing)
+    expect(completeAtTail).toBeGreaterThanOrEqual(0);
+    expect(completeAtTail).toBeLessThan(CHUNKS / 2);
+  }, 60_000);
+});
