@@ -24,9 +24,12 @@ export type {
   EdgeTelemetry,
   TransferEdge,
   TransferRequest,
+  PrePosition,
   TransferStatus,
 } from './types.js';
 export { routeEdgeEvents } from './edge-event-router.js';
 export { CoordinatorActor } from './coordinator-actor.js';
 export { GpuStreamActor, gpuStreamMetricsSource } from './gpu-stream-actor.js';
 export { transferContentSource } from './content-source.js';
+export { EdgeUsageBoard } from './edge-usage.js';
+export type { EdgeUse } from './edge-usage.js';

@@ -5,6 +5,8 @@ import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 import { AccessTracker } from '../scheduler/access.js';
+import { isEdgeOutput } from '../transfer/chunk-put.js';
+import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
 
 import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
@@ -69,6 +71,8 @@ export interface SchedulerServices extends TickEngineServices {
   readonly bus?: Bus;
   /** Ids of the transfers running on this host, for a dashboard on the same host. */
   readonly transferRegistry?: Set<string>;
+  /** Which edges this host's foreground transfers use (background pre-position tasks wait for idle edges). */
+  readonly edgeUsage?: EdgeUsageBoard;
 }
 
 /**
@@ -129,6 +133,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private prefix: { hasher: PrefixHasher; chunks: number } | undefined;
   /** Readers of the content while the transfer runs (priorities and read-ahead). */
   private access: AccessTracker | undefined;
+  /** A background pre-position task whose deadline made it foreground. */
+  private escalated = false;
 
   override async onActivate(): Promise<void> {
     const req = await this.ctx.state.get<TransferRequest>('request');
@@ -142,6 +148,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   override async onDeactivate(): Promise<void> {
     this.prefix?.hasher.dispose();
     this.prefix = undefined;
+    this.ctx.services.edgeUsage?.remove(this.ctx.actorId);
     this.sub?.unsubscribe();
     this.sub = undefined;
     if (this.t?.core) await this.persist(true);
@@ -166,6 +173,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     checkArg(typeof req.output === 'string' && req.output.length > 0, 'output', 'a file path');
     checkArg(Array.isArray(req.edges) && req.edges.length > 0, 'edges', 'at least one edge');
     const manifest = parseManifest(req.manifest);
+    if (req.prePosition !== undefined) {
+      checkArg(isEdgeOutput(req.output), 'output', 'the URL of the edge a pre-position task copies to');
+      prePositionChunks(req.prePosition, manifest);
+    }
     const old = this.t;
     if (old && old.journal.manifestId !== manifest.id) {
       throw new PortalError(
@@ -334,9 +345,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         if (u && e < req.edges.length) core.updateEdge(e, u);
       });
     }
+    const background = this.isBackground(t, core);
+    if (background) this.gateOnIdleEdges(t, core);
     this.lastTickAt = this.ctx.clock.now();
     const now = this.lastTickAt - this.epochMs;
     const r = await engineOf(this.ctx.services).runTick(core, now);
+    if (!background) this.reportEdgeUse(t, core);
     this.tickTimes[this.ticks++ % TICK_WINDOW] = r.phaseMs.total;
     this.lastTickMs = r.phaseMs;
     if (r.failover.backup + r.failover.recomputed > 0)
@@ -375,7 +389,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.lastProgressAt = now;
     }
     this.retireFailingEdges(t, core, now);
-    this.advancePrefix(t, core);
+    if (!isEdgeOutput(t.req.output)) this.advancePrefix(t, core);
     if (core.done) await this.finish(t);
     else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0)
       await this.fail(t, `${p.failedPermanent} chunk(s) cannot be served by any source${this.causes(t)}`);
@@ -608,7 +622,17 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
     this.resumedChunks = 0;
     this.bytesDone = 0;
-    if (j.bitmap) {
+    const toEdge = isEdgeOutput(req.output);
+    if (j.bitmap && toEdge) {
+      // an edge output: the chunks the journal lists were acknowledged by the edge, which checked their CIDs
+      const bitmap = Buffer.from(j.bitmap, 'base64');
+      for (let c = 0; c < n; c++)
+        if ((bitmap[c >>> 3] >>> (c & 7)) & 1) {
+          core.markComplete(c);
+          this.bytesDone += chunkRange(m, c).length;
+          this.resumedChunks++;
+        }
+    } else if (j.bitmap) {
       const bitmap = Buffer.from(j.bitmap, 'base64');
       const all = (req.verifyOnResume ?? (m.fileSize <= 4 * 2 ** 30 ? 'all' : 'journaled')) === 'all';
       const { verified, recovered } = await this.verifyOutput(bitmap, m, req.output, all);
@@ -622,6 +646,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         { journaled: countBits(bitmap), verified: verified.length, recovered },
         'resumed from journal',
       );
+    }
+    if (req.prePosition) {
+      // chunks outside the task are not part of it: complete from the start
+      const wanted = prePositionChunks(req.prePosition, m);
+      if (wanted) for (let c = 0; c < n; c++) if (!wanted.has(c)) core.markComplete(c);
+      this.escalated = false;
     }
     if (req.learned) {
       const saved = await this.ctx.state.get<RiskModelState>('risk');
@@ -716,6 +746,58 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       await fh.close();
     }
     return { verified, recovered };
+  }
+
+  /** True for a pre-position task that runs in idle capacity (not foreground, its deadline not near). */
+  private isBackground(t: OwnedTransfer, core: ChunkScheduler): boolean {
+    const pp = t.req.prePosition;
+    if (!pp || pp.background === false || this.escalated) return false;
+    if (pp.deadlineWallMs !== undefined) {
+      let bw = 0;
+      for (let e = 0; e < t.req.edges.length; e++) if (core.edges.available[e]) bw += core.edges.bandwidth[e];
+      const p = core.progress();
+      const leftBytes = (p.total - p.complete) * t.manifest.chunkSize;
+      // at half the edges' estimated bandwidth (idle capacity is not all of it), does the rest still fit?
+      const needMs = bw > 0 ? (leftBytes / (bw / 2)) * 1000 : Infinity;
+      if (this.ctx.clock.wallNow() + needMs >= pp.deadlineWallMs) {
+        this.escalated = true;
+        this.ctx.log.info(
+          { deadlineWallMs: pp.deadlineWallMs, leftBytes, needMs },
+          'pre-position task runs as foreground: its deadline is near',
+        );
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Background dispatch rule: an edge that a foreground transfer of this host uses or still wants gets
+   * no new fetch of this task (max_parallel 0 for the tick); an idle one keeps its own limit.
+   */
+  private gateOnIdleEdges(t: OwnedTransfer, core: ChunkScheduler): void {
+    const board = this.ctx.services.edgeUsage;
+    if (!board) return;
+    t.req.edges.forEach((e, i) => {
+      const use = board.of(e.id, this.ctx.actorId);
+      const limit = use.inFlight > 0 || use.wanting > 0 ? 0 : (this.edgeViews[i]?.maxParallel ?? 0);
+      if (core.edges.maxParallel[i] !== limit) core.updateEdge(i, { maxParallel: limit });
+    });
+  }
+
+  /** Tells the host's board which edges this (foreground) transfer uses now. */
+  private reportEdgeUse(t: OwnedTransfer, core: ChunkScheduler): void {
+    const board = this.ctx.services.edgeUsage;
+    if (!board) return;
+    const pending = core.progress().pending > 0;
+    const use = new Map<string, EdgeUse>();
+    t.req.edges.forEach((e, i) => {
+      use.set(e.id, {
+        inFlight: core.edges.queueDepth[i],
+        wanting: pending && core.edges.available[i] === 1 ? 1 : 0,
+      });
+    });
+    board.report(this.ctx.actorId, use);
   }
 
   /** Sends outcomes to EdgeActors and applies the views they return; refreshes every edge each second. */
@@ -820,6 +902,16 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   private async finish(t: OwnedTransfer): Promise<void> {
     const j = t.journal;
+    this.ctx.services.edgeUsage?.remove(this.ctx.actorId);
+    if (isEdgeOutput(t.req.output)) {
+      // a pre-position task: every chunk was acknowledged by the target edge after its own CID check
+      j.state = 'done';
+      j.verified = true;
+      j.finishedAt = this.ctx.clock.wallNow();
+      this.ctx.log.info({ target: redactUrl(t.req.output) }, 'pre-position task complete');
+      await this.stopLoop();
+      return;
+    }
     j.state = 'verifying';
     await this.persist(true);
     // A file of zero chunks (an empty file) was never opened by an executor: create it.
@@ -855,6 +947,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private async fail(t: OwnedTransfer, reason: string): Promise<void> {
     this.prefix?.hasher.dispose();
     this.prefix = undefined;
+    this.ctx.services.edgeUsage?.remove(this.ctx.actorId);
     const j = t.journal;
     j.state = 'failed';
     j.error = reason;
@@ -899,6 +992,49 @@ function journaledRequest(req: TransferRequest): TransferRequest {
     ...req,
     edges: req.edges.map((e) => ({ ...e, config: { ...e.config, url: redactUrl(e.config.url) } })),
   };
+}
+
+/**
+ * The chunks a pre-position task copies (undefined: every chunk). Throws PORTAL_INVALID_ARGUMENT naming
+ * a chunk or range outside the manifest.
+ */
+export function prePositionChunks(
+  pp: NonNullable<TransferRequest['prePosition']>,
+  m: Manifest,
+): Set<number> | undefined {
+  const n = m.chunks.length;
+  if (pp.chunks === undefined && pp.byteRange === undefined) return undefined;
+  const out = new Set<number>();
+  const add = (a: number, b: number, what: string): void => {
+    checkArg(
+      Number.isInteger(a) && Number.isInteger(b) && a >= 0 && a <= b && b < n,
+      what,
+      `chunks within [0, ${n})`,
+    );
+    for (let c = a; c <= b; c++) out.add(c);
+  };
+  for (const x of pp.chunks ?? []) {
+    if (typeof x === 'number') add(x, x, 'prePosition.chunks');
+    else add(x[0], x[1], 'prePosition.chunks');
+  }
+  if (pp.byteRange) {
+    const { offset, length } = pp.byteRange;
+    checkArg(
+      Number.isSafeInteger(offset) &&
+        Number.isSafeInteger(length) &&
+        offset >= 0 &&
+        length >= 1 &&
+        offset + length <= m.fileSize,
+      'prePosition.byteRange',
+      `a range within the file's ${m.fileSize} bytes`,
+    );
+    add(
+      Math.floor(offset / m.chunkSize),
+      Math.floor((offset + length - 1) / m.chunkSize),
+      'prePosition.byteRange',
+    );
+  }
+  return out;
 }
 
 function countBits(b: Uint8Array): number {

@@ -91,6 +91,26 @@ export interface TransferRequest {
    * edge's last cause.
    */
   edgeBudgetMs?: number;
+  /**
+   * A pre-position task (issue 18): `output` is then the URL of an edge that accepts chunks (`portal edge
+   * --accept`), and each chunk is PUT there once fetched and verified (the edge checks it again).
+   */
+  prePosition?: PrePosition;
+}
+
+/** What a pre-position task copies and when (TransferRequest.prePosition). */
+export interface PrePosition {
+  /** Chunks to copy: indices and inclusive [first, last] ranges (default: every chunk). */
+  chunks?: Array<number | [number, number]>;
+  /** Or the chunks covering this byte range of the file. */
+  byteRange?: { offset: number; length: number };
+  /** Run only on edges no foreground transfer of this host uses or wants (default true). */
+  background?: boolean;
+  /**
+   * Unix ms by which the chunks should be on the target ("before 2 AM"): once the chunks left no longer
+   * fit in the time left at half the edges' estimated bandwidth, the task runs as a foreground transfer.
+   */
+  deadlineWallMs?: number;
 }
 
 /** A read of a transfer's content (SchedulerActor.read). */

@@ -13,6 +13,7 @@ import {
   EdgeActor,
   GpuWorkerActor,
   routeEdgeEvents,
+  EdgeUsageBoard,
   type PortalServices,
 } from '../actors/index.js';
 import { PortalError } from '../common/errors.js';
@@ -92,7 +93,13 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
   const journal = createFileStateStore(journalDir(opts.output));
   const store = createRoutedStateStore({ SchedulerActor: journal }, createMemoryStateStore());
   const transfers = new Set<string>();
-  const services: PortalServices = { bus, tickEngine: engine, probeEdge, transferRegistry: transfers };
+  const services: PortalServices = {
+    bus,
+    tickEngine: engine,
+    probeEdge,
+    transferRegistry: transfers,
+    edgeUsage: new EdgeUsageBoard(),
+  };
   const host = createEmbeddedHost({
     store,
     logger: opts.logger,
@@ -111,6 +118,8 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
     logger: opts.logger.child({ component: 'executor' }),
     // over NATS, `portal executor` processes may hold hedges of the same chunks: write only verified chunks
     streamWrites: !natsOptionsFromEnv(process.env),
+    // pre-position tasks PUT chunks to edges that may require a token (portal edge --accept --put-token)
+    putToken: process.env.PORTAL_EDGE_PUT_TOKEN || undefined,
   });
   return {
     host,

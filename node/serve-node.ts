@@ -20,6 +20,7 @@ import {
   GpuStreamActor,
   gpuStreamMetricsSource,
   routeEdgeEvents,
+  EdgeUsageBoard,
   type PortalServices,
 } from '../actors/index.js';
 import { PortalError } from '../common/errors.js';
@@ -102,6 +103,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     logger: logger.child({ component: 'executor' }),
     // over NATS, `portal executor` processes may hold hedges of the same chunks: write only verified chunks
     streamWrites: !natsOptionsFromEnv(env),
+    // pre-position tasks PUT chunks to edges that may require a token (portal edge --accept --put-token)
+    putToken: env.PORTAL_EDGE_PUT_TOKEN || undefined,
   });
   const bus = createExecutorAttachingBus(bus0, executor, logger);
   const engine = await createNodeEngine(opts, logger);
@@ -116,6 +119,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     tickEngine: engine,
     probeEdge,
     transferRegistry: transfers,
+    edgeUsage: new EdgeUsageBoard(),
     streamRequireGpu: opts.streamRequireGpu,
     ...(streamTransport ? { streamTransport } : {}),
   };

@@ -14,6 +14,7 @@ import { defaultHttpClient, type HttpClient } from './http-client.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
 import { resolveInsideRoot } from './output-target.js';
 import { createDataPlane, DEFAULT_DATA_THREADS, type DataPlane } from './data-plane.js';
+import { isEdgeOutput, openPutWriter } from './chunk-put.js';
 
 /** Options for createExecutor. */
 export interface ExecutorOptions {
@@ -49,6 +50,8 @@ export interface ExecutorOptions {
   streamWrites?: boolean;
   /** A data plane to run the fetches on instead of one made from `threads` (closed with the executor). */
   dataPlane?: DataPlane;
+  /** Bearer token for PUTs to edges, when a transfer's output is an edge URL (a pre-position task). */
+  putToken?: string;
 }
 
 /** Counters of an executor's work. */
@@ -174,7 +177,10 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   const writerFor = (output: string, fileSize: number): Promise<ChunkWriter> => {
     let w = writers.get(output);
     if (!w) {
-      w = confine(output).then((real) => openChunkWriter(real, { fileSize }));
+      // an edge URL as the output: a pre-position task, whose chunks are PUT to that edge (issue 18)
+      w = isEdgeOutput(output)
+        ? Promise.resolve(openPutWriter(output, { fileSize, token: opts.putToken }))
+        : confine(output).then((real) => openChunkWriter(real, { fileSize }));
       writers.set(output, w);
       w.catch(() => {
         if (writers.get(output) === w) writers.delete(output);
@@ -239,14 +245,17 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   /** Fetches and writes one item; never rejects, resolves to its report. */
   const run = async (job: Job): Promise<ChunkReport> => {
     const { item } = job;
-    // confinement first: a dispatch for a place outside the root fetches nothing either
-    try {
-      await confine(job.output);
-    } catch (err) {
-      counters.failed++;
-      return failureReport(job, 'io', (err as Error).message);
+    // an edge URL as the output (a pre-position task): fetched and verified here, then PUT to the edge
+    if (!isEdgeOutput(job.output)) {
+      // confinement first: a dispatch for a place outside the root fetches nothing either
+      try {
+        await confine(job.output);
+      } catch (err) {
+        counters.failed++;
+        return failureReport(job, 'io', (err as Error).message);
+      }
+      if (plane) return runOnPlane(job, plane);
     }
-    if (plane) return runOnPlane(job, plane);
     let report: ChunkReport;
     try {
       const res = await fetch({
@@ -388,7 +397,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     const errors: unknown[] = [];
     for (const output of a.outputs) {
       const stillUsed = [...attached.values()].some((o) => o.outputs.has(output));
-      if (plane && !stillUsed) {
+      if (plane && !stillUsed && !isEdgeOutput(output)) {
         try {
           await plane.closeFile(output, { sync: true });
         } catch (err) {

@@ -1,0 +1,97 @@
+import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { request } from 'undici';
+import { freePort } from '../../harness/index.js';
+import { chunkRange, decodeHaveBitmap } from '../../transfer/index.js';
+import type { TransferRequest, TransferStatus } from '../../actors/index.js';
+import { createMesh, type Mesh } from '../helpers/mesh.js';
+import { startPortal, json, type PortalProcess } from './helpers.js';
+
+const CHUNK = 16384;
+const CHUNKS = 40;
+
+describe('pre-position tasks', () => {
+  let mesh: Mesh | undefined;
+  const procs: PortalProcess[] = [];
+  afterEach(async () => {
+    for (const p of procs.splice(0)) {
+      p.child.kill('SIGTERM');
+      await p.exit;
+    }
+    await mesh?.close();
+    mesh = undefined;
+  });
+
+  test('an accepting edge process receives a pre-position task through the actor API of portal serve, then serves exactly those chunks', async () => {
+    mesh = await createMesh(CHUNKS * CHUNK, CHUNK, [{ holds: 'all', bandwidthBytesPerSec: 2_000_000 }]);
+    const source = await readFile(mesh.source);
+    const token = 'pp-token';
+    const target = startPortal(
+      [
+        'edge',
+        '--file',
+        path.join(mesh.dir, 'target.bin'),
+        '--manifest',
+        mesh.manifestPath,
+        '--accept',
+        '--id',
+        'target',
+        '--json',
+      ],
+      { env: { PORTAL_EDGE_PUT_TOKEN: token } },
+    );
+    procs.push(target);
+    const targetUrl = await target.line((l) => {
+      const m = json(l);
+      return typeof m?.url === 'string' ? m.url : undefined;
+    });
+    const port = await freePort();
+    const serve = startPortal(['serve', '--runtime', 'embedded', '--app-port', String(port), '--json'], {
+      env: { PORTAL_EDGE_PUT_TOKEN: token },
+    });
+    procs.push(serve);
+    await serve.line((l) => (json(l)?.type === 'ready' ? true : undefined));
+    const api = `http://127.0.0.1:${port}/v1.0/actors/SchedulerActor/pp1/method`;
+    const req: TransferRequest = {
+      transferId: 'pp1',
+      manifest: mesh.manifest,
+      output: targetUrl,
+      edges: [
+        {
+          id: 'origin',
+          config: { url: mesh.servers[0].url, kind: 'portal', flags: 0, maxParallel: 4 },
+          holds: 'all',
+        },
+      ],
+      prePosition: { chunks: [[5, 9], 30], byteRange: { offset: 20 * CHUNK + 1, length: CHUNK } },
+    };
+    const started = await request(`${api}/start`, { method: 'POST', body: JSON.stringify(req) });
+    expect(started.statusCode).toBe(200);
+    await started.body.dump();
+    let status: TransferStatus | undefined;
+    for (let i = 0; i < 200; i++) {
+      const r = await request(`${api}/status`, { method: 'POST' });
+      status = (await r.body.json()) as TransferStatus;
+      if (status.state === 'done' || status.state === 'failed') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toMatchObject({ state: 'done', verified: true });
+    const want = [5, 6, 7, 8, 9, 20, 21, 30];
+    const have = await request(`${targetUrl}/v1/have/${mesh.manifest.id}`);
+    const h = (await have.body.json()) as { bitmap: string; chunks: number };
+    expect(decodeHaveBitmap(h.bitmap, h.chunks)).toEqual(want);
+    for (const c of [...want, 0, 10]) {
+      const res = await request(`${targetUrl}/v1/chunks/${mesh.manifest.chunks[c]}`);
+      const body = Buffer.from(await res.body.arrayBuffer());
+      if (!want.includes(c)) {
+        expect(res.statusCode).toBe(404);
+        continue;
+      }
+      expect(res.statusCode).toBe(200);
+      const r = chunkRange(mesh.manifest, c);
+      expect(body.equals(source.subarray(r.offset, r.offset + r.length))).toBe(true);
+    }
+    // the origin served the task's chunks once each (no more: the target had none of them)
+    expect(mesh.servers[0].stats().bytesServed).toBe(want.length * CHUNK);
+  }, 60_000);
+});
