@@ -862,13 +862,17 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     });
   }
 
-  /** One line per edge that failed: `\n  <id> (<redacted url>): <last cause>`. */
+  /**
+   * One line per edge that failed: `\n  <redacted url> (<id>): <last cause>`. The URL comes first and is
+   * followed by a space, so that redaction of a message (which masks a query value up to the next space)
+   * never swallows what follows it.
+   */
   private causes(t: OwnedTransfer): string {
     const lines = this.health
       .map((h, i) => {
         const e = t.req.edges[i];
         return h.lastError && e
-          ? `\n  ${e.id} (${redactUrl(this.realUrls.get(e.id) ?? e.config.url)}): ${h.lastError}`
+          ? `\n  ${redactUrl(this.realUrls.get(e.id) ?? e.config.url)} (${e.id}): ${h.lastError}`
           : '';
       })
       .join('');

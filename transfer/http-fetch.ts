@@ -140,8 +140,12 @@ function checkRequest(r: FetchChunkRequest): URL {
   return url;
 }
 
-/** Undici and Node error codes → the scheduler's reason and the finer fault. */
-function transportFault(
+/**
+ * Undici and Node error codes → the scheduler's reason, the finer fault and a phrase naming the cause
+ * (`TLS: UNABLE_TO_VERIFY_LEAF_SIGNATURE (…)`, `connection refused`, …); `got` bytes of the body had arrived,
+ * `headers` whether a response had begun. Never throws.
+ */
+export function transportFault(
   err: unknown,
   got: number,
   headers: boolean,

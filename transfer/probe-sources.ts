@@ -1,7 +1,7 @@
 import { PortalError } from '../common/errors.js';
 import { NO_CID } from './cid.js';
 import { manifestId, MIN_CHUNK_SIZE, type Manifest } from './manifest.js';
-import { parseContentRange } from './http-fetch.js';
+import { parseContentRange, transportFault } from './http-fetch.js';
 import { redactUrl, type HttpClient } from './http-client.js';
 
 /** What one source said about the file when probed. */
@@ -77,14 +77,15 @@ export async function probeSource(client: HttpClient, url: string, timeoutMs = 1
     }
     return { ...base, ok: false, error: `HTTP ${r.statusCode}` };
   } catch (err) {
-    const e = err as { code?: string; message?: string };
     return {
       url,
       ok: false,
       duplicates: [],
       error: ac.signal.aborted
         ? `no answer within ${timeoutMs} ms`
-        : `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`,
+        : err instanceof PortalError
+          ? err.message
+          : transportFault(err, 0, false).what,
     };
   } finally {
     clearTimeout(timer);
