@@ -20,6 +20,7 @@ import type {
   CoordPolicy,
   CoordSnapshot,
   CoordTask,
+  CoordTaskState,
   PeerRank,
   PeerReport,
 } from './coordinator-types.js';
@@ -89,6 +90,7 @@ export interface CoordinatorActorApi {
   configure(arg: { policy?: CoordPolicy; maxAttempts?: number }): Promise<CoordSnapshot>;
   registerPeer(p: CoordPeer): Promise<CoordSnapshot>;
   peerGone(arg: { id: string; reason?: string }): Promise<CoordSnapshot>;
+  outcome(arg: { taskId: string }): Promise<CoordTaskState>;
   submit(arg: { tasks: CoordTask[] }): Promise<{ queued: number; inFlight: number }>;
   report(r: PeerReport): Promise<{ outcome: 'completed' | 'retrying' | 'failed' | 'stale' }>;
   rankPeers(arg: { type: string; work?: number }): Promise<PeerRank[]>;

@@ -26,6 +26,7 @@ export type {
   CoordPeerStats,
   CoordSnapshot,
   PeerReport,
+  CoordTaskState,
 } from './coordinator-types.js';
 import type {
   CoordPolicy,
@@ -39,6 +40,7 @@ import type {
   PeerRank,
   CoordSnapshot,
   PeerReport,
+  CoordTaskState,
 } from './coordinator-types.js';
 
 /** The services CoordinatorActor takes. */
@@ -83,9 +85,13 @@ interface CoordState {
   running: Record<string, TaskRecord>;
   attempts: AttemptRecord[];
   counters: CoordSnapshot['counters'];
+  /** The last RECENT_OUTCOMES final outcomes, oldest first. */
+  recent?: TaskOutcome[];
 }
 
 const STATE = 'coord';
+/** Final outcomes kept in state for `outcome` polling (outputs included, so bounded). */
+export const RECENT_OUTCOMES = 256;
 
 /** True when the peer runs tasks of `type` (an empty list = every type). */
 function runs(p: PeerRecord, type: string): boolean {
@@ -192,8 +198,8 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
   /**
    * Marks a peer away (it left, or its transport stopped hearing from it): nothing more is
    * dispatched to it until registerPeer brings it back. What the model learned about it is kept.
-   * Its attempts in flight are answered by the transport (a lost peer's fail, and are retried on
-   * another peer). Unknown ids are ignored.
+   * Its attempts in flight fail (counted as the peer's failures) and are retried on another peer.
+   * Unknown ids are ignored.
    */
   async peerGone(arg: { id: string; reason?: string }): Promise<CoordSnapshot> {
     checkArg(typeof arg?.id === 'string' && arg.id.length > 0, 'id', 'a non-empty string');
@@ -201,6 +207,17 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
     if (p && p.online) {
       p.online = false;
       this.ctx.log.info({ peer: p.id, reason: arg.reason, inFlight: p.inFlight }, 'peer gone');
+      // its attempts in flight fail now (and are retried elsewhere): after a coordinator restart no
+      // transport holds them any more; the transport's own answer for them later is stale
+      for (const a of this.s.attempts.filter((x) => x.peer === p.id))
+        this.apply({
+          taskId: a.taskId,
+          attempt: a.attempt,
+          peer: a.peer,
+          ok: false,
+          error: `peer ${p.id} gone${arg.reason ? ` (${arg.reason})` : ''}`,
+        });
+      this.pump();
       await this.persist();
     }
     return this.view();
@@ -226,10 +243,20 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
 
   /** A peer's answer for one attempt (sent by the transport). Unknown attempts are ignored (stale). */
   async report(r: PeerReport): Promise<{ outcome: 'completed' | 'retrying' | 'failed' | 'stale' }> {
+    const outcome = this.apply(r);
+    if (outcome === 'stale') return { outcome };
+    this.pump();
+    await this.persist();
+    await this.saveModel(false);
+    return { outcome };
+  }
+
+  /** What becomes of a task's answer, by the peer: learned from, then completed, retried or failed. */
+  private apply(r: PeerReport): 'completed' | 'retrying' | 'failed' | 'stale' {
     const i = this.s.attempts.findIndex(
       (a) => a.taskId === r?.taskId && a.attempt === r.attempt && a.peer === r.peer,
     );
-    if (i < 0) return { outcome: 'stale' };
+    if (i < 0) return 'stale';
     const a = this.s.attempts[i];
     this.s.attempts.splice(i, 1);
     const now = this.ctx.clock.now();
@@ -298,10 +325,7 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
         }
       }
     }
-    this.pump();
-    await this.persist();
-    await this.saveModel(false);
-    return { outcome };
+    return outcome;
   }
 
   /** Peers ranked for a task type by the active policy (best first), with the learned predictions. */
@@ -365,6 +389,20 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
         return riskAdjusted(ps.serviceMs, ps.failureProb);
       },
     });
+  }
+
+  /**
+   * Where task `taskId` stands: its final outcome while it is among the last RECENT_OUTCOMES,
+   * else queued, running or unknown (never submitted, or finished long ago). For services that
+   * poll instead of listening on the outcome subject.
+   */
+  async outcome(arg: { taskId: string }): Promise<CoordTaskState> {
+    checkArg(typeof arg?.taskId === 'string' && arg.taskId.length > 0, 'taskId', 'a non-empty string');
+    const done = this.s.recent?.findLast((o) => o.taskId === arg.taskId);
+    if (this.s.running[arg.taskId]) return { state: 'running', taskId: arg.taskId };
+    if (this.s.queue.some((t) => t.id === arg.taskId)) return { state: 'queued', taskId: arg.taskId };
+    if (done) return { state: 'done', taskId: arg.taskId, outcome: done };
+    return { state: 'unknown', taskId: arg.taskId };
   }
 
   /** Counters, peers and the model's warm-up state. */
@@ -551,6 +589,11 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
   }
 
   private emit(o: TaskOutcome): void {
+    // kept for polling (outcome): the most recent RECENT_OUTCOMES
+    this.s.recent ??= [];
+    this.s.recent.push(o);
+    if (this.s.recent.length > RECENT_OUTCOMES)
+      this.s.recent.splice(0, this.s.recent.length - RECENT_OUTCOMES);
     const sink = this.ctx.services.coordinatorSink;
     if (!sink) return;
     try {

@@ -115,6 +115,11 @@ export interface CoordSnapshot {
   };
 }
 
+/** What `outcome` answers: a task's final outcome, or where it stands. */
+export type CoordTaskState =
+  | { state: 'done'; taskId: string; outcome: TaskOutcome }
+  | { state: 'queued' | 'running' | 'unknown'; taskId: string };
+
 /** The report a transport sends back (method `report`). */
 export interface PeerReport extends PeerAnswer {
   taskId: string;

@@ -33,3 +33,15 @@ export { GpuStreamActor, gpuStreamMetricsSource } from './gpu-stream-actor.js';
 export { transferContentSource } from './content-source.js';
 export { EdgeUsageBoard } from './edge-usage.js';
 export type { EdgeUse } from './edge-usage.js';
+export type {
+  CoordPolicy,
+  CoordPeer,
+  CoordTask,
+  CoordTaskState,
+  CoordSnapshot,
+  PeerDispatch,
+  PeerAnswer,
+  PeerTransport,
+  TaskOutcome,
+  PeerReport,
+} from './coordinator-types.js';

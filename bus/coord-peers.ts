@@ -95,6 +95,14 @@ export function createPeerDirectory(
     bus: Bus;
     coordinatorId: string;
     missedHeartbeats?: number;
+    /**
+     * Queue group of the result subscription. A stable name makes a JetStream bus keep one durable
+     * consumer across restarts (answers sent while the coordinator was down are delivered when it
+     * is back) and share the answers among the instances of one coordinator.
+     */
+    resultQueue?: string;
+    /** For this long after start, an attempt for a peer not heard from yet waits for its first heartbeat (default 3 s). */
+    startGraceMs?: number;
     logger?: Logger;
     now?: () => number;
   } & PeerDirectoryEvents,
@@ -112,6 +120,8 @@ export function createPeerDirectory(
   const pending = new Map<string, Pending>();
   const key = (taskId: string, attempt: number): string => `${attempt}\u0000${taskId}`;
   let closed = false;
+  const startedAt = now();
+  const startGraceMs = opts.startGraceMs ?? 3000;
 
   const gone = (peerId: string, reason: 'left' | 'silent'): void => {
     const k = known.get(peerId);
@@ -157,15 +167,25 @@ export function createPeerDirectory(
         opts.onPeerUp?.(h);
       }
     }),
-    bus.subscribe<PeerResultMessage>(subjects.coordResult(coordinatorId), (r) => {
-      const p = pending.get(key(r.taskId, r.attempt));
-      if (!p) {
-        opts.onUnmatchedResult?.(r);
-        return;
-      }
-      pending.delete(key(r.taskId, r.attempt));
-      p.resolve({ ok: r.ok, output: r.output, error: r.error, pressure: r.pressure, serviceMs: r.serviceMs });
-    }),
+    bus.subscribe<PeerResultMessage>(
+      subjects.coordResult(coordinatorId),
+      (r) => {
+        const p = pending.get(key(r.taskId, r.attempt));
+        if (!p) {
+          opts.onUnmatchedResult?.(r);
+          return;
+        }
+        pending.delete(key(r.taskId, r.attempt));
+        p.resolve({
+          ok: r.ok,
+          output: r.output,
+          error: r.error,
+          pressure: r.pressure,
+          serviceMs: r.serviceMs,
+        });
+      },
+      opts.resultQueue ? { queue: opts.resultQueue } : undefined,
+    ),
   ];
 
   // Silence check every 100 ms (a loop over the known peers; heartbeats are ≥ 100 ms apart in practice).
@@ -179,6 +199,10 @@ export function createPeerDirectory(
   return {
     async execute(peer, d) {
       if (closed) throw new PortalError('PORTAL_HOST_STOPPED', 'peer directory closed');
+      // a peer not heard from yet, shortly after start (a restarted coordinator dispatching to the
+      // peers its state remembers): wait for its heartbeat a while before giving up on it
+      while (!known.has(peer) && now() - startedAt < startGraceMs && !closed)
+        await new Promise((r) => setTimeout(r, 50));
       const k = known.get(peer);
       if (!k?.present) throw new PortalError('PORTAL_PEER_LOST', `peer ${peer} is not present`);
       const msg: PeerTaskMessage = {

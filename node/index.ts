@@ -21,5 +21,10 @@ export {
   type ServeDaprSettings,
 } from './serve-node.js';
 export { serveActorApi, type ActorApiOptions } from './actor-api.js';
+export {
+  createCoordinatorBridge,
+  type CoordinatorBridge,
+  type CoordinatorBridgeStats,
+} from './coordinator.js';
 export { createExecutorAttachingBus } from './executor-bus.js';
 export { probeEdge } from './probe.js';

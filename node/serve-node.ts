@@ -18,6 +18,7 @@ import {
   EdgeActor,
   GpuWorkerActor,
   GpuStreamActor,
+  CoordinatorActor,
   gpuStreamMetricsSource,
   routeEdgeEvents,
   EdgeUsageBoard,
@@ -29,6 +30,7 @@ import { probeEdge } from './probe.js';
 import { createExecutorAttachingBus } from './executor-bus.js';
 import { serveActorApi } from './actor-api.js';
 import { createNodeEngine, type EngineSettings } from './embedded-node.js';
+import { createCoordinatorBridge, type CoordinatorBridge } from './coordinator.js';
 
 /** Settings of the Dapr runtime of a serving node (see DaprHostOptions). */
 export interface ServeDaprSettings {
@@ -69,6 +71,11 @@ export interface ServeNodeOptions extends EngineSettings {
   testActors: boolean;
   /** GpuStreamActors fail instead of running the CPU reference without a GPU adapter. */
   streamRequireGpu: boolean;
+  /**
+   * Id of the CoordinatorActor this node serves to peers and clients over the bus
+   * (docs/coord-service.md); default 'default'.
+   */
+  coordinatorId?: string;
   /** Process environment the NATS settings are read from (NATS_URL, NATS_*); default process.env. */
   env?: NodeJS.ProcessEnv;
   logger: Logger;
@@ -80,15 +87,18 @@ export interface ServeNode {
   engine: TickEngine;
   /** The dashboard's URL when one was asked for. */
   dashboardUrl?: string;
+  /** The learned coordinator's bus side. */
+  coordinator: CoordinatorBridge;
   /** Stops the dashboard, edge events, executor, host, stream transport, API server, bus and engine, in that order. */
   close(): Promise<void>;
 }
 
 /**
- * Starts the node `portal serve` runs: Portal's actors (SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor)
+ * Starts the node `portal serve` runs: Portal's actors (SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, CoordinatorActor)
  * on a Dapr or embedded host, the bus (in-process, or NATS when NATS_URL is set) wrapped so that a scheduler's
  * subscription attaches this instance's executor, the tick engine, a JetStream stream transport when NATS is
- * configured, edge events routed into the actors and, when asked, the dashboard. The embedded runtime also serves
+ * configured, edge events routed into the actors, CoordinatorActor `coordinatorId` serving peers and clients over
+ * the bus (createCoordinatorBridge) and, when asked, the dashboard. The embedded runtime also serves
  * the HTTP actor API on 127.0.0.1:`appPort`. Throws PORTAL_CONFIG_INVALID when runtime 'dapr' has no settings.
  */
 export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode> {
@@ -114,8 +124,14 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   const streamTransport = nats
     ? await createNatsStreamTransport({ ...nats, name: `portal-stream-${process.pid}`, logger })
     : undefined;
+  const coordinator = createCoordinatorBridge({
+    bus: bus0,
+    coordinatorId: opts.coordinatorId ?? 'default',
+    logger,
+  });
   const services: PortalServices = {
     bus,
+    ...coordinator.services,
     tickEngine: engine,
     probeEdge,
     transferRegistry: transfers,
@@ -145,7 +161,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       callTimeoutMs: 120_000,
     });
     host = dapr;
-    for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor]) dapr.register(cls);
+    for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, CoordinatorActor])
+      dapr.register(cls);
     if (opts.testActors) dapr.register(ProbeActor);
     await dapr.start();
     closeExtra = async () => {};
@@ -160,7 +177,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       callTimeoutMs: 120_000,
       drainTimeoutMs: opts.drainTimeoutMs,
     });
-    for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor]) embedded.register(cls);
+    for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, CoordinatorActor])
+      embedded.register(cls);
     if (opts.testActors) embedded.register(ProbeActor);
     await embedded.ready();
     host = embedded;
@@ -173,6 +191,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       await store.close();
     };
   }
+  await coordinator.start(host);
   const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }), {
     maxEdges: opts.maxEdges,
   });
@@ -216,8 +235,10 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     host,
     engine,
     dashboardUrl: dash?.url,
+    coordinator,
     async close() {
       await dash?.close();
+      coordinator.close();
       edgeEvents.close();
       await executor.close();
       await host.stop();

@@ -110,6 +110,13 @@ export const serveCommand = defineCommand({
       env: 'PORTAL_DAPR_LOCAL_TURNS',
     },
     {
+      name: 'coordinator',
+      type: 'string',
+      help: 'id of the learned coordinator (CoordinatorActor) this node serves to peers and clients over NATS (docs/coord-service.md)',
+      default: 'default',
+      env: 'PORTAL_COORDINATOR',
+    },
+    {
       name: 'state-dir',
       type: 'string',
       help: 'embedded: folder of the durable actor state (default: in memory)',
@@ -193,6 +200,7 @@ export const serveCommand = defineCommand({
       requireGpu: requireGpuFromEnv(),
       cpuThreads: cpuThreadsFromEnv(),
       streamRequireGpu: streamRequireGpuFromEnv(),
+      coordinatorId: flags.coordinator,
       logger,
     });
     const ready = {

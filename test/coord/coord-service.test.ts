@@ -1,0 +1,261 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import os from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
+import { subjects, type CoordOutcomeMessage, type DeadLetterEvent } from '../../bus/types.js';
+import { freePort, startNatsServer, type TestNatsServer } from '../../harness/index.js';
+import type { CoordSnapshot, CoordTaskState } from '../../actors/index.js';
+
+const MAIN = path.resolve('dist/cli/main.js');
+
+/** A task executor of the user's, run by `portal peer --exec-command`: sleeps payload.ms, answers x² and who ran it. */
+const WORKER = `let s = '';
+process.stdin.on('data', (d) => (s += d)).on('end', () => {
+  const t = JSON.parse(s);
+  setTimeout(() => {
+    process.stdout.write(JSON.stringify({ peer: process.env.PEER_NAME, taskId: t.taskId, square: (t.payload?.x ?? 0) ** 2 }));
+  }, t.payload?.ms ?? 5);
+});
+`;
+
+interface Proc {
+  child: ChildProcess;
+  ready: Promise<Record<string, unknown>>;
+}
+
+/** Starts `portal <args>` and resolves `ready` with its first JSON line whose type is "ready". */
+function start(args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PORTAL_LOG_LEVEL: 'warn', ...env },
+  });
+  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`portal ${args[0]} not ready in 30 s`)), 30_000);
+    child.once('exit', (code) => reject(new Error(`portal ${args[0]} exited with ${code}`)));
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      if (!l.startsWith('{')) return;
+      const m = JSON.parse(l) as Record<string, unknown>;
+      if (m.type === 'ready') {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+  });
+  ready.catch(() => undefined);
+  return { child, ready };
+}
+
+async function stop(p: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  p.child.kill(signal);
+  await exited;
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+let nats: TestNatsServer;
+let dir: string;
+let serve: Proc | undefined;
+let api = '';
+const peers = new Map<string, Proc>();
+let client: NatsBus;
+let raw: NatsConnection;
+
+async function call<T>(method: string, arg?: unknown): Promise<T> {
+  const r = await fetch(`${api}/CoordinatorActor/default/method/${method}`, {
+    method: 'POST',
+    body: arg === undefined ? undefined : JSON.stringify(arg),
+    headers: { 'content-type': 'application/json' },
+  });
+  const text = await r.text();
+  if (r.status !== 200) throw new Error(`${method}: ${r.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+async function startServe(): Promise<void> {
+  const port = await freePort();
+  serve = start(
+    [
+      'serve',
+      '--runtime',
+      'embedded',
+      '--app-port',
+      String(port),
+      '--state-dir',
+      path.join(dir, 'state'),
+      '--json',
+    ],
+    { NATS_URL: nats.url },
+  );
+  await serve.ready;
+  api = `http://127.0.0.1:${port}/v1.0/actors`;
+}
+
+const onlinePeers = async (): Promise<string[]> =>
+  (await call<CoordSnapshot>('snapshot')).peers
+    .filter((p) => p.online)
+    .map((p) => p.id)
+    .sort();
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'portal-coord-svc-'));
+  await writeFile(path.join(dir, 'worker.mjs'), WORKER);
+  await startServe();
+  for (const id of ['peer-a', 'peer-b', 'peer-c']) {
+    const p = start(
+      [
+        'peer',
+        '--nats',
+        nats.url,
+        '--id',
+        id,
+        '--types',
+        'compute',
+        '--heartbeat-ms',
+        '200',
+        '--concurrency',
+        '2',
+        '--exec-command',
+        `${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(dir, 'worker.mjs'))}`,
+      ],
+      { PEER_NAME: id },
+    );
+    peers.set(id, p);
+  }
+  await Promise.all([...peers.values()].map((p) => p.ready));
+  client = await createNatsBus({ servers: nats.url, name: 'coord-service-test' });
+  raw = await connect({ servers: nats.url });
+  await until('three peers registered', async () => ((await onlinePeers()).length === 3 ? true : undefined));
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all([...peers.values()].map((p) => stop(p)));
+  await stop(serve);
+  await client?.close();
+  await raw?.close();
+  await nats?.stop();
+  await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('the learned coordinator as a service (portal serve + three portal peer processes over a real nats-server)', () => {
+  test('the peers register themselves with their id and task types', async () => {
+    const snap = await call<CoordSnapshot>('snapshot');
+    expect(snap.peers.map((p) => [p.id, p.online, p.taskTypes]).sort()).toEqual([
+      ['peer-a', true, ['compute']],
+      ['peer-b', true, ['compute']],
+      ['peer-c', true, ['compute']],
+    ]);
+  });
+
+  test('a task submitted through the actor API by another process runs on a peer and its outcome can be polled', async () => {
+    await call('submit', { tasks: [{ id: 'api-1', type: 'compute', work: 1, payload: { x: 7 } }] });
+    const done = await until('api-1 done', async () => {
+      const s = await call<CoordTaskState>('outcome', { taskId: 'api-1' });
+      return s.state === 'done' ? s : undefined;
+    });
+    expect(done.outcome).toMatchObject({ taskId: 'api-1', ok: true, attempts: 1 });
+    const out = done.outcome.output as { peer: string; square: number; taskId: string };
+    expect(out.square).toBe(49);
+    expect(out.taskId).toBe('api-1');
+    expect(['peer-a', 'peer-b', 'peer-c']).toContain(out.peer);
+    expect(done.outcome.peer).toBe(out.peer);
+  });
+
+  test('a task submitted on the NATS subject comes back on the outcome subject', async () => {
+    const outcomes: CoordOutcomeMessage[] = [];
+    const sub = client.subscribe<CoordOutcomeMessage>(subjects.coordOutcome('default'), (o) => {
+      outcomes.push(o);
+    });
+    await sub.ready;
+    await client.publish(subjects.coordSubmit('default'), {
+      coordinatorId: 'default',
+      submitter: 'coord-service-test',
+      tasks: [{ id: 'nats-1', type: 'compute', work: 2, payload: { x: 12 } }],
+    });
+    const o = await until('nats-1 outcome', async () => outcomes.find((x) => x.taskId === 'nats-1'));
+    sub.unsubscribe();
+    expect(o).toMatchObject({
+      coordinatorId: 'default',
+      taskId: 'nats-1',
+      type: 'compute',
+      ok: true,
+      attempts: 1,
+    });
+    expect((o.output as { square: number }).square).toBe(144);
+  });
+
+  test('a peer killed in the middle of a task: the task is retried on another peer and completes', async () => {
+    await call('submit', {
+      tasks: [{ id: 'kill-1', type: 'compute', work: 1, pin: 'peer-a', payload: { x: 3, ms: 5000 } }],
+    });
+    await until('kill-1 running on peer-a', async () => {
+      const snap = await call<CoordSnapshot>('snapshot');
+      return snap.peers.find((p) => p.id === 'peer-a')!.inFlight === 1 ? true : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 300)); // the peer has taken it and is computing
+    await stop(peers.get('peer-a'), 'SIGKILL');
+    const done = await until('kill-1 done', async () => {
+      const s = await call<CoordTaskState>('outcome', { taskId: 'kill-1' });
+      return s.state === 'done' ? s : undefined;
+    });
+    expect(done.outcome).toMatchObject({ taskId: 'kill-1', ok: true, attempts: 2, failures: 1 });
+    expect(done.outcome.peer).not.toBe('peer-a');
+    expect((done.outcome.output as { square: number }).square).toBe(9);
+    expect(await onlinePeers()).toEqual(['peer-b', 'peer-c']);
+  }, 30_000);
+
+  test('a malformed PeerResult is dead-lettered with its reason and the coordinator keeps working', async () => {
+    const dead: DeadLetterEvent[] = [];
+    const sub = client.subscribe<DeadLetterEvent>(
+      subjects.deadLetter(subjects.coordResult('default')),
+      (d) => {
+        dead.push(d);
+      },
+    );
+    await sub.ready;
+    raw.publish(subjects.coordResult('default'), new Uint8Array([0x0a, 0xff, 0xff, 0x01, 0x02]));
+    const d = await until('the dead letter', async () => dead[0]);
+    sub.unsubscribe();
+    expect(d.subject).toBe('portal.coord.default.result');
+    expect(d.code).toBe('PORTAL_WIRE_MALFORMED');
+    expect(d.rejectedBy).toMatch(/^portal-serve-/);
+    await call('submit', { tasks: [{ id: 'after-dl', type: 'compute', work: 1, payload: { x: 2 } }] });
+    const s = await until('after-dl done', async () => {
+      const x = await call<CoordTaskState>('outcome', { taskId: 'after-dl' });
+      return x.state === 'done' ? x : undefined;
+    });
+    expect(s.outcome.ok).toBe(true);
+  });
+
+  test('a restarted coordinator keeps what it learned (actor state) and gets its peers back from their heartbeats', async () => {
+    const before = await call<{ time: { observations?: number } }>('exportModel');
+    const snapBefore = await call<CoordSnapshot>('snapshot');
+    expect(snapBefore.observations).toBeGreaterThan(0);
+    await stop(serve);
+    await startServe();
+    const snapAfter = await call<CoordSnapshot>('snapshot');
+    expect(snapAfter.observations).toBe(snapBefore.observations);
+    expect(await call('exportModel')).toEqual(before);
+    await until('peers back', async () => ((await onlinePeers()).length === 2 ? true : undefined));
+    await call('submit', { tasks: [{ id: 'after-restart', type: 'compute', work: 1, payload: { x: 5 } }] });
+    const s = await until('after-restart done', async () => {
+      const x = await call<CoordTaskState>('outcome', { taskId: 'after-restart' });
+      return x.state === 'done' ? x : undefined;
+    });
+    expect(s.outcome).toMatchObject({ ok: true });
+    expect((s.outcome.output as { square: number }).square).toBe(25);
+  }, 60_000);
+});
