@@ -219,6 +219,9 @@ export function createPeerDirectory(
       const answer = new Promise<PeerAttemptAnswer>((resolve, reject) =>
         pending.set(key(d.taskId, d.attempt), { peer, resolve, reject }),
       );
+      // the peer may go away while the publish below is still waiting for JetStream's ack: the
+      // rejection is then the caller's once `answer` is returned, not an unhandled one meanwhile
+      answer.catch(() => undefined);
       try {
         await bus.publish(subjects.peerTask(peer), msg);
       } catch (err) {

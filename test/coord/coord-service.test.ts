@@ -125,7 +125,7 @@ beforeAll(async () => {
         '--types',
         'compute',
         '--heartbeat-ms',
-        '200',
+        '300',
         '--concurrency',
         '2',
         '--exec-command',
