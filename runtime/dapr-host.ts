@@ -342,12 +342,14 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   let stopped = false;
   /** Set by stop(): new calls are refused while the running turns drain. */
   let draining = false;
-  /** Rejects when the drain times out: turns still running then answer their caller with PORTAL_HOST_STOPPED. */
-  let abandon: (err: PortalError) => void = () => undefined;
-  const abandoned = new Promise<never>((_, reject) => {
-    abandon = reject;
-  });
-  abandoned.catch(() => undefined);
+  /**
+   * The callers of the turns running or queued now: when the drain times out, stop() answers each with
+   * PORTAL_HOST_STOPPED (a Set, so that a turn's entry goes away when it settles: nothing is kept per finished turn).
+   */
+  const pendingTurns = new Set<(err: PortalError) => void>();
+  const abandon = (err: PortalError): void => {
+    for (const release of [...pendingTurns]) release(err);
+  };
 
   // ---- generated SDK classes -------------------------------------------------------------------------------
 
@@ -544,7 +546,23 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       deferred,
       callers,
     );
-    return Promise.race([run, abandoned]);
+    return new Promise<R>((resolve, reject) => {
+      const release = (err: PortalError): void => {
+        pendingTurns.delete(release);
+        reject(err);
+      };
+      pendingTurns.add(release);
+      run.then(
+        (r) => {
+          pendingTurns.delete(release);
+          resolve(r);
+        },
+        (err: unknown) => {
+          pendingTurns.delete(release);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
   };
 
   const deactivate = (slot: Slot): Promise<void> =>
