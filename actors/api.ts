@@ -143,3 +143,34 @@ export function refsOf(client: ActorInvoker): ActorRefSource {
     }),
   };
 }
+
+/**
+ * The methods callers outside a host may invoke, per actor type (the embedded HTTP actor API and, on the
+ * Dapr host, calls that do not carry the cluster's internal-call token). Everything else — report
+ * application, timer and reminder callbacks, edge feedback — is for the actors themselves: SchedulerActor's
+ * `reports`, `tick` and `edgeHave`, EdgeActor's `configure`, `observe`, `telemetry`, `probe`, `holdOver`.
+ * ProbeActor (registered only for the Dapr test suites, PORTAL_TEST_ACTORS=1) is open.
+ */
+export const externalMethods: Readonly<Record<string, readonly string[] | '*'>> = {
+  SchedulerActor: ['start', 'status', 'cancel'],
+  EdgeActor: ['snapshot'],
+  GpuWorkerActor: ['describe'],
+  GpuStreamActor: ['start', 'push', 'drain', 'metrics', 'status', 'stop'],
+  CoordinatorActor: [
+    'configure',
+    'registerPeer',
+    'submit',
+    'report',
+    'rankPeers',
+    'split',
+    'snapshot',
+    'exportModel',
+  ],
+  ProbeActor: '*',
+};
+
+/** True when `method` of `actorType` may be called from outside the host (externalMethods); false for unknown types. */
+export function isExternalMethod(actorType: string, method: string): boolean {
+  const list = Object.hasOwn(externalMethods, actorType) ? externalMethods[actorType] : undefined;
+  return list === '*' || (list !== undefined && list.includes(method));
+}

@@ -1,5 +1,6 @@
 import { quantileSorted } from '../common/quantile.js';
-import { open, rename, stat } from 'node:fs/promises';
+import { lstat, open, rename, stat } from 'node:fs/promises';
+import { resolveInsideRoot } from '../transfer/output-target.js';
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { redactText, redactUrl } from '../common/redact.js';
@@ -73,6 +74,11 @@ export interface SchedulerServices extends TickEngineServices {
   readonly transferRegistry?: Set<string>;
   /** Which edges this host's foreground transfers use (background pre-position tasks wait for idle edges). */
   readonly edgeUsage?: EdgeUsageBoard;
+  /**
+   * Folder every output must resolve inside (symbolic links resolved first); `portal serve` sets it, the
+   * local fetch (whose output the user chose) does not. Outside: PORTAL_OUTPUT_OUTSIDE_ROOT.
+   */
+  readonly outputRoot?: string;
 }
 
 /**
@@ -178,6 +184,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       prePositionChunks(req.prePosition, manifest);
     }
     const old = this.t;
+    // a pre-position task's output is an edge URL, not a file here: only files are confined
+    if (this.ctx.services.outputRoot !== undefined && req.prePosition === undefined)
+      req = await this.confineOutput(req, !old);
     if (old && old.journal.manifestId !== manifest.id) {
       throw new PortalError(
         'PORTAL_MANIFEST_MISMATCH',
@@ -220,6 +229,27 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     await this.ctx.state.set('request', journaledRequest(t.req));
     await this.resume(t);
     return this.status();
+  }
+
+  /**
+   * The request with its output (and `publishAs`) resolved inside the host's output root (links resolved),
+   * refused with PORTAL_OUTPUT_OUTSIDE_ROOT outside it; for a first start, an existing file at either is
+   * refused with PORTAL_OUTPUT_REFUSED unless it is a regular file and `overwrite` is set (never a link or a folder).
+   */
+  private async confineOutput(req: TransferRequest, first: boolean): Promise<TransferRequest> {
+    const root = this.ctx.services.outputRoot!;
+    const output = await resolveInsideRoot(root, req.output);
+    const publishAs = req.publishAs === undefined ? undefined : await resolveInsideRoot(root, req.publishAs);
+    if (first)
+      for (const file of [output, publishAs]) {
+        const st = file === undefined ? undefined : await lstat(file).catch(() => undefined);
+        if (st && (!st.isFile() || req.overwrite !== true))
+          throw new PortalError(
+            'PORTAL_OUTPUT_REFUSED',
+            `output ${file} already exists${st.isFile() ? ' (set "overwrite": true to replace it)' : ' and is not a regular file'}`,
+          );
+      }
+    return { ...req, output, ...(publishAs === undefined ? {} : { publishAs }) };
   }
 
   /**

@@ -65,6 +65,12 @@ export interface TransferRequest {
   output: string;
   /** The name `output` is renamed to once the file is verified (`<out>.portal-part` → `<out>`); absent: it keeps its name. */
   publishAs?: string;
+  /**
+   * On a host with an output root (`portal serve --output-root`) `output` and `publishAs` must resolve inside
+   * it, and a first start may write over an existing regular file only when this is true (default false:
+   * refused with PORTAL_OUTPUT_REFUSED, so a caller cannot cut someone's file to the transfer's size).
+   */
+  overwrite?: boolean;
   edges: TransferEdge[];
   /** Scheduler tunables (SchedulerConfig, partial) and the tick period. */
   scheduler?: Partial<import('../scheduler/types.js').SchedulerConfig>;

@@ -1,16 +1,56 @@
 import http from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
 import { decodeActorId, type ActorHost } from '../runtime/index.js';
-import { PortalError, codeOf, isPortalError } from '../common/errors.js';
+import { externalMethods, isExternalMethod } from '../actors/api.js';
+import { PortalError, codeOf, isPortalError, type PortalErrorCode } from '../common/errors.js';
 import { httpStatusFor } from '../common/error-table.js';
 import type { Logger } from '../common/logger.js';
+
+/** Largest request body the actor API reads by default (a start request carries its manifest: ~67 B a chunk). */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** Options of serveActorApi. */
 export interface ActorApiOptions {
   /** TCP port (0 = any free port). */
   port: number;
-  /** Interface to bind (default 127.0.0.1: the API has no authentication). */
+  /** Interface to bind (default 127.0.0.1). Anything but loopback requires `token`. */
   hostname?: string;
+  /**
+   * Bearer token every call but /healthz must carry (`authorization: Bearer <token>` or, as on daprd's API,
+   * `dapr-api-token: <token>`); compared in constant time, never logged. Required beyond loopback.
+   */
+  token?: string;
+  /** Bodies above this many bytes are refused with 413 before they are read whole (default 64 MiB). */
+  maxBodyBytes?: number;
+  /**
+   * Whether `method` exists on the registered `actorType` (then a method outside the external allow-list is
+   * answered 403 PORTAL_ACTOR_METHOD_FORBIDDEN rather than 400 PORTAL_UNKNOWN_ACTOR_METHOD). Default: all exist.
+   */
+  hasMethod?: (actorType: string, method: string) => boolean;
   log: Logger;
+}
+
+/** True for a loopback interface name or address (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(hostname: string): boolean {
+  if (hostname === 'localhost') return true;
+  if (isIP(hostname) === 4) return hostname.startsWith('127.');
+  return hostname === '::1' || hostname === '[::1]';
+}
+
+/** Constant-time comparison of two secrets (their sha256 digests, so lengths need not match). */
+export function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** The token a request carries (`authorization: Bearer …` or `dapr-api-token`), or undefined. */
+function tokenOf(req: http.IncomingMessage): string | undefined {
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && /^bearer /i.test(auth)) return auth.slice(7).trim();
+  const h = req.headers['dapr-api-token'];
+  return typeof h === 'string' ? h : undefined;
 }
 
 /**
@@ -20,19 +60,85 @@ export interface ActorApiOptions {
  */
 export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<http.Server> {
   const log = opts.log;
+  const hostname = opts.hostname ?? '127.0.0.1';
+  if (!opts.token && !isLoopbackHost(hostname))
+    return Promise.reject(
+      new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `actor API on ${hostname}: an API token is required beyond loopback (--api-token or PORTAL_API_TOKEN)`,
+      ),
+    );
+  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  /** Answers a refusal and closes the connection (the rest of the body is not read). */
+  const refuse = (res: http.ServerResponse, code: PortalErrorCode, message: string): void => {
+    // the socket goes once the answer is out: an unread body (a 1 GiB POST) is never read
+    res.once('finish', () => res.socket?.destroy());
+    res
+      .writeHead(httpStatusFor(code), { 'content-type': 'application/json', connection: 'close' })
+      .end(JSON.stringify({ error: { code, message } }));
+  };
   const server = http.createServer((req, res) => {
     const m = /^\/v1\.0\/actors\/([^/]+)\/([^/]+)\/method\/([^/?]+)$/.exec(req.url ?? '');
     if (req.url === '/healthz' || req.url === '/v1.0/healthz') {
       res.writeHead(204).end();
       return;
     }
+    if (opts.token !== undefined) {
+      const given = tokenOf(req);
+      if (given === undefined || !sameSecret(given, opts.token)) {
+        refuse(res, 'PORTAL_UNAUTHORIZED', 'missing or wrong API token (authorization: Bearer <token>)');
+        return;
+      }
+    }
     if (!m || (req.method !== 'POST' && req.method !== 'PUT')) {
       res.writeHead(404).end();
       return;
     }
+    let type: string, method: string;
+    try {
+      type = decodeURIComponent(m[1]);
+      method = decodeURIComponent(m[3]);
+    } catch {
+      refuse(res, 'PORTAL_INVALID_ARGUMENT', 'malformed %-escape in the path');
+      return;
+    }
+    if (
+      !isExternalMethod(type, method) &&
+      (opts.hasMethod?.(type, method) ?? true) &&
+      Object.hasOwn(externalMethods, type)
+    ) {
+      refuse(
+        res,
+        'PORTAL_ACTOR_METHOD_FORBIDDEN',
+        `${type}.${method} is not callable from outside the host (callable: ${String(externalMethods[type])})`,
+      );
+      return;
+    }
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBody) {
+      refuse(
+        res,
+        'PORTAL_BODY_TOO_LARGE',
+        `request body of ${declared} bytes is over the ${maxBody}-byte limit`,
+      );
+      return;
+    }
     const parts: Buffer[] = [];
-    req.on('data', (c: Buffer) => parts.push(c));
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (c: Buffer) => {
+      if (tooLarge) return;
+      size += c.length;
+      if (size > maxBody) {
+        tooLarge = true;
+        parts.length = 0;
+        refuse(res, 'PORTAL_BODY_TOO_LARGE', `request body is over the ${maxBody}-byte limit`);
+        return;
+      }
+      parts.push(c);
+    });
     req.on('end', () => {
+      if (tooLarge) return;
       const text = Buffer.concat(parts).toString('utf8');
       let arg: unknown;
       try {
@@ -84,6 +190,6 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.hostname ?? '127.0.0.1', () => resolve(server));
+    server.listen(opts.port, hostname, () => resolve(server));
   });
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { stat } from 'node:fs/promises';
 import {
   createDaprHost,
   createEmbeddedHost,
@@ -6,8 +7,10 @@ import {
   createMemoryStateStore,
   createRoutedStateStore,
   ProbeActor,
+  type ActorClass,
   type ActorHost,
 } from '../runtime/index.js';
+import { isInvocableMethod } from '../runtime/actor-methods.js';
 import { createBusFromEnv, natsOptionsFromEnv } from '../bus/index.js';
 import { createNatsStreamTransport, registerStreamMetrics } from '../stream/index.js';
 import { createExecutor } from '../transfer/index.js';
@@ -65,6 +68,17 @@ export interface ServeNodeOptions extends EngineSettings {
   dashboardPort?: number;
   /** Interface the dashboard listens on (default 127.0.0.1: it has no authentication). */
   dashboardHost?: string;
+  /** Embedded actor API: interface to bind (default 127.0.0.1; beyond loopback `apiToken` is required). */
+  apiHost?: string;
+  /** Embedded actor API: the bearer token every call must carry (see serveActorApi). */
+  apiToken?: string;
+  /** Embedded actor API: largest request body in bytes (default DEFAULT_MAX_BODY_BYTES). */
+  maxBodyBytes?: number;
+  /**
+   * Folder every transfer output must resolve inside, for SchedulerActor.start and this node's executor
+   * (links resolved first); required: a serving node writes only where it was told it may.
+   */
+  outputRoot: string;
   /** Edges tracked from bus events at most (routeEdgeEvents; default DEFAULT_MAX_EDGES). */
   maxEdges?: number;
   /** Also register ProbeActor (the Dapr test suites' actor). */
@@ -106,9 +120,17 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   const env = opts.env ?? process.env;
   // in-process bus, or NATS when NATS_URL is set (then `portal executor` processes can share the work)
   const bus0 = await createBusFromEnv({ logger, name: `portal-serve-${process.pid}` });
+  const outputRoot = path.resolve(opts.outputRoot);
+  const rootStat = await stat(outputRoot).catch(() => undefined);
+  if (!rootStat?.isDirectory())
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `--output-root ${outputRoot}: expected an existing folder`,
+    );
   const executor = createExecutor({
     bus: bus0,
     id: `executor-${process.pid}`,
+    outputRoot,
     concurrency: opts.concurrency,
     logger: logger.child({ component: 'executor' }),
     // over NATS, `portal executor` processes may hold hedges of the same chunks: write only verified chunks
@@ -136,6 +158,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     probeEdge,
     transferRegistry: transfers,
     edgeUsage: new EdgeUsageBoard(),
+    outputRoot,
     streamRequireGpu: opts.streamRequireGpu,
     ...(streamTransport ? { streamTransport } : {}),
   };
@@ -182,7 +205,23 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     if (opts.testActors) embedded.register(ProbeActor);
     await embedded.ready();
     host = embedded;
-    const api = await serveActorApi(embedded, { port: opts.appPort, log: logger });
+    const classes = new Map<string, ActorClass>(
+      [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, ProbeActor].map((c) => [
+        c.name,
+        c as ActorClass,
+      ]),
+    );
+    const api = await serveActorApi(embedded, {
+      port: opts.appPort,
+      hostname: opts.apiHost,
+      token: opts.apiToken,
+      maxBodyBytes: opts.maxBodyBytes,
+      hasMethod: (type, method) => {
+        const cls = classes.get(type);
+        return cls !== undefined && isInvocableMethod(cls, method);
+      },
+      log: logger,
+    });
     closeExtra = async () => {
       await new Promise<void>((r) => {
         api.close(() => r());

@@ -269,6 +269,9 @@ export async function startPortalInstance(
       '--json',
       '--log-level',
       process.env.PORTAL_TEST_LOG_LEVEL ?? 'warn',
+      // the tests' outputs live in temporary folders
+      '--output-root',
+      tmpdir(),
       ...(o.serveArgs ?? []),
     ],
     join(cluster.dir, `${o.name}-app.log`),

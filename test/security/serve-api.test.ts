@@ -1,0 +1,302 @@
+/**
+ * `portal serve`'s embedded actor API under hostile callers (issue 13), against the built CLI as a real
+ * process and real edge servers: outputs confined to --output-root (links resolved first, existing files
+ * not overwritten), internal actor methods not callable from outside, the API token (required beyond
+ * loopback, compared in constant time, never logged), a body limit that answers 413 and keeps serve up,
+ * and unknown ids that create no state.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { freePort } from '../../common/net.js';
+import { createMesh, type Mesh } from '../helpers/mesh.js';
+import { PORTAL_MAIN, runPortal } from '../helpers/portal-cli.js';
+
+interface Serve {
+  child: ChildProcess;
+  base: string;
+  port: number;
+  output: () => string;
+}
+
+async function startServe(args: string[]): Promise<Serve> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      PORTAL_MAIN,
+      'serve',
+      '--runtime',
+      'embedded',
+      '--app-port',
+      String(port),
+      '--backend',
+      'cpu',
+      '--json',
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      out += `${l}\n`;
+      if (l.includes('"ready"')) resolve();
+    });
+    child.once('exit', (c) => reject(new Error(`serve exited ${c}: ${out}`)));
+  });
+  return { child, port, base: `http://127.0.0.1:${port}/v1.0/actors`, output: () => out };
+}
+
+async function call(
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{
+  status: number;
+  json: { error?: { code: string; message: string } } & Record<string, unknown>;
+}> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? (JSON.parse(text) as never) : {} };
+}
+
+/** Resident memory of `pid` in bytes (Linux /proc). */
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
+}
+
+describe('portal serve: the embedded actor API against hostile callers', () => {
+  let mesh: Mesh;
+  let root: string;
+  let serve: Serve;
+  const others: Serve[] = [];
+
+  beforeAll(async () => {
+    mesh = await createMesh(16 * 16384, 16384, [{ holds: 'all' }]);
+    root = path.join(mesh.dir, 'root');
+    await mkdir(root);
+    await mkdir(path.join(mesh.dir, 'state'));
+    serve = await startServe(['--output-root', root, '--state-dir', path.join(mesh.dir, 'state')]);
+  }, 60_000);
+  afterAll(async () => {
+    for (const s of [serve, ...others]) s?.child.kill('SIGKILL');
+    await mesh?.close();
+  });
+
+  const request = (output: string, extra: Record<string, unknown> = {}) => ({
+    transferId: mesh.manifest.id,
+    manifest: mesh.manifest,
+    output,
+    edges: mesh.edges,
+    ...extra,
+  });
+  const startUrl = () => `${serve.base}/SchedulerActor/${mesh.manifest.id}/method/start`;
+
+  test('a start whose output lies outside --output-root is refused (403) and the file there keeps its bytes', async () => {
+    const victim = path.join(mesh.dir, 'victim.bin');
+    const precious = Buffer.alloc(1024 * 1024, 7);
+    await writeFile(victim, precious);
+    const r = await call(startUrl(), request(victim, { overwrite: true }));
+    expect(r.status).toBe(403);
+    expect(r.json.error?.code).toBe('PORTAL_OUTPUT_OUTSIDE_ROOT');
+    const traversal = await call(
+      startUrl(),
+      request(path.join(root, '..', 'victim.bin'), { overwrite: true }),
+    );
+    expect(traversal.status).toBe(403);
+    // a link inside the root that points outside is resolved before the check
+    await symlink(mesh.dir, path.join(root, 'escape'));
+    const viaLink = await call(
+      startUrl(),
+      request(path.join(root, 'escape', 'victim.bin'), { overwrite: true }),
+    );
+    expect(viaLink.status).toBe(403);
+    expect(viaLink.json.error?.message).toMatch(/outside the output root/);
+    expect((await readFile(victim)).equals(precious)).toBe(true);
+  });
+
+  test('a first start over an existing file inside the root is refused unless the request says overwrite', async () => {
+    const existing = path.join(root, 'existing.bin');
+    await writeFile(existing, 'keep me');
+    const r = await call(startUrl(), request(existing));
+    expect(r.status).toBe(409);
+    expect(r.json.error?.code).toBe('PORTAL_OUTPUT_REFUSED');
+    expect(await readFile(existing, 'utf8')).toBe('keep me');
+  });
+
+  test('internal methods (reports, tick, edgeHave, configure, observe…) are refused from outside with 403', async () => {
+    const id = 'some-transfer';
+    for (const [type, method, arg] of [
+      ['SchedulerActor', 'reports', { items: [] }],
+      ['SchedulerActor', 'tick', undefined],
+      ['SchedulerActor', 'edgeHave', { edgeId: 'x', manifestId: 'y', bitmap: '' }],
+      // the class's internals (TypeScript-private, so present at run time) are refused the same way
+      ['SchedulerActor', 'finish', undefined],
+      ['SchedulerActor', 'fail', 'forged'],
+      ['SchedulerActor', 'resume', undefined],
+      ['SchedulerActor', 'persist', true],
+      ['EdgeActor', 'configure', { url: 'http://127.0.0.1:1', kind: 'portal', flags: 0, maxParallel: 1 }],
+      ['EdgeActor', 'observe', { samples: [] }],
+      ['EdgeActor', 'holdOver', undefined],
+    ] as const) {
+      const r = await call(`${serve.base}/${type}/${id}/method/${method}`, arg);
+      expect([type, method, r.status, r.json.error?.code]).toEqual([
+        type,
+        method,
+        403,
+        'PORTAL_ACTOR_METHOD_FORBIDDEN',
+      ]);
+    }
+    // names that are no method at all stay 400
+    const unknown = await call(`${serve.base}/SchedulerActor/${id}/method/noSuchMethod`);
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.error?.code).toBe('PORTAL_UNKNOWN_ACTOR_METHOD');
+    // and the allowed ones answer
+    expect((await call(`${serve.base}/SchedulerActor/${id}/method/status`)).status).toBe(200);
+  });
+
+  test('a start inside the root runs to a verified output (the allowed path still works)', async () => {
+    const out = path.join(root, 'ok.bin');
+    const r = await call(startUrl(), request(out));
+    expect(r.status).toBe(200);
+    let state = '';
+    const deadline = Date.now() + 30_000;
+    while (state !== 'done' && state !== 'failed' && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 100));
+      state = (await call(`${serve.base}/SchedulerActor/${mesh.manifest.id}/method/status`)).json
+        .state as string;
+    }
+    expect(state).toBe('done');
+    expect(
+      createHash('sha256')
+        .update(await readFile(out))
+        .digest('hex'),
+    ).toBe(mesh.manifest.fileSha256);
+  }, 60_000);
+
+  test('status of 300 unknown transfer ids creates no state files', async () => {
+    const before = await readdir(path.join(mesh.dir, 'state'));
+    for (let i = 0; i < 300; i++) await call(`${serve.base}/SchedulerActor/unknown-${i}/method/status`);
+    const after = await readdir(path.join(mesh.dir, 'state'));
+    expect(after.filter((f) => !before.includes(f))).toEqual([]);
+  });
+
+  test('a 1 GiB POST is answered 413 without being read, and serve stays up with its memory', async () => {
+    const rss0 = rssBytes(serve.child.pid!);
+    // declared: refused from the header
+    const declared = await new Promise<number>((resolve, reject) => {
+      const req = http.request(
+        startUrl(),
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': String(1024 ** 3) },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
+      req.on('error', reject);
+      req.write('{"a":"');
+    });
+    expect(declared).toBe(413);
+    // undeclared (chunked): refused once 64 MiB arrived; the sender sees the connection close
+    let sent = 0;
+    const streamed = await new Promise<number | string>((resolve) => {
+      const req = http.request(
+        startUrl(),
+        { method: 'POST', headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
+      req.on('error', (e) => resolve((e as NodeJS.ErrnoException).code ?? 'error'));
+      const block = Buffer.alloc(1024 * 1024, 0x61);
+      const pump = (): void => {
+        while (sent < 1024 ** 3) {
+          sent += block.length;
+          if (!req.write(block)) {
+            req.once('drain', pump);
+            return;
+          }
+        }
+        req.end();
+      };
+      req.write('{"a":"');
+      pump();
+    });
+    expect([413, 'EPIPE', 'ECONNRESET']).toContain(streamed);
+    expect(sent).toBeLessThan(1024 ** 3);
+    const status = await call(`${serve.base}/SchedulerActor/${mesh.manifest.id}/method/status`);
+    expect(status.status).toBe(200);
+    expect(serve.child.exitCode).toBeNull();
+    expect(rssBytes(serve.child.pid!) - rss0).toBeLessThan(400 * 1024 * 1024);
+  }, 120_000);
+
+  test('with --api-token every call but /healthz needs it (401 otherwise), and the token is never printed', async () => {
+    const token = 'tok-SECRET-123456';
+    const s = await startServe(['--output-root', root, '--api-token', token, '--log-level', 'debug']);
+    others.push(s);
+    const url = `${s.base}/SchedulerActor/t1/method/status`;
+    expect((await call(url)).status).toBe(401);
+    expect((await call(url, undefined, { authorization: 'Bearer wrong' })).json.error?.code).toBe(
+      'PORTAL_UNAUTHORIZED',
+    );
+    expect((await call(url, undefined, { authorization: `Bearer ${token}` })).status).toBe(200);
+    expect((await call(url, undefined, { 'dapr-api-token': token })).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(204);
+    expect(s.output()).not.toContain(token);
+  }, 60_000);
+
+  test('--api-host beyond loopback without a token is refused at start with exit 2', async () => {
+    const r = await runPortal(
+      [
+        'serve',
+        '--runtime',
+        'embedded',
+        '--app-port',
+        String(await freePort()),
+        '--api-host',
+        '0.0.0.0',
+        '--backend',
+        'cpu',
+      ],
+      { timeoutMs: 30_000 },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/an API token is required beyond loopback/);
+  }, 60_000);
+
+  test('--output-root that does not exist is a configuration error (exit 2)', async () => {
+    const missing = path.join(mesh.dir, 'no-such-root');
+    const r = await runPortal(
+      [
+        'serve',
+        '--runtime',
+        'embedded',
+        '--app-port',
+        String(await freePort()),
+        '--output-root',
+        missing,
+        '--backend',
+        'cpu',
+      ],
+      { timeoutMs: 30_000 },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--output-root .*no-such-root: expected an existing folder/);
+    expect(existsSync(missing)).toBe(false);
+  }, 60_000);
+});
