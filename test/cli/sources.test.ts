@@ -290,6 +290,43 @@ describe('portal fetch: the sources users have', () => {
   });
 });
 
+describe('portal edge over HTTPS', () => {
+  test('portal edge --tls-cert/--tls-key serves chunks that portal fetch --ca takes by CID', async () => {
+    const manifest = path.join(tmp.dir, 'tls.manifest.json');
+    expect((await portal(['manifest', file.path, '--chunk-size', '65536', '--out', manifest])).code).toBe(0);
+    const edge = spawn(
+      process.execPath,
+      [
+        MAIN,
+        'edge',
+        '--file',
+        file.path,
+        '--manifest',
+        manifest,
+        '--tls-cert',
+        ca.certFile,
+        '--tls-key',
+        ca.keyFile,
+        '--json',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        edge.stdout.once('data', (d: Buffer) => resolve((JSON.parse(d.toString()) as { url: string }).url));
+        edge.once('exit', (code) => reject(new Error(`portal edge exited ${code}`)));
+      });
+      expect(url).toMatch(/^https:\/\//);
+      const o = out();
+      const r = await portal(['fetch', manifest, '--edge', url, '--ca', ca.caFile, '--out', o]);
+      expect(r.code).toBe(0);
+      await expectFile(o);
+    } finally {
+      edge.kill('SIGTERM');
+    }
+  });
+});
+
 describe('portal fetch: Metalink and proxies', () => {
   let proxy: TestProxy;
   beforeAll(async () => {
