@@ -1,4 +1,4 @@
-import http from 'node:http';
+import { Client, Pool, type Dispatcher } from 'undici';
 import { MAX_TIMER_MS } from '../common/clock.js';
 import { PortalError, checkArg, type PortalErrorCode } from '../common/errors.js';
 import { isPortalErrorCode } from '../common/error-table.js';
@@ -81,11 +81,8 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
     'opts.timeoutMs',
     `a number of milliseconds in (0, ${MAX_TIMER_MS}] (Node timers cannot wait longer)`,
   );
-  const agent = new http.Agent({
-    keepAlive: true,
-    maxSockets: opts.maxSockets ?? 64,
-    maxFreeSockets: opts.maxSockets ?? 64,
-  });
+  // undici, the project's one HTTP client: a keep-alive pool of connections to the sidecar
+  const pool = new Pool(daprOrigin(host, opts.port), { connections: opts.maxSockets ?? 64 });
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json' };
   if (opts.apiToken) baseHeaders['dapr-api-token'] = opts.apiToken;
 
@@ -100,7 +97,7 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
       port: opts.port,
       method,
       path,
-      agent,
+      dispatcher: pool,
       headers,
       body,
       timeoutMs,
@@ -151,7 +148,7 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
       if (status >= 300) throw errorFromResponse(`${actorType}/${actorId} timer ${name}`, status, text);
     },
     close() {
-      agent.destroy();
+      void pool.destroy().catch(() => undefined);
     },
   };
 }
@@ -164,43 +161,44 @@ export interface DaprRequest {
   readonly path: string;
   readonly headers: Record<string, string>;
   readonly body?: string;
-  /** A pooled keep-alive agent, or false for a connection of its own. */
-  readonly agent: http.Agent | false;
+  /** A pooled undici dispatcher for the sidecar; absent: a connection of its own, closed after the answer. */
+  readonly dispatcher?: Dispatcher;
+  /** No response headers, or no body byte, for this long ends the request with `timeoutError()`. */
   readonly timeoutMs: number;
   /** What the request rejects with when it has no answer after timeoutMs. */
   readonly timeoutError: () => Error;
 }
 
-/** Sends one request to daprd: resolves with its status and body text, rejects with the socket's error. */
-export function daprRequest(r: DaprRequest): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const headers =
-      r.body === undefined
-        ? r.headers
-        : { ...r.headers, 'content-length': String(Buffer.byteLength(r.body)) };
-    const req = http.request(
-      {
-        host: r.host,
-        port: r.port,
-        method: r.method,
-        path: r.path,
-        agent: r.agent,
-        headers,
-        timeout: r.timeoutMs,
-      },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(r.timeoutError()));
-    req.on('error', reject);
-    req.end(r.body);
-  });
+/** `http://host:port` of a sidecar (IPv6 hosts in brackets). */
+function daprOrigin(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Sends one request to daprd over undici: resolves with its status and body text, rejects with
+ * `timeoutError()` after `timeoutMs` without progress, and with the transport's error otherwise.
+ */
+export async function daprRequest(r: DaprRequest): Promise<{ status: number; text: string }> {
+  const origin = daprOrigin(r.host, r.port);
+  const own = r.dispatcher ? undefined : new Client(origin);
+  try {
+    const res = await (r.dispatcher ?? own!).request({
+      origin,
+      path: r.path,
+      method: r.method,
+      headers: r.headers,
+      body: r.body,
+      headersTimeout: r.timeoutMs,
+      bodyTimeout: r.timeoutMs,
+    });
+    return { status: res.statusCode, text: await res.body.text() };
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') throw r.timeoutError();
+    throw err;
+  } finally {
+    if (own) await own.destroy().catch(() => undefined);
+  }
 }
 
 /**

@@ -88,7 +88,6 @@ export function watchDaprSidecar(opts: DaprSidecarWatchOptions): DaprSidecarWatc
       port: opts.port,
       method,
       path,
-      agent: false,
       timeoutMs,
       body,
       headers: body === undefined ? headers : { ...headers, 'content-type': 'text/plain' },
