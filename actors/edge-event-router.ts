@@ -1,4 +1,5 @@
-import { createEdgeEventBridge, DEFAULT_MAX_EDGES, type Bus, type EdgeEventBridge } from '../bus/index.js';
+import { createEdgeEventBridge, DEFAULT_MAX_EDGES, type EdgeEventBridge } from '../bus/edge-events.js';
+import type { Bus } from '../bus/types.js';
 import { createLogLimiter } from '../common/log-limit.js';
 import type { ActorHost } from '../runtime/types.js';
 import type { Logger } from '../common/logger.js';

@@ -419,7 +419,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.lastProgressAt = now;
     }
     this.retireFailingEdges(t, core, now);
-    if (!isEdgeOutput(t.req.output)) this.advancePrefix(t, core);
+    // a transfer done in this tick hashes on its own: starting the hash thread now would only delay the end
+    if (!core.done && !isEdgeOutput(t.req.output)) this.advancePrefix(t, core);
     if (core.done) await this.finish(t);
     else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0)
       await this.fail(t, `${p.failedPermanent} chunk(s) cannot be served by any source${this.causes(t)}`);

@@ -1,21 +1,18 @@
-import {
-  createEmbeddedHost,
-  createFileStateStore,
-  createMemoryStateStore,
-  createRoutedStateStore,
-  type EmbeddedHost,
-} from '../runtime/index.js';
-import { createBusFromEnv, natsOptionsFromEnv, type Bus } from '../bus/index.js';
+// the modules themselves, not the areas' index.js: those also load the Dapr SDK, the NATS client, protobufjs
+import { createEmbeddedHost, type EmbeddedHost } from '../runtime/embedded-host.js';
+import { createFileStateStore } from '../runtime/file-state-store.js';
+import { createMemoryStateStore } from '../runtime/memory-state-store.js';
+import { createRoutedStateStore } from '../runtime/routed-state-store.js';
+import { createBusFromEnv, natsOptionsFromEnv } from '../bus/from-env.js';
+import type { Bus } from '../bus/types.js';
 import { createExecutor, type Executor } from '../transfer/index.js';
 import { createTickEngine, type TickEngine } from '../engine/index.js';
-import {
-  SchedulerActor,
-  EdgeActor,
-  GpuWorkerActor,
-  routeEdgeEvents,
-  EdgeUsageBoard,
-  type PortalServices,
-} from '../actors/index.js';
+import { SchedulerActor } from '../actors/scheduler-actor.js';
+import { EdgeActor } from '../actors/edge-actor.js';
+import { GpuWorkerActor } from '../actors/gpu-worker-actor.js';
+import { routeEdgeEvents } from '../actors/edge-event-router.js';
+import type { PortalServices } from '../actors/services.js';
+import { EdgeUsageBoard } from '../actors/edge-usage.js';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { probeEdge } from './probe.js';
@@ -71,6 +68,8 @@ export interface EmbeddedNode {
 
 /** Options of startEmbeddedNode. */
 export interface EmbeddedNodeOptions extends EngineSettings {
+  /** Data-plane threads of the executor (default: see createExecutor; 0 moves bytes on the main thread). */
+  dataThreads?: number;
   /** The output file; the scheduler's journal lives beside it (journalDir). */
   output: string;
   logger: Logger;
@@ -115,6 +114,7 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
     bus,
     id: `executor-${process.pid}`,
     concurrency: opts.concurrency ?? 128,
+    threads: opts.dataThreads,
     logger: opts.logger.child({ component: 'executor' }),
     // over NATS, `portal executor` processes may hold hedges of the same chunks: write only verified chunks
     streamWrites: !natsOptionsFromEnv(process.env),

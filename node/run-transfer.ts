@@ -1,17 +1,31 @@
-import { subjects } from '../bus/index.js';
+import { subjects } from '../bus/types.js';
 import type { ChunkReport } from '../common/index.js';
-import {
-  actorProxy,
-  terminalStates,
-  transferContentSource,
-  type TransferRequest,
-  type TransferStatus,
-} from '../actors/index.js';
+import { actorProxy } from '../actors/api.js';
+import { terminalStates } from '../actors/scheduler-actor.js';
+import { transferContentSource } from '../actors/content-source.js';
+import type { TransferRequest, TransferStatus } from '../actors/types.js';
 import { createContentServer, type ContentServer } from '../transfer/index.js';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { createDashboard } from '../dashboard/index.js';
 import { startEmbeddedNode, type EngineSettings } from './embedded-node.js';
+
+/**
+ * Below this many bytes a transfer moves its bytes on the main thread: starting the data-plane threads (each
+ * loads undici and opens its own connections, ~0.1–0.2 s) costs more than hashing a few MiB (sha256 runs at
+ * ~1.7 GB/s here, DESIGN.md).
+ */
+export const SMALL_TRANSFER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Below this many chunks 'auto' ticks on the CPU without opening a GPU adapter (loading Dawn costs ~100 MB and
+ * ~0.5 s) and with one rank thread: a full CPU tick takes 6.6 ms at 100 000 chunks and 62 ms at 1 000 000
+ * (BENCHMARKS.md, "Scheduler tick"), so only transfers near a million chunks come close to the 50 ms tick
+ * period where a GPU could pay for itself.
+ */
+export const GPU_MIN_CHUNKS = 262_144;
+
+/** How often runTransfer asks the scheduler whether the transfer ended (ms); progress is reported less often. */
+const END_POLL_MS = 10;
 
 /** One source of a failed transfer as `--json` reports it: id, URL without secrets, last cause, state. */
 export interface SourceReport {
@@ -65,16 +79,23 @@ export interface RunTransferOptions extends EngineSettings {
  * match); the error's `sources` (SourceReport[]) names each source's last cause.
  */
 export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus> {
+  const m = o.request.manifest;
+  const small = m.chunks.length < GPU_MIN_CHUNKS;
   const node = await startEmbeddedNode({
     // the journal sits beside the file's final name (request.output may be a partial file beside it)
     output: o.request.publishAs ?? o.request.output,
     logger: o.logger,
-    backend: o.backend,
+    // fast start: no GPU adapter and no rank threads for a transfer too small to profit from them
+    backend: small && (o.backend ?? 'auto') === 'auto' && !o.requireGpu ? 'cpu' : o.backend,
     requireGpu: o.requireGpu,
-    cpuThreads: o.cpuThreads,
+    cpuThreads: o.cpuThreads ?? (small ? 1 : undefined),
+    dataThreads: m.fileSize < SMALL_TRANSFER_BYTES ? 0 : undefined,
   });
   const dash = o.dashboard
-    ? await createDashboard({
+    ? // loaded only when asked for (prom-client, the page): a plain fetch starts without it
+      await (
+        await import('../dashboard/index.js')
+      ).createDashboard({
         host: node.host,
         transfers: () => [...node.transfers],
         logger: o.logger.child({ component: 'dashboard' }),
@@ -105,10 +126,15 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     }
     o.onStarted?.(status);
     const every = o.progressMs ?? 250;
+    // the end is noticed within END_POLL_MS (a small fetch is over in less than one progress period)
+    let lastProgress = performance.now();
     while (!terminalStates.includes(status.state)) {
-      await new Promise((r) => setTimeout(r, every));
+      await new Promise((r) => setTimeout(r, Math.min(every, END_POLL_MS)));
       status = await actor.invoke('status');
-      o.onProgress?.(status);
+      if (terminalStates.includes(status.state) || performance.now() - lastProgress >= every) {
+        lastProgress = performance.now();
+        o.onProgress?.(status);
+      }
     }
     reportSub?.unsubscribe();
     if (status.state === 'failed')

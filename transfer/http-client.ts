@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { Agent as UndiciAgent, Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent } from './undici-lite.js';
 import { PortalError } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
 
@@ -141,7 +142,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
   }
   if (opts.ca) extra.push(opts.ca);
   const tlsOpts = opts.insecure ? { rejectUnauthorized: false } : { ca: trustedCas(extra, env) };
-  const agentOpts: Agent.Options = {
+  const agentOpts: UndiciAgent.Options = {
     connections,
     pipelining: 1,
     keepAliveTimeout: 4_000,

@@ -19,7 +19,9 @@ import { createLogger } from '../../common/logger.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import { commonFlags, defineCommand } from '../args.js';
 import { parseEdgeSpec, readEdgesFile, fetchHave, haveAnswerLimit } from '../edge-spec.js';
-import { runTransfer, parseBackend, journalDir } from '../../node/index.js';
+// the modules themselves, not node/index.js: that would load the serve node (Dapr SDK, dashboard) too
+import { runTransfer } from '../../node/run-transfer.js';
+import { parseBackend, journalDir } from '../../node/embedded-node.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
 
