@@ -1,4 +1,3 @@
-import { request } from 'undici';
 import { PortalError } from '../common/errors.js';
 import { cidOf } from './cid.js';
 import type { ChunkWriter } from './chunk-writer.js';
@@ -26,6 +25,8 @@ export function openPutWriter(edgeUrl: string, opts: { fileSize: number; token?:
       const cid = cidOf(bytes);
       let res;
       try {
+        // undici's index (fetch, WebSocket…) loads only when a chunk is PUT, not with every `portal fetch`
+        const { request } = await import('undici');
         res = await request(`${base}/v1/chunks/${cid}`, {
           method: 'PUT',
           body: bytes,
