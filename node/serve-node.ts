@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import {
   createDaprHost,
   createEmbeddedHost,
@@ -25,6 +26,7 @@ import {
   gpuStreamMetricsSource,
   routeEdgeEvents,
   EdgeUsageBoard,
+  isExternalMethod,
   type PortalServices,
 } from '../actors/index.js';
 import { PortalError } from '../common/errors.js';
@@ -79,6 +81,11 @@ export interface ServeNodeOptions extends EngineSettings {
    * (links resolved first); required: a serving node writes only where it was told it may.
    */
   outputRoot: string;
+  /**
+   * Dapr: the internal-call token every instance shares (PORTAL_INTERNAL_TOKEN); default derived from the app
+   * API token when there is one, else one per process (a single instance only).
+   */
+  internalToken?: string;
   /** Edges tracked from bus events at most (routeEdgeEvents; default DEFAULT_MAX_EDGES). */
   maxEdges?: number;
   /** Also register ProbeActor (the Dapr test suites' actor). */
@@ -174,6 +181,13 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       daprHttpPort: d.daprHttpPort,
       daprApiToken: d.daprApiToken,
       appApiToken: d.appApiToken,
+      // only the methods in actors/api externalMethods answer calls without the cluster's internal token
+      externalMethod: isExternalMethod,
+      internalToken:
+        opts.internalToken ??
+        (d.appApiToken
+          ? createHash('sha256').update(`portal-internal-call:${d.appApiToken}`).digest('base64url')
+          : undefined),
       actorIdleTimeout: d.actorIdleTimeout,
       actorScanInterval: d.actorScanInterval,
       drainOngoingCallTimeout: d.drainOngoingCallTimeout,

@@ -10,6 +10,11 @@ import { checkActorId, encodeActorId, encodeWireName } from './state-keys.js';
  * in the chain (A -> B -> A deadlocks on Dapr's actor lock, as on Orleans' non-reentrant grains).
  */
 export const CHAIN_HEADER = 'portal-call-chain';
+/**
+ * Header a Portal host's own actor calls carry (the cluster's internal-call token): the Dapr host answers
+ * methods outside the external allow-list (actors/api externalMethods) only to calls that carry it.
+ */
+export const INTERNAL_HEADER = 'portal-internal-call';
 
 /** Options of createDaprActorClient. */
 export interface DaprActorClientOptions {
@@ -19,6 +24,8 @@ export interface DaprActorClientOptions {
   readonly port: number;
   /** Sent as `dapr-api-token` when the sidecar was started with DAPR_API_TOKEN. */
   readonly apiToken?: string;
+  /** Sent as INTERNAL_HEADER on actor calls (a host's own proxies; never set it for outside clients). */
+  readonly internalToken?: string;
   /**
    * A call that has no answer after this long rejects with PORTAL_ACTOR_TIMEOUT (default 60 s). At most 2^31-1 ms
    * (MAX_TIMER_MS): a longer socket timeout would fire at once, so it is refused with PORTAL_INVALID_ARGUMENT.
@@ -85,6 +92,7 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
   const pool = new Pool(daprOrigin(host, opts.port), { connections: opts.maxSockets ?? 64 });
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json' };
   if (opts.apiToken) baseHeaders['dapr-api-token'] = opts.apiToken;
+  if (opts.internalToken) baseHeaders[INTERNAL_HEADER] = opts.internalToken;
 
   const request = (
     method: string,

@@ -1,3 +1,4 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import express from 'express';
@@ -15,7 +16,7 @@ import { PortalError, checkArg, codeOf } from '../common/errors.js';
 import { httpStatusFor } from '../common/error-table.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { isInvocableMethod } from './actor-methods.js';
-import { CHAIN_HEADER, createDaprActorClient, type DaprActorClient } from './dapr-client.js';
+import { CHAIN_HEADER, INTERNAL_HEADER, createDaprActorClient, type DaprActorClient } from './dapr-client.js';
 import { createDaprStateManager, type DaprTurnStateManager } from './dapr-state.js';
 import { watchDaprSidecar } from './dapr-sidecar.js';
 import { Mailbox } from './mailbox.js';
@@ -51,6 +52,17 @@ export interface DaprHostOptions {
   readonly daprApiToken?: string;
   /** Required from daprd on every app call as `dapr-api-token` (daprd started with APP_API_TOKEN); /healthz is exempt. */
   readonly appApiToken?: string;
+  /**
+   * Which methods callers outside the cluster may invoke (actors/api isExternalMethod). When set, a method
+   * call without the cluster's `internalToken` (INTERNAL_HEADER, which this host's own proxies send) is refused
+   * with 403 PORTAL_ACTOR_METHOD_FORBIDDEN unless the method is external. Default: every method is open.
+   */
+  readonly externalMethod?: (actorType: string, method: string) => boolean;
+  /**
+   * The internal-call token, the same on every instance of the app (default: a random one per process, which
+   * only suits a single instance: set it, e.g. PORTAL_INTERNAL_TOKEN, for a cluster).
+   */
+  readonly internalToken?: string;
   readonly clock?: Clock;
   readonly logger?: Logger;
   /** Process-local services handed to every actor as `ctx.services`. */
@@ -307,10 +319,21 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     },
     logger: { level: LogLevel.Error },
   });
+  const internalToken = opts.internalToken ?? randomBytes(32).toString('base64url');
+  const isInternalCall = (req: Req): boolean => {
+    const h = req.headers[INTERNAL_HEADER];
+    const given = Array.isArray(h) ? h[0] : h;
+    if (typeof given !== 'string') return false;
+    // constant time: compare digests of equal length
+    const a = createHash('sha256').update(given).digest();
+    const b = createHash('sha256').update(internalToken).digest();
+    return timingSafeEqual(a, b);
+  };
   const client: DaprActorClient = createDaprActorClient({
     host: daprHost,
     port: opts.daprHttpPort,
     apiToken: opts.daprApiToken,
+    internalToken,
     timeoutMs: opts.callTimeoutMs,
     maxSockets,
   });
@@ -842,6 +865,16 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
           new PortalError(
             'PORTAL_UNKNOWN_ACTOR_METHOD',
             `actor type ${slot.type} has no invocable method ${JSON.stringify(method)}`,
+          ),
+        );
+        return;
+      }
+      if (opts.externalMethod && !opts.externalMethod(slot.type, method) && !isInternalCall(req)) {
+        sendError(
+          res,
+          new PortalError(
+            'PORTAL_ACTOR_METHOD_FORBIDDEN',
+            `${slot.type}.${method} is not callable from outside the cluster (only by its own actors)`,
           ),
         );
         return;

@@ -160,6 +160,12 @@ export const serveCommand = defineCommand({
       env: 'PORTAL_API_TOKEN',
     },
     {
+      name: 'internal-token',
+      type: 'string',
+      help: "dapr: token the instances' own actor calls carry (the same on every instance; default from --app-api-token)",
+      env: 'PORTAL_INTERNAL_TOKEN',
+    },
+    {
       name: 'max-body',
       type: 'number',
       help: 'embedded: largest actor API request body in bytes (413 above it)',
@@ -227,6 +233,7 @@ export const serveCommand = defineCommand({
       outputRoot: flags['output-root'],
       apiHost: flags['api-host'],
       apiToken: flags['api-token'],
+      internalToken: flags['internal-token'],
       maxBodyBytes: flags['max-body'],
       testActors,
       backend: parseBackend(flags.backend),

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import http from 'node:http';
@@ -72,6 +73,8 @@ export interface DaprCluster {
   readonly placement: Proc;
   /** Every process started through this cluster (stop() kills them all). */
   readonly procs: Proc[];
+  /** PORTAL_INTERNAL_TOKEN of every instance: their own actor calls carry it (portal serve --internal-token). */
+  readonly internalToken: string;
   stop(): Promise<void>;
 }
 
@@ -160,6 +163,7 @@ export async function startDaprCluster(opts: { redisPort: number }): Promise<Dap
     placementPort,
     placement,
     procs,
+    internalToken: randomBytes(24).toString('base64url'),
     async stop() {
       await Promise.all(procs.map((p) => p.kill()));
       if (process.env.PORTAL_KEEP_DAPR_LOGS !== '1') await rm(dir, { recursive: true, force: true });
@@ -275,7 +279,7 @@ export async function startPortalInstance(
       ...(o.serveArgs ?? []),
     ],
     join(cluster.dir, `${o.name}-app.log`),
-    { ...tokens, ...o.env },
+    { ...tokens, PORTAL_INTERNAL_TOKEN: cluster.internalToken, ...o.env },
   );
   cluster.procs.push(app);
   const sidecarUp = async (): Promise<void> => {
