@@ -11,13 +11,25 @@ const FORMAT_VERSION = 1;
 /** Suffix of files being written; a crash can leave them behind and loading ignores them. */
 export const TMP_SUFFIX = '.tmp';
 
-/** One actor's keys as kept on disk: `{ v, actor, entries: { key: value } }`, values being the stored strings. */
+/**
+ * One actor's keys as kept on disk: `{ v, actor, entries: { key: value }, blobs?: { key: sha256 } }`, values
+ * being the stored strings. A value of BLOB_MIN_BYTES or more lives in its own content-addressed file
+ * (`b-<sha256>.blob`, written once) and the actor file names it in `blobs`: rewriting the actor file for a small
+ * change (a journal's bitmap) then costs the small entries, not the large ones (a transfer's manifest).
+ */
 interface ActorFile {
   readonly v: number;
   /** `${actorType}||${actorId}||` */
   readonly actor: string;
   readonly entries: Record<string, string>;
+  readonly blobs?: Record<string, string>;
 }
+
+/** Values at least this long are stored once in a blob file instead of inside the actor file. */
+export const BLOB_MIN_BYTES = 64 * 1024;
+
+/** File name of the blob holding a value with this sha256 (hex). */
+const blobName = (sha: string): string => `b-${sha}.blob`;
 
 type Op = Parameters<StateStore['transaction']>[0][number];
 
@@ -103,7 +115,15 @@ function parseActorFile(path: string, text: string, expectedPrefix?: string): Ac
   for (const value of Object.values(entries)) {
     if (typeof value !== 'string') throw corrupt(path, 'an entry value is not a string');
   }
-  return { v, actor, entries };
+  const { blobs } = doc as Partial<ActorFile>;
+  if (blobs !== undefined) {
+    if (typeof blobs !== 'object' || blobs === null || Array.isArray(blobs))
+      throw corrupt(path, '"blobs" is not an object');
+    for (const sha of Object.values(blobs))
+      if (typeof sha !== 'string' || !/^[0-9a-f]{64}$/.test(sha))
+        throw corrupt(path, 'a blob reference is not a sha256');
+  }
+  return { v, actor, entries, blobs };
 }
 
 /**
@@ -141,6 +161,29 @@ export function createFileStateStore(dir: string): StateStore {
     return parsed;
   };
 
+  /** Per actor: the blob each large key is stored in, with the value it holds (so unchanged values are not re-hashed). */
+  const blobsOf = new Map<string, Map<string, { sha: string; value: string }>>();
+
+  /** An actor file's entries with its blobs read back in (PORTAL_STATE_CORRUPT when a blob is missing or altered). */
+  const entriesOf = async (path: string, file: ActorFile): Promise<Map<string, string>> => {
+    const out = new Map(Object.entries(file.entries));
+    const refs = new Map<string, { sha: string; value: string }>();
+    for (const [key, sha] of Object.entries(file.blobs ?? {})) {
+      let value: string;
+      try {
+        value = await readFile(join(dir, blobName(sha)), 'utf8');
+      } catch (err) {
+        throw corrupt(path, `its blob ${blobName(sha)} for key ${JSON.stringify(key)} cannot be read`, err);
+      }
+      if (createHash('sha256').update(value).digest('hex') !== sha)
+        throw corrupt(path, `its blob ${blobName(sha)} does not match its hash`);
+      out.set(key, value);
+      refs.set(key, { sha, value });
+    }
+    blobsOf.set(file.actor, refs);
+    return out;
+  };
+
   const readActor = async (prefix: string): Promise<Map<string, string>> => {
     await init();
     const path = join(dir, fileNameFor(prefix));
@@ -151,7 +194,7 @@ export function createFileStateStore(dir: string): StateStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
       throw err;
     }
-    return new Map(Object.entries(parseActorFile(path, text, prefix).entries));
+    return entriesOf(path, parseActorFile(path, text, prefix));
   };
 
   const loadActor = (prefix: string): Promise<Map<string, string>> => {
@@ -176,8 +219,7 @@ export function createFileStateStore(dir: string): StateStore {
         if (!name.endsWith('.json') || name.endsWith(TMP_SUFFIX)) continue;
         const path = join(dir, name);
         const file = parseActorFile(path, await readFile(path, 'utf8'));
-        if (!actors.has(file.actor))
-          actors.set(file.actor, Promise.resolve(new Map(Object.entries(file.entries))));
+        if (!actors.has(file.actor)) actors.set(file.actor, Promise.resolve(await entriesOf(path, file)));
       }
     })();
     scanned.catch(() => {
@@ -195,12 +237,41 @@ export function createFileStateStore(dir: string): StateStore {
       else next.delete(key);
     }
     const path = join(dir, fileNameFor(prefix));
+    const before = blobsOf.get(prefix) ?? new Map<string, { sha: string; value: string }>();
+    const refs = new Map<string, { sha: string; value: string }>();
     if (next.size === 0) {
       await unlinkDurable(path, dir);
     } else {
-      const doc: ActorFile = { v: FORMAT_VERSION, actor: prefix, entries: Object.fromEntries(next) };
+      const entries: Record<string, string> = {};
+      const blobs: Record<string, string> = {};
+      for (const [key, value] of next) {
+        if (value.length < BLOB_MIN_BYTES) {
+          entries[key] = value;
+          continue;
+        }
+        // an unchanged value keeps its blob: no hashing, no writing (the same string as last time)
+        let ref = before.get(key);
+        if (!ref || ref.value !== value) {
+          ref = { sha: createHash('sha256').update(value).digest('hex'), value };
+          // content-addressed: written before the actor file that names it, so a crash leaves no dangling name
+          await writeFileAtomic(join(dir, blobName(ref.sha)), value);
+        }
+        refs.set(key, ref);
+        blobs[key] = ref.sha;
+      }
+      const doc: ActorFile = {
+        v: FORMAT_VERSION,
+        actor: prefix,
+        entries,
+        ...(refs.size > 0 ? { blobs } : {}),
+      };
       await writeFileAtomic(path, JSON.stringify(doc));
     }
+    blobsOf.set(prefix, refs);
+    // blobs this actor no longer names (another actor may hold the same content: keep those)
+    const inUse = new Set([...blobsOf.values()].flatMap((m) => [...m.values()].map((r) => r.sha)));
+    for (const { sha } of before.values())
+      if (!inUse.has(sha)) await unlinkDurable(join(dir, blobName(sha)), dir);
     actors.set(prefix, Promise.resolve(next));
   };
 
