@@ -6,6 +6,8 @@ import { externalMethods, isExternalMethod } from '../actors/api.js';
 import { PortalError, codeOf, isPortalError, type PortalErrorCode } from '../common/errors.js';
 import { httpStatusFor } from '../common/error-table.js';
 import type { Logger } from '../common/logger.js';
+import { serveContent } from '../transfer/index.js';
+import { transferContentSource } from '../actors/index.js';
 
 /** Largest request body the actor API reads by default (a start request carries its manifest: ~67 B a chunk). */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -56,7 +58,9 @@ function tokenOf(req: http.IncomingMessage): string | undefined {
 /**
  * Serves the embedded host's actors over HTTP with the shape of Dapr's actor API
  * (`POST /v1.0/actors/<type>/<wire id>/method/<method>`), so clients (createDaprActorClient) talk to either runtime
- * the same way; an id that is not in the wire form is refused with PORTAL_INVALID_ARGUMENT.
+ * the same way; an id that is not in the wire form is refused with PORTAL_INVALID_ARGUMENT. Also serves each
+ * transfer's content while it arrives (`GET|HEAD /v1/transfers/<id>/content`, Range reads; issue 18): a read
+ * raises the priority of the chunks it waits for and never returns unverified bytes (serveContent).
  */
 export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<http.Server> {
   const log = opts.log;
@@ -89,6 +93,30 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
         refuse(res, 'PORTAL_UNAUTHORIZED', 'missing or wrong API token (authorization: Bearer <token>)');
         return;
       }
+    }
+    const content = /^\/v1\/transfers\/([^/?]+)\/content(?:\?.*)?$/.exec(req.url ?? '');
+    if (content) {
+      let transferId: string;
+      try {
+        transferId = decodeURIComponent(content[1]);
+      } catch {
+        refuse(res, 'PORTAL_INVALID_ARGUMENT', 'malformed %-escape in the path');
+        return;
+      }
+      const source = transferContentSource(host, transferId);
+      serveContent(req, res, source, { logger: log }).catch((err: unknown) => {
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        const code = codeOf(err);
+        res
+          .writeHead(httpStatusFor(code), { 'content-type': 'application/json' })
+          .end(
+            JSON.stringify({ error: { code, message: err instanceof Error ? err.message : String(err) } }),
+          );
+      });
+      return;
     }
     if (!m || (req.method !== 'POST' && req.method !== 'PUT')) {
       res.writeHead(404).end();

@@ -1,14 +1,22 @@
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { startPortal, json, run } from './helpers.js';
+import { request } from 'undici';
+import { freePort } from '../../harness/index.js';
+import type { TransferRequest } from '../../actors/index.js';
+import { startPortal, json, run, type PortalProcess } from './helpers.js';
 
 const CHUNK = 16384;
 const CHUNKS = 160;
 
 describe('streaming reads of a running transfer (portal fetch --serve)', () => {
   let mesh: Mesh | undefined;
+  const procs: PortalProcess[] = [];
   afterEach(async () => {
+    for (const p of procs.splice(0)) {
+      p.child.kill('SIGTERM');
+      await p.exit;
+    }
     await mesh?.close();
     mesh = undefined;
   });
@@ -61,5 +69,50 @@ describe('streaming reads of a running transfer (portal fetch --serve)', () => {
     // the tail was served while the transfer was still running (most chunks still missing)
     expect(completeAtTail).toBeGreaterThanOrEqual(0);
     expect(completeAtTail).toBeLessThan(CHUNKS / 2);
+  }, 60_000);
+
+  test('portal serve serves a transfer it schedules at /v1/transfers/<id>/content while it runs (curl, whole content)', async () => {
+    mesh = await createMesh(CHUNKS * CHUNK, CHUNK, [{ holds: 'all', bandwidthBytesPerSec: 600_000 }]);
+    const source = await readFile(mesh.source);
+    const port = await freePort();
+    const serve = startPortal(['serve', '--runtime', 'embedded', '--app-port', String(port), '--json']);
+    procs.push(serve);
+    await serve.line((l) => (json(l)?.type === 'ready' ? true : undefined));
+    const id = 'st1';
+    const req: TransferRequest = {
+      transferId: id,
+      manifest: mesh.manifest,
+      output: path.join(mesh.dir, 'served.bin'),
+      edges: [
+        {
+          id: 'o1',
+          config: { url: mesh.servers[0].url, kind: 'portal', flags: 0, maxParallel: 4 },
+          holds: 'all',
+        },
+      ],
+    };
+    const api = `http://127.0.0.1:${port}/v1.0/actors/SchedulerActor/${id}/method`;
+    const started = await request(`${api}/start`, { method: 'POST', body: JSON.stringify(req) });
+    expect(started.statusCode).toBe(200);
+    await started.body.dump();
+    const content = `http://127.0.0.1:${port}/v1/transfers/${id}/content`;
+    const mid = 70 * CHUNK + 5;
+    const [part, whole] = await Promise.all([
+      run('curl', ['-sS', '--fail', '-r', `${mid}-${mid + 3 * CHUNK}`, content]),
+      run('curl', ['-sS', '--fail', content]),
+    ]);
+    expect(part.code).toBe(0);
+    expect(part.stdout.equals(source.subarray(mid, mid + 3 * CHUNK + 1))).toBe(true);
+    expect(whole.code).toBe(0);
+    expect(whole.stdout.equals(source)).toBe(true);
+    const unknown = await run('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `http://127.0.0.1:${port}/v1/transfers/nope/content`,
+    ]);
+    expect(unknown.stdout.toString()).toBe('400');
   }, 60_000);
 });
