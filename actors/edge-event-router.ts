@@ -11,14 +11,16 @@ import { actorProxy } from './api.js';
  * message of an edge with a URL configures it — an announcement), availability (`have`) to the
  * SchedulerActor of that manifest's transfer (transfer id = manifest id), which adds a new edge in
  * a spare slot. Errors are logged (rate-limited); one bad event never stops the others. At most
- * `opts.maxEdges` edges are tracked (createEdgeEventBridge); events of further edges are dropped.
+ * `opts.maxEdges` edges are tracked (createEdgeEventBridge); events of further edges are dropped. `opts.ignore`
+ * skips an edge's events (a swarm peer's own announcements coming back to it).
  */
 export function routeEdgeEvents(
   bus: Bus,
   host: ActorHost,
   logger: Logger,
-  opts: { maxEdges?: number } = {},
+  opts: { maxEdges?: number; ignore?: (edgeId: string) => boolean } = {},
 ): EdgeEventBridge {
+  const ignore = opts.ignore ?? ((): boolean => false);
   // lines anyone on the bus can trigger at will are rate-limited (a flood costs a counter, not a log line each)
   const gapLog = createLogLimiter();
   const errorLog = createLogLimiter();
@@ -34,6 +36,7 @@ export function routeEdgeEvents(
         );
     },
     async onTelemetry(ev, { first }) {
+      if (ignore(ev.edgeId)) return;
       const edge = actorProxy(host, 'EdgeActor', ev.edgeId);
       const bandwidth = ev.bandwidth.at(-1)?.bytesPerSec;
       const rtt = ev.rtt.at(-1)?.rttMs;
@@ -58,6 +61,7 @@ export function routeEdgeEvents(
       });
     },
     async onHave(state) {
+      if (ignore(state.edgeId)) return;
       const bitmap = Buffer.from(state.bitmap).toString('base64');
       await actorProxy(host, 'SchedulerActor', state.manifestId).invoke('edgeHave', {
         edgeId: state.edgeId,

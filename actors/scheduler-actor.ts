@@ -7,6 +7,7 @@ import { redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 import { AccessTracker } from '../scheduler/access.js';
 import { isEdgeOutput } from '../transfer/chunk-put.js';
+import { createPrng } from '../transfer/prng.js';
 import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
 
 import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
@@ -524,6 +525,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         return { edgeIndex: -1 };
       }
       const view = await actorProxy(this.ctx, 'EdgeActor', arg.edgeId).invoke('snapshot');
+      // not configured from its telemetry yet (the have overtook it): the next announcement joins it
+      if (!view.url) return { edgeIndex: -1 };
       i = req.edges.length;
       req.edges.push({
         id: arg.edgeId,
@@ -543,11 +546,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.edgeEpochs.push(-1);
       this.applyView(core, t.manifest, i, view);
       this.ctx.log.info({ edgeId: arg.edgeId, edgeIndex: i }, 'edge joined the transfer');
+      await this.ctx.state.set('request', journaledRequest(req));
     } else {
+      // holdings change often (a swarm peer announces as chunks arrive): memory only, announced again on restart
       req.edges[i] = { ...req.edges[i], holds: arg.bitmap };
     }
     core.setEdgeHoldings(i, bitmap);
-    await this.ctx.state.set('request', journaledRequest(req));
     return { edgeIndex: i };
   }
 
@@ -677,6 +681,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         { journaled: countBits(bitmap), verified: verified.length, recovered },
         'resumed from journal',
       );
+    }
+    if (req.order === 'random') {
+      // a permutation within (NORMAL − 1, NORMAL): below whatever a reader raises, above pre-position work
+      const rand = createPrng(req.orderSeed ?? 1);
+      for (let c = 0; c < n; c++) core.setPriority(c, -0.9 * rand());
     }
     if (req.prePosition) {
       // chunks outside the task are not part of it: complete from the start

@@ -102,6 +102,14 @@ export interface TransferRequest {
    * --accept`), and each chunk is PUT there once fetched and verified (the edge checks it again).
    */
   prePosition?: PrePosition;
+  /**
+   * The order chunks are fetched in when nothing raises their priority: 'sequential' (chunk order, the
+   * default) or a pseudo-random permutation seeded by `orderSeed` — what swarm peers use (BitTorrent's
+   * random piece selection) so that peers pulling one file from one origin fetch different chunks at
+   * once and then take the rest from each other.
+   */
+  order?: 'sequential' | 'random';
+  orderSeed?: number;
 }
 
 /** What a pre-position task copies and when (TransferRequest.prePosition). */

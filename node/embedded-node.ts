@@ -5,6 +5,7 @@ import { createMemoryStateStore } from '../runtime/memory-state-store.js';
 import { createRoutedStateStore } from '../runtime/routed-state-store.js';
 import { createBusFromEnv, natsOptionsFromEnv } from '../bus/from-env.js';
 import type { Bus } from '../bus/types.js';
+import { createMemoryBus } from '../bus/memory-bus.js';
 import { createExecutor, type Executor } from '../transfer/index.js';
 import { createTickEngine, type TickEngine } from '../engine/index.js';
 import { SchedulerActor } from '../actors/scheduler-actor.js';
@@ -77,6 +78,11 @@ export interface EmbeddedNodeOptions extends EngineSettings {
   concurrency?: number;
   /** An engine to use instead of one chosen by the engine settings (closed with the node). */
   tickEngine?: TickEngine;
+  /**
+   * The swarm (issue 18): dispatch and reports stay on an in-process bus, and edge events (other peers'
+   * telemetry and haves) come from `fabricBus` (NATS), skipping this node's own edge `selfEdgeId`.
+   */
+  swarm?: { fabricBus: Bus; selfEdgeId: string };
 }
 
 /**
@@ -87,7 +93,9 @@ export interface EmbeddedNodeOptions extends EngineSettings {
  */
 export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<EmbeddedNode> {
   // The in-process bus, or NATS when NATS_URL is set (credentials from NATS_* variables).
-  const bus = await createBusFromEnv({ logger: opts.logger, name: `portal-${process.pid}` });
+  const bus = opts.swarm
+    ? createMemoryBus()
+    : await createBusFromEnv({ logger: opts.logger, name: `portal-${process.pid}` });
   const engine = opts.tickEngine ?? (await createNodeEngine(opts, opts.logger));
   const journal = createFileStateStore(journalDir(opts.output));
   const store = createRoutedStateStore({ SchedulerActor: journal }, createMemoryStateStore());
@@ -109,7 +117,13 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
   host.register(EdgeActor);
   host.register(GpuWorkerActor);
   await host.ready();
-  const edgeEvents = routeEdgeEvents(bus, host, opts.logger.child({ component: 'edge-events' }));
+  const self = opts.swarm?.selfEdgeId;
+  const edgeEvents = routeEdgeEvents(
+    opts.swarm?.fabricBus ?? bus,
+    host,
+    opts.logger.child({ component: 'edge-events' }),
+    self === undefined ? {} : { ignore: (edgeId) => edgeId === self },
+  );
   const executor = createExecutor({
     bus,
     id: `executor-${process.pid}`,

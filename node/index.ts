@@ -28,3 +28,4 @@ export {
 } from './coordinator.js';
 export { createExecutorAttachingBus } from './executor-bus.js';
 export { probeEdge } from './probe.js';
+export { startSwarmPeer, type SwarmPeer, type SwarmPeerOptions } from './swarm.js';

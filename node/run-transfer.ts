@@ -4,9 +4,11 @@ import { actorProxy } from '../actors/api.js';
 import { terminalStates } from '../actors/scheduler-actor.js';
 import { transferContentSource } from '../actors/content-source.js';
 import type { TransferRequest, TransferStatus } from '../actors/types.js';
-import { createContentServer, type ContentServer } from '../transfer/index.js';
+import { createContentServer, type ContentServer } from '../transfer/content-server.js';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
+import type { SwarmPeer } from './swarm.js';
+import type { Bus } from '../bus/types.js';
 import { startEmbeddedNode, type EngineSettings } from './embedded-node.js';
 
 /**
@@ -70,6 +72,18 @@ export interface RunTransferOptions extends EngineSettings {
   serve?: { port: number; host?: string; onUrl?: (url: string) => void };
   /** Serve the live dashboard on this port (0 = any free port) while the transfer runs. */
   dashboard?: { port: number; onUrl?: (url: string) => void; lingerMs?: number };
+  /**
+   * Join a swarm (issue 18): serve the chunks verified here as edge `id` and announce them on `fabricBus`
+   * (NATS), take other peers' announcements from it, and keep serving `lingerMs` after the transfer ends.
+   */
+  swarm?: {
+    fabricBus: Bus;
+    id: string;
+    host?: string;
+    port?: number;
+    lingerMs?: number;
+    onUrl?: (url: string) => void;
+  };
 }
 
 /**
@@ -90,6 +104,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     requireGpu: o.requireGpu,
     cpuThreads: o.cpuThreads ?? (small ? 1 : undefined),
     dataThreads: m.fileSize < SMALL_TRANSFER_BYTES ? 0 : undefined,
+    ...(o.swarm ? { swarm: { fabricBus: o.swarm.fabricBus, selfEdgeId: o.swarm.id } } : {}),
   });
   const dash = o.dashboard
     ? // loaded only when asked for (prom-client, the page): a plain fetch starts without it
@@ -105,6 +120,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     : undefined;
   if (dash) o.dashboard?.onUrl?.(dash.url);
   let content: ContentServer | undefined;
+  let peer: SwarmPeer | undefined;
   try {
     node.executor.attach(o.request.transferId);
     const reportSub = o.onReport
@@ -112,6 +128,23 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       : undefined;
     const actor = actorProxy(node.host, 'SchedulerActor', o.request.transferId);
     let status = await actor.invoke('start', o.request);
+    if (o.swarm) {
+      // loaded only for a swarm (the edge server)
+      const { startSwarmPeer } = await import('./swarm.js');
+      peer = await startSwarmPeer({
+        id: o.swarm.id,
+        manifest: o.request.manifest,
+        output: o.request.output,
+        transferId: o.request.transferId,
+        nodeBus: node.bus,
+        fabricBus: o.swarm.fabricBus,
+        host: o.swarm.host,
+        port: o.swarm.port,
+        scanExisting: status.resumedChunks > 0,
+        logger: o.logger.child({ component: 'swarm' }),
+      });
+      o.swarm.onUrl?.(peer.edge.url);
+    }
     if (o.serve) {
       const id = o.request.transferId;
       const source = transferContentSource(node.host, id);
@@ -145,6 +178,8 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
         ),
         { sources: sourcesOf(status) },
       );
+    // a swarm peer keeps seeding a while after its own transfer (others may still be fetching)
+    if (peer && o.swarm?.lingerMs) await new Promise((r) => setTimeout(r, o.swarm!.lingerMs));
     const lingerMs = o.dashboard?.lingerMs;
     if (dash && lingerMs) {
       await dash.pollNow();
@@ -152,6 +187,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     }
     return status;
   } finally {
+    await peer?.close();
     await content?.close();
     await dash?.close();
     await node.close();

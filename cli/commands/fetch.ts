@@ -16,6 +16,9 @@ import { escapeControl } from '../../common/redact.js';
 import { PortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
 import { createLogger } from '../../common/logger.js';
+import { randomBytes } from 'node:crypto';
+import { createBusFromEnv, natsOptionsFromEnv } from '../../bus/from-env.js';
+import type { Bus } from '../../bus/types.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import { commonFlags, defineCommand } from '../args.js';
 import { parseEdgeSpec, readEdgesFile, fetchHave, haveAnswerLimit } from '../edge-spec.js';
@@ -148,6 +151,32 @@ export const fetchCommand = defineCommand({
       max: 65535,
     },
     {
+      name: 'swarm',
+      type: 'boolean',
+      help: 'serve the chunks verified here to other fetchers and use theirs (announced on NATS_URL)',
+      default: false,
+    },
+    {
+      name: 'swarm-id',
+      type: 'string',
+      help: "this peer's edge id in the swarm (default: peer-<pid>-<random>)",
+    },
+    {
+      name: 'swarm-port',
+      type: 'number',
+      help: 'port the swarm peer serves chunks on (0 = any free port)',
+      default: 0,
+      min: 0,
+      max: 65535,
+    },
+    {
+      name: 'swarm-linger',
+      type: 'number',
+      help: 'seconds to keep serving the swarm after this transfer is done',
+      default: 0,
+      min: 0,
+    },
+    {
       name: 'progress-json',
       type: 'boolean',
       help: 'print a JSON status line to stdout every 250 ms',
@@ -183,6 +212,7 @@ export const fetchCommand = defineCommand({
       maxRedirects: flags['max-redirects'],
     });
     const previous = setDefaultHttpClient(client);
+    let fabricBus: Bus | undefined;
     try {
       const src = await resolveSources(positionals, { client, checksum: parseChecksum(flags.checksum) });
       const manifest = src.manifest;
@@ -220,7 +250,29 @@ export const fetchCommand = defineCommand({
         quiet,
         format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
       });
+      if (flags.swarm) {
+        if (!natsOptionsFromEnv())
+          throw new PortalError(
+            'PORTAL_CONFIG_INVALID',
+            'fetch: --swarm needs NATS_URL (where peers announce chunks)',
+          );
+        fabricBus = await createBusFromEnv({ logger, name: `portal-swarm-${process.pid}` });
+      }
+      const swarmId = flags['swarm-id'] ?? `peer-${process.pid}-${randomBytes(3).toString('hex')}`;
       const status = await runTransfer({
+        swarm: fabricBus
+          ? {
+              fabricBus,
+              id: swarmId,
+              port: flags['swarm-port'],
+              lingerMs: flags['swarm-linger'] * 1000,
+              onUrl: (url) => {
+                if (flags['progress-json'])
+                  process.stdout.write(`${JSON.stringify({ type: 'swarm', id: swarmId, url })}\n`);
+                else process.stderr.write(`swarm peer ${swarmId}: ${url}\n`);
+              },
+            }
+          : undefined,
         request: {
           transferId: manifest.id,
           manifest,
@@ -231,6 +283,8 @@ export const fetchCommand = defineCommand({
           tickMs: flags['tick-ms'],
           scheduler: { k: flags.k },
           learned: flags.learned,
+          // swarm peers fetch in different orders, so that they hold different chunks to trade
+          ...(flags.swarm ? { order: 'random' as const, orderSeed: randomBytes(4).readUInt32LE() } : {}),
         },
         logger,
         backend: parseBackend(flags.backend),
@@ -304,6 +358,7 @@ export const fetchCommand = defineCommand({
     } finally {
       setDefaultHttpClient(previous);
       await client.close();
+      await fabricBus?.close();
     }
   },
 });
