@@ -75,7 +75,16 @@ describe('streaming reads of a running transfer (portal fetch --serve)', () => {
     mesh = await createMesh(CHUNKS * CHUNK, CHUNK, [{ holds: 'all', bandwidthBytesPerSec: 600_000 }]);
     const source = await readFile(mesh.source);
     const port = await freePort();
-    const serve = startPortal(['serve', '--runtime', 'embedded', '--app-port', String(port), '--json']);
+    const serve = startPortal([
+      'serve',
+      '--runtime',
+      'embedded',
+      '--app-port',
+      String(port),
+      '--output-root',
+      mesh.dir,
+      '--json',
+    ]);
     procs.push(serve);
     await serve.line((l) => (json(l)?.type === 'ready' ? true : undefined));
     const id = 'st1';
@@ -94,7 +103,7 @@ describe('streaming reads of a running transfer (portal fetch --serve)', () => {
     const api = `http://127.0.0.1:${port}/v1.0/actors/SchedulerActor/${id}/method`;
     const started = await request(`${api}/start`, { method: 'POST', body: JSON.stringify(req) });
     expect(started.statusCode).toBe(200);
-    await started.body.dump();
+    expect(JSON.parse(await started.body.text())).toMatchObject({ transferId: id, state: 'running' });
     const content = `http://127.0.0.1:${port}/v1/transfers/${id}/content`;
     const mid = 70 * CHUNK + 5;
     const [part, whole] = await Promise.all([
