@@ -513,7 +513,7 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   let server: Server;
   try {
     server = opts.tls
-      ? (createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) as unknown as Server)
+      ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest)
       : createServer(onRequest);
   } catch (cause) {
     await fh.close();
