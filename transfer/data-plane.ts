@@ -28,6 +28,13 @@ export function defaultDataWorkerUrl(): URL {
   );
 }
 
+/**
+ * Heap limits of a data thread. Its heap holds small objects only (chunk bytes are Buffers outside the heap),
+ * so a small young generation costs a few more scavenges but keeps V8 from growing the semi-spaces to their
+ * default 16 MiB each per thread: part of the bounded-memory goal (RSS = a constant + bytes in flight).
+ */
+export const DATA_WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 };
+
 /** Options of createDataPlane. */
 export interface DataPlaneOptions {
   /** Worker threads (default DEFAULT_DATA_THREADS). */
@@ -160,7 +167,10 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
   };
 
   const spawn = (index: number): Thread => {
-    const worker = new Worker(opts.workerUrl ?? defaultDataWorkerUrl(), { workerData: workerData() });
+    const worker = new Worker(opts.workerUrl ?? defaultDataWorkerUrl(), {
+      workerData: workerData(),
+      resourceLimits: DATA_WORKER_LIMITS,
+    });
     const t: Thread = { index, worker, pending: new Map(), closes: new Map(), dead: false };
     worker.on('message', (m: FromDataWorker) => {
       if (m.t === 'done') {

@@ -58,7 +58,10 @@ function hashThread(): typeof thread {
   if (thread !== undefined) return thread;
   const url = hashWorkerUrl();
   if (!url) return (thread = null);
-  const worker = new Worker(url);
+  // a heap of a few objects: the read buffer is outside it (see DATA_WORKER_LIMITS)
+  const worker = new Worker(url, {
+    resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+  });
   const waiting = new Map<number, (r: FromHashWorker) => void>();
   const t = { worker, waiting };
   worker.on('message', (r: FromHashWorker) => {
