@@ -639,9 +639,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       req.scheduler,
       ((j.activations & 0xff) << 24) >>> 0,
     );
-    this.perEdgeChunks = new Array(req.edges.length).fill(0);
+    this.perEdgeChunks = new Array<number>(req.edges.length).fill(0);
     this.health = req.edges.map(() => ({ failuresSinceOk: 0, retired: false }));
-    this.edgeEpochs = new Array(req.edges.length).fill(-1);
+    this.edgeEpochs = new Array<number>(req.edges.length).fill(-1);
     this.edgeViews = [];
     for (let i = 0; i < req.edges.length; i++) {
       const e = req.edges[i];

@@ -54,7 +54,7 @@ export interface TransferEdge {
   id: string;
   config: EdgeConfig;
   /** Chunks the edge holds: base64 little-endian bitmap, or 'all'; undefined = ask the edge (/v1/have). */
-  holds?: string | 'all';
+  holds?: string;
 }
 
 /** SchedulerActor.start's argument. */

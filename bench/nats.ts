@@ -133,7 +133,7 @@ async function main(): Promise<void> {
       const { jetstreamManager } = await import('@nats-io/jetstream');
       const jsm = await jetstreamManager(nc);
       await jsm.streams.add({ name: 'BENCH_RAW', subjects: ['raw.report'] });
-      await jsm.consumers.add('BENCH_RAW', { durable_name: 'raw', ack_policy: 'explicit' as never });
+      await jsm.consumers.add('BENCH_RAW', { durable_name: 'raw', ack_policy: 'explicit' });
       const c = await js.consumers.get('BENCH_RAW', 'raw');
       const iter = await c.consume({ max_messages: 256 });
       const lat: number[] = [];

@@ -137,7 +137,7 @@ function u32(m: Rec, key: string): number {
 }
 
 function u64(m: Rec, key: string, name: string): number {
-  const v = m[key] as unknown;
+  const v = m[key];
   if (v === undefined || v === null) return 0;
   if (typeof v === 'number') return v;
   const long = v as { low: number; high: number; toNumber(): number };
@@ -256,7 +256,7 @@ function telemetryCodec(maxBytes: number): WireCodec<EdgeTelemetryEvent> {
       if (e.metered !== undefined) o.metered = !!e.metered;
       if (e.battery !== undefined) {
         const b = needObj(e.battery, 'battery');
-        if (!(isNonNeg(b.level) && (b.level as number) <= 1))
+        if (!(isNonNeg(b.level) && b.level <= 1))
           throw badArg('battery.level', 'a number in [0, 1]', b.level);
         o.battery = { level: b.level, charging: !!b.charging, low: !!b.low };
       }
@@ -367,13 +367,13 @@ function haveCodec(maxBytes: number): WireCodec<EdgeHaveEvent> {
       const seq = u64(m, 'seq', N);
       const sentAtMs = dbl(m, 'sentAtMs', N);
       const kind = u32(m, 'kind');
-      if (kind === pb.AvailabilityKind.AVAILABILITY_KIND_FULL) {
+      if (kind === Number(pb.AvailabilityKind.AVAILABILITY_KIND_FULL)) {
         const bitmap = m.bitmap instanceof Uint8Array ? m.bitmap : new Uint8Array(0);
         if (bitmap.length < Math.ceil(chunkCount / 8))
           throw bad(N, `bitmap of ${bitmap.length} bytes cannot cover ${chunkCount} chunks`);
         return { kind: 'full', edgeId, manifestId, chunkCount, seq, sentAtMs, bitmap };
       }
-      if (kind === pb.AvailabilityKind.AVAILABILITY_KIND_INCREMENTAL) {
+      if (kind === Number(pb.AvailabilityKind.AVAILABILITY_KIND_INCREMENTAL)) {
         const idx = (key: string): number[] =>
           list(m, key).map((c) => {
             if (typeof c !== 'number' || c >= chunkCount)

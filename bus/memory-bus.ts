@@ -45,8 +45,7 @@ export function createMemoryBus(opts: { onError?: (err: unknown, subject: string
         if (sub.closed) return;
         try {
           const r = sub.handler(msg, subject);
-          if (r && typeof (r as Promise<void>).catch === 'function')
-            (r as Promise<void>).catch((e) => onError(e, subject));
+          if (r && typeof r.catch === 'function') r.catch((e) => onError(e, subject));
         } catch (e) {
           onError(e, subject);
         }

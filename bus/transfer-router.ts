@@ -30,7 +30,7 @@ export function createAllTransfersBus(
       if (!local.get(id)?.size) onNewTransfer(id);
       const hs = local.get(id);
       if (!hs?.size) return;
-      return Promise.all([...hs].map((h) => h(msg, subject))).then(() => undefined);
+      return Promise.all([...hs].map(async (h) => h(msg, subject))).then(() => undefined);
     },
     { queue },
   );

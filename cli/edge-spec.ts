@@ -78,12 +78,13 @@ export function readEdgesFile(path: string): TransferEdge[] {
   }
   if (!Array.isArray(v))
     throw new PortalError('PORTAL_CONFIG_INVALID', `--edges-file ${path}: expected a JSON array of edges`);
-  return v.map((e, i) => {
+  return v.map((e: unknown, i) => {
+    const edge = e as { id?: unknown; config?: { url?: unknown } } | null;
     if (
-      typeof e !== 'object' ||
-      e === null ||
-      typeof e.id !== 'string' ||
-      typeof e.config?.url !== 'string'
+      typeof edge !== 'object' ||
+      edge === null ||
+      typeof edge.id !== 'string' ||
+      typeof edge.config?.url !== 'string'
     ) {
       throw new PortalError(
         'PORTAL_CONFIG_INVALID',

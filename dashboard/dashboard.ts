@@ -51,10 +51,12 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     maxEvents: opts.maxEvents,
     keepFinished: opts.keepFinished,
   });
+  // Assigned once, after the metrics whose callbacks read it are created.
+  // eslint-disable-next-line prefer-const
   let server: Awaited<ReturnType<typeof startDashboardServer>> | undefined;
   const metrics = createDashboardMetrics({
     host,
-    snapshot: tracker.snapshot,
+    snapshot: () => tracker.snapshot(),
     engineStats: opts.engineStats,
     logger: log,
     sseClients: () => server?.clients() ?? 0,
@@ -65,7 +67,7 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     hostname: opts.hostname ?? '127.0.0.1',
     maxBufferedBytes: opts.sseMaxBufferedBytes,
     logger: log,
-    snapshot: tracker.snapshot,
+    snapshot: () => tracker.snapshot(),
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.render() }),
   });
 
@@ -165,9 +167,9 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
   return {
     url: server.url,
     metrics: metrics.registry,
-    registerMetricsSource: metrics.registerSource,
-    recordDeadLetter: metrics.recordDeadLetter,
-    snapshot: tracker.snapshot,
+    registerMetricsSource: (source) => metrics.registerSource(source),
+    recordDeadLetter: (event) => metrics.recordDeadLetter(event),
+    snapshot: () => tracker.snapshot(),
     pollNow: poll,
     async close() {
       if (closed) return;

@@ -93,7 +93,7 @@ export function createTracker(opts: TrackerOptions): Tracker {
       : never
     : never;
   const emit = (at: number, e: EventBody) => {
-    events.push({ ...e, seq: ++eventSeq, at } as DashboardEvent);
+    events.push({ ...e, seq: ++eventSeq, at });
     if (events.length > maxEvents) events.splice(0, events.length - maxEvents);
   };
 

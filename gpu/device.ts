@@ -71,7 +71,7 @@ let retainedModule: WebGpuModule | undefined;
 export async function retainInstance(dawnFlags: string[] = []): Promise<GPU> {
   if (retainedInstance) return retainedInstance;
   try {
-    retainedModule = (await import('webgpu')) as unknown as WebGpuModule;
+    retainedModule = await import('webgpu');
   } catch (cause) {
     throw new PortalError('PORTAL_GPU_UNAVAILABLE', 'the webgpu package (Dawn) cannot be loaded', { cause });
   }
@@ -91,6 +91,8 @@ function describe(a: GPUAdapter): string {
 export async function createDeviceManager(opts: DeviceManagerOptions = {}): Promise<GpuDeviceManager> {
   const log = opts.logger;
   const gpu = await retainInstance(opts.dawnFlags);
+  // Never read: held only as the strong reference described above.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   let adapter: GPUAdapter | undefined;
   let device: GPUDevice | undefined;
   let state: GpuDeviceState = 'lost';
@@ -141,7 +143,7 @@ export async function createDeviceManager(opts: DeviceManagerOptions = {}): Prom
       maxStorageBuffersPerShaderStage: d.limits.maxStorageBuffersPerShaderStage,
     };
     d.addEventListener('uncapturederror', (ev) => {
-      log?.error({ err: (ev as GPUUncapturedErrorEvent).error.message }, 'gpu: uncaptured WebGPU error');
+      log?.error({ err: ev.error.message }, 'gpu: uncaptured WebGPU error');
     });
     void d.lost.then((info) => {
       if (device !== d) return;

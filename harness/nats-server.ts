@@ -74,7 +74,7 @@ export async function startNatsServer(opts: TestNatsServerOptions = {}): Promise
       [...configArgs, '-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...(opts.args ?? [])],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
-    p.stderr!.on('data', (d: Buffer) => {
+    p.stderr.on('data', (d: Buffer) => {
       log = (log + d.toString()).slice(-4000);
     });
     proc = p;

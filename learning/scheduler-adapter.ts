@@ -84,7 +84,9 @@ export function learnedEdgeFactors(
   const hour = (opts.hourOf ?? ((t: number) => new Date(t).getUTCHours()))(now);
   const timeMs = new Float64Array(edges.e).fill(NaN);
   const failureProb = new Float64Array(edges.e).fill(NaN);
-  const updates: Array<EdgeFactorUpdate | undefined> = new Array(edges.e).fill(undefined);
+  const updates: Array<EdgeFactorUpdate | undefined> = new Array<EdgeFactorUpdate | undefined>(edges.e).fill(
+    undefined,
+  );
   const parallel = new Int32Array(edges.e);
   const tolerance = opts.goodputTolerance ?? 0.95;
   checkArg(tolerance > 0 && tolerance <= 1, 'goodputTolerance', 'a number in (0, 1]');

@@ -17,9 +17,9 @@ export function isInvocableMethod(cls: ActorClass, name: unknown): name is strin
   if (hits?.has(name)) return true;
   if (name.length === 0 || name.startsWith('_') || RESERVED.has(name)) return false;
   for (
-    let proto: object | null = cls.prototype;
+    let proto = cls.prototype as object | null;
     proto && proto !== Actor.prototype && proto !== Object.prototype;
-    proto = Object.getPrototypeOf(proto)
+    proto = Object.getPrototypeOf(proto) as object | null
   ) {
     const desc = Object.getOwnPropertyDescriptor(proto, name);
     if (!desc) continue;

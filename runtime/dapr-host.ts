@@ -187,6 +187,8 @@ const GUARD_KEEP_MS = 10 * 60_000;
 
 /** A Temporal.Duration of `ms` milliseconds (what the SDK's timer and reminder calls take). */
 function duration(ms: number): Temporal.Duration {
+  // The SDK re-exports Temporal from @js-temporal/polyfill, whose types the type-aware lint cannot resolve.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access
   return Temporal.Duration.from({ milliseconds: Math.round(ms) });
 }
 
@@ -952,10 +954,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       if (started) return;
       started = true;
       routes(server.daprServer.getServer() as App);
-      for (const t of types.values())
-        await server.actor.registerActor(
-          t.gen as unknown as Parameters<typeof server.actor.registerActor>[0],
-        );
+      for (const t of types.values()) await server.actor.registerActor(t.gen);
       await server.actor.init();
       await server.start();
       await sidecar.start();

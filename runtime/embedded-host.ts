@@ -380,12 +380,12 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
         }
         try {
           const result = await runTurn(slot, scope, (act) =>
-            (act.instance as unknown as Record<string, (a: unknown) => unknown>)[method]!(arg),
+            (act.instance as unknown as Record<string, (a: unknown) => unknown>)[method](arg),
           );
           if (!settled) resolve(result as R);
           else slot.log.warn({ method }, 'turn completed after its caller timed out');
         } catch (err) {
-          if (!settled) reject(err);
+          if (!settled) reject(err instanceof Error ? err : new Error(String(err)));
           else slot.log.warn({ err, method }, 'turn failed after its caller timed out');
         } finally {
           settled = true;
@@ -457,7 +457,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
           if (!act || slot.activation !== act || slot.closing) return;
           counters.timersFired++;
           await runTurn(slot, { chain: [slot.key] }, (a) =>
-            (a.instance as unknown as Record<string, (d: unknown) => unknown>)[entry.method]!(entry.data),
+            (a.instance as unknown as Record<string, (d: unknown) => unknown>)[entry.method](entry.data),
           );
         } catch (err) {
           slot.log.warn({ err, timer: name }, 'timer turn failed');

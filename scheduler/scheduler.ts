@@ -608,7 +608,7 @@ export class ChunkScheduler {
     }) as { count: number; spilled: number };
     this.counters.spilled += spilled;
     this.nextAttempt = (this.nextAttempt + n) >>> 0;
-    const dispatch: Dispatch[] = new Array(n);
+    const dispatch = new Array<Dispatch>(n);
     for (let i = 0; i < n; i++) {
       const c = this.dispatchOut[i];
       this.inFlight.add(c);

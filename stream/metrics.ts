@@ -1,4 +1,3 @@
-import { PortalError } from '../common/errors.js';
 import type { Registry } from 'prom-client';
 import { Counter, Gauge } from 'prom-client';
 import { LogHistogram, SlidingWindowRate } from './histogram.js';

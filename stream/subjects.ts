@@ -19,4 +19,3 @@ const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 export function isStreamId(id: unknown): id is string {
   return typeof id === 'string' && TOKEN.test(id);
 }
-import { PortalError } from '../common/errors.js';

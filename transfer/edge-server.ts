@@ -110,7 +110,7 @@ function checkRate(v: unknown, name: string): void {
   if (v !== undefined && (typeof v !== 'number' || !(v >= 0 && v <= 1)))
     throw new PortalError(
       'PORTAL_INVALID_ARGUMENT',
-      `${name}: expected a number in [0, 1], got ${String(v)}`,
+      `${name}: expected a number in [0, 1], got ${JSON.stringify(v)}`,
     );
 }
 
@@ -118,7 +118,7 @@ function checkNonNeg(v: unknown, name: string): void {
   if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0))
     throw new PortalError(
       'PORTAL_INVALID_ARGUMENT',
-      `${name}: expected a non-negative finite number, got ${String(v)}`,
+      `${name}: expected a non-negative finite number, got ${JSON.stringify(v)}`,
     );
 }
 

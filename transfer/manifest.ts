@@ -203,8 +203,10 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return `an array of ${v.length}`;
   if (typeof v === 'string') return v.length > 80 ? `${JSON.stringify(v.slice(0, 80))}…` : JSON.stringify(v);
-  if (typeof v === 'object') return 'an object';
-  return `${typeof v} ${String(v)}`;
+  if (typeof v === 'object' || typeof v === 'function') return `an ${typeof v}`;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint')
+    return `${typeof v} ${v.toString()}`;
+  return typeof v;
 }
 
 /**

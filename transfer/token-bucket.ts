@@ -105,7 +105,7 @@ export function createTokenBucket(opts: TokenBucketOptions): TokenBucket {
       try {
         checkN(n);
       } catch (e) {
-        return Promise.reject(e);
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }
       if (signal?.aborted)
         return Promise.reject(

@@ -100,6 +100,8 @@ export const executorCommand = defineCommand({
       nkeySeedFile: flags['nats-nkey-seed-file'],
       tls: tls.caFile || tls.certFile || tls.keyFile ? tls : undefined,
     });
+    // Assigned once, after the router whose callback reads it is created.
+    // eslint-disable-next-line prefer-const
     let executor: ReturnType<typeof createExecutor> | undefined;
     const tracked = trackReady(nats);
     const router = all

@@ -1,5 +1,4 @@
 /// <reference types="@webgpu/types" />
-import { PortalError } from '../../common/errors.js';
 import type { ChunkTable } from '../../scheduler/tables.js';
 import type { EdgeRanking } from '../../scheduler/kernels/cost.js';
 import { ChunkStatus } from '../../scheduler/types.js';

@@ -149,7 +149,7 @@ function bisect(ps: PrefixSums, r: Rect, peers: SpatialPeer[], out: PlannedTile[
   const v = cut(true),
     h = cut(false);
   const useV = v !== undefined && (h === undefined || v.err < h.err || (v.err === h.err && r.w >= r.h));
-  const c = useV ? v! : h!;
+  const c = useV ? v : h!;
   if (useV) {
     bisect(ps, { x: r.x, y: r.y, w: c.at, h: r.h }, left, out);
     bisect(ps, { x: r.x + c.at, y: r.y, w: r.w - c.at, h: r.h }, right, out);

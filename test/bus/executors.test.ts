@@ -25,12 +25,12 @@ function startExecutor(args: string[]): Child {
   const proc = spawn(process.execPath, [cli, 'executor', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => {
+  proc.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const ready = new Promise<void>((resolve, reject) => {
-    createInterface({ input: proc.stdout! }).on('line', (l) => {
+    createInterface({ input: proc.stdout }).on('line', (l) => {
       lines.push(l);
       if (l.includes('"ready"')) resolve();
     });

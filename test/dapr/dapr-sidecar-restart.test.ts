@@ -121,7 +121,7 @@ describe('Dapr sidecar restart', () => {
     expect(status.resumedChunks - status.recoveredChunks).toBe(journaled.size);
     const after = f.fetchedAfter(killedAt);
     expect(after.filter((r) => journaled.has(r.chunk))).toEqual([]);
-    // eslint-disable-next-line no-console
+
     console.log(
       JSON.stringify({
         chunks,

@@ -79,7 +79,7 @@ describe('Dapr transfer', () => {
     const refetchedJournaled = after.filter((r) => journaled.has(r.chunk));
     expect(refetchedJournaled).toEqual([]);
     const all = f.fetchedAfter(0);
-    // eslint-disable-next-line no-console
+
     console.log(
       JSON.stringify({
         chunks,

@@ -33,7 +33,7 @@ describe('dashboard tracker', () => {
 
   test('tracker: history is bounded to historyPoints and events to maxEvents', () => {
     const t = createTracker({ pollMs: 100, historyPoints: 10, maxEvents: 5 });
-    let s;
+    let s = t.update(poll(0, {}));
     for (let i = 0; i < 50; i++) {
       s = t.update(
         poll(i * 100, {
@@ -44,10 +44,10 @@ describe('dashboard tracker', () => {
         }),
       );
     }
-    expect(s!.transfers[0].history.t).toHaveLength(10);
-    expect(s!.transfers[0].history.throughput).toHaveLength(10);
-    expect(s!.events).toHaveLength(5);
-    expect(s!.events.map((e) => e.seq)).toEqual([...s!.events.map((e) => e.seq)].sort((a, b) => a - b));
+    expect(s.transfers[0].history.t).toHaveLength(10);
+    expect(s.transfers[0].history.throughput).toHaveLength(10);
+    expect(s.events).toHaveLength(5);
+    expect(s.events.map((e) => e.seq)).toEqual([...s.events.map((e) => e.seq)].sort((a, b) => a - b));
   });
 
   test('tracker: failover and corrupt deltas, edges going offline and online, and the end of a transfer become events', () => {

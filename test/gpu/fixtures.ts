@@ -37,7 +37,7 @@ export async function gpuOrSkip(): Promise<GpuDeviceManager | undefined> {
       !isPortalError(err, 'PORTAL_GPU_UNAVAILABLE')
     )
       throw err;
-    // eslint-disable-next-line no-console
+
     console.warn(`GPU tests skipped: ${(err as Error).message} (set PORTAL_REQUIRE_GPU=1 to fail instead)`);
     return undefined;
   }

@@ -49,8 +49,8 @@ function startProc(cmd: string, args: string[], log: string, env: NodeJS.Process
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
-  child.stdout!.pipe(out, { end: false });
-  child.stderr!.pipe(out, { end: false });
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
   child.once('error', (err) => out.write(`spawn error: ${err.message}\n`));
   return {
     child,
@@ -153,7 +153,7 @@ export async function startDaprCluster(opts: { redisPort: number }): Promise<Dap
     await waitForPort(placementPort, 30_000, 'placement');
   } catch (err) {
     await placement.kill();
-    throw new Error(`${(err as Error).message}\n${await placement.tail()}`);
+    throw new Error(`${(err as Error).message}\n${await placement.tail()}`, { cause: err });
   }
   return {
     dir,
@@ -308,7 +308,9 @@ export async function startPortalInstance(
       try {
         await sidecarUp();
       } catch (err) {
-        throw new Error(`${(err as Error).message}\n--- ${o.name} daprd ---\n${await daprd.tail()}`);
+        throw new Error(`${(err as Error).message}\n--- ${o.name} daprd ---\n${await daprd.tail()}`, {
+          cause: err,
+        });
       }
     },
   };
@@ -323,7 +325,7 @@ export async function startPortalInstance(
   } catch (err) {
     const detail = `\n--- ${o.name} daprd ---\n${await daprd.tail()}\n--- ${o.name} app ---\n${await app.tail()}`;
     await instance.kill();
-    throw new Error(`${(err as Error).message}${detail}`);
+    throw new Error(`${(err as Error).message}${detail}`, { cause: err });
   }
   return instance;
 }

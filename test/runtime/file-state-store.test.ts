@@ -21,7 +21,7 @@ afterEach(async () => {
 async function onlyFile(): Promise<string> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.json'));
   expect(names).toHaveLength(1);
-  return join(dir, names[0]!);
+  return join(dir, names[0]);
 }
 
 test('file state store: reads back what a transaction wrote, across store instances', async () => {

@@ -224,7 +224,7 @@ describe('edge server', () => {
       void s.goOffline();
     }, 100);
     const results = await Promise.allSettled([p, q]);
-    const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     expect(failed.length).toBeGreaterThanOrEqual(1);
     for (const f of failed) expect(['unreachable', 'short']).toContain((f.reason as ChunkFetchError).reason);
   });

@@ -31,7 +31,7 @@ export async function writeRandomFile(
 }
 
 /** Runs `fn`, expecting it to reject; returns the rejection. */
-export async function rejectionOf(fn: () => Promise<unknown> | unknown): Promise<unknown> {
+export async function rejectionOf(fn: () => unknown): Promise<unknown> {
   try {
     await fn();
   } catch (err) {
