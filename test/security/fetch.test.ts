@@ -14,7 +14,6 @@ import {
   readFile,
   readdir,
   rm,
-  stat,
   symlink,
   truncate,
   writeFile,
