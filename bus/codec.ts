@@ -9,6 +9,7 @@ import type {
   PeerHeartbeatMessage,
   PeerResultMessage,
   PeerTaskMessage,
+  PrePositionTaskMessage,
 } from './types.js';
 import type {
   CancelRequest,
@@ -33,7 +34,8 @@ export type WireKind =
   | 'peerresult'
   | 'peerheartbeat'
   | 'coordsubmit'
-  | 'coordoutcome';
+  | 'coordoutcome'
+  | 'preposition';
 
 /** Encodes and decodes one kind of message; decoders validate fully and throw only PortalError PORTAL_WIRE_*. */
 export interface WireCodec<T = unknown> {
@@ -70,6 +72,7 @@ export const DEFAULT_MAX_BYTES: Readonly<Record<WireKind, number>> = {
   peerheartbeat: 16 * 1024,
   coordsubmit: 1024 * 1024,
   coordoutcome: 1024 * 1024,
+  preposition: 1024 * 1024,
 };
 
 /** Bytes of a rejected message kept in its dead letter. */
@@ -569,6 +572,53 @@ function cancelCodec(maxBytes: number): WireCodec<CancelRequest> {
   };
 }
 
+/**
+ * `portal.preposition.<taskId>.start`: a pre-position task (issue 18); the request is JSON inside the protobuf
+ * envelope (it carries the manifest), checked here to be a JSON object whose transferId is the task id.
+ */
+function prePositionCodec(maxBytes: number): WireCodec<PrePositionTaskMessage> {
+  const N = 'PrePositionTask';
+  const T = pb.PrePositionTask as unknown as Generated;
+  return {
+    kind: 'preposition',
+    pattern: 'portal.preposition.*.start',
+    maxBytes,
+    jetstream: false,
+    encode(t, subject) {
+      needObj(t, 'prePositionTask');
+      checkSubjectIdArg(subject, t.taskId, 'taskId');
+      needObj(t.request, 'request');
+      return finish(
+        T,
+        N,
+        {
+          version: WIRE_VERSION,
+          taskId: needStr(t.taskId, 'taskId'),
+          requestJson: Buffer.from(JSON.stringify(t.request), 'utf8'),
+        },
+        maxBytes,
+      );
+    },
+    decode(bytes, subject) {
+      const m = raw(T, N, bytes, maxBytes);
+      const taskId = str(m, 'taskId', N, true, 256);
+      checkSubjectId(N, 'taskId', taskId, subject);
+      const body = m.requestJson;
+      if (!(body instanceof Uint8Array) || body.length === 0) throw bad(N, 'requestJson missing');
+      let request: unknown;
+      try {
+        request = JSON.parse(Buffer.from(body).toString('utf8'));
+      } catch (err) {
+        throw wireError('PORTAL_WIRE_MALFORMED', `${N}: requestJson is not JSON`, err);
+      }
+      if (!request || typeof request !== 'object' || Array.isArray(request))
+        throw bad(N, 'requestJson is not a JSON object');
+      if ((request as Rec).transferId !== taskId) throw bad(N, 'requestJson.transferId differs from taskId');
+      return { taskId, request: request as Rec };
+    },
+  };
+}
+
 function deadLetterCodec(maxBytes: number): WireCodec<DeadLetterEvent> {
   const N = 'DeadLetter';
   const T = pb.DeadLetter as unknown as Generated;
@@ -1018,6 +1068,7 @@ export function createCodecRegistry(opts: { limits?: WireLimits } = {}): CodecRe
     peerHeartbeatCodec(lim.peerheartbeat),
     coordSubmitCodec(lim.coordsubmit),
     coordOutcomeCodec(lim.coordoutcome),
+    prePositionCodec(lim.preposition),
   ] as WireCodec[];
   const parsed = codecs.map((c) => ({ c, tokens: c.pattern.split('.') }));
   const forSubject = (subject: string): WireCodec | undefined => {
@@ -1081,4 +1132,5 @@ export const wire = {
   peerHeartbeat: typed<PeerHeartbeatMessage>('peerheartbeat'),
   coordSubmit: typed<CoordSubmitMessage>('coordsubmit'),
   coordOutcome: typed<CoordOutcomeMessage>('coordoutcome'),
+  prePosition: typed<PrePositionTaskMessage>('preposition'),
 } as const;

@@ -1,6 +1,6 @@
 export { createMemoryBus, subjectMatches } from './memory-bus.js';
 export { subjects } from './types.js';
-export type { Bus, Subscription, DeadLetterEvent } from './types.js';
+export type { Bus, Subscription, DeadLetterEvent, PrePositionTaskMessage } from './types.js';
 export {
   createCodecRegistry,
   isJetStreamPattern,

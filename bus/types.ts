@@ -31,11 +31,14 @@ export const subjects = {
   cancel: (transferId: string) => `portal.transfer.${transferId}.cancel`,
   edgeTelemetry: (edgeId: string) => `portal.edge.${edgeId}.telemetry`,
   edgeHave: (edgeId: string) => `portal.edge.${edgeId}.have`,
+  /** A pre-position task for whichever node takes it (queue group): PrePositionTaskMessage. */
+  prePosition: (taskId: string) => `portal.preposition.${taskId}.start`,
   /** Where a reader puts a message it rejected from `subject` (see DeadLetterEvent). */
   deadLetter: (subject: string) => `portal.deadletter.${subject}`,
   /** Wildcards: every edge's telemetry, every edge's availability, every transfer's dispatch, every dead letter. */
   allEdgeTelemetry: 'portal.edge.*.telemetry',
   allEdgeHave: 'portal.edge.*.have',
+  allPrePositions: 'portal.preposition.*.start',
   allDispatch: 'portal.transfer.*.dispatch',
   allReports: 'portal.transfer.*.report',
   allDeadLetters: 'portal.deadletter.>',
@@ -269,4 +272,14 @@ export interface CoordOutcomeMessage {
   latencyMs: number;
   output?: unknown;
   error?: string;
+}
+
+/**
+ * A pre-position task on `portal.preposition.<taskId>.start` (issue 18): `request` is the SchedulerActor start
+ * request (a TransferRequest with `prePosition` set and `output` the target edge's URL, transferId = taskId),
+ * kept as plain JSON here because bus/ does not know the actors' types; SchedulerActor.start validates it.
+ */
+export interface PrePositionTaskMessage {
+  taskId: string;
+  request: Record<string, unknown>;
 }

@@ -12,7 +12,7 @@ import {
   type ActorHost,
 } from '../runtime/index.js';
 import { isInvocableMethod } from '../runtime/actor-methods.js';
-import { createBusFromEnv, natsOptionsFromEnv } from '../bus/index.js';
+import { createBusFromEnv, natsOptionsFromEnv, subjects, type PrePositionTaskMessage } from '../bus/index.js';
 import { createNatsStreamTransport, registerStreamMetrics } from '../stream/index.js';
 import { createExecutor } from '../transfer/index.js';
 import type { TickEngine } from '../engine/index.js';
@@ -25,6 +25,8 @@ import {
   CoordinatorActor,
   gpuStreamMetricsSource,
   routeEdgeEvents,
+  actorProxy,
+  type TransferRequest,
   EdgeUsageBoard,
   isExternalMethod,
   type PortalServices,
@@ -248,6 +250,20 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }), {
     maxEdges: opts.maxEdges,
   });
+  // pre-position tasks from other services (issue 18): one instance of the queue group starts each
+  const prePositions = bus0.subscribe<PrePositionTaskMessage>(
+    subjects.allPrePositions,
+    async (msg) => {
+      try {
+        const req = msg.request as unknown as TransferRequest;
+        await actorProxy(host, 'SchedulerActor', msg.taskId).invoke('start', req);
+        logger.info({ taskId: msg.taskId }, 'pre-position task started');
+      } catch (err) {
+        logger.warn({ err, taskId: msg.taskId }, 'pre-position task refused');
+      }
+    },
+    { queue: 'portal-preposition' },
+  );
   // the transfers whose SchedulerActor is active on this instance (Dapr places actors across instances)
   const dash =
     opts.dashboardPort !== undefined
@@ -293,6 +309,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       await dash?.close();
       coordinator.close();
       edgeEvents.close();
+      prePositions.unsubscribe();
       await executor.close();
       await host.stop();
       await streamTransport?.close();

@@ -1914,5 +1914,82 @@ export namespace portal {
             /** Shape of a CoordOutcome. */
             type $Shape = portal.v1.CoordOutcome.$Properties;
         }
+
+        /**
+         * Properties of a PrePositionTask.
+         * @deprecated Use portal.v1.PrePositionTask.$Properties instead.
+         */
+        interface IPrePositionTask extends portal.v1.PrePositionTask.$Properties {
+        }
+
+        /** Represents a PrePositionTask. */
+        class PrePositionTask {
+
+            /**
+             * Constructs a new PrePositionTask.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: portal.v1.PrePositionTask.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** PrePositionTask version. */
+            version: number;
+
+            /** PrePositionTask taskId. */
+            taskId: string;
+
+            /** PrePositionTask requestJson. */
+            requestJson: Uint8Array;
+
+            /**
+             * Creates a new PrePositionTask instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns PrePositionTask instance
+             */
+            static create(properties: portal.v1.PrePositionTask.$Shape): portal.v1.PrePositionTask & portal.v1.PrePositionTask.$Shape;
+            static create(properties?: portal.v1.PrePositionTask.$Properties): portal.v1.PrePositionTask;
+
+            /**
+             * Encodes the specified PrePositionTask message. Does not implicitly {@link portal.v1.PrePositionTask.verify|verify} messages.
+             * @param message PrePositionTask message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: portal.v1.PrePositionTask.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a PrePositionTask message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {portal.v1.PrePositionTask & portal.v1.PrePositionTask.$Shape} PrePositionTask
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): portal.v1.PrePositionTask & portal.v1.PrePositionTask.$Shape;
+        }
+
+        namespace PrePositionTask {
+
+            /** Properties of a PrePositionTask. */
+            interface $Properties {
+
+                /** PrePositionTask version */
+                version?: (number|null);
+
+                /** PrePositionTask taskId */
+                taskId?: (string|null);
+
+                /** PrePositionTask requestJson */
+                requestJson?: (Uint8Array|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a PrePositionTask. */
+            type $Shape = portal.v1.PrePositionTask.$Properties;
+        }
     }
 }

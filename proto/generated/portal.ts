@@ -5085,6 +5085,198 @@ export const portal = $root.portal = (() => {
             return CoordOutcome;
         })();
 
+        v1.PrePositionTask = (function() {
+
+            /**
+             * Properties of a PrePositionTask.
+             * @typedef {Object} portal.v1.PrePositionTask.$Properties
+             * @property {number|null} [version] PrePositionTask version
+             * @property {string|null} [taskId] PrePositionTask taskId
+             * @property {Uint8Array|null} [requestJson] PrePositionTask requestJson
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a PrePositionTask.
+             * @memberof portal.v1
+             * @interface IPrePositionTask
+             * @augments portal.v1.PrePositionTask.$Properties
+             * @deprecated Use portal.v1.PrePositionTask.$Properties instead.
+             */
+
+            /**
+             * Shape of a PrePositionTask.
+             * @typedef {portal.v1.PrePositionTask.$Properties} portal.v1.PrePositionTask.$Shape
+             */
+
+            /**
+             * Constructs a new PrePositionTask.
+             * @memberof portal.v1
+             * @classdesc Represents a PrePositionTask.
+             * @constructor
+             * @param {portal.v1.PrePositionTask.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const PrePositionTask = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * PrePositionTask version.
+             * @member {number} version
+             * @memberof portal.v1.PrePositionTask
+             * @instance
+             */
+            PrePositionTask.prototype.version = 0;
+
+            /**
+             * PrePositionTask taskId.
+             * @member {string} taskId
+             * @memberof portal.v1.PrePositionTask
+             * @instance
+             */
+            PrePositionTask.prototype.taskId = "";
+
+            /**
+             * PrePositionTask requestJson.
+             * @member {Uint8Array} requestJson
+             * @memberof portal.v1.PrePositionTask
+             * @instance
+             */
+            PrePositionTask.prototype.requestJson = $util.newBuffer([]);
+
+            /**
+             * Creates a new PrePositionTask instance using the specified properties.
+             * @function create
+             * @memberof portal.v1.PrePositionTask
+             * @static
+             * @param {portal.v1.PrePositionTask.$Properties=} [properties] Properties to set
+             * @returns {portal.v1.PrePositionTask} PrePositionTask instance
+             * @type {{
+             *   (properties: portal.v1.PrePositionTask.$Shape): portal.v1.PrePositionTask & portal.v1.PrePositionTask.$Shape;
+             *   (properties?: portal.v1.PrePositionTask.$Properties): portal.v1.PrePositionTask;
+             * }}
+             */
+            PrePositionTask.create = function(properties) {
+                return new PrePositionTask(properties);
+            };
+
+            /**
+             * Encodes the specified PrePositionTask message. Does not implicitly {@link portal.v1.PrePositionTask.verify|verify} messages.
+             * @function encode
+             * @memberof portal.v1.PrePositionTask
+             * @static
+             * @param {portal.v1.PrePositionTask.$Properties} message PrePositionTask message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            PrePositionTask.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.version != null && $Object.hasOwnProperty.call(message, "version") && message.version !== 0)
+                    writer.uint32(/* id 1, wireType 0 =*/8).uint32(message.version);
+                if (message.taskId != null && $Object.hasOwnProperty.call(message, "taskId") && message.taskId !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.taskId);
+                if (message.requestJson != null && $Object.hasOwnProperty.call(message, "requestJson") && message.requestJson.length)
+                    writer.uint32(/* id 3, wireType 2 =*/26).bytes(message.requestJson);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a PrePositionTask message from the specified reader or buffer.
+             * @function decode
+             * @memberof portal.v1.PrePositionTask
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {portal.v1.PrePositionTask & portal.v1.PrePositionTask.$Shape} PrePositionTask
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            PrePositionTask.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.portal.v1.PrePositionTask();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.version = value;
+                            else
+                                delete message.version;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.taskId = value;
+                            else
+                                delete message.taskId;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.requestJson = value;
+                            else
+                                delete message.requestJson;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return PrePositionTask;
+        })();
+
         return v1;
     })();
 

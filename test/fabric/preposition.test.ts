@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { request } from 'undici';
-import { freePort } from '../../harness/index.js';
+import { freePort, startNatsServer } from '../../harness/index.js';
+import { createBusFromEnv, subjects } from '../../bus/index.js';
 import { chunkRange, decodeHaveBitmap } from '../../transfer/index.js';
 import type { TransferRequest, TransferStatus } from '../../actors/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
@@ -93,5 +94,75 @@ describe('pre-position tasks', () => {
     }
     // the origin served the task's chunks once each (no more: the target had none of them)
     expect(mesh.servers[0].stats().bytesServed).toBe(want.length * CHUNK);
+  }, 60_000);
+
+  test('a pre-position task published on portal.preposition.<id>.start (NATS) is started by portal serve, and the edge then serves the chunks', async () => {
+    const nats = await startNatsServer();
+    try {
+      mesh = await createMesh(CHUNKS * CHUNK, CHUNK, [{ holds: 'all', bandwidthBytesPerSec: 4_000_000 }]);
+      const source = await readFile(mesh.source);
+      const env = { NATS_URL: nats.url };
+      const target = startPortal(
+        [
+          'edge',
+          '--file',
+          path.join(mesh.dir, 'target2.bin'),
+          '--manifest',
+          mesh.manifestPath,
+          '--accept',
+          '--json',
+        ],
+        { env },
+      );
+      procs.push(target);
+      const targetUrl = await target.line((l) => {
+        const m = json(l);
+        return typeof m?.url === 'string' ? m.url : undefined;
+      });
+      const port = await freePort();
+      const serve = startPortal(['serve', '--runtime', 'embedded', '--app-port', String(port), '--json'], {
+        env,
+      });
+      procs.push(serve);
+      await serve.line((l) => (json(l)?.type === 'ready' ? true : undefined));
+      const bus = await createBusFromEnv({ env });
+      const req: TransferRequest = {
+        transferId: 'pp2',
+        manifest: mesh.manifest,
+        output: targetUrl,
+        edges: [
+          {
+            id: 'origin2',
+            config: { url: mesh.servers[0].url, kind: 'portal', flags: 0, maxParallel: 4 },
+            holds: 'all',
+          },
+        ],
+        prePosition: { byteRange: { offset: 0, length: 10 * CHUNK } },
+      };
+      await bus.publish(subjects.prePosition('pp2'), { taskId: 'pp2', request: req });
+      await bus.close();
+      const api = `http://127.0.0.1:${port}/v1.0/actors/SchedulerActor/pp2/method`;
+      let status: TransferStatus | undefined;
+      for (let i = 0; i < 200; i++) {
+        const r = await request(`${api}/status`, { method: 'POST' });
+        status = (await r.body.json()) as TransferStatus;
+        if (status.state === 'done' || status.state === 'failed') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(status).toMatchObject({ state: 'done', verified: true });
+      const have = await request(`${targetUrl}/v1/have/${mesh.manifest.id}`);
+      const h = (await have.body.json()) as { bitmap: string; chunks: number };
+      expect(decodeHaveBitmap(h.bitmap, h.chunks)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      const res = await request(`${targetUrl}/v1/chunks/${mesh.manifest.chunks[7]}`);
+      const body = Buffer.from(await res.body.arrayBuffer());
+      const r7 = chunkRange(mesh.manifest, 7);
+      expect(body.equals(source.subarray(r7.offset, r7.offset + r7.length))).toBe(true);
+    } finally {
+      for (const p of procs.splice(0)) {
+        p.child.kill('SIGTERM');
+        await p.exit;
+      }
+      await nats.stop();
+    }
   }, 60_000);
 });
