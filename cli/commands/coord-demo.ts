@@ -28,6 +28,7 @@ import {
   type WorkloadMix,
 } from '../coord/profiles.js';
 import { startPeerPool, type PeerPool } from '../coord/pool.js';
+import { startNatsPeerPool } from '../coord/nats-pool.js';
 import { phaseMetrics, type PhaseMetrics, type TaskRow } from '../coord/report.js';
 import { latencyChart } from '../coord/chart.js';
 
@@ -111,12 +112,18 @@ export const coordDemoCommand = defineCommand({
   summary:
     "learned peer selection + task splitting on heterogeneous peer processes (the demo's 4 or a --peers file), vs heuristic and oracle",
   usage:
-    'portal coord-demo [--peers FILE] [--pace X] [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--chart latency.svg] [--json]',
+    'portal coord-demo [--peers FILE] [--nats URL] [--pace X] [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--chart latency.svg] [--json]',
   flags: [
     {
       name: 'peers',
       type: 'string',
       help: 'a peers file (JSON, docs/coord-peers.md): the peer profiles, job mix and pace to run instead of the built-in four',
+    },
+    {
+      name: 'nats',
+      type: 'string',
+      help: 'run the peers as `portal peer` processes reached over this NATS server (credentials and TLS from NATS_* variables) instead of forked processes over IPC',
+      env: 'NATS_URL',
     },
     {
       name: 'pace',
@@ -205,14 +212,11 @@ export const coordDemoCommand = defineCommand({
       return { timeMs: t, failureProb: trueFailureProb(p, q.load) };
     };
     let onOutcome: (o: TaskOutcome) => void = () => {};
-    const pool: PeerPool = await startPeerPool(
-      profiles,
-      seed * 1000,
-      log,
-      { width: W, height: H },
-      undefined,
-      set.pace,
-    );
+    const natsUrl = flags.nats;
+    const pool: PeerPool = natsUrl
+      ? await startNatsPeerPool(set, seed * 1000, log, natsUrl)
+      : await startPeerPool(profiles, seed * 1000, log, { width: W, height: H }, undefined, set.pace);
+    say(`peers: ${natsUrl ? `portal peer processes over NATS (${natsUrl})` : 'forked processes over IPC'}`);
     const base = pool.rates(); // each peer's own ms per work unit, measured in the peer at start
     say(
       `calibrated ms per work unit (render/physics/audio): ${Object.entries(base)
@@ -333,6 +337,7 @@ export const coordDemoCommand = defineCommand({
     const report = {
       tasksPerPolicy: tasks,
       repeats,
+      transport: natsUrl ? 'nats' : 'ipc',
       workload: {
         source: set.source,
         ...(set.description ? { description: set.description } : {}),
