@@ -59,7 +59,7 @@ function startPeerProcess(
   );
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`portal peer ${id} exited with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (l) => {
+    createInterface({ input: child.stdout }).on('line', (l) => {
       if (l.includes('"ready"'))
         resolve({
           child,

@@ -91,7 +91,7 @@ export async function startNatsPeerPool(
                 new PortalError('PORTAL_PEER_LOST', `peer ${p.id} exited (${code}) before it was ready`),
               ),
             );
-            createInterface({ input: child.stdout! }).on('line', (l) => {
+            createInterface({ input: child.stdout }).on('line', (l) => {
               if (!l.startsWith('{')) return;
               const m = JSON.parse(l) as { type?: string; rates?: KernelRates };
               if (m.type !== 'ready') return;
