@@ -51,6 +51,8 @@ export async function startNatsPeerPool(
   const directory: PeerDirectory = createPeerDirectory({
     bus,
     coordinatorId: `demo-${process.pid}`,
+    // the demo's peers do not die: tolerate long stalls of a machine the peers load (5 s)
+    missedHeartbeats: 10,
     logger: log,
     onPeerUp: (h) => {
       present.add(h.peerId);
