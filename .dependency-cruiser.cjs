@@ -88,6 +88,13 @@ module.exports = {
       from: {},
       to: { circular: true },
     },
+    {
+      name: 'unknown-area',
+      severity: 'error',
+      comment: 'A top-level folder with TypeScript that the layering does not list: add it to `layers`.',
+      from: { pathNot: `^(${areas.join('|')})/` },
+      to: {},
+    },
     ...Object.entries(layers).map(([area, allowed]) => {
       const forbiddenAreas = areas.filter((a) => a !== area && !allowed.includes(a));
       return {
