@@ -45,6 +45,8 @@ import type {
 export interface DaprHostOptions {
   /** Port this app listens on for its sidecar (daprd --app-port). */
   readonly appPort: number;
+  /** Interface the app port listens on (default 127.0.0.1: daprd calls the app over localhost). */
+  readonly appHost?: string;
   /** daprd's HTTP API (default host 127.0.0.1). */
   readonly daprHost?: string;
   readonly daprHttpPort: number;
@@ -291,6 +293,11 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   // answers a string or number argument ("mine", 42) with an HTML 400, which daprd reports as a 500 to the caller.
   // A body that is not JSON is answered as PORTAL_INVALID_ARGUMENT in Portal's error shape.
   const app = express();
+  // The SDK calls `serverHttp.listen(port)` without its serverHost (all interfaces): bind loopback here, as
+  // daprd calls the app over localhost (issue 13: a direct call from another machine must find nothing).
+  const listenAll = app.listen.bind(app) as (port: number, host: string) => http.Server;
+  (app as unknown as { listen: (port: number) => http.Server }).listen = (port: number) =>
+    listenAll(port, opts.appHost ?? '127.0.0.1');
   app.use(express.json({ strict: false, type: ['application/json', 'application/*+json'], limit: '4mb' }));
   app.use((err: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
     if (!err) return next();

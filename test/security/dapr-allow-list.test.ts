@@ -5,6 +5,8 @@
  * (which carry it) still work across instances — a whole transfer runs in test/dapr/dapr-transfer.
  */
 import { jest } from '@jest/globals';
+import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { daprInvoke, startDaprTestBed, type DaprTestBed } from '../helpers/dapr.js';
 import { errorFromResponse } from '../../runtime/dapr-client.js';
 import { codeOf } from '../../common/errors.js';
@@ -45,4 +47,22 @@ test('through daprd, internal methods are refused with PORTAL_ACTOR_METHOD_FORBI
       ? undefined
       : errorFromResponse('snapshot', snapshot.status, JSON.stringify(snapshot.body));
   expect(snapErr === undefined ? 'ok' : codeOf(snapErr)).not.toBe('PORTAL_ACTOR_METHOD_FORBIDDEN');
+});
+
+test('the app port daprd calls listens on loopback only: a direct call from another interface is refused', async () => {
+  const { appPort } = bed.instances[0];
+  const outside = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a?.family === 'IPv4' && !a.internal)?.address;
+  if (!outside) throw new Error('this test needs a non-loopback IPv4 interface to connect from');
+  const refused = await new Promise<string>((resolve) => {
+    const s = connect({ host: outside, port: appPort }, () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+  expect(refused).toBe('ECONNREFUSED');
+  // and on loopback it answers (the same port is alive)
+  expect((await fetch(`http://127.0.0.1:${appPort}/healthz`)).status).toBeLessThan(500);
 });
