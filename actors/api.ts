@@ -159,7 +159,9 @@ export const externalMethods: Readonly<Record<string, readonly string[] | '*'>> 
   CoordinatorActor: [
     'configure',
     'registerPeer',
+    'peerGone',
     'submit',
+    'outcome',
     'report',
     'rankPeers',
     'split',

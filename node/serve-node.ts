@@ -222,7 +222,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     await embedded.ready();
     host = embedded;
     const classes = new Map<string, ActorClass>(
-      [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, ProbeActor].map((c) => [
+      [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, CoordinatorActor, ProbeActor].map((c) => [
         c.name,
         c as ActorClass,
       ]),

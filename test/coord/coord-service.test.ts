@@ -259,3 +259,11 @@ describe('the learned coordinator as a service (portal serve + three portal peer
     expect((s.outcome.output as { square: number }).square).toBe(25);
   }, 60_000);
 });
+
+test("the coordinator's internal methods are not callable through the actor API (allow-list)", async () => {
+  const r = await fetch(`${api}/CoordinatorActor/default/method/apply`, { method: 'POST', body: '{}' });
+  expect(r.status).toBe(403);
+  expect(((await r.json()) as { error: { code: string } }).error.code).toBe('PORTAL_ACTOR_METHOD_FORBIDDEN');
+  const pump = await fetch(`${api}/CoordinatorActor/default/method/pump`, { method: 'POST' });
+  expect(pump.status).toBe(403);
+});
