@@ -152,7 +152,7 @@ export function refsOf(client: ActorInvoker): ActorRefSource {
  * ProbeActor (registered only for the Dapr test suites, PORTAL_TEST_ACTORS=1) is open.
  */
 export const externalMethods: Readonly<Record<string, readonly string[] | '*'>> = {
-  SchedulerActor: ['start', 'status', 'cancel'],
+  SchedulerActor: ['start', 'status', 'cancel', 'restart', 'forget'],
   EdgeActor: ['snapshot'],
   GpuWorkerActor: ['describe'],
   GpuStreamActor: ['start', 'push', 'drain', 'metrics', 'status', 'stop'],

@@ -47,11 +47,23 @@ export type PortalErrorCode =
   | 'PORTAL_ACTOR_METHOD_FORBIDDEN'
   /** A request body over the API's limit. */
   | 'PORTAL_BODY_TOO_LARGE'
+  /** SchedulerActor: no transfer with this id (never started, its start failed, or forgotten). */
+  | 'PORTAL_UNKNOWN_TRANSFER'
+  /** SchedulerActor: the transfer's state does not allow the call (restart of a running or done transfer). */
+  | 'PORTAL_TRANSFER_CONFLICT'
   | GpuErrorCode
   | StreamErrorCode
   | DashboardErrorCode
   /** Not a PortalError: what the CLI and the HTTP surfaces report for any other failure (a bug). */
   | 'PORTAL_INTERNAL';
+
+/** One problem of a request body, found by schema validation: where (a JSON Pointer into the body) and what. */
+export interface FieldProblem {
+  /** JSON Pointer (RFC 6901) of the offending value, '' for the body itself, e.g. `/edges/0/config/url`. */
+  readonly path: string;
+  /** What was expected there, for people. */
+  readonly message: string;
+}
 
 /** Codes of the GPU layer (gpu/, engine/). */
 export type GpuErrorCode =
@@ -91,10 +103,17 @@ export type DashboardErrorCode = 'PORTAL_DASHBOARD_LISTEN_FAILED' | 'PORTAL_DASH
  */
 export class PortalError extends Error {
   readonly code: PortalErrorCode;
-  constructor(code: PortalErrorCode, message: string, options?: { cause?: unknown }) {
+  /** Every problem of a rejected request body, when schema validation found them (all at once, not the first). */
+  readonly fields?: readonly FieldProblem[];
+  constructor(
+    code: PortalErrorCode,
+    message: string,
+    options?: { cause?: unknown; fields?: readonly FieldProblem[] },
+  ) {
     super(message, options);
     this.name = 'PortalError';
     this.code = code;
+    if (options?.fields) this.fields = options.fields;
   }
 }
 

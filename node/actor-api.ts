@@ -1,9 +1,10 @@
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import { decodeActorId, type ActorHost } from '../runtime/index.js';
+import { decodeActorId, errorEnvelope, parseCallBody, type ActorHost } from '../runtime/index.js';
+import { actorApiContract } from '../api/validate.js';
 import { externalMethods, isExternalMethod } from '../actors/api.js';
-import { PortalError, codeOf, isPortalError, type PortalErrorCode } from '../common/errors.js';
+import { PortalError, type PortalErrorCode } from '../common/errors.js';
 import { httpStatusFor } from '../common/error-table.js';
 import type { Logger } from '../common/logger.js';
 import { serveContent } from '../transfer/index.js';
@@ -56,7 +57,7 @@ function tokenOf(req: http.IncomingMessage): string | undefined {
 }
 
 /**
- * Serves the embedded host's actors over HTTP with the shape of Dapr's actor API
+ * Serves the embedded host's actors over HTTP with the shape of Dapr's actor API (docs/api.md)
  * (`POST /v1.0/actors/<type>/<wire id>/method/<method>`), so clients (createDaprActorClient) talk to either runtime
  * the same way; an id that is not in the wire form is refused with PORTAL_INVALID_ARGUMENT. Also serves each
  * transfer's content while it arrives (`GET|HEAD /v1/transfers/<id>/content`, Range reads; issue 18): a read
@@ -81,9 +82,20 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
       .writeHead(httpStatusFor(code), { 'content-type': 'application/json', connection: 'close' })
       .end(JSON.stringify({ error: { code, message } }));
   };
+  /** Answers a failed call with the error envelope (runtime/api-errors.ts): code, message, fields, table status. */
+  const fail = (res: http.ServerResponse, err: unknown): void => {
+    const { status, body } = errorEnvelope(err);
+    if (status >= 500) log.warn({ err }, 'actor call failed');
+    if (!res.headersSent)
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
+  const contract = actorApiContract();
   const server = http.createServer((req, res) => {
-    const m = /^\/v1\.0\/actors\/([^/]+)\/([^/]+)\/method\/([^/?]+)$/.exec(req.url ?? '');
-    if (req.url === '/healthz' || req.url === '/v1.0/healthz') {
+    // a query string after the method is accepted and ignored
+    const url = req.url ?? '/';
+    const path = url.includes('?') ? url.slice(0, url.indexOf('?')) : url;
+    const m = /^\/v1\.0\/actors\/([^/]+)\/([^/]+)\/method\/([^/]+)$/.exec(path);
+    if (path === '/healthz' || path === '/v1.0/healthz') {
       res.writeHead(204).end();
       return;
     }
@@ -119,7 +131,11 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
       return;
     }
     if (!m || (req.method !== 'POST' && req.method !== 'PUT')) {
-      res.writeHead(404).end();
+      refuse(
+        res,
+        'PORTAL_UNKNOWN_ACTOR_METHOD',
+        `no actor API route ${req.method ?? '?'} ${path}: use POST /v1.0/actors/<type>/<id>/method/<method>`,
+      );
       return;
     }
     let type: string, method: string;
@@ -167,18 +183,13 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
     });
     req.on('end', () => {
       if (tooLarge) return;
-      const text = Buffer.concat(parts).toString('utf8');
+      let ref;
       let arg: unknown;
       try {
-        arg = text.length ? JSON.parse(text) : undefined;
-      } catch {
-        res
-          .writeHead(httpStatusFor('PORTAL_INVALID_ARGUMENT'), { 'content-type': 'application/json' })
-          .end(JSON.stringify({ error: { code: 'PORTAL_INVALID_ARGUMENT', message: 'body is not JSON' } }));
-        return;
-      }
-      let ref;
-      try {
+        // any content type (none from daprd's gRPC path, a form type from `curl -d`): the body is JSON, scalars too
+        arg = parseCallBody(`${type}.${method}`, Buffer.concat(parts));
+        // the contract (api/schemas): every problem of the argument at once, before anything is activated
+        contract.checkRequest(type, method, arg);
         // Ids arrive in their wire form (runtime/state-keys.ts encodeActorId), as on the Dapr path: one rule for
         // ids on every host, so `a%2Fb` is not `a/b` and `%41` is not `A`.
         const wireId = decodeURIComponent(m[2]);
@@ -188,31 +199,17 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
             'PORTAL_INVALID_ARGUMENT',
             `actor id ${JSON.stringify(wireId)} is not in the wire form Portal hosts use (see encodeActorId)`,
           );
-        ref = host.proxy(decodeURIComponent(m[1]), id);
+        ref = host.proxy(type, id);
       } catch (err) {
-        const code = isPortalError(err) ? err.code : 'PORTAL_INVALID_ARGUMENT';
-        res
-          .writeHead(httpStatusFor(code), { 'content-type': 'application/json' })
-          .end(
-            JSON.stringify({ error: { code, message: err instanceof Error ? err.message : String(err) } }),
-          );
+        fail(res, err);
         return;
       }
-      ref.invoke(decodeURIComponent(m[3]), arg).then(
+      ref.invoke(method, arg).then(
         (r) => {
           if (r === undefined) res.writeHead(200).end();
           else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r));
         },
-        (err: unknown) => {
-          const code = codeOf(err);
-          const status = httpStatusFor(code);
-          if (status >= 500) log.warn({ err }, 'actor call failed');
-          res
-            .writeHead(status, { 'content-type': 'application/json' })
-            .end(
-              JSON.stringify({ error: { code, message: err instanceof Error ? err.message : String(err) } }),
-            );
-        },
+        (err: unknown) => fail(res, err),
       );
     });
   });

@@ -17,6 +17,7 @@ import { createNatsStreamTransport, registerStreamMetrics } from '../stream/inde
 import { createExecutor } from '../transfer/index.js';
 import type { TickEngine } from '../engine/index.js';
 import { createDashboard } from '../dashboard/index.js';
+import { actorApiContract } from '../api/validate.js';
 import {
   SchedulerActor,
   EdgeActor,
@@ -198,6 +199,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       services,
       logger,
       callTimeoutMs: 120_000,
+      checkCall: actorApiContract().checkRequest,
     });
     host = dapr;
     for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, CoordinatorActor])

@@ -12,10 +12,10 @@ import {
   Temporal,
 } from '@dapr/dapr';
 import { createSystemClock, type Clock } from '../common/clock.js';
-import { PortalError, checkArg, codeOf } from '../common/errors.js';
-import { httpStatusFor } from '../common/error-table.js';
+import { PortalError, checkArg } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { isInvocableMethod } from './actor-methods.js';
+import { daprAppStatusOf, errorEnvelope, parseCallBody } from './api-errors.js';
 import { CHAIN_HEADER, INTERNAL_HEADER, createDaprActorClient, type DaprActorClient } from './dapr-client.js';
 import { createDaprStateManager, type DaprTurnStateManager } from './dapr-state.js';
 import { watchDaprSidecar } from './dapr-sidecar.js';
@@ -92,6 +92,13 @@ export interface DaprHostOptions {
    * when it is back, and drops the activations of a sidecar that was replaced (see watchDaprSidecar).
    */
   readonly sidecarCheckMs?: number;
+  /**
+   * Checks a call's argument before the actor is activated (api/validate.ts's contract in `portal serve`); throws a
+   * PortalError (PORTAL_INVALID_ARGUMENT with `fields`) to refuse the call, which answers the error envelope.
+   */
+  readonly checkCall?: (actorType: string, method: string, arg: unknown) => void;
+  /** Largest actor call body accepted, bytes (default 4 MiB, the Dapr SDKs' own limit); larger answers 413. */
+  readonly maxBodyBytes?: number;
 }
 
 /** The Dapr actor host: ActorHost plus its lifecycle. */
@@ -195,31 +202,43 @@ function duration(ms: number): Temporal.Duration {
 }
 
 /**
- * The argument of a call as the body parsers left it: a JSON body (our parser, any JSON value) as parsed, text or
- * bytes (other content types) parsed here, nothing when there was no body.
+ * The argument of a call: the raw body (read as bytes for every content type by the host's own parser, see
+ * createDaprHost) as JSON, scalars included; no body is no argument. Throws PORTAL_INVALID_ARGUMENT for non-JSON.
  */
-function argOf(req: Req): unknown {
-  const body = req.body;
-  const length = req.headers['content-length'];
-  if (body === undefined || length === '0') return undefined;
-  if (typeof body === 'string' && !isJsonType(req)) return body.length === 0 ? undefined : JSON.parse(body);
-  if (Buffer.isBuffer(body)) return body.length === 0 ? undefined : JSON.parse(body.toString('utf8'));
-  if (length === undefined && req.headers['transfer-encoding'] === undefined) return undefined; // body-parser's {} for "no body"
-  return body;
+function argOf(req: Req, what: string): unknown {
+  return parseCallBody(what, Buffer.isBuffer(req.body) ? req.body : undefined);
 }
 
-/** True when the request says its body is JSON (what the JSON parser took). */
-function isJsonType(req: Req): boolean {
-  const type = req.headers['content-type'];
-  return typeof type === 'string' && /^application\/([\w.+-]*\+)?json\b/i.test(type);
-}
-
-/** Answers `{ error: { code, message } }` with the status common/error-table.ts gives the code (or `status`). */
+/**
+ * Answers daprd with the error envelope (runtime/api-errors.ts) and the status common/error-table.ts gives its code,
+ * as daprd needs it (daprAppStatusOf), or `status`.
+ */
 function sendError(res: Res, err: unknown, status?: number): void {
   if (res.headersSent) return;
-  const code = codeOf(err);
-  const message = err instanceof Error ? err.message : String(err);
-  res.status(status ?? httpStatusFor(code)).json({ error: { code, message } });
+  const e = errorEnvelope(err);
+  res.status(status ?? daprAppStatusOf(e.status)).json(e.body);
+}
+
+/**
+ * Express error middleware: a body parser's failure (too large, unreadable) or any error passed to `next` answers the
+ * error envelope with its 4xx status (PORTAL_INVALID_ARGUMENT) or 500, never Express's HTML page.
+ */
+function envelopeOnParserError(
+  err: unknown,
+  _req: express.Request,
+  res: express.Response,
+  next: express.NextFunction,
+): void {
+  if (res.headersSent) return next(err);
+  const status = (err as { status?: unknown }).status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const message = err instanceof Error ? err.message : String(err);
+    res
+      .status(status)
+      .json({ error: { code: 'PORTAL_INVALID_ARGUMENT', message: `request body: ${message}` } });
+    return;
+  }
+  sendError(res as unknown as Res, err);
 }
 
 /**
@@ -289,26 +308,18 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     maxFreeSockets: maxSockets,
   });
 
-  // Our own Express app, so that JSON bodies are parsed before the SDK's strict parser sees them: a strict parser
-  // answers a string or number argument ("mine", 42) with an HTML 400, which daprd reports as a 500 to the caller.
-  // A body that is not JSON is answered as PORTAL_INVALID_ARGUMENT in Portal's error shape.
+  // The host's own Express app, handed to the SDK: its first middleware reads every actor call's body as bytes
+  // whatever the content type (the SDK's parsers skip a body without one, as daprd forwards gRPC InvokeActor, and
+  // mangle a form-typed one, as `curl -d` sends), and a parser failure answers the error envelope instead of
+  // Express's HTML page with a stack trace. The SDK's own parsers, added after these, find the body already read.
   const app = express();
   // The SDK calls `serverHttp.listen(port)` without its serverHost (all interfaces): bind loopback here, as
   // daprd calls the app over localhost (issue 13: a direct call from another machine must find nothing).
   const listenAll = app.listen.bind(app) as (port: number, host: string) => http.Server;
   (app as unknown as { listen: (port: number) => http.Server }).listen = (port: number) =>
     listenAll(port, opts.appHost ?? '127.0.0.1');
-  app.use(express.json({ strict: false, type: ['application/json', 'application/*+json'], limit: '4mb' }));
-  app.use((err: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
-    if (!err) return next();
-    const status = (err as { status?: number }).status ?? 400;
-    res.status(status).json({
-      error: {
-        code: status === 413 ? 'PORTAL_WIRE_TOO_LARGE' : 'PORTAL_INVALID_ARGUMENT',
-        message: `the request body is not accepted: ${(err as Error).message}`,
-      },
-    });
-  });
+  app.use('/actors', express.raw({ type: () => true, limit: opts.maxBodyBytes ?? 4 * 1024 * 1024 }));
+  app.use(envelopeOnParserError);
   const server = new DaprServer({
     serverHttp: app,
     serverHost: '127.0.0.1',
@@ -768,10 +779,13 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       if (!slot) return;
       const wireName = req.params.timer;
       const name = decodeWireName(wireName) ?? wireName;
-      const body = (argOf(req) ?? {}) as {
-        callback?: string;
-        data?: { method?: string; data?: unknown; act?: string };
-      };
+      let body: { callback?: string; data?: { method?: string; data?: unknown; act?: string } };
+      try {
+        body = (argOf(req, `timer ${name}`) ?? {}) as typeof body;
+      } catch (err) {
+        sendError(res, err);
+        return;
+      }
       const method = body.data?.method ?? body.callback;
       // Timers die with their activation (as on the embedded host): daprd 1.16 still fires a timer after the actor
       // was deactivated, which would activate it again. A firing for an activation that is gone is answered and not
@@ -824,7 +838,13 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       if (!slot) return;
       const wireName = req.params.reminder;
       const name = decodeWireName(wireName) ?? wireName;
-      const body = (argOf(req) ?? {}) as { data?: unknown };
+      let body: { data?: unknown };
+      try {
+        body = (argOf(req, `reminder ${name}`) ?? {}) as typeof body;
+      } catch (err) {
+        sendError(res, err);
+        return;
+      }
       const envelope = isReminderEnvelope(body.data) ? body.data : undefined;
       const deferred: Array<() => Promise<void>> = [];
       turn(
@@ -890,14 +910,10 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       }
       let arg: unknown;
       try {
-        arg = argOf(req);
+        arg = argOf(req, `${slot.type}.${method}`);
+        opts.checkCall?.(slot.type, method, arg);
       } catch (err) {
-        sendError(
-          res,
-          new PortalError('PORTAL_INVALID_ARGUMENT', `${slot.type}.${method}: the body is not JSON`, {
-            cause: err,
-          }),
-        );
+        sendError(res, err);
         return;
       }
       counters.calls++;
@@ -964,6 +980,14 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       for (const t of types.values()) await server.actor.registerActor(t.gen);
       await server.actor.init();
       await server.start();
+      // after every SDK route: unknown paths and late failures answer the envelope too, never Express's HTML
+      app.use((req: express.Request, res: express.Response) =>
+        sendError(
+          res as unknown as Res,
+          new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `no actor API route ${req.method} ${req.path}`),
+        ),
+      );
+      app.use(envelopeOnParserError);
       await sidecar.start();
       log.info(
         { appPort: opts.appPort, daprHttpPort: opts.daprHttpPort, types: [...types.keys()] },

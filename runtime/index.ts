@@ -37,3 +37,5 @@ export { watchDaprSidecar, SIDECAR_MARK } from './dapr-sidecar.js';
 export type { DaprSidecarWatch, DaprSidecarWatchOptions } from './dapr-sidecar.js';
 export { daprDefaults, daprFeatures } from './dapr-defaults.js';
 export { ProbeActor } from './dapr-probe-actor.js';
+export { errorEnvelope, httpStatusOf, parseCallBody } from './api-errors.js';
+export type { ErrorEnvelope } from './api-errors.js';

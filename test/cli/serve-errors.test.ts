@@ -51,7 +51,7 @@ test('the embedded actor API answers a failed call with the status the error tab
   expect(unknownType).toEqual({ status: 404, code: 'PORTAL_UNKNOWN_ACTOR_TYPE' });
 
   const unknownMethod = await call(`${base}/SchedulerActor/a/method/noSuchMethod`);
-  expect(unknownMethod).toEqual({ status: 400, code: 'PORTAL_UNKNOWN_ACTOR_METHOD' });
+  expect(unknownMethod).toEqual({ status: 404, code: 'PORTAL_UNKNOWN_ACTOR_METHOD' });
 
   const notJson = await call(`${base}/SchedulerActor/a/method/status`, '{not json');
   expect(notJson).toEqual({ status: 400, code: 'PORTAL_INVALID_ARGUMENT' });

@@ -1,0 +1,159 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { PortalError, type FieldProblem } from '../common/errors.js';
+
+/**
+ * Portal's actor API contract (api/schemas/, JSON Schema 2020-12; why JSON Schema and not protobuf: docs/api.md)
+ * and the validator both actor HTTP APIs apply to a call's argument before anything is activated: every problem is
+ * reported at once with its JSON Pointer (ajv with allErrors), as PORTAL_INVALID_ARGUMENT with `fields`.
+ */
+
+/** One method's entry in api/schemas/methods.json. */
+export interface ApiMethod {
+  /** `<file>#/$defs/<Name>` of its argument; null: it takes none. */
+  readonly request: string | null;
+  /** `<file>#/$defs/<Name>` of its answer; null: no body. */
+  readonly response: string | null;
+  /** false for methods only Portal itself calls (timers, the bus, other actors). */
+  readonly external: boolean;
+  readonly description: string;
+}
+
+/** Base URI of the schema files' `$id`s. */
+export const SCHEMA_BASE = 'https://schemas.portal.invalid/v1/';
+
+/** The folder of the schema files: beside this module (source) or in the source tree (dist/api/ has no JSON). */
+function schemaDir(): string {
+  const tries = [new URL('./schemas/', import.meta.url), new URL('../../api/schemas/', import.meta.url)];
+  for (const u of tries) {
+    try {
+      readdirSync(fileURLToPath(u));
+      return fileURLToPath(u);
+    } catch {
+      /* next location */
+    }
+  }
+  throw new PortalError(
+    'PORTAL_CONFIG_INVALID',
+    `actor API schemas not found (looked in ${tries.map((u) => fileURLToPath(u)).join(', ')})`,
+  );
+}
+
+/** The actor API contract: the methods of each actor type and validators of their arguments and answers. */
+export interface ActorApiContract {
+  /** methods.json's `actors`: type → method → entry. */
+  readonly methods: Readonly<Record<string, Readonly<Record<string, ApiMethod>>>>;
+  /** The entry of a method, or undefined for a type or method the contract does not list. */
+  method(actorType: string, method: string): ApiMethod | undefined;
+  /**
+   * Checks a call's argument against the method's request schema: returns when it fits, throws
+   * PORTAL_INVALID_ARGUMENT with every problem in `fields` when it does not (an argument sent to a method that takes
+   * none is one such problem). Internal methods and types or methods the contract does not list are not checked.
+   */
+  checkRequest(actorType: string, method: string, arg: unknown): void;
+  /** The problems of an answer against the method's response schema ([] when it fits); for tests and clients. */
+  responseProblems(actorType: string, method: string, answer: unknown): FieldProblem[];
+}
+
+/** The field problems of an ajv run, one per failed keyword, with readable messages. */
+function problemsOf(errors: ErrorObject[] | null | undefined): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of errors ?? []) {
+    // a oneOf/anyOf failure repeats what its branches said; keep the branches' own problems
+    if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
+    let path = e.instancePath;
+    let message = e.message ?? 'is invalid';
+    if (e.keyword === 'required') {
+      path = `${path}/${(e.params as { missingProperty: string }).missingProperty}`;
+      message = 'is required';
+    } else if (e.keyword === 'additionalProperties') {
+      path = `${path}/${(e.params as { additionalProperty: string }).additionalProperty}`;
+      message = 'is not a known field';
+    } else if (e.keyword === 'enum') {
+      message = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    } else if (e.keyword === 'const') {
+      message = `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
+    }
+    const key = `${path}\u0000${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ path, message });
+  }
+  return out;
+}
+
+/** "edges/0/config/url must match…; tickMs must be number" — the problems in one message, for logs and people. */
+function summary(what: string, problems: readonly FieldProblem[]): string {
+  const parts = problems.slice(0, 8).map((p) => `${p.path === '' ? '(body)' : p.path} ${p.message}`);
+  const more = problems.length > 8 ? `; and ${problems.length - 8} more` : '';
+  return `${what}: ${problems.length} problem${problems.length === 1 ? '' : 's'}: ${parts.join('; ')}${more}`;
+}
+
+let contract: ActorApiContract | undefined;
+
+/** Loads (once per process) the schema files and compiles a validator per referenced definition. */
+export function actorApiContract(): ActorApiContract {
+  if (contract) return contract;
+  const dir = schemaDir();
+  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
+  let methodsDoc: { actors: Record<string, Record<string, ApiMethod>> } | undefined;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    const doc = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as Record<string, unknown>;
+    if (file === 'methods.json') methodsDoc = doc as unknown as typeof methodsDoc;
+    else ajv.addSchema(doc);
+  }
+  if (!methodsDoc)
+    throw new PortalError('PORTAL_CONFIG_INVALID', `actor API schemas: ${dir}/methods.json is missing`);
+  const methods = methodsDoc.actors;
+  const compiled = new Map<string, ValidateFunction>();
+  const validator = (ref: string): ValidateFunction => {
+    let v = compiled.get(ref);
+    if (!v) {
+      v = ajv.getSchema(SCHEMA_BASE + ref);
+      if (!v)
+        throw new PortalError(
+          'PORTAL_CONFIG_INVALID',
+          `actor API schemas: no definition ${JSON.stringify(ref)}`,
+        );
+      compiled.set(ref, v);
+    }
+    return v;
+  };
+  // compile every referenced definition now: a broken contract fails at start, not on the first call
+  for (const type of Object.values(methods))
+    for (const m of Object.values(type)) {
+      if (m.request) validator(m.request);
+      if (m.response) validator(m.response);
+    }
+  const method = (actorType: string, name: string): ApiMethod | undefined =>
+    Object.hasOwn(methods, actorType) && Object.hasOwn(methods[actorType], name)
+      ? methods[actorType][name]
+      : undefined;
+  contract = {
+    methods,
+    method,
+    checkRequest(actorType, name, arg) {
+      const m = method(actorType, name);
+      if (!m?.external) return; // internal calls come from Portal itself, typed by its own code
+      const what = `${actorType}.${name}`;
+      if (m.request === null) {
+        if (arg === undefined || arg === null) return;
+        const fields = [{ path: '', message: 'must be absent: this method takes no argument' }];
+        throw new PortalError('PORTAL_INVALID_ARGUMENT', summary(what, fields), { fields });
+      }
+      const v = validator(m.request);
+      if (v(arg)) return;
+      const fields = arg === undefined ? [{ path: '', message: 'is required' }] : problemsOf(v.errors);
+      throw new PortalError('PORTAL_INVALID_ARGUMENT', summary(what, fields), { fields });
+    },
+    responseProblems(actorType, name, answer) {
+      const m = method(actorType, name);
+      if (!m?.response) return [];
+      const v = validator(m.response);
+      return v(answer) ? [] : problemsOf(v.errors);
+    },
+  };
+  return contract;
+}

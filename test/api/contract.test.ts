@@ -1,0 +1,96 @@
+import { actorApiContract } from '../../api/validate.js';
+import { isPortalError } from '../../common/errors.js';
+
+// The actor API contract (api/schemas/) as the hosts apply it: every problem at once, each with its JSON Pointer.
+
+const manifest = {
+  version: 1,
+  id: '0123456789abcdef',
+  name: 'f.bin',
+  fileSize: 10,
+  chunkSize: 4096,
+  fileSha256: 'a'.repeat(64),
+  chunks: ['b'.repeat(64)],
+};
+const good = {
+  transferId: 't1',
+  manifest,
+  output: '/tmp/out.bin',
+  edges: [{ id: 'e1', config: { url: 'http://127.0.0.1:1', kind: 'portal', flags: 0, maxParallel: 4 } }],
+};
+
+function problemsOf(fn: () => void): Array<{ path: string; message: string }> {
+  try {
+    fn();
+  } catch (err) {
+    if (isPortalError(err, 'PORTAL_INVALID_ARGUMENT')) return [...(err.fields ?? [])];
+    throw err;
+  }
+  throw new Error('expected PORTAL_INVALID_ARGUMENT');
+}
+
+describe('actor API contract', () => {
+  const c = actorApiContract();
+
+  test('a well-formed TransferRequest passes', () => {
+    expect(() => c.checkRequest('SchedulerActor', 'start', good)).not.toThrow();
+  });
+
+  test('a start with several mistakes reports every one with its field path, not only the first', () => {
+    const bad = {
+      ...good,
+      tickMs: 'fast',
+      output: undefined,
+      tickms: 5,
+      edges: [{ id: 'e1', config: { url: 'ftp://x', kind: 'carrier-pigeon', flags: 0, maxParallel: -1 } }],
+    };
+    const p = problemsOf(() => c.checkRequest('SchedulerActor', 'start', bad));
+    expect(p).toEqual(
+      expect.arrayContaining([
+        { path: '/tickMs', message: 'must be number' },
+        { path: '/output', message: 'is required' },
+        { path: '/tickms', message: 'is not a known field' },
+        { path: '/edges/0/config/url', message: expect.stringContaining('must match pattern') },
+        { path: '/edges/0/config/kind', message: 'must be one of "portal", "mirror"' },
+        { path: '/edges/0/config/maxParallel', message: 'must be >= 0' },
+      ]),
+    );
+    expect(p).toHaveLength(6);
+  });
+
+  test('scalars and missing bodies are named as the body itself', () => {
+    expect(problemsOf(() => c.checkRequest('SchedulerActor', 'start', 5))).toEqual([
+      { path: '', message: 'must be object' },
+    ]);
+    expect(problemsOf(() => c.checkRequest('SchedulerActor', 'start', undefined))).toEqual([
+      { path: '', message: 'is required' },
+    ]);
+    expect(problemsOf(() => c.checkRequest('SchedulerActor', 'status', 'text'))).toEqual([
+      { path: '', message: 'must be absent: this method takes no argument' },
+    ]);
+    expect(() => c.checkRequest('SchedulerActor', 'status', null)).not.toThrow();
+  });
+
+  test('every external method of every actor type has compiled request and response schemas', () => {
+    const types = Object.keys(c.methods).sort();
+    expect(types).toEqual([
+      'CoordinatorActor',
+      'EdgeActor',
+      'GpuStreamActor',
+      'GpuWorkerActor',
+      'SchedulerActor',
+    ]);
+    for (const t of types)
+      for (const [name, m] of Object.entries(c.methods[t])) {
+        expect(typeof m.description).toBe('string');
+        if (m.external) expect(m.response === null ? name : m.response).toBeTruthy();
+      }
+    expect(c.method('SchedulerActor', 'reports')?.external).toBe(false);
+    expect(c.method('SchedulerActor', 'forget')?.external).toBe(true);
+  });
+
+  test('internal methods and types outside the contract are left to the host', () => {
+    expect(() => c.checkRequest('SchedulerActor', 'reports', { items: [] })).not.toThrow();
+    expect(() => c.checkRequest('ProbeActor', 'anything', 5)).not.toThrow();
+  });
+});
