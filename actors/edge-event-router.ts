@@ -3,12 +3,27 @@ import type { Bus } from '../bus/types.js';
 import { createLogLimiter } from '../common/log-limit.js';
 import type { ActorHost } from '../runtime/types.js';
 import type { Logger } from '../common/logger.js';
-import type { EdgeConfig } from './types.js';
+import { isPortalError } from '../common/errors.js';
+import type { EdgeTelemetryEvent } from '../common/vocabulary.js';
+import type { EdgeConfig, EdgeTelemetry } from './types.js';
 import { actorProxy } from './api.js';
 
+/** EdgeActor.telemetry's argument from a telemetry message (its last bandwidth and RTT samples). */
+function telemetryOf(ev: EdgeTelemetryEvent, bandwidth?: number, rtt?: number): EdgeTelemetry {
+  return {
+    online: ev.online,
+    metered: ev.metered,
+    batteryLow: ev.battery?.low,
+    maxParallel: ev.maxParallel,
+    bandwidth,
+    rtt,
+  };
+}
+
 /**
- * Feeds edge events from the bus into the actors: telemetry to the edge's EdgeActor (the first
- * message of an edge with a URL configures it — an announcement), availability (`have`) to the
+ * Feeds edge events from the bus into the actors: telemetry to the edge's EdgeActor (a message with a
+ * URL the edge was not configured with here configures it — an announcement, also after heartbeats
+ * without a URL, which wait for it quietly), availability (`have`) to the
  * SchedulerActor of that manifest's transfer (transfer id = manifest id), which adds a new edge in
  * a spare slot. Errors are logged (rate-limited); one bad event never stops the others. At most
  * `opts.maxEdges` edges are tracked (createEdgeEventBridge); events of further edges are dropped. `opts.ignore`
@@ -25,6 +40,8 @@ export function routeEdgeEvents(
   const gapLog = createLogLimiter();
   const errorLog = createLogLimiter();
   const dropLog = createLogLimiter();
+  /** The URL each edge was last configured with from telemetry: a new or changed one (re)configures it. */
+  const announced = new Map<string, string>();
   return createEdgeEventBridge(bus, {
     maxEdges: opts.maxEdges,
     onEdgeDropped(edgeId) {
@@ -35,12 +52,14 @@ export function routeEdgeEvents(
           'edge event dropped: the tracked-edge cap is reached',
         );
     },
-    async onTelemetry(ev, { first }) {
+    async onTelemetry(ev) {
       if (ignore(ev.edgeId)) return;
       const edge = actorProxy(host, 'EdgeActor', ev.edgeId);
       const bandwidth = ev.bandwidth.at(-1)?.bytesPerSec;
       const rtt = ev.rtt.at(-1)?.rttMs;
-      if (first && ev.url) {
+      // Any message with a URL the edge was not configured with announces it: also after heartbeats without one
+      // (a valid heartbeat, proto/portal.proto), and again when the edge moves.
+      if (ev.url && announced.get(ev.edgeId) !== ev.url) {
         const cfg: EdgeConfig = {
           url: ev.url,
           kind: ev.kind ?? 'portal',
@@ -50,15 +69,23 @@ export function routeEdgeEvents(
           rttHint: rtt,
         };
         await edge.invoke('configure', cfg);
+        announced.set(ev.edgeId, ev.url);
       }
-      await edge.invoke('telemetry', {
-        online: ev.online,
-        metered: ev.metered,
-        batteryLow: ev.battery?.low,
-        maxParallel: ev.maxParallel,
-        bandwidth,
-        rtt,
-      });
+      if (!ev.url && !announced.has(ev.edgeId)) {
+        // A heartbeat of an edge not announced here yet: fine if something else configured its EdgeActor (a
+        // transfer's request), else nothing to apply it to until a message brings the URL.
+        try {
+          await edge.invoke('telemetry', telemetryOf(ev, bandwidth, rtt));
+        } catch (err) {
+          if (!isPortalError(err, 'PORTAL_UNKNOWN_EDGE')) throw err;
+          logger.debug(
+            { edgeId: ev.edgeId },
+            'heartbeat before the edge announced its URL: kept waiting for it',
+          );
+        }
+        return;
+      }
+      await edge.invoke('telemetry', telemetryOf(ev, bandwidth, rtt));
     },
     async onHave(state) {
       if (ignore(state.edgeId)) return;

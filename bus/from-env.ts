@@ -53,7 +53,13 @@ export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsCo
  * createNatsBus does (PORTAL_BUS_UNAVAILABLE, PORTAL_CONFIG_INVALID).
  */
 export async function createBusFromEnv(
-  o: { env?: NodeJS.ProcessEnv; logger?: Logger; name?: string } = {},
+  o: {
+    env?: NodeJS.ProcessEnv;
+    logger?: Logger;
+    name?: string;
+    /** NATS only: called with the code of every message the bus dead-letters (the in-process bus has none). */
+    onDeadLetter?: (code: string) => void;
+  } = {},
 ): Promise<Bus> {
   const nats = natsOptionsFromEnv(o.env ?? process.env);
   if (!nats)
@@ -64,7 +70,13 @@ export async function createBusFromEnv(
     });
   // Loaded only when asked for, so the embedded default never loads the NATS client.
   const { createNatsBus } = await import('./nats-bus.js');
-  return createNatsBus({ ...nats, logger: o.logger, name: o.name });
+  const onDead = o.onDeadLetter;
+  return createNatsBus({
+    ...nats,
+    logger: o.logger,
+    name: o.name,
+    ...(onDead ? { onDeadLetter: (d: { code: string }) => onDead(d.code) } : {}),
+  });
 }
 
 /** Connects the NATS bus (see nats-bus.ts createNatsBus), loading the NATS client on first use. */

@@ -749,6 +749,16 @@ async function ensureStream(
       duplicate_window: nanos(120_000),
     });
   } catch (err) {
+    // JetStream refuses a stream whose subjects another stream already takes (10065): name that stream, since
+    // Portal owns its stream layout and nothing else may take portal.* subjects (an old deploy made PORTAL on portal.>)
+    if (apiCode(err) === 10065) {
+      const other = await jsm.streams.find(subs[0]).catch(() => undefined);
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `NATS stream ${stream} (${subs.join(', ')}) cannot be created: its subjects overlap stream ${other ?? '(unknown)'}; Portal creates and owns the streams ${TRANSFERS_STREAM}, ${DEAD_LETTER_STREAM} and PORTAL_STREAM, delete the other one`,
+        { cause: err },
+      );
+    }
     // Another client created it meanwhile.
     await jsm.streams.info(stream).catch(() => {
       throw err;

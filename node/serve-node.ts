@@ -129,7 +129,18 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   const { logger } = opts;
   const env = opts.env ?? process.env;
   // in-process bus, or NATS when NATS_URL is set (then `portal executor` processes can share the work)
-  const bus0 = await createBusFromEnv({ logger, name: `portal-serve-${process.pid}` });
+  // dead letters of this instance's bus, counted in /metrics (portal_dead_letters_total{reason=<code>}) once
+  // the dashboard exists; those rejected before are kept until then
+  let recordDeadLetter: ((code: string) => void) | undefined;
+  const earlyDeadLetters = new Map<string, number>();
+  const bus0 = await createBusFromEnv({
+    logger,
+    name: `portal-serve-${process.pid}`,
+    onDeadLetter: (code) => {
+      if (recordDeadLetter) recordDeadLetter(code);
+      else earlyDeadLetters.set(code, (earlyDeadLetters.get(code) ?? 0) + 1);
+    },
+  });
   const outputRoot = path.resolve(opts.outputRoot);
   const rootStat = await stat(outputRoot).catch(() => undefined);
   if (!rootStat?.isDirectory())
@@ -278,7 +289,11 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
           engineStats: () => engine.stats(),
         })
       : undefined;
-  if (dash) registerStreamMetrics(dash.metrics, gpuStreamMetricsSource);
+  if (dash) {
+    registerStreamMetrics(dash.metrics, gpuStreamMetricsSource);
+    for (const [code, n] of earlyDeadLetters) dash.recordDeadLetter(code, n);
+    recordDeadLetter = (code) => dash.recordDeadLetter(code);
+  }
   dash?.registerMetricsSource(() => {
     const e = edgeEvents.stats();
     return [

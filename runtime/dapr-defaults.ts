@@ -17,8 +17,6 @@ export const daprDefaults = {
   placementPort: 50005,
   /** Name of the Redis state store component marked `actorStateStore: "true"`. */
   stateStore: 'actorstore',
-  /** Name of the NATS JetStream pub/sub component. */
-  pubsub: 'portal-bus',
   /** Name of the Dapr Configuration (features, tracing). */
   configuration: 'portal-config',
   /** Environment variable that enables the test-only actor classes in `portal serve`. */

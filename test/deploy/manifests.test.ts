@@ -80,19 +80,33 @@ describe('deploy manifests', () => {
     ],
   ];
   test.each(componentSets)(
-    '%s components: the Redis actor state store and the JetStream pub/sub, by the names the code uses',
+    '%s components: the Redis actor state store by the name the code uses, and no Dapr pub/sub (Portal runs its own NATS client)',
     (_, comps) => {
       const store = comps.find((c) => c.metadata.name === daprDefaults.stateStore)!;
       expect(store.spec.type).toBe('state.redis');
       expect(meta(store, 'actorStateStore')?.value).toBe('true');
       expect(meta(store, 'redisHost')?.value).toMatch(/:6379$/);
-      const bus = comps.find((c) => c.metadata.name === daprDefaults.pubsub)!;
-      expect(bus.spec.type).toBe('pubsub.jetstream');
-      expect(meta(bus, 'natsURL')?.value).toMatch(/^nats:\/\/.+:4222$/);
-      expect(meta(bus, 'streamName')?.value).toBe('PORTAL');
+      expect(comps.filter((c) => String(c.spec.type).startsWith('pubsub.'))).toEqual([]);
       for (const c of comps) expect(c.scopes ?? [daprDefaults.appId]).toContain(daprDefaults.appId);
     },
   );
+
+  test('no deploy file creates a JetStream stream: portal serve owns its stream layout, and NATS_URL points every instance at NATS', () => {
+    const files = [
+      'docker-compose.yml',
+      ...readdirSync(join(repo, 'deploy/k8s')).map((f) => `deploy/k8s/${f}`),
+      ...readdirSync(join(repo, 'deploy/compose/components')).map((f) => `deploy/compose/components/${f}`),
+    ];
+    for (const f of files)
+      expect({ f, text: readFileSync(join(repo, f), 'utf8') }).not.toEqual({
+        f,
+        text: expect.stringMatching(/stream add|streamName|nats-box/),
+      });
+    for (const d of deployments) {
+      const env = d.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>;
+      expect(env.find((e) => e.name === 'NATS_URL')?.value).toMatch(/^nats:\/\/.+:4222$/);
+    }
+  });
 
   test.each([['deploy/k8s/configuration.yaml'], ['deploy/compose/config.yaml']])(
     '%s disables scheduler-backed reminders',

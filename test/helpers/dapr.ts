@@ -330,6 +330,71 @@ export async function startPortalInstance(
   return instance;
 }
 
+/** A daprd of another app (a client service): it hosts no actors and calls Portal's through placement. */
+export interface ClientSidecar {
+  readonly appId: string;
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  readonly daprd: Proc;
+}
+
+/**
+ * Starts a daprd for a client app `appId` (no app port: it only calls actors) in `cluster`, on free ports, and waits
+ * until it reports healthy. It is killed with the cluster.
+ */
+export async function startClientSidecar(cluster: DaprCluster, appId: string): Promise<ClientSidecar> {
+  const [httpPort, grpcPort, internalPort, metricsPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
+  const daprd = startProc(
+    join(cluster.bin, 'daprd'),
+    [
+      '--app-id',
+      appId,
+      '--dapr-http-port',
+      String(httpPort),
+      '--dapr-grpc-port',
+      String(grpcPort),
+      '--dapr-internal-grpc-port',
+      String(internalPort),
+      '--dapr-listen-addresses',
+      '127.0.0.1',
+      '--metrics-port',
+      String(metricsPort),
+      '--enable-metrics=false',
+      '--placement-host-address',
+      `127.0.0.1:${cluster.placementPort}`,
+      '--scheduler-host-address',
+      '',
+      '--resources-path',
+      cluster.resources,
+      '--config',
+      cluster.config,
+      '--log-level',
+      process.env.PORTAL_DAPRD_LOG_LEVEL ?? 'warn',
+      '--dapr-graceful-shutdown-seconds',
+      '1',
+    ],
+    join(cluster.dir, `${appId}-daprd.log`),
+  );
+  cluster.procs.push(daprd);
+  try {
+    await waitForPort(httpPort, 60_000, `${appId} daprd`);
+    await waitFor(
+      () => daprHealthy(httpPort),
+      60_000,
+      `${appId} daprd healthy`,
+      () => daprd.child.exitCode !== null,
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await daprd.tail()}`);
+  }
+  return { appId, httpPort, grpcPort, daprd };
+}
+
 async function daprHealthy(port: number, token?: string): Promise<boolean> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/v1.0/healthz`, {

@@ -208,67 +208,6 @@ func (FailureReason) EnumDescriptor() ([]byte, []int) {
 	return file_portal_proto_rawDescGZIP(), []int{2}
 }
 
-type TransferState int32
-
-const (
-	TransferState_TRANSFER_STATE_UNSPECIFIED TransferState = 0
-	TransferState_TRANSFER_STATE_IDLE        TransferState = 1
-	TransferState_TRANSFER_STATE_RUNNING     TransferState = 2
-	TransferState_TRANSFER_STATE_VERIFYING   TransferState = 3
-	TransferState_TRANSFER_STATE_DONE        TransferState = 4
-	TransferState_TRANSFER_STATE_FAILED      TransferState = 5
-	TransferState_TRANSFER_STATE_STOPPED     TransferState = 6
-)
-
-// Enum value maps for TransferState.
-var (
-	TransferState_name = map[int32]string{
-		0: "TRANSFER_STATE_UNSPECIFIED",
-		1: "TRANSFER_STATE_IDLE",
-		2: "TRANSFER_STATE_RUNNING",
-		3: "TRANSFER_STATE_VERIFYING",
-		4: "TRANSFER_STATE_DONE",
-		5: "TRANSFER_STATE_FAILED",
-		6: "TRANSFER_STATE_STOPPED",
-	}
-	TransferState_value = map[string]int32{
-		"TRANSFER_STATE_UNSPECIFIED": 0,
-		"TRANSFER_STATE_IDLE":        1,
-		"TRANSFER_STATE_RUNNING":     2,
-		"TRANSFER_STATE_VERIFYING":   3,
-		"TRANSFER_STATE_DONE":        4,
-		"TRANSFER_STATE_FAILED":      5,
-		"TRANSFER_STATE_STOPPED":     6,
-	}
-)
-
-func (x TransferState) Enum() *TransferState {
-	p := new(TransferState)
-	*p = x
-	return p
-}
-
-func (x TransferState) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (TransferState) Descriptor() protoreflect.EnumDescriptor {
-	return file_portal_proto_enumTypes[3].Descriptor()
-}
-
-func (TransferState) Type() protoreflect.EnumType {
-	return &file_portal_proto_enumTypes[3]
-}
-
-func (x TransferState) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use TransferState.Descriptor instead.
-func (TransferState) EnumDescriptor() ([]byte, []int) {
-	return file_portal_proto_rawDescGZIP(), []int{3}
-}
-
 // One bandwidth measurement an edge or a probe made.
 type BandwidthSample struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1247,490 +1186,6 @@ func (x *CancelRequest) GetAttempt() uint32 {
 	return 0
 }
 
-// An edge of a transfer, as a start command names it.
-type TransferEdge struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Url   string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
-	Kind  EdgeKind               `protobuf:"varint,3,opt,name=kind,proto3,enum=portal.v1.EdgeKind" json:"kind,omitempty"`
-	// Scheduler EdgeFlags bits (METERED, BATTERY_LOW, …).
-	Flags uint32 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"`
-	// Parallel fetches allowed (0 = no limit).
-	MaxParallel   uint32 `protobuf:"varint,5,opt,name=max_parallel,json=maxParallel,proto3" json:"max_parallel,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TransferEdge) Reset() {
-	*x = TransferEdge{}
-	mi := &file_portal_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TransferEdge) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TransferEdge) ProtoMessage() {}
-
-func (x *TransferEdge) ProtoReflect() protoreflect.Message {
-	mi := &file_portal_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TransferEdge.ProtoReflect.Descriptor instead.
-func (*TransferEdge) Descriptor() ([]byte, []int) {
-	return file_portal_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *TransferEdge) GetId() string {
-	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
-func (x *TransferEdge) GetUrl() string {
-	if x != nil {
-		return x.Url
-	}
-	return ""
-}
-
-func (x *TransferEdge) GetKind() EdgeKind {
-	if x != nil {
-		return x.Kind
-	}
-	return EdgeKind_EDGE_KIND_UNSPECIFIED
-}
-
-func (x *TransferEdge) GetFlags() uint32 {
-	if x != nil {
-		return x.Flags
-	}
-	return 0
-}
-
-func (x *TransferEdge) GetMaxParallel() uint32 {
-	if x != nil {
-		return x.MaxParallel
-	}
-	return 0
-}
-
-// Starts a transfer from a manifest.
-type StartTransfer struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The manifest as JSON (transfer/manifest.ts format), validated by the receiver.
-	ManifestJson []byte `protobuf:"bytes,1,opt,name=manifest_json,json=manifestJson,proto3" json:"manifest_json,omitempty"`
-	// Output path on the node that runs the transfer.
-	Output string          `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"`
-	Edges  []*TransferEdge `protobuf:"bytes,3,rep,name=edges,proto3" json:"edges,omitempty"`
-	// Scheduler tick period, milliseconds (0 = default).
-	TickMs        uint32 `protobuf:"varint,4,opt,name=tick_ms,json=tickMs,proto3" json:"tick_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StartTransfer) Reset() {
-	*x = StartTransfer{}
-	mi := &file_portal_proto_msgTypes[12]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StartTransfer) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StartTransfer) ProtoMessage() {}
-
-func (x *StartTransfer) ProtoReflect() protoreflect.Message {
-	mi := &file_portal_proto_msgTypes[12]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StartTransfer.ProtoReflect.Descriptor instead.
-func (*StartTransfer) Descriptor() ([]byte, []int) {
-	return file_portal_proto_rawDescGZIP(), []int{12}
-}
-
-func (x *StartTransfer) GetManifestJson() []byte {
-	if x != nil {
-		return x.ManifestJson
-	}
-	return nil
-}
-
-func (x *StartTransfer) GetOutput() string {
-	if x != nil {
-		return x.Output
-	}
-	return ""
-}
-
-func (x *StartTransfer) GetEdges() []*TransferEdge {
-	if x != nil {
-		return x.Edges
-	}
-	return nil
-}
-
-func (x *StartTransfer) GetTickMs() uint32 {
-	if x != nil {
-		return x.TickMs
-	}
-	return 0
-}
-
-// Stops a transfer; chunks already written stay in the journal.
-type StopTransfer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StopTransfer) Reset() {
-	*x = StopTransfer{}
-	mi := &file_portal_proto_msgTypes[13]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StopTransfer) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StopTransfer) ProtoMessage() {}
-
-func (x *StopTransfer) ProtoReflect() protoreflect.Message {
-	mi := &file_portal_proto_msgTypes[13]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StopTransfer.ProtoReflect.Descriptor instead.
-func (*StopTransfer) Descriptor() ([]byte, []int) {
-	return file_portal_proto_rawDescGZIP(), []int{13}
-}
-
-func (x *StopTransfer) GetReason() string {
-	if x != nil {
-		return x.Reason
-	}
-	return ""
-}
-
-// Asks for a TransferStatus on the status subject.
-type QueryStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *QueryStatus) Reset() {
-	*x = QueryStatus{}
-	mi := &file_portal_proto_msgTypes[14]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *QueryStatus) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*QueryStatus) ProtoMessage() {}
-
-func (x *QueryStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_portal_proto_msgTypes[14]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use QueryStatus.ProtoReflect.Descriptor instead.
-func (*QueryStatus) Descriptor() ([]byte, []int) {
-	return file_portal_proto_rawDescGZIP(), []int{14}
-}
-
-// A command for one transfer.
-type TransferCommand struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Wire version, 1.
-	Version    uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	TransferId string `protobuf:"bytes,2,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
-	// Exactly one of them.
-	//
-	// Types that are valid to be assigned to Command:
-	//
-	//	*TransferCommand_Start
-	//	*TransferCommand_Stop
-	//	*TransferCommand_Query
-	Command       isTransferCommand_Command `protobuf_oneof:"command"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TransferCommand) Reset() {
-	*x = TransferCommand{}
-	mi := &file_portal_proto_msgTypes[15]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TransferCommand) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TransferCommand) ProtoMessage() {}
-
-func (x *TransferCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_portal_proto_msgTypes[15]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TransferCommand.ProtoReflect.Descriptor instead.
-func (*TransferCommand) Descriptor() ([]byte, []int) {
-	return file_portal_proto_rawDescGZIP(), []int{15}
-}
-
-func (x *TransferCommand) GetVersion() uint32 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *TransferCommand) GetTransferId() string {
-	if x != nil {
-		return x.TransferId
-	}
-	return ""
-}
-
-func (x *TransferCommand) GetCommand() isTransferCommand_Command {
-	if x != nil {
-		return x.Command
-	}
-	return nil
-}
-
-func (x *TransferCommand) GetStart() *StartTransfer {
-	if x != nil {
-		if x, ok := x.Command.(*TransferCommand_Start); ok {
-			return x.Start
-		}
-	}
-	return nil
-}
-
-func (x *TransferCommand) GetStop() *StopTransfer {
-	if x != nil {
-		if x, ok := x.Command.(*TransferCommand_Stop); ok {
-			return x.Stop
-		}
-	}
-	return nil
-}
-
-func (x *TransferCommand) GetQuery() *QueryStatus {
-	if x != nil {
-		if x, ok := x.Command.(*TransferCommand_Query); ok {
-			return x.Query
-		}
-	}
-	return nil
-}
-
-type isTransferCommand_Command interface {
-	isTransferCommand_Command()
-}
-
-type TransferCommand_Start struct {
-	Start *StartTransfer `protobuf:"bytes,3,opt,name=start,proto3,oneof"`
-}
-
-type TransferCommand_Stop struct {
-	Stop *StopTransfer `protobuf:"bytes,4,opt,name=stop,proto3,oneof"`
-}
-
-type TransferCommand_Query struct {
-	Query *QueryStatus `protobuf:"bytes,5,opt,name=query,proto3,oneof"`
-}
-
-func (*TransferCommand_Start) isTransferCommand_Command() {}
-
-func (*TransferCommand_Stop) isTransferCommand_Command() {}
-
-func (*TransferCommand_Query) isTransferCommand_Command() {}
-
-// Progress of one transfer.
-type TransferStatus struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Wire version, 1.
-	Version    uint32        `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	TransferId string        `protobuf:"bytes,2,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
-	State      TransferState `protobuf:"varint,3,opt,name=state,proto3,enum=portal.v1.TransferState" json:"state,omitempty"`
-	// Chunks verified and written.
-	Complete uint32 `protobuf:"varint,4,opt,name=complete,proto3" json:"complete,omitempty"`
-	// Chunks in the manifest.
-	Total uint32 `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
-	// Bytes verified and written.
-	BytesDone uint64 `protobuf:"varint,6,opt,name=bytes_done,json=bytesDone,proto3" json:"bytes_done,omitempty"`
-	// True once the whole file's sha256 matched (state DONE).
-	Verified bool `protobuf:"varint,7,opt,name=verified,proto3" json:"verified,omitempty"`
-	// Why the transfer failed (state FAILED).
-	Error string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
-	// Edges currently usable / known.
-	EdgesAvailable uint32 `protobuf:"varint,9,opt,name=edges_available,json=edgesAvailable,proto3" json:"edges_available,omitempty"`
-	EdgesTotal     uint32 `protobuf:"varint,10,opt,name=edges_total,json=edgesTotal,proto3" json:"edges_total,omitempty"`
-	// When the sender produced it, Unix epoch milliseconds.
-	AtMs          float64 `protobuf:"fixed64,11,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TransferStatus) Reset() {
-	*x = TransferStatus{}
-	mi := &file_portal_proto_msgTypes[16]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TransferStatus) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TransferStatus) ProtoMessage() {}
-
-func (x *TransferStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_portal_proto_msgTypes[16]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TransferStatus.ProtoReflect.Descriptor instead.
-func (*TransferStatus) Descriptor() ([]byte, []int) {
-	return file_portal_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *TransferStatus) GetVersion() uint32 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *TransferStatus) GetTransferId() string {
-	if x != nil {
-		return x.TransferId
-	}
-	return ""
-}
-
-func (x *TransferStatus) GetState() TransferState {
-	if x != nil {
-		return x.State
-	}
-	return TransferState_TRANSFER_STATE_UNSPECIFIED
-}
-
-func (x *TransferStatus) GetComplete() uint32 {
-	if x != nil {
-		return x.Complete
-	}
-	return 0
-}
-
-func (x *TransferStatus) GetTotal() uint32 {
-	if x != nil {
-		return x.Total
-	}
-	return 0
-}
-
-func (x *TransferStatus) GetBytesDone() uint64 {
-	if x != nil {
-		return x.BytesDone
-	}
-	return 0
-}
-
-func (x *TransferStatus) GetVerified() bool {
-	if x != nil {
-		return x.Verified
-	}
-	return false
-}
-
-func (x *TransferStatus) GetError() string {
-	if x != nil {
-		return x.Error
-	}
-	return ""
-}
-
-func (x *TransferStatus) GetEdgesAvailable() uint32 {
-	if x != nil {
-		return x.EdgesAvailable
-	}
-	return 0
-}
-
-func (x *TransferStatus) GetEdgesTotal() uint32 {
-	if x != nil {
-		return x.EdgesTotal
-	}
-	return 0
-}
-
-func (x *TransferStatus) GetAtMs() float64 {
-	if x != nil {
-		return x.AtMs
-	}
-	return 0
-}
-
 // A message a Portal reader rejected, with the reason.
 type DeadLetter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1757,7 +1212,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_portal_proto_msgTypes[17]
+	mi := &file_portal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1224,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_portal_proto_msgTypes[17]
+	mi := &file_portal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1237,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_portal_proto_rawDescGZIP(), []int{17}
+	return file_portal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeadLetter) GetVersion() uint32 {
@@ -1938,45 +1393,7 @@ const file_portal_proto_rawDesc = "" +
 	"\vtransfer_id\x18\x02 \x01(\tR\n" +
 	"transferId\x12\x14\n" +
 	"\x05chunk\x18\x03 \x01(\rR\x05chunk\x12\x18\n" +
-	"\aattempt\x18\x04 \x01(\rR\aattempt\"\x92\x01\n" +
-	"\fTransferEdge\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
-	"\x03url\x18\x02 \x01(\tR\x03url\x12'\n" +
-	"\x04kind\x18\x03 \x01(\x0e2\x13.portal.v1.EdgeKindR\x04kind\x12\x14\n" +
-	"\x05flags\x18\x04 \x01(\rR\x05flags\x12!\n" +
-	"\fmax_parallel\x18\x05 \x01(\rR\vmaxParallel\"\x94\x01\n" +
-	"\rStartTransfer\x12#\n" +
-	"\rmanifest_json\x18\x01 \x01(\fR\fmanifestJson\x12\x16\n" +
-	"\x06output\x18\x02 \x01(\tR\x06output\x12-\n" +
-	"\x05edges\x18\x03 \x03(\v2\x17.portal.v1.TransferEdgeR\x05edges\x12\x17\n" +
-	"\atick_ms\x18\x04 \x01(\rR\x06tickMs\"&\n" +
-	"\fStopTransfer\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"\r\n" +
-	"\vQueryStatus\"\xe8\x01\n" +
-	"\x0fTransferCommand\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1f\n" +
-	"\vtransfer_id\x18\x02 \x01(\tR\n" +
-	"transferId\x120\n" +
-	"\x05start\x18\x03 \x01(\v2\x18.portal.v1.StartTransferH\x00R\x05start\x12-\n" +
-	"\x04stop\x18\x04 \x01(\v2\x17.portal.v1.StopTransferH\x00R\x04stop\x12.\n" +
-	"\x05query\x18\x05 \x01(\v2\x16.portal.v1.QueryStatusH\x00R\x05queryB\t\n" +
-	"\acommand\"\xdd\x02\n" +
-	"\x0eTransferStatus\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1f\n" +
-	"\vtransfer_id\x18\x02 \x01(\tR\n" +
-	"transferId\x12.\n" +
-	"\x05state\x18\x03 \x01(\x0e2\x18.portal.v1.TransferStateR\x05state\x12\x1a\n" +
-	"\bcomplete\x18\x04 \x01(\rR\bcomplete\x12\x14\n" +
-	"\x05total\x18\x05 \x01(\rR\x05total\x12\x1d\n" +
-	"\n" +
-	"bytes_done\x18\x06 \x01(\x04R\tbytesDone\x12\x1a\n" +
-	"\bverified\x18\a \x01(\bR\bverified\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error\x12'\n" +
-	"\x0fedges_available\x18\t \x01(\rR\x0eedgesAvailable\x12\x1f\n" +
-	"\vedges_total\x18\n" +
-	" \x01(\rR\n" +
-	"edgesTotal\x12\x13\n" +
-	"\x05at_ms\x18\v \x01(\x01R\x04atMs\"\xdf\x01\n" +
+	"\aattempt\x18\x04 \x01(\rR\aattempt\"\xdf\x01\n" +
 	"\n" +
 	"DeadLetter\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x18\n" +
@@ -2005,15 +1422,7 @@ const file_portal_proto_rawDesc = "" +
 	"\x14FAILURE_REASON_SHORT\x10\x05\x12\x1c\n" +
 	"\x18FAILURE_REASON_CANCELLED\x10\x06\x12\x15\n" +
 	"\x11FAILURE_REASON_IO\x10\a\x12\x17\n" +
-	"\x13FAILURE_REASON_BUSY\x10\b*\xd2\x01\n" +
-	"\rTransferState\x12\x1e\n" +
-	"\x1aTRANSFER_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
-	"\x13TRANSFER_STATE_IDLE\x10\x01\x12\x1a\n" +
-	"\x16TRANSFER_STATE_RUNNING\x10\x02\x12\x1c\n" +
-	"\x18TRANSFER_STATE_VERIFYING\x10\x03\x12\x17\n" +
-	"\x13TRANSFER_STATE_DONE\x10\x04\x12\x19\n" +
-	"\x15TRANSFER_STATE_FAILED\x10\x05\x12\x1a\n" +
-	"\x16TRANSFER_STATE_STOPPED\x10\x06B#Z!portal/examples/portalpb;portalpbb\x06proto3"
+	"\x13FAILURE_REASON_BUSY\x10\bB#Z!portal/examples/portalpb;portalpbb\x06proto3"
 
 var (
 	file_portal_proto_rawDescOnce sync.Once
@@ -2027,54 +1436,41 @@ func file_portal_proto_rawDescGZIP() []byte {
 	return file_portal_proto_rawDescData
 }
 
-var file_portal_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_portal_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_portal_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_portal_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_portal_proto_goTypes = []any{
 	(EdgeKind)(0),             // 0: portal.v1.EdgeKind
 	(AvailabilityKind)(0),     // 1: portal.v1.AvailabilityKind
 	(FailureReason)(0),        // 2: portal.v1.FailureReason
-	(TransferState)(0),        // 3: portal.v1.TransferState
-	(*BandwidthSample)(nil),   // 4: portal.v1.BandwidthSample
-	(*RttSample)(nil),         // 5: portal.v1.RttSample
-	(*Battery)(nil),           // 6: portal.v1.Battery
-	(*EdgeTelemetry)(nil),     // 7: portal.v1.EdgeTelemetry
-	(*ChunkAvailability)(nil), // 8: portal.v1.ChunkAvailability
-	(*DispatchItem)(nil),      // 9: portal.v1.DispatchItem
-	(*DispatchBatch)(nil),     // 10: portal.v1.DispatchBatch
-	(*ChunkCompleted)(nil),    // 11: portal.v1.ChunkCompleted
-	(*ChunkFailed)(nil),       // 12: portal.v1.ChunkFailed
-	(*ChunkReport)(nil),       // 13: portal.v1.ChunkReport
-	(*CancelRequest)(nil),     // 14: portal.v1.CancelRequest
-	(*TransferEdge)(nil),      // 15: portal.v1.TransferEdge
-	(*StartTransfer)(nil),     // 16: portal.v1.StartTransfer
-	(*StopTransfer)(nil),      // 17: portal.v1.StopTransfer
-	(*QueryStatus)(nil),       // 18: portal.v1.QueryStatus
-	(*TransferCommand)(nil),   // 19: portal.v1.TransferCommand
-	(*TransferStatus)(nil),    // 20: portal.v1.TransferStatus
-	(*DeadLetter)(nil),        // 21: portal.v1.DeadLetter
+	(*BandwidthSample)(nil),   // 3: portal.v1.BandwidthSample
+	(*RttSample)(nil),         // 4: portal.v1.RttSample
+	(*Battery)(nil),           // 5: portal.v1.Battery
+	(*EdgeTelemetry)(nil),     // 6: portal.v1.EdgeTelemetry
+	(*ChunkAvailability)(nil), // 7: portal.v1.ChunkAvailability
+	(*DispatchItem)(nil),      // 8: portal.v1.DispatchItem
+	(*DispatchBatch)(nil),     // 9: portal.v1.DispatchBatch
+	(*ChunkCompleted)(nil),    // 10: portal.v1.ChunkCompleted
+	(*ChunkFailed)(nil),       // 11: portal.v1.ChunkFailed
+	(*ChunkReport)(nil),       // 12: portal.v1.ChunkReport
+	(*CancelRequest)(nil),     // 13: portal.v1.CancelRequest
+	(*DeadLetter)(nil),        // 14: portal.v1.DeadLetter
 }
 var file_portal_proto_depIdxs = []int32{
-	6,  // 0: portal.v1.EdgeTelemetry.battery:type_name -> portal.v1.Battery
-	4,  // 1: portal.v1.EdgeTelemetry.bandwidth:type_name -> portal.v1.BandwidthSample
-	5,  // 2: portal.v1.EdgeTelemetry.rtt:type_name -> portal.v1.RttSample
+	5,  // 0: portal.v1.EdgeTelemetry.battery:type_name -> portal.v1.Battery
+	3,  // 1: portal.v1.EdgeTelemetry.bandwidth:type_name -> portal.v1.BandwidthSample
+	4,  // 2: portal.v1.EdgeTelemetry.rtt:type_name -> portal.v1.RttSample
 	0,  // 3: portal.v1.EdgeTelemetry.kind:type_name -> portal.v1.EdgeKind
 	1,  // 4: portal.v1.ChunkAvailability.kind:type_name -> portal.v1.AvailabilityKind
 	0,  // 5: portal.v1.DispatchItem.edge_kind:type_name -> portal.v1.EdgeKind
-	9,  // 6: portal.v1.DispatchBatch.items:type_name -> portal.v1.DispatchItem
+	8,  // 6: portal.v1.DispatchBatch.items:type_name -> portal.v1.DispatchItem
 	2,  // 7: portal.v1.ChunkFailed.reason:type_name -> portal.v1.FailureReason
-	11, // 8: portal.v1.ChunkReport.completed:type_name -> portal.v1.ChunkCompleted
-	12, // 9: portal.v1.ChunkReport.failed:type_name -> portal.v1.ChunkFailed
-	0,  // 10: portal.v1.TransferEdge.kind:type_name -> portal.v1.EdgeKind
-	15, // 11: portal.v1.StartTransfer.edges:type_name -> portal.v1.TransferEdge
-	16, // 12: portal.v1.TransferCommand.start:type_name -> portal.v1.StartTransfer
-	17, // 13: portal.v1.TransferCommand.stop:type_name -> portal.v1.StopTransfer
-	18, // 14: portal.v1.TransferCommand.query:type_name -> portal.v1.QueryStatus
-	3,  // 15: portal.v1.TransferStatus.state:type_name -> portal.v1.TransferState
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	10, // 8: portal.v1.ChunkReport.completed:type_name -> portal.v1.ChunkCompleted
+	11, // 9: portal.v1.ChunkReport.failed:type_name -> portal.v1.ChunkFailed
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_portal_proto_init() }
@@ -2087,18 +1483,13 @@ func file_portal_proto_init() {
 		(*ChunkReport_Completed)(nil),
 		(*ChunkReport_Failed)(nil),
 	}
-	file_portal_proto_msgTypes[15].OneofWrappers = []any{
-		(*TransferCommand_Start)(nil),
-		(*TransferCommand_Stop)(nil),
-		(*TransferCommand_Query)(nil),
-	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portal_proto_rawDesc), len(file_portal_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   18,
+			NumEnums:      3,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
