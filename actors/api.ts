@@ -45,7 +45,7 @@ export interface SchedulerActorApi {
   status(): Promise<TransferStatus>;
   /** Availability an edge announced for the transfer's manifest; the edge's index, or -1. */
   edgeHave(arg: { edgeId: string; manifestId: string; bitmap: string }): Promise<{ edgeIndex: number }>;
-  /** Stops the transfer, keeping the journal. */
+  /** Stops the transfer (state cancelled), keeping the journal. */
   cancel(): Promise<TransferStatus>;
   /**
    * A read of the transfer's content (streaming reads, issue 18): which chunks of the byte range are
@@ -55,6 +55,10 @@ export interface SchedulerActorApi {
   read(arg: ContentReadRequest): Promise<ContentReadResult>;
   /** What a content server needs to serve the transfer's bytes: the manifest, the output file, the state. */
   contentInfo(): Promise<ContentInfo>;
+  /** Runs a failed or cancelled transfer again from its journal. */
+  restart(): Promise<TransferStatus>;
+  /** Removes the transfer's state and metric series; the id is unknown afterwards. */
+  forget(): Promise<{ transferId: string; forgotten: true }>;
 }
 
 /** The calls EdgeActor answers (one actor per edge; the id is the edge id). */

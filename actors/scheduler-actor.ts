@@ -71,7 +71,7 @@ interface Journal {
 export interface SchedulerServices extends TickEngineServices {
   /** Dispatches, cancels and reports travel on it (required once a transfer runs). */
   readonly bus?: Bus;
-  /** Ids of the transfers running on this host, for a dashboard on the same host. */
+  /** Ids of the transfers running on this host, for a dashboard on the same host (forget removes the id). */
   readonly transferRegistry?: Set<string>;
   /** Which edges this host's foreground transfers use (background pre-position tasks wait for idle edges). */
   readonly edgeUsage?: EdgeUsageBoard;
@@ -80,6 +80,8 @@ export interface SchedulerServices extends TickEngineServices {
    * local fetch (whose output the user chose) does not. Outside: PORTAL_OUTPUT_OUTSIDE_ROOT.
    */
   readonly outputRoot?: string;
+  /** Called when a transfer is forgotten, so a dashboard on the same host drops its metric series at once. */
+  readonly onTransferForgotten?: (transferId: string) => void;
 }
 
 /**
@@ -142,6 +144,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private access: AccessTracker | undefined;
   /** A background pre-position task whose deadline made it foreground. */
   private escalated = false;
+  /** Complete chunks per the journal, for the status of a transfer that ended before this activation. */
+  private journalComplete = 0;
 
   override async onActivate(): Promise<void> {
     const req = await this.ctx.state.get<TransferRequest>('request');
@@ -149,6 +153,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (req && journal) {
       this.t = { req, manifest: parseManifest(req.manifest), journal };
       if (journal.state === 'running') await this.resume(this.t);
+      else this.countJournal(this.t);
     }
   }
 
@@ -211,6 +216,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     // while verifying) starts again with what the new request says — the chunks already verified are kept.
     if (old && (st === 'done' || (old.core && (st === 'running' || st === 'verifying'))))
       return this.status();
+    checkArg(
+      req.tickMs === undefined || (typeof req.tickMs === 'number' && req.tickMs > 0 && req.tickMs <= 60_000),
+      'tickMs',
+      'a number of milliseconds in (0, 60000]',
+    );
+    const oldJournal = old ? { ...old.journal } : undefined;
     const t: OwnedTransfer = {
       req: { ...req, manifest },
       manifest,
@@ -227,8 +238,17 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     t.journal.finishedAt = undefined;
     t.journal.verified = false;
     this.t = t;
-    await this.ctx.state.set('request', journaledRequest(t.req));
-    await this.resume(t);
+    try {
+      await this.ctx.state.set('request', journaledRequest(t.req));
+      await this.resume(t);
+    } catch (err) {
+      // Atomic: a start that fails leaves nothing (the host rolls the turn's state writes back; timers, the
+      // reminder, the subscription and the in-memory transfer are this actor's to undo), so the id stays unknown
+      // (or keeps the state it had) and a corrected start runs.
+      if (old && oldJournal) Object.assign(old.journal, oldJournal);
+      await this.undoStart(old);
+      throw err;
+    }
     return this.status();
   }
 
@@ -282,6 +302,55 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     j.output = { size: st.size, mtimeMs: st.mtimeMs };
     await this.ctx.state.set('journal', j);
     return true;
+  }
+
+  /**
+   * Runs a failed or cancelled transfer again from its journal: chunks whose bytes in the output still match
+   * their CID are kept, the rest are fetched. PORTAL_UNKNOWN_TRANSFER for an unknown id, PORTAL_TRANSFER_CONFLICT
+   * for one that is running, verifying or done. Atomic like start.
+   */
+  async restart(): Promise<TransferStatus> {
+    const t = this.known();
+    const j = t.journal;
+    if (j.state !== 'failed' && j.state !== 'cancelled')
+      throw new PortalError(
+        'PORTAL_TRANSFER_CONFLICT',
+        `transfer ${this.ctx.actorId} is ${j.state}: only a failed or cancelled transfer can be restarted`,
+      );
+    const before = { ...j };
+    j.state = 'running';
+    j.error = undefined;
+    j.finishedAt = undefined;
+    j.verified = false;
+    try {
+      await this.resume(t);
+    } catch (err) {
+      Object.assign(j, before);
+      t.core = undefined;
+      await this.undoStart(t);
+      throw err;
+    }
+    this.ctx.log.info('transfer restarted');
+    return this.status();
+  }
+
+  /**
+   * Removes the transfer: cancels it when it runs, deletes its request, journal and learned model from the actor
+   * state, drops it from the host's registry and its metric series from the dashboard. The output file stays.
+   * Afterwards the id is unknown (PORTAL_UNKNOWN_TRANSFER), and `start` may use it again.
+   */
+  async forget(): Promise<{ transferId: string; forgotten: true }> {
+    const t = this.known();
+    if (t.core && t.journal.state === 'running') await this.stopLoop();
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+    for (const key of ['request', 'journal', 'risk']) await this.ctx.state.delete(key);
+    this.t = undefined;
+    this.resetCounters();
+    this.ctx.services.transferRegistry?.delete(this.ctx.actorId);
+    this.ctx.services.onTransferForgotten?.(this.ctx.actorId);
+    this.ctx.log.info('transfer forgotten');
+    return { transferId: this.ctx.actorId, forgotten: true };
   }
 
   /** Applies a batch of executor reports (the bus subscription batches them into one turn). */
@@ -440,12 +509,13 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /** Where the transfer stands. */
   async status(): Promise<TransferStatus> {
+    this.known();
     const j = this.t?.journal;
     const m = this.t?.manifest;
     const core = this.t?.core;
     const p = core?.progress() ?? {
       total: m ? m.chunks.length : 0,
-      complete: 0,
+      complete: this.journalComplete,
       inFlight: 0,
       pending: 0,
       failedPermanent: 0,
@@ -460,7 +530,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
     return {
       transferId: this.ctx.actorId,
-      state: j?.state ?? 'idle',
+      state: j!.state,
       error: j?.error === undefined ? undefined : redactText(j.error),
       total: p.total,
       complete: p.complete,
@@ -563,9 +633,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    */
   async read(arg: ContentReadRequest): Promise<ContentReadResult> {
     checkArg(typeof arg?.readerId === 'string' && arg.readerId.length > 0, 'readerId', 'a reader id');
-    const t = this.t;
-    if (!t)
-      throw new PortalError('PORTAL_INVALID_ARGUMENT', `transfer ${this.ctx.actorId} has not been started`);
+    const t = this.known();
     const m = t.manifest;
     checkArg(
       Number.isSafeInteger(arg.offset) && arg.offset >= 0 && arg.offset < m.fileSize,
@@ -605,16 +673,86 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /** The manifest, the output file and the state, for a content server. */
   async contentInfo(): Promise<ContentInfo> {
-    const t = this.t;
-    if (!t)
-      throw new PortalError('PORTAL_INVALID_ARGUMENT', `transfer ${this.ctx.actorId} has not been started`);
+    const t = this.known();
     return { state: t.journal.state, manifest: t.manifest, output: t.req.output };
   }
 
-  /** Stops the transfer: cancels the tick loop and the reminder, keeps the journal. */
+  /**
+   * Stops a running transfer (state `cancelled`): ends the tick loop and the reminder, keeps the journal and the
+   * output, so `restart` resumes it. A transfer that already ended is answered as it is.
+   * PORTAL_UNKNOWN_TRANSFER for an unknown id.
+   */
   async cancel(): Promise<TransferStatus> {
-    if (this.t && this.t.journal.state === 'running') await this.fail(this.t, 'cancelled');
+    const t = this.known();
+    if (t.journal.state === 'running') {
+      t.journal.state = 'cancelled';
+      t.journal.error = 'cancelled';
+      t.journal.finishedAt = this.ctx.clock.wallNow();
+      this.ctx.log.info('transfer cancelled');
+      await this.stopLoop();
+    }
     return this.status();
+  }
+
+  // ---- lifecycle helpers -----------------------------------------------------------------------
+
+  /** The transfer this actor owns, or PORTAL_UNKNOWN_TRANSFER: never started (or its start failed), or forgotten. */
+  private known(): OwnedTransfer {
+    if (!this.t)
+      throw new PortalError(
+        'PORTAL_UNKNOWN_TRANSFER',
+        `transfer ${JSON.stringify(this.ctx.actorId)} is unknown: it was never started, its start failed, or it was forgotten`,
+      );
+    return this.t;
+  }
+
+  /** Undoes what a failed start or restart did on this activation; `previous` is what the actor owned before. */
+  private async undoStart(previous: OwnedTransfer | undefined): Promise<void> {
+    const quiet = async (what: string, op: () => Promise<void>): Promise<void> => {
+      try {
+        await op();
+      } catch (err) {
+        this.ctx.log.warn({ err }, `undoing a failed start: ${what} failed`);
+      }
+    };
+    await quiet('unregister the tick timer', () => this.ctx.unregisterTimer(TICK_TIMER));
+    await quiet('unregister the keepalive reminder', () => this.ctx.unregisterReminder(KEEPALIVE));
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+    if (previous?.core === undefined) this.ctx.services.transferRegistry?.delete(this.ctx.actorId);
+    this.t = previous && previous.journal.state !== 'running' ? previous : undefined;
+    this.resetCounters();
+    if (this.t) this.countJournal(this.t);
+  }
+
+  /** Chunks and bytes the journal lists as complete, for the status of a transfer not running here. */
+  private countJournal(t: OwnedTransfer): void {
+    const bitmap = Buffer.from(t.journal.bitmap, 'base64');
+    let complete = 0;
+    let bytes = 0;
+    const n = t.manifest.chunks.length;
+    for (let c = 0; c < n; c++)
+      if ((bitmap[c >>> 3] >>> (c & 7)) & 1) {
+        complete++;
+        bytes += chunkRange(t.manifest, c).length;
+      }
+    this.journalComplete = complete;
+    this.bytesDone = bytes;
+  }
+
+  private resetCounters(): void {
+    this.edgeViews = [];
+    this.inbox = [];
+    this.samples.clear();
+    this.ticks = 0;
+    this.bytesDone = 0;
+    this.journalComplete = 0;
+    this.resumedChunks = 0;
+    this.recoveredChunks = 0;
+    this.perEdgeChunks = [];
+    this.edgeEpochs = [];
+    this.lastTickMs = undefined;
+    this.risk = undefined;
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -1094,4 +1232,4 @@ function countBits(b: Uint8Array): number {
 }
 
 /** Statuses a finished transfer can be in. */
-export const terminalStates: ReadonlyArray<TransferStatus['state']> = ['done', 'failed'];
+export const terminalStates: ReadonlyArray<TransferStatus['state']> = ['done', 'failed', 'cancelled'];

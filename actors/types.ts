@@ -161,7 +161,8 @@ export interface ContentInfo {
 /** Where a transfer stands (SchedulerActor.status). */
 export interface TransferStatus {
   transferId: string;
-  state: 'idle' | 'running' | 'verifying' | 'done' | 'failed';
+  /** running → verifying → done | failed; cancel → cancelled; restart takes failed or cancelled back to running. */
+  state: 'running' | 'verifying' | 'done' | 'failed' | 'cancelled';
   error?: string;
   total: number;
   complete: number;

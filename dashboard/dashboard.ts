@@ -169,6 +169,10 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     metrics: metrics.registry,
     registerMetricsSource: (source) => metrics.registerSource(source),
     recordDeadLetter: (event) => metrics.recordDeadLetter(event),
+    forgetTransfer(transferId) {
+      tracker.drop(transferId);
+      metrics.forget([transferId]);
+    },
     snapshot: () => tracker.snapshot(),
     pollNow: poll,
     async close() {

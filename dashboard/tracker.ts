@@ -51,6 +51,8 @@ export interface Tracker {
   snapshot(): DashboardSnapshot;
   /** Transfer ids that were evicted by the last update (their metric series should go too). */
   evicted(): readonly string[];
+  /** Forgets a transfer now (it was forgotten by its actor); true when it was tracked. */
+  drop(transferId: string): boolean;
 }
 
 interface Entry {
@@ -228,6 +230,7 @@ export function createTracker(opts: TrackerOptions): Tracker {
     },
     snapshot: () => current,
     evicted: () => lastEvicted,
+    drop: (transferId) => entries.delete(transferId),
   };
 }
 

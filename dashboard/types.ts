@@ -38,6 +38,8 @@ export interface Dashboard {
   registerMetricsSource(source: MetricsSource): () => void;
   /** Counts a message that was dead-lettered (`reason` must come from a small fixed set: it is a label). */
   recordDeadLetter(reason: string, count?: number): void;
+  /** Drops a transfer now (SchedulerActor.forget): its card, history and metric series. */
+  forgetTransfer(transferId: string): void;
   /** The latest snapshot (what /api/state returns). */
   snapshot(): DashboardSnapshot;
   /** Polls now instead of waiting for the timer (tests, shutdown). */
@@ -98,7 +100,8 @@ export interface TransferHistory {
 /** One transfer as the page shows it. */
 export interface TransferSnapshot {
   id: string;
-  state: TransferStatus['state'] | 'unreachable';
+  /** The transfer's state, 'unreachable' while its status calls fail, 'idle' before the first answer. */
+  state: TransferStatus['state'] | 'unreachable' | 'idle';
   error?: string;
   /** Whether transfers() still lists it. */
   polled: boolean;

@@ -132,6 +132,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   // dead letters of this instance's bus, counted in /metrics (portal_dead_letters_total{reason=<code>}) once
   // the dashboard exists; those rejected before are kept until then
   let recordDeadLetter: ((code: string) => void) | undefined;
+  let forgetTransferHook: ((transferId: string) => void) | undefined;
   const earlyDeadLetters = new Map<string, number>();
   const bus0 = await createBusFromEnv({
     logger,
@@ -180,6 +181,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     transferRegistry: transfers,
     edgeUsage: new EdgeUsageBoard(),
     outputRoot,
+    onTransferForgotten: (id: string) => forgetTransferHook?.(id),
     streamRequireGpu: opts.streamRequireGpu,
     ...(streamTransport ? { streamTransport } : {}),
   };
@@ -293,6 +295,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     registerStreamMetrics(dash.metrics, gpuStreamMetricsSource);
     for (const [code, n] of earlyDeadLetters) dash.recordDeadLetter(code, n);
     recordDeadLetter = (code) => dash.recordDeadLetter(code);
+    forgetTransferHook = (id) => dash.forgetTransfer(id);
   }
   dash?.registerMetricsSource(() => {
     const e = edgeEvents.stats();

@@ -17,6 +17,11 @@ export class ProbeActor extends Actor {
     return null;
   }
 
+  /** Answers the argument as the host handed it over, with its JavaScript type (body parsing checks). */
+  async echo(arg?: unknown): Promise<{ arg: unknown; type: string }> {
+    return { arg: arg === undefined ? '(none)' : arg, type: arg === null ? 'null' : typeof arg };
+  }
+
   /** Reads the counter, waits `delayMs`, writes counter + 1; returns the new value. */
   async slowIncrement(arg?: { delayMs?: number }): Promise<{ value: number; pid: number }> {
     const key = this.ctx.actorId;

@@ -7,7 +7,7 @@ import { cidOf, NO_CID } from './cid.js';
 import { parseRange } from './http-range.js';
 
 /** A transfer's state as a content source reports it (SchedulerActor's TransferStatus['state']). */
-export type ContentState = 'idle' | 'running' | 'verifying' | 'done' | 'failed';
+export type ContentState = 'idle' | 'running' | 'verifying' | 'done' | 'failed' | 'cancelled';
 
 /**
  * Where a content server gets a running transfer's bytes from: the scheduler of the transfer (through
@@ -119,7 +119,7 @@ export async function serveContent(
         ...(served > 0 && activeS > 0 ? { rateBytesPerSec: served / activeS } : {}),
       });
       if (plan.complete[0] !== c) {
-        if (plan.state === 'failed' || plan.state === 'idle') {
+        if (plan.state === 'failed' || plan.state === 'cancelled' || plan.state === 'idle') {
           cut('content read cut: the transfer is not running and chunk is missing', {
             chunk: c,
             state: plan.state,

@@ -1,0 +1,187 @@
+import { jest } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { freePort } from '../../common/net.js';
+import { createTransferFixture, waitFor, type TransferFixture } from '../helpers/dapr.js';
+import { makeTempDir } from '../transfer/fixtures.js';
+
+// The embedded host's HTTP actor API as another team's service meets it: `portal serve --runtime embedded`
+// (dist/, a real process on a free port) with a real transfer from two loopback edges. Bodies are JSON whatever
+// the content type, errors are one envelope with the right status, and a transfer can be started, watched,
+// cancelled, restarted and forgotten.
+jest.setTimeout(120_000);
+
+const repo = resolve(new URL('../..', import.meta.url).pathname);
+
+let serve: ChildProcess;
+let base: string;
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let fixture: TransferFixture;
+
+/** POST to the API with a raw body and content type; answers the status, content type and parsed body. */
+async function call(
+  path: string,
+  body?: string,
+  contentType?: string,
+): Promise<{ status: number; type: string | null; body: any }> {
+  // eslint-disable-line @typescript-eslint/no-explicit-any
+  const res = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: contentType ? { 'content-type': contentType } : {},
+    body,
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    type: res.headers.get('content-type'),
+    body: text.length ? JSON.parse(text) : undefined,
+  };
+}
+const actor = (type: string, id: string, method: string): string =>
+  `/v1.0/actors/${type}/${encodeURIComponent(id)}/method/${method}`;
+
+beforeAll(async () => {
+  tmp = await makeTempDir('embedded-api');
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  serve = spawn(
+    process.execPath,
+    [join(repo, 'dist/cli/main.js'), 'serve', '--runtime', 'embedded', '--app-port', String(port), '--json'],
+    { env: { ...process.env, PORTAL_TEST_ACTORS: '1', NATS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  serve.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  serve.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  await waitFor(
+    () => out.includes('"type":"ready"'),
+    30_000,
+    () => `serve ready: ${out}`,
+    () => serve.exitCode !== null,
+  );
+  fixture = await createTransferFixture(tmp.dir, { transferId: 'emb-1', seed: 7 });
+});
+
+afterAll(async () => {
+  serve?.kill('SIGTERM');
+  await fixture?.close();
+  await tmp?.cleanup();
+});
+
+describe('embedded actor API: bodies', () => {
+  test.each([
+    ['no content type', undefined],
+    ['a form content type (curl -d)', 'application/x-www-form-urlencoded'],
+    ['text/plain', 'text/plain'],
+    ['application/json', 'application/json'],
+  ])('a body with %s is read as JSON, scalars included', async (_, type) => {
+    for (const [text, value, jsType] of [
+      ['5', 5, 'number'],
+      ['"text"', 'text', 'string'],
+      ['true', true, 'boolean'],
+      ['null', null, 'null'],
+      ['{"a":[1,2]}', { a: [1, 2] }, 'object'],
+    ] as const) {
+      const r = await call(actor('ProbeActor', 'p', 'echo'), text, type);
+      expect({ text, status: r.status, body: r.body }).toEqual({
+        text,
+        status: 200,
+        body: { arg: value, type: jsType },
+      });
+    }
+    const none = await call(actor('ProbeActor', 'p', 'echo'), undefined, type);
+    expect(none.body).toEqual({ arg: '(none)', type: 'undefined' });
+  });
+
+  test('a query string after the method is accepted', async () => {
+    const r = await call(`${actor('ProbeActor', 'p', 'echo')}?trace=1&x=y`, '7');
+    expect(r).toMatchObject({ status: 200, body: { arg: 7 } });
+  });
+
+  test('malformed JSON is a 400 envelope naming the parser error, never HTML or a stack', async () => {
+    const r = await call(actor('ProbeActor', 'p', 'echo'), '{"a":', 'application/json');
+    expect(r.status).toBe(400);
+    expect(r.type).toMatch(/^application\/json/);
+    expect(r.body.error.code).toBe('PORTAL_INVALID_ARGUMENT');
+    expect(r.body.error.message).toMatch(/not JSON/);
+    expect(JSON.stringify(r.body)).not.toMatch(/<html|\s+at |\/dist\//i);
+  });
+
+  test('unknown routes, types and methods are 404 envelopes', async () => {
+    expect((await call('/nope')).body.error.code).toBe('PORTAL_UNKNOWN_ACTOR_METHOD');
+    const type = await call(actor('NoSuchActor', 'x', 'status'));
+    expect(type).toMatchObject({ status: 404, body: { error: { code: 'PORTAL_UNKNOWN_ACTOR_TYPE' } } });
+    const method = await call(actor('SchedulerActor', 'x', 'launch'));
+    expect(method).toMatchObject({ status: 404, body: { error: { code: 'PORTAL_UNKNOWN_ACTOR_METHOD' } } });
+  });
+});
+
+describe('embedded actor API: transfer lifecycle', () => {
+  test('status, cancel, restart and forget of an id never started are 404 PORTAL_UNKNOWN_TRANSFER', async () => {
+    for (const m of ['status', 'cancel', 'restart', 'forget']) {
+      const r = await call(actor('SchedulerActor', 'never-started', m));
+      expect({ m, status: r.status, code: r.body?.error?.code }).toEqual({
+        m,
+        status: 404,
+        code: 'PORTAL_UNKNOWN_TRANSFER',
+      });
+    }
+  });
+
+  test('a failed start ("tickMs":"fast") leaves nothing, and the corrected start on the same id runs', async () => {
+    const bad = await call(
+      actor('SchedulerActor', 'emb-1', 'start'),
+      JSON.stringify({ ...fixture.request, tickMs: 'fast', edges: [{ id: 'e', config: { url: 'x' } }] }),
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.fields).toEqual(
+      expect.arrayContaining([
+        { path: '/tickMs', message: 'must be number' },
+        { path: '/edges/0/config/url', message: 'must match pattern "^https?://"' },
+        { path: '/edges/0/config/kind', message: 'is required' },
+      ]),
+    );
+    expect((await call(actor('SchedulerActor', 'emb-1', 'status'))).status).toBe(404);
+    const ok = await call(actor('SchedulerActor', 'emb-1', 'start'), JSON.stringify(fixture.request));
+    expect(ok).toMatchObject({ status: 200, body: { transferId: 'emb-1', state: 'running' } });
+  });
+
+  test('a running transfer is cancelled, refuses a second restart only while running, restarts and finishes verified', async () => {
+    const id = 'emb-1';
+    await waitFor(
+      async () => (await call(actor('SchedulerActor', id, 'status'))).body.complete >= 8,
+      30_000,
+      'some chunks complete',
+    );
+    const conflict = await call(actor('SchedulerActor', id, 'restart'));
+    expect(conflict).toMatchObject({ status: 409, body: { error: { code: 'PORTAL_TRANSFER_CONFLICT' } } });
+    const cancelled = await call(actor('SchedulerActor', id, 'cancel'));
+    expect(cancelled).toMatchObject({ status: 200, body: { state: 'cancelled' } });
+    const restarted = await call(actor('SchedulerActor', id, 'restart'));
+    expect(restarted.status).toBe(200);
+    expect(restarted.body.state).toBe('running');
+    expect(restarted.body.resumedChunks).toBeGreaterThanOrEqual(8);
+    let s: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    await waitFor(
+      async () =>
+        ['done', 'failed'].includes((s = (await call(actor('SchedulerActor', id, 'status'))).body).state),
+      60_000,
+      'transfer ends',
+    );
+    expect(s).toMatchObject({ state: 'done', verified: true, complete: fixture.chunks });
+    const sha = createHash('sha256')
+      .update(await readFile(fixture.output))
+      .digest('hex');
+    expect(sha).toBe(fixture.manifest.fileSha256);
+    expect((await call(actor('SchedulerActor', id, 'restart'))).status).toBe(409);
+  });
+
+  test('forget removes the transfer: its status is 404 afterwards and the id can be started again', async () => {
+    const r = await call(actor('SchedulerActor', 'emb-1', 'forget'));
+    expect(r).toMatchObject({ status: 200, body: { transferId: 'emb-1', forgotten: true } });
+    expect((await call(actor('SchedulerActor', 'emb-1', 'status'))).body.error.code).toBe(
+      'PORTAL_UNKNOWN_TRANSFER',
+    );
+  });
+});
