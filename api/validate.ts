@@ -45,15 +45,15 @@ export interface ActorApiContract {
   /** methods.json's `actors`: type → method → entry. */
   readonly methods: Readonly<Record<string, Readonly<Record<string, ApiMethod>>>>;
   /** The entry of a method, or undefined for a type or method the contract does not list. */
-  method(actorType: string, method: string): ApiMethod | undefined;
+  readonly method: (actorType: string, method: string) => ApiMethod | undefined;
   /**
    * Checks a call's argument against the method's request schema: returns when it fits, throws
    * PORTAL_INVALID_ARGUMENT with every problem in `fields` when it does not (an argument sent to a method that takes
    * none is one such problem). Internal methods and types or methods the contract does not list are not checked.
    */
-  checkRequest(actorType: string, method: string, arg: unknown): void;
+  readonly checkRequest: (actorType: string, method: string, arg: unknown) => void;
   /** The problems of an answer against the method's response schema ([] when it fits); for tests and clients. */
-  responseProblems(actorType: string, method: string, answer: unknown): FieldProblem[];
+  readonly responseProblems: (actorType: string, method: string, answer: unknown) => FieldProblem[];
 }
 
 /** The field problems of an ajv run, one per failed keyword, with readable messages. */
@@ -134,7 +134,7 @@ export function actorApiContract(): ActorApiContract {
   contract = {
     methods,
     method,
-    checkRequest(actorType, name, arg) {
+    checkRequest: (actorType, name, arg) => {
       const m = method(actorType, name);
       if (!m?.external) return; // internal calls come from Portal itself, typed by its own code
       const what = `${actorType}.${name}`;
@@ -148,7 +148,7 @@ export function actorApiContract(): ActorApiContract {
       const fields = arg === undefined ? [{ path: '', message: 'is required' }] : problemsOf(v.errors);
       throw new PortalError('PORTAL_INVALID_ARGUMENT', summary(what, fields), { fields });
     },
-    responseProblems(actorType, name, answer) {
+    responseProblems: (actorType, name, answer) => {
       const m = method(actorType, name);
       if (!m?.response) return [];
       const v = validator(m.response);

@@ -24,7 +24,7 @@ export interface Subscription {
   readonly ready?: Promise<void>;
 }
 
-/** Subject names, one function per kind of message (documented in README). */
+/** Subject names, one function per kind of message (documented in docs/api.md, "NATS"). */
 export const subjects = {
   dispatch: (transferId: string) => `portal.transfer.${transferId}.dispatch`,
   report: (transferId: string) => `portal.transfer.${transferId}.report`,

@@ -238,7 +238,7 @@ function envelopeOnParserError(
       .json({ error: { code: 'PORTAL_INVALID_ARGUMENT', message: `request body: ${message}` } });
     return;
   }
-  sendError(res as unknown as Res, err);
+  sendError(res, err);
 }
 
 /**

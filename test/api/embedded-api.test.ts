@@ -25,8 +25,8 @@ async function call(
   path: string,
   body?: string,
   contentType?: string,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
 ): Promise<{ status: number; type: string | null; body: any }> {
-  // eslint-disable-line @typescript-eslint/no-explicit-any
   const res = await fetch(`${base}${path}`, {
     method: 'POST',
     headers: contentType ? { 'content-type': contentType } : {},
@@ -162,7 +162,8 @@ describe('embedded actor API: transfer lifecycle', () => {
     expect(restarted.status).toBe(200);
     expect(restarted.body.state).toBe('running');
     expect(restarted.body.resumedChunks).toBeGreaterThanOrEqual(8);
-    let s: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    let s: any;
     await waitFor(
       async () =>
         ['done', 'failed'].includes((s = (await call(actor('SchedulerActor', id, 'status'))).body).state),

@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -10,10 +10,8 @@ import {
   startClientSidecar,
   startDaprCluster,
   startPortalInstance,
-  waitFor,
   type ClientSidecar,
   type DaprCluster,
-  type PortalInstance,
   type TransferFixture,
 } from '../helpers/dapr.js';
 import { startRedis, type TestRedis } from '../../harness/index.js';
@@ -68,15 +66,14 @@ export function runGo(
   });
 }
 
-const lastJson = (stdout: string): Record<string, any> =>
-  // eslint-disable-line @typescript-eslint/no-explicit-any
-  JSON.parse(stdout.trim().split('\n').at(-1)!);
+/** The last stdout line of a run, parsed (a status or an error envelope: read field by field in the tests). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const lastJson = (stdout: string): Record<string, any> => JSON.parse(stdout.trim().split('\n').at(-1)!);
 
 describe('Go service with the Dapr Go SDK through its own daprd', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };
   let redis: TestRedis;
   let cluster: DaprCluster;
-  let portal: PortalInstance;
   let sidecar: ClientSidecar;
   let client: string;
   let fixture: TransferFixture;
@@ -87,7 +84,7 @@ describe('Go service with the Dapr Go SDK through its own daprd', () => {
     const built = buildGoExample('portal-client', tmp.dir);
     redis = await startRedis();
     cluster = await startDaprCluster({ redisPort: redis.port });
-    portal = await startPortalInstance(cluster, { name: 'portal' });
+    await startPortalInstance(cluster, { name: 'portal' });
     sidecar = await startClientSidecar(cluster, 'go-client');
     client = await built;
     env = { DAPR_GRPC_PORT: String(sidecar.grpcPort), DAPR_HTTP_PORT: String(sidecar.httpPort) };

@@ -390,7 +390,7 @@ export async function startClientSidecar(cluster: DaprCluster, appId: string): P
       () => daprd.child.exitCode !== null,
     );
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n${await daprd.tail()}`);
+    throw new Error(`${(err as Error).message}\n${await daprd.tail()}`, { cause: err });
   }
   return { appId, httpPort, grpcPort, daprd };
 }
