@@ -1,5 +1,7 @@
 import { jest } from '@jest/globals';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -12,9 +14,17 @@ import {
   startPortalInstance,
   type ClientSidecar,
   type DaprCluster,
+  type PortalInstance,
   type TransferFixture,
+  waitFor,
 } from '../helpers/dapr.js';
-import { startRedis, type TestRedis } from '../../harness/index.js';
+import {
+  freePort,
+  startNatsServer,
+  startRedis,
+  type TestNatsServer,
+  type TestRedis,
+} from '../../harness/index.js';
 import { makeTempDir } from '../transfer/fixtures.js';
 
 // Clients nobody on the actor side wrote (examples/go): a Go service that drives a transfer through its OWN daprd
@@ -74,6 +84,7 @@ describe('Go service with the Dapr Go SDK through its own daprd', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };
   let redis: TestRedis;
   let cluster: DaprCluster;
+  let portal: PortalInstance;
   let sidecar: ClientSidecar;
   let client: string;
   let fixture: TransferFixture;
@@ -84,7 +95,7 @@ describe('Go service with the Dapr Go SDK through its own daprd', () => {
     const built = buildGoExample('portal-client', tmp.dir);
     redis = await startRedis();
     cluster = await startDaprCluster({ redisPort: redis.port });
-    await startPortalInstance(cluster, { name: 'portal' });
+    portal = await startPortalInstance(cluster, { name: 'portal', env: { PORTAL_TEST_ACTORS: '1' } });
     sidecar = await startClientSidecar(cluster, 'go-client');
     client = await built;
     env = { DAPR_GRPC_PORT: String(sidecar.grpcPort), DAPR_HTTP_PORT: String(sidecar.httpPort) };
@@ -137,9 +148,184 @@ describe('Go service with the Dapr Go SDK through its own daprd', () => {
     );
   });
 
+  test('through daprd over HTTP, a form-typed body (curl -d) and scalars arrive as JSON', async () => {
+    const url = `http://127.0.0.1:${sidecar.httpPort}/v1.0/actors/ProbeActor/p/method/echo?x=1`;
+    for (const [text, value] of [
+      ['5', 5],
+      ['"text"', 'text'],
+      ['true', true],
+      ['null', null],
+      ['{"a":1}', { a: 1 }],
+    ] as const) {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: text,
+      });
+      expect({ text, status: res.status, body: await res.json() }).toEqual({
+        text,
+        status: 200,
+        body: { arg: value, type: value === null ? 'null' : typeof value },
+      });
+    }
+  });
+
+  test("through daprd, malformed JSON is Portal's envelope inside daprd's error, never HTML or a stack trace", async () => {
+    const res = await fetch(`http://127.0.0.1:${sidecar.httpPort}/v1.0/actors/ProbeActor/p/method/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"a":',
+    });
+    const text = await res.text();
+    expect(text).not.toMatch(/<html|<pre>|\bat \S+ \(|node_modules/i);
+    const message = (JSON.parse(text) as { message: string }).message;
+    const envelope = JSON.parse(message.slice(message.indexOf('{"error":'))) as {
+      error: { code: string; message: string };
+    };
+    expect(envelope.error.code).toBe('PORTAL_INVALID_ARGUMENT');
+    expect(envelope.error.message).toMatch(/not JSON/);
+  });
+
+  test("after Portal's sidecar restarts, the finished transfer's status is its journal's, not complete: 0", async () => {
+    await portal.restartDaprd();
+    let r: { code: number | null; stdout: string; stderr: string } | undefined;
+    await waitFor(
+      async () => (r = await runGo(client, ['status', '-id', 'go-sdk-1'], env, 30_000)).code === 0,
+      60_000,
+      () => `status after the sidecar restart: ${r?.stdout} ${r?.stderr}`,
+    );
+    expect(lastJson(r!.stdout)).toMatchObject({
+      state: 'done',
+      verified: true,
+      complete: fixture.chunks,
+      bytesDone: fixture.manifest.fileSize,
+    });
+  });
+
   test('the status of a transfer that was never started is PORTAL_UNKNOWN_TRANSFER', async () => {
     const r = await runGo(client, ['status', '-id', 'never-started'], env);
     expect(r.code).toBe(2);
     expect(lastJson(r.stdout).error.code).toBe('PORTAL_UNKNOWN_TRANSFER');
+  });
+});
+
+/** `portal serve --runtime embedded` (dist/) with `env`; resolves with its ready line, or rejects with its output. */
+async function startServe(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ child: ChildProcess; ready: Record<string, unknown>; output: () => string }> {
+  const child = spawn(
+    process.execPath,
+    [join(repo, 'dist/cli/main.js'), 'serve', '--runtime', 'embedded', '--json', ...args],
+    { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  await waitFor(
+    () => out.includes('"type":"ready"'),
+    30_000,
+    () => `serve ready: ${out}`,
+    () => child.exitCode !== null,
+  );
+  const line = out.split('\n').find((l) => l.includes('"type":"ready"'))!;
+  return { child, ready: JSON.parse(line) as Record<string, unknown>, output: () => out };
+}
+
+describe('Go telemetry publisher with nats.go', () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let nats: TestNatsServer;
+  let serve: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    tmp = await makeTempDir('go-nats');
+    nats = await startNatsServer();
+  });
+
+  afterAll(async () => {
+    serve?.kill('SIGTERM');
+    await nats?.stop();
+    await tmp?.cleanup();
+  });
+
+  test('a heartbeat without a URL, then the announcement, configures the edge; malformed messages are dead-lettered and counted in /metrics', async () => {
+    const [publisher, appPort] = await Promise.all([
+      buildGoExample('publish-telemetry', tmp.dir),
+      freePort(),
+    ]);
+    const s = await startServe(['--app-port', String(appPort), '--dashboard-port', '0'], {
+      NATS_URL: nats.url,
+    });
+    serve = s.child;
+    const r = await runGo(
+      publisher,
+      ['-edge', 'edge-go-1', '-url', 'http://127.0.0.1:18080', '-bandwidth', '8000000', '-malformed', '3'],
+      { NATS_URL: nats.url },
+    );
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const snapshot = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
+      const res = await fetch(`http://127.0.0.1:${appPort}/v1.0/actors/EdgeActor/edge-go-1/method/snapshot`, {
+        method: 'POST',
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    let last: { status: number; body: Record<string, unknown> } | undefined;
+    await waitFor(
+      async () => (last = await snapshot()).status === 200,
+      20_000,
+      () => `edge configured (last: ${JSON.stringify(last)}; serve: ${s.output().slice(-2000)})`,
+    );
+    expect(last!.body).toMatchObject({
+      id: 'edge-go-1',
+      url: 'http://127.0.0.1:18080',
+      kind: 'portal',
+      maxParallel: 6,
+      available: true,
+    });
+    const metrics = async (): Promise<Map<string, number>> => {
+      const text = await (await fetch(new URL('/metrics', String(s.ready.dashboard)))).text();
+      const m = new Map<string, number>();
+      for (const [, reason, v] of text.matchAll(/^portal_dead_letters_total\{reason="([^"]+)"\} (\S+)$/gm))
+        m.set(reason, Number(v));
+      return m;
+    };
+    let dead = new Map<string, number>();
+    await waitFor(
+      async () => [...(dead = await metrics()).values()].reduce((a, b) => a + b, 0) >= 3,
+      10_000,
+      () => `3 dead letters in /metrics (have ${JSON.stringify([...dead])})`,
+    );
+    expect(Object.fromEntries(dead)).toEqual({ PORTAL_WIRE_MALFORMED: 2, PORTAL_WIRE_VERSION: 1 });
+  });
+
+  test("a stream that overlaps the ones serve owns (the old deploy's PORTAL on portal.>) stops serve with a message naming it", async () => {
+    const other = await startNatsServer();
+    try {
+      const nc = await connect({ servers: other.url });
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: 'PORTAL', subjects: ['portal.>'] });
+      await nc.close();
+      const child = spawn(
+        process.execPath,
+        [
+          join(repo, 'dist/cli/main.js'),
+          'serve',
+          '--runtime',
+          'embedded',
+          '--app-port',
+          String(await freePort()),
+        ],
+        { env: { ...process.env, NATS_URL: other.url }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await new Promise<number | null>((done) => child.once('close', done));
+      expect(code).toBe(2);
+      expect(out).toMatch(/PORTAL_CONFIG_INVALID/);
+      expect(out).toMatch(/overlap stream PORTAL\b/);
+    } finally {
+      await other.stop();
+    }
   });
 });
