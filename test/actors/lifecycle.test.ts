@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { runTransfer, startEmbeddedNode } from '../../cli/run-transfer.js';
+import { runTransfer, startEmbeddedNode } from '../../node/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { isPortalError } from '../../common/errors.js';
 import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';
