@@ -14,6 +14,7 @@ import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
 import type { ChunkReport, DispatchBatch, CancelRequest } from '../common/index.js';
 import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.js';
+import { loadManifestRef } from '../transfer/manifest-ref.js';
 import { cidOf, NO_CID } from '../transfer/cid.js';
 import { hashFile } from '../transfer/chunk-writer.js';
 import { createPrefixHasher, type PrefixHasher } from '../transfer/prefix-hasher.js';
@@ -151,7 +152,13 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const req = await this.ctx.state.get<TransferRequest>('request');
     const journal = await this.ctx.state.get<Journal>('journal');
     if (req && journal) {
-      this.t = { req, manifest: parseManifest(req.manifest), journal };
+      const manifest = await manifestOf(req);
+      if (manifest.id !== journal.manifestId)
+        throw new PortalError(
+          'PORTAL_MANIFEST_MISMATCH',
+          `transfer ${this.ctx.actorId}: the manifest at its manifestUrl is now ${manifest.id}, the journal's is ${journal.manifestId}`,
+        );
+      this.t = { req, manifest, journal };
       if (journal.state === 'running') await this.resume(this.t);
       else this.countJournal(this.t);
     }
@@ -184,7 +191,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     );
     checkArg(typeof req.output === 'string' && req.output.length > 0, 'output', 'a file path');
     checkArg(Array.isArray(req.edges) && req.edges.length > 0, 'edges', 'at least one edge');
-    const manifest = parseManifest(req.manifest);
+    checkArg(
+      (req.manifest === undefined) !== (req.manifestUrl === undefined),
+      'manifest',
+      'either manifest (inline) or manifestUrl (by reference), not both',
+    );
+    const manifest = await manifestOf(req);
     if (req.prePosition !== undefined) {
       checkArg(isEdgeOutput(req.output), 'output', 'the URL of the edge a pre-position task copies to');
       prePositionChunks(req.prePosition, manifest);
@@ -1169,9 +1181,23 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 }
 
 /** The request as the journal keeps it: edge URLs without credentials or signed query values. */
+/** The manifest of a request: inline (validated), or loaded from its manifestUrl (transfer/manifest-ref.ts). */
+async function manifestOf(req: TransferRequest): Promise<Manifest> {
+  return req.manifest === undefined && req.manifestUrl !== undefined
+    ? loadManifestRef(req.manifestUrl)
+    : parseManifest(req.manifest);
+}
+
 function journaledRequest(req: TransferRequest): TransferRequest {
   return {
     ...req,
+    // By reference, the state keeps the reference only and a reactivation loads the manifest again; a reference
+    // with a secret in it (userinfo, a signed query) is journaled redacted, with the manifest inline instead.
+    ...(req.manifestUrl !== undefined
+      ? redactUrl(req.manifestUrl) === req.manifestUrl
+        ? { manifest: undefined }
+        : { manifestUrl: redactUrl(req.manifestUrl) }
+      : {}),
     edges: req.edges.map((e) => ({ ...e, config: { ...e.config, url: redactUrl(e.config.url) } })),
   };
 }

@@ -60,7 +60,14 @@ export interface TransferEdge {
 /** SchedulerActor.start's argument. */
 export interface TransferRequest {
   transferId: string;
-  manifest: import('../transfer/manifest.js').Manifest;
+  /** The manifest inline (at most ~4 MiB of body through Dapr: about 62 000 chunks); or give manifestUrl. */
+  manifest?: import('../transfer/manifest.js').Manifest;
+  /**
+   * The manifest by reference instead: an http(s):// URL, a file:// URL or an absolute path the Portal host can
+   * read, holding the JSON `portal manifest` writes. The actor state keeps the reference, not the manifest, and a
+   * reactivation loads it again (its id must still be the journal's).
+   */
+  manifestUrl?: string;
   /** Where the chunks are written (a partial file when `publishAs` is set). */
   output: string;
   /** The name `output` is renamed to once the file is verified (`<out>.portal-part` → `<out>`); absent: it keeps its name. */

@@ -81,6 +81,9 @@ function problemsOf(errors: ErrorObject[] | null | undefined): FieldProblem[] {
     seen.add(key);
     out.push({ path, message });
   }
+  // every branch of a oneOf matched (e.g. both manifest and manifestUrl): that is the problem itself
+  if (out.length === 0)
+    for (const e of errors ?? []) out.push({ path: e.instancePath, message: e.message ?? 'is invalid' });
   return out;
 }
 

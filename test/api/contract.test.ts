@@ -94,3 +94,27 @@ describe('actor API contract', () => {
     expect(() => c.checkRequest('ProbeActor', 'anything', 5)).not.toThrow();
   });
 });
+
+describe('manifest by reference', () => {
+  const c = actorApiContract();
+  const { manifest: _inline, ...rest } = good;
+
+  test('a start takes manifestUrl instead of the manifest', () => {
+    for (const manifestUrl of ['https://edge/m.json', 'file:///data/m.json', '/data/m.json'])
+      expect(() => c.checkRequest('SchedulerActor', 'start', { ...rest, manifestUrl })).not.toThrow();
+  });
+
+  test('a start with neither, or with both, is refused naming both fields', () => {
+    expect(problemsOf(() => c.checkRequest('SchedulerActor', 'start', rest))).toEqual([
+      { path: '/manifest', message: 'is required' },
+      { path: '/manifestUrl', message: 'is required' },
+    ]);
+    const both = problemsOf(() =>
+      c.checkRequest('SchedulerActor', 'start', { ...good, manifestUrl: 'https://edge/m.json' }),
+    );
+    expect(both).toEqual([{ path: '', message: 'must match exactly one schema in oneOf' }]);
+    expect(
+      problemsOf(() => c.checkRequest('SchedulerActor', 'start', { ...rest, manifestUrl: 'ftp://x' })),
+    ).toEqual([{ path: '/manifestUrl', message: 'must match pattern "^(https?://|file://|/)"' }]);
+  });
+});

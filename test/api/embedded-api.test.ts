@@ -1,9 +1,11 @@
 import { jest } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { freePort } from '../../common/net.js';
+import { actorApiContract } from '../../api/validate.js';
 import { createTransferFixture, waitFor, type TransferFixture } from '../helpers/dapr.js';
 import { makeTempDir } from '../transfer/fixtures.js';
 
@@ -171,6 +173,14 @@ describe('embedded actor API: transfer lifecycle', () => {
       'transfer ends',
     );
     expect(s).toMatchObject({ state: 'done', verified: true, complete: fixture.chunks });
+    // the answers match their schemas in api/schemas (what other languages generate their types from)
+    const contract = actorApiContract();
+    expect(contract.responseProblems('SchedulerActor', 'status', s)).toEqual([]);
+    expect(contract.responseProblems('SchedulerActor', 'cancel', cancelled.body)).toEqual([]);
+    expect(contract.responseProblems('SchedulerActor', 'restart', restarted.body)).toEqual([]);
+    const edge = await call(actor('EdgeActor', fixture.request.edges[0].id, 'snapshot'));
+    expect(edge.status).toBe(200);
+    expect(contract.responseProblems('EdgeActor', 'snapshot', edge.body)).toEqual([]);
     const sha = createHash('sha256')
       .update(await readFile(fixture.output))
       .digest('hex');
@@ -184,5 +194,62 @@ describe('embedded actor API: transfer lifecycle', () => {
     expect((await call(actor('SchedulerActor', 'emb-1', 'status'))).body.error.code).toBe(
       'PORTAL_UNKNOWN_TRANSFER',
     );
+  });
+});
+
+describe('embedded actor API: manifest by reference', () => {
+  test('a start with a manifestUrl (http) instead of the manifest runs to a verified output; a path works too', async () => {
+    const f = await createTransferFixture(tmp.dir, { transferId: 'emb-ref', seed: 11 });
+    const manifestJson = JSON.stringify(f.manifest);
+    const server = http.createServer((req, res) => {
+      if (req.url === '/m.json') res.writeHead(200, { 'content-type': 'application/json' }).end(manifestJson);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const { manifest: _inline, ...request } = f.request;
+      const manifestUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/m.json`;
+      const body = JSON.stringify({ ...request, manifestUrl });
+      expect(body.length).toBeLessThan(manifestJson.length); // the start body no longer carries the chunk list
+      const started = await call(actor('SchedulerActor', 'emb-ref', 'start'), body);
+      expect(started).toMatchObject({ status: 200, body: { state: 'running', total: f.chunks } });
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      let s: any;
+      await waitFor(
+        async () =>
+          ['done', 'failed'].includes(
+            (s = (await call(actor('SchedulerActor', 'emb-ref', 'status'))).body).state,
+          ),
+        60_000,
+        'transfer by reference ends',
+      );
+      expect(s).toMatchObject({ state: 'done', verified: true, complete: f.chunks });
+      // a missing manifest is a 400 naming the reference, and leaves nothing
+      const missing = await call(
+        actor('SchedulerActor', 'emb-ref-2', 'start'),
+        JSON.stringify({ ...request, transferId: 'emb-ref-2', manifestUrl: `${manifestUrl}.nope` }),
+      );
+      expect(missing).toMatchObject({ status: 400, body: { error: { code: 'PORTAL_MANIFEST_INVALID' } } });
+      expect(missing.body.error.message).toMatch(/HTTP 404/);
+      expect((await call(actor('SchedulerActor', 'emb-ref-2', 'status'))).status).toBe(404);
+      // an absolute path on the host
+      const path = join(tmp.dir, 'm.json');
+      await writeFile(path, manifestJson);
+      const byPath = await call(
+        actor('SchedulerActor', 'emb-ref-3', 'start'),
+        JSON.stringify({
+          ...request,
+          transferId: 'emb-ref-3',
+          output: join(tmp.dir, 'out3.bin'),
+          manifestUrl: path,
+        }),
+      );
+      expect(byPath).toMatchObject({ status: 200, body: { state: 'running', total: f.chunks } });
+      expect((await call(actor('SchedulerActor', 'emb-ref-3', 'forget'))).status).toBe(200);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      await f.close();
+    }
   });
 });
