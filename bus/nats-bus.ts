@@ -755,7 +755,7 @@ async function ensureStream(
       const other = await jsm.streams.find(subs[0]).catch(() => undefined);
       throw new PortalError(
         'PORTAL_CONFIG_INVALID',
-        `NATS stream ${stream} (${subs.join(', ')}) cannot be created: its subjects overlap stream ${other ?? '(unknown)'}; Portal creates and owns the streams ${TRANSFERS_STREAM}, ${DEAD_LETTER_STREAM} and PORTAL_STREAM, delete the other one`,
+        `NATS stream ${stream} (${subs.join(', ')}) cannot be created: its subjects overlap stream ${other ?? '(unknown)'}; Portal creates and owns the streams ${TRANSFERS_STREAM}, ${DEAD_LETTER_STREAM}, ${COORD_STREAM} and PORTAL_STREAM, delete the other one`,
         { cause: err },
       );
     }

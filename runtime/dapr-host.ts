@@ -221,7 +221,8 @@ function sendError(res: Res, err: unknown, status?: number): void {
 
 /**
  * Express error middleware: a body parser's failure (too large, unreadable) or any error passed to `next` answers the
- * error envelope with its 4xx status (PORTAL_INVALID_ARGUMENT) or 500, never Express's HTML page.
+ * error envelope with its 4xx status (PORTAL_BODY_TOO_LARGE for 413, else PORTAL_INVALID_ARGUMENT) or 500, never
+ * Express's HTML page.
  */
 function envelopeOnParserError(
   err: unknown,
@@ -233,9 +234,8 @@ function envelopeOnParserError(
   const status = (err as { status?: unknown }).status;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const message = err instanceof Error ? err.message : String(err);
-    res
-      .status(status)
-      .json({ error: { code: 'PORTAL_INVALID_ARGUMENT', message: `request body: ${message}` } });
+    const code = status === 413 ? 'PORTAL_BODY_TOO_LARGE' : 'PORTAL_INVALID_ARGUMENT';
+    res.status(status).json({ error: { code, message: `request body: ${message}` } });
     return;
   }
   sendError(res, err);

@@ -911,7 +911,9 @@ type ChunkFailed struct {
 	// Required (not UNSPECIFIED).
 	Reason FailureReason `protobuf:"varint,1,opt,name=reason,proto3,enum=portal.v1.FailureReason" json:"reason,omitempty"`
 	// Human-readable detail (HTTP status, error message), may be empty.
-	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The source's Retry-After (503/429), milliseconds; 0 = none given.
+	RetryAfterMs  uint32 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -958,6 +960,13 @@ func (x *ChunkFailed) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *ChunkFailed) GetRetryAfterMs() uint32 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
 }
 
 // The outcome of one dispatched fetch: exactly one per DispatchItem. Applying the same report
@@ -1296,6 +1305,739 @@ func (x *DeadLetter) GetAtMs() float64 {
 	return 0
 }
 
+// One attempt of a task, sent by a coordinator to the peer it chose.
+type PeerTask struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Wire version, 1.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The coordinator that sent it; the peer answers on portal.coord.<coordinator_id>.result.
+	CoordinatorId string `protobuf:"bytes,2,opt,name=coordinator_id,json=coordinatorId,proto3" json:"coordinator_id,omitempty"`
+	// The peer, equal to the <peerId> token of the subject.
+	PeerId string `protobuf:"bytes,3,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	TaskId string `protobuf:"bytes,4,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The attempt's number, unique within the coordinator (> 0).
+	Attempt  uint64 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	TaskType string `protobuf:"bytes,6,opt,name=task_type,json=taskType,proto3" json:"task_type,omitempty"`
+	// Work units (> 0): what the coordinator predicts time per unit of.
+	Work float64 `protobuf:"fixed64,7,opt,name=work,proto3" json:"work,omitempty"`
+	// The coordinator's hour of day (0..23) when it dispatched the attempt.
+	Hour uint32 `protobuf:"varint,8,opt,name=hour,proto3" json:"hour,omitempty"`
+	// The task's input as JSON (empty = none).
+	PayloadJson []byte `protobuf:"bytes,9,opt,name=payload_json,json=payloadJson,proto3" json:"payload_json,omitempty"`
+	// When it was sent, Unix epoch milliseconds.
+	SentAtMs      float64 `protobuf:"fixed64,10,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerTask) Reset() {
+	*x = PeerTask{}
+	mi := &file_portal_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerTask) ProtoMessage() {}
+
+func (x *PeerTask) ProtoReflect() protoreflect.Message {
+	mi := &file_portal_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerTask.ProtoReflect.Descriptor instead.
+func (*PeerTask) Descriptor() ([]byte, []int) {
+	return file_portal_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PeerTask) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PeerTask) GetCoordinatorId() string {
+	if x != nil {
+		return x.CoordinatorId
+	}
+	return ""
+}
+
+func (x *PeerTask) GetPeerId() string {
+	if x != nil {
+		return x.PeerId
+	}
+	return ""
+}
+
+func (x *PeerTask) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *PeerTask) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *PeerTask) GetTaskType() string {
+	if x != nil {
+		return x.TaskType
+	}
+	return ""
+}
+
+func (x *PeerTask) GetWork() float64 {
+	if x != nil {
+		return x.Work
+	}
+	return 0
+}
+
+func (x *PeerTask) GetHour() uint32 {
+	if x != nil {
+		return x.Hour
+	}
+	return 0
+}
+
+func (x *PeerTask) GetPayloadJson() []byte {
+	if x != nil {
+		return x.PayloadJson
+	}
+	return nil
+}
+
+func (x *PeerTask) GetSentAtMs() float64 {
+	if x != nil {
+		return x.SentAtMs
+	}
+	return 0
+}
+
+// A peer's answer for one attempt.
+type PeerResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Wire version, 1.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The coordinator the task came from, equal to the <coordId> token of the subject.
+	CoordinatorId string `protobuf:"bytes,2,opt,name=coordinator_id,json=coordinatorId,proto3" json:"coordinator_id,omitempty"`
+	PeerId        string `protobuf:"bytes,3,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	TaskId        string `protobuf:"bytes,4,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Attempt       uint64 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Ok            bool   `protobuf:"varint,6,opt,name=ok,proto3" json:"ok,omitempty"`
+	// The output as JSON (ok = true; empty = none).
+	OutputJson []byte `protobuf:"bytes,7,opt,name=output_json,json=outputJson,proto3" json:"output_json,omitempty"`
+	// Why it failed (ok = false).
+	Error string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	// Time the peer spent on the task, not counting its queue, ms.
+	ServiceMs float64 `protobuf:"fixed64,9,opt,name=service_ms,json=serviceMs,proto3" json:"service_ms,omitempty"`
+	// The peer's resource pressure when it answered, 0..1.
+	Pressure float64 `protobuf:"fixed64,10,opt,name=pressure,proto3" json:"pressure,omitempty"`
+	// When it was sent, Unix epoch milliseconds.
+	SentAtMs      float64 `protobuf:"fixed64,11,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerResult) Reset() {
+	*x = PeerResult{}
+	mi := &file_portal_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerResult) ProtoMessage() {}
+
+func (x *PeerResult) ProtoReflect() protoreflect.Message {
+	mi := &file_portal_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerResult.ProtoReflect.Descriptor instead.
+func (*PeerResult) Descriptor() ([]byte, []int) {
+	return file_portal_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PeerResult) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PeerResult) GetCoordinatorId() string {
+	if x != nil {
+		return x.CoordinatorId
+	}
+	return ""
+}
+
+func (x *PeerResult) GetPeerId() string {
+	if x != nil {
+		return x.PeerId
+	}
+	return ""
+}
+
+func (x *PeerResult) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *PeerResult) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *PeerResult) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *PeerResult) GetOutputJson() []byte {
+	if x != nil {
+		return x.OutputJson
+	}
+	return nil
+}
+
+func (x *PeerResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *PeerResult) GetServiceMs() float64 {
+	if x != nil {
+		return x.ServiceMs
+	}
+	return 0
+}
+
+func (x *PeerResult) GetPressure() float64 {
+	if x != nil {
+		return x.Pressure
+	}
+	return 0
+}
+
+func (x *PeerResult) GetSentAtMs() float64 {
+	if x != nil {
+		return x.SentAtMs
+	}
+	return 0
+}
+
+// A peer's advertisement and telemetry, every interval_ms; the first one announces the peer.
+type PeerHeartbeat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Wire version, 1.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The peer, equal to the <peerId> token of the subject.
+	PeerId string `protobuf:"bytes,2,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	// Task types the peer runs (at least one).
+	TaskTypes []string `protobuf:"bytes,3,rep,name=task_types,json=taskTypes,proto3" json:"task_types,omitempty"`
+	// Attempts a coordinator may have in flight on it (≥ 1).
+	MaxInFlight uint32 `protobuf:"varint,4,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// Tasks it runs at once (≥ 1).
+	Concurrency uint32 `protobuf:"varint,5,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	// The latency it advertises, ms (what a heuristic coordinator ranks by).
+	LatencyHintMs float64 `protobuf:"fixed64,6,opt,name=latency_hint_ms,json=latencyHintMs,proto3" json:"latency_hint_ms,omitempty"`
+	// Tasks running plus queued.
+	Load    uint32 `protobuf:"varint,7,opt,name=load,proto3" json:"load,omitempty"`
+	Running uint32 `protobuf:"varint,8,opt,name=running,proto3" json:"running,omitempty"`
+	Queued  uint32 `protobuf:"varint,9,opt,name=queued,proto3" json:"queued,omitempty"`
+	// max(cpu, memory, queue pressure), 0..1.
+	Pressure       float64 `protobuf:"fixed64,10,opt,name=pressure,proto3" json:"pressure,omitempty"`
+	CpuPressure    float64 `protobuf:"fixed64,11,opt,name=cpu_pressure,json=cpuPressure,proto3" json:"cpu_pressure,omitempty"`
+	MemoryPressure float64 `protobuf:"fixed64,12,opt,name=memory_pressure,json=memoryPressure,proto3" json:"memory_pressure,omitempty"`
+	// The period of its heartbeats, ms (a coordinator declares it gone after a few missed).
+	IntervalMs uint32 `protobuf:"varint,13,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	// True in its last heartbeat, when it leaves on purpose.
+	Leaving bool `protobuf:"varint,14,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	// Increases with every heartbeat of one peer process.
+	Seq uint64 `protobuf:"varint,15,opt,name=seq,proto3" json:"seq,omitempty"`
+	// When it was sent, Unix epoch milliseconds.
+	SentAtMs float64 `protobuf:"fixed64,16,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	// Attempts completed and failed since the peer started.
+	Completed     uint64 `protobuf:"varint,17,opt,name=completed,proto3" json:"completed,omitempty"`
+	Failed        uint64 `protobuf:"varint,18,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerHeartbeat) Reset() {
+	*x = PeerHeartbeat{}
+	mi := &file_portal_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerHeartbeat) ProtoMessage() {}
+
+func (x *PeerHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_portal_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerHeartbeat.ProtoReflect.Descriptor instead.
+func (*PeerHeartbeat) Descriptor() ([]byte, []int) {
+	return file_portal_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PeerHeartbeat) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetPeerId() string {
+	if x != nil {
+		return x.PeerId
+	}
+	return ""
+}
+
+func (x *PeerHeartbeat) GetTaskTypes() []string {
+	if x != nil {
+		return x.TaskTypes
+	}
+	return nil
+}
+
+func (x *PeerHeartbeat) GetMaxInFlight() uint32 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetConcurrency() uint32 {
+	if x != nil {
+		return x.Concurrency
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetLatencyHintMs() float64 {
+	if x != nil {
+		return x.LatencyHintMs
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetLoad() uint32 {
+	if x != nil {
+		return x.Load
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetRunning() uint32 {
+	if x != nil {
+		return x.Running
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetQueued() uint32 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetPressure() float64 {
+	if x != nil {
+		return x.Pressure
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetCpuPressure() float64 {
+	if x != nil {
+		return x.CpuPressure
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetMemoryPressure() float64 {
+	if x != nil {
+		return x.MemoryPressure
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetIntervalMs() uint32 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetLeaving() bool {
+	if x != nil {
+		return x.Leaving
+	}
+	return false
+}
+
+func (x *PeerHeartbeat) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetSentAtMs() float64 {
+	if x != nil {
+		return x.SentAtMs
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetCompleted() uint64 {
+	if x != nil {
+		return x.Completed
+	}
+	return 0
+}
+
+func (x *PeerHeartbeat) GetFailed() uint64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+// One task a service submits to a coordinator.
+type SubmittedTask struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TaskId   string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	TaskType string                 `protobuf:"bytes,2,opt,name=task_type,json=taskType,proto3" json:"task_type,omitempty"`
+	// Work units (> 0).
+	Work float64 `protobuf:"fixed64,3,opt,name=work,proto3" json:"work,omitempty"`
+	// Input as JSON (empty = none).
+	PayloadJson []byte `protobuf:"bytes,4,opt,name=payload_json,json=payloadJson,proto3" json:"payload_json,omitempty"`
+	// Run the first attempt on this peer (empty = the coordinator chooses).
+	Pin           string `protobuf:"bytes,5,opt,name=pin,proto3" json:"pin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmittedTask) Reset() {
+	*x = SubmittedTask{}
+	mi := &file_portal_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmittedTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmittedTask) ProtoMessage() {}
+
+func (x *SubmittedTask) ProtoReflect() protoreflect.Message {
+	mi := &file_portal_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmittedTask.ProtoReflect.Descriptor instead.
+func (*SubmittedTask) Descriptor() ([]byte, []int) {
+	return file_portal_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SubmittedTask) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *SubmittedTask) GetTaskType() string {
+	if x != nil {
+		return x.TaskType
+	}
+	return ""
+}
+
+func (x *SubmittedTask) GetWork() float64 {
+	if x != nil {
+		return x.Work
+	}
+	return 0
+}
+
+func (x *SubmittedTask) GetPayloadJson() []byte {
+	if x != nil {
+		return x.PayloadJson
+	}
+	return nil
+}
+
+func (x *SubmittedTask) GetPin() string {
+	if x != nil {
+		return x.Pin
+	}
+	return ""
+}
+
+// Tasks a service submits to coordinator <coordId>.
+type CoordSubmit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Wire version, 1.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Equal to the <coordId> token of the subject.
+	CoordinatorId string           `protobuf:"bytes,2,opt,name=coordinator_id,json=coordinatorId,proto3" json:"coordinator_id,omitempty"`
+	Tasks         []*SubmittedTask `protobuf:"bytes,3,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// Who submitted (free text for logs).
+	Submitter     string `protobuf:"bytes,4,opt,name=submitter,proto3" json:"submitter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CoordSubmit) Reset() {
+	*x = CoordSubmit{}
+	mi := &file_portal_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CoordSubmit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CoordSubmit) ProtoMessage() {}
+
+func (x *CoordSubmit) ProtoReflect() protoreflect.Message {
+	mi := &file_portal_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CoordSubmit.ProtoReflect.Descriptor instead.
+func (*CoordSubmit) Descriptor() ([]byte, []int) {
+	return file_portal_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CoordSubmit) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CoordSubmit) GetCoordinatorId() string {
+	if x != nil {
+		return x.CoordinatorId
+	}
+	return ""
+}
+
+func (x *CoordSubmit) GetTasks() []*SubmittedTask {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *CoordSubmit) GetSubmitter() string {
+	if x != nil {
+		return x.Submitter
+	}
+	return ""
+}
+
+// The final outcome of a task, published by the coordinator.
+type CoordOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Wire version, 1.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Equal to the <coordId> token of the subject.
+	CoordinatorId string `protobuf:"bytes,2,opt,name=coordinator_id,json=coordinatorId,proto3" json:"coordinator_id,omitempty"`
+	TaskId        string `protobuf:"bytes,3,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	TaskType      string `protobuf:"bytes,4,opt,name=task_type,json=taskType,proto3" json:"task_type,omitempty"`
+	Ok            bool   `protobuf:"varint,5,opt,name=ok,proto3" json:"ok,omitempty"`
+	// The peer of the last attempt.
+	PeerId   string `protobuf:"bytes,6,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	Attempts uint32 `protobuf:"varint,7,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Failures uint32 `protobuf:"varint,8,opt,name=failures,proto3" json:"failures,omitempty"`
+	// Submission to final answer, ms.
+	LatencyMs float64 `protobuf:"fixed64,9,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	// The output as JSON (ok = true).
+	OutputJson    []byte `protobuf:"bytes,10,opt,name=output_json,json=outputJson,proto3" json:"output_json,omitempty"`
+	Error         string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CoordOutcome) Reset() {
+	*x = CoordOutcome{}
+	mi := &file_portal_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CoordOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CoordOutcome) ProtoMessage() {}
+
+func (x *CoordOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_portal_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CoordOutcome.ProtoReflect.Descriptor instead.
+func (*CoordOutcome) Descriptor() ([]byte, []int) {
+	return file_portal_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CoordOutcome) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CoordOutcome) GetCoordinatorId() string {
+	if x != nil {
+		return x.CoordinatorId
+	}
+	return ""
+}
+
+func (x *CoordOutcome) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *CoordOutcome) GetTaskType() string {
+	if x != nil {
+		return x.TaskType
+	}
+	return ""
+}
+
+func (x *CoordOutcome) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *CoordOutcome) GetPeerId() string {
+	if x != nil {
+		return x.PeerId
+	}
+	return ""
+}
+
+func (x *CoordOutcome) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *CoordOutcome) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *CoordOutcome) GetLatencyMs() float64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+func (x *CoordOutcome) GetOutputJson() []byte {
+	if x != nil {
+		return x.OutputJson
+	}
+	return nil
+}
+
+func (x *CoordOutcome) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_portal_proto protoreflect.FileDescriptor
 
 const file_portal_proto_rawDesc = "" +
@@ -1367,10 +2109,11 @@ const file_portal_proto_rawDesc = "" +
 	"\tfile_size\x18\x04 \x01(\x04R\bfileSize\x12-\n" +
 	"\x05items\x18\x05 \x03(\v2\x17.portal.v1.DispatchItemR\x05items\"&\n" +
 	"\x0eChunkCompleted\x12\x14\n" +
-	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\"W\n" +
+	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\"}\n" +
 	"\vChunkFailed\x120\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x18.portal.v1.FailureReasonR\x06reason\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xf5\x02\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\x12$\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\rR\fretryAfterMs\"\xf5\x02\n" +
 	"\vChunkReport\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1f\n" +
 	"\vtransfer_id\x18\x02 \x01(\tR\n" +
@@ -1404,7 +2147,86 @@ const file_portal_proto_rawDesc = "" +
 	"\fpayload_size\x18\x06 \x01(\rR\vpayloadSize\x12\x1f\n" +
 	"\vrejected_by\x18\a \x01(\tR\n" +
 	"rejectedBy\x12\x13\n" +
-	"\x05at_ms\x18\b \x01(\x01R\x04atMs*Q\n" +
+	"\x05at_ms\x18\b \x01(\x01R\x04atMs\"\x9d\x02\n" +
+	"\bPeerTask\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12%\n" +
+	"\x0ecoordinator_id\x18\x02 \x01(\tR\rcoordinatorId\x12\x17\n" +
+	"\apeer_id\x18\x03 \x01(\tR\x06peerId\x12\x17\n" +
+	"\atask_id\x18\x04 \x01(\tR\x06taskId\x12\x18\n" +
+	"\aattempt\x18\x05 \x01(\x04R\aattempt\x12\x1b\n" +
+	"\ttask_type\x18\x06 \x01(\tR\btaskType\x12\x12\n" +
+	"\x04work\x18\a \x01(\x01R\x04work\x12\x12\n" +
+	"\x04hour\x18\b \x01(\rR\x04hour\x12!\n" +
+	"\fpayload_json\x18\t \x01(\fR\vpayloadJson\x12\x1c\n" +
+	"\n" +
+	"sent_at_ms\x18\n" +
+	" \x01(\x01R\bsentAtMs\"\xb9\x02\n" +
+	"\n" +
+	"PeerResult\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12%\n" +
+	"\x0ecoordinator_id\x18\x02 \x01(\tR\rcoordinatorId\x12\x17\n" +
+	"\apeer_id\x18\x03 \x01(\tR\x06peerId\x12\x17\n" +
+	"\atask_id\x18\x04 \x01(\tR\x06taskId\x12\x18\n" +
+	"\aattempt\x18\x05 \x01(\x04R\aattempt\x12\x0e\n" +
+	"\x02ok\x18\x06 \x01(\bR\x02ok\x12\x1f\n" +
+	"\voutput_json\x18\a \x01(\fR\n" +
+	"outputJson\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"service_ms\x18\t \x01(\x01R\tserviceMs\x12\x1a\n" +
+	"\bpressure\x18\n" +
+	" \x01(\x01R\bpressure\x12\x1c\n" +
+	"\n" +
+	"sent_at_ms\x18\v \x01(\x01R\bsentAtMs\"\x9e\x04\n" +
+	"\rPeerHeartbeat\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x17\n" +
+	"\apeer_id\x18\x02 \x01(\tR\x06peerId\x12\x1d\n" +
+	"\n" +
+	"task_types\x18\x03 \x03(\tR\ttaskTypes\x12\"\n" +
+	"\rmax_in_flight\x18\x04 \x01(\rR\vmaxInFlight\x12 \n" +
+	"\vconcurrency\x18\x05 \x01(\rR\vconcurrency\x12&\n" +
+	"\x0flatency_hint_ms\x18\x06 \x01(\x01R\rlatencyHintMs\x12\x12\n" +
+	"\x04load\x18\a \x01(\rR\x04load\x12\x18\n" +
+	"\arunning\x18\b \x01(\rR\arunning\x12\x16\n" +
+	"\x06queued\x18\t \x01(\rR\x06queued\x12\x1a\n" +
+	"\bpressure\x18\n" +
+	" \x01(\x01R\bpressure\x12!\n" +
+	"\fcpu_pressure\x18\v \x01(\x01R\vcpuPressure\x12'\n" +
+	"\x0fmemory_pressure\x18\f \x01(\x01R\x0ememoryPressure\x12\x1f\n" +
+	"\vinterval_ms\x18\r \x01(\rR\n" +
+	"intervalMs\x12\x18\n" +
+	"\aleaving\x18\x0e \x01(\bR\aleaving\x12\x10\n" +
+	"\x03seq\x18\x0f \x01(\x04R\x03seq\x12\x1c\n" +
+	"\n" +
+	"sent_at_ms\x18\x10 \x01(\x01R\bsentAtMs\x12\x1c\n" +
+	"\tcompleted\x18\x11 \x01(\x04R\tcompleted\x12\x16\n" +
+	"\x06failed\x18\x12 \x01(\x04R\x06failed\"\x8e\x01\n" +
+	"\rSubmittedTask\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1b\n" +
+	"\ttask_type\x18\x02 \x01(\tR\btaskType\x12\x12\n" +
+	"\x04work\x18\x03 \x01(\x01R\x04work\x12!\n" +
+	"\fpayload_json\x18\x04 \x01(\fR\vpayloadJson\x12\x10\n" +
+	"\x03pin\x18\x05 \x01(\tR\x03pin\"\x9c\x01\n" +
+	"\vCoordSubmit\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12%\n" +
+	"\x0ecoordinator_id\x18\x02 \x01(\tR\rcoordinatorId\x12.\n" +
+	"\x05tasks\x18\x03 \x03(\v2\x18.portal.v1.SubmittedTaskR\x05tasks\x12\x1c\n" +
+	"\tsubmitter\x18\x04 \x01(\tR\tsubmitter\"\xbc\x02\n" +
+	"\fCoordOutcome\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12%\n" +
+	"\x0ecoordinator_id\x18\x02 \x01(\tR\rcoordinatorId\x12\x17\n" +
+	"\atask_id\x18\x03 \x01(\tR\x06taskId\x12\x1b\n" +
+	"\ttask_type\x18\x04 \x01(\tR\btaskType\x12\x0e\n" +
+	"\x02ok\x18\x05 \x01(\bR\x02ok\x12\x17\n" +
+	"\apeer_id\x18\x06 \x01(\tR\x06peerId\x12\x1a\n" +
+	"\battempts\x18\a \x01(\rR\battempts\x12\x1a\n" +
+	"\bfailures\x18\b \x01(\rR\bfailures\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\t \x01(\x01R\tlatencyMs\x12\x1f\n" +
+	"\voutput_json\x18\n" +
+	" \x01(\fR\n" +
+	"outputJson\x12\x14\n" +
+	"\x05error\x18\v \x01(\tR\x05error*Q\n" +
 	"\bEdgeKind\x12\x19\n" +
 	"\x15EDGE_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10EDGE_KIND_PORTAL\x10\x01\x12\x14\n" +
@@ -1437,7 +2259,7 @@ func file_portal_proto_rawDescGZIP() []byte {
 }
 
 var file_portal_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_portal_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_portal_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_portal_proto_goTypes = []any{
 	(EdgeKind)(0),             // 0: portal.v1.EdgeKind
 	(AvailabilityKind)(0),     // 1: portal.v1.AvailabilityKind
@@ -1454,6 +2276,12 @@ var file_portal_proto_goTypes = []any{
 	(*ChunkReport)(nil),       // 12: portal.v1.ChunkReport
 	(*CancelRequest)(nil),     // 13: portal.v1.CancelRequest
 	(*DeadLetter)(nil),        // 14: portal.v1.DeadLetter
+	(*PeerTask)(nil),          // 15: portal.v1.PeerTask
+	(*PeerResult)(nil),        // 16: portal.v1.PeerResult
+	(*PeerHeartbeat)(nil),     // 17: portal.v1.PeerHeartbeat
+	(*SubmittedTask)(nil),     // 18: portal.v1.SubmittedTask
+	(*CoordSubmit)(nil),       // 19: portal.v1.CoordSubmit
+	(*CoordOutcome)(nil),      // 20: portal.v1.CoordOutcome
 }
 var file_portal_proto_depIdxs = []int32{
 	5,  // 0: portal.v1.EdgeTelemetry.battery:type_name -> portal.v1.Battery
@@ -1466,11 +2294,12 @@ var file_portal_proto_depIdxs = []int32{
 	2,  // 7: portal.v1.ChunkFailed.reason:type_name -> portal.v1.FailureReason
 	10, // 8: portal.v1.ChunkReport.completed:type_name -> portal.v1.ChunkCompleted
 	11, // 9: portal.v1.ChunkReport.failed:type_name -> portal.v1.ChunkFailed
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	18, // 10: portal.v1.CoordSubmit.tasks:type_name -> portal.v1.SubmittedTask
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_portal_proto_init() }
@@ -1489,7 +2318,7 @@ func file_portal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portal_proto_rawDesc), len(file_portal_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   12,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
