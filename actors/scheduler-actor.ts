@@ -753,6 +753,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   private resetCounters(): void {
+    this.prefix?.hasher.dispose();
+    this.prefix = undefined;
     this.edgeViews = [];
     this.inbox = [];
     this.samples.clear();
