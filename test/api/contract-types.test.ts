@@ -1,4 +1,5 @@
 import { actorApiContract, SCHEMA_BASE } from '../../api/validate.js';
+import { externalMethods } from '../../actors/api.js';
 import type {
   EdgeConfig,
   EdgeTelemetry,
@@ -33,6 +34,7 @@ const fields: Record<string, string[]> = {
     stallTimeoutMs: true,
     edgeBudgetMs: true,
     prePosition: true,
+    overwrite: true,
   }),
   TransferEdge: all<TransferEdge>({ id: true, config: true, holds: true }),
   PrePosition: all<PrePosition>({ chunks: true, byteRange: true, background: true, deadlineWallMs: true }),
@@ -103,4 +105,14 @@ test('every method the contract lists exists on its actor class', async () => {
         name,
         fn: 'function',
       });
+});
+
+test("methods.json's external flags are the hosts' allow-list (actors/api.ts externalMethods)", () => {
+  for (const [type, methods] of Object.entries(actorApiContract().methods)) {
+    const external = Object.entries(methods)
+      .filter(([, m]) => m.external)
+      .map(([name]) => name)
+      .sort();
+    expect({ type, external }).toEqual({ type, external: [...(externalMethods[type] as string[])].sort() });
+  }
 });

@@ -50,7 +50,17 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`;
   serve = spawn(
     process.execPath,
-    [join(repo, 'dist/cli/main.js'), 'serve', '--runtime', 'embedded', '--app-port', String(port), '--json'],
+    [
+      join(repo, 'dist/cli/main.js'),
+      'serve',
+      '--runtime',
+      'embedded',
+      '--app-port',
+      String(port),
+      '--output-root',
+      tmp.dir,
+      '--json',
+    ],
     { env: { ...process.env, PORTAL_TEST_ACTORS: '1', NATS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -207,7 +217,8 @@ describe('embedded actor API: manifest by reference', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     try {
-      const { manifest: _inline, ...request } = f.request;
+      const { manifest: _inline, ...rest } = f.request;
+      const request = { ...rest, output: join(tmp.dir, 'out-ref.bin') };
       const manifestUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/m.json`;
       const body = JSON.stringify({ ...request, manifestUrl });
       expect(body.length).toBeLessThan(manifestJson.length); // the start body no longer carries the chunk list

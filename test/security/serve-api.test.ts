@@ -158,12 +158,16 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
         'PORTAL_ACTOR_METHOD_FORBIDDEN',
       ]);
     }
-    // names that are no method at all stay 400
+    // names that are no method at all are 404 (issue 16: unknown transfer or method)
     const unknown = await call(`${serve.base}/SchedulerActor/${id}/method/noSuchMethod`);
-    expect(unknown.status).toBe(400);
+    expect(unknown.status).toBe(404);
     expect(unknown.json.error?.code).toBe('PORTAL_UNKNOWN_ACTOR_METHOD');
-    // and the allowed ones answer
-    expect((await call(`${serve.base}/SchedulerActor/${id}/method/status`)).status).toBe(200);
+    // and the allowed ones answer (this id was never started: 404 PORTAL_UNKNOWN_TRANSFER, issue 16)
+    const allowed = await call(`${serve.base}/SchedulerActor/${id}/method/status`);
+    expect({ status: allowed.status, code: allowed.json.error?.code }).toEqual({
+      status: 404,
+      code: 'PORTAL_UNKNOWN_TRANSFER',
+    });
   });
 
   test('a start inside the root runs to a verified output (the allowed path still works)', async () => {
@@ -254,8 +258,18 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
     expect((await call(url, undefined, { authorization: 'Bearer wrong' })).json.error?.code).toBe(
       'PORTAL_UNAUTHORIZED',
     );
-    expect((await call(url, undefined, { authorization: `Bearer ${token}` })).status).toBe(200);
-    expect((await call(url, undefined, { 'dapr-api-token': token })).status).toBe(200);
+    // with the token the call reaches the actor: t1 was never started, so 404 PORTAL_UNKNOWN_TRANSFER (issue 16)
+    const tokenHeaders: Array<Record<string, string>> = [
+      { authorization: `Bearer ${token}` },
+      { 'dapr-api-token': token },
+    ];
+    for (const headers of tokenHeaders) {
+      const authed = await call(url, undefined, headers);
+      expect({ status: authed.status, code: authed.json.error?.code }).toEqual({
+        status: 404,
+        code: 'PORTAL_UNKNOWN_TRANSFER',
+      });
+    }
     expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(204);
     expect(s.output()).not.toContain(token);
   }, 60_000);
