@@ -94,6 +94,9 @@ export interface RunTransferOptions extends EngineSettings {
  */
 export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus> {
   const m = o.request.manifest;
+  // the local fetch always holds its manifest; manifestUrl is for callers of the actor API
+  if (m === undefined)
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'runTransfer: request.manifest is required');
   const small = m.chunks.length < GPU_MIN_CHUNKS;
   const node = await startEmbeddedNode({
     // the journal sits beside the file's final name (request.output may be a partial file beside it)

@@ -76,7 +76,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  serve?.kill('SIGTERM');
+  // serve stops its actors (journals written) before the folder goes
+  if (serve && serve.exitCode === null) {
+    const exited = new Promise((r) => serve.once('exit', r));
+    serve.kill('SIGTERM');
+    await exited;
+  }
   await fixture?.close();
   await tmp?.cleanup();
 });
