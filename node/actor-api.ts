@@ -121,12 +121,7 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
           res.destroy();
           return;
         }
-        const code = codeOf(err);
-        res
-          .writeHead(httpStatusFor(code), { 'content-type': 'application/json' })
-          .end(
-            JSON.stringify({ error: { code, message: err instanceof Error ? err.message : String(err) } }),
-          );
+        fail(res, err);
       });
       return;
     }

@@ -136,7 +136,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       const { startSwarmPeer } = await import('./swarm.js');
       peer = await startSwarmPeer({
         id: o.swarm.id,
-        manifest: o.request.manifest,
+        manifest: m,
         output: o.request.output,
         transferId: o.request.transferId,
         nodeBus: node.bus,

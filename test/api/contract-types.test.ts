@@ -35,6 +35,8 @@ const fields: Record<string, string[]> = {
     edgeBudgetMs: true,
     prePosition: true,
     overwrite: true,
+    order: true,
+    orderSeed: true,
   }),
   TransferEdge: all<TransferEdge>({ id: true, config: true, holds: true }),
   PrePosition: all<PrePosition>({ chunks: true, byteRange: true, background: true, deadlineWallMs: true }),
