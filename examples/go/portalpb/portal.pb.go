@@ -2038,6 +2038,72 @@ func (x *CoordOutcome) GetError() string {
 	return ""
 }
 
+// A pre-position task (issue 18), on `portal.preposition.<taskId>.start`: copy chunks of a manifest onto an edge
+// that accepts them, in idle capacity or before a deadline. The SchedulerActor request (TransferRequest with
+// `prePosition` set and `output` the target edge's URL) travels as UTF-8 JSON: it carries the manifest,
+// which the transfer subjects never do, and is validated by SchedulerActor.start like any API call.
+type PrePositionTask struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Wire version, 1.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Equal to the <taskId> token of the subject, and to the request's transferId.
+	TaskId        string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	RequestJson   []byte `protobuf:"bytes,3,opt,name=request_json,json=requestJson,proto3" json:"request_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrePositionTask) Reset() {
+	*x = PrePositionTask{}
+	mi := &file_portal_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrePositionTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrePositionTask) ProtoMessage() {}
+
+func (x *PrePositionTask) ProtoReflect() protoreflect.Message {
+	mi := &file_portal_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrePositionTask.ProtoReflect.Descriptor instead.
+func (*PrePositionTask) Descriptor() ([]byte, []int) {
+	return file_portal_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PrePositionTask) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PrePositionTask) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *PrePositionTask) GetRequestJson() []byte {
+	if x != nil {
+		return x.RequestJson
+	}
+	return nil
+}
+
 var File_portal_proto protoreflect.FileDescriptor
 
 const file_portal_proto_rawDesc = "" +
@@ -2226,7 +2292,11 @@ const file_portal_proto_rawDesc = "" +
 	"\voutput_json\x18\n" +
 	" \x01(\fR\n" +
 	"outputJson\x12\x14\n" +
-	"\x05error\x18\v \x01(\tR\x05error*Q\n" +
+	"\x05error\x18\v \x01(\tR\x05error\"g\n" +
+	"\x0fPrePositionTask\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12!\n" +
+	"\frequest_json\x18\x03 \x01(\fR\vrequestJson*Q\n" +
 	"\bEdgeKind\x12\x19\n" +
 	"\x15EDGE_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10EDGE_KIND_PORTAL\x10\x01\x12\x14\n" +
@@ -2259,7 +2329,7 @@ func file_portal_proto_rawDescGZIP() []byte {
 }
 
 var file_portal_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_portal_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_portal_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_portal_proto_goTypes = []any{
 	(EdgeKind)(0),             // 0: portal.v1.EdgeKind
 	(AvailabilityKind)(0),     // 1: portal.v1.AvailabilityKind
@@ -2282,6 +2352,7 @@ var file_portal_proto_goTypes = []any{
 	(*SubmittedTask)(nil),     // 18: portal.v1.SubmittedTask
 	(*CoordSubmit)(nil),       // 19: portal.v1.CoordSubmit
 	(*CoordOutcome)(nil),      // 20: portal.v1.CoordOutcome
+	(*PrePositionTask)(nil),   // 21: portal.v1.PrePositionTask
 }
 var file_portal_proto_depIdxs = []int32{
 	5,  // 0: portal.v1.EdgeTelemetry.battery:type_name -> portal.v1.Battery
@@ -2318,7 +2389,7 @@ func file_portal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portal_proto_rawDesc), len(file_portal_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
