@@ -168,7 +168,7 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     url: server.url,
     metrics: metrics.registry,
     registerMetricsSource: (source) => metrics.registerSource(source),
-    recordDeadLetter: (event) => metrics.recordDeadLetter(event),
+    recordDeadLetter: (reason, count) => metrics.recordDeadLetter(reason, count),
     forgetTransfer(transferId) {
       tracker.drop(transferId);
       metrics.forget([transferId]);
