@@ -1,0 +1,186 @@
+/**
+ * Host-under-load benchmark: N concurrent transfers of one file (4 MiB, 256 KiB chunks) from 4 nginx loopback
+ * mirrors, all submitted at once to one `portal serve --runtime embedded` over its HTTP actor API, each
+ * transfer's status polled every 200 ms while they run. Prints, per N: transfers done and verified, time to
+ * the last, aggregate MB/s, the actor API's p50/p99 latency while they run (goal p99 ≤ 100 ms), and the
+ * host's peak RSS (VmHWM). A row that does not finish within --timeout-s says how many did.
+ *
+ *   npm run bench:load -- [--transfers 100,1000] [--size-mib 4] [--timeout-s 120]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { freePort, startNginx, waitForPort, type TestNginx } from '../harness/index.js';
+import { createManifest } from '../transfer/index.js';
+import { encodeActorId } from '../runtime/index.js';
+import { arg, quantile } from './lib.js';
+
+const counts = arg('transfers', '100,1000').split(',').map(Number);
+const sizeMiB = Number(arg('size-mib', '4'));
+const timeoutS = Number(arg('timeout-s', '120'));
+const pollMs = 200;
+const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+interface Row {
+  transfers: number;
+  done: number;
+  failed: number;
+  seconds: number;
+  aggregateMBps: number;
+  apiP50Ms: number;
+  apiP99Ms: number;
+  apiCalls: number;
+  peakRssMB: number;
+}
+
+const peakRss = (pid: number): number => {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+};
+
+async function runOne(
+  n: number,
+  dir: string,
+  manifest: Awaited<ReturnType<typeof createManifest>>,
+  mirrors: string[],
+): Promise<Row> {
+  const port = await freePort();
+  const state = join(dir, `state-${n}`);
+  const outDir = join(dir, `out-${n}`);
+  mkdirSync(outDir);
+  const host: ChildProcess = spawn(
+    process.execPath,
+    [
+      cli,
+      'serve',
+      '--runtime',
+      'embedded',
+      '--app-port',
+      String(port),
+      '--state-dir',
+      state,
+      '--output-root',
+      outDir,
+      '--backend',
+      'cpu',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64 });
+  const latencies: number[] = [];
+  const call = async (id: string, method: string, body: unknown): Promise<{ state?: string }> => {
+    const t = performance.now();
+    const r = await pool.request({
+      path: `/v1.0/actors/SchedulerActor/${encodeActorId(id)}/method/${method}`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body ?? {}),
+    });
+    const text = await r.body.text();
+    latencies.push(performance.now() - t);
+    if (r.statusCode >= 400) throw new Error(`${method} ${id}: HTTP ${r.statusCode} ${text.slice(0, 300)}`);
+    return JSON.parse(text) as { state?: string };
+  };
+  try {
+    await waitForPort(port, 30_000, `portal serve on ${port}`);
+    const edges = mirrors.map((url, i) => ({
+      id: `m${i}`,
+      config: { url, kind: 'mirror' as const, flags: 0, maxParallel: 8 },
+      holds: 'all' as const,
+    }));
+    const ids = Array.from({ length: n }, (_, i) => `load-${n}-${i}`);
+    const t0 = performance.now();
+    await Promise.all(
+      ids.map((id) =>
+        call(id, 'start', {
+          transferId: id,
+          manifest,
+          output: join(outDir, `${id}.bin`),
+          edges,
+        }),
+      ),
+    );
+    const states = new Map<string, string>();
+    let last = t0;
+    while (performance.now() - t0 < timeoutS * 1000) {
+      const open = ids.filter((id) => !['done', 'failed'].includes(states.get(id) ?? ''));
+      if (open.length === 0) break;
+      const round = performance.now();
+      await Promise.all(
+        open.map(async (id) => {
+          try {
+            const s = await call(id, 'status', {});
+            states.set(id, s.state ?? '');
+            if (s.state === 'done' || s.state === 'failed') last = performance.now();
+          } catch {
+            /* counted by its latency; the transfer is asked again next round */
+          }
+        }),
+      );
+      const wait = pollMs - (performance.now() - round);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    const done = [...states.values()].filter((s) => s === 'done').length;
+    const failed = [...states.values()].filter((s) => s === 'failed').length;
+    const seconds = (last - t0) / 1000;
+    const sorted = [...latencies].sort((a, b) => a - b);
+    return {
+      transfers: n,
+      done,
+      failed,
+      seconds,
+      aggregateMBps: (done * manifest.fileSize) / 1e6 / seconds,
+      apiP50Ms: quantile(sorted, 0.5),
+      apiP99Ms: quantile(sorted, 0.99),
+      apiCalls: latencies.length,
+      peakRssMB: peakRss(host.pid!),
+    };
+  } finally {
+    await pool.close().catch(() => undefined);
+    host.kill('SIGTERM');
+    await new Promise((r) => host.once('exit', r));
+    await rm(outDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'portal-bench-load-'));
+  const servers: TestNginx[] = [];
+  try {
+    const src = join(dir, 'file.bin');
+    writeFileSync(src, randomBytes(sizeMiB * 1024 * 1024));
+    const manifest = await createManifest(src, { chunkSize: 256 * 1024 });
+    for (let i = 0; i < 4; i++) servers.push(await startNginx({ root: dir }));
+    const mirrors = servers.map((s) => `${s.httpUrl}/file.bin`);
+    const rows: Row[] = [];
+    const loads: number[] = [loadavg()[0]];
+    for (const n of counts) {
+      rows.push(await runOne(n, dir, manifest, mirrors));
+      loads.push(loadavg()[0]);
+    }
+    process.stdout.write(
+      `${sizeMiB} MiB per transfer from 4 nginx loopback mirrors, one embedded host, status polled every ${pollMs} ms; ${cpus().length} cores; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}\n\n`,
+    );
+    process.stdout.write(
+      '| transfers | done | failed | seconds to last | aggregate MB/s | API p50 ms | API p99 ms | API calls | peak RSS MB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n',
+    );
+    for (const r of rows)
+      process.stdout.write(
+        `| ${r.transfers} | ${r.done} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.aggregateMBps.toFixed(0)} | ${r.apiP50Ms.toFixed(1)} | ${r.apiP99Ms.toFixed(1)} | ${r.apiCalls} | ${r.peakRssMB.toFixed(0)} |\n`,
+      );
+    process.stdout.write(`${JSON.stringify({ sizeMiB, loads, rows })}\n`);
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:load: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});
