@@ -142,8 +142,12 @@ async function runOne(
     };
   } finally {
     await pool.close().catch(() => undefined);
+    // a host with hundreds of transfers left may drain slowly: 10 s, then SIGKILL
+    const exited = new Promise((r) => host.once('exit', r));
     host.kill('SIGTERM');
-    await new Promise((r) => host.once('exit', r));
+    const timer = setTimeout(() => host.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
     await rm(outDir, { recursive: true, force: true });
   }
 }
@@ -162,6 +166,7 @@ async function main(): Promise<void> {
     for (const n of counts) {
       rows.push(await runOne(n, dir, manifest, mirrors));
       loads.push(loadavg()[0]);
+      process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
     }
     process.stdout.write(
       `${sizeMiB} MiB per transfer from 4 nginx loopback mirrors, one embedded host, status polled every ${pollMs} ms; ${cpus().length} cores; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}\n\n`,
