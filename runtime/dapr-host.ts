@@ -781,7 +781,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       const name = decodeWireName(wireName) ?? wireName;
       let body: { callback?: string; data?: { method?: string; data?: unknown; act?: string } };
       try {
-        body = (argOf(req, `timer ${name}`) ?? {});
+        body = argOf(req, `timer ${name}`) ?? {};
       } catch (err) {
         sendError(res, err);
         return;
@@ -840,7 +840,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       const name = decodeWireName(wireName) ?? wireName;
       let body: { data?: unknown };
       try {
-        body = (argOf(req, `reminder ${name}`) ?? {});
+        body = argOf(req, `reminder ${name}`) ?? {};
       } catch (err) {
         sendError(res, err);
         return;
