@@ -31,6 +31,7 @@ import type {
   TransferRequest,
   TransferStatus,
 } from './types.js';
+import { hasBit } from '../common/bitset.js';
 
 const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
@@ -661,7 +662,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // not scheduling here: what the journal (or the finished scheduler) says is verified
       const bitmap = core ? core.completionBitmap() : Buffer.from(t.journal.bitmap, 'base64');
       const complete: number[] = [];
-      for (let c = first; c <= last; c++) if ((bitmap[c >>> 3] >>> (c & 7)) & 1) complete.push(c);
+      for (let c = first; c <= last; c++) if (hasBit(bitmap, c)) complete.push(c);
       return { state, first, last, complete, readAhead: 0, sequential: false };
     }
     this.access ??= new AccessTracker(core, { tickMs: t.req.tickMs ?? 50 });
@@ -744,7 +745,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     let bytes = 0;
     const n = t.manifest.chunks.length;
     for (let c = 0; c < n; c++)
-      if ((bitmap[c >>> 3] >>> (c & 7)) & 1) {
+      if (hasBit(bitmap, c)) {
         complete++;
         bytes += chunkRange(t.manifest, c).length;
       }
@@ -814,7 +815,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // an edge output: the chunks the journal lists were acknowledged by the edge, which checked their CIDs
       const bitmap = Buffer.from(j.bitmap, 'base64');
       for (let c = 0; c < n; c++)
-        if ((bitmap[c >>> 3] >>> (c & 7)) & 1) {
+        if (hasBit(bitmap, c)) {
           core.markComplete(c);
           this.bytesDone += chunkRange(m, c).length;
           this.resumedChunks++;
@@ -925,7 +926,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     try {
       const buf = Buffer.alloc(m.chunkSize);
       for (let c = 0; c < m.chunks.length; c++) {
-        const journaled = ((bitmap[c >>> 3] >>> (c & 7)) & 1) === 1;
+        const journaled = hasBit(bitmap, c);
         if (!journaled && !all) continue;
         if (m.chunks[c] === NO_CID) continue; // no hash to check it against: fetched again
         const { offset, length } = chunkRange(m, c);

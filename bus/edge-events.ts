@@ -1,6 +1,7 @@
 import { PortalError } from '../common/errors.js';
 import { subjects, type Bus, type Subscription } from './types.js';
 import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../common/vocabulary.js';
+import { clearBit, setBit } from '../common/bitset.js';
 
 /** The availability an edge announced for one manifest, after applying its have messages in order. */
 export interface EdgeHaveState {
@@ -130,8 +131,8 @@ export function createEdgeEventBridge(bus: Bus, handlers: EdgeEventHandlers): Ed
           return;
         }
         const bitmap = cur.bitmap.slice();
-        for (const c of ev.added) bitmap[c >> 3] |= 1 << (c & 7);
-        for (const c of ev.removed) bitmap[c >> 3] &= ~(1 << (c & 7));
+        for (const c of ev.added) setBit(bitmap, c);
+        for (const c of ev.removed) clearBit(bitmap, c);
         next = { ...cur, bitmap, seq: ev.seq };
       }
       states.set(k, next);

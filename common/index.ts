@@ -22,3 +22,4 @@ export type {
 export { redactUrl, redactText, redactDeep, escapeControl, isSecretParam, REDACTED } from './redact.js';
 export { createLogLimiter } from './log-limit.js';
 export type { LogLimiter } from './log-limit.js';
+export { bitsetBytes, hasBit, setBit, clearBit } from './bitset.js';

@@ -25,6 +25,7 @@ import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
 import { progressDetail } from './fetch.js';
 import { freePort } from '../../common/net.js';
+import { hasBit } from '../../common/bitset.js';
 
 const MB = 1_000_000;
 
@@ -323,8 +324,7 @@ export const demoCommand = defineCommand({
         },
         dashboard: dashPort !== undefined ? { port: dashPort, lingerMs: flags.linger * 1000 } : undefined,
         onReport: (r: ChunkReport) => {
-          if (r.ok && journalBitmap && ((journalBitmap[r.chunk >>> 3] >>> (r.chunk & 7)) & 1) === 1)
-            refetched++;
+          if (r.ok && journalBitmap && hasBit(journalBitmap, r.chunk)) refetched++;
         },
         onProgress: (s) => {
           killEdge(s.complete);

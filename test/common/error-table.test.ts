@@ -21,9 +21,9 @@ test('the exit codes follow the README table: 2 bad usage, configuration or a mi
     expect([code, d.exit >= 2 && d.exit <= 4]).toEqual([code, true]);
 });
 
-test('HTTP statuses: a wrong request is 4xx, an unknown actor type 404, a failed upstream 502/504, an unavailable dependency 503, a bug 500', () => {
+test('HTTP statuses: a wrong request is 4xx, an unknown actor type or method 404, a failed upstream 502/504, an unavailable dependency 503, a bug 500', () => {
   expect(httpStatusFor('PORTAL_INVALID_ARGUMENT')).toBe(400);
-  expect(httpStatusFor('PORTAL_UNKNOWN_ACTOR_METHOD')).toBe(400);
+  expect(httpStatusFor('PORTAL_UNKNOWN_ACTOR_METHOD')).toBe(404);
   expect(httpStatusFor('PORTAL_UNKNOWN_ACTOR_TYPE')).toBe(404);
   expect(httpStatusFor('PORTAL_EDGE_UNREACHABLE')).toBe(502);
   expect(httpStatusFor('PORTAL_EDGE_TIMEOUT')).toBe(504);
