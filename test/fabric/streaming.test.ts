@@ -122,6 +122,6 @@ describe('streaming reads of a running transfer (portal fetch --serve)', () => {
       '%{http_code}',
       `http://127.0.0.1:${port}/v1/transfers/nope/content`,
     ]);
-    expect(unknown.stdout.toString()).toBe('400');
+    expect(unknown.stdout.toString()).toBe('404');
   }, 60_000);
 });
