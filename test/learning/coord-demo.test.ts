@@ -84,7 +84,8 @@ describe('coord-demo peers (forked processes from dist/)', () => {
       );
       const hold = EMULATION_PACE * mult * e.cpuMs;
       expect(e.cpuMs).toBeGreaterThan(0);
-      expect(e.serviceMs).toBeGreaterThanOrEqual(hold - 1);
+      // 1 % + 1 ms: the peer's timer and its CPU-time reading round differently
+      expect(e.serviceMs).toBeGreaterThanOrEqual(hold * 0.99 - 1);
       expect(e.serviceMs).toBeGreaterThanOrEqual(e.computeMs);
       over[e.peer].push(e.serviceMs - Math.max(hold, e.computeMs));
     }

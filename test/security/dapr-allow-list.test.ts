@@ -37,9 +37,10 @@ test('through daprd, internal methods are refused with PORTAL_ACTOR_METHOD_FORBI
     expect([type, method, codeOf(err)]).toEqual([type, method, 'PORTAL_ACTOR_METHOD_FORBIDDEN']);
     expect(r.status).toBeGreaterThanOrEqual(400);
   }
+  // status is external: a transfer that was never started answers PORTAL_UNKNOWN_TRANSFER, not a refusal
   const status = await daprInvoke(port, 'SchedulerActor', 'sec-1', 'status');
-  expect(status.status).toBe(200);
-  expect((status.body as { state: string }).state).toBe('idle');
+  const statusErr = errorFromResponse('status', status.status, JSON.stringify(status.body));
+  expect(codeOf(statusErr)).toBe('PORTAL_UNKNOWN_TRANSFER');
   // EdgeActor.snapshot is external: an unconfigured edge answers with its own error, not a refusal
   const snapshot = await daprInvoke(port, 'EdgeActor', 'sec-1', 'snapshot');
   const snapErr =
