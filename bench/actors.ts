@@ -7,7 +7,6 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -25,27 +24,11 @@ import { createMemoryBus } from '../bus/index.js';
 import { createCpuTickEngine } from '../engine/index.js';
 import { freePort } from '../common/net.js';
 import { quantile } from '../common/quantile.js';
+import { waitForPort } from '../harness/index.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
-
-async function waitPort(port: number, what: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = net.connect(port, '127.0.0.1');
-      c.once('connect', () => {
-        c.destroy();
-        r(true);
-      });
-      c.once('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not open port ${port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 interface Row {
@@ -175,8 +158,8 @@ async function main(): Promise<void> {
       join(dir, 'config.yaml'),
       `apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: ${daprDefaults.configuration}\nspec:\n  features:\n${daprFeatures.map((f) => `    - name: ${f.name}\n      enabled: ${f.enabled}`).join('\n')}\n`,
     );
-    await waitPort(redisPort, 'redis');
-    await waitPort(placementPort, 'placement');
+    await waitForPort(redisPort, 60_000, 'redis');
+    await waitForPort(placementPort, 60_000, 'placement');
     start(join(bin, 'daprd'), [
       '--app-id',
       daprDefaults.appId,
