@@ -48,7 +48,7 @@ export interface SchedulerActorApi {
   /** Stops the transfer (state cancelled), keeping the journal. */
   cancel(): Promise<TransferStatus>;
   /**
-   * A read of the transfer's content (streaming reads, issue 18): which chunks of the byte range are
+   * A read of the transfer's content (streaming reads): which chunks of the byte range are
    * verified now; the missing ones are raised to DEMAND priority, and a sequential reader's next chunks
    * to READ_AHEAD.
    */

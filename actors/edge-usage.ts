@@ -8,7 +8,7 @@ export interface EdgeUse {
 
 /**
  * The host-wide view of which edges foreground transfers use, so that background work (pre-position
- * tasks, issue 18; seed 000 §9.2: "these run during idle time, don't compete with active transfers")
+ * tasks: they run during idle time and do not compete with active transfers)
  * takes an edge only while no foreground transfer uses or wants it. Every foreground SchedulerActor
  * reports its per-edge use after each tick; a background one reads it before dispatching. An edge's
  * bandwidth is shared by all requests to it, so a free slot on an edge a foreground transfer is using

@@ -859,7 +859,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.sub?.unsubscribe();
     const self = actorProxy(this.ctx, 'SchedulerActor', this.ctx.actorId);
     // Reports go in through the actor's own turn, and each report's bus handler resolves only once
-    // that turn has applied it: the bus acknowledges a report after it is applied (issue 17), so a
+    // that turn has applied it: the bus acknowledges a report after it is applied, so a
     // crash in between leaves it to be redelivered (reports are idempotent: stale attempts are
     // ignored). A call that fails (the sidecar restarting, the actor moving) is retried with backoff
     // for about 16 s; then, or when this host stops, the handlers reject and the bus redelivers.

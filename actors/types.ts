@@ -105,7 +105,7 @@ export interface TransferRequest {
    */
   edgeBudgetMs?: number;
   /**
-   * A pre-position task (issue 18): `output` is then the URL of an edge that accepts chunks (`portal edge
+   * A pre-position task: `output` is then the URL of an edge that accepts chunks (`portal edge
    * --accept`), and each chunk is PUT there once fetched and verified (the edge checks it again).
    */
   prePosition?: PrePosition;

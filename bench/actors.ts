@@ -1,6 +1,6 @@
 /**
  * Actor invocation benchmark: calls/s and p50/p99 latency of a no-op actor method (ProbeActor.noop) and of a
- * state-reading call (ProbeActor.info; SchedulerActor.status of a never-started id is a 404 since issue 16) through Dapr (client -> daprd HTTP API ->
+ * state-reading call (ProbeActor.info; SchedulerActor.status of a never-started id is a 404) through Dapr (client -> daprd HTTP API ->
  * placement-routed -> this process's Dapr host -> Redis-backed actor state), beside the embedded host (in-process
  * proxy) in the same run. Starts its own redis-server, placement and daprd on free ports (binaries from
  * scripts/dapr-runtime.sh). Run: `npm run bench:actors [-- --calls 2000 --concurrency 32 --json out.json]`.

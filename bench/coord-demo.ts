@@ -1,7 +1,7 @@
 /**
  * The coordinator demo as a benchmark: `portal coord-demo --json` (forked peer processes doing real
  * work, every policy on the same job stream) once per seed, and the learned policy's latency and
- * failure rate against the heuristic and the oracle, with seed 001's goals (−40% latency and −80%
+ * failure rate against the heuristic and the oracle, with the coordinator's goals (−40% latency and −80%
  * failed attempts against the heuristic, within 15% of the oracle's latency). The ratios depend on
  * the machine being otherwise idle: peers emulate their speed from CPU time and hold their answers,
  * so a loaded machine stretches every peer alike and narrows the gap. That is why they are measured

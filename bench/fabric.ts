@@ -1,5 +1,5 @@
 /**
- * Data-fabric benchmarks (issue 18), on loopback with real processes (`portal fetch` from dist/):
+ * Data-fabric benchmarks, on loopback with real processes (`portal fetch` from dist/):
  *
  * - ttfb: time to first byte of Range reads at random offsets of a running transfer (`fetch --serve`),
  *   against one chunk's fetch time from the fastest edge (goal ≤ 2×).

@@ -6,7 +6,7 @@
  *   - `portal fetch` of the same manifest with the 4 mirrors as edges (every chunk and the file verified);
  * and `portal fetch` of a 1 MiB file (start-up dominated). Each tool runs under /usr/bin/time (wall seconds,
  * peak RSS); runs are interleaved so a load spike on the shared machine hits every tool alike. Prints a
- * table and one JSON line. Goals (issue 15): Portal ≤ 0.5 × aria2c's time, ≥ 0.8 × curl's rate, peak RSS
+ * table and one JSON line. Goals: Portal ≤ 0.5 × aria2c's time, ≥ 0.8 × curl's rate, peak RSS
  * ≤ 100 MB, 1 MiB fetch ≤ 0.25 s.
  *
  *   npm run bench:fetch -- [--size 512] [--runs 3] [--mirrors 4] [--chunk-size 1048576]

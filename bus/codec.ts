@@ -573,7 +573,7 @@ function cancelCodec(maxBytes: number): WireCodec<CancelRequest> {
 }
 
 /**
- * `portal.preposition.<taskId>.start`: a pre-position task (issue 18); the request is JSON inside the protobuf
+ * `portal.preposition.<taskId>.start`: a pre-position task; the request is JSON inside the protobuf
  * envelope (it carries the manifest), checked here to be a JSON object whose transferId is the task id.
  */
 function prePositionCodec(maxBytes: number): WireCodec<PrePositionTaskMessage> {

@@ -244,7 +244,7 @@ export async function createJetStreamPullClient(
             failures++;
             log?.warn({ err, durable, failures }, 'pull consumer: pull failed; retrying');
             // The server may have restarted without the stream or the consumer (memory storage): recreate them
-            // (issue 17). The new consumer starts per `o.deliver` in the recreated stream.
+            //. The new consumer starts per `o.deliver` in the recreated stream.
             if (isMissing(err))
               await ensureStream()
                 .then(ensureConsumer)

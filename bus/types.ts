@@ -275,7 +275,7 @@ export interface CoordOutcomeMessage {
 }
 
 /**
- * A pre-position task on `portal.preposition.<taskId>.start` (issue 18): `request` is the SchedulerActor start
+ * A pre-position task on `portal.preposition.<taskId>.start`: `request` is the SchedulerActor start
  * request (a TransferRequest with `prePosition` set and `output` the target edge's URL, transferId = taskId),
  * kept as plain JSON here because bus/ does not know the actors' types; SchedulerActor.start validates it.
  */

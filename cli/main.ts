@@ -13,7 +13,7 @@ import { ensureXdgRuntimeDir } from './env.js';
 /**
  * The commands by name, each loaded on use: a command's module and what it imports (the actor hosts, the
  * Dapr SDK, the dashboard, the NATS client…) load only when that command runs, so `portal fetch` starts in
- * a fraction of the time (issue 15, "fast start"). `portal --help` loads them all for their summaries.
+ * a fraction of the time ("fast start"). `portal --help` loads them all for their summaries.
  */
 export const commands: Record<string, () => Promise<CommandSpec>> = {
   demo: async () => (await import('./commands/demo.js')).demoCommand,

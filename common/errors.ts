@@ -33,7 +33,7 @@ export type PortalErrorCode =
   | 'PORTAL_BUS_UNAVAILABLE'
   | 'PORTAL_DELIVERY_EXHAUSTED'
   | 'PORTAL_PEER_LOST'
-  /** An output path a fetch refuses: an unrelated file, a link, a missing or non-folder parent (issue 13). */
+  /** An output path a fetch refuses: an unrelated file, a link, a missing or non-folder parent. */
   | 'PORTAL_OUTPUT_REFUSED'
   /** Another process holds the output's lock (`<output>.portal/lock`). */
   | 'PORTAL_OUTPUT_LOCKED'

@@ -60,7 +60,7 @@ function tokenOf(req: http.IncomingMessage): string | undefined {
  * Serves the embedded host's actors over HTTP with the shape of Dapr's actor API (docs/api.md)
  * (`POST /v1.0/actors/<type>/<wire id>/method/<method>`), so clients (createDaprActorClient) talk to either runtime
  * the same way; an id that is not in the wire form is refused with PORTAL_INVALID_ARGUMENT. Also serves each
- * transfer's content while it arrives (`GET|HEAD /v1/transfers/<id>/content`, Range reads; issue 18): a read
+ * transfer's content while it arrives (`GET|HEAD /v1/transfers/<id>/content`, Range reads): a read
  * raises the priority of the chunks it waits for and never returns unverified bytes (serveContent).
  */
 export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<http.Server> {

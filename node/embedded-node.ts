@@ -79,7 +79,7 @@ export interface EmbeddedNodeOptions extends EngineSettings {
   /** An engine to use instead of one chosen by the engine settings (closed with the node). */
   tickEngine?: TickEngine;
   /**
-   * The swarm (issue 18): dispatch and reports stay on an in-process bus, and edge events (other peers'
+   * The swarm: dispatch and reports stay on an in-process bus, and edge events (other peers'
    * telemetry and haves) come from `fabricBus` (NATS), skipping this node's own edge `selfEdgeId`.
    */
   swarm?: { fabricBus: Bus; selfEdgeId: string };

@@ -14,7 +14,7 @@ import { startEmbeddedNode, type EngineSettings } from './embedded-node.js';
 /**
  * Below this many bytes a transfer moves its bytes on the main thread: starting the data-plane threads (each
  * loads undici and opens its own connections, ~0.1–0.2 s) costs more than hashing a few MiB (sha256 runs at
- * ~1.7 GB/s here, DESIGN.md).
+ * ~1.7 GB/s per core on this machine kind).
  */
 export const SMALL_TRANSFER_BYTES = 16 * 1024 * 1024;
 
@@ -66,14 +66,14 @@ export interface RunTransferOptions extends EngineSettings {
   onStarted?: (s: TransferStatus) => void;
   /**
    * Serve the content while the transfer runs (`GET /content` and `/v1/transfers/<id>/content`, Range
-   * reads; issue 18) on this port (0 = any free port); readers still reading when the transfer ends are
+   * reads) on this port (0 = any free port); readers still reading when the transfer ends are
    * served to the end before the node stops.
    */
   serve?: { port: number; host?: string; onUrl?: (url: string) => void };
   /** Serve the live dashboard on this port (0 = any free port) while the transfer runs. */
   dashboard?: { port: number; onUrl?: (url: string) => void; lingerMs?: number };
   /**
-   * Join a swarm (issue 18): serve the chunks verified here as edge `id` and announce them on `fabricBus`
+   * Join a swarm: serve the chunks verified here as edge `id` and announce them on `fabricBus`
    * (NATS), take other peers' announcements from it, and keep serving `lingerMs` after the transfer ends.
    */
   swarm?: {

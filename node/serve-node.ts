@@ -265,7 +265,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }), {
     maxEdges: opts.maxEdges,
   });
-  // pre-position tasks from other services (issue 18): one instance of the queue group starts each
+  // pre-position tasks from other services: one instance of the queue group starts each
   const prePositions = bus0.subscribe<PrePositionTaskMessage>(
     subjects.allPrePositions,
     async (msg) => {

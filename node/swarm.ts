@@ -34,7 +34,7 @@ export interface SwarmPeer {
 }
 
 /**
- * Makes a fetching node an edge of the swarm (issue 18; the job Dragonfly and Kraken do for container
+ * Makes a fetching node an edge of the swarm (the job Dragonfly and Kraken do for container
  * images): an edge server over the transfer's output file that holds exactly the chunks verified there —
  * each chunk whose report says it was fetched is read back and checked against its CID before it is
  * held (so bytes streamed into the file by an attempt that later failed are never served) — and that

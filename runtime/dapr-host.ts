@@ -314,7 +314,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   // Express's HTML page with a stack trace. The SDK's own parsers, added after these, find the body already read.
   const app = express();
   // The SDK calls `serverHttp.listen(port)` without its serverHost (all interfaces): bind loopback here, as
-  // daprd calls the app over localhost (issue 13: a direct call from another machine must find nothing).
+  // daprd calls the app over localhost (a direct call from another machine must find nothing).
   const listenAll = app.listen.bind(app) as (port: number, host: string) => http.Server;
   (app as unknown as { listen: (port: number) => http.Server }).listen = (port: number) =>
     listenAll(port, opts.appHost ?? '127.0.0.1');

@@ -7,7 +7,7 @@ import type { EdgeTable } from './tables.js';
 /**
  * Chunk priorities (the chunk table's `priority`, higher dispatched first; docs/architecture.md, "The
  * tick"): bytes a reader waits for, the read-ahead of a sequential reader, a whole-file transfer's chunks,
- * and pre-position work that runs only in idle capacity (seed 000 §9.2).
+ * and pre-position work that runs only in idle capacity.
  */
 export const ChunkPriority = {
   BACKGROUND: -1,
@@ -70,7 +70,7 @@ export interface ReadPlan {
 }
 
 /**
- * Access-pattern tracking of seed 000 §9.2 ("sequential access: pre-fetch next N chunks ahead") over
+ * Access-pattern tracking ("sequential access: pre-fetch next N chunks ahead") over
  * one ChunkScheduler: each read raises the priority of exactly the missing chunks it covers to DEMAND,
  * and for a reader whose read begins where its previous one ended, the next `readAheadChunks(...)`
  * chunks to READ_AHEAD. A reader that seeks elsewhere gets the chunks it raised and still waits for

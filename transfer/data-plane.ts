@@ -11,7 +11,7 @@ export type { DataJob, DataOutcome } from './data-protocol.js';
 
 /**
  * Data-plane threads by default: 2, or one when the machine has a single core. Measured on a 2-core host
- * (DESIGN.md, "The data plane"): two workers receiving, hashing and writing overlap with the main thread's
+ * (docs/architecture.md, "The data plane"): two workers receiving, hashing and writing overlap with the main thread's
  * scheduling and with each other's hashing; more threads than cores only add switches.
  */
 export const DEFAULT_DATA_THREADS = Math.max(1, Math.min(2, os.availableParallelism()));

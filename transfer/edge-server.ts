@@ -55,7 +55,7 @@ export interface EdgeServerOptions {
   /** Serve HTTPS with this PEM certificate (chain) and key (`portal edge --tls-cert/--tls-key`). */
   tls?: { cert: string | Buffer; key: string | Buffer };
   /**
-   * Accept chunks by `PUT /v1/chunks/<cid>` (pre-positioning, issue 18). The body must be exactly the
+   * Accept chunks by `PUT /v1/chunks/<cid>` (pre-positioning). The body must be exactly the
    * chunk's length and hash to its CID before it is written at the chunk's offsets in `source.path` and
    * announced as held; a mismatching body is refused with 422 and nothing is kept. With `token`, a PUT needs
    * `Authorization: Bearer <token>` (401 otherwise). The source file is opened read-write, and created

@@ -177,7 +177,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   const writerFor = (output: string, fileSize: number): Promise<ChunkWriter> => {
     let w = writers.get(output);
     if (!w) {
-      // an edge URL as the output: a pre-position task, whose chunks are PUT to that edge (issue 18)
+      // an edge URL as the output: a pre-position task, whose chunks are PUT to that edge
       w = isEdgeOutput(output)
         ? Promise.resolve(openPutWriter(output, { fileSize, token: opts.putToken }))
         : confine(output).then((real) => openChunkWriter(real, { fileSize }));

@@ -13,7 +13,7 @@ import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { createGate, type Gate } from '../runtime/fixtures.js';
 
-// Issue 17: reports were acknowledged to JetStream as soon as they were queued for the SchedulerActor, so
+// reports were acknowledged to JetStream as soon as they were queued for the SchedulerActor, so
 // reports acknowledged just before a crash were lost. A report must be acknowledged only after it is applied.
 
 const logger = createSilentLogger();

@@ -6,7 +6,7 @@ import type { ChunkReport, DispatchBatch, DispatchItem, EdgeTelemetryEvent } fro
 import { createSilentLogger } from '../../common/logger.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 
-// Issue 17 on a real nats-server: message size against the server's max_payload, JetStream memory streams across
+// On a real nats-server: message size against the server's max_payload, JetStream memory streams across
 // a server restart, handlers slower than the ack wait.
 
 const logger = createSilentLogger();

@@ -37,7 +37,7 @@ async function serveEmbedded(args: string[] = []) {
   return { port, child, exited };
 }
 
-// Issue 17: one rule for actor ids on every host, the embedded host's HTTP API included.
+// one rule for actor ids on every host, the embedded host's HTTP API included.
 test('portal serve --runtime embedded: the Dapr actor client reaches every id as its own actor', async () => {
   const { port, child, exited } = await serveEmbedded();
   const client = createDaprActorClient({ port });
@@ -60,7 +60,7 @@ test('portal serve --runtime embedded: the Dapr actor client reaches every id as
   }
 }, 90_000);
 
-// Issue 17: `portal serve --runtime embedded` with a call in flight whose turn never ends must still exit on
+// `portal serve --runtime embedded` with a call in flight whose turn never ends must still exit on
 // SIGTERM, within its drain timeout (it ignored SIGTERM for 15 s and more).
 test('portal serve --runtime embedded exits on SIGTERM within its drain timeout while a turn never ends', async () => {
   const { port, child, exited } = await serveEmbedded(['--drain-timeout', '1s']);

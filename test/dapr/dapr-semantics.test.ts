@@ -13,7 +13,7 @@ import {
 import { startRedis, type TestRedis } from '../../harness/index.js';
 import { AWKWARD_IDS } from '../runtime/fixtures.js';
 
-// Issue 17 on the real Dapr path: redis-server, placement, one `portal serve --runtime dapr` with its daprd,
+// On the real Dapr path: redis-server, placement, one `portal serve --runtime dapr` with its daprd,
 // idle actors deactivated after 2 s. Each test is a repro from a users' bug report against Dapr actors.
 jest.setTimeout(180_000);
 

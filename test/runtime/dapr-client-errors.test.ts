@@ -1,6 +1,6 @@
 import { errorFromResponse } from '../../runtime/dapr-client.js';
 
-// Issue 17: daprd's refusals of an actor call, as daprd 1.16.5 answered them in test/dapr/dapr-semantics.test.ts,
+// daprd's refusals of an actor call, as daprd 1.16.5 answered them in test/dapr/dapr-semantics.test.ts,
 // map to what they are instead of PORTAL_HOST_STOPPED. (A unit test of the mapping alone; the real answers are
 // checked against a running daprd there.)
 const invoke = (message: string): string => JSON.stringify({ errorCode: 'ERR_ACTOR_INVOKE_METHOD', message });

@@ -14,7 +14,7 @@ import {
 import { decodeActorId, encodeActorId } from '../../runtime/state-keys.js';
 import { AWKWARD_IDS, Counter, Reminded, Ticker, createTestServices, type TestServices } from './fixtures.js';
 
-// Issue 17: actor ids, drain on stop, delays above 2^31-1 ms on the embedded host.
+// actor ids, drain on stop, delays above 2^31-1 ms on the embedded host.
 
 const DAY = 24 * 3600_000;
 

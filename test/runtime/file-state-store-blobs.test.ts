@@ -1,5 +1,5 @@
 /**
- * Journal writes proportional to the change (issue 13): a large value (a transfer's manifest) is stored once in a
+ * Journal writes proportional to the change: a large value (a transfer's manifest) is stored once in a
  * content-addressed blob, and the frequent small updates (the journal's bitmap) rewrite only the small actor file.
  * Real files in a temporary folder, read back by a fresh store.
  */

@@ -1,5 +1,5 @@
 /**
- * The external allow-list on the Dapr host (issue 13), with placement, Redis and two `portal serve --runtime
+ * The external allow-list on the Dapr host, with placement, Redis and two `portal serve --runtime
  * dapr` instances behind their daprd: a call that comes in through daprd's API without the cluster's
  * internal-call token may invoke only the methods in actors/api externalMethods; the actors' own calls
  * (which carry it) still work across instances — a whole transfer runs in test/dapr/dapr-transfer.

@@ -1,5 +1,5 @@
 /**
- * The dashboard under hostile use (issue 13): it listens on loopback unless told otherwise, shows
+ * The dashboard under hostile use: it listens on loopback unless told otherwise, shows
  * no credentials or signed-URL parameters anywhere (page state, event stream, metrics, logs), and
  * clients that connect to /events and never read are dropped instead of growing memory.
  */

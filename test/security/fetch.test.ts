@@ -1,5 +1,5 @@
 /**
- * Hostile input to `portal fetch` (issue 13), each against the built CLI as a real process and real
+ * Hostile input to `portal fetch`, each against the built CLI as a real process and real
  * edge servers: manifest names that try to choose a place, outputs that are someone else's file or
  * a planted link, two fetches of one output, a finished journal whose output changed, edges that
  * drip or flood their /v1/have answer, and a full disk. Every case asserts the safe outcome.

@@ -1,5 +1,5 @@
 /**
- * NATS floods against a real `portal serve` (issue 13): invented edge ids past the cap are dropped
+ * NATS floods against a real `portal serve`: invented edge ids past the cap are dropped
  * and counted in /metrics instead of each costing memory and an actor, and a flood of garbage
  * messages writes a bounded number of dead-letter log lines instead of one per message.
  */

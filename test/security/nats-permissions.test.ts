@@ -1,5 +1,5 @@
 /**
- * Forged NATS messages (issue 13) against a real nats-server running the shipped configuration
+ * Forged NATS messages against a real nats-server running the shipped configuration
  * (deploy/nats/nats-server.conf: one user per role, subject permissions), a real `portal executor
  * --all` process confined to an output root, and a real `portal fetch` on the NATS bus:
  * - the roles' permissions are enough for a whole transfer (scheduler + executor users);

@@ -1,5 +1,5 @@
 /**
- * `portal serve`'s embedded actor API under hostile callers (issue 13), against the built CLI as a real
+ * `portal serve`'s embedded actor API under hostile callers, against the built CLI as a real
  * process and real edge servers: outputs confined to --output-root (links resolved first, existing files
  * not overwritten), internal actor methods not callable from outside, the API token (required beyond
  * loopback, compared in constant time, never logged), a body limit that answers 413 and keeps serve up,
@@ -158,11 +158,11 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
         'PORTAL_ACTOR_METHOD_FORBIDDEN',
       ]);
     }
-    // names that are no method at all are 404 (issue 16: unknown transfer or method)
+    // names that are no method at all are 404 (unknown transfer or method)
     const unknown = await call(`${serve.base}/SchedulerActor/${id}/method/noSuchMethod`);
     expect(unknown.status).toBe(404);
     expect(unknown.json.error?.code).toBe('PORTAL_UNKNOWN_ACTOR_METHOD');
-    // and the allowed ones answer (this id was never started: 404 PORTAL_UNKNOWN_TRANSFER, issue 16)
+    // and the allowed ones answer (this id was never started: 404 PORTAL_UNKNOWN_TRANSFER)
     const allowed = await call(`${serve.base}/SchedulerActor/${id}/method/status`);
     expect({ status: allowed.status, code: allowed.json.error?.code }).toEqual({
       status: 404,
@@ -258,7 +258,7 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
     expect((await call(url, undefined, { authorization: 'Bearer wrong' })).json.error?.code).toBe(
       'PORTAL_UNAUTHORIZED',
     );
-    // with the token the call reaches the actor: t1 was never started, so 404 PORTAL_UNKNOWN_TRANSFER (issue 16)
+    // with the token the call reaches the actor: t1 was never started, so 404 PORTAL_UNKNOWN_TRANSFER
     const tokenHeaders: Array<Record<string, string>> = [
       { authorization: `Bearer ${token}` },
       { 'dapr-api-token': token },
