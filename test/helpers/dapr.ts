@@ -198,6 +198,38 @@ export interface PortalInstanceOptions {
   serveArgs?: string[];
 }
 
+/** daprd's flags after the app's own: its ports on loopback, the cluster's placement, resources and config. */
+function sidecarArgs(
+  cluster: DaprCluster,
+  p: { httpPort: number; grpcPort: number; internalPort: number; metricsPort: number },
+): string[] {
+  return [
+    '--dapr-http-port',
+    String(p.httpPort),
+    '--dapr-grpc-port',
+    String(p.grpcPort),
+    '--dapr-internal-grpc-port',
+    String(p.internalPort),
+    '--dapr-listen-addresses',
+    '127.0.0.1',
+    '--metrics-port',
+    String(p.metricsPort),
+    '--enable-metrics=false',
+    '--placement-host-address',
+    `127.0.0.1:${cluster.placementPort}`,
+    '--scheduler-host-address',
+    '',
+    '--resources-path',
+    cluster.resources,
+    '--config',
+    cluster.config,
+    '--log-level',
+    process.env.PORTAL_DAPRD_LOG_LEVEL ?? 'warn',
+    '--dapr-graceful-shutdown-seconds',
+    '1',
+  ];
+}
+
 /**
  * Starts daprd and `node dist/cli/main.js serve --runtime dapr` (run `npm run build` first) on free ports and
  * waits until the sidecar reports healthy and the app printed its ready line.
@@ -228,29 +260,12 @@ export async function startPortalInstance(
         'http',
         '--app-channel-address',
         '127.0.0.1',
-        '--dapr-http-port',
-        String(daprHttpPort),
-        '--dapr-grpc-port',
-        String(daprGrpcPort),
-        '--dapr-internal-grpc-port',
-        String(internalPort),
-        '--dapr-listen-addresses',
-        '127.0.0.1',
-        '--metrics-port',
-        String(metricsPort),
-        '--enable-metrics=false',
-        '--placement-host-address',
-        `127.0.0.1:${cluster.placementPort}`,
-        '--scheduler-host-address',
-        '',
-        '--resources-path',
-        cluster.resources,
-        '--config',
-        cluster.config,
-        '--log-level',
-        process.env.PORTAL_DAPRD_LOG_LEVEL ?? 'warn',
-        '--dapr-graceful-shutdown-seconds',
-        '1',
+        ...sidecarArgs(cluster, {
+          httpPort: daprHttpPort,
+          grpcPort: daprGrpcPort,
+          internalPort,
+          metricsPort,
+        }),
       ],
       join(cluster.dir, `${o.name}-daprd.log`),
       tokens,
@@ -351,33 +366,7 @@ export async function startClientSidecar(cluster: DaprCluster, appId: string): P
   ]);
   const daprd = startProc(
     join(cluster.bin, 'daprd'),
-    [
-      '--app-id',
-      appId,
-      '--dapr-http-port',
-      String(httpPort),
-      '--dapr-grpc-port',
-      String(grpcPort),
-      '--dapr-internal-grpc-port',
-      String(internalPort),
-      '--dapr-listen-addresses',
-      '127.0.0.1',
-      '--metrics-port',
-      String(metricsPort),
-      '--enable-metrics=false',
-      '--placement-host-address',
-      `127.0.0.1:${cluster.placementPort}`,
-      '--scheduler-host-address',
-      '',
-      '--resources-path',
-      cluster.resources,
-      '--config',
-      cluster.config,
-      '--log-level',
-      process.env.PORTAL_DAPRD_LOG_LEVEL ?? 'warn',
-      '--dapr-graceful-shutdown-seconds',
-      '1',
-    ],
+    ['--app-id', appId, ...sidecarArgs(cluster, { httpPort, grpcPort, internalPort, metricsPort })],
     join(cluster.dir, `${appId}-daprd.log`),
   );
   cluster.procs.push(daprd);
