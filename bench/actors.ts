@@ -24,7 +24,7 @@ import { createMemoryBus } from '../bus/index.js';
 import { createCpuTickEngine } from '../engine/index.js';
 import { freePort } from '../common/net.js';
 import { quantile } from '../common/quantile.js';
-import { waitForPort } from '../harness/index.js';
+import { startRedis, waitForPort, type TestRedis } from '../harness/index.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -115,21 +115,13 @@ async function main(): Promise<void> {
   const tickEngine = createCpuTickEngine();
   const services: PortalServices = { bus, tickEngine };
   let dapr: ReturnType<typeof createDaprHost> | undefined;
+  let redis: TestRedis | undefined;
   try {
-    const [redisPort, placementPort, ph, pm, raft, appPort, httpPort, grpcPort, intPort, metPort] =
-      await Promise.all(Array.from({ length: 10 }, freePort));
-    start('redis-server', [
-      '--port',
-      String(redisPort),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-    ]);
+    const [placementPort, ph, pm, raft, appPort, httpPort, grpcPort, intPort, metPort] = await Promise.all(
+      Array.from({ length: 9 }, freePort),
+    );
+    redis = await startRedis();
+    const redisPort = redis.port;
     start(join(bin, 'placement'), [
       '--port',
       String(placementPort),
@@ -158,7 +150,6 @@ async function main(): Promise<void> {
       join(dir, 'config.yaml'),
       `apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: ${daprDefaults.configuration}\nspec:\n  features:\n${daprFeatures.map((f) => `    - name: ${f.name}\n      enabled: ${f.enabled}`).join('\n')}\n`,
     );
-    await waitForPort(redisPort, 60_000, 'redis');
     await waitForPort(placementPort, 60_000, 'placement');
     start(join(bin, 'daprd'), [
       '--app-id',
@@ -292,6 +283,7 @@ async function main(): Promise<void> {
       );
   } finally {
     await dapr?.stop().catch(() => undefined);
+    await redis?.stop();
     for (const p of procs) {
       try {
         process.kill(-p.pid!, 'SIGKILL');

@@ -76,6 +76,26 @@ export const commonFlags = [
   { name: 'help', type: 'boolean', help: 'show this help', default: false },
 ] as const satisfies readonly FlagSpec[];
 
+/** The tick engine a command runs its SchedulerActors on. */
+export const backendFlag = {
+  name: 'backend',
+  type: 'string',
+  help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu',
+  default: 'auto',
+  env: 'PORTAL_BACKEND',
+} as const satisfies FlagSpec;
+
+/** Flags of the commands that run a transfer's scheduler here (demo, fetch): its cost model and engine. */
+export const schedulingFlags = [
+  {
+    name: 'learned',
+    type: 'boolean',
+    help: "learned completion time and failure risk replace the cost formula's time and health factors",
+    default: false,
+  },
+  backendFlag,
+] as const satisfies readonly FlagSpec[];
+
 /** A parsed value of any kind, as the parser holds it before it is handed out typed. */
 type AnyFlagValue = FlagKinds[keyof FlagKinds];
 

@@ -19,7 +19,7 @@ import { createLogger } from '../../common/logger.js';
 import { EdgeFlags } from '../../scheduler/types.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import type { ChunkReport } from '../../common/index.js';
-import { commonFlags, defineCommand } from '../args.js';
+import { commonFlags, defineCommand, schedulingFlags } from '../args.js';
 import { runTransfer, journalDir, parseBackend } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
@@ -177,19 +177,7 @@ export const demoCommand = defineCommand({
       help: 'work folder (default: a new temporary folder, removed afterwards)',
     },
     { name: 'keep', type: 'boolean', help: 'keep the work folder', default: false },
-    {
-      name: 'learned',
-      type: 'boolean',
-      help: "learned completion time and failure risk replace the cost formula's time and health factors",
-      default: false,
-    },
-    {
-      name: 'backend',
-      type: 'string',
-      help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu',
-      default: 'auto',
-      env: 'PORTAL_BACKEND',
-    },
+    ...schedulingFlags,
     ...commonFlags,
   ],
   async run({ flags }) {

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { createBusFromEnv, natsOptionsFromEnv } from '../../bus/from-env.js';
 import type { Bus } from '../../bus/types.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
-import { commonFlags, defineCommand } from '../args.js';
+import { commonFlags, defineCommand, schedulingFlags } from '../args.js';
 import { parseEdgeSpec, readEdgesFile, fetchHave, haveAnswerLimit } from '../edge-spec.js';
 // the modules themselves, not node/index.js: that would load the serve node (Dapr SDK, dashboard) too
 import { runTransfer } from '../../node/run-transfer.js';
@@ -182,19 +182,7 @@ export const fetchCommand = defineCommand({
       help: 'print a JSON status line to stdout every 250 ms',
       default: false,
     },
-    {
-      name: 'learned',
-      type: 'boolean',
-      help: "learned completion time and failure risk replace the cost formula's time and health factors",
-      default: false,
-    },
-    {
-      name: 'backend',
-      type: 'string',
-      help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu',
-      default: 'auto',
-      env: 'PORTAL_BACKEND',
-    },
+    ...schedulingFlags,
     ...commonFlags,
   ],
   async run({ flags, positionals }) {

@@ -3,7 +3,7 @@ import { startServeNode, parseBackend } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv, streamRequireGpuFromEnv } from '../env.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
-import { commonFlags, defineCommand } from '../args.js';
+import { backendFlag, commonFlags, defineCommand } from '../args.js';
 
 /** Milliseconds in one unit of a Go duration (time.ParseDuration). */
 const GO_UNITS: Record<string, number> = {
@@ -190,13 +190,7 @@ export const serveCommand = defineCommand({
       default: '127.0.0.1',
       env: 'PORTAL_DASHBOARD_HOST',
     },
-    {
-      name: 'backend',
-      type: 'string',
-      help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu',
-      default: 'auto',
-      env: 'PORTAL_BACKEND',
-    },
+    backendFlag,
     ...commonFlags,
   ],
   async run({ flags }) {
