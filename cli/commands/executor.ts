@@ -12,6 +12,7 @@ import {
 } from '../../bus/index.js';
 import { createExecutor } from '../../transfer/index.js';
 import { commonFlags, defineCommand } from '../args.js';
+import { untilStopSignal } from '../signals.js';
 
 /** A bus view that remembers the `ready` promise of every subscription made through it. */
 function trackReady(bus: Bus): { bus: Bus; ready: Promise<void>[] } {
@@ -139,18 +140,7 @@ export const executorCommand = defineCommand({
       `${JSON.stringify({ type: 'ready', id, transfers: all ? '*' : transfers, outputRoot })}\n`,
     );
 
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        logger.info({ signal }, 'stopping');
-        process.off('SIGTERM', onTerm);
-        process.off('SIGINT', onInt);
-        resolve();
-      };
-      const onTerm = (): void => stop('SIGTERM');
-      const onInt = (): void => stop('SIGINT');
-      process.on('SIGTERM', onTerm);
-      process.on('SIGINT', onInt);
-    });
+    logger.info({ signal: await untilStopSignal() }, 'stopping');
     const stats = executor.stats();
     // Close the executor first: its in-flight fetches end (cancelled ones are reported) while the bus still publishes.
     await executor.close();

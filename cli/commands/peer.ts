@@ -12,6 +12,7 @@ import {
 import { createPeerWorker } from '../coord/worker.js';
 import { loadPeerSet } from '../coord/profiles.js';
 import { calibrateKernels } from '../coord/kernels.js';
+import { untilStopSignal } from '../signals.js';
 
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -188,18 +189,7 @@ export const peerCommand = defineCommand({
       'peer ready',
     );
 
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        log.info({ signal }, 'leaving');
-        process.off('SIGTERM', onTerm);
-        process.off('SIGINT', onInt);
-        resolve();
-      };
-      const onTerm = (): void => stop('SIGTERM');
-      const onInt = (): void => stop('SIGINT');
-      process.on('SIGTERM', onTerm);
-      process.on('SIGINT', onInt);
-    });
+    log.info({ signal: await untilStopSignal() }, 'leaving');
     await peer.leave();
     const t = worker.telemetry();
     worker.close();
