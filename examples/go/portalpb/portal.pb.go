@@ -2038,7 +2038,7 @@ func (x *CoordOutcome) GetError() string {
 	return ""
 }
 
-// A pre-position task (issue 18), on `portal.preposition.<taskId>.start`: copy chunks of a manifest onto an edge
+// A pre-position task, on `portal.preposition.<taskId>.start`: copy chunks of a manifest onto an edge
 // that accepts them, in idle capacity or before a deadline. The SchedulerActor request (TransferRequest with
 // `prePosition` set and `output` the target edge's URL) travels as UTF-8 JSON: it carries the manifest,
 // which the transfer subjects never do, and is validated by SchedulerActor.start like any API call.
