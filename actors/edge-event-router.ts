@@ -24,8 +24,8 @@ function telemetryOf(ev: EdgeTelemetryEvent, bandwidth?: number, rtt?: number): 
  * Feeds edge events from the bus into the actors: telemetry to the edge's EdgeActor (a message with a
  * URL the edge was not configured with here configures it — an announcement, also after heartbeats
  * without a URL, which wait for it quietly), availability (`have`) to the
- * SchedulerActor of that manifest's transfer (transfer id = manifest id), which adds a new edge in
- * a spare slot. Errors are logged (rate-limited); one bad event never stops the others. At most
+ * SchedulerActor of each transfer of that manifest (`opts.transfersOf`; default: the transfer whose id is the
+ * manifest id), which adds a new edge in a spare slot. Errors are logged (rate-limited); one bad event never stops the others. At most
  * `opts.maxEdges` edges are tracked (createEdgeEventBridge); events of further edges are dropped. `opts.ignore`
  * skips an edge's events (a swarm peer's own announcements coming back to it).
  */
@@ -33,9 +33,15 @@ export function routeEdgeEvents(
   bus: Bus,
   host: ActorHost,
   logger: Logger,
-  opts: { maxEdges?: number; ignore?: (edgeId: string) => boolean } = {},
+  opts: {
+    maxEdges?: number;
+    ignore?: (edgeId: string) => boolean;
+    /** The ids of the transfers of a manifest that run here (a node whose transfer ids are not manifest ids). */
+    transfersOf?: (manifestId: string) => Iterable<string>;
+  } = {},
 ): EdgeEventBridge {
   const ignore = opts.ignore ?? ((): boolean => false);
+  const transfersOf = opts.transfersOf ?? ((manifestId: string): Iterable<string> => [manifestId]);
   // lines anyone on the bus can trigger at will are rate-limited (a flood costs a counter, not a log line each)
   const gapLog = createLogLimiter();
   const errorLog = createLogLimiter();
@@ -90,11 +96,12 @@ export function routeEdgeEvents(
     async onHave(state) {
       if (ignore(state.edgeId)) return;
       const bitmap = Buffer.from(state.bitmap).toString('base64');
-      await actorProxy(host, 'SchedulerActor', state.manifestId).invoke('edgeHave', {
-        edgeId: state.edgeId,
-        manifestId: state.manifestId,
-        bitmap,
-      });
+      for (const transferId of transfersOf(state.manifestId))
+        await actorProxy(host, 'SchedulerActor', transferId).invoke('edgeHave', {
+          edgeId: state.edgeId,
+          manifestId: state.manifestId,
+          bitmap,
+        });
     },
     onHaveGap(ev, knownSeq) {
       const { ok, suppressed } = gapLog.allow();

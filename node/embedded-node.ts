@@ -83,6 +83,11 @@ export interface EmbeddedNodeOptions extends EngineSettings {
    * telemetry and haves) come from `fabricBus` (NATS), skipping this node's own edge `selfEdgeId`.
    */
   swarm?: { fabricBus: Bus; selfEdgeId: string };
+  /**
+   * The ids of the transfers of a manifest on this node, where announced holdings go (default: the transfer
+   * whose id is the manifest id).
+   */
+  transfersOf?: (manifestId: string) => Iterable<string>;
 }
 
 /**
@@ -122,7 +127,10 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
     opts.swarm?.fabricBus ?? bus,
     host,
     opts.logger.child({ component: 'edge-events' }),
-    self === undefined ? {} : { ignore: (edgeId) => edgeId === self },
+    {
+      ...(self === undefined ? {} : { ignore: (edgeId: string) => edgeId === self }),
+      transfersOf: opts.transfersOf,
+    },
   );
   const executor = createExecutor({
     bus,

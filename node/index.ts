@@ -13,6 +13,7 @@ export {
   type EmbeddedNode,
   type EmbeddedNodeOptions,
 } from './embedded-node.js';
+export { localTransferId } from './transfer-id.js';
 export { runTransfer, sourcesOf, type RunTransferOptions, type SourceReport } from './run-transfer.js';
 export {
   startServeNode,

@@ -108,6 +108,8 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     cpuThreads: o.cpuThreads ?? (small ? 1 : undefined),
     dataThreads: m.fileSize < SMALL_TRANSFER_BYTES ? 0 : undefined,
     ...(o.swarm ? { swarm: { fabricBus: o.swarm.fabricBus, selfEdgeId: o.swarm.id } } : {}),
+    // announced holdings of this manifest go to this transfer, whatever its id
+    transfersOf: (manifestId) => (manifestId === m.id ? [o.request.transferId] : []),
   });
   const dash = o.dashboard
     ? // loaded only when asked for (prom-client, the page): a plain fetch starts without it

@@ -20,7 +20,7 @@ import { EdgeFlags } from '../../scheduler/types.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import type { ChunkReport } from '../../common/index.js';
 import { commonFlags, defineCommand, schedulingFlags } from '../args.js';
-import { runTransfer, journalDir, parseBackend } from '../../node/index.js';
+import { runTransfer, journalDir, parseBackend, localTransferId } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
 import { progressDetail } from './fetch.js';
@@ -290,13 +290,13 @@ export const demoCommand = defineCommand({
           `\nfetch process SIGKILLed at ${phase1.last?.complete ?? 0}/${total} chunks; resuming from the journal`,
         );
       }
-      const journalBitmap = await readJournalBitmap(output, manifest.id);
+      const journalBitmap = await readJournalBitmap(output, localTransferId(manifest.id, output));
       let t1 = performance.now();
       let refetched = 0;
       const started = Date.now();
       const status = await runTransfer({
         request: {
-          transferId: manifest.id,
+          transferId: localTransferId(manifest.id, output),
           manifest,
           output,
           edges,

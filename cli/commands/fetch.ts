@@ -24,6 +24,7 @@ import { commonFlags, defineCommand, schedulingFlags } from '../args.js';
 import { parseEdgeSpec, readEdgesFile, fetchHave, haveAnswerLimit } from '../edge-spec.js';
 // the modules themselves, not node/index.js: that would load the serve node (Dapr SDK, dashboard) too
 import { runTransfer } from '../../node/run-transfer.js';
+import { localTransferId } from '../../node/transfer-id.js';
 import { parseBackend, journalDir } from '../../node/embedded-node.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
@@ -262,7 +263,7 @@ export const fetchCommand = defineCommand({
             }
           : undefined,
         request: {
-          transferId: manifest.id,
+          transferId: localTransferId(manifest.id, output),
           manifest,
           output: part,
           publishAs: output,

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { createFileStateStore } from '../../runtime/index.js';
+import { localTransferId } from '../../node/transfer-id.js';
 
 const MAIN = path.resolve('dist/cli/main.js');
 
@@ -91,7 +92,9 @@ describe('portal CLI', () => {
     });
     expect(first.signal).toBe('SIGKILL');
     const store = createFileStateStore(`${out}.portal`);
-    const journal = JSON.parse((await store.get(`SchedulerActor||${mesh.manifest.id}||journal`))!);
+    const journal = JSON.parse(
+      (await store.get(`SchedulerActor||${localTransferId(mesh.manifest.id, out)}||journal`))!,
+    );
     await store.close();
     const bitmap = Buffer.from(journal.bitmap, 'base64');
     let journaled = 0;
