@@ -164,25 +164,40 @@ async function swarm(dir: string, mib: number, fetchers: number, originRate: num
           '--progress-json',
           ...(swarmMode ? ['--swarm', '--swarm-id', `${label}${i}`, '--swarm-linger', '10'] : []),
         ],
-        { NATS_URL: nats.url },
+        // only the swarm talks over NATS (its haves); the others move their bytes as a plain fetch does
+        swarmMode ? { NATS_URL: nats.url } : {},
       ),
     );
-    // a fetcher is done when its result line comes (the process may still linger to seed the others)
+    // a fetcher is done at its first progress line with every chunk complete (a swarm peer then lingers to
+    // seed the others); one that exits first, without it, failed
     const done = await Promise.all(
       procs.map((p) =>
-        p.line((l) =>
-          l.includes('"result"') || l.includes('"verified"') ? performance.now() - started : undefined,
-        ),
+        Promise.race([
+          p.line((l) => {
+            let j: { type?: string; complete?: number; total?: number } = {};
+            try {
+              j = JSON.parse(l) as typeof j;
+            } catch {
+              // not a status line
+            }
+            return (j.type === 'progress' && j.complete === j.total) || j.type === 'result'
+              ? performance.now() - started
+              : undefined;
+          }),
+          p.exit.then(() => Number.NaN),
+        ]),
       ),
     );
     const originBytes = origin.stats().bytesServed;
-    await Promise.all(procs.map((p) => p.exit));
+    const codes = await Promise.all(procs.map((p) => p.exit));
     await origin.close();
+    const ok = done.filter((d) => !Number.isNaN(d));
     return {
       run: label,
       fetchers: count,
-      slowestS: +(Math.max(...done) / 1000).toFixed(2),
-      fastestS: +(Math.min(...done) / 1000).toFixed(2),
+      failed: codes.filter((c) => c !== 0).length,
+      slowestS: ok.length === count ? +(Math.max(...ok) / 1000).toFixed(2) : null,
+      fastestS: ok.length > 0 ? +(Math.min(...ok) / 1000).toFixed(2) : null,
       originBytesOverFile: +(originBytes / m.fileSize).toFixed(2),
     };
   };
