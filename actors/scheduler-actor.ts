@@ -13,9 +13,16 @@ import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
 import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
 import type { ChunkReport, DispatchBatch, CancelRequest } from '../common/index.js';
-import { chunkRange, parseManifest, type Manifest } from '../transfer/manifest.js';
-import { loadManifestRef } from '../transfer/manifest-ref.js';
-import { cidOf, NO_CID } from '../transfer/cid.js';
+import {
+  chunkRange,
+  packManifest,
+  parseManifest,
+  unpackManifest,
+  type PackedManifest,
+} from '../transfer/manifest.js';
+import { fetchManifestByCid, loadManifestRef } from '../transfer/manifest-ref.js';
+import { NO_CID } from '../transfer/cid.js';
+import { createHash } from 'node:crypto';
 import { hashFile } from '../transfer/chunk-writer.js';
 import { createPrefixHasher, type PrefixHasher } from '../transfer/prefix-hasher.js';
 import { ChunkStatus } from '../scheduler/types.js';
@@ -92,7 +99,8 @@ export interface SchedulerServices extends TickEngineServices {
  */
 interface OwnedTransfer {
   req: TransferRequest;
-  manifest: Manifest;
+  /** CIDs packed 32 B per chunk; hex strings are made only for the chunks a tick dispatches. */
+  manifest: PackedManifest;
   journal: Journal;
   /** Present while the tick loop runs on this activation (and after it ended, for the final counters). */
   core?: ChunkScheduler;
@@ -193,9 +201,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     checkArg(typeof req.output === 'string' && req.output.length > 0, 'output', 'a file path');
     checkArg(Array.isArray(req.edges) && req.edges.length > 0, 'edges', 'at least one edge');
     checkArg(
-      (req.manifest === undefined) !== (req.manifestUrl === undefined),
+      [req.manifest, req.manifestUrl, req.manifestCid].filter((x) => x !== undefined).length === 1,
       'manifest',
-      'either manifest (inline) or manifestUrl (by reference), not both',
+      'exactly one of manifest (inline), manifestUrl or manifestCid (by reference)',
     );
     const manifest = await manifestOf(req);
     if (req.prePosition !== undefined) {
@@ -236,7 +244,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     );
     const oldJournal = old ? { ...old.journal } : undefined;
     const t: OwnedTransfer = {
-      req: { ...req, manifest },
+      req,
       manifest,
       journal: old?.journal ?? {
         manifestId: manifest.id,
@@ -252,7 +260,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     t.journal.verified = false;
     this.t = t;
     try {
-      await this.ctx.state.set('request', journaledRequest(t.req));
+      await this.ctx.state.set('request', journaledRequest(t.req, manifest));
       await this.resume(t);
     } catch (err) {
       // Atomic: a start that fails leaves nothing (the host rolls the turn's state writes back; timers, the
@@ -483,7 +491,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
             edgeIndex: d.edge,
             edgeUrl: this.realUrls.get(req.edges[d.edge].id) ?? edge.url,
             edgeKind: edge.kind,
-            cid: m.chunks[d.chunk],
+            cid: m.cids.hex(d.chunk),
             offset,
             length,
             timeoutMs: Math.max(1, d.deadline - now),
@@ -527,7 +535,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const m = this.t?.manifest;
     const core = this.t?.core;
     const p = core?.progress() ?? {
-      total: m ? m.chunks.length : 0,
+      total: m ? m.cids.count : 0,
       complete: this.journalComplete,
       inFlight: 0,
       pending: 0,
@@ -629,7 +637,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.edgeEpochs.push(-1);
       this.applyView(core, t.manifest, i, view);
       this.ctx.log.info({ edgeId: arg.edgeId, edgeIndex: i }, 'edge joined the transfer');
-      await this.ctx.state.set('request', journaledRequest(req));
+      await this.ctx.state.set('request', journaledRequest(req, t.manifest));
     } else {
       // holdings change often (a swarm peer announces as chunks arrive): memory only, announced again on restart
       req.edges[i] = { ...req.edges[i], holds: arg.bitmap };
@@ -687,7 +695,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   /** The manifest, the output file and the state, for a content server. */
   async contentInfo(): Promise<ContentInfo> {
     const t = this.known();
-    return { state: t.journal.state, manifest: t.manifest, output: t.req.output };
+    return { state: t.journal.state, manifest: unpackManifest(t.manifest), output: t.req.output };
   }
 
   /**
@@ -743,7 +751,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const bitmap = Buffer.from(t.journal.bitmap, 'base64');
     let complete = 0;
     let bytes = 0;
-    const n = t.manifest.chunks.length;
+    const n = t.manifest.cids.count;
     for (let c = 0; c < n; c++)
       if (hasBit(bitmap, c)) {
         complete++;
@@ -778,7 +786,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.prefix?.hasher.dispose();
     this.prefix = undefined;
     const { req, manifest: m, journal: j } = t;
-    const n = m.chunks.length;
+    const n = m.cids.count;
     j.activations = (j.activations ?? 0) + 1;
     // a multi-threaded CPU engine ranks large transfers from worker threads: the tables go on shared memory
     const sharedMemory = this.ctx.services.tickEngine?.sharedMemory === true;
@@ -911,7 +919,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    */
   private async verifyOutput(
     bitmap: Uint8Array,
-    m: Manifest,
+    m: PackedManifest,
     output: string,
     all: boolean,
   ): Promise<{ verified: number[]; recovered: number }> {
@@ -925,13 +933,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
     try {
       const buf = Buffer.alloc(m.chunkSize);
-      for (let c = 0; c < m.chunks.length; c++) {
+      for (let c = 0; c < m.cids.count; c++) {
         const journaled = hasBit(bitmap, c);
         if (!journaled && !all) continue;
-        if (m.chunks[c] === NO_CID) continue; // no hash to check it against: fetched again
+        if (m.cids.isUnknown(c)) continue; // no hash to check it against: fetched again
         const { offset, length } = chunkRange(m, c);
         const { bytesRead } = await fh.read(buf, 0, length, offset);
-        if (bytesRead !== length || cidOf(buf.subarray(0, length)) !== m.chunks[c]) continue;
+        if (bytesRead !== length) continue;
+        if (!m.cids.matches(c, createHash('sha256').update(buf.subarray(0, length)).digest())) continue;
         verified.push(c);
         if (!journaled) recovered++;
       }
@@ -1018,7 +1027,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     );
   }
 
-  private applyView(core: ChunkScheduler, m: Manifest, i: number, v: EdgeView): void {
+  private applyView(core: ChunkScheduler, m: PackedManifest, i: number, v: EdgeView): void {
     const bandwidth = v.bandwidth > 0 ? v.bandwidth : (v.bandwidthHint ?? 0);
     const rtt = v.samples > 0 ? v.rtt : (v.rttHint ?? v.rtt);
     const chunk = m.chunkSize;
@@ -1183,15 +1192,24 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 }
 
-/** The request as the journal keeps it: edge URLs without credentials or signed query values. */
-/** The manifest of a request: inline (validated), or loaded from its manifestUrl (transfer/manifest-ref.ts). */
-async function manifestOf(req: TransferRequest): Promise<Manifest> {
-  return req.manifest === undefined && req.manifestUrl !== undefined
-    ? loadManifestRef(req.manifestUrl)
-    : parseManifest(req.manifest);
+/**
+ * The manifest of a request, CIDs packed: inline (validated), loaded from its manifestUrl, or fetched by its
+ * manifestCid from the request's `portal` edges (transfer/manifest-ref.ts).
+ */
+async function manifestOf(req: TransferRequest): Promise<PackedManifest> {
+  // a journaled request may hold both: the manifest inline and its reference redacted (see journaledRequest)
+  if (req.manifest !== undefined) return packManifest(parseManifest(req.manifest));
+  if (req.manifestUrl !== undefined) return loadManifestRef(req.manifestUrl);
+  if (req.manifestCid !== undefined)
+    return fetchManifestByCid(
+      req.manifestCid,
+      req.edges.filter((e) => e.config.kind === 'portal').map((e) => e.config.url),
+    );
+  return packManifest(parseManifest(req.manifest));
 }
 
-function journaledRequest(req: TransferRequest): TransferRequest {
+/** The request as the journal keeps it: edge URLs without credentials or signed query values. */
+function journaledRequest(req: TransferRequest, manifest: PackedManifest): TransferRequest {
   return {
     ...req,
     // By reference, the state keeps the reference only and a reactivation loads the manifest again; a reference
@@ -1199,7 +1217,7 @@ function journaledRequest(req: TransferRequest): TransferRequest {
     ...(req.manifestUrl !== undefined
       ? redactUrl(req.manifestUrl) === req.manifestUrl
         ? { manifest: undefined }
-        : { manifestUrl: redactUrl(req.manifestUrl) }
+        : { manifestUrl: redactUrl(req.manifestUrl), manifest: unpackManifest(manifest) }
       : {}),
     edges: req.edges.map((e) => ({ ...e, config: { ...e.config, url: redactUrl(e.config.url) } })),
   };
@@ -1211,9 +1229,9 @@ function journaledRequest(req: TransferRequest): TransferRequest {
  */
 export function prePositionChunks(
   pp: NonNullable<TransferRequest['prePosition']>,
-  m: Manifest,
+  m: PackedManifest,
 ): Set<number> | undefined {
-  const n = m.chunks.length;
+  const n = m.cids.count;
   if (pp.chunks === undefined && pp.byteRange === undefined) return undefined;
   const out = new Set<number>();
   const add = (a: number, b: number, what: string): void => {

@@ -64,10 +64,16 @@ export interface TransferRequest {
   manifest?: import('../transfer/manifest.js').Manifest;
   /**
    * The manifest by reference instead: an http(s):// URL, a file:// URL or an absolute path the Portal host can
-   * read, holding the JSON `portal manifest` writes. The actor state keeps the reference, not the manifest, and a
+   * read, holding the JSON `portal manifest` writes or the binary format (docs/manifest-format.md). The actor state keeps the reference, not the manifest, and a
    * reactivation loads it again (its id must still be the journal's).
    */
   manifestUrl?: string;
+  /**
+   * The manifest by content id instead: the sha-256 (64 lowercase hex) of its binary encoding
+   * (docs/manifest-format.md), fetched from the request's `portal` edges at `<url>/v1/manifests/<cid>` and checked
+   * against the id. The actor state keeps the id; a reactivation fetches it again.
+   */
+  manifestCid?: string;
   /** Where the chunks are written (a partial file when `publishAs` is set). */
   output: string;
   /** The name `output` is renamed to once the file is verified (`<out>.portal-part` → `<out>`); absent: it keeps its name. */

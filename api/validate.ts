@@ -60,7 +60,13 @@ export interface ActorApiContract {
 function problemsOf(errors: ErrorObject[] | null | undefined): FieldProblem[] {
   const out: FieldProblem[] = [];
   const seen = new Set<string>();
+  // a oneOf that more than one branch matched (e.g. manifest and manifestUrl both given) is the problem itself:
+  // what its other branches missed ("manifestCid is required") would mislead
+  const tooMany = (errors ?? [])
+    .filter((e) => e.keyword === 'oneOf' && (e.params as { passingSchemas?: unknown }).passingSchemas)
+    .map((e) => `${e.schemaPath}/`);
   for (const e of errors ?? []) {
+    if (tooMany.some((p) => e.schemaPath.startsWith(p))) continue;
     // a oneOf/anyOf failure repeats what its branches said; keep the branches' own problems
     if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
     let path = e.instancePath;
@@ -83,7 +89,9 @@ function problemsOf(errors: ErrorObject[] | null | undefined): FieldProblem[] {
   }
   // every branch of a oneOf matched (e.g. both manifest and manifestUrl): that is the problem itself
   if (out.length === 0)
-    for (const e of errors ?? []) out.push({ path: e.instancePath, message: e.message ?? 'is invalid' });
+    for (const e of errors ?? [])
+      if (tooMany.length === 0 || tooMany.includes(`${e.schemaPath}/`))
+        out.push({ path: e.instancePath, message: e.message ?? 'is invalid' });
   return out;
 }
 

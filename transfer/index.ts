@@ -1,7 +1,12 @@
 /** Transfer: content ids, manifests, bandwidth caps, edges, the chunk fetcher, the output writer and the executor. */
 export { cidOf, isCid, verifyChunk, NO_CID } from './cid.js';
+export { CidTable, CID_BYTES } from './cid-table.js';
 export {
   createManifest,
+  createPackedManifest,
+  packManifest,
+  unpackManifest,
+  manifestChunkCount,
   saveManifest,
   loadManifest,
   parseManifest,
@@ -12,7 +17,25 @@ export {
   MAX_CHUNK_SIZE,
   DEFAULT_MANIFEST_LIMITS,
 } from './manifest.js';
-export type { Manifest, ManifestLimits, CreateManifestOptions } from './manifest.js';
+export type { Manifest, PackedManifest, ManifestLimits, CreateManifestOptions } from './manifest.js';
+export {
+  BINARY_MANIFEST_MAGIC,
+  BINARY_MANIFEST_MEDIA_TYPE,
+  BINARY_MANIFEST_VERSION,
+  BINARY_MANIFEST_HEADER_BYTES,
+  BINARY_MANIFEST_MAX_CHUNKS,
+  encodeBinaryManifest,
+  encodeBinaryManifestHeader,
+  binaryManifestParts,
+  binaryManifestCid,
+  isBinaryManifest,
+  readBinaryManifest,
+  decodeBinaryManifest,
+  loadBinaryManifest,
+  saveBinaryManifest,
+} from './manifest-binary.js';
+export type { BinaryManifestRead, ReadBinaryManifestOptions } from './manifest-binary.js';
+export { loadManifestRef, fetchManifestByCid, MANIFEST_CID } from './manifest-ref.js';
 export { createTokenBucket } from './token-bucket.js';
 export type { TokenBucket, TokenBucketOptions } from './token-bucket.js';
 export { encodeHaveBitmap, decodeHaveBitmap } from './have-bitmap.js';

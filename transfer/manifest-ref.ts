@@ -1,45 +1,39 @@
+import { open } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { PortalError } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
 import {
   DEFAULT_MANIFEST_LIMITS,
   loadManifest,
+  packManifest,
   parseManifest,
-  type Manifest,
   type ManifestLimits,
+  type PackedManifest,
 } from './manifest.js';
+import {
+  BINARY_MANIFEST_MAGIC,
+  BINARY_MANIFEST_MEDIA_TYPE,
+  isBinaryManifest,
+  loadBinaryManifest,
+  readBinaryManifest,
+} from './manifest-binary.js';
 
 /** Follows at most this many redirects when fetching a manifest by URL. */
 const MAX_REDIRECTS = 5;
 /** A manifest fetch with no answer (or no progress) after this long fails, ms. */
 const FETCH_TIMEOUT_MS = 30_000;
+/** A manifest's content id: the sha-256 of its binary encoding, 64 lowercase hex characters. */
+export const MANIFEST_CID = /^[0-9a-f]{64}$/;
 
-/**
- * Loads a manifest by reference, for `SchedulerActor.start`'s `manifestUrl`: an `http(s)://` URL (fetched with
- * undici, at most `limits.maxJsonBytes` of JSON, redirects followed), a `file://` URL, or an absolute path the
- * host can read. The manifest JSON is the same as `portal manifest` writes. Throws PORTAL_INVALID_ARGUMENT for a
- * reference of another form, PORTAL_MANIFEST_INVALID when it cannot be read or is not a manifest (the message
- * names the URL with its credentials and query redacted), PORTAL_MANIFEST_TOO_LARGE over the limits.
- */
-export async function loadManifestRef(ref: string, limits?: ManifestLimits): Promise<Manifest> {
-  if (typeof ref !== 'string' || ref.length === 0)
-    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'manifestUrl: expected a URL or an absolute path');
-  if (ref.startsWith('file://')) return loadManifest(fileURLToPath(ref), limits);
-  if (ref.startsWith('/')) return loadManifest(ref, limits);
-  if (!/^https?:\/\//i.test(ref))
-    throw new PortalError(
-      'PORTAL_INVALID_ARGUMENT',
-      `manifestUrl: expected an http(s):// or file:// URL or an absolute path, got ${JSON.stringify(redactUrl(ref))}`,
-    );
-  const maxBytes = limits?.maxJsonBytes ?? DEFAULT_MANIFEST_LIMITS.maxJsonBytes;
-  const shown = redactUrl(ref);
-  let url = ref;
+/** GETs `url` following redirects; answers the 200 response, or throws PORTAL_MANIFEST_INVALID naming `shown`. */
+async function get(url: string, shown: string): Promise<Dispatcher.ResponseData> {
   for (let hop = 0; ; hop++) {
     let res;
     try {
       res = await request(url, {
         method: 'GET',
+        headers: { accept: `${BINARY_MANIFEST_MEDIA_TYPE}, application/json;q=0.9` },
         headersTimeout: FETCH_TIMEOUT_MS,
         bodyTimeout: FETCH_TIMEOUT_MS,
       });
@@ -63,31 +57,164 @@ export async function loadManifestRef(ref: string, limits?: ManifestLimits): Pro
       await res.body.dump();
       throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest ${shown}: HTTP ${res.statusCode}`);
     }
-    const parts: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBytes) {
-        res.body.destroy();
-        throw new PortalError(
-          'PORTAL_MANIFEST_TOO_LARGE',
-          `manifest ${shown}: more than limits.maxJsonBytes (${maxBytes}) bytes of JSON`,
-        );
-      }
-      parts.push(chunk);
-    }
-    let json: unknown;
+    return res;
+  }
+}
+
+/** The body of `res` with its first part already taken (to sniff the magic) put back in front. */
+async function* withFirst(
+  first: Uint8Array | undefined,
+  rest: AsyncIterator<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  if (first) yield first;
+  for (let r = await rest.next(); !r.done; r = await rest.next()) yield r.value;
+}
+
+/**
+ * Reads a manifest from an HTTP answer: the binary format when its content-type is BINARY_MANIFEST_MEDIA_TYPE or
+ * its first bytes are the binary magic (streamed into the CID table), JSON otherwise (at most `maxJsonBytes`).
+ */
+async function readBody(
+  res: Dispatcher.ResponseData,
+  shown: string,
+  limits: ManifestLimits | undefined,
+): Promise<{ manifest: PackedManifest; cid?: string }> {
+  const it = (res.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  const type = String(res.headers['content-type'] ?? '')
+    .split(';')[0]
+    .trim()
+    .toLowerCase();
+  let first: Uint8Array | undefined;
+  // sniff at least the 8 magic bytes (a server may split anywhere)
+  while (!first || first.length < BINARY_MANIFEST_MAGIC.length) {
+    const r = await it.next();
+    if (r.done) break;
+    first = first ? Buffer.concat([first, r.value]) : r.value;
+  }
+  if (type === BINARY_MANIFEST_MEDIA_TYPE || (first && isBinaryManifest(first))) {
     try {
-      json = JSON.parse(Buffer.concat(parts).toString('utf8'));
-    } catch (err) {
+      const read = await readBinaryManifest(withFirst(first, it), {
+        source: shown,
+        ...(limits?.maxChunks !== undefined ? { maxChunks: limits.maxChunks } : {}),
+      });
+      return read;
+    } finally {
+      res.body.destroy();
+    }
+  }
+  const maxBytes = limits?.maxJsonBytes ?? DEFAULT_MANIFEST_LIMITS.maxJsonBytes;
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of withFirst(first, it)) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      res.body.destroy();
       throw new PortalError(
-        'PORTAL_MANIFEST_INVALID',
-        `manifest ${shown}: not JSON (${(err as Error).message})`,
-        {
-          cause: err,
-        },
+        'PORTAL_MANIFEST_TOO_LARGE',
+        `manifest ${shown}: more than limits.maxJsonBytes (${maxBytes}) bytes of JSON`,
       );
     }
-    return parseManifest(json, limits);
+    parts.push(Buffer.from(chunk));
   }
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.concat(parts).toString('utf8'));
+  } catch (err) {
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `manifest ${shown}: not JSON (${(err as Error).message})`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return { manifest: packManifest(parseManifest(json, limits)) };
+}
+
+/** True when the file at `path` starts with the binary manifest's magic; false when it is shorter or unreadable. */
+async function fileIsBinary(path: string): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch {
+    return false; // loadManifest reports the fs error with its cause
+  }
+  try {
+    const buf = Buffer.alloc(BINARY_MANIFEST_MAGIC.length);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    return bytesRead === buf.length && isBinaryManifest(buf);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Loads a manifest by reference, for `SchedulerActor.start`'s `manifestUrl`: an `http(s)://` URL (fetched with
+ * undici, redirects followed), a `file://` URL, or an absolute path the host can read. Either form is accepted:
+ * the binary format (docs/manifest-format.md; detected by its content-type or its magic, streamed into a packed
+ * CID table) or the JSON that `portal manifest` writes (at most `limits.maxJsonBytes`). Throws
+ * PORTAL_INVALID_ARGUMENT for a reference of another form, PORTAL_MANIFEST_INVALID when it cannot be read or is
+ * not a manifest (the message names the cause and the URL with its credentials and query redacted),
+ * PORTAL_MANIFEST_TOO_LARGE over the limits.
+ */
+export async function loadManifestRef(ref: string, limits?: ManifestLimits): Promise<PackedManifest> {
+  if (typeof ref !== 'string' || ref.length === 0)
+    throw new PortalError('PORTAL_INVALID_ARGUMENT', 'manifestUrl: expected a URL or an absolute path');
+  if (ref.startsWith('file://') || ref.startsWith('/')) {
+    const path = ref.startsWith('/') ? ref : fileURLToPath(ref);
+    if (await fileIsBinary(path))
+      return (
+        await loadBinaryManifest(path, limits?.maxChunks !== undefined ? { maxChunks: limits.maxChunks } : {})
+      ).manifest;
+    return packManifest(await loadManifest(path, limits));
+  }
+  if (!/^https?:\/\//i.test(ref))
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `manifestUrl: expected an http(s):// or file:// URL or an absolute path, got ${JSON.stringify(redactUrl(ref))}`,
+    );
+  const shown = redactUrl(ref);
+  return (await readBody(await get(ref, shown), shown, limits)).manifest;
+}
+
+/**
+ * Fetches the manifest whose content id is `cid` (sha-256 of its binary encoding) from the first of `edgeUrls`
+ * that serves it at `<url>/v1/manifests/<cid>` (`portal edge`), in order, and checks its bytes against the id.
+ * An edge that fails, answers something else or bytes of another id is skipped. Throws PORTAL_INVALID_ARGUMENT
+ * for a malformed cid, and PORTAL_MANIFEST_INVALID listing every edge's failure when none served it.
+ */
+export async function fetchManifestByCid(
+  cid: string,
+  edgeUrls: readonly string[],
+  limits?: ManifestLimits,
+): Promise<PackedManifest> {
+  if (typeof cid !== 'string' || !MANIFEST_CID.test(cid))
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `manifestCid: expected 64 lowercase hex characters (sha-256 of the binary manifest), got ${JSON.stringify(cid)}`,
+    );
+  const failures: string[] = [];
+  for (const base of edgeUrls) {
+    const url = `${base.replace(/\/+$/, '')}/v1/manifests/${cid}`;
+    const shown = redactUrl(url);
+    try {
+      const read = await readBody(await get(url, shown), shown, limits);
+      if (read.cid !== cid) {
+        failures.push(
+          read.cid === undefined
+            ? `${shown}: not a binary manifest`
+            : `${shown}: its bytes hash to ${read.cid}, not the requested id`,
+        );
+        continue;
+      }
+      return read.manifest;
+    } catch (err) {
+      if (err instanceof PortalError && err.code === 'PORTAL_MANIFEST_TOO_LARGE') throw err;
+      failures.push((err as Error).message);
+    }
+  }
+  throw new PortalError(
+    'PORTAL_MANIFEST_INVALID',
+    `manifest ${cid} is served by none of the ${edgeUrls.length} edge(s): ${failures.join('; ') || 'no edge to ask'}`,
+  );
 }

@@ -5,6 +5,7 @@ import { basename } from 'node:path';
 import { constants as bufferConstants } from 'node:buffer';
 import { once } from 'node:events';
 import { PortalError } from '../common/errors.js';
+import { CidTable, CID_BYTES } from './cid-table.js';
 
 /** Describes one file as a list of fixed-size chunks, each named by its sha256 CID. */
 export interface Manifest {
@@ -17,6 +18,28 @@ export interface Manifest {
   fileSha256: string;
   /** sha256 hex of each chunk, in file order; the last chunk may be shorter. */
   chunks: string[];
+}
+
+/** A manifest whose CIDs are packed 32 bytes each (the scheduler's and the binary format's form). */
+export interface PackedManifest extends Omit<Manifest, 'chunks'> {
+  cids: CidTable;
+}
+
+/** Number of chunks of a manifest in either form; never throws for a manifest. */
+export function manifestChunkCount(m: Manifest | PackedManifest): number {
+  return 'cids' in m ? m.cids.count : m.chunks.length;
+}
+
+/** Packs a validated manifest (see parseManifest); PORTAL_MANIFEST_INVALID for a CID that is not 64 hex characters. */
+export function packManifest(m: Manifest): PackedManifest {
+  const { chunks, ...head } = m;
+  return { ...head, cids: CidTable.fromHex(chunks) };
+}
+
+/** The manifest with hex CIDs (about 80 B of heap per chunk: for small manifests and JSON answers). */
+export function unpackManifest(p: PackedManifest): Manifest {
+  const { cids, ...head } = p;
+  return { ...head, chunks: cids.toHexArray() };
 }
 
 /** Size limits enforced when creating, parsing or loading a manifest. */
@@ -46,14 +69,15 @@ export function manifestId(fileSha256: string, chunkSize: number): string {
 }
 
 /** Number of chunks in `m`; throws PORTAL_INVALID_ARGUMENT when `m` is not a manifest-shaped object. */
-export function chunkCount(m: Manifest): number {
-  if (!m || !Array.isArray(m.chunks))
+export function chunkCount(m: Manifest | PackedManifest): number {
+  if (m && 'cids' in m && m.cids instanceof CidTable) return m.cids.count;
+  if (!m || !Array.isArray((m as Manifest).chunks))
     throw new PortalError('PORTAL_INVALID_ARGUMENT', 'manifest: expected a Manifest with a chunks array');
-  return m.chunks.length;
+  return (m as Manifest).chunks.length;
 }
 
 /** Byte range of chunk `index` in the file (the last chunk is shorter); throws PORTAL_UNKNOWN_CHUNK for an index outside the manifest. */
-export function chunkRange(m: Manifest, index: number): { offset: number; length: number } {
+export function chunkRange(m: Manifest | PackedManifest, index: number): { offset: number; length: number } {
   const n = chunkCount(m);
   if (!Number.isInteger(index) || index < 0 || index >= n) {
     throw new PortalError(
@@ -115,6 +139,17 @@ export interface CreateManifestOptions {
  * PORTAL_MANIFEST_INVALID (with the fs error as cause) when the file cannot be read.
  */
 export async function createManifest(path: string, opts: CreateManifestOptions): Promise<Manifest> {
+  return unpackManifest(await createPackedManifest(path, opts));
+}
+
+/**
+ * Builds the manifest of the file at `path` with its CIDs packed (32 B per chunk instead of a hex string each),
+ * for the binary format and files of many chunks. Errors as createManifest.
+ */
+export async function createPackedManifest(
+  path: string,
+  opts: CreateManifestOptions,
+): Promise<PackedManifest> {
   if (typeof path !== 'string' || path === '')
     throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
   if (!opts || typeof opts !== 'object')
@@ -145,7 +180,8 @@ export async function createManifest(path: string, opts: CreateManifestOptions):
   }
 
   const fileHash = createHash('sha256');
-  const chunks: string[] = [];
+  const cids = new Uint8Array(expectedChunks * CID_BYTES);
+  let filled = 0;
   let chunkHash = createHash('sha256');
   let inChunk = 0;
   let done = 0;
@@ -160,7 +196,8 @@ export async function createManifest(path: string, opts: CreateManifestOptions):
         inChunk += take;
         pos += take;
         if (inChunk === chunkSize) {
-          chunks.push(chunkHash.digest('hex'));
+          if (filled < expectedChunks) cids.set(chunkHash.digest(), filled * CID_BYTES);
+          filled++;
           chunkHash = createHash('sha256');
           inChunk = 0;
         }
@@ -181,7 +218,7 @@ export async function createManifest(path: string, opts: CreateManifestOptions):
       'PORTAL_MANIFEST_MISMATCH',
       `${path} changed while hashing: expected ${total} bytes, read ${done}`,
     );
-  if (inChunk > 0) chunks.push(chunkHash.digest('hex'));
+  if (inChunk > 0) cids.set(chunkHash.digest(), filled++ * CID_BYTES);
   const fileSha256 = fileHash.digest('hex');
   return {
     version: 1,
@@ -190,7 +227,7 @@ export async function createManifest(path: string, opts: CreateManifestOptions):
     fileSize: total,
     chunkSize,
     fileSha256,
-    chunks,
+    cids: new CidTable(cids),
   };
 }
 

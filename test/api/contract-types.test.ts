@@ -21,6 +21,7 @@ const fields: Record<string, string[]> = {
     transferId: true,
     manifest: true,
     manifestUrl: true,
+    manifestCid: true,
     output: true,
     publishAs: true,
     edges: true,

@@ -104,10 +104,24 @@ describe('manifest by reference', () => {
       expect(() => c.checkRequest('SchedulerActor', 'start', { ...rest, manifestUrl })).not.toThrow();
   });
 
-  test('a start with neither, or with both, is refused naming both fields', () => {
+  test('a start takes manifestCid (sha-256 of the binary manifest) instead of the manifest', () => {
+    const manifestCid = 'ab'.repeat(32);
+    expect(() => c.checkRequest('SchedulerActor', 'start', { ...rest, manifestCid })).not.toThrow();
+    expect(
+      problemsOf(() => c.checkRequest('SchedulerActor', 'start', { ...rest, manifestCid: 'AB'.repeat(32) })),
+    ).toEqual([{ path: '/manifestCid', message: 'must match pattern "^[0-9a-f]{64}$"' }]);
+    expect(
+      problemsOf(() =>
+        c.checkRequest('SchedulerActor', 'start', { ...rest, manifestCid, manifestUrl: '/m' }),
+      ),
+    ).toEqual([{ path: '', message: 'must match exactly one schema in oneOf' }]);
+  });
+
+  test('a start with none of the three, or with two, is refused naming every field', () => {
     expect(problemsOf(() => c.checkRequest('SchedulerActor', 'start', rest))).toEqual([
       { path: '/manifest', message: 'is required' },
       { path: '/manifestUrl', message: 'is required' },
+      { path: '/manifestCid', message: 'is required' },
     ]);
     const both = problemsOf(() =>
       c.checkRequest('SchedulerActor', 'start', { ...good, manifestUrl: 'https://edge/m.json' }),
