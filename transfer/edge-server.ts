@@ -6,7 +6,8 @@ import { randomInt, createHash, timingSafeEqual } from 'node:crypto';
 import { createSystemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { PortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
-import { chunkRange, parseManifest, type Manifest } from './manifest.js';
+import { chunkRange, packManifest, parseManifest, type Manifest } from './manifest.js';
+import { createManifestStore } from './manifest-store.js';
 import { createTokenBucket, type TokenBucket } from './token-bucket.js';
 import { encodeHaveBitmap } from './have-bitmap.js';
 import { createPrng } from './prng.js';
@@ -68,6 +69,13 @@ export interface EdgeServerOptions {
    * and every `announceEveryMs` for late joiners.
    */
   announce?: { bus: Bus; announceEveryMs?: number; announceCoalesceMs?: number; maxParallel?: number };
+  /**
+   * Binary manifests by content id (docs/manifest-format.md): the edge always serves its own at
+   * `GET /v1/manifests/<sha-256 of its binary encoding>`; with `dir` it also keeps manifests PUT there (checked
+   * against the id before they are kept) and serves them. With `token`, such a PUT needs
+   * `Authorization: Bearer <token>`.
+   */
+  manifests?: { dir?: string; token?: string };
 }
 
 /** Counters of what an edge has done. */
@@ -89,6 +97,8 @@ export interface EdgeServer {
   readonly url: string;
   readonly port: number;
   readonly manifest: Manifest;
+  /** The content id of the edge's own manifest: sha-256 of its binary encoding, served at /v1/manifests/<id>. */
+  readonly manifestCid: string;
   stats(): EdgeServerStats;
   /** True once the edge has gone offline or closed. */
   isOffline(): boolean;
@@ -126,7 +136,8 @@ function checkNonNeg(v: unknown, name: string): void {
  * Starts an edge serving `source` over HTTP: `/health`, `/v1/chunks/<cid>`, `/v1/have/<manifestId>` and
  * `/file` (Range mirror), with optional bandwidth cap, RTT and injected faults; with `accept`, also
  * `PUT /v1/chunks/<cid>` (verified against the CID before it is held), and with `announce` its URL and
- * holdings on a bus. Rejects with
+ * holdings on a bus. Binary manifests by content id at `/v1/manifests/<cid>`: its own always, and with
+ * `manifests.dir` those PUT to it (transfer/manifest-store.ts). Rejects with
  * PORTAL_INVALID_ARGUMENT for bad options, PORTAL_MANIFEST_INVALID for a bad manifest,
  * PORTAL_MANIFEST_MISMATCH when the file size differs from the manifest, and the listen error otherwise.
  */
@@ -187,6 +198,17 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   const putToken = opts.accept?.token;
   if (putToken !== undefined && (typeof putToken !== 'string' || putToken === ''))
     throw new PortalError('PORTAL_INVALID_ARGUMENT', 'opts.accept.token: expected a non-empty string');
+
+  const manifestToken = opts.manifests?.token;
+  const manifestStore = await createManifestStore({
+    own: packManifest(manifest),
+    dir: opts.manifests?.dir,
+    authorized:
+      manifestToken === undefined
+        ? undefined
+        : (req) => bearerMatches(req.headers.authorization, manifestToken),
+    logger: opts.logger ?? createSilentLogger(),
+  });
 
   const byCid = new Map<string, number[]>();
   manifest.chunks.forEach((cid, i) => {
@@ -465,6 +487,11 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     const ac = new AbortController();
     res.on('close', () => ac.abort());
     const path = (req.url ?? '/').split('?')[0];
+    if (path.startsWith('/v1/manifests/') && ['GET', 'HEAD', 'PUT'].includes(req.method ?? '')) {
+      await sleep(rttMs, ac.signal);
+      await manifestStore.handle(req, res, path.slice('/v1/manifests/'.length));
+      return;
+    }
     if (req.method === 'PUT' && opts.accept && path.startsWith('/v1/chunks/')) {
       await handlePut(req, res, path.slice('/v1/chunks/'.length));
       return;
@@ -634,6 +661,7 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     url,
     port,
     manifest,
+    manifestCid: manifestStore.ownCid!,
     stats: () => ({ ...counters }),
     isOffline: () => offline,
     holdings: () => (holds === 'all' ? 'all' : new Set(holds)),

@@ -1,5 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
-import { createEdgeServer, loadManifest } from '../../transfer/index.js';
+import { createEdgeServer, loadManifestRef, unpackManifest } from '../../transfer/index.js';
+import { resolve } from 'node:path';
 import { createBusFromEnv, type Bus } from '../../bus/index.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
@@ -45,10 +46,10 @@ export const edgeCommand = defineCommand({
   name: 'edge',
   summary: 'serve the chunks of a file over HTTP (by CID, and as a Range mirror at /file)',
   usage:
-    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--tls-cert PEM --tls-key PEM] [--rate BYTES_PER_S] [--rtt MS] [--holds all|none|N-M,…] [--accept [--put-token T]] [--announce] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
+    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--tls-cert PEM --tls-key PEM] [--rate BYTES_PER_S] [--rtt MS] [--holds all|none|N-M,…] [--accept] [--manifest-dir DIR] [--put-token T] [--announce] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
   flags: [
     { name: 'file', type: 'string', help: 'the file to serve' },
-    { name: 'manifest', type: 'string', help: 'its manifest' },
+    { name: 'manifest', type: 'string', help: 'its manifest (JSON or binary)' },
     { name: 'host', type: 'string', help: 'listen address', default: '127.0.0.1' },
     { name: 'port', type: 'number', help: 'listen port (0 = any free port)', default: 0, min: 0, max: 65535 },
     { name: 'id', type: 'string', help: 'edge id reported by /health' },
@@ -74,8 +75,13 @@ export const edgeCommand = defineCommand({
     {
       name: 'put-token',
       type: 'string',
-      help: 'with --accept: a PUT needs Authorization: Bearer <token>',
+      help: 'a PUT (of a chunk with --accept, of a manifest with --manifest-dir) needs Authorization: Bearer <token>',
       env: 'PORTAL_EDGE_PUT_TOKEN',
+    },
+    {
+      name: 'manifest-dir',
+      type: 'string',
+      help: 'keep binary manifests PUT to /v1/manifests/<sha-256> here (checked against the id) and serve them; the own manifest is served without it',
     },
     {
       name: 'announce',
@@ -112,7 +118,7 @@ export const edgeCommand = defineCommand({
   async run({ flags }) {
     if (!flags.file || !flags.manifest)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'edge: --file and --manifest are required');
-    const manifest = await loadManifest(flags.manifest);
+    const manifest = unpackManifest(await loadManifestRef(resolve(flags.manifest)));
     const tls = readTls(flags['tls-cert'], flags['tls-key']);
     const logger = createLogger({ level: flags['log-level'] });
     const accept = flags.accept;
@@ -132,6 +138,7 @@ export const edgeCommand = defineCommand({
       holds: parseHolds(flags.holds ?? (created ? 'none' : 'all'), manifest.chunks.length),
       accept: accept ? { token: flags['put-token'] } : undefined,
       announce: bus ? { bus } : undefined,
+      manifests: { dir: flags['manifest-dir'], token: flags['put-token'] },
       bandwidthBytesPerSec: flags.rate || undefined,
       rttMs: flags.rtt,
       faults: {
@@ -147,7 +154,7 @@ export const edgeCommand = defineCommand({
     });
     if (flags.json)
       process.stdout.write(
-        `${JSON.stringify({ id: server.id, url: server.url, port: server.port, manifestId: manifest.id })}\n`,
+        `${JSON.stringify({ id: server.id, url: server.url, port: server.port, manifestId: manifest.id, manifestCid: server.manifestCid })}\n`,
       );
     else
       process.stdout.write(`edge ${server.id} serving ${manifest.name} (${manifest.id}) at ${server.url}\n`);

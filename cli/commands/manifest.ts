@@ -1,7 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import {
-  createManifest,
+  createPackedManifest,
+  saveBinaryManifest,
   saveManifest,
+  unpackManifest,
   toMetalink,
   MIN_CHUNK_SIZE,
   MAX_CHUNK_SIZE,
@@ -14,7 +16,7 @@ import { createProgress, formatBytes } from '../progress.js';
 export const manifestCommand = defineCommand({
   name: 'manifest',
   summary: 'create the manifest of a file (chunk CIDs and whole-file sha256)',
-  usage: 'portal manifest <file> [--chunk-size BYTES] [--out FILE] [--metalink --url URL …]',
+  usage: 'portal manifest <file> [--chunk-size BYTES] [--out FILE] [--binary | --metalink --url URL …]',
   flags: [
     {
       name: 'chunk-size',
@@ -27,7 +29,13 @@ export const manifestCommand = defineCommand({
     {
       name: 'out',
       type: 'string',
-      help: 'where to write the manifest (default <file>.manifest.json, or <file>.meta4 with --metalink)',
+      help: 'where to write the manifest (default <file>.manifest.json, <file>.manifest.bin with --binary, <file>.meta4 with --metalink)',
+    },
+    {
+      name: 'binary',
+      type: 'boolean',
+      help: 'write the binary format (docs/manifest-format.md: 32 bytes per chunk) and print its content id, for manifestUrl or manifestCid',
+      default: false,
     },
     {
       name: 'metalink',
@@ -51,33 +59,40 @@ export const manifestCommand = defineCommand({
         'PORTAL_CONFIG_INVALID',
         'manifest --metalink: give the URLs it is served at with --url',
       );
-    const out = flags.out ?? `${file}${flags.metalink ? '.meta4' : '.manifest.json'}`;
+    if (flags.metalink && flags.binary)
+      throw new PortalError('PORTAL_CONFIG_INVALID', 'manifest: --binary and --metalink exclude each other');
+    const out =
+      flags.out ?? `${file}${flags.metalink ? '.meta4' : flags.binary ? '.manifest.bin' : '.manifest.json'}`;
     const progress = createProgress('hashing', 1, {
       quiet: flags.json,
       format: (d) => formatBytes(d),
     });
-    const m = await createManifest(file, {
+    const packed = await createPackedManifest(file, {
       chunkSize: flags['chunk-size'],
       onProgress: (done, total) =>
         progress.update(done / Math.max(1, total), `${formatBytes(done)} of ${formatBytes(total)}`),
     });
     progress.done();
-    if (flags.metalink)
+    const { cids, ...m } = packed;
+    const chunks = cids.count;
+    let manifestCid: string | undefined;
+    if (flags.binary) manifestCid = await saveBinaryManifest(out, packed);
+    else if (flags.metalink)
       await writeFile(
         out,
         toMetalink(
-          m,
+          unpackManifest(packed),
           urls.map((url) => ({ url })),
         ),
       );
-    else await saveManifest(out, m);
+    else await saveManifest(out, unpackManifest(packed));
     if (flags.json)
       process.stdout.write(
-        `${JSON.stringify({ manifest: out, id: m.id, fileSize: m.fileSize, chunkSize: m.chunkSize, chunks: m.chunks.length, fileSha256: m.fileSha256 })}\n`,
+        `${JSON.stringify({ manifest: out, id: m.id, fileSize: m.fileSize, chunkSize: m.chunkSize, chunks, fileSha256: m.fileSha256, ...(manifestCid ? { manifestCid } : {}) })}\n`,
       );
     else
       process.stdout.write(
-        `wrote ${out}: ${m.chunks.length} chunks of ${formatBytes(m.chunkSize)}, sha256 ${m.fileSha256}, id ${m.id}\n`,
+        `wrote ${out}: ${chunks} chunks of ${formatBytes(m.chunkSize)}, sha256 ${m.fileSha256}, id ${m.id}${manifestCid ? `, manifestCid ${manifestCid}` : ''}\n`,
       );
     return 0;
   },

@@ -2,12 +2,13 @@ import { jest } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { freePort } from '../../common/net.js';
 import { actorApiContract } from '../../api/validate.js';
 import { createTransferFixture, waitFor, type TransferFixture } from '../helpers/dapr.js';
-import { makeTempDir } from '../transfer/fixtures.js';
+import { makeTempDir, randomBytes } from '../transfer/fixtures.js';
+import { lastJson, runPortal } from '../helpers/portal-cli.js';
 
 // The embedded host's HTTP actor API as another team's service meets it: `portal serve --runtime embedded`
 // (dist/, a real process on a free port) with a real transfer from two loopback edges. Bodies are JSON whatever
@@ -266,6 +267,151 @@ describe('embedded actor API: manifest by reference', () => {
       server.closeAllConnections();
       server.close();
       await f.close();
+    }
+  });
+});
+
+describe('embedded actor API: manifest by content id from a real portal edge', () => {
+  test('portal manifest --binary prints the id a portal edge serves; a start by manifestCid runs to a verified output', async () => {
+    const dir = join(tmp.dir, 'by-cid');
+    await mkdir(dir, { recursive: true });
+    const src = join(dir, 'src.bin');
+    await writeFile(src, randomBytes(1024 * 1024 + 777, 5));
+    const made = await runPortal(['manifest', src, '--binary', '--chunk-size', '65536', '--json']);
+    expect(made.code).toBe(0);
+    const {
+      manifestCid,
+      manifest: manifestPath,
+      chunks,
+      fileSha256,
+    } = lastJson(made) as {
+      manifestCid: string;
+      manifest: string;
+      chunks: number;
+      fileSha256: string;
+    };
+    expect(manifestPath).toBe(`${src}.manifest.bin`);
+    const bin = await readFile(manifestPath);
+    expect(manifestCid).toBe(createHash('sha256').update(bin).digest('hex'));
+    expect(bin.length).toBe(72 + 'src.bin'.length + chunks * 32);
+
+    const store = join(dir, 'manifests');
+    const edge = spawn(
+      process.execPath,
+      [
+        join(repo, 'dist/cli/main.js'),
+        'edge',
+        '--file',
+        src,
+        '--manifest',
+        manifestPath,
+        '--manifest-dir',
+        store,
+        '--put-token',
+        'tok',
+        '--json',
+      ],
+      { env: { ...process.env, NATS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    edge.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    edge.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await waitFor(
+        () => out.includes('"url"'),
+        30_000,
+        () => `edge ready: ${out}`,
+        () => edge.exitCode !== null,
+      );
+      const info = JSON.parse(out.trim().split('\n')[0]) as { url: string; manifestCid: string };
+      expect(info.manifestCid).toBe(manifestCid);
+      const got = await fetch(`${info.url}/v1/manifests/${manifestCid}`);
+      expect(got.headers.get('content-type')).toBe('application/vnd.portal.manifest');
+      expect(Buffer.from(await got.arrayBuffer()).equals(bin)).toBe(true);
+
+      // PUT: another manifest of the same file is kept only with the token and only under its own id
+      const other = await runPortal([
+        'manifest',
+        src,
+        '--binary',
+        '--chunk-size',
+        '131072',
+        '--out',
+        join(dir, 'o.bin'),
+        '--json',
+      ]);
+      const otherCid = (lastJson(other) as { manifestCid: string }).manifestCid;
+      const otherBytes = await readFile(join(dir, 'o.bin'));
+      const put = (cid: string, body: Uint8Array, token = 'tok'): Promise<Response> =>
+        fetch(`${info.url}/v1/manifests/${cid}`, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${token}` },
+          body,
+        });
+      expect((await put(otherCid, otherBytes, 'wrong')).status).toBe(401);
+      const wrongId = await put(
+        manifestCid.replace(/^./, (c) => (c === '0' ? '1' : '0')),
+        otherBytes,
+      );
+      expect(wrongId.status).toBe(422);
+      expect(((await wrongId.json()) as { error: string }).error).toMatch(/does not hash to the manifest id/);
+      const truncated = await put(otherCid, otherBytes.subarray(0, otherBytes.length - 10));
+      expect(truncated.status).toBe(422);
+      expect(((await truncated.json()) as { error: string }).error).toMatch(/truncated/);
+      expect((await fetch(`${info.url}/v1/manifests/${otherCid}`)).status).toBe(404);
+      expect((await put(otherCid, otherBytes)).status).toBe(201);
+      const back = await fetch(`${info.url}/v1/manifests/${otherCid}`);
+      expect(Buffer.from(await back.arrayBuffer()).equals(otherBytes)).toBe(true);
+
+      // start by content id: the scheduler fetches the manifest from the request's portal edge
+      const id = 'emb-cid';
+      const body = {
+        transferId: id,
+        manifestCid,
+        output: join(tmp.dir, 'out-cid.bin'),
+        tickMs: 20,
+        edges: [
+          {
+            id: 'cid-edge',
+            config: { url: info.url, kind: 'portal', flags: 0, maxParallel: 4 },
+            holds: 'all',
+          },
+        ],
+      };
+      const started = await call(actor('SchedulerActor', id, 'start'), JSON.stringify(body));
+      expect(started).toMatchObject({ status: 200, body: { state: 'running', total: chunks } });
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      let s: any;
+      await waitFor(
+        async () =>
+          ['done', 'failed'].includes((s = (await call(actor('SchedulerActor', id, 'status'))).body).state),
+        60_000,
+        'transfer by manifestCid ends',
+      );
+      expect(s).toMatchObject({ state: 'done', verified: true, complete: chunks });
+      expect(
+        createHash('sha256')
+          .update(await readFile(body.output))
+          .digest('hex'),
+      ).toBe(fileSha256);
+      // an id no edge serves is a 400 naming the edge's answer, and leaves nothing
+      const unknown = await call(
+        actor('SchedulerActor', 'emb-cid-2', 'start'),
+        JSON.stringify({
+          ...body,
+          transferId: 'emb-cid-2',
+          manifestCid: 'ab'.repeat(32),
+          output: join(tmp.dir, 'x.bin'),
+        }),
+      );
+      expect(unknown).toMatchObject({ status: 400, body: { error: { code: 'PORTAL_MANIFEST_INVALID' } } });
+      expect(unknown.body.error.message).toMatch(/served by none of the 1 edge\(s\): .*HTTP 404/);
+      expect((await call(actor('SchedulerActor', 'emb-cid-2', 'status'))).status).toBe(404);
+      expect((await call(actor('SchedulerActor', id, 'forget'))).status).toBe(200);
+    } finally {
+      const exited = new Promise((r) => edge.once('exit', r));
+      edge.kill('SIGTERM');
+      await exited;
     }
   });
 });

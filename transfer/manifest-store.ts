@@ -1,0 +1,177 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PortalError } from '../common/errors.js';
+import { type Logger } from '../common/logger.js';
+import { BINARY_MANIFEST_MEDIA_TYPE, binaryManifestParts, readBinaryManifest } from './manifest-binary.js';
+import { MANIFEST_CID } from './manifest-ref.js';
+import type { PackedManifest } from './manifest.js';
+
+/** Options of createManifestStore. */
+export interface ManifestStoreOptions {
+  /** The edge's own manifest: always served, by the sha-256 of its binary encoding. */
+  own?: PackedManifest;
+  /** Folder that keeps manifests PUT to the edge (`<cid>.pcm`); without it a PUT is refused with 405. */
+  dir?: string;
+  /** A PUT needs `Authorization: Bearer <token>` (401 otherwise). */
+  authorized?: (req: IncomingMessage) => boolean;
+  logger: Logger;
+}
+
+/** Binary manifests served by content id on an edge: `GET|HEAD /v1/manifests/<cid>`, `PUT /v1/manifests/<cid>`. */
+export interface ManifestStore {
+  /** The content id of the edge's own manifest (undefined without `own`). */
+  readonly ownCid: string | undefined;
+  /** Answers one request under `/v1/manifests/`; `cid` is the path's last segment. */
+  handle(req: IncomingMessage, res: ServerResponse, cid: string): Promise<void>;
+}
+
+function send(res: ServerResponse, status: number, body: Record<string, unknown>, close = false): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(text);
+}
+
+/**
+ * Creates the manifest store of an edge. The own manifest is encoded once (held in memory, header + 32 B per
+ * chunk). A PUT body is streamed to a temporary file in `dir` while it is parsed (readBinaryManifest: magic,
+ * counts, truncation) and hashed; it is kept under its id only when it is a valid binary manifest whose sha-256
+ * is the id in the path (422 otherwise, naming the cause; nothing is kept). Rejects with PORTAL_CONFIG_INVALID
+ * when `dir` cannot be created.
+ */
+export async function createManifestStore(opts: ManifestStoreOptions): Promise<ManifestStore> {
+  const ownBytes = opts.own ? Buffer.concat([...binaryManifestParts(opts.own)]) : undefined;
+  let ownCid: string | undefined;
+  if (ownBytes) {
+    const { cid } = await readBinaryManifest([ownBytes]);
+    ownCid = cid;
+  }
+  const dir = opts.dir;
+  if (dir !== undefined)
+    await mkdir(dir, { recursive: true }).catch((cause: unknown) => {
+      throw new PortalError('PORTAL_CONFIG_INVALID', `manifest dir ${dir}: cannot create it`, { cause });
+    });
+  const log = opts.logger;
+
+  const get = async (req: IncomingMessage, res: ServerResponse, cid: string): Promise<void> => {
+    const headers = {
+      'content-type': BINARY_MANIFEST_MEDIA_TYPE,
+      'cache-control': 'public, max-age=31536000, immutable',
+    };
+    if (cid === ownCid && ownBytes) {
+      res.writeHead(200, { ...headers, 'content-length': ownBytes.length });
+      res.end(req.method === 'HEAD' ? undefined : ownBytes);
+      return;
+    }
+    const path = dir === undefined ? undefined : join(dir, `${cid}.pcm`);
+    const st = path ? await stat(path).catch(() => undefined) : undefined;
+    if (!path || !st?.isFile()) {
+      send(res, 404, { error: 'manifest not held by this edge', manifestCid: cid });
+      return;
+    }
+    res.writeHead(200, { ...headers, 'content-length': st.size });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const stream = createReadStream(path);
+    stream.on('error', (err) => {
+      log.warn({ err, manifestCid: cid }, 'manifest read failed');
+      res.destroy();
+    });
+    stream.pipe(res);
+  };
+
+  const put = async (req: IncomingMessage, res: ServerResponse, cid: string): Promise<void> => {
+    if (dir === undefined) {
+      send(res, 405, { error: 'this edge keeps no manifests (start it with --manifest-dir)' }, true);
+      return;
+    }
+    if (opts.authorized && !opts.authorized(req)) {
+      send(res, 401, { error: 'a PUT needs Authorization: Bearer <token>' }, true);
+      return;
+    }
+    const final = join(dir, `${cid}.pcm`);
+    if (cid === ownCid || (await stat(final).catch(() => undefined))?.isFile()) {
+      req.resume();
+      send(res, 200, { manifestCid: cid, stored: false });
+      return;
+    }
+    const tmp = join(dir, `.${cid}.${randomBytes(6).toString('hex')}.tmp`);
+    const fh = await open(tmp, 'wx');
+    let ok = false;
+    try {
+      // each part is written to the temporary file as it is parsed and hashed: the body is never held whole
+      async function* tee(): AsyncGenerator<Uint8Array> {
+        for await (const part of req as AsyncIterable<Buffer>) {
+          await fh.write(part);
+          yield part;
+        }
+      }
+      let read;
+      try {
+        read = await readBinaryManifest(tee(), { source: `PUT /v1/manifests/${cid}` });
+      } catch (err) {
+        if (!(err instanceof PortalError)) throw err;
+        send(
+          res,
+          err.code === 'PORTAL_MANIFEST_TOO_LARGE' ? 413 : 422,
+          { error: err.message, code: err.code },
+          true,
+        );
+        return;
+      }
+      if (read.cid !== cid) {
+        log.warn(
+          { manifestCid: cid, actual: read.cid },
+          'PUT manifest refused: body does not hash to its id',
+        );
+        send(
+          res,
+          422,
+          { error: 'body does not hash to the manifest id', manifestCid: cid, sha256: read.cid },
+          true,
+        );
+        return;
+      }
+      await fh.sync();
+      await fh.close();
+      await rename(tmp, final);
+      ok = true;
+      send(res, 201, {
+        manifestCid: cid,
+        stored: true,
+        chunks: read.manifest.cids.count,
+        manifestId: read.manifest.id,
+      });
+    } finally {
+      if (!ok) {
+        await fh.close().catch(() => undefined);
+        await rm(tmp, { force: true });
+      }
+    }
+  };
+
+  return {
+    ownCid,
+    async handle(req, res, cidIn) {
+      const cid = cidIn.toLowerCase();
+      if (!MANIFEST_CID.test(cid)) {
+        if (req.method === 'PUT') req.resume();
+        send(res, 400, {
+          error: 'a manifest id is the sha-256 of its binary encoding: 64 hex characters',
+          manifestCid: cidIn,
+        });
+        return;
+      }
+      if (req.method === 'PUT') await put(req, res, cid);
+      else await get(req, res, cid);
+    },
+  };
+}
