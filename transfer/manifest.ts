@@ -218,7 +218,7 @@ export async function createPackedManifest(
       'PORTAL_MANIFEST_MISMATCH',
       `${path} changed while hashing: expected ${total} bytes, read ${done}`,
     );
-  if (inChunk > 0) cids.set(chunkHash.digest(), filled++ * CID_BYTES);
+  if (inChunk > 0) cids.set(chunkHash.digest(), filled * CID_BYTES);
   const fileSha256 = fileHash.digest('hex');
   return {
     version: 1,

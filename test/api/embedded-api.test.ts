@@ -314,8 +314,8 @@ describe('embedded actor API: manifest by content id from a real portal edge', (
       { env: { ...process.env, NATS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
-    edge.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    edge.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    edge.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    edge.stderr.on('data', (d: Buffer) => (out += d.toString()));
     try {
       await waitFor(
         () => out.includes('"url"'),
