@@ -11,61 +11,22 @@
  *
  *   npm run bench:fetch -- [--size 512] [--runs 3] [--mirrors 4] [--chunk-size 1048576]
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNginx, type TestNginx } from '../harness/index.js';
 import { createManifest, saveManifest, toMetalink } from '../transfer/index.js';
-import { arg } from './lib.js';
+import { arg, median, runTimed, sha256File, writeRandomFile, type TimedSample } from './lib.js';
 
 const sizeMiB = Number(arg('size', '512'));
 const runs = Number(arg('runs', '3'));
 const mirrors = Number(arg('mirrors', '4'));
 const chunkSize = Number(arg('chunk-size', String(1024 * 1024)));
 const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-
-interface Sample {
-  tool: string;
-  seconds: number;
-  rssMB: number;
-  ok: boolean;
-}
-
-async function writeRandom(path: string, bytes: number): Promise<void> {
-  const ws = createWriteStream(path);
-  const block = 16 * 1024 * 1024;
-  for (let done = 0; done < bytes; done += block) {
-    const b = randomBytes(Math.min(block, bytes - done));
-    if (!ws.write(b)) await new Promise<void>((r) => ws.once('drain', () => r()));
-  }
-  await new Promise<void>((res, rej) => ws.end((err?: Error | null) => (err ? rej(err) : res())));
-}
-
-/** Runs a command under /usr/bin/time; wall seconds and peak RSS (MB). */
-function timed(tool: string, cmd: string, args: string[], check: () => boolean): Sample {
-  const out = join(tmpdir(), `portal-bench-time-${process.pid}`);
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', '-o', out, cmd, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    encoding: 'utf8',
-  });
-  const [e, m] = readFileSync(out, 'utf8').trim().split(/\s+/).slice(-2).map(Number);
-  rmSync(out, { force: true });
-  const ok = r.status === 0 && check();
-  if (!ok) process.stderr.write(`${tool} failed (exit ${r.status}): ${r.stderr.slice(-2000)}\n`);
-  return { tool, seconds: e, rssMB: m / 1024, ok };
-}
-
-const sha = (path: string): string =>
-  execFileSync('sha256sum', [path], { encoding: 'utf8' }).split(/\s+/)[0] ?? '';
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 async function main(): Promise<void> {
   for (const bin of ['/usr/bin/time', 'curl', 'aria2c']) {
@@ -80,8 +41,8 @@ async function main(): Promise<void> {
   try {
     const src = join(dir, 'file.bin');
     const small = join(dir, 'small.bin');
-    await writeRandom(src, sizeMiB * 1024 * 1024);
-    await writeRandom(small, 1024 * 1024);
+    await writeRandomFile(src, sizeMiB * 1024 * 1024);
+    await writeRandomFile(small, 1024 * 1024);
     const m = await createManifest(src, { chunkSize });
     const ms = await createManifest(small, { chunkSize });
     const manifestPath = join(dir, 'file.manifest.json');
@@ -106,16 +67,16 @@ async function main(): Promise<void> {
       for (const f of [out, `${out}.aria2`]) rmSync(f, { force: true });
       rmSync(`${out}.portal`, { recursive: true, force: true });
     };
-    const good = (): boolean => sha(out) === m.fileSha256;
-    const samples: Sample[] = [];
+    const good = async (): Promise<boolean> => (await sha256File(out)) === m.fileSha256;
+    const samples: TimedSample[] = [];
     const loads: number[] = [];
     for (let r = 0; r < runs; r++) {
       loads.push(loadavg()[0]);
       clean();
-      samples.push(timed('curl (1 stream)', 'curl', ['-sSf', '-o', out, urls[0]], good));
+      samples.push(await runTimed('curl (1 stream)', 'curl', ['-sSf', '-o', out, urls[0]], good));
       clean();
       samples.push(
-        timed(
+        await runTimed(
           'aria2c (Metalink)',
           'aria2c',
           [
@@ -135,7 +96,7 @@ async function main(): Promise<void> {
       );
       clean();
       samples.push(
-        timed(
+        await runTimed(
           'portal fetch',
           process.execPath,
           [
@@ -153,7 +114,7 @@ async function main(): Promise<void> {
       clean();
       const smallOut = join(outDir, 'small.bin');
       samples.push(
-        timed(
+        await runTimed(
           'portal fetch 1 MiB',
           process.execPath,
           [

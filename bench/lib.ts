@@ -28,3 +28,69 @@ export async function startBenchNats(): Promise<{ url: string; stop(): Promise<v
   const s = await startNatsServer();
   return { url: s.url, stop: () => s.stop() };
 }
+
+/** Writes `bytes` random bytes to `path` (16 MiB at a time). */
+export async function writeRandomFile(path: string, bytes: number): Promise<void> {
+  const { createWriteStream } = await import('node:fs');
+  const { randomBytes } = await import('node:crypto');
+  const ws = createWriteStream(path);
+  const block = 16 * 1024 * 1024;
+  for (let done = 0; done < bytes; done += block) {
+    const b = randomBytes(Math.min(block, bytes - done));
+    if (!ws.write(b)) await new Promise<void>((r) => ws.once('drain', () => r()));
+  }
+  await new Promise<void>((res, rej) => ws.end((err?: Error | null) => (err ? rej(err) : res())));
+}
+
+/** The median of `xs` (NaN for none). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** sha256 hex of a file, by the system's sha256sum (fast, and independent of the code measured). */
+export async function sha256File(path: string): Promise<string> {
+  const { execFileSync } = await import('node:child_process');
+  return execFileSync('sha256sum', [path], { encoding: 'utf8' }).split(/\s+/)[0] ?? '';
+}
+
+/** One timed run of a tool: wall seconds and peak RSS (MB) as /usr/bin/time measured them. */
+export interface TimedSample {
+  tool: string;
+  seconds: number;
+  rssMB: number;
+  /** User + system CPU seconds. */
+  cpuSeconds: number;
+  ok: boolean;
+}
+
+/**
+ * Runs `cmd args` under /usr/bin/time without blocking this process's event loop (a benchmark may serve
+ * the tool from this process); `check` decides, after a zero exit, whether the output is right.
+ */
+export async function runTimed(
+  tool: string,
+  cmd: string,
+  args: string[],
+  check: () => boolean | Promise<boolean>,
+  onStart?: () => void,
+): Promise<TimedSample> {
+  const { spawn } = await import('node:child_process');
+  const { readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const out = join(tmpdir(), `portal-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const child = spawn('/usr/bin/time', ['-f', '%e %M %U %S', '-o', out, cmd, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  onStart?.();
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+  const status = await new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  const [e, m, u, s] = readFileSync(out, 'utf8').trim().split(/\s+/).slice(-4).map(Number);
+  rmSync(out, { force: true });
+  const ok = status === 0 && (await check());
+  if (!ok) process.stderr.write(`${tool} failed (exit ${status}): ${stderr.slice(-2000)}\n`);
+  return { tool, seconds: e, rssMB: m / 1024, cpuSeconds: u + s, ok };
+}
