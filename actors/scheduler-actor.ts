@@ -24,7 +24,7 @@ import { fetchManifestByCid, loadManifestRef } from '../transfer/manifest-ref.js
 import { NO_CID } from '../transfer/cid.js';
 import { createHash } from 'node:crypto';
 import { hashFile } from '../transfer/chunk-writer.js';
-import { createPrefixHasher, type PrefixHasher } from '../transfer/prefix-hasher.js';
+import { createPrefixHasher, PREFIX_HASH_MIN_BYTES, type PrefixHasher } from '../transfer/prefix-hasher.js';
 import { ChunkStatus } from '../scheduler/types.js';
 import { engineOf, type TickEngineServices } from './gpu-worker-actor.js';
 import { actorProxy, type SchedulerActorApi } from './api.js';
@@ -1083,6 +1083,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /** Moves the whole-file hash over the complete chunks that now follow its prefix (amortized O(1) a tick). */
   private advancePrefix(t: OwnedTransfer, core: ChunkScheduler): void {
+    if (t.manifest.fileSize < PREFIX_HASH_MIN_BYTES) return;
     const status = core.chunks.status;
     const n = core.chunks.n;
     let c = this.prefix?.chunks ?? 0;

@@ -71,6 +71,8 @@ export interface EmbeddedNode {
 export interface EmbeddedNodeOptions extends EngineSettings {
   /** Data-plane threads of the executor (default: see createExecutor; 0 moves bytes on the main thread). */
   dataThreads?: number;
+  /** Most chunk bytes in flight on the data-plane threads (default: see createDataPlane). */
+  maxInFlightBytes?: number;
   /** The output file; the scheduler's journal lives beside it (journalDir). */
   output: string;
   logger: Logger;
@@ -137,6 +139,7 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
     id: `executor-${process.pid}`,
     concurrency: opts.concurrency ?? 128,
     threads: opts.dataThreads,
+    maxInFlightBytes: opts.maxInFlightBytes,
     logger: opts.logger.child({ component: 'executor' }),
     // over NATS, `portal executor` processes may hold hedges of the same chunks: write only verified chunks
     streamWrites: !natsOptionsFromEnv(process.env),

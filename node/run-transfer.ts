@@ -57,6 +57,8 @@ export function sourcesOf(s: TransferStatus): SourceReport[] {
 export interface RunTransferOptions extends EngineSettings {
   request: TransferRequest;
   logger: Logger;
+  /** Most chunk bytes in flight on the data-plane threads (default: see createDataPlane). */
+  maxInFlightBytes?: number;
   /** Called about every `progressMs` with the current status. */
   onProgress?: (s: TransferStatus) => void;
   progressMs?: number;
@@ -107,6 +109,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     requireGpu: o.requireGpu,
     cpuThreads: o.cpuThreads ?? (small ? 1 : undefined),
     dataThreads: m.fileSize < SMALL_TRANSFER_BYTES ? 0 : undefined,
+    maxInFlightBytes: o.maxInFlightBytes,
     ...(o.swarm ? { swarm: { fabricBus: o.swarm.fabricBus, selfEdgeId: o.swarm.id } } : {}),
     // announced holdings of this manifest go to this transfer, whatever its id
     transfersOf: (manifestId) => (manifestId === m.id ? [o.request.transferId] : []),

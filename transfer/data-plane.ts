@@ -35,10 +35,30 @@ export function defaultDataWorkerUrl(): URL {
  */
 export const DATA_WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 };
 
+/**
+ * Default cap on the bytes in flight on a data plane (the summed lengths of the chunk fetches running on its
+ * threads): 32 MiB, the 32 concurrent 1 MiB fetches of 4 mirrors × 8 parallel requests. A bandwidth-delay
+ * product of 1 Gb/s × 250 ms fits in it.
+ */
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Each data thread runs a young-generation collection after this many received bytes. Socket reads allocate
+ * their buffers outside the JavaScript heap, where V8 only counts them towards its next collection (it starts
+ * one after about 64 MiB of such memory per thread); collecting every 4 MiB frees the dead read buffers
+ * before they pile up, for about 1–3 ms of a 4 MiB young generation each time.
+ */
+export const DATA_GC_EVERY_BYTES = 4 * 1024 * 1024;
+
 /** Options of createDataPlane. */
 export interface DataPlaneOptions {
   /** Worker threads (default DEFAULT_DATA_THREADS). */
   threads?: number;
+  /**
+   * Most bytes in flight at once (summed lengths of the running fetches, default DEFAULT_MAX_IN_FLIGHT_BYTES);
+   * further fetches wait in FIFO order. A fetch longer than the cap runs alone.
+   */
+  maxInFlightBytes?: number;
   /**
    * Options of each worker's HTTP client (default: none — system CAs, proxy from the environment), or a
    * function giving them, called when the first thread starts.
@@ -56,6 +76,12 @@ export interface DataPlaneStats {
   threads: number;
   /** Fetches running on the threads now. */
   running: number;
+  /** Summed lengths of the running fetches (bytes). */
+  inFlightBytes: number;
+  /** Fetches waiting for room under maxInFlightBytes. */
+  waiting: number;
+  /** The cap (bytes). */
+  maxInFlightBytes: number;
   /** Threads that stopped unexpectedly and were replaced. */
   crashes: number;
 }
@@ -72,7 +98,8 @@ export interface DataPlane {
   start(): void;
   /**
    * Fetches `job` on a thread: the body is hashed and written at its offset as it streams in; resolves to the
-   * outcome (never rejects). Attempts of the same chunk of the same file run on the same thread, so a hedge
+   * outcome (never rejects). A fetch that would take the bytes in flight over maxInFlightBytes waits (FIFO)
+   * until earlier ones end. Attempts of the same chunk of the same file run on the same thread, so a hedge
    * never overwrites the verified bytes of another attempt. An abort of `signal` cancels the fetch (outcome
    * `cancelled`); a thread that dies fails its fetches as `io` and is replaced on the next job.
    */
@@ -115,18 +142,28 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
       'PORTAL_INVALID_ARGUMENT',
       `threads: expected an integer in 1..64, got ${String(opts.threads)}`,
     );
+  const cap = opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES;
+  if (!Number.isSafeInteger(cap) || cap < 1)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `maxInFlightBytes: expected a positive integer, got ${String(opts.maxInFlightBytes)}`,
+    );
   const log = opts.logger ?? createSilentLogger();
   let data: DataWorkerData | undefined;
   const workerData = (): DataWorkerData =>
     (data ??= {
       http: (typeof opts.http === 'function' ? opts.http() : opts.http) ?? {},
       streamWrites: opts.streamWrites ?? true,
+      gcEveryBytes: DATA_GC_EVERY_BYTES,
     });
   const slots: (Thread | undefined)[] = new Array<Thread | undefined>(n).fill(undefined);
   /** Thread and number of running attempts of each (output, chunk). */
   const regions = new Map<string, { thread: number; count: number }>();
   let nextId = 1;
   let rr = 0;
+  let inFlight = 0;
+  /** Fetches waiting for room under the cap, oldest first. */
+  const waiting: { job: DataJob; start: () => void; cancel: (detail: string) => void }[] = [];
   let crashes = 0;
   let closed = false;
 
@@ -218,6 +255,12 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
 
   const send = (t: Thread, m: ToDataWorker): void => t.worker.postMessage(m);
 
+  /** Starts the waiting fetches that now fit under the cap (the oldest first; one at least when none runs). */
+  const admit = (): void => {
+    while (waiting.length > 0 && !closed && (inFlight === 0 || inFlight + waiting[0].job.length <= cap))
+      waiting.shift()!.start();
+  };
+
   return {
     threads: n,
     start() {
@@ -227,32 +270,54 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
     run(job, signal) {
       return new Promise<DataOutcome>((resolve) => {
         const t0 = performance.now();
-        if (closed) {
+        const cancelled = (detail: string): void =>
           resolve({
             ok: false,
             reason: 'cancelled',
             fault: 'cancelled',
-            detail: 'the data plane closed',
+            detail,
             firstByteMs: 0,
-            elapsedMs: 0,
+            elapsedMs: performance.now() - t0,
           });
-          return;
-        }
-        const region = `${job.output}\u0000${job.chunk}`;
-        const t = pick(region);
-        const id = nextId++;
-        t.pending.set(id, { resolve, job, region, t0 });
-        if (t.pending.size === 1) t.worker.ref();
-        if (signal) {
-          const onAbort = (): void => {
-            const reason = signal.reason as Error | undefined;
-            if (t.pending.has(id) && !t.dead)
-              send(t, { t: 'cancel', id, detail: reason?.message ?? 'cancelled' });
+        if (closed) return cancelled('the data plane closed');
+        const start = (): void => {
+          inFlight += job.length;
+          const done = (o: DataOutcome): void => {
+            inFlight -= job.length;
+            resolve(o);
+            admit();
           };
-          if (signal.aborted) queueMicrotask(onAbort);
-          else signal.addEventListener('abort', onAbort, { once: true });
-        }
-        send(t, { t: 'job', id, job });
+          const region = `${job.output}\u0000${job.chunk}`;
+          const t = pick(region);
+          const id = nextId++;
+          t.pending.set(id, { resolve: done, job, region, t0 });
+          if (t.pending.size === 1) t.worker.ref();
+          if (signal) {
+            const onAbort = (): void => {
+              const reason = signal.reason as Error | undefined;
+              if (t.pending.has(id) && !t.dead)
+                send(t, { t: 'cancel', id, detail: reason?.message ?? 'cancelled' });
+            };
+            if (signal.aborted) queueMicrotask(onAbort);
+            else signal.addEventListener('abort', onAbort, { once: true });
+          }
+          send(t, { t: 'job', id, job });
+        };
+        if (waiting.length === 0 && (inFlight === 0 || inFlight + job.length <= cap)) return start();
+        if (signal?.aborted) return cancelled('cancelled before it started');
+        const w = { job, start, cancel: cancelled };
+        waiting.push(w);
+        signal?.addEventListener(
+          'abort',
+          () => {
+            const i = waiting.indexOf(w);
+            if (i < 0) return;
+            waiting.splice(i, 1);
+            cancelled(`cancelled while waiting for room under ${cap} bytes in flight`);
+            admit();
+          },
+          { once: true },
+        );
       });
     },
     async closeFile(output, o = {}) {
@@ -277,7 +342,14 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
     stats() {
       let r = 0;
       for (const t of slots) r += t?.pending.size ?? 0;
-      return { threads: n, running: r, crashes };
+      return {
+        threads: n,
+        running: r,
+        crashes,
+        inFlightBytes: inFlight,
+        waiting: waiting.length,
+        maxInFlightBytes: cap,
+      };
     },
     async terminateThread(index) {
       const t = slots[index];
@@ -288,6 +360,7 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
     async close() {
       if (closed) return;
       closed = true;
+      for (const w of waiting.splice(0)) w.cancel('the data plane closed');
       await Promise.all(
         slots.map(async (t) => {
           if (!t) return;

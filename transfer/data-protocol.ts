@@ -12,6 +12,8 @@ export interface DataWorkerData {
    * another process's hedge of the same chunk could be overwritten with unverified bytes).
    */
   streamWrites: boolean;
+  /** Run a young-generation collection after this many received bytes (0: leave it to V8); see DATA_GC_EVERY_BYTES. */
+  gcEveryBytes: number;
 }
 
 /** One chunk fetch for a worker: where from, which bytes, where they go. No chunk bytes travel in messages. */

@@ -48,6 +48,8 @@ export interface ExecutorOptions {
    * verified, so a hedge in another process can never overwrite verified bytes with unverified ones.
    */
   streamWrites?: boolean;
+  /** On threads: most bytes in flight at once (default DEFAULT_MAX_IN_FLIGHT_BYTES; see createDataPlane). */
+  maxInFlightBytes?: number;
   /** A data plane to run the fetches on instead of one made from `threads` (closed with the executor). */
   dataPlane?: DataPlane;
   /** Bearer token for PUTs to edges, when a transfer's output is an edge URL (a pre-position task). */
@@ -127,6 +129,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
           threads,
           http: () => (opts.http ?? defaultHttpClient()).options,
           streamWrites: opts.streamWrites,
+          maxInFlightBytes: opts.maxInFlightBytes,
           logger: log,
         })
       : undefined);

@@ -70,6 +70,13 @@ export type { FetchChunkRequest, FetchChunkResult, FetchChunkFn } from './http-f
 export { openChunkWriter, hashFile } from './chunk-writer.js';
 export type { ChunkWriter } from './chunk-writer.js';
 export { createExecutor } from './executor.js';
+export {
+  createDataPlane,
+  DEFAULT_DATA_THREADS,
+  DEFAULT_MAX_IN_FLIGHT_BYTES,
+  DATA_GC_EVERY_BYTES,
+} from './data-plane.js';
+export type { DataPlane, DataPlaneOptions, DataPlaneStats } from './data-plane.js';
 export type { Executor, ExecutorOptions, ExecutorStats } from './executor.js';
 export { parseMetalink, loadMetalink, manifestFromMetalink, toMetalink, METALINK_NS } from './metalink.js';
 export type { MetalinkFile, MetalinkUrl } from './metalink.js';

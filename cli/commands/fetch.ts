@@ -8,6 +8,7 @@ import {
   DEFAULT_STALL_TIMEOUT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_REDIRECTS,
+  DEFAULT_MAX_IN_FLIGHT_BYTES,
 } from '../../transfer/index.js';
 import { DEFAULT_EDGE_BUDGET_MS } from '../../actors/scheduler-actor.js';
 import { resolveSources, parseChecksum, parseHeaders } from '../sources.js';
@@ -178,6 +179,14 @@ export const fetchCommand = defineCommand({
       min: 0,
     },
     {
+      name: 'max-in-flight',
+      type: 'number',
+      help: 'MiB of chunk fetches running at once on the data threads (memory: a constant plus these)',
+      default: DEFAULT_MAX_IN_FLIGHT_BYTES / 2 ** 20,
+      min: 1,
+      max: 65536,
+    },
+    {
       name: 'progress-json',
       type: 'boolean',
       help: 'print a JSON status line to stdout every 250 ms',
@@ -279,6 +288,7 @@ export const fetchCommand = defineCommand({
         backend: parseBackend(flags.backend),
         requireGpu: requireGpuFromEnv(),
         cpuThreads: cpuThreadsFromEnv(),
+        maxInFlightBytes: Math.round(flags['max-in-flight'] * 2 ** 20),
         dashboard: flags.dashboard
           ? {
               port: flags['dashboard-port'],

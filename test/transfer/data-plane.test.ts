@@ -213,6 +213,82 @@ describe('data plane on worker threads', () => {
     expect(again[0]).toMatchObject({ ok: true, bytes: CHUNK });
   });
 
+  test('the in-flight cap: fetches beyond maxInFlightBytes wait their turn, the running ones never exceed it, and every chunk still lands verified', async () => {
+    // 256 KiB/s over all responses: each chunk takes about 1 s, so the 12 fetches overlap as long as they may
+    const edge = await createEdgeServer({
+      source: { path: file.path, manifest: m },
+      bandwidthBytesPerSec: 3 * CHUNK,
+    });
+    servers.push(edge);
+    const plane = createDataPlane({ threads: 2, maxInFlightBytes: 3 * CHUNK });
+    planes.push(plane);
+    const output = join(tmp.dir, 'out-cap.bin');
+    let peak = 0;
+    let peakWaiting = 0;
+    const sampler = setInterval(() => {
+      const s = plane.stats();
+      peak = Math.max(peak, s.inFlightBytes);
+      peakWaiting = Math.max(peakWaiting, s.waiting);
+    }, 5);
+    const outcomes = await Promise.all(
+      m.chunks.map((cid, i) =>
+        plane.run({
+          output,
+          fileSize: SIZE,
+          chunk: i,
+          edgeUrl: edge.url,
+          edgeKind: 'portal',
+          cid,
+          ...chunkRange(m, i),
+          timeoutMs: 60_000,
+        }),
+      ),
+    );
+    clearInterval(sampler);
+    await plane.closeFile(output);
+    expect(outcomes.filter((o) => !o.ok)).toEqual([]);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(3 * CHUNK);
+    expect(peakWaiting).toBeGreaterThanOrEqual(m.chunks.length - 3 - 1);
+    expect(plane.stats()).toMatchObject({ inFlightBytes: 0, waiting: 0, maxInFlightBytes: 3 * CHUNK });
+    expect(await hashFile(output)).toBe(m.fileSha256);
+  }, 60_000);
+
+  test('the in-flight cap: a fetch cancelled while it waits is reported cancelled and never starts', async () => {
+    const edge = await createEdgeServer({ source: { path: file.path, manifest: m }, rttMs: 500 });
+    servers.push(edge);
+    const plane = createDataPlane({ threads: 1, maxInFlightBytes: CHUNK });
+    planes.push(plane);
+    const output = join(tmp.dir, 'out-cap-cancel.bin');
+    const job = (i: number) => ({
+      output,
+      fileSize: SIZE,
+      chunk: i,
+      edgeUrl: edge.url,
+      edgeKind: 'portal' as const,
+      cid: m.chunks[i],
+      ...chunkRange(m, i),
+      timeoutMs: 20_000,
+    });
+    const first = plane.run(job(0));
+    const ac = new AbortController();
+    const second = plane.run(job(1), ac.signal);
+    expect(plane.stats()).toMatchObject({ running: 1, waiting: 1 });
+    ac.abort(new Error('not needed any more'));
+    expect(await second).toMatchObject({ ok: false, reason: 'cancelled' });
+    expect(plane.stats().waiting).toBe(0);
+    expect(await first).toMatchObject({ ok: true, bytes: CHUNK });
+    const served = edge.stats().requests;
+    expect(served).toBe(1);
+  });
+
+  test('the in-flight cap rejects a non-positive or fractional byte count with a message naming it', () => {
+    expect(() => createDataPlane({ maxInFlightBytes: 0 })).toThrow(
+      /maxInFlightBytes: expected a positive integer/,
+    );
+    expect(() => createDataPlane({ maxInFlightBytes: 1.5 })).toThrow(/maxInFlightBytes/);
+  });
+
   test('a full disk is named: ENOSPC from a streamed write is reported as io with the file and chunk', async () => {
     const edge = await createEdgeServer({ source: { path: file.path, manifest: m } });
     servers.push(edge);
