@@ -3,30 +3,49 @@ import type * as Undici from 'undici';
 
 const require = createRequire(import.meta.url);
 
+/** undici's modules that `load` takes instead of its index (paths inside the undici package). */
+export const UNDICI_LITE_MODULES = [
+  'undici/lib/dispatcher/dispatcher.js',
+  'undici/lib/api/index.js',
+  'undici/lib/dispatcher/agent.js',
+  'undici/lib/dispatcher/env-http-proxy-agent.js',
+] as const;
+
 /**
  * undici's Agent and EnvHttpProxyAgent, loaded from their own modules instead of undici's index.js, which also
- * loads fetch, WebSocket, EventSource, the caches and mocks (110 files against 32; about 50 ms of CPU, a
- * fifth of `portal fetch`'s start-up on the dev machine). The request API is attached to Dispatcher.prototype
- * exactly as undici's index.js does. Falls back to the package's index when its layout differs (another
- * undici major): same classes, slower start.
+ * loads fetch, WebSocket, EventSource, the caches and mocks (110 files against 53). Measured on the 2-core dev
+ * machine (BENCHMARKS.md, "The data plane"): the index costs ~0.1 s more CPU and ~8 MB more RSS than these
+ * modules, in every thread that loads it (the main thread and each data thread), against a 0.25 s goal for a
+ * 1 MiB fetch. The request API is attached to Dispatcher.prototype exactly as undici's index.js does.
+ * These paths are undici's internals: test/transfer/undici-lite.test.ts fails when an undici update moves
+ * them, and at run time a layout that differs falls back to the package's index (same classes, slower
+ * start), with `lite` false.
  */
-function load(): { Agent: typeof Undici.Agent; EnvHttpProxyAgent: typeof Undici.EnvHttpProxyAgent } {
+function load(): {
+  Agent: typeof Undici.Agent;
+  EnvHttpProxyAgent: typeof Undici.EnvHttpProxyAgent;
+  lite: boolean;
+} {
   try {
-    const Dispatcher = require('undici/lib/dispatcher/dispatcher.js') as { prototype: object };
-    const api = require('undici/lib/api/index.js') as object;
+    const [dispatcherPath, apiPath, agentPath, proxyPath] = UNDICI_LITE_MODULES;
+    const Dispatcher = require(dispatcherPath) as { prototype: object };
+    const api = require(apiPath) as object;
     if (typeof (Dispatcher.prototype as { request?: unknown }).request !== 'function')
       Object.assign(Dispatcher.prototype, api);
-    const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
-    const EnvHttpProxyAgent =
-      require('undici/lib/dispatcher/env-http-proxy-agent.js') as typeof Undici.EnvHttpProxyAgent;
+    const Agent = require(agentPath) as typeof Undici.Agent;
+    const EnvHttpProxyAgent = require(proxyPath) as typeof Undici.EnvHttpProxyAgent;
     if (typeof Agent === 'function' && typeof EnvHttpProxyAgent === 'function')
-      return { Agent, EnvHttpProxyAgent };
+      return { Agent, EnvHttpProxyAgent, lite: true };
   } catch {
-    /* another layout: take the index */
+    // another layout (an undici update): the public index below serves the same classes
   }
   const u = require('undici') as typeof Undici;
-  return { Agent: u.Agent, EnvHttpProxyAgent: u.EnvHttpProxyAgent };
+  return { Agent: u.Agent, EnvHttpProxyAgent: u.EnvHttpProxyAgent, lite: false };
 }
 
+const loaded = load();
+
 /** undici's Agent and EnvHttpProxyAgent classes (see load). */
-export const { Agent, EnvHttpProxyAgent } = load();
+export const { Agent, EnvHttpProxyAgent } = loaded;
+/** True when the classes came from undici's own modules, false when from its index (the fallback). */
+export const UNDICI_LITE = loaded.lite;
