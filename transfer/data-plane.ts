@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import type { HttpClientOptions } from './http-client.js';
+import { partialChunkLogPath } from './partial-chunks.js';
 import type { DataJob, DataOutcome, DataWorkerData, FromDataWorker, ToDataWorker } from './data-protocol.js';
 
 export type { DataJob, DataOutcome } from './data-protocol.js';
@@ -66,6 +68,11 @@ export interface DataPlaneOptions {
   http?: HttpClientOptions | (() => HttpClientOptions);
   /** Write pieces as they arrive (default true); see DataWorkerData.streamWrites. */
   streamWrites?: boolean;
+  /**
+   * With streamWrites: log how far each chunk's fetch got (a `.partial` file beside the output) and finish a
+   * fetch cut short by asking for the rest of the chunk only (default true); see DataWorkerData.keepPartialChunks.
+   */
+  keepPartialChunks?: boolean;
   /** The compiled worker script (default defaultDataWorkerUrl()). */
   workerUrl?: URL | string;
   logger?: Logger;
@@ -84,6 +91,8 @@ export interface DataPlaneStats {
   maxInFlightBytes: number;
   /** Threads that stopped unexpectedly and were replaced. */
   crashes: number;
+  /** Bytes of verified chunks that were kept from interrupted fetches instead of fetched again. */
+  keptBytes: number;
 }
 
 /**
@@ -104,8 +113,11 @@ export interface DataPlane {
    * `cancelled`); a thread that dies fails its fetches as `io` and is replaced on the next job.
    */
   run(job: DataJob, signal?: AbortSignal): Promise<DataOutcome>;
-  /** Syncs (fdatasync when `sync`) and closes `output` on every thread that opened it; rejects PORTAL_TRANSFER_FAILED naming the fs error. */
-  closeFile(output: string, opts?: { sync?: boolean }): Promise<void>;
+  /**
+   * Syncs (fdatasync when `sync`) and closes `output` on every thread that opened it, then removes its
+   * partial-chunk log unless `keepPartials`; rejects PORTAL_TRANSFER_FAILED naming the fs error.
+   */
+  closeFile(output: string, opts?: { sync?: boolean; keepPartials?: boolean }): Promise<void>;
   stats(): DataPlaneStats;
   /** Stops thread `index` at once, as a crash would (tests of crash handling); its fetches fail as `io`. */
   terminateThread(index: number): Promise<void>;
@@ -155,6 +167,7 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
       http: (typeof opts.http === 'function' ? opts.http() : opts.http) ?? {},
       streamWrites: opts.streamWrites ?? true,
       gcEveryBytes: DATA_GC_EVERY_BYTES,
+      keepPartialChunks: opts.keepPartialChunks ?? true,
     });
   const slots: (Thread | undefined)[] = new Array<Thread | undefined>(n).fill(undefined);
   /** Thread and number of running attempts of each (output, chunk). */
@@ -162,6 +175,7 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
   let nextId = 1;
   let rr = 0;
   let inFlight = 0;
+  let keptBytes = 0;
   /** Fetches waiting for room under the cap, oldest first. */
   const waiting: { job: DataJob; start: () => void; cancel: (detail: string) => void }[] = [];
   let crashes = 0;
@@ -284,6 +298,7 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
           inFlight += job.length;
           const done = (o: DataOutcome): void => {
             inFlight -= job.length;
+            if (o.ok && o.keptBytes) keptBytes += o.keptBytes;
             resolve(o);
             admit();
           };
@@ -338,6 +353,8 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
       );
       if (errors.length > 0)
         throw new PortalError('PORTAL_TRANSFER_FAILED', `cannot close ${output}: ${errors[0]}`);
+      // every thread has closed its partial-chunk log: once the transfer is over, nothing is left to resume
+      if (o.keepPartials !== true) await rm(partialChunkLogPath(output), { force: true });
     },
     stats() {
       let r = 0;
@@ -346,6 +363,7 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
         threads: n,
         running: r,
         crashes,
+        keptBytes,
         inFlightBytes: inFlight,
         waiting: waiting.length,
         maxInFlightBytes: cap,

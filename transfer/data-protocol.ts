@@ -12,6 +12,11 @@ export interface DataWorkerData {
    * another process's hedge of the same chunk could be overwritten with unverified bytes).
    */
   streamWrites: boolean;
+  /**
+   * Keep a partial-chunk log beside each streamed output (partial-chunks.ts), so a fetch cut short (a crash,
+   * a timeout) is finished later by asking only for the rest of the chunk.
+   */
+  keepPartialChunks: boolean;
   /** Run a young-generation collection after this many received bytes (0: leave it to V8); see DATA_GC_EVERY_BYTES. */
   gcEveryBytes: number;
 }
@@ -31,7 +36,14 @@ export interface DataJob {
 
 /** How a fetch ended: verified and written, or the cause a ChunkReport carries (same fields as ChunkFetchError). */
 export type DataOutcome =
-  | { ok: true; bytes: number; firstByteMs: number; transferMs: number }
+  | {
+      ok: true;
+      bytes: number;
+      firstByteMs: number;
+      transferMs: number;
+      /** Bytes of the chunk kept in the file from an earlier, interrupted fetch (not fetched again). */
+      keptBytes?: number;
+    }
   | {
       ok: false;
       reason: FailureReason;

@@ -10,7 +10,8 @@ import { PortalError } from '../common/errors.js';
 import { ChunkFetchError } from './chunk-fetch-error.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
 import { createHttpClient } from './http-client.js';
-import { fetchChunkTo, type ChunkSink } from './http-fetch.js';
+import { fetchChunkTo, type ChunkSink, type FetchChunkRequest } from './http-fetch.js';
+import { hashFileRange, openPartialChunkLog, type PartialChunkLog } from './partial-chunks.js';
 import type { DataJob, DataOutcome, DataWorkerData, FromDataWorker, ToDataWorker } from './data-protocol.js';
 
 const data = workerData as DataWorkerData;
@@ -45,6 +46,30 @@ function received(n: number): void {
 
 /** Open output files of this thread, by path. */
 const files = new Map<string, Promise<ChunkWriter>>();
+/** Partial-chunk logs of this thread's streamed outputs, by output path (null: it cannot be opened). */
+const partialLogs = new Map<string, PartialChunkLog | null>();
+/** Read buffer for hashing a kept prefix back from the file. */
+const prefixScratch = Buffer.allocUnsafeSlow(256 * 1024);
+
+function partialLogFor(output: string): PartialChunkLog | null {
+  let log = partialLogs.get(output);
+  if (log === undefined) {
+    try {
+      log = openPartialChunkLog(output);
+    } catch {
+      // a read-only folder: chunks are fetched whole, as without the log
+      log = null;
+    }
+    partialLogs.set(output, log);
+  }
+  return log;
+}
+
+/**
+ * Faults after which a kept prefix is thrown away and the chunk fetched whole at once: its bytes may be the
+ * wrong ones (corrupt), or the source cannot send the rest alone (it ignores Range).
+ */
+const PREFIX_FAULTS = new Set(['corrupt', 'range-ignored', 'content-range']);
 
 interface Running {
   id: number;
@@ -155,14 +180,18 @@ async function run(id: number, job: DataJob): Promise<void> {
   region.running.add(r);
   let buffer: Buffer | undefined;
   let outcome: DataOutcome;
+  /** Bytes of the chunk kept from an earlier fetch (not fetched again). */
+  let kept = 0;
   try {
     const w = await writerFor(job);
     let sink: ChunkSink;
+    const log = r.streaming && data.keepPartialChunks ? partialLogFor(job.output) : null;
     if (r.streaming) {
       sink = {
         write(piece, at) {
           if (r.superseded) throw new PortalError('PORTAL_CANCELLED', 'superseded');
           w.writeSync(job.offset + at, piece);
+          log?.record(job.chunk, job.cid, at + piece.length);
           received(piece.length);
         },
       };
@@ -175,20 +204,43 @@ async function run(id: number, job: DataJob): Promise<void> {
         },
       };
     }
-    const t = await fetchChunkTo(
-      {
-        edgeUrl: job.edgeUrl,
-        edgeKind: job.edgeKind,
-        cid: job.cid,
-        offset: job.offset,
-        length: job.length,
-        timeoutMs: job.timeoutMs,
-        fileSize: job.fileSize,
-        signal: r.ac.signal,
-        client,
-      },
-      sink,
-    );
+    const req: FetchChunkRequest = {
+      edgeUrl: job.edgeUrl,
+      edgeKind: job.edgeKind,
+      cid: job.cid,
+      offset: job.offset,
+      length: job.length,
+      timeoutMs: job.timeoutMs,
+      fileSize: job.fileSize,
+      signal: r.ac.signal,
+      client,
+    };
+    // the first bytes of this chunk may be in the file already, from a fetch a crash or a failure cut short
+    const k = log?.kept(job.chunk, job.cid, job.length) ?? 0;
+    if (k > 0) {
+      try {
+        req.prefix = { length: k, hash: hashFileRange(job.output, job.offset, k, prefixScratch) };
+      } catch {
+        log?.forget(job.chunk);
+      }
+    }
+    let t;
+    try {
+      t = await fetchChunkTo(req, sink);
+    } catch (err) {
+      if (err instanceof ChunkFetchError && err.fault === 'corrupt') log?.forget(job.chunk);
+      if (
+        !req.prefix ||
+        !(err instanceof ChunkFetchError) ||
+        !PREFIX_FAULTS.has(err.fault) ||
+        r.ac.signal.aborted
+      )
+        throw err;
+      // the kept bytes were wrong, or this source cannot send the rest alone: the whole chunk, now
+      req.prefix = undefined;
+      t = await fetchChunkTo(req, sink);
+    }
+    if (req.prefix) kept = req.prefix.length;
     if (r.superseded) throw new PortalError('PORTAL_CANCELLED', 'superseded');
     if (buffer && !region.verified) {
       // A hedge verified before the attempt that streams into the file: stop that one, then write these bytes.
@@ -209,7 +261,13 @@ async function run(id: number, job: DataJob): Promise<void> {
       }
     }
     region.verified = true;
-    outcome = { ok: true, bytes: t.length, firstByteMs: t.firstByteMs, transferMs: t.transferMs };
+    outcome = {
+      ok: true,
+      bytes: t.length,
+      firstByteMs: t.firstByteMs,
+      transferMs: t.transferMs,
+      ...(kept > 0 ? { keptBytes: kept } : {}),
+    };
   } catch (err) {
     outcome = failure(r, err, t0);
   } finally {
@@ -224,6 +282,8 @@ async function run(id: number, job: DataJob): Promise<void> {
 async function closeFile(id: number, output: string, sync: boolean): Promise<void> {
   const wp = files.get(output);
   files.delete(output);
+  partialLogs.get(output)?.close();
+  partialLogs.delete(output);
   let error: string | undefined;
   if (wp) {
     try {

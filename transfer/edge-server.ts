@@ -340,18 +340,34 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       return;
     }
     const { offset, length } = chunkRange(manifest, index);
-    const flipAt = corruptChunks.has(index) || drawCorrupt() ? [offset + (length >> 1)] : [];
+    // a Range of the chunk: the rest of a chunk whose first bytes a fetcher kept from an interrupted fetch
+    const r = parseRange(req.headers.range, length);
+    if (r.kind === 'unsatisfiable') {
+      await sleep(rttMs, signal);
+      res.writeHead(416, { 'content-range': `bytes */${length}`, 'content-length': 0 });
+      res.end();
+      return;
+    }
+    const start = r.kind === 'range' ? r.start : 0;
+    const end = r.kind === 'range' ? r.end : length - 1;
+    const flip = offset + (length >> 1);
+    const flipAt =
+      (corruptChunks.has(index) || drawCorrupt()) && flip >= offset + start && flip <= offset + end
+        ? [flip]
+        : [];
     await sleep(rttMs, signal);
-    res.writeHead(200, {
+    res.writeHead(r.kind === 'range' ? 206 : 200, {
       'content-type': 'application/octet-stream',
-      'content-length': length,
+      'content-length': end - start + 1,
+      'accept-ranges': 'bytes',
       'x-portal-chunk': index,
+      ...(r.kind === 'range' ? { 'content-range': `bytes ${start}-${end}/${length}` } : {}),
     });
     if (req.method === 'HEAD') {
       res.end();
       return;
     }
-    await streamBody(res, signal, offset, length, length > 0 ? flipAt : []);
+    await streamBody(res, signal, offset + start, end - start + 1, length > 0 ? flipAt : []);
   };
 
   /** Sends a JSON refusal of a PUT and closes the connection (the rest of the body is not read). */

@@ -27,6 +27,14 @@ export interface FetchChunkRequest {
   signal?: AbortSignal;
   /** The HTTP client (default: the process-wide one). */
   client?: HttpClient;
+  /**
+   * The first `length` bytes of the chunk are already in place (kept from an interrupted fetch) and `hash`
+   * is the sha256 state after them (copied, never changed): only the rest is requested (a Range of the
+   * chunk), and the sink sees pieces from `at` = length on. A source that cannot send the rest alone (a 200
+   * with the whole body, a mirror read as one stream) ends the fetch as `http` / `range-ignored`; bytes of
+   * the prefix that are wrong end it as `corrupt`, like any bad byte.
+   */
+  prefix?: { length: number; hash: Hash };
 }
 
 /** The verified bytes of a chunk and how long they took (ms, performance.now()). */
@@ -136,6 +144,17 @@ function checkRequest(r: FetchChunkRequest): URL {
       'PORTAL_INVALID_ARGUMENT',
       `timeoutMs: expected a positive number, got ${String(r.timeoutMs)}`,
     );
+  if (
+    r.prefix !== undefined &&
+    (!Number.isSafeInteger(r.prefix.length) ||
+      r.prefix.length < 0 ||
+      r.prefix.length > r.length ||
+      typeof r.prefix.hash?.copy !== 'function')
+  )
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `prefix: expected { length: 0..${r.length}, hash: a sha256 Hash }, got length ${String(r.prefix.length)}`,
+    );
   if (r.edgeKind === 'portal') url = new URL(`${r.edgeUrl.replace(/\/+$/, '')}/v1/chunks/${r.cid}`);
   return url;
 }
@@ -195,6 +214,8 @@ interface Ctx {
   deadline: { hit: boolean };
   firstByteMs?: number;
   got: number;
+  /** Bytes of the chunk already in place before this request (FetchChunkRequest.prefix), 0 for a whole chunk. */
+  skip: number;
   /** Where the bytes go, and the sha256 that follows them (none for NO_CID chunks, checked by length only). */
   sink: ChunkSink;
   hash: Hash | undefined;
@@ -270,9 +291,9 @@ function put(c: Ctx, d: Buffer): void {
   c.got += d.length;
 }
 
-/** Streams exactly `length` bytes of the body into the sink, hashing them as they come. */
+/** Streams the body into the sink after the kept prefix, hashing it as it comes, until the chunk's `length` bytes are in. */
 async function readExactly(c: Ctx, body: AsyncIterable<Buffer>, length: number): Promise<void> {
-  c.got = 0;
+  c.got = c.skip;
   for await (const d of body) put(c, d);
   if (c.got < length) throw fail(c, 'short', 'short-body', `body ended after ${c.got} of ${length} bytes`);
 }
@@ -304,26 +325,43 @@ function statusError(c: Ctx, r: SendResult, what: string): ChunkFetchError {
 async function fromPortal(c: Ctx, reset: boolean): Promise<ChunkTiming> {
   let r: SendResult | undefined;
   try {
+    const rest = c.req.length - c.skip;
     r = await c.client.send(c.url.href, {
       signal: c.signal,
       reset,
-      headers: { 'accept-encoding': 'identity' },
+      headers: {
+        'accept-encoding': 'identity',
+        ...(c.skip > 0 ? { range: `bytes=${c.skip}-${c.req.length - 1}` } : {}),
+      },
     });
     c.firstByteMs = performance.now() - c.t0;
-    if (r.statusCode !== 200) {
+    const expected = c.skip > 0 ? 206 : 200;
+    if (r.statusCode !== expected) {
+      if (c.skip > 0 && r.statusCode === 200) {
+        discard(r.body);
+        throw fail(
+          c,
+          'http',
+          'range-ignored',
+          `answered the whole chunk to a Range of its last ${rest} bytes`,
+          {
+            status: 200,
+          },
+        );
+      }
       await r.body.dump().catch(() => undefined);
       throw statusError(c, r, c.url.pathname);
     }
     const cl = header(r.headers, 'content-length');
-    if (cl !== undefined && Number(cl) !== c.req.length) {
+    if (cl !== undefined && Number(cl) !== rest) {
       discard(r.body);
       throw fail(
         c,
-        Number(cl) < c.req.length ? 'short' : 'corrupt',
+        Number(cl) < rest ? 'short' : 'corrupt',
         'content-range',
-        `Content-Length ${cl}, expected ${c.req.length}`,
+        `Content-Length ${cl}, expected ${rest}`,
         {
-          status: 200,
+          status: r.statusCode,
         },
       );
     }
@@ -343,11 +381,18 @@ async function fromPortal(c: Ctx, reset: boolean): Promise<ChunkTiming> {
 async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
   const { req } = c;
   const seq = sequentialReaders.get(c.client)?.get(req.edgeUrl);
+  if (seq && c.skip > 0)
+    throw fail(
+      c,
+      'http',
+      'range-ignored',
+      'the mirror ignores Range: the rest of a chunk cannot be asked alone',
+    );
   if (seq) {
     await seq.read(c);
     return verify(c);
   }
-  const a = req.offset;
+  const a = req.offset + c.skip;
   const b = req.offset + req.length - 1;
   let r: SendResult | undefined;
   try {
@@ -375,6 +420,12 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
     }
     const cl = header(r.headers, 'content-length');
     const type = header(r.headers, 'content-type') ?? '';
+    if (c.skip > 0 && s !== 206) {
+      discard(r.body);
+      throw fail(c, 'http', 'range-ignored', `answered HTTP ${s} to a Range of the rest of the chunk`, {
+        status: s,
+      });
+    }
     if (s === 206) {
       const cr = header(r.headers, 'content-range');
       const range = parseContentRange(cr);
@@ -388,13 +439,13 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
           { status: s },
         );
       }
-      if (cr === undefined && cl !== undefined && Number(cl) !== req.length) {
+      if (cr === undefined && cl !== undefined && Number(cl) !== b - a + 1) {
         discard(r.body);
         throw fail(
           c,
           'http',
           'content-range',
-          `206 without Content-Range and with Content-Length ${cl}, expected ${req.length}`,
+          `206 without Content-Range and with Content-Length ${cl}, expected ${b - a + 1}`,
           { status: s },
         );
       }
@@ -605,10 +656,16 @@ export async function fetchChunkTo(req: FetchChunkRequest, sink: ChunkSink): Pro
         signal: ac.signal,
         deadline,
         got: 0,
+        skip: req.prefix?.length ?? 0,
         sink,
-        hash: req.cid === NO_CID ? undefined : createHash('sha256'),
+        hash: req.cid === NO_CID ? undefined : (req.prefix?.hash.copy() ?? createHash('sha256')),
       };
       if (ac.signal.aborted) throw asFetchError(c, ac.signal.reason, false);
+      // every byte is in place already: only the hash of the kept prefix is left to check
+      if (c.skip === req.length) {
+        c.got = c.skip;
+        return verify(c);
+      }
       try {
         return req.edgeKind === 'portal' ? await fromPortal(c, n > 0) : await fromMirror(c, n > 0);
       } catch (err) {

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createManifest,
@@ -11,6 +12,7 @@ import {
   type Executor,
 } from '../../transfer/index.js';
 import { createDataPlane, type DataPlane } from '../../transfer/data-plane.js';
+import { openPartialChunkLog, partialChunkLogPath } from '../../transfer/partial-chunks.js';
 import { startNginx, type TestNginx } from '../../harness/index.js';
 import { createMemoryBus, subjects, type Bus } from '../../bus/index.js';
 import type { ChunkReport, DispatchBatch, DispatchItem } from '../../common/index.js';
@@ -287,6 +289,80 @@ describe('data plane on worker threads', () => {
       /maxInFlightBytes: expected a positive integer/,
     );
     expect(() => createDataPlane({ maxInFlightBytes: 1.5 })).toThrow(/maxInFlightBytes/);
+  });
+
+  test('partial chunks: a fetch cut short by a thread crash keeps its bytes, and the next fetch asks the source only for the rest of the chunk', async () => {
+    // 64 KiB/s: the crash comes a few slices into chunk 1
+    const slow = await createEdgeServer({
+      source: { path: file.path, manifest: m },
+      bandwidthBytesPerSec: 64 * 1024,
+    });
+    const good = await createEdgeServer({ source: { path: file.path, manifest: m } });
+    servers.push(slow, good);
+    const plane = createDataPlane({ threads: 1 });
+    planes.push(plane);
+    const output = join(tmp.dir, 'out-partial.bin');
+    const job = (edgeUrl: string) => ({
+      output,
+      fileSize: SIZE,
+      chunk: 1,
+      edgeUrl,
+      edgeKind: 'portal' as const,
+      cid: m.chunks[1],
+      ...chunkRange(m, 1),
+      timeoutMs: 20_000,
+    });
+    const first = plane.run(job(slow.url));
+    const log = openPartialChunkLog(output);
+    try {
+      while (log.kept(1, m.chunks[1], CHUNK) < 64 * 1024) await new Promise((r) => setTimeout(r, 10));
+      await plane.terminateThread(0);
+      expect(await first).toMatchObject({ ok: false, reason: 'io' });
+      const kept = log.kept(1, m.chunks[1], CHUNK);
+      expect(kept).toBeGreaterThan(0);
+      expect(kept).toBeLessThan(CHUNK);
+      const again = await plane.run(job(good.url));
+      expect(again).toMatchObject({ ok: true, bytes: CHUNK, keptBytes: kept });
+      expect(good.stats().bytesServed).toBe(CHUNK - kept);
+      expect(plane.stats().keptBytes).toBe(kept);
+    } finally {
+      log.close();
+    }
+    await plane.closeFile(output);
+    const { offset, length } = chunkRange(m, 1);
+    expect((await readFile(output)).subarray(offset, offset + length)).toEqual(
+      file.bytes.subarray(offset, offset + length),
+    );
+    expect(existsSync(partialChunkLogPath(output))).toBe(false);
+  }, 30_000);
+
+  test('partial chunks: kept bytes that are wrong are thrown away, and the chunk is fetched whole and verifies (the source is not blamed)', async () => {
+    const plane = createDataPlane({ threads: 1 });
+    planes.push(plane);
+    const output = join(tmp.dir, 'out-partial-bad.bin');
+    const { offset, length } = chunkRange(m, 2);
+    // a log that claims 100 000 bytes of chunk 2, over bytes that are not the chunk's
+    await writeFile(output, Buffer.alloc(SIZE, 0x5a));
+    const log = openPartialChunkLog(output);
+    log.record(2, m.chunks[2], 100_000);
+    log.close();
+    const o = await plane.run({
+      output,
+      fileSize: SIZE,
+      chunk: 2,
+      edgeUrl: `${nginx[0].httpUrl}/src.bin`,
+      edgeKind: 'mirror',
+      cid: m.chunks[2],
+      offset,
+      length,
+      timeoutMs: 20_000,
+    });
+    expect(o).toMatchObject({ ok: true, bytes: CHUNK });
+    expect(o.ok && o.keptBytes).toBeFalsy();
+    await plane.closeFile(output);
+    expect((await readFile(output)).subarray(offset, offset + length)).toEqual(
+      file.bytes.subarray(offset, offset + length),
+    );
   });
 
   test('a full disk is named: ENOSPC from a streamed write is reported as io with the file and chunk', async () => {

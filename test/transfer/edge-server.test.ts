@@ -95,6 +95,34 @@ describe('edge server', () => {
     expect(s.stats().bytesServed).toBe(12345 + CHUNK);
   });
 
+  test('edge server: a Range of a chunk is answered 206 with the rest of the chunk, so a kept prefix can be finished', async () => {
+    const s = await edge();
+    const r = await get(`${s.url}/v1/chunks/${m.chunks[3]}`, { range: 'bytes=1000-' });
+    expect(r.status).toBe(206);
+    expect(r.headers['content-range']).toBe(`bytes 1000-${CHUNK - 1}/${CHUNK}`);
+    expect(r.body.equals(slice(3).subarray(1000))).toBe(true);
+    const beyond = await get(`${s.url}/v1/chunks/${m.chunks[3]}`, { range: `bytes=${CHUNK}-` });
+    expect(beyond.status).toBe(416);
+  });
+
+  test('edge server: fetchChunk with a kept prefix asks only for the rest and verifies the whole chunk', async () => {
+    const s = await edge();
+    const { createHash } = await import('node:crypto');
+    const before = s.stats().bytesServed;
+    const got = await fetchChunk({
+      ...fetchReq(s, 4),
+      prefix: { length: 5000, hash: createHash('sha256').update(slice(4).subarray(0, 5000)) },
+    });
+    expect(s.stats().bytesServed - before).toBe(CHUNK - 5000);
+    expect(got.bytes.subarray(5000).equals(slice(4).subarray(5000))).toBe(true);
+    const wrong = createHash('sha256').update(Buffer.alloc(5000));
+    const err = await rejectionOf(() =>
+      fetchChunk({ ...fetchReq(s, 4), prefix: { length: 5000, hash: wrong } }),
+    );
+    expect(err).toBeInstanceOf(ChunkFetchError);
+    expect((err as ChunkFetchError).reason).toBe('corrupt');
+  });
+
   test('edge server: answers 404 for a chunk it does not hold', async () => {
     const s = await edge({ holds: new Set([0, 1]) });
     expect((await get(`${s.url}/v1/chunks/${m.chunks[1]}`)).status).toBe(200);
