@@ -67,7 +67,7 @@ async function main(): Promise<void> {
       for (const f of [out, `${out}.aria2`]) rmSync(f, { force: true });
       rmSync(`${out}.portal`, { recursive: true, force: true });
     };
-    const good = async (): Promise<boolean> => (await sha256File(out)) === m.fileSha256;
+    const good = (): boolean => sha256File(out) === m.fileSha256;
     const samples: TimedSample[] = [];
     const loads: number[] = [];
     for (let r = 0; r < runs; r++) {

@@ -1,4 +1,9 @@
-/** Helpers the benchmark scripts share: flags, a seeded PRNG and quantiles. */
+/** Helpers the benchmark scripts share: flags, a seeded PRNG, quantiles, test files and timed runs of tools. */
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** The value after `--name` on the command line, or `fallback`. */
 export function arg(name: string, fallback: string): string {
@@ -31,8 +36,6 @@ export async function startBenchNats(): Promise<{ url: string; stop(): Promise<v
 
 /** Writes `bytes` random bytes to `path` (16 MiB at a time). */
 export async function writeRandomFile(path: string, bytes: number): Promise<void> {
-  const { createWriteStream } = await import('node:fs');
-  const { randomBytes } = await import('node:crypto');
   const ws = createWriteStream(path);
   const block = 16 * 1024 * 1024;
   for (let done = 0; done < bytes; done += block) {
@@ -50,8 +53,7 @@ export function median(xs: number[]): number {
 }
 
 /** sha256 hex of a file, by the system's sha256sum (fast, and independent of the code measured). */
-export async function sha256File(path: string): Promise<string> {
-  const { execFileSync } = await import('node:child_process');
+export function sha256File(path: string): string {
   return execFileSync('sha256sum', [path], { encoding: 'utf8' }).split(/\s+/)[0] ?? '';
 }
 
@@ -76,10 +78,6 @@ export async function runTimed(
   check: () => boolean | Promise<boolean>,
   onStart?: () => void,
 ): Promise<TimedSample> {
-  const { spawn } = await import('node:child_process');
-  const { readFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const out = join(tmpdir(), `portal-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
   const child = spawn('/usr/bin/time', ['-f', '%e %M %U %S', '-o', out, cmd, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -60,7 +60,9 @@ interface Row {
 
 async function main(): Promise<void> {
   if (caps.length !== delays.length || caps.some((c) => !(c > 0)) || delays.some((d) => !(d >= 0)))
-    throw new Error(`--caps and --delays need as many positive numbers each (got ${caps} / ${delays})`);
+    throw new Error(
+      `--caps and --delays need as many positive numbers each (got ${caps.join(',')} / ${delays.join(',')})`,
+    );
   if (die >= caps.length) throw new Error(`--die ${die}: there are only ${caps.length} mirrors`);
   for (const bin of ['/usr/bin/time', 'aria2c'])
     if (bin.startsWith('/') ? !existsSync(bin) : spawnSync('which', [bin]).status !== 0)
@@ -101,7 +103,7 @@ async function main(): Promise<void> {
       for (const f of [out, `${out}.aria2`]) rmSync(f, { force: true });
       rmSync(`${out}.portal`, { recursive: true, force: true });
     };
-    const good = async (): Promise<boolean> => (await sha256File(out)) === m.fileSha256;
+    const good = (): boolean => sha256File(out) === m.fileSha256;
     const commands: Record<string, [string, string[]]> = {
       portal: [
         process.execPath,
@@ -143,7 +145,7 @@ async function main(): Promise<void> {
         // the dying mirror comes back for every run: a fresh nginx behind the same link port
         if (die >= 0 && !nginx[die]) {
           nginx[die] = await startNginx({ root: dir });
-          await links[die].restore(target(nginx[die]!));
+          await links[die].restore(target(nginx[die]));
         }
         const before = links.map((l) => l.bytesDown());
         let killer: NodeJS.Timeout | undefined;
@@ -231,7 +233,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await Promise.all(links.map((l) => l.close()));
-    await Promise.all(nginx.map((n) => n?.stop()));
+    await Promise.all(nginx.map((n) => (n ? n.stop() : Promise.resolve())));
     await rm(dir, { recursive: true, force: true });
   }
 }
