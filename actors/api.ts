@@ -23,6 +23,7 @@ import type {
   CoordTaskState,
   PeerRank,
   PeerReport,
+  PeerTelemetryReport,
 } from './coordinator-types.js';
 import type { GpuStreamStartRequest, GpuStreamStatus } from './gpu-stream-types.js';
 
@@ -94,6 +95,7 @@ export interface CoordinatorActorApi {
   configure(arg: { policy?: CoordPolicy; maxAttempts?: number }): Promise<CoordSnapshot>;
   registerPeer(p: CoordPeer): Promise<CoordSnapshot>;
   peerGone(arg: { id: string; reason?: string }): Promise<CoordSnapshot>;
+  peerTelemetry(arg: PeerTelemetryReport): Promise<{ known: boolean }>;
   outcome(arg: { taskId: string }): Promise<CoordTaskState>;
   submit(arg: { tasks: CoordTask[] }): Promise<{ queued: number; inFlight: number }>;
   report(r: PeerReport): Promise<{ outcome: 'completed' | 'retrying' | 'failed' | 'stale' }>;
@@ -164,6 +166,7 @@ export const externalMethods: Readonly<Record<string, readonly string[] | '*'>> 
     'configure',
     'registerPeer',
     'peerGone',
+    'peerTelemetry',
     'submit',
     'outcome',
     'report',

@@ -26,6 +26,7 @@ export type {
   CoordPeerStats,
   CoordSnapshot,
   PeerReport,
+  PeerTelemetryReport,
   CoordTaskState,
 } from './coordinator-types.js';
 import type {
@@ -40,6 +41,7 @@ import type {
   PeerRank,
   CoordSnapshot,
   PeerReport,
+  PeerTelemetryReport,
   CoordTaskState,
 } from './coordinator-types.js';
 
@@ -223,6 +225,26 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
     return this.view();
   }
 
+  /**
+   * Takes a peer's telemetry (its heartbeat): its resource pressure becomes the pressure feature of
+   * the model for the attempts dispatched to it from now on (time and failure predictions), until
+   * the next report or answer. Not written to state on its own (it is refreshed every heartbeat).
+   * Answers whether the peer is registered; unknown ids are ignored. Throws
+   * PORTAL_INVALID_ARGUMENT for a missing id or a pressure outside 0..1.
+   */
+  async peerTelemetry(arg: PeerTelemetryReport): Promise<{ known: boolean }> {
+    checkArg(typeof arg?.id === 'string' && arg.id.length > 0, 'id', 'a non-empty string');
+    checkArg(
+      Number.isFinite(arg.pressure) && arg.pressure >= 0 && arg.pressure <= 1,
+      'pressure',
+      'a number in [0, 1]',
+    );
+    const p = this.s.peers.find((x) => x.id === arg.id);
+    if (!p) return { known: false };
+    p.pressure = arg.pressure;
+    return { known: true };
+  }
+
   /** Queues tasks and dispatches what fits; outcomes go to the sink. */
   async submit(arg: { tasks: CoordTask[] }): Promise<{ queued: number; inFlight: number }> {
     checkArg(Array.isArray(arg?.tasks), 'tasks', 'an array of tasks');
@@ -276,6 +298,9 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
         predictedMs: a.predictedMs,
         serviceMs: r.serviceMs,
         elapsedMs: timeMs,
+        load: a.ctx.load,
+        hour: a.ctx.hour,
+        pressure: a.ctx.pressure,
       },
       'attempt answered',
     );
@@ -618,6 +643,7 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
         completed: p.completed,
         failed: p.failed,
         busyMs: p.busyMs,
+        pressure: p.pressure,
       })),
       counters: { ...this.s.counters },
     };

@@ -95,6 +95,8 @@ export interface CoordPeerStats {
   completed: number;
   failed: number;
   busyMs: number;
+  /** The peer's last reported resource pressure, 0..1 (a feature of the learned model). */
+  pressure: number;
 }
 
 /** What `snapshot` answers. */
@@ -125,4 +127,16 @@ export interface PeerReport extends PeerAnswer {
   taskId: string;
   attempt: number;
   peer: string;
+}
+
+/**
+ * A peer's telemetry (method `peerTelemetry`, from its heartbeats): `pressure` is its resource
+ * pressure, 0..1 (max of CPU, memory and queue pressure, docs/coord-service.md); `load` the tasks
+ * running and queued on it, from every submitter (informational: the model's load feature is the
+ * coordinator's own attempts in flight, which it knows without delay).
+ */
+export interface PeerTelemetryReport {
+  id: string;
+  pressure: number;
+  load?: number;
 }

@@ -44,4 +44,5 @@ export type {
   PeerTransport,
   TaskOutcome,
   PeerReport,
+  PeerTelemetryReport,
 } from './coordinator-types.js';

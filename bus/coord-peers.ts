@@ -47,6 +47,8 @@ export interface PeerAttemptAnswer {
 export interface PeerDirectoryEvents {
   /** A peer announced itself (first heartbeat, or its first after it was gone) or changed its advertisement. */
   onPeerUp?: (h: PeerHeartbeatMessage) => void;
+  /** Every heartbeat of a present peer (after onPeerUp for its first): its telemetry. */
+  onHeartbeat?: (h: PeerHeartbeatMessage) => void;
   /** A peer left or went silent; its attempts in flight have been failed. */
   onPeerGone?: (peerId: string, reason: 'left' | 'silent') => void;
   /** An answer that matches no attempt this process sent (it was sent before a restart): hand it to the coordinator. */
@@ -166,6 +168,7 @@ export function createPeerDirectory(
         log.info({ peer: h.peerId, taskTypes: h.taskTypes, maxInFlight: h.maxInFlight }, 'peer up');
         opts.onPeerUp?.(h);
       }
+      opts.onHeartbeat?.(h);
     }),
     bus.subscribe<PeerResultMessage>(
       subjects.coordResult(coordinatorId),

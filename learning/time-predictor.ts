@@ -32,8 +32,8 @@ export interface TimePredictorConfig {
    * population prior. Small so that exploring every (peer, type) pair stays cheap.
    */
   minTypeSamples: number;
-  /** Ridge penalties: load slope, task-type offsets, hour-of-day offsets. */
-  ridge: { load: number; type: number; hour: number };
+  /** Ridge penalties: load slope, resource-pressure slope, task-type offsets, hour-of-day offsets. */
+  ridge: { load: number; pressure: number; type: number; hour: number };
   /** Confidence level of the interval. */
   level: number;
   /** Heuristic used before anything was observed: ms per work unit at zero load. */
@@ -52,21 +52,22 @@ export const defaultTimePredictorConfig: Readonly<TimePredictorConfig> = Object.
   warmupTasks: 20,
   minPeerSamples: 3,
   minTypeSamples: 1,
-  ridge: Object.freeze({ load: 0.5, type: 0.1, hour: 2 }),
+  ridge: Object.freeze({ load: 0.5, pressure: 0.5, type: 0.1, hour: 2 }),
   level: 0.9,
   defaultMsPerUnit: 1,
   driftAlpha: 0.3,
 });
 
-/** One remembered success: [type index, hour, load, work, timeMs]. */
-type Row = [number, number, number, number, number];
+/** One remembered success: [type index, hour, load, work, timeMs, pressure]. */
+type Row = [number, number, number, number, number, number];
 
 /** Serialized predictor (JSON-safe), for actor state. */
 export interface TimePredictorState {
   v: 1;
   types: string[];
   total: number;
-  peers: Record<string, Row[]>;
+  /** Rows of [type, hour, load, work, timeMs, pressure?] (pressure absent in state written before it was a feature: 0). */
+  peers: Record<string, Array<Row | [number, number, number, number, number]>>;
   drift?: Record<string, number>;
 }
 
@@ -116,9 +117,9 @@ class PeerStats {
 }
 
 /**
- * Completion-time predictor per (peer, task type, hour of day, current load): for each peer, a
- * sliding-window ridge regression of log(ms per work unit) on [1, log(1 + load), task-type
- * one-hot, hour-of-day one-hot], kept as sufficient statistics (XᵀX, Xᵀy) updated on every
+ * Completion-time predictor per (peer, task type, hour of day, current load, resource pressure):
+ * for each peer, a sliding-window ridge regression of log(ms per work unit) on [1, log(1 + load),
+ * pressure (the peer's telemetry, 0..1, at dispatch), task-type one-hot, hour-of-day one-hot], kept as sufficient statistics (XᵀX, Xᵀy) updated on every
  * observation and eviction, solved by Cholesky when asked. The interval comes from the residual
  * variance and the leverage of the query; a per-peer drift term (EMA of recent residuals) follows
  * changes the features do not explain yet. A peer with fewer than `minPeerSamples` samples, or fewer than `minTypeSamples` of the
@@ -166,7 +167,14 @@ export class CompletionTimePredictor {
     this.total++;
     if (!o.ok) return;
     const t = this.typeOf(o.taskType);
-    const row: Row = [t, Math.floor(o.hour) % HOURS, o.load, o.work ?? 1, Math.max(o.timeMs, 1e-3)];
+    const row: Row = [
+      t,
+      Math.floor(o.hour) % HOURS,
+      o.load,
+      o.work ?? 1,
+      Math.max(o.timeMs, 1e-3),
+      o.pressure ?? 0,
+    ];
     const ps = this.peerStats(o.peer);
     // the drift follows residuals of types the peer's model already knows: the first samples of a
     // new type are the type's offset, not a slowdown of the peer
@@ -176,7 +184,7 @@ export class CompletionTimePredictor {
       (ps.typeCounts[t] ?? 0) >= this.config.minPeerSamples
     ) {
       const fit = this.fitted(ps);
-      const x = this.features(t, row[1], row[2]);
+      const x = this.features(t, row[1], row[2], row[5]);
       let mu = 0;
       for (let i = 0; i < x.length; i++) mu += fit.w[i] * x[i];
       const resid = Math.log(row[4] / Math.max(row[3], 1e-12)) - mu;
@@ -206,7 +214,7 @@ export class CompletionTimePredictor {
       (ps.typeCounts[ti] ?? 0) >= this.config.minTypeSamples
     ) {
       const fit = this.fitted(ps);
-      const x = this.features(ti, Math.floor(q.hour) % HOURS, q.load);
+      const x = this.features(ti, Math.floor(q.hour) % HOURS, q.load, q.pressure ?? 0);
       let mu = ps.drift;
       for (let i = 0; i < x.length; i++) mu += fit.w[i] * x[i];
       const sd = Math.sqrt(fit.s2 * (1 + choleskyQuad(fit.l, ps.d, x)));
@@ -242,7 +250,7 @@ export class CompletionTimePredictor {
   toJSON(): TimePredictorState {
     const peers: Record<string, Row[]> = {};
     for (const [id, ps] of this.peers)
-      peers[id] = ps.ring.toArray().map((r) => [r[0], r[1], r[2], r[3], r[4]]);
+      peers[id] = ps.ring.toArray().map((r): Row => [r[0], r[1], r[2], r[3], r[4], r[5]]);
     const drift: Record<string, number> = {};
     for (const [id, ps] of this.peers) drift[id] = ps.drift;
     return { v: 1, types: this.types.slice(), total: this.total, peers, drift };
@@ -261,8 +269,9 @@ export class CompletionTimePredictor {
     for (const [id, rows] of Object.entries(s.peers)) {
       const ps = p.peerStats(id);
       for (const r of rows) {
-        const old = ps.ring.push([r[0], r[1], r[2], r[3], r[4]]);
-        ps.count([r[0], r[1], r[2], r[3], r[4]], 1);
+        const row: Row = [r[0], r[1], r[2], r[3], r[4], r[5] ?? 0];
+        const old = ps.ring.push(row);
+        ps.count(row, 1);
         if (old) ps.count(old, -1);
       }
       ps.d = -1; // sufficient statistics are rebuilt from the ring on the first prediction
@@ -284,7 +293,7 @@ export class CompletionTimePredictor {
   }
 
   private dim(): number {
-    return 2 + this.types.length + HOURS;
+    return 3 + this.types.length + HOURS;
   }
 
   private typeOf(name: string): number {
@@ -307,17 +316,18 @@ export class CompletionTimePredictor {
     return ps;
   }
 
-  private features(type: number, hour: number, load: number): Float64Array {
+  private features(type: number, hour: number, load: number, pressure: number): Float64Array {
     const x = new Float64Array(this.dim());
     x[0] = 1;
     x[1] = Math.log1p(Math.max(0, load));
-    if (type >= 0) x[2 + type] = 1;
-    x[2 + this.types.length + hour] = 1;
+    x[2] = Math.min(1, Math.max(0, pressure));
+    if (type >= 0) x[3 + type] = 1;
+    x[3 + this.types.length + hour] = 1;
     return x;
   }
 
   private accumulate(ps: PeerStats, r: Row, sign: 1 | -1): void {
-    const x = this.features(r[0], r[1], r[2]);
+    const x = this.features(r[0], r[1], r[2], r[5]);
     const y = Math.log(r[4] / Math.max(r[3], 1e-12));
     const d = ps.d;
     for (let i = 0; i < d; i++) {
@@ -340,9 +350,10 @@ export class CompletionTimePredictor {
     const rg = this.config.ridge;
     a[0] += 1e-6;
     a[1 * d + 1] += rg.load;
-    for (let t = 0; t < this.types.length; t++) a[(2 + t) * d + 2 + t] += rg.type;
+    a[2 * d + 2] += rg.pressure;
+    for (let t = 0; t < this.types.length; t++) a[(3 + t) * d + 3 + t] += rg.type;
     for (let h = 0; h < HOURS; h++) {
-      const i = 2 + this.types.length + h;
+      const i = 3 + this.types.length + h;
       a[i * d + i] += rg.hour;
     }
     const l = cholesky(a, d);

@@ -120,6 +120,16 @@ export function createCoordinatorBridge(opts: {
               taskTypes: h.taskTypes,
             }),
           ),
+        // the telemetry becomes the model's pressure feature for the peer's next attempts
+        onHeartbeat: (h) =>
+          call(
+            'peerTelemetry',
+            coord.invoke('peerTelemetry', {
+              id: h.peerId,
+              pressure: Math.min(1, Math.max(0, h.pressure)),
+              load: h.load,
+            }),
+          ),
         onPeerGone: (id, reason) => call('peerGone', coord.invoke('peerGone', { id, reason })),
         onUnmatchedResult: (r) => {
           stats.unmatchedResults++;

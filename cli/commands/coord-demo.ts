@@ -10,6 +10,7 @@ import {
   type TaskOutcome,
   type CoordOracle,
   type CoordSnapshot,
+  type PeerTransport,
 } from '../../actors/coordinator-actor.js';
 import { actorProxy, type CoordinatorActorApi } from '../../actors/api.js';
 import { splitEqualArea, mergeTiles, type RenderedTile, type TaskContext } from '../../learning/index.js';
@@ -172,6 +173,12 @@ export const coordDemoCommand = defineCommand({
       default: 10,
       min: 1,
     },
+    {
+      name: 'telemetry',
+      type: 'boolean',
+      help: "feed the peers' telemetry (resource pressure, from their heartbeats and answers) to the coordinators as a model feature; --no-telemetry to compare without",
+      default: true,
+    },
     { name: 'out', type: 'string', help: "write the learned run's last merged frame as a PGM image here" },
     {
       name: 'chart',
@@ -205,10 +212,14 @@ export const coordDemoCommand = defineCommand({
       clearTimeout: (h) => sys.clearTimeout(h),
     };
     const byId = new Map(profiles.map((p) => [p.id, p]));
+    // the oracle knows every formula; whether a peer is inside a contention episode it reads, like
+    // the learned policy, from the peer's telemetry (CPU pressure 1 inside one, see executors.ts)
     const oracle: CoordOracle = (q: TaskContext) => {
       const p = byId.get(q.peer)!;
       const type = q.taskType as DemoType;
-      const t = base[q.peer][type] * (q.work ?? 1) * set.pace * trueMultiplier(p, type, q.hour, q.load);
+      const contended = (q.pressure ?? 0) >= 1;
+      const t =
+        base[q.peer][type] * (q.work ?? 1) * set.pace * trueMultiplier(p, type, q.hour, q.load, contended);
       return { timeMs: t, failureProb: trueFailureProb(p, q.load) };
     };
     let onOutcome: (o: TaskOutcome) => void = () => {};
@@ -223,12 +234,24 @@ export const coordDemoCommand = defineCommand({
         .map(([id, r]) => `${id} ${r.render.toFixed(3)}/${r.physics.toFixed(3)}/${r.audio.toFixed(3)}`)
         .join(', ')}`,
     );
+    const useTelemetry = flags.telemetry;
+    // without telemetry the coordinators see no pressure at all: none from heartbeats, none in answers
+    const transport: PeerTransport = useTelemetry
+      ? pool
+      : { execute: (peer, d) => pool.execute(peer, d).then(({ pressure: _p, ...a }) => a) };
+    let current: ActorProxy<CoordinatorActorApi> | undefined;
+    if (useTelemetry)
+      pool.onTelemetry((peer, pressure) => {
+        current
+          ?.invoke('peerTelemetry', { id: peer, pressure: Math.min(1, Math.max(0, pressure)) })
+          .catch((err: unknown) => log.warn({ err, peer }, 'peerTelemetry failed'));
+      });
     const host = createEmbeddedHost({
       store: createMemoryStateStore(),
       clock,
       logger: log,
       services: {
-        coordinatorTransport: pool,
+        coordinatorTransport: transport,
         coordinatorSink: (o: TaskOutcome) => onOutcome(o),
         coordinatorOracle: oracle,
       },
@@ -247,6 +270,7 @@ export const coordDemoCommand = defineCommand({
           await pool.reset(seed * 1000);
           const coord = actorProxy(host, 'CoordinatorActor', `${policy}-${rep}`); // a fresh coordinator (and model) per run
           await coord.invoke('configure', { policy, maxAttempts: 3 });
+          current = coord;
           for (const p of profiles)
             await coord.invoke('registerPeer', {
               id: p.id,
@@ -338,6 +362,7 @@ export const coordDemoCommand = defineCommand({
       tasksPerPolicy: tasks,
       repeats,
       transport: natsUrl ? 'nats' : 'ipc',
+      telemetry: useTelemetry,
       workload: {
         source: set.source,
         ...(set.description ? { description: set.description } : {}),

@@ -17,7 +17,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PortalError } from '../../common/errors.js';
 import { createPrng } from '../../transfer/index.js';
 import { renderTile, physics, audio, type FrameView } from './kernels.js';
-import { DEMO_TYPES, trueMultiplier, EMULATION_PACE, type DemoType, type PeerProfile } from './profiles.js';
+import {
+  DEMO_TYPES,
+  trueMultiplier,
+  EMULATION_PACE,
+  type Contention,
+  type DemoType,
+  type PeerProfile,
+} from './profiles.js';
 
 /** One task as a peer's executor sees it. `payload` is the submitter's JSON value, passed through. */
 export interface PeerTaskInput {
@@ -58,6 +65,11 @@ export interface TaskExecutor {
   readonly taskTypes: string[];
   /** Runs one task; a rejection counts as a failed attempt with the error's message. */
   run(task: PeerTaskInput, ctx: ExecContext): Promise<ExecResult>;
+  /**
+   * The resource pressure of the machine it emulates, 0..1 each, when it emulates one (a peer
+   * profile): the worker reports these instead of this machine's load average and memory use.
+   */
+  resourcePressure?(): { cpu: number; memory: number };
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object';
@@ -99,9 +111,36 @@ function computeKernel(t: PeerTaskInput, fraction: number): { pixels?: string; c
   );
 }
 
-/** A kernel executor with an emulated profile; `reset` reseeds its failure generator. */
+/** A kernel executor with an emulated profile; `reset` reseeds its failure generator and restarts its contention episodes. */
 export interface KernelExecutor extends TaskExecutor {
   reset(seed: number): void;
+}
+
+/**
+ * The contention episodes of a profile (PeerProfile.contention) as a two-state process in wall
+ * time: inside an episode for Exp(meanMs), outside for Exp(meanMs × (1 − share) / share), so the
+ * long-run share of time inside is `share`. Its own generator, so the failure draws do not move.
+ */
+function contentionEpisodes(
+  c: Contention | undefined,
+  seed: number,
+  now: () => number,
+): { contended(): boolean } {
+  if (!c) return { contended: () => false };
+  const rnd = createPrng(seed ^ 0x5bd1e995);
+  const draw = (mean: number): number => -Math.log(1 - rnd()) * mean;
+  let inside = rnd() < c.share;
+  let switchAt = now() + draw(inside ? c.meanMs : (c.meanMs * (1 - c.share)) / c.share);
+  return {
+    contended() {
+      const t = now();
+      while (t >= switchAt) {
+        inside = !inside;
+        switchAt += draw(inside ? c.meanMs : (c.meanMs * (1 - c.share)) / c.share);
+      }
+      return inside;
+    },
+  };
 }
 
 /**
@@ -121,6 +160,8 @@ export function createKernelExecutor(
   const profile = opts.profile;
   const pace = opts.pace ?? EMULATION_PACE;
   let rnd = createPrng(opts.seed ?? 1);
+  const clock = (): number => performance.now();
+  let episodes = contentionEpisodes(profile?.contention, opts.seed ?? 1, clock);
   const taskTypes = profile ? Object.keys(profile.speed) : (opts.types ?? [...DEMO_TYPES]);
   for (const t of taskTypes)
     if (!(DEMO_TYPES as readonly string[]).includes(t))
@@ -133,7 +174,10 @@ export function createKernelExecutor(
     taskTypes,
     reset(seed: number) {
       rnd = createPrng(seed);
+      episodes = contentionEpisodes(profile?.contention, seed, clock);
     },
+    // an emulated machine: CPU pressure is its contention (1 inside an episode), memory unused
+    ...(profile ? { resourcePressure: () => ({ cpu: episodes.contended() ? 1 : 0, memory: 0 }) } : {}),
     async run(t, ctx) {
       if (!taskTypes.includes(t.type))
         return { ok: false, error: `this peer does not run ${JSON.stringify(t.type)} tasks` };
@@ -146,7 +190,13 @@ export function createKernelExecutor(
       const failing =
         (ctx.backlogAtArrival >= profile.overloadAt && rnd() < profile.failProb) ||
         ((profile.baseFailProb ?? 0) > 0 && rnd() < profile.baseFailProb!);
-      const mult = trueMultiplier(profile, t.type as DemoType, t.hour, ctx.queuedBehind);
+      const mult = trueMultiplier(
+        profile,
+        t.type as DemoType,
+        t.hour,
+        ctx.queuedBehind,
+        episodes.contended(),
+      );
       const t0 = performance.now();
       const c0 = process.cpuUsage();
       const out = computeKernel(t, failing ? 0.5 : 1);

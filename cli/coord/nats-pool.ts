@@ -47,6 +47,7 @@ export async function startNatsPeerPool(
     logger: log,
   });
   const present = new Set<string>();
+  let telemetry: (peer: string, pressure: number) => void = () => {};
   let waiters: Array<() => void> = [];
   const directory: PeerDirectory = createPeerDirectory({
     bus,
@@ -58,6 +59,7 @@ export async function startNatsPeerPool(
       present.add(h.peerId);
       waiters.splice(0).forEach((w) => w());
     },
+    onHeartbeat: (h) => telemetry(h.peerId, h.pressure),
     onPeerGone: (id) => present.delete(id),
   });
   await directory.ready;
@@ -151,6 +153,9 @@ export async function startNatsPeerPool(
     busyMs: () => ({ ...busy }),
     rates: () => structuredClone(rates),
     events: () => events.slice(),
+    onTelemetry(cb) {
+      telemetry = cb;
+    },
     close,
   };
 }

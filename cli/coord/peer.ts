@@ -3,7 +3,8 @@
  * time in arrival order and reports each result over IPC. It runs the built-in kernels emulating
  * its profile (createKernelExecutor: the real computation, held for pace × multiplier × its CPU
  * time; failures under overload) in a PeerWorker, the same executor and worker `portal peer` runs
- * over NATS. At start it measures its own ms per work unit and reports them with `ready`.
+ * over NATS. At start it measures its own ms per work unit and reports them with `ready`; every
+ * 500 ms it sends its telemetry (resource pressure), as a `portal peer` heartbeat does.
  */
 import { calibrateKernels } from './kernels.js';
 import { EMULATION_PACE, type PeerProfile } from './profiles.js';
@@ -32,6 +33,9 @@ type InMsg =
 let profile: PeerProfile | undefined;
 let executor: KernelExecutor | undefined;
 let worker: PeerWorker | undefined;
+let telemetryTimer: NodeJS.Timeout | undefined;
+/** Period of the telemetry messages, ms (the heartbeat period of the demo's NATS peers). */
+const TELEMETRY_MS = 500;
 
 function send(m: unknown): void {
   process.send?.(m);
@@ -42,6 +46,13 @@ process.on('message', (m: InMsg) => {
     profile = m.profile;
     executor = createKernelExecutor({ profile, pace: m.pace ?? EMULATION_PACE, seed: m.seed });
     worker = createPeerWorker({ executor, concurrency: 1, maxInFlight: profile.maxConcurrent });
+    // telemetry as `portal peer` heartbeats carry it, at the demo's heartbeat period
+    if (!telemetryTimer) {
+      telemetryTimer = setInterval(() => {
+        if (worker) send({ kind: 'telemetry', pressure: worker.telemetry().pressure });
+      }, TELEMETRY_MS);
+      telemetryTimer.unref();
+    }
     send({ kind: 'ready', id: profile.id, rates: calibrateKernels(m.frame.width, m.frame.height) });
     return;
   }

@@ -18,6 +18,8 @@ export interface PeerPool extends PeerTransport {
   rates(): Record<string, KernelRates>;
   /** Every answered attempt since the last reset: peer, when it ended, its hold and computation times inside the peer. */
   events(): ServiceEvent[];
+  /** Calls `cb` with every telemetry report of a peer (its resource pressure, 0..1); replaces the previous callback. */
+  onTelemetry(cb: (peer: string, pressure: number) => void): void;
   close(): Promise<void>;
 }
 
@@ -48,6 +50,7 @@ export async function startPeerPool(
   let events: ServiceEvent[] = [];
   const rates: Record<string, KernelRates> = {};
   const readyWaiters = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+  let telemetry: (peer: string, pressure: number) => void = () => {};
   let seq = 1;
   /** Sends `msg` and waits for the peer's `ready`; rejects if the peer exits first. */
   const handshake = (id: string, child: ChildProcess, msg: unknown): Promise<void> =>
@@ -85,6 +88,10 @@ export async function startPeerPool(
         pressure?: number;
         rates?: KernelRates;
       }) => {
+        if (m.kind === 'telemetry') {
+          if (typeof m.pressure === 'number') telemetry(p.id, m.pressure);
+          return;
+        }
         if (m.kind === 'ready') {
           if (m.rates) rates[p.id] = m.rates;
           readyWaiters.get(p.id)?.resolve();
@@ -155,6 +162,9 @@ export async function startPeerPool(
     busyMs: () => ({ ...busy }),
     rates: () => structuredClone(rates),
     events: () => events.slice(),
+    onTelemetry(cb) {
+      telemetry = cb;
+    },
     close,
   };
 }

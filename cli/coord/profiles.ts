@@ -30,6 +30,21 @@ export interface PeerProfile {
   failProb: number;
   /** Probability that any attempt fails, whatever the load (a flaky link or host); default 0. */
   baseFailProb?: number;
+  /**
+   * Episodes in which other tenants' work shares the peer (a noisy neighbour), independent of the
+   * hour and of the coordinator's own tasks: the peer spends `share` of the time in them, each
+   * lasting `meanMs` on average (exponentially distributed, in wall time), and a task that starts
+   * inside one is `factor` times slower. The peer's telemetry shows them (CPU pressure 1 inside,
+   * 0 outside); nothing else does.
+   */
+  contention?: Contention;
+}
+
+/** See PeerProfile.contention. */
+export interface Contention {
+  share: number;
+  factor: number;
+  meanMs: number;
 }
 
 /** Share of each kind of job in a generated workload (normalized; frames are split into render tiles). */
@@ -131,15 +146,29 @@ export function runsType(p: PeerProfile, type: string): boolean {
   return typeof (p.speed as Record<string, number | undefined>)[type] === 'number';
 }
 
-/** The true work multiplier of a task on a peer at an hour with `queued` tasks ahead of it; throws PORTAL_INVALID_ARGUMENT for a type the peer does not run. */
-export function trueMultiplier(p: PeerProfile, type: DemoType, hour: number, queued: number): number {
+/**
+ * The true work multiplier of a task on a peer at an hour with `queued` tasks ahead of it, started
+ * inside a contention episode or not; throws PORTAL_INVALID_ARGUMENT for a type the peer does not run.
+ */
+export function trueMultiplier(
+  p: PeerProfile,
+  type: DemoType,
+  hour: number,
+  queued: number,
+  contended = false,
+): number {
   const s = p.speed[type];
   if (s === undefined)
     throw new PortalError(
       'PORTAL_INVALID_ARGUMENT',
       `type: peer ${p.id} does not run ${JSON.stringify(type)}`,
     );
-  return s * (inPeak(p, hour) ? p.peakFactor : 1) * (1 + p.loadFactor * queued);
+  return (
+    s *
+    (inPeak(p, hour) ? p.peakFactor : 1) *
+    (1 + p.loadFactor * queued) *
+    (contended && p.contention ? p.contention.factor : 1)
+  );
 }
 
 /** The true failure probability of an attempt arriving at a peer with `load` tasks queued or running. */
@@ -204,6 +233,7 @@ const PEER_KEYS = [
   'overloadAt',
   'failProb',
   'baseFailProb',
+  'contention',
 ] as const;
 
 /** Validates one peer profile of a peers file (`at` = its path, e.g. `peers[2]`); defaults filled in. */
@@ -257,6 +287,22 @@ function parsePeer(source: string, at: string, v: unknown): PeerProfile {
     overloadAt: num(source, `${at}.overloadAt`, o.overloadAt, { min: 0, integer: true, fallback: 1_000_000 }),
     failProb: num(source, `${at}.failProb`, o.failProb, { min: 0, max: 1, fallback: 0 }),
     baseFailProb: num(source, `${at}.baseFailProb`, o.baseFailProb, { min: 0, max: 0.9, fallback: 0 }),
+    ...(o.contention !== undefined
+      ? { contention: parseContention(source, `${at}.contention`, o.contention) }
+      : {}),
+  };
+}
+
+/** Validates a profile's `contention` object (`at` = its path). */
+function parseContention(source: string, at: string, v: unknown): Contention {
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    throw invalid(source, at, 'an object { share, factor, meanMs? }', v);
+  const o = v as Rec;
+  onlyKeys(source, at, o, ['share', 'factor', 'meanMs']);
+  return {
+    share: num(source, `${at}.share`, o.share, { above: 0, max: 0.95 }),
+    factor: num(source, `${at}.factor`, o.factor, { above: 0, max: 1000 }),
+    meanMs: num(source, `${at}.meanMs`, o.meanMs, { min: 10, max: 3_600_000, fallback: 3000 }),
   };
 }
 

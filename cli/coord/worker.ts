@@ -6,7 +6,7 @@ import type { ExecResult, PeerTaskInput, TaskExecutor } from './executors.js';
 export interface PeerAttemptResult extends ExecResult {
   /** ms from the task's start to its answer, not counting its wait in the peer's queue. */
   serviceMs: number;
-  /** Resource pressure when it finished, 0..1 (see PeerTelemetry.pressure). */
+  /** Resource pressure when it finished, 0..1 (the same as PeerTelemetry.pressure). */
   pressure: number;
 }
 
@@ -59,9 +59,14 @@ export function createPeerWorker(opts: {
   loop.enable();
   const cores = os.availableParallelism();
 
+  /** CPU and memory pressure: the emulated machine's when the executor emulates one, else this machine's. */
+  const resources = (): { cpu: number; memory: number } =>
+    executor.resourcePressure?.() ?? {
+      cpu: Math.min(1, os.loadavg()[0] / cores),
+      memory: Math.min(1, Math.max(0, 1 - os.freemem() / os.totalmem())),
+    };
   const telemetry = (): PeerTelemetry => {
-    const cpuPressure = Math.min(1, os.loadavg()[0] / cores);
-    const memoryPressure = Math.min(1, Math.max(0, 1 - os.freemem() / os.totalmem()));
+    const { cpu: cpuPressure, memory: memoryPressure } = resources();
     const queuePressure = Math.min(1, queue.length / maxInFlight);
     const loopDelayMs = loop.percentile(99) / 1e6;
     loop.reset();
@@ -99,11 +104,12 @@ export function createPeerWorker(opts: {
           running--;
           if (r.ok) completed++;
           else failed++;
-          // queue pressure as the IPC peers always reported it: tasks waiting / slots
+          // the same pressure as the heartbeats': max(CPU, memory, tasks waiting / slots)
+          const res = resources();
           done({
             ...r,
             serviceMs: performance.now() - t0,
-            pressure: Math.min(1, queue.length / maxInFlight),
+            pressure: Math.max(res.cpu, res.memory, Math.min(1, queue.length / maxInFlight)),
           });
           if (running === 0 && queue.length === 0) idleWaiters.splice(0).forEach((w) => w());
           setImmediate(pump);
