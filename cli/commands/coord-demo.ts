@@ -113,7 +113,7 @@ export const coordDemoCommand = defineCommand({
   summary:
     "learned peer selection + task splitting on heterogeneous peer processes (the demo's 4 or a --peers file), vs heuristic and oracle",
   usage:
-    'portal coord-demo [--peers FILE] [--nats URL] [--pace X] [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--out frame.pgm] [--chart latency.svg] [--json]',
+    'portal coord-demo [--peers FILE] [--nats URL] [--pace X] [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--no-telemetry] [--out frame.pgm] [--chart latency.svg] [--json]',
   flags: [
     {
       name: 'peers',

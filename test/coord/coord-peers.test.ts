@@ -11,6 +11,7 @@ import {
   trueMultiplier,
   type PeerProfile,
 } from '../../cli/coord/profiles.js';
+import { createKernelExecutor } from '../../cli/coord/executors.js';
 
 const MAIN = path.resolve('dist/cli/main.js');
 
@@ -116,6 +117,37 @@ describe('peers files (coord-demo --peers)', () => {
     expect(() => trueMultiplier({ ...p, speed: { audio: 1 } }, 'render', 1, 0)).toThrow(
       expect.objectContaining({ code: 'PORTAL_INVALID_ARGUMENT' }),
     );
+  });
+
+  test('contention episodes: parsed with their default length, slow a task started inside one, and show in the emulated telemetry', async () => {
+    const set = parsePeerSet(
+      [{ id: 'vm', latencyHintMs: 5, speed: { physics: 1 }, contention: { share: 0.5, factor: 4 } }],
+      'inline',
+    );
+    expect(set.peers[0].contention).toEqual({ share: 0.5, factor: 4, meanMs: 3000 });
+    expect(trueMultiplier(set.peers[0], 'physics', 12, 0, true)).toBeCloseTo(4);
+    expect(trueMultiplier(set.peers[0], 'physics', 12, 0, false)).toBeCloseTo(1);
+    expect(() =>
+      parsePeerSet(
+        [{ id: 'vm', latencyHintMs: 5, speed: { physics: 1 }, contention: { share: 1, factor: 4 } }],
+        'f.json',
+      ),
+    ).toThrow('peers file f.json: peers[0].contention.share: expected a number > 0 and ≤ 0.95, got 1');
+    // short episodes (20 ms): the emulated CPU pressure is 1 about half of the time, else 0
+    const ex = createKernelExecutor({
+      profile: { ...set.peers[0], contention: { share: 0.5, factor: 4, meanMs: 20 } },
+      seed: 3,
+    });
+    const seen: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      seen.push(ex.resourcePressure!().cpu);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(new Set(seen)).toEqual(new Set([0, 1]));
+    const inside = seen.filter((x) => x === 1).length;
+    expect(inside).toBeGreaterThan(15);
+    expect(inside).toBeLessThan(85);
+    expect(ex.resourcePressure!().memory).toBe(0);
   });
 
   test('the example workloads in examples/coord are valid peers files that differ from the demo', async () => {

@@ -5,7 +5,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
-import { subjects, type CoordOutcomeMessage, type DeadLetterEvent } from '../../bus/types.js';
+import {
+  subjects,
+  type CoordOutcomeMessage,
+  type DeadLetterEvent,
+  type PeerHeartbeatMessage,
+} from '../../bus/types.js';
 import { freePort, startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import type { CoordSnapshot, CoordTaskState } from '../../actors/index.js';
 
@@ -158,6 +163,36 @@ describe('the learned coordinator as a service (portal serve + three portal peer
       ['peer-b', true, ['compute']],
       ['peer-c', true, ['compute']],
     ]);
+  });
+
+  test("a peer's heartbeat telemetry reaches the actor as its pressure, which the model's predictions use", async () => {
+    const hb = (pressure: number, seq: number, leaving = false): PeerHeartbeatMessage => ({
+      peerId: 'probe-t',
+      taskTypes: ['telemetry-only'],
+      maxInFlight: 1,
+      concurrency: 1,
+      latencyHintMs: 1,
+      load: 3,
+      running: 1,
+      queued: 2,
+      pressure,
+      cpuPressure: pressure,
+      memoryPressure: 0,
+      intervalMs: 1000,
+      leaving,
+      seq,
+      sentAtMs: Date.now(),
+      completed: 0,
+      failed: 0,
+    });
+    const pressureOf = async (): Promise<number | undefined> =>
+      (await call<CoordSnapshot>('snapshot')).peers.find((p) => p.id === 'probe-t' && p.online)?.pressure;
+    await client.publish(subjects.peerHeartbeat('probe-t'), hb(0.25, 1));
+    await until('first reading', async () => ((await pressureOf()) === 0.25 ? true : undefined));
+    await client.publish(subjects.peerHeartbeat('probe-t'), hb(0.75, 2));
+    await until('second reading', async () => ((await pressureOf()) === 0.75 ? true : undefined));
+    await client.publish(subjects.peerHeartbeat('probe-t'), hb(0.75, 3, true));
+    await until('probe-t gone', async () => ((await onlinePeers()).includes('probe-t') ? undefined : true));
   });
 
   test('a task submitted through the actor API by another process runs on a peer and its outcome can be polled', async () => {

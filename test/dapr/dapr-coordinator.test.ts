@@ -92,7 +92,7 @@ function startPeer(id: string): Promise<void> {
   peers.push(child);
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`peer ${id} exited with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (l) => {
+    createInterface({ input: child.stdout }).on('line', (l) => {
       if (l.includes('"type":"ready"')) resolve();
     });
   });

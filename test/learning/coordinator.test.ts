@@ -194,6 +194,40 @@ describe('CoordinatorActor on the embedded host', () => {
     expect(ranks.map((r) => r.peer)).toEqual(['gpu']);
   });
 
+  test("coordinator: a peer's telemetry is the pressure feature of its next attempts, and a pressure outside 0..1 is refused", async () => {
+    // 'vm' is 4× slower whenever its telemetry reports pressure 1; 'box' is steady at 20 ms
+    let vmPressure = 0;
+    const s = await setup({
+      vm: () => ({ ms: vmPressure >= 1 ? 40 : 10, ok: true }),
+      box: () => ({ ms: 20, ok: true }),
+    });
+    host = s.host;
+    let done = 0;
+    const round = async (pressure: number, n: number): Promise<void> => {
+      vmPressure = pressure;
+      expect(await s.coord.invoke('peerTelemetry', { id: 'vm', pressure })).toEqual({ known: true });
+      for (let i = 0; i < n; i++) {
+        await s.coord.invoke('submit', { tasks: [{ id: `t${done}`, type: 'x', work: 1 }] });
+        await s.until(++done);
+      }
+    };
+    // alternate calm and contended spells so the model sees both on both peers
+    for (let k = 0; k < 6; k++) await round(k % 2, 8);
+    const snap = await s.coord.invoke('snapshot');
+    expect(snap.peers.find((p) => p.id === 'vm')?.pressure).toBe(1);
+    const calm = await s.coord.invoke('peerTelemetry', { id: 'vm', pressure: 0 });
+    expect(calm.known).toBe(true);
+    expect((await s.coord.invoke('rankPeers', { type: 'x' }))[0].peer).toBe('vm');
+    await s.coord.invoke('peerTelemetry', { id: 'vm', pressure: 1 });
+    const ranked = await s.coord.invoke('rankPeers', { type: 'x' });
+    expect(ranked[0].peer).toBe('box');
+    expect(ranked.find((r) => r.peer === 'vm')!.timeMs).toBeGreaterThan(30);
+    expect(await s.coord.invoke('peerTelemetry', { id: 'nobody', pressure: 0.5 })).toEqual({ known: false });
+    await expect(s.coord.invoke('peerTelemetry', { id: 'vm', pressure: 2 })).rejects.toMatchObject({
+      code: 'PORTAL_INVALID_ARGUMENT',
+    });
+  });
+
   test('coordinator: a peer that is gone gets no tasks, keeps its learned model and gets tasks again when it registers', async () => {
     const s = await setup({ a: () => ({ ms: 10, ok: true }), b: () => ({ ms: 30, ok: true }) });
     host = s.host;

@@ -62,6 +62,35 @@ describe('learning predictors', () => {
     expect(inside / n).toBeGreaterThanOrEqual(0.9);
   });
 
+  test('time predictor: learns a slowdown that only the pressure telemetry explains, and old state without pressure still loads', () => {
+    const rnd = createPrng(7);
+    // a shared host: 3× slower whenever its telemetry says it is contended (pressure 1), at any hour and load
+    const withPressure = new CompletionTimePredictor();
+    const without = new CompletionTimePredictor();
+    for (let i = 0; i < 400; i++) {
+      const contended = rnd() < 0.4;
+      const hour = Math.floor(rnd() * 24);
+      const timeMs = 10 * (contended ? 3 : 1) * Math.exp(0.05 * gauss(rnd));
+      const o = { peer: 'vm', taskType: 'render', hour, load: 0, work: 1, ok: true, timeMs };
+      withPressure.observe({ ...o, pressure: contended ? 1 : 0 });
+      without.observe(o);
+    }
+    const q = { peer: 'vm', taskType: 'render', hour: 5, load: 0, work: 1 };
+    expect(withPressure.predict({ ...q, pressure: 0 }).timeMs).toBeGreaterThan(9);
+    expect(withPressure.predict({ ...q, pressure: 0 }).timeMs).toBeLessThan(11.5);
+    expect(withPressure.predict({ ...q, pressure: 1 }).timeMs).toBeGreaterThan(26);
+    expect(withPressure.predict({ ...q, pressure: 1 }).timeMs).toBeLessThan(33);
+    // without the feature the model can only predict something in between, for both states
+    const blind = without.predict(q).timeMs;
+    expect(blind).toBeGreaterThan(12);
+    expect(blind).toBeLessThan(25);
+    // state saved before pressure was a feature (rows of 5) loads with pressure 0
+    const saved = without.toJSON();
+    saved.peers.vm = saved.peers.vm.map((r) => r.slice(0, 5) as [number, number, number, number, number]);
+    const restored = CompletionTimePredictor.fromJSON(saved);
+    expect(restored.predict(q).timeMs).toBeCloseTo(without.predict(q).timeMs, 6);
+  });
+
   test('time predictor: after only a few samples the 90% interval still covers about 90% of new outcomes (Student-t, not the normal)', () => {
     // 400 independent peers, 5 samples each from lognormal(σ = 0.3); then one new outcome each
     const rnd = createPrng(7);
