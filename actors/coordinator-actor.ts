@@ -226,9 +226,9 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
   }
 
   /**
-   * Takes a peer's telemetry (its heartbeat): its resource pressure becomes the pressure feature of
-   * the model for the attempts dispatched to it from now on (time and failure predictions), until
-   * the next report or answer. Not written to state on its own (it is refreshed every heartbeat).
+   * Takes a peer's telemetry (its heartbeat): its resource pressure (CPU and memory, 0..1; not its
+   * queue, which the load feature already counts) becomes the pressure feature of the model for
+   * the attempts dispatched to it from now on (time and failure predictions), until the next one. Not written to state on its own (it is refreshed every heartbeat).
    * Answers whether the peer is registered; unknown ids are ignored. Throws
    * PORTAL_INVALID_ARGUMENT for a missing id or a pressure outside 0..1.
    */
@@ -287,7 +287,6 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
     if (peer) {
       peer.inFlight = Math.max(0, peer.inFlight - 1);
       peer.busyMs += timeMs;
-      if (r.pressure !== undefined && Number.isFinite(r.pressure)) peer.pressure = r.pressure;
     }
     // learn the service time when the peer measured it (its queue is accounted for separately, see backlogMs)
     this.ctx.log.debug(

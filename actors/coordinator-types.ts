@@ -40,7 +40,8 @@ export interface PeerDispatch {
 }
 
 /**
- * What a peer answers. `pressure` is its resource-pressure telemetry (0..1); `serviceMs` the time it
+ * What a peer answers. `pressure` is its resource pressure when it answered (0..1; informational:
+ * the model's pressure feature comes from `peerTelemetry`); `serviceMs` the time it
  * measured computing the task (without waiting in its queue), when it reports one.
  */
 export interface PeerAnswer {
@@ -131,7 +132,7 @@ export interface PeerReport extends PeerAnswer {
 
 /**
  * A peer's telemetry (method `peerTelemetry`, from its heartbeats): `pressure` is its resource
- * pressure, 0..1 (max of CPU, memory and queue pressure, docs/coord-service.md); `load` the tasks
+ * pressure, 0..1 (max of its CPU and memory pressure, docs/coord-service.md); `load` the tasks
  * running and queued on it, from every submitter (informational: the model's load feature is the
  * coordinator's own attempts in flight, which it knows without delay).
  */

@@ -9,12 +9,13 @@
  * here and recorded in BENCHMARKS.md, not asserted by a test.
  *
  * Run: `npm run bench:coord-demo [-- --seeds 1,2,3 --tasks 150 --repeats 2 --peers FILE
- *   --nats [URL] --pace X --interval-ms MS --telemetry on|off|both]`
+ *   --nats [URL] --pace X --interval-ms MS --telemetry on|off|ablate]`
  * - `--peers FILE`: a peers file (docs/coord-peers.md) instead of the built-in four peers.
  * - `--nats`: the peers run as separate `portal peer` processes over NATS: a nats-server -js the
  *   benchmark starts (or BENCH_NATS_URL), or the URL given after `--nats`.
- * - `--telemetry both`: every seed twice, with and without the peers' telemetry fed to the model,
- *   to show what the pressure feature changes.
+ * - `--telemetry ablate`: every run also runs the learned policy without the peers' telemetry
+ *   (coord-demo --ablate-telemetry, in the same rotation), to show what the pressure feature is
+ *   worth; `off` withholds the telemetry from every policy.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -30,6 +31,8 @@ interface Comparison {
   latencyVsHeuristic: number;
   failureRateVsHeuristic: number;
   latencyVsOracle: number;
+  latencyVsNoTelemetry?: number;
+  overallLatencyVsNoTelemetry?: number;
   overallLatencyVsHeuristic: number;
   overallFailureRateVsHeuristic: number;
   overallLatencyVsOracle: number;
@@ -70,8 +73,8 @@ const peers = arg('peers', '');
 const pace = arg('pace', '');
 const interval = arg('interval-ms', '');
 const telemetry = arg('telemetry', 'on');
-if (!['on', 'off', 'both'].includes(telemetry))
-  throw new Error(`--telemetry: expected on, off or both, got ${telemetry}`);
+if (!['on', 'off', 'ablate'].includes(telemetry))
+  throw new Error(`--telemetry: expected on, off or ablate, got ${telemetry}`);
 const natsArg = arg('nats', '');
 const nats = has('nats')
   ? natsArg.startsWith('nats://') || natsArg.startsWith('tls://')
@@ -84,7 +87,8 @@ if (peers) common.push('--peers', peers);
 if (pace) common.push('--pace', pace);
 if (interval) common.push('--interval-ms', interval);
 if (nats) common.push('--nats', nats.url);
-const modes = telemetry === 'both' ? ['on', 'off'] : [telemetry];
+if (telemetry === 'off') common.push('--no-telemetry');
+if (telemetry === 'ablate') common.push('--ablate-telemetry');
 
 const rows: string[] = [];
 let met = true;
@@ -94,29 +98,22 @@ const load = (): string =>
     .map((l) => l.toFixed(1))
     .join(' ');
 try {
-  for (const seed of seeds)
-    for (const mode of modes) {
-      const loadBefore = load();
-      const r = await demo([
-        ...common,
-        '--seed',
-        String(seed),
-        ...(mode === 'off' ? ['--no-telemetry'] : []),
-      ]);
-      const c = r.comparison;
-      const lastOf = (p: 'heuristic' | 'learned' | 'oracle'): Phase =>
-        r.policies[p].phases[r.policies[p].phases.length - 1];
-      const [h, l, o] = [lastOf('heuristic'), lastOf('learned'), lastOf('oracle')];
-      const ok =
-        c.latencyVsHeuristic <= -0.4 && c.failureRateVsHeuristic <= -0.8 && c.latencyVsOracle <= 0.15;
-      met &&= ok;
-      const ms = (p: Phase): string => p.meanLatencyMs.toFixed(0);
-      const fr = (p: Phase): string => `${(p.failureRate * 100).toFixed(1)}%`;
-      rows.push(
-        `| ${seed} | ${mode} | ${ms(h)} / ${ms(l)} / ${ms(o)} | ${pct(c.latencyVsHeuristic)} | ${pct(c.overallLatencyVsHeuristic)} | ${fr(h)} / ${fr(l)} / ${fr(o)} | ${pct(c.failureRateVsHeuristic)} | ${pct(c.overallFailureRateVsHeuristic)} | ${pct(c.latencyVsOracle)} | ${pct(c.overallLatencyVsOracle)} | ${ok ? 'yes' : 'NO'} | ${r.seconds.toFixed(0)} | ${loadBefore} → ${load()} |`,
-      );
-      process.stderr.write(`${rows[rows.length - 1]}\n`);
-    }
+  for (const seed of seeds) {
+    const loadBefore = load();
+    const r = await demo([...common, '--seed', String(seed)]);
+    const c = r.comparison;
+    const lastOf = (p: 'heuristic' | 'learned' | 'oracle'): Phase =>
+      r.policies[p].phases[r.policies[p].phases.length - 1];
+    const [h, l, o] = [lastOf('heuristic'), lastOf('learned'), lastOf('oracle')];
+    const ok = c.latencyVsHeuristic <= -0.4 && c.failureRateVsHeuristic <= -0.8 && c.latencyVsOracle <= 0.15;
+    met &&= ok;
+    const ms = (p: Phase): string => p.meanLatencyMs.toFixed(0);
+    const fr = (p: Phase): string => `${(p.failureRate * 100).toFixed(1)}%`;
+    rows.push(
+      `| ${seed} | ${ms(h)} / ${ms(l)} / ${ms(o)} | ${pct(c.latencyVsHeuristic)} | ${pct(c.overallLatencyVsHeuristic)} | ${fr(h)} / ${fr(l)} / ${fr(o)} | ${pct(c.failureRateVsHeuristic)} | ${pct(c.overallFailureRateVsHeuristic)} | ${pct(c.latencyVsOracle)} | ${pct(c.overallLatencyVsOracle)} | ${ok ? 'yes' : 'NO'} | ${c.latencyVsNoTelemetry === undefined ? '–' : `${pct(c.latencyVsNoTelemetry)} / ${pct(c.overallLatencyVsNoTelemetry!)}`} | ${r.seconds.toFixed(0)} | ${loadBefore} → ${load()} |`,
+    );
+    process.stderr.write(`${rows[rows.length - 1]}\n`);
+  }
 } finally {
   await nats?.stop();
 }
@@ -124,8 +121,8 @@ process.stdout.write(
   [
     `coord-demo ${common.join(' ')}: ${peers || 'built-in demo'}, ${nats ? '`portal peer` processes over NATS' : 'forked peers over IPC'}; ${tasks} tasks per policy, ${repeats} runs each (learned vs heuristic and oracle; last phase / all tasks)`,
     '',
-    '| seed | telemetry | mean ms last phase, heuristic / learned / oracle | latency vs heuristic, last phase | all tasks | failed attempts last phase, h / l / o | failure rate vs heuristic, last phase | all | latency vs oracle, last phase | all | goals met | s | load average before → after |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|',
+    '| seed | mean ms last phase, heuristic / learned / oracle | latency vs heuristic, last phase | all tasks | failed attempts last phase, h / l / o | failure rate vs heuristic, last phase | all | latency vs oracle, last phase | all | goals met | latency vs learned without telemetry, last phase / all | s | load average before → after |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|',
     ...rows,
     '',
     `goals (last phase: latency ≤ −40% and failure rate ≤ −80% against the heuristic, latency ≤ +15% against the oracle): ${met ? 'met on every run' : 'MISSED on some run'}`,

@@ -120,13 +120,14 @@ export function createCoordinatorBridge(opts: {
               taskTypes: h.taskTypes,
             }),
           ),
-        // the telemetry becomes the model's pressure feature for the peer's next attempts
+        // the resource pressure (CPU, memory) becomes the model's pressure feature for the peer's
+        // next attempts; its queue is the coordinator's load feature already
         onHeartbeat: (h) =>
           call(
             'peerTelemetry',
             coord.invoke('peerTelemetry', {
               id: h.peerId,
-              pressure: Math.min(1, Math.max(0, h.pressure)),
+              pressure: Math.min(1, Math.max(0, h.cpuPressure, h.memoryPressure)),
               load: h.load,
             }),
           ),

@@ -38,6 +38,14 @@ const W = 480,
   DOWN = 4,
   TILES = 4;
 const POLICIES: CoordPolicy[] = ['heuristic', 'learned', 'oracle'];
+/** The learned policy with the peers' telemetry withheld (`--ablate-telemetry`). */
+const BLIND = 'learned-no-telemetry';
+/** One kind of run: a policy, and whether its coordinator gets the peers' telemetry. */
+interface Variant {
+  name: CoordPolicy | typeof BLIND;
+  policy: CoordPolicy;
+  telemetry: boolean;
+}
 
 interface Job {
   kind: 'frame' | 'physics' | 'audio';
@@ -97,6 +105,8 @@ function workload(
 interface PolicyResult {
   predictedVsTrueMsPerUnit?: Record<string, Record<string, { predicted: number; truth: number }>>;
   policy: CoordPolicy;
+  /** The variant: the policy's name, or BLIND. */
+  name: Variant['name'];
   /** Latency of every task in submission order (failed ones included). */ latencies: number[];
   phases: PhaseMetrics[];
   overall: PhaseMetrics;
@@ -113,7 +123,7 @@ export const coordDemoCommand = defineCommand({
   summary:
     "learned peer selection + task splitting on heterogeneous peer processes (the demo's 4 or a --peers file), vs heuristic and oracle",
   usage:
-    'portal coord-demo [--peers FILE] [--nats URL] [--pace X] [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--no-telemetry] [--out frame.pgm] [--chart latency.svg] [--json]',
+    'portal coord-demo [--peers FILE] [--nats URL] [--pace X] [--tasks N] [--interval-ms MS] [--seed N] [--start-hour H] [--tasks-per-hour N] [--repeats N] [--no-telemetry] [--ablate-telemetry] [--out frame.pgm] [--chart latency.svg] [--json]',
   flags: [
     {
       name: 'peers',
@@ -179,6 +189,12 @@ export const coordDemoCommand = defineCommand({
       help: "feed the peers' telemetry (resource pressure, from their heartbeats and answers) to the coordinators as a model feature; --no-telemetry to compare without",
       default: true,
     },
+    {
+      name: 'ablate-telemetry',
+      type: 'boolean',
+      help: `also run the learned policy without the telemetry (as "${BLIND}"), in the same rotation, to measure what the pressure feature is worth`,
+      default: false,
+    },
     { name: 'out', type: 'string', help: "write the learned run's last merged frame as a PGM image here" },
     {
       name: 'chart',
@@ -235,17 +251,21 @@ export const coordDemoCommand = defineCommand({
         .join(', ')}`,
     );
     const useTelemetry = flags.telemetry;
-    // without telemetry the coordinators see no pressure at all: none from heartbeats, none in answers
-    const transport: PeerTransport = useTelemetry
-      ? pool
-      : { execute: (peer, d) => pool.execute(peer, d).then(({ pressure: _p, ...a }) => a) };
+    const variants: Variant[] = POLICIES.map((policy) => ({ name: policy, policy, telemetry: useTelemetry }));
+    if (flags['ablate-telemetry']) variants.push({ name: BLIND, policy: 'learned', telemetry: false });
+    let telemetryNow = useTelemetry;
+    // without telemetry the coordinator sees no pressure at all: none from heartbeats, none in answers
+    const transport: PeerTransport = {
+      execute: (peer, d) =>
+        telemetryNow ? pool.execute(peer, d) : pool.execute(peer, d).then(({ pressure: _p, ...a }) => a),
+    };
     let current: ActorProxy<CoordinatorActorApi> | undefined;
-    if (useTelemetry)
-      pool.onTelemetry((peer, pressure) => {
+    pool.onTelemetry((peer, pressure) => {
+      if (telemetryNow)
         current
           ?.invoke('peerTelemetry', { id: peer, pressure: Math.min(1, Math.max(0, pressure)) })
           .catch((err: unknown) => log.warn({ err, peer }, 'peerTelemetry failed'));
-      });
+    });
     const host = createEmbeddedHost({
       store: createMemoryStateStore(),
       clock,
@@ -264,12 +284,14 @@ export const coordDemoCommand = defineCommand({
     try {
       await host.ready();
       for (let rep = 0; rep < repeats; rep++)
-        for (let k = 0; k < POLICIES.length; k++) {
-          const policy = POLICIES[(k + rep) % POLICIES.length];
+        for (let k = 0; k < variants.length; k++) {
+          const variant = variants[(k + rep) % variants.length];
+          const policy = variant.policy;
           simHour = flags['start-hour'];
           await pool.reset(seed * 1000);
-          const coord = actorProxy(host, 'CoordinatorActor', `${policy}-${rep}`); // a fresh coordinator (and model) per run
+          const coord = actorProxy(host, 'CoordinatorActor', `${variant.name}-${rep}`); // a fresh coordinator (and model) per run
           await coord.invoke('configure', { policy, maxAttempts: 3 });
+          telemetryNow = variant.telemetry;
           current = coord;
           for (const p of profiles)
             await coord.invoke('registerPeer', {
@@ -278,7 +300,7 @@ export const coordDemoCommand = defineCommand({
               latencyHintMs: p.latencyHintMs,
               taskTypes: Object.keys(p.speed),
             });
-          say(`running ${policy}${repeats > 1 ? ` (${rep + 1}/${repeats})` : ''}…`);
+          say(`running ${variant.name}${repeats > 1 ? ` (${rep + 1}/${repeats})` : ''}…`);
           const r = await runPolicy(
             policy,
             coord,
@@ -295,7 +317,8 @@ export const coordDemoCommand = defineCommand({
             },
             { tiles, peers: profiles.length },
           );
-          if (policy === 'learned' && rep === repeats - 1) {
+          r.result.name = variant.name;
+          if (variant.name === 'learned' && rep === repeats - 1) {
             // what the model believes at the end (load 0, current hour) beside the oracle's truth, ms per work unit
             const table: Record<string, Record<string, { predicted: number; truth: number }>> = {};
             for (const type of DEMO_TYPES.filter((t) => profiles.some((p) => runsType(p, t)))) {
@@ -310,7 +333,7 @@ export const coordDemoCommand = defineCommand({
             r.result.predictedVsTrueMsPerUnit = table;
           }
           runs.push(r.result);
-          if (policy === 'learned') lastImage = r.lastImage;
+          if (variant.name === 'learned') lastImage = r.lastImage;
         }
     } finally {
       await host.stop();
@@ -322,9 +345,10 @@ export const coordDemoCommand = defineCommand({
         Buffer.concat([Buffer.from(`P5\n${W} ${H}\n255\n`), Buffer.from(lastImage)]),
       );
 
-    const results = POLICIES.map((p) => averageRuns(runs.filter((r) => r.policy === p)));
+    const results = variants.map((v) => averageRuns(runs.filter((r) => r.name === v.name)));
     if (flags.chart) {
-      const style: Record<CoordPolicy, { color: string; dashed?: boolean }> = {
+      const style: Record<Variant['name'], { color: string; dashed?: boolean }> = {
+        [BLIND]: { color: '#9467bd' },
         heuristic: { color: '#d62728' },
         learned: { color: '#1f77b4' },
         oracle: { color: '#2ca02c', dashed: true },
@@ -332,7 +356,7 @@ export const coordDemoCommand = defineCommand({
       await writeFile(
         flags.chart,
         latencyChart(
-          results.map((r) => ({ name: r.policy, ...style[r.policy], latencyMs: r.latencies })),
+          results.map((r) => ({ name: r.name, ...style[r.name], latencyMs: r.latencies })),
           {
             title: `coord-demo: task latency by policy (${tasks} tasks${repeats > 1 ? `, mean of ${repeats} runs` : ''}, seed ${seed})`,
             marks: [20, 50, 100],
@@ -340,7 +364,8 @@ export const coordDemoCommand = defineCommand({
         ),
       );
     }
-    const by = Object.fromEntries(results.map((r) => [r.policy, r])) as Record<CoordPolicy, PolicyResult>;
+    const by = Object.fromEntries(results.map((r) => [r.name, r])) as Record<CoordPolicy, PolicyResult> &
+      Partial<Record<typeof BLIND, PolicyResult>>;
     const last = (p: CoordPolicy): PhaseMetrics => by[p].phases[by[p].phases.length - 1];
     const change = (a: number, b: number): number => (b > 0 ? a / b - 1 : 0);
     const comparison = {
@@ -357,6 +382,19 @@ export const coordDemoCommand = defineCommand({
         failureRateVsHeuristic: change(ph.failureRate, by.heuristic.phases[i].failureRate),
         latencyVsOracle: change(ph.meanLatencyMs, by.oracle.phases[i].meanLatencyMs),
       })),
+      // the learned policy with its telemetry against the same policy without (--ablate-telemetry)
+      ...(by[BLIND]
+        ? {
+            latencyVsNoTelemetry: change(
+              last('learned').meanLatencyMs,
+              by[BLIND].phases[by[BLIND].phases.length - 1].meanLatencyMs,
+            ),
+            overallLatencyVsNoTelemetry: change(
+              by.learned.overall.meanLatencyMs,
+              by[BLIND].overall.meanLatencyMs,
+            ),
+          }
+        : {}),
     };
     const report = {
       tasksPerPolicy: tasks,
@@ -387,13 +425,17 @@ export const coordDemoCommand = defineCommand({
       for (const r of results)
         for (const ph of [...r.phases, r.overall]) {
           lines.push(
-            `${r.policy.padEnd(10)} ${ph.phase.padEnd(9)} ${String(ph.tasks).padStart(5)} ${ph.meanLatencyMs.toFixed(1).padStart(8)} ${ph.p99LatencyMs.toFixed(1).padStart(8)} ${(ph.failureRate * 100).toFixed(1).padStart(8)}% ${String(ph.failedTasks).padStart(7)} ${(ph.utilization * 100).toFixed(0).padStart(4)}% ${ph.tileImbalance.toFixed(2).padStart(8)} (${ph.frames} frames)`,
+            `${r.name.padEnd(10)} ${ph.phase.padEnd(9)} ${String(ph.tasks).padStart(5)} ${ph.meanLatencyMs.toFixed(1).padStart(8)} ${ph.p99LatencyMs.toFixed(1).padStart(8)} ${(ph.failureRate * 100).toFixed(1).padStart(8)}% ${String(ph.failedTasks).padStart(7)} ${(ph.utilization * 100).toFixed(0).padStart(4)}% ${ph.tileImbalance.toFixed(2).padStart(8)} (${ph.frames} frames)`,
           );
         }
       lines.push(
         '',
         `learned vs heuristic (${comparison.phase}): latency ${pct(comparison.latencyVsHeuristic)}, failure rate ${pct(comparison.failureRateVsHeuristic)}; vs oracle: latency ${pct(comparison.latencyVsOracle)}`,
       );
+      if (comparison.latencyVsNoTelemetry !== undefined)
+        lines.push(
+          `learned vs ${BLIND} (${comparison.phase}): latency ${pct(comparison.latencyVsNoTelemetry)}; all tasks ${pct(comparison.overallLatencyVsNoTelemetry!)}`,
+        );
       lines.push(
         `learned per phase vs heuristic / vs oracle latency: ${comparison.byPhase.map((b) => `${b.phase} ${pct(b.latencyVsHeuristic)} / ${pct(b.latencyVsOracle)}`).join(', ')}`,
       );
@@ -415,14 +457,14 @@ export const coordDemoCommand = defineCommand({
         `tasks per peer: ${results
           .map(
             (r) =>
-              `${r.policy} ${Object.entries(r.peerTasks)
+              `${r.name} ${Object.entries(r.peerTasks)
                 .map(([k, v]) => `${k} ${Number(v.toFixed(1))}`)
                 .join('/')}`,
           )
           .join('; ')}`,
       );
       lines.push(
-        `merged frames verified against a local render: ${results.map((r) => `${r.policy} ${r.imageVerified === undefined ? 'no frames' : r.imageVerified ? 'yes' : 'NO'}`).join(', ')}; ${report.seconds.toFixed(1)} s`,
+        `merged frames verified against a local render: ${results.map((r) => `${r.name} ${r.imageVerified === undefined ? 'no frames' : r.imageVerified ? 'yes' : 'NO'}`).join(', ')}; ${report.seconds.toFixed(1)} s`,
       );
       process.stdout.write(`${lines.join('\n')}\n`);
     }
@@ -618,6 +660,7 @@ async function runPolicy(
   return {
     result: {
       policy,
+      name: policy,
       latencies: rows.map((r) => r.latencyMs),
       phases,
       overall,

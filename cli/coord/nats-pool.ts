@@ -59,7 +59,7 @@ export async function startNatsPeerPool(
       present.add(h.peerId);
       waiters.splice(0).forEach((w) => w());
     },
-    onHeartbeat: (h) => telemetry(h.peerId, h.pressure),
+    onHeartbeat: (h) => telemetry(h.peerId, Math.max(h.cpuPressure, h.memoryPressure)),
     onPeerGone: (id) => present.delete(id),
   });
   await directory.ready;

@@ -49,7 +49,9 @@ process.on('message', (m: InMsg) => {
     // telemetry as `portal peer` heartbeats carry it, at the demo's heartbeat period
     if (!telemetryTimer) {
       telemetryTimer = setInterval(() => {
-        if (worker) send({ kind: 'telemetry', pressure: worker.telemetry().pressure });
+        if (!worker) return;
+        const t = worker.telemetry();
+        send({ kind: 'telemetry', pressure: Math.max(t.cpuPressure, t.memoryPressure) });
       }, TELEMETRY_MS);
       telemetryTimer.unref();
     }

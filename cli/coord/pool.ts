@@ -18,7 +18,7 @@ export interface PeerPool extends PeerTransport {
   rates(): Record<string, KernelRates>;
   /** Every answered attempt since the last reset: peer, when it ended, its hold and computation times inside the peer. */
   events(): ServiceEvent[];
-  /** Calls `cb` with every telemetry report of a peer (its resource pressure, 0..1); replaces the previous callback. */
+  /** Calls `cb` with every telemetry report of a peer (its resource pressure: max of CPU and memory pressure, 0..1); replaces the previous callback. */
   onTelemetry(cb: (peer: string, pressure: number) => void): void;
   close(): Promise<void>;
 }
