@@ -13,18 +13,9 @@ import {
 } from '../../bus/types.js';
 import { freePort, startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import type { CoordSnapshot, CoordTaskState } from '../../actors/index.js';
+import { SQUARE_WORKER, squarePeerArgs } from '../helpers/coord-peers.js';
 
 const MAIN = path.resolve('dist/cli/main.js');
-
-/** A task executor of the user's, run by `portal peer --exec-command`: sleeps payload.ms, answers x² and who ran it. */
-const WORKER = `let s = '';
-process.stdin.on('data', (d) => (s += d)).on('end', () => {
-  const t = JSON.parse(s);
-  setTimeout(() => {
-    process.stdout.write(JSON.stringify({ peer: process.env.PEER_NAME, taskId: t.taskId, square: (t.payload?.x ?? 0) ** 2 }));
-  }, t.payload?.ms ?? 5);
-});
-`;
 
 interface Proc {
   child: ChildProcess;
@@ -117,27 +108,10 @@ const onlinePeers = async (): Promise<string[]> =>
 beforeAll(async () => {
   nats = await startNatsServer();
   dir = await mkdtemp(path.join(os.tmpdir(), 'portal-coord-svc-'));
-  await writeFile(path.join(dir, 'worker.mjs'), WORKER);
+  await writeFile(path.join(dir, 'worker.mjs'), SQUARE_WORKER);
   await startServe();
   for (const id of ['peer-a', 'peer-b', 'peer-c']) {
-    const p = start(
-      [
-        'peer',
-        '--nats',
-        nats.url,
-        '--id',
-        id,
-        '--types',
-        'compute',
-        '--heartbeat-ms',
-        '300',
-        '--concurrency',
-        '2',
-        '--exec-command',
-        `${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(dir, 'worker.mjs'))}`,
-      ],
-      { PEER_NAME: id },
-    );
+    const p = start(squarePeerArgs(nats.url, id, 'compute', path.join(dir, 'worker.mjs')), { PEER_NAME: id });
     peers.set(id, p);
   }
   await Promise.all([...peers.values()].map((p) => p.ready));

@@ -16,6 +16,7 @@ import {
 import { startNatsServer, startRedis, type TestNatsServer, type TestRedis } from '../../harness/index.js';
 import type { CoordSnapshot, CoordTaskState } from '../../actors/index.js';
 import { makeTempDir } from '../transfer/fixtures.js';
+import { SQUARE_WORKER, squarePeerArgs } from '../helpers/coord-peers.js';
 
 // The learned coordinator hosted by `portal serve --runtime dapr` (real placement, daprd and Redis), its
 // peers three `portal peer` processes over a real nats-server, and a separate client process that submits
@@ -23,14 +24,6 @@ import { makeTempDir } from '../transfer/fixtures.js';
 jest.setTimeout(240_000);
 
 const MAIN = path.resolve('dist/cli/main.js');
-
-/** The peers' executor (`--exec-command`): answers x² and which peer ran it, after payload.ms. */
-const WORKER = `let s = '';
-process.stdin.on('data', (d) => (s += d)).on('end', () => {
-  const t = JSON.parse(s);
-  setTimeout(() => process.stdout.write(JSON.stringify({ peer: process.env.PEER_NAME, square: t.payload.x ** 2 })), t.payload.ms);
-});
-`;
 
 /**
  * The client service: submits `count` tasks to CoordinatorActor/default through the Dapr HTTP actor API
@@ -71,19 +64,7 @@ function startPeer(id: string): Promise<void> {
     process.execPath,
     [
       MAIN,
-      'peer',
-      '--nats',
-      nats.url,
-      '--id',
-      id,
-      '--types',
-      'square',
-      '--concurrency',
-      '2',
-      '--heartbeat-ms',
-      '300',
-      '--exec-command',
-      `${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(tmp.dir, 'worker.mjs'))}`,
+      ...squarePeerArgs(nats.url, id, 'square', path.join(tmp.dir, 'worker.mjs')),
       '--log-level',
       'warn',
     ],
@@ -107,7 +88,7 @@ const snapshot = async (): Promise<CoordSnapshot | undefined> => {
 
 beforeAll(async () => {
   tmp = await makeTempDir('dapr-coordinator');
-  await writeFile(path.join(tmp.dir, 'worker.mjs'), WORKER);
+  await writeFile(path.join(tmp.dir, 'worker.mjs'), SQUARE_WORKER);
   await writeFile(path.join(tmp.dir, 'client.mjs'), CLIENT);
   [redis, nats] = await Promise.all([startRedis(), startNatsServer()]);
   cluster = await startDaprCluster({ redisPort: redis.port });
