@@ -13,14 +13,23 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNginx, type TestNginx } from '../harness/index.js';
-import { createManifest, saveManifest, toMetalink } from '../transfer/index.js';
-import { arg, median, runTimed, sha256File, writeRandomFile, type TimedSample } from './lib.js';
+import { createManifest, saveManifest } from '../transfer/index.js';
+import {
+  aria2cArgs,
+  arg,
+  portalFetchArgs,
+  median,
+  prepareDownload,
+  runTimed,
+  writeRandomFile,
+  type TimedSample,
+} from './lib.js';
 
 const sizeMiB = Number(arg('size', '512'));
 const runs = Number(arg('runs', '3'));
@@ -51,23 +60,8 @@ async function main(): Promise<void> {
     await saveManifest(smallManifest, ms);
     for (let i = 0; i < mirrors; i++) servers.push(await startNginx({ root: dir }));
     const urls = servers.map((s) => `${s.httpUrl}/file.bin`);
-    const metalink = join(dir, 'file.meta4');
-    writeFileSync(
-      metalink,
-      toMetalink(
-        m,
-        urls.map((url) => ({ url })),
-      ),
-    );
-    // aria2c names its output after the Metalink's file name, so every tool writes <dir>/out/file.bin.
-    const outDir = join(dir, 'out');
-    mkdirSync(outDir);
-    const out = join(outDir, 'file.bin');
-    const clean = (): void => {
-      for (const f of [out, `${out}.aria2`]) rmSync(f, { force: true });
-      rmSync(`${out}.portal`, { recursive: true, force: true });
-    };
-    const good = (): boolean => sha256File(out) === m.fileSha256;
+    const target = prepareDownload(dir, m, urls);
+    const { out, outDir, clean, good } = target;
     const samples: TimedSample[] = [];
     const loads: number[] = [];
     for (let r = 0; r < runs; r++) {
@@ -76,40 +70,11 @@ async function main(): Promise<void> {
       samples.push(await runTimed('curl (1 stream)', 'curl', ['-sSf', '-o', out, urls[0]], good));
       clean();
       samples.push(
-        await runTimed(
-          'aria2c (Metalink)',
-          'aria2c',
-          [
-            '-q',
-            '--allow-overwrite=true',
-            '--auto-file-renaming=false',
-            '--file-allocation=none',
-            '-s16',
-            '-x4',
-            '-k1M',
-            '-d',
-            outDir,
-            metalink,
-          ],
-          good,
-        ),
+        await runTimed('aria2c (Metalink)', 'aria2c', aria2cArgs(target, ['-s16', '-x4', '-k1M']), good),
       );
       clean();
       samples.push(
-        await runTimed(
-          'portal fetch',
-          process.execPath,
-          [
-            cli,
-            'fetch',
-            manifestPath,
-            ...urls.flatMap((u) => ['--edge', `${u}#mirror`]),
-            '--out',
-            out,
-            '--json',
-          ],
-          good,
-        ),
+        await runTimed('portal fetch', process.execPath, portalFetchArgs(cli, manifestPath, urls, out), good),
       );
       clean();
       const smallOut = join(outDir, 'small.bin');

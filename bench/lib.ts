@@ -1,9 +1,10 @@
 /** Helpers the benchmark scripts share: flags, a seeded PRNG, quantiles, test files and timed runs of tools. */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { toMetalink, type Manifest } from '../transfer/index.js';
 
 /** The value after `--name` on the command line, or `fallback`. */
 export function arg(name: string, fallback: string): string {
@@ -91,4 +92,74 @@ export async function runTimed(
   const ok = status === 0 && (await check());
   if (!ok) process.stderr.write(`${tool} failed (exit ${status}): ${stderr.slice(-2000)}\n`);
   return { tool, seconds: e, rssMB: m / 1024, cpuSeconds: u + s, ok };
+}
+
+/** Where the tools of a download benchmark write, and how to check and clear it. */
+export interface DownloadTarget {
+  /** The Metalink of the file's pieces and mirrors (what aria2c reads). */
+  metalink: string;
+  outDir: string;
+  /** <outDir>/file.bin: aria2c names its output after the Metalink's file name, so every tool writes here. */
+  out: string;
+  /** Removes what any tool left (output, aria2c's control file, Portal's journal). */
+  clean: () => void;
+  /** True when the output hashes to the manifest's sha256. */
+  good: () => boolean;
+}
+
+/** Writes the Metalink of `m` with `urls` as mirrors into `dir` and makes `dir/out` for the outputs. */
+export function prepareDownload(dir: string, m: Manifest, urls: string[]): DownloadTarget {
+  const metalink = join(dir, 'file.meta4');
+  writeFileSync(
+    metalink,
+    toMetalink(
+      m,
+      urls.map((url) => ({ url })),
+    ),
+  );
+  const outDir = join(dir, 'out');
+  mkdirSync(outDir, { recursive: true });
+  const out = join(outDir, 'file.bin');
+  return {
+    metalink,
+    outDir,
+    out,
+    clean: () => {
+      for (const f of [out, `${out}.aria2`]) rmSync(f, { force: true });
+      rmSync(`${out}.portal`, { recursive: true, force: true });
+    },
+    good: () => sha256File(out) === m.fileSha256,
+  };
+}
+
+/** aria2c's arguments for a Metalink download into `outDir`: quiet, overwriting, no preallocation, then `tuning`. */
+export function aria2cArgs(t: DownloadTarget, tuning: string[]): string[] {
+  return [
+    '-q',
+    '--allow-overwrite=true',
+    '--auto-file-renaming=false',
+    '--file-allocation=none',
+    ...tuning,
+    '-d',
+    t.outDir,
+    t.metalink,
+  ];
+}
+
+/** `portal fetch`'s arguments (after node): the CLI script, the manifest, each URL as a mirror edge, the output. */
+export function portalFetchArgs(
+  cli: string,
+  manifestPath: string,
+  mirrorUrls: string[],
+  out: string,
+): string[] {
+  return [
+    cli,
+    'fetch',
+    manifestPath,
+    ...mirrorUrls.flatMap((u) => ['--edge', `${u}#mirror`]),
+    '--out',
+    out,
+    '--json',
+  ];
 }

@@ -20,14 +20,23 @@
  * 30% of the time the caps allow without the death.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNginx, type TestNginx } from '../harness/index.js';
-import { createManifest, saveManifest, toMetalink } from '../transfer/index.js';
-import { arg, median, runTimed, sha256File, writeRandomFile, type TimedSample } from './lib.js';
+import { createManifest, saveManifest } from '../transfer/index.js';
+import {
+  aria2cArgs,
+  arg,
+  portalFetchArgs,
+  median,
+  prepareDownload,
+  runTimed,
+  writeRandomFile,
+  type TimedSample,
+} from './lib.js';
 import { startShapedLink, type ShapedLink } from './shaped-link.js';
 
 const sizeMiB = Number(arg('size', '128'));
@@ -81,58 +90,20 @@ async function main(): Promise<void> {
     const m = await createManifest(src, { chunkSize: 1024 * 1024 });
     const manifestPath = join(dir, 'file.manifest.json');
     await saveManifest(manifestPath, m);
-    const target = (n: TestNginx) => ({ host: '127.0.0.1', port: Number(new URL(n.httpUrl).port) });
+    const nginxAddress = (n: TestNginx) => ({ host: '127.0.0.1', port: Number(new URL(n.httpUrl).port) });
     for (let i = 0; i < caps.length; i++) {
       const n = await startNginx({ root: dir });
       nginx.push(n);
-      links.push(await startShapedLink({ target: target(n), rateBytesPerSec: caps[i], delayMs: delays[i] }));
+      links.push(
+        await startShapedLink({ target: nginxAddress(n), rateBytesPerSec: caps[i], delayMs: delays[i] }),
+      );
     }
     const urls = links.map((l) => `${l.url}/file.bin`);
-    const metalink = join(dir, 'file.meta4');
-    writeFileSync(
-      metalink,
-      toMetalink(
-        m,
-        urls.map((url) => ({ url })),
-      ),
-    );
-    const outDir = join(dir, 'out');
-    mkdirSync(outDir);
-    const out = join(outDir, 'file.bin');
-    const clean = (): void => {
-      for (const f of [out, `${out}.aria2`]) rmSync(f, { force: true });
-      rmSync(`${out}.portal`, { recursive: true, force: true });
-    };
-    const good = (): boolean => sha256File(out) === m.fileSha256;
+    const target = prepareDownload(dir, m, urls);
+    const { out, clean, good } = target;
     const commands: Record<string, [string, string[]]> = {
-      portal: [
-        process.execPath,
-        [
-          cli,
-          'fetch',
-          manifestPath,
-          ...urls.flatMap((u) => ['--edge', `${u}#mirror`]),
-          '--out',
-          out,
-          '--json',
-        ],
-      ],
-      aria2c: [
-        'aria2c',
-        [
-          '-q',
-          '--allow-overwrite=true',
-          '--auto-file-renaming=false',
-          '--file-allocation=none',
-          '-s16',
-          '-x8',
-          '-k1M',
-          '--uri-selector=adaptive',
-          '-d',
-          outDir,
-          metalink,
-        ],
-      ],
+      portal: [process.execPath, portalFetchArgs(cli, manifestPath, urls, out)],
+      aria2c: ['aria2c', aria2cArgs(target, ['-s16', '-x8', '-k1M', '--uri-selector=adaptive'])],
     };
     const rows: Row[] = [];
     const loads: number[] = [];
@@ -145,7 +116,7 @@ async function main(): Promise<void> {
         // the dying mirror comes back for every run: a fresh nginx behind the same link port
         if (die >= 0 && !nginx[die]) {
           nginx[die] = await startNginx({ root: dir });
-          await links[die].restore(target(nginx[die]));
+          await links[die].restore(nginxAddress(nginx[die]));
         }
         const before = links.map((l) => l.bytesDown());
         let killer: NodeJS.Timeout | undefined;
