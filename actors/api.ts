@@ -42,8 +42,10 @@ export interface SchedulerActorApi {
   reports(arg: { items: ChunkReport[] }): Promise<{ applied: number; ignored: number }>;
   /** One scheduler tick (the tick timer's callback). */
   tick(): Promise<void>;
-  /** Where the transfer stands. */
-  status(): Promise<TransferStatus>;
+  /** Where the transfer stands: a summary, and with `{ edges: true }` every edge's view as well. */
+  status(arg?: { edges?: boolean }): Promise<TransferStatus>;
+  /** The host's admission control gave this queued transfer a running slot: it starts now. */
+  admit(): Promise<TransferStatus>;
   /** Availability an edge announced for the transfer's manifest; the edge's index, or -1. */
   edgeHave(arg: { edgeId: string; manifestId: string; bitmap: string }): Promise<{ edgeIndex: number }>;
   /** Stops the transfer (state cancelled), keeping the journal. */

@@ -32,6 +32,14 @@ export { CoordinatorActor } from './coordinator-actor.js';
 export { GpuStreamActor, gpuStreamMetricsSource } from './gpu-stream-actor.js';
 export { transferContentSource } from './content-source.js';
 export { EdgeUsageBoard } from './edge-usage.js';
+export {
+  TransferAdmission,
+  defaultMaxRunning,
+  defaultMaxQueued,
+  type Admission,
+  type TransferAdmissionOptions,
+  type TransferAdmissionStats,
+} from './transfer-admission.js';
 export type { EdgeUse } from './edge-usage.js';
 export type {
   CoordPolicy,

@@ -9,6 +9,8 @@ import { AccessTracker } from '../scheduler/access.js';
 import { isEdgeOutput } from '../transfer/chunk-put.js';
 import { createPrng } from '../transfer/prng.js';
 import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
+import type { TransferAdmission } from './transfer-admission.js';
+import { TickPacer, type TickOutcome } from './tick-pacer.js';
 
 import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
@@ -42,6 +44,13 @@ import { hasBit } from '../common/bitset.js';
 
 const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
+/**
+ * Period of a queued transfer's keepalive reminder, ms: after a host restart it reactivates the actor, which
+ * queues the transfer again; long, because a host may hold thousands of queued transfers.
+ */
+const QUEUED_KEEPALIVE_MS = 60_000;
+/** Least time between two computations of the tick-time quantiles status() reports, ms (a sort of ≤ 8192). */
+const TICK_QUANTILES_MS = 1000;
 /** A write failure the executor reports when the output's file system is full (ENOSPC / EDQUOT). */
 const NO_SPACE = /ENOSPC|EDQUOT|no space left on device|disk quota exceeded/i;
 /** Tick times kept for the p50/p99 in status(): the last this many ticks. */
@@ -91,6 +100,11 @@ export interface SchedulerServices extends TickEngineServices {
   readonly outputRoot?: string;
   /** Called when a transfer is forgotten, so a dashboard on the same host drops its metric series at once. */
   readonly onTransferForgotten?: (transferId: string) => void;
+  /**
+   * The host's admission control: a start beyond its running slots waits in state `queued` (or fails with
+   * PORTAL_OVERLOADED beyond its queue); absent, every transfer runs at once.
+   */
+  readonly admission?: TransferAdmission;
 }
 
 /**
@@ -156,6 +170,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private escalated = false;
   /** Complete chunks per the journal, for the status of a transfer that ended before this activation. */
   private journalComplete = 0;
+  /** The tick timer's period: tickMs while ticks find work, longer while the transfer is idle. */
+  private pacer: TickPacer | undefined;
+  /** The tick-time quantiles status() last computed, and at which tick count and time. */
+  private tickQ = { ticks: -1, at: -Infinity, p50: 0, p99: 0 };
 
   override async onActivate(): Promise<void> {
     const req = await this.ctx.state.get<TransferRequest>('request');
@@ -168,8 +186,17 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           `transfer ${this.ctx.actorId}: the manifest at its manifestUrl is now ${manifest.id}, the journal's is ${journal.manifestId}`,
         );
       this.t = { req, manifest, journal };
-      if (journal.state === 'running') await this.resume(this.t);
-      else this.countJournal(this.t);
+      const admission = this.ctx.services.admission;
+      if (
+        journal.state === 'queued' &&
+        admission?.acquire(this.ctx.actorId, { wasQueued: true }) !== 'queued'
+      )
+        journal.state = 'running';
+      if (journal.state === 'running') {
+        // admitted before this activation (a restart, a move): it runs whatever the host's count
+        admission?.acquire(this.ctx.actorId, { resume: true });
+        await this.resume(this.t);
+      } else this.countJournal(this.t);
     }
   }
 
@@ -183,9 +210,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   override async receiveReminder(name: string): Promise<void> {
-    // Activation (onActivate) already resumed a running transfer; nothing else to do.
-    if (name === KEEPALIVE && this.t && this.t.journal.state !== 'running')
-      await this.ctx.unregisterReminder(KEEPALIVE);
+    // Activation (onActivate) already resumed a running transfer, or queued a queued one again.
+    const state = this.t?.journal.state;
+    if (name !== KEEPALIVE || !this.t) return;
+    if (state === 'queued') {
+      // a promotion whose call failed released the slot: wait for one again
+      const admission = this.ctx.services.admission;
+      if (admission?.acquire(this.ctx.actorId, { wasQueued: true }) !== 'queued') await this.admit();
+    } else if (state !== 'running') await this.ctx.unregisterReminder(KEEPALIVE);
   }
 
   /**
@@ -235,7 +267,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const st = old?.journal.state;
     // A finished transfer, or one running here, answers with its status; a failed one (or one that died
     // while verifying) starts again with what the new request says — the chunks already verified are kept.
-    if (old && (st === 'done' || (old.core && (st === 'running' || st === 'verifying'))))
+    if (old && (st === 'done' || st === 'queued' || (old.core && (st === 'running' || st === 'verifying'))))
       return this.status();
     checkArg(
       req.tickMs === undefined || (typeof req.tickMs === 'number' && req.tickMs > 0 && req.tickMs <= 60_000),
@@ -254,15 +286,19 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         startedAt: this.ctx.clock.wallNow(),
       },
     };
-    t.journal.state = 'running';
+    // a running slot now, a place in the host's queue, or PORTAL_OVERLOADED (then nothing changed)
+    const admitted = this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
+    t.journal.state = admitted;
     t.journal.error = undefined;
     t.journal.finishedAt = undefined;
     t.journal.verified = false;
     this.t = t;
     try {
       await this.ctx.state.set('request', journaledRequest(t.req, manifest));
-      await this.resume(t);
+      if (admitted === 'running') await this.resume(t);
+      else await this.enqueue(t);
     } catch (err) {
+      this.ctx.services.admission?.release(this.ctx.actorId);
       // Atomic: a start that fails leaves nothing (the host rolls the turn's state writes back; timers, the
       // reminder, the subscription and the in-memory transfer are this actor's to undo), so the id stays unknown
       // (or keeps the state it had) and a corrected start runs.
@@ -339,13 +375,16 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         `transfer ${this.ctx.actorId} is ${j.state}: only a failed or cancelled transfer can be restarted`,
       );
     const before = { ...j };
-    j.state = 'running';
+    const admitted = this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
+    j.state = admitted;
     j.error = undefined;
     j.finishedAt = undefined;
     j.verified = false;
     try {
-      await this.resume(t);
+      if (admitted === 'running') await this.resume(t);
+      else await this.enqueue(t);
     } catch (err) {
+      this.ctx.services.admission?.release(this.ctx.actorId);
       Object.assign(j, before);
       t.core = undefined;
       await this.undoStart(t);
@@ -363,6 +402,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   async forget(): Promise<{ transferId: string; forgotten: true }> {
     const t = this.known();
     if (t.core && t.journal.state === 'running') await this.stopLoop();
+    if (t.journal.state === 'queued') await this.ctx.unregisterReminder(KEEPALIVE);
+    this.ctx.services.admission?.release(this.ctx.actorId);
     this.sub?.unsubscribe();
     this.sub = undefined;
     for (const key of ['request', 'journal', 'risk']) await this.ctx.state.delete(key);
@@ -444,15 +485,37 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     // Event-driven dispatch: a freed slot is refilled now rather than at the next timer tick, so an
     // edge whose chunks finish together does not sit idle for up to a tick period.
     const gap = t.req.dispatchOnReportMs ?? 5;
-    if (applied > 0 && gap >= 0 && this.ctx.clock.now() - this.lastTickAt >= gap) await this.tick();
+    if (applied > 0 && gap >= 0 && this.ctx.clock.now() - this.lastTickAt >= gap) await this.eventTick();
+    else if (applied > 0) await this.pace(this.pacer?.wake()); // the timer's next tick takes them
     return { applied, ignored: arg.items.length - applied };
   }
 
-  /** Timer callback: one scheduler tick, then dispatch, edge feedback and the journal. */
+  /**
+   * Timer callback: one scheduler tick (step), then the timer's next period: the transfer's tickMs while ticks
+   * find work, longer while it is idle (TickPacer).
+   */
   async tick(): Promise<void> {
+    const o = await this.step();
+    if (o) await this.pace(this.pacer?.afterTick(o));
+  }
+
+  /**
+   * A tick for an event (a report, a reader's demand) between timer ticks; the timer keeps its period unless
+   * what the tick dispatched falls due before the timer's next tick.
+   */
+  private async eventTick(): Promise<void> {
+    const o = await this.step();
+    if (o) await this.pace(this.pacer?.bound(o.untilDueMs));
+  }
+
+  /**
+   * One scheduler tick, then dispatch, edge feedback and the journal. Returns whether the tick found work and
+   * how long until the scheduler's next due event, or undefined when the transfer no longer runs after it.
+   */
+  private async step(): Promise<TickOutcome | undefined> {
     const t = this.t;
     const core = t?.core;
-    if (!t || !core || t.journal.state !== 'running') return;
+    if (!t || !core || t.journal.state !== 'running') return undefined;
     const { req, manifest: m } = t;
     await this.feedEdges(t, core);
     if (this.risk?.warm) {
@@ -505,6 +568,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       await bus.publish(subjects.cancel(req.transferId), cancel);
     }
     const p = core.progress();
+    const completeBefore = this.lastComplete;
     if (p.inFlight > 0 || p.complete !== this.lastComplete) {
       this.lastComplete = p.complete;
       this.lastProgressAt = now;
@@ -525,11 +589,31 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         t,
         `stalled: nothing in flight for ${((now - this.lastProgressAt) / 1000).toFixed(0)} s; ${p.pending} chunk(s) wait for edges that are offline, ${p.failedPermanent} cannot be served by any source${this.causes(t)}`,
       );
-    } else await this.persist(false);
+    } else {
+      await this.persist(false);
+      const busy =
+        r.dispatch.length + r.cancels.length + r.failed > 0 || p.complete !== completeBefore || r.fullRerank;
+      return { busy, untilDueMs: core.nextDueAt() - now };
+    }
+    return undefined;
   }
 
-  /** Where the transfer stands. */
-  async status(): Promise<TransferStatus> {
+  /** Registers the tick timer again at `periodMs` when the pacer changed the period (undefined: unchanged). */
+  private async pace(periodMs: number | undefined): Promise<void> {
+    if (periodMs === undefined || this.t?.journal.state !== 'running' || !this.t.core) return;
+    await this.ctx.registerTimer(TICK_TIMER, { method: 'tick', dueMs: periodMs, periodMs });
+  }
+
+  /**
+   * Where the transfer stands: a summary by default (counts, times, counters, chunks per edge); with
+   * `{ edges: true }` also every edge as the transfer sees it (`edges`), which costs a copy of each view.
+   */
+  async status(arg?: { edges?: boolean }): Promise<TransferStatus> {
+    checkArg(
+      arg === undefined || arg === null || (typeof arg === 'object' && !Array.isArray(arg)),
+      'status argument',
+      'nothing, or an object such as { "edges": true }',
+    );
     this.known();
     const j = this.t?.journal;
     const m = this.t?.manifest;
@@ -541,8 +625,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       pending: 0,
       failedPermanent: 0,
     };
-    const sorted = this.tickTimes.slice(0, Math.min(this.ticks, TICK_WINDOW)).sort();
-    const q = (x: number) => quantileSorted(sorted, x, 0);
+    const q = this.tickQuantiles();
     let engineBackend = 'none';
     try {
       engineBackend = engineOf(this.ctx.services).backend;
@@ -566,23 +649,47 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       resumedChunks: this.resumedChunks,
       recoveredChunks: this.recoveredChunks,
       ticks: this.ticks,
-      tickMsP50: q(0.5),
-      tickMsP99: q(0.99),
+      tickMsP50: q.p50,
+      tickMsP99: q.p99,
       lastTickMs: this.lastTickMs,
       backend: engineBackend,
       learned: this.risk !== undefined,
       counters: core ? { ...core.counters } : zeroCounters(),
       // status leaves the process (API, dashboard, logs): edge URLs without their credentials
-      edges: this.edgeViews.map((v, i): EdgeView => ({
-        ...v,
-        url: redactUrl(v.url),
-        queueDepth: core?.edges.queueDepth[i] ?? 0,
-        ...(this.health[i]?.lastError ? { lastError: this.health[i].lastError } : {}),
-        failuresSinceOk: this.health[i]?.failuresSinceOk ?? 0,
-        retired: this.health[i]?.retired ?? false,
-      })),
+      ...(arg?.edges === true
+        ? {
+            edges: this.edgeViews.map((v, i): EdgeView => ({
+              ...v,
+              url: redactUrl(v.url),
+              queueDepth: core?.edges.queueDepth[i] ?? 0,
+              ...(this.health[i]?.lastError ? { lastError: this.health[i].lastError } : {}),
+              failuresSinceOk: this.health[i]?.failuresSinceOk ?? 0,
+              retired: this.health[i]?.retired ?? false,
+            })),
+          }
+        : {}),
       perEdgeChunks: [...this.perEdgeChunks],
     };
+  }
+
+  /**
+   * p50 and p99 of the last TICK_WINDOW tick times; sorted again only when ticks ran since and TICK_QUANTILES_MS
+   * passed (or the transfer no longer ticks), so that frequent status calls do not each sort the window.
+   */
+  private tickQuantiles(): { p50: number; p99: number } {
+    const c = this.tickQ;
+    const now = this.ctx.clock.now();
+    const ticking = this.t?.journal.state === 'running';
+    if (c.ticks !== this.ticks && (!ticking || c.ticks <= 0 || now - c.at >= TICK_QUANTILES_MS)) {
+      const sorted = this.tickTimes.slice(0, Math.min(this.ticks, TICK_WINDOW)).sort();
+      this.tickQ = {
+        ticks: this.ticks,
+        at: now,
+        p50: quantileSorted(sorted, 0.5, 0),
+        p99: quantileSorted(sorted, 0.99, 0),
+      };
+    }
+    return this.tickQ;
   }
 
   /**
@@ -643,6 +750,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       req.edges[i] = { ...req.edges[i], holds: arg.bitmap };
     }
     core.setEdgeHoldings(i, bitmap);
+    await this.pace(this.pacer?.wake());
     return { edgeIndex: i };
   }
 
@@ -681,7 +789,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       now: this.ctx.clock.now(),
       rateBytesPerSec: arg.rateBytesPerSec,
     });
-    if (plan.changed > 0) await this.tick();
+    if (plan.changed > 0) await this.eventTick();
     return {
       state: t.journal.state,
       first,
@@ -705,12 +813,37 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    */
   async cancel(): Promise<TransferStatus> {
     const t = this.known();
-    if (t.journal.state === 'running') {
+    if (t.journal.state === 'running' || t.journal.state === 'queued') {
       t.journal.state = 'cancelled';
       t.journal.error = 'cancelled';
       t.journal.finishedAt = this.ctx.clock.wallNow();
       this.ctx.log.info('transfer cancelled');
       await this.stopLoop();
+    }
+    return this.status();
+  }
+
+  /**
+   * The host's admission control gave this queued transfer a running slot: it starts now (state `running`).
+   * Anything else (already running, ended, cancelled while it waited) is answered with its status. When the
+   * start fails the transfer fails with the cause, which frees the slot again. Only Portal itself calls it.
+   */
+  async admit(): Promise<TransferStatus> {
+    if (!this.t) this.ctx.services.admission?.release(this.ctx.actorId);
+    const t = this.known();
+    if (t.journal.state !== 'queued') return this.status();
+    t.journal.state = 'running';
+    try {
+      await this.resume(t);
+      this.ctx.log.info('queued transfer admitted');
+    } catch (err) {
+      t.core = undefined;
+      this.sub?.unsubscribe();
+      this.sub = undefined;
+      await this.fail(
+        t,
+        `could not start once admitted: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     return this.status();
   }
@@ -725,6 +858,17 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         `transfer ${JSON.stringify(this.ctx.actorId)} is unknown: it was never started, its start failed, or it was forgotten`,
       );
     return this.t;
+  }
+
+  /**
+   * Keeps a transfer the host's admission control queued: its request and journal (state `queued`) are written,
+   * and a slow keepalive reminder brings it back after a host restart; SchedulerActor.admit starts it.
+   */
+  private async enqueue(t: OwnedTransfer): Promise<void> {
+    this.countJournal(t);
+    await this.ctx.state.set('journal', t.journal);
+    await this.ctx.registerReminder(KEEPALIVE, { dueMs: QUEUED_KEEPALIVE_MS, periodMs: QUEUED_KEEPALIVE_MS });
+    this.ctx.log.info('transfer queued: every running slot of this host is taken');
   }
 
   /** Undoes what a failed start or restart did on this activation; `previous` is what the actor owned before. */
@@ -907,6 +1051,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         }),
     );
     const tickMs = req.tickMs ?? 50;
+    this.pacer = new TickPacer(tickMs);
     await this.ctx.registerTimer(TICK_TIMER, { method: 'tick', dueMs: 0, periodMs: tickMs });
     await this.ctx.registerReminder(KEEPALIVE, { dueMs: 10_000, periodMs: 10_000 });
     await this.persist(true);
@@ -1166,6 +1311,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private async stopLoop(): Promise<void> {
     await this.ctx.unregisterTimer(TICK_TIMER);
     await this.ctx.unregisterReminder(KEEPALIVE);
+    this.pacer = undefined;
+    this.ctx.services.admission?.release(this.ctx.actorId);
     this.sub?.unsubscribe();
     this.sub = undefined;
     await this.persist(true);

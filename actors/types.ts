@@ -174,8 +174,11 @@ export interface ContentInfo {
 /** Where a transfer stands (SchedulerActor.status). */
 export interface TransferStatus {
   transferId: string;
-  /** running → verifying → done | failed; cancel → cancelled; restart takes failed or cancelled back to running. */
-  state: 'running' | 'verifying' | 'done' | 'failed' | 'cancelled';
+  /**
+   * queued (waiting for one of the host's running slots) → running → verifying → done | failed; cancel →
+   * cancelled; restart takes failed or cancelled back to running (or queued).
+   */
+  state: 'queued' | 'running' | 'verifying' | 'done' | 'failed' | 'cancelled';
   error?: string;
   total: number;
   complete: number;
@@ -208,7 +211,8 @@ export interface TransferStatus {
   /** Whether learned predictors drive the time and health factors. */
   learned?: boolean;
   counters: import('../scheduler/scheduler.js').SchedulerCounters;
-  edges: EdgeView[];
-  /** Chunks each edge completed. */
+  /** The transfer's edges as it sees them: only when status was asked for them (`{ edges: true }`). */
+  edges?: EdgeView[];
+  /** Chunks each edge completed (same order as the request's edges). */
   perEdgeChunks: number[];
 }

@@ -17,6 +17,8 @@ export interface ApiMethod {
   readonly response: string | null;
   /** false for methods only Portal itself calls (timers, the bus, other actors). */
   readonly external: boolean;
+  /** true when the argument (`request`) may also be left out (no body, or JSON null). */
+  readonly optional?: boolean;
   readonly description: string;
 }
 
@@ -154,6 +156,7 @@ export function actorApiContract(): ActorApiContract {
         const fields = [{ path: '', message: 'must be absent: this method takes no argument' }];
         throw new PortalError('PORTAL_INVALID_ARGUMENT', summary(what, fields), { fields });
       }
+      if (m.optional && (arg === undefined || arg === null)) return;
       const v = validator(m.request);
       if (v(arg)) return;
       const fields = arg === undefined ? [{ path: '', message: 'is required' }] : problemsOf(v.errors);

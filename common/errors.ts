@@ -51,6 +51,8 @@ export type PortalErrorCode =
   | 'PORTAL_UNKNOWN_TRANSFER'
   /** SchedulerActor: the transfer's state does not allow the call (restart of a running or done transfer). */
   | 'PORTAL_TRANSFER_CONFLICT'
+  /** SchedulerActor.start/restart: every running slot and every queue place of this host is taken (`serve --max-queued`). */
+  | 'PORTAL_OVERLOADED'
   | GpuErrorCode
   | StreamErrorCode
   | DashboardErrorCode

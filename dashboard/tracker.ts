@@ -101,7 +101,7 @@ export function createTracker(opts: TrackerOptions): Tracker {
 
   function apply(id: string, s: TransferStatus, at: number): void {
     let e = entries.get(id);
-    const edges = s.edges.map((v, i) => edgeSnapshot(v, s.perEdgeChunks[i] ?? 0));
+    const edges = (s.edges ?? []).map((v, i) => edgeSnapshot(v, s.perEdgeChunks[i] ?? 0));
     if (!e) {
       e = {
         view: emptyView(id),

@@ -42,7 +42,7 @@ export interface SourceReport {
 
 /** The sources of a transfer's status, for a failure's `sources` field (URLs are already redacted by the actor). */
 export function sourcesOf(s: TransferStatus): SourceReport[] {
-  return s.edges.map((e, i) => ({
+  return (s.edges ?? []).map((e, i) => ({
     id: e.id,
     url: e.url,
     kind: e.kind,
@@ -171,13 +171,15 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     let lastProgress = performance.now();
     while (!terminalStates.includes(status.state)) {
       await new Promise((r) => setTimeout(r, Math.min(every, END_POLL_MS)));
-      status = await actor.invoke('status');
+      status = await actor.invoke('status', { edges: true });
       if (terminalStates.includes(status.state) || performance.now() - lastProgress >= every) {
         lastProgress = performance.now();
         o.onProgress?.(status);
       }
     }
     reportSub?.unsubscribe();
+    // a start answered with the status of a transfer that had ended already: the sources come with the details
+    if (status.edges === undefined) status = await actor.invoke('status', { edges: true });
     if (status.state === 'failed')
       throw Object.assign(
         new PortalError(

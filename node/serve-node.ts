@@ -29,6 +29,9 @@ import {
   actorProxy,
   type TransferRequest,
   EdgeUsageBoard,
+  TransferAdmission,
+  defaultMaxRunning,
+  defaultMaxQueued,
   isExternalMethod,
   type PortalServices,
 } from '../actors/index.js';
@@ -91,6 +94,13 @@ export interface ServeNodeOptions extends EngineSettings {
   internalToken?: string;
   /** Edges tracked from bus events at most (routeEdgeEvents; default DEFAULT_MAX_EDGES). */
   maxEdges?: number;
+  /**
+   * Transfers that run on this process at once; further starts wait in state `queued` (TransferAdmission).
+   * Default defaultMaxRunning(): 32 per core, at most one per 32 MiB of memory.
+   */
+  maxRunning?: number;
+  /** Transfers that may wait for a slot; beyond it start fails with PORTAL_OVERLOADED. Default 100 × maxRunning. */
+  maxQueued?: number;
   /** Also register ProbeActor (the Dapr test suites' actor). */
   testActors: boolean;
   /** GpuStreamActors fail instead of running the CPU reference without a GPU adapter. */
@@ -113,6 +123,8 @@ export interface ServeNode {
   dashboardUrl?: string;
   /** The learned coordinator's bus side. */
   coordinator: CoordinatorBridge;
+  /** This process's admission control (running and queued transfers). */
+  admission: TransferAdmission;
   /** Stops the dashboard, edge events, executor, host, stream transport, API server, bus and engine, in that order. */
   close(): Promise<void>;
 }
@@ -163,6 +175,18 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   const bus = createExecutorAttachingBus(bus0, executor, logger);
   const engine = await createNodeEngine(opts, logger);
   const transfers = new Set<string>();
+  // admission control per host process: on Dapr each instance counts the SchedulerActors it hosts
+  const maxRunning = opts.maxRunning ?? defaultMaxRunning();
+  const admission = new TransferAdmission({
+    maxRunning,
+    maxQueued: opts.maxQueued ?? defaultMaxQueued(maxRunning),
+    promote: (id) => actorProxy(host, 'SchedulerActor', id).invoke('admit'),
+    onPromoteError: (id, err) =>
+      logger.warn(
+        { err, transferId: id },
+        'a queued transfer could not be admitted; its slot goes to the next',
+      ),
+  });
   // GpuStreamActors pull their input from JetStream when NATS is configured, else take pushed records
   const nats = natsOptionsFromEnv(env);
   const streamTransport = nats
@@ -182,6 +206,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     edgeUsage: new EdgeUsageBoard(),
     outputRoot,
     onTransferForgotten: (id: string) => forgetTransferHook?.(id),
+    admission,
     streamRequireGpu: opts.streamRequireGpu,
     ...(streamTransport ? { streamTransport } : {}),
   };
@@ -299,7 +324,46 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   }
   dash?.registerMetricsSource(() => {
     const e = edgeEvents.stats();
+    const a = admission.stats();
     return [
+      {
+        name: 'portal_transfers',
+        help: 'Transfers this process admitted, by state: running (holding a slot) or queued (waiting for one)',
+        type: 'gauge',
+        value: a.running,
+        labels: { state: 'running' },
+      },
+      {
+        name: 'portal_transfers',
+        help: 'Transfers this process admitted, by state: running (holding a slot) or queued (waiting for one)',
+        type: 'gauge',
+        value: a.queued,
+        labels: { state: 'queued' },
+      },
+      {
+        name: 'portal_transfers_max_running',
+        help: 'Running slots (--max-running)',
+        type: 'gauge',
+        value: a.maxRunning,
+      },
+      {
+        name: 'portal_transfers_max_queued',
+        help: 'Queue places (--max-queued)',
+        type: 'gauge',
+        value: a.maxQueued,
+      },
+      {
+        name: 'portal_transfers_rejected_total',
+        help: 'Starts refused with PORTAL_OVERLOADED (every slot and queue place taken)',
+        type: 'counter',
+        value: a.rejected,
+      },
+      {
+        name: 'portal_transfers_promoted_total',
+        help: 'Queued transfers given a running slot',
+        type: 'counter',
+        value: a.promoted,
+      },
       {
         name: 'portal_edges_tracked',
         help: 'Edges the edge-event bridge tracks',
@@ -325,6 +389,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     engine,
     dashboardUrl: dash?.url,
     coordinator,
+    admission,
     async close() {
       await dash?.close();
       coordinator.close();

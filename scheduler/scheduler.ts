@@ -668,6 +668,33 @@ export class ChunkScheduler {
     };
   }
 
+  /**
+   * The earliest scheduler time (ms since the transfer's epoch) at which a tick could act with no new report or
+   * edge change: one ms past the earliest deadline of a fetch or hedge in flight (detect_failures times out at
+   * `now > deadline`) and, in the endgame, when an unhedged fetch becomes late enough to hedge
+   * (`hedgeAfterFraction` of its edge's expected time). Infinity when nothing is in flight. O(in flight).
+   */
+  nextDueAt(): number {
+    const t = this.chunks;
+    const cfg = this.config;
+    const remaining = this.chunks.n - this.completeCount - this.permanentCount;
+    const endgame =
+      remaining > 0 &&
+      remaining <= cfg.endgameChunks &&
+      remaining <= this.inFlight.size &&
+      this.hedges.size < cfg.maxHedges;
+    let due = Infinity;
+    for (const c of this.inFlight) {
+      due = Math.min(due, t.deadline[c] + 1);
+      if (endgame && !this.hedges.has(c)) {
+        const expected = Math.max(1, expectedTimeMs(this.edges, t.assigned[c], this.chunkBytes));
+        due = Math.min(due, t.dispatchedAt[c] + Math.ceil(cfg.hedgeAfterFraction * expected));
+      }
+    }
+    for (const h of this.hedges.values()) due = Math.min(due, h.deadline + 1);
+    return due;
+  }
+
   /** True when every chunk is complete. */
   get done(): boolean {
     return this.completeCount === this.chunks.n;

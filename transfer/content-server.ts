@@ -7,7 +7,7 @@ import { cidOf, NO_CID } from './cid.js';
 import { parseRange } from './http-range.js';
 
 /** A transfer's state as a content source reports it (SchedulerActor's TransferStatus['state']). */
-export type ContentState = 'idle' | 'running' | 'verifying' | 'done' | 'failed' | 'cancelled';
+export type ContentState = 'idle' | 'queued' | 'running' | 'verifying' | 'done' | 'failed' | 'cancelled';
 
 /**
  * Where a content server gets a running transfer's bytes from: the scheduler of the transfer (through

@@ -34,8 +34,9 @@ import { createProgress, formatBytes } from '../progress.js';
 export function progressDetail(s: TransferStatus, startedMs: number): string {
   const secs = (Date.now() - startedMs) / 1000;
   const rate = secs > 0 ? s.bytesDone / secs : 0;
-  const alive = s.edges.filter((e) => e.available).length;
-  return `${formatBytes(s.bytesDone)} ${formatBytes(rate)}/s  edges ${alive}/${s.edges.length}  failovers ${s.counters.failovers}  corrupt ${s.counters.corrupt}`;
+  const edges = s.edges ?? [];
+  const alive = edges.filter((e) => e.available).length;
+  return `${formatBytes(s.bytesDone)} ${formatBytes(rate)}/s  edges ${alive}/${edges.length}  failovers ${s.counters.failovers}  corrupt ${s.counters.corrupt}`;
 }
 
 /** Resolves which chunks each Portal edge holds (its /v1/have bitmap); mirrors hold everything. */

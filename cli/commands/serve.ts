@@ -184,6 +184,22 @@ export const serveCommand = defineCommand({
       env: 'PORTAL_MAX_EDGES',
     },
     {
+      name: 'max-running',
+      type: 'number',
+      help: 'transfers that run at once on this process; further starts wait in state queued (default: 32 per core, at most one per 32 MiB of memory)',
+      min: 1,
+      max: 1_000_000,
+      env: 'PORTAL_MAX_RUNNING',
+    },
+    {
+      name: 'max-queued',
+      type: 'number',
+      help: 'transfers that may wait for a running slot; beyond it start answers 503 PORTAL_OVERLOADED (default: 100 × --max-running)',
+      min: 0,
+      max: 100_000_000,
+      env: 'PORTAL_MAX_QUEUED',
+    },
+    {
       name: 'dashboard-host',
       type: 'string',
       help: 'interface the dashboard listens on (it has no authentication: loopback unless you put a proxy in front)',
@@ -224,6 +240,8 @@ export const serveCommand = defineCommand({
       dashboardPort: dashPort >= 0 ? dashPort : undefined,
       dashboardHost: flags['dashboard-host'],
       maxEdges: flags['max-edges'],
+      maxRunning: flags['max-running'],
+      maxQueued: flags['max-queued'],
       outputRoot: flags['output-root'],
       apiHost: flags['api-host'],
       apiToken: flags['api-token'],
@@ -244,6 +262,8 @@ export const serveCommand = defineCommand({
       testActors,
       backend: node.engine.backend,
       dashboard: node.dashboardUrl,
+      maxRunning: node.admission.stats().maxRunning,
+      maxQueued: node.admission.stats().maxQueued,
     };
     if (flags.json) process.stdout.write(`${JSON.stringify({ type: 'ready', ...ready })}\n`);
     else process.stdout.write(`portal serve: ${runtime} actor host ready on port ${appPort}\n`);

@@ -65,10 +65,19 @@ describe('actor API contract', () => {
     expect(problemsOf(() => c.checkRequest('SchedulerActor', 'start', undefined))).toEqual([
       { path: '', message: 'is required' },
     ]);
-    expect(problemsOf(() => c.checkRequest('SchedulerActor', 'status', 'text'))).toEqual([
+    expect(problemsOf(() => c.checkRequest('SchedulerActor', 'cancel', 'text'))).toEqual([
       { path: '', message: 'must be absent: this method takes no argument' },
     ]);
-    expect(() => c.checkRequest('SchedulerActor', 'status', null)).not.toThrow();
+    expect(() => c.checkRequest('SchedulerActor', 'cancel', null)).not.toThrow();
+    // status takes an optional argument: absent, null or an object of known fields
+    expect(problemsOf(() => c.checkRequest('SchedulerActor', 'status', 'text'))).toEqual([
+      { path: '', message: 'must be object' },
+    ]);
+    expect(problemsOf(() => c.checkRequest('SchedulerActor', 'status', { edge: true }))).toEqual([
+      { path: '', message: 'must NOT have additional properties (edge)' },
+    ]);
+    for (const arg of [undefined, null, {}, { edges: true }])
+      expect(() => c.checkRequest('SchedulerActor', 'status', arg)).not.toThrow();
   });
 
   test('every external method of every actor type has compiled request and response schemas', () => {
