@@ -1,0 +1,184 @@
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { freePort } from '../../common/net.js';
+import { startNginx, type TestNginx } from '../../harness/index.js';
+import { createManifest, type Manifest } from '../../transfer/index.js';
+import { encodeActorId } from '../../runtime/index.js';
+import type { TransferStatus } from '../../actors/index.js';
+
+// Admission control of a real `portal serve --runtime embedded`: with --max-running 2, six transfers from a real
+// nginx run two at a time, the other four answer and show state `queued` until a slot frees, and all six finish
+// verified; with the queue full too, a start is refused with 503 PORTAL_OVERLOADED. nginx sends each connection
+// at most 128 KiB/s, so a transfer takes about two seconds and the queue is observable.
+
+const MAIN = path.resolve('dist/cli/main.js');
+const CHUNK = 32 * 1024;
+let dir: string;
+let nginx: TestNginx;
+let manifest: Manifest;
+let source: Buffer;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'portal-admission-'));
+  source = randomBytes(16 * CHUNK);
+  await writeFile(path.join(dir, 'src.bin'), source);
+  manifest = await createManifest(path.join(dir, 'src.bin'), { chunkSize: CHUNK });
+  nginx = await startNginx({ root: dir, extra: 'limit_rate 128k;' });
+});
+
+afterAll(async () => {
+  await nginx?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** `portal serve --runtime embedded` with `args`; resolves with its port and ready line once it is ready. */
+async function serve(args: string[]) {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      'serve',
+      '--runtime',
+      'embedded',
+      '--app-port',
+      String(port),
+      '--json',
+      '--output-root',
+      dir,
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORTAL_LOG_LEVEL: 'warn', NATS_URL: '' } },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`serve not ready: ${stderr}`)), 60_000);
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      if (!l.includes('"type":"ready"')) return;
+      clearTimeout(t);
+      resolve(JSON.parse(l) as Record<string, unknown>);
+    });
+  });
+  const call = async (id: string, method: string, body?: unknown) => {
+    const r = await fetch(
+      `http://127.0.0.1:${port}/v1.0/actors/SchedulerActor/${encodeActorId(id)}/method/${method}`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: body === undefined ? '' : JSON.stringify(body),
+      },
+    );
+    return { status: r.status, body: (await r.json()) as TransferStatus & { error?: { code: string } } };
+  };
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await exited;
+  };
+  return { ready, call, stop };
+}
+
+const startBody = (id: string) => ({
+  transferId: id,
+  manifest,
+  output: path.join(dir, `${id}.bin`),
+  edges: [
+    {
+      id: 'nginx',
+      config: { url: `${nginx.httpUrl}/src.bin`, kind: 'mirror', flags: 0, maxParallel: 2 },
+      holds: 'all',
+    },
+  ],
+});
+
+test('serve --max-running 2: six transfers run two at a time, four wait in state queued, and all six finish verified', async () => {
+  const host = await serve(['--max-running', '2', '--max-queued', '4', '--dashboard-port', '0']);
+  try {
+    expect(host.ready).toMatchObject({ maxRunning: 2, maxQueued: 4 });
+    const ids = Array.from({ length: 6 }, (_, i) => `adm-${i}`);
+    const started: string[] = [];
+    for (const id of ids) {
+      const r = await host.call(id, 'start', startBody(id));
+      expect(r.status).toBe(200);
+      started.push(r.body.state);
+    }
+    expect(started).toEqual(['running', 'running', 'queued', 'queued', 'queued', 'queued']);
+    // a queued transfer says so in its status (the summary leaves the edge views out unless asked)
+    const queued = await host.call('adm-5', 'status');
+    expect(queued.body).toMatchObject({ state: 'queued', complete: 0, inFlight: 0, total: 16 });
+    expect(queued.body.edges).toBeUndefined();
+    const detailed = await host.call('adm-0', 'status', { edges: true });
+    expect(detailed.body.edges).toHaveLength(1);
+    // every slot and every queue place is taken: the next start is refused, and nothing of it is kept
+    const refused = await host.call('adm-6', 'start', startBody('adm-6'));
+    expect(refused.status).toBe(503);
+    expect(refused.body.error?.code).toBe('PORTAL_OVERLOADED');
+    expect((await host.call('adm-6', 'status')).status).toBe(404);
+    const metrics = await (await fetch(new URL('metrics', host.ready.dashboard as string))).text();
+    expect(metrics).toMatch(/portal_transfers\{state="queued"\} 4/);
+    expect(metrics).toMatch(/portal_transfers\{state="running"\} 2/);
+    expect(metrics).toMatch(/portal_transfers_rejected_total 1/);
+
+    // poll until every transfer ended: never more than two run at once, and each queued one ran
+    const seen = new Map<string, Set<string>>(ids.map((id) => [id, new Set<string>()]));
+    let last: TransferStatus[] = [];
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      last = await Promise.all(ids.map(async (id) => (await host.call(id, 'status')).body));
+      last.forEach((s, i) => seen.get(ids[i])!.add(s.state));
+      expect(last.filter((s) => s.state === 'running' || s.state === 'verifying').length).toBeLessThanOrEqual(
+        2,
+      );
+      if (last.every((s) => s.state === 'done' || s.state === 'failed')) break;
+      if (Date.now() > deadline) throw new Error(`not done: ${JSON.stringify(last.map((s) => s.state))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const s of last) expect(s).toMatchObject({ state: 'done', verified: true, complete: 16 });
+    for (const id of ids.slice(2)) expect(seen.get(id)!.has('queued')).toBe(true);
+    const want = createHash('sha256').update(source).digest('hex');
+    for (const id of ids)
+      expect(
+        createHash('sha256')
+          .update(await readFile(path.join(dir, `${id}.bin`)))
+          .digest('hex'),
+      ).toBe(want);
+    const after = await (await fetch(new URL('metrics', host.ready.dashboard as string))).text();
+    expect(after).toMatch(/portal_transfers\{state="queued"\} 0/);
+    expect(after).toMatch(/portal_transfers\{state="running"\} 0/);
+    expect(after).toMatch(/portal_transfers_promoted_total 4/);
+  } finally {
+    await host.stop();
+  }
+}, 150_000);
+
+test('serve --max-queued 1: a start beyond the slots and the queue answers 503 PORTAL_OVERLOADED; a cancelled queued transfer frees its place', async () => {
+  const host = await serve(['--max-running', '1', '--max-queued', '1']);
+  try {
+    expect((await host.call('ovl-0', 'start', startBody('ovl-0'))).body.state).toBe('running');
+    expect((await host.call('ovl-1', 'start', startBody('ovl-1'))).body.state).toBe('queued');
+    const refused = await host.call('ovl-2', 'start', startBody('ovl-2'));
+    expect(refused).toMatchObject({ status: 503, body: { error: { code: 'PORTAL_OVERLOADED' } } });
+    expect(refused.body.error).toMatchObject({ message: expect.stringMatching(/--max-queued 1/) });
+    // cancelling the queued one frees its place: the refused start now queues
+    expect((await host.call('ovl-1', 'cancel')).body.state).toBe('cancelled');
+    expect((await host.call('ovl-2', 'start', startBody('ovl-2'))).body.state).toBe('queued');
+    await host.call('ovl-0', 'cancel');
+    // the running slot went to ovl-2
+    const deadline = Date.now() + 30_000;
+    while ((await host.call('ovl-2', 'status')).body.state === 'queued') {
+      if (Date.now() > deadline) throw new Error('ovl-2 was never admitted');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(['running', 'verifying', 'done']).toContain((await host.call('ovl-2', 'status')).body.state);
+    expect((await host.call('ovl-1', 'status')).body.state).toBe('cancelled');
+  } finally {
+    await host.stop();
+  }
+}, 90_000);
