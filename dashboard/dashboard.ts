@@ -90,7 +90,10 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
       );
     });
     try {
-      return await Promise.race([actorProxy(host, 'SchedulerActor', id).invoke('status', { edges: true }), timeout]);
+      return await Promise.race([
+        actorProxy(host, 'SchedulerActor', id).invoke('status', { edges: true }),
+        timeout,
+      ]);
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err));
     } finally {
