@@ -33,7 +33,7 @@ export interface TransferAdmissionStats {
 }
 
 /** Running transfers per core of the default `maxRunning` (see defaultMaxRunning). */
-export const RUNNING_PER_CORE = 32;
+export const RUNNING_PER_CORE = 8;
 /** Memory the default `maxRunning` reserves per running transfer, bytes (see defaultMaxRunning). */
 export const MEMORY_PER_RUNNING = 32 * 2 ** 20;
 /** Queue places per running slot of the default `maxQueued`. */
@@ -42,8 +42,10 @@ export const QUEUED_PER_RUNNING = 100;
 /**
  * The default number of running transfers of a host: RUNNING_PER_CORE per core, and no more than one per
  * MEMORY_PER_RUNNING of the machine's memory; at least 1. Every running transfer ticks on the one JavaScript
- * thread that also answers the actor API, so the bound follows the cores; the memory bound keeps the scheduler
- * tables and buffers of many large transfers from exhausting the host. (2 cores, 8 GiB → 64.)
+ * thread that also answers the actor API, so the bound follows the cores (more running transfers do not move
+ * more bytes once the executor's fetch slots are full, they only add ticks, journal writes and edge calls per
+ * byte: bench:load); the memory bound keeps the scheduler tables and buffers of many large transfers from
+ * exhausting the host. (2 cores, 8 GiB → 16.)
  */
 export function defaultMaxRunning(cores = cpus().length, memoryBytes = totalmem()): number {
   return Math.max(

@@ -1,11 +1,14 @@
 /**
  * Host-under-load benchmark: N concurrent transfers of one file (4 MiB, 256 KiB chunks) from 4 nginx loopback
- * mirrors, all submitted at once to one `portal serve --runtime embedded` over its HTTP actor API, each
- * transfer's status polled every 200 ms while they run. Prints, per N: transfers done and verified, time to
- * the last, aggregate MB/s, the actor API's p50/p99 latency while they run (goal p99 ≤ 100 ms), and the
- * host's peak RSS (VmHWM). A row that does not finish within --timeout-s says how many did.
+ * mirrors, all submitted at once to one `portal serve --runtime embedded` over its HTTP actor API (at most 64
+ * calls in flight), each accepted transfer's status polled every 200 ms while they run. The host runs with
+ * admission control (its default --max-running and --max-queued, or the values given here): a start answers
+ * `running` or `queued`, or 503 PORTAL_OVERLOADED once the queue is full too. Prints, per N: how many were
+ * queued and refused, transfers done and verified, time to the last, aggregate MB/s, the actor API's p50/p99
+ * latency while they run (a call's time from being sent to its answer; goal p99 ≤ 100 ms), and the host's peak
+ * RSS (VmHWM). A row that does not finish within --timeout-s says how many did.
  *
- *   npm run bench:load -- [--transfers 100,1000] [--size-mib 4] [--timeout-s 120]
+ *   npm run bench:load -- [--transfers 100,1000] [--size-mib 4] [--chunk-kib 256] [--timeout-s 120] [--max-running N] [--max-queued N]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,18 +25,34 @@ import { arg, quantile } from './lib.js';
 
 const counts = arg('transfers', '100,1000').split(',').map(Number);
 const sizeMiB = Number(arg('size-mib', '4'));
+const chunkKiB = Number(arg('chunk-kib', '256'));
 const timeoutS = Number(arg('timeout-s', '120'));
 const pollMs = 200;
+const maxRunning = arg('max-running', '');
+const maxQueued = arg('max-queued', '');
+/** Calls the benchmark has in flight at most (the pool's connections): the rest wait on the client side, untimed. */
+const CLIENT_CONCURRENCY = 64;
 const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 interface Row {
   transfers: number;
+  maxRunning: number;
+  maxQueued: number;
+  /** Starts answered `queued`. */
+  queued: number;
+  /** Starts refused with PORTAL_OVERLOADED. */
+  rejected: number;
   done: number;
+  /** Of the done ones, those whose whole-file sha256 matched the manifest. */
+  verified: number;
   failed: number;
   seconds: number;
   aggregateMBps: number;
   apiP50Ms: number;
   apiP99Ms: number;
+  /** p99 of the status calls only (the starts, each a durable write and for a running one the edges' set-up, excluded). */
+  statusP99Ms: number;
+  startP99Ms: number;
   apiCalls: number;
   peakRssMB: number;
 }
@@ -56,6 +75,8 @@ async function runOne(
   const host: ChildProcess = spawn(
     process.execPath,
     [
+      // e.g. BENCH_HOST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the host
+      ...(process.env.BENCH_HOST_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       cli,
       'serve',
       '--runtime',
@@ -68,26 +89,59 @@ async function runOne(
       outDir,
       '--backend',
       'cpu',
+      '--json',
+      ...(maxRunning ? ['--max-running', maxRunning] : []),
+      ...(maxQueued ? ['--max-queued', maxQueued] : []),
     ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64 });
-  const latencies: number[] = [];
-  const call = async (id: string, method: string, body: unknown): Promise<{ state?: string }> => {
-    const t = performance.now();
-    const r = await pool.request({
-      path: `/v1.0/actors/SchedulerActor/${encodeActorId(id)}/method/${method}`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body ?? {}),
+  const readyLine = new Promise<{ maxRunning: number; maxQueued: number }>((resolve, reject) => {
+    let out = '';
+    host.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('"type":"ready"'));
+      if (line) resolve(JSON.parse(line) as { maxRunning: number; maxQueued: number });
     });
-    const text = await r.body.text();
-    latencies.push(performance.now() - t);
-    if (r.statusCode >= 400) throw new Error(`${method} ${id}: HTTP ${r.statusCode} ${text.slice(0, 300)}`);
-    return JSON.parse(text) as { state?: string };
+    host.once('exit', (code) => reject(new Error(`portal serve exited with ${code}`)));
+  });
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CLIENT_CONCURRENCY });
+  const latencies: number[] = [];
+  const byMethod = new Map<string, number[]>();
+  // at most CLIENT_CONCURRENCY calls in flight: a call is timed from when it is sent, not while it waits here
+  let inFlight = 0;
+  const waiting: Array<() => void> = [];
+  const call = async (
+    id: string,
+    method: string,
+    body: unknown,
+  ): Promise<{ state?: string; verified?: boolean; error?: { code: string } }> => {
+    if (inFlight >= CLIENT_CONCURRENCY) await new Promise<void>((r) => waiting.push(r));
+    inFlight++;
+    try {
+      const t = performance.now();
+      const r = await pool.request({
+        path: `/v1.0/actors/SchedulerActor/${encodeActorId(id)}/method/${method}`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body ?? {}),
+      });
+      const text = await r.body.text();
+      const ms = performance.now() - t;
+      latencies.push(ms);
+      if (!byMethod.has(method)) byMethod.set(method, []);
+      byMethod.get(method)!.push(ms);
+      const answer = JSON.parse(text) as { state?: string; verified?: boolean; error?: { code: string } };
+      if (r.statusCode === 503 && answer.error?.code === 'PORTAL_OVERLOADED') return answer;
+      if (r.statusCode >= 400) throw new Error(`${method} ${id}: HTTP ${r.statusCode} ${text.slice(0, 300)}`);
+      return answer;
+    } finally {
+      inFlight--;
+      waiting.shift()?.();
+    }
   };
   try {
     await waitForPort(port, 30_000, `portal serve on ${port}`);
+    const limits = await readyLine;
     const edges = mirrors.map((url, i) => ({
       id: `m${i}`,
       config: { url, kind: 'mirror' as const, flags: 0, maxParallel: 8 },
@@ -95,20 +149,29 @@ async function runOne(
     }));
     const ids = Array.from({ length: n }, (_, i) => `load-${n}-${i}`);
     const t0 = performance.now();
+    const states = new Map<string, string>();
+    const verified = new Set<string>();
+    let rejected = 0;
     await Promise.all(
-      ids.map((id) =>
-        call(id, 'start', {
+      ids.map(async (id) => {
+        const s = await call(id, 'start', {
           transferId: id,
           manifest,
           output: join(outDir, `${id}.bin`),
           edges,
-        }),
-      ),
+        });
+        if (s.error?.code === 'PORTAL_OVERLOADED') rejected++;
+        else states.set(id, s.state ?? '');
+      }),
     );
-    const states = new Map<string, string>();
+    const queued = [...states.values()].filter((s) => s === 'queued').length;
+    process.stderr.write(
+      `${n} submitted in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${states.size - queued} running, ${queued} queued, ${rejected} refused\n`,
+    );
+    const accepted = [...states.keys()];
     let last = t0;
     while (performance.now() - t0 < timeoutS * 1000) {
-      const open = ids.filter((id) => !['done', 'failed'].includes(states.get(id) ?? ''));
+      const open = accepted.filter((id) => !['done', 'failed'].includes(states.get(id) ?? ''));
       if (open.length === 0) break;
       const round = performance.now();
       await Promise.all(
@@ -116,6 +179,7 @@ async function runOne(
           try {
             const s = await call(id, 'status', {});
             states.set(id, s.state ?? '');
+            if (s.verified) verified.add(id);
             if (s.state === 'done' || s.state === 'failed') last = performance.now();
           } catch {
             /* counted by its latency; the transfer is asked again next round */
@@ -131,12 +195,25 @@ async function runOne(
     const sorted = [...latencies].sort((a, b) => a - b);
     return {
       transfers: n,
+      maxRunning: limits.maxRunning,
+      maxQueued: limits.maxQueued,
+      queued,
+      rejected,
       done,
+      verified: verified.size,
       failed,
       seconds,
       aggregateMBps: (done * manifest.fileSize) / 1e6 / seconds,
       apiP50Ms: quantile(sorted, 0.5),
       apiP99Ms: quantile(sorted, 0.99),
+      statusP99Ms: quantile(
+        [...(byMethod.get('status') ?? [])].sort((a, b) => a - b),
+        0.99,
+      ),
+      startP99Ms: quantile(
+        [...(byMethod.get('start') ?? [])].sort((a, b) => a - b),
+        0.99,
+      ),
       apiCalls: latencies.length,
       peakRssMB: peakRss(host.pid!),
     };
@@ -158,7 +235,7 @@ async function main(): Promise<void> {
   try {
     const src = join(dir, 'file.bin');
     writeFileSync(src, randomBytes(sizeMiB * 1024 * 1024));
-    const manifest = await createManifest(src, { chunkSize: 256 * 1024 });
+    const manifest = await createManifest(src, { chunkSize: chunkKiB * 1024 });
     for (let i = 0; i < 4; i++) servers.push(await startNginx({ root: dir }));
     const mirrors = servers.map((s) => `${s.httpUrl}/file.bin`);
     const rows: Row[] = [];
@@ -172,11 +249,11 @@ async function main(): Promise<void> {
       `${sizeMiB} MiB per transfer from 4 nginx loopback mirrors, one embedded host, status polled every ${pollMs} ms; ${cpus().length} cores; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}\n\n`,
     );
     process.stdout.write(
-      '| transfers | done | failed | seconds to last | aggregate MB/s | API p50 ms | API p99 ms | API calls | peak RSS MB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n',
+      '| submitted | max running / queued | queued | refused (503) | done | verified | failed | seconds to last | aggregate MB/s | API p50 ms | API p99 ms | status p99 ms | start p99 ms | API calls | peak RSS MB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n',
     );
     for (const r of rows)
       process.stdout.write(
-        `| ${r.transfers} | ${r.done} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.aggregateMBps.toFixed(0)} | ${r.apiP50Ms.toFixed(1)} | ${r.apiP99Ms.toFixed(1)} | ${r.apiCalls} | ${r.peakRssMB.toFixed(0)} |\n`,
+        `| ${r.transfers} | ${r.maxRunning} / ${r.maxQueued} | ${r.queued} | ${r.rejected} | ${r.done} | ${r.verified} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.aggregateMBps.toFixed(0)} | ${r.apiP50Ms.toFixed(1)} | ${r.apiP99Ms.toFixed(1)} | ${r.statusP99Ms.toFixed(1)} | ${r.startP99Ms.toFixed(1)} | ${r.apiCalls} | ${r.peakRssMB.toFixed(0)} |\n`,
       );
     process.stdout.write(`${JSON.stringify({ sizeMiB, loads, rows })}\n`);
   } finally {

@@ -96,7 +96,7 @@ export interface ServeNodeOptions extends EngineSettings {
   maxEdges?: number;
   /**
    * Transfers that run on this process at once; further starts wait in state `queued` (TransferAdmission).
-   * Default defaultMaxRunning(): 32 per core, at most one per 32 MiB of memory.
+   * Default defaultMaxRunning(): 8 per core, at most one per 32 MiB of memory.
    */
   maxRunning?: number;
   /** Transfers that may wait for a slot; beyond it start fails with PORTAL_OVERLOADED. Default 100 × maxRunning. */

@@ -186,7 +186,7 @@ export const serveCommand = defineCommand({
     {
       name: 'max-running',
       type: 'number',
-      help: 'transfers that run at once on this process; further starts wait in state queued (default: 32 per core, at most one per 32 MiB of memory)',
+      help: 'transfers that run at once on this process; further starts wait in state queued (default: 8 per core, at most one per 32 MiB of memory)',
       min: 1,
       max: 1_000_000,
       env: 'PORTAL_MAX_RUNNING',

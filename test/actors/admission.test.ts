@@ -71,8 +71,8 @@ test('admission: a promotion that fails frees its slot for the next queued trans
 });
 
 test('admission: the default follows the cores and the memory', () => {
-  expect(defaultMaxRunning(2, 8 * 2 ** 30)).toBe(64);
+  expect(defaultMaxRunning(2, 8 * 2 ** 30)).toBe(16);
   expect(defaultMaxRunning(64, 8 * 2 ** 30)).toBe(256); // one per 32 MiB of 8 GiB
   expect(defaultMaxRunning(1, 1)).toBe(1);
-  expect(defaultMaxQueued(64)).toBe(6400);
+  expect(defaultMaxQueued(16)).toBe(1600);
 });
