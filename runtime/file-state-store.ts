@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, truncate, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PortalError } from '../common/errors.js';
 import { parseStateKey } from './state-keys.js';
@@ -12,10 +12,11 @@ const FORMAT_VERSION = 1;
 export const TMP_SUFFIX = '.tmp';
 
 /**
- * One actor's keys as kept on disk: `{ v, actor, entries: { key: value }, blobs?: { key: sha256 } }`, values
- * being the stored strings. A value of BLOB_MIN_BYTES or more lives in its own content-addressed file
- * (`b-<sha256>.blob`, written once) and the actor file names it in `blobs`: rewriting the actor file for a small
- * change (a journal's bitmap) then costs the small entries, not the large ones (a transfer's manifest).
+ * One actor's snapshot as kept on disk: `{ v, actor, entries: { key: value }, blobs?: { key: sha256 } }`, values
+ * being the stored strings. A value of BLOB_MIN_BYTES or more lives in its own content-addressed file (written
+ * once) and the snapshot names it in `blobs`: a transfer's manifest is written once, not with every change.
+ * Transactions after the snapshot are appended to the actor's log (see LogRecord) until compaction folds them
+ * into a new snapshot.
  */
 interface ActorFile {
   readonly v: number;
@@ -25,13 +26,68 @@ interface ActorFile {
   readonly blobs?: Record<string, string>;
 }
 
-/** Values at least this long are stored once in a blob file instead of inside the actor file. */
+/** Values at least this long are stored once in a blob file instead of inside the snapshot or log. */
 export const BLOB_MIN_BYTES = 64 * 1024;
 
-/** File name of the blob holding a value with this sha256 (hex). */
-const blobName = (sha: string): string => `b-${sha}.blob`;
+/**
+ * The log is folded into a new snapshot when it would grow past the larger of this and twice the snapshot: the
+ * bytes written per transaction stay proportional to its change (amortized, at most 1.5 times the log's bytes).
+ */
+export const LOG_MIN_BYTES = 64 * 1024;
+
+/** Actors whose keys a store keeps in memory at most, by default (least recently used ones are dropped). */
+export const DEFAULT_MAX_CACHED_ACTORS = 1024;
+
+/**
+ * One operation of a log record: `["u", key, value]` sets a value, `["b", key, sha256]` sets a value kept in
+ * a blob, `["d", key]` deletes. A log line is `<sha256 hex of the JSON> <JSON array of operations>\n`: a line
+ * that is incomplete or whose hash does not match (a write cut by a crash) ends the log, and is cut off before
+ * the next append.
+ */
+type LogOp = ['u', string, string] | ['b', string, string] | ['d', string];
 
 type Op = Parameters<StateStore['transaction']>[0][number];
+
+/** What the store keeps in memory of one actor: its keys (blob values stay on disk) and its files' sizes. */
+interface ActorRecord {
+  /** Values stored inline. */
+  readonly inline: Map<string, string>;
+  /** Keys whose value is in a blob, with its sha256. */
+  readonly blobs: Map<string, string>;
+  /** Bytes of the snapshot file; 0 when the actor has none. */
+  snapshotBytes: number;
+  /** Bytes of the log that hold whole records. */
+  logBytes: number;
+  /** The log has bytes past logBytes (a torn record) to cut before the next append. */
+  logTorn: boolean;
+  /** Blobs the snapshot or the log still name but the current state does not: removed at compaction. */
+  readonly garbage: Set<string>;
+}
+
+/** Counters of a file state store (bytes written to snapshots, logs and blobs). */
+export interface FileStateStoreStats {
+  /** Bytes written to files (snapshots, log records, blobs), temporary files included. */
+  bytesWritten: number;
+  /** Records appended to actor logs. */
+  logAppends: number;
+  /** Snapshots written (first write of an actor, and compactions). */
+  snapshots: number;
+  /** Blob files written. */
+  blobs: number;
+  /** Actors whose keys are held in memory now. */
+  cachedActors: number;
+}
+
+/** A StateStore kept in files, with its write counters. */
+export interface FileStateStore extends StateStore {
+  stats(): FileStateStoreStats;
+}
+
+/** Options of createFileStateStore. */
+export interface FileStateStoreOptions {
+  /** Actors whose keys stay in memory at most (default DEFAULT_MAX_CACHED_ACTORS); the others are read again. */
+  readonly maxCachedActors?: number;
+}
 
 /**
  * Writes `data` to `path` so that after a crash the file holds either the old or the new content, never a
@@ -80,12 +136,22 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** File name of an actor's file: base64url of its key prefix, or a sha256 when that would be too long. */
-function fileNameFor(prefix: string): string {
+/** File name stem of an actor's files: base64url of its key prefix, or a sha256 when that would be too long. */
+function fileStemFor(prefix: string): string {
   const b64 = Buffer.from(prefix, 'utf8').toString('base64url');
-  if (b64.length <= 200) return `a-${b64}.json`;
-  return `h-${createHash('sha256').update(prefix).digest('hex')}.json`;
+  if (b64.length <= 200) return `a-${b64}`;
+  return `h-${createHash('sha256').update(prefix).digest('hex')}`;
 }
+
+/** File name of the blob holding a value with this sha256 (hex) for the actor with this key prefix. */
+function blobNameFor(prefix: string, sha: string): string {
+  return `b-${createHash('sha256').update(prefix).digest('hex').slice(0, 32)}-${sha}.blob`;
+}
+
+/** File name of a blob written by an earlier version, shared by every actor holding the same value. */
+const legacyBlobName = (sha: string): string => `b-${sha}.blob`;
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 function corrupt(path: string, why: string, cause?: unknown): PortalError {
   return new PortalError(
@@ -126,22 +192,60 @@ function parseActorFile(path: string, text: string, expectedPrefix?: string): Ac
   return { v, actor, entries, blobs };
 }
 
+/** Parses the log `text` (see LogOp): the operations of its whole records and the bytes they take. */
+function parseLog(text: string): { records: LogOp[][]; bytes: number } {
+  const records: LogOp[][] = [];
+  let at = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', at);
+    if (nl < 0) break;
+    const line = text.slice(at, nl);
+    const space = line.indexOf(' ');
+    const json = line.slice(space + 1);
+    if (space !== 64 || sha256(json) !== line.slice(0, 64)) break;
+    let ops: unknown;
+    try {
+      ops = JSON.parse(json);
+    } catch {
+      break;
+    }
+    if (!Array.isArray(ops)) break;
+    records.push(ops as LogOp[]);
+    at = nl + 1;
+  }
+  return { records, bytes: Buffer.byteLength(text.slice(0, at), 'utf8') };
+}
+
 /**
- * Creates a durable StateStore in directory `dir` (created if missing): one JSON file per actor, keyed by the
- * Dapr layout `${actorType}||${actorId}||${key}`; keys that do not follow it are rejected with
- * PORTAL_INVALID_ARGUMENT. A transaction's operations on one actor are written atomically (see
- * writeFileAtomic); a transaction spanning several actors is atomic per actor only. Files are cached in memory
- * after the first read, so the directory must have a single owning process. A file that cannot be parsed
- * rejects the read with PORTAL_STATE_CORRUPT naming it; leftover `*.tmp` files from a crash are ignored.
- * After `close()` every call rejects with PORTAL_STORE_CLOSED.
+ * Creates a durable StateStore in directory `dir` (created if missing), keyed by the Dapr layout
+ * `${actorType}||${actorId}||${key}`; keys that do not follow it are rejected with PORTAL_INVALID_ARGUMENT.
+ *
+ * Each actor has a snapshot file (`a-….json`) and a log (`a-….log`): a transaction on one actor is one log
+ * record, appended and fsynced, so its bytes on disk are those of the keys it changes; when the log outgrows
+ * max(LOG_MIN_BYTES, twice the snapshot) the actor's state is written as a new snapshot (see writeFileAtomic) and
+ * the log removed. Values of BLOB_MIN_BYTES or more are written once to their own file. A transaction's
+ * operations on one actor are atomic (a record cut by a crash fails its hash and is ignored); a transaction
+ * spanning several actors is atomic per actor only. The keys of the last `maxCachedActors` actors used are kept
+ * in memory (blob values are read from disk), so the directory must have a single owning process.
+ * A snapshot that cannot be parsed rejects the read with PORTAL_STATE_CORRUPT naming it; leftover `*.tmp` files
+ * from a crash are ignored. After `close()` every call rejects with PORTAL_STORE_CLOSED.
  */
-export function createFileStateStore(dir: string): StateStore {
-  /** Loaded actor files by prefix (a file that does not exist loads as an empty map). */
-  const actors = new Map<string, Promise<Map<string, string>>>();
-  /** Per-actor write chains, so two transactions on one actor never race their renames. */
+export function createFileStateStore(dir: string, opts: FileStateStoreOptions = {}): FileStateStore {
+  const maxCached = opts.maxCachedActors ?? DEFAULT_MAX_CACHED_ACTORS;
+  if (!Number.isInteger(maxCached) || maxCached < 1)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `opts.maxCachedActors: expected an integer ≥ 1, got ${String(maxCached)}`,
+    );
+  /**
+   * Loaded actors by key prefix, least recently used first (a Map keeps insertion order: re-inserting on use
+   * makes it an LRU list in a few lines, without a cache dependency). An actor without files is not kept.
+   */
+  const actors = new Map<string, Promise<ActorRecord>>();
+  /** Per-actor write chains, so two transactions on one actor never race their appends and renames. */
   const writes = new Map<string, Promise<void>>();
+  const counters = { bytesWritten: 0, logAppends: 0, snapshots: 0, blobs: 0 };
   let ready: Promise<void> | undefined;
-  let scanned: Promise<void> | undefined;
   let closed = false;
 
   const init = (): Promise<void> =>
@@ -161,125 +265,237 @@ export function createFileStateStore(dir: string): StateStore {
     return parsed;
   };
 
-  /** Per actor: the blob each large key is stored in, with the value it holds (so unchanged values are not re-hashed). */
-  const blobsOf = new Map<string, Map<string, { sha: string; value: string }>>();
+  const snapshotPath = (prefix: string): string => join(dir, `${fileStemFor(prefix)}.json`);
+  const logPath = (prefix: string): string => join(dir, `${fileStemFor(prefix)}.log`);
 
-  /** An actor file's entries with its blobs read back in (PORTAL_STATE_CORRUPT when a blob is missing or altered). */
-  const entriesOf = async (path: string, file: ActorFile): Promise<Map<string, string>> => {
-    const out = new Map(Object.entries(file.entries));
-    const refs = new Map<string, { sha: string; value: string }>();
-    for (const [key, sha] of Object.entries(file.blobs ?? {})) {
-      let value: string;
-      try {
-        value = await readFile(join(dir, blobName(sha)), 'utf8');
-      } catch (err) {
-        throw corrupt(path, `its blob ${blobName(sha)} for key ${JSON.stringify(key)} cannot be read`, err);
-      }
-      if (createHash('sha256').update(value).digest('hex') !== sha)
-        throw corrupt(path, `its blob ${blobName(sha)} does not match its hash`);
-      out.set(key, value);
-      refs.set(key, { sha, value });
-    }
-    blobsOf.set(file.actor, refs);
-    return out;
+  const writeAtomic = async (path: string, data: string): Promise<void> => {
+    await writeFileAtomic(path, data);
+    counters.bytesWritten += Buffer.byteLength(data, 'utf8');
   };
 
-  const readActor = async (prefix: string): Promise<Map<string, string>> => {
+  /** Reads an actor's snapshot and replays its log (blob values stay on disk). */
+  const readRecord = async (prefix: string, path: string, text: string): Promise<ActorRecord> => {
+    const file = parseActorFile(path, text, prefix);
+    const rec: ActorRecord = {
+      inline: new Map(Object.entries(file.entries)),
+      blobs: new Map(Object.entries(file.blobs ?? {})),
+      snapshotBytes: Buffer.byteLength(text, 'utf8'),
+      logBytes: 0,
+      logTorn: false,
+      garbage: new Set(),
+    };
+    let log: string;
+    try {
+      log = await readFile(logPath(prefix), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return rec;
+      throw err;
+    }
+    const { records, bytes } = parseLog(log);
+    for (const ops of records) applyOps(rec, ops);
+    rec.logBytes = bytes;
+    rec.logTorn = bytes < Buffer.byteLength(log, 'utf8');
+    return rec;
+  };
+
+  const applyOps = (rec: ActorRecord, ops: readonly LogOp[]): void => {
+    for (const op of ops) {
+      const old = rec.blobs.get(op[1]);
+      if (old !== undefined) rec.garbage.add(old);
+      rec.blobs.delete(op[1]);
+      rec.inline.delete(op[1]);
+      if (op[0] === 'u') rec.inline.set(op[1], op[2]);
+      else if (op[0] === 'b') {
+        rec.blobs.set(op[1], op[2]);
+        rec.garbage.delete(op[2]);
+      }
+    }
+  };
+
+  /** The actor's record; undefined when it has no snapshot (a log without one is left over from a removal). */
+  const readActor = async (prefix: string): Promise<ActorRecord | undefined> => {
     await init();
-    const path = join(dir, fileNameFor(prefix));
+    const path = snapshotPath(prefix);
     let text: string;
     try {
       text = await readFile(path, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    return entriesOf(path, parseActorFile(path, text, prefix));
+    return readRecord(prefix, path, text);
   };
 
-  const loadActor = (prefix: string): Promise<Map<string, string>> => {
-    let p = actors.get(prefix);
-    if (!p) {
-      p = readActor(prefix);
-      actors.set(prefix, p);
-      // A failed read is not cached: the next call reads (and reports) again.
-      p.catch(() => {
-        if (actors.get(prefix) === p) actors.delete(prefix);
-      });
+  const touch = (prefix: string, p: Promise<ActorRecord>): void => {
+    actors.delete(prefix);
+    actors.set(prefix, p);
+    if (actors.size <= maxCached) return;
+    for (const key of actors.keys()) {
+      if (actors.size <= maxCached) break;
+      if (!writes.has(key)) actors.delete(key); // an actor being written stays until its write ends
     }
-    return p;
   };
 
-  /** Loads every actor file in the directory (once), for key listings that span actors. */
-  const scanAll = (): Promise<void> => {
-    scanned ??= (async () => {
-      await init();
-      const names = await readdir(dir);
-      for (const name of names) {
-        if (!name.endsWith('.json') || name.endsWith(TMP_SUFFIX)) continue;
-        const path = join(dir, name);
-        const file = parseActorFile(path, await readFile(path, 'utf8'));
-        if (!actors.has(file.actor)) actors.set(file.actor, Promise.resolve(await entriesOf(path, file)));
+  /** The actor's record from memory or disk; a fresh empty one (not kept) when it has no files. */
+  const loadActor = async (prefix: string): Promise<ActorRecord> => {
+    const cached = actors.get(prefix);
+    if (cached) {
+      touch(prefix, cached);
+      return cached;
+    }
+    const rec = await readActor(prefix);
+    if (!rec)
+      return {
+        inline: new Map(),
+        blobs: new Map(),
+        snapshotBytes: 0,
+        logBytes: 0,
+        logTorn: false,
+        garbage: new Set(),
+      };
+    const again = actors.get(prefix); // a write that ended meanwhile is newer than what was read
+    if (again) return again;
+    touch(prefix, Promise.resolve(rec));
+    return rec;
+  };
+
+  const readBlob = async (prefix: string, key: string, sha: string): Promise<string> => {
+    const path = snapshotPath(prefix);
+    let value: string;
+    try {
+      value = await readFile(join(dir, blobNameFor(prefix, sha)), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      try {
+        value = await readFile(join(dir, legacyBlobName(sha)), 'utf8');
+      } catch (err2) {
+        throw corrupt(
+          path,
+          `its blob ${blobNameFor(prefix, sha)} for key ${JSON.stringify(key)} cannot be read`,
+          err2,
+        );
       }
-    })();
-    scanned.catch(() => {
-      scanned = undefined;
-    });
-    return scanned;
+    }
+    if (sha256(value) !== sha)
+      throw corrupt(path, `its blob for key ${JSON.stringify(key)} does not match its hash`);
+    return value;
+  };
+
+  /** Writes the actor's state as a new snapshot, removes its log, then the blobs nothing names any more. */
+  const compact = async (prefix: string, rec: ActorRecord): Promise<void> => {
+    const doc: ActorFile = {
+      v: FORMAT_VERSION,
+      actor: prefix,
+      entries: Object.fromEntries(rec.inline),
+      ...(rec.blobs.size > 0 ? { blobs: Object.fromEntries(rec.blobs) } : {}),
+    };
+    const text = JSON.stringify(doc);
+    await writeAtomic(snapshotPath(prefix), text);
+    counters.snapshots++;
+    // a crash before the log is gone replays records the snapshot already holds: their values are absolute (a
+    // first snapshot also removes a log left over from a removal cut short)
+    await unlinkDurable(logPath(prefix), dir);
+    for (const sha of rec.garbage) await unlinkDurable(join(dir, blobNameFor(prefix, sha)), dir);
+    rec.garbage.clear();
+    rec.snapshotBytes = Buffer.byteLength(text, 'utf8');
+    rec.logBytes = 0;
+    rec.logTorn = false;
+  };
+
+  /** Appends one record to the actor's log and fsyncs it (the directory too when the log is new). */
+  const append = async (prefix: string, rec: ActorRecord, line: string): Promise<void> => {
+    const path = logPath(prefix);
+    if (rec.logTorn) {
+      await truncate(path, rec.logBytes);
+      rec.logTorn = false;
+    }
+    const bytes = Buffer.byteLength(line, 'utf8');
+    const fh = await open(path, 'a', 0o600);
+    try {
+      await fh.writeFile(line, 'utf8');
+      await fh.datasync();
+    } catch (err) {
+      rec.logTorn = true; // whatever part of the line reached the file is cut before the next append
+      throw err;
+    } finally {
+      await fh.close();
+    }
+    if (rec.logBytes === 0) await fsyncDir(dir);
+    rec.logBytes += bytes;
+    counters.bytesWritten += bytes;
+    counters.logAppends++;
   };
 
   const writeActor = async (prefix: string, ops: Op[]): Promise<void> => {
     const current = await loadActor(prefix);
-    const next = new Map(current);
+    const rec: ActorRecord = {
+      ...current,
+      inline: new Map(current.inline),
+      blobs: new Map(current.blobs),
+      garbage: new Set(current.garbage),
+    };
+    const logOps: LogOp[] = [];
     for (const op of ops) {
       const key = op.key.slice(prefix.length);
-      if (op.op === 'upsert') next.set(key, op.value);
-      else next.delete(key);
-    }
-    const path = join(dir, fileNameFor(prefix));
-    const before = blobsOf.get(prefix) ?? new Map<string, { sha: string; value: string }>();
-    const refs = new Map<string, { sha: string; value: string }>();
-    if (next.size === 0) {
-      await unlinkDurable(path, dir);
-    } else {
-      const entries: Record<string, string> = {};
-      const blobs: Record<string, string> = {};
-      for (const [key, value] of next) {
-        if (value.length < BLOB_MIN_BYTES) {
-          entries[key] = value;
-          continue;
+      if (op.op === 'delete') {
+        if (rec.inline.has(key) || rec.blobs.has(key)) logOps.push(['d', key]);
+      } else if (op.value.length < BLOB_MIN_BYTES) {
+        logOps.push(['u', key, op.value]);
+      } else {
+        const sha = sha256(op.value);
+        // content-addressed: written (and fsynced) before the record that names it; an unchanged value is not rewritten
+        if (rec.blobs.get(key) !== sha) {
+          await writeAtomic(join(dir, blobNameFor(prefix, sha)), op.value);
+          counters.blobs++;
         }
-        // an unchanged value keeps its blob: no hashing, no writing (the same string as last time)
-        let ref = before.get(key);
-        if (!ref || ref.value !== value) {
-          ref = { sha: createHash('sha256').update(value).digest('hex'), value };
-          // content-addressed: written before the actor file that names it, so a crash leaves no dangling name
-          await writeFileAtomic(join(dir, blobName(ref.sha)), value);
-        }
-        refs.set(key, ref);
-        blobs[key] = ref.sha;
+        logOps.push(['b', key, sha]);
       }
-      const doc: ActorFile = {
-        v: FORMAT_VERSION,
-        actor: prefix,
-        entries,
-        ...(refs.size > 0 ? { blobs } : {}),
-      };
-      await writeFileAtomic(path, JSON.stringify(doc));
     }
-    blobsOf.set(prefix, refs);
-    // blobs this actor no longer names (another actor may hold the same content: keep those)
-    const inUse = new Set([...blobsOf.values()].flatMap((m) => [...m.values()].map((r) => r.sha)));
-    for (const { sha } of before.values())
-      if (!inUse.has(sha)) await unlinkDurable(join(dir, blobName(sha)), dir);
-    actors.set(prefix, Promise.resolve(next));
+    applyOps(rec, logOps);
+    if (rec.inline.size === 0 && rec.blobs.size === 0) {
+      // the snapshot goes first: a log without a snapshot is ignored when read
+      await unlinkDurable(snapshotPath(prefix), dir);
+      await unlinkDurable(logPath(prefix), dir);
+      for (const sha of rec.garbage) await unlinkDurable(join(dir, blobNameFor(prefix, sha)), dir);
+      actors.delete(prefix);
+      return;
+    }
+    if (logOps.length > 0) {
+      const json = JSON.stringify(logOps);
+      const line = `${sha256(json)} ${json}\n`;
+      const limit = Math.max(LOG_MIN_BYTES, 2 * rec.snapshotBytes);
+      if (rec.snapshotBytes === 0 || rec.logBytes + Buffer.byteLength(line, 'utf8') > limit) await compact(prefix, rec);
+      else await append(prefix, rec, line);
+    }
+    touch(prefix, Promise.resolve(rec));
   };
+
+  /** Every actor with a snapshot in the directory: from memory when loaded, else read (and not kept). */
+  const allActors = async (): Promise<Array<[string, ActorRecord]>> => {
+    await init();
+    const out: Array<[string, ActorRecord]> = [];
+    for (const name of await readdir(dir)) {
+      if (!name.endsWith('.json') || name.endsWith(TMP_SUFFIX)) continue;
+      const path = join(dir, name);
+      const text = await readFile(path, 'utf8');
+      const file = parseActorFile(path, text);
+      const cached = actors.get(file.actor);
+      out.push([file.actor, cached ? await cached : await readRecord(file.actor, path, text)]);
+    }
+    return out;
+  };
+
+  const keysOf = (rec: ActorRecord): string[] => [...rec.inline.keys(), ...rec.blobs.keys()];
 
   return {
     async get(key) {
       checkOpen();
       const { prefix, key: local } = parseKey(key);
-      return (await loadActor(prefix)).get(local);
+      const rec = await loadActor(prefix);
+      const inline = rec.inline.get(local);
+      if (inline !== undefined) return inline;
+      const sha = rec.blobs.get(local);
+      return sha === undefined ? undefined : readBlob(prefix, local, sha);
     },
 
     async transaction(ops) {
@@ -296,7 +512,9 @@ export function createFileStateStore(dir: string): StateStore {
       for (const [prefix, list] of byActor) {
         const prev = writes.get(prefix) ?? Promise.resolve();
         const p = prev.then(() => writeActor(prefix, list));
-        const tail = p.catch(() => undefined); // the chain continues; the error reaches this transaction's caller
+        const tail = p.catch(() => {
+          actors.delete(prefix); // after a failed write, what is on disk is read again
+        });
         writes.set(prefix, tail);
         void tail.then(() => {
           if (writes.get(prefix) === tail) writes.delete(prefix);
@@ -309,18 +527,16 @@ export function createFileStateStore(dir: string): StateStore {
     async keys(prefix) {
       checkOpen();
       const parsed = parseStateKey(prefix);
-      const out: string[] = [];
       if (parsed) {
-        for (const key of (await loadActor(parsed.prefix)).keys()) {
-          const full = parsed.prefix + key;
-          if (full.startsWith(prefix)) out.push(full);
-        }
-        return out;
+        const rec = await loadActor(parsed.prefix);
+        return keysOf(rec)
+          .map((k) => parsed.prefix + k)
+          .filter((full) => full.startsWith(prefix));
       }
-      await scanAll();
-      for (const [actor, entries] of actors) {
+      const out: string[] = [];
+      for (const [actor, rec] of await allActors()) {
         if (!actor.startsWith(prefix) && !prefix.startsWith(actor)) continue;
-        for (const key of (await entries).keys()) {
+        for (const key of keysOf(rec)) {
           const full = actor + key;
           if (full.startsWith(prefix)) out.push(full);
         }
@@ -331,6 +547,10 @@ export function createFileStateStore(dir: string): StateStore {
     async close() {
       closed = true;
       await Promise.all([...writes.values()]);
+    },
+
+    stats() {
+      return { ...counters, cachedActors: actors.size };
     },
   };
 }

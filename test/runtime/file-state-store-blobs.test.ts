@@ -17,7 +17,7 @@ describe('file state store: large values are written once', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('100 journal updates after a 4 MB request rewrite a small file and leave the request blob untouched', async () => {
+  test('100 journal updates after a 4 MB request write small records and leave the request blob untouched', async () => {
     const store = createFileStateStore(dir);
     const request = JSON.stringify({ manifest: 'x'.repeat(4 * 1024 * 1024) });
     const key = (k: string) => `SchedulerActor||t1||${k}`;
@@ -40,9 +40,15 @@ describe('file state store: large values are written once', () => {
     const again = createFileStateStore(dir);
     expect(await again.get(key('request'))).toBe(request);
     expect(await again.get(key('journal'))).toBe(JSON.stringify({ n: 100 }));
-    // a changed large value gets a new blob and the old one goes
+    // a changed large value gets a new blob; the old one goes once no snapshot or log names it (compaction)
     const request2 = JSON.stringify({ manifest: 'y'.repeat(BLOB_MIN_BYTES) });
     await again.transaction([{ op: 'upsert', key: key('request'), value: request2 }]);
+    expect((await readdir(dir)).filter((f) => f.endsWith('.blob'))).toHaveLength(2);
+    const snapshots = again.stats().snapshots;
+    for (let n = 0; again.stats().snapshots === snapshots; n++)
+      await again.transaction([
+        { op: 'upsert', key: key('journal'), value: JSON.stringify({ n, pad: 'p'.repeat(1000) }) },
+      ]);
     const blobs2 = (await readdir(dir)).filter((f) => f.endsWith('.blob'));
     expect(blobs2).toHaveLength(1);
     expect(blobs2[0]).not.toBe(blobs[0]);

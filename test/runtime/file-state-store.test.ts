@@ -138,15 +138,20 @@ async function compileStoreForChild(out: string): Promise<string> {
   return pathToFileURL(join(out, 'runtime', 'file-state-store.js')).href;
 }
 
-test('file state store: keeps every acknowledged transaction, whole, when the writing process is SIGKILLed', async () => {
-  const build = await mkdtemp(join(tmpdir(), 'portal-child-'));
-  try {
-    const storeUrl = await compileStoreForChild(build);
-    const stateDir = join(dir, 'state');
-    const script = `
+test.each([
+  ['a 2 MiB value (blob and log record per transaction)', 2 * 1024 * 1024],
+  ['small values (log appends and compactions)', 3000],
+])(
+  'file state store: keeps every acknowledged transaction, whole, when the writing process is SIGKILLed: %s',
+  async (_what, padBytes) => {
+    const build = await mkdtemp(join(tmpdir(), 'portal-child-'));
+    try {
+      const storeUrl = await compileStoreForChild(build);
+      const stateDir = join(dir, 'state');
+      const script = `
       import { createFileStateStore } from ${JSON.stringify(storeUrl)};
       const store = createFileStateStore(process.env.PORTAL_TEST_DIR);
-      const pad = 'x'.repeat(2 * 1024 * 1024);
+      const pad = 'x'.repeat(Number(process.env.PORTAL_TEST_PAD));
       for (let i = 1; ; i++) {
         await store.transaction([
           { op: 'upsert', key: 'Crash||a||n', value: String(i) },
@@ -155,47 +160,48 @@ test('file state store: keeps every acknowledged transaction, whole, when the wr
         process.stdout.write(i + '\\n');
       }
     `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      env: { ...process.env, PORTAL_TEST_DIR: stateDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let acked = 0;
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-      child.on('exit', (_code, signal) => resolve(signal)),
-    );
-    await new Promise<void>((resolve, reject) => {
-      let buf = '';
-      let killing = false;
-      child.stdout.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const lines = buf.split('\n');
-        buf = lines.pop()!;
-        if (lines.length > 0) acked = Number(lines[lines.length - 1]);
-        if (acked >= 5 && !killing) {
-          // Kill at an arbitrary point of the next write, not just after an acknowledgement.
-          killing = true;
-          setTimeout(() => {
-            child.kill('SIGKILL');
-            resolve();
-          }, Math.random() * 20);
-        }
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, PORTAL_TEST_DIR: stateDir, PORTAL_TEST_PAD: String(padBytes) },
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
-      child.on('exit', () => reject(new Error(`child exited before being killed: ${stderr}`)));
-    });
-    expect(await exited).toBe('SIGKILL');
+      let acked = 0;
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+        child.on('exit', (_code, signal) => resolve(signal)),
+      );
+      await new Promise<void>((resolve, reject) => {
+        let buf = '';
+        let killing = false;
+        child.stdout.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const lines = buf.split('\n');
+          buf = lines.pop()!;
+          if (lines.length > 0) acked = Number(lines[lines.length - 1]);
+          if (acked >= (padBytes > 100_000 ? 5 : 60) && !killing) {
+            // Kill at an arbitrary point of the next write, not just after an acknowledgement.
+            killing = true;
+            setTimeout(() => {
+              child.kill('SIGKILL');
+              resolve();
+            }, Math.random() * 20);
+          }
+        });
+        child.on('exit', () => reject(new Error(`child exited before being killed: ${stderr}`)));
+      });
+      expect(await exited).toBe('SIGKILL');
 
-    const store = createFileStateStore(stateDir);
-    const n = Number(await store.get('Crash||a||n'));
-    const payload = JSON.parse((await store.get('Crash||a||payload'))!) as { i: number; pad: string };
-    expect(n).toBeGreaterThanOrEqual(acked); // nothing acknowledged was lost
-    expect(n).toBeLessThanOrEqual(acked + 1); // at most the one in flight was also committed
-    expect(payload.i).toBe(n); // both keys of a transaction, never half of one
-    expect(payload.pad).toHaveLength(2 * 1024 * 1024);
-  } finally {
-    await rm(build, { recursive: true, force: true });
-  }
-});
+      const store = createFileStateStore(stateDir);
+      const n = Number(await store.get('Crash||a||n'));
+      const payload = JSON.parse((await store.get('Crash||a||payload'))!) as { i: number; pad: string };
+      expect(n).toBeGreaterThanOrEqual(acked); // nothing acknowledged was lost
+      expect(n).toBeLessThanOrEqual(acked + 1); // at most the one in flight was also committed
+      expect(payload.i).toBe(n); // both keys of a transaction, never half of one
+      expect(payload.pad).toHaveLength(padBytes);
+    } finally {
+      await rm(build, { recursive: true, force: true });
+    }
+  },
+);
