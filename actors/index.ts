@@ -1,4 +1,6 @@
 export { SchedulerActor, terminalStates } from './scheduler-actor.js';
+export { readPagedJournal, JournalPages, BITMAP_PAGE_BYTES, bitmapPageKey } from './journal-pages.js';
+export type { PagedJournal } from './journal-pages.js';
 export { EdgeActor } from './edge-actor.js';
 export type { EdgeProber, EdgeServices } from './edge-actor.js';
 export type { SchedulerServices } from './scheduler-actor.js';

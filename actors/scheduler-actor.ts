@@ -41,6 +41,7 @@ import type {
   TransferStatus,
 } from './types.js';
 import { hasBit } from '../common/bitset.js';
+import { JournalPages, type PagedJournal } from './journal-pages.js';
 
 const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
@@ -69,7 +70,7 @@ interface EdgeHealth {
   retired: boolean;
 }
 
-interface Journal {
+interface Journal extends PagedJournal {
   manifestId: string;
   bitmap: string;
   state: TransferStatus['state'];
@@ -125,8 +126,8 @@ interface OwnedTransfer {
  * default) through the host's TickEngine, publishes dispatch batches and cancels on the bus,
  * applies executor reports, feeds edge outcomes to EdgeActors and takes their estimates back.
  *
- * Durable state (the journal): the request and the completion bitmap, written at most every
- * `persistMs` and at the end. A reactivated actor — after idle deactivation, a crash or on another
+ * Durable state (the journal): the request and the completion bitmap (in pages, only changed ones
+ * written: JournalPages), written at most every `persistMs` and at the end. A reactivated actor — after idle deactivation, a crash or on another
  * host — re-reads the journal, re-verifies the chunks it lists against their CIDs in the output
  * file, and resumes without fetching those again. A durable reminder re-activates a running
  * transfer whose host went away. A running transfer adds its id to `services.transferRegistry`
@@ -174,10 +175,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private pacer: TickPacer | undefined;
   /** The tick-time quantiles status() last computed, and at which tick count and time. */
   private tickQ = { ticks: -1, at: -Infinity, p50: 0, p99: 0 };
+  /** Writes the journal with its bitmap in pages, only the pages that changed. */
+  private readonly journalPages = new JournalPages<Journal>();
 
   override async onActivate(): Promise<void> {
     const req = await this.ctx.state.get<TransferRequest>('request');
-    const journal = await this.ctx.state.get<Journal>('journal');
+    const journal = await this.journalPages.load(this.ctx.state);
     if (req && journal) {
       const manifest = await manifestOf(req);
       if (manifest.id !== journal.manifestId)
@@ -357,7 +360,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       return false;
     }
     j.output = { size: st.size, mtimeMs: st.mtimeMs };
-    await this.ctx.state.set('journal', j);
+    await this.journalPages.save(this.ctx.state, j, true);
     return true;
   }
 
@@ -406,7 +409,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.ctx.services.admission?.release(this.ctx.actorId);
     this.sub?.unsubscribe();
     this.sub = undefined;
-    for (const key of ['request', 'journal', 'risk']) await this.ctx.state.delete(key);
+    for (const key of ['request', 'risk']) await this.ctx.state.delete(key);
+    await this.journalPages.delete(this.ctx.state);
     this.t = undefined;
     this.resetCounters();
     this.ctx.services.transferRegistry?.delete(this.ctx.actorId);
@@ -1326,7 +1330,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (!force && now - this.lastPersist < (t.req.persistMs ?? 100)) return;
     this.lastPersist = now;
     if (t.core) j.bitmap = Buffer.from(t.core.completionBitmap()).toString('base64');
-    await this.ctx.state.set('journal', j);
+    await this.journalPages.save(this.ctx.state, j, force);
     if (this.risk && (force || now - this.lastRiskSave >= 1000)) {
       this.lastRiskSave = now;
       await this.ctx.state.set('risk', this.risk.toJSON());

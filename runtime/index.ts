@@ -15,6 +15,7 @@ export type {
 } from './types.js';
 export { createMemoryStateStore } from './memory-state-store.js';
 export { createFileStateStore, writeFileAtomic } from './file-state-store.js';
+export type { FileStateStore, FileStateStoreOptions, FileStateStoreStats } from './file-state-store.js';
 export { createEmbeddedHost } from './embedded-host.js';
 export type { EmbeddedHost, EmbeddedHostOptions } from './embedded-host.js';
 export {

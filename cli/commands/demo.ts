@@ -17,7 +17,7 @@ import {
 import { createFileStateStore } from '../../runtime/index.js';
 import { createLogger } from '../../common/logger.js';
 import { EdgeFlags } from '../../scheduler/types.js';
-import type { TransferEdge, TransferStatus } from '../../actors/index.js';
+import { readPagedJournal, type TransferEdge, type TransferStatus } from '../../actors/index.js';
 import type { ChunkReport } from '../../common/index.js';
 import { commonFlags, defineCommand, schedulingFlags } from '../args.js';
 import { runTransfer, journalDir, parseBackend, localTransferId } from '../../node/index.js';
@@ -443,10 +443,11 @@ async function runInterruptedFetch(
 async function readJournalBitmap(output: string, transferId: string): Promise<Uint8Array | undefined> {
   const store = createFileStateStore(journalDir(output));
   try {
-    const raw = await store.get(`SchedulerActor||${transferId}||journal`);
-    if (!raw) return undefined;
-    const j = JSON.parse(raw) as { bitmap?: string };
-    return j.bitmap ? Buffer.from(j.bitmap, 'base64') : undefined;
+    const got = await readPagedJournal(async <T>(key: string) => {
+      const raw = await store.get(`SchedulerActor||${transferId}||${key}`);
+      return raw === undefined ? undefined : (JSON.parse(raw) as T);
+    });
+    return got?.journal.bitmap ? Buffer.from(got.journal.bitmap, 'base64') : undefined;
   } finally {
     await store.close();
   }

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { createFileStateStore } from '../../runtime/index.js';
 import { localTransferId } from '../../node/transfer-id.js';
+import { readPagedJournal } from '../../actors/index.js';
 
 const MAIN = path.resolve('dist/cli/main.js');
 
@@ -92,9 +93,11 @@ describe('portal CLI', () => {
     });
     expect(first.signal).toBe('SIGKILL');
     const store = createFileStateStore(`${out}.portal`);
-    const journal = JSON.parse(
-      (await store.get(`SchedulerActor||${localTransferId(mesh.manifest.id, out)}||journal`))!,
-    );
+    const transferId = localTransferId(mesh.manifest.id, out);
+    const { journal } = (await readPagedJournal<{ bitmap: string }>(async <T>(key: string) => {
+      const raw = await store.get(`SchedulerActor||${transferId}||${key}`);
+      return raw === undefined ? undefined : (JSON.parse(raw) as T);
+    }))!;
     await store.close();
     const bitmap = Buffer.from(journal.bitmap, 'base64');
     let journaled = 0;

@@ -14,6 +14,7 @@ import {
 import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
 import type { TransferRequest, TransferStatus } from '../../actors/index.js';
 import { actorProxy, refsOf } from '../../actors/api.js';
+import { readPagedJournal } from '../../actors/journal-pages.js';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
 import { freePort, killGroup, startRedis, waitForPort, type TestRedis } from '../../harness/index.js';
 
@@ -606,10 +607,16 @@ export async function readJournal(
   redis: TestRedis,
   transferId: string,
 ): Promise<{ state: string; journaled: Set<number> }> {
-  const j = JSON.parse(
-    await redis.cli('HGET', `${daprDefaults.appId}||SchedulerActor||${transferId}||journal`, 'data'),
-  ) as { bitmap: string; state: string };
-  return { state: j.state, journaled: bitsOf(j.bitmap) };
+  const got = await readPagedJournal<{ bitmap: string; state: string }>(async <T>(key: string) => {
+    const raw = await redis.cli(
+      'HGET',
+      `${daprDefaults.appId}||SchedulerActor||${transferId}||${key}`,
+      'data',
+    );
+    return raw.trim() === '' ? undefined : (JSON.parse(raw) as T);
+  });
+  if (!got) throw new Error(`transfer ${transferId} has no journal in the state store`);
+  return { state: got.journal.state, journaled: bitsOf(got.journal.bitmap) };
 }
 
 /** Polls the transfer's status through `client` (calls may fail while actors move) until it is done or failed. */
