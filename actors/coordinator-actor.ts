@@ -126,6 +126,10 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
   private model = new RiskModel();
   private readonly splitter = new HybridSplitter();
   private lastModelSave = -Infinity;
+  /** The model learned something since it was last written. */
+  private modelChanged = false;
+  /** This coordinator has state in the store (read at activation, or written since). */
+  private stored = false;
 
   override async onActivate(): Promise<void> {
     const s = await this.ctx.state.get<CoordState>(STATE);
@@ -136,6 +140,7 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
         p.online ??= true;
       }
       this.s = s;
+      this.stored = true;
     }
     const m = await this.ctx.state.get<RiskModelState>(MODEL);
     if (m) this.model = RiskModel.fromJSON(m);
@@ -306,6 +311,7 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
     const learnMs =
       r.serviceMs !== undefined && Number.isFinite(r.serviceMs) && r.serviceMs >= 0 ? r.serviceMs : timeMs;
     this.model.observe({ ...a.ctx, ok: r.ok, timeMs: learnMs });
+    this.modelChanged = true;
     const task = this.s.running[a.taskId];
     let outcome: 'completed' | 'retrying' | 'failed' = 'completed';
     if (task) {
@@ -355,6 +361,7 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
   /** Peers ranked for a task type by the active policy (best first), with the learned predictions. */
   async rankPeers(arg: { type: string; work?: number }): Promise<PeerRank[]> {
     checkArg(typeof arg?.type === 'string' && arg.type.length > 0, 'type', 'a non-empty string');
+    this.releaseIfBlank();
     const work = arg.work ?? 1;
     const hour = this.hour();
     return this.s.peers
@@ -422,6 +429,7 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
    */
   async outcome(arg: { taskId: string }): Promise<CoordTaskState> {
     checkArg(typeof arg?.taskId === 'string' && arg.taskId.length > 0, 'taskId', 'a non-empty string');
+    this.releaseIfBlank();
     const done = this.s.recent?.findLast((o) => o.taskId === arg.taskId);
     if (this.s.running[arg.taskId]) return { state: 'running', taskId: arg.taskId };
     if (this.s.queue.some((t) => t.id === arg.taskId)) return { state: 'queued', taskId: arg.taskId };
@@ -431,11 +439,13 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
 
   /** Counters, peers and the model's warm-up state. */
   async snapshot(): Promise<CoordSnapshot> {
+    this.releaseIfBlank();
     return this.view();
   }
 
   /** The learned model, serialized (for inspection and tests). */
   async exportModel(): Promise<RiskModelState> {
+    this.releaseIfBlank();
     return this.model.toJSON();
   }
 
@@ -650,13 +660,24 @@ export class CoordinatorActor extends Actor<CoordinatorServices> implements Coor
 
   private async persist(): Promise<void> {
     await this.ctx.state.set(STATE, this.s);
+    this.stored = true;
   }
 
-  /** Writes the model at most once a second (and always on deactivation): it is the larger part of the state. */
+  /** A coordinator nobody configured or fed (a read of a new id) keeps no instance in memory after the call. */
+  private releaseIfBlank(): void {
+    if (!this.stored && !this.modelChanged) this.ctx.deactivateOnIdle();
+  }
+
+  /**
+   * Writes the model, when it learned something, at most once a second (and on deactivation): it is the larger
+   * part of the state.
+   */
   private async saveModel(force: boolean): Promise<void> {
+    if (!this.modelChanged) return;
     const now = this.ctx.clock.now();
     if (!force && now - this.lastModelSave < 1000) return;
     this.lastModelSave = now;
+    this.modelChanged = false;
     await this.ctx.state.set(MODEL, this.model.toJSON());
   }
 }

@@ -229,11 +229,13 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
   }
 
   private requireConfigured(): ConfiguredEdge {
-    if (!this.edge)
+    if (!this.edge) {
+      this.ctx.deactivateOnIdle(); // an unknown edge keeps no instance in memory
       throw new PortalError(
         'PORTAL_UNKNOWN_EDGE',
         `edge ${this.ctx.actorId} is not configured: call configure first`,
       );
+    }
     return this.edge;
   }
 

@@ -130,11 +130,13 @@ export class GpuStreamActor extends Actor<StreamServices> implements GpuStreamAc
   }
 
   private need(): StreamProcessor {
-    if (!this.processor)
+    if (!this.processor) {
+      this.ctx.deactivateOnIdle(); // a stream that is not started keeps no instance in memory
       throw new PortalError(
         'PORTAL_INVALID_ARGUMENT',
         `stream ${this.ctx.actorId} is not started: call start first`,
       );
+    }
     return this.processor;
   }
 

@@ -856,11 +856,13 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /** The transfer this actor owns, or PORTAL_UNKNOWN_TRANSFER: never started (or its start failed), or forgotten. */
   private known(): OwnedTransfer {
-    if (!this.t)
+    if (!this.t) {
+      this.ctx.deactivateOnIdle(); // an unknown id keeps no instance in memory
       throw new PortalError(
         'PORTAL_UNKNOWN_TRANSFER',
         `transfer ${JSON.stringify(this.ctx.actorId)} is unknown: it was never started, its start failed, or it was forgotten`,
       );
+    }
     return this.t;
   }
 

@@ -208,6 +208,18 @@ export function createDashboardMetrics(o: {
       this.set({ host: o.host.kind }, o.host.stats().active);
     },
   });
+  new Gauge({
+    name: 'portal_actor_instances',
+    help: 'Actor instances in memory on this host, by actor type (idle ones are deactivated and released)',
+    labelNames: ['host', 'type'],
+    registers: reg,
+    collect() {
+      this.reset();
+      const stats = o.host.stats();
+      for (const [type, n] of Object.entries(stats.activeByType ?? {}))
+        this.set({ host: o.host.kind, type }, n);
+    },
+  });
 
   // tick engine
   const engine = () => {

@@ -72,6 +72,10 @@ export interface ServeNodeOptions extends EngineSettings {
   concurrency: number;
   /** On close, running actor turns get this long before their callers are released (ms). */
   drainTimeoutMs: number;
+  /** Embedded: actors without a turn for this long are deactivated and released (ms; default 60 minutes). */
+  idleTimeoutMs?: number;
+  /** Embedded: how often idle actors are looked for (ms; default 30 s). */
+  idleScanMs?: number;
   /** Serve the dashboard and /metrics at this port (0 = any free port); absent = no dashboard. */
   dashboardPort?: number;
   /** Interface the dashboard listens on (default 127.0.0.1: it has no authentication). */
@@ -255,6 +259,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       logger,
       callTimeoutMs: 120_000,
       drainTimeoutMs: opts.drainTimeoutMs,
+      idleTimeoutMs: opts.idleTimeoutMs,
+      idleScanMs: opts.idleScanMs,
     });
     for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, CoordinatorActor])
       embedded.register(cls);

@@ -130,6 +130,10 @@ interface Slot {
   readonly log: Logger;
   readonly mailbox: Mailbox | undefined;
   live: Live | undefined;
+  /** Jobs (turns, deactivations) queued or running: a slot is dropped only when it has none and no activation. */
+  pending: number;
+  /** The actor asked to be deactivated when its current turn ends (ctx.deactivateOnIdle). */
+  deactivateAfterTurn: boolean;
 }
 
 /** Minimal shapes of the Express objects the SDK's HTTP server hands us (the SDK types them as any). */
@@ -380,6 +384,13 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     active: 0,
     remindersFired: 0,
     timersFired: 0,
+    activeByType: {},
+  };
+  const countActive = (type: string, delta: 1 | -1): void => {
+    const n = (counters.activeByType[type] ?? 0) + delta;
+    if (n > 0) counters.activeByType[type] = n;
+    else delete counters.activeByType[type];
+    counters.active += delta;
   };
   let started = false;
   let stopped = false;
@@ -421,6 +432,8 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         cls: t.cls,
         log: childLog,
         live: undefined,
+        pending: 0,
+        deactivateAfterTurn: false,
         mailbox: localTurns
           ? new Mailbox((err) => childLog.error({ err }, 'actor job failed unexpectedly'))
           : undefined,
@@ -437,9 +450,19 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     deferred?: Array<() => Promise<void>>,
     callers: readonly string[] = [],
   ): Promise<R> => {
-    const run = () => turnScope.run({ key: slot.key, chain: [...callers, slot.key], deferred }, job);
+    slot.pending++;
+    const run = () =>
+      turnScope.run({ key: slot.key, chain: [...callers, slot.key], deferred }, job).finally(() => {
+        slot.pending--;
+        forgetSlot(slot);
+      });
     if (!slot.mailbox) return run();
     return new Promise<R>((resolve, reject) => slot.mailbox!.post(() => run().then(resolve, reject)));
+  };
+
+  /** Drops a slot with no activation and no job, so that ids called once (unknown ones too) leave nothing behind. */
+  const forgetSlot = (slot: Slot): void => {
+    if (!slot.live && slot.pending === 0 && slots.get(slot.key) === slot) slots.delete(slot.key);
   };
 
   /**
@@ -530,6 +553,9 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         await reminderOp(slot, () => dapr.unregisterActorReminder(encodeWireName(name)));
       },
       proxy: (type, id) => proxy(type, id),
+      deactivateOnIdle: () => {
+        slot.deactivateAfterTurn = true;
+      },
     };
     const portal = new slot.cls(ctx);
     dapr.portal = portal;
@@ -546,7 +572,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     const live: Live = { serial, dapr, portal, state, timers, lease };
     slot.live = live;
     counters.activations++;
-    counters.active++;
+    countActive(slot.type, 1);
     if (epoch !== sidecarEpoch) {
       drop(slot, live, 'the sidecar was replaced during the activation');
       throw new PortalError(
@@ -584,6 +610,9 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         } catch (err) {
           await live.state.rollback();
           throw err;
+        } finally {
+          // daprd still places the actor here: its next call activates it again, its idle DELETE is a no-op
+          if (slot.deactivateAfterTurn) await deactivateNow(slot);
         }
       },
       deferred,
@@ -608,24 +637,27 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     });
   };
 
-  const deactivate = (slot: Slot): Promise<void> =>
-    enqueue(slot, async () => {
-      const live = slot.live;
-      if (!live) return; // Dapr may deactivate an actor this process never activated (or already did): a no-op
-      slot.live = undefined;
-      live.timers.clear();
-      try {
-        await live.dapr.onDeactivateInternal(); // clears the cache, then save after our onDeactivate below
-        await live.portal.onDeactivate();
-        await live.state.save();
-      } catch (err) {
-        await live.state.rollback();
-        slot.log.warn({ err }, 'actor onDeactivate failed; its unsaved state changes were discarded');
-      }
-      counters.deactivations++;
-      counters.active--;
-      slot.log.debug('actor deactivated');
-    });
+  const deactivate = (slot: Slot): Promise<void> => enqueue(slot, () => deactivateNow(slot));
+
+  /** Deactivates the slot's actor inside the running job: onDeactivate, save, drop the instance. */
+  const deactivateNow = async (slot: Slot): Promise<void> => {
+    slot.deactivateAfterTurn = false;
+    const live = slot.live;
+    if (!live) return; // Dapr may deactivate an actor this process never activated (or already did): a no-op
+    slot.live = undefined;
+    live.timers.clear();
+    try {
+      await live.dapr.onDeactivateInternal(); // clears the cache, then save after our onDeactivate below
+      await live.portal.onDeactivate();
+      await live.state.save();
+    } catch (err) {
+      await live.state.rollback();
+      slot.log.warn({ err }, 'actor onDeactivate failed; its unsaved state changes were discarded');
+    }
+    counters.deactivations++;
+    countActive(slot.type, -1);
+    slot.log.debug('actor deactivated');
+  };
 
   /**
    * Drops an activation made through a sidecar that was replaced: the next call from the new sidecar activates the
@@ -640,7 +672,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     if (slot.live === live) {
       slot.live = undefined;
       counters.deactivations++;
-      counters.active--;
+      countActive(slot.type, -1);
     }
     const cleanup = async (): Promise<void> => {
       try {
@@ -651,6 +683,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       }
       await live.state.rollback();
       slot.log.info({ reason }, 'actor activation dropped: its Dapr sidecar was replaced');
+      forgetSlot(slot);
     };
     if (slot.mailbox) slot.mailbox.post(cleanup);
     else void cleanup();
@@ -721,7 +754,10 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       );
       return undefined;
     }
-    return slotFor(type, id);
+    const slot = slotFor(type, id);
+    // a call refused before any job (a method that is not there, a forbidden one, a bad argument) keeps no slot
+    res.once('finish', () => forgetSlot(slot));
+    return slot;
   };
 
   /**
@@ -1031,7 +1067,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     },
 
     stats() {
-      return { ...counters };
+      return { ...counters, activeByType: { ...counters.activeByType } };
     },
   };
 }

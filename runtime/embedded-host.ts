@@ -97,6 +97,8 @@ interface Slot {
   /** Set while the activation's timers must no longer fire (deactivating or gone). */
   closing: boolean;
   deactivationQueued: boolean;
+  /** The actor asked to be deactivated when its current turn ends (ctx.deactivateOnIdle). */
+  deactivateAfterTurn: boolean;
   lastTurnAt: number;
 }
 
@@ -178,6 +180,13 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     active: 0,
     remindersFired: 0,
     timersFired: 0,
+    activeByType: {},
+  };
+  const countActive = (type: string, delta: 1 | -1): void => {
+    const n = (counters.activeByType[type] ?? 0) + delta;
+    if (n > 0) counters.activeByType[type] = n;
+    else delete counters.activeByType[type];
+    counters.active += delta;
   };
   let stopped = false;
   let stopping: Promise<void> | undefined;
@@ -207,6 +216,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
         activation: undefined,
         closing: false,
         deactivationQueued: false,
+        deactivateAfterTurn: false,
         lastTurnAt: clock.now(),
       };
       slots.set(key, slot);
@@ -241,6 +251,9 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
       registerReminder: (name, r) => registerReminder(slot, name, r),
       unregisterReminder: (name) => unregisterReminder(slot, name),
       proxy: (type, id) => proxy(type, id),
+      deactivateOnIdle: () => {
+        slot.deactivateAfterTurn = true;
+      },
     };
     const candidate: Activation = { instance: new slot.cls(ctx), state, timers };
     act = candidate;
@@ -255,7 +268,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     }
     slot.activation = candidate;
     counters.activations++;
-    counters.active++;
+    countActive(slot.type, 1);
     slot.log.debug('actor activated');
     return candidate;
   };
@@ -281,14 +294,34 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
       });
     } finally {
       slot.lastTurnAt = clock.now();
+      // the turn's own mailbox job ends with the deactivation it asked for; a slot whose activation failed goes
+      if (slot.deactivateAfterTurn) await deactivateJob(slot)();
+      else if (!slot.activation) forgetSlot(slot);
     }
+  };
+
+  /** Drops an inactive slot with nothing queued, and the actor's reminder record when it holds none. */
+  const forgetSlot = (slot: Slot): void => {
+    if (slot.activation || slot.mailbox.queued > 0 || slots.get(slot.key) !== slot) return;
+    slots.delete(slot.key);
+    const p = reminders.get(slot.key);
+    if (!p) return;
+    void p.then(
+      async (ar) => {
+        await ar.writing;
+        if (ar.entries.size === 0 && reminders.get(slot.key) === p && !slots.has(slot.key))
+          reminders.delete(slot.key);
+      },
+      () => undefined, // a failed load removes itself (remindersOf)
+    );
   };
 
   const deactivateJob = (slot: Slot) => async (): Promise<void> => {
     slot.deactivationQueued = false;
+    slot.deactivateAfterTurn = false;
     const act = slot.activation;
     if (!act) {
-      if (slot.mailbox.queued === 0 && slots.get(slot.key) === slot) slots.delete(slot.key);
+      forgetSlot(slot);
       return;
     }
     slot.closing = true;
@@ -304,9 +337,9 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     }
     slot.activation = undefined;
     counters.deactivations++;
-    counters.active--;
+    countActive(slot.type, -1);
     slot.log.debug('actor deactivated');
-    if (slot.mailbox.queued === 0 && slots.get(slot.key) === slot) slots.delete(slot.key);
+    forgetSlot(slot);
   };
 
   const queueDeactivation = (slot: Slot): Promise<void> => {
@@ -709,7 +742,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     },
 
     stats() {
-      return { ...counters };
+      return { ...counters, activeByType: { ...counters.activeByType } };
     },
   };
 }

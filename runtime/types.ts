@@ -39,6 +39,12 @@ export interface ActorContext<S extends ActorServices = ActorServices> {
   unregisterReminder(name: string): Promise<void>;
   /** A reference to another actor (or this one) to invoke methods on. */
   proxy(actorType: string, actorId: string): ActorRef;
+  /**
+   * Asks the host to deactivate this actor as soon as the current turn has ended (Orleans' `DeactivateOnIdle`),
+   * instead of after its idle timeout: for an actor that holds nothing worth keeping in memory, such as one asked
+   * about an id it has no state for. `onDeactivate` runs as usual; the next call activates it again.
+   */
+  deactivateOnIdle(): void;
 }
 
 /** Durable per-actor state. Values must be JSON-serializable. */
@@ -170,6 +176,8 @@ export interface ActorHostStats {
   deactivations: number;
   calls: number;
   active: number;
+  /** Active actors (instances in memory) per actor type; types with none are absent. */
+  activeByType: Record<string, number>;
   remindersFired: number;
   timersFired: number;
 }

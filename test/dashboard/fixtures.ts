@@ -60,6 +60,7 @@ export function fakeHost(statuses: Map<string, TransferStatus | Error>): ActorHo
     deactivations: 0,
     calls: 0,
     active: 3,
+    activeByType: { SchedulerActor: 3 },
     remindersFired: 0,
     timersFired: 7,
   };
