@@ -143,7 +143,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private flushScheduled = false;
   private samples = new Map<number, EdgeSample[]>();
   /** Times of the last TICK_WINDOW ticks (a ring), for p50/p99 without unbounded growth. */
-  private readonly tickTimes = new Float64Array(TICK_WINDOW);
+  private tickTimes: Float64Array | undefined; // allocated by the first tick: an actor that never ticks stays small
   private ticks = 0;
   private epochMs = 0;
   private lastPersist = -Infinity;
@@ -539,7 +539,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const now = this.lastTickAt - this.epochMs;
     const r = await engineOf(this.ctx.services).runTick(core, now);
     if (!background) this.reportEdgeUse(t, core);
-    this.tickTimes[this.ticks++ % TICK_WINDOW] = r.phaseMs.total;
+    (this.tickTimes ??= new Float64Array(TICK_WINDOW))[this.ticks++ % TICK_WINDOW] = r.phaseMs.total;
     this.lastTickMs = r.phaseMs;
     if (r.failover.backup + r.failover.recomputed > 0)
       this.ctx.log.info({ failed: r.failed, failover: r.failover }, 'failover');
@@ -685,7 +685,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const now = this.ctx.clock.now();
     const ticking = this.t?.journal.state === 'running';
     if (c.ticks !== this.ticks && (!ticking || c.ticks <= 0 || now - c.at >= TICK_QUANTILES_MS)) {
-      const sorted = this.tickTimes.slice(0, Math.min(this.ticks, TICK_WINDOW)).sort();
+      const sorted = (this.tickTimes ?? new Float64Array(0))
+        .slice(0, Math.min(this.ticks, TICK_WINDOW))
+        .sort();
       this.tickQ = {
         ticks: this.ticks,
         at: now,
