@@ -2,8 +2,8 @@
  * Memory per actor instance, while active and after idle deactivation, on the embedded host with the file state
  * store `portal serve --state-dir` uses: `--actors` EdgeActors configured, CoordinatorActors configured, and
  * SchedulerActor.status calls on ids never started (404s), each in its own phase. Heap is V8's used heap plus
- * array buffers after a forced GC, measured before, with the instances active, and once the idle timeout has
- * deactivated them. Run: `npm run build && node --expose-gc dist/bench/idle-actors.js [--actors 10000] [--json out.json]`.
+ * array buffers after a forced GC, measured before, with the instances active, and once the default idle timeout
+ * (60 minutes, on a manual clock) has deactivated them. Run: `npm run build && node --expose-gc dist/bench/idle-actors.js [--actors 10000] [--json out.json]`.
  */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createEmbeddedHost, createFileStateStore, type ActorRef } from '../runtime/index.js';
 import { CoordinatorActor, EdgeActor, SchedulerActor } from '../actors/index.js';
 import { arg } from './lib.js';
+import { ManualClock } from '../common/clock.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');
@@ -28,7 +29,8 @@ interface Row {
   phase: string;
   actors: number;
   activeAfterCalls: number;
-  bytesPerActiveActor: number;
+  /** Heap growth per actor called while the instances are active. */
+  bytesPerActorActive: number;
   bytesPerActorAfterIdle: number;
   stateFiles: number;
 }
@@ -37,7 +39,9 @@ async function main(): Promise<void> {
   const n = Number(arg('actors', '10000'));
   const dir = mkdtempSync(join(os.tmpdir(), 'portal-bench-idle-'));
   const store = createFileStateStore(dir);
-  const host = createEmbeddedHost({ store, services: {}, idleTimeoutMs: 2000, idleScanMs: 200 });
+  // a manual clock: every instance stays active until the bench moves time past the (default) idle timeout
+  const clock = new ManualClock();
+  const host = createEmbeddedHost({ store, services: {}, clock });
   for (const cls of [EdgeActor, CoordinatorActor, SchedulerActor]) host.register(cls);
   await host.ready();
 
@@ -76,16 +80,16 @@ async function main(): Promise<void> {
     );
     const active = host.stats().activeByType[p.type] ?? 0;
     const withActive = await heap();
-    const deadline = Date.now() + 60_000;
-    while ((host.stats().activeByType[p.type] ?? 0) > 0 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 100));
+    clock.advance(61 * 60_000); // past the 60-minute idle timeout: the next scan deactivates them
     await host.settle();
+    if ((host.stats().activeByType[p.type] ?? 0) > 0)
+      throw new Error(`${p.phase}: instances left after the idle timeout`);
     const afterIdle = await heap();
     rows.push({
       phase: p.phase,
       actors: n,
       activeAfterCalls: active,
-      bytesPerActiveActor: Math.round((withActive - base) / Math.max(1, active)),
+      bytesPerActorActive: Math.round((withActive - base) / n),
       bytesPerActorAfterIdle: Math.round((afterIdle - base) / n),
       stateFiles: readdirSync(dir).length,
     });
