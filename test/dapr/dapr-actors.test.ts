@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { jest } from '@jest/globals';
 import { createDaprActorClient, type DaprActorClient } from '../../runtime/index.js';
 import {
@@ -26,8 +27,16 @@ beforeAll(async () => {
   cluster = await startDaprCluster({ redisPort: redis.port });
   const env = { PORTAL_TEST_ACTORS: '1' };
   [a, b] = await Promise.all([
-    startPortalInstance(cluster, { name: 'a', env, serveArgs: ['--no-local-turns'] }),
-    startPortalInstance(cluster, { name: 'b', env, serveArgs: ['--no-local-turns'] }),
+    startPortalInstance(cluster, {
+      name: 'a',
+      env,
+      serveArgs: ['--no-local-turns', '--dashboard-port', '0'],
+    }),
+    startPortalInstance(cluster, {
+      name: 'b',
+      env,
+      serveArgs: ['--no-local-turns', '--dashboard-port', '0'],
+    }),
   ]);
   clientA = createDaprActorClient({ port: a.daprHttpPort });
   clientB = createDaprActorClient({ port: b.daprHttpPort });
@@ -125,6 +134,41 @@ describe('Dapr host', () => {
       name: 'wake-up',
       data: { n: 7 },
     });
+  });
+
+  test('calls on ids nobody created write nothing to Redis and keep no instance in either app', async () => {
+    /** /metrics of an instance's app (its dashboard URL is in its ready line). */
+    const metrics = async (i: PortalInstance): Promise<string> => {
+      const ready = (await readFile(i.app.log, 'utf8'))
+        .split('\n')
+        .find((l) => l.includes('"type":"ready"'))!;
+      const url = (JSON.parse(ready) as { dashboard: string }).dashboard;
+      const text = await (await fetch(new URL('metrics', url))).text();
+      expect(text).toContain('# TYPE portal_actor_instances gauge');
+      return text;
+    };
+    const count = (text: string, re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
+    const activations = /^portal_actor_activations_total\{[^}]*\} (\d+)$/m;
+    const instancesOf = (type: string) =>
+      new RegExp(`^portal_actor_instances\\{[^}]*type="${type}"[^}]*\\} (\\d+)$`, 'm');
+    const before = await Promise.all([a, b].map(metrics));
+    for (let i = 0; i < 150; i++) {
+      const c = i % 2 ? clientA : clientB;
+      await expect(c.invoke('SchedulerActor', `ghost-${i}`, 'status')).rejects.toMatchObject({
+        code: 'PORTAL_UNKNOWN_TRANSFER',
+      });
+      await expect(c.invoke('EdgeActor', `ghost-edge-${i}`, 'snapshot')).rejects.toMatchObject({
+        code: 'PORTAL_UNKNOWN_EDGE',
+      });
+    }
+    const after = await Promise.all([a, b].map(metrics));
+    const activated = after.reduce((n, t, i) => n + count(t, activations) - count(before[i], activations), 0);
+    expect(activated).toBeGreaterThanOrEqual(300); // each call activated an instance…
+    for (const t of after) {
+      expect(count(t, instancesOf('SchedulerActor'))).toBe(0); // …released when it ended
+      expect(count(t, instancesOf('EdgeActor'))).toBe(0);
+    }
+    expect((await redis.cli('KEYS', 'portal||*Actor||ghost*')).trim()).toBe('');
   });
 
   test('actor state is kept in Redis under the Dapr actor key layout', async () => {
