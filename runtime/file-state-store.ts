@@ -464,7 +464,8 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       const json = JSON.stringify(logOps);
       const line = `${sha256(json)} ${json}\n`;
       const limit = Math.max(LOG_MIN_BYTES, 2 * rec.snapshotBytes);
-      if (rec.snapshotBytes === 0 || rec.logBytes + Buffer.byteLength(line, 'utf8') > limit) await compact(prefix, rec);
+      if (rec.snapshotBytes === 0 || rec.logBytes + Buffer.byteLength(line, 'utf8') > limit)
+        await compact(prefix, rec);
       else await append(prefix, rec, line);
     }
     touch(prefix, Promise.resolve(rec));
