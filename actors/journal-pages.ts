@@ -93,6 +93,6 @@ export class JournalPages<J extends PagedJournal> {
 
   private meta(journal: J, pages: number): StoredJournal<J> {
     const { bitmap: _bitmap, ...rest } = journal;
-    return { ...rest, bitmapPages: pages } as StoredJournal<J>;
+    return { ...rest, bitmapPages: pages };
   }
 }
