@@ -57,6 +57,8 @@ export async function createBusFromEnv(
     env?: NodeJS.ProcessEnv;
     logger?: Logger;
     name?: string;
+    /** NATS only: initial connect timeout, ms (default: createNatsBus's). */
+    connectTimeoutMs?: number;
     /** NATS only: called with the code of every message the bus dead-letters (the in-process bus has none). */
     onDeadLetter?: (code: string) => void;
   } = {},
@@ -75,6 +77,7 @@ export async function createBusFromEnv(
     ...nats,
     logger: o.logger,
     name: o.name,
+    ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
     ...(onDead ? { onDeadLetter: (d: { code: string }) => onDead(d.code) } : {}),
   });
 }
