@@ -336,6 +336,8 @@ export const coordDemoCommand = defineCommand({
           if (variant.name === 'learned') lastImage = r.lastImage;
         }
     } finally {
+      // heartbeats keep coming until the peers stop: no more telemetry calls to a stopping host
+      current = undefined;
       await host.stop();
       await pool.close();
     }
