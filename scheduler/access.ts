@@ -1,20 +1,10 @@
 import { checkArg } from '../common/errors.js';
-import { ChunkStatus } from './types.js';
+import { ChunkPriority, ChunkStatus } from './types.js';
 import { edgeUsable, expectedTimeMs } from './kernels/cost.js';
 import type { ChunkScheduler } from './scheduler.js';
 import type { EdgeTable } from './tables.js';
 
-/**
- * Chunk priorities (the chunk table's `priority`, higher dispatched first; docs/architecture.md, "The
- * tick"): bytes a reader waits for, the read-ahead of a sequential reader, a whole-file transfer's chunks,
- * and pre-position work that runs only in idle capacity.
- */
-export const ChunkPriority = {
-  BACKGROUND: -1,
-  NORMAL: 0,
-  READ_AHEAD: 1,
-  DEMAND: 2,
-} as const;
+export { ChunkPriority };
 
 /**
  * How many chunks to fetch ahead of a sequential reader consuming `rateBytesPerSec`: by Little's law

@@ -7,7 +7,14 @@ import {
   type ChunkTable,
   type EdgeTable,
 } from './tables.js';
-import { ChunkStatus, NO_EDGE, INF_RANK, defaultSchedulerConfig, type SchedulerConfig } from './types.js';
+import {
+  ChunkPriority,
+  ChunkStatus,
+  NO_EDGE,
+  INF_RANK,
+  defaultSchedulerConfig,
+  type SchedulerConfig,
+} from './types.js';
 import { rankEdges, expectedTimeMs, type EdgeRanking } from './kernels/cost.js';
 import { rankChunk, rankChunks } from './kernels/k-best.js';
 import {
@@ -203,6 +210,7 @@ export function zeroCounters(): SchedulerCounters {
     fullReranks: 0,
     staleReports: 0,
     forgiven: 0,
+    preempted: 0,
   };
 }
 
@@ -223,6 +231,8 @@ export interface SchedulerCounters {
   staleReports: number;
   /** Chunks that got excluded edges back because nothing else could serve them. */
   forgiven: number;
+  /** Fetches of NORMAL or BACKGROUND chunks cancelled (back to pending) to give their edge to a DEMAND chunk. */
+  preempted: number;
 }
 
 /**
@@ -254,6 +264,10 @@ export class ChunkScheduler {
   private readonly forgivenPairs = new Set<number>();
   private readonly hedges = new Map<number, Hedge>();
   private readonly pendingCancels: Cancel[] = [];
+  /** Chunks at DEMAND priority or above that are not complete (few: the bytes readers wait for). */
+  private readonly demanded = new Set<number>();
+  /** DEMAND chunks in flight, by the edge they run on (that edge takes nothing below DEMAND meanwhile). */
+  private readonly demandOn = new Map<number, number>();
   private order: Uint32Array | undefined;
   private orderStale = false;
   private uniformPriority = true;
@@ -354,6 +368,9 @@ export class ChunkScheduler {
   setPriority(chunk: number, priority: number): void {
     this.checkChunk(chunk);
     checkArg(Number.isFinite(priority), 'priority', 'a finite number');
+    if (priority >= ChunkPriority.DEMAND) {
+      if (this.chunks.status[chunk] !== ChunkStatus.COMPLETE) this.demanded.add(chunk);
+    } else this.demanded.delete(chunk);
     if (this.chunks.priority[chunk] === Math.fround(priority)) return;
     this.chunks.priority[chunk] = priority;
     this.uniformPriority = false;
@@ -595,6 +612,16 @@ export class ChunkScheduler {
     this.counters.moved += moved;
     const t4 = performance.now();
 
+    // DEMAND chunks go first, each to the edge that delivers it soonest, ahead of everything else there
+    const demand = this.dispatchDemand(now, cancels);
+    // while an edge runs a DEMAND fetch it takes no other new chunk (they would share its bandwidth):
+    // its slots look full to the dispatch kernel and the endgame
+    const clamped: Array<[number, number]> = [];
+    for (const e of new Set(this.demandOn.values())) {
+      clamped.push([e, this.edges.maxParallel[e]]);
+      this.edges.maxParallel[e] = Math.min(this.edges.maxParallel[e], this.edges.queueDepth[e]);
+    }
+
     const { count: n, spilled } = (yield {
       kind: 'dispatch',
       t,
@@ -608,11 +635,12 @@ export class ChunkScheduler {
     }) as { count: number; spilled: number };
     this.counters.spilled += spilled;
     this.nextAttempt = (this.nextAttempt + n) >>> 0;
-    const dispatch = new Array<Dispatch>(n);
+    const dispatch = new Array<Dispatch>(n + demand.length);
+    for (let i = 0; i < demand.length; i++) dispatch[i] = demand[i];
     for (let i = 0; i < n; i++) {
       const c = this.dispatchOut[i];
       this.inFlight.add(c);
-      dispatch[i] = {
+      dispatch[demand.length + i] = {
         chunk: c,
         edge: t.assigned[c],
         attempt: t.attempt[c],
@@ -622,6 +650,7 @@ export class ChunkScheduler {
     }
     this.counters.dispatched += n;
     const hedges = this.endgame(now, dispatch);
+    for (const [e, max] of clamped) this.edges.maxParallel[e] = max;
     const t5 = performance.now();
 
     return {
@@ -715,7 +744,93 @@ export class ChunkScheduler {
 
   // ---- internals -----------------------------------------------------------------------------
 
+  /**
+   * Dispatches the pending DEMAND chunks (bytes a reader waits for) now, each to its candidate edge with the
+   * smallest expected finish (its expected chunk time, times one plus the DEMAND fetches already there), with
+   * the next attempt id. Fetches of chunks below READ_AHEAD on that edge are pre-empted: cancelled and
+   * pending again (their bytes so far are lost; the DEMAND fetch gets the edge's whole bandwidth instead of
+   * a share). An edge whose slots all hold DEMAND fetches takes no more. Forgets DEMAND chunks no longer
+   * in flight.
+   */
+  private dispatchDemand(now: number, cancels: Cancel[]): Dispatch[] {
+    const t = this.chunks;
+    const edges = this.edges;
+    for (const [c] of this.demandOn)
+      if (t.status[c] !== ChunkStatus.IN_FLIGHT || t.priority[c] < ChunkPriority.DEMAND)
+        this.demandOn.delete(c);
+    const out: Dispatch[] = [];
+    if (this.demanded.size === 0) return out;
+    const perEdge = new Map<number, number>();
+    for (const e of this.demandOn.values()) perEdge.set(e, (perEdge.get(e) ?? 0) + 1);
+    for (const c of [...this.demanded].sort((a, b) => t.priority[b] - t.priority[a] || a - b)) {
+      if (t.status[c] === ChunkStatus.COMPLETE || t.priority[c] < ChunkPriority.DEMAND) {
+        this.demanded.delete(c);
+        continue;
+      }
+      if (t.status[c] !== ChunkStatus.PENDING) continue;
+      let pick = NO_EDGE;
+      let pickMs = Infinity;
+      for (let w = 0; w < t.words; w++) {
+        let bits = t.candidates[c * t.words + w] | 0;
+        while (bits !== 0) {
+          const e = (w << 5) + 31 - Math.clz32(bits & -bits);
+          bits &= bits - 1;
+          const busy = perEdge.get(e) ?? 0;
+          if (this.ranking.rank[e] === INF_RANK || busy >= edges.maxParallel[e]) continue;
+          // an edge without a bandwidth estimate yet counts as slow, not unusable
+          const ms = Math.min(expectedTimeMs(edges, e, this.chunkBytes), 1e9) * (1 + busy);
+          if (ms < pickMs || (ms === pickMs && this.ranking.rank[e] < this.ranking.rank[pick])) {
+            pickMs = ms;
+            pick = e;
+          }
+        }
+      }
+      if (pick === NO_EDGE) continue;
+      for (const x of this.inFlight) {
+        if (t.assigned[x] !== pick || t.priority[x] >= ChunkPriority.READ_AHEAD) continue;
+        const hedge = this.hedges.get(x);
+        cancels.push({ chunk: x, edge: pick, attempt: t.attempt[x] });
+        this.release(pick);
+        this.counters.preempted++;
+        if (hedge) {
+          // its hedge on another edge carries on as the chunk's fetch
+          t.assigned[x] = hedge.edge;
+          t.attempt[x] = hedge.attempt;
+          t.dispatchedAt[x] = hedge.dispatchedAt;
+          t.deadline[x] = hedge.deadline;
+          this.hedges.delete(x);
+          continue;
+        }
+        t.status[x] = ChunkStatus.PENDING;
+        this.inFlight.delete(x);
+      }
+      for (const [x, h] of this.hedges) {
+        if (h.edge !== pick || t.priority[x] >= ChunkPriority.READ_AHEAD) continue;
+        cancels.push({ chunk: x, edge: pick, attempt: h.attempt });
+        this.release(pick);
+        this.hedges.delete(x);
+        this.counters.preempted++;
+      }
+      if (edges.queueDepth[pick] >= edges.maxParallel[pick]) continue;
+      const attempt = this.nextAttempt;
+      this.nextAttempt = (this.nextAttempt + 1) >>> 0;
+      t.status[c] = ChunkStatus.IN_FLIGHT;
+      t.assigned[c] = pick;
+      t.attempt[c] = attempt;
+      t.dispatchedAt[c] = now;
+      t.deadline[c] = Math.min(0xffffffff, now + Math.ceil(edges.timeoutMs[pick]));
+      edges.queueDepth[pick]++;
+      this.inFlight.add(c);
+      this.demandOn.set(c, pick);
+      perEdge.set(pick, (perEdge.get(pick) ?? 0) + 1);
+      this.counters.dispatched++;
+      out.push({ chunk: c, edge: pick, attempt, deadline: t.deadline[c], hedge: false });
+    }
+    return out;
+  }
+
   private complete(c: number): void {
+    this.demanded.delete(c);
     this.chunks.status[c] = ChunkStatus.COMPLETE;
     this.inFlight.delete(c);
     this.completeCount++;

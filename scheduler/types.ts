@@ -10,6 +10,18 @@ export const ChunkStatus = {
 } as const;
 export type ChunkStatusCode = (typeof ChunkStatus)[keyof typeof ChunkStatus];
 
+/**
+ * Chunk priorities (the chunk table's `priority`, higher dispatched first; docs/architecture.md, "The
+ * tick"): bytes a reader waits for, the read-ahead of a sequential reader, a whole-file transfer's chunks,
+ * and pre-position work that runs only in idle capacity.
+ */
+export const ChunkPriority = {
+  BACKGROUND: -1,
+  NORMAL: 0,
+  READ_AHEAD: 1,
+  DEMAND: 2,
+} as const;
+
 /** Edge constraint flags (`EdgeTable.flags`). */
 export const EdgeFlags = {
   METERED: 1,

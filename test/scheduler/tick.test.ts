@@ -3,6 +3,7 @@ import {
   ChunkStatus,
   NO_EDGE,
   hasCandidate,
+  ChunkPriority,
   type SchedulerConfig,
 } from '../../scheduler/index.js';
 
@@ -38,10 +39,50 @@ describe('scheduler tick', () => {
 
   test('dispatch: higher priority chunks go first, then lower ids', () => {
     const s = make(10, [10e6], {}, 3);
-    s.setPriority(7, 5);
-    s.setPriority(3, 5);
+    // below DEMAND: ordinary dispatch, in priority order
+    s.setPriority(7, 1.5);
+    s.setPriority(3, 1.5);
     s.setPriority(9, 1);
     expect(s.tick(0).dispatch.map((d) => d.chunk)).toEqual([3, 7, 9]);
+  });
+
+  test('demand: a DEMAND chunk goes at once to the edge that delivers it soonest, pre-empting its NORMAL fetches, and that edge takes nothing else until it ends', () => {
+    const s = make(20, [10e6, 5e6], {}, 2);
+    const first = s.tick(0);
+    const onFast = first.dispatch.filter((d) => d.edge === 0).map((d) => d.chunk);
+    expect(onFast).toHaveLength(2);
+    expect(s.edges.queueDepth[1]).toBe(2);
+    s.setPriority(15, ChunkPriority.DEMAND);
+    const r = s.tick(10);
+    expect(r.dispatch.map((d) => [d.chunk, d.edge])).toEqual([[15, 0]]);
+    expect(r.cancels.map((c) => c.chunk).sort()).toEqual([...onFast].sort());
+    for (const c of onFast) expect(s.chunks.status[c]).toBe(ChunkStatus.PENDING);
+    expect(s.edges.queueDepth[0]).toBe(1);
+    expect(s.counters.preempted).toBe(2);
+    // the pre-empted attempts' cancelled reports change nothing
+    for (const c of first.dispatch.filter((d) => d.edge === 0))
+      expect(s.report({ chunk: c.chunk, attempt: c.attempt, edge: 0, ok: false, reason: 'cancelled' })).toBe(
+        'stale',
+      );
+    // while chunk 15 runs, the fast edge takes no other chunk
+    expect(s.tick(20).dispatch.filter((d) => d.edge === 0)).toEqual([]);
+    expect(s.report({ chunk: 15, attempt: s.chunks.attempt[15], edge: 0, ok: true })).toBe('completed');
+    const after = s.tick(30).dispatch.filter((d) => d.edge === 0);
+    expect(after.map((d) => d.chunk).sort()).toEqual([...onFast].sort());
+  });
+
+  test('demand: READ_AHEAD fetches are not pre-empted, and a DEMAND chunk waits when every slot of its edges holds one', () => {
+    const s = make(20, [10e6], {}, 2);
+    s.setPriority(5, ChunkPriority.READ_AHEAD);
+    s.setPriority(6, ChunkPriority.READ_AHEAD);
+    expect(s.tick(0).dispatch.map((d) => d.chunk)).toEqual([5, 6]);
+    s.setPriority(12, ChunkPriority.DEMAND);
+    const r = s.tick(10);
+    expect(r.dispatch).toEqual([]);
+    expect(r.cancels).toEqual([]);
+    expect(s.counters.preempted).toBe(0);
+    expect(s.report({ chunk: 5, attempt: s.chunks.attempt[5], edge: 0, ok: true })).toBe('completed');
+    expect(s.tick(20).dispatch.map((d) => d.chunk)).toEqual([12]);
   });
 
   test('load balance: moves pending chunks off an edge at ≥ 90% to backups under 50%, no further', () => {
