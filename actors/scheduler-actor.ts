@@ -1143,7 +1143,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   /** Tells the host's board which edges this (foreground) transfer uses now. */
   private reportEdgeUse(t: OwnedTransfer, core: ChunkScheduler): void {
     const board = this.ctx.services.edgeUsage;
-    if (!board) return;
+    // a tick that was under way when the transfer ended (finish took it off the board) reports nothing:
+    // its last use would stay on the board and keep background work off the edge for good
+    if (!board || t.journal.state !== 'running' || this.t !== t) return;
     const pending = core.progress().pending > 0;
     const use = new Map<string, EdgeUse>();
     t.req.edges.forEach((e, i) => {

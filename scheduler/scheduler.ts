@@ -15,7 +15,7 @@ import {
   defaultSchedulerConfig,
   type SchedulerConfig,
 } from './types.js';
-import { rankEdges, expectedTimeMs, type EdgeRanking } from './kernels/cost.js';
+import { rankEdges, expectedTimeMs, edgeUsable, type EdgeRanking } from './kernels/cost.js';
 import { rankChunk, rankChunks } from './kernels/k-best.js';
 import {
   detectFailures,
@@ -384,6 +384,7 @@ export class ChunkScheduler {
   updateEdge(edge: number, u: EdgeUpdate): void {
     this.checkEdge(edge);
     const t = this.edges;
+    const wasUsable = edgeUsable(t, edge);
     if (u.bandwidth !== undefined) {
       checkArg(u.bandwidth >= 0 && Number.isFinite(u.bandwidth), 'bandwidth', 'a finite number ≥ 0');
       t.bandwidth[edge] = u.bandwidth;
@@ -407,6 +408,9 @@ export class ChunkScheduler {
     }
     if (u.available !== undefined) t.available[edge] = u.available ? 1 : 0;
     if (t.available[edge] !== this.rerankAvailable[edge]) this.needFull = true;
+    // max_parallel to or from 0 (a background task's gate) changes whether the edge can be ranked at all:
+    // chunks ranked while it could not be have it nowhere in their backups
+    if (edgeUsable(t, edge) !== wasUsable) this.needFull = true;
     const base = this.rerankBandwidth[edge];
     const bw = t.bandwidth[edge];
     if (

@@ -46,6 +46,14 @@ describe('scheduler tick', () => {
     expect(s.tick(0).dispatch.map((d) => d.chunk)).toEqual([3, 7, 9]);
   });
 
+  test('rank: an edge gated to max_parallel 0 (a background task waiting for idle capacity) is dispatched to again once its limit is back', () => {
+    const s = make(10, [10e6], {}, 0);
+    s.tick(0);
+    expect(s.tick(10).dispatch).toEqual([]);
+    s.updateEdge(0, { maxParallel: 2 });
+    expect(s.tick(20).dispatch.map((d) => d.chunk)).toEqual([0, 1]);
+  });
+
   test('demand: a DEMAND chunk goes at once to the edge that delivers it soonest, pre-empting its NORMAL fetches, and that edge takes nothing else until it ends', () => {
     const s = make(20, [10e6, 5e6], {}, 2);
     const first = s.tick(0);
