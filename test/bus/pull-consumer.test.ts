@@ -95,7 +95,7 @@ test('a message whose handler rejects is nak-ed and delivered again; a terminate
       return 1;
     },
   );
-  await waitFor(() => deliveries.some((d) => d.first === 1 && d.count === 2), 10_000, 'the redelivery');
+  await waitFor(() => deliveries.some((d) => d.first === 1 && d.count === 2), 30_000, 'the redelivery');
   await new Promise((r) => setTimeout(r, 1500));
   await c.stop();
   expect(deliveries.filter((d) => d.first === 2)).toEqual([{ first: 2, count: 1 }]);
