@@ -85,7 +85,11 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
   /** Answers a failed call with the error envelope (runtime/api-errors.ts): code, message, fields, table status. */
   const fail = (res: http.ServerResponse, err: unknown): void => {
     const { status, body } = errorEnvelope(err);
-    if (status >= 500) log.warn({ err }, 'actor call failed');
+    // a refusal under overload is the host working as designed (counted in portal_transfers_rejected_total):
+    // logging each one with its stack would add work exactly when the host has none to spare
+    if (body.error.code === 'PORTAL_OVERLOADED')
+      log.debug({ code: body.error.code }, 'start refused: overloaded');
+    else if (status >= 500) log.warn({ err }, 'actor call failed');
     if (!res.headersSent)
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
