@@ -964,8 +964,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       });
       this.edgeViews.push(view);
       this.applyView(core, m, i, view);
-      if (e.holds === undefined || e.holds === 'all')
-        for (let c = 0; c < n; c++) core.setAvailability(c, i, true);
+      if (e.holds === undefined || e.holds === 'all') core.setEdgeHoldsAll(i);
       else core.setEdgeHoldings(i, Buffer.from(e.holds, 'base64'));
     }
     this.resumedChunks = 0;

@@ -274,9 +274,10 @@ export class ChunkScheduler {
   private scanStart = 0;
   private completeCount = 0;
   private permanentCount = 0;
-  private readonly failIds: Uint32Array;
-  private readonly failCauses: Uint8Array;
-  private readonly outcome: Uint8Array;
+  /** Scratch of the detect and failover phases, sized to the chunks in flight (not to the transfer). */
+  private failIds: Uint32Array;
+  private failCauses: Uint8Array;
+  private outcome: Uint8Array;
   private dispatchOut: Uint32Array;
   private readonly scratchK: Int32Array;
 
@@ -317,9 +318,10 @@ export class ChunkScheduler {
     this.rerankBandwidth = new Float64Array(shape.edgeCapacity);
     this.rerankAvailable = new Uint8Array(shape.edgeCapacity);
     this.ranking = rankEdges(this.edges, this.chunkBytes, this.config);
-    this.failIds = new Uint32Array(Math.max(1, shape.chunks));
-    this.failCauses = new Uint8Array(Math.max(1, shape.chunks));
-    this.outcome = new Uint8Array(Math.max(1, shape.chunks));
+    const scratch = Math.max(1, Math.min(shape.chunks, 1024));
+    this.failIds = new Uint32Array(scratch);
+    this.failCauses = new Uint8Array(scratch);
+    this.outcome = new Uint8Array(scratch);
     this.dispatchOut = new Uint32Array(c.maxDispatchPerTick);
     this.nextAttempt = firstAttempt >>> 0 || 1;
     this.scratchK = new Int32Array(c.k);
@@ -341,6 +343,32 @@ export class ChunkScheduler {
       if (this.scanStart > 0) this.scanStart = 0;
     }
     this.markDirty(chunk);
+  }
+
+  /**
+   * Declares that `edge` holds every chunk (an edge with the whole file): one pass over the candidate bits and a
+   * full re-rank at the next tick, instead of `setAvailability` per chunk (which queues each chunk for re-ranking).
+   * Chunks for which the edge is excluded stay excluded.
+   */
+  setEdgeHoldsAll(edge: number): void {
+    this.checkEdge(edge);
+    const t = this.chunks;
+    const E = this.edges.e;
+    const word = edge >>> 5;
+    const bit = 1 << (edge & 31);
+    const anyExcluded = this.excluded.size > 0;
+    for (let c = 0; c < t.n; c++) {
+      if (anyExcluded && this.excluded.has(c * E + edge)) continue;
+      const i = c * t.words + word;
+      t.candidates[i] = (t.candidates[i] | bit) >>> 0;
+      if (t.status[c] === ChunkStatus.FAILED_PERMANENT) {
+        t.status[c] = ChunkStatus.PENDING;
+        t.retries[c] = 0;
+        this.permanentCount--;
+        this.scanStart = 0;
+      }
+    }
+    this.needFull = true;
   }
 
   /** Declares every chunk `edge` holds from a bitmap (bit i = chunk i, little-endian bytes). */
@@ -541,10 +569,13 @@ export class ChunkScheduler {
     }
     for (let i = 0; i < this.dirtyCount; i++) this.dirtyFlag[this.dirty[i]] = 0;
     this.dirtyCount = 0;
+    // a start or a bitmap that touched many chunks grew the queue: give that memory back
+    if (this.dirty.length > 4096) this.dirty = new Uint32Array(1024);
     const t1 = performance.now();
 
     // detect_failures over the in-flight set (ascending ids), then explicit failure reports.
     const ids = Uint32Array.from(this.inFlight).sort();
+    this.ensureFailCapacity(ids.length + this.reportedFailed.length);
     let failed = (yield {
       kind: 'detect',
       t,
@@ -738,6 +769,43 @@ export class ChunkScheduler {
     return this.ranking;
   }
 
+  /**
+   * Bytes of the typed arrays this scheduler holds, by part: `chunkTable` (the kernels' per-chunk arrays), `queues`
+   * (the re-rank flags and queue, the detect/failover scratch) and `edges` (per-edge arrays). Hash sets of
+   * exclusions and hedges are not counted (they hold only chunks that failed or are hedged). Never throws.
+   */
+  memoryBytes(): { chunkTable: number; queues: number; edges: number } {
+    const sum = (xs: ArrayBufferView[]): number => xs.reduce((a, x) => a + x.byteLength, 0);
+    const t = this.chunks;
+    const e = this.edges;
+    return {
+      chunkTable: sum([
+        t.status,
+        t.assigned,
+        t.backups,
+        t.retries,
+        t.priority,
+        t.attempt,
+        t.dispatchedAt,
+        t.deadline,
+        t.candidates,
+      ]),
+      queues:
+        sum([this.dirtyFlag, this.dirty, this.failIds, this.failCauses, this.outcome]) +
+        (this.order?.byteLength ?? 0),
+      edges: sum([
+        e.bandwidth,
+        e.rtt,
+        e.health,
+        e.queueDepth,
+        e.maxParallel,
+        e.available,
+        e.flags,
+        e.timeoutMs,
+      ]),
+    };
+  }
+
   /** Completion bitmap (bit i = chunk i complete), little-endian bytes. */
   completionBitmap(): Uint8Array {
     const out = new Uint8Array(Math.ceil(this.chunks.n / 8));
@@ -905,6 +973,15 @@ export class ChunkScheduler {
       this.outcome[i] = FailoverOutcome.RECOMPUTED;
       this.counters.forgiven++;
     }
+  }
+
+  /** Grows the detect/failover scratch to hold `n` chunks (every chunk in flight plus those reported failed). */
+  private ensureFailCapacity(n: number): void {
+    if (this.failIds.length >= n) return;
+    const cap = Math.min(Math.max(1, this.chunks.n), Math.max(n, this.failIds.length * 2));
+    this.failIds = new Uint32Array(cap);
+    this.failCauses = new Uint8Array(cap);
+    this.outcome = new Uint8Array(cap);
   }
 
   private markDirty(c: number): void {

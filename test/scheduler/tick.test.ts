@@ -347,3 +347,44 @@ describe('scheduler tick', () => {
     expect(Array.from(s.completionBitmap())).toEqual([0b0110]);
   });
 });
+
+describe('scheduler memory and bulk availability', () => {
+  test('setEdgeHoldsAll gives the same tables and dispatch as setAvailability per chunk, and keeps exclusions', () => {
+    const bulk = new ChunkScheduler({ chunks: 300, chunkBytes: 1_000_000, edgeCapacity: 3 });
+    const each = make(300, [10e6, 5e6, 1e6], {}, 4);
+    [10e6, 5e6, 1e6].forEach((bw, e) => {
+      bulk.updateEdge(e, { bandwidth: bw, rtt: 0, available: true, maxParallel: 4, timeoutMs: 1000 });
+      bulk.setEdgeHoldsAll(e);
+    });
+    const a = bulk.tick(0);
+    const b = each.tick(0);
+    expect(a.fullRerank).toBe(true);
+    expect(a.dispatch).toEqual(b.dispatch);
+    expect(Buffer.from(bulk.chunks.backups.buffer).equals(Buffer.from(each.chunks.backups.buffer))).toBe(
+      true,
+    );
+    expect(
+      Buffer.from(bulk.chunks.candidates.buffer).equals(Buffer.from(each.chunks.candidates.buffer)),
+    ).toBe(true);
+    // a corrupt copy excludes edge 0 for that chunk; declaring the whole file again does not bring it back
+    const c = a.dispatch.find((d) => d.edge === 0)!;
+    bulk.report({ chunk: c.chunk, attempt: c.attempt, edge: 0, ok: false, reason: 'corrupt' });
+    bulk.setEdgeHoldsAll(0);
+    expect(hasCandidate(bulk.chunks, c.chunk, 0)).toBe(false);
+    expect(hasCandidate(bulk.chunks, c.chunk + 1, 0)).toBe(true);
+  });
+
+  test('per-chunk memory is the kernel table alone: 34 bytes per chunk with k = 3 and 33 edge slots, scratch stays small', () => {
+    const n = 1_000_000;
+    const s = new ChunkScheduler({ chunks: n, chunkBytes: 262_144, edgeCapacity: 33 });
+    s.updateEdge(0, { bandwidth: 10e6, rtt: 1, available: true, maxParallel: 8, timeoutMs: 1000 });
+    s.setEdgeHoldsAll(0);
+    s.tick(0);
+    const m = s.memoryBytes();
+    // status 1 + assigned 2 + backups 3×2 + retries 1 + priority 4 + attempt 4 + dispatchedAt 4 + deadline 4
+    // + candidates 2 words × 4 = 34 B
+    expect(m.chunkTable).toBe(34 * n);
+    // the re-rank flags (1 B per chunk) and a queue and scratch that do not grow with the transfer
+    expect(m.queues).toBeLessThanOrEqual(n + 16 * 1024);
+  });
+});
