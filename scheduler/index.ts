@@ -9,6 +9,7 @@ export { detectFailures, failoverAssign, FailureCause, FailoverOutcome } from '.
 export type { FailoverCounts } from './kernels/failures.js';
 export { loadBalance, generateDispatch, spillEdge } from './kernels/dispatch.js';
 export type { ScanOrder } from './kernels/dispatch.js';
+export { RANK_WINDOW } from './scheduler.js';
 export { ChunkScheduler, zeroCounters } from './scheduler.js';
 export type {
   RankPhase,

@@ -39,7 +39,18 @@ export interface TransferShape {
    * unshared table is ranked on the calling thread.
    */
   sharedMemory?: boolean;
+  /**
+   * Most chunks one re-rank visits (default RANK_WINDOW). A transfer of more chunks is re-ranked in windows of
+   * the scheduling order instead of all at once: a full re-rank (an edge came online, a bandwidth moved) ranks the
+   * next `rankWindow` chunks from the first pending one, and later ticks rank further ahead as the scan reaches
+   * the second half of what is ranked. Chunks beyond the window keep their last ranking (dispatch still checks
+   * their edges live and spills) or, never ranked, wait. A tick then costs O(window), not O(chunks).
+   */
+  rankWindow?: number;
 }
+
+/** Default TransferShape.rankWindow: 262,144 chunks (a transfer up to that size is re-ranked whole). */
+export const RANK_WINDOW = 262_144;
 
 /** Edge attributes the scheduler takes from estimators and telemetry. */
 export interface EdgeUpdate {
@@ -254,6 +265,10 @@ export class ChunkScheduler {
   private dirty: Uint32Array;
   private dirtyCount = 0;
   private needFull = true;
+  private readonly rankWindow: number;
+  /** With windowed re-ranks: scan positions [scanStart, rankedTo) hold chunks ranked since the last full re-rank. */
+  private rankedTo = 0;
+  private windowed = false;
   private readonly rerankBandwidth: Float64Array;
   private readonly rerankAvailable: Uint8Array;
   private readonly inFlight = new Set<number>();
@@ -313,6 +328,8 @@ export class ChunkScheduler {
     });
     this.edges = createEdgeTable(shape.edgeCapacity);
     this.chunkBytes = shape.chunkBytes;
+    this.rankWindow = shape.rankWindow ?? RANK_WINDOW;
+    checkArg(Number.isInteger(this.rankWindow) && this.rankWindow >= 1, 'rankWindow', 'a positive integer');
     this.dirtyFlag = new Uint8Array(shape.chunks);
     this.dirty = new Uint32Array(Math.min(shape.chunks, 1024));
     this.rerankBandwidth = new Float64Array(shape.edgeCapacity);
@@ -520,9 +537,37 @@ export class ChunkScheduler {
    * in `chunks` (a view valid until the next mutation of the scheduler).
    */
   rankWork(): { full: boolean; chunks: Uint32Array | undefined; count: number } {
+    const w = this.windowPlan();
+    if (w) {
+      const list = this.windowList(w.from, w.to);
+      return { full: this.needFull, chunks: list, count: list.length };
+    }
     return this.needFull
       ? { full: true, chunks: undefined, count: this.chunks.n }
       : { full: false, chunks: this.dirty.subarray(0, this.dirtyCount), count: this.dirtyCount };
+  }
+
+  /**
+   * The scan positions [from, to) the next tick ranks as a window, or undefined when it ranks everything (a full
+   * re-rank of a transfer within rankWindow) or only the dirty chunks.
+   */
+  private windowPlan(): { from: number; to: number } | undefined {
+    const n = this.chunks.n;
+    const W = this.rankWindow;
+    if (n <= W) return undefined;
+    const to = Math.min(n, this.scanStart + W);
+    if (this.needFull) return { from: this.scanStart, to };
+    if (!this.windowed || this.rankedTo >= n || this.rankedTo - this.scanStart >= W / 2) return undefined;
+    return { from: Math.max(this.rankedTo, this.scanStart), to };
+  }
+
+  /** Chunk ids at scan positions [from, to) in the current order, then the dirty chunks (ranking twice is harmless). */
+  private windowList(from: number, to: number): Uint32Array {
+    const o = this.uniformPriority ? undefined : this.order;
+    const list = new Uint32Array(to - from + this.dirtyCount);
+    for (let i = from; i < to; i++) list[i - from] = o ? o[i] : i;
+    list.set(this.dirty.subarray(0, this.dirtyCount), to - from);
+    return list;
   }
 
   /** Runs one scheduler tick at `now` (ms since the transfer's epoch); `hooks.rank` replaces the rank phase. */
@@ -551,8 +596,20 @@ export class ChunkScheduler {
     const t = this.chunks;
     this.ranking = rankEdges(this.edges, this.chunkBytes, this.config);
     const full = this.needFull;
+    const win = this.windowPlan();
     let ranked: number;
-    if (full) {
+    if (win) {
+      const list = this.windowList(win.from, win.to);
+      ranked = (yield { kind: 'rank', t, ranking: this.ranking, chunks: list, count: list.length }) as number;
+      this.windowed = true;
+      this.rankedTo = win.to;
+      if (full) {
+        this.needFull = false;
+        this.rerankBandwidth.set(this.edges.bandwidth);
+        this.rerankAvailable.set(this.edges.available);
+        this.counters.fullReranks++;
+      }
+    } else if (full) {
       ranked = (yield { kind: 'rank', t, ranking: this.ranking, chunks: undefined, count: t.n }) as number;
       this.needFull = false;
       this.rerankBandwidth.set(this.edges.bandwidth);
@@ -1004,6 +1061,8 @@ export class ChunkScheduler {
       this.order = idx.sort((a, b) => p[b] - p[a] || a - b);
       this.orderStale = false;
       this.scanStart = 0;
+      // the ranked window was counted in the old order: the next tick ranks one from the new scan start
+      this.rankedTo = 0;
       this.advanceScanStart();
     }
     return { order: this.order, start: this.scanStart };

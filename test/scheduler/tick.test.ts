@@ -388,3 +388,52 @@ describe('scheduler memory and bulk availability', () => {
     expect(m.queues).toBeLessThanOrEqual(n + 16 * 1024);
   });
 });
+
+describe('windowed re-rank of large transfers', () => {
+  test('a transfer larger than rankWindow ranks a window ahead of the scan, moves it as chunks complete, and finishes', () => {
+    const n = 1000;
+    const s = new ChunkScheduler({ chunks: n, chunkBytes: 1_000_000, edgeCapacity: 2, rankWindow: 100 });
+    s.updateEdge(0, { bandwidth: 10e6, rtt: 0, available: true, maxParallel: 8, timeoutMs: 1e6 });
+    s.updateEdge(1, { bandwidth: 5e6, rtt: 0, available: true, maxParallel: 8, timeoutMs: 1e6 });
+    s.setEdgeHoldsAll(0);
+    s.setEdgeHoldsAll(1);
+    expect(s.rankWork()).toMatchObject({ full: true, count: 100 });
+    const first = s.tick(0);
+    expect(first.fullRerank).toBe(true);
+    expect(first.ranked).toBe(100);
+    // ranked inside the window, never ranked beyond it
+    expect(s.chunks.assigned[99]).not.toBe(NO_EDGE);
+    expect(s.chunks.assigned[100]).toBe(NO_EDGE);
+    expect(first.dispatch.length).toBe(16);
+    let now = 0;
+    let ticks = 1;
+    let maxRanked = first.ranked;
+    let pending = first.dispatch;
+    while (!s.done && ticks < 2000) {
+      for (const d of pending) s.report({ chunk: d.chunk, attempt: d.attempt, edge: d.edge, ok: true });
+      const r = s.tick((now += 10));
+      maxRanked = Math.max(maxRanked, r.ranked);
+      pending = r.dispatch;
+      ticks++;
+    }
+    expect(s.done).toBe(true);
+    expect(s.progress().complete).toBe(n);
+    // no tick ranked more than one window (plus nothing dirty here)
+    expect(maxRanked).toBeLessThanOrEqual(100);
+    expect(s.counters.fullReranks).toBe(1);
+  });
+
+  test('an edge going offline re-ranks one window, not the whole transfer', () => {
+    const s = new ChunkScheduler({ chunks: 5000, chunkBytes: 1_000_000, edgeCapacity: 2, rankWindow: 256 });
+    for (const e of [0, 1]) {
+      s.updateEdge(e, { bandwidth: 10e6, rtt: 0, available: true, maxParallel: 4, timeoutMs: 1e6 });
+      s.setEdgeHoldsAll(e);
+    }
+    s.tick(0);
+    s.updateEdge(0, { available: false });
+    const r = s.tick(10);
+    expect(r.fullRerank).toBe(true);
+    expect(r.ranked).toBe(256);
+    expect(r.dispatch.every((d) => d.edge === 1)).toBe(true);
+  });
+});
