@@ -1,10 +1,15 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
 import { constants as bufferConstants } from 'node:buffer';
 import { PortalError } from '../common/errors.js';
 import { CidTable, CID_BYTES } from './cid-table.js';
-import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, manifestId, type PackedManifest } from './manifest.js';
+import {
+  MAX_CHUNK_SIZE,
+  MIN_CHUNK_SIZE,
+  manifestId,
+  writeManifestParts,
+  type PackedManifest,
+} from './manifest.js';
 
 /**
  * The binary chunk-hash manifest (docs/manifest-format.md): a 72-byte header, the name, then 32 bytes (the raw
@@ -262,28 +267,13 @@ export async function loadBinaryManifest(
  * content id. fs failures reject with PORTAL_MANIFEST_INVALID with the fs error as cause.
  */
 export async function saveBinaryManifest(path: string, p: PackedManifest): Promise<string> {
-  const out = createWriteStream(path);
   const hash = createHash('sha256');
-  const failed = once(out, 'error').then(([err]) => {
-    throw err;
-  });
-  failed.catch(() => undefined);
-  try {
+  function* hashed(): Generator<Uint8Array> {
     for (const part of binaryManifestParts(p)) {
       hash.update(part);
-      if (!out.write(part)) await Promise.race([once(out, 'drain'), failed]);
+      yield part;
     }
-    out.end();
-    await Promise.race([once(out, 'finish'), failed]);
-  } catch (err) {
-    out.destroy();
-    throw new PortalError(
-      'PORTAL_MANIFEST_INVALID',
-      `cannot write manifest to ${path}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
   }
+  await writeManifestParts(path, hashed());
   return hash.digest('hex');
 }

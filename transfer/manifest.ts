@@ -3,7 +3,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { constants as bufferConstants } from 'node:buffer';
-import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { PortalError } from '../common/errors.js';
 import { CidTable, CID_BYTES } from './cid-table.js';
 
@@ -317,35 +318,39 @@ export async function saveManifest(path: string, m: Manifest, limits?: ManifestL
   if (typeof path !== 'string' || path === '')
     throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
   const v = parseManifest(m, limits);
-  const out = createWriteStream(path);
-  const failed = once(out, 'error').then(([err]) => {
-    throw err;
-  });
-  failed.catch(() => undefined);
-  const write = async (s: string): Promise<void> => {
-    if (!out.write(s)) await Promise.race([once(out, 'drain'), failed]);
-  };
-  try {
-    await write(
-      `{"version":1,"id":${JSON.stringify(v.id)},"name":${JSON.stringify(v.name)},"fileSize":${v.fileSize},"chunkSize":${v.chunkSize},"fileSha256":${JSON.stringify(v.fileSha256)},"chunks":[`,
-    );
+  function* parts(): Generator<string> {
+    yield `{"version":1,"id":${JSON.stringify(v.id)},"name":${JSON.stringify(v.name)},"fileSize":${v.fileSize},"chunkSize":${v.chunkSize},"fileSha256":${JSON.stringify(v.fileSha256)},"chunks":[`;
     const BATCH = 4096;
     for (let i = 0; i < v.chunks.length; i += BATCH) {
       const part = v.chunks
         .slice(i, i + BATCH)
         .map((c) => `"${c}"`)
         .join(',');
-      await write(i === 0 ? part : `,${part}`);
+      yield i === 0 ? part : `,${part}`;
     }
-    await write(']}\n');
-    out.end();
-    await Promise.race([once(out, 'finish'), failed]);
+    yield ']}\n';
+  }
+  await writeManifestParts(path, parts());
+}
+
+/**
+ * Writes `parts` to a new file at `path` with backpressure (stream.pipeline). fs failures reject with
+ * PORTAL_MANIFEST_INVALID with the fs error as cause; an error thrown by `parts` propagates as it is.
+ */
+export async function writeManifestParts(path: string, parts: Iterable<string | Uint8Array>): Promise<void> {
+  const out = createWriteStream(path);
+  let writeError: unknown;
+  out.once('error', (err) => (writeError = err));
+  try {
+    await pipeline(Readable.from(parts, { objectMode: false }), out);
   } catch (err) {
-    out.destroy();
+    if (writeError === undefined) throw err;
     throw new PortalError(
       'PORTAL_MANIFEST_INVALID',
       `cannot write manifest to ${path}: ${(err as Error).message}`,
-      { cause: err },
+      {
+        cause: err,
+      },
     );
   }
 }

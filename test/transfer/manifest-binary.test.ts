@@ -98,6 +98,15 @@ describe('binary manifest', () => {
     expect(encodeBinaryManifest(direct).equals(bytes)).toBe(true);
   });
 
+  test('a manifest that cannot be written is PORTAL_MANIFEST_INVALID naming the path, in either form', async () => {
+    const nowhere = join(tmp.dir, 'no-such-dir', 'm.bin');
+    for (const save of [() => saveBinaryManifest(nowhere, packed), () => saveManifest(nowhere, m)]) {
+      const err = (await rejectionOf(save)) as PortalError;
+      expect(err.code).toBe('PORTAL_MANIFEST_INVALID');
+      expect(err.message).toMatch(/cannot write manifest to .*no-such-dir.*ENOENT/);
+    }
+  });
+
   test('bad magic is refused on the first bytes, naming the magic', async () => {
     const json = Buffer.from('{"version":1,"id":"0123456789abcdef"}');
     const err = await problem(json);
