@@ -32,14 +32,8 @@ import {
 import { MAX_TIMER_MS } from '../common/clock.js';
 import { checkDuration, checkReminder } from './checks.js';
 import { Actor } from './types.js';
-import type {
-  ActorClass,
-  ActorContext,
-  ActorHost,
-  ActorHostStats,
-  ActorRef,
-  ActorServices,
-} from './types.js';
+import { createHostCounters } from './host-stats.js';
+import type { ActorClass, ActorContext, ActorHost, ActorRef, ActorServices } from './types.js';
 
 /** Options of createDaprHost. */
 export interface DaprHostOptions {
@@ -377,21 +371,9 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     chain: readonly string[];
     deferred?: Array<() => Promise<void>>;
   }>();
-  const counters: ActorHostStats = {
-    activations: 0,
-    deactivations: 0,
-    calls: 0,
-    active: 0,
-    remindersFired: 0,
-    timersFired: 0,
-    activeByType: {},
-  };
-  const countActive = (type: string, delta: 1 | -1): void => {
-    const n = (counters.activeByType[type] ?? 0) + delta;
-    if (n > 0) counters.activeByType[type] = n;
-    else delete counters.activeByType[type];
-    counters.active += delta;
-  };
+  const hostCounters = createHostCounters();
+  const counters = hostCounters.stats;
+  const countActive = hostCounters.countActive;
   let started = false;
   let stopped = false;
   /** Set by stop(): new calls are refused while the running turns drain. */
@@ -1067,7 +1049,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     },
 
     stats() {
-      return { ...counters, activeByType: { ...counters.activeByType } };
+      return hostCounters.snapshot();
     },
   };
 }

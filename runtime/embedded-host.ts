@@ -18,15 +18,8 @@ import {
 } from './state-keys.js';
 import { checkDuration, checkReminder } from './checks.js';
 import { Actor } from './types.js';
-import type {
-  ActorClass,
-  ActorContext,
-  ActorHost,
-  ActorHostStats,
-  ActorRef,
-  ActorServices,
-  StateStore,
-} from './types.js';
+import { createHostCounters } from './host-stats.js';
+import type { ActorClass, ActorContext, ActorHost, ActorRef, ActorServices, StateStore } from './types.js';
 
 /** Options of createEmbeddedHost. */
 export interface EmbeddedHostOptions {
@@ -173,21 +166,9 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   const turnScope = new AsyncLocalStorage<TurnScope>();
   /** Callers waiting for their call's turn to end: stop() releases those the drain could not. */
   const waiting = new Set<(err: PortalError) => void>();
-  const counters: ActorHostStats = {
-    activations: 0,
-    deactivations: 0,
-    calls: 0,
-    active: 0,
-    remindersFired: 0,
-    timersFired: 0,
-    activeByType: {},
-  };
-  const countActive = (type: string, delta: 1 | -1): void => {
-    const n = (counters.activeByType[type] ?? 0) + delta;
-    if (n > 0) counters.activeByType[type] = n;
-    else delete counters.activeByType[type];
-    counters.active += delta;
-  };
+  const hostCounters = createHostCounters();
+  const counters = hostCounters.stats;
+  const countActive = hostCounters.countActive;
   let stopped = false;
   let stopping: Promise<void> | undefined;
   let loading: Promise<void> | undefined;
@@ -742,7 +723,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     },
 
     stats() {
-      return { ...counters, activeByType: { ...counters.activeByType } };
+      return hostCounters.snapshot();
     },
   };
 }

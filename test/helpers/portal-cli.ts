@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { freePort } from '../../common/net.js';
 
 /** The built CLI (tests run after `npm run build`). */
 export const PORTAL_MAIN = path.resolve('dist/cli/main.js');
@@ -59,4 +61,63 @@ export function runPortal(
 /** The last JSON line a `--json` run printed. */
 export function lastJson(r: PortalRun): Record<string, unknown> {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+}
+
+/** A `portal serve --runtime embedded` process started by startEmbeddedServe. */
+export interface EmbeddedServe {
+  child: ChildProcess;
+  /** Port of its actor API. */
+  port: number;
+  /** `http://127.0.0.1:<port>/v1.0/actors`. */
+  base: string;
+  /** Its dashboard's URL, when `--dashboard-port` was given. */
+  dashboard?: string;
+  /** What it printed so far (stdout and stderr). */
+  output: () => string;
+}
+
+/**
+ * Starts `portal serve --runtime embedded --app-port <free port> --backend cpu --json <args>` as a real process
+ * and resolves at its ready line; rejects with what it printed when it exits first. The caller kills it.
+ */
+export async function startEmbeddedServe(args: string[]): Promise<EmbeddedServe> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      PORTAL_MAIN,
+      'serve',
+      '--runtime',
+      'embedded',
+      '--app-port',
+      String(port),
+      '--backend',
+      'cpu',
+      '--json',
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const ready = await new Promise<{ dashboard?: string }>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      out += `${l}\n`;
+      if (l.includes('"ready"')) resolve(JSON.parse(l) as { dashboard?: string });
+    });
+    child.once('exit', (c) => reject(new Error(`serve exited ${c}: ${out}`)));
+  });
+  return {
+    child,
+    port,
+    base: `http://127.0.0.1:${port}/v1.0/actors`,
+    dashboard: ready.dashboard,
+    output: () => out,
+  };
+}
+
+/** Resident memory of process `pid` in bytes (Linux /proc). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
 }

@@ -19,6 +19,18 @@ describe('file state store: log', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** A store whose key `n` was set to 0, then 1 (a snapshot and one log record); the log's path. */
+  const twoRecords = async (): Promise<string> => {
+    const store = createFileStateStore(dir);
+    await store.transaction([{ op: 'upsert', key: key('n'), value: '0' }]);
+    await store.transaction([{ op: 'upsert', key: key('n'), value: '1' }]);
+    await store.close();
+    return path.join(
+      dir,
+      (await readdir(dir)).find((f) => f.endsWith('.log'))!,
+    );
+  };
+
   test('log: 500 one-page changes of a 128-page state write about one page each, not the state', async () => {
     const store = createFileStateStore(dir);
     const page = (i: number, v: number) => JSON.stringify(`${i}:${v}:`.padEnd(1400, 'A'));
@@ -56,14 +68,7 @@ describe('file state store: log', () => {
   });
 
   test('log: a record cut by a crash is ignored, and cut off before the next append', async () => {
-    const store = createFileStateStore(dir);
-    await store.transaction([{ op: 'upsert', key: key('n'), value: '0' }]);
-    await store.transaction([{ op: 'upsert', key: key('n'), value: '1' }]);
-    await store.close();
-    const logFile = path.join(
-      dir,
-      (await readdir(dir)).find((f) => f.endsWith('.log'))!,
-    );
+    const logFile = await twoRecords();
     const size = (await stat(logFile)).size;
     await appendFile(logFile, '0123456789abcdef torn [["u","n","2"');
     const reopened = createFileStateStore(dir);
@@ -78,14 +83,7 @@ describe('file state store: log', () => {
   });
 
   test('log: a record whose hash does not match ends the log', async () => {
-    const store = createFileStateStore(dir);
-    await store.transaction([{ op: 'upsert', key: key('n'), value: '0' }]);
-    await store.transaction([{ op: 'upsert', key: key('n'), value: '1' }]);
-    await store.close();
-    const logFile = path.join(
-      dir,
-      (await readdir(dir)).find((f) => f.endsWith('.log'))!,
-    );
+    const logFile = await twoRecords();
     await appendFile(logFile, `${'0'.repeat(64)} [["u","n","2"]]\n`);
     expect(await createFileStateStore(dir).get(key('n'))).toBe('1');
   });

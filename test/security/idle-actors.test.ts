@@ -4,20 +4,10 @@
  * outside each get their state file, and once idle for --actor-idle-timeout they are deactivated and released:
  * /metrics' portal_actor_instances returns to its baseline and resident memory stays bounded.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { freePort } from '../../common/net.js';
-import { PORTAL_MAIN } from '../helpers/portal-cli.js';
-
-/** Resident memory of `pid` in bytes (Linux /proc). */
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) * 1024;
-}
+import { rssBytes, startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
 
 /** The dashboard's /metrics text (it must describe portal_actor_instances). */
 async function metrics(dashboard: string): Promise<string> {
@@ -75,53 +65,31 @@ const actorOf = (file: string): string =>
 
 describe('portal serve: unknown ids and idle actors', () => {
   let dir: string;
-  let child: ChildProcess;
+  let serve: EmbeddedServe;
   let base: string;
   let dashboard: string;
-  let out = '';
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'portal-idle-'));
     await mkdir(path.join(dir, 'root'));
-    const port = await freePort();
-    child = spawn(
-      process.execPath,
-      [
-        PORTAL_MAIN,
-        'serve',
-        '--runtime',
-        'embedded',
-        '--app-port',
-        String(port),
-        '--backend',
-        'cpu',
-        '--json',
-        '--output-root',
-        path.join(dir, 'root'),
-        '--state-dir',
-        path.join(dir, 'state'),
-        '--dashboard-port',
-        '0',
-        '--actor-idle-timeout',
-        '5s',
-        '--actor-scan-interval',
-        '500ms',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    dashboard = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (l) => {
-        out += `${l}\n`;
-        if (l.includes('"ready"')) resolve((JSON.parse(l) as { dashboard: string }).dashboard);
-      });
-      child.once('exit', (c) => reject(new Error(`serve exited ${c}: ${out}`)));
-    });
-    base = `http://127.0.0.1:${port}/v1.0/actors`;
+    serve = await startEmbeddedServe([
+      '--output-root',
+      path.join(dir, 'root'),
+      '--state-dir',
+      path.join(dir, 'state'),
+      '--dashboard-port',
+      '0',
+      '--actor-idle-timeout',
+      '5s',
+      '--actor-scan-interval',
+      '500ms',
+    ]);
+    base = serve.base;
+    dashboard = serve.dashboard!;
   }, 60_000);
 
   afterAll(async () => {
-    child?.kill('SIGKILL');
+    serve?.child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -132,7 +100,7 @@ describe('portal serve: unknown ids and idle actors', () => {
     await post(200, 8, (i) => `${base}/SchedulerActor/warm-${i}/method/status`);
     const baseline = await instances(dashboard);
     const activations0 = await hostCounter(dashboard, 'portal_actor_activations_total');
-    const rss0 = rssBytes(child.pid!);
+    const rss0 = rssBytes(serve.child.pid!);
 
     const statuses = await post(5000, 16, (i) => `${base}/SchedulerActor/unknown-${i}/method/status`);
     expect(statuses).toEqual({ 404: 5000 });
@@ -146,14 +114,14 @@ describe('portal serve: unknown ids and idle actors', () => {
     expect(total(await instances(dashboard))).toBe(total(baseline));
     expect(await readdir(stateDir).catch(() => [] as string[])).toEqual(filesBefore);
     // before, each unknown id kept an instance (~64 KiB) until the idle timeout: 6000 of them were ~400 MB
-    expect(rssBytes(child.pid!) - rss0).toBeLessThan(100 * 2 ** 20);
+    expect(rssBytes(serve.child.pid!) - rss0).toBeLessThan(100 * 2 ** 20);
   }, 120_000);
 
   test('2000 coordinators configured from outside get one state file each and are released after the idle timeout', async () => {
     const stateDir = path.join(dir, 'state');
     const baseline = await instances(dashboard);
     const deactivated0 = await hostCounter(dashboard, 'portal_actor_deactivations_total');
-    const rss0 = rssBytes(child.pid!);
+    const rss0 = rssBytes(serve.child.pid!);
     const n = 2000;
     const statuses = await post(
       n,
@@ -169,7 +137,7 @@ describe('portal serve: unknown ids and idle actors', () => {
     // the last ones configured are still in memory (the first may already be gone: the calls take a while)
     const peak = await instances(dashboard);
     expect(peak.CoordinatorActor ?? 0).toBeGreaterThan(baseline.CoordinatorActor ?? 0);
-    const rssPeak = rssBytes(child.pid!);
+    const rssPeak = rssBytes(serve.child.pid!);
 
     // idle for 5 s, found by a scan every 500 ms: every one of them is deactivated
     const deadline = Date.now() + 30_000;
@@ -187,9 +155,9 @@ describe('portal serve: unknown ids and idle actors', () => {
     // deactivation kept their state: a call reads it back (and the instance comes back for it)
     const snap = await fetch(`${base}/CoordinatorActor/workload-7/method/snapshot`, { method: 'POST' });
     expect(await snap.json()).toMatchObject({ policy: 'heuristic' });
-    expect(rssBytes(child.pid!) - rss0).toBeLessThan(150 * 2 ** 20);
+    expect(rssBytes(serve.child.pid!) - rss0).toBeLessThan(150 * 2 ** 20);
     process.stdout.write(
-      `idle-actors: ${n} coordinators: rss ${(rss0 / 2 ** 20).toFixed(0)} → ${(rssPeak / 2 ** 20).toFixed(0)} MiB at peak → ${(rssBytes(child.pid!) / 2 ** 20).toFixed(0)} MiB after the idle timeout\n`,
+      `idle-actors: ${n} coordinators: rss ${(rss0 / 2 ** 20).toFixed(0)} → ${(rssPeak / 2 ** 20).toFixed(0)} MiB at peak → ${(rssBytes(serve.child.pid!) / 2 ** 20).toFixed(0)} MiB after the idle timeout\n`,
     );
   }, 180_000);
 });

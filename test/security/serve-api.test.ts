@@ -5,53 +5,17 @@
  * loopback, compared in constant time, never logged), a body limit that answers 413 and keeps serve up,
  * and unknown ids that create no state.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { freePort } from '../../common/net.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { PORTAL_MAIN, runPortal } from '../helpers/portal-cli.js';
+import { rssBytes, runPortal, startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
 
-interface Serve {
-  child: ChildProcess;
-  base: string;
-  port: number;
-  output: () => string;
-}
-
-async function startServe(args: string[]): Promise<Serve> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      PORTAL_MAIN,
-      'serve',
-      '--runtime',
-      'embedded',
-      '--app-port',
-      String(port),
-      '--backend',
-      'cpu',
-      '--json',
-      ...args,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (l) => {
-      out += `${l}\n`;
-      if (l.includes('"ready"')) resolve();
-    });
-    child.once('exit', (c) => reject(new Error(`serve exited ${c}: ${out}`)));
-  });
-  return { child, port, base: `http://127.0.0.1:${port}/v1.0/actors`, output: () => out };
-}
+type Serve = EmbeddedServe;
+const startServe = startEmbeddedServe;
 
 async function call(
   url: string,
@@ -68,12 +32,6 @@ async function call(
   });
   const text = await res.text();
   return { status: res.status, json: text ? (JSON.parse(text) as never) : {} };
-}
-
-/** Resident memory of `pid` in bytes (Linux /proc). */
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) * 1024;
 }
 
 describe('portal serve: the embedded actor API against hostile callers', () => {
