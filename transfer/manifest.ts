@@ -3,8 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { constants as bufferConstants } from 'node:buffer';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable, promises as streams } from 'node:stream';
 import { PortalError } from '../common/errors.js';
 import { CidTable, CID_BYTES } from './cid-table.js';
 
@@ -342,7 +341,7 @@ export async function writeManifestParts(path: string, parts: Iterable<string | 
   let writeError: unknown;
   out.once('error', (err) => (writeError = err));
   try {
-    await pipeline(Readable.from(parts, { objectMode: false }), out);
+    await streams.pipeline(Readable.from(parts, { objectMode: false }), out);
   } catch (err) {
     if (writeError === undefined) throw err;
     throw new PortalError(
