@@ -9,10 +9,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { createDashboard, type Dashboard } from '../../dashboard/index.js';
 import { createSilentLogger } from '../../common/logger.js';
-import { freePort } from '../../common/net.js';
 import type { TransferStatus } from '../../actors/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { PORTAL_MAIN } from '../helpers/portal-cli.js';
+import { PORTAL_MAIN, startEmbeddedServe } from '../helpers/portal-cli.js';
 import { edgeView, fakeHost, transferStatus } from '../dashboard/fixtures.js';
 
 const SECRETS = ['pw-SECRET-1', 'SIG-SECRET-2', 'TOK-SECRET-3', 'alice'];
@@ -133,35 +132,12 @@ describe('dashboard security', () => {
   }, 60_000);
 
   test('serve binds its dashboard to loopback by default', async () => {
-    const appPort = await freePort();
-    const child = spawn(
-      process.execPath,
-      [
-        PORTAL_MAIN,
-        'serve',
-        '--runtime',
-        'embedded',
-        '--app-port',
-        String(appPort),
-        '--dashboard-port',
-        '0',
-        '--json',
-        '--backend',
-        'cpu',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const serve = await startEmbeddedServe(['--dashboard-port', '0']);
     try {
-      const ready = await new Promise<{ dashboard: string }>((resolve, reject) => {
-        createInterface({ input: child.stdout }).on('line', (l) =>
-          resolve(JSON.parse(l) as { dashboard: string }),
-        );
-        child.once('exit', (c) => reject(new Error(`serve exited ${c}`)));
-      });
-      expect(ready.dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+      expect(serve.dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      serve.child.kill('SIGTERM');
+      await new Promise((r) => serve.child.once('exit', r));
     }
   }, 60_000);
 });
