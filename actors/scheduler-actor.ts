@@ -1127,15 +1127,27 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /**
    * Background dispatch rule: an edge that a foreground transfer of this host uses or still wants gets
-   * no new fetch of this task (max_parallel 0 for the tick); an idle one keeps its own limit.
+   * no new fetch of this task (max_parallel 0 for the tick), and the task's fetches already in flight on it
+   * are cancelled (their chunks pending again, sent out with this tick's cancels; the executor aborts them),
+   * so the foreground transfer gets the edge's whole bandwidth from this tick on rather than after the
+   * task's fetches end. An idle edge keeps its own limit. A cancelled fetch loses its bytes so far (at most
+   * one chunk per fetch: a pre-position fetch holds its chunk in memory until it is PUT whole).
    */
   private gateOnIdleEdges(t: OwnedTransfer, core: ChunkScheduler): void {
     const board = this.ctx.services.edgeUsage;
     if (!board) return;
     t.req.edges.forEach((e, i) => {
       const use = board.of(e.id, this.ctx.actorId);
-      const limit = use.inFlight > 0 || use.wanting > 0 ? 0 : (this.edgeViews[i]?.maxParallel ?? 0);
+      const busy = use.inFlight > 0 || use.wanting > 0;
+      const limit = busy ? 0 : (this.edgeViews[i]?.maxParallel ?? 0);
       if (core.edges.maxParallel[i] !== limit) core.updateEdge(i, { maxParallel: limit });
+      if (busy && core.edges.queueDepth[i] > 0) {
+        const n = core.preemptEdge(i, Number.POSITIVE_INFINITY);
+        this.ctx.log.debug(
+          { edge: e.id, cancelled: n },
+          'pre-position fetches yield to a foreground transfer',
+        );
+      }
     });
   }
 

@@ -242,7 +242,10 @@ export interface SchedulerCounters {
   staleReports: number;
   /** Chunks that got excluded edges back because nothing else could serve them. */
   forgiven: number;
-  /** Fetches of NORMAL or BACKGROUND chunks cancelled (back to pending) to give their edge to a DEMAND chunk. */
+  /**
+   * Fetches cancelled (back to pending) to give their edge to other work: NORMAL or BACKGROUND chunks to a
+   * DEMAND chunk, or a background task's chunks to a foreground transfer (`preemptEdge`).
+   */
   preempted: number;
 }
 
@@ -463,6 +466,21 @@ export class ChunkScheduler {
       (base === 0 ? bw > 0 : Math.abs(bw - base) / base > this.config.significantBandwidthChange)
     )
       this.needFull = true;
+  }
+
+  /**
+   * Cancels the fetches in flight on `edge` (primaries and hedges) of chunks whose priority is below
+   * `belowPriority`, so the edge's bandwidth goes to other work: each such chunk goes back to PENDING (a
+   * hedge of it on another edge carries on as its fetch), its attempt id goes stale, and its cancel goes out
+   * in the next tick's `cancels`; the edge's slots are released. Cancelling costs the chunk no attempt and
+   * excludes no edge. Returns how many fetches were cancelled (also counted in `counters.preempted`).
+   * Throws PORTAL_INVALID_ARGUMENT for an edge index out of range.
+   */
+  preemptEdge(edge: number, belowPriority: number = ChunkPriority.READ_AHEAD): number {
+    this.checkEdge(edge);
+    const before = this.pendingCancels.length;
+    this.preemptOn(edge, belowPriority, this.pendingCancels);
+    return this.pendingCancels.length - before;
   }
 
   /** Requests a full re-rank at the next tick (e.g. a time-of-day schedule change). */
@@ -915,31 +933,7 @@ export class ChunkScheduler {
         }
       }
       if (pick === NO_EDGE) continue;
-      for (const x of this.inFlight) {
-        if (t.assigned[x] !== pick || t.priority[x] >= ChunkPriority.READ_AHEAD) continue;
-        const hedge = this.hedges.get(x);
-        cancels.push({ chunk: x, edge: pick, attempt: t.attempt[x] });
-        this.release(pick);
-        this.counters.preempted++;
-        if (hedge) {
-          // its hedge on another edge carries on as the chunk's fetch
-          t.assigned[x] = hedge.edge;
-          t.attempt[x] = hedge.attempt;
-          t.dispatchedAt[x] = hedge.dispatchedAt;
-          t.deadline[x] = hedge.deadline;
-          this.hedges.delete(x);
-          continue;
-        }
-        t.status[x] = ChunkStatus.PENDING;
-        this.inFlight.delete(x);
-      }
-      for (const [x, h] of this.hedges) {
-        if (h.edge !== pick || t.priority[x] >= ChunkPriority.READ_AHEAD) continue;
-        cancels.push({ chunk: x, edge: pick, attempt: h.attempt });
-        this.release(pick);
-        this.hedges.delete(x);
-        this.counters.preempted++;
-      }
+      this.preemptOn(pick, ChunkPriority.READ_AHEAD, cancels);
       if (edges.queueDepth[pick] >= edges.maxParallel[pick]) continue;
       const attempt = this.nextAttempt;
       this.nextAttempt = (this.nextAttempt + 1) >>> 0;
@@ -956,6 +950,36 @@ export class ChunkScheduler {
       out.push({ chunk: c, edge: pick, attempt, deadline: t.deadline[c], hedge: false });
     }
     return out;
+  }
+
+  /** The body of `preemptEdge`: cancels go to `cancels`. */
+  private preemptOn(edge: number, belowPriority: number, cancels: Cancel[]): void {
+    const t = this.chunks;
+    for (const x of this.inFlight) {
+      if (t.assigned[x] !== edge || t.priority[x] >= belowPriority) continue;
+      const hedge = this.hedges.get(x);
+      cancels.push({ chunk: x, edge, attempt: t.attempt[x] });
+      this.release(edge);
+      this.counters.preempted++;
+      if (hedge) {
+        // its hedge on another edge carries on as the chunk's fetch
+        t.assigned[x] = hedge.edge;
+        t.attempt[x] = hedge.attempt;
+        t.dispatchedAt[x] = hedge.dispatchedAt;
+        t.deadline[x] = hedge.deadline;
+        this.hedges.delete(x);
+        continue;
+      }
+      t.status[x] = ChunkStatus.PENDING;
+      this.inFlight.delete(x);
+    }
+    for (const [x, h] of this.hedges) {
+      if (h.edge !== edge || t.priority[x] >= belowPriority) continue;
+      cancels.push({ chunk: x, edge, attempt: h.attempt });
+      this.release(edge);
+      this.hedges.delete(x);
+      this.counters.preempted++;
+    }
   }
 
   private complete(c: number): void {

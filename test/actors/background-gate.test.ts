@@ -2,7 +2,7 @@ import path from 'node:path';
 import { startEmbeddedNode, type EmbeddedNode } from '../../node/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { subjects } from '../../bus/index.js';
-import type { ChunkReport, DispatchBatch } from '../../common/index.js';
+import type { CancelRequest, ChunkReport, DispatchBatch } from '../../common/index.js';
 import { terminalStates, type TransferRequest, type TransferStatus } from '../../actors/index.js';
 import { actorProxy } from '../../actors/api.js';
 import { createEdgeServer, type EdgeServer } from '../../transfer/index.js';
@@ -114,5 +114,51 @@ describe('background pre-position work and foreground transfers on one host', ()
     const during = bgSeen.batches.filter((x) => x.at > fgFirst && x.at < fgSeen.doneAt);
     expect(during.length).toBeLessThanOrEqual(1);
     expect(bgSeen.completed.size).toBe(CHUNKS);
+  }, 120_000);
+  test('background gate: the task’s fetches in flight on the shared edge when a foreground transfer arrives are cancelled, their chunks fetched again once the edge is idle', async () => {
+    const { fg, bg } = await setUp();
+    const fgSeen = watch(node!, 'fg');
+    const bgSeen = watch(node!, 'bg');
+    // every fetch of the task (chunk/attempt), its report, and the cancels the task sent
+    const sent = new Set<string>();
+    const reported = new Map<string, ChunkReport>();
+    const cancelled: Array<{ key: string; at: number }> = [];
+    node!.bus.subscribe<DispatchBatch>(subjects.dispatch('bg'), (b) => {
+      for (const i of b.items) sent.add(`${i.chunk}/${i.attempt}`);
+    });
+    node!.bus.subscribe<ChunkReport>(subjects.report('bg'), (r) => {
+      reported.set(`${r.chunk}/${r.attempt}`, r);
+    });
+    // the task's fetches in flight at the foreground transfer's first dispatch
+    let inFlightAtFg: string[] | undefined;
+    node!.bus.subscribe<DispatchBatch>(subjects.dispatch('fg'), () => {
+      inFlightAtFg ??= [...sent].filter((k) => !reported.has(k));
+    });
+    node!.bus.subscribe<CancelRequest>(subjects.cancel('bg'), (c) => {
+      cancelled.push({ key: `${c.chunk}/${c.attempt}`, at: performance.now() });
+    });
+    await actorProxy(node!.host, 'SchedulerActor', 'bg').invoke('start', bg);
+    while (bgSeen.completed.size < 4) await new Promise((r) => setTimeout(r, 5));
+    await actorProxy(node!.host, 'SchedulerActor', 'fg').invoke('start', fg);
+    while (fgSeen.batches.length === 0) await new Promise((r) => setTimeout(r, 1));
+    const fgFirst = fgSeen.batches[0].at;
+    // a 16 KiB chunk at a quarter of 400 kB/s takes ~160 ms: with 4 slots, the task has fetches in flight now
+    expect(inFlightAtFg?.length).toBeGreaterThan(0);
+    const [f, b] = await Promise.all([waitEnd(node!, 'fg'), waitEnd(node!, 'bg')]);
+    expect(f).toMatchObject({ state: 'done', verified: true });
+    expect(b).toMatchObject({ state: 'done', verified: true, error: undefined });
+    const yielded = cancelled.filter((c) => c.at >= fgFirst - 50 && c.at < fgSeen.doneAt).map((c) => c.key);
+    // the fetches in flight when the foreground transfer came were cancelled (one that had already ended,
+    // racing the cancel, is not); the executor aborted each cancelled one that was still running
+    expect(yielded.length).toBeGreaterThan(0);
+    for (const k of inFlightAtFg!) expect(yielded.includes(k) || reported.get(k)?.ok === true).toBe(true);
+    for (const k of yielded) {
+      const r = reported.get(k);
+      expect(r?.ok === true || r?.reason === 'cancelled').toBe(true);
+    }
+    expect(b.counters.preempted).toBeGreaterThanOrEqual(yielded.length);
+    // their chunks went back to pending and were fetched again: the target edge holds every chunk
+    expect(bgSeen.completed.size).toBe(CHUNKS);
+    expect(target!.holdings()).toEqual(new Set(mesh!.manifest.chunks.keys()));
   }, 120_000);
 });

@@ -93,6 +93,40 @@ describe('scheduler tick', () => {
     expect(s.tick(20).dispatch.map((d) => d.chunk)).toEqual([12]);
   });
 
+  test('preemptEdge: every fetch below the priority on that edge is cancelled and pending again, at no attempt cost; the other edge keeps its fetches', () => {
+    const s = make(20, [10e6, 5e6], { maxAttemptsPerChunk: 1 }, 2);
+    const first = s.tick(0);
+    const onFast = first.dispatch.filter((d) => d.edge === 0);
+    const onSlow = first.dispatch.filter((d) => d.edge === 1);
+    expect(onFast).toHaveLength(2);
+    expect(onSlow).toHaveLength(2);
+    expect(() => s.preemptEdge(2)).toThrow(/edge/);
+    // a background task yielding edge 0: its gate (max_parallel 0) and then the cancel of what runs there
+    s.updateEdge(0, { maxParallel: 0 });
+    expect(s.preemptEdge(0, Number.POSITIVE_INFINITY)).toBe(2);
+    for (const d of onFast) expect(s.chunks.status[d.chunk]).toBe(ChunkStatus.PENDING);
+    expect(s.edges.queueDepth[0]).toBe(0);
+    expect(s.counters.preempted).toBe(2);
+    const r = s.tick(10);
+    expect(r.cancels.map((c) => [c.chunk, c.edge, c.attempt])).toEqual(
+      onFast.map((d) => [d.chunk, 0, d.attempt]),
+    );
+    expect(r.dispatch.filter((d) => d.edge === 0)).toEqual([]);
+    for (const d of onSlow) expect(s.chunks.status[d.chunk]).toBe(ChunkStatus.IN_FLIGHT);
+    // the executor's cancelled reports are stale; with one attempt allowed, the chunks still run again
+    for (const d of onFast)
+      expect(s.report({ chunk: d.chunk, attempt: d.attempt, edge: 0, ok: false, reason: 'cancelled' })).toBe(
+        'stale',
+      );
+    s.updateEdge(0, { maxParallel: 2 });
+    const again = s.tick(20).dispatch.filter((d) => d.edge === 0);
+    expect(again.map((d) => d.chunk).sort()).toEqual(onFast.map((d) => d.chunk).sort());
+    // a priority bound keeps the fetches at or above it
+    s.setPriority(again[0].chunk, ChunkPriority.READ_AHEAD);
+    expect(s.preemptEdge(0)).toBe(1);
+    expect(s.chunks.status[again[0].chunk]).toBe(ChunkStatus.IN_FLIGHT);
+  });
+
   test('load balance: moves pending chunks off an edge at ≥ 90% to backups under 50%, no further', () => {
     const s = make(40, [100e6, 9e6, 8e6], {}, 10);
     // fill edge 0 to 9/10 in flight by hand-dispatching through ticks with edges 1,2 offline
