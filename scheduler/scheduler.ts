@@ -535,11 +535,7 @@ export class ChunkScheduler {
       return 'hedge-failed';
     }
     if (hedge) {
-      t.assigned[c] = hedge.edge;
-      t.attempt[c] = hedge.attempt;
-      t.dispatchedAt[c] = hedge.dispatchedAt;
-      t.deadline[c] = hedge.deadline;
-      this.hedges.delete(c);
+      this.promoteHedge(c, hedge);
       return 'promoted';
     }
     t.status[c] = ChunkStatus.FAILED;
@@ -677,11 +673,7 @@ export class ChunkScheduler {
       const hedge = this.hedges.get(c);
       if (hedge && this.edges.available[hedge.edge] === 1) {
         t.status[c] = ChunkStatus.IN_FLIGHT;
-        t.assigned[c] = hedge.edge;
-        t.attempt[c] = hedge.attempt;
-        t.dispatchedAt[c] = hedge.dispatchedAt;
-        t.deadline[c] = hedge.deadline;
-        this.hedges.delete(c);
+        this.promoteHedge(c, hedge);
         this.inFlight.add(c);
         continue;
       }
@@ -952,6 +944,16 @@ export class ChunkScheduler {
     return out;
   }
 
+  /** The running hedge of chunk `c` becomes its fetch (the primary attempt ended or was cancelled). */
+  private promoteHedge(c: number, hedge: Hedge): void {
+    const t = this.chunks;
+    t.assigned[c] = hedge.edge;
+    t.attempt[c] = hedge.attempt;
+    t.dispatchedAt[c] = hedge.dispatchedAt;
+    t.deadline[c] = hedge.deadline;
+    this.hedges.delete(c);
+  }
+
   /** The body of `preemptEdge`: cancels go to `cancels`. */
   private preemptOn(edge: number, belowPriority: number, cancels: Cancel[]): void {
     const t = this.chunks;
@@ -963,11 +965,7 @@ export class ChunkScheduler {
       this.counters.preempted++;
       if (hedge) {
         // its hedge on another edge carries on as the chunk's fetch
-        t.assigned[x] = hedge.edge;
-        t.attempt[x] = hedge.attempt;
-        t.dispatchedAt[x] = hedge.dispatchedAt;
-        t.deadline[x] = hedge.deadline;
-        this.hedges.delete(x);
+        this.promoteHedge(x, hedge);
         continue;
       }
       t.status[x] = ChunkStatus.PENDING;
