@@ -240,6 +240,15 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       'manifest',
       'exactly one of manifest (inline), manifestUrl or manifestCid (by reference)',
     );
+    // A start the host has no room for is refused before its manifest is parsed, and leaves no instance behind
+    // (an id with nothing to resume keeps no activation; a known one keeps what it had).
+    try {
+      if (!this.t || !['running', 'verifying', 'done', 'queued'].includes(this.t.journal.state))
+        this.ctx.services.admission?.checkRoom(this.ctx.actorId);
+    } catch (err) {
+      if (!this.t) this.ctx.deactivateOnIdle();
+      throw err;
+    }
     const manifest = await manifestOf(req);
     if (req.prePosition !== undefined) {
       checkArg(isEdgeOutput(req.output), 'output', 'the URL of the edge a pre-position task copies to');
@@ -290,7 +299,13 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       },
     };
     // a running slot now, a place in the host's queue, or PORTAL_OVERLOADED (then nothing changed)
-    const admitted = this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
+    let admitted: 'running' | 'queued';
+    try {
+      admitted = this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
+    } catch (err) {
+      if (!old) this.ctx.deactivateOnIdle(); // the queue filled while the manifest was read
+      throw err;
+    }
     t.journal.state = admitted;
     t.journal.error = undefined;
     t.journal.finishedAt = undefined;

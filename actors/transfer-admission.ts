@@ -95,15 +95,25 @@ export class TransferAdmission {
       this.running.add(transferId);
       return 'running';
     }
-    if (!opts.wasQueued && this.queue.size >= this.opts.maxQueued) {
-      this.rejected++;
-      throw new PortalError(
-        'PORTAL_OVERLOADED',
-        `transfer ${JSON.stringify(transferId)} refused: this host runs ${this.running.size} transfers (--max-running ${this.opts.maxRunning}) and ${this.queue.size} wait (--max-queued ${this.opts.maxQueued}); try again later`,
-      );
-    }
+    if (!opts.wasQueued) this.checkRoom(transferId);
     this.queue.set(transferId, true);
     return 'queued';
+  }
+
+  /**
+   * Throws PORTAL_OVERLOADED (and counts the refusal) when a new start of `transferId` would be refused now:
+   * it holds no slot or place, and every running slot and queue place is taken. Changes nothing otherwise, so a
+   * host can refuse a start before it parses its manifest or writes anything.
+   */
+  checkRoom(transferId: string): void {
+    if (this.running.has(transferId) || this.queue.has(transferId)) return;
+    if (this.running.size < this.opts.maxRunning && this.queue.size === 0) return;
+    if (this.queue.size < this.opts.maxQueued) return;
+    this.rejected++;
+    throw new PortalError(
+      'PORTAL_OVERLOADED',
+      `transfer ${JSON.stringify(transferId)} refused: this host runs ${this.running.size} transfers (--max-running ${this.opts.maxRunning}) and ${this.queue.size} wait (--max-queued ${this.opts.maxQueued}); try again later`,
+    );
   }
 
   /**

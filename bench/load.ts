@@ -5,8 +5,10 @@
  * admission control (its default --max-running and --max-queued, or the values given here): a start answers
  * `running` or `queued`, or 503 PORTAL_OVERLOADED once the queue is full too. Prints, per N: how many were
  * queued and refused, transfers done and verified, time to the last, aggregate MB/s, the actor API's p50/p99
- * latency while they run (a call's time from being sent to its answer; goal p99 ≤ 100 ms), and the host's peak
- * RSS (VmHWM). A row that does not finish within --timeout-s says how many did.
+ * latency while they run (a call's time from being sent to its answer; goal p99 ≤ 100 ms), the host's peak
+ * RSS (VmHWM), and the CPU seconds of its main thread and of the whole process (/proc; figures that depend less
+ * on what else the machine runs than latencies do), the main thread's per start while the starts come in. A row
+ * that does not finish within --timeout-s says how many did.
  *
  *   npm run bench:load -- [--transfers 100,1000] [--size-mib 4] [--chunk-kib 256] [--timeout-s 120] [--max-running N] [--max-queued N]
  */
@@ -55,7 +57,22 @@ interface Row {
   startP99Ms: number;
   apiCalls: number;
   peakRssMB: number;
+  /**
+   * CPU seconds of the host's main thread (the one that runs every actor and answers the API) and of the whole
+   * process, from start-up to the last transfer's end: less sensitive than latencies to what else the machine runs.
+   */
+  mainCpuS: number;
+  processCpuS: number;
+  /** Main-thread CPU seconds spent while the starts were submitted (start-up excluded), per start, in ms. */
+  mainCpuMsPerStart: number;
 }
+
+/** utime + stime of /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat, in seconds (USER_HZ = 100 on Linux). */
+const cpuSeconds = (statPath: string): number => {
+  const text = readFileSync(statPath, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
 
 const peakRss = (pid: number): number => {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -148,6 +165,8 @@ async function runOne(
       holds: 'all' as const,
     }));
     const ids = Array.from({ length: n }, (_, i) => `load-${n}-${i}`);
+    const mainStat = `/proc/${host.pid}/task/${host.pid}/stat`;
+    const mainAtStart = cpuSeconds(mainStat);
     const t0 = performance.now();
     const states = new Map<string, string>();
     const verified = new Set<string>();
@@ -164,6 +183,7 @@ async function runOne(
         else states.set(id, s.state ?? '');
       }),
     );
+    const mainCpuMsPerStart = ((cpuSeconds(mainStat) - mainAtStart) * 1000) / n;
     const queued = [...states.values()].filter((s) => s === 'queued').length;
     process.stderr.write(
       `${n} submitted in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${states.size - queued} running, ${queued} queued, ${rejected} refused\n`,
@@ -193,6 +213,8 @@ async function runOne(
     const failed = [...states.values()].filter((s) => s === 'failed').length;
     const seconds = (last - t0) / 1000;
     const sorted = [...latencies].sort((a, b) => a - b);
+    const mainCpuS = cpuSeconds(mainStat);
+    const processCpuS = cpuSeconds(`/proc/${host.pid}/stat`);
     return {
       transfers: n,
       maxRunning: limits.maxRunning,
@@ -216,6 +238,9 @@ async function runOne(
       ),
       apiCalls: latencies.length,
       peakRssMB: peakRss(host.pid!),
+      mainCpuS,
+      processCpuS,
+      mainCpuMsPerStart,
     };
   } finally {
     await pool.close().catch(() => undefined);
@@ -249,11 +274,11 @@ async function main(): Promise<void> {
       `${sizeMiB} MiB per transfer from 4 nginx loopback mirrors, one embedded host, status polled every ${pollMs} ms; ${cpus().length} cores; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}\n\n`,
     );
     process.stdout.write(
-      '| submitted | max running / queued | queued | refused (503) | done | verified | failed | seconds to last | aggregate MB/s | API p50 ms | API p99 ms | status p99 ms | start p99 ms | API calls | peak RSS MB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n',
+      '| submitted | max running / queued | queued | refused (503) | done | verified | failed | seconds to last | aggregate MB/s | API p50 ms | API p99 ms | status p99 ms | start p99 ms | API calls | peak RSS MB | main-thread CPU s | process CPU s | main CPU ms / start |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n',
     );
     for (const r of rows)
       process.stdout.write(
-        `| ${r.transfers} | ${r.maxRunning} / ${r.maxQueued} | ${r.queued} | ${r.rejected} | ${r.done} | ${r.verified} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.aggregateMBps.toFixed(0)} | ${r.apiP50Ms.toFixed(1)} | ${r.apiP99Ms.toFixed(1)} | ${r.statusP99Ms.toFixed(1)} | ${r.startP99Ms.toFixed(1)} | ${r.apiCalls} | ${r.peakRssMB.toFixed(0)} |\n`,
+        `| ${r.transfers} | ${r.maxRunning} / ${r.maxQueued} | ${r.queued} | ${r.rejected} | ${r.done} | ${r.verified} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.aggregateMBps.toFixed(0)} | ${r.apiP50Ms.toFixed(1)} | ${r.apiP99Ms.toFixed(1)} | ${r.statusP99Ms.toFixed(1)} | ${r.startP99Ms.toFixed(1)} | ${r.apiCalls} | ${r.peakRssMB.toFixed(0)} | ${r.mainCpuS.toFixed(1)} | ${r.processCpuS.toFixed(1)} | ${r.mainCpuMsPerStart.toFixed(2)} |\n`,
       );
     process.stdout.write(`${JSON.stringify({ sizeMiB, loads, rows })}\n`);
   } finally {

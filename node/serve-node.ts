@@ -251,7 +251,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     closeExtra = async () => {};
   } else {
     const store = opts.stateDir
-      ? createFileStateStore(path.resolve(opts.stateDir))
+      ? createFileStateStore(path.resolve(opts.stateDir), { groupCommit: true })
       : createMemoryStateStore();
     const embedded = createEmbeddedHost({
       store: createRoutedStateStore({}, store),

@@ -3,6 +3,7 @@ import { mkdir, open, readFile, readdir, rename, truncate, unlink } from 'node:f
 import { dirname, join } from 'node:path';
 import { PortalError } from '../common/errors.js';
 import { parseStateKey } from './state-keys.js';
+import { CommitLog, readCommitLog, type CommitLogStats, type WalRecord } from './file-state-store-wal.js';
 import type { StateStore } from './types.js';
 
 /** Version tag of the per-actor file format. */
@@ -76,6 +77,8 @@ export interface FileStateStoreStats {
   blobs: number;
   /** Actors whose keys are held in memory now. */
   cachedActors: number;
+  /** Group-commit mode only: the shared commit log's counters (commits = fdatasyncs of the log). */
+  commitLog?: CommitLogStats;
 }
 
 /** A StateStore kept in files, with its write counters. */
@@ -87,6 +90,15 @@ export interface FileStateStore extends StateStore {
 export interface FileStateStoreOptions {
   /** Actors whose keys stay in memory at most (default DEFAULT_MAX_CACHED_ACTORS); the others are read again. */
   readonly maxCachedActors?: number;
+  /**
+   * Group commit (default false): transactions are made durable by a shared commit log, one fdatasync for all
+   * the transactions that arrive while the previous one runs, instead of one or more fsyncs each; the actors'
+   * files are then written without an fsync and made durable in the background (file-state-store-wal.ts). A
+   * transaction still resolves only once it is durable. For hosts with many actors writing at once (serve).
+   */
+  readonly groupCommit?: boolean;
+  /** Group commit: bytes of a commit log segment before the next is started (default WAL_SEGMENT_BYTES, 4 MiB). */
+  readonly commitLogSegmentBytes?: number;
 }
 
 /**
@@ -96,11 +108,16 @@ export interface FileStateStoreOptions {
  * journals may hold what a user would not share.
  */
 export async function writeFileAtomic(path: string, data: string): Promise<void> {
+  await replaceFile(path, data, true);
+}
+
+/** writeFileAtomic; with `durable` false without its fsyncs (atomic against a process crash, not power loss). */
+async function replaceFile(path: string, data: string, durable: boolean): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}${TMP_SUFFIX}`;
   const fh = await open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(data, 'utf8');
-    await fh.sync();
+    if (durable) await fh.sync();
   } catch (err) {
     await fh.close();
     await unlink(tmp).catch(() => undefined); // best effort: the write error below is what matters
@@ -108,7 +125,23 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
   }
   await fh.close();
   await rename(tmp, path);
-  await fsyncDir(dirname(path));
+  if (durable) await fsyncDir(dirname(path));
+}
+
+/** fsyncs the data of the file at `path`; a file that is gone is fine (removed since it was written). */
+async function fsyncFile(path: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Removes `path` (missing is fine) and makes the removal durable. */
@@ -247,9 +280,10 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
   const counters = { bytesWritten: 0, logAppends: 0, snapshots: 0, blobs: 0 };
   let ready: Promise<void> | undefined;
   let closed = false;
+  /** The shared commit log in group-commit mode, once the directory is open (see recover). */
+  let wal: CommitLog | undefined;
 
-  const init = (): Promise<void> =>
-    (ready ??= mkdir(dir, { recursive: true, mode: 0o700 }).then(() => undefined));
+  const init = (): Promise<void> => (ready ??= mkdir(dir, { recursive: true, mode: 0o700 }).then(recover));
 
   const checkOpen = (): void => {
     if (closed) throw new PortalError('PORTAL_STORE_CLOSED', `file state store ${dir} is closed`);
@@ -315,6 +349,10 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
   /** The actor's record; undefined when it has no snapshot (a log without one is left over from a removal). */
   const readActor = async (prefix: string): Promise<ActorRecord | undefined> => {
     await init();
+    return readActorFiles(prefix);
+  };
+
+  const readActorFiles = async (prefix: string): Promise<ActorRecord | undefined> => {
     const path = snapshotPath(prefix);
     let text: string;
     try {
@@ -337,6 +375,15 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
   };
 
   /** The actor's record from memory or disk; a fresh empty one (not kept) when it has no files. */
+  const emptyRecord = (): ActorRecord => ({
+    inline: new Map(),
+    blobs: new Map(),
+    snapshotBytes: 0,
+    logBytes: 0,
+    logTorn: false,
+    garbage: new Set(),
+  });
+
   const loadActor = async (prefix: string): Promise<ActorRecord> => {
     const cached = actors.get(prefix);
     if (cached) {
@@ -344,15 +391,7 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       return cached;
     }
     const rec = await readActor(prefix);
-    if (!rec)
-      return {
-        inline: new Map(),
-        blobs: new Map(),
-        snapshotBytes: 0,
-        logBytes: 0,
-        logTorn: false,
-        garbage: new Set(),
-      };
+    if (!rec) return emptyRecord();
     const again = actors.get(prefix); // a write that ended meanwhile is newer than what was read
     if (again) return again;
     touch(prefix, Promise.resolve(rec));
@@ -381,8 +420,17 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
     return value;
   };
 
-  /** Writes the actor's state as a new snapshot, removes its log, then the blobs nothing names any more. */
-  const compact = async (prefix: string, rec: ActorRecord): Promise<void> => {
+  /**
+   * Writes the actor's state as a new snapshot, removes its log, then the blobs nothing names any more. Not
+   * `durable` (a first snapshot in group-commit mode, whose record the commit log holds): without fsyncs, the
+   * snapshot's path is added to `written` for the log's checkpoint.
+   */
+  const compact = async (
+    prefix: string,
+    rec: ActorRecord,
+    durable = true,
+    written?: string[],
+  ): Promise<void> => {
     const doc: ActorFile = {
       v: FORMAT_VERSION,
       actor: prefix,
@@ -390,11 +438,17 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       ...(rec.blobs.size > 0 ? { blobs: Object.fromEntries(rec.blobs) } : {}),
     };
     const text = JSON.stringify(doc);
-    await writeAtomic(snapshotPath(prefix), text);
+    await replaceFile(snapshotPath(prefix), text, durable);
+    counters.bytesWritten += Buffer.byteLength(text, 'utf8');
     counters.snapshots++;
+    written?.push(snapshotPath(prefix));
     // a crash before the log is gone replays records the snapshot already holds: their values are absolute (a
     // first snapshot also removes a log left over from a removal cut short)
-    await unlinkDurable(logPath(prefix), dir);
+    if (durable) await unlinkDurable(logPath(prefix), dir);
+    else
+      await unlink(logPath(prefix)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
     for (const sha of rec.garbage) await unlinkDurable(join(dir, blobNameFor(prefix, sha)), dir);
     rec.garbage.clear();
     rec.snapshotBytes = Buffer.byteLength(text, 'utf8');
@@ -402,9 +456,19 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
     rec.logTorn = false;
   };
 
-  /** Appends one record to the actor's log and fsyncs it (the directory too when the log is new). */
-  const append = async (prefix: string, rec: ActorRecord, line: string): Promise<void> => {
+  /**
+   * Appends one record to the actor's log and fsyncs it (the directory too when the log is new); not `durable`
+   * (group-commit mode: the commit log holds the record), without fsyncs, the log's path added to `written`.
+   */
+  const append = async (
+    prefix: string,
+    rec: ActorRecord,
+    line: string,
+    durable = true,
+    written?: string[],
+  ): Promise<void> => {
     const path = logPath(prefix);
+    written?.push(path);
     if (rec.logTorn) {
       await truncate(path, rec.logBytes);
       rec.logTorn = false;
@@ -413,14 +477,14 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
     const fh = await open(path, 'a', 0o600);
     try {
       await fh.writeFile(line, 'utf8');
-      await fh.datasync();
+      if (durable) await fh.datasync();
     } catch (err) {
       rec.logTorn = true; // whatever part of the line reached the file is cut before the next append
       throw err;
     } finally {
       await fh.close();
     }
-    if (rec.logBytes === 0) await fsyncDir(dir);
+    if (rec.logBytes === 0 && durable) await fsyncDir(dir);
     rec.logBytes += bytes;
     counters.bytesWritten += bytes;
     counters.logAppends++;
@@ -428,6 +492,7 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
 
   const writeActor = async (prefix: string, ops: Op[]): Promise<void> => {
     const current = await loadActor(prefix);
+    const first = current.snapshotBytes === 0;
     const rec: ActorRecord = {
       ...current,
       inline: new Map(current.inline),
@@ -452,6 +517,33 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       }
     }
     applyOps(rec, logOps);
+    // group commit: the record is durable in the shared log before the actor's files change (write-ahead), so a
+    // crash never leaves those files ahead of what the log can replay
+    const entry = wal && logOps.length > 0 ? wal.begin({ prefix, ops: logOps, first }) : undefined;
+    if (entry) {
+      try {
+        await entry.committed;
+      } catch (err) {
+        entry.finish([]);
+        throw err;
+      }
+    }
+    const written: string[] = [];
+    try {
+      await writeActorFiles(prefix, rec, logOps, !entry, written);
+    } finally {
+      entry?.finish(written);
+    }
+  };
+
+  /** Writes a transaction's effect on the actor's files (see writeActor); `durable` false in group-commit mode. */
+  const writeActorFiles = async (
+    prefix: string,
+    rec: ActorRecord,
+    logOps: LogOp[],
+    durable: boolean,
+    written: string[],
+  ): Promise<void> => {
     if (rec.inline.size === 0 && rec.blobs.size === 0) {
       // the snapshot goes first: a log without a snapshot is ignored when read
       await unlinkDurable(snapshotPath(prefix), dir);
@@ -464,11 +556,52 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       const json = JSON.stringify(logOps);
       const line = `${sha256(json)} ${json}\n`;
       const limit = Math.max(LOG_MIN_BYTES, 2 * rec.snapshotBytes);
-      if (rec.snapshotBytes === 0 || rec.logBytes + Buffer.byteLength(line, 'utf8') > limit)
-        await compact(prefix, rec);
-      else await append(prefix, rec, line);
+      // only a first snapshot goes without fsyncs: a later one replaces state the commit log no longer holds
+      if (rec.snapshotBytes === 0) await compact(prefix, rec, durable, written);
+      else if (rec.logBytes + Buffer.byteLength(line, 'utf8') > limit) await compact(prefix, rec);
+      else await append(prefix, rec, line, durable, written);
     }
     touch(prefix, Promise.resolve(rec));
+  };
+
+  /**
+   * When the directory is opened (in either mode: a store opened without group commit still replays what one with
+   * it left): re-applies the records of the commit log's segments left by
+   * a crash to the actors' files (values are absolute: a record the files already hold changes nothing), writes
+   * each touched actor as a durable snapshot (or removes it when empty), then removes the segments and opens a
+   * new one. An actor whose snapshot is unreadable but whose creation the log holds is rebuilt from the log.
+   */
+  const recover = async (): Promise<void> => {
+    const { records, segments, nextSeq } = await readCommitLog(dir);
+    const byActor = new Map<string, WalRecord[]>();
+    for (const r of records) {
+      let list = byActor.get(r.prefix);
+      if (!list) byActor.set(r.prefix, (list = []));
+      list.push(r);
+    }
+    for (const [prefix, list] of byActor) {
+      let rec: ActorRecord | undefined;
+      let from = 0;
+      try {
+        rec = await readActorFiles(prefix);
+      } catch (err) {
+        // the snapshot written (without an fsync) when the actor was created: rebuilt from its creation on
+        from = -1;
+        for (let i = list.length - 1; i >= 0 && from < 0; i--) if (list[i].first) from = i;
+        if (from < 0) throw err;
+      }
+      rec ??= emptyRecord();
+      for (const r of list.slice(from)) applyOps(rec, r.ops);
+      if (rec.inline.size === 0 && rec.blobs.size === 0) {
+        await unlinkDurable(snapshotPath(prefix), dir);
+        await unlinkDurable(logPath(prefix), dir);
+        for (const sha of rec.garbage) await unlinkDurable(join(dir, blobNameFor(prefix, sha)), dir);
+      } else await compact(prefix, rec);
+    }
+    for (const name of segments) await unlink(join(dir, name));
+    if (segments.length > 0) await fsyncDir(dir);
+    if (opts.groupCommit)
+      wal = new CommitLog(dir, nextSeq, fsyncFile, () => fsyncDir(dir), opts.commitLogSegmentBytes);
   };
 
   /** Every actor with a snapshot in the directory: from memory when loaded, else read (and not kept). */
@@ -548,10 +681,11 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
     async close() {
       closed = true;
       await Promise.all([...writes.values()]);
+      await wal?.close();
     },
 
     stats() {
-      return { ...counters, cachedActors: actors.size };
+      return { ...counters, cachedActors: actors.size, ...(wal ? { commitLog: wal.stats() } : {}) };
     },
   };
 }

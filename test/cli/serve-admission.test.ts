@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -180,5 +180,59 @@ test('serve --max-queued 1: a start beyond the slots and the queue answers 503 P
     expect((await host.call('ovl-1', 'status')).body.state).toBe('cancelled');
   } finally {
     await host.stop();
+  }
+}, 90_000);
+
+test('serve: a refused start keeps no actor instance and writes no state; 50 refusals leave the instance count as it was', async () => {
+  // an edge that accepts connections and never answers: the running transfer and the queued one stay put
+  const { createServer } = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  const silent = createServer((s) => sockets.add(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const silentPort = (silent.address() as import('node:net').AddressInfo).port;
+  const stateDir = await mkdtemp(path.join(tmpdir(), 'portal-admission-state-'));
+  const host = await serve([
+    '--max-running',
+    '1',
+    '--max-queued',
+    '1',
+    '--dashboard-port',
+    '0',
+    '--state-dir',
+    stateDir,
+  ]);
+  const body = (id: string) => ({
+    ...startBody(id),
+    edges: [
+      {
+        id: 'silent',
+        config: { url: `http://127.0.0.1:${silentPort}/src.bin`, kind: 'mirror', flags: 0, maxParallel: 1 },
+        holds: 'all',
+      },
+    ],
+  });
+  const instances = async (): Promise<number> => {
+    const text = await (await fetch(new URL('metrics', host.ready.dashboard as string))).text();
+    const m = /portal_actor_instances\{host="embedded",type="SchedulerActor"\} (\d+)/.exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+  try {
+    expect((await host.call('keep-0', 'start', body('keep-0'))).body.state).toBe('running');
+    expect((await host.call('keep-1', 'start', body('keep-1'))).body.state).toBe('queued');
+    expect(await instances()).toBe(2);
+    const filesBefore = (await readdir(stateDir)).sort();
+    const refused = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => host.call(`refused-${i}`, 'start', body(`refused-${i}`))),
+    );
+    for (const r of refused)
+      expect(r).toMatchObject({ status: 503, body: { error: { code: 'PORTAL_OVERLOADED' } } });
+    expect(await instances()).toBe(2);
+    expect((await readdir(stateDir)).sort()).toEqual(filesBefore);
+    expect((await host.call('refused-0', 'status')).status).toBe(404);
+  } finally {
+    await host.stop();
+    for (const s of sockets) s.destroy();
+    silent.close();
+    await rm(stateDir, { recursive: true, force: true });
   }
 }, 90_000);

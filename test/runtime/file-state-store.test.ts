@@ -121,7 +121,12 @@ test('file state store: writeFileAtomic replaces a file whole and leaves no temp
 
 /** Compiles the store's sources (and what they import) to plain ESM a child `node` can load. */
 async function compileStoreForChild(out: string): Promise<string> {
-  for (const rel of ['runtime/file-state-store.ts', 'runtime/state-keys.ts', 'common/errors.ts']) {
+  for (const rel of [
+    'runtime/file-state-store.ts',
+    'runtime/file-state-store-wal.ts',
+    'runtime/state-keys.ts',
+    'common/errors.ts',
+  ]) {
     const src = await readFile(join(repoRoot, rel), 'utf8');
     const js = ts.transpileModule(src, {
       compilerOptions: {
@@ -139,18 +144,20 @@ async function compileStoreForChild(out: string): Promise<string> {
 }
 
 test.each([
-  ['a 2 MiB value (blob and log record per transaction)', 2 * 1024 * 1024],
-  ['small values (log appends and compactions)', 3000],
+  ['a 2 MiB value (blob and log record per transaction)', 2 * 1024 * 1024, false],
+  ['small values (log appends and compactions)', 3000, false],
+  ['group commit, a 2 MiB value', 2 * 1024 * 1024, true],
+  ['group commit, small values (commit log segments of 64 KiB, checkpointed while it runs)', 3000, true],
 ])(
   'file state store: keeps every acknowledged transaction, whole, when the writing process is SIGKILLed: %s',
-  async (_what, padBytes) => {
+  async (_what, padBytes, group) => {
     const build = await mkdtemp(join(tmpdir(), 'portal-child-'));
     try {
       const storeUrl = await compileStoreForChild(build);
       const stateDir = join(dir, 'state');
       const script = `
       import { createFileStateStore } from ${JSON.stringify(storeUrl)};
-      const store = createFileStateStore(process.env.PORTAL_TEST_DIR);
+      const store = createFileStateStore(process.env.PORTAL_TEST_DIR, process.env.PORTAL_TEST_GROUP ? { groupCommit: true, commitLogSegmentBytes: 65536 } : {});
       const pad = 'x'.repeat(Number(process.env.PORTAL_TEST_PAD));
       for (let i = 1; ; i++) {
         await store.transaction([
@@ -161,7 +168,12 @@ test.each([
       }
     `;
       const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-        env: { ...process.env, PORTAL_TEST_DIR: stateDir, PORTAL_TEST_PAD: String(padBytes) },
+        env: {
+          ...process.env,
+          PORTAL_TEST_DIR: stateDir,
+          PORTAL_TEST_PAD: String(padBytes),
+          PORTAL_TEST_GROUP: group ? '1' : '',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let acked = 0;
@@ -193,7 +205,7 @@ test.each([
       });
       expect(await exited).toBe('SIGKILL');
 
-      const store = createFileStateStore(stateDir);
+      const store = createFileStateStore(stateDir, { groupCommit: group });
       const n = Number(await store.get('Crash||a||n'));
       const payload = JSON.parse((await store.get('Crash||a||payload'))!) as { i: number; pad: string };
       expect(n).toBeGreaterThanOrEqual(acked); // nothing acknowledged was lost
