@@ -4,6 +4,7 @@ import { escapeControl, redactText } from '../common/redact.js';
 import { exitCodeFor } from '../common/error-table.js';
 import { parseArgs, helpText, type CommandSpec } from './args.js';
 import { ensureXdgRuntimeDir } from './env.js';
+import { useBaselineWasm } from './v8-flags.js';
 
 /**
  * Exit codes: 0 success; 1 the job ran but its result is wrong (demo not verified, resume refetched);
@@ -60,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 ensureXdgRuntimeDir();
+// before any command loads undici (its HTTP parser is WebAssembly): see BASELINE_WASM_FLAGS
+useBaselineWasm();
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
