@@ -2,6 +2,7 @@ import type { ActorProxy, ActorRef } from '../runtime/types.js';
 import { typedProxy } from '../runtime/types.js';
 import type { ChunkReport } from '../common/index.js';
 import type { TickEngineStats } from '../engine/index.js';
+import type { EdgeEstimatorState } from '../scheduler/estimators.js';
 import type { StreamProcessingMetrics } from '../stream/index.js';
 import type { RiskModelState, SplitPlan, SplitTask } from '../learning/index.js';
 import type {
@@ -70,6 +71,10 @@ export interface EdgeActorApi {
   observe(arg: { samples: EdgeSample[] }): Promise<EdgeView>;
   telemetry(t: EdgeTelemetry): Promise<EdgeView>;
   snapshot(): Promise<EdgeView>;
+  /** The estimator state, for a scheduler's journal (warm start after a restart). */
+  estimates(): Promise<EdgeEstimatorState>;
+  /** Adopts journaled estimates when the actor has learned nothing of its own yet. */
+  warmStart(arg: { estimates: EdgeEstimatorState }): Promise<EdgeView>;
   /** The probe timer's callback: asks an offline edge whether it is back. */
   probe(): Promise<void>;
   /** The hold-off timer's callback: a busy edge is scheduled again. */

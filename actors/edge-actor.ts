@@ -22,6 +22,26 @@ const HOLD_TIMER = 'hold-off';
 const BUSY_BASE_MS = 1000;
 const BUSY_CAP_MS = 60_000;
 
+/** True when `s` has the shape of EdgeEstimatorState (finite numbers where numbers belong). */
+function isEstimatorState(s: unknown): s is EdgeEstimatorState {
+  if (typeof s !== 'object' || s === null) return false;
+  const o = s as Record<string, unknown>;
+  const num = (k: string) => typeof o[k] === 'number' && Number.isFinite(o[k]) && (o[k] as number) >= 0;
+  return (
+    ['bw', 'bwDev', 'rtt', 'tMean', 'tDev', 'samples', 'since', 'unreachable'].every(num) &&
+    typeof o.available === 'boolean' &&
+    Array.isArray(o.outcomes) &&
+    o.outcomes.every((x) => x === 0 || x === 1) &&
+    Array.isArray(o.upMs) &&
+    o.upMs.every(
+      (x: unknown) =>
+        Array.isArray(x) &&
+        x.length === 2 &&
+        x.every((v: unknown) => typeof v === 'number' && Number.isFinite(v)),
+    )
+  );
+}
+
 /** An edge's configuration with its estimators (EdgeActor holds both or neither). */
 interface ConfiguredEdge {
   config: EdgeConfig;
@@ -77,6 +97,38 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
         }),
     };
     this.edge = edge;
+    await this.persist(true);
+    return this.view(edge);
+  }
+
+  /**
+   * The estimator state (bandwidth EMA and deviation, SRTT, transfer-time mean and deviation, the success
+   * window, uptime intervals, unreachable count, availability): what a scheduler keeps in its journal so that
+   * a restarted fetch starts from what this one learned (warmStart). PORTAL_UNKNOWN_EDGE before configure.
+   */
+  async estimates(): Promise<EdgeEstimatorState> {
+    return this.requireConfigured().est.toJSON();
+  }
+
+  /**
+   * Warm start after a restart: adopts `estimates` (an `estimates()` answer a scheduler journaled before it
+   * crashed or stopped) when this actor has learned nothing of its own yet (no sample since it was configured,
+   * still available), so the resumed transfer ranks, sizes its timeouts and avoids a dead edge from its first
+   * tick instead of from cold priors. An actor that already has samples (another transfer, a durable host)
+   * keeps its own. An edge the estimates say was offline is probed from now on. Returns the view either way;
+   * PORTAL_INVALID_ARGUMENT names a malformed state, PORTAL_UNKNOWN_EDGE before configure.
+   */
+  async warmStart(arg: { estimates: EdgeEstimatorState }): Promise<EdgeView> {
+    const edge = this.requireConfigured();
+    const s = arg?.estimates;
+    checkArg(isEstimatorState(s), 'estimates', 'an EdgeActor estimates() answer');
+    const own = edge.est.snapshot(this.now());
+    if (own.samples > 0 || !own.available || this.announcedOffline) return this.view(edge);
+    // the transfer-time deviation starts as wide as after a first sample (tDev = tMean): the timeouts of the
+    // resumed run start generous (its process may run slower than the one that measured), the ranking warm
+    edge.est = EdgeEstimator.fromJSON({ ...s, tDev: Math.max(s.tDev, s.tMean) }, defaultEstimatorConfig);
+    this.epoch++;
+    if (!edge.est.snapshot(this.now()).available) await this.startProbing();
     await this.persist(true);
     return this.view(edge);
   }

@@ -12,7 +12,7 @@ import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
 import type { TransferAdmission } from './transfer-admission.js';
 import { TickPacer, type TickOutcome } from './tick-pacer.js';
 
-import { adaptiveTimeoutMs } from '../scheduler/estimators.js';
+import { adaptiveTimeoutMs, type EdgeEstimatorState } from '../scheduler/estimators.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
 import type { ChunkReport, DispatchBatch, CancelRequest } from '../common/index.js';
 import {
@@ -42,6 +42,7 @@ import type {
 } from './types.js';
 import { hasBit } from '../common/bitset.js';
 import { JournalPages, type PagedJournal } from './journal-pages.js';
+import { ParallelLimits } from './parallel-limit.js';
 
 const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
@@ -60,6 +61,22 @@ const TICK_WINDOW = 8192;
 export const DEFAULT_EDGE_BUDGET_MS = 60_000;
 /** Failures an edge needs (besides the budget's time) before it is given up. */
 const EDGE_BUDGET_MIN_FAILURES = 3;
+
+/**
+ * Journaled edge estimates older than this (wall ms) are not used for a warm start: the uptime window of the
+ * estimators (defaultEstimatorConfig.uptimeWindowMs, one hour) is the span over which they claim to describe an edge.
+ */
+export const WARM_START_MAX_AGE_MS = 3_600_000;
+/** Least time between two journal writes of the edge estimates, ms (a crash loses at most this much learning). */
+const EDGE_ESTIMATES_SAVE_MS = 1000;
+
+/** The edge estimates a transfer journals (state key `edgeEstimates`) for a warm start after a restart. */
+interface JournaledEdgeEstimates {
+  /** Wall-clock ms of the save. */
+  savedAt: number;
+  /** EdgeActor.estimates() per edge id. */
+  edges: Record<string, EdgeEstimatorState>;
+}
 
 /** How one edge fares in this transfer (for the budget and the failure message). */
 interface EdgeHealth {
@@ -148,6 +165,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private epochMs = 0;
   private lastPersist = -Infinity;
   private lastRiskSave = -Infinity;
+  private lastEstimatesSave = -Infinity;
+  /** Fetches this transfer keeps in flight per edge, probed below each edge's max_parallel. */
+  private limits = new ParallelLimits();
+  /** The edge estimates last journaled, per edge id (an edge that cannot answer keeps its entry). */
+  private savedEstimates: Record<string, EdgeEstimatorState> = {};
   private lastRefresh = 0;
   private bytesDone = 0;
   private resumedChunks = 0;
@@ -424,7 +446,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.ctx.services.admission?.release(this.ctx.actorId);
     this.sub?.unsubscribe();
     this.sub = undefined;
-    for (const key of ['request', 'risk']) await this.ctx.state.delete(key);
+    for (const key of ['request', 'risk', 'edgeEstimates']) await this.ctx.state.delete(key);
     await this.journalPages.delete(this.ctx.state);
     this.t = undefined;
     this.resetCounters();
@@ -444,6 +466,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     for (const r of arg.items) {
       if (r.transferId !== this.ctx.actorId || r.edgeIndex >= this.edgeViews.length) continue;
       if (!r.ok && r.reason === 'io' && NO_SPACE.test(r.detail ?? '')) noSpace ??= r;
+      const inFlight = core.edges.queueDepth[r.edgeIndex];
       const outcome = core.report({
         chunk: r.chunk,
         attempt: r.attempt,
@@ -456,6 +479,15 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       if (outcome === 'completed') {
         this.bytesDone += chunkRange(t.manifest, r.chunk).length;
         this.perEdgeChunks[r.edgeIndex]++;
+      }
+      if (r.ok) {
+        const e = r.edgeIndex;
+        const configured = this.edgeViews[e].maxParallel;
+        if (
+          this.limits.onComplete(e, r.bytes, r.transferMs, inFlight, configured, t.manifest.chunkSize) &&
+          !this.isBackground(t, core)
+        )
+          core.updateEdge(e, { maxParallel: this.limits.limit(e, configured) });
       }
       const h = this.health[r.edgeIndex];
       if (h && r.ok) {
@@ -542,7 +574,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // risk-aware limit ≤ the edge's max_parallel replaces it; during the warm-up the formula rules
       const f = learnedEdgeFactors(this.risk, core.edges, m.chunkSize, this.ctx.clock.wallNow(), {
         edgeId: (e) => req.edges[e]?.id ?? `unused-${e}`,
-        maxParallelOf: (e) => this.edgeViews[e]?.maxParallel ?? 0,
+        maxParallelOf: (e) => this.parallelOf(e),
       });
       f.updates.forEach((u, e) => {
         if (u && e < req.edges.length) core.updateEdge(e, u);
@@ -971,17 +1003,32 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.health = req.edges.map(() => ({ failuresSinceOk: 0, retired: false }));
     this.edgeEpochs = new Array<number>(req.edges.length).fill(-1);
     this.edgeViews = [];
+    this.limits = new ParallelLimits();
+    const warm = await this.ctx.state.get<JournaledEdgeEstimates>('edgeEstimates');
+    const useWarm = warm !== undefined && this.ctx.clock.wallNow() - warm.savedAt <= WARM_START_MAX_AGE_MS;
+    this.savedEstimates = useWarm ? { ...warm.edges } : {};
+    let warmStarted = 0;
     for (let i = 0; i < req.edges.length; i++) {
       const e = req.edges[i];
-      const view = await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('configure', {
-        ...e.config,
-        url: redactUrl(e.config.url),
-      });
+      const edgeActor = actorProxy(this.ctx, 'EdgeActor', e.id);
+      let view = await edgeActor.invoke('configure', { ...e.config, url: redactUrl(e.config.url) });
+      const saved = useWarm ? warm.edges[e.id] : undefined;
+      if (saved) {
+        // warm start: the estimates this transfer had learned before its restart, not cold priors
+        try {
+          view = await edgeActor.invoke('warmStart', { estimates: saved });
+          if (view.samples > 0) warmStarted++;
+        } catch (err) {
+          this.ctx.log.warn({ err, edge: e.id }, 'journaled edge estimates not used');
+        }
+      }
       this.edgeViews.push(view);
       this.applyView(core, m, i, view);
       if (e.holds === undefined || e.holds === 'all') core.setEdgeHoldsAll(i);
       else core.setEdgeHoldings(i, Buffer.from(e.holds, 'base64'));
     }
+    if (warmStarted > 0)
+      this.ctx.log.info({ edges: warmStarted }, 'edge estimates warm-started from the journal');
     this.resumedChunks = 0;
     this.bytesDone = 0;
     const toEdge = isEdgeOutput(req.output);
@@ -1154,7 +1201,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     t.req.edges.forEach((e, i) => {
       const use = board.of(e.id, this.ctx.actorId);
       const busy = use.inFlight > 0 || use.wanting > 0;
-      const limit = busy ? 0 : (this.edgeViews[i]?.maxParallel ?? 0);
+      const limit = busy ? 0 : this.parallelOf(i);
       if (core.edges.maxParallel[i] !== limit) core.updateEdge(i, { maxParallel: limit });
       if (busy && core.edges.queueDepth[i] > 0) {
         const n = core.preemptEdge(i, Number.POSITIVE_INFINITY);
@@ -1208,6 +1255,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     );
   }
 
+  /** The fetches edge `i` may have in flight in this transfer: its probed limit, at most its max_parallel. */
+  private parallelOf(i: number): number {
+    return this.limits.limit(i, this.edgeViews[i]?.maxParallel ?? 0);
+  }
+
   private applyView(core: ChunkScheduler, m: PackedManifest, i: number, v: EdgeView): void {
     const bandwidth = v.bandwidth > 0 ? v.bandwidth : (v.bandwidthHint ?? 0);
     const rtt = v.samples > 0 ? v.rtt : (v.rttHint ?? v.rtt);
@@ -1216,7 +1268,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       ...(this.risk?.warm ? {} : { bandwidth, rtt, health: v.health }),
       available: v.available && !this.health[i]?.retired,
       flags: v.flags,
-      maxParallel: v.maxParallel,
+      maxParallel: this.limits.limit(i, v.maxParallel),
       timeoutMs: adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk),
     });
     if (this.edgeEpochs[i] !== v.epoch) {
@@ -1363,10 +1415,32 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.lastPersist = now;
     if (t.core) j.bitmap = Buffer.from(t.core.completionBitmap()).toString('base64');
     await this.journalPages.save(this.ctx.state, j, force);
+    if (t.core && j.state === 'running' && now - this.lastEstimatesSave >= EDGE_ESTIMATES_SAVE_MS) {
+      this.lastEstimatesSave = now;
+      await this.saveEdgeEstimates(t);
+    }
     if (this.risk && (force || now - this.lastRiskSave >= 1000)) {
       this.lastRiskSave = now;
       await this.ctx.state.set('risk', this.risk.toJSON());
     }
+  }
+
+  /**
+   * Journals every edge's estimates (state key `edgeEstimates`) so a resume after a crash warm-starts them. An
+   * edge actor that cannot answer keeps its last saved entry.
+   */
+  private async saveEdgeEstimates(t: OwnedTransfer): Promise<void> {
+    const edges = this.savedEstimates;
+    await Promise.all(
+      t.req.edges.map(async (e) => {
+        try {
+          edges[e.id] = await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('estimates');
+        } catch (err) {
+          this.ctx.log.debug({ err, edge: e.id }, 'edge estimates not saved');
+        }
+      }),
+    );
+    await this.ctx.state.set('edgeEstimates', { savedAt: this.ctx.clock.wallNow(), edges });
   }
 
   private bus(): Bus {

@@ -47,6 +47,8 @@ const caps = arg('caps', '12,8,4,2')
 const delays = arg('delays', '2,10,25,50').split(',').map(Number);
 const die = Number(arg('die', '1'));
 const tools = arg('tools', 'portal,aria2c').split(',');
+/** --timeline MS: print each run's bytes per mirror per MS ms (where the time goes: ramp-up, death, tail). */
+const timelineMs = Number(arg('timeline', '0'));
 const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 /** The time the caps allow (seconds) for `bytes` when mirror `die` (or none, -1) dies `dieAt` s in. */
@@ -54,6 +56,24 @@ export function idealSeconds(bytes: number, capsBps: number[], dieIndex: number,
   const total = capsBps.reduce((a, b) => a + b, 0);
   if (dieIndex < 0 || bytes / total <= dieAt) return bytes / total;
   return dieAt + (bytes - total * dieAt) / (total - capsBps[dieIndex]);
+}
+
+/**
+ * Prints a run's timeline to stderr: one line per sample, ms since the tool started, then MB each mirror sent
+ * in that interval, plus where each mirror's first byte came and when the last byte moved.
+ */
+function printTimeline(tool: string, run: number, samples: number[][], mirrors: number): void {
+  const first = Array.from({ length: mirrors }, (_, i) => samples.findIndex((x) => x[i] > 0));
+  const lastIdx = samples.reduce((a, x, k) => (x.some((b) => b > 0) ? k : a), -1);
+  const lines = [`timeline run ${run + 1} ${tool} (ms: MB per mirror per ${timelineMs} ms)`];
+  for (let k = 0; k <= lastIdx; k++)
+    lines.push(
+      `${((k + 1) * timelineMs).toString().padStart(6)}: ${samples[k].map((b) => (b / 1e6).toFixed(2).padStart(5)).join(' ')}`,
+    );
+  lines.push(
+    `first byte per mirror (ms): ${first.map((k) => (k < 0 ? '-' : String((k + 1) * timelineMs))).join(' / ')}; last byte by ${(lastIdx + 1) * timelineMs} ms`,
+  );
+  process.stderr.write(`${lines.join('\n')}\n`);
 }
 
 interface Row {
@@ -121,7 +141,17 @@ async function main(): Promise<void> {
         const before = links.map((l) => l.bytesDown());
         let killer: NodeJS.Timeout | undefined;
         let killed: Promise<void> = Promise.resolve();
+        const samples: number[][] = [];
+        let sampler: NodeJS.Timeout | undefined;
         const s: TimedSample = await runTimed(tool, cmd[0], cmd[1], good, () => {
+          if (timelineMs > 0) {
+            let last = links.map((l) => l.bytesDown());
+            sampler = setInterval(() => {
+              const now = links.map((l) => l.bytesDown());
+              samples.push(now.map((b, i) => b - last[i]));
+              last = now;
+            }, timelineMs);
+          }
           if (die < 0) return;
           killer = setTimeout(() => {
             const n = nginx[die];
@@ -130,7 +160,9 @@ async function main(): Promise<void> {
           }, dieAt * 1000);
         });
         clearTimeout(killer);
+        clearInterval(sampler);
         await killed;
+        if (timelineMs > 0) printTimeline(tool, r, samples, links.length);
         rows.push({
           tool,
           seconds: s.seconds,

@@ -1,0 +1,86 @@
+/**
+ * How many chunk fetches a transfer keeps in flight on each edge, below the edge's configured max_parallel: as
+ * many as the edge delivers in about `targetMs`, and at least `min`.
+ *
+ * Fetches on one edge share its bottleneck (an uplink, a token bucket, a server's cap): beyond what fills it,
+ * more parallel fetches only split the same rate into slower chunks. Each one then takes longer, and what is
+ * in flight when the edge dies, or when the transfer ends with its last chunks on a slow edge, is that much
+ * more to lose or to hedge: with 8 × 1 MiB in flight on a 2 MB/s mirror every chunk takes 4 s, and the
+ * transfer's tail waits on them. A fast edge, on the other hand, needs enough in flight to ride out a late
+ * dispatch (a busy main thread, a round trip). Sizing the window by time covers both: ⌊R · targetMs / chunk⌋
+ * fetches hold `targetMs` of the edge's delivered rate R. Where a cap is per connection instead (a server's
+ * per-request limit, TCP windows on a long path), R grows with the fetches in flight and the window with it.
+ * R is measured from completions while the edge is saturated (every allowed slot busy): a completion of
+ * `bytes` after `transferMs` with n fetches in flight gives n · bytes / transferMs, averaged by an EMA.
+ * Kept here because it is scheduling policy (an input of the scheduler: max_parallel per edge), not a
+ * library concern. Pure: every method takes what it needs.
+ */
+export interface ParallelLimitOptions {
+  /** Time of an edge's delivered rate to keep in flight on it, ms (default 1000). */
+  targetMs?: number;
+  /** Fewest fetches per edge: one transferring while the next request's round trip passes (default 2). */
+  min?: number;
+  /** Fetches per edge before its first measurement (default 4). */
+  initial?: number;
+  /** EMA weight of a new rate sample (default 0.25). */
+  alpha?: number;
+}
+
+interface EdgeLimit {
+  limit: number;
+  /** EMA of the edge's delivered rate, bytes/ms (0: not measured yet). */
+  rate: number;
+}
+
+/** Per-edge parallel-fetch limits of one transfer (see the module comment). */
+export class ParallelLimits {
+  private readonly edges: EdgeLimit[] = [];
+  private readonly targetMs: number;
+  private readonly min: number;
+  private readonly initial: number;
+  private readonly alpha: number;
+
+  constructor(o: ParallelLimitOptions = {}) {
+    this.targetMs = o.targetMs ?? 1000;
+    this.min = o.min ?? 2;
+    this.initial = o.initial ?? 4;
+    this.alpha = o.alpha ?? 0.25;
+  }
+
+  /** The fetches edge `edge` may have in flight: its limit, at most `configured` (0, a gated edge, stays 0). */
+  limit(edge: number, configured: number): number {
+    return Math.min(configured, this.state(edge).limit);
+  }
+
+  /** The edge's measured delivered rate, bytes/s (0 before its first saturated completion). */
+  rateBytesPerSec(edge: number): number {
+    return this.state(edge).rate * 1000;
+  }
+
+  /**
+   * A chunk from `edge` completed: `bytes` (a chunk of `chunkBytes`) in `transferMs`, with `inFlight` fetches on
+   * the edge just before it (this one included) and max_parallel `configured`. Returns true when the edge's
+   * limit changed (the caller passes it on to the scheduler).
+   */
+  onComplete(
+    edge: number,
+    bytes: number,
+    transferMs: number,
+    inFlight: number,
+    configured: number,
+    chunkBytes: number,
+  ): boolean {
+    const s = this.state(edge);
+    // an edge short of chunks (fewer in flight than allowed) says nothing about its capacity
+    if (inFlight < Math.min(configured, s.limit) || !(transferMs > 0) || !(bytes > 0)) return false;
+    const sample = (inFlight * bytes) / transferMs;
+    s.rate = s.rate === 0 ? sample : this.alpha * sample + (1 - this.alpha) * s.rate;
+    const before = s.limit;
+    s.limit = Math.max(this.min, Math.floor((s.rate * this.targetMs) / Math.max(1, chunkBytes)));
+    return Math.min(configured, s.limit) !== Math.min(configured, before);
+  }
+
+  private state(edge: number): EdgeLimit {
+    return (this.edges[edge] ??= { limit: this.initial, rate: 0 });
+  }
+}
