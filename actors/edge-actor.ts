@@ -26,7 +26,10 @@ const BUSY_CAP_MS = 60_000;
 function isEstimatorState(s: unknown): s is EdgeEstimatorState {
   if (typeof s !== 'object' || s === null) return false;
   const o = s as Record<string, unknown>;
-  const num = (k: string) => typeof o[k] === 'number' && Number.isFinite(o[k]) && (o[k] as number) >= 0;
+  const num = (k: string): boolean => {
+    const v = o[k];
+    return typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  };
   return (
     ['bw', 'bwDev', 'rtt', 'tMean', 'tDev', 'samples', 'since', 'unreachable'].every(num) &&
     typeof o.available === 'boolean' &&
