@@ -24,6 +24,7 @@ import {
 } from '../transfer/manifest.js';
 import { fetchManifestByCid, loadManifestRef } from '../transfer/manifest-ref.js';
 import { NO_CID } from '../transfer/cid.js';
+import { CidTable } from '../transfer/cid-table.js';
 import { createHash } from 'node:crypto';
 import { hashFile } from '../transfer/chunk-writer.js';
 import { createPrefixHasher, PREFIX_HASH_MIN_BYTES, type PrefixHasher } from '../transfer/prefix-hasher.js';
@@ -125,14 +126,21 @@ export interface SchedulerServices extends TickEngineServices {
   readonly admission?: TransferAdmission;
 }
 
+/** A manifest without its CID table: what a queued transfer keeps in memory (its chunk count for the status). */
+type ManifestHead = Omit<PackedManifest, 'cids'> & { readonly cids: { readonly count: number } };
+
 /**
  * The transfer an actor owns once started or reloaded from its journal: the request, its parsed manifest and
  * the journal are set together, and the ChunkScheduler once the transfer has been resumed on this activation.
  */
 interface OwnedTransfer {
   req: TransferRequest;
-  /** CIDs packed 32 B per chunk; hex strings are made only for the chunks a tick dispatches. */
-  manifest: PackedManifest;
+  /**
+   * CIDs packed 32 B per chunk; hex strings are made only for the chunks a tick dispatches. A queued transfer keeps
+   * only the manifest's head and chunk count (`lean`): the request and its manifest are in the actor's state and
+   * are read again when it is admitted (see shelve and hydrate).
+   */
+  manifest: PackedManifest | ManifestHead;
   journal: Journal;
   /** Present while the tick loop runs on this activation (and after it ended, for the final counters). */
   core?: ChunkScheduler;
@@ -221,7 +229,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         // admitted before this activation (a restart, a move): it runs whatever the host's count
         admission?.acquire(this.ctx.actorId, { resume: true });
         await this.resume(this.t);
-      } else this.countJournal(this.t);
+      } else {
+        this.countJournal(this.t);
+        if (journal.state === 'queued') this.shelve(this.t);
+      }
     }
   }
 
@@ -414,6 +425,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         'PORTAL_TRANSFER_CONFLICT',
         `transfer ${this.ctx.actorId} is ${j.state}: only a failed or cancelled transfer can be restarted`,
       );
+    await this.hydrate(t); // cancelled while it was queued
     const before = { ...j };
     const admitted = this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
     j.state = admitted;
@@ -477,7 +489,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       if (outcome === 'stale' || outcome === 'duplicate') continue;
       applied++;
       if (outcome === 'completed') {
-        this.bytesDone += chunkRange(t.manifest, r.chunk).length;
+        this.bytesDone += chunkRange(packed(t.manifest), r.chunk).length;
         this.perEdgeChunks[r.edgeIndex]++;
       }
       if (r.ok) {
@@ -567,7 +579,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const t = this.t;
     const core = t?.core;
     if (!t || !core || t.journal.state !== 'running') return undefined;
-    const { req, manifest: m } = t;
+    const { req } = t;
+    const m = packed(t.manifest);
     await this.feedEdges(t, core);
     if (this.risk?.warm) {
       // learned time and risk replace the formula's time and health factors, and a
@@ -795,9 +808,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.health.push({ failuresSinceOk: 0, retired: false });
       this.perEdgeChunks.push(0);
       this.edgeEpochs.push(-1);
-      this.applyView(core, t.manifest, i, view);
+      this.applyView(core, packed(t.manifest), i, view);
       this.ctx.log.info({ edgeId: arg.edgeId, edgeIndex: i }, 'edge joined the transfer');
-      await this.ctx.state.set('request', journaledRequest(req, t.manifest));
+      await this.ctx.state.set('request', journaledRequest(req, packed(t.manifest)));
     } else {
       // holdings change often (a swarm peer announces as chunks arrive): memory only, announced again on restart
       req.edges[i] = { ...req.edges[i], holds: arg.bitmap };
@@ -856,7 +869,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   /** The manifest, the output file and the state, for a content server. */
   async contentInfo(): Promise<ContentInfo> {
     const t = this.known();
-    return { state: t.journal.state, manifest: unpackManifest(t.manifest), output: t.req.output };
+    return { state: t.journal.state, manifest: unpackManifest(await this.hydrate(t)), output: t.req.output };
   }
 
   /**
@@ -887,6 +900,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (t.journal.state !== 'queued') return this.status();
     t.journal.state = 'running';
     try {
+      await this.hydrate(t);
       await this.resume(t);
       this.ctx.log.info('queued transfer admitted');
     } catch (err) {
@@ -923,6 +937,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.countJournal(t);
     await this.ctx.state.set('journal', t.journal);
     await this.ctx.registerReminder(KEEPALIVE, { dueMs: QUEUED_KEEPALIVE_MS, periodMs: QUEUED_KEEPALIVE_MS });
+    this.shelve(t);
     this.ctx.log.info('transfer queued: every running slot of this host is taken');
   }
 
@@ -947,17 +962,42 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /** Chunks and bytes the journal lists as complete, for the status of a transfer not running here. */
   private countJournal(t: OwnedTransfer): void {
-    const bitmap = Buffer.from(t.journal.bitmap, 'base64');
-    let complete = 0;
-    let bytes = 0;
-    const n = t.manifest.cids.count;
-    for (let c = 0; c < n; c++)
-      if (hasBit(bitmap, c)) {
-        complete++;
-        bytes += chunkRange(t.manifest, c).length;
-      }
-    this.journalComplete = complete;
+    const { chunks, bytes } = completeBytes(Buffer.from(t.journal.bitmap, 'base64'), t.manifest);
+    this.journalComplete = chunks;
     this.bytesDone = bytes;
+  }
+
+  /**
+   * A queued transfer keeps only what its status and promotion need: the manifest's head and chunk count, and its
+   * request without an inline manifest (both are in the actor's state, written before this; `hydrate` reads them
+   * again). A queued transfer's memory so does not grow with its manifest (bench/queued-memory.ts).
+   */
+  private shelve(t: OwnedTransfer): void {
+    const { cids, ...head } = t.manifest;
+    t.manifest = { ...head, cids: { count: cids.count } };
+    t.req = { ...t.req, manifest: undefined };
+    this.ctx.state.release?.('request'); // the activation's state cache would keep the request's JSON
+  }
+
+  /**
+   * Loads again what `shelve` dropped: the journaled request and its manifest (inline, or by reference again,
+   * which must still have the journal's id: PORTAL_MANIFEST_MISMATCH otherwise). Edge URLs given at start keep
+   * their credentials in memory (realUrls), as after a reactivation.
+   */
+  private async hydrate(t: OwnedTransfer): Promise<PackedManifest> {
+    if (t.manifest.cids instanceof CidTable) return t.manifest as PackedManifest;
+    const req = await this.ctx.state.get<TransferRequest>('request');
+    if (!req)
+      throw new PortalError('PORTAL_STATE_CORRUPT', `transfer ${this.ctx.actorId}: its journaled request is gone`);
+    const manifest = await manifestOf(req);
+    if (manifest.id !== t.journal.manifestId)
+      throw new PortalError(
+        'PORTAL_MANIFEST_MISMATCH',
+        `transfer ${this.ctx.actorId}: the manifest at its manifestUrl is now ${manifest.id}, the journal's is ${t.journal.manifestId}`,
+      );
+    t.req = req;
+    t.manifest = manifest;
+    return manifest;
   }
 
   private resetCounters(): void {
@@ -984,7 +1024,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     // a (re)started loop hashes the output from byte 0 again: a hash state is not kept across runs
     this.prefix?.hasher.dispose();
     this.prefix = undefined;
-    const { req, manifest: m, journal: j } = t;
+    const { req, journal: j } = t;
+    const m = packed(t.manifest);
     const n = m.cids.count;
     j.activations = (j.activations ?? 0) + 1;
     // a multi-threaded CPU engine ranks large transfers from worker threads: the tables go on shared memory
@@ -1247,7 +1288,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           const s = byEdge.get(i);
           const view = s ? await proxy.invoke('observe', { samples: s }) : await proxy.invoke('snapshot');
           this.edgeViews[i] = view;
-          this.applyView(core, t.manifest, i, view);
+          this.applyView(core, packed(t.manifest), i, view);
         } catch (err) {
           this.ctx.log.warn({ err, edge: req.edges[i].id }, 'edge actor unavailable; keeping its last view');
         }
@@ -1292,7 +1333,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         { edge: t.req.edges[i]?.id, failures: h.failuresSinceOk, lastError: h.lastError },
         'source given up: it failed for longer than its budget',
       );
-      if (this.edgeViews[i]) this.applyView(core, t.manifest, i, this.edgeViews[i]);
+      if (this.edgeViews[i]) this.applyView(core, packed(t.manifest), i, this.edgeViews[i]);
       core.requestFullRerank();
     });
   }
@@ -1448,6 +1489,24 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (!b) throw new PortalError('PORTAL_CONFIG_INVALID', 'no bus service configured on this host');
     return b;
   }
+}
+
+/** The manifest's CID table; PORTAL_INTERNAL for the head a queued transfer keeps (hydrate it first). */
+function packed(m: PackedManifest | ManifestHead): PackedManifest {
+  if (m.cids instanceof CidTable) return m as PackedManifest;
+  throw new PortalError('PORTAL_INTERNAL', `transfer of manifest ${m.id}: its CIDs are not loaded (queued)`);
+}
+
+/** Bytes of the chunks `bitmap` marks complete (bit c = chunk c) of a manifest of `count` chunks. */
+function completeBytes(bitmap: Uint8Array, m: ManifestHead | PackedManifest): { chunks: number; bytes: number } {
+  let chunks = 0;
+  let bytes = 0;
+  for (let c = 0; c < m.cids.count; c++)
+    if (hasBit(bitmap, c)) {
+      chunks++;
+      bytes += Math.min(m.chunkSize, m.fileSize - c * m.chunkSize);
+    }
+  return { chunks, bytes };
 }
 
 /**

@@ -25,6 +25,8 @@ export function createStateManager(store: StateStore, prefix: string): TurnState
   const committed = new Map<string, string | null>();
   /** Changes of the current turn (null: delete). */
   const pending = new Map<string, string | null>();
+  /** Keys to drop from `committed` once saved (release). */
+  const released = new Set<string>();
 
   const decode = <T>(key: string, json: string | null): T | undefined => {
     if (json === null) return undefined;
@@ -84,10 +86,22 @@ export function createStateManager(store: StateStore, prefix: string): TurnState
         committed.set(key, json);
         if (pending.get(key) === json) pending.delete(key);
       }
+      for (const key of released)
+        if (!pending.has(key)) {
+          committed.delete(key);
+          released.delete(key);
+        }
+    },
+
+    release(key) {
+      checkStateKey(key);
+      if (pending.has(key)) released.add(key);
+      else committed.delete(key);
     },
 
     rollback() {
       pending.clear();
+      released.clear();
     },
   };
 }

@@ -54,6 +54,12 @@ export interface ActorStateManager {
   delete(key: string): Promise<void>;
   /** Writes pending changes now (the host also does this after every turn). */
   save(): Promise<void>;
+  /**
+   * Drops the value of `key` from the activation's cache once this turn's changes are saved, so the next `get`
+   * reads the store again: for large values an actor rarely reads (a queued transfer's request). Optional: the
+   * embedded host implements it; on Dapr the SDK keeps its own cache.
+   */
+  release?(key: string): void;
 }
 
 /**

@@ -178,6 +178,11 @@ test('serve --max-queued 1: a start beyond the slots and the queue answers 503 P
     }
     expect(['running', 'verifying', 'done']).toContain((await host.call('ovl-2', 'status')).body.state);
     expect((await host.call('ovl-1', 'status')).body.state).toBe('cancelled');
+    // cancelled while it waited (so its manifest was not in memory): a restart reads it again and queues it
+    const again = await host.call('ovl-1', 'restart');
+    expect(again.status).toBe(200);
+    expect(['queued', 'running']).toContain(again.body.state);
+    expect(again.body.total).toBe(16);
   } finally {
     await host.stop();
   }
