@@ -10,20 +10,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { createEmbeddedHost, createFileStateStore, type ActorRef } from '../runtime/index.js';
 import { CoordinatorActor, EdgeActor, SchedulerActor } from '../actors/index.js';
-import { arg } from './lib.js';
+import { arg, heapAfterGc } from './lib.js';
 import { ManualClock } from '../common/clock.js';
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) throw new Error('run with node --expose-gc');
-
-const heap = async (): Promise<number> => {
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await new Promise((r) => setImmediate(r));
-  }
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-};
+if (!(globalThis as { gc?: unknown }).gc) throw new Error('run with node --expose-gc');
+const heap = heapAfterGc;
 
 interface Row {
   phase: string;

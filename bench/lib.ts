@@ -163,3 +163,18 @@ export function portalFetchArgs(
     '--json',
   ];
 }
+
+/**
+ * V8's used heap plus array buffers (bytes) after three forced GCs a macrotask apart; the process must run with
+ * `node --expose-gc` (throws otherwise).
+ */
+export async function heapAfterGc(): Promise<number> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with node --expose-gc');
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}

@@ -12,19 +12,10 @@ import { createHash } from 'node:crypto';
 import { createEmbeddedHost, createFileStateStore } from '../runtime/index.js';
 import { SchedulerActor, TransferAdmission } from '../actors/index.js';
 import { manifestId, type Manifest } from '../transfer/manifest.js';
-import { arg } from './lib.js';
+import { arg, heapAfterGc } from './lib.js';
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) throw new Error('run with node --expose-gc');
-
-const heap = async (): Promise<number> => {
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await new Promise((r) => setImmediate(r));
-  }
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-};
+if (!(globalThis as { gc?: unknown }).gc) throw new Error('run with node --expose-gc');
+const heap = heapAfterGc;
 
 async function main(): Promise<void> {
   const n = Number(arg('transfers', '500'));

@@ -1,14 +1,13 @@
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort } from '../../common/net.js';
-import { startNginx, type TestNginx } from '../../harness/index.js';
-import { createManifest, type Manifest } from '../../transfer/index.js';
 import { encodeActorId } from '../../runtime/index.js';
 import type { TransferStatus } from '../../actors/index.js';
+import { startAdmissionSource, type AdmissionSource } from '../helpers/admission.js';
 
 // Admission control of a real `portal serve --runtime embedded`: with --max-running 2, six transfers from a real
 // nginx run two at a time, the other four answer and show state `queued` until a slot frees, and all six finish
@@ -16,23 +15,16 @@ import type { TransferStatus } from '../../actors/index.js';
 // at most 128 KiB/s, so a transfer takes about two seconds and the queue is observable.
 
 const MAIN = path.resolve('dist/cli/main.js');
-const CHUNK = 32 * 1024;
+let src: AdmissionSource;
 let dir: string;
-let nginx: TestNginx;
-let manifest: Manifest;
-let source: Buffer;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'portal-admission-'));
-  source = randomBytes(16 * CHUNK);
-  await writeFile(path.join(dir, 'src.bin'), source);
-  manifest = await createManifest(path.join(dir, 'src.bin'), { chunkSize: CHUNK });
-  nginx = await startNginx({ root: dir, extra: 'limit_rate 128k;' });
+  src = await startAdmissionSource('admission', '128k');
+  dir = src.dir;
 });
 
 afterAll(async () => {
-  await nginx?.stop();
-  await rm(dir, { recursive: true, force: true });
+  await src?.close();
 });
 
 /** `portal serve --runtime embedded` with `args`; resolves with its port and ready line once it is ready. */
@@ -85,18 +77,7 @@ async function serve(args: string[]) {
   return { ready, call, stop };
 }
 
-const startBody = (id: string) => ({
-  transferId: id,
-  manifest,
-  output: path.join(dir, `${id}.bin`),
-  edges: [
-    {
-      id: 'nginx',
-      config: { url: `${nginx.httpUrl}/src.bin`, kind: 'mirror', flags: 0, maxParallel: 2 },
-      holds: 'all',
-    },
-  ],
-});
+const startBody = (id: string) => src.startBody(id);
 
 test('serve --max-running 2: six transfers run two at a time, four wait in state queued, and all six finish verified', async () => {
   const host = await serve(['--max-running', '2', '--max-queued', '4', '--dashboard-port', '0']);
@@ -142,7 +123,7 @@ test('serve --max-running 2: six transfers run two at a time, four wait in state
     }
     for (const s of last) expect(s).toMatchObject({ state: 'done', verified: true, complete: 16 });
     for (const id of ids.slice(2)) expect(seen.get(id)!.has('queued')).toBe(true);
-    const want = createHash('sha256').update(source).digest('hex');
+    const want = src.sha256;
     for (const id of ids)
       expect(
         createHash('sha256')

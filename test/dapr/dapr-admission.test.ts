@@ -1,11 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { jest } from '@jest/globals';
 import { createDaprActorClient, type DaprActorClient } from '../../runtime/index.js';
-import { startNginx, startRedis, type TestNginx, type TestRedis } from '../../harness/index.js';
-import { createManifest, type Manifest } from '../../transfer/index.js';
+import { startRedis, type TestRedis } from '../../harness/index.js';
 import type { TransferStatus } from '../../actors/index.js';
 import {
   startClientSidecar,
@@ -15,6 +13,7 @@ import {
   type DaprCluster,
   type PortalInstance,
 } from '../helpers/dapr.js';
+import { startAdmissionSource, type AdmissionSource } from '../helpers/admission.js';
 
 // Admission control through real Dapr: redis-server, placement, one `portal serve --runtime dapr --max-running 1
 // --max-queued 1` with its daprd, and a client app's own daprd that every call goes through. Three starts: the
@@ -23,22 +22,14 @@ import {
 // finish verified. nginx sends each connection at most 64 KiB/s, so a transfer takes seconds and the queue holds.
 jest.setTimeout(240_000);
 
-const CHUNK = 32 * 1024;
 let redis: TestRedis;
 let cluster: DaprCluster;
 let portal: PortalInstance;
 let client: DaprActorClient;
-let nginx: TestNginx;
-let dir: string;
-let manifest: Manifest;
-let source: Buffer;
+let src: AdmissionSource;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'portal-dapr-admission-'));
-  source = randomBytes(16 * CHUNK);
-  await writeFile(path.join(dir, 'src.bin'), source);
-  manifest = await createManifest(path.join(dir, 'src.bin'), { chunkSize: CHUNK });
-  nginx = await startNginx({ root: dir, extra: 'limit_rate 64k;' });
+  src = await startAdmissionSource('dapr-admission', '64k');
   redis = await startRedis();
   cluster = await startDaprCluster({ redisPort: redis.port });
   portal = await startPortalInstance(cluster, {
@@ -66,22 +57,10 @@ afterAll(async () => {
   client?.close();
   await cluster?.stop();
   await redis?.stop();
-  await nginx?.stop();
-  await rm(dir, { recursive: true, force: true });
+  await src?.close();
 });
 
-const startBody = (id: string) => ({
-  transferId: id,
-  manifest,
-  output: path.join(dir, `${id}.bin`),
-  edges: [
-    {
-      id: 'nginx',
-      config: { url: `${nginx.httpUrl}/src.bin`, kind: 'mirror', flags: 0, maxParallel: 2 },
-      holds: 'all',
-    },
-  ],
-});
+const startBody = (id: string) => src.startBody(id);
 
 test('through a client sidecar: a start beyond --max-running is queued, one beyond --max-queued is refused with PORTAL_OVERLOADED, and both accepted finish verified', async () => {
   const first = await client.invoke<TransferStatus>('SchedulerActor', 'dq-0', 'start', startBody('dq-0'));
@@ -117,11 +96,11 @@ test('through a client sidecar: a start beyond --max-running is queued, one beyo
     120_000,
     () => `both transfers end (ended: ${Object.keys(ended).join(', ')})`,
   );
-  const want = createHash('sha256').update(source).digest('hex');
+  const want = src.sha256;
   for (const id of ['dq-0', 'dq-1']) {
     expect(ended[id]).toMatchObject({ state: 'done', verified: true, complete: 16 });
     const got = createHash('sha256')
-      .update(await readFile(path.join(dir, `${id}.bin`)))
+      .update(await readFile(path.join(src.dir, `${id}.bin`)))
       .digest('hex');
     expect(got).toBe(want);
   }
