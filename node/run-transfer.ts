@@ -11,6 +11,7 @@ import type { Logger } from '../common/logger.js';
 import type { SwarmPeer } from './swarm.js';
 import type { Bus } from '../bus/types.js';
 import { startEmbeddedNode, type EngineSettings } from './embedded-node.js';
+import { setPrefixHashThread } from '../transfer/prefix-hasher.js';
 
 /**
  * Below this many bytes a transfer moves its bytes on the main thread: starting the data-plane threads (each
@@ -110,6 +111,8 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
   if (m === undefined)
     throw new PortalError('PORTAL_INVALID_ARGUMENT', 'runTransfer: request.manifest is required');
   const small = m.chunks.length < GPU_MIN_CHUNKS;
+  // one transfer in this process: its whole-file hash runs between the main thread's ticks, not on a thread of its own
+  setPrefixHashThread(false);
   const node = await startEmbeddedNode({
     // the journal sits beside the file's final name (request.output may be a partial file beside it)
     output: o.request.publishAs ?? o.request.output,

@@ -33,9 +33,11 @@ export function defaultDataWorkerUrl(): URL {
 /**
  * Heap limits of a data thread. Its heap holds small objects only (chunk bytes are Buffers outside the heap),
  * so a small young generation costs a few more scavenges but keeps V8 from growing the semi-spaces to their
- * default 16 MiB each per thread: part of the bounded-memory goal (RSS = a constant + bytes in flight).
+ * default 16 MiB each per thread: part of the bounded-memory goal (RSS = a constant + bytes in flight). 2 MiB
+ * rather than 4: with DATA_GC_EVERY_BYTES at 2 MiB, 2–5 MB less peak RSS on a 512 MiB fetch at the same CPU
+ * time (BENCHMARKS.md, "The data plane").
  */
-export const DATA_WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 };
+export const DATA_WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 };
 
 /**
  * Default cap on the bytes in flight on a data plane (the summed lengths of the chunk fetches running on its
@@ -47,10 +49,10 @@ export const DEFAULT_MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 /**
  * Each data thread runs a young-generation collection after this many received bytes. Socket reads allocate
  * their buffers outside the JavaScript heap, where V8 only counts them towards its next collection (it starts
- * one after about 64 MiB of such memory per thread); collecting every 4 MiB frees the dead read buffers
- * before they pile up, for about 1–3 ms of a 4 MiB young generation each time.
+ * one after about 64 MiB of such memory per thread); collecting every 2 MiB frees the dead read buffers
+ * before they pile up, for well under 1 ms of a 2 MiB young generation each time.
  */
-export const DATA_GC_EVERY_BYTES = 4 * 1024 * 1024;
+export const DATA_GC_EVERY_BYTES = 2 * 1024 * 1024;
 
 /** Options of createDataPlane. */
 export interface DataPlaneOptions {

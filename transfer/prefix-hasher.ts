@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PortalError } from '../common/errors.js';
@@ -57,6 +58,93 @@ function hashWorkerUrl(): URL | undefined {
   return existsSync(built) ? pathToFileURL(built) : undefined;
 }
 
+/** Where the hashing runs: the shared hash thread, or the calling thread (see setPrefixHashThread). */
+let useThread = true;
+
+/**
+ * Chooses where hashers created from now on run: on the process's hash thread (true, the default: a host running
+ * many transfers keeps its main thread for its actors), or on the calling thread (false), in slices of
+ * INLINE_SLICE_BYTES between its other work. A process that runs one transfer (`portal fetch`) uses the calling
+ * thread: its main thread has little else to do while a data thread moves the bytes, and the hash thread's
+ * isolate would cost ~8 MB of RSS (BENCHMARKS.md, "The data plane").
+ */
+export function setPrefixHashThread(enabled: boolean): void {
+  useThread = enabled;
+}
+
+/** Bytes hashed per turn of the event loop by a hasher on the calling thread: ~1 ms of sha256 from the page cache. */
+export const INLINE_SLICE_BYTES = 1024 * 1024;
+/** One read buffer for every hasher on the calling thread (they take turns on one event loop). */
+let inlineBuffer: Buffer | undefined;
+
+/**
+ * A PrefixHasher on the calling thread: `advance` queues the reads, which run one INLINE_SLICE_BYTES slice per
+ * event-loop turn (setImmediate), so timers and I/O of the same thread wait at most one slice.
+ */
+function createInlineHasher(path: string): PrefixHasher {
+  const hash = createHash('sha256');
+  let pos = 0;
+  let target = 0;
+  let fd: number | undefined;
+  let error: string | undefined;
+  let ended = false;
+  let pumping = false;
+  const buf = (inlineBuffer ??= Buffer.allocUnsafeSlow(INLINE_SLICE_BYTES));
+  const close = (): void => {
+    if (fd !== undefined) closeSync(fd);
+    fd = undefined;
+  };
+  /** Hashes one slice towards `target`; records the error instead of throwing. */
+  const slice = (): void => {
+    try {
+      fd ??= openSync(path, 'r');
+      const n = readSync(fd, buf, 0, Math.min(buf.length, target - pos), pos);
+      if (n <= 0) throw new Error(`${path} ends at byte ${pos}, before ${target}`);
+      hash.update(buf.subarray(0, n));
+      pos += n;
+    } catch (err) {
+      error = (err as Error)?.message ?? String(err);
+    }
+  };
+  const pump = (): void => {
+    pumping = false;
+    if (ended || error !== undefined || pos >= target) return;
+    slice();
+    if (error === undefined && pos < target) {
+      pumping = true;
+      setImmediate(pump);
+    }
+  };
+  return {
+    advance(to) {
+      if (ended || !(to > target)) return;
+      target = to;
+      if (!pumping) {
+        pumping = true;
+        setImmediate(pump);
+      }
+    },
+    async digest(size) {
+      if (ended) throw new PortalError('PORTAL_INVALID_ARGUMENT', `the hash of ${path} has ended`);
+      ended = true;
+      const before = pos;
+      if (size < pos) error ??= `the file was hashed to byte ${pos} but is said to have ${size}`;
+      target = size;
+      while (error === undefined && pos < target) {
+        slice();
+        await new Promise<void>((r) => setImmediate(r));
+      }
+      close();
+      if (error !== undefined) return { sha256: await hashFile(path), hashedBefore: 0 };
+      return { sha256: hash.digest('hex'), hashedBefore: before };
+    },
+    dispose() {
+      ended = true;
+      close();
+    },
+  };
+}
+
 let thread: { worker: Worker; waiting: Map<number, (r: FromHashWorker) => void> } | undefined | null;
 let nextId = 1;
 
@@ -89,11 +177,13 @@ function hashThread(): typeof thread {
 }
 
 /**
- * Starts the whole-file hash of `path` (see PrefixHasher). Throws PORTAL_INVALID_ARGUMENT for an empty path.
+ * Starts the whole-file hash of `path` (see PrefixHasher), on the hash thread or, after
+ * `setPrefixHashThread(false)`, on the calling thread. Throws PORTAL_INVALID_ARGUMENT for an empty path.
  */
 export function createPrefixHasher(path: string): PrefixHasher {
   if (typeof path !== 'string' || path === '')
     throw new PortalError('PORTAL_INVALID_ARGUMENT', 'path: expected a non-empty string');
+  if (!useThread) return createInlineHasher(path);
   const t = hashThread();
   const id = nextId++;
   let ended = false;

@@ -1,7 +1,7 @@
 import { appendFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { createPrefixHasher } from '../../transfer/prefix-hasher.js';
+import { createPrefixHasher, INLINE_SLICE_BYTES, setPrefixHashThread } from '../../transfer/prefix-hasher.js';
 import { makeTempDir, randomBytes } from './fixtures.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -12,10 +12,16 @@ afterAll(async () => tmp.cleanup());
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-describe('whole-file hash over the verified prefix', () => {
+describe.each([
+  ['on the hash thread', true],
+  ['on the calling thread', false],
+])('whole-file hash over the verified prefix, %s', (_, onThread) => {
+  beforeAll(() => setPrefixHashThread(onThread));
+  afterAll(() => setPrefixHashThread(true));
+
   test('a file hashed while it is written gives its sha256 and reads at the end only what was not yet hashed', async () => {
     const bytes = randomBytes(3 * 1024 * 1024 + 17, 5);
-    const path = join(tmp.dir, 'growing.bin');
+    const path = join(tmp.dir, `growing-${onThread}.bin`);
     const h = createPrefixHasher(path);
     await writeFile(path, bytes.subarray(0, 1024 * 1024));
     h.advance(1024 * 1024);
@@ -30,7 +36,7 @@ describe('whole-file hash over the verified prefix', () => {
 
   test('a prefix that cannot be read falls back to hashing the whole file as it is', async () => {
     const bytes = randomBytes(100_000, 6);
-    const path = join(tmp.dir, 'short.bin');
+    const path = join(tmp.dir, `short-${onThread}.bin`);
     await writeFile(path, bytes);
     const h = createPrefixHasher(path);
     h.advance(200_000); // past the end: the hash thread records the error
@@ -45,5 +51,32 @@ describe('whole-file hash over the verified prefix', () => {
       code: 'PORTAL_TRANSFER_FAILED',
       message: expect.stringMatching(/absent\.bin/),
     });
+  });
+});
+
+describe('whole-file hash on the calling thread', () => {
+  beforeAll(() => setPrefixHashThread(false));
+  afterAll(() => setPrefixHashThread(true));
+
+  test('hashes the prefix in slices while the thread runs, so the digest reads only the rest', async () => {
+    const bytes = randomBytes(5 * INLINE_SLICE_BYTES + 3, 7);
+    const path = join(tmp.dir, 'inline-slices.bin');
+    await writeFile(path, bytes);
+    const h = createPrefixHasher(path);
+    h.advance(4 * INLINE_SLICE_BYTES);
+    // one slice per turn of the event loop: four turns move it over the 4 slices advanced
+    for (let i = 0; i < 6; i++) await new Promise<void>((r) => setImmediate(r));
+    const d = await h.digest(bytes.length);
+    expect(d.sha256).toBe(sha(bytes));
+    expect(d.hashedBefore).toBe(4 * INLINE_SLICE_BYTES);
+  });
+
+  test('a disposed hasher reads no more and its digest is refused', async () => {
+    const path = join(tmp.dir, 'inline-disposed.bin');
+    await writeFile(path, randomBytes(2 * INLINE_SLICE_BYTES, 8));
+    const h = createPrefixHasher(path);
+    h.advance(2 * INLINE_SLICE_BYTES);
+    h.dispose();
+    await expect(h.digest(2 * INLINE_SLICE_BYTES)).rejects.toMatchObject({ code: 'PORTAL_INVALID_ARGUMENT' });
   });
 });
