@@ -6,6 +6,7 @@ import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 import { AccessTracker } from '../scheduler/access.js';
+import { SwarmSelection } from '../scheduler/swarm-selection.js';
 import { isEdgeOutput } from '../transfer/chunk-put.js';
 import { createPrng } from '../transfer/prng.js';
 import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
@@ -195,6 +196,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private realUrls = new Map<string, string>();
   /** The whole-file hash, advanced over the contiguous prefix of complete chunks while the transfer runs. */
   private prefix: { hasher: PrefixHasher; chunks: number } | undefined;
+  /** Piece selection of a swarm member (TransferRequest.swarm): origin only for chunks no live peer holds. */
+  private swarm: SwarmSelection | undefined;
   /** Readers of the content while the transfer runs (priorities and read-ahead). */
   private access: AccessTracker | undefined;
   /** A background pre-position task whose deadline made it foreground. */
@@ -597,7 +600,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (background) this.gateOnIdleEdges(t, core);
     this.lastTickAt = this.ctx.clock.now();
     const now = this.lastTickAt - this.epochMs;
+    this.swarm?.sync(this.lastTickAt);
     const r = await engineOf(this.ctx.services).runTick(core, now);
+    // a chunk its peers failed goes back to the origin instead of failing the transfer
+    this.swarm?.rescue();
     if (!background) this.reportEdgeUse(t, core);
     (this.tickTimes ??= new Float64Array(TICK_WINDOW))[this.ticks++ % TICK_WINDOW] = r.phaseMs.total;
     this.lastTickMs = r.phaseMs;
@@ -793,6 +799,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       if (!view.url) return { edgeIndex: -1 };
       i = req.edges.length;
       req.edges.push({
+        announced: true,
         id: arg.edgeId,
         config: {
           url: view.url,
@@ -816,6 +823,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       req.edges[i] = { ...req.edges[i], holds: arg.bitmap };
     }
     core.setEdgeHoldings(i, bitmap);
+    if (this.swarm && req.edges[i].announced)
+      this.swarm.peerHoldings(i, arg.edgeId, bitmap, this.ctx.clock.now());
     await this.pace(this.pacer?.wake());
     return { edgeIndex: i };
   }
@@ -1097,7 +1106,16 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         'resumed from journal',
       );
     }
-    if (req.order === 'random') {
+    this.swarm = undefined;
+    if (req.swarm) {
+      // the origin is what the transfer started with; peers joined by announcing (also before a restart)
+      const sources = req.edges.flatMap((e, i) => (e.announced ? [] : [i]));
+      this.swarm = new SwarmSelection(core, req.swarm.selfId, sources);
+      req.edges.forEach((e, i) => {
+        if (e.announced && e.holds !== undefined && e.holds !== 'all')
+          this.swarm!.peerHoldings(i, e.id, Buffer.from(e.holds, 'base64'), this.ctx.clock.now());
+      });
+    } else if (req.order === 'random') {
       // a permutation within (NORMAL − 1, NORMAL): below whatever a reader raises, above pre-position work
       const rand = createPrng(req.orderSeed ?? 1);
       for (let c = 0; c < n; c++) core.setPriority(c, -0.9 * rand());

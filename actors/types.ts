@@ -55,6 +55,8 @@ export interface TransferEdge {
   config: EdgeConfig;
   /** Chunks the edge holds: base64 little-endian bitmap, or 'all'; undefined = ask the edge (/v1/have). */
   holds?: string;
+  /** True for an edge that joined the running transfer by announcing its holdings (a swarm peer), not one it started with. */
+  announced?: boolean;
 }
 
 /** SchedulerActor.start's argument. */
@@ -117,12 +119,18 @@ export interface TransferRequest {
   prePosition?: PrePosition;
   /**
    * The order chunks are fetched in when nothing raises their priority: 'sequential' (chunk order, the
-   * default) or a pseudo-random permutation seeded by `orderSeed` — what swarm peers use (BitTorrent's
-   * random piece selection) so that peers pulling one file from one origin fetch different chunks at
-   * once and then take the rest from each other.
+   * default) or a pseudo-random permutation seeded by `orderSeed` (BitTorrent's random piece selection). A
+   * swarm member (`swarm`) orders its chunks by ownership instead.
    */
   order?: 'sequential' | 'random';
   orderSeed?: number;
+  /**
+   * This transfer is a member of a swarm (`portal fetch --swarm`) whose peers announce holdings of the manifest:
+   * `selfId` is this member's edge id as the peers know it. The edges the transfer starts with are its origin;
+   * they fetch only chunks no live peer holds, and this member fetches from them first the chunks it owns by
+   * rendezvous hashing among the members (scheduler/swarm-selection.ts); `order` is then ignored.
+   */
+  swarm?: { selfId: string };
 }
 
 /** What a pre-position task copies and when (TransferRequest.prePosition). */

@@ -35,3 +35,4 @@ export type { RankLut, RankTable } from './kernels/k-best.js';
 export type { ChunkTableOptions } from './tables.js';
 export { AccessTracker, ChunkPriority, readAheadChunks } from './access.js';
 export type { ReadPlan } from './access.js';
+export { SwarmSelection } from './swarm-selection.js';

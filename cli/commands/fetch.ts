@@ -282,8 +282,8 @@ export const fetchCommand = defineCommand({
           tickMs: flags['tick-ms'],
           scheduler: { k: flags.k },
           learned: flags.learned,
-          // swarm peers fetch in different orders, so that they hold different chunks to trade
-          ...(flags.swarm ? { order: 'random' as const, orderSeed: randomBytes(4).readUInt32LE() } : {}),
+          // a swarm member takes from the origin only what no peer holds, its own chunks first
+          ...(flags.swarm ? { swarm: { selfId: swarmId } } : {}),
         },
         logger,
         backend: parseBackend(flags.backend),
@@ -337,6 +337,10 @@ export const fetchCommand = defineCommand({
         hedges: status.counters.hedges,
         failovers: status.counters.failovers,
         corruptChunksDetected: status.counters.corrupt,
+        // chunks each source delivered, by edge id (a swarm peer's share against the origin's)
+        chunksBySource: Object.fromEntries(
+          (status.edges ?? []).map((e, i) => [e.id, status.perEdgeChunks[i] ?? 0]),
+        ),
         tickMsP50: status.tickMsP50,
         tickMsP99: status.tickMsP99,
         backend: status.backend,

@@ -38,8 +38,9 @@ const fields: Record<string, string[]> = {
     overwrite: true,
     order: true,
     orderSeed: true,
+    swarm: true,
   }),
-  TransferEdge: all<TransferEdge>({ id: true, config: true, holds: true }),
+  TransferEdge: all<TransferEdge>({ id: true, config: true, holds: true, announced: true }),
   PrePosition: all<PrePosition>({ chunks: true, byteRange: true, background: true, deadlineWallMs: true }),
   SchedulerConfig: all<SchedulerConfig>({
     k: true,
