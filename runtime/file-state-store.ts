@@ -36,6 +36,9 @@ export const BLOB_MIN_BYTES = 64 * 1024;
  */
 export const LOG_MIN_BYTES = 64 * 1024;
 
+/** Actors known to have no files that a store remembers, per actor it caches (see createFileStateStore). */
+const ABSENT_PER_CACHED = 4;
+
 /** Actors whose keys a store keeps in memory at most, by default (least recently used ones are dropped). */
 export const DEFAULT_MAX_CACHED_ACTORS = 1024;
 
@@ -275,6 +278,13 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
    * makes it an LRU list in a few lines, without a cache dependency). An actor without files is not kept.
    */
   const actors = new Map<string, Promise<ActorRecord>>();
+  /**
+   * Actors a read found without files and that nothing wrote since, oldest first, at most ABSENT_PER_CACHED ×
+   * maxCached: a new actor's first reads (its request, journal, reminders) then cost no file system call.
+   */
+  const absent = new Set<string>();
+  /** Reads in flight of actors not in memory, by prefix; `written`: a transaction on it began meanwhile. */
+  const reading = new Map<string, { count: number; written: boolean }>();
   /** Per-actor write chains, so two transactions on one actor never race their appends and renames. */
   const writes = new Map<string, Promise<void>>();
   const counters = { bytesWritten: 0, logAppends: 0, snapshots: 0, blobs: 0 };
@@ -365,6 +375,7 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
   };
 
   const touch = (prefix: string, p: Promise<ActorRecord>): void => {
+    absent.delete(prefix); // written (a write's own first read may have found no files)
     actors.delete(prefix);
     actors.set(prefix, p);
     if (actors.size <= maxCached) return;
@@ -390,8 +401,25 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       touch(prefix, cached);
       return cached;
     }
-    const rec = await readActor(prefix);
-    if (!rec) return emptyRecord();
+    if (absent.has(prefix)) return emptyRecord();
+    let r = reading.get(prefix);
+    if (!r) reading.set(prefix, (r = { count: 0, written: false }));
+    r.count++;
+    let rec: ActorRecord | undefined;
+    try {
+      rec = await readActor(prefix);
+    } finally {
+      if (--r.count === 0) reading.delete(prefix);
+    }
+    if (!rec) {
+      // not when a write began during the read: its files may exist now
+      if (!r.written && !actors.has(prefix)) {
+        absent.add(prefix);
+        if (absent.size > ABSENT_PER_CACHED * maxCached)
+          absent.delete(absent.values().next().value as string);
+      }
+      return emptyRecord();
+    }
     const again = actors.get(prefix); // a write that ended meanwhile is newer than what was read
     if (again) return again;
     touch(prefix, Promise.resolve(rec));
@@ -641,6 +669,11 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
         if (!list) byActor.set(prefix, (list = []));
         list.push(op);
       }
+      for (const prefix of byActor.keys()) {
+        absent.delete(prefix);
+        const r = reading.get(prefix);
+        if (r) r.written = true;
+      }
       await init();
       const done: Promise<void>[] = [];
       for (const [prefix, list] of byActor) {
@@ -648,6 +681,7 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
         const p = prev.then(() => writeActor(prefix, list));
         const tail = p.catch(() => {
           actors.delete(prefix); // after a failed write, what is on disk is read again
+          absent.delete(prefix);
         });
         writes.set(prefix, tail);
         void tail.then(() => {

@@ -124,6 +124,21 @@ describe('file state store: log', () => {
     expect(await readdir(dir)).toEqual([]);
   });
 
+  test('log: an actor a read found without files is read again once written, even if a write began during that read and it left the cache', async () => {
+    const store = createFileStateStore(dir, { maxCachedActors: 1 });
+    expect(await store.get(key('n', 'new'))).toBeUndefined(); // remembered as having no files
+    await store.transaction([{ op: 'upsert', key: key('n', 'new'), value: '1' }]);
+    await store.transaction([{ op: 'upsert', key: key('n', 'other'), value: '2' }]); // evicts 'new'
+    expect(await store.get(key('n', 'new'))).toBe('1');
+    // a write that begins while a read finds no files
+    const read = store.get(key('n', 'racer'));
+    const write = store.transaction([{ op: 'upsert', key: key('n', 'racer'), value: '3' }]);
+    await Promise.all([read, write]);
+    await store.transaction([{ op: 'upsert', key: key('n', 'other'), value: '4' }]); // evicts 'racer'
+    expect(await store.get(key('n', 'racer'))).toBe('3');
+    expect(await readdir(dir)).not.toHaveLength(0);
+  });
+
   test('log: keeps at most maxCachedActors actors in memory and reads the others back from disk', async () => {
     const store = createFileStateStore(dir, { maxCachedActors: 10 });
     for (let i = 0; i < 100; i++)
