@@ -32,7 +32,7 @@ export type {
 export { routeEdgeEvents } from './edge-event-router.js';
 export { CoordinatorActor } from './coordinator-actor.js';
 export { GpuStreamActor, gpuStreamMetricsSource } from './gpu-stream-actor.js';
-export { transferContentSource } from './content-source.js';
+export { transferContentSource, createVerifiedChunkEvents } from './content-source.js';
 export { EdgeUsageBoard } from './edge-usage.js';
 export {
   TransferAdmission,

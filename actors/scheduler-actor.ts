@@ -12,6 +12,7 @@ import { createPrng } from '../transfer/prng.js';
 import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
 import type { TransferAdmission } from './transfer-admission.js';
 import { TickPacer, type TickOutcome } from './tick-pacer.js';
+import { EdgeThroughput } from './edge-throughput.js';
 
 import { adaptiveTimeoutMs, type EdgeEstimatorState } from '../scheduler/estimators.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
@@ -27,6 +28,7 @@ import { fetchManifestByCid, loadManifestRef } from '../transfer/manifest-ref.js
 import { NO_CID } from '../transfer/cid.js';
 import { CidTable } from '../transfer/cid-table.js';
 import { createHash } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import { hashFile } from '../transfer/chunk-writer.js';
 import { createPrefixHasher, PREFIX_HASH_MIN_BYTES, type PrefixHasher } from '../transfer/prefix-hasher.js';
 import { ChunkStatus } from '../scheduler/types.js';
@@ -125,6 +127,12 @@ export interface SchedulerServices extends TickEngineServices {
    * PORTAL_OVERLOADED beyond its queue); absent, every transfer runs at once.
    */
   readonly admission?: TransferAdmission;
+  /**
+   * Content servers of this host listen here: emits `(transferId, chunk)` — event name the transfer id, one
+   * argument, the chunk index — when an executor reports a chunk of that transfer verified and written
+   * (before the report's turn applies it), so a reader waiting for the chunk is served without polling.
+   */
+  readonly verifiedChunks?: EventEmitter;
 }
 
 /** A manifest without its CID table: what a queued transfer keeps in memory (its chunk count for the status). */
@@ -184,6 +192,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private resumedChunks = 0;
   private recoveredChunks = 0;
   private perEdgeChunks: number[] = [];
+  /** Each edge's recent throughput, for the DEMAND dispatch's choice of edge (ChunkScheduler.setEdgeThroughput). */
+  private throughput = new EdgeThroughput();
   private edgeEpochs: number[] = [];
   private lastComplete = -1;
   private lastTickAt = -Infinity;
@@ -494,6 +504,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       if (outcome === 'completed') {
         this.bytesDone += chunkRange(packed(t.manifest), r.chunk).length;
         this.perEdgeChunks[r.edgeIndex]++;
+        this.throughput.completed(r.edgeIndex, r.bytes, this.ctx.clock.now());
       }
       if (r.ok) {
         const e = r.edgeIndex;
@@ -599,6 +610,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const background = this.isBackground(t, core);
     if (background) this.gateOnIdleEdges(t, core);
     this.lastTickAt = this.ctx.clock.now();
+    for (let e = 0; e < this.edgeViews.length; e++)
+      core.setEdgeThroughput(e, this.throughput.bytesPerSec(e, this.lastTickAt));
     const now = this.lastTickAt - this.epochMs;
     this.swarm?.sync(this.lastTickAt);
     const r = await engineOf(this.ctx.services).runTick(core, now);
@@ -610,6 +623,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (r.failover.backup + r.failover.recomputed > 0)
       this.ctx.log.info({ failed: r.failed, failover: r.failover }, 'failover');
     const bus = this.bus();
+    // cancels first: a pre-empted fetch leaves its edge before the DEMAND fetch that takes its place arrives there
+    for (const c of r.cancels) {
+      const cancel: CancelRequest = { transferId: req.transferId, chunk: c.chunk, attempt: c.attempt };
+      await bus.publish(subjects.cancel(req.transferId), cancel);
+    }
     if (r.dispatch.length > 0) {
       const batch: DispatchBatch = {
         transferId: req.transferId,
@@ -632,10 +650,6 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         }),
       };
       await bus.publish(subjects.dispatch(req.transferId), batch);
-    }
-    for (const c of r.cancels) {
-      const cancel: CancelRequest = { transferId: req.transferId, chunk: c.chunk, attempt: c.attempt };
-      await bus.publish(subjects.cancel(req.transferId), cancel);
     }
     const p = core.progress();
     const completeBefore = this.lastComplete;
@@ -1132,6 +1146,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
     t.core = core;
     this.access = new AccessTracker(core, { tickMs: req.tickMs ?? 50 });
+    this.throughput = new EdgeThroughput();
     this.ctx.services.transferRegistry?.add(this.ctx.actorId);
     this.epochMs = this.ctx.clock.now();
     this.lastProgressAt = 0;
@@ -1168,6 +1183,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       subjects.report(req.transferId),
       (report) =>
         new Promise<void>((applied, failed) => {
+          // the data plane verified and wrote these bytes: readers waiting for them need not wait for the turn
+          if (report?.ok === true && report.transferId === this.ctx.actorId)
+            this.ctx.services.verifiedChunks?.emit(this.ctx.actorId, report.chunk);
           this.inbox.push({ report, applied, failed });
           if (this.flushScheduled) return;
           this.flushScheduled = true;

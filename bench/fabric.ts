@@ -10,7 +10,7 @@
  * `npm run bench:fabric -- [--only ttfb|swarm] [--size-mib 64] [--fetchers 8] [--origin-rate 20000000]`
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -71,11 +71,12 @@ async function makeFile(
   return { source, manifestPath, m };
 }
 
-async function ttfb(dir: string, mib: number): Promise<void> {
-  const { source, manifestPath, m } = await makeFile(dir, mib);
-  const rates = [2e6, 3e6, 3e6, 4e6];
+/** The edges of the ttfb and reader runs: caps in bytes/s, 5 ms RTT, each holding the whole file. */
+const EDGE_RATES = [2e6, 3e6, 3e6, 4e6];
+
+async function startEdges(source: string, m: Manifest): Promise<EdgeServer[]> {
   const edges: EdgeServer[] = [];
-  for (const [i, rate] of rates.entries())
+  for (const [i, rate] of EDGE_RATES.entries())
     edges.push(
       await createEdgeServer({
         id: `t${i}`,
@@ -84,30 +85,75 @@ async function ttfb(dir: string, mib: number): Promise<void> {
         rttMs: 5,
       }),
     );
-  // one chunk from the fastest edge, idle: the yardstick
-  const t0 = performance.now();
-  const one = await request(`${edges[rates.indexOf(Math.max(...rates))].url}/v1/chunks/${m.chunks[0]}`);
-  await one.body.arrayBuffer();
-  const chunkMs = performance.now() - t0;
-  const fetch = portal([
+  return edges;
+}
+
+/**
+ * One chunk's fetch time from the fastest edge, idle, two ways: `idleMs`, the first chunk from a full token
+ * bucket (its burst, max(64 KiB, rate / 20) = 200 kB at 4 MB/s, comes at once, so this is faster than the
+ * cap allows), and `atCapMs`, the mean of the 3rd and 4th of four chunks fetched back to back (the bucket
+ * is empty, as it is on an edge a running transfer keeps busy: chunk / cap + RTT).
+ */
+async function chunkYardstick(edge: EdgeServer, m: Manifest): Promise<{ idleMs: number; atCapMs: number }> {
+  const times: number[] = [];
+  for (let k = 0; k < 4; k++) {
+    const t0 = performance.now();
+    const res = await request(`${edge.url}/v1/chunks/${m.chunks[k]}`);
+    await res.body.arrayBuffer();
+    times.push(performance.now() - t0);
+  }
+  return { idleMs: times[0], atCapMs: (times[2] + times[3]) / 2 };
+}
+
+/** `portal fetch --serve 0` of the manifest from the edges; resolves with the process and its content URL. */
+async function servingFetch(
+  manifestPath: string,
+  edges: EdgeServer[],
+  out: string,
+): Promise<{ proc: Proc; url: string }> {
+  const proc = portal([
     'fetch',
     manifestPath,
     ...edges.flatMap((e) => ['--edge', e.url]),
     '--out',
-    path.join(dir, 'ttfb.bin'),
+    out,
     '--serve',
     '0',
     '--progress-json',
   ]);
-  const url = await fetch.line((l) => {
+  const url = await proc.line((l) => {
     const j = JSON.parse(l) as { type?: string; url?: string };
     return j.type === 'serving' ? j.url : undefined;
   });
+  return { proc, url };
+}
+
+/** The content server's counters (the `content` line `portal fetch --progress-json` prints at its end). */
+async function contentStats(proc: Proc): Promise<Record<string, number> | undefined> {
+  await proc.exit;
+  for (const l of proc.lines) {
+    try {
+      const j = JSON.parse(l) as { type?: string };
+      if (j.type === 'content') return j as unknown as Record<string, number>;
+    } catch {
+      // not a JSON line
+    }
+  }
+  return undefined;
+}
+
+async function ttfb(dir: string, mib: number): Promise<void> {
+  const { source, manifestPath, m } = await makeFile(dir, mib);
+  const edges = await startEdges(source, m);
+  const fastest = edges[EDGE_RATES.indexOf(Math.max(...EDGE_RATES))];
+  const one = await chunkYardstick(fastest, m);
+  const { proc: fetch, url } = await servingFetch(manifestPath, edges, path.join(dir, 'ttfb.bin'));
   const times: number[] = [];
   const n = m.chunks.length;
   for (let k = 0; k < 12; k++) {
-    // offsets in the second half: chunk order would fetch them last
-    const c = Math.floor(n / 2 + ((k * 7919) % Math.floor(n / 2 - 1)));
+    // offsets in the second half (chunk order would fetch them last), each 8 chunks below the one before: a
+    // read's read-ahead runs forward, so no earlier read has fetched the chunk (every read is cold)
+    const c = n - 2 - 8 * k;
     const offset = c * CHUNK + 1000;
     const s = performance.now();
     // the transfer may end before all reads: then the reads stop (the fetch process is gone)
@@ -123,21 +169,114 @@ async function ttfb(dir: string, mib: number): Promise<void> {
     if (process.env.BENCH_DEBUG) console.error('read', k, c, first);
     await new Promise((r) => setTimeout(r, 150));
   }
-  await fetch.exit;
+  const content = await contentStats(fetch);
   for (const e of edges) await e.close();
   const sorted = [...times].sort((a, b) => a - b);
+  const p50 = quantile(sorted, 0.5);
+  const max = sorted[sorted.length - 1];
   console.log(
     JSON.stringify({
       bench: 'ttfb',
       fileMiB: mib,
-      edgesBytesPerSec: rates,
+      edgesBytesPerSec: EDGE_RATES,
       chunkBytes: CHUNK,
-      oneChunkFastestEdgeMs: +chunkMs.toFixed(1),
+      oneChunkFastestEdgeIdleMs: +one.idleMs.toFixed(1),
+      oneChunkFastestEdgeAtCapMs: +one.atCapMs.toFixed(1),
       reads: times.length,
-      ttfbMsP50: +quantile(sorted, 0.5).toFixed(1),
-      ttfbMsMax: +sorted[sorted.length - 1].toFixed(1),
-      ratioP50: +(quantile(sorted, 0.5) / chunkMs).toFixed(2),
-      ratioMax: +(sorted[sorted.length - 1] / chunkMs).toFixed(2),
+      ttfbMsP50: +p50.toFixed(1),
+      ttfbMsMax: +max.toFixed(1),
+      ratioP50Idle: +(p50 / one.idleMs).toFixed(2),
+      ratioP50AtCap: +(p50 / one.atCapMs).toFixed(2),
+      ratioMaxAtCap: +(max / one.atCapMs).toFixed(2),
+      content,
+    }),
+  );
+}
+
+/**
+ * A sequential reader at `share` × the edges' summed caps: one process reads the content of a running
+ * `portal fetch --serve` through Range requests of `readBytes` on one keep-alive connection, from
+ * `startAt` × the file size to the end. Read k is due `readBytes / rate` after read k−1 was due (a player
+ * consuming at a constant rate); the reader issues it at its due time and needs all its bytes before the
+ * next is due. A read that ends later is a stall of the excess, and the schedule shifts by it (playback
+ * paused while the bytes come). Stalls after the first read are the goal's (the first read waits for its
+ * chunk's fetch); the content server's own count of reads that waited for bytes comes with them.
+ */
+async function reader(
+  dir: string,
+  mib: number,
+  share: number,
+  startAt: number,
+  readBytes: number,
+): Promise<void> {
+  const { source, manifestPath, m } = await makeFile(dir, mib);
+  const edges = await startEdges(source, m);
+  const rate = share * EDGE_RATES.reduce((a, b) => a + b, 0);
+  const { proc: fetch, url } = await servingFetch(manifestPath, edges, path.join(dir, 'reader.bin'));
+  const src = await readFile(source);
+  const from = Math.floor((startAt * m.fileSize) / CHUNK) * CHUNK;
+  const periodMs = (readBytes / rate) * 1000;
+  let due = 0;
+  let stalls = 0;
+  let stallMs = 0;
+  let firstReadMs = 0;
+  let reads = 0;
+  let mismatches = 0;
+  let endedEarlyAt: number | undefined;
+  const began = performance.now();
+  for (let pos = from; pos < m.fileSize; pos += readBytes) {
+    const now = performance.now();
+    if (reads > 0 && now < due) await new Promise((r) => setTimeout(r, due - now));
+    const issued = performance.now();
+    if (reads === 0) due = issued;
+    const last = Math.min(m.fileSize, pos + readBytes) - 1;
+    // the transfer may end before the reader (then its content server is gone): the reader stops there
+    const got = await request(url, { headers: { range: `bytes=${pos}-${last}` } })
+      .then(async (res) => ({ res, body: Buffer.from(await res.body.arrayBuffer()) }))
+      .catch(() => undefined);
+    if (!got) {
+      endedEarlyAt = pos;
+      break;
+    }
+    const { res, body } = got;
+    if (res.statusCode !== 206 || !body.equals(src.subarray(pos, last + 1))) mismatches++;
+    const ended = performance.now();
+    if (reads === 0) {
+      firstReadMs = ended - issued;
+      due = ended + periodMs;
+    } else {
+      const late = ended - (due + periodMs);
+      if (process.env.BENCH_DEBUG) console.error('read', reads, pos / CHUNK, ended - issued, late);
+      if (late > 0) {
+        stalls++;
+        stallMs += late;
+        due += late;
+      }
+      due += periodMs;
+    }
+    reads++;
+  }
+  const readSeconds = (performance.now() - began) / 1000;
+  const content = await contentStats(fetch);
+  for (const e of edges) await e.close();
+  console.log(
+    JSON.stringify({
+      bench: 'reader',
+      fileMiB: mib,
+      edgesBytesPerSec: EDGE_RATES,
+      chunkBytes: CHUNK,
+      readerBytesPerSec: rate,
+      readBytes,
+      startOffset: from,
+      reads,
+      firstReadMs: +firstReadMs.toFixed(1),
+      stallsAfterFirst: stalls,
+      stallMsAfterFirst: +stallMs.toFixed(1),
+      readSeconds: +readSeconds.toFixed(2),
+      idealReadSeconds: +((m.fileSize - from) / rate).toFixed(2),
+      bytesMismatched: mismatches,
+      ...(endedEarlyAt !== undefined ? { transferEndedBeforeOffset: endedEarlyAt } : {}),
+      content,
     }),
   );
 }
@@ -231,6 +370,14 @@ async function main(): Promise<void> {
       }),
     );
     if (only === 'all' || only === 'ttfb') await ttfb(dir, mib);
+    if (only === 'all' || only === 'reader')
+      await reader(
+        dir,
+        mib,
+        Number(arg('reader-share', '0.8')),
+        Number(arg('reader-start', '0.5')),
+        Number(arg('read-kib', '256')) * 1024,
+      );
     if (only === 'all' || only === 'swarm')
       await swarm(dir, mib, Number(arg('fetchers', '8')), Number(arg('origin-rate', '20000000')));
   } finally {

@@ -7,7 +7,8 @@ import { externalMethods, isExternalMethod } from '../actors/api.js';
 import { PortalError, type PortalErrorCode } from '../common/errors.js';
 import { httpStatusFor } from '../common/error-table.js';
 import type { Logger } from '../common/logger.js';
-import { serveContent } from '../transfer/index.js';
+import { serveContent, ReaderRates } from '../transfer/index.js';
+import type { EventEmitter } from 'node:events';
 import { transferContentSource } from '../actors/index.js';
 
 /** Largest request body the actor API reads by default (a start request carries its manifest: ~67 B a chunk). */
@@ -31,6 +32,8 @@ export interface ActorApiOptions {
    * answered 403 PORTAL_ACTOR_METHOD_FORBIDDEN rather than 400 PORTAL_UNKNOWN_ACTOR_METHOD). Default: all exist.
    */
   hasMethod?: (actorType: string, method: string) => boolean;
+  /** The host's SchedulerServices.verifiedChunks: content reads wait on its events instead of polling. */
+  verifiedChunks?: EventEmitter;
   log: Logger;
 }
 
@@ -94,6 +97,8 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
   const contract = actorApiContract();
+  /** Content readers' rates across their Range requests (sizes their read-ahead). */
+  const readers = new ReaderRates();
   const server = http.createServer((req, res) => {
     // a query string after the method is accepted and ignored
     const url = req.url ?? '/';
@@ -119,8 +124,8 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
         refuse(res, 'PORTAL_INVALID_ARGUMENT', 'malformed %-escape in the path');
         return;
       }
-      const source = transferContentSource(host, transferId);
-      serveContent(req, res, source, { logger: log }).catch((err: unknown) => {
+      const source = transferContentSource(host, transferId, opts.verifiedChunks);
+      serveContent(req, res, source, { logger: log, readers }).catch((err: unknown) => {
         if (res.headersSent) {
           res.destroy();
           return;

@@ -14,6 +14,8 @@ import { GpuWorkerActor } from '../actors/gpu-worker-actor.js';
 import { routeEdgeEvents } from '../actors/edge-event-router.js';
 import type { PortalServices } from '../actors/services.js';
 import { EdgeUsageBoard } from '../actors/edge-usage.js';
+import { createVerifiedChunkEvents } from '../actors/content-source.js';
+import type { EventEmitter } from 'node:events';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { probeEdge } from './probe.js';
@@ -62,6 +64,8 @@ export interface EmbeddedNode {
   /** Ids of the transfers whose SchedulerActor runs here (for the dashboard). */
   transfers: Set<string>;
   bus: Bus;
+  /** SchedulerServices.verifiedChunks of this host (for its content server). */
+  verifiedChunks: EventEmitter;
   executor: Executor;
   engine: TickEngine;
   close(): Promise<void>;
@@ -109,6 +113,7 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
   const transfers = new Set<string>();
   const services: PortalServices = {
     bus,
+    verifiedChunks: createVerifiedChunkEvents(),
     tickEngine: engine,
     probeEdge,
     transferRegistry: transfers,
@@ -150,6 +155,7 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
     host,
     transfers,
     bus,
+    verifiedChunks: services.verifiedChunks!,
     executor,
     engine,
     async close() {

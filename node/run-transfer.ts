@@ -5,7 +5,11 @@ import { actorProxy } from '../actors/api.js';
 import { terminalStates } from '../actors/scheduler-actor.js';
 import { transferContentSource } from '../actors/content-source.js';
 import type { TransferRequest, TransferStatus } from '../actors/types.js';
-import { createContentServer, type ContentServer } from '../transfer/content-server.js';
+import {
+  createContentServer,
+  type ContentServer,
+  type ContentServerStats,
+} from '../transfer/content-server.js';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { SwarmPeer } from './swarm.js';
@@ -82,7 +86,13 @@ export interface RunTransferOptions extends EngineSettings {
    * reads) on this port (0 = any free port); readers still reading when the transfer ends are
    * served to the end before the node stops.
    */
-  serve?: { port: number; host?: string; onUrl?: (url: string) => void };
+  serve?: {
+    port: number;
+    host?: string;
+    onUrl?: (url: string) => void;
+    /** Called with the content server's counters once its last response ended. */
+    onClosed?: (stats: ContentServerStats) => void;
+  };
   /** Serve the live dashboard on this port (0 = any free port) while the transfer runs. */
   dashboard?: { port: number; onUrl?: (url: string) => void; lingerMs?: number };
   /**
@@ -168,7 +178,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     }
     if (o.serve) {
       const id = o.request.transferId;
-      const source = transferContentSource(node.host, id);
+      const source = transferContentSource(node.host, id, node.verifiedChunks);
       content = await createContentServer({
         sources: (t) => (t === id ? source : undefined),
         defaultTransfer: id,
@@ -211,7 +221,10 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     return status;
   } finally {
     await peer?.close();
-    await content?.close();
+    if (content) {
+      await content.close();
+      o.serve?.onClosed?.(content.stats());
+    }
     await dash?.close();
     await node.close();
   }

@@ -29,6 +29,7 @@ import {
   actorProxy,
   type TransferRequest,
   EdgeUsageBoard,
+  createVerifiedChunkEvents,
   TransferAdmission,
   defaultMaxRunning,
   defaultMaxQueued,
@@ -208,6 +209,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     probeEdge,
     transferRegistry: transfers,
     edgeUsage: new EdgeUsageBoard(),
+    verifiedChunks: createVerifiedChunkEvents(),
     outputRoot,
     onTransferForgotten: (id: string) => forgetTransferHook?.(id),
     admission,
@@ -283,6 +285,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
         return cls !== undefined && isInvocableMethod(cls, method);
       },
       log: logger,
+      verifiedChunks: services.verifiedChunks,
     });
     closeExtra = async () => {
       await new Promise<void>((r) => {

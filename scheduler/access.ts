@@ -1,38 +1,86 @@
 import { checkArg } from '../common/errors.js';
 import { ChunkPriority, ChunkStatus } from './types.js';
 import { edgeUsable, expectedTimeMs } from './kernels/cost.js';
-import type { ChunkScheduler } from './scheduler.js';
+import { DEMAND_PER_EDGE, type ChunkScheduler } from './scheduler.js';
 import type { EdgeTable } from './tables.js';
 
 export { ChunkPriority };
 
+/** The read-ahead window of a sequential reader (readAheadChunks), in chunks after its read. */
+export interface ReadAheadWindow {
+  /**
+   * The first `urgent` chunks go at DEMAND priority: dispatched at once, each alone on its edge (it
+   * pre-empts slower-priority fetches there), so each arrives within one tick plus one chunk's solo time.
+   */
+  urgent: number;
+  /** All the chunks of the window (≥ urgent); those after the urgent ones go at READ_AHEAD, ahead of NORMAL. */
+  total: number;
+}
+
 /**
- * How many chunks to fetch ahead of a sequential reader consuming `rateBytesPerSec`: by Little's law
- * (L = λ·W) the chunks that must be on their way are the reader's rate in chunks per second times the
- * time a chunk takes from being prioritized to being verified. That time is one tick (until the
- * dispatch) plus, on the edges available, the mean expected time of one chunk (`expectedTimeMs`:
- * size / bandwidth + RTT) twice: once waiting for a slot behind a chunk already in flight, once
- * fetching. One more chunk covers the one being read. Returns at least 1; 0 for an unknown rate.
+ * How many chunks to fetch ahead of a sequential reader consuming `rateBytesPerSec`, by Little's law (the
+ * chunks that must be on their way, L = λ·W, are the reader's rate in chunks per second times the time W
+ * from a chunk's raise to its verification) applied twice:
+ *
+ * - urgent (DEMAND): W = one tick (until the dispatch) + (DEMAND_PER_EDGE + 1) × the slowest usable
+ *   edge's time for one chunk alone (`soloChunkMs`, default the per-fetch estimate size / bandwidth +
+ *   RTT): a chunk raised now waits about one chunk time for one of the DEMAND_PER_EDGE DEMAND fetches of
+ *   its edge to end, then shares the edge with the other, and still arrives before the reader needs it
+ *   whichever edge takes it. One more chunk covers the one being read.
+ * - total: W = one tick + twice the mean expected time of one chunk on the edges as they are shared
+ *   (size / per-fetch bandwidth + RTT: once waiting for a slot behind a chunk in flight, once fetching),
+ *   + 1; the chunks after the urgent ones wait for free slots at READ_AHEAD, so the urgent ones that
+ *   follow are already on their way when the reader comes near.
+ *
+ * Both follow the reader's rate and the edges' measured speed; no constant number of chunks. An edge
+ * without an estimate counts as 1 s per chunk. Returns { urgent: 0, total: 0 } for an unknown rate.
  */
 export function readAheadChunks(o: {
   rateBytesPerSec: number | undefined;
   chunkBytes: number;
   tickMs: number;
   edges: EdgeTable;
-}): number {
+  soloChunkMs?: (edge: number) => number;
+}): ReadAheadWindow {
   const rate = o.rateBytesPerSec;
-  if (rate === undefined || !(rate > 0) || !Number.isFinite(rate)) return 0;
+  if (rate === undefined || !(rate > 0) || !Number.isFinite(rate)) return { urgent: 0, total: 0 };
   let sum = 0;
   let usable = 0;
+  let slowestSolo = 0;
   for (let e = 0; e < o.edges.e; e++) {
     if (!edgeUsable(o.edges, e) || !(o.edges.bandwidth[e] > 0)) continue;
     sum += expectedTimeMs(o.edges, e, o.chunkBytes);
+    const solo = o.soloChunkMs?.(e) ?? expectedTimeMs(o.edges, e, o.chunkBytes);
+    if (Number.isFinite(solo)) slowestSolo = Math.max(slowestSolo, solo);
     usable++;
   }
   // no bandwidth estimate yet: assume a chunk takes a second
   const chunkMs = usable > 0 ? sum / usable : 1000;
-  const leadMs = o.tickMs + 2 * chunkMs;
-  return Math.max(1, Math.ceil((rate * leadMs) / 1000 / o.chunkBytes) + 1);
+  const soloMs = usable > 0 ? slowestSolo : 1000;
+  const chunksIn = (ms: number): number => Math.ceil((rate * ms) / 1000 / o.chunkBytes) + 1;
+  const urgent = chunksIn(o.tickMs + (DEMAND_PER_EDGE + 1) * soloMs);
+  return { urgent, total: Math.max(urgent, chunksIn(o.tickMs + 2 * chunkMs)) };
+}
+
+/**
+ * Priority of the missing chunks a read covers: above DEMAND, so a read's own chunks go before any
+ * read-ahead (ChunkScheduler's DEMAND dispatch sends them first and lets no read-ahead chunk share their edge).
+ */
+export const READ_PRIORITY = ChunkPriority.DEMAND + 1;
+
+/**
+ * The fastest a reader can be served: the sum over usable edges of one chunk over its time alone there
+ * (ChunkScheduler.soloChunkMs; an edge without an estimate counts as 1 s per chunk, as in
+ * readAheadChunks), bytes/s; undefined without a usable edge.
+ */
+function edgesRate(s: ChunkScheduler): number | undefined {
+  let sum = 0;
+  for (let e = 0; e < s.edges.e; e++) {
+    if (!edgeUsable(s.edges, e)) continue;
+    const ms = s.edges.bandwidth[e] > 0 ? s.soloChunkMs(e) : 1000;
+    if (ms > 0 && Number.isFinite(ms)) sum += (s.chunkBytes * 1000) / ms;
+  }
+  return sum > 0 ? sum : undefined;
 }
 
 /** One reader of a transfer's content, as the tracker remembers it. */
@@ -53,7 +101,10 @@ export interface ReadPlan {
   missing: number[];
   /** Whether the reader was seen reading sequentially (its read started where the last one ended). */
   sequential: boolean;
-  /** Chunks after the read raised to READ_AHEAD (0 for a reader not seen reading sequentially). */
+  /**
+   * Chunks after the read fetched ahead (0 for a reader not seen reading sequentially): the first
+   * ReadAheadWindow.urgent of them at DEMAND, the rest at READ_AHEAD.
+   */
   readAhead: number;
   /** Chunks whose priority this read changed (0: the dispatch order is as before). */
   changed: number;
@@ -63,7 +114,7 @@ export interface ReadPlan {
  * Access-pattern tracking ("sequential access: pre-fetch next N chunks ahead") over
  * one ChunkScheduler: each read raises the priority of exactly the missing chunks it covers to DEMAND,
  * and for a reader whose read begins where its previous one ended, the next `readAheadChunks(...)`
- * chunks to READ_AHEAD. A reader that seeks elsewhere gets the chunks it raised and still waits for
+ * chunks: the urgent ones to DEMAND, the rest to READ_AHEAD. A reader that seeks elsewhere gets the chunks it raised and still waits for
  * lowered back to NORMAL. Readers idle for `idleMs` are forgotten. Pure: time is an argument.
  */
 export class AccessTracker {
@@ -113,29 +164,31 @@ export class AccessTracker {
         continue;
       }
       missing.push(c);
-      if (s.chunks.priority[c] < ChunkPriority.DEMAND) {
-        s.setPriority(c, ChunkPriority.DEMAND);
+      if (s.chunks.priority[c] < READ_PRIORITY) {
+        s.setPriority(c, READ_PRIORITY);
         changed++;
       }
       r.raised.add(c);
     }
-    let readAhead = 0;
-    if (sequential) {
-      readAhead = readAheadChunks({
-        rateBytesPerSec: q.rateBytesPerSec,
-        chunkBytes: s.chunkBytes,
-        tickMs: this.opts.tickMs,
-        edges: s.edges,
-      });
-      const end = Math.min(n - 1, q.last + readAhead);
-      for (let c = q.last + 1; c <= end; c++) {
-        if (status[c] === ChunkStatus.COMPLETE) continue;
-        if (s.chunks.priority[c] < ChunkPriority.READ_AHEAD) {
-          s.setPriority(c, ChunkPriority.READ_AHEAD);
-          changed++;
-        }
-        r.raised.add(c);
+    // a reader not seen before, or one that seeks, may read on from here at any rate: its window is sized
+    // for the fastest reader the edges can serve until its rate is known
+    const w = readAheadChunks({
+      rateBytesPerSec: sequential && q.rateBytesPerSec !== undefined ? q.rateBytesPerSec : edgesRate(s),
+      chunkBytes: s.chunkBytes,
+      tickMs: this.opts.tickMs,
+      edges: s.edges,
+      soloChunkMs: (e) => s.soloChunkMs(e),
+    });
+    const readAhead = w.total;
+    const end = Math.min(n - 1, q.last + w.total);
+    for (let c = q.last + 1; c <= end; c++) {
+      if (status[c] === ChunkStatus.COMPLETE) continue;
+      const p = c - q.last <= w.urgent ? ChunkPriority.DEMAND : ChunkPriority.READ_AHEAD;
+      if (s.chunks.priority[c] < p) {
+        s.setPriority(c, p);
+        changed++;
       }
+      r.raised.add(c);
     }
     return { complete, missing, sequential, readAhead, changed };
   }

@@ -250,6 +250,14 @@ export interface SchedulerCounters {
 }
 
 /**
+ * DEMAND fetches one edge runs at once. Fetches on one edge share its bandwidth: k at once each take k × the
+ * time of one alone and end together, so a reader's chunks sent all at once would all arrive late. Two keep
+ * them ending in the order they are needed (the next one's request overlaps the last bytes of the one
+ * before, hiding the round trip) at the edge's whole throughput.
+ */
+export const DEMAND_PER_EDGE = 2;
+
+/**
  * The chunk scheduler of one transfer (docs/architecture.md, "The tick"): owns the chunk and edge tables and runs the
  * tick — sync → rank (fused cost + K-best, incremental) → detect_failures → failover →
  * load_balance → generate_dispatch → endgame hedging. Pure apart from the tables: no I/O, no
@@ -286,6 +294,8 @@ export class ChunkScheduler {
   private readonly demanded = new Set<number>();
   /** DEMAND chunks in flight, by the edge they run on (that edge takes nothing below DEMAND meanwhile). */
   private readonly demandOn = new Map<number, number>();
+  /** Each edge's measured throughput, all its fetches together (bytes/s; 0: not measured), by edge index. */
+  private readonly throughput: number[] = [];
   private order: Uint32Array | undefined;
   private orderStale = false;
   private uniformPriority = true;
@@ -423,6 +433,29 @@ export class ChunkScheduler {
     this.chunks.priority[chunk] = priority;
     this.uniformPriority = false;
     this.orderStale = true;
+  }
+
+  /**
+   * Sets edge `edge`'s measured throughput: bytes/s of all its fetches together, as its recent completions
+   * show (0: not measured). Only the DEMAND dispatch reads it: a pre-empted edge gives a demanded chunk its
+   * whole throughput, which the per-fetch `bandwidth` estimate (a share, while the edge runs several
+   * fetches at once) does not tell. Ranking and the dispatch kernel do not use it.
+   */
+  setEdgeThroughput(edge: number, bytesPerSec: number): void {
+    this.checkEdge(edge);
+    checkArg(bytesPerSec >= 0 && Number.isFinite(bytesPerSec), 'bytesPerSec', 'a finite number ≥ 0');
+    this.throughput[edge] = bytesPerSec;
+  }
+
+  /**
+   * Expected milliseconds of one chunk from edge `e` when it has the edge to itself: chunk / throughput +
+   * RTT with a measured throughput, else the per-fetch estimate (expectedTimeMs).
+   */
+  soloChunkMs(e: number): number {
+    const tp = this.throughput[e] ?? 0;
+    return tp > 0
+      ? (this.chunkBytes / tp) * 1000 + this.edges.rtt[e]
+      : expectedTimeMs(this.edges, e, this.chunkBytes);
   }
 
   /**
@@ -885,11 +918,12 @@ export class ChunkScheduler {
 
   /**
    * Dispatches the pending DEMAND chunks (bytes a reader waits for) now, each to its candidate edge with the
-   * smallest expected finish (its expected chunk time, times one plus the DEMAND fetches already there), with
+   * smallest expected finish (its chunk time alone, soloChunkMs, times one plus the DEMAND fetches already there), with
    * the next attempt id. Fetches of chunks below READ_AHEAD on that edge are pre-empted: cancelled and
    * pending again (their bytes so far are lost; the DEMAND fetch gets the edge's whole bandwidth instead of
-   * a share). An edge whose slots all hold DEMAND fetches takes no more. Forgets DEMAND chunks no longer
-   * in flight.
+   * a share). An edge runs at most DEMAND_PER_EDGE DEMAND fetches at once (the others wait, in priority then
+   * chunk order), and none beside a DEMAND fetch of higher priority (a read's own chunk is not slowed by
+   * read-ahead). Forgets DEMAND chunks no longer in flight.
    */
   private dispatchDemand(now: number, cancels: Cancel[]): Dispatch[] {
     const t = this.chunks;
@@ -900,7 +934,12 @@ export class ChunkScheduler {
     const out: Dispatch[] = [];
     if (this.demanded.size === 0) return out;
     const perEdge = new Map<number, number>();
-    for (const e of this.demandOn.values()) perEdge.set(e, (perEdge.get(e) ?? 0) + 1);
+    /** The highest priority among each edge's DEMAND fetches: a lower one does not share that edge. */
+    const topOn = new Map<number, number>();
+    for (const [c, e] of this.demandOn) {
+      perEdge.set(e, (perEdge.get(e) ?? 0) + 1);
+      topOn.set(e, Math.max(topOn.get(e) ?? -Infinity, t.priority[c]));
+    }
     for (const c of [...this.demanded].sort((a, b) => t.priority[b] - t.priority[a] || a - b)) {
       if (t.status[c] === ChunkStatus.COMPLETE || t.priority[c] < ChunkPriority.DEMAND) {
         this.demanded.delete(c);
@@ -915,9 +954,14 @@ export class ChunkScheduler {
           const e = (w << 5) + 31 - Math.clz32(bits & -bits);
           bits &= bits - 1;
           const busy = perEdge.get(e) ?? 0;
-          if (this.ranking.rank[e] === INF_RANK || busy >= edges.maxParallel[e]) continue;
+          if (
+            this.ranking.rank[e] === INF_RANK ||
+            busy >= Math.min(edges.maxParallel[e], DEMAND_PER_EDGE) ||
+            (topOn.get(e) ?? -Infinity) > t.priority[c]
+          )
+            continue;
           // an edge without a bandwidth estimate yet counts as slow, not unusable
-          const ms = Math.min(expectedTimeMs(edges, e, this.chunkBytes), 1e9) * (1 + busy);
+          const ms = Math.min(this.soloChunkMs(e), 1e9) * (1 + busy);
           if (ms < pickMs || (ms === pickMs && this.ranking.rank[e] < this.ranking.rank[pick])) {
             pickMs = ms;
             pick = e;
@@ -938,6 +982,7 @@ export class ChunkScheduler {
       this.inFlight.add(c);
       this.demandOn.set(c, pick);
       perEdge.set(pick, (perEdge.get(pick) ?? 0) + 1);
+      topOn.set(pick, Math.max(topOn.get(pick) ?? -Infinity, t.priority[c]));
       this.counters.dispatched++;
       out.push({ chunk: c, edge: pick, attempt, deadline: t.deadline[c], hedge: false });
     }

@@ -24,15 +24,63 @@ export interface ContentSource {
     length: number;
     rateBytesPerSec?: number;
   }): Promise<{ state: ContentState; first: number; last: number; complete: number[] }>;
+  /**
+   * Calls `listener(chunk)` each time a chunk's bytes are verified and written to the output (the event of
+   * the data plane's report, before the scheduler applies it); returns the function that stops it. Optional:
+   * without it a waiting read asks `read` again every `pollMs`.
+   */
+  onVerified?(listener: (chunk: number) => void): () => void;
 }
 
 /** Options of serveContent and createContentServer. */
 export interface ContentServeOptions {
-  /** How often a read waiting for a chunk asks again, ms (default 5). */
+  /**
+   * How often a read waiting for a chunk asks the source again, ms: default 5 for a source without
+   * `onVerified`; with it the wait ends on the chunk's event and asks again only every 250 ms (a transfer
+   * that failed, or an event lost when the scheduler moved to another host).
+   */
   pollMs?: number;
   /** Chunks of a Range a read asks for at once, from the one it waits for (default 8). */
   windowChunks?: number;
+  /** Readers' consumption rates across their requests (one per server; default: one per response). */
+  readers?: ReaderRates;
   logger?: Logger;
+}
+
+/**
+ * A reader's consumption rate across its requests (a player reading a file as a series of Ranges on one
+ * keep-alive connection): bytes served to it over the time since its session began that was not spent
+ * waiting for chunks. A gap longer than `sessionGapMs` (default 2 s: a pause) starts a new session; readers
+ * idle that long are forgotten when the map grows past 1024.
+ */
+export class ReaderRates {
+  private readonly sessions = new Map<
+    string,
+    { began: number; lastAt: number; bytes: number; waitedMs: number }
+  >();
+
+  constructor(private readonly sessionGapMs = 2000) {}
+
+  /** Bytes/s of reader `id` at `now` (ms, performance.now()), or undefined before it was served anything. */
+  rate(id: string, now: number): number | undefined {
+    const s = this.sessions.get(id);
+    if (!s || s.bytes === 0 || now - s.lastAt > this.sessionGapMs) return undefined;
+    const activeS = (now - s.began - s.waitedMs) / 1000;
+    return activeS > 0 ? s.bytes / activeS : undefined;
+  }
+
+  /** Records `bytes` served to reader `id` at `now`, after it waited `waitedMs` for them. */
+  served(id: string, now: number, bytes: number, waitedMs = 0): void {
+    let s = this.sessions.get(id);
+    if (!s || now - s.lastAt - waitedMs > this.sessionGapMs) {
+      if (this.sessions.size >= 1024)
+        for (const [k, v] of this.sessions) if (now - v.lastAt > this.sessionGapMs) this.sessions.delete(k);
+      s = { began: now, lastAt: now, bytes: 0, waitedMs: 0 };
+      this.sessions.set(id, s);
+    } else s.waitedMs += waitedMs;
+    s.bytes += bytes;
+    s.lastAt = now;
+  }
 }
 
 /** Counters of a content server. */
@@ -48,11 +96,12 @@ export interface ContentServerStats {
 
 /**
  * Serves bytes of a running transfer as an HTTP response (GET or HEAD, one `bytes=` Range or the whole
- * content): headers at once, then each chunk as soon as the scheduler reports it verified and its bytes
- * in the output file hash to its CID again — a response never carries an unverified byte; it is cut
- * (socket destroyed) when the transfer fails or a chunk no longer matches. Each read the response waits on
- * goes to `source.read`, which raises the missing chunks' priority; the reader's consumption rate (bytes
- * over the time not spent waiting for chunks) goes with it, so the scheduler sizes the read-ahead.
+ * content): headers at once, then each chunk as soon as it is verified — announced by the source's
+ * `onVerified` event (or seen by `read`) — and its bytes in the output file hash to its CID again: a
+ * response never carries an unverified byte; it is cut (socket destroyed) when the transfer fails or a
+ * chunk no longer matches. Each read the response waits on goes to `source.read`, which raises the missing
+ * chunks' priority; the reader's consumption rate (ReaderRates) goes with it, so the scheduler sizes the
+ * read-ahead.
  */
 export async function serveContent(
   req: IncomingMessage,
@@ -62,8 +111,9 @@ export async function serveContent(
 ): Promise<void> {
   const stats = opts.stats;
   const log = opts.logger ?? createSilentLogger();
-  const pollMs = opts.pollMs ?? 5;
+  const pollMs = opts.pollMs ?? (source.onVerified ? 250 : 5);
   const windowChunks = Math.max(1, opts.windowChunks ?? 8);
+  const readers = opts.readers ?? new ReaderRates();
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 }).end();
     return;
@@ -90,66 +140,92 @@ export async function serveContent(
     return;
   }
   let closed = false;
-  res.on('close', () => {
-    closed = true;
-  });
   const readerId =
     (typeof req.headers['x-portal-reader'] === 'string' && req.headers['x-portal-reader']) ||
     `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-  const began = performance.now();
-  let waitedMs = 0;
-  let served = 0;
+  const firstChunk = Math.floor(start / m.chunkSize);
+  const lastChunk = Math.floor(end / m.chunkSize);
+  /** Chunks of this response known verified (from `read` answers and `onVerified` events), not served yet. */
+  const verified = new Set<number>();
+  let wake: (() => void) | undefined;
+  res.on('close', () => {
+    closed = true;
+    wake?.();
+  });
+  // listening before the first read: a chunk verified between a read's answer and the wait is not missed
+  const stopListening = source.onVerified?.((chunk) => {
+    if (chunk < firstChunk || chunk > lastChunk) return;
+    verified.add(chunk);
+    wake?.();
+  });
+  // opened now, beside the first read's actor call, not after the wait (again later if it was not there yet)
   let fh: FileHandle | undefined;
+  const opening: Promise<FileHandle | Error> = open(info.output, 'r').then(
+    (h) => (fh = h),
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  );
   const buf = Buffer.allocUnsafe(m.chunkSize);
   const cut = (why: string, extra: Record<string, unknown> = {}): void => {
     log.warn({ readerId, ...extra }, why);
     res.destroy();
   };
+  /** Resolves on the next `onVerified` event of this response, the response's close, or after `ms`. */
+  const nextEvent = (ms: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
   try {
     let pos = start;
-    const lastChunk = Math.floor(end / m.chunkSize);
+    let waited = 0;
+    let state: ContentState = 'running';
     while (pos <= end && !closed) {
       const c = Math.floor(pos / m.chunkSize);
-      const upTo = Math.min(lastChunk, c + windowChunks - 1);
-      const activeS = (performance.now() - began - waitedMs) / 1000;
-      const plan = await source.read({
-        readerId,
-        offset: pos,
-        length: Math.min(end + 1, chunkRange(m, upTo).offset + chunkRange(m, upTo).length) - pos,
-        ...(served > 0 && activeS > 0 ? { rateBytesPerSec: served / activeS } : {}),
-      });
-      if (plan.complete[0] !== c) {
-        if (plan.state === 'failed' || plan.state === 'cancelled' || plan.state === 'idle') {
-          cut('content read cut: the transfer is not running and chunk is missing', {
-            chunk: c,
-            state: plan.state,
-          });
-          return;
-        }
+      if (!verified.has(c)) {
+        const upTo = Math.min(lastChunk, c + windowChunks - 1);
+        const rate = readers.rate(readerId, performance.now());
+        const plan = await source.read({
+          readerId,
+          offset: pos,
+          length: Math.min(end + 1, chunkRange(m, upTo).offset + chunkRange(m, upTo).length) - pos,
+          ...(rate !== undefined ? { rateBytesPerSec: rate } : {}),
+        });
+        for (const k of plan.complete) verified.add(k);
+        state = plan.state;
+      }
+      if (!verified.has(c)) {
         const w0 = performance.now();
         if (stats) stats.stalls++;
-        // wait until the chunk is verified; each poll is a read (cheap: no priority changes after the first)
-        for (;;) {
-          await new Promise((resolve) => setTimeout(resolve, pollMs));
-          if (closed) return;
-          const again = await source.read({ readerId, offset: pos, length: 1 });
-          if (again.complete[0] === c) break;
-          if (again.state === 'failed') {
-            cut('content read cut: the transfer failed', { chunk: c });
+        // wait for the chunk's event; without one (or past pollMs) ask the scheduler again (no priority changes)
+        while (!verified.has(c) && !closed) {
+          if (state === 'failed' || state === 'cancelled' || state === 'idle') {
+            cut('content read cut: the transfer is not running and chunk is missing', { chunk: c, state });
             return;
           }
+          await nextEvent(pollMs);
+          if (verified.has(c) || closed) break;
+          const again = await source.read({ readerId, offset: pos, length: 1 });
+          if (again.complete[0] === c) verified.add(c);
+          state = again.state;
         }
+        if (closed) return;
         const w = performance.now() - w0;
-        waitedMs += w;
+        waited += w;
         if (stats) stats.stallMs += w;
-        continue;
       }
       // serve the run of verified chunks from c on
-      fh ??= await open(info.output, 'r');
-      for (let k = 0; k < plan.complete.length && plan.complete[k] === c + k && pos <= end; k++) {
-        const cc = c + k;
+      let handle = fh ?? (await opening);
+      // the output appears with the first chunk written: an early open may have come before it
+      if (handle instanceof Error) handle = fh = await open(info.output, 'r');
+      for (let cc = c; verified.has(cc) && pos <= end; cc++) {
+        verified.delete(cc);
         const { offset, length } = chunkRange(m, cc);
-        const { bytesRead } = await fh.read(buf, 0, length, offset);
+        const { bytesRead } = await handle.read(buf, 0, length, offset);
         const bytes = buf.subarray(0, length);
         if (bytesRead !== length || (m.chunks[cc] !== NO_CID && cidOf(bytes) !== m.chunks[cc])) {
           if (stats) stats.verifyFailures++;
@@ -159,7 +235,8 @@ export async function serveContent(
         const from = pos - offset;
         const to = Math.min(end + 1, offset + length) - offset;
         const ok = res.write(Buffer.from(bytes.subarray(from, to)));
-        served += to - from;
+        readers.served(readerId, performance.now(), to - from, waited);
+        waited = 0;
         if (stats) stats.bytesServed += to - from;
         pos = offset + to;
         if (!ok) await drained(res);
@@ -170,6 +247,8 @@ export async function serveContent(
   } catch (err) {
     if (!closed) cut('content read failed', { err });
   } finally {
+    stopListening?.();
+    await opening;
     await fh?.close().catch(() => undefined);
   }
 }
@@ -211,6 +290,7 @@ export async function createContentServer(
 ): Promise<ContentServer> {
   const log = o.logger ?? createSilentLogger();
   const stats: ContentServerStats = { requests: 0, bytesServed: 0, stalls: 0, stallMs: 0, verifyFailures: 0 };
+  const readers = o.readers ?? new ReaderRates();
   const active = new Set<Promise<void>>();
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
@@ -225,7 +305,7 @@ export async function createContentServer(
       res.end(text);
       return;
     }
-    const p = serveContent(req, res, source, { ...o, stats }).catch((err: unknown) => {
+    const p = serveContent(req, res, source, { ...o, stats, readers }).catch((err: unknown) => {
       log.warn({ err, path }, 'content request failed');
       if (!res.headersSent) res.writeHead(500).end();
       else res.destroy();

@@ -82,7 +82,7 @@ export { parseMetalink, loadMetalink, manifestFromMetalink, toMetalink, METALINK
 export type { MetalinkFile, MetalinkUrl } from './metalink.js';
 export { probeSource, agreeOnSources, chooseChunkSize, probedManifest } from './probe-sources.js';
 export type { SourceProbe, SourceAgreement } from './probe-sources.js';
-export { serveContent, createContentServer } from './content-server.js';
+export { serveContent, createContentServer, ReaderRates } from './content-server.js';
 export type {
   ContentSource,
   ContentState,

@@ -307,6 +307,10 @@ export const fetchCommand = defineCommand({
                     process.stdout.write(`${JSON.stringify({ type: 'serving', url })}\n`);
                   else process.stderr.write(`content: ${url}\n`);
                 },
+                onClosed: (stats) => {
+                  if (flags['progress-json'])
+                    process.stdout.write(`${JSON.stringify({ type: 'content', ...stats })}\n`);
+                },
               }
             : undefined,
         onStarted: (s) => {

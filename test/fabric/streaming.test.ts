@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { request } from 'undici';
+import { Pool, request } from 'undici';
 import { freePort } from '../../harness/index.js';
 import type { TransferRequest } from '../../actors/index.js';
 import { startPortal, json, run, type PortalProcess } from './helpers.js';
@@ -70,6 +70,63 @@ describe('streaming reads of a running transfer (portal fetch --serve)', () => {
     expect(completeAtTail).toBeGreaterThanOrEqual(0);
     expect(completeAtTail).toBeLessThan(CHUNKS / 2);
   }, 60_000);
+
+  test('a paced sequential reader at 80% of the edges’ summed caps, from the middle of the file, waits for no chunk after its first (read-ahead)', async () => {
+    // 2 edges capped at 300 kB/s, 32 KiB chunks: the 4 MiB transfer takes ~7 s in chunk order; the reader
+    // starts at the middle (chunk order reaches it after ~3.5 s) and reads one chunk per Range request at
+    // 480 kB/s on one keep-alive connection, so only read-ahead can keep its chunks there before it asks
+    const chunk = 32 * 1024;
+    const chunks = 128;
+    mesh = await createMesh(chunks * chunk, chunk, [
+      { holds: 'all', bandwidthBytesPerSec: 300_000, rttMs: 5 },
+      { holds: 'all', bandwidthBytesPerSec: 300_000, rttMs: 5 },
+    ]);
+    const source = await readFile(mesh.source);
+    const fetch = startPortal([
+      'fetch',
+      mesh.manifestPath,
+      ...mesh.servers.flatMap((s) => ['--edge', s.url]),
+      '--out',
+      path.join(mesh.dir, 'paced.bin'),
+      '--serve',
+      '0',
+      '--progress-json',
+    ]);
+    const url = await fetch.line((l) => {
+      const m = json(l);
+      return m?.type === 'serving' ? String(m.url) : undefined;
+    });
+    const rate = 0.8 * 600_000;
+    const periodMs = (chunk / rate) * 1000;
+    const client = new Pool(new URL(url).origin, { connections: 1 });
+    let due = 0;
+    let reads = 0;
+    for (let c = chunks / 2; c < chunks; c++) {
+      const wait = due - performance.now();
+      if (reads > 0 && wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const res = await client.request({
+        path: new URL(url).pathname,
+        method: 'GET',
+        headers: { range: `bytes=${c * chunk}-${(c + 1) * chunk - 1}` },
+      });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      expect(res.statusCode).toBe(206);
+      expect(body.equals(source.subarray(c * chunk, (c + 1) * chunk))).toBe(true);
+      due = (reads === 0 ? performance.now() : due) + periodMs;
+      reads++;
+    }
+    await client.close();
+    const r = await fetch.exit;
+    expect(r.code).toBe(0);
+    const content = fetch.lines.map(json).find((m) => m?.type === 'content');
+    expect(content).toMatchObject({
+      requests: chunks / 2,
+      bytesServed: (chunks / 2) * chunk,
+      verifyFailures: 0,
+    });
+    // the first read waits for its chunk's fetch (chunk order was far from it); none after it waits
+    expect(content?.stalls).toBe(1);
+  }, 90_000);
 
   test('portal serve serves a transfer it schedules at /v1/transfers/<id>/content while it runs (curl, whole content)', async () => {
     mesh = await createMesh(CHUNKS * CHUNK, CHUNK, [{ holds: 'all', bandwidthBytesPerSec: 600_000 }]);

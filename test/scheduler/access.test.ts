@@ -5,6 +5,7 @@ import {
   ChunkStatus,
   readAheadChunks,
 } from '../../scheduler/index.js';
+import { READ_PRIORITY } from '../../scheduler/access.js';
 
 const CHUNK = 1_000_000;
 
@@ -19,23 +20,34 @@ function make(n: number, bws: number[]): ChunkScheduler {
 }
 
 describe('access tracking (streaming reads)', () => {
-  test('a read raises exactly its missing chunks to DEMAND, and they are dispatched before lower chunk ids', () => {
+  test('a read raises exactly its missing chunks above DEMAND; the chunks after it go to DEMAND for a reader as fast as the edges; the read’s own go first, two at a time per edge', () => {
     const s = make(100, [10e6]);
     s.markComplete(60);
     const a = new AccessTracker(s, { tickMs: 50 });
     const plan = a.read({ readerId: 'r', first: 59, last: 62, now: 0 });
+    // rate unknown: the edges' 10 MB/s; a chunk alone takes 100 ms: urgent = ceil(10 · 0.35) + 1 = 5
     expect(plan).toMatchObject({
       complete: [60],
       missing: [59, 61, 62],
       sequential: false,
-      readAhead: 0,
-      changed: 3,
+      readAhead: 5,
+      changed: 8,
     });
-    const raised = [...s.chunks.priority.keys()].filter((c) => s.chunks.priority[c] !== ChunkPriority.NORMAL);
-    expect(raised).toEqual([59, 61, 62]);
-    const d = s.tick(0).dispatch.map((x) => x.chunk);
-    // the three demanded chunks at once; the edge running them takes nothing else meanwhile
-    expect(d).toEqual([59, 61, 62]);
+    const at = (p: number): number[] =>
+      [...s.chunks.priority.keys()].filter((c) => s.chunks.priority[c] === p);
+    expect(at(READ_PRIORITY)).toEqual([59, 61, 62]);
+    expect(at(ChunkPriority.DEMAND)).toEqual([63, 64, 65, 66, 67]);
+    // two demanded chunks at once (DEMAND_PER_EDGE), the read's first; the edge running them takes nothing else
+    expect(s.tick(0).dispatch.map((x) => x.chunk)).toEqual([59, 61]);
+    expect(s.tick(10).dispatch).toEqual([]);
+    expect(s.report({ chunk: 59, attempt: s.chunks.attempt[59], edge: 0, ok: true })).toBe('completed');
+    // the read's last chunk next; read-ahead does not share an edge with it
+    expect(s.tick(20).dispatch.map((x) => x.chunk)).toEqual([62]);
+    expect(s.report({ chunk: 61, attempt: s.chunks.attempt[61], edge: 0, ok: true })).toBe('completed');
+    expect(s.tick(30).dispatch).toEqual([]);
+    expect(s.report({ chunk: 62, attempt: s.chunks.attempt[62], edge: 0, ok: true })).toBe('completed');
+    expect(s.tick(40).dispatch.map((x) => x.chunk)).toEqual([63, 64]);
+    expect(() => s.setEdgeThroughput(0, -1)).toThrow(/bytesPerSec/);
   });
 
   test('a reader whose reads follow each other gets read-ahead sized by its rate and the edges (Little’s law)', () => {
@@ -43,18 +55,81 @@ describe('access tracking (streaming reads)', () => {
     const a = new AccessTracker(s, { tickMs: 50 });
     a.read({ readerId: 'r', first: 0, last: 0, now: 0 });
     const slow = a.read({ readerId: 'r', first: 1, last: 1, now: 100, rateBytesPerSec: 2e6 });
-    // a chunk takes 100 ms on either edge: lead = 50 + 2·100 ms = 250 ms; 2 MB/s·0.25 s = 0.5 chunk → 1, + 1
+    // a chunk takes 100 ms on either edge: total lead = 50 + 2·100 ms = 250 ms; 2 MB/s·0.25 s = 0.5 chunk → 1, + 1
     expect(slow).toMatchObject({ sequential: true, readAhead: 2 });
-    expect(readAheadChunks({ rateBytesPerSec: 2e6, chunkBytes: CHUNK, tickMs: 50, edges: s.edges })).toBe(2);
+    // urgent lead = 50 + 3·100 ms (DEMAND_PER_EDGE + 1 chunks alone on the slowest edge): 2 MB/s·0.35 s → 1, + 1
+    expect(readAheadChunks({ rateBytesPerSec: 2e6, chunkBytes: CHUNK, tickMs: 50, edges: s.edges })).toEqual({
+      urgent: 2,
+      total: 2,
+    });
     const fast = a.read({ readerId: 'r', first: 2, last: 2, now: 200, rateBytesPerSec: 40e6 });
-    expect(fast.readAhead).toBe(11); // 40 MB/s·0.25 s = 10 chunks, + 1
-    expect(s.chunks.priority[13]).toBe(ChunkPriority.READ_AHEAD);
-    expect(s.chunks.priority[14]).toBe(ChunkPriority.NORMAL);
+    // urgent: 40 MB/s·0.35 s = 14 chunks, + 1, all at DEMAND (the total, 40 MB/s·0.25 s + 1 = 11, is less)
+    expect(fast.readAhead).toBe(15);
+    for (let c = 3; c <= 17; c++) expect(s.chunks.priority[c]).toBe(ChunkPriority.DEMAND);
+    expect(s.chunks.priority[18]).toBe(ChunkPriority.NORMAL);
     // slower edges: the same reader needs more chunks ahead
     const s2 = make(1000, [2e6, 2e6]);
-    expect(readAheadChunks({ rateBytesPerSec: 2e6, chunkBytes: CHUNK, tickMs: 50, edges: s2.edges })).toBe(
-      Math.ceil(2 * (0.05 + 2 * 0.5)) + 1,
+    expect(readAheadChunks({ rateBytesPerSec: 2e6, chunkBytes: CHUNK, tickMs: 50, edges: s2.edges })).toEqual(
+      {
+        urgent: Math.ceil(2 * (0.05 + 3 * 0.5)) + 1,
+        total: Math.ceil(2 * (0.05 + 3 * 0.5)) + 1,
+      },
     );
+  });
+
+  test('read-ahead window: the urgent part follows the slowest edge’s chunk alone (measured throughput), the rest the shared per-fetch estimates', () => {
+    // per-fetch estimates of 1 MB/s (an edge shared by several fetches), 2 edges
+    const s = make(1000, [1e6, 1e6]);
+    const est = (): ReturnType<typeof readAheadChunks> =>
+      readAheadChunks({
+        rateBytesPerSec: 8e6,
+        chunkBytes: CHUNK,
+        tickMs: 50,
+        edges: s.edges,
+        soloChunkMs: (e) => s.soloChunkMs(e),
+      });
+    // no throughput measured: the solo time is the per-fetch one (1 s): urgent = ceil(8·3.05) + 1 ≥ total
+    expect(est()).toEqual({ urgent: Math.ceil(8 * 3.05) + 1, total: Math.ceil(8 * 3.05) + 1 });
+    // measured: edge 0 delivers 8 MB/s alone, edge 1 4 MB/s: the slowest solo chunk is 250 ms
+    s.setEdgeThroughput(0, 8e6);
+    s.setEdgeThroughput(1, 4e6);
+    expect(s.soloChunkMs(1)).toBe(250);
+    // urgent lead = 50 ms + 3 · 250 ms
+    expect(est()).toEqual({ urgent: Math.ceil(8 * 0.8) + 1, total: Math.ceil(8 * 2.05) + 1 });
+    // twice the reader's rate, twice the chunks; an unknown rate, none
+    expect(
+      readAheadChunks({
+        rateBytesPerSec: 16e6,
+        chunkBytes: CHUNK,
+        tickMs: 50,
+        edges: s.edges,
+        soloChunkMs: (e) => s.soloChunkMs(e),
+      }).urgent,
+    ).toBe(Math.ceil(16 * 0.8) + 1);
+    expect(
+      readAheadChunks({ rateBytesPerSec: undefined, chunkBytes: CHUNK, tickMs: 50, edges: s.edges }),
+    ).toEqual({
+      urgent: 0,
+      total: 0,
+    });
+  });
+
+  test('demand: a DEMAND chunk goes to the edge whose measured throughput delivers it soonest, not the best per-fetch estimate', () => {
+    // per-fetch estimates say edge 0 (a share of 2 MB/s) beats edge 1 (a share of 1 MB/s) …
+    const s = make(50, [2e6, 1e6]);
+    // … but all their fetches together, edge 1 moves 8 MB/s and edge 0 4 MB/s
+    s.setEdgeThroughput(0, 4e6);
+    s.setEdgeThroughput(1, 8e6);
+    s.tick(0);
+    s.setPriority(40, ChunkPriority.DEMAND);
+    const r = s.tick(10);
+    expect(r.dispatch.map((d) => [d.chunk, d.edge])).toEqual([[40, 1]]);
+    // without a measurement the per-fetch estimate decides
+    const s2 = make(50, [2e6, 1e6]);
+    s2.tick(0);
+    s2.setPriority(40, ChunkPriority.DEMAND);
+    expect(s2.tick(10).dispatch.map((d) => [d.chunk, d.edge])).toEqual([[40, 0]]);
+    expect(() => s.setEdgeThroughput(0, -1)).toThrow(/bytesPerSec/);
   });
 
   test('a reader that seeks elsewhere has the chunks it raised and still waits for lowered back to NORMAL', () => {
@@ -62,11 +137,12 @@ describe('access tracking (streaming reads)', () => {
     const a = new AccessTracker(s, { tickMs: 50 });
     a.read({ readerId: 'r', first: 10, last: 11, now: 0 });
     a.read({ readerId: 'r', first: 12, last: 12, now: 10, rateBytesPerSec: 50e6 });
-    expect(s.chunks.priority[13]).toBe(ChunkPriority.READ_AHEAD);
+    expect(s.chunks.priority[13]).toBe(ChunkPriority.DEMAND);
+    expect(s.chunks.priority[20]).toBe(ChunkPriority.DEMAND);
     const seek = a.read({ readerId: 'r', first: 80, last: 80, now: 20 });
     expect(seek.sequential).toBe(false);
-    for (const c of [10, 11, 12, 13]) expect(s.chunks.priority[c]).toBe(ChunkPriority.NORMAL);
-    expect(s.chunks.priority[80]).toBe(ChunkPriority.DEMAND);
+    for (const c of [10, 11, 12, 13, 20]) expect(s.chunks.priority[c]).toBe(ChunkPriority.NORMAL);
+    expect(s.chunks.priority[80]).toBe(READ_PRIORITY);
     expect(s.chunks.status[80]).toBe(ChunkStatus.PENDING);
   });
 });
