@@ -1011,7 +1011,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (t.manifest.cids instanceof CidTable) return t.manifest as PackedManifest;
     const req = await this.ctx.state.get<TransferRequest>('request');
     if (!req)
-      throw new PortalError('PORTAL_STATE_CORRUPT', `transfer ${this.ctx.actorId}: its journaled request is gone`);
+      throw new PortalError(
+        'PORTAL_STATE_CORRUPT',
+        `transfer ${this.ctx.actorId}: its journaled request is gone`,
+      );
     const manifest = await manifestOf(req);
     if (manifest.id !== t.journal.manifestId)
       throw new PortalError(
@@ -1534,7 +1537,10 @@ function packed(m: PackedManifest | ManifestHead): PackedManifest {
 }
 
 /** Bytes of the chunks `bitmap` marks complete (bit c = chunk c) of a manifest of `count` chunks. */
-function completeBytes(bitmap: Uint8Array, m: ManifestHead | PackedManifest): { chunks: number; bytes: number } {
+function completeBytes(
+  bitmap: Uint8Array,
+  m: ManifestHead | PackedManifest,
+): { chunks: number; bytes: number } {
   let chunks = 0;
   let bytes = 0;
   for (let c = 0; c < m.cids.count; c++)

@@ -9,6 +9,25 @@ import { startPortal, json, run, type PortalProcess } from './helpers.js';
 const CHUNK = 16384;
 const CHUNKS = 160;
 
+/** `portal fetch --serve 0 --progress-json` of the mesh's file into `name` in its folder, and its content URL. */
+async function servingFetch(mesh: Mesh, name: string): Promise<{ fetch: PortalProcess; url: string }> {
+  const fetch = startPortal([
+    'fetch',
+    mesh.manifestPath,
+    ...mesh.servers.flatMap((s) => ['--edge', s.url]),
+    '--out',
+    path.join(mesh.dir, name),
+    '--serve',
+    '0',
+    '--progress-json',
+  ]);
+  const url = await fetch.line((l) => {
+    const m = json(l);
+    return m?.type === 'serving' ? String(m.url) : undefined;
+  });
+  return { fetch, url };
+}
+
 describe('streaming reads of a running transfer (portal fetch --serve)', () => {
   let mesh: Mesh | undefined;
   const procs: PortalProcess[] = [];
@@ -28,22 +47,7 @@ describe('streaming reads of a running transfer (portal fetch --serve)', () => {
       { holds: 'all', bandwidthBytesPerSec: 400_000 },
     ]);
     const source = await readFile(mesh.source);
-    const out = path.join(mesh.dir, 'out.bin');
-    const edgeArgs = mesh.servers.flatMap((s) => ['--edge', s.url]);
-    const fetch = startPortal([
-      'fetch',
-      mesh.manifestPath,
-      ...edgeArgs,
-      '--out',
-      out,
-      '--serve',
-      '0',
-      '--progress-json',
-    ]);
-    const url = await fetch.line((l) => {
-      const m = json(l);
-      return m?.type === 'serving' ? String(m.url) : undefined;
-    });
+    const { fetch, url } = await servingFetch(mesh, 'out.bin');
     // a Range in the last chunks: without the read they would be fetched last
     const from = (CHUNKS - 3) * CHUNK + 100;
     const to = CHUNKS * CHUNK - 1;
@@ -82,20 +86,7 @@ describe('streaming reads of a running transfer (portal fetch --serve)', () => {
       { holds: 'all', bandwidthBytesPerSec: 300_000, rttMs: 5 },
     ]);
     const source = await readFile(mesh.source);
-    const fetch = startPortal([
-      'fetch',
-      mesh.manifestPath,
-      ...mesh.servers.flatMap((s) => ['--edge', s.url]),
-      '--out',
-      path.join(mesh.dir, 'paced.bin'),
-      '--serve',
-      '0',
-      '--progress-json',
-    ]);
-    const url = await fetch.line((l) => {
-      const m = json(l);
-      return m?.type === 'serving' ? String(m.url) : undefined;
-    });
+    const { fetch, url } = await servingFetch(mesh, 'paced.bin');
     const rate = 0.8 * 600_000;
     const periodMs = (chunk / rate) * 1000;
     const client = new Pool(new URL(url).origin, { connections: 1 });
