@@ -5,7 +5,8 @@
  *     4 mirrors, tuned as its manual suggests for many mirrors (-s16 -x4 -k1M, no preallocation);
  *   - `portal fetch` of the same manifest with the 4 mirrors as edges (every chunk and the file verified);
  * and `portal fetch` of a 1 MiB file (start-up dominated). Each tool runs under /usr/bin/time (wall seconds,
- * peak RSS); runs are interleaved so a load spike on the shared machine hits every tool alike. Prints a
+ * peak RSS, user+system CPU seconds: on a shared machine the CPU a tool needs says more than its wall time);
+ * runs are interleaved so a load spike on the shared machine hits every tool alike. Prints a
  * table and one JSON line. Goals: Portal ≤ 0.5 × aria2c's time, ≥ 0.8 × curl's rate, peak RSS
  * ≤ 100 MB, 1 MiB fetch ≤ 0.25 s.
  *
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
         secondsMin: Math.min(...secs),
         secondsMax: Math.max(...secs),
         rssMBMax: Math.max(...xs.map((s) => s.rssMB)),
+        cpuSecondsMedian: median(xs.map((s) => s.cpuSeconds)),
       };
     };
     const rows = tools.map(row);
@@ -140,12 +142,12 @@ async function main(): Promise<void> {
       `${sizeMiB} MiB from ${mirrors} nginx loopback mirrors, ${chunkSize} B pieces, ${runs} runs interleaved; ${machine}; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}\n\n`,
     );
     process.stdout.write(
-      '| tool | seconds (median, min–max) | MB/s (median) | peak RSS MB | all verified |\n|---|---:|---:|---:|---|\n',
+      '| tool | seconds (median, min–max) | MB/s (median) | CPU s (median, user+sys) | peak RSS MB | all verified |\n|---|---:|---:|---:|---:|---|\n',
     );
     for (const x of rows) {
       const bytes = x.tool.includes('1 MiB') ? 1024 * 1024 : sizeMiB * 1024 * 1024;
       process.stdout.write(
-        `| ${x.tool} | ${x.secondsMedian.toFixed(2)} (${x.secondsMin.toFixed(2)}–${x.secondsMax.toFixed(2)}) | ${(bytes / 1e6 / x.secondsMedian).toFixed(0)} | ${x.rssMBMax.toFixed(0)} | ${x.ok ? 'yes' : 'NO'} |\n`,
+        `| ${x.tool} | ${x.secondsMedian.toFixed(2)} (${x.secondsMin.toFixed(2)}–${x.secondsMax.toFixed(2)}) | ${(bytes / 1e6 / x.secondsMedian).toFixed(0)} | ${x.cpuSecondsMedian.toFixed(2)} | ${x.rssMBMax.toFixed(0)} | ${x.ok ? 'yes' : 'NO'} |\n`,
       );
     }
     process.stdout.write('\n');
