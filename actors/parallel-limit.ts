@@ -84,3 +84,47 @@ export class ParallelLimits {
     return (this.edges[edge] ??= { limit: this.initial, rate: 0 });
   }
 }
+
+/** What tailGate needs to know about one edge. */
+export interface TailEdge {
+  /** Fetches in flight on the edge now. */
+  inFlight: number;
+  /** Its measured delivered rate, bytes/s (0: not measured; such an edge is never gated). */
+  rateBytesPerSec: number;
+  /** It can take fetches (available, not gated to 0 by something else). */
+  usable: boolean;
+  /** It holds every chunk (a mirror): another such edge can take over whatever a gated one would have done. */
+  holdsAll: boolean;
+}
+
+/**
+ * The end of a transfer: which edges should take no new fetch because one more chunk would finish there after
+ * the whole transfer could be done by all edges together. With `remainingBytes` left (pending and in flight)
+ * and ΣR the summed measured rates, the transfer needs about remainingBytes / ΣR more; a chunk newly given to
+ * edge e finishes after about (inFlight_e + 1) · chunkBytes / R_e (its fetches share its rate). When that is
+ * later, the chunk is better left to a faster edge, and the slow edge's last fetches do not hold up the end
+ * (the endgame's hedges only start once nothing is pending, by when the slow edge has taken its share).
+ * Only edges that hold every chunk are gated, and only while another usable edge that holds every chunk is
+ * not gated: a chunk no other edge can serve is never left waiting. Returns one flag per edge.
+ */
+export function tailGate(edges: readonly TailEdge[], remainingBytes: number, chunkBytes: number): boolean[] {
+  const total = edges.reduce((a, e) => a + (e.usable ? e.rateBytesPerSec : 0), 0);
+  const gated = edges.map(() => false);
+  if (!(total > 0) || remainingBytes <= 0) return gated;
+  const restSec = remainingBytes / total;
+  edges.forEach((e, i) => {
+    if (!e.usable || !e.holdsAll || !(e.rateBytesPerSec > 0)) return;
+    gated[i] = ((e.inFlight + 1) * chunkBytes) / e.rateBytesPerSec > restSec;
+  });
+  // at least one usable edge that holds everything keeps taking fetches: the fastest of them
+  const open = edges.some((e, i) => e.usable && e.holdsAll && !gated[i]);
+  if (!open) {
+    let best = -1;
+    edges.forEach((e, i) => {
+      if (e.usable && e.holdsAll && (best < 0 || e.rateBytesPerSec > edges[best].rateBytesPerSec)) best = i;
+    });
+    if (best >= 0) gated[best] = false;
+  }
+  // an edge that does not hold everything is never gated, so its chunks are never stranded
+  return gated;
+}

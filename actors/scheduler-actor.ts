@@ -46,7 +46,7 @@ import type {
 } from './types.js';
 import { hasBit } from '../common/bitset.js';
 import { JournalPages, type PagedJournal } from './journal-pages.js';
-import { ParallelLimits } from './parallel-limit.js';
+import { ParallelLimits, tailGate } from './parallel-limit.js';
 
 const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
@@ -185,6 +185,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private lastEstimatesSave = -Infinity;
   /** Fetches this transfer keeps in flight per edge, probed below each edge's max_parallel. */
   private limits = new ParallelLimits();
+  /** Edges that take no new fetch this tick: one more chunk there would finish after the rest (tailGate). */
+  private tailGated: boolean[] = [];
   /** The edge estimates last journaled, per edge id (an edge that cannot answer keeps its entry). */
   private savedEstimates: Record<string, EdgeEstimatorState> = {};
   private lastRefresh = 0;
@@ -513,7 +515,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           this.limits.onComplete(e, r.bytes, r.transferMs, inFlight, configured, t.manifest.chunkSize) &&
           !this.isBackground(t, core)
         )
-          core.updateEdge(e, { maxParallel: this.limits.limit(e, configured) });
+          core.updateEdge(e, { maxParallel: this.parallelOf(e) });
       }
       const h = this.health[r.edgeIndex];
       if (h && r.ok) {
@@ -609,6 +611,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
     const background = this.isBackground(t, core);
     if (background) this.gateOnIdleEdges(t, core);
+    else this.gateTail(t, core);
     this.lastTickAt = this.ctx.clock.now();
     for (let e = 0; e < this.edgeViews.length; e++)
       core.setEdgeThroughput(e, this.throughput.bytesPerSec(e, this.lastTickAt));
@@ -1071,6 +1074,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.edgeEpochs = new Array<number>(req.edges.length).fill(-1);
     this.edgeViews = [];
     this.limits = new ParallelLimits();
+    this.tailGated = [];
     const warm = await this.ctx.state.get<JournaledEdgeEstimates>('edgeEstimates');
     const useWarm = warm !== undefined && this.ctx.clock.wallNow() - warm.savedAt <= WARM_START_MAX_AGE_MS;
     this.savedEstimates = useWarm ? { ...warm.edges } : {};
@@ -1337,7 +1341,32 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /** The fetches edge `i` may have in flight in this transfer: its probed limit, at most its max_parallel. */
   private parallelOf(i: number): number {
-    return this.limits.limit(i, this.edgeViews[i]?.maxParallel ?? 0);
+    return this.tailGated[i] ? 0 : this.limits.limit(i, this.edgeViews[i]?.maxParallel ?? 0);
+  }
+
+  /**
+   * Near the end of a foreground transfer, edges whose next chunk would finish after all edges together could
+   * finish the rest take no new fetch (tailGate); the others get their limit back.
+   */
+  private gateTail(t: OwnedTransfer, core: ChunkScheduler): void {
+    const p = core.progress();
+    const remainingBytes = (p.total - p.complete) * t.manifest.chunkSize;
+    const gate = tailGate(
+      t.req.edges.map((e, i) => ({
+        inFlight: core.edges.queueDepth[i],
+        rateBytesPerSec: this.limits.rateBytesPerSec(i),
+        usable:
+          core.edges.available[i] === 1 && this.limits.limit(i, this.edgeViews[i]?.maxParallel ?? 0) > 0,
+        holdsAll: e.holds === undefined || e.holds === 'all',
+      })),
+      remainingBytes,
+      t.manifest.chunkSize,
+    );
+    gate.forEach((g, i) => {
+      if (g === (this.tailGated[i] ?? false)) return;
+      this.tailGated[i] = g;
+      core.updateEdge(i, { maxParallel: this.parallelOf(i) });
+    });
   }
 
   private applyView(core: ChunkScheduler, m: PackedManifest, i: number, v: EdgeView): void {
@@ -1348,7 +1377,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       ...(this.risk?.warm ? {} : { bandwidth, rtt, health: v.health }),
       available: v.available && !this.health[i]?.retired,
       flags: v.flags,
-      maxParallel: this.limits.limit(i, v.maxParallel),
+      maxParallel: this.tailGated[i] ? 0 : this.limits.limit(i, v.maxParallel),
       timeoutMs: adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk),
     });
     if (this.edgeEpochs[i] !== v.epoch) {

@@ -1,4 +1,4 @@
-import { ParallelLimits } from '../../actors/parallel-limit.js';
+import { ParallelLimits, tailGate, type TailEdge } from '../../actors/parallel-limit.js';
 
 const MiB = 2 ** 20;
 
@@ -86,4 +86,49 @@ test('the configured max_parallel caps the limit, and 0 (a gated edge) stays 0',
   const limits = new ParallelLimits({ initial: 4 });
   expect(limits.limit(0, 3)).toBe(3);
   expect(limits.limit(1, 0)).toBe(0);
+});
+
+describe('tailGate', () => {
+  // the throttled-mirrors bench: 12, 4 and 2 MB/s mirrors (one died), 1 MiB chunks
+  const mirrors = (inFlight: number[]): TailEdge[] =>
+    [12e6, 4e6, 2e6].map((r, i) => ({
+      inFlight: inFlight[i],
+      rateBytesPerSec: r,
+      usable: true,
+      holdsAll: true,
+    }));
+
+  test('far from the end nothing is gated', () => {
+    expect(tailGate(mirrors([8, 3, 2]), 100 * MiB, MiB)).toEqual([false, false, false]);
+  });
+
+  test('near the end the slow mirrors stop taking chunks they would finish after the rest, the fastest never', () => {
+    // 18 MiB left: about 1 s for all three; one more chunk on the 2 MB/s mirror (2 in flight) ends after 1.6 s
+    expect(tailGate(mirrors([8, 3, 2]), 18 * MiB, MiB)).toEqual([false, false, true]);
+    // 10 MiB left: 0.58 s; the 4 MB/s mirror (3 in flight) would need 1 s for one more
+    expect(tailGate(mirrors([8, 3, 2]), 10 * MiB, MiB)).toEqual([false, true, true]);
+    // 1 MiB left: even the fastest would finish late, but one edge holding everything stays open
+    expect(tailGate(mirrors([8, 3, 2]), MiB, MiB)).toEqual([false, true, true]);
+  });
+
+  test('an edge that does not hold every chunk is never gated (its chunks may have no other source)', () => {
+    const edges = mirrors([8, 3, 2]);
+    edges[2].holdsAll = false;
+    expect(tailGate(edges, 10 * MiB, MiB)).toEqual([false, true, false]);
+  });
+
+  test('unmeasured and unusable edges are left alone; without any measured rate nothing is gated', () => {
+    const edges = mirrors([8, 3, 2]);
+    edges[1].rateBytesPerSec = 0;
+    edges[0].usable = false;
+    // only the 2 MB/s mirror is measured and usable: the rest would take 5 s there, so nothing is late
+    expect(tailGate(edges, 10 * MiB, MiB)).toEqual([false, false, false]);
+    expect(
+      tailGate(
+        mirrors([0, 0, 0]).map((e) => ({ ...e, rateBytesPerSec: 0 })),
+        MiB,
+        MiB,
+      ),
+    ).toEqual([false, false, false]);
+  });
 });
