@@ -564,7 +564,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     // Event-driven dispatch: a freed slot is refilled now rather than at the next timer tick, so an
     // edge whose chunks finish together does not sit idle for up to a tick period.
     const gap = t.req.dispatchOnReportMs ?? 5;
-    if (applied > 0 && gap >= 0 && this.ctx.clock.now() - this.lastTickAt >= gap) await this.eventTick();
+    // a chunk a reader waits for that has no slot yet (DEMAND_PER_EDGE) takes the freed one now, whatever the gap
+    if (applied > 0 && gap >= 0 && (this.ctx.clock.now() - this.lastTickAt >= gap || core.demandWaiting))
+      await this.eventTick();
     else if (applied > 0) await this.pace(this.pacer?.wake()); // the timer's next tick takes them
     return { applied, ignored: arg.items.length - applied };
   }

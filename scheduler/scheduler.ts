@@ -859,6 +859,12 @@ export class ChunkScheduler {
     return due;
   }
 
+  /** Whether a DEMAND chunk (bytes a reader waits for) is pending: neither in flight nor complete. */
+  get demandWaiting(): boolean {
+    for (const c of this.demanded) if (this.chunks.status[c] === ChunkStatus.PENDING) return true;
+    return false;
+  }
+
   /** True when every chunk is complete. */
   get done(): boolean {
     return this.completeCount === this.chunks.n;

@@ -154,3 +154,31 @@ test('tick pacer: idle ticks double the period up to the cap and never past the 
   expect(p.wake()).toBe(50);
   expect(p.wake()).toBe(undefined);
 });
+
+test('demand: a report frees a slot for a chunk a reader waits for: it goes out in that report’s turn, even within dispatchOnReportMs of the last tick', async () => {
+  const actor = actorProxy(host, 'SchedulerActor', manifest.id);
+  const req = request();
+  req.edges[0].config.maxParallel = 1;
+  await actor.invoke('start', req);
+  await advance(100);
+  expect(dispatched.flatMap((b) => b.items).map((i) => i.chunk)).toEqual([0]);
+  // a reader waits for chunks 1-3: chunk 1 pre-empts chunk 0 on the one slot, 2 and 3 wait for it
+  const plan = await actor.invoke('read', { readerId: 'r', offset: CHUNK, length: 3 * CHUNK });
+  expect(plan.complete).toEqual([]);
+  const demand = dispatched.flatMap((b) => b.items).filter((i) => i.chunk !== 0);
+  expect(demand.map((i) => i.chunk)).toEqual([1]);
+  // chunk 1 arrives at the same instant as that tick (the clock does not move): chunk 2 goes out at once
+  await bus.publish(subjects.report(manifest.id), {
+    transferId: manifest.id,
+    chunk: 1,
+    attempt: demand[0].attempt,
+    edgeIndex: 0,
+    ok: true,
+    bytes: CHUNK,
+    firstByteMs: 1,
+    transferMs: 1,
+  });
+  await new Promise((r) => setImmediate(r));
+  await host.settle();
+  expect(dispatched.flatMap((b) => b.items).map((i) => i.chunk)).toEqual([0, 1, 2]);
+});

@@ -38,7 +38,10 @@ describe('access tracking (streaming reads)', () => {
     expect(at(READ_PRIORITY)).toEqual([59, 61, 62]);
     expect(at(ChunkPriority.DEMAND)).toEqual([63, 64, 65, 66, 67]);
     // two demanded chunks at once (DEMAND_PER_EDGE), the read's first; the edge running them takes nothing else
+    expect(s.demandWaiting).toBe(true);
     expect(s.tick(0).dispatch.map((x) => x.chunk)).toEqual([59, 61]);
+    // 62 and the read-ahead still wait for a DEMAND slot (the actor ticks on the next report, whatever its gap)
+    expect(s.demandWaiting).toBe(true);
     expect(s.tick(10).dispatch).toEqual([]);
     expect(s.report({ chunk: 59, attempt: s.chunks.attempt[59], edge: 0, ok: true })).toBe('completed');
     // the read's last chunk next; read-ahead does not share an edge with it
@@ -47,6 +50,11 @@ describe('access tracking (streaming reads)', () => {
     expect(s.tick(30).dispatch).toEqual([]);
     expect(s.report({ chunk: 62, attempt: s.chunks.attempt[62], edge: 0, ok: true })).toBe('completed');
     expect(s.tick(40).dispatch.map((x) => x.chunk)).toEqual([63, 64]);
+    for (const c of [63, 64, 65, 66, 67]) {
+      if (s.chunks.status[c] === ChunkStatus.PENDING) s.tick(50);
+      s.report({ chunk: c, attempt: s.chunks.attempt[c], edge: 0, ok: true });
+    }
+    expect(s.demandWaiting).toBe(false);
     expect(() => s.setEdgeThroughput(0, -1)).toThrow(/bytesPerSec/);
   });
 
