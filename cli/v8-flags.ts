@@ -21,16 +21,21 @@ export function useBaselineWasm(): void {
 }
 
 /**
- * V8 flags for `portal fetch` alone: the main thread's young generation stays at its initial size (V8 reads the
- * growth factor each time it would grow the new space; 1 keeps it where it is). A fetch's main thread allocates
- * little once started (ticks, reports, the journal), yet module loading grew its semi-spaces to 8 MiB each; kept
- * small, a 512 MiB fetch ran 27 young collections on its main thread instead of 14 and peaked 4–8 MB lower
- * (BENCHMARKS.md, "The data plane"). Not for `portal serve`: a thread that allocates fast collects far more often
- * with it (a synthetic allocation loop: 656 scavenges instead of 53), which only the fetch can afford.
+ * V8 flags for `portal fetch` alone, which runs one transfer and exits, so memory matters more than a host's
+ * throughput:
+ * - `--semi-space-growth-factor=1`: the main thread's young generation stays at its initial size (V8 reads the
+ *   growth factor each time it would grow the new space; 1 keeps it where it is). A fetch's main thread
+ *   allocates little once started, yet module loading grew its semi-spaces to 8 MiB each; kept small, a
+ *   512 MiB fetch ran 27 young collections on its main thread instead of 14 and peaked 4–8 MB lower.
+ * - `--optimize-for-size` ("favor memory size over execution speed"): V8 grows the old generation by its
+ *   smallest factor, so a fetch's main thread collects garbage promoted early before it piles up: 2–3 MB lower
+ *   peak at the same CPU time (3 pairs of 512 MiB fetches, 5 pairs of 1 MiB fetches).
+ * Measured in BENCHMARKS.md, "The data plane". Not for `portal serve`: a thread that allocates fast collects far
+ * more often with them (a synthetic allocation loop: 656 scavenges instead of 53 with the growth factor alone).
  */
-export const SMALL_NEW_SPACE_FLAGS = ['--semi-space-growth-factor=1'] as const;
+export const FETCH_MEMORY_FLAGS = ['--semi-space-growth-factor=1', '--optimize-for-size'] as const;
 
-/** Sets SMALL_NEW_SPACE_FLAGS for this process; call it before the command's modules load. Never throws. */
-export function useSmallNewSpace(): void {
-  for (const flag of SMALL_NEW_SPACE_FLAGS) v8.setFlagsFromString(flag);
+/** Sets FETCH_MEMORY_FLAGS for this process; call it before the command's modules load. Never throws. */
+export function useFetchMemoryFlags(): void {
+  for (const flag of FETCH_MEMORY_FLAGS) v8.setFlagsFromString(flag);
 }

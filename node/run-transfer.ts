@@ -34,8 +34,8 @@ export const GPU_MIN_CHUNKS = 262_144;
 
 /**
  * Data-plane threads of a local transfer (`portal fetch`, the demo): one core fewer than the machine has, 1 to
- * 2. The process's other busy threads — the main thread (ticks, reports, the journal) and the whole-file hash
- * thread — need the remaining core. Measured on the 2-core dev machine, 512 MiB from 4 nginx mirrors
+ * 2. The process's other busy thread, the main thread (ticks, reports, the journal, and here the whole-file
+ * hash), needs the remaining core. Measured on the 2-core dev machine, 512 MiB from 4 nginx mirrors
  * (BENCHMARKS.md, "The data plane"): one data thread against two, peak RSS 115–123 MB against 135–140 MB at
  * the same CPU time (3.3–4.6 s against 3.2–4.3 s) and no slower; a `portal serve` keeps DEFAULT_DATA_THREADS.
  */
