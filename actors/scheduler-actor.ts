@@ -6,7 +6,7 @@ import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 import { AccessTracker } from '../scheduler/access.js';
-import { SwarmSelection } from '../scheduler/swarm-selection.js';
+import { SWARM_SOURCE_TIMEOUT_MS, SwarmSelection } from '../scheduler/swarm-selection.js';
 import { isEdgeOutput } from '../transfer/chunk-put.js';
 import { createPrng } from '../transfer/prng.js';
 import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
@@ -1380,7 +1380,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       available: v.available && !this.health[i]?.retired,
       flags: v.flags,
       maxParallel: this.tailGated[i] ? 0 : this.limits.limit(i, v.maxParallel),
-      timeoutMs: adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk),
+      timeoutMs: this.swarm?.isSource(i)
+        ? Math.max(SWARM_SOURCE_TIMEOUT_MS, adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk))
+        : adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk),
     });
     if (this.edgeEpochs[i] !== v.epoch) {
       this.edgeEpochs[i] = v.epoch;

@@ -7,7 +7,12 @@
  *   against one fetcher alone and N independent fetchers, in the same run: bytes the origin served and the
  *   slowest fetcher's time (goals: origin ≤ 1.5 × the file, slowest ≤ 1.5 × one alone).
  *
- * `npm run bench:fabric -- [--only ttfb|swarm] [--size-mib 64] [--fetchers 8] [--origin-rate 20000000]`
+ * `npm run bench:fabric -- [--only ttfb|swarm] [--size-mib 64] [--fetchers 8] [--origin-rate 20000000]
+ *   [--runs alone,swarm,independent] [--linger 10]` (`--runs` picks the swarm bench's runs; `--linger`: seconds a
+ *   swarm fetcher keeps serving after it is done, not counted in its time). Each run's outputs are deleted after it,
+ *   so 8 × 256 MiB needs about 2 GiB of /tmp at a time.
+ *
+ * The swarm's result per run: `chunksFromPeers` of `chunksTotal` (each fetcher's own count of chunks per source).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -281,7 +286,23 @@ async function reader(
   );
 }
 
-async function swarm(dir: string, mib: number, fetchers: number, originRate: number): Promise<void> {
+/** A stdout line as JSON, or {} when it is not one. */
+function parseLine(l: string): Record<string, unknown> {
+  try {
+    return JSON.parse(l) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+async function swarm(
+  dir: string,
+  mib: number,
+  fetchers: number,
+  originRate: number,
+  runs: Set<string>,
+  linger: number,
+): Promise<void> {
   const { source, manifestPath, m } = await makeFile(dir, mib);
   const nats = await startBenchNats();
   const run = async (label: string, count: number, swarmMode: boolean): Promise<Record<string, unknown>> => {
@@ -291,7 +312,8 @@ async function swarm(dir: string, mib: number, fetchers: number, originRate: num
       bandwidthBytesPerSec: originRate,
     });
     const started = performance.now();
-    const procs = Array.from({ length: count }, (_, i) =>
+    const outs = Array.from({ length: count }, (_, i) => path.join(dir, `${label}-${i}.bin`));
+    const procs = outs.map((out, i) =>
       portal(
         [
           'fetch',
@@ -299,9 +321,9 @@ async function swarm(dir: string, mib: number, fetchers: number, originRate: num
           '--edge',
           origin.url,
           '--out',
-          path.join(dir, `${label}-${i}.bin`),
+          out,
           '--progress-json',
-          ...(swarmMode ? ['--swarm', '--swarm-id', `${label}${i}`, '--swarm-linger', '10'] : []),
+          ...(swarmMode ? ['--swarm', '--swarm-id', `${label}${i}`, '--swarm-linger', String(linger)] : []),
         ],
         // only the swarm talks over NATS (its haves); the others move their bytes as a plain fetch does
         swarmMode ? { NATS_URL: nats.url } : {},
@@ -313,12 +335,7 @@ async function swarm(dir: string, mib: number, fetchers: number, originRate: num
       procs.map((p) =>
         Promise.race([
           p.line((l) => {
-            let j: { type?: string; complete?: number; total?: number } = {};
-            try {
-              j = JSON.parse(l) as typeof j;
-            } catch {
-              // not a status line
-            }
+            const j = parseLine(l) as { type?: string; complete?: number; total?: number };
             return (j.type === 'progress' && j.complete === j.total) || j.type === 'result'
               ? performance.now() - started
               : undefined;
@@ -330,6 +347,20 @@ async function swarm(dir: string, mib: number, fetchers: number, originRate: num
     const originBytes = origin.stats().bytesServed;
     const codes = await Promise.all(procs.map((p) => p.exit));
     await origin.close();
+    // chunks each fetcher took from a peer rather than the origin (its result line counts chunks per source)
+    let fromPeers = 0;
+    for (const p of procs)
+      for (const l of p.lines) {
+        const j = parseLine(l) as { type?: string; chunksBySource?: Record<string, number> };
+        if (j.type !== 'result') continue;
+        // peers are the other fetchers (swarm ids `<label><i>`); the origin is under the id fetch gave its URL
+        for (const [id, n] of Object.entries(j.chunksBySource ?? {}))
+          if (id.startsWith(label)) fromPeers += n;
+      }
+    // the outputs go now: 3 runs of 8 × 256 MiB need not sit on the disk together
+    await Promise.all(
+      outs.flatMap((o) => [rm(o, { force: true }), rm(`${o}.portal`, { recursive: true, force: true })]),
+    );
     const ok = done.filter((d) => !Number.isNaN(d));
     return {
       run: label,
@@ -338,11 +369,13 @@ async function swarm(dir: string, mib: number, fetchers: number, originRate: num
       slowestS: ok.length === count ? +(Math.max(...ok) / 1000).toFixed(2) : null,
       fastestS: ok.length > 0 ? +(Math.min(...ok) / 1000).toFixed(2) : null,
       originBytesOverFile: +(originBytes / m.fileSize).toFixed(2),
+      chunksFromPeers: fromPeers,
+      chunksTotal: count * m.chunks.length,
     };
   };
-  const alone = await run('alone', 1, false);
-  const sw = await run('swarm', fetchers, true);
-  const indep = await run('independent', fetchers, false);
+  const alone = runs.has('alone') ? await run('alone', 1, false) : undefined;
+  const sw = runs.has('swarm') ? await run('swarm', fetchers, true) : undefined;
+  const indep = runs.has('independent') ? await run('independent', fetchers, false) : undefined;
   await nats.stop();
   console.log(
     JSON.stringify({
@@ -352,7 +385,9 @@ async function swarm(dir: string, mib: number, fetchers: number, originRate: num
       alone,
       swarm: sw,
       independent: indep,
-      slowestSwarmOverAlone: +((sw.slowestS as number) / (alone.slowestS as number)).toFixed(2),
+      ...(sw?.slowestS && alone?.slowestS
+        ? { slowestSwarmOverAlone: +((sw.slowestS as number) / (alone.slowestS as number)).toFixed(2) }
+        : {}),
     }),
   );
 }
@@ -379,7 +414,14 @@ async function main(): Promise<void> {
         Number(arg('read-kib', '256')) * 1024,
       );
     if (only === 'all' || only === 'swarm')
-      await swarm(dir, mib, Number(arg('fetchers', '8')), Number(arg('origin-rate', '20000000')));
+      await swarm(
+        dir,
+        mib,
+        Number(arg('fetchers', '8')),
+        Number(arg('origin-rate', '20000000')),
+        new Set(arg('runs', 'alone,swarm,independent').split(',')),
+        Number(arg('linger', '10')),
+      );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

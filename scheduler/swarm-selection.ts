@@ -6,13 +6,26 @@ import { ChunkStatus } from './types.js';
 export interface SwarmSelectionOptions {
   /**
    * A member whose announced holdings of the chunks it owns have not grown for this long (ms) is taken to be stuck:
-   * the others may then fetch its chunks from the origin (default 5000).
+   * the others may then fetch its chunks from the origin (default STEAL_AFTER_MS).
    */
   stealAfterMs?: number;
 }
 
-/** Default SwarmSelectionOptions.stealAfterMs: a few have announcements (each ≤ 1 s apart) on a loaded host. */
-export const STEAL_AFTER_MS = 5000;
+/**
+ * Default SwarmSelectionOptions.stealAfterMs: ten announcement periods of a peer (≤ 1 s apart). At 5 s, members on a
+ * host at load 20–30 were taken for stuck while their haves were merely late, and a third of the chunks the origin
+ * served twice at 8 × 64 MiB were such take-overs.
+ */
+export const STEAL_AFTER_MS = 10_000;
+
+/**
+ * Least fetch timeout of a swarm member's origin, ms. The origin is capped and shared by every member, so its chunk
+ * times swing with the members' number and CPU; a fetch it times out has nowhere to go but the origin again, where
+ * it restarts from byte 0 — at 8 members × 64 MiB on a loaded host, fetches cut at the adaptive 2 s floor were
+ * most of the bytes the origin served twice (BENCHMARKS.md, issue 18). A dead origin still fails at once by its
+ * connection errors.
+ */
+export const SWARM_SOURCE_TIMEOUT_MS = 30_000;
 
 /**
  * Piece selection for one swarm member: which chunks it takes from the origin, and in what order. Pure (no I/O;
@@ -33,7 +46,7 @@ export const STEAL_AFTER_MS = 5000;
  *    (BENCHMARKS.md, issue 18). Members that briefly see different member sets (a join on its way) disagree only on
  *    the chunks the newcomer owns.
  * 3. **A stuck owner's chunks are taken over**: when a live peer's holdings of the chunks it owns have not grown for
- *    `stealAfterMs`, the origin becomes a candidate of its unheld chunks here too. A member that leaves (offline,
+ *    `stealAfterMs` (10 s), the origin becomes a candidate of its unheld chunks here too. A member that leaves (offline,
  *    given up) hands its chunks to the next owner at once; a chunk that would fail for want of a source
  *    (FAILED_PERMANENT: its peers failed it) gets the origin back (`rescue`).
  *
@@ -127,13 +140,14 @@ export class SwarmSelection {
 
   /**
    * Brings members, holders and stuck owners in line with the scheduler's edge table (a peer is live while
-   * available with slots) at `now`, and on a membership change every chunk's owner and priority. Call before each
+   * available) at `now`, and on a membership change every chunk's owner and priority. Call before each
    * tick.
    */
   sync(now: number): void {
     const edges = this.core.edges;
     for (const [e, p] of this.peers) {
-      const isLive = edges.available[e] === 1 && edges.maxParallel[e] > 0;
+      // available, whatever its slots: a peer gated to 0 slots for a while (the tail gate) is still a member
+      const isLive = edges.available[e] === 1;
       if (isLive === this.live.has(e)) continue;
       if (isLive) {
         this.live.add(e);
@@ -174,6 +188,11 @@ export class SwarmSelection {
       if (status[c] !== ChunkStatus.FAILED_PERMANENT) given++;
     }
     return given;
+  }
+
+  /** True when edge `e` is one of the origin's (a source edge the transfer started with). */
+  isSource(e: number): boolean {
+    return this.sources.includes(e);
   }
 
   /** The members this one divides the chunks among: its own id first, then the live peers' (for status and tests). */
