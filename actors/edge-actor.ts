@@ -2,6 +2,7 @@ import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg } from '../common/errors.js';
 import { EdgeEstimator, defaultEstimatorConfig, type EdgeEstimatorState } from '../scheduler/estimators.js';
 import { EdgeFlags } from '../scheduler/types.js';
+import { isLocationLabel } from './replica-placement.js';
 import type { EdgeConfig, EdgeSample, EdgeTelemetry, EdgeView } from './types.js';
 import type { EdgeActorApi } from './api.js';
 
@@ -90,6 +91,12 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     checkArg(typeof cfg?.url === 'string' && /^https?:\/\//.test(cfg.url), 'url', 'an http(s) URL');
     checkArg(cfg.kind === 'portal' || cfg.kind === 'mirror', 'kind', "'portal' or 'mirror'");
     checkArg(Number.isInteger(cfg.maxParallel) && cfg.maxParallel >= 0, 'maxParallel', 'an integer ≥ 0');
+    checkArg(
+      cfg.location === undefined || isLocationLabel(cfg.location),
+      'location',
+      'a label of 1 to 256 characters without control characters',
+    );
+    checkArg(cfg.accepts === undefined || typeof cfg.accepts === 'boolean', 'accepts', 'a boolean');
     const edge: ConfiguredEdge = {
       config: { ...cfg, flags: cfg.flags >>> 0 },
       est:

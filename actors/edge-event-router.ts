@@ -38,6 +38,8 @@ export function routeEdgeEvents(
     ignore?: (edgeId: string) => boolean;
     /** The ids of the transfers of a manifest that run here (a node whose transfer ids are not manifest ids). */
     transfersOf?: (manifestId: string) => Iterable<string>;
+    /** Told of each edge announced (or moved) with the configuration its EdgeActor got (e.g. its location). */
+    onAnnounce?: (edgeId: string, cfg: EdgeConfig) => void;
   } = {},
 ): EdgeEventBridge {
   const ignore = opts.ignore ?? ((): boolean => false);
@@ -73,9 +75,12 @@ export function routeEdgeEvents(
           maxParallel: ev.maxParallel ?? 8,
           bandwidthHint: bandwidth,
           rttHint: rtt,
+          ...(ev.location ? { location: ev.location } : {}),
+          ...(ev.accepts !== undefined ? { accepts: ev.accepts } : {}),
         };
         await edge.invoke('configure', cfg);
         announced.set(ev.edgeId, ev.url);
+        opts.onAnnounce?.(ev.edgeId, cfg);
       }
       if (!ev.url && !announced.has(ev.edgeId)) {
         // A heartbeat of an edge not announced here yet: fine if something else configured its EdgeActor (a

@@ -34,6 +34,7 @@ export { CoordinatorActor } from './coordinator-actor.js';
 export { GpuStreamActor, gpuStreamMetricsSource } from './gpu-stream-actor.js';
 export { transferContentSource, createVerifiedChunkEvents } from './content-source.js';
 export { EdgeUsageBoard } from './edge-usage.js';
+export { ReplicaPlacer, type ReadAt, type PlacementOutcome } from './replica-placement.js';
 export {
   TransferAdmission,
   defaultMaxRunning,

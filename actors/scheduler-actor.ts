@@ -11,6 +11,7 @@ import { isEdgeOutput } from '../transfer/chunk-put.js';
 import { createPrng } from '../transfer/prng.js';
 import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
 import type { TransferAdmission } from './transfer-admission.js';
+import { isLocationLabel, type ReplicaPlacer } from './replica-placement.js';
 import { TickPacer, type TickOutcome } from './tick-pacer.js';
 import { EdgeThroughput } from './edge-throughput.js';
 
@@ -18,6 +19,7 @@ import { adaptiveTimeoutMs, type EdgeEstimatorState } from '../scheduler/estimat
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
 import type { ChunkReport, DispatchBatch, CancelRequest } from '../common/index.js';
 import {
+  chunkCount,
   chunkRange,
   packManifest,
   parseManifest,
@@ -133,6 +135,11 @@ export interface SchedulerServices extends TickEngineServices {
    * (before the report's turn applies it), so a reader waiting for the chunk is served without polling.
    */
   readonly verifiedChunks?: EventEmitter;
+  /**
+   * The host's replication of files read where no edge holds them (a transfer's or a read's `location`):
+   * it starts background pre-position tasks to accepting edges there. Absent: no placement.
+   */
+  readonly replicas?: ReplicaPlacer;
 }
 
 /** A manifest without its CID table: what a queued transfer keeps in memory (its chunk count for the status). */
@@ -214,6 +221,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private access: AccessTracker | undefined;
   /** A background pre-position task whose deadline made it foreground. */
   private escalated = false;
+  /** Locations this activation told the replica placer of, with a final answer (placed, or held there). */
+  private readonly placedAt = new Set<string>();
   /** Complete chunks per the journal, for the status of a transfer that ended before this activation. */
   private journalComplete = 0;
   /** The tick timer's period: tickMs while ticks find work, longer while the transfer is idle. */
@@ -283,6 +292,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     );
     checkArg(typeof req.output === 'string' && req.output.length > 0, 'output', 'a file path');
     checkArg(Array.isArray(req.edges) && req.edges.length > 0, 'edges', 'at least one edge');
+    checkLocation(req.location);
     checkArg(
       [req.manifest, req.manifestUrl, req.manifestCid].filter((x) => x !== undefined).length === 1,
       'manifest',
@@ -363,6 +373,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       await this.ctx.state.set('request', journaledRequest(t.req, manifest));
       if (admitted === 'running') await this.resume(t);
       else await this.enqueue(t);
+      if (req.location !== undefined) this.placeNear(t, req.location);
     } catch (err) {
       this.ctx.services.admission?.release(this.ctx.actorId);
       // Atomic: a start that fails leaves nothing (the host rolls the turn's state writes back; timers, the
@@ -864,6 +875,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       `a byte offset in [0, ${m.fileSize})`,
     );
     checkArg(Number.isSafeInteger(arg.length) && arg.length >= 1, 'length', 'a byte count ≥ 1');
+    checkLocation(arg.location);
+    const location = arg.location ?? t.req.location;
+    if (location !== undefined) this.placeNear(t, location);
     const first = Math.floor(arg.offset / m.chunkSize);
     const last = Math.floor((Math.min(m.fileSize, arg.offset + arg.length) - 1) / m.chunkSize);
     const core = t.core;
@@ -1096,6 +1110,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         }
       }
       this.edgeViews.push(view);
+      this.ctx.services.replicas?.noteEdge(e.id, e.config);
       this.applyView(core, m, i, view);
       if (e.holds === undefined || e.holds === 'all') core.setEdgeHoldsAll(i);
       else core.setEdgeHoldings(i, Buffer.from(e.holds, 'base64'));
@@ -1250,6 +1265,37 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     return { verified, recovered };
   }
 
+  /**
+   * A read of this transfer's file at `location` (the transfer's own, or a reader's): tells the host's
+   * replica placer, which may start a pre-position task to an accepting edge there. Decided once per
+   * location and activation, unless the placer found no accepting edge there yet or was at its limit.
+   */
+  private placeNear(t: OwnedTransfer, location: string): void {
+    const placer = this.ctx.services.replicas;
+    // a queued transfer keeps only its manifest's head: it is placed once admitted and read
+    if (!placer || t.req.prePosition || this.placedAt.has(location) || !(t.manifest.cids instanceof CidTable))
+      return;
+    const m = packed(t.manifest);
+    const n = chunkCount(m);
+    const sources = t.req.edges.map((e, i) => ({
+      edge: { ...e, config: { ...e.config, url: this.realUrls.get(e.id) ?? e.config.url } },
+      location: this.edgeViews[i]?.location ?? e.config.location,
+      holdsAll: e.holds === undefined || e.holds === 'all' || countBits(Buffer.from(e.holds, 'base64')) >= n,
+    }));
+    const r = t.req;
+    const outcome = placer.onRead({
+      location,
+      manifestId: t.manifest.id,
+      manifest:
+        r.manifestUrl !== undefined || r.manifestCid !== undefined
+          ? { manifestUrl: r.manifestUrl, manifestCid: r.manifestCid }
+          : { manifest: unpackManifest(m) },
+      sources,
+    });
+    if ('placed' in outcome || outcome.skipped === 'held-there' || outcome.skipped === 'already-placed')
+      this.placedAt.add(location);
+  }
+
   /** True for a pre-position task that runs in idle capacity (not foreground, its deadline not near). */
   private isBackground(t: OwnedTransfer, core: ChunkScheduler): boolean {
     const pp = t.req.prePosition;
@@ -1260,7 +1306,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       const p = core.progress();
       const leftBytes = (p.total - p.complete) * t.manifest.chunkSize;
       // at half the edges' estimated bandwidth (idle capacity is not all of it), does the rest still fit?
-      const needMs = bw > 0 ? (leftBytes / (bw / 2)) * 1000 : Infinity;
+      // no estimate yet (no sample, no hint: the first ticks): nothing to judge by but the deadline itself
+      const needMs = bw > 0 ? (leftBytes / (bw / 2)) * 1000 : 0;
       if (this.ctx.clock.wallNow() + needMs >= pp.deadlineWallMs) {
         this.escalated = true;
         this.ctx.log.info(
@@ -1510,6 +1557,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   private async stopLoop(): Promise<void> {
+    this.ctx.services.replicas?.ended(this.ctx.actorId);
     await this.ctx.unregisterTimer(TICK_TIMER);
     await this.ctx.unregisterReminder(KEEPALIVE);
     this.pacer = undefined;
@@ -1601,6 +1649,15 @@ async function manifestOf(req: TransferRequest): Promise<PackedManifest> {
 }
 
 /** The request as the journal keeps it: edge URLs without credentials or signed query values. */
+/** Throws PORTAL_INVALID_ARGUMENT unless `location` is absent or a location label. */
+function checkLocation(location: unknown, name = 'location'): void {
+  checkArg(
+    location === undefined || isLocationLabel(location),
+    name,
+    'a label of 1 to 256 characters without control characters',
+  );
+}
+
 function journaledRequest(req: TransferRequest, manifest: PackedManifest): TransferRequest {
   return {
     ...req,

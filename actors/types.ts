@@ -11,6 +11,14 @@ export interface EdgeConfig {
   /** Prior bandwidth (bytes/s) and RTT (ms) until the first samples arrive. */
   bandwidthHint?: number;
   rttHint?: number;
+  /**
+   * Where the edge is: a label such as `eu-west/ams` (`portal edge --location`), compared for equality only.
+   * A read from a location no edge there holds the file for gets a pre-position task to an accepting edge
+   * with that label (actors/replica-placement.ts).
+   */
+  location?: string;
+  /** The edge takes pre-positioned chunks (`portal edge --accept`: PUT /v1/chunks/<cid>). */
+  accepts?: boolean;
 }
 
 /** What the cluster knows of an edge right now (EdgeActor.snapshot): its configuration and estimates. */
@@ -118,6 +126,12 @@ export interface TransferRequest {
    */
   prePosition?: PrePosition;
   /**
+   * Where this transfer's reader is (a location label, as edges carry): the transfer and reads of its
+   * content count as reads of the file there, so the host may replicate it to an accepting edge with that
+   * label that does not hold it yet (actors/replica-placement.ts). Absent: no placement.
+   */
+  location?: string;
+  /**
    * The order chunks are fetched in when nothing raises their priority: 'sequential' (chunk order, the
    * default) or a pseudo-random permutation seeded by `orderSeed` (BitTorrent's random piece selection). A
    * swarm member (`swarm`) orders its chunks by ownership instead.
@@ -157,6 +171,8 @@ export interface ContentReadRequest {
   length: number;
   /** The reader's consumption rate, bytes/s, when known (sizes its read-ahead). */
   rateBytesPerSec?: number;
+  /** Where the reader is (a location label; default: the transfer's `location`). */
+  location?: string;
 }
 
 /** The answer to a ContentReadRequest. */

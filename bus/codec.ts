@@ -277,6 +277,8 @@ function telemetryCodec(maxBytes: number): WireCodec<EdgeTelemetryEvent> {
         if (!(e.kind in edgeKinds)) throw badArg('kind', "'portal' or 'mirror'", e.kind);
         o.kind = edgeKinds[e.kind];
       }
+      if (e.location) o.location = needStr(e.location, 'location');
+      if (e.accepts !== undefined) o.accepts = !!e.accepts;
       checkSubjectIdArg(subject, e.edgeId, 'edgeId');
       return finish(T, N, o, maxBytes);
     },
@@ -311,6 +313,9 @@ function telemetryCodec(maxBytes: number): WireCodec<EdgeTelemetryEvent> {
         if (!k) throw bad(N, `kind ${kind} unknown`);
         ev.kind = k;
       }
+      const location = str(m, 'location', N, false, 256);
+      if (location !== '') ev.location = location;
+      if (has(m, 'accepts')) ev.accepts = m.accepts === true;
       return ev;
     },
   };

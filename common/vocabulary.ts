@@ -89,6 +89,10 @@ export interface EdgeTelemetryEvent {
   /** Base URL of the edge ('' = not given). */
   url: string;
   kind?: EdgeKind;
+  /** Where the edge is, a label such as `eu-west/ams` (absent: not given). */
+  location?: string;
+  /** The edge accepts pre-positioned chunks by PUT (absent: unchanged/not given). */
+  accepts?: boolean;
 }
 
 /**

@@ -30,6 +30,7 @@ import {
   type TransferRequest,
   EdgeUsageBoard,
   createVerifiedChunkEvents,
+  ReplicaPlacer,
   TransferAdmission,
   defaultMaxRunning,
   defaultMaxQueued,
@@ -202,8 +203,14 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     coordinatorId: opts.coordinatorId ?? 'default',
     logger,
   });
+  // files read where no edge holds them are replicated to accepting edges there (transfers' `location`)
+  const replicas = new ReplicaPlacer({
+    submit: (req) => actorProxy(host, 'SchedulerActor', req.transferId).invoke('start', req),
+    log: logger.child({ component: 'replicas' }),
+  });
   const services: PortalServices = {
     bus,
+    replicas,
     ...coordinator.services,
     tickEngine: engine,
     probeEdge,
@@ -298,6 +305,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   await coordinator.start(host);
   const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }), {
     maxEdges: opts.maxEdges,
+    onAnnounce: (id, cfg) => replicas.noteEdge(id, cfg),
   });
   // pre-position tasks from other services: one instance of the queue group starts each
   const prePositions = bus0.subscribe<PrePositionTaskMessage>(

@@ -37,6 +37,8 @@ export interface EdgeFaults {
 export interface EdgeServerOptions {
   /** Reported by /health (default `edge-<port>`). */
   id?: string;
+  /** Where the edge is, a label such as `eu-west/ams`: reported by /health and announced with its URL. */
+  location?: string;
   /** The file this edge serves chunks of, and its manifest. */
   source: { path: string; manifest: Manifest };
   /** Chunk indices this edge holds (default 'all'). */
@@ -520,7 +522,7 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     }
     if (path === '/health') {
       await sleep(rttMs, ac.signal);
-      sendJson(res, 200, { ok: true, id });
+      sendJson(res, 200, { ok: true, id, ...(opts.location ? { location: opts.location } : {}) });
       return;
     }
     if (path.startsWith('/v1/chunks/')) {
@@ -613,6 +615,8 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       ...(ann.maxParallel !== undefined ? { maxParallel: ann.maxParallel } : {}),
       url,
       kind: 'portal',
+      ...(opts.location ? { location: opts.location } : {}),
+      ...(opts.accept ? { accepts: true } : {}),
     });
     if (!online) return;
     // seq from the wall clock, so a restarted edge's messages are not taken for stale ones

@@ -46,13 +46,18 @@ export const edgeCommand = defineCommand({
   name: 'edge',
   summary: 'serve the chunks of a file over HTTP (by CID, and as a Range mirror at /file)',
   usage:
-    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--tls-cert PEM --tls-key PEM] [--rate BYTES_PER_S] [--rtt MS] [--holds all|none|N-M,…] [--accept] [--manifest-dir DIR] [--put-token T] [--announce] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
+    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--tls-cert PEM --tls-key PEM] [--rate BYTES_PER_S] [--rtt MS] [--holds all|none|N-M,…] [--accept] [--location LABEL] [--manifest-dir DIR] [--put-token T] [--announce] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
   flags: [
     { name: 'file', type: 'string', help: 'the file to serve' },
     { name: 'manifest', type: 'string', help: 'its manifest (JSON or binary)' },
     { name: 'host', type: 'string', help: 'listen address', default: '127.0.0.1' },
     { name: 'port', type: 'number', help: 'listen port (0 = any free port)', default: 0, min: 0, max: 65535 },
     { name: 'id', type: 'string', help: 'edge id reported by /health' },
+    {
+      name: 'location',
+      type: 'string',
+      help: 'where the edge is, a label such as eu-west/ams (reported by /health, announced with --announce); reads from a location no edge there holds the file for are replicated to an --accept edge with that label',
+    },
     {
       name: 'rate',
       type: 'number',
@@ -134,6 +139,7 @@ export const edgeCommand = defineCommand({
     }
     const server = await createEdgeServer({
       id: flags.id,
+      location: flags.location,
       source: { path: flags.file, manifest },
       holds: parseHolds(flags.holds ?? (created ? 'none' : 'all'), manifest.chunks.length),
       accept: accept ? { token: flags['put-token'] } : undefined,
@@ -154,7 +160,7 @@ export const edgeCommand = defineCommand({
     });
     if (flags.json)
       process.stdout.write(
-        `${JSON.stringify({ id: server.id, url: server.url, port: server.port, manifestId: manifest.id, manifestCid: server.manifestCid })}\n`,
+        `${JSON.stringify({ id: server.id, url: server.url, port: server.port, manifestId: manifest.id, manifestCid: server.manifestCid, ...(flags.location ? { location: flags.location } : {}) })}\n`,
       );
     else
       process.stdout.write(`edge ${server.id} serving ${manifest.name} (${manifest.id}) at ${server.url}\n`);

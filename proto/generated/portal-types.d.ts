@@ -279,6 +279,12 @@ export namespace portal {
             /** EdgeTelemetry kind. */
             kind: portal.v1.EdgeKind;
 
+            /** EdgeTelemetry location. */
+            location: string;
+
+            /** EdgeTelemetry accepts. */
+            accepts?: (boolean|null);
+
             /**
              * Creates a new EdgeTelemetry instance using the specified properties.
              * @param [properties] Properties to set
@@ -343,6 +349,12 @@ export namespace portal {
 
                 /** EdgeTelemetry kind */
                 kind?: (portal.v1.EdgeKind|null);
+
+                /** EdgeTelemetry location */
+                location?: (string|null);
+
+                /** EdgeTelemetry accepts */
+                accepts?: (boolean|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

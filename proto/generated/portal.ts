@@ -580,6 +580,8 @@ export const portal = $root.portal = (() => {
              * @property {number|null} [maxParallel] EdgeTelemetry maxParallel
              * @property {string|null} [url] EdgeTelemetry url
              * @property {portal.v1.EdgeKind|null} [kind] EdgeTelemetry kind
+             * @property {string|null} [location] EdgeTelemetry location
+             * @property {boolean|null} [accepts] EdgeTelemetry accepts
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -701,6 +703,22 @@ export const portal = $root.portal = (() => {
              */
             EdgeTelemetry.prototype.kind = 0;
 
+            /**
+             * EdgeTelemetry location.
+             * @member {string} location
+             * @memberof portal.v1.EdgeTelemetry
+             * @instance
+             */
+            EdgeTelemetry.prototype.location = "";
+
+            /**
+             * EdgeTelemetry accepts.
+             * @member {boolean|null|undefined} accepts
+             * @memberof portal.v1.EdgeTelemetry
+             * @instance
+             */
+            EdgeTelemetry.prototype.accepts = null;
+
             // OneOf field names bound to virtual getters and setters
             let $oneOfFields;
 
@@ -725,6 +743,12 @@ export const portal = $root.portal = (() => {
             // Virtual OneOf for proto3 optional field
             $Object.defineProperty(EdgeTelemetry.prototype, "_maxParallel", {
                 get: $util.oneOfGetter($oneOfFields = ["maxParallel"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
+
+            // Virtual OneOf for proto3 optional field
+            $Object.defineProperty(EdgeTelemetry.prototype, "_accepts", {
+                get: $util.oneOfGetter($oneOfFields = ["accepts"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -784,6 +808,10 @@ export const portal = $root.portal = (() => {
                     writer.uint32(/* id 10, wireType 2 =*/82).string(message.url);
                 if (message.kind != null && $Object.hasOwnProperty.call(message, "kind") && message.kind !== 0)
                     writer.uint32(/* id 11, wireType 0 =*/88).int32(message.kind);
+                if (message.location != null && $Object.hasOwnProperty.call(message, "location") && message.location !== "")
+                    writer.uint32(/* id 12, wireType 2 =*/98).string(message.location);
+                if (message.accepts != null && $Object.hasOwnProperty.call(message, "accepts"))
+                    writer.uint32(/* id 13, wireType 0 =*/104).bool(message.accepts);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -915,6 +943,22 @@ export const portal = $root.portal = (() => {
                                 message.kind = value;
                             else
                                 delete message.kind;
+                            continue;
+                        }
+                    case 12: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.location = value;
+                            else
+                                delete message.location;
+                            continue;
+                        }
+                    case 13: {
+                            if (wireType !== 0)
+                                break;
+                            message.accepts = reader.bool();
+                            message._accepts = "accepts";
                             continue;
                         }
                     }

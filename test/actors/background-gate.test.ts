@@ -161,4 +161,33 @@ describe('background pre-position work and foreground transfers on one host', ()
     expect(bgSeen.completed.size).toBe(CHUNKS);
     expect(target!.holdings()).toEqual(new Set(mesh!.manifest.chunks.keys()));
   }, 120_000);
+  test.each([
+    [
+      'an hour away: it stays in the background (nothing to the shared edge while the transfer runs)',
+      3_600_000,
+      false,
+    ],
+    ['too near for the chunks left: it runs as foreground beside the transfer', 100, true],
+  ])(
+    'deadline %s',
+    async (_name, inMs, foreground) => {
+      const { fg, bg } = await setUp();
+      const fgSeen = watch(node!, 'fg');
+      const bgSeen = watch(node!, 'bg');
+      await actorProxy(node!.host, 'SchedulerActor', 'fg').invoke('start', fg);
+      while (fgSeen.batches.length === 0) await new Promise((r) => setTimeout(r, 5));
+      await actorProxy(node!.host, 'SchedulerActor', 'bg').invoke('start', {
+        ...bg,
+        prePosition: { deadlineWallMs: Date.now() + inMs },
+      });
+      const [f, b] = await Promise.all([waitEnd(node!, 'fg'), waitEnd(node!, 'bg')]);
+      expect(f).toMatchObject({ state: 'done', verified: true });
+      expect(b).toMatchObject({ state: 'done', verified: true, error: undefined });
+      const during = bgSeen.batches.filter((x) => x.at < fgSeen.doneAt).length;
+      if (foreground) expect(during).toBeGreaterThan(0);
+      else expect(during).toBe(0);
+      expect(target!.holdings()).toEqual(new Set(mesh!.manifest.chunks.keys()));
+    },
+    120_000,
+  );
 });

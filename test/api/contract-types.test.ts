@@ -39,6 +39,7 @@ const fields: Record<string, string[]> = {
     order: true,
     orderSeed: true,
     swarm: true,
+    location: true,
   }),
   TransferEdge: all<TransferEdge>({ id: true, config: true, holds: true, announced: true }),
   PrePosition: all<PrePosition>({ chunks: true, byteRange: true, background: true, deadlineWallMs: true }),
@@ -66,6 +67,8 @@ const edgeFields: Record<string, string[]> = {
     maxParallel: true,
     bandwidthHint: true,
     rttHint: true,
+    location: true,
+    accepts: true,
   }),
   EdgeTelemetry: all<EdgeTelemetry>({
     online: true,

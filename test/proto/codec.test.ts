@@ -26,6 +26,8 @@ const telemetry: EdgeTelemetryEvent = {
   maxParallel: 8,
   url: 'http://127.0.0.1:8080',
   kind: 'portal',
+  location: 'eu-west/ams',
+  accepts: true,
 };
 const haveFull: EdgeHaveEvent = {
   kind: 'full',
