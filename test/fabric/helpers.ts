@@ -77,6 +77,22 @@ export function startPortal(
 }
 
 /** Parses a JSON line, or undefined. */
+/** `portal serve --runtime embedded --output-root <outputRoot>` on `port`, once it printed its ready line. */
+export async function startServe(port: number, outputRoot: string): Promise<PortalProcess> {
+  const serve = startPortal([
+    'serve',
+    '--runtime',
+    'embedded',
+    '--app-port',
+    String(port),
+    '--output-root',
+    outputRoot,
+    '--json',
+  ]);
+  await serve.line((l) => (json(l)?.type === 'ready' ? true : undefined));
+  return serve;
+}
+
 export function json(l: string): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(l);

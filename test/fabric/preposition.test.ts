@@ -6,7 +6,7 @@ import { createBusFromEnv, subjects } from '../../bus/index.js';
 import { chunkRange, decodeHaveBitmap } from '../../transfer/index.js';
 import type { TransferRequest, TransferStatus } from '../../actors/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { startPortal, json, type PortalProcess } from './helpers.js';
+import { startPortal, startServe, json, type PortalProcess } from './helpers.js';
 
 const CHUNK = 16384;
 const CHUNKS = 40;
@@ -190,18 +190,7 @@ describe('pre-position tasks', () => {
     const health = await request(`${started.url}/health`);
     expect(await health.body.json()).toMatchObject({ id: 'near-1', location: 'near' });
     const port = await freePort();
-    const serve = startPortal([
-      'serve',
-      '--runtime',
-      'embedded',
-      '--app-port',
-      String(port),
-      '--output-root',
-      mesh.dir,
-      '--json',
-    ]);
-    procs.push(serve);
-    await serve.line((l) => (json(l)?.type === 'ready' ? true : undefined));
+    procs.push(await startServe(port, mesh.dir));
     const api = `http://127.0.0.1:${port}/v1.0/actors/SchedulerActor/reader1/method`;
     const none = Buffer.alloc(Math.ceil(CHUNKS / 8)).toString('base64');
     const req: TransferRequest = {
