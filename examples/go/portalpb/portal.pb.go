@@ -407,7 +407,11 @@ type EdgeTelemetry struct {
 	// Base URL the edge serves chunks on (http or https), for edges announced over NATS.
 	Url string `protobuf:"bytes,10,opt,name=url,proto3" json:"url,omitempty"`
 	// How the edge serves: PORTAL (chunks by CID) or MIRROR (Range requests on one URL).
-	Kind          EdgeKind `protobuf:"varint,11,opt,name=kind,proto3,enum=portal.v1.EdgeKind" json:"kind,omitempty"`
+	Kind EdgeKind `protobuf:"varint,11,opt,name=kind,proto3,enum=portal.v1.EdgeKind" json:"kind,omitempty"`
+	// Where the edge is, a label such as "eu-west/ams" ("" = not given); compared for equality only.
+	Location string `protobuf:"bytes,12,opt,name=location,proto3" json:"location,omitempty"`
+	// The edge accepts pre-positioned chunks (PUT /v1/chunks/<cid>).
+	Accepts       *bool `protobuf:"varint,13,opt,name=accepts,proto3,oneof" json:"accepts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -517,6 +521,20 @@ func (x *EdgeTelemetry) GetKind() EdgeKind {
 		return x.Kind
 	}
 	return EdgeKind_EDGE_KIND_UNSPECIFIED
+}
+
+func (x *EdgeTelemetry) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *EdgeTelemetry) GetAccepts() bool {
+	if x != nil && x.Accepts != nil {
+		return *x.Accepts
+	}
+	return false
 }
 
 // Which chunks of one manifest an edge holds. A FULL message replaces what was known; an
@@ -2118,7 +2136,7 @@ const file_portal_proto_rawDesc = "" +
 	"\aBattery\x12\x14\n" +
 	"\x05level\x18\x01 \x01(\x02R\x05level\x12\x1a\n" +
 	"\bcharging\x18\x02 \x01(\bR\bcharging\x12\x10\n" +
-	"\x03low\x18\x03 \x01(\bR\x03low\"\xc8\x03\n" +
+	"\x03low\x18\x03 \x01(\bR\x03low\"\x8f\x04\n" +
 	"\rEdgeTelemetry\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x17\n" +
 	"\aedge_id\x18\x02 \x01(\tR\x06edgeId\x12\x1c\n" +
@@ -2132,13 +2150,17 @@ const file_portal_proto_rawDesc = "" +
 	"\fmax_parallel\x18\t \x01(\rH\x03R\vmaxParallel\x88\x01\x01\x12\x10\n" +
 	"\x03url\x18\n" +
 	" \x01(\tR\x03url\x12'\n" +
-	"\x04kind\x18\v \x01(\x0e2\x13.portal.v1.EdgeKindR\x04kindB\t\n" +
+	"\x04kind\x18\v \x01(\x0e2\x13.portal.v1.EdgeKindR\x04kind\x12\x1a\n" +
+	"\blocation\x18\f \x01(\tR\blocation\x12\x1d\n" +
+	"\aaccepts\x18\r \x01(\bH\x04R\aaccepts\x88\x01\x01B\t\n" +
 	"\a_onlineB\n" +
 	"\n" +
 	"\b_meteredB\n" +
 	"\n" +
 	"\b_batteryB\x0f\n" +
-	"\r_max_parallel\"\xcc\x02\n" +
+	"\r_max_parallelB\n" +
+	"\n" +
+	"\b_accepts\"\xcc\x02\n" +
 	"\x11ChunkAvailability\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x17\n" +
 	"\aedge_id\x18\x02 \x01(\tR\x06edgeId\x12\x1f\n" +
