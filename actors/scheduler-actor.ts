@@ -221,6 +221,13 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private access: AccessTracker | undefined;
   /** A background pre-position task whose deadline made it foreground. */
   private escalated = false;
+  /**
+   * Wall-clock time (ms) at which a background pre-position task with a deadline must run as foreground by the
+   * last estimate (deadline − time the rest needs); the tick pacer never sleeps past it. Undefined otherwise.
+   */
+  private escalateAtWallMs: number | undefined;
+  /** The idle gate (gateOnIdleEdges) has set edge limits of this task; lifted when it runs as foreground. */
+  private idleGated = false;
   /** Locations this activation told the replica placer of, with a final answer (placed, or held there). */
   private readonly placedAt = new Set<string>();
   /** Complete chunks per the journal, for the status of a transfer that ended before this activation. */
@@ -624,7 +631,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
     const background = this.isBackground(t, core);
     if (background) this.gateOnIdleEdges(t, core);
-    else this.gateTail(t, core);
+    else {
+      if (this.idleGated) this.liftIdleGate(t, core);
+      this.gateTail(t, core);
+    }
     this.lastTickAt = this.ctx.clock.now();
     for (let e = 0; e < this.edgeViews.length; e++)
       core.setEdgeThroughput(e, this.throughput.bytesPerSec(e, this.lastTickAt));
@@ -693,7 +703,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       await this.persist(false);
       const busy =
         r.dispatch.length + r.cancels.length + r.failed > 0 || p.complete !== completeBefore || r.fullRerank;
-      return { busy, untilDueMs: core.nextDueAt() - now };
+      // a background task with a deadline is due again when it must turn foreground, however idle it is
+      const untilEscalateMs =
+        this.escalateAtWallMs === undefined ? Infinity : this.escalateAtWallMs - this.ctx.clock.wallNow();
+      return { busy, untilDueMs: Math.min(core.nextDueAt() - now, Math.max(0, untilEscalateMs)) };
     }
     return undefined;
   }
@@ -1308,8 +1321,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // at half the edges' estimated bandwidth (idle capacity is not all of it), does the rest still fit?
       // no estimate yet (no sample, no hint: the first ticks): nothing to judge by but the deadline itself
       const needMs = bw > 0 ? (leftBytes / (bw / 2)) * 1000 : 0;
-      if (this.ctx.clock.wallNow() + needMs >= pp.deadlineWallMs) {
+      this.escalateAtWallMs = pp.deadlineWallMs - needMs;
+      if (this.ctx.clock.wallNow() >= this.escalateAtWallMs) {
         this.escalated = true;
+        this.escalateAtWallMs = undefined;
         this.ctx.log.info(
           { deadlineWallMs: pp.deadlineWallMs, leftBytes, needMs },
           'pre-position task runs as foreground: its deadline is near',
@@ -1331,6 +1346,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private gateOnIdleEdges(t: OwnedTransfer, core: ChunkScheduler): void {
     const board = this.ctx.services.edgeUsage;
     if (!board) return;
+    this.idleGated = true;
     t.req.edges.forEach((e, i) => {
       const use = board.of(e.id, this.ctx.actorId);
       const busy = use.inFlight > 0 || use.wanting > 0;
@@ -1343,6 +1359,18 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           'pre-position fetches yield to a foreground transfer',
         );
       }
+    });
+  }
+
+  /**
+   * A task that stopped being background (its deadline came near): every edge gets its own limit back at once,
+   * instead of keeping the 0 the idle gate gave a busy edge until the next edge view arrives.
+   */
+  private liftIdleGate(t: OwnedTransfer, core: ChunkScheduler): void {
+    this.idleGated = false;
+    t.req.edges.forEach((_e, i) => {
+      const limit = this.parallelOf(i);
+      if (core.edges.maxParallel[i] !== limit) core.updateEdge(i, { maxParallel: limit });
     });
   }
 

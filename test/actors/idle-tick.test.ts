@@ -13,6 +13,7 @@ import { createManifest, type Manifest } from '../../transfer/index.js';
 import { adaptiveTimeoutMs } from '../../scheduler/estimators.js';
 import { SchedulerActor, EdgeActor, actorProxy, type TransferRequest } from '../../actors/index.js';
 import { TickPacer } from '../../actors/tick-pacer.js';
+import { EdgeUsageBoard } from '../../actors/edge-usage.js';
 
 // A transfer whose every chunk is in flight and whose fetches have not answered has nothing to do: its tick
 // timer backs off instead of ticking every tickMs, and the fetch deadlines still fire on time. Driven by a
@@ -181,4 +182,56 @@ test('demand: a report frees a slot for a chunk a reader waits for: it goes out 
   await new Promise((r) => setImmediate(r));
   await host.settle();
   expect(dispatched.flatMap((b) => b.items).map((i) => i.chunk)).toEqual([0, 1, 2]);
+});
+
+test('idle tick: a pre-position task kept off a busy edge turns foreground at its deadline, not at the end of an idle back-off', async () => {
+  // its own host: the background gate needs the host's edge-usage board
+  const board = createMemoryBus();
+  const gated = createEmbeddedHost({
+    store: createMemoryStateStore(),
+    clock,
+    logger: createSilentLogger(),
+    services: {
+      bus: board,
+      tickEngine: createCpuTickEngine(),
+      edgeUsage: new EdgeUsageBoard(),
+      probeMs: 2000,
+    },
+  });
+  gated.register(SchedulerActor);
+  gated.register(EdgeActor);
+  const bgBatches: Array<{ at: number }> = [];
+  board.subscribe<DispatchBatch>(subjects.dispatch('bg'), () => {
+    bgBatches.push({ at: clock.now() });
+  });
+  const step = async (ms: number): Promise<void> => {
+    for (let t = 0; t < ms; t += 10) {
+      clock.advance(Math.min(10, ms - t));
+      await gated.settle();
+    }
+  };
+  try {
+    // the foreground transfer's 4 fetches stay in flight (no executor): the shared edge is busy throughout
+    await actorProxy(gated, 'SchedulerActor', manifest.id).invoke('start', request());
+    await step(100);
+    const start = clock.now();
+    // no bandwidth estimate exists (no sample, no hint), so only the deadline itself can turn the task foreground;
+    // 7.3 s falls between two ticks of an idle transfer backed off to its 2 s period (fails without the bound)
+    const deadlineInMs = 7300;
+    await actorProxy(gated, 'SchedulerActor', 'bg').invoke('start', {
+      ...request(),
+      transferId: 'bg',
+      output: 'http://127.0.0.1:9/',
+      prePosition: { deadlineWallMs: clock.wallNow() + deadlineInMs },
+    });
+    await step(deadlineInMs - 100);
+    expect(bgBatches).toEqual([]); // gated while it is background
+    await step(300);
+    expect(bgBatches.length).toBeGreaterThan(0);
+    // the first fetch goes out within two ticks (tickMs 50) of the deadline
+    expect(bgBatches[0].at - start).toBeLessThanOrEqual(deadlineInMs + 100);
+  } finally {
+    await gated.stop();
+    await board.close();
+  }
 });
