@@ -1171,6 +1171,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       const rand = createPrng(req.orderSeed ?? 1);
       for (let c = 0; c < n; c++) core.setPriority(c, -0.9 * rand());
     }
+    this.escalateAtWallMs = undefined;
+    this.idleGated = false;
     if (req.prePosition) {
       // chunks outside the task are not part of it: complete from the start
       const wanted = prePositionChunks(req.prePosition, m);
