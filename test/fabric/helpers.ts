@@ -76,7 +76,6 @@ export function startPortal(
   };
 }
 
-/** Parses a JSON line, or undefined. */
 /** `portal serve --runtime embedded --output-root <outputRoot>` on `port`, once it printed its ready line. */
 export async function startServe(port: number, outputRoot: string): Promise<PortalProcess> {
   const serve = startPortal([
@@ -93,6 +92,7 @@ export async function startServe(port: number, outputRoot: string): Promise<Port
   return serve;
 }
 
+/** Parses a JSON line, or undefined. */
 export function json(l: string): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(l);

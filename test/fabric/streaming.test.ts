@@ -4,7 +4,7 @@ import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { Pool, request } from 'undici';
 import { freePort } from '../../harness/index.js';
 import type { TransferRequest } from '../../actors/index.js';
-import { startPortal, json, run, type PortalProcess } from './helpers.js';
+import { startPortal, startServe, json, run, type PortalProcess } from './helpers.js';
 
 const CHUNK = 16384;
 const CHUNKS = 160;
@@ -123,18 +123,8 @@ describe('streaming reads of a running transfer (portal fetch --serve)', () => {
     mesh = await createMesh(CHUNKS * CHUNK, CHUNK, [{ holds: 'all', bandwidthBytesPerSec: 600_000 }]);
     const source = await readFile(mesh.source);
     const port = await freePort();
-    const serve = startPortal([
-      'serve',
-      '--runtime',
-      'embedded',
-      '--app-port',
-      String(port),
-      '--output-root',
-      mesh.dir,
-      '--json',
-    ]);
+    const serve = await startServe(port, mesh.dir);
     procs.push(serve);
-    await serve.line((l) => (json(l)?.type === 'ready' ? true : undefined));
     const id = 'st1';
     const req: TransferRequest = {
       transferId: id,
