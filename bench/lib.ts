@@ -1,9 +1,12 @@
 /** Helpers the benchmark scripts share: flags, a seeded PRNG, quantiles, test files and timed runs of tools. */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../harness/index.js';
 import { toMetalink, type Manifest } from '../transfer/index.js';
 
 /** The value after `--name` on the command line, or `fallback`. */
@@ -177,4 +180,56 @@ export async function heapAfterGc(): Promise<number> {
   }
   const m = process.memoryUsage();
   return m.heapUsed + m.arrayBuffers;
+}
+
+/** A `portal serve --runtime embedded` process a bench started: the process, its API port and its ready line. */
+export interface BenchServe {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** The `{"type":"ready",…}` line it printed (maxRunning, maxQueued, …). */
+  readonly ready: Record<string, unknown>;
+}
+
+/**
+ * Starts `portal serve --runtime embedded` from dist/ on a free port, with `--state-dir stateDir --output-root
+ * outputRoot --backend cpu --json` and `args` after them (`nodeArgs` go to node, before the script); stdout is
+ * read for the ready line, stderr is inherited, `env` is added to this process's environment. Resolves once the
+ * ready line came; rejects when the process exits before it.
+ */
+export async function startBenchServe(o: {
+  stateDir: string;
+  outputRoot: string;
+  args?: readonly string[];
+  nodeArgs?: readonly string[];
+  env?: NodeJS.ProcessEnv;
+}): Promise<BenchServe> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      ...(o.nodeArgs ?? []),
+      fileURLToPath(new URL('../cli/main.js', import.meta.url)),
+      'serve',
+      '--runtime',
+      'embedded',
+      '--app-port',
+      String(port),
+      '--state-dir',
+      o.stateDir,
+      '--output-root',
+      o.outputRoot,
+      '--backend',
+      'cpu',
+      '--json',
+      ...(o.args ?? []),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...o.env } },
+  );
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      if (l.includes('"type":"ready"')) resolve(JSON.parse(l) as Record<string, unknown>);
+    });
+    child.once('exit', (code) => reject(new Error(`portal serve exited with ${code} before it was ready`)));
+  });
+  return { child, port, ready };
 }

@@ -12,18 +12,16 @@
  *
  *   npm run bench:load -- [--transfers 100,1000] [--size-mib 4] [--chunk-kib 256] [--timeout-s 120] [--max-running N] [--max-queued N]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { freePort, startNginx, waitForPort, type TestNginx } from '../harness/index.js';
+import { startNginx, waitForPort, type TestNginx } from '../harness/index.js';
 import { createManifest } from '../transfer/index.js';
 import { encodeActorId } from '../runtime/index.js';
-import { arg, quantile } from './lib.js';
+import { arg, quantile, startBenchServe } from './lib.js';
 
 const counts = arg('transfers', '100,1000').split(',').map(Number);
 const sizeMiB = Number(arg('size-mib', '4'));
@@ -34,7 +32,6 @@ const maxRunning = arg('max-running', '');
 const maxQueued = arg('max-queued', '');
 /** Calls the benchmark has in flight at most (the pool's connections): the rest wait on the client side, untimed. */
 const CLIENT_CONCURRENCY = 64;
-const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 interface Row {
   transfers: number;
@@ -85,42 +82,24 @@ async function runOne(
   manifest: Awaited<ReturnType<typeof createManifest>>,
   mirrors: string[],
 ): Promise<Row> {
-  const port = await freePort();
   const state = join(dir, `state-${n}`);
   const outDir = join(dir, `out-${n}`);
   mkdirSync(outDir);
-  const host: ChildProcess = spawn(
-    process.execPath,
-    [
-      // e.g. BENCH_HOST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the host
-      ...(process.env.BENCH_HOST_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      cli,
-      'serve',
-      '--runtime',
-      'embedded',
-      '--app-port',
-      String(port),
-      '--state-dir',
-      state,
-      '--output-root',
-      outDir,
-      '--backend',
-      'cpu',
-      '--json',
+  const {
+    child: host,
+    port,
+    ready,
+  } = await startBenchServe({
+    stateDir: state,
+    outputRoot: outDir,
+    args: [
       ...(maxRunning ? ['--max-running', maxRunning] : []),
       ...(maxQueued ? ['--max-queued', maxQueued] : []),
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const readyLine = new Promise<{ maxRunning: number; maxQueued: number }>((resolve, reject) => {
-    let out = '';
-    host.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.includes('"type":"ready"'));
-      if (line) resolve(JSON.parse(line) as { maxRunning: number; maxQueued: number });
-    });
-    host.once('exit', (code) => reject(new Error(`portal serve exited with ${code}`)));
+    // e.g. BENCH_HOST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the host
+    nodeArgs: process.env.BENCH_HOST_NODE_ARGS?.split(' ').filter(Boolean),
   });
+  const limits = ready as unknown as { maxRunning: number; maxQueued: number };
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CLIENT_CONCURRENCY });
   const latencies: number[] = [];
   const byMethod = new Map<string, number[]>();
@@ -158,7 +137,6 @@ async function runOne(
   };
   try {
     await waitForPort(port, 30_000, `portal serve on ${port}`);
-    const limits = await readyLine;
     const edges = mirrors.map((url, i) => ({
       id: `m${i}`,
       config: { url, kind: 'mirror' as const, flags: 0, maxParallel: 8 },

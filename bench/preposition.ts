@@ -19,19 +19,16 @@
  *
  * `npm run bench:preposition -- [--size-mib 32] [--reps 3] [--rates 4000000,3000000,2000000]`
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { request } from 'undici';
-import { freePort } from '../harness/index.js';
 import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../transfer/index.js';
 import type { TransferRequest, TransferStatus } from '../actors/index.js';
-import { arg, median } from './lib.js';
+import { arg, median, startBenchServe } from './lib.js';
 
-const MAIN = path.resolve('dist/cli/main.js');
 const CHUNK = 256 * 1024;
 
 interface Host {
@@ -41,34 +38,10 @@ interface Host {
 
 /** `portal serve --runtime embedded` on a free port, once it printed its ready line. */
 async function startHost(stateDir: string, outputRoot: string): Promise<Host> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      MAIN,
-      'serve',
-      '--runtime',
-      'embedded',
-      '--app-port',
-      String(port),
-      '--state-dir',
-      stateDir,
-      '--backend',
-      'cpu',
-      '--json',
-      '--output-root',
-      outputRoot,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, PORTAL_LOG_LEVEL: process.env.PORTAL_LOG_LEVEL ?? 'error' },
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (l) => {
-      if (l.includes('"type":"ready"')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`portal serve exited with ${code} before it was ready`)));
+  const { child, port } = await startBenchServe({
+    stateDir,
+    outputRoot,
+    env: { PORTAL_LOG_LEVEL: process.env.PORTAL_LOG_LEVEL ?? 'error' },
   });
   return {
     child,
