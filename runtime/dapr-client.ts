@@ -146,9 +146,14 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
         );
       }
       const headers = o?.chain?.length ? { ...baseHeaders, [CHAIN_HEADER]: o.chain.join(',') } : baseHeaders;
-      const { status, text } = await request('POST', path, body, headers);
-      if (status >= 200 && status < 300) return (text.length === 0 ? undefined : JSON.parse(text)) as R;
-      throw errorFromResponse(`${actorType}/${actorId}.${method}`, status, text);
+      for (let attempt = 0; ; attempt++) {
+        const { status, text } = await request('POST', path, body, headers);
+        if (status >= 200 && status < 300) return (text.length === 0 ? undefined : JSON.parse(text)) as R;
+        const delay = CLOSED_ACTIVATION_RETRY_MS[attempt];
+        if (delay === undefined || !isClosedActivation(status, text))
+          throw errorFromResponse(`${actorType}/${actorId}.${method}`, status, text);
+        await new Promise((r) => setTimeout(r, delay));
+      }
     },
     async deleteTimer(actorType, actorId, name) {
       const path = `/v1.0/actors/${encodeURIComponent(actorType)}/${encodeActorId(actorId)}/timers/${encodeWireName(name)}`;
@@ -159,6 +164,31 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
       void pool.destroy().catch(() => undefined);
     },
   };
+}
+
+/**
+ * Waits (ms) before each new try of a call daprd cut because the actor's activation was closing: daprd 1.16 closes an
+ * actor's lock when it deactivates it (idle timeout, rebalancing) and answers every call queued on or running under
+ * that lock 500 "actor lock is closed" (dapr/dapr pkg/actors/internal/locker, ErrLockClosed). The next try
+ * activates the actor again. A call cut while it ran may have run in part or in full, so across these tries a call
+ * is delivered at least once, as with a Dapr resiliency retry policy; Portal's actor methods are idempotent where a
+ * repeat matters (SchedulerActor.start of a running or finished transfer answers its status).
+ */
+const CLOSED_ACTIVATION_RETRY_MS: readonly number[] = [25, 100, 400];
+
+/** Whether daprd's answer says the call was cut by the actor's closing activation (see CLOSED_ACTIVATION_RETRY_MS). */
+function isClosedActivation(status: number, text: string): boolean {
+  if (status < 500) return false;
+  try {
+    const body = JSON.parse(text) as { errorCode?: unknown; message?: unknown };
+    return (
+      body.errorCode === 'ERR_ACTOR_INVOKE_METHOD' &&
+      typeof body.message === 'string' &&
+      /: actor lock is closed$/.test(body.message)
+    );
+  } catch {
+    return false;
+  }
 }
 
 /** One HTTP request to daprd (see daprRequest). */

@@ -10,9 +10,11 @@ apt_install() {
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "portal setup: installing ${missing[*]}" >&2
   if [ ! -f /tmp/.portal-apt-updated ] || [ -n "$(find /tmp/.portal-apt-updated -mmin +60 2>/dev/null)" ]; then
-    $sudo apt-get update -qq >&2 && touch /tmp/.portal-apt-updated
+    $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq >&2 && touch /tmp/.portal-apt-updated
   fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # another apt run (a second setup, unattended-upgrades) may hold dpkg's lock: wait for it instead of failing
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
+    "${missing[@]}" >&2
 }
 
 # portal_cache: the project's cache folder for built binaries (outside the clone, so CI reuses it).
