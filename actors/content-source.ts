@@ -8,14 +8,33 @@ import { actorProxy, type ActorRefSource } from './api.js';
  * (`read`: verified chunks, priorities, read-ahead), the manifest and output path come from `contentInfo`
  * (asked once, then kept: they do not change while the transfer exists). With `verifiedChunks` (the host's
  * SchedulerServices.verifiedChunks) a waiting read is woken by the chunk's event instead of asking again.
+ *
+ * With `o.remember` (a source that lives as long as its transfer, as `fetch --serve` keeps one) it also keeps a
+ * bitmap of the chunks it has seen verified, from those events and from `read` answers, and answers `known`
+ * from it: a read of a chunk known verified is served at once, its `read` call (the reader's position and rate
+ * for read-ahead) sent beside it instead of waited for. The events are sent once a chunk is verified and written,
+ * and the content server hashes every chunk it serves again, so a wrong bit could only cut a response, never
+ * serve an unverified byte. Call `close` when the transfer ends (it stops listening).
  */
 export function transferContentSource(
   from: ActorRefSource,
   transferId: string,
   verifiedChunks?: EventEmitter,
-): ContentSource {
+  o: { remember?: boolean } = {},
+): ContentSource & { close(): void } {
   const actor = actorProxy(from, 'SchedulerActor', transferId);
   let info: Promise<ContentInfo> | undefined;
+  let seen = new Uint8Array(0);
+  const mark = (chunk: number): void => {
+    if (chunk >> 3 >= seen.length) {
+      const grown = new Uint8Array(Math.max(64, seen.length * 2, (chunk >> 3) + 1));
+      grown.set(seen);
+      seen = grown;
+    }
+    seen[chunk >> 3] |= 1 << (chunk & 7);
+  };
+  const remember = o.remember === true && verifiedChunks !== undefined;
+  if (remember) verifiedChunks.on(transferId, mark);
   return {
     async info() {
       info ??= actor.invoke('contentInfo');
@@ -25,7 +44,14 @@ export function transferContentSource(
       });
       return i;
     },
-    read: (q) => actor.invoke('read', q),
+    read: remember
+      ? async (q) => {
+          const plan = await actor.invoke('read', q);
+          for (const k of plan.complete) mark(k);
+          return plan;
+        }
+      : (q) => actor.invoke('read', q),
+    ...(remember ? { known: (chunk: number) => ((seen[chunk >> 3] ?? 0) & (1 << (chunk & 7))) !== 0 } : {}),
     ...(verifiedChunks
       ? {
           onVerified(listener: (chunk: number) => void) {
@@ -34,6 +60,9 @@ export function transferContentSource(
           },
         }
       : {}),
+    close() {
+      if (remember) verifiedChunks.off(transferId, mark);
+    },
   };
 }
 

@@ -203,9 +203,12 @@ async function ttfb(dir: string, mib: number): Promise<void> {
  * `portal fetch --serve` through Range requests of `readBytes` on one keep-alive connection, from
  * `startAt` × the file size to the end. Read k is due `readBytes / rate` after read k−1 was due (a player
  * consuming at a constant rate); the reader issues it at its due time and needs all its bytes before the
- * next is due. A read that ends later is a stall of the excess, and the schedule shifts by it (playback
- * paused while the bytes come). Stalls after the first read are the goal's (the first read waits for its
- * chunk's fetch); the content server's own count of reads that waited for bytes comes with them.
+ * next is due. A read that ends later is late by the excess, and the schedule shifts by it (playback
+ * paused while the bytes come). Lateness has two causes, reported apart: the reader's own timer waking late (a
+ * busy machine: the read goes out after its due time, `readerTimerLateMs`), and Portal answering a read in more
+ * than one period (`stallsAfterFirst`, `stallMsAfterFirst`: the answer time beyond the period, the goal's
+ * figure; the first read waits for its chunk's fetch). The content server's own count of reads that waited for
+ * bytes not yet verified comes with them (`content.stalls`, first read included).
  */
 async function reader(
   dir: string,
@@ -224,6 +227,9 @@ async function reader(
   let due = 0;
   let stalls = 0;
   let stallMs = 0;
+  let lateReads = 0;
+  let lateMs = 0;
+  let timerLateMs = 0;
   let firstReadMs = 0;
   let reads = 0;
   let mismatches = 0;
@@ -251,10 +257,16 @@ async function reader(
       due = ended + periodMs;
     } else {
       const late = ended - (due + periodMs);
+      const slow = ended - issued - periodMs;
+      timerLateMs += Math.max(0, issued - due);
       if (process.env.BENCH_DEBUG) console.error('read', reads, pos / CHUNK, ended - issued, late);
-      if (late > 0) {
+      if (slow > 0) {
         stalls++;
-        stallMs += late;
+        stallMs += slow;
+      }
+      if (late > 0) {
+        lateReads++;
+        lateMs += late;
         due += late;
       }
       due += periodMs;
@@ -277,6 +289,9 @@ async function reader(
       firstReadMs: +firstReadMs.toFixed(1),
       stallsAfterFirst: stalls,
       stallMsAfterFirst: +stallMs.toFixed(1),
+      lateReadsAfterFirst: lateReads,
+      lateMsAfterFirst: +lateMs.toFixed(1),
+      readerTimerLateMs: +timerLateMs.toFixed(1),
       readSeconds: +readSeconds.toFixed(2),
       idealReadSeconds: +((m.fileSize - from) / rate).toFixed(2),
       bytesMismatched: mismatches,

@@ -151,6 +151,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     : undefined;
   if (dash) o.dashboard?.onUrl?.(dash.url);
   let content: ContentServer | undefined;
+  let source: ReturnType<typeof transferContentSource> | undefined;
   let peer: SwarmPeer | undefined;
   try {
     node.executor.attach(o.request.transferId);
@@ -178,7 +179,8 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     }
     if (o.serve) {
       const id = o.request.transferId;
-      const source = transferContentSource(node.host, id, node.verifiedChunks);
+      // one source for the whole transfer: it remembers verified chunks, so reads of them are served at once
+      source = transferContentSource(node.host, id, node.verifiedChunks, { remember: true });
       content = await createContentServer({
         sources: (t) => (t === id ? source : undefined),
         defaultTransfer: id,
@@ -225,6 +227,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       await content.close();
       o.serve?.onClosed?.(content.stats());
     }
+    source?.close();
     await dash?.close();
     await node.close();
   }

@@ -30,6 +30,11 @@ export interface ContentSource {
    * without it a waiting read asks `read` again every `pollMs`.
    */
   onVerified?(listener: (chunk: number) => void): () => void;
+  /**
+   * Whether `chunk` is known verified and written without asking (optional). A read of such a chunk is served at
+   * once and its `read` call goes out beside it, not waited for.
+   */
+  known?(chunk: number): boolean;
 }
 
 /** Options of serveContent and createContentServer. */
@@ -189,14 +194,24 @@ export async function serveContent(
       if (!verified.has(c)) {
         const upTo = Math.min(lastChunk, c + windowChunks - 1);
         const rate = readers.rate(readerId, performance.now());
-        const plan = await source.read({
+        const q = {
           readerId,
           offset: pos,
           length: Math.min(end + 1, chunkRange(m, upTo).offset + chunkRange(m, upTo).length) - pos,
           ...(rate !== undefined ? { rateBytesPerSec: rate } : {}),
-        });
-        for (const k of plan.complete) verified.add(k);
-        state = plan.state;
+        };
+        if (source.known?.(c)) {
+          // served now; the read still tells the scheduler where the reader is (read-ahead), without a wait
+          verified.add(c);
+          void source.read(q).then(
+            (plan) => plan.complete.forEach((k) => verified.add(k)),
+            (err: unknown) => log.debug({ readerId, err }, 'content read-ahead call failed'),
+          );
+        } else {
+          const plan = await source.read(q);
+          for (const k of plan.complete) verified.add(k);
+          state = plan.state;
+        }
       }
       if (!verified.has(c)) {
         const w0 = performance.now();
