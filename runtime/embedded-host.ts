@@ -5,7 +5,7 @@ import { createSilentLogger, type Logger } from '../common/logger.js';
 import { isInvocableMethod } from './actor-methods.js';
 import { Mailbox } from './mailbox.js';
 import { decodeReminders, encodeReminders, type ReminderRecord } from './reminder-record.js';
-import { createStateManager, type TurnStateManager } from './state-manager.js';
+import { createStateManager, type StoreOp, type TurnStateManager } from './state-manager.js';
 import {
   KEY_SEPARATOR,
   REMINDERS_KEY,
@@ -60,6 +60,11 @@ export interface EmbeddedHost<S extends ActorServices = ActorServices> extends A
 /** The call chain of the running turn: actor keys from the outermost caller to the current actor. */
 interface TurnScope {
   readonly chain: readonly string[];
+  /**
+   * Set by runTurn while the body of the current actor's turn runs: a reminder (un)registered then is written with
+   * the turn's state, in one transaction at the turn's end (`reminders` holds the record to write).
+   */
+  turn?: { open: boolean; reminders?: ActorReminders };
 }
 
 interface TimerEntry {
@@ -262,16 +267,31 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   ): Promise<R> => {
     slot.lastTurnAt = clock.now();
     try {
-      return await turnScope.run(scope, async () => {
+      const turn: NonNullable<TurnScope['turn']> = { open: false };
+      return await turnScope.run({ ...scope, turn }, async () => {
         const act = await ensureActive(slot);
+        let result: R;
         try {
-          const result = await body(act);
-          if (act.state.dirty) await act.state.save();
-          return result;
+          turn.open = true;
+          result = await body(act);
         } catch (err) {
           act.state.rollback();
+          turn.open = false;
+          // the reminders as they are now in memory are written on their own (as before the turn's end was theirs)
+          if (turn.reminders) await persistRemindersAfterFailedTurn(slot, turn.reminders);
           throw err;
         }
+        turn.open = false;
+        const ar = turn.reminders;
+        try {
+          if (ar) await writeTurnWithReminders(act, ar);
+          else if (act.state.dirty) await act.state.save();
+        } catch (err) {
+          act.state.rollback();
+          if (ar) await persistRemindersAfterFailedTurn(slot, ar);
+          throw err;
+        }
+        return result;
       });
     } finally {
       slot.lastTurnAt = clock.now();
@@ -485,10 +505,15 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
 
   // ---- reminders -------------------------------------------------------------------------------------------
 
+  /** The record of `ar` as one store operation. */
+  const reminderOp = (ar: ActorReminders): StoreOp =>
+    ar.entries.size === 0
+      ? { op: 'delete', key: ar.storeKey }
+      : { op: 'upsert', key: ar.storeKey, value: encodeReminders(ar.entries) };
+
   const persistReminders = (ar: ActorReminders): Promise<void> => {
     const write = async (): Promise<void> => {
-      if (ar.entries.size === 0) await store.transaction([{ op: 'delete', key: ar.storeKey }]);
-      else await store.transaction([{ op: 'upsert', key: ar.storeKey, value: encodeReminders(ar.entries) }]);
+      await store.transaction([reminderOp(ar)]);
     };
     const p = ar.writing.then(write);
     ar.writing = p.catch(() => undefined); // the next write goes on; this one's error reaches its caller
@@ -568,6 +593,35 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     return p;
   };
 
+  /**
+   * Writes the turn's state and the actor's reminder record in one transaction (one group commit of a file store,
+   * not two), after any write of the record already queued; the record is encoded when its write starts.
+   */
+  const writeTurnWithReminders = (act: Activation, ar: ActorReminders): Promise<void> => {
+    const p = ar.writing.then(() => act.state.saveWith([reminderOp(ar)]));
+    ar.writing = p.catch(() => undefined);
+    return p;
+  };
+
+  const persistRemindersAfterFailedTurn = async (slot: Slot, ar: ActorReminders): Promise<void> => {
+    try {
+      await persistReminders(ar);
+    } catch (err) {
+      slot.log.error({ err }, 'could not store the reminders of a failed turn');
+    }
+  };
+
+  /**
+   * True when the call runs in the body of a turn of `slot`'s actor: the reminder record is then written with the
+   * turn's state at its end (the caller of the turn is answered after both are durable), and `ar` is noted there.
+   */
+  const deferToTurn = (slot: Slot, ar: ActorReminders): boolean => {
+    const scope = turnScope.getStore();
+    if (!scope?.turn?.open || scope.chain[scope.chain.length - 1] !== slot.key) return false;
+    scope.turn.reminders = ar;
+    return true;
+  };
+
   const registerReminder = async (
     slot: Slot,
     name: string,
@@ -585,6 +639,10 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
       handle: undefined,
     };
     ar.entries.set(name, entry);
+    if (deferToTurn(slot, ar)) {
+      scheduleReminder(ar, name, entry);
+      return;
+    }
     await persistReminders(ar);
     if (ar.entries.get(name) === entry) scheduleReminder(ar, name, entry);
   };
@@ -595,7 +653,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     if (!old) return;
     if (old.handle) clock.clearTimeout(old.handle);
     ar.entries.delete(name);
-    await persistReminders(ar);
+    if (!deferToTurn(slot, ar)) await persistReminders(ar);
   };
 
   // ---- idleness --------------------------------------------------------------------------------------------

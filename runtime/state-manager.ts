@@ -8,7 +8,15 @@ export interface TurnStateManager extends ActorStateManager {
   readonly dirty: boolean;
   /** Discards the changes not yet written (a failed turn). */
   rollback(): void;
+  /**
+   * Like `save`, with `extra` store operations (full store keys of this actor, e.g. its reminder record) written in
+   * the same transaction: one commit of the store for both, atomic with respect to the actor's keys.
+   */
+  saveWith(extra: readonly StoreOp[]): Promise<void>;
 }
+
+/** One operation of StateStore.transaction. */
+export type StoreOp = { op: 'upsert'; key: string; value: string } | { op: 'delete'; key: string };
 
 /** Marks a pending delete. */
 const DELETED = null;
@@ -37,6 +45,30 @@ export function createStateManager(store: StateStore, prefix: string): TurnState
         cause: err,
       });
     }
+  };
+
+  const save = async (extra: readonly StoreOp[]): Promise<void> => {
+    if (pending.size === 0 && extra.length === 0) return;
+    const batch = new Map(pending);
+    const ops: StoreOp[] = [...extra];
+    for (const [key, json] of batch) {
+      if (committed.get(key) === json) continue; // unchanged
+      ops.push(
+        json === DELETED
+          ? { op: 'delete', key: prefix + key }
+          : { op: 'upsert', key: prefix + key, value: json },
+      );
+    }
+    if (ops.length > 0) await store.transaction(ops);
+    for (const [key, json] of batch) {
+      committed.set(key, json);
+      if (pending.get(key) === json) pending.delete(key);
+    }
+    for (const key of released)
+      if (!pending.has(key)) {
+        committed.delete(key);
+        released.delete(key);
+      }
   };
 
   return {
@@ -69,29 +101,9 @@ export function createStateManager(store: StateStore, prefix: string): TurnState
       pending.set(key, DELETED);
     },
 
-    async save() {
-      if (pending.size === 0) return;
-      const batch = new Map(pending);
-      const ops: Array<{ op: 'upsert'; key: string; value: string } | { op: 'delete'; key: string }> = [];
-      for (const [key, json] of batch) {
-        if (committed.get(key) === json) continue; // unchanged
-        ops.push(
-          json === DELETED
-            ? { op: 'delete', key: prefix + key }
-            : { op: 'upsert', key: prefix + key, value: json },
-        );
-      }
-      if (ops.length > 0) await store.transaction(ops);
-      for (const [key, json] of batch) {
-        committed.set(key, json);
-        if (pending.get(key) === json) pending.delete(key);
-      }
-      for (const key of released)
-        if (!pending.has(key)) {
-          committed.delete(key);
-          released.delete(key);
-        }
-    },
+    save: () => save([]),
+
+    saveWith: save,
 
     release(key) {
       checkStateKey(key);

@@ -161,6 +161,41 @@ test('reminders: survive a new host over the same file store, which reloads and 
   expect(await second.proxy('Reminded', 'r').invoke('fired')).toBe(1);
 });
 
+/** A host over a new file store in group-commit mode (its commit log counts records). */
+async function groupCommitHost() {
+  const dir = await mkdtemp(join(tmpdir(), 'portal-reminders-'));
+  dirs.push(dir);
+  const store = createFileStateStore(dir, { groupCommit: true });
+  const host = newHost(store);
+  await host.ready();
+  return { store, host };
+}
+
+test('reminders: registered in a turn that writes state, both go to the store in one transaction (one commit-log record)', async () => {
+  const { store, host } = await groupCommitHost();
+  const before = store.stats().commitLog!.records;
+  await host.proxy('Reminded', 'r').invoke('noteAndRemind', { note: 'kept', name: 'wake', dueMs: 1000 });
+  // answered: both are in the commit log, as one record (a separate reminder write would be a second)
+  expect(store.stats().commitLog!.records - before).toBe(1);
+  expect(await store.get('Reminded||r||note')).toBe('"kept"');
+  expect(await store.get('Reminded||r||__reminders')).toContain('wake');
+  await advance(host, 1000);
+  expect(svc.events).toContain('r:reminder:wake:undefined');
+});
+
+test('reminders: registered in a turn that fails, the reminder is still stored and the state rolled back', async () => {
+  const { store, host } = await groupCommitHost();
+  const err = await host
+    .proxy('Reminded', 'r')
+    .invoke('noteAndRemind', { note: 'lost', name: 'wake', dueMs: 1000, fail: true })
+    .catch((e: unknown) => e);
+  expect((err as Error).message).toMatch(/failed as asked/);
+  expect(await store.get('Reminded||r||note')).toBeUndefined();
+  expect(await store.get('Reminded||r||__reminders')).toContain('wake');
+  await advance(host, 1000);
+  expect(svc.events).toContain('r:reminder:wake:undefined');
+});
+
 test('reminders: a reminder that fell due while no host ran fires as soon as a host is ready', async () => {
   const store = createMemoryStateStore();
   const first = newHost(store);

@@ -158,6 +158,12 @@ export class Reminded extends Recording {
   async forget(name: string): Promise<void> {
     await this.ctx.unregisterReminder(name);
   }
+  /** Writes state key `note` and registers reminder `name` in one turn; throws after both when `fail` is set. */
+  async noteAndRemind(opts: { note: string; name: string; dueMs: number; fail?: boolean }): Promise<void> {
+    await this.ctx.state.set('note', opts.note);
+    await this.ctx.registerReminder(opts.name, { dueMs: opts.dueMs, periodMs: 0 });
+    if (opts.fail) throw new Error('noteAndRemind failed as asked');
+  }
   async fired(): Promise<number> {
     return (await this.ctx.state.get<number>('fired')) ?? 0;
   }
