@@ -8,11 +8,13 @@
  *   slowest fetcher's time (goals: origin ≤ 1.5 × the file, slowest ≤ 1.5 × one alone).
  *
  * `npm run bench:fabric -- [--only ttfb|swarm] [--size-mib 64] [--fetchers 8] [--origin-rate 20000000]
- *   [--runs alone,swarm,independent] [--linger 10]` (`--runs` picks the swarm bench's runs; `--linger`: seconds a
- *   swarm fetcher keeps serving after it is done, not counted in its time). Each run's outputs are deleted after it,
+ *   [--runs alone,swarm,independent] [--linger 10] [--cpu-prof-dir DIR]` (`--runs` picks the swarm bench's runs;
+ *   `--linger`: seconds a swarm fetcher keeps serving after it is done, not counted in its time; `--cpu-prof-dir`:
+ *   each `portal` process writes a V8 CPU profile, `.cpuprofile`, into DIR). Each run's outputs are deleted after it,
  *   so 8 × 256 MiB needs about 2 GiB of /tmp at a time.
  *
- * The swarm's result per run: `chunksFromPeers` of `chunksTotal` (each fetcher's own count of chunks per source).
+ * The swarm's result per run: `chunksFromPeers` of `chunksTotal` (each fetcher's own count of chunks per source),
+ * and `cpuSeconds`, the CPU time of all its fetchers (each one's `cpuSeconds` on its result line).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -33,8 +35,12 @@ interface Proc {
   exit: Promise<number | null>;
 }
 
+/** `--cpu-prof-dir DIR`: every `portal` process writes a V8 CPU profile there (node refuses --cpu-prof in NODE_OPTIONS). */
+const CPU_PROF_DIR = arg('cpu-prof-dir', '');
+
 function portal(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [MAIN, ...args], {
+  const prof = CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : [];
+  const child = spawn(process.execPath, [...prof, MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, PORTAL_LOG_LEVEL: process.env.PORTAL_LOG_LEVEL ?? 'error', ...env },
   });
@@ -364,10 +370,16 @@ async function swarm(
     await origin.close();
     // chunks each fetcher took from a peer rather than the origin (its result line counts chunks per source)
     let fromPeers = 0;
+    const cpu: number[] = [];
     for (const p of procs)
       for (const l of p.lines) {
-        const j = parseLine(l) as { type?: string; chunksBySource?: Record<string, number> };
+        const j = parseLine(l) as {
+          type?: string;
+          chunksBySource?: Record<string, number>;
+          cpuSeconds?: number;
+        };
         if (j.type !== 'result') continue;
+        if (typeof j.cpuSeconds === 'number') cpu.push(j.cpuSeconds);
         // peers are the other fetchers (swarm ids `<label><i>`); the origin is under the id fetch gave its URL
         for (const [id, n] of Object.entries(j.chunksBySource ?? {}))
           if (id.startsWith(label)) fromPeers += n;
@@ -386,6 +398,8 @@ async function swarm(
       originBytesOverFile: +(originBytes / m.fileSize).toFixed(2),
       chunksFromPeers: fromPeers,
       chunksTotal: count * m.chunks.length,
+      // CPU seconds of all fetchers together up to their result lines (a swarm peer's linger not counted)
+      cpuSeconds: +cpu.reduce((a, b) => a + b, 0).toFixed(1),
     };
   };
   const alone = runs.has('alone') ? await run('alone', 1, false) : undefined;

@@ -86,7 +86,8 @@ export interface EmbeddedNodeOptions extends EngineSettings {
   tickEngine?: TickEngine;
   /**
    * The swarm: dispatch and reports stay on an in-process bus, and edge events (other peers'
-   * telemetry and haves) come from `fabricBus` (NATS), skipping this node's own edge `selfEdgeId`.
+   * telemetry and haves) come from `fabricBus` (NATS), skipping this node's own edge `selfEdgeId`. The executor
+   * then writes only verified chunks (no streamed writes), so an ok report means verified bytes in the file.
    */
   swarm?: { fabricBus: Bus; selfEdgeId: string };
   /**
@@ -146,8 +147,9 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
     threads: opts.dataThreads,
     maxInFlightBytes: opts.maxInFlightBytes,
     logger: opts.logger.child({ component: 'executor' }),
-    // over NATS, `portal executor` processes may hold hedges of the same chunks: write only verified chunks
-    streamWrites: !natsOptionsFromEnv(process.env),
+    // over NATS, `portal executor` processes may hold hedges of the same chunks, and a swarm peer holds (and serves)
+    // each chunk on its ok report without reading it back (node/swarm.ts): write only verified chunks
+    streamWrites: !opts.swarm && !natsOptionsFromEnv(process.env),
     // pre-position tasks PUT chunks to edges that may require a token (portal edge --accept --put-token)
     putToken: process.env.PORTAL_EDGE_PUT_TOKEN || undefined,
   });

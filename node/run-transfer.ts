@@ -159,6 +159,15 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), o.onReport)
       : undefined;
     const actor = actorProxy(node.host, 'SchedulerActor', o.request.transferId);
+    // chunks verified before the swarm peer listens to the reports itself (it starts after the transfer, whose
+    // status says whether to scan the file): without them a member never announced its first chunks, and as their
+    // owner kept the origin closed to the others for them until it left the swarm
+    const early: number[] = [];
+    const earlySub = o.swarm
+      ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), (r) => {
+          if (r.ok) early.push(r.chunk);
+        })
+      : undefined;
     let status = await actor.invoke('start', o.request);
     if (o.swarm) {
       // loaded only for a swarm (the edge server)
@@ -173,8 +182,10 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
         host: o.swarm.host,
         port: o.swarm.port,
         scanExisting: status.resumedChunks > 0,
+        verifiedBefore: early,
         logger: o.logger.child({ component: 'swarm' }),
       });
+      earlySub?.unsubscribe();
       o.swarm.onUrl?.(peer.edge.url);
     }
     if (o.serve) {

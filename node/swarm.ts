@@ -21,6 +21,11 @@ export interface SwarmPeerOptions {
   port?: number;
   /** Check every chunk already in the file and hold those that match (a resumed transfer). */
   scanExisting?: boolean;
+  /**
+   * Chunks the executor reported verified before this peer subscribed to the reports (run-transfer collects them
+   * from the transfer's start on): held at once, read lazily after the subscription so none falls in between.
+   */
+  verifiedBefore?: Iterable<number>;
   /** Fetches a peer takes at once from this one (its announced max_parallel, default 8). */
   maxParallel?: number;
   logger: Logger;
@@ -36,8 +41,8 @@ export interface SwarmPeer {
 /**
  * Makes a fetching node an edge of the swarm (the job Dragonfly and Kraken do for container
  * images): an edge server over the transfer's output file that holds exactly the chunks verified there —
- * each chunk whose report says it was fetched is read back and checked against its CID before it is
- * held (so bytes streamed into the file by an attempt that later failed are never served) — and that
+ * a chunk is held once the executor reports it fetched, which it does only after its bytes matched the CID and
+ * were written (the node's executor must write verified bytes only: EmbeddedNodeOptions.swarm) — and that
  * announces its URL and holdings on `fabricBus` (`portal.edge.<id>.telemetry|have`) as they grow, so
  * other transfers of the manifest add it as an edge at their next tick. Chunks already in the file
  * (a resumed transfer) are checked and held from the start.
@@ -61,35 +66,20 @@ export async function startSwarmPeer(o: SwarmPeerOptions): Promise<SwarmPeer> {
   });
   const log = o.logger.child({ swarmPeer: o.id });
   if (o.scanExisting) await edge.addHoldings(o.manifest.chunks.keys());
-  const pending = new Set<number>();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let closed = false;
-  const flush = (): void => {
-    timer = undefined;
-    if (closed || pending.size === 0) return;
-    const batch = [...pending];
-    edge.addHoldings(batch).then(
-      () => {
-        const held = edge.holdings();
-        for (const c of batch) if (held === 'all' || held.has(c)) pending.delete(c);
-        // a chunk whose bytes do not match yet (another attempt still writing) is checked again later
-        if (pending.size > 0 && !closed) timer ??= setTimeout(flush, 200);
-      },
-      (err: unknown) => log.warn({ err }, 'swarm holdings not updated'),
-    );
-  };
+  // An ok report is the executor's word that the chunk's bytes hashed to its CID and were written into the file
+  // before the report was sent, and a swarm node's executor writes only verified bytes (streamWrites off:
+  // node/embedded-node.ts), so nothing unverified can sit in a held chunk's place. Reading the chunk back and
+  // hashing it again cost each member a second pass over the whole file on its main thread: the largest part of a
+  // member's main-thread CPU at 8 × 64 MiB (BENCHMARKS.md, issue 18, session 6).
   const sub: Subscription = o.nodeBus.subscribe<ChunkReport>(subjects.report(o.transferId), (r) => {
-    if (!r.ok) return;
-    pending.add(r.chunk);
-    timer ??= setTimeout(flush, 10);
+    if (r.ok) edge.holdVerified([r.chunk]);
   });
+  if (o.verifiedBefore) edge.holdVerified(o.verifiedBefore);
   log.info({ url: edge.url }, 'serving verified chunks to the swarm');
   return {
     edge,
     async close() {
-      closed = true;
       sub.unsubscribe();
-      if (timer) clearTimeout(timer);
       await edge.close();
     },
   };

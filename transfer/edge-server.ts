@@ -19,6 +19,14 @@ import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../common/vocabulary.js'
 /** Largest body slice written at once; the bandwidth cap takes tokens per slice. */
 export const EDGE_SLICE_BYTES = 64 * 1024;
 
+/**
+ * Largest body slice of an edge without a bandwidth cap (a swarm peer, a plain `portal edge`): a 256 KiB chunk
+ * goes out as one file read and one socket write instead of four of each. Each read is a round trip through
+ * libuv's thread pool, and at 8 swarm members on 2 cores those round trips were ~9 % of a member's main-thread
+ * profile (BENCHMARKS.md, issue 18, session 6). Bounds the memory of one response to this many bytes.
+ */
+export const EDGE_UNPACED_SLICE_BYTES = 1024 * 1024;
+
 /** Faults an edge injects, for demos and tests. Rates draw from a PRNG seeded with `seed`. */
 export interface EdgeFaults {
   /** After this many ms (edge clock) since start the edge goes offline: listener closed, sockets destroyed. */
@@ -112,6 +120,14 @@ export interface EdgeServer {
    * chunk that does not match is not added. Resolves to how many were added. Announces on change.
    */
   addHoldings(chunks: Iterable<number>): Promise<number>;
+  /**
+   * Declares chunks held without reading them back: for a caller that has itself verified each chunk's bytes
+   * against its CID and finished writing them into the source file before the call (the swarm peer on its
+   * executor's ok report: node/swarm.ts), where addHoldings would read and hash every chunk a second time.
+   * Indices outside the manifest, chunks already held and chunks without a CID are skipped. Returns how many were
+   * added; announces on change. Never throws.
+   */
+  holdVerified(chunks: Iterable<number>): number;
   /** Stops accepting connections and destroys open sockets (clients see ECONNREFUSED/ECONNRESET); idempotent. */
   goOffline(): Promise<void>;
   /** Goes offline, cancels timers and closes the source file; idempotent. */
@@ -192,7 +208,7 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   const bucket: TokenBucket | null = opts.bandwidthBytesPerSec
     ? createTokenBucket({ rateBytesPerSec: opts.bandwidthBytesPerSec, burstBytes: opts.burstBytes, clock })
     : null;
-  // mutable copy: PUT and addHoldings add to it
+  // mutable copy: PUT, addHoldings and holdVerified add to it
   const holds: Set<number> | 'all' = holdsOpt === 'all' ? 'all' : new Set(holdsOpt);
   const isHeld = (i: number): boolean => holds === 'all' || holds.has(i);
   if (opts.accept !== undefined && (typeof opts.accept !== 'object' || opts.accept === null))
@@ -300,7 +316,7 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   ): Promise<void> => {
     if (flipAt.length > 0) counters.corruptServed++;
     for (let pos = 0; pos < length;) {
-      const len = Math.min(EDGE_SLICE_BYTES, length - pos);
+      const len = Math.min(bucket ? EDGE_SLICE_BYTES : EDGE_UNPACED_SLICE_BYTES, length - pos);
       if (bucket) await bucket.take(len, signal);
       if (signal.aborted) return;
       const buf = Buffer.allocUnsafe(len);
@@ -695,6 +711,18 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
         const { bytesRead } = await fh.read(buf, 0, length, offset);
         if (bytesRead !== length || manifest.chunks[i] === NO_CID) continue;
         if (cidOf(buf.subarray(0, length)) !== manifest.chunks[i]) continue;
+        holds.add(i);
+        added++;
+      }
+      if (added > 0) scheduleAnnounce();
+      return added;
+    },
+    holdVerified(chunks) {
+      if (holds === 'all') return 0;
+      let added = 0;
+      for (const i of chunks) {
+        if (!Number.isInteger(i) || i < 0 || i >= n || holds.has(i) || manifest.chunks[i] === NO_CID)
+          continue;
         holds.add(i);
         added++;
       }

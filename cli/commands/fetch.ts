@@ -347,6 +347,8 @@ export const fetchCommand = defineCommand({
         ),
         tickMsP50: status.tickMsP50,
         tickMsP99: status.tickMsP99,
+        // CPU seconds of the process (every thread) up to here: user + system (process.cpuUsage)
+        cpuSeconds: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(2),
         backend: status.backend,
         source: src.kind,
         ...(src.excluded.length

@@ -63,6 +63,8 @@ async function expectAllVerified(outs: string[], source: Buffer): Promise<Array<
     expect(lines.some((m) => m?.type === 'swarm' && m.id === `peer${i}`)).toBe(true);
     expect((await readFile(outs[i])).equals(source)).toBe(true);
     const result = lines.find((m) => m?.type === 'result');
+    // the process's own CPU time (bench:fabric sums it over a run's fetchers)
+    expect(result?.cpuSeconds).toBeGreaterThan(0);
     bySource.push((result?.chunksBySource ?? {}) as Record<string, number>);
   }
   return bySource;

@@ -163,4 +163,26 @@ describe('edge accepting chunks (PUT /v1/chunks/<cid>)', () => {
     expect(await e.addHoldings([1, 2])).toBe(1); // chunk 2 is zeros: not its CID
     expect(await haveOf(e)).toEqual([1]);
   });
+
+  test('holdVerified declares chunks without reading them back, skips bad indices and held chunks, and announces', async () => {
+    const bus = createMemoryBus();
+    const haves: EdgeHaveEvent[] = [];
+    bus.subscribe<EdgeHaveEvent>(subjects.edgeHave('hv'), (h) => {
+      haves.push(h);
+    });
+    // the file holds zeros: addHoldings would refuse every chunk; the caller vouches for these
+    const e = await acceptingEdge('store6.bin', {
+      id: 'hv',
+      announce: { bus, announceEveryMs: 60_000, announceCoalesceMs: 5 },
+    });
+    expect(e.holdVerified([1, 3, 3, -1, 2.5, m.chunks.length])).toBe(2);
+    expect(e.holdVerified([1])).toBe(0);
+    expect(await haveOf(e)).toEqual([1, 3]);
+    await new Promise((r) => setTimeout(r, 50));
+    const last = haves.at(-1)!;
+    expect(last.kind).toBe('full');
+    if (last.kind !== 'full') return;
+    expect(decodeHaveBitmap(Buffer.from(last.bitmap).toString('base64'), m.chunks.length)).toEqual([1, 3]);
+    await bus.close();
+  });
 });
