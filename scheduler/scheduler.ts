@@ -437,8 +437,9 @@ export class ChunkScheduler {
 
   /**
    * Sets edge `edge`'s measured throughput: bytes/s of all its fetches together, as its recent completions
-   * show (0: not measured). Only the DEMAND dispatch reads it: a pre-empted edge gives a demanded chunk its
-   * whole throughput, which the per-fetch `bandwidth` estimate (a share, while the edge runs several
+   * show (0: not measured). Only the DEMAND dispatch and the endgame's choice of a hedge's edge read it: a
+   * pre-empted edge gives a demanded chunk its whole throughput, and an edge whose own fetches have ended
+   * gives a hedge the same, which the per-fetch `bandwidth` estimate (a share, while the edge runs several
    * fetches at once) does not tell. Ranking and the dispatch kernel do not use it.
    */
   setEdgeThroughput(edge: number, bytesPerSec: number): void {
@@ -456,6 +457,23 @@ export class ChunkScheduler {
     return tp > 0
       ? (this.chunkBytes / tp) * 1000 + this.edges.rtt[e]
       : expectedTimeMs(this.edges, e, this.chunkBytes);
+  }
+
+  /**
+   * Expected milliseconds of one more chunk on edge `e` beside the `queueDepth[e]` fetches running there: with a
+   * measured throughput (setEdgeThroughput) its share, chunk · (queueDepth + 1) / throughput + RTT, or the
+   * per-fetch estimate (expectedTimeMs) where that is sooner or nothing is measured. The per-fetch estimate
+   * alone is the edge's rate split among the fetches it ran while busy: at a transfer's end, when an edge's
+   * own fetches have finished, a new one there gets the whole rate. A 12 MB/s mirror that ran 11 × 1 MiB
+   * at once measures ~1.1 MB/s per fetch (≈ 950 ms a chunk) yet delivers one chunk alone in ~90 ms; the
+   * endgame uses this to see that a tail chunk on a 2 MB/s mirror is worth duplicating there.
+   */
+  hedgeChunkMs(e: number): number {
+    const perFetch = expectedTimeMs(this.edges, e, this.chunkBytes);
+    const tp = this.throughput[e] ?? 0;
+    if (!(tp > 0)) return perFetch;
+    const shared = ((this.chunkBytes * (this.edges.queueDepth[e] + 1)) / tp) * 1000 + this.edges.rtt[e];
+    return Math.min(perFetch, shared);
   }
 
   /**
@@ -1168,8 +1186,9 @@ export class ChunkScheduler {
    * (in flight longer than `hedgeAfterFraction` of its edge's expected time) or that edge would
    * deliver a fresh copy in less than `hedgeGain` × the expected remaining time of the current
    * fetch (a fast edge idles while a slow one finishes the tail). Chunks with the most expected
-   * time left go first; each is hedged on the free candidate with the smallest expected time.
-   * The first report to succeed wins; the other attempt is cancelled.
+   * time left go first; each is hedged on the free candidate with the smallest expected time
+   * (hedgeChunkMs: its whole measured throughput shared with what runs there, not the per-fetch
+   * estimate). The first report to succeed wins; the other attempt is cancelled.
    */
   private endgame(now: number, dispatch: Dispatch[]): number {
     const cfg = this.config;
@@ -1203,7 +1222,7 @@ export class ChunkScheduler {
             edges.queueDepth[b] >= edges.maxParallel[b]
           )
             continue;
-          const ms = expectedTimeMs(edges, b, this.chunkBytes);
+          const ms = this.hedgeChunkMs(b);
           if (ms < pickMs) {
             pickMs = ms;
             pick = b;

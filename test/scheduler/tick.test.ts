@@ -17,6 +17,21 @@ function make(n: number, bws: number[], cfg: Partial<SchedulerConfig> = {}, maxP
   return s;
 }
 
+/**
+ * Two chunks, one on each of two edges (per-fetch bandwidths `bws`, one fetch each, late only after 10 × the
+ * expected time); edge 0's chunk has completed, so edge 0 is free and edge 1 holds the last chunk.
+ */
+function tailOnSlowEdge(bws: [number, number]): { s: ChunkScheduler; slow: { chunk: number } } {
+  const s = make(2, bws, { endgameChunks: 4, hedgeAfterFraction: 10 }, 1);
+  s.updateEdge(0, { timeoutMs: 10_000 });
+  s.updateEdge(1, { timeoutMs: 10_000 });
+  const r0 = s.tick(0);
+  const fast = r0.dispatch.find((d) => d.edge === 0)!;
+  const slow = r0.dispatch.find((d) => d.edge === 1)!;
+  s.report({ chunk: fast.chunk, attempt: fast.attempt, edge: 0, ok: true });
+  return { s, slow };
+}
+
 describe('scheduler tick', () => {
   test('dispatch: respects each edge max_parallel and fills the best edge first', () => {
     const s = make(20, [10e6, 5e6]);
@@ -323,15 +338,23 @@ describe('scheduler tick', () => {
   });
 
   test('endgame: a tail chunk on a slow edge is hedged on an idle fast edge before it is late', () => {
-    const s = make(2, [20e6, 1e6], { endgameChunks: 4, hedgeAfterFraction: 10 }, 1);
-    s.updateEdge(0, { timeoutMs: 10_000 });
-    s.updateEdge(1, { timeoutMs: 10_000 });
-    const r0 = s.tick(0);
-    const fast = r0.dispatch.find((d) => d.edge === 0)!;
-    const slow = r0.dispatch.find((d) => d.edge === 1)!;
-    s.report({ chunk: fast.chunk, attempt: fast.attempt, edge: 0, ok: true });
+    const { s, slow } = tailOnSlowEdge([20e6, 1e6]);
     // 10 ms into a ~1000 ms fetch on edge 1, edge 0 (expected 50 ms) is free: hedge now
     const r1 = s.tick(10);
+    expect(r1.hedges).toBe(1);
+    expect(r1.dispatch[0]).toMatchObject({ chunk: slow.chunk, edge: 0, hedge: true });
+  });
+
+  test("endgame: a fast edge's whole throughput, not its per-fetch share, decides a hedge of a slow edge's tail chunk", () => {
+    // Edge 0: a 12 MB/s mirror that ran 11 fetches at once, so each measured ~1.1 MB/s (~910 ms a chunk);
+    // edge 1: a 2 MB/s mirror running the last chunk (500 ms alone, 1 MB/s per fetch as it ran 2).
+    const { s, slow } = tailOnSlowEdge([1.1e6, 1e6]);
+    // by per-fetch estimates edge 0 (~910 ms) is not clearly faster than what is left on edge 1 (~990 ms)
+    expect(s.tick(10).hedges).toBe(0);
+    // edge 0 delivers 12 MB/s with all its fetches together, so one chunk alone there takes ~83 ms
+    s.setEdgeThroughput(0, 12e6);
+    expect(s.hedgeChunkMs(0)).toBeCloseTo(83.3, 0);
+    const r1 = s.tick(20);
     expect(r1.hedges).toBe(1);
     expect(r1.dispatch[0]).toMatchObject({ chunk: slow.chunk, edge: 0, hedge: true });
   });
