@@ -4,7 +4,7 @@ import { escapeControl, redactText } from '../common/redact.js';
 import { exitCodeFor } from '../common/error-table.js';
 import { parseArgs, helpText, type CommandSpec } from './args.js';
 import { ensureXdgRuntimeDir } from './env.js';
-import { useBaselineWasm, useFetchMemoryFlags } from './v8-flags.js';
+import { takesFetchMemoryFlags, useBaselineWasm, useFetchMemoryFlags } from './v8-flags.js';
 
 /**
  * Exit codes: 0 success; 1 the job ran but its result is wrong (demo not verified, resume refetched);
@@ -51,8 +51,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`portal: unknown command "${name}"\n\n${await usage()}\n`);
     return 2;
   }
-  // one transfer, then exit: its main thread keeps a small heap (see FETCH_MEMORY_FLAGS)
-  if (name === 'fetch') useFetchMemoryFlags();
+  // one transfer, then exit: its main thread keeps a small heap (see FETCH_MEMORY_FLAGS), unless it serves a swarm
+  if (takesFetchMemoryFlags(name, rest)) useFetchMemoryFlags();
   const cmd = await commands[name]();
   const args = parseArgs(rest, cmd.flags);
   if (args.flags.help) {

@@ -35,6 +35,17 @@ export function useBaselineWasm(): void {
  */
 export const FETCH_MEMORY_FLAGS = ['--semi-space-growth-factor=1', '--optimize-for-size'] as const;
 
+/**
+ * Whether `portal <command> <args…>` takes FETCH_MEMORY_FLAGS: `fetch`, except a swarm member (`--swarm`), which
+ * serves the file to its peers from its main thread as fast as it receives it, and so allocates as fast as a host
+ * does: at 8 members × 64 MiB on 2 cores, members without these flags used a median 20.8 CPU s against 26.2 with
+ * them (6 alternating pairs at load 10–28, lower in 5; BENCHMARKS.md, issue 18, session 6). `args` are the command's own
+ * arguments, before parsing (a flag's value equal to `--swarm` is not told apart; none takes one).
+ */
+export function takesFetchMemoryFlags(command: string, args: readonly string[]): boolean {
+  return command === 'fetch' && !args.includes('--swarm');
+}
+
 /** Sets FETCH_MEMORY_FLAGS for this process; call it before the command's modules load. Never throws. */
 export function useFetchMemoryFlags(): void {
   for (const flag of FETCH_MEMORY_FLAGS) v8.setFlagsFromString(flag);
