@@ -11,7 +11,12 @@ import { ChunkFetchError } from './chunk-fetch-error.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
 import { createHttpClient } from './http-client.js';
 import { fetchChunkTo, type ChunkSink, type FetchChunkRequest } from './http-fetch.js';
-import { hashFileRange, openPartialChunkLog, type PartialChunkLog } from './partial-chunks.js';
+import {
+  hashFileRange,
+  openPartialChunkLog,
+  partialRecorder,
+  type PartialChunkLog,
+} from './partial-chunks.js';
 import type { DataJob, DataOutcome, DataWorkerData, FromDataWorker, ToDataWorker } from './data-protocol.js';
 
 const data = workerData as DataWorkerData;
@@ -187,11 +192,12 @@ async function run(id: number, job: DataJob): Promise<void> {
     let sink: ChunkSink;
     const log = r.streaming && data.keepPartialChunks ? partialLogFor(job.output) : null;
     if (r.streaming) {
+      const record = log ? partialRecorder(log, job.chunk, job.cid, job.length) : undefined;
       sink = {
         write(piece, at) {
           if (r.superseded) throw new PortalError('PORTAL_CANCELLED', 'superseded');
           w.writeSync(job.offset + at, piece);
-          log?.record(job.chunk, job.cid, at + piece.length);
+          record?.(at + piece.length);
           received(piece.length);
         },
       };
