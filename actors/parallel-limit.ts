@@ -80,6 +80,19 @@ export class ParallelLimits {
     return Math.min(configured, s.limit) !== Math.min(configured, before);
   }
 
+  /**
+   * Starts edge `edge` from a delivered rate measured before (`rateBytesPerSec`, bytes/s, as rateBytesPerSec
+   * gave it; a transfer resumed after a crash journals them) instead of `initial`: its limit is what that rate
+   * sizes, as after a measurement, and new samples average into it. A rate that is not a positive finite number
+   * is ignored.
+   */
+  seed(edge: number, rateBytesPerSec: number, chunkBytes: number): void {
+    if (!(rateBytesPerSec > 0) || !Number.isFinite(rateBytesPerSec)) return;
+    const s = this.state(edge);
+    s.rate = rateBytesPerSec / 1000;
+    s.limit = Math.max(this.min, Math.floor((s.rate * this.targetMs) / Math.max(1, chunkBytes)));
+  }
+
   private state(edge: number): EdgeLimit {
     return (this.edges[edge] ??= { limit: this.initial, rate: 0 });
   }

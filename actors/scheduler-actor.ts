@@ -82,6 +82,12 @@ interface JournaledEdgeEstimates {
   savedAt: number;
   /** EdgeActor.estimates() per edge id. */
   edges: Record<string, EdgeEstimatorState>;
+  /**
+   * Each edge's delivered rate in this transfer (ParallelLimits.rateBytesPerSec, bytes/s) per edge id, so a
+   * resume sizes its fetches in flight per edge at once instead of from ParallelLimits' initial 4 (absent in
+   * journals written before; measured edges only).
+   */
+  deliveredBytesPerSec?: Record<string, number>;
 }
 
 /** How one edge fares in this transfer (for the budget and the failure message). */
@@ -196,6 +202,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private tailGated: boolean[] = [];
   /** The edge estimates last journaled, per edge id (an edge that cannot answer keeps its entry). */
   private savedEstimates: Record<string, EdgeEstimatorState> = {};
+  private savedDelivered: Record<string, number> = {};
   private lastRefresh = 0;
   private bytesDone = 0;
   private resumedChunks = 0;
@@ -1107,6 +1114,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const warm = await this.ctx.state.get<JournaledEdgeEstimates>('edgeEstimates');
     const useWarm = warm !== undefined && this.ctx.clock.wallNow() - warm.savedAt <= WARM_START_MAX_AGE_MS;
     this.savedEstimates = useWarm ? { ...warm.edges } : {};
+    this.savedDelivered = useWarm ? { ...warm.deliveredBytesPerSec } : {};
     let warmStarted = 0;
     for (let i = 0; i < req.edges.length; i++) {
       const e = req.edges[i];
@@ -1122,6 +1130,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           this.ctx.log.warn({ err, edge: e.id }, 'journaled edge estimates not used');
         }
       }
+      // and its fetches in flight from the rate it delivered then
+      const delivered = useWarm ? warm.deliveredBytesPerSec?.[e.id] : undefined;
+      if (delivered !== undefined) this.limits.seed(i, delivered, m.chunkSize);
       this.edgeViews.push(view);
       this.ctx.services.replicas?.noteEdge(e.id, e.config);
       this.applyView(core, m, i, view);
@@ -1617,8 +1628,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   /**
-   * Journals every edge's estimates (state key `edgeEstimates`) so a resume after a crash warm-starts them. An
-   * edge actor that cannot answer keeps its last saved entry.
+   * Journals every edge's estimates (state key `edgeEstimates`), and the rate each delivered in this transfer, so a
+   * resume after a crash warm-starts them and its fetches in flight per edge. An edge actor that cannot answer
+   * keeps its last saved entry.
    */
   private async saveEdgeEstimates(t: OwnedTransfer): Promise<void> {
     const edges = this.savedEstimates;
@@ -1631,7 +1643,17 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         }
       }),
     );
-    await this.ctx.state.set('edgeEstimates', { savedAt: this.ctx.clock.wallNow(), edges });
+    const delivered = this.savedDelivered;
+    t.req.edges.forEach((e, i) => {
+      const rate = this.limits.rateBytesPerSec(i);
+      if (rate > 0) delivered[e.id] = rate;
+    });
+    const saved: JournaledEdgeEstimates = {
+      savedAt: this.ctx.clock.wallNow(),
+      edges,
+      deliveredBytesPerSec: delivered,
+    };
+    await this.ctx.state.set('edgeEstimates', saved);
   }
 
   private bus(): Bus {

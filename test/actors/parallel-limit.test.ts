@@ -132,3 +132,19 @@ describe('tailGate', () => {
     ).toEqual([false, false, false]);
   });
 });
+
+test('a seeded edge starts at the limit its journaled rate sizes, not the initial 4, and keeps averaging from it', () => {
+  const l = new ParallelLimits();
+  l.seed(0, 12_000_000, MiB); // 12 MB/s: ⌊12e6 · 1 s / 1 MiB⌋ = 11
+  expect(l.limit(0, 16)).toBe(11);
+  expect(l.rateBytesPerSec(0)).toBeCloseTo(12_000_000);
+  l.seed(1, 2_000_000, MiB); // 2 MB/s: 1, raised to the minimum 2
+  expect(l.limit(1, 8)).toBe(2);
+  // a sample at 6 MB/s (11 in flight, each 1 MiB in 1922 ms) moves the EMA a quarter of the way: 10.5 MB/s → 10
+  l.onComplete(0, MiB, (11 * MiB * 1000) / 6_000_000, 11, 16, MiB);
+  expect(l.rateBytesPerSec(0)).toBeCloseTo(10_500_000, -3);
+  expect(l.limit(0, 16)).toBe(10);
+  // nothing usable is ignored: the edge keeps the initial 4
+  for (const bad of [0, -1, NaN, Infinity]) l.seed(2, bad, MiB);
+  expect(l.limit(2, 8)).toBe(4);
+});

@@ -8,7 +8,7 @@ import { terminalStates, type TransferStatus } from '../../actors/index.js';
 import { actorProxy } from '../../actors/api.js';
 import { createFileStateStore } from '../../runtime/index.js';
 import type { EdgeEstimatorState } from '../../scheduler/estimators.js';
-import type { ChunkReport } from '../../common/index.js';
+import type { ChunkReport, DispatchBatch } from '../../common/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { runPortal } from '../helpers/portal-cli.js';
 
@@ -36,7 +36,8 @@ describe('warm start of edge estimates after a crash', () => {
   test('a resumed fetch adopts the journaled estimates and sends nothing to the edge that died before the SIGKILL', async () => {
     const chunks = 96;
     mesh = await createMesh(chunks * 65536, 65536, [
-      { holds: 'all', bandwidthBytesPerSec: 1_000_000, rttMs: 5, maxParallel: 4 },
+      // edge 0 allows 8 in flight: ParallelLimits starts an unmeasured edge at 4, its 1 MB/s sizes 15 (capped to 8)
+      { holds: 'all', bandwidthBytesPerSec: 1_000_000, rttMs: 5, maxParallel: 8 },
       { holds: 'all', bandwidthBytesPerSec: 1_000_000, rttMs: 5, maxParallel: 4 },
     ]);
     const m = mesh;
@@ -81,20 +82,39 @@ describe('warm start of edge estimates after a crash', () => {
     const raw = await store.get(`SchedulerActor||${transferId}||edgeEstimates`);
     await store.close();
     expect(raw).toBeDefined();
-    const saved = JSON.parse(raw!) as { savedAt: number; edges: Record<string, EdgeEstimatorState> };
+    const saved = JSON.parse(raw!) as {
+      savedAt: number;
+      edges: Record<string, EdgeEstimatorState>;
+      deliveredBytesPerSec: Record<string, number>;
+    };
     const alive = saved.edges[m.edges[0].id];
     const dead = saved.edges[m.edges[1].id];
     expect(alive.samples).toBeGreaterThan(0);
     expect(alive.bw).toBeGreaterThan(0);
     expect(dead.available).toBe(false);
+    // the rate edge 0 delivered (its token bucket: 1 MB/s), which sizes its fetches in flight on resume
+    expect(saved.deliveredBytesPerSec[m.edges[0].id]).toBeGreaterThan(600_000);
+    expect(saved.deliveredBytesPerSec[m.edges[0].id]).toBeLessThan(1_600_000);
 
     // phase 2: the same fetch resumed in a new node
     const node = await startEmbeddedNode({ output, logger });
     try {
       node.executor.attach(transferId);
       const toDead: ChunkReport[] = [];
+      // fetches in flight on edge 0 until its first report: the resumed scheduler's first window there
+      let inFlight0 = 0;
+      let firstWindow0 = 0;
+      let reported0 = false;
+      node.bus.subscribe<DispatchBatch>(`portal.transfer.${transferId}.dispatch`, (b) => {
+        for (const i of b.items) if (i.edgeIndex === 0) inFlight0++;
+        if (!reported0) firstWindow0 = Math.max(firstWindow0, inFlight0);
+      });
       node.bus.subscribe<ChunkReport>(`portal.transfer.${transferId}.report`, (r) => {
         if (r.edgeIndex === 1) toDead.push(r);
+        if (r.edgeIndex === 0) {
+          reported0 = true;
+          inFlight0--;
+        }
       });
       const actor = actorProxy(node.host, 'SchedulerActor', transferId);
       // the journal resumes the transfer on activation; start answers with its status
@@ -111,6 +131,8 @@ describe('warm start of edge estimates after a crash', () => {
       expect(s.resumedChunks).toBeGreaterThan(8);
       // cold, the resumed scheduler would have sent chunks to edge 1 until three connection failures marked it offline
       expect(toDead).toEqual([]);
+      // and would have started edge 0 at 4 in flight, not the 8 its journaled rate allows
+      expect(firstWindow0).toBe(8);
       const sha = createHash('sha256')
         .update(await readFile(output))
         .digest('hex');
