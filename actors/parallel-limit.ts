@@ -76,7 +76,7 @@ export class ParallelLimits {
     const sample = (inFlight * bytes) / transferMs;
     s.rate = s.rate === 0 ? sample : this.alpha * sample + (1 - this.alpha) * s.rate;
     const before = s.limit;
-    s.limit = Math.max(this.min, Math.floor((s.rate * this.targetMs) / Math.max(1, chunkBytes)));
+    s.limit = this.sized(s.rate, chunkBytes);
     return Math.min(configured, s.limit) !== Math.min(configured, before);
   }
 
@@ -90,7 +90,12 @@ export class ParallelLimits {
     if (!(rateBytesPerSec > 0) || !Number.isFinite(rateBytesPerSec)) return;
     const s = this.state(edge);
     s.rate = rateBytesPerSec / 1000;
-    s.limit = Math.max(this.min, Math.floor((s.rate * this.targetMs) / Math.max(1, chunkBytes)));
+    s.limit = this.sized(s.rate, chunkBytes);
+  }
+
+  /** The fetches that hold `targetMs` of a delivered rate of `rate` bytes/ms, at least `min`. */
+  private sized(rate: number, chunkBytes: number): number {
+    return Math.max(this.min, Math.floor((rate * this.targetMs) / Math.max(1, chunkBytes)));
   }
 
   private state(edge: number): EdgeLimit {
