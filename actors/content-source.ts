@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ContentSource } from '../transfer/content-server.js';
 import type { ContentInfo } from './types.js';
 import { actorProxy, type ActorRefSource } from './api.js';
+import { hasBit, setBit } from '../common/bitset.js';
 
 /**
  * The content of transfer `transferId` as a content server reads it: reads go to its SchedulerActor
@@ -31,7 +32,7 @@ export function transferContentSource(
       grown.set(seen);
       seen = grown;
     }
-    seen[chunk >> 3] |= 1 << (chunk & 7);
+    setBit(seen, chunk);
   };
   const remember = o.remember === true && verifiedChunks !== undefined;
   if (remember) verifiedChunks.on(transferId, mark);
@@ -51,7 +52,7 @@ export function transferContentSource(
           return plan;
         }
       : (q) => actor.invoke('read', q),
-    ...(remember ? { known: (chunk: number) => ((seen[chunk >> 3] ?? 0) & (1 << (chunk & 7))) !== 0 } : {}),
+    ...(remember ? { known: (chunk: number) => hasBit(seen, chunk) } : {}),
     ...(verifiedChunks
       ? {
           onVerified(listener: (chunk: number) => void) {
