@@ -214,7 +214,10 @@ async function ttfb(dir: string, mib: number): Promise<void> {
  * busy machine: the read goes out after its due time, `readerTimerLateMs`), and Portal answering a read in more
  * than one period (`stallsAfterFirst`, `stallMsAfterFirst`: the answer time beyond the period, the goal's
  * figure; the first read waits for its chunk's fetch). The content server's own count of reads that waited for
- * bytes not yet verified comes with them (`content.stalls`, first read included).
+ * bytes not yet verified comes with them (`content.stalls`, first read included), and the server's own side of
+ * every read it answered from verified bytes: `content.readyAnswers` (a histogram of request-to-last-byte times)
+ * and `content.eventLoopDelayMs` (how long its thread could leave an arrived request waiting). A read late by the
+ * reader's clock but answered within its period by the server was delayed outside Portal's code.
  */
 async function reader(
   dir: string,

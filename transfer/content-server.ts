@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { open, type FileHandle } from 'node:fs/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { chunkRange, type Manifest } from './manifest.js';
 import { cidOf, NO_CID } from './cid.js';
@@ -49,6 +50,8 @@ export interface ContentServeOptions {
   windowChunks?: number;
   /** Readers' consumption rates across their requests (one per server; default: one per response). */
   readers?: ReaderRates;
+  /** Open output files shared by the responses (one per server; default: each response opens its own). */
+  files?: OutputFiles;
   logger?: Logger;
 }
 
@@ -88,6 +91,71 @@ export class ReaderRates {
   }
 }
 
+/**
+ * Output files opened for reading, shared by a server's responses: a reader's series of Range requests opens the
+ * output once instead of once per request (open and close cost ~0.9 ms of the serving thread per request in a
+ * profile of `bench/fabric.js --only reader`, against answers of 1–5 ms). A file unused for `idleMs` (default
+ * 1 s) is closed, so a transfer that rewrites its output (a restart) is read again from a new open soon after.
+ */
+export class OutputFiles {
+  private readonly files = new Map<
+    string,
+    { handle: Promise<FileHandle>; users: number; timer?: ReturnType<typeof setTimeout> }
+  >();
+
+  constructor(private readonly idleMs = 1000) {}
+
+  /**
+   * The open handle of `file` and the function that returns it (call it once, when the response ends). Rejects
+   * with open's error (ENOENT while the output does not exist yet); a failed open is not kept.
+   */
+  async acquire(file: string): Promise<{ handle: FileHandle; release: () => void }> {
+    let f = this.files.get(file);
+    if (!f) {
+      f = { handle: open(file, 'r'), users: 0 };
+      this.files.set(file, f);
+      const entry = f;
+      f.handle.catch(() => {
+        if (this.files.get(file) === entry) this.files.delete(file);
+      });
+    }
+    clearTimeout(f.timer);
+    f.users++;
+    const entry = f;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      if (--entry.users > 0) return;
+      entry.timer = setTimeout(() => this.drop(file, entry), this.idleMs);
+      entry.timer.unref?.();
+    };
+    try {
+      return { handle: await f.handle, release };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /** Closes every file no response uses (those in use close when released, after idleMs). */
+  async close(): Promise<void> {
+    await Promise.all(
+      [...this.files].filter(([, f]) => f.users === 0).map(([file, f]) => this.drop(file, f)),
+    );
+  }
+
+  private async drop(
+    file: string,
+    f: { handle: Promise<FileHandle>; users: number; timer?: ReturnType<typeof setTimeout> },
+  ): Promise<void> {
+    clearTimeout(f.timer);
+    if (f.users > 0 || this.files.get(file) !== f) return;
+    this.files.delete(file);
+    await f.handle.then((h) => h.close()).catch(() => undefined);
+  }
+}
+
 /** Counters of a content server. */
 export interface ContentServerStats {
   requests: number;
@@ -97,6 +165,43 @@ export interface ContentServerStats {
   stallMs: number;
   /** Chunks whose bytes in the output did not match their CID when read (never served). */
   verifyFailures: number;
+  /**
+   * Responses that never waited, neither for a chunk nor for the scheduler's answer (every chunk they served was
+   * known verified, ContentSource.known or a verified-chunk event): their time from the request's
+   * arrival to the last byte handed to the socket, as a histogram. `counts[i]` responses took ≤ `le[i]` ms (and
+   * more than `le[i - 1]`); the last bucket is unbounded (`le` Infinity, printed as null in JSON). This is the
+   * server's own share of a reader's wait: a read answered late by the reader's clock but fast here was late in
+   * the reader, the network or the operating system's scheduling, not in Portal.
+   */
+  readyAnswers: { le: number[]; counts: number[]; maxMs: number };
+  /**
+   * The serving thread's event-loop delay while the server listened (perf_hooks.monitorEventLoopDelay, 5 ms
+   * resolution), ms: how long a request that had arrived could wait for the thread to look at it. Absent from
+   * serveContent's own stats (it is the server's).
+   */
+  eventLoopDelayMs?: { p50: number; p99: number; max: number };
+}
+
+/** Upper bounds (ms) of ContentServerStats.readyAnswers' buckets. */
+export const READY_ANSWER_BUCKETS_MS = [1, 2, 5, 10, 20, 30, 50, 100, 200, 500, Infinity];
+
+/** Stats with every counter at zero. */
+export function emptyContentStats(): ContentServerStats {
+  return {
+    requests: 0,
+    bytesServed: 0,
+    stalls: 0,
+    stallMs: 0,
+    verifyFailures: 0,
+    readyAnswers: { le: READY_ANSWER_BUCKETS_MS, counts: READY_ANSWER_BUCKETS_MS.map(() => 0), maxMs: 0 },
+  };
+}
+
+function recordReadyAnswer(stats: ContentServerStats, ms: number): void {
+  const h = stats.readyAnswers;
+  const i = h.le.findIndex((b) => ms <= b);
+  h.counts[i]++;
+  h.maxMs = Math.max(h.maxMs, ms);
 }
 
 /**
@@ -115,6 +220,7 @@ export async function serveContent(
   opts: ContentServeOptions & { stats?: ContentServerStats } = {},
 ): Promise<void> {
   const stats = opts.stats;
+  const arrived = performance.now();
   const log = opts.logger ?? createSilentLogger();
   const pollMs = opts.pollMs ?? (source.onVerified ? 250 : 5);
   const windowChunks = Math.max(1, opts.windowChunks ?? 8);
@@ -164,10 +270,16 @@ export async function serveContent(
     wake?.();
   });
   // opened now, beside the first read's actor call, not after the wait (again later if it was not there yet)
+  const files = opts.files ?? new OutputFiles(0);
   let fh: FileHandle | undefined;
-  const opening: Promise<FileHandle | Error> = open(info.output, 'r').then(
-    (h) => (fh = h),
-    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  let releaseFile: (() => void) | undefined;
+  const acquire = async (): Promise<FileHandle> => {
+    const got = await files.acquire(info.output);
+    releaseFile = got.release;
+    return (fh = got.handle);
+  };
+  const opening: Promise<FileHandle | Error> = acquire().catch((err: unknown) =>
+    err instanceof Error ? err : new Error(String(err)),
   );
   const buf = Buffer.allocUnsafe(m.chunkSize);
   const cut = (why: string, extra: Record<string, unknown> = {}): void => {
@@ -188,6 +300,7 @@ export async function serveContent(
   try {
     let pos = start;
     let waited = 0;
+    let asked = false;
     let state: ContentState = 'running';
     while (pos <= end && !closed) {
       const c = Math.floor(pos / m.chunkSize);
@@ -208,6 +321,7 @@ export async function serveContent(
             (err: unknown) => log.debug({ readerId, err }, 'content read-ahead call failed'),
           );
         } else {
+          asked = true;
           const plan = await source.read(q);
           for (const k of plan.complete) verified.add(k);
           state = plan.state;
@@ -236,7 +350,7 @@ export async function serveContent(
       // serve the run of verified chunks from c on
       let handle = fh ?? (await opening);
       // the output appears with the first chunk written: an early open may have come before it
-      if (handle instanceof Error) handle = fh = await open(info.output, 'r');
+      if (handle instanceof Error) handle = await acquire();
       for (let cc = c; verified.has(cc) && pos <= end; cc++) {
         verified.delete(cc);
         const { offset, length } = chunkRange(m, cc);
@@ -259,12 +373,13 @@ export async function serveContent(
       }
     }
     res.end();
+    if (stats && !asked) recordReadyAnswer(stats, performance.now() - arrived);
   } catch (err) {
     if (!closed) cut('content read failed', { err });
   } finally {
     stopListening?.();
     await opening;
-    await fh?.close().catch(() => undefined);
+    releaseFile?.();
   }
 }
 
@@ -304,8 +419,11 @@ export async function createContentServer(
   },
 ): Promise<ContentServer> {
   const log = o.logger ?? createSilentLogger();
-  const stats: ContentServerStats = { requests: 0, bytesServed: 0, stalls: 0, stallMs: 0, verifyFailures: 0 };
+  const stats = emptyContentStats();
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  loopDelay.enable();
   const readers = o.readers ?? new ReaderRates();
+  const files = o.files ?? new OutputFiles();
   const active = new Set<Promise<void>>();
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
@@ -320,7 +438,7 @@ export async function createContentServer(
       res.end(text);
       return;
     }
-    const p = serveContent(req, res, source, { ...o, stats, readers }).catch((err: unknown) => {
+    const p = serveContent(req, res, source, { ...o, stats, readers, files }).catch((err: unknown) => {
       log.warn({ err, path }, 'content request failed');
       if (!res.headersSent) res.writeHead(500).end();
       else res.destroy();
@@ -346,15 +464,25 @@ export async function createContentServer(
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
-    stats: () => ({ ...stats }),
+    stats: () => ({
+      ...stats,
+      eventLoopDelayMs: {
+        p50: loopDelay.percentile(50) / 1e6,
+        p99: loopDelay.percentile(99) / 1e6,
+        max: loopDelay.max / 1e6,
+      },
+      readyAnswers: { ...stats.readyAnswers, counts: [...stats.readyAnswers.counts] },
+    }),
     close() {
       closing ??= (async () => {
+        loopDelay.disable();
         const done = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         await Promise.all([...active]);
         server.closeIdleConnections();
         for (const s of sockets) if (!s.destroyed) s.end();
         await done;
+        await files.close();
       })();
       return closing;
     },

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
-import { createContentServer, type ContentSource } from '../../transfer/content-server.js';
+import { createContentServer, OutputFiles, type ContentSource } from '../../transfer/content-server.js';
 import { createManifest, type Manifest } from '../../transfer/manifest.js';
 import { createVerifiedChunkEvents, transferContentSource } from '../../actors/content-source.js';
 import type { ActorRefSource } from '../../actors/api.js';
@@ -60,6 +60,12 @@ test('a Range of chunks known verified is answered while their read calls are st
     expect(body.equals(bytes.subarray(2 * CHUNK + 10, 5 * CHUNK))).toBe(true);
     // the scheduler still heard where the reader is (one call per chunk started, none answered yet)
     expect(reads).toEqual([2 * CHUNK + 10, 3 * CHUNK, 4 * CHUNK]);
+    // counted as an answer from verified bytes, with the server's own time; no stall
+    const stats = server.stats();
+    expect(stats.stalls).toBe(0);
+    expect(stats.readyAnswers.counts.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(stats.readyAnswers.maxMs).toBeGreaterThan(0);
+    expect(stats.eventLoopDelayMs?.max).toBeGreaterThanOrEqual(0);
   } finally {
     release();
     await server.close();
@@ -83,6 +89,8 @@ test('a chunk not known verified waits for the read call', async () => {
     expect(answered).toBe(false);
     release();
     expect((await pending).equals(bytes.subarray(0, CHUNK))).toBe(true);
+    // a response that waited for its read call is not an answer from known-verified bytes
+    expect(server.stats().readyAnswers.counts.reduce((a, b) => a + b, 0)).toBe(0);
   } finally {
     release();
     await server.close();
@@ -113,4 +121,30 @@ test('transferContentSource with remember knows the chunks its events and read a
   expect(events.listenerCount('t')).toBe(0);
   // without remember nothing is kept: every read asks the scheduler
   expect('known' in transferContentSource(host, 't', events)).toBe(false);
+});
+
+test('OutputFiles: responses share one open handle of an output, closed once unused for idleMs', async () => {
+  const files = new OutputFiles(50);
+  const a = await files.acquire(file);
+  const b = await files.acquire(file);
+  expect(b.handle).toBe(a.handle);
+  a.release();
+  a.release(); // a second release of the same acquisition changes nothing
+  b.release();
+  const c = await files.acquire(file); // within idleMs: still the same handle
+  expect(c.handle).toBe(a.handle);
+  c.release();
+  await new Promise((r) => setTimeout(r, 150));
+  expect(a.handle.fd).toBe(-1); // closed
+  const d = await files.acquire(file);
+  expect(d.handle).not.toBe(a.handle);
+  d.release();
+  await files.close();
+  expect(d.handle.fd).toBe(-1);
+  // a missing file rejects with open's error and is not kept
+  await expect(files.acquire(path.join(dir, 'missing'))).rejects.toThrow(/ENOENT/);
+  await writeFile(path.join(dir, 'missing'), 'x');
+  const e = await files.acquire(path.join(dir, 'missing'));
+  e.release();
+  await files.close();
 });
