@@ -127,7 +127,7 @@ export class OutputFiles {
       if (released) return;
       released = true;
       if (--entry.users > 0) return;
-      entry.timer = setTimeout(() => this.drop(file, entry), this.idleMs);
+      entry.timer = setTimeout(() => void this.drop(file, entry), this.idleMs);
       entry.timer.unref?.();
     };
     try {
