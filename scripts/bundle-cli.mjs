@@ -4,14 +4,21 @@
 // of CPU for `portal fetch` against a 0.25 s goal for a 1 MiB fetch (issue 15; BENCHMARKS.md, "Session 6:
 // start-up of `portal fetch`"). Node 20 has no module compile cache (module.enableCompileCache is Node 22).
 //
+// The data-plane thread's script (dist/transfer/data-worker.js) is bundled the same way, in place, into one file:
+// each data thread loads its script before its first connection (BENCHMARKS.md, "Session 7: undici and the
+// data thread bundled").
+//
 // What stays as it was:
-// - dist/cli/main.js is replaced in place, so `npm start`, the `portal` bin, the benches and the tests that
-//   spawn it all run the bundle; every other file tsc wrote stays, unbundled: worker threads (data plane,
-//   whole-file hash, rank threads) and tests that import dist/ modules load those.
-// - npm packages are not bundled: they load from node_modules as before (webgpu's native addon, undici's
-//   internals that transfer/undici-lite.ts requires by path, the Dapr SDK…), except pino and the packages it
-//   imports (29 CommonJS files every command loads for its logger: their resolution, reads and the ESM→CJS
-//   export scan cost more than their code). Portal never starts a pino transport, the one part of pino that
+// - dist/cli/main.js and dist/transfer/data-worker.js are replaced in place, so `npm start`, the `portal` bin,
+//   the benches and the tests that spawn it or a data plane all run the bundles; every other file tsc wrote
+//   stays, unbundled: the other worker threads (whole-file hash, rank threads) and tests that import dist/
+//   modules load those.
+// - npm packages are not bundled: they load from node_modules as before (webgpu's native addon, the Dapr
+//   SDK…), except pino and the packages it imports (29 CommonJS files every command loads for its logger:
+//   their resolution, reads and the ESM→CJS export scan cost more than their code), and undici's modules that
+//   HTTP needs (~40 CommonJS files in each thread that makes requests; undici has no dependencies): in a
+//   bundle transfer/undici-bundled.ts, which imports them statically, takes the place of
+//   transfer/undici-lite.ts, which requires them by path at run time. Portal never starts a pino transport, the one part of pino that
 //   locates files of its own (its worker, through __dirname); the bundle's `require` (banner) serves the Node
 //   built-ins pino requires.
 // - each `import()` stays lazy: splitting gives every dynamically imported module graph its own chunk
@@ -19,16 +26,24 @@
 // - `import.meta.url` keeps meaning the module's own file in dist/ (workers, schemas, WGSL kernels and
 //   createRequire resolve next to it): each occurrence becomes that file's URL relative to the bundle's.
 //
-// Run after tsc (`npm run build` does both). Refuses to bundle a main.js that is already a bundle. Where
-// esbuild is not installed yet (a checkout whose node_modules predates it: `npm install` adds it), it says so
-// and leaves tsc's unbundled CLI, which works the same and starts slower; test/cli/bundle.test.ts fails then.
+// Run after tsc (`npm run build` does both). Refuses to bundle a file that is already a bundle. Where esbuild
+// is not installed yet (a checkout whose node_modules predates it: `npm install` adds it), it says so and
+// leaves tsc's unbundled CLI and worker (undici loaded by transfer/undici-lite.ts), which work the same and
+// start slower; test/cli/bundle.test.ts fails then.
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const outdir = path.join(root, 'dist', 'cli');
+const dist = path.join(root, 'dist');
+const outdir = path.join(dist, 'cli');
 const entry = path.join(outdir, 'main.js');
+/**
+ * Worker-thread scripts bundled in place, each into one file (no chunks): a thread loads its script and the
+ * modules it imports before its first message, so each module it resolves and reads on its own delays its
+ * first connection (BENCHMARKS.md, "Session 7: undici and the data thread bundled").
+ */
+const workerEntries = [path.join(dist, 'transfer', 'data-worker.js')];
 /** First line of a bundled main.js: tells a bundle from tsc's output. */
 const MARK = '// portal CLI bundle (scripts/bundle-cli.mjs)';
 
@@ -42,26 +57,29 @@ try {
   process.exit(0);
 }
 
-let input;
-try {
-  input = readFileSync(entry, 'utf8');
-} catch {
-  throw new Error(`bundle-cli: ${entry} is missing: run tsc -p tsconfig.build.json first`);
+for (const file of [entry, ...workerEntries]) {
+  let input;
+  try {
+    input = readFileSync(file, 'utf8');
+  } catch {
+    throw new Error(`bundle-cli: ${file} is missing: run tsc -p tsconfig.build.json first`);
+  }
+  if (input.split('\n', 3).includes(MARK))
+    throw new Error(`bundle-cli: ${file} is already a bundle: run tsc -p tsconfig.build.json first`);
 }
-if (input.split('\n', 3).includes(MARK))
-  throw new Error(`bundle-cli: ${entry} is already a bundle: run tsc -p tsconfig.build.json first`);
 
 // chunks of an earlier bundle
 for (const f of readdirSync(outdir))
   if (f.startsWith('portal-') && /\.js(\.map)?$/.test(f)) rmSync(path.join(outdir, f));
 
-/** Rewrites `import.meta.url` in each dist module to that module's own URL, computed from the bundle's. */
-const ownMetaUrl = {
+/** Rewrites `import.meta.url` in each dist module to that module's own URL, computed from the bundle's in `dir`. */
+const ownMetaUrl = (dir) => ({
   name: 'own-import-meta-url',
   setup(build) {
     build.onLoad({ filter: /\.js$/ }, (args) => {
       const text = readFileSync(args.path, 'utf8');
-      const rel = path.relative(outdir, args.path).split(path.sep).join('/');
+      if (args.path.includes(`${path.sep}node_modules${path.sep}`)) return { contents: text, loader: 'js' };
+      const rel = path.relative(dir, args.path).split(path.sep).join('/');
       return {
         contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`),
         loader: 'js',
@@ -69,32 +87,44 @@ const ownMetaUrl = {
       };
     });
   },
+});
+
+/**
+ * In a bundle, `transfer/undici-lite.js` (which requires undici's modules by path at run time) is replaced by
+ * `transfer/undici-bundled.js`, which imports the same modules statically, so they are bundled too.
+ */
+const undiciBundled = {
+  name: 'undici-bundled',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/undici-lite\.js$/ }, (args) => ({
+      path: path.join(args.resolveDir, 'undici-bundled.js'),
+    }));
+  },
 };
 
-/** npm packages stay external (loaded from node_modules), except pino and the packages pino imports. */
-const bundlePino = {
-  name: 'bundle-pino',
+/**
+ * npm packages stay external (loaded from node_modules), except pino, undici's modules that
+ * transfer/undici-bundled.ts imports, and the files those import.
+ */
+const bundledPackages = {
+  name: 'bundled-packages',
   setup(build) {
     build.onResolve({ filter: /^[^./]/ }, (args) => {
       if (args.path.startsWith('node:')) return { path: args.path, external: true };
-      const insidePino = args.importer.includes(`${path.sep}node_modules${path.sep}`);
-      if (args.path === 'pino' || insidePino) return undefined;
+      const insidePackage = args.importer.includes(`${path.sep}node_modules${path.sep}`);
+      if (args.path === 'pino' || args.path.startsWith('undici/lib/') || insidePackage) return undefined;
       return { path: args.path, external: true };
     });
   },
 };
 
-const result = await esbuild.build({
-  entryPoints: [entry],
-  outdir,
+/** esbuild options shared by the CLI's bundle and the workers'. */
+const common = {
   allowOverwrite: true,
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  plugins: [ownMetaUrl, bundlePino],
-  chunkNames: 'portal-[name]-[hash]',
   // composed with tsc's maps: a stack trace maps to the .ts sources (node --enable-source-maps)
   sourcemap: 'linked',
   banner: {
@@ -102,7 +132,28 @@ const result = await esbuild.build({
   },
   metafile: true,
   logLevel: 'warning',
+};
+
+const cli = await esbuild.build({
+  ...common,
+  entryPoints: [entry],
+  outdir,
+  splitting: true,
+  plugins: [ownMetaUrl(outdir), undiciBundled, bundledPackages],
+  chunkNames: 'portal-[name]-[hash]',
 });
-const outputs = Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.js'));
-const inputs = Object.keys(result.metafile.inputs).length;
+const outputs = Object.keys(cli.metafile.outputs).filter((f) => f.endsWith('.js'));
+const inputs = Object.keys(cli.metafile.inputs).length;
 console.error(`bundle-cli: ${inputs} modules → ${outputs.length} files in dist/cli`);
+for (const file of workerEntries) {
+  const dir = path.dirname(file);
+  const w = await esbuild.build({
+    ...common,
+    entryPoints: [file],
+    outdir: dir,
+    plugins: [ownMetaUrl(dir), undiciBundled, bundledPackages],
+  });
+  console.error(
+    `bundle-cli: ${Object.keys(w.metafile.inputs).length} modules → ${path.relative(root, file)}`,
+  );
+}

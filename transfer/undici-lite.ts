@@ -1,15 +1,10 @@
 import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
+import { attachRequestApi, UNDICI_LITE_MODULES } from './undici-parts.js';
+
+export { UNDICI_LITE_MODULES } from './undici-parts.js';
 
 const require = createRequire(import.meta.url);
-
-/** undici's modules that `load` takes instead of its index (paths inside the undici package). */
-export const UNDICI_LITE_MODULES = [
-  'undici/lib/dispatcher/dispatcher.js',
-  'undici/lib/api/index.js',
-  'undici/lib/dispatcher/agent.js',
-  'undici/lib/dispatcher/env-http-proxy-agent.js',
-] as const;
 
 /**
  * undici's Agent and EnvHttpProxyAgent, loaded from their own modules instead of undici's index.js, which also
@@ -20,6 +15,9 @@ export const UNDICI_LITE_MODULES = [
  * These paths are undici's internals: test/transfer/undici-lite.test.ts fails when an undici update moves
  * them, and at run time a layout that differs falls back to the package's index (same classes, slower
  * start), with `lite` false.
+ *
+ * This module serves tsc's unbundled output (and jest). The bundles that `npm run build` writes (the CLI, the
+ * data thread) import `transfer/undici-bundled.ts` in its place, which has esbuild copy the same modules in.
  */
 function load(): {
   Agent: typeof Undici.Agent;
@@ -28,10 +26,7 @@ function load(): {
 } {
   try {
     const [dispatcherPath, apiPath, agentPath, proxyPath] = UNDICI_LITE_MODULES;
-    const Dispatcher = require(dispatcherPath) as { prototype: object };
-    const api = require(apiPath) as object;
-    if (typeof (Dispatcher.prototype as { request?: unknown }).request !== 'function')
-      Object.assign(Dispatcher.prototype, api);
+    attachRequestApi(require(dispatcherPath) as { prototype: object }, require(apiPath) as object);
     const Agent = require(agentPath) as typeof Undici.Agent;
     const EnvHttpProxyAgent = require(proxyPath) as typeof Undici.EnvHttpProxyAgent;
     if (typeof Agent === 'function' && typeof EnvHttpProxyAgent === 'function')

@@ -1,16 +1,50 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { modulesLoadedBy } from '../helpers/modules-loaded.js';
+import { loadedUrls, modulesLoadedBy, writeModuleHooks } from '../helpers/modules-loaded.js';
 import { PORTAL_MAIN, lastJson, runPortal } from '../helpers/portal-cli.js';
 import { SMALL_TRANSFER_BYTES } from '../../node/run-transfer.js';
 
 const DIST = `${pathToFileURL(path.resolve('dist')).href}/`;
 
+/** Files of the CLI's bundle: its entry and the chunks esbuild split off. */
+const CLI_BUNDLE = /^cli\/(main|portal-[\w-]+)\.js$/;
+
+/**
+ * `portal fetch` of a `bytes`-long file from one edge, through the built CLI with writeModuleHooks installed:
+ * expects a verified output equal to the source, and returns the modules the process loaded (every thread's ES
+ * modules, the main thread's CommonJS files) as paths relative to dist/ for Portal's own and as file URLs for
+ * the rest.
+ */
+async function fetchThroughBundle(bytes: number): Promise<{ own: string[]; others: string[] }> {
+  const hooksDir = await mkdtemp(path.join(tmpdir(), 'portal-bundle-hooks-'));
+  try {
+    mesh = await createMesh(bytes, 2 ** 20, [{}]);
+    const out = path.join(mesh.dir, 'out.bin');
+    const r = await runPortal(
+      ['fetch', mesh.manifestPath, '--edge', mesh.servers[0].url, '--out', out, '--json'],
+      { env: { NODE_OPTIONS: writeModuleHooks(hooksDir).join(' ') } },
+    );
+    expect(r.code).toBe(0);
+    expect(lastJson(r)).toMatchObject({ verified: true, bytes });
+    const [a, b] = await Promise.all([readFile(out), readFile(path.join(mesh.dir, 'source.bin'))]);
+    expect(createHash('sha256').update(a).digest('hex')).toBe(createHash('sha256').update(b).digest('hex'));
+    const all = loadedUrls(r.stderr);
+    return {
+      own: all.filter((u) => u.startsWith(DIST)).map((u) => u.slice(DIST.length)),
+      others: all.filter((u) => !u.startsWith(DIST)),
+    };
+  } finally {
+    await rm(hooksDir, { recursive: true, force: true });
+  }
+}
+
+let mesh: Mesh | undefined;
+
 describe('the built CLI is one bundle (scripts/bundle-cli.mjs, run by npm run build)', () => {
-  let mesh: Mesh | undefined;
   afterEach(async () => {
     await mesh?.close();
     mesh = undefined;
@@ -21,19 +55,28 @@ describe('the built CLI is one bundle (scripts/bundle-cli.mjs, run by npm run bu
     const own = all.filter((u) => u.startsWith(DIST)).map((u) => u.slice(DIST.length));
     // the hook sees the CLI at all (and saw node_modules/pino/pino.js before pino was bundled)
     expect(own[0]).toBe('cli/main.js');
-    expect(own.filter((f) => !/^cli\/(main|portal-[\w-]+)\.js$/.test(f))).toEqual([]);
+    expect(own.filter((f) => !CLI_BUNDLE.test(f))).toEqual([]);
     expect(all.filter((u) => /\/node_modules\/(pino|sonic-boom|thread-stream)\//.test(u))).toEqual([]);
   });
 
-  test('a fetch through the bundle above SMALL_TRANSFER_BYTES starts its data threads from dist/ and verifies', async () => {
-    const bytes = SMALL_TRANSFER_BYTES + 2 ** 20;
-    mesh = await createMesh(bytes, 2 ** 20, [{}]);
-    const out = path.join(mesh.dir, 'out.bin');
-    const edge = mesh.servers[0].url;
-    const r = await runPortal(['fetch', mesh.manifestPath, '--edge', edge, '--out', out, '--json']);
-    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(lastJson(r)).toMatchObject({ verified: true, bytes });
-    const [a, b] = await Promise.all([readFile(out), readFile(path.join(mesh.dir, 'source.bin'))]);
-    expect(createHash('sha256').update(a).digest('hex')).toBe(createHash('sha256').update(b).digest('hex'));
+  test("a 1 MiB fetch (bytes on the main thread) runs undici from the bundle: no file of undici's from node_modules", async () => {
+    const { own, others } = await fetchThroughBundle(2 ** 20);
+    expect(own[0]).toBe('cli/main.js');
+    expect(own.filter((f) => !CLI_BUNDLE.test(f))).toEqual([]);
+    // the hooks see CommonJS files at all (pino's were the last before it was bundled; Node's own are not files)
+    expect(others.filter((u) => u.includes('/node_modules/undici/'))).toEqual([]);
+  });
+
+  test('a fetch above SMALL_TRANSFER_BYTES starts its data thread from one bundled file (undici inside) and verifies', async () => {
+    const { own, others } = await fetchThroughBundle(SMALL_TRANSFER_BYTES + 2 ** 20);
+    // the data thread loads dist/transfer/data-worker.js, now a bundle, and none of the modules tsc wrote beside it
+    expect(own).toContain('transfer/data-worker.js');
+    expect(own.filter((f) => !CLI_BUNDLE.test(f) && f !== 'transfer/data-worker.js')).toEqual([]);
+    expect(others.filter((u) => u.includes('/node_modules/undici/'))).toEqual([]);
+    const worker = await readFile(path.resolve('dist/transfer/data-worker.js'), 'utf8');
+    expect(worker.split('\n', 1)[0]).toBe('// portal CLI bundle (scripts/bundle-cli.mjs)');
+    // undici's Agent is inside the worker's bundle, not required from node_modules when the thread starts
+    expect(worker).toMatch(/^\/\/ .*node_modules\/undici\/lib\/dispatcher\/agent\.js$/m);
+    expect(worker).not.toMatch(/require\(["']undici/);
   });
 });
