@@ -23,3 +23,4 @@ export { redactUrl, redactText, redactDeep, escapeControl, isSecretParam, REDACT
 export { createLogLimiter } from './log-limit.js';
 export type { LogLimiter } from './log-limit.js';
 export { bitsetBytes, hasBit, setBit, clearBit } from './bitset.js';
+export { BufferPool } from './buffer-pool.js';

@@ -6,6 +6,7 @@ import { createSilentLogger, type Logger } from '../common/logger.js';
 import { chunkRange, type Manifest } from './manifest.js';
 import { cidOf, NO_CID } from './cid.js';
 import { parseRange } from './http-range.js';
+import { BufferPool } from '../common/buffer-pool.js';
 
 /** A transfer's state as a content source reports it (SchedulerActor's TransferStatus['state']). */
 export type ContentState = 'idle' | 'queued' | 'running' | 'verifying' | 'done' | 'failed' | 'cancelled';
@@ -52,6 +53,8 @@ export interface ContentServeOptions {
   readers?: ReaderRates;
   /** Open output files shared by the responses (one per server; default: each response opens its own). */
   files?: OutputFiles;
+  /** Chunk buffers shared by the responses (one per server; default: one per response). */
+  buffers?: BufferPool;
   logger?: Logger;
 }
 
@@ -281,7 +284,7 @@ export async function serveContent(
   const opening: Promise<FileHandle | Error> = acquire().catch((err: unknown) =>
     err instanceof Error ? err : new Error(String(err)),
   );
-  const buf = Buffer.allocUnsafe(m.chunkSize);
+  const buffers = opts.buffers ?? new BufferPool(2);
   const cut = (why: string, extra: Record<string, unknown> = {}): void => {
     log.warn({ readerId, ...extra }, why);
     res.destroy();
@@ -354,16 +357,21 @@ export async function serveContent(
       for (let cc = c; verified.has(cc) && pos <= end; cc++) {
         verified.delete(cc);
         const { offset, length } = chunkRange(m, cc);
+        // a pooled buffer, back in the pool once the socket has taken its bytes (the write's callback)
+        const buf = buffers.take(length);
         const { bytesRead } = await handle.read(buf, 0, length, offset);
         const bytes = buf.subarray(0, length);
         if (bytesRead !== length || (m.chunks[cc] !== NO_CID && cidOf(bytes) !== m.chunks[cc])) {
+          buffers.give(buf);
           if (stats) stats.verifyFailures++;
           cut('content read cut: a verified chunk no longer matches its CID in the output', { chunk: cc });
           return;
         }
         const from = pos - offset;
         const to = Math.min(end + 1, offset + length) - offset;
-        const ok = res.write(Buffer.from(bytes.subarray(from, to)));
+        const ok = res.write(bytes.subarray(from, to), (err) => {
+          if (!err) buffers.give(buf);
+        });
         readers.served(readerId, performance.now(), to - from, waited);
         waited = 0;
         if (stats) stats.bytesServed += to - from;
@@ -424,6 +432,7 @@ export async function createContentServer(
   loopDelay.enable();
   const readers = o.readers ?? new ReaderRates();
   const files = o.files ?? new OutputFiles();
+  const buffers = o.buffers ?? new BufferPool(8);
   const active = new Set<Promise<void>>();
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
@@ -438,11 +447,13 @@ export async function createContentServer(
       res.end(text);
       return;
     }
-    const p = serveContent(req, res, source, { ...o, stats, readers, files }).catch((err: unknown) => {
-      log.warn({ err, path }, 'content request failed');
-      if (!res.headersSent) res.writeHead(500).end();
-      else res.destroy();
-    });
+    const p = serveContent(req, res, source, { ...o, stats, readers, files, buffers }).catch(
+      (err: unknown) => {
+        log.warn({ err, path }, 'content request failed');
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.destroy();
+      },
+    );
     active.add(p);
     void p.finally(() => active.delete(p));
   });

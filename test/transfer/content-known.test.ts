@@ -7,6 +7,7 @@ import { createContentServer, OutputFiles, type ContentSource } from '../../tran
 import { createManifest, type Manifest } from '../../transfer/manifest.js';
 import { createVerifiedChunkEvents, transferContentSource } from '../../actors/content-source.js';
 import type { ActorRefSource } from '../../actors/api.js';
+import { BufferPool } from '../../common/buffer-pool.js';
 
 // A read of a chunk the source knows verified (ContentSource.known) is served at once: its `read` call (the
 // reader's position for read-ahead) goes out beside the bytes instead of before them. The source's `read` here
@@ -50,7 +51,8 @@ function heldSource(known: (chunk: number) => boolean): {
 
 test('a Range of chunks known verified is answered while their read calls are still pending, with the right bytes', async () => {
   const { source, reads, release } = heldSource((c) => c >= 2 && c <= 4);
-  const server = await createContentServer({ sources: () => source, defaultTransfer: 't' });
+  const buffers = new BufferPool(4);
+  const server = await createContentServer({ sources: () => source, defaultTransfer: 't', buffers });
   try {
     const res = await request(`${server.url}/content`, {
       headers: { range: `bytes=${2 * CHUNK + 10}-${5 * CHUNK - 1}` },
@@ -66,6 +68,9 @@ test('a Range of chunks known verified is answered while their read calls are st
     expect(stats.readyAnswers.counts.reduce((a, b) => a + b, 0)).toBe(1);
     expect(stats.readyAnswers.maxMs).toBeGreaterThan(0);
     expect(stats.eventLoopDelayMs?.max).toBeGreaterThanOrEqual(0);
+    // the three chunks were read into pooled buffers, given back once written: the pool holds them for reuse
+    for (let i = 0; i < 100 && buffers.size === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(buffers.size).toBeGreaterThanOrEqual(1);
   } finally {
     release();
     await server.close();
