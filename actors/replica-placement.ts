@@ -2,12 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from '../common/logger.js';
 import type { EdgeConfig, TransferEdge, TransferRequest } from './types.js';
 
-/** True for a location label: a string of 1 to 256 characters, none of them a control character. */
-export function isLocationLabel(v: unknown): v is string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > 256) return false;
-  for (let i = 0; i < v.length; i++) if (v.charCodeAt(i) < 0x20 || v.charCodeAt(i) === 0x7f) return false;
-  return true;
-}
+export { isLocationLabel } from '../common/vocabulary.js';
 
 /** A read of a file at a location, as ReplicaPlacer.onRead takes it. */
 export interface ReadAt {

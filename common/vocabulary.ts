@@ -120,3 +120,13 @@ export type EdgeHaveEvent =
       added: number[];
       removed: number[];
     };
+
+/**
+ * True for a location label (where an edge or a reader is, such as `eu-west/ams`, compared for equality only): a
+ * string of 1 to 256 characters, none of them a control character.
+ */
+export function isLocationLabel(v: unknown): v is string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > 256) return false;
+  for (let i = 0; i < v.length; i++) if (v.charCodeAt(i) < 0x20 || v.charCodeAt(i) === 0x7f) return false;
+  return true;
+}

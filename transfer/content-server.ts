@@ -7,6 +7,7 @@ import { chunkRange, type Manifest } from './manifest.js';
 import { cidOf, NO_CID } from './cid.js';
 import { parseRange } from './http-range.js';
 import { BufferPool } from '../common/buffer-pool.js';
+import { isLocationLabel } from '../common/vocabulary.js';
 
 /** A transfer's state as a content source reports it (SchedulerActor's TransferStatus['state']). */
 export type ContentState = 'idle' | 'queued' | 'running' | 'verifying' | 'done' | 'failed' | 'cancelled';
@@ -25,6 +26,8 @@ export interface ContentSource {
     offset: number;
     length: number;
     rateBytesPerSec?: number;
+    /** Where the reader is (a location label, from the request's `x-portal-location`). */
+    location?: string;
   }): Promise<{ state: ContentState; first: number; last: number; complete: number[] }>;
   /**
    * Calls `listener(chunk)` each time a chunk's bytes are verified and written to the output (the event of
@@ -214,7 +217,10 @@ function recordReadyAnswer(stats: ContentServerStats, ms: number): void {
  * response never carries an unverified byte; it is cut (socket destroyed) when the transfer fails or a
  * chunk no longer matches. Each read the response waits on goes to `source.read`, which raises the missing
  * chunks' priority; the reader's consumption rate (ReaderRates) goes with it, so the scheduler sizes the
- * read-ahead.
+ * read-ahead, and so does the reader's location when the request names one in `x-portal-location` (the
+ * scheduler then pre-positions the file on an accepting edge there, as for a transfer's `location`; an invalid
+ * label is answered 400 before anything is read). A reader names itself across requests with `x-portal-reader`
+ * (default: its address and port).
  */
 export async function serveContent(
   req: IncomingMessage,
@@ -232,6 +238,16 @@ export async function serveContent(
     res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 }).end();
     return;
   }
+  const locationHeader = req.headers['x-portal-location'];
+  if (locationHeader !== undefined && !isLocationLabel(locationHeader)) {
+    const text = JSON.stringify({
+      error: 'x-portal-location must be one location label of 1 to 256 characters without control characters',
+    });
+    res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+    return;
+  }
+  const location = locationHeader;
   const info = await source.info();
   const m = info.manifest;
   const size = m.fileSize;
@@ -315,6 +331,7 @@ export async function serveContent(
           offset: pos,
           length: Math.min(end + 1, chunkRange(m, upTo).offset + chunkRange(m, upTo).length) - pos,
           ...(rate !== undefined ? { rateBytesPerSec: rate } : {}),
+          ...(location !== undefined ? { location } : {}),
         };
         if (source.known?.(c)) {
           // served now; the read still tells the scheduler where the reader is (read-ahead), without a wait

@@ -165,82 +165,103 @@ describe('pre-position tasks', () => {
       await nats.stop();
     }
   }, 60_000);
-  test('a transfer read from a location where no edge holds the file makes portal serve replicate it to the accepting edge there, in the background', async () => {
-    mesh = await createMesh(CHUNKS * CHUNK, CHUNK, [{ holds: 'all', bandwidthBytesPerSec: 4_000_000 }]);
-    const source = await readFile(mesh.source);
-    const target = startPortal([
-      'edge',
-      '--file',
-      path.join(mesh.dir, 'near.bin'),
-      '--manifest',
-      mesh.manifestPath,
-      '--accept',
-      '--location',
-      'near',
-      '--id',
-      'near-1',
-      '--json',
-    ]);
-    procs.push(target);
-    const started = await target.line((l) => {
-      const m = json(l);
-      return typeof m?.url === 'string' ? (m as { url: string; location?: string }) : undefined;
-    });
-    expect(started.location).toBe('near');
-    const health = await request(`${started.url}/health`);
-    expect(await health.body.json()).toMatchObject({ id: 'near-1', location: 'near' });
-    const port = await freePort();
-    procs.push(await startServe(port, mesh.dir));
-    const api = `http://127.0.0.1:${port}/v1.0/actors/SchedulerActor/reader1/method`;
-    const none = Buffer.alloc(Math.ceil(CHUNKS / 8)).toString('base64');
-    const req: TransferRequest = {
-      transferId: 'reader1',
-      manifest: mesh.manifest,
-      output: path.join(mesh.dir, 'reader1.bin'),
-      location: 'near',
-      edges: [
-        {
-          id: 'origin3',
-          config: { url: mesh.servers[0].url, kind: 'portal', flags: 0, maxParallel: 4, location: 'far' },
-          holds: 'all',
-        },
-        {
-          id: 'near-1',
-          config: {
-            url: started.url,
-            kind: 'portal',
-            flags: 0,
-            maxParallel: 4,
-            location: 'near',
-            accepts: true,
+  test.each([
+    ['its start request names', 'start'],
+    ['a content read names (x-portal-location)', 'read'],
+  ] as const)(
+    'a transfer read from a location where no edge holds the file (%s) makes portal serve replicate it to the accepting edge there, in the background',
+    async (_, how) => {
+      mesh = await createMesh(CHUNKS * CHUNK, CHUNK, [{ holds: 'all', bandwidthBytesPerSec: 4_000_000 }]);
+      const source = await readFile(mesh.source);
+      const target = startPortal([
+        'edge',
+        '--file',
+        path.join(mesh.dir, 'near.bin'),
+        '--manifest',
+        mesh.manifestPath,
+        '--accept',
+        '--location',
+        'near',
+        '--id',
+        'near-1',
+        '--json',
+      ]);
+      procs.push(target);
+      const started = await target.line((l) => {
+        const m = json(l);
+        return typeof m?.url === 'string' ? (m as { url: string; location?: string }) : undefined;
+      });
+      expect(started.location).toBe('near');
+      const health = await request(`${started.url}/health`);
+      expect(await health.body.json()).toMatchObject({ id: 'near-1', location: 'near' });
+      const port = await freePort();
+      procs.push(await startServe(port, mesh.dir));
+      const api = `http://127.0.0.1:${port}/v1.0/actors/SchedulerActor/reader1/method`;
+      const none = Buffer.alloc(Math.ceil(CHUNKS / 8)).toString('base64');
+      const req: TransferRequest = {
+        transferId: 'reader1',
+        manifest: mesh.manifest,
+        output: path.join(mesh.dir, 'reader1.bin'),
+        ...(how === 'start' ? { location: 'near' } : {}),
+        edges: [
+          {
+            id: 'origin3',
+            config: { url: mesh.servers[0].url, kind: 'portal', flags: 0, maxParallel: 4, location: 'far' },
+            holds: 'all',
           },
-          holds: none,
-        },
-      ],
-    };
-    const res = await request(`${api}/start`, { method: 'POST', body: JSON.stringify(req) });
-    expect(res.statusCode).toBe(200);
-    await res.body.dump();
-    // the reader's transfer finishes, and the accepting edge near the reader comes to hold every chunk
-    let held: number[] = [];
-    for (let i = 0; i < 600 && held.length < CHUNKS; i++) {
-      const have = await request(`${started.url}/v1/have/${mesh.manifest.id}`);
-      const h = (await have.body.json()) as { bitmap: string; chunks: number };
-      held = decodeHaveBitmap(h.bitmap, h.chunks);
-      if (held.length < CHUNKS) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(held).toHaveLength(CHUNKS);
-    const s = (await (await request(`${api}/status`, { method: 'POST' })).body.json()) as TransferStatus;
-    expect(s).toMatchObject({ state: 'done', verified: true });
-    const c = 17;
-    const body = Buffer.from(
-      await (await request(`${started.url}/v1/chunks/${mesh.manifest.chunks[c]}`)).body.arrayBuffer(),
-    );
-    const r = chunkRange(mesh.manifest, c);
-    expect(body.equals(source.subarray(r.offset, r.offset + r.length))).toBe(true);
-    // the origin served the file twice: once to the reader, once to the replica task (one task, not more)
-    const served = mesh.servers[0].stats().bytesServed;
-    expect(served).toBeGreaterThanOrEqual(2 * CHUNKS * CHUNK);
-    expect(served).toBeLessThan(3 * CHUNKS * CHUNK);
-  }, 90_000);
+          {
+            id: 'near-1',
+            config: {
+              url: started.url,
+              kind: 'portal',
+              flags: 0,
+              maxParallel: 4,
+              location: 'near',
+              accepts: true,
+            },
+            holds: none,
+          },
+        ],
+      };
+      const res = await request(`${api}/start`, { method: 'POST', body: JSON.stringify(req) });
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+      if (how === 'read') {
+        // a reader at 'near' reads the first chunk of the content; a label longer than 256 characters is refused
+        const content = `http://127.0.0.1:${port}/v1/transfers/reader1/content`;
+        const bad = await request(content, {
+          headers: { 'x-portal-location': 'x'.repeat(300), range: 'bytes=0-0' },
+        });
+        expect(bad.statusCode).toBe(400);
+        expect(await bad.body.text()).toMatch(/x-portal-location/);
+        const read = await request(content, {
+          headers: { 'x-portal-location': 'near', range: `bytes=0-${CHUNK - 1}` },
+        });
+        expect(read.statusCode).toBe(206);
+        expect(Buffer.from(await read.body.arrayBuffer()).equals(source.subarray(0, CHUNK))).toBe(true);
+      }
+      // the reader's transfer finishes, and the accepting edge near the reader comes to hold every chunk
+      let held: number[] = [];
+      for (let i = 0; i < 600 && held.length < CHUNKS; i++) {
+        const have = await request(`${started.url}/v1/have/${mesh.manifest.id}`);
+        const h = (await have.body.json()) as { bitmap: string; chunks: number };
+        held = decodeHaveBitmap(h.bitmap, h.chunks);
+        if (held.length < CHUNKS) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(held).toHaveLength(CHUNKS);
+      const s = (await (await request(`${api}/status`, { method: 'POST' })).body.json()) as TransferStatus;
+      expect(s).toMatchObject({ state: 'done', verified: true });
+      const c = 17;
+      const body = Buffer.from(
+        await (await request(`${started.url}/v1/chunks/${mesh.manifest.chunks[c]}`)).body.arrayBuffer(),
+      );
+      const r = chunkRange(mesh.manifest, c);
+      expect(body.equals(source.subarray(r.offset, r.offset + r.length))).toBe(true);
+      // the origin served the file twice: once to the reader, once to the replica task (one task, not more)
+      const served = mesh.servers[0].stats().bytesServed;
+      expect(served).toBeGreaterThanOrEqual(2 * CHUNKS * CHUNK);
+      expect(served).toBeLessThan(3 * CHUNKS * CHUNK);
+    },
+    90_000,
+  );
 });
