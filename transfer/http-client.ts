@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { Agent, EnvHttpProxyAgent } from './undici-lite.js';
 import { PortalError } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
+import { dispatchBody, type BodyMode, type ResponseHeaders } from './body-handler.js';
 
 /** The one URL redaction rule (common/redact.ts), re-exported where HTTP callers look for it. */
 export { redactUrl };
@@ -68,6 +70,34 @@ export interface SendResult {
   redirects: number;
 }
 
+/** The head of the final response (after redirects), as `receive` hands it to its receiver. */
+export interface ResponseHead {
+  statusCode: number;
+  headers: ResponseHeaders;
+  /** The URL that finally answered (after redirects); may carry credentials — redact before logging. */
+  url: string;
+  /** Redirect hops followed. */
+  redirects: number;
+}
+
+/**
+ * Where `receive` delivers the final response: both callbacks run synchronously inside undici's socket read.
+ * `onHead` decides what becomes of the body (see BodyMode) and may throw to abort the request with that
+ * error; `onData` gets each piece in order (mode `data`) and may throw likewise. Redirect responses never
+ * reach it.
+ */
+export interface BodyReceiver {
+  onHead(head: ResponseHead): BodyMode;
+  onData(piece: Buffer): void;
+}
+
+/** How `receive` ended: the final head, the mode its receiver chose, and the body stream for mode `stream`. */
+export interface ReceiveResult extends ResponseHead {
+  mode: BodyMode;
+  /** The rest of the body, for mode `stream` only. */
+  body?: Readable;
+}
+
 /** The one HTTP client of a Portal process: an undici dispatcher (a Pool per origin), TLS trust, proxy, headers. */
 export interface HttpClient {
   readonly dispatcher: Dispatcher;
@@ -87,6 +117,18 @@ export interface HttpClient {
    * that one fails or answers an error status, forgets it and resolves the mirror's own URL again.
    */
   sendMirror(mirrorUrl: string, opts?: SendOptions): Promise<SendResult>;
+  /**
+   * Like send, with the body handed to `receiver` piece by piece through undici's dispatch handler API instead
+   * of a stream (no Readable nor promise per piece: the chunk path). Resolves once the body has ended (modes
+   * `data`, `skip`) or at the head (`stream`); rejects like send, with what a receiver callback threw, or
+   * with the signal's reason.
+   */
+  receive(url: string, opts: SendOptions, receiver: BodyReceiver): Promise<ReceiveResult>;
+  /**
+   * receive for a mirror, with sendMirror's memory of where it redirects: an error or an error status from
+   * the remembered URL before `receiver.onHead` is called resolves the mirror's own URL again.
+   */
+  receiveMirror(mirrorUrl: string, opts: SendOptions, receiver: BodyReceiver): Promise<ReceiveResult>;
   /** The URL a mirror last redirected to, if any. */
   resolvedUrl(mirrorUrl: string): string | undefined;
   /** Closes every connection; idempotent. */
@@ -165,28 +207,31 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
   const resolved = new Map<string, string>();
   let closed: Promise<void> | undefined;
 
-  const sendOnce = async (
-    url: URL,
-    o: SendOptions,
-    auth: string | undefined,
-  ): Promise<Dispatcher.ResponseData> => {
+  /** undici's request options of one hop (credentials as Basic auth unless the caller sent Authorization). */
+  const requestOptions = (url: URL, o: SendOptions, auth: string | undefined): Dispatcher.RequestOptions => {
     const headers: Record<string, string> = { ...baseHeaders, ...(o.headers ?? {}) };
     if (auth && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
       headers.authorization = auth;
     const stall = o.stallTimeoutMs ?? stallTimeoutMs;
-    return dispatcher.request({
+    return {
       origin: url.origin,
       path: `${url.pathname}${url.search}`,
       method: o.method ?? 'GET',
       headers,
-      signal: o.signal,
       reset: o.reset,
       headersTimeout: stall,
       bodyTimeout: stall,
-    });
+    };
   };
 
-  const send = async (start: string, o: SendOptions = {}): Promise<SendResult> => {
+  /**
+   * Follows redirects from `start`: `hop(url, auth, hops)` sends one request and resolves with its status and
+   * headers, having dropped the body itself when the status is a redirect (REDIRECTS).
+   */
+  const follow = async <R extends { statusCode: number; headers: ResponseHeaders }>(
+    start: string,
+    hop: (url: URL, auth: string | undefined, hops: number) => Promise<R>,
+  ): Promise<{ r: R; url: URL; hops: number }> => {
     let url = new URL(start);
     const userAuth = (u: URL): string | undefined =>
       u.username || u.password
@@ -196,11 +241,8 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
     const origin0 = url.origin;
     const seen = new Set<string>();
     for (let hops = 0; ; hops++) {
-      const r = await sendOnce(url, o, auth);
-      if (!REDIRECTS.has(r.statusCode)) {
-        return { statusCode: r.statusCode, headers: r.headers, body: r.body, url: url.href, redirects: hops };
-      }
-      await r.body.dump().catch(() => undefined);
+      const r = await hop(url, auth, hops);
+      if (!REDIRECTS.has(r.statusCode)) return { r, url, hops };
       const loc = r.headers.location;
       const where = Array.isArray(loc) ? loc[0] : loc;
       if (!where)
@@ -225,29 +267,103 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
     }
   };
 
+  const send = async (start: string, o: SendOptions = {}): Promise<SendResult> => {
+    const { r, url, hops } = await follow(start, async (u, auth) => {
+      const res = await dispatcher.request({ ...requestOptions(u, o, auth), signal: o.signal });
+      if (REDIRECTS.has(res.statusCode)) await res.body.dump().catch(() => undefined);
+      return res;
+    });
+    return { statusCode: r.statusCode, headers: r.headers, body: r.body, url: url.href, redirects: hops };
+  };
+
+  const receive = async (start: string, o: SendOptions, rx: BodyReceiver): Promise<ReceiveResult> => {
+    const { r, url, hops } = await follow(start, (u, auth, n) =>
+      dispatchBody(
+        dispatcher,
+        requestOptions(u, o, auth),
+        {
+          onHead: (statusCode, headers) =>
+            REDIRECTS.has(statusCode)
+              ? 'skip'
+              : rx.onHead({ statusCode, headers, url: u.href, redirects: n }),
+          onData: (piece) => rx.onData(piece),
+        },
+        o.signal,
+      ),
+    );
+    return {
+      statusCode: r.statusCode,
+      headers: r.headers,
+      url: url.href,
+      redirects: hops,
+      mode: r.mode,
+      body: r.body,
+    };
+  };
+
+  /**
+   * A request to a mirror through `go`, first to the URL it last redirected to: when that one answers ≥ 400
+   * (`drop` discards the response) or fails in a way `retryable` accepts, the mirror's own URL is resolved again.
+   */
+  const viaMirror = async <R extends { statusCode: number; url: string; redirects: number }>(
+    mirrorUrl: string,
+    o: SendOptions,
+    go: (url: string, remembered: boolean) => Promise<R>,
+    retryable: (err: unknown) => boolean,
+    drop: (r: R) => Promise<unknown>,
+  ): Promise<R> => {
+    const remembered = resolved.get(mirrorUrl);
+    if (remembered) {
+      let r: R | undefined;
+      try {
+        r = await go(remembered, true);
+      } catch (err) {
+        if (o.signal?.aborted || !retryable(err)) throw err;
+      }
+      if (r && r.statusCode < 400) return r;
+      // The resolved URL stopped answering (an expired signed URL): resolve the mirror again.
+      if (r) await drop(r);
+      resolved.delete(mirrorUrl);
+    }
+    const r = await go(mirrorUrl, false);
+    if (r.redirects > 0) resolved.set(mirrorUrl, r.url);
+    return r;
+  };
+
   return {
     dispatcher,
     options: { ...opts },
     stallTimeoutMs,
     maxRedirects,
     send,
-    async sendMirror(mirrorUrl, o = {}) {
-      const remembered = resolved.get(mirrorUrl);
-      if (remembered) {
-        let r: SendResult | undefined;
-        try {
-          r = await send(remembered, o);
-        } catch (err) {
-          if (o.signal?.aborted) throw err;
-        }
-        if (r && r.statusCode < 400) return r;
-        // The resolved URL stopped answering (an expired signed URL): resolve the mirror again.
-        await r?.body.dump().catch(() => undefined);
-        resolved.delete(mirrorUrl);
-      }
-      const r = await send(mirrorUrl, o);
-      if (r.redirects > 0) resolved.set(mirrorUrl, r.url);
-      return r;
+    sendMirror: (mirrorUrl, o = {}) =>
+      viaMirror(
+        mirrorUrl,
+        o,
+        (u) => send(u, o),
+        () => true,
+        (r) => r.body.dump().catch(() => undefined),
+      ),
+    receive,
+    receiveMirror(mirrorUrl, o, rx) {
+      // The remembered URL's error status is skipped before the receiver sees it. An error after the receiver
+      // saw a head (a reset mid-body) is not retried here: its data had begun.
+      let began = false;
+      const watched: BodyReceiver = {
+        onHead(head) {
+          if (head.statusCode >= 400) return 'skip';
+          began = true;
+          return rx.onHead(head);
+        },
+        onData: (piece) => rx.onData(piece),
+      };
+      return viaMirror(
+        mirrorUrl,
+        o,
+        (u, remembered) => receive(u, o, remembered ? watched : rx),
+        () => !began,
+        async () => undefined,
+      );
     },
     resolvedUrl: (u) => resolved.get(u),
     close() {

@@ -3,7 +3,8 @@ import { PortalError } from '../common/errors.js';
 import type { EdgeKind, FailureReason } from '../common/index.js';
 import { ChunkFetchError, TRANSIENT_FAULTS, type SourceFault } from './chunk-fetch-error.js';
 import { isCid, NO_CID } from './cid.js';
-import { defaultHttpClient, redactUrl, type HttpClient, type SendResult } from './http-client.js';
+import type { BodyMode, ResponseHeaders } from './body-handler.js';
+import { defaultHttpClient, redactUrl, type HttpClient, type ResponseHead } from './http-client.js';
 
 /** Retries of one chunk fetch after a transient fault (reset, short body, stall), within its deadline. */
 export const FETCH_TRANSIENT_RETRIES = 2;
@@ -273,12 +274,15 @@ function discard(body: { on(ev: 'error', f: () => void): unknown; destroy(): voi
   body.destroy();
 }
 
-const header = (h: SendResult['headers'], name: string): string | undefined => {
+const header = (h: ResponseHeaders, name: string): string | undefined => {
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
 };
 
-/** Hands one piece of the body to the sink and the hash as it arrives; bytes past `length` are `corrupt`. */
+/**
+ * Hands one piece of the body to the sink and the hash as it arrives (called inside undici's socket read, so
+ * a throw aborts the request); bytes past `length` are `corrupt`.
+ */
 function put(c: Ctx, d: Buffer): void {
   if (c.got + d.length > c.req.length)
     throw fail(c, 'corrupt', 'corrupt', `body longer than the expected ${c.req.length} bytes`);
@@ -291,10 +295,8 @@ function put(c: Ctx, d: Buffer): void {
   c.got += d.length;
 }
 
-/** Streams the body into the sink after the kept prefix, hashing it as it comes, until the chunk's `length` bytes are in. */
-async function readExactly(c: Ctx, body: AsyncIterable<Buffer>, length: number): Promise<void> {
-  c.got = c.skip;
-  for await (const d of body) put(c, d);
+/** Throws `short` when the body ended before the chunk's `length` bytes were in. */
+function complete(c: Ctx, length: number): void {
   if (c.got < length) throw fail(c, 'short', 'short-body', `body ended after ${c.got} of ${length} bytes`);
 }
 
@@ -307,7 +309,7 @@ function verify(c: Ctx): ChunkTiming {
 }
 
 /** The status of an answer that is not the expected one, as a ChunkFetchError (busy with Retry-After for 5xx/429). */
-function statusError(c: Ctx, r: SendResult, what: string): ChunkFetchError {
+function statusError(c: Ctx, r: ResponseHead, what: string): ChunkFetchError {
   const s = r.statusCode;
   const busy = s >= 500 || s === 429;
   const retryAfterMs = busy ? parseRetryAfter(r.headers['retry-after']) : undefined;
@@ -321,62 +323,129 @@ function statusError(c: Ctx, r: SendResult, what: string): ChunkFetchError {
   );
 }
 
-/** One request of a chunk to a Portal edge (GET /v1/chunks/<cid>, 200). */
+/** One request of a chunk to a Portal edge (GET /v1/chunks/<cid>, 200), its body read into the sink. */
 async function fromPortal(c: Ctx, reset: boolean): Promise<ChunkTiming> {
-  let r: SendResult | undefined;
+  const rest = c.req.length - c.skip;
+  const expected = c.skip > 0 ? 206 : 200;
+  let refused: ResponseHead | undefined;
+  c.got = c.skip;
   try {
-    const rest = c.req.length - c.skip;
-    r = await c.client.send(c.url.href, {
-      signal: c.signal,
-      reset,
-      headers: {
-        'accept-encoding': 'identity',
-        ...(c.skip > 0 ? { range: `bytes=${c.skip}-${c.req.length - 1}` } : {}),
-      },
-    });
-    c.firstByteMs = performance.now() - c.t0;
-    const expected = c.skip > 0 ? 206 : 200;
-    if (r.statusCode !== expected) {
-      if (c.skip > 0 && r.statusCode === 200) {
-        discard(r.body);
-        throw fail(
-          c,
-          'http',
-          'range-ignored',
-          `answered the whole chunk to a Range of its last ${rest} bytes`,
-          {
-            status: 200,
-          },
-        );
-      }
-      await r.body.dump().catch(() => undefined);
-      throw statusError(c, r, c.url.pathname);
-    }
-    const cl = header(r.headers, 'content-length');
-    if (cl !== undefined && Number(cl) !== rest) {
-      discard(r.body);
-      throw fail(
-        c,
-        Number(cl) < rest ? 'short' : 'corrupt',
-        'content-range',
-        `Content-Length ${cl}, expected ${rest}`,
-        {
-          status: r.statusCode,
+    await c.client.receive(
+      c.url.href,
+      {
+        signal: c.signal,
+        reset,
+        headers: {
+          'accept-encoding': 'identity',
+          ...(c.skip > 0 ? { range: `bytes=${c.skip}-${c.req.length - 1}` } : {}),
         },
-      );
-    }
-    await readExactly(c, r.body, c.req.length);
+      },
+      {
+        onHead(h) {
+          c.firstByteMs = performance.now() - c.t0;
+          if (h.statusCode !== expected) {
+            if (c.skip > 0 && h.statusCode === 200)
+              throw fail(
+                c,
+                'http',
+                'range-ignored',
+                `answered the whole chunk to a Range of its last ${rest} bytes`,
+                { status: 200 },
+              );
+            refused = h;
+            return 'skip';
+          }
+          const cl = header(h.headers, 'content-length');
+          if (cl !== undefined && Number(cl) !== rest)
+            throw fail(
+              c,
+              Number(cl) < rest ? 'short' : 'corrupt',
+              'content-range',
+              `Content-Length ${cl}, expected ${rest}`,
+              { status: h.statusCode },
+            );
+          return 'data';
+        },
+        onData: (d) => put(c, d),
+      },
+    );
+    if (refused) throw statusError(c, refused, c.url.pathname);
+    complete(c, c.req.length);
     return verify(c);
   } catch (err) {
-    if (r) discard(r.body);
-    throw asFetchError(c, err, r !== undefined);
+    throw asFetchError(c, err, c.firstByteMs !== undefined);
   }
 }
 
 /**
- * One request of a chunk to a mirror: `Range: bytes=a-b`, answered 206 (Content-Range parsed leniently; a
- * missing one is accepted when the length matches), or 200 with the whole file from a mirror that ignores
- * Range — then the mirror is read as one sequential stream (see SequentialReader).
+ * What becomes of a mirror's answer to `Range: bytes=a-b`: a 206 (Content-Range parsed leniently; a missing
+ * one is accepted when the length matches) or a 200 of exactly the chunk is read (`data`); a 200 with the
+ * whole file from a mirror that ignores Range becomes a stream for SequentialReader (`stream`); another
+ * status is skipped (the caller reports it). Throws the ChunkFetchError of an answer that cannot be used.
+ */
+function mirrorBodyMode(c: Ctx, h: ResponseHead, a: number, b: number): BodyMode {
+  const { req } = c;
+  const s = h.statusCode;
+  if (s !== 200 && s !== 206) return 'skip';
+  const enc = header(h.headers, 'content-encoding');
+  if (enc && enc.toLowerCase() !== 'identity')
+    throw fail(
+      c,
+      'http',
+      'content-encoding',
+      `sent a ${enc}-encoded body (Content-Encoding: ${enc}) though asked for identity`,
+      { status: s },
+    );
+  const cl = header(h.headers, 'content-length');
+  const type = header(h.headers, 'content-type') ?? '';
+  if (c.skip > 0 && s !== 206)
+    throw fail(c, 'http', 'range-ignored', `answered HTTP ${s} to a Range of the rest of the chunk`, {
+      status: s,
+    });
+  if (s === 206) {
+    const cr = header(h.headers, 'content-range');
+    const range = parseContentRange(cr);
+    if (cr !== undefined && (!range || range.start !== a || range.end !== b))
+      throw fail(
+        c,
+        'http',
+        'content-range',
+        `answered Content-Range ${JSON.stringify(cr)} for bytes=${a}-${b}`,
+        { status: s },
+      );
+    if (cr === undefined && cl !== undefined && Number(cl) !== b - a + 1)
+      throw fail(
+        c,
+        'http',
+        'content-range',
+        `206 without Content-Range and with Content-Length ${cl}, expected ${b - a + 1}`,
+        { status: s },
+      );
+    return 'data';
+  }
+  // 200: the whole file, or an error page dressed as one.
+  if (a === 0 && cl !== undefined && Number(cl) === req.length) return 'data';
+  if (/^text\/html/i.test(type) && (req.fileSize === undefined || Number(cl) !== req.fileSize))
+    throw fail(
+      c,
+      'http',
+      'html',
+      `served an HTML page (HTTP 200, ${type}${cl ? `, ${cl} bytes` : ''}) instead of the file`,
+      { status: s },
+    );
+  if (req.fileSize !== undefined && (cl === undefined || Number(cl) === req.fileSize)) return 'stream';
+  throw fail(
+    c,
+    'http',
+    'range-ignored',
+    `ignored the Range header (HTTP 200 with ${cl ?? 'an unknown number of'} bytes${req.fileSize !== undefined ? `; the file has ${req.fileSize}` : ''})`,
+    { status: s },
+  );
+}
+
+/**
+ * One request of a chunk to a mirror: `Range: bytes=a-b`, its body read into the sink (see mirrorBodyMode),
+ * or, from a mirror that ignores Range, the mirror read as one sequential stream (see SequentialReader).
  */
 async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
   const { req } = c;
@@ -394,80 +463,24 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
   }
   const a = req.offset + c.skip;
   const b = req.offset + req.length - 1;
-  let r: SendResult | undefined;
+  let refused: ResponseHead | undefined;
+  c.got = c.skip;
   try {
-    r = await c.client.sendMirror(req.edgeUrl, {
-      signal: c.signal,
-      reset,
-      headers: { range: `bytes=${a}-${b}`, 'accept-encoding': 'identity' },
-    });
-    c.firstByteMs = performance.now() - c.t0;
-    const s = r.statusCode;
-    if (s !== 200 && s !== 206) {
-      await r.body.dump().catch(() => undefined);
-      throw statusError(c, r, `bytes=${a}-${b}`);
-    }
-    const enc = header(r.headers, 'content-encoding');
-    if (enc && enc.toLowerCase() !== 'identity') {
-      discard(r.body);
-      throw fail(
-        c,
-        'http',
-        'content-encoding',
-        `sent a ${enc}-encoded body (Content-Encoding: ${enc}) though asked for identity`,
-        { status: s },
-      );
-    }
-    const cl = header(r.headers, 'content-length');
-    const type = header(r.headers, 'content-type') ?? '';
-    if (c.skip > 0 && s !== 206) {
-      discard(r.body);
-      throw fail(c, 'http', 'range-ignored', `answered HTTP ${s} to a Range of the rest of the chunk`, {
-        status: s,
-      });
-    }
-    if (s === 206) {
-      const cr = header(r.headers, 'content-range');
-      const range = parseContentRange(cr);
-      if (cr !== undefined && (!range || range.start !== a || range.end !== b)) {
-        discard(r.body);
-        throw fail(
-          c,
-          'http',
-          'content-range',
-          `answered Content-Range ${JSON.stringify(cr)} for bytes=${a}-${b}`,
-          { status: s },
-        );
-      }
-      if (cr === undefined && cl !== undefined && Number(cl) !== b - a + 1) {
-        discard(r.body);
-        throw fail(
-          c,
-          'http',
-          'content-range',
-          `206 without Content-Range and with Content-Length ${cl}, expected ${b - a + 1}`,
-          { status: s },
-        );
-      }
-      await readExactly(c, r.body, req.length);
-      return verify(c);
-    }
-    // 200: the whole file, or an error page dressed as one.
-    if (a === 0 && cl !== undefined && Number(cl) === req.length) {
-      await readExactly(c, r.body, req.length);
-      return verify(c);
-    }
-    if (/^text\/html/i.test(type) && (req.fileSize === undefined || Number(cl) !== req.fileSize)) {
-      discard(r.body);
-      throw fail(
-        c,
-        'http',
-        'html',
-        `served an HTML page (HTTP 200, ${type}${cl ? `, ${cl} bytes` : ''}) instead of the file`,
-        { status: s },
-      );
-    }
-    if (req.fileSize !== undefined && (cl === undefined || Number(cl) === req.fileSize)) {
+    const r = await c.client.receiveMirror(
+      req.edgeUrl,
+      { signal: c.signal, reset, headers: { range: `bytes=${a}-${b}`, 'accept-encoding': 'identity' } },
+      {
+        onHead(h) {
+          c.firstByteMs = performance.now() - c.t0;
+          const mode = mirrorBodyMode(c, h, a, b);
+          if (mode === 'skip') refused = h;
+          return mode;
+        },
+        onData: (d) => put(c, d),
+      },
+    );
+    if (refused) throw statusError(c, refused, `bytes=${a}-${b}`);
+    if (r.mode === 'stream' && r.body) {
       // The mirror ignores Range: from now on it is read as one stream from byte 0 (a concurrent request
       // may have found that out first; then its stream is used and this one dropped).
       let map = sequentialReaders.get(c.client);
@@ -475,25 +488,17 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
       let reader = map.get(req.edgeUrl);
       if (reader) discard(r.body);
       else {
-        reader = new SequentialReader(req.edgeUrl, req.fileSize, c.client);
+        reader = new SequentialReader(req.edgeUrl, req.fileSize!, c.client);
         map.set(req.edgeUrl, reader);
         reader.adopt(r.body);
       }
-      r = undefined;
       await reader.read(c);
       return verify(c);
     }
-    discard(r.body);
-    throw fail(
-      c,
-      'http',
-      'range-ignored',
-      `ignored the Range header (HTTP 200 with ${cl ?? 'an unknown number of'} bytes${req.fileSize !== undefined ? `; the file has ${req.fileSize}` : ''})`,
-      { status: s },
-    );
+    complete(c, req.length);
+    return verify(c);
   } catch (err) {
-    if (r) discard(r.body);
-    throw asFetchError(c, err, r !== undefined || c.firstByteMs !== undefined);
+    throw asFetchError(c, err, c.firstByteMs !== undefined);
   }
 }
 

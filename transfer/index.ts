@@ -65,7 +65,17 @@ export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_REDIRECTS,
 } from './http-client.js';
-export type { HttpClient, HttpClientOptions, SendOptions, SendResult } from './http-client.js';
+export type {
+  HttpClient,
+  HttpClientOptions,
+  SendOptions,
+  SendResult,
+  ResponseHead,
+  BodyReceiver,
+  ReceiveResult,
+} from './http-client.js';
+export { SKIP_LIMIT_BYTES } from './body-handler.js';
+export type { BodyMode, ResponseHeaders } from './body-handler.js';
 export type { FetchChunkRequest, FetchChunkResult, FetchChunkFn } from './http-fetch.js';
 export { openChunkWriter, hashFile } from './chunk-writer.js';
 export type { ChunkWriter } from './chunk-writer.js';
