@@ -187,17 +187,21 @@ async function run(id: number, job: DataJob): Promise<void> {
   let outcome: DataOutcome;
   /** Bytes of the chunk kept from an earlier fetch (not fetched again). */
   let kept = 0;
+  /** Bytes [0, written) of the chunk are in the file (a streaming attempt). */
+  let written = 0;
+  let log: PartialChunkLog | null = null;
   try {
     const w = await writerFor(job);
     let sink: ChunkSink;
-    const log = r.streaming && data.keepPartialChunks ? partialLogFor(job.output) : null;
+    log = r.streaming && data.keepPartialChunks ? partialLogFor(job.output) : null;
     if (r.streaming) {
       const record = log ? partialRecorder(log, job.chunk, job.cid, job.length) : undefined;
       sink = {
         write(piece, at) {
           if (r.superseded) throw new PortalError('PORTAL_CANCELLED', 'superseded');
           w.writeSync(job.offset + at, piece);
-          record?.(at + piece.length);
+          written = at + piece.length;
+          record?.(written);
           received(piece.length);
         },
       };
@@ -244,6 +248,7 @@ async function run(id: number, job: DataJob): Promise<void> {
         throw err;
       // the kept bytes were wrong, or this source cannot send the rest alone: the whole chunk, now
       req.prefix = undefined;
+      written = 0;
       t = await fetchChunkTo(req, sink);
     }
     if (req.prefix) kept = req.prefix.length;
@@ -276,6 +281,12 @@ async function run(id: number, job: DataJob): Promise<void> {
     };
   } catch (err) {
     outcome = failure(r, err, t0);
+    // The records come every quarter chunk (partialRecordStep), so up to a quarter of what this attempt wrote
+    // would be fetched again; a failure this thread sees (a reset source, a timeout, a cancel) records every
+    // byte written instead, and the chunk's next attempt (a failover, often right away) asks only for the rest.
+    // Wrong bytes ('corrupt') were forgotten above; a superseded attempt's chunk is verified already.
+    if (log && written > 0 && !r.superseded && !(err instanceof ChunkFetchError && err.fault === 'corrupt'))
+      log.record(job.chunk, job.cid, written);
   } finally {
     running.delete(id);
     region.running.delete(r);

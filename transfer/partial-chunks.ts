@@ -73,7 +73,8 @@ export const PARTIAL_RECORD_MIN_BYTES = 64 * 1024;
  * Bytes of progress between two records of a chunk of `length` bytes: a quarter of the chunk, at least
  * PARTIAL_RECORD_MIN_BYTES. A socket read is ≤ 64 KiB, so recording every piece cost one 8-byte pwrite per
  * 64 KiB received (16 per 1 MiB chunk, as many syscalls as the chunk's own writes); at a quarter it is 4, and a
- * fetch cut short loses at most a quarter of the chunk's received bytes, which are fetched again.
+ * fetch cut short by a crash loses at most a quarter of the chunk's received bytes, which are fetched again (a
+ * failure the data thread sees records every byte written: data-worker.ts).
  */
 export function partialRecordStep(length: number): number {
   return Math.max(PARTIAL_RECORD_MIN_BYTES, Math.ceil(length / 4));

@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -334,6 +336,58 @@ describe('data plane on worker threads', () => {
       file.bytes.subarray(offset, offset + length),
     );
     expect(existsSync(partialChunkLogPath(output))).toBe(false);
+  }, 30_000);
+
+  test('partial chunks: a source that dies mid-chunk leaves every byte written kept, not only the last quarter-chunk record, and the failover asks for the rest', async () => {
+    // a mirror that answers chunk 3's Range with 199 000 bytes, 1000 more a moment later (so the last piece is
+    // small, below a quarter-chunk record step), then resets the connection
+    const { offset, length } = chunkRange(m, 3);
+    const cut = 200_000;
+    const dying = createServer((req, res) => {
+      res.writeHead(206, {
+        'content-length': String(length),
+        'content-range': `bytes ${offset}-${offset + length - 1}/${SIZE}`,
+      });
+      res.write(file.bytes.subarray(offset, offset + cut - 1000));
+      setTimeout(() => {
+        res.write(file.bytes.subarray(offset + cut - 1000, offset + cut));
+        setTimeout(() => res.socket?.destroy(), 100);
+      }, 100);
+    });
+    await new Promise<void>((r) => dying.listen(0, '127.0.0.1', r));
+    const plane = createDataPlane({ threads: 1 });
+    planes.push(plane);
+    const output = join(tmp.dir, 'out-partial-reset.bin');
+    const job = (edgeUrl: string) => ({
+      output,
+      fileSize: SIZE,
+      chunk: 3,
+      edgeUrl,
+      edgeKind: 'mirror' as const,
+      cid: m.chunks[3],
+      offset,
+      length,
+      timeoutMs: 20_000,
+    });
+    try {
+      const first = await plane.run(job(`http://127.0.0.1:${(dying.address() as AddressInfo).port}/src.bin`));
+      expect(first.ok).toBe(false);
+    } finally {
+      dying.closeAllConnections();
+      await new Promise((r) => dying.close(r));
+    }
+    const log = openPartialChunkLog(output);
+    try {
+      expect(log.kept(3, m.chunks[3], length)).toBe(cut);
+    } finally {
+      log.close();
+    }
+    const again = await plane.run(job(`${nginx[1].httpUrl}/src.bin`));
+    expect(again).toMatchObject({ ok: true, bytes: length, keptBytes: cut });
+    await plane.closeFile(output);
+    expect((await readFile(output)).subarray(offset, offset + length)).toEqual(
+      file.bytes.subarray(offset, offset + length),
+    );
   }, 30_000);
 
   test('partial chunks: kept bytes that are wrong are thrown away, and the chunk is fetched whole and verifies (the source is not blamed)', async () => {
