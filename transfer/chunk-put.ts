@@ -20,6 +20,8 @@ export function openPutWriter(edgeUrl: string, opts: { fileSize: number; token?:
   return {
     path: base,
     fileSize: opts.fileSize,
+    // every write is acknowledged by the edge, which holds the chunk: nothing to flush in the background
+    backgroundSyncs: 0,
     async write(offset, bytes) {
       if (closed) throw new PortalError('PORTAL_TRANSFER_FAILED', `writer to ${base} is closed`);
       const cid = cidOf(bytes);

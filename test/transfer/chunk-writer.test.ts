@@ -55,4 +55,24 @@ describe('chunk writer', () => {
     });
     await expect(openChunkWriter(join(tmp.dir, 'x.bin'), { fileSize: -1 })).rejects.toThrow(/fileSize/);
   });
+
+  test('chunk writer: with syncEveryBytes, starts an fdatasync in the background once that many bytes are written', async () => {
+    const p = join(tmp.dir, 'synced.bin');
+    const data = randomBytes(4096, 11);
+    const w = await openChunkWriter(p, { fileSize: data.length, syncEveryBytes: 2048 });
+    w.writeSync(0, data.subarray(0, 1024));
+    expect(w.backgroundSyncs).toBe(0);
+    w.writeSync(1024, data.subarray(1024, 2048));
+    expect(w.backgroundSyncs).toBe(1);
+    await w.write(2048, data.subarray(2048));
+    await w.sync();
+    await w.close();
+    expect((await readFile(p)).equals(data)).toBe(true);
+    // without the option a writer never syncs on its own
+    const plain = await openChunkWriter(join(tmp.dir, 'plain.bin'), { fileSize: 4096 });
+    plain.writeSync(0, data);
+    expect(plain.backgroundSyncs).toBe(0);
+    await plain.close();
+    await expect(openChunkWriter(p, { fileSize: 1, syncEveryBytes: 0 })).rejects.toThrow(/syncEveryBytes/);
+  });
 });
