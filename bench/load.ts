@@ -10,6 +10,9 @@
  * on what else the machine runs than latencies do), the main thread's per start while the starts come in. A row
  * that does not finish within --timeout-s says how many did.
  *
+ * BENCH_LOAD_TRACE=PREFIX writes every call to PREFIX-<N>.txt, one line each: ms since the row began when it was
+ * sent, its latency in ms, method, transfer id and the state answered (to see which calls are slow, and when).
+ *
  *   npm run bench:load -- [--transfers 100,1000] [--size-mib 4] [--chunk-kib 256] [--timeout-s 120] [--max-running N] [--max-queued N]
  */
 import { randomBytes } from 'node:crypto';
@@ -102,6 +105,8 @@ async function runOne(
   const limits = ready as unknown as { maxRunning: number; maxQueued: number };
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CLIENT_CONCURRENCY });
   const latencies: number[] = [];
+  const trace = process.env.BENCH_LOAD_TRACE ? ([] as string[]) : undefined;
+  const traceT0 = performance.now();
   const byMethod = new Map<string, number[]>();
   // at most CLIENT_CONCURRENCY calls in flight: a call is timed from when it is sent, not while it waits here
   let inFlight = 0;
@@ -124,6 +129,9 @@ async function runOne(
       const text = await r.body.text();
       const ms = performance.now() - t;
       latencies.push(ms);
+      trace?.push(
+        `${(t - traceT0).toFixed(1)} ${ms.toFixed(2)} ${method} ${id} ${/"state":"(\w+)"/.exec(text)?.[1] ?? '-'}`,
+      );
       if (!byMethod.has(method)) byMethod.set(method, []);
       byMethod.get(method)!.push(ms);
       const answer = JSON.parse(text) as { state?: string; verified?: boolean; error?: { code: string } };
@@ -222,6 +230,7 @@ async function runOne(
     };
   } finally {
     await pool.close().catch(() => undefined);
+    if (trace) writeFileSync(`${process.env.BENCH_LOAD_TRACE}-${n}.txt`, trace.join('\n'));
     // a host with hundreds of transfers left may drain slowly: 10 s, then SIGKILL
     const exited = new Promise((r) => host.once('exit', r));
     host.kill('SIGTERM');

@@ -10,13 +10,16 @@ import { join } from 'node:path';
  * files before this record). Lines that arrive while a write of the segment is in flight wait for it and are
  * then written together, with one `fdatasync` for all of them: group commit, as databases do (PostgreSQL's
  * `commit_delay`, InnoDB's group commit); the window is the time the previous fsync took, so one transaction
- * alone waits one fsync, and N concurrent ones share one instead of N. A transaction's caller is answered after
- * its line is durable; the actor's own files are written after that without an fsync of their own.
+ * alone waits one fsync, and N concurrent ones share one instead of N. A transaction's caller is answered once
+ * its line is durable; the actors' own files are not written then (the store keeps the committed state in
+ * memory) but written back when the segment is checkpointed, as a database writes dirty pages back at its
+ * checkpoints.
  *
  * Segments are named `wal-<12-digit sequence>.log`. When one grows past `segmentBytes` the next is started, and
- * the old one is checkpointed once every actor write of its records has ended: each file those writes touched
- * is fsynced, then the directory, then the segment is removed. Segments are checkpointed in sequence order, so
- * the segments on disk always hold every record whose actor files may not be durable yet.
+ * the old one is checkpointed once every record begun in it was committed and taken into the store's memory
+ * (`finish`): the store writes back every actor those records changed and makes the files durable (`writeBack`),
+ * then the segment is removed. Segments are checkpointed in sequence order, so the segments on disk always hold
+ * every record whose actor files may not be durable yet.
  *
  * Recovery (`readCommitLog`) returns the records of every segment, oldest first, each segment read up to its
  * first incomplete or mismatching line (a write cut by a crash); the store re-applies them (their values are
@@ -43,21 +46,33 @@ const SEGMENT_RE = /^wal-(\d{12})\.log$/;
 const segmentName = (seq: number): string => `wal-${String(seq).padStart(12, '0')}.log`;
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-/** A record handed to the log: `committed` resolves once it is durable; `finish` says which files its write touched. */
+/** A record handed to the log: `committed` resolves once it is durable; `finish` hands it to the checkpoint. */
 export interface WalEntry {
   readonly committed: Promise<void>;
-  /** Called once the actor files of this record were written (or the write failed), with the paths written. */
-  finish(paths: readonly string[]): void;
+  /** Sequence number of the segment whose checkpoint writes this record's actor back. */
+  readonly seq: number;
+  /**
+   * Called once the committed record is in the store's memory (with `written` true), or once its commit failed
+   * (false): the segment's checkpoint waits for every record begun in it, and writes back the actors of those
+   * finished with `written` true.
+   */
+  finish(written: boolean): void;
 }
+
+/**
+ * Writes back the actors with these key prefixes (the store's in-memory state of each, as it is now) and makes
+ * their files and the directory durable; the checkpoint of segment `seq` removes the segment once it resolves.
+ */
+export type WriteBack = (prefixes: ReadonlySet<string>, seq: number) => Promise<void>;
 
 interface Segment {
   readonly seq: number;
   readonly path: string;
   fh: FileHandle | undefined;
   bytes: number;
-  /** Records of this segment whose actor write has not finished. */
+  /** Records begun in this segment and not finished. */
   open: number;
-  /** Files written for this segment's records: fsynced at its checkpoint. */
+  /** Actors (key prefixes) this segment's records changed: written back at its checkpoint. */
   readonly dirty: Set<string>;
   full: boolean;
   /** Resolves when open reaches 0 after the segment is full. */
@@ -111,8 +126,9 @@ export async function readCommitLog(
 
 /**
  * The group-committed log of one store directory, starting a new segment with sequence `nextSeq`.
- * `fsyncPath(path)` makes one file durable (ENOENT ignored) and `fsyncDir()` the directory; both are the store's.
- * A failed segment write rejects the records of that commit with the file system's error.
+ * `writeBack` writes the actors of a segment being checkpointed (the store's) and `fsyncDir()` makes the
+ * directory durable. A failed segment write rejects the records of that commit with the file system's error; a
+ * failed write-back leaves that segment and every later one on disk, for the next open to replay.
  */
 export class CommitLog {
   private current: Segment;
@@ -127,14 +143,17 @@ export class CommitLog {
   constructor(
     private readonly dir: string,
     nextSeq: number,
-    private readonly fsyncPath: (path: string) => Promise<void>,
+    private readonly writeBack: WriteBack,
     private readonly fsyncDir: () => Promise<void>,
     private readonly segmentBytes = WAL_SEGMENT_BYTES,
   ) {
     this.current = this.newSegment(nextSeq);
   }
 
-  /** Appends one record; see WalEntry. Records of one actor must be begun in the order of its writes. */
+  /**
+   * Appends one record; see WalEntry. Records of one actor must be begun in the order of its writes, and the
+   * store's memory must hold a record's effect before `finish(true)`.
+   */
   begin(rec: WalRecord): WalEntry {
     const json = JSON.stringify([rec.prefix, rec.ops, rec.first]);
     const line = `${sha256(json)} ${json}\n`;
@@ -146,10 +165,11 @@ export class CommitLog {
     let finished = false;
     return {
       committed,
-      finish: (paths) => {
+      seq: seg.seq,
+      finish: (written) => {
         if (finished) return;
         finished = true;
-        for (const p of paths) seg.dirty.add(p);
+        if (written) seg.dirty.add(rec.prefix);
         seg.open--;
         if (seg.open === 0) seg.drained?.();
       },
@@ -229,9 +249,8 @@ export class CommitLog {
       await seg.fh?.close();
       return;
     }
-    // one file at a time: the checkpoint runs beside the host's work and should not fill the libuv pool
-    for (const p of seg.dirty) await this.fsyncPath(p);
-    await this.fsyncDir();
+    if (seg.dirty.size > 0) await this.writeBack(seg.dirty, seg.seq);
+    else await this.fsyncDir();
     if (seg.fh) {
       await seg.fh.close();
       await unlink(seg.path).catch((err: NodeJS.ErrnoException) => {

@@ -78,8 +78,12 @@ export interface FileStateStoreStats {
   snapshots: number;
   /** Blob files written. */
   blobs: number;
-  /** Actors whose keys are held in memory now. */
+  /** Actors whose keys are held in memory now (those not written back included). */
   cachedActors: number;
+  /** Snapshot files read, or looked for (a new actor's first read looks for none: see createFileStateStore). */
+  snapshotReads: number;
+  /** Group-commit mode only: actors whose committed state is newer than their files (written back at checkpoints). */
+  unwrittenActors?: number;
   /** Group-commit mode only: the shared commit log's counters (commits = fdatasyncs of the log). */
   commitLog?: CommitLogStats;
 }
@@ -95,9 +99,11 @@ export interface FileStateStoreOptions {
   readonly maxCachedActors?: number;
   /**
    * Group commit (default false): transactions are made durable by a shared commit log, one fdatasync for all
-   * the transactions that arrive while the previous one runs, instead of one or more fsyncs each; the actors'
-   * files are then written without an fsync and made durable in the background (file-state-store-wal.ts). A
-   * transaction still resolves only once it is durable. For hosts with many actors writing at once (serve).
+   * the transactions that arrive while the previous one runs, instead of one or more fsyncs each. A transaction
+   * resolves once its record is durable in the log; the actor's files are not written then: the committed state
+   * stays in memory (not evicted) until the log's segment is checkpointed, which writes back each actor it
+   * changed, once, as a durable snapshot (file-state-store-wal.ts). For hosts with many actors writing at once
+   * (serve): a transaction costs one shared log write instead of its own file writes.
    */
   readonly groupCommit?: boolean;
   /** Group commit: bytes of a commit log segment before the next is started (default WAL_SEGMENT_BYTES, 4 MiB). */
@@ -111,16 +117,19 @@ export interface FileStateStoreOptions {
  * journals may hold what a user would not share.
  */
 export async function writeFileAtomic(path: string, data: string): Promise<void> {
-  await replaceFile(path, data, true);
+  await replaceFile(path, data);
 }
 
-/** writeFileAtomic; with `durable` false without its fsyncs (atomic against a process crash, not power loss). */
-async function replaceFile(path: string, data: string, durable: boolean): Promise<void> {
+/**
+ * writeFileAtomic; with `syncDir` false the directory is not fsynced (the caller fsyncs it once for many files:
+ * the new content is durable once it is, the rename until then may be lost in a power cut, never torn).
+ */
+async function replaceFile(path: string, data: string, syncDir = true): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}${TMP_SUFFIX}`;
   const fh = await open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(data, 'utf8');
-    if (durable) await fh.sync();
+    await fh.sync();
   } catch (err) {
     await fh.close();
     await unlink(tmp).catch(() => undefined); // best effort: the write error below is what matters
@@ -128,23 +137,14 @@ async function replaceFile(path: string, data: string, durable: boolean): Promis
   }
   await fh.close();
   await rename(tmp, path);
-  if (durable) await fsyncDir(dirname(path));
+  if (syncDir) await fsyncDir(dirname(path));
 }
 
-/** fsyncs the data of the file at `path`; a file that is gone is fine (removed since it was written). */
-async function fsyncFile(path: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  try {
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
+/** Removes `path`; a file already gone is fine. */
+async function unlinkIfPresent(path: string): Promise<void> {
+  await unlink(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }
 
 /** Removes `path` (missing is fine) and makes the removal durable. */
@@ -262,7 +262,10 @@ function parseLog(text: string): { records: LogOp[][]; bytes: number } {
  * the log removed. Values of BLOB_MIN_BYTES or more are written once to their own file. A transaction's
  * operations on one actor are atomic (a record cut by a crash fails its hash and is ignored); a transaction
  * spanning several actors is atomic per actor only. The keys of the last `maxCachedActors` actors used are kept
- * in memory (blob values are read from disk), so the directory must have a single owning process.
+ * in memory (blob values are read from disk), so the directory must have a single owning process: the names of
+ * the snapshots in it are listed once when it is opened and kept up to date, so a read of an actor without files
+ * (every new actor's first read) looks for none. In group-commit mode (`opts.groupCommit`) a transaction writes
+ * only its record in the shared commit log, and the actors' files are written back at the log's checkpoints.
  * A snapshot that cannot be parsed rejects the read with PORTAL_STATE_CORRUPT naming it; leftover `*.tmp` files
  * from a crash are ignored. After `close()` every call rejects with PORTAL_STORE_CLOSED.
  */
@@ -287,13 +290,29 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
   const reading = new Map<string, { count: number; written: boolean }>();
   /** Per-actor write chains, so two transactions on one actor never race their appends and renames. */
   const writes = new Map<string, Promise<void>>();
-  const counters = { bytesWritten: 0, logAppends: 0, snapshots: 0, blobs: 0 };
+  const counters = { bytesWritten: 0, logAppends: 0, snapshots: 0, blobs: 0, snapshotReads: 0 };
+  /** File stems of the actors with a snapshot in the directory (listed when it is opened, then kept up to date). */
+  const onDisk = new Set<string>();
+  /**
+   * Group-commit mode: actors whose committed state is newer than their files, with the sequence number of the
+   * last commit log segment holding one of their records. Not evicted: their files are written back (and they
+   * leave this map) when that segment is checkpointed.
+   */
+  const unwritten = new Map<string, { rec: ActorRecord; seq: number }>();
   let ready: Promise<void> | undefined;
   let closed = false;
   /** The shared commit log in group-commit mode, once the directory is open (see recover). */
   let wal: CommitLog | undefined;
 
-  const init = (): Promise<void> => (ready ??= mkdir(dir, { recursive: true, mode: 0o700 }).then(recover));
+  const init = (): Promise<void> =>
+    (ready ??= mkdir(dir, { recursive: true, mode: 0o700 })
+      .then(() => readdir(dir))
+      .then((names) => {
+        for (const name of names)
+          if (name.endsWith('.json') && !name.endsWith(TMP_SUFFIX))
+            onDisk.add(name.slice(0, -'.json'.length));
+      })
+      .then(recover));
 
   const checkOpen = (): void => {
     if (closed) throw new PortalError('PORTAL_STORE_CLOSED', `file state store ${dir} is closed`);
@@ -363,6 +382,8 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
   };
 
   const readActorFiles = async (prefix: string): Promise<ActorRecord | undefined> => {
+    if (!onDisk.has(fileStemFor(prefix))) return undefined;
+    counters.snapshotReads++;
     const path = snapshotPath(prefix);
     let text: string;
     try {
@@ -396,6 +417,8 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
   });
 
   const loadActor = async (prefix: string): Promise<ActorRecord> => {
+    const dirty = unwritten.get(prefix);
+    if (dirty) return dirty.rec;
     const cached = actors.get(prefix);
     if (cached) {
       touch(prefix, cached);
@@ -449,16 +472,10 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
   };
 
   /**
-   * Writes the actor's state as a new snapshot, removes its log, then the blobs nothing names any more. Not
-   * `durable` (a first snapshot in group-commit mode, whose record the commit log holds): without fsyncs, the
-   * snapshot's path is added to `written` for the log's checkpoint.
+   * Writes the actor's state as a new snapshot (durable; with `syncDir` false the directory is not fsynced, see
+   * replaceFile), and returns its bytes.
    */
-  const compact = async (
-    prefix: string,
-    rec: ActorRecord,
-    durable = true,
-    written?: string[],
-  ): Promise<void> => {
+  const writeSnapshot = async (prefix: string, rec: ActorRecord, syncDir = true): Promise<number> => {
     const doc: ActorFile = {
       v: FORMAT_VERSION,
       actor: prefix,
@@ -466,37 +483,40 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       ...(rec.blobs.size > 0 ? { blobs: Object.fromEntries(rec.blobs) } : {}),
     };
     const text = JSON.stringify(doc);
-    await replaceFile(snapshotPath(prefix), text, durable);
-    counters.bytesWritten += Buffer.byteLength(text, 'utf8');
+    await replaceFile(snapshotPath(prefix), text, syncDir);
+    onDisk.add(fileStemFor(prefix));
+    const bytes = Buffer.byteLength(text, 'utf8');
+    counters.bytesWritten += bytes;
     counters.snapshots++;
-    written?.push(snapshotPath(prefix));
+    return bytes;
+  };
+
+  /** Writes the actor's state as a new durable snapshot, removes its log, then the blobs nothing names any more. */
+  const compact = async (prefix: string, rec: ActorRecord): Promise<void> => {
+    const bytes = await writeSnapshot(prefix, rec);
     // a crash before the log is gone replays records the snapshot already holds: their values are absolute (a
     // first snapshot also removes a log left over from a removal cut short)
-    if (durable) await unlinkDurable(logPath(prefix), dir);
-    else
-      await unlink(logPath(prefix)).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
+    await unlinkDurable(logPath(prefix), dir);
     for (const sha of rec.garbage) await unlinkDurable(join(dir, blobNameFor(prefix, sha)), dir);
     rec.garbage.clear();
-    rec.snapshotBytes = Buffer.byteLength(text, 'utf8');
+    rec.snapshotBytes = bytes;
     rec.logBytes = 0;
     rec.logTorn = false;
   };
 
-  /**
-   * Appends one record to the actor's log and fsyncs it (the directory too when the log is new); not `durable`
-   * (group-commit mode: the commit log holds the record), without fsyncs, the log's path added to `written`.
-   */
-  const append = async (
-    prefix: string,
-    rec: ActorRecord,
-    line: string,
-    durable = true,
-    written?: string[],
-  ): Promise<void> => {
+  /** Removes the actor's files (the snapshot first: a log without a snapshot is ignored when read); `durable`: each removal fsynced. */
+  const removeActorFiles = async (prefix: string, rec: ActorRecord, durable: boolean): Promise<void> => {
+    const remove = durable ? (path: string) => unlinkDurable(path, dir) : unlinkIfPresent;
+    await remove(snapshotPath(prefix));
+    onDisk.delete(fileStemFor(prefix));
+    await remove(logPath(prefix));
+    for (const sha of rec.garbage) await remove(join(dir, blobNameFor(prefix, sha)));
+    rec.garbage.clear();
+  };
+
+  /** Appends one record to the actor's log and fsyncs it (the directory too when the log is new). */
+  const append = async (prefix: string, rec: ActorRecord, line: string): Promise<void> => {
     const path = logPath(prefix);
-    written?.push(path);
     if (rec.logTorn) {
       await truncate(path, rec.logBytes);
       rec.logTorn = false;
@@ -505,14 +525,14 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
     const fh = await open(path, 'a', 0o600);
     try {
       await fh.writeFile(line, 'utf8');
-      if (durable) await fh.datasync();
+      await fh.datasync();
     } catch (err) {
       rec.logTorn = true; // whatever part of the line reached the file is cut before the next append
       throw err;
     } finally {
       await fh.close();
     }
-    if (rec.logBytes === 0 && durable) await fsyncDir(dir);
+    if (rec.logBytes === 0) await fsyncDir(dir);
     rec.logBytes += bytes;
     counters.bytesWritten += bytes;
     counters.logAppends++;
@@ -520,7 +540,8 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
 
   const writeActor = async (prefix: string, ops: Op[]): Promise<void> => {
     const current = await loadActor(prefix);
-    const first = current.snapshotBytes === 0;
+    // the actor's state before this record is empty: recovery can rebuild it from here (see recover)
+    const first = current.snapshotBytes === 0 && current.inline.size === 0 && current.blobs.size === 0;
     const rec: ActorRecord = {
       ...current,
       inline: new Map(current.inline),
@@ -545,38 +566,29 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       }
     }
     applyOps(rec, logOps);
-    // group commit: the record is durable in the shared log before the actor's files change (write-ahead), so a
-    // crash never leaves those files ahead of what the log can replay
-    const entry = wal && logOps.length > 0 ? wal.begin({ prefix, ops: logOps, first }) : undefined;
-    if (entry) {
-      try {
-        await entry.committed;
-      } catch (err) {
-        entry.finish([]);
-        throw err;
-      }
+    if (!wal) {
+      await writeActorFiles(prefix, rec, logOps);
+      return;
     }
-    const written: string[] = [];
+    if (logOps.length === 0) return;
+    // group commit: the record is durable in the shared log; the actor's files are written back at the segment's
+    // checkpoint, from memory, which holds the actor until then (write-ahead: its files never run ahead of the log)
+    const entry = wal.begin({ prefix, ops: logOps, first });
     try {
-      await writeActorFiles(prefix, rec, logOps, !entry, written);
-    } finally {
-      entry?.finish(written);
+      await entry.committed;
+    } catch (err) {
+      entry.finish(false);
+      throw err;
     }
+    unwritten.set(prefix, { rec, seq: entry.seq });
+    absent.delete(prefix);
+    entry.finish(true);
   };
 
-  /** Writes a transaction's effect on the actor's files (see writeActor); `durable` false in group-commit mode. */
-  const writeActorFiles = async (
-    prefix: string,
-    rec: ActorRecord,
-    logOps: LogOp[],
-    durable: boolean,
-    written: string[],
-  ): Promise<void> => {
+  /** Writes a transaction's effect on the actor's files (see writeActor), each write fsynced: without group commit. */
+  const writeActorFiles = async (prefix: string, rec: ActorRecord, logOps: LogOp[]): Promise<void> => {
     if (rec.inline.size === 0 && rec.blobs.size === 0) {
-      // the snapshot goes first: a log without a snapshot is ignored when read
-      await unlinkDurable(snapshotPath(prefix), dir);
-      await unlinkDurable(logPath(prefix), dir);
-      for (const sha of rec.garbage) await unlinkDurable(join(dir, blobNameFor(prefix, sha)), dir);
+      await removeActorFiles(prefix, rec, true);
       actors.delete(prefix);
       return;
     }
@@ -584,12 +596,58 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       const json = JSON.stringify(logOps);
       const line = `${sha256(json)} ${json}\n`;
       const limit = Math.max(LOG_MIN_BYTES, 2 * rec.snapshotBytes);
-      // only a first snapshot goes without fsyncs: a later one replaces state the commit log no longer holds
-      if (rec.snapshotBytes === 0) await compact(prefix, rec, durable, written);
-      else if (rec.logBytes + Buffer.byteLength(line, 'utf8') > limit) await compact(prefix, rec);
-      else await append(prefix, rec, line, durable, written);
+      if (rec.snapshotBytes === 0 || rec.logBytes + Buffer.byteLength(line, 'utf8') > limit)
+        await compact(prefix, rec);
+      else await append(prefix, rec, line);
     }
     touch(prefix, Promise.resolve(rec));
+  };
+
+  /**
+   * Group-commit mode, the checkpoint of commit log segment `seq` (see CommitLog): writes the actors of `prefixes`
+   * as they are in memory now, each a durable snapshot (or its files removed when it holds no key), fsyncs the
+   * directory, then removes their logs (left by a store without group commit) and the blobs they no longer name,
+   * and fsyncs it again. An actor leaves `unwritten` when no later segment holds a record of it.
+   */
+  const writeBack = async (prefixes: ReadonlySet<string>, seq: number): Promise<void> => {
+    const written: Array<[string, ActorRecord]> = [];
+    // one actor at a time: the checkpoint runs beside the host's work and should not fill the libuv pool
+    for (const prefix of prefixes) {
+      const entry = unwritten.get(prefix);
+      if (!entry) continue;
+      const rec = entry.rec;
+      if (rec.inline.size === 0 && rec.blobs.size === 0) await removeActorFiles(prefix, rec, false);
+      else rec.snapshotBytes = await writeSnapshot(prefix, rec, false);
+      written.push([prefix, rec]);
+    }
+    await fsyncDir(dir);
+    for (const [prefix, rec] of written) {
+      // only once the snapshot replacing it is durable: a log left beside an older snapshot would be replayed
+      await unlinkIfPresent(logPath(prefix));
+      rec.logBytes = 0;
+      rec.logTorn = false;
+    }
+    await Promise.all(written.map(([prefix, rec]) => serialize(prefix, () => dropGarbage(prefix, rec))));
+    await fsyncDir(dir);
+    for (const [prefix] of written) {
+      const entry = unwritten.get(prefix);
+      if (!entry || entry.seq > seq) continue; // a later segment's checkpoint writes it again
+      unwritten.delete(prefix);
+      if (entry.rec.inline.size === 0 && entry.rec.blobs.size === 0) actors.delete(prefix);
+      else touch(prefix, Promise.resolve(entry.rec));
+    }
+  };
+
+  /**
+   * Removes the blobs `rec` (as written back) no longer names, unless the actor changed since: its newer state
+   * may name them again, and its own write-back removes them. Runs in the actor's write chain, so no transaction
+   * is writing a blob of it meanwhile.
+   */
+  const dropGarbage = async (prefix: string, rec: ActorRecord): Promise<void> => {
+    const now = unwritten.get(prefix)?.rec;
+    if (now !== undefined && now !== rec) return;
+    for (const sha of rec.garbage) await unlinkIfPresent(join(dir, blobNameFor(prefix, sha)));
+    rec.garbage.clear();
   };
 
   /**
@@ -620,16 +678,13 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       }
       rec ??= emptyRecord();
       for (const r of list.slice(from)) applyOps(rec, r.ops);
-      if (rec.inline.size === 0 && rec.blobs.size === 0) {
-        await unlinkDurable(snapshotPath(prefix), dir);
-        await unlinkDurable(logPath(prefix), dir);
-        for (const sha of rec.garbage) await unlinkDurable(join(dir, blobNameFor(prefix, sha)), dir);
-      } else await compact(prefix, rec);
+      if (rec.inline.size === 0 && rec.blobs.size === 0) await removeActorFiles(prefix, rec, true);
+      else await compact(prefix, rec);
     }
     for (const name of segments) await unlink(join(dir, name));
     if (segments.length > 0) await fsyncDir(dir);
     if (opts.groupCommit)
-      wal = new CommitLog(dir, nextSeq, fsyncFile, () => fsyncDir(dir), opts.commitLogSegmentBytes);
+      wal = new CommitLog(dir, nextSeq, writeBack, () => fsyncDir(dir), opts.commitLogSegmentBytes);
   };
 
   /** Every actor with a snapshot in the directory: from memory when loaded, else read (and not kept). */
@@ -641,10 +696,24 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       const path = join(dir, name);
       const text = await readFile(path, 'utf8');
       const file = parseActorFile(path, text);
+      if (unwritten.has(file.actor)) continue; // newer in memory: below
       const cached = actors.get(file.actor);
       out.push([file.actor, cached ? await cached : await readRecord(file.actor, path, text)]);
     }
+    for (const [prefix, { rec }] of unwritten) out.push([prefix, rec]);
     return out;
+  };
+
+  /** Runs `job` after the actor's writes queued before it (and `onError` if it fails); see `writes`. */
+  const serialize = (prefix: string, job: () => Promise<void>, onError?: () => void): Promise<void> => {
+    const prev = writes.get(prefix) ?? Promise.resolve();
+    const p = prev.then(job);
+    const tail = p.catch(() => onError?.());
+    writes.set(prefix, tail);
+    void tail.then(() => {
+      if (writes.get(prefix) === tail) writes.delete(prefix);
+    });
+    return p;
   };
 
   const keysOf = (rec: ActorRecord): string[] => [...rec.inline.keys(), ...rec.blobs.keys()];
@@ -676,19 +745,17 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       }
       await init();
       const done: Promise<void>[] = [];
-      for (const [prefix, list] of byActor) {
-        const prev = writes.get(prefix) ?? Promise.resolve();
-        const p = prev.then(() => writeActor(prefix, list));
-        const tail = p.catch(() => {
-          actors.delete(prefix); // after a failed write, what is on disk is read again
-          absent.delete(prefix);
-        });
-        writes.set(prefix, tail);
-        void tail.then(() => {
-          if (writes.get(prefix) === tail) writes.delete(prefix);
-        });
-        done.push(p);
-      }
+      for (const [prefix, list] of byActor)
+        done.push(
+          serialize(
+            prefix,
+            () => writeActor(prefix, list),
+            () => {
+              actors.delete(prefix); // after a failed write, what is on disk is read again
+              absent.delete(prefix);
+            },
+          ),
+        );
       await Promise.all(done);
     },
 
@@ -719,7 +786,11 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
     },
 
     stats() {
-      return { ...counters, cachedActors: actors.size, ...(wal ? { commitLog: wal.stats() } : {}) };
+      return {
+        ...counters,
+        cachedActors: actors.size + unwritten.size,
+        ...(wal ? { commitLog: wal.stats(), unwrittenActors: unwritten.size } : {}),
+      };
     },
   };
 }
