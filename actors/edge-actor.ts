@@ -203,23 +203,31 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     }
   }
 
-  /** Applies telemetry (online/offline, flags, bandwidth and RTT hints). */
+  /**
+   * Applies telemetry (online/offline, flags, bandwidth and RTT hints). The state is saved at once when the
+   * telemetry changed the flags, maxParallel or the announced availability; a heartbeat that changed none of them
+   * saves only as the samples do (at most once a second): a swarm member gets a heartbeat from every peer every
+   * second, and a state write each cost it a log append and an fdatasync (BENCHMARKS.md, issue 18, session 7).
+   */
   async telemetry(t: EdgeTelemetry): Promise<EdgeView> {
     const edge = this.requireConfigured();
     const { est, config: cfg } = edge;
+    const before = { flags: cfg.flags, maxParallel: cfg.maxParallel };
     if (t.metered !== undefined)
       cfg.flags = t.metered ? cfg.flags | EdgeFlags.METERED : cfg.flags & ~EdgeFlags.METERED;
     if (t.batteryLow !== undefined)
       cfg.flags = t.batteryLow ? cfg.flags | EdgeFlags.BATTERY_LOW : cfg.flags & ~EdgeFlags.BATTERY_LOW;
     if (t.maxParallel !== undefined) cfg.maxParallel = t.maxParallel;
+    let changed = cfg.flags !== before.flags || cfg.maxParallel !== before.maxParallel;
     if (t.online !== undefined && t.online === this.announcedOffline) {
       // an announcement overrides what samples and probes infer, until the next announcement
       this.announcedOffline = !t.online;
       est.setAvailable(t.online, this.now());
       this.epoch++;
+      changed = true;
       await this.stopProbing();
     }
-    await this.persist(true);
+    await this.persist(changed);
     return this.view(edge);
   }
 

@@ -57,6 +57,8 @@ export async function startSwarmPeer(o: SwarmPeerOptions): Promise<SwarmPeer> {
     host: o.host,
     port: o.port,
     logger: o.logger,
+    // the chunks it serves are ones this node has just written: in the page cache
+    syncReads: true,
     announce: {
       bus: o.fabricBus,
       maxParallel: o.maxParallel ?? 8,

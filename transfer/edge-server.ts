@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { randomInt, createHash, timingSafeEqual } from 'node:crypto';
 import { createSystemClock, type Clock, type TimerHandle } from '../common/clock.js';
@@ -20,8 +21,9 @@ import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../common/vocabulary.js'
 export const EDGE_SLICE_BYTES = 64 * 1024;
 
 /**
- * Largest body slice of an edge without a bandwidth cap (a swarm peer, a plain `portal edge`): a 256 KiB chunk
- * goes out as one file read and one socket write instead of four of each. Each read is a round trip through
+ * Largest body slice of an edge without a bandwidth cap (a swarm peer, a plain `portal edge`), whose slices are
+ * one chunk (at least EDGE_SLICE_BYTES, at most this): a 256 KiB chunk goes out as one file read and one socket
+ * write instead of four of each. Each read is a round trip through
  * libuv's thread pool, and at 8 swarm members on 2 cores those round trips were ~9 % of a member's main-thread
  * profile (BENCHMARKS.md, issue 18, session 6). Bounds the memory of one response to this many bytes.
  */
@@ -74,9 +76,16 @@ export interface EdgeServerOptions {
    */
   accept?: { token?: string };
   /**
+   * Read body slices with a synchronous read on the event loop instead of through libuv's thread pool: for a
+   * source that sits in the page cache (a swarm peer serves chunks it has just written), where a 256 KiB copy
+   * takes tens of µs and the thread-pool round trip costs more CPU than the copy (BENCHMARKS.md, issue 18,
+   * session 7). Off by default: a cold file on a disk would stall every connection of the edge per read.
+   */
+  syncReads?: boolean;
+  /**
    * Announce this edge on a bus: a telemetry message with its URL (so schedulers can configure it) and its
-   * holdings as full `portal.edge.<id>.have` messages, at start, within `announceCoalesceMs` of every change,
-   * and every `announceEveryMs` for late joiners.
+   * holdings as a full `portal.edge.<id>.have` message, both at start and every `announceEveryMs` for late
+   * joiners; a change of holdings sends the have message alone, within `announceCoalesceMs` of the change.
    */
   announce?: { bus: Bus; announceEveryMs?: number; announceCoalesceMs?: number; maxParallel?: number };
   /**
@@ -98,6 +107,34 @@ export interface EdgeServerStats {
   chunksAccepted: number;
   /** PUT bodies refused: CID mismatch (422), wrong length (413/422), unknown CID (404), bad token (401). */
   putsRefused: number;
+  /** Body slice buffers allocated; a buffer the socket has finished with is reused (see SlicePool). */
+  sliceBuffersAllocated: number;
+}
+
+/** Free buffers kept for reuse by one edge: enough for the slices of 32 responses in flight. */
+const SLICE_POOL_MAX_FREE = 32;
+
+/**
+ * Body slice buffers of one edge, all `size` bytes, reused once the socket has taken their bytes. A swarm member
+ * serves about as many bytes as it fetches, and a fresh buffer per 256 KiB slice (malloc, page faults on first
+ * touch, then garbage collection of external memory) was ~5 % of its main thread (BENCHMARKS.md, issue 18,
+ * session 7). Node's own Buffer pool covers only allocations under 4 KiB, so this is kept here.
+ */
+class SlicePool {
+  private readonly free: Buffer[] = [];
+  allocated = 0;
+  constructor(readonly size: number) {}
+  /** A buffer of `size` bytes: a free one, else a new one. */
+  take(): Buffer {
+    const b = this.free.pop();
+    if (b) return b;
+    this.allocated++;
+    return Buffer.allocUnsafeSlow(this.size);
+  }
+  /** Gives back a buffer nothing reads any more (the socket's write callback has run). */
+  give(b: Buffer): void {
+    if (this.free.length < SLICE_POOL_MAX_FREE) this.free.push(b);
+  }
 }
 
 /** A running edge (Portal chunk server and plain Range mirror of one file). */
@@ -256,7 +293,7 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     );
   }
 
-  const counters: EdgeServerStats = {
+  const counters: Omit<EdgeServerStats, 'sliceBuffersAllocated'> = {
     requests: 0,
     bytesServed: 0,
     corruptServed: 0,
@@ -264,6 +301,14 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     chunksAccepted: 0,
     putsRefused: 0,
   };
+  // every slice fits one pool buffer: 64 KiB under a cap (the bucket takes tokens per slice), else a whole chunk
+  // up to EDGE_UNPACED_SLICE_BYTES
+  const slices = new SlicePool(
+    bucket
+      ? EDGE_SLICE_BYTES
+      : Math.min(EDGE_UNPACED_SLICE_BYTES, Math.max(EDGE_SLICE_BYTES, manifest.chunkSize)),
+  );
+  const syncReads = opts.syncReads === true;
   const sockets = new Set<Socket>();
   let offline = false;
   let closed = false;
@@ -316,21 +361,35 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   ): Promise<void> => {
     if (flipAt.length > 0) counters.corruptServed++;
     for (let pos = 0; pos < length;) {
-      const len = Math.min(bucket ? EDGE_SLICE_BYTES : EDGE_UNPACED_SLICE_BYTES, length - pos);
+      const len = Math.min(slices.size, length - pos);
       if (bucket) await bucket.take(len, signal);
       if (signal.aborted) return;
-      const buf = Buffer.allocUnsafe(len);
-      const { bytesRead } = await fh.read(buf, 0, len, offset + pos);
-      if (bytesRead !== len)
+      const pooled = slices.take();
+      const buf = pooled.subarray(0, len);
+      let bytesRead: number;
+      try {
+        bytesRead = syncReads
+          ? readSync(fh.fd, buf, 0, len, offset + pos)
+          : (await fh.read(buf, 0, len, offset + pos)).bytesRead;
+      } catch (err) {
+        slices.give(pooled);
+        throw err;
+      }
+      if (bytesRead !== len) {
+        slices.give(pooled);
         throw new PortalError(
           'PORTAL_MANIFEST_MISMATCH',
           `short read of ${opts.source.path} at ${offset + pos}: ${bytesRead} of ${len} bytes`,
         );
+      }
       const sliceStart = offset + pos;
       for (const p of flipAt) if (p >= sliceStart && p < sliceStart + len) buf[p - sliceStart] ^= 0xff;
       counters.bytesServed += len;
       pos += len;
-      if (!res.write(buf)) await waitWritable(res);
+      // back to the pool only once the socket has written the bytes (or failed: a destroyed socket errors its
+      // pending writes); a callback that never runs leaves the buffer to the garbage collector
+      const written = res.write(buf, () => slices.give(pooled));
+      if (!written) await waitWritable(res);
       if (signal.aborted) return;
     }
     res.end();
@@ -519,7 +578,11 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       return;
     }
     const ac = new AbortController();
-    res.on('close', () => ac.abort());
+    // only a response cut before its end aborts its work: aborting builds a DOMException with a stack, which for
+    // every served chunk was ~1 % of a swarm member's main thread (BENCHMARKS.md, issue 18, session 7)
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort();
+    });
     const path = (req.url ?? '/').split('?')[0];
     if (path.startsWith('/v1/manifests/') && ['GET', 'HEAD', 'PUT'].includes(req.method ?? '')) {
       await sleep(rttMs, ac.signal);
@@ -619,7 +682,8 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       .publish(subject, msg)
       .catch((err: unknown) => log.warn({ err, subject }, 'announcement not sent'));
   };
-  const announceNow = (online = true): void => {
+  /** Telemetry: the edge's URL, state and hints (what a scheduler configures its EdgeActor from). */
+  const announceTelemetry = (online: boolean): void => {
     if (!ann) return;
     const at = clock.wallNow();
     publish(subjects.edgeTelemetry(id), {
@@ -634,7 +698,11 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       ...(opts.location ? { location: opts.location } : {}),
       ...(opts.accept ? { accepts: true } : {}),
     });
-    if (!online) return;
+  };
+  /** The full have bitmap of the edge's holdings now. */
+  const announceHave = (): void => {
+    if (!ann) return;
+    const at = clock.wallNow();
     // seq from the wall clock, so a restarted edge's messages are not taken for stale ones
     haveSeq = Math.max(haveSeq + 1, at);
     publish(subjects.edgeHave(id), {
@@ -647,28 +715,36 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       bitmap: Buffer.from(encodeHaveBitmap(holds, n), 'base64'),
     });
   };
+  // A change of holdings sends only the have bitmap: the telemetry (URL, hints) has not changed, and every
+  // telemetry message costs each receiver an EdgeActor turn. Sent with every have, it was most of the have traffic
+  // a swarm member handled (7 peers × up to 20 changes/s each at 8 members; BENCHMARKS.md, issue 18, session 7).
   function scheduleAnnounce(): void {
     if (!ann || coalesceTimer || offline) return;
     coalesceTimer = clock.setTimeout(() => {
       coalesceTimer = null;
-      announceNow();
+      announceHave();
     }, ann.announceCoalesceMs ?? 20);
   }
+  const announceAll = (): void => {
+    announceTelemetry(true);
+    announceHave();
+  };
+  // telemetry and haves at start and every announceEveryMs, for late joiners
   const periodic = (): void => {
     if (!ann || offline) return;
     periodicTimer = clock.setTimeout(() => {
-      announceNow();
+      announceAll();
       periodic();
     }, ann.announceEveryMs ?? 2000);
   };
   if (ann) {
-    announceNow();
+    announceAll();
     periodic();
   }
 
   const goOffline = (): Promise<void> => {
     if (offlinePromise) return offlinePromise;
-    if (ann) announceNow(false);
+    if (ann) announceTelemetry(false);
     for (const h of [coalesceTimer, periodicTimer]) if (h) clock.clearTimeout(h);
     coalesceTimer = periodicTimer = null;
     offline = true;
@@ -698,7 +774,7 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     port,
     manifest,
     manifestCid: manifestStore.ownCid!,
-    stats: () => ({ ...counters }),
+    stats: () => ({ ...counters, sliceBuffersAllocated: slices.allocated }),
     isOffline: () => offline,
     holdings: () => (holds === 'all' ? 'all' : new Set(holds)),
     async addHoldings(chunks) {

@@ -11,6 +11,7 @@ import {
 } from '../../transfer/index.js';
 import { createMemoryBus, subjects } from '../../bus/index.js';
 import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../../common/index.js';
+import { ManualClock } from '../../common/clock.js';
 import { makeTempDir, writeRandomFile } from './fixtures.js';
 
 const CHUNK = 64 * 1024;
@@ -151,6 +152,38 @@ describe('edge accepting chunks (PUT /v1/chunks/<cid>)', () => {
     expect(last.seq).toBeGreaterThan(haves[0].seq);
     await e.goOffline();
     expect(tel.at(-1)).toMatchObject({ edgeId: 'acc', online: false });
+    await bus.close();
+  });
+
+  test('a change of holdings announces the have bitmap alone; telemetry goes at start, every announceEveryMs and offline', async () => {
+    const bus = createMemoryBus();
+    const clock = new ManualClock();
+    const tel: EdgeTelemetryEvent[] = [];
+    const haves: EdgeHaveEvent[] = [];
+    bus.subscribe<EdgeTelemetryEvent>(subjects.edgeTelemetry('tl'), (ev) => void tel.push(ev));
+    bus.subscribe<EdgeHaveEvent>(subjects.edgeHave('tl'), (ev) => void haves.push(ev));
+    const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+    const e = await acceptingEdge('store7.bin', {
+      id: 'tl',
+      clock,
+      announce: { bus, announceCoalesceMs: 5, announceEveryMs: 1000 },
+    });
+    await flush();
+    expect([tel.length, haves.length]).toEqual([1, 1]);
+    for (const i of [1, 2, 3]) {
+      e.holdVerified([i]);
+      clock.advance(5);
+      await flush();
+    }
+    expect(haves).toHaveLength(4); // one per change
+    expect(tel).toHaveLength(1); // the URL and hints did not change
+    clock.advance(1000 - 15);
+    await flush();
+    expect([tel.length, haves.length]).toEqual([2, 5]); // the periodic announcement, for late joiners
+    await e.goOffline();
+    await flush();
+    expect(tel).toHaveLength(3);
+    expect(tel.at(-1)).toMatchObject({ edgeId: 'tl', online: false });
     await bus.close();
   });
 

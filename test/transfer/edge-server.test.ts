@@ -95,6 +95,25 @@ describe('edge server', () => {
     expect(s.stats().bytesServed).toBe(12345 + CHUNK);
   });
 
+  test('edge server: slice buffers are reused across responses, with every body intact, with async and sync reads', async () => {
+    for (const syncReads of [false, true]) {
+      const s = await edge({ syncReads });
+      for (let round = 0; round < 3; round++)
+        for (let i = 0; i < m.chunks.length; i++) {
+          const r = await get(`${s.url}/v1/chunks/${m.chunks[i]}`);
+          expect(r.body.equals(slice(i))).toBe(true);
+        }
+      // 30 responses one after another: each slice's buffer is free again before the next request
+      expect(s.stats().sliceBuffersAllocated).toBeLessThanOrEqual(2);
+      // 10 at once need up to 10 buffers, and their bytes must not mix
+      const all = await Promise.all(m.chunks.map((cid) => get(`${s.url}/v1/chunks/${cid}`)));
+      all.forEach((r, i) => expect(r.body.equals(slice(i))).toBe(true));
+      expect(s.stats().sliceBuffersAllocated).toBeLessThanOrEqual(m.chunks.length + 2);
+      const whole = await get(`${s.url}/file`);
+      expect(whole.body.equals(file.bytes)).toBe(true);
+    }
+  });
+
   test('edge server: a Range of a chunk is answered 206 with the rest of the chunk, so a kept prefix can be finished', async () => {
     const s = await edge();
     const r = await get(`${s.url}/v1/chunks/${m.chunks[3]}`, { range: 'bytes=1000-' });
