@@ -41,8 +41,33 @@ export const GPU_MIN_CHUNKS = 262_144;
  */
 export const LOCAL_DATA_THREADS = Math.max(1, Math.min(2, os.availableParallelism() - 1));
 
-/** How often runTransfer asks the scheduler whether the transfer ended (ms); progress is reported less often. */
-const END_POLL_MS = 10;
+/**
+ * How often runTransfer asks the scheduler whether the transfer ended once every chunk has been reported
+ * verified (ms): what is left is the whole-file check and the journal, and a small fetch is over in less than
+ * one progress period.
+ */
+export const END_POLL_MS = 10;
+
+/**
+ * How often it asks while chunks are still missing (ms): a failure is noticed within this. Asking every
+ * END_POLL_MS all along cost a 256 MiB fetch at 20 MB/s ~1400 status turns with the edges' views (BENCHMARKS.md,
+ * issue 18, session 7), and every member of a swarm paid it.
+ */
+export const FETCH_POLL_MS = 100;
+
+/**
+ * The wait before runTransfer's next status call (ms): END_POLL_MS when the last status's complete chunks and the
+ * distinct chunks reported verified since it was taken cover the whole transfer (the end is near), else the
+ * smaller of FETCH_POLL_MS and the progress period `everyMs`.
+ */
+export function nextStatusPollMs(
+  last: Pick<TransferStatus, 'complete' | 'total'>,
+  verifiedSince: number,
+  everyMs: number,
+): number {
+  if (last.complete + verifiedSince >= last.total) return END_POLL_MS;
+  return Math.min(everyMs, FETCH_POLL_MS);
+}
 
 /** One source of a failed transfer as `--json` reports it: id, URL without secrets, last cause, state. */
 export interface SourceReport {
@@ -159,6 +184,12 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), o.onReport)
       : undefined;
     const actor = actorProxy(node.host, 'SchedulerActor', o.request.transferId);
+    // Distinct chunks reported verified since `status` was taken (a hedged chunk may be reported twice), from
+    // before the start: a chunk counted here and in the status too only makes the next poll come sooner.
+    let verifiedSince = new Set<number>();
+    const endSub = node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), (r) => {
+      if (r.ok) verifiedSince.add(r.chunk);
+    });
     // chunks verified before the swarm peer listens to the reports itself (it starts after the transfer, whose
     // status says whether to scan the file): without them a member never announced its first chunks, and as their
     // owner kept the origin closed to the others for them until it left the swarm
@@ -203,15 +234,25 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     }
     o.onStarted?.(status);
     const every = o.progressMs ?? 250;
-    // the end is noticed within END_POLL_MS (a small fetch is over in less than one progress period)
+    // the end is noticed within END_POLL_MS of the last chunk's report, a failure within FETCH_POLL_MS
+    // (nextStatusPollMs); the edges' views are asked for only when progress is reported
     let lastProgress = performance.now();
-    while (!terminalStates.includes(status.state)) {
-      await new Promise((r) => setTimeout(r, Math.min(every, END_POLL_MS)));
-      status = await actor.invoke('status', { edges: true });
-      if (terminalStates.includes(status.state) || performance.now() - lastProgress >= every) {
-        lastProgress = performance.now();
-        o.onProgress?.(status);
+    try {
+      while (!terminalStates.includes(status.state)) {
+        await new Promise((r) => setTimeout(r, nextStatusPollMs(status, verifiedSince.size, every)));
+        // reports from here on count against the status taken next (one counted in both only shortens the wait)
+        verifiedSince = new Set();
+        const progressDue = performance.now() - lastProgress >= every;
+        status = await actor.invoke('status', progressDue ? { edges: true } : undefined);
+        const ended = terminalStates.includes(status.state);
+        if (ended && status.edges === undefined) status = await actor.invoke('status', { edges: true });
+        if (ended || progressDue) {
+          lastProgress = performance.now();
+          o.onProgress?.(status);
+        }
       }
+    } finally {
+      endSub.unsubscribe();
     }
     reportSub?.unsubscribe();
     // a start answered with the status of a transfer that had ended already: the sources come with the details
