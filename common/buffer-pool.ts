@@ -8,6 +8,7 @@
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
+  private made = 0;
 
   /** @param max buffers kept at most (default 8) */
   constructor(private readonly max = 8) {}
@@ -21,7 +22,13 @@ export class BufferPool {
         return b;
       }
     }
+    this.made++;
     return Buffer.allocUnsafeSlow(length);
+  }
+
+  /** Buffers `take` has allocated so far (those it did not find free). */
+  get allocated(): number {
+    return this.made;
   }
 
   /** Keeps `b` for a later take (dropped when `max` are kept already). */

@@ -14,6 +14,7 @@ import { encodeHaveBitmap } from './have-bitmap.js';
 import { createPrng } from './prng.js';
 import { parseRange } from './http-range.js';
 import { cidOf, NO_CID } from './cid.js';
+import { BufferPool } from '../common/buffer-pool.js';
 import { subjects, type Bus } from '../bus/types.js';
 import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../common/vocabulary.js';
 
@@ -107,35 +108,16 @@ export interface EdgeServerStats {
   chunksAccepted: number;
   /** PUT bodies refused: CID mismatch (422), wrong length (413/422), unknown CID (404), bad token (401). */
   putsRefused: number;
-  /** Body slice buffers allocated; a buffer the socket has finished with is reused (see SlicePool). */
+  /** Body slice buffers allocated; one the socket has finished with is reused (SLICE_POOL_MAX_FREE kept). */
   sliceBuffersAllocated: number;
 }
 
-/** Free buffers kept for reuse by one edge: enough for the slices of 32 responses in flight. */
-const SLICE_POOL_MAX_FREE = 32;
-
 /**
- * Body slice buffers of one edge, all `size` bytes, reused once the socket has taken their bytes. A swarm member
+ * Free slice buffers one edge keeps for reuse: enough for the slices of 32 responses in flight. A swarm member
  * serves about as many bytes as it fetches, and a fresh buffer per 256 KiB slice (malloc, page faults on first
- * touch, then garbage collection of external memory) was ~5 % of its main thread (BENCHMARKS.md, issue 18,
- * session 7). Node's own Buffer pool covers only allocations under 4 KiB, so this is kept here.
+ * touch, then collection of external memory) was ~5 % of its main thread (BENCHMARKS.md, issue 18, session 7).
  */
-class SlicePool {
-  private readonly free: Buffer[] = [];
-  allocated = 0;
-  constructor(readonly size: number) {}
-  /** A buffer of `size` bytes: a free one, else a new one. */
-  take(): Buffer {
-    const b = this.free.pop();
-    if (b) return b;
-    this.allocated++;
-    return Buffer.allocUnsafeSlow(this.size);
-  }
-  /** Gives back a buffer nothing reads any more (the socket's write callback has run). */
-  give(b: Buffer): void {
-    if (this.free.length < SLICE_POOL_MAX_FREE) this.free.push(b);
-  }
-}
+const SLICE_POOL_MAX_FREE = 32;
 
 /** A running edge (Portal chunk server and plain Range mirror of one file). */
 export interface EdgeServer {
@@ -303,11 +285,10 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   };
   // every slice fits one pool buffer: 64 KiB under a cap (the bucket takes tokens per slice), else a whole chunk
   // up to EDGE_UNPACED_SLICE_BYTES
-  const slices = new SlicePool(
-    bucket
-      ? EDGE_SLICE_BYTES
-      : Math.min(EDGE_UNPACED_SLICE_BYTES, Math.max(EDGE_SLICE_BYTES, manifest.chunkSize)),
-  );
+  const sliceBytes = bucket
+    ? EDGE_SLICE_BYTES
+    : Math.min(EDGE_UNPACED_SLICE_BYTES, Math.max(EDGE_SLICE_BYTES, manifest.chunkSize));
+  const slices = new BufferPool(SLICE_POOL_MAX_FREE);
   const syncReads = opts.syncReads === true;
   const sockets = new Set<Socket>();
   let offline = false;
@@ -361,10 +342,10 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   ): Promise<void> => {
     if (flipAt.length > 0) counters.corruptServed++;
     for (let pos = 0; pos < length;) {
-      const len = Math.min(slices.size, length - pos);
+      const len = Math.min(sliceBytes, length - pos);
       if (bucket) await bucket.take(len, signal);
       if (signal.aborted) return;
-      const pooled = slices.take();
+      const pooled = slices.take(len);
       const buf = pooled.subarray(0, len);
       let bytesRead: number;
       try {

@@ -16,4 +16,5 @@ test('BufferPool reuses a given-back buffer of n..2n bytes, allocates otherwise,
   pool.give(Buffer.alloc(10));
   expect(pool.size).toBe(2); // the third was dropped
   expect(pool.take(1000)).toBe(a);
+  expect(pool.allocated).toBe(2); // a and b; the rest were reused
 });
