@@ -4,12 +4,17 @@
 // of CPU for `portal fetch` against a 0.25 s goal for a 1 MiB fetch (issue 15; BENCHMARKS.md, "Session 6:
 // start-up of `portal fetch`"). Node 20 has no module compile cache (module.enableCompileCache is Node 22).
 //
+// Outputs: dist/cli/portal.js and its chunks (the ES-module bundle); dist/cli/portal.cjs, the same CLI as one
+// CommonJS file, which `portal fetch` compiles through a V8 code cache kept in ~/.cache/portal
+// (cli/code-cache.ts: about a third of a 1 MiB fetch's CPU was compiling the CLI); and dist/cli/main.js, the
+// entry (cli/launch.ts), which picks one of the two.
+//
 // The data-plane thread's script (dist/transfer/data-worker.js) is bundled the same way, in place, into one file:
 // each data thread loads its script before its first connection (BENCHMARKS.md, "Session 7: undici and the
 // data thread bundled").
 //
 // What stays as it was:
-// - dist/cli/main.js and dist/transfer/data-worker.js are replaced in place, so `npm start`, the `portal` bin,
+// - dist/cli/main.js (by the entry) and dist/transfer/data-worker.js are replaced in place, so `npm start`, the `portal` bin,
 //   the benches and the tests that spawn it or a data plane all run the bundles; every other file tsc wrote
 //   stays, unbundled: the other worker threads (whole-file hash, rank threads) and tests that import dist/
 //   modules load those.
@@ -72,8 +77,11 @@ for (const file of [entry, ...workerEntries]) {
 for (const f of readdirSync(outdir))
   if (f.startsWith('portal-') && /\.js(\.map)?$/.test(f)) rmSync(path.join(outdir, f));
 
-/** Rewrites `import.meta.url` in each dist module to that module's own URL, computed from the bundle's in `dir`. */
-const ownMetaUrl = (dir) => ({
+/**
+ * Rewrites `import.meta.url` in each dist module to that module's own URL, computed from the bundle's in `dir`
+ * (`base`: the expression that holds the bundle's URL; a CommonJS bundle has no import.meta).
+ */
+const ownMetaUrl = (dir, base = 'import.meta.url') => ({
   name: 'own-import-meta-url',
   setup(build) {
     build.onLoad({ filter: /\.js$/ }, (args) => {
@@ -81,7 +89,7 @@ const ownMetaUrl = (dir) => ({
       if (args.path.includes(`${path.sep}node_modules${path.sep}`)) return { contents: text, loader: 'js' };
       const rel = path.relative(dir, args.path).split(path.sep).join('/');
       return {
-        contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`),
+        contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, ${base}).href`),
         loader: 'js',
         resolveDir: path.dirname(args.path),
       };
@@ -136,7 +144,7 @@ const common = {
 
 const cli = await esbuild.build({
   ...common,
-  entryPoints: [entry],
+  entryPoints: [{ in: entry, out: 'portal' }],
   outdir,
   splitting: true,
   plugins: [ownMetaUrl(outdir), undiciBundled, bundledPackages],
@@ -145,6 +153,36 @@ const cli = await esbuild.build({
 const outputs = Object.keys(cli.metafile.outputs).filter((f) => f.endsWith('.js'));
 const inputs = Object.keys(cli.metafile.inputs).length;
 console.error(`bundle-cli: ${inputs} modules → ${outputs.length} files in dist/cli`);
+// The same CLI as one CommonJS file, for `portal fetch` through a V8 code cache (cli/code-cache.ts): Node 20
+// gives an ES module no code cache, a vm.Script one. Every dynamic import() becomes a lazy require (of the
+// module inlined in the file, or of an external npm package: those Portal imports dynamically — undici,
+// webgpu — are CommonJS), because a vm.Script's import() is experimental in Node 20.
+const cjs = await esbuild.build({
+  ...common,
+  entryPoints: [entry],
+  outfile: path.join(outdir, 'portal.cjs'),
+  format: 'cjs',
+  supported: { 'dynamic-import': false },
+  plugins: [ownMetaUrl(outdir, '__portalBundleUrl'), undiciBundled, bundledPackages],
+  banner: {
+    js: `${MARK}\nconst __portalBundleUrl = require('node:url').pathToFileURL(__filename).href;`,
+  },
+});
+for (const [out, { imports }] of Object.entries(cjs.metafile.outputs)) {
+  const left = imports.filter((i) => i.kind === 'dynamic-import');
+  if (left.length > 0)
+    throw new Error(`bundle-cli: ${out} still has import() of ${left.map((i) => i.path).join(', ')}`);
+}
+// last: the entry (dist/cli/main.js) becomes cli/launch.ts, which picks one of the two bundles
+await esbuild.build({
+  ...common,
+  entryPoints: [path.join(outdir, 'launch.js')],
+  outfile: entry,
+  plugins: [ownMetaUrl(outdir)],
+});
+console.error(
+  'bundle-cli: dist/cli/main.js → dist/cli/portal.cjs (fetch, code-cached) or dist/cli/portal.js',
+);
 for (const file of workerEntries) {
   const dir = path.dirname(file);
   const w = await esbuild.build({

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -10,8 +10,8 @@ import { SMALL_TRANSFER_BYTES } from '../../node/run-transfer.js';
 
 const DIST = `${pathToFileURL(path.resolve('dist')).href}/`;
 
-/** Files of the CLI's bundle: its entry and the chunks esbuild split off. */
-const CLI_BUNDLE = /^cli\/(main|portal-[\w-]+)\.js$/;
+/** Files of the CLI's ES-module bundle: the entry (cli/launch.ts), the bundle and the chunks esbuild split off. */
+const CLI_BUNDLE = /^cli\/(main|portal|portal-[\w-]+)\.js$/;
 
 /**
  * `portal fetch` of a `bytes`-long file from one edge, through the built CLI with writeModuleHooks installed:
@@ -26,7 +26,12 @@ async function fetchThroughBundle(bytes: number): Promise<{ own: string[]; other
     const out = path.join(mesh.dir, 'out.bin');
     const r = await runPortal(
       ['fetch', mesh.manifestPath, '--edge', mesh.servers[0].url, '--out', out, '--json'],
-      { env: { NODE_OPTIONS: writeModuleHooks(hooksDir).join(' ') } },
+      {
+        env: {
+          NODE_OPTIONS: writeModuleHooks(hooksDir).join(' '),
+          PORTAL_CODE_CACHE_DIR: path.join(hooksDir, 'code-cache'),
+        },
+      },
     );
     expect(r.code).toBe(0);
     expect(lastJson(r)).toMatchObject({ verified: true, bytes });
@@ -61,8 +66,8 @@ describe('the built CLI is one bundle (scripts/bundle-cli.mjs, run by npm run bu
 
   test("a 1 MiB fetch (bytes on the main thread) runs undici from the bundle: no file of undici's from node_modules", async () => {
     const { own, others } = await fetchThroughBundle(2 ** 20);
-    expect(own[0]).toBe('cli/main.js');
-    expect(own.filter((f) => !CLI_BUNDLE.test(f))).toEqual([]);
+    // a fetch compiles dist/cli/portal.cjs itself (cli/code-cache.ts): the entry is the only module loaded
+    expect(own).toEqual(['cli/main.js']);
     // the hooks see CommonJS files at all (pino's were the last before it was bundled; Node's own are not files)
     expect(others.filter((u) => u.includes('/node_modules/undici/'))).toEqual([]);
   });
@@ -70,13 +75,42 @@ describe('the built CLI is one bundle (scripts/bundle-cli.mjs, run by npm run bu
   test('a fetch above SMALL_TRANSFER_BYTES starts its data thread from one bundled file (undici inside) and verifies', async () => {
     const { own, others } = await fetchThroughBundle(SMALL_TRANSFER_BYTES + 2 ** 20);
     // the data thread loads dist/transfer/data-worker.js, now a bundle, and none of the modules tsc wrote beside it
-    expect(own).toContain('transfer/data-worker.js');
-    expect(own.filter((f) => !CLI_BUNDLE.test(f) && f !== 'transfer/data-worker.js')).toEqual([]);
+    expect(own).toEqual(['cli/main.js', 'transfer/data-worker.js']);
     expect(others.filter((u) => u.includes('/node_modules/undici/'))).toEqual([]);
     const worker = await readFile(path.resolve('dist/transfer/data-worker.js'), 'utf8');
     expect(worker.split('\n', 1)[0]).toBe('// portal CLI bundle (scripts/bundle-cli.mjs)');
     // undici's Agent is inside the worker's bundle, not required from node_modules when the thread starts
     expect(worker).toMatch(/^\/\/ .*node_modules\/undici\/lib\/dispatcher\/agent\.js$/m);
     expect(worker).not.toMatch(/require\(["']undici/);
+  });
+
+  test('`portal fetch` writes a V8 code cache of the CLI on its first run and compiles from it on the next', async () => {
+    const cacheDir = await mkdtemp(path.join(tmpdir(), 'portal-code-cache-'));
+    try {
+      mesh = await createMesh(2 ** 20, 2 ** 20, [{}]);
+      const run = async (n: number) => {
+        const out = path.join(mesh!.dir, `out-${n}.bin`);
+        const r = await runPortal(
+          ['fetch', mesh!.manifestPath, '--edge', mesh!.servers[0].url, '--out', out, '--json'],
+          { env: { PORTAL_CODE_CACHE_DIR: cacheDir } },
+        );
+        expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+        expect(lastJson(r)).toMatchObject({ verified: true });
+      };
+      const cacheFiles = async () => {
+        const names = (await readdir(cacheDir)).filter((f) => f.endsWith('.v8cache'));
+        return Promise.all(names.map(async (f) => ({ f, ino: (await stat(path.join(cacheDir, f))).ino })));
+      };
+      await run(1);
+      const first = await cacheFiles();
+      expect(first).toEqual([
+        { f: expect.stringMatching(/^portal\.cjs-[0-9a-f]{32}\.v8cache$/), ino: expect.any(Number) },
+      ]);
+      // the second run accepted it: a rejected (or missing) cache would be written anew (another file by rename)
+      await run(2);
+      expect(await cacheFiles()).toEqual(first);
+    } finally {
+      await rm(cacheDir, { recursive: true, force: true });
+    }
   });
 });

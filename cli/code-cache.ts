@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import Module, { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import vm from 'node:vm';
+
+/**
+ * Caches kept per script: each build of a bundle, Node version and set of V8 flags has its own, and the oldest
+ * beyond these are deleted when a new one is written (~0.9 MB each for the CLI).
+ */
+export const CODE_CACHES_KEPT = 4;
+
+/** How runWithCodeCache compiled the script: from a V8 code cache, or from source (none yet, or rejected). */
+export type CodeCacheUse = 'used' | 'none' | 'rejected';
+
+/**
+ * Where V8 code caches of Portal's bundles are kept: `$PORTAL_CODE_CACHE_DIR`, else `$XDG_CACHE_HOME/portal`,
+ * else `~/.cache/portal` (the XDG base-directory default for per-user caches).
+ */
+export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.PORTAL_CODE_CACHE_DIR) return env.PORTAL_CODE_CACHE_DIR;
+  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'portal');
+}
+
+/**
+ * Runs the CommonJS script `file` in this context, as Node's loader would run a main module (`require`,
+ * `module`, `__filename`, `__dirname`), compiled from a V8 code cache when `dir` holds one for this very script,
+ * and writes one there at exit when it did not. The script must not call `import()`: Node 20 offers it to a
+ * vm.Script only as an experimental feature that prints a warning (scripts/bundle-cli.mjs turns each `import()`
+ * of portal.cjs into a `require`, and fails where one is left).
+ *
+ * Why: Node 20 has no compile cache for modules (module.enableCompileCache is Node 22), so every `portal fetch`
+ * parses and compiles the CLI's code anew; a code cache (V8's `cachedData`, what Node 22's compile cache
+ * stores) skips that for every function the last run compiled (BENCHMARKS.md, "Session 7: undici and the
+ * data thread bundled, and a code cache for `portal fetch`").
+ *
+ * The cache's name is the sha-256 of the script's text, the Node version and `key` (the caller's V8 flags:
+ * V8 rejects a cache made under other flags), because V8 itself checks only the source's length. A cache
+ * that V8 rejects anyway is replaced at exit. Any failure to read or write the cache (a read-only or missing
+ * directory, a concurrent writer) only costs the compile: the write is atomic (temporary file, rename) and its
+ * errors are ignored. Errors of the script itself propagate as if it were run by `node file`.
+ */
+export function runWithCodeCache(file: string, dir: string, key: string): CodeCacheUse {
+  const text = readFileSync(file, 'utf8').replace(/^#!.*/, '');
+  const name = createHash('sha256').update(text).update(`\0${process.version}\0${key}`).digest('hex');
+  const cacheFile = path.join(dir, `${path.basename(file)}-${name.slice(0, 32)}.v8cache`);
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    // no cache yet (or unreadable): compile from source
+  }
+  const script = new vm.Script(Module.wrap(text), { filename: file, cachedData });
+  const use: CodeCacheUse = !cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used';
+  if (use !== 'used')
+    process.once('exit', () => {
+      try {
+        mkdirSync(dir, { recursive: true });
+        const tmp = `${cacheFile}.${process.pid}.tmp`;
+        writeFileSync(tmp, script.createCachedData());
+        renameSync(tmp, cacheFile);
+        pruneCaches(dir, path.basename(file));
+      } catch {
+        // a cache is an optimisation only: the next run compiles from source again
+      }
+    });
+  const wrapper = script.runInThisContext() as (
+    exports: object,
+    require: NodeRequire,
+    module: { exports: object },
+    filename: string,
+    dirname: string,
+  ) => void;
+  const module = { exports: {} };
+  wrapper.call(module.exports, module.exports, createRequire(file), module, file, path.dirname(file));
+  return use;
+}
+
+/** Deletes the caches of the script `base` in `dir` beyond the CODE_CACHES_KEPT most recently written. */
+function pruneCaches(dir: string, base: string): void {
+  const caches = readdirSync(dir)
+    .filter((f) => f.startsWith(`${base}-`) && f.endsWith('.v8cache'))
+    .map((f) => ({ f, mtime: statSync(path.join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const { f } of caches.slice(CODE_CACHES_KEPT)) rmSync(path.join(dir, f), { force: true });
+}

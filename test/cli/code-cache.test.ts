@@ -1,0 +1,78 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CODE_CACHES_KEPT } from '../../cli/code-cache.js';
+
+const CODE_CACHE = pathToFileURL(path.resolve('dist/cli/code-cache.js')).href;
+
+describe('runWithCodeCache (cli/code-cache.ts): a CommonJS script compiled through a V8 code cache', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'portal-code-cache-test-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Runs `script` with runWithCodeCache in a fresh node (the cache is written at exit); its stdout lines. */
+  const run = (script: string, key = 'k'): string[] => {
+    const file = path.join(dir, 'script.cjs');
+    writeFileSync(file, script);
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { runWithCodeCache } = await import(${JSON.stringify(CODE_CACHE)}); console.log('use', runWithCodeCache(${JSON.stringify(file)}, ${JSON.stringify(path.join(dir, 'cache'))}, ${JSON.stringify(key)}));`,
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    return r.stdout.trim().split('\n');
+  };
+  const cacheFiles = () => readdirSync(path.join(dir, 'cache')).sort();
+
+  // a script that uses what Node gives a main module: require, module, __filename, __dirname
+  const SCRIPT = [
+    '#!/usr/bin/env node',
+    "const os = require('node:os');",
+    "console.log('script', typeof os.cpus, path(), typeof module.exports);",
+    "function path() { return require('node:path').basename(__filename) + ' ' + (__dirname.length > 0); }",
+    "setImmediate(() => console.log('later', typeof require('node:util').inspect));",
+    '',
+  ].join('\n');
+
+  test('the first run compiles from source and writes the cache; the next compiles from it and runs the same', () => {
+    expect(run(SCRIPT)).toEqual(['script function script.cjs true object', 'use none', 'later function']);
+    expect(cacheFiles()).toEqual([expect.stringMatching(/^script\.cjs-[0-9a-f]{32}\.v8cache$/)]);
+    expect(run(SCRIPT)).toEqual(['script function script.cjs true object', 'use used', 'later function']);
+  });
+
+  test('a script changed at the same length, or other V8 flags (key), does not take the old cache', () => {
+    run(SCRIPT);
+    // V8 itself checks only the length: the cache's name holds the text's digest
+    const same = SCRIPT.replace("'script'", "'scrip2'");
+    expect(same.length).toBe(SCRIPT.length);
+    expect(run(same)).toEqual(['scrip2 function script.cjs true object', 'use none', 'later function']);
+    expect(run(SCRIPT, 'other flags')[1]).toBe('use none');
+    expect(cacheFiles()).toHaveLength(3);
+  });
+
+  test('caches of earlier versions of the script beyond CODE_CACHES_KEPT are deleted when one is written', () => {
+    for (let v = 0; v < CODE_CACHES_KEPT + 2; v++) run(`${SCRIPT}// version ${v}\n`);
+    expect(cacheFiles()).toHaveLength(CODE_CACHES_KEPT);
+    // the newest is among them: its next run compiles from it
+    expect(run(`${SCRIPT}// version ${CODE_CACHES_KEPT + 1}\n`)[1]).toBe('use used');
+  });
+
+  test('a cache that V8 rejects is replaced; an unwritable cache directory only costs the compile', () => {
+    run(SCRIPT);
+    const [name] = cacheFiles();
+    writeFileSync(path.join(dir, 'cache', name), Buffer.alloc(4096, 7));
+    expect(run(SCRIPT)[1]).toBe('use rejected');
+    expect(run(SCRIPT)[1]).toBe('use used');
+    rmSync(path.join(dir, 'cache'), { recursive: true });
+    writeFileSync(path.join(dir, 'cache'), 'a file where the directory would be');
+    expect(run(SCRIPT)).toEqual(['script function script.cjs true object', 'use none', 'later function']);
+  });
+});
