@@ -20,7 +20,15 @@ export type CodeCacheUse = 'used' | 'none' | 'rejected';
  */
 export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.PORTAL_CODE_CACHE_DIR) return env.PORTAL_CODE_CACHE_DIR;
-  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'portal');
+  if (env.XDG_CACHE_HOME) return path.join(env.XDG_CACHE_HOME, 'portal');
+  let home: string;
+  try {
+    home = os.homedir();
+  } catch {
+    // no home directory for this user (os.homedir throws): a per-user folder under the temporary directory
+    home = path.join(os.tmpdir(), `portal-${process.getuid?.() ?? 'user'}`);
+  }
+  return path.join(home, '.cache', 'portal');
 }
 
 /**
