@@ -69,6 +69,31 @@ export function nextStatusPollMs(
   return Math.min(everyMs, FETCH_POLL_MS);
 }
 
+/**
+ * A wait between status calls that a report can end early: `sleep(ms)` resolves after `ms`, or at once when
+ * `wake()` is called during it (a `wake()` with no sleep running does nothing). runTransfer wakes it when the
+ * last missing chunk is reported verified, so a fetch that ends within one FETCH_POLL_MS (a 1 MiB file: ~30 ms
+ * of transfer) is not held up to 100 ms by the wait that began before its chunk arrived.
+ */
+export function statusWait(): { sleep(ms: number): Promise<void>; wake(): void } {
+  let cut: (() => void) | undefined;
+  return {
+    sleep: (ms) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          cut = undefined;
+          resolve();
+        }, ms);
+        cut = () => {
+          cut = undefined;
+          clearTimeout(t);
+          resolve();
+        };
+      }),
+    wake: () => cut?.(),
+  };
+}
+
 /** One source of a failed transfer as `--json` reports it: id, URL without secrets, last cause, state. */
 export interface SourceReport {
   id: string;
@@ -187,8 +212,22 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     // Distinct chunks reported verified since `status` was taken (a hedged chunk may be reported twice), from
     // before the start: a chunk counted here and in the status too only makes the next poll come sooner.
     let verifiedSince = new Set<number>();
+    const wait = statusWait();
+    // the status the poll below last took (none before the start answers)
+    let polled: TransferStatus | undefined;
+    // Set once every chunk was seen complete or reported verified: from then on the poll runs every END_POLL_MS.
+    // Sticky because the status taken right after the last report may not count that chunk yet (the scheduler
+    // handles the report after this subscriber), while the reset below has already dropped it from
+    // verifiedSince: a 1 MiB fetch then waited a whole FETCH_POLL_MS more (~100 ms of its ~250).
+    let endNear = false;
     const endSub = node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), (r) => {
-      if (r.ok) verifiedSince.add(r.chunk);
+      if (!r.ok) return;
+      verifiedSince.add(r.chunk);
+      // the last missing chunk: ask for the status now rather than at the end of a FETCH_POLL_MS wait
+      if (polled && polled.complete + verifiedSince.size >= polled.total) {
+        endNear = true;
+        wait.wake();
+      }
     });
     // chunks verified before the swarm peer listens to the reports itself (it starts after the transfer, whose
     // status says whether to scan the file): without them a member never announced its first chunks, and as their
@@ -239,7 +278,10 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     let lastProgress = performance.now();
     try {
       while (!terminalStates.includes(status.state)) {
-        await new Promise((r) => setTimeout(r, nextStatusPollMs(status, verifiedSince.size, every)));
+        polled = status;
+        const ms = endNear ? END_POLL_MS : nextStatusPollMs(status, verifiedSince.size, every);
+        if (ms === END_POLL_MS) endNear = true;
+        await wait.sleep(ms);
         // reports from here on count against the status taken next (one counted in both only shortens the wait)
         verifiedSince = new Set();
         const progressDue = performance.now() - lastProgress >= every;
