@@ -62,7 +62,8 @@ function partialLogFor(output: string): PartialChunkLog | null {
     try {
       log = openPartialChunkLog(output);
     } catch {
-      // a read-only folder: chunks are fetched whole, as without the log
+      // a read-only folder, or a link planted at the log's path (never followed): chunks are fetched whole, as
+      // without the log
       log = null;
     }
     partialLogs.set(output, log);

@@ -30,9 +30,17 @@ export function partialChunkLogPath(output: string): string {
 const SLOT = 8;
 const tagOf = (cid: string): number => Number.parseInt(cid.slice(0, 8), 16) >>> 0;
 
-/** Opens (creates) the log beside `output`; throws the fs error when it cannot be opened. */
+/**
+ * Opens (creates) the log beside `output`; throws the fs error when it cannot be opened. A symbolic link at the
+ * log's path is never followed (O_NOFOLLOW: ELOOP): a link planted there would otherwise have the log's records
+ * written through it into a file outside the output's folder (or outside `portal serve`'s output root).
+ */
 export function openPartialChunkLog(output: string): PartialChunkLog {
-  const fd = openSync(partialChunkLogPath(output), constants.O_RDWR | constants.O_CREAT, 0o644);
+  const fd = openSync(
+    partialChunkLogPath(output),
+    constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW,
+    0o644,
+  );
   const slot = Buffer.alloc(SLOT);
   let closed = false;
   const write = (chunk: number, tag: number, bytes: number): void => {

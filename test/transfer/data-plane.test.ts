@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createManifest,
@@ -336,6 +336,34 @@ describe('data plane on worker threads', () => {
       file.bytes.subarray(offset, offset + length),
     );
     expect(existsSync(partialChunkLogPath(output))).toBe(false);
+  }, 30_000);
+
+  test('partial chunks: a symbolic link planted at the log path is not written through; the chunk is fetched whole and verified', async () => {
+    const good = await createEdgeServer({ source: { path: file.path, manifest: m } });
+    servers.push(good);
+    const plane = createDataPlane({ threads: 1 });
+    planes.push(plane);
+    const output = join(tmp.dir, 'out-linked-log.bin');
+    const victim = join(tmp.dir, 'victim-outside');
+    await writeFile(victim, 'KEEP');
+    await symlink(victim, partialChunkLogPath(output));
+    const r = await plane.run({
+      output,
+      fileSize: SIZE,
+      chunk: 2,
+      edgeUrl: good.url,
+      edgeKind: 'portal',
+      cid: m.chunks[2],
+      ...chunkRange(m, 2),
+      timeoutMs: 20_000,
+    });
+    expect(r).toMatchObject({ ok: true, bytes: CHUNK });
+    await plane.closeFile(output);
+    expect(await readFile(victim, 'utf8')).toBe('KEEP');
+    const { offset, length } = chunkRange(m, 2);
+    expect((await readFile(output)).subarray(offset, offset + length)).toEqual(
+      file.bytes.subarray(offset, offset + length),
+    );
   }, 30_000);
 
   test('partial chunks: a source that dies mid-chunk leaves every byte written kept, not only the last quarter-chunk record, and the failover asks for the rest', async () => {

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
+import { readFile, symlink, writeFile } from 'node:fs/promises';
 import {
   openPartialChunkLog,
+  partialChunkLogPath,
   partialRecorder,
   partialRecordStep,
   PARTIAL_RECORD_MIN_BYTES,
@@ -54,4 +56,18 @@ describe('partial-chunk log: how often a streaming fetch records its progress', 
     expect(partialRecordStep(4 * MiB)).toBe(MiB);
     expect(partialRecordStep(100 * 1024)).toBe(PARTIAL_RECORD_MIN_BYTES);
   });
+});
+
+test('a symbolic link planted at the log path is refused (ELOOP), never written through', async () => {
+  const tmp = await makeTempDir('partial-link');
+  try {
+    const victim = join(tmp.dir, 'victim');
+    await writeFile(victim, 'KEEP');
+    const output = join(tmp.dir, 'out.bin');
+    await symlink(victim, partialChunkLogPath(output));
+    expect(() => openPartialChunkLog(output)).toThrow(/ELOOP/);
+    expect(await readFile(victim, 'utf8')).toBe('KEEP');
+  } finally {
+    await tmp.cleanup();
+  }
 });
