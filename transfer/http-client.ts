@@ -57,6 +57,12 @@ export interface SendOptions {
   reset?: boolean;
   /** Overrides the client's stall timeout for this request. */
   stallTimeoutMs?: number;
+  /**
+   * The origin the caller's credentials (URL userinfo, CREDENTIAL_HEADERS) are for: requests to any other origin
+   * go without them. Default: the origin of the URL sent to. A mirror's remembered redirect target is sent to
+   * with the mirror's own origin here, so it gets no more credentials than the redirect that named it.
+   */
+  credentialOrigin?: string;
 }
 
 /** A response after redirects: status, headers, the body stream and the URL that answered. */
@@ -150,6 +156,13 @@ function trustedCas(extra: string[], env: NodeJS.ProcessEnv): string[] {
   return out.concat(extra);
 }
 
+/** Request headers that carry credentials: sent only to the origin of the first request (see requestOptions). */
+export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set([
+  'authorization',
+  'cookie',
+  'proxy-authorization',
+]);
+
 /**
  * Builds the HTTP client: an undici Agent (or EnvHttpProxyAgent when HTTP_PROXY/HTTPS_PROXY is set) trusting
  * the system CA store plus `caFile`. Throws PORTAL_CONFIG_INVALID when `caFile` cannot be read or holds no
@@ -207,9 +220,21 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
   const resolved = new Map<string, string>();
   let closed: Promise<void> | undefined;
 
-  /** undici's request options of one hop (credentials as Basic auth unless the caller sent Authorization). */
-  const requestOptions = (url: URL, o: SendOptions, auth: string | undefined): Dispatcher.RequestOptions => {
+  /**
+   * undici's request options of one hop (credentials as Basic auth unless the caller sent Authorization). A hop
+   * to another origin than the first request's (`crossOrigin`, after a redirect) goes without the caller's
+   * CREDENTIAL_HEADERS, as curl does since 7.58 (CVE-2018-1000007): a mirror's token or cookie never reaches the
+   * host a redirect names.
+   */
+  const requestOptions = (
+    url: URL,
+    o: SendOptions,
+    auth: string | undefined,
+    crossOrigin = false,
+  ): Dispatcher.RequestOptions => {
     const headers: Record<string, string> = { ...baseHeaders, ...(o.headers ?? {}) };
+    if (crossOrigin)
+      for (const h of Object.keys(headers)) if (CREDENTIAL_HEADERS.has(h.toLowerCase())) delete headers[h];
     if (auth && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
       headers.authorization = auth;
     const stall = o.stallTimeoutMs ?? stallTimeoutMs;
@@ -230,18 +255,20 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
    */
   const follow = async <R extends { statusCode: number; headers: ResponseHeaders }>(
     start: string,
-    hop: (url: URL, auth: string | undefined, hops: number) => Promise<R>,
+    hop: (url: URL, auth: string | undefined, hops: number, crossOrigin: boolean) => Promise<R>,
+    credentialOrigin?: string,
   ): Promise<{ r: R; url: URL; hops: number }> => {
     let url = new URL(start);
     const userAuth = (u: URL): string | undefined =>
       u.username || u.password
         ? `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`
         : undefined;
+    const origin0 = credentialOrigin ?? url.origin;
+    // a URL's own userinfo is for its own origin
     let auth = userAuth(url);
-    const origin0 = url.origin;
     const seen = new Set<string>();
     for (let hops = 0; ; hops++) {
-      const r = await hop(url, auth, hops);
+      const r = await hop(url, auth, hops, url.origin !== origin0);
       if (!REDIRECTS.has(r.statusCode)) return { r, url, hops };
       const loc = r.headers.location;
       const where = Array.isArray(loc) ? loc[0] : loc;
@@ -268,28 +295,38 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
   };
 
   const send = async (start: string, o: SendOptions = {}): Promise<SendResult> => {
-    const { r, url, hops } = await follow(start, async (u, auth) => {
-      const res = await dispatcher.request({ ...requestOptions(u, o, auth), signal: o.signal });
-      if (REDIRECTS.has(res.statusCode)) await res.body.dump().catch(() => undefined);
-      return res;
-    });
+    const { r, url, hops } = await follow(
+      start,
+      async (u, auth, _n, crossOrigin) => {
+        const res = await dispatcher.request({
+          ...requestOptions(u, o, auth, crossOrigin),
+          signal: o.signal,
+        });
+        if (REDIRECTS.has(res.statusCode)) await res.body.dump().catch(() => undefined);
+        return res;
+      },
+      o.credentialOrigin,
+    );
     return { statusCode: r.statusCode, headers: r.headers, body: r.body, url: url.href, redirects: hops };
   };
 
   const receive = async (start: string, o: SendOptions, rx: BodyReceiver): Promise<ReceiveResult> => {
-    const { r, url, hops } = await follow(start, (u, auth, n) =>
-      dispatchBody(
-        dispatcher,
-        requestOptions(u, o, auth),
-        {
-          onHead: (statusCode, headers) =>
-            REDIRECTS.has(statusCode)
-              ? 'skip'
-              : rx.onHead({ statusCode, headers, url: u.href, redirects: n }),
-          onData: (piece) => rx.onData(piece),
-        },
-        o.signal,
-      ),
+    const { r, url, hops } = await follow(
+      start,
+      (u, auth, n, crossOrigin) =>
+        dispatchBody(
+          dispatcher,
+          requestOptions(u, o, auth, crossOrigin),
+          {
+            onHead: (statusCode, headers) =>
+              REDIRECTS.has(statusCode)
+                ? 'skip'
+                : rx.onHead({ statusCode, headers, url: u.href, redirects: n }),
+            onData: (piece) => rx.onData(piece),
+          },
+          o.signal,
+        ),
+      o.credentialOrigin,
     );
     return {
       statusCode: r.statusCode,
@@ -340,7 +377,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
       viaMirror(
         mirrorUrl,
         o,
-        (u) => send(u, o),
+        (u) => send(u, { ...o, credentialOrigin: new URL(mirrorUrl).origin }),
         () => true,
         (r) => r.body.dump().catch(() => undefined),
       ),
@@ -360,7 +397,8 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
       return viaMirror(
         mirrorUrl,
         o,
-        (u, remembered) => receive(u, o, remembered ? watched : rx),
+        (u, remembered) =>
+          receive(u, { ...o, credentialOrigin: new URL(mirrorUrl).origin }, remembered ? watched : rx),
         () => !began,
         async () => undefined,
       );

@@ -174,6 +174,47 @@ describe('sources: redirects', () => {
     expect(front.requests[0].auth).toBe(`Basic ${Buffer.from('user:secret').toString('base64')}`);
     expect(target.requests[0].auth).toBeUndefined();
   });
+  test('credential headers of the caller (--header Authorization, Cookie, Proxy-Authorization) stay with the first origin; others follow the redirect', async () => {
+    const target = await mirror(() => ({ kind: 'ok' }));
+    const front = await mirror(() => ({ kind: 'redirect', location: target.url }));
+    const headers = {
+      Authorization: 'Bearer HDRTOKEN',
+      cookie: 'session=COOKIESECRET',
+      'Proxy-Authorization': 'Basic cHJveHk6cHc=',
+      'X-Trace': 'keep-me',
+    };
+    await fetchChunk(req(front.url, 0, client({ headers })));
+    expect(front.requests[0].headers).toMatchObject({
+      authorization: 'Bearer HDRTOKEN',
+      cookie: 'session=COOKIESECRET',
+      'proxy-authorization': 'Basic cHJveHk6cHc=',
+      'x-trace': 'keep-me',
+    });
+    const sent = target.requests[0].headers;
+    expect(sent.authorization).toBeUndefined();
+    expect(sent.cookie).toBeUndefined();
+    expect(sent['proxy-authorization']).toBeUndefined();
+    expect(sent['x-trace']).toBe('keep-me');
+  });
+
+  test("a mirror's remembered redirect target gets no credential headers either (later chunks go to it directly)", async () => {
+    const target = await mirror(() => ({ kind: 'ok' }));
+    const front = await mirror(() => ({ kind: 'redirect', location: target.url }));
+    const c = client({ headers: { Authorization: 'Bearer HDRTOKEN' } });
+    await fetchChunk(req(front.url, 0, c));
+    await fetchChunk(req(front.url, 1, c));
+    expect(front.requests).toHaveLength(1); // the second chunk went to the remembered target
+    expect(target.requests).toHaveLength(2);
+    expect(target.requests.map((r) => r.auth)).toEqual([undefined, undefined]);
+  });
+
+  test('a redirect on the same origin keeps the credential headers', async () => {
+    const s = await mirror((n) =>
+      n === 0 ? { kind: 'redirect', location: '/file.bin?moved' } : { kind: 'ok' },
+    );
+    await fetchChunk(req(s.url, 1, client({ headers: { Authorization: 'Bearer SAME' } })));
+    expect(s.requests.map((r) => r.auth)).toEqual(['Bearer SAME', 'Bearer SAME']);
+  });
 });
 
 describe('sources: retries that match the failure', () => {
