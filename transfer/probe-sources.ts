@@ -1,6 +1,6 @@
 import { PortalError } from '../common/errors.js';
 import { NO_CID } from './cid.js';
-import { manifestId, MIN_CHUNK_SIZE, type Manifest } from './manifest.js';
+import { DEFAULT_MANIFEST_LIMITS, manifestId, MIN_CHUNK_SIZE, type Manifest } from './manifest.js';
 import { parseContentRange, transportFault } from './http-fetch.js';
 import { redactUrl, type HttpClient } from './http-client.js';
 
@@ -22,6 +22,28 @@ export interface SourceProbe {
 }
 
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+/**
+ * Largest file a source may report when probed: as many chunks as a manifest may list
+ * (DEFAULT_MANIFEST_LIMITS.maxChunks) of the largest size chooseChunkSize picks (16 MiB), ~763 TiB. A larger (or
+ * non-integer) size is a broken or hostile source: it is excluded with the reason instead of sizing a manifest.
+ */
+export const MAX_PROBED_FILE_SIZE = DEFAULT_MANIFEST_LIMITS.maxChunks * 16 * 1024 * 1024;
+
+/** The probe of a source that answered `size`: ok, or failed naming an impossible size. */
+function sized<T extends Omit<SourceProbe, 'ok' | 'size' | 'ranges'>>(
+  base: T,
+  size: number,
+  ranges: boolean,
+): SourceProbe {
+  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_PROBED_FILE_SIZE)
+    return {
+      ...base,
+      ok: false,
+      error: `reports a file size of ${size} bytes, more than the ${MAX_PROBED_FILE_SIZE} a transfer can hold`,
+    };
+  return { ...base, ok: true, size, ranges };
+}
 
 /**
  * Probes a source with `GET` and `Range: bytes=0-0` (HEAD is often mishandled by CDNs; a one-byte range tells
@@ -53,13 +75,13 @@ export async function probeSource(client: HttpClient, url: string, timeoutMs = 1
     };
     if (r.statusCode === 206) {
       const cr = parseContentRange(first(h['content-range']));
-      if (cr?.total !== undefined) return { ...base, ok: true, size: cr.total, ranges: true };
+      if (cr?.total !== undefined) return sized(base, cr.total, true);
       // No size in Content-Range (missing, or `/*`): ask HEAD for the Content-Length.
       const head = await client.sendMirror(url, { method: 'HEAD', signal: ac.signal });
       await head.body.dump().catch(() => undefined);
       const cl = first(head.headers['content-length']);
       if (head.statusCode === 200 && cl !== undefined && /^\d+$/.test(cl))
-        return { ...base, ok: true, size: Number(cl), ranges: true };
+        return sized(base, Number(cl), true);
       return { ...base, ok: false, error: 'answered 206 without the file size, and HEAD gave none either' };
     }
     if (r.statusCode === 200) {
@@ -68,7 +90,7 @@ export async function probeSource(client: HttpClient, url: string, timeoutMs = 1
         return { ...base, ok: false, error: `served an HTML page (HTTP 200, ${first(h['content-type'])})` };
       if (cl === undefined)
         return { ...base, ok: false, error: 'HTTP 200 without Content-Length: size unknown' };
-      return { ...base, ok: true, size: Number(cl), ranges: false };
+      return sized(base, Number(cl), false);
     }
     if (r.statusCode === 416) {
       // An empty file: no byte 0 to give.

@@ -267,6 +267,20 @@ describe('portal fetch: the sources users have', () => {
     await expectFile(o);
   });
 
+  test('a mirror claiming an impossible size (Content-Range …/99999999999999999) is excluded naming it; alone, the run fails with rc 3', async () => {
+    const liar = await mirror(() => ({ kind: 'claim-size', total: '99999999999999999' }));
+    const alone = await portal(['fetch', liar.url, '--out', out()]);
+    expect(alone.code).toBe(3);
+    expect(alone.stderr).toMatch(/reports a file size of \d+ bytes, more than the \d+ a transfer can hold/);
+    expect(alone.stderr).not.toMatch(/Invalid array length|RangeError/);
+    const good = await mirror(() => ({ kind: 'ok' }));
+    const o = out();
+    const r = await portal(['fetch', good.url, liar.url, '--out', o, ...checksum()]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/excluded .*reports a file size of \d+ bytes/);
+    await expectFile(o);
+  });
+
   test('--checksum that does not match fails the run with rc 3 and keeps the final name free', async () => {
     const o = out();
     const r = await portal([

@@ -20,7 +20,9 @@ export type MirrorMode =
   | { kind: 'status'; status: number; retryAfter?: string }
   | { kind: 'redirect'; location: string; status?: number }
   | { kind: 'html' }
-  | { kind: 'gzip' };
+  | { kind: 'gzip' }
+  /** A 206 whose Content-Range claims a file of `total` (any string: a huge or malformed size). */
+  | { kind: 'claim-size'; total: string };
 
 /** A misbehaving mirror of this test run (a node:http server on a free loopback port). */
 export interface BadMirror {
@@ -99,6 +101,13 @@ export async function startBadMirror(
             ? {}
             : { 'content-range': `bytes${m.kind === 'cr-equals' ? '=' : ' '}${a}-${b}/${size}` }),
           ...meta,
+        });
+        res.end(part);
+        return;
+      case 'claim-size':
+        res.writeHead(206, {
+          'content-length': String(part.length),
+          'content-range': `bytes ${a}-${b}/${m.total}`,
         });
         res.end(part);
         return;
