@@ -1555,8 +1555,16 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
     j.state = 'verifying';
     await this.persist(true);
-    // A file of zero chunks (an empty file) was never opened by an executor: create it.
-    await (await open(t.req.output, 'a')).close();
+    // A file of zero chunks (an empty file) was never opened by an executor: create it. Its bytes are made durable
+    // (fdatasync flushes the file's dirty pages whichever descriptor wrote them) before it is hashed, takes its
+    // final name and the journal says done: without it a power loss after the rename could leave a file under its
+    // final name, trusted by a rerun's size and mtime check, with pages the data threads' writes never flushed.
+    const out = await open(t.req.output, 'a');
+    try {
+      await out.datasync();
+    } finally {
+      await out.close();
+    }
     const sha = await this.outputSha(t);
     j.verified = sha === t.manifest.fileSha256;
     j.finishedAt = this.ctx.clock.wallNow();
