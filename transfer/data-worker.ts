@@ -3,6 +3,7 @@
  * each piece as it arrives and writes it at its file offset (pwrite), then reports the outcome. Only job
  * descriptions and outcomes cross the thread boundary; chunk bytes stay here.
  */
+import { BufferPool } from '../common/buffer-pool.js';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -98,23 +99,9 @@ const regions = new Map<string, Region>();
 
 /**
  * Chunk-sized buffers for attempts that cannot stream (a hedge of a chunk another attempt is writing, or
- * streamWrites off), reused so a steady state allocates nothing. At most POOL_MAX are kept.
+ * streamWrites off), reused so a steady state allocates nothing (at most 8 kept).
  */
-const POOL_MAX = 8;
-const pool: Buffer[] = [];
-function takeBuffer(length: number): Buffer {
-  for (let i = 0; i < pool.length; i++) {
-    const b = pool[i];
-    if (b.length >= length && b.length <= 2 * length) {
-      pool.splice(i, 1);
-      return b;
-    }
-  }
-  return Buffer.allocUnsafeSlow(length);
-}
-function giveBuffer(b: Buffer): void {
-  if (pool.length < POOL_MAX) pool.push(b);
-}
+const pool = new BufferPool(8);
 
 /**
  * Bytes this thread writes to a file between two background fdatasyncs (openChunkWriter's syncEveryBytes):
@@ -215,7 +202,7 @@ async function run(id: number, job: DataJob): Promise<void> {
         },
       };
     } else {
-      const b = (buffer = takeBuffer(job.length));
+      const b = (buffer = pool.take(job.length));
       sink = {
         write(piece, at) {
           piece.copy(b, at);
@@ -300,7 +287,7 @@ async function run(id: number, job: DataJob): Promise<void> {
     running.delete(id);
     region.running.delete(r);
     if (region.running.size === 0) regions.delete(key);
-    if (buffer) giveBuffer(buffer);
+    if (buffer) pool.give(buffer);
   }
   post({ t: 'done', id, outcome });
 }
