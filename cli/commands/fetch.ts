@@ -241,6 +241,14 @@ export const fetchCommand = defineCommand({
       process.once('exit', () => lock.releaseSync());
       // The bytes land in a partial file beside the output, which takes the output's name only once verified.
       const part = `${output}.portal-part`;
+      // Ctrl-C: the journal is written as chunks are verified (a kill at any moment resumes), so the process ends
+      // at once, as a shell expects (128 + SIGINT), saying what is kept instead of vanishing silently.
+      process.once('SIGINT', () => {
+        process.stderr.write(
+          `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)}: run the same command again to resume\n`,
+        );
+        process.exit(130);
+      });
       edges = await resolveHoldings(edges, manifest.id, manifest.chunks.length);
       const logger = createLogger({ level: flags['log-level'] });
       const started = Date.now();

@@ -199,6 +199,30 @@ describe('portal fetch: the sources users have', () => {
     await expectFile(o);
   });
 
+  test('Ctrl-C (SIGINT) during a fetch exits 130 saying where the verified chunks are kept, and the rerun completes', async () => {
+    // chunk 0 stalls (headers and 100 bytes, then nothing) so the fetch is still running when the signal comes
+    const s = await mirror((k) => (k <= 1 ? { kind: 'stall' } : { kind: 'ok' }));
+    const o = out();
+    const child = spawn(process.execPath, [MAIN, 'fetch', s.url, '--out', o, ...checksum()], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PORTAL_LOG_LEVEL: 'warn', PORTAL_BACKEND: 'cpu' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    for (let i = 0; i < 400 && !existsSync(`${o}.portal-part`); i++)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(existsSync(`${o}.portal-part`)).toBe(true);
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(
+      /interrupted; the verified chunks are kept in .*\.portal-part: run the same command again to resume/,
+    );
+    const again = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+    expect(again.code).toBe(0);
+    await expectFile(o);
+  });
+
   test('a transfer that fails mid-way keeps its partial file beside the output, and the rerun retries', async () => {
     let broken = true;
     // the probe and one chunk are served, then 404
