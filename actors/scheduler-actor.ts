@@ -1,6 +1,6 @@
 import { quantileSorted } from '../common/quantile.js';
 import { lstat, open, rename, stat } from 'node:fs/promises';
-import { resolveInsideRoot } from '../transfer/output-target.js';
+import { checkOutputFolder, resolveInsideRoot } from '../transfer/output-target.js';
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { redactText, redactUrl } from '../common/redact.js';
@@ -61,6 +61,15 @@ const QUEUED_KEEPALIVE_MS = 60_000;
 const TICK_QUANTILES_MS = 1000;
 /** A write failure the executor reports when the output's file system is full (ENOSPC / EDQUOT). */
 const NO_SPACE = /ENOSPC|EDQUOT|no space left on device|disk quota exceeded/i;
+/**
+ * A write failure ('io' report) that no source can cure because the output side is at fault: a missing
+ * folder (ENOENT, ENOTDIR), no permission (EACCES, EPERM), a read-only file system (EROFS), a planted link
+ * (ELOOP: the output is opened with O_NOFOLLOW), a folder in the file's place (EISDIR), or the output
+ * confined out of the host's root. Node's fs errors start their message with the errno code
+ * ("ENOENT: no such file or directory, open '…'"); codes from the POSIX errno list.
+ */
+const LOCAL_WRITE =
+  /\b(ENOENT|ENOTDIR|EACCES|EPERM|EROFS|ELOOP|EISDIR)\b|PORTAL_OUTPUT_OUTSIDE_ROOT|outside the output root/;
 /** Tick times kept for the p50/p99 in status(): the last this many ticks. */
 const TICK_WINDOW = 8192;
 /** Default source budget (TransferRequest.edgeBudgetMs), ms. */
@@ -402,13 +411,16 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /**
    * The request with its output (and `publishAs`) resolved inside the host's output root (links resolved),
-   * refused with PORTAL_OUTPUT_OUTSIDE_ROOT outside it; for a first start, an existing file at either is
+   * refused with PORTAL_OUTPUT_OUTSIDE_ROOT outside it, and with PORTAL_OUTPUT_REFUSED when its folder does not
+   * exist (no folder is created); for a first start, an existing file at either is
    * refused with PORTAL_OUTPUT_REFUSED unless it is a regular file and `overwrite` is set (never a link or a folder).
    */
   private async confineOutput(req: TransferRequest, first: boolean): Promise<TransferRequest> {
     const root = this.ctx.services.outputRoot!;
     const output = await resolveInsideRoot(root, req.output);
     const publishAs = req.publishAs === undefined ? undefined : await resolveInsideRoot(root, req.publishAs);
+    // a missing folder would otherwise be found only when every chunk fails to be written (ENOENT)
+    for (const file of [output, publishAs]) if (file !== undefined) await checkOutputFolder(file, 'serve');
     if (first)
       for (const file of [output, publishAs]) {
         const st = file === undefined ? undefined : await lstat(file).catch(() => undefined);
@@ -515,9 +527,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (!t || !core) return { applied: 0, ignored: arg.items.length };
     let applied = 0;
     let noSpace: ChunkReport | undefined;
+    let localWrite: ChunkReport | undefined;
     for (const r of arg.items) {
       if (r.transferId !== this.ctx.actorId || r.edgeIndex >= this.edgeViews.length) continue;
       if (!r.ok && r.reason === 'io' && NO_SPACE.test(r.detail ?? '')) noSpace ??= r;
+      else if (!r.ok && r.reason === 'io' && LOCAL_WRITE.test(r.detail ?? '')) localWrite ??= r;
       const inFlight = core.edges.queueDepth[r.edgeIndex];
       const outcome = core.report({
         chunk: r.chunk,
@@ -584,6 +598,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (noSpace && t.journal.state === 'running') {
       // no edge can help when the disk is full: stop now, naming the cause (the journal stays as it is)
       await this.fail(t, `no space left on device: cannot write chunk ${noSpace.chunk} to ${t.req.output}`);
+      return { applied, ignored: arg.items.length - applied };
+    }
+    if (localWrite && t.journal.state === 'running') {
+      // the output's fault, not the sources': every source's bytes would fail the same way
+      await this.fail(
+        t,
+        `the output cannot be written (a local error, not a source's): ${localWrite.detail ?? `chunk ${localWrite.chunk} to ${t.req.output}`}`,
+      );
       return { applied, ignored: arg.items.length - applied };
     }
     // Event-driven dispatch: a freed slot is refilled now rather than at the next timer tick, so an

@@ -45,6 +45,11 @@ export interface OutputTargetOptions {
   journalDir: string;
   /** True when `journalDir` holds a journal of this transfer (then the existing output is ours to resume). */
   hasJournal: () => Promise<boolean>;
+  /**
+   * The other files the fetch writes beside the output (fetch: `<out>.portal-part` and its partial-chunk log
+   * `<out>.portal-part.partial`); each must be absent or a regular file. Absent: none.
+   */
+  sideFiles?: readonly string[];
 }
 
 /** What checkOutputTarget found. */
@@ -58,13 +63,11 @@ const refused = (output: string, why: string, cause?: unknown): PortalError =>
   );
 
 /**
- * Checks that `output` (an absolute path) can be written by a fetch, without creating anything:
- * its folder must exist and be a folder (no folder is created); an existing symbolic link, hard
- * link or unrelated regular file is refused unless `force` (then a link is removed, never followed);
- * something else (folder, device, FIFO) is always refused; a file whose journal is beside it is
- * resumed. The journal folder must be a real folder when it exists. Rejects PORTAL_OUTPUT_REFUSED.
+ * Checks that the folder `output` (an absolute path) would be created in exists and is a folder; no folder is
+ * created. `who` names the writer in the message ("fetch", "serve"). Rejects PORTAL_OUTPUT_REFUSED naming the
+ * missing folder or the part of the path that is not a folder.
  */
-export async function checkOutputTarget(output: string, o: OutputTargetOptions): Promise<OutputTargetState> {
+export async function checkOutputFolder(output: string, who: string): Promise<void> {
   const dir = path.dirname(output);
   try {
     const st = await stat(dir);
@@ -75,13 +78,53 @@ export async function checkOutputTarget(output: string, o: OutputTargetOptions):
     if (code === 'ENOENT')
       throw refused(
         output,
-        `cannot be created: folder ${escapeControl(dir)} does not exist (fetch creates no folders)`,
+        `cannot be created: folder ${escapeControl(dir)} does not exist (${who} creates no folders)`,
         err,
       );
     if (code === 'ENOTDIR')
       throw refused(output, `cannot be created: a part of ${escapeControl(dir)} is not a folder`, err);
     throw refused(output, `cannot be checked: ${(err as Error).message}`, err);
   }
+}
+
+/**
+ * Checks one file a fetch writes beside `output` (its partial file, a partial-chunk log): absent or a
+ * regular file passes; a symbolic link is refused unless `force` (then the link is removed, never followed:
+ * the fetch would otherwise fail only after downloading, with ELOOP on every chunk); anything else is refused.
+ */
+async function checkSideFile(output: string, file: string, force: boolean): Promise<void> {
+  let st;
+  try {
+    st = await lstat(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw refused(
+      output,
+      `cannot check its side-file ${escapeControl(file)}: ${(err as Error).message}`,
+      err,
+    );
+  }
+  if (st.isFile()) return;
+  if (st.isSymbolicLink() && force) {
+    await unlink(file);
+    return;
+  }
+  throw refused(
+    output,
+    `has a side-file ${escapeControl(file)} that is ${st.isSymbolicLink() ? 'a symbolic link; fetch does not write through links (remove it, or --force replaces the link)' : 'not a regular file; remove it'}`,
+  );
+}
+
+/**
+ * Checks that `output` (an absolute path) can be written by a fetch, without creating anything:
+ * its folder must exist and be a folder (no folder is created); an existing symbolic link, hard
+ * link or unrelated regular file is refused unless `force` (then a link is removed, never followed);
+ * something else (folder, device, FIFO) is always refused; a file whose journal is beside it is
+ * resumed. The journal folder must be a real folder when it exists, and each of `sideFiles` absent or a
+ * regular file (a link there is removed under `force`). Rejects PORTAL_OUTPUT_REFUSED naming the path.
+ */
+export async function checkOutputTarget(output: string, o: OutputTargetOptions): Promise<OutputTargetState> {
+  await checkOutputFolder(output, 'fetch');
   try {
     const j = await lstat(o.journalDir);
     if (!j.isDirectory())
@@ -94,6 +137,7 @@ export async function checkOutputTarget(output: string, o: OutputTargetOptions):
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
       throw refused(output, `cannot check its journal: ${(err as Error).message}`, err);
   }
+  for (const file of o.sideFiles ?? []) await checkSideFile(output, file, o.force);
   let st;
   try {
     st = await lstat(output);

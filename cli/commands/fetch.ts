@@ -13,6 +13,7 @@ import {
 import { DEFAULT_EDGE_BUDGET_MS } from '../../actors/scheduler-actor.js';
 import { resolveSources, parseChecksum, parseHeaders } from '../sources.js';
 import { checkOutputTarget, lockOutput, outputNameFromManifest } from '../../transfer/output-target.js';
+import { partialChunkLogPath } from '../../transfer/partial-chunks.js';
 import { escapeControl } from '../../common/redact.js';
 import { PortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
@@ -231,16 +232,17 @@ export const fetchCommand = defineCommand({
       // the manifest suggests a name, never a place: a base name in the current folder
       const output = path.resolve(flags.out ?? outputNameFromManifest(manifest.name));
       const jdir = journalDir(output);
+      // The bytes land in a partial file beside the output, which takes the output's name only once verified.
+      const part = `${output}.portal-part`;
       await checkOutputTarget(output, {
         force: flags.force,
         journalDir: jdir,
         hasJournal: () => hasJournalFiles(jdir),
+        sideFiles: [part, partialChunkLogPath(part)],
       });
       // held until this process exits (however it ends; a lock left by a killed one is taken over)
       const lock = await lockOutput(output, jdir);
       process.once('exit', () => lock.releaseSync());
-      // The bytes land in a partial file beside the output, which takes the output's name only once verified.
-      const part = `${output}.portal-part`;
       // Ctrl-C: the journal is written as chunks are verified (a kill at any moment resumes), so the process ends
       // at once, as a shell expects (128 + SIGINT), saying what is kept instead of vanishing silently.
       process.once('SIGINT', () => {

@@ -1,6 +1,6 @@
 import { spawn, execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, stat, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -318,6 +318,31 @@ describe('portal fetch: the sources users have', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/does not match/);
     expect(existsSync(o)).toBe(false);
+  });
+
+  test('a side-file of the output (.portal-part, .portal-part.partial) planted as a link or a folder is refused before any chunk is fetched, naming it', async () => {
+    const s = await mirror(() => ({ kind: 'ok' }));
+    const o = out();
+    const victim = path.join(path.dirname(o), 'victim.txt');
+    await writeFile(victim, 'do not touch\n');
+    await symlink(victim, `${o}.portal-part`);
+    const r = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/side-file \S*file\.bin\.portal-part that is a symbolic link/);
+    expect(r.stderr).not.toMatch(/cannot be served by any source/);
+    // only the probe reached the mirror: the refusal came before the download
+    expect(s.requests.length).toBeLessThanOrEqual(1);
+    expect(await readFile(victim, 'utf8')).toBe('do not touch\n');
+    const o2 = out();
+    await mkdir(`${o2}.portal-part.partial`);
+    const r2 = await portal(['fetch', s.url, '--out', o2, ...checksum()]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/side-file \S*file\.bin\.portal-part\.partial that is not a regular file/);
+    // --force replaces the link (never its target) and the file completes
+    const forced = await portal(['fetch', s.url, '--out', o, ...checksum(), '--force']);
+    expect(forced.code).toBe(0);
+    await expectFile(o);
+    expect(await readFile(victim, 'utf8')).toBe('do not touch\n');
   });
 
   test('--header reaches every mirror', async () => {

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -92,6 +93,46 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
     expect(r.json.error?.code).toBe('PORTAL_OUTPUT_REFUSED');
     expect(await readFile(existing, 'utf8')).toBe('keep me');
   });
+
+  test('a start whose output folder does not exist inside the root is refused (409) naming the folder, and creates nothing', async () => {
+    const r = await call(startUrl(), request(path.join(root, 'sub', 'x.bin')));
+    expect(r.status).toBe(409);
+    expect(r.json.error?.code).toBe('PORTAL_OUTPUT_REFUSED');
+    expect(r.json.error?.message).toMatch(/folder .*\/root\/sub does not exist \(serve creates no folders\)/);
+    expect(existsSync(path.join(root, 'sub'))).toBe(false);
+    // nothing was started: the id is still unknown
+    const st = await call(`${serve.base}/SchedulerActor/${mesh.manifest.id}/method/status`);
+    expect(st.json.error?.code).toBe('PORTAL_UNKNOWN_TRANSFER');
+  });
+
+  test("an output root the chunks cannot be written to (read-only) fails the transfer as a local error, not as the sources'", async () => {
+    // a read-only tmpfs as the root: needs root (CAP_SYS_ADMIN) for mount, as the full-disk test of fetch does
+    const ro = path.join(mesh.dir, 'ro-root');
+    await mkdir(ro);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', ro]);
+    await mkdir(path.join(mesh.dir, 'state-ro'));
+    const other = await startServe(['--output-root', ro, '--state-dir', path.join(mesh.dir, 'state-ro')]);
+    others.push(other);
+    try {
+      const r = await call(
+        `${other.base}/SchedulerActor/${mesh.manifest.id}/method/start`,
+        request(path.join(ro, 'x.bin')),
+      );
+      expect(r.status).toBe(200);
+      let st: Record<string, unknown> = {};
+      const deadline = Date.now() + 30_000;
+      while (st.state !== 'done' && st.state !== 'failed' && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 100));
+        st = (await call(`${other.base}/SchedulerActor/${mesh.manifest.id}/method/status`)).json;
+      }
+      expect(st.state).toBe('failed');
+      expect(st.error).toMatch(/the output cannot be written \(a local error, not a source's\): .*EROFS/);
+      expect(st.error).not.toMatch(/cannot be served by any source/);
+    } finally {
+      other.child.kill('SIGKILL');
+      execFileSync('umount', [ro]);
+    }
+  }, 60_000);
 
   test('internal methods (reports, tick, edgeHave, configure, observe…) are refused from outside with 403', async () => {
     const id = 'some-transfer';
