@@ -14,7 +14,8 @@ const CODE_BY_REASON: Record<FailureReason, PortalErrorCode> = {
 
 /**
  * What went wrong with a source, finer than the scheduler's FailureReason, for messages and retries:
- * `reset` (connection closed mid-request), `stalled` (no byte for the stall timeout), `short-body`,
+ * `reset` (connection closed mid-request), `stalled` (no byte for the stall timeout), `too-slow` (bytes arrive,
+ * but under the lowest-speed limit for its window: not retried on the same source), `short-body`,
  * `refused`, `dns`, `connect-timeout`, `tls` (certificate or handshake), `http-status` (4xx), `busy`
  * (5xx/429), `redirect` (loop, too many, no Location), `range-ignored`, `html` (an HTML page instead of
  * the file), `content-encoding` (a compressed body though identity was asked), `content-range`, `corrupt`,
@@ -23,6 +24,7 @@ const CODE_BY_REASON: Record<FailureReason, PortalErrorCode> = {
 export type SourceFault =
   | 'reset'
   | 'stalled'
+  | 'too-slow'
   | 'short-body'
   | 'refused'
   | 'dns'

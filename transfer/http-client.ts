@@ -5,6 +5,7 @@ import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { Agent, EnvHttpProxyAgent } from './undici-lite.js';
 import { PortalError } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
+import { DEFAULT_LOWEST_SPEED_BYTES_PER_SEC, DEFAULT_SPEED_TIME_MS } from './lowest-speed.js';
 import { dispatchBody, type BodyMode, type ResponseHeaders } from './body-handler.js';
 
 /** The one URL redaction rule (common/redact.ts), re-exported where HTTP callers look for it. */
@@ -42,6 +43,13 @@ export interface HttpClientOptions {
   connectTimeoutMs?: number;
   /** No response headers, or no body byte, for this long fails the request as stalled (default 15 000). */
   stallTimeoutMs?: number;
+  /**
+   * A chunk fetch whose body arrives slower than this over the last `speedTimeMs` fails as `too-slow` (bytes/s;
+   * 0 = off; default DEFAULT_LOWEST_SPEED_BYTES_PER_SEC, 1024). Plain data, so data-plane threads get it too.
+   */
+  lowestSpeedBytesPerSec?: number;
+  /** The window of the lowest-speed limit, ms (default DEFAULT_SPEED_TIME_MS, 10 000). */
+  speedTimeMs?: number;
   maxRedirects?: number;
   /** Environment read for HTTP_PROXY/HTTPS_PROXY/NO_PROXY (default process.env); `proxy: false` ignores it. */
   env?: NodeJS.ProcessEnv;
@@ -110,6 +118,9 @@ export interface HttpClient {
   /** The options it was built with (plain data: data-plane worker threads build their own client from them). */
   readonly options: HttpClientOptions;
   readonly stallTimeoutMs: number;
+  /** The lowest-speed limit of chunk fetches, bytes/s (0 = off), and its window, ms (see HttpClientOptions). */
+  readonly lowestSpeedBytesPerSec: number;
+  readonly speedTimeMs: number;
   readonly maxRedirects: number;
   /**
    * Sends a request, following 301/302/303/307/308 up to `maxRedirects` hops across origins (credentials
@@ -183,6 +194,13 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
   const connectTimeout = num(opts.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs', 1);
   const stallTimeoutMs = num(opts.stallTimeoutMs, DEFAULT_STALL_TIMEOUT_MS, 'stallTimeoutMs', 1);
   const maxRedirects = num(opts.maxRedirects, DEFAULT_MAX_REDIRECTS, 'maxRedirects', 0);
+  const lowestSpeedBytesPerSec = num(
+    opts.lowestSpeedBytesPerSec,
+    DEFAULT_LOWEST_SPEED_BYTES_PER_SEC,
+    'lowestSpeedBytesPerSec',
+    0,
+  );
+  const speedTimeMs = num(opts.speedTimeMs, DEFAULT_SPEED_TIME_MS, 'speedTimeMs', 1);
   const extra: string[] = [];
   if (opts.caFile) {
     let pem: string;
@@ -371,6 +389,8 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
     dispatcher,
     options: { ...opts },
     stallTimeoutMs,
+    lowestSpeedBytesPerSec,
+    speedTimeMs,
     maxRedirects,
     send,
     sendMirror: (mirrorUrl, o = {}) =>

@@ -4,6 +4,7 @@ import type { EdgeKind, FailureReason } from '../common/index.js';
 import { ChunkFetchError, TRANSIENT_FAULTS, type SourceFault } from './chunk-fetch-error.js';
 import { isCid, NO_CID } from './cid.js';
 import type { BodyMode, ResponseHeaders } from './body-handler.js';
+import { LowestSpeedMonitor, tooSlowDetail, watch } from './lowest-speed.js';
 import { defaultHttpClient, redactUrl, type HttpClient, type ResponseHead } from './http-client.js';
 
 /** Retries of one chunk fetch after a transient fault (reset, short body, stall), within its deadline. */
@@ -220,6 +221,8 @@ interface Ctx {
   /** Where the bytes go, and the sha256 that follows them (none for NO_CID chunks, checked by length only). */
   sink: ChunkSink;
   hash: Hash | undefined;
+  /** The lowest-speed limit of this fetch (undefined when off): armed when a response begins, fed by put(). */
+  speed: LowestSpeedMonitor | undefined;
 }
 
 const fail = (
@@ -242,6 +245,8 @@ const fail = (
 /** Turns a thrown error into a ChunkFetchError of this fetch (abort → cancelled or deadline). */
 function asFetchError(c: Ctx, err: unknown, headers: boolean): ChunkFetchError {
   if (err instanceof ChunkFetchError) return err;
+  // the lowest-speed limit aborted the fetch with its fault (the transport's error is only its echo)
+  if (c.signal.aborted && c.signal.reason instanceof ChunkFetchError) return c.signal.reason;
   if (c.deadline.hit)
     return fail(
       c,
@@ -293,6 +298,7 @@ function put(c: Ctx, d: Buffer): void {
     throw fail(c, 'io', 'io', (err as Error)?.message ?? String(err), { cause: err });
   }
   c.got += d.length;
+  c.speed?.add(d.length);
 }
 
 /** Throws `short` when the body ended before the chunk's `length` bytes were in. */
@@ -343,6 +349,7 @@ async function fromPortal(c: Ctx, reset: boolean): Promise<ChunkTiming> {
       {
         onHead(h) {
           c.firstByteMs = performance.now() - c.t0;
+          c.speed?.arm(performance.now());
           if (h.statusCode !== expected) {
             if (c.skip > 0 && h.statusCode === 200)
               throw fail(
@@ -472,6 +479,7 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
       {
         onHead(h) {
           c.firstByteMs = performance.now() - c.t0;
+          c.speed?.arm(performance.now());
           const mode = mirrorBodyMode(c, h, a, b);
           if (mode === 'skip') refused = h;
           return mode;
@@ -534,6 +542,7 @@ class SequentialReader {
 
   /** Reads the chunk of `c` once the stream reaches it; queued requests are served lowest offset first. */
   read(c: Ctx): Promise<void> {
+    c.speed?.disarm();
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ c, resolve, reject });
       if (!this.pumping) void this.pump();
@@ -576,6 +585,8 @@ class SequentialReader {
     try {
       if (!this.iter || offset < this.pos) await this.restart(c);
       c.firstByteMs ??= performance.now() - c.t0;
+      // the window starts when the stream is this chunk's, not while it waited in the queue
+      c.speed?.arm(performance.now());
       c.got = 0;
       const onAbort = (): void => {
         if (this.body) discard(this.body);
@@ -595,9 +606,11 @@ class SequentialReader {
           const end = start + d.length;
           if (end <= offset) {
             this.pos = end;
+            c.speed?.add(d.length);
             continue;
           }
           const from = Math.max(0, offset - start);
+          c.speed?.add(from);
           const take = Math.min(d.length - from, length - c.got);
           this.pos = start + from + take;
           put(c, from === 0 && take === d.length ? d : d.subarray(from, from + take));
@@ -651,9 +664,19 @@ export async function fetchChunkTo(req: FetchChunkRequest, sink: ChunkSink): Pro
   const onAbort = (): void => ac.abort(req.signal?.reason);
   if (req.signal?.aborted) onAbort();
   else req.signal?.addEventListener('abort', onAbort, { once: true });
+  const speed =
+    client.lowestSpeedBytesPerSec > 0
+      ? new LowestSpeedMonitor(client.lowestSpeedBytesPerSec, client.speedTimeMs)
+      : undefined;
+  let c: Ctx | undefined;
+  const unwatch = speed
+    ? watch(speed, (slow) =>
+        ac.abort(c ? fail(c, 'timeout', 'too-slow', tooSlowDetail(speed, slow)) : undefined),
+      )
+    : undefined;
   try {
     for (let n = 0; ; n++) {
-      const c: Ctx = {
+      c = {
         req,
         client,
         url,
@@ -664,7 +687,10 @@ export async function fetchChunkTo(req: FetchChunkRequest, sink: ChunkSink): Pro
         skip: req.prefix?.length ?? 0,
         sink,
         hash: req.cid === NO_CID ? undefined : (req.prefix?.hash.copy() ?? createHash('sha256')),
+        speed,
       };
+      // a retry's window starts at its own response
+      speed?.disarm();
       if (ac.signal.aborted) throw asFetchError(c, ac.signal.reason, false);
       // every byte is in place already: only the hash of the kept prefix is left to check
       if (c.skip === req.length) {
@@ -683,6 +709,7 @@ export async function fetchChunkTo(req: FetchChunkRequest, sink: ChunkSink): Pro
     }
   } finally {
     clearTimeout(timer);
+    unwatch?.();
     req.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -65,6 +65,12 @@ export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_REDIRECTS,
 } from './http-client.js';
+export {
+  DEFAULT_LOWEST_SPEED_BYTES_PER_SEC,
+  DEFAULT_SPEED_TIME_MS,
+  LowestSpeedMonitor,
+} from './lowest-speed.js';
+export type { TooSlow } from './lowest-speed.js';
 export type {
   HttpClient,
   HttpClientOptions,

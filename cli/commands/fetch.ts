@@ -6,6 +6,8 @@ import {
   redactUrl,
   NO_CID,
   DEFAULT_STALL_TIMEOUT_MS,
+  DEFAULT_LOWEST_SPEED_BYTES_PER_SEC,
+  DEFAULT_SPEED_TIME_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_REDIRECTS,
   DEFAULT_MAX_IN_FLIGHT_BYTES,
@@ -110,6 +112,20 @@ export const fetchCommand = defineCommand({
       min: 0.1,
     },
     {
+      name: 'lowest-speed',
+      type: 'number',
+      help: 'bytes/s a chunk fetch must average over --speed-time, else its source fails it as too slow (0 = off; curl --speed-limit)',
+      default: DEFAULT_LOWEST_SPEED_BYTES_PER_SEC,
+      min: 0,
+    },
+    {
+      name: 'speed-time',
+      type: 'number',
+      help: 'seconds over which --lowest-speed is measured (curl --speed-time)',
+      default: DEFAULT_SPEED_TIME_MS / 1000,
+      min: 0.1,
+    },
+    {
       name: 'connect-timeout',
       type: 'number',
       help: 'seconds for a TCP+TLS connect',
@@ -208,6 +224,8 @@ export const fetchCommand = defineCommand({
       insecure: flags.insecure,
       headers: parseHeaders(flags.header),
       stallTimeoutMs: flags['stall-timeout'] * 1000,
+      lowestSpeedBytesPerSec: flags['lowest-speed'],
+      speedTimeMs: flags['speed-time'] * 1000,
       connectTimeoutMs: flags['connect-timeout'] * 1000,
       maxRedirects: flags['max-redirects'],
     });

@@ -147,6 +147,23 @@ describe('portal fetch: the sources users have', () => {
     expect(r.stderr).not.toContain('topsecret');
   });
 
+  test("a mirror sending 1 byte every 2 s (only mirror, the trial's flags): ends with rc 3 naming too-slow; beside a good mirror the file completes", async () => {
+    const trickle = await mirror((i) => (i === 0 ? { kind: 'ok' } : { kind: 'trickle' })); // the probe answers
+    const args = ['--stall-timeout', '5', '--source-budget', '10'];
+    const alone = await portal(['fetch', trickle.url, '--out', out(), ...checksum(), ...args]);
+    expect(alone.code).toBe(3);
+    // the default limit (1024 B/s over 10 s) ends each fetch; the budget then gives the source up
+    expect(alone.stderr).toMatch(
+      /\(mirror-0-[^)]+\): timeout: too slow: under 1024 B\/s for 10 s \(\d+ bytes in the last 1\d\.\d s\)/,
+    );
+    expect(alone.ms).toBeLessThan(60_000); // generous: it hung until killed before
+    const good = await mirror(() => ({ kind: 'ok' }));
+    const o = out();
+    const r = await portal(['fetch', trickle.url, good.url, '--out', o, ...checksum(), ...args]);
+    expect(r.code).toBe(0);
+    await expectFile(o);
+  }, 150_000);
+
   test('503 with Retry-After: 5 for five seconds: the mirror is held off, then the file completes', async () => {
     let since = 0;
     const s = await mirror((i) => {

@@ -8,7 +8,8 @@ import { gzipSync } from 'node:zlib';
  * `reset-mid-body`: headers and half of the range, then the connection is destroyed. `stall`: headers and
  * 100 bytes, then nothing. `status`: that HTTP status (with `retryAfter` when given). `redirect`: `status`
  * (302 by default) to `location`. `html`: an HTML error page with 200. `gzip`: the range gzip-compressed
- * with Content-Encoding: gzip.
+ * with Content-Encoding: gzip. `trickle`: headers, then `bytes` bytes of the range every `everyMs` (default 1 byte
+ * every 2 s, a source that never stalls yet never finishes) until the range is sent or the connection closes.
  */
 export type MirrorMode =
   | { kind: 'ok' }
@@ -21,6 +22,7 @@ export type MirrorMode =
   | { kind: 'redirect'; location: string; status?: number }
   | { kind: 'html' }
   | { kind: 'gzip' }
+  | { kind: 'trickle'; bytes?: number; everyMs?: number }
   /** A 206 whose Content-Range claims a file of `total` (any string: a huge or malformed size). */
   | { kind: 'claim-size'; total: string };
 
@@ -129,6 +131,26 @@ export async function startBadMirror(
         });
         res.write(part.subarray(0, 100));
         return;
+      case 'trickle': {
+        res.writeHead(r ? 206 : 200, {
+          'content-length': String(part.length),
+          ...(r ? { 'content-range': `bytes ${a}-${b}/${size}` } : {}),
+        });
+        const step = m.bytes ?? 1;
+        let at = 0;
+        const send = (): void => {
+          res.write(part.subarray(at, Math.min(part.length, at + step)));
+          at += step;
+          if (at >= part.length) {
+            clearInterval(t);
+            res.end();
+          }
+        };
+        const t = setInterval(send, m.everyMs ?? 2000);
+        res.on('close', () => clearInterval(t));
+        send();
+        return;
+      }
       case 'status':
         res.writeHead(m.status, {
           'content-type': 'text/plain',

@@ -239,6 +239,35 @@ describe('sources: retries that match the failure', () => {
     expect(Date.now() - t0).toBeLessThan(5_000);
   });
 
+  test('a mirror that trickles (10 B/s: never stalls) fails as too-slow under the lowest-speed limit, not retried', async () => {
+    const s = await mirror(() => ({ kind: 'trickle', bytes: 1, everyMs: 100 }));
+    const t0 = Date.now();
+    const err = (await rejectionOf(() =>
+      fetchChunk(
+        req(s.url, 0, client({ lowestSpeedBytesPerSec: 1024, speedTimeMs: 1000 }), { timeoutMs: 30_000 }),
+      ),
+    )) as ChunkFetchError;
+    expect(err.fault).toBe('too-slow');
+    expect(err.reason).toBe('timeout');
+    expect(err.detail).toMatch(/^too slow: under 1024 B\/s for 1 s \(\d+ bytes in the last 1\.\d s\)$/);
+    expect(s.requests).toHaveLength(1); // the same source is not asked again at once: the scheduler fails over
+    expect(Date.now() - t0).toBeLessThan(15_000); // generous: the window is 1 s, the deadline 30 s
+  });
+
+  test('a steady slow mirror above the lowest-speed floor (~20 KB/s against 4 KiB/s) delivers the chunk', async () => {
+    const s = await mirror(() => ({ kind: 'trickle', bytes: 2048, everyMs: 100 }));
+    const c = client({ lowestSpeedBytesPerSec: 4096, speedTimeMs: 1000 });
+    const r = await fetchChunk(req(s.url, 1, c, { timeoutMs: 60_000 }));
+    expect(r.bytes.equals(slice(1))).toBe(true);
+    expect(r.transferMs).toBeGreaterThan(1000); // it ran past a whole window
+  });
+
+  test('the lowest-speed limit is on by default (1024 B/s over 10 s) and 0 turns it off', () => {
+    expect(client()).toMatchObject({ lowestSpeedBytesPerSec: 1024, speedTimeMs: 10_000 });
+    expect(client({ lowestSpeedBytesPerSec: 0 }).lowestSpeedBytesPerSec).toBe(0);
+    expect(() => client({ lowestSpeedBytesPerSec: -1 })).toThrow(/lowestSpeedBytesPerSec/);
+  });
+
   test('503 with Retry-After reports busy with the delay in ms', async () => {
     const s = await mirror(() => ({ kind: 'status', status: 503, retryAfter: '5' }));
     const err = (await rejectionOf(() => fetchChunk(req(s.url, 0, client())))) as ChunkFetchError;
