@@ -137,18 +137,52 @@ async function fromMetalink(
       `--checksum ${opts.checksum} differs from the Metalink's sha-256 ${f.sha256}`,
     );
   const manifest = manifestFromMetalink(f);
-  if (manifest) return { manifest, edges: mirrorEdges(urls), kind: 'metalink', excluded: [], warnings };
+  if (manifest) {
+    const { agreed, excluded } = await mirrorsServingSize(opts.client, urls, f);
+    return { manifest, edges: mirrorEdges(agreed), kind: 'metalink', excluded, warnings };
+  }
   const r = await fromUrls(urls, { ...opts, checksum: opts.checksum ?? f.sha256, name: f.name }, 'metalink');
   if (f.size !== undefined && f.size !== r.manifest.fileSize)
-    throw new PortalError(
-      'PORTAL_MANIFEST_INVALID',
-      `the Metalink says ${f.name} has ${f.size} bytes; its mirrors serve ${r.manifest.fileSize}`,
-    );
+    throw metalinkSizeDiffers(f, r.manifest.fileSize, r.edges.length);
   r.warnings.unshift(
     ...warnings,
     'the Metalink has no sha-256 piece hashes: chunks are checked by length only',
   );
   return r;
+}
+
+/** PORTAL_MANIFEST_INVALID: the Metalink's `<size>` is not the `served` bytes `mirrors` mirror(s) answered with. */
+const metalinkSizeDiffers = (f: MetalinkFile, served: number, mirrors: number): PortalError =>
+  new PortalError(
+    'PORTAL_MANIFEST_INVALID',
+    `the Metalink's <size> of ${f.name} (${f.size} bytes) differs from the ${served} bytes ${mirrors === 1 ? 'its mirror serves' : `its ${mirrors} mirrors serve`} (Content-Range / Content-Length); the Metalink is stale or wrong`,
+  );
+
+/**
+ * A Metalink with piece hashes is a manifest of its own, but its `<size>` is only a claim: every chunk of a
+ * wrong size fails its hash on every mirror, which reads as corrupt mirrors long after the start. So the
+ * mirrors are probed (one `Range: bytes=0-0` each, in parallel) and the size they report decides: a mirror
+ * reporting another size than `<size>` is excluded and named; when none that answered reports `<size>`, the
+ * Metalink is refused (PORTAL_MANIFEST_INVALID naming both sizes). A mirror whose probe failed is kept: the
+ * transfer retries it and names its cause if it stays down (as before the probe).
+ */
+async function mirrorsServingSize(
+  client: HttpClient,
+  urls: string[],
+  f: MetalinkFile,
+): Promise<{ agreed: string[]; excluded: ResolvedSources['excluded'] }> {
+  const probes = await Promise.all(urls.map((u) => probeSource(client, u)));
+  const answered = probes.filter((p) => p.ok && p.size !== undefined);
+  if (answered.length > 0 && answered.every((p) => p.size !== f.size)) {
+    const bySize = new Map<number, number>();
+    for (const p of answered) bySize.set(p.size!, (bySize.get(p.size!) ?? 0) + 1);
+    const [served, mirrors] = [...bySize.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0];
+    throw metalinkSizeDiffers(f, served, mirrors);
+  }
+  const excluded = answered
+    .filter((p) => p.size !== f.size)
+    .map((p) => ({ url: p.url, why: `size ${p.size} differs from the Metalink's <size> ${f.size}` }));
+  return { agreed: urls.filter((u) => !excluded.some((e) => e.url === u)), excluded };
 }
 
 async function fromUrls(

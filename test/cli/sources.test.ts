@@ -415,21 +415,25 @@ describe('portal fetch: Metalink and proxies', () => {
   afterAll(async () => {
     await proxy?.stop();
   });
-
-  test('portal manifest --metalink writes a .meta4 that aria2c downloads and verifies, and portal fetch reads', async () => {
-    const meta = path.join(tmp.dir, 'file.meta4');
+  /** Writes a Metalink of the test file (64 KiB pieces) listing `urls` with `portal manifest --metalink`; returns its path. */
+  async function metalink(name: string, urls: string[]): Promise<string> {
+    const meta = path.join(tmp.dir, name);
     const m = await portal([
       'manifest',
       file.path,
       '--chunk-size',
       '65536',
       '--metalink',
-      '--url',
-      `${nginx.httpUrl}/file.bin`,
+      ...urls.flatMap((u) => ['--url', u]),
       '--out',
       meta,
     ]);
     expect(m.code).toBe(0);
+    return meta;
+  }
+
+  test('portal manifest --metalink writes a .meta4 that aria2c downloads and verifies, and portal fetch reads', async () => {
+    const meta = await metalink('file.meta4', [`${nginx.httpUrl}/file.bin`]);
     const ariaDir = path.join(tmp.dir, 'aria2');
     await run('aria2c', ['-q', '--dir', ariaDir, '--check-integrity=true', '-M', meta]);
     expect(
@@ -440,6 +444,38 @@ describe('portal fetch: Metalink and proxies', () => {
     const o = out();
     const r = await portal(['fetch', meta, '--out', o]);
     expect(r.code).toBe(0);
+    await expectFile(o);
+  });
+
+  test('a Metalink whose <size> differs from what its mirrors serve fails at once naming both sizes; a mirror serving another size is excluded', async () => {
+    const good = await mirror(() => ({ kind: 'ok' }));
+    const meta = await metalink('sized.meta4', [`${nginx.httpUrl}/file.bin`, good.url]);
+    const xml = await readFile(meta, 'utf8');
+    expect(xml).toContain(`<size>${SIZE}</size>`);
+    // cut by 824 bytes: the piece count (13 of 64 KiB) still covers it, so only the mirrors can tell
+    const cut = path.join(tmp.dir, 'cut.meta4');
+    await writeFile(cut, xml.replace(`<size>${SIZE}</size>`, `<size>${SIZE - 824}</size>`));
+    const r = await portal(['fetch', cut, '--out', out()], { timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `<size> of file\\.bin \\(${SIZE - 824} bytes\\) differs from the ${SIZE} bytes its 2 mirrors serve`,
+      ),
+    );
+    expect(r.stderr).not.toMatch(/corrupt|does not match cid/);
+    // the right <size>, one more mirror serving a shorter file: that one is excluded and named, the others complete
+    const short = await startBadMirror(file.bytes.subarray(0, SIZE - 1));
+    mirrors.push(short);
+    const three = path.join(tmp.dir, 'three.meta4');
+    await writeFile(three, xml.replace('</file>', `<url priority="3">${short.url}</url></file>`));
+    const o = out();
+    const ok = await portal(['fetch', three, '--out', o]);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toMatch(
+      new RegExp(
+        `excluded ${short.url.replace(/[.:/]/g, '\\$&')}: size ${SIZE - 1} differs from the Metalink's <size> ${SIZE}`,
+      ),
+    );
     await expectFile(o);
   });
 
