@@ -33,13 +33,27 @@ import { parseBackend, journalDir } from '../../node/embedded-node.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
 
-/** The one-line summary a progress bar shows for a transfer. */
+/**
+ * The one-line summary a progress bar shows for a transfer: `12.0 MiB 4.0 MiB/s  edges 2/2 (1 delivered nothing)
+ * failovers 0  corrupt 0`. A source still in use that was given work (chunks in flight, or failures) and has not
+ * delivered a chunk yet is counted in the parenthesis; one the source budget gave up is not counted as in use, so a trickling or silent source is visible before the
+ * lowest-speed limit or the source budget ends it ("edges 1/1" alone read as healthy at 0.0 %).
+ */
 export function progressDetail(s: TransferStatus, startedMs: number): string {
   const secs = (Date.now() - startedMs) / 1000;
   const rate = secs > 0 ? s.bytesDone / secs : 0;
   const edges = s.edges ?? [];
-  const alive = edges.filter((e) => e.available).length;
-  return `${formatBytes(s.bytesDone)} ${formatBytes(rate)}/s  edges ${alive}/${edges.length}  failovers ${s.counters.failovers}  corrupt ${s.counters.corrupt}`;
+  // a source given up by the budget is not in use, though its edge may still be online
+  const inUse = (e: (typeof edges)[number]): boolean => e.available && !e.retired;
+  const alive = edges.filter(inUse).length;
+  const idle = edges.filter(
+    (e, i) =>
+      inUse(e) &&
+      (s.perEdgeChunks[i] ?? 0) === 0 &&
+      ((e.queueDepth ?? 0) > 0 || (e.failuresSinceOk ?? 0) > 0),
+  ).length;
+  const none = idle > 0 ? ` (${idle} delivered nothing)` : '';
+  return `${formatBytes(s.bytesDone)} ${formatBytes(rate)}/s  edges ${alive}/${edges.length}${none}  failovers ${s.counters.failovers}  corrupt ${s.counters.corrupt}`;
 }
 
 /** Resolves which chunks each Portal edge holds (its /v1/have bitmap); mirrors hold everything. */
