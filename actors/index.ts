@@ -26,6 +26,7 @@ export type {
   EdgeTelemetry,
   TransferEdge,
   TransferRequest,
+  ChecksumOrigin,
   PrePosition,
   TransferStatus,
 } from './types.js';

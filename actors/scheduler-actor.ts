@@ -38,6 +38,7 @@ import { engineOf, type TickEngineServices } from './gpu-worker-actor.js';
 import { actorProxy, type SchedulerActorApi } from './api.js';
 import { RiskModel, learnedEdgeFactors, type RiskModelState } from '../learning/index.js';
 import type {
+  ChecksumOrigin,
   ContentInfo,
   ContentReadRequest,
   ContentReadResult,
@@ -70,6 +71,13 @@ const NO_SPACE = /ENOSPC|EDQUOT|no space left on device|disk quota exceeded/i;
  */
 const LOCAL_WRITE =
   /\b(ENOENT|ENOTDIR|EACCES|EPERM|EROFS|ELOOP|EISDIR)\b|PORTAL_OUTPUT_OUTSIDE_ROOT|outside the output root/;
+/** How the whole-file mismatch error names what gave the expected sha256 (TransferRequest.checksumFrom). */
+const CHECKSUM_ORIGIN: Record<ChecksumOrigin, string> = {
+  manifest: 'the manifest',
+  'checksum-flag': '--checksum',
+  metalink: 'the Metalink',
+  'digest-header': "the mirrors' Digest header",
+};
 /** Tick times kept for the p50/p99 in status(): the last this many ticks. */
 const TICK_WINDOW = 8192;
 /** Default source budget (TransferRequest.edgeBudgetMs), ms. */
@@ -1609,10 +1617,27 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.ctx.log.info({ sha256: sha }, 'transfer complete and verified');
     } else {
       j.state = 'failed';
-      j.error = `sha256 of output ${sha} does not match manifest ${t.manifest.fileSha256}`;
+      j.error = this.wholeFileMismatch(t, sha);
       this.ctx.log.error({ sha256: sha }, 'transfer verification failed');
     }
     await this.stopLoop();
+  }
+
+  /**
+   * The error of a finished file whose sha256 is not the expected one: names what gave the expected hash
+   * (TransferRequest.checksumFrom) and, when chunks came from several sources, that one of them served wrong
+   * bytes (chunks without their own hashes are checked by length only) and how to find it.
+   */
+  private wholeFileMismatch(t: OwnedTransfer, sha: string): string {
+    const from = CHECKSUM_ORIGIN[t.req.checksumFrom ?? 'manifest'] ?? CHECKSUM_ORIGIN.manifest;
+    const served = this.perEdgeChunks.filter((n) => n > 0).length;
+    const why =
+      served > 1
+        ? `; ${served} sources served chunks and one of them served wrong bytes (or the expected sha256 is wrong): retry with fewer sources, one at a time, to find it`
+        : this.resumedChunks > 0
+          ? `; ${this.resumedChunks} chunk(s) came from an earlier run: a source of that run or this one served wrong bytes (or the expected sha256 is wrong)`
+          : '; the source served other bytes than expected (or the expected sha256 is wrong)';
+    return `sha256 of output ${sha} does not match the sha256 ${from} gives, ${t.manifest.fileSha256}${why}`;
   }
 
   private async fail(t: OwnedTransfer, reason: string): Promise<void> {

@@ -68,6 +68,9 @@ export interface TransferEdge {
 }
 
 /** SchedulerActor.start's argument. */
+/** What gave a transfer's whole-file sha-256 (TransferRequest.checksumFrom). */
+export type ChecksumOrigin = 'manifest' | 'checksum-flag' | 'metalink' | 'digest-header';
+
 export interface TransferRequest {
   transferId: string;
   /** The manifest inline (at most ~4 MiB of body through Dapr: about 62 000 chunks); or give manifestUrl. */
@@ -88,6 +91,12 @@ export interface TransferRequest {
   output: string;
   /** The name `output` is renamed to once the file is verified (`<out>.portal-part` → `<out>`); absent: it keeps its name. */
   publishAs?: string;
+  /**
+   * What gave the manifest's whole-file sha-256, named in the error when the finished file does not match it:
+   * `manifest` (a Portal manifest; the default), `checksum-flag` (fetch's `--checksum`), `metalink` (a
+   * Metalink's `<hash type="sha-256">`) or `digest-header` (the mirrors' `Digest: SHA-256=` header).
+   */
+  checksumFrom?: ChecksumOrigin;
   /**
    * On a host with an output root (`portal serve --output-root`) `output` and `publishAs` must resolve inside
    * it, and a first start may write over an existing regular file only when this is true (default false:

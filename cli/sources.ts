@@ -11,7 +11,7 @@ import {
   type Manifest,
   type MetalinkFile,
 } from '../transfer/index.js';
-import type { TransferEdge } from '../actors/index.js';
+import type { ChecksumOrigin, TransferEdge } from '../actors/index.js';
 
 /** What `portal fetch` was pointed at, resolved: the manifest, the edges it gives, and notes for the user. */
 export interface ResolvedSources {
@@ -24,6 +24,8 @@ export interface ResolvedSources {
   excluded: { url: string; why: string }[];
   /** Things the user should know (ETags differ, no checksum…). */
   warnings: string[];
+  /** What gave the manifest's whole-file sha-256 (named when the finished file does not match it). */
+  checksumFrom: ChecksumOrigin;
 }
 
 /**
@@ -117,7 +119,7 @@ export async function resolveSources(
         'PORTAL_CONFIG_INVALID',
         `--checksum ${opts.checksum} differs from the manifest's sha256 ${manifest.fileSha256}`,
       );
-    return { manifest, edges: [], kind: 'manifest', excluded: [], warnings: [] };
+    return { manifest, edges: [], kind: 'manifest', excluded: [], warnings: [], checksumFrom: 'manifest' };
   }
   return fromUrls(urls, opts, 'urls');
 }
@@ -139,9 +141,25 @@ async function fromMetalink(
   const manifest = manifestFromMetalink(f);
   if (manifest) {
     const { agreed, excluded } = await mirrorsServingSize(opts.client, urls, f);
-    return { manifest, edges: mirrorEdges(agreed), kind: 'metalink', excluded, warnings };
+    return {
+      manifest,
+      edges: mirrorEdges(agreed),
+      kind: 'metalink',
+      excluded,
+      warnings,
+      checksumFrom: 'metalink',
+    };
   }
-  const r = await fromUrls(urls, { ...opts, checksum: opts.checksum ?? f.sha256, name: f.name }, 'metalink');
+  const r = await fromUrls(
+    urls,
+    {
+      ...opts,
+      checksum: opts.checksum ?? f.sha256,
+      name: f.name,
+      checksumFrom: opts.checksum ? 'checksum-flag' : 'metalink',
+    },
+    'metalink',
+  );
   if (f.size !== undefined && f.size !== r.manifest.fileSize)
     throw metalinkSizeDiffers(f, r.manifest.fileSize, r.edges.length);
   r.warnings.unshift(
@@ -187,7 +205,7 @@ async function mirrorsServingSize(
 
 async function fromUrls(
   urls: string[],
-  opts: { client: HttpClient; checksum?: string; name?: string },
+  opts: { client: HttpClient; checksum?: string; name?: string; checksumFrom?: ChecksumOrigin },
   kind: 'urls' | 'metalink',
 ): Promise<ResolvedSources> {
   const seen = new Set(urls);
@@ -212,5 +230,12 @@ async function fromUrls(
     // The name and size (in the id already) identify it, not the URLs: a rerun with a corrected URL resumes.
     identity: name,
   });
-  return { manifest, edges: mirrorEdges(agreedUrls), kind, excluded: a.excluded, warnings };
+  return {
+    manifest,
+    edges: mirrorEdges(agreedUrls),
+    kind,
+    excluded: a.excluded,
+    warnings,
+    checksumFrom: opts.checksum ? (opts.checksumFrom ?? 'checksum-flag') : 'digest-header',
+  };
 }

@@ -319,6 +319,7 @@ export const fetchCommand = defineCommand({
           manifest,
           output: part,
           publishAs: output,
+          checksumFrom: src.checksumFrom,
           edges,
           edgeBudgetMs: flags['source-budget'] * 1000,
           tickMs: flags['tick-ms'],

@@ -24,6 +24,7 @@ const fields: Record<string, string[]> = {
     manifestCid: true,
     output: true,
     publishAs: true,
+    checksumFrom: true,
     edges: true,
     scheduler: true,
     tickMs: true,

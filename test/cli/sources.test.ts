@@ -333,7 +333,29 @@ describe('portal fetch: the sources users have', () => {
       `sha-256=${'a'.repeat(64)}`,
     ]);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/does not match/);
+    // there is no manifest: the error names what was given
+    expect(r.stderr).toMatch(
+      /does not match the sha256 --checksum gives, a{64}; the source served other bytes/,
+    );
+    expect(r.stderr).not.toMatch(/manifest/);
+    expect(existsSync(o)).toBe(false);
+  });
+
+  test('--checksum mismatch after two sources served: the error says one of them served wrong bytes and to retry with fewer', async () => {
+    const flipped = Buffer.from(file.bytes);
+    flipped[100] ^= 0xff;
+    // serves the probe and one chunk of wrong bytes (same size: only the whole-file hash can tell), then 404
+    const liar = await startBadMirror(flipped, (i) =>
+      i > 1 ? { kind: 'status', status: 404 } : { kind: 'ok' },
+    );
+    mirrors.push(liar);
+    const o = out();
+    const r = await portal(['fetch', liar.url, `${nginx.httpUrl}/file.bin`, '--out', o, ...checksum()]);
+    expect(liar.requests.length).toBeGreaterThan(1);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      /does not match the sha256 --checksum gives, [0-9a-f]{64}; 2 sources served chunks and one of them served wrong bytes .*retry with fewer sources/,
+    );
     expect(existsSync(o)).toBe(false);
   });
 
