@@ -40,6 +40,12 @@ export function parseChecksum(v: string | undefined): string | undefined {
       'PORTAL_CONFIG_INVALID',
       `--checksum ${JSON.stringify(v)}: expected sha-256=<64 hex characters>`,
     );
+  // all zeros is NO_CID, the manifests' "no hash" marker: taken as given it would silently check nothing
+  if (/^0{64}$/.test(m[1]))
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `--checksum ${JSON.stringify(v)}: an all-zero sha-256 means "no hash" to Portal and would check nothing; give the file's sha-256`,
+    );
   return m[1].toLowerCase();
 }
 
@@ -138,7 +144,9 @@ async function fromMetalink(
       'PORTAL_CONFIG_INVALID',
       `--checksum ${opts.checksum} differs from the Metalink's sha-256 ${f.sha256}`,
     );
-  const manifest = manifestFromMetalink(f);
+  // pieces without a whole-file hash: --checksum is that hash (the file is checked against it at the end)
+  const withChecksum = !f.sha256 && opts.checksum !== undefined;
+  const manifest = manifestFromMetalink(withChecksum ? { ...f, sha256: opts.checksum } : f);
   if (manifest) {
     const { agreed, excluded } = await mirrorsServingSize(opts.client, urls, f);
     return {
@@ -147,7 +155,7 @@ async function fromMetalink(
       kind: 'metalink',
       excluded,
       warnings,
-      checksumFrom: 'metalink',
+      checksumFrom: withChecksum ? 'checksum-flag' : 'metalink',
     };
   }
   const r = await fromUrls(

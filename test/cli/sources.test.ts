@@ -469,6 +469,41 @@ describe('portal fetch: Metalink and proxies', () => {
     await expectFile(o);
   });
 
+  test('a Metalink with piece hashes and no whole-file hash is checked against --checksum (a wrong one fails the run, naming it)', async () => {
+    const meta = await metalink('pieces-only.meta4', [`${nginx.httpUrl}/file.bin`]);
+    const xml = await readFile(meta, 'utf8');
+    const piecesOnly = path.join(tmp.dir, 'pieces-only-edited.meta4');
+    const stripped = xml.replace(/\n\s*<hash type="sha-256">[0-9a-f]{64}<\/hash>/, '');
+    expect(stripped).not.toBe(xml);
+    await writeFile(piecesOnly, stripped);
+    // an all-zero sha-256 is refused: it is the manifests' "no hash" marker and would check nothing
+    const zeros = await portal([
+      'fetch',
+      piecesOnly,
+      '--out',
+      out(),
+      '--checksum',
+      `sha-256=${'0'.repeat(64)}`,
+    ]);
+    expect(zeros.code).toBe(2);
+    expect(zeros.stderr).toMatch(/an all-zero sha-256 means "no hash"/);
+    const wrong = await portal([
+      'fetch',
+      piecesOnly,
+      '--out',
+      out(),
+      '--checksum',
+      `sha-256=${'1'.repeat(64)}`,
+    ]);
+    expect(wrong.code).toBe(3);
+    expect(wrong.stderr).toMatch(/does not match the sha256 --checksum gives/);
+    const o = out();
+    const right = await portal(['fetch', piecesOnly, '--out', o, ...checksum()]);
+    expect(right.code).toBe(0);
+    expect(right.stdout + right.stderr).toMatch(/sha256 verified/);
+    await expectFile(o);
+  });
+
   test('a Metalink whose <size> differs from what its mirrors serve fails at once naming both sizes; a mirror serving another size is excluded', async () => {
     const good = await mirror(() => ({ kind: 'ok' }));
     const meta = await metalink('sized.meta4', [`${nginx.httpUrl}/file.bin`, good.url]);
