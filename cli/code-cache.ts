@@ -16,24 +16,24 @@ export type CodeCacheUse = 'used' | 'none' | 'rejected';
 
 /**
  * Where V8 code caches of Portal's bundles are kept: `$PORTAL_CODE_CACHE_DIR`, else `$XDG_CACHE_HOME/portal`,
- * else `~/.cache/portal` (the XDG base-directory default for per-user caches).
+ * else `~/.cache/portal` (the XDG base-directory default for per-user caches); undefined (no cache: the CLI is
+ * compiled from source) for a user without a home directory. Never a shared folder such as the temporary
+ * directory: V8 checks a cache only against the source's length, so a cache planted there by another user
+ * would run as this user's code.
  */
-export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.PORTAL_CODE_CACHE_DIR) return env.PORTAL_CODE_CACHE_DIR;
   if (env.XDG_CACHE_HOME) return path.join(env.XDG_CACHE_HOME, 'portal');
-  let home: string;
   try {
-    home = os.homedir();
+    return path.join(os.homedir(), '.cache', 'portal');
   } catch {
-    // no home directory for this user (os.homedir throws): a per-user folder under the temporary directory
-    home = path.join(os.tmpdir(), `portal-${process.getuid?.() ?? 'user'}`);
+    return undefined; // no home directory for this user (os.homedir throws)
   }
-  return path.join(home, '.cache', 'portal');
 }
 
 /**
  * Runs the CommonJS script `file` in this context, as Node's loader would run a main module (`require`,
- * `module`, `__filename`, `__dirname`), compiled from a V8 code cache when `dir` holds one for this very script,
+ * `module`, `__filename`, `__dirname`), compiled from a V8 code cache when `dir` (undefined: none) holds one for this very script,
  * and writes one there at exit when it did not. The script must not call `import()`: Node 20 offers it to a
  * vm.Script only as an experimental feature that prints a warning (scripts/bundle-cli.mjs turns each `import()`
  * of portal.cjs into a `require`, and fails where one is left).
@@ -49,19 +49,20 @@ export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
  * directory, a concurrent writer) only costs the compile: the write is atomic (temporary file, rename) and its
  * errors are ignored. Errors of the script itself propagate as if it were run by `node file`.
  */
-export function runWithCodeCache(file: string, dir: string, key: string): CodeCacheUse {
+export function runWithCodeCache(file: string, dir: string | undefined, key: string): CodeCacheUse {
   const text = readFileSync(file, 'utf8').replace(/^#!.*/, '');
   const name = createHash('sha256').update(text).update(`\0${process.version}\0${key}`).digest('hex');
-  const cacheFile = path.join(dir, `${path.basename(file)}-${name.slice(0, 32)}.v8cache`);
+  const cacheFile =
+    dir === undefined ? undefined : path.join(dir, `${path.basename(file)}-${name.slice(0, 32)}.v8cache`);
   let cachedData: Buffer | undefined;
   try {
-    cachedData = readFileSync(cacheFile);
+    if (cacheFile) cachedData = readFileSync(cacheFile);
   } catch {
     // no cache yet (or unreadable): compile from source
   }
   const script = new vm.Script(Module.wrap(text), { filename: file, cachedData });
   const use: CodeCacheUse = !cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used';
-  if (use !== 'used')
+  if (use !== 'used' && dir !== undefined && cacheFile !== undefined)
     process.once('exit', () => {
       try {
         mkdirSync(dir, { recursive: true });

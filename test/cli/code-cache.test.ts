@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CODE_CACHES_KEPT } from '../../cli/code-cache.js';
@@ -15,7 +15,7 @@ describe('runWithCodeCache (cli/code-cache.ts): a CommonJS script compiled throu
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   /** Runs `script` with runWithCodeCache in a fresh node (the cache is written at exit); its stdout lines. */
-  const run = (script: string, key = 'k'): string[] => {
+  const run = (script: string, key = 'k', cacheDir: string | null = path.join(dir, 'cache')): string[] => {
     const file = path.join(dir, 'script.cjs');
     writeFileSync(file, script);
     const r = spawnSync(
@@ -23,7 +23,7 @@ describe('runWithCodeCache (cli/code-cache.ts): a CommonJS script compiled throu
       [
         '--input-type=module',
         '-e',
-        `const { runWithCodeCache } = await import(${JSON.stringify(CODE_CACHE)}); console.log('use', runWithCodeCache(${JSON.stringify(file)}, ${JSON.stringify(path.join(dir, 'cache'))}, ${JSON.stringify(key)}));`,
+        `const { runWithCodeCache } = await import(${JSON.stringify(CODE_CACHE)}); console.log('use', runWithCodeCache(${JSON.stringify(file)}, ${cacheDir === null ? 'undefined' : JSON.stringify(cacheDir)}, ${JSON.stringify(key)}));`,
       ],
       { encoding: 'utf8', timeout: 30_000 },
     );
@@ -46,6 +46,22 @@ describe('runWithCodeCache (cli/code-cache.ts): a CommonJS script compiled throu
     expect(run(SCRIPT)).toEqual(['script function script.cjs true object', 'use none', 'later function']);
     expect(cacheFiles()).toEqual([expect.stringMatching(/^script\.cjs-[0-9a-f]{32}\.v8cache$/)]);
     expect(run(SCRIPT)).toEqual(['script function script.cjs true object', 'use used', 'later function']);
+  });
+
+  test('without a cache folder (a user without a home directory) the script runs compiled from source and nothing is written anywhere', () => {
+    expect(run(SCRIPT, 'k', null)).toEqual([
+      'script function script.cjs true object',
+      'use none',
+      'later function',
+    ]);
+    expect(readdirSync(dir)).toEqual(['script.cjs']);
+  });
+
+  test('codeCacheDir: PORTAL_CODE_CACHE_DIR, then XDG_CACHE_HOME/portal, then ~/.cache/portal — never the temporary directory', async () => {
+    const { codeCacheDir } = await import('../../cli/code-cache.js');
+    expect(codeCacheDir({ PORTAL_CODE_CACHE_DIR: '/x/y', XDG_CACHE_HOME: '/z' })).toBe('/x/y');
+    expect(codeCacheDir({ XDG_CACHE_HOME: '/z' })).toBe('/z/portal');
+    expect(codeCacheDir({})).toBe(path.join(homedir(), '.cache', 'portal'));
   });
 
   test('a script changed at the same length, or other V8 flags (key), does not take the old cache', () => {
