@@ -6,6 +6,7 @@ import {
   loadMetalink,
   manifestFromMetalink,
   probeSource,
+  majoritySize,
   probedManifest,
   type HttpClient,
   type Manifest,
@@ -200,9 +201,7 @@ async function mirrorsServingSize(
   const probes = await Promise.all(urls.map((u) => probeSource(client, u)));
   const answered = probes.filter((p) => p.ok && p.size !== undefined);
   if (answered.length > 0 && answered.every((p) => p.size !== f.size)) {
-    const bySize = new Map<number, number>();
-    for (const p of answered) bySize.set(p.size!, (bySize.get(p.size!) ?? 0) + 1);
-    const [served, mirrors] = [...bySize.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0];
+    const { size: served, sources: mirrors } = majoritySize(answered);
     throw metalinkSizeDiffers(f, served, mirrors);
   }
   const excluded = answered

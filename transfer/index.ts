@@ -96,7 +96,13 @@ export type { DataPlane, DataPlaneOptions, DataPlaneStats } from './data-plane.j
 export type { Executor, ExecutorOptions, ExecutorStats } from './executor.js';
 export { parseMetalink, loadMetalink, manifestFromMetalink, toMetalink, METALINK_NS } from './metalink.js';
 export type { MetalinkFile, MetalinkUrl } from './metalink.js';
-export { probeSource, agreeOnSources, chooseChunkSize, probedManifest } from './probe-sources.js';
+export {
+  probeSource,
+  agreeOnSources,
+  majoritySize,
+  chooseChunkSize,
+  probedManifest,
+} from './probe-sources.js';
 export type { SourceProbe, SourceAgreement } from './probe-sources.js';
 export { serveContent, createContentServer, ReaderRates } from './content-server.js';
 export type {

@@ -126,6 +126,18 @@ export interface SourceAgreement {
 }
 
 /**
+ * The file size most of the answered `probes` report, and how many report it (a tie goes to the smaller size).
+ * Throws on an empty list.
+ */
+export function majoritySize(probes: readonly SourceProbe[]): { size: number; sources: number } {
+  if (probes.length === 0) throw new Error('majoritySize: no probe answered');
+  const bySize = new Map<number, number>();
+  for (const p of probes) bySize.set(p.size!, (bySize.get(p.size!) ?? 0) + 1);
+  const [size, sources] = [...bySize.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0];
+  return { size, sources };
+}
+
+/**
  * Decides which probed sources serve the same file: the size most of them report wins and a source with
  * another size is excluded and named; so is one whose Digest sha-256 differs from the majority's. ETag and
  * Last-Modified are compared too, but differences only warn: independent mirrors legitimately give the same
@@ -143,9 +155,7 @@ export function agreeOnSources(probes: SourceProbe[]): SourceAgreement {
       'PORTAL_TRANSFER_FAILED',
       `no source answered:${excluded.map((e) => `\n  ${redactUrl(e.url)}: ${e.why}`).join('')}`,
     );
-  const bySize = new Map<number, number>();
-  for (const p of ok) bySize.set(p.size!, (bySize.get(p.size!) ?? 0) + 1);
-  const size = [...bySize.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0][0];
+  const { size } = majoritySize(ok);
   let agreed = ok.filter((p) => {
     if (p.size !== size)
       excluded.push({ url: p.url, why: `size ${p.size} differs from the ${size} bytes most sources report` });
