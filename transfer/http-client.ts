@@ -359,19 +359,21 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
   /**
    * A request to a mirror through `go`, first to the URL it last redirected to: when that one answers ≥ 400
    * (`drop` discards the response) or fails in a way `retryable` accepts, the mirror's own URL is resolved again.
+   * `go` gets `o` with the mirror's origin as `credentialOrigin`, so a remembered target gets no credentials.
    */
   const viaMirror = async <R extends { statusCode: number; url: string; redirects: number }>(
     mirrorUrl: string,
-    o: SendOptions,
-    go: (url: string, remembered: boolean) => Promise<R>,
+    opts: SendOptions,
+    go: (url: string, o: SendOptions, remembered: boolean) => Promise<R>,
     retryable: (err: unknown) => boolean,
     drop: (r: R) => Promise<unknown>,
   ): Promise<R> => {
+    const o = { ...opts, credentialOrigin: new URL(mirrorUrl).origin };
     const remembered = resolved.get(mirrorUrl);
     if (remembered) {
       let r: R | undefined;
       try {
-        r = await go(remembered, true);
+        r = await go(remembered, o, true);
       } catch (err) {
         if (o.signal?.aborted || !retryable(err)) throw err;
       }
@@ -380,7 +382,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
       if (r) await drop(r);
       resolved.delete(mirrorUrl);
     }
-    const r = await go(mirrorUrl, false);
+    const r = await go(mirrorUrl, o, false);
     if (r.redirects > 0) resolved.set(mirrorUrl, r.url);
     return r;
   };
@@ -397,7 +399,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
       viaMirror(
         mirrorUrl,
         o,
-        (u) => send(u, { ...o, credentialOrigin: new URL(mirrorUrl).origin }),
+        send,
         () => true,
         (r) => r.body.dump().catch(() => undefined),
       ),
@@ -417,8 +419,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
       return viaMirror(
         mirrorUrl,
         o,
-        (u, remembered) =>
-          receive(u, { ...o, credentialOrigin: new URL(mirrorUrl).origin }, remembered ? watched : rx),
+        (u, mo, remembered) => receive(u, mo, remembered ? watched : rx),
         () => !began,
         async () => undefined,
       );
