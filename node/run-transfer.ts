@@ -220,8 +220,13 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     // handles the report after this subscriber), while the reset below has already dropped it from
     // verifiedSince: a 1 MiB fetch then waited a whole FETCH_POLL_MS more (~100 ms of its ~250).
     let endNear = false;
+    // chunks verified before the swarm peer listens to the reports itself (it starts after the transfer, whose
+    // status says whether to scan the file): without them a member never announced its first chunks, and as their
+    // owner kept the origin closed to the others for them until it left the swarm. Undefined once it listens.
+    let early: number[] | undefined = o.swarm ? [] : undefined;
     const endSub = node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), (r) => {
       if (!r.ok) return;
+      early?.push(r.chunk);
       verifiedSince.add(r.chunk);
       // the last missing chunk: ask for the status now rather than at the end of a FETCH_POLL_MS wait
       if (polled && polled.complete + verifiedSince.size >= polled.total) {
@@ -229,15 +234,6 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
         wait.wake();
       }
     });
-    // chunks verified before the swarm peer listens to the reports itself (it starts after the transfer, whose
-    // status says whether to scan the file): without them a member never announced its first chunks, and as their
-    // owner kept the origin closed to the others for them until it left the swarm
-    const early: number[] = [];
-    const earlySub = o.swarm
-      ? node.bus.subscribe<ChunkReport>(subjects.report(o.request.transferId), (r) => {
-          if (r.ok) early.push(r.chunk);
-        })
-      : undefined;
     let status = await actor.invoke('start', o.request);
     if (o.swarm) {
       // loaded only for a swarm (the edge server)
@@ -252,10 +248,10 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
         host: o.swarm.host,
         port: o.swarm.port,
         scanExisting: status.resumedChunks > 0,
-        verifiedBefore: early,
+        verifiedBefore: early ?? [],
         logger: o.logger.child({ component: 'swarm' }),
       });
-      earlySub?.unsubscribe();
+      early = undefined;
       o.swarm.onUrl?.(peer.edge.url);
     }
     if (o.serve) {
