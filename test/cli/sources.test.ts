@@ -476,25 +476,13 @@ describe('portal fetch: Metalink and proxies', () => {
     const stripped = xml.replace(/\n\s*<hash type="sha-256">[0-9a-f]{64}<\/hash>/, '');
     expect(stripped).not.toBe(xml);
     await writeFile(piecesOnly, stripped);
+    const fetchWith = (hex: string) =>
+      portal(['fetch', piecesOnly, '--out', out(), '--checksum', `sha-256=${hex}`]);
     // an all-zero sha-256 is refused: it is the manifests' "no hash" marker and would check nothing
-    const zeros = await portal([
-      'fetch',
-      piecesOnly,
-      '--out',
-      out(),
-      '--checksum',
-      `sha-256=${'0'.repeat(64)}`,
-    ]);
+    const zeros = await fetchWith('0'.repeat(64));
     expect(zeros.code).toBe(2);
     expect(zeros.stderr).toMatch(/an all-zero sha-256 means "no hash"/);
-    const wrong = await portal([
-      'fetch',
-      piecesOnly,
-      '--out',
-      out(),
-      '--checksum',
-      `sha-256=${'1'.repeat(64)}`,
-    ]);
+    const wrong = await fetchWith('1'.repeat(64));
     expect(wrong.code).toBe(3);
     expect(wrong.stderr).toMatch(/does not match the sha256 --checksum gives/);
     const o = out();
