@@ -203,8 +203,11 @@ export function createKernelExecutor(
       const c = process.cpuUsage(c0);
       const computeMs = performance.now() - t0;
       const cpuMs = (c.user + c.system) / 1000;
-      const left = t0 + pace * mult * cpuMs - performance.now();
-      if (left > 0) await sleep(left);
+      // held until the deadline by performance.now(): a timer may fire a little early (libuv measures it from
+      // the loop's cached time, taken before the computation), so it sleeps again for what is left
+      const until = t0 + pace * mult * cpuMs;
+      for (let left = until - performance.now(); left > 0; left = until - performance.now())
+        await sleep(left);
       if (failing)
         return {
           ok: false,
