@@ -114,6 +114,8 @@ interface EdgeHealth {
   /** Scheduler clock (ms since the activation's epoch) of the first failure since the last success. */
   failingSince?: number;
   retired: boolean;
+  /** Why it was given up (set with `retired`), e.g. `failed for 61 s without delivering a chunk (…)`. */
+  retiredReason?: string;
 }
 
 interface Journal extends PagedJournal {
@@ -808,14 +810,20 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // status leaves the process (API, dashboard, logs): edge URLs without their credentials
       ...(arg?.edges === true
         ? {
-            edges: this.edgeViews.map((v, i): EdgeView => ({
-              ...v,
-              url: redactUrl(v.url),
-              queueDepth: core?.edges.queueDepth[i] ?? 0,
-              ...(this.health[i]?.lastError ? { lastError: this.health[i].lastError } : {}),
-              failuresSinceOk: this.health[i]?.failuresSinceOk ?? 0,
-              retired: this.health[i]?.retired ?? false,
-            })),
+            edges: this.edgeViews.map((v, i): EdgeView => {
+              const h = this.health[i];
+              return {
+                ...v,
+                url: redactUrl(v.url),
+                // a source given up takes no work, whatever its edge says of itself
+                available: v.available && !h?.retired,
+                queueDepth: core?.edges.queueDepth[i] ?? 0,
+                ...(h?.lastError ? { lastError: h.lastError } : {}),
+                failuresSinceOk: h?.failuresSinceOk ?? 0,
+                retired: h?.retired ?? false,
+                ...(h?.retiredReason ? { retiredReason: h.retiredReason } : {}),
+              };
+            }),
           }
         : {}),
       perEdgeChunks: [...this.perEdgeChunks],
@@ -1518,14 +1526,30 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.health.forEach((h, i) => {
       if (h.retired || h.failingSince === undefined || h.failuresSinceOk < EDGE_BUDGET_MIN_FAILURES) return;
       if (now - h.failingSince < budget) return;
-      h.retired = true;
-      this.ctx.log.warn(
-        { edge: t.req.edges[i]?.id, failures: h.failuresSinceOk, lastError: h.lastError },
-        'source given up: it failed for longer than its budget',
+      this.retire(
+        t,
+        core,
+        i,
+        `failed for ${((now - h.failingSince) / 1000).toFixed(0)} s without delivering a chunk (${h.failuresSinceOk} failures; source budget ${(budget / 1000).toFixed(0)} s)`,
       );
-      if (this.edgeViews[i]) this.applyView(core, packed(t.manifest), i, this.edgeViews[i]);
-      core.requestFullRerank();
     });
+  }
+
+  /**
+   * Gives source `i` up for this transfer: it gets no more work, status shows it unavailable and `retired` with
+   * `retiredReason` (besides its `lastError`), and a run whose sources are all given up ends naming them.
+   */
+  private retire(t: OwnedTransfer, core: ChunkScheduler, i: number, reason: string): void {
+    const h = this.health[i];
+    if (!h || h.retired) return;
+    h.retired = true;
+    h.retiredReason = reason;
+    this.ctx.log.warn(
+      { edge: t.req.edges[i]?.id, failures: h.failuresSinceOk, lastError: h.lastError, reason },
+      'source given up',
+    );
+    if (this.edgeViews[i]) this.applyView(core, packed(t.manifest), i, this.edgeViews[i]);
+    core.requestFullRerank();
   }
 
   /**

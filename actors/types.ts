@@ -32,8 +32,13 @@ export interface EdgeView extends EdgeConfig, EdgeEstimate {
   lastError?: string;
   /** Failures since its last delivered chunk (TransferStatus only). */
   failuresSinceOk?: number;
-  /** Given up for this transfer: it failed for longer than the source budget (TransferStatus only). */
+  /**
+   * Given up for this transfer (TransferStatus only): it failed for longer than the source budget.
+   * `available` is then false, whatever the edge says of itself.
+   */
   retired?: boolean;
+  /** Why it was given up, e.g. `failed for 61 s without delivering a chunk (5 failures; source budget 60 s)`. */
+  retiredReason?: string;
 }
 
 /** One chunk outcome reported to an EdgeActor. */

@@ -78,6 +78,7 @@ h2 { margin:0 0 8px; font-size:12px; text-transform:uppercase; letter-spacing:.8
 #events li[data-type=failover] .what::before, #events li[data-type=timeout] .what::before { content:"⇄ "; color:var(--amber); }
 #events li[data-type=corrupt] .what::before, #events li[data-type=transfer-failed] .what::before, #events li[data-type=poll-error] .what::before { content:"✖ "; color:var(--red); }
 #events li[data-type=edge-offline] .what::before { content:"● "; color:var(--red); }
+#events li[data-type=edge-given-up] .what::before { content:"● "; color:var(--red); }
 #events li[data-type=edge-online] .what::before { content:"● "; color:var(--green); }
 #events li[data-type=transfer-done] .what::before { content:"✔ "; color:var(--green); }
 #events li[data-type=transfer-started] .what::before, #events li[data-type=hedge] .what::before { content:"▸ "; color:var(--accent); }
@@ -243,7 +244,9 @@ const CLIENT = String.raw`
     var on = e.online ? "true" : "false";
     if (r.tr.getAttribute("data-online") !== on) r.tr.setAttribute("data-online", on);
     r.stx.setAttribute("data-online", on);
-    setText(r.stx, e.online ? "online" : "offline");
+    setText(r.stx, e.givenUp ? "given up" : e.online ? "online" : "offline");
+    var why = e.reason || "";
+    if (r.stx.title !== why) r.stx.title = why;
     var load = Math.max(0, Math.min(1, e.load));
     r.lf.style.width = (load * 100).toFixed(1) + "%";
     r.lw.setAttribute("data-level", e.load >= 1 ? "full" : e.load >= 0.75 ? "high" : "ok");
@@ -381,6 +384,7 @@ const CLIENT = String.raw`
       case "hedge": return e.count + " endgame hedge" + (e.count > 1 ? "s" : "");
       case "edge-offline": return "edge " + short(e.edge) + " went offline";
       case "edge-online": return "edge " + short(e.edge) + " is online";
+      case "edge-given-up": return "edge " + short(e.edge) + " given up: " + e.reason;
       case "poll-error": return "status of " + t + " failed: " + e.message;
       default: return e.type;
     }

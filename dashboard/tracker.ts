@@ -125,7 +125,12 @@ export function createTracker(opts: TrackerOptions): Tracker {
     for (const edge of edges) {
       const was = e.online.get(edge.id);
       if (was === undefined ? !edge.online : was !== edge.online)
-        emit(at, { type: edge.online ? 'edge-online' : 'edge-offline', transfer: id, edge: edge.id });
+        emit(
+          at,
+          edge.givenUp
+            ? { type: 'edge-given-up', transfer: id, edge: edge.id, reason: edge.reason ?? '' }
+            : { type: edge.online ? 'edge-online' : 'edge-offline', transfer: id, edge: edge.id },
+        );
       e.online.set(edge.id, edge.online);
     }
     if (prev.state !== s.state) {
@@ -265,11 +270,14 @@ function emptyView(id: string): TransferSnapshot {
 function edgeSnapshot(v: EdgeView, chunks: number): EdgeSnapshot {
   const queueDepth = v.queueDepth ?? 0;
   const maxParallel = v.maxParallel > 0 ? v.maxParallel : 0;
+  const reason = reasonOf(v);
   return {
     id: v.id,
     url: redactUrl(v.url),
     kind: v.kind,
-    online: v.available !== false,
+    online: v.available !== false && v.retired !== true,
+    givenUp: v.retired === true,
+    ...(reason ? { reason } : {}),
     queueDepth,
     maxParallel,
     load: maxParallel > 0 ? queueDepth / maxParallel : 0,
@@ -282,6 +290,15 @@ function edgeSnapshot(v: EdgeView, chunks: number): EdgeSnapshot {
     batteryLow: (v.flags & BATTERY_LOW) !== 0,
     chunks,
   };
+}
+
+/** `given up: <why>; last error: <cause>`, or the last error alone, or undefined when neither is known. */
+function reasonOf(v: EdgeView): string | undefined {
+  const parts = [
+    v.retired ? `given up: ${v.retiredReason ?? 'by the source budget'}` : '',
+    v.lastError ? `last error: ${v.lastError}` : '',
+  ].filter(Boolean);
+  return parts.length ? parts.join('; ') : undefined;
 }
 
 function push(

@@ -68,7 +68,12 @@ export interface EdgeSnapshot {
   id: string;
   url: string;
   kind: string;
+  /** False when the edge is offline or the transfer gave the source up (`givenUp`). */
   online: boolean;
+  /** The transfer gave this source up (the source budget); `reason` says why. */
+  givenUp: boolean;
+  /** Why the source was given up, then its last failure in this transfer, when there is one. */
+  reason?: string;
   queueDepth: number;
   maxParallel: number;
   /** queueDepth / maxParallel (0…1+). */
@@ -145,6 +150,8 @@ export type DashboardEvent =
       total: number;
     }
   | { seq: number; at: number; type: 'edge-offline' | 'edge-online'; transfer: string; edge: string }
+  /** The transfer gave the source up; `reason` says why (and its last error). */
+  | { seq: number; at: number; type: 'edge-given-up'; transfer: string; edge: string; reason: string }
   | { seq: number; at: number; type: 'poll-error'; transfer: string; message: string };
 
 /** What /api/state returns and /events streams, once per poll. */

@@ -94,26 +94,32 @@ export function statusWait(): { sleep(ms: number): Promise<void>; wake(): void }
   };
 }
 
-/** One source of a failed transfer as `--json` reports it: id, URL without secrets, last cause, state. */
+/** One source of a transfer as `--json` reports it: id, URL without secrets, last cause, state. */
 export interface SourceReport {
   id: string;
   url: string;
   kind: string;
+  /** False when the edge is offline or the source was given up (`retired`). */
+  available: boolean;
   lastError?: string;
   failuresSinceOk: number;
   retired: boolean;
+  /** Why it was given up (with `retired`). */
+  retiredReason?: string;
   chunks: number;
 }
 
-/** The sources of a transfer's status, for a failure's `sources` field (URLs are already redacted by the actor). */
+/** The sources of a transfer's status, for `--json`'s `sources` field (URLs are already redacted by the actor). */
 export function sourcesOf(s: TransferStatus): SourceReport[] {
   return (s.edges ?? []).map((e, i) => ({
     id: e.id,
     url: e.url,
     kind: e.kind,
+    available: e.available,
     ...(e.lastError ? { lastError: e.lastError } : {}),
     failuresSinceOk: e.failuresSinceOk ?? 0,
     retired: e.retired ?? false,
+    ...(e.retiredReason ? { retiredReason: e.retiredReason } : {}),
     chunks: s.perEdgeChunks[i] ?? 0,
   }));
 }

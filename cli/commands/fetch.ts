@@ -27,7 +27,7 @@ import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import { commonFlags, defineCommand, schedulingFlags } from '../args.js';
 import { parseEdgeSpec, readEdgesFile, fetchHave, haveAnswerLimit } from '../edge-spec.js';
 // the modules themselves, not node/index.js: that would load the serve node (Dapr SDK, dashboard) too
-import { runTransfer } from '../../node/run-transfer.js';
+import { runTransfer, sourcesOf } from '../../node/run-transfer.js';
 import { localTransferId } from '../../node/transfer-id.js';
 import { parseBackend, journalDir } from '../../node/embedded-node.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
@@ -373,6 +373,7 @@ export const fetchCommand = defineCommand({
       bar.done(progressDetail(status, started));
       const checked = manifest.fileSha256 !== NO_CID;
       const seconds = (Date.now() - started) / 1000;
+      const givenUp = sourcesOf(status).filter((x) => x.retired);
       const result = {
         output,
         verified: status.verified,
@@ -390,6 +391,8 @@ export const fetchCommand = defineCommand({
         ),
         tickMsP50: status.tickMsP50,
         tickMsP99: status.tickMsP99,
+        // the sources that were given up on the way (the file came from the others), with why
+        ...(givenUp.length ? { sourcesGivenUp: givenUp } : {}),
         // CPU seconds of the process (every thread) up to here: user + system (process.cpuUsage)
         cpuSeconds: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(2),
         backend: status.backend,

@@ -168,6 +168,30 @@ describe('transfers on the embedded host', () => {
     expect(s.perEdgeChunks[1]).toBeGreaterThan(s.perEdgeChunks[0]);
   });
 
+  test('source budget: a source given up mid-transfer is reported unavailable and retired, with why, while the others finish', async () => {
+    mesh = await createMesh(32 * 16384, 16384, [
+      { holds: [] }, // claims every chunk below, serves none (404)
+      { holds: 'all', bandwidthBytesPerSec: 200_000 },
+    ]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const edges = mesh.edges.map((e, i) => (i === 0 ? { ...e, holds: 'all' } : e));
+    const s = await runTransfer({
+      request: { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges, edgeBudgetMs: 1000 },
+      logger,
+      backend: 'cpu',
+    });
+    expect(s.verified).toBe(true);
+    expect(s.perEdgeChunks).toEqual([0, 32]);
+    const [bad, good] = s.edges ?? [];
+    expect(bad).toMatchObject({ retired: true, available: false });
+    expect(bad.lastError).toMatch(/^http: HTTP 404 /);
+    expect(bad.retiredReason).toMatch(
+      /^failed for [1-9]\d* s without delivering a chunk \(\d+ failures; source budget 1 s\)$/,
+    );
+    expect(good).toMatchObject({ retired: false, available: true });
+    expect(good.retiredReason).toBeUndefined();
+  });
+
   test('reactivation: a scheduler deactivated mid-transfer resumes from its journal on the next call and never refetches', async () => {
     mesh = await createMesh(64 * 16384, 16384, [
       { holds: 'all', bandwidthBytesPerSec: 600_000, maxParallel: 2 },

@@ -124,6 +124,41 @@ describe('dashboard tracker', () => {
     ]);
   });
 
+  test('tracker: a source the transfer gave up is shown given up, not online, with why, and becomes one event', () => {
+    const t = createTracker({ pollMs: 500 });
+    t.update(poll(0, { x: transferStatus('x', { edges: [edgeView('a'), edgeView('b')] }) }));
+    const s = t.update(
+      poll(500, {
+        x: transferStatus('x', {
+          edges: [
+            // available as the edge says of itself; given up by this transfer
+            edgeView('a', {
+              retired: true,
+              retiredReason: 'failed for 61 s without delivering a chunk (7 failures; source budget 60 s)',
+              lastError: 'timeout: too slow: under 1024 B/s for 10 s (3 bytes in the last 10.5 s)',
+            }),
+            edgeView('b', { lastError: 'http: HTTP 404 for bytes=0-65535' }),
+          ],
+        }),
+      }),
+    );
+    const [a, b] = s.transfers[0].edges;
+    expect(a).toMatchObject({
+      online: false,
+      givenUp: true,
+      reason:
+        'given up: failed for 61 s without delivering a chunk (7 failures; source budget 60 s); last error: timeout: too slow: under 1024 B/s for 10 s (3 bytes in the last 10.5 s)',
+    });
+    expect(b).toMatchObject({
+      online: true,
+      givenUp: false,
+      reason: 'last error: http: HTTP 404 for bytes=0-65535',
+    });
+    expect(s.events.filter((e) => e.type.startsWith('edge-'))).toEqual([
+      expect.objectContaining({ type: 'edge-given-up', edge: 'a', reason: a.reason }),
+    ]);
+  });
+
   test('tracker: a failing status call is one poll-error event per distinct message and keeps the last good view', () => {
     const t = createTracker({ pollMs: 500 });
     t.update(poll(0, { x: transferStatus('x', { bytesDone: 10 }) }));
