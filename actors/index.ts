@@ -29,6 +29,7 @@ export type {
   ChecksumOrigin,
   PrePosition,
   TransferStatus,
+  SourceFailure,
 } from './types.js';
 export { routeEdgeEvents } from './edge-event-router.js';
 export { CoordinatorActor } from './coordinator-actor.js';

@@ -44,6 +44,7 @@ import type {
   ContentReadResult,
   EdgeSample,
   EdgeView,
+  SourceFailure,
   TransferRequest,
   TransferStatus,
 } from './types.js';
@@ -827,7 +828,30 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           }
         : {}),
       perEdgeChunks: [...this.perEdgeChunks],
+      ...this.failingSources(),
     };
+  }
+
+  /**
+   * `{ failingSources }`: each source failing now (failures since its last chunk, or given up) with its last
+   * error, so that a plain status says why a transfer is slow or failing without copying every edge view; `{}`
+   * when none fails. O(edges), one small object per failing source.
+   */
+  private failingSources(): Pick<TransferStatus, 'failingSources'> {
+    let out: SourceFailure[] | undefined;
+    this.health.forEach((h, i) => {
+      if (h.failuresSinceOk === 0 && !h.retired) return;
+      const id = this.t?.req.edges[i]?.id;
+      if (id === undefined) return;
+      (out ??= []).push({
+        id,
+        ...(h.lastError ? { lastError: h.lastError } : {}),
+        failuresSinceOk: h.failuresSinceOk,
+        retired: h.retired,
+        ...(h.retiredReason ? { retiredReason: h.retiredReason } : {}),
+      });
+    });
+    return out ? { failingSources: out } : {};
   }
 
   /**

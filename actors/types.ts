@@ -253,4 +253,22 @@ export interface TransferStatus {
   edges?: EdgeView[];
   /** Chunks each edge completed (same order as the request's edges). */
   perEdgeChunks: number[];
+  /**
+   * The sources failing now — failures since their last delivered chunk, or given up — each with its last error;
+   * absent when none fails. In every status, with or without `edges`.
+   */
+  failingSources?: SourceFailure[];
+}
+
+/** One failing source of a transfer as a plain status names it (TransferStatus.failingSources). */
+export interface SourceFailure {
+  /** The edge id. */
+  id: string;
+  /** Its last failure in this transfer, e.g. `http: HTTP 404 for bytes=0-65535`. */
+  lastError?: string;
+  /** Failures since its last delivered chunk. */
+  failuresSinceOk: number;
+  /** Given up for this transfer (see EdgeView.retired), with why. */
+  retired: boolean;
+  retiredReason?: string;
 }

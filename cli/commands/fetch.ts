@@ -365,7 +365,7 @@ export const fetchCommand = defineCommand({
         onProgress: (s) => {
           if (flags['progress-json'])
             process.stdout.write(
-              `${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99 })}\n`,
+              `${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99, ...(s.failingSources ? { failingSources: s.failingSources } : {}) })}\n`,
             );
           bar.update(s.bytesDone, progressDetail(s, started));
         },

@@ -192,6 +192,37 @@ describe('transfers on the embedded host', () => {
     expect(good.retiredReason).toBeUndefined();
   });
 
+  test('plain status: a source failing now is named with its last error, without asking for the edges', async () => {
+    mesh = await createMesh(32 * 16384, 16384, [
+      { holds: [] }, // claims every chunk below, serves none (404)
+      { holds: 'all', bandwidthBytesPerSec: 100_000 },
+    ]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const edges = mesh.edges.map((e, i) => (i === 0 ? { ...e, holds: 'all' } : e));
+    const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
+    try {
+      node.executor.attach(mesh.manifest.id);
+      const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
+      await actor.invoke('start', { transferId: mesh.manifest.id, manifest: mesh.manifest, output, edges });
+      let s = await actor.invoke('status');
+      await waitFor(async () => (s = await actor.invoke('status')).failingSources !== undefined, 10_000);
+      expect(s.state).toBe('running');
+      expect(s.edges).toBeUndefined();
+      expect(s.failingSources).toEqual([
+        {
+          id: edges[0].id,
+          lastError: expect.stringMatching(/^http: HTTP 404 /),
+          failuresSinceOk: expect.any(Number),
+          retired: false,
+        },
+      ]);
+      expect(s.failingSources![0].failuresSinceOk).toBeGreaterThan(0);
+      await actor.invoke('cancel');
+    } finally {
+      await node.close();
+    }
+  });
+
   test('reactivation: a scheduler deactivated mid-transfer resumes from its journal on the next call and never refetches', async () => {
     mesh = await createMesh(64 * 16384, 16384, [
       { holds: 'all', bandwidthBytesPerSec: 600_000, maxParallel: 2 },
