@@ -1,6 +1,6 @@
 import { quantileSorted } from '../common/quantile.js';
-import { lstat, open, rename, stat } from 'node:fs/promises';
-import { checkOutputFolder, resolveInsideRoot } from '../transfer/output-target.js';
+import { open, rename, stat } from 'node:fs/promises';
+import { confineOutputFile } from '../transfer/output-target.js';
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { redactText, redactUrl } from '../common/redact.js';
@@ -428,20 +428,20 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    */
   private async confineOutput(req: TransferRequest, first: boolean): Promise<TransferRequest> {
     const root = this.ctx.services.outputRoot!;
-    const output = await resolveInsideRoot(root, req.output);
-    const publishAs = req.publishAs === undefined ? undefined : await resolveInsideRoot(root, req.publishAs);
-    // a missing folder would otherwise be found only when every chunk fails to be written (ENOENT)
-    for (const file of [output, publishAs]) if (file !== undefined) await checkOutputFolder(file, 'serve');
+    // one lstat each for a file directly in the root (its real path is resolved once per process)
+    const output = await confineOutputFile(root, req.output, 'serve');
+    const publishAs =
+      req.publishAs === undefined ? undefined : await confineOutputFile(root, req.publishAs, 'serve');
     if (first)
       for (const file of [output, publishAs]) {
-        const st = file === undefined ? undefined : await lstat(file).catch(() => undefined);
+        const st = file?.existing;
         if (st && (!st.isFile() || req.overwrite !== true))
           throw new PortalError(
             'PORTAL_OUTPUT_REFUSED',
-            `output ${file} already exists${st.isFile() ? ' (set "overwrite": true to replace it)' : ' and is not a regular file'}`,
+            `output ${file.path} already exists${st.isFile() ? ' (set "overwrite": true to replace it)' : ' and is not a regular file'}`,
           );
       }
-    return { ...req, output, ...(publishAs === undefined ? {} : { publishAs }) };
+    return { ...req, output: output.path, ...(publishAs === undefined ? {} : { publishAs: publishAs.path }) };
   }
 
   /**
