@@ -32,7 +32,12 @@ import { CidTable } from '../transfer/cid-table.js';
 import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { hashFile } from '../transfer/chunk-writer.js';
-import { createPrefixHasher, PREFIX_HASH_MIN_BYTES, type PrefixHasher } from '../transfer/prefix-hasher.js';
+import {
+  createPrefixHasher,
+  PREFIX_HASH_MIN_BYTES,
+  prefixHashOnThread,
+  type PrefixHasher,
+} from '../transfer/prefix-hasher.js';
 import { ChunkStatus } from '../scheduler/types.js';
 import { engineOf, type TickEngineServices } from './gpu-worker-actor.js';
 import { actorProxy, type SchedulerActorApi } from './api.js';
@@ -1606,9 +1611,15 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.prefix.hasher.advance(Math.min(c * t.manifest.chunkSize, t.manifest.fileSize));
   }
 
-  /** The sha256 of the finished output: the prefix hash finished over what is left, or the whole file read. */
+  /**
+   * The sha256 of the finished output: the prefix hash finished over what is left, or the whole file read. A
+   * file too small to be hashed while it ran (PREFIX_HASH_MIN_BYTES) is read and hashed on the hash thread
+   * when this process hashes there (a host: its main thread runs every actor; ~0.6 ms of sha256 and four
+   * thread-pool round trips per MiB otherwise), and on this thread when it does not (`portal fetch`).
+   */
   private async outputSha(t: OwnedTransfer): Promise<string> {
-    const p = this.prefix;
+    const p =
+      this.prefix ?? (prefixHashOnThread() ? { hasher: createPrefixHasher(t.req.output) } : undefined);
     this.prefix = undefined;
     if (!p) return hashFile(t.req.output);
     const d = await p.hasher.digest(t.manifest.fileSize);

@@ -72,6 +72,11 @@ export function setPrefixHashThread(enabled: boolean): void {
   useThread = enabled;
 }
 
+/** True when hashers created now run on the process's hash thread (setPrefixHashThread; the default). */
+export function prefixHashOnThread(): boolean {
+  return useThread;
+}
+
 /** Bytes hashed per turn of the event loop by a hasher on the calling thread: ~1 ms of sha256 from the page cache. */
 export const INLINE_SLICE_BYTES = 1024 * 1024;
 /** One read buffer for every hasher on the calling thread (they take turns on one event loop). */
