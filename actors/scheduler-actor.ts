@@ -32,6 +32,7 @@ import { CidTable } from '../transfer/cid-table.js';
 import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { hashFile } from '../transfer/chunk-writer.js';
+import { isSizeChanged } from '../transfer/chunk-fetch-error.js';
 import {
   createPrefixHasher,
   PREFIX_HASH_MIN_BYTES,
@@ -580,6 +581,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         h.failuresSinceOk++;
         h.failingSince ??= this.ctx.clock.now() - this.epochMs;
         h.lastError = `${r.reason ?? 'failed'}: ${r.detail ?? 'no detail'}`;
+        // every byte it serves now belongs to another file: no retry can help
+        if (isSizeChanged(r.detail)) this.retire(t, core, r.edgeIndex, r.detail!);
       }
       if (r.reason !== 'cancelled') {
         this.risk?.observe({
@@ -737,7 +740,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     else if (p.inFlight === 0 && this.health.length > 0 && this.health.every((h) => h.retired))
       await this.fail(
         t,
-        `every source failed for longer than its budget of ${((req.edgeBudgetMs ?? DEFAULT_EDGE_BUDGET_MS) / 1000).toFixed(0)} s; ${p.total - p.complete} chunk(s) missing${this.causes(t)}`,
+        `every source was given up (failing for longer than its budget of ${((req.edgeBudgetMs ?? DEFAULT_EDGE_BUDGET_MS) / 1000).toFixed(0)} s, or serving a file of another size); ${p.total - p.complete} chunk(s) missing${this.causes(t)}`,
       );
     else if (now - this.lastProgressAt > (req.stallTimeoutMs ?? 60_000)) {
       await this.fail(

@@ -33,8 +33,8 @@ export interface EdgeView extends EdgeConfig, EdgeEstimate {
   /** Failures since its last delivered chunk (TransferStatus only). */
   failuresSinceOk?: number;
   /**
-   * Given up for this transfer (TransferStatus only): it failed for longer than the source budget.
-   * `available` is then false, whatever the edge says of itself.
+   * Given up for this transfer (TransferStatus only): it failed for longer than the source budget, or it
+   * serves a file of another size than the transfer started with. `available` is then false, whatever the edge says of itself.
    */
   retired?: boolean;
   /** Why it was given up, e.g. `failed for 61 s without delivering a chunk (5 failures; source budget 60 s)`. */

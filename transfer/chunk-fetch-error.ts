@@ -18,7 +18,8 @@ const CODE_BY_REASON: Record<FailureReason, PortalErrorCode> = {
  * but under the lowest-speed limit for its window: not retried on the same source), `short-body`,
  * `refused`, `dns`, `connect-timeout`, `tls` (certificate or handshake), `http-status` (4xx), `busy`
  * (5xx/429), `redirect` (loop, too many, no Location), `range-ignored`, `html` (an HTML page instead of
- * the file), `content-encoding` (a compressed body though identity was asked), `content-range`, `corrupt`,
+ * the file), `content-encoding` (a compressed body though identity was asked), `content-range`, `size-changed`
+ * (the mirror's file is no longer the size the transfer started with: see sizeChangedDetail), `corrupt`,
  * `deadline`, `cancelled`, `io`, `other`.
  */
 export type SourceFault =
@@ -37,11 +38,29 @@ export type SourceFault =
   | 'html'
   | 'content-encoding'
   | 'content-range'
+  | 'size-changed'
   | 'corrupt'
   | 'deadline'
   | 'cancelled'
   | 'io'
   | 'other';
+
+const SIZE_CHANGED = 'the file changed size: ';
+
+/**
+ * The detail of a `size-changed` fault: `the file changed size: the mirror now serves 1200000 bytes (Content-Range
+ * bytes 0-65535/1200000), the transfer started with 1000000`. The scheduler gives such a source up at once
+ * (isSizeChanged): every byte it serves now belongs to another file. Only the detail travels in a chunk report,
+ * so this prefix is the contract between the two.
+ */
+export function sizeChangedDetail(served: number, expected: number, header: string): string {
+  return `${SIZE_CHANGED}the mirror now serves ${served} bytes (${header}), the transfer started with ${expected}`;
+}
+
+/** True when a chunk report's detail is a sizeChangedDetail. */
+export function isSizeChanged(detail: string | undefined): boolean {
+  return detail?.startsWith(SIZE_CHANGED) === true;
+}
 
 /** Faults worth an immediate retry on a new connection (the same request may well succeed). */
 export const TRANSIENT_FAULTS: ReadonlySet<SourceFault> = new Set(['reset', 'stalled', 'short-body']);

@@ -1,7 +1,12 @@
 import { createHash, type Hash } from 'node:crypto';
 import { PortalError } from '../common/errors.js';
 import type { EdgeKind, FailureReason } from '../common/index.js';
-import { ChunkFetchError, TRANSIENT_FAULTS, type SourceFault } from './chunk-fetch-error.js';
+import {
+  ChunkFetchError,
+  sizeChangedDetail,
+  TRANSIENT_FAULTS,
+  type SourceFault,
+} from './chunk-fetch-error.js';
 import { isCid, NO_CID } from './cid.js';
 import type { BodyMode, ResponseHeaders } from './body-handler.js';
 import { LowestSpeedMonitor, tooSlowDetail, watch } from './lowest-speed.js';
@@ -384,6 +389,11 @@ async function fromPortal(c: Ctx, reset: boolean): Promise<ChunkTiming> {
   }
 }
 
+/** The `size-changed` ChunkFetchError: the mirror's file has `served` bytes, not the transfer's fileSize. */
+function sizeChanged(c: Ctx, served: number, what: string, status: number): ChunkFetchError {
+  return fail(c, 'http', 'size-changed', sizeChangedDetail(served, c.req.fileSize!, what), { status });
+}
+
 /**
  * What becomes of a mirror's answer to `Range: bytes=a-b`: a 206 (Content-Range parsed leniently; a missing
  * one is accepted when the length matches) or a 200 of exactly the chunk is read (`data`); a 200 with the
@@ -412,6 +422,8 @@ function mirrorBodyMode(c: Ctx, h: ResponseHead, a: number, b: number): BodyMode
   if (s === 206) {
     const cr = header(h.headers, 'content-range');
     const range = parseContentRange(cr);
+    if (range?.total !== undefined && req.fileSize !== undefined && range.total !== req.fileSize)
+      throw sizeChanged(c, range.total, `Content-Range ${cr}`, s);
     if (cr !== undefined && (!range || range.start !== a || range.end !== b))
       throw fail(
         c,
@@ -441,6 +453,8 @@ function mirrorBodyMode(c: Ctx, h: ResponseHead, a: number, b: number): BodyMode
       { status: s },
     );
   if (req.fileSize !== undefined && (cl === undefined || Number(cl) === req.fileSize)) return 'stream';
+  if (req.fileSize !== undefined && /^\d+$/.test(cl!))
+    throw sizeChanged(c, Number(cl), `HTTP 200 with Content-Length ${cl}`, s);
   throw fail(
     c,
     'http',
@@ -487,7 +501,25 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
         onData: (d) => put(c, d),
       },
     );
-    if (refused) throw statusError(c, refused, `bytes=${a}-${b}`);
+    if (refused) {
+      // a 416 names the size it has now (RFC 9110 §15.5.17: Content-Range: bytes */N)
+      const unsatisfied = /^\s*bytes\s+\*\s*\/\s*(\d+)\s*$/i.exec(
+        header(refused.headers, 'content-range') ?? '',
+      );
+      if (
+        refused.statusCode === 416 &&
+        unsatisfied &&
+        req.fileSize !== undefined &&
+        Number(unsatisfied[1]) !== req.fileSize
+      )
+        throw sizeChanged(
+          c,
+          Number(unsatisfied[1]),
+          `HTTP 416 with Content-Range bytes */${unsatisfied[1]}`,
+          416,
+        );
+      throw statusError(c, refused, `bytes=${a}-${b}`);
+    }
     if (r.mode === 'stream' && r.body) {
       // The mirror ignores Range: from now on it is read as one stream from byte 0 (a concurrent request
       // may have found that out first; then its stream is used and this one dropped).

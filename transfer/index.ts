@@ -44,7 +44,13 @@ export { createEdgeServer, EDGE_SLICE_BYTES } from './edge-server.js';
 export { createManifestStore } from './manifest-store.js';
 export type { ManifestStore, ManifestStoreOptions } from './manifest-store.js';
 export type { EdgeServer, EdgeServerOptions, EdgeServerStats, EdgeFaults } from './edge-server.js';
-export { ChunkFetchError, isChunkFetchError, TRANSIENT_FAULTS } from './chunk-fetch-error.js';
+export {
+  ChunkFetchError,
+  isChunkFetchError,
+  isSizeChanged,
+  sizeChangedDetail,
+  TRANSIENT_FAULTS,
+} from './chunk-fetch-error.js';
 export type { ChunkFetchErrorInfo, SourceFault } from './chunk-fetch-error.js';
 export {
   fetchChunk,

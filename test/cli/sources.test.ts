@@ -164,6 +164,40 @@ describe('portal fetch: the sources users have', () => {
     await expectFile(o);
   }, 150_000);
 
+  test('a mirror whose file changes size mid-run is given up naming both sizes, not counted as corrupt; beside a good mirror the file completes', async () => {
+    // a new release with 5000 bytes more in front: every chunk's bytes change (appended bytes would leave them right)
+    const grown = Buffer.concat([Buffer.alloc(5000, 1), file.bytes]);
+    // the probe and the first chunk see the file the run starts with; from then on it is another, larger file
+    const changing = (): Promise<BadMirror> =>
+      mirror((i) => (i < 2 ? { kind: 'ok' } : { kind: 'replaced', bytes: grown }));
+    const sizes = new RegExp(
+      `the file changed size: the mirror now serves ${SIZE + 5000} bytes \\(Content-Range bytes \\d+-\\d+/${SIZE + 5000}\\), the transfer started with ${SIZE}`,
+    );
+    const alone = await changing();
+    const r1 = await portal(['fetch', alone.url, '--out', out(), ...checksum(), '--json']);
+    expect(r1.code).toBe(3);
+    const [src] = JSON.parse(r1.stdout.trim().split('\n').pop()!).error.sources;
+    expect(src).toMatchObject({ retired: true, available: false });
+    expect(src.retiredReason).toMatch(sizes);
+    expect(src.lastError).toMatch(sizes);
+    const changed = await changing();
+    const good = await mirror(() => ({ kind: 'trickle', bytes: 65536, everyMs: 100 }));
+    const o = out();
+    const r2 = await portal(['fetch', changed.url, good.url, '--out', o, ...checksum(), '--json']);
+    expect(r2.code).toBe(0);
+    await expectFile(o);
+    expect(changed.requests.length).toBeGreaterThan(2); // it was asked for chunks after it changed
+    const result = JSON.parse(r2.stdout.trim().split('\n').pop()!);
+    expect(result.corruptChunksDetected).toBe(0);
+    expect(result.sourcesGivenUp).toEqual([
+      expect.objectContaining({
+        url: changed.url,
+        retired: true,
+        retiredReason: expect.stringMatching(sizes),
+      }),
+    ]);
+  }, 120_000);
+
   test('503 with Retry-After: 5 for five seconds: the mirror is held off, then the file completes', async () => {
     let since = 0;
     const s = await mirror((i) => {

@@ -24,7 +24,13 @@ export type MirrorMode =
   | { kind: 'gzip' }
   | { kind: 'trickle'; bytes?: number; everyMs?: number }
   /** A 206 whose Content-Range claims a file of `total` (any string: a huge or malformed size). */
-  | { kind: 'claim-size'; total: string };
+  | { kind: 'claim-size'; total: string }
+  /**
+   * The file was replaced by `bytes` (another size): served as a real server would, 206 with the new size in
+   * Content-Range, 416 with `Content-Range: bytes *\/<new size>` for a range past its end, or with `ignoreRange` a
+   * 200 of the whole new file.
+   */
+  | { kind: 'replaced'; bytes: Buffer; ignoreRange?: boolean };
 
 /** A misbehaving mirror of this test run (a node:http server on a free loopback port). */
 export interface BadMirror {
@@ -71,11 +77,12 @@ export async function startBadMirror(
       headers: req.headers,
     });
     const m = mode(n, req);
-    const size = bytes.length;
+    const file = m.kind === 'replaced' ? m.bytes : bytes;
+    const size = file.length;
     const r = /^bytes=(\d+)-(\d+)?$/.exec(req.headers.range ?? '');
     const a = r ? Number(r[1]) : 0;
     const b = r && r[2] !== undefined ? Math.min(Number(r[2]), size - 1) : size - 1;
-    const part = bytes.subarray(a, b + 1);
+    const part = file.subarray(a, b + 1);
     const meta: Record<string, string> = {};
     if (opts.etag) meta.etag = opts.etag;
     if (opts.lastModified) meta['last-modified'] = opts.lastModified;
@@ -89,6 +96,21 @@ export async function startBadMirror(
       return;
     }
     switch (m.kind) {
+      case 'replaced':
+        if (m.ignoreRange || !r) {
+          res.writeHead(200, { 'content-length': String(size) });
+          res.end(file);
+        } else if (a >= size) {
+          res.writeHead(416, { 'content-range': `bytes */${size}`, 'content-length': '0' });
+          res.end();
+        } else {
+          res.writeHead(206, {
+            'content-length': String(part.length),
+            'content-range': `bytes ${a}-${b}/${size}`,
+          });
+          res.end(part);
+        }
+        return;
       case 'ok':
       case 'cr-equals':
       case 'cr-missing':

@@ -10,6 +10,7 @@ import {
   parseContentRange,
   redactUrl,
   ChunkFetchError,
+  isSizeChanged,
   type HttpClient,
   type Manifest,
   type FetchChunkRequest,
@@ -323,6 +324,28 @@ describe('sources: Range and Content-Range', () => {
     const err = (await rejectionOf(() => fetchChunk(req(s.url, 1, client())))) as ChunkFetchError;
     expect(err.fault).toBe('content-encoding');
     expect(err.detail).toMatch(/gzip-encoded body/);
+  });
+
+  test('a mirror whose file changed size fails naming both sizes (206, 416 past the new end, 200 ignoring Range), not as corrupt', async () => {
+    const grown = Buffer.concat([file.bytes, Buffer.alloc(1000, 7)]); // SIZE + 1000
+    const shrunk = file.bytes.subarray(0, 2 * CHUNK); // chunk 3 lies past its end
+    const cases: [MirrorMode, number, RegExp][] = [
+      [{ kind: 'replaced', bytes: grown }, 1, /\(Content-Range bytes 65536-131071\/329679\)/],
+      [{ kind: 'replaced', bytes: shrunk }, 3, /\(HTTP 416 with Content-Range bytes \*\/131072\)/],
+      [{ kind: 'replaced', bytes: grown, ignoreRange: true }, 1, /\(HTTP 200 with Content-Length 329679\)/],
+    ];
+    for (const [mode, chunk, header] of cases) {
+      const s = await mirror(() => mode);
+      const err = (await rejectionOf(() => fetchChunk(req(s.url, chunk, client())))) as ChunkFetchError;
+      expect(err).toMatchObject({ reason: 'http', fault: 'size-changed' });
+      expect(err.detail).toMatch(
+        new RegExp(
+          `^the file changed size: the mirror now serves ${mode.kind === 'replaced' ? mode.bytes.length : 0} bytes .*, the transfer started with ${SIZE}$`,
+        ),
+      );
+      expect(err.detail).toMatch(header);
+      expect(isSizeChanged(err.detail)).toBe(true);
+    }
   });
 
   test('404 is reported with its status and not retried', async () => {
