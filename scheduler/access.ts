@@ -91,6 +91,8 @@ interface Reader {
   sequential: boolean;
   /** Chunks this reader raised that may still be pending (lowered again when it seeks elsewhere). */
   raised: Set<number>;
+  /** The last turn this reader was given (ChunkScheduler.setPriority's turn). */
+  lastTurn: number;
 }
 
 /** What one read did to the scheduler. */
@@ -116,6 +118,15 @@ export interface ReadPlan {
  * and for a reader whose read begins where its previous one ended, the next `readAheadChunks(...)`
  * chunks: the urgent ones to DEMAND, the rest to READ_AHEAD. A reader that seeks elsewhere gets the chunks it raised and still waits for
  * lowered back to NORMAL. Readers idle for `idleMs` are forgotten. Pure: time is an argument.
+ *
+ * Concurrent readers take turns (start-time fair queuing, Goyal, Vin & Cheng, SIGCOMM 1996, with one chunk as the
+ * unit and each reader a flow): every chunk a read raises to DEMAND or above gets a turn (ChunkScheduler.setPriority),
+ * and the DEMAND dispatch sends the chunks of one priority in turn order. A reader's new turns follow its last one
+ * but never start before the scheduler's servedTurn, so a reader that joins, or comes back after a pause, is
+ * served in the next round, one chunk of each waiting reader per turn, however many chunks the others have queued
+ * (chunk order alone let a whole-file reader's windows starve a Range at the end of the file). A reader that reads
+ * again keeps its place: the turns of its chunks still waiting go to the chunks of its new read first, in chunk
+ * order. Chunks in flight take no turn. With one reader the order is chunk order, as before.
  */
 export class AccessTracker {
   private readonly readers = new Map<string, Reader>();
@@ -140,6 +151,8 @@ export class AccessTracker {
     this.expire(q.now);
     let r = this.readers.get(q.readerId);
     const sequential = r !== undefined && q.first <= r.next && q.first >= r.next - 1;
+    // the reader's place in line: the turns of its chunks still waiting, taken again by this read's chunks in order
+    const held = r ? this.waitingTurns(r) : [];
     if (r && !sequential) {
       for (const c of r.raised)
         if (s.chunks.status[c] !== ChunkStatus.COMPLETE && s.chunks.priority[c] > ChunkPriority.NORMAL)
@@ -147,13 +160,29 @@ export class AccessTracker {
       r.raised.clear();
     }
     if (!r) {
-      r = { next: 0, lastAt: q.now, sequential: false, raised: new Set() };
+      r = { next: 0, lastAt: q.now, sequential: false, raised: new Set(), lastTurn: 0 };
       this.readers.set(q.readerId, r);
     }
     r.next = q.last + 1;
     r.lastAt = q.now;
     r.sequential = sequential;
     let changed = 0;
+    const reader = r;
+    let h = 0;
+    /** Raises waiting chunk `c` to `p` ≥ DEMAND with the reader's next turn (a chunk in flight takes none). */
+    const raise = (c: number, p: number): void => {
+      const cur = s.chunks.priority[c];
+      const waiting = s.chunks.status[c] === ChunkStatus.PENDING;
+      if (cur > p || (cur === p && !waiting)) return;
+      let turn = s.servedTurn;
+      if (waiting)
+        turn = h < held.length ? held[h++] : (reader.lastTurn = Math.max(reader.lastTurn + 1, s.servedTurn));
+      // already at p: it keeps the earlier of its turn and this one (another reader's, or its own place)
+      if (cur < p || turn < s.demandTurn(c)) {
+        s.setPriority(c, p, turn);
+        changed++;
+      }
+    };
     const complete: number[] = [];
     const missing: number[] = [];
     const status = s.chunks.status;
@@ -164,10 +193,7 @@ export class AccessTracker {
         continue;
       }
       missing.push(c);
-      if (s.chunks.priority[c] < READ_PRIORITY) {
-        s.setPriority(c, READ_PRIORITY);
-        changed++;
-      }
+      raise(c, READ_PRIORITY);
       r.raised.add(c);
     }
     // a reader not seen before, or one that seeks, may read on from here at any rate: its window is sized
@@ -183,9 +209,9 @@ export class AccessTracker {
     const end = Math.min(n - 1, q.last + w.total);
     for (let c = q.last + 1; c <= end; c++) {
       if (status[c] === ChunkStatus.COMPLETE) continue;
-      const p = c - q.last <= w.urgent ? ChunkPriority.DEMAND : ChunkPriority.READ_AHEAD;
-      if (s.chunks.priority[c] < p) {
-        s.setPriority(c, p);
+      if (c - q.last <= w.urgent) raise(c, ChunkPriority.DEMAND);
+      else if (s.chunks.priority[c] < ChunkPriority.READ_AHEAD) {
+        s.setPriority(c, ChunkPriority.READ_AHEAD);
         changed++;
       }
       r.raised.add(c);
@@ -196,6 +222,16 @@ export class AccessTracker {
   /** Readers seen within `idleMs` (default 30 s). */
   get size(): number {
     return this.readers.size;
+  }
+
+  /** The turns of the chunks `r` raised that wait (pending, at DEMAND or above), ascending, each once. */
+  private waitingTurns(r: Reader): number[] {
+    const s = this.sched;
+    const turns = new Set<number>();
+    for (const c of r.raised)
+      if (s.chunks.status[c] === ChunkStatus.PENDING && s.chunks.priority[c] >= ChunkPriority.DEMAND)
+        turns.add(s.demandTurn(c));
+    return [...turns].sort((a, b) => a - b);
   }
 
   private expire(now: number): void {

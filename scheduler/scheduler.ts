@@ -292,6 +292,10 @@ export class ChunkScheduler {
   private readonly pendingCancels: Cancel[] = [];
   /** Chunks at DEMAND priority or above that are not complete (few: the bytes readers wait for). */
   private readonly demanded = new Set<number>();
+  /** The turn of each demanded chunk (setPriority): within one priority, lower turns are dispatched first. */
+  private readonly turns = new Map<number, number>();
+  /** The highest turn the DEMAND dispatch has sent (servedTurn). */
+  private lastServedTurn = 0;
   /** DEMAND chunks in flight, by the edge they run on (that edge takes nothing below DEMAND meanwhile). */
   private readonly demandOn = new Map<number, number>();
   /** Each edge's measured throughput, all its fetches together (bytes/s; 0: not measured), by edge index. */
@@ -422,13 +426,22 @@ export class ChunkScheduler {
     this.completeCount++;
   }
 
-  /** Sets a chunk's priority (higher is dispatched first). */
-  setPriority(chunk: number, priority: number): void {
+  /**
+   * Sets a chunk's priority (higher is dispatched first) and, at DEMAND or above, its `turn` (≥ 0, default 0): the
+   * DEMAND dispatch sends the chunks of one priority in turn order, then in chunk order (AccessTracker gives
+   * concurrent readers' chunks alternating turns). Throws PORTAL_INVALID_ARGUMENT for a non-finite priority or a
+   * negative or non-finite turn, PORTAL_UNKNOWN_CHUNK for a chunk out of range.
+   */
+  setPriority(chunk: number, priority: number, turn = 0): void {
     this.checkChunk(chunk);
     checkArg(Number.isFinite(priority), 'priority', 'a finite number');
+    checkArg(Number.isFinite(turn) && turn >= 0, 'turn', 'a finite number ≥ 0');
     if (priority >= ChunkPriority.DEMAND) {
-      if (this.chunks.status[chunk] !== ChunkStatus.COMPLETE) this.demanded.add(chunk);
-    } else this.demanded.delete(chunk);
+      if (this.chunks.status[chunk] !== ChunkStatus.COMPLETE) {
+        this.demanded.add(chunk);
+        this.turns.set(chunk, turn);
+      }
+    } else this.dropDemand(chunk);
     if (this.chunks.priority[chunk] === Math.fround(priority)) return;
     this.chunks.priority[chunk] = priority;
     this.uniformPriority = false;
@@ -877,6 +890,19 @@ export class ChunkScheduler {
     return due;
   }
 
+  /** The turn of a chunk at DEMAND or above that is not complete (setPriority), else 0. */
+  demandTurn(chunk: number): number {
+    return this.turns.get(chunk) ?? 0;
+  }
+
+  /**
+   * The highest turn the DEMAND dispatch has sent so far (0 before any): the virtual time of start-time fair
+   * queuing, where a reader that raises chunks again takes its next turns from.
+   */
+  get servedTurn(): number {
+    return this.lastServedTurn;
+  }
+
   /** Whether a DEMAND chunk (bytes a reader waits for) is pending: neither in flight nor complete. */
   get demandWaiting(): boolean {
     for (const c of this.demanded) if (this.chunks.status[c] === ChunkStatus.PENDING) return true;
@@ -945,9 +971,9 @@ export class ChunkScheduler {
    * smallest expected finish (its chunk time alone, soloChunkMs, times one plus the DEMAND fetches already there), with
    * the next attempt id. Fetches of chunks below READ_AHEAD on that edge are pre-empted: cancelled and
    * pending again (their bytes so far are lost; the DEMAND fetch gets the edge's whole bandwidth instead of
-   * a share). An edge runs at most DEMAND_PER_EDGE DEMAND fetches at once (the others wait, in priority then
-   * chunk order), and none beside a DEMAND fetch of higher priority (a read's own chunk is not slowed by
-   * read-ahead). Forgets DEMAND chunks no longer in flight.
+   * a share). An edge runs at most DEMAND_PER_EDGE DEMAND fetches at once (the others wait, in priority, turn
+   * (setPriority), then chunk order), and none beside a DEMAND fetch of higher priority (a read's own chunk is
+   * not slowed by read-ahead). Forgets DEMAND chunks no longer in flight.
    */
   private dispatchDemand(now: number, cancels: Cancel[]): Dispatch[] {
     const t = this.chunks;
@@ -964,9 +990,12 @@ export class ChunkScheduler {
       perEdge.set(e, (perEdge.get(e) ?? 0) + 1);
       topOn.set(e, Math.max(topOn.get(e) ?? -Infinity, t.priority[c]));
     }
-    for (const c of [...this.demanded].sort((a, b) => t.priority[b] - t.priority[a] || a - b)) {
+    const turn = (c: number): number => this.turns.get(c) ?? 0;
+    for (const c of [...this.demanded].sort(
+      (a, b) => t.priority[b] - t.priority[a] || turn(a) - turn(b) || a - b,
+    )) {
       if (t.status[c] === ChunkStatus.COMPLETE || t.priority[c] < ChunkPriority.DEMAND) {
-        this.demanded.delete(c);
+        this.dropDemand(c);
         continue;
       }
       if (t.status[c] !== ChunkStatus.PENDING) continue;
@@ -1005,6 +1034,7 @@ export class ChunkScheduler {
       edges.queueDepth[pick]++;
       this.inFlight.add(c);
       this.demandOn.set(c, pick);
+      this.lastServedTurn = Math.max(this.lastServedTurn, turn(c));
       perEdge.set(pick, (perEdge.get(pick) ?? 0) + 1);
       topOn.set(pick, Math.max(topOn.get(pick) ?? -Infinity, t.priority[c]));
       this.counters.dispatched++;
@@ -1049,8 +1079,13 @@ export class ChunkScheduler {
     }
   }
 
-  private complete(c: number): void {
+  private dropDemand(c: number): void {
     this.demanded.delete(c);
+    this.turns.delete(c);
+  }
+
+  private complete(c: number): void {
+    this.dropDemand(c);
     this.chunks.status[c] = ChunkStatus.COMPLETE;
     this.inFlight.delete(c);
     this.completeCount++;

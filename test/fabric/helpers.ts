@@ -102,16 +102,20 @@ export function json(l: string): Record<string, unknown> | undefined {
   }
 }
 
-/** Runs a command to its end; resolves with its exit code and stdout as bytes. */
+/** Runs a command to its end; resolves with its exit code and stdout as bytes (`onStdout` sees them as they come). */
 export function run(
   cmd: string,
   args: string[],
+  opts: { onStdout?: (d: Buffer) => void } = {},
 ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stdout.on('data', (d: Buffer) => {
+      out.push(d);
+      opts.onStdout?.(d);
+    });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));

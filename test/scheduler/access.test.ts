@@ -19,6 +19,37 @@ function make(n: number, bws: number[]): ChunkScheduler {
   return s;
 }
 
+/**
+ * Runs readers against `s` in rounds, as content servers drive it (transfer/content-server.ts): each reader reads
+ * windows of `window` chunks from its position whenever the chunk there is missing; then a tick; then every fetch in
+ * flight completes. Returns the chunks each tick dispatched, round by round, until the readers are served or after
+ * `maxRounds`; `join` adds readers before the given round.
+ */
+function readRounds(
+  s: ChunkScheduler,
+  readers: Array<{ id: string; first: number; last: number; window: number; join?: number }>,
+  maxRounds: number,
+): number[][] {
+  const a = new AccessTracker(s, { tickMs: 50 });
+  const pos = new Map(readers.map((r) => [r.id, r.first]));
+  const rounds: number[][] = [];
+  for (let round = 0; round < maxRounds; round++) {
+    const now = round * 100;
+    for (const r of readers) {
+      if ((r.join ?? 0) > round) continue;
+      let p = pos.get(r.id)!;
+      while (p <= r.last && s.chunks.status[p] === ChunkStatus.COMPLETE) p++;
+      pos.set(r.id, p);
+      if (p <= r.last) a.read({ readerId: r.id, first: p, last: Math.min(r.last, p + r.window - 1), now });
+    }
+    if (readers.every((r) => pos.get(r.id)! > r.last)) break;
+    const d = s.tick(now).dispatch;
+    rounds.push(d.map((x) => x.chunk));
+    for (const x of d) s.report({ chunk: x.chunk, attempt: x.attempt, edge: x.edge, ok: true });
+  }
+  return rounds;
+}
+
 describe('access tracking (streaming reads)', () => {
   test('a read raises exactly its missing chunks above DEMAND; the chunks after it go to DEMAND for a reader as fast as the edges; the read’s own go first, two at a time per edge', () => {
     const s = make(100, [10e6]);
@@ -138,6 +169,48 @@ describe('access tracking (streaming reads)', () => {
     s2.setPriority(40, ChunkPriority.DEMAND);
     expect(s2.tick(10).dispatch.map((d) => [d.chunk, d.edge])).toEqual([[40, 0]]);
     expect(() => s.setEdgeThroughput(0, -1)).toThrow(/bytesPerSec/);
+    expect(() => s.setPriority(41, ChunkPriority.DEMAND, -1)).toThrow(/turn/);
+  });
+
+  test('concurrent readers take turns: a whole-file reader’s windows do not starve a Range at the end of the file; each reader’s first chunk goes in the first round', () => {
+    // 2 edges × DEMAND_PER_EDGE (2) slots; a whole-file reader reads windows of 8 (content-server's windowChunks),
+    // another the last 3 chunks. Chunk order alone sent the whole reader's windows first, round after round
+    const s = make(160, [10e6, 10e6]);
+    const rounds = readRounds(
+      s,
+      [
+        { id: 'whole', first: 0, last: 159, window: 8 },
+        { id: 'tail', first: 157, last: 159, window: 8 },
+      ],
+      60,
+    );
+    // one chunk of each reader in turn: the tail's three are sent in the first two rounds
+    expect(rounds.slice(0, 3)).toEqual([
+      [0, 157, 1, 158],
+      [2, 159, 3, 4],
+      [5, 6, 7, 8],
+    ]);
+    // the whole reader is not starved either: it gets every slot the tail does not take, in chunk order
+    expect(rounds.flat().filter((c) => c < 157)).toEqual([...Array(157).keys()]);
+  });
+
+  test('concurrent readers take turns: a reader that joins later gets its first chunk in the next round, not behind the others’ queued windows', () => {
+    const s = make(300, [10e6, 10e6]);
+    const rounds = readRounds(
+      s,
+      [
+        { id: 'a', first: 0, last: 299, window: 8 },
+        { id: 'b', first: 100, last: 299, window: 8 },
+        { id: 'c', first: 200, last: 202, window: 8, join: 3 },
+      ],
+      4,
+    );
+    expect(rounds).toEqual([
+      [0, 100, 1, 101],
+      [2, 102, 3, 103],
+      [4, 104, 5, 105],
+      [200, 6, 106, 201],
+    ]);
   });
 
   test('a reader that seeks elsewhere has the chunks it raised and still waits for lowered back to NORMAL', () => {
