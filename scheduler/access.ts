@@ -85,6 +85,8 @@ function edgesRate(s: ChunkScheduler): number | undefined {
 
 /** One reader of a transfer's content, as the tracker remembers it. */
 interface Reader {
+  /** First chunk of the last read. */
+  first: number;
   /** First chunk after the last read: where a sequential reader reads next. */
   next: number;
   lastAt: number;
@@ -116,17 +118,19 @@ export interface ReadPlan {
  * Access-pattern tracking ("sequential access: pre-fetch next N chunks ahead") over
  * one ChunkScheduler: each read raises the priority of exactly the missing chunks it covers to DEMAND,
  * and for a reader whose read begins where its previous one ended, the next `readAheadChunks(...)`
- * chunks: the urgent ones to DEMAND, the rest to READ_AHEAD. A reader that seeks elsewhere gets the chunks it raised and still waits for
- * lowered back to NORMAL. Readers idle for `idleMs` are forgotten. Pure: time is an argument.
+ * chunks: the urgent ones to DEMAND, the rest to READ_AHEAD. A reader that seeks elsewhere (a read that starts
+ * neither inside nor right after its last one) gets the chunks it raised and still waits for lowered back to
+ * NORMAL. Readers idle for `idleMs` are forgotten. Pure: time is an argument.
  *
  * Concurrent readers take turns (start-time fair queuing, Goyal, Vin & Cheng, SIGCOMM 1996, with one chunk as the
  * unit and each reader a flow): every chunk a read raises to DEMAND or above gets a turn (ChunkScheduler.setPriority),
  * and the DEMAND dispatch sends the chunks of one priority in turn order. A reader's new turns follow its last one
  * but never start before the scheduler's servedTurn, so a reader that joins, or comes back after a pause, is
  * served in the next round, one chunk of each waiting reader per turn, however many chunks the others have queued
- * (chunk order alone let a whole-file reader's windows starve a Range at the end of the file). A reader that reads
- * again keeps its place: the turns of its chunks still waiting go to the chunks of its new read first, in chunk
- * order. Chunks in flight take no turn. With one reader the order is chunk order, as before.
+ * (chunk order alone let a whole-file reader's windows starve a Range at the end of the file). A chunk keeps its
+ * turn until it is raised further (read-ahead that is read gets a new one) or lowered; a reader that seeks keeps its
+ * place: the turns of the chunks it still waited for go to the chunks of its new read first, in chunk order. Chunks
+ * in flight take no turn. With one reader the order is chunk order, as before.
  */
 export class AccessTracker {
   private readonly readers = new Map<string, Reader>();
@@ -151,37 +155,40 @@ export class AccessTracker {
     this.expire(q.now);
     let r = this.readers.get(q.readerId);
     const sequential = r !== undefined && q.first <= r.next && q.first >= r.next - 1;
-    // the reader's place in line: the turns of its chunks still waiting, taken again by this read's chunks in order
-    const held = r ? this.waitingTurns(r) : [];
-    if (r && !sequential) {
+    // a read that starts inside the last one (a content server asking again for the chunk it waits for, or for its
+    // next window) is no seek: what the last read raised is still wanted
+    const seek = r !== undefined && !sequential && (q.first < r.first || q.first > r.next);
+    // a reader that seeks keeps its place in line: the turns of the chunks it waited for go to this read's chunks
+    const held = r && seek ? this.waitingTurns(r) : [];
+    if (r && seek) {
       for (const c of r.raised)
         if (s.chunks.status[c] !== ChunkStatus.COMPLETE && s.chunks.priority[c] > ChunkPriority.NORMAL)
           s.setPriority(c, ChunkPriority.NORMAL);
       r.raised.clear();
-    }
+    } else if (r)
+      for (const c of r.raised) if (s.chunks.status[c] === ChunkStatus.COMPLETE) r.raised.delete(c);
     if (!r) {
-      r = { next: 0, lastAt: q.now, sequential: false, raised: new Set(), lastTurn: 0 };
+      r = { first: 0, next: 0, lastAt: q.now, sequential: false, raised: new Set(), lastTurn: 0 };
       this.readers.set(q.readerId, r);
     }
+    r.first = q.first;
     r.next = q.last + 1;
     r.lastAt = q.now;
     r.sequential = sequential;
     let changed = 0;
     const reader = r;
     let h = 0;
-    /** Raises waiting chunk `c` to `p` ≥ DEMAND with the reader's next turn (a chunk in flight takes none). */
+    /**
+     * Raises chunk `c` to `p` ≥ DEMAND with the reader's next turn: a held one, else one after its last. A chunk in
+     * flight takes none (servedTurn: should its fetch fail it goes first); one already at `p` keeps its turn.
+     */
     const raise = (c: number, p: number): void => {
-      const cur = s.chunks.priority[c];
-      const waiting = s.chunks.status[c] === ChunkStatus.PENDING;
-      if (cur > p || (cur === p && !waiting)) return;
+      if (s.chunks.priority[c] >= p) return;
       let turn = s.servedTurn;
-      if (waiting)
+      if (s.chunks.status[c] === ChunkStatus.PENDING)
         turn = h < held.length ? held[h++] : (reader.lastTurn = Math.max(reader.lastTurn + 1, s.servedTurn));
-      // already at p: it keeps the earlier of its turn and this one (another reader's, or its own place)
-      if (cur < p || turn < s.demandTurn(c)) {
-        s.setPriority(c, p, turn);
-        changed++;
-      }
+      s.setPriority(c, p, turn);
+      changed++;
     };
     const complete: number[] = [];
     const missing: number[] = [];

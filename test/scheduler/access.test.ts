@@ -213,6 +213,45 @@ describe('access tracking (streaming reads)', () => {
     ]);
   });
 
+  test('a reader that asks again inside its read (a content server re-asking for the chunk it waits for) keeps the rest of its read and its turns', () => {
+    const s = make(160, [10e6, 10e6]);
+    const a = new AccessTracker(s, { tickMs: 50 });
+    a.read({ readerId: 'whole', first: 0, last: 7, now: 0 });
+    a.read({ readerId: 'tail', first: 157, last: 159, now: 0 });
+    // content-server's poll: the chunk it waits for, length 1, then the whole reader's next window inside its last
+    const poll = a.read({ readerId: 'tail', first: 157, last: 157, now: 250 });
+    expect(poll.changed).toBe(0);
+    expect(a.read({ readerId: 'whole', first: 4, last: 11, now: 250 }).changed).toBeGreaterThan(0);
+    for (const c of [157, 158, 159, 0, 7, 11]) expect(s.chunks.priority[c]).toBe(READ_PRIORITY);
+    expect(s.tick(300).dispatch.map((x) => x.chunk)).toEqual([0, 157, 1, 158]);
+  });
+
+  test('one reader alone, whatever it reads (forward, inside its last read, seeks back and forth), waits for its chunks of one priority in chunk order', () => {
+    const s = make(400, [10e6, 10e6]);
+    const a = new AccessTracker(s, { tickMs: 50 });
+    // a fixed pseudo-random walk (LCG), with ticks and completions between reads
+    let x = 12345;
+    const rnd = (k: number): number => ((x = (x * 1103515245 + 12345) % 2 ** 31) % k) >>> 0;
+    let pos = 0;
+    for (let i = 0; i < 200; i++) {
+      const kind = rnd(4);
+      const first = kind === 0 ? rnd(392) : kind === 1 ? Math.max(0, pos - rnd(4)) : Math.min(399, pos);
+      const last = Math.min(399, first + rnd(8));
+      a.read({ readerId: 'r', first, last, now: i * 10 });
+      pos = last + 1 > 399 ? 0 : last + 1;
+      for (const p of [READ_PRIORITY, ChunkPriority.DEMAND]) {
+        const waiting = [...s.chunks.priority.keys()].filter(
+          (c) => s.chunks.priority[c] === p && s.chunks.status[c] === ChunkStatus.PENDING,
+        );
+        const byTurn = [...waiting].sort((c, d) => s.demandTurn(c) - s.demandTurn(d) || c - d);
+        expect(byTurn).toEqual(waiting);
+      }
+      if (rnd(2) === 0)
+        for (const d of s.tick(i * 10).dispatch)
+          s.report({ chunk: d.chunk, attempt: d.attempt, edge: d.edge, ok: true });
+    }
+  });
+
   test('a reader that seeks elsewhere has the chunks it raised and still waits for lowered back to NORMAL', () => {
     const s = make(100, [10e6]);
     const a = new AccessTracker(s, { tickMs: 50 });
@@ -225,5 +264,7 @@ describe('access tracking (streaming reads)', () => {
     for (const c of [10, 11, 12, 13, 20]) expect(s.chunks.priority[c]).toBe(ChunkPriority.NORMAL);
     expect(s.chunks.priority[80]).toBe(READ_PRIORITY);
     expect(s.chunks.status[80]).toBe(ChunkStatus.PENDING);
+    // it keeps its place in line: the first turn it waited with (chunk 10's)
+    expect(s.demandTurn(80)).toBe(1);
   });
 });
