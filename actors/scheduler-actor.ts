@@ -1618,19 +1618,30 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    * The sha256 of the finished output: the prefix hash finished over what is left, or the whole file read. A
    * file too small to be hashed while it ran (PREFIX_HASH_MIN_BYTES) is read and hashed on the hash thread
    * when this process hashes there (a host: its main thread runs every actor; ~0.6 ms of sha256 and four
-   * thread-pool round trips per MiB otherwise), and on this thread when it does not (`portal fetch`).
+   * thread-pool round trips per MiB otherwise), and on this thread when it does not (`portal fetch`). With
+   * `datasync`, the hash thread also flushes the file's data first (`synced`; false: the caller has to).
    */
-  private async outputSha(t: OwnedTransfer): Promise<string> {
+  private async outputSha(t: OwnedTransfer, datasync: boolean): Promise<{ sha256: string; synced: boolean }> {
     const p =
       this.prefix ?? (prefixHashOnThread() ? { hasher: createPrefixHasher(t.req.output) } : undefined);
     this.prefix = undefined;
-    if (!p) return hashFile(t.req.output);
-    const d = await p.hasher.digest(t.manifest.fileSize);
+    if (!p) return { sha256: await hashFile(t.req.output), synced: false };
+    const d = await p.hasher.digest(t.manifest.fileSize, { datasync });
     this.ctx.log.debug(
-      { hashedWhileRunning: d.hashedBefore, fileSize: t.manifest.fileSize },
+      { hashedWhileRunning: d.hashedBefore, fileSize: t.manifest.fileSize, synced: d.synced },
       'whole-file hash finished',
     );
-    return d.sha256;
+    return d;
+  }
+
+  /** Creates the output when it is missing and flushes its data to disk, on this thread's file-system pool. */
+  private async datasyncOutput(output: string): Promise<void> {
+    const out = await open(output, 'a');
+    try {
+      await out.datasync();
+    } finally {
+      await out.close();
+    }
   }
 
   private async finish(t: OwnedTransfer): Promise<void> {
@@ -1647,17 +1658,17 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
     j.state = 'verifying';
     await this.persist(true);
-    // A file of zero chunks (an empty file) was never opened by an executor: create it. Its bytes are made durable
-    // (fdatasync flushes the file's dirty pages whichever descriptor wrote them) before it is hashed, takes its
-    // final name and the journal says done: without it a power loss after the rename could leave a file under its
-    // final name, trusted by a rerun's size and mtime check, with pages the data threads' writes never flushed.
-    const out = await open(t.req.output, 'a');
-    try {
-      await out.datasync();
-    } finally {
-      await out.close();
-    }
-    const sha = await this.outputSha(t);
+    // The output's bytes are made durable (fdatasync flushes the file's dirty pages whichever descriptor wrote
+    // them) before it takes its final name and the journal says done: without it a power loss after the rename
+    // could leave a file under its final name, trusted by a rerun's size and mtime check, with pages the data
+    // threads' writes never flushed. The hash thread does it beside the hash (no round trips of this turn); else,
+    // or when it could not (a file of zero chunks, never opened by an executor, or one removed meanwhile), this
+    // thread creates the file if missing, flushes it, and hashes what is there.
+    let d: { sha256: string; synced: boolean } | undefined;
+    if (t.manifest.fileSize > 0) d = await this.outputSha(t, true).catch(() => undefined);
+    if (!d?.synced) await this.datasyncOutput(t.req.output);
+    d ??= await this.outputSha(t, false);
+    const sha = d.sha256;
     j.verified = sha === t.manifest.fileSha256;
     j.finishedAt = this.ctx.clock.wallNow();
     let final = t.req.output;

@@ -3,7 +3,7 @@
  * the offset asked for and feeds a running sha256, so the hash of a download advances over its verified
  * prefix while the download runs and the end of a transfer reads only what is left.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, readSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import type { FromHashWorker, ToHashWorker } from './prefix-hasher.js';
@@ -36,6 +36,16 @@ function advance(s: Session, to: number): void {
   }
 }
 
+/** Flushes the file's data to disk (fdatasync flushes its dirty pages whichever descriptor wrote them). */
+function datasync(s: Session): void {
+  try {
+    s.fd ??= openSync(s.path, 'r');
+    fdatasyncSync(s.fd);
+  } catch (err) {
+    s.error = (err as Error)?.message ?? String(err);
+  }
+}
+
 function end(id: number, s: Session): void {
   sessions.delete(id);
   if (s.fd !== undefined) closeSync(s.fd);
@@ -52,10 +62,11 @@ port.on('message', (m: ToHashWorker) => {
   else if (m.t === 'digest') {
     const before = s.pos;
     if (m.size < s.pos) s.error ??= `the file was hashed to byte ${s.pos} but is said to have ${m.size}`;
+    if (m.datasync && !s.error) datasync(s);
     advance(s, m.size);
     const reply: FromHashWorker = s.error
       ? { id: m.id, error: s.error }
-      : { id: m.id, sha256: s.hash.digest('hex'), hashedBefore: before };
+      : { id: m.id, sha256: s.hash.digest('hex'), hashedBefore: before, synced: m.datasync === true };
     end(m.id, s);
     port.postMessage(reply);
   } else end(m.id, s);

@@ -9,12 +9,15 @@ import { hashFile } from './chunk-writer.js';
 export type ToHashWorker =
   | { t: 'open'; id: number; path: string }
   | { t: 'advance'; id: number; to: number }
-  | { t: 'digest'; id: number; size: number }
+  | { t: 'digest'; id: number; size: number; datasync?: boolean }
   | { t: 'dispose'; id: number };
 
-/** Hash thread → main thread: the digest of a session, and how much of it was hashed before it was asked for. */
+/**
+ * Hash thread → main thread: the digest of a session, how much of it was hashed before it was asked for, and
+ * whether the file's data was flushed (fdatasync) first.
+ */
 export type FromHashWorker =
-  { id: number; sha256: string; hashedBefore: number } | { id: number; error: string };
+  { id: number; sha256: string; hashedBefore: number; synced: boolean } | { id: number; error: string };
 
 /** The result of PrefixHasher.digest. */
 export interface PrefixDigest {
@@ -22,6 +25,12 @@ export interface PrefixDigest {
   sha256: string;
   /** Bytes hashed while the transfer ran (the rest was read at the end). */
   hashedBefore: number;
+  /**
+   * True when the hasher flushed the file's data to disk (fdatasync, which flushes the dirty pages whichever
+   * descriptor wrote them) before it answered, as digest's `datasync` asked: only the hash thread does. False
+   * when the caller still has to (a hasher on the calling thread, or the fallback to hashFile).
+   */
+  synced: boolean;
 }
 
 /**
@@ -38,7 +47,7 @@ export interface PrefixHasher {
    * file on the calling thread (hashFile) when the hash thread cannot run or failed to read; rejects
    * PORTAL_TRANSFER_FAILED only when the file cannot be read at all. Ends the hasher.
    */
-  digest(size: number): Promise<PrefixDigest>;
+  digest(size: number, opts?: { datasync?: boolean }): Promise<PrefixDigest>;
   /** Ends the hasher without a digest (a failed or cancelled transfer); idempotent. */
   dispose(): void;
 }
@@ -140,8 +149,8 @@ function createInlineHasher(path: string): PrefixHasher {
         await new Promise<void>((r) => setImmediate(r));
       }
       close();
-      if (error !== undefined) return { sha256: await hashFile(path), hashedBefore: 0 };
-      return { sha256: hash.digest('hex'), hashedBefore: before };
+      if (error !== undefined) return { sha256: await hashFile(path), hashedBefore: 0, synced: false };
+      return { sha256: hash.digest('hex'), hashedBefore: before, synced: false };
     },
     dispose() {
       ended = true;
@@ -199,21 +208,25 @@ export function createPrefixHasher(path: string): PrefixHasher {
     t.worker.postMessage(m);
     return true;
   };
-  const fallback = async (): Promise<PrefixDigest> => ({ sha256: await hashFile(path), hashedBefore: 0 });
+  const fallback = async (): Promise<PrefixDigest> => ({
+    sha256: await hashFile(path),
+    hashedBefore: 0,
+    synced: false,
+  });
   return {
     advance(to) {
       if (ended || !(to > advanced)) return;
       advanced = to;
       onThread({ t: 'advance', id, to });
     },
-    async digest(size) {
+    async digest(size, opts) {
       if (ended) throw new PortalError('PORTAL_INVALID_ARGUMENT', `the hash of ${path} has ended`);
       ended = true;
       if (!t || thread !== t) return fallback();
       const r = await new Promise<FromHashWorker>((resolve) => {
         t.waiting.set(id, resolve);
         t.worker.ref();
-        onThread({ t: 'digest', id, size });
+        onThread({ t: 'digest', id, size, ...(opts?.datasync ? { datasync: true } : {}) });
       });
       return 'sha256' in r ? r : fallback();
     },
