@@ -18,6 +18,7 @@ import { EdgeThroughput } from './edge-throughput.js';
 import { adaptiveTimeoutMs, type EdgeEstimatorState } from '../scheduler/estimators.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
 import type { ChunkReport, DispatchBatch, CancelRequest } from '../common/index.js';
+import { TRANSFER_ENDED_CHUNK } from '../common/vocabulary.js';
 import {
   chunkCount,
   chunkRange,
@@ -1727,6 +1728,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   private async stopLoop(): Promise<void> {
     this.ctx.services.replicas?.ended(this.ctx.actorId);
+    await this.announceEnd();
     await this.ctx.unregisterTimer(TICK_TIMER);
     await this.ctx.unregisterReminder(KEEPALIVE);
     this.pacer = undefined;
@@ -1734,6 +1736,26 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.sub?.unsubscribe();
     this.sub = undefined;
     await this.persist(true);
+  }
+
+  /**
+   * Tells the executors the transfer ended (a CancelRequest of TRANSFER_ENDED_CHUNK with the next attempt id), so
+   * that they drop its dispatches still queued or yet to arrive instead of fetching them. A bus that cannot take
+   * it is logged: the executors then fetch what they hold and their reports are ignored, as before.
+   */
+  private async announceEnd(): Promise<void> {
+    const t = this.t;
+    if (!t?.core) return;
+    const end: CancelRequest = {
+      transferId: t.req.transferId,
+      chunk: TRANSFER_ENDED_CHUNK,
+      attempt: t.core.nextAttemptId,
+    };
+    try {
+      await this.bus().publish(subjects.cancel(t.req.transferId), end);
+    } catch (err) {
+      this.ctx.log.warn({ err }, 'cannot tell the executors that the transfer ended');
+    }
   }
 
   private async persist(force: boolean): Promise<void> {

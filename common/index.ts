@@ -23,4 +23,5 @@ export { redactUrl, redactText, redactDeep, escapeControl, isSecretParam, REDACT
 export { createLogLimiter } from './log-limit.js';
 export type { LogLimiter } from './log-limit.js';
 export { bitsetBytes, hasBit, setBit, clearBit } from './bitset.js';
+export { TRANSFER_ENDED_CHUNK } from './vocabulary.js';
 export { BufferPool } from './buffer-pool.js';

@@ -54,7 +54,15 @@ export interface ChunkReport {
   executorId: string;
 }
 
-/** Asks executors to abort a fetch (the loser of an endgame hedge). */
+/**
+ * `CancelRequest.chunk` of a transfer's end (done, failed, cancelled, forgotten): no chunk has this index (manifests
+ * hold at most 2^27 chunks), and `attempt` is then the transfer's next attempt id, so every dispatch it issued
+ * before it ended (`attempt` below that) is void. Executors drop those still queued or arriving later, and
+ * fetch a dispatch with a higher attempt again (the transfer was restarted).
+ */
+export const TRANSFER_ENDED_CHUNK = 0xffffffff;
+
+/** Asks executors to abort a fetch (the loser of an endgame hedge), or every fetch of an ended transfer (TRANSFER_ENDED_CHUNK). */
 export interface CancelRequest {
   transferId: string;
   chunk: number;

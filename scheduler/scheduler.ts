@@ -317,6 +317,11 @@ export class ChunkScheduler {
    * `firstAttempt` seeds the attempt ids: a scheduler rebuilt after a restart should start where
    * no report of the previous incarnation can match (reports of old attempts are then 'stale').
    */
+  /** The attempt id the next dispatch gets: every attempt issued so far is below it (mod 2^32). */
+  get nextAttemptId(): number {
+    return this.nextAttempt;
+  }
+
   constructor(shape: TransferShape, config: Partial<SchedulerConfig> = {}, firstAttempt = 1) {
     checkArg(Number.isInteger(shape.chunkBytes) && shape.chunkBytes > 0, 'chunkBytes', 'a positive integer');
     this.config = {

@@ -1,5 +1,6 @@
 import { PortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
+import { TRANSFER_ENDED_CHUNK } from '../common/vocabulary.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
 import type {
   DispatchBatch,
@@ -63,6 +64,8 @@ export interface ExecutorStats {
   bytes: number;
   inFlight: number;
   queued: number;
+  /** Dispatches dropped unfetched because their transfer had ended (see TRANSFER_ENDED_CHUNK). */
+  droppedEnded: number;
 }
 
 /** Runs dispatched chunk fetches for attached transfers and reports each outcome on the bus. */
@@ -90,6 +93,9 @@ interface Attached {
   subs: Subscription[];
   outputs: Set<string>;
 }
+
+/** Ended transfers an executor remembers (a Map of id → attempt bound: ~100 B each). */
+const ENDED_REMEMBERED = 4096;
 
 const jobKey = (transferId: string, chunk: number, attempt: number): string =>
   `${transferId}\u0000${chunk}\u0000${attempt}`;
@@ -140,7 +146,12 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   const running = new Map<string, Job>();
   /** Work not yet finished (fetch, write, report), keyed to its transfer. */
   const settling = new Map<Promise<void>, string>();
-  const counters = { fetched: 0, failed: 0, bytes: 0 };
+  const counters = { fetched: 0, failed: 0, bytes: 0, droppedEnded: 0 };
+  /**
+   * Transfers that ended, with the attempt id below which their dispatches are void (TRANSFER_ENDED_CHUNK); the
+   * oldest forgotten beyond ENDED_REMEMBERED.
+   */
+  const ended = new Map<string, number>();
   let closed = false;
   let closing: Promise<void> | null = null;
 
@@ -347,8 +358,13 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         { transferId, batchTransferId: batch.transferId },
         "dispatch batch names another transfer; reporting under the subject's",
       );
+    const endedBelow = ended.get(transferId);
     attached.get(transferId)!.outputs.add(batch.output);
     for (const item of batch.items) {
+      if (endedBelow !== undefined && item.attempt < endedBelow) {
+        counters.droppedEnded++;
+        continue;
+      }
       queue.push({
         transferId,
         output: batch.output,
@@ -377,6 +393,10 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       log.error({ transferId }, 'malformed cancel request dropped (needs chunk, attempt)');
       return;
     }
+    if (req.chunk === TRANSFER_ENDED_CHUNK) {
+      onEnded(transferId, req.attempt);
+      return;
+    }
     const key = jobKey(transferId, req.chunk, req.attempt);
     const job = running.get(key);
     if (job) {
@@ -386,6 +406,25 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       return;
     }
     cancelQueued((j) => j.key === key, 'cancelled before it started');
+  };
+
+  /**
+   * The transfer ended: its queued dispatches with an attempt below `below` are dropped without a fetch or a
+   * report (nobody reads them now), its fetches of those attempts in flight are aborted (reported cancelled), and
+   * later batches of them are dropped as they arrive.
+   */
+  const onEnded = (transferId: string, below: number): void => {
+    ended.delete(transferId);
+    ended.set(transferId, below);
+    if (ended.size > ENDED_REMEMBERED) ended.delete(ended.keys().next().value!);
+    const before = queue.length;
+    for (let i = queue.length - 1; i >= 0; i--)
+      if (queue[i].transferId === transferId && queue[i].item.attempt < below) queue.splice(i, 1);
+    counters.droppedEnded += before - queue.length;
+    for (const j of running.values())
+      if (j.transferId === transferId && j.item.attempt < below)
+        j.ac.abort(new PortalError('PORTAL_CANCELLED', `transfer ${transferId} ended`));
+    log.info({ transferId, dropped: before - queue.length }, 'transfer ended: its dispatches are dropped');
   };
 
   const detach = async (transferId: string): Promise<void> => {

@@ -8,6 +8,8 @@ import { isPortalError } from '../../common/errors.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { createParallelCpuTickEngine } from '../../engine/index.js';
 import { actorProxy } from '../../actors/api.js';
+import { TRANSFER_ENDED_CHUNK, type CancelRequest, type DispatchBatch } from '../../common/index.js';
+import { subjects } from '../../bus/index.js';
 
 const logger = createSilentLogger();
 const sha = async (p: string) =>
@@ -218,6 +220,33 @@ describe('transfers on the embedded host', () => {
       ]);
       expect(s.failingSources![0].failuresSinceOk).toBeGreaterThan(0);
       await actor.invoke('cancel');
+    } finally {
+      await node.close();
+    }
+  });
+
+  test('cancel: the scheduler tells the executors the transfer ended, above every attempt it dispatched, so they drop the rest', async () => {
+    mesh = await createMesh(32 * 16384, 16384, [{ holds: 'all', bandwidthBytesPerSec: 100_000 }]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
+    try {
+      const id = mesh.manifest.id;
+      const dispatched: number[] = [];
+      const cancels: CancelRequest[] = [];
+      node.bus.subscribe<DispatchBatch>(subjects.dispatch(id), (b) => {
+        for (const it of b.items) dispatched.push(it.attempt);
+      });
+      node.bus.subscribe<CancelRequest>(subjects.cancel(id), (c) => void cancels.push(c));
+      node.executor.attach(id);
+      const actor = actorProxy(node.host, 'SchedulerActor', id);
+      await actor.invoke('start', { transferId: id, manifest: mesh.manifest, output, edges: mesh.edges });
+      await waitFor(async () => dispatched.length > 0);
+      await actor.invoke('cancel');
+      const end = cancels.filter((c) => c.chunk === TRANSFER_ENDED_CHUNK);
+      expect(end).toHaveLength(1);
+      expect(end[0].transferId).toBe(id);
+      expect(end[0].attempt).toBe(Math.max(...dispatched) + 1);
+      await waitFor(async () => node.executor.stats().inFlight === 0);
     } finally {
       await node.close();
     }

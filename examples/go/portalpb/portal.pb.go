@@ -1143,7 +1143,10 @@ func (*ChunkReport_Completed) isChunkReport_Outcome() {}
 
 func (*ChunkReport_Failed) isChunkReport_Outcome() {}
 
-// Asks executors to abort one fetch (the loser of an endgame hedge).
+// Asks executors to abort one fetch (the loser of an endgame hedge). With chunk = 4294967295
+// (2^32 - 1, no chunk's index) it says the transfer ended (done, failed, cancelled, forgotten):
+// every dispatch of it with an attempt below `attempt` is void; executors drop those they hold or
+// receive later, unfetched, and take a higher attempt (a restart) as usual.
 type CancelRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Wire version, 1.

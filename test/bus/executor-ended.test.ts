@@ -1,0 +1,111 @@
+import path from 'node:path';
+import { createSilentLogger } from '../../common/logger.js';
+import { TRANSFER_ENDED_CHUNK, type CancelRequest, type DispatchBatch } from '../../common/index.js';
+import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
+import { createAllTransfersBus, subjects } from '../../bus/index.js';
+import { chunkRange, createExecutor, createManifest, type Manifest } from '../../transfer/index.js';
+import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
+import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
+import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+
+const CHUNK = 16 * 1024;
+const CHUNKS = 10;
+const logger = createSilentLogger();
+
+let server: TestNatsServer;
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let m: Manifest;
+let mirror: BadMirror;
+const buses: NatsBus[] = [];
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  tmp = await makeTempDir('executor-ended');
+  const file = await writeRandomFile(tmp.dir, 'file.bin', CHUNKS * CHUNK, 9);
+  m = await createManifest(file.path, { chunkSize: CHUNK });
+  // every fetch takes ~300 ms: half a chunk at once, the rest 300 ms later
+  mirror = await startBadMirror(file.bytes, () => ({ kind: 'trickle', bytes: CHUNK / 2, everyMs: 300 }));
+});
+afterAll(async () => {
+  await Promise.all(buses.map((b) => b.close()));
+  await mirror?.close();
+  await server?.stop();
+  await tmp?.cleanup();
+});
+
+async function waitFor(fn: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const batch = (transferId: string, attempts: number[]): DispatchBatch => ({
+  transferId,
+  output: path.join(tmp.dir, `${transferId}.bin`),
+  fileSize: m.fileSize,
+  items: attempts.map((attempt) => {
+    const chunk = (attempt - 1) % CHUNKS;
+    return {
+      chunk,
+      attempt,
+      edgeIndex: 0,
+      edgeUrl: mirror.url,
+      edgeKind: 'mirror' as const,
+      cid: m.chunks[chunk],
+      ...chunkRange(m, chunk),
+      timeoutMs: 10_000,
+    };
+  }),
+});
+
+test('executor --all: an ended transfer’s queued and later dispatches are dropped, not fetched; a restarted one is fetched again', async () => {
+  const bus = await createNatsBus({ servers: server.url, name: 'ended-exec', logger });
+  const publisher = await createNatsBus({ servers: server.url, name: 'ended-sched', logger });
+  buses.push(bus, publisher);
+  // as `portal executor --all` builds it: one wildcard queue subscription attaches each new transfer
+  // eslint-disable-next-line prefer-const
+  let executor: ReturnType<typeof createExecutor> | undefined;
+  const router = createAllTransfersBus(bus, (t) => executor!.attach(t));
+  executor = createExecutor({
+    bus: router,
+    id: 'x1',
+    concurrency: 1,
+    threads: 0,
+    outputRoot: tmp.dir,
+    logger,
+  });
+  await router.ready;
+  const id = 't-ended';
+  const reports: number[] = [];
+  const sub = publisher.subscribe<{ attempt: number }>(
+    subjects.report(id),
+    (r) => void reports.push(r.attempt),
+  );
+  await sub.ready;
+  try {
+    const before = mirror.requests.length;
+    await publisher.publish(subjects.dispatch(id), batch(id, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+    await waitFor(() => mirror.requests.length > before); // attempt 1 is being fetched, 2…10 wait
+    const end: CancelRequest = { transferId: id, chunk: TRANSFER_ENDED_CHUNK, attempt: 11 };
+    await publisher.publish(subjects.cancel(id), end);
+    await waitFor(() => executor.stats().droppedEnded === 9);
+    // batches of the ended run that were still in the stream are dropped as they arrive
+    await publisher.publish(subjects.dispatch(id), batch(id, [4, 5]));
+    await waitFor(() => executor.stats().droppedEnded === 11);
+    // a restart dispatches higher attempts: those are fetched
+    await publisher.publish(subjects.dispatch(id), batch(id, [12]));
+    await waitFor(() => reports.includes(12));
+    expect(mirror.requests.slice(before).map((r) => r.range)).toEqual([
+      `bytes=0-${CHUNK - 1}`, // attempt 1 (chunk 0), aborted when the transfer ended
+      `bytes=${CHUNK}-${2 * CHUNK - 1}`, // attempt 12 (chunk 1)
+    ]);
+    expect(reports.sort((a, b) => a - b)).toEqual([1, 12]);
+    expect(executor.stats()).toMatchObject({ fetched: 1, droppedEnded: 11, queued: 0, inFlight: 0 });
+  } finally {
+    sub.unsubscribe();
+    await executor.close();
+    await router.close();
+  }
+}, 30_000);
