@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { codeCacheDir, runWithCodeCache } from './code-cache.js';
 import { takesFetchMemoryFlags, useBaselineWasm, useFetchMemoryFlags } from './v8-flags.js';
+import { prestartFetchDataThreads } from './prestart.js';
 
 /**
  * The `portal` entry that `scripts/bundle-cli.mjs` writes to dist/cli/main.js (tsc's own main.js is the entry
@@ -22,6 +23,8 @@ if (command === 'fetch' && existsSync(cjs)) {
   useBaselineWasm();
   const small = takesFetchMemoryFlags(command, rest);
   if (small) useFetchMemoryFlags();
+  // the data thread boots while the CLI bundle is compiled and the transfer prepared (cli/prestart.ts)
+  prestartFetchDataThreads(rest);
   runWithCodeCache(cjs, codeCacheDir(), small ? 'fetch-memory-flags' : 'default-flags');
 } else {
   await import(pathToFileURL(path.join(here, 'portal.js')).href);

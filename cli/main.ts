@@ -4,6 +4,7 @@ import { escapeControl, redactText } from '../common/redact.js';
 import { exitCodeFor } from '../common/error-table.js';
 import { parseArgs, helpText, type CommandSpec } from './args.js';
 import { ensureXdgRuntimeDir } from './env.js';
+import { prestartFetchDataThreads } from './prestart.js';
 import { takesFetchMemoryFlags, useBaselineWasm, useFetchMemoryFlags } from './v8-flags.js';
 
 /**
@@ -53,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
   }
   // one transfer, then exit: its main thread keeps a small heap (see FETCH_MEMORY_FLAGS), unless it serves a swarm
   if (takesFetchMemoryFlags(name, rest)) useFetchMemoryFlags();
+  if (name === 'fetch') prestartFetchDataThreads(rest);
   const cmd = await commands[name]();
   const args = parseArgs(rest, cmd.flags);
   if (args.flags.help) {

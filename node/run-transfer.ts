@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { subjects } from '../bus/types.js';
 import type { ChunkReport } from '../common/index.js';
 import { actorProxy } from '../actors/api.js';
@@ -16,13 +15,13 @@ import type { SwarmPeer } from './swarm.js';
 import type { Bus } from '../bus/types.js';
 import { startEmbeddedNode, type EngineSettings } from './embedded-node.js';
 import { setPrefixHashThread } from '../transfer/prefix-hasher.js';
+import {
+  discardPrestartedDataThreads,
+  LOCAL_DATA_THREADS,
+  SMALL_TRANSFER_BYTES,
+} from '../transfer/data-thread-prestart.js';
 
-/**
- * Below this many bytes a transfer moves its bytes on the main thread: starting the data-plane threads (each
- * loads undici and opens its own connections, ~0.1–0.2 s) costs more than hashing a few MiB (sha256 runs at
- * ~1.7 GB/s per core on this machine kind).
- */
-export const SMALL_TRANSFER_BYTES = 16 * 1024 * 1024;
+export { SMALL_TRANSFER_BYTES } from '../transfer/data-thread-prestart.js';
 
 /**
  * Below this many chunks 'auto' ticks on the CPU without opening a GPU adapter (loading Dawn costs ~100 MB and
@@ -32,14 +31,7 @@ export const SMALL_TRANSFER_BYTES = 16 * 1024 * 1024;
  */
 export const GPU_MIN_CHUNKS = 262_144;
 
-/**
- * Data-plane threads of a local transfer (`portal fetch`, the demo): one core fewer than the machine has, 1 to
- * 2. The process's other busy thread, the main thread (ticks, reports, the journal, and here the whole-file
- * hash), needs the remaining core. Measured on the 2-core dev machine, 512 MiB from 4 nginx mirrors
- * (BENCHMARKS.md, "The data plane"): one data thread against two, peak RSS 115–123 MB against 135–140 MB at
- * the same CPU time (3.3–4.6 s against 3.2–4.3 s) and no slower; a `portal serve` keeps DEFAULT_DATA_THREADS.
- */
-export const LOCAL_DATA_THREADS = Math.max(1, Math.min(2, os.availableParallelism() - 1));
+export { LOCAL_DATA_THREADS } from '../transfer/data-thread-prestart.js';
 
 /**
  * How often runTransfer asks the scheduler whether the transfer ended once every chunk has been reported
@@ -179,6 +171,9 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
   const small = m.chunks.length < GPU_MIN_CHUNKS;
   // one transfer in this process: its whole-file hash runs between the main thread's ticks, not on a thread of its own
   setPrefixHashThread(false);
+  const onMainThread = m.fileSize < SMALL_TRANSFER_BYTES;
+  // data threads the CLI started before it knew the size are not needed for bytes moved on the main thread
+  if (onMainThread) discardPrestartedDataThreads();
   const node = await startEmbeddedNode({
     // the journal sits beside the file's final name (request.output may be a partial file beside it)
     output: o.request.publishAs ?? o.request.output,
@@ -187,7 +182,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     backend: small && (o.backend ?? 'auto') === 'auto' && !o.requireGpu ? 'cpu' : o.backend,
     requireGpu: o.requireGpu,
     cpuThreads: o.cpuThreads ?? (small ? 1 : undefined),
-    dataThreads: m.fileSize < SMALL_TRANSFER_BYTES ? 0 : LOCAL_DATA_THREADS,
+    dataThreads: onMainThread ? 0 : LOCAL_DATA_THREADS,
     maxInFlightBytes: o.maxInFlightBytes,
     ...(o.swarm ? { swarm: { fabricBus: o.swarm.fabricBus, selfEdgeId: o.swarm.id } } : {}),
     // announced holdings of this manifest go to this transfer, whatever its id

@@ -1,12 +1,15 @@
-import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import type { HttpClientOptions } from './http-client.js';
 import { partialChunkLogPath } from './partial-chunks.js';
+import {
+  DATA_WORKER_LIMITS,
+  defaultDataWorkerUrl,
+  takePrestartedDataThread,
+} from './data-thread-prestart.js';
 import type { DataJob, DataOutcome, DataWorkerData, FromDataWorker, ToDataWorker } from './data-protocol.js';
 
 export type { DataJob, DataOutcome } from './data-protocol.js';
@@ -18,26 +21,7 @@ export type { DataJob, DataOutcome } from './data-protocol.js';
  */
 export const DEFAULT_DATA_THREADS = Math.max(1, Math.min(2, os.availableParallelism()));
 
-/** Where the compiled worker script is: next to this module in dist/, or dist/ of the project when running from source (jest). */
-export function defaultDataWorkerUrl(): URL {
-  const here = new URL('./data-worker.js', import.meta.url);
-  if (here.protocol === 'file:' && existsSync(fileURLToPath(here))) return here;
-  const built = fileURLToPath(new URL('../dist/transfer/data-worker.js', import.meta.url));
-  if (existsSync(built)) return pathToFileURL(built);
-  throw new PortalError(
-    'PORTAL_CONFIG_INVALID',
-    `the data-plane worker is not built (looked for ${fileURLToPath(here)} and ${built}); run npm run build`,
-  );
-}
-
-/**
- * Heap limits of a data thread. Its heap holds small objects only (chunk bytes are Buffers outside the heap),
- * so a small young generation costs a few more scavenges but keeps V8 from growing the semi-spaces to their
- * default 16 MiB each per thread: part of the bounded-memory goal (RSS = a constant + bytes in flight). 2 MiB
- * rather than 4: with DATA_GC_EVERY_BYTES at 2 MiB, 2–5 MB less peak RSS on a 512 MiB fetch at the same CPU
- * time (BENCHMARKS.md, "The data plane").
- */
-export const DATA_WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 };
+export { DATA_WORKER_LIMITS, defaultDataWorkerUrl } from './data-thread-prestart.js';
 
 /**
  * Default cap on the bytes in flight on a data plane (the summed lengths of the chunk fetches running on its
@@ -220,10 +204,13 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
   };
 
   const spawn = (index: number): Thread => {
-    const worker = new Worker(opts.workerUrl ?? defaultDataWorkerUrl(), {
-      workerData: workerData(),
-      resourceLimits: DATA_WORKER_LIMITS,
-    });
+    const url = opts.workerUrl ?? defaultDataWorkerUrl();
+    // a thread the process started before this plane existed (data-thread-prestart.ts) has loaded its modules
+    // already; it takes its configuration as its first message
+    const adopted = takePrestartedDataThread(url);
+    const worker =
+      adopted ?? new Worker(url, { workerData: workerData(), resourceLimits: DATA_WORKER_LIMITS });
+    if (adopted) adopted.postMessage({ t: 'init', data: workerData() } satisfies ToDataWorker);
     const t: Thread = { index, worker, pending: new Map(), closes: new Map(), dead: false };
     worker.on('message', (m: FromDataWorker) => {
       if (m.t === 'done') {

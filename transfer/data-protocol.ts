@@ -57,6 +57,8 @@ export type DataOutcome =
 
 /** Main thread → worker. */
 export type ToDataWorker =
+  /** The configuration of a thread started before its plane (data-thread-prestart.ts): first, and once. */
+  | { t: 'init'; data: DataWorkerData }
   | { t: 'job'; id: number; job: DataJob }
   | { t: 'cancel'; id: number; detail: string }
   | { t: 'close-file'; id: number; output: string; sync: boolean };

@@ -10,7 +10,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { PortalError } from '../common/errors.js';
 import { ChunkFetchError } from './chunk-fetch-error.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
-import { createHttpClient } from './http-client.js';
+import { createHttpClient, type HttpClient } from './http-client.js';
+import type { PrestartedWorkerData } from './data-thread-prestart.js';
 import { fetchChunkTo, type ChunkSink, type FetchChunkRequest } from './http-fetch.js';
 import {
   hashFileRange,
@@ -20,18 +21,22 @@ import {
 } from './partial-chunks.js';
 import type { DataJob, DataOutcome, DataWorkerData, FromDataWorker, ToDataWorker } from './data-protocol.js';
 
-const data = workerData as DataWorkerData;
 const port = parentPort!;
-const client = createHttpClient(data.http);
-
+/**
+ * This thread's configuration and HTTP client: from its workerData, or, for a thread started before its plane
+ * (data-thread-prestart.ts), from the `init` message that comes before any job.
+ */
+let data: DataWorkerData;
+let client: HttpClient;
 /**
  * V8's own collector, for the young-generation collections after every `gcEveryBytes` received (see
  * DATA_GC_EVERY_BYTES). Node exposes it only with --expose-gc; the flag set at run time installs `gc` in
  * contexts created afterwards, so it is read from a fresh vm context. Undefined when V8 refuses: then V8
  * collects on its own schedule (more memory, same results).
  */
-const collect = ((): ((o: { type: 'minor' }) => void) | undefined => {
-  if (!(data.gcEveryBytes > 0)) return undefined;
+let collect: ((o: { type: 'minor' }) => void) | undefined;
+
+function gcFunction(): ((o: { type: 'minor' }) => void) | undefined {
   try {
     v8.setFlagsFromString('--expose-gc');
     const f: unknown = vm.runInNewContext('gc');
@@ -39,7 +44,23 @@ const collect = ((): ((o: { type: 'minor' }) => void) | undefined => {
   } catch {
     return undefined;
   }
-})();
+}
+
+const prestarted = (workerData as Partial<PrestartedWorkerData>).awaitInit === true;
+/**
+ * V8's collector, looked up once (a new vm context: ~30 ms of this thread's start): at once on a prestarted
+ * thread, which has the time before its plane sends `init`; only when asked for otherwise.
+ */
+let gc = prestarted || (workerData as DataWorkerData).gcEveryBytes > 0 ? { fn: gcFunction() } : undefined;
+
+function init(d: DataWorkerData): void {
+  data = d;
+  client = createHttpClient(d.http);
+  collect = d.gcEveryBytes > 0 ? (gc ??= { fn: gcFunction() }).fn : undefined;
+}
+
+if (!prestarted) init(workerData as DataWorkerData);
+
 let receivedSinceGc = 0;
 /** Counts received bytes and collects the young generation every gcEveryBytes. */
 function received(n: number): void {
@@ -312,6 +333,9 @@ async function closeFile(id: number, output: string, sync: boolean): Promise<voi
 
 port.on('message', (m: ToDataWorker) => {
   switch (m.t) {
+    case 'init':
+      init(m.data);
+      break;
     case 'job':
       void run(m.id, m.job);
       break;
