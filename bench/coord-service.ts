@@ -12,7 +12,9 @@
  *    writes are all that is measured, and (b) with `portal peer` processes over NATS running the
  *    same tiny task. Tasks/s from the first submit to the last outcome.
  *
- * Run: `npm run bench:coord-service [-- --pings 300 --tasks 3000 --peers 16 --nats-tasks 2000]`.
+ * Run: `npm run bench:coord-service [-- --pings 300 --tasks 3000 --peers 16 --nats-tasks 2000 --step-timeout 300]`.
+ * Every wait (a peer starting, peers coming up, a task, a run's outcomes) ends after `--step-timeout` s with an
+ * error naming what it waited for, and a task that fails for good ends the run naming it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -23,14 +25,18 @@ import { arg, quantile, startBenchNats } from './lib.js';
 import { createSilentLogger } from '../common/logger.js';
 import { startPeerPool } from '../cli/coord/pool.js';
 import { createNatsBus, createPeerDirectory } from '../bus/index.js';
-import { createEmbeddedHost, createMemoryStateStore } from '../runtime/index.js';
-import { CoordinatorActor, actorProxy, type PeerTransport, type TaskOutcome } from '../actors/index.js';
+import type { PeerTransport } from '../actors/index.js';
+import { coordinatorThroughput, withDeadline } from './coord-throughput.js';
 import type { PeerProfile } from '../cli/coord/profiles.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MAIN = path.resolve(here, '../cli/main.js');
 const PEER = path.resolve(here, '../cli/coord/peer.js');
 const log = createSilentLogger();
+/** How long one step may wait (a peer's start, peers coming up, a run's outcomes), ms: `--step-timeout` s. */
+let deadlineMs = 300_000;
+/** `portal peer` processes still running: killed when a step fails, so the bench exits. */
+const peerProcesses = new Set<ChildProcess>();
 
 const flat: PeerProfile = {
   id: 'p0',
@@ -57,7 +63,9 @@ function startPeerProcess(
     [MAIN, 'peer', '--nats', url, '--id', id, '--heartbeat-ms', '500', '--log-level', 'warn', ...extra],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  return new Promise((resolve, reject) => {
+  peerProcesses.add(child);
+  child.once('exit', () => peerProcesses.delete(child));
+  const ready = new Promise<{ child: ChildProcess; stop(): Promise<void> }>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`portal peer ${id} exited with ${code}`)));
     createInterface({ input: child.stdout }).on('line', (l) => {
       if (l.includes('"ready"'))
@@ -72,6 +80,10 @@ function startPeerProcess(
         });
     });
   });
+  return withDeadline(ready, deadlineMs, `portal peer ${id} printing ready`).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
 }
 
 async function overhead(pings: number, url: string): Promise<void> {
@@ -80,7 +92,11 @@ async function overhead(pings: number, url: string): Promise<void> {
   const ipc: number[] = [];
   for (let i = 0; i < pings + 20; i++) {
     const t0 = performance.now();
-    const a = await pool.execute('p0', { ...tiny(i), peer: 'p0' });
+    const a = await withDeadline(
+      pool.execute('p0', { ...tiny(i), peer: 'p0' }),
+      deadlineMs,
+      `task ${i} over IPC`,
+    );
     if (i >= 20) ipc.push(performance.now() - t0 - (a.serviceMs ?? 0)); // the first 20 warm up
   }
   await pool.close();
@@ -91,11 +107,15 @@ async function overhead(pings: number, url: string): Promise<void> {
   const isUp = new Promise<void>((r) => (up = r));
   const dir = createPeerDirectory({ bus, coordinatorId: 'bench', onPeerUp: () => up() });
   await dir.ready;
-  await isUp;
+  await withDeadline(isUp, deadlineMs, 'the heartbeat of portal peer ping');
   const nats: number[] = [];
   for (let i = 0; i < pings + 20; i++) {
     const t0 = performance.now();
-    const a = await dir.execute('ping', { ...tiny(i), peer: 'ping' });
+    const a = await withDeadline(
+      dir.execute('ping', { ...tiny(i), peer: 'ping' }),
+      deadlineMs,
+      `task ${i} to portal peer ping over NATS`,
+    );
     if (i >= 20) nats.push(performance.now() - t0 - (a.serviceMs ?? 0));
   }
   dir.close();
@@ -109,48 +129,12 @@ async function overhead(pings: number, url: string): Promise<void> {
   console.log(`  added by NATS: p50 ${fmt(b.p50 - a.p50)}  p99 ${fmt(b.p99 - a.p99)}`);
 }
 
-/** Runs `tasks` tasks through a CoordinatorActor over `transport` with `peers` peers of 4 slots; tasks/s. */
-async function throughput(transport: PeerTransport, peers: string[], tasks: number): Promise<number> {
-  let done = 0;
-  let finished!: () => void;
-  const all = new Promise<void>((r) => (finished = r));
-  const host = createEmbeddedHost({
-    store: createMemoryStateStore(),
-    logger: log,
-    services: {
-      coordinatorTransport: transport,
-      coordinatorSink: (o: TaskOutcome) => {
-        if (!o.ok) throw new Error(`task ${o.taskId} failed: ${o.error}`);
-        if (++done === tasks) finished();
-      },
-    },
-  });
-  host.register(CoordinatorActor);
-  await host.ready();
-  const coord = actorProxy(host, 'CoordinatorActor', 'bench');
-  await coord.invoke('configure', { policy: 'learned', maxAttempts: 3 });
-  for (const id of peers)
-    await coord.invoke('registerPeer', { id, maxConcurrent: 4, latencyHintMs: 1, taskTypes: ['audio'] });
-  const t0 = performance.now();
-  for (let i = 0; i < tasks; i += 50)
-    await coord.invoke('submit', {
-      tasks: Array.from({ length: Math.min(50, tasks - i) }, (_, k) => ({
-        id: `t${i + k}`,
-        type: 'audio',
-        work: 0.2,
-      })),
-    });
-  await all;
-  const s = (performance.now() - t0) / 1000;
-  await host.stop();
-  return tasks / s;
-}
-
 async function main(): Promise<void> {
   const pings = Number(arg('pings', '300'));
   const tasks = Number(arg('tasks', '3000'));
   const natsTasks = Number(arg('nats-tasks', '2000'));
   const n = Number(arg('peers', '16'));
+  deadlineMs = Number(arg('step-timeout', '300')) * 1000;
   console.log(
     `machine: ${os.cpus().length} cores, load average ${os
       .loadavg()
@@ -164,7 +148,7 @@ async function main(): Promise<void> {
     const instant: PeerTransport = {
       execute: async () => ({ ok: true, output: null, serviceMs: 0.1, pressure: 0 }),
     };
-    const a = await throughput(instant, ids, tasks);
+    const a = await coordinatorThroughput(instant, ids, tasks, deadlineMs);
     console.log(
       `coordinator throughput, ${n} peers answering at once in-process: ${a.toFixed(0)} tasks/s (${tasks} tasks)`,
     );
@@ -183,8 +167,11 @@ async function main(): Promise<void> {
       },
     });
     await dir.ready;
-    while (present.size < n) await new Promise<void>((r) => (wake = r));
-    const b = await throughput(dir, ids, natsTasks);
+    const allUp = (async () => {
+      while (present.size < n) await new Promise<void>((r) => (wake = r));
+    })();
+    await withDeadline(allUp, deadlineMs, `heartbeats of ${n} portal peers`, () => `${present.size} up`);
+    const b = await coordinatorThroughput(dir, ids, natsTasks, deadlineMs);
     console.log(
       `coordinator throughput, ${n} portal peer processes over NATS: ${b.toFixed(0)} tasks/s (${natsTasks} tasks)`,
     );
@@ -192,6 +179,7 @@ async function main(): Promise<void> {
     await bus.close();
     await Promise.all(procs.map((p) => p.stop()));
   } finally {
+    for (const c of peerProcesses) c.kill('SIGKILL');
     await nats.stop();
   }
   console.log(
@@ -202,4 +190,10 @@ async function main(): Promise<void> {
   );
 }
 
-await main();
+try {
+  await main();
+} catch (err) {
+  // the peer processes are killed by main; open connections (NATS, the IPC pool) must not keep a failed run alive
+  console.error(`bench:coord-service failed: ${(err as Error).message}`);
+  process.exit(1);
+}
