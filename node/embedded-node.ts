@@ -6,7 +6,7 @@ import { createRoutedStateStore } from '../runtime/routed-state-store.js';
 import { createBusFromEnv, natsOptionsFromEnv } from '../bus/from-env.js';
 import type { Bus } from '../bus/types.js';
 import { createMemoryBus } from '../bus/memory-bus.js';
-import { createExecutor, type Executor } from '../transfer/index.js';
+import { createExecutor, edgePutCredentialFromEnv, type Executor } from '../transfer/index.js';
 import { createTickEngine, type TickEngine } from '../engine/index.js';
 import { SchedulerActor } from '../actors/scheduler-actor.js';
 import { EdgeActor } from '../actors/edge-actor.js';
@@ -151,7 +151,7 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
     // each chunk on its ok report without reading it back (node/swarm.ts): write only verified chunks
     streamWrites: !opts.swarm && !natsOptionsFromEnv(process.env),
     // pre-position tasks PUT chunks to edges that may require a token (portal edge --accept --put-token)
-    putToken: process.env.PORTAL_EDGE_PUT_TOKEN || undefined,
+    put: edgePutCredentialFromEnv(process.env),
   });
   return {
     host,

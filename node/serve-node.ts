@@ -14,7 +14,7 @@ import {
 import { isInvocableMethod } from '../runtime/actor-methods.js';
 import { createBusFromEnv, natsOptionsFromEnv, subjects, type PrePositionTaskMessage } from '../bus/index.js';
 import { createNatsStreamTransport, registerStreamMetrics } from '../stream/index.js';
-import { createExecutor } from '../transfer/index.js';
+import { createExecutor, edgePutCredentialFromEnv } from '../transfer/index.js';
 import type { TickEngine } from '../engine/index.js';
 import { createDashboard } from '../dashboard/index.js';
 import { actorApiContract } from '../api/validate.js';
@@ -176,7 +176,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     // over NATS, `portal executor` processes may hold hedges of the same chunks: write only verified chunks
     streamWrites: !natsOptionsFromEnv(env),
     // pre-position tasks PUT chunks to edges that may require a token (portal edge --accept --put-token)
-    putToken: env.PORTAL_EDGE_PUT_TOKEN || undefined,
+    put: edgePutCredentialFromEnv(env),
   });
   const bus = createExecutorAttachingBus(bus0, executor, logger);
   const engine = await createNodeEngine(opts, logger);

@@ -3,6 +3,49 @@ import { cidOf } from './cid.js';
 import type { ChunkWriter } from './chunk-writer.js';
 
 /** True when an executor's output names an edge to PUT chunks to (a pre-position task) rather than a file. */
+/**
+ * The bearer token a host sends with its PUTs to accepting edges (`PORTAL_EDGE_PUT_TOKEN`), and the only edge
+ * origins (`scheme://host:port`, lower case, from `PORTAL_EDGE_PUT_ORIGINS`) it may be sent to. A transfer's
+ * output URL is chosen by the caller of `start`, so without this list any caller could have the token sent to a
+ * server of its own.
+ */
+export interface EdgePutCredential {
+  token: string;
+  origins: ReadonlySet<string>;
+}
+
+/** `scheme://host:port` of a URL as WHATWG URL serialises it (default ports omitted); '' when not a URL. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin.toLowerCase();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The host's edge PUT credential from the environment: undefined without `PORTAL_EDGE_PUT_TOKEN`.
+ * `PORTAL_EDGE_PUT_ORIGINS` is a comma-separated list of edge URLs or origins; without it the token is sent to
+ * no edge. Throws PortalError(PORTAL_CONFIG_INVALID) naming an entry that is not an http(s) URL.
+ */
+export function edgePutCredentialFromEnv(env: NodeJS.ProcessEnv): EdgePutCredential | undefined {
+  const token = env.PORTAL_EDGE_PUT_TOKEN;
+  if (!token) return undefined;
+  const origins = new Set<string>();
+  for (const entry of (env.PORTAL_EDGE_PUT_ORIGINS ?? '').split(',')) {
+    const e = entry.trim();
+    if (!e) continue;
+    const o = isEdgeOutput(e) ? originOf(e) : '';
+    if (!o || o === 'null')
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `PORTAL_EDGE_PUT_ORIGINS: ${JSON.stringify(e)} is not an http(s) URL or origin`,
+      );
+    origins.add(o);
+  }
+  return { token, origins };
+}
+
 export function isEdgeOutput(output: string): boolean {
   return /^https?:\/\//i.test(output);
 }
@@ -14,8 +57,13 @@ export function isEdgeOutput(output: string): boolean {
  * answer rejects with PORTAL_EDGE_HTTP naming the status; a connection error with PORTAL_EDGE_UNREACHABLE.
  * The edge URL is never logged with credentials (none are put in it: the token travels in a header).
  */
-export function openPutWriter(edgeUrl: string, opts: { fileSize: number; token?: string }): ChunkWriter {
+export function openPutWriter(
+  edgeUrl: string,
+  opts: { fileSize: number; put?: EdgePutCredential },
+): ChunkWriter {
   const base = edgeUrl.replace(/\/+$/, '');
+  // the token goes only to an edge the operator named: an output URL comes from whoever called `start`
+  const token = opts.put && opts.put.origins.has(originOf(base)) ? opts.put.token : undefined;
   let closed = false;
   return {
     path: base,
@@ -34,7 +82,7 @@ export function openPutWriter(edgeUrl: string, opts: { fileSize: number; token?:
           body: bytes,
           headers: {
             'content-type': 'application/octet-stream',
-            ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
           },
         });
       } catch (cause) {
@@ -48,7 +96,10 @@ export function openPutWriter(edgeUrl: string, opts: { fileSize: number; token?:
       if (res.statusCode !== 201 && res.statusCode !== 200)
         throw new PortalError(
           'PORTAL_EDGE_HTTP',
-          `PUT of chunk ${cid} (at ${offset}) to ${base} answered ${res.statusCode}: ${text.slice(0, 200)}`,
+          `PUT of chunk ${cid} (at ${offset}) to ${base} answered ${res.statusCode}: ${text.slice(0, 200)}` +
+            (res.statusCode === 401 && opts.put && !token
+              ? ` (the host's PORTAL_EDGE_PUT_TOKEN is sent only to the origins in PORTAL_EDGE_PUT_ORIGINS; ${originOf(base)} is not one of them)`
+              : ''),
         );
     },
     writeSync() {

@@ -15,7 +15,7 @@ import { defaultHttpClient, type HttpClient } from './http-client.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
 import { resolveInsideRoot } from './output-target.js';
 import { createDataPlane, DEFAULT_DATA_THREADS, type DataPlane } from './data-plane.js';
-import { isEdgeOutput, openPutWriter } from './chunk-put.js';
+import { isEdgeOutput, openPutWriter, type EdgePutCredential } from './chunk-put.js';
 
 /** Options for createExecutor. */
 export interface ExecutorOptions {
@@ -53,8 +53,11 @@ export interface ExecutorOptions {
   maxInFlightBytes?: number;
   /** A data plane to run the fetches on instead of one made from `threads` (closed with the executor). */
   dataPlane?: DataPlane;
-  /** Bearer token for PUTs to edges, when a transfer's output is an edge URL (a pre-position task). */
-  putToken?: string;
+  /**
+   * Bearer token for PUTs to edges, when a transfer's output is an edge URL (a pre-position task), sent only to
+   * the origins it lists (edgePutCredentialFromEnv).
+   */
+  put?: EdgePutCredential;
 }
 
 /** Counters of an executor's work. */
@@ -193,7 +196,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     if (!w) {
       // an edge URL as the output: a pre-position task, whose chunks are PUT to that edge
       w = isEdgeOutput(output)
-        ? Promise.resolve(openPutWriter(output, { fileSize, token: opts.putToken }))
+        ? Promise.resolve(openPutWriter(output, { fileSize, put: opts.put }))
         : confine(output).then((real) => openChunkWriter(real, { fileSize }));
       writers.set(output, w);
       w.catch(() => {

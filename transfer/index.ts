@@ -120,3 +120,4 @@ export type {
 } from './content-server.js';
 export { parseRange } from './http-range.js';
 export type { RangeResult } from './http-range.js';
+export { edgePutCredentialFromEnv, type EdgePutCredential } from './chunk-put.js';

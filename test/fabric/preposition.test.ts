@@ -48,7 +48,7 @@ describe('pre-position tasks', () => {
     });
     const port = await freePort();
     const serve = startPortal(['serve', '--runtime', 'embedded', '--app-port', String(port), '--json'], {
-      env: { PORTAL_EDGE_PUT_TOKEN: token },
+      env: { PORTAL_EDGE_PUT_TOKEN: token, PORTAL_EDGE_PUT_ORIGINS: targetUrl },
     });
     procs.push(serve);
     await serve.line((l) => (json(l)?.type === 'ready' ? true : undefined));

@@ -5,6 +5,7 @@ import {
   createManifest,
   createEdgeServer,
   chunkRange,
+  edgePutCredentialFromEnv,
   decodeHaveBitmap,
   type EdgeServer,
   type Manifest,
@@ -13,6 +14,9 @@ import { createMemoryBus, subjects } from '../../bus/index.js';
 import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../../common/index.js';
 import { ManualClock } from '../../common/clock.js';
 import { makeTempDir, writeRandomFile } from './fixtures.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { openPutWriter } from '../../transfer/chunk-put.js';
 
 const CHUNK = 64 * 1024;
 const SIZE = 5 * CHUNK + 999; // 6 chunks, odd last
@@ -117,6 +121,50 @@ describe('edge accepting chunks (PUT /v1/chunks/<cid>)', () => {
     expect(await haveOf(e)).toEqual([]);
     expect((await put(e, m.chunks[3], slice(3), 's3cret')).status).toBe(201);
     expect(await haveOf(e)).toEqual([3]);
+  });
+
+  test('the host PUT token goes only to the origins of PORTAL_EDGE_PUT_ORIGINS: an output URL chosen by a caller never receives it', async () => {
+    const e = await acceptingEdge('store-put-origins.bin', { accept: { token: 'host-token' } });
+    // a server that records what it is sent: a caller of `start` could name it as the output
+    const seen: Array<string | undefined> = [];
+    const catcher = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      req.resume();
+      req.on('end', () => res.writeHead(201).end());
+    });
+    await new Promise<void>((r) => catcher.listen(0, '127.0.0.1', r));
+    const catcherUrl = `http://127.0.0.1:${(catcher.address() as AddressInfo).port}`;
+    try {
+      const put = edgePutCredentialFromEnv({
+        PORTAL_EDGE_PUT_TOKEN: 'host-token',
+        PORTAL_EDGE_PUT_ORIGINS: ` ${e.url}/ , http://edge.example:8080/some/path`,
+      })!;
+      expect([...put.origins]).toEqual([new URL(e.url).origin, 'http://edge.example:8080']);
+      // the listed edge gets the token and holds the chunk
+      const r0 = chunkRange(m, 2);
+      await openPutWriter(e.url, { fileSize: m.fileSize, put }).write(r0.offset, slice(2));
+      expect(await haveOf(e)).toEqual([2]);
+      // another origin gets the PUT without the token
+      await openPutWriter(catcherUrl, { fileSize: m.fileSize, put }).write(r0.offset, slice(2));
+      expect(seen).toEqual([undefined]);
+      // the listed edge's origin with another port is another origin: its 401 names the list
+      const other = await acceptingEdge('store-put-origins2.bin', { accept: { token: 'host-token' } });
+      await expect(
+        openPutWriter(other.url, { fileSize: m.fileSize, put }).write(r0.offset, slice(2)),
+      ).rejects.toThrow(/answered 401.*PORTAL_EDGE_PUT_ORIGINS/);
+      expect(await haveOf(other)).toEqual([]);
+      // no list: the token goes nowhere
+      const none = edgePutCredentialFromEnv({ PORTAL_EDGE_PUT_TOKEN: 'host-token' })!;
+      expect(none.origins.size).toBe(0);
+      await openPutWriter(catcherUrl, { fileSize: m.fileSize, put: none }).write(r0.offset, slice(2));
+      expect(seen).toEqual([undefined, undefined]);
+      expect(edgePutCredentialFromEnv({ PORTAL_EDGE_PUT_ORIGINS: e.url })).toBeUndefined();
+      expect(() =>
+        edgePutCredentialFromEnv({ PORTAL_EDGE_PUT_TOKEN: 't', PORTAL_EDGE_PUT_ORIGINS: 'file:///etc' }),
+      ).toThrow(/PORTAL_EDGE_PUT_ORIGINS: "file:\/\/\/etc" is not an http\(s\) URL/);
+    } finally {
+      await new Promise((r) => catcher.close(r));
+    }
   });
 
   test('an edge that does not accept chunks answers a PUT with 405 and allows only GET and HEAD', async () => {
