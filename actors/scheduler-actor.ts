@@ -155,6 +155,12 @@ export interface SchedulerServices extends TickEngineServices {
    * local fetch (whose output the user chose) does not. Outside: PORTAL_OUTPUT_OUTSIDE_ROOT.
    */
   readonly outputRoot?: string;
+  /**
+   * Where a start's `manifestUrl` may name a local file (transfer/manifest-ref.ts ManifestRefOptions.localRoot):
+   * a folder, or null for http(s) only; `portal serve` sets it (its callers are not the host's user), the local
+   * fetch does not.
+   */
+  readonly manifestRoot?: string | null;
   /** Called when a transfer is forgotten, so a dashboard on the same host drops its metric series at once. */
   readonly onTransferForgotten?: (transferId: string) => void;
   /**
@@ -277,7 +283,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const req = await this.ctx.state.get<TransferRequest>('request');
     const journal = await this.journalPages.load(this.ctx.state);
     if (req && journal) {
-      const manifest = await manifestOf(req);
+      const manifest = await manifestOf(req, this.ctx.services.manifestRoot);
       if (manifest.id !== journal.manifestId)
         throw new PortalError(
           'PORTAL_MANIFEST_MISMATCH',
@@ -348,7 +354,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       if (!this.t) this.ctx.deactivateOnIdle();
       throw err;
     }
-    const manifest = await manifestOf(req);
+    const manifest = await manifestOf(req, this.ctx.services.manifestRoot);
     if (req.prePosition !== undefined) {
       checkArg(isEdgeOutput(req.output), 'output', 'the URL of the edge a pre-position task copies to');
       prePositionChunks(req.prePosition, manifest);
@@ -1125,7 +1131,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         'PORTAL_STATE_CORRUPT',
         `transfer ${this.ctx.actorId}: its journaled request is gone`,
       );
-    const manifest = await manifestOf(req);
+    const manifest = await manifestOf(req, this.ctx.services.manifestRoot);
     if (manifest.id !== t.journal.manifestId)
       throw new PortalError(
         'PORTAL_MANIFEST_MISMATCH',
@@ -1838,10 +1844,11 @@ function completeBytes(
  * The manifest of a request, CIDs packed: inline (validated), loaded from its manifestUrl, or fetched by its
  * manifestCid from the request's `portal` edges (transfer/manifest-ref.ts).
  */
-async function manifestOf(req: TransferRequest): Promise<PackedManifest> {
+async function manifestOf(req: TransferRequest, manifestRoot?: string | null): Promise<PackedManifest> {
   // a journaled request may hold both: the manifest inline and its reference redacted (see journaledRequest)
   if (req.manifest !== undefined) return packManifest(parseManifest(req.manifest));
-  if (req.manifestUrl !== undefined) return loadManifestRef(req.manifestUrl);
+  if (req.manifestUrl !== undefined)
+    return loadManifestRef(req.manifestUrl, undefined, { localRoot: manifestRoot });
   if (req.manifestCid !== undefined)
     return fetchManifestByCid(
       req.manifestCid,

@@ -94,6 +94,11 @@ export interface ServeNodeOptions extends EngineSettings {
    */
   outputRoot: string;
   /**
+   * Folder a start's `manifestUrl` may name a local file in (default: `outputRoot`); 'none': http(s) URLs only.
+   * Callers of the actor API are not the host's user: without it they could read any file the host can.
+   */
+  manifestRoot?: string;
+  /**
    * Dapr: the internal-call token every instance shares (PORTAL_INTERNAL_TOKEN); default derived from the app
    * API token when there is one, else one per process (a single instance only).
    */
@@ -167,6 +172,14 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       'PORTAL_CONFIG_INVALID',
       `--output-root ${outputRoot}: expected an existing folder`,
     );
+  if (opts.manifestRoot !== undefined && opts.manifestRoot !== 'none') {
+    const st = await stat(opts.manifestRoot).catch(() => undefined);
+    if (!st?.isDirectory())
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--manifest-root ${path.resolve(opts.manifestRoot)}: expected an existing folder (or 'none')`,
+      );
+  }
   const executor = createExecutor({
     bus: bus0,
     id: `executor-${process.pid}`,
@@ -218,6 +231,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     edgeUsage: new EdgeUsageBoard(),
     verifiedChunks: createVerifiedChunkEvents(),
     outputRoot,
+    manifestRoot: opts.manifestRoot === 'none' ? null : path.resolve(opts.manifestRoot ?? outputRoot),
     onTransferForgotten: (id: string) => forgetTransferHook?.(id),
     admission,
     streamRequireGpu: opts.streamRequireGpu,

@@ -1,10 +1,13 @@
-import { open } from 'node:fs/promises';
+import { open, realpath } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher } from 'undici';
 import { PortalError } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
 import {
   DEFAULT_MANIFEST_LIMITS,
+  jsonSyntaxError,
   loadManifest,
   packManifest,
   parseManifest,
@@ -123,13 +126,7 @@ async function readBody(
   try {
     json = JSON.parse(Buffer.concat(parts).toString('utf8'));
   } catch (err) {
-    throw new PortalError(
-      'PORTAL_MANIFEST_INVALID',
-      `manifest ${shown}: not JSON (${(err as Error).message})`,
-      {
-        cause: err,
-      },
-    );
+    throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest ${shown}: ${jsonSyntaxError(err)}`);
   }
   return { manifest: packManifest(parseManifest(json, limits)) };
 }
@@ -152,24 +149,86 @@ async function fileIsBinary(path: string): Promise<boolean> {
 }
 
 /**
+ * Where a manifest named by a local path may be read from. `root`: only a regular file whose real path (links
+ * resolved) is inside this folder; `null`: no local path at all (http(s) only). Absent: any file this process
+ * can read (the CLI, whose user names their own files).
+ */
+export interface ManifestRefOptions {
+  localRoot?: string | null;
+}
+
+/**
+ * The real path of the local manifest `file` after the host's rule (ManifestRefOptions.localRoot), checked to be
+ * a regular file. Throws PORTAL_INVALID_ARGUMENT when local paths are refused or the file resolves outside the
+ * root, PORTAL_MANIFEST_INVALID when it cannot be resolved or is not a regular file (a device, FIFO or folder).
+ */
+async function localManifestPath(file: string, localRoot: string | null | undefined): Promise<string> {
+  if (localRoot === null)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      'manifestUrl: this host reads manifests only from http(s):// URLs (start portal serve with --manifest-root to allow local files)',
+    );
+  let real = file;
+  if (localRoot !== undefined) {
+    try {
+      real = await realpath(file);
+    } catch (err) {
+      throw new PortalError(
+        'PORTAL_MANIFEST_INVALID',
+        `cannot read manifest ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+      );
+    }
+    const root = await realpath(localRoot);
+    const rel = path.relative(root, real);
+    if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel))
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `manifestUrl: ${file} is outside this host's manifest root ${localRoot} (portal serve --manifest-root)`,
+      );
+  }
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; the fstat below refuses it
+  const fh = await open(real, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch(
+    (err: NodeJS.ErrnoException) => {
+      throw new PortalError(
+        'PORTAL_MANIFEST_INVALID',
+        `cannot read manifest ${file}: ${err.code ?? err.message}`,
+      );
+    },
+  );
+  try {
+    if (!(await fh.stat()).isFile())
+      throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest ${file}: not a regular file`);
+  } finally {
+    await fh.close();
+  }
+  return real;
+}
+
+/**
  * Loads a manifest by reference, for `SchedulerActor.start`'s `manifestUrl`: an `http(s)://` URL (fetched with
- * undici, redirects followed), a `file://` URL, or an absolute path the host can read. Either form is accepted:
+ * undici, redirects followed), a `file://` URL, or an absolute path (a regular file; where `opts.localRoot` says,
+ * see ManifestRefOptions). Either form is accepted:
  * the binary format (docs/manifest-format.md; detected by its content-type or its magic, streamed into a packed
  * CID table) or the JSON that `portal manifest` writes (at most `limits.maxJsonBytes`). Throws
- * PORTAL_INVALID_ARGUMENT for a reference of another form, PORTAL_MANIFEST_INVALID when it cannot be read or is
- * not a manifest (the message names the cause and the URL with its credentials and query redacted),
- * PORTAL_MANIFEST_TOO_LARGE over the limits.
+ * PORTAL_INVALID_ARGUMENT for a reference of another form or a local file the host may not read,
+ * PORTAL_MANIFEST_INVALID when it cannot be read or is not a manifest (the message names the cause and the URL
+ * with its credentials and query redacted, never the bytes read), PORTAL_MANIFEST_TOO_LARGE over the limits.
  */
-export async function loadManifestRef(ref: string, limits?: ManifestLimits): Promise<PackedManifest> {
+export async function loadManifestRef(
+  ref: string,
+  limits?: ManifestLimits,
+  opts: ManifestRefOptions = {},
+): Promise<PackedManifest> {
   if (typeof ref !== 'string' || ref.length === 0)
     throw new PortalError('PORTAL_INVALID_ARGUMENT', 'manifestUrl: expected a URL or an absolute path');
   if (ref.startsWith('file://') || ref.startsWith('/')) {
-    const path = ref.startsWith('/') ? ref : fileURLToPath(ref);
-    if (await fileIsBinary(path))
+    const named = ref.startsWith('/') ? ref : fileURLToPath(ref);
+    const file = await localManifestPath(named, opts.localRoot);
+    if (await fileIsBinary(file))
       return (
-        await loadBinaryManifest(path, limits?.maxChunks !== undefined ? { maxChunks: limits.maxChunks } : {})
+        await loadBinaryManifest(file, limits?.maxChunks !== undefined ? { maxChunks: limits.maxChunks } : {})
       ).manifest;
-    return packManifest(await loadManifest(path, limits));
+    return packManifest(await loadManifest(file, limits));
   }
   if (!/^https?:\/\//i.test(ref))
     throw new PortalError(

@@ -398,11 +398,17 @@ export async function loadManifest(path: string, limits?: ManifestLimits): Promi
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new PortalError(
-      'PORTAL_MANIFEST_INVALID',
-      `manifest ${path}: not valid JSON: ${(err as Error).message}`,
-      { cause: err },
-    );
+    throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest ${path}: ${jsonSyntaxError(err)}`);
   }
   return parseManifest(json, l);
+}
+
+/**
+ * "not valid JSON", without the input snippet V8's SyntaxError quotes (`Unexpected token 'r', "root:*:0:0"...`):
+ * a manifest named by a caller may be a file the caller cannot read, and its bytes must not come back in an error
+ * (or a log). The character position is kept where V8 gives one.
+ */
+export function jsonSyntaxError(err: unknown): string {
+  const at = /position (\d+)/.exec(err instanceof Error ? err.message : '');
+  return at ? `not valid JSON (at character ${at[1]})` : 'not valid JSON';
 }

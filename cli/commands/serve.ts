@@ -147,6 +147,12 @@ export const serveCommand = defineCommand({
       env: 'PORTAL_OUTPUT_ROOT',
     },
     {
+      name: 'manifest-root',
+      type: 'string',
+      help: "folder a start's manifestUrl may name a local file in (links resolved first; default: the output root); 'none': http(s) URLs only",
+      env: 'PORTAL_MANIFEST_ROOT',
+    },
+    {
       name: 'api-host',
       type: 'string',
       help: 'embedded: interface the actor API listens on (beyond loopback --api-token is required)',
@@ -245,6 +251,7 @@ export const serveCommand = defineCommand({
       maxRunning: flags['max-running'],
       maxQueued: flags['max-queued'],
       outputRoot: flags['output-root'],
+      manifestRoot: flags['manifest-root'],
       apiHost: flags['api-host'],
       apiToken: flags['api-token'],
       internalToken: flags['internal-token'],

@@ -1,8 +1,8 @@
 import { jest } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { freePort } from '../../common/net.js';
 import { actorApiContract } from '../../api/validate.js';
@@ -266,6 +266,58 @@ describe('embedded actor API: manifest by reference', () => {
     } finally {
       server.closeAllConnections();
       server.close();
+      await f.close();
+    }
+  });
+});
+
+describe('embedded actor API: a manifestUrl is read only from the manifest root', () => {
+  test('a local file outside the root (directly, by file:// or through a link), a device, a FIFO or a folder is refused with 400, and no byte of it comes back', async () => {
+    const f = await createTransferFixture(tmp.dir, { transferId: 'emb-mroot', seed: 13 });
+    try {
+      const { manifest: _inline, ...rest } = f.request;
+      await symlink('/etc/passwd', join(tmp.dir, 'passwd-link.json'));
+      await mkdir(join(tmp.dir, 'a-folder.json'));
+      execFileSync('mkfifo', [join(tmp.dir, 'fifo.json')]);
+      const cases: Array<[string, string, RegExp]> = [
+        ['/etc/passwd', 'PORTAL_INVALID_ARGUMENT', /outside this host's manifest root/],
+        ['file:///etc/passwd', 'PORTAL_INVALID_ARGUMENT', /outside this host's manifest root/],
+        ['/proc/self/environ', 'PORTAL_INVALID_ARGUMENT', /outside this host's manifest root/],
+        ['/dev/zero', 'PORTAL_INVALID_ARGUMENT', /outside this host's manifest root/],
+        [join(tmp.dir, 'passwd-link.json'), 'PORTAL_INVALID_ARGUMENT', /outside this host's manifest root/],
+        [join(tmp.dir, 'a-folder.json'), 'PORTAL_MANIFEST_INVALID', /not a regular file/],
+        [join(tmp.dir, 'fifo.json'), 'PORTAL_MANIFEST_INVALID', /not a regular file/],
+      ];
+      const passwd = await readFile('/etc/passwd', 'utf8');
+      for (const [i, [manifestUrl, code, message]] of cases.entries()) {
+        const id = `emb-mroot-${i}`;
+        const r = await call(
+          actor('SchedulerActor', id, 'start'),
+          JSON.stringify({ ...rest, transferId: id, output: join(tmp.dir, `${id}.bin`), manifestUrl }),
+        );
+        expect({ manifestUrl, status: r.status, code: r.body?.error?.code }).toEqual({
+          manifestUrl,
+          status: 400,
+          code,
+        });
+        expect(r.body.error.message).toMatch(message);
+        expect(r.body.error.message).not.toContain(passwd.slice(0, 8));
+      }
+      // a file in the root that is not JSON: the error says so without quoting it
+      await writeFile(join(tmp.dir, 'secret.json'), 'TOPSECRET-not-json');
+      const r = await call(
+        actor('SchedulerActor', 'emb-mroot-x', 'start'),
+        JSON.stringify({
+          ...rest,
+          transferId: 'emb-mroot-x',
+          output: join(tmp.dir, 'x.bin'),
+          manifestUrl: join(tmp.dir, 'secret.json'),
+        }),
+      );
+      expect(r).toMatchObject({ status: 400, body: { error: { code: 'PORTAL_MANIFEST_INVALID' } } });
+      expect(r.body.error.message).toMatch(/not valid JSON/);
+      expect(r.body.error.message).not.toContain('TOPSECRET');
+    } finally {
       await f.close();
     }
   });
