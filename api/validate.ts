@@ -104,36 +104,66 @@ function summary(what: string, problems: readonly FieldProblem[]): string {
   return `${what}: ${problems.length} problem${problems.length === 1 ? '' : 's'}: ${parts.join('; ')}${more}`;
 }
 
+/**
+ * Largest request body, counted in JSON values (objects, arrays and scalars), whose problems are all reported;
+ * a larger invalid body gets its first problem only (see actorApiContract: ajv's full report is quadratic).
+ */
+export const FULL_REPORT_MAX_VALUES = 20_000;
+
+/** Whether `x` holds at most `limit` JSON values; stops counting past the limit (linear, no recursion). */
+function valuesAtMost(x: unknown, limit: number): boolean {
+  const stack: unknown[] = [x];
+  let n = 0;
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (++n > limit) return false;
+    if (Array.isArray(v)) for (const item of v) stack.push(item);
+    else if (v !== null && typeof v === 'object') for (const item of Object.values(v)) stack.push(item);
+  }
+  return true;
+}
+
 let contract: ActorApiContract | undefined;
 
 /** Loads (once per process) the schema files and compiles a validator per referenced definition. */
 export function actorApiContract(): ActorApiContract {
   if (contract) return contract;
   const dir = schemaDir();
-  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
+  // two compilations of the same schemas: `first` stops at the first problem (linear in the body), `every`
+  // reports them all; ajv's allErrors mode concatenates the error arrays of every $ref it leaves, which is
+  // quadratic in the number of problems (a 4 MB body of 200 000 bad edges held the event loop for minutes), so
+  // it runs only on bodies of at most FULL_REPORT_MAX_VALUES values
+  const every = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
+  const first = new Ajv2020({ allErrors: false, strict: true, allowUnionTypes: true });
   let methodsDoc: { actors: Record<string, Record<string, ApiMethod>> } | undefined;
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
     const doc = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as Record<string, unknown>;
     if (file === 'methods.json') methodsDoc = doc as unknown as typeof methodsDoc;
-    else ajv.addSchema(doc);
+    else {
+      every.addSchema(doc);
+      first.addSchema(structuredClone(doc));
+    }
   }
   if (!methodsDoc)
     throw new PortalError('PORTAL_CONFIG_INVALID', `actor API schemas: ${dir}/methods.json is missing`);
   const methods = methodsDoc.actors;
-  const compiled = new Map<string, ValidateFunction>();
-  const validator = (ref: string): ValidateFunction => {
+  const compiled = new Map<string, { every: ValidateFunction; first: ValidateFunction }>();
+  const validators = (ref: string): { every: ValidateFunction; first: ValidateFunction } => {
     let v = compiled.get(ref);
     if (!v) {
-      v = ajv.getSchema(SCHEMA_BASE + ref);
-      if (!v)
+      const e = every.getSchema(SCHEMA_BASE + ref);
+      const f = first.getSchema(SCHEMA_BASE + ref);
+      if (!e || !f)
         throw new PortalError(
           'PORTAL_CONFIG_INVALID',
           `actor API schemas: no definition ${JSON.stringify(ref)}`,
         );
+      v = { every: e, first: f };
       compiled.set(ref, v);
     }
     return v;
   };
+  const validator = (ref: string): ValidateFunction => validators(ref).every;
   // compile every referenced definition now: a broken contract fails at start, not on the first call
   for (const type of Object.values(methods))
     for (const m of Object.values(type)) {
@@ -157,9 +187,21 @@ export function actorApiContract(): ActorApiContract {
         throw new PortalError('PORTAL_INVALID_ARGUMENT', summary(what, fields), { fields });
       }
       if (m.optional && (arg === undefined || arg === null)) return;
-      const v = validator(m.request);
-      if (v(arg)) return;
-      const fields = arg === undefined ? [{ path: '', message: 'is required' }] : problemsOf(v.errors);
+      const v = validators(m.request);
+      if (v.first(arg)) return;
+      let fields: FieldProblem[];
+      if (arg === undefined) fields = [{ path: '', message: 'is required' }];
+      else if (valuesAtMost(arg, FULL_REPORT_MAX_VALUES)) {
+        v.every(arg);
+        fields = problemsOf(v.every.errors);
+      } else
+        fields = [
+          ...problemsOf(v.first.errors),
+          {
+            path: '',
+            message: `has more than ${FULL_REPORT_MAX_VALUES} values: only its first problem is reported`,
+          },
+        ];
       throw new PortalError('PORTAL_INVALID_ARGUMENT', summary(what, fields), { fields });
     },
     responseProblems: (actorType, name, answer) => {

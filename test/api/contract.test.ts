@@ -1,4 +1,4 @@
-import { actorApiContract } from '../../api/validate.js';
+import { actorApiContract, FULL_REPORT_MAX_VALUES } from '../../api/validate.js';
 import { isPortalError } from '../../common/errors.js';
 
 // The actor API contract (api/schemas/) as the hosts apply it: every problem at once, each with its JSON Pointer.
@@ -79,6 +79,25 @@ describe('actor API contract', () => {
     for (const arg of [undefined, null, {}, { edges: true }])
       expect(() => c.checkRequest('SchedulerActor', 'status', arg)).not.toThrow();
   });
+
+  test('a huge invalid body (200 000 bad edges, 4 MB) is refused with its first problem, in time linear in its size', () => {
+    // ajv's full report is quadratic in the problems: this body held a host's event loop for minutes
+    const edges = Array.from({ length: 200_000 }, () => ({ a: 'b' }));
+    const fields = problemsOf(() =>
+      c.checkRequest('SchedulerActor', 'start', { ...good, manifest: { bad: 1 }, edges }),
+    );
+    expect(fields).toHaveLength(2);
+    expect(fields[1]).toEqual({
+      path: '',
+      message: `has more than ${FULL_REPORT_MAX_VALUES} values: only its first problem is reported`,
+    });
+    // a body under the limit still gets every problem
+    const few = problemsOf(() =>
+      c.checkRequest('SchedulerActor', 'start', { ...good, edges: [{ a: 'b' }, { a: 'c' }] }),
+    );
+    expect(few.filter((p) => p.path.startsWith('/edges/0')).length).toBeGreaterThan(0);
+    expect(few.filter((p) => p.path.startsWith('/edges/1')).length).toBeGreaterThan(0);
+  }, 20_000);
 
   test('every external method of every actor type has compiled request and response schemas', () => {
     const types = Object.keys(c.methods).sort();
