@@ -56,6 +56,7 @@ export const errorTable: Readonly<Record<PortalErrorCode, ErrorDisposition>> = {
   PORTAL_OUTPUT_OUTSIDE_ROOT: { exit: 2, http: 403 },
   PORTAL_NO_SPACE: { exit: 3, http: 507 },
   PORTAL_UNAUTHORIZED: { exit: 2, http: 401 },
+  PORTAL_CROSS_SITE_REFUSED: { exit: 2, http: 403 },
   PORTAL_ACTOR_METHOD_FORBIDDEN: { exit: 4, http: 403 },
   PORTAL_BODY_TOO_LARGE: { exit: 4, http: 413 },
   PORTAL_UNKNOWN_TRANSFER: { exit: 4, http: 404 },

@@ -43,6 +43,8 @@ export type PortalErrorCode =
   | 'PORTAL_NO_SPACE'
   /** A call to an HTTP API without the right token. */
   | 'PORTAL_UNAUTHORIZED'
+  /** A request a web page made to a loopback server (DNS rebinding or a cross-site POST; common/browser-guard.ts). */
+  | 'PORTAL_CROSS_SITE_REFUSED'
   /** An actor method that exists but is not callable from outside the host (finish, persist, …). */
   | 'PORTAL_ACTOR_METHOD_FORBIDDEN'
   /** A request body over the API's limit. */

@@ -1,3 +1,4 @@
+import { browserRefusal, isLoopbackHost } from '../common/browser-guard.js';
 import { PortalError, codeOf } from '../common/errors.js';
 import { httpStatusFor } from '../common/error-table.js';
 import http from 'node:http';
@@ -62,6 +63,11 @@ export async function startDashboardServer(o: {
 
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    const crossSite = browserRefusal(req, { loopback: isLoopbackHost(o.hostname) });
+    if (crossSite !== undefined) {
+      res.writeHead(403, { 'content-type': 'text/plain' }).end(`${crossSite}\n`);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;

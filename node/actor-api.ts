@@ -1,6 +1,6 @@
+import { browserRefusal, isLoopbackHost } from '../common/browser-guard.js';
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
 import { decodeActorId, errorEnvelope, parseCallBody, type ActorHost } from '../runtime/index.js';
 import { actorApiContract } from '../api/validate.js';
 import { externalMethods, isExternalMethod } from '../actors/api.js';
@@ -38,11 +38,7 @@ export interface ActorApiOptions {
 }
 
 /** True for a loopback interface name or address (127.0.0.0/8, ::1, localhost). */
-export function isLoopbackHost(hostname: string): boolean {
-  if (hostname === 'localhost') return true;
-  if (isIP(hostname) === 4) return hostname.startsWith('127.');
-  return hostname === '::1' || hostname === '[::1]';
-}
+export { isLoopbackHost };
 
 /** Constant-time comparison of two secrets (their sha256 digests, so lengths need not match). */
 export function sameSecret(given: string, expected: string): boolean {
@@ -106,6 +102,12 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
     const m = /^\/v1\.0\/actors\/([^/]+)\/([^/]+)\/method\/([^/]+)$/.exec(path);
     if (path === '/healthz' || path === '/v1.0/healthz') {
       res.writeHead(204).end();
+      return;
+    }
+    // a web page cannot send the token; without one, a page in the user's browser could call the API
+    const crossSite = opts.token === undefined ? browserRefusal(req, { loopback: true }) : undefined;
+    if (crossSite !== undefined) {
+      refuse(res, 'PORTAL_CROSS_SITE_REFUSED', crossSite);
       return;
     }
     if (opts.token !== undefined) {
@@ -196,7 +198,12 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
         contract.checkRequest(type, method, arg);
         // Ids arrive in their wire form (runtime/state-keys.ts encodeActorId), as on the Dapr path: one rule for
         // ids on every host, so `a%2Fb` is not `a/b` and `%41` is not `A`.
-        const wireId = decodeURIComponent(m[2]);
+        let wireId: string;
+        try {
+          wireId = decodeURIComponent(m[2]);
+        } catch {
+          throw new PortalError('PORTAL_INVALID_ARGUMENT', 'actor id: malformed %-escape in the path');
+        }
         const id = decodeActorId(wireId);
         if (id === undefined)
           throw new PortalError(

@@ -1,3 +1,4 @@
+import { browserRefusal, isLoopbackHost } from '../common/browser-guard.js';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -455,13 +456,31 @@ export async function createContentServer(
   const server: Server = createServer((req, res) => {
     stats.requests++;
     const path = (req.url ?? '/').split('?')[0];
+    const refuse = (status: number, error: string, code?: string): void => {
+      const text = JSON.stringify({ error, path, ...(code ? { code } : {}) });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(text),
+      });
+      res.end(text);
+    };
+    const crossSite = browserRefusal(req, { loopback: isLoopbackHost(o.host ?? '127.0.0.1') });
+    if (crossSite !== undefined) {
+      refuse(403, crossSite, 'PORTAL_CROSS_SITE_REFUSED');
+      return;
+    }
     const m = /^\/v1\/transfers\/([^/]+)\/content$/.exec(path);
-    const id = m ? decodeURIComponent(m[1]) : path === '/content' ? o.defaultTransfer : undefined;
+    let id: string | undefined;
+    try {
+      id = m ? decodeURIComponent(m[1]) : path === '/content' ? o.defaultTransfer : undefined;
+    } catch {
+      // thrown here, in the request callback, it would have ended the process
+      refuse(400, 'malformed %-escape in the transfer id', 'PORTAL_INVALID_ARGUMENT');
+      return;
+    }
     const source = id === undefined ? undefined : o.sources(id);
     if (!source) {
-      const text = JSON.stringify({ error: 'no such transfer', path });
-      res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
+      refuse(404, 'no such transfer');
       return;
     }
     const p = serveContent(req, res, source, { ...o, stats, readers, files, buffers }).catch(

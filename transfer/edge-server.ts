@@ -1,3 +1,4 @@
+import { browserRefusal, isLoopbackHost } from '../common/browser-guard.js';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
@@ -608,6 +609,11 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const crossSite = browserRefusal(req, { loopback: isLoopbackHost(opts.host ?? '127.0.0.1') });
+    if (crossSite !== undefined) {
+      sendJson(res, 403, { error: crossSite, code: 'PORTAL_CROSS_SITE_REFUSED' });
+      return;
+    }
     handle(req, res).catch((err: unknown) => {
       if (err instanceof PortalError && err.code === 'PORTAL_CANCELLED') return;
       log.warn({ err, url: req.url }, 'edge request failed');
