@@ -1,7 +1,8 @@
 import { quantileSorted } from '../common/quantile.js';
-import { open, rename, stat } from 'node:fs/promises';
+import { open, rename, stat, unlink } from 'node:fs/promises';
 import { confineOutputFile } from '../transfer/output-target.js';
 import { Actor } from '../runtime/types.js';
+import { notOwnFileReason } from '../common/own-file.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
@@ -453,6 +454,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
             'PORTAL_OUTPUT_REFUSED',
             `output ${file.path} already exists${st.isFile() ? ' (set "overwrite": true to replace it)' : ' and is not a regular file'}`,
           );
+        // replaced, not written through: a hard link there shares its bytes with a file elsewhere (maybe
+        // outside the root), another user's file stays changeable by them; the name gets a new file of ours
+        if (st && notOwnFileReason(st) !== undefined) await unlink(file.path);
       }
     return { ...req, output: output.path, ...(publishAs === undefined ? {} : { publishAs: publishAs.path }) };
   }

@@ -2,6 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { constants, createReadStream, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { PortalError } from '../common/errors.js';
+import { notOwnFileReason } from '../common/own-file.js';
 
 /** Writes verified chunks at their offsets into one output file. */
 export interface ChunkWriter {
@@ -83,9 +84,18 @@ export async function openChunkWriter(
     // A device (/dev/null for benchmarks) is written as it is, never sized nor synced.
     const st = await fh.stat();
     regular = st.isFile();
+    // checked on the opened descriptor: a hard link or a file of another user planted at the path would have
+    // the verified bytes land in (or stay changeable through) a file Portal does not own
+    const foreign = regular ? notOwnFileReason(st) : undefined;
+    if (foreign !== undefined)
+      throw new PortalError(
+        'PORTAL_OUTPUT_REFUSED',
+        `${path} ${foreign}: Portal writes only into files it owns alone; remove it (or give another output)`,
+      );
     if (regular && st.size !== fileSize) await fh.truncate(fileSize);
   } catch (err) {
     await fh.close().catch(() => undefined);
+    if (err instanceof PortalError) throw err;
     throw ioError(`cannot size ${path} to ${fileSize} bytes`, err);
   }
   let closed = false;

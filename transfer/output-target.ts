@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { PortalError } from '../common/errors.js';
 import { escapeControl } from '../common/redact.js';
+import { notOwnFileReason, notOwnFolderReason } from '../common/own-file.js';
 
 /**
  * Where a transfer may write, checked before it writes: the output name a manifest suggests, the
@@ -104,7 +105,18 @@ async function checkSideFile(output: string, file: string, force: boolean): Prom
       err,
     );
   }
-  if (st.isFile()) return;
+  if (st.isFile()) {
+    const foreign = notOwnFileReason(st);
+    if (foreign === undefined) return;
+    if (force) {
+      await unlink(file); // the name goes; the file it shared bytes with is left as it was
+      return;
+    }
+    throw refused(
+      output,
+      `has a side-file ${escapeControl(file)} that ${foreign}: fetch writes only into files it owns alone (remove it, or --force replaces it)`,
+    );
+  }
   if (st.isSymbolicLink() && force) {
     await unlink(file);
     return;
@@ -132,6 +144,12 @@ export async function checkOutputTarget(output: string, o: OutputTargetOptions):
         output,
         `has a journal path ${escapeControl(o.journalDir)} that is not a plain folder (a symbolic link or a file); remove it`,
       );
+    const foreign = notOwnFolderReason(j);
+    if (foreign !== undefined)
+      throw refused(
+        output,
+        `has a journal folder ${escapeControl(o.journalDir)} that ${foreign}: its files could be replaced; remove it`,
+      );
   } catch (err) {
     if (err instanceof PortalError) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
@@ -156,20 +174,18 @@ export async function checkOutputTarget(output: string, o: OutputTargetOptions):
   }
   if (!st.isFile()) throw refused(output, 'exists and is not a regular file');
   if (await o.hasJournal()) {
-    if (st.nlink > 1 && !o.force)
-      throw refused(
-        output,
-        `has ${st.nlink} hard links; another name shares its bytes (--force writes anyway)`,
-      );
-    return 'resume';
+    const foreign = notOwnFileReason(st);
+    if (foreign !== undefined && !o.force)
+      throw refused(output, `${foreign} (--force replaces it with a new file)`);
+    if (foreign === undefined) return 'resume';
   }
   if (!o.force)
     throw refused(
       output,
       'already exists and no journal of this transfer is beside it; fetch does not overwrite (use --force, or another --out)',
     );
-  // a hard link shares its bytes with another name: write a new file instead of into the shared one
-  if (st.nlink > 1) await unlink(output);
+  // a hard link shares its bytes with another name, another user's file stays theirs: write a new file
+  if (notOwnFileReason(st) !== undefined) await unlink(output);
   return 'replace';
 }
 

@@ -1,4 +1,5 @@
-import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { notOwnFileReason } from '../common/own-file.js';
 import { createHash, type Hash } from 'node:crypto';
 
 /**
@@ -36,11 +37,21 @@ const tagOf = (cid: string): number => Number.parseInt(cid.slice(0, 8), 16) >>> 
  * written through it into a file outside the output's folder (or outside `portal serve`'s output root).
  */
 export function openPartialChunkLog(output: string): PartialChunkLog {
-  const fd = openSync(
-    partialChunkLogPath(output),
-    constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW,
-    0o644,
-  );
+  const file = partialChunkLogPath(output);
+  let fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+  const st = fstatSync(fd);
+  if (!st.isFile() || notOwnFileReason(st) !== undefined) {
+    // a hard link or another user's file planted at the log's path: its records would land in that file.
+    // The log holds only hints, so a new one of our own replaces the name (the other file is left as it was).
+    closeSync(fd);
+    if (!st.isFile()) throw Object.assign(new Error(`${file} is not a regular file`), { code: 'EINVAL' });
+    unlinkSync(file);
+    fd = openSync(
+      file,
+      constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o644,
+    );
+  }
   const slot = Buffer.alloc(SLOT);
   let closed = false;
   const write = (chunk: number, tag: number, bytes: number): void => {

@@ -1,6 +1,6 @@
 import { spawn, execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, stat, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, readdir, stat, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -416,6 +416,31 @@ describe('portal fetch: the sources users have', () => {
     expect(forced.code).toBe(0);
     await expectFile(o);
     expect(await readFile(victim, 'utf8')).toBe('do not touch\n');
+  });
+
+  test('a hard link planted at a side-file or a journal folder others may write to is refused, naming it; --force writes a new file and the other name keeps its bytes', async () => {
+    const s = await mirror(() => ({ kind: 'ok' }));
+    const o = out();
+    const victim = path.join(path.dirname(o), 'victim-hl.txt');
+    await writeFile(victim, 'do not touch\n');
+    // another name for the victim's bytes where fetch keeps its partial file
+    await link(victim, `${o}.portal-part`);
+    const r = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/side-file \S*file\.bin\.portal-part that has 2 hard links/);
+    expect(s.requests.length).toBeLessThanOrEqual(1);
+    const forced = await portal(['fetch', s.url, '--out', o, ...checksum(), '--force']);
+    expect(forced.code).toBe(0);
+    await expectFile(o);
+    expect(await readFile(victim, 'utf8')).toBe('do not touch\n');
+    expect((await stat(o)).nlink).toBe(1);
+    // a journal folder anyone may write to (no sticky bit): its files could be swapped under the fetch
+    const o2 = out();
+    await mkdir(`${o2}.portal`);
+    await chmod(`${o2}.portal`, 0o777);
+    const r2 = await portal(['fetch', s.url, '--out', o2, ...checksum()]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/journal folder \S*\.portal that is writable by every user/);
   });
 
   test('--header reaches every mirror', async () => {

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../common/net.js';
@@ -186,6 +186,37 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
         .update(await readFile(out))
         .digest('hex'),
     ).toBe(mesh.manifest.fileSha256);
+  }, 60_000);
+
+  test('hard links planted at an output (with overwrite) and at its .partial log are replaced, never written through: the files outside the root keep their bytes', async () => {
+    const victim = path.join(mesh.dir, 'victim-out.txt');
+    const victim2 = path.join(mesh.dir, 'victim-partial.txt');
+    await writeFile(victim, 'KEEP OUT');
+    await writeFile(victim2, 'KEEP PARTIAL');
+    const out = path.join(root, 'hl.bin');
+    await link(victim, out);
+    await link(victim2, `${out}.partial`);
+    const id = 'hardlinks-1';
+    const r = await call(`${serve.base}/SchedulerActor/${id}/method/start`, {
+      ...request(out, { overwrite: true }),
+      transferId: id,
+    });
+    expect(r.status).toBe(200);
+    let state = '';
+    const deadline = Date.now() + 30_000;
+    while (state !== 'done' && state !== 'failed' && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 100));
+      state = (await call(`${serve.base}/SchedulerActor/${id}/method/status`)).json.state as string;
+    }
+    expect(state).toBe('done');
+    expect(await readFile(victim, 'utf8')).toBe('KEEP OUT');
+    expect(await readFile(victim2, 'utf8')).toBe('KEEP PARTIAL');
+    expect(
+      createHash('sha256')
+        .update(await readFile(out))
+        .digest('hex'),
+    ).toBe(mesh.manifest.fileSha256);
+    expect((await stat(out)).nlink).toBe(1);
   }, 60_000);
 
   test('status of 300 unknown transfer ids creates no state files', async () => {

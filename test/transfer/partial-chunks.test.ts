@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { readFile, symlink, writeFile } from 'node:fs/promises';
+import { link, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { openChunkWriter } from '../../transfer/chunk-writer.js';
 import {
   openPartialChunkLog,
   partialChunkLogPath,
@@ -66,6 +67,41 @@ test('a symbolic link planted at the log path is refused (ELOOP), never written 
     const output = join(tmp.dir, 'out.bin');
     await symlink(victim, partialChunkLogPath(output));
     expect(() => openPartialChunkLog(output)).toThrow(/ELOOP/);
+    expect(await readFile(victim, 'utf8')).toBe('KEEP');
+  } finally {
+    await tmp.cleanup();
+  }
+});
+
+test('a hard link planted at the log path is replaced by a new log of its own; the other name keeps its bytes', async () => {
+  const tmp = await makeTempDir('partial-hardlink');
+  try {
+    const victim = join(tmp.dir, 'victim');
+    await writeFile(victim, 'KEEP-KEEP-KEEP-KEEP');
+    const output = join(tmp.dir, 'out.bin');
+    await link(victim, partialChunkLogPath(output));
+    const log = openPartialChunkLog(output);
+    log.record(1, 'ab'.repeat(32), 1000);
+    expect(log.kept(1, 'ab'.repeat(32), 4096)).toBe(1000);
+    log.close();
+    expect(await readFile(victim, 'utf8')).toBe('KEEP-KEEP-KEEP-KEEP');
+    expect((await stat(partialChunkLogPath(output))).nlink).toBe(1);
+  } finally {
+    await tmp.cleanup();
+  }
+});
+
+test('the chunk writer refuses a hard-linked output (PORTAL_OUTPUT_REFUSED), writing nothing into it', async () => {
+  const tmp = await makeTempDir('writer-hardlink');
+  try {
+    const victim = join(tmp.dir, 'victim');
+    await writeFile(victim, 'KEEP');
+    const output = join(tmp.dir, 'out.bin');
+    await link(victim, output);
+    await expect(openChunkWriter(output, { fileSize: 1 << 20 })).rejects.toMatchObject({
+      code: 'PORTAL_OUTPUT_REFUSED',
+      message: expect.stringMatching(/out\.bin has 2 hard links/),
+    });
     expect(await readFile(victim, 'utf8')).toBe('KEEP');
   } finally {
     await tmp.cleanup();
