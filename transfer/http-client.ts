@@ -39,6 +39,12 @@ export interface HttpClientOptions {
   insecure?: boolean;
   /** Headers sent with every request (`--header 'Name: value'`). */
   headers?: Record<string, string>;
+  /**
+   * The origins (`scheme://host:port`) that the CREDENTIAL_HEADERS among `headers` are for: the URLs the user
+   * named. A request to any other origin (a mirror a `Link: rel=duplicate` header or a Metalink named, a
+   * redirect target) goes without them. Unset: every origin a request starts at (redirects still drop them).
+   */
+  credentialOrigins?: string[];
   connectionsPerOrigin?: number;
   connectTimeoutMs?: number;
   /** No response headers, or no body byte, for this long fails the request as stalled (default 15 000). */
@@ -235,6 +241,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
       })
     : new Agent(agentOpts);
   const baseHeaders = { ...(opts.headers ?? {}) };
+  const credentialOrigins = opts.credentialOrigins ? new Set(opts.credentialOrigins) : undefined;
   const resolved = new Map<string, string>();
   let closed: Promise<void> | undefined;
 
@@ -242,7 +249,8 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
    * undici's request options of one hop (credentials as Basic auth unless the caller sent Authorization). A hop
    * to another origin than the first request's (`crossOrigin`, after a redirect) goes without the caller's
    * CREDENTIAL_HEADERS, as curl does since 7.58 (CVE-2018-1000007): a mirror's token or cookie never reaches the
-   * host a redirect names.
+   * host a redirect names. Nor does a request to an origin outside `credentialOrigins` (when set) get the
+   * client's own CREDENTIAL_HEADERS: those are for the origins the user named, not for mirrors found on the way.
    */
   const requestOptions = (
     url: URL,
@@ -251,8 +259,12 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
     crossOrigin = false,
   ): Dispatcher.RequestOptions => {
     const headers: Record<string, string> = { ...baseHeaders, ...(o.headers ?? {}) };
-    if (crossOrigin)
+    if (crossOrigin) {
       for (const h of Object.keys(headers)) if (CREDENTIAL_HEADERS.has(h.toLowerCase())) delete headers[h];
+    } else if (credentialOrigins && !credentialOrigins.has(url.origin)) {
+      for (const h of Object.keys(baseHeaders))
+        if (CREDENTIAL_HEADERS.has(h.toLowerCase()) && !(o.headers && h in o.headers)) delete headers[h];
+    }
     if (auth && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
       headers.authorization = auth;
     const stall = o.stallTimeoutMs ?? stallTimeoutMs;

@@ -237,6 +237,9 @@ export const fetchCommand = defineCommand({
       caFile: flags.ca,
       insecure: flags.insecure,
       headers: parseHeaders(flags.header),
+      // --header credentials go to the origins named on the command line only, never to mirrors found on the
+      // way (Link: rel=duplicate, a Metalink's <url>s): those are named by a server or a file, not the user
+      credentialOrigins: namedOrigins(positionals, given),
       stallTimeoutMs: flags['stall-timeout'] * 1000,
       lowestSpeedBytesPerSec: flags['lowest-speed'],
       speedTimeMs: flags['speed-time'] * 1000,
@@ -418,3 +421,17 @@ export const fetchCommand = defineCommand({
     }
   },
 });
+
+/** The origins of the URLs given on the command line (positionals, --edge / --edges-file): where --header credentials go. */
+function namedOrigins(positionals: string[], given: TransferEdge[]): string[] {
+  const out: string[] = [];
+  for (const u of [...positionals, ...given.map((e) => e.config.url)]) {
+    if (!/^https?:\/\//i.test(u)) continue;
+    try {
+      out.push(new URL(u).origin);
+    } catch {
+      /* an invalid URL is refused by resolveSources, naming it */
+    }
+  }
+  return out;
+}

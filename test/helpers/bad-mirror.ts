@@ -59,7 +59,12 @@ export interface BadMirror {
 export async function startBadMirror(
   bytes: Buffer,
   mode: (n: number, req: http.IncomingMessage) => MirrorMode = () => ({ kind: 'ok' }),
-  opts: { etag?: string; lastModified?: string } = {},
+  opts: {
+    etag?: string;
+    lastModified?: string;
+    /** Extra headers on every answer (an array is sent as one header line per value, e.g. several Link lines). */
+    headers?: Record<string, string | string[]>;
+  } = {},
 ): Promise<BadMirror> {
   const requests: BadMirror['requests'] = [];
   const sockets = new Set<Socket>();
@@ -86,6 +91,7 @@ export async function startBadMirror(
     const meta: Record<string, string> = {};
     if (opts.etag) meta.etag = opts.etag;
     if (opts.lastModified) meta['last-modified'] = opts.lastModified;
+    for (const [k, v] of Object.entries(opts.headers ?? {})) res.setHeader(k, v);
     if (req.method === 'HEAD') {
       res.writeHead(m.kind === 'status' ? m.status : 200, {
         'content-length': String(size),

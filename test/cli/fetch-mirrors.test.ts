@@ -1,0 +1,102 @@
+/**
+ * `portal fetch` and the mirrors it finds on the way (RFC 6249 `Link: rel=duplicate`), credentials given with
+ * `--header`, reruns with other URLs, and the errors users see: each against the built CLI as a real process
+ * and real loopback mirrors (test/helpers/bad-mirror.ts).
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
+import { runPortal } from '../helpers/portal-cli.js';
+import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+
+const SIZE = 3 * 262144 + 4321;
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let bytes: Buffer;
+let sha: string;
+const mirrors: BadMirror[] = [];
+let n = 0;
+const out = (): string => {
+  const dir = path.join(tmp.dir, `out-${++n}`);
+  mkdirSync(dir);
+  return path.join(dir, 'file.bin');
+};
+const checksum = (): string[] => ['--checksum', `sha-256=${sha}`];
+const env = { PORTAL_BACKEND: 'cpu' };
+
+async function mirror(
+  mode: (n: number) => MirrorMode = () => ({ kind: 'ok' }),
+  headers?: Record<string, string | string[]>,
+): Promise<BadMirror> {
+  const s = await startBadMirror(bytes, mode, { headers });
+  mirrors.push(s);
+  return s;
+}
+
+beforeAll(async () => {
+  tmp = await makeTempDir('cli-fetch-mirrors');
+  bytes = (await writeRandomFile(tmp.dir, 'src.bin', SIZE, 7)).bytes;
+  sha = createHash('sha256').update(bytes).digest('hex');
+});
+afterAll(async () => {
+  await Promise.all(mirrors.map((s) => s.close()));
+  await tmp?.cleanup();
+});
+
+describe('portal fetch: credentials stay with the origins the user named', () => {
+  test('--header Authorization/Cookie/Proxy-Authorization and URL userinfo never reach a Link: rel=duplicate mirror; other headers do', async () => {
+    const found = await mirror();
+    const named = await mirror(() => ({ kind: 'ok' }), { link: `<${found.url}>; rel=duplicate; pri=1` });
+    const userinfo = named.url.replace('http://', 'http://u:p@');
+    const o = out();
+    const r = await runPortal(
+      [
+        'fetch',
+        userinfo,
+        '--out',
+        o,
+        '--header',
+        'Authorization: Bearer HDRSECRET',
+        '--header',
+        'Cookie: s=COOKIESECRET',
+        '--header',
+        'Proxy-Authorization: Basic PXSECRET',
+        '--header',
+        'X-Trace: t1',
+        ...checksum(),
+      ],
+      { env },
+    );
+    expect(r.code).toBe(0);
+    expect(
+      createHash('sha256')
+        .update(await readFile(o))
+        .digest('hex'),
+    ).toBe(sha);
+    // the discovered mirror was used, with the harmless header and none of the secrets
+    expect(found.requests.length).toBeGreaterThan(0);
+    for (const q of found.requests) {
+      expect(q.headers['x-trace']).toBe('t1');
+      expect(q.headers.authorization).toBeUndefined();
+      expect(q.headers.cookie).toBeUndefined();
+      expect(q.headers['proxy-authorization']).toBeUndefined();
+    }
+    // the named origin got them on every request
+    for (const q of named.requests) {
+      expect(q.headers.authorization).toBe('Bearer HDRSECRET');
+      expect(q.headers.cookie).toBe('s=COOKIESECRET');
+    }
+  });
+
+  test('a malformed --header is named by its first word only, never its value (exit 2)', async () => {
+    for (const bad of ['Authorization Bearer HDRSECRET', 'Bad Name: HDRSECRET', 'Cookie=HDRSECRET']) {
+      const r = await runPortal(['fetch', 'http://127.0.0.1:9/f.bin', '--out', out(), '--header', bad], {
+        env,
+      });
+      expect(r.code).toBe(2);
+      expect(r.stderr).not.toContain('HDRSECRET');
+      expect(r.stderr).toMatch(new RegExp(`--header "${bad.split(/[ =]/)[0]} …"`));
+    }
+  });
+});
