@@ -66,13 +66,21 @@ export function parseHeaders(values: string[] | undefined): Record<string, strin
     const i = v.indexOf(':');
     const name = i > 0 ? v.slice(0, i).trim() : '';
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
-      throw new PortalError(
-        'PORTAL_CONFIG_INVALID',
-        `--header ${JSON.stringify(v.replace(/:.*/, ': …'))}: expected 'Name: value'`,
-      );
+      throw new PortalError('PORTAL_CONFIG_INVALID', `--header ${headerLabel(v)}: expected 'Name: value'`);
     out[name.toLowerCase()] = v.slice(i + 1).trim();
   }
   return out;
+}
+
+/**
+ * How an invalid `--header` value is named in its error: its first word only (what would be the header's name),
+ * never the rest, which may be a secret ('Authorization Bearer TOKEN' lacks its ':'); then why it is invalid.
+ */
+function headerLabel(v: string): string {
+  const word = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]{0,40})/.exec(v)?.[1] ?? '';
+  const more = v.trim().length > word.length ? ' …' : '';
+  const why = v.includes(':') ? 'an invalid header name' : "missing ':'";
+  return `${JSON.stringify(`${word}${more}`)} (${why})`;
 }
 
 /** An edge id for a mirror URL: `mirror-<host><path>` made of safe characters (no credentials, no query). */
