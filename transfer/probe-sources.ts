@@ -46,6 +46,31 @@ function sized<T extends Omit<SourceProbe, 'ok' | 'size' | 'ranges'>>(
 }
 
 /**
+ * The RFC 6249 `Link: <URI>; rel=duplicate; pri=N` mirrors of a response, from every Link header line and every
+ * comma-separated value in one (MirrorBrain sends one line per mirror), resolved against `base`, in `pri` order
+ * (lower first; a value without pri comes last, RFC 6249 §3.4's default 999999), then in the order sent. A URI
+ * that is not http(s) (file:, ftp:) or not a valid URL is left out: Portal fetches only http(s).
+ */
+export function duplicateLinks(link: string | string[] | undefined, base: string): string[] {
+  const found: { url: string; pri: number }[] = [];
+  for (const line of [link ?? []].flat())
+    for (const value of line.split(/,(?=\s*<)/)) {
+      const m = /^\s*<([^>]+)>(.*)$/.exec(value);
+      if (!m || !/;\s*rel="?duplicate"?(?:\s*;|\s*$)/i.test(m[2])) continue;
+      let url: URL;
+      try {
+        url = new URL(m[1], base);
+      } catch {
+        continue;
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
+      const pri = /;\s*pri="?(\d+)"?/i.exec(m[2]);
+      found.push({ url: url.href, pri: pri ? Number(pri[1]) : 999_999 });
+    }
+  return found.sort((a, b) => a.pri - b.pri).map((d) => d.url);
+}
+
+/**
  * Probes a source with `GET` and `Range: bytes=0-0` (HEAD is often mishandled by CDNs; a one-byte range tells
  * the size through Content-Range and whether ranges work), following redirects. Never rejects: a failure is
  * `ok: false` with `error` naming the cause.
@@ -60,11 +85,7 @@ export async function probeSource(client: HttpClient, url: string, timeoutMs = 1
     });
     await r.body.dump({ limit: 1 << 16 }).catch(() => undefined);
     const h = r.headers;
-    const duplicates: string[] = [];
-    for (const link of String(first(h.link) ?? '').split(/,(?=\s*<)/)) {
-      const m = /^\s*<([^>]+)>(.*)$/.exec(link);
-      if (m && /;\s*rel="?duplicate"?/i.test(m[2])) duplicates.push(new URL(m[1], r.url).href);
-    }
+    const duplicates = duplicateLinks(h.link, r.url);
     const digest = /(?:^|,)\s*sha-256=([A-Za-z0-9+/=]+)/i.exec(String(first(h.digest) ?? ''));
     const base = {
       url,
