@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import {
   createHttpClient,
   setDefaultHttpClient,
@@ -280,9 +281,12 @@ export const fetchCommand = defineCommand({
       process.once('exit', () => lock.releaseSync());
       // Ctrl-C: the journal is written as chunks are verified (a kill at any moment resumes), so the process ends
       // at once, as a shell expects (128 + SIGINT), saying what is kept instead of vanishing silently.
+      // It names only a file that exists: interrupted before the first chunk, nothing is kept.
       process.once('SIGINT', () => {
         process.stderr.write(
-          `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)}: run the same command again to resume\n`,
+          existsSync(part)
+            ? `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)}: run the same command again to resume\n`
+            : `\nportal: interrupted before any chunk was written; nothing is kept: run the same command again to start\n`,
         );
         process.exit(130);
       });

@@ -4,11 +4,12 @@
  * and real loopback mirrors (test/helpers/bad-mirror.ts).
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
-import { runPortal } from '../helpers/portal-cli.js';
+import { PORTAL_MAIN, runPortal } from '../helpers/portal-cli.js';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
 
 const SIZE = 3 * 262144 + 4321;
@@ -98,5 +99,65 @@ describe('portal fetch: credentials stay with the origins the user named', () =>
       expect(r.stderr).not.toContain('HDRSECRET');
       expect(r.stderr).toMatch(new RegExp(`--header "${bad.split(/[ =]/)[0]} …"`));
     }
+  });
+});
+
+describe('portal fetch: Link: rel=duplicate mirrors (RFC 6249)', () => {
+  test('every Link line and every comma-joined value is used; a file: or ftp: link is left out', async () => {
+    const b = await mirror();
+    const c = await mirror();
+    const d = await mirror();
+    const a = await mirror(() => ({ kind: 'ok' }), {
+      link: [
+        `<${b.url}>; rel=duplicate; pri=2`,
+        `<${c.url}>; rel=duplicate; pri=1, <${d.url}>; rel=duplicate; pri=3`,
+        '<file:///etc/hostname>; rel=duplicate; pri=4, <ftp://127.0.0.1/f.bin>; rel=duplicate',
+      ],
+    });
+    const o = out();
+    const r = await runPortal(['fetch', a.url, '--out', o, ...checksum()], { env });
+    expect(r.stderr).not.toMatch(/Invalid URL|file:|ftp:/);
+    expect(r.code).toBe(0);
+    expect(
+      createHash('sha256')
+        .update(await readFile(o))
+        .digest('hex'),
+    ).toBe(sha);
+    // each mirror was probed at least (Range: bytes=0-0), the second and third line's too
+    for (const m of [b, c, d]) expect(m.requests.some((q) => q.range === 'bytes=0-0')).toBe(true);
+  });
+});
+
+describe('portal fetch: what users read', () => {
+  test('a fetch without a checksum warns once at the default log level, not again as a JSON log record', async () => {
+    const s = await mirror();
+    const r = await runPortal(['fetch', s.url, '--out', out()], { env });
+    expect(r.code).toBe(0);
+    expect(r.stderr.match(/no checksum/g)).toHaveLength(1);
+    expect(r.stderr).toMatch(/portal: warning: no checksum/);
+  });
+});
+
+describe('portal fetch: Ctrl-C', () => {
+  test('SIGINT before the first chunk was written names no file that does not exist', async () => {
+    // the probe answers; every chunk request stalls, so no chunk is written before the signal
+    const s = await mirror((k) => (k === 0 ? { kind: 'ok' } : { kind: 'stall' }));
+    const o = out();
+    const child = spawn(process.execPath, [PORTAL_MAIN, 'fetch', s.url, '--out', o, ...checksum()], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, PORTAL_LOG_LEVEL: 'warn', ...env },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    // a chunk request under way: the handler is installed (it comes before the transfer starts)
+    for (let i = 0; i < 400 && s.requests.length < 2; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(s.requests.length).toBeGreaterThanOrEqual(2);
+    expect(existsSync(`${o}.portal-part`)).toBe(false);
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(existsSync(`${o}.portal-part`)).toBe(false);
+    expect(stderr).not.toMatch(/portal-part/);
+    expect(stderr).toMatch(/interrupted before any chunk was written; nothing is kept/);
   });
 });
