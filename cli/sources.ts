@@ -101,6 +101,30 @@ export function mirrorEdges(urls: string[]): TransferEdge[] {
 const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
 
 /**
+ * Refuses a positional that is a URL Portal cannot fetch, before anything is probed: PORTAL_CONFIG_INVALID
+ * (exit 2) naming it (userinfo hidden) and why — not a valid URL (a port over 65535…), or a scheme other than
+ * http/https (ftp:, file:), which would otherwise be read as a missing manifest file.
+ */
+function checkUrlPositional(p: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(p)?.[1];
+  if (!scheme) return;
+  const shown = JSON.stringify(p.replace(/^([^:]+:\/\/)[^/@]*@/, '$1***@'));
+  if (!/^https?$/i.test(scheme))
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `fetch: ${shown}: the ${scheme.toLowerCase()}: scheme is not supported (Portal fetches http and https URLs)`,
+    );
+  try {
+    new URL(p);
+  } catch {
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `fetch: ${shown} is not a valid URL (check the host and the port, 1-65535)`,
+    );
+  }
+}
+
+/**
  * Resolves `portal fetch` positionals: one Portal manifest file (`*.json`), one Metalink file (`*.meta4`,
  * `*.metalink`), or one or more http(s) URLs of the same file. URLs (and a Metalink without sha-256 pieces)
  * are probed: the size most sources agree on wins, a source that disagrees is excluded and named, RFC 6249
@@ -117,6 +141,7 @@ export async function resolveSources(
       'PORTAL_CONFIG_INVALID',
       'fetch: give a manifest file, a Metalink file (.meta4) or the URLs of a file',
     );
+  for (const p of positionals) checkUrlPositional(p);
   const urls = positionals.filter(isUrl);
   if (urls.length > 0 && urls.length !== positionals.length)
     throw new PortalError(

@@ -161,3 +161,22 @@ describe('portal fetch: Ctrl-C', () => {
     expect(stderr).toMatch(/interrupted before any chunk was written; nothing is kept/);
   });
 });
+
+describe('portal fetch: URLs it cannot fetch', () => {
+  test('a bad port, ftp:// or file:// is a usage error (exit 2) naming the URL and why, with its userinfo hidden', async () => {
+    const cases: [string, RegExp][] = [
+      [
+        'http://u:SECRETPW@127.0.0.1:99999/f.bin',
+        /"http:\/\/\*\*\*@127\.0\.0\.1:99999\/f\.bin" is not a valid URL/,
+      ],
+      ['ftp://127.0.0.1/f.bin', /"ftp:\/\/127\.0\.0\.1\/f\.bin": the ftp: scheme is not supported/],
+      ['file:///etc/hostname', /"file:\/\/\/etc\/hostname": the file: scheme is not supported/],
+    ];
+    for (const [url, why] of cases) {
+      const r = await runPortal(['fetch', url, '--out', out()], { env });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(why);
+      expect(r.stderr).not.toMatch(/ENOENT|SECRETPW/);
+    }
+  });
+});
