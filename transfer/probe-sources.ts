@@ -172,9 +172,22 @@ export function agreeOnSources(probes: SourceProbe[]): SourceAgreement {
     return p.ok;
   });
   if (ok.length === 0)
-    throw new PortalError(
-      'PORTAL_TRANSFER_FAILED',
-      `no source answered:${excluded.map((e) => `\n  ${redactUrl(e.url)}: ${e.why}`).join('')}`,
+    // `sources` as a failed transfer carries them (cli/main.ts prints them with --json): each probed URL
+    // (redacted) and its cause; none delivered a chunk
+    throw Object.assign(
+      new PortalError(
+        'PORTAL_TRANSFER_FAILED',
+        `no source answered:${excluded.map((e) => `\n  ${redactUrl(e.url)}: ${e.why}`).join('')}`,
+      ),
+      {
+        sources: excluded.map((e) => ({
+          url: redactUrl(e.url),
+          kind: 'mirror',
+          lastError: e.why,
+          retired: true,
+          chunks: 0,
+        })),
+      },
     );
   const { size } = majoritySize(ok);
   let agreed = ok.filter((p) => {

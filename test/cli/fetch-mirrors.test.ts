@@ -180,3 +180,23 @@ describe('portal fetch: URLs it cannot fetch', () => {
     }
   });
 });
+
+describe('portal fetch --json errors', () => {
+  test('"no source answered" carries the sources array, one per URL with its cause (userinfo hidden)', async () => {
+    const down = await mirror(() => ({ kind: 'status', status: 404 }));
+    const url = down.url.replace('http://', 'http://u:SECRETPW@');
+    const r = await runPortal(['fetch', url, '--out', out(), '--json'], { env });
+    expect(r.code).toBe(3);
+    const e = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { error: Record<string, unknown> }).error;
+    expect(e.code).toBe('PORTAL_TRANSFER_FAILED');
+    expect(e.sources).toEqual([
+      {
+        url: expect.not.stringContaining('SECRETPW'),
+        kind: 'mirror',
+        lastError: 'HTTP 404',
+        retired: true,
+        chunks: 0,
+      },
+    ]);
+  });
+});
