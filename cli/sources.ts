@@ -254,7 +254,7 @@ async function fromUrls(
   const extra = [...new Set(probes.flatMap((p) => p.duplicates))].filter((u) => !seen.has(u));
   if (extra.length > 0)
     probes = probes.concat(await Promise.all(extra.map((u) => probeSource(opts.client, u))));
-  const a = agreeOnSources(probes);
+  const a = agreeOnSources(probes, { checksum: opts.checksum !== undefined });
   const checksum = opts.checksum ?? a.sha256;
   const warnings = [...a.warnings];
   if (!checksum)

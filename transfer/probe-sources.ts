@@ -147,7 +147,8 @@ export interface SourceAgreement {
 }
 
 /**
- * The file size most of the answered `probes` report, and how many report it (a tie goes to the smaller size).
+ * The file size most of the answered `probes` report, and how many report it (a tie goes to the smaller size;
+ * agreeOnSources refuses ties).
  * Throws on an empty list.
  */
 export function majoritySize(probes: readonly SourceProbe[]): { size: number; sources: number } {
@@ -160,12 +161,16 @@ export function majoritySize(probes: readonly SourceProbe[]): { size: number; so
 
 /**
  * Decides which probed sources serve the same file: the size most of them report wins and a source with
- * another size is excluded and named; so is one whose Digest sha-256 differs from the majority's. ETag and
+ * another size is excluded and named — but only when a checksum (`opts.checksum`, i.e. --checksum, or a
+ * Digest header) will verify the result: sources disagreeing on the size with no checksum, or with no size
+ * reported by more sources than any other (a tie, e.g. 1 vs 1; a checksum cannot break it before the
+ * download), throw PORTAL_TRANSFER_FAILED naming each source and its size (aria2c likewise fails on a size
+ * mismatch between its sources). So is a source whose Digest sha-256 differs from the majority's. ETag and
  * Last-Modified are compared too, but differences only warn: independent mirrors legitimately give the same
  * bytes different ETags and dates (nginx derives its ETag from the file's mtime). Throws
  * PORTAL_TRANSFER_FAILED listing each source's cause when none answered.
  */
-export function agreeOnSources(probes: SourceProbe[]): SourceAgreement {
+export function agreeOnSources(probes: SourceProbe[], opts: { checksum?: boolean } = {}): SourceAgreement {
   const excluded: SourceAgreement['excluded'] = [];
   const ok = probes.filter((p) => {
     if (!p.ok) excluded.push({ url: p.url, why: p.error ?? 'failed' });
@@ -189,7 +194,23 @@ export function agreeOnSources(probes: SourceProbe[]): SourceAgreement {
         })),
       },
     );
-  const { size } = majoritySize(ok);
+  const { size, sources } = majoritySize(ok);
+  const sizes = new Set(ok.map((p) => p.size));
+  if (sizes.size > 1) {
+    const tie = ok.filter((p) => p.size !== size && ok.filter((q) => q.size === p.size).length === sources);
+    const hashed = opts.checksum === true || ok.some((p) => p.size === size && p.sha256 !== undefined);
+    if (tie.length > 0 || !hashed)
+      throw new PortalError(
+        'PORTAL_TRANSFER_FAILED',
+        `the sources disagree on the file size${tie.length > 0 ? ' and no size has a majority' : ' and no checksum can tell which is right'}:${ok
+          .map((p) => `\n  ${redactUrl(p.url)}: ${p.size} bytes`)
+          .join('')}\n${
+          tie.length > 0
+            ? 'leave out the source(s) serving the wrong file'
+            : 'give --checksum sha-256=HEX to use the majority and verify the file, or leave out the source(s) serving the wrong file'
+        }`,
+      );
+  }
   let agreed = ok.filter((p) => {
     if (p.size !== size)
       excluded.push({ url: p.url, why: `size ${p.size} differs from the ${size} bytes most sources report` });

@@ -342,6 +342,31 @@ describe('portal fetch: the sources users have', () => {
     await expectFile(o);
   });
 
+  test('two mirrors disagreeing on the size 1 vs 1 are refused with rc 3 naming each source and size, in either order and even with --checksum; 2 vs 1 without a checksum too', async () => {
+    const short = await startBadMirror(file.bytes.subarray(0, SIZE - 1000));
+    mirrors.push(short);
+    const good = `${nginx.httpUrl}/file.bin`;
+    const esc = (u: string): string => u.replace(/[.:/?]/g, '\\$&');
+    for (const args of [
+      [short.url, good],
+      [good, short.url],
+      [short.url, good, ...checksum()],
+    ]) {
+      const o = out();
+      const r = await portal(['fetch', ...args, '--out', o]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/disagree on the file size and no size has a majority/);
+      expect(r.stderr).toMatch(new RegExp(`${esc(short.url)}: ${SIZE - 1000} bytes`));
+      expect(r.stderr).toMatch(new RegExp(`${esc(good)}: ${SIZE} bytes`));
+      expect(existsSync(o)).toBe(false);
+    }
+    const o = out();
+    const r = await portal(['fetch', good, `${good}?copy=2`, short.url, '--out', o]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/no checksum can tell which is right[^]*give --checksum sha-256=HEX/);
+    expect(existsSync(o)).toBe(false);
+  });
+
   test('a mirror claiming an impossible size (Content-Range …/99999999999999999) is excluded naming it; alone, the run fails with rc 3', async () => {
     const liar = await mirror(() => ({ kind: 'claim-size', total: '99999999999999999' }));
     const alone = await portal(['fetch', liar.url, '--out', out()]);
