@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { PortalError } from '../common/errors.js';
 import {
@@ -27,6 +29,11 @@ export interface ResolvedSources {
   warnings: string[];
   /** What gave the manifest's whole-file sha-256 (named when the finished file does not match it). */
   checksumFrom: ChecksumOrigin;
+  /**
+   * A whole-file hash of another type than sha-256 (a Metalink's sha-1, sha-512…), to check the complete file
+   * against when no sha-256 is known (checkOtherHash).
+   */
+  otherHash?: MetalinkFile['otherHash'];
 }
 
 /**
@@ -181,6 +188,8 @@ async function fromMetalink(
   // pieces without a whole-file hash: --checksum is that hash (the file is checked against it at the end)
   const withChecksum = !f.sha256 && opts.checksum !== undefined;
   const manifest = manifestFromMetalink(withChecksum ? { ...f, sha256: opts.checksum } : f);
+  // no sha-256 at all: the file is checked against the Metalink's hash of another type once complete
+  const otherHash = !f.sha256 && opts.checksum === undefined ? f.otherHash : undefined;
   if (manifest) {
     const { agreed, excluded } = await mirrorsServingSize(opts.client, urls, f);
     return {
@@ -190,6 +199,7 @@ async function fromMetalink(
       excluded,
       warnings,
       checksumFrom: withChecksum ? 'checksum-flag' : 'metalink',
+      ...(otherHash ? { otherHash } : {}),
     };
   }
   const r = await fromUrls(
@@ -208,7 +218,13 @@ async function fromMetalink(
     ...warnings,
     'the Metalink has no sha-256 piece hashes: chunks are checked by length only',
   );
-  return r;
+  if (!otherHash) return r;
+  // the 'no checksum' warning is wrong: the whole file is checked, by the other hash
+  return {
+    ...r,
+    otherHash,
+    warnings: r.warnings.filter((w) => !w.startsWith('no checksum')),
+  };
 }
 
 /** PORTAL_MANIFEST_INVALID: the Metalink's `<size>` is not the `served` bytes `mirrors` mirror(s) answered with. */
@@ -278,4 +294,23 @@ async function fromUrls(
     warnings,
     checksumFrom: opts.checksum ? (opts.checksumFrom ?? 'checksum-flag') : 'digest-header',
   };
+}
+
+/**
+ * Checks the complete file at `file` against a whole-file hash of another type than sha-256 (ResolvedSources.
+ * otherHash). Throws PortalError(PORTAL_VERIFY_FAILED) naming the hash type, the expected and the actual value.
+ */
+export async function checkOtherHash(
+  file: string,
+  h: NonNullable<ResolvedSources['otherHash']>,
+): Promise<void> {
+  const digest = createHash(h.type.replace('-', ''));
+  for await (const piece of createReadStream(file, { highWaterMark: 1 << 20 }))
+    digest.update(piece as Buffer);
+  const got = digest.digest('hex');
+  if (got !== h.hex)
+    throw new PortalError(
+      'PORTAL_VERIFY_FAILED',
+      `${file} does not match the Metalink's ${h.type} ${h.hex} (its ${h.type} is ${got}): it is not the file the Metalink describes (kept for inspection)`,
+    );
 }

@@ -24,8 +24,18 @@ export interface MetalinkFile {
   sha256?: string;
   /** `<pieces type="sha-256" length=N>`: piece length and hashes, when given. */
   pieces?: { length: number; hashes: string[] };
+  /**
+   * The strongest whole-file hash of another type the document gives (RFC 5854 §4.2.4, IANA "Hash Function
+   * Textual Names": sha-512, sha-384, sha-1, md5 in that order), lowercase hex: when there is no sha-256 the
+   * file is checked against it once complete (as aria2c does).
+   */
+  otherHash?: { type: OtherHashType; hex: string };
   urls: MetalinkUrl[];
 }
+
+/** Whole-file hash types Portal checks besides sha-256, strongest first, with their hex lengths. */
+export const OTHER_HASH_TYPES = { 'sha-512': 128, 'sha-384': 96, 'sha-1': 40, md5: 32 } as const;
+export type OtherHashType = keyof typeof OTHER_HASH_TYPES;
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 
@@ -46,6 +56,8 @@ function xmlLib(): { fxp: typeof Fxp; parser: Fxp.XMLParser } {
     isArray: (name) => ['file', 'url', 'hash', 'metaurl'].includes(name),
     parseTagValue: false,
     trimValues: true,
+    // numeric character references (&#233; &#x41;) decoded, as any XML parser does; external entities stay refused
+    htmlEntities: true,
   });
   return (xmlCache = { fxp, parser });
 }
@@ -71,7 +83,25 @@ export function parseMetalink(xml: string, source = 'metalink'): MetalinkFile[] 
       'PORTAL_MANIFEST_INVALID',
       `${source}: not well-formed XML (line ${valid.err.line}: ${valid.err.msg})`,
     );
-  const doc = parser.parse(xml) as Record<string, unknown>;
+  // XML 1.0 §2.2 allows no control character but tab, LF and CR, even by reference (the parser would drop it)
+  for (const m of xml.matchAll(/&#(x[0-9a-fA-F]+|[0-9]+);/g)) {
+    const c = m[1].startsWith('x') ? Number.parseInt(m[1].slice(1), 16) : Number(m[1]);
+    if ((c < 0x20 && c !== 0x9 && c !== 0xa && c !== 0xd) || c > 0x10ffff)
+      throw new PortalError(
+        'PORTAL_MANIFEST_INVALID',
+        `${source}: not well-formed XML (the character reference ${m[0]} names a character XML does not allow)`,
+      );
+  }
+  let doc: Record<string, unknown>;
+  try {
+    doc = parser.parse(xml) as Record<string, unknown>;
+  } catch (err) {
+    // e.g. a DOCTYPE declaring an external entity (never resolved: fast-xml-parser refuses them)
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `${source}: cannot be read as a Metalink (${(err as Error).message})`,
+    );
+  }
   const root = doc.metalink as Record<string, unknown> | undefined;
   if (!root || typeof root !== 'object')
     throw new PortalError('PORTAL_MANIFEST_INVALID', `${source}: the root element is not <metalink>`);
@@ -84,6 +114,12 @@ export function parseMetalink(xml: string, source = 'metalink'): MetalinkFile[] 
   if (files.length === 0) throw new PortalError('PORTAL_MANIFEST_INVALID', `${source}: no <file> element`);
   return files.map((f, i) => {
     const name = typeof f['@name'] === 'string' ? f['@name'] : '';
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(name))
+      throw new PortalError(
+        'PORTAL_MANIFEST_INVALID',
+        `${source}: file [${i}] has a control character in its name (${JSON.stringify(name)})`,
+      );
     if (!name || name.includes('/../') || name.startsWith('/') || name.startsWith('../'))
       throw new PortalError(
         'PORTAL_MANIFEST_INVALID',
@@ -105,6 +141,21 @@ export function parseMetalink(xml: string, source = 'metalink'): MetalinkFile[] 
         'PORTAL_MANIFEST_INVALID',
         `${source}: file ${name}: sha-256 hash is not 64 hex characters`,
       );
+    let otherHash: MetalinkFile['otherHash'];
+    for (const type of Object.keys(OTHER_HASH_TYPES) as OtherHashType[]) {
+      const h = asArray(f.hash as unknown[]).find(
+        (x) => typeof x === 'object' && (x as Record<string, unknown>)['@type'] === type,
+      );
+      if (h === undefined) continue;
+      const hex = text(h).toLowerCase();
+      if (!new RegExp(`^[0-9a-f]{${OTHER_HASH_TYPES[type]}}$`).test(hex))
+        throw new PortalError(
+          'PORTAL_MANIFEST_INVALID',
+          `${source}: file ${name}: ${type} hash is not ${OTHER_HASH_TYPES[type]} hex characters`,
+        );
+      otherHash = { type, hex };
+      break;
+    }
     let pieces: MetalinkFile['pieces'];
     const p = asArray(f.pieces as Record<string, unknown>[] | undefined).find(
       (x) => x['@type'] === 'sha-256',
@@ -133,7 +184,7 @@ export function parseMetalink(xml: string, source = 'metalink'): MetalinkFile[] 
       .sort((a, b) => (a.priority ?? 999999) - (b.priority ?? 999999));
     if (urls.length === 0)
       throw new PortalError('PORTAL_MANIFEST_INVALID', `${source}: file ${name} has no http(s) <url>`);
-    return { name, size, sha256, pieces, urls };
+    return { name, size, sha256, pieces, urls, ...(otherHash && !sha256 ? { otherHash } : {}) };
   });
 }
 

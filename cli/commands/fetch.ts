@@ -14,7 +14,7 @@ import {
   DEFAULT_MAX_IN_FLIGHT_BYTES,
 } from '../../transfer/index.js';
 import { DEFAULT_EDGE_BUDGET_MS } from '../../actors/scheduler-actor.js';
-import { resolveSources, parseChecksum, parseHeaders } from '../sources.js';
+import { checkOtherHash, resolveSources, parseChecksum, parseHeaders } from '../sources.js';
 import { checkOutputTarget, lockOutput, outputNameFromManifest } from '../../transfer/output-target.js';
 import { partialChunkLogPath } from '../../transfer/partial-chunks.js';
 import { escapeControl } from '../../common/redact.js';
@@ -379,11 +379,15 @@ export const fetchCommand = defineCommand({
       });
       bar.done(progressDetail(status, started));
       const checked = manifest.fileSha256 !== NO_CID;
+      // no sha-256 known but a Metalink hash of another type: the complete file is checked against it (exit 3)
+      const otherChecked = !checked && src.otherHash !== undefined;
+      if (otherChecked) await checkOtherHash(output, src.otherHash!);
       const seconds = (Date.now() - started) / 1000;
       const givenUp = sourcesOf(status).filter((x) => x.retired);
       const result = {
         output,
-        verified: status.verified,
+        verified: status.verified || otherChecked,
+        ...(otherChecked ? { verifiedBy: src.otherHash!.type } : {}),
         bytes: manifest.fileSize,
         seconds,
         throughputBytesPerSec: (status.bytesDone - status.resumedChunks * manifest.chunkSize) / seconds,
@@ -413,7 +417,7 @@ export const fetchCommand = defineCommand({
         process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
       else
         process.stdout.write(
-          `${escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, ${checked ? 'sha256 verified' : 'complete, not verified (no checksum)'}${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
+          `${escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, ${checked ? 'sha256 verified' : otherChecked ? `${src.otherHash!.type} verified` : 'complete, not verified (no checksum)'}${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
         );
       // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures;
       // without any checksum to check against, a complete file is the best there is (a warning said so)

@@ -576,6 +576,36 @@ describe('portal fetch: Metalink and proxies', () => {
     await expectFile(o);
   });
 
+  test('a Metalink with only a sha-1 (or sha-512) file hash is checked against it once complete, as aria2c does: a wrong one fails with rc 3 naming both values', async () => {
+    const sha1 = createHash('sha1').update(file.bytes).digest('hex');
+    const sha512 = createHash('sha512').update(file.bytes).digest('hex');
+    const doc = (hash: string): string =>
+      `<?xml version="1.0" encoding="UTF-8"?>\n<metalink xmlns="urn:ietf:params:xml:ns:metalink"><file name="file.bin"><size>${SIZE}</size>${hash}<url priority="1">${nginx.httpUrl}/file.bin</url></file></metalink>\n`;
+    const fetchMeta = async (name: string, hash: string) => {
+      const meta = path.join(tmp.dir, name);
+      await writeFile(meta, doc(hash));
+      const o = out();
+      return { o, r: await portal(['fetch', meta, '--out', o]) };
+    };
+    const right = await fetchMeta('sha1.meta4', `<hash type="sha-1">${sha1}</hash>`);
+    expect(right.r.code).toBe(0);
+    expect(right.r.stdout).toMatch(/sha-1 verified/);
+    expect(right.r.stderr).not.toMatch(/no checksum/);
+    await expectFile(right.o);
+    // the strongest given wins: sha-512 over sha-1
+    const both = await fetchMeta(
+      'both.meta4',
+      `<hash type="sha-1">${'0'.repeat(40)}</hash><hash type="sha-512">${sha512}</hash>`,
+    );
+    expect(both.r.code).toBe(0);
+    expect(both.r.stdout).toMatch(/sha-512 verified/);
+    const wrong = await fetchMeta('wrong-sha1.meta4', `<hash type="sha-1">${'1'.repeat(40)}</hash>`);
+    expect(wrong.r.code).toBe(3);
+    expect(wrong.r.stderr).toMatch(
+      new RegExp(`does not match the Metalink's sha-1 ${'1'.repeat(40)} \\(its sha-1 is ${sha1}\\)`),
+    );
+  });
+
   test('a Metalink whose <size> differs from what its mirrors serve fails at once naming both sizes; a mirror serving another size is excluded', async () => {
     const good = await mirror(() => ({ kind: 'ok' }));
     const meta = await metalink('sized.meta4', [`${nginx.httpUrl}/file.bin`, good.url]);

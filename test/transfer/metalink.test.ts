@@ -100,6 +100,31 @@ describe('metalink', () => {
       ),
     ).toThrow(/no safe name/);
   });
+
+  test('an entity declaration is refused as PORTAL_MANIFEST_INVALID naming the file (never resolved); numeric character references in names are decoded; control characters refused', () => {
+    const ns = 'urn:ietf:params:xml:ns:metalink';
+    const entity = `<?xml version="1.0"?><!DOCTYPE metalink [<!ENTITY x SYSTEM "file:///etc/hostname">]><metalink xmlns="${ns}"><file name="a"><url>http://h/&x;</url></file></metalink>`;
+    let err: unknown;
+    try {
+      parseMetalink(entity, 'evil.meta4');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({
+      code: 'PORTAL_MANIFEST_INVALID',
+      message: expect.stringMatching(
+        /^evil\.meta4: cannot be read as a Metalink \(External entities are not supported\)/,
+      ),
+    });
+    const named = (name: string): string =>
+      parseMetalink(`<metalink xmlns="${ns}"><file name="${name}"><url>http://h/a</url></file></metalink>`)[0]
+        .name;
+    expect(named('a&amp;b&#233;&#x41;.bin')).toBe('a&béA.bin');
+    expect(() => named('a&#10;b.bin')).toThrow(
+      /file \[0\] has a control character in its name \("a\\nb\.bin"\)/,
+    );
+    expect(() => named('a&#27;b.bin')).toThrow(/the character reference &#27; names a character XML does not allow/);
+  });
 });
 
 describe('mirrors without a manifest', () => {
