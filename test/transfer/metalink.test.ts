@@ -123,7 +123,9 @@ describe('metalink', () => {
     expect(() => named('a&#10;b.bin')).toThrow(
       /file \[0\] has a control character in its name \("a\\nb\.bin"\)/,
     );
-    expect(() => named('a&#27;b.bin')).toThrow(/the character reference &#27; names a character XML does not allow/);
+    expect(() => named('a&#27;b.bin')).toThrow(
+      /the character reference &#27; names a character XML does not allow/,
+    );
   });
 });
 
