@@ -15,6 +15,8 @@ export interface EdgeServices {
   readonly probeEdge?: EdgeProber;
   /** Period of the probe timer, ms (default 2000). */
   readonly probeMs?: number;
+  /** URLs edges announced, credentials included, by edge id (PortalServices.announcedEdgeUrls). */
+  readonly announcedEdgeUrls?: ReadonlyMap<string, string>;
 }
 
 const PROBE_TIMER = 'probe';
@@ -247,7 +249,11 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     if (!prober) return;
     let ok = false;
     try {
-      ok = await prober(edge.config.url, edge.config.kind);
+      // an announced URL is stored redacted; the host keeps the one with its credentials
+      ok = await prober(
+        this.ctx.services.announcedEdgeUrls?.get(this.ctx.actorId) ?? edge.config.url,
+        edge.config.kind,
+      );
     } catch (err) {
       this.ctx.log.debug({ err }, 'probe failed');
     }

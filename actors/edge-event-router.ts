@@ -1,3 +1,4 @@
+import { redactUrl } from '../common/redact.js';
 import { createEdgeEventBridge, DEFAULT_MAX_EDGES, type EdgeEventBridge } from '../bus/edge-events.js';
 import type { Bus } from '../bus/types.js';
 import { createLogLimiter } from '../common/log-limit.js';
@@ -40,6 +41,11 @@ export function routeEdgeEvents(
     transfersOf?: (manifestId: string) => Iterable<string>;
     /** Told of each edge announced (or moved) with the configuration its EdgeActor got (e.g. its location). */
     onAnnounce?: (edgeId: string, cfg: EdgeConfig) => void;
+    /**
+     * Filled with each announced URL as sent, credentials included (PortalServices.announcedEdgeUrls): the
+     * EdgeActor is configured with it redacted.
+     */
+    realUrls?: Map<string, string>;
   } = {},
 ): EdgeEventBridge {
   const ignore = opts.ignore ?? ((): boolean => false);
@@ -68,8 +74,10 @@ export function routeEdgeEvents(
       // Any message with a URL the edge was not configured with announces it: also after heartbeats without one
       // (a valid heartbeat, proto/portal.proto), and again when the edge moves.
       if (ev.url && announced.get(ev.edgeId) !== ev.url) {
+        opts.realUrls?.set(ev.edgeId, ev.url);
         const cfg: EdgeConfig = {
-          url: ev.url,
+          // credentials in an announced URL (user:pass@, a signed query) stay in this host's memory
+          url: redactUrl(ev.url),
           kind: ev.kind ?? 'portal',
           flags: 0,
           maxParallel: ev.maxParallel ?? 8,
@@ -80,7 +88,7 @@ export function routeEdgeEvents(
         };
         await edge.invoke('configure', cfg);
         announced.set(ev.edgeId, ev.url);
-        opts.onAnnounce?.(ev.edgeId, cfg);
+        opts.onAnnounce?.(ev.edgeId, { ...cfg, url: ev.url });
       }
       if (!ev.url && !announced.has(ev.edgeId)) {
         // A heartbeat of an edge not announced here yet: fine if something else configured its EdgeActor (a

@@ -162,6 +162,12 @@ export interface SchedulerServices extends TickEngineServices {
    * fetch does not.
    */
   readonly manifestRoot?: string | null;
+  /**
+   * The URLs edges announced over NATS, with their credentials (userinfo, a signed query), by edge id: the
+   * host's edge-event router keeps them in memory and configures each EdgeActor with the URL redacted, so no
+   * answer, state or journal holds them; a transfer the edge joins fetches with the real one.
+   */
+  readonly announcedEdgeUrls?: ReadonlyMap<string, string>;
   /** Called when a transfer is forgotten, so a dashboard on the same host drops its metric series at once. */
   readonly onTransferForgotten?: (transferId: string) => void;
   /**
@@ -929,6 +935,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // not configured from its telemetry yet (the have overtook it): the next announcement joins it
       if (!view.url) return { edgeIndex: -1 };
       i = req.edges.length;
+      this.realUrls.set(arg.edgeId, this.ctx.services.announcedEdgeUrls?.get(arg.edgeId) ?? view.url);
       req.edges.push({
         announced: true,
         id: arg.edgeId,

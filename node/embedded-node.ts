@@ -112,7 +112,9 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
   const journal = createFileStateStore(journalDir(opts.output));
   const store = createRoutedStateStore({ SchedulerActor: journal }, createMemoryStateStore());
   const transfers = new Set<string>();
+  const announcedEdgeUrls = new Map<string, string>();
   const services: PortalServices = {
+    announcedEdgeUrls,
     bus,
     verifiedChunks: createVerifiedChunkEvents(),
     tickEngine: engine,
@@ -138,6 +140,7 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
     {
       ...(self === undefined ? {} : { ignore: (edgeId: string) => edgeId === self }),
       transfersOf: opts.transfersOf,
+      realUrls: announcedEdgeUrls,
     },
   );
   const executor = createExecutor({

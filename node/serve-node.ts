@@ -221,7 +221,9 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     submit: (req) => actorProxy(host, 'SchedulerActor', req.transferId).invoke('start', req),
     log: logger.child({ component: 'replicas' }),
   });
+  const announcedEdgeUrls = new Map<string, string>();
   const services: PortalServices = {
+    announcedEdgeUrls,
     bus,
     replicas,
     ...coordinator.services,
@@ -320,6 +322,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   const edgeEvents = routeEdgeEvents(bus0, host, logger.child({ component: 'edge-events' }), {
     maxEdges: opts.maxEdges,
     onAnnounce: (id, cfg) => replicas.noteEdge(id, cfg),
+    realUrls: announcedEdgeUrls,
   });
   // pre-position tasks from other services: one instance of the queue group starts each
   const prePositions = bus0.subscribe<PrePositionTaskMessage>(

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { readFile, readdir } from 'node:fs/promises';
 import { startEmbeddedNode } from '../../node/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { subjects } from '../../bus/index.js';
@@ -77,6 +78,64 @@ describe('edge events', () => {
     } finally {
       await node.close();
     }
+  });
+
+  test('edge events: credentials in an announced URL are used to fetch but never returned (EdgeActor snapshot, transfer status, its journal)', async () => {
+    mesh = await createMesh(32 * 16384, 16384, [
+      { holds: 'all', bandwidthBytesPerSec: 150_000, maxParallel: 2 },
+      { holds: 'all', bandwidthBytesPerSec: 20_000_000, maxParallel: 4 },
+    ]);
+    const output = path.join(mesh.dir, 'out-cred.bin');
+    const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
+    try {
+      node.executor.attach(mesh.manifest.id);
+      const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
+      await actor.invoke('start', {
+        transferId: mesh.manifest.id,
+        manifest: mesh.manifest,
+        output,
+        edges: [mesh.edges[0]],
+      });
+      const secretUrl = mesh.servers[1].url.replace('http://', 'http://eve:EDGEPW@');
+      await node.bus.publish(subjects.edgeTelemetry('fast2'), {
+        edgeId: 'fast2',
+        sentAtMs: Date.now(),
+        online: true,
+        bandwidth: [{ atMs: Date.now(), bytesPerSec: 20_000_000 }],
+        rtt: [],
+        maxParallel: 4,
+        url: secretUrl,
+        kind: 'portal',
+      } satisfies EdgeTelemetryEvent);
+      await new Promise((r) => setTimeout(r, 50));
+      await node.bus.publish(subjects.edgeHave('fast2'), {
+        kind: 'full',
+        edgeId: 'fast2',
+        manifestId: mesh.manifest.id,
+        chunkCount: 32,
+        seq: 1,
+        sentAtMs: Date.now(),
+        bitmap: new Uint8Array(4).fill(0xff),
+      } satisfies EdgeHaveEvent);
+      let s: TransferStatus;
+      while (!terminalStates.includes((s = await actor.invoke('status', { edges: true })).state))
+        await new Promise((r) => setTimeout(r, 50));
+      expect(s.state).toBe('done');
+      // the announced edge delivered chunks: it was reached with its real URL
+      expect(s.perEdgeChunks[1]).toBeGreaterThan(0);
+      const snapshot = await actorProxy(node.host, 'EdgeActor', 'fast2').invoke('snapshot');
+      expect(snapshot.url).toBe(mesh.servers[1].url.replace('http://', 'http://***@'));
+      expect(JSON.stringify(s)).not.toContain('EDGEPW');
+      expect(JSON.stringify(snapshot)).not.toContain('EDGEPW');
+    } finally {
+      await node.close();
+    }
+    // every file the node journaled (scheduler and edge actors' state) holds the URL redacted only
+    const files = await readdir(`${output}.portal`, { recursive: true, withFileTypes: true });
+    const journaled = files.filter((f) => f.isFile());
+    expect(journaled.length).toBeGreaterThan(0);
+    for (const f of journaled)
+      expect(await readFile(path.join(f.parentPath ?? f.path, f.name), 'utf8')).not.toContain('EDGEPW');
   });
 
   test('edge events: telemetry marks a known edge offline and the scheduler stops using it', async () => {
