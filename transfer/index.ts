@@ -8,6 +8,7 @@ export {
   unpackManifest,
   manifestChunkCount,
   saveManifest,
+  writeManifestParts,
   loadManifest,
   parseManifest,
   manifestId,

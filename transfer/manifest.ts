@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { constants as bufferConstants } from 'node:buffer';
 import { Readable, promises as streams } from 'node:stream';
@@ -333,16 +333,24 @@ export async function saveManifest(path: string, m: Manifest, limits?: ManifestL
 }
 
 /**
- * Writes `parts` to a new file at `path` with backpressure (stream.pipeline). fs failures reject with
+ * Writes `parts` to a new file at `path` with backpressure (stream.pipeline): into a temporary file created
+ * exclusively beside it, then renamed onto `path`, so a link (symbolic or hard) planted at `path` is replaced,
+ * never written through, and a reader never sees half a manifest. fs failures reject with
  * PORTAL_MANIFEST_INVALID with the fs error as cause; an error thrown by `parts` propagates as it is.
  */
 export async function writeManifestParts(path: string, parts: Iterable<string | Uint8Array>): Promise<void> {
-  const out = createWriteStream(path);
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
   let writeError: unknown;
   out.once('error', (err) => (writeError = err));
   try {
     await streams.pipeline(Readable.from(parts, { objectMode: false }), out);
+    await rename(tmp, path).catch((err: unknown) => {
+      writeError = err;
+      throw err;
+    });
   } catch (err) {
+    await unlink(tmp).catch(() => undefined);
     if (writeError === undefined) throw err;
     throw new PortalError(
       'PORTAL_MANIFEST_INVALID',

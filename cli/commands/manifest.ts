@@ -1,8 +1,8 @@
-import { writeFile } from 'node:fs/promises';
 import {
   createPackedManifest,
   saveBinaryManifest,
   saveManifest,
+  writeManifestParts,
   unpackManifest,
   toMetalink,
   MIN_CHUNK_SIZE,
@@ -78,13 +78,12 @@ export const manifestCommand = defineCommand({
     let manifestCid: string | undefined;
     if (flags.binary) manifestCid = await saveBinaryManifest(out, packed);
     else if (flags.metalink)
-      await writeFile(
-        out,
+      await writeManifestParts(out, [
         toMetalink(
           unpackManifest(packed),
           urls.map((url) => ({ url })),
         ),
-      );
+      ]);
     else await saveManifest(out, unpackManifest(packed));
     if (flags.json)
       process.stdout.write(

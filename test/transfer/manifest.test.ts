@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { link, lstat, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import {
   cidOf,
   verifyChunk,
@@ -175,4 +175,22 @@ describe('manifest', () => {
     await writeFile(p, '{"version":');
     await expect(loadManifest(p)).rejects.toMatchObject({ code: 'PORTAL_MANIFEST_INVALID' });
   });
+});
+
+test('saveManifest replaces a symbolic or hard link planted at its path, never writing through it', async () => {
+  const victim = join(tmp.dir, 'victim-manifest.txt');
+  await writeFile(victim, 'KEEP');
+  const viaSymlink = join(tmp.dir, 'm-symlink.json');
+  const viaHardLink = join(tmp.dir, 'm-hardlink.json');
+  await symlink(victim, viaSymlink);
+  await link(victim, viaHardLink);
+  for (const out of [viaSymlink, viaHardLink]) {
+    await saveManifest(out, m);
+    const st = await lstat(out);
+    expect({ out, file: st.isFile(), nlink: st.nlink }).toEqual({ out, file: true, nlink: 1 });
+    expect(await loadManifest(out)).toEqual(m);
+  }
+  expect(await readFile(victim, 'utf8')).toBe('KEEP');
+  // no temporary file is left beside it
+  expect((await readdir(tmp.dir)).filter((f) => f.includes('.tmp-'))).toEqual([]);
 });
