@@ -309,7 +309,7 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
       this.ctx.deactivateOnIdle(); // an unknown edge keeps no instance in memory
       throw new PortalError(
         'PORTAL_UNKNOWN_EDGE',
-        `edge ${this.ctx.actorId} is not configured: call configure first`,
+        `edge ${this.ctx.actorId} is not known to this host: no transfer names it and it has not announced itself (portal.edge.<id>.telemetry with its URL)`,
       );
     }
     return this.edge;

@@ -393,7 +393,12 @@ export async function resolveInsideRoot(root: string, target: string): Promise<s
   }
   const resolved = path.join(real ?? existing, ...tail);
   const rel = path.relative(realRoot, resolved);
-  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel))
+  if (rel === '')
+    throw new PortalError(
+      'PORTAL_OUTPUT_OUTSIDE_ROOT',
+      `output ${escapeControl(target)} is the output root ${escapeControl(realRoot)} itself: name a file inside it`,
+    );
+  if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel))
     throw new PortalError(
       'PORTAL_OUTPUT_OUTSIDE_ROOT',
       `output ${escapeControl(target)} resolves to ${escapeControl(resolved)}, outside the output root ${escapeControl(realRoot)}`,

@@ -127,6 +127,13 @@ describe('edge events', () => {
       expect(snapshot.url).toBe(mesh.servers[1].url.replace('http://', 'http://***@'));
       expect(JSON.stringify(s)).not.toContain('EDGEPW');
       expect(JSON.stringify(snapshot)).not.toContain('EDGEPW');
+      // an edge nobody named nor announced: the error says so (configure is internal, not something to call)
+      await expect(actorProxy(node.host, 'EdgeActor', 'never-seen').invoke('snapshot')).rejects.toMatchObject(
+        {
+          code: 'PORTAL_UNKNOWN_EDGE',
+          message: expect.stringMatching(/no transfer names it and it has not announced itself/),
+        },
+      );
     } finally {
       await node.close();
     }

@@ -90,9 +90,12 @@ test('a link in the root that points outside it is still resolved and refused', 
   await expect(confineOutputFile(root, '../outside/x.bin', 'serve')).rejects.toMatchObject({
     code: 'PORTAL_OUTPUT_OUTSIDE_ROOT',
   });
-  await expect(confineOutputFile(root, '.', 'serve')).rejects.toMatchObject({
-    code: 'PORTAL_OUTPUT_OUTSIDE_ROOT',
-  });
+  // the root itself is not outside it: the message says what it is
+  for (const target of ['.', root])
+    await expect(confineOutputFile(root, target, 'serve')).rejects.toMatchObject({
+      code: 'PORTAL_OUTPUT_OUTSIDE_ROOT',
+      message: expect.stringMatching(/ is the output root \S+ itself: name a file inside it$/),
+    });
 });
 
 test('a file in a sub-folder takes the walk; a missing folder is refused', async () => {
