@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
+import { hostname as machineName } from 'node:os';
 
 /**
  * Guards a loopback HTTP listener against web pages in the user's browser, the two ways a page reaches a
@@ -7,9 +8,10 @@ import { isIP } from 'node:net';
  *
  * - **DNS rebinding**: a page on evil.example re-resolves its own name to 127.0.0.1 and then reads the answers,
  *   since the browser sees one origin. Its requests carry `Host: evil.example`, so a listener bound to loopback
- *   answers only a Host that is an IP literal, `localhost` (or a `*.localhost` name, RFC 6761), or a name the
- *   operator allowed (`PORTAL_ALLOWED_HOSTS`, comma-separated; `*` allows any) — the rule of webpack-dev-server's
- *   and Vite's `allowedHosts`.
+ *   or to every interface (`0.0.0.0`, `::`, which loopback reaches too; see reachableOnLoopback) answers only a
+ *   Host that is an IP literal, `localhost` (or a `*.localhost` name, RFC 6761), this machine's name
+ *   (os.hostname()), or a name the operator allowed (`PORTAL_ALLOWED_HOSTS`, comma-separated; `*` allows any) —
+ *   the rule of webpack-dev-server's and Vite's `allowedHosts`.
  * - **Cross-site requests (CSRF)**: a page may POST a "simple request" (text/plain, form types) to any address
  *   without a CORS preflight; it cannot read the answer but the call runs. A state-changing request (any method
  *   but GET, HEAD and OPTIONS) is refused when it carries an `Origin` other than the listener's own `Host`
@@ -65,7 +67,17 @@ function hostnameOf(host: string): string {
 function hostAllowed(name: string, allowed: readonly string[]): boolean {
   if (isIP(name) !== 0) return true;
   if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  if (name === machineName().toLowerCase()) return true;
   return allowed.includes('*') || allowed.includes(name);
+}
+
+/**
+ * Whether a listener bound to `hostname` answers on loopback, where a DNS-rebinding page reaches it: a loopback
+ * address, or every interface (`0.0.0.0`, `::`, or an empty host, as Node's `listen` takes them). Such a
+ * listener checks the Host of every request (browserRefusal's `loopback`).
+ */
+export function reachableOnLoopback(hostname: string): boolean {
+  return isLoopbackHost(hostname) || ['0.0.0.0', '::', '[::]', ''].includes(hostname);
 }
 
 /** Whether `hostname` (a listener's bind address) is loopback: 127/8, ::1 or localhost. */

@@ -1,4 +1,4 @@
-import { browserRefusal, isLoopbackHost } from '../common/browser-guard.js';
+import { browserRefusal, reachableOnLoopback } from '../common/browser-guard.js';
 import { PortalError, codeOf } from '../common/errors.js';
 import { httpStatusFor } from '../common/error-table.js';
 import http from 'node:http';
@@ -63,7 +63,7 @@ export async function startDashboardServer(o: {
 
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    const crossSite = browserRefusal(req, { loopback: isLoopbackHost(o.hostname) });
+    const crossSite = browserRefusal(req, { loopback: reachableOnLoopback(o.hostname) });
     if (crossSite !== undefined) {
       res.writeHead(403, { 'content-type': 'text/plain' }).end(`${crossSite}\n`);
       return;

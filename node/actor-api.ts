@@ -1,4 +1,5 @@
 import { browserRefusal, isLoopbackHost } from '../common/browser-guard.js';
+import { decodePathSegment } from '../common/path-segment.js';
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { decodeActorId, errorEnvelope, parseCallBody, type ActorHost } from '../runtime/index.js';
@@ -121,9 +122,9 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
     if (content) {
       let transferId: string;
       try {
-        transferId = decodeURIComponent(content[1]);
-      } catch {
-        refuse(res, 'PORTAL_INVALID_ARGUMENT', 'malformed %-escape in the path');
+        transferId = decodePathSegment('transfer id', content[1]);
+      } catch (err) {
+        refuse(res, 'PORTAL_INVALID_ARGUMENT', (err as Error).message);
         return;
       }
       const source = transferContentSource(host, transferId, opts.verifiedChunks);
@@ -146,10 +147,10 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
     }
     let type: string, method: string;
     try {
-      type = decodeURIComponent(m[1]);
-      method = decodeURIComponent(m[3]);
-    } catch {
-      refuse(res, 'PORTAL_INVALID_ARGUMENT', 'malformed %-escape in the path');
+      type = decodePathSegment('actor type', m[1]);
+      method = decodePathSegment('actor method', m[3]);
+    } catch (err) {
+      refuse(res, 'PORTAL_INVALID_ARGUMENT', (err as Error).message);
       return;
     }
     if (
@@ -198,12 +199,7 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
         contract.checkRequest(type, method, arg);
         // Ids arrive in their wire form (runtime/state-keys.ts encodeActorId), as on the Dapr path: one rule for
         // ids on every host, so `a%2Fb` is not `a/b` and `%41` is not `A`.
-        let wireId: string;
-        try {
-          wireId = decodeURIComponent(m[2]);
-        } catch {
-          throw new PortalError('PORTAL_INVALID_ARGUMENT', 'actor id: malformed %-escape in the path');
-        }
+        const wireId = decodePathSegment('actor id', m[2]);
         const id = decodeActorId(wireId);
         if (id === undefined)
           throw new PortalError(

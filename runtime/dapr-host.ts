@@ -11,6 +11,7 @@ import {
   LogLevel,
   Temporal,
 } from '@dapr/dapr';
+import { browserRefusal, reachableOnLoopback } from '../common/browser-guard.js';
 import { createSystemClock, type Clock } from '../common/clock.js';
 import { PortalError, checkArg } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
@@ -233,7 +234,9 @@ function envelopeOnParserError(
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const message = err instanceof Error ? err.message : String(err);
     const code = status === 413 ? 'PORTAL_BODY_TOO_LARGE' : 'PORTAL_INVALID_ARGUMENT';
-    res.status(status).json({ error: { code, message: `request body: ${message}` } });
+    // Express's router throws a URIError for a malformed %-escape in a route parameter ("Failed to decode param")
+    const what = err instanceof URIError ? 'path: malformed %-escape' : 'request body';
+    res.status(status).json({ error: { code, message: `${what}: ${message}` } });
     return;
   }
   sendError(res, err);
@@ -316,6 +319,17 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   const listenAll = app.listen.bind(app) as (port: number, host: string) => http.Server;
   (app as unknown as { listen: (port: number) => http.Server }).listen = (port: number) =>
     listenAll(port, opts.appHost ?? '127.0.0.1');
+  // Without the app token a web page in the user's browser could drive the app port by DNS rebinding (its Host
+  // names its own site) or a cross-site POST (common/browser-guard.ts); daprd calls it as 127.0.0.1:<port>, without
+  // an Origin, and is served.
+  if (!opts.appApiToken) {
+    const loopback = reachableOnLoopback(opts.appHost ?? '127.0.0.1');
+    app.use((req, res, next) => {
+      const why = browserRefusal(req, { loopback });
+      if (why === undefined) next();
+      else sendError(res, new PortalError('PORTAL_CROSS_SITE_REFUSED', why), 403);
+    });
+  }
   app.use('/actors', express.raw({ type: () => true, limit: opts.maxBodyBytes ?? 4 * 1024 * 1024 }));
   app.use(envelopeOnParserError);
   const server = new DaprServer({

@@ -1,4 +1,5 @@
-import { browserRefusal, isLoopbackHost } from '../common/browser-guard.js';
+import { browserRefusal, reachableOnLoopback } from '../common/browser-guard.js';
+import { decodePathSegment } from '../common/path-segment.js';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -464,7 +465,7 @@ export async function createContentServer(
       });
       res.end(text);
     };
-    const crossSite = browserRefusal(req, { loopback: isLoopbackHost(o.host ?? '127.0.0.1') });
+    const crossSite = browserRefusal(req, { loopback: reachableOnLoopback(o.host ?? '127.0.0.1') });
     if (crossSite !== undefined) {
       refuse(403, crossSite, 'PORTAL_CROSS_SITE_REFUSED');
       return;
@@ -472,10 +473,10 @@ export async function createContentServer(
     const m = /^\/v1\/transfers\/([^/]+)\/content$/.exec(path);
     let id: string | undefined;
     try {
-      id = m ? decodeURIComponent(m[1]) : path === '/content' ? o.defaultTransfer : undefined;
-    } catch {
+      id = m ? decodePathSegment('transfer id', m[1]) : path === '/content' ? o.defaultTransfer : undefined;
+    } catch (err) {
       // thrown here, in the request callback, it would have ended the process
-      refuse(400, 'malformed %-escape in the transfer id', 'PORTAL_INVALID_ARGUMENT');
+      refuse(400, (err as Error).message, 'PORTAL_INVALID_ARGUMENT');
       return;
     }
     const source = id === undefined ? undefined : o.sources(id);

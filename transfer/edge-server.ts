@@ -609,6 +609,9 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    // Host is checked on a loopback edge only: one bound beyond it is reached by its operators' names, and what it
+    // serves is public by design (chunks and manifests named by their hashes); a PUT stores only what hashes to
+    // its id and, with accept.token, only with the token, which a web page cannot send.
     const crossSite = browserRefusal(req, { loopback: isLoopbackHost(opts.host ?? '127.0.0.1') });
     if (crossSite !== undefined) {
       sendJson(res, 403, { error: crossSite, code: 'PORTAL_CROSS_SITE_REFUSED' });

@@ -208,7 +208,7 @@ export const serveCommand = defineCommand({
     {
       name: 'dashboard-host',
       type: 'string',
-      help: 'interface the dashboard listens on (it has no authentication: loopback unless you put a proxy in front)',
+      help: "interface the dashboard listens on (it has no authentication: loopback unless you put a proxy in front; a Host name other than localhost and this machine's must be listed in PORTAL_ALLOWED_HOSTS)",
       default: '127.0.0.1',
       env: 'PORTAL_DASHBOARD_HOST',
     },

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { jest } from '@jest/globals';
 import { createDaprActorClient, type DaprActorClient } from '../../runtime/index.js';
@@ -109,6 +110,41 @@ describe('Dapr host', () => {
     expect(await clientA.invoke('ProbeActor', 'unknown', 'noop')).toBeNull();
     expect(a.app.child.exitCode).toBeNull();
     expect(b.app.child.exitCode).toBeNull();
+  });
+
+  test("the app port refuses a web page's requests (DNS rebinding, cross-site PUT) and names a malformed %-escape with 400; daprd's calls pass", async () => {
+    const call = (path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> =>
+      new Promise((done, fail) => {
+        const req = http.request(
+          { host: '127.0.0.1', port: a.appPort, method: 'PUT', path, headers },
+          (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => done({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', fail);
+        req.end('null');
+      });
+    for (const headers of <Array<Record<string, string>>>[
+      { host: `evil.example:${a.appPort}` },
+      { origin: 'http://evil.example', 'content-type': 'text/plain' },
+    ]) {
+      const r = await call('/actors/ProbeActor/web1/method/noop', headers);
+      expect({ headers, status: r.status, code: JSON.parse(r.body).error?.code }).toEqual({
+        headers,
+        status: 403,
+        code: 'PORTAL_CROSS_SITE_REFUSED',
+      });
+    }
+    const bad = await call('/actors/ProbeActor/%E0%A4%A/method/noop', {});
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body).error).toEqual({
+      code: 'PORTAL_INVALID_ARGUMENT',
+      message: "path: malformed %-escape: Failed to decode param '%E0%A4%A'",
+    });
+    // daprd calls the app as 127.0.0.1:<app port>, without an Origin
+    expect(await clientA.invoke('ProbeActor', 'web1', 'noop')).toBeNull();
   });
 
   test('a turn that throws rejects the caller with its error and rolls its state back', async () => {

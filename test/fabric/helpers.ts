@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Mesh } from '../helpers/mesh.js';
 
 /** The built CLI (tests of real processes run dist/, as the CLI tests do). */
 export const MAIN = path.resolve('dist/cli/main.js');
@@ -120,4 +121,23 @@ export function run(
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
   });
+}
+
+/** `portal fetch --serve 0 --progress-json` of the mesh's file into `name` in its folder, and its content URL. */
+export async function servingFetch(mesh: Mesh, name: string): Promise<{ fetch: PortalProcess; url: string }> {
+  const fetch = startPortal([
+    'fetch',
+    mesh.manifestPath,
+    ...mesh.servers.flatMap((s) => ['--edge', s.url]),
+    '--out',
+    path.join(mesh.dir, name),
+    '--serve',
+    '0',
+    '--progress-json',
+  ]);
+  const url = await fetch.line((l) => {
+    const m = json(l);
+    return m?.type === 'serving' ? String(m.url) : undefined;
+  });
+  return { fetch, url };
 }

@@ -4,29 +4,10 @@ import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { Pool, request } from 'undici';
 import { freePort } from '../../harness/index.js';
 import type { TransferRequest } from '../../actors/index.js';
-import { startPortal, startServe, json, run, type PortalProcess } from './helpers.js';
+import { servingFetch, startServe, json, run, type PortalProcess } from './helpers.js';
 
 const CHUNK = 16384;
 const CHUNKS = 160;
-
-/** `portal fetch --serve 0 --progress-json` of the mesh's file into `name` in its folder, and its content URL. */
-async function servingFetch(mesh: Mesh, name: string): Promise<{ fetch: PortalProcess; url: string }> {
-  const fetch = startPortal([
-    'fetch',
-    mesh.manifestPath,
-    ...mesh.servers.flatMap((s) => ['--edge', s.url]),
-    '--out',
-    path.join(mesh.dir, name),
-    '--serve',
-    '0',
-    '--progress-json',
-  ]);
-  const url = await fetch.line((l) => {
-    const m = json(l);
-    return m?.type === 'serving' ? String(m.url) : undefined;
-  });
-  return { fetch, url };
-}
 
 describe('streaming reads of a running transfer (portal fetch --serve)', () => {
   let mesh: Mesh | undefined;
