@@ -12,28 +12,35 @@ const logger = createSilentLogger();
 
 describe('edge events', () => {
   let mesh: Mesh | undefined;
+  /**
+   * A mesh of a slow and a fast edge, and an embedded node running a transfer of `chunks` chunks to `name`
+   * that starts with the slow edge only (the fast one joins by announcing itself).
+   */
+  async function startOnSlowEdge(chunks: number, name: string) {
+    mesh = await createMesh(chunks * 16384, 16384, [
+      { holds: 'all', bandwidthBytesPerSec: 150_000, maxParallel: 2 },
+      { holds: 'all', bandwidthBytesPerSec: 20_000_000, maxParallel: 4 },
+    ]);
+    const output = path.join(mesh.dir, name);
+    const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
+    node.executor.attach(mesh.manifest.id);
+    const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
+    await actor.invoke('start', {
+      transferId: mesh.manifest.id,
+      manifest: mesh.manifest,
+      output,
+      edges: [mesh.edges[0]],
+    });
+    return { mesh, node, actor, output };
+  }
   afterEach(async () => {
     await mesh?.close();
     mesh = undefined;
   });
 
   test('edge events: an edge announced on the bus joins a running transfer and is dispatched to within a tick or two', async () => {
-    mesh = await createMesh(64 * 16384, 16384, [
-      { holds: 'all', bandwidthBytesPerSec: 150_000, maxParallel: 2 },
-      { holds: 'all', bandwidthBytesPerSec: 20_000_000, maxParallel: 4 },
-    ]);
-    const output = path.join(mesh.dir, 'out.bin');
-    const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
+    const { mesh, node, actor } = await startOnSlowEdge(64, 'out.bin');
     try {
-      node.executor.attach(mesh.manifest.id);
-      const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
-      // start with the slow edge only
-      await actor.invoke('start', {
-        transferId: mesh.manifest.id,
-        manifest: mesh.manifest,
-        output,
-        edges: [mesh.edges[0]],
-      });
       await new Promise((r) => setTimeout(r, 200));
       const telemetry: EdgeTelemetryEvent = {
         edgeId: 'fast',
@@ -81,21 +88,8 @@ describe('edge events', () => {
   });
 
   test('edge events: credentials in an announced URL are used to fetch but never returned (EdgeActor snapshot, transfer status, its journal)', async () => {
-    mesh = await createMesh(32 * 16384, 16384, [
-      { holds: 'all', bandwidthBytesPerSec: 150_000, maxParallel: 2 },
-      { holds: 'all', bandwidthBytesPerSec: 20_000_000, maxParallel: 4 },
-    ]);
-    const output = path.join(mesh.dir, 'out-cred.bin');
-    const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
+    const { mesh, node, actor, output } = await startOnSlowEdge(32, 'out-cred.bin');
     try {
-      node.executor.attach(mesh.manifest.id);
-      const actor = actorProxy(node.host, 'SchedulerActor', mesh.manifest.id);
-      await actor.invoke('start', {
-        transferId: mesh.manifest.id,
-        manifest: mesh.manifest,
-        output,
-        edges: [mesh.edges[0]],
-      });
       const secretUrl = mesh.servers[1].url.replace('http://', 'http://eve:EDGEPW@');
       await node.bus.publish(subjects.edgeTelemetry('fast2'), {
         edgeId: 'fast2',
