@@ -48,8 +48,17 @@ export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | und
  * that V8 rejects anyway is replaced at exit. Any failure to read or write the cache (a read-only or missing
  * directory, a concurrent writer) only costs the compile: the write is atomic (temporary file, rename) and its
  * errors are ignored. Errors of the script itself propagate as if it were run by `node file`.
+ *
+ * `beforeRun` (optional) runs after the compile and before the script: what must not run while V8 checks the
+ * cache. A worker thread that boots during the check makes V8 reject a valid cache (seen with `portal fetch`'s
+ * prestarted data thread: every fetch of ≥ 16 MiB compiled the CLI from source and rewrote its cache at exit).
  */
-export function runWithCodeCache(file: string, dir: string | undefined, key: string): CodeCacheUse {
+export function runWithCodeCache(
+  file: string,
+  dir: string | undefined,
+  key: string,
+  beforeRun?: () => void,
+): CodeCacheUse {
   const text = readFileSync(file, 'utf8').replace(/^#!.*/, '');
   const name = createHash('sha256').update(text).update(`\0${process.version}\0${key}`).digest('hex');
   const cacheFile =
@@ -74,6 +83,7 @@ export function runWithCodeCache(file: string, dir: string | undefined, key: str
         // a cache is an optimisation only: the next run compiles from source again
       }
     });
+  beforeRun?.();
   const wrapper = script.runInThisContext() as (
     exports: object,
     require: NodeRequire,

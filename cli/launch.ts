@@ -3,7 +3,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { codeCacheDir, runWithCodeCache } from './code-cache.js';
-import { takesFetchMemoryFlags, useBaselineWasm, useFetchMemoryFlags } from './v8-flags.js';
+import {
+  takesFetchMemoryFlags,
+  useBaselineWasm,
+  useDataThreadFlags,
+  useFetchMemoryFlags,
+} from './v8-flags.js';
 import { prestartFetchDataThreads } from './prestart.js';
 
 /**
@@ -21,11 +26,19 @@ const [command, ...rest] = process.argv.slice(2);
 const cjs = path.join(here, 'portal.cjs');
 if (command === 'fetch' && existsSync(cjs)) {
   useBaselineWasm();
+  // whether or not this fetch starts a data thread, the flags at exit (when the code cache is written) are those
+  // of the compile: see DATA_THREAD_FLAGS
+  useDataThreadFlags();
   const small = takesFetchMemoryFlags(command, rest);
   if (small) useFetchMemoryFlags();
-  // the data thread boots while the CLI bundle is compiled and the transfer prepared (cli/prestart.ts)
-  prestartFetchDataThreads(rest);
-  runWithCodeCache(cjs, codeCacheDir(), small ? 'fetch-memory-flags' : 'default-flags');
+  // the data thread boots while the CLI bundle runs and the transfer is prepared (cli/prestart.ts); it starts
+  // after the compile, because V8 rejects a valid code cache when a worker boots while it is checked
+  runWithCodeCache(
+    cjs,
+    codeCacheDir(),
+    small ? 'fetch-memory-flags+expose-gc' : 'default-flags+expose-gc',
+    () => prestartFetchDataThreads(rest),
+  );
 } else {
   await import(pathToFileURL(path.join(here, 'portal.js')).href);
 }

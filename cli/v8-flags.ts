@@ -21,6 +21,24 @@ export function useBaselineWasm(): void {
 }
 
 /**
+ * The V8 flag a data thread sets at its start (transfer/data-worker.ts: `--expose-gc`, to collect its young
+ * generation every few MiB received). V8's flags are process-wide and part of the hash a code cache is checked
+ * against, so a flag set while `portal fetch` runs made the code cache written at its exit (cli/code-cache.ts)
+ * one that the next fetch's start, without the flag, rejected: every fetch that started a data thread (≥ 16 MiB)
+ * compiled the CLI from source and wrote an 0.8 MB cache at its exit (~25 ms after the output's rename, seen
+ * with strace on the throttled-mirrors bench). Setting it before the compile keeps the flags equal at both ends.
+ */
+export const DATA_THREAD_FLAGS = ['--expose-gc'] as const;
+
+/**
+ * Sets DATA_THREAD_FLAGS for this process before the CLI bundle is compiled (cli/launch.ts). It only lets a
+ * context created afterwards see `gc`; the main thread's own context never does. Never throws.
+ */
+export function useDataThreadFlags(): void {
+  for (const flag of DATA_THREAD_FLAGS) v8.setFlagsFromString(flag);
+}
+
+/**
  * V8 flags for `portal fetch` alone, which runs one transfer and exits, so memory matters more than a host's
  * throughput:
  * - `--semi-space-growth-factor=1`: the main thread's young generation stays at its initial size (V8 reads the
