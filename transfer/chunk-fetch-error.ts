@@ -16,7 +16,8 @@ const CODE_BY_REASON: Record<FailureReason, PortalErrorCode> = {
  * What went wrong with a source, finer than the scheduler's FailureReason, for messages and retries:
  * `reset` (connection closed mid-request), `stalled` (no byte for the stall timeout), `too-slow` (bytes arrive,
  * but under the lowest-speed limit for its window: not retried on the same source), `short-body`,
- * `refused`, `dns`, `connect-timeout`, `tls` (certificate or handshake), `http-status` (4xx), `busy`
+ * `refused`, `dns`, `connect-timeout`, `proxy` (the HTTP proxy the request went through failed it: refused,
+ * 407, a CONNECT answered with another status than 200), `tls` (certificate or handshake), `http-status` (4xx), `busy`
  * (5xx/429), `redirect` (loop, too many, no Location), `range-ignored`, `html` (an HTML page instead of
  * the file), `content-encoding` (a compressed body though identity was asked), `content-range`, `size-changed`
  * (the mirror's file is no longer the size the transfer started with: see sizeChangedDetail), `corrupt`,
@@ -30,6 +31,7 @@ export type SourceFault =
   | 'refused'
   | 'dns'
   | 'connect-timeout'
+  | 'proxy'
   | 'tls'
   | 'http-status'
   | 'busy'

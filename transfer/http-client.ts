@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
-import { Agent, EnvHttpProxyAgent } from './undici-lite.js';
+import { createProxyRoutes, proxyFault } from './http-proxy.js';
 import { PortalError } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
 import { DEFAULT_LOWEST_SPEED_BYTES_PER_SEC, DEFAULT_SPEED_TIME_MS } from './lowest-speed.js';
@@ -57,7 +57,11 @@ export interface HttpClientOptions {
   /** The window of the lowest-speed limit, ms (default DEFAULT_SPEED_TIME_MS, 10 000). */
   speedTimeMs?: number;
   maxRedirects?: number;
-  /** Environment read for HTTP_PROXY/HTTPS_PROXY/NO_PROXY (default process.env); `proxy: false` ignores it. */
+  /**
+   * Environment read for HTTP_PROXY/HTTPS_PROXY/NO_PROXY (default process.env); `proxy: false` ignores it. An
+   * http: origin is asked through its proxy in absolute form, an https: one through a CONNECT tunnel; a failure
+   * of the proxy is a ProxyError naming the proxy (see transfer/http-proxy.ts).
+   */
   env?: NodeJS.ProcessEnv;
   proxy?: boolean;
 }
@@ -88,6 +92,8 @@ export interface SendResult {
   url: string;
   /** Redirect hops followed. */
   redirects: number;
+  /** The proxy the answer came through (its origin, no userinfo), when one was used. */
+  proxy?: string;
 }
 
 /** The head of the final response (after redirects), as `receive` hands it to its receiver. */
@@ -98,6 +104,8 @@ export interface ResponseHead {
   url: string;
   /** Redirect hops followed. */
   redirects: number;
+  /** The proxy the answer came through (its origin, no userinfo), when one was used. */
+  proxy?: string;
 }
 
 /**
@@ -118,9 +126,8 @@ export interface ReceiveResult extends ResponseHead {
   body?: Readable;
 }
 
-/** The one HTTP client of a Portal process: an undici dispatcher (a Pool per origin), TLS trust, proxy, headers. */
+/** The one HTTP client of a Portal process: undici dispatchers (a Pool per origin), TLS trust, proxy, headers. */
 export interface HttpClient {
-  readonly dispatcher: Dispatcher;
   /** The options it was built with (plain data: data-plane worker threads build their own client from them). */
   readonly options: HttpClientOptions;
   readonly stallTimeoutMs: number;
@@ -131,8 +138,8 @@ export interface HttpClient {
   /**
    * Sends a request, following 301/302/303/307/308 up to `maxRedirects` hops across origins (credentials
    * and Authorization are dropped when the origin changes). `user:pass@` in the URL becomes Basic auth.
-   * Rejects with the undici/Node error of the transport, or PortalError PORTAL_EDGE_HTTP for a redirect
-   * loop, too many hops or a redirect without Location.
+   * Rejects with the undici/Node error of the transport, a ProxyError when the proxy failed it, or PortalError
+   * PORTAL_EDGE_HTTP for a redirect loop, too many hops or a redirect without Location.
    */
   send(url: string, opts?: SendOptions): Promise<SendResult>;
   /**
@@ -181,9 +188,10 @@ export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Builds the HTTP client: an undici Agent (or EnvHttpProxyAgent when HTTP_PROXY/HTTPS_PROXY is set) trusting
- * the system CA store plus `caFile`. Throws PORTAL_CONFIG_INVALID when `caFile` cannot be read or holds no
- * certificate, PORTAL_INVALID_ARGUMENT for bad numbers.
+ * Builds the HTTP client: an undici Agent (and ProxyAgents when HTTP_PROXY/HTTPS_PROXY is set: see
+ * createProxyRoutes) trusting the system CA store plus `caFile`. Throws PORTAL_CONFIG_INVALID when `caFile`
+ * cannot be read or holds no certificate, or a proxy variable is not a URL; PORTAL_INVALID_ARGUMENT for bad
+ * numbers.
  */
 export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
   const env = opts.env ?? process.env;
@@ -229,17 +237,12 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
     bodyTimeout: stallTimeoutMs,
     connect: { ...tlsOpts, timeout: connectTimeout },
   };
-  const proxied =
-    opts.proxy !== false && Boolean(env.HTTP_PROXY || env.http_proxy || env.HTTPS_PROXY || env.https_proxy);
-  const dispatcher: Dispatcher = proxied
-    ? new EnvHttpProxyAgent({
-        ...agentOpts,
-        httpProxy: env.http_proxy ?? env.HTTP_PROXY,
-        httpsProxy: env.https_proxy ?? env.HTTPS_PROXY,
-        noProxy: env.no_proxy ?? env.NO_PROXY,
-        requestTls: tlsOpts,
-      })
-    : new Agent(agentOpts);
+  const routes = createProxyRoutes(
+    opts.proxy === false ? undefined : env,
+    agentOpts,
+    tlsOpts,
+    connectTimeout,
+  );
   const baseHeaders = { ...(opts.headers ?? {}) };
   const credentialOrigins = opts.credentialOrigins ? new Set(opts.credentialOrigins) : undefined;
   const resolved = new Map<string, string>();
@@ -328,34 +331,62 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
     const { r, url, hops } = await follow(
       start,
       async (u, auth, _n, crossOrigin) => {
-        const res = await dispatcher.request({
-          ...requestOptions(u, o, auth, crossOrigin),
-          signal: o.signal,
-        });
+        const { dispatcher, proxy } = routes.route(u);
+        let res: Dispatcher.ResponseData;
+        try {
+          res = await dispatcher.request({ ...requestOptions(u, o, auth, crossOrigin), signal: o.signal });
+        } catch (err) {
+          // request() rejects only before the response's head: a connection the proxy refused is the proxy's
+          throw proxy ? proxyFault(err, proxy) : err;
+        }
         if (REDIRECTS.has(res.statusCode)) await res.body.dump().catch(() => undefined);
-        return res;
+        return Object.assign(res, { proxy });
       },
       o.credentialOrigin,
     );
-    return { statusCode: r.statusCode, headers: r.headers, body: r.body, url: url.href, redirects: hops };
+    return {
+      statusCode: r.statusCode,
+      headers: r.headers,
+      body: r.body,
+      url: url.href,
+      redirects: hops,
+      ...(r.proxy ? { proxy: r.proxy } : {}),
+    };
   };
 
   const receive = async (start: string, o: SendOptions, rx: BodyReceiver): Promise<ReceiveResult> => {
     const { r, url, hops } = await follow(
       start,
-      (u, auth, n, crossOrigin) =>
-        dispatchBody(
-          dispatcher,
-          requestOptions(u, o, auth, crossOrigin),
-          {
-            onHead: (statusCode, headers) =>
-              REDIRECTS.has(statusCode)
-                ? 'skip'
-                : rx.onHead({ statusCode, headers, url: u.href, redirects: n }),
-            onData: (piece) => rx.onData(piece),
-          },
-          o.signal,
-        ),
+      async (u, auth, n, crossOrigin) => {
+        const { dispatcher, proxy } = routes.route(u);
+        let headed = false;
+        try {
+          const r = await dispatchBody(
+            dispatcher,
+            requestOptions(u, o, auth, crossOrigin),
+            {
+              onHead: (statusCode, headers) => {
+                headed = true;
+                return REDIRECTS.has(statusCode)
+                  ? 'skip'
+                  : rx.onHead({
+                      statusCode,
+                      headers,
+                      url: u.href,
+                      redirects: n,
+                      ...(proxy ? { proxy } : {}),
+                    });
+              },
+              onData: (piece) => rx.onData(piece),
+            },
+            o.signal,
+          );
+          return Object.assign(r, { proxy });
+        } catch (err) {
+          // before a head, a connection the proxy refused is the proxy's failure, not the origin's
+          throw proxy && !headed ? proxyFault(err, proxy) : err;
+        }
+      },
       o.credentialOrigin,
     );
     return {
@@ -363,6 +394,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
       headers: r.headers,
       url: url.href,
       redirects: hops,
+      ...(r.proxy ? { proxy: r.proxy } : {}),
       mode: r.mode,
       body: r.body,
     };
@@ -400,7 +432,6 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
   };
 
   return {
-    dispatcher,
     options: { ...opts },
     stallTimeoutMs,
     lowestSpeedBytesPerSec,
@@ -438,7 +469,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
     },
     resolvedUrl: (u) => resolved.get(u),
     close() {
-      closed ??= dispatcher.close().catch(() => undefined);
+      closed ??= routes.close();
       return closed;
     },
   };

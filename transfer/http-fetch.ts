@@ -11,6 +11,7 @@ import { isCid, NO_CID } from './cid.js';
 import type { BodyMode, ResponseHeaders } from './body-handler.js';
 import { LowestSpeedMonitor, tooSlowDetail, watch } from './lowest-speed.js';
 import { defaultHttpClient, redactUrl, type HttpClient, type ResponseHead } from './http-client.js';
+import { ProxyError } from './http-proxy.js';
 
 /** Retries of one chunk fetch after a transient fault (reset, short body, stall), within its deadline. */
 export const FETCH_TRANSIENT_RETRIES = 2;
@@ -272,6 +273,9 @@ function asFetchError(c: Ctx, err: unknown, headers: boolean): ChunkFetchError {
         cause: c.req.signal.reason,
       },
     );
+  // the proxy failed the request (refused, 407, a CONNECT answered 502…): named as the proxy's, not the source's
+  if (err instanceof ProxyError)
+    return fail(c, 'unreachable', 'proxy', err.message, { status: err.status, cause: err });
   if (err instanceof PortalError && err.code === 'PORTAL_EDGE_HTTP')
     return fail(c, 'http', 'redirect', err.message, { cause: err });
   const t = transportFault(err, c.got, headers);
@@ -325,11 +329,14 @@ function statusError(c: Ctx, r: ResponseHead, what: string): ChunkFetchError {
   const busy = s >= 500 || s === 429;
   const retryAfterMs = busy ? parseRetryAfter(r.headers['retry-after']) : undefined;
   const where = r.redirects > 0 ? ` (from ${redactUrl(r.url)} after ${r.redirects} redirect(s))` : '';
+  // through a proxy (an http: origin asked in absolute form), the status may be the proxy's own (502: it could
+  // not reach the origin)
+  const via = r.proxy ? ` through proxy ${r.proxy}` : '';
   return fail(
     c,
     busy ? 'busy' : 'http',
     busy ? 'busy' : 'http-status',
-    `HTTP ${s} for ${what}${where}${retryAfterMs !== undefined ? `; Retry-After ${Math.round(retryAfterMs / 1000)} s` : ''}`,
+    `HTTP ${s} for ${what}${where}${via}${retryAfterMs !== undefined ? `; Retry-After ${Math.round(retryAfterMs / 1000)} s` : ''}`,
     { status: s, retryAfterMs },
   );
 }

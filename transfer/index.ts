@@ -87,6 +87,7 @@ export type {
   BodyReceiver,
   ReceiveResult,
 } from './http-client.js';
+export { ProxyError } from './http-proxy.js';
 export { SKIP_LIMIT_BYTES } from './body-handler.js';
 export type { BodyMode, ResponseHeaders } from './body-handler.js';
 export type { FetchChunkRequest, FetchChunkResult, FetchChunkFn } from './http-fetch.js';

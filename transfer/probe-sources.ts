@@ -118,7 +118,11 @@ export async function probeSource(client: HttpClient, url: string, timeoutMs = 1
       const cr = /\/(\d+)/.exec(first(h['content-range']) ?? '');
       if (cr && Number(cr[1]) === 0) return { ...base, ok: true, size: 0, ranges: true };
     }
-    return { ...base, ok: false, error: `HTTP ${r.statusCode}` };
+    return {
+      ...base,
+      ok: false,
+      error: `HTTP ${r.statusCode}${r.proxy ? ` through proxy ${r.proxy}` : ''}`,
+    };
   } catch (err) {
     return {
       url,

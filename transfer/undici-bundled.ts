@@ -1,7 +1,8 @@
 import DispatcherClass from 'undici/lib/dispatcher/dispatcher.js';
 import api from 'undici/lib/api/index.js';
 import AgentClass from 'undici/lib/dispatcher/agent.js';
-import EnvHttpProxyAgentClass from 'undici/lib/dispatcher/env-http-proxy-agent.js';
+import ProxyAgentClass from 'undici/lib/dispatcher/proxy-agent.js';
+import PoolClass from 'undici/lib/dispatcher/pool.js';
 import { attachRequestApi } from './undici-parts.js';
 
 export { UNDICI_LITE_MODULES } from './undici-parts.js';
@@ -19,7 +20,9 @@ attachRequestApi(DispatcherClass, api);
 
 /** undici's Agent class (undici's index exports the same). */
 export const Agent = AgentClass;
-/** undici's EnvHttpProxyAgent class (undici's index exports the same). */
-export const EnvHttpProxyAgent = EnvHttpProxyAgentClass;
+/** undici's ProxyAgent class (undici's index exports the same). */
+export const ProxyAgent = ProxyAgentClass;
+/** undici's Pool class (undici's index exports the same). */
+export const Pool = PoolClass;
 /** Always true here: the classes come from undici's own modules (see undici-lite.ts for the fallback). */
 export const UNDICI_LITE = true;

@@ -7,7 +7,7 @@ export { UNDICI_LITE_MODULES } from './undici-parts.js';
 const require = createRequire(import.meta.url);
 
 /**
- * undici's Agent and EnvHttpProxyAgent, loaded from their own modules instead of undici's index.js, which also
+ * undici's Agent, ProxyAgent and Pool, loaded from their own modules instead of undici's index.js, which also
  * loads fetch, WebSocket, EventSource, the caches and mocks (110 files against 53). Measured on the 2-core dev
  * machine (BENCHMARKS.md, "The data plane"): the index costs ~0.1 s more CPU and ~8 MB more RSS than these
  * modules, in every thread that loads it (the main thread and each data thread), against a 0.25 s goal for a
@@ -21,26 +21,28 @@ const require = createRequire(import.meta.url);
  */
 function load(): {
   Agent: typeof Undici.Agent;
-  EnvHttpProxyAgent: typeof Undici.EnvHttpProxyAgent;
+  ProxyAgent: typeof Undici.ProxyAgent;
+  Pool: typeof Undici.Pool;
   lite: boolean;
 } {
   try {
-    const [dispatcherPath, apiPath, agentPath, proxyPath] = UNDICI_LITE_MODULES;
+    const [dispatcherPath, apiPath, agentPath, proxyPath, poolPath] = UNDICI_LITE_MODULES;
     attachRequestApi(require(dispatcherPath) as { prototype: object }, require(apiPath) as object);
     const Agent = require(agentPath) as typeof Undici.Agent;
-    const EnvHttpProxyAgent = require(proxyPath) as typeof Undici.EnvHttpProxyAgent;
-    if (typeof Agent === 'function' && typeof EnvHttpProxyAgent === 'function')
-      return { Agent, EnvHttpProxyAgent, lite: true };
+    const ProxyAgent = require(proxyPath) as typeof Undici.ProxyAgent;
+    const Pool = require(poolPath) as typeof Undici.Pool;
+    if (typeof Agent === 'function' && typeof ProxyAgent === 'function' && typeof Pool === 'function')
+      return { Agent, ProxyAgent, Pool, lite: true };
   } catch {
     // another layout (an undici update): the public index below serves the same classes
   }
   const u = require('undici') as typeof Undici;
-  return { Agent: u.Agent, EnvHttpProxyAgent: u.EnvHttpProxyAgent, lite: false };
+  return { Agent: u.Agent, ProxyAgent: u.ProxyAgent, Pool: u.Pool, lite: false };
 }
 
 const loaded = load();
 
-/** undici's Agent and EnvHttpProxyAgent classes (see load). */
-export const { Agent, EnvHttpProxyAgent } = loaded;
+/** undici's Agent, ProxyAgent and Pool classes (see load). */
+export const { Agent, ProxyAgent, Pool } = loaded;
 /** True when the classes came from undici's own modules, false when from its index (the fallback). */
 export const UNDICI_LITE = loaded.lite;

@@ -8,7 +8,8 @@ export const UNDICI_LITE_MODULES = [
   'undici/lib/dispatcher/dispatcher.js',
   'undici/lib/api/index.js',
   'undici/lib/dispatcher/agent.js',
-  'undici/lib/dispatcher/env-http-proxy-agent.js',
+  'undici/lib/dispatcher/proxy-agent.js',
+  'undici/lib/dispatcher/pool.js',
 ] as const;
 
 /**

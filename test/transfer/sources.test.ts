@@ -1,5 +1,7 @@
 import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import {
   createHttpClient,
   createEdgeServer,
@@ -366,12 +368,98 @@ describe('sources: proxies and headers', () => {
     await proxy?.stop();
   });
 
-  test('HTTP_PROXY sends chunk requests through tinyproxy', async () => {
+  test('HTTP_PROXY sends an http: origin its requests in absolute form (GET http://origin/path), not through a CONNECT tunnel', async () => {
     await copyFile(file.path, join(tmp.dir, 'via-proxy.bin'));
     const c = client({ proxy: true, env: { HTTP_PROXY: proxy.url, NO_PROXY: '' } });
     const r = await fetchChunk(req(`${nginx.httpUrl}/via-proxy.bin`, 3, c));
     expect(r.bytes.equals(slice(3))).toBe(true);
-    expect(await proxy.log()).toMatch(/via-proxy\.bin|CONNECT|Established connection/);
+    const log = await proxy.log();
+    // tinyproxy logs each request line it gets: the absolute-form GET, and no CONNECT
+    expect(log).toContain(`Request (file descriptor`);
+    expect(log).toMatch(
+      new RegExp(`: GET ${nginx.httpUrl.replace(/[.]/g, '\\.')}/via-proxy\\.bin HTTP/1\\.1`),
+    );
+    expect(log).not.toMatch(/Request \(file descriptor \d+\): CONNECT/);
+  });
+
+  test('HTTPS_PROXY tunnels an https: origin with CONNECT', async () => {
+    await copyFile(file.path, join(tmp.dir, 'via-tunnel.bin'));
+    const c = client({ proxy: true, caFile: ca.caFile, env: { HTTPS_PROXY: proxy.url, NO_PROXY: '' } });
+    const r = await fetchChunk(req(`${nginx.httpsUrl}/via-tunnel.bin`, 2, c));
+    expect(r.bytes.equals(slice(2))).toBe(true);
+    const { host } = new URL(nginx.httpsUrl!);
+    expect(await proxy.log()).toMatch(
+      new RegExp(`Request \\(file descriptor \\d+\\): CONNECT ${host.replace(/[.]/g, '\\.')} HTTP/1\\.1`),
+    );
+  });
+
+  test('a proxy that refuses the connection is named (without its userinfo) as the cause, not the origin', async () => {
+    const s = await mirror(() => ({ kind: 'ok' }));
+    const c = client({ proxy: true, env: { HTTP_PROXY: 'http://alice:s3cret@127.0.0.1:9', NO_PROXY: '' } });
+    const err = (await rejectionOf(() => fetchChunk(req(s.url, 0, c)))) as ChunkFetchError;
+    expect(err).toBeInstanceOf(ChunkFetchError);
+    expect(err).toMatchObject({ reason: 'unreachable', fault: 'proxy' });
+    expect(err.detail).toBe('proxy http://127.0.0.1:9 refused the connection');
+    expect(err.message).not.toMatch(/s3cret|alice/);
+    expect(s.requests).toHaveLength(0);
+  });
+
+  test('a CONNECT that tinyproxy answers with an error (the origin is down) names the proxy and its status', async () => {
+    const c = client({ proxy: true, env: { HTTPS_PROXY: proxy.url, NO_PROXY: '' } });
+    const err = (await rejectionOf(() =>
+      fetchChunk(req('https://127.0.0.1:9/file.bin', 0, c)),
+    )) as ChunkFetchError;
+    expect(err).toMatchObject({ reason: 'unreachable', fault: 'proxy' });
+    expect(err.detail).toMatch(
+      new RegExp(
+        `^proxy ${proxy.url.replace(/[.]/g, '\\.')} answered 5\\d\\d [A-Za-z ]+ to CONNECT 127\\.0\\.0\\.1:9$`,
+      ),
+    );
+    expect(err.status).toBeGreaterThanOrEqual(500);
+  });
+
+  test('a proxy answering 407, or 503 to a CONNECT, is named with what it answered; the password is not', async () => {
+    // a loopback proxy that refuses everyone: 407 to absolute-form requests, 503 to CONNECT
+    const server = createServer((_q, res) => {
+      res.writeHead(407, { 'proxy-authenticate': 'Basic realm="p"' }).end();
+    });
+    server.on('connect', (_q, socket: Socket) => {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const at = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const env = { HTTP_PROXY: `http://alice:s3cret@${at}`, NO_PROXY: '' };
+      const c = client({ proxy: true, env });
+      const plain = (await rejectionOf(() =>
+        fetchChunk(req('http://127.0.0.1:9/file.bin', 0, c)),
+      )) as ChunkFetchError;
+      expect(plain).toMatchObject({ reason: 'unreachable', fault: 'proxy', status: 407 });
+      expect(plain.detail).toBe(`proxy http://${at} answered 407 Proxy Authentication Required`);
+      const tunnel = (await rejectionOf(() =>
+        fetchChunk(req('https://127.0.0.1:9/file.bin', 0, c)),
+      )) as ChunkFetchError;
+      expect(tunnel).toMatchObject({ reason: 'unreachable', fault: 'proxy', status: 503 });
+      expect(tunnel.detail).toBe(
+        `proxy http://${at} answered 503 Service Unavailable to CONNECT 127.0.0.1:9`,
+      );
+      for (const e of [plain, tunnel]) expect(`${e.message} ${e.detail}`).not.toMatch(/s3cret|alice/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  test('NO_PROXY host:port sends only that origin straight; others still go through the proxy', async () => {
+    const s = await mirror(() => ({ kind: 'ok' }));
+    const { port } = new URL(s.url);
+    const env = { HTTP_PROXY: 'http://127.0.0.1:9', NO_PROXY: `example.org, 127.0.0.1:${port}` };
+    const c = client({ proxy: true, env });
+    expect((await fetchChunk(req(s.url, 0, c))).bytes.equals(slice(0))).toBe(true);
+    const other = (await rejectionOf(() =>
+      fetchChunk(req(`${nginx.httpUrl}/file.bin`, 0, c)),
+    )) as ChunkFetchError;
+    expect(other.fault).toBe('proxy');
   });
 
   test('NO_PROXY bypasses the proxy for listed hosts', async () => {

@@ -21,7 +21,8 @@ describe('undici-lite: the deep imports of undici still match the package', () =
     test("the classes are the very ones undici's public index exports", () => {
       const u = require('undici') as typeof Undici;
       expect(m.Agent).toBe(u.Agent);
-      expect(m.EnvHttpProxyAgent).toBe(u.EnvHttpProxyAgent);
+      expect(m.ProxyAgent).toBe(u.ProxyAgent);
+      expect(m.Pool).toBe(u.Pool);
       expect(m.UNDICI_LITE_MODULES).toBe(lite.UNDICI_LITE_MODULES);
     });
 
