@@ -70,6 +70,23 @@ export function duplicateLinks(link: string | string[] | undefined, base: string
   return found.sort((a, b) => a.pri - b.pri).map((d) => d.url);
 }
 
+/** The Content-Length a HEAD of `url` answers with 200, if any. */
+async function headSize(client: HttpClient, url: string, signal: AbortSignal): Promise<number | undefined> {
+  const head = await client.sendMirror(url, { method: 'HEAD', signal });
+  await head.body.dump().catch(() => undefined);
+  const cl = first(head.headers['content-length']);
+  return head.statusCode === 200 && cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined;
+}
+
+/**
+ * Why a source that answers 200 with no Content-Length (to the Range probe and to HEAD) cannot be used: Portal
+ * cuts the file into chunks by its size before the download, and such a source can only be read as one stream
+ * of unknown length. `te` is its Transfer-Encoding.
+ */
+function unknownSizeError(te: string | undefined): string {
+  return `answered HTTP 200 without Content-Length${te ? ` (Transfer-Encoding: ${te})` : ''} and ignored Range, and HEAD gave no size either: the file size cannot be known before the download, and Portal needs it to cut the file into chunks; a Metalink file that gives its <size> with this URL lets Portal read it as one stream`;
+}
+
 /**
  * Probes a source with `GET` and `Range: bytes=0-0` (HEAD is often mishandled by CDNs; a one-byte range tells
  * the size through Content-Range and whether ranges work), following redirects. Never rejects: a failure is
@@ -98,19 +115,21 @@ export async function probeSource(client: HttpClient, url: string, timeoutMs = 1
       const cr = parseContentRange(first(h['content-range']));
       if (cr?.total !== undefined) return sized(base, cr.total, true);
       // No size in Content-Range (missing, or `/*`): ask HEAD for the Content-Length.
-      const head = await client.sendMirror(url, { method: 'HEAD', signal: ac.signal });
-      await head.body.dump().catch(() => undefined);
-      const cl = first(head.headers['content-length']);
-      if (head.statusCode === 200 && cl !== undefined && /^\d+$/.test(cl))
-        return sized(base, Number(cl), true);
+      const size = await headSize(client, url, ac.signal);
+      if (size !== undefined) return sized(base, size, true);
       return { ...base, ok: false, error: 'answered 206 without the file size, and HEAD gave none either' };
     }
     if (r.statusCode === 200) {
       const cl = first(h['content-length']);
       if (/^text\/html/i.test(first(h['content-type']) ?? ''))
         return { ...base, ok: false, error: `served an HTML page (HTTP 200, ${first(h['content-type'])})` };
-      if (cl === undefined)
-        return { ...base, ok: false, error: 'HTTP 200 without Content-Length: size unknown' };
+      if (cl === undefined) {
+        // A streamed answer (Transfer-Encoding: chunked, a dynamic server) that ignored the Range: HEAD may still
+        // tell the size; then the mirror is read as one stream like any mirror that ignores Range.
+        const size = await headSize(client, url, ac.signal);
+        if (size !== undefined) return sized(base, size, false);
+        return { ...base, ok: false, error: unknownSizeError(first(h['transfer-encoding'])) };
+      }
       return sized(base, Number(cl), false);
     }
     if (r.statusCode === 416) {

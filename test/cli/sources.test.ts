@@ -221,6 +221,22 @@ describe('portal fetch: the sources users have', () => {
     await expectFile(o);
   });
 
+  test('a dynamic mirror answering 200 chunked (no Content-Length) and ignoring Range: with a size from HEAD it is streamed and verified; with none the run says why it cannot start', async () => {
+    const sized = await mirror(() => ({ kind: 'chunked', headSize: true }));
+    const o = out();
+    const r = await portal(['fetch', sized.url, '--out', o, ...checksum()]);
+    expect(r.stdout).toMatch(/sha256 verified/);
+    expect(r.code).toBe(0);
+    await expectFile(o);
+    const unsized = await mirror(() => ({ kind: 'chunked' }));
+    const none = await portal(['fetch', unsized.url, '--out', out(), ...checksum()]);
+    expect(none.code).toBe(3);
+    expect(none.stderr).toContain(
+      `${unsized.url}: answered HTTP 200 without Content-Length (Transfer-Encoding: chunked) and ignored Range, and HEAD gave no size either: the file size cannot be known before the download`,
+    );
+    expect(none.stderr).toMatch(/a Metalink file that gives its <size> with this URL/);
+  });
+
   test('206 with Content-Range written bytes=a-b/N, and 206 without Content-Range, are accepted', async () => {
     const a = await mirror(() => ({ kind: 'cr-equals' }));
     const b = await mirror(() => ({ kind: 'cr-missing' }));
@@ -635,6 +651,16 @@ describe('portal fetch: Metalink and proxies', () => {
         `excluded ${short.url.replace(/[.:/]/g, '\\$&')}: size ${SIZE - 1} differs from the Metalink's <size> ${SIZE}`,
       ),
     );
+    await expectFile(o);
+  });
+
+  test('a Metalink giving the size lets a chunked mirror that ignores Range and tells no size be read as one stream, verified', async () => {
+    const unsized = await mirror(() => ({ kind: 'chunked' }));
+    const meta = await metalink('chunked.meta4', [unsized.url]);
+    const o = out();
+    const r = await portal(['fetch', meta, '--out', o]);
+    expect(r.stdout).toMatch(/sha256 verified/);
+    expect(r.code).toBe(0);
     await expectFile(o);
   });
 

@@ -23,6 +23,11 @@ export type MirrorMode =
   | { kind: 'html' }
   | { kind: 'gzip' }
   | { kind: 'trickle'; bytes?: number; everyMs?: number }
+  /**
+   * A dynamic server: 200 with the whole file streamed with Transfer-Encoding: chunked (no Content-Length),
+   * Range ignored; HEAD answers with no Content-Length either unless `headSize`.
+   */
+  | { kind: 'chunked'; headSize?: boolean }
   /** A 206 whose Content-Range claims a file of `total` (any string: a huge or malformed size). */
   | { kind: 'claim-size'; total: string }
   /**
@@ -94,8 +99,8 @@ export async function startBadMirror(
     for (const [k, v] of Object.entries(opts.headers ?? {})) res.setHeader(k, v);
     if (req.method === 'HEAD') {
       res.writeHead(m.kind === 'status' ? m.status : 200, {
-        'content-length': String(size),
-        ...(m.kind === 'ignore-range' ? {} : { 'accept-ranges': 'bytes' }),
+        ...(m.kind === 'chunked' && !m.headSize ? {} : { 'content-length': String(size) }),
+        ...(m.kind === 'ignore-range' || m.kind === 'chunked' ? {} : { 'accept-ranges': 'bytes' }),
         ...meta,
       });
       res.end();
@@ -145,6 +150,20 @@ export async function startBadMirror(
         res.writeHead(200, { 'content-length': String(size), ...meta });
         res.end(bytes);
         return;
+      case 'chunked': {
+        // no Content-Length: node sends Transfer-Encoding: chunked, a piece per write
+        res.writeHead(200, { 'content-type': 'application/octet-stream', ...meta });
+        let at = 0;
+        const next = (): void => {
+          if (at >= size) {
+            res.end();
+            return;
+          }
+          res.write(bytes.subarray(at, (at += 50_000)), next);
+        };
+        next();
+        return;
+      }
       case 'reset-mid-body':
         res.writeHead(r ? 206 : 200, {
           'content-length': String(part.length),
