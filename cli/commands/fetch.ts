@@ -1,6 +1,9 @@
 import path from 'node:path';
 import { readdir } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
 import {
   createHttpClient,
   setDefaultHttpClient,
@@ -98,7 +101,7 @@ export const fetchCommand = defineCommand({
     {
       name: 'out',
       type: 'string',
-      help: 'output file (default: the manifest name in the current folder); its folder must exist',
+      help: "output file (default: the manifest name in the current folder); its folder must exist; '-' writes the verified file to stdout (no resume)",
     },
     {
       name: 'force',
@@ -229,6 +232,9 @@ export const fetchCommand = defineCommand({
     ...commonFlags,
   ],
   async run({ flags, positionals }) {
+    // `--out -`: the file goes to stdout once complete and verified (see STDOUT_OUTPUT)
+    const toStdout = flags.out === STDOUT_OUTPUT;
+    if (toStdout) checkStdoutOutput(flags);
     // --edge values are checked before anything is read or probed, so a typo fails at once
     const given: TransferEdge[] = [];
     if (flags['edges-file']) given.push(...readEdgesFile(flags['edges-file']));
@@ -265,8 +271,11 @@ export const fetchCommand = defineCommand({
         );
       if (!quietNotes)
         for (const w of src.warnings) process.stderr.write(`portal: warning: ${escapeControl(w)}\n`);
-      // the manifest suggests a name, never a place: a base name in the current folder
-      const output = path.resolve(flags.out ?? outputNameFromManifest(manifest.name));
+      // the manifest suggests a name, never a place: a base name in the current folder; with `--out -` a private
+      // folder of the temporary directory holds it (and its journal) until it is copied to stdout, then goes
+      const output = toStdout
+        ? path.join(privateTempDir(), outputNameFromManifest(manifest.name))
+        : path.resolve(flags.out ?? outputNameFromManifest(manifest.name));
       const jdir = journalDir(output);
       // The bytes land in a partial file beside the output, which takes the output's name only once verified.
       const part = `${output}.portal-part`;
@@ -284,9 +293,11 @@ export const fetchCommand = defineCommand({
       // It names only a file that exists: interrupted before the first chunk, nothing is kept.
       process.once('SIGINT', () => {
         process.stderr.write(
-          existsSync(part)
-            ? `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)}: run the same command again to resume\n`
-            : `\nportal: interrupted before any chunk was written; nothing is kept: run the same command again to start\n`,
+          toStdout
+            ? `\nportal: interrupted; nothing was written to stdout and nothing is kept (--out - does not resume)\n`
+            : existsSync(part)
+              ? `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)}: run the same command again to resume\n`
+              : `\nportal: interrupted before any chunk was written; nothing is kept: run the same command again to start\n`,
         );
         process.exit(130);
       });
@@ -413,15 +424,18 @@ export const fetchCommand = defineCommand({
           : {}),
         ...(src.warnings.length ? { warnings: src.warnings } : {}),
       };
+      const ok = status.verified || !checked;
+      // the bytes go out only once verified (or complete, when nothing can verify them): a failed check writes none
+      if (toStdout && ok && !(await copyToStdout(output))) return 0;
       if (flags.json || flags['progress-json'])
         process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
       else
-        process.stdout.write(
-          `${escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, ${checked ? 'sha256 verified' : otherChecked ? `${src.otherHash!.type} verified` : 'complete, not verified (no checksum)'}${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
+        (toStdout ? process.stderr : process.stdout).write(
+          `${toStdout ? 'stdout' : escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, ${checked ? 'sha256 verified' : otherChecked ? `${src.otherHash!.type} verified` : 'complete, not verified (no checksum)'}${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
         );
       // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures;
       // without any checksum to check against, a complete file is the best there is (a warning said so)
-      return status.verified || !checked ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');
+      return ok ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');
     } finally {
       setDefaultHttpClient(previous);
       await client.close();
@@ -442,4 +456,48 @@ function namedOrigins(positionals: string[], given: TransferEdge[]): string[] {
     }
   }
   return out;
+}
+
+/** The `--out` value that means stdout, as in curl -o - and wget -O -. A file of that name is `--out ./-`. */
+const STDOUT_OUTPUT = '-';
+
+/**
+ * Refuses what `--out -` cannot do, with PORTAL_INVALID_ARGUMENT (exit 2): --json and --progress-json, which write
+ * to stdout too, and a terminal as stdout unless --force (binary bytes on a terminal garble it; curl refuses as
+ * well).
+ */
+function checkStdoutOutput(flags: { json?: boolean; 'progress-json'?: boolean; force?: boolean }): void {
+  if (flags.json || flags['progress-json'])
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `--out - writes the file to stdout: --${flags.json ? 'json' : 'progress-json'} cannot write there too`,
+    );
+  if (process.stdout.isTTY && !flags.force)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      '--out - would write binary data to the terminal: pipe or redirect stdout, or add --force',
+    );
+}
+
+/** A folder of our own in the temporary directory (0700), removed when the process exits, however it ends. */
+function privateTempDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'portal-stdout-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * Copies the finished `file` to stdout, in order. Resolves false when the reader closed the pipe first (EPIPE: `|
+ * head`, which wanted no more), true otherwise; rejects with any other write error.
+ */
+async function copyToStdout(file: string): Promise<boolean> {
+  try {
+    await pipeline(createReadStream(file), process.stdout, { end: false });
+    // what stdout still buffers is written before the process exits
+    if (process.stdout.writableLength > 0) await once(process.stdout, 'drain');
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return false;
+    throw err;
+  }
 }

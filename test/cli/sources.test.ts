@@ -484,6 +484,59 @@ describe('portal fetch: the sources users have', () => {
     expect(r2.stderr).toMatch(/journal folder \S*\.portal that is writable by every user/);
   });
 
+  test('--out - writes the verified file to stdout (and nothing else there), keeps no file, and refuses what cannot share stdout', async () => {
+    // binary stdout: collected as Buffers, in a folder of its own, with TMPDIR of its own
+    const cwd = path.join(tmp.dir, 'stdout-cwd');
+    const tmpDir = path.join(tmp.dir, 'stdout-tmp');
+    await mkdir(cwd);
+    await mkdir(tmpDir);
+    const toStdout = (extra: string[]) =>
+      new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          [MAIN, 'fetch', `${nginx.httpUrl}/file.bin`, '--out', '-', ...extra],
+          {
+            cwd,
+            stdio: ['ignore', 'pipe', 'pipe'],
+            env: { ...process.env, PORTAL_LOG_LEVEL: 'warn', PORTAL_BACKEND: 'cpu', TMPDIR: tmpDir },
+          },
+        );
+        const chunks: Buffer[] = [];
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => chunks.push(d));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('close', (code) => resolve({ code, stdout: Buffer.concat(chunks), stderr }));
+      });
+    const r = await toStdout(checksum());
+    expect(r.code).toBe(0);
+    expect(r.stdout.equals(file.bytes)).toBe(true);
+    expect(r.stderr).toMatch(/stdout: .* sha256 verified/);
+    // no file named "-", no temporary folder left
+    expect(await readdir(cwd)).toEqual([]);
+    expect((await readdir(tmpDir)).filter((f) => f.startsWith('portal-stdout-'))).toEqual([]);
+    // a file that fails its check writes no byte
+    const wrong = await toStdout(['--checksum', `sha-256=${'1'.repeat(64)}`]);
+    expect(wrong.code).toBe(3);
+    expect(wrong.stdout.length).toBe(0);
+    expect((await readdir(tmpDir)).filter((f) => f.startsWith('portal-stdout-'))).toEqual([]);
+    const json = await toStdout(['--json']);
+    expect(json.code).toBe(2);
+    expect(json.stderr).toContain('--out - writes the file to stdout: --json cannot write there too');
+    // a terminal as stdout (script(1) gives the command a pseudo-terminal) is refused unless --force
+    const tty = await run('script', [
+      '-qec',
+      `${process.execPath} ${MAIN} fetch ${nginx.httpUrl}/file.bin --out -`,
+      '/dev/null',
+    ]).then(
+      () => ({ code: 0, out: '' }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
+    );
+    expect(tty.code).toBe(2);
+    expect(tty.out).toContain(
+      '--out - would write binary data to the terminal: pipe or redirect stdout, or add --force',
+    );
+  });
+
   test('--header reaches every mirror', async () => {
     const s = await mirror(() => ({ kind: 'ok' }));
     const r = await portal(['fetch', s.url, '--out', out(), '--header', 'X-Token: abc', ...checksum()]);
