@@ -168,6 +168,16 @@ export function createProxyRoutes(
         requestTls: tls,
         proxyTls: { ...tls, timeout: connectTimeoutMs },
         clientFactory: (origin: URL, opts: object) => reportingProxyPool(origin, opts, proxy),
+        // The Pool of each origin, and the one an http: origin's absolute-form requests take to the proxy, which
+        // undici builds with no options but `connect`: its connections are capped like an origin's (unlimited
+        // otherwise, one per request in flight).
+        factory: (origin: string | URL, opts: object) =>
+          new Pool(origin, {
+            connections: agent.connections,
+            pipelining: agent.pipelining,
+            keepAliveTimeout: agent.keepAliveTimeout,
+            ...opts,
+          }),
       }),
     };
   };

@@ -382,6 +382,18 @@ describe('sources: proxies and headers', () => {
     expect(log).not.toMatch(/Request \(file descriptor \d+\): CONNECT/);
   });
 
+  test('absolute-form requests take at most connectionsPerOrigin connections to the proxy, as tunnels do', async () => {
+    // a loopback server in the proxy's place answers the absolute-form requests itself and counts connections
+    const p = await mirror(() => ({ kind: 'ok' }));
+    const c = client({ proxy: true, connectionsPerOrigin: 3, env: { HTTP_PROXY: p.origin, NO_PROXY: '' } });
+    const all = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => fetchChunk(req('http://127.0.0.1:9/file.bin', i % 6, c))),
+    );
+    expect(all.every((r, i) => r.bytes.equals(slice(i % 6)))).toBe(true);
+    expect(p.requests.map((r) => r.path)).toEqual(Array(12).fill('http://127.0.0.1:9/file.bin'));
+    expect(p.connections()).toBeLessThanOrEqual(3);
+  });
+
   test('HTTPS_PROXY tunnels an https: origin with CONNECT', async () => {
     await copyFile(file.path, join(tmp.dir, 'via-tunnel.bin'));
     const c = client({ proxy: true, caFile: ca.caFile, env: { HTTPS_PROXY: proxy.url, NO_PROXY: '' } });
