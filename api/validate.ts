@@ -6,7 +6,8 @@ import { PortalError, type FieldProblem } from '../common/errors.js';
 /**
  * Portal's actor API contract (api/schemas/, JSON Schema 2020-12; why JSON Schema and not protobuf: docs/api.md)
  * and the validator both actor HTTP APIs apply to a call's argument before anything is activated: every problem is
- * reported at once with its JSON Pointer (ajv with allErrors), as PORTAL_INVALID_ARGUMENT with `fields`.
+ * reported at once with its JSON Pointer (ajv with allErrors), as PORTAL_INVALID_ARGUMENT with `fields` (at most
+ * MAX_REPORTED_PROBLEMS of them, then a count of the rest).
  */
 
 /** One method's entry in api/schemas/methods.json. */
@@ -50,7 +51,8 @@ export interface ActorApiContract {
   readonly method: (actorType: string, method: string) => ApiMethod | undefined;
   /**
    * Checks a call's argument against the method's request schema: returns when it fits, throws
-   * PORTAL_INVALID_ARGUMENT with every problem in `fields` when it does not (an argument sent to a method that takes
+   * PORTAL_INVALID_ARGUMENT with its problems in `fields` (at most MAX_REPORTED_PROBLEMS, then one entry counting
+   * the rest) when it does not (an argument sent to a method that takes
    * none is one such problem). Internal methods and types or methods the contract does not list are not checked.
    */
   readonly checkRequest: (actorType: string, method: string, arg: unknown) => void;
@@ -121,6 +123,33 @@ function valuesAtMost(x: unknown, limit: number): boolean {
     else if (v !== null && typeof v === 'object') for (const item of Object.values(v)) stack.push(item);
   }
   return true;
+}
+
+/**
+ * Most edges a start may name: SchedulerActor.start's `edges` and GpuStreamActor.start's edge-telemetry `edges` /
+ * `edgeIds` (the schemas' maxItems / maximum, which must equal it). A larger start is a 400 PORTAL_INVALID_ARGUMENT
+ * whose problem names the cap ("/edges must NOT have more than 1024 items"): each edge costs the host an actor, a
+ * column of the scheduler's tables and a probe, and no deployment has a thousand sources of one file.
+ */
+export const MAX_START_EDGES = 1024;
+
+/**
+ * Most problems an invalid request's error lists in `fields`; the rest are counted in one more entry (path "",
+ * "and N more problems …"), so a body of a few thousand bad values cannot make an answer of thousands of entries.
+ */
+export const MAX_REPORTED_PROBLEMS = 100;
+
+/** `problems` cut to MAX_REPORTED_PROBLEMS, plus one entry counting those left out. */
+function capProblems(problems: FieldProblem[]): FieldProblem[] {
+  if (problems.length <= MAX_REPORTED_PROBLEMS) return problems;
+  const rest = problems.length - MAX_REPORTED_PROBLEMS;
+  return [
+    ...problems.slice(0, MAX_REPORTED_PROBLEMS),
+    {
+      path: '',
+      message: `and ${rest} more problem${rest === 1 ? '' : 's'} (at most ${MAX_REPORTED_PROBLEMS} are listed)`,
+    },
+  ];
 }
 
 let contract: ActorApiContract | undefined;
@@ -202,7 +231,9 @@ export function actorApiContract(): ActorApiContract {
             message: `has more than ${FULL_REPORT_MAX_VALUES} values: only its first problem is reported`,
           },
         ];
-      throw new PortalError('PORTAL_INVALID_ARGUMENT', summary(what, fields), { fields });
+      throw new PortalError('PORTAL_INVALID_ARGUMENT', summary(what, fields), {
+        fields: capProblems(fields),
+      });
     },
     responseProblems: (actorType, name, answer) => {
       const m = method(actorType, name);

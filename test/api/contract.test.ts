@@ -1,4 +1,10 @@
-import { actorApiContract, FULL_REPORT_MAX_VALUES } from '../../api/validate.js';
+import { readFileSync } from 'node:fs';
+import {
+  actorApiContract,
+  FULL_REPORT_MAX_VALUES,
+  MAX_REPORTED_PROBLEMS,
+  MAX_START_EDGES,
+} from '../../api/validate.js';
 import { isPortalError } from '../../common/errors.js';
 
 // The actor API contract (api/schemas/) as the hosts apply it: every problem at once, each with its JSON Pointer.
@@ -98,6 +104,77 @@ describe('actor API contract', () => {
     expect(few.filter((p) => p.path.startsWith('/edges/0')).length).toBeGreaterThan(0);
     expect(few.filter((p) => p.path.startsWith('/edges/1')).length).toBeGreaterThan(0);
   }, 20_000);
+
+  test('a start names at most MAX_START_EDGES (1024) edges; the refusal names the cap', () => {
+    const edge = (i: number) => ({
+      id: `e${i}`,
+      config: { url: `http://127.0.0.1:${1 + (i % 60000)}`, kind: 'mirror', flags: 0, maxParallel: 4 },
+    });
+    expect(MAX_START_EDGES).toBe(1024);
+    const atCap = Array.from({ length: MAX_START_EDGES }, (_, i) => edge(i));
+    expect(() => c.checkRequest('SchedulerActor', 'start', { ...good, edges: atCap })).not.toThrow();
+    expect(
+      problemsOf(() =>
+        c.checkRequest('SchedulerActor', 'start', { ...good, edges: [...atCap, edge(MAX_START_EDGES)] }),
+      ),
+    ).toEqual([{ path: '/edges', message: 'must NOT have more than 1024 items' }]);
+    // the edge-telemetry stream kernel's edges and edgeIds have the same cap
+    const ids = atCap.map((e) => e.id);
+    expect(() =>
+      c.checkRequest('GpuStreamActor', 'start', {
+        kernel: { type: 'edge-telemetry', edges: 1024, edgeIds: ids },
+      }),
+    ).not.toThrow();
+    expect(
+      problemsOf(() =>
+        c.checkRequest('GpuStreamActor', 'start', {
+          kernel: { type: 'edge-telemetry', edges: 1025, edgeIds: [...ids, 'x'] },
+        }),
+      ),
+    ).toEqual(
+      expect.arrayContaining([
+        { path: '/kernel/edges', message: 'must be <= 1024' },
+        { path: '/kernel/edgeIds', message: 'must NOT have more than 1024 items' },
+      ]),
+    );
+    // the schema files hold the constant's value
+    const schema = (f: string) =>
+      JSON.parse(readFileSync(new URL(`../../api/schemas/${f}`, import.meta.url), 'utf8')) as {
+        $defs: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+      };
+    expect(schema('SchedulerActor.json').$defs.TransferRequest.properties.edges.maxItems).toBe(
+      MAX_START_EDGES,
+    );
+    const kernel =
+      schema('GpuStreamActor.json').$defs.GpuStreamStartRequest.properties.kernel.oneOf[0].properties;
+    expect([kernel.edges.maximum, kernel.edgeIds.maxItems]).toEqual([MAX_START_EDGES, MAX_START_EDGES]);
+  });
+
+  test('an error lists at most MAX_REPORTED_PROBLEMS (100) problems, then one entry counting the rest', () => {
+    // 1000 edges of an unknown field, each missing id and config: 3000 problems in a body of ~2000 values
+    const edges = Array.from({ length: 1000 }, () => ({ a: 'b' }));
+    let message = '';
+    const fields = problemsOf(() => {
+      try {
+        c.checkRequest('SchedulerActor', 'start', { ...good, edges });
+      } catch (err) {
+        message = (err as Error).message;
+        throw err;
+      }
+    });
+    expect(MAX_REPORTED_PROBLEMS).toBe(100);
+    expect(fields).toHaveLength(MAX_REPORTED_PROBLEMS + 1);
+    expect(fields[MAX_REPORTED_PROBLEMS]).toEqual({
+      path: '',
+      message: 'and 2900 more problems (at most 100 are listed)',
+    });
+    expect(fields.slice(0, 3)).toEqual([
+      { path: '/edges/0/id', message: 'is required' },
+      { path: '/edges/0/config', message: 'is required' },
+      { path: '/edges/0/a', message: 'is not a known field' },
+    ]);
+    expect(message).toMatch(/^SchedulerActor\.start: 3000 problems: /);
+  });
 
   test('every external method of every actor type has compiled request and response schemas', () => {
     const types = Object.keys(c.methods).sort();

@@ -165,6 +165,41 @@ describe('embedded actor API: transfer lifecycle', () => {
     expect(ok).toMatchObject({ status: 200, body: { transferId: 'emb-1', state: 'running' } });
   });
 
+  test('a start of more than 1024 edges is refused naming the cap; an error lists at most 100 problems and counts the rest', async () => {
+    const edge = (i: number) => ({
+      id: `e${i}`,
+      config: { url: `http://127.0.0.1:${1 + i}`, kind: 'mirror', flags: 0, maxParallel: 4 },
+    });
+    const many = await call(
+      actor('SchedulerActor', 'emb-cap', 'start'),
+      JSON.stringify({
+        ...fixture.request,
+        transferId: 'emb-cap',
+        edges: Array.from({ length: 1025 }, (_, i) => edge(i)),
+      }),
+    );
+    expect(many.status).toBe(400);
+    expect(many.body.error.fields).toEqual([
+      { path: '/edges', message: 'must NOT have more than 1024 items' },
+    ]);
+    // 1000 bad edges: 3000 problems in a body of ~2000 values (old code: all 3000 in the answer)
+    const bad = await call(
+      actor('SchedulerActor', 'emb-cap', 'start'),
+      JSON.stringify({
+        ...fixture.request,
+        transferId: 'emb-cap',
+        edges: Array.from({ length: 1000 }, () => ({ a: 'b' })),
+      }),
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.fields).toHaveLength(101);
+    expect(bad.body.error.fields[100]).toEqual({
+      path: '',
+      message: 'and 2900 more problems (at most 100 are listed)',
+    });
+    expect((await call(actor('SchedulerActor', 'emb-cap', 'status'))).status).toBe(404);
+  });
+
   test('a running transfer is cancelled, refuses a second restart only while running, restarts and finishes verified', async () => {
     const id = 'emb-1';
     await waitFor(
