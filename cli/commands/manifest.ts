@@ -10,7 +10,7 @@ import {
 } from '../../transfer/index.js';
 import { PortalError } from '../../common/errors.js';
 import { commonFlags, defineCommand } from '../args.js';
-import { createProgress, formatBytes } from '../progress.js';
+import { createProgress, formatBytes, type Progress } from '../progress.js';
 
 /** `portal manifest <file>`: chunks a file and writes its manifest (sha256 CID per chunk and of the whole file). */
 export const manifestCommand = defineCommand({
@@ -63,16 +63,19 @@ export const manifestCommand = defineCommand({
       throw new PortalError('PORTAL_CONFIG_INVALID', 'manifest: --binary and --metalink exclude each other');
     const out =
       flags.out ?? `${file}${flags.metalink ? '.meta4' : flags.binary ? '.manifest.bin' : '.manifest.json'}`;
-    const progress = createProgress('hashing', 1, {
-      quiet: flags.json,
-      format: (d) => formatBytes(d),
-    });
+    // the bar counts bytes, so it is made once the file's size is known (the first read's report): a bar of
+    // total 1 fed fractions ended with "1 B" as its last figure
+    const bar = (total: number): Progress =>
+      createProgress('hashing', total, {
+        quiet: flags.json,
+        format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
+      });
+    let progress: Progress | undefined;
     const packed = await createPackedManifest(file, {
       chunkSize: flags['chunk-size'],
-      onProgress: (done, total) =>
-        progress.update(done / Math.max(1, total), `${formatBytes(done)} of ${formatBytes(total)}`),
+      onProgress: (done, total) => (progress ??= bar(total)).update(done),
     });
-    progress.done();
+    (progress ?? bar(packed.fileSize)).done();
     const { cids, ...m } = packed;
     const chunks = cids.count;
     let manifestCid: string | undefined;
