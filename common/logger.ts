@@ -9,26 +9,70 @@ export type { Logger };
  * fields pass through the redaction rule (common/redact.ts) first, so URL userinfo and signed-URL
  * parameters never reach a log; this costs a walk of the logged object, paid only for lines at or above
  * the level.
+ *
+ * Every line holds each key once. pino writes a child's bindings after its parent's and a line's fields after
+ * both, without looking for keys already there, so `child({ component })` under a parent bound to another
+ * component, or `log.info({ coordinatorId }, …)` on a logger bound to it, wrote the key twice (a JSON parser keeps
+ * the last; a grep or a log shipper may keep the first). Here a child is made from the root with its parent's
+ * bindings merged with its own (the newer value wins), and a line's field equal to a binding is left out; one
+ * that differs is written through a one-off child bound to it. `child`'s options (level, serializers) are those
+ * of the child itself: an intermediate child's serializers are not inherited (Portal sets none).
  */
 export function createLogger(
   opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {},
 ): Logger {
   const level = opts.level ?? 'info';
-  return pino(
+  /** What each logger made here is bound to: its ancestors' bindings merged with its own, `name` included. */
+  const bound = new WeakMap<object, Record<string, unknown>>();
+  // the name is a binding of the logger returned, not of pino's base (pid, hostname), so a child may bind another
+  const base = pino(
     {
-      name: opts.name ?? 'portal',
       level,
       formatters: { log: (obj) => redactDeep(obj) },
       hooks: {
         logMethod(args, method) {
           for (let i = 0; i < args.length; i++)
             if (typeof args[i] === 'string') args[i] = redactText(args[i] as string);
+          const fields: unknown = args[0];
+          const has = bound.get(this);
+          if (has && isPlainObject(fields)) {
+            let rest: Record<string, unknown> | undefined;
+            let differ: Record<string, unknown> | undefined;
+            for (const key of Object.keys(fields))
+              if (Object.hasOwn(has, key)) {
+                rest ??= { ...fields };
+                delete rest[key];
+                if (has[key] !== fields[key]) (differ ??= {})[key] = fields[key];
+              }
+            if (rest) {
+              args[0] = rest;
+              return method.apply(differ ? this.child(differ) : this, args);
+            }
+          }
           return method.apply(this, args);
         },
       },
     },
     (opts.destination ?? pino.destination(2)) as pino.DestinationStream,
   );
+  const pinoChild = base.child.bind(base); // children of the base, whatever logger asks
+  // an own property of the base; pino makes children with Object.create(parent), so they all inherit it
+  base.child = function child(this: Logger, bindings, options) {
+    const merged = { ...bound.get(this), ...bindings };
+    const made = pinoChild(merged, {
+      ...(this.level !== base.level ? { level: this.level } : {}),
+      ...options,
+    });
+    bound.set(made, merged);
+    return made;
+  };
+  return base.child({ name: opts.name ?? 'portal' });
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  if (typeof x !== 'object' || x === null) return false;
+  const proto = Object.getPrototypeOf(x) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 /** A logger that drops everything (tests that do not inspect logs). */

@@ -180,7 +180,7 @@ export function createCoordinatorBridge(opts: {
         );
       }, opts.reconcileAfterMs ?? 5000);
       reconcileTimer.unref();
-      log.info({ coordinatorId }, 'coordinator listening');
+      log.info('coordinator listening');
     },
     stats: () => ({
       ...stats,

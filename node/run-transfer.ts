@@ -195,7 +195,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       ).createDashboard({
         host: node.host,
         transfers: () => [...node.transfers],
-        logger: o.logger.child({ component: 'dashboard' }),
+        logger: o.logger, // createDashboard binds component: dashboard itself
         port: o.dashboard.port,
         engineStats: () => node.engine.stats(),
       })

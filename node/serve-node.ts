@@ -344,7 +344,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       ? await createDashboard({
           host,
           transfers: () => [...transfers],
-          logger: logger.child({ component: 'dashboard' }),
+          logger, // createDashboard binds component: dashboard itself
           port: opts.dashboardPort,
           hostname: opts.dashboardHost ?? '127.0.0.1',
           engineStats: () => engine.stats(),

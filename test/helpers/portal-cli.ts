@@ -78,9 +78,10 @@ export interface EmbeddedServe {
 
 /**
  * Starts `portal serve --runtime embedded --app-port <free port> --backend cpu --json <args>` as a real process
- * and resolves at its ready line; rejects with what it printed when it exits first. The caller kills it.
+ * (environment: this process's, with `env` over it) and resolves at its ready line; rejects with what it printed when
+ * it exits first. The caller kills it.
  */
-export async function startEmbeddedServe(args: string[]): Promise<EmbeddedServe> {
+export async function startEmbeddedServe(args: string[], env?: NodeJS.ProcessEnv): Promise<EmbeddedServe> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
@@ -96,7 +97,7 @@ export async function startEmbeddedServe(args: string[]): Promise<EmbeddedServe>
       '--json',
       ...args,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   let out = '';
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
