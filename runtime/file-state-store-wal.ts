@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { open, readFile, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { openOwnFile, readOwnFile } from '../common/own-file.js';
 import { join } from 'node:path';
 
 /**
@@ -43,6 +44,8 @@ export interface WalRecord {
 export const WAL_SEGMENT_BYTES = 4 * 2 ** 20;
 
 const SEGMENT_RE = /^wal-(\d{12})\.log$/;
+/** How commit log segments are opened: no symbolic link, only this user's regular files (openOwnFile). */
+const COMMIT_LOG_FILE = { code: 'PORTAL_STATE_CORRUPT', what: 'commit log segment' } as const;
 const segmentName = (seq: number): string => `wal-${String(seq).padStart(12, '0')}.log`;
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -101,7 +104,7 @@ export async function readCommitLog(
   const names = (await readdir(dir)).filter((n) => SEGMENT_RE.test(n)).sort();
   const records: WalRecord[] = [];
   for (const name of names) {
-    const text = await readFile(join(dir, name), 'utf8');
+    const text = await readOwnFile(join(dir, name), COMMIT_LOG_FILE);
     let at = 0;
     for (;;) {
       const nl = text.indexOf('\n', at);
@@ -210,7 +213,7 @@ export class CommitLog {
       const data = lines.join('');
       try {
         if (!seg.fh) {
-          seg.fh = await open(seg.path, 'a', 0o600);
+          seg.fh = await openOwnFile(seg.path, 'append', COMMIT_LOG_FILE);
           await this.fsyncDir(); // the segment's name is durable before any record in it counts as committed
         }
         await seg.fh.write(data);

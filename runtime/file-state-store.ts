@@ -1,10 +1,19 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, truncate, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PortalError } from '../common/errors.js';
+import { notOwnFolderReason, openOwnFile, readOwnFile } from '../common/own-file.js';
 import { parseStateKey } from './state-keys.js';
 import { CommitLog, readCommitLog, type CommitLogStats, type WalRecord } from './file-state-store-wal.js';
 import type { StateStore } from './types.js';
+
+/**
+ * How the store's files are opened (openOwnFile): never through a symbolic link, only regular files of this user,
+ * written only when no other hard link shares them. A link planted at a snapshot, log, blob or commit log name
+ * (to another file of the user's, or to a file an attacker wants overwritten or read into the state) is refused
+ * with PORTAL_STATE_CORRUPT naming the file; renames and unlinks act on the name itself and never follow one.
+ */
+export const STATE_FILE = { code: 'PORTAL_STATE_CORRUPT', what: 'state file' } as const;
 
 /** Version tag of the per-actor file format. */
 const FORMAT_VERSION = 1;
@@ -126,7 +135,7 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
  */
 async function replaceFile(path: string, data: string, syncDir = true): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}${TMP_SUFFIX}`;
-  const fh = await open(tmp, 'w', 0o600);
+  const fh = await openOwnFile(tmp, 'create', STATE_FILE);
   try {
     await fh.writeFile(data, 'utf8');
     await fh.sync();
@@ -306,6 +315,13 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
 
   const init = (): Promise<void> =>
     (ready ??= mkdir(dir, { recursive: true, mode: 0o700 })
+      .then(() => stat(dir))
+      .then((st) => {
+        // anyone who may write in the folder may plant or replace the files in it
+        const foreign = notOwnFolderReason(st);
+        if (foreign !== undefined)
+          throw new PortalError(STATE_FILE.code, `state folder ${dir} is refused: it ${foreign}`);
+      })
       .then(() => readdir(dir))
       .then((names) => {
         for (const name of names)
@@ -349,7 +365,7 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
     };
     let log: string;
     try {
-      log = await readFile(logPath(prefix), 'utf8');
+      log = await readOwnFile(logPath(prefix), STATE_FILE);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return rec;
       throw err;
@@ -387,7 +403,7 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
     const path = snapshotPath(prefix);
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = await readOwnFile(path, STATE_FILE);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -453,11 +469,11 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
     const path = snapshotPath(prefix);
     let value: string;
     try {
-      value = await readFile(join(dir, blobNameFor(prefix, sha)), 'utf8');
+      value = await readOwnFile(join(dir, blobNameFor(prefix, sha)), STATE_FILE);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       try {
-        value = await readFile(join(dir, legacyBlobName(sha)), 'utf8');
+        value = await readOwnFile(join(dir, legacyBlobName(sha)), STATE_FILE);
       } catch (err2) {
         throw corrupt(
           path,
@@ -518,11 +534,16 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
   const append = async (prefix: string, rec: ActorRecord, line: string): Promise<void> => {
     const path = logPath(prefix);
     if (rec.logTorn) {
-      await truncate(path, rec.logBytes);
+      const torn = await openOwnFile(path, 'write', STATE_FILE);
+      try {
+        await torn.truncate(rec.logBytes);
+      } finally {
+        await torn.close();
+      }
       rec.logTorn = false;
     }
     const bytes = Buffer.byteLength(line, 'utf8');
-    const fh = await open(path, 'a', 0o600);
+    const fh = await openOwnFile(path, 'append', STATE_FILE);
     try {
       await fh.writeFile(line, 'utf8');
       await fh.datasync();
@@ -694,7 +715,7 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
     for (const name of await readdir(dir)) {
       if (!name.endsWith('.json') || name.endsWith(TMP_SUFFIX)) continue;
       const path = join(dir, name);
-      const text = await readFile(path, 'utf8');
+      const text = await readOwnFile(path, STATE_FILE);
       const file = parseActorFile(path, text);
       if (unwritten.has(file.actor)) continue; // newer in memory: below
       const cached = actors.get(file.actor);

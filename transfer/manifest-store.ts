@@ -1,9 +1,9 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PortalError } from '../common/errors.js';
+import { openOwnFile } from '../common/own-file.js';
 import { type Logger } from '../common/logger.js';
 import { BINARY_MANIFEST_MEDIA_TYPE, binaryManifestParts, readBinaryManifest } from './manifest-binary.js';
 import { MANIFEST_CID } from './manifest-ref.js';
@@ -70,21 +70,38 @@ export async function createManifestStore(opts: ManifestStoreOptions): Promise<M
       return;
     }
     const path = dir === undefined ? undefined : join(dir, `${cid}.pcm`);
-    const st = path ? await stat(path).catch(() => undefined) : undefined;
-    if (!path || !st?.isFile()) {
+    // never through a link planted at the name (it would serve any file the edge can read), nor a FIFO or device
+    const fh = path
+      ? await openOwnFile(path, 'read', { code: 'PORTAL_CONFIG_INVALID', what: 'stored manifest' }).catch(
+          (err: unknown) => {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+              log.warn({ err, manifestCid: cid }, 'stored manifest not served');
+            return undefined;
+          },
+        )
+      : undefined;
+    if (!fh) {
       send(res, 404, { error: 'manifest not held by this edge', manifestCid: cid });
       return;
     }
-    res.writeHead(200, { ...headers, 'content-length': st.size });
+    const size = (
+      await fh.stat().catch(async (err: unknown) => {
+        await fh.close();
+        throw err;
+      })
+    ).size;
+    res.writeHead(200, { ...headers, 'content-length': size });
     if (req.method === 'HEAD') {
+      await fh.close();
       res.end();
       return;
     }
-    const stream = createReadStream(path);
+    const stream = fh.createReadStream({ end: Math.max(0, size - 1) });
     stream.on('error', (err) => {
       log.warn({ err, manifestCid: cid }, 'manifest read failed');
       res.destroy();
     });
+    res.once('close', () => stream.destroy()); // a client gone mid-body: the descriptor is closed
     stream.pipe(res);
   };
 
@@ -98,7 +115,8 @@ export async function createManifestStore(opts: ManifestStoreOptions): Promise<M
       return;
     }
     const final = join(dir, `${cid}.pcm`);
-    if (cid === ownCid || (await stat(final).catch(() => undefined))?.isFile()) {
+    // lstat: a link planted at the name is not a stored manifest; the rename below replaces it
+    if (cid === ownCid || (await lstat(final).catch(() => undefined))?.isFile()) {
       req.resume();
       send(res, 200, { manifestCid: cid, stored: false });
       return;

@@ -126,6 +126,8 @@ async function compileStoreForChild(out: string): Promise<string> {
     'runtime/file-state-store-wal.ts',
     'runtime/state-keys.ts',
     'common/errors.ts',
+    'common/own-file.ts',
+    'common/redact.ts',
   ]) {
     const src = await readFile(join(repoRoot, rel), 'utf8');
     const js = ts.transpileModule(src, {
