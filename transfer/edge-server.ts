@@ -93,10 +93,11 @@ export interface EdgeServerOptions {
   /**
    * Binary manifests by content id (docs/manifest-format.md): the edge always serves its own at
    * `GET /v1/manifests/<sha-256 of its binary encoding>`; with `dir` it also keeps manifests PUT there (checked
-   * against the id before they are kept) and serves them. With `token`, such a PUT needs
-   * `Authorization: Bearer <token>`.
+   * against the id before they are kept) and serves them, at most `maxFiles` of them (default
+   * MANIFEST_DIR_MAX_FILES, 1000; 507 past it) of `maxBytes` in all (default MANIFEST_DIR_MAX_BYTES, 1 GiB; 413
+   * past it). With `token`, such a PUT needs `Authorization: Bearer <token>`.
    */
-  manifests?: { dir?: string; token?: string };
+  manifests?: { dir?: string; token?: string; maxFiles?: number; maxBytes?: number };
 }
 
 /** Counters of what an edge has done. */
@@ -241,6 +242,8 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   const manifestStore = await createManifestStore({
     own: packManifest(manifest),
     dir: opts.manifests?.dir,
+    maxFiles: opts.manifests?.maxFiles,
+    maxBytes: opts.manifests?.maxBytes,
     authorized:
       manifestToken === undefined
         ? undefined

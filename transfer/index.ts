@@ -42,7 +42,7 @@ export type { TokenBucket, TokenBucketOptions } from './token-bucket.js';
 export { encodeHaveBitmap, decodeHaveBitmap } from './have-bitmap.js';
 export { createPrng } from './prng.js';
 export { createEdgeServer, EDGE_SLICE_BYTES } from './edge-server.js';
-export { createManifestStore } from './manifest-store.js';
+export { createManifestStore, MANIFEST_DIR_MAX_FILES, MANIFEST_DIR_MAX_BYTES } from './manifest-store.js';
 export type { ManifestStore, ManifestStoreOptions } from './manifest-store.js';
 export type { EdgeServer, EdgeServerOptions, EdgeServerStats, EdgeFaults } from './edge-server.js';
 export {
@@ -102,8 +102,15 @@ export {
 } from './data-plane.js';
 export type { DataPlane, DataPlaneOptions, DataPlaneStats } from './data-plane.js';
 export type { Executor, ExecutorOptions, ExecutorStats } from './executor.js';
-export { parseMetalink, loadMetalink, manifestFromMetalink, toMetalink, METALINK_NS } from './metalink.js';
-export type { MetalinkFile, MetalinkUrl } from './metalink.js';
+export {
+  parseMetalink,
+  loadMetalink,
+  manifestFromMetalink,
+  toMetalink,
+  METALINK_NS,
+  METALINK_MAX_BYTES,
+} from './metalink.js';
+export type { MetalinkFile, MetalinkReadOptions, MetalinkUrl } from './metalink.js';
 export {
   probeSource,
   agreeOnSources,

@@ -1,9 +1,29 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type * as Fxp from 'fast-xml-parser';
 import { PortalError } from '../common/errors.js';
 import { NO_CID } from './cid.js';
 import { manifestId, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, type Manifest } from './manifest.js';
+
+/**
+ * Largest Metalink document Portal reads or parses, in bytes (32 MiB): its XML is validated and parsed whole, at
+ * several times its size in memory, so a larger one (or an endless one: /dev/zero, a FIFO) is refused with
+ * PORTAL_MANIFEST_TOO_LARGE naming the cap before it is parsed, and a file is read no further than the cap. 32 MiB
+ * holds some 300 000 piece hashes: a 4.5 TiB file in 16 MiB pieces.
+ */
+export const METALINK_MAX_BYTES = 32 * 1024 * 1024;
+
+/** Options of parseMetalink and loadMetalink. */
+export interface MetalinkReadOptions {
+  /** Largest document accepted, in bytes (default METALINK_MAX_BYTES). */
+  maxBytes?: number;
+}
+
+const metalinkTooLarge = (source: string, max: number): PortalError =>
+  new PortalError(
+    'PORTAL_MANIFEST_TOO_LARGE',
+    `${source}: the Metalink is larger than ${max} bytes (METALINK_MAX_BYTES), the most Portal reads`,
+  );
 
 /** The Metalink v4 namespace (RFC 5854 §4). */
 export const METALINK_NS = 'urn:ietf:params:xml:ns:metalink';
@@ -73,9 +93,18 @@ const text = (v: unknown): string =>
 /**
  * Parses a Metalink v4 document (RFC 5854): its files, sizes, sha-256 file and piece hashes and URLs (sorted by
  * priority). Throws PORTAL_MANIFEST_INVALID naming `source` for XML that is not well formed, a root that is not
- * `<metalink>` in the v4 namespace, or a file without a name or URL.
+ * `<metalink>` in the v4 namespace, or a file without a name or URL; PORTAL_MANIFEST_TOO_LARGE, before it is
+ * parsed, for a document over `opts.maxBytes` (METALINK_MAX_BYTES) bytes of UTF-8.
  */
-export function parseMetalink(xml: string, source = 'metalink'): MetalinkFile[] {
+export function parseMetalink(
+  xml: string,
+  source = 'metalink',
+  opts: MetalinkReadOptions = {},
+): MetalinkFile[] {
+  const max = opts.maxBytes ?? METALINK_MAX_BYTES;
+  // a UTF-16 unit is at most 3 bytes of UTF-8: the exact count only when the length alone cannot decide
+  if (xml.length > max || (xml.length * 3 > max && Buffer.byteLength(xml, 'utf8') > max))
+    throw metalinkTooLarge(source, max);
   const { fxp, parser } = xmlLib();
   const valid = fxp.XMLValidator.validate(xml);
   if (valid !== true)
@@ -188,15 +217,38 @@ export function parseMetalink(xml: string, source = 'metalink'): MetalinkFile[] 
   });
 }
 
-/** Reads and parses a `.meta4` file; PORTAL_MANIFEST_INVALID naming the path when it cannot be read or parsed. */
-export async function loadMetalink(path: string): Promise<MetalinkFile[]> {
+/**
+ * Reads and parses a `.meta4` file; PORTAL_MANIFEST_INVALID naming the path when it cannot be read or parsed,
+ * PORTAL_MANIFEST_TOO_LARGE when it holds more than `opts.maxBytes` (METALINK_MAX_BYTES) bytes: known from a regular
+ * file's size before any byte is read, and for a device or FIFO after at most that many bytes and one more.
+ */
+export async function loadMetalink(path: string, opts: MetalinkReadOptions = {}): Promise<MetalinkFile[]> {
+  const max = opts.maxBytes ?? METALINK_MAX_BYTES;
   let xml: string;
   try {
-    xml = await readFile(path, 'utf8');
+    const fh = await open(path, 'r');
+    try {
+      const st = await fh.stat();
+      if (st.isFile() && st.size > max) throw metalinkTooLarge(path, max);
+      const parts: Buffer[] = [];
+      let size = 0;
+      for (;;) {
+        const buf = Buffer.allocUnsafe(Math.min(1 << 20, max + 1 - size));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        parts.push(buf.subarray(0, bytesRead));
+        size += bytesRead;
+        if (size > max) throw metalinkTooLarge(path, max);
+      }
+      xml = Buffer.concat(parts, size).toString('utf8');
+    } finally {
+      await fh.close();
+    }
   } catch (cause) {
+    if (cause instanceof PortalError) throw cause;
     throw new PortalError('PORTAL_MANIFEST_INVALID', `${path}: cannot read the Metalink file`, { cause });
   }
-  return parseMetalink(xml, path);
+  return parseMetalink(xml, path, { maxBytes: max });
 }
 
 /**

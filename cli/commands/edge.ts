@@ -1,5 +1,11 @@
 import { readFileSync, existsSync } from 'node:fs';
-import { createEdgeServer, loadManifestRef, unpackManifest } from '../../transfer/index.js';
+import {
+  createEdgeServer,
+  loadManifestRef,
+  unpackManifest,
+  MANIFEST_DIR_MAX_BYTES,
+  MANIFEST_DIR_MAX_FILES,
+} from '../../transfer/index.js';
 import { resolve } from 'node:path';
 import { createBusFromEnv, type Bus } from '../../bus/index.js';
 import { PortalError } from '../../common/errors.js';
@@ -46,7 +52,7 @@ export const edgeCommand = defineCommand({
   name: 'edge',
   summary: 'serve the chunks of a file over HTTP (by CID, and as a Range mirror at /file)',
   usage:
-    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--tls-cert PEM --tls-key PEM] [--rate BYTES_PER_S] [--rtt MS] [--holds all|none|N-M,…] [--accept] [--location LABEL] [--manifest-dir DIR] [--put-token T] [--announce] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
+    'portal edge --file FILE --manifest FILE.manifest.json [--port N] [--tls-cert PEM --tls-key PEM] [--rate BYTES_PER_S] [--rtt MS] [--holds all|none|N-M,…] [--accept] [--location LABEL] [--manifest-dir DIR [--manifest-dir-max-files N] [--manifest-dir-max-bytes B]] [--put-token T] [--announce] [--fail-rate F] [--corrupt-rate F] [--offline-at MS]',
   flags: [
     { name: 'file', type: 'string', help: 'the file to serve' },
     { name: 'manifest', type: 'string', help: 'its manifest (JSON or binary)' },
@@ -87,6 +93,18 @@ export const edgeCommand = defineCommand({
       name: 'manifest-dir',
       type: 'string',
       help: 'keep binary manifests PUT to /v1/manifests/<sha-256> here (checked against the id) and serve them; the own manifest is served without it',
+    },
+    {
+      name: 'manifest-dir-max-files',
+      type: 'number',
+      min: 1,
+      help: `manifests --manifest-dir keeps at most; a PUT of another is answered 507 (default ${MANIFEST_DIR_MAX_FILES})`,
+    },
+    {
+      name: 'manifest-dir-max-bytes',
+      type: 'number',
+      min: 1,
+      help: `bytes of manifests --manifest-dir keeps at most; a PUT that would go past it is answered 413 before its body is read (default ${MANIFEST_DIR_MAX_BYTES}, 1 GiB)`,
     },
     {
       name: 'announce',
@@ -144,7 +162,12 @@ export const edgeCommand = defineCommand({
       holds: parseHolds(flags.holds ?? (created ? 'none' : 'all'), manifest.chunks.length),
       accept: accept ? { token: flags['put-token'] } : undefined,
       announce: bus ? { bus } : undefined,
-      manifests: { dir: flags['manifest-dir'], token: flags['put-token'] },
+      manifests: {
+        dir: flags['manifest-dir'],
+        token: flags['put-token'],
+        maxFiles: flags['manifest-dir-max-files'],
+        maxBytes: flags['manifest-dir-max-bytes'],
+      },
       bandwidthBytesPerSec: flags.rate || undefined,
       rttMs: flags.rtt,
       faults: {
