@@ -113,12 +113,15 @@ export {
 export type { MetalinkFile, MetalinkReadOptions, MetalinkUrl } from './metalink.js';
 export {
   probeSource,
+  probeSources,
+  PROBE_GRACE_MS,
+  PROBE_TIMEOUT_MS,
   agreeOnSources,
   majoritySize,
   chooseChunkSize,
   probedManifest,
 } from './probe-sources.js';
-export type { SourceProbe, SourceAgreement } from './probe-sources.js';
+export type { SourceProbe, SourceAgreement, ProbeRound } from './probe-sources.js';
 export { serveContent, createContentServer, ReaderRates } from './content-server.js';
 export type {
   ContentSource,

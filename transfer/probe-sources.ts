@@ -19,6 +19,8 @@ export interface SourceProbe {
   sha256?: string;
   /** Why the probe failed (ok false). */
   error?: string;
+  /** The source never answered: its probe timed out, or was abandoned (with ok false). */
+  noAnswer?: boolean;
 }
 
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
@@ -87,14 +89,29 @@ function unknownSizeError(te: string | undefined): string {
   return `answered HTTP 200 without Content-Length${te ? ` (Transfer-Encoding: ${te})` : ''} and ignored Range, and HEAD gave no size either: the file size cannot be known before the download, and Portal needs it to cut the file into chunks; a Metalink file that gives its <size> with this URL lets Portal read it as one stream`;
 }
 
+/** How long a probe waits for a source's answer (ms), as the stall timeout waits for a chunk's. */
+export const PROBE_TIMEOUT_MS = 15_000;
+
+/** The abort reason of a probe its caller stopped waiting for (probeSource's `signal`). */
+const ABANDONED = Symbol('probe abandoned');
+
 /**
  * Probes a source with `GET` and `Range: bytes=0-0` (HEAD is often mishandled by CDNs; a one-byte range tells
  * the size through Content-Range and whether ranges work), following redirects. Never rejects: a failure is
  * `ok: false` with `error` naming the cause.
  */
-export async function probeSource(client: HttpClient, url: string, timeoutMs = 15_000): Promise<SourceProbe> {
+export async function probeSource(
+  client: HttpClient,
+  url: string,
+  timeoutMs = PROBE_TIMEOUT_MS,
+  signal?: AbortSignal,
+): Promise<SourceProbe> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
+  // the caller stopped waiting (the transfer ended before this source answered)
+  const stop = (): void => ac.abort(ABANDONED);
+  if (signal?.aborted) stop();
+  else signal?.addEventListener('abort', stop, { once: true });
   try {
     const r = await client.sendMirror(url, {
       signal: ac.signal,
@@ -147,15 +164,103 @@ export async function probeSource(client: HttpClient, url: string, timeoutMs = 1
       url,
       ok: false,
       duplicates: [],
+      ...(ac.signal.aborted ? { noAnswer: true } : {}),
       error: ac.signal.aborted
-        ? `no answer within ${timeoutMs} ms`
+        ? ac.signal.reason === ABANDONED
+          ? 'had not answered the probe when the transfer ended'
+          : `no answer within ${timeoutMs} ms`
         : err instanceof PortalError
           ? err.message
           : transportFault(err, 0, false).what,
     };
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', stop);
   }
+}
+
+/**
+ * How long the start waits for more probe answers after the first source answered (ms). A mirror that is up
+ * answers a one-byte Range GET within a few round trips of the first one (TCP, TLS 1.3 and the request are 3
+ * RTTs: 0.9 s at a 300 ms intercontinental RTT), so the answers that can form a size majority are in by then;
+ * a source that accepts TCP and never answers held the start for the whole PROBE_TIMEOUT_MS (15 s) before. A
+ * source answering later still joins the running transfer when it agrees (probeSources' `pending`).
+ */
+export const PROBE_GRACE_MS = 1000;
+
+/** What probeSources knew when it decided (resolved), and the probes still under way. */
+export interface ProbeRound {
+  /** The probes that had answered (ok or not), in the order of the URLs, then the duplicates they named. */
+  answered: SourceProbe[];
+  /**
+   * The sources still unanswered: each `probe` resolves (never rejects) with its probe once it answers, times
+   * out (PROBE_TIMEOUT_MS) or is abandoned (`abandon`); `index` is its place among all the candidates.
+   */
+  pending: { url: string; index: number; probe: Promise<SourceProbe> }[];
+  /** Every candidate URL (given and duplicates found before the decision), by index. */
+  urls: string[];
+  /** Stops waiting for the pending probes: they resolve at once, failed as not answered. */
+  abandon(): void;
+}
+
+/**
+ * Probes `urls` in parallel (probeSource) and resolves once the answers decide the file, without waiting for a
+ * source that does not answer: when every probe has answered; or when `enough(answered ok)` says the ok answers
+ * so far decide it (a known size: the first agreeing answer suffices); or `graceMs` (PROBE_GRACE_MS) after the
+ * first ok answer, so a silent mirror holds the start a second instead of its 15 s timeout. The RFC 6249
+ * `Link: rel=duplicate` mirrors the given URLs name join the round (once, not recursively) as their answers
+ * arrive before the decision. Never rejects.
+ */
+export function probeSources(
+  client: HttpClient,
+  urls: readonly string[],
+  opts: { graceMs?: number; enough?: (ok: SourceProbe[]) => boolean; timeoutMs?: number } = {},
+): Promise<ProbeRound> {
+  // one controller per probe (a signal shared by many probes would pass EventTarget's listener warning limit)
+  const stops: AbortController[] = [];
+  const all: { url: string; probe: Promise<SourceProbe>; result?: SourceProbe }[] = [];
+  const seen = new Set<string>();
+  let grace: NodeJS.Timeout | undefined;
+  let decided = false;
+  return new Promise<ProbeRound>((resolve) => {
+    const decide = (): void => {
+      if (decided) return;
+      decided = true;
+      clearTimeout(grace);
+      resolve({
+        answered: all.flatMap((c) => (c.result ? [c.result] : [])),
+        pending: all.flatMap((c, index) => (c.result ? [] : [{ url: c.url, index, probe: c.probe }])),
+        urls: all.map((c) => c.url),
+        abandon: () => {
+          for (const c of stops) c.abort();
+        },
+      });
+    };
+    const check = (): void => {
+      if (decided) return;
+      const ok = all.flatMap((c) => (c.result?.ok ? [c.result] : []));
+      if (all.every((c) => c.result) || (ok.length > 0 && opts.enough?.(ok) === true)) return decide();
+      if (ok.length > 0 && grace === undefined) grace = setTimeout(decide, opts.graceMs ?? PROBE_GRACE_MS);
+    };
+    const add = (url: string, given: boolean): void => {
+      if (seen.has(url)) return;
+      seen.add(url);
+      const stop = new AbortController();
+      stops.push(stop);
+      const c: (typeof all)[number] = {
+        url,
+        probe: probeSource(client, url, opts.timeoutMs, stop.signal).then((p) => {
+          c.result = p;
+          if (given && !decided) for (const d of p.duplicates) add(d, false);
+          check();
+          return p;
+        }),
+      };
+      all.push(c);
+    };
+    for (const u of urls) add(u, true);
+    if (all.length === 0) decide();
+  });
 }
 
 /** The sources that agree, the file size they agree on, and those left out with the reason. */
@@ -190,10 +295,15 @@ export function majoritySize(probes: readonly SourceProbe[]): { size: number; so
  * download), throw PORTAL_TRANSFER_FAILED naming each source and its size (aria2c likewise fails on a size
  * mismatch between its sources). So is a source whose Digest sha-256 differs from the majority's. ETag and
  * Last-Modified are compared too, but differences only warn: independent mirrors legitimately give the same
- * bytes different ETags and dates (nginx derives its ETag from the file's mtime). Throws
+ * bytes different ETags and dates (nginx derives its ETag from the file's mtime). With `opts.expectedSize` (the
+ * size of a file being resumed, from its journal) that size decides instead of a majority: a source with another
+ * size is excluded naming it, and none is refused for disagreeing (agreed is empty when none serves it). Throws
  * PORTAL_TRANSFER_FAILED listing each source's cause when none answered.
  */
-export function agreeOnSources(probes: SourceProbe[], opts: { checksum?: boolean } = {}): SourceAgreement {
+export function agreeOnSources(
+  probes: SourceProbe[],
+  opts: { checksum?: boolean; expectedSize?: number } = {},
+): SourceAgreement {
   const excluded: SourceAgreement['excluded'] = [];
   const ok = probes.filter((p) => {
     if (!p.ok) excluded.push({ url: p.url, why: p.error ?? 'failed' });
@@ -217,9 +327,11 @@ export function agreeOnSources(probes: SourceProbe[], opts: { checksum?: boolean
         })),
       },
     );
-  const { size, sources } = majoritySize(ok);
+  // a resumed file's size is known (its journal's): the sources are checked against it, no majority needed
+  const expected = opts.expectedSize;
+  const { size, sources } = expected !== undefined ? { size: expected, sources: 0 } : majoritySize(ok);
   const sizes = new Set(ok.map((p) => p.size));
-  if (sizes.size > 1) {
+  if (sizes.size > 1 && expected === undefined) {
     const tie = ok.filter((p) => p.size !== size && ok.filter((q) => q.size === p.size).length === sources);
     const hashed = opts.checksum === true || ok.some((p) => p.size === size && p.sha256 !== undefined);
     if (tie.length > 0 || !hashed)
@@ -236,7 +348,10 @@ export function agreeOnSources(probes: SourceProbe[], opts: { checksum?: boolean
   }
   let agreed = ok.filter((p) => {
     if (p.size !== size)
-      excluded.push({ url: p.url, why: `size ${p.size} differs from the ${size} bytes most sources report` });
+      excluded.push({
+        url: p.url,
+        why: `size ${p.size} differs from the ${size} bytes ${expected !== undefined ? 'of the file being resumed (its journal)' : 'most sources report'}`,
+      });
     return p.size === size;
   });
   const digests = new Map<string, number>();
