@@ -10,6 +10,7 @@ import type {
   EdgeSample,
   EdgeTelemetry,
   EdgeView,
+  TransferEdge,
   TransferRequest,
   TransferStatus,
   ContentReadRequest,
@@ -37,7 +38,10 @@ import type { GpuStreamStartRequest, GpuStreamStatus } from './gpu-stream-types.
 
 /** The calls SchedulerActor answers (one actor per transfer; the id is the transfer id). */
 export interface SchedulerActorApi {
-  /** Starts or resumes the transfer; idempotent for the same manifest. */
+  /**
+   * Starts or resumes the transfer; idempotent for the same manifest. The first start after a reactivation that
+   * resumed it from its journal sets its sources: new edges join, those no longer named are dropped.
+   */
   start(req: TransferRequest): Promise<TransferStatus>;
   /** Applies a batch of executor reports. */
   reports(arg: { items: ChunkReport[] }): Promise<{ applied: number; ignored: number }>;
@@ -49,6 +53,8 @@ export interface SchedulerActorApi {
   admit(): Promise<TransferStatus>;
   /** Availability an edge announced for the transfer's manifest; the edge's index, or -1. */
   edgeHave(arg: { edgeId: string; manifestId: string; bitmap: string }): Promise<{ edgeIndex: number }>;
+  /** Sources that join the running transfer (a mirror whose probe answered late); the ids that joined. */
+  joinSources(arg: { edges: TransferEdge[] }): Promise<{ joined: string[] }>;
   /** Stops the transfer (state cancelled), keeping the journal. */
   cancel(): Promise<TransferStatus>;
   /**

@@ -53,6 +53,7 @@ import type {
   EdgeSample,
   EdgeView,
   SourceFailure,
+  TransferEdge,
   TransferRequest,
   TransferStatus,
 } from './types.js';
@@ -285,6 +286,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private tickQ = { ticks: -1, at: -Infinity, p50: 0, p99: 0 };
   /** Writes the journal with its bitmap in pages, only the pages that changed. */
   private readonly journalPages = new JournalPages<Journal>();
+  /**
+   * Set when this activation resumed a running transfer from its journal, until the next start: that start
+   * (a rerun of `portal fetch` after a kill) brings the sources the transfer runs with from now on (takeSources).
+   */
+  private resumedFromJournal = false;
 
   override async onActivate(): Promise<void> {
     const req = await this.ctx.state.get<TransferRequest>('request');
@@ -307,6 +313,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         // admitted before this activation (a restart, a move): it runs whatever the host's count
         admission?.acquire(this.ctx.actorId, { resume: true });
         await this.resume(this.t);
+        this.resumedFromJournal = true;
       } else {
         this.countJournal(this.t);
         if (journal.state === 'queued') this.shelve(this.t);
@@ -336,7 +343,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /**
    * Starts (or, for the same manifest, resumes) the transfer. Idempotent: a second start of a
-   * running or finished transfer returns its status. A journal of another manifest is an error.
+   * running or finished transfer returns its status. A journal of another manifest is an error. The first start
+   * after an activation that resumed the transfer from its journal (a rerun of `portal fetch` after a kill, a
+   * host restart) also brings the sources it runs with from then on: new edges join, those it no longer names
+   * are dropped (takeSources).
    */
   async start(req: TransferRequest): Promise<TransferStatus> {
     checkArg(
@@ -388,6 +398,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       old.journal.finishedAt = undefined;
       old.journal.output = undefined;
     }
+    const claimed = this.resumedFromJournal;
+    this.resumedFromJournal = false;
+    // the first start after a reactivation that resumed the transfer: its sources are the ones to use now
+    if (claimed && old?.core && old.journal.state === 'running')
+      await this.takeSources(old, old.core, req.edges);
     const st = old?.journal.state;
     // A finished transfer, or one running here, answers with its status; a failed one (or one that died
     // while verifying) starts again with what the new request says — the chunks already verified are kept.
@@ -934,9 +949,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       const view = await actorProxy(this.ctx, 'EdgeActor', arg.edgeId).invoke('snapshot');
       // not configured from its telemetry yet (the have overtook it): the next announcement joins it
       if (!view.url) return { edgeIndex: -1 };
-      i = req.edges.length;
-      this.realUrls.set(arg.edgeId, this.ctx.services.announcedEdgeUrls?.get(arg.edgeId) ?? view.url);
-      req.edges.push({
+      const url = this.ctx.services.announcedEdgeUrls?.get(arg.edgeId) ?? view.url;
+      const edge: TransferEdge = {
         announced: true,
         id: arg.edgeId,
         config: {
@@ -948,14 +962,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           rttHint: view.rttHint,
         },
         holds: arg.bitmap,
-      });
-      this.edgeViews.push(view);
-      this.health.push({ failuresSinceOk: 0, retired: false });
-      this.perEdgeChunks.push(0);
-      this.edgeEpochs.push(-1);
-      this.applyView(core, packed(t.manifest), i, view);
-      this.ctx.log.info({ edgeId: arg.edgeId, edgeIndex: i }, 'edge joined the transfer');
-      await this.ctx.state.set('request', journaledRequest(req, packed(t.manifest)));
+      };
+      i = this.addEdgeSlot(t, core, edge, url, view);
+      await this.journalRequest(t);
     } else {
       // holdings change often (a swarm peer announces as chunks arrive): memory only, announced again on restart
       req.edges[i] = { ...req.edges[i], holds: arg.bitmap };
@@ -965,6 +974,97 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.swarm.peerHoldings(i, arg.edgeId, bitmap, this.ctx.clock.now());
     await this.pace(this.pacer?.wake());
     return { edgeIndex: i };
+  }
+
+  /**
+   * Sources that join the running transfer (`portal fetch`: a mirror whose probe answered after the transfer
+   * started, and agreed on the file): each edge the transfer does not have yet (sameSource) takes a spare slot and
+   * is scheduled from the next tick on. Returns the ids that joined: none when the transfer is not running here,
+   * and an edge is left out (logged) when no spare slot is left.
+   */
+  async joinSources(arg: { edges: TransferEdge[] }): Promise<{ joined: string[] }> {
+    checkArg(Array.isArray(arg?.edges), 'edges', 'an array of edges');
+    const t = this.t;
+    const core = t?.core;
+    if (!t || !core || t.journal.state !== 'running') return { joined: [] };
+    const joined: string[] = [];
+    for (const e of arg.edges) {
+      if (sameSource(t.req.edges, e, new Set()) >= 0) continue;
+      if ((await this.joinEdge(t, core, e)) >= 0) joined.push(e.id);
+    }
+    if (joined.length > 0) {
+      await this.journalRequest(t);
+      await this.pace(this.pacer?.wake());
+    }
+    return { joined };
+  }
+
+  /**
+   * Makes `edges` (a start's) the sources of transfer `t`, which this activation resumed from its journal: an
+   * edge the transfer has (sameSource) keeps its place and takes the start's URL (a re-signed URL replaces an
+   * expired one); a new edge joins; an edge the start no longer names, and that did not join by announcing itself,
+   * is dropped — given up with DROPPED_SOURCE as its reason, so it gets no more work and status says why. The
+   * journaled request lists the kept and the joined ones. Chunks verified before stay complete.
+   */
+  private async takeSources(t: OwnedTransfer, core: ChunkScheduler, edges: TransferEdge[]): Promise<void> {
+    const named = new Set<number>();
+    for (const e of edges) {
+      const i = sameSource(t.req.edges, e, named);
+      if (i >= 0) {
+        named.add(i);
+        this.realUrls.set(t.req.edges[i].id, e.config.url);
+        continue;
+      }
+      const j = await this.joinEdge(t, core, e);
+      if (j >= 0) named.add(j);
+    }
+    t.req.edges.forEach((e, i) => {
+      if (!named.has(i) && !e.announced) this.retire(t, core, i, DROPPED_SOURCE);
+    });
+    await this.journalRequest(t);
+  }
+
+  /** Configures edge `e`'s EdgeActor and adds it to the running transfer; its index, or -1 without a spare slot. */
+  private async joinEdge(t: OwnedTransfer, core: ChunkScheduler, e: TransferEdge): Promise<number> {
+    if (t.req.edges.length >= core.edges.e) {
+      this.ctx.log.warn({ edgeId: e.id }, 'no spare edge slot: source not joined');
+      return -1;
+    }
+    const view = await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('configure', {
+      ...e.config,
+      url: redactUrl(e.config.url),
+    });
+    this.ctx.services.replicas?.noteEdge(e.id, e.config);
+    const i = this.addEdgeSlot(t, core, { ...e, config: { ...e.config, url: view.url } }, e.config.url, view);
+    if (e.holds === undefined || e.holds === 'all') core.setEdgeHoldsAll(i);
+    else core.setEdgeHoldings(i, Buffer.from(e.holds, 'base64'));
+    return i;
+  }
+
+  /** Appends `edge` (its real URL `url`, its view) to the running transfer's tables; returns its index. */
+  private addEdgeSlot(
+    t: OwnedTransfer,
+    core: ChunkScheduler,
+    edge: TransferEdge,
+    url: string,
+    view: EdgeView,
+  ): number {
+    const i = t.req.edges.length;
+    this.realUrls.set(edge.id, url);
+    t.req.edges.push(edge);
+    this.edgeViews.push(view);
+    this.health.push({ failuresSinceOk: 0, retired: false });
+    this.perEdgeChunks.push(0);
+    this.edgeEpochs.push(-1);
+    this.applyView(core, packed(t.manifest), i, view);
+    this.ctx.log.info({ edgeId: edge.id, edgeIndex: i }, 'edge joined the transfer');
+    return i;
+  }
+
+  /** Journals the request with the transfer's sources as they are now (those dropped by takeSources left out). */
+  private async journalRequest(t: OwnedTransfer): Promise<void> {
+    const edges = t.req.edges.filter((_, i) => this.health[i]?.retiredReason !== DROPPED_SOURCE);
+    await this.ctx.state.set('request', journaledRequest({ ...t.req, edges }, packed(t.manifest)));
   }
 
   /**
@@ -1877,6 +1977,27 @@ function checkLocation(location: unknown, name = 'location'): void {
     location === undefined || isLocationLabel(location),
     name,
     'a label of 1 to 256 characters without control characters',
+  );
+}
+
+/** Why a source is given up when the start that resumed its transfer no longer names it (takeSources). */
+export const DROPPED_SOURCE = 'dropped: the run that resumed the transfer no longer names this source';
+
+/**
+ * The index in `edges` of the source `e` stands for, skipping the indices in `taken`: the edge with its id, else
+ * one of its kind whose URL is the same once redacted (a re-signed URL, or a mirror at another place in the list,
+ * whose id differs); -1 when none is.
+ */
+export function sameSource(
+  edges: readonly TransferEdge[],
+  e: TransferEdge,
+  taken: ReadonlySet<number>,
+): number {
+  const byId = edges.findIndex((o, i) => !taken.has(i) && o.id === e.id);
+  if (byId >= 0) return byId;
+  const url = redactUrl(e.config.url);
+  return edges.findIndex(
+    (o, i) => !taken.has(i) && o.config.kind === e.config.kind && redactUrl(o.config.url) === url,
   );
 }
 

@@ -3,7 +3,7 @@ import type { ChunkReport } from '../common/index.js';
 import { actorProxy } from '../actors/api.js';
 import { terminalStates } from '../actors/scheduler-actor.js';
 import { transferContentSource } from '../actors/content-source.js';
-import type { TransferRequest, TransferStatus } from '../actors/types.js';
+import type { TransferEdge, TransferRequest, TransferStatus } from '../actors/types.js';
 import {
   createContentServer,
   type ContentServer,
@@ -129,6 +129,11 @@ export interface RunTransferOptions extends EngineSettings {
   onReport?: (r: ChunkReport) => void;
   /** Called once the scheduler has started (journal verified, tick loop running). */
   onStarted?: (s: TransferStatus) => void;
+  /**
+   * Called once with `join`, right after the start: `join(edges)` adds sources to the running transfer (a mirror
+   * whose probe answered after the start) and resolves with the ids that joined ([] once the transfer ended).
+   */
+  onJoinable?: (join: (edges: TransferEdge[]) => Promise<string[]>) => void;
   /**
    * Serve the content while the transfer runs (`GET /content` and `/v1/transfers/<id>/content`, Range
    * reads) on this port (0 = any free port); readers still reading when the transfer ends are
@@ -269,6 +274,10 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       o.serve.onUrl?.(`${content.url}/content`);
     }
     o.onStarted?.(status);
+    let ended = false;
+    o.onJoinable?.(async (edges) =>
+      ended ? [] : (await actor.invoke('joinSources', { edges }).catch(() => ({ joined: [] }))).joined,
+    );
     const every = o.progressMs ?? 250;
     // the end is noticed within END_POLL_MS of the last chunk's report, a failure within FETCH_POLL_MS
     // (nextStatusPollMs); the edges' views are asked for only when progress is reported
@@ -291,6 +300,7 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
         }
       }
     } finally {
+      ended = true;
       endSub.unsubscribe();
     }
     reportSub?.unsubscribe();
