@@ -7,12 +7,15 @@ import {
   loadManifest,
   loadMetalink,
   manifestFromMetalink,
-  probeSource,
+  probeSources,
   majoritySize,
   probedManifest,
+  NO_CID,
   type HttpClient,
   type Manifest,
   type MetalinkFile,
+  type ProbeRound,
+  type SourceProbe,
 } from '../transfer/index.js';
 import type { ChecksumOrigin, TransferEdge } from '../actors/index.js';
 
@@ -34,6 +37,38 @@ export interface ResolvedSources {
    * against when no sha-256 is known (checkOtherHash).
    */
   otherHash?: MetalinkFile['otherHash'];
+  /** Sources whose probe had not answered when the answers decided the file (probeSources). */
+  late?: LateSources;
+}
+
+/**
+ * The sources still being probed when the transfer starts: each joins it once its probe answers, if it serves the
+ * file the transfer started with (`refusal` says why not otherwise).
+ */
+export interface LateSources {
+  pending: { url: string; edge: TransferEdge; probe: Promise<SourceProbe> }[];
+  /** Why a late answer cannot join (its probe failed, another size, another Digest); undefined when it agrees. */
+  refusal(p: SourceProbe): string | undefined;
+  /** Stops waiting: the pending probes resolve at once as not answered ("had not answered … when the transfer ended"). */
+  abandon(): void;
+}
+
+/** What a rerun knows of the file it resumes: the journal's manifest, and what gave its sha-256. */
+export interface ResumedFile {
+  manifest: Manifest;
+  checksumFrom?: ChecksumOrigin;
+}
+
+/** The options of resolveSources and the functions it calls. */
+interface ResolveOptions {
+  client: HttpClient;
+  checksum?: string;
+  name?: string;
+  checksumFrom?: ChecksumOrigin;
+  /** The file a journal beside the output holds: sources serving its size are used, the others excluded. */
+  resume?: ResumedFile;
+  /** The size the file is known to have (a Metalink's <size>): the first answer with it decides the start. */
+  knownSize?: number;
 }
 
 /**
@@ -98,11 +133,22 @@ function mirrorId(url: string, i: number): string {
 
 /** Mirror edges for URLs (kind mirror, holds all; 8 connections each). */
 export function mirrorEdges(urls: string[]): TransferEdge[] {
-  return urls.map((url, i) => ({
-    id: mirrorId(url, i),
-    config: { url, kind: 'mirror', flags: 0, maxParallel: 8 },
-    holds: 'all',
-  }));
+  return urls.map((url, i) => mirrorEdge(url, i));
+}
+
+/** The mirror edge of `url`, the `i`-th candidate source of the run (its id tells apart two on one path). */
+function mirrorEdge(url: string, i: number): TransferEdge {
+  return { id: mirrorId(url, i), config: { url, kind: 'mirror', flags: 0, maxParallel: 8 }, holds: 'all' };
+}
+
+/** The late sources of probe round `round`: each pending probe with its edge, judged by `refusal`. */
+function lateSources(round: ProbeRound, refusal: LateSources['refusal']): LateSources | undefined {
+  if (round.pending.length === 0) return undefined;
+  return {
+    pending: round.pending.map((p) => ({ url: p.url, edge: mirrorEdge(p.url, p.index), probe: p.probe })),
+    refusal: (p) => (p.ok ? refusal(p) : (p.error ?? 'failed')),
+    abandon: () => round.abandon(),
+  };
 }
 
 const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
@@ -141,7 +187,7 @@ function checkUrlPositional(p: string): void {
  */
 export async function resolveSources(
   positionals: string[],
-  opts: { client: HttpClient; checksum?: string; name?: string },
+  opts: { client: HttpClient; checksum?: string; resume?: ResumedFile },
 ): Promise<ResolvedSources> {
   if (positionals.length === 0)
     throw new PortalError(
@@ -171,10 +217,7 @@ export async function resolveSources(
   return fromUrls(urls, opts, 'urls');
 }
 
-async function fromMetalink(
-  files: MetalinkFile[],
-  opts: { client: HttpClient; checksum?: string; name?: string },
-): Promise<ResolvedSources> {
+async function fromMetalink(files: MetalinkFile[], opts: ResolveOptions): Promise<ResolvedSources> {
   const warnings: string[] = [];
   if (files.length > 1)
     warnings.push(`the Metalink lists ${files.length} files; Portal fetches the first, ${files[0].name}`);
@@ -191,15 +234,16 @@ async function fromMetalink(
   // no sha-256 at all: the file is checked against the Metalink's hash of another type once complete
   const otherHash = !f.sha256 && opts.checksum === undefined ? f.otherHash : undefined;
   if (manifest) {
-    const { agreed, excluded } = await mirrorsServingSize(opts.client, urls, f);
+    const { edges, excluded, late } = await mirrorsServingSize(opts.client, urls, f);
     return {
       manifest,
-      edges: mirrorEdges(agreed),
+      edges,
       kind: 'metalink',
       excluded,
       warnings,
       checksumFrom: withChecksum ? 'checksum-flag' : 'metalink',
       ...(otherHash ? { otherHash } : {}),
+      ...(late ? { late } : {}),
     };
   }
   const r = await fromUrls(
@@ -209,6 +253,7 @@ async function fromMetalink(
       checksum: opts.checksum ?? f.sha256,
       name: f.name,
       checksumFrom: opts.checksum ? 'checksum-flag' : 'metalink',
+      knownSize: f.size,
     },
     'metalink',
   );
@@ -237,62 +282,109 @@ const metalinkSizeDiffers = (f: MetalinkFile, served: number, mirrors: number): 
 /**
  * A Metalink with piece hashes is a manifest of its own, but its `<size>` is only a claim: every chunk of a
  * wrong size fails its hash on every mirror, which reads as corrupt mirrors long after the start. So the
- * mirrors are probed (one `Range: bytes=0-0` each, in parallel) and the size they report decides: a mirror
+ * mirrors are probed (one `Range: bytes=0-0` each, in parallel: probeSources, which decides at the first answer
+ * reporting `<size>`, so a silent mirror does not hold the start) and the size they report decides: a mirror
  * reporting another size than `<size>` is excluded and named; when none that answered reports `<size>`, the
  * Metalink is refused (PORTAL_MANIFEST_INVALID naming both sizes). A mirror whose probe failed is kept: the
- * transfer retries it and names its cause if it stays down (as before the probe).
+ * transfer retries it and names its cause if it stays down (as before the probe). One that had not answered is
+ * `late`: it joins when it answers with `<size>`.
  */
 async function mirrorsServingSize(
   client: HttpClient,
   urls: string[],
   f: MetalinkFile,
-): Promise<{ agreed: string[]; excluded: ResolvedSources['excluded'] }> {
-  const probes = await Promise.all(urls.map((u) => probeSource(client, u)));
-  const answered = probes.filter((p) => p.ok && p.size !== undefined);
+): Promise<{ edges: TransferEdge[]; excluded: ResolvedSources['excluded']; late?: LateSources }> {
+  const round = await probeSources(client, urls, { enough: (ok) => ok.some((p) => p.size === f.size) });
+  const answered = round.answered.filter((p) => p.ok && p.size !== undefined);
   if (answered.length > 0 && answered.every((p) => p.size !== f.size)) {
+    round.abandon();
     const { size: served, sources: mirrors } = majoritySize(answered);
     throw metalinkSizeDiffers(f, served, mirrors);
   }
   const excluded = answered
     .filter((p) => p.size !== f.size)
     .map((p) => ({ url: p.url, why: `size ${p.size} differs from the Metalink's <size> ${f.size}` }));
-  return { agreed: urls.filter((u) => !excluded.some((e) => e.url === u)), excluded };
+  const kept = round.answered.filter((p) => !excluded.some((e) => e.url === p.url));
+  return {
+    edges: kept.map((p) => mirrorEdge(p.url, round.urls.indexOf(p.url))),
+    excluded,
+    late: lateSources(round, (p) =>
+      p.size === f.size ? undefined : `size ${p.size} differs from the Metalink's <size> ${f.size}`,
+    ),
+  };
 }
 
+/**
+ * Mirrors without a manifest: probed (probeSources; the start waits for every answer, or PROBE_GRACE_MS past
+ * the first, or only for the first answer with a known size: the resumed file's or a Metalink's), then
+ * agreeOnSources decides the size and the sources. A resumed file (`opts.resume`) keeps its manifest when the
+ * sources serve its size and no other sha-256 is given, so the rerun resumes it; otherwise the manifest is the
+ * sources' (and the caller finds it differs from the journal's).
+ */
 async function fromUrls(
   urls: string[],
-  opts: { client: HttpClient; checksum?: string; name?: string; checksumFrom?: ChecksumOrigin },
+  opts: ResolveOptions,
   kind: 'urls' | 'metalink',
 ): Promise<ResolvedSources> {
-  const seen = new Set(urls);
-  let probes = await Promise.all(urls.map((u) => probeSource(opts.client, u)));
-  // RFC 6249: mirrors a source names with Link: rel=duplicate join (once, not recursively).
-  const extra = [...new Set(probes.flatMap((p) => p.duplicates))].filter((u) => !seen.has(u));
-  if (extra.length > 0)
-    probes = probes.concat(await Promise.all(extra.map((u) => probeSource(opts.client, u))));
-  const a = agreeOnSources(probes, { checksum: opts.checksum !== undefined });
-  const checksum = opts.checksum ?? a.sha256;
+  const resumed = opts.resume?.manifest;
+  const known = resumed?.fileSize ?? opts.knownSize;
+  const round = await probeSources(opts.client, urls, {
+    ...(known !== undefined ? { enough: (ok) => ok.some((p) => p.size === known) } : {}),
+  });
+  const expectedSize =
+    resumed && round.answered.some((p) => p.ok && p.size === resumed.fileSize) ? resumed.fileSize : undefined;
+  let a;
+  try {
+    a = agreeOnSources(round.answered, { checksum: opts.checksum !== undefined, expectedSize });
+  } catch (err) {
+    round.abandon();
+    throw err;
+  }
+  const sha256 = opts.checksum ?? a.sha256;
+  const agreedUrls = a.agreed.map((p) => p.url);
+  const keep =
+    resumed !== undefined &&
+    expectedSize !== undefined &&
+    (sha256 === undefined || sha256 === resumed.fileSha256);
+  const name = opts.name ?? (basename(new URL(agreedUrls[0]).pathname) || 'download');
+  const manifest = keep
+    ? resumed
+    : probedManifest({
+        name,
+        size: a.size,
+        sha256,
+        // The name and size (in the id already) identify it, not the URLs: a rerun with a corrected URL resumes.
+        identity: name,
+      });
+  const checksum = manifest.fileSha256 === NO_CID ? undefined : manifest.fileSha256;
   const warnings = [...a.warnings];
   if (!checksum)
     warnings.push(
       'no checksum: the file is checked by length only (give --checksum sha-256=HEX to verify it)',
     );
-  const agreedUrls = a.agreed.map((p) => p.url);
-  const name = opts.name ?? (basename(new URL(agreedUrls[0]).pathname) || 'download');
-  const manifest = probedManifest({
-    name,
-    size: a.size,
-    sha256: checksum,
-    // The name and size (in the id already) identify it, not the URLs: a rerun with a corrected URL resumes.
-    identity: name,
-  });
   return {
     manifest,
-    edges: mirrorEdges(agreedUrls),
+    edges: agreedUrls.map((u) => mirrorEdge(u, round.urls.indexOf(u))),
     kind,
     excluded: a.excluded,
     warnings,
-    checksumFrom: opts.checksum ? (opts.checksumFrom ?? 'checksum-flag') : 'digest-header',
+    checksumFrom:
+      keep && opts.checksum === undefined && a.sha256 === undefined
+        ? (opts.resume?.checksumFrom ?? 'checksum-flag')
+        : opts.checksum
+          ? (opts.checksumFrom ?? 'checksum-flag')
+          : 'digest-header',
+    ...(a.agreed.length > 0
+      ? {
+          late: lateSources(round, (p) =>
+            p.size !== a.size
+              ? `size ${p.size} differs from the ${a.size} bytes ${expectedSize !== undefined ? 'of the file being resumed (its journal)' : 'the transfer started with'}`
+              : p.sha256 !== undefined && checksum !== undefined && p.sha256 !== checksum
+                ? `Digest sha-256 ${p.sha256} differs from ${checksum}`
+                : undefined,
+          ),
+        }
+      : {}),
   };
 }
 

@@ -16,8 +16,21 @@ import {
   DEFAULT_MAX_REDIRECTS,
   DEFAULT_MAX_IN_FLIGHT_BYTES,
 } from '../../transfer/index.js';
-import { DEFAULT_EDGE_BUDGET_MS } from '../../actors/scheduler-actor.js';
-import { checkOtherHash, resolveSources, parseChecksum, parseHeaders } from '../sources.js';
+import { DEFAULT_EDGE_BUDGET_MS, sameSource } from '../../actors/scheduler-actor.js';
+import {
+  checkOtherHash,
+  resolveSources,
+  parseChecksum,
+  parseHeaders,
+  type ResolvedSources,
+  type ResumedFile,
+} from '../sources.js';
+import {
+  discardJournal,
+  readJournaledTransfer,
+  type JournaledTransfer,
+} from '../../node/journaled-transfer.js';
+import type { Manifest } from '../../transfer/index.js';
 import { checkOutputTarget, lockOutput, outputNameFromManifest } from '../../transfer/output-target.js';
 import { partialChunkLogPath } from '../../transfer/partial-chunks.js';
 import { escapeControl } from '../../common/redact.js';
@@ -255,8 +268,18 @@ export const fetchCommand = defineCommand({
     });
     const previous = setDefaultHttpClient(client);
     let fabricBus: Bus | undefined;
+    let src: ResolvedSources | undefined;
     try {
-      const src = await resolveSources(positionals, { client, checksum: parseChecksum(flags.checksum) });
+      const checksum = parseChecksum(flags.checksum);
+      // A rerun resumes the file of the journal beside the output: the sources are checked against it (read
+      // first, where the output is known before the probes: --out, or the name of the first URL).
+      const early = toStdout ? undefined : (flags.out ?? firstUrlName(positionals));
+      const earlyJournal = early === undefined ? undefined : await journaledFile(path.resolve(early));
+      src = await resolveSources(positionals, {
+        client,
+        checksum,
+        ...(earlyJournal ? { resume: earlyJournal } : {}),
+      });
       const manifest = src.manifest;
       let edges: TransferEdge[] = [...src.edges, ...given];
       if (edges.length === 0)
@@ -288,6 +311,22 @@ export const fetchCommand = defineCommand({
       // held until this process exits (however it ends; a lock left by a killed one is taken over)
       const lock = await lockOutput(output, jdir);
       process.once('exit', () => lock.releaseSync());
+      const journaled = (await hasJournalFiles(jdir)) ? await readJournaledTransfer(output) : undefined;
+      const sourceChanges = journaled
+        ? await reconcileJournal(journaled, src.manifest, edges, {
+            output,
+            sideFiles: [part, partialChunkLogPath(part)],
+            force: flags.force,
+          })
+        : { joined: [], dropped: [] };
+      if (!quietNotes) {
+        for (const u of sourceChanges.joined)
+          process.stderr.write(`portal: resuming: ${escapeControl(redactUrl(u))} joins as a new source\n`);
+        for (const u of sourceChanges.dropped)
+          process.stderr.write(
+            `portal: resuming: ${escapeControl(u)} is no longer named as a source; dropped\n`,
+          );
+      }
       // Ctrl-C: the journal is written as chunks are verified (a kill at any moment resumes), so the process ends
       // at once, as a shell expects (128 + SIGINT), saying what is kept instead of vanishing silently.
       // It names only a file that exists: interrupted before the first chunk, nothing is kept.
@@ -318,6 +357,7 @@ export const fetchCommand = defineCommand({
         fabricBus = await createBusFromEnv({ logger, name: `portal-swarm-${process.pid}` });
       }
       const swarmId = flags['swarm-id'] ?? `peer-${process.pid}-${randomBytes(3).toString('hex')}`;
+      const late = followLateSources(src, quietNotes);
       const status = await runTransfer({
         swarm: fabricBus
           ? {
@@ -374,6 +414,7 @@ export const fetchCommand = defineCommand({
                 },
               }
             : undefined,
+        onJoinable: late.start,
         onStarted: (s) => {
           if (flags['progress-json'])
             process.stdout.write(
@@ -389,6 +430,7 @@ export const fetchCommand = defineCommand({
         },
       });
       bar.done(progressDetail(status, started));
+      const { joinedLate, notAnswered } = await late.end();
       const checked = manifest.fileSha256 !== NO_CID;
       // no sha-256 known but a Metalink hash of another type: the complete file is checked against it (exit 3)
       const otherChecked = !checked && src.otherHash !== undefined;
@@ -422,6 +464,14 @@ export const fetchCommand = defineCommand({
         ...(src.excluded.length
           ? { excluded: src.excluded.map((e) => ({ url: redactUrl(e.url), why: e.why })) }
           : {}),
+        // sources that joined once their probe answered after the start, and those that never answered it
+        ...(joinedLate.length ? { sourcesJoinedLate: joinedLate.map((u) => redactUrl(u)) } : {}),
+        ...(notAnswered.length ? { sourcesNotAnswered: notAnswered } : {}),
+        // a rerun's changes to the journal's sources
+        ...(sourceChanges.joined.length
+          ? { sourcesJoined: sourceChanges.joined.map((u) => redactUrl(u)) }
+          : {}),
+        ...(sourceChanges.dropped.length ? { sourcesDropped: sourceChanges.dropped } : {}),
         ...(src.warnings.length ? { warnings: src.warnings } : {}),
       };
       const ok = status.verified || !checked;
@@ -436,13 +486,144 @@ export const fetchCommand = defineCommand({
       // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures;
       // without any checksum to check against, a complete file is the best there is (a warning said so)
       return ok ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');
+    } catch (err) {
+      // a failed transfer names every source: those whose probe never answered too
+      const sources = (err as { sources?: unknown[] }).sources;
+      if (Array.isArray(sources) && src?.late) {
+        src.late.abandon();
+        for (const p of await Promise.all(src.late.pending.map((x) => x.probe)))
+          if (p.noAnswer)
+            sources.push({
+              url: redactUrl(p.url),
+              kind: 'mirror',
+              lastError: p.error,
+              retired: true,
+              chunks: 0,
+            });
+      }
+      throw err;
     } finally {
+      src?.late?.abandon();
       setDefaultHttpClient(previous);
       await client.close();
       await fabricBus?.close();
     }
   },
 });
+
+/** The base name of the first URL among `positionals` (where the output goes without --out), if it is one. */
+function firstUrlName(positionals: string[]): string | undefined {
+  try {
+    const name = path.basename(new URL(positionals[0] ?? '').pathname);
+    return /^https?:$/i.test(new URL(positionals[0]).protocol) && name ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file the journal beside `output` resumes, when there is one (read before the probes). */
+async function journaledFile(output: string): Promise<ResumedFile | undefined> {
+  if (!(await hasJournalFiles(journalDir(output)))) return undefined;
+  const j = await readJournaledTransfer(output).catch(() => undefined);
+  return j && j.state !== 'done' ? { manifest: j.manifest, checksumFrom: j.checksumFrom } : undefined;
+}
+
+/** How a file is named in messages: name, size, and sha-256 or the lack of one. */
+const describeFile = (m: Manifest): string =>
+  `${escapeControl(m.name)}, ${m.fileSize} bytes, ${m.fileSha256 === NO_CID ? 'no checksum' : `sha-256 ${m.fileSha256}`}`;
+
+/**
+ * Compares the transfer the journal beside `output` holds with the one of manifest `m` and sources `edges`. Another file (another size,
+ * or another sha-256 where both have one) is refused with PORTAL_OUTPUT_REFUSED naming both, unless `force`; then,
+ * or when the journal cannot be resumed under the new identity (a checksum given now, another chunk size: nothing
+ * of it could be kept), the journal and the partial files (`sideFiles`) are discarded and the fetch starts again.
+ * For the same file, returns the sources of `edges` the journal lacks (URLs) and the journal's that `edges` no longer names (redacted),
+ * which SchedulerActor.start joins and drops.
+ */
+async function reconcileJournal(
+  j: JournaledTransfer,
+  m: Manifest,
+  edges: readonly TransferEdge[],
+  { output, sideFiles, force }: { output: string; sideFiles: string[]; force: boolean },
+): Promise<{ joined: string[]; dropped: string[] }> {
+  if (j.manifest.id !== m.id) {
+    const was = j.manifest;
+    const other =
+      was.fileSize !== m.fileSize ||
+      (was.fileSha256 !== NO_CID && m.fileSha256 !== NO_CID && was.fileSha256 !== m.fileSha256);
+    if (other && !force)
+      throw new PortalError(
+        'PORTAL_OUTPUT_REFUSED',
+        `output ${escapeControl(output)} has the journal of another file (${describeFile(was)}); the sources now give ${describeFile(m)}. Use another --out, or --force to discard the journal and fetch the new file`,
+      );
+    process.stderr.write(
+      `portal: discarding the journal beside ${escapeControl(output)} (${describeFile(was)}): ${other ? '--force' : 'it cannot be resumed as'} ${describeFile(m)}; starting again\n`,
+    );
+    await discardJournal(output, sideFiles);
+    return { joined: [], dropped: [] };
+  }
+  if (j.state === 'done') return { joined: [], dropped: [] };
+  const taken = new Set<number>();
+  const joined: string[] = [];
+  for (const e of edges) {
+    const i = sameSource(j.edges, e, taken);
+    if (i >= 0) taken.add(i);
+    else joined.push(e.config.url);
+  }
+  const dropped = j.edges.filter((e, i) => !taken.has(i) && !e.announced).map((e) => e.config.url);
+  return { joined, dropped };
+}
+
+/**
+ * Follows the sources whose probe had not answered when the transfer started (ResolvedSources.late): `start`
+ * (runTransfer's onJoinable) joins each that answers and agrees, and names each that answers otherwise as
+ * excluded (stderr, and `src.excluded` for --json); `end` stops waiting and resolves with the late joiners and the
+ * sources that never answered (`{url, why}`, URLs redacted).
+ */
+function followLateSources(
+  src: ResolvedSources,
+  quiet: boolean,
+): {
+  start: (join: (edges: TransferEdge[]) => Promise<string[]>) => void;
+  end: () => Promise<{ joinedLate: string[]; notAnswered: { url: string; why: string }[] }>;
+} {
+  const joinedLate: string[] = [];
+  const notAnswered: { url: string; why: string }[] = [];
+  const handled: Promise<void>[] = [];
+  return {
+    start: (join) => {
+      for (const p of src.late?.pending ?? [])
+        handled.push(
+          p.probe.then(async (probe) => {
+            const why = src.late!.refusal(probe);
+            if (probe.noAnswer) {
+              notAnswered.push({ url: redactUrl(p.url), why: why ?? 'no answer' });
+              if (!quiet)
+                process.stderr.write(
+                  `portal: ${escapeControl(redactUrl(p.url))} did not answer its probe (${escapeControl(why ?? '')}): not used\n`,
+                );
+            } else if (why !== undefined) {
+              src.excluded.push({ url: p.url, why });
+              process.stderr.write(
+                `portal: excluded ${escapeControl(redactUrl(p.url))}: ${escapeControl(why)}\n`,
+              );
+            } else if ((await join([p.edge])).length > 0) {
+              joinedLate.push(p.url);
+              if (!quiet)
+                process.stderr.write(
+                  `portal: ${escapeControl(redactUrl(p.url))} answered after the start and joins as a source\n`,
+                );
+            }
+          }),
+        );
+    },
+    end: async () => {
+      src.late?.abandon();
+      await Promise.all(handled);
+      return { joinedLate, notAnswered };
+    },
+  };
+}
 
 /** The origins of the URLs given on the command line (positionals, --edge / --edges-file): where --header credentials go. */
 function namedOrigins(positionals: string[], given: TransferEdge[]): string[] {

@@ -35,7 +35,9 @@ export type MirrorMode =
    * Content-Range, 416 with `Content-Range: bytes *\/<new size>` for a range past its end, or with `ignoreRange` a
    * 200 of the whole new file.
    */
-  | { kind: 'replaced'; bytes: Buffer; ignoreRange?: boolean };
+  | { kind: 'replaced'; bytes: Buffer; ignoreRange?: boolean }
+  /** Nothing for `ms` (a slow first answer), then the answer `then` gives. */
+  | { kind: 'late'; ms: number; then: MirrorMode };
 
 /** A misbehaving mirror of this test run (a node:http server on a free loopback port). */
 export interface BadMirror {
@@ -86,7 +88,14 @@ export async function startBadMirror(
       auth: req.headers.authorization,
       headers: req.headers,
     });
-    const m = mode(n, req);
+    answer(mode(n, req), req, res);
+  });
+  function answer(m: MirrorMode, req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (m.kind === 'late') {
+      const t = setTimeout(() => answer(m.then, req, res), m.ms);
+      res.on('close', () => clearTimeout(t));
+      return;
+    }
     const file = m.kind === 'replaced' ? m.bytes : bytes;
     const size = file.length;
     const r = /^bytes=(\d+)-(\d+)?$/.exec(req.headers.range ?? '');
@@ -229,7 +238,7 @@ export async function startBadMirror(
         return;
       }
     }
-  });
+  }
   server.on('connection', (s: Socket) => {
     ids.set(s, conns++);
     sockets.add(s);
