@@ -34,7 +34,7 @@ import { CidTable } from '../transfer/cid-table.js';
 import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { hashFile } from '../transfer/chunk-writer.js';
-import { isSizeChanged } from '../transfer/chunk-fetch-error.js';
+import { isFileChanged } from '../transfer/chunk-fetch-error.js';
 import {
   createPrefixHasher,
   PREFIX_HASH_MIN_BYTES,
@@ -614,7 +614,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         h.failingSince ??= this.ctx.clock.now() - this.epochMs;
         h.lastError = `${r.reason ?? 'failed'}: ${r.detail ?? 'no detail'}`;
         // every byte it serves now belongs to another file: no retry can help
-        if (isSizeChanged(r.detail)) this.retire(t, core, r.edgeIndex, r.detail!);
+        if (isFileChanged(r.detail)) this.retire(t, core, r.edgeIndex, r.detail!);
       }
       if (r.reason !== 'cancelled') {
         this.risk?.observe({
@@ -1344,7 +1344,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     } else if (j.bitmap) {
       const bitmap = Buffer.from(j.bitmap, 'base64');
       const all = (req.verifyOnResume ?? (m.fileSize <= 4 * 2 ** 30 ? 'all' : 'journaled')) === 'all';
-      const { verified, recovered } = await this.verifyOutput(bitmap, m, req.output, all);
+      const { verified, recovered } = await this.verifyOutput(bitmap, m, req.output, all, vouched(req));
       for (const c of verified) {
         core.markComplete(c);
         this.bytesDone += chunkRange(m, c).length;
@@ -1444,13 +1444,15 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   /**
    * Chunks whose bytes in the output file match their CID: those the journal lists, and with
    * `all` every other chunk too (`recovered`: written before a crash but not yet journaled).
-   * A journaled chunk that no longer matches is fetched again.
+   * A journaled chunk that no longer matches is fetched again. A chunk without a CID is kept only when journaled,
+   * in the file at its full length, and `unhashed` (the sources' validators vouch for it: see vouched).
    */
   private async verifyOutput(
     bitmap: Uint8Array,
     m: PackedManifest,
     output: string,
     all: boolean,
+    unhashed = false,
   ): Promise<{ verified: number[]; recovered: number }> {
     const verified: number[] = [];
     let recovered = 0;
@@ -1462,10 +1464,16 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
     try {
       const buf = Buffer.alloc(m.chunkSize);
+      const fileBytes = (await fh.stat()).size;
       for (let c = 0; c < m.cids.count; c++) {
         const journaled = hasBit(bitmap, c);
         if (!journaled && !all) continue;
-        if (m.cids.isUnknown(c)) continue; // no hash to check it against: fetched again
+        if (m.cids.isUnknown(c)) {
+          // no hash to check it against: kept only on the sources' word (validators), else fetched again
+          const { offset, length } = chunkRange(m, c);
+          if (unhashed && journaled && offset + length <= fileBytes) verified.push(c);
+          continue;
+        }
         const { offset, length } = chunkRange(m, c);
         const { bytesRead } = await fh.read(buf, 0, length, offset);
         if (bytesRead !== length) continue;
@@ -1999,6 +2007,16 @@ export function sameSource(
   return edges.findIndex(
     (o, i) => !taken.has(i) && o.config.kind === e.config.kind && redactUrl(o.config.url) === url,
   );
+}
+
+/**
+ * True when every mirror transfer `req` started with (not a swarm peer that announced itself) has a validator in
+ * `req.validators`: its journaled chunks without a hash may then be kept on resume (TransferRequest.validators).
+ */
+function vouched(req: TransferRequest): boolean {
+  const v = req.validators;
+  const mirrors = req.edges.filter((e) => e.config.kind === 'mirror' && !e.announced);
+  return v !== undefined && mirrors.length > 0 && mirrors.every((e) => typeof v[e.id] === 'string');
 }
 
 function journaledRequest(req: TransferRequest, manifest: PackedManifest): TransferRequest {

@@ -120,6 +120,15 @@ export interface TransferRequest {
    * for files up to 4 GiB.
    */
   verifyOnResume?: 'journaled' | 'all';
+  /**
+   * A validator (a strong ETag, else a Last-Modified date) of each mirror source, by edge id, as it answered when
+   * the transfer started, and sent by the chunk fetches as `If-Range` (HttpClientOptions.ifRange). When every
+   * mirror the transfer started with has one, a resume keeps the journaled chunks that have no hash to check
+   * (NO_CID, a file known only from its sources) at their full length: the caller vouches that the sources still
+   * serve that version (`portal fetch` compares them with its probes and starts over when one differs), and
+   * If-Range keeps any other version's bytes out. Without them such chunks are fetched again.
+   */
+  validators?: Record<string, string>;
   /** Learned completion time and failure risk per edge replace the formula's time and health factors. */
   learned?: boolean;
   /** Edge slots kept free for edges announced while the transfer runs (default 32). */

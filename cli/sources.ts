@@ -39,6 +39,23 @@ export interface ResolvedSources {
   otherHash?: MetalinkFile['otherHash'];
   /** Sources whose probe had not answered when the answers decided the file (probeSources). */
   late?: LateSources;
+  /**
+   * The validator of each mirror in `edges` that has one (strongValidator), by edge id (TransferRequest.validators)
+   * and by URL (HttpClientOptions.ifRange); mirrors given by URL only.
+   */
+  validators?: { byId: Record<string, string>; byUrl: Record<string, string> };
+}
+
+/**
+ * The validator a probe reported that can guard a resume (RFC 9110 §13.1.5 If-Range): a strong ETag, else the
+ * Last-Modified date; undefined for a weak ETag (`W/"…"`: the same for different bytes) without a Last-Modified,
+ * for none, or for a source that ignores Range (it would answer 200 whatever If-Range says).
+ */
+export function strongValidator(p: SourceProbe): string | undefined {
+  if (p.ranges !== true) return undefined;
+  if (p.etag !== undefined && !/^W\//.test(p.etag)) return p.etag;
+  if (p.etag !== undefined) return undefined;
+  return p.lastModified;
 }
 
 /**
@@ -362,9 +379,18 @@ async function fromUrls(
     warnings.push(
       'no checksum: the file is checked by length only (give --checksum sha-256=HEX to verify it)',
     );
+  const edges = agreedUrls.map((u) => mirrorEdge(u, round.urls.indexOf(u)));
+  const validators: NonNullable<ResolvedSources['validators']> = { byId: {}, byUrl: {} };
+  a.agreed.forEach((p, i) => {
+    const v = strongValidator(p);
+    if (v === undefined) return;
+    validators.byId[edges[i].id] = v;
+    validators.byUrl[p.url] = v;
+  });
   return {
     manifest,
-    edges: agreedUrls.map((u) => mirrorEdge(u, round.urls.indexOf(u))),
+    edges,
+    validators,
     kind,
     excluded: a.excluded,
     warnings,

@@ -16,6 +16,8 @@ export interface JournaledTransfer {
   state: TransferStatus['state'];
   /** What gave its manifest's sha-256. */
   checksumFrom?: ChecksumOrigin;
+  /** Its mirrors' validators when it started, by edge id (TransferRequest.validators). */
+  validators?: Record<string, string>;
 }
 
 const PREFIX = 'SchedulerActor||';
@@ -44,6 +46,7 @@ export async function readJournaledTransfer(output: string): Promise<JournaledTr
         edges: req.edges,
         state: journal.state,
         ...(req.checksumFrom ? { checksumFrom: req.checksumFrom } : {}),
+        ...(req.validators ? { validators: req.validators } : {}),
       });
     }
     return found.find((t) => t.state !== 'done') ?? found[0];

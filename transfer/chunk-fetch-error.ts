@@ -20,7 +20,8 @@ const CODE_BY_REASON: Record<FailureReason, PortalErrorCode> = {
  * 407, a CONNECT answered with another status than 200), `tls` (certificate or handshake), `http-status` (4xx), `busy`
  * (5xx/429), `redirect` (loop, too many, no Location), `range-ignored`, `html` (an HTML page instead of
  * the file), `content-encoding` (a compressed body though identity was asked), `content-range`, `size-changed`
- * (the mirror's file is no longer the size the transfer started with: see sizeChangedDetail), `corrupt`,
+ * (the mirror's file is no longer the size the transfer started with: see sizeChangedDetail), `version-changed` (it
+ * answered 200 to a Range with If-Range: another version of the file, see versionChangedDetail), `corrupt`,
  * `deadline`, `cancelled`, `io`, `other`.
  */
 export type SourceFault =
@@ -41,6 +42,7 @@ export type SourceFault =
   | 'content-encoding'
   | 'content-range'
   | 'size-changed'
+  | 'version-changed'
   | 'corrupt'
   | 'deadline'
   | 'cancelled'
@@ -62,6 +64,22 @@ export function sizeChangedDetail(served: number, expected: number, header: stri
 /** True when a chunk report's detail is a sizeChangedDetail. */
 export function isSizeChanged(detail: string | undefined): boolean {
   return detail?.startsWith(SIZE_CHANGED) === true;
+}
+
+const VERSION_CHANGED = 'the file changed version: ';
+
+/**
+ * The detail of a `version-changed` fault: the mirror answered a Range request sent with `If-Range: <validator>`
+ * (RFC 9110 §13.1.5) with 200, the whole file: its file no longer has the ETag (or Last-Modified) the transfer
+ * started with, so no byte it serves now may be mixed with the chunks already kept.
+ */
+export function versionChangedDetail(validator: string): string {
+  return `${VERSION_CHANGED}the mirror answered HTTP 200 to If-Range: ${validator} (it no longer serves the version the transfer started with)`;
+}
+
+/** True when a chunk report's detail says the source now serves another file: sizeChangedDetail or versionChangedDetail. */
+export function isFileChanged(detail: string | undefined): boolean {
+  return isSizeChanged(detail) || detail?.startsWith(VERSION_CHANGED) === true;
 }
 
 /** Faults worth an immediate retry on a new connection (the same request may well succeed). */

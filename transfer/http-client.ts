@@ -58,6 +58,13 @@ export interface HttpClientOptions {
   speedTimeMs?: number;
   maxRedirects?: number;
   /**
+   * A validator (a strong ETag, else a Last-Modified date) per mirror URL, as the chunk fetches name the mirror:
+   * its Range requests carry `If-Range: <validator>` (RFC 9110 §13.1.5), so a mirror whose file changed answers
+   * 200 with the whole file, which the fetch fails as `version-changed`, instead of a range of the new version.
+   * Plain data, set before the data plane starts (`portal fetch` learns the validators from its probes).
+   */
+  ifRange?: Record<string, string>;
+  /**
    * Environment read for HTTP_PROXY/HTTPS_PROXY/NO_PROXY (default process.env); `proxy: false` ignores it. An
    * http: origin is asked through its proxy in absolute form, an https: one through a CONNECT tunnel; a failure
    * of the proxy is a ProxyError naming the proxy (see transfer/http-proxy.ts).

@@ -4,6 +4,7 @@ import type { EdgeKind, FailureReason } from '../common/index.js';
 import {
   ChunkFetchError,
   sizeChangedDetail,
+  versionChangedDetail,
   TRANSIENT_FAULTS,
   type SourceFault,
 } from './chunk-fetch-error.js';
@@ -493,14 +494,26 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
   const b = req.offset + req.length - 1;
   let refused: ResponseHead | undefined;
   c.got = c.skip;
+  // the version of the file the transfer started with (HttpClientOptions.ifRange): a 200 means another one
+  const ifRange = c.client.options.ifRange?.[req.edgeUrl];
   try {
     const r = await c.client.receiveMirror(
       req.edgeUrl,
-      { signal: c.signal, reset, headers: { range: `bytes=${a}-${b}`, 'accept-encoding': 'identity' } },
+      {
+        signal: c.signal,
+        reset,
+        headers: {
+          range: `bytes=${a}-${b}`,
+          'accept-encoding': 'identity',
+          ...(ifRange !== undefined ? { 'if-range': ifRange } : {}),
+        },
+      },
       {
         onHead(h) {
           c.firstByteMs = performance.now() - c.t0;
           c.speed?.arm(performance.now());
+          if (ifRange !== undefined && h.statusCode === 200)
+            throw fail(c, 'http', 'version-changed', versionChangedDetail(ifRange), { status: 200 });
           const mode = mirrorBodyMode(c, h, a, b);
           if (mode === 'skip') refused = h;
           return mode;

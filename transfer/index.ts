@@ -49,7 +49,9 @@ export {
   ChunkFetchError,
   isChunkFetchError,
   isSizeChanged,
+  isFileChanged,
   sizeChangedDetail,
+  versionChangedDetail,
   TRANSIENT_FAULTS,
 } from './chunk-fetch-error.js';
 export type { ChunkFetchErrorInfo, SourceFault } from './chunk-fetch-error.js';

@@ -33,6 +33,7 @@ import {
 import type { Manifest } from '../../transfer/index.js';
 import { checkOutputTarget, lockOutput, outputNameFromManifest } from '../../transfer/output-target.js';
 import { partialChunkLogPath } from '../../transfer/partial-chunks.js';
+import { reconcileValidators } from '../resume-validators.js';
 import { escapeControl } from '../../common/redact.js';
 import { PortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
@@ -312,13 +313,15 @@ export const fetchCommand = defineCommand({
       const lock = await lockOutput(output, jdir);
       process.once('exit', () => lock.releaseSync());
       const journaled = (await hasJournalFiles(jdir)) ? await readJournaledTransfer(output) : undefined;
-      const sourceChanges = journaled
-        ? await reconcileJournal(journaled, src.manifest, edges, {
-            output,
-            sideFiles: [part, partialChunkLogPath(part)],
-            force: flags.force,
-          })
+      const sideFiles = [part, partialChunkLogPath(part)];
+      let sourceChanges = journaled
+        ? await reconcileJournal(journaled, src.manifest, edges, { output, sideFiles, force: flags.force })
         : { joined: [], dropped: [] };
+      // chunks without a hash are kept when the sources' validators are still the first run's
+      if (journaled && (await reconcileValidators(journaled, src, edges, { output, sideFiles })))
+        sourceChanges = { joined: [], dropped: [] };
+      // every Range request then carries If-Range: a source whose file changed answers 200 instead of new bytes
+      client.options.ifRange = src.validators?.byUrl;
       if (!quietNotes) {
         for (const u of sourceChanges.joined)
           process.stderr.write(`portal: resuming: ${escapeControl(redactUrl(u))} joins as a new source\n`);
@@ -378,6 +381,9 @@ export const fetchCommand = defineCommand({
           output: part,
           publishAs: output,
           checksumFrom: src.checksumFrom,
+          ...(src.validators && Object.keys(src.validators.byId).length > 0
+            ? { validators: src.validators.byId }
+            : {}),
           edges,
           edgeBudgetMs: flags['source-budget'] * 1000,
           tickMs: flags['tick-ms'],

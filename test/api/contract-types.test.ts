@@ -32,6 +32,7 @@ const fields: Record<string, string[]> = {
     tickMs: true,
     persistMs: true,
     verifyOnResume: true,
+    validators: true,
     learned: true,
     spareEdges: true,
     dispatchOnReportMs: true,
