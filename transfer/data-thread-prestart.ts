@@ -69,7 +69,7 @@ interface Prestarted {
  * (dist/cli/portal.cjs) each hold their own copy of this module.
  */
 const REGISTRY = Symbol.for('portal.prestartedDataThreads');
-type Registry = { started: boolean; threads: Prestarted[] };
+type Registry = { started: boolean; threads: Prestarted[]; unusedTimer?: NodeJS.Timeout };
 const registry = (): Registry =>
   ((globalThis as { [REGISTRY]?: Registry })[REGISTRY] ??= { started: false, threads: [] });
 
@@ -103,7 +103,8 @@ export function prestartDataThreads(count: number, url?: URL | string, unusedMs 
     worker.unref();
     r.threads.push(p);
   }
-  setTimeout(() => discardPrestartedDataThreads(), unusedMs).unref();
+  r.unusedTimer = setTimeout(() => discardPrestartedDataThreads(), unusedMs);
+  r.unusedTimer.unref();
 }
 
 /**
@@ -115,6 +116,7 @@ export function takePrestartedDataThread(url: URL | string): Worker | undefined 
   const k = r.threads.findIndex((p) => p.url === String(url) && !p.exited);
   if (k < 0) return undefined;
   const [p] = r.threads.splice(k, 1);
+  if (r.threads.length === 0) clearUnusedTimer(r);
   p.worker.removeAllListeners('error');
   p.worker.removeAllListeners('exit');
   return p.worker;
@@ -126,8 +128,19 @@ export function takePrestartedDataThread(url: URL | string): Worker | undefined 
  */
 export function discardPrestartedDataThreads(): void {
   const r = registry();
+  clearUnusedTimer(r);
   r.started = false;
   for (const p of r.threads.splice(0)) void p.worker.terminate();
+}
+
+/**
+ * Stops the timer that would discard unadopted threads: nothing is left for it once they are adopted or
+ * discarded, and a timer left running would touch the registry long after (in a test runner, after the test
+ * file that started the threads was torn down).
+ */
+function clearUnusedTimer(r: Registry): void {
+  if (r.unusedTimer !== undefined) clearTimeout(r.unusedTimer);
+  r.unusedTimer = undefined;
 }
 
 /** Prestarted threads not adopted yet (tests). */

@@ -95,6 +95,22 @@ describe('data threads started before their plane', () => {
     expect(seen.map((h) => h['x-portal-test'])).toEqual(['own']);
   });
 
+  test('a discard stops the unused-thread timer: it never discards the threads of a later prestart, nor touches the registry after', async () => {
+    prestartDataThreads(1, undefined, 100);
+    discardPrestartedDataThreads();
+    prestartDataThreads(1, undefined, 10_000);
+    // the first prestart's timer (100 ms) would have stopped the second prestart's thread
+    await new Promise((r) => setTimeout(r, 400));
+    expect(prestartedDataThreadCount()).toBe(1);
+  });
+
+  test('an unadopted thread is stopped after unusedMs', async () => {
+    prestartDataThreads(1, undefined, 100);
+    expect(prestartedDataThreadCount()).toBe(1);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(prestartedDataThreadCount()).toBe(0);
+  });
+
   test('a thread count outside 1..64 is refused with a message naming it', () => {
     expect(() => prestartDataThreads(0)).toThrow(/count: expected an integer in 1\.\.64, got 0/);
   });
