@@ -26,12 +26,15 @@ export function createProgress(
     stream?: NodeJS.WriteStream;
     plainEveryMs?: number;
     format?: (done: number, total: number) => string;
+    /** The total is not known (a stream of unknown length): no bar nor percentage, only `format`'s figures. */
+    unknownTotal?: boolean;
   } = {},
 ): Progress {
   const stream = opts.stream ?? process.stderr;
   const tty = stream.isTTY === true;
   const fmt = opts.format ?? ((d: number, t: number) => `${d}/${t}`);
   let last = 0;
+  let lastDone = 0;
   const render = (done: number, detail: string | undefined, final: boolean): void => {
     if (opts.quiet) return;
     const now = Date.now();
@@ -42,12 +45,15 @@ export function createProgress(
     const width = 30;
     const fill = Math.round(frac * width);
     const bar = `[${'#'.repeat(fill)}${'-'.repeat(width - fill)}]`;
-    const line = `${label.padEnd(10)} ${bar} ${(frac * 100).toFixed(1).padStart(5)}% ${fmt(done, total)}${detail ? `  ${detail}` : ''}`;
+    const line = `${label.padEnd(10)} ${opts.unknownTotal ? '' : `${bar} ${(frac * 100).toFixed(1).padStart(5)}% `}${fmt(done, total)}${detail ? `  ${detail}` : ''}`;
     if (tty) stream.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
     else stream.write(`${line}\n`);
   };
   return {
-    update: (d, detail) => render(d, detail, false),
-    done: (detail) => render(total, detail, true),
+    update: (d, detail) => {
+      lastDone = d;
+      render(d, detail, false);
+    },
+    done: (detail) => render(opts.unknownTotal ? lastDone : total, detail, true),
   };
 }

@@ -16,6 +16,7 @@ import {
   type MetalinkFile,
   type ProbeRound,
   type SourceProbe,
+  redactUrl,
 } from '../transfer/index.js';
 import type { ChecksumOrigin, TransferEdge } from '../actors/index.js';
 
@@ -68,6 +69,24 @@ export interface LateSources {
   refusal(p: SourceProbe): string | undefined;
   /** Stops waiting: the pending probes resolve at once as not answered ("had not answered … when the transfer ended"). */
   abandon(): void;
+}
+
+/**
+ * A file no source gives the size of (each answered 200 without Content-Length, ignoring Range, HEAD giving none: a
+ * dynamic endpoint): it cannot be cut into chunks, so it is read as one stream from `url`, the first such source
+ * in the order given (fetchStream). `notUsed` names the other sources of that kind, `excluded` those whose probe
+ * failed otherwise.
+ */
+export interface StreamSource {
+  kind: 'stream';
+  url: string;
+  /** The file's name (the URL's last path segment, or the Metalink's). */
+  name: string;
+  /** The sha-256 (hex) the file must hash to: --checksum, a Metalink's, or the source's Digest header. */
+  sha256?: string;
+  checksumFrom: ChecksumOrigin;
+  notUsed: { url: string; why: string }[];
+  excluded: { url: string; why: string }[];
 }
 
 /** What a rerun knows of the file it resumes: the journal's manifest, and what gave its sha-256. */
@@ -199,13 +218,14 @@ function checkUrlPositional(p: string): void {
  * `*.metalink`), or one or more http(s) URLs of the same file. URLs (and a Metalink without sha-256 pieces)
  * are probed: the size most sources agree on wins, a source that disagrees is excluded and named, RFC 6249
  * `Link: rel=duplicate` mirrors join, and the whole file is verified by `checksum` (or a sha-256 the
- * sources announced with `Digest`). Throws PORTAL_CONFIG_INVALID for a mix of kinds, PORTAL_MANIFEST_INVALID
+ * sources announced with `Digest`). When no source gives the size and one answers with an unsized stream, a
+ * StreamSource is the answer. Throws PORTAL_CONFIG_INVALID for a mix of kinds, PORTAL_MANIFEST_INVALID
  * for an unreadable file, PORTAL_TRANSFER_FAILED listing each source's cause when none answers.
  */
 export async function resolveSources(
   positionals: string[],
   opts: { client: HttpClient; checksum?: string; resume?: ResumedFile },
-): Promise<ResolvedSources> {
+): Promise<ResolvedSources | StreamSource> {
   if (positionals.length === 0)
     throw new PortalError(
       'PORTAL_CONFIG_INVALID',
@@ -234,7 +254,10 @@ export async function resolveSources(
   return fromUrls(urls, opts, 'urls');
 }
 
-async function fromMetalink(files: MetalinkFile[], opts: ResolveOptions): Promise<ResolvedSources> {
+async function fromMetalink(
+  files: MetalinkFile[],
+  opts: ResolveOptions,
+): Promise<ResolvedSources | StreamSource> {
   const warnings: string[] = [];
   if (files.length > 1)
     warnings.push(`the Metalink lists ${files.length} files; Portal fetches the first, ${files[0].name}`);
@@ -274,6 +297,7 @@ async function fromMetalink(files: MetalinkFile[], opts: ResolveOptions): Promis
     },
     'metalink',
   );
+  if (r.kind === 'stream') return r;
   if (f.size !== undefined && f.size !== r.manifest.fileSize)
     throw metalinkSizeDiffers(f, r.manifest.fileSize, r.edges.length);
   r.warnings.unshift(
@@ -342,12 +366,14 @@ async function fromUrls(
   urls: string[],
   opts: ResolveOptions,
   kind: 'urls' | 'metalink',
-): Promise<ResolvedSources> {
+): Promise<ResolvedSources | StreamSource> {
   const resumed = opts.resume?.manifest;
   const known = resumed?.fileSize ?? opts.knownSize;
   const round = await probeSources(opts.client, urls, {
     ...(known !== undefined ? { enough: (ok) => ok.some((p) => p.size === known) } : {}),
   });
+  const stream = streamSource(round, opts);
+  if (stream) return stream;
   const expectedSize =
     resumed && round.answered.some((p) => p.ok && p.size === resumed.fileSize) ? resumed.fileSize : undefined;
   let a;
@@ -411,6 +437,30 @@ async function fromUrls(
           ),
         }
       : {}),
+  };
+}
+
+/**
+ * The StreamSource of probe round `round` when no source that answered gives a size and one answered with an
+ * unsized stream (SourceProbe.unsized): the first of those in the order of the URLs; undefined otherwise.
+ */
+function streamSource(round: ProbeRound, opts: ResolveOptions): StreamSource | undefined {
+  if (round.answered.some((p) => p.ok)) return undefined;
+  const [used, ...others] = round.answered.filter((p) => p.unsized);
+  if (!used) return undefined;
+  round.abandon();
+  const sha256 = opts.checksum ?? used.sha256;
+  return {
+    kind: 'stream',
+    url: used.url,
+    name: opts.name ?? (basename(new URL(used.url).pathname) || 'download'),
+    ...(sha256 !== undefined ? { sha256 } : {}),
+    checksumFrom: opts.checksum ? (opts.checksumFrom ?? 'checksum-flag') : 'digest-header',
+    notUsed: others.map((p) => ({
+      url: p.url,
+      why: `it gives no size either; a file of unknown size is read as one stream from one source (${redactUrl(used.url)})`,
+    })),
+    excluded: round.answered.filter((p) => !p.unsized).map((p) => ({ url: p.url, why: p.error ?? 'failed' })),
   };
 }
 

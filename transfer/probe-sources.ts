@@ -21,6 +21,12 @@ export interface SourceProbe {
   error?: string;
   /** The source never answered: its probe timed out, or was abandoned (with ok false). */
   noAnswer?: boolean;
+  /**
+   * The source answered 200 without a size (no Content-Length, Range ignored, none from HEAD either: a dynamic
+   * endpoint), with ok false: it cannot be cut into chunks, only read as one stream (`portal fetch` does that
+   * when no source gives a size).
+   */
+  unsized?: boolean;
 }
 
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
@@ -81,12 +87,12 @@ async function headSize(client: HttpClient, url: string, signal: AbortSignal): P
 }
 
 /**
- * Why a source that answers 200 with no Content-Length (to the Range probe and to HEAD) cannot be used: Portal
- * cuts the file into chunks by its size before the download, and such a source can only be read as one stream
- * of unknown length. `te` is its Transfer-Encoding.
+ * Why a source that answers 200 with no Content-Length (to the Range probe and to HEAD) is not used when another
+ * source gives the size: Portal cuts the file into chunks by its size before the download, and such a source can
+ * only be read as one stream of unknown length. `te` is its Transfer-Encoding.
  */
 function unknownSizeError(te: string | undefined): string {
-  return `answered HTTP 200 without Content-Length${te ? ` (Transfer-Encoding: ${te})` : ''} and ignored Range, and HEAD gave no size either: the file size cannot be known before the download, and Portal needs it to cut the file into chunks; a Metalink file that gives its <size> with this URL lets Portal read it as one stream`;
+  return `answered HTTP 200 without Content-Length${te ? ` (Transfer-Encoding: ${te})` : ''} and ignored Range, and HEAD gave no size either: the file size cannot be known before the download, so it can only be read as one stream, alone, when no source gives the size`;
 }
 
 /** How long a probe waits for a source's answer (ms), as the stall timeout waits for a chunk's. */
@@ -145,7 +151,7 @@ export async function probeSource(
         // tell the size; then the mirror is read as one stream like any mirror that ignores Range.
         const size = await headSize(client, url, ac.signal);
         if (size !== undefined) return sized(base, size, false);
-        return { ...base, ok: false, error: unknownSizeError(first(h['transfer-encoding'])) };
+        return { ...base, ok: false, unsized: true, error: unknownSizeError(first(h['transfer-encoding'])) };
       }
       return sized(base, Number(cl), false);
     }

@@ -34,6 +34,7 @@ import type { Manifest } from '../../transfer/index.js';
 import { checkOutputTarget, lockOutput, outputNameFromManifest } from '../../transfer/output-target.js';
 import { partialChunkLogPath } from '../../transfer/partial-chunks.js';
 import { reconcileValidators } from '../resume-validators.js';
+import { fetchStream, reportStream } from '../fetch-stream.js';
 import { escapeControl } from '../../common/redact.js';
 import { PortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
@@ -276,11 +277,23 @@ export const fetchCommand = defineCommand({
       // first, where the output is known before the probes: --out, or the name of the first URL).
       const early = toStdout ? undefined : (flags.out ?? firstUrlName(positionals));
       const earlyJournal = early === undefined ? undefined : await journaledFile(path.resolve(early));
-      src = await resolveSources(positionals, {
+      const resolved = await resolveSources(positionals, {
         client,
         checksum,
         ...(earlyJournal ? { resume: earlyJournal } : {}),
       });
+      if (resolved.kind === 'stream') {
+        // no source gives the size: one stream from one source, as curl and wget read it (cli/fetch-stream.ts)
+        const name = outputNameFromManifest(resolved.name);
+        const output = toStdout ? path.join(privateTempDir(), name) : path.resolve(flags.out ?? name);
+        const quiet = flags.json || flags['progress-json'];
+        const r = await fetchStream(resolved, { client, output, force: flags.force, quiet });
+        if (toStdout && !(await copyToStdout(output))) return 0;
+        const to = toStdout ? process.stderr : process.stdout;
+        reportStream(resolved, r, { json: quiet, to, name: toStdout ? 'stdout' : escapeControl(output) });
+        return 0;
+      }
+      src = resolved;
       const manifest = src.manifest;
       let edges: TransferEdge[] = [...src.edges, ...given];
       if (edges.length === 0)

@@ -221,7 +221,7 @@ describe('portal fetch: the sources users have', () => {
     await expectFile(o);
   });
 
-  test('a dynamic mirror answering 200 chunked (no Content-Length) and ignoring Range: with a size from HEAD it is streamed and verified; with none the run says why it cannot start', async () => {
+  test('a dynamic mirror answering 200 chunked (no Content-Length) and ignoring Range: with a size from HEAD it is streamed and verified; with none it is read as one stream (test/cli/fetch-stream.test.ts), and beside a sized mirror it is excluded saying why', async () => {
     const sized = await mirror(() => ({ kind: 'chunked', headSize: true }));
     const o = out();
     const r = await portal(['fetch', sized.url, '--out', o, ...checksum()]);
@@ -229,12 +229,17 @@ describe('portal fetch: the sources users have', () => {
     expect(r.code).toBe(0);
     await expectFile(o);
     const unsized = await mirror(() => ({ kind: 'chunked' }));
-    const none = await portal(['fetch', unsized.url, '--out', out(), ...checksum()]);
-    expect(none.code).toBe(3);
-    expect(none.stderr).toContain(
-      `${unsized.url}: answered HTTP 200 without Content-Length (Transfer-Encoding: chunked) and ignored Range, and HEAD gave no size either: the file size cannot be known before the download`,
+    const o2 = out();
+    const streamed = await portal(['fetch', unsized.url, '--out', o2, ...checksum()]);
+    expect(streamed.code).toBe(0);
+    await expectFile(o2);
+    const o3 = out();
+    const both = await portal(['fetch', sized.url, unsized.url, '--out', o3, ...checksum()]);
+    expect(both.code).toBe(0);
+    await expectFile(o3);
+    expect(both.stderr).toContain(
+      `portal: excluded ${unsized.url}: answered HTTP 200 without Content-Length (Transfer-Encoding: chunked) and ignored Range, and HEAD gave no size either: the file size cannot be known before the download, so it can only be read as one stream, alone, when no source gives the size`,
     );
-    expect(none.stderr).toMatch(/a Metalink file that gives its <size> with this URL/);
   });
 
   test('206 with Content-Range written bytes=a-b/N, and 206 without Content-Range, are accepted', async () => {

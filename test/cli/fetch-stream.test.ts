@@ -1,0 +1,142 @@
+/**
+ * `portal fetch URL` of a file no source gives the size of (a dynamic endpoint: 200 with Transfer-Encoding: chunked,
+ * no Content-Length, Range ignored, HEAD without a size), against the built CLI as a real process and a real
+ * chunked server: it is read as one stream, as curl and wget read it; published only after a clean end of the
+ * chunked body and a matching --checksum; a body cut before its last chunk, or a mismatch, leaves no file.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import path from 'node:path';
+import { lastJson, runPortal } from '../helpers/portal-cli.js';
+import { makeTempDir } from '../transfer/fixtures.js';
+
+const SIZE = 700_000;
+const env = { PORTAL_BACKEND: 'cpu' };
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let n = 0;
+const out = (): string => {
+  const dir = path.join(tmp.dir, `out-${++n}`);
+  mkdirSync(dir);
+  return path.join(dir, 'file.bin');
+};
+const closers: (() => Promise<void>)[] = [];
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/**
+ * A dynamic endpoint: every GET is 200 with the file written in 64 KiB pieces (node sends them chunked, no
+ * Content-Length), Range ignored; HEAD has no Content-Length. With `cutAt`, the connection is destroyed after
+ * that many bytes of the body (no terminating chunk). Counts the GETs that are not the probe.
+ */
+async function chunkedServer(file: Buffer, cutAt?: number): Promise<{ url: string; gets: () => number }> {
+  const sockets = new Set<Socket>();
+  let gets = 0;
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    if (req.method === 'HEAD') return res.end();
+    if (req.headers.range === undefined) gets++;
+    let at = 0;
+    const step = (): void => {
+      if (cutAt !== undefined && at >= cutAt) {
+        req.socket.destroy();
+        return;
+      }
+      if (at >= file.length) return void res.end();
+      const end = Math.min(file.length, at + 65536, cutAt ?? Infinity);
+      res.write(file.subarray(at, end), () => setImmediate(step));
+      at = end;
+    };
+    step();
+  });
+  server.on('connection', (x) => {
+    sockets.add(x);
+    x.on('close', () => sockets.delete(x));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const x of sockets) x.destroy();
+        server.close(() => r());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.bin`, gets: () => gets };
+}
+
+let file: Buffer;
+beforeAll(async () => {
+  tmp = await makeTempDir('cli-fetch-stream');
+  file = randomBytes(SIZE);
+});
+afterAll(async () => {
+  await Promise.all(closers.map((c) => c()));
+  await tmp?.cleanup();
+});
+
+describe('portal fetch URL: a file of unknown size is read as one stream', () => {
+  test('without a checksum: the output equals the source, and the run says it was read as one stream', async () => {
+    const s = await chunkedServer(file);
+    const o = out();
+    const r = await runPortal(['fetch', s.url, '--out', o], { env });
+    expect(r.code).toBe(0);
+    expect(sha(await readFile(o))).toBe(sha(file));
+    expect(r.stderr).toContain(
+      `portal: warning: no source gives the file's size: it is read as one stream from ${s.url}`,
+    );
+    expect(r.stdout).toContain('complete, not verified (no checksum), read as one stream (size unknown)');
+    // nothing beside the output: no partial file, no journal folder
+    expect(readdirSync(path.dirname(o))).toEqual(['file.bin']);
+  });
+
+  test('with --checksum: verified; two such sources: the first is used, the other named as not used', async () => {
+    const a = await chunkedServer(file);
+    const b = await chunkedServer(file);
+    const o = out();
+    const r = await runPortal(
+      ['fetch', a.url, b.url, '--out', o, '--checksum', `sha-256=${sha(file)}`, '--json'],
+      {
+        env,
+      },
+    );
+    expect(r.code).toBe(0);
+    expect(sha(await readFile(o))).toBe(sha(file));
+    const j = lastJson(r);
+    expect(j.verified).toBe(true);
+    expect(j.bytes).toBe(SIZE);
+    expect(j.streamedFrom).toBe(a.url);
+    expect(r.stderr).toContain(
+      `portal: ${b.url} not used: it gives no size either; a file of unknown size is read as one stream from one source (${a.url})`,
+    );
+    expect(a.gets()).toBe(1);
+    expect(b.gets()).toBe(0);
+  });
+
+  test('a --checksum mismatch exits 3 and leaves no output file', async () => {
+    const s = await chunkedServer(file);
+    const o = out();
+    const wrong = 'ab'.repeat(32);
+    const r = await runPortal(['fetch', s.url, '--out', o, '--checksum', `sha-256=${wrong}`], { env });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(
+      `the ${SIZE} bytes ${s.url} streamed hash to sha-256 ${sha(file)}, not the expected ${wrong}: nothing was kept`,
+    );
+    expect(existsSync(o)).toBe(false);
+    expect(readdirSync(path.dirname(o))).toEqual([]);
+  });
+
+  test('a body cut before its terminating chunk is an error naming it, not a short file', async () => {
+    const s = await chunkedServer(file, 300_000);
+    const o = out();
+    const r = await runPortal(['fetch', s.url, '--out', o], { env });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `${s.url.replace(/[.]/g, '\\.')}: the stream broke after \\d+ bytes \\(.+\\); a file of unknown size cannot be resumed, so nothing was kept`,
+      ),
+    );
+    expect(existsSync(o)).toBe(false);
+    expect(readdirSync(path.dirname(o))).toEqual([]);
+  });
+});
