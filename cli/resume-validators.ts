@@ -2,7 +2,7 @@ import { escapeControl } from '../common/redact.js';
 import { sameSource } from '../actors/scheduler-actor.js';
 import type { TransferEdge } from '../actors/index.js';
 import { discardJournal, type JournaledTransfer } from '../node/journaled-transfer.js';
-import { redactUrl, type Manifest } from '../transfer/index.js';
+import { mentionsVersionChanged, redactUrl, type Manifest } from '../transfer/index.js';
 import type { ResolvedSources } from './sources.js';
 
 /** True when some chunk of `m` has no hash (a file known only from its sources): a resume cannot check it. */
@@ -51,4 +51,24 @@ export async function reconcileValidators(
       `portal: resuming: the chunks kept so far have no hash and the sources gave no strong validator to vouch for them (a strong ETag or Last-Modified, with Range support) at the first run: they are fetched again\n`,
     );
   return false;
+}
+
+/**
+ * The rejection handler of a transfer (runTransfer) whose journal beside `output` is discarded, with the partial
+ * files `sideFiles`, when a source answered 200 to If-Range during the run (versionChangedDetail): the file changed,
+ * so no chunk kept so far belongs to the new version and the next run starts over; stderr says so. Rethrows the
+ * error either way (the run fails naming the source).
+ */
+export function forgetChangedVersion(output: string, sideFiles: string[]): (err: unknown) => Promise<never> {
+  return async (err) => {
+    const sources = (err as { sources?: { url?: string; lastError?: string }[] }).sources ?? [];
+    const changed = sources.find((s) => mentionsVersionChanged(s.lastError));
+    if (changed) {
+      await discardJournal(output, sideFiles);
+      process.stderr.write(
+        `portal: ${escapeControl(changed.url ?? 'a source')} now serves another version of the file (it answered 200 to If-Range): the chunks kept so far are discarded; run the command again to fetch the new version\n`,
+      );
+    }
+    throw err;
+  };
 }

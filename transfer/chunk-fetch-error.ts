@@ -77,6 +77,11 @@ export function versionChangedDetail(validator: string): string {
   return `${VERSION_CHANGED}the mirror answered HTTP 200 to If-Range: ${validator} (it no longer serves the version the transfer started with)`;
 }
 
+/** True when `text` (a source's last error, a failure message) holds a versionChangedDetail. */
+export function mentionsVersionChanged(text: string | undefined): boolean {
+  return text?.includes(VERSION_CHANGED) === true;
+}
+
 /** True when a chunk report's detail says the source now serves another file: sizeChangedDetail or versionChangedDetail. */
 export function isFileChanged(detail: string | undefined): boolean {
   return isSizeChanged(detail) || detail?.startsWith(VERSION_CHANGED) === true;

@@ -50,6 +50,7 @@ export {
   isChunkFetchError,
   isSizeChanged,
   isFileChanged,
+  mentionsVersionChanged,
   sizeChangedDetail,
   versionChangedDetail,
   TRANSIENT_FAULTS,

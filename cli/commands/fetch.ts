@@ -33,7 +33,7 @@ import {
 import type { Manifest } from '../../transfer/index.js';
 import { checkOutputTarget, lockOutput, outputNameFromManifest } from '../../transfer/output-target.js';
 import { partialChunkLogPath } from '../../transfer/partial-chunks.js';
-import { reconcileValidators } from '../resume-validators.js';
+import { forgetChangedVersion, reconcileValidators } from '../resume-validators.js';
 import { fetchStream, reportStream } from '../fetch-stream.js';
 import { escapeControl } from '../../common/redact.js';
 import { PortalError } from '../../common/errors.js';
@@ -447,7 +447,7 @@ export const fetchCommand = defineCommand({
             );
           bar.update(s.bytesDone, progressDetail(s, started));
         },
-      });
+      }).catch(forgetChangedVersion(output, sideFiles));
       bar.done(progressDetail(status, started));
       const { joinedLate, notAnswered } = await late.end();
       const checked = manifest.fileSha256 !== NO_CID;

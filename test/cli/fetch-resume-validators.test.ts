@@ -6,7 +6,7 @@
  * validator fetches everything again and says why; a source that answers 200 to If-Range fails as changed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -203,9 +203,16 @@ describe('portal fetch URL: a resume without hashes keeps the chunks its validat
   test('a source answering 200 to If-Range (its file changed after the probe) is given up as changed, not mixed', async () => {
     // the probe still reports "v1", the chunk requests find "v2"
     const s = await fileServer(randomBytes(SIZE), { etag: '"v2"', probeEtag: '"v1"' });
-    const r = await runPortal(['fetch', s.url, '--out', out(), '--source-budget', '2'], { env });
+    const o = out();
+    const r = await runPortal(['fetch', s.url, '--out', o, '--source-budget', '2'], { env });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('the file changed version: the mirror answered HTTP 200 to If-Range: "v1"');
     expect(s.served.every((q) => q.status === 200 && q.ifRange === '"v1"')).toBe(true);
+    // nothing of the old version is kept for the next run: the journal (all but its lock) and the partial file go
+    expect(r.stderr).toContain(
+      `portal: ${s.url} now serves another version of the file (it answered 200 to If-Range): the chunks kept so far are discarded; run the command again to fetch the new version`,
+    );
+    expect(existsSync(`${o}.portal-part`)).toBe(false);
+    expect(readdirSync(`${o}.portal`).filter((f) => f !== 'lock')).toEqual([]);
   });
 });
