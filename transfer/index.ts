@@ -18,6 +18,7 @@ export {
   MAX_CHUNK_SIZE,
   DEFAULT_MANIFEST_LIMITS,
 } from './manifest.js';
+export { hashCheck, HASH_CHECK_READ_BYTES, type HashCheckResult } from './hash-check.js';
 export type { Manifest, PackedManifest, ManifestLimits, CreateManifestOptions } from './manifest.js';
 export {
   BINARY_MANIFEST_MAGIC,

@@ -1,8 +1,10 @@
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, statSync } from 'node:fs';
 import {
   createEdgeServer,
   loadManifestRef,
   unpackManifest,
+  hashCheck,
+  type Manifest,
   MANIFEST_DIR_MAX_BYTES,
   MANIFEST_DIR_MAX_FILES,
 } from '../../transfer/index.js';
@@ -11,6 +13,63 @@ import { createBusFromEnv, type Bus } from '../../bus/index.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import { commonFlags, defineCommand } from '../args.js';
+import { createProgress, formatBytes } from '../progress.js';
+
+/** Files at least this large show a progress line while the start's hash check reads them. */
+export const HASH_CHECK_PROGRESS_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The chunks of `--file` the edge may advertise and serve: those of `holds` whose bytes hash to their CID
+ * ('all' when holds was and every chunk matched; hashCheck: one read and sha256 pass of the file, ~0.6 s per GiB per core). Throws PORTAL_CONFIG_INVALID
+ * naming --file when it cannot be read, and PORTAL_MANIFEST_MISMATCH naming --file and --manifest when its
+ * size differs or, without --accept, no chunk matches. Some chunks failing is one warning line on stderr.
+ */
+export async function verifiedHoldings(
+  file: string,
+  manifestPath: string,
+  manifest: Manifest,
+  holds: Set<number> | 'all',
+  opts: { accept: boolean; quiet: boolean },
+): Promise<Set<number> | 'all'> {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const what = code === 'ENOENT' ? 'no such file' : (code ?? (cause as Error).message);
+    throw new PortalError('PORTAL_CONFIG_INVALID', `--file ${file}: cannot open it (${what})`, { cause });
+  }
+  if (size !== manifest.fileSize)
+    throw new PortalError(
+      'PORTAL_MANIFEST_MISMATCH',
+      `--file ${file} has ${size} bytes; --manifest ${manifestPath} (${manifest.id}) says ${manifest.fileSize}`,
+    );
+  const progress =
+    size >= HASH_CHECK_PROGRESS_BYTES
+      ? createProgress('hash check', size, {
+          quiet: opts.quiet,
+          format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
+        })
+      : undefined;
+  const r = await hashCheck(file, manifest, {
+    only: holds === 'all' ? undefined : holds,
+    onProgress: (done) => progress?.update(done),
+  });
+  progress?.done();
+  const wanted = holds === 'all' ? manifest.chunks.length : holds.size;
+  const m = r.firstMismatch;
+  const why = m ? `chunk ${m.index} hashes to ${m.actual}, the manifest says ${m.expected}` : '';
+  if (r.verified.size === 0 && wanted > 0 && !opts.accept)
+    throw new PortalError(
+      'PORTAL_MANIFEST_MISMATCH',
+      `--file ${file}: none of its ${wanted} chunks matches --manifest ${manifestPath} (${why})`,
+    );
+  if (r.verified.size < wanted)
+    process.stderr.write(
+      `portal edge: --file ${file}: ${r.verified.size} of ${wanted} chunks match --manifest ${manifestPath}; serving only those (${why})\n`,
+    );
+  return holds === 'all' && r.verified.size === wanted ? 'all' : r.verified;
+}
 
 /** Parses `--holds`: `all` or ranges like `0-99,200,300-310`. */
 export function parseHolds(v: string, chunks: number): Set<number> | 'all' {
@@ -155,11 +214,20 @@ export const edgeCommand = defineCommand({
         );
       bus = await createBusFromEnv({ logger, name: `portal-edge-${process.pid}` });
     }
+    const requested = parseHolds(flags.holds ?? (created ? 'none' : 'all'), manifest.chunks.length);
+    // a --file that --accept creates holds nothing yet; any other is hash-checked, so the edge never claims or
+    // serves bytes that do not hash to their CID (a wrong file, a restarted --accept edge's unfilled chunks)
+    const holds = created
+      ? requested
+      : await verifiedHoldings(flags.file, flags.manifest, manifest, requested, {
+          accept,
+          quiet: flags.json,
+        });
     const server = await createEdgeServer({
       id: flags.id,
       location: flags.location,
       source: { path: flags.file, manifest },
-      holds: parseHolds(flags.holds ?? (created ? 'none' : 'all'), manifest.chunks.length),
+      holds,
       accept: accept ? { token: flags['put-token'] } : undefined,
       announce: bus ? { bus } : undefined,
       manifests: {
