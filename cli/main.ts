@@ -4,6 +4,7 @@ import { escapeControl, redactText } from '../common/redact.js';
 import { exitCodeFor } from '../common/error-table.js';
 import { parseArgs, helpText, type CommandSpec } from './args.js';
 import { ensureXdgRuntimeDir } from './env.js';
+import { explainSystemError } from './system-errors.js';
 import { prestartFetchDataThreads } from './prestart.js';
 import { takesFetchMemoryFlags, useBaselineWasm, useFetchMemoryFlags } from './v8-flags.js';
 
@@ -42,6 +43,9 @@ async function usage(): Promise<string> {
   ].join('\n');
 }
 
+/** The running command's parsed flags (with defaults), so a raw system error can be traced to its flag. */
+let parsedFlags: Record<string, unknown> | undefined;
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -57,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
   if (name === 'fetch') prestartFetchDataThreads(rest);
   const cmd = await commands[name]();
   const args = parseArgs(rest, cmd.flags);
+  parsedFlags = args.flags as Record<string, unknown>;
   if (args.flags.help) {
     process.stdout.write(`${helpText(cmd)}\n`);
     return 0;
@@ -71,7 +76,8 @@ main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
-  (err: unknown) => {
+  (thrown: unknown) => {
+    const err = explainSystemError(thrown, parsedFlags);
     const json = process.argv.includes('--json');
     const code = codeOf(err);
     // messages may quote manifest names, edge answers or URLs: no secrets, no terminal escapes (a failed
