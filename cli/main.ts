@@ -61,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
   if (name === 'fetch') prestartFetchDataThreads(rest);
   const cmd = await commands[name]();
   const args = parseArgs(rest, cmd.flags);
-  parsedFlags = args.flags as Record<string, unknown>;
+  parsedFlags = args.flags;
   if (args.flags.help) {
     process.stdout.write(`${helpText(cmd)}\n`);
     return 0;

@@ -41,7 +41,8 @@ export function explainSystemError(err: unknown, flags: Record<string, unknown> 
   if (typeof e.path === 'string' && PATH_WHY[e.code]) {
     const path = e.path;
     const flag = entries.find(
-      ([, v]) => typeof v === 'string' && v !== '' && (path === v || path.startsWith(`${v.replace(/\/+$/, '')}/`)),
+      ([, v]) =>
+        typeof v === 'string' && v !== '' && (path === v || path.startsWith(`${v.replace(/\/+$/, '')}/`)),
     );
     if (!flag) return err;
     return new PortalError(

@@ -28,13 +28,13 @@ describe('portal edge: hash check of --file at start (real processes)', () => {
 
   /** Starts `portal edge --json <args>`, runs `probe` against its URL, stops it with SIGTERM. */
   const withEdge = async (args: string[], probe: (url: string) => Promise<void>): Promise<PortalRun> => {
-    let failure: unknown;
+    let failure: Error | undefined;
     const r = await runPortal(['edge', '--manifest', manifestPath, '--json', ...args], {
       timeoutMs: 60_000,
       onLine: (line, child) => {
         const { url } = JSON.parse(line) as { url: string };
         probe(url)
-          .catch((err: unknown) => (failure = err))
+          .catch((err: unknown) => (failure = err instanceof Error ? err : new Error(String(err))))
           .finally(() => child.kill('SIGTERM'));
       },
     });
@@ -75,7 +75,9 @@ describe('portal edge: hash check of --file at start (real processes)', () => {
       const now = await fetch(`${url}/v1/chunks/${manifest.chunks[2]}`);
       expect(sha(new Uint8Array(await now.arrayBuffer()))).toBe(manifest.chunks[2]);
     });
-    expect(r.stderr).toContain(`--file ${part}: 3 of 4 chunks match --manifest ${manifestPath}; serving only those`);
+    expect(r.stderr).toContain(
+      `--file ${part}: 3 of 4 chunks match --manifest ${manifestPath}; serving only those`,
+    );
     expect(await readFile(part)).toEqual(data);
   });
 
@@ -88,7 +90,9 @@ describe('portal edge: hash check of --file at start (real processes)', () => {
       `--file ${big} has ${5 * CHUNK} bytes; --manifest ${manifestPath} (${manifest.id}) says ${4 * CHUNK}`,
     );
     const none = path.join(dir, 'nonexist.bin');
-    const missing = await runPortal(['edge', '--file', none, '--manifest', manifestPath], { timeoutMs: 60_000 });
+    const missing = await runPortal(['edge', '--file', none, '--manifest', manifestPath], {
+      timeoutMs: 60_000,
+    });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain(`--file ${none}: cannot open it (no such file)`);
     for (const r of [wrong, missing]) expect(r.stderr).not.toMatch(/opts\.source|\n\s+at /);

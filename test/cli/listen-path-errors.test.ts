@@ -42,9 +42,19 @@ describe('listen and folder errors name their flag (real processes)', () => {
   });
 
   test('portal serve --app-port <in use>: names --app-port and the address, exit 2', async () => {
-    const r = await runPortal(['serve', '--runtime', 'embedded', '--backend', 'cpu', '--app-port', String(port)]);
+    const r = await runPortal([
+      'serve',
+      '--runtime',
+      'embedded',
+      '--backend',
+      'cpu',
+      '--app-port',
+      String(port),
+    ]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`portal: --app-port ${port}: 127.0.0.1:${port} is already in use (EADDRINUSE)`);
+    expect(r.stderr).toContain(
+      `portal: --app-port ${port}: 127.0.0.1:${port} is already in use (EADDRINUSE)`,
+    );
     oneLine(r);
   });
 
