@@ -126,6 +126,16 @@ describe('portal fetch URL: a file of unknown size is read as one stream', () =>
     expect(readdirSync(path.dirname(o))).toEqual([]);
   });
 
+  test('--out -: the streamed file goes to stdout once it ended cleanly and matched --checksum', async () => {
+    const text = Buffer.from('portal streams a file of unknown size\n'.repeat(20_000));
+    const s = await chunkedServer(text);
+    const r = await runPortal(['fetch', s.url, '--out', '-', '--checksum', `sha-256=${sha(text)}`], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(text.toString());
+    expect(r.stderr).toContain('stdout: ');
+    expect(r.stderr).toContain('sha256 verified, read as one stream (size unknown)');
+  });
+
   test('a body cut before its terminating chunk is an error naming it, not a short file', async () => {
     const s = await chunkedServer(file, 300_000);
     const o = out();
