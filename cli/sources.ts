@@ -49,14 +49,17 @@ export interface ResolvedSources {
 
 /**
  * The validator a probe reported that can guard a resume (RFC 9110 §13.1.5 If-Range): a strong ETag, else the
- * Last-Modified date; undefined for a weak ETag (`W/"…"`: the same for different bytes) without a Last-Modified,
- * for none, or for a source that ignores Range (it would answer 200 whatever If-Range says).
+ * Last-Modified date when it is strong, at least a second before the response's Date (§8.8.2.2: a file modified
+ * within the second it was served may change again under the same date); undefined for a weak ETag (`W/"…"`: the
+ * same for different bytes; If-Range then takes no date either), for none, or for a source that ignores Range (it
+ * would answer 200 whatever If-Range says).
  */
 export function strongValidator(p: SourceProbe): string | undefined {
   if (p.ranges !== true) return undefined;
-  if (p.etag !== undefined && !/^W\//.test(p.etag)) return p.etag;
-  if (p.etag !== undefined) return undefined;
-  return p.lastModified;
+  if (p.etag !== undefined) return /^W\//.test(p.etag) ? undefined : p.etag;
+  if (p.lastModified === undefined || p.date === undefined) return undefined;
+  const age = Date.parse(p.date) - Date.parse(p.lastModified);
+  return age >= 1000 ? p.lastModified : undefined;
 }
 
 /**

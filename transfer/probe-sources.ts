@@ -11,6 +11,8 @@ export interface SourceProbe {
   size?: number;
   etag?: string;
   lastModified?: string;
+  /** Its Date header (tells whether Last-Modified is a strong validator: RFC 9110 §8.8.2.2). */
+  date?: string;
   /** The source answered a Range request with 206. */
   ranges?: boolean;
   /** RFC 6249 `Link: <…>; rel=duplicate` mirrors it named. */
@@ -132,6 +134,7 @@ export async function probeSource(
       duplicates,
       etag: first(h.etag),
       lastModified: first(h['last-modified']),
+      date: first(h.date),
       ...(digest ? { sha256: Buffer.from(digest[1], 'base64').toString('hex') } : {}),
     };
     if (r.statusCode === 206) {

@@ -65,9 +65,12 @@ async function fileServer(
     const probe = range !== null && range[1] === '0' && range[2] === '0';
     const etag = probe && s.probeEtag !== undefined ? s.probeEtag : s.etag;
     if (etag !== undefined) res.setHeader('etag', etag);
-    if (s.lastModified !== undefined) res.setHeader('last-modified', s.lastModified);
+    const date = new Date().toUTCString();
+    res.setHeader('date', date);
+    const lastModified = s.lastModified === 'now' ? date : s.lastModified;
+    if (lastModified !== undefined) res.setHeader('last-modified', lastModified);
     const ifRange = req.headers['if-range'] as string | undefined;
-    const current = s.etag ?? s.lastModified;
+    const current = s.etag ?? lastModified;
     const whole = !range || (ifRange !== undefined && (ifRange !== current || /^W\//.test(ifRange)));
     if (whole) {
       if (!probe)
@@ -134,8 +137,8 @@ describe('portal fetch URL: a resume without hashes keeps the chunks its validat
     ['a strong ETag', { etag: '"v1-abc"' }, '"v1-abc"'],
     [
       'Last-Modified without an ETag',
-      { lastModified: 'Tue, 01 Dec 2026 01:00:00 GMT' },
-      'Tue, 01 Dec 2026 01:00:00 GMT',
+      { lastModified: 'Tue, 01 Dec 2020 01:00:00 GMT' },
+      'Tue, 01 Dec 2020 01:00:00 GMT',
     ],
   ])('%s: the rerun fetches only the missing ranges, each with If-Range', async (_, v, validator) => {
     const file = randomBytes(SIZE);
@@ -183,6 +186,8 @@ describe('portal fetch URL: a resume without hashes keeps the chunks its validat
   test.each([
     ['a weak ETag', { etag: 'W/"v1"' }],
     ['no validator', {}],
+    // the server's Date is the Last-Modified second itself: not a strong validator (RFC 9110 §8.8.2.2)
+    ['a Last-Modified as recent as the Date', { lastModified: 'now' }],
   ])('%s: the rerun fetches every chunk again and says why', async (_, v) => {
     const file = randomBytes(SIZE);
     const s = await fileServer(file, v);
