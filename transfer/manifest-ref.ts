@@ -31,6 +31,7 @@ export const MANIFEST_CID = /^[0-9a-f]{64}$/;
 
 /** GETs `url` following redirects; answers the 200 response, or throws PORTAL_MANIFEST_INVALID naming `shown`. */
 async function get(url: string, shown: string): Promise<Dispatcher.ResponseData> {
+  const seen = new Set<string>([url]);
   for (let hop = 0; ; hop++) {
     let res;
     try {
@@ -49,14 +50,21 @@ async function get(url: string, shown: string): Promise<Dispatcher.ResponseData>
       });
     }
     const location = res.headers.location;
-    if (
-      res.statusCode >= 300 &&
-      res.statusCode < 400 &&
-      typeof location === 'string' &&
-      hop < MAX_REDIRECTS
-    ) {
+    if (res.statusCode >= 300 && res.statusCode < 400 && typeof location === 'string') {
       await res.body.dump();
-      url = new URL(location, url).toString();
+      const next = new URL(location, url).toString();
+      if (seen.has(next))
+        throw new PortalError(
+          'PORTAL_MANIFEST_INVALID',
+          `manifest ${shown}: redirect loop (HTTP ${res.statusCode} back to ${redactUrl(next)})`,
+        );
+      if (hop >= MAX_REDIRECTS)
+        throw new PortalError(
+          'PORTAL_MANIFEST_INVALID',
+          `manifest ${shown}: too many redirects (more than ${MAX_REDIRECTS})`,
+        );
+      seen.add(next);
+      url = next;
       continue;
     }
     if (res.statusCode !== 200) {
@@ -204,6 +212,27 @@ async function localManifestPath(file: string, localRoot: string | null | undefi
   return real;
 }
 
+/** The path a `file://` URL names; PORTAL_INVALID_ARGUMENT naming manifestUrl for one with a host or bad escapes. */
+function localFileOf(ref: string): string {
+  try {
+    return fileURLToPath(ref);
+  } catch (cause) {
+    let host = '';
+    try {
+      host = new URL(ref).hostname;
+    } catch {
+      // not a URL at all: said below without a host
+    }
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      host
+        ? `manifestUrl: a file:// URL must name a file of this host (file:///path), not one on host ${JSON.stringify(host)}`
+        : `manifestUrl: ${JSON.stringify(redactUrl(ref))} is not a valid file:// URL`,
+      { cause },
+    );
+  }
+}
+
 /**
  * Loads a manifest by reference, for `SchedulerActor.start`'s `manifestUrl`: an `http(s)://` URL (fetched with
  * undici, redirects followed), a `file://` URL, or an absolute path (a regular file; where `opts.localRoot` says,
@@ -222,7 +251,7 @@ export async function loadManifestRef(
   if (typeof ref !== 'string' || ref.length === 0)
     throw new PortalError('PORTAL_INVALID_ARGUMENT', 'manifestUrl: expected a URL or an absolute path');
   if (ref.startsWith('file://') || ref.startsWith('/')) {
-    const named = ref.startsWith('/') ? ref : fileURLToPath(ref);
+    const named = ref.startsWith('/') ? ref : localFileOf(ref);
     const file = await localManifestPath(named, opts.localRoot);
     if (await fileIsBinary(file))
       return (

@@ -8,9 +8,30 @@ import {
   MIN_CHUNK_SIZE,
   MAX_CHUNK_SIZE,
 } from '../../transfer/index.js';
+import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { PortalError } from '../../common/errors.js';
 import { commonFlags, defineCommand } from '../args.js';
 import { createProgress, formatBytes, type Progress } from '../progress.js';
+
+/**
+ * Throws PORTAL_CONFIG_INVALID naming --out (or the default beside the file) when the folder `out` goes in does not
+ * exist or is not a folder.
+ */
+function checkOutFolder(out: string, given: boolean): void {
+  const folder = dirname(resolve(out));
+  let isDir = false;
+  try {
+    isDir = statSync(folder).isDirectory();
+  } catch {
+    // missing: said below
+  }
+  if (!isDir)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `${given ? '--out ' : ''}${out}: the folder ${folder} does not exist or is not a folder`,
+    );
+}
 
 /** `portal manifest <file>`: chunks a file and writes its manifest (sha256 CID per chunk and of the whole file). */
 export const manifestCommand = defineCommand({
@@ -63,6 +84,14 @@ export const manifestCommand = defineCommand({
       throw new PortalError('PORTAL_CONFIG_INVALID', 'manifest: --binary and --metalink exclude each other');
     const out =
       flags.out ?? `${file}${flags.metalink ? '.meta4' : flags.binary ? '.manifest.bin' : '.manifest.json'}`;
+    // checked before the file is hashed (minutes for a big one), not when the result is written
+    for (const url of urls)
+      if (!/^https?:\/\//i.test(url))
+        throw new PortalError(
+          'PORTAL_CONFIG_INVALID',
+          `--url ${JSON.stringify(url)}: expected an http(s):// URL`,
+        );
+    checkOutFolder(out, flags.out !== undefined);
     // the bar counts bytes, so it is made once the file's size is known (the first read's report): a bar of
     // total 1 fed fractions ended with "1 B" as its last figure
     const bar = (total: number): Progress =>
