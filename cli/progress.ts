@@ -4,7 +4,8 @@
  */
 export interface Progress {
   update(done: number, detail?: string): void;
-  done(detail?: string): void;
+  /** The last line, at `at` bytes (a transfer that ended early stops where it was); default the total, or the last update with unknownTotal. */
+  done(detail?: string, at?: number): void;
 }
 
 /** Formats bytes as B/KiB/MiB/GiB. */
@@ -54,6 +55,6 @@ export function createProgress(
       lastDone = d;
       render(d, detail, false);
     },
-    done: (detail) => render(opts.unknownTotal ? lastDone : total, detail, true),
+    done: (detail, at) => render(at ?? (opts.unknownTotal ? lastDone : total), detail, true),
   };
 }

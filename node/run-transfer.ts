@@ -8,6 +8,7 @@ import {
   createContentServer,
   type ContentServer,
   type ContentServerStats,
+  type ContentSource,
 } from '../transfer/content-server.js';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -146,6 +147,14 @@ export interface RunTransferOptions extends EngineSettings {
     /** Called with the content server's counters once its last response ended. */
     onClosed?: (stats: ContentServerStats) => void;
   };
+  /**
+   * A reader of the running transfer's content in this process (`portal fetch --out -` streams it to stdout with
+   * streamContent): called once the transfer started, with a passive content source of it (its reads raise no
+   * priority: the transfer runs as fast as it would without a reader; transferContentSource). The transfer's end waits for it: runTransfer returns (or throws the
+   * transfer's failure) only once its promise settled, and rejects with its error. When it resolves `'stop'` (its
+   * reader went away) the transfer is cancelled and runTransfer returns the status, state `cancelled`.
+   */
+  reader?: (source: ContentSource) => Promise<'done' | 'stop'>;
   /** Serve the live dashboard on this port (0 = any free port) while the transfer runs. */
   dashboard?: { port: number; onUrl?: (url: string) => void; lingerMs?: number };
   /**
@@ -209,6 +218,8 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
   let content: ContentServer | undefined;
   let source: ReturnType<typeof transferContentSource> | undefined;
   let peer: SwarmPeer | undefined;
+  let reading: Promise<void> | undefined;
+  let readerSource: ReturnType<typeof transferContentSource> | undefined;
   try {
     node.executor.attach(o.request.transferId);
     const reportSub = o.onReport
@@ -240,6 +251,14 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
         wait.wake();
       }
     });
+    // the reader's source listens before the start: it knows every chunk verified in this run (passive: its reads
+    // raise no priority, the transfer runs at full speed and a pipe reads the whole file; see transferContentSource)
+    readerSource = o.reader
+      ? transferContentSource(node.host, o.request.transferId, node.verifiedChunks, {
+          remember: true,
+          passive: true,
+        })
+      : undefined;
     let status = await actor.invoke('start', o.request);
     if (o.swarm) {
       // loaded only for a swarm (the edge server)
@@ -260,10 +279,30 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       early = undefined;
       o.swarm.onUrl?.(peer.edge.url);
     }
+    const id = o.request.transferId;
+    // one source for the whole transfer: it remembers verified chunks, so reads of them are served at once
+    if (o.serve) source = transferContentSource(node.host, id, node.verifiedChunks, { remember: true });
+    if (o.reader && readerSource) {
+      const reader = o.reader;
+      const cancel = async (): Promise<void> => {
+        await actor.invoke('cancel');
+        wait.wake();
+      };
+      reading = Promise.resolve(readerSource)
+        .then((s) => reader(s))
+        .then(
+          async (r) => {
+            if (r === 'stop') await cancel();
+          },
+          async (err: unknown) => {
+            await cancel().catch(() => undefined);
+            throw err;
+          },
+        );
+      // settled (and its error thrown) after the status loop; meanwhile an error is not unhandled
+      reading.catch(() => undefined);
+    }
     if (o.serve) {
-      const id = o.request.transferId;
-      // one source for the whole transfer: it remembers verified chunks, so reads of them are served at once
-      source = transferContentSource(node.host, id, node.verifiedChunks, { remember: true });
       content = await createContentServer({
         sources: (t) => (t === id ? source : undefined),
         defaultTransfer: id,
@@ -304,6 +343,8 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
       endSub.unsubscribe();
     }
     reportSub?.unsubscribe();
+    // the reader ends with the transfer (the rest of a done one, or cut by a failed one); its error comes first
+    await reading;
     // a start answered with the status of a transfer that had ended already: the sources come with the details
     if (status.edges === undefined) status = await actor.invoke('status', { edges: true });
     if (status.state === 'failed')
@@ -323,12 +364,15 @@ export async function runTransfer(o: RunTransferOptions): Promise<TransferStatus
     }
     return status;
   } finally {
+    // the reader asks the scheduler until it ends: the node stays up until then
+    await reading?.catch(() => undefined);
     await peer?.close();
     if (content) {
       await content.close();
       o.serve?.onClosed?.(content.stats());
     }
     source?.close();
+    readerSource?.close();
     await dash?.close();
     await node.close();
   }

@@ -214,14 +214,10 @@ function recordReadyAnswer(stats: ContentServerStats, ms: number): void {
 
 /**
  * Serves bytes of a running transfer as an HTTP response (GET or HEAD, one `bytes=` Range or the whole
- * content): headers at once, then each chunk as soon as it is verified — announced by the source's
- * `onVerified` event (or seen by `read`) — and its bytes in the output file hash to its CID again: a
- * response never carries an unverified byte; it is cut (socket destroyed) when the transfer fails or a
- * chunk no longer matches. Each read the response waits on goes to `source.read`, which raises the missing
- * chunks' priority; the reader's consumption rate (ReaderRates) goes with it, so the scheduler sizes the
- * read-ahead, and so does the reader's location when the request names one in `x-portal-location` (the
- * scheduler then pre-positions the file on an accepting edge there, as for a transfer's `location`; an invalid
- * label is answered 400 before anything is read). A reader names itself across requests with `x-portal-reader`
+ * content): headers at once, then the bytes as streamContent writes them — each chunk once it is verified and
+ * its bytes in the output file hash to its CID again: a response never carries an unverified byte; it is cut
+ * (socket destroyed) when the transfer fails or a chunk no longer matches. An invalid `x-portal-location` label
+ * is answered 400 before anything is read. A reader names itself across requests with `x-portal-reader`
  * (default: its address and port).
  */
 export async function serveContent(
@@ -233,9 +229,6 @@ export async function serveContent(
   const stats = opts.stats;
   const arrived = performance.now();
   const log = opts.logger ?? createSilentLogger();
-  const pollMs = opts.pollMs ?? (source.onVerified ? 250 : 5);
-  const windowChunks = Math.max(1, opts.windowChunks ?? 8);
-  const readers = opts.readers ?? new ReaderRates();
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 }).end();
     return;
@@ -249,10 +242,8 @@ export async function serveContent(
     res.end(text);
     return;
   }
-  const location = locationHeader;
   const info = await source.info();
-  const m = info.manifest;
-  const size = m.fileSize;
+  const size = info.manifest.fileSize;
   const r = parseRange(req.headers.range, size);
   if (r.kind === 'unsatisfiable') {
     res.writeHead(416, { 'content-range': `bytes */${size}`, 'content-length': 0 }).end();
@@ -271,19 +262,92 @@ export async function serveContent(
     res.end();
     return;
   }
-  let closed = false;
   const readerId =
     (typeof req.headers['x-portal-reader'] === 'string' && req.headers['x-portal-reader']) ||
     `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+  const got = await streamContent(source, res, {
+    ...opts,
+    start,
+    end,
+    readerId,
+    ...(locationHeader !== undefined ? { location: locationHeader } : {}),
+  });
+  if (got.ended === 'complete') {
+    res.end();
+    if (stats && !got.waited) recordReadyAnswer(stats, performance.now() - arrived);
+  } else if (got.ended === 'cut') {
+    log.warn({ readerId, ...got.detail }, got.why);
+    res.destroy();
+  }
+}
+
+/**
+ * Where streamContent writes: an HTTP response, process.stdout, any Writable. `write` returns false when the
+ * caller should wait for 'drain'; 'close' (a reader that went away: a socket closed, EPIPE) ends the stream.
+ */
+export type ContentSink = Pick<NodeJS.WritableStream, 'on' | 'off'> & {
+  write(bytes: Uint8Array, done: (err?: Error | null) => void): boolean;
+};
+
+/** How streamContent ended. */
+export type StreamContentResult =
+  /** Every byte of the range was written; `waited`: it waited for a chunk or for the scheduler's answer. */
+  | { ended: 'complete'; waited: boolean }
+  /** The sink closed first (the reader went away). */
+  | { ended: 'closed' }
+  /**
+   * It stopped before the end, for `why`: the transfer ended (failed, cancelled) with a chunk of the range
+   * missing, a verified chunk no longer matches its CID in the output, or a read failed. The bytes written
+   * before are the verified prefix of the range.
+   */
+  | { ended: 'cut'; why: string; detail: Record<string, unknown> };
+
+/**
+ * Writes bytes [start, end] (inclusive) of a running transfer to `sink`, in order: each chunk as soon as it is
+ * verified — announced by the source's `onVerified` event (or seen by `read`) — and its bytes in the output file
+ * hash to its CID again, so `sink` never gets an unverified byte (a chunk without a CID, NO_CID, is checked by its
+ * length only). Each read it waits on goes to `source.read`, which raises the missing chunks' priority; the
+ * reader's consumption rate (ReaderRates) goes with it, so the scheduler sizes the read-ahead, and so does
+ * `location` (the scheduler then pre-positions the file on an accepting edge there). It waits for 'drain' when
+ * `sink.write` says so (a slow reader holds at most the chunks written to it, never the file: the rest stays in
+ * the output file). Resolves with how it ended (StreamContentResult); the caller ends or destroys the sink.
+ * Rejects only with source.info's error.
+ */
+export async function streamContent(
+  source: ContentSource,
+  sink: ContentSink,
+  o: ContentServeOptions & {
+    stats?: ContentServerStats;
+    /** First and last byte (inclusive); default the whole content. */
+    start?: number;
+    end?: number;
+    readerId: string;
+    /** Where the reader is (a location label). */
+    location?: string;
+  },
+): Promise<StreamContentResult> {
+  const stats = o.stats;
+  const pollMs = o.pollMs ?? (source.onVerified ? 250 : 5);
+  const windowChunks = Math.max(1, o.windowChunks ?? 8);
+  const readers = o.readers ?? new ReaderRates();
+  const { readerId, location } = o;
+  const info = await source.info();
+  const m = info.manifest;
+  const start = o.start ?? 0;
+  const end = o.end ?? m.fileSize - 1;
+  if (end < start) return { ended: 'complete', waited: false };
+  const log = o.logger ?? createSilentLogger();
+  let closed = false;
   const firstChunk = Math.floor(start / m.chunkSize);
   const lastChunk = Math.floor(end / m.chunkSize);
   /** Chunks of this response known verified (from `read` answers and `onVerified` events), not served yet. */
   const verified = new Set<number>();
   let wake: (() => void) | undefined;
-  res.on('close', () => {
+  const onClose = (): void => {
     closed = true;
     wake?.();
-  });
+  };
+  sink.on('close', onClose);
   // listening before the first read: a chunk verified between a read's answer and the wait is not missed
   const stopListening = source.onVerified?.((chunk) => {
     if (chunk < firstChunk || chunk > lastChunk) return;
@@ -291,7 +355,7 @@ export async function serveContent(
     wake?.();
   });
   // opened now, beside the first read's actor call, not after the wait (again later if it was not there yet)
-  const files = opts.files ?? new OutputFiles(0);
+  const files = o.files ?? new OutputFiles(0);
   let fh: FileHandle | undefined;
   let releaseFile: (() => void) | undefined;
   const acquire = async (): Promise<FileHandle> => {
@@ -302,12 +366,13 @@ export async function serveContent(
   const opening: Promise<FileHandle | Error> = acquire().catch((err: unknown) =>
     err instanceof Error ? err : new Error(String(err)),
   );
-  const buffers = opts.buffers ?? new BufferPool(2);
-  const cut = (why: string, extra: Record<string, unknown> = {}): void => {
-    log.warn({ readerId, ...extra }, why);
-    res.destroy();
-  };
-  /** Resolves on the next `onVerified` event of this response, the response's close, or after `ms`. */
+  const buffers = o.buffers ?? new BufferPool(2);
+  const cut = (why: string, detail: Record<string, unknown> = {}): StreamContentResult => ({
+    ended: 'cut',
+    why,
+    detail,
+  });
+  /** Resolves on the next `onVerified` event of this response, the sink's close, or after `ms`. */
   const nextEvent = (ms: number): Promise<void> =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(done, ms);
@@ -354,17 +419,18 @@ export async function serveContent(
         if (stats) stats.stalls++;
         // wait for the chunk's event; without one (or past pollMs) ask the scheduler again (no priority changes)
         while (!verified.has(c) && !closed) {
-          if (state === 'failed' || state === 'cancelled' || state === 'idle') {
-            cut('content read cut: the transfer is not running and chunk is missing', { chunk: c, state });
-            return;
-          }
+          if (state === 'failed' || state === 'cancelled' || state === 'idle')
+            return cut('content read cut: the transfer is not running and chunk is missing', {
+              chunk: c,
+              state,
+            });
           await nextEvent(pollMs);
           if (verified.has(c) || closed) break;
           const again = await source.read({ readerId, offset: pos, length: 1 });
           if (again.complete[0] === c) verified.add(c);
           state = again.state;
         }
-        if (closed) return;
+        if (closed) return { ended: 'closed' };
         const w = performance.now() - w0;
         waited += w;
         if (stats) stats.stallMs += w;
@@ -376,49 +442,50 @@ export async function serveContent(
       for (let cc = c; verified.has(cc) && pos <= end; cc++) {
         verified.delete(cc);
         const { offset, length } = chunkRange(m, cc);
-        // a pooled buffer, back in the pool once the socket has taken its bytes (the write's callback)
+        // a pooled buffer, back in the pool once the sink has taken its bytes (the write's callback)
         const buf = buffers.take(length);
         const { bytesRead } = await handle.read(buf, 0, length, offset);
         const bytes = buf.subarray(0, length);
         if (bytesRead !== length || (m.chunks[cc] !== NO_CID && cidOf(bytes) !== m.chunks[cc])) {
           buffers.give(buf);
           if (stats) stats.verifyFailures++;
-          cut('content read cut: a verified chunk no longer matches its CID in the output', { chunk: cc });
-          return;
+          return cut('content read cut: a verified chunk no longer matches its CID in the output', {
+            chunk: cc,
+          });
         }
         const from = pos - offset;
         const to = Math.min(end + 1, offset + length) - offset;
-        const ok = res.write(bytes.subarray(from, to), (err) => {
+        const ok = sink.write(bytes.subarray(from, to), (err) => {
           if (!err) buffers.give(buf);
         });
         readers.served(readerId, performance.now(), to - from, waited);
         waited = 0;
         if (stats) stats.bytesServed += to - from;
         pos = offset + to;
-        if (!ok) await drained(res);
-        if (closed) return;
+        if (!ok) await drained(sink);
+        if (closed) return { ended: 'closed' };
       }
     }
-    res.end();
-    if (stats && !asked) recordReadyAnswer(stats, performance.now() - arrived);
+    return closed ? { ended: 'closed' } : { ended: 'complete', waited: asked };
   } catch (err) {
-    if (!closed) cut('content read failed', { err });
+    return closed ? { ended: 'closed' } : cut('content read failed', { err });
   } finally {
+    sink.off('close', onClose);
     stopListening?.();
     await opening;
     releaseFile?.();
   }
 }
 
-function drained(res: ServerResponse): Promise<void> {
+function drained(sink: ContentSink): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
+      sink.off('drain', done);
+      sink.off('close', done);
       resolve();
     };
-    res.on('drain', done);
-    res.on('close', done);
+    sink.on('drain', done);
+    sink.on('close', done);
   });
 }
 

@@ -126,7 +126,14 @@ export {
   probedManifest,
 } from './probe-sources.js';
 export type { SourceProbe, SourceAgreement, ProbeRound } from './probe-sources.js';
-export { serveContent, createContentServer, ReaderRates } from './content-server.js';
+export {
+  serveContent,
+  streamContent,
+  createContentServer,
+  emptyContentStats,
+  ReaderRates,
+} from './content-server.js';
+export type { ContentSink, StreamContentResult } from './content-server.js';
 export type {
   ContentSource,
   ContentState,

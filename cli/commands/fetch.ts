@@ -15,6 +15,10 @@ import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_REDIRECTS,
   DEFAULT_MAX_IN_FLIGHT_BYTES,
+  streamContent,
+  type ContentServerStats,
+  type StreamContentResult,
+  emptyContentStats,
 } from '../../transfer/index.js';
 import { DEFAULT_EDGE_BUDGET_MS, sameSource } from '../../actors/scheduler-actor.js';
 import {
@@ -116,7 +120,7 @@ export const fetchCommand = defineCommand({
     {
       name: 'out',
       type: 'string',
-      help: "output file (default: the manifest name in the current folder); its folder must exist; '-' writes the verified file to stdout (no resume)",
+      help: "output file (default: the manifest name in the current folder); its folder must exist; '-' streams the file to stdout as its chunks are verified, in order (no resume; URLs without a Metalink or manifest have no chunk hashes: their stream is unverified until the end, and a failed check then exits 3)",
     },
     {
       name: 'force',
@@ -247,9 +251,12 @@ export const fetchCommand = defineCommand({
     ...commonFlags,
   ],
   async run({ flags, positionals }) {
-    // `--out -`: the file goes to stdout once complete and verified (see STDOUT_OUTPUT)
+    // `--out -`: the file streams to stdout, its verified in-order prefix as it grows (see STDOUT_OUTPUT)
     const toStdout = flags.out === STDOUT_OUTPUT;
     if (toStdout) checkStdoutOutput(flags);
+    // a write error of stdout (EPIPE: the reader went away) closes it; the stream sees the close and stops
+    let stdoutError: NodeJS.ErrnoException | undefined;
+    if (toStdout) process.stdout.on('error', (err: NodeJS.ErrnoException) => (stdoutError ??= err));
     // --edge values are checked before anything is read or probed, so a typo fails at once
     const given: TransferEdge[] = [];
     if (flags['edges-file']) given.push(...readEdgesFile(flags['edges-file']));
@@ -309,7 +316,7 @@ export const fetchCommand = defineCommand({
       if (!quietNotes)
         for (const w of src.warnings) process.stderr.write(`portal: warning: ${escapeControl(w)}\n`);
       // the manifest suggests a name, never a place: a base name in the current folder; with `--out -` a private
-      // folder of the temporary directory holds it (and its journal) until it is copied to stdout, then goes
+      // folder of the temporary directory holds it (and its journal) while it streams to stdout, then goes
       const output = toStdout
         ? path.join(privateTempDir(), outputNameFromManifest(manifest.name))
         : path.resolve(flags.out ?? outputNameFromManifest(manifest.name));
@@ -346,10 +353,14 @@ export const fetchCommand = defineCommand({
       // Ctrl-C: the journal is written as chunks are verified (a kill at any moment resumes), so the process ends
       // at once, as a shell expects (128 + SIGINT), saying what is kept instead of vanishing silently.
       // It names only a file that exists: interrupted before the first chunk, nothing is kept.
+      // Bytes written to stdout (`--out -`), and whether its chunks have hashes of their own (else they were
+      // checked by their length only, and the whole stream only once it ends).
+      const streamed = emptyContentStats();
+      const chunkHashes = !manifest.chunks.includes(NO_CID);
       process.once('SIGINT', () => {
         process.stderr.write(
           toStdout
-            ? `\nportal: interrupted; nothing was written to stdout and nothing is kept (--out - does not resume)\n`
+            ? `\nportal: interrupted; ${streamedBytes(streamed, chunkHashes)} had been written to stdout, the file is incomplete, and nothing is kept (--out - does not resume)\n`
             : existsSync(part)
               ? `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)}: run the same command again to resume\n`
               : `\nportal: interrupted before any chunk was written; nothing is kept: run the same command again to start\n`,
@@ -374,6 +385,10 @@ export const fetchCommand = defineCommand({
       }
       const swarmId = flags['swarm-id'] ?? `peer-${process.pid}-${randomBytes(3).toString('hex')}`;
       const late = followLateSources(src, quietNotes);
+      // `--out -`: everything but the last chunk streams while the transfer runs; the last chunk goes out once the
+      // whole file passed its check, so a file that fails it never reaches the reader whole (see stdoutTail)
+      const tail = toStdout ? stdoutTail(manifest) : undefined;
+      let stream: StreamContentResult | undefined;
       const status = await runTransfer({
         swarm: fabricBus
           ? {
@@ -391,8 +406,8 @@ export const fetchCommand = defineCommand({
         request: {
           transferId: localTransferId(manifest.id, output),
           manifest,
-          output: part,
-          publishAs: output,
+          // `--out -` reads the file while it is written: it keeps one name (its folder is private anyway)
+          ...(toStdout ? { output } : { output: part, publishAs: output }),
           checksumFrom: src.checksumFrom,
           ...(src.validators && Object.keys(src.validators.byId).length > 0
             ? { validators: src.validators.byId }
@@ -434,6 +449,20 @@ export const fetchCommand = defineCommand({
               }
             : undefined,
         onJoinable: late.start,
+        reader:
+          tail && tail.offset > 0
+            ? async (source) => {
+                stream = await streamContent(source, process.stdout, {
+                  start: 0,
+                  end: tail.offset - 1,
+                  readerId: 'stdout',
+                  stats: streamed,
+                  logger,
+                });
+                // the reader went away (EPIPE: `| head`): the transfer stops, quietly
+                return stream.ended === 'closed' ? 'stop' : 'done';
+              }
+            : undefined,
         onStarted: (s) => {
           if (flags['progress-json'])
             process.stdout.write(
@@ -447,13 +476,38 @@ export const fetchCommand = defineCommand({
             );
           bar.update(s.bytesDone, progressDetail(s, started));
         },
-      }).catch(forgetChangedVersion(output, sideFiles));
-      bar.done(progressDetail(status, started));
+      })
+        .catch(forgetChangedVersion(output, sideFiles))
+        .catch((err: unknown) => {
+          throw toStdout ? streamFailure(err, streamed, chunkHashes) : err;
+        });
+      bar.done(progressDetail(status, started), status.state === 'done' ? undefined : status.bytesDone);
       const { joinedLate, notAnswered } = await late.end();
+      // the reader of stdout went away (| head): it wanted no more; any other write error is one
+      if (stream?.ended === 'closed') {
+        if (stdoutError && stdoutError.code !== 'EPIPE')
+          throw new PortalError(
+            'PORTAL_TRANSFER_FAILED',
+            `--out -: writing to stdout failed: ${stdoutError.message}`,
+          );
+        return 0;
+      }
+      if (stream?.ended === 'cut') {
+        // a read or write error of the stream (a cut by a failed transfer was thrown by runTransfer above)
+        const cause = stream.detail.err instanceof Error ? `: ${stream.detail.err.message}` : '';
+        throw streamFailure(
+          new PortalError('PORTAL_TRANSFER_FAILED', `--out -: ${stream.why}${cause}`),
+          streamed,
+          chunkHashes,
+        );
+      }
       const checked = manifest.fileSha256 !== NO_CID;
       // no sha-256 known but a Metalink hash of another type: the complete file is checked against it (exit 3)
       const otherChecked = !checked && src.otherHash !== undefined;
-      if (otherChecked) await checkOtherHash(output, src.otherHash!);
+      if (otherChecked)
+        await checkOtherHash(output, src.otherHash!).catch((err: unknown) => {
+          throw toStdout ? streamFailure(err, streamed, chunkHashes) : err;
+        });
       const seconds = (Date.now() - started) / 1000;
       const givenUp = sourcesOf(status).filter((x) => x.retired);
       const result = {
@@ -494,8 +548,14 @@ export const fetchCommand = defineCommand({
         ...(src.warnings.length ? { warnings: src.warnings } : {}),
       };
       const ok = status.verified || !checked;
-      // the bytes go out only once verified (or complete, when nothing can verify them): a failed check writes none
-      if (toStdout && ok && !(await copyToStdout(output))) return 0;
+      // the last chunk goes out only once the file is verified (or complete, when nothing can verify it)
+      if (toStdout && ok && !(await copyToStdout(output, tail!.offset))) return 0;
+      if (toStdout && !ok)
+        throw streamFailure(
+          new PortalError('PORTAL_VERIFY_FAILED', `${STDOUT_OUTPUT}: the file did not pass its sha256 check`),
+          streamed,
+          chunkHashes,
+        );
       if (flags.json || flags['progress-json'])
         process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
       else
@@ -679,6 +739,32 @@ function checkStdoutOutput(flags: { json?: boolean; 'progress-json'?: boolean; f
     );
 }
 
+/**
+ * Where the last chunk of the file begins (bytes; 0 for a file of at most one chunk): `--out -` streams the bytes
+ * before it while the transfer runs, and the rest once the whole file passed its check.
+ */
+function stdoutTail(m: { fileSize: number; chunkSize: number; chunks: readonly string[] }): {
+  offset: number;
+} {
+  return { offset: m.chunks.length > 1 ? (m.chunks.length - 1) * m.chunkSize : 0 };
+}
+
+/** `12.0 MiB (12582912 bytes)` of stdout, with `unverified` when the chunks have no hashes of their own. */
+function streamedBytes(s: ContentServerStats, chunkHashes: boolean): string {
+  const n = s.bytesServed;
+  return `${formatBytes(n)} (${n} bytes${n > 0 && !chunkHashes ? ', unverified: checked by length only' : ''})`;
+}
+
+/**
+ * The error of a `--out -` run that failed after bytes went to stdout: `err`'s message (code and `sources` kept)
+ * followed by how many bytes the reader got and that the stream is not to be trusted. `err` itself when none went.
+ */
+function streamFailure(err: unknown, s: ContentServerStats, chunkHashes: boolean): unknown {
+  if (s.bytesServed === 0 || !(err instanceof Error)) return err;
+  err.message += `; ${streamedBytes(s, chunkHashes)} had been written to stdout: the output stream is incomplete and not to be trusted`;
+  return err;
+}
+
 /** A folder of our own in the temporary directory (0700), removed when the process exits, however it ends. */
 function privateTempDir(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'portal-stdout-'));
@@ -687,12 +773,13 @@ function privateTempDir(): string {
 }
 
 /**
- * Copies the finished `file` to stdout, in order. Resolves false when the reader closed the pipe first (EPIPE: `|
- * head`, which wanted no more), true otherwise; rejects with any other write error.
+ * Copies the finished `file` from byte `start` on to stdout, in order. Resolves false when the reader closed the
+ * pipe first (EPIPE: `| head`, which wanted no more), true otherwise; rejects with any other write error.
  */
-async function copyToStdout(file: string): Promise<boolean> {
+async function copyToStdout(file: string, start = 0): Promise<boolean> {
+  if (process.stdout.destroyed) return false;
   try {
-    await pipeline(createReadStream(file), process.stdout, { end: false });
+    await pipeline(createReadStream(file, { start }), process.stdout, { end: false });
     // what stdout still buffers is written before the process exits
     if (process.stdout.writableLength > 0) await once(process.stdout, 'drain');
     return true;

@@ -519,10 +519,12 @@ describe('portal fetch: the sources users have', () => {
     // no file named "-", no temporary folder left
     expect(await readdir(cwd)).toEqual([]);
     expect((await readdir(tmpDir)).filter((f) => f.startsWith('portal-stdout-'))).toEqual([]);
-    // a file that fails its check writes no byte
+    // a file that fails its check: URLs have no chunk hashes, so the chunks before the last streamed unverified;
+    // the last one waits for the whole-file check and is never written (test/cli/fetch-stdout.test.ts)
     const wrong = await toStdout(['--checksum', `sha-256=${'1'.repeat(64)}`]);
     expect(wrong.code).toBe(3);
-    expect(wrong.stdout.length).toBe(0);
+    expect(wrong.stdout.equals(file.bytes.subarray(0, 3 * 262144))).toBe(true);
+    expect(wrong.stderr).toContain('the output stream is incomplete and not to be trusted');
     expect((await readdir(tmpDir)).filter((f) => f.startsWith('portal-stdout-'))).toEqual([]);
     const json = await toStdout(['--json']);
     expect(json.code).toBe(2);
