@@ -1,6 +1,7 @@
 import { quantileSorted } from '../common/quantile.js';
 import { open, rename, stat, unlink } from 'node:fs/promises';
-import { confineOutputFile } from '../transfer/output-target.js';
+import { checkStillConfined, confineOutputFile } from '../transfer/output-target.js';
+import { partialChunkLogPath } from '../transfer/partial-chunks.js';
 import { Actor } from '../runtime/types.js';
 import { notOwnFileReason } from '../common/own-file.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
@@ -80,7 +81,7 @@ const NO_SPACE = /ENOSPC|EDQUOT|no space left on device|disk quota exceeded/i;
  * ("ENOENT: no such file or directory, open '…'"); codes from the POSIX errno list.
  */
 const LOCAL_WRITE =
-  /\b(ENOENT|ENOTDIR|EACCES|EPERM|EROFS|ELOOP|EISDIR)\b|PORTAL_OUTPUT_OUTSIDE_ROOT|outside the output root/;
+  /\b(ENOENT|ENOTDIR|EACCES|EPERM|EROFS|ELOOP|EISDIR)\b|PORTAL_OUTPUT_OUTSIDE_ROOT|outside the output root|no longer confined to the output root/;
 /** How the whole-file mismatch error names what gave the expected sha256 (TransferRequest.checksumFrom). */
 const CHECKSUM_ORIGIN: Record<ChecksumOrigin, string> = {
   manifest: 'the manifest',
@@ -312,8 +313,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       if (journal.state === 'running') {
         // admitted before this activation (a restart, a move): it runs whatever the host's count
         admission?.acquire(this.ctx.actorId, { resume: true });
-        await this.resume(this.t);
-        this.resumedFromJournal = true;
+        const unconfined = await this.stillConfined(this.t);
+        if (unconfined !== undefined) await this.fail(this.t, unconfined.message);
+        else {
+          await this.resume(this.t);
+          this.resumedFromJournal = true;
+        }
       } else {
         this.countJournal(this.t);
         if (journal.state === 'queued') this.shelve(this.t);
@@ -483,6 +488,29 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   /**
+   * On a host with an output root, the confinement of the files this transfer writes checked again
+   * (checkStillConfined: every component lstat'ed, no symbolic link) before they are opened once more: its output,
+   * the output's partial-chunk log and the name it is published as. A start confined them, but a folder of the path
+   * may have become a link to a place outside the root since (a cancel and a restart, a host restart). Resolves
+   * to the PORTAL_OUTPUT_OUTSIDE_ROOT error naming the path, or undefined while it holds (always without a root,
+   * and for a pre-position task, whose output is an edge).
+   */
+  private async stillConfined(t: OwnedTransfer): Promise<PortalError | undefined> {
+    const root = this.ctx.services.outputRoot;
+    const { req } = t;
+    if (root === undefined || req.prePosition !== undefined || isEdgeOutput(req.output)) return undefined;
+    try {
+      for (const file of [req.output, partialChunkLogPath(req.output), req.publishAs])
+        if (file !== undefined) await checkStillConfined(root, file);
+      return undefined;
+    } catch (err) {
+      if (!isPortalError(err)) throw err;
+      this.ctx.log.error({ err }, 'output no longer confined to the output root');
+      return err;
+    }
+  }
+
+  /**
    * True when the output of a finished transfer is still what was verified: same size and
    * modification time as recorded then, or — on any doubt (another time, an older journal without
    * the record) — a sha256 that still matches the manifest (then the record is refreshed).
@@ -527,6 +555,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         `transfer ${this.ctx.actorId} is ${j.state}: only a failed or cancelled transfer can be restarted`,
       );
     await this.hydrate(t); // cancelled while it was queued
+    // a folder of its path may have become a link since it started: refused, and it stays as it was
+    const unconfined = await this.stillConfined(t);
+    if (unconfined !== undefined) throw unconfined;
     const before = { ...j };
     const admitted = this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
     j.state = admitted;
@@ -1151,6 +1182,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     t.journal.state = 'running';
     try {
       await this.hydrate(t);
+      const unconfined = await this.stillConfined(t);
+      if (unconfined !== undefined) throw unconfined;
       await this.resume(t);
       this.ctx.log.info('queued transfer admitted');
     } catch (err) {
@@ -1780,6 +1813,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       j.finishedAt = this.ctx.clock.wallNow();
       this.ctx.log.info({ target: redactUrl(t.req.output) }, 'pre-position task complete');
       await this.stopLoop();
+      return;
+    }
+    // the datasync below opens the output by name (creating it when missing), and the rename writes a name
+    const unconfined = await this.stillConfined(t);
+    if (unconfined !== undefined) {
+      await this.fail(t, unconfined.message);
       return;
     }
     j.state = 'verifying';

@@ -42,6 +42,8 @@ export const DATA_GC_EVERY_BYTES = 2 * 1024 * 1024;
 export interface DataPlaneOptions {
   /** Worker threads (default DEFAULT_DATA_THREADS). */
   threads?: number;
+  /** DataWorkerData.outputRoot: the real path of the folder every output must stay inside. */
+  outputRoot?: string;
   /**
    * Most bytes in flight at once (summed lengths of the running fetches, default DEFAULT_MAX_IN_FLIGHT_BYTES);
    * further fetches wait in FIFO order. A fetch longer than the cap runs alone.
@@ -154,6 +156,7 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
       streamWrites: opts.streamWrites ?? true,
       gcEveryBytes: DATA_GC_EVERY_BYTES,
       keepPartialChunks: opts.keepPartialChunks ?? true,
+      ...(opts.outputRoot === undefined ? {} : { outputRoot: opts.outputRoot }),
     });
   const slots: (Thread | undefined)[] = new Array<Thread | undefined>(n).fill(undefined);
   /** Thread and number of running attempts of each (output, chunk). */

@@ -19,6 +19,12 @@ export interface DataWorkerData {
   keepPartialChunks: boolean;
   /** Run a young-generation collection after this many received bytes (0: leave it to V8); see DATA_GC_EVERY_BYTES. */
   gcEveryBytes: number;
+  /**
+   * Real path of the folder every output must stay inside (an executor's output root): each time this thread
+   * opens an output or its partial-chunk log, the path is walked again (checkStillConfinedSync), since a folder of it
+   * may have become a link to outside since the dispatch was confined. Absent: no root.
+   */
+  outputRoot?: string;
 }
 
 /** One chunk fetch for a worker: where from, which bytes, where they go. No chunk bytes travel in messages. */

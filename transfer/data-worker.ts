@@ -4,12 +4,14 @@
  * descriptions and outcomes cross the thread boundary; chunk bytes stay here.
  */
 import { BufferPool } from '../common/buffer-pool.js';
+import { realpathSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PortalError } from '../common/errors.js';
 import { ChunkFetchError } from './chunk-fetch-error.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
+import { checkStillConfinedSync } from './output-target.js';
 import { createHttpClient, type HttpClient } from './http-client.js';
 import type { PrestartedWorkerData } from './data-thread-prestart.js';
 import { fetchChunkTo, type ChunkSink, type FetchChunkRequest } from './http-fetch.js';
@@ -82,6 +84,7 @@ function partialLogFor(output: string): PartialChunkLog | null {
   let log = partialLogs.get(output);
   if (log === undefined) {
     try {
+      confineOpen(output); // the log lies in the output's folder
       log = openPartialChunkLog(output);
     } catch {
       // a read-only folder, or a link planted at the log's path (never followed): chunks are fetched whole, as
@@ -132,10 +135,27 @@ const pool = new BufferPool(8);
  */
 const BACKGROUND_SYNC_BYTES = 16 * 1024 * 1024;
 
+/**
+ * The output root's confinement checked again right before this thread opens `file` by name (an executor with a
+ * root): the dispatch was confined when its transfer was attached, but threads open their files lazily, and a
+ * folder of the path may be a link by then. Throws PORTAL_OUTPUT_OUTSIDE_ROOT.
+ */
+function confineOpen(file: string): void {
+  if (data.outputRoot === undefined) return;
+  realRoot ??= realpathSync(data.outputRoot);
+  checkStillConfinedSync(realRoot, file);
+}
+/** The real path of DataWorkerData.outputRoot, resolved at this thread's first open. */
+let realRoot: string | undefined;
+
 function writerFor(job: DataJob): Promise<ChunkWriter> {
   let w = files.get(job.output);
   if (!w) {
-    w = openChunkWriter(job.output, { fileSize: job.fileSize, syncEveryBytes: BACKGROUND_SYNC_BYTES });
+    w = Promise.resolve()
+      .then(() => confineOpen(job.output))
+      .then(() =>
+        openChunkWriter(job.output, { fileSize: job.fileSize, syncEveryBytes: BACKGROUND_SYNC_BYTES }),
+      );
     files.set(job.output, w);
     w.catch(() => {
       if (files.get(job.output) === w) files.delete(job.output);

@@ -13,7 +13,7 @@ import { fetchChunk as defaultFetch, type FetchChunkFn } from './http-fetch.js';
 import { ChunkFetchError } from './chunk-fetch-error.js';
 import { defaultHttpClient, type HttpClient } from './http-client.js';
 import { openChunkWriter, type ChunkWriter } from './chunk-writer.js';
-import { resolveInsideRoot } from './output-target.js';
+import { checkStillConfined, resolveInsideRoot } from './output-target.js';
 import { createDataPlane, DEFAULT_DATA_THREADS, type DataPlane } from './data-plane.js';
 import { isEdgeOutput, openPutWriter, type EdgePutCredential } from './chunk-put.js';
 
@@ -140,6 +140,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
           streamWrites: opts.streamWrites,
           maxInFlightBytes: opts.maxInFlightBytes,
           logger: log,
+          ...(opts.outputRoot === undefined ? {} : { outputRoot: opts.outputRoot }),
         })
       : undefined);
 
@@ -197,7 +198,11 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       // an edge URL as the output: a pre-position task, whose chunks are PUT to that edge
       w = isEdgeOutput(output)
         ? Promise.resolve(openPutWriter(output, { fileSize, put: opts.put }))
-        : confine(output).then((real) => openChunkWriter(real, { fileSize }));
+        : confine(output).then(async (real) => {
+            // walked again right before the open: a folder of the path may have become a link since confine
+            if (opts.outputRoot !== undefined) await checkStillConfined(opts.outputRoot, real);
+            return openChunkWriter(real, { fileSize });
+          });
       writers.set(output, w);
       w.catch(() => {
         if (writers.get(output) === w) writers.delete(output);
@@ -206,7 +211,10 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     return w;
   };
 
-  /** Outputs checked against the output root (one realpath walk per output, not per chunk). */
+  /**
+   * Outputs checked against the output root (one realpath walk per output while it is open, not per chunk);
+   * detach forgets an output with its files, so every (re)open is checked again.
+   */
   const confined = new Map<string, Promise<string>>();
   const confine = (output: string): Promise<string> => {
     const root = opts.outputRoot;
@@ -442,6 +450,8 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     const errors: unknown[] = [];
     for (const output of a.outputs) {
       const stillUsed = [...attached.values()].some((o) => o.outputs.has(output));
+      // its next open (a restart, a resume) confines it again: a folder of its path may be a link by then
+      if (!stillUsed) confined.delete(output);
       if (plane && !stillUsed && !isEdgeOutput(output)) {
         try {
           await plane.closeFile(output, { sync: true });

@@ -302,6 +302,17 @@ function realRootOf(root: string): Promise<string> {
   return p;
 }
 
+/** realRootOf, or PORTAL_CONFIG_INVALID naming a root that does not exist. */
+async function existingRealRoot(root: string): Promise<string> {
+  try {
+    return await realRootOf(root);
+  } catch (cause) {
+    throw new PortalError('PORTAL_CONFIG_INVALID', `output root ${escapeControl(root)} does not exist`, {
+      cause,
+    });
+  }
+}
+
 /**
  * `target` confined to `root` as resolveInsideRoot does, its folder checked as checkOutputFolder does, and the
  * lstat of the result. Same refusals and errors as those two (PORTAL_OUTPUT_OUTSIDE_ROOT, PORTAL_OUTPUT_REFUSED,
@@ -360,14 +371,7 @@ export async function resolveInsideRoot(root: string, target: string): Promise<s
       'PORTAL_OUTPUT_OUTSIDE_ROOT',
       `output ${JSON.stringify(escapeControl(String(target)))} is not a file path`,
     );
-  let realRoot: string;
-  try {
-    realRoot = await realRootOf(root);
-  } catch (cause) {
-    throw new PortalError('PORTAL_CONFIG_INVALID', `output root ${escapeControl(root)} does not exist`, {
-      cause,
-    });
-  }
+  const realRoot = await existingRealRoot(root);
   const abs = path.resolve(realRoot, target);
   // realpath of the deepest ancestor that exists; the missing tail cannot hold links yet
   let existing = abs;
@@ -404,4 +408,55 @@ export async function resolveInsideRoot(root: string, target: string): Promise<s
       `output ${escapeControl(target)} resolves to ${escapeControl(resolved)}, outside the output root ${escapeControl(realRoot)}`,
     );
   return resolved;
+}
+
+/**
+ * Checks again that `file`, a path confineOutputFile or resolveInsideRoot returned for `root` (so below the
+ * root's real path, links resolved when it was confined), still lies inside the root, for a writer about to
+ * (re)open it or a file beside it: a restart, a resume after a host restart, an executor opening its output again,
+ * the final datasync and rename. A folder of the path may have been replaced meanwhile by a symbolic link to a
+ * place outside the root, which O_NOFOLLOW on the last component does not see. Each component below the root is
+ * lstat'ed in turn: a symbolic link anywhere (a folder's place or the file's), or a part that is not a folder, is
+ * refused; a missing part ends the walk (nothing below it exists, and no folder is created). Rejects
+ * PORTAL_OUTPUT_OUTSIDE_ROOT naming the file and the component, PORTAL_CONFIG_INVALID for a root that is gone.
+ *
+ * What remains: Node has no openat(2)/openat2(RESOLVE_BENEATH), so the open that follows resolves the path
+ * again by name. A local user who can write inside the root and swaps a folder for a link between this walk and
+ * that open (microseconds) still wins the race; this check closes the window that stays open between a start and
+ * every later open (minutes to days: a cancel and a restart, a host restart).
+ */
+export async function checkStillConfined(root: string, file: string): Promise<void> {
+  checkStillConfinedSync(await existingRealRoot(root), file);
+}
+
+/**
+ * checkStillConfined's walk, synchronous, against `realRoot` (the root's real path, resolved by the caller): for a
+ * data-plane thread about to open an output or its partial-chunk log (a few lstats, once per file and thread, off
+ * the main thread), and for the actor, whose check precedes a reopen that costs far more. Same refusals.
+ */
+export function checkStillConfinedSync(realRoot: string, file: string): void {
+  const outside = (why: string): PortalError =>
+    new PortalError(
+      'PORTAL_OUTPUT_OUTSIDE_ROOT',
+      `output ${escapeControl(file)} is no longer confined to the output root ${escapeControl(realRoot)}: ${why}; refusing to write there`,
+    );
+  const rel = path.relative(realRoot, path.resolve(realRoot, file));
+  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel))
+    throw outside('it is not below the root');
+  const parts = rel.split(path.sep);
+  let at = realRoot;
+  for (const [i, part] of parts.entries()) {
+    at = path.join(at, part);
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(at, { throwIfNoEntry: false });
+    } catch (err) {
+      throw outside(`${escapeControl(at)} cannot be checked (${(err as Error).message})`);
+    }
+    if (st === undefined) return;
+    const last = i === parts.length - 1;
+    if (st.isSymbolicLink())
+      throw outside(`${escapeControl(at)} is now a symbolic link${last ? '' : ' where a folder was'}`);
+    if (!last && !st.isDirectory()) throw outside(`${escapeControl(at)} is not a folder`);
+  }
 }
