@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { readdir } from 'node:fs/promises';
-import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
@@ -765,11 +765,61 @@ function streamFailure(err: unknown, s: ContentServerStats, chunkHashes: boolean
   return err;
 }
 
-/** A folder of our own in the temporary directory (0700), removed when the process exits, however it ends. */
+/**
+ * A folder of our own in the temporary directory (0700, `portal-stdout-<pid>-XXXXXX`), removed when the process
+ * exits. A process killed with SIGKILL runs no exit handler: the folders such processes left are removed first
+ * (removeStaleTempDirs).
+ */
 function privateTempDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'portal-stdout-'));
+  removeStaleTempDirs(tmpdir());
+  const dir = mkdtempSync(path.join(tmpdir(), `${STDOUT_TEMP_PREFIX}${process.pid}-`));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** The name of a `--out -` temporary folder: the prefix, the pid of the process that made it, mkdtemp's suffix. */
+const STDOUT_TEMP_PREFIX = 'portal-stdout-';
+const STDOUT_TEMP_NAME = /^portal-stdout-(\d+)-[A-Za-z0-9]{6}$/;
+
+/**
+ * Removes the `--out -` folders of `dir` whose process no longer exists (killed with SIGKILL, or by a power loss):
+ * only a real folder (lstat: a symbolic link of that name is left alone, and rm follows no link inside) owned by
+ * this user, named with a pid no process has (kill(pid, 0) fails with ESRCH; EPERM is another user's live
+ * process). Another user's folder, a live process's and anything it cannot read are left; errors are ignored
+ * (a folder another run removes at the same time).
+ */
+function removeStaleTempDirs(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const uid = process.getuid?.();
+  for (const name of names) {
+    const m = STDOUT_TEMP_NAME.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || !(pid > 0) || processExists(pid)) continue;
+    const full = path.join(dir, name);
+    try {
+      const st = lstatSync(full);
+      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
+      rmSync(full, { recursive: true, force: true });
+    } catch {
+      /* gone meanwhile, or not ours to remove */
+    }
+  }
+}
+
+/** Whether a process `pid` exists (signal 0 checks without sending; EPERM: it exists, another user's). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 /**

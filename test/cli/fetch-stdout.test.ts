@@ -2,7 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, readdir } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
 
@@ -63,13 +63,15 @@ async function heldMirror(): Promise<{
 }
 
 /** `portal fetch … --out -` in a folder of its own with a TMPDIR of its own; stdout collected as bytes. */
-function fetchToStdout(args: string[]): {
+function fetchToStdout(
+  args: string[],
+  tmpDir = path.join(tmp.dir, `tmp-${++n}`),
+): {
   child: ChildProcessWithoutNullStreams;
   stdout: Buffer[];
   tmpDir: string;
   ended: Promise<{ code: number | null; stdout: Buffer; stderr: string }>;
 } {
-  const tmpDir = path.join(tmp.dir, `tmp-${++n}`);
   const stdout: Buffer[] = [];
   let stderr = '';
   const child = spawn(process.execPath, [MAIN, 'fetch', ...args, '--out', '-'], {
@@ -192,6 +194,42 @@ describe('portal fetch --out - streams the verified prefix while the transfer ru
         `portal: interrupted; 1.8 MiB (${s.stdout.length} bytes, unverified: checked by length only) had been written to stdout, the file is incomplete, and nothing is kept (--out - does not resume)`,
       );
       expect(s.stdout.length).toBe(TAIL);
+    } finally {
+      await m.close();
+    }
+  });
+
+  test('the next --out - removes the temporary folder a SIGKILLed one left, and only such folders', async () => {
+    const m = await heldMirror();
+    try {
+      const f = fetchToStdout([m.url, '--checksum', `sha-256=${sha}`]);
+      await stdoutReached(f, 1);
+      f.child.kill('SIGKILL');
+      await f.ended;
+      const left = (await readdir(f.tmpDir)).filter((x) => x.startsWith('portal-stdout-'));
+      expect(left).toEqual([expect.stringMatching(new RegExp(`^portal-stdout-${f.child.pid}-`))]);
+      expect((await readdir(path.join(f.tmpDir, left[0]))).length).toBeGreaterThan(0); // the file is in it
+      // beside it: a live process's folder (this test's), a link named as a dead one's, and (as root) another
+      // user's folder of a dead pid
+      const live = `portal-stdout-${process.pid}-aaaaaa`;
+      await mkdir(path.join(f.tmpDir, live));
+      const target = path.join(tmp.dir, 'link-target');
+      await mkdir(target);
+      await writeFile(path.join(target, 'keep'), 'kept');
+      const link = 'portal-stdout-999999999-bbbbbb';
+      await symlink(target, path.join(f.tmpDir, link));
+      const others = 'portal-stdout-999999998-cccccc';
+      await mkdir(path.join(f.tmpDir, others));
+      const root = process.getuid?.() === 0;
+      if (root) await chown(path.join(f.tmpDir, others), 65534, 65534);
+      m.release();
+      // the next run, with the same TMPDIR as the killed one
+      const r = await fetchToStdout([m.url, '--checksum', `sha-256=${sha}`], f.tmpDir).ended;
+      expect(r.code).toBe(0);
+      expect(r.stdout.equals(file.bytes)).toBe(true);
+      const after = (await readdir(f.tmpDir)).filter((x) => x.startsWith('portal-stdout-')).sort();
+      expect(after).toEqual(root ? [others, link, live].sort() : [link, live].sort());
+      expect(await readFile(path.join(target, 'keep'), 'utf8')).toBe('kept');
     } finally {
       await m.close();
     }
