@@ -1,5 +1,6 @@
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg } from '../common/errors.js';
+import { isRedactedUrl } from '../common/redact.js';
 import { EdgeEstimator, defaultEstimatorConfig, type EdgeEstimatorState } from '../scheduler/estimators.js';
 import { EdgeFlags } from '../scheduler/types.js';
 import { isLocationLabel } from './replica-placement.js';
@@ -247,13 +248,13 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     }
     const prober = this.ctx.services.probeEdge;
     if (!prober) return;
+    // an announced URL is stored redacted; the host keeps the one with its credentials. Without it, a URL whose
+    // credentials were redacted is not probed: it would send `***` as a password or a signature.
+    const url = this.ctx.services.announcedEdgeUrls?.get(this.ctx.actorId) ?? edge.config.url;
+    if (isRedactedUrl(url)) return;
     let ok = false;
     try {
-      // an announced URL is stored redacted; the host keeps the one with its credentials
-      ok = await prober(
-        this.ctx.services.announcedEdgeUrls?.get(this.ctx.actorId) ?? edge.config.url,
-        edge.config.kind,
-      );
+      ok = await prober(url, edge.config.kind);
     } catch (err) {
       this.ctx.log.debug({ err }, 'probe failed');
     }

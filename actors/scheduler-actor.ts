@@ -5,7 +5,7 @@ import { partialChunkLogPath } from '../transfer/partial-chunks.js';
 import { Actor } from '../runtime/types.js';
 import { notOwnFileReason } from '../common/own-file.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
-import { redactText, redactUrl } from '../common/redact.js';
+import { isRedactedUrl, redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 import { AccessTracker } from '../scheduler/access.js';
 import { SWARM_SOURCE_TIMEOUT_MS, SwarmSelection } from '../scheduler/swarm-selection.js';
@@ -127,6 +127,11 @@ interface EdgeHealth {
   retired: boolean;
   /** Why it was given up (set with `retired`), e.g. `failed for 61 s without delivering a chunk (…)`. */
   retiredReason?: string;
+  /**
+   * Its URL's credentials were redacted in the journal and no start of this activation gave them again
+   * (CREDENTIALS_LOST): it takes no work until a start names it with its full URL (setRealUrl).
+   */
+  credentialsLost?: boolean;
 }
 
 interface Journal extends PagedJournal {
@@ -167,9 +172,10 @@ export interface SchedulerServices extends TickEngineServices {
   /**
    * The URLs edges announced over NATS, with their credentials (userinfo, a signed query), by edge id: the
    * host's edge-event router keeps them in memory and configures each EdgeActor with the URL redacted, so no
-   * answer, state or journal holds them; a transfer the edge joins fetches with the real one.
+   * answer, state or journal holds them; a transfer the edge joins fetches with the real one. A transfer adds
+   * the URLs its starts gave (by edge id), so that the EdgeActor probes an edge gone offline with its real URL too.
    */
-  readonly announcedEdgeUrls?: ReadonlyMap<string, string>;
+  readonly announcedEdgeUrls?: Map<string, string>;
   /** Called when a transfer is forgotten, so a dashboard on the same host drops its metric series at once. */
   readonly onTransferForgotten?: (transferId: string) => void;
   /**
@@ -391,7 +397,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         `transfer ${req.transferId} has a journal for manifest ${old.journal.manifestId}, not ${manifest.id}`,
       );
     }
-    for (const e of req.edges) this.realUrls.set(e.id, e.config.url);
+    for (const e of req.edges) {
+      this.realUrls.set(e.id, e.config.url);
+      // the EdgeActor probes an edge gone offline with the URL the host keeps in memory (its own is redacted)
+      if (!isRedactedUrl(e.config.url)) this.ctx.services.announcedEdgeUrls?.set(e.id, e.config.url);
+    }
     if (
       old?.journal.state === 'done' &&
       !old.core &&
@@ -887,8 +897,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
               return {
                 ...v,
                 url: redactUrl(v.url),
-                // a source given up takes no work, whatever its edge says of itself
-                available: v.available && !h?.retired,
+                // a source given up, or without its credentials, takes no work, whatever its edge says of itself
+                available: v.available && usable(h),
                 queueDepth: core?.edges.queueDepth[i] ?? 0,
                 ...(h?.lastError ? { lastError: h.lastError } : {}),
                 failuresSinceOk: h?.failuresSinceOk ?? 0,
@@ -911,7 +921,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private failingSources(): Pick<TransferStatus, 'failingSources'> {
     let out: SourceFailure[] | undefined;
     this.health.forEach((h, i) => {
-      if (h.failuresSinceOk === 0 && !h.retired) return;
+      if (h.failuresSinceOk === 0 && !h.retired && !h.credentialsLost) return;
       const id = this.t?.req.edges[i]?.id;
       if (id === undefined) return;
       (out ??= []).push({
@@ -1043,7 +1053,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       const i = sameSource(t.req.edges, e, named);
       if (i >= 0) {
         named.add(i);
-        this.realUrls.set(t.req.edges[i].id, e.config.url);
+        this.setRealUrl(t, core, i, e.config.url);
         continue;
       }
       const j = await this.joinEdge(t, core, e);
@@ -1053,6 +1063,22 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       if (!named.has(i) && !e.announced) this.retire(t, core, i, DROPPED_SOURCE);
     });
     await this.journalRequest(t);
+  }
+
+  /**
+   * Source `i` of the running transfer fetches from `url` (a start's, with its credentials) from now on; a source
+   * whose credentials were lost at a restart (CREDENTIALS_LOST) takes work again when `url` carries them.
+   */
+  private setRealUrl(t: OwnedTransfer, core: ChunkScheduler, i: number, url: string): void {
+    const id = t.req.edges[i].id;
+    this.realUrls.set(id, url);
+    if (!isRedactedUrl(url)) this.ctx.services.announcedEdgeUrls?.set(id, url);
+    const h = this.health[i];
+    if (!h?.credentialsLost || isRedactedUrl(url)) return;
+    this.health[i] = { ...h, credentialsLost: false, lastError: undefined };
+    if (this.edgeViews[i]) this.applyView(core, packed(t.manifest), i, this.edgeViews[i]);
+    core.requestFullRerank();
+    this.ctx.log.info({ edge: id }, 'source credentials given again: fetched from');
   }
 
   /** Configures edge `e`'s EdgeActor and adds it to the running transfer; its index, or -1 without a spare slot. */
@@ -1082,6 +1108,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   ): number {
     const i = t.req.edges.length;
     this.realUrls.set(edge.id, url);
+    if (!isRedactedUrl(url)) this.ctx.services.announcedEdgeUrls?.set(edge.id, url);
     t.req.edges.push(edge);
     this.edgeViews.push(view);
     this.health.push({ failuresSinceOk: 0, retired: false });
@@ -1339,6 +1366,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     let warmStarted = 0;
     for (let i = 0; i < req.edges.length; i++) {
       const e = req.edges[i];
+      // the journal keeps URLs redacted: the real one is in memory (a start of this activation, an announcement),
+      // or the source waits for a start that gives it again instead of sending `***` as its credentials
+      const real = this.realUrls.get(e.id) ?? this.ctx.services.announcedEdgeUrls?.get(e.id);
+      if (real !== undefined) this.realUrls.set(e.id, real);
+      else if (isRedactedUrl(e.config.url)) {
+        this.health[i] = { ...this.health[i], credentialsLost: true, lastError: CREDENTIALS_LOST };
+        this.ctx.log.warn({ edge: e.id }, 'source without its credentials after a restart: not fetched from');
+      }
       const edgeActor = actorProxy(this.ctx, 'EdgeActor', e.id);
       let view = await edgeActor.invoke('configure', { ...e.config, url: redactUrl(e.config.url) });
       const saved = useWarm ? warm.edges[e.id] : undefined;
@@ -1694,7 +1729,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const chunk = m.chunkSize;
     core.updateEdge(i, {
       ...(this.risk?.warm ? {} : { bandwidth, rtt, health: v.health }),
-      available: v.available && !this.health[i]?.retired,
+      available: v.available && usable(this.health[i]),
       flags: v.flags,
       maxParallel: this.tailGated[i] ? 0 : this.limits.limit(i, v.maxParallel),
       timeoutMs: this.swarm?.isSource(i)
@@ -2025,6 +2060,18 @@ function checkLocation(location: unknown, name = 'location'): void {
     name,
     'a label of 1 to 256 characters without control characters',
   );
+}
+
+/**
+ * Why a source takes no work after a restart: its URL's credentials (userinfo, a signed query) were journaled
+ * redacted, and fetching with the redacted URL would send `***` as a password or a signature.
+ */
+export const CREDENTIALS_LOST =
+  'credentials not kept across restarts: its URL is journaled without them; a start with the full URL restores this source';
+
+/** A source that may take work in its transfer: not given up, and with its credentials. */
+function usable(h: EdgeHealth | undefined): boolean {
+  return !h?.retired && !h?.credentialsLost;
 }
 
 /** Why a source is given up when the start that resumed its transfer no longer names it (takeSources). */

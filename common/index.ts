@@ -19,7 +19,15 @@ export type {
   EdgeTelemetryEvent,
   EdgeHaveEvent,
 } from './vocabulary.js';
-export { redactUrl, redactText, redactDeep, escapeControl, isSecretParam, REDACTED } from './redact.js';
+export {
+  redactUrl,
+  isRedactedUrl,
+  redactText,
+  redactDeep,
+  escapeControl,
+  isSecretParam,
+  REDACTED,
+} from './redact.js';
 export { createLogLimiter } from './log-limit.js';
 export type { LogLimiter } from './log-limit.js';
 export { bitsetBytes, hasBit, setBit, clearBit } from './bitset.js';

@@ -78,6 +78,20 @@ export function redactUrl(url: string): string {
   return `${m[1]}${authority}${m[3]}${m[4] ? redactQuery(m[4]) : ''}${m[5] ?? ''}`;
 }
 
+/**
+ * True when `url` is a redacted one (redactUrl's output with something masked): its userinfo is `***` or a query
+ * value is `***`. Such a URL lost its credentials (a journal, a snapshot keeps URLs redacted) and is never used for
+ * a request: it would send `***` as a password or a signature.
+ */
+export function isRedactedUrl(url: string): boolean {
+  if (typeof url !== 'string') return false;
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)[^?#]*(\?[^#]*)?/is.exec(url);
+  if (!m) return false;
+  const at = m[1].lastIndexOf('@');
+  if (at >= 0 && m[1].slice(0, at).startsWith(REDACTED)) return true;
+  return m[2] !== undefined && m[2].split(/[?&;]/).some((p) => p.endsWith(`=${REDACTED}`));
+}
+
 /** `?a=1&b=2` with every value but those of SAFE_QUERY names replaced by REDACTED. */
 function redactQuery(q: string): string {
   return q.replace(/([?&;])([^=&;#]*)(=[^&;#]*)?/g, (all, sep: string, name: string, value?: string) => {

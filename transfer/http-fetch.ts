@@ -11,6 +11,7 @@ import {
 import { isCid, NO_CID } from './cid.js';
 import type { BodyMode, ResponseHeaders } from './body-handler.js';
 import { LowestSpeedMonitor, tooSlowDetail, watch } from './lowest-speed.js';
+import { isRedactedUrl } from '../common/redact.js';
 import { defaultHttpClient, redactUrl, type HttpClient, type ResponseHead } from './http-client.js';
 import { ProxyError } from './http-proxy.js';
 
@@ -127,6 +128,12 @@ function checkRequest(r: FetchChunkRequest): URL {
     throw new PortalError(
       'PORTAL_INVALID_ARGUMENT',
       `edgeUrl: expected an http: or https: URL, got ${url.protocol}`,
+    );
+  // a journal keeps URLs redacted: sending one would send `***` as a password or a signature
+  if (isRedactedUrl(r.edgeUrl))
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `edgeUrl: ${redactUrl(r.edgeUrl)} lost its credentials (redacted); a redacted URL is never used for a request`,
     );
   if (r.edgeKind !== 'portal' && r.edgeKind !== 'mirror')
     throw new PortalError(

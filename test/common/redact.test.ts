@@ -1,4 +1,11 @@
-import { escapeControl, redactDeep, redactText, redactUrl, REDACTED } from '../../common/redact.js';
+import {
+  escapeControl,
+  isRedactedUrl,
+  redactDeep,
+  redactText,
+  redactUrl,
+  REDACTED,
+} from '../../common/redact.js';
 import { createLogger } from '../../common/logger.js';
 import { PortalError } from '../../common/errors.js';
 import { Writable } from 'node:stream';
@@ -69,4 +76,12 @@ describe('redaction of secrets in URLs and text', () => {
     expect(escapeControl('a\u001b[31mred\u0000\nb')).toBe('a\\x1b[31mred\\x00\\x0ab');
     expect(escapeControl('plain-name.bin')).toBe('plain-name.bin');
   });
+});
+
+// a redacted URL is never used for a request (it would send `***` as a password or a signature)
+test('isRedactedUrl: true for what redactUrl masked, false for the URL with its credentials or none', () => {
+  for (const u of ['http://carol:CarolPW@h/auth/f.bin', 'https://h/f?sig=abc&file=x', 'https://u@h/x'])
+    expect([isRedactedUrl(u), isRedactedUrl(redactUrl(u))]).toEqual([false, true]);
+  for (const u of ['http://h/f.bin?file=a', 'http://h/***', 'not a url', 'http://h/f?x='])
+    expect(isRedactedUrl(redactUrl(u))).toBe(false);
 });

@@ -15,6 +15,7 @@ import {
 import { createMemoryBus, subjects, type Bus } from '../../bus/index.js';
 import type { ChunkReport, DispatchBatch, DispatchItem, CancelRequest } from '../../common/index.js';
 import { makeTempDir, writeRandomFile } from './fixtures.js';
+import { startBadMirror } from '../helpers/bad-mirror.js';
 
 const CHUNK = 16 * 1024;
 const SIZE = 9 * CHUNK + 777; // 10 chunks
@@ -236,4 +237,18 @@ describe('executor', () => {
     expect(() => createExecutor({ bus, id: 'x', concurrency: 0 })).toThrow(/concurrency/);
     expect(() => createExecutor({ bus, id: 'x' }).attach('a.b')).toThrow(/transferId/);
   });
+});
+
+// a journal keeps URLs redacted: fetching with one sent `Authorization: Basic ***:` (trial finding)
+test('fetchChunk refuses a redacted URL before any request', async () => {
+  const s = await startBadMirror(Buffer.alloc(CHUNK));
+  try {
+    const url = s.url.replace('http://', 'http://***@');
+    await expect(
+      fetchChunk({ ...item(0, 0, { url } as EdgeServer), edgeKind: 'mirror', client }),
+    ).rejects.toThrow(/lost its credentials \(redacted\); a redacted URL is never used for a request/);
+    expect(s.requests).toEqual([]);
+  } finally {
+    await s.close();
+  }
 });
