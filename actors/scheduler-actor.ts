@@ -36,6 +36,7 @@ import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { hashFile } from '../transfer/chunk-writer.js';
 import { isFileChanged } from '../transfer/chunk-fetch-error.js';
+import { backoffMs } from '../transfer/http-fetch.js';
 import {
   createPrefixHasher,
   PREFIX_HASH_MIN_BYTES,
@@ -298,6 +299,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    * (a rerun of `portal fetch` after a kill) brings the sources the transfer runs with from now on (takeSources).
    */
   private resumedFromJournal = false;
+  /** Retries of chunks whose sources all failed transiently (retryTransient): how many, and when the next is due. */
+  private transientRetry = { n: 0, at: -Infinity };
 
   override async onActivate(): Promise<void> {
     const req = await this.ctx.state.get<TransferRequest>('request');
@@ -801,14 +804,23 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const p = core.progress();
     const completeBefore = this.lastComplete;
     if (p.inFlight > 0 || p.complete !== this.lastComplete) {
+      // a chunk arrived: the next transient failure starts its backoff small again
+      if (p.complete !== this.lastComplete) this.transientRetry.n = 0;
       this.lastComplete = p.complete;
       this.lastProgressAt = now;
     }
     this.retireFailingEdges(t, core, now);
+    // chunks whose every source failed transiently wait and retry while a source's budget lasts
+    const transient = p.failedPermanent > 0 ? this.retryTransient(core, now) : 'none';
     // a transfer done in this tick hashes on its own: starting the hash thread now would only delay the end
     if (!core.done && !isEdgeOutput(t.req.output)) this.advancePrefix(t, core);
     if (core.done) await this.finish(t);
-    else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0)
+    else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0 && transient === 'spent')
+      await this.fail(
+        t,
+        `${p.failedPermanent} chunk(s) could not be fetched: every source holding them failed (refused or reset) until its source budget of ${((req.edgeBudgetMs ?? DEFAULT_EDGE_BUDGET_MS) / 1000).toFixed(0)} s was spent${this.causes(t)}`,
+      );
+    else if (p.failedPermanent > 0 && p.inFlight === 0 && p.pending === 0 && transient === 'none')
       await this.fail(t, `${p.failedPermanent} chunk(s) cannot be served by any source${this.causes(t)}`);
     else if (p.inFlight === 0 && this.health.length > 0 && this.health.every((h) => h.retired))
       await this.fail(
@@ -827,9 +839,31 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // a background task with a deadline is due again when it must turn foreground, however idle it is
       const untilEscalateMs =
         this.escalateAtWallMs === undefined ? Infinity : this.escalateAtWallMs - this.ctx.clock.wallNow();
-      return { busy, untilDueMs: Math.min(core.nextDueAt() - now, Math.max(0, untilEscalateMs)) };
+      // chunks waiting out a transient failure's backoff are due when it ends
+      const untilRetryMs = transient === 'wait' ? Math.max(0, this.transientRetry.at - now) : Infinity;
+      return {
+        busy: busy || transient === 'retry',
+        untilDueMs: Math.min(core.nextDueAt() - now, Math.max(0, untilEscalateMs), untilRetryMs),
+      };
     }
     return undefined;
+  }
+
+  /**
+   * Chunks given up because every source holding them failed transiently (refused, reset): while one of those
+   * sources is within its budget (not retired), they get it back after a full-jitter backoff (backoffMs, as a
+   * fetch retries) — 'retry' when that happened now, 'wait' until then; 'spent' when only retired sources failed
+   * them so; 'none' when no chunk is given up so (another cause: 404, corrupt, out of attempts).
+   */
+  private retryTransient(core: ChunkScheduler, now: number): 'retry' | 'wait' | 'spent' | 'none' {
+    const live = (e: number): boolean => this.health[e] !== undefined && !this.health[e].retired;
+    if (core.retryTransientFailures(live, true) === 0)
+      return core.retryTransientFailures(() => true, true) > 0 ? 'spent' : 'none';
+    if (now < this.transientRetry.at) return 'wait';
+    core.retryTransientFailures(live);
+    this.transientRetry.n++;
+    this.transientRetry.at = now + backoffMs(this.transientRetry.n);
+    return 'retry';
   }
 
   /** Registers the tick timer again at `periodMs` when the pacer changed the period (undefined: unchanged). */
@@ -1359,6 +1393,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.edgeViews = [];
     this.limits = new ParallelLimits();
     this.tailGated = [];
+    this.transientRetry = { n: 0, at: -Infinity };
     const warm = await this.ctx.state.get<JournaledEdgeEstimates>('edgeEstimates');
     const useWarm = warm !== undefined && this.ctx.clock.wallNow() - warm.savedAt <= WARM_START_MAX_AGE_MS;
     this.savedEstimates = useWarm ? { ...warm.edges } : {};

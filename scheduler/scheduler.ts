@@ -287,6 +287,8 @@ export class ChunkScheduler {
   private readonly pairFailures = new Map<number, number>();
   private readonly excluded = new Set<number>();
   private readonly corruptExcluded = new Set<number>();
+  /** Pairs (chunk × edges + edge) excluded only after a transient failure (`unreachable`: refused, reset). */
+  private readonly transientExcluded = new Set<number>();
   private readonly forgivenPairs = new Set<number>();
   private readonly hedges = new Map<number, Hedge>();
   private readonly pendingCancels: Cancel[] = [];
@@ -1115,6 +1117,8 @@ export class ChunkScheduler {
     if (reason === 'corrupt' || n >= this.config.perEdgeRetryLimit) {
       this.excluded.add(key);
       if (reason === 'corrupt') this.corruptExcluded.add(key);
+      if (reason === 'unreachable') this.transientExcluded.add(key);
+      else this.transientExcluded.delete(key);
       setCandidate(this.chunks, c, e, false);
     }
   }
@@ -1161,6 +1165,39 @@ export class ChunkScheduler {
       this.outcome[i] = FailoverOutcome.RECOMPUTED;
       this.counters.forgiven++;
     }
+  }
+
+  /**
+   * Chunks given up (FAILED_PERMANENT) whose only exclusions left are transient ones (a connection refused or
+   * reset: `unreachable`) on an edge `usable` accepts: how many there are and, unless `dryRun`, gives those edges
+   * back to them — pending again with their attempts reset, so the caller decides how long to keep retrying (a
+   * source budget) and when (a backoff). O(transient exclusions).
+   */
+  retryTransientFailures(usable: (edge: number) => boolean, dryRun = false): number {
+    const t = this.chunks;
+    const E = this.edges.e;
+    const chunks = new Set<number>();
+    for (const key of this.transientExcluded) {
+      const c = Math.floor(key / E);
+      const e = key - c * E;
+      if (t.status[c] !== ChunkStatus.FAILED_PERMANENT || !usable(e)) continue;
+      chunks.add(c);
+      if (dryRun) continue;
+      this.transientExcluded.delete(key);
+      this.excluded.delete(key);
+      this.pairFailures.delete(key);
+      setCandidate(t, c, e, true);
+    }
+    if (!dryRun)
+      for (const c of chunks) {
+        t.status[c] = ChunkStatus.PENDING;
+        t.assigned[c] = NO_EDGE;
+        t.retries[c] = 0;
+        this.permanentCount--;
+        this.scanStart = 0;
+        this.markDirty(c);
+      }
+    return chunks.size;
   }
 
   /** Grows the detect/failover scratch to hold `n` chunks (every chunk in flight plus those reported failed). */

@@ -1,6 +1,6 @@
 /**
  * How `portal serve --runtime embedded` (a real process) uses the sources of a transfer, against real mirrors:
- * credentials of a mirror URL across a restart (the journal keeps URLs redacted).
+ * credentials of a mirror URL across a restart (the journal keeps URLs redacted); a source down for a few seconds.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -63,6 +63,19 @@ describe('portal serve: mirror sources', () => {
   const status = async (s: EmbeddedServe) =>
     (await call(`${s.base}/SchedulerActor/${mesh.manifest.id}/method/status`, { edges: true }))
       .json as unknown as TransferStatus;
+  const start = async (s: EmbeddedServe, req: unknown) =>
+    (await call(`${s.base}/SchedulerActor/${mesh.manifest.id}/method/start`, req)).status;
+  const ended = (s: EmbeddedServe) =>
+    until(
+      'the end',
+      () => status(s),
+      (st) => st.state === 'done' || st.state === 'failed',
+      60_000,
+    );
+  const sha256 = async (file: string) =>
+    createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
 
   // trial finding: after a restart the resumed transfer sent `Authorization: Basic ***:` (the journal's redacted
   // URL) 55 times and failed "HTTP 401"
@@ -87,9 +100,7 @@ describe('portal serve: mirror sources', () => {
     const first = await serve();
     // the first chunks arrive, then the mirror holds every request: the transfer is running when serve stops
     mirror.requests.length = 0;
-    expect((await call(`${first.base}/SchedulerActor/${mesh.manifest.id}/method/start`, req)).status).toBe(
-      200,
-    );
+    expect(await start(first, req)).toBe(200);
     await until(
       'chunks delivered',
       () => status(first),
@@ -117,20 +128,60 @@ describe('portal serve: mirror sources', () => {
     expect(mirror.requests.slice(before)).toEqual([]);
 
     // the documented first start after a resume gives the URL again: the transfer completes from the mirror
-    expect((await call(`${second.base}/SchedulerActor/${mesh.manifest.id}/method/start`, req)).status).toBe(
-      200,
-    );
-    const done = await until(
-      'done',
-      () => status(second),
-      (s) => s.state === 'done' || s.state === 'failed',
-    );
-    expect(done.state).toBe('done');
-    expect(
-      createHash('sha256')
-        .update(await readFile(req.output))
-        .digest('hex'),
-    ).toBe(mesh.manifest.fileSha256);
+    expect(await start(second, req)).toBe(200);
+    expect((await ended(second)).state).toBe('done');
+    expect(await sha256(req.output)).toBe(mesh.manifest.fileSha256);
     expect(mirror.requests.filter((r) => r.auth !== GOOD_AUTH)).toEqual([]);
   }, 120_000);
+
+  // trial finding: a mirror resetting connections for 4 s failed a single-mirror transfer at once ("3 chunk(s)
+  // cannot be served by any source") although it was back right after
+  const outage = (downMs: number) => {
+    let downUntil = 0;
+    let served = 0;
+    return {
+      down: () => Date.now() < downUntil,
+      mode: (_n: number, req: { socket: { destroy(): void } }): MirrorMode => {
+        if (Date.now() < downUntil) {
+          req.socket.destroy(); // a connection reset before any answer
+          return { kind: 'status', status: 503 };
+        }
+        // the outage starts after 3 chunks
+        if (++served === 3) downUntil = Date.now() + downMs;
+        return { kind: 'late', ms: 50, then: { kind: 'ok' } };
+      },
+    };
+  };
+  const mirrorRequest = (url: string, extra: Record<string, unknown> = {}) => ({
+    transferId: mesh.manifest.id,
+    manifest: mesh.manifest,
+    output: path.join(mesh.dir, 'root', 'out.bin'),
+    edges: [{ id: 'm', config: { url, kind: 'mirror', flags: 0, maxParallel: 1 } }],
+    ...extra,
+  });
+
+  test('a single mirror down for 4 s: its chunks wait and retry with backoff, and the transfer completes', async () => {
+    const o = outage(4000);
+    mirror = await startBadMirror(await readFile(mesh.source), (n, req) => o.mode(n, req));
+    const s = await serve();
+    const req = mirrorRequest(mirror.url);
+    expect(await start(s, req)).toBe(200);
+    const end = await ended(s);
+    expect(end.error).toBeUndefined();
+    expect(end.state).toBe('done');
+    expect(await sha256(req.output)).toBe(mesh.manifest.fileSha256);
+  }, 90_000);
+
+  test('a single mirror that stays down fails once its source budget is spent, naming the budget', async () => {
+    const o = outage(600_000);
+    mirror = await startBadMirror(await readFile(mesh.source), (n, req) => o.mode(n, req));
+    const s = await serve();
+    const t0 = Date.now();
+    const req = mirrorRequest(mirror.url, { edgeBudgetMs: 3000 });
+    expect(await start(s, req)).toBe(200);
+    const end = await ended(s);
+    expect(end.state).toBe('failed');
+    expect(end.error).toMatch(/budget of 3 s/);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(3000);
+  }, 90_000);
 });
