@@ -1,5 +1,5 @@
 import { quantileSorted } from '../common/quantile.js';
-import { open, rename, stat, unlink } from 'node:fs/promises';
+import { lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import { checkStillConfined, confineOutputFile } from '../transfer/output-target.js';
 import { partialChunkLogPath } from '../transfer/partial-chunks.js';
 import { Actor } from '../runtime/types.js';
@@ -90,6 +90,8 @@ const CHECKSUM_ORIGIN: Record<ChecksumOrigin, string> = {
   metalink: 'the Metalink',
   'digest-header': "the mirrors' Digest header",
 };
+/** The partial file `portal serve` writes a transfer's output to until it is verified (`<output>.portal-part`). */
+const PART_SUFFIX = '.portal-part';
 /** Tick times kept for the p50/p99 in status(): the last this many ticks. */
 const TICK_WINDOW = 8192;
 /** Default source budget (TransferRequest.edgeBudgetMs), ms. */
@@ -393,7 +395,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const old = this.t;
     // a pre-position task's output is an edge URL, not a file here: only files are confined
     if (this.ctx.services.outputRoot !== undefined && req.prePosition === undefined)
-      req = await this.confineOutput(req, !old);
+      req = await this.confineOutput(req, old);
     if (old && old.journal.manifestId !== manifest.id) {
       throw new PortalError(
         'PORTAL_MANIFEST_MISMATCH',
@@ -476,15 +478,28 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   /**
    * The request with its output (and `publishAs`) resolved inside the host's output root (links resolved),
    * refused with PORTAL_OUTPUT_OUTSIDE_ROOT outside it, and with PORTAL_OUTPUT_REFUSED when its folder does not
-   * exist (no folder is created); for a first start, an existing file at either is
+   * exist (no folder is created); for a first start, an existing file at either (or at the partial file) is
    * refused with PORTAL_OUTPUT_REFUSED unless it is a regular file and `overwrite` is set (never a link or a folder).
+   * A request without `publishAs` is written to `<output>.portal-part` and published as `output` once verified, as
+   * `portal fetch` does, so a failed or cancelled transfer never leaves unverified bytes under the name asked for
+   * (a transfer journaled before, without `publishAs`, keeps writing its output in place).
    */
-  private async confineOutput(req: TransferRequest, first: boolean): Promise<TransferRequest> {
+  private async confineOutput(
+    req: TransferRequest,
+    old: OwnedTransfer | undefined,
+  ): Promise<TransferRequest> {
     const root = this.ctx.services.outputRoot!;
+    const first = !old;
     // one lstat each for a file directly in the root (its real path is resolved once per process)
-    const output = await confineOutputFile(root, req.output, 'serve');
-    const publishAs =
+    let output = await confineOutputFile(root, req.output, 'serve');
+    let publishAs =
       req.publishAs === undefined ? undefined : await confineOutputFile(root, req.publishAs, 'serve');
+    if (publishAs === undefined && (old === undefined || old.req.publishAs !== undefined)) {
+      // the partial file lies beside the confined output: the same folder, a name of this host's choosing
+      const part = `${output.path}${PART_SUFFIX}`;
+      publishAs = output;
+      output = { path: part, existing: await lstat(part).catch(() => undefined) };
+    }
     if (first)
       for (const file of [output, publishAs]) {
         const st = file?.existing;
@@ -1211,7 +1226,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   /** The manifest, the output file and the state, for a content server. */
   async contentInfo(): Promise<ContentInfo> {
     const t = this.known();
-    return { state: t.journal.state, manifest: unpackManifest(await this.hydrate(t)), output: t.req.output };
+    // a verified file has taken its final name (finish); until then its bytes are in the partial file
+    const output = t.journal.state === 'done' ? (t.req.publishAs ?? t.req.output) : t.req.output;
+    return { state: t.journal.state, manifest: unpackManifest(await this.hydrate(t)), output };
   }
 
   /**

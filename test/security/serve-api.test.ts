@@ -188,14 +188,14 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
     ).toBe(mesh.manifest.fileSha256);
   }, 60_000);
 
-  test('hard links planted at an output (with overwrite) and at its .partial log are replaced, never written through: the files outside the root keep their bytes', async () => {
+  test('hard links planted at an output (with overwrite) and at its partial-chunk log (<out>.portal-part.partial) are replaced, never written through: the files outside the root keep their bytes', async () => {
     const victim = path.join(mesh.dir, 'victim-out.txt');
     const victim2 = path.join(mesh.dir, 'victim-partial.txt');
     await writeFile(victim, 'KEEP OUT');
     await writeFile(victim2, 'KEEP PARTIAL');
     const out = path.join(root, 'hl.bin');
     await link(victim, out);
-    await link(victim2, `${out}.partial`);
+    await link(victim2, `${out}.portal-part.partial`);
     const id = 'hardlinks-1';
     const r = await call(`${serve.base}/SchedulerActor/${id}/method/start`, {
       ...request(out, { overwrite: true }),
