@@ -3,7 +3,7 @@ import { lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import { checkStillConfined, confineOutputFile } from '../transfer/output-target.js';
 import { partialChunkLogPath } from '../transfer/partial-chunks.js';
 import { Actor } from '../runtime/types.js';
-import { notOwnFileReason } from '../common/own-file.js';
+import { notOwnFileReason, openOwnFile } from '../common/own-file.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { isRedactedUrl, redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
@@ -1880,9 +1880,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     return d;
   }
 
-  /** Creates the output when it is missing and flushes its data to disk, on this thread's file-system pool. */
+  /**
+   * Creates the output when it is missing and flushes its data to disk, on this thread's file-system pool. Opened as
+   * Portal's own file (openOwnFile: O_NOFOLLOW, then fstat): a symbolic link planted at the name was followed (its
+   * target created, or flushed), and so was a FIFO (the open hung). Throws PORTAL_OUTPUT_REFUSED naming the output
+   * and why (a link, not a regular file, another hard link, another user's).
+   */
   private async datasyncOutput(output: string): Promise<void> {
-    const out = await open(output, 'a');
+    const out = await openOwnFile(output, 'append', { code: 'PORTAL_OUTPUT_REFUSED', what: 'output' });
     try {
       await out.datasync();
     } finally {
@@ -1918,7 +1923,15 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     // thread creates the file if missing, flushes it, and hashes what is there.
     let d: { sha256: string; synced: boolean } | undefined;
     if (t.manifest.fileSize > 0) d = await this.outputSha(t, true).catch(() => undefined);
-    if (!d?.synced) await this.datasyncOutput(t.req.output);
+    if (!d?.synced)
+      try {
+        await this.datasyncOutput(t.req.output);
+      } catch (err) {
+        // the output is not ours to finish (a link or another file planted at its name): the transfer fails naming it
+        if (!isPortalError(err)) throw err;
+        await this.fail(t, err.message);
+        return;
+      }
     d ??= await this.outputSha(t, false);
     const sha = d.sha256;
     j.verified = sha === t.manifest.fileSha256;
