@@ -39,7 +39,7 @@ import type { GpuStreamStartRequest, GpuStreamStatus } from './gpu-stream-types.
 /** The calls SchedulerActor answers (one actor per transfer; the id is the transfer id). */
 export interface SchedulerActorApi {
   /**
-   * Starts or resumes the transfer; idempotent for the same manifest. The first start after a reactivation that
+   * Starts or resumes the transfer; idempotent for the same request (another one: PORTAL_TRANSFER_CONFLICT). The first start after a reactivation that
    * resumed it from its journal sets its sources: new edges join, those no longer named are dropped.
    */
   start(req: TransferRequest): Promise<TransferStatus>;

@@ -359,7 +359,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /**
    * Starts (or, for the same manifest, resumes) the transfer. Idempotent: a second start of a
-   * running or finished transfer returns its status. A journal of another manifest is an error. The first start
+   * queued, running or finished transfer with the same request returns its status; one that differs throws
+   * PORTAL_TRANSFER_CONFLICT naming the first field that differs (firstDifference). A journal of another manifest is an error. The first start
    * after an activation that resumed the transfer from its journal (a rerun of `portal fetch` after a kill, a
    * host restart) also brings the sources it runs with from then on: new edges join, those it no longer names
    * are dropped (takeSources).
@@ -401,6 +402,21 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         'PORTAL_MANIFEST_MISMATCH',
         `transfer ${req.transferId} has a journal for manifest ${old.journal.manifestId}, not ${manifest.id}`,
       );
+    }
+    const was = old?.journal.state;
+    // a start answered with the status of the transfer as it is must ask for that transfer: status and fetches
+    // never disagree (a second start with another edge URL or output answered `running` and fetched from it)
+    // (the first start after a resume sets the sources and is answered as before: takeSources)
+    const answered =
+      was === 'done' || was === 'queued' || (old?.core && (was === 'running' || was === 'verifying'));
+    if (old && answered && !this.resumedFromJournal) {
+      const kept = old.req.edges.filter((_, i) => this.health[i]?.retiredReason !== DROPPED_SOURCE);
+      const differs = firstDifference({ ...old.req, edges: kept }, req, (id) => this.realUrls.get(id));
+      if (differs !== undefined)
+        throw new PortalError(
+          'PORTAL_TRANSFER_CONFLICT',
+          `transfer ${req.transferId} is ${was} with another ${differs}; a start of a ${was} transfer must repeat its request (cancel it, or use another transferId)`,
+        );
     }
     for (const e of req.edges) {
       this.realUrls.set(e.id, e.config.url);
@@ -2137,6 +2153,61 @@ export const CREDENTIALS_LOST =
 /** A source that may take work in its transfer: not given up, and with its credentials. */
 function usable(h: EdgeHealth | undefined): boolean {
   return !h?.retired && !h?.credentialsLost;
+}
+
+/** Request fields a start of a transfer that has one must repeat (TransferRequest; edges are compared apart). */
+const REPEATED_FIELDS = [
+  'output',
+  'publishAs',
+  'checksumFrom',
+  'scheduler',
+  'tickMs',
+  'persistMs',
+  'verifyOnResume',
+  'learned',
+  'spareEdges',
+  'dispatchOnReportMs',
+  'stallTimeoutMs',
+  'edgeBudgetMs',
+  'prePosition',
+  'location',
+  'order',
+  'orderSeed',
+  'swarm',
+] as const;
+
+/**
+ * The first field in which start request `req` differs from `old`, the request its transfer runs with (`output`,
+ * `edges[1].config.url`, …), or undefined when it asks for the same transfer. Edges are matched by id (in any
+ * order); their URLs are compared with the one in memory (`realUrl` by edge id) when known, else redacted (a
+ * journaled request keeps them redacted); edges that joined by announcing themselves are not the caller's.
+ */
+export function firstDifference(
+  old: TransferRequest,
+  req: TransferRequest,
+  realUrl: (edgeId: string) => string | undefined,
+): string | undefined {
+  const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+  for (const k of REPEATED_FIELDS) {
+    const a = (old as unknown as Record<string, unknown>)[k];
+    const b = (req as unknown as Record<string, unknown>)[k];
+    if (!same(a, b)) return k;
+  }
+  const edges = old.edges.filter((e) => !e.announced);
+  if (edges.length !== req.edges.length) return 'edges (their number)';
+  for (let i = 0; i < req.edges.length; i++) {
+    const b = req.edges[i];
+    const a = edges.find((e) => e.id === b.id);
+    if (!a) return `edges[${i}].id`;
+    const known = realUrl(a.id);
+    const url =
+      known !== undefined ? known === b.config.url : redactUrl(a.config.url) === redactUrl(b.config.url);
+    if (!url) return `edges[${i}].config.url`;
+    for (const k of Object.keys({ ...a.config, ...b.config }) as (keyof TransferEdge['config'])[])
+      if (k !== 'url' && !same(a.config[k], b.config[k])) return `edges[${i}].config.${k}`;
+    if (!same(a.holds ?? 'all', b.holds ?? 'all')) return `edges[${i}].holds`;
+  }
+  return undefined;
 }
 
 /** Why a source is given up when the start that resumed its transfer no longer names it (takeSources). */

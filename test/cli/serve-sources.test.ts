@@ -184,4 +184,41 @@ describe('portal serve: mirror sources', () => {
     expect(end.error).toMatch(/budget of 3 s/);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(3000);
   }, 90_000);
+
+  // trial finding: a second start with another edge URL or output answered 200 `running`, status kept the old
+  // values, and the fetches went to the new URL
+  test('a second start of a running transfer: the same request answers its status, another one is a 409 naming the field', async () => {
+    const bytes = await readFile(mesh.source);
+    mirror = await startBadMirror(bytes, () => ({ kind: 'late', ms: 100, then: { kind: 'ok' } }));
+    const other = await startBadMirror(bytes);
+    try {
+      const s = await serve();
+      const req = mirrorRequest(mirror.url);
+      expect(await start(s, req)).toBe(200);
+      const again = await call(`${s.base}/SchedulerActor/${mesh.manifest.id}/method/start`, req);
+      expect([again.status, again.json.state]).toEqual([200, 'running']);
+      const otherUrl = await call(
+        `${s.base}/SchedulerActor/${mesh.manifest.id}/method/start`,
+        mirrorRequest(other.url),
+      );
+      expect(otherUrl.status).toBe(409);
+      expect(otherUrl.json.error).toMatchObject({
+        code: 'PORTAL_TRANSFER_CONFLICT',
+        message: expect.stringContaining('another edges[0].config.url') as unknown,
+      });
+      const otherOut = await call(`${s.base}/SchedulerActor/${mesh.manifest.id}/method/start`, {
+        ...req,
+        output: path.join(mesh.dir, 'root', 'other.bin'),
+      });
+      expect(otherOut.status).toBe(409);
+      expect(otherOut.json.error).toMatchObject({
+        message: expect.stringContaining('another output') as unknown,
+      });
+      expect((await ended(s)).state).toBe('done');
+      expect(other.requests).toEqual([]);
+      expect(await sha256(req.output)).toBe(mesh.manifest.fileSha256);
+    } finally {
+      await other.close();
+    }
+  }, 90_000);
 });
