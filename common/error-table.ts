@@ -53,6 +53,7 @@ export const errorTable: Readonly<Record<PortalErrorCode, ErrorDisposition>> = {
   PORTAL_PEER_LOST: { exit: 4, http: 503 },
   PORTAL_OUTPUT_REFUSED: { exit: 2, http: 409 },
   PORTAL_OUTPUT_LOCKED: { exit: 2, http: 409 },
+  PORTAL_STATE_LOCKED: { exit: 2, http: 409 },
   PORTAL_OUTPUT_OUTSIDE_ROOT: { exit: 2, http: 403 },
   PORTAL_NO_SPACE: { exit: 3, http: 507 },
   PORTAL_UNAUTHORIZED: { exit: 2, http: 401 },

@@ -37,6 +37,8 @@ export type PortalErrorCode =
   | 'PORTAL_OUTPUT_REFUSED'
   /** Another process holds the output's lock (`<output>.portal/lock`). */
   | 'PORTAL_OUTPUT_LOCKED'
+  /** Another `portal serve` holds the lock of this `--state-dir` (`<dir>/serve.lock`). */
+  | 'PORTAL_STATE_LOCKED'
   /** An output that resolves outside the configured output root (links resolved first). */
   | 'PORTAL_OUTPUT_OUTSIDE_ROOT'
   /** The output's file system is full (ENOSPC / EDQUOT). */

@@ -1,5 +1,7 @@
 import path from 'node:path';
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
+import { escapeControl } from '../common/redact.js';
+import { lockFile, lockHolderText, type OutputLock } from '../transfer/output-target.js';
 import { createHash } from 'node:crypto';
 import {
   createDaprHost,
@@ -148,9 +150,52 @@ export interface ServeNode {
  * the bus (createCoordinatorBridge) and, when asked, the dashboard. The embedded runtime also serves
  * the HTTP actor API on 127.0.0.1:`appPort`. Throws PORTAL_CONFIG_INVALID when runtime 'dapr' has no settings.
  */
+/** Name of the lock file `portal serve` holds in its `--state-dir` while it runs. */
+export const STATE_LOCK_FILE = 'serve.lock';
+
+/**
+ * Takes the exclusive lock of a state folder (created when missing, 0700): `<dir>/serve.lock` holding this
+ * process's pid and host (transfer/output-target.ts lockFile: taken over only when its process is gone). Two hosts
+ * on one folder would each replay and delete the other's write-ahead log, losing acknowledged transfers. Rejects
+ * PORTAL_STATE_LOCKED naming the folder and the pid that holds it, PORTAL_CONFIG_INVALID when the folder or the
+ * lock cannot be created.
+ */
+export async function lockStateDir(stateDir: string): Promise<OutputLock> {
+  const dir = path.resolve(stateDir);
+  const cannot = (err: unknown): PortalError =>
+    new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `--state-dir ${escapeControl(dir)}: cannot take its lock: ${(err as Error).message}`,
+      { cause: err },
+    );
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw cannot(err);
+  }
+  const file = path.join(dir, STATE_LOCK_FILE);
+  return lockFile(
+    file,
+    (h, cause) =>
+      new PortalError(
+        'PORTAL_STATE_LOCKED',
+        `--state-dir ${escapeControl(dir)} is in use by another portal serve${lockHolderText(h)}; stop it, give another --state-dir, or remove ${escapeControl(file)} if no such process runs`,
+        { cause },
+      ),
+    cannot,
+  );
+}
+
 export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode> {
   const { logger } = opts;
   const env = opts.env ?? process.env;
+  // first of all: a second serve must not replay (and delete) the write-ahead log of a running one
+  const stateLock =
+    opts.runtime === 'embedded' && opts.stateDir !== undefined
+      ? await lockStateDir(opts.stateDir)
+      : undefined;
+  const releaseOnExit = (): void => stateLock?.releaseSync();
+  if (stateLock) process.once('exit', releaseOnExit);
   // in-process bus, or NATS when NATS_URL is set (then `portal executor` processes can share the work)
   // dead letters of this instance's bus, counted in /metrics (portal_dead_letters_total{reason=<code>}) once
   // the dashboard exists; those rejected before are kept until then
@@ -435,6 +480,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       await closeExtra();
       await bus.close();
       await engine.close();
+      await stateLock?.release();
+      process.removeListener('exit', releaseOnExit);
     },
   };
 }

@@ -206,21 +206,25 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The process a lock file names: its pid and host as read back, whichever could be read. */
+export interface LockHolder {
+  pid?: number;
+  host?: string;
+  /** True when the holder runs on this machine. */
+  sameHost: boolean;
+}
+
 /**
- * Takes the exclusive lock of one output: the file `<journalDir>/lock` created with O_EXCL and
- * holding `{pid, host}`. A lock whose process is gone (same host, pid not alive: a fetch killed
- * with SIGKILL) is taken over. Creates `journalDir` (one level, never its parents). Rejects
- * PORTAL_OUTPUT_LOCKED naming the process that holds it, PORTAL_OUTPUT_REFUSED when the lock
- * cannot be created.
+ * Takes an exclusive lock: `file` created with O_EXCL | O_NOFOLLOW (0600) holding `{pid, host}`. A lock whose
+ * process is gone (same host, pid not alive: a process killed with SIGKILL) is taken over, once. Rejects with
+ * `held(holder)` when another live process (or one on another host, or one that cannot be read) holds it, and
+ * with `cannot(err)` when the file cannot be created. The folder of `file` must exist.
  */
-export async function lockOutput(output: string, journalDir: string): Promise<OutputLock> {
-  try {
-    await mkdir(journalDir, { mode: 0o700 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
-      throw refused(output, `cannot create its journal folder: ${(err as Error).message}`, err);
-  }
-  const file = path.join(journalDir, 'lock');
+export async function lockFile(
+  file: string,
+  held: (holder: LockHolder, cause: unknown) => PortalError,
+  cannot: (err: unknown) => PortalError,
+): Promise<OutputLock> {
   const me = JSON.stringify({ pid: process.pid, host: hostname() });
   for (let attempt = 0; ; attempt++) {
     try {
@@ -233,8 +237,7 @@ export async function lockOutput(output: string, journalDir: string): Promise<Ou
       await fh.close();
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
-        throw refused(output, `cannot take its lock ${escapeControl(file)}: ${(err as Error).message}`, err);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw cannot(err);
       let holder: { pid?: unknown; host?: unknown } = {};
       try {
         holder = JSON.parse(await readFile(file, 'utf8')) as typeof holder;
@@ -247,11 +250,7 @@ export async function lockOutput(output: string, journalDir: string): Promise<Ou
         await unlink(file).catch(() => undefined); // stale: its process is gone
         continue;
       }
-      throw new PortalError(
-        'PORTAL_OUTPUT_LOCKED',
-        `output ${escapeControl(output)} is being written by another portal process${pid !== undefined ? ` (pid ${pid}${sameHost ? '' : ` on ${String(holder.host)}`})` : ''}; wait for it to finish, or remove ${escapeControl(file)} if no such process runs`,
-        { cause: err },
-      );
+      throw held({ pid, host: typeof holder.host === 'string' ? holder.host : undefined, sameHost }, err);
     }
   }
   let released = false;
@@ -272,6 +271,36 @@ export async function lockOutput(output: string, journalDir: string): Promise<Ou
       }
     },
   };
+}
+
+/** ` (pid N)` or ` (pid N on HOST)` for a lock's holder, empty when its pid could not be read. */
+export function lockHolderText(h: LockHolder): string {
+  return h.pid !== undefined ? ` (pid ${h.pid}${h.sameHost ? '' : ` on ${String(h.host)}`})` : '';
+}
+
+/**
+ * Takes the exclusive lock of one output: the file `<journalDir>/lock` (lockFile). Creates `journalDir` (one level,
+ * never its parents). Rejects PORTAL_OUTPUT_LOCKED naming the process that holds it, PORTAL_OUTPUT_REFUSED when the
+ * lock cannot be created.
+ */
+export async function lockOutput(output: string, journalDir: string): Promise<OutputLock> {
+  try {
+    await mkdir(journalDir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw refused(output, `cannot create its journal folder: ${(err as Error).message}`, err);
+  }
+  const file = path.join(journalDir, 'lock');
+  return lockFile(
+    file,
+    (h, cause) =>
+      new PortalError(
+        'PORTAL_OUTPUT_LOCKED',
+        `output ${escapeControl(output)} is being written by another portal process${lockHolderText(h)}; wait for it to finish, or remove ${escapeControl(file)} if no such process runs`,
+        { cause },
+      ),
+    (err) => refused(output, `cannot take its lock ${escapeControl(file)}: ${(err as Error).message}`, err),
+  );
 }
 
 /** A file path confined to an output root by confineOutputFile, and what is there now. */
