@@ -974,7 +974,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           }
         : {}),
       perEdgeChunks: [...this.perEdgeChunks],
-      ...this.failingSources(),
+      chunksByEdge: Object.fromEntries(
+        this.perEdgeChunks.map((n, i) => [this.t?.req.edges[i]?.id ?? `#${i}`, n] as const),
+      ),
+      // a verified transfer has no failing source: failures before its end are in the edges' lastError
+      ...(j?.state === 'done' ? {} : this.failingSources()),
     };
   }
 

@@ -260,11 +260,13 @@ export interface TransferStatus {
   counters: import('../scheduler/scheduler.js').SchedulerCounters;
   /** The transfer's edges as it sees them: only when status was asked for them (`{ edges: true }`). */
   edges?: EdgeView[];
-  /** Chunks each edge completed (same order as the request's edges). */
+  /** Chunks each edge completed (same order as the request's edges, then those that joined). */
   perEdgeChunks: number[];
+  /** Chunks each edge completed, by edge id (the same counts as perEdgeChunks). */
+  chunksByEdge?: Record<string, number>;
   /**
    * The sources failing now — failures since their last delivered chunk, or given up — each with its last error;
-   * absent when none fails. In every status, with or without `edges`.
+   * absent when none fails, and once the transfer is done (its edges' `lastError` keep what failed before). In every status, with or without `edges`.
    */
   failingSources?: SourceFailure[];
 }

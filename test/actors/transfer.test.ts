@@ -194,7 +194,7 @@ describe('transfers on the embedded host', () => {
     expect(good.retiredReason).toBeUndefined();
   });
 
-  test('plain status: a source failing now is named with its last error, without asking for the edges', async () => {
+  test('plain status: a source failing now is named with its last error, without asking for the edges; not once the transfer is done', async () => {
     mesh = await createMesh(32 * 16384, 16384, [
       { holds: [] }, // claims every chunk below, serves none (404)
       { holds: 'all', bandwidthBytesPerSec: 100_000 },
@@ -219,7 +219,14 @@ describe('transfers on the embedded host', () => {
         },
       ]);
       expect(s.failingSources![0].failuresSinceOk).toBeGreaterThan(0);
-      await actor.invoke('cancel');
+      // trial finding: a done, verified transfer still listed the edge's old 404s as failing, and its chunk
+      // counts per edge had no edge ids
+      while (!terminalStates.includes((s = await actor.invoke('status')).state))
+        await new Promise((r) => setTimeout(r, 50));
+      expect([s.state, s.verified]).toEqual(['done', true]);
+      expect(s.failingSources).toBeUndefined();
+      expect(s.chunksByEdge).toEqual({ [edges[0].id]: 0, [edges[1].id]: 32 });
+      expect(s.perEdgeChunks).toEqual([0, 32]);
     } finally {
       await node.close();
     }

@@ -71,6 +71,7 @@ const fields: Record<string, string[]> = {
     counters: true,
     edges: true,
     perEdgeChunks: true,
+    chunksByEdge: true,
     failingSources: true,
   }),
   SourceFailure: all<SourceFailure>({
