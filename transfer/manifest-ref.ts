@@ -6,7 +6,7 @@ import type { Dispatcher } from 'undici';
 import { PortalError } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
 import {
-  DEFAULT_MANIFEST_LIMITS,
+  resolveManifestLimits,
   jsonSyntaxError,
   loadManifest,
   packManifest,
@@ -116,17 +116,25 @@ async function readBody(
       res.body.destroy();
     }
   }
-  const maxBytes = limits?.maxJsonBytes ?? DEFAULT_MANIFEST_LIMITS.maxJsonBytes;
+  const maxBytes = resolveManifestLimits(limits).maxJsonBytes;
+  const tooLarge = (what: string): PortalError =>
+    new PortalError(
+      'PORTAL_MANIFEST_TOO_LARGE',
+      `manifest ${shown}: ${what} past the cap of ${maxBytes} bytes of JSON (limits.maxJsonBytes, default MAX_JSON_MANIFEST_BYTES: the most its chunk cap allows); a larger file takes the binary manifest`,
+    );
+  // refused by its declared length before a byte is read, else as soon as its bytes go past the cap
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    res.body.destroy();
+    throw tooLarge(`its Content-Length of ${declared} bytes is`);
+  }
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of withFirst(first, it)) {
     size += chunk.length;
     if (size > maxBytes) {
       res.body.destroy();
-      throw new PortalError(
-        'PORTAL_MANIFEST_TOO_LARGE',
-        `manifest ${shown}: more than limits.maxJsonBytes (${maxBytes}) bytes of JSON`,
-      );
+      throw tooLarge(`its body went`);
     }
     parts.push(Buffer.from(chunk));
   }

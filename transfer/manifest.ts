@@ -37,6 +37,8 @@ export function packManifest(m: Manifest): PackedManifest {
 }
 
 /** The manifest with hex CIDs (about 80 B of heap per chunk: for small manifests and JSON answers). */
+export { resolveLimits as resolveManifestLimits };
+
 export function unpackManifest(p: PackedManifest): Manifest {
   const { cids, ...head } = p;
   return { ...head, chunks: cids.toHexArray() };
@@ -46,7 +48,10 @@ export function unpackManifest(p: PackedManifest): Manifest {
 export interface ManifestLimits {
   /** Most chunks a manifest may list (default 50,000,000). */
   maxChunks?: number;
-  /** Largest manifest JSON file `loadManifest` reads, in bytes (default 4 GiB). */
+  /**
+   * Largest manifest JSON `loadManifest` and a manifestUrl read, in bytes (default: what `maxChunks` chunks take,
+   * jsonManifestMaxBytes; MAX_JSON_MANIFEST_BYTES with the default chunk cap).
+   */
   maxJsonBytes?: number;
 }
 
@@ -54,10 +59,44 @@ export interface ManifestLimits {
 export const MIN_CHUNK_SIZE = 4 * 1024;
 /** Largest chunk size a manifest may use (64 MiB). */
 export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
-/** Default limits: 50M chunks, 4 GiB of JSON. */
+/** Default chunk cap of a manifest: 50,000,000 chunks. */
+const DEFAULT_MAX_CHUNKS = 50_000_000;
+
+/**
+ * Most bytes one chunk takes in a manifest's JSON: its CID as a JSON string (64 hex digits and 2 quotes), the comma
+ * after it and up to 8 bytes of whitespace (a pretty printer's line break and indentation). `portal manifest` writes
+ * 67.
+ */
+export const JSON_MANIFEST_BYTES_PER_CHUNK = 64 + 2 + 1 + 8;
+
+/** Most bytes of a manifest's JSON besides its chunk list (version, id, name, sizes, file hash, whitespace): 64 KiB. */
+export const JSON_MANIFEST_HEAD_BYTES = 64 * 1024;
+
+/**
+ * The most bytes a JSON manifest of at most `maxChunks` chunks can take: JSON_MANIFEST_HEAD_BYTES + maxChunks ×
+ * JSON_MANIFEST_BYTES_PER_CHUNK, and never more than this runtime can parse at all: JSON.parse takes one string, of
+ * at most buffer.constants.MAX_STRING_LENGTH characters (2^29 − 24 = 536,870,888 on 64-bit V8). Anything longer is
+ * not a manifest that could load, so a reader stops there instead of buffering more.
+ */
+export function jsonManifestMaxBytes(maxChunks: number): number {
+  return Math.min(
+    JSON_MANIFEST_HEAD_BYTES + maxChunks * JSON_MANIFEST_BYTES_PER_CHUNK,
+    bufferConstants.MAX_STRING_LENGTH,
+  );
+}
+
+/**
+ * The default cap on a manifest's JSON, from the default chunk cap: 65,536 + 50,000,000 × 75 = 3,750,065,536 bytes
+ * for the chunk list, more than the string limit, so the string limit binds: 536,870,888 bytes (~512 MiB; a JSON
+ * manifest carries at most ~7.1 million chunks; larger files take the binary manifest, 32 bytes a chunk, streamed).
+ * It was 4 GiB: a manifestUrl answering an endless body was buffered up to 4 GiB before it was refused.
+ */
+export const MAX_JSON_MANIFEST_BYTES = jsonManifestMaxBytes(DEFAULT_MAX_CHUNKS);
+
+/** Default limits: 50M chunks, MAX_JSON_MANIFEST_BYTES of JSON. */
 export const DEFAULT_MANIFEST_LIMITS: Readonly<Required<ManifestLimits>> = Object.freeze({
-  maxChunks: 50_000_000,
-  maxJsonBytes: 4 * 1024 ** 3,
+  maxChunks: DEFAULT_MAX_CHUNKS,
+  maxJsonBytes: MAX_JSON_MANIFEST_BYTES,
 });
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
@@ -90,7 +129,13 @@ export function chunkRange(m: Manifest | PackedManifest, index: number): { offse
 }
 
 function resolveLimits(limits?: ManifestLimits): Required<ManifestLimits> {
-  const l = { ...DEFAULT_MANIFEST_LIMITS, ...(limits ?? {}) };
+  const maxChunks = limits?.maxChunks ?? DEFAULT_MAX_CHUNKS;
+  const l = {
+    maxChunks,
+    maxJsonBytes:
+      limits?.maxJsonBytes ??
+      (Number.isInteger(maxChunks) ? jsonManifestMaxBytes(maxChunks) : MAX_JSON_MANIFEST_BYTES),
+  };
   if (!Number.isInteger(l.maxChunks) || l.maxChunks < 0)
     throw new PortalError(
       'PORTAL_INVALID_ARGUMENT',

@@ -306,6 +306,68 @@ describe('embedded actor API: manifest by reference', () => {
   });
 });
 
+describe('embedded actor API: a manifestUrl JSON is read no further than its cap', () => {
+  test('an answer declaring more than MAX_JSON_MANIFEST_BYTES, and one sending an endless body, are refused naming the cap', async () => {
+    const { MAX_JSON_MANIFEST_BYTES } = await import('../../transfer/manifest.js');
+    expect(MAX_JSON_MANIFEST_BYTES).toBe(536_870_888); // the string limit binds (65,536 + 50M × 75 is 3.75 GB)
+    const f = await createTransferFixture(tmp.dir, { transferId: 'emb-cap', seed: 12 });
+    let sent = 0;
+    const piece = Buffer.alloc(1 << 20, 0x30); // '0' digits inside an unterminated CID string
+    const server = http.createServer((req, res) => {
+      if (req.url === '/declared.json') {
+        // a length past the cap: refused before its body is read
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-length': MAX_JSON_MANIFEST_BYTES + 1,
+        });
+        res.write('{"chunks":["');
+        return;
+      }
+      // an endless chunked body
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"chunks":["');
+      const more = (): void => {
+        while (!res.destroyed && res.write(piece)) sent += piece.length;
+        if (!res.destroyed) res.once('drain', more);
+      };
+      res.on('close', () => res.off('drain', more));
+      more();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const { manifest: _inline, ...rest } = f.request;
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const cap = `past the cap of ${MAX_JSON_MANIFEST_BYTES} bytes of JSON`;
+      const start = (id: string, file: string): ReturnType<typeof call> =>
+        call(
+          actor('SchedulerActor', id, 'start'),
+          JSON.stringify({
+            ...rest,
+            transferId: id,
+            output: join(tmp.dir, `${id}.bin`),
+            manifestUrl: `${url}/${file}`,
+          }),
+        );
+      const declared = await start('emb-cap-1', 'declared.json');
+      expect(declared.status).toBe(413);
+      expect(declared.body.error.code).toBe('PORTAL_MANIFEST_TOO_LARGE');
+      expect(declared.body.error.message).toContain(
+        `its Content-Length of ${MAX_JSON_MANIFEST_BYTES + 1} bytes is ${cap}`,
+      );
+      const endless = await start('emb-cap-2', 'endless.json');
+      expect(endless.status).toBe(413);
+      expect(endless.body.error.message).toContain(`its body went ${cap}`);
+      // it stopped reading at the cap (plus what the sockets' buffers held), not at the old 4 GiB
+      expect(sent).toBeLessThan(MAX_JSON_MANIFEST_BYTES + 64 * 2 ** 20);
+      expect((await call(actor('SchedulerActor', 'emb-cap-2', 'status'))).status).toBe(404);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      await f.close();
+    }
+  }, 120_000);
+});
+
 describe('embedded actor API: a manifestUrl is read only from the manifest root', () => {
   test('a local file outside the root (directly, by file:// or through a link), a device, a FIFO or a folder is refused with 400, and no byte of it comes back', async () => {
     const f = await createTransferFixture(tmp.dir, { transferId: 'emb-mroot', seed: 13 });
