@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
+import net from 'node:net';
 import express from 'express';
 import {
   AbstractActor,
@@ -13,7 +14,7 @@ import {
 } from '@dapr/dapr';
 import { browserRefusal, reachableOnLoopback } from '../common/browser-guard.js';
 import { createSystemClock, type Clock } from '../common/clock.js';
-import { PortalError, checkArg } from '../common/errors.js';
+import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { isInvocableMethod } from './actor-methods.js';
 import { daprAppStatusOf, errorEnvelope, parseCallBody } from './api-errors.js';
@@ -94,6 +95,45 @@ export interface DaprHostOptions {
   readonly checkCall?: (actorType: string, method: string, arg: unknown) => void;
   /** Largest actor call body accepted, bytes (default 4 MiB, the Dapr SDKs' own limit); larger answers 413. */
   readonly maxBodyBytes?: number;
+  /**
+   * start() gives up after the sidecar's port has refused connections this long, ms (default
+   * DAPR_REFUSED_WAIT_MS); a port that accepts but is not healthy gets the SDK's own 60 s.
+   */
+  readonly sidecarRefusedWaitMs?: number;
+}
+
+/**
+ * How long start() waits while daprd's HTTP port refuses every connection (nothing listens there), ms: time for a
+ * daprd started alongside the app to open its port. The SDK alone waited 60 s and then said only
+ * DAPR_SIDECAR_COULD_NOT_BE_STARTED.
+ */
+export const DAPR_REFUSED_WAIT_MS = 10_000;
+
+/** Rejects with PORTAL_HOST_UNAVAILABLE once `host:port` has refused connections for `waitMs`; stops on `stop`. */
+async function failWhileRefused(
+  host: string,
+  port: number,
+  waitMs: number,
+  stop: AbortSignal,
+): Promise<void> {
+  const since = Date.now();
+  while (!stop.aborted) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host, port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    if (!refused) return;
+    if (Date.now() - since >= waitMs)
+      throw new PortalError(
+        'PORTAL_HOST_UNAVAILABLE',
+        `daprd is not reachable at ${host}:${port} (connection refused for ${Math.round(waitMs / 1000)} s; --dapr-http-port, DAPR_HTTP_PORT): start daprd for this app, or run without Dapr with --runtime embedded`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 /** The Dapr actor host: ActorHost plus its lifecycle. */
@@ -1011,7 +1051,29 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       routes(server.daprServer.getServer() as App);
       for (const t of types.values()) await server.actor.registerActor(t.gen);
       await server.actor.init();
-      await server.start();
+      const stopProbe = new AbortController();
+      try {
+        await Promise.race([
+          server.start(),
+          failWhileRefused(
+            daprHost,
+            opts.daprHttpPort,
+            opts.sidecarRefusedWaitMs ?? DAPR_REFUSED_WAIT_MS,
+            stopProbe.signal,
+          ).then(() => new Promise<never>(() => undefined)),
+        ]);
+      } catch (err) {
+        if (isPortalError(err)) throw err;
+        if ((err as Error).message === 'DAPR_SIDECAR_COULD_NOT_BE_STARTED')
+          throw new PortalError(
+            'PORTAL_HOST_UNAVAILABLE',
+            `daprd at ${daprHost}:${opts.daprHttpPort} accepts connections but did not report healthy within 60 s (--dapr-http-port, DAPR_HTTP_PORT): is daprd running for this app? Without Dapr: --runtime embedded`,
+            { cause: err },
+          );
+        throw err;
+      } finally {
+        stopProbe.abort();
+      }
       // after every SDK route: unknown paths and late failures answer the envelope too, never Express's HTML
       app.use((req: express.Request, res: express.Response) =>
         sendError(
