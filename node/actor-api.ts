@@ -6,6 +6,7 @@ import { decodeActorId, errorEnvelope, parseCallBody, type ActorHost } from '../
 import { actorApiContract } from '../api/validate.js';
 import { externalMethods, isExternalMethod } from '../actors/api.js';
 import { PortalError, type PortalErrorCode } from '../common/errors.js';
+import { requestTimeouts } from '../common/net.js';
 import { httpStatusFor } from '../common/error-table.js';
 import type { Logger } from '../common/logger.js';
 import { serveContent, ReaderRates } from '../transfer/index.js';
@@ -35,6 +36,8 @@ export interface ActorApiOptions {
   hasMethod?: (actorType: string, method: string) => boolean;
   /** The host's SchedulerServices.verifiedChunks: content reads wait on its events instead of polling. */
   verifiedChunks?: EventEmitter;
+  /** A request (headers and body) must arrive within this many ms, else 408 (default REQUEST_TIMEOUT_MS, 60 s). */
+  requestTimeoutMs?: number;
   log: Logger;
 }
 
@@ -96,7 +99,7 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
   const contract = actorApiContract();
   /** Content readers' rates across their Range requests (sizes their read-ahead). */
   const readers = new ReaderRates();
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(requestTimeouts(opts.requestTimeoutMs), (req, res) => {
     // a query string after the method is accepted and ignored
     const url = req.url ?? '/';
     const path = url.includes('?') ? url.slice(0, url.indexOf('?')) : url;

@@ -7,6 +7,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { randomInt, createHash, timingSafeEqual } from 'node:crypto';
 import { createSystemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { PortalError } from '../common/errors.js';
+import { requestTimeouts } from '../common/net.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { chunkRange, packManifest, parseManifest, type Manifest } from './manifest.js';
 import { createManifestStore } from './manifest-store.js';
@@ -84,6 +85,8 @@ export interface EdgeServerOptions {
    * session 7). Off by default: a cold file on a disk would stall every connection of the edge per read.
    */
   syncReads?: boolean;
+  /** A request (headers and body: a PUT) must arrive within this many ms, else 408 (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
   /**
    * Announce this edge on a bus: a telemetry message with its URL (so schedulers can configure it) and its
    * holdings as a full `portal.edge.<id>.have` message, both at start and every `announceEveryMs` for late
@@ -630,8 +633,11 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   let server: Server;
   try {
     server = opts.tls
-      ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest)
-      : createServer(onRequest);
+      ? createHttpsServer(
+          { cert: opts.tls.cert, key: opts.tls.key, ...requestTimeouts(opts.requestTimeoutMs) },
+          onRequest,
+        )
+      : createServer(requestTimeouts(opts.requestTimeoutMs), onRequest);
   } catch (cause) {
     await fh.close();
     throw new PortalError('PORTAL_CONFIG_INVALID', `tls: cannot use the certificate and key given`, {
