@@ -16,6 +16,9 @@ import { transferContentSource } from '../actors/index.js';
 /** Largest request body the actor API reads by default (a start request carries its manifest: ~67 B a chunk). */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 
+/** HTTP methods that invoke an actor method on `/v1.0/actors/<type>/<id>/method/<method>`; others answer 405. */
+const ACTOR_METHOD_VERBS = new Set(['POST', 'PUT']);
+
 /** Options of serveActorApi. */
 export interface ActorApiOptions {
   /** TCP port (0 = any free port). */
@@ -140,7 +143,21 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
       });
       return;
     }
-    if (!m || (req.method !== 'POST' && req.method !== 'PUT')) {
+    // daprd also routes GET and DELETE here; this API does not: without a token it is guarded against web pages
+    // by Origin / Sec-Fetch-Site on POST and PUT only, and a GET (an <img> on any site) must not cancel a transfer
+    if (m && !ACTOR_METHOD_VERBS.has(req.method ?? '')) {
+      res.once('finish', () => res.socket?.destroy());
+      res.writeHead(405, { allow: 'POST, PUT', 'content-type': 'application/json', connection: 'close' }).end(
+        JSON.stringify({
+          error: {
+            code: 'PORTAL_UNKNOWN_ACTOR_METHOD',
+            message: `${req.method ?? '?'} ${path}: an actor method is called with POST (or PUT) on this API; a web page's GET must not reach it`,
+          },
+        }),
+      );
+      return;
+    }
+    if (!m) {
       refuse(
         res,
         'PORTAL_UNKNOWN_ACTOR_METHOD',
