@@ -9,16 +9,9 @@ import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
 import { startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
+import { postJson } from '../helpers/post-json.js';
 
-async function call(url: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
+const call = postJson;
 
 async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;

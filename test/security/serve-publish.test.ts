@@ -9,16 +9,9 @@ import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
+import { postJson } from '../helpers/post-json.js';
 
-async function post(url: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
+const post = postJson;
 
 describe('portal serve: the output takes its final name only once verified', () => {
   let good: Mesh;

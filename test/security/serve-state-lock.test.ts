@@ -8,16 +8,9 @@ import path from 'node:path';
 import { freePort } from '../../common/net.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { runPortal, startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
+import { postJson } from '../helpers/post-json.js';
 
-async function post(url: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
+const post = postJson;
 
 describe('portal serve: one process per --state-dir', () => {
   let mesh: Mesh;
