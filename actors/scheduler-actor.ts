@@ -882,14 +882,19 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /**
    * Chunks given up because every source holding them failed transiently (refused, reset): while one of those
-   * sources is within its budget (not retired), they get it back after a full-jitter backoff (backoffMs, as a
-   * fetch retries) — 'retry' when that happened now, 'wait' until then; 'spent' when only retired sources failed
-   * them so; 'none' when no chunk is given up so (another cause: 404, corrupt, out of attempts).
+   * sources is within its budget (not retired) and has delivered a chunk of this transfer in this run (it worked,
+   * so a refusal now is an outage that may end), they get it back after a full-jitter backoff (backoffMs, as a
+   * fetch retries) — 'retry' when that happened now, 'wait' until then; 'spent' when retired sources failed them
+   * so; 'none' otherwise (another cause: 404, corrupt, out of attempts, or sources that never delivered). A source that
+   * has refused from the start is not waited for: `portal fetch` of a dead mirror fails at once naming it, as
+   * curl does and as aria2c does after its few quick tries, instead of after the whole budget (60 s by default).
    */
   private retryTransient(core: ChunkScheduler, now: number): 'retry' | 'wait' | 'spent' | 'none' {
-    const live = (e: number): boolean => this.health[e] !== undefined && !this.health[e].retired;
+    const live = (e: number): boolean =>
+      this.health[e] !== undefined && !this.health[e].retired && (this.perEdgeChunks[e] ?? 0) > 0;
+    const retired = (e: number): boolean => this.health[e]?.retired === true;
     if (core.retryTransientFailures(live, true) === 0)
-      return core.retryTransientFailures(() => true, true) > 0 ? 'spent' : 'none';
+      return core.retryTransientFailures(retired, true) > 0 ? 'spent' : 'none';
     if (now < this.transientRetry.at) return 'wait';
     core.retryTransientFailures(live);
     this.transientRetry.n++;

@@ -157,8 +157,8 @@ export const STATE_LOCK_FILE = 'serve.lock';
  * Takes the exclusive lock of a state folder (created when missing, 0700): `<dir>/serve.lock` holding this
  * process's pid and host (transfer/output-target.ts lockFile: taken over only when its process is gone). Two hosts
  * on one folder would each replay and delete the other's write-ahead log, losing acknowledged transfers. Rejects
- * PORTAL_STATE_LOCKED naming the folder and the pid that holds it, PORTAL_CONFIG_INVALID when the folder or the
- * lock cannot be created.
+ * PORTAL_STATE_LOCKED naming the folder and the pid that holds it, PORTAL_CONFIG_INVALID when the lock cannot be
+ * created, and the fs error (EEXIST, EACCES…) when the folder cannot be.
  */
 export async function lockStateDir(stateDir: string): Promise<OutputLock> {
   const dir = path.resolve(stateDir);
@@ -168,11 +168,8 @@ export async function lockStateDir(stateDir: string): Promise<OutputLock> {
       `--state-dir ${escapeControl(dir)}: cannot take its lock: ${(err as Error).message}`,
       { cause: err },
     );
-  try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw cannot(err);
-  }
+  // the fs error as it is (cli/system-errors.ts names --state-dir and says what is in the way)
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, STATE_LOCK_FILE);
   return lockFile(
     file,
