@@ -1,8 +1,7 @@
 import { open } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import { PortalError } from '../common/errors.js';
 import { chunkRange, type Manifest } from './manifest.js';
-import { NO_CID } from './cid.js';
+import { cidOf, NO_CID } from './cid.js';
 
 /** Bytes one read of the hash check takes at most (rounded to whole chunks): bounds its memory. */
 export const HASH_CHECK_READ_BYTES = 4 * 1024 * 1024;
@@ -61,9 +60,7 @@ export async function hashCheck(
       for (let i = first; i <= last; i++) {
         if (!wanted(i) || manifest.chunks[i] === NO_CID) continue;
         const { offset, length } = chunkRange(manifest, i);
-        const actual = createHash('sha256')
-          .update(buf.subarray(offset - start, offset - start + length))
-          .digest('hex');
+        const actual = cidOf(buf.subarray(offset - start, offset - start + length));
         if (actual === manifest.chunks[i]) verified.add(i);
         else firstMismatch ??= { index: i, expected: manifest.chunks[i], actual };
       }
