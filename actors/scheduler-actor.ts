@@ -1985,6 +1985,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       j.error = this.wholeFileMismatch(t, sha);
       this.ctx.log.error({ sha256: sha }, 'transfer verification failed');
     }
+    // nothing is left to resume once done: the partial-chunk log goes with the state that says so (the executor's
+    // close of the output removes it too, but only when the transfer detaches, after this turn)
+    if (j.state === 'done') await unlink(partialChunkLogPath(t.req.output)).catch(() => undefined);
     await this.stopLoop();
   }
 
