@@ -36,6 +36,12 @@ export interface StreamServices {
   readonly streamKernels?: Readonly<Record<string, StreamKernel>>;
   /** True: a stream asking for the GPU fails when no adapter exists instead of running on the CPU. */
   readonly streamRequireGpu?: boolean;
+  /**
+   * True (`portal serve --backend cpu`): no stream opens a GPU adapter or loads the `webgpu` module; streams run
+   * their kernel's CPU reference (streamRequireGpu does not apply), and one that asks for `backend: 'gpu'` is refused
+   * with PORTAL_GPU_UNAVAILABLE.
+   */
+  readonly gpuOff?: boolean;
 }
 
 const live = new Map<string, { processor: StreamProcessor }>();
@@ -57,7 +63,7 @@ const CONFIG_KEY = 'stream';
  * below its pause threshold) and from `push`; outputs go to `portal.stream.<id>.out` (JetStream via
  * `services.streamTransport`, else the in-process `services.bus`), failed batches to `.failed`.
  * Services read: streamTransport, bus, gpuDeviceManager, streamKernels, streamRequireGpu (no adapter fails instead of
- * running the CPU reference).
+ * running the CPU reference), gpuOff (`--backend cpu`: the CPU reference, Dawn never loaded).
  */
 export class GpuStreamActor extends Actor<StreamServices> implements GpuStreamActorApi {
   private processor: StreamProcessor | undefined;
@@ -182,9 +188,15 @@ export class GpuStreamActor extends Actor<StreamServices> implements GpuStreamAc
       );
     const edgeIds = req.kernel.type === 'edge-telemetry' ? req.kernel.edgeIds : undefined;
     if (edgeIds) sink = this.feedingEdges(sink, edgeIds);
+    // --backend cpu is the user's word: as for the tick engine, PORTAL_REQUIRE_GPU and CI=true do not override it
+    if (services.gpuOff === true && req.backend === 'gpu')
+      throw new PortalError(
+        'PORTAL_GPU_UNAVAILABLE',
+        `stream ${id} asks for the GPU, and this host runs with --backend cpu (no GPU adapter is opened)`,
+      );
     const executor = await createKernelExecutor({
       kernel,
-      prefer: req.backend ?? 'auto',
+      prefer: services.gpuOff === true ? 'cpu' : (req.backend ?? 'auto'),
       requireGpu: services.streamRequireGpu === true,
       deviceManager: services.gpuDeviceManager,
       logger: this.ctx.log,

@@ -36,6 +36,17 @@ export { CoordinatorActor } from './coordinator-actor.js';
 export { GpuStreamActor, gpuStreamMetricsSource } from './gpu-stream-actor.js';
 export { transferContentSource, createVerifiedChunkEvents } from './content-source.js';
 export { EdgeUsageBoard } from './edge-usage.js';
+export {
+  TransferIndex,
+  TRANSFER_STATES,
+  MAX_LIST_LIMIT,
+  DEFAULT_LIST_LIMIT,
+  parseListStates,
+  type TransferState,
+  type TransferListEntry,
+  type TransferListPage,
+  type TransferIndexRow,
+} from './transfer-index.js';
 export { ReplicaPlacer, type ReadAt, type PlacementOutcome } from './replica-placement.js';
 export {
   TransferAdmission,

@@ -62,6 +62,7 @@ import type {
 import { hasBit } from '../common/bitset.js';
 import { JournalPages, type PagedJournal } from './journal-pages.js';
 import { ParallelLimits, tailGate } from './parallel-limit.js';
+import type { TransferIndex, TransferListEntry } from './transfer-index.js';
 
 const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
@@ -197,6 +198,14 @@ export interface SchedulerServices extends TickEngineServices {
    * it starts background pre-position tasks to accepting edges there. Absent: no placement.
    */
   readonly replicas?: ReplicaPlacer;
+  /**
+   * Asks a `portal` edge of a start that omitted its `holds` which chunks it holds (`portal serve`:
+   * transfer/edge-have.ts askHoldings, the edge's `/v1/have/<manifestId>`); resolves to the base64 bitmap, or
+   * `'all'` when the edge does not answer it (a plain HTTP server). Absent: an omitted `holds` is `'all'`.
+   */
+  readonly edgeHoldings?: (edgeUrl: string, manifestId: string, chunks: number) => Promise<string>;
+  /** The host's list of its transfers (`GET /v1/transfers`): each actor keeps its transfer's row there. */
+  readonly transferIndex?: TransferIndex;
 }
 
 /** A manifest without its CID table: what a queued transfer keeps in memory (its chunk count for the status). */
@@ -303,6 +312,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private resumedFromJournal = false;
   /** Retries of chunks whose sources all failed transiently (retryTransient): how many, and when the next is due. */
   private transientRetry = { n: 0, at: -Infinity };
+  /**
+   * What the `portal` edges whose start omitted `holds` answered at `/v1/have` on this activation (base64 bitmap or
+   * 'all'), by edge id: in memory only, so a repeated start (holds still omitted) is the same request, and a
+   * reactivation asks again.
+   */
+  private readonly askedHolds = new Map<string, string>();
+  /** The transfer listTransfer last put on the host's list (its row reads it should `t` be gone meanwhile). */
+  private lastListed: OwnedTransfer | undefined;
 
   override async onActivate(): Promise<void> {
     const req = await this.ctx.state.get<TransferRequest>('request');
@@ -315,6 +332,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           `transfer ${this.ctx.actorId}: the manifest at its manifestUrl is now ${manifest.id}, the journal's is ${journal.manifestId}`,
         );
       this.t = { req, manifest, journal };
+      this.listTransfer();
       const admission = this.ctx.services.admission;
       if (
         journal.state === 'queued' &&
@@ -344,6 +362,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.sub?.unsubscribe();
     this.sub = undefined;
     if (this.t?.core) await this.persist(true);
+    if (this.t) this.ctx.services.transferIndex?.freeze(this.ctx.actorId);
   }
 
   override async receiveReminder(name: string): Promise<void> {
@@ -474,6 +493,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     t.journal.finishedAt = undefined;
     t.journal.verified = false;
     this.t = t;
+    this.listTransfer();
     try {
       await this.ctx.state.set('request', journaledRequest(t.req, manifest));
       if (admitted === 'running') await this.resume(t);
@@ -639,6 +659,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.t = undefined;
     this.resetCounters();
     this.ctx.services.transferRegistry?.delete(this.ctx.actorId);
+    this.ctx.services.transferIndex?.delete(this.ctx.actorId);
     this.ctx.services.onTransferForgotten?.(this.ctx.actorId);
     this.ctx.log.info('transfer forgotten');
     return { transferId: this.ctx.actorId, forgotten: true };
@@ -1166,10 +1187,70 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       url: redactUrl(e.config.url),
     });
     this.ctx.services.replicas?.noteEdge(e.id, e.config);
+    await this.askHoldings([e], t.manifest.id, core.chunks.n);
     const i = this.addEdgeSlot(t, core, { ...e, config: { ...e.config, url: view.url } }, e.config.url, view);
-    if (e.holds === undefined || e.holds === 'all') core.setEdgeHoldsAll(i);
-    else core.setEdgeHoldings(i, Buffer.from(e.holds, 'base64'));
+    const holds = this.holdsOf(e);
+    if (holds === 'all') core.setEdgeHoldsAll(i);
+    else core.setEdgeHoldings(i, Buffer.from(holds, 'base64'));
     return i;
+  }
+
+  /** Puts this transfer on the host's list (services.transferIndex), with a row that reads its live fields. */
+  private listTransfer(): void {
+    const index = this.ctx.services.transferIndex;
+    if (!index || !this.t) return;
+    const id = this.ctx.actorId;
+    // the row outlives no owned transfer: undoStart and forget remove it, a deactivation freezes it
+    const known = (): OwnedTransfer => this.t ?? this.lastListed!;
+    index.set(id, { state: () => known().journal.state, entry: () => this.listEntry(known()) });
+    this.lastListed = this.t;
+  }
+
+  /** The list entry of `t` (GET /v1/transfers): a few fields, its output's credentials redacted. */
+  private listEntry(t: OwnedTransfer): TransferListEntry {
+    const j = t.journal;
+    const out = t.req.publishAs ?? t.req.output;
+    return {
+      transferId: this.ctx.actorId,
+      state: j.state,
+      bytesDone: this.bytesDone,
+      fileSize: t.manifest.fileSize,
+      output: isEdgeOutput(out) ? redactUrl(out) : out,
+      createdAt: j.startedAt,
+      ...(j.finishedAt === undefined ? {} : { finishedAt: j.finishedAt }),
+    };
+  }
+
+  /** The chunks `e` holds: its `holds`, else what it answered at `/v1/have` (askHoldings), else 'all'. */
+  private holdsOf(e: TransferEdge): string {
+    return e.holds ?? this.askedHolds.get(e.id) ?? 'all';
+  }
+
+  /**
+   * Asks each `portal` edge of `edges` whose `holds` is omitted (not yet asked on this activation) for its
+   * `/v1/have` bitmap, all at once, through services.edgeHoldings (absent: nothing is asked, 'all' as before).
+   */
+  private async askHoldings(
+    edges: readonly TransferEdge[],
+    manifestId: string,
+    chunks: number,
+  ): Promise<void> {
+    const ask = this.ctx.services.edgeHoldings;
+    if (!ask) return;
+    await Promise.all(
+      edges.map(async (e) => {
+        if (e.holds !== undefined || e.config.kind !== 'portal' || this.askedHolds.has(e.id)) return;
+        const url = this.realUrls.get(e.id) ?? e.config.url;
+        if (isRedactedUrl(url)) return; // no credentials to ask with: it takes no work until a start gives them
+        const holds = await ask(url, manifestId, chunks);
+        this.askedHolds.set(e.id, holds);
+        if (holds !== 'all')
+          this.ctx.log.info(
+            { edge: e.id, holds: countBits(Buffer.from(holds, 'base64')) },
+            'edge holdings from /v1/have',
+          );
+      }),
+    );
   }
 
   /** Appends `edge` (its real URL `url`, its view) to the running transfer's tables; returns its index. */
@@ -1342,6 +1423,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.sub = undefined;
     if (previous?.core === undefined) this.ctx.services.transferRegistry?.delete(this.ctx.actorId);
     this.t = previous && previous.journal.state !== 'running' ? previous : undefined;
+    if (!this.t) this.ctx.services.transferIndex?.delete(this.ctx.actorId);
     this.resetCounters();
     if (this.t) this.countJournal(this.t);
   }
@@ -1417,8 +1499,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const m = packed(t.manifest);
     const n = m.cids.count;
     j.activations = (j.activations ?? 0) + 1;
-    // a multi-threaded CPU engine ranks large transfers from worker threads: the tables go on shared memory
-    const sharedMemory = this.ctx.services.tickEngine?.sharedMemory === true;
+    // a multi-threaded CPU engine ranks large transfers from worker threads: the tables go on shared memory (an
+    // engine that opens a GPU only for large transfers opens it now, and says so for the engine that will tick them)
+    const engine = this.ctx.services.tickEngine;
+    const sharedMemory = engine?.prepare
+      ? (await engine.prepare(n)).sharedMemory
+      : engine?.sharedMemory === true;
     const core = new ChunkScheduler(
       {
         chunks: n,
@@ -1441,6 +1527,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.savedEstimates = useWarm ? { ...warm.edges } : {};
     this.savedDelivered = useWarm ? { ...warm.deliveredBytesPerSec } : {};
     let warmStarted = 0;
+    await this.askHoldings(req.edges, m.id, n);
     for (let i = 0; i < req.edges.length; i++) {
       const e = req.edges[i];
       // the journal keeps URLs redacted: the real one is in memory (a start of this activation, an announcement),
@@ -1469,8 +1556,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.edgeViews.push(view);
       this.ctx.services.replicas?.noteEdge(e.id, e.config);
       this.applyView(core, m, i, view);
-      if (e.holds === undefined || e.holds === 'all') core.setEdgeHoldsAll(i);
-      else core.setEdgeHoldings(i, Buffer.from(e.holds, 'base64'));
+      const holds = this.holdsOf(e);
+      if (holds === 'all') core.setEdgeHoldsAll(i);
+      else core.setEdgeHoldings(i, Buffer.from(holds, 'base64'));
     }
     if (warmStarted > 0)
       this.ctx.log.info({ edges: warmStarted }, 'edge estimates warm-started from the journal');
@@ -1647,7 +1735,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const sources = t.req.edges.map((e, i) => ({
       edge: { ...e, config: { ...e.config, url: this.realUrls.get(e.id) ?? e.config.url } },
       location: this.edgeViews[i]?.location ?? e.config.location,
-      holdsAll: e.holds === undefined || e.holds === 'all' || countBits(Buffer.from(e.holds, 'base64')) >= n,
+      holdsAll: ((h) => h === 'all' || countBits(Buffer.from(h, 'base64')) >= n)(this.holdsOf(e)),
     }));
     const r = t.req;
     const outcome = placer.onRead({
@@ -1788,7 +1876,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         rateBytesPerSec: this.limits.rateBytesPerSec(i),
         usable:
           core.edges.available[i] === 1 && this.limits.limit(i, this.edgeViews[i]?.maxParallel ?? 0) > 0,
-        holdsAll: e.holds === undefined || e.holds === 'all',
+        holdsAll: this.holdsOf(e) === 'all',
       })),
       remainingBytes,
       t.manifest.chunkSize,

@@ -80,7 +80,7 @@ export const commonFlags = [
 export const backendFlag = {
   name: 'backend',
   type: 'string',
-  help: 'tick engine: auto (WebGPU when an adapter exists), webgpu or cpu',
+  help: 'tick engine: auto (WebGPU for transfers of 262,144+ chunks when an adapter exists, else the CPU; Dawn loaded only then), webgpu or cpu (never loads Dawn)',
   default: 'auto',
   env: 'PORTAL_BACKEND',
 } as const satisfies FlagSpec;

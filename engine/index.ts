@@ -13,4 +13,5 @@ export type { ParallelRank, ParallelRankOptions } from './threaded/pool.js';
 export { createWebGpuTickEngine } from './webgpu.js';
 export type { WebGpuTickEngineOptions, TickPhaseKind } from './webgpu.js';
 export { createTickEngine, isSoftwareAdapter } from './select.js';
+export { createLazyTickEngine, type LazyTickEngineOptions } from './lazy.js';
 export type { TickEngineChoice } from './select.js';

@@ -13,6 +13,12 @@ export interface TickEngine {
    * be created with `sharedMemory: true` (they still work without, on one thread).
    */
   readonly sharedMemory?: boolean;
+  /**
+   * Readies the engine for a scheduler of `chunks` chunks before its tables are created (an engine that opens a
+   * GPU only for large transfers opens it here) and says whether those tables go on shared memory. Engines
+   * without it tick every size the same way: `sharedMemory` holds for all.
+   */
+  prepare?(chunks: number): Promise<{ sharedMemory: boolean }>;
   runTick(scheduler: ChunkScheduler, now: number): TickResult | Promise<TickResult>;
   stats(): TickEngineStats;
   close(): Promise<void>;

@@ -11,7 +11,7 @@ import { httpStatusFor } from '../common/error-table.js';
 import type { Logger } from '../common/logger.js';
 import { serveContent, ReaderRates } from '../transfer/index.js';
 import type { EventEmitter } from 'node:events';
-import { transferContentSource } from '../actors/index.js';
+import { parseListStates, transferContentSource, type TransferIndex } from '../actors/index.js';
 
 /** Largest request body the actor API reads by default (a start request carries its manifest: ~67 B a chunk). */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -39,6 +39,8 @@ export interface ActorApiOptions {
   hasMethod?: (actorType: string, method: string) => boolean;
   /** The host's SchedulerServices.verifiedChunks: content reads wait on its events instead of polling. */
   verifiedChunks?: EventEmitter;
+  /** The host's transfers, listed at `GET /v1/transfers` (absent: that route answers 404 as any unknown one). */
+  transfers?: TransferIndex;
   /** A request (headers and body) must arrive within this many ms, else 408 (default REQUEST_TIMEOUT_MS, 60 s). */
   requestTimeoutMs?: number;
   log: Logger;
@@ -123,6 +125,10 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
         refuse(res, 'PORTAL_UNAUTHORIZED', 'missing or wrong API token (authorization: Bearer <token>)');
         return;
       }
+    }
+    if (path === '/v1/transfers' && opts.transfers) {
+      listTransfers(req, res, opts.transfers, url, fail);
+      return;
     }
     const content = /^\/v1\/transfers\/([^/?]+)\/content(?:\?.*)?$/.exec(req.url ?? '');
     if (content) {
@@ -244,4 +250,63 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
     server.once('error', reject);
     server.listen(opts.port, hostname, () => resolve(server));
   });
+}
+
+/** Query parameters `GET /v1/transfers` takes. */
+const LIST_PARAMS = new Set(['state', 'limit', 'after']);
+
+/**
+ * `GET /v1/transfers?state=<state>[,<state>…]&limit=<n>&after=<id>`: a page of the host's transfers in transfer-id
+ * order (TransferIndex.page), `{ transfers: [...], next }` where `next` is the `after` of the next page. 400
+ * PORTAL_INVALID_ARGUMENT names an unknown state or parameter, or a limit outside [1, 1000]; methods other than
+ * GET and HEAD answer 405.
+ */
+function listTransfers(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  index: TransferIndex,
+  url: string,
+  fail: (res: http.ServerResponse, err: unknown) => void,
+): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.once('finish', () => res.socket?.destroy());
+    res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'application/json', connection: 'close' }).end(
+      JSON.stringify({
+        error: {
+          code: 'PORTAL_INVALID_ARGUMENT',
+          message: `${req.method ?? '?'} /v1/transfers: the list is read with GET`,
+        },
+      }),
+    );
+    return;
+  }
+  let body: string;
+  try {
+    const q = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+    for (const k of q.keys())
+      if (!LIST_PARAMS.has(k))
+        throw new PortalError(
+          'PORTAL_INVALID_ARGUMENT',
+          `unknown parameter ${JSON.stringify(k)} of /v1/transfers (state, limit, after)`,
+        );
+    const state = q.get('state');
+    const limit = q.get('limit');
+    if (limit !== null && !/^[0-9]{1,7}$/.test(limit))
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        `limit: expected an integer in [1, 1000], got ${JSON.stringify(limit)}`,
+      );
+    body = JSON.stringify(
+      index.page({
+        states: state === null ? undefined : parseListStates(state),
+        limit: limit === null ? undefined : Number(limit),
+        after: q.get('after') ?? undefined,
+      }),
+    );
+  } catch (err) {
+    fail(res, err);
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -7,7 +7,7 @@ import { createBusFromEnv, natsOptionsFromEnv } from '../bus/from-env.js';
 import type { Bus } from '../bus/types.js';
 import { createMemoryBus } from '../bus/memory-bus.js';
 import { createExecutor, edgePutCredentialFromEnv, type Executor } from '../transfer/index.js';
-import { createTickEngine, type TickEngine } from '../engine/index.js';
+import { createLazyTickEngine, createTickEngine, type TickEngine } from '../engine/index.js';
 import { SchedulerActor } from '../actors/scheduler-actor.js';
 import { EdgeActor } from '../actors/edge-actor.js';
 import { GpuWorkerActor } from '../actors/gpu-worker-actor.js';
@@ -47,13 +47,30 @@ export interface EngineSettings {
   cpuThreads?: number;
 }
 
-/** Creates the tick engine `s` asks for. */
-export function createNodeEngine(s: EngineSettings, logger: Logger): Promise<TickEngine> {
+/**
+ * Below this many chunks 'auto' ticks on the CPU without opening a GPU adapter (loading Dawn costs ~100 MB and
+ * ~0.5 s) and with one rank thread: a full CPU tick takes 6.6 ms at 100 000 chunks and 62 ms at 1 000 000
+ * (BENCHMARKS.md, "Scheduler tick"), so only transfers near a million chunks come close to the 50 ms tick
+ * period where a GPU could pay for itself.
+ */
+export const GPU_MIN_CHUNKS = 262_144;
+
+/**
+ * Creates the tick engine `s` asks for. `cpu` never loads the `webgpu` module; `webgpu` (or `requireGpu`) opens
+ * the adapter now and fails without one; `auto` ticks on the CPU and opens a GPU only for the first transfer of
+ * GPU_MIN_CHUNKS chunks or more (createLazyTickEngine), so a host of small transfers never loads Dawn.
+ */
+export async function createNodeEngine(s: EngineSettings, logger: Logger): Promise<TickEngine> {
   const prefer = s.backend ?? 'auto';
-  return createTickEngine({
-    prefer,
-    requireGpu: prefer === 'webgpu' || s.requireGpu === true,
-    cpuThreads: s.cpuThreads,
+  const requireGpu = prefer === 'webgpu' || s.requireGpu === true;
+  if (prefer !== 'auto' || requireGpu)
+    return createTickEngine({ prefer, requireGpu, cpuThreads: s.cpuThreads, logger });
+  const small = await createTickEngine({ prefer: 'cpu', cpuThreads: s.cpuThreads, logger });
+  return createLazyTickEngine({
+    small,
+    minChunks: GPU_MIN_CHUNKS,
+    // the first large transfer: WebGPU on a hardware adapter, else (logged) the CPU engine `small` already is
+    open: () => createTickEngine({ prefer: 'auto', cpuThreads: 1, logger }),
     logger,
   });
 }

@@ -14,7 +14,7 @@ import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { SwarmPeer } from './swarm.js';
 import type { Bus } from '../bus/types.js';
-import { startEmbeddedNode, type EngineSettings } from './embedded-node.js';
+import { GPU_MIN_CHUNKS, startEmbeddedNode, type EngineSettings } from './embedded-node.js';
 import { setPrefixHashThread } from '../transfer/prefix-hasher.js';
 import {
   discardPrestartedDataThreads,
@@ -24,13 +24,8 @@ import {
 
 export { SMALL_TRANSFER_BYTES } from '../transfer/data-thread-prestart.js';
 
-/**
- * Below this many chunks 'auto' ticks on the CPU without opening a GPU adapter (loading Dawn costs ~100 MB and
- * ~0.5 s) and with one rank thread: a full CPU tick takes 6.6 ms at 100 000 chunks and 62 ms at 1 000 000
- * (BENCHMARKS.md, "Scheduler tick"), so only transfers near a million chunks come close to the 50 ms tick
- * period where a GPU could pay for itself.
- */
-export const GPU_MIN_CHUNKS = 262_144;
+/** Below GPU_MIN_CHUNKS chunks 'auto' ticks on the CPU with one rank thread and no GPU adapter (embedded-node.ts). */
+export { GPU_MIN_CHUNKS };
 
 export { LOCAL_DATA_THREADS } from '../transfer/data-thread-prestart.js';
 

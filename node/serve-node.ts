@@ -16,7 +16,7 @@ import {
 import { isInvocableMethod } from '../runtime/actor-methods.js';
 import { createBusFromEnv, natsOptionsFromEnv, subjects, type PrePositionTaskMessage } from '../bus/index.js';
 import { createNatsStreamTransport, registerStreamMetrics } from '../stream/index.js';
-import { createExecutor, edgePutCredentialFromEnv } from '../transfer/index.js';
+import { askHoldings, createExecutor, edgePutCredentialFromEnv } from '../transfer/index.js';
 import type { TickEngine } from '../engine/index.js';
 import { createDashboard } from '../dashboard/index.js';
 import { actorApiContract } from '../api/validate.js';
@@ -31,6 +31,7 @@ import {
   actorProxy,
   type TransferRequest,
   EdgeUsageBoard,
+  TransferIndex,
   createVerifiedChunkEvents,
   ReplicaPlacer,
   TransferAdmission,
@@ -264,6 +265,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     log: logger.child({ component: 'replicas' }),
   });
   const announcedEdgeUrls = new Map<string, string>();
+  // the transfers this process hosts, listed by the embedded API's GET /v1/transfers
+  const transferIndex = new TransferIndex();
   const services: PortalServices = {
     announcedEdgeUrls,
     bus,
@@ -272,6 +275,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     tickEngine: engine,
     probeEdge,
     transferRegistry: transfers,
+    transferIndex,
     edgeUsage: new EdgeUsageBoard(),
     verifiedChunks: createVerifiedChunkEvents(),
     outputRoot,
@@ -279,6 +283,14 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     onTransferForgotten: (id: string) => forgetTransferHook?.(id),
     admission,
     streamRequireGpu: opts.streamRequireGpu,
+    // a start that omits an edge's `holds`: ask the edge (/v1/have); a plain HTTP server that does not answer holds all
+    edgeHoldings: (edgeUrl, manifestId, chunks) =>
+      askHoldings(edgeUrl, manifestId, chunks, {
+        onFallback: (err) =>
+          logger.info({ reason: err.message }, 'edge did not answer /v1/have: taken as holding every chunk'),
+      }),
+    // --backend cpu: nothing on this host loads the webgpu module (Dawn) or requests an adapter, streams included
+    gpuOff: opts.backend === 'cpu',
     ...(streamTransport ? { streamTransport } : {}),
   };
 
@@ -351,6 +363,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       },
       log: logger,
       verifiedChunks: services.verifiedChunks,
+      transfers: transferIndex,
     });
     closeExtra = async () => {
       await new Promise<void>((r) => {

@@ -43,6 +43,7 @@ export type { TokenBucket, TokenBucketOptions } from './token-bucket.js';
 export { encodeHaveBitmap, decodeHaveBitmap } from './have-bitmap.js';
 export { createPrng } from './prng.js';
 export { createEdgeServer, EDGE_SLICE_BYTES } from './edge-server.js';
+export { askHoldings, fetchHave, haveAnswerLimit } from './edge-have.js';
 export { createManifestStore, MANIFEST_DIR_MAX_FILES, MANIFEST_DIR_MAX_BYTES } from './manifest-store.js';
 export type { ManifestStore, ManifestStoreOptions } from './manifest-store.js';
 export type { EdgeServer, EdgeServerOptions, EdgeServerStats, EdgeFaults } from './edge-server.js';

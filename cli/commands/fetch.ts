@@ -48,7 +48,8 @@ import { createBusFromEnv, natsOptionsFromEnv } from '../../bus/from-env.js';
 import type { Bus } from '../../bus/types.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
 import { commonFlags, defineCommand, schedulingFlags } from '../args.js';
-import { parseEdgeSpec, readEdgesFile, fetchHave, haveAnswerLimit } from '../edge-spec.js';
+import { parseEdgeSpec, readEdgesFile } from '../edge-spec.js';
+import { fetchHave, haveAnswerLimit } from '../../transfer/edge-have.js';
 // the modules themselves, not node/index.js: that would load the serve node (Dapr SDK, dashboard) too
 import { runTransfer, sourcesOf } from '../../node/run-transfer.js';
 import { localTransferId } from '../../node/transfer-id.js';

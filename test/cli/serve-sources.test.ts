@@ -9,19 +9,9 @@ import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
 import { startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
-import { postJson } from '../helpers/post-json.js';
+import { postJson, until } from '../helpers/post-json.js';
 
 const call = postJson;
-
-async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const GOOD_AUTH = `Basic ${Buffer.from('carol:CarolPW').toString('base64')}`;
 

@@ -77,11 +77,15 @@ export interface EmbeddedServe {
 }
 
 /**
- * Starts `portal serve --runtime embedded --app-port <free port> --backend cpu --json <args>` as a real process
+ * Starts `portal serve --runtime embedded --app-port <free port> --backend <backend: cpu> --json <args>` as a real process
  * (environment: this process's, with `env` over it) and resolves at its ready line; rejects with what it printed when
  * it exits first. The caller kills it.
  */
-export async function startEmbeddedServe(args: string[], env?: NodeJS.ProcessEnv): Promise<EmbeddedServe> {
+export async function startEmbeddedServe(
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  backend: 'cpu' | 'auto' | 'webgpu' = 'cpu',
+): Promise<EmbeddedServe> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
@@ -93,7 +97,7 @@ export async function startEmbeddedServe(args: string[], env?: NodeJS.ProcessEnv
       '--app-port',
       String(port),
       '--backend',
-      'cpu',
+      backend,
       '--json',
       ...args,
     ],
