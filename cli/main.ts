@@ -69,12 +69,26 @@ async function main(argv: string[]): Promise<number> {
   return cmd.run(args);
 }
 
+/**
+ * Ends the process with `code` once stdout and stderr have written what they hold (their write callbacks), instead
+ * of waiting for the event loop to empty. `portal fetch` has awaited all its work when its command returns (the
+ * file verified, renamed and closed, its journal and the HTTP client closed); the natural exit then only tore down
+ * the data thread and the main isolate: 89–175 ms from the 'exit' event to the process's end, against 54–105 ms
+ * with process.exit (a 128 MiB fetch from the throttled mirrors of issue 15, 6 interleaved pairs at load 9–11).
+ * 'exit' listeners run either way (the output's lock, the code cache). process.exitCode stays set, so a stream
+ * whose callback never comes still exits with the code as before.
+ */
+function exitOnceWritten(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 ensureXdgRuntimeDir();
 // before any command loads undici (its HTTP parser is WebAssembly): see BASELINE_WASM_FLAGS
 useBaselineWasm();
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    if (process.argv[2] === 'fetch') exitOnceWritten(code);
   },
   (thrown: unknown) => {
     const err = explainSystemError(thrown, parsedFlags);
