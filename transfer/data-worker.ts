@@ -36,8 +36,6 @@ let client: HttpClient;
  * contexts created afterwards, so it is read from a fresh vm context. Undefined when V8 refuses: then V8
  * collects on its own schedule (more memory, same results).
  */
-let collect: ((o: { type: 'minor' }) => void) | undefined;
-
 function gcFunction(): ((o: { type: 'minor' }) => void) | undefined {
   try {
     v8.setFlagsFromString('--expose-gc');
@@ -50,15 +48,15 @@ function gcFunction(): ((o: { type: 'minor' }) => void) | undefined {
 
 const prestarted = (workerData as Partial<PrestartedWorkerData>).awaitInit === true;
 /**
- * V8's collector, looked up once (a new vm context: ~30 ms of this thread's start): at once on a prestarted
- * thread, which has the time before its plane sends `init`; only when asked for otherwise.
+ * V8's collector, looked up at the first collection, once `gcEveryBytes` have come in (a new vm context: 2–30 ms
+ * of this thread). Not at the thread's start: a prestarted thread is still booting when `portal fetch` dispatches
+ * its first chunks, so whatever it runs before them delays the transfer's first requests.
  */
-let gc = prestarted || (workerData as DataWorkerData).gcEveryBytes > 0 ? { fn: gcFunction() } : undefined;
+let gc: { fn: ((o: { type: 'minor' }) => void) | undefined } | undefined;
 
 function init(d: DataWorkerData): void {
   data = d;
   client = createHttpClient(d.http);
-  collect = d.gcEveryBytes > 0 ? (gc ??= { fn: gcFunction() }).fn : undefined;
 }
 
 if (!prestarted) init(workerData as DataWorkerData);
@@ -66,11 +64,11 @@ if (!prestarted) init(workerData as DataWorkerData);
 let receivedSinceGc = 0;
 /** Counts received bytes and collects the young generation every gcEveryBytes. */
 function received(n: number): void {
-  if (!collect) return;
+  if (!(data.gcEveryBytes > 0)) return;
   receivedSinceGc += n;
   if (receivedSinceGc < data.gcEveryBytes) return;
   receivedSinceGc = 0;
-  collect({ type: 'minor' });
+  (gc ??= { fn: gcFunction() }).fn?.({ type: 'minor' });
 }
 
 /** Open output files of this thread, by path. */
