@@ -1,9 +1,11 @@
+import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import vm from 'node:vm';
+import zlib from 'node:zlib';
 
 /**
  * Caches kept per script: each build of a bundle, Node version and set of V8 flags has its own, and the oldest
@@ -43,8 +45,8 @@ export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | und
  * stores) skips that for every function the last run compiled (BENCHMARKS.md, "Session 7: undici and the
  * data thread bundled, and a code cache for `portal fetch`").
  *
- * The cache's name is the sha-256 of the script's text, the Node version and `key` (the caller's V8 flags:
- * V8 rejects a cache made under other flags), because V8 itself checks only the source's length. A cache
+ * The cache's name follows the script's bytes, the Node version and `key` (the caller's V8 flags: V8 rejects a
+ * cache made under other flags; see cacheName), because V8 itself checks only the source's length. A cache
  * that V8 rejects anyway is replaced at exit. Any failure to read or write the cache (a read-only or missing
  * directory, a concurrent writer) only costs the compile: the write is atomic (temporary file, rename) and its
  * errors are ignored. Errors of the script itself propagate as if it were run by `node file`.
@@ -59,10 +61,12 @@ export function runWithCodeCache(
   key: string,
   beforeRun?: () => void,
 ): CodeCacheUse {
-  const text = readFileSync(file, 'utf8').replace(/^#!.*/, '');
-  const name = createHash('sha256').update(text).update(`\0${process.version}\0${key}`).digest('hex');
-  const cacheFile =
-    dir === undefined ? undefined : path.join(dir, `${path.basename(file)}-${name.slice(0, 32)}.v8cache`);
+  const bytes = readFileSync(file);
+  // an ASCII script (the bundles are: scripts/bundle-cli.mjs) is one-byte text: decoded as latin1, without the
+  // UTF-8 decoder's pass over the 1.9 MB bundle, which ran before the data thread could start (cli/launch.ts)
+  const text = (isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8')).replace(/^#!.*/, '');
+  const name = cacheName(bytes, `${process.version}\0${key}`);
+  const cacheFile = dir === undefined ? undefined : path.join(dir, `${path.basename(file)}-${name}.v8cache`);
   let cachedData: Buffer | undefined;
   try {
     if (cacheFile) cachedData = readFileSync(cacheFile);
@@ -94,6 +98,22 @@ export function runWithCodeCache(
   const module = { exports: {} };
   wrapper.call(module.exports, module.exports, createRequire(file), module, file, path.dirname(file));
   return use;
+}
+
+/** zlib.crc32 (Node ≥ 20.15; undefined before). */
+const crc32 = (zlib as { crc32?: (data: Uint8Array | string, value?: number) => number }).crc32;
+
+/**
+ * The name of the cache of a script of `bytes` under `meta` (Node version, V8 flags): 32 hex digits that change
+ * with the script's bytes. A CRC-32 of the bytes with their length, as Node 22's own compile cache checks a
+ * module's source; where zlib has no crc32 (Node < 20.15), the first half of their sha-256. Not sha-256 always:
+ * `portal fetch` names its cache before its data thread starts, and OpenSSL's first use (~5–10 ms, more on a
+ * loaded machine) was on that path.
+ */
+export function cacheName(bytes: Buffer, meta: string): string {
+  if (!crc32) return createHash('sha256').update(bytes).update(`\0${meta}`).digest('hex').slice(0, 32);
+  const hex = (n: number): string => n.toString(16).padStart(8, '0');
+  return hex(crc32(bytes)) + hex(bytes.length) + hex(crc32(meta)) + hex(crc32(meta, crc32(bytes)));
 }
 
 /** Deletes the caches of the script `base` in `dir` beyond the CODE_CACHES_KEPT most recently written. */

@@ -49,6 +49,8 @@ function escapeHtml(s: string): string {
   );
 }
 
+// CSS and CLIENT are ASCII, their other characters written as escapes (CSS `\21c4`, JavaScript `\u2013`): String.raw
+// keeps what scripts/bundle-cli.mjs would escape as written, and the CLI's bundles are ASCII
 const CSS = String.raw`
 :root { --bg:#0f1419; --panel:#171d25; --panel2:#1e2630; --line:#2a3441; --text:#d7dde5; --muted:#8593a3;
   --accent:#4fa3ff; --green:#3ccf7a; --red:#ff5d5d; --amber:#f5b942; --violet:#b48cff; }
@@ -75,13 +77,13 @@ h2 { margin:0 0 8px; font-size:12px; text-transform:uppercase; letter-spacing:.8
 #events li { display:grid; grid-template-columns:62px 1fr; gap:6px; padding:5px 0; border-bottom:1px solid var(--line); }
 #events .time { color:var(--muted); font-variant-numeric:tabular-nums; font-size:11px; }
 #events .what { overflow-wrap:anywhere; }
-#events li[data-type=failover] .what::before, #events li[data-type=timeout] .what::before { content:"⇄ "; color:var(--amber); }
-#events li[data-type=corrupt] .what::before, #events li[data-type=transfer-failed] .what::before, #events li[data-type=poll-error] .what::before { content:"✖ "; color:var(--red); }
-#events li[data-type=edge-offline] .what::before { content:"● "; color:var(--red); }
-#events li[data-type=edge-given-up] .what::before { content:"● "; color:var(--red); }
-#events li[data-type=edge-online] .what::before { content:"● "; color:var(--green); }
-#events li[data-type=transfer-done] .what::before { content:"✔ "; color:var(--green); }
-#events li[data-type=transfer-started] .what::before, #events li[data-type=hedge] .what::before { content:"▸ "; color:var(--accent); }
+#events li[data-type=failover] .what::before, #events li[data-type=timeout] .what::before { content:"\21c4\20"; color:var(--amber); }
+#events li[data-type=corrupt] .what::before, #events li[data-type=transfer-failed] .what::before, #events li[data-type=poll-error] .what::before { content:"\2716\20"; color:var(--red); }
+#events li[data-type=edge-offline] .what::before { content:"\25cf\20"; color:var(--red); }
+#events li[data-type=edge-given-up] .what::before { content:"\25cf\20"; color:var(--red); }
+#events li[data-type=edge-online] .what::before { content:"\25cf\20"; color:var(--green); }
+#events li[data-type=transfer-done] .what::before { content:"\2714\20"; color:var(--green); }
+#events li[data-type=transfer-started] .what::before, #events li[data-type=hedge] .what::before { content:"\25b8\20"; color:var(--accent); }
 .empty { color:var(--muted); padding:40px; text-align:center; border:1px dashed var(--line); border-radius:8px; }
 .card { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:14px 16px; margin-bottom:16px; }
 .card-head { display:flex; align-items:center; gap:10px; margin-bottom:10px; }
@@ -145,25 +147,25 @@ const CLIENT = String.raw`
   var latest = null;
 
   function fmtBytes(n) {
-    if (!isFinite(n)) return "–";
+    if (!isFinite(n)) return "\u2013";
     var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
     while (Math.abs(n) >= 1024 && i < u.length - 1) { n /= 1024; i++; }
     return (i === 0 ? n.toFixed(0) : n.toFixed(n < 10 ? 2 : 1)) + " " + u[i];
   }
   function fmtRate(n) { return fmtBytes(n) + "/s"; }
   function fmtMs(ms) {
-    if (!isFinite(ms)) return "–";
-    if (ms < 1) return (ms * 1000).toFixed(0) + " µs";
+    if (!isFinite(ms)) return "\u2013";
+    if (ms < 1) return (ms * 1000).toFixed(0) + " \u00b5s";
     if (ms < 100) return ms.toFixed(ms < 10 ? 2 : 1) + " ms";
     return ms.toFixed(0) + " ms";
   }
   function fmtSec(s) {
-    if (s === null || !isFinite(s)) return "–";
+    if (s === null || !isFinite(s)) return "\u2013";
     if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + " s";
     return Math.floor(s / 60) + " m " + Math.round(s % 60) + " s";
   }
   function clock(t) { var d = new Date(t); return d.toLocaleTimeString([], { hour12: false }); }
-  function short(id) { return id.length > 18 ? id.slice(0, 8) + "…" + id.slice(-6) : id; }
+  function short(id) { return id.length > 18 ? id.slice(0, 8) + "\u2026" + id.slice(-6) : id; }
   function el(tag, cls, testid, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -173,7 +175,7 @@ const CLIENT = String.raw`
   }
   function stat(label, testid) {
     var s = el("div", "stat"); s.appendChild(el("label", "", "", label));
-    var v = el("span", "", testid, "–"); s.appendChild(v); return { box: s, value: v };
+    var v = el("span", "", testid, "\u2013"); s.appendChild(v); return { box: s, value: v };
   }
   function setText(e, t) { if (e.textContent !== t) e.textContent = t; }
 
@@ -256,8 +258,8 @@ const CLIENT = String.raw`
     r.health.setAttribute("data-level", h >= 0.7 ? "ok" : h >= 0.4 ? "mid" : "low");
     r.health.setAttribute("data-value", String(e.health));
     setText(r.ht, h.toFixed(2));
-    setText(r.bw, e.bandwidth > 0 ? fmtRate(e.bandwidth) : "–");
-    setText(r.rtt, e.rtt > 0 ? fmtMs(e.rtt) : "–");
+    setText(r.bw, e.bandwidth > 0 ? fmtRate(e.bandwidth) : "\u2013");
+    setText(r.rtt, e.rtt > 0 ? fmtMs(e.rtt) : "\u2013");
     setText(r.ch, String(e.chunks));
     var key = (e.metered ? "m" : "") + (e.batteryLow ? "b" : "");
     if (key !== r.flagKey || !r.flags.firstChild) {
@@ -265,7 +267,7 @@ const CLIENT = String.raw`
       r.flags.textContent = "";
       if (e.metered) r.flags.appendChild(el("span", "badge flag metered", "edge-flag-metered", "METERED"));
       if (e.batteryLow) r.flags.appendChild(el("span", "badge flag battery", "edge-flag-battery", "BATTERY LOW"));
-      if (!key) r.flags.appendChild(el("span", "muted", "", "—"));
+      if (!key) r.flags.appendChild(el("span", "muted", "", "\u2014"));
     }
   }
 
@@ -273,7 +275,7 @@ const CLIENT = String.raw`
     c.card.setAttribute("data-state", t.state);
     c.state.setAttribute("data-state", t.state);
     setText(c.state, t.polled ? t.state : t.state + " (not polled)");
-    setText(c.backend, t.backend || "–");
+    setText(c.backend, t.backend || "\u2013");
     c.fill.style.width = (t.progress * 100).toFixed(2) + "%";
     c.pct.setAttribute("data-value", String(t.progress));
     setText(c.pct, (t.progress * 100).toFixed(1) + " %");
@@ -294,7 +296,7 @@ const CLIENT = String.raw`
     });
     setText(s["transfer-tick"].value, fmtMs(t.tickMsP50) + " / " + fmtMs(t.tickMsP99));
     if (t.lastTickMs) {
-      setText(c.phases, "last tick: " + Object.keys(t.lastTickMs).map(function (p) { return p + " " + fmtMs(t.lastTickMs[p]); }).join(" · "));
+      setText(c.phases, "last tick: " + Object.keys(t.lastTickMs).map(function (p) { return p + " " + fmtMs(t.lastTickMs[p]); }).join(" \u00b7 "));
     } else setText(c.phases, "");
     var seen = new Set();
     t.edges.forEach(function (e, i) {
@@ -408,10 +410,10 @@ const CLIENT = String.raw`
     setText($("[data-testid=header-backend]"), snap.backend);
     setText($("[data-testid=host-kind]"), snap.host.kind);
     var st = snap.host.stats;
-    setText($("[data-testid=host-active]"), st ? String(st.active) : "–");
-    setText($("[data-testid=host-activations]"), st ? String(st.activations) : "–");
-    setText($("[data-testid=host-calls]"), st ? String(st.calls) : "–");
-    setText($("[data-testid=engine-ticks]"), snap.engine && typeof snap.engine.ticks === "number" ? String(snap.engine.ticks) : "–");
+    setText($("[data-testid=host-active]"), st ? String(st.active) : "\u2013");
+    setText($("[data-testid=host-activations]"), st ? String(st.activations) : "\u2013");
+    setText($("[data-testid=host-calls]"), st ? String(st.calls) : "\u2013");
+    setText($("[data-testid=engine-ticks]"), snap.engine && typeof snap.engine.ticks === "number" ? String(snap.engine.ticks) : "\u2013");
     var lu = $("[data-testid=last-update]"); setText(lu, clock(snap.at)); lu.setAttribute("data-seq", String(snap.seq));
     var main = $("#transfers");
     $("[data-testid=no-transfers]").style.display = snap.transfers.length ? "none" : "";

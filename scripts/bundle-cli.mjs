@@ -35,7 +35,7 @@
 // is not installed yet (a checkout whose node_modules predates it: `npm install` adds it), it says so and
 // leaves tsc's unbundled CLI and worker (undici loaded by transfer/undici-lite.ts), which work the same and
 // start slower; test/cli/bundle.test.ts fails then.
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -195,3 +195,40 @@ for (const file of workerEntries) {
     `bundle-cli: ${Object.keys(w.metafile.inputs).length} modules → ${path.relative(root, file)}`,
   );
 }
+
+/**
+ * Escapes what is left of non-ASCII text in a bundle, as `\uXXXX`. esbuild's output is ASCII except for the
+ * comments it keeps (its charset option escapes strings, regular expressions and identifiers, never comments:
+ * `×`, `≥`, `—` in the JSDoc of Portal's classes). One such character makes the whole file a two-byte string
+ * for V8, which Node decodes from UTF-8 before anything runs: for the 1.9 MB dist/cli/portal.cjs, read by the
+ * launcher before the data thread of `portal fetch` starts, and for the data thread's own script as it boots.
+ * An ASCII file is read as one-byte text (cli/code-cache.ts decodes it as latin1). The check: the file without
+ * its comments (esbuild's whitespace minifier) must print the same after the escape, so no code changed; a
+ * string or an untagged template means the same escaped, a regular expression or String.raw text does not and
+ * fails the build (write those escaped in the source: dashboard/page.ts, cli/commands/serve.ts).
+ */
+async function escapeNonAscii(file) {
+  const text = readFileSync(file, 'utf8');
+  if (!/[^\x00-\x7f]/.test(text)) return;
+  const escaped = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  // untagged templates printed as strings (their cooked value); a tagged one's raw text stays as written
+  const code = async (s) =>
+    (
+      await esbuild.transform(s, {
+        loader: 'js',
+        minifyWhitespace: true,
+        legalComments: 'none',
+        supported: { 'template-literal': false },
+      })
+    ).code;
+  if ((await code(text)) !== (await code(escaped)))
+    throw new Error(`bundle-cli: ${file} has non-ASCII text outside comments: it cannot be escaped safely`);
+  writeFileSync(file, escaped);
+}
+for (const file of [
+  ...outputs.map((f) => path.resolve(f)),
+  path.join(outdir, 'portal.cjs'),
+  entry,
+  ...workerEntries,
+])
+  await escapeNonAscii(file);

@@ -21,7 +21,8 @@ const GO_UNITS: Record<string, number> = {
  * PORTAL_CONFIG_INVALID naming `flag` otherwise. Hand-written: ten lines, and the format is Go's, not an npm one.
  */
 export function durationMs(text: string, flag: string): number {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  // µs written \u00b5s: the bundles are ASCII (scripts/bundle-cli.mjs)
+  const re = /(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/gy;
   let total = 0;
   let end = 0;
   for (let m = re.exec(text); m; m = re.exec(text)) {

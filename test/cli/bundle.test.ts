@@ -55,6 +55,20 @@ describe('the built CLI is one bundle (scripts/bundle-cli.mjs, run by npm run bu
     mesh = undefined;
   });
 
+  test("the bundles are ASCII: V8 holds them as one-byte text, and `portal fetch`'s launcher reads the CLI without decoding UTF-8", async () => {
+    const files = [
+      ...(await readdir('dist/cli'))
+        .filter((f) => CLI_BUNDLE.test(`cli/${f}`) || f === 'portal.cjs')
+        .map((f) => path.join('dist/cli', f)),
+      'dist/transfer/data-worker.js',
+    ];
+    expect(files).toEqual(expect.arrayContaining(['dist/cli/portal.cjs', 'dist/cli/main.js']));
+    const nonAscii = await Promise.all(
+      files.map(async (f) => ({ f, at: (await readFile(f)).findIndex((b) => b > 0x7f) })),
+    );
+    expect(nonAscii.filter((x) => x.at >= 0)).toEqual([]);
+  });
+
   test("`portal fetch` loads Portal's own code and pino from dist/cli/main.js and its chunks, not from ~170 separate modules", () => {
     const all = modulesLoadedBy([PORTAL_MAIN, 'fetch', '--help']);
     const own = all.filter((u) => u.startsWith(DIST)).map((u) => u.slice(DIST.length));

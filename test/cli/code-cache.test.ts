@@ -74,6 +74,13 @@ describe('runWithCodeCache (cli/code-cache.ts): a CommonJS script compiled throu
     expect(cacheFiles()).toHaveLength(3);
   });
 
+  test('a script with UTF-8 text runs as written, compiled from source and from its cache (ASCII scripts are read as latin1)', () => {
+    const utf8 = `${SCRIPT}console.log('×≥—é', '\u{1F600}'.length);\n`;
+    const lines = ['script function script.cjs true object', '×≥—é 2'];
+    expect(run(utf8)).toEqual([...lines, 'use none', 'later function']);
+    expect(run(utf8)).toEqual([...lines, 'use used', 'later function']);
+  });
+
   test('caches of earlier versions of the script beyond CODE_CACHES_KEPT are deleted when one is written', () => {
     for (let v = 0; v < CODE_CACHES_KEPT + 2; v++) run(`${SCRIPT}// version ${v}\n`);
     expect(cacheFiles()).toHaveLength(CODE_CACHES_KEPT);
