@@ -9,7 +9,7 @@ import { isRedactedUrl, redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 import { AccessTracker } from '../scheduler/access.js';
 import { SWARM_SOURCE_TIMEOUT_MS, SwarmSelection } from '../scheduler/swarm-selection.js';
-import { isEdgeOutput } from '../transfer/chunk-put.js';
+import { destinationFault, isEdgeOutput } from '../transfer/chunk-put.js';
 import { createPrng } from '../transfer/prng.js';
 import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
 import type { TransferAdmission } from './transfer-admission.js';
@@ -99,6 +99,11 @@ const TICK_WINDOW = 8192;
 export const DEFAULT_EDGE_BUDGET_MS = 60_000;
 /** Failures an edge needs (besides the budget's time) before it is given up. */
 const EDGE_BUDGET_MIN_FAILURES = 3;
+/**
+ * PUTs in a row a pre-position task's destination may fail transiently (unreachable, 5xx) before the task fails
+ * naming it: a blip is retried, an edge that is down is not waited out at the sources' expense.
+ */
+const DESTINATION_MAX_FAILURES = 3;
 
 /**
  * Journaled edge estimates older than this (wall ms) are not used for a warm start: the uptime window of the
@@ -278,6 +283,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private risk: RiskModel | undefined;
   private lastProgressAt = 0;
   private health: EdgeHealth[] = [];
+  /** A pre-position task's transient PUT failures at its destination since its last delivered chunk. */
+  private destinationFailures = 0;
   /** Edge URLs as the caller gave them (credentials, signed queries): memory only, the journal keeps them redacted. */
   private realUrls = new Map<string, string>();
   /** The whole-file hash, advanced over the contiguous prefix of complete chunks while the transfer runs. */
@@ -673,9 +680,16 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     let applied = 0;
     let noSpace: ChunkReport | undefined;
     let localWrite: ChunkReport | undefined;
+    let destination: ChunkReport | undefined;
+    const toEdge = isEdgeOutput(t.req.output);
     for (const r of arg.items) {
       if (r.transferId !== this.ctx.actorId || r.edgeIndex >= this.edgeViews.length) continue;
-      if (!r.ok && r.reason === 'io' && NO_SPACE.test(r.detail ?? '')) noSpace ??= r;
+      // a pre-position task's PUT failed at its destination: the source delivered verified bytes, so the failure
+      // is not the source's (no failure counted against it, no sample saying it is down)
+      const dest = !r.ok && r.reason === 'io' && toEdge ? destinationFault(r.detail) : undefined;
+      if (dest) {
+        if (dest.permanent || ++this.destinationFailures >= DESTINATION_MAX_FAILURES) destination ??= r;
+      } else if (!r.ok && r.reason === 'io' && NO_SPACE.test(r.detail ?? '')) noSpace ??= r;
       else if (!r.ok && r.reason === 'io' && LOCAL_WRITE.test(r.detail ?? '')) localWrite ??= r;
       const inFlight = core.edges.queueDepth[r.edgeIndex];
       const outcome = core.report({
@@ -683,10 +697,16 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         attempt: r.attempt,
         edge: r.edgeIndex,
         ok: r.ok,
-        reason: r.reason,
+        // 'busy' excludes no source from the chunk: the chunk is tried again, the destination is what failed
+        reason: dest ? 'busy' : r.reason,
       });
       if (outcome === 'stale' || outcome === 'duplicate') continue;
       applied++;
+      if (r.ok) this.destinationFailures = 0;
+      if (dest) {
+        this.ctx.log.debug({ chunk: r.chunk, detail: r.detail }, 'chunk PUT failed at the destination');
+        continue;
+      }
       if (outcome === 'completed') {
         this.bytesDone += chunkRange(packed(t.manifest), r.chunk).length;
         this.perEdgeChunks[r.edgeIndex]++;
@@ -741,6 +761,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           { chunk: r.chunk, edge: r.edgeIndex, reason: r.reason, detail: r.detail },
           'chunk failed',
         );
+    }
+    if (destination && t.journal.state === 'running') {
+      // the destination refuses (a token, no space) or is down: no source can help, and none is to blame
+      await this.fail(
+        t,
+        `the pre-position task's destination failed, not a source: ${destination.detail ?? `chunk ${destination.chunk} to ${redactUrl(t.req.output)}`}`,
+      );
+      return { applied, ignored: arg.items.length - applied };
     }
     if (noSpace && t.journal.state === 'running') {
       // no edge can help when the disk is full: stop now, naming the cause (the journal stays as it is)
@@ -1477,6 +1505,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.edgeViews = [];
     this.inbox = [];
     this.samples.clear();
+    this.destinationFailures = 0;
     this.ticks = 0;
     this.bytesDone = 0;
     this.journalComplete = 0;

@@ -1,4 +1,5 @@
 import { PortalError } from '../common/errors.js';
+import { redactUrl } from '../common/redact.js';
 import { cidOf } from './cid.js';
 import type { ChunkWriter } from './chunk-writer.js';
 
@@ -46,6 +47,41 @@ export function edgePutCredentialFromEnv(env: NodeJS.ProcessEnv): EdgePutCredent
   return { token, origins };
 }
 
+/** How every PUT failure's message starts, so that a scheduler tells the destination's faults from a source's. */
+const DESTINATION = 'destination edge';
+
+/**
+ * What a PUT answer other than 200/201 says, as a PUT failure's message puts it: a refusal (401, 403, any other
+ * 4xx), no space (507) — permanent, no retry of the same PUT can help — or a failure (other 5xx) that a retry may cure.
+ */
+function refusal(status: number, hostHasToken: boolean, tokenSent: boolean, origin: string): string {
+  if (status === 401)
+    return `refused the PUT: 401 (put token missing or wrong${
+      !tokenSent
+        ? hostHasToken
+          ? `: the host's PORTAL_EDGE_PUT_TOKEN is sent only to the origins in PORTAL_EDGE_PUT_ORIGINS; ${origin} is not one of them`
+          : ': this host sends none (PORTAL_EDGE_PUT_TOKEN and PORTAL_EDGE_PUT_ORIGINS)'
+        : ''
+    })`;
+  if (status === 403) return 'refused the PUT: 403 (forbidden)';
+  if (status === 507) return 'refused the PUT: 507 (no space left on the edge)';
+  if (status >= 400 && status < 500) return `refused the PUT: ${status}`;
+  return `failed the PUT: ${status}`;
+}
+
+/**
+ * Whether an executor's failure detail is a fault of the destination of a pre-position task (an edge that
+ * refused the PUT, has no space, failed it or cannot be reached), not of the source the chunk came from: `permanent`
+ * for refusals (4xx, 507), which no retry cures, else transient (unreachable, other 5xx). Undefined for any other
+ * detail. The detail is openPutWriter's message, as the executor reports it.
+ */
+export function destinationFault(detail: string | undefined): { permanent: boolean } | undefined {
+  const m = /^destination edge \S+ (refused the PUT|failed the PUT|unreachable for the PUT)/.exec(
+    detail ?? '',
+  );
+  return m ? { permanent: m[1] === 'refused the PUT' } : undefined;
+}
+
 export function isEdgeOutput(output: string): boolean {
   return /^https?:\/\//i.test(output);
 }
@@ -54,14 +90,18 @@ export function isEdgeOutput(output: string): boolean {
  * A ChunkWriter whose writes go to an edge that accepts chunks (`portal edge --accept`): each verified chunk
  * is sent as `PUT <edge>/v1/chunks/<cid>` (with `Authorization: Bearer <token>` when given), and a write
  * resolves once the edge answered 201 or 200 — it checked the body against the CID and holds it. Any other
- * answer rejects with PORTAL_EDGE_HTTP naming the status; a connection error with PORTAL_EDGE_UNREACHABLE.
- * The edge URL is never logged with credentials (none are put in it: the token travels in a header).
+ * answer rejects with PORTAL_EDGE_HTTP naming the status and what it means (`destination edge <url> refused the
+ * PUT: 401 (put token missing or wrong)`); a connection error with PORTAL_EDGE_UNREACHABLE (`destination edge
+ * <url> unreachable for the PUT …`): destinationFault tells these from a source's faults. The messages name the
+ * edge by its URL without credentials and never carry the token (it travels in a header, never echoed).
  */
 export function openPutWriter(
   edgeUrl: string,
   opts: { fileSize: number; put?: EdgePutCredential },
 ): ChunkWriter {
   const base = edgeUrl.replace(/\/+$/, '');
+  /** The edge as messages name it: without any credentials its URL carries (the token is never in it). */
+  const shown = redactUrl(base);
   // the token goes only to an edge the operator named: an output URL comes from whoever called `start`
   const token = opts.put && opts.put.origins.has(originOf(base)) ? opts.put.token : undefined;
   let closed = false;
@@ -88,18 +128,15 @@ export function openPutWriter(
       } catch (cause) {
         throw new PortalError(
           'PORTAL_EDGE_UNREACHABLE',
-          `PUT of chunk at ${offset} to ${base}: ${(cause as Error).message}`,
+          `${DESTINATION} ${shown} unreachable for the PUT of chunk ${cid} (at ${offset}): ${(cause as Error).message}`,
           { cause },
         );
       }
-      const text = await res.body.text();
+      const text = await res.body.text().catch(() => '');
       if (res.statusCode !== 201 && res.statusCode !== 200)
         throw new PortalError(
           'PORTAL_EDGE_HTTP',
-          `PUT of chunk ${cid} (at ${offset}) to ${base} answered ${res.statusCode}: ${text.slice(0, 200)}` +
-            (res.statusCode === 401 && opts.put && !token
-              ? ` (the host's PORTAL_EDGE_PUT_TOKEN is sent only to the origins in PORTAL_EDGE_PUT_ORIGINS; ${originOf(base)} is not one of them)`
-              : ''),
+          `${DESTINATION} ${shown} ${refusal(res.statusCode, opts.put !== undefined, token !== undefined, originOf(base))} (chunk ${cid} at ${offset}${text ? `; it said ${text.slice(0, 200)}` : ''})`,
         );
     },
     writeSync() {

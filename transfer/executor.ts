@@ -1,4 +1,5 @@
 import { PortalError } from '../common/errors.js';
+import { redactUrl } from '../common/redact.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { TRANSFER_ENDED_CHUNK } from '../common/vocabulary.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
@@ -298,9 +299,12 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         const w = await writerFor(job.output, job.fileSize);
         await w.write(item.offset, res.bytes);
       } catch (err) {
+        // a PUT's failure names the destination edge first (destinationFault): the source delivered its bytes
         throw new ChunkFetchError(
           'io',
-          `cannot write chunk ${item.chunk} to ${job.output}: ${(err as Error).message}`,
+          isEdgeOutput(job.output)
+            ? `${(err as Error).message} (chunk ${item.chunk}, verified from ${redactUrl(item.edgeUrl)})`
+            : `cannot write chunk ${item.chunk} to ${job.output}: ${(err as Error).message}`,
           { edgeUrl: item.edgeUrl, firstByteMs: res.firstByteMs, elapsedMs: res.transferMs, cause: err },
         );
       }

@@ -151,7 +151,7 @@ describe('edge accepting chunks (PUT /v1/chunks/<cid>)', () => {
       const other = await acceptingEdge('store-put-origins2.bin', { accept: { token: 'host-token' } });
       await expect(
         openPutWriter(other.url, { fileSize: m.fileSize, put }).write(r0.offset, slice(2)),
-      ).rejects.toThrow(/answered 401.*PORTAL_EDGE_PUT_ORIGINS/);
+      ).rejects.toThrow(/refused the PUT: 401 \(put token missing or wrong: .*PORTAL_EDGE_PUT_ORIGINS/);
       expect(await haveOf(other)).toEqual([]);
       // no list: the token goes nowhere
       const none = edgePutCredentialFromEnv({ PORTAL_EDGE_PUT_TOKEN: 'host-token' })!;
