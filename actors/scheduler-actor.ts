@@ -1336,7 +1336,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       const bitmap = core ? core.completionBitmap() : Buffer.from(t.journal.bitmap, 'base64');
       const complete: number[] = [];
       for (let c = first; c <= last; c++) if (hasBit(bitmap, c)) complete.push(c);
-      return { state, first, last, complete, readAhead: 0, sequential: false };
+      return { state, ...this.whyNotRunning(t), first, last, complete, readAhead: 0, sequential: false };
     }
     this.access ??= new AccessTracker(core, { tickMs: t.req.tickMs ?? 50 });
     const plan = this.access.read({
@@ -1362,7 +1362,20 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const t = this.known();
     // a verified file has taken its final name (finish); until then its bytes are in the partial file
     const output = t.journal.state === 'done' ? (t.req.publishAs ?? t.req.output) : t.req.output;
-    return { state: t.journal.state, manifest: unpackManifest(await this.hydrate(t)), output };
+    return {
+      state: t.journal.state,
+      ...this.whyNotRunning(t),
+      manifest: unpackManifest(await this.hydrate(t)),
+      output,
+    };
+  }
+
+  /** `{ error }` of a failed or cancelled transfer, for a content server's answer; `{}` otherwise. */
+  private whyNotRunning(t: OwnedTransfer): { error?: string } {
+    const { state, error } = t.journal;
+    if (state === 'failed') return { error: error ?? 'failed' };
+    if (state === 'cancelled') return { error: error ?? 'cancelled' };
+    return {};
   }
 
   /**

@@ -201,6 +201,8 @@ export interface ContentReadRequest {
 /** The answer to a ContentReadRequest. */
 export interface ContentReadResult {
   state: TransferStatus['state'];
+  /** Why the transfer is not running: its error when failed, `cancelled` when cancelled (absent otherwise). */
+  error?: string;
   /** Chunks the read covers, [first, last]. */
   first: number;
   last: number;
@@ -214,6 +216,8 @@ export interface ContentReadResult {
 /** What SchedulerActor.contentInfo answers. */
 export interface ContentInfo {
   state: TransferStatus['state'];
+  /** Why the transfer is not running: its error when failed, `cancelled` when cancelled (absent otherwise). */
+  error?: string;
   manifest: import('../transfer/manifest.js').Manifest;
   output: string;
 }

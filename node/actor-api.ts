@@ -140,7 +140,7 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
         return;
       }
       const source = transferContentSource(host, transferId, opts.verifiedChunks);
-      serveContent(req, res, source, { logger: log, readers }).catch((err: unknown) => {
+      serveContent(req, res, source, { logger: log, readers, transferId }).catch((err: unknown) => {
         if (res.headersSent) {
           res.destroy();
           return;

@@ -10,6 +10,7 @@ import { cidOf, NO_CID } from './cid.js';
 import { parseRange } from './http-range.js';
 import { BufferPool } from '../common/buffer-pool.js';
 import { isLocationLabel } from '../common/vocabulary.js';
+import type { PortalErrorCode } from '../common/errors.js';
 
 /** A transfer's state as a content source reports it (SchedulerActor's TransferStatus['state']). */
 export type ContentState = 'idle' | 'queued' | 'running' | 'verifying' | 'done' | 'failed' | 'cancelled';
@@ -20,8 +21,8 @@ export type ContentState = 'idle' | 'queued' | 'running' | 'verifying' | 'done' 
  * a reader waits for; the bytes are read from the output file.
  */
 export interface ContentSource {
-  /** The manifest, the output file and the state. */
-  info(): Promise<{ manifest: Manifest; output: string; state: ContentState }>;
+  /** The manifest, the output file and the state (with why it does not run: `error`, when failed or cancelled). */
+  info(): Promise<{ manifest: Manifest; output: string; state: ContentState; error?: string }>;
   /** Registers a read of [offset, offset + length) and answers which of its chunks [first, last] are verified. */
   read(q: {
     readerId: string;
@@ -30,7 +31,7 @@ export interface ContentSource {
     rateBytesPerSec?: number;
     /** Where the reader is (a location label, from the request's `x-portal-location`). */
     location?: string;
-  }): Promise<{ state: ContentState; first: number; last: number; complete: number[] }>;
+  }): Promise<{ state: ContentState; error?: string; first: number; last: number; complete: number[] }>;
   /**
    * Calls `listener(chunk)` each time a chunk's bytes are verified and written to the output (the event of
    * the data plane's report, before the scheduler applies it); returns the function that stops it. Optional:
@@ -61,6 +62,8 @@ export interface ContentServeOptions {
   /** Chunk buffers shared by the responses (one per server; default: one per response). */
   buffers?: BufferPool;
   logger?: Logger;
+  /** The transfer's id, as answers and log records name it. */
+  transferId?: string;
 }
 
 /**
@@ -243,6 +246,12 @@ export async function serveContent(
     return;
   }
   const info = await source.info();
+  const name = opts.transferId !== undefined ? `transfer ${opts.transferId}` : 'the transfer';
+  // a transfer that no longer runs is answered with why, before any byte: its content will not come
+  if (info.state === 'failed' || info.state === 'cancelled') {
+    refuseContent(res, notRunning(name, info.state, info.error));
+    return;
+  }
   const size = info.manifest.fileSize;
   const r = parseRange(req.headers.range, size);
   if (r.kind === 'unsatisfiable') {
@@ -257,15 +266,29 @@ export async function serveContent(
     'accept-ranges': 'bytes',
   };
   if (r.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
-  res.writeHead(r.kind === 'range' ? 206 : 200, headers);
+  const status = r.kind === 'range' ? 206 : 200;
   if (req.method === 'HEAD' || size === 0) {
-    res.end();
+    res.writeHead(status, headers).end();
     return;
   }
   const readerId =
     (typeof req.headers['x-portal-reader'] === 'string' && req.headers['x-portal-reader']) ||
     `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-  const got = await streamContent(source, res, {
+  // The status goes out with the first byte: until then a read that cannot be served (the transfer failed, was
+  // cancelled or stopped while the reader waited for its first chunk) is answered with a status naming why. Once
+  // bytes went out, a cut destroys the socket: the reader sees a body shorter than its Content-Length (an error),
+  // never a clean short answer.
+  let sent = 0;
+  const sink: ContentSink = {
+    on: (e: string, f: (...a: unknown[]) => void) => (res.on(e, f), sink),
+    off: (e: string, f: (...a: unknown[]) => void) => (res.off(e, f), sink),
+    write(bytes, done) {
+      if (!res.headersSent) res.writeHead(status, headers);
+      sent += bytes.length;
+      return res.write(bytes, done);
+    },
+  } as ContentSink;
+  const got = await streamContent(source, sink, {
     ...opts,
     start,
     end,
@@ -276,9 +299,54 @@ export async function serveContent(
     res.end();
     if (stats && !got.waited) recordReadyAnswer(stats, performance.now() - arrived);
   } else if (got.ended === 'cut') {
-    log.warn({ readerId, ...got.detail }, got.why);
-    res.destroy();
-  }
+    const state = got.detail.state as ContentState | undefined;
+    const error = got.detail.error as string | undefined;
+    const why = state === undefined ? got.why : notRunning(name, state, error).message;
+    log.warn(
+      { transferId: opts.transferId, readerId, sentBytes: sent, ofBytes: end - start + 1, ...got.detail },
+      `content read of ${name} cut after ${sent} of ${end - start + 1} bytes: ${why}`,
+    );
+    if (!res.headersSent)
+      refuseContent(
+        res,
+        state !== undefined
+          ? notRunning(name, state, error)
+          : { status: 500, code: 'PORTAL_INTERNAL', message: `${name}: ${got.why}` },
+      );
+    else res.destroy();
+  } else if (!res.headersSent) res.destroy();
+}
+
+/** Why a read of a transfer that does not run now cannot be served, as an HTTP answer. */
+function notRunning(
+  name: string,
+  state: ContentState,
+  error: string | undefined,
+): { status: number; code: PortalErrorCode; message: string } {
+  if (state === 'failed')
+    return {
+      status: 409,
+      code: 'PORTAL_TRANSFER_FAILED',
+      message: `${name} is failed: ${error ?? 'no reason recorded'}`,
+    };
+  if (state === 'cancelled')
+    return { status: 409, code: 'PORTAL_CANCELLED', message: `${name} is cancelled` };
+  // not running and not done (a transfer not resumed on this host): what was asked is not there yet
+  return {
+    status: 425,
+    code: 'PORTAL_TRANSFER_CONFLICT',
+    message: `${name} is ${state}, not done yet: the content read waits for chunks it does not fetch`,
+  };
+}
+
+/** Answers a refused content read: its status and `{ error: { code, message } }` (the actor API's envelope). */
+function refuseContent(
+  res: ServerResponse,
+  e: { status: number; code: PortalErrorCode; message: string },
+): void {
+  const text = JSON.stringify({ error: { code: e.code, message: e.message } });
+  res.writeHead(e.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
 }
 
 /**
@@ -388,6 +456,7 @@ export async function streamContent(
     let waited = 0;
     let asked = false;
     let state: ContentState = 'running';
+    let error: string | undefined;
     while (pos <= end && !closed) {
       const c = Math.floor(pos / m.chunkSize);
       if (!verified.has(c)) {
@@ -412,6 +481,7 @@ export async function streamContent(
           const plan = await source.read(q);
           for (const k of plan.complete) verified.add(k);
           state = plan.state;
+          error = plan.error;
         }
       }
       if (!verified.has(c)) {
@@ -423,12 +493,14 @@ export async function streamContent(
             return cut('content read cut: the transfer is not running and chunk is missing', {
               chunk: c,
               state,
+              ...(error !== undefined ? { error } : {}),
             });
           await nextEvent(pollMs);
           if (verified.has(c) || closed) break;
           const again = await source.read({ readerId, offset: pos, length: 1 });
           if (again.complete[0] === c) verified.add(c);
           state = again.state;
+          error = again.error;
         }
         if (closed) return { ended: 'closed' };
         const w = performance.now() - w0;
@@ -551,7 +623,7 @@ export async function createContentServer(
       refuse(404, 'no such transfer');
       return;
     }
-    const p = serveContent(req, res, source, { ...o, stats, readers, files, buffers }).catch(
+    const p = serveContent(req, res, source, { ...o, stats, readers, files, buffers, transferId: id }).catch(
       (err: unknown) => {
         log.warn({ err, path }, 'content request failed');
         if (!res.headersSent) res.writeHead(500).end();
