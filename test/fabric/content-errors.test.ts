@@ -6,20 +6,12 @@ import { freePort } from '../../harness/index.js';
 import { chunkRange } from '../../transfer/index.js';
 import type { TransferRequest, TransferStatus } from '../../actors/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { startServe, type PortalProcess } from './helpers.js';
+import { startServe, type PortalProcess, call } from './helpers.js';
 
 const CHUNK = 16384;
 const CHUNKS = 24;
 /** The chunk the gated source holds back, then refuses. */
 const GATED = 5;
-
-async function call(api: string, method: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const r = await request(`${api}/${method}`, {
-    method: 'POST',
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: r.statusCode, json: await r.body.json() };
-}
 
 async function until(api: string, ok: (s: TransferStatus) => boolean): Promise<TransferStatus> {
   let s: TransferStatus | undefined;

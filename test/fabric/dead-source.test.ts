@@ -1,24 +1,15 @@
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { request } from 'undici';
 import { freePort } from '../../harness/index.js';
 import type { TransferRequest, TransferStatus } from '../../actors/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { startServe, type PortalProcess } from './helpers.js';
+import { startServe, type PortalProcess, call } from './helpers.js';
 
 const CHUNK = 16384;
 
 type EdgeStatus = TransferStatus & {
   edges?: Array<{ id: string; failuresSinceOk: number; retired: boolean; available: boolean }>;
 };
-
-async function call(api: string, method: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const r = await request(`${api}/${method}`, {
-    method: 'POST',
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: r.statusCode, json: await r.body.json() };
-}
 
 describe('portal serve: a source dead from the start', () => {
   let mesh: Mesh | undefined;

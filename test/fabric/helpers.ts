@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { request } from 'undici';
 import type { Mesh } from '../helpers/mesh.js';
 
 /** The built CLI (tests of real processes run dist/, as the CLI tests do). */
@@ -140,4 +141,17 @@ export async function servingFetch(mesh: Mesh, name: string): Promise<{ fetch: P
     return m?.type === 'serving' ? String(m.url) : undefined;
   });
   return { fetch, url };
+}
+
+/** POSTs `body` (JSON) to actor method `method` under `api` (`…/actors/<type>/<id>/method`); its status and JSON answer. */
+export async function call(
+  api: string,
+  method: string,
+  body?: unknown,
+): Promise<{ status: number; json: unknown }> {
+  const r = await request(`${api}/${method}`, {
+    method: 'POST',
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: r.statusCode, json: await r.body.json() };
 }

@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { createServer, type Server } from 'node:http';
-import { request } from 'undici';
 import { freePort } from '../../harness/index.js';
 import type { TransferRequest, TransferStatus } from '../../actors/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { startPortal, json, type PortalProcess } from './helpers.js';
+import { startPortal, json, type PortalProcess, call } from './helpers.js';
 
 const CHUNK = 16384;
 const CHUNKS = 40;
@@ -19,14 +18,6 @@ type EdgeStatus = TransferStatus & {
   }>;
   failingSources?: Array<{ id: string }>;
 };
-
-async function call(api: string, method: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const r = await request(`${api}/${method}`, {
-    method: 'POST',
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: r.statusCode, json: await r.body.json() };
-}
 
 async function settle(api: string, ms = 50, tries = 600): Promise<EdgeStatus> {
   let s: EdgeStatus | undefined;
