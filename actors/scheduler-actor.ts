@@ -1,6 +1,6 @@
 import { quantileSorted } from '../common/quantile.js';
-import { lstat, open, rename, stat, unlink } from 'node:fs/promises';
-import { checkStillConfined, confineOutputFile } from '../transfer/output-target.js';
+import { open, rename, stat, unlink } from 'node:fs/promises';
+import { checkStillConfined, confineOutputFile, lstatIfPresent } from '../transfer/output-target.js';
 import { partialChunkLogPath } from '../transfer/partial-chunks.js';
 import { Actor } from '../runtime/types.js';
 import { notOwnFileReason, openOwnFile } from '../common/own-file.js';
@@ -541,7 +541,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // the partial file lies beside the confined output: the same folder, a name of this host's choosing
       const part = `${output.path}${PART_SUFFIX}`;
       publishAs = output;
-      output = { path: part, existing: await lstat(part).catch(() => undefined) };
+      output = { path: part, existing: lstatIfPresent(part) };
     }
     if (first)
       for (const file of [output, publishAs]) {

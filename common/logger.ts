@@ -22,8 +22,19 @@ export function createLogger(
   opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {},
 ): Logger {
   const level = opts.level ?? 'info';
-  /** What each logger made here is bound to: its ancestors' bindings merged with its own, `name` included. */
-  const bound = new WeakMap<object, Record<string, unknown>>();
+  /**
+   * What each logger made here is bound to: its ancestors' bindings merged with its own, `name` included. A
+   * property of the logger itself (each child made here sets its own), not a WeakMap: an embedded host makes one
+   * logger per actor activation, and a WeakMap of thousands of them costs each set and every GC more.
+   */
+  const BOUND = Symbol('portal.logger.bound');
+  type Bound = { [BOUND]?: Record<string, unknown> };
+  const bound = {
+    get: (l: object): Record<string, unknown> | undefined => (l as Bound)[BOUND],
+    set: (l: object, b: Record<string, unknown>): void => {
+      (l as Bound)[BOUND] = b;
+    },
+  };
   // the name is a binding of the logger returned, not of pino's base (pid, hostname), so a child may bind another
   const base = pino(
     {
@@ -55,14 +66,29 @@ export function createLogger(
     },
     (opts.destination ?? pino.destination(2)) as pino.DestinationStream,
   );
-  const pinoChild = base.child.bind(base); // children of the base, whatever logger asks
+  // pino's own child: a child of the logger it is called on (`.call` below), its bindings written after the parent's
+  // eslint-disable-next-line @typescript-eslint/unbound-method
+  const ownChild = base.child;
+  const pinoChild = ownChild.bind(base); // children of the base, whatever logger asks
   // an own property of the base; pino makes children with Object.create(parent), so they all inherit it
-  base.child = function child(this: Logger, bindings, options) {
-    const merged = { ...bound.get(this), ...bindings };
-    const made = pinoChild(merged, {
-      ...(this.level !== base.level ? { level: this.level } : {}),
-      ...options,
-    });
+  base.child = function child<L extends string = never>(
+    this: Logger,
+    bindings: pino.Bindings,
+    options?: pino.ChildLoggerOptions<L>,
+  ): Logger<L> {
+    const parent = bound.get(this);
+    const merged = { ...parent, ...bindings };
+    // no key bound twice and no options (an actor's logger, one per activation): pino's own child of this logger,
+    // which writes the same keys in the same order without serialising the parent's bindings again
+    const rebinds = parent === undefined || Object.keys(bindings).some((k) => Object.hasOwn(parent, k));
+    const made =
+      options === undefined && !rebinds
+        ? (ownChild.call(this, bindings) as Logger<L>)
+        : pinoChild(
+            merged,
+            // no options object when none is needed: pino makes a child without one faster
+            this.level !== base.level ? { level: this.level, ...options } : options,
+          );
     bound.set(made, merged);
     return made;
   };

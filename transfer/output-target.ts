@@ -355,35 +355,56 @@ async function existingRealRoot(root: string): Promise<string> {
  * `who` names the writer in messages ("serve").
  */
 export async function confineOutputFile(root: string, target: string, who: string): Promise<ConfinedOutput> {
-  if (typeof target === 'string' && target.length > 0 && !target.includes('\0')) {
-    let realRoot: string | undefined;
-    try {
-      realRoot = await realRootOf(root);
-    } catch {
-      /* resolveInsideRoot below names the missing root */
-    }
-    if (realRoot !== undefined) {
-      const abs = path.resolve(realRoot, target);
-      const dir = path.dirname(abs);
-      const name = path.basename(abs);
-      if ((dir === realRoot || dir === path.resolve(root)) && name !== '' && name !== '.' && name !== '..') {
-        // in the root itself: the folder is the root (a folder), and the file is the only part left to look at
-        const file = path.join(realRoot, name);
-        let st: Stats | undefined | null;
-        try {
-          st = lstatSync(file, { throwIfNoEntry: false });
-        } catch {
-          st = null; // another error than ENOENT: the walk below reports it with its cause
-        }
-        if (st === undefined) return { path: file, existing: undefined };
-        // a link is resolved (and confined) by the walk below, as before
-        if (st && !st.isSymbolicLink()) return { path: file, existing: st };
-      }
-    }
-  }
+  const direct = await directlyInRoot(root, target);
+  if (direct !== undefined) return direct;
   const file = await resolveInsideRoot(root, target);
   await checkOutputFolder(file, who);
-  return { path: file, existing: await lstat(file).catch(() => undefined) };
+  return { path: file, existing: lstatIfPresent(file) };
+}
+
+/**
+ * The lstat of `file`, made synchronously (a file in a folder of the host's own: see confineOutputFile); undefined
+ * when nothing is there or it cannot be looked at. An absent file costs no error: an async `lstat` that fails
+ * builds an Error with its stack on the main thread, after a thread-pool round trip.
+ */
+export function lstatIfPresent(file: string): Stats | undefined {
+  try {
+    return lstatSync(file, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * confineOutputFile's and resolveInsideRoot's common case without their walk: `target` directly in the root
+ * (`<root>/<name>` or a bare `<name>`), the root's real path known (realRoots), and that name not a symbolic link
+ * (absent, or anything else): then its real path is `<real root>/<name>`, as the walk would find, for one
+ * synchronous `lstat`. Undefined for every other case (a sub-folder, a link, a root not resolved), which takes the
+ * walk and its refusals.
+ */
+async function directlyInRoot(root: string, target: string): Promise<ConfinedOutput | undefined> {
+  if (typeof target !== 'string' || target.length === 0 || target.includes('\0')) return undefined;
+  let realRoot: string;
+  try {
+    realRoot = await realRootOf(root);
+  } catch {
+    return undefined; // resolveInsideRoot names the missing root
+  }
+  const abs = path.resolve(realRoot, target);
+  const dir = path.dirname(abs);
+  const name = path.basename(abs);
+  if ((dir !== realRoot && dir !== path.resolve(root)) || name === '' || name === '.' || name === '..')
+    return undefined;
+  // in the root itself: the folder is the root (a folder), and the file is the only part left to look at
+  const file = path.join(realRoot, name);
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(file, { throwIfNoEntry: false });
+  } catch {
+    return undefined; // another error than ENOENT: the walk reports it with its cause
+  }
+  // a link is resolved (and confined) by the walk
+  return st?.isSymbolicLink() ? undefined : { path: file, existing: st };
 }
 
 /**
@@ -400,6 +421,9 @@ export async function resolveInsideRoot(root: string, target: string): Promise<s
       'PORTAL_OUTPUT_OUTSIDE_ROOT',
       `output ${JSON.stringify(escapeControl(String(target)))} is not a file path`,
     );
+  // directly in the root and not a link: one lstat, no walk (the executor confines each output it opens)
+  const direct = await directlyInRoot(root, target);
+  if (direct !== undefined) return direct.path;
   const realRoot = await existingRealRoot(root);
   const abs = path.resolve(realRoot, target);
   // realpath of the deepest ancestor that exists; the missing tail cannot hold links yet

@@ -37,7 +37,7 @@ jest.unstable_mockModule('node:fs', () => ({
   realpathSync: countedSync('realpathSync', realFsSync.realpathSync),
   statSync: countedSync('statSync', realFsSync.statSync),
 }));
-const { confineOutputFile } = await import('../../transfer/output-target.js');
+const { confineOutputFile, resolveInsideRoot } = await import('../../transfer/output-target.js');
 
 let base: string;
 let root: string;
@@ -107,4 +107,27 @@ test('a file in a sub-folder takes the walk; a missing folder is refused', async
   await expect(confineOutputFile(root, 'old.bin/c.bin', 'serve')).rejects.toMatchObject({
     code: 'PORTAL_OUTPUT_REFUSED',
   });
+});
+
+test("resolveInsideRoot (the executor's check of each output it opens): a file directly in the root costs one synchronous lstat, not a realpath walk (before: realpath of the file (failing) and of its folder)", async () => {
+  await resolveInsideRoot(root, 'warm.bin'); // the root's real path, once per process
+  const partial = await count(() => resolveInsideRoot(root, path.join(root, 'n.bin.portal-part')));
+  expect(partial).toEqual({ result: path.join(root, 'n.bin.portal-part'), calls: ['lstatSync'] });
+  const existing = await count(() => resolveInsideRoot(root, 'old.bin'));
+  expect(existing).toEqual({ result: path.join(root, 'old.bin'), calls: ['lstatSync'] });
+  // a sub-folder still takes the walk, and gives the same path
+  const sub = await count(() => resolveInsideRoot(root, 'sub/d.bin'));
+  expect(sub.result).toBe(path.join(root, 'sub', 'd.bin'));
+  expect(sub.calls).toContain('realpath');
+});
+
+test('resolveInsideRoot: a link directly in the root that points outside it is still resolved and refused', async () => {
+  await expect(resolveInsideRoot(root, 'escape.bin')).rejects.toMatchObject({
+    code: 'PORTAL_OUTPUT_OUTSIDE_ROOT',
+    message: expect.stringContaining('outside the output root'),
+  });
+  await expect(resolveInsideRoot(root, path.join(root, 'out-dir'))).rejects.toMatchObject({
+    code: 'PORTAL_OUTPUT_OUTSIDE_ROOT',
+  });
+  await expect(resolveInsideRoot(root, root)).rejects.toMatchObject({ code: 'PORTAL_OUTPUT_OUTSIDE_ROOT' });
 });
