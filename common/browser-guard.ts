@@ -27,7 +27,8 @@ export function browserRefusal(
   const host = req.headers.host;
   if (o.loopback && host !== undefined) {
     const name = hostnameOf(host);
-    if (!hostAllowed(name, o.allowedHosts ?? allowedHostsFromEnv()))
+    // the operator's list is read (process.env, on every request) only for a name the rule does not allow itself
+    if (!hostAllowed(name, () => o.allowedHosts ?? allowedHostsFromEnv()))
       return `Host ${JSON.stringify(host)} does not name this loopback server (a guard against DNS rebinding; allow a name with PORTAL_ALLOWED_HOSTS)`;
   }
   const method = req.method ?? 'GET';
@@ -64,10 +65,11 @@ function hostnameOf(host: string): string {
   return colon >= 0 && h.indexOf(':') === colon ? h.slice(0, colon) : h;
 }
 
-function hostAllowed(name: string, allowed: readonly string[]): boolean {
+function hostAllowed(name: string, allowedHosts: () => readonly string[]): boolean {
   if (isIP(name) !== 0) return true;
   if (name === 'localhost' || name.endsWith('.localhost')) return true;
   if (name === machineName().toLowerCase()) return true;
+  const allowed = allowedHosts();
   return allowed.includes('*') || allowed.includes(name);
 }
 
