@@ -2,7 +2,13 @@ import { browserRefusal, isLoopbackHost } from '../common/browser-guard.js';
 import { decodePathSegment } from '../common/path-segment.js';
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { decodeActorId, errorEnvelope, parseCallBody, type ActorHost } from '../runtime/index.js';
+import {
+  decodeActorId,
+  errorEnvelope,
+  notWireIdError,
+  parseCallBody,
+  type ActorHost,
+} from '../runtime/index.js';
 import { actorApiContract } from '../api/validate.js';
 import { externalMethods, isExternalMethod } from '../actors/api.js';
 import { PortalError, type PortalErrorCode } from '../common/errors.js';
@@ -227,11 +233,7 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
         // ids on every host, so `a%2Fb` is not `a/b` and `%41` is not `A`.
         const wireId = decodePathSegment('actor id', m[2]);
         const id = decodeActorId(wireId);
-        if (id === undefined)
-          throw new PortalError(
-            'PORTAL_INVALID_ARGUMENT',
-            `actor id ${JSON.stringify(wireId)} is not in the wire form Portal hosts use (see encodeActorId)`,
-          );
+        if (id === undefined) throw notWireIdError(wireId, m[2]);
         ref = host.proxy(type, id);
       } catch (err) {
         fail(res, err);

@@ -30,6 +30,7 @@ import {
   decodeWireName,
   encodeActorId,
   encodeWireName,
+  notWireIdError,
 } from './state-keys.js';
 import { MAX_TIMER_MS } from '../common/clock.js';
 import { checkDuration, checkReminder } from './checks.js';
@@ -771,13 +772,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     const { type } = req.params;
     const id = decodeActorId(req.params.id);
     if (id === undefined) {
-      sendError(
-        res,
-        new PortalError(
-          'PORTAL_INVALID_ARGUMENT',
-          `actor id ${JSON.stringify(req.params.id)} is not in the wire form Portal hosts use (see encodeActorId)`,
-        ),
-      );
+      sendError(res, notWireIdError(req.params.id));
       return undefined;
     }
     if (!types.has(type)) {

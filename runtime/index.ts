@@ -27,6 +27,7 @@ export {
   checkActorId,
   encodeActorId,
   decodeActorId,
+  notWireIdError,
 } from './state-keys.js';
 export type { ParsedStateKey } from './state-keys.js';
 export { createRoutedStateStore } from './routed-state-store.js';

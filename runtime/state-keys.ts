@@ -130,6 +130,44 @@ export function decodeActorId(wire: string): string | undefined {
   return id !== undefined && id.length <= MAX_ACTOR_ID_LENGTH ? id : undefined;
 }
 
+/**
+ * The PORTAL_INVALID_ARGUMENT error for an actor id `wire` (a path segment, percent-decoded; `sent` the segment as
+ * it came, when it differs) that is not in the wire form (decodeActorId gave undefined), saying what is wrong in
+ * the user's terms: which characters an id may have as it is, which ones it has besides, and the form to send
+ * instead (`~` and the base64url of the id's UTF-8, which encodeActorId and createDaprActorClient produce).
+ * Percent-encoding does not carry such an id: daprd decodes the path before routing, so `a%2Fb` reaches it as
+ * two segments (it answers "actor method not found"), and both Portal hosts refuse it the same way.
+ */
+export function notWireIdError(wire: string, sent?: string): PortalError {
+  const quoted = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+  const as = sent !== undefined && sent !== wire ? ` (sent as ${quoted(sent)})` : '';
+  const rule =
+    'an actor id goes into the URL as it is only when it has nothing but letters, digits, "_", "-" and "." (not first)';
+  let what: string;
+  if (PLAIN_ID.test(wire))
+    what = `it is longer than ${MAX_ACTOR_ID_LENGTH} characters, the most an id may have`;
+  else if (wire.startsWith(WIRE_ESCAPE) && /^[A-Za-z0-9_-]+$/.test(wire.slice(1)))
+    what = `"${WIRE_ESCAPE}" begins an encoded id, and ${quoted(wire.slice(1))} is not the base64url (unpadded) of the UTF-8 of an id that needs encoding (an id longer than ${MAX_ACTOR_ID_LENGTH} characters, or a plain one in disguise, is not)`;
+  else {
+    const others = [...new Set([...wire].filter((c) => !/[A-Za-z0-9._-]/.test(c)))];
+    const named = others.slice(0, 6).map((c) => JSON.stringify(c));
+    what =
+      others.length > 0
+        ? `it has ${named.join(', ')}${others.length > 6 ? ` and ${others.length - 6} more` : ''}, which ${others.length === 1 ? 'is' : 'are'} not among them`
+        : `it begins with "."`;
+  }
+  let send = '';
+  try {
+    send = `; send this id as ${quoted(encodeActorId(wire))}`;
+  } catch {
+    /* not an id at all (too long, a lone surrogate): nothing to suggest */
+  }
+  return new PortalError(
+    'PORTAL_INVALID_ARGUMENT',
+    `actor id ${quoted(wire)}${as} is refused: ${rule}; ${what}. Any other id is sent as "${WIRE_ESCAPE}" followed by the base64url of its UTF-8 bytes (encodeActorId in runtime/state-keys.ts; createDaprActorClient does it)${send}. Percent-encoding is not enough: daprd decodes the path before it routes it (an encoded "/" becomes a separator)`,
+  );
+}
+
 /** Throws PORTAL_INVALID_ARGUMENT unless `value` is a non-empty string without the `||` separator. */
 export function checkKeyPart(value: unknown, name: string): asserts value is string {
   if (typeof value !== 'string' || value.length === 0 || value.includes(KEY_SEPARATOR)) {

@@ -60,6 +60,43 @@ test('portal serve --runtime embedded: the Dapr actor client reaches every id as
   }
 }, 90_000);
 
+// An id percent-encoded instead of put in its wire form (`a%2Fb` for `a/b`) is refused as daprd refuses it (it
+// decodes `%2F` into a separator before routing): the answer says in the user's terms what is wrong and what to send.
+test('portal serve --runtime embedded: an actor id percent-encoded instead of wire-encoded is refused saying what to send', async () => {
+  const { port, child, exited } = await serveEmbedded();
+  const post = async (
+    id: string,
+  ): Promise<{ status: number; body: { error: { code: string; message: string } } }> => {
+    const r = await fetch(`http://127.0.0.1:${port}/v1.0/actors/ProbeActor/${id}/method/whoAmI`, {
+      method: 'POST',
+    });
+    return { status: r.status, body: (await r.json()) as { error: { code: string; message: string } } };
+  };
+  try {
+    const slash = await post('a%2Fb');
+    expect(slash.status).toBe(400);
+    expect(slash.body.error.code).toBe('PORTAL_INVALID_ARGUMENT');
+    expect(slash.body.error.message).toBe(
+      'actor id "a/b" (sent as "a%2Fb") is refused: an actor id goes into the URL as it is only when it has nothing but letters, digits, "_", "-" and "." (not first); it has "/", which is not among them. Any other id is sent as "~" followed by the base64url of its UTF-8 bytes (encodeActorId in runtime/state-keys.ts; createDaprActorClient does it); send this id as "~YS9i". Percent-encoding is not enough: daprd decodes the path before it routes it (an encoded "/" becomes a separator)',
+    );
+    // the form the message names reaches the actor `a/b`
+    const ok = await fetch(`http://127.0.0.1:${port}/v1.0/actors/ProbeActor/~YS9i/method/whoAmI`, {
+      method: 'POST',
+    });
+    expect(await ok.json()).toBe('a/b');
+    expect((await post('.hidden')).body.error.message).toContain('it begins with "."');
+    expect((await post('~QQ')).body.error.message).toContain(
+      '"~" begins an encoded id, and "QQ" is not the base64url (unpadded) of the UTF-8 of an id that needs encoding',
+    );
+    expect((await post('a%20b%7Cc')).body.error.message).toContain(
+      'it has " ", "|", which are not among them',
+    );
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}, 90_000);
+
 // `portal serve --runtime embedded` with a call in flight whose turn never ends must still exit on
 // SIGTERM, within its drain timeout (it ignored SIGTERM for 15 s and more).
 test('portal serve --runtime embedded exits on SIGTERM within its drain timeout while a turn never ends', async () => {
