@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { open, rename, rmdir, unlink } from 'node:fs/promises';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PortalError } from '../common/errors.js';
 import { escapeControl } from '../common/redact.js';
@@ -12,27 +13,37 @@ import { checkOutputTarget, lockOutput } from '../transfer/output-target.js';
 import { createProgress, formatBytes } from './progress.js';
 import type { StreamSource } from './sources.js';
 
-/** What fetchStream did: the published file, its size, and whether a sha-256 checked it. */
+/** What fetchStream did: the published file (`-` for stdout), its size, and whether a sha-256 checked it. */
 export interface StreamResult {
   output: string;
   bytes: number;
   seconds: number;
   verified: boolean;
+  /** Streaming to stdout: the reader closed the pipe first (EPIPE: `| head`, which wanted no more). */
+  closed?: boolean;
 }
 
 /**
+ * Bytes of a stream to stdout held back until the whole-file check passed, when there is a sha-256 to check: the
+ * reader of a file that fails it never gets it whole (as `--out -` holds back the last chunk of a sized file).
+ * Memory stays bounded: this, plus the piece being read.
+ */
+export const STDOUT_HOLD_BYTES = 65536;
+
+/**
  * Downloads a file of unknown size (StreamSource: every source answered 200 without Content-Length, ignoring Range)
- * as one stream from `s.url`, as curl and wget do: no chunks, no resume, progress without a total. The body goes
- * to `<output>.portal-part` while its sha-256 follows it; the file takes the name `output` only when the stream
- * ended cleanly (chunked encoding's last chunk, or the Content-Length reached: undici rejects a body cut before
- * either) and, with `s.sha256`, matched it. Nothing is kept otherwise. Writes the notes (sources left out or not
- * used, the missing checksum) on stderr. Rejects PORTAL_OUTPUT_REFUSED / PORTAL_OUTPUT_LOCKED for the output,
- * PORTAL_TRANSFER_FAILED naming the source and the cause when the request or the stream fails (a cut body
- * included), PORTAL_VERIFY_FAILED naming both hashes on a mismatch.
+ * as one stream from `s.url`, as curl and wget do: no chunks, no resume, progress without a total. To a file, the
+ * body goes to `<output>.portal-part` while its sha-256 follows it; the file takes the name `output` only when the
+ * stream ended cleanly (chunked encoding's last chunk, or the Content-Length reached: undici rejects a body cut
+ * before either) and, with `s.sha256`, matched it. Nothing is kept otherwise. With `o.stdout` (`--out -`) the bytes
+ * go there as they arrive, with its backpressure (bounded memory; see streamToStdout). Writes the notes (sources
+ * left out or not used, the missing checksum) on stderr. Rejects PORTAL_OUTPUT_REFUSED / PORTAL_OUTPUT_LOCKED for
+ * the output, PORTAL_TRANSFER_FAILED naming the source and the cause when the request or the stream fails (a cut
+ * body included), PORTAL_VERIFY_FAILED naming both hashes on a mismatch.
  */
 export async function fetchStream(
   s: StreamSource,
-  o: { client: HttpClient; output: string; force: boolean; quiet: boolean },
+  o: { client: HttpClient; output: string; force: boolean; quiet: boolean; stdout?: NodeJS.WritableStream },
 ): Promise<StreamResult> {
   const shown = escapeControl(redactUrl(s.url));
   for (const e of s.excluded)
@@ -45,9 +56,12 @@ export async function fetchStream(
     );
     if (s.sha256 === undefined)
       process.stderr.write(
-        'portal: warning: no checksum: the file is checked by nothing but a clean end of the stream (give --checksum sha-256=HEX to verify it)\n',
+        o.stdout
+          ? 'portal: warning: no checksum: the bytes go to stdout as they arrive, checked by nothing but a clean end of the stream (give --checksum sha-256=HEX to verify it)\n'
+          : 'portal: warning: no checksum: the file is checked by nothing but a clean end of the stream (give --checksum sha-256=HEX to verify it)\n',
       );
   }
+  if (o.stdout) return streamToStdout(s, o.client, o.stdout, o.quiet, shown);
   const part = `${o.output}.portal-part`;
   const jdir = journalDir(o.output);
   await checkOutputTarget(o.output, {
@@ -58,61 +72,27 @@ export async function fetchStream(
   });
   const lock = await lockOutput(o.output, jdir);
   const started = Date.now();
-  let got = 0;
   try {
-    const r = await o.client.sendMirror(s.url, { headers: { 'accept-encoding': 'identity' } });
-    if (r.statusCode !== 200) {
-      await r.body.dump().catch(() => undefined);
-      throw new PortalError(
-        'PORTAL_TRANSFER_FAILED',
-        `${shown} answered HTTP ${r.statusCode} to the download`,
-      );
-    }
-    const enc = r.headers['content-encoding'];
-    if (enc !== undefined && String(enc).toLowerCase() !== 'identity') {
-      await r.body.dump().catch(() => undefined);
-      throw new PortalError(
-        'PORTAL_TRANSFER_FAILED',
-        `${shown} sent a ${String(enc)}-encoded body (Content-Encoding: ${String(enc)}) though asked for identity`,
-      );
-    }
-    const hash = createHash('sha256');
-    const bar = createProgress('fetch', 0, {
-      quiet: o.quiet,
-      format: (d) => `${formatBytes(d)} (size unknown)`,
-      unknownTotal: true,
-    });
-    const tap = new Transform({
-      transform(piece: Buffer, _enc, done) {
-        hash.update(piece);
-        got += piece.length;
-        bar.update(got);
-        done(null, piece);
-      },
-    });
+    const body = await openStream(s, o.client, shown);
+    const t = tally(o.quiet, 0);
     try {
-      await pipeline(r.body, tap, createWriteStream(part, { mode: 0o644 }));
+      await pipeline(body, t.tap, createWriteStream(part, { mode: 0o644 }));
     } catch (err) {
-      const cause = err instanceof PortalError ? err.message : transportFault(err, got, true).what;
-      throw new PortalError(
-        'PORTAL_TRANSFER_FAILED',
-        `${shown}: the stream broke after ${got} bytes (${cause}); a file of unknown size cannot be resumed, so nothing was kept: run the command again`,
-        { cause: err },
-      );
+      throw brokenStream(shown, t.got(), err, 'nothing was kept');
     }
-    bar.done();
-    const sha = hash.digest('hex');
+    t.bar.done();
+    const sha = t.hash.digest('hex');
     if (s.sha256 !== undefined && sha !== s.sha256)
       throw new PortalError(
         'PORTAL_VERIFY_FAILED',
-        `the ${got} bytes ${shown} streamed hash to sha-256 ${sha}, not the ${s.checksumFrom === 'digest-header' ? "source's Digest" : 'expected'} ${s.sha256}: nothing was kept`,
+        `the ${t.got()} bytes ${shown} streamed hash to sha-256 ${sha}, not the ${expectedHash(s)} ${s.sha256}: nothing was kept`,
       );
     const fh = await open(part, 'r');
     await fh.sync().finally(() => fh.close());
     await rename(part, o.output);
     return {
       output: o.output,
-      bytes: got,
+      bytes: t.got(),
       seconds: (Date.now() - started) / 1000,
       verified: s.sha256 !== undefined,
     };
@@ -123,6 +103,142 @@ export async function fetchStream(
     await lock.release();
     await rmdir(jdir).catch(() => undefined);
   }
+}
+
+/**
+ * `--out -` of a file of unknown size: the body goes to `sink` (stdout) as it arrives, as curl writes it, with
+ * the sink's backpressure (nothing is kept on disk or piled up in memory). With a sha-256 to check, the last
+ * STDOUT_HOLD_BYTES wait for the end: on a match they follow, on a mismatch they are withheld and the run fails
+ * with PORTAL_VERIFY_FAILED saying how many bytes went out (like `curl … | sha256sum -c`, the check can only come
+ * after the bytes). A reader that closed the pipe (EPIPE) ends it quietly (`closed`).
+ */
+async function streamToStdout(
+  s: StreamSource,
+  client: HttpClient,
+  sink: NodeJS.WritableStream,
+  quiet: boolean,
+  shown: string,
+): Promise<StreamResult> {
+  const started = Date.now();
+  const body = await openStream(s, client, shown);
+  const t = tally(quiet, s.sha256 === undefined ? 0 : STDOUT_HOLD_BYTES);
+  const result = (closed: boolean): StreamResult => ({
+    output: '-',
+    bytes: t.got(),
+    seconds: (Date.now() - started) / 1000,
+    verified: s.sha256 !== undefined && !closed,
+    ...(closed ? { closed } : {}),
+  });
+  const written = (): string => `${t.passed()} bytes had been written to stdout`;
+  try {
+    await pipeline(body, t.tap, sink, { end: false });
+    await drained(sink);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return result(true);
+    throw brokenStream(shown, t.got(), err, `${written()}: the output is incomplete and not to be trusted`);
+  }
+  t.bar.done();
+  const sha = t.hash.digest('hex');
+  if (s.sha256 !== undefined && sha !== s.sha256)
+    throw new PortalError(
+      'PORTAL_VERIFY_FAILED',
+      `the ${t.got()} bytes ${shown} streamed hash to sha-256 ${sha}, not the ${expectedHash(s)} ${s.sha256}; ${written()} (the last ${t.got() - t.passed()} were held back): the output is not to be trusted`,
+    );
+  try {
+    for (const piece of t.held()) sink.write(piece);
+    await drained(sink);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return result(true);
+    throw err;
+  }
+  return result(false);
+}
+
+/** Resolves once what `sink` buffers is written (rejects with its error, EPIPE included, if it fails first). */
+async function drained(sink: NodeJS.WritableStream): Promise<void> {
+  const w = sink as NodeJS.WritableStream & { writableLength?: number };
+  if ((w.writableLength ?? 0) > 0) await once(w, 'drain');
+}
+
+/** How the sha-256 a stream is checked against is named: the source's Digest, or the expected one. */
+const expectedHash = (s: StreamSource): string =>
+  s.checksumFrom === 'digest-header' ? "source's Digest" : 'expected';
+
+/** The GET of the stream: its body, once the answer is a 200 with an identity body (else PORTAL_TRANSFER_FAILED). */
+async function openStream(s: StreamSource, client: HttpClient, shown: string): Promise<Readable> {
+  const r = await client.sendMirror(s.url, { headers: { 'accept-encoding': 'identity' } });
+  if (r.statusCode !== 200) {
+    await r.body.dump().catch(() => undefined);
+    throw new PortalError('PORTAL_TRANSFER_FAILED', `${shown} answered HTTP ${r.statusCode} to the download`);
+  }
+  const enc = r.headers['content-encoding'];
+  if (enc !== undefined && String(enc).toLowerCase() !== 'identity') {
+    await r.body.dump().catch(() => undefined);
+    throw new PortalError(
+      'PORTAL_TRANSFER_FAILED',
+      `${shown} sent a ${String(enc)}-encoded body (Content-Encoding: ${String(enc)}) though asked for identity`,
+    );
+  }
+  return r.body;
+}
+
+/** PORTAL_TRANSFER_FAILED for a stream that broke after `got` bytes: the cause, and what became of the bytes. */
+function brokenStream(shown: string, got: number, err: unknown, kept: string): PortalError {
+  const cause = err instanceof PortalError ? err.message : transportFault(err, got, true).what;
+  return new PortalError(
+    'PORTAL_TRANSFER_FAILED',
+    `${shown}: the stream broke after ${got} bytes (${cause}); a file of unknown size cannot be resumed, so ${kept}: run the command again`,
+    { cause: err },
+  );
+}
+
+/**
+ * The Transform a stream passes through: it hashes and counts the bytes and moves the progress line; with
+ * `hold` > 0 it keeps the last `hold` bytes (or a little more: whole pieces) back, for `held()` to hand over once
+ * the stream ended. `passed()` counts the bytes it let through.
+ */
+function tally(
+  quiet: boolean,
+  hold: number,
+): {
+  tap: Transform;
+  hash: Hash;
+  bar: ReturnType<typeof createProgress>;
+  got: () => number;
+  passed: () => number;
+  held: () => Buffer[];
+} {
+  const hash = createHash('sha256');
+  const bar = createProgress('fetch', 0, {
+    quiet,
+    format: (d) => `${formatBytes(d)} (size unknown)`,
+    unknownTotal: true,
+  });
+  let got = 0;
+  let passed = 0;
+  const held: Buffer[] = [];
+  let heldBytes = 0;
+  const tap = new Transform({
+    transform(piece: Buffer, _enc, done) {
+      hash.update(piece);
+      got += piece.length;
+      bar.update(got);
+      if (hold === 0) {
+        passed += piece.length;
+        return done(null, piece);
+      }
+      held.push(piece);
+      heldBytes += piece.length;
+      while (heldBytes - held[0].length >= hold) {
+        const out = held.shift()!;
+        heldBytes -= out.length;
+        passed += out.length;
+        this.push(out);
+      }
+      done();
+    },
+  });
+  return { tap, hash, bar, got: () => got, passed: () => passed, held: () => held };
 }
 
 /** The result line of fetchStream's download: JSON (`--json`) on stdout, else a sentence on `to`. */

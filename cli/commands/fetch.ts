@@ -121,7 +121,7 @@ export const fetchCommand = defineCommand({
     {
       name: 'out',
       type: 'string',
-      help: "output file (default: the manifest name in the current folder); its folder must exist; '-' streams the file to stdout as its chunks are verified, in order (no resume; URLs without a Metalink or manifest have no chunk hashes: their stream is unverified until the end, and a failed check then exits 3)",
+      help: "output file (default: the manifest name in the current folder); its folder must exist; '-' streams the file to stdout as its chunks are verified, in order (no resume; URLs without a Metalink or manifest have no chunk hashes: their stream is unverified until the end, and a failed check then exits 3; a file of unknown size goes out as it arrives, its last 64 KiB held back for a checksum)",
     },
     {
       name: 'force',
@@ -292,11 +292,18 @@ export const fetchCommand = defineCommand({
       });
       if (resolved.kind === 'stream') {
         // no source gives the size: one stream from one source, as curl and wget read it (cli/fetch-stream.ts)
+        // `--out -`: the bytes go to stdout as they arrive (no temporary file; a whole-file check comes last)
         const name = outputNameFromManifest(resolved.name);
-        const output = toStdout ? path.join(privateTempDir(), name) : path.resolve(flags.out ?? name);
+        const output = toStdout ? STDOUT_OUTPUT : path.resolve(flags.out ?? name);
         const quiet = flags.json || flags['progress-json'];
-        const r = await fetchStream(resolved, { client, output, force: flags.force, quiet });
-        if (toStdout && !(await copyToStdout(output))) return 0;
+        const r = await fetchStream(resolved, {
+          client,
+          output,
+          force: flags.force,
+          quiet,
+          ...(toStdout ? { stdout: process.stdout } : {}),
+        });
+        if (r.closed) return 0;
         const to = toStdout ? process.stderr : process.stdout;
         reportStream(resolved, r, { json: quiet, to, name: toStdout ? 'stdout' : escapeControl(output) });
         return 0;

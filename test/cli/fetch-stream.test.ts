@@ -10,7 +10,8 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
-import { lastJson, runPortal } from '../helpers/portal-cli.js';
+import { spawn } from 'node:child_process';
+import { PORTAL_MAIN, lastJson, runPortal } from '../helpers/portal-cli.js';
 import { makeTempDir } from '../transfer/fixtures.js';
 
 const SIZE = 700_000;
@@ -149,4 +150,139 @@ describe('portal fetch URL: a file of unknown size is read as one stream', () =>
     expect(existsSync(o)).toBe(false);
     expect(readdirSync(path.dirname(o))).toEqual([]);
   });
+});
+
+/**
+ * A dynamic endpoint (chunked, no size, Range ignored, HEAD without a size) whose download GET sends the first
+ * `first` bytes, then waits until `release()` (or a fallback after 30 s, which `releasedBy` reports as 'fallback': the old code, which wrote
+ * stdout only at the end, never released it) to
+ * send the rest and end. The probe (a Range GET) is answered at once.
+ */
+async function heldChunkedServer(
+  file: Buffer,
+  first: number,
+): Promise<{
+  url: string;
+  release: () => void;
+  releasedBy: () => string | undefined;
+  finished: () => boolean;
+}> {
+  const sockets = new Set<Socket>();
+  let releasedBy: string | undefined;
+  let finished = false;
+  let go!: () => void;
+  const released = new Promise<void>((r) => (go = r));
+  const release = (by: string): void => {
+    releasedBy ??= by;
+    go();
+  };
+  const fallback = setTimeout(() => release('fallback'), 30_000);
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    if (req.method === 'HEAD') return res.end();
+    if (req.headers.range !== undefined) return res.end(file);
+    res.write(file.subarray(0, first));
+    void released.then(() => {
+      res.end(file.subarray(first), () => (finished = true));
+    });
+  });
+  server.on('connection', (x) => {
+    sockets.add(x);
+    x.on('close', () => sockets.delete(x));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(
+    () =>
+      new Promise<void>((r) => {
+        clearTimeout(fallback);
+        for (const x of sockets) x.destroy();
+        server.close(() => r());
+      }),
+  );
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.bin`,
+    release: () => release('test'),
+    releasedBy: () => releasedBy,
+    finished: () => finished,
+  };
+}
+
+/** `portal fetch <args> --out -` as a real process, stdout collected as bytes; `onStdout` sees the total so far. */
+function fetchToStdout(
+  args: string[],
+  onStdout: (bytes: number) => void,
+): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  const child = spawn(process.execPath, [PORTAL_MAIN, 'fetch', ...args, '--out', '-'], {
+    env: { ...process.env, PORTAL_LOG_LEVEL: 'warn', ...env },
+  });
+  const stdout: Buffer[] = [];
+  let total = 0;
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout.push(d);
+    total += d.length;
+    onStdout(total);
+  });
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(stdout), stderr })),
+  );
+}
+
+describe('portal fetch URL --out -: a file of unknown size goes to stdout as it arrives', () => {
+  const FIRST = 200_000;
+
+  test('without a checksum: the first bytes reach stdout while the server still holds the rest', async () => {
+    const s = await heldChunkedServer(file, FIRST);
+    let early: number | undefined;
+    let finishedThen: boolean | undefined;
+    const r = await fetchToStdout([s.url], (bytes) => {
+      // the server sent FIRST bytes and waits: every one of them reached stdout before it sends the rest
+      if (bytes >= FIRST && early === undefined) {
+        early = bytes;
+        finishedThen = s.finished();
+        s.release();
+      }
+    });
+    expect(s.releasedBy()).toBe('test');
+    expect(early).toBe(FIRST);
+    expect(finishedThen).toBe(false);
+    expect(r.code).toBe(0);
+    expect(r.stdout.equals(file)).toBe(true);
+    expect(r.stderr).toContain('the bytes go to stdout as they arrive, checked by nothing but a clean end');
+    expect(r.stderr).toContain('stdout: ');
+    expect(r.stderr).toContain('complete, not verified (no checksum), read as one stream (size unknown)');
+  }, 90_000);
+
+  test('with --checksum: the bytes flow before the end, the check comes last; a match sends the held-back tail', async () => {
+    const s = await heldChunkedServer(file, FIRST);
+    let early: number | undefined;
+    const r = await fetchToStdout([s.url, '--checksum', `sha-256=${sha(file)}`], (bytes) => {
+      if (early === undefined) {
+        early = bytes;
+        s.release();
+      }
+    });
+    expect(s.releasedBy()).toBe('test');
+    // what came out before the rest was sent: the first bytes less the tail held back for the check
+    expect(early).toBeGreaterThan(0);
+    expect(early).toBeLessThanOrEqual(FIRST - 65536);
+    expect(r.code).toBe(0);
+    expect(r.stdout.equals(file)).toBe(true);
+    expect(r.stderr).toContain('sha256 verified, read as one stream (size unknown)');
+  }, 90_000);
+
+  test('a --checksum mismatch exits 3 after the bytes went out, saying so; the tail is held back', async () => {
+    const s = await heldChunkedServer(file, FIRST);
+    const wrong = '1'.repeat(64);
+    const r = await fetchToStdout([s.url, '--checksum', `sha-256=${wrong}`], () => s.release());
+    expect(s.releasedBy()).toBe('test');
+    expect(r.code).toBe(3);
+    expect(r.stdout.length).toBeGreaterThan(0);
+    expect(r.stdout.length).toBeLessThanOrEqual(SIZE - 65536);
+    expect(r.stdout.equals(file.subarray(0, r.stdout.length))).toBe(true);
+    expect(r.stderr).toContain(
+      `the ${SIZE} bytes ${s.url} streamed hash to sha-256 ${sha(file)}, not the expected ${wrong}; ${r.stdout.length} bytes had been written to stdout (the last ${SIZE - r.stdout.length} were held back): the output is not to be trusted`,
+    );
+  }, 90_000);
 });
