@@ -372,8 +372,12 @@ async function fromUrls(
 ): Promise<ResolvedSources | StreamSource> {
   const resumed = opts.resume?.manifest;
   const known = resumed?.fileSize ?? opts.knownSize;
+  // A resume of chunks without hashes keeps them on the sources' validators (cli/resume-validators.ts): it waits
+  // for every answer (or PROBE_GRACE_MS past the first), not only the first of the size, so that a source still
+  // serving the journal's version is heard beside one that changed
+  const vouching = resumed !== undefined && resumed.chunks.includes(NO_CID);
   const round = await probeSources(opts.client, urls, {
-    ...(known !== undefined ? { enough: (ok) => ok.some((p) => p.size === known) } : {}),
+    ...(known !== undefined && !vouching ? { enough: (ok) => ok.some((p) => p.size === known) } : {}),
   });
   const stream = streamSource(round, opts);
   if (stream) return stream;

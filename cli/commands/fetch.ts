@@ -37,7 +37,12 @@ import {
 import type { Manifest } from '../../transfer/index.js';
 import { checkOutputTarget, lockOutput, outputNameFromManifest } from '../../transfer/output-target.js';
 import { partialChunkLogPath } from '../../transfer/partial-chunks.js';
-import { forgetChangedVersion, reconcileValidators } from '../resume-validators.js';
+import {
+  excludeOldVersion,
+  forgetChangedVersion,
+  reconcileValidators,
+  VersionRestart,
+} from '../resume-validators.js';
 import { fetchStream, reportStream } from '../fetch-stream.js';
 import { escapeControl } from '../../common/redact.js';
 import { PortalError } from '../../common/errors.js';
@@ -281,298 +286,346 @@ export const fetchCommand = defineCommand({
     let src: ResolvedSources | undefined;
     try {
       const checksum = parseChecksum(flags.checksum);
-      // A rerun resumes the file of the journal beside the output: the sources are checked against it (read
-      // first, where the output is known before the probes: --out, or the name of the first URL).
-      const early = toStdout ? undefined : (flags.out ?? firstUrlName(positionals));
-      const earlyJournal = early === undefined ? undefined : await journaledFile(path.resolve(early));
-      const resolved = await resolveSources(positionals, {
-        client,
-        checksum,
-        ...(earlyJournal ? { resume: earlyJournal } : {}),
-      });
-      if (resolved.kind === 'stream') {
-        // no source gives the size: one stream from one source, as curl and wget read it (cli/fetch-stream.ts)
-        // `--out -`: the bytes go to stdout as they arrive (no temporary file; a whole-file check comes last)
-        const name = outputNameFromManifest(resolved.name);
-        const output = toStdout ? STDOUT_OUTPUT : path.resolve(flags.out ?? name);
-        const quiet = flags.json || flags['progress-json'];
-        const r = await fetchStream(resolved, {
-          client,
-          output,
-          force: flags.force,
-          quiet,
-          ...(toStdout ? { stdout: process.stdout } : {}),
-        });
-        if (r.closed) return 0;
-        const to = toStdout ? process.stderr : process.stdout;
-        reportStream(resolved, r, { json: quiet, to, name: toStdout ? 'stdout' : escapeControl(output) });
-        return 0;
-      }
-      src = resolved;
-      const manifest = src.manifest;
-      let edges: TransferEdge[] = [...src.edges, ...given];
-      if (edges.length === 0)
-        throw new PortalError(
-          'PORTAL_CONFIG_INVALID',
-          'fetch: no source: give mirror URLs, a Metalink file, or --edge / --edges-file with a manifest',
-        );
-      const quietNotes = flags.json || flags['progress-json'];
-      for (const e of src.excluded)
-        process.stderr.write(
-          `portal: excluded ${escapeControl(redactUrl(e.url))}: ${escapeControl(e.why)}\n`,
-        );
-      if (!quietNotes)
-        for (const w of src.warnings) process.stderr.write(`portal: warning: ${escapeControl(w)}\n`);
-      // the manifest suggests a name, never a place: a base name in the current folder; with `--out -` a private
-      // folder of the temporary directory holds it (and its journal) while it streams to stdout, then goes
-      const output = toStdout
-        ? path.join(privateTempDir(), outputNameFromManifest(manifest.name))
-        : path.resolve(flags.out ?? outputNameFromManifest(manifest.name));
-      const jdir = journalDir(output);
-      // The bytes land in a partial file beside the output, which takes the output's name only once verified.
-      const part = `${output}.portal-part`;
-      await checkOutputTarget(output, {
-        force: flags.force,
-        journalDir: jdir,
-        hasJournal: () => hasJournalFiles(jdir),
-        sideFiles: [part, partialChunkLogPath(part)],
-      });
-      // held until this process exits (however it ends; a lock left by a killed one is taken over)
-      const lock = await lockOutput(output, jdir);
-      process.once('exit', () => lock.releaseSync());
-      const journaled = (await hasJournalFiles(jdir)) ? await readJournaledTransfer(output) : undefined;
-      const sideFiles = [part, partialChunkLogPath(part)];
-      let sourceChanges = journaled
-        ? await reconcileJournal(journaled, src.manifest, edges, { output, sideFiles, force: flags.force })
-        : { joined: [], dropped: [] };
-      // chunks without a hash are kept when the sources' validators are still the first run's
-      if (journaled && (await reconcileValidators(journaled, src, edges, { output, sideFiles })))
-        sourceChanges = { joined: [], dropped: [] };
-      // every Range request then carries If-Range: a source whose file changed answers 200 instead of new bytes
-      client.options.ifRange = src.validators?.byUrl;
-      if (!quietNotes) {
-        for (const u of sourceChanges.joined)
-          process.stderr.write(`portal: resuming: ${escapeControl(redactUrl(u))} joins as a new source\n`);
-        for (const u of sourceChanges.dropped)
-          process.stderr.write(
-            `portal: resuming: ${escapeControl(u)} is no longer named as a source; dropped\n`,
-          );
-      }
-      // Ctrl-C: the journal is written as chunks are verified (a kill at any moment resumes), so the process ends
-      // at once, as a shell expects (128 + SIGINT), saying what is kept instead of vanishing silently.
-      // It names only a file that exists: interrupted before the first chunk, nothing is kept.
-      // Bytes written to stdout (`--out -`), and whether its chunks have hashes of their own (else they were
-      // checked by their length only, and the whole stream only once it ends).
-      const streamed = emptyContentStats();
-      const chunkHashes = !manifest.chunks.includes(NO_CID);
-      process.once('SIGINT', () => {
-        process.stderr.write(
-          toStdout
-            ? `\nportal: interrupted; ${streamedBytes(streamed, chunkHashes)} had been written to stdout, the file is incomplete, and nothing is kept (--out - does not resume)\n`
-            : existsSync(part)
-              ? `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)}: run the same command again to resume\n`
-              : `\nportal: interrupted before any chunk was written; nothing is kept: run the same command again to start\n`,
-        );
-        process.exit(130);
-      });
-      edges = await resolveHoldings(edges, manifest.id, manifest.chunks.length);
-      const logger = createLogger({ level: flags['log-level'] });
-      const started = Date.now();
-      const quiet = flags.json || flags['progress-json'];
-      const bar = createProgress('fetch', manifest.fileSize, {
-        quiet,
-        format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
-      });
-      if (flags.swarm) {
-        if (!natsOptionsFromEnv())
-          throw new PortalError(
-            'PORTAL_CONFIG_INVALID',
-            'fetch: --swarm needs NATS_URL (where peers announce chunks)',
-          );
-        fabricBus = await createBusFromEnv({ logger, name: `portal-swarm-${process.pid}` });
-      }
-      const swarmId = flags['swarm-id'] ?? `peer-${process.pid}-${randomBytes(3).toString('hex')}`;
-      const late = followLateSources(src, quietNotes);
-      // `--out -`: everything but the last chunk streams while the transfer runs; the last chunk goes out once the
-      // whole file passed its check, so a file that fails it never reaches the reader whole (see stdoutTail)
-      const tail = toStdout ? stdoutTail(manifest) : undefined;
-      let stream: StreamContentResult | undefined;
-      const status = await runTransfer({
-        swarm: fabricBus
-          ? {
-              fabricBus,
-              id: swarmId,
-              port: flags['swarm-port'],
-              lingerMs: flags['swarm-linger'] * 1000,
-              onUrl: (url) => {
-                if (flags['progress-json'])
-                  process.stdout.write(`${JSON.stringify({ type: 'swarm', id: swarmId, url })}\n`);
-                else process.stderr.write(`swarm peer ${swarmId}: ${url}\n`);
-              },
-            }
-          : undefined,
-        request: {
-          transferId: localTransferId(manifest.id, output),
-          manifest,
-          // `--out -` reads the file while it is written: it keeps one name (its folder is private anyway)
-          ...(toStdout ? { output } : { output: part, publishAs: output }),
-          checksumFrom: src.checksumFrom,
-          ...(src.validators && Object.keys(src.validators.byId).length > 0
-            ? { validators: src.validators.byId }
-            : {}),
-          edges,
-          edgeBudgetMs: flags['source-budget'] * 1000,
-          tickMs: flags['tick-ms'],
-          scheduler: { k: flags.k },
-          learned: flags.learned,
-          // a swarm member takes from the origin only what no peer holds, its own chunks first
-          ...(flags.swarm ? { swarm: { selfId: swarmId } } : {}),
-        },
-        logger,
-        backend: parseBackend(flags.backend),
-        requireGpu: requireGpuFromEnv(),
-        cpuThreads: cpuThreadsFromEnv(),
-        maxInFlightBytes: Math.round(flags['max-in-flight'] * 2 ** 20),
-        dashboard: flags.dashboard
-          ? {
-              port: flags['dashboard-port'],
-              onUrl: (url) => {
-                if (!quiet) process.stderr.write(`dashboard: ${url}\n`);
-              },
-            }
-          : undefined,
-        serve:
-          flags.serve !== undefined
-            ? {
-                port: flags.serve,
-                onUrl: (url) => {
-                  if (flags['progress-json'])
-                    process.stdout.write(`${JSON.stringify({ type: 'serving', url })}\n`);
-                  else process.stderr.write(`content: ${url}\n`);
-                },
-                onClosed: (stats) => {
-                  if (flags['progress-json'])
-                    process.stdout.write(`${JSON.stringify({ type: 'content', ...stats })}\n`);
-                },
-              }
-            : undefined,
-        onJoinable: late.start,
-        reader:
-          tail && tail.offset > 0
-            ? async (source) => {
-                stream = await streamContent(source, process.stdout, {
-                  start: 0,
-                  end: tail.offset - 1,
-                  readerId: 'stdout',
-                  stats: streamed,
-                  logger,
-                });
-                // the reader went away (EPIPE: `| head`): the transfer stops, quietly
-                return stream.ended === 'closed' ? 'stop' : 'done';
-              }
-            : undefined,
-        onStarted: (s) => {
-          if (flags['progress-json'])
-            process.stdout.write(
-              `${JSON.stringify({ type: 'started', complete: s.complete, total: s.total })}\n`,
+      // A source that answers 200 to If-Range during the run serves another version of the file: the run starts
+      // again from zero against it (forgetChangedVersion throws VersionRestart; at most MAX_VERSION_RESTARTS times)
+      let restart: VersionRestart | undefined;
+      for (;;) {
+        const restarted = restart;
+        try {
+          // A rerun resumes the file of the journal beside the output: the sources are checked against it (read
+          // first, where the output is known before the probes: --out, or the name of the first URL).
+          const early = toStdout ? undefined : (flags.out ?? firstUrlName(positionals));
+          const earlyJournal = early === undefined ? undefined : await journaledFile(path.resolve(early));
+          const resolved = await resolveSources(positionals, {
+            client,
+            checksum,
+            ...(earlyJournal ? { resume: earlyJournal } : {}),
+          });
+          if (resolved.kind === 'stream') {
+            // no source gives the size: one stream from one source, as curl and wget read it (cli/fetch-stream.ts)
+            // `--out -`: the bytes go to stdout as they arrive (no temporary file; a whole-file check comes last)
+            const name = outputNameFromManifest(resolved.name);
+            const output = toStdout ? STDOUT_OUTPUT : path.resolve(flags.out ?? name);
+            const quiet = flags.json || flags['progress-json'];
+            const r = await fetchStream(resolved, {
+              client,
+              output,
+              force: flags.force,
+              quiet,
+              ...(toStdout ? { stdout: process.stdout } : {}),
+            });
+            if (r.closed) return 0;
+            const to = toStdout ? process.stderr : process.stdout;
+            reportStream(resolved, r, { json: quiet, to, name: toStdout ? 'stdout' : escapeControl(output) });
+            return 0;
+          }
+          src = resolved;
+          // a restart leaves out the sources that still serve the version it gave up, and says what it fetches
+          if (restarted) excludeOldVersion(src, restarted);
+          const manifest = src.manifest;
+          let edges: TransferEdge[] = [...src.edges, ...given];
+          if (edges.length === 0)
+            throw new PortalError(
+              'PORTAL_CONFIG_INVALID',
+              'fetch: no source: give mirror URLs, a Metalink file, or --edge / --edges-file with a manifest',
             );
-        },
-        onProgress: (s) => {
-          if (flags['progress-json'])
-            process.stdout.write(
-              `${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99, ...(s.failingSources ? { failingSources: s.failingSources } : {}) })}\n`,
+          const quietNotes = flags.json || flags['progress-json'];
+          for (const e of src.excluded)
+            process.stderr.write(
+              `portal: excluded ${escapeControl(redactUrl(e.url))}: ${escapeControl(e.why)}\n`,
             );
-          bar.update(s.bytesDone, progressDetail(s, started));
-        },
-      })
-        .catch(forgetChangedVersion(output, sideFiles))
-        .catch((err: unknown) => {
-          throw toStdout ? streamFailure(err, streamed, chunkHashes) : err;
-        });
-      bar.done(progressDetail(status, started), status.state === 'done' ? undefined : status.bytesDone);
-      const { joinedLate, notAnswered } = await late.end();
-      // the reader of stdout went away (| head): it wanted no more; any other write error is one
-      if (stream?.ended === 'closed') {
-        if (stdoutError && stdoutError.code !== 'EPIPE')
-          throw new PortalError(
-            'PORTAL_TRANSFER_FAILED',
-            `--out -: writing to stdout failed: ${stdoutError.message}`,
-          );
-        return 0;
+          if (!quietNotes)
+            for (const w of src.warnings) process.stderr.write(`portal: warning: ${escapeControl(w)}\n`);
+          // the manifest suggests a name, never a place: a base name in the current folder; with `--out -` a private
+          // folder of the temporary directory holds it (and its journal) while it streams to stdout, then goes
+          const output = toStdout
+            ? path.join(privateTempDir(), outputNameFromManifest(manifest.name))
+            : path.resolve(flags.out ?? outputNameFromManifest(manifest.name));
+          const jdir = journalDir(output);
+          // The bytes land in a partial file beside the output, which takes the output's name only once verified.
+          const part = `${output}.portal-part`;
+          await checkOutputTarget(output, {
+            force: flags.force,
+            journalDir: jdir,
+            hasJournal: () => hasJournalFiles(jdir),
+            sideFiles: [part, partialChunkLogPath(part)],
+          });
+          // held until this process exits (however it ends; a lock left by a killed one is taken over)
+          const lock = await lockOutput(output, jdir);
+          process.once('exit', () => lock.releaseSync());
+          const journaled = (await hasJournalFiles(jdir)) ? await readJournaledTransfer(output) : undefined;
+          const sideFiles = [part, partialChunkLogPath(part)];
+          let sourceChanges = journaled
+            ? await reconcileJournal(journaled, src.manifest, edges, {
+                output,
+                sideFiles,
+                force: flags.force,
+              })
+            : { joined: [], dropped: [] };
+          // chunks without a hash are kept when the sources' validators are still the first run's
+          const decided = journaled
+            ? await reconcileValidators(journaled, src, edges, { output, sideFiles })
+            : undefined;
+          if (decided?.startOver) sourceChanges = { joined: [], dropped: [] };
+          // sources that changed version while others still serve the journal's: left out, never mixed in
+          if (decided && decided.drop.length > 0) {
+            edges = edges.filter((e) => !decided.drop.includes(e.id));
+            for (const id of decided.drop) delete src.validators?.byId[id];
+            src.excluded.push(...decided.excluded);
+          }
+          // every Range request then carries If-Range: a source whose file changed answers 200 instead of new bytes
+          client.options.ifRange = src.validators?.byUrl;
+          if (!quietNotes) {
+            for (const u of sourceChanges.joined)
+              process.stderr.write(
+                `portal: resuming: ${escapeControl(redactUrl(u))} joins as a new source\n`,
+              );
+            for (const u of sourceChanges.dropped)
+              process.stderr.write(
+                `portal: resuming: ${escapeControl(u)} is no longer named as a source; dropped\n`,
+              );
+          }
+          // Ctrl-C: the journal is written as chunks are verified (a kill at any moment resumes), so the process ends
+          // at once, as a shell expects (128 + SIGINT), saying what is kept instead of vanishing silently.
+          // It names only a file that exists: interrupted before the first chunk, nothing is kept.
+          // Bytes written to stdout (`--out -`), and whether its chunks have hashes of their own (else they were
+          // checked by their length only, and the whole stream only once it ends).
+          const streamed = emptyContentStats();
+          const chunkHashes = !manifest.chunks.includes(NO_CID);
+          const onSigint = (): void => {
+            process.stderr.write(
+              toStdout
+                ? `\nportal: interrupted; ${streamedBytes(streamed, chunkHashes)} had been written to stdout, the file is incomplete, and nothing is kept (--out - does not resume)\n`
+                : existsSync(part)
+                  ? `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)}: run the same command again to resume\n`
+                  : `\nportal: interrupted before any chunk was written; nothing is kept: run the same command again to start\n`,
+            );
+            process.exit(130);
+          };
+          process.once('SIGINT', onSigint);
+          edges = await resolveHoldings(edges, manifest.id, manifest.chunks.length);
+          const logger = createLogger({ level: flags['log-level'] });
+          const started = Date.now();
+          const quiet = flags.json || flags['progress-json'];
+          const bar = createProgress('fetch', manifest.fileSize, {
+            quiet,
+            format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
+          });
+          if (flags.swarm) {
+            if (!natsOptionsFromEnv())
+              throw new PortalError(
+                'PORTAL_CONFIG_INVALID',
+                'fetch: --swarm needs NATS_URL (where peers announce chunks)',
+              );
+            fabricBus = await createBusFromEnv({ logger, name: `portal-swarm-${process.pid}` });
+          }
+          const swarmId = flags['swarm-id'] ?? `peer-${process.pid}-${randomBytes(3).toString('hex')}`;
+          const late = followLateSources(src, quietNotes);
+          // `--out -`: everything but the last chunk streams while the transfer runs; the last chunk goes out once the
+          // whole file passed its check, so a file that fails it never reaches the reader whole (see stdoutTail)
+          const tail = toStdout ? stdoutTail(manifest) : undefined;
+          let stream: StreamContentResult | undefined;
+          const status = await runTransfer({
+            swarm: fabricBus
+              ? {
+                  fabricBus,
+                  id: swarmId,
+                  port: flags['swarm-port'],
+                  lingerMs: flags['swarm-linger'] * 1000,
+                  onUrl: (url) => {
+                    if (flags['progress-json'])
+                      process.stdout.write(`${JSON.stringify({ type: 'swarm', id: swarmId, url })}\n`);
+                    else process.stderr.write(`swarm peer ${swarmId}: ${url}\n`);
+                  },
+                }
+              : undefined,
+            request: {
+              transferId: localTransferId(manifest.id, output),
+              manifest,
+              // `--out -` reads the file while it is written: it keeps one name (its folder is private anyway)
+              ...(toStdout ? { output } : { output: part, publishAs: output }),
+              checksumFrom: src.checksumFrom,
+              ...(src.validators && Object.keys(src.validators.byId).length > 0
+                ? { validators: src.validators.byId }
+                : {}),
+              edges,
+              edgeBudgetMs: flags['source-budget'] * 1000,
+              tickMs: flags['tick-ms'],
+              scheduler: { k: flags.k },
+              learned: flags.learned,
+              // a swarm member takes from the origin only what no peer holds, its own chunks first
+              ...(flags.swarm ? { swarm: { selfId: swarmId } } : {}),
+            },
+            logger,
+            backend: parseBackend(flags.backend),
+            requireGpu: requireGpuFromEnv(),
+            cpuThreads: cpuThreadsFromEnv(),
+            maxInFlightBytes: Math.round(flags['max-in-flight'] * 2 ** 20),
+            dashboard: flags.dashboard
+              ? {
+                  port: flags['dashboard-port'],
+                  onUrl: (url) => {
+                    if (!quiet) process.stderr.write(`dashboard: ${url}\n`);
+                  },
+                }
+              : undefined,
+            serve:
+              flags.serve !== undefined
+                ? {
+                    port: flags.serve,
+                    onUrl: (url) => {
+                      if (flags['progress-json'])
+                        process.stdout.write(`${JSON.stringify({ type: 'serving', url })}\n`);
+                      else process.stderr.write(`content: ${url}\n`);
+                    },
+                    onClosed: (stats) => {
+                      if (flags['progress-json'])
+                        process.stdout.write(`${JSON.stringify({ type: 'content', ...stats })}\n`);
+                    },
+                  }
+                : undefined,
+            onJoinable: late.start,
+            reader:
+              tail && tail.offset > 0
+                ? async (source) => {
+                    stream = await streamContent(source, process.stdout, {
+                      start: 0,
+                      end: tail.offset - 1,
+                      readerId: 'stdout',
+                      stats: streamed,
+                      logger,
+                    });
+                    // the reader went away (EPIPE: `| head`): the transfer stops, quietly
+                    return stream.ended === 'closed' ? 'stop' : 'done';
+                  }
+                : undefined,
+            onStarted: (s) => {
+              if (flags['progress-json'])
+                process.stdout.write(
+                  `${JSON.stringify({ type: 'started', complete: s.complete, total: s.total })}\n`,
+                );
+            },
+            onProgress: (s) => {
+              if (flags['progress-json'])
+                process.stdout.write(
+                  `${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99, ...(s.failingSources ? { failingSources: s.failingSources } : {}) })}\n`,
+                );
+              bar.update(s.bytesDone, progressDetail(s, started));
+            },
+          })
+            .catch(
+              forgetChangedVersion(output, sideFiles, {
+                validators: src.validators?.byUrl,
+                size: manifest.fileSize,
+                restarts: restarted?.count ?? 0,
+                // `--out -` starts again only while nothing went to stdout
+                restart: () => streamed.bytesServed === 0,
+                release: async () => {
+                  process.off('SIGINT', onSigint);
+                  await late.end();
+                  await lock.release();
+                  await fabricBus?.close();
+                  fabricBus = undefined;
+                },
+              }),
+            )
+            .catch((err: unknown) => {
+              throw toStdout ? streamFailure(err, streamed, chunkHashes) : err;
+            });
+          bar.done(progressDetail(status, started), status.state === 'done' ? undefined : status.bytesDone);
+          const { joinedLate, notAnswered } = await late.end();
+          // the reader of stdout went away (| head): it wanted no more; any other write error is one
+          if (stream?.ended === 'closed') {
+            if (stdoutError && stdoutError.code !== 'EPIPE')
+              throw new PortalError(
+                'PORTAL_TRANSFER_FAILED',
+                `--out -: writing to stdout failed: ${stdoutError.message}`,
+              );
+            return 0;
+          }
+          if (stream?.ended === 'cut') {
+            // a read or write error of the stream (a cut by a failed transfer was thrown by runTransfer above)
+            const cause = stream.detail.err instanceof Error ? `: ${stream.detail.err.message}` : '';
+            throw streamFailure(
+              new PortalError('PORTAL_TRANSFER_FAILED', `--out -: ${stream.why}${cause}`),
+              streamed,
+              chunkHashes,
+            );
+          }
+          const checked = manifest.fileSha256 !== NO_CID;
+          // no sha-256 known but a Metalink hash of another type: the complete file is checked against it (exit 3)
+          const otherChecked = !checked && src.otherHash !== undefined;
+          if (otherChecked)
+            await checkOtherHash(output, src.otherHash!).catch((err: unknown) => {
+              throw toStdout ? streamFailure(err, streamed, chunkHashes) : err;
+            });
+          const seconds = (Date.now() - started) / 1000;
+          const givenUp = sourcesOf(status).filter((x) => x.retired);
+          const result = {
+            output,
+            verified: status.verified || otherChecked,
+            ...(otherChecked ? { verifiedBy: src.otherHash!.type } : {}),
+            bytes: manifest.fileSize,
+            seconds,
+            throughputBytesPerSec: (status.bytesDone - status.resumedChunks * manifest.chunkSize) / seconds,
+            resumedChunks: status.resumedChunks,
+            fetchedChunks: status.counters.completed,
+            hedges: status.counters.hedges,
+            failovers: status.counters.failovers,
+            corruptChunksDetected: status.counters.corrupt,
+            // chunks each source delivered, by edge id (a swarm peer's share against the origin's)
+            chunksBySource: Object.fromEntries(
+              (status.edges ?? []).map((e, i) => [e.id, status.perEdgeChunks[i] ?? 0]),
+            ),
+            tickMsP50: status.tickMsP50,
+            tickMsP99: status.tickMsP99,
+            // the sources that were given up on the way (the file came from the others), with why
+            ...(givenUp.length ? { sourcesGivenUp: givenUp } : {}),
+            // CPU seconds of the process (every thread) up to here: user + system (process.cpuUsage)
+            cpuSeconds: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(2),
+            backend: status.backend,
+            source: src.kind,
+            ...(src.excluded.length
+              ? { excluded: src.excluded.map((e) => ({ url: redactUrl(e.url), why: e.why })) }
+              : {}),
+            // sources that joined once their probe answered after the start, and those that never answered it
+            ...(joinedLate.length ? { sourcesJoinedLate: joinedLate.map((u) => redactUrl(u)) } : {}),
+            ...(notAnswered.length ? { sourcesNotAnswered: notAnswered } : {}),
+            // a rerun's changes to the journal's sources
+            ...(sourceChanges.joined.length
+              ? { sourcesJoined: sourceChanges.joined.map((u) => redactUrl(u)) }
+              : {}),
+            ...(sourceChanges.dropped.length ? { sourcesDropped: sourceChanges.dropped } : {}),
+            ...(src.warnings.length ? { warnings: src.warnings } : {}),
+            // the run started again from zero this many times: these sources answered 200 to If-Range (changed)
+            ...(restarted ? { restartsFromZero: restarted.count, versionChangedAt: restarted.changed } : {}),
+          };
+          const ok = status.verified || !checked;
+          // the last chunk goes out only once the file is verified (or complete, when nothing can verify it)
+          if (toStdout && ok && !(await copyToStdout(output, tail!.offset))) return 0;
+          if (toStdout && !ok)
+            throw streamFailure(
+              new PortalError(
+                'PORTAL_VERIFY_FAILED',
+                `${STDOUT_OUTPUT}: the file did not pass its sha256 check`,
+              ),
+              streamed,
+              chunkHashes,
+            );
+          if (flags.json || flags['progress-json'])
+            process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
+          else
+            (toStdout ? process.stderr : process.stdout).write(
+              `${toStdout ? 'stdout' : escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, ${checked ? 'sha256 verified' : otherChecked ? `${src.otherHash!.type} verified` : 'complete, not verified (no checksum)'}${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
+            );
+          // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures;
+          // without any checksum to check against, a complete file is the best there is (a warning said so)
+          return ok ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');
+        } catch (err) {
+          if (!(err instanceof VersionRestart)) throw err;
+          restart = err;
+        }
       }
-      if (stream?.ended === 'cut') {
-        // a read or write error of the stream (a cut by a failed transfer was thrown by runTransfer above)
-        const cause = stream.detail.err instanceof Error ? `: ${stream.detail.err.message}` : '';
-        throw streamFailure(
-          new PortalError('PORTAL_TRANSFER_FAILED', `--out -: ${stream.why}${cause}`),
-          streamed,
-          chunkHashes,
-        );
-      }
-      const checked = manifest.fileSha256 !== NO_CID;
-      // no sha-256 known but a Metalink hash of another type: the complete file is checked against it (exit 3)
-      const otherChecked = !checked && src.otherHash !== undefined;
-      if (otherChecked)
-        await checkOtherHash(output, src.otherHash!).catch((err: unknown) => {
-          throw toStdout ? streamFailure(err, streamed, chunkHashes) : err;
-        });
-      const seconds = (Date.now() - started) / 1000;
-      const givenUp = sourcesOf(status).filter((x) => x.retired);
-      const result = {
-        output,
-        verified: status.verified || otherChecked,
-        ...(otherChecked ? { verifiedBy: src.otherHash!.type } : {}),
-        bytes: manifest.fileSize,
-        seconds,
-        throughputBytesPerSec: (status.bytesDone - status.resumedChunks * manifest.chunkSize) / seconds,
-        resumedChunks: status.resumedChunks,
-        fetchedChunks: status.counters.completed,
-        hedges: status.counters.hedges,
-        failovers: status.counters.failovers,
-        corruptChunksDetected: status.counters.corrupt,
-        // chunks each source delivered, by edge id (a swarm peer's share against the origin's)
-        chunksBySource: Object.fromEntries(
-          (status.edges ?? []).map((e, i) => [e.id, status.perEdgeChunks[i] ?? 0]),
-        ),
-        tickMsP50: status.tickMsP50,
-        tickMsP99: status.tickMsP99,
-        // the sources that were given up on the way (the file came from the others), with why
-        ...(givenUp.length ? { sourcesGivenUp: givenUp } : {}),
-        // CPU seconds of the process (every thread) up to here: user + system (process.cpuUsage)
-        cpuSeconds: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(2),
-        backend: status.backend,
-        source: src.kind,
-        ...(src.excluded.length
-          ? { excluded: src.excluded.map((e) => ({ url: redactUrl(e.url), why: e.why })) }
-          : {}),
-        // sources that joined once their probe answered after the start, and those that never answered it
-        ...(joinedLate.length ? { sourcesJoinedLate: joinedLate.map((u) => redactUrl(u)) } : {}),
-        ...(notAnswered.length ? { sourcesNotAnswered: notAnswered } : {}),
-        // a rerun's changes to the journal's sources
-        ...(sourceChanges.joined.length
-          ? { sourcesJoined: sourceChanges.joined.map((u) => redactUrl(u)) }
-          : {}),
-        ...(sourceChanges.dropped.length ? { sourcesDropped: sourceChanges.dropped } : {}),
-        ...(src.warnings.length ? { warnings: src.warnings } : {}),
-      };
-      const ok = status.verified || !checked;
-      // the last chunk goes out only once the file is verified (or complete, when nothing can verify it)
-      if (toStdout && ok && !(await copyToStdout(output, tail!.offset))) return 0;
-      if (toStdout && !ok)
-        throw streamFailure(
-          new PortalError('PORTAL_VERIFY_FAILED', `${STDOUT_OUTPUT}: the file did not pass its sha256 check`),
-          streamed,
-          chunkHashes,
-        );
-      if (flags.json || flags['progress-json'])
-        process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
-      else
-        (toStdout ? process.stderr : process.stdout).write(
-          `${toStdout ? 'stdout' : escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, ${checked ? 'sha256 verified' : otherChecked ? `${src.otherHash!.type} verified` : 'complete, not verified (no checksum)'}${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
-        );
-      // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures;
-      // without any checksum to check against, a complete file is the best there is (a warning said so)
-      return ok ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');
     } catch (err) {
       // a failed transfer names every source: those whose probe never answered too
       const sources = (err as { sources?: unknown[] }).sources;

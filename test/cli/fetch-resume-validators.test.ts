@@ -205,7 +205,7 @@ describe('portal fetch URL: a resume without hashes keeps the chunks its validat
     );
   });
 
-  test('a source answering 200 to If-Range (its file changed after the probe) is given up as changed, not mixed', async () => {
+  test('a source answering 200 to If-Range each time (its probe keeps reporting the old validator) restarts from zero at most twice, then fails as changed, not mixed', async () => {
     // the probe still reports "v1", the chunk requests find "v2"
     const s = await fileServer(randomBytes(SIZE), { etag: '"v2"', probeEtag: '"v1"' });
     const o = out();
@@ -213,9 +213,14 @@ describe('portal fetch URL: a resume without hashes keeps the chunks its validat
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('the file changed version: the mirror answered HTTP 200 to If-Range: "v1"');
     expect(s.served.every((q) => q.status === 200 && q.ifRange === '"v1"')).toBe(true);
+    const restarted = `portal: ${s.url} now serves another version of the file (it answered HTTP 200 to If-Range: "v1"): the chunks kept so far are discarded; restarting from zero against the new version`;
+    expect(r.stderr.split(restarted)).toHaveLength(3);
+    expect(r.stderr).toContain(
+      `portal: restarting from zero (restart 2 of at most 2): ${s.url} now serves validator "v1", ${SIZE} bytes`,
+    );
     // nothing of the old version is kept for the next run: the journal (all but its lock) and the partial file go
     expect(r.stderr).toContain(
-      `portal: ${s.url} now serves another version of the file (it answered 200 to If-Range): the chunks kept so far are discarded; run the command again to fetch the new version`,
+      `portal: ${s.url} now serves another version of the file (it answered HTTP 200 to If-Range: "v1"): the chunks kept so far are discarded (it changed again after 2 restarts from zero); run the command again to fetch the new version`,
     );
     expect(existsSync(`${o}.portal-part`)).toBe(false);
     expect(readdirSync(`${o}.portal`).filter((f) => f !== 'lock')).toEqual([]);
