@@ -204,13 +204,14 @@ export function excludeOldVersion(src: ResolvedSources, r: VersionRestart): void
   const fresh = src.edges.filter((e) => v.byId[e.id] !== undefined && !old(e));
   if (fresh.length > 0) {
     const names = fresh.map((e) => escapeControl(redactUrl(e.config.url))).join(', ');
-    for (const e of src.edges.filter(old)) {
+    const stale = src.edges.filter(old);
+    for (const e of stale) {
       const why = `it still serves the version the run gave up (${escapeControl(r.gaveUp[e.config.url])}), which ${names} no longer serve${fresh.length === 1 ? 's' : ''}: the versions are not mixed`;
       src.excluded.push({ url: e.config.url, why });
       delete v.byId[e.id];
       delete v.byUrl[e.config.url];
     }
-    src.edges = src.edges.filter((e) => !old(e));
+    src.edges = src.edges.filter((e) => !stale.includes(e));
   }
   guardLateVersions(src, r.gaveUp, false);
   const url = r.changed[0].url;

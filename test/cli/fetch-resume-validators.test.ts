@@ -37,6 +37,10 @@ interface FileServer {
   lastModified?: string;
   probeEtag?: string;
   hold: boolean;
+  /** Chunk requests (not the probe) are answered 503: the source fails without delivering. */
+  busy?: boolean;
+  /** The first 200 to If-Range clears probeEtag: the next probe reports the ETag the file has now. */
+  probeCatchesUp?: boolean;
   /** Range requests for more than one byte, with their If-Range, status and the bytes sent. */
   served: { range: string; ifRange?: string; status: number; bytes: number }[];
   close(): Promise<void>;
@@ -73,6 +77,7 @@ async function fileServer(
     const current = s.etag ?? lastModified;
     const whole = !range || (ifRange !== undefined && (ifRange !== current || /^W\//.test(ifRange)));
     if (whole) {
+      if (!probe && s.probeCatchesUp) s.probeEtag = undefined;
       if (!probe)
         s.served.push({ range: req.headers.range ?? '', ifRange, status: 200, bytes: s.file.length });
       res.writeHead(200, { 'content-length': s.file.length });
@@ -90,6 +95,7 @@ async function fileServer(
       res.end(body);
     };
     if (probe) return answer();
+    if (s.busy) return void res.writeHead(503, { 'retry-after': '0' }).end();
     s.served.push({ range: req.headers.range!, ifRange, status: 206, bytes: body.length });
     if (s.hold && s.served.length > 1) held.push(res);
     else answer();
@@ -224,5 +230,32 @@ describe('portal fetch URL: a resume without hashes keeps the chunks its validat
     );
     expect(existsSync(`${o}.portal-part`)).toBe(false);
     expect(readdirSync(`${o}.portal`).filter((f) => f !== 'lock')).toEqual([]);
+  });
+
+  test('a restart from zero leaves out a source that still serves the version given up, while another serves the new one', async () => {
+    // a: its chunks find "a2" where its probe said "a1" (then its probe says "a2" too); b: still "b1", failing
+    const next = randomBytes(SIZE);
+    const a = await fileServer(next, { etag: '"a2"', probeEtag: '"a1"' });
+    a.probeCatchesUp = true;
+    const b = await fileServer(randomBytes(SIZE), { etag: '"b1"' });
+    b.busy = true;
+    const o = out();
+    const r = await runPortal(['fetch', a.url, b.url, '--out', o, '--source-budget', '2', '--json'], { env });
+    expect(r.stderr).toContain(
+      `portal: ${a.url} now serves another version of the file (it answered HTTP 200 to If-Range: "a1"): the chunks kept so far are discarded; restarting from zero against the new version`,
+    );
+    expect(r.stderr).toContain(
+      `portal: excluded ${b.url}: it still serves the version the run gave up ("b1"), which ${a.url} no longer serves: the versions are not mixed`,
+    );
+    expect(r.code).toBe(0);
+    expect(sha(await readFile(o))).toBe(sha(next));
+    const j = lastJson(r) as {
+      restartsFromZero?: number;
+      excluded?: { url: string }[];
+      chunksBySource: Record<string, number>;
+    };
+    expect(j.restartsFromZero).toBe(1);
+    expect(j.excluded?.map((e) => e.url)).toEqual([b.url]);
+    expect(Object.keys(j.chunksBySource)).toHaveLength(1);
   });
 });
