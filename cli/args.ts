@@ -85,6 +85,13 @@ export const backendFlag = {
   env: 'PORTAL_BACKEND',
 } as const satisfies FlagSpec;
 
+/** `--ca` of the commands that make HTTPS requests (fetch, serve): CAs trusted besides the system store. */
+export const caFlag = {
+  name: 'ca',
+  type: 'string',
+  help: 'PEM file of CA certificates trusted besides the system store (and NODE_EXTRA_CA_CERTS)',
+} as const satisfies FlagSpec;
+
 /** Flags of the commands that run a transfer's scheduler here (demo, fetch): its cost model and engine. */
 export const schedulingFlags = [
   {

@@ -172,9 +172,20 @@ export interface HttpClient {
   close(): Promise<void>;
 }
 
-/** Reads PEM bundles: the system store (first file found of SYSTEM_CA_FILES, or SSL_CERT_FILE) and Node's own. */
+/**
+ * Reads PEM bundles: the system store (first file found of SYSTEM_CA_FILES, or SSL_CERT_FILE), Node's own and
+ * the file NODE_EXTRA_CA_CERTS names (Node adds it to its default store, but not to `tls.rootCertificates`,
+ * and Node 20 has no `tls.getCACertificates`: a `ca` option built from rootCertificates alone would drop it).
+ */
 function trustedCas(extra: string[], env: NodeJS.ProcessEnv): string[] {
   const out = [...tls.rootCertificates];
+  if (env.NODE_EXTRA_CA_CERTS) {
+    try {
+      out.push(readFileSync(env.NODE_EXTRA_CA_CERTS, 'utf8'));
+    } catch {
+      /* unreadable: Node itself warned at startup ("Ignoring extra certs from …"), as it ignores the file */
+    }
+  }
   const files = env.SSL_CERT_FILE ? [env.SSL_CERT_FILE] : SYSTEM_CA_FILES;
   for (const f of files) {
     try {

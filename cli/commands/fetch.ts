@@ -52,7 +52,7 @@ import { randomBytes } from 'node:crypto';
 import { createBusFromEnv, natsOptionsFromEnv } from '../../bus/from-env.js';
 import type { Bus } from '../../bus/types.js';
 import type { TransferEdge, TransferStatus } from '../../actors/index.js';
-import { commonFlags, defineCommand, schedulingFlags } from '../args.js';
+import { caFlag, commonFlags, defineCommand, schedulingFlags } from '../args.js';
 import { parseEdgeSpec, readEdgesFile } from '../edge-spec.js';
 import { fetchHave, haveAnswerLimit } from '../../transfer/edge-have.js';
 // the modules themselves, not node/index.js: that would load the serve node (Dapr SDK, dashboard) too
@@ -139,7 +139,7 @@ export const fetchCommand = defineCommand({
       type: 'string',
       help: 'sha-256=HEX the whole file must hash to (URLs without a manifest)',
     },
-    { name: 'ca', type: 'string', help: 'PEM file of CA certificates trusted besides the system store' },
+    caFlag,
     {
       name: 'insecure',
       type: 'boolean',

@@ -3,7 +3,8 @@ import { startServeNode, parseBackend } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv, streamRequireGpuFromEnv } from '../env.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
-import { backendFlag, commonFlags, defineCommand } from '../args.js';
+import { backendFlag, caFlag, commonFlags, defineCommand } from '../args.js';
+import { createHttpClient, setDefaultHttpClient } from '../../transfer/index.js';
 
 /** Milliseconds in one unit of a Go duration (time.ParseDuration). */
 const GO_UNITS: Record<string, number> = {
@@ -213,6 +214,7 @@ export const serveCommand = defineCommand({
       default: '127.0.0.1',
       env: 'PORTAL_DASHBOARD_HOST',
     },
+    caFlag,
     backendFlag,
     ...commonFlags,
   ],
@@ -224,6 +226,8 @@ export const serveCommand = defineCommand({
         `--runtime: expected dapr or embedded, got ${JSON.stringify(runtime)}`,
       );
     const logger = createLogger({ level: flags['log-level'] });
+    // the executors' HTTP client (probes, chunk fetches, the data workers' options) trusts --ca too
+    if (flags.ca) setDefaultHttpClient(createHttpClient({ caFile: flags.ca }));
     const appPort = flags['app-port'];
     const drainTimeoutMs = durationMs(flags['drain-timeout'], '--drain-timeout');
     const testActors = process.env[daprDefaults.testActorsEnv] === '1';
