@@ -1,6 +1,7 @@
 import { PortalError, isPortalError } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
 import { defaultHttpClient, type HttpClient } from './http-client.js';
+import { transportFault } from './http-fetch.js';
 
 /** Bytes of a /v1/have answer for `chunks` chunks: the base64 bitmap plus room for the JSON around it. */
 export function haveAnswerLimit(chunks: number): number {
@@ -34,7 +35,8 @@ export async function fetchHave(
     r = await client.send(new URL(`/v1/have/${manifestId}`, edgeUrl).href, { signal });
   } catch (cause) {
     if (signal.aborted) throw timedOut();
-    const why = (cause as { code?: string })?.code ?? (cause as Error)?.message;
+    // the phrase a chunk fetch gives the same failure: `connection refused`, `TLS: UNABLE_TO_VERIFY_… (…)`
+    const why = transportFault(cause, 0, false).what;
     throw new PortalError('PORTAL_EDGE_UNREACHABLE', `edge ${edge} is unreachable (${why})`, { cause });
   }
   if (r.statusCode !== 200) {

@@ -45,7 +45,7 @@ import {
 } from '../resume-validators.js';
 import { fetchStream, reportStream } from '../fetch-stream.js';
 import { escapeControl } from '../../common/redact.js';
-import { PortalError } from '../../common/errors.js';
+import { PortalError, isPortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
 import { createLogger } from '../../common/logger.js';
 import { randomBytes } from 'node:crypto';
@@ -85,19 +85,44 @@ export function progressDetail(s: TransferStatus, startedMs: number): string {
   return `${formatBytes(s.bytesDone)} ${formatBytes(rate)}/s  edges ${alive}/${edges.length}${none}  failovers ${s.counters.failovers}  corrupt ${s.counters.corrupt}`;
 }
 
-/** Resolves which chunks each Portal edge holds (its /v1/have bitmap); mirrors hold everything. */
+/**
+ * Resolves which chunks each Portal edge holds (its /v1/have bitmap); mirrors hold everything. An edge whose
+ * /v1/have fails (unreachable, TLS, no answer in time, an HTTP error, a malformed bitmap) is left out: `onExcluded`
+ * hears its URL (without secrets) and why, as a mirror whose probe fails is. Only when no source is left does it
+ * throw: PORTAL_TRANSFER_FAILED (exit 3) naming every edge left out and why.
+ */
 export async function resolveHoldings(
   edges: TransferEdge[],
   manifestId: string,
   chunks = 2 ** 24,
+  onExcluded: (url: string, why: string) => void = () => undefined,
 ): Promise<TransferEdge[]> {
-  return Promise.all(
+  const settled = await Promise.allSettled(
     edges.map(async (e) =>
       e.holds !== undefined || e.config.kind === 'mirror'
         ? e
         : { ...e, holds: await fetchHave(e.config.url, manifestId, 5000, haveAnswerLimit(chunks)) },
     ),
   );
+  const kept: TransferEdge[] = [];
+  const causes: string[] = [];
+  for (const [i, r] of settled.entries()) {
+    if (r.status === 'fulfilled') {
+      kept.push(r.value);
+      continue;
+    }
+    if (!isPortalError(r.reason)) throw r.reason;
+    const url = redactUrl(edges[i].config.url);
+    const why = `${r.reason.message} [${r.reason.code}]`;
+    causes.push(`${url}: ${why}`);
+    onExcluded(url, why);
+  }
+  if (kept.length === 0 && causes.length > 0)
+    throw new PortalError(
+      'PORTAL_TRANSFER_FAILED',
+      `no source left: every edge's /v1/have failed: ${causes.map(escapeControl).join('; ')}`,
+    );
+  return kept;
 }
 
 /** True when the journal folder `dir` holds actor state (a journal some fetch of this output wrote). */
@@ -403,7 +428,11 @@ export const fetchCommand = defineCommand({
             process.exit(130);
           };
           process.once('SIGINT', onSigint);
-          edges = await resolveHoldings(edges, manifest.id, manifest.chunks.length);
+          // an edge whose /v1/have fails is left out and named (as a mirror whose probe fails); the rest serve
+          edges = await resolveHoldings(edges, manifest.id, manifest.chunks.length, (url, why) => {
+            src!.excluded.push({ url, why });
+            process.stderr.write(`portal: excluded ${escapeControl(url)}: ${escapeControl(why)}\n`);
+          });
           const logger = createLogger({ level: flags['log-level'] });
           const started = Date.now();
           const quiet = flags.json || flags['progress-json'];
