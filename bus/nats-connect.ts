@@ -36,11 +36,48 @@ export function natsServerList(servers: string | string[] | undefined): string[]
   return list;
 }
 
+/** `scheme://userinfo@rest` of a server URL. */
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@(.*)$/i;
+
+/**
+ * The server URLs without their userinfo, and the credentials the first one that had some carried (as nats.go and
+ * the nats CLI read `nats://user:pass@host`: user and password; a user part alone is a token). The URLs without
+ * userinfo are what is connected to and what messages name, so a password never reaches a log.
+ */
+export function natsUrlCredentials(servers: string[]): {
+  servers: string[];
+  user?: string;
+  pass?: string;
+  token?: string;
+} {
+  let creds: { user?: string; pass?: string; token?: string } | undefined;
+  const bare = servers.map((s) => {
+    const m = USERINFO.exec(s);
+    if (!m) return s;
+    if (!creds && m[2] !== '') {
+      const colon = m[2].indexOf(':');
+      const dec = (v: string): string => {
+        try {
+          return decodeURIComponent(v);
+        } catch {
+          return v;
+        }
+      };
+      creds =
+        colon < 0
+          ? { token: dec(m[2]) }
+          : { user: dec(m[2].slice(0, colon)), pass: dec(m[2].slice(colon + 1)) };
+    }
+    return m[1] + m[3];
+  });
+  return { servers: bare, ...creds };
+}
+
 function describe(cause: unknown): string {
   const msg = (cause as Error)?.message ?? String(cause);
   const code = (cause as { code?: string })?.code ?? '';
   if (cause instanceof AuthorizationError || /authoriz|authenticat/i.test(msg)) {
-    return `the server refused the credentials (${msg}): check NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_NKEY_SEED_FILE`;
+    return `the server refused the credentials (${msg}): check NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED_FILE or the user:password@ of NATS_URL`;
   }
   if (/CERT|SELF_SIGNED|TLS|SSL|ERR_OSSL/i.test(code) || /certificate|tls|ssl/i.test(msg)) {
     return `TLS failed (${msg}): check NATS_TLS_CA (the CA that signed the server's certificate) and NATS_TLS_CERT/NATS_TLS_KEY`;
@@ -57,7 +94,8 @@ export async function connectNats(
   opts: NatsConnectOptions,
   name: string,
 ): Promise<{ nc: NatsConnection; servers: string[] }> {
-  const servers = natsServerList(opts.servers);
+  const fromUrl = natsUrlCredentials(natsServerList(opts.servers));
+  const servers = fromUrl.servers;
   const co: ConnectionOptions = {
     servers,
     name,
@@ -73,6 +111,14 @@ export async function connectNats(
     co.pass = opts.pass ?? '';
   }
   if (opts.token !== undefined) co.token = opts.token;
+  // credentials in the URL count when no option gives any (NATS_USER/NATS_PASSWORD, NATS_TOKEN, an NKey win)
+  if (opts.user === undefined && opts.token === undefined && !opts.nkeySeedFile) {
+    if (fromUrl.user !== undefined) {
+      co.user = fromUrl.user;
+      co.pass = fromUrl.pass ?? '';
+    }
+    if (fromUrl.token !== undefined) co.token = fromUrl.token;
+  }
   if (opts.nkeySeedFile) {
     let seed: Uint8Array;
     try {
