@@ -33,6 +33,28 @@ function checkOutFolder(out: string, given: boolean): void {
     );
 }
 
+/**
+ * Throws PORTAL_CONFIG_INVALID when `out` is the file being described: the same path, or the same file through a
+ * symbolic or hard link (same device and inode); writing the manifest there would replace the data with it.
+ */
+function checkOutNotInput(out: string, file: string, given: boolean): void {
+  let same = resolve(out) === resolve(file);
+  if (!same) {
+    try {
+      const a = statSync(out);
+      const b = statSync(file);
+      same = a.dev === b.dev && a.ino === b.ino;
+    } catch {
+      // either one missing: not the same file (a missing input is said when it is read)
+    }
+  }
+  if (same)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `${given ? '--out ' : ''}${out} is ${file} itself: writing the manifest there would overwrite the data; give another --out`,
+    );
+}
+
 /** `portal manifest <file>`: chunks a file and writes its manifest (sha256 CID per chunk and of the whole file). */
 export const manifestCommand = defineCommand({
   name: 'manifest',
@@ -92,6 +114,7 @@ export const manifestCommand = defineCommand({
           `--url ${JSON.stringify(url)}: expected an http(s):// URL`,
         );
     checkOutFolder(out, flags.out !== undefined);
+    checkOutNotInput(out, file, flags.out !== undefined);
     // the bar counts bytes, so it is made once the file's size is known (the first read's report): a bar of
     // total 1 fed fractions ended with "1 B" as its last figure
     const bar = (total: number): Progress =>
