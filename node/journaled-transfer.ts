@@ -1,10 +1,12 @@
-import { readdir, rm, unlink } from 'node:fs/promises';
+import { readdir, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { createFileStateStore } from '../runtime/file-state-store.js';
 import { JOURNAL_KEY } from '../actors/journal-pages.js';
 import type { ChecksumOrigin, TransferEdge, TransferRequest, TransferStatus } from '../actors/types.js';
 import type { Manifest } from '../transfer/manifest.js';
 import { journalDir } from './embedded-node.js';
+import { hashFile } from '../transfer/chunk-writer.js';
+import { NO_CID } from '../transfer/cid.js';
 
 /** A transfer a journal beside an output holds: what a rerun of `portal fetch` resumes. */
 export interface JournaledTransfer {
@@ -18,6 +20,10 @@ export interface JournaledTransfer {
   checksumFrom?: ChecksumOrigin;
   /** Its mirrors' validators when it started, by edge id (TransferRequest.validators). */
   validators?: Record<string, string>;
+  /** sha256 of the finished output, when its manifest had none to check it against. */
+  sha256?: string;
+  /** Size and modification time (ms) of the output when it was finished. */
+  output?: { size: number; mtimeMs: number };
 }
 
 const PREFIX = 'SchedulerActor||';
@@ -38,6 +44,8 @@ export async function readJournaledTransfer(output: string): Promise<JournaledTr
       const req = JSON.parse((await store.get(key)) ?? 'null') as TransferRequest | null;
       const journal = JSON.parse((await store.get(`${actor}${JOURNAL_KEY}`)) ?? 'null') as {
         state?: TransferStatus['state'];
+        sha256?: string;
+        output?: { size: number; mtimeMs: number };
       } | null;
       if (!req?.manifest || !journal?.state) continue;
       found.push({
@@ -47,6 +55,8 @@ export async function readJournaledTransfer(output: string): Promise<JournaledTr
         state: journal.state,
         ...(req.checksumFrom ? { checksumFrom: req.checksumFrom } : {}),
         ...(req.validators ? { validators: req.validators } : {}),
+        ...(journal.sha256 ? { sha256: journal.sha256 } : {}),
+        ...(journal.output ? { output: journal.output } : {}),
       });
     }
     return found.find((t) => t.state !== 'done') ?? found[0];
@@ -68,4 +78,31 @@ export async function discardJournal(output: string, sideFiles: readonly string[
     await unlink(f).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
+}
+
+/** What a rerun finds of the output of a finished transfer (finishedOutput). */
+export type FinishedOutput =
+  | { kind: 'complete'; sha256: string | undefined }
+  | { kind: 'gone' }
+  | { kind: 'changed'; size: number; sha256: string | undefined; expected: string | undefined };
+
+/**
+ * Checks the output of the finished transfer `j` (state done) as a rerun finds it at `output`: `complete` when it
+ * has the size and sha256 the transfer finished with (the manifest's, or the one taken at the end when the manifest
+ * had none; an unchanged size and modification time are taken as the same bytes, as the actor does), `gone` when
+ * it is no longer there, `changed` otherwise (another size, or other bytes: someone wrote to it), with what it is
+ * and what it was.
+ */
+export async function finishedOutput(j: JournaledTransfer, output: string): Promise<FinishedOutput> {
+  const st = await stat(output).catch(() => undefined);
+  if (!st) return { kind: 'gone' };
+  const expected = j.manifest.fileSha256 === NO_CID ? j.sha256 : j.manifest.fileSha256;
+  if (!st.isFile() || st.size !== j.manifest.fileSize)
+    return { kind: 'changed', size: st.size, sha256: undefined, expected };
+  if (j.output && j.output.size === st.size && j.output.mtimeMs === st.mtimeMs)
+    return { kind: 'complete', sha256: expected };
+  const sha = await hashFile(output).catch(() => undefined);
+  return sha !== undefined && sha === expected
+    ? { kind: 'complete', sha256: sha }
+    : { kind: 'changed', size: st.size, sha256: sha, expected };
 }

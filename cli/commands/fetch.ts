@@ -31,6 +31,7 @@ import {
 } from '../sources.js';
 import {
   discardJournal,
+  finishedOutput,
   readJournaledTransfer,
   type JournaledTransfer,
 } from '../../node/journaled-transfer.js';
@@ -156,7 +157,7 @@ export const fetchCommand = defineCommand({
     {
       name: 'force',
       type: 'boolean',
-      help: "overwrite an existing file that is not this transfer's, or replace a symbolic link at --out",
+      help: "overwrite an existing file that is not this transfer's, or replace a symbolic link at --out; a rerun of a run that ended (finished or failed) starts over instead of reusing its journal",
       default: false,
     },
     {
@@ -378,7 +379,7 @@ export const fetchCommand = defineCommand({
           // held until this process exits (however it ends; a lock left by a killed one is taken over)
           const lock = await lockOutput(output, jdir);
           process.once('exit', () => lock.releaseSync());
-          const journaled = (await hasJournalFiles(jdir)) ? await readJournaledTransfer(output) : undefined;
+          let journaled = (await hasJournalFiles(jdir)) ? await readJournaledTransfer(output) : undefined;
           const sideFiles = [part, partialChunkLogPath(part)];
           let sourceChanges = journaled
             ? await reconcileJournal(journaled, src.manifest, edges, {
@@ -387,6 +388,21 @@ export const fetchCommand = defineCommand({
                 force: flags.force,
               })
             : { joined: [], dropped: [] };
+          // another file's journal was discarded above; the same file's, finished or failed, is decided here
+          if (journaled && journaled.manifest.id !== manifest.id) journaled = undefined;
+          if (journaled && !toStdout) {
+            const ended = await endedRun(journaled, { output, sideFiles, force: flags.force });
+            if (ended === 'discarded') journaled = undefined;
+            else if (ended !== undefined) {
+              if (flags.json || flags['progress-json'])
+                process.stdout.write(`${JSON.stringify({ type: 'result', ...ended })}\n`);
+              else
+                process.stdout.write(
+                  `${escapeControl(output)}: already complete (${formatBytes(manifest.fileSize)}, ${ended.sha256 ? `sha256 ${ended.sha256} as when it was ${ended.verified ? 'verified' : 'fetched'}` : 'as when it was fetched'}); nothing fetched\n`,
+                );
+              return 0;
+            }
+          }
           // chunks without a hash are kept when the sources' validators are still the first run's
           const decided = journaled
             ? await reconcileValidators(journaled, src, edges, { output, sideFiles })
@@ -695,6 +711,52 @@ async function journaledFile(output: string): Promise<ResumedFile | undefined> {
   if (!(await hasJournalFiles(journalDir(output)))) return undefined;
   const j = await readJournaledTransfer(output).catch(() => undefined);
   return j && j.state !== 'done' ? { manifest: j.manifest, checksumFrom: j.checksumFrom } : undefined;
+}
+
+/**
+ * What a rerun does with the journal `j` of the same file when its run ended (wget -c, aria2c: a complete file is
+ * not fetched again). Finished, with the output still as it was then (same size and sha256): the result to report
+ * (`alreadyComplete`), nothing is fetched. Finished but the output is gone: the journal is discarded and the file
+ * fetched again. Finished but the output changed since (someone wrote to it): refused with PORTAL_OUTPUT_REFUSED
+ * naming both sha256, unless `force`. `force` discards the journal of any ended run (finished or failed): the
+ * fetch starts over. Returns 'discarded' when the journal was discarded, undefined to go on with it (a run that
+ * was interrupted, or that failed, without `force`).
+ */
+async function endedRun(
+  j: JournaledTransfer,
+  { output, sideFiles, force }: { output: string; sideFiles: string[]; force: boolean },
+): Promise<
+  | { output: string; alreadyComplete: true; verified: boolean; bytes: number; sha256?: string }
+  | 'discarded'
+  | undefined
+> {
+  if (j.state !== 'done' && j.state !== 'failed') return undefined;
+  const discard = async (why: string): Promise<'discarded'> => {
+    process.stderr.write(`portal: ${why}; starting over\n`);
+    await discardJournal(output, sideFiles);
+    return 'discarded';
+  };
+  if (j.state === 'failed')
+    return force
+      ? discard(`--force: discarding the journal of the failed run beside ${escapeControl(output)}`)
+      : undefined;
+  if (force) return discard(`--force: fetching ${escapeControl(output)} again`);
+  const found = await finishedOutput(j, output);
+  if (found.kind === 'gone')
+    return discard(`${escapeControl(output)} was fetched before but is gone: fetching it again`);
+  if (found.kind === 'changed')
+    throw new PortalError(
+      'PORTAL_OUTPUT_REFUSED',
+      `output ${escapeControl(output)} changed since it was fetched (${found.size} bytes${found.sha256 ? `, sha-256 ${found.sha256}` : ''} now; ${j.manifest.fileSize} bytes${found.expected ? `, sha-256 ${found.expected}` : ''} then). Use another --out, or --force to fetch it again over it`,
+    );
+  const verified = j.manifest.fileSha256 !== NO_CID;
+  return {
+    output,
+    alreadyComplete: true,
+    verified,
+    bytes: j.manifest.fileSize,
+    ...(found.sha256 ? { sha256: found.sha256 } : {}),
+  };
 }
 
 /** How a file is named in messages: name, size, and sha-256 or the lack of one. */

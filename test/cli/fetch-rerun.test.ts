@@ -1,0 +1,99 @@
+/**
+ * `portal fetch` run again after its run ended (finished, or failed its whole-file check), against the built CLI
+ * as a real process and real loopback mirrors (test/helpers/bad-mirror.ts): a finished file still as it was is
+ * "already complete" whatever the sources of the rerun, a changed one is refused unless --force, and a run that
+ * failed its check does not keep the chunks it cannot verify.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
+import { lastJson, runPortal } from '../helpers/portal-cli.js';
+import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+
+const SIZE = 3 * 262144 + 4321;
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let bytes: Buffer;
+let sha: string;
+const mirrors: BadMirror[] = [];
+let n = 0;
+const out = (): string => {
+  const dir = path.join(tmp.dir, `out-${++n}`);
+  mkdirSync(dir);
+  return path.join(dir, 'file.bin');
+};
+const env = { PORTAL_BACKEND: 'cpu' };
+const checksum = (): string[] => ['--checksum', `sha-256=${sha}`];
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+async function mirror(of = bytes, etag?: string): Promise<BadMirror> {
+  const s = await startBadMirror(of, () => ({ kind: 'ok' }), etag ? { etag } : {});
+  mirrors.push(s);
+  return s;
+}
+const gets = (m: BadMirror): number =>
+  m.requests.filter((q) => q.method === 'GET' && q.range !== undefined && q.range !== 'bytes=0-0').length;
+
+beforeAll(async () => {
+  tmp = await makeTempDir('cli-fetch-rerun');
+  bytes = (await writeRandomFile(tmp.dir, 'src.bin', SIZE, 7)).bytes;
+  sha = sha256(bytes);
+});
+afterAll(async () => {
+  await Promise.all(mirrors.map((s) => s.close()));
+  await tmp?.cleanup();
+});
+
+describe('portal fetch: a rerun of a finished fetch', () => {
+  test('another mirror, the same two in another order, one of them down: "already complete", exit 0, nothing fetched', async () => {
+    const a = await mirror();
+    const b = await mirror();
+    const o = out();
+    const first = await runPortal(['fetch', a.url, '--out', o, ...checksum()], { env });
+    expect(first.code).toBe(0);
+    const other = await runPortal(['fetch', b.url, '--out', o, ...checksum()], { env });
+    expect(other.stderr).not.toMatch(/PORTAL_TRANSFER_CONFLICT|transferId|edges\[0\]/);
+    expect(other.code).toBe(0);
+    expect(other.stdout).toContain(`${o}: already complete`);
+    expect(other.stdout).toContain(`sha256 ${sha}`);
+    expect(gets(b)).toBe(0);
+    const o2 = out();
+    expect((await runPortal(['fetch', a.url, b.url, '--out', o2], { env })).code).toBe(0);
+    const fetched = [gets(a), gets(b)];
+    const swapped = await runPortal(['fetch', b.url, a.url, '--out', o2, '--json'], { env });
+    expect(swapped.code).toBe(0);
+    expect(lastJson(swapped)).toMatchObject({ alreadyComplete: true, bytes: SIZE, sha256: sha });
+    const down = await runPortal(['fetch', a.url, 'http://127.0.0.1:1/file.bin', '--out', o, ...checksum()], {
+      env,
+    });
+    expect(down.code).toBe(0);
+    expect(down.stdout).toContain('already complete');
+    // the reruns fetched no chunk
+    expect([gets(a), gets(b)]).toEqual(fetched);
+    expect(await readFile(o)).toEqual(bytes);
+  });
+
+  test('the output changed since: refused naming both sha-256 (exit 2); --force fetches it again', async () => {
+    const a = await mirror();
+    const o = out();
+    expect((await runPortal(['fetch', a.url, '--out', o, ...checksum()], { env })).code).toBe(0);
+    const changed = Buffer.from(bytes);
+    changed[5] ^= 0xff;
+    await writeFile(o, changed);
+    const refused = await runPortal(['fetch', a.url, '--out', o, ...checksum()], { env });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`sha-256 ${sha256(changed)} now`);
+    expect(refused.stderr).toContain(`sha-256 ${sha} then`);
+    expect(refused.stderr).toContain('--force');
+    expect(await readFile(o)).toEqual(changed);
+    const forced = await runPortal(['fetch', a.url, '--out', o, ...checksum(), '--force'], { env });
+    expect(forced.code).toBe(0);
+    expect(await readFile(o)).toEqual(bytes);
+    // gone: fetched again
+    await unlink(o);
+    const again = await runPortal(['fetch', a.url, '--out', o, ...checksum()], { env });
+    expect(again.code).toBe(0);
+    expect(await readFile(o)).toEqual(bytes);
+  });
+});
