@@ -78,12 +78,13 @@ const NO_SPACE = /ENOSPC|EDQUOT|no space left on device|disk quota exceeded/i;
 /**
  * A write failure ('io' report) that no source can cure because the output side is at fault: a missing
  * folder (ENOENT, ENOTDIR), no permission (EACCES, EPERM), a read-only file system (EROFS), a planted link
- * (ELOOP: the output is opened with O_NOFOLLOW), a folder in the file's place (EISDIR), or the output
+ * (ELOOP: the output is opened with O_NOFOLLOW), a folder in the file's place (EISDIR), a file larger than the
+ * process or the file system allows (EFBIG: `ulimit -f`), an I/O error of the disk (EIO), or the output
  * confined out of the host's root. Node's fs errors start their message with the errno code
  * ("ENOENT: no such file or directory, open '…'"); codes from the POSIX errno list.
  */
 const LOCAL_WRITE =
-  /\b(ENOENT|ENOTDIR|EACCES|EPERM|EROFS|ELOOP|EISDIR)\b|PORTAL_OUTPUT_OUTSIDE_ROOT|outside the output root|no longer confined to the output root/;
+  /\b(ENOENT|ENOTDIR|EACCES|EPERM|EROFS|ELOOP|EISDIR|EFBIG|EIO)\b|PORTAL_OUTPUT_OUTSIDE_ROOT|outside the output root|no longer confined to the output root/;
 /** How the whole-file mismatch error names what gave the expected sha256 (TransferRequest.checksumFrom). */
 const CHECKSUM_ORIGIN: Record<ChecksumOrigin, string> = {
   manifest: 'the manifest',

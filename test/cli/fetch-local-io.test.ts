@@ -1,0 +1,46 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
+import { PORTAL_MAIN } from '../helpers/portal-cli.js';
+
+/** `portal fetch` under `ulimit -f` (a real shell limit): the output cannot grow past it, whatever the source. */
+describe('portal fetch: a local write error is the output’s, not the sources’ (real CLI, real HTTP mirror)', () => {
+  let dir: string;
+  let mirror: BadMirror;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'portal-local-io-'));
+    mirror = await startBadMirror(randomBytes(8 * 2 ** 20));
+  });
+  afterAll(async () => {
+    await mirror?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('EFBIG (ulimit -f 4096 KiB, an 8 MiB file): one local error naming the output and the errno, exit 3, no source blamed', async () => {
+    const out = path.join(dir, 'u.bin');
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(
+        'bash',
+        [
+          '-c',
+          `ulimit -f 4096 && exec "${process.execPath}" "${PORTAL_MAIN}" fetch "$0" --out "$1"`,
+          mirror.url,
+          out,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PORTAL_LOG_LEVEL: 'warn' } },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('exit', (code) => setTimeout(() => resolve({ code, stderr }), 20));
+    });
+    expect(r.stderr).toContain("the output cannot be written (a local error, not a source's)");
+    expect(r.stderr).toContain(`${out}.portal-part`);
+    expect(r.stderr).toContain('EFBIG: file too large');
+    expect(r.stderr).not.toContain('cannot be served by any source');
+    expect(r.stderr).not.toContain(mirror.url);
+    expect(r.code).toBe(3);
+  }, 60_000);
+});
