@@ -108,6 +108,8 @@ interface ResolveOptions {
   resume?: ResumedFile;
   /** The size the file is known to have (a Metalink's <size>): the first answer with it decides the start. */
   knownSize?: number;
+  /** `--file`: the file of a Metalink listing several to fetch (selectMetalinkFile). */
+  file?: string;
 }
 
 /**
@@ -227,7 +229,7 @@ function checkUrlPositional(p: string): void {
  */
 export async function resolveSources(
   positionals: string[],
-  opts: { client: HttpClient; checksum?: string; resume?: ResumedFile },
+  opts: { client: HttpClient; checksum?: string; resume?: ResumedFile; file?: string },
 ): Promise<ResolvedSources | StreamSource> {
   if (positionals.length === 0)
     throw new PortalError(
@@ -246,6 +248,8 @@ export async function resolveSources(
       throw new PortalError('PORTAL_CONFIG_INVALID', `fetch: one manifest or Metalink file at a time`);
     const file = positionals[0];
     if (/\.(meta4|metalink)$/i.test(file)) return fromMetalink(await loadMetalink(file), opts);
+    if (opts.file !== undefined)
+      throw new PortalError('PORTAL_CONFIG_INVALID', '--file selects a file of a Metalink (.meta4)');
     const manifest = await loadManifest(file);
     if (opts.checksum && opts.checksum !== manifest.fileSha256)
       throw new PortalError(
@@ -254,7 +258,32 @@ export async function resolveSources(
       );
     return { manifest, edges: [], kind: 'manifest', excluded: [], warnings: [], checksumFrom: 'manifest' };
   }
+  if (opts.file !== undefined)
+    throw new PortalError('PORTAL_CONFIG_INVALID', '--file selects a file of a Metalink (.meta4)');
   return fromUrls(urls, opts, 'urls');
+}
+
+/**
+ * The file of a Metalink to fetch: its only one, or the one `--file` names (its name in the Metalink, or that
+ * name's last part). PORTAL_CONFIG_INVALID listing the files when there are several and none is selected, or
+ * when `--file` names none of them: fetching the first alone and exiting 0 looked like the whole download.
+ */
+function selectMetalinkFile(files: MetalinkFile[], selected: string | undefined): MetalinkFile {
+  const list = files.map((f) => `  ${f.name}${f.size !== undefined ? ` (${f.size} bytes)` : ''}`).join('\n');
+  if (selected === undefined) {
+    if (files.length === 1) return files[0];
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `the Metalink lists ${files.length} files; Portal fetches one file per run: select it with --file NAME (one run per file):\n${list}`,
+    );
+  }
+  const f = files.find((x) => x.name === selected) ?? files.find((x) => x.name.split('/').pop() === selected);
+  if (!f)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `--file ${JSON.stringify(selected)}: the Metalink has no such file; it lists:\n${list}`,
+    );
+  return f;
 }
 
 async function fromMetalink(
@@ -262,9 +291,7 @@ async function fromMetalink(
   opts: ResolveOptions,
 ): Promise<ResolvedSources | StreamSource> {
   const warnings: string[] = [];
-  if (files.length > 1)
-    warnings.push(`the Metalink lists ${files.length} files; Portal fetches the first, ${files[0].name}`);
-  const f = files[0];
+  const f = selectMetalinkFile(files, opts.file);
   const urls = f.urls.map((u) => u.url);
   if (opts.checksum && f.sha256 && opts.checksum !== f.sha256)
     throw new PortalError(

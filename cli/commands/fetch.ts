@@ -165,6 +165,11 @@ export const fetchCommand = defineCommand({
       type: 'string',
       help: 'sha-256=HEX the whole file must hash to (URLs without a manifest)',
     },
+    {
+      name: 'file',
+      type: 'string',
+      help: 'the file of a Metalink listing several to fetch (its name in the Metalink); without it such a Metalink is refused, listing them',
+    },
     caFlag,
     {
       name: 'insecure',
@@ -326,6 +331,7 @@ export const fetchCommand = defineCommand({
             client,
             checksum,
             ...(earlyJournal ? { resume: earlyJournal } : {}),
+            ...(flags.file !== undefined ? { file: flags.file } : {}),
           });
           if (resolved.kind === 'stream') {
             // no source gives the size: one stream from one source, as curl and wget read it (cli/fetch-stream.ts)
