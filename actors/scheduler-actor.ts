@@ -158,6 +158,12 @@ interface Journal extends PagedJournal {
   sha256?: string;
   /** Size and modification time (ms) of the output when it was verified: a rerun checks them again. */
   output?: { size: number; mtimeMs: number };
+  /**
+   * The finished file failed its whole-file check: its chunks without a hash of their own may hold the wrong bytes,
+   * so the next start fetches them again whatever the sources' validators say (a resume keeps only those a hash
+   * checks). Cleared by that start's resume.
+   */
+  unhashedSuspect?: boolean;
 }
 
 /** The services SchedulerActor takes. */
@@ -1620,7 +1626,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     } else if (j.bitmap) {
       const bitmap = Buffer.from(j.bitmap, 'base64');
       const all = (req.verifyOnResume ?? (m.fileSize <= 4 * 2 ** 30 ? 'all' : 'journaled')) === 'all';
-      const { verified, recovered } = await this.verifyOutput(bitmap, m, req.output, all, vouched(req));
+      const { verified, recovered } = await this.verifyOutput(
+        bitmap,
+        m,
+        req.output,
+        all,
+        vouched(req) && !j.unhashedSuspect,
+      );
+      j.unhashedSuspect = undefined;
       for (const c of verified) {
         core.markComplete(c);
         this.bytesDone += chunkRange(m, c).length;
@@ -2114,6 +2127,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     } else {
       j.state = 'failed';
       j.error = this.wholeFileMismatch(t, sha);
+      // which chunk is wrong cannot be told for those without a hash: a rerun fetches them again
+      j.unhashedSuspect = true;
       this.ctx.log.error({ sha256: sha }, 'transfer verification failed');
     }
     // nothing is left to resume once done: the partial-chunk log goes with the state that says so (the executor's

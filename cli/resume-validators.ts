@@ -78,13 +78,23 @@ export async function reconcileValidators(
     guardLateVersions(src, recordedByUrl(j), false);
     return { ...none, startOver: true };
   }
-  if (same.length > 0) guardLateVersions(src, recordedByUrl(j), true);
-  // printed with --json too (on stderr): it explains why the rerun downloads everything again
-  if (same.length === 0)
-    process.stderr.write(
-      `portal: resuming: the chunks kept so far have no hash and the sources gave no strong validator to vouch for them (a strong ETag or Last-Modified, with Range support) at the first run: they are fetched again\n`,
-    );
-  return none;
+  if (same.length > 0) {
+    guardLateVersions(src, recordedByUrl(j), true);
+    return none;
+  }
+  // Nothing vouches for the kept chunks now: none of the sources that recorded a validator is named (or none
+  // recorded one). They are fetched again. So that they really are, the journal of hash-less chunks is discarded
+  // when something would still keep them: the validators the first run recorded (an interrupted run resumes with
+  // its own request), or the new sources' (a failed run starts again with the new request, whose validators would
+  // vouch for bytes another source served). Printed with --json too (on stderr): it explains the full download.
+  const recordedAny = Object.keys(recorded).length > 0;
+  const discard = (recordedAny || j.state === 'failed') && j.manifest.chunks.every((c) => /^0{64}$/.test(c));
+  process.stderr.write(
+    `portal: resuming: the chunks kept so far have no hash and ${recordedAny ? 'none of the sources whose validators vouched for them at the first run is named now' : 'the sources gave no strong validator to vouch for them (a strong ETag or Last-Modified, with Range support) at the first run'}: they are fetched again${discard ? '; starting over' : ''}\n`,
+  );
+  if (!discard) return none;
+  await discardJournal(output, sideFiles);
+  return { ...none, startOver: true };
 }
 
 /** The validators a journal recorded, by the URL of their source. */

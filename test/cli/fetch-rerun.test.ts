@@ -97,3 +97,62 @@ describe('portal fetch: a rerun of a finished fetch', () => {
     expect(await readFile(o)).toEqual(bytes);
   });
 });
+
+describe('portal fetch: a rerun after the whole-file check failed', () => {
+  const wrong = (): Buffer => {
+    const w = Buffer.from(bytes);
+    for (let i = 0; i < 4096; i++) w[300_000 + i] ^= 1;
+    return w;
+  };
+
+  test('a mirror served the right size with altered bytes (ETag "v1"): the rerun with a good mirror fetches every chunk again and succeeds', async () => {
+    const bad = await mirror(wrong(), '"v1"');
+    const good = await mirror(bytes, '"v1"');
+    const o = out();
+    const first = await runPortal(['fetch', bad.url, '--out', o, ...checksum()], { env });
+    expect(first.code).toBe(3);
+    const r = await runPortal(['fetch', good.url, '--out', o, ...checksum(), '--json'], { env });
+    expect(r.stderr).not.toContain('gave no strong validator');
+    expect(r.stderr).toContain(
+      'none of the sources whose validators vouched for them at the first run is named now',
+    );
+    expect(r.code).toBe(0);
+    expect(lastJson(r)).toMatchObject({ verified: true, resumedChunks: 0, fetchedChunks: 4 });
+    expect(gets(good)).toBe(4);
+    expect(await readFile(o)).toEqual(bytes);
+  });
+
+  test('the same mirror, fixed, with the same ETag: the chunks it served before are not kept on its word; exit 0', async () => {
+    let fixed = false;
+    const w = wrong();
+    const m = await startBadMirror(bytes, () => (fixed ? { kind: 'ok' } : { kind: 'replaced', bytes: w }), {
+      etag: '"v1"',
+    });
+    mirrors.push(m);
+    const o = out();
+    expect((await runPortal(['fetch', m.url, '--out', o, ...checksum()], { env })).code).toBe(3);
+    fixed = true;
+    const before = gets(m);
+    const r = await runPortal(['fetch', m.url, '--out', o, ...checksum(), '--json'], { env });
+    expect(r.code).toBe(0);
+    expect(lastJson(r)).toMatchObject({ verified: true, resumedChunks: 0, fetchedChunks: 4 });
+    expect(gets(m) - before).toBe(4);
+    expect(await readFile(o)).toEqual(bytes);
+  });
+
+  test('--force after a failed check starts over', async () => {
+    let fixed = false;
+    const w = wrong();
+    const m = await startBadMirror(bytes, () => (fixed ? { kind: 'ok' } : { kind: 'replaced', bytes: w }), {
+      etag: '"v1"',
+    });
+    mirrors.push(m);
+    const o = out();
+    expect((await runPortal(['fetch', m.url, '--out', o, ...checksum()], { env })).code).toBe(3);
+    fixed = true;
+    const r = await runPortal(['fetch', m.url, '--out', o, ...checksum(), '--force'], { env });
+    expect(r.stderr).toContain('--force: discarding the journal of the failed run');
+    expect(r.code).toBe(0);
+    expect(await readFile(o)).toEqual(bytes);
+  });
+});
