@@ -3,9 +3,12 @@ import { PortalError } from '../common/errors.js';
 import { EdgeFlags } from '../scheduler/types.js';
 import type { TransferEdge } from '../actors/types.js';
 
+/** The most requests in flight to one edge `max=N` accepts (0 would leave the edge unused, the fetch waiting). */
+export const MAX_PARALLEL = 1024;
+
 /**
  * Parses `--edge` values: `URL` or `URL#opt,opt…` with options `mirror` (plain HTTP Range
- * mirror), `metered`, `battery`, `max=N` (max parallel), `bw=BYTES_PER_S` (prior bandwidth),
+ * mirror), `metered`, `battery`, `max=N` (max parallel, 1..MAX_PARALLEL), `bw=BYTES_PER_S` (prior bandwidth, ≥ 1),
  * `id=NAME`. Errors name the bad value.
  */
 export function parseEdgeSpec(spec: string, index: number): TransferEdge {
@@ -24,15 +27,21 @@ export function parseEdgeSpec(spec: string, index: number): TransferEdge {
   };
   for (const opt of (optPart ?? '').split(',').filter(Boolean)) {
     const [k, v] = opt.split('=', 2);
-    const num = (): number => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 0)
+    /** `v` as a number in [min, max] (an integer when `integer`), else a refusal naming the option and the range. */
+    const num = (min: number, max: number, what: string, integer = false): number => {
+      const n = v === undefined || v.trim() === '' ? NaN : Number(v);
+      if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n)))
         throw new PortalError(
           'PORTAL_CONFIG_INVALID',
-          `--edge ${spec}: ${k} expects a number ≥ 0, got ${JSON.stringify(v)}`,
+          `--edge ${spec}: ${k} expects ${integer ? 'an integer' : 'a number'} from ${min} to ${max} (${what}), got ${JSON.stringify(v ?? '')}`,
         );
       return n;
     };
+    if (v !== undefined && (k === 'mirror' || k === 'metered' || k === 'battery'))
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--edge ${spec}: ${k} takes no value, got ${JSON.stringify(v)}`,
+      );
     switch (k) {
       case 'mirror':
         edge.config.kind = 'mirror';
@@ -45,10 +54,10 @@ export function parseEdgeSpec(spec: string, index: number): TransferEdge {
         edge.config.flags |= EdgeFlags.BATTERY_LOW;
         break;
       case 'max':
-        edge.config.maxParallel = Math.floor(num());
+        edge.config.maxParallel = num(1, MAX_PARALLEL, 'requests in flight to this edge at once', true);
         break;
       case 'bw':
-        edge.config.bandwidthHint = num();
+        edge.config.bandwidthHint = num(1, Number.MAX_SAFE_INTEGER, 'its prior bandwidth in bytes/s');
         break;
       case 'id':
         if (!v) throw new PortalError('PORTAL_CONFIG_INVALID', `--edge ${spec}: id expects a name`);
@@ -57,7 +66,7 @@ export function parseEdgeSpec(spec: string, index: number): TransferEdge {
       default:
         throw new PortalError(
           'PORTAL_CONFIG_INVALID',
-          `--edge ${spec}: unknown option "${k}" (mirror, metered, battery, max=N, bw=N, id=NAME)`,
+          `--edge ${spec}: unknown option "${k}" (mirror, metered, battery, max=1..${MAX_PARALLEL}, bw=N, id=NAME)`,
         );
     }
   }

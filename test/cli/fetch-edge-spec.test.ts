@@ -1,0 +1,43 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createManifest, saveManifest } from '../../transfer/index.js';
+import { runPortal } from '../helpers/portal-cli.js';
+
+/** `--edge URL#opt,…` options out of range are refused when parsed (exit 2), before anything is fetched. */
+describe('portal fetch --edge URL#options: ranges checked at parse time (real CLI)', () => {
+  let dir: string;
+  let manifestPath: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'portal-edge-spec-'));
+    await writeFile(path.join(dir, 'f.bin'), randomBytes(70_000));
+    manifestPath = path.join(dir, 'f.manifest.json');
+    await saveManifest(manifestPath, await createManifest(path.join(dir, 'f.bin'), { chunkSize: 65536 }));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test.each([
+    ['max=0', 'max expects an integer from 1 to 1024 (requests in flight to this edge at once), got "0"'],
+    ['max=2.5', 'max expects an integer from 1 to 1024 (requests in flight to this edge at once), got "2.5"'],
+    ['max=5000', 'max expects an integer from 1 to 1024'],
+    ['max=', 'max expects an integer from 1 to 1024 (requests in flight to this edge at once), got ""'],
+    ['bw=0', 'bw expects a number from 1 to'],
+    ['bw=-5', 'bw expects a number from 1 to'],
+    ['metered=no', 'metered takes no value, got "no"'],
+  ])(
+    '#%s: exit 2 naming the option and the valid range',
+    async (opt, why) => {
+      const spec = `http://127.0.0.1:9#${opt}`;
+      const r = await runPortal(['fetch', manifestPath, '--edge', spec, '--out', path.join(dir, 'o.bin')], {
+        timeoutMs: 30_000,
+      });
+      expect(r.stderr).toContain(`--edge ${spec}: ${why}`);
+      expect(r.stderr).toContain('[PORTAL_CONFIG_INVALID]');
+      expect(r.code).toBe(2);
+    },
+    30_000,
+  );
+});
