@@ -513,6 +513,6 @@ export async function checkOtherHash(
   if (got !== h.hex)
     throw new PortalError(
       'PORTAL_VERIFY_FAILED',
-      `${file} does not match the Metalink's ${h.type} ${h.hex} (its ${h.type} is ${got}): it is not the file the Metalink describes (kept for inspection)`,
+      `${file} does not match the Metalink's ${h.type} ${h.hex} (its ${h.type} is ${got}): it is not the file the Metalink describes`,
     );
 }

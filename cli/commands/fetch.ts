@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { readdir } from 'node:fs/promises';
+import { readdir, rename } from 'node:fs/promises';
 import { createReadStream, existsSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { pipeline } from 'node:stream/promises';
@@ -607,8 +607,17 @@ export const fetchCommand = defineCommand({
           // no sha-256 known but a Metalink hash of another type: the complete file is checked against it (exit 3)
           const otherChecked = !checked && src.otherHash !== undefined;
           if (otherChecked)
-            await checkOtherHash(output, src.otherHash!).catch((err: unknown) => {
-              throw toStdout ? streamFailure(err, streamed, chunkHashes) : err;
+            await checkOtherHash(output, src.otherHash!).catch(async (err: unknown) => {
+              if (toStdout) throw streamFailure(err, streamed, chunkHashes);
+              if (!isPortalError(err)) throw err;
+              // never left under the name asked for: back to the partial file, and its journal (which says done)
+              // discarded, so that a rerun fetches it again
+              await discardJournal(output, [partialChunkLogPath(part)]);
+              await rename(output, part);
+              throw new PortalError(
+                err.code,
+                `${err.message}; it is kept as ${escapeControl(part)} for inspection, not as ${escapeControl(output)}, and a rerun fetches it again`,
+              );
             });
           const seconds = (Date.now() - started) / 1000;
           const givenUp = sourcesOf(status).filter((x) => x.retired);

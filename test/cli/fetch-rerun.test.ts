@@ -5,7 +5,7 @@
  * failed its check does not keep the chunks it cannot verify.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
@@ -152,6 +152,35 @@ describe('portal fetch: a rerun after the whole-file check failed', () => {
     fixed = true;
     const r = await runPortal(['fetch', m.url, '--out', o, ...checksum(), '--force'], { env });
     expect(r.stderr).toContain('--force: discarding the journal of the failed run');
+    expect(r.code).toBe(0);
+    expect(await readFile(o)).toEqual(bytes);
+  });
+});
+
+describe('portal fetch: a Metalink whose only file hash is a sha-1', () => {
+  test('a mismatch leaves nothing under the final name (the file is kept as .portal-part, exit 3); the rerun with the URL fixed succeeds', async () => {
+    const w = Buffer.from(bytes);
+    w[1000] ^= 1;
+    const bad = await mirror(w);
+    const good = await mirror();
+    const sha1 = createHash('sha1').update(bytes).digest('hex');
+    const dir = path.dirname(out());
+    const meta = async (url: string): Promise<string> => {
+      const p = path.join(dir, `${mirrors.length}.meta4`);
+      await writeFile(
+        p,
+        `<?xml version="1.0" encoding="UTF-8"?>\n<metalink xmlns="urn:ietf:params:xml:ns:metalink"><file name="s1.bin"><size>${SIZE}</size><hash type="sha-1">${sha1}</hash><url priority="1">${url}</url></file></metalink>\n`,
+      );
+      return p;
+    };
+    const o = path.join(dir, 's1.bin');
+    const first = await runPortal(['fetch', await meta(bad.url)], { env, cwd: dir });
+    expect(first.code).toBe(3);
+    expect(existsSync(o)).toBe(false);
+    expect(first.stderr).toContain(`it is kept as ${o}.portal-part for inspection`);
+    expect(await readFile(`${o}.portal-part`)).toEqual(w);
+    const r = await runPortal(['fetch', await meta(good.url)], { env, cwd: dir });
+    expect(r.stderr).not.toMatch(/PORTAL_TRANSFER_CONFLICT|transferId/);
     expect(r.code).toBe(0);
     expect(await readFile(o)).toEqual(bytes);
   });
