@@ -150,10 +150,42 @@ export function parseHeaders(values: string[] | undefined): Record<string, strin
     const name = i > 0 ? v.slice(0, i).trim() : '';
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
       throw new PortalError('PORTAL_CONFIG_INVALID', `--header ${headerLabel(v)}: expected 'Name: value'`);
-    out[name.toLowerCase()] = v.slice(i + 1).trim();
+    const value = v.slice(i + 1).trim();
+    // RFC 9110 §5.5: a field value is visible characters, spaces and tabs; CR, LF and NUL would split the request
+    // (undici refuses them only once the transfer runs: UND_ERR_INVALID_ARG, exit 3)
+    if (/[\0\r\n]/.test(value))
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--header ${JSON.stringify(name)}: its value holds a CR, LF or NUL character, which a header value may not contain`,
+      );
+    if (FRAMING_HEADERS.has(name.toLowerCase()))
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--header ${JSON.stringify(name)}: Portal sets this header itself (it frames or routes each request), so it cannot be given`,
+      );
+    out[name.toLowerCase()] = value;
   }
   return out;
 }
+
+/**
+ * Headers that frame or route a request (RFC 9110 §7.6.1 connection options, RFC 9112 message framing, Host,
+ * Range and If-Range, which Portal sends per chunk): set by the HTTP client or by Portal, never by `--header`.
+ */
+const FRAMING_HEADERS = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'content-length',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+  'range',
+  'if-range',
+]);
 
 /**
  * How an invalid `--header` value is named in its error: its first word only (what would be the header's name),

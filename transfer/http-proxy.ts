@@ -47,12 +47,21 @@ export function proxyFault(err: unknown, proxy: string): unknown {
 
 /** `HTTP_PROXY`-style value as a URL: a bare `host:port` is an http proxy, as curl reads it. */
 function proxyUrl(value: string, name: string): URL {
+  let url: URL;
   try {
-    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
+    url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
   } catch {
     // the value is not quoted: it may hold a password
     throw new PortalError('PORTAL_CONFIG_INVALID', `${name}: not a proxy URL`);
   }
+  // undici's ProxyAgent speaks HTTP to its proxy; a socks5: URL reached its experimental SOCKS path, which printed
+  // Node's ExperimentalWarning and failed as "proxy null refused the connection"
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `${name}: a ${url.protocol} proxy is not supported; Portal uses HTTP and HTTPS proxies (http://host:port, https://host:port)`,
+    );
+  return url;
 }
 
 /** One NO_PROXY entry: a host name (leading `*.` or `.` dropped), and a port (0: any). */

@@ -439,17 +439,27 @@ export const fetchCommand = defineCommand({
           // checked by their length only, and the whole stream only once it ends).
           const streamed = emptyContentStats();
           const chunkHashes = !manifest.chunks.includes(NO_CID);
-          const onSigint = (): void => {
+          // SIGTERM (timeout, systemd, Kubernetes) is handled as Ctrl-C: its default action ended the process without
+          // a word and without the exit listeners that release the output's lock. Exit code 128 + the signal's number.
+          const onSigint = (signal: NodeJS.Signals): void => {
+            process.off('SIGINT', onSigint);
+            process.off('SIGTERM', onSigint);
+            const kept = !toStdout && existsSync(part);
+            if (flags.json || flags['progress-json'])
+              process.stdout.write(
+                `${JSON.stringify({ type: 'interrupted', signal, kept: kept ? part : null })}\n`,
+              );
             process.stderr.write(
               toStdout
                 ? `\nportal: interrupted; ${streamedBytes(streamed, chunkHashes)} had been written to stdout, the file is incomplete, and nothing is kept (--out - does not resume)\n`
-                : existsSync(part)
+                : kept
                   ? `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)}: run the same command again to resume\n`
                   : `\nportal: interrupted before any chunk was written; nothing is kept: run the same command again to start\n`,
             );
-            process.exit(130);
+            process.exit(signal === 'SIGTERM' ? 143 : 130);
           };
           process.once('SIGINT', onSigint);
+          process.once('SIGTERM', onSigint);
           // an edge whose /v1/have fails is left out and named (as a mirror whose probe fails); the rest serve
           edges = await resolveHoldings(edges, manifest.id, manifest.chunks.length, (url, why) => {
             src!.excluded.push({ url, why });
@@ -573,6 +583,7 @@ export const fetchCommand = defineCommand({
                 restart: () => streamed.bytesServed === 0,
                 release: async () => {
                   process.off('SIGINT', onSigint);
+                  process.off('SIGTERM', onSigint);
                   await late.end();
                   await lock.release();
                   await fabricBus?.close();

@@ -100,6 +100,26 @@ describe('portal fetch: credentials stay with the origins the user named', () =>
       expect(r.stderr).toMatch(new RegExp(`--header "${bad.split(/[ =]/)[0]} …"`));
     }
   });
+
+  test('a --header value with CR/LF/NUL, or a header that frames the request, is refused at parse time (exit 2)', async () => {
+    const cases: [string, RegExp][] = [
+      ['X-A: a\r\nX-Injected: HDRSECRET', /--header "X-A": its value holds a CR, LF or NUL character/],
+      ['Transfer-Encoding: chunked', /--header "Transfer-Encoding": Portal sets this header itself/],
+      ['Content-Length: 5', /--header "Content-Length": Portal sets this header itself/],
+      ['Host: example.org', /--header "Host": Portal sets this header itself/],
+      ['connection: close', /--header "connection": Portal sets this header itself/],
+      ['Range: bytes=0-1', /--header "Range": Portal sets this header itself/],
+    ];
+    for (const [bad, why] of cases) {
+      const r = await runPortal(['fetch', 'http://127.0.0.1:9/f.bin', '--out', out(), '--header', bad], {
+        env,
+      });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(why);
+      expect(r.stderr).toContain('PORTAL_CONFIG_INVALID');
+      expect(r.stderr).not.toContain('HDRSECRET');
+    }
+  });
 });
 
 describe('portal fetch: Link: rel=duplicate mirrors (RFC 6249)', () => {

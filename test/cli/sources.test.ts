@@ -295,6 +295,35 @@ describe('portal fetch: the sources users have', () => {
     await expectFile(o);
   });
 
+  test('SIGTERM during a --json fetch exits 143 with an interrupted record, releases the lock, and the rerun completes', async () => {
+    const s = await mirror((k) => (k <= 1 ? { kind: 'stall' } : { kind: 'ok' }));
+    const o = out();
+    const child = spawn(process.execPath, [MAIN, 'fetch', s.url, '--out', o, '--json', ...checksum()], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PORTAL_LOG_LEVEL: 'warn', PORTAL_BACKEND: 'cpu' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    for (let i = 0; i < 400 && !existsSync(`${o}.portal-part`); i++)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(existsSync(`${o}.portal/lock`)).toBe(true);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual({
+      type: 'interrupted',
+      signal: 'SIGTERM',
+      kept: `${o}.portal-part`,
+    });
+    expect(stderr).toMatch(/interrupted; the verified chunks are kept in .*\.portal-part/);
+    expect(existsSync(`${o}.portal/lock`)).toBe(false);
+    const again = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+    expect(again.code).toBe(0);
+    await expectFile(o);
+  });
+
   test('a transfer that fails mid-way keeps its partial file beside the output, and the rerun retries', async () => {
     let broken = true;
     // the probe and one chunk are served, then 404
@@ -747,6 +776,19 @@ describe('portal fetch: Metalink and proxies', () => {
     for (const f of await readdir(path.dirname(o), { recursive: true }))
       if ((await stat(path.join(path.dirname(o), f))).isFile())
         expect(await readFile(path.join(path.dirname(o), f), 'utf8')).not.toMatch(/s3cret/);
+  });
+
+  test('a socks5: proxy is refused at start naming the variable and the scheme (exit 2, no password, no ExperimentalWarning)', async () => {
+    for (const name of ['HTTP_PROXY', 'HTTPS_PROXY']) {
+      const r = await portal(['fetch', `${nginx.httpUrl}/file.bin`, '--out', out(), ...checksum()], {
+        env: { [name]: 'socks5://bob:pw5ecret@127.0.0.1:9', NO_PROXY: '' },
+      });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `${name}: a socks5: proxy is not supported; Portal uses HTTP and HTTPS proxies`,
+      );
+      expect(r.stderr).not.toMatch(/pw5ecret|bob|ExperimentalWarning|proxy null/);
+    }
   });
 
   test('HTTP_PROXY sends the transfer through tinyproxy', async () => {
