@@ -304,7 +304,8 @@ export function majoritySize(probes: readonly SourceProbe[]): { size: number; so
  * download), throw PORTAL_TRANSFER_FAILED naming each source and its size (aria2c likewise fails on a size
  * mismatch between its sources). So is a source whose Digest sha-256 differs from the majority's. ETag and
  * Last-Modified are compared too, but differences only warn: independent mirrors legitimately give the same
- * bytes different ETags and dates (nginx derives its ETag from the file's mtime). With `opts.expectedSize` (the
+ * bytes different ETags and dates (nginx derives its ETag from the file's mtime); without a checksum the warning
+ * says that nothing can then tell two versions apart. With `opts.expectedSize` (the
  * size of a file being resumed, from its journal) that size decides instead of a majority: a source with another
  * size is excluded naming it, and none is refused for disagreeing (agreed is empty when none serves it). Throws
  * PORTAL_TRANSFER_FAILED listing each source's cause when none answered.
@@ -377,7 +378,11 @@ export function agreeOnSources(
     const values = new Set(agreed.map((p) => p[field]).filter((v): v is string => v !== undefined));
     if (values.size > 1)
       warnings.push(
-        `sources report different ${field === 'etag' ? 'ETags' : 'Last-Modified dates'} (${[...values].join(', ')}); the size agrees, so all are used and the hash decides`,
+        `sources report different ${field === 'etag' ? 'ETags' : 'Last-Modified dates'} (${[...values].join(', ')}); the size agrees, so all are used and ${
+          opts.checksum || sha256
+            ? 'the checksum decides'
+            : 'nothing can check the result: with no checksum, chunks of two versions of the file could be mixed (give --checksum, or name one source)'
+        }`,
       );
   }
   return { size, agreed, excluded, warnings, sha256 };

@@ -15,6 +15,7 @@ import {
   NO_CID,
   type HttpClient,
   type Manifest,
+  type SourceProbe,
 } from '../../transfer/index.js';
 import { startNginx, type TestNginx } from '../../harness/nginx.js';
 import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
@@ -144,6 +145,26 @@ describe('mirrors without a manifest', () => {
     expect(a.excluded).toEqual([
       { url: other.url, why: `size ${SIZE - 10} differs from the ${SIZE} bytes most sources report` },
     ]);
+  });
+
+  test('sources of one size with different ETags: the warning says the checksum decides only when there is one', () => {
+    const probe = (url: string, etag: string): SourceProbe => ({
+      url,
+      ok: true,
+      size: 100,
+      etag,
+      ranges: true,
+      duplicates: [],
+    });
+    const probes = [probe('http://a/f', '"a1"'), probe('http://b/f', '"b1"')];
+    expect(agreeOnSources(probes).warnings).toEqual([
+      'sources report different ETags ("a1", "b1"); the size agrees, so all are used and nothing can check the result: with no checksum, chunks of two versions of the file could be mixed (give --checksum, or name one source)',
+    ]);
+    expect(agreeOnSources(probes, { checksum: true }).warnings).toEqual([
+      'sources report different ETags ("a1", "b1"); the size agrees, so all are used and the checksum decides',
+    ]);
+    const digest = probes.map((p) => ({ ...p, sha256: 'ab'.repeat(32) }));
+    expect(agreeOnSources(digest).warnings[0]).toMatch(/the checksum decides$/);
   });
 
   test('a 404 source is excluded naming its status; with no source left the error lists each cause', async () => {
