@@ -1,5 +1,4 @@
 import { createHash, type Hash } from 'node:crypto';
-import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { open, rename, rmdir, unlink } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
@@ -134,7 +133,7 @@ async function streamToStdout(
     await pipeline(body, t.tap, sink, { end: false });
     await drained(sink);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return result(true);
+    if (readerGone(err)) return result(true);
     throw brokenStream(shown, t.got(), err, `${written()}: the output is incomplete and not to be trusted`);
   }
   t.bar.done();
@@ -148,17 +147,30 @@ async function streamToStdout(
     for (const piece of t.held()) sink.write(piece);
     await drained(sink);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return result(true);
+    if (readerGone(err)) return result(true);
     throw err;
   }
   return result(false);
 }
 
-/** Resolves once what `sink` buffers is written (rejects with its error, EPIPE included, if it fails first). */
+/**
+ * Resolves once what `sink` buffers is written (rejects with its error, EPIPE included, if it fails first): the
+ * callback of an empty write, which a Writable calls after every write queued before it. Not 'drain', which comes
+ * only after a write that returned false: with less than the high-water mark buffered (a slow reader at the end),
+ * it never came, the command never returned, and the process ended with exit code 0 when its loop emptied,
+ * without the held-back tail.
+ */
 async function drained(sink: NodeJS.WritableStream): Promise<void> {
-  const w = sink as NodeJS.WritableStream & { writableLength?: number };
-  if ((w.writableLength ?? 0) > 0) await once(w, 'drain');
+  await new Promise<void>((resolve, reject) => {
+    sink.write('', (err?: Error | null) => (err ? reject(err) : resolve()));
+  });
 }
+
+/** The reader of stdout went away: EPIPE, or a write to stdout after that destroyed it. */
+const readerGone = (err: unknown): boolean => {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
+};
 
 /** How the sha-256 a stream is checked against is named: the source's Digest, or the expected one. */
 const expectedHash = (s: StreamSource): string =>
