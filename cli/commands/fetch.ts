@@ -752,7 +752,14 @@ async function endedRun(
   j: JournaledTransfer,
   { output, sideFiles, force }: { output: string; sideFiles: string[]; force: boolean },
 ): Promise<
-  | { output: string; alreadyComplete: true; verified: boolean; bytes: number; sha256?: string }
+  | {
+      output: string;
+      alreadyComplete: true;
+      verified: boolean;
+      bytes: number;
+      fetchedChunks: 0;
+      sha256?: string;
+    }
   | 'discarded'
   | undefined
 > {
@@ -781,6 +788,8 @@ async function endedRun(
     alreadyComplete: true,
     verified,
     bytes: j.manifest.fileSize,
+    // the shape of a result that fetched: nothing was
+    fetchedChunks: 0,
     ...(found.sha256 ? { sha256: found.sha256 } : {}),
   };
 }

@@ -33,9 +33,14 @@ function portal(
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
+    // settled at 'close' (stdout and stderr read to their end), not a fixed 20 ms after 'exit': the pipes may still
+    // hold bytes when the child exits (a loaded machine; process.exit right after its last write). 2 s after 'exit'
+    // at most, for a grandchild that keeps a pipe open.
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      setTimeout(() => resolve({ code, signal, stdout, stderr }), 20);
+      const done = (): void => resolve({ code, signal, stdout, stderr });
+      child.once('close', done);
+      setTimeout(done, 2000).unref();
     });
   });
 }

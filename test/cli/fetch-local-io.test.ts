@@ -34,7 +34,7 @@ describe('portal fetch: a local write error is the outputâ€™s, not the sourcesâ€
       );
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('exit', (code) => setTimeout(() => resolve({ code, stderr }), 20));
+      child.on('close', (code) => resolve({ code, stderr }));
     });
     expect(r.stderr).toContain("the output cannot be written (a local error, not a source's)");
     expect(r.stderr).toContain(`${out}.portal-part`);

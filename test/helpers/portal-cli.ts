@@ -50,10 +50,15 @@ export function runPortal(
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
+    // settled at 'close' (stdout and stderr read to their end), not a fixed 20 ms after 'exit': the pipes may still
+    // hold bytes when the child exits (a loaded machine; process.exit right after its last write). 2 s after 'exit'
+    // at most, for a grandchild that keeps a pipe open.
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       const ms = Date.now() - t0;
-      setTimeout(() => resolve({ code, signal, stdout, stderr, ms }), 20);
+      const done = (): void => resolve({ code, signal, stdout, stderr, ms });
+      child.once('close', done);
+      setTimeout(done, 2000).unref();
     });
   });
 }

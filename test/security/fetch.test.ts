@@ -18,6 +18,7 @@ import {
   truncate,
   writeFile,
   lstat,
+  stat,
   open,
 } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -170,15 +171,16 @@ describe('portal fetch against hostile input', () => {
     expect(existsSync(path.join(`${out}.portal`, 'lock'))).toBe(false);
   });
 
-  test('a rerun after the output was deleted, truncated or altered fetches again and verifies instead of trusting the journal', async () => {
+  test('a rerun after the output was deleted, truncated or altered does not trust the journal: gone is fetched again, changed is refused until --force', async () => {
     mesh = await createMesh(32 * 4096, 4096, [{ holds: 'all' }]);
     const out = path.join(mesh.dir, 'done.bin');
     const args = ['fetch', mesh.manifestPath, '--edge', mesh.servers[0].url, '--out', out, '--json'];
     const first = await runPortal(args);
     expect(first.code).toBe(0);
-    // untouched: the finished journal is trusted after a size + mtime check (nothing fetched)
-    const again = lastJson(await runPortal(args));
-    expect(again).toMatchObject({ verified: true, fetchedChunks: 0 });
+    // untouched: the finished journal is trusted after the output's size and sha-256 are checked (nothing fetched)
+    const again = await runPortal(args);
+    expect(again.code).toBe(0);
+    expect(lastJson(again)).toMatchObject({ alreadyComplete: true, verified: true, fetchedChunks: 0 });
 
     await rm(out);
     const afterDelete = await runPortal(args);
@@ -186,21 +188,28 @@ describe('portal fetch against hostile input', () => {
     expect(lastJson(afterDelete)).toMatchObject({ verified: true, fetchedChunks: 32 });
     expect(await sha256(out)).toBe(mesh.manifest.fileSha256);
 
+    // truncated, or the same size with one byte changed: never reported complete; refused (exit 2) naming what it
+    // is now and was then, and left as it is; --force fetches it again and verifies
     await truncate(out, 5 * 4096);
     const afterTruncate = await runPortal(args);
-    expect(afterTruncate.code).toBe(0);
-    expect(lastJson(afterTruncate).verified).toBe(true);
-    expect(lastJson(afterTruncate).fetchedChunks).toBeGreaterThanOrEqual(27); // at least the chunks cut off
+    expect(afterTruncate.code).toBe(2);
+    expect(lastJson(afterTruncate)).toMatchObject({ error: { code: 'PORTAL_OUTPUT_REFUSED' } });
+    expect(afterTruncate.stderr).toContain(`changed since it was fetched (${5 * 4096} bytes`);
+    expect((await stat(out)).size).toBe(5 * 4096);
+    const forced = await runPortal([...args, '--force']);
+    expect(forced.code).toBe(0);
+    expect(lastJson(forced)).toMatchObject({ verified: true, fetchedChunks: 32 });
     expect(await sha256(out)).toBe(mesh.manifest.fileSha256);
 
-    // same size, one byte changed: the mtime moved, so the file is hashed again and (at least) chunk 7 refetched
     const fh = await open(out, 'r+');
     await fh.write(Buffer.from([0x42 ^ (await readFile(out))[7 * 4096 + 3]]), 0, 1, 7 * 4096 + 3);
     await fh.close();
     const afterAlter = await runPortal(args);
-    expect(afterAlter.code).toBe(0);
-    expect(lastJson(afterAlter).verified).toBe(true);
-    expect(lastJson(afterAlter).fetchedChunks).toBeGreaterThanOrEqual(1);
+    expect(afterAlter.code).toBe(2);
+    expect(afterAlter.stderr).toContain(`sha-256 ${mesh.manifest.fileSha256} then`);
+    const forcedAlter = await runPortal([...args, '--force']);
+    expect(forcedAlter.code).toBe(0);
+    expect(lastJson(forcedAlter).verified).toBe(true);
     expect(await sha256(out)).toBe(mesh.manifest.fileSha256);
   });
 
@@ -233,8 +242,9 @@ describe('portal fetch against hostile input', () => {
         ['fetch', mesh.manifestPath, '--edge', url, '--out', path.join(mesh.dir, 'o.bin'), '--json'],
         { timeoutMs: 30_000 },
       );
-      expect(r.code).not.toBe(0);
-      expect(lastJson(r)).toMatchObject({ error: { code: 'PORTAL_EDGE_TIMEOUT' } });
+      // the edge is left out naming why; with no source left the run fails (exit 3)
+      expect(r.code).toBe(3);
+      expect(lastJson(r)).toMatchObject({ error: { code: 'PORTAL_TRANSFER_FAILED' } });
       expect(r.stderr).toMatch(/did not send the have bitmap .* within 5000 ms/);
       expect(r.ms).toBeLessThan(20_000);
     });
