@@ -53,6 +53,9 @@ describe('portal serve --backend cpu', () => {
         NATS_URL: '',
         // as on CI, where streams would otherwise require a GPU: --backend cpu still runs them on the CPU
         CI: 'true',
+        // auto: a host without PORTAL_REQUIRE_GPU=1 (which .ci/run sets, and which makes auto open the GPU at start);
+        // cpu: the variable stays as the runner has it, and still no Dawn
+        ...(backend === 'auto' ? { PORTAL_REQUIRE_GPU: '' } : {}),
         NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...writeModuleHooks(hooks)].join(' ').trim(),
       },
       backend,
