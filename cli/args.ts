@@ -69,9 +69,16 @@ export const commonFlags = [
   {
     name: 'log-level',
     type: 'string',
-    help: 'pino level for the JSON logs on stderr',
+    help: 'pino level for the logs on stderr',
     default: 'warn',
     env: 'PORTAL_LOG_LEVEL',
+  },
+  {
+    name: 'log-format',
+    type: 'string',
+    help: "logs on stderr: text ('portal: warning: <msg> (key=value …)'), json (pino's JSON lines) or auto (text for fetch, demo and coord-demo; json for the services serve, edge, executor and peer)",
+    default: 'auto',
+    env: 'PORTAL_LOG_FORMAT',
   },
   { name: 'help', type: 'boolean', help: 'show this help', default: false },
 ] as const satisfies readonly FlagSpec[];

@@ -2,6 +2,7 @@
 import { codeOf, isPortalError } from '../common/errors.js';
 import { escapeControl, redactText } from '../common/redact.js';
 import { exitCodeFor } from '../common/error-table.js';
+import { resolveLogFormat } from '../common/log-format.js';
 import { parseArgs, helpText, type CommandSpec } from './args.js';
 import { ensureXdgRuntimeDir } from './env.js';
 import { explainSystemError } from './system-errors.js';
@@ -62,6 +63,8 @@ async function main(argv: string[]): Promise<number> {
   const cmd = await commands[name]();
   const args = parseArgs(rest, cmd.flags);
   parsedFlags = args.flags;
+  // a wrong --log-format is a usage error before anything runs (each command resolves `auto` its own way)
+  resolveLogFormat(args.flags['log-format'] as string | undefined, 'json');
   if (args.flags.help) {
     process.stdout.write(`${helpText(cmd)}\n`);
     return 0;

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { formatLogLine, type LogFormat } from './log-format.js';
 import { redactDeep, redactText } from './redact.js';
 
 export type { Logger };
@@ -8,7 +9,8 @@ export type { Logger };
  * `destination` (stderr by default, so stdout stays free for `--json` reports). Every line's message and
  * fields pass through the redaction rule (common/redact.ts) first, so URL userinfo and signed-URL
  * parameters never reach a log; this costs a walk of the logged object, paid only for lines at or above
- * the level.
+ * the level. `format: 'text'` writes each line as one readable line instead (common/log-format.ts: the CLI's
+ * one-shot commands, read by a person at a terminal); the fields are the same, redacted the same way.
  *
  * Every line holds each key once. pino writes a child's bindings after its parent's and a line's fields after
  * both, without looking for keys already there, so `child({ component })` under a parent bound to another
@@ -19,9 +21,16 @@ export type { Logger };
  * of the child itself: an intermediate child's serializers are not inherited (Portal sets none).
  */
 export function createLogger(
-  opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {},
+  opts: { level?: string; name?: string; destination?: NodeJS.WritableStream; format?: LogFormat } = {},
 ): Logger {
   const level = opts.level ?? 'info';
+  const out = (opts.destination ?? pino.destination(2)) as pino.DestinationStream;
+  // pino-pretty is not among the dependencies, and its layout (a time and pid header, one line per field) is not
+  // the CLI's `portal: warning: …` line: a destination that rewrites pino's own JSON line keeps pino's serializers
+  // and redaction on the one path, and costs a JSON.parse per line written (warnings, at the CLI's default level)
+  const withStack = level === 'debug' || level === 'trace';
+  const destination: pino.DestinationStream =
+    opts.format === 'text' ? { write: (line: string) => out.write(formatLogLine(line, withStack)) } : out;
   /**
    * What each logger made here is bound to: its ancestors' bindings merged with its own, `name` included. A
    * property of the logger itself (each child made here sets its own), not a WeakMap: an embedded host makes one
@@ -64,7 +73,7 @@ export function createLogger(
         },
       },
     },
-    (opts.destination ?? pino.destination(2)) as pino.DestinationStream,
+    destination,
   );
   // pino's own child: a child of the logger it is called on (`.call` below), its bindings written after the parent's
   // eslint-disable-next-line @typescript-eslint/unbound-method

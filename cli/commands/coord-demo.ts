@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { createSystemClock, type Clock } from '../../common/clock.js';
 import { createLogger } from '../../common/logger.js';
+import { resolveLogFormat } from '../../common/log-format.js';
 import { PortalError } from '../../common/errors.js';
 import { createEmbeddedHost, createMemoryStateStore, type ActorProxy } from '../../runtime/index.js';
 import {
@@ -208,7 +209,10 @@ export const coordDemoCommand = defineCommand({
     const say = (s: string): void => {
       if (!json) process.stderr.write(`${s}\n`);
     };
-    const logger = createLogger({ level: flags['log-level'] });
+    const logger = createLogger({
+      level: flags['log-level'],
+      format: resolveLogFormat(flags['log-format'], 'text'),
+    });
     const log = logger.child({ command: 'coord-demo' });
     const set: PeerSet = flags.peers ? await loadPeerSet(flags.peers) : demoPeerSet();
     if (flags.pace !== undefined) set.pace = flags.pace;

@@ -16,6 +16,7 @@ import {
 } from '../../transfer/index.js';
 import { createFileStateStore } from '../../runtime/index.js';
 import { createLogger } from '../../common/logger.js';
+import { resolveLogFormat } from '../../common/log-format.js';
 import { EdgeFlags } from '../../scheduler/types.js';
 import { readPagedJournal, type TransferEdge, type TransferStatus } from '../../actors/index.js';
 import type { ChunkReport } from '../../common/index.js';
@@ -185,7 +186,10 @@ export const demoCommand = defineCommand({
     const say = (s: string): void => {
       if (!json) process.stderr.write(`${s}\n`);
     };
-    const logger = createLogger({ level: flags['log-level'] });
+    const logger = createLogger({
+      level: flags['log-level'],
+      format: resolveLogFormat(flags['log-format'], 'text'),
+    });
     const dir = flags.dir ?? path.join(os.tmpdir(), `portal-demo-${process.pid}`);
     await mkdir(dir, { recursive: true });
     const source = path.join(dir, 'source.bin');

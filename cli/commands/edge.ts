@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { createBusFromEnv, type Bus } from '../../bus/index.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
+import { resolveLogFormat } from '../../common/log-format.js';
 import { commonFlags, defineCommand } from '../args.js';
 import { createProgress, formatBytes } from '../progress.js';
 
@@ -202,7 +203,10 @@ export const edgeCommand = defineCommand({
       throw new PortalError('PORTAL_CONFIG_INVALID', 'edge: --file and --manifest are required');
     const manifest = unpackManifest(await loadManifestRef(resolve(flags.manifest)));
     const tls = readTls(flags['tls-cert'], flags['tls-key']);
-    const logger = createLogger({ level: flags['log-level'] });
+    const logger = createLogger({
+      level: flags['log-level'],
+      format: resolveLogFormat(flags['log-format'], 'json'),
+    });
     const accept = flags.accept;
     const created = accept && !existsSync(flags.file);
     let bus: Bus | undefined;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { stat } from 'node:fs/promises';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
+import { resolveLogFormat } from '../../common/log-format.js';
 import {
   createAllTransfersBus,
   createNatsBus,
@@ -85,7 +86,10 @@ export const executorCommand = defineCommand({
     if (all === transfers.length > 0)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'executor: give --transfer ID or --all (one of them)');
     const id = flags.id ?? `executor-${hostname()}-${process.pid}`;
-    const logger = createLogger({ level: flags['log-level'] });
+    const logger = createLogger({
+      level: flags['log-level'],
+      format: resolveLogFormat(flags['log-format'], 'json'),
+    });
     const tls = {
       caFile: flags['nats-tls-ca'],
       certFile: flags['nats-tls-cert'],

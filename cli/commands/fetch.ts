@@ -49,6 +49,7 @@ import { escapeControl } from '../../common/redact.js';
 import { PortalError, isPortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
 import { createLogger } from '../../common/logger.js';
+import { resolveLogFormat } from '../../common/log-format.js';
 import { randomBytes } from 'node:crypto';
 import { createBusFromEnv, natsOptionsFromEnv } from '../../bus/from-env.js';
 import type { Bus } from '../../bus/types.js';
@@ -465,7 +466,10 @@ export const fetchCommand = defineCommand({
             src!.excluded.push({ url, why });
             process.stderr.write(`portal: excluded ${escapeControl(url)}: ${escapeControl(why)}\n`);
           });
-          const logger = createLogger({ level: flags['log-level'] });
+          const logger = createLogger({
+            level: flags['log-level'],
+            format: resolveLogFormat(flags['log-format'], 'text'),
+          });
           const started = Date.now();
           const quiet = flags.json || flags['progress-json'];
           const bar = createProgress('fetch', manifest.fileSize, {

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
+import { resolveLogFormat } from '../../common/log-format.js';
 import { createNatsBus, joinAsPeer, natsOptionsFromEnv, type NatsBus } from '../../bus/index.js';
 import { commonFlags, defineCommand } from '../args.js';
 import {
@@ -95,7 +96,10 @@ export const peerCommand = defineCommand({
     const servers = flags.nats;
     if (!servers)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'peer: --nats URL (or NATS_URL) is required');
-    const logger = createLogger({ level: flags['log-level'] });
+    const logger = createLogger({
+      level: flags['log-level'],
+      format: resolveLogFormat(flags['log-format'], 'json'),
+    });
     const types = flags.types ?? [];
     const modes = (['exec-module', 'exec-command', 'profile'] as const).filter((k) => flags[k] !== undefined);
     if (modes.length > 1)

@@ -3,6 +3,7 @@ import { startServeNode, parseBackend } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv, streamRequireGpuFromEnv } from '../env.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
+import { resolveLogFormat } from '../../common/log-format.js';
 import { backendFlag, caFlag, commonFlags, defineCommand } from '../args.js';
 import { createHttpClient, setDefaultHttpClient } from '../../transfer/index.js';
 
@@ -225,7 +226,10 @@ export const serveCommand = defineCommand({
         'PORTAL_CONFIG_INVALID',
         `--runtime: expected dapr or embedded, got ${JSON.stringify(runtime)}`,
       );
-    const logger = createLogger({ level: flags['log-level'] });
+    const logger = createLogger({
+      level: flags['log-level'],
+      format: resolveLogFormat(flags['log-format'], 'json'),
+    });
     // the executors' HTTP client (probes, chunk fetches, the data workers' options) trusts --ca too
     if (flags.ca) setDefaultHttpClient(createHttpClient({ caFile: flags.ca }));
     const appPort = flags['app-port'];
