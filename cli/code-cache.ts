@@ -4,6 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, wri
 import Module, { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
 import vm from 'node:vm';
 import zlib from 'node:zlib';
 
@@ -51,15 +52,16 @@ export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | und
  * directory, a concurrent writer) only costs the compile: the write is atomic (temporary file, rename) and its
  * errors are ignored. Errors of the script itself propagate as if it were run by `node file`.
  *
- * `beforeRun` (optional) runs after the compile and before the script: what must not run while V8 checks the
- * cache. A worker thread that boots during the check makes V8 reject a valid cache (seen with `portal fetch`'s
- * prestarted data thread: every fetch of ≥ 16 MiB compiled the CLI from source and rewrote its cache at exit).
+ * `flags` (optional): the V8 flags this process set before the compile (those `key` names). They are set again
+ * at exit, just before the cache is made: V8 checks a cache against the flags it was made under, and V8 itself
+ * may have changed one meanwhile (a worker thread's start raises `--semi-space-growth-factor` below 2 to 2:
+ * cli/v8-flags.ts WITH_DATA_THREADS_MEMORY_FLAGS), which made every next run reject the cache and write it anew.
  */
 export function runWithCodeCache(
   file: string,
   dir: string | undefined,
   key: string,
-  beforeRun?: () => void,
+  flags: readonly string[] = [],
 ): CodeCacheUse {
   const bytes = readFileSync(file);
   // an ASCII script (the bundles are: scripts/bundle-cli.mjs) is one-byte text: decoded as latin1, without the
@@ -78,6 +80,7 @@ export function runWithCodeCache(
   if (use !== 'used' && dir !== undefined && cacheFile !== undefined)
     process.once('exit', () => {
       try {
+        for (const flag of flags) v8.setFlagsFromString(flag);
         mkdirSync(dir, { recursive: true });
         const tmp = `${cacheFile}.${process.pid}.tmp`;
         writeFileSync(tmp, script.createCachedData());
@@ -87,7 +90,6 @@ export function runWithCodeCache(
         // a cache is an optimisation only: the next run compiles from source again
       }
     });
-  beforeRun?.();
   const wrapper = script.runInThisContext() as (
     exports: object,
     require: NodeRequire,

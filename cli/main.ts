@@ -6,7 +6,7 @@ import { resolveLogFormat } from '../common/log-format.js';
 import { parseArgs, helpText, type CommandSpec } from './args.js';
 import { ensureXdgRuntimeDir } from './env.js';
 import { explainSystemError } from './system-errors.js';
-import { prestartFetchDataThreads } from './prestart.js';
+import { fetchStartsDataThreads, prestartLocalDataThreads } from './prestart.js';
 import { takesFetchMemoryFlags, useBaselineWasm, useFetchMemoryFlags } from './v8-flags.js';
 
 /**
@@ -57,9 +57,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`portal: unknown command "${name}"\n\n${await usage()}\n`);
     return 2;
   }
-  // one transfer, then exit: its main thread keeps a small heap (see FETCH_MEMORY_FLAGS), unless it serves a swarm
-  if (takesFetchMemoryFlags(name, rest)) useFetchMemoryFlags();
-  if (name === 'fetch') prestartFetchDataThreads(rest);
+  // one transfer, then exit: its main thread keeps a small heap (see FETCH_MEMORY_FLAGS), unless it serves a swarm;
+  // the flags first, then the data threads (none of it again when the launcher did it: cli/launch.ts)
+  const threads = name === 'fetch' && fetchStartsDataThreads(rest);
+  if (takesFetchMemoryFlags(name, rest)) useFetchMemoryFlags(threads);
+  if (threads) prestartLocalDataThreads();
   const cmd = await commands[name]();
   const args = parseArgs(rest, cmd.flags);
   parsedFlags = args.flags;

@@ -38,17 +38,23 @@ export function fetchSizeHint(args: readonly string[]): number | undefined {
 }
 
 /**
- * Starts `portal fetch`'s data threads before anything else (transfer/data-thread-prestart.ts) when its
- * arguments (`args`, the command's) name a file of at least SMALL_TRANSFER_BYTES (fetchSizeHint): a smaller
- * transfer moves its bytes on the main thread, and a thread started for nothing would cost a 1 MiB fetch ~0.1 s
- * of CPU. Nothing for `--help`. When the worker script is not built nothing is started: the data plane then
- * starts its own thread and reports the missing script itself (PORTAL_CONFIG_INVALID), so the error is not
- * reported twice.
+ * Whether `portal fetch <args…>` starts its data threads first thing (prestartLocalDataThreads, called by
+ * cli/launch.ts and cli/main.ts): when its arguments (`args`, the command's) name a file of at least
+ * SMALL_TRANSFER_BYTES (fetchSizeHint), and not for `--help`. A smaller transfer moves its bytes on the main
+ * thread, and a thread started for nothing would cost a 1 MiB fetch ~0.1 s of CPU.
  */
-export function prestartFetchDataThreads(args: readonly string[]): void {
-  if (args.includes('--help') || args.includes('-h')) return;
+export function fetchStartsDataThreads(args: readonly string[]): boolean {
+  if (args.includes('--help') || args.includes('-h')) return false;
   const size = fetchSizeHint(args);
-  if (size === undefined || size < SMALL_TRANSFER_BYTES) return;
+  return size !== undefined && size >= SMALL_TRANSFER_BYTES;
+}
+
+/**
+ * Starts LOCAL_DATA_THREADS data threads for the data plane this process creates later (once: see
+ * prestartDataThreads). When the worker script is not built nothing is started: the data plane then starts its
+ * own thread and reports the missing script itself (PORTAL_CONFIG_INVALID), so the error is not reported twice.
+ */
+export function prestartLocalDataThreads(): void {
   try {
     prestartDataThreads(LOCAL_DATA_THREADS);
   } catch (err) {

@@ -50,8 +50,22 @@ export function useDataThreadFlags(): void {
  *   peak at the same CPU time (3 pairs of 512 MiB fetches, 5 pairs of 1 MiB fetches).
  * Measured in BENCHMARKS.md, "The data plane". Not for `portal serve`: a thread that allocates fast collects far
  * more often with them (a synthetic allocation loop: 656 scavenges instead of 53 with the growth factor alone).
+ *
+ * A fetch with data threads takes only WITH_DATA_THREADS_MEMORY_FLAGS: see there.
  */
 export const FETCH_MEMORY_FLAGS = ['--semi-space-growth-factor=1', '--optimize-for-size'] as const;
+
+/**
+ * FETCH_MEMORY_FLAGS without `--semi-space-growth-factor=1`, for a fetch that starts data threads. V8 raises a
+ * growth factor below 2 to 2 whenever an isolate configures its heap, which a worker thread's start does: after
+ * `new Worker(…)`, v8.cachedDataVersionTag() is that of `--semi-space-growth-factor=2` (Node 20.20). So the flag
+ * did not last past the data thread's start anyway, and while it was set, its reset changed the flags a code cache
+ * is checked against at a moment the thread's boot decides: with the thread started before the compile
+ * (cli/launch.ts), `portal fetch`'s code cache was rejected by 5 of 5 fetches of 32 MiB after the first, and used
+ * by 5 of 5 with the flag left out (load 9–10); with the thread started after the compile, it was rejected under
+ * load now and then (a CI rehearsal of session 9).
+ */
+export const WITH_DATA_THREADS_MEMORY_FLAGS = ['--optimize-for-size'] as const;
 
 /**
  * Whether `portal <command> <args…>` takes FETCH_MEMORY_FLAGS: `fetch`, except a swarm member (`--swarm`), which
@@ -64,7 +78,18 @@ export function takesFetchMemoryFlags(command: string, args: readonly string[]):
   return command === 'fetch' && !args.includes('--swarm');
 }
 
-/** Sets FETCH_MEMORY_FLAGS for this process; call it before the command's modules load. Never throws. */
-export function useFetchMemoryFlags(): void {
-  for (const flag of FETCH_MEMORY_FLAGS) v8.setFlagsFromString(flag);
+/**
+ * The memory flags of a fetch: FETCH_MEMORY_FLAGS, or WITH_DATA_THREADS_MEMORY_FLAGS when `withDataThreads`
+ * (it starts data threads first thing: cli/prestart.ts fetchStartsDataThreads).
+ */
+export function fetchMemoryFlags(withDataThreads: boolean): readonly string[] {
+  return withDataThreads ? WITH_DATA_THREADS_MEMORY_FLAGS : FETCH_MEMORY_FLAGS;
+}
+
+/**
+ * Sets fetchMemoryFlags(withDataThreads) for this process; call it before the command's modules load and before
+ * its data threads start. Never throws.
+ */
+export function useFetchMemoryFlags(withDataThreads: boolean): void {
+  for (const flag of fetchMemoryFlags(withDataThreads)) v8.setFlagsFromString(flag);
 }

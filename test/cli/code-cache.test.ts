@@ -15,15 +15,25 @@ describe('runWithCodeCache (cli/code-cache.ts): a CommonJS script compiled throu
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   /** Runs `script` with runWithCodeCache in a fresh node (the cache is written at exit); its stdout lines. */
-  const run = (script: string, key = 'k', cacheDir: string | null = path.join(dir, 'cache')): string[] => {
+  const run = (
+    script: string,
+    key = 'k',
+    cacheDir: string | null = path.join(dir, 'cache'),
+    flags?: string[],
+    passFlags = true,
+  ): string[] => {
     const file = path.join(dir, 'script.cjs');
     writeFileSync(file, script);
+    // flags: set before the compile, as cli/launch.ts does, and passed on to be set again at exit
+    const setFlags = flags
+      ? `const v8 = await import('node:v8'); for (const f of ${JSON.stringify(flags)}) v8.setFlagsFromString(f);`
+      : '';
     const r = spawnSync(
       process.execPath,
       [
         '--input-type=module',
         '-e',
-        `const { runWithCodeCache } = await import(${JSON.stringify(CODE_CACHE)}); console.log('use', runWithCodeCache(${JSON.stringify(file)}, ${cacheDir === null ? 'undefined' : JSON.stringify(cacheDir)}, ${JSON.stringify(key)}));`,
+        `${setFlags} const { runWithCodeCache } = await import(${JSON.stringify(CODE_CACHE)}); console.log('use', runWithCodeCache(${JSON.stringify(file)}, ${cacheDir === null ? 'undefined' : JSON.stringify(cacheDir)}, ${JSON.stringify(key)}${flags && passFlags ? `, ${JSON.stringify(flags)}` : ''}));`,
       ],
       { encoding: 'utf8', timeout: 30_000 },
     );
@@ -79,6 +89,25 @@ describe('runWithCodeCache (cli/code-cache.ts): a CommonJS script compiled throu
     const lines = ['script function script.cjs true object', '×≥—é 2'];
     expect(run(utf8)).toEqual([...lines, 'use none', 'later function']);
     expect(run(utf8)).toEqual([...lines, 'use used', 'later function']);
+  });
+
+  // V8 raises --semi-space-growth-factor below 2 to 2 when a worker thread starts (cli/v8-flags.ts
+  // WITH_DATA_THREADS_MEMORY_FLAGS), so the flags at exit differ from the compile's unless they are set again
+  test('a flag that V8 changed while the script ran (a worker thread started) is set again before the cache is written, so the next run takes it', () => {
+    const withWorker = [
+      "const { Worker } = require('node:worker_threads');",
+      "const v8 = require('node:v8');",
+      'const tag = v8.cachedDataVersionTag();',
+      "new Worker('0', { eval: true }).once('exit', () => console.log('flags changed', v8.cachedDataVersionTag() !== tag));",
+      '',
+    ].join('\n');
+    const flags = ['--semi-space-growth-factor=1'];
+    expect(run(withWorker, 'k', path.join(dir, 'cache'), flags)).toEqual(['use none', 'flags changed true']);
+    expect(run(withWorker, 'k', path.join(dir, 'cache'), flags)).toEqual(['use used', 'flags changed true']);
+    // the same without the flags passed on: the cache written at exit is one that the next run rejects
+    const other = path.join(dir, 'other');
+    expect(run(withWorker, 'k', other, flags, false)).toEqual(['use none', 'flags changed true']);
+    expect(run(withWorker, 'k', other, flags, false)[0]).toBe('use rejected');
   });
 
   test('caches of earlier versions of the script beyond CODE_CACHES_KEPT are deleted when one is written', () => {

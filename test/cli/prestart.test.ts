@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fetchSizeHint, prestartFetchDataThreads } from '../../cli/prestart.js';
+import { fetchSizeHint, fetchStartsDataThreads, prestartLocalDataThreads } from '../../cli/prestart.js';
 import {
   discardPrestartedDataThreads,
   LOCAL_DATA_THREADS,
@@ -44,13 +44,17 @@ describe('portal fetch starts its data threads first thing, for a transfer big e
   });
 
   test(`threads start for a manifest of at least SMALL_TRANSFER_BYTES (${SMALL_TRANSFER_BYTES} B), not for a smaller one, not for --help, not without a hint`, () => {
-    prestartFetchDataThreads([small, '--edge', 'http://127.0.0.1:9/one.bin#mirror']);
+    expect(fetchStartsDataThreads([small, '--edge', 'http://127.0.0.1:9/one.bin#mirror'])).toBe(false);
+    expect(fetchStartsDataThreads(['http://127.0.0.1:9/one.bin'])).toBe(false);
+    expect(fetchStartsDataThreads([large, '--help'])).toBe(false);
+    expect(fetchStartsDataThreads([large, '-h'])).toBe(false);
+    expect(fetchStartsDataThreads([large, '--edge', 'http://127.0.0.1:9/one.bin#mirror'])).toBe(true);
+    expect(fetchStartsDataThreads(['--json', meta4])).toBe(true);
     expect(prestartedDataThreadCount()).toBe(0);
-    prestartFetchDataThreads(['http://127.0.0.1:9/one.bin']);
-    expect(prestartedDataThreadCount()).toBe(0);
-    prestartFetchDataThreads([large, '--help']);
-    expect(prestartedDataThreadCount()).toBe(0);
-    prestartFetchDataThreads([large, '--edge', 'http://127.0.0.1:9/one.bin#mirror']);
+    prestartLocalDataThreads();
+    expect(prestartedDataThreadCount()).toBe(LOCAL_DATA_THREADS);
+    // once: a second call (cli/main.ts after the launcher) starts none
+    prestartLocalDataThreads();
     expect(prestartedDataThreadCount()).toBe(LOCAL_DATA_THREADS);
   });
 });
