@@ -9,15 +9,18 @@
 // (cli/code-cache.ts: about a third of a 1 MiB fetch's CPU was compiling the CLI); and dist/cli/main.js, the
 // entry (cli/launch.ts), which picks one of the two.
 //
-// The data-plane thread's script (dist/transfer/data-worker.js) is bundled the same way, in place, into one file:
-// each data thread loads its script before its first connection (BENCHMARKS.md, "Session 7: undici and the
-// data thread bundled").
+// The data-plane thread's script (dist/transfer/data-worker.js) is bundled the same way into one CommonJS file,
+// dist/transfer/data-worker.cjs, which the data threads load: each loads its script before its first connection
+// (BENCHMARKS.md, "Session 7: undici and the data thread bundled"), and a CommonJS script spares the thread
+// Node's ES-module loader: new Worker → its script's first line took a median 90 ms against 101 ms for the same
+// bundle as an ES module (15 alternating starts each under chrt -r 10, load 9–10 from other work).
 //
 // What stays as it was:
-// - dist/cli/main.js (by the entry) and dist/transfer/data-worker.js are replaced in place, so `npm start`, the `portal` bin,
-//   the benches and the tests that spawn it or a data plane all run the bundles; every other file tsc wrote
-//   stays, unbundled: the other worker threads (whole-file hash, rank threads) and tests that import dist/
-//   modules load those.
+// - dist/cli/main.js (by the entry) is replaced in place, so `npm start`, the `portal` bin, the benches and the
+//   tests that spawn it run the bundles; a data plane starts dist/transfer/data-worker.cjs where it exists
+//   (transfer/data-thread-prestart.ts). Every other file tsc wrote stays, unbundled: tsc's data-worker.js (what
+//   a build without esbuild runs), the other worker threads (whole-file hash, rank threads) and tests that
+//   import dist/ modules load those.
 // - npm packages are not bundled: they load from node_modules as before (webgpu's native addon, the Dapr
 //   SDK…), except pino and the packages it imports (29 CommonJS files every command loads for its logger:
 //   their resolution, reads and the ESM→CJS export scan cost more than their code), and undici's modules that
@@ -44,11 +47,15 @@ const dist = path.join(root, 'dist');
 const outdir = path.join(dist, 'cli');
 const entry = path.join(outdir, 'main.js');
 /**
- * Worker-thread scripts bundled in place, each into one file (no chunks): a thread loads its script and the
+ * Worker-thread scripts bundled, each into one CommonJS file beside it (no chunks): a thread loads its script and the
  * modules it imports before its first message, so each module it resolves and reads on its own delays its
  * first connection (BENCHMARKS.md, "Session 7: undici and the data thread bundled").
  */
 const workerEntries = [path.join(dist, 'transfer', 'data-worker.js')];
+/** The CommonJS bundle of the worker script `file` (dist/transfer/data-worker.js → data-worker.cjs). */
+const workerBundle = (file) => file.replace(/\.js$/, '.cjs');
+// an earlier build's worker bundle goes first: where esbuild is missing, threads run tsc's script, not a stale one
+for (const file of workerEntries) rmSync(workerBundle(file), { force: true });
 /** First line of a bundled main.js: tells a bundle from tsc's output. */
 const MARK = '// portal CLI bundle (scripts/bundle-cli.mjs)';
 
@@ -157,22 +164,30 @@ console.error(`bundle-cli: ${inputs} modules → ${outputs.length} files in dist
 // gives an ES module no code cache, a vm.Script one. Every dynamic import() becomes a lazy require (of the
 // module inlined in the file, or of an external npm package: those Portal imports dynamically — undici,
 // webgpu — are CommonJS), because a vm.Script's import() is experimental in Node 20.
-const cjs = await esbuild.build({
-  ...common,
-  entryPoints: [entry],
-  outfile: path.join(outdir, 'portal.cjs'),
-  format: 'cjs',
-  supported: { 'dynamic-import': false },
-  plugins: [ownMetaUrl(outdir, '__portalBundleUrl'), undiciBundled, bundledPackages],
-  banner: {
-    js: `${MARK}\nconst __portalBundleUrl = require('node:url').pathToFileURL(__filename).href;`,
-  },
-});
-for (const [out, { imports }] of Object.entries(cjs.metafile.outputs)) {
-  const left = imports.filter((i) => i.kind === 'dynamic-import');
-  if (left.length > 0)
-    throw new Error(`bundle-cli: ${out} still has import() of ${left.map((i) => i.path).join(', ')}`);
+/**
+ * Bundles `file` into the one CommonJS file `outfile`, its `import.meta.url`s relative to `dir` (see ownMetaUrl);
+ * throws when an import() is left in it. Returns esbuild's result.
+ */
+async function bundleCommonJs(file, outfile, dir) {
+  const r = await esbuild.build({
+    ...common,
+    entryPoints: [file],
+    outfile,
+    format: 'cjs',
+    supported: { 'dynamic-import': false },
+    plugins: [ownMetaUrl(dir, '__portalBundleUrl'), undiciBundled, bundledPackages],
+    banner: {
+      js: `${MARK}\nconst __portalBundleUrl = require('node:url').pathToFileURL(__filename).href;`,
+    },
+  });
+  for (const [out, { imports }] of Object.entries(r.metafile.outputs)) {
+    const left = imports.filter((i) => i.kind === 'dynamic-import');
+    if (left.length > 0)
+      throw new Error(`bundle-cli: ${out} still has import() of ${left.map((i) => i.path).join(', ')}`);
+  }
+  return r;
 }
+await bundleCommonJs(entry, path.join(outdir, 'portal.cjs'), outdir);
 // last: the entry (dist/cli/main.js) becomes cli/launch.ts, which picks one of the two bundles
 await esbuild.build({
   ...common,
@@ -185,15 +200,9 @@ console.error(
 );
 for (const file of workerEntries) {
   const dir = path.dirname(file);
-  const w = await esbuild.build({
-    ...common,
-    entryPoints: [file],
-    outdir: dir,
-    plugins: [ownMetaUrl(dir), undiciBundled, bundledPackages],
-  });
-  console.error(
-    `bundle-cli: ${Object.keys(w.metafile.inputs).length} modules → ${path.relative(root, file)}`,
-  );
+  const out = workerBundle(file);
+  const w = await bundleCommonJs(file, out, dir);
+  console.error(`bundle-cli: ${Object.keys(w.metafile.inputs).length} modules → ${path.relative(root, out)}`);
 }
 
 /**
@@ -229,6 +238,6 @@ for (const file of [
   ...outputs.map((f) => path.resolve(f)),
   path.join(outdir, 'portal.cjs'),
   entry,
-  ...workerEntries,
+  ...workerEntries.map(workerBundle),
 ])
   await escapeNonAscii(file);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PortalError } from '../common/errors.js';
 
@@ -25,15 +25,23 @@ import { PortalError } from '../common/errors.js';
  */
 export const DATA_WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 };
 
-/** Where the compiled worker script is: next to this module in dist/, or dist/ of the project when running from source (jest). */
+/**
+ * Where the built worker script is: the CommonJS bundle (data-worker.cjs: scripts/bundle-cli.mjs; a thread
+ * boots it faster than an ES module) or else tsc's data-worker.js (a build without esbuild), next to this module
+ * in dist/, or in dist/ of the project when running from source (jest). Throws PORTAL_CONFIG_INVALID when
+ * neither is built.
+ */
 export function defaultDataWorkerUrl(): URL {
-  const here = new URL('./data-worker.js', import.meta.url);
-  if (here.protocol === 'file:' && existsSync(fileURLToPath(here))) return here;
-  const built = fileURLToPath(new URL('../dist/transfer/data-worker.js', import.meta.url));
-  if (existsSync(built)) return pathToFileURL(built);
+  const candidates = [
+    new URL('./data-worker.cjs', import.meta.url),
+    new URL('./data-worker.js', import.meta.url),
+    new URL('../dist/transfer/data-worker.cjs', import.meta.url),
+    new URL('../dist/transfer/data-worker.js', import.meta.url),
+  ];
+  for (const u of candidates) if (u.protocol === 'file:' && existsSync(fileURLToPath(u))) return u;
   throw new PortalError(
     'PORTAL_CONFIG_INVALID',
-    `the data-plane worker is not built (looked for ${fileURLToPath(here)} and ${built}); run npm run build`,
+    `the data-plane worker is not built (looked for ${candidates.map((u) => fileURLToPath(u)).join(', ')}); run npm run build`,
   );
 }
 

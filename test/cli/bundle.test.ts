@@ -60,7 +60,7 @@ describe('the built CLI is one bundle (scripts/bundle-cli.mjs, run by npm run bu
       ...(await readdir('dist/cli'))
         .filter((f) => CLI_BUNDLE.test(`cli/${f}`) || f === 'portal.cjs')
         .map((f) => path.join('dist/cli', f)),
-      'dist/transfer/data-worker.js',
+      'dist/transfer/data-worker.cjs',
     ];
     expect(files).toEqual(expect.arrayContaining(['dist/cli/portal.cjs', 'dist/cli/main.js']));
     const nonAscii = await Promise.all(
@@ -88,10 +88,11 @@ describe('the built CLI is one bundle (scripts/bundle-cli.mjs, run by npm run bu
 
   test('a fetch above SMALL_TRANSFER_BYTES starts its data thread from one bundled file (undici inside) and verifies', async () => {
     const { own, others } = await fetchThroughBundle(SMALL_TRANSFER_BYTES + 2 ** 20);
-    // the data thread loads dist/transfer/data-worker.js, now a bundle, and none of the modules tsc wrote beside it
-    expect(own).toEqual(['cli/main.js', 'transfer/data-worker.js']);
+    // the data thread runs dist/transfer/data-worker.cjs, a CommonJS bundle, and none of the modules tsc wrote
+    // beside it (its ES-module data-worker.js included)
+    expect(own).toEqual(['cli/main.js', 'transfer/data-worker.cjs']);
     expect(others.filter((u) => u.includes('/node_modules/undici/'))).toEqual([]);
-    const worker = await readFile(path.resolve('dist/transfer/data-worker.js'), 'utf8');
+    const worker = await readFile(path.resolve('dist/transfer/data-worker.cjs'), 'utf8');
     expect(worker.split('\n', 1)[0]).toBe('// portal CLI bundle (scripts/bundle-cli.mjs)');
     // undici's Agent is inside the worker's bundle, not required from node_modules when the thread starts
     expect(worker).toMatch(/^\/\/ .*node_modules\/undici\/lib\/dispatcher\/agent\.js$/m);
