@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import {
   LOCAL_DATA_THREADS,
   SMALL_TRANSFER_BYTES,
@@ -13,7 +13,9 @@ const HINT_READ_BYTES = 4096;
  * parsed: the first `"fileSize": N` (a Portal manifest as saveManifest writes it) or `<size>N</size>` (a
  * Metalink) in the first 4 KiB of an argument that is a readable file; undefined when none says (URLs without a
  * manifest, a binary manifest). A hint only: a wrong one changes when the data threads start, never what is
- * fetched or verified (the CLI parses the manifest itself).
+ * fetched or verified (the CLI parses the manifest itself). Only regular files are read: anything else (a FIFO, a
+ * socket, a device: `--out pipe` is also an argument here) is skipped after a stat, never opened, since opening a
+ * FIFO for reading waits for a writer forever; the open itself is non-blocking and its fstat checked again.
  */
 export function fetchSizeHint(args: readonly string[]): number | undefined {
   const buf = Buffer.alloc(HINT_READ_BYTES);
@@ -21,8 +23,10 @@ export function fetchSizeHint(args: readonly string[]): number | undefined {
     if (a.startsWith('-') || /^[a-z][a-z0-9+.-]*:\/\//i.test(a)) continue;
     let n: number;
     try {
-      const fd = openSync(a, 'r');
+      if (!statSync(a).isFile()) continue;
+      const fd = openSync(a, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
       try {
+        if (!fstatSync(fd).isFile()) continue;
         n = readSync(fd, buf, 0, HINT_READ_BYTES, 0);
       } finally {
         closeSync(fd);

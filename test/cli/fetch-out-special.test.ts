@@ -1,0 +1,51 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
+import { runPortal } from '../helpers/portal-cli.js';
+
+/**
+ * `--out` naming something that is not a regular file (a FIFO, a socket, a device) is refused at once, as
+ * `/dev/null` was: exit 2 naming the path. A FIFO hung the fetch forever (its size hint opened it for reading).
+ */
+describe('portal fetch --out that is not a regular file (real CLI, real HTTP mirror)', () => {
+  let dir: string;
+  let mirror: BadMirror;
+  let sock: Server | undefined;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'portal-out-special-'));
+    mirror = await startBadMirror(randomBytes(2 ** 20));
+  });
+  afterAll(async () => {
+    sock?.close();
+    await mirror?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a FIFO: refused at once (no hang), exit 2, naming it; nothing created beside it', async () => {
+    const fifo = path.join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    const r = await runPortal(['fetch', mirror.url, '--out', fifo], { cwd: dir, timeoutMs: 30_000 });
+    expect(r.stderr).toContain(`output ${fifo} exists and is not a regular file`);
+    expect(r.code).toBe(2);
+    expect(execFileSync('ls', ['-a', dir]).toString().split('\n').filter(Boolean).sort()).toEqual([
+      '.',
+      '..',
+      'pipe',
+    ]);
+  }, 40_000);
+
+  test('a socket and a device: refused the same way, exit 2', async () => {
+    const s = path.join(dir, 'sock');
+    sock = createServer();
+    await new Promise<void>((resolve) => sock!.listen(s, resolve));
+    for (const out of [s, '/dev/zero']) {
+      const r = await runPortal(['fetch', mirror.url, '--out', out], { cwd: dir, timeoutMs: 30_000 });
+      expect(r.stderr).toContain(`output ${out} exists and is not a regular file`);
+      expect(r.code).toBe(2);
+    }
+  }, 60_000);
+});
