@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { openOwnFile, readOwnFile } from '../common/own-file.js';
+import { withPath } from '../common/local-write-error.js';
 import { join } from 'node:path';
 
 /**
@@ -219,6 +220,7 @@ export class CommitLog {
         await seg.fh.write(data);
         await seg.fh.datasync();
       } catch (err) {
+        withPath(err, seg.path);
         for (const w of waiters) w.reject(err);
         continue;
       }

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PortalError } from '../common/errors.js';
+import { withPath } from '../common/local-write-error.js';
 import { notOwnFolderReason, openOwnFile, readOwnFile } from '../common/own-file.js';
 import { parseStateKey } from './state-keys.js';
 import { CommitLog, readCommitLog, type CommitLogStats, type WalRecord } from './file-state-store-wal.js';
@@ -142,7 +143,7 @@ async function replaceFile(path: string, data: string, syncDir = true): Promise<
   } catch (err) {
     await fh.close();
     await unlink(tmp).catch(() => undefined); // best effort: the write error below is what matters
-    throw err;
+    throw withPath(err, path); // a FileHandle's error names no file: the one it was meant to replace
   }
   await fh.close();
   await rename(tmp, path);
@@ -549,7 +550,7 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
       await fh.datasync();
     } catch (err) {
       rec.logTorn = true; // whatever part of the line reached the file is cut before the next append
-      throw err;
+      throw withPath(err, path);
     } finally {
       await fh.close();
     }

@@ -1,9 +1,10 @@
 import { constants, lstatSync, unlinkSync, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readFile, realpath, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, realpath, rmdir, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { PortalError } from '../common/errors.js';
 import { escapeControl } from '../common/redact.js';
+import { localWriteError, withPath } from '../common/local-write-error.js';
 import { notOwnFileReason, notOwnFolderReason } from '../common/own-file.js';
 
 /**
@@ -233,7 +234,14 @@ export async function lockFile(
         constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
         0o600,
       );
-      await fh.writeFile(me);
+      try {
+        await fh.writeFile(me);
+      } catch (err) {
+        // a full disk: no empty lock is left behind (it would read as held by nobody the next time)
+        await fh.close().catch(() => undefined);
+        await unlink(file).catch(() => undefined);
+        throw withPath(err, file);
+      }
       await fh.close();
       break;
     } catch (err) {
@@ -284,14 +292,20 @@ export function lockHolderText(h: LockHolder): string {
  * lock cannot be created.
  */
 export async function lockOutput(output: string, journalDir: string): Promise<OutputLock> {
+  let created = false;
   try {
     await mkdir(journalDir, { mode: 0o700 });
+    created = true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
-      throw refused(output, `cannot create its journal folder: ${(err as Error).message}`, err);
+      throw (
+        noSpace(err, journalDir) ??
+        refused(output, `cannot create its journal folder: ${(err as Error).message}`, err)
+      );
   }
   const file = path.join(journalDir, 'lock');
-  return lockFile(
+  // a lock that cannot be taken leaves no folder this call created behind
+  const taken = lockFile(
     file,
     (h, cause) =>
       new PortalError(
@@ -299,8 +313,18 @@ export async function lockOutput(output: string, journalDir: string): Promise<Ou
         `output ${escapeControl(output)} is being written by another portal process${lockHolderText(h)}; wait for it to finish, or remove ${escapeControl(file)} if no such process runs`,
         { cause },
       ),
-    (err) => refused(output, `cannot take its lock ${escapeControl(file)}: ${(err as Error).message}`, err),
+    (err) =>
+      noSpace(err, file) ??
+      refused(output, `cannot take its lock ${escapeControl(file)}: ${(err as Error).message}`, err),
   );
+  if (created) await taken.catch(() => rmdir(journalDir).catch(() => undefined));
+  return taken;
+}
+
+/** A full disk (ENOSPC, EDQUOT) as PORTAL_NO_SPACE naming `file` (exit 3, not a refused output's 2); else undefined. */
+function noSpace(err: unknown, file: string): PortalError | undefined {
+  const e = localWriteError(err, file);
+  return e?.code === 'PORTAL_NO_SPACE' ? e : undefined;
 }
 
 /** A file path confined to an output root by confineOutputFile, and what is there now. */

@@ -46,6 +46,7 @@ import {
 } from '../resume-validators.js';
 import { fetchStream, reportStream } from '../fetch-stream.js';
 import { escapeControl } from '../../common/redact.js';
+import { localWriteError } from '../../common/local-write-error.js';
 import { PortalError, isPortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
 import { createLogger } from '../../common/logger.js';
@@ -125,6 +126,20 @@ export async function resolveHoldings(
       `no source left: every edge's /v1/have failed: ${causes.map(escapeControl).join('; ')}`,
     );
   return kept;
+}
+
+/**
+ * True when `err` is a local write failure (a full disk, EFBIG, EIO, EACCES…: localWriteError), raw or as the
+ * transfer reported it, rather than a source's.
+ */
+function isLocalWriteFailure(err: unknown): boolean {
+  if (localWriteError(err, '') !== undefined) return true;
+  return (
+    isPortalError(err) &&
+    (err.code === 'PORTAL_NO_SPACE' ||
+      err.message.includes('no space left on device') ||
+      err.message.includes('the output cannot be written (a local error'))
+  );
 }
 
 /** True when the journal folder `dir` holds actor state (a journal some fetch of this output wrote). */
@@ -316,6 +331,8 @@ export const fetchCommand = defineCommand({
     const previous = setDefaultHttpClient(client);
     let fabricBus: Bus | undefined;
     let src: ResolvedSources | undefined;
+    // the journal folder this run created, removed at exit when the run fails on a local write before any chunk
+    let newJournal: { dir: string; part: string; discard: boolean } | undefined;
     try {
       const checksum = parseChecksum(flags.checksum);
       // A source that answers 200 to If-Range during the run serves another version of the file: the run starts
@@ -384,8 +401,13 @@ export const fetchCommand = defineCommand({
             sideFiles: [part, partialChunkLogPath(part)],
           });
           // held until this process exits (however it ends; a lock left by a killed one is taken over)
+          const journalIsNew = !existsSync(jdir);
           const lock = await lockOutput(output, jdir);
-          process.once('exit', () => lock.releaseSync());
+          newJournal = journalIsNew ? { dir: jdir, part, discard: false } : undefined;
+          process.once('exit', () => {
+            lock.releaseSync();
+            if (newJournal?.discard) rmSync(newJournal.dir, { recursive: true, force: true });
+          });
           let journaled = (await hasJournalFiles(jdir)) ? await readJournaledTransfer(output) : undefined;
           const sideFiles = [part, partialChunkLogPath(part)];
           let sourceChanges = journaled
@@ -697,6 +719,9 @@ export const fetchCommand = defineCommand({
           // without any checksum to check against, a complete file is the best there is (a warning said so)
           return ok ? 0 : exitCodeFor('PORTAL_VERIFY_FAILED');
         } catch (err) {
+          // a full disk (or EFBIG, EIO…) before the first chunk: the folder this run made holds nothing worth a rerun
+          if (newJournal && !existsSync(newJournal.part) && isLocalWriteFailure(err))
+            newJournal.discard = true;
           if (!(err instanceof VersionRestart)) throw err;
           restart = err;
         }

@@ -1,10 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
-import { PORTAL_MAIN } from '../helpers/portal-cli.js';
+import { PORTAL_MAIN, runPortal } from '../helpers/portal-cli.js';
 
 /** `portal fetch` under `ulimit -f` (a real shell limit): the output cannot grow past it, whatever the source. */
 describe('portal fetch: a local write error is the output’s, not the sources’ (real CLI, real HTTP mirror)', () => {
@@ -43,4 +43,25 @@ describe('portal fetch: a local write error is the output’s, not the sources�
     expect(r.stderr).not.toContain(mirror.url);
     expect(r.code).toBe(3);
   }, 60_000);
+  test('a full disk at the journal write (8 KiB left on a tmpfs): "no space left on device" naming the journal file, exit 3, no stack, no folder left', async () => {
+    // a 1 MiB tmpfs filled but 8 KiB: the lock fits, the journal does not (mount needs root, as test/security does)
+    const small = await mkdtemp(path.join(tmpdir(), 'portal-full-journal-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+    try {
+      await writeFile(path.join(small, 'filler'), Buffer.alloc(2 ** 20 - 8192));
+      const r = await runPortal(['fetch', mirror.url, '--out', 'out.bin'], { cwd: small, timeoutMs: 60_000 });
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `portal: no space left on device: cannot write ${small}/out\\.bin\\.portal/\\S+ \\(ENOSPC\\) \\[PORTAL_NO_SPACE\\]`,
+        ),
+      );
+      expect(r.stderr).not.toContain('PORTAL_INTERNAL');
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(r.code).toBe(3);
+      expect((await readdir(small)).sort()).toEqual(['filler']);
+    } finally {
+      execFileSync('umount', [small]);
+      await rm(small, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
