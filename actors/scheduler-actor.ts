@@ -399,6 +399,18 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    * are dropped (takeSources).
    */
   async start(req: TransferRequest): Promise<TransferStatus> {
+    try {
+      return await this.startOrResume(req);
+    } catch (err) {
+      // Every refused start (validation, confinement, conflict, no room…) of an id that knows no transfer leaves no
+      // instance behind: ids nobody created cost nothing (a known one keeps what it had).
+      if (!this.t) this.ctx.deactivateOnIdle();
+      throw err;
+    }
+  }
+
+  /** start's work; start frees the instance when it throws for an id that knows no transfer. */
+  private async startOrResume(req: TransferRequest): Promise<TransferStatus> {
     checkArg(
       typeof req?.transferId === 'string' && req.transferId === this.ctx.actorId,
       'transferId',
@@ -412,15 +424,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       'manifest',
       'exactly one of manifest (inline), manifestUrl or manifestCid (by reference)',
     );
-    // A start the host has no room for is refused before its manifest is parsed, and leaves no instance behind
-    // (an id with nothing to resume keeps no activation; a known one keeps what it had).
-    try {
-      if (!this.t || !['running', 'verifying', 'done', 'queued'].includes(this.t.journal.state))
-        this.ctx.services.admission?.checkRoom(this.ctx.actorId);
-    } catch (err) {
-      if (!this.t) this.ctx.deactivateOnIdle();
-      throw err;
-    }
+    // A start the host has no room for is refused before its manifest is parsed
+    if (!this.t || !['running', 'verifying', 'done', 'queued'].includes(this.t.journal.state))
+      this.ctx.services.admission?.checkRoom(this.ctx.actorId);
     const manifest = await manifestOf(req, this.ctx.services.manifestRoot);
     if (req.prePosition !== undefined) {
       checkArg(isEdgeOutput(req.output), 'output', 'the URL of the edge a pre-position task copies to');
@@ -495,13 +501,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       },
     };
     // a running slot now, a place in the host's queue, or PORTAL_OVERLOADED (then nothing changed)
-    let admitted: 'running' | 'queued';
-    try {
-      admitted = this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
-    } catch (err) {
-      if (!old) this.ctx.deactivateOnIdle(); // the queue filled while the manifest was read
-      throw err;
-    }
+    // (the queue may have filled while the manifest was read: this.t is still `old`, start frees a new id's instance)
+    const admitted: 'running' | 'queued' =
+      this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
     t.journal.state = admitted;
     t.journal.error = undefined;
     t.journal.finishedAt = undefined;

@@ -1,0 +1,77 @@
+/**
+ * Who owns an output of `portal serve`, against the built CLI as real processes and real (slow) HTTP edges: a
+ * refused start keeps no actor instance.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { createMesh, type Mesh } from '../helpers/mesh.js';
+import { startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
+import { postJson } from '../helpers/post-json.js';
+
+type Answer = {
+  status: number;
+  json: { error?: { code: string; message: string } } & Record<string, unknown>;
+};
+const call = (url: string, body?: unknown): Promise<Answer> => postJson(url, body);
+
+/** SchedulerActor instances from a dashboard's /metrics (portal_actor_instances). */
+async function schedulerInstances(dashboard: string): Promise<number> {
+  const text = await (await fetch(new URL('metrics', dashboard))).text();
+  const m = /^portal_actor_instances\{[^}]*type="SchedulerActor"[^}]*\} (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+describe('portal serve: who owns an output', () => {
+  let mesh: Mesh;
+  const serves: EmbeddedServe[] = [];
+
+  beforeAll(async () => {
+    // 32 chunks of 16 KiB at 64 KiB/s: about 8 s, time to start something else on its output meanwhile
+    mesh = await createMesh(32 * 16384, 16384, [{ holds: 'all', bandwidthBytesPerSec: 64 * 1024 }]);
+  }, 60_000);
+  afterAll(async () => {
+    for (const s of serves) s.child.kill('SIGKILL');
+    await mesh?.close();
+  });
+
+  async function serveIn(name: string, args: string[] = []): Promise<{ root: string; serve: EmbeddedServe }> {
+    const root = path.join(mesh.dir, `${name}-root`);
+    await mkdir(root);
+    const serve = await startEmbeddedServe(['--output-root', root, ...args]);
+    serves.push(serve);
+    return { root, serve };
+  }
+  const request = (id: string, output: string, extra: Record<string, unknown> = {}) => ({
+    transferId: id,
+    manifest: mesh.manifest,
+    output,
+    edges: mesh.edges,
+    ...extra,
+  });
+
+  test('every refused start (confinement, validation, conflict of manifests) leaves no SchedulerActor instance', async () => {
+    const { serve } = await serveIn('refused', ['--dashboard-port', '0']);
+    const start = (id: string, body: unknown) =>
+      call(`${serve.base}/SchedulerActor/${id}/method/start`, body);
+    expect(await schedulerInstances(serve.dashboard!)).toBe(0);
+    for (let i = 0; i < 40; i++) {
+      const r = await start(`out-${i}`, request(`out-${i}`, '../outside.bin'));
+      expect(r.status).toBe(403);
+      expect(r.json.error?.code).toBe('PORTAL_OUTPUT_OUTSIDE_ROOT');
+    }
+    // a manifest that is not one, a missing folder: refused as well
+    const bad = await start('bad-manifest', { ...request('bad-manifest', 'b.bin'), manifest: { id: 'x' } });
+    expect(bad.status).toBe(400);
+    const noFolder = await start('no-folder', request('no-folder', 'missing/f.bin'));
+    expect(noFolder.json.error?.code).toBe('PORTAL_OUTPUT_REFUSED');
+    expect(await schedulerInstances(serve.dashboard!)).toBe(0);
+    // a refused start of a known transfer keeps it (and its instance)
+    expect((await start('kept', request('kept', 'kept.bin'))).status).toBe(200);
+    const again = await start('kept', request('kept', 'other.bin'));
+    expect(again.status).toBe(409);
+    expect(await schedulerInstances(serve.dashboard!)).toBe(1);
+    expect((await call(`${serve.base}/SchedulerActor/kept/method/status`)).json.state).toMatch(
+      /running|done/,
+    );
+  }, 60_000);
+});
