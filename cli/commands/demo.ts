@@ -1,3 +1,4 @@
+import { checkPortsFree } from '../system-errors.js';
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -182,6 +183,10 @@ export const demoCommand = defineCommand({
     ...commonFlags,
   ],
   async run({ flags }) {
+    // a busy dashboard port is one line (exit 2) before the demo generates anything
+    await checkPortsFree([
+      { flag: 'dashboard-port', port: flags.dashboard ? flags['dashboard-port'] : undefined },
+    ]);
     const json = flags.json;
     const say = (s: string): void => {
       if (!json) process.stderr.write(`${s}\n`);

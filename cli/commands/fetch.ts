@@ -47,6 +47,7 @@ import {
 import { fetchStream, reportStream } from '../fetch-stream.js';
 import { escapeControl } from '../../common/redact.js';
 import { localWriteError } from '../../common/local-write-error.js';
+import { checkPortsFree } from '../system-errors.js';
 import { PortalError, isPortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
 import { createLogger } from '../../common/logger.js';
@@ -310,6 +311,12 @@ export const fetchCommand = defineCommand({
     // a write error of stdout (EPIPE: the reader went away) closes it; the stream sees the close and stops
     let stdoutError: NodeJS.ErrnoException | undefined;
     if (toStdout) process.stdout.on('error', (err: NodeJS.ErrnoException) => (stdoutError ??= err));
+    // the ports to listen on are checked before anything is probed or written: a busy one is one line, exit 2
+    await checkPortsFree([
+      { flag: 'serve', port: flags.serve },
+      { flag: 'dashboard-port', port: flags.dashboard ? flags['dashboard-port'] : undefined },
+      { flag: 'swarm-port', port: flags.swarm ? flags['swarm-port'] : undefined },
+    ]);
     // --edge values are checked before anything is read or probed, so a typo fails at once
     const given: TransferEdge[] = [];
     if (flags['edges-file']) given.push(...readEdgesFile(flags['edges-file']));
