@@ -113,11 +113,32 @@ export const schedulingFlags = [
 /** A parsed value of any kind, as the parser holds it before it is handed out typed. */
 type AnyFlagValue = FlagKinds[keyof FlagKinds];
 
+/**
+ * True for a flag whose value is a secret (a token, a password, a credential): its value is never printed, not
+ * even in the error about its own type (a config file's `"api-token": ["…"]` printed the token).
+ */
+export function isSecretFlag(name: string): boolean {
+  return /token|password|secret|credential/i.test(name);
+}
+
+/** What an error shows of a value it refuses: the value itself, or only its kind for a secret flag's. */
+function shownValue(spec: FlagSpec, raw: unknown): string {
+  if (!isSecretFlag(spec.name)) return JSON.stringify(raw);
+  const kind = Array.isArray(raw) ? 'a list' : raw === null ? 'null' : `a ${typeof raw}`;
+  return `${kind} (the value of a secret is not shown)`;
+}
+
+/**
+ * A token is sent as `Authorization: Bearer <token>` (RFC 6750 §2.1: token68, visible ASCII): a control character
+ * (a newline), a space or a non-ASCII character cannot be carried by any client, so every caller would be refused.
+ */
+const TOKEN_CHARS = /^[\x21-\x7e]+$/;
+
 function convert(spec: FlagSpec, raw: unknown, origin: string): AnyFlagValue {
   const bad = (want: string): never => {
     throw new PortalError(
       'PORTAL_CONFIG_INVALID',
-      `--${spec.name} (${origin}): expected ${want}, got ${JSON.stringify(raw)}`,
+      `--${spec.name} (${origin}): expected ${want}, got ${shownValue(spec, raw)}`,
     );
   };
   switch (spec.type) {
@@ -139,7 +160,14 @@ function convert(spec: FlagSpec, raw: unknown, origin: string): AnyFlagValue {
       if (typeof raw === 'string') return raw.split(',').filter(Boolean);
       return bad('a list of strings');
     default:
-      if (typeof raw === 'string') return raw;
+      if (typeof raw === 'string') {
+        if (/token$/.test(spec.name) && raw !== '' && !TOKEN_CHARS.test(raw))
+          throw new PortalError(
+            'PORTAL_CONFIG_INVALID',
+            `--${spec.name} (${origin}): a token may hold visible ASCII characters only (no space, newline or other control character, no non-ASCII), as an HTTP header carries it; the value is not shown`,
+          );
+        return raw;
+      }
       if (typeof raw === 'number') return String(raw);
       return bad('a string');
   }
