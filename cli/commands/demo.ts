@@ -1,6 +1,7 @@
 import { checkPortsFree } from '../system-errors.js';
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +29,7 @@ import { createProgress, formatBytes } from '../progress.js';
 import { progressDetail } from './fetch.js';
 import { freePort } from '../../common/net.js';
 import { hasBit } from '../../common/bitset.js';
+import { zeroCounters } from '../../scheduler/scheduler.js';
 
 const MB = 1_000_000;
 
@@ -101,6 +103,65 @@ interface PhaseOneLine {
   ticks?: number;
   tickMsP50?: number;
   tickMsP99?: number;
+  /** Chunks each edge delivered in that process so far, by edge id (fetch --progress-json). */
+  chunksByEdge?: Record<string, number>;
+  backend?: string;
+}
+
+/** The `{type:'result'}` line of the phase-1 fetch process, when it finished before the kill (what the demo reads). */
+interface PhaseOneResult {
+  verified: boolean;
+  chunksBySource?: Record<string, number>;
+  backend?: string;
+}
+
+/** What runInterruptedFetch saw of the phase-1 process. */
+interface PhaseOne {
+  start: number;
+  end: number;
+  last?: PhaseOneLine;
+  /** The SIGKILL was sent (it may have come after the last chunk: the caller reads the journal). */
+  killed: boolean;
+  result?: PhaseOneResult;
+}
+
+/**
+ * The fields of a TransferStatus the report reads, for a phase-1 process that finished its transfer before the kill:
+ * no chunk, tick or counter of a resumed run (the report adds the process's own), its backend from its result, and
+ * verified by the sha-256 of the file it left (under the name asked for, or still `.portal-part` if the kill came between the
+ * journal's end and the rename).
+ */
+async function phaseOneStatus(
+  p: PhaseOne,
+  manifest: Manifest,
+  output: string,
+): Promise<
+  Pick<
+    TransferStatus,
+    | 'verified'
+    | 'counters'
+    | 'ticks'
+    | 'tickMsP50'
+    | 'tickMsP99'
+    | 'resumedChunks'
+    | 'backend'
+    | 'perEdgeChunks'
+  >
+> {
+  const file = existsSync(output) ? output : `${output}.portal-part`;
+  const hash = createHash('sha256');
+  for await (const b of createReadStream(file)) hash.update(b as Buffer);
+  return {
+    verified: hash.digest('hex') === manifest.fileSha256,
+    // nothing ran after the kill: the report adds the process's own counters (its last progress line)
+    counters: zeroCounters(),
+    ticks: 0,
+    tickMsP50: 0,
+    tickMsP99: 0,
+    resumedChunks: 0,
+    backend: p.result?.backend ?? p.last?.backend ?? 'unknown',
+    perEdgeChunks: EDGES.map(() => 0),
+  };
 }
 
 /** `portal demo`: the main job — a 256 MiB transfer over 8 loopback edges with a dead edge, a corrupting edge and a crash + resume. */
@@ -260,7 +321,9 @@ export const demoCommand = defineCommand({
 
       const total = manifest.chunks.length;
       const killEdgeAt = Math.ceil(flags['kill-edge-at'] * total);
-      const interruptAt = Math.ceil(flags['interrupt-at'] * total);
+      // the kill is asked for before the last chunk (a file of few chunks: 0.6 × 4 rounds up to 3 of 4); whether it
+      // landed before it is known afterwards (`interrupted` in the report)
+      const interruptAt = Math.min(Math.ceil(flags['interrupt-at'] * total), total - 1);
       const bar = createProgress('transfer', manifest.fileSize, {
         quiet: json,
         format: (d, t) => `${formatBytes(d)}/${formatBytes(t)}`,
@@ -277,7 +340,7 @@ export const demoCommand = defineCommand({
       const dashPort = flags.dashboard ? flags['dashboard-port'] || (await freePort()) : undefined;
       if (dashPort !== undefined) say(`dashboard: http://127.0.0.1:${dashPort}/  (live while the demo runs)`);
       const t0 = performance.now();
-      let phase1: { start: number; end: number; last?: PhaseOneLine } | undefined;
+      let phase1: PhaseOne | undefined;
       if (interruptAt > 0) {
         phase1 = await runInterruptedFetch(
           manifestPath,
@@ -295,41 +358,54 @@ export const demoCommand = defineCommand({
             );
           },
         );
-        say(
-          `\nfetch process SIGKILLed at ${phase1.last?.complete ?? 0}/${total} chunks; resuming from the journal`,
-        );
       }
-      const journalBitmap = await readJournalBitmap(output, localTransferId(manifest.id, output));
+      const journal = await readJournal(output, localTransferId(manifest.id, output));
+      const journalBitmap = journal.bitmap;
+      // the fetch process ended its transfer before the kill (a small --size): there is nothing to resume, and a
+      // start of its done transfer with the demo's request would be refused as another request
+      const finished = phase1 !== undefined && (phase1.result !== undefined || journal.state === 'done');
+      if (phase1)
+        say(
+          !finished
+            ? `\nfetch process SIGKILLed at ${phase1.last?.complete ?? 0}/${total} chunks; resuming from the journal`
+            : `\nthe fetch process had all ${total} chunks before the kill landed: no crash mid-transfer, nothing to resume (a larger --size gives it time)`,
+        );
       let t1 = performance.now();
       let refetched = 0;
       const started = Date.now();
-      const status = await runTransfer({
-        request: {
-          transferId: localTransferId(manifest.id, output),
-          manifest,
-          output,
-          edges,
-          tickMs: 50,
-          learned: flags.learned,
-        },
-        logger,
-        backend: parseBackend(flags.backend),
-        requireGpu: requireGpuFromEnv(),
-        cpuThreads: cpuThreadsFromEnv(),
-        onStarted: () => {
-          t1 = performance.now();
-        },
-        dashboard: dashPort !== undefined ? { port: dashPort, lingerMs: flags.linger * 1000 } : undefined,
-        onReport: (r: ChunkReport) => {
-          if (r.ok && journalBitmap && hasBit(journalBitmap, r.chunk)) refetched++;
-        },
-        onProgress: (s) => {
-          killEdge(s.complete);
-          bar.update(s.bytesDone, progressDetail(s, started));
-        },
-      });
+      const status = finished
+        ? await phaseOneStatus(phase1!, manifest, output)
+        : await runTransfer({
+            request: {
+              transferId: localTransferId(manifest.id, output),
+              manifest,
+              output,
+              edges,
+              tickMs: 50,
+              learned: flags.learned,
+            },
+            logger,
+            backend: parseBackend(flags.backend),
+            requireGpu: requireGpuFromEnv(),
+            cpuThreads: cpuThreadsFromEnv(),
+            onStarted: () => {
+              t1 = performance.now();
+            },
+            dashboard: dashPort !== undefined ? { port: dashPort, lingerMs: flags.linger * 1000 } : undefined,
+            onReport: (r: ChunkReport) => {
+              if (r.ok && journalBitmap && hasBit(journalBitmap, r.chunk)) refetched++;
+            },
+            onProgress: (s) => {
+              killEdge(s.complete);
+              bar.update(s.bytesDone, progressDetail(s, started));
+            },
+          });
+      if (finished) t1 = performance.now();
       const t2 = performance.now();
-      bar.done(progressDetail(status, started));
+      // the kill landed while chunks were missing: the resumed run had some to fetch (its journal, with the chunks the
+      // killed process verified after its last flush, may hold them all: then the kill came too late as well)
+      const interrupted = phase1 !== undefined && !finished && status.resumedChunks < total;
+      bar.done(finished ? undefined : progressDetail(status as TransferStatus, started));
 
       // "active" = while a scheduler was running: from its start to the kill, and from the resumed start to the end
       const activeMs = (phase1 ? phase1.end - phase1.start : 0) + (t2 - t1);
@@ -337,6 +413,11 @@ export const demoCommand = defineCommand({
         (phase1 ? aliveCapacity(phase1.start, phase1.end, killedAt) * (phase1.end - phase1.start) : 0) +
         aliveCapacity(t1, t2, killedAt) * (t2 - t1);
       const p1 = phase1?.last;
+      // its final counts when it finished before the kill, else those of its last progress line
+      const p1Counts = phase1?.result?.chunksBySource ?? p1?.chunksByEdge;
+      const beforeKill: Record<string, number> = Object.fromEntries(
+        EDGES.map((e) => [e.name, p1Counts?.[e.name] ?? 0]),
+      );
       const fetchedBytes = manifest.fileSize;
       const ticks1 = p1?.ticks ?? 0;
       const report = {
@@ -359,11 +440,25 @@ export const demoCommand = defineCommand({
         tickMsP99: Math.max(p1?.tickMsP99 ?? 0, status.tickMsP99),
         chunksRefetchedAfterResume: refetched,
         resumedChunks: status.resumedChunks,
-        interruptedAtChunk: p1?.complete ?? null,
+        interruptedAtChunk: interrupted ? (p1?.complete ?? null) : null,
         killedEdge: EDGES[KILLED].name,
         backend: status.backend,
         chunks: total,
-        perEdgeChunks: Object.fromEntries(EDGES.map((e, i) => [e.name, status.perEdgeChunks[i]])),
+        /** Whether the kill landed while chunks were still missing (false: no crash run, or it came too late). */
+        interrupted,
+        // per edge over the whole transfer: the killed process's counts as of its last progress line, plus the resumed
+        // run's; `chunksUnattributed` are those it verified and journaled after that line (their edges are unknown)
+        perEdgeChunks: Object.fromEntries(
+          EDGES.map((e, i) => [e.name, (beforeKill[e.name] ?? 0) + (status.perEdgeChunks[i] ?? 0)]),
+        ),
+        perEdgeChunksBeforeKill: beforeKill,
+        perEdgeChunksAfterResume: Object.fromEntries(
+          EDGES.map((e, i) => [e.name, status.perEdgeChunks[i] ?? 0]),
+        ),
+        chunksUnattributed: Math.max(
+          0,
+          status.resumedChunks - Object.values(beforeKill).reduce((a, b) => a + b, 0),
+        ),
       };
       if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else {
@@ -374,11 +469,17 @@ export const demoCommand = defineCommand({
           `throughput      ${formatBytes(report.throughputBytesPerSec)}/s of ${formatBytes(report.edgeCapacityBytesPerSec)}/s alive edge capacity (${(report.efficiency * 100).toFixed(1)}%)`,
           `failovers       ${report.failovers} (timeouts ${report.timeouts}, hedges ${report.hedges})`,
           `corrupt chunks  ${report.corruptChunksDetected} detected by CID (${report.corruptChunksServed} served by "${EDGES[CORRUPT].name}")`,
-          `resume          ${report.resumedChunks} chunks kept from the journal, ${report.chunksRefetchedAfterResume} fetched again`,
+          report.interrupted
+            ? `resume          ${report.resumedChunks} chunks kept from the journal, ${report.chunksRefetchedAfterResume} fetched again`
+            : `resume          not exercised: ${phase1 ? `the fetch process had all ${total} chunks before the kill landed` : 'no crash (--interrupt-at 0)'}`,
           `tick            p50 ${report.tickMsP50.toFixed(3)} ms, p99 ${report.tickMsP99.toFixed(3)} ms on ${report.backend}`,
           `per edge        ${Object.entries(report.perEdgeChunks)
-            .map(([k, v]) => `${k} ${v}`)
-            .join(', ')} (after resume)`,
+            .map(
+              ([k, v]) =>
+                `${k} ${v} (${report.perEdgeChunksBeforeKill[k]}+${report.perEdgeChunksAfterResume[k]})`,
+            )
+            .join(', ')}`,
+          `                (before the kill + after the resume${report.chunksUnattributed > 0 ? `; ${report.chunksUnattributed} chunks verified by the killed process after its last progress line, edge unknown` : ''})`,
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
       }
@@ -400,7 +501,7 @@ async function runInterruptedFetch(
   learned: boolean,
   dashPort: number | undefined,
   onLine: (l: PhaseOneLine) => void,
-): Promise<{ start: number; end: number; last?: PhaseOneLine }> {
+): Promise<PhaseOne> {
   const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
   const child = spawn(
     process.execPath,
@@ -421,6 +522,7 @@ async function runInterruptedFetch(
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let last: PhaseOneLine | undefined;
+  let result: PhaseOneResult | undefined;
   let end = 0;
   let start = performance.now();
   const rl = createInterface({ input: child.stdout });
@@ -435,6 +537,11 @@ async function runInterruptedFetch(
       start = performance.now();
       return;
     }
+    if (line.type === 'result') {
+      result = line as unknown as PhaseOneResult; // it finished before the kill
+      return;
+    }
+    if (line.type !== 'progress') return;
     last = line;
     onLine(line);
     if (line.complete >= interruptAt && end === 0) {
@@ -443,20 +550,28 @@ async function runInterruptedFetch(
     }
   });
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  // killed: the SIGKILL was sent (it may still have come after the last chunk: the caller reads the journal)
+  const killed = end !== 0;
   if (end === 0) end = performance.now();
   if (code !== null && code !== 0) throw new Error(`phase 1 fetch process exited with ${code}`);
-  return { start, end, last };
+  return { start, end, last, killed, result };
 }
 
-/** The completion bitmap in the journal beside `output`, read independently of the scheduler. */
-async function readJournalBitmap(output: string, transferId: string): Promise<Uint8Array | undefined> {
+/** The completion bitmap and state of the journal beside `output`, read independently of the scheduler. */
+async function readJournal(
+  output: string,
+  transferId: string,
+): Promise<{ bitmap?: Uint8Array; state?: string }> {
   const store = createFileStateStore(journalDir(output));
   try {
-    const got = await readPagedJournal(async <T>(key: string) => {
+    const got = await readPagedJournal<{ bitmap: string; state?: string }>(async <T>(key: string) => {
       const raw = await store.get(`SchedulerActor||${transferId}||${key}`);
       return raw === undefined ? undefined : (JSON.parse(raw) as T);
     });
-    return got?.journal.bitmap ? Buffer.from(got.journal.bitmap, 'base64') : undefined;
+    return {
+      bitmap: got?.journal.bitmap ? Buffer.from(got.journal.bitmap, 'base64') : undefined,
+      state: got?.journal.state,
+    };
   } finally {
     await store.close();
   }

@@ -298,7 +298,7 @@ export const fetchCommand = defineCommand({
     {
       name: 'progress-json',
       type: 'boolean',
-      help: 'print a JSON status line to stdout every 250 ms',
+      help: 'print a JSON status line to stdout every 250 ms ({type:"progress", complete, total, bytesDone, resumedChunks, counters, chunksByEdge (chunks each source delivered in this run, by id), backend, …})',
       default: false,
     },
     ...schedulingFlags,
@@ -602,7 +602,7 @@ export const fetchCommand = defineCommand({
             onProgress: (s) => {
               if (flags['progress-json'])
                 process.stdout.write(
-                  `${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99, ...(s.failingSources ? { failingSources: s.failingSources } : {}) })}\n`,
+                  `${JSON.stringify({ type: 'progress', complete: s.complete, total: s.total, bytesDone: s.bytesDone, resumedChunks: s.resumedChunks, counters: s.counters, ticks: s.ticks, tickMsP50: s.tickMsP50, tickMsP99: s.tickMsP99, chunksByEdge: s.chunksByEdge, backend: s.backend, ...(s.failingSources ? { failingSources: s.failingSources } : {}) })}\n`,
                 );
               bar.update(s.bytesDone, progressDetail(s, started));
             },
