@@ -1,6 +1,12 @@
 import { quantileSorted } from '../common/quantile.js';
 import { open, rename, stat, unlink } from 'node:fs/promises';
-import { checkStillConfined, confineOutputFile, lstatIfPresent } from '../transfer/output-target.js';
+import {
+  checkStillConfined,
+  confineOutputFile,
+  lstatIfPresent,
+  refuseHostOwned,
+  type HostOwnedPath,
+} from '../transfer/output-target.js';
 import { partialChunkLogPath } from '../transfer/partial-chunks.js';
 import { Actor } from '../runtime/types.js';
 import { notOwnFileReason, openOwnFile } from '../common/own-file.js';
@@ -179,6 +185,11 @@ export interface SchedulerServices extends TickEngineServices {
    * local fetch (whose output the user chose) does not. Outside: PORTAL_OUTPUT_OUTSIDE_ROOT.
    */
   readonly outputRoot?: string;
+  /**
+   * Files and folders the host owns (its state folder, its code, its code cache): no output, partial file,
+   * partial-chunk log or lock folder may be one of them or lie below (PORTAL_OUTPUT_OUTSIDE_ROOT), links resolved.
+   */
+  readonly hostOwnedPaths?: readonly HostOwnedPath[];
   /**
    * Where a start's `manifestUrl` may name a local file (transfer/manifest-ref.ts ManifestRefOptions.localRoot):
    * a folder, or null for http(s) only; `portal serve` sets it (its callers are not the host's user), the local
@@ -552,6 +563,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       publishAs = output;
       output = { path: part, existing: lstatIfPresent(part) };
     }
+    // never the host's own files, whatever `overwrite` says (checked before anything there is removed)
+    this.refuseHostOwned(req.output, output.path, publishAs?.path);
     if (first)
       for (const file of [output, publishAs]) {
         const st = file?.existing;
@@ -565,6 +578,19 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         if (st && notOwnFileReason(st) !== undefined) await unlink(file.path);
       }
     return { ...req, output: output.path, ...(publishAs === undefined ? {} : { publishAs: publishAs.path }) };
+  }
+
+  /**
+   * Refuses (PORTAL_OUTPUT_OUTSIDE_ROOT) a transfer whose files (`written`, its partial-chunk log, `publishAs`, and
+   * the lock folder `<publishAs or written>.portal`) would be any of the host's own (services.hostOwnedPaths).
+   * `asked` is the output as the request named it, for the message.
+   */
+  private refuseHostOwned(asked: string, written: string, publishAs: string | undefined): void {
+    const owned = this.ctx.services.hostOwnedPaths;
+    if (!owned?.length) return;
+    const files = [written, partialChunkLogPath(written), `${publishAs ?? written}.portal`];
+    if (publishAs !== undefined) files.push(publishAs);
+    refuseHostOwned(asked, files, owned);
   }
 
   /**
@@ -582,6 +608,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     try {
       for (const file of [req.output, partialChunkLogPath(req.output), req.publishAs])
         if (file !== undefined) await checkStillConfined(root, file);
+      this.refuseHostOwned(req.output, req.output, req.publishAs);
       return undefined;
     } catch (err) {
       if (!isPortalError(err)) throw err;

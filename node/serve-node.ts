@@ -1,7 +1,14 @@
 import path from 'node:path';
 import { mkdir, stat } from 'node:fs/promises';
 import { escapeControl } from '../common/redact.js';
-import { lockFile, lockHolderText, type OutputLock } from '../transfer/output-target.js';
+import {
+  lockFile,
+  lockHolderText,
+  realPathOrAbsolute,
+  type HostOwnedPath,
+  type OutputLock,
+} from '../transfer/output-target.js';
+import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import {
   createDaprHost,
@@ -73,6 +80,11 @@ export interface ServeNodeOptions extends EngineSettings {
   dapr?: ServeDaprSettings;
   /** Embedded: folder of the durable actor state (default: in memory). */
   stateDir?: string;
+  /**
+   * Other files and folders of the host's that no transfer may write into (the CLI's code cache folder); the state
+   * folder and Portal's code (the `dist` folder this module runs from) are added here.
+   */
+  hostOwnedPaths?: readonly HostOwnedPath[];
   /** Chunk fetches this instance's executor runs at once. */
   concurrency: number;
   /** On close, running actor turns get this long before their callers are released (ms). */
@@ -184,6 +196,22 @@ export async function lockStateDir(stateDir: string): Promise<OutputLock> {
   );
 }
 
+/**
+ * What a serve host owns, real paths: its state folder (lock, write-ahead log, actor snapshots), Portal's code (the
+ * `dist` folder this module runs from) and `opts.hostOwnedPaths`.
+ */
+async function hostOwnedPathsOf(opts: ServeNodeOptions): Promise<HostOwnedPath[]> {
+  const owned: HostOwnedPath[] = [];
+  if (opts.stateDir !== undefined)
+    owned.push({ path: await realPathOrAbsolute(opts.stateDir), what: 'the state folder (--state-dir)' });
+  owned.push({
+    path: await realPathOrAbsolute(fileURLToPath(new URL('..', import.meta.url))),
+    what: "Portal's code folder",
+  });
+  for (const o of opts.hostOwnedPaths ?? []) owned.push({ ...o, path: await realPathOrAbsolute(o.path) });
+  return owned;
+}
+
 export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode> {
   const { logger } = opts;
   const env = opts.env ?? process.env;
@@ -279,6 +307,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     edgeUsage: new EdgeUsageBoard(),
     verifiedChunks: createVerifiedChunkEvents(),
     outputRoot,
+    hostOwnedPaths: await hostOwnedPathsOf(opts),
     manifestRoot: opts.manifestRoot === 'none' ? null : path.resolve(opts.manifestRoot ?? outputRoot),
     onTransferForgotten: (id: string) => forgetTransferHook?.(id),
     admission,

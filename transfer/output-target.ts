@@ -537,3 +537,38 @@ export function checkStillConfinedSync(realRoot: string, file: string): void {
     if (!last && !st.isDirectory()) throw outside(`${escapeControl(at)} is not a folder`);
   }
 }
+
+/** A file or folder the host itself owns (its state folder, its code, its code cache), where no output may go. */
+export interface HostOwnedPath {
+  /** Its real path (links resolved), or the absolute path when it does not exist yet. */
+  readonly path: string;
+  /** What it is, for the refusal ("the state folder (--state-dir)"). */
+  readonly what: string;
+}
+
+/**
+ * Refuses with PORTAL_OUTPUT_OUTSIDE_ROOT (HTTP 403) when any of `files` (real paths a transfer would write: its
+ * output, its partial file, its partial-chunk log, its lock folder) is one of `owned` or lies below it. An output
+ * root may hold the host's own files (`--state-dir ./state` under the default `--output-root .`): a start writing
+ * there would replace the host's lock, write-ahead log or actor snapshots with a mirror's bytes.
+ */
+export function refuseHostOwned(
+  output: string,
+  files: readonly string[],
+  owned: readonly HostOwnedPath[],
+): void {
+  for (const o of owned)
+    for (const file of files) {
+      const rel = path.relative(o.path, file);
+      if (rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel)))
+        throw new PortalError(
+          'PORTAL_OUTPUT_OUTSIDE_ROOT',
+          `output ${escapeControl(output)}: ${escapeControl(file)} lies in ${o.what} ${escapeControl(o.path)}, which this host owns; refusing to write there (choose a path outside it)`,
+        );
+    }
+}
+
+/** Real path of `p` (links resolved), or its absolute path when it does not exist (yet). */
+export async function realPathOrAbsolute(p: string): Promise<string> {
+  return realpath(p).catch(() => path.resolve(p));
+}

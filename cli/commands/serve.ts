@@ -3,6 +3,7 @@ import { startServeNode, parseBackend } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv, streamRequireGpuFromEnv } from '../env.js';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
+import { codeCacheDir } from '../code-cache.js';
 import { resolveLogFormat } from '../../common/log-format.js';
 import { backendFlag, caFlag, commonFlags, defineCommand } from '../args.js';
 import { createHttpClient, setDefaultHttpClient } from '../../transfer/index.js';
@@ -250,6 +251,8 @@ export const serveCommand = defineCommand({
         localTurns: flags['local-turns'],
       },
       stateDir: flags['state-dir'],
+      // the CLI's V8 code caches: bytes written there would run as Portal's code at the next start
+      hostOwnedPaths: ((dir) => (dir ? [{ path: dir, what: 'the code cache folder' }] : []))(codeCacheDir()),
       concurrency: flags.concurrency,
       drainTimeoutMs,
       idleTimeoutMs: durationMs(flags['actor-idle-timeout'], '--actor-idle-timeout'),

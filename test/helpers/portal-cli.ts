@@ -83,13 +83,14 @@ export interface EmbeddedServe {
 
 /**
  * Starts `portal serve --runtime embedded --app-port <free port> --backend <backend: cpu> --json <args>` as a real process
- * (environment: this process's, with `env` over it) and resolves at its ready line; rejects with what it printed when
+ * (environment: this process's, with `env` over it; working folder `cwd`, default this one's) and resolves at its ready line; rejects with what it printed when
  * it exits first. The caller kills it.
  */
 export async function startEmbeddedServe(
   args: string[],
   env?: NodeJS.ProcessEnv,
   backend: 'cpu' | 'auto' | 'webgpu' = 'cpu',
+  cwd?: string,
 ): Promise<EmbeddedServe> {
   const port = await freePort();
   const child = spawn(
@@ -106,7 +107,7 @@ export async function startEmbeddedServe(
       '--json',
       ...args,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, cwd },
   );
   let out = '';
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -1,8 +1,8 @@
 /**
  * Who owns an output of `portal serve`, against the built CLI as real processes and real (slow) HTTP edges: a
- * refused start keeps no actor instance.
+ * refused start keeps no actor instance; no output goes into the host's own files (its state folder).
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
@@ -73,5 +73,42 @@ describe('portal serve: who owns an output', () => {
     expect((await call(`${serve.base}/SchedulerActor/kept/method/status`)).json.state).toMatch(
       /running|done/,
     );
+  }, 60_000);
+  test('an output in the state folder under the root (serve.lock, a link to it, its partial file) is refused with 403 and the lock is kept', async () => {
+    const root = path.join(mesh.dir, 'state-root');
+    await mkdir(root);
+    // the trial's layout: --state-dir ./state under the default --output-root . (the serve's working folder)
+    const serve = await startEmbeddedServe(['--state-dir', './state'], undefined, 'cpu', root);
+    serves.push(serve);
+    const lockBefore = await readFile(path.join(root, 'state', 'serve.lock'), 'utf8');
+    await symlink(path.join(root, 'state'), path.join(root, 'st-link'));
+    for (const [i, output] of [
+      'state/serve.lock',
+      'st-link/serve.lock',
+      'state/new.bin',
+      'st-link/x',
+    ].entries()) {
+      const id = `st-${i}`;
+      const r = await call(
+        `${serve.base}/SchedulerActor/${id}/method/start`,
+        request(id, output, { overwrite: true }),
+      );
+      expect(r.status).toBe(403);
+      expect(r.json.error?.code).toBe('PORTAL_OUTPUT_OUTSIDE_ROOT');
+      expect(r.json.error?.message).toContain('the state folder (--state-dir)');
+    }
+    // an output whose partial file or lock folder would be the host's: `state` is the folder itself
+    const r = await call(
+      `${serve.base}/SchedulerActor/st-x/method/start`,
+      request('st-x', 'state', { overwrite: true }),
+    );
+    expect(r.status).toBeGreaterThanOrEqual(403);
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(await readFile(path.join(root, 'state', 'serve.lock'), 'utf8')).toBe(lockBefore);
+    expect((await readdir(path.join(root, 'state'))).filter((f) => /bin|portal|^x$/.test(f))).toEqual([]);
+    // beside it, in the root, a transfer runs as before
+    expect(
+      (await call(`${serve.base}/SchedulerActor/fine/method/start`, request('fine', 'fine.bin'))).status,
+    ).toBe(200);
   }, 60_000);
 });
