@@ -6,7 +6,7 @@ export interface FlagKinds {
   string: string;
   number: number;
   boolean: boolean;
-  /** Repeated (`--edge a --edge b`) or comma-separated (`--edge a,b`). */
+  /** Repeated (`--types a --types b`), or comma-separated (`--types a,b`) unless the spec says `split: false`. */
   list: string[];
 }
 
@@ -18,6 +18,11 @@ export interface FlagSpec {
   readonly default?: string | number | boolean | readonly string[];
   /** Also read from this environment variable. */
   readonly env?: string;
+  /**
+   * For lists: false when a value is never split at commas (each --flag is one value: URLs, whose query may hold a
+   * comma, and headers, whose values may); default true.
+   */
+  readonly split?: boolean;
   /** For numbers: inclusive bounds. */
   readonly min?: number;
   readonly max?: number;
@@ -157,7 +162,7 @@ function convert(spec: FlagSpec, raw: unknown, origin: string): AnyFlagValue {
     }
     case 'list':
       if (Array.isArray(raw) && raw.every((x): x is string => typeof x === 'string')) return raw;
-      if (typeof raw === 'string') return raw.split(',').filter(Boolean);
+      if (typeof raw === 'string') return spec.split === false ? [raw] : raw.split(',').filter(Boolean);
       return bad('a list of strings');
     default:
       if (typeof raw === 'string') {
@@ -250,19 +255,34 @@ export function parseArgs<const F extends readonly FlagSpec[]>(
   return { flags: flags as FlagValues<F>, positionals };
 }
 
+/** Where the help text of each flag starts in --help, in characters. */
+const HELP_COLUMN = 30;
+
 /** The --help text of a command. */
 export function helpText(cmd: Pick<CommandSpec, 'name' | 'summary' | 'usage' | 'flags'>): string {
   const lines = [`portal ${cmd.name} — ${cmd.summary}`, '', `usage: ${cmd.usage}`, '', 'flags:'];
   for (const f of cmd.flags) {
     const v =
-      f.type === 'boolean' ? '' : f.type === 'list' ? ' <a,b,…>' : f.type === 'number' ? ' <n>' : ' <value>';
+      f.type === 'boolean'
+        ? ''
+        : f.type === 'list'
+          ? f.split === false
+            ? ' <value> (repeat)'
+            : ' <a,b,…>'
+          : f.type === 'number'
+            ? ' <n>'
+            : ' <value>';
     const extra = [
       f.default !== undefined && f.default !== false ? `default ${JSON.stringify(f.default)}` : '',
       f.env ? `env ${f.env}` : '',
     ]
       .filter(Boolean)
       .join('; ');
-    lines.push(`  --${f.name}${v}`.padEnd(30) + f.help + (extra ? ` (${extra})` : ''));
+    const flag = `  --${f.name}${v}`;
+    const text = f.help + (extra ? ` (${extra})` : '');
+    // at least two spaces between the columns: a flag too long for its column gets a line of its own
+    if (flag.length <= HELP_COLUMN - 2) lines.push(flag.padEnd(HELP_COLUMN) + text);
+    else lines.push(flag, ' '.repeat(HELP_COLUMN) + text);
   }
   return lines.join('\n');
 }

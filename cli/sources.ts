@@ -139,13 +139,8 @@ export function parseChecksum(v: string | undefined): string | undefined {
  */
 export function parseHeaders(values: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  // list flags split on commas: a piece without ':' continues the previous header's value ('Accept: a, b')
-  const joined: string[] = [];
+  // each --header is one header ('Accept: a, b' keeps its comma: the flag is not split)
   for (const v of values ?? []) {
-    if (!v.includes(':') && joined.length > 0) joined[joined.length - 1] += `,${v}`;
-    else joined.push(v);
-  }
-  for (const v of joined) {
     const i = v.indexOf(':');
     const name = i > 0 ? v.slice(0, i).trim() : '';
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))

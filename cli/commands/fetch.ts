@@ -160,7 +160,12 @@ export const fetchCommand = defineCommand({
   usage:
     'portal fetch <manifest.json | file.meta4 | URL [URL…]> [--edge URL[#mirror,metered,battery,max=1..1024,bw=BYTES_PER_S,id=NAME] …] [--out FILE] [--checksum sha-256=HEX] [--ca FILE] [--header "Name: value"] [--serve PORT]',
   flags: [
-    { name: 'edge', type: 'list', help: 'an edge (repeat, or comma-separate)' },
+    {
+      name: 'edge',
+      type: 'list',
+      split: false,
+      help: 'an edge or mirror URL[#options]; repeat the flag for several (a value is never split at commas: a signed URL may hold them)',
+    },
     {
       name: 'edges-file',
       type: 'string',
@@ -194,7 +199,7 @@ export const fetchCommand = defineCommand({
       help: 'skip TLS certificate verification (only when asked; chunk hashes still verify the bytes)',
       default: false,
     },
-    { name: 'header', type: 'list', help: "'Name: value' sent to every source (repeat)" },
+    { name: 'header', type: 'list', split: false, help: "'Name: value' sent to every source" },
     {
       name: 'stall-timeout',
       type: 'number',

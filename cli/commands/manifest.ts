@@ -89,7 +89,8 @@ export const manifestCommand = defineCommand({
     {
       name: 'url',
       type: 'list',
-      help: 'a URL the file can be fetched from (for --metalink; repeat, in priority order)',
+      split: false,
+      help: 'a URL the file can be fetched from (for --metalink; in priority order)',
     },
     ...commonFlags,
   ],
