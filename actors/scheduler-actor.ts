@@ -2085,7 +2085,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    * and why (a link, not a regular file, another hard link, another user's).
    */
   private async datasyncOutput(output: string): Promise<void> {
-    const out = await openOwnFile(output, 'append', { code: 'PORTAL_OUTPUT_REFUSED', what: 'output' });
+    // created here only when no chunk was written (a 0-byte file): the mode the chunk writer creates outputs with
+    // (0644 less the umask), not openOwnFile's 0600 for Portal's private files
+    const out = await openOwnFile(output, 'append', { code: 'PORTAL_OUTPUT_REFUSED', what: 'output' }, 0o644);
     try {
       await out.datasync();
     } finally {
