@@ -480,16 +480,22 @@ export const fetchCommand = defineCommand({
             process.off('SIGINT', onSigint);
             process.off('SIGTERM', onSigint);
             const kept = !toStdout && existsSync(part);
+            // before the first chunk: the journal folder this run made goes too (at exit), so nothing is kept; one a
+            // previous run left is kept, and said so
+            if (!toStdout && !kept && newJournal) newJournal.discard = true;
+            const journalKept = !toStdout && !kept && !newJournal && existsSync(jdir);
             if (flags.json || flags['progress-json'])
               process.stdout.write(
-                `${JSON.stringify({ type: 'interrupted', signal, kept: kept ? part : null })}\n`,
+                `${JSON.stringify({ type: 'interrupted', signal, kept: kept ? part : journalKept ? jdir : null })}\n`,
               );
             process.stderr.write(
               toStdout
                 ? `\nportal: interrupted; ${streamedBytes(streamed, chunkHashes)} had been written to stdout, the file is incomplete, and nothing is kept (--out - does not resume)\n`
                 : kept
-                  ? `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)}: run the same command again to resume\n`
-                  : `\nportal: interrupted before any chunk was written; nothing is kept: run the same command again to start\n`,
+                  ? `\nportal: interrupted; the verified chunks are kept in ${escapeControl(part)} and its journal ${escapeControl(jdir)}: run the same command again to resume, or remove both to discard them\n`
+                  : journalKept
+                    ? `\nportal: interrupted before any chunk was written; the journal of the earlier run is kept in ${escapeControl(jdir)}: run the same command again to resume, or remove it to start over\n`
+                    : `\nportal: interrupted before any chunk was written; nothing is kept: run the same command again to start\n`,
             );
             process.exit(signal === 'SIGTERM' ? 143 : 130);
           };

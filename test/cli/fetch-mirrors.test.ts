@@ -179,6 +179,8 @@ describe('portal fetch: Ctrl-C', () => {
     expect(existsSync(`${o}.portal-part`)).toBe(false);
     expect(stderr).not.toMatch(/portal-part/);
     expect(stderr).toMatch(/interrupted before any chunk was written; nothing is kept/);
+    // and nothing is: the journal folder this run made is gone, so the rerun starts afresh (it resumed before)
+    expect(existsSync(`${o}.portal`)).toBe(false);
   });
 });
 

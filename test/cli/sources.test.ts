@@ -288,7 +288,7 @@ describe('portal fetch: the sources users have', () => {
     child.kill('SIGINT');
     expect(await exited).toBe(130);
     expect(stderr).toMatch(
-      /interrupted; the verified chunks are kept in .*\.portal-part: run the same command again to resume/,
+      /interrupted; the verified chunks are kept in .*\.portal-part and its journal .*\.portal: run the same command again to resume, or remove both to discard them/,
     );
     const again = await portal(['fetch', s.url, '--out', o, ...checksum()]);
     expect(again.code).toBe(0);
