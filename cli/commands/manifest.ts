@@ -8,8 +8,10 @@ import {
   MIN_CHUNK_SIZE,
   MAX_CHUNK_SIZE,
 } from '../../transfer/index.js';
-import { statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { PortalError } from '../../common/errors.js';
 import { commonFlags, defineCommand } from '../args.js';
 import { createProgress, formatBytes, type Progress } from '../progress.js';
@@ -72,7 +74,7 @@ export const manifestCommand = defineCommand({
     {
       name: 'out',
       type: 'string',
-      help: 'where to write the manifest (default <file>.manifest.json, <file>.manifest.bin with --binary, <file>.meta4 with --metalink)',
+      help: "where to write the manifest (default <file>.manifest.json, <file>.manifest.bin with --binary, <file>.meta4 with --metalink); '-' writes it to stdout (the summary then goes to stderr)",
     },
     {
       name: 'binary',
@@ -105,8 +107,19 @@ export const manifestCommand = defineCommand({
       );
     if (flags.metalink && flags.binary)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'manifest: --binary and --metalink exclude each other');
-    const out =
-      flags.out ?? `${file}${flags.metalink ? '.meta4' : flags.binary ? '.manifest.bin' : '.manifest.json'}`;
+    // `--out -`: the manifest goes to stdout (as fetch --out - streams there), the summary to stderr
+    const toStdout = flags.out === '-';
+    if (toStdout && flags.json)
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        'manifest: --json and --out - exclude each other (both would write stdout)',
+      );
+    const tmpDir = toStdout ? mkdtempSync(join(tmpdir(), 'portal-manifest-')) : undefined;
+    if (tmpDir) process.once('exit', () => rmSync(tmpDir, { recursive: true, force: true }));
+    const out = tmpDir
+      ? join(tmpDir, 'manifest')
+      : (flags.out ??
+        `${file}${flags.metalink ? '.meta4' : flags.binary ? '.manifest.bin' : '.manifest.json'}`);
     // checked before the file is hashed (minutes for a big one), not when the result is written
     for (const url of urls)
       if (!/^https?:\/\//i.test(url))
@@ -114,8 +127,10 @@ export const manifestCommand = defineCommand({
           'PORTAL_CONFIG_INVALID',
           `--url ${JSON.stringify(url)}: expected an http(s):// URL`,
         );
-    checkOutFolder(out, flags.out !== undefined);
-    checkOutNotInput(out, file, flags.out !== undefined);
+    if (!toStdout) {
+      checkOutFolder(out, flags.out !== undefined);
+      checkOutNotInput(out, file, flags.out !== undefined);
+    }
     // the bar counts bytes, so it is made once the file's size is known (the first read's report): a bar of
     // total 1 fed fractions ended with "1 B" as its last figure
     const bar = (total: number): Progress =>
@@ -141,13 +156,17 @@ export const manifestCommand = defineCommand({
         ),
       ]);
     else await saveManifest(out, unpackManifest(packed));
+    if (toStdout) {
+      await pipeline(createReadStream(out), process.stdout, { end: false });
+      await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+    }
     if (flags.json)
       process.stdout.write(
         `${JSON.stringify({ manifest: out, id: m.id, fileSize: m.fileSize, chunkSize: m.chunkSize, chunks, fileSha256: m.fileSha256, ...(manifestCid ? { manifestCid } : {}) })}\n`,
       );
     else
-      process.stdout.write(
-        `wrote ${out}: ${chunks} chunks of ${formatBytes(m.chunkSize)}, sha256 ${m.fileSha256}, id ${m.id}${manifestCid ? `, manifestCid ${manifestCid}` : ''}\n`,
+      (toStdout ? process.stderr : process.stdout).write(
+        `wrote ${toStdout ? 'stdout' : out}: ${chunks} chunks of ${formatBytes(m.chunkSize)}, sha256 ${m.fileSha256}, id ${m.id}${manifestCid ? `, manifestCid ${manifestCid}` : ''}\n`,
       );
     return 0;
   },

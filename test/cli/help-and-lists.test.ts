@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -74,4 +75,32 @@ describe('URLs and headers are never split at commas (real CLI, real HTTP mirror
     expect(xml.match(/<url[ >]/g)).toHaveLength(1);
     expect(xml).toContain('?a=1,2</url>');
   }, 40_000);
+});
+
+describe('portal manifest --out - (real CLI)', () => {
+  test('writes the Metalink to stdout, the summary to stderr, and no file named "-"; aria2c-style readers get the XML', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'portal-manifest-stdout-'));
+    try {
+      await writeFile(path.join(dir, 'one.bin'), 'x');
+      const r = await runPortal(
+        ['manifest', 'one.bin', '--metalink', '--url', 'http://127.0.0.1:1/one.bin', '--out', '-'],
+        { cwd: dir, timeoutMs: 30_000 },
+      );
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(
+        /^<\?xml[\s\S]*<url[^>]*>http:\/\/127\.0\.0\.1:1\/one\.bin<\/url>[\s\S]*<\/metalink>\s*$/,
+      );
+      expect(r.stderr).toMatch(/^wrote stdout: 1 chunks/m);
+      expect(existsSync(path.join(dir, '-'))).toBe(false);
+      const j = await runPortal(['manifest', 'one.bin', '--out', '-'], { cwd: dir, timeoutMs: 30_000 });
+      expect(JSON.parse(j.stdout)).toMatchObject({ name: 'one.bin', fileSize: 1 });
+      const both = await runPortal(['manifest', 'one.bin', '--out', '-', '--json'], {
+        cwd: dir,
+        timeoutMs: 30_000,
+      });
+      expect(both.code).toBe(2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
