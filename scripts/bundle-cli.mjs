@@ -176,8 +176,10 @@ async function bundleCommonJs(file, outfile, dir) {
     format: 'cjs',
     supported: { 'dynamic-import': false },
     plugins: [ownMetaUrl(dir, '__portalBundleUrl'), undiciBundled, bundledPackages],
+    // strict, as the ES modules it is made of (esbuild's own "use strict" comes after the banner, where it is no
+    // directive); a comment may come before a directive
     banner: {
-      js: `${MARK}\nconst __portalBundleUrl = require('node:url').pathToFileURL(__filename).href;`,
+      js: `${MARK}\n'use strict';\nconst __portalBundleUrl = require('node:url').pathToFileURL(__filename).href;`,
     },
   });
   for (const [out, { imports }] of Object.entries(r.metafile.outputs)) {

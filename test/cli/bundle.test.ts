@@ -93,7 +93,8 @@ describe('the built CLI is one bundle (scripts/bundle-cli.mjs, run by npm run bu
     expect(own).toEqual(['cli/main.js', 'transfer/data-worker.cjs']);
     expect(others.filter((u) => u.includes('/node_modules/undici/'))).toEqual([]);
     const worker = await readFile(path.resolve('dist/transfer/data-worker.cjs'), 'utf8');
-    expect(worker.split('\n', 1)[0]).toBe('// portal CLI bundle (scripts/bundle-cli.mjs)');
+    // strict, as its ES modules are: the directive right after the mark (esbuild's own comes too late to count)
+    expect(worker.split('\n', 2)).toEqual(['// portal CLI bundle (scripts/bundle-cli.mjs)', "'use strict';"]);
     // undici's Agent is inside the worker's bundle, not required from node_modules when the thread starts
     expect(worker).toMatch(/^\/\/ .*node_modules\/undici\/lib\/dispatcher\/agent\.js$/m);
     expect(worker).not.toMatch(/require\(["']undici/);
