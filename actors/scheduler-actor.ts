@@ -19,6 +19,7 @@ import { destinationFault, isEdgeOutput } from '../transfer/chunk-put.js';
 import { createPrng } from '../transfer/prng.js';
 import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
 import type { TransferAdmission } from './transfer-admission.js';
+import type { OutputClaims } from './output-claims.js';
 import { isLocationLabel, type ReplicaPlacer } from './replica-placement.js';
 import { TickPacer, type TickOutcome } from './tick-pacer.js';
 import { EdgeThroughput } from './edge-throughput.js';
@@ -211,6 +212,12 @@ export interface SchedulerServices extends TickEngineServices {
    */
   readonly admission?: TransferAdmission;
   /**
+   * Which transfer of this host writes which output, with the per-output lock `portal fetch` takes too
+   * (`portal serve` sets it): a start on an output another running or queued transfer holds is refused
+   * (PORTAL_TRANSFER_CONFLICT naming it), one a fetch holds too (PORTAL_OUTPUT_LOCKED); released when it ends.
+   */
+  readonly outputClaims?: OutputClaims;
+  /**
    * Content servers of this host listen here: emits `(transferId, chunk)` — event name the transfer id, one
    * argument, the chunk index — when an executor reports a chunk of that transfer verified and written
    * (before the report's turn applies it), so a reader waiting for the chunk is served without polling.
@@ -367,7 +374,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       if (journal.state === 'running') {
         // admitted before this activation (a restart, a move): it runs whatever the host's count
         admission?.acquire(this.ctx.actorId, { resume: true });
-        const unconfined = await this.stillConfined(this.t);
+        const unconfined =
+          (await this.stillConfined(this.t)) ?? (await this.claimOutput(this.t).catch((e: Error) => e));
         if (unconfined !== undefined) await this.fail(this.t, unconfined.message);
         else {
           await this.resume(this.t);
@@ -375,7 +383,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         }
       } else {
         this.countJournal(this.t);
-        if (journal.state === 'queued') this.shelve(this.t);
+        if (journal.state === 'queued') {
+          const taken = await this.claimOutput(this.t).catch((e: Error) => e);
+          if (taken !== undefined) await this.fail(this.t, taken.message);
+          else this.shelve(this.t);
+        }
       }
     }
   }
@@ -387,6 +399,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.sub?.unsubscribe();
     this.sub = undefined;
     if (this.t?.core) await this.persist(true);
+    if (this.t) await this.releaseOutput(this.t);
     if (this.t) this.ctx.services.transferIndex?.freeze(this.ctx.actorId);
   }
 
@@ -511,10 +524,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         startedAt: this.ctx.clock.wallNow(),
       },
     };
-    // a running slot now, a place in the host's queue, or PORTAL_OVERLOADED (then nothing changed)
     // (the queue may have filled while the manifest was read: this.t is still `old`, start frees a new id's instance)
-    const admitted: 'running' | 'queued' =
-      this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
+    const admitted = await this.claimAndAdmit(t);
     t.journal.state = admitted;
     t.journal.error = undefined;
     t.journal.finishedAt = undefined;
@@ -532,6 +543,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // reminder, the subscription and the in-memory transfer are this actor's to undo), so the id stays unknown
       // (or keeps the state it had) and a corrected start runs.
       if (old && oldJournal) Object.assign(old.journal, oldJournal);
+      await this.releaseOutput(t);
       await this.undoStart(old);
       throw err;
     }
@@ -666,7 +678,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const unconfined = await this.stillConfined(t);
     if (unconfined !== undefined) throw unconfined;
     const before = { ...j };
-    const admitted = this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
+    const admitted = await this.claimAndAdmit(t);
     j.state = admitted;
     j.error = undefined;
     j.finishedAt = undefined;
@@ -695,6 +707,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (t.core && t.journal.state === 'running') await this.stopLoop();
     if (t.journal.state === 'queued') await this.ctx.unregisterReminder(KEEPALIVE);
     this.ctx.services.admission?.release(this.ctx.actorId);
+    await this.releaseOutput(t);
     this.sub?.unsubscribe();
     this.sub = undefined;
     for (const key of ['request', 'risk', 'edgeEstimates']) await this.ctx.state.delete(key);
@@ -2206,7 +2219,44 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.ctx.services.admission?.release(this.ctx.actorId);
     this.sub?.unsubscribe();
     this.sub = undefined;
+    if (this.t) await this.releaseOutput(this.t);
     await this.persist(true);
+  }
+
+  /** The output this transfer claims on a host with output claims (its final name), or undefined. */
+  private claimKey(t: OwnedTransfer): string | undefined {
+    const { req } = t;
+    if (!this.ctx.services.outputClaims || req.prePosition !== undefined || isEdgeOutput(req.output))
+      return undefined;
+    return req.publishAs ?? req.output;
+  }
+
+  /** Claims this transfer's output (OutputClaims.claim): the same refusals. */
+  private async claimOutput(t: OwnedTransfer): Promise<undefined> {
+    const key = this.claimKey(t);
+    if (key !== undefined) await this.ctx.services.outputClaims!.claim(key, this.ctx.actorId);
+    return undefined;
+  }
+
+  /**
+   * Claims the output (its output is this transfer's alone until it ends: another transfer of this host or a fetch is
+   * refused), then a running slot now, a place in the host's queue, or PORTAL_OVERLOADED (then the claim is released
+   * and nothing changed).
+   */
+  private async claimAndAdmit(t: OwnedTransfer): Promise<'running' | 'queued'> {
+    await this.claimOutput(t);
+    try {
+      return this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
+    } catch (err) {
+      await this.releaseOutput(t);
+      throw err;
+    }
+  }
+
+  /** Releases this transfer's claim on its output (when it holds it). */
+  private async releaseOutput(t: OwnedTransfer): Promise<void> {
+    const key = this.claimKey(t);
+    if (key !== undefined) await this.ctx.services.outputClaims!.release(key, this.ctx.actorId);
   }
 
   /**

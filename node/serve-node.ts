@@ -9,6 +9,7 @@ import {
   type OutputLock,
 } from '../transfer/output-target.js';
 import { fileURLToPath } from 'node:url';
+import { OutputClaims } from '../actors/output-claims.js';
 import { createHash } from 'node:crypto';
 import {
   createDaprHost,
@@ -308,6 +309,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     verifiedChunks: createVerifiedChunkEvents(),
     outputRoot,
     hostOwnedPaths: await hostOwnedPathsOf(opts),
+    outputClaims: new OutputClaims(),
     manifestRoot: opts.manifestRoot === 'none' ? null : path.resolve(opts.manifestRoot ?? outputRoot),
     onTransferForgotten: (id: string) => forgetTransferHook?.(id),
     admission,

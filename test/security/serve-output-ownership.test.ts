@@ -5,7 +5,8 @@
 import { mkdir, readFile, readdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
-import { startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
+import { runPortal, startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
+import { existsSync } from 'node:fs';
 import { postJson } from '../helpers/post-json.js';
 
 type Answer = {
@@ -111,4 +112,43 @@ describe('portal serve: who owns an output', () => {
       (await call(`${serve.base}/SchedulerActor/fine/method/start`, request('fine', 'fine.bin'))).status,
     ).toBe(200);
   }, 60_000);
+  test('a second transfer on the output a running or queued one writes is refused 409 naming it, until it ends', async () => {
+    const { serve } = await serveIn('two', ['--max-running', '1']);
+    const start = (id: string, body: unknown) =>
+      call(`${serve.base}/SchedulerActor/${id}/method/start`, body);
+    expect((await start('tA', request('tA', 'same.bin'))).json.state).toBe('running');
+    const tB = await start('tB', request('tB', 'same.bin', { overwrite: true }));
+    expect(tB.status).toBe(409);
+    expect(tB.json.error?.code).toBe('PORTAL_TRANSFER_CONFLICT');
+    expect(tB.json.error?.message).toContain('is being written by transfer "tA"');
+    // queued ones own their output as well
+    expect((await start('tC', request('tC', 'q.bin'))).json.state).toBe('queued');
+    const tD = await start('tD', request('tD', 'q.bin'));
+    expect(tD.status).toBe(409);
+    expect(tD.json.error?.message).toContain('is being written by transfer "tC"');
+    // once tA ends (cancelled), its output is free again
+    expect((await call(`${serve.base}/SchedulerActor/tA/method/cancel`)).json.state).toBe('cancelled');
+    expect((await start('tB', request('tB', 'same.bin', { overwrite: true }))).status).toBe(200);
+  }, 60_000);
+
+  test('portal fetch --out on a file serve is writing is refused (exit 2) naming the serve, and the output of serve ends verified', async () => {
+    const { root, serve } = await serveIn('fetch');
+    const start = await call(`${serve.base}/SchedulerActor/tF/method/start`, request('tF', 'x.bin'));
+    expect(start.json.state).toBe('running');
+    const r = await runPortal(
+      ['fetch', mesh.manifestPath, '--edge', mesh.edges[0].config.url, '--out', 'x.bin'],
+      { cwd: root, timeoutMs: 60_000 },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`is being written by another portal process (pid ${serve.child.pid})`);
+    let st: Record<string, unknown> = {};
+    for (let i = 0; i < 300 && st.state !== 'done'; i++) {
+      st = (await call(`${serve.base}/SchedulerActor/tF/method/status`)).json;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(st.state).toBe('done');
+    expect((await readFile(path.join(root, 'x.bin'))).equals(await readFile(mesh.source))).toBe(true);
+    // the lock went with the transfer: a fetch now finds the output finished
+    expect(existsSync(path.join(root, 'x.bin.portal', 'lock'))).toBe(false);
+  }, 90_000);
 });
