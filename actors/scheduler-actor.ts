@@ -93,7 +93,7 @@ const NO_SPACE = /ENOSPC|EDQUOT|no space left on device|disk quota exceeded/i;
 const LOCAL_WRITE =
   /\b(ENOENT|ENOTDIR|EACCES|EPERM|EROFS|ELOOP|EISDIR|EFBIG|EIO)\b|PORTAL_OUTPUT_OUTSIDE_ROOT|outside the output root|no longer confined to the output root/;
 /** How the whole-file mismatch error names what gave the expected sha256 (TransferRequest.checksumFrom). */
-const CHECKSUM_ORIGIN: Record<ChecksumOrigin, string> = {
+export const CHECKSUM_ORIGIN: Record<ChecksumOrigin, string> = {
   manifest: 'the manifest',
   'checksum-flag': '--checksum',
   metalink: 'the Metalink',

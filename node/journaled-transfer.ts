@@ -1,4 +1,4 @@
-import { readdir, rm, stat, unlink } from 'node:fs/promises';
+import { readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { createFileStateStore } from '../runtime/file-state-store.js';
 import { JOURNAL_KEY } from '../actors/journal-pages.js';
@@ -105,4 +105,53 @@ export async function finishedOutput(j: JournaledTransfer, output: string): Prom
   return sha !== undefined && sha === expected
     ? { kind: 'complete', sha256: sha }
     : { kind: 'changed', size: st.size, sha256: sha, expected };
+}
+
+/**
+ * Publishes the partial file `part` that the failed run of journal `j` left beside `output` (its whole-file check
+ * failed against the sha-256 the user gave, e.g. a mistyped --checksum) when its bytes hash to `m`'s sha-256 (the
+ * checksum given now): `part` takes the name `output` and the journal becomes that of a finished transfer of `m`
+ * (request manifest `m`, its sha-256 from `checksumFrom`; state done, with the output's size and modification time),
+ * so a rerun finds it "already complete". Returns the sha-256 of `part` and whether it was published (false, with
+ * nothing changed, when its size or sha-256 is not `m`'s, or when `output` exists).
+ */
+export async function publishVerifiedPart(
+  j: JournaledTransfer,
+  m: Manifest,
+  { output, part, checksumFrom }: { output: string; part: string; checksumFrom: ChecksumOrigin },
+): Promise<{ published: boolean; sha256?: string }> {
+  const st = await stat(part).catch(() => undefined);
+  if (!st?.isFile() || st.size !== m.fileSize) return { published: false };
+  const sha256 = await hashFile(part);
+  if (sha256 !== m.fileSha256) return { published: false, sha256 };
+  if (await stat(output).catch(() => undefined)) return { published: false, sha256 };
+  const store = createFileStateStore(journalDir(output));
+  try {
+    const actor = `${PREFIX}${j.transferId}||`;
+    const req = JSON.parse((await store.get(`${actor}request`)) ?? 'null') as TransferRequest | null;
+    const journal = JSON.parse((await store.get(`${actor}${JOURNAL_KEY}`)) ?? 'null') as Record<
+      string,
+      unknown
+    > | null;
+    if (!req || !journal) return { published: false, sha256 };
+    await rename(part, output);
+    const out = await stat(output);
+    await store.transaction([
+      { op: 'upsert', key: `${actor}request`, value: JSON.stringify({ ...req, manifest: m, checksumFrom }) },
+      {
+        op: 'upsert',
+        key: `${actor}${JOURNAL_KEY}`,
+        value: JSON.stringify({
+          ...journal,
+          state: 'done',
+          sha256,
+          output: { size: out.size, mtimeMs: out.mtimeMs },
+        }),
+      },
+      { op: 'delete', key: `${actor}__reminders` },
+    ]);
+    return { published: true, sha256 };
+  } finally {
+    await store.close();
+  }
 }

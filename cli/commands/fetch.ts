@@ -20,7 +20,7 @@ import {
   type StreamContentResult,
   emptyContentStats,
 } from '../../transfer/index.js';
-import { DEFAULT_EDGE_BUDGET_MS, sameSource } from '../../actors/scheduler-actor.js';
+import { CHECKSUM_ORIGIN, DEFAULT_EDGE_BUDGET_MS, sameSource } from '../../actors/scheduler-actor.js';
 import {
   checkOtherHash,
   resolveSources,
@@ -32,6 +32,7 @@ import {
 import {
   discardJournal,
   finishedOutput,
+  publishVerifiedPart,
   readJournaledTransfer,
   type JournaledTransfer,
 } from '../../node/journaled-transfer.js';
@@ -55,7 +56,7 @@ import { resolveLogFormat } from '../../common/log-format.js';
 import { randomBytes } from 'node:crypto';
 import { createBusFromEnv, natsOptionsFromEnv } from '../../bus/from-env.js';
 import type { Bus } from '../../bus/types.js';
-import type { TransferEdge, TransferStatus } from '../../actors/index.js';
+import type { ChecksumOrigin, TransferEdge, TransferStatus } from '../../actors/index.js';
 import { caFlag, commonFlags, defineCommand, schedulingFlags } from '../args.js';
 import { parseEdgeSpec, readEdgesFile } from '../edge-spec.js';
 import { fetchHave, haveAnswerLimit } from '../../transfer/edge-have.js';
@@ -427,22 +428,27 @@ export const fetchCommand = defineCommand({
                 output,
                 sideFiles,
                 force: flags.force,
+                checksumFrom: src.checksumFrom,
               })
             : { joined: [], dropped: [] };
-          // another file's journal was discarded above; the same file's, finished or failed, is decided here
-          if (journaled && journaled.manifest.id !== manifest.id) journaled = undefined;
+          if (sourceChanges.complete) return reportComplete(sourceChanges.complete, flags);
+          // another file's journal was discarded above, unless its run finished (its output is never replaced
+          // without --force); the same file's, finished or failed, is decided here
+          if (
+            journaled &&
+            journaled.manifest.id !== manifest.id &&
+            (journaled.state !== 'done' || flags.force)
+          )
+            journaled = undefined;
           if (journaled && !toStdout) {
-            const ended = await endedRun(journaled, { output, sideFiles, force: flags.force });
+            const ended = await endedRun(journaled, manifest, {
+              output,
+              sideFiles,
+              force: flags.force,
+              checksumFrom: src.checksumFrom,
+            });
             if (ended === 'discarded') journaled = undefined;
-            else if (ended !== undefined) {
-              if (flags.json || flags['progress-json'])
-                process.stdout.write(`${JSON.stringify({ type: 'result', ...ended })}\n`);
-              else
-                process.stdout.write(
-                  `${escapeControl(output)}: already complete (${formatBytes(manifest.fileSize)}, ${ended.sha256 ? `sha256 ${ended.sha256} as when it was ${ended.verified ? 'verified' : 'fetched'}` : 'as when it was fetched'}); nothing fetched\n`,
-                );
-              return 0;
-            }
+            else if (ended !== undefined) return reportComplete(ended, flags);
           }
           // chunks without a hash are kept when the sources' validators are still the first run's
           const decided = journaled
@@ -786,30 +792,58 @@ async function journaledFile(output: string): Promise<ResumedFile | undefined> {
   return j && j.state !== 'done' ? { manifest: j.manifest, checksumFrom: j.checksumFrom } : undefined;
 }
 
+/** A rerun that fetched nothing: the output was already complete (endedRun), or the kept bytes were (reconcileJournal). */
+interface AlreadyComplete {
+  output: string;
+  alreadyComplete: true;
+  verified: boolean;
+  bytes: number;
+  fetchedChunks: 0;
+  sha256?: string;
+  /** What gave the sha-256 the output was checked against now (a rerun with a checksum the first run lacked). */
+  checkedBy?: string;
+  /** The partial file of a failed run whose bytes matched the checksum given now, published as the output. */
+  publishedFrom?: string;
+}
+
+/** Writes the result of an already complete rerun (one line, or a JSON record with --json): exit status 0. */
+function reportComplete(r: AlreadyComplete, flags: { json: boolean; 'progress-json': boolean }): number {
+  if (flags.json || flags['progress-json'])
+    process.stdout.write(`${JSON.stringify({ type: 'result', ...r })}\n`);
+  else if (r.publishedFrom)
+    process.stdout.write(
+      `${escapeControl(r.output)}: complete (${formatBytes(r.bytes)}): the bytes the failed run kept in ${escapeControl(r.publishedFrom)} match sha256 ${r.sha256} as ${r.checkedBy} gives now; nothing fetched\n`,
+    );
+  else
+    process.stdout.write(
+      `${escapeControl(r.output)}: already complete (${formatBytes(r.bytes)}, ${r.sha256 ? `sha256 ${r.sha256} ${r.checkedBy ? `as ${r.checkedBy} gives` : `as when it was ${r.verified ? 'verified' : 'fetched'}`}` : 'as when it was fetched'}); nothing fetched\n`,
+    );
+  return 0;
+}
+
 /**
- * What a rerun does with the journal `j` of the same file when its run ended (wget -c, aria2c: a complete file is
- * not fetched again). Finished, with the output still as it was then (same size and sha256): the result to report
- * (`alreadyComplete`), nothing is fetched. Finished but the output is gone: the journal is discarded and the file
- * fetched again. Finished but the output changed since (someone wrote to it): refused with PORTAL_OUTPUT_REFUSED
- * naming both sha256, unless `force`. `force` discards the journal of any ended run (finished or failed): the
- * fetch starts over. Returns 'discarded' when the journal was discarded, undefined to go on with it (a run that
- * was interrupted, or that failed, without `force`).
+ * What a rerun does with the journal `j` when its run ended (wget -c, aria2c: a complete file is not fetched
+ * again), the sources now giving manifest `m` (its sha-256 from `checksumFrom`). Finished, with the output still as
+ * it was then (same size and sha256): the result to report (`alreadyComplete`), nothing is fetched, when `m` is the
+ * journal's file, or when `m`'s sha-256 is the output's (`checkedBy` names what gave it). Finished but the output is
+ * gone: the journal is discarded and the file fetched again. Finished but the output changed since (someone wrote
+ * to it): refused with PORTAL_OUTPUT_REFUSED naming both sha256, unless `force`. Finished, and `m` another
+ * transfer's file (another name, size or sha-256: nothing says it is the output's bytes): refused with
+ * PORTAL_OUTPUT_REFUSED naming the output, both files and --force (fetch never replaces a file without --force).
+ * `force` discards the journal of any ended run (finished or failed): the fetch starts over. Returns 'discarded'
+ * when the journal was discarded, undefined to go on with it (a run that was interrupted, or that failed, without
+ * `force`).
  */
 async function endedRun(
   j: JournaledTransfer,
-  { output, sideFiles, force }: { output: string; sideFiles: string[]; force: boolean },
-): Promise<
-  | {
-      output: string;
-      alreadyComplete: true;
-      verified: boolean;
-      bytes: number;
-      fetchedChunks: 0;
-      sha256?: string;
-    }
-  | 'discarded'
-  | undefined
-> {
+  m: Manifest,
+  {
+    output,
+    sideFiles,
+    force,
+    checksumFrom,
+  }: { output: string; sideFiles: string[]; force: boolean; checksumFrom: ChecksumOrigin },
+): Promise<AlreadyComplete | 'discarded' | undefined> {
   if (j.state !== 'done' && j.state !== 'failed') return undefined;
   const discard = async (why: string): Promise<'discarded'> => {
     process.stderr.write(`portal: ${why}; starting over\n`);
@@ -824,6 +858,31 @@ async function endedRun(
   const found = await finishedOutput(j, output);
   if (found.kind === 'gone')
     return discard(`${escapeControl(output)} was fetched before but is gone: fetching it again`);
+  // no checksum now, and the journal's name and size (what identifies a file without one): the same file
+  const sameUnchecked =
+    m.fileSha256 === NO_CID && m.name === j.manifest.name && m.fileSize === j.manifest.fileSize;
+  if (j.manifest.id !== m.id && !sameUnchecked) {
+    // the sources' sha-256 (a flag's, a Metalink's, a Digest) is that of the finished output: it is that file
+    if (
+      found.kind === 'complete' &&
+      m.fileSha256 !== NO_CID &&
+      m.fileSize === j.manifest.fileSize &&
+      found.sha256 === m.fileSha256
+    )
+      return {
+        output,
+        alreadyComplete: true,
+        verified: true,
+        bytes: m.fileSize,
+        fetchedChunks: 0,
+        sha256: found.sha256,
+        checkedBy: CHECKSUM_ORIGIN[checksumFrom],
+      };
+    throw new PortalError(
+      'PORTAL_OUTPUT_REFUSED',
+      `output ${escapeControl(output)} exists: the finished download of another transfer (${describeFile(j.manifest, j.checksumFrom)}); ${checksumFrom === 'checksum-flag' ? 'the rerun asks for' : 'the sources now give'} ${describeFile(m, checksumFrom)}. fetch does not replace a file: use another --out, or --force to replace ${escapeControl(output)}`,
+    );
+  }
   if (found.kind === 'changed')
     throw new PortalError(
       'PORTAL_OUTPUT_REFUSED',
@@ -841,9 +900,12 @@ async function endedRun(
   };
 }
 
-/** How a file is named in messages: name, size, and sha-256 or the lack of one. */
-const describeFile = (m: Manifest): string =>
-  `${escapeControl(m.name)}, ${m.fileSize} bytes, ${m.fileSha256 === NO_CID ? 'no checksum' : `sha-256 ${m.fileSha256}`}`;
+/**
+ * How a file is named in messages: name, size, and sha-256 with what gave it (`from`: a flag is the user's, not a
+ * source's), or the lack of one.
+ */
+const describeFile = (m: Manifest, from?: ChecksumOrigin): string =>
+  `${escapeControl(m.name)}, ${m.fileSize} bytes, ${m.fileSha256 === NO_CID ? 'no checksum' : `sha-256 ${m.fileSha256}${from ? ` (from ${CHECKSUM_ORIGIN[from]})` : ''}`}`;
 
 /**
  * Compares the transfer the journal beside `output` holds with the one of manifest `m` and sources `edges`. Another file (another size,
@@ -851,26 +913,70 @@ const describeFile = (m: Manifest): string =>
  * or when the journal cannot be resumed under the new identity (a checksum given now, another chunk size: nothing
  * of it could be kept), the journal and the partial files (`sideFiles`) are discarded and the fetch starts again.
  * For the same file, returns the sources of `edges` the journal lacks (URLs) and the journal's that `edges` no longer names (redacted),
- * which SchedulerActor.start joins and drops.
+ * which SchedulerActor.start joins and drops. A
+ * finished run's journal of another file is left to endedRun; a failed one checked against the user's --checksum,
+ * rerun with another --checksum, has its kept bytes checked against the new one (publishVerifiedPart): `complete`
+ * when they match.
  */
 async function reconcileJournal(
   j: JournaledTransfer,
   m: Manifest,
   edges: readonly TransferEdge[],
-  { output, sideFiles, force }: { output: string; sideFiles: string[]; force: boolean },
-): Promise<{ joined: string[]; dropped: string[] }> {
+  {
+    output,
+    sideFiles,
+    force,
+    checksumFrom,
+  }: { output: string; sideFiles: string[]; force: boolean; checksumFrom: ChecksumOrigin },
+): Promise<{ joined: string[]; dropped: string[]; complete?: AlreadyComplete }> {
   if (j.manifest.id !== m.id) {
+    // a finished output is never replaced without --force: endedRun decides, with the output
+    if (j.state === 'done' && !force) return { joined: [], dropped: [] };
     const was = j.manifest;
+    // The failed run's sha-256 was the user's --checksum, and so is the new one (a typo corrected): no source
+    // gave either, the bytes kept are the sources'; they are checked against the new one (sideFiles[0]: the
+    // .portal-part), published when they match, else fetched again
+    const corrected =
+      j.state === 'failed' &&
+      j.checksumFrom === 'checksum-flag' &&
+      checksumFrom === 'checksum-flag' &&
+      was.fileSize === m.fileSize &&
+      m.fileSha256 !== NO_CID &&
+      !force;
+    if (corrected) {
+      const part = sideFiles[0];
+      const p = await publishVerifiedPart(j, m, { output, part, checksumFrom });
+      if (p.published)
+        return {
+          joined: [],
+          dropped: [],
+          complete: {
+            output,
+            alreadyComplete: true,
+            verified: true,
+            bytes: m.fileSize,
+            fetchedChunks: 0,
+            sha256: p.sha256,
+            checkedBy: CHECKSUM_ORIGIN[checksumFrom],
+            publishedFrom: part,
+          },
+        };
+      process.stderr.write(
+        `portal: the failed run beside ${escapeControl(output)} was checked against sha-256 ${was.fileSha256} (from --checksum); ${p.sha256 ? `the bytes it kept (sha-256 ${p.sha256}) do not match sha-256 ${m.fileSha256} (from --checksum) either` : `it kept no whole file to check against sha-256 ${m.fileSha256} (from --checksum)`}: discarding its journal; starting again\n`,
+      );
+      await discardJournal(output, sideFiles);
+      return { joined: [], dropped: [] };
+    }
     const other =
       was.fileSize !== m.fileSize ||
       (was.fileSha256 !== NO_CID && m.fileSha256 !== NO_CID && was.fileSha256 !== m.fileSha256);
     if (other && !force)
       throw new PortalError(
         'PORTAL_OUTPUT_REFUSED',
-        `output ${escapeControl(output)} has the journal of another file (${describeFile(was)}); the sources now give ${describeFile(m)}. Use another --out, or --force to discard the journal and fetch the new file`,
+        `output ${escapeControl(output)} has the journal of another file (${describeFile(was, j.checksumFrom)}); ${checksumFrom === 'checksum-flag' ? 'the rerun asks for' : 'the sources now give'} ${describeFile(m, checksumFrom)}. Use another --out, or --force to discard the journal and fetch the new file`,
       );
     process.stderr.write(
-      `portal: discarding the journal beside ${escapeControl(output)} (${describeFile(was)}): ${other ? '--force' : 'it cannot be resumed as'} ${describeFile(m)}; starting again\n`,
+      `portal: discarding the journal beside ${escapeControl(output)} (${describeFile(was, j.checksumFrom)}): ${other ? '--force' : 'it cannot be resumed as'} ${describeFile(m, checksumFrom)}; starting again\n`,
     );
     await discardJournal(output, sideFiles);
     return { joined: [], dropped: [] };

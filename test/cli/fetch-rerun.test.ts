@@ -98,6 +98,39 @@ describe('portal fetch: a rerun of a finished fetch', () => {
   });
 });
 
+describe('portal fetch: a finished output of another transfer', () => {
+  test('another file of the same size (or another size, or another checksum) is refused without --force, naming the file and --force; --force replaces it', async () => {
+    const other = Buffer.from(bytes);
+    for (let i = 0; i < other.length; i += 4096) other[i] ^= 0x5a;
+    const a = await mirror();
+    const b = await mirror(other);
+    const o = out();
+    expect((await runPortal(['fetch', `${a.origin}/f.bin`, '--out', o], { env })).code).toBe(0);
+    for (const args of [
+      [`${b.origin}/g.bin`],
+      [`${b.origin}/g.bin`, '--checksum', `sha-256=${sha256(other)}`],
+      [`${b.origin}/f.bin`, '--checksum', `sha-256=${sha256(other)}`],
+    ]) {
+      const r = await runPortal(['fetch', ...args, '--out', o], { env });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`output ${o} exists: the finished download of another transfer`);
+      expect(r.stderr).toContain(`--force to replace ${o}`);
+      expect(r.stderr).not.toContain('discarding the journal');
+      expect(await readFile(o)).toEqual(bytes);
+    }
+    expect(gets(b)).toBe(0);
+    // the same file by its right checksum (not known at the first run): already complete, checked against it
+    const same = await runPortal(['fetch', `${b.origin}/f.bin`, '--out', o, ...checksum()], { env });
+    expect(same.code).toBe(0);
+    expect(same.stdout).toContain(`${o}: already complete`);
+    expect(same.stdout).toContain(`sha256 ${sha} as --checksum gives`);
+    expect(gets(b)).toBe(0);
+    const forced = await runPortal(['fetch', `${b.origin}/g.bin`, '--out', o, '--force'], { env });
+    expect(forced.code).toBe(0);
+    expect(await readFile(o)).toEqual(other);
+  }, 240_000);
+});
+
 describe('portal fetch: a rerun after the whole-file check failed', () => {
   const wrong = (): Buffer => {
     const w = Buffer.from(bytes);
@@ -155,6 +188,40 @@ describe('portal fetch: a rerun after the whole-file check failed', () => {
     expect(r.code).toBe(0);
     expect(await readFile(o)).toEqual(bytes);
   });
+});
+
+describe('portal fetch: a mistyped --checksum, corrected', () => {
+  test('the rerun with the right --checksum checks the bytes kept in .portal-part against it: exit 0, nothing fetched, then "already complete"; another wrong one fetches again and says both came from --checksum', async () => {
+    const a = await mirror();
+    const o = out();
+    const typo = `sha-256=${'1'.repeat(64)}`;
+    const first = await runPortal(['fetch', a.url, '--out', o, '--checksum', typo], { env });
+    expect(first.code).toBe(3);
+    expect(existsSync(`${o}.portal-part`)).toBe(true);
+    const fetched = gets(a);
+    // another typo: the kept bytes match neither; said so, naming --checksum as the origin of both, and fetched again
+    const again = await runPortal(['fetch', a.url, '--out', o, '--checksum', `sha-256=${'2'.repeat(64)}`], {
+      env,
+    });
+    expect(again.code).toBe(3);
+    expect(again.stderr).not.toContain('the sources now give');
+    expect(again.stderr).toContain(
+      `checked against sha-256 ${'1'.repeat(64)} (from --checksum); the bytes it kept (sha-256 ${sha}) do not match sha-256 ${'2'.repeat(64)} (from --checksum) either`,
+    );
+    expect(gets(a)).toBeGreaterThan(fetched);
+    const before = gets(a);
+    const fixed = await runPortal(['fetch', a.url, '--out', o, ...checksum()], { env });
+    expect(fixed.stderr).not.toContain('PORTAL_OUTPUT_REFUSED');
+    expect(fixed.code).toBe(0);
+    expect(fixed.stdout).toContain(`match sha256 ${sha} as --checksum gives now; nothing fetched`);
+    expect(gets(a)).toBe(before);
+    expect(await readFile(o)).toEqual(bytes);
+    expect(existsSync(`${o}.portal-part`)).toBe(false);
+    const rerun = await runPortal(['fetch', a.url, '--out', o, ...checksum(), '--json'], { env });
+    expect(rerun.code).toBe(0);
+    expect(lastJson(rerun)).toMatchObject({ alreadyComplete: true, verified: true, sha256: sha });
+    expect(gets(a)).toBe(before);
+  }, 240_000);
 });
 
 describe('portal fetch: a Metalink whose only file hash is a sha-1', () => {

@@ -172,7 +172,7 @@ describe('portal fetch: a rerun after a kill takes the sources of its command li
     const r = await runPortal(['fetch', fresh.url, '--out', o, '--checksum', `sha-256=${wrong}`], { env });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(
-      `sha-256 ${sha}); the sources now give file.bin, ${SIZE} bytes, sha-256 ${wrong}`,
+      `sha-256 ${sha} (from --checksum)); the rerun asks for file.bin, ${SIZE} bytes, sha-256 ${wrong} (from --checksum)`,
     );
   });
 });
