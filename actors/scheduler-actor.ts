@@ -780,6 +780,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         h.lastError = `${r.reason ?? 'failed'}: ${r.detail ?? 'no detail'}`;
         // every byte it serves now belongs to another file: no retry can help
         if (isFileChanged(r.detail)) this.retire(t, core, r.edgeIndex, r.detail!);
+        else if (r.retryAfterMs !== undefined)
+          this.retireIfRetryAfterPastBudget(t, core, r.edgeIndex, r.retryAfterMs);
       }
       if (r.reason !== 'cancelled') {
         this.risk?.observe({
@@ -954,7 +956,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     else if (p.inFlight === 0 && this.health.length > 0 && this.health.every((h) => h.retired))
       await this.fail(
         t,
-        `every source was given up (failing for longer than its budget of ${((req.edgeBudgetMs ?? DEFAULT_EDGE_BUDGET_MS) / 1000).toFixed(0)} s, or serving a file of another size); ${p.total - p.complete} chunk(s) missing${this.causes(t)}`,
+        `every source was given up; ${p.total - p.complete} chunk(s) missing${this.causes(t)}`,
       );
     else if (now - this.lastProgressAt > (req.stallTimeoutMs ?? 60_000)) {
       await this.fail(
@@ -2025,6 +2027,30 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   /**
+   * A source that asks to be retried (Retry-After, RFC 9110 §10.2.3) only after what is left of its budget (`edgeBudgetMs`
+   * since its first failure without a success since) would be given up before it could be asked again: it is given
+   * up now, naming the Retry-After and the budget, instead of holding its chunks until the stall timeout.
+   */
+  private retireIfRetryAfterPastBudget(
+    t: OwnedTransfer,
+    core: ChunkScheduler,
+    i: number,
+    retryAfterMs: number,
+  ): void {
+    const h = this.health[i];
+    if (!h || h.retired || h.failingSince === undefined) return;
+    const budget = t.req.edgeBudgetMs ?? DEFAULT_EDGE_BUDGET_MS;
+    const left = budget - (this.ctx.clock.now() - this.epochMs - h.failingSince);
+    if (retryAfterMs <= left) return;
+    this.retire(
+      t,
+      core,
+      i,
+      `it asked to be retried after ${(retryAfterMs / 1000).toFixed(0)} s (Retry-After), past its source budget of ${(budget / 1000).toFixed(0)} s (${(Math.max(0, left) / 1000).toFixed(0)} s left)`,
+    );
+  }
+
+  /**
    * Gives source `i` up for this transfer: it gets no more work, status shows it unavailable and `retired` with
    * `retiredReason` (besides its `lastError`), and a run whose sources are all given up ends naming them.
    */
@@ -2050,8 +2076,13 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const lines = this.health
       .map((h, i) => {
         const e = t.req.edges[i];
+        // a source given up says why (its budget spent, a Retry-After past it, another version) after its last error
+        const why =
+          h.retired && h.retiredReason && h.retiredReason !== h.lastError
+            ? `; given up: ${h.retiredReason}`
+            : '';
         return h.lastError && e
-          ? `\n  ${redactUrl(this.realUrls.get(e.id) ?? e.config.url)} (${e.id}): ${h.lastError}`
+          ? `\n  ${redactUrl(this.realUrls.get(e.id) ?? e.config.url)} (${e.id}): ${h.lastError}${why}`
           : '';
       })
       .join('');
