@@ -461,8 +461,17 @@ export const fetchCommand = defineCommand({
             for (const id of decided.drop) delete src.validators?.byId[id];
             src.excluded.push(...decided.excluded);
           }
-          // every Range request then carries If-Range: a source whose file changed answers 200 instead of new bytes
-          client.options.ifRange = src.validators?.byUrl;
+          // Without a hash, every Range request then carries If-Range: a source whose file changed answers 200
+          // instead of new bytes, and versions are never mixed. With a whole-file checksum (or a Metalink's other
+          // hash) or per-chunk hashes, the hashes decide instead: a validator that differs between requests (a
+          // load-balanced mirror whose nodes give their own ETag, as Apache's inode ETags do) is no version change,
+          // and bytes of another version fail their chunk's hash or the whole file's check (curl and aria2c send
+          // no If-Range either)
+          const hashed =
+            manifest.fileSha256 !== NO_CID ||
+            src.otherHash !== undefined ||
+            !manifest.chunks.includes(NO_CID);
+          client.options.ifRange = hashed ? undefined : src.validators?.byUrl;
           if (!quietNotes) {
             for (const u of sourceChanges.joined)
               process.stderr.write(
