@@ -429,6 +429,8 @@ export const fetchCommand = defineCommand({
                 sideFiles,
                 force: flags.force,
                 checksumFrom: src.checksumFrom,
+                // named by the input, their probe still pending: they join when it answers (followLateSources)
+                late: (src.late?.pending ?? []).map((p) => redactUrl(p.url)),
               })
             : { joined: [], dropped: [] };
           if (sourceChanges.complete) return reportComplete(sourceChanges.complete, flags);
@@ -922,7 +924,8 @@ const describeFile = (m: Manifest, from?: ChecksumOrigin): string =>
  * or when the journal cannot be resumed under the new identity (a checksum given now, another chunk size: nothing
  * of it could be kept), the journal and the partial files (`sideFiles`) are discarded and the fetch starts again.
  * For the same file, returns the sources of `edges` the journal lacks (URLs) and the journal's that `edges` no longer names (redacted),
- * which SchedulerActor.start joins and drops. A
+ * which SchedulerActor.start joins and drops; a journal's source among `late` (redacted URLs the input names whose
+ * probe had not answered at the start) is not said to be dropped: it joins again when its probe answers. A
  * finished run's journal of another file is left to endedRun; a failed one checked against the user's --checksum,
  * rerun with another --checksum, has its kept bytes checked against the new one (publishVerifiedPart): `complete`
  * when they match.
@@ -936,7 +939,14 @@ async function reconcileJournal(
     sideFiles,
     force,
     checksumFrom,
-  }: { output: string; sideFiles: string[]; force: boolean; checksumFrom: ChecksumOrigin },
+    late = [],
+  }: {
+    output: string;
+    sideFiles: string[];
+    force: boolean;
+    checksumFrom: ChecksumOrigin;
+    late?: readonly string[];
+  },
 ): Promise<{ joined: string[]; dropped: string[]; complete?: AlreadyComplete }> {
   if (j.manifest.id !== m.id) {
     // a finished output is never replaced without --force: endedRun decides, with the output
@@ -998,7 +1008,10 @@ async function reconcileJournal(
     if (i >= 0) taken.add(i);
     else joined.push(e.config.url);
   }
-  const dropped = j.edges.filter((e, i) => !taken.has(i) && !e.announced).map((e) => e.config.url);
+  // a source the input still names whose probe had not answered at the start is not dropped: it joins late
+  const dropped = j.edges
+    .filter((e, i) => !taken.has(i) && !e.announced && !late.includes(redactUrl(e.config.url)))
+    .map((e) => e.config.url);
   return { joined, dropped };
 }
 
