@@ -1,4 +1,5 @@
-import { constants, lstatSync, unlinkSync, type Stats } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { constants, lstatSync, readFileSync, unlinkSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readFile, realpath, rmdir, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -207,6 +208,40 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * When process `pid` started: field 22 of /proc/<pid>/stat (`starttime`, clock ticks after boot; proc(5)), as a
+ * string; undefined where there is no /proc (not Linux) or the process is gone. With the pid it names one process
+ * for as long as the machine runs: a pid reused later has another start time.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // the command name (field 2) is in parentheses and may hold spaces: count the fields after its last ')'
+    return text.slice(text.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** This process's identity in the locks it writes: pid, host, start time, and a nonce no other process has. */
+const SELF = { pid: process.pid, started: processStartTime(process.pid), nonce: randomUUID() };
+
+/**
+ * Whether a lock naming `holder` (read back from its file, same host) is held by no running process: its pid is not
+ * alive, or that pid now belongs to another process. The second case is a restarted container: `portal serve` as
+ * pid 1 with the pod's hostname again, finding the locks its previous incarnation (also pid 1) left at a crash.
+ * That holder is told apart by its nonce when the pid is this process's (only this process writes its nonce), and
+ * by its start time (processStartTime) for any other pid. A holder written without these fields (older Portal) is
+ * judged by its pid alone, as before.
+ */
+function staleHolder(holder: { pid?: unknown; started?: unknown; nonce?: unknown }, pid: number): boolean {
+  if (!alive(pid)) return true;
+  if (pid === SELF.pid) return typeof holder.nonce === 'string' && holder.nonce !== SELF.nonce;
+  if (typeof holder.started !== 'string') return false;
+  const now = processStartTime(pid);
+  return now !== undefined && now !== holder.started;
+}
+
 /** The process a lock file names: its pid and host as read back, whichever could be read. */
 export interface LockHolder {
   pid?: number;
@@ -216,8 +251,9 @@ export interface LockHolder {
 }
 
 /**
- * Takes an exclusive lock: `file` created with O_EXCL | O_NOFOLLOW (0600) holding `{pid, host}`. A lock whose
- * process is gone (same host, pid not alive: a process killed with SIGKILL) is taken over, once. Rejects with
+ * Takes an exclusive lock: `file` created with O_EXCL | O_NOFOLLOW (0600) holding `{pid, host, started, nonce}`.
+ * A lock whose process is gone (same host, pid not alive: a process killed with SIGKILL; or the pid now another
+ * process's, as after a container's restart: see staleHolder) is taken over, once. Rejects with
  * `held(holder)` when another live process (or one on another host, or one that cannot be read) holds it, and
  * with `cannot(err)` when the file cannot be created. The folder of `file` must exist.
  */
@@ -226,7 +262,7 @@ export async function lockFile(
   held: (holder: LockHolder, cause: unknown) => PortalError,
   cannot: (err: unknown) => PortalError,
 ): Promise<OutputLock> {
-  const me = JSON.stringify({ pid: process.pid, host: hostname() });
+  const me = JSON.stringify({ pid: SELF.pid, host: hostname(), started: SELF.started, nonce: SELF.nonce });
   for (let attempt = 0; ; attempt++) {
     try {
       const fh = await open(
@@ -246,7 +282,7 @@ export async function lockFile(
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw cannot(err);
-      let holder: { pid?: unknown; host?: unknown } = {};
+      let holder: { pid?: unknown; host?: unknown; started?: unknown; nonce?: unknown } = {};
       try {
         holder = JSON.parse(await readFile(file, 'utf8')) as typeof holder;
       } catch {
@@ -254,8 +290,8 @@ export async function lockFile(
       }
       const pid = typeof holder.pid === 'number' ? holder.pid : undefined;
       const sameHost = holder.host === hostname();
-      if (attempt === 0 && pid !== undefined && sameHost && !alive(pid)) {
-        await unlink(file).catch(() => undefined); // stale: its process is gone
+      if (attempt === 0 && pid !== undefined && sameHost && staleHolder(holder, pid)) {
+        await unlink(file).catch(() => undefined); // stale: its process is gone (or its pid is another's now)
         continue;
       }
       throw held({ pid, host: typeof holder.host === 'string' ? holder.host : undefined, sameHost }, err);
