@@ -4,6 +4,7 @@
  * "already complete" whatever the sources of the rerun, a changed one is refused unless --force, and a run that
  * failed its check does not keep the chunks it cannot verify.
  */
+import { jest } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
@@ -11,6 +12,9 @@ import path from 'node:path';
 import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
 import { lastJson, runPortal } from '../helpers/portal-cli.js';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+
+// each test runs 2–7 fetch processes, ~1.5–3 s each on a loaded 2-core CI machine (49–58 s seen for one test)
+jest.setTimeout(150_000);
 
 const SIZE = 3 * 262144 + 4321;
 let tmp: { dir: string; cleanup: () => Promise<void> };
