@@ -267,8 +267,8 @@ function asFetchError(c: Ctx, err: unknown, headers: boolean): ChunkFetchError {
       'timeout',
       'deadline',
       c.firstByteMs === undefined
-        ? `no response within ${c.req.timeoutMs} ms`
-        : `body incomplete after ${c.req.timeoutMs} ms (${c.got} of ${c.req.length} bytes)`,
+        ? `no response within ${Math.round(c.req.timeoutMs)} ms`
+        : `body incomplete after ${Math.round(c.req.timeoutMs)} ms (${c.got} of ${c.req.length} bytes)`,
       { cause: err },
     );
   if (c.req.signal?.aborted)

@@ -177,22 +177,25 @@ describe('fetchChunk over receive', () => {
     const cid = createHash('sha256').update(bytes.subarray(0, 65536)).digest('hex');
     const base = { edgeUrl: s.url, edgeKind: 'mirror' as const, cid, offset: 0, length: 65536, client: c };
     const order: string[] = [];
-    // A holds the connection (headers and 100 bytes, then nothing) until its deadline at 3 s
-    const a = fetchChunk({ ...base, timeoutMs: 3_000 }).catch((e: unknown) => {
+    // A holds the connection (headers and 100 bytes, then nothing) until its deadline at 3 s (deadlines the
+    // scheduler computes are fractional ms: messages give whole ones)
+    const a = fetchChunk({ ...base, timeoutMs: 3_000.2719 }).catch((e: unknown) => {
       order.push('A');
       return e;
     });
     while (s.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
     // B is queued behind it with a deadline of 200 ms
-    const b = fetchChunk({ ...base, timeoutMs: 200 }).catch((e: unknown) => {
+    const b = fetchChunk({ ...base, timeoutMs: 199.7196980000008 }).catch((e: unknown) => {
       order.push('B');
       return e;
     });
     const errB = (await b) as ChunkFetchError;
     expect(errB).toBeInstanceOf(ChunkFetchError);
     expect(errB.fault).toBe('deadline');
-    expect(errB.detail).toMatch(/no response within 200 ms/);
-    expect(((await a) as ChunkFetchError).fault).toBe('deadline');
+    expect(errB.detail).toMatch(/^no response within 200 ms$/);
+    const errA = (await a) as ChunkFetchError;
+    expect(errA.fault).toBe('deadline');
+    expect(errA.detail).toMatch(/^body incomplete after 3000 ms \(\d+ of 65536 bytes\)/);
     expect(order).toEqual(['B', 'A']);
   });
 });
