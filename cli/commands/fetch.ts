@@ -314,6 +314,12 @@ export const fetchCommand = defineCommand({
     // `--out -`: the file streams to stdout, its verified in-order prefix as it grows (see STDOUT_OUTPUT)
     const toStdout = flags.out === STDOUT_OUTPUT;
     if (toStdout) checkStdoutOutput(flags);
+    // an empty --out (an unset shell variable) resolved to the current folder: "exists and is not a regular file"
+    if (flags.out === '')
+      throw new PortalError(
+        'PORTAL_INVALID_ARGUMENT',
+        "--out is empty: give a file name, or '-' to stream the file to stdout (without --out, the name comes from the manifest or URL)",
+      );
     // a write error of stdout (EPIPE: the reader went away) closes it; the stream sees the close and stops
     let stdoutError: NodeJS.ErrnoException | undefined;
     if (toStdout) process.stdout.on('error', (err: NodeJS.ErrnoException) => (stdoutError ??= err));

@@ -38,6 +38,13 @@ describe('portal fetch --out that is not a regular file (real CLI, real HTTP mir
     ]);
   }, 40_000);
 
+  test('an empty --out (an unset shell variable): exit 2 saying it is empty, not that the folder exists', async () => {
+    const r = await runPortal(['fetch', mirror.url, '--out', ''], { cwd: dir, timeoutMs: 30_000 });
+    expect(r.stderr).toContain('--out is empty: give a file name');
+    expect(r.stderr).not.toContain('is not a regular file');
+    expect(r.code).toBe(2);
+  }, 40_000);
+
   test('a socket and a device: refused the same way, exit 2', async () => {
     const s = path.join(dir, 'sock');
     sock = createServer();
