@@ -105,6 +105,12 @@ export const manifestCommand = defineCommand({
         'PORTAL_CONFIG_INVALID',
         'manifest --metalink: give the URLs it is served at with --url',
       );
+    // a manifest (JSON or binary) carries no URLs: --url without --metalink would be dropped without a word
+    if (!flags.metalink && urls.length > 0)
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        'manifest --url: only a Metalink lists URLs (add --metalink); a manifest carries the chunks, not where they are served',
+      );
     if (flags.metalink && flags.binary)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'manifest: --binary and --metalink exclude each other');
     // `--out -`: the manifest goes to stdout (as fetch --out - streams there), the summary to stderr

@@ -94,6 +94,14 @@ describe('portal manifest --out - (real CLI)', () => {
       expect(existsSync(path.join(dir, '-'))).toBe(false);
       const j = await runPortal(['manifest', 'one.bin', '--out', '-'], { cwd: dir, timeoutMs: 30_000 });
       expect(JSON.parse(j.stdout)).toMatchObject({ name: 'one.bin', fileSize: 1 });
+      // --url without --metalink would be dropped silently (a manifest has no URLs): refused, nothing written
+      const noMeta = await runPortal(['manifest', 'one.bin', '--url', 'http://127.0.0.1:1/one.bin'], {
+        cwd: dir,
+        timeoutMs: 30_000,
+      });
+      expect(noMeta.code).toBe(2);
+      expect(noMeta.stderr).toContain('manifest --url: only a Metalink lists URLs (add --metalink)');
+      expect(existsSync(path.join(dir, 'one.bin.manifest.json'))).toBe(false);
       const both = await runPortal(['manifest', 'one.bin', '--out', '-', '--json'], {
         cwd: dir,
         timeoutMs: 30_000,
