@@ -105,7 +105,7 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
     expect(st.json.error?.code).toBe('PORTAL_UNKNOWN_TRANSFER');
   });
 
-  test("an output root the chunks cannot be written to (read-only) fails the transfer as a local error, not as the sources'", async () => {
+  test("an output root that cannot be written to (read-only): the start is refused naming the local error, not the sources'", async () => {
     // a read-only tmpfs as the root: needs root (CAP_SYS_ADMIN) for mount, as the full-disk test of fetch does
     const ro = path.join(mesh.dir, 'ro-root');
     await mkdir(ro);
@@ -118,16 +118,14 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
         `${other.base}/SchedulerActor/${mesh.manifest.id}/method/start`,
         request(path.join(ro, 'x.bin')),
       );
-      expect(r.status).toBe(200);
-      let st: Record<string, unknown> = {};
-      const deadline = Date.now() + 30_000;
-      while (st.state !== 'done' && st.state !== 'failed' && Date.now() < deadline) {
-        await new Promise((res) => setTimeout(res, 100));
-        st = (await call(`${other.base}/SchedulerActor/${mesh.manifest.id}/method/status`)).json;
-      }
-      expect(st.state).toBe('failed');
-      expect(st.error).toMatch(/the output cannot be written \(a local error, not a source's\): .*EROFS/);
-      expect(st.error).not.toMatch(/cannot be served by any source/);
+      // the start claims its output with the lock beside it (<output>.portal/lock, 1e1d064): on a read-only root
+      // that fails, so the start is refused before anything runs, naming the local cause — never the sources
+      expect(r.status).toBe(409);
+      expect(r.json.error?.code).toBe('PORTAL_OUTPUT_REFUSED');
+      expect(r.json.error?.message).toMatch(/EROFS|read-only file system/);
+      expect(r.json.error?.message).not.toMatch(/cannot be served by any source/);
+      const st = await call(`${other.base}/SchedulerActor/${mesh.manifest.id}/method/status`);
+      expect(st.json.error?.code).toBe('PORTAL_UNKNOWN_TRANSFER');
     } finally {
       other.child.kill('SIGKILL');
       execFileSync('umount', [ro]);
