@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { PortalError } from '../../common/errors.js';
@@ -121,15 +121,16 @@ test('file state store: writeFileAtomic replaces a file whole and leaves no temp
 
 /** Compiles the store's sources (and what they import) to plain ESM a child `node` can load. */
 async function compileStoreForChild(out: string): Promise<string> {
-  for (const rel of [
-    'runtime/file-state-store.ts',
-    'runtime/file-state-store-wal.ts',
-    'runtime/state-keys.ts',
-    'common/errors.ts',
-    'common/own-file.ts',
-    'common/redact.ts',
-  ]) {
+  // the store and every module it imports, followed through their relative imports (a hand-kept list missed a
+  // new import and the child died at load: CI rehearsal, session 11)
+  const todo = ['runtime/file-state-store.ts'];
+  const done = new Set<string>();
+  for (let rel = todo.pop(); rel !== undefined; rel = todo.pop()) {
+    if (done.has(rel)) continue;
+    done.add(rel);
     const src = await readFile(join(repoRoot, rel), 'utf8');
+    for (const m of src.matchAll(/^(?:import|export)\s[^'"]*?from\s+'(\.{1,2}\/[^']+)\.js'/gm))
+      todo.push(relative(repoRoot, resolve(repoRoot, dirname(rel), `${m[1]}.ts`)));
     const js = ts.transpileModule(src, {
       compilerOptions: {
         module: ts.ModuleKind.ES2022,
