@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createSystemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { PortalError, checkArg } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
@@ -97,13 +98,6 @@ interface Slot {
   /** The actor asked to be deactivated when its current turn ends (ctx.deactivateOnIdle). */
   deactivateAfterTurn: boolean;
   lastTurnAt: number;
-  /**
-   * The scope of the actor's turn running now (activation and body, or its deactivation), undefined between
-   * turns. One turn runs at a time per actor, so calls the actor makes through its context (`ctx.proxy`) and
-   * reminders it registers carry this turn's call chain without an AsyncLocalStorage, whose promise hooks cost
-   * every promise of the process (3–5 % of a host's main thread while 1000 starts come in: BENCHMARKS.md).
-   */
-  scope: TurnScope | undefined;
 }
 
 interface ReminderEntry extends ReminderRecord {
@@ -130,10 +124,7 @@ const MINUTE = 60_000;
  *   that turn) and deactivated after `idleTimeoutMs` without turns (`onDeactivate` as a final turn).
  * - One turn at a time per actor, in FIFO order: method calls, timer firings and reminders. A turn that awaits
  *   I/O holds the actor until it ends. Calls into an actor already in the current call chain (itself, or A → B
- *   → A) would deadlock and reject with PORTAL_INVALID_ARGUMENT instead: reentrancy is not supported. The chain
- *   of a call an actor makes through its context (`ctx.proxy`) is that of the actor's turn running when the call
- *   is made; a call made between its turns (a callback a turn left behind) starts a chain of its own, and a call
- *   through the host's `proxy` is a call from outside any actor.
+ *   → A) would deadlock and reject with PORTAL_INVALID_ARGUMENT instead: reentrancy is not supported.
  * - Arguments and results are passed by reference, not copied: actors must treat them as immutable and keep
  *   them JSON-serializable, as the Dapr host serializes them.
  * - State changes of a turn are written in one store transaction after it succeeds; a turn that throws (or
@@ -177,6 +168,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
   const types = new Map<string, ActorClass>();
   const slots = new Map<string, Slot>();
   const reminders = new Map<string, Promise<ActorReminders>>();
+  const turnScope = new AsyncLocalStorage<TurnScope>();
   /** Callers waiting for their call's turn to end: stop() releases those the drain could not. */
   const waiting = new Set<(err: PortalError) => void>();
   const hostCounters = createHostCounters();
@@ -212,7 +204,6 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
         deactivationQueued: false,
         deactivateAfterTurn: false,
         lastTurnAt: clock.now(),
-        scope: undefined,
       };
       slots.set(key, slot);
     }
@@ -245,7 +236,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
       },
       registerReminder: (name, r) => registerReminder(slot, name, r),
       unregisterReminder: (name) => unregisterReminder(slot, name),
-      proxy: (type, id) => proxy(type, id, slot),
+      proxy: (type, id) => proxy(type, id),
       deactivateOnIdle: () => {
         slot.deactivateAfterTurn = true;
       },
@@ -275,35 +266,34 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     body: (act: Activation) => Promise<R> | R,
   ): Promise<R> => {
     slot.lastTurnAt = clock.now();
-    const turn: NonNullable<TurnScope['turn']> = { open: false };
-    const own: TurnScope = { chain: scope.chain, turn };
-    slot.scope = own;
     try {
-      const act = await ensureActive(slot);
-      let result: R;
-      try {
-        turn.open = true;
-        result = await body(act);
-      } catch (err) {
-        act.state.rollback();
+      const turn: NonNullable<TurnScope['turn']> = { open: false };
+      return await turnScope.run({ ...scope, turn }, async () => {
+        const act = await ensureActive(slot);
+        let result: R;
+        try {
+          turn.open = true;
+          result = await body(act);
+        } catch (err) {
+          act.state.rollback();
+          turn.open = false;
+          // the reminders as they are now in memory are written on their own (as before the turn's end was theirs)
+          if (turn.reminders) await persistRemindersAfterFailedTurn(slot, turn.reminders);
+          throw err;
+        }
         turn.open = false;
-        // the reminders as they are now in memory are written on their own (as before the turn's end was theirs)
-        if (turn.reminders) await persistRemindersAfterFailedTurn(slot, turn.reminders);
-        throw err;
-      }
-      turn.open = false;
-      const ar = turn.reminders;
-      try {
-        if (ar) await writeTurnWithReminders(act, ar);
-        else if (act.state.dirty) await act.state.save();
-      } catch (err) {
-        act.state.rollback();
-        if (ar) await persistRemindersAfterFailedTurn(slot, ar);
-        throw err;
-      }
-      return result;
+        const ar = turn.reminders;
+        try {
+          if (ar) await writeTurnWithReminders(act, ar);
+          else if (act.state.dirty) await act.state.save();
+        } catch (err) {
+          act.state.rollback();
+          if (ar) await persistRemindersAfterFailedTurn(slot, ar);
+          throw err;
+        }
+        return result;
+      });
     } finally {
-      if (slot.scope === own) slot.scope = undefined;
       slot.lastTurnAt = clock.now();
       // the turn's own mailbox job ends with the deactivation it asked for; a slot whose activation failed goes
       if (slot.deactivateAfterTurn) await deactivateJob(slot)();
@@ -337,16 +327,14 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     }
     slot.closing = true;
     clearTimers(act);
-    const own: TurnScope = { chain: [slot.key] };
-    slot.scope = own;
     try {
-      await act.instance.onDeactivate();
-      if (act.state.dirty) await act.state.save();
+      await turnScope.run({ chain: [slot.key] }, async () => {
+        await act.instance.onDeactivate();
+        if (act.state.dirty) await act.state.save();
+      });
     } catch (err) {
       act.state.rollback();
       slot.log.warn({ err }, 'actor onDeactivate failed; its unsaved state changes were discarded');
-    } finally {
-      if (slot.scope === own) slot.scope = undefined;
     }
     slot.activation = undefined;
     counters.deactivations++;
@@ -371,14 +359,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
 
   // ---- calls -----------------------------------------------------------------------------------------------
 
-  /** A call to `type`/`id`; `caller` is the scope of the turn making it (undefined: a call from outside any actor). */
-  const invoke = <R>(
-    type: string,
-    id: string,
-    method: string,
-    arg: unknown,
-    caller: TurnScope | undefined,
-  ): Promise<R> => {
+  const invoke = <R>(type: string, id: string, method: string, arg: unknown): Promise<R> => {
     if (stopped) return Promise.reject(stoppedError());
     const cls = types.get(type);
     if (!cls)
@@ -394,6 +375,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
       );
     }
     const key = actorKey(type, id);
+    const caller = turnScope.getStore();
     if (caller?.chain.includes(key)) {
       return Promise.reject(
         new PortalError(
@@ -448,18 +430,13 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     });
   };
 
-  /**
-   * A reference to `actorType`/`actorId`; `from`: the actor whose context hands it out, whose running turn (if any,
-   * when a call is made) is the caller of that call, so that a call back into its chain is refused (reentrancy).
-   */
-  const proxy = (actorType: string, actorId: string, from?: Slot): ActorRef => {
+  const proxy = (actorType: string, actorId: string): ActorRef => {
     checkActorType(actorType);
     checkActorId(actorId);
     return {
       actorType,
       actorId,
-      invoke: <R = unknown>(method: string, arg?: unknown) =>
-        invoke<R>(actorType, actorId, method, arg, from?.scope),
+      invoke: <R = unknown>(method: string, arg?: unknown) => invoke<R>(actorType, actorId, method, arg),
     };
   };
 
@@ -639,8 +616,8 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
    * turn's state at its end (the caller of the turn is answered after both are durable), and `ar` is noted there.
    */
   const deferToTurn = (slot: Slot, ar: ActorReminders): boolean => {
-    const scope = slot.scope;
-    if (!scope?.turn?.open) return false;
+    const scope = turnScope.getStore();
+    if (!scope?.turn?.open || scope.chain[scope.chain.length - 1] !== slot.key) return false;
     scope.turn.reminders = ar;
     return true;
   };
@@ -721,8 +698,7 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
       types.set(name, cls);
     },
 
-    // a reference handed out by the host is a call from outside any actor (no caller chain)
-    proxy: (actorType, actorId) => proxy(actorType, actorId),
+    proxy,
 
     ready() {
       loading ??= (async () => {

@@ -88,19 +88,6 @@ export class Counter extends Recording {
   async callVia(otherId: string): Promise<number> {
     return typedProxy<Counter>(this.ctx.proxy('Counter', otherId)).invoke('callBack', this.ctx.actorId);
   }
-  /**
-   * Leaves behind a callback that makes callVia's call once this turn has ended (as an event handler or a timer
-   * an actor set up would), and records how it went: `late-call:<n>` or `late-call-failed:<message>`.
-   */
-  async callViaAfterTurn(otherId: string): Promise<void> {
-    const other = typedProxy<Counter>(this.ctx.proxy('Counter', otherId));
-    setImmediate(() => {
-      other.invoke('callBack', this.ctx.actorId).then(
-        (n) => this._record(`late-call:${n}`),
-        (err: Error) => this._record(`late-call-failed:${err.message}`),
-      );
-    });
-  }
   async callBack(callerId: string): Promise<number> {
     return typedProxy<Counter>(this.ctx.proxy('Counter', callerId)).invoke('get');
   }
