@@ -40,7 +40,19 @@ describe('port flags on a busy port (real CLI, a real listener holding the port)
     ['demo --dashboard-port', (p) => ['demo', '--dashboard-port', String(p)], 'dashboard-port'],
     [
       'serve --dashboard-port',
-      (p) => ['serve', '--runtime', 'embedded', '--app-port', 'FREE', '--dashboard-port', String(p)],
+      // --backend cpu: under PORTAL_REQUIRE_GPU=1 (.ci/run) `auto` opens the GPU at start, and Dawn's warnings
+      // would join the one line this test expects
+      (p) => [
+        'serve',
+        '--runtime',
+        'embedded',
+        '--backend',
+        'cpu',
+        '--app-port',
+        'FREE',
+        '--dashboard-port',
+        String(p),
+      ],
       'dashboard-port',
     ],
   ];
