@@ -223,8 +223,14 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
-/** This process's identity in the locks it writes: pid, host, start time, and a nonce no other process has. */
-const SELF = { pid: process.pid, started: processStartTime(process.pid), nonce: randomUUID() };
+let self: { pid: number; started: string | undefined; nonce: string } | undefined;
+/**
+ * This process's identity in the locks it writes (pid, start time, a nonce no other process has), made at its first
+ * lock rather than at import: `portal fetch` imports this module on its start-up path, where the RNG's first use
+ * costs (see cli/code-cache.ts cacheName).
+ */
+const selfIdentity = (): { pid: number; started: string | undefined; nonce: string } =>
+  (self ??= { pid: process.pid, started: processStartTime(process.pid), nonce: randomUUID() });
 
 /**
  * Whether a lock naming `holder` (read back from its file, same host) is held by no running process: its pid is not
@@ -236,7 +242,8 @@ const SELF = { pid: process.pid, started: processStartTime(process.pid), nonce: 
  */
 function staleHolder(holder: { pid?: unknown; started?: unknown; nonce?: unknown }, pid: number): boolean {
   if (!alive(pid)) return true;
-  if (pid === SELF.pid) return typeof holder.nonce === 'string' && holder.nonce !== SELF.nonce;
+  const me = selfIdentity();
+  if (pid === me.pid) return typeof holder.nonce === 'string' && holder.nonce !== me.nonce;
   if (typeof holder.started !== 'string') return false;
   const now = processStartTime(pid);
   return now !== undefined && now !== holder.started;
@@ -262,7 +269,8 @@ export async function lockFile(
   held: (holder: LockHolder, cause: unknown) => PortalError,
   cannot: (err: unknown) => PortalError,
 ): Promise<OutputLock> {
-  const me = JSON.stringify({ pid: SELF.pid, host: hostname(), started: SELF.started, nonce: SELF.nonce });
+  const { pid: myPid, started, nonce } = selfIdentity();
+  const me = JSON.stringify({ pid: myPid, host: hostname(), started, nonce });
   for (let attempt = 0; ; attempt++) {
     try {
       const fh = await open(
