@@ -1,8 +1,15 @@
+import { types } from 'node:util';
 import { PortalError } from './errors.js';
 import { escapeControl } from './redact.js';
 
 /** A Node file system error (errno exception). */
 type FsError = NodeJS.ErrnoException;
+
+/**
+ * An Error of any realm: `instanceof Error` is false for one made by another context's constructors (a vm
+ * context, as jest runs tests in, gets Node's fs errors from the main one).
+ */
+const isError = (err: unknown): err is Error => err instanceof Error || types.isNativeError(err);
 
 /** The output's file system is full or the user's quota spent (POSIX errno names). */
 const NO_SPACE_CODES = new Set(['ENOSPC', 'EDQUOT']);
@@ -19,7 +26,7 @@ const LOCAL_WRITE_CODES = new Set(['EFBIG', 'EIO', 'EACCES', 'EPERM', 'EROFS']);
  */
 export function withPath(err: unknown, path: string): unknown {
   const e = err as FsError | undefined;
-  if (err instanceof Error && typeof e?.code === 'string' && e.path === undefined) e.path = path;
+  if (isError(err) && typeof e?.code === 'string' && e.path === undefined) e.path = path;
   return err;
 }
 
@@ -32,7 +39,7 @@ export function withPath(err: unknown, path: string): unknown {
  */
 export function localWriteError(err: unknown, path?: string): PortalError | undefined {
   const e = err as FsError | undefined;
-  if (!(err instanceof Error) || typeof e?.code !== 'string') return undefined;
+  if (!isError(err) || typeof e?.code !== 'string') return undefined;
   const file = typeof e.path === 'string' ? e.path : path;
   if (file === undefined) return undefined;
   const shown = escapeControl(file);

@@ -7,6 +7,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { randomInt, createHash, timingSafeEqual } from 'node:crypto';
 import { createSystemClock, type Clock, type TimerHandle } from '../common/clock.js';
 import { PortalError } from '../common/errors.js';
+import { httpStatusFor } from '../common/error-table.js';
+import { localWriteError, withPath } from '../common/local-write-error.js';
 import { requestTimeouts } from '../common/net.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { chunkRange, packManifest, parseManifest, type Manifest } from './manifest.js';
@@ -73,7 +75,10 @@ export interface EdgeServerOptions {
   /**
    * Accept chunks by `PUT /v1/chunks/<cid>` (pre-positioning). The body must be exactly the
    * chunk's length and hash to its CID before it is written at the chunk's offsets in `source.path` and
-   * announced as held; a mismatching body is refused with 422 and nothing is kept. With `token`, a PUT needs
+   * announced as held; a mismatching body is refused with 422 and nothing is kept. A file system that is full
+   * (ENOSPC/EDQUOT) answers 507 `{ error: 'no space left on device: cannot write <path> (ENOSPC)', code:
+   * 'PORTAL_NO_SPACE', cid }`, another local write error 500 naming it; either way no part of the chunk is kept
+   * and the edge serves on. With `token`, a PUT needs
    * `Authorization: Bearer <token>` (401 otherwise). The source file is opened read-write, and created
    * (sparse, the manifest's size, holding nothing unless `holds` says so) when it does not exist.
    */
@@ -111,7 +116,10 @@ export interface EdgeServerStats {
   failedInjected: number;
   /** Chunks stored from PUT bodies that matched their CID. */
   chunksAccepted: number;
-  /** PUT bodies refused: CID mismatch (422), wrong length (413/422), unknown CID (404), bad token (401). */
+  /**
+   * PUT bodies refused: CID mismatch (422), wrong length (413/422), unknown CID (404), bad token (401), a full
+   * disk (507) or another local write error (500).
+   */
   putsRefused: number;
   /** Body slice buffers allocated; one the socket has finished with is reused (SLICE_POOL_MAX_FREE kept). */
   sliceBuffersAllocated: number;
@@ -448,6 +456,36 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
   };
 
   /**
+   * Writes a PUT chunk's `body` at `offset` of the source file, through short writes (a file system that fills
+   * up mid-chunk takes part of it, then refuses the rest). On a local write error (ENOSPC/EDQUOT:
+   * PORTAL_NO_SPACE; EFBIG, EIO, EACCES, EPERM, EROFS: PORTAL_TRANSFER_FAILED) the bytes that were written are
+   * zeroed again (their blocks are allocated by then, so this needs no room), so no part of a chunk is left in
+   * the file, and the error, naming the file, is returned; any other error is thrown.
+   */
+  const writeChunk = async (body: Buffer, offset: number): Promise<PortalError | undefined> => {
+    let done = 0;
+    try {
+      while (done < body.length) {
+        const { bytesWritten } = await fh.write(body, done, body.length - done, offset + done);
+        if (bytesWritten <= 0) throw new Error(`write of ${opts.source.path} made no progress`);
+        done += bytesWritten;
+      }
+      return undefined;
+    } catch (err) {
+      const failure = localWriteError(withPath(err, opts.source.path));
+      if (failure === undefined) throw err;
+      if (done > 0)
+        await fh.write(Buffer.alloc(done), 0, done, offset).catch((zeroErr: unknown) => {
+          log.warn(
+            { err: zeroErr, offset, bytes: done },
+            'cannot zero the part of a PUT chunk that was written',
+          );
+        });
+      return failure;
+    }
+  };
+
+  /**
    * `PUT /v1/chunks/<cid>`: the body is stored only when it is exactly the chunk's length and hashes to
    * its CID; then it is written at every offset of the manifest that has this CID, held, and announced.
    */
@@ -486,12 +524,14 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
     const missing = indices.filter((i) => !isHeld(i));
     for (const i of missing) {
       const { offset } = chunkRange(manifest, i);
-      const { bytesWritten } = await fh.write(body, 0, length, offset);
-      if (bytesWritten !== length)
-        throw new PortalError(
-          'PORTAL_TRANSFER_FAILED',
-          `short write of chunk ${i} to ${opts.source.path}: ${bytesWritten} of ${length} bytes`,
-        );
+      const failure = await writeChunk(body, offset);
+      if (failure !== undefined) {
+        // a full disk (507) or another local write error: nothing is held, the connection stays usable
+        log.warn({ cid, chunk: i, err: failure }, 'PUT chunk not stored: the source file cannot be written');
+        sendJson(res, httpStatusFor(failure.code), { error: failure.message, code: failure.code, cid });
+        counters.putsRefused++;
+        return;
+      }
     }
     if (missing.length > 0 && holds !== 'all') {
       for (const i of missing) holds.add(i);

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { request } from 'undici';
 import {
   createManifest,
@@ -112,6 +113,38 @@ describe('edge accepting chunks (PUT /v1/chunks/<cid>)', () => {
     expect((await put(e, m.chunks[1], Buffer.concat([slice(1), Buffer.alloc(10)]))).status).toBe(413);
     expect((await put(e, m.chunks[1], slice(1).subarray(0, 100))).status).toBe(422);
     expect(await haveOf(e)).toEqual([0]);
+  });
+
+  test('a PUT on a full disk (a 256 KiB tmpfs with 32 KiB free) answers 507 naming ENOSPC and the file, keeps none of the chunk, and the edge serves on', async () => {
+    // a real full file system: mount needs root (CAP_SYS_ADMIN), as test/cli/fetch-local-io.test.ts does
+    const small = join(tmp.dir, 'full');
+    await mkdir(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', small]);
+    let e: EdgeServer | undefined;
+    try {
+      const file = join(small, 'store-full.bin');
+      e = await acceptingEdge(join('full', 'store-full.bin')); // sparse: takes no space yet
+      await writeFile(join(small, 'filler'), Buffer.alloc(256 * 1024 - 32 * 1024));
+      const full = await put(e, m.chunks[1], slice(1)); // 64 KiB: the first 32 KiB fit, the rest does not
+      expect(full.status).toBe(507);
+      expect(full.json).toMatchObject({ code: 'PORTAL_NO_SPACE', cid: m.chunks[1] });
+      expect(full.json.error).toBe(`no space left on device: cannot write ${file} (ENOSPC)`);
+      expect(await haveOf(e)).toEqual([]);
+      expect((await get(`${e.url}/v1/chunks/${m.chunks[1]}`)).status).toBe(404);
+      // the bytes that did fit were zeroed again: no part of the chunk is left in the file
+      const r1 = chunkRange(m, 1);
+      const onDisk = await readFile(file);
+      expect(onDisk.subarray(r1.offset, r1.offset + r1.length).every((b) => b === 0)).toBe(true);
+      // the edge keeps serving, and takes the same chunk once there is room
+      expect((await get(`${e.url}/health`)).status).toBe(200);
+      await rm(join(small, 'filler'));
+      expect((await put(e, m.chunks[1], slice(1))).status).toBe(201);
+      expect((await get(`${e.url}/v1/chunks/${m.chunks[1]}`)).body.equals(slice(1))).toBe(true);
+      expect(e.stats()).toMatchObject({ chunksAccepted: 1 });
+    } finally {
+      await e?.close(); // the open source file would keep the mount busy
+      execFileSync('umount', [small]);
+    }
   });
 
   test('with a token, a PUT without it or with a wrong one is refused with 401 and nothing is stored', async () => {
