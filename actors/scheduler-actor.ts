@@ -384,7 +384,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       } else {
         this.countJournal(this.t);
         if (journal.state === 'queued') {
-          const taken = await this.claimOutput(this.t).catch((e: Error) => e);
+          // a queued transfer reserves its output (in memory); it takes the lock on disk once admitted
+          const taken = this.reserveOutput(this.t);
           if (taken !== undefined) await this.fail(this.t, taken.message);
           else this.shelve(this.t);
         }
@@ -1460,6 +1461,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       await this.hydrate(t);
       const unconfined = await this.stillConfined(t);
       if (unconfined !== undefined) throw unconfined;
+      // the output's lock on disk is taken now that it runs (a fetch may have taken it while this one waited)
+      await this.claimOutput(t);
       await this.resume(t);
       this.ctx.log.info('queued transfer admitted');
     } catch (err) {
@@ -2262,22 +2265,44 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     return req.publishAs ?? req.output;
   }
 
-  /** Claims this transfer's output (OutputClaims.claim): the same refusals. */
+  /** Claims this transfer's output, its lock on disk included (OutputClaims.claim): the same refusals. */
   private async claimOutput(t: OwnedTransfer): Promise<undefined> {
     const key = this.claimKey(t);
     if (key !== undefined) await this.ctx.services.outputClaims!.claim(key, this.ctx.actorId);
     return undefined;
   }
 
+  /** Reserves this transfer's output in memory (OutputClaims.reserve); the refusal is returned, not thrown. */
+  private reserveOutput(t: OwnedTransfer): PortalError | undefined {
+    const key = this.claimKey(t);
+    try {
+      if (key !== undefined) this.ctx.services.outputClaims!.reserve(key, this.ctx.actorId);
+      return undefined;
+    } catch (err) {
+      return err as PortalError;
+    }
+  }
+
   /**
-   * Claims the output (its output is this transfer's alone until it ends: another transfer of this host or a fetch is
-   * refused), then a running slot now, a place in the host's queue, or PORTAL_OVERLOADED (then the claim is released
-   * and nothing changed).
+   * Reserves the output (its output is this transfer's alone until it ends: another transfer of this host is
+   * refused), then takes a running slot now, a place in the host's queue, or PORTAL_OVERLOADED; a transfer that runs
+   * now also takes the output's lock on disk (a fetch writing it is refused), a queued one when admitted (admit).
+   * Whatever refuses it, the reservation and the slot are released and nothing changed.
    */
   private async claimAndAdmit(t: OwnedTransfer): Promise<'running' | 'queued'> {
-    await this.claimOutput(t);
+    const taken = this.reserveOutput(t);
+    if (taken !== undefined) throw taken;
     try {
-      return this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
+      const admitted = this.ctx.services.admission?.acquire(this.ctx.actorId) ?? 'running';
+      if (admitted === 'running') {
+        try {
+          await this.claimOutput(t);
+        } catch (err) {
+          this.ctx.services.admission?.release(this.ctx.actorId);
+          throw err;
+        }
+      }
+      return admitted;
     } catch (err) {
       await this.releaseOutput(t);
       throw err;

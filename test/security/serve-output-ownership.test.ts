@@ -113,7 +113,7 @@ describe('portal serve: who owns an output', () => {
     ).toBe(200);
   }, 60_000);
   test('a second transfer on the output a running or queued one writes is refused 409 naming it, until it ends', async () => {
-    const { serve } = await serveIn('two', ['--max-running', '1']);
+    const { root, serve } = await serveIn('two', ['--max-running', '1']);
     const start = (id: string, body: unknown) =>
       call(`${serve.base}/SchedulerActor/${id}/method/start`, body);
     expect((await start('tA', request('tA', 'same.bin'))).json.state).toBe('running');
@@ -126,10 +126,42 @@ describe('portal serve: who owns an output', () => {
     const tD = await start('tD', request('tD', 'q.bin'));
     expect(tD.status).toBe(409);
     expect(tD.json.error?.message).toContain('is being written by transfer "tC"');
+    // a queued transfer writes nothing beside its output (its lock on disk waits for its admission)
+    expect(existsSync(path.join(root, 'q.bin.portal'))).toBe(false);
+    expect(existsSync(path.join(root, 'same.bin.portal', 'lock'))).toBe(true);
     // once tA ends (cancelled), its output is free again
     expect((await call(`${serve.base}/SchedulerActor/tA/method/cancel`)).json.state).toBe('cancelled');
     expect((await start('tB', request('tB', 'same.bin', { overwrite: true }))).status).toBe(200);
   }, 60_000);
+
+  test('a queued transfer whose output a fetch took meanwhile fails once admitted, naming the fetch; the fetch ends verified', async () => {
+    const { root, serve } = await serveIn('queued-fetch', ['--max-running', '1']);
+    const start = (id: string, body: unknown) =>
+      call(`${serve.base}/SchedulerActor/${id}/method/start`, body);
+    expect((await start('qA', request('qA', 'a.bin'))).json.state).toBe('running');
+    expect((await start('qB', request('qB', 'b.bin'))).json.state).toBe('queued');
+    // a fetch of b.bin while qB waits: nothing locks it yet
+    const fetching = runPortal(
+      ['fetch', mesh.manifestPath, '--edge', mesh.edges[0].config.url, '--out', 'b.bin'],
+      { cwd: root, timeoutMs: 60_000 },
+    );
+    const lock = path.join(root, 'b.bin.portal', 'lock');
+    for (let i = 0; i < 200 && !existsSync(lock); i++) await new Promise((res) => setTimeout(res, 50));
+    expect(existsSync(lock)).toBe(true);
+    // qA ends: qB is admitted, finds the fetch's lock and fails saying so
+    expect((await call(`${serve.base}/SchedulerActor/qA/method/cancel`)).json.state).toBe('cancelled');
+    let st: { state?: string; error?: string } = {};
+    for (let i = 0; i < 100 && st.state !== 'failed'; i++) {
+      st = (await call(`${serve.base}/SchedulerActor/qB/method/status`)).json as typeof st;
+      if (st.state !== 'failed') await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(st.state).toBe('failed');
+    expect(st.error).toContain('could not start once admitted');
+    expect(st.error).toContain('is being written by another portal process');
+    const r = await fetching;
+    expect(r.code).toBe(0);
+    expect((await readFile(path.join(root, 'b.bin'))).equals(await readFile(mesh.source))).toBe(true);
+  }, 90_000);
 
   test('portal fetch --out on a file serve is writing is refused (exit 2) naming the serve, and the output of serve ends verified', async () => {
     const { root, serve } = await serveIn('fetch');
