@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { readdir, rename } from 'node:fs/promises';
+import { readdir, rename, stat } from 'node:fs/promises';
 import { createReadStream, existsSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { pipeline } from 'node:stream/promises';
@@ -27,7 +27,6 @@ import {
   parseChecksum,
   parseHeaders,
   type ResolvedSources,
-  type ResumedFile,
 } from '../sources.js';
 import {
   discardJournal,
@@ -363,11 +362,18 @@ export const fetchCommand = defineCommand({
           // A rerun resumes the file of the journal beside the output: the sources are checked against it (read
           // first, where the output is known before the probes: --out, or the name of the first URL).
           const early = toStdout ? undefined : (flags.out ?? firstUrlName(positionals));
-          const earlyJournal = early === undefined ? undefined : await journaledFile(path.resolve(early));
+          const earlyJournal = early === undefined ? undefined : await readEarlyJournal(path.resolve(early));
           const resolved = await resolveSources(positionals, {
             client,
             checksum,
-            ...(earlyJournal ? { resume: earlyJournal } : {}),
+            ...(earlyJournal && earlyJournal.transfer.state !== 'done'
+              ? {
+                  resume: {
+                    manifest: earlyJournal.transfer.manifest,
+                    checksumFrom: earlyJournal.transfer.checksumFrom,
+                  },
+                }
+              : {}),
             ...(flags.file !== undefined ? { file: flags.file } : {}),
           });
           if (resolved.kind === 'stream') {
@@ -427,7 +433,15 @@ export const fetchCommand = defineCommand({
             lock.releaseSync();
             if (newJournal?.discard) rmSync(newJournal.dir, { recursive: true, force: true });
           });
-          let journaled = (await hasJournalFiles(jdir)) ? await readJournaledTransfer(output) : undefined;
+          // the journal read before the probes is this one, unless its files changed since (another fetch of this
+          // output that ended meanwhile): read once, not again for each use
+          const stamp = await journalStamp(jdir);
+          let journaled =
+            stamp === undefined
+              ? undefined
+              : earlyJournal?.output === output && earlyJournal.stamp === stamp
+                ? earlyJournal.transfer
+                : await readJournaledTransfer(output);
           const sideFiles = [part, partialChunkLogPath(part)];
           let sourceChanges = journaled
             ? await reconcileJournal(journaled, src.manifest, edges, {
@@ -802,11 +816,39 @@ function firstUrlName(positionals: string[]): string | undefined {
   }
 }
 
-/** The file the journal beside `output` resumes, when there is one (read before the probes). */
-async function journaledFile(output: string): Promise<ResumedFile | undefined> {
-  if (!(await hasJournalFiles(journalDir(output)))) return undefined;
-  const j = await readJournaledTransfer(output).catch(() => undefined);
-  return j && j.state !== 'done' ? { manifest: j.manifest, checksumFrom: j.checksumFrom } : undefined;
+/** The journal beside `output` as read before its lock is taken, and the stamp (journalStamp) of its files then. */
+interface EarlyJournal {
+  output: string;
+  stamp: string;
+  transfer: JournaledTransfer;
+}
+
+/**
+ * The transfer the journal beside `output` holds, read before the probes (the file a rerun resumes) and without
+ * the lock: undefined when there is none or it cannot be read now (the read under the lock then reports why).
+ */
+async function readEarlyJournal(output: string): Promise<EarlyJournal | undefined> {
+  const stamp = await journalStamp(journalDir(output));
+  if (stamp === undefined) return undefined;
+  const transfer = await readJournaledTransfer(output).catch(() => undefined);
+  return transfer && { output, stamp, transfer };
+}
+
+/**
+ * Name, size and modification time of each file of the journal folder `dir` but its lock, in name order:
+ * what tells whether the journal changed between two looks. Undefined when it holds no actor state (no folder,
+ * or no `.json`: no fetch of this output wrote a journal).
+ */
+async function journalStamp(dir: string): Promise<string | undefined> {
+  if (!(await hasJournalFiles(dir))) return undefined;
+  const names = (await readdir(dir)).filter((n) => n !== 'lock').sort();
+  const parts = await Promise.all(
+    names.map(async (n) => {
+      const st = await stat(path.join(dir, n)).catch(() => undefined);
+      return st ? `${n}:${st.size}:${st.mtimeMs}` : `${n}:gone`;
+    }),
+  );
+  return parts.join('/');
 }
 
 /** A rerun that fetched nothing: the output was already complete (endedRun), or the kept bytes were (reconcileJournal). */

@@ -5,7 +5,9 @@
  * a mirror that answers late joins when it agrees and is excluded naming why when not (D3).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -174,6 +176,72 @@ describe('portal fetch: a rerun after a kill takes the sources of its command li
     expect(r.stderr).toContain(
       `sha-256 ${sha} (from --checksum)); the rerun asks for file.bin, ${SIZE} bytes, sha-256 ${wrong} (from --checksum)`,
     );
+  });
+});
+
+/**
+ * Writes a preload that counts the file system calls (open, readdir) made inside readJournaledTransfer on a
+ * `.portal` journal folder, printed at exit as `JOURNAL_IO {"open":N,"readdir":M}` on stderr; returns its path.
+ */
+function writeJournalIoCounter(): string {
+  const file = path.join(tmp.dir, 'journal-io.cjs');
+  writeFileSync(
+    file,
+    [
+      "const fsp = require('node:fs/promises');",
+      "const { syncBuiltinESMExports } = require('node:module');",
+      "const { isMainThread } = require('node:worker_threads');",
+      'const counts = { open: 0, readdir: 0 };',
+      'for (const fn of Object.keys(counts)) {',
+      '  const orig = fsp[fn];',
+      '  fsp[fn] = function (p, ...rest) {',
+      "    if (typeof p === 'string' && /\\.portal(\\/|$)/.test(p) && new Error().stack.includes('readJournaledTransfer')) counts[fn]++;",
+      '    return orig.call(this, p, ...rest);',
+      '  };',
+      '}',
+      'syncBuiltinESMExports();',
+      "if (isMainThread) process.on('exit', () => process.stderr.write(`JOURNAL_IO ${JSON.stringify(counts)}\\n`));",
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+const journalIo = (stderr: string): unknown => JSON.parse(/^JOURNAL_IO (.*)$/m.exec(stderr)?.[1] ?? 'null');
+
+describe('portal fetch: a rerun reads its journal once', () => {
+  test('a manifest fetch killed after a chunk, rerun: its journal is read once (the file system calls of one readJournaledTransfer), and it resumes', async () => {
+    const manifest = path.join(tmp.dir, 'once.manifest.json');
+    expect(
+      (await runPortal(['manifest', src, '--chunk-size', '262144', '--out', manifest], { env })).code,
+    ).toBe(0);
+    const first = await mirror((k) => (k === 0 ? { kind: 'ok' } : { kind: 'stall' }));
+    const o = out();
+    await fetchKilledAfterAChunk([manifest, '--edge', `${first.url}#mirror`, '--out', o]);
+    const counter = writeJournalIoCounter();
+    // what one read of this journal costs, measured alone (before the rerun changes the journal)
+    const one = spawnSync(
+      process.execPath,
+      [
+        '--require',
+        counter,
+        '--input-type=module',
+        '-e',
+        `const m = await import(${JSON.stringify(pathToFileURL(path.resolve('dist/node/journaled-transfer.js')).href)}); if (!(await m.readJournaledTransfer(${JSON.stringify(o)}))) process.exit(9);`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(one.status).toBe(0);
+    const oneRead = journalIo(one.stderr);
+    expect(oneRead).toMatchObject({ open: expect.any(Number) as number });
+    const fresh = await mirror();
+    const r = await runPortal(['fetch', manifest, '--edge', `${fresh.url}#mirror`, '--out', o, '--json'], {
+      env: { ...env, NODE_OPTIONS: `--require ${counter}` },
+    });
+    expect(r.code).toBe(0);
+    expect(lastJson(r).resumedChunks).toBe(1);
+    expect(await sha256Of(o)).toBe(sha);
+    expect(journalIo(r.stderr)).toEqual(oneRead);
   });
 });
 
