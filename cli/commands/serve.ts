@@ -2,6 +2,7 @@ import { daprDefaults } from '../../runtime/index.js';
 import { startServeNode, parseBackend } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv, streamRequireGpuFromEnv } from '../env.js';
 import { PortalError } from '../../common/errors.js';
+import { checkPortsFree } from '../system-errors.js';
 import { createLogger } from '../../common/logger.js';
 import { codeCacheDir } from '../code-cache.js';
 import { resolveLogFormat } from '../../common/log-format.js';
@@ -237,6 +238,12 @@ export const serveCommand = defineCommand({
     const drainTimeoutMs = durationMs(flags['drain-timeout'], '--drain-timeout');
     const testActors = process.env[daprDefaults.testActorsEnv] === '1';
     const dashPort = flags['dashboard-port'];
+    // the ports to listen on are checked before anything starts (the GPU, whose driver may print warnings first,
+    // the state folder, daprd): a busy one is one line naming its flag, exit 2. The Dapr app server binds loopback.
+    await checkPortsFree([
+      { flag: 'app-port', port: appPort, host: runtime === 'embedded' ? flags['api-host'] : '127.0.0.1' },
+      { flag: 'dashboard-port', port: dashPort >= 0 ? dashPort : undefined, host: flags['dashboard-host'] },
+    ]);
     const node = await startServeNode({
       runtime,
       appPort,

@@ -55,6 +55,12 @@ describe('port flags on a busy port (real CLI, a real listener holding the port)
       ],
       'dashboard-port',
     ],
+    [
+      // was an unhandled EADDRINUSE with a stack (exit 1): the Dapr SDK's app server has no listen error handler
+      'serve --runtime dapr --app-port',
+      (p) => [...'serve --runtime dapr --backend cpu --dapr-http-port FREE --app-port'.split(' '), String(p)],
+      'app-port',
+    ],
   ];
   test.each(cases)(
     '%s: one line naming the flag and port, exit 2, nothing written',
@@ -70,4 +76,17 @@ describe('port flags on a busy port (real CLI, a real listener holding the port)
     },
     70_000,
   );
+
+  test('serve --dashboard-port with the auto backend under PORTAL_REQUIRE_GPU=1: the port is checked before the GPU is opened, so its driver prints nothing before the one line', async () => {
+    const free = String(await freePort());
+    const r = await runPortal(
+      ['serve', '--runtime', 'embedded', '--app-port', free, '--dashboard-port', String(port)],
+      { cwd: dir, timeoutMs: 60_000, env: { PORTAL_REQUIRE_GPU: '1', PORTAL_BACKEND: 'auto' } },
+    );
+    expect(r.stderr).toBe(
+      `portal: --dashboard-port ${port}: 127.0.0.1:${port} is already in use (EADDRINUSE); choose another port [PORTAL_CONFIG_INVALID]\n`,
+    );
+    expect(r.code).toBe(2);
+    expect(await readdir(dir)).toEqual([]);
+  }, 70_000);
 });
