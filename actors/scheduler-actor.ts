@@ -1010,6 +1010,16 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   /**
+   * A status call runs beside a turn in progress (Actor.mayInterleave) once the transfer is known: it only reads
+   * in-memory fields, which every await point leaves consistent, so the actor API answers it while a tick or a
+   * report awaits a durable write or another actor (bench:load: a running transfer's status waited ~100 ms for its
+   * turn). Before that (an unknown id, a first start in progress) it waits its turn as every call does.
+   */
+  override mayInterleave(method: string): boolean {
+    return method === 'status' && this.t !== undefined;
+  }
+
+  /**
    * Where the transfer stands: a summary by default (counts, times, counters, chunks per edge); with
    * `{ edges: true }` also every edge as the transfer sees it (`edges`), which costs a copy of each view.
    */

@@ -1,7 +1,7 @@
 import { Actor, type ActorClass } from './types.js';
 
 /** Names that are part of the actor lifecycle and cannot be invoked by callers. */
-const RESERVED = new Set(['constructor', 'onActivate', 'onDeactivate', 'receiveReminder']);
+const RESERVED = new Set(['constructor', 'onActivate', 'onDeactivate', 'receiveReminder', 'mayInterleave']);
 
 /** Per class, the method names already found invocable (only hits are cached: callers choose the names). */
 const known = new WeakMap<ActorClass, Set<string>>();

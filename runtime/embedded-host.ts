@@ -125,6 +125,9 @@ const MINUTE = 60_000;
  * - One turn at a time per actor, in FIFO order: method calls, timer firings and reminders. A turn that awaits
  *   I/O holds the actor until it ends. Calls into an actor already in the current call chain (itself, or A → B
  *   → A) would deadlock and reject with PORTAL_INVALID_ARGUMENT instead: reentrancy is not supported.
+ *   The one exception: a call of an active actor whose `mayInterleave(method)` says yes (a read of in-memory
+ *   state, such as SchedulerActor.status) runs at once beside the turn in progress, outside the mailbox (Orleans'
+ *   `[AlwaysInterleave]`), and writes no state.
  * - Arguments and results are passed by reference, not copied: actors must treat them as immutable and keep
  *   them JSON-serializable, as the Dapr host serializes them.
  * - State changes of a turn are written in one store transaction after it succeeds; a turn that throws (or
@@ -386,6 +389,14 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
     }
     counters.calls++;
     const slot = slotFor(type, id, cls);
+    const active = slot.activation;
+    if (active && !slot.closing && active.instance.mayInterleave(method)) {
+      // beside the turn in progress, not behind it (Actor.mayInterleave): no mailbox, no turn, no state save
+      slot.lastTurnAt = clock.now();
+      return turnScope.run({ chain: caller ? [...caller.chain, key] : [key] }, async () =>
+        (active.instance as unknown as Record<string, (a: unknown) => R | Promise<R>>)[method](arg),
+      );
+    }
     const scope: TurnScope = { chain: caller ? [...caller.chain, key] : [key] };
     return new Promise<R>((resolve, reject) => {
       let settled = false;

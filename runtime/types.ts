@@ -142,6 +142,18 @@ export abstract class Actor<S extends ActorServices = ActorServices> {
   async onDeactivate(): Promise<void> {}
   /** Called when a durable reminder fires. */
   async receiveReminder(_name: string, _data: unknown): Promise<void> {}
+  /**
+   * Whether a call of `method` may run now, beside the turn in progress, instead of waiting in the mailbox for it
+   * to end (Orleans' `[MayInterleave]` / `[AlwaysInterleave]`). Asked by the embedded host for calls to an active
+   * actor only, synchronously, before the call is queued; default false (every call is a turn of its own). Return
+   * true only for a method that reads in-memory state, writes no actor state, awaits nothing and reads every field
+   * in a form that any await point of another turn leaves consistent: it then answers in microseconds while a turn
+   * waits on storage or on other actors (a SchedulerActor's status while its tick awaits a durable write). The Dapr
+   * host ignores it (daprd delivers one call at a time per actor).
+   */
+  mayInterleave(_method: string): boolean {
+    return false;
+  }
 }
 
 /** Constructor of an actor class. */

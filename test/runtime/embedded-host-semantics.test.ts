@@ -12,7 +12,15 @@ import {
   type StateStore,
 } from '../../runtime/index.js';
 import { decodeActorId, encodeActorId } from '../../runtime/state-keys.js';
-import { AWKWARD_IDS, Counter, Reminded, Ticker, createTestServices, type TestServices } from './fixtures.js';
+import {
+  AWKWARD_IDS,
+  Counter,
+  Reminded,
+  Ticker,
+  createTestServices,
+  tick,
+  type TestServices,
+} from './fixtures.js';
 
 // actor ids, drain on stop, delays above 2^31-1 ms on the embedded host.
 
@@ -122,6 +130,39 @@ describe('actor ids', () => {
     }
     expect(() => host.proxy('Counter|', 'a')).toThrow(/actorType/);
     expect(() => host.proxy('Coun/ter', 'a')).toThrow(/actorType/);
+  });
+});
+
+describe('interleaved calls (Actor.mayInterleave)', () => {
+  test('a call the actor lets interleave answers while a turn is held open; the others wait for it', async () => {
+    const host = newHost({});
+    const a = host.proxy('Counter', 'a');
+    expect(await a.invoke('increment')).toBe(1);
+    const held = a.invoke('hold');
+    await tick();
+    // beside the held turn: it sees the turn's in-memory state, and the gate is still closed
+    expect(await a.invoke('peek')).toEqual({ holding: true });
+    let got: number | undefined;
+    const get = a.invoke('get').then((n) => (got = n as number));
+    await tick();
+    await tick();
+    expect(got).toBeUndefined(); // a call that does not interleave waits for the held turn
+    svc.gate.open();
+    await held;
+    await get;
+    expect(got).toBe(1);
+    expect(await a.invoke('peek')).toEqual({ holding: false });
+  });
+
+  test('an inactive actor is activated by a turn first; mayInterleave itself cannot be invoked', async () => {
+    const host = newHost({});
+    expect(await host.proxy('Counter', 'b').invoke('peek')).toEqual({ holding: false });
+    expect(svc.events).toEqual(['b:activate']);
+    const err = await host
+      .proxy('Counter', 'b')
+      .invoke('mayInterleave', 'peek')
+      .catch((e: unknown) => e);
+    expect(isPortalError(err) && err.code).toBe('PORTAL_UNKNOWN_ACTOR_METHOD');
   });
 });
 

@@ -91,11 +91,22 @@ export class Counter extends Recording {
   async callBack(callerId: string): Promise<number> {
     return typedProxy<Counter>(this.ctx.proxy('Counter', callerId)).invoke('get');
   }
+  /** Whether a `hold` turn is in progress (an in-memory field). */
+  private holding = false;
   async hold(): Promise<string> {
     this._record('hold-start');
+    this.holding = true;
     await this.svc.gate.wait();
+    this.holding = false;
     this._record('hold-end');
     return this.ctx.actorId;
+  }
+  /** Reads in-memory state only: it may run beside a turn in progress (mayInterleave). */
+  async peek(): Promise<{ holding: boolean }> {
+    return { holding: this.holding };
+  }
+  override mayInterleave(method: string): boolean {
+    return method === 'peek';
   }
   async logSomething(): Promise<void> {
     this.ctx.log.info({ detail: 42 }, 'something happened');
