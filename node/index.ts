@@ -17,6 +17,7 @@ export { localTransferId } from './transfer-id.js';
 export { runTransfer, sourcesOf, type RunTransferOptions, type SourceReport } from './run-transfer.js';
 export {
   startServeNode,
+  DAPR_APP_PORT_0_REASON,
   type ServeNode,
   type ServeNodeOptions,
   type ServeDaprSettings,

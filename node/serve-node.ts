@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { mkdir, stat } from 'node:fs/promises';
 import { escapeControl } from '../common/redact.js';
@@ -71,11 +72,21 @@ export interface ServeDaprSettings {
   localTurns: boolean;
 }
 
+/**
+ * Why the dapr runtime takes no app port 0 (any free port), for an error message: daprd is started with the port it
+ * calls the actors on (its own --app-port), so that port is known before this process starts, not chosen by it.
+ */
+export const DAPR_APP_PORT_0_REASON =
+  'daprd calls the actors on the port it was started with (daprd --app-port), so it must be known in advance: give that port';
+
 /** Options of startServeNode. */
 export interface ServeNodeOptions extends EngineSettings {
   /** dapr: actors behind a sidecar (placement, actor state store); embedded: one process with an HTTP actor API. */
   runtime: 'dapr' | 'embedded';
-  /** Port daprd calls the actors on (dapr), or the port of the embedded HTTP actor API (bound to 127.0.0.1). */
+  /**
+   * Port daprd calls the actors on (dapr: 1–65535, the one daprd was started with: PORTAL_CONFIG_INVALID for 0), or
+   * the port of the embedded HTTP actor API (0: any free port, reported as ServeNode.appPort).
+   */
   appPort: number;
   /** Required for runtime 'dapr'. */
   dapr?: ServeDaprSettings;
@@ -145,6 +156,8 @@ export interface ServeNodeOptions extends EngineSettings {
 /** A running serving node. */
 export interface ServeNode {
   host: ActorHost;
+  /** The port the actors are served on: `appPort` as given, or the one the system chose for 0 (embedded). */
+  appPort: number;
   engine: TickEngine;
   /** The dashboard's URL when one was asked for. */
   dashboardUrl?: string;
@@ -162,7 +175,8 @@ export interface ServeNode {
  * subscription attaches this instance's executor, the tick engine, a JetStream stream transport when NATS is
  * configured, edge events routed into the actors, CoordinatorActor `coordinatorId` serving peers and clients over
  * the bus (createCoordinatorBridge) and, when asked, the dashboard. The embedded runtime also serves
- * the HTTP actor API on 127.0.0.1:`appPort`. Throws PORTAL_CONFIG_INVALID when runtime 'dapr' has no settings.
+ * the HTTP actor API on 127.0.0.1:`appPort` (0: any free port, see ServeNode.appPort). Throws PORTAL_CONFIG_INVALID
+ * when runtime 'dapr' has no settings or an appPort of 0.
  */
 /** Name of the lock file `portal serve` holds in its `--state-dir` while it runs. */
 export const STATE_LOCK_FILE = 'serve.lock';
@@ -216,6 +230,11 @@ async function hostOwnedPathsOf(opts: ServeNodeOptions): Promise<HostOwnedPath[]
 export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode> {
   const { logger } = opts;
   const env = opts.env ?? process.env;
+  if (opts.runtime === 'dapr' && opts.appPort === 0)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `appPort 0 (any free port) cannot be used with runtime 'dapr': ${DAPR_APP_PORT_0_REASON}`,
+    );
   // first of all: a second serve must not replay (and delete) the write-ahead log of a running one
   const stateLock =
     opts.runtime === 'embedded' && opts.stateDir !== undefined
@@ -326,6 +345,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   };
 
   let host: ActorHost;
+  let appPort = opts.appPort;
   let closeExtra: () => Promise<void>;
   if (opts.runtime === 'dapr') {
     const d = opts.dapr;
@@ -396,6 +416,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       verifiedChunks: services.verifiedChunks,
       transfers: transferIndex,
     });
+    appPort = (api.address() as AddressInfo).port;
     closeExtra = async () => {
       await new Promise<void>((r) => {
         api.close(() => r());
@@ -506,6 +527,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   });
   return {
     host,
+    appPort,
     engine,
     dashboardUrl: dash?.url,
     coordinator,

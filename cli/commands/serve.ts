@@ -1,5 +1,5 @@
 import { daprDefaults } from '../../runtime/index.js';
-import { startServeNode, parseBackend } from '../../node/index.js';
+import { startServeNode, parseBackend, DAPR_APP_PORT_0_REASON } from '../../node/index.js';
 import { cpuThreadsFromEnv, requireGpuFromEnv, streamRequireGpuFromEnv } from '../env.js';
 import { PortalError } from '../../common/errors.js';
 import { checkPortsFree } from '../system-errors.js';
@@ -58,10 +58,10 @@ export const serveCommand = defineCommand({
     {
       name: 'app-port',
       type: 'number',
-      help: 'port daprd calls the actors on (dapr), or the actor HTTP API port (embedded)',
+      help: 'port daprd calls the actors on (dapr), or the actor HTTP API port (embedded; 0 = any free port)',
       default: daprDefaults.appPort,
       env: 'APP_PORT',
-      min: 1,
+      min: 0,
       max: 65535,
     },
     { name: 'dapr-host', type: 'string', help: 'daprd host', default: '127.0.0.1', env: 'DAPR_HOST' },
@@ -234,19 +234,27 @@ export const serveCommand = defineCommand({
     });
     // the executors' HTTP client (probes, chunk fetches, the data workers' options) trusts --ca too
     if (flags.ca) setDefaultHttpClient(createHttpClient({ caFile: flags.ca }));
-    const appPort = flags['app-port'];
+    if (runtime === 'dapr' && flags['app-port'] === 0)
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--app-port 0 (any free port) cannot be used with --runtime dapr: ${DAPR_APP_PORT_0_REASON}`,
+      );
     const drainTimeoutMs = durationMs(flags['drain-timeout'], '--drain-timeout');
     const testActors = process.env[daprDefaults.testActorsEnv] === '1';
     const dashPort = flags['dashboard-port'];
     // the ports to listen on are checked before anything starts (the GPU, whose driver may print warnings first,
     // the state folder, daprd): a busy one is one line naming its flag, exit 2. The Dapr app server binds loopback.
     await checkPortsFree([
-      { flag: 'app-port', port: appPort, host: runtime === 'embedded' ? flags['api-host'] : '127.0.0.1' },
+      {
+        flag: 'app-port',
+        port: flags['app-port'],
+        host: runtime === 'embedded' ? flags['api-host'] : '127.0.0.1',
+      },
       { flag: 'dashboard-port', port: dashPort >= 0 ? dashPort : undefined, host: flags['dashboard-host'] },
     ]);
     const node = await startServeNode({
       runtime,
-      appPort,
+      appPort: flags['app-port'],
       dapr: {
         daprHost: flags['dapr-host'],
         daprHttpPort: flags['dapr-http-port'],
@@ -283,6 +291,8 @@ export const serveCommand = defineCommand({
       coordinatorId: flags.coordinator,
       logger,
     });
+    // the port chosen for --app-port 0 (embedded), where the ready line says it
+    const appPort = node.appPort;
     const ready = {
       runtime,
       appPort,
