@@ -11,7 +11,8 @@ import { hostname as machineName } from 'node:os';
  *   or to every interface (`0.0.0.0`, `::`, which loopback reaches too; see reachableOnLoopback) answers only a
  *   Host that is an IP literal, `localhost` (or a `*.localhost` name, RFC 6761), this machine's name
  *   (os.hostname()), or a name the operator allowed (`PORTAL_ALLOWED_HOSTS`, comma-separated; `*` allows any) —
- *   the rule of webpack-dev-server's and Vite's `allowedHosts`.
+ *   the rule of webpack-dev-server's and Vite's `allowedHosts` — each also in its absolute form, with one trailing
+ *   dot (`localhost.`).
  * - **Cross-site requests (CSRF)**: a page may POST a "simple request" (text/plain, form types) to any address
  *   without a CORS preflight; it cannot read the answer but the call runs. A state-changing request (any method
  *   but GET, HEAD and OPTIONS) is refused when it carries an `Origin` other than the listener's own `Host`
@@ -65,7 +66,10 @@ function hostnameOf(host: string): string {
   return colon >= 0 && h.indexOf(':') === colon ? h.slice(0, colon) : h;
 }
 
-function hostAllowed(name: string, allowedHosts: () => readonly string[]): boolean {
+function hostAllowed(host: string, allowedHosts: () => readonly string[]): boolean {
+  // an absolute name (one trailing dot, RFC 1034 §3.1) names the same host as the name without it: `localhost.`
+  // is `localhost`, `127.0.0.1.` is 127.0.0.1 (as URL parsers take it); a doubled dot is no name
+  const name = host.endsWith('.') && !host.endsWith('..') ? host.slice(0, -1) : host;
   if (isIP(name) !== 0) return true;
   if (name === 'localhost' || name.endsWith('.localhost')) return true;
   if (name === machineName().toLowerCase()) return true;

@@ -2,6 +2,7 @@ import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
+import { hostname } from 'node:os';
 import { freePort } from '../../common/net.js';
 import { makeTempDir } from '../transfer/fixtures.js';
 
@@ -135,6 +136,31 @@ describe('portal serve refuses requests a web page makes', () => {
       headers: { host: `localhost:${dashPort}` },
     });
     expect(d.status).toBe(200);
+  });
+
+  test('the trailing-dot (absolute FQDN) forms of the names served are served too; other names with a dot, and doubled dots, are still refused', async () => {
+    const served = ['localhost.', 'app.localhost.', 'portal.internal.', `${hostname()}.`, '127.0.0.1.'];
+    for (const name of served) {
+      const r = await send(apiPort, {
+        path: status('never-started'),
+        headers: { host: `${name}:${apiPort}` },
+      });
+      expect({ name, status: r.status }).toEqual({ name, status: 404 });
+      const d = await send(dashPort, { method: 'GET', path: '/api/state', headers: { host: name } });
+      expect({ name, dashboard: d.status }).toEqual({ name, dashboard: 200 });
+    }
+    for (const name of [
+      'evil.example.',
+      'localhost..',
+      '.',
+      'localhost.evil.example.',
+      'portal.internal..',
+    ]) {
+      const r = await send(apiPort, { path: status('x2'), headers: { host: `${name}:${apiPort}` } });
+      expect({ name, status: r.status }).toEqual({ name, status: 403 });
+      const d = await send(dashPort, { method: 'GET', path: '/api/state', headers: { host: name } });
+      expect({ name, dashboard: d.status }).toEqual({ name, dashboard: 403 });
+    }
   });
 
   test('a malformed %-escape in an actor id is a 400 naming it, not a 500', async () => {
