@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
-import type { Agent as UndiciAgent, Dispatcher } from 'undici';
-import { createProxyRoutes, proxyFault } from './http-proxy.js';
+import type { Agent as UndiciAgent, Dispatcher, buildConnector as BuildConnector } from 'undici';
+import { createProxyRoutes, proxyFault, type TlsTrust } from './http-proxy.js';
+import { buildConnector } from './undici-lite.js';
 import { PortalError } from '../common/errors.js';
 import { redactUrl } from '../common/redact.js';
 import { DEFAULT_LOWEST_SPEED_BYTES_PER_SEC, DEFAULT_SPEED_TIME_MS } from './lowest-speed.js';
@@ -246,14 +247,27 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
     extra.push(pem);
   }
   if (opts.ca) extra.push(opts.ca);
-  const tlsOpts = opts.insecure ? { rejectUnauthorized: false } : { ca: trustedCas(extra, env) };
+  // One SecureContext for every HTTPS connection of this client, made at the first one: a `ca` list in the
+  // connect options makes Node build a context per connection (tls.connect → createSecureContext), which parses
+  // every trusted certificate again (~110 ms of CPU for the system store here), and a client of http: mirrors only
+  // never reads a CA file at all
+  let secure: { secureContext: tls.SecureContext } | undefined;
+  const tlsOpts = (): TlsTrust =>
+    opts.insecure
+      ? { rejectUnauthorized: false }
+      : (secure ??= { secureContext: tls.createSecureContext({ ca: trustedCas(extra, env) }) });
+  const plainConnect = buildConnector({ timeout: connectTimeout });
+  let tlsConnect: BuildConnector.connector | undefined;
   const agentOpts: UndiciAgent.Options = {
     connections,
     pipelining: 1,
     keepAliveTimeout: 4_000,
     headersTimeout: stallTimeoutMs,
     bodyTimeout: stallTimeoutMs,
-    connect: { ...tlsOpts, timeout: connectTimeout },
+    connect: (o, callback) =>
+      o.protocol === 'https:'
+        ? (tlsConnect ??= buildConnector({ ...tlsOpts(), timeout: connectTimeout }))(o, callback)
+        : plainConnect(o, callback),
   };
   const routes = createProxyRoutes(
     opts.proxy === false ? undefined : env,

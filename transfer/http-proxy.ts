@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import type { SecureContext } from 'node:tls';
 import type { Agent as UndiciAgent, Dispatcher, Pool as UndiciPool } from 'undici';
 import { Agent, Pool, ProxyAgent } from './undici-lite.js';
 import { PortalError } from '../common/errors.js';
@@ -147,18 +148,21 @@ export interface ProxyRoutes {
   close(): Promise<void>;
 }
 
+/** How a client trusts TLS peers: one SecureContext of its trusted CAs, or no verification (`--insecure`). */
+export type TlsTrust = { secureContext: SecureContext } | { rejectUnauthorized: false };
+
 /**
  * Builds the routes from `env` (`http_proxy`/`HTTP_PROXY`, `https_proxy`/`HTTPS_PROXY` — HTTP_PROXY serves
  * https: origins too when no HTTPS_PROXY is set —, `no_proxy`/`NO_PROXY`; lower case first, as undici reads
  * them) or none (`env` undefined). An http: origin is requested from its proxy in absolute form (`GET
  * http://origin/path`), as curl, wget and aria2c do; an https: origin through a CONNECT tunnel. `tls` is the
- * trust of origins (and of an https: proxy), `agent` the options of every undici Agent. Throws
+ * trust of origins (and of an https: proxy; asked for once per proxy when its agent is made), `agent` the options of every undici Agent. Throws
  * PORTAL_CONFIG_INVALID naming the variable (never its value) when a proxy is not a URL.
  */
 export function createProxyRoutes(
   env: NodeJS.ProcessEnv | undefined,
   agent: UndiciAgent.Options,
-  tls: { ca?: string[]; rejectUnauthorized?: boolean },
+  tls: () => TlsTrust,
   connectTimeoutMs: number,
 ): ProxyRoutes {
   const direct = new Agent(agent);
@@ -174,8 +178,8 @@ export function createProxyRoutes(
         uri: url.href,
         // http: origins in absolute form, not through a tunnel (undici's default): what every other client does
         proxyTunnel: false,
-        requestTls: tls,
-        proxyTls: { ...tls, timeout: connectTimeoutMs },
+        requestTls: tls(),
+        proxyTls: { ...tls(), timeout: connectTimeoutMs },
         clientFactory: (origin: URL, opts: object) => reportingProxyPool(origin, opts, proxy),
         // The Pool of each origin, and the one an http: origin's absolute-form requests take to the proxy, which
         // undici builds with no options but `connect`: its connections are capped like an origin's (unlimited

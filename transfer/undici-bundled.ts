@@ -3,6 +3,7 @@ import api from 'undici/lib/api/index.js';
 import AgentClass from 'undici/lib/dispatcher/agent.js';
 import ProxyAgentClass from 'undici/lib/dispatcher/proxy-agent.js';
 import PoolClass from 'undici/lib/dispatcher/pool.js';
+import buildConnectorFn from 'undici/lib/core/connect.js';
 import { attachRequestApi } from './undici-parts.js';
 
 export { UNDICI_LITE_MODULES } from './undici-parts.js';
@@ -24,5 +25,7 @@ export const Agent = AgentClass;
 export const ProxyAgent = ProxyAgentClass;
 /** undici's Pool class (undici's index exports the same). */
 export const Pool = PoolClass;
+/** undici's buildConnector (undici's index exports the same). */
+export const buildConnector = buildConnectorFn;
 /** Always true here: the classes come from undici's own modules (see undici-lite.ts for the fallback). */
 export const UNDICI_LITE = true;

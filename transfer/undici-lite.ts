@@ -23,26 +23,39 @@ function load(): {
   Agent: typeof Undici.Agent;
   ProxyAgent: typeof Undici.ProxyAgent;
   Pool: typeof Undici.Pool;
+  buildConnector: typeof Undici.buildConnector;
   lite: boolean;
 } {
   try {
-    const [dispatcherPath, apiPath, agentPath, proxyPath, poolPath] = UNDICI_LITE_MODULES;
+    const [dispatcherPath, apiPath, agentPath, proxyPath, poolPath, connectPath] = UNDICI_LITE_MODULES;
     attachRequestApi(require(dispatcherPath) as { prototype: object }, require(apiPath) as object);
     const Agent = require(agentPath) as typeof Undici.Agent;
     const ProxyAgent = require(proxyPath) as typeof Undici.ProxyAgent;
     const Pool = require(poolPath) as typeof Undici.Pool;
-    if (typeof Agent === 'function' && typeof ProxyAgent === 'function' && typeof Pool === 'function')
-      return { Agent, ProxyAgent, Pool, lite: true };
+    const buildConnector = require(connectPath) as typeof Undici.buildConnector;
+    if (
+      typeof Agent === 'function' &&
+      typeof ProxyAgent === 'function' &&
+      typeof Pool === 'function' &&
+      typeof buildConnector === 'function'
+    )
+      return { Agent, ProxyAgent, Pool, buildConnector, lite: true };
   } catch {
     // another layout (an undici update): the public index below serves the same classes
   }
   const u = require('undici') as typeof Undici;
-  return { Agent: u.Agent, ProxyAgent: u.ProxyAgent, Pool: u.Pool, lite: false };
+  return {
+    Agent: u.Agent,
+    ProxyAgent: u.ProxyAgent,
+    Pool: u.Pool,
+    buildConnector: u.buildConnector,
+    lite: false,
+  };
 }
 
 const loaded = load();
 
-/** undici's Agent, ProxyAgent and Pool classes (see load). */
-export const { Agent, ProxyAgent, Pool } = loaded;
+/** undici's Agent, ProxyAgent and Pool classes, and its buildConnector (see load). */
+export const { Agent, ProxyAgent, Pool, buildConnector } = loaded;
 /** True when the classes came from undici's own modules, false when from its index (the fallback). */
 export const UNDICI_LITE = loaded.lite;

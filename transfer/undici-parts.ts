@@ -10,6 +10,7 @@ export const UNDICI_LITE_MODULES = [
   'undici/lib/dispatcher/agent.js',
   'undici/lib/dispatcher/proxy-agent.js',
   'undici/lib/dispatcher/pool.js',
+  'undici/lib/core/connect.js',
 ] as const;
 
 /**

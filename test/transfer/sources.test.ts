@@ -1,4 +1,6 @@
+import { jest } from '@jest/globals';
 import { copyFile, readFile } from 'node:fs/promises';
+import tls from 'node:tls';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -88,6 +90,32 @@ describe('sources: HTTPS', () => {
     const c = client({ caFile: ca.caFile });
     const r = await fetchChunk(req(`${nginx.httpsUrl}/file.bin`, 2, c));
     expect(r.bytes.equals(slice(2))).toBe(true);
+  });
+
+  test('a client makes one TLS context for all its HTTPS connections, and none for http: ones', async () => {
+    const made = jest.spyOn(tls, 'createSecureContext');
+    try {
+      // six chunks at once over up to 4 connections per origin, then again after they all closed
+      const c = client({ caFile: ca.caFile, connectionsPerOrigin: 4 });
+      const all = async (): Promise<void> => {
+        const got = await Promise.all(
+          m.chunks.map((_, i) => fetchChunk(req(`${nginx.httpsUrl}/file.bin`, i, c))),
+        );
+        got.forEach((r, i) => expect(r.bytes.equals(slice(i))).toBe(true));
+      };
+      await all();
+      expect(made).toHaveBeenCalledTimes(1); // was one per connection (a `ca` list in every tls.connect)
+      await all();
+      expect(made).toHaveBeenCalledTimes(1);
+      made.mockClear();
+      const plain = client({ caFile: ca.caFile });
+      expect((await fetchChunk(req(`${nginx.httpUrl}/file.bin`, 3, plain))).bytes.equals(slice(3))).toBe(
+        true,
+      );
+      expect(made).not.toHaveBeenCalled();
+    } finally {
+      made.mockRestore();
+    }
   });
 
   test('an https:// mirror with an unknown CA fails with a TLS cause, not "cannot be served"', async () => {
