@@ -3,7 +3,7 @@
  * (the CLI, the benchmarks, the tests): library code takes them as options and never touches
  * `process.env`.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PortalError } from '../common/errors.js';
@@ -42,10 +42,59 @@ export function streamRequireGpuFromEnv(env: NodeJS.ProcessEnv = process.env): b
  * Sets XDG_RUNTIME_DIR to a private folder under the OS temp dir (mode 0700) when it is unset, so
  * Mesa's Vulkan drivers (lavapipe) under Dawn do not warn about it on every device. Call once at
  * process start, before the first GPU device is created; an existing value is kept.
+ * Only cosmetic: when the temp dir is missing, not a folder or not writable (a read-only root file
+ * system), XDG_RUNTIME_DIR stays unset and nothing is created (a missing TMPDIR is never made).
  */
 export function ensureXdgRuntimeDir(env: NodeJS.ProcessEnv = process.env): void {
   if (env.XDG_RUNTIME_DIR) return;
-  const dir = path.join(os.tmpdir(), `portal-xdg-${process.getuid?.() ?? 'u'}`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const dir = path.join(tempRoot(env), `portal-xdg-${process.getuid?.() ?? 'u'}`);
+  try {
+    // not recursive: the temp dir itself must already exist
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return;
+    try {
+      if (!statSync(dir).isDirectory()) return;
+    } catch {
+      return;
+    }
+  }
   env.XDG_RUNTIME_DIR = dir;
+}
+
+/** The OS temp dir as `env` names it (os.tmpdir()'s rule: TMPDIR, TMP, TEMP, else /tmp; Windows: os.tmpdir()). */
+function tempRoot(env: NodeJS.ProcessEnv): string {
+  if (process.platform === 'win32') return os.tmpdir();
+  const d = env.TMPDIR || env.TMP || env.TEMP || '/tmp';
+  return d.length > 1 && d.endsWith('/') ? d.slice(0, -1) : d;
+}
+
+/** Why a folder could not be made in the temp dir, by error code. */
+const TEMP_WHY: Record<string, string> = {
+  ENOENT: 'it does not exist',
+  ENOTDIR: 'it is not a folder',
+  EROFS: 'it is on a read-only file system',
+  EACCES: 'it is not writable',
+  EPERM: 'it is not writable',
+  ENOSPC: 'its file system is full',
+  EDQUOT: 'the disk quota is exceeded',
+};
+
+/**
+ * Makes a new private folder `<temp dir>/<prefix>XXXXXX` (mkdtemp: mode 0700, never the temp dir
+ * itself) for `purpose`. Throws PortalError PORTAL_CONFIG_INVALID (exit 2) naming the temp dir and
+ * why it cannot be used (missing, not a folder, read-only) instead of a bare system error.
+ */
+export function makeTempDir(prefix: string, purpose: string, env: NodeJS.ProcessEnv = process.env): string {
+  const base = tempRoot(env);
+  try {
+    return mkdtempSync(path.join(base, prefix));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `TMPDIR ${base}: cannot create a temporary folder for ${purpose}: ${TEMP_WHY[code] ?? (err as Error).message} (${code}); set TMPDIR to a writable folder`,
+      { cause: err },
+    );
+  }
 }

@@ -3,7 +3,6 @@ import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -24,7 +23,7 @@ import { readPagedJournal, type TransferEdge, type TransferStatus } from '../../
 import type { ChunkReport } from '../../common/index.js';
 import { commonFlags, defineCommand, schedulingFlags } from '../args.js';
 import { runTransfer, journalDir, parseBackend, localTransferId } from '../../node/index.js';
-import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
+import { cpuThreadsFromEnv, makeTempDir, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
 import { progressDetail } from './fetch.js';
 import { freePort } from '../../common/net.js';
@@ -256,8 +255,9 @@ export const demoCommand = defineCommand({
       level: flags['log-level'],
       format: resolveLogFormat(flags['log-format'], 'text'),
     });
-    const dir = flags.dir ?? path.join(os.tmpdir(), `portal-demo-${process.pid}`);
-    await mkdir(dir, { recursive: true });
+    // the default folder is new under the temp dir (never creating a missing TMPDIR); --dir is made as needed
+    const dir = flags.dir ?? makeTempDir(`portal-demo-${process.pid}-`, 'the demo (or pass --dir)');
+    if (flags.dir) await mkdir(dir, { recursive: true });
     const source = path.join(dir, 'source.bin');
     const output = path.join(dir, 'output.bin');
     await rm(output, { force: true });

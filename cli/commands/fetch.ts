@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { readdir, rename, stat } from 'node:fs/promises';
-import { createReadStream, existsSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
@@ -63,7 +63,7 @@ import { fetchHave, haveAnswerLimit } from '../../transfer/edge-have.js';
 import { runTransfer, sourcesOf } from '../../node/run-transfer.js';
 import { localTransferId } from '../../node/transfer-id.js';
 import { parseBackend, journalDir } from '../../node/embedded-node.js';
-import { cpuThreadsFromEnv, requireGpuFromEnv } from '../env.js';
+import { cpuThreadsFromEnv, makeTempDir, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 /**
@@ -1182,7 +1182,7 @@ function streamFailure(err: unknown, s: ContentServerStats, chunkHashes: boolean
  */
 function privateTempDir(): string {
   removeStaleTempDirs(tmpdir());
-  const dir = mkdtempSync(path.join(tmpdir(), `${STDOUT_TEMP_PREFIX}${process.pid}-`));
+  const dir = makeTempDir(`${STDOUT_TEMP_PREFIX}${process.pid}-`, '--out - (the file is assembled there)');
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }

@@ -8,12 +8,12 @@ import {
   MIN_CHUNK_SIZE,
   MAX_CHUNK_SIZE,
 } from '../../transfer/index.js';
-import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createReadStream, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PortalError } from '../../common/errors.js';
 import { commonFlags, defineCommand } from '../args.js';
+import { makeTempDir } from '../env.js';
 import { createProgress, formatBytes, type Progress } from '../progress.js';
 
 /**
@@ -120,7 +120,7 @@ export const manifestCommand = defineCommand({
         'PORTAL_CONFIG_INVALID',
         'manifest: --json and --out - exclude each other (both would write stdout)',
       );
-    const tmpDir = toStdout ? mkdtempSync(join(tmpdir(), 'portal-manifest-')) : undefined;
+    const tmpDir = toStdout ? makeTempDir('portal-manifest-', '--out -') : undefined;
     if (tmpDir) process.once('exit', () => rmSync(tmpDir, { recursive: true, force: true }));
     const out = tmpDir
       ? join(tmpDir, 'manifest')

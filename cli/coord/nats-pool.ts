@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { PortalError } from '../../common/errors.js';
+import { makeTempDir } from '../env.js';
 import type { Logger } from '../../common/logger.js';
 import {
   createNatsBus,
@@ -37,7 +37,7 @@ export async function startNatsPeerPool(
   servers: string,
   main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js'),
 ): Promise<PeerPool> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'portal-coord-peers-'));
+  const dir = makeTempDir('portal-coord-peers-', "the demo's peer list");
   const file = path.join(dir, 'peers.json');
   await writeFile(file, JSON.stringify({ peers: set.peers, mix: set.mix, pace: set.pace }));
   const bus = await createNatsBus({
