@@ -1749,8 +1749,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           for (const b of batch) b.applied();
         },
         (err: unknown) => {
-          if (attempt >= 8 || isPortalError(err, 'PORTAL_HOST_STOPPED')) {
-            this.ctx.log.error(
+          const stopped = isPortalError(err, 'PORTAL_HOST_STOPPED');
+          if (attempt >= 8 || stopped) {
+            // a host that stops (a fetch that ended, a serve shutting down) leaves the reports still arriving to the
+            // bus by design: worth a line only when the host still runs
+            this.ctx.log[stopped ? 'debug' : 'error'](
               { err, reports: items.length },
               'applying reports failed; left unacknowledged for the bus to deliver again',
             );

@@ -1,5 +1,6 @@
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
+import { logHandlerError } from './handler-errors.js';
 import { createMemoryBus } from './memory-bus.js';
 import type { NatsBusOptions } from './nats-bus.js';
 import type { NatsConnectOptions } from './nats-connect.js';
@@ -66,9 +67,7 @@ export async function createBusFromEnv(
   const nats = natsOptionsFromEnv(o.env ?? process.env);
   if (!nats)
     return createMemoryBus({
-      onError: o.logger
-        ? (err, subject) => o.logger!.error({ err, subject }, 'bus handler failed')
-        : undefined,
+      onError: o.logger ? (err, subject) => logHandlerError(o.logger!, err, subject) : undefined,
     });
   // Loaded only when asked for, so the embedded default never loads the NATS client.
   const { createNatsBus } = await import('./nats-bus.js');

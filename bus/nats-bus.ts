@@ -17,6 +17,7 @@ import {
 import { PortalError, isPortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { createLogLimiter } from '../common/log-limit.js';
+import { logHandlerError } from './handler-errors.js';
 import {
   createCodecRegistry,
   isJetStreamPattern,
@@ -150,8 +151,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   const codecs: CodecRegistry = createCodecRegistry({ limits: opts.limits });
   const publishTimeoutMs = opts.publishTimeoutMs ?? 60_000;
   const ackWaitMs = opts.ackWaitMs ?? 30_000;
-  const onError =
-    opts.onError ?? ((err: unknown, subject: string) => log.error({ err, subject }, 'bus handler failed'));
+  const onError = opts.onError ?? ((err: unknown, subject: string) => logHandlerError(log, err, subject));
   const scope = new AsyncResource('PortalNatsBus');
 
   const { nc, servers } = await connectNats(opts, name);

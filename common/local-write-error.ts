@@ -55,3 +55,14 @@ export function localWriteError(err: unknown, path?: string): PortalError | unde
     );
   return undefined;
 }
+
+/**
+ * Whether an error of errno `code` has the cause a failure `reason` names: a local write error's code (ENOSPC,
+ * EDQUOT, EFBIG, EIO, EACCES, EPERM, EROFS) that the reason names, or ENOSPC/EDQUOT for a reason saying the disk is
+ * full ('no space left on device…', as localWriteError and the actors word it). False for any other code.
+ */
+export function sameLocalWriteCause(reason: string, code: unknown): boolean {
+  if (typeof code !== 'string') return false;
+  if (NO_SPACE_CODES.has(code)) return reason.includes('no space left on device') || reason.includes(code);
+  return LOCAL_WRITE_CODES.has(code) && reason.includes(code);
+}

@@ -21,16 +21,32 @@ export type { Logger };
  * of the child itself: an intermediate child's serializers are not inherited (Portal sets none).
  */
 export function createLogger(
-  opts: { level?: string; name?: string; destination?: NodeJS.WritableStream; format?: LogFormat } = {},
+  opts: {
+    level?: string;
+    name?: string;
+    destination?: NodeJS.WritableStream;
+    format?: LogFormat;
+    /**
+     * Decides, per line at or above the level, whether it is written (the line as pino wrote it, parsed: `msg`,
+     * `err`, the bindings…); costs a JSON.parse per line, paid only when set. A one-shot command uses it to leave
+     * out what it is about to say itself (see `portal fetch`).
+     */
+    keep?: (record: Record<string, unknown>) => boolean;
+  } = {},
 ): Logger {
   const level = opts.level ?? 'info';
+  const keep = opts.keep;
   const out = (opts.destination ?? pino.destination(2)) as pino.DestinationStream;
   // pino-pretty is not among the dependencies, and its layout (a time and pid header, one line per field) is not
   // the CLI's `portal: warning: …` line: a destination that rewrites pino's own JSON line keeps pino's serializers
   // and redaction on the one path, and costs a JSON.parse per line written (warnings, at the CLI's default level)
   const withStack = level === 'debug' || level === 'trace';
+  const shown = (line: string): string => (opts.format === 'text' ? formatLogLine(line, withStack) : line);
+  // `keep` reads pino's JSON line, before the text format rewrites it
   const destination: pino.DestinationStream =
-    opts.format === 'text' ? { write: (line: string) => out.write(formatLogLine(line, withStack)) } : out;
+    keep || opts.format === 'text'
+      ? { write: (line: string) => (keep && !keepLine(line, keep) ? undefined : out.write(shown(line))) }
+      : out;
   /**
    * What each logger made here is bound to: its ancestors' bindings merged with its own, `name` included. A
    * property of the logger itself (each child made here sets its own), not a WeakMap: an embedded host makes one
@@ -102,6 +118,17 @@ export function createLogger(
     return made;
   };
   return base.child({ name: opts.name ?? 'portal' });
+}
+
+/** Whether `keep` keeps a pino JSON line (a line that is not a JSON object is always kept). */
+function keepLine(line: string, keep: (record: Record<string, unknown>) => boolean): boolean {
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+  } catch {
+    return true;
+  }
+  return !isPlainObject(record) || keep(record);
 }
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {

@@ -46,7 +46,7 @@ import {
 } from '../resume-validators.js';
 import { fetchStream, reportStream } from '../fetch-stream.js';
 import { escapeControl } from '../../common/redact.js';
-import { localWriteError } from '../../common/local-write-error.js';
+import { localWriteError, sameLocalWriteCause } from '../../common/local-write-error.js';
 import { checkPortsFree } from '../system-errors.js';
 import { PortalError, isPortalError } from '../../common/errors.js';
 import { exitCodeFor } from '../../common/error-table.js';
@@ -546,6 +546,7 @@ export const fetchCommand = defineCommand({
           const logger = createLogger({
             level: flags['log-level'],
             format: resolveLogFormat(flags['log-format'], 'text'),
+            keep: fetchLogFilter(),
           });
           const started = Date.now();
           const quiet = flags.json || flags['progress-json'];
@@ -1247,4 +1248,24 @@ async function copyToStdout(file: string, start = 0): Promise<boolean> {
     if ((err as NodeJS.ErrnoException).code === 'EPIPE') return false;
     throw err;
   }
+}
+
+/**
+ * What a fetch's log lines leave out, because the fetch says it itself as its last line (with the code and the exit
+ * status): the transfer's own 'transfer failed' line, and, once the transfer failed on a local write error (a full
+ * disk, EFBIG, EIO…), every later line whose error has that cause again — the failed turn's journal and reminders,
+ * the actor's deactivation, the reports still arriving: they write beside the output and fail the same way, and
+ * read like further losses when they are not (a rerun after freeing space resumes from the journal as it was).
+ * Lines before the failure are all kept.
+ */
+export function fetchLogFilter(): (record: Record<string, unknown>) => boolean {
+  let failedBecause: string | undefined;
+  return (r) => {
+    if (r.msg === 'transfer failed') {
+      failedBecause = typeof r.reason === 'string' ? r.reason : '';
+      return false;
+    }
+    const code = (r.err as { code?: unknown } | undefined)?.code;
+    return failedBecause === undefined || !sameLocalWriteCause(failedBecause, code);
+  };
 }

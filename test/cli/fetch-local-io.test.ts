@@ -43,6 +43,31 @@ describe('portal fetch: a local write error is the outputâ€™s, not the sourcesâ€
     expect(r.stderr).not.toContain(mirror.url);
     expect(r.code).toBe(3);
   }, 60_000);
+  test('a full disk part-way (an 8 MiB file into a 2 MiB tmpfs): the fetch ends with one line saying so, not the same cause again from the journal, the reminders and the stopped host', async () => {
+    const small = await mkdtemp(path.join(tmpdir(), 'portal-full-part-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', small]);
+    try {
+      const r = await runPortal(['fetch', mirror.url, '--out', 'out.bin'], {
+        cwd: small,
+        timeoutMs: 60_000,
+        env: { PORTAL_LOG_LEVEL: 'warn' },
+      });
+      expect(r.code).toBe(3);
+      const lines = r.stderr.split(/\r|\n/).filter((l) => l.startsWith('portal: '));
+      // the fetch's own last word, naming the file and the code
+      expect(lines.filter((l) => l.includes('no space left on device'))).toEqual([
+        expect.stringMatching(
+          /^portal: transfer \S+ failed: no space left on device: cannot write .*out\.bin\.portal-part.*\[PORTAL_TRANSFER_FAILED\]$/,
+        ),
+      ]);
+      expect(r.stderr).not.toMatch(/ENOSPC|host is stopped|bus handler failed|error: transfer failed/);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      execFileSync('umount', [small]);
+      await rm(small, { recursive: true, force: true });
+    }
+  }, 90_000);
+
   test('a full disk at the journal write (8 KiB left on a tmpfs): "no space left on device" naming the journal file, exit 3, no stack, no folder left', async () => {
     // a 1 MiB tmpfs filled but 8 KiB: the lock fits, the journal does not (mount needs root, as test/security does)
     const small = await mkdtemp(path.join(tmpdir(), 'portal-full-journal-'));

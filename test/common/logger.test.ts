@@ -73,3 +73,32 @@ describe('logger: each key once per line', () => {
     expect(duplicateKeys('{"a":[{"b":1},{"b":2}],"c":"}"}')).toEqual([]);
   });
 });
+
+describe('logger: keep', () => {
+  test('keep sees each line as pino wrote it (parsed), in both formats, and drops what it refuses', async () => {
+    for (const format of ['json', 'text'] as const) {
+      const { lines, destination } = capture();
+      const seen: Record<string, unknown>[] = [];
+      const log = createLogger({
+        level: 'info',
+        destination,
+        format,
+        keep: (r) => {
+          seen.push(r);
+          return r.msg !== 'drop me';
+        },
+      });
+      log.warn({ n: 1 }, 'keep me');
+      log.warn({ n: 2 }, 'drop me');
+      log.debug('below the level');
+      await new Promise((r) => setImmediate(r));
+      expect(seen.map((r) => [r.msg, r.n])).toEqual([
+        ['keep me', 1],
+        ['drop me', 2],
+      ]);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('keep me');
+      if (format === 'text') expect(lines[0]).toBe('portal: warning: keep me (n=1)');
+    }
+  });
+});
