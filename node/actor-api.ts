@@ -7,6 +7,8 @@ import {
   errorEnvelope,
   notWireIdError,
   parseCallBody,
+  splitIdHint,
+  transferIdOfPathSegment,
   type ActorHost,
 } from '../runtime/index.js';
 import { actorApiContract } from '../api/validate.js';
@@ -140,7 +142,8 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
     if (content) {
       let transferId: string;
       try {
-        transferId = decodePathSegment('transfer id', content[1]);
+        // the actor API's wire form (`~` and base64url) or %-encoding: either names the transfer
+        transferId = transferIdOfPathSegment(decodePathSegment('transfer id', content[1]));
       } catch (err) {
         refuse(res, 'PORTAL_INVALID_ARGUMENT', (err as Error).message);
         return;
@@ -173,7 +176,7 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
       refuse(
         res,
         'PORTAL_UNKNOWN_ACTOR_METHOD',
-        `no actor API route ${req.method ?? '?'} ${path}: use POST /v1.0/actors/<type>/<id>/method/<method>`,
+        `no actor API route ${req.method ?? '?'} ${path}: use POST /v1.0/actors/<type>/<id>/method/<method>${splitIdHint(path)}`,
       );
       return;
     }

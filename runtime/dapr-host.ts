@@ -31,6 +31,7 @@ import {
   encodeActorId,
   encodeWireName,
   notWireIdError,
+  splitIdHint,
 } from './state-keys.js';
 import { MAX_TIMER_MS } from '../common/clock.js';
 import { checkDuration, checkReminder } from './checks.js';
@@ -1073,7 +1074,10 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       app.use((req: express.Request, res: express.Response) =>
         sendError(
           res as unknown as Res,
-          new PortalError('PORTAL_UNKNOWN_ACTOR_METHOD', `no actor API route ${req.method} ${req.path}`),
+          new PortalError(
+            'PORTAL_UNKNOWN_ACTOR_METHOD',
+            `no actor API route ${req.method} ${req.path}${splitIdHint(req.path)}`,
+          ),
         ),
       );
       app.use(envelopeOnParserError);

@@ -28,6 +28,8 @@ export {
   encodeActorId,
   decodeActorId,
   notWireIdError,
+  splitIdHint,
+  transferIdOfPathSegment,
 } from './state-keys.js';
 export type { ParsedStateKey } from './state-keys.js';
 export { createRoutedStateStore } from './routed-state-store.js';

@@ -131,6 +131,40 @@ export function decodeActorId(wire: string): string | undefined {
 }
 
 /**
+ * The transfer id one segment of a `/v1/transfers/<id>/…` path names (`decoded`: the segment, percent-decoded): the
+ * id whose wire form it is (decodeActorId: a plain id as it is, any other as `~` and the base64url of its UTF-8, the
+ * form the actor API takes), else the segment itself (an id percent-encoded, as encodeURIComponent writes it). So
+ * both forms reach the same transfer. The one id the second form cannot reach is one that is itself the wire form of
+ * another (`~YS9i` is `a/b`); it is sent in its own wire form (`~flM5aQ`), as on the actor API.
+ */
+export function transferIdOfPathSegment(decoded: string): string {
+  return decodeActorId(decoded) ?? decoded;
+}
+
+/**
+ * For a request path no route matched: when it is an actor method call (`[/v1.0]/actors/<type>/<id>/method/<m>`) or
+ * a transfer's content (`/v1/transfers/<id>/content`) whose id spans several segments (an id with "/" sent as it is,
+ * or %-encoded: daprd and many proxies decode the path before they route it), a sentence that says how to send
+ * that id (its wire form, encodeActorId); else ''.
+ */
+export function splitIdHint(path: string): string {
+  const m =
+    /^(?:\/v1\.0)?\/actors\/[^/]+\/(.+)\/method\/[^/]+$/.exec(path) ??
+    /^\/v1\/transfers\/(.+)\/content$/.exec(path);
+  if (!m || !m[1].includes('/')) return '';
+  let id: string;
+  try {
+    id = m[1]
+      .split('/')
+      .map((s) => decodeURIComponent(s))
+      .join('/');
+    return `; if ${JSON.stringify(id)} is one id, send it as ${JSON.stringify(encodeActorId(id))} ("~" and the base64url of its UTF-8: encodeActorId in runtime/state-keys.ts; createDaprActorClient does it): a "/" in an id, even %-encoded, becomes a path separator before the route is chosen`;
+  } catch {
+    return '';
+  }
+}
+
+/**
  * The PORTAL_INVALID_ARGUMENT error for an actor id `wire` (a path segment, percent-decoded; `sent` the segment as
  * it came, when it differs) that is not in the wire form (decodeActorId gave undefined), saying what is wrong in
  * the user's terms: which characters an id may have as it is, which ones it has besides, and the form to send

@@ -1,5 +1,6 @@
 import { browserRefusal, reachableOnLoopback } from '../common/browser-guard.js';
 import { decodePathSegment } from '../common/path-segment.js';
+import { splitIdHint, transferIdOfPathSegment } from '../runtime/state-keys.js';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -612,7 +613,12 @@ export async function createContentServer(
     const m = /^\/v1\/transfers\/([^/]+)\/content$/.exec(path);
     let id: string | undefined;
     try {
-      id = m ? decodePathSegment('transfer id', m[1]) : path === '/content' ? o.defaultTransfer : undefined;
+      // the actor API's wire form (`~` and base64url) or %-encoding: either names the transfer
+      id = m
+        ? transferIdOfPathSegment(decodePathSegment('transfer id', m[1]))
+        : path === '/content'
+          ? o.defaultTransfer
+          : undefined;
     } catch (err) {
       // thrown here, in the request callback, it would have ended the process
       refuse(400, (err as Error).message, 'PORTAL_INVALID_ARGUMENT');
@@ -620,7 +626,7 @@ export async function createContentServer(
     }
     const source = id === undefined ? undefined : o.sources(id);
     if (!source) {
-      refuse(404, 'no such transfer');
+      refuse(404, `no such transfer${splitIdHint(path)}`);
       return;
     }
     const p = serveContent(req, res, source, { ...o, stats, readers, files, buffers, transferId: id }).catch(

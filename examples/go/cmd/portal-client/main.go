@@ -21,6 +21,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -28,6 +29,7 @@ import (
 	"os"
 	"regexp"
 	"time"
+	"unicode/utf8"
 
 	dapr "github.com/dapr/go-sdk/client"
 )
@@ -74,14 +76,38 @@ func asPortalError(err error) *PortalError {
 	return &env.Error
 }
 
+// plainID matches the transfer ids that go into the actor URL as they are (PLAIN_ID in runtime/state-keys.ts).
+var plainID = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
+
+// actorID is the wire form of a transfer id, as Portal's hosts route it (encodeActorId in runtime/state-keys.ts): the
+// id itself when it is plain (letters, digits, "_", "-", and "." after the first character), else "~" followed by the
+// unpadded base64url of its UTF-8 bytes. The SDK puts the id into daprd's path as it is, and daprd decodes the path
+// before it routes the call: "a/b", even as "a%2Fb", would reach Portal as two segments ("no actor API route").
+func actorID(id string) (string, error) {
+	if id == "" {
+		return "", errors.New("-id: a transfer id is required")
+	}
+	if !utf8.ValidString(id) {
+		return "", fmt.Errorf("-id %q: a transfer id is UTF-8 text", id)
+	}
+	if plainID.MatchString(id) {
+		return id, nil
+	}
+	return "~" + base64.RawURLEncoding.EncodeToString([]byte(id)), nil
+}
+
 type portal struct {
 	c dapr.Client
 }
 
 func (p portal) call(ctx context.Context, id, method string, body []byte) ([]byte, error) {
+	wire, err := actorID(id)
+	if err != nil {
+		return nil, err
+	}
 	res, err := p.c.InvokeActor(ctx, &dapr.InvokeActorRequest{
 		ActorType: "SchedulerActor",
-		ActorID:   id,
+		ActorID:   wire,
 		Method:    method,
 		Data:      body,
 	})
