@@ -73,6 +73,8 @@ import type { TransferIndex, TransferListEntry } from './transfer-index.js';
 
 const TICK_TIMER = 'tick';
 const KEEPALIVE = 'keepalive';
+/** State key a forget leaves: the forgotten life's activation count, where the id's next life goes on from. */
+const LIVES_KEY = 'activations';
 /**
  * Period of a queued transfer's keepalive reminder, ms: after a host restart it reactivates the actor, which
  * queues the transfer again; long, because a host may hold thousands of queued transfers.
@@ -159,7 +161,12 @@ interface Journal extends PagedJournal {
   verified: boolean;
   startedAt: number;
   finishedAt?: number;
-  /** Activations so far; each one's attempt ids start at activations × 2^24 so old reports stay stale. */
+  /**
+   * Activations so far, counted across the id's lives (a forget keeps the count under LIVES_KEY for the next
+   * start): each one's attempt ids start at activations × 2^24 (mod 2^32), above every attempt an earlier
+   * activation or life of this id issued, so old reports stay stale and no executor's "transfer ended" marker
+   * (TRANSFER_ENDED_CHUNK) of an earlier life covers the new attempts.
+   */
   activations?: number;
   /** sha256 of the finished output when there was no whole-file hash to check it against. */
   sha256?: string;
@@ -523,6 +530,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         state: 'running',
         verified: false,
         startedAt: this.ctx.clock.wallNow(),
+        // a new life of a forgotten id goes on from its last activation (see Journal.activations)
+        activations: old ? undefined : await this.ctx.state.get<number>(LIVES_KEY),
       },
     };
     // (the queue may have filled while the manifest was read: this.t is still `old`, start frees a new id's instance)
@@ -700,7 +709,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /**
    * Removes the transfer: cancels it when it runs, deletes its request, journal and learned model from the actor
-   * state, drops it from the host's registry and its metric series from the dashboard. The output file stays.
+   * state, drops it from the host's registry and its metric series from the dashboard. The output file stays, and
+   * so does one number (LIVES_KEY: the activation count, so that a new life's attempt ids are new to executors).
    * Afterwards the id is unknown (PORTAL_UNKNOWN_TRANSFER), and `start` may use it again.
    */
   async forget(): Promise<{ transferId: string; forgotten: true }> {
@@ -711,6 +721,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     await this.releaseOutput(t);
     this.sub?.unsubscribe();
     this.sub = undefined;
+    // the one thing a forget keeps: where the next life's attempt ids start (executors remember this life's end)
+    if (t.journal.activations !== undefined) await this.ctx.state.set(LIVES_KEY, t.journal.activations);
     for (const key of ['request', 'risk', 'edgeEstimates']) await this.ctx.state.delete(key);
     await this.journalPages.delete(this.ctx.state);
     this.t = undefined;

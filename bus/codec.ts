@@ -2,6 +2,7 @@ import { PortalError, type PortalErrorCode } from '../common/errors.js';
 import { pb, WIRE_VERSION } from '../proto/index.js';
 import { subjectMatches } from './memory-bus.js';
 import { COORD_STREAM, TRANSFERS_STREAM } from './nats-bus-names.js';
+import { subjectToken, subjectTokenId } from './types.js';
 import type {
   CoordOutcomeMessage,
   CoordSubmitMessage,
@@ -167,15 +168,21 @@ function list(m: Rec, key: string): unknown[] {
 }
 
 /** The `<id>` token of `portal.<area>.<id>.<kind>`, or undefined for a wildcard or another shape. */
-function subjectId(subject: string): string | undefined {
+function subjectIdToken(subject: string): string | undefined {
   const t = subject.split('.');
   return t.length === 4 && t[2] !== '*' && t[2] !== '>' ? t[2] : undefined;
 }
 
+/** What the subject's id token says, for messages: the id it encodes (subjectTokenId), or the token as it is. */
+function shownSubjectId(token: string): string {
+  const id = subjectTokenId(token);
+  return id === undefined ? `token ${JSON.stringify(token)} (not an encoded id)` : JSON.stringify(id);
+}
+
 function checkSubjectId(name: string, field: string, value: string, subject: string): void {
-  const id = subjectId(subject);
-  if (id !== undefined && id !== value)
-    throw bad(name, `${field} ${JSON.stringify(value)} differs from the subject's ${JSON.stringify(id)}`);
+  const token = subjectIdToken(subject);
+  if (token !== undefined && token !== subjectToken(value))
+    throw bad(name, `${field} ${JSON.stringify(value)} differs from the subject's ${shownSubjectId(token)}`);
 }
 
 // ---- enum maps ----
@@ -322,8 +329,9 @@ function telemetryCodec(maxBytes: number): WireCodec<EdgeTelemetryEvent> {
 }
 
 function checkSubjectIdArg(subject: string, value: string, field: string): void {
-  const id = subjectId(subject);
-  if (id !== undefined && id !== value) throw badArg(field, `the subject's id ${JSON.stringify(id)}`, value);
+  const token = subjectIdToken(subject);
+  if (token !== undefined && token !== subjectToken(value))
+    throw badArg(field, `the subject's id ${shownSubjectId(token)}`, value);
 }
 
 function haveCodec(maxBytes: number): WireCodec<EdgeHaveEvent> {

@@ -1,5 +1,5 @@
 export { createMemoryBus, subjectMatches } from './memory-bus.js';
-export { subjects } from './types.js';
+export { subjects, subjectToken, subjectTokenId } from './types.js';
 export type { Bus, Subscription, DeadLetterEvent, PrePositionTaskMessage } from './types.js';
 export {
   createCodecRegistry,

@@ -1,4 +1,4 @@
-import { subjects, type Bus, type Subscription } from './types.js';
+import { subjects, subjectTokenId, type Bus, type Subscription } from './types.js';
 import { subjectMatches } from './memory-bus.js';
 
 type Handler = (msg: unknown, subject: string) => void | Promise<void>;
@@ -12,7 +12,8 @@ export interface AllTransfersBus extends Bus {
 /**
  * For an executor that serves every transfer (`portal executor --all`): returns a Bus whose subscriptions to
  * `portal.transfer.<id>.dispatch` are served by ONE queue subscription to `portal.transfer.*.dispatch` on
- * `bus` (group `queue`). The first batch of a transfer nobody attached yet calls `onNewTransfer(id)` — which
+ * `bus` (group `queue`). The first batch of a transfer nobody attached yet calls `onNewTransfer(id)` (the id its
+ * subject token encodes, subjectTokenId) — which
  * should attach the executor, subscribing through this view — and is then delivered to it; the handler's
  * promise is returned, so the NATS bus acks after it. Everything else passes through to `bus`.
  */
@@ -26,9 +27,13 @@ export function createAllTransfersBus(
   const wildcard = bus.subscribe<unknown>(
     subjects.allDispatch,
     (msg, subject) => {
-      const id = subject.split('.')[2];
-      if (!local.get(id)?.size) onNewTransfer(id);
-      const hs = local.get(id);
+      const token = subject.split('.')[2];
+      if (!local.get(token)?.size) {
+        const id = subjectTokenId(token);
+        if (id === undefined) return; // not a token subjects.dispatch makes: no transfer has this id
+        onNewTransfer(id);
+      }
+      const hs = local.get(token);
       if (!hs?.size) return;
       return Promise.all([...hs].map(async (h) => h(msg, subject))).then(() => undefined);
     },
@@ -44,9 +49,9 @@ export function createAllTransfersBus(
     ): Subscription {
       const t = subject.split('.');
       if (!subjectMatches(dispatchPattern, t) || t[2] === '*') return bus.subscribe(subject, handler, o);
-      const id = t[2];
-      const set = local.get(id) ?? new Set<Handler>();
-      local.set(id, set);
+      const token = t[2];
+      const set = local.get(token) ?? new Set<Handler>();
+      local.set(token, set);
       const h = handler as Handler;
       set.add(h);
       return {

@@ -1,3 +1,5 @@
+import { escapeName, unescapeName } from '../common/wire-escape.js';
+
 /**
  * The event plane as Portal's code sees it. The embedded default is an in-process bus; the NATS
  * adapter implements the same interface (subjects follow NATS syntax: `.`-separated tokens,
@@ -24,15 +26,33 @@ export interface Subscription {
   readonly ready?: Promise<void>;
 }
 
-/** Subject names, one function per kind of message (documented in docs/api.md, "NATS"). */
+/** An id that goes into a subject token as it is: letters, digits, `_`, `-` (no `.`, `*`, `>`, spaces, `~`). */
+const PLAIN_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * The subject token of an id (transfer, edge, peer, coordinator, task id): the id itself when it has only letters,
+ * digits, `_` and `-`, else `~` and the base64url of its UTF-8 (common/wire-escape.ts, as actor ids in URLs): a
+ * NATS token cannot hold `.` (a separator: `release-1.2.3` would be three tokens and match no `portal.transfer.*.x`
+ * wildcard), `*`, `>` or white space, and one id must always give one token. subjectTokenId reverses it.
+ */
+export function subjectToken(id: string): string {
+  return escapeName(id, PLAIN_TOKEN);
+}
+
+/** The id whose subject token is `token` (inverse of subjectToken); undefined when `token` is not one. */
+export function subjectTokenId(token: string): string | undefined {
+  return unescapeName(token, PLAIN_TOKEN);
+}
+
+/** Subject names, one function per kind of message (documented in docs/api.md, "NATS"); ids go in as subjectToken. */
 export const subjects = {
-  dispatch: (transferId: string) => `portal.transfer.${transferId}.dispatch`,
-  report: (transferId: string) => `portal.transfer.${transferId}.report`,
-  cancel: (transferId: string) => `portal.transfer.${transferId}.cancel`,
-  edgeTelemetry: (edgeId: string) => `portal.edge.${edgeId}.telemetry`,
-  edgeHave: (edgeId: string) => `portal.edge.${edgeId}.have`,
+  dispatch: (transferId: string) => `portal.transfer.${subjectToken(transferId)}.dispatch`,
+  report: (transferId: string) => `portal.transfer.${subjectToken(transferId)}.report`,
+  cancel: (transferId: string) => `portal.transfer.${subjectToken(transferId)}.cancel`,
+  edgeTelemetry: (edgeId: string) => `portal.edge.${subjectToken(edgeId)}.telemetry`,
+  edgeHave: (edgeId: string) => `portal.edge.${subjectToken(edgeId)}.have`,
   /** A pre-position task for whichever node takes it (queue group): PrePositionTaskMessage. */
-  prePosition: (taskId: string) => `portal.preposition.${taskId}.start`,
+  prePosition: (taskId: string) => `portal.preposition.${subjectToken(taskId)}.start`,
   /** Where a reader puts a message it rejected from `subject` (see DeadLetterEvent). */
   deadLetter: (subject: string) => `portal.deadletter.${subject}`,
   /** Wildcards: every edge's telemetry, every edge's availability, every transfer's dispatch, every dead letter. */
@@ -43,15 +63,15 @@ export const subjects = {
   allReports: 'portal.transfer.*.report',
   allDeadLetters: 'portal.deadletter.>',
   /** One attempt of a task for peer `peerId` (PeerTaskMessage, JetStream). */
-  peerTask: (peerId: string) => `portal.peer.${peerId}.task`,
+  peerTask: (peerId: string) => `portal.peer.${subjectToken(peerId)}.task`,
   /** A peer's advertisement and telemetry (PeerHeartbeatMessage). */
-  peerHeartbeat: (peerId: string) => `portal.peer.${peerId}.heartbeat`,
+  peerHeartbeat: (peerId: string) => `portal.peer.${subjectToken(peerId)}.heartbeat`,
   /** Peers' answers to coordinator `coordId` (PeerResultMessage, JetStream). */
-  coordResult: (coordId: string) => `portal.coord.${coordId}.result`,
+  coordResult: (coordId: string) => `portal.coord.${subjectToken(coordId)}.result`,
   /** Tasks submitted to coordinator `coordId` (CoordSubmitMessage, JetStream). */
-  coordSubmit: (coordId: string) => `portal.coord.${coordId}.submit`,
+  coordSubmit: (coordId: string) => `portal.coord.${subjectToken(coordId)}.submit`,
   /** Final outcomes of coordinator `coordId`'s tasks (CoordOutcomeMessage, JetStream). */
-  coordOutcome: (coordId: string) => `portal.coord.${coordId}.outcome`,
+  coordOutcome: (coordId: string) => `portal.coord.${subjectToken(coordId)}.outcome`,
   /** Wildcard: every peer's heartbeat. */
   allPeerHeartbeats: 'portal.peer.*.heartbeat',
 } as const;

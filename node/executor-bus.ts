@@ -1,11 +1,11 @@
-import type { Bus } from '../bus/index.js';
+import { subjectTokenId, type Bus } from '../bus/index.js';
 import type { Executor } from '../transfer/index.js';
 import type { Logger } from '../common/logger.js';
 
 /** The report subject's transfer id (`portal.transfer.<id>.report`), or undefined for other subjects. */
 function reportTransferId(subject: string): string | undefined {
   const m = /^portal\.transfer\.([^.]+)\.report$/.exec(subject);
-  return m?.[1];
+  return m ? subjectTokenId(m[1]) : undefined;
 }
 
 /**

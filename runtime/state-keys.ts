@@ -1,4 +1,5 @@
 import { PortalError } from '../common/errors.js';
+import { WIRE_ESCAPE, escapeName, unescapeName } from '../common/wire-escape.js';
 
 /** Separator of the Dapr key layout `${actorType}||${actorId}||${key}`. */
 export const KEY_SEPARATOR = '||';
@@ -50,9 +51,6 @@ export function parseStateKey(fullKey: string): ParsedStateKey | undefined {
  */
 const PLAIN_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
-/** Marks an encoded id: `~` is unreserved in URLs but never part of a plain id, so the two forms cannot meet. */
-const WIRE_ESCAPE = '~';
-
 /** Longest actor id accepted, in UTF-16 code units (its wire form is at most 4/3 of its UTF-8 bytes, plus 1). */
 export const MAX_ACTOR_ID_LENGTH = 1024;
 
@@ -102,16 +100,12 @@ export function checkActorType(value: unknown, name = 'actorType'): asserts valu
  * URL path segment, a Redis key or the `||` key layout.
  */
 export function encodeWireName(name: string): string {
-  return PLAIN_ID.test(name) ? name : WIRE_ESCAPE + Buffer.from(name, 'utf8').toString('base64url');
+  return escapeName(name, PLAIN_ID);
 }
 
 /** The name whose wire form is `wire` (inverse of encodeWireName); undefined when `wire` is not a wire form. */
 export function decodeWireName(wire: string): string | undefined {
-  if (PLAIN_ID.test(wire)) return wire;
-  if (!wire.startsWith(WIRE_ESCAPE) || !/^[A-Za-z0-9_-]+$/.test(wire.slice(1))) return undefined;
-  const name = Buffer.from(wire.slice(1), 'base64url').toString('utf8');
-  // Only the canonical encoding of a string that needed one (no padding variants, no plain names in disguise).
-  return name.length > 0 && !PLAIN_ID.test(name) && encodeWireName(name) === wire ? name : undefined;
+  return unescapeName(wire, PLAIN_ID);
 }
 
 /**

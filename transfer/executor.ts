@@ -101,6 +101,16 @@ interface Attached {
 /** Ended transfers an executor remembers (a Map of id → attempt bound: ~100 B each). */
 const ENDED_REMEMBERED = 4096;
 
+/**
+ * True when attempt id `a` was issued before `b` (serial-number order mod 2^32, RFC 1982): attempt ids are u32
+ * and each activation of a transfer starts 2^24 above the last (mod 2^32), so after 256 activations they wrap to
+ * small numbers that are still later than an old "transfer ended" marker near 2^32.
+ */
+function attemptBefore(a: number, b: number): boolean {
+  const d = (b - a) >>> 0;
+  return d !== 0 && d < 0x80000000;
+}
+
 const jobKey = (transferId: string, chunk: number, attempt: number): string =>
   `${transferId}\u0000${chunk}\u0000${attempt}`;
 
@@ -376,7 +386,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     const endedBelow = ended.get(transferId);
     attached.get(transferId)!.outputs.add(batch.output);
     for (const item of batch.items) {
-      if (endedBelow !== undefined && item.attempt < endedBelow) {
+      if (endedBelow !== undefined && attemptBefore(item.attempt, endedBelow)) {
         counters.droppedEnded++;
         continue;
       }
@@ -434,10 +444,11 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     if (ended.size > ENDED_REMEMBERED) ended.delete(ended.keys().next().value!);
     const before = queue.length;
     for (let i = queue.length - 1; i >= 0; i--)
-      if (queue[i].transferId === transferId && queue[i].item.attempt < below) queue.splice(i, 1);
+      if (queue[i].transferId === transferId && attemptBefore(queue[i].item.attempt, below))
+        queue.splice(i, 1);
     counters.droppedEnded += before - queue.length;
     for (const j of running.values())
-      if (j.transferId === transferId && j.item.attempt < below)
+      if (j.transferId === transferId && attemptBefore(j.item.attempt, below))
         j.ac.abort(new PortalError('PORTAL_CANCELLED', `transfer ${transferId} ended`));
     log.info({ transferId, dropped: before - queue.length }, 'transfer ended: its dispatches are dropped');
   };
@@ -492,10 +503,11 @@ export function createExecutor(opts: ExecutorOptions): Executor {
           'PORTAL_HOST_STOPPED',
           `executor ${id} is closed: cannot attach ${String(transferId)}`,
         );
-      if (typeof transferId !== 'string' || transferId === '' || transferId.includes('.')) {
+      // any id: subjects.dispatch/cancel carry it as one subject token (subjectToken)
+      if (typeof transferId !== 'string' || transferId === '') {
         throw new PortalError(
           'PORTAL_INVALID_ARGUMENT',
-          `transferId: expected a non-empty string without '.', got ${JSON.stringify(transferId)}`,
+          `transferId: expected a non-empty string, got ${JSON.stringify(transferId)}`,
         );
       }
       if (attached.has(transferId)) return;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { createSilentLogger } from '../../common/logger.js';
 import { TRANSFER_ENDED_CHUNK, type CancelRequest, type DispatchBatch } from '../../common/index.js';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
-import { createAllTransfersBus, subjects } from '../../bus/index.js';
+import { createAllTransfersBus, subjects, type Subscription } from '../../bus/index.js';
 import { chunkRange, createExecutor, createManifest, type Manifest } from '../../transfer/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
@@ -39,6 +39,14 @@ async function waitFor(fn: () => boolean, ms = 10_000): Promise<void> {
     if (Date.now() > end) throw new Error('timed out waiting');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Subscribes to `id`'s reports on `bus`: the attempts reported, in arrival order. */
+async function attemptsReported(bus: NatsBus, id: string): Promise<{ reports: number[]; sub: Subscription }> {
+  const reports: number[] = [];
+  const sub = bus.subscribe<{ attempt: number }>(subjects.report(id), (r) => void reports.push(r.attempt));
+  await sub.ready;
+  return { reports, sub };
 }
 
 const batch = (transferId: string, attempts: number[]): DispatchBatch => ({
@@ -78,12 +86,7 @@ test('executor --all: an ended transfer’s queued and later dispatches are drop
   });
   await router.ready;
   const id = 't-ended';
-  const reports: number[] = [];
-  const sub = publisher.subscribe<{ attempt: number }>(
-    subjects.report(id),
-    (r) => void reports.push(r.attempt),
-  );
-  await sub.ready;
+  const { reports, sub } = await attemptsReported(publisher, id);
   try {
     const before = mirror.requests.length;
     await publisher.publish(subjects.dispatch(id), batch(id, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
@@ -107,5 +110,31 @@ test('executor --all: an ended transfer’s queued and later dispatches are drop
     sub.unsubscribe();
     await executor.close();
     await router.close();
+  }
+}, 30_000);
+
+test('executor: an end marker near 2^32 does not drop the attempts of a later activation that wrapped past 2^32 (serial order)', async () => {
+  const bus = await createNatsBus({ servers: server.url, name: 'ended-wrap-exec', logger });
+  const publisher = await createNatsBus({ servers: server.url, name: 'ended-wrap-sched', logger });
+  buses.push(bus, publisher);
+  const executor = createExecutor({ bus, id: 'x2', concurrency: 1, threads: 0, outputRoot: tmp.dir, logger });
+  const id = 't-wrap';
+  executor.attach(id);
+  const { reports, sub } = await attemptsReported(publisher, id);
+  try {
+    // activation 255 (attempts from 0xff000000) ended at 0xff000005; activation 256 starts at 0 (mod 2^32)
+    const end: CancelRequest = { transferId: id, chunk: TRANSFER_ENDED_CHUNK, attempt: 0xff000005 };
+    await publisher.publish(subjects.cancel(id), end);
+    const b = batch(id, [1]);
+    // a dispatch of the ended activation is dropped: the marker is in place
+    await publisher.publish(subjects.dispatch(id), { ...b, items: [{ ...b.items[0], attempt: 0xff000004 }] });
+    await waitFor(() => executor.stats().droppedEnded === 1);
+    await publisher.publish(subjects.dispatch(id), { ...b, items: [{ ...b.items[0], attempt: 3 }] });
+    await waitFor(() => reports.includes(3));
+    expect(executor.stats()).toMatchObject({ fetched: 1, droppedEnded: 1 });
+    expect(reports).toEqual([3]);
+  } finally {
+    sub.unsubscribe();
+    await executor.close();
   }
 }, 30_000);

@@ -5,7 +5,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
 import { createEdgeEventBridge, type EdgeHaveState } from '../../bus/edge-events.js';
 import { wire } from '../../bus/codec.js';
-import { subjects, type Bus, type DeadLetterEvent } from '../../bus/types.js';
+import { subjects, subjectTokenId, type Bus, type DeadLetterEvent } from '../../bus/types.js';
 import type { ChunkReport, EdgeTelemetryEvent } from '../../common/index.js';
 import { pb } from '../../proto/index.js';
 import { createSilentLogger } from '../../common/logger.js';
@@ -96,6 +96,34 @@ describe('nats bus', () => {
     await expect(a.publish('not.portal', {})).rejects.toMatchObject({ code: 'PORTAL_WIRE_UNKNOWN_SUBJECT' });
     await expect(a.publish(subjects.edgeTelemetry('e7'), { edgeId: '' })).rejects.toMatchObject({
       code: 'PORTAL_INVALID_ARGUMENT',
+    });
+  });
+
+  test('nats bus: an id with ".", "*", ">", white space or "~" is one subject token (~base64url), both ways; a message naming another id is refused', async () => {
+    const a = await bus();
+    const b = await bus();
+    const got: Array<[string, string]> = [];
+    const sub = b.subscribe<EdgeTelemetryEvent>(subjects.allEdgeTelemetry, (t, subject) => {
+      got.push([t.edgeId, subject]);
+    });
+    await sub.ready;
+    const ids = ['edge.eu-1', 'a*b', 'a>b', 'sp ace', '~e7', 'é'];
+    for (const edgeId of ids) {
+      const subject = subjects.edgeTelemetry(edgeId);
+      expect(subject.split('.')).toHaveLength(4);
+      expect(subjectTokenId(subject.split('.')[2])).toBe(edgeId);
+      await a.publish(subject, { edgeId, sentAtMs: 1, online: true, bandwidth: [], rtt: [] });
+    }
+    await waitFor(() => got.length === ids.length);
+    expect(got).toEqual(
+      ids.map((id) => [id, `portal.edge.~${Buffer.from(id).toString('base64url')}.telemetry`]),
+    );
+    expect(subjects.dispatch('release-1.2.3')).toBe('portal.transfer.~cmVsZWFzZS0xLjIuMw.dispatch');
+    expect(subjects.edgeTelemetry('e-7_x')).toBe('portal.edge.e-7_x.telemetry');
+    // the message's id is checked against the id the token encodes
+    await expect(a.publish(subjects.edgeTelemetry('edge.eu-1'), { edgeId: 'edge' })).rejects.toMatchObject({
+      code: 'PORTAL_INVALID_ARGUMENT',
+      message: expect.stringMatching(/"edge\.eu-1"/),
     });
   });
 

@@ -11,9 +11,11 @@
 package main
 
 import (
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,6 +25,17 @@ import (
 )
 
 func nowMs() float64 { return float64(time.Now().UnixNano()) / 1e6 }
+
+var plainToken = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// subjectToken is an id as one subject token (docs/api.md, "NATS"): the id itself when it has only letters,
+// digits, '_' and '-', else '~' and the unpadded base64url of its UTF-8 bytes (an id like "edge.eu-1").
+func subjectToken(id string) string {
+	if plainToken.MatchString(id) {
+		return id
+	}
+	return "~" + base64.RawURLEncoding.EncodeToString([]byte(id))
+}
 
 func main() {
 	edge := flag.String("edge", "edge-go-1", "edge id")
@@ -42,7 +55,7 @@ func main() {
 		os.Exit(3)
 	}
 	defer nc.Close()
-	subject := "portal.edge." + *edge + ".telemetry"
+	subject := "portal.edge." + subjectToken(*edge) + ".telemetry"
 	publish := func(data []byte) {
 		if err := nc.Publish(subject, data); err != nil {
 			fmt.Fprintln(os.Stderr, "publish:", err)

@@ -1,0 +1,136 @@
+import { jest } from '@jest/globals';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { encodeActorId } from '../../runtime/state-keys.js';
+import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
+import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
+import { waitFor } from '../helpers/dapr.js';
+import { startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
+import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+
+// `portal serve --runtime embedded` (dist/, a real process) with the in-process bus and with a real nats-server,
+// fetching from a real loopback edge: every id the API accepts runs (ids with "." or characters a NATS subject
+// token cannot hold went onto subjects no executor listened to), and an id started again after `forget` runs as
+// a new transfer (its attempt ids fell below the "transfer ended" marker executors kept from the first life, so
+// every dispatch was dropped and timed out).
+jest.setTimeout(180_000);
+
+const CHUNK = 64 * 1024;
+const CHUNKS = 12;
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let manifest: Manifest;
+let edge: EdgeServer;
+
+beforeAll(async () => {
+  tmp = await makeTempDir('serve-lives');
+  const src = await writeRandomFile(tmp.dir, 'source.bin', CHUNKS * CHUNK - 77, 5);
+  manifest = await createManifest(src.path, { chunkSize: CHUNK });
+  edge = await createEdgeServer({ id: 'lives-edge', source: { path: src.path, manifest } });
+});
+afterAll(async () => {
+  await edge?.close();
+  await tmp?.cleanup();
+});
+
+describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => {
+  let serve: EmbeddedServe;
+  let nats: TestNatsServer | undefined;
+
+  beforeAll(async () => {
+    if (busKind === 'NATS') nats = await startNatsServer();
+    serve = await startEmbeddedServe(['--output-root', tmp.dir], { NATS_URL: nats?.url ?? '' });
+  });
+  afterAll(async () => {
+    const child = serve?.child;
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await nats?.stop();
+  });
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async function call(id: string, method: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const res = await fetch(`${serve.base}/SchedulerActor/${encodeActorId(id)}/method/${method}`, {
+      method: 'POST',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+  const request = (id: string, output: string): Record<string, unknown> => ({
+    transferId: id,
+    manifest,
+    output,
+    overwrite: true,
+    tickMs: 50,
+    edges: [{ id: 'e0', config: { url: edge.url, kind: 'portal', flags: 0, maxParallel: 4 }, holds: 'all' }],
+  });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async function finished(id: string): Promise<any> {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    let s: any;
+    await waitFor(
+      async () => ['done', 'failed', 'cancelled'].includes((s = (await call(id, 'status')).body)?.state),
+      60_000,
+      () =>
+        `transfer ${JSON.stringify(id)} ends (last status ${JSON.stringify(s)}; serve: ${serve.output().slice(-2000)})`,
+    );
+    return s;
+  }
+  const sha = async (file: string): Promise<string> =>
+    createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
+
+  test('ids with ".", "*", ">", white space, "~" and non-ASCII (sent plain or as ~base64url) all run to a verified output', async () => {
+    const ids = ['release-1.2.3', 'v1.2', 'a*b', 'x>y', 'sp ace\tx', '~tilde', 'é/../x\n', 'plain_id-9'];
+    const outputs = ids.map((_, i) => join(tmp.dir, `${busKind === 'NATS' ? 'n' : 'm'}-ids-${i}.bin`));
+    for (const [i, id] of ids.entries())
+      expect(await call(id, 'start', request(id, outputs[i]))).toMatchObject({
+        status: 200,
+        body: { state: 'running' },
+      });
+    for (const [i, id] of ids.entries()) {
+      const s = await finished(id);
+      expect({ id, state: s.state, verified: s.verified, complete: s.complete }).toEqual({
+        id,
+        state: 'done',
+        verified: true,
+        complete: CHUNKS,
+      });
+      expect(s.counters.timeouts).toBe(0);
+      expect(await sha(outputs[i])).toBe(manifest.fileSha256);
+      expect((await call(id, 'forget')).status).toBe(200);
+    }
+  });
+
+  test.each([
+    ['start → forget → start', ['start', 'wait', 'forget', 'start']],
+    ['start → cancel → restart → forget → start', ['start', 'cancel', 'restart', 'forget', 'start']],
+  ])('%s: the new life of the id runs promptly, without one timeout', async (_, steps) => {
+    const id = `life-${steps.length}`;
+    const output = join(tmp.dir, `${busKind === 'NATS' ? 'n' : 'm'}-life-${steps.length}.bin`);
+    for (const step of steps) {
+      if (step === 'wait') await finished(id);
+      else {
+        const r = await call(id, step, step === 'start' ? request(id, output) : undefined);
+        expect({ step, status: r.status }).toEqual({ step, status: 200 });
+      }
+    }
+    const t0 = Date.now();
+    const s = await finished(id);
+    expect({
+      state: s.state,
+      verified: s.verified,
+      complete: s.complete,
+      timeouts: s.counters.timeouts,
+    }).toEqual({ state: 'done', verified: true, complete: CHUNKS, timeouts: 0 });
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(await sha(output)).toBe(manifest.fileSha256);
+    expect((await call(id, 'forget')).status).toBe(200);
+  });
+});
