@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
 import { PortalError } from '../common/errors.js';
 import { localWriteError } from '../common/local-write-error.js';
 
@@ -53,9 +54,13 @@ export function explainSystemError(err: unknown, flags: Record<string, unknown> 
   }
   if (typeof e.path === 'string' && PATH_WHY[e.code]) {
     const path = e.path;
+    // the flag's path, a file in its folder, or (mkdir -p) a folder above it that could not be made
+    const concerns = (v: string): boolean =>
+      path === v ||
+      path.startsWith(`${v.replace(/\/+$/, '')}/`) ||
+      (e.syscall === 'mkdir' && v.startsWith(`${path.replace(/\/+$/, '')}/`));
     const flag = entries.find(
-      ([, v]) =>
-        typeof v === 'string' && v !== '' && (path === v || path.startsWith(`${v.replace(/\/+$/, '')}/`)),
+      ([, v]) => typeof v === 'string' && v !== '' && (concerns(v) || concerns(resolvePath(v))),
     );
     if (!flag) return localWriteError(err) ?? err;
     return new PortalError(

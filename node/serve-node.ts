@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { escapeControl } from '../common/redact.js';
 import {
   lockFile,
@@ -56,6 +56,7 @@ import { createExecutorAttachingBus } from './executor-bus.js';
 import { serveActorApi } from './actor-api.js';
 import { createNodeEngine, type EngineSettings } from './embedded-node.js';
 import { createCoordinatorBridge, type CoordinatorBridge } from './coordinator.js';
+import { makeDirs } from '../common/make-dirs.js';
 
 /** Settings of the Dapr runtime of a serving node (see DaprHostOptions). */
 export interface ServeDaprSettings {
@@ -197,7 +198,7 @@ export async function lockStateDir(stateDir: string): Promise<OutputLock> {
       { cause: err },
     );
   // the fs error as it is (cli/system-errors.ts names --state-dir and says what is in the way)
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeDirs(dir, 0o700);
   const file = path.join(dir, STATE_LOCK_FILE);
   return lockFile(
     file,

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PortalError } from '../common/errors.js';
 import { withPath } from '../common/local-write-error.js';
@@ -7,6 +7,7 @@ import { notOwnFolderReason, openOwnFile, readOwnFile } from '../common/own-file
 import { parseStateKey } from './state-keys.js';
 import { CommitLog, readCommitLog, type CommitLogStats, type WalRecord } from './file-state-store-wal.js';
 import type { StateStore } from './types.js';
+import { makeDirs } from '../common/make-dirs.js';
 
 /**
  * How the store's files are opened (openOwnFile): never through a symbolic link, only regular files of this user,
@@ -315,7 +316,7 @@ export function createFileStateStore(dir: string, opts: FileStateStoreOptions = 
   let wal: CommitLog | undefined;
 
   const init = (): Promise<void> =>
-    (ready ??= mkdir(dir, { recursive: true, mode: 0o700 })
+    (ready ??= makeDirs(dir, 0o700)
       .then(() => stat(dir))
       .then((st) => {
         // anyone who may write in the folder may plant or replace the files in it

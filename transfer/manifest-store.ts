@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -13,6 +13,7 @@ import {
 } from './manifest-binary.js';
 import { MANIFEST_CID } from './manifest-ref.js';
 import type { PackedManifest } from './manifest.js';
+import { makeDirs } from '../common/make-dirs.js';
 
 /**
  * Manifests a manifest folder keeps at most, by default (`portal edge --manifest-dir-max-files`): a PUT of another
@@ -96,7 +97,7 @@ export async function createManifestStore(opts: ManifestStoreOptions): Promise<M
   /** What the folder holds (stored) and what PUTs being written have taken so far (pending). */
   const held = { files: 0, bytes: 0, pendingFiles: 0, pendingBytes: 0 };
   if (dir !== undefined) {
-    await mkdir(dir, { recursive: true }).catch((cause: unknown) => {
+    await makeDirs(dir).catch((cause: unknown) => {
       throw new PortalError('PORTAL_CONFIG_INVALID', `manifest dir ${dir}: cannot create it`, { cause });
     });
     const names = await readdir(dir).catch((cause: unknown) => {

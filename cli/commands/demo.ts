@@ -2,7 +2,7 @@ import { checkPortsFree } from '../system-errors.js';
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -29,6 +29,7 @@ import { progressDetail } from './fetch.js';
 import { freePort } from '../../common/net.js';
 import { hasBit } from '../../common/bitset.js';
 import { zeroCounters } from '../../scheduler/scheduler.js';
+import { makeDirs } from '../../common/make-dirs.js';
 
 const MB = 1_000_000;
 
@@ -257,7 +258,7 @@ export const demoCommand = defineCommand({
     });
     // the default folder is new under the temp dir (never creating a missing TMPDIR); --dir is made as needed
     const dir = flags.dir ?? makeTempDir(`portal-demo-${process.pid}-`, 'the demo (or pass --dir)');
-    if (flags.dir) await mkdir(dir, { recursive: true });
+    if (flags.dir) await makeDirs(dir);
     const source = path.join(dir, 'source.bin');
     const output = path.join(dir, 'output.bin');
     await rm(output, { force: true });
