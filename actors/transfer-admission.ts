@@ -131,6 +131,11 @@ export class TransferAdmission {
     return this.running.has(transferId) ? 'running' : this.queue.has(transferId) ? 'queued' : undefined;
   }
 
+  /** The ids waiting for a slot, oldest first (the next one promoted first). */
+  queuedIds(): string[] {
+    return [...this.queue.keys()];
+  }
+
   /** Counts for /metrics. */
   stats(): TransferAdmissionStats {
     return {

@@ -109,6 +109,12 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
       log.warn({ err }, 'dashboard: transfers() failed');
       ids = [];
     }
+    let queued: readonly string[] = [];
+    try {
+      queued = opts.queued?.() ?? [];
+    } catch (err) {
+      log.warn({ err }, 'dashboard: queued() failed');
+    }
     const results = await Promise.all(ids.map(statusOf));
     const statuses = new Map<string, TransferStatus | Error>();
     ids.forEach((id, i) => {
@@ -134,6 +140,7 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     const snap = tracker.update({
       at: Date.now(),
       polled: ids,
+      queued,
       statuses,
       hostKind: host.kind,
       hostStats,

@@ -15,7 +15,8 @@ export type {
   MetricsSource,
   PhaseTimes,
 } from './types.js';
-export { createTracker } from './tracker.js';
+export { createTracker, FINISHED_WITH_HISTORY, STATE_ORDER } from './tracker.js';
+export { MAX_QUEUED_LISTED } from './types.js';
 export type { Tracker, TrackerOptions, PollResult } from './tracker.js';
 export { createDashboardMetrics } from './metrics.js';
 export type { DashboardMetrics } from './metrics.js';

@@ -1,3 +1,5 @@
+import { FINISHED_WITH_HISTORY, STATE_ORDER } from './tracker.js';
+
 /**
  * The dashboard page: one self-contained HTML document (inline CSS and JS, no external requests)
  * that subscribes to `/events` and draws the snapshots it receives; charts are drawn on <canvas>.
@@ -30,14 +32,21 @@ export function renderPage(opts: { title?: string } = {}): string {
 </header>
 <div class="layout">
   <main id="transfers" data-testid="transfers">
+    <div class="counts" data-testid="state-counts"></div>
+    <section class="queued" data-testid="queued" hidden>
+      <h2>Queued <span data-testid="queued-total"></span> <small class="muted">waiting for a running slot, oldest first</small></h2>
+      <div class="qids" data-testid="queued-list"></div>
+    </section>
     <div class="empty" data-testid="no-transfers">Waiting for transfers…</div>
+    <div id="cards"></div>
+    <div class="more muted" data-testid="more-finished" hidden></div>
   </main>
   <aside>
     <h2>Events</h2>
     <ol id="events" data-testid="event-list"></ol>
   </aside>
 </div>
-<script>${CLIENT}</script>
+<script>${CLIENT.replace('__STATE_ORDER__', JSON.stringify(STATE_ORDER)).replace('__FINISHED_WITH_HISTORY__', String(FINISHED_WITH_HISTORY))}</script>
 </body>
 </html>`;
 }
@@ -84,6 +93,27 @@ h2 { margin:0 0 8px; font-size:12px; text-transform:uppercase; letter-spacing:.8
 #events li[data-type=edge-online] .what::before { content:"\25cf\20"; color:var(--green); }
 #events li[data-type=transfer-done] .what::before { content:"\2714\20"; color:var(--green); }
 #events li[data-type=transfer-started] .what::before, #events li[data-type=hedge] .what::before { content:"\25b8\20"; color:var(--accent); }
+.counts { display:flex; flex-wrap:wrap; gap:8px; margin-bottom:12px; }
+.counts:empty { display:none; }
+.count { text-transform:uppercase; font-size:11px; letter-spacing:.6px; }
+.count[data-state=running] { color:var(--accent); border-color:#2d5a8a; }
+.count[data-state=done] { color:var(--green); border-color:#24623f; }
+.count[data-state=failed], .count[data-state=unreachable] { color:var(--red); border-color:#7a2e2e; }
+.count[data-state=queued] { color:var(--amber); border-color:#6b5320; }
+.queued { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:10px 14px; margin-bottom:16px; }
+.queued h2 small { text-transform:none; letter-spacing:0; font-weight:400; }
+.qids { display:flex; flex-wrap:wrap; gap:6px; max-height:120px; overflow:auto; }
+.qids .badge { font-family:ui-monospace,"DejaVu Sans Mono",monospace; }
+.more { padding:8px 2px 16px; }
+.card.compact { display:flex; flex-wrap:wrap; align-items:center; column-gap:16px; padding:6px 16px; margin-bottom:6px; }
+.card.compact .card-head { margin-bottom:0; flex:1 1 320px; }
+.card.compact .progress-row { flex:1 1 300px; }
+.card.compact .pct { font-size:14px; }
+.card.compact .terr { flex:1 0 100%; margin-top:2px; }
+.card.compact .stats, .card.compact .charts, .card.compact table.edges, .card.compact .phases { display:none; }
+.toggle { margin-left:auto; background:none; border:1px solid var(--line); color:var(--muted); border-radius:6px; font:inherit; font-size:11px; padding:1px 8px; cursor:pointer; }
+.terr { color:var(--red); font-size:12px; margin-top:6px; overflow-wrap:anywhere; }
+.terr:empty { display:none; }
 .empty { color:var(--muted); padding:40px; text-align:center; border:1px dashed var(--line); border-radius:8px; }
 .card { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:14px 16px; margin-bottom:16px; }
 .card-head { display:flex; align-items:center; gap:10px; margin-bottom:10px; }
@@ -92,6 +122,7 @@ h2 { margin:0 0 8px; font-size:12px; text-transform:uppercase; letter-spacing:.8
 .state[data-state=running] { color:var(--accent); border-color:#2d5a8a; }
 .state[data-state=done] { color:var(--green); border-color:#24623f; }
 .state[data-state=failed], .state[data-state=unreachable] { color:var(--red); border-color:#7a2e2e; }
+.state[data-state=queued] { color:var(--amber); border-color:#6b5320; }
 .progress-row { display:flex; align-items:center; gap:12px; }
 .bar { position:relative; height:10px; background:var(--panel2); border-radius:5px; overflow:hidden; flex:1; border:1px solid var(--line); }
 .bar > i { position:absolute; left:0; top:0; bottom:0; background:linear-gradient(90deg,#2f7fd8,var(--accent)); border-radius:5px; transition:width .4s ease; }
@@ -145,6 +176,9 @@ const CLIENT = String.raw`
   var $ = function (sel, root) { return (root || document).querySelector(sel); };
   var cards = new Map();
   var latest = null;
+  /** Finished transfers drawn as cards; the others are counted below them. */
+  var MAX_FINISHED_CARDS = __FINISHED_WITH_HISTORY__;
+  var ORDER = __STATE_ORDER__;
 
   function fmtBytes(n) {
     if (!isFinite(n)) return "\u2013";
@@ -186,7 +220,10 @@ const CLIENT = String.raw`
     var tid = el("span", "tid", "transfer-id", short(t.id)); tid.title = t.id;
     var state = el("span", "badge state", "transfer-state", t.state);
     var be = el("span", "badge backend", "transfer-backend", "");
-    head.appendChild(tid); head.appendChild(state); head.appendChild(be);
+    var toggle = el("button", "toggle", "card-toggle", "details");
+    toggle.type = "button";
+    head.appendChild(tid); head.appendChild(state); head.appendChild(be); head.appendChild(toggle);
+    var terr = el("div", "terr", "transfer-error", "");
     var prow = el("div", "progress-row");
     var bar = el("div", "bar", "transfer-progress-bar"); var fill = el("i"); bar.appendChild(fill);
     var pct = el("span", "pct", "transfer-progress", "0.0 %");
@@ -218,8 +255,12 @@ const CLIENT = String.raw`
     ["edge", "status", "load (queue / max)", "health", "bandwidth", "rtt", "chunks", "flags"].forEach(function (h) { hr.appendChild(el("th", "", "", h)); });
     thead.appendChild(hr); table.appendChild(thead);
     var tbody = el("tbody"); table.appendChild(tbody);
-    card.appendChild(head); card.appendChild(prow); statRows.forEach(function (r) { card.appendChild(r); }); card.appendChild(charts); card.appendChild(table);
-    var c = { avg: avg, size: size, card: card, state: state, backend: be, fill: fill, pct: pct, s: s, thr: thr, tick: tick, phases: phases, tbody: tbody, rows: new Map() };
+    card.appendChild(head); card.appendChild(prow); card.appendChild(terr); statRows.forEach(function (r) { card.appendChild(r); }); card.appendChild(charts); card.appendChild(table);
+    var c = { open: null, toggle: toggle, terr: terr, avg: avg, size: size, card: card, state: state, backend: be, fill: fill, pct: pct, s: s, thr: thr, tick: tick, phases: phases, tbody: tbody, rows: new Map() };
+    toggle.addEventListener("click", function () {
+      c.open = compactOf(c); // a compact card opens, an open one closes
+      if (latest) render(latest);
+    });
     cards.set(t.id, c);
     return c;
   }
@@ -271,14 +312,23 @@ const CLIENT = String.raw`
     }
   }
 
+  function finished(state) { return state === "done" || state === "failed" || state === "cancelled"; }
+  /** Finished transfers show one line (id, state, progress, error) until opened; the others all of it until closed. */
+  function compactOf(c) { return c.open === null ? finished(c.card.getAttribute("data-state")) : !c.open; }
+
   function updateCard(c, t) {
     c.card.setAttribute("data-state", t.state);
+    var compact = compactOf(c);
+    c.card.classList.toggle("compact", compact);
+    setText(c.toggle, compact ? "details" : "less");
+    setText(c.terr, t.error && t.state !== "running" ? t.error : "");
     c.state.setAttribute("data-state", t.state);
     setText(c.state, t.polled ? t.state : t.state + " (not polled)");
     setText(c.backend, t.backend || "\u2013");
     c.fill.style.width = (t.progress * 100).toFixed(2) + "%";
     c.pct.setAttribute("data-value", String(t.progress));
     setText(c.pct, (t.progress * 100).toFixed(1) + " %");
+    if (compact) return;
     var s = c.s, k = t.counters || {};
     setText(s["transfer-bytes"].value, fmtBytes(t.bytesDone));
     setText(c.size, "of " + fmtBytes(t.fileSize));
@@ -374,21 +424,22 @@ const CLIENT = String.raw`
     return (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * p;
   }
 
+  /** An event's line; every one names its transfer (many run at once). */
   function describe(e) {
-    var t = short(e.transfer);
+    var t = "transfer " + short(e.transfer);
     switch (e.type) {
-      case "transfer-started": return "transfer " + t + " started";
-      case "transfer-done": return "transfer " + t + " done in " + fmtSec(e.seconds) + (e.verified ? " (sha256 verified)" : "");
-      case "transfer-failed": return "transfer " + t + " failed: " + e.error;
-      case "failover": return e.count + " chunk failover" + (e.count > 1 ? "s" : "") + " (" + e.total + " total)";
-      case "corrupt": return e.count + " corrupt chunk" + (e.count > 1 ? "s" : "") + " rejected (" + e.total + " total)";
-      case "timeout": return e.count + " chunk timeout" + (e.count > 1 ? "s" : "") + " (" + e.total + " total)";
-      case "hedge": return e.count + " endgame hedge" + (e.count > 1 ? "s" : "");
-      case "edge-offline": return "edge " + short(e.edge) + " went offline";
-      case "edge-online": return "edge " + short(e.edge) + " is online";
-      case "edge-given-up": return "edge " + short(e.edge) + " given up: " + e.reason;
+      case "transfer-started": return t + " started";
+      case "transfer-done": return t + " done in " + fmtSec(e.seconds) + (e.verified ? " (sha256 verified)" : "");
+      case "transfer-failed": return t + " failed: " + e.error;
+      case "failover": return t + ": " + e.count + " chunk failover" + (e.count > 1 ? "s" : "") + " (" + e.total + " total)";
+      case "corrupt": return t + ": " + e.count + " corrupt chunk" + (e.count > 1 ? "s" : "") + " rejected (" + e.total + " total)";
+      case "timeout": return t + ": " + e.count + " chunk timeout" + (e.count > 1 ? "s" : "") + " (" + e.total + " total)";
+      case "hedge": return t + ": " + e.count + " endgame hedge" + (e.count > 1 ? "s" : "");
+      case "edge-offline": return t + ": edge " + short(e.edge) + " went offline";
+      case "edge-online": return t + ": edge " + short(e.edge) + " is online";
+      case "edge-given-up": return t + ": edge " + short(e.edge) + " given up: " + e.reason;
       case "poll-error": return "status of " + t + " failed: " + e.message;
-      default: return e.type;
+      default: return t + ": " + e.type;
     }
   }
   var lastEventSeq = 0;
@@ -397,6 +448,7 @@ const CLIENT = String.raw`
     var fresh = evs.filter(function (e) { return e.seq > lastEventSeq; });
     fresh.forEach(function (e) {
       var li = el("li", "", "event-item"); li.setAttribute("data-type", e.type);
+      li.setAttribute("data-transfer", e.transfer || ""); li.title = e.transfer || "";
       li.appendChild(el("span", "time", "", clock(e.at)));
       li.appendChild(el("span", "what", "", describe(e)));
       ol.insertBefore(li, ol.firstChild);
@@ -415,16 +467,61 @@ const CLIENT = String.raw`
     setText($("[data-testid=host-calls]"), st ? String(st.calls) : "\u2013");
     setText($("[data-testid=engine-ticks]"), snap.engine && typeof snap.engine.ticks === "number" ? String(snap.engine.ticks) : "\u2013");
     var lu = $("[data-testid=last-update]"); setText(lu, clock(snap.at)); lu.setAttribute("data-seq", String(snap.seq));
-    var main = $("#transfers");
-    $("[data-testid=no-transfers]").style.display = snap.transfers.length ? "none" : "";
-    var seen = new Set();
+    var queued = snap.queued || { total: 0, ids: [] };
+    var counts = snap.counts || {};
+    $("[data-testid=no-transfers]").style.display = snap.transfers.length || queued.total ? "none" : "";
+    renderCounts(counts);
+    renderQueued(queued);
+    // in the snapshot's order (running first, finished last); at most MAX_FINISHED_CARDS finished ones, the rest counted
+    var box = $("#cards");
+    var seen = new Set(), shown = 0, finishedShown = 0, hidden = {};
     snap.transfers.forEach(function (t) {
+      if (finished(t.state) && finishedShown >= MAX_FINISHED_CARDS) { hidden[t.state] = (hidden[t.state] || 0) + 1; return; }
+      if (finished(t.state)) finishedShown++;
       var c = cards.get(t.id) || makeCard(t);
-      if (!c.card.parentNode) main.appendChild(c.card);
+      if (box.children[shown] !== c.card) box.insertBefore(c.card, box.children[shown] || null);
+      shown++;
       updateCard(c, t); seen.add(t.id);
     });
     cards.forEach(function (c, id) { if (!seen.has(id)) { c.card.remove(); cards.delete(id); } });
+    var more = $("[data-testid=more-finished]");
+    var hiddenStates = Object.keys(hidden);
+    more.hidden = hiddenStates.length === 0;
+    var n = 0; hiddenStates.forEach(function (k) { n += hidden[k]; });
+    more.setAttribute("data-value", String(n));
+    setText(more, hiddenStates.length ? n + " more finished transfer" + (n > 1 ? "s" : "") + " not shown (" +
+      hiddenStates.map(function (k) { return k + " " + hidden[k]; }).join(", ") + "): GET api/state lists every one" : "");
     renderEvents(snap.events);
+  }
+
+  function renderCounts(counts) {
+    var box = $("[data-testid=state-counts]");
+    var states = ORDER.filter(function (k) { return counts[k] > 0; });
+    Object.keys(counts).forEach(function (k) { if (ORDER.indexOf(k) < 0 && counts[k] > 0) states.push(k); });
+    var key = states.map(function (k) { return k + counts[k]; }).join(" ");
+    if (box.getAttribute("data-key") === key) return;
+    box.setAttribute("data-key", key);
+    box.textContent = "";
+    states.forEach(function (k) {
+      var b = el("span", "badge count", "count-" + k, k + " " + counts[k]);
+      b.setAttribute("data-state", k); b.setAttribute("data-value", String(counts[k]));
+      box.appendChild(b);
+    });
+  }
+  function renderQueued(q) {
+    var sec = $("[data-testid=queued]");
+    sec.hidden = q.total === 0;
+    setText($("[data-testid=queued-total]"), "(" + q.total + ")");
+    var list = $("[data-testid=queued-list]");
+    var key = q.total + " " + q.ids.join("\u0000");
+    if (list.getAttribute("data-key") === key) return;
+    list.setAttribute("data-key", key);
+    list.textContent = "";
+    q.ids.forEach(function (id) {
+      var b = el("span", "badge", "queued-id", short(id)); b.title = id; b.setAttribute("data-transfer-id", id);
+      list.appendChild(b);
+    });
+    if (q.total > q.ids.length) list.appendChild(el("span", "muted", "queued-more", "and " + (q.total - q.ids.length) + " more"));
   }
 
   function setConn(state) {

@@ -1,14 +1,28 @@
 import type { ActorHostStats } from '../runtime/index.js';
 import { redactText, redactUrl } from '../common/redact.js';
 import type { EdgeView, TransferStatus } from '../actors/index.js';
-import type {
-  DashboardEvent,
-  DashboardSnapshot,
-  EdgeSnapshot,
-  PhaseTimes,
-  TransferHistory,
-  TransferSnapshot,
+import {
+  MAX_QUEUED_LISTED,
+  type DashboardEvent,
+  type DashboardSnapshot,
+  type EdgeSnapshot,
+  type PhaseTimes,
+  type TransferHistory,
+  type TransferSnapshot,
 } from './types.js';
+
+/** The order of the transfers in a snapshot, by state: what needs watching first, what is over last. */
+export const STATE_ORDER: readonly TransferSnapshot['state'][] = [
+  'running',
+  'verifying',
+  'idle',
+  'unreachable',
+  'queued',
+  'failed',
+  'cancelled',
+  'done',
+];
+const FINISHED = new Set<string>(['failed', 'cancelled', 'done']);
 
 /** EdgeFlags bits as the scheduler defines them (scheduler/types.ts). */
 const METERED = 1;
@@ -27,6 +41,8 @@ export interface PollResult {
   /** ms since the Unix epoch. */
   at: number;
   polled: readonly string[];
+  /** Transfers waiting for a running slot, not polled (oldest first). */
+  queued?: readonly string[];
   statuses: ReadonlyMap<string, TransferStatus | Error>;
   hostKind: string;
   hostStats: ActorHostStats | null;
@@ -86,6 +102,8 @@ export function createTracker(opts: TrackerOptions): Tracker {
     backend: 'unknown',
     engine: null,
     transfers: [],
+    counts: {},
+    queued: { total: 0, ids: [] },
     events: [],
   };
 
@@ -214,7 +232,11 @@ export function createTracker(opts: TrackerOptions): Tracker {
       const gone = [...entries.values()].filter((e) => !e.view.polled).sort((a, b) => b.touched - a.touched);
       lastEvicted = gone.slice(keepFinished).map((e) => e.view.id);
       for (const id of lastEvicted) entries.delete(id);
-      const transfers = [...entries.values()].map((e) => e.view);
+      const transfers = lightFinished(ordered([...entries.values()].map((e) => e.view)));
+      const counts: Record<string, number> = {};
+      for (const t of transfers) counts[t.state] = (counts[t.state] ?? 0) + 1;
+      const waiting = (poll.queued ?? []).filter((id) => !entries.has(id));
+      if (waiting.length) counts.queued = (counts.queued ?? 0) + waiting.length;
       const engine = flatEngineStats(poll.engineStats);
       const backend =
         typeof engine?.backend === 'string'
@@ -229,6 +251,8 @@ export function createTracker(opts: TrackerOptions): Tracker {
         backend,
         engine,
         transfers,
+        counts,
+        queued: { total: waiting.length, ids: waiting.slice(0, MAX_QUEUED_LISTED) },
         events: [...events],
       };
       return current;
@@ -237,6 +261,39 @@ export function createTracker(opts: TrackerOptions): Tracker {
     evicted: () => lastEvicted,
     drop: (transferId) => entries.delete(transferId),
   };
+}
+
+/** Finished transfers whose history a snapshot carries: the most recent ones (the page draws as many cards). */
+export const FINISHED_WITH_HISTORY = 50;
+
+/**
+ * `views` (ordered) with the history of the finished transfers beyond the first FINISHED_WITH_HISTORY left out (empty
+ * arrays): with hundreds of finished transfers their charts were most of every frame (7 KB each at 240 points).
+ */
+function lightFinished(views: TransferSnapshot[]): TransferSnapshot[] {
+  let n = 0;
+  return views.map((t) =>
+    FINISHED.has(t.state) && ++n > FINISHED_WITH_HISTORY
+      ? { ...t, history: { t: [], throughput: [], tickP50: [], tickP99: [], tickLast: [] } }
+      : t,
+  );
+}
+
+/** `views` (in the order first seen) by STATE_ORDER; the finished ones the most recently finished first. */
+function ordered(views: TransferSnapshot[]): TransferSnapshot[] {
+  const rank = (t: TransferSnapshot): number => {
+    const r = STATE_ORDER.indexOf(t.state);
+    return r < 0 ? STATE_ORDER.length : r;
+  };
+  return views
+    .map((t, i) => ({ t, i, r: rank(t) }))
+    .sort(
+      (a, b) =>
+        a.r - b.r ||
+        (FINISHED.has(a.t.state) ? (b.t.finishedAt ?? 0) - (a.t.finishedAt ?? 0) : 0) ||
+        a.i - b.i,
+    )
+    .map((x) => x.t);
 }
 
 function emptyView(id: string): TransferSnapshot {

@@ -9,6 +9,11 @@ export interface DashboardOptions {
   host: ActorHost;
   /** Transfer ids to poll, asked again on every poll (a transfer that leaves the list keeps its last view until evicted). */
   transfers: () => readonly string[];
+  /**
+   * Ids of the transfers that wait for a running slot (the host's admission queue, oldest first), asked on every
+   * poll. They are not polled: the snapshot counts them and lists the first MAX_QUEUED_LISTED.
+   */
+  queued?: () => readonly string[];
   logger: Logger;
   /** TCP port; 0 (default) = a free port. */
   port?: number;
@@ -154,6 +159,9 @@ export type DashboardEvent =
   | { seq: number; at: number; type: 'edge-given-up'; transfer: string; edge: string; reason: string }
   | { seq: number; at: number; type: 'poll-error'; transfer: string; message: string };
 
+/** Queued ids a snapshot lists (the rest are counted). */
+export const MAX_QUEUED_LISTED = 100;
+
 /** What /api/state returns and /events streams, once per poll. */
 export interface DashboardSnapshot {
   version: 1;
@@ -166,7 +174,16 @@ export interface DashboardSnapshot {
   /** The backend running the kernels (engine stats, else the first transfer's status). */
   backend: string;
   engine: Record<string, number | string> | null;
+  /**
+   * Running first, then verifying, idle, unreachable, queued, failed, cancelled and done (see STATE_ORDER); in a
+   * state, the order they were first seen, and the finished ones the most recently finished first. The finished
+   * ones after the first FINISHED_WITH_HISTORY (tracker.ts) come with an empty history.
+   */
   transfers: TransferSnapshot[];
+  /** Transfers per state: those in `transfers` by their state, plus the queued ones `queued` counts. */
+  counts: Record<string, number>;
+  /** Transfers waiting for a running slot that are not in `transfers`: how many, and the first MAX_QUEUED_LISTED ids. */
+  queued: { total: number; ids: string[] };
   /** Newest last. */
   events: DashboardEvent[];
 }

@@ -452,6 +452,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       ? await createDashboard({
           host,
           transfers: () => [...transfers],
+          // queued transfers have no scheduler yet (not in `transfers`): listed and counted, not polled
+          queued: () => admission.queuedIds(),
           logger, // createDashboard binds component: dashboard itself
           port: opts.dashboardPort,
           hostname: opts.dashboardHost ?? '127.0.0.1',

@@ -1,4 +1,4 @@
-import { createTracker, type PollResult } from '../../dashboard/index.js';
+import { createTracker, FINISHED_WITH_HISTORY, type PollResult } from '../../dashboard/index.js';
 import type { TransferStatus } from '../../actors/index.js';
 import { edgeView, transferStatus } from './fixtures.js';
 
@@ -16,6 +16,50 @@ const poll = (
 });
 
 describe('dashboard tracker', () => {
+  test('tracker: running first, then queued, failed and done (the most recently finished first); counts per state; waiting ids listed and counted', () => {
+    const t = createTracker({ pollMs: 500 });
+    const statuses = {
+      d1: transferStatus('d1', { state: 'done', finishedAt: 5_000 }),
+      f1: transferStatus('f1', { state: 'failed', finishedAt: 4_000, error: 'no source' }),
+      r1: transferStatus('r1'),
+      d2: transferStatus('d2', { state: 'done', finishedAt: 9_000 }),
+      q1: transferStatus('q1', { state: 'queued' }),
+      c1: transferStatus('c1', { state: 'cancelled', finishedAt: 1_000 }),
+      v1: transferStatus('v1', { state: 'verifying' }),
+      r2: transferStatus('r2'),
+    };
+    const waiting = Array.from({ length: 130 }, (_, i) => `w${i}`);
+    // q1 is polled (it ran before) and waits again: counted once, not listed among the ids that are not polled
+    const s = t.update({ ...poll(10_000, statuses), queued: ['q1', ...waiting] });
+    expect(s.transfers.map((v) => v.id)).toEqual(['r1', 'r2', 'v1', 'q1', 'f1', 'c1', 'd2', 'd1']);
+    expect(s.counts).toEqual({ running: 2, verifying: 1, queued: 131, failed: 1, cancelled: 1, done: 2 });
+    expect(s.queued.total).toBe(130);
+    expect(s.queued.ids).toEqual(waiting.slice(0, 100));
+    // a queued transfer given its slot leaves the list; nothing waits
+    const s2 = t.update(poll(10_500, statuses));
+    expect(s2.queued).toEqual({ total: 0, ids: [] });
+    expect(s2.counts.queued).toBe(1);
+  });
+
+  test('tracker: only the 50 most recently finished transfers carry their history (hundreds of charts were most of every frame)', () => {
+    const t = createTracker({ pollMs: 500 });
+    const statuses: Record<string, TransferStatus> = { r: transferStatus('r') };
+    for (let i = 0; i < 60; i++)
+      statuses[`d${i}`] = transferStatus(`d${i}`, { state: 'done', finishedAt: 1_000 + i });
+    t.update(poll(10_000, statuses));
+    const s = t.update(poll(10_500, statuses));
+    expect(FINISHED_WITH_HISTORY).toBe(50);
+    expect(s.transfers.map((v) => [v.id, v.history.t.length])).toEqual([
+      ['r', 2],
+      ...Array.from({ length: 60 }, (_, i) => [`d${59 - i}`, i < 50 ? 2 : 0]),
+    ]);
+    // left out of the snapshot only: the tracker keeps the history (the next poll adds to it)
+    const s3 = t.update(
+      poll(11_000, { ...statuses, d0: transferStatus('d0', { state: 'done', finishedAt: 9_000 }) }),
+    );
+    expect(s3.transfers[1]).toMatchObject({ id: 'd0', history: { t: [10_000, 10_500, 11_000] } });
+  });
+
   test('tracker: throughput is bytes over the poll interval, progress and ETA follow the status', () => {
     const t = createTracker({ pollMs: 500 });
     t.update(poll(10_000, { x: transferStatus('x', { bytesDone: 0 }) }));
