@@ -29,8 +29,32 @@ const FETCH_TIMEOUT_MS = 30_000;
 /** A manifest's content id: the sha-256 of its binary encoding, 64 lowercase hex characters. */
 export const MANIFEST_CID = /^[0-9a-f]{64}$/;
 
+/**
+ * PORTAL_MANIFEST_INVALID for a network failure of a manifest fetch (`err`: undici's or the socket's error), naming
+ * `shown` and what happened: no answer within the timeout, the body stalled or broke after `received` bytes, or the
+ * request failed (refused, reset, DNS, TLS…). A PortalError (a check of the bytes read) is answered as it is.
+ */
+function networkFailure(shown: string, err: unknown, timeoutMs: number, received?: number): PortalError {
+  if (err instanceof PortalError) return err;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  // not `instanceof Error`: an error of another realm (a vm context) is one too
+  const m = (err as { message?: unknown } | undefined)?.message;
+  const msg = typeof m === 'string' ? m : String(err);
+  const cause = `${msg}${typeof code === 'string' && !msg.includes(code) ? `, ${code}` : ''}`;
+  const secs = `${timeoutMs / 1000} s`;
+  const what =
+    code === 'UND_ERR_HEADERS_TIMEOUT'
+      ? `no answer within ${secs}`
+      : code === 'UND_ERR_BODY_TIMEOUT'
+        ? `the body stalled: no bytes for ${secs} after ${received ?? 0} bytes`
+        : received !== undefined
+          ? `the body broke after ${received} bytes (${cause})`
+          : `the request failed (${cause})`;
+  return new PortalError('PORTAL_MANIFEST_INVALID', `manifest ${shown}: ${what}`, { cause: err });
+}
+
 /** GETs `url` following redirects; answers the 200 response, or throws PORTAL_MANIFEST_INVALID naming `shown`. */
-async function get(url: string, shown: string): Promise<Dispatcher.ResponseData> {
+async function get(url: string, shown: string, timeoutMs: number): Promise<Dispatcher.ResponseData> {
   const seen = new Set<string>([url]);
   for (let hop = 0; ; hop++) {
     let res;
@@ -41,17 +65,17 @@ async function get(url: string, shown: string): Promise<Dispatcher.ResponseData>
       res = await request(url, {
         method: 'GET',
         headers: { accept: `${BINARY_MANIFEST_MEDIA_TYPE}, application/json;q=0.9` },
-        headersTimeout: FETCH_TIMEOUT_MS,
-        bodyTimeout: FETCH_TIMEOUT_MS,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       });
     } catch (err) {
-      throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest ${shown}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw networkFailure(shown, err, timeoutMs);
     }
+    // the body of an answer that is not the manifest is not needed: its failure does not matter
+    const drop = (): Promise<void> => res.body.dump().catch(() => undefined);
     const location = res.headers.location;
     if (res.statusCode >= 300 && res.statusCode < 400 && typeof location === 'string') {
-      await res.body.dump();
+      await drop();
       const next = new URL(location, url).toString();
       if (seen.has(next))
         throw new PortalError(
@@ -68,7 +92,7 @@ async function get(url: string, shown: string): Promise<Dispatcher.ResponseData>
       continue;
     }
     if (res.statusCode !== 200) {
-      await res.body.dump();
+      await drop();
       throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest ${shown}: HTTP ${res.statusCode}`);
     }
     return res;
@@ -92,8 +116,25 @@ async function readBody(
   res: Dispatcher.ResponseData,
   shown: string,
   limits: ManifestLimits | undefined,
+  timeoutMs: number,
 ): Promise<{ manifest: PackedManifest; cid?: string }> {
-  const it = (res.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  // every read of the body counts its bytes and turns a network failure (cut short, reset, stalled) into
+  // PORTAL_MANIFEST_INVALID naming the URL, wherever the body is read (JSON, or the binary reader)
+  const body = (res.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  let received = 0;
+  const it: AsyncIterator<Uint8Array> = {
+    next: async () => {
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await body.next();
+      } catch (err) {
+        res.body.destroy();
+        throw networkFailure(shown, err, timeoutMs, received);
+      }
+      if (!r.done) received += r.value.length;
+      return r;
+    },
+  };
   const type = String(res.headers['content-type'] ?? '')
     .split(';')[0]
     .trim()
@@ -171,6 +212,8 @@ async function fileIsBinary(path: string): Promise<boolean> {
  */
 export interface ManifestRefOptions {
   localRoot?: string | null;
+  /** An http(s) fetch with no answer, or a body with no progress, after this long fails (ms; default 30 000). */
+  timeoutMs?: number;
 }
 
 /**
@@ -273,7 +316,8 @@ export async function loadManifestRef(
       `manifestUrl: expected an http(s):// or file:// URL or an absolute path, got ${JSON.stringify(redactUrl(ref))}`,
     );
   const shown = redactUrl(ref);
-  return (await readBody(await get(ref, shown), shown, limits)).manifest;
+  const timeoutMs = opts.timeoutMs ?? FETCH_TIMEOUT_MS;
+  return (await readBody(await get(ref, shown, timeoutMs), shown, limits, timeoutMs)).manifest;
 }
 
 /**
@@ -297,7 +341,7 @@ export async function fetchManifestByCid(
     const url = `${base.replace(/\/+$/, '')}/v1/manifests/${cid}`;
     const shown = redactUrl(url);
     try {
-      const read = await readBody(await get(url, shown), shown, limits);
+      const read = await readBody(await get(url, shown, FETCH_TIMEOUT_MS), shown, limits, FETCH_TIMEOUT_MS);
       if (read.cid !== cid) {
         failures.push(
           read.cid === undefined
