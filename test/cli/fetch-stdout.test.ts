@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chown, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
 
@@ -74,6 +75,8 @@ function fetchToStdout(
 } {
   const stdout: Buffer[] = [];
   let stderr = '';
+  // an existing folder: portal never creates the TMPDIR it is given (a missing one is PORTAL_CONFIG_INVALID)
+  mkdirSync(tmpDir, { recursive: true });
   const child = spawn(process.execPath, [MAIN, 'fetch', ...args, '--out', '-'], {
     cwd: tmp.dir,
     env: { ...process.env, PORTAL_LOG_LEVEL: 'warn', PORTAL_BACKEND: 'cpu', TMPDIR: tmpDir },
