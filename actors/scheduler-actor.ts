@@ -122,6 +122,14 @@ const DESTINATION_MAX_FAILURES = 3;
 export const WARM_START_MAX_AGE_MS = 3_600_000;
 /** Least time between two journal writes of the edge estimates, ms (a crash loses at most this much learning). */
 const EDGE_ESTIMATES_SAVE_MS = 1000;
+/**
+ * How long a turn waits for the bus to take one of its messages (a JetStream publish resolves once the server
+ * stored it, and retries for a minute while NATS is away) before it goes on and lets the publish finish on its
+ * own: a turn that waited out a NATS outage held every later call of the transfer (cancel, restart, forget)
+ * behind it. A batch published late is fetched (or dropped by executors, when the transfer ended meanwhile);
+ * one never published times out and is dispatched again.
+ */
+const BUS_WAIT_MS = 1000;
 
 /** The edge estimates a transfer journals (state key `edgeEstimates`) for a warm start after a restart. */
 interface JournaledEdgeEstimates {
@@ -310,6 +318,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private edgeEpochs: number[] = [];
   private lastComplete = -1;
   private lastTickAt = -Infinity;
+  /** A publish outlasted BUS_WAIT_MS and none was taken in time since (publishBounded). */
+  private busLate = false;
   private lastTickMs: TransferStatus['lastTickMs'];
   /** Learned completion time and failure risk per edge (when the request asks for `learned`). */
   private risk: RiskModel | undefined;
@@ -920,7 +930,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     // cancels first: a pre-empted fetch leaves its edge before the DEMAND fetch that takes its place arrives there
     for (const c of r.cancels) {
       const cancel: CancelRequest = { transferId: req.transferId, chunk: c.chunk, attempt: c.attempt };
-      await bus.publish(subjects.cancel(req.transferId), cancel);
+      await this.publishBounded(bus, subjects.cancel(req.transferId), cancel);
     }
     if (r.dispatch.length > 0) {
       const batch: DispatchBatch = {
@@ -943,7 +953,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           };
         }),
       };
-      await bus.publish(subjects.dispatch(req.transferId), batch);
+      await this.publishBounded(bus, subjects.dispatch(req.transferId), batch);
     }
     const p = core.progress();
     const completeBefore = this.lastComplete;
@@ -2354,7 +2364,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       attempt: t.core.nextAttemptId,
     };
     try {
-      await this.bus().publish(subjects.cancel(t.req.transferId), end);
+      await this.publishBounded(this.bus(), subjects.cancel(t.req.transferId), end);
     } catch (err) {
       this.ctx.log.warn({ err }, 'cannot tell the executors that the transfer ended');
     }
@@ -2406,6 +2416,43 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       deliveredBytesPerSec: delivered,
     };
     await this.ctx.state.set('edgeEstimates', saved);
+  }
+
+  /**
+   * Publishes `msg`, waiting at most BUS_WAIT_MS for the bus to take it; past that the turn goes on and the
+   * publish finishes (or fails, logged) on its own. A publish that fails sooner throws, as before. One warning
+   * per outage: when the bus is late, and again when it takes messages in time once more.
+   */
+  private async publishBounded<T>(bus: Bus, subject: string, msg: T): Promise<void> {
+    const sent = bus.publish(subject, msg);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), BUS_WAIT_MS);
+      timer.unref?.();
+    });
+    try {
+      if ((await Promise.race([sent.then(() => 'sent' as const), late])) === 'sent') {
+        if (this.busLate) {
+          this.busLate = false;
+          this.ctx.log.info({ subject }, 'the bus takes messages again');
+        }
+        return;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    sent.catch((err: unknown) =>
+      this.ctx.log.warn(
+        { err, subject },
+        'a message the bus was late to take was not published (its chunks time out and are dispatched again)',
+      ),
+    );
+    if (this.busLate) return;
+    this.busLate = true;
+    this.ctx.log.warn(
+      { subject, waitedMs: BUS_WAIT_MS },
+      'the bus has not taken a message (NATS away?): it goes out when the bus is back; the transfer carries on',
+    );
   }
 
   private bus(): Bus {

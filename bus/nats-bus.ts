@@ -576,6 +576,26 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     };
   };
 
+  /**
+   * Resolves once the server has seen what this client sent so far (a PING answered). A flush pending when the
+   * connection drops is rejected by nats.js ("connection disconnected"), yet the subscription is sent again on
+   * reconnect: so it flushes again until one succeeds, and rejects only when the bus closes. (A bare nc.flush()
+   * as a subscription's `ready`, awaited by nobody, was an unhandled rejection that ended `portal serve` when
+   * a transfer started while NATS was away.)
+   */
+  const flushed = async (subject: string): Promise<void> => {
+    for (;;) {
+      try {
+        await nc.flush();
+        return;
+      } catch (cause) {
+        if (closed || nc.isClosed())
+          throw new PortalError('PORTAL_HOST_STOPPED', `bus closed: ${subject} not subscribed`, { cause });
+        await sleep(250);
+      }
+    }
+  };
+
   const subscribeCore = (
     subject: string,
     handler: (msg: unknown, subject: string) => void | Promise<void>,
@@ -605,9 +625,11 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       },
     });
     coreSubs.add(sub);
+    const ready = flushed(subject);
+    ready.catch(() => undefined);
     return {
       subject,
-      ready: nc.flush(),
+      ready,
       unsubscribe() {
         coreSubs.delete(sub);
         if (!sub.isClosed()) sub.unsubscribe();

@@ -6,7 +6,7 @@ import { encodeActorId } from '../../runtime/state-keys.js';
 import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { waitFor } from '../helpers/dapr.js';
-import { startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
+import { startEmbeddedServe, stopEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
 
 // `portal serve --runtime embedded` (dist/, a real process) with the in-process bus and with a real nats-server,
@@ -43,12 +43,7 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
     serve = await startEmbeddedServe(['--output-root', tmp.dir], { NATS_URL: nats?.url ?? '' });
   });
   afterAll(async () => {
-    const child = serve?.child;
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await stopEmbeddedServe(serve);
     await nats?.stop();
   });
 

@@ -127,6 +127,15 @@ export async function startEmbeddedServe(
   };
 }
 
+/** Stops a serve that startEmbeddedServe started (SIGTERM: it stops its actors, writing their journals) and waits for its exit. */
+export async function stopEmbeddedServe(serve: EmbeddedServe | undefined): Promise<void> {
+  const child = serve?.child;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
 /** Resident memory of process `pid` in bytes (Linux /proc). */
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
