@@ -53,7 +53,9 @@ describe('portal fetch: log lines on stderr', () => {
     expect(given).toMatch(
       / edge=mirror-0-\S+ failures=\d+ lastError="[^"]*HTTP 503[^"]*" reason="[^"]*source budget 2 s\)"\)$/,
     );
-    expect(lines.some((l) => l.startsWith('portal: error: transfer failed ('))).toBe(true);
+    // the transfer's own 'transfer failed' log line is left out: the fetch's last line says it, with the code
+    expect(lines.some((l) => l.startsWith('portal: error: transfer failed ('))).toBe(false);
+    expect(lines.filter((l) => /^portal: transfer \S+ failed: /.test(l))).toHaveLength(1);
     expect(r.stderr).not.toContain('SECRETPW');
     expect(r.stderr).toContain('http://***@127.0.0.1');
   });
@@ -70,7 +72,8 @@ describe('portal fetch: log lines on stderr', () => {
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(recs.find((x) => x.msg === 'source given up')).toMatchObject({ level: 40, name: 'portal' });
-      expect(recs.find((x) => x.msg === 'transfer failed')).toMatchObject({ level: 50 });
+      expect(recs.find((x) => x.msg === 'transfer failed')).toBeUndefined(); // the last line says it
+      expect(r.stderr).toMatch(/^portal: transfer \S+ failed: /m);
       expect(r.stderr).not.toContain('SECRETPW');
     }
   });

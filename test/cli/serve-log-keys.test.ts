@@ -52,7 +52,7 @@ test('every log line of a serve running a transfer holds each key once', async (
     const st = (await (
       await fetch(`${serve.base}/SchedulerActor/log-keys/method/status`, { method: 'POST' })
     ).json()) as { state: string };
-    if (st.state !== 'running' && st.state !== 'queued') break;
+    if (['done', 'failed', 'cancelled'].includes(st.state)) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const lines = serve
