@@ -15,6 +15,12 @@ import { MANIFEST_CID } from './manifest-ref.js';
 import type { PackedManifest } from './manifest.js';
 import { makeDirs } from '../common/make-dirs.js';
 
+/** A file system error in a few words: its code with what it means (`ENOTDIR: not a directory`), else its message. */
+function osCause(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return typeof e?.message === 'string' ? e.message.replace(/, \w+ '.*'$/, '') : String(err);
+}
+
 /**
  * Manifests a manifest folder keeps at most, by default (`portal edge --manifest-dir-max-files`): a PUT of another
  * is answered 507 naming the cap, before its body is read.
@@ -98,10 +104,22 @@ export async function createManifestStore(opts: ManifestStoreOptions): Promise<M
   const held = { files: 0, bytes: 0, pendingFiles: 0, pendingBytes: 0 };
   if (dir !== undefined) {
     await makeDirs(dir).catch((cause: unknown) => {
-      throw new PortalError('PORTAL_CONFIG_INVALID', `manifest dir ${dir}: cannot create it`, { cause });
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `manifest dir ${dir}: cannot create it (${osCause(cause)})`,
+        {
+          cause,
+        },
+      );
     });
     const names = await readdir(dir).catch((cause: unknown) => {
-      throw new PortalError('PORTAL_CONFIG_INVALID', `manifest dir ${dir}: cannot read it`, { cause });
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `manifest dir ${dir}: cannot read it (${osCause(cause)})`,
+        {
+          cause,
+        },
+      );
     });
     for (const name of names) {
       if (TMP_NAME.test(name)) await rm(join(dir, name), { force: true });

@@ -10,7 +10,7 @@ import {
 } from '../../transfer/index.js';
 import { resolve } from 'node:path';
 import { createBusFromEnv, type Bus } from '../../bus/index.js';
-import { PortalError } from '../../common/errors.js';
+import { PortalError, isPortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import { resolveLogFormat } from '../../common/log-format.js';
 import { commonFlags, defineCommand } from '../args.js';
@@ -34,8 +34,12 @@ export async function verifiedHoldings(
 ): Promise<Set<number> | 'all'> {
   let size: number;
   try {
-    size = statSync(file).size;
+    const st = statSync(file);
+    if (st.isDirectory())
+      throw new PortalError('PORTAL_CONFIG_INVALID', `--file ${file}: is a folder, not a file`);
+    size = st.size;
   } catch (cause) {
+    if (isPortalError(cause)) throw cause;
     const code = (cause as NodeJS.ErrnoException).code;
     const what = code === 'ENOENT' ? 'no such file' : (code ?? (cause as Error).message);
     throw new PortalError('PORTAL_CONFIG_INVALID', `--file ${file}: cannot open it (${what})`, { cause });
@@ -89,6 +93,39 @@ export function parseHolds(v: string, chunks: number): Set<number> | 'all' {
   return out;
 }
 
+/**
+ * The flag of each createEdgeServer option `portal edge` sets from one, and the prefix its errors begin with
+ * (transfer/edge-server.ts names the option; the manifest store its folder).
+ */
+const EDGE_OPTION_FLAGS: readonly [prefix: string, flag: string][] = [
+  ['opts.source.path:', '--file:'],
+  ['opts.source:', '--file:'],
+  ['opts.accept.token:', '--put-token:'],
+  ['opts.holds:', '--holds:'],
+  ['opts.bandwidthBytesPerSec:', '--rate:'],
+  ['opts.rttMs:', '--rtt:'],
+  ['opts.faults.failRate:', '--fail-rate:'],
+  ['opts.faults.corruptRate:', '--corrupt-rate:'],
+  ['opts.faults.offlineAtMs:', '--offline-at:'],
+  ['manifest dir ', '--manifest-dir '],
+];
+
+/**
+ * An error of createEdgeServer with the option it names replaced by the flag that set it (`opts.source.path:
+ * cannot open …` → `--file: cannot open …`), PORTAL_CONFIG_INVALID (a bad flag, exit 2) instead of
+ * PORTAL_INVALID_ARGUMENT (a bad call); any other error as it is.
+ */
+export function edgeFlagError(err: unknown): unknown {
+  if (!isPortalError(err)) return err;
+  const hit = EDGE_OPTION_FLAGS.find(([prefix]) => err.message.startsWith(prefix));
+  if (!hit) return err;
+  return new PortalError(
+    err.code === 'PORTAL_INVALID_ARGUMENT' ? 'PORTAL_CONFIG_INVALID' : err.code,
+    `${hit[1]}${err.message.slice(hit[0].length)}`,
+    { cause: err },
+  );
+}
+
 /** Reads `--tls-cert`/`--tls-key` (both or neither); PORTAL_CONFIG_INVALID naming the flag otherwise. */
 export function readTls(cert?: string, key?: string): { cert: Buffer; key: Buffer } | undefined {
   if (!cert && !key) return undefined;
@@ -101,7 +138,12 @@ export function readTls(cert?: string, key?: string): { cert: Buffer; key: Buffe
     try {
       return readFileSync(path);
     } catch (cause) {
-      throw new PortalError('PORTAL_CONFIG_INVALID', `--${flag} ${path}: cannot read the file`, { cause });
+      const code = (cause as NodeJS.ErrnoException).code;
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--${flag} ${path}: cannot read the file (${code === 'ENOENT' ? 'no such file' : (code ?? (cause as Error).message)})`,
+        { cause },
+      );
     }
   };
   return { cert: read('tls-cert', cert), key: read('tls-key', key) };
@@ -252,6 +294,8 @@ export const edgeCommand = defineCommand({
       port: flags.port,
       tls,
       logger,
+    }).catch((err: unknown) => {
+      throw edgeFlagError(err);
     });
     if (flags.json)
       process.stdout.write(
