@@ -112,6 +112,24 @@ export function parseMetalink(
       'PORTAL_MANIFEST_INVALID',
       `${source}: not well-formed XML (line ${valid.err.line}: ${valid.err.msg})`,
     );
+  // A DOCTYPE is refused whatever it declares: a Metalink needs none, and the parser would expand its internal
+  // entities in some places (attributes, a URL's text) and not others (nested ones), so a file named `&lol2;` or a
+  // URL the reader never saw could come out of it. Outside comments and CDATA sections (the XML is well formed
+  // here, so `<!DOCTYPE` can be nowhere else but markup).
+  const markup = xml.replace(/<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>/g, '');
+  if (/<!DOCTYPE/i.test(markup))
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `${source}: a DOCTYPE is refused (a Metalink needs none; its entities are not expanded)`,
+    );
+  // without a DOCTYPE only XML's five entities exist: another (`&lol;`, an HTML one like `&copy;`) is not
+  // declared (XML 1.0 WFC: Entity Declared), and the parser would keep it literally or read it as HTML
+  const undeclared = /&(?!(?:amp|lt|gt|quot|apos);)([A-Za-z_:][\w.:-]*);/.exec(markup);
+  if (undeclared)
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `${source}: not well-formed XML (the entity ${undeclared[0]} is not declared; XML has only &amp; &lt; &gt; &quot; &apos; and numeric references)`,
+    );
   // XML 1.0 §2.2 allows no control character but tab, LF and CR, even by reference (the parser would drop it)
   for (const m of xml.matchAll(/&#(x[0-9a-fA-F]+|[0-9]+);/g)) {
     const c = m[1].startsWith('x') ? Number.parseInt(m[1].slice(1), 16) : Number(m[1]);
@@ -125,7 +143,6 @@ export function parseMetalink(
   try {
     doc = parser.parse(xml) as Record<string, unknown>;
   } catch (err) {
-    // e.g. a DOCTYPE declaring an external entity (never resolved: fast-xml-parser refuses them)
     throw new PortalError(
       'PORTAL_MANIFEST_INVALID',
       `${source}: cannot be read as a Metalink (${(err as Error).message})`,

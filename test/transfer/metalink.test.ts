@@ -113,9 +113,7 @@ describe('metalink', () => {
     }
     expect(err).toMatchObject({
       code: 'PORTAL_MANIFEST_INVALID',
-      message: expect.stringMatching(
-        /^evil\.meta4: cannot be read as a Metalink \(External entities are not supported\)/,
-      ),
+      message: 'evil.meta4: a DOCTYPE is refused (a Metalink needs none; its entities are not expanded)',
     });
     const named = (name: string): string =>
       parseMetalink(`<metalink xmlns="${ns}"><file name="${name}"><url>http://h/a</url></file></metalink>`)[0]
