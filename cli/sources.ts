@@ -7,6 +7,7 @@ import {
   loadManifest,
   loadMetalink,
   manifestFromMetalink,
+  metalinkPiecesUnused,
   probeSources,
   majoritySize,
   probedManifest,
@@ -357,9 +358,12 @@ async function fromMetalink(
   if (r.kind === 'stream') return r;
   if (f.size !== undefined && f.size !== r.manifest.fileSize)
     throw metalinkSizeDiffers(f, r.manifest.fileSize, r.edges.length);
+  // says what is true: no pieces, or pieces it cannot use (a length outside 4 KiB–64 MiB, no size), and what checks
+  // the file instead
+  const whole = opts.checksum ?? f.sha256 ?? otherHash;
   r.warnings.unshift(
     ...warnings,
-    'the Metalink has no sha-256 piece hashes: chunks are checked by length only',
+    `${metalinkPiecesUnused(f)}: chunks are checked by length only${whole ? ', the whole file by its hash once complete' : ''}`,
   );
   if (!otherHash) return r;
   // the 'no checksum' warning is wrong: the whole file is checked, by the other hash

@@ -111,6 +111,7 @@ export {
   parseMetalink,
   loadMetalink,
   manifestFromMetalink,
+  metalinkPiecesUnused,
   toMetalink,
   METALINK_NS,
   METALINK_MAX_BYTES,

@@ -269,6 +269,19 @@ export async function loadMetalink(path: string, opts: MetalinkReadOptions = {})
 }
 
 /**
+ * Why manifestFromMetalink found no manifest in `f` (its piece hashes cannot check the chunks), in words for a
+ * warning: no sha-256 pieces, pieces of a length outside MIN_CHUNK_SIZE..MAX_CHUNK_SIZE (4 KiB..64 MiB), or
+ * pieces without a `<size>`.
+ */
+export function metalinkPiecesUnused(f: MetalinkFile): string {
+  if (!f.pieces) return 'the Metalink has no sha-256 piece hashes';
+  const { length } = f.pieces;
+  if (length < MIN_CHUNK_SIZE || length > MAX_CHUNK_SIZE)
+    return `the Metalink's sha-256 pieces of ${length} bytes are outside the supported 4 KiB–64 MiB (${MIN_CHUNK_SIZE}–${MAX_CHUNK_SIZE} bytes): its piece hashes are not used`;
+  return 'the Metalink has sha-256 piece hashes but no <size>: its piece hashes are not used';
+}
+
+/**
  * The Portal manifest a Metalink file describes, when it has sha-256 piece hashes of a size Portal can use
  * (4 KiB..64 MiB) and a size; otherwise undefined (the file is then fetched like mirrors without a manifest,
  * verified by its sha-256 when given). Throws PORTAL_MANIFEST_INVALID when the pieces do not cover the size.
