@@ -1,5 +1,5 @@
 import { quantileSorted } from '../common/quantile.js';
-import { open, rename, stat, unlink } from 'node:fs/promises';
+import { open, rename, rm, stat, unlink } from 'node:fs/promises';
 import {
   checkStillConfined,
   confineOutputFile,
@@ -719,15 +719,18 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /**
    * Removes the transfer: cancels it when it runs, deletes its request, journal and learned model from the actor
-   * state, drops it from the host's registry and its metric series from the dashboard. The output file stays, and
-   * so does one number (LIVES_KEY: the activation count, so that a new life's attempt ids are new to executors).
+   * state, drops it from the host's registry and its metric series from the dashboard. A published output file
+   * stays; the partial file of a transfer that never finished (`<output>.portal-part` and its partial-chunk log:
+   * unverified bytes no journal can resume now) is removed, before the output's claim is released. So does one
+   * number (LIVES_KEY: the activation count, so that a new life's attempt ids are new to executors).
    * Afterwards the id is unknown (PORTAL_UNKNOWN_TRANSFER), and `start` may use it again.
    */
   async forget(): Promise<{ transferId: string; forgotten: true }> {
     const t = this.known();
-    if (t.core && t.journal.state === 'running') await this.stopLoop();
+    if (t.core && t.journal.state === 'running') await this.stopLoop(() => this.removeUnpublished(t));
     if (t.journal.state === 'queued') await this.ctx.unregisterReminder(KEEPALIVE);
     this.ctx.services.admission?.release(this.ctx.actorId);
+    await this.removeUnpublished(t);
     await this.releaseOutput(t);
     this.sub?.unsubscribe();
     this.sub = undefined;
@@ -2279,7 +2282,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     await this.stopLoop();
   }
 
-  private async stopLoop(): Promise<void> {
+  /**
+   * Stops the transfer's loop: tells the executors it ended, drops its timers, admission, subscription and
+   * output claim. `beforeRelease` runs once the executors were told, before the claim goes (forget removes the
+   * partial file there, while no other transfer may claim the output).
+   */
+  private async stopLoop(beforeRelease?: () => Promise<void>): Promise<void> {
     this.ctx.services.replicas?.ended(this.ctx.actorId);
     await this.announceEnd();
     await this.ctx.unregisterTimer(TICK_TIMER);
@@ -2288,8 +2296,30 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.ctx.services.admission?.release(this.ctx.actorId);
     this.sub?.unsubscribe();
     this.sub = undefined;
+    await beforeRelease?.();
     if (this.t) await this.releaseOutput(this.t);
     await this.persist(true);
+  }
+
+  /**
+   * Removes the partial file of a transfer that did not finish (forget): `<publishAs>.portal-part`, the name this
+   * host chose (a request naming its own `publishAs` keeps its output, as one without a partial file does), and
+   * its partial-chunk log. Nothing of a done transfer (published: the partial file is gone), of a pre-position
+   * task, or of a path that is no longer confined to the output root (stillConfined). A failure is logged.
+   */
+  private async removeUnpublished(t: OwnedTransfer): Promise<void> {
+    const { req } = t;
+    if (
+      req.publishAs === undefined ||
+      req.output !== `${req.publishAs}${PART_SUFFIX}` ||
+      t.journal.state === 'done' ||
+      (await this.stillConfined(t)) !== undefined
+    )
+      return;
+    for (const file of [req.output, partialChunkLogPath(req.output)])
+      await rm(file, { force: true }).catch((err: unknown) =>
+        this.ctx.log.warn({ err, file }, 'cannot remove the partial file of a forgotten transfer'),
+      );
   }
 
   /** The output this transfer claims on a host with output claims (its final name), or undefined. */

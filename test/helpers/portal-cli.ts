@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort } from '../../common/net.js';
+import { encodeActorId } from '../../runtime/state-keys.js';
 
 /** The built CLI (tests run after `npm run build`). */
 export const PORTAL_MAIN = path.resolve('dist/cli/main.js');
@@ -140,4 +141,23 @@ export async function stopEmbeddedServe(serve: EmbeddedServe | undefined): Promi
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m![1]) * 1024;
+}
+
+/**
+ * POSTs `body` (JSON) to SchedulerActor `id`'s `method` on an embedded serve's actor API (`base`, as
+ * EmbeddedServe.base); answers the status and the parsed JSON body (undefined when empty).
+ */
+export async function schedulerCall(
+  base: string,
+  id: string,
+  method: string,
+  body?: unknown,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${base}/SchedulerActor/${encodeActorId(id)}/method/${method}`, {
+    method: 'POST',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }

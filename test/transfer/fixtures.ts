@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPrng } from '../../transfer/index.js';
+import { createManifest, createPrng, type Manifest } from '../../transfer/index.js';
 
 /** A temp directory for one test file, removed by `cleanup()`. */
 export async function makeTempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
@@ -38,4 +38,19 @@ export async function rejectionOf(fn: () => unknown): Promise<unknown> {
     return err;
   }
   throw new Error('expected a rejection');
+}
+
+/**
+ * A temp folder (`portal-<prefix>-…`) holding `source.bin`: `chunks` chunks of `chunkSize` random bytes (seeded),
+ * the last one 77 bytes short, and its manifest.
+ */
+export async function sourceFixture(
+  prefix: string,
+  chunks: number,
+  chunkSize: number,
+  seed = 1,
+): Promise<{ tmp: { dir: string; cleanup: () => Promise<void> }; path: string; manifest: Manifest }> {
+  const tmp = await makeTempDir(prefix);
+  const src = await writeRandomFile(tmp.dir, 'source.bin', chunks * chunkSize - 77, seed);
+  return { tmp, path: src.path, manifest: await createManifest(src.path, { chunkSize }) };
 }
