@@ -1,5 +1,19 @@
 import { PortalError } from '../common/errors.js';
-import { WIRE_ESCAPE, escapeName, unescapeName } from '../common/wire-escape.js';
+import { WIRE_ESCAPE } from '../common/wire-escape.js';
+import {
+  MAX_ACTOR_ID_LENGTH,
+  PLAIN_ACTOR_ID,
+  decodeWireName,
+  encodeWireName,
+} from '../common/actor-id-wire.js';
+
+export {
+  MAX_ACTOR_ID_LENGTH,
+  decodeWireName,
+  encodeWireName,
+  splitIdHint,
+  transferIdOfPathSegment,
+} from '../common/actor-id-wire.js';
 
 /** Separator of the Dapr key layout `${actorType}||${actorId}||${key}`. */
 export const KEY_SEPARATOR = '||';
@@ -43,17 +57,6 @@ export function parseStateKey(fullKey: string): ParsedStateKey | undefined {
   };
 }
 
-/**
- * Characters an actor id (or Dapr timer/reminder name) keeps as it is on the wire and in store keys. Everything
- * else is carried base64url-encoded behind WIRE_ESCAPE (see encodeActorId). These are RFC 3986 "unreserved"
- * characters minus `~`, so a plain id means the same thing in a URL path segment, after any number of percent
- * decodings, in a Redis key and in a file name.
- */
-const PLAIN_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
-
-/** Longest actor id accepted, in UTF-16 code units (its wire form is at most 4/3 of its UTF-8 bytes, plus 1). */
-export const MAX_ACTOR_ID_LENGTH = 1024;
-
 /** A UTF-16 surrogate without its pair: such a string has no UTF-8 form, so it cannot travel or be stored. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -94,21 +97,6 @@ export function checkActorType(value: unknown, name = 'actorType'): asserts valu
 }
 
 /**
- * The wire form of a name (actor id, Dapr timer/reminder name or state key): the name itself when it is plain
- * (letters, digits, `_`, `-`, and `.` after the first character), else `~` followed by the base64url of its
- * UTF-8 bytes. The map is injective (two names never share a wire form) and its output needs no escaping in a
- * URL path segment, a Redis key or the `||` key layout.
- */
-export function encodeWireName(name: string): string {
-  return escapeName(name, PLAIN_ID);
-}
-
-/** The name whose wire form is `wire` (inverse of encodeWireName); undefined when `wire` is not a wire form. */
-export function decodeWireName(wire: string): string | undefined {
-  return unescapeName(wire, PLAIN_ID);
-}
-
-/**
  * The wire form of an actor id (encodeWireName after checkActorId). Every host keys activations, state and
  * reminders by it, and the Dapr path routes by it: `x|` and `x` cannot read each other's keys, `%41` is not `A`,
  * `a%2Fb` is not `a/b`, and `.`/`..` are not path steps.
@@ -125,40 +113,6 @@ export function decodeActorId(wire: string): string | undefined {
 }
 
 /**
- * The transfer id one segment of a `/v1/transfers/<id>/…` path names (`decoded`: the segment, percent-decoded): the
- * id whose wire form it is (decodeActorId: a plain id as it is, any other as `~` and the base64url of its UTF-8, the
- * form the actor API takes), else the segment itself (an id percent-encoded, as encodeURIComponent writes it). So
- * both forms reach the same transfer. The one id the second form cannot reach is one that is itself the wire form of
- * another (`~YS9i` is `a/b`); it is sent in its own wire form (`~flM5aQ`), as on the actor API.
- */
-export function transferIdOfPathSegment(decoded: string): string {
-  return decodeActorId(decoded) ?? decoded;
-}
-
-/**
- * For a request path no route matched: when it is an actor method call (`[/v1.0]/actors/<type>/<id>/method/<m>`) or
- * a transfer's content (`/v1/transfers/<id>/content`) whose id spans several segments (an id with "/" sent as it is,
- * or %-encoded: daprd and many proxies decode the path before they route it), a sentence that says how to send
- * that id (its wire form, encodeActorId); else ''.
- */
-export function splitIdHint(path: string): string {
-  const m =
-    /^(?:\/v1\.0)?\/actors\/[^/]+\/(.+)\/method\/[^/]+$/.exec(path) ??
-    /^\/v1\/transfers\/(.+)\/content$/.exec(path);
-  if (!m || !m[1].includes('/')) return '';
-  let id: string;
-  try {
-    id = m[1]
-      .split('/')
-      .map((s) => decodeURIComponent(s))
-      .join('/');
-    return `; if ${JSON.stringify(id)} is one id, send it as ${JSON.stringify(encodeActorId(id))} ("~" and the base64url of its UTF-8: encodeActorId in runtime/state-keys.ts; createDaprActorClient does it): a "/" in an id, even %-encoded, becomes a path separator before the route is chosen`;
-  } catch {
-    return '';
-  }
-}
-
-/**
  * The PORTAL_INVALID_ARGUMENT error for an actor id `wire` (a path segment, percent-decoded; `sent` the segment as
  * it came, when it differs) that is not in the wire form (decodeActorId gave undefined), saying what is wrong in
  * the user's terms: which characters an id may have as it is, which ones it has besides, and the form to send
@@ -172,7 +126,7 @@ export function notWireIdError(wire: string, sent?: string): PortalError {
   const rule =
     'an actor id goes into the URL as it is only when it has nothing but letters, digits, "_", "-" and "." (not first)';
   let what: string;
-  if (PLAIN_ID.test(wire))
+  if (PLAIN_ACTOR_ID.test(wire))
     what = `it is longer than ${MAX_ACTOR_ID_LENGTH} characters, the most an id may have`;
   else if (wire.startsWith(WIRE_ESCAPE) && /^[A-Za-z0-9_-]+$/.test(wire.slice(1)))
     what = `"${WIRE_ESCAPE}" begins an encoded id, and ${quoted(wire.slice(1))} is not the base64url (unpadded) of the UTF-8 of an id that needs encoding (an id longer than ${MAX_ACTOR_ID_LENGTH} characters, or a plain one in disguise, is not)`;

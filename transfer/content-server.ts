@@ -1,6 +1,6 @@
 import { browserRefusal, reachableOnLoopback } from '../common/browser-guard.js';
 import { decodePathSegment } from '../common/path-segment.js';
-import { splitIdHint, transferIdOfPathSegment } from '../runtime/state-keys.js';
+import { splitIdHint, transferIdOfPathSegment } from '../common/actor-id-wire.js';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { open, type FileHandle } from 'node:fs/promises';

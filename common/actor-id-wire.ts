@@ -1,0 +1,68 @@
+import { escapeName, unescapeName } from './wire-escape.js';
+
+/**
+ * The wire form of actor ids (and of the other names the hosts carry), and the two path helpers of the HTTP routes
+ * that take a transfer id: in common/ because the actor hosts (runtime/) and the content server (transfer/) both
+ * read ids off paths. runtime/state-keys.ts builds encodeActorId / decodeActorId on these and re-exports them.
+ */
+
+/** Longest actor id accepted, in UTF-16 code units (its wire form is at most 4/3 of its UTF-8 bytes, plus 1). */
+export const MAX_ACTOR_ID_LENGTH = 1024;
+
+/**
+ * Characters an actor id (or Dapr timer/reminder name) keeps as it is on the wire and in store keys. Everything
+ * else is carried base64url-encoded behind WIRE_ESCAPE (see encodeActorId). These are RFC 3986 "unreserved"
+ * characters minus `~`, so a plain id means the same thing in a URL path segment, after any number of percent
+ * decodings, in a Redis key and in a file name.
+ */
+export const PLAIN_ACTOR_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
+
+/**
+ * The wire form of a name (actor id, Dapr timer/reminder name or state key): the name itself when it is plain
+ * (letters, digits, `_`, `-`, and `.` after the first character), else `~` followed by the base64url of its
+ * UTF-8 bytes. The map is injective (two names never share a wire form) and its output needs no escaping in a
+ * URL path segment, a Redis key or the `||` key layout.
+ */
+export function encodeWireName(name: string): string {
+  return escapeName(name, PLAIN_ACTOR_ID);
+}
+
+/** The name whose wire form is `wire` (inverse of encodeWireName); undefined when `wire` is not a wire form. */
+export function decodeWireName(wire: string): string | undefined {
+  return unescapeName(wire, PLAIN_ACTOR_ID);
+}
+
+/**
+ * The transfer id one segment of a `/v1/transfers/<id>/…` path names (`decoded`: the segment, percent-decoded): the
+ * id whose wire form it is (decodeActorId: a plain id as it is, any other as `~` and the base64url of its UTF-8, the
+ * form the actor API takes), else the segment itself (an id percent-encoded, as encodeURIComponent writes it). So
+ * both forms reach the same transfer. The one id the second form cannot reach is one that is itself the wire form of
+ * another (`~YS9i` is `a/b`); it is sent in its own wire form (`~flM5aQ`), as on the actor API.
+ */
+export function transferIdOfPathSegment(decoded: string): string {
+  const id = decodeWireName(decoded);
+  return id !== undefined && id.length <= MAX_ACTOR_ID_LENGTH ? id : decoded;
+}
+
+/**
+ * For a request path no route matched: when it is an actor method call (`[/v1.0]/actors/<type>/<id>/method/<m>`) or
+ * a transfer's content (`/v1/transfers/<id>/content`) whose id spans several segments (an id with "/" sent as it is,
+ * or %-encoded: daprd and many proxies decode the path before they route it), a sentence that says how to send
+ * that id (its wire form, encodeActorId); else ''.
+ */
+export function splitIdHint(path: string): string {
+  const m =
+    /^(?:\/v1\.0)?\/actors\/[^/]+\/(.+)\/method\/[^/]+$/.exec(path) ??
+    /^\/v1\/transfers\/(.+)\/content$/.exec(path);
+  if (!m || !m[1].includes('/')) return '';
+  let id: string;
+  try {
+    id = m[1]
+      .split('/')
+      .map((s) => decodeURIComponent(s))
+      .join('/');
+    return `; if ${JSON.stringify(id)} is one id, send it as ${JSON.stringify(encodeWireName(id))} ("~" and the base64url of its UTF-8: encodeActorId in runtime/state-keys.ts; createDaprActorClient does it): a "/" in an id, even %-encoded, becomes a path separator before the route is chosen`;
+  } catch {
+    return '';
+  }
+}
