@@ -138,7 +138,9 @@ describe('portal fetch URL: the file changes while it is fetched (If-Range answe
     await publish('resume-a.bin', first, T0);
     await publish('resume-b.bin', first, T0);
     const o = out();
-    const killed = await fetchWhile([a, b], o, async () => undefined, true);
+    // killed 400 ms after the first verified chunk: its journal (written every 100 ms) holds it by then, and the
+    // rest of the file is seconds away (killed at once, the first chunk raced the journal's write: CI at 16:16)
+    const killed = await fetchWhile([a, b], o, () => new Promise((r) => setTimeout(r, 400)), true);
     expect(killed.signal).toBe('SIGKILL');
     await publish('resume-a.bin', random(SIZE), T0 + 100);
     const r = await runPortal(['fetch', a, b, '--out', o, '--json'], { env, timeoutMs: 110_000 });
