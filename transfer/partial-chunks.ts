@@ -1,4 +1,13 @@
-import { closeSync, constants, fstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { notOwnFileReason } from '../common/own-file.js';
 import { createHash, type Hash } from 'node:crypto';
 
@@ -31,26 +40,43 @@ export function partialChunkLogPath(output: string): string {
 const SLOT = 8;
 const tagOf = (cid: string): number => Number.parseInt(cid.slice(0, 8), 16) >>> 0;
 
+/** Tries to open a log of our own at `file` before giving up (see openPartialChunkLog). */
+const OPEN_ATTEMPTS = 4;
+
 /**
  * Opens (creates) the log beside `output`; throws the fs error when it cannot be opened. A symbolic link at the
  * log's path is never followed (O_NOFOLLOW: ELOOP): a link planted there would otherwise have the log's records
- * written through it into a file outside the output's folder (or outside `portal serve`'s output root).
+ * written through it into a file outside the output's folder (or outside `portal serve`'s output root). A hard link
+ * or another user's file planted there is replaced by a new file of our own (the log holds only hints; the other
+ * file is left as it was). The descriptor is kept only when the log's name still refers to it after the check: the
+ * data threads of one process open the same log, and one of them may replace a planted hard link between another's
+ * open and its fstat (that one would then see the planted file with one link left, take it for its own and write
+ * into it): it opens again. Throws EINVAL when the name is not a regular file, EAGAIN when it keeps changing.
  */
 export function openPartialChunkLog(output: string): PartialChunkLog {
   const file = partialChunkLogPath(output);
-  let fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
-  const st = fstatSync(fd);
-  if (!st.isFile() || notOwnFileReason(st) !== undefined) {
-    // a hard link or another user's file planted at the log's path: its records would land in that file.
-    // The log holds only hints, so a new one of our own replaces the name (the other file is left as it was).
-    closeSync(fd);
-    if (!st.isFile()) throw Object.assign(new Error(`${file} is not a regular file`), { code: 'EINVAL' });
-    unlinkSync(file);
-    fd = openSync(
-      file,
-      constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o644,
-    );
+  let fd = -1;
+  for (let attempt = 1; fd < 0; attempt++) {
+    if (attempt > OPEN_ATTEMPTS)
+      throw Object.assign(new Error(`${file} keeps being replaced while it is opened`), { code: 'EAGAIN' });
+    const opened = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    const st = fstatSync(opened);
+    if (!st.isFile()) {
+      closeSync(opened);
+      throw Object.assign(new Error(`${file} is not a regular file`), { code: 'EINVAL' });
+    }
+    if (notOwnFileReason(st) !== undefined) {
+      closeSync(opened);
+      try {
+        unlinkSync(file); // the name goes; the next attempt creates a file of our own
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // another thread removed it first
+      }
+      continue;
+    }
+    const now = lstatSync(file, { throwIfNoEntry: false });
+    if (now !== undefined && now.ino === st.ino && now.dev === st.dev) fd = opened;
+    else closeSync(opened); // replaced since it was opened: open what the name holds now
   }
   const slot = Buffer.alloc(SLOT);
   let closed = false;
