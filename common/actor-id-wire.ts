@@ -32,6 +32,12 @@ export function decodeWireName(wire: string): string | undefined {
   return unescapeName(wire, PLAIN_ACTOR_ID);
 }
 
+/** The actor id whose wire form is `wire` (inverse of encodeActorId); undefined when `wire` is not one. */
+export function decodeActorId(wire: string): string | undefined {
+  const id = decodeWireName(wire);
+  return id !== undefined && id.length <= MAX_ACTOR_ID_LENGTH ? id : undefined;
+}
+
 /**
  * The transfer id one segment of a `/v1/transfers/<id>/…` path names (`decoded`: the segment, percent-decoded): the
  * id whose wire form it is (decodeActorId: a plain id as it is, any other as `~` and the base64url of its UTF-8, the
@@ -40,8 +46,7 @@ export function decodeWireName(wire: string): string | undefined {
  * another (`~YS9i` is `a/b`); it is sent in its own wire form (`~flM5aQ`), as on the actor API.
  */
 export function transferIdOfPathSegment(decoded: string): string {
-  const id = decodeWireName(decoded);
-  return id !== undefined && id.length <= MAX_ACTOR_ID_LENGTH ? id : decoded;
+  return decodeActorId(decoded) ?? decoded;
 }
 
 /**

@@ -1,14 +1,10 @@
 import { PortalError } from '../common/errors.js';
 import { WIRE_ESCAPE } from '../common/wire-escape.js';
-import {
-  MAX_ACTOR_ID_LENGTH,
-  PLAIN_ACTOR_ID,
-  decodeWireName,
-  encodeWireName,
-} from '../common/actor-id-wire.js';
+import { MAX_ACTOR_ID_LENGTH, PLAIN_ACTOR_ID, encodeWireName } from '../common/actor-id-wire.js';
 
 export {
   MAX_ACTOR_ID_LENGTH,
+  decodeActorId,
   decodeWireName,
   encodeWireName,
   splitIdHint,
@@ -104,12 +100,6 @@ export function checkActorType(value: unknown, name = 'actorType'): asserts valu
 export function encodeActorId(id: string): string {
   checkActorId(id);
   return encodeWireName(id);
-}
-
-/** The actor id whose wire form is `wire` (inverse of encodeActorId); undefined when `wire` is not one. */
-export function decodeActorId(wire: string): string | undefined {
-  const id = decodeWireName(wire);
-  return id !== undefined && id.length <= MAX_ACTOR_ID_LENGTH ? id : undefined;
 }
 
 /**
