@@ -713,6 +713,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       await this.undoStart(t);
       throw err;
     }
+    // a new row (a new revision): the dashboard asks a transfer it saw finished again only then
+    this.listTransfer();
     this.ctx.log.info('transfer restarted');
     return this.status();
   }

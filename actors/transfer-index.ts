@@ -55,6 +55,10 @@ export const DEFAULT_LIST_LIMIT = 100;
  */
 export class TransferIndex {
   private readonly rows = new Map<string, TransferIndexRow>();
+  /** The revision of each row: the value of `sets` when it was set (freeze keeps it). */
+  private readonly revisions = new Map<string, number>();
+  /** Rows set so far, over all ids: a revision is never given twice, even to an id forgotten and started again. */
+  private sets = 0;
   /** The ids of `rows`, sorted. */
   private readonly ids: string[] = [];
 
@@ -62,10 +66,21 @@ export class TransferIndex {
     return this.rows.size;
   }
 
-  /** Adds transfer `id` (or replaces its row). */
+  /** Adds transfer `id` (or replaces its row), with a new revision. */
   set(id: string, row: TransferIndexRow): void {
     if (!this.rows.has(id)) this.ids.splice(this.lowerBound(id), 0, id);
     this.rows.set(id, row);
+    this.revisions.set(id, ++this.sets);
+  }
+
+  /**
+   * The revision of `id`'s row (undefined when it has none): a number that changes at every `set` (a
+   * SchedulerActor sets its row at each start, restart and activation, so at every way out of a finished state)
+   * and never comes back, not even for an id forgotten and started again. The dashboard polls a finished transfer
+   * again only when it changed.
+   */
+  revision(id: string): number | undefined {
+    return this.revisions.get(id);
   }
 
   /** Replaces the live row of `id` by a snapshot of it (its actor is deactivated: the row would read nothing). */
@@ -78,6 +93,7 @@ export class TransferIndex {
 
   delete(id: string): void {
     if (!this.rows.delete(id)) return;
+    this.revisions.delete(id);
     const i = this.lowerBound(id);
     if (this.ids[i] === id) this.ids.splice(i, 1);
   }

@@ -10,9 +10,13 @@ import type { Dashboard, DashboardOptions, DashboardSnapshot } from './types.js'
 /** A status call slower than this counts as a failed poll of that transfer. */
 const STATUS_TIMEOUT_MS = 10_000;
 
+/** The states a transfer's status stays in until a new start, restart or forget (a new revision). */
+const FINISHED_STATES = new Set<string>(['done', 'failed', 'cancelled']);
+
 /**
  * Starts the live dashboard: polls `SchedulerActor.status` of every id `transfers()` lists every
- * `pollMs` through the actor host (so it works on the embedded and the Dapr host alike), and
+ * `pollMs` through the actor host (so it works on the embedded and the Dapr host alike) — a finished one only
+ * again once its `revision()` changed — and
  * serves the page (`/`), a server-sent event stream of snapshots (`/events`), the latest snapshot
  * (`/api/state`) and Prometheus metrics (`/metrics`). A status call that fails is shown as an
  * event and counted, never thrown. Rejects with PORTAL_INVALID_ARGUMENT on bad options and
@@ -73,6 +77,16 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
 
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
+  /** Transfers whose last status was finished, with the revision (opts.revision) read before that status call. */
+  const finishedRevision = new Map<string, number>();
+  const revisionOf = (id: string): number | undefined => {
+    try {
+      return opts.revision?.(id);
+    } catch (err) {
+      log.warn({ err, transferId: id }, 'dashboard: revision() failed');
+      return undefined;
+    }
+  };
   let inFlight: Promise<DashboardSnapshot> | undefined;
 
   async function statusOf(id: string): Promise<TransferStatus | Error> {
@@ -115,14 +129,24 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     } catch (err) {
       log.warn({ err }, 'dashboard: queued() failed');
     }
-    const results = await Promise.all(ids.map(statusOf));
+    const listed = new Set(ids);
+    for (const id of finishedRevision.keys()) if (!listed.has(id)) finishedRevision.delete(id);
+    // a finished transfer is asked again only once its revision changed (read before the call: a restart
+    // during it leaves the old one recorded, so the next poll asks again)
+    const asked = ids
+      .map((id) => ({ id, revision: revisionOf(id) }))
+      .filter(({ id, revision }) => revision === undefined || finishedRevision.get(id) !== revision);
+    const results = await Promise.all(asked.map(({ id }) => statusOf(id)));
     const statuses = new Map<string, TransferStatus | Error>();
-    ids.forEach((id, i) => {
+    asked.forEach(({ id, revision }, i) => {
       const r = results[i];
       if (r instanceof Error) {
         metrics.countPollError();
         log.debug({ err: r, transferId: id }, 'dashboard: status failed');
       }
+      if (!(r instanceof Error) && revision !== undefined && FINISHED_STATES.has(r.state))
+        finishedRevision.set(id, revision);
+      else finishedRevision.delete(id);
       statuses.set(id, r);
     });
     let hostStats: ActorHostStats | null = null;
@@ -180,6 +204,7 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     registerMetricsSource: (source) => metrics.registerSource(source),
     recordDeadLetter: (reason, count) => metrics.recordDeadLetter(reason, count),
     forgetTransfer(transferId) {
+      finishedRevision.delete(transferId);
       tracker.drop(transferId);
       metrics.forget([transferId]);
     },

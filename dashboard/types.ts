@@ -14,6 +14,15 @@ export interface DashboardOptions {
    * poll. They are not polled: the snapshot counts them and lists the first MAX_QUEUED_LISTED.
    */
   queued?: () => readonly string[];
+  /**
+   * A number that changes whenever transfer `transferId` may leave a finished state: a start, a restart, a
+   * reactivation, a forget and new start each give its row on the host's list a new one (TransferIndex.revision;
+   * undefined when the id is not on it). With it, a transfer whose last status was done, failed or cancelled is not
+   * polled again while its revision stays the same (its status cannot change before one of those), so a poll costs
+   * a status call per unfinished transfer only; without it (or while it answers undefined) every listed transfer is
+   * polled on every poll. A finished transfer's view and metrics stay those of its last status.
+   */
+  revision?: (transferId: string) => number | undefined;
   logger: Logger;
   /** TCP port; 0 (default) = a free port. */
   port?: number;

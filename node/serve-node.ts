@@ -454,6 +454,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
           transfers: () => [...transfers],
           // queued transfers have no scheduler yet (not in `transfers`): listed and counted, not polled
           queued: () => admission.queuedIds(),
+          // a finished transfer is polled again only when its row changes (a start, restart, activation)
+          revision: (id) => transferIndex.revision(id),
           logger, // createDashboard binds component: dashboard itself
           port: opts.dashboardPort,
           hostname: opts.dashboardHost ?? '127.0.0.1',

@@ -37,6 +37,25 @@ describe('TransferIndex', () => {
     expect(ix.page().transfers[0].state).toBe('running');
   });
 
+  test('revision: every set gives a new one, freeze keeps it, delete drops it, and none comes back', () => {
+    const ix = new TransferIndex();
+    expect(ix.revision('x')).toBeUndefined();
+    ix.set('x', row('x', 'running'));
+    ix.set('y', row('y', 'done'));
+    const first = ix.revision('x')!;
+    expect(first).toEqual(expect.any(Number));
+    expect(ix.revision('y')).not.toBe(first);
+    ix.freeze('x');
+    expect(ix.revision('x')).toBe(first);
+    ix.set('x', row('x', 'running')); // a restart
+    const second = ix.revision('x')!;
+    expect(second).not.toBe(first);
+    ix.delete('x'); // a forget
+    expect(ix.revision('x')).toBeUndefined();
+    ix.set('x', row('x', 'running')); // the id started again
+    expect([first, second, ix.revision('y')]).not.toContain(ix.revision('x'));
+  });
+
   test('an unknown state is refused by name', () => {
     expect(parseListStates('done,queued')).toEqual(['done', 'queued']);
     expect(() => parseListStates('done,finished')).toThrow(/"finished"/);

@@ -54,7 +54,9 @@ export function transferStatus(id: string, over: Partial<TransferStatus> = {}): 
 }
 
 /** An ActorHost whose SchedulerActor.status answers from `statuses` (an Error entry rejects). */
-export function fakeHost(statuses: Map<string, TransferStatus | Error>): ActorHost & { calls: number } {
+export function fakeHost(
+  statuses: Map<string, TransferStatus | Error>,
+): ActorHost & { calls: number; callsOf: Map<string, number> } {
   const stats: ActorHostStats = {
     activations: 3,
     deactivations: 0,
@@ -67,6 +69,8 @@ export function fakeHost(statuses: Map<string, TransferStatus | Error>): ActorHo
   const host = {
     kind: 'embedded' as const,
     calls: 0,
+    /** status calls per transfer id. */
+    callsOf: new Map<string, number>(),
     register() {},
     proxy(actorType: string, actorId: string): ActorRef {
       return {
@@ -74,6 +78,7 @@ export function fakeHost(statuses: Map<string, TransferStatus | Error>): ActorHo
         actorId,
         async invoke<R>(method: string): Promise<R> {
           host.calls++;
+          host.callsOf.set(actorId, (host.callsOf.get(actorId) ?? 0) + 1);
           stats.calls++;
           if (actorType !== 'SchedulerActor' || method !== 'status')
             throw new Error(`unexpected ${actorType}.${method}`);

@@ -153,6 +153,73 @@ describe('dashboard server on a fake actor host', () => {
     expect(text).toContain('portal_edge_health{transfer="t2",edge="a"}');
   });
 
+  test('finished transfers: polled again only when their revision changes or after a forget; the views stay right', async () => {
+    const statuses = new Map<string, TransferStatus | Error>([
+      ['t1', transferStatus('t1', { state: 'done', verified: true, bytesDone: 4096, finishedAt: 2_000 })],
+      ['t2', transferStatus('t2', { bytesDone: 1024 })],
+      ['t3', transferStatus('t3', { state: 'failed', error: 'source gone', finishedAt: 3_000 })],
+      ['t4', transferStatus('t4', { state: 'cancelled', error: 'cancelled', finishedAt: 4_000 })],
+    ]);
+    const revisions = new Map<string, number>([
+      ['t1', 1],
+      ['t2', 2],
+      ['t3', 3],
+    ]); // t4 has none: polled every time
+    let ids = ['t1', 't2', 't3', 't4'];
+    const host = fakeHost(statuses);
+    dash = await createDashboard({
+      host,
+      transfers: () => ids,
+      revision: (id) => revisions.get(id),
+      logger,
+      pollMs: 1000,
+    });
+    for (let i = 0; i < 3; i++) await dash.pollNow();
+    expect(Object.fromEntries(host.callsOf)).toEqual({ t1: 1, t2: 4, t3: 1, t4: 4 });
+    const view = (id: string) => dash!.snapshot().transfers.find((t) => t.id === id);
+    expect(view('t1')).toMatchObject({ state: 'done', verified: true, bytesDone: 4096, polled: true });
+    expect(view('t3')).toMatchObject({ state: 'failed', error: 'source gone', polled: true });
+
+    // t3 restarted (a new revision) and running: asked again, shown running; once failed again, asked no more
+    statuses.set('t3', transferStatus('t3', { bytesDone: 512 }));
+    revisions.set('t3', 5);
+    await dash.pollNow();
+    expect(view('t3')).toMatchObject({ state: 'running', bytesDone: 512 });
+    statuses.set(
+      't3',
+      transferStatus('t3', { state: 'failed', error: 'source gone again', finishedAt: 5_000 }),
+    );
+    await dash.pollNow();
+    await dash.pollNow();
+    expect(host.callsOf.get('t3')).toBe(3);
+    expect(view('t3')).toMatchObject({ state: 'failed', error: 'source gone again', finishedAt: 5_000 });
+
+    // t1 restarted and done again between two polls: its new revision alone brings the new status
+    statuses.set(
+      't1',
+      transferStatus('t1', { state: 'done', verified: true, bytesDone: 8192, finishedAt: 6_000 }),
+    );
+    revisions.set('t1', 6);
+    await dash.pollNow();
+    await dash.pollNow();
+    expect(host.callsOf.get('t1')).toBe(2);
+    expect(view('t1')).toMatchObject({ state: 'done', bytesDone: 8192, finishedAt: 6_000 });
+
+    // t1 forgotten (off the list), then its id started again: asked again even were its revision the same
+    ids = ['t2', 't3', 't4'];
+    dash.forgetTransfer('t1');
+    await dash.pollNow();
+    expect(view('t1')).toBeUndefined();
+    statuses.set('t1', transferStatus('t1', { bytesDone: 100, startedAt: 7_000 }));
+    ids = ['t1', 't2', 't3', 't4'];
+    await dash.pollNow();
+    expect(host.callsOf.get('t1')).toBe(3);
+    expect(view('t1')).toMatchObject({ state: 'running', bytesDone: 100, startedAt: 7_000 });
+    expect(
+      dash.snapshot().events.filter((e) => e.type === 'transfer-started' && e.transfer === 't1'),
+    ).toHaveLength(2);
+  });
+
   test('errors: a failing status call is an event and a counted poll error, and bad options are typed errors', async () => {
     const statuses = new Map<string, TransferStatus | Error>([['t1', new Error('actor host stopped')]]);
     dash = await createDashboard({ host: fakeHost(statuses), transfers: () => ['t1'], logger, pollMs: 1000 });
