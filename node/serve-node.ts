@@ -26,6 +26,7 @@ import { isInvocableMethod } from '../runtime/actor-methods.js';
 import { createBusFromEnv, natsOptionsFromEnv, subjects, type PrePositionTaskMessage } from '../bus/index.js';
 import { createNatsStreamTransport, registerStreamMetrics } from '../stream/index.js';
 import { askHoldings, createExecutor, edgePutCredentialFromEnv } from '../transfer/index.js';
+import { startPrefixHashThread } from '../transfer/prefix-hasher.js';
 import type { TickEngine } from '../engine/index.js';
 import { createDashboard } from '../dashboard/index.js';
 import { actorApiContract } from '../api/validate.js';
@@ -166,6 +167,8 @@ export interface ServeNode {
   coordinator: CoordinatorBridge;
   /** This process's admission control (running and queued transfers). */
   admission: TransferAdmission;
+  /** Threads started with the host: data-plane threads (0 when fetches run on the main thread) and the hash thread. */
+  threads: { data: number; hash: boolean };
   /** Stops the dashboard, edge events, executor, host, stream transport, API server, bus and engine, in that order. */
   close(): Promise<void>;
 }
@@ -283,6 +286,11 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     // pre-position tasks PUT chunks to edges that may require a token (portal edge --accept --put-token)
     put: edgePutCredentialFromEnv(env),
   });
+  // The data-plane threads and the hash thread start with the host, not with its first transfers: their boot
+  // (an isolate and the bundled worker each, ~0.1 s of CPU) would land on the first burst of starts and hold up
+  // its API calls (bench:load, 1000 starts: start p99 −20 %, BENCHMARKS.md "Issue 15 at the end of session 13").
+  executor.warm();
+  const hashThread = startPrefixHashThread();
   const bus = createExecutorAttachingBus(bus0, executor, logger);
   const engine = await createNodeEngine(opts, logger);
   const transfers = new Set<string>();
@@ -537,6 +545,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     dashboardUrl: dash?.url,
     coordinator,
     admission,
+    threads: { data: executor.stats().dataThreads, hash: await hashThread },
     async close() {
       await dash?.close();
       coordinator.close();

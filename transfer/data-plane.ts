@@ -69,6 +69,8 @@ export interface DataPlaneOptions {
 /** Counters of a data plane. */
 export interface DataPlaneStats {
   threads: number;
+  /** Threads started and not stopped (they start on the first job, or all at once with `start`). */
+  started: number;
   /** Fetches running on the threads now. */
   running: number;
   /** Summed lengths of the running fetches (bytes). */
@@ -353,6 +355,7 @@ export function createDataPlane(opts: DataPlaneOptions = {}): DataPlane {
       for (const t of slots) r += t?.pending.size ?? 0;
       return {
         threads: n,
+        started: slots.filter((t) => t !== undefined && !t.dead).length,
         running: r,
         crashes,
         keptBytes,

@@ -70,6 +70,8 @@ export interface ExecutorStats {
   queued: number;
   /** Dispatches dropped unfetched because their transfer had ended (see TRANSFER_ENDED_CHUNK). */
   droppedEnded: number;
+  /** Data-plane threads running now (0 on the calling thread, or before the first transfer or `warm`). */
+  dataThreads: number;
 }
 
 /** Runs dispatched chunk fetches for attached transfers and reports each outcome on the bus. */
@@ -80,6 +82,12 @@ export interface Executor {
   /** Unsubscribes from the transfer, cancels its queued and in-flight fetches, then syncs and closes its output files; rejects PORTAL_TRANSFER_FAILED when a file cannot be closed. */
   detach(transferId: string): Promise<void>;
   stats(): ExecutorStats;
+  /**
+   * Starts the data-plane threads now instead of at the first attached transfer; no-op without threads or after
+   * close. A long-lived host calls it at start-up: each thread's boot (an isolate, the bundled worker, undici:
+   * ~0.1 s of CPU) would otherwise land on the first burst of transfers and delay its API calls.
+   */
+  warm(): void;
   /** Detaches every transfer (aborting in-flight fetches, reported as 'cancelled') and closes all files; idempotent. */
   close(): Promise<void>;
 }
@@ -521,7 +529,15 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       attached.set(transferId, { subs, outputs: new Set() });
     },
     detach,
-    stats: () => ({ ...counters, inFlight: running.size, queued: queue.length }),
+    stats: () => ({
+      ...counters,
+      inFlight: running.size,
+      queued: queue.length,
+      dataThreads: plane?.stats().started ?? 0,
+    }),
+    warm() {
+      if (!closed) plane?.start();
+    },
     close() {
       if (closing) return closing;
       closed = true;

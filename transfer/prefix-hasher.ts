@@ -159,8 +159,28 @@ function createInlineHasher(path: string): PrefixHasher {
   };
 }
 
-let thread: { worker: Worker; waiting: Map<number, (r: FromHashWorker) => void> } | undefined | null;
+let thread:
+  { worker: Worker; waiting: Map<number, (r: FromHashWorker) => void>; online: boolean } | undefined | null;
 let nextId = 1;
+
+/**
+ * Starts the process's hash thread now instead of at the first hasher (a long-lived host does at start-up, so the
+ * first transfers do not wait for its boot). Resolves to true once the thread runs its script; false when hashing
+ * runs on the calling thread (setPrefixHashThread(false)), the worker is not built, or the thread failed to
+ * start. Never rejects.
+ */
+export function startPrefixHashThread(): Promise<boolean> {
+  if (!useThread) return Promise.resolve(false);
+  const t = hashThread();
+  if (!t) return Promise.resolve(false);
+  return new Promise<boolean>((resolve) => {
+    const ok = (): void => resolve(thread === t);
+    t.worker.once('online', ok);
+    t.worker.once('error', () => resolve(false));
+    // already online (started by an earlier hasher): 'online' has fired before this listener
+    if (t.online) ok();
+  });
+}
 
 /** The process's hash thread, started on first use; null when it cannot start (then callers hash on their thread). */
 function hashThread(): typeof thread {
@@ -172,7 +192,8 @@ function hashThread(): typeof thread {
     resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
   });
   const waiting = new Map<number, (r: FromHashWorker) => void>();
-  const t = { worker, waiting };
+  const t = { worker, waiting, online: false };
+  worker.once('online', () => (t.online = true));
   worker.on('message', (r: FromHashWorker) => {
     const done = waiting.get(r.id);
     waiting.delete(r.id);

@@ -302,6 +302,8 @@ export const serveCommand = defineCommand({
       dashboard: node.dashboardUrl,
       maxRunning: node.admission.stats().maxRunning,
       maxQueued: node.admission.stats().maxQueued,
+      dataThreads: node.threads.data,
+      hashThread: node.threads.hash,
     };
     if (flags.json) process.stdout.write(`${JSON.stringify({ type: 'ready', ...ready })}\n`);
     else process.stdout.write(`portal serve: ${runtime} actor host ready on port ${appPort}\n`);

@@ -4,7 +4,7 @@
  * refused saying why (daprd must be started with the port), before anything starts.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { runPortal } from '../helpers/portal-cli.js';
@@ -72,3 +72,21 @@ describe('portal serve --app-port 0', () => {
     expect(r.code).toBe(2);
   }, 70_000);
 });
+
+test('the ready record says the data-plane threads and the hash thread started with the host', async () => {
+  let ready: { dataThreads?: number; hashThread?: boolean } | undefined;
+  await serveUntilReady(['--app-port', '0', '--json'], (line) => {
+    const j = JSON.parse(line) as {
+      type?: string;
+      appPort?: number;
+      dataThreads?: number;
+      hashThread?: boolean;
+    };
+    if (j.type !== 'ready') return undefined;
+    ready = j;
+    return j.appPort;
+  });
+  // DEFAULT_DATA_THREADS: 2, or 1 on a single core
+  expect(ready?.dataThreads).toBe(Math.max(1, Math.min(2, availableParallelism())));
+  expect(ready?.hashThread).toBe(true);
+}, 70_000);

@@ -230,6 +230,26 @@ describe('executor', () => {
     expect(reports.map((r) => r.reason)).toEqual(['cancelled', 'cancelled']);
   });
 
+  test('executor: warm starts the data-plane threads before any transfer; close stops them; warm after close does nothing', async () => {
+    const bus = createMemoryBus();
+    buses.push(bus);
+    const exec = createExecutor({ bus, id: 'warm', threads: 2 });
+    expect(exec.stats().dataThreads).toBe(0); // threads start with the first attached transfer, or with warm
+    exec.warm();
+    expect(exec.stats().dataThreads).toBe(2);
+    exec.warm(); // idempotent
+    expect(exec.stats().dataThreads).toBe(2);
+    await exec.close();
+    expect(exec.stats().dataThreads).toBe(0);
+    exec.warm();
+    expect(exec.stats().dataThreads).toBe(0);
+    // fetches on the calling thread: nothing to start
+    const inline = createExecutor({ bus, id: 'inline', threads: 0 });
+    inline.warm();
+    expect(inline.stats().dataThreads).toBe(0);
+    await inline.close();
+  });
+
   test('executor: rejects bad options naming them', () => {
     const bus = createMemoryBus();
     buses.push(bus);

@@ -1,7 +1,12 @@
 import { appendFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { createPrefixHasher, INLINE_SLICE_BYTES, setPrefixHashThread } from '../../transfer/prefix-hasher.js';
+import {
+  createPrefixHasher,
+  INLINE_SLICE_BYTES,
+  setPrefixHashThread,
+  startPrefixHashThread,
+} from '../../transfer/prefix-hasher.js';
 import { makeTempDir, randomBytes } from './fixtures.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -78,5 +83,30 @@ describe('whole-file hash on the calling thread', () => {
     h.advance(2 * INLINE_SLICE_BYTES);
     h.dispose();
     await expect(h.digest(2 * INLINE_SLICE_BYTES)).rejects.toMatchObject({ code: 'PORTAL_INVALID_ARGUMENT' });
+  });
+});
+
+describe('starting the hash thread ahead of its first hasher', () => {
+  afterEach(() => setPrefixHashThread(true));
+
+  test('resolves true once the thread runs (again true when it already does); false when hashing stays on the calling thread', async () => {
+    setPrefixHashThread(false);
+    await expect(startPrefixHashThread()).resolves.toBe(false);
+    setPrefixHashThread(true);
+    await expect(startPrefixHashThread()).resolves.toBe(true);
+    await expect(startPrefixHashThread()).resolves.toBe(true);
+    // and the started thread hashes
+    const tmp = await makeTempDir('portal-hash-start-');
+    try {
+      const file = join(tmp.dir, 'f.bin');
+      const data = randomBytes(3 * 1024 * 1024 + 5);
+      await writeFile(file, data);
+      const h = createPrefixHasher(file);
+      h.advance(data.length);
+      const d = await h.digest(data.length);
+      expect(d.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+    } finally {
+      await tmp.cleanup();
+    }
   });
 });
