@@ -9,6 +9,7 @@ import {
 } from '../transfer/output-target.js';
 import { partialChunkLogPath } from '../transfer/partial-chunks.js';
 import { Actor } from '../runtime/types.js';
+import { checkActorId } from '../runtime/state-keys.js';
 import { notOwnFileReason, openOwnFile } from '../common/own-file.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { isRedactedUrl, redactText, redactUrl } from '../common/redact.js';
@@ -460,6 +461,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     );
     checkArg(typeof req.output === 'string' && req.output.length > 0, 'output', 'a file path');
     checkArg(Array.isArray(req.edges) && req.edges.length > 0, 'edges', 'at least one edge');
+    // an edge id is its EdgeActor's id and a subject token: refused here, naming the field, not at its first call
+    req.edges.forEach((e, i) => checkActorId(e?.id, `edges[${i}].id`));
     checkLocation(req.location);
     checkArg(
       [req.manifest, req.manifestUrl, req.manifestCid].filter((x) => x !== undefined).length === 1,

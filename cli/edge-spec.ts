@@ -2,6 +2,17 @@ import { readFileSync } from 'node:fs';
 import { PortalError } from '../common/errors.js';
 import { EdgeFlags } from '../scheduler/types.js';
 import type { TransferEdge } from '../actors/types.js';
+import { actorIdProblem } from '../runtime/state-keys.js';
+
+/**
+ * Throws PORTAL_CONFIG_INVALID `<what>: expected …, got …` unless `value` is an actor id (checkActorId's rule: 1 to
+ * MAX_ACTOR_ID_BYTES bytes of UTF-8): the ids the CLI takes (transfer ids, edge ids) become actor ids and NATS
+ * subject tokens, so an over-long one is refused where it is given, not at its first publish.
+ */
+export function checkIdFlag(value: string, what: string): void {
+  const problem = actorIdProblem(value);
+  if (problem !== undefined) throw new PortalError('PORTAL_CONFIG_INVALID', `${what}: ${problem}`);
+}
 
 /** The most requests in flight to one edge `max=N` accepts (0 would leave the edge unused, the fetch waiting). */
 export const MAX_PARALLEL = 1024;
@@ -61,6 +72,7 @@ export function parseEdgeSpec(spec: string, index: number): TransferEdge {
         break;
       case 'id':
         if (!v) throw new PortalError('PORTAL_CONFIG_INVALID', `--edge ${spec}: id expects a name`);
+        checkIdFlag(v, `--edge ${spec}: id`);
         edge.id = v;
         break;
       default:
@@ -98,6 +110,7 @@ export function readEdgesFile(path: string): TransferEdge[] {
         `--edges-file ${path}: edge [${i}] needs "id" and "config.url"`,
       );
     }
+    checkIdFlag(edge.id, `--edges-file ${path}: edge [${i}] id`);
     return e as TransferEdge;
   });
 }

@@ -6,8 +6,24 @@ import { escapeName, unescapeName } from './wire-escape.js';
  * read ids off paths. runtime/state-keys.ts builds encodeActorId / decodeActorId on these and re-exports them.
  */
 
-/** Longest actor id accepted, in UTF-16 code units (its wire form is at most 4/3 of its UTF-8 bytes, plus 1). */
-export const MAX_ACTOR_ID_LENGTH = 1024;
+/**
+ * Longest actor id accepted, in bytes of its UTF-8: 256 ASCII characters, 85 of three bytes (such as `€`), 64 of
+ * four. The ids go onto the bus: the wire format (bus/codec.ts) refuses a transfer, edge or task id over 256
+ * characters, and a NATS server drops a connection whose protocol line (subject included) exceeds max_control_line
+ * (4096 bytes by default). The old bound, 1024 characters, let ids through that ran on the in-process bus but whose
+ * every dispatch over NATS was dead-lettered (PORTAL_WIRE_MALFORMED) and whose cancel failed (PORTAL_WIRE_TOO_LARGE);
+ * 1024 three-byte characters made a 4097-character subject token. In bytes, so that the bound holds for the wire
+ * form too: at most 1 + 4/3 of them, 343 characters, well inside a subject.
+ */
+export const MAX_ACTOR_ID_BYTES = 256;
+
+/** The longest wire form of an id of MAX_ACTOR_ID_BYTES: `~` and the unpadded base64url of that many bytes. */
+const MAX_WIRE_LENGTH = 1 + Math.ceil((MAX_ACTOR_ID_BYTES * 4) / 3);
+
+/** Bytes of the UTF-8 of `id` (a lone surrogate counts as the 3 of U+FFFD; checkActorId refuses it anyway). */
+export function actorIdBytes(id: string): number {
+  return Buffer.byteLength(id, 'utf8');
+}
 
 /**
  * Characters an actor id (or Dapr timer/reminder name) keeps as it is on the wire and in store keys. Everything
@@ -34,8 +50,9 @@ export function decodeWireName(wire: string): string | undefined {
 
 /** The actor id whose wire form is `wire` (inverse of encodeActorId); undefined when `wire` is not one. */
 export function decodeActorId(wire: string): string | undefined {
+  if (wire.length > MAX_WIRE_LENGTH) return undefined;
   const id = decodeWireName(wire);
-  return id !== undefined && id.length <= MAX_ACTOR_ID_LENGTH ? id : undefined;
+  return id !== undefined && actorIdBytes(id) <= MAX_ACTOR_ID_BYTES ? id : undefined;
 }
 
 /**

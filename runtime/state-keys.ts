@@ -1,9 +1,10 @@
 import { PortalError } from '../common/errors.js';
 import { WIRE_ESCAPE } from '../common/wire-escape.js';
-import { MAX_ACTOR_ID_LENGTH, PLAIN_ACTOR_ID, encodeWireName } from '../common/actor-id-wire.js';
+import { MAX_ACTOR_ID_BYTES, actorIdBytes, decodeWireName, encodeWireName } from '../common/actor-id-wire.js';
 
 export {
-  MAX_ACTOR_ID_LENGTH,
+  MAX_ACTOR_ID_BYTES,
+  actorIdBytes,
   decodeActorId,
   decodeWireName,
   encodeWireName,
@@ -59,27 +60,39 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 /** Actor type names: plain identifiers (class names), so that they need no encoding anywhere. */
 const TYPE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** What MAX_ACTOR_ID_BYTES means and why, for the messages that name it. */
+const ID_LIMIT_WHY = `(${MAX_ACTOR_ID_BYTES} ASCII characters, ${Math.floor(MAX_ACTOR_ID_BYTES / 3)} of three bytes such as "€": ids travel on the bus, whose messages and subjects carry no longer one)`;
+
 /**
- * The one rule for actor ids on every host: any well-formed string of 1 to MAX_ACTOR_ID_LENGTH characters is its
- * own actor. Throws PORTAL_INVALID_ARGUMENT for anything else (not a string, empty, too long, a lone surrogate,
- * which has no UTF-8 form).
+ * The one rule for actor ids on every host: any well-formed string of 1 to MAX_ACTOR_ID_BYTES bytes of UTF-8 is its
+ * own actor. Throws PORTAL_INVALID_ARGUMENT for anything else (not a string, empty, too long — the message names the
+ * limit and the id's size —, a lone surrogate, which has no UTF-8 form).
  */
 export function checkActorId(value: unknown, name = 'actorId'): asserts value is string {
+  const problem = actorIdProblem(value);
+  if (problem !== undefined) throw new PortalError('PORTAL_INVALID_ARGUMENT', `${name}: ${problem}`);
+}
+
+/**
+ * What is wrong with `value` as an actor id, in a phrase (`expected …, got …`) the caller prefixes with where it
+ * came from (a field, a CLI flag); undefined when it is one. checkActorId's rule, for callers with their own error
+ * code (the CLI's PORTAL_CONFIG_INVALID).
+ */
+export function actorIdProblem(value: unknown): string | undefined {
+  // (a string longer than the limit in UTF-16 units is longer in UTF-8 bytes too: not measured)
   if (
-    typeof value !== 'string' ||
-    value.length === 0 ||
-    value.length > MAX_ACTOR_ID_LENGTH ||
-    LONE_SURROGATE.test(value)
-  ) {
-    throw new PortalError(
-      'PORTAL_INVALID_ARGUMENT',
-      `${name}: expected a well-formed string of 1 to ${MAX_ACTOR_ID_LENGTH} characters, got ${
-        typeof value === 'string'
-          ? `${JSON.stringify(value.slice(0, 80))} (${value.length} characters)`
-          : typeof value
-      }`,
-    );
-  }
+    typeof value === 'string' &&
+    value.length > 0 &&
+    value.length <= MAX_ACTOR_ID_BYTES &&
+    !LONE_SURROGATE.test(value) &&
+    actorIdBytes(value) <= MAX_ACTOR_ID_BYTES
+  )
+    return undefined;
+  const got =
+    typeof value !== 'string'
+      ? typeof value
+      : `${JSON.stringify(value.slice(0, 80))}${value.length > 80 ? '…' : ''} (${value.length} characters, ${actorIdBytes(value)} bytes of UTF-8)`;
+  return `expected a well-formed string of 1 to ${MAX_ACTOR_ID_BYTES} bytes of UTF-8 ${ID_LIMIT_WHY}, got ${got}`;
 }
 
 /** Throws PORTAL_INVALID_ARGUMENT unless `value` is an actor type name: a letter or `_`, then letters, digits, `_`. */
@@ -105,8 +118,8 @@ export function encodeActorId(id: string): string {
 /**
  * The PORTAL_INVALID_ARGUMENT error for an actor id `wire` (a path segment, percent-decoded; `sent` the segment as
  * it came, when it differs) that is not in the wire form (decodeActorId gave undefined), saying what is wrong in
- * the user's terms: which characters an id may have as it is, which ones it has besides, and the form to send
- * instead (`~` and the base64url of the id's UTF-8, which encodeActorId and createDaprActorClient produce).
+ * the user's terms: its size against MAX_ACTOR_ID_BYTES when it is an id's wire form but too long; else which
+ * characters an id may have as it is, which ones it has besides, and the form to send instead (`~` and the base64url of the id's UTF-8, which encodeActorId and createDaprActorClient produce).
  * Percent-encoding does not carry such an id: daprd decodes the path before routing, so `a%2Fb` reaches it as
  * two segments (it answers "actor method not found"), and both Portal hosts refuse it the same way.
  */
@@ -115,11 +128,16 @@ export function notWireIdError(wire: string, sent?: string): PortalError {
   const as = sent !== undefined && sent !== wire ? ` (sent as ${quoted(sent)})` : '';
   const rule =
     'an actor id goes into the URL as it is only when it has nothing but letters, digits, "_", "-" and "." (not first)';
+  const decoded = decodeWireName(wire);
+  if (decoded !== undefined)
+    // in the wire form, and too long
+    return new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `actor id ${quoted(wire)}${as} is refused: ${decoded === wire ? 'it has' : 'it is the wire form of an id of'} ${actorIdBytes(decoded)} bytes of UTF-8, and ${MAX_ACTOR_ID_BYTES} bytes are the most an id may have ${ID_LIMIT_WHY}`,
+    );
   let what: string;
-  if (PLAIN_ACTOR_ID.test(wire))
-    what = `it is longer than ${MAX_ACTOR_ID_LENGTH} characters, the most an id may have`;
-  else if (wire.startsWith(WIRE_ESCAPE) && /^[A-Za-z0-9_-]+$/.test(wire.slice(1)))
-    what = `"${WIRE_ESCAPE}" begins an encoded id, and ${quoted(wire.slice(1))} is not the base64url (unpadded) of the UTF-8 of an id that needs encoding (an id longer than ${MAX_ACTOR_ID_LENGTH} characters, or a plain one in disguise, is not)`;
+  if (wire.startsWith(WIRE_ESCAPE) && /^[A-Za-z0-9_-]+$/.test(wire.slice(1)))
+    what = `"${WIRE_ESCAPE}" begins an encoded id, and ${quoted(wire.slice(1))} is not the base64url (unpadded) of the UTF-8 of an id that needs encoding (a plain id in disguise is not)`;
   else {
     const others = [...new Set([...wire].filter((c) => !/[A-Za-z0-9._-]/.test(c)))];
     const named = others.slice(0, 6).map((c) => JSON.stringify(c));

@@ -14,6 +14,7 @@ import { PortalError, isPortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import { resolveLogFormat } from '../../common/log-format.js';
 import { commonFlags, defineCommand } from '../args.js';
+import { checkIdFlag } from '../edge-spec.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 /** Files at least this large show a progress line while the start's hash check reads them. */
@@ -243,6 +244,7 @@ export const edgeCommand = defineCommand({
   async run({ flags }) {
     if (!flags.file || !flags.manifest)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'edge: --file and --manifest are required');
+    if (flags.id !== undefined) checkIdFlag(flags.id, '--id');
     const manifest = unpackManifest(await loadManifestRef(resolve(flags.manifest)));
     const tls = readTls(flags['tls-cert'], flags['tls-key']);
     const logger = createLogger({

@@ -13,6 +13,7 @@ import {
 } from '../../bus/index.js';
 import { createExecutor } from '../../transfer/index.js';
 import { commonFlags, defineCommand } from '../args.js';
+import { checkIdFlag } from '../edge-spec.js';
 import { untilStopSignal } from '../signals.js';
 
 /** A bus view that remembers the `ready` promise of every subscription made through it. */
@@ -85,6 +86,7 @@ export const executorCommand = defineCommand({
     const all = flags.all;
     if (all === transfers.length > 0)
       throw new PortalError('PORTAL_CONFIG_INVALID', 'executor: give --transfer ID or --all (one of them)');
+    for (const t of transfers) checkIdFlag(t, '--transfer');
     const id = flags.id ?? `executor-${hostname()}-${process.pid}`;
     const logger = createLogger({
       level: flags['log-level'],

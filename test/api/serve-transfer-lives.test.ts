@@ -2,11 +2,16 @@ import { jest } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encodeActorId } from '../../runtime/state-keys.js';
+import { MAX_ACTOR_ID_BYTES } from '../../runtime/state-keys.js';
 import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { waitFor } from '../helpers/dapr.js';
-import { startEmbeddedServe, stopEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
+import {
+  schedulerCall,
+  startEmbeddedServe,
+  stopEmbeddedServe,
+  type EmbeddedServe,
+} from '../helpers/portal-cli.js';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
 
 // `portal serve --runtime embedded` (dist/, a real process) with the in-process bus and with a real nats-server,
@@ -48,8 +53,12 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
   });
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  async function call(id: string, method: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const res = await fetch(`${serve.base}/SchedulerActor/${encodeActorId(id)}/method/${method}`, {
+  type Answer = { status: number; body: any };
+  const call = (id: string, method: string, body?: unknown): Promise<Answer> =>
+    schedulerCall(serve.base, id, method, body);
+  /** A call to the actor whose wire id (the path segment) is `wire`, as it is. */
+  async function callWire(wire: string, method: string, body?: unknown): Promise<Answer> {
+    const res = await fetch(`${serve.base}/SchedulerActor/${wire}/method/${method}`, {
       method: 'POST',
       body: body === undefined ? undefined : JSON.stringify(body),
     });
@@ -101,6 +110,53 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
       expect(await sha(outputs[i])).toBe(manifest.fileSha256);
       expect((await call(id, 'forget')).status).toBe(200);
     }
+  });
+
+  test('an id of MAX_ACTOR_ID_BYTES (256) bytes of UTF-8 runs; one byte more is refused with the limit named, for a transfer id and an edge id', async () => {
+    const atLimit = `${'€'.repeat(85)}x`; // 256 bytes: its wire form is 343 characters
+    expect(Buffer.byteLength(atLimit)).toBe(MAX_ACTOR_ID_BYTES);
+    for (const id of [atLimit, 'p'.repeat(256)]) {
+      const output = join(tmp.dir, `${busKind === 'NATS' ? 'n' : 'm'}-long-id-${id.length}.bin`);
+      expect(await call(id, 'start', request(id, output))).toMatchObject({
+        status: 200,
+        body: { state: 'running' },
+      });
+      const s = await finished(id);
+      expect({ state: s.state, verified: s.verified, timeouts: s.counters.timeouts }).toEqual({
+        state: 'done',
+        verified: true,
+        timeouts: 0,
+      });
+      expect(await sha(output)).toBe(manifest.fileSha256);
+      expect((await call(id, 'forget')).status).toBe(200);
+    }
+
+    // one byte more, in its wire form (non-ASCII) and plain: the host says why and starts nothing
+    for (const [over, wire] of [
+      [`${atLimit}y`, `~${Buffer.from(`${atLimit}y`).toString('base64url')}`],
+      ['a'.repeat(257), 'a'.repeat(257)],
+    ]) {
+      const r = await callWire(wire, 'start', request(over, join(tmp.dir, 'never.bin')));
+      expect({ status: r.status, code: r.body?.error?.code }).toEqual({
+        status: 400,
+        code: 'PORTAL_INVALID_ARGUMENT',
+      });
+      expect(r.body.error.message).toContain('257 bytes of UTF-8, and 256 bytes are the most an id may have');
+    }
+    // an edge id of 257 bytes in a start: refused naming the limit, the transfer not started
+    const id = 'long-edge-id';
+    const req = request(id, join(tmp.dir, 'never.bin')) as { edges: { id: string }[] };
+    req.edges[0].id = `${atLimit}y`;
+    const r = await call(id, 'start', req);
+    expect({ status: r.status, code: r.body?.error?.code }).toEqual({
+      status: 400,
+      code: 'PORTAL_INVALID_ARGUMENT',
+    });
+    expect(r.body.error.message).toContain(
+      'edges[0].id: expected a well-formed string of 1 to 256 bytes of UTF-8',
+    );
+    expect(r.body.error.message).toContain('(87 characters, 257 bytes of UTF-8)');
+    expect((await call(id, 'status')).body?.error?.code).toBe('PORTAL_UNKNOWN_TRANSFER');
   });
 
   test.each([

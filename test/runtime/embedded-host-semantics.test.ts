@@ -119,7 +119,10 @@ describe('actor ids', () => {
 
   test('ids that cannot be carried are refused with PORTAL_INVALID_ARGUMENT, types must be identifiers', () => {
     const host = newHost({});
-    for (const bad of ['', 'a\uD800b', 'x'.repeat(1025), 42 as unknown as string]) {
+    // MAX_ACTOR_ID_BYTES: 256 bytes of UTF-8, not characters (86 "€" are 258 bytes)
+    expect(() => host.proxy('Counter', 'x'.repeat(256))).not.toThrow();
+    expect(() => host.proxy('Counter', `${'€'.repeat(85)}x`)).not.toThrow();
+    for (const bad of ['', 'a\uD800b', 'x'.repeat(257), '€'.repeat(86), 42 as unknown as string]) {
       let caught: unknown;
       try {
         host.proxy('Counter', bad);

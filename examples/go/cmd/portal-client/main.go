@@ -79,6 +79,11 @@ func asPortalError(err error) *PortalError {
 // plainID matches the transfer ids that go into the actor URL as they are (PLAIN_ID in runtime/state-keys.ts).
 var plainID = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
 
+// maxIDBytes is the longest transfer id Portal accepts, in bytes of its UTF-8 (MAX_ACTOR_ID_BYTES in
+// common/actor-id-wire.ts): 256 ASCII characters, 85 of three bytes such as "€". A longer one is refused with
+// PORTAL_INVALID_ARGUMENT (ids travel on the bus, whose messages and subjects carry no longer one).
+const maxIDBytes = 256
+
 // actorID is the wire form of a transfer id, as Portal's hosts route it (encodeActorId in runtime/state-keys.ts): the
 // id itself when it is plain (letters, digits, "_", "-", and "." after the first character), else "~" followed by the
 // unpadded base64url of its UTF-8 bytes. The SDK puts the id into daprd's path as it is, and daprd decodes the path
@@ -89,6 +94,9 @@ func actorID(id string) (string, error) {
 	}
 	if !utf8.ValidString(id) {
 		return "", fmt.Errorf("-id %q: a transfer id is UTF-8 text", id)
+	}
+	if len(id) > maxIDBytes {
+		return "", fmt.Errorf("-id: a transfer id is at most %d bytes of UTF-8, this one has %d", maxIDBytes, len(id))
 	}
 	if plainID.MatchString(id) {
 		return id, nil
