@@ -59,19 +59,27 @@ export function idealSeconds(bytes: number, capsBps: number[], dieIndex: number,
 }
 
 /**
- * Prints a run's timeline to stderr: one line per sample, ms since the tool started, then MB each mirror sent
- * in that interval, plus where each mirror's first byte came and when the last byte moved.
+ * Prints a run's timeline to stderr: one line per sample, ms since the tool started (each sample's own clock
+ * reading: setInterval fires late on a loaded machine and its lateness adds up, ~0.1 s over a 7 s run), then MB
+ * each mirror sent in that interval, plus where each mirror's first byte came and when the last byte moved.
  */
-function printTimeline(tool: string, run: number, samples: number[][], mirrors: number): void {
-  const first = Array.from({ length: mirrors }, (_, i) => samples.findIndex((x) => x[i] > 0));
-  const lastIdx = samples.reduce((a, x, k) => (x.some((b) => b > 0) ? k : a), -1);
-  const lines = [`timeline run ${run + 1} ${tool} (ms: MB per mirror per ${timelineMs} ms)`];
+function printTimeline(
+  tool: string,
+  run: number,
+  samples: { ms: number; bytes: number[] }[],
+  mirrors: number,
+): void {
+  const first = Array.from({ length: mirrors }, (_, i) => samples.find((x) => x.bytes[i] > 0));
+  const lastIdx = samples.reduce((a, x, k) => (x.bytes.some((b) => b > 0) ? k : a), -1);
+  const lines = [
+    `timeline run ${run + 1} ${tool} (ms: MB per mirror since the line before, every ~${timelineMs} ms)`,
+  ];
   for (let k = 0; k <= lastIdx; k++)
     lines.push(
-      `${((k + 1) * timelineMs).toString().padStart(6)}: ${samples[k].map((b) => (b / 1e6).toFixed(2).padStart(5)).join(' ')}`,
+      `${samples[k].ms.toFixed(0).padStart(6)}: ${samples[k].bytes.map((b) => (b / 1e6).toFixed(2).padStart(5)).join(' ')}`,
     );
   lines.push(
-    `first byte per mirror (ms): ${first.map((k) => (k < 0 ? '-' : String((k + 1) * timelineMs))).join(' / ')}; last byte by ${(lastIdx + 1) * timelineMs} ms`,
+    `first byte per mirror (ms): ${first.map((x) => (x ? x.ms.toFixed(0) : '-')).join(' / ')}; last byte by ${lastIdx < 0 ? '-' : samples[lastIdx].ms.toFixed(0)} ms`,
   );
   process.stderr.write(`${lines.join('\n')}\n`);
 }
@@ -141,14 +149,15 @@ async function main(): Promise<void> {
         const before = links.map((l) => l.bytesDown());
         let killer: NodeJS.Timeout | undefined;
         let killed: Promise<void> = Promise.resolve();
-        const samples: number[][] = [];
+        const samples: { ms: number; bytes: number[] }[] = [];
         let sampler: NodeJS.Timeout | undefined;
         const s: TimedSample = await runTimed(tool, cmd[0], cmd[1], good, () => {
           if (timelineMs > 0) {
+            const t0 = performance.now();
             let last = links.map((l) => l.bytesDown());
             sampler = setInterval(() => {
               const now = links.map((l) => l.bytesDown());
-              samples.push(now.map((b, i) => b - last[i]));
+              samples.push({ ms: performance.now() - t0, bytes: now.map((b, i) => b - last[i]) });
               last = now;
             }, timelineMs);
           }
