@@ -14,6 +14,7 @@ import {
   type Executor,
 } from '../../transfer/index.js';
 import { createDataPlane, type DataPlane } from '../../transfer/data-plane.js';
+import type { DataJob } from '../../transfer/data-protocol.js';
 import { openPartialChunkLog, partialChunkLogPath } from '../../transfer/partial-chunks.js';
 import { startNginx, type TestNginx } from '../../harness/index.js';
 import { createMemoryBus, subjects, type Bus } from '../../bus/index.js';
@@ -64,6 +65,11 @@ function item(
     timeoutMs: 20_000,
     ...extra,
   };
+}
+
+/** The job of chunk `chunk` of the test file into `output`, from the mirror at the URL given to the result. */
+function mirrorJob(output: string, chunk: number): (edgeUrl: string) => DataJob {
+  return (edgeUrl) => ({ output, fileSize: SIZE, ...item(chunk, 0, edgeUrl, { edgeKind: 'mirror' }) });
 }
 
 function setup(id: string, opts: { dataPlane?: DataPlane } = {}): { bus: Bus; exec: Executor } {
@@ -386,17 +392,7 @@ describe('data plane on worker threads', () => {
     const plane = createDataPlane({ threads: 1 });
     planes.push(plane);
     const output = join(tmp.dir, 'out-partial-reset.bin');
-    const job = (edgeUrl: string) => ({
-      output,
-      fileSize: SIZE,
-      chunk: 3,
-      edgeUrl,
-      edgeKind: 'mirror' as const,
-      cid: m.chunks[3],
-      offset,
-      length,
-      timeoutMs: 20_000,
-    });
+    const job = mirrorJob(output, 3);
     try {
       const first = await plane.run(job(`http://127.0.0.1:${(dying.address() as AddressInfo).port}/src.bin`));
       expect(first.ok).toBe(false);
@@ -412,6 +408,55 @@ describe('data plane on worker threads', () => {
     }
     const again = await plane.run(job(`${nginx[1].httpUrl}/src.bin`));
     expect(again).toMatchObject({ ok: true, bytes: length, keptBytes: cut });
+    await plane.closeFile(output);
+    expect((await readFile(output)).subarray(offset, offset + length)).toEqual(
+      file.bytes.subarray(offset, offset + length),
+    );
+  }, 30_000);
+
+  test('partial chunks: a fetch cancelled in its retry backoff (its source reset mid-chunk) records its bytes at the cancel, so the failover sent right behind it asks only for the rest', async () => {
+    // a mirror that sends the first `cut` bytes of chunk 4 and resets the connection (the thread's fetch waits
+    // out a backoff before it asks again); the scheduler's failover then cancels that fetch and dispatches the
+    // chunk to another source in the same tick: both messages reach the thread at once
+    const { offset, length } = chunkRange(m, 4);
+    const cut = 150_000;
+    let closed = 0;
+    const resetting = createServer((req, res) => {
+      res.socket?.once('close', () => closed++);
+      if (closed > 0) return; // a retry is never answered
+      res.writeHead(206, {
+        'content-length': String(length),
+        'content-range': `bytes ${offset}-${offset + length - 1}/${SIZE}`,
+      });
+      res.write(file.bytes.subarray(offset, offset + cut), () => res.socket?.destroy());
+    });
+    await new Promise<void>((r) => resetting.listen(0, '127.0.0.1', r));
+    const plane = createDataPlane({ threads: 1 });
+    planes.push(plane);
+    const output = join(tmp.dir, 'out-failover-backoff.bin');
+    const job = mirrorJob(output, 4);
+    try {
+      const ac = new AbortController();
+      const first = plane.run(
+        job(`http://127.0.0.1:${(resetting.address() as AddressInfo).port}/src.bin`),
+        ac.signal,
+      );
+      // the thread wrote the `cut` bytes (the file is created at its first write) and the connection is gone
+      const want = file.bytes.subarray(offset, offset + cut);
+      for (;;) {
+        const got = existsSync(output) ? (await readFile(output)).subarray(offset, offset + cut) : undefined;
+        if (closed > 0 && got?.equals(want)) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      ac.abort(new Error('failover'));
+      const again = plane.run(job(`${nginx[1].httpUrl}/src.bin`));
+      expect(await first).toMatchObject({ ok: false, reason: 'cancelled' });
+      expect(await again).toMatchObject({ ok: true, bytes: length, keptBytes: cut });
+    } finally {
+      resetting.closeAllConnections();
+      await new Promise((r) => resetting.close(r));
+    }
+    expect(plane.stats().keptBytes).toBe(cut);
     await plane.closeFile(output);
     expect((await readFile(output)).subarray(offset, offset + length)).toEqual(
       file.bytes.subarray(offset, offset + length),

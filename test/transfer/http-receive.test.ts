@@ -2,10 +2,12 @@
  * HttpClient.receive: a response body handed to callbacks through undici's dispatch handler API (the chunk
  * path), against real loopback servers: pieces in order, unwanted bodies skipped, errors and aborts.
  */
+import { jest } from '@jest/globals';
 import {
   createHttpClient,
   fetchChunk,
   ChunkFetchError,
+  FETCH_BACKOFF_BASE_MS,
   type BodyReceiver,
   type HttpClient,
   type ResponseHead,
@@ -171,6 +173,54 @@ describe('receive', () => {
 });
 
 describe('fetchChunk over receive', () => {
+  test('a fetch cancelled while it waits to retry (after a reset mid-body) ends at the cancel, not when its backoff would end', async () => {
+    const s = await mirror((n) => (n === 0 ? { kind: 'reset-mid-body' } : { kind: 'ok' }));
+    const length = 400 * 1024;
+    const cid = createHash('sha256').update(bytes.subarray(0, length)).digest('hex');
+    const ac = new AbortController();
+    // the largest backoff of the first retry (FETCH_BACKOFF_BASE_MS · 2, full jitter), so that it is one timer of
+    // its own, and the cancel comes as soon as that timer is set
+    const random = jest.spyOn(Math, 'random').mockReturnValue(0.999);
+    const realSetTimeout = globalThis.setTimeout;
+    const events: string[] = [];
+    const spy = jest
+      .spyOn(globalThis, 'setTimeout')
+      .mockImplementation((f: () => void, ms?: number, ...rest: unknown[]) => {
+        if (ms === 0.999 * 2 * FETCH_BACKOFF_BASE_MS) {
+          events.push('backoff set');
+          queueMicrotask(() => ac.abort(new Error('failover')));
+          return realSetTimeout(() => {
+            events.push('backoff ended');
+            f();
+          }, ms);
+        }
+        return Reflect.apply(realSetTimeout, globalThis, [f, ms, ...rest]) as NodeJS.Timeout;
+      });
+    let err: ChunkFetchError;
+    try {
+      err = (await rejectionOf(() =>
+        fetchChunk({
+          edgeUrl: s.url,
+          edgeKind: 'mirror',
+          cid,
+          offset: 0,
+          length,
+          timeoutMs: 20_000,
+          client: client(),
+          signal: ac.signal,
+        }),
+      )) as ChunkFetchError;
+      events.push('fetch ended');
+    } finally {
+      spy.mockRestore();
+      random.mockRestore();
+    }
+    expect(err).toBeInstanceOf(ChunkFetchError);
+    expect(err.fault).toBe('cancelled');
+    expect(events).toEqual(['backoff set', 'fetch ended']);
+    expect(s.requests).toHaveLength(1);
+  });
+
   test('a fetch whose deadline passes while it waits for the only connection ends then, not when that connection frees', async () => {
     const s = await mirror((n) => (n === 0 ? { kind: 'stall' } : { kind: 'ok' }));
     const c = client({ connectionsPerOrigin: 1, stallTimeoutMs: 60_000 });
