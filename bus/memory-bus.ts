@@ -33,6 +33,8 @@ export function createMemoryBus(opts: { onError?: (err: unknown, subject: string
   const scope = new AsyncResource('PortalMemoryBus');
   const rr = new Map<string, number>();
   let closed = false;
+  const createdAt = Date.now();
+  let closedAt: number | undefined;
   const onError =
     opts.onError ??
     ((err: unknown, subject: string) => {
@@ -98,9 +100,17 @@ export function createMemoryBus(opts: { onError?: (err: unknown, subject: string
       };
     },
     async close(): Promise<void> {
+      if (!closed) closedAt = Date.now();
       closed = true;
       for (const s of subs) s.closed = true;
       subs.length = 0;
     },
+    health: () => ({
+      kind: 'memory',
+      state: closed ? 'closed' : 'connected',
+      sinceMs: closedAt ?? createdAt,
+      disconnects: 0,
+      reconnects: 0,
+    }),
   };
 }

@@ -17,6 +17,7 @@ import {
 import { PortalError, isPortalError } from '../common/errors.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { createLogLimiter } from '../common/log-limit.js';
+import type { BusConnectionState, BusHealth } from '../common/health.js';
 import { logHandlerError } from './handler-errors.js';
 import {
   createCodecRegistry,
@@ -95,6 +96,8 @@ export interface NatsBus extends Bus {
   /** The client name. */
   readonly name: string;
   stats(): NatsBusStats;
+  /** The connection: connected, reconnecting (since the server went away) or closed, and since when. */
+  health(): BusHealth;
   /** Resolves once the server has seen everything published so far on core subjects. */
   flush(): Promise<void>;
 }
@@ -248,12 +251,25 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       recovering = undefined;
     }));
 
+  /** The connection's state and when it entered it (wall ms), for health probes. */
+  let connection: { state: BusConnectionState; sinceMs: number } = {
+    state: 'connected',
+    sinceMs: Date.now(),
+  };
+  const enter = (state: BusConnectionState): void => {
+    if (connection.state !== state && connection.state !== 'closed')
+      connection = { state, sinceMs: Date.now() };
+  };
+  void nc.closed().then(() => enter('closed'));
+
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
+        enter('reconnecting');
         stats.disconnects++;
         log.warn({ server: (s as { server?: string }).server }, 'disconnected from NATS');
       } else if (s.type === 'reconnect') {
+        enter('connected');
         stats.reconnects++;
         log.info({ server: (s as { server?: string }).server }, 'reconnected to NATS');
         void recover();
@@ -716,10 +732,17 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
         : subscribeCore(subject, h, o.queue);
     },
     stats: () => ({ ...stats, deadLetteredByCode: { ...stats.deadLetteredByCode } }),
+    health: () => ({
+      kind: 'nats',
+      ...connection,
+      disconnects: stats.disconnects,
+      reconnects: stats.reconnects,
+    }),
     flush: () => nc.flush(),
     close() {
       if (closing) return closing;
       closed = true;
+      enter('closed');
       closing = (async () => {
         for (const s of jsSubs) {
           s.closed = true;

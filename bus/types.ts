@@ -1,3 +1,4 @@
+import type { BusHealth } from '../common/health.js';
 import { escapeName, unescapeName } from '../common/wire-escape.js';
 
 /**
@@ -14,6 +15,8 @@ export interface Bus {
     opts?: { queue?: string },
   ): Subscription;
   close(): Promise<void>;
+  /** The connection's state for health probes (common/health.ts); absent on buses that cannot lose one. */
+  health?(): BusHealth;
 }
 
 export interface Subscription {

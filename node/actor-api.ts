@@ -1,3 +1,4 @@
+import { answerHealth, type BusHealth } from '../common/health.js';
 import { browserRefusal, isLoopbackHost } from '../common/browser-guard.js';
 import { decodePathSegment } from '../common/path-segment.js';
 import http from 'node:http';
@@ -34,7 +35,7 @@ export interface ActorApiOptions {
   /** Interface to bind (default 127.0.0.1). Anything but loopback requires `token`. */
   hostname?: string;
   /**
-   * Bearer token every call but /healthz must carry (`authorization: Bearer <token>` or, as on daprd's API,
+   * Bearer token every call but /healthz and /readyz must carry (`authorization: Bearer <token>` or, as on daprd's API,
    * `dapr-api-token: <token>`); compared in constant time, never logged. Required beyond loopback.
    */
   token?: string;
@@ -51,6 +52,8 @@ export interface ActorApiOptions {
   transfers?: TransferIndex;
   /** A request (headers and body) must arrive within this many ms, else 408 (default REQUEST_TIMEOUT_MS, 60 s). */
   requestTimeoutMs?: number;
+  /** The bus's connection, reported by /healthz (liveness) and /readyz (readiness): common/health.ts. */
+  busHealth?: () => BusHealth | undefined;
   log: Logger;
 }
 
@@ -117,10 +120,8 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
     const url = req.url ?? '/';
     const path = url.includes('?') ? url.slice(0, url.indexOf('?')) : url;
     const m = /^\/v1\.0\/actors\/([^/]+)\/([^/]+)\/method\/([^/]+)$/.exec(path);
-    if (path === '/healthz' || path === '/v1.0/healthz') {
-      res.writeHead(204).end();
-      return;
-    }
+    // probes carry no token: liveness and readiness with the bus's state (common/health.ts HEALTH_PATHS)
+    if (answerHealth(path, res, opts.busHealth)) return;
     // a web page cannot send the token; without one, a page in the user's browser could call the API
     const crossSite = opts.token === undefined ? browserRefusal(req, { loopback: true }) : undefined;
     if (crossSite !== undefined) {

@@ -292,6 +292,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
   executor.warm();
   const hashThread = startPrefixHashThread();
   const bus = createExecutorAttachingBus(bus0, executor, logger);
+  // /healthz and /readyz report the bus's connection (NATS: connected / reconnecting / closed, since when)
+  const busHealth = () => bus0.health?.();
   const engine = await createNodeEngine(opts, logger);
   const transfers = new Set<string>();
   // admission control per host process: on Dapr each instance counts the SchedulerActors it hosts
@@ -376,6 +378,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       actorScanInterval: d.actorScanInterval,
       drainOngoingCallTimeout: d.drainOngoingCallTimeout,
       drainTimeoutMs: opts.drainTimeoutMs,
+      busHealth,
       localTurns: d.localTurns,
       services,
       logger,
@@ -424,6 +427,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       log: logger,
       verifiedChunks: services.verifiedChunks,
       transfers: transferIndex,
+      busHealth,
     });
     appPort = (api.address() as AddressInfo).port;
     closeExtra = async () => {

@@ -1,3 +1,4 @@
+import { HEALTH_PATHS, answerHealth, type BusHealth } from '../common/health.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
@@ -78,6 +79,11 @@ export interface DaprHostOptions {
    * without `onDeactivate`, as on the embedded host. daprd's own drain is `drainOngoingCallTimeout`.
    */
   readonly drainTimeoutMs?: number;
+  /**
+   * The bus's connection, reported by the app's /healthz (liveness, instead of the SDK's bare 200) and /readyz
+   * (readiness): common/health.ts.
+   */
+  readonly busHealth?: () => BusHealth | undefined;
   /** Sockets to the sidecar at most, kept alive (SDK state/timer calls and proxies; default 64). */
   readonly maxSockets?: number;
   /**
@@ -824,10 +830,22 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
   };
 
   const routes = (app: App): void => {
+    // before the SDK's own /healthz (actor.init adds it after these routes): liveness and readiness with the bus
+    app.use((req, res, next) => {
+      // (Express's response is a node:http ServerResponse; Res types only what the routes use)
+      if (
+        !answerHealth(
+          req.path,
+          res as unknown as Pick<http.ServerResponse, 'writeHead' | 'end'>,
+          opts.busHealth,
+        )
+      )
+        next();
+    });
     if (opts.appApiToken) {
       const token = opts.appApiToken;
       app.use((req, res, next) => {
-        if (req.path === '/healthz' || req.headers['dapr-api-token'] === token) return next();
+        if (HEALTH_PATHS.has(req.path) || req.headers['dapr-api-token'] === token) return next();
         sendError(
           res,
           new PortalError('PORTAL_CONFIG_INVALID', 'missing or wrong dapr-api-token (APP_API_TOKEN)'),

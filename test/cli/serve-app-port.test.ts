@@ -48,7 +48,7 @@ describe('portal serve --app-port 0', () => {
       return j.type === 'ready' ? j.appPort : undefined;
     });
     expect(r.port).toBeGreaterThan(0);
-    expect(r.health).toBe(204); // /healthz answers 204 No Content, as daprd's does
+    expect(r.health).toBe(200); // /healthz: liveness, 200 with the bus state (common/health.ts)
     expect(r.code).toBe(0);
   }, 70_000);
 
@@ -58,7 +58,7 @@ describe('portal serve --app-port 0', () => {
       return m ? Number(m[1]) : undefined;
     });
     expect(r.port).toBeGreaterThan(0);
-    expect(r.health).toBe(204); // /healthz answers 204 No Content, as daprd's does
+    expect(r.health).toBe(200); // /healthz: liveness, 200 with the bus state (common/health.ts)
   }, 70_000);
 
   test('dapr: refused before anything starts, one line saying why (daprd must be started with the port), exit 2', async () => {

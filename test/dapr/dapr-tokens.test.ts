@@ -70,6 +70,14 @@ describe('Dapr API tokens', () => {
     });
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ error: { code: 'PORTAL_CONFIG_INVALID' } });
-    expect((await fetch(`http://127.0.0.1:${inst.appPort}/healthz`)).status).toBe(200);
+    // the probes need no token, and answer Portal's report (the bus's state), not the SDK's bare 200
+    for (const path of ['/healthz', '/readyz']) {
+      const probe = await fetch(`http://127.0.0.1:${inst.appPort}${path}`);
+      expect({ path, status: probe.status, body: await probe.json() }).toEqual({
+        path,
+        status: 200,
+        body: { status: 'ok', bus: expect.objectContaining({ state: 'connected' }) },
+      });
+    }
   });
 });

@@ -49,7 +49,8 @@ describe('deploy manifests', () => {
       const [c] = d.spec.template.spec.containers;
       expect(c.args.slice(0, 3)).toEqual(['serve', '--runtime', 'dapr']);
       expect(c.ports[0].containerPort).toBe(daprDefaults.appPort);
-      expect(c.readinessProbe.httpGet.port).toBe(daprDefaults.appPort);
+      expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: daprDefaults.appPort });
+      expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: daprDefaults.appPort });
       expect(c.resources.requests.cpu).toBeDefined();
       expect(c.resources.requests.memory).toBeDefined();
     }

@@ -298,7 +298,8 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
         code: 'PORTAL_UNKNOWN_TRANSFER',
       });
     }
-    expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(204);
+    expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${s.port}/readyz`)).status).toBe(200);
     expect(s.output()).not.toContain(token);
   }, 60_000);
 
