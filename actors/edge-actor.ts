@@ -22,9 +22,28 @@ export interface EdgeServices {
 
 const PROBE_TIMER = 'probe';
 const HOLD_TIMER = 'hold-off';
-/** Hold-off after a busy answer without Retry-After: 1 s doubling per busy answer in a row, at most 60 s. */
+/**
+ * Hold-off after a busy answer (503/429/5xx): 1 s doubling per busy answer in a row, at most 60 s (README "a `503`/`429`
+ * holds the source off…"). It is also the floor under a Retry-After: `Retry-After: 0` or an HTTP date in the past
+ * would otherwise put the source back at once and re-ask an overloaded mirror in a tight loop (~90 requests/s measured).
+ */
 const BUSY_BASE_MS = 1000;
 const BUSY_CAP_MS = 60_000;
+/**
+ * The longest hold-off a Retry-After gets, ms (1 h). The EdgeActor is shared by every transfer naming the edge: a
+ * source asking for days (or sending a nonsense number) would otherwise be taken out for all of them that long. A
+ * transfer whose source budget ends before the Retry-After gives that source up at once (SchedulerActor).
+ */
+export const RETRY_AFTER_CAP_MS = 3_600_000;
+
+/**
+ * Hold-off after the `streak`-th busy answer in a row (1-based), ms: the source's Retry-After (ms, undefined when
+ * absent or unreadable) no shorter than the 1 s doubling back-off and no longer than RETRY_AFTER_CAP_MS.
+ */
+export function busyHoldMs(streak: number, retryAfterMs: number | undefined): number {
+  const backoff = Math.min(BUSY_CAP_MS, BUSY_BASE_MS * 2 ** Math.max(0, streak - 1));
+  return Math.min(RETRY_AFTER_CAP_MS, Math.max(backoff, retryAfterMs ?? 0));
+}
 
 /** True when `s` has the shape of EdgeEstimatorState (finite numbers where numbers belong). */
 function isEstimatorState(s: unknown): s is EdgeEstimatorState {
@@ -156,10 +175,7 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
       if (s.ok) this.busyStreak = 0;
       if (s.reason === 'busy') {
         this.busyStreak++;
-        holdMs = Math.max(
-          holdMs,
-          s.retryAfterMs ?? Math.min(BUSY_CAP_MS, BUSY_BASE_MS * 2 ** (this.busyStreak - 1)),
-        );
+        holdMs = Math.max(holdMs, busyHoldMs(this.busyStreak, s.retryAfterMs));
       }
       if (s.ok) est.observeSuccess(s.bytes, s.firstByteMs, s.transferMs, now);
       else if (est.observeFailure(s.reason ?? 'unknown', now) && !this.announcedOffline) {
@@ -174,8 +190,8 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
   }
 
   /**
-   * The edge answered busy: it is taken out of scheduling until `ms` from now (its Retry-After, or a
-   * doubling back-off), then put back without a probe — the next chunk request is the probe. A later
+   * The edge answered busy: it is taken out of scheduling until `ms` from now (busyHoldMs: its Retry-After, at
+   * least the doubling back-off, at most RETRY_AFTER_CAP_MS), then put back without a probe — the next chunk request is the probe. A later
    * busy answer can only extend the hold.
    */
   private async holdOff(est: EdgeEstimator, ms: number): Promise<void> {

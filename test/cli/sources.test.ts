@@ -213,6 +213,28 @@ describe('portal fetch: the sources users have', () => {
     expect(busy).toBeLessThan(30); // not ~1000: the Retry-After was honoured
   });
 
+  test.each([
+    ['0', '0'],
+    ['an HTTP date in the past', 'Wed, 21 Oct 2015 07:28:00 GMT'],
+  ])(
+    '503 with Retry-After %s for three seconds: the 1 s doubling back-off is the floor, not a tight loop; the file completes',
+    async (_name, retryAfter) => {
+      let since = 0;
+      const s = await mirror((i) => {
+        if (i === 0) return { kind: 'ok' }; // the probe
+        since ||= Date.now();
+        return Date.now() - since < 3000 ? { kind: 'status', status: 503, retryAfter } : { kind: 'ok' };
+      });
+      const o = out();
+      const r = await portal(['fetch', s.url, '--out', o, ...checksum()]);
+      expect(r.code).toBe(0);
+      await expectFile(o);
+      const busy = s.requests.filter((q) => q.at - since < 3000).length;
+      // held off 1 s, 2 s: a few requests (the chunks in flight when the first 503 came), not ~270 (90/s before)
+      expect(busy).toBeLessThan(30);
+    },
+  );
+
   test('a mirror that ignores Range (only mirror) is read as one stream and the file completes', async () => {
     const s = await mirror(() => ({ kind: 'ignore-range' }));
     const o = out();
