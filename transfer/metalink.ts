@@ -72,14 +72,85 @@ function xmlLib(): { fxp: typeof Fxp; parser: Fxp.XMLParser } {
   const parser = new fxp.XMLParser({
     ignoreAttributes: false,
     attributeNamePrefix: '@',
-    removeNSPrefix: false, // keep xmlns: the namespace tells Metalink v4 from v3
-    isArray: (name) => ['file', 'url', 'hash', 'metaurl'].includes(name),
+    removeNSPrefix: false, // keep prefixes and xmlns: resolveNamespaces matches namespace URI + local name
+    isArray: (name) => REPEATED.has(localName(name)),
     parseTagValue: false,
     trimValues: true,
     // numeric character references (&#233; &#x41;) decoded, as any XML parser does; external entities stay refused
     htmlEntities: true,
   });
   return (xmlCache = { fxp, parser });
+}
+
+/** Metalink elements that may repeat, by local name: always arrays in the parsed tree. */
+const REPEATED = new Set(['file', 'url', 'hash', 'metaurl']);
+/** The local part of a qualified XML name (`m:file` → `file`). */
+const localName = (qname: string): string => qname.slice(qname.indexOf(':') + 1);
+/** The namespace the `xml` prefix is bound to without a declaration (Namespaces in XML 1.0 §3). */
+const XML_NS = 'http://www.w3.org/XML/1998/namespace';
+
+/**
+ * One element of fast-xml-parser's tree (`removeNSPrefix: false`) rewritten by namespace: its child elements in
+ * the Metalink v4 namespace keyed by local name (`<m:file>` with `xmlns:m="urn:ietf:params:xml:ns:metalink"`,
+ * or `<file>` under that default namespace, both become `file`), elements of any other namespace dropped (RFC 5854
+ * §4: foreign markup is ignored, as aria2c's libxml2 reader does), unprefixed attributes kept (Metalink's
+ * attributes have no namespace), prefixed ones and declarations dropped. `scope` maps prefixes ('' = default) to
+ * URIs, an empty URI meaning none (`xmlns=""`), with `node`'s own declarations already in it. Throws PORTAL_MANIFEST_INVALID naming `source` for a prefix that
+ * is not declared (a document that is not namespace-well-formed).
+ */
+function resolveNamespaces(node: unknown, scope: ReadonlyMap<string, string>, source: string): unknown {
+  if (typeof node !== 'object' || node === null) return node; // a text-only element: its text
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node as Record<string, unknown>)) {
+    if (k === '#text') out[k] = v;
+    else if (k.startsWith('@')) {
+      if (!k.includes(':') && k !== '@xmlns') out[k] = v;
+    } else
+      for (const child of Array.isArray(v) ? v : [v]) {
+        // a child's own declarations apply to its own name (`<ml:file xmlns:ml="…">`)
+        const inner =
+          typeof child === 'object' && child !== null
+            ? withDeclarations(child as Record<string, unknown>, scope)
+            : scope;
+        if (elementNamespace(k, inner, source) !== METALINK_NS) continue;
+        const local = localName(k);
+        const prev = out[local];
+        const all = [
+          ...(prev === undefined ? [] : Array.isArray(prev) ? (prev as unknown[]) : [prev]),
+          resolveNamespaces(child, inner, source),
+        ];
+        out[local] = REPEATED.has(local) || all.length > 1 ? all : all[0];
+      }
+  }
+  return out;
+}
+
+/** `scope` with the namespace declarations (`xmlns`, `xmlns:p`) of element `el` added. */
+function withDeclarations(
+  el: Record<string, unknown>,
+  scope: ReadonlyMap<string, string>,
+): Map<string, string> {
+  const inner = new Map(scope);
+  for (const [k, v] of Object.entries(el))
+    if (k === '@xmlns' || k.startsWith('@xmlns:')) inner.set(k === '@xmlns' ? '' : k.slice(7), String(v));
+  return inner;
+}
+
+/** The namespace URI of element `qname` in `scope` (undefined: none); throws for an undeclared prefix. */
+function elementNamespace(
+  qname: string,
+  scope: ReadonlyMap<string, string>,
+  source: string,
+): string | undefined {
+  const colon = qname.indexOf(':');
+  const prefix = colon < 0 ? '' : qname.slice(0, colon);
+  const uri = scope.get(prefix);
+  if (uri === undefined && prefix !== '')
+    throw new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `${source}: not well-formed XML (the namespace prefix "${prefix}" of <${qname}> is not declared)`,
+    );
+  return uri || undefined;
 }
 
 const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -92,8 +163,10 @@ const text = (v: unknown): string =>
 
 /**
  * Parses a Metalink v4 document (RFC 5854): its files, sizes, sha-256 file and piece hashes and URLs (sorted by
- * priority). Throws PORTAL_MANIFEST_INVALID naming `source` for XML that is not well formed, a root that is not
- * `<metalink>` in the v4 namespace, or a file without a name or URL; PORTAL_MANIFEST_TOO_LARGE, before it is
+ * priority). Elements are matched by namespace URI + local name, whatever prefix binds the v4 namespace
+ * (`<m:metalink xmlns:m="urn:ietf:params:xml:ns:metalink">` as well as the default one); elements of other namespaces
+ * are ignored. Throws PORTAL_MANIFEST_INVALID naming `source` for XML that is not well formed (an undeclared prefix
+ * too), a root that is not `<metalink>` in the v4 namespace, or a file without a name or URL; PORTAL_MANIFEST_TOO_LARGE, before it is
  * parsed, for a document over `opts.maxBytes` (METALINK_MAX_BYTES) bytes of UTF-8.
  */
 export function parseMetalink(
@@ -148,14 +221,22 @@ export function parseMetalink(
       `${source}: cannot be read as a Metalink (${(err as Error).message})`,
     );
   }
-  const root = doc.metalink as Record<string, unknown> | undefined;
-  if (!root || typeof root !== 'object')
+  // elements are matched by namespace URI + local name, whatever prefix the document binds (`<m:metalink
+  // xmlns:m="…">` is the same element as `<metalink xmlns="…">`, and aria2c reads both)
+  const rootName = Object.keys(doc).find((k) => !k.startsWith('?') && !k.startsWith('#'));
+  if (rootName === undefined || localName(rootName) !== 'metalink')
     throw new PortalError('PORTAL_MANIFEST_INVALID', `${source}: the root element is not <metalink>`);
-  if (root['@xmlns'] !== METALINK_NS)
+  const rootEl = doc[rootName];
+  // an empty root without attributes parses as its text ''
+  const rootObj = (typeof rootEl === 'object' && rootEl ? rootEl : {}) as Record<string, unknown>;
+  const rootScope = withDeclarations(rootObj, new Map([['xml', XML_NS]]));
+  const rootNs = elementNamespace(rootName, rootScope, source);
+  if (rootNs !== METALINK_NS)
     throw new PortalError(
       'PORTAL_MANIFEST_INVALID',
-      `${source}: expected Metalink v4 (xmlns="${METALINK_NS}"), got xmlns=${JSON.stringify(root['@xmlns'] ?? null)}`,
+      `${source}: expected Metalink v4 (<${rootName}> in namespace "${METALINK_NS}"), got namespace ${JSON.stringify(rootNs ?? null)}`,
     );
+  const root = resolveNamespaces(rootObj, rootScope, source) as Record<string, unknown>;
   const files = asArray(root.file as Record<string, unknown>[] | undefined);
   if (files.length === 0) throw new PortalError('PORTAL_MANIFEST_INVALID', `${source}: no <file> element`);
   return files.map((f, i) => {

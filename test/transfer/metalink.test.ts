@@ -90,6 +90,62 @@ describe('metalink', () => {
     expect(err).toBeDefined();
   });
 
+  test('elements are matched by namespace URI + local name: a prefixed v4 document (as aria2c reads it) gives the same files; foreign elements are ignored; v3 and undeclared prefixes are refused', async () => {
+    const plain = toMetalink(m, [{ url: `${nginx.httpUrl}/data.bin` }]);
+    // every element under the prefix m, the namespace declared once on the root
+    const prefixed = plain.replace(/<(\/?)([a-z])/g, '<$1m:$2').replace('xmlns=', 'xmlns:m=');
+    expect(prefixed).toContain('<m:metalink xmlns:m="urn:ietf:params:xml:ns:metalink">');
+    // the default namespace on the root, a prefix for the same URI on one file, and foreign markup in between
+    const mixed = plain
+      .replace('<file ', '<ml:file xmlns:ml="urn:ietf:params:xml:ns:metalink" ')
+      .replace('</file>', '<x:url xmlns:x="urn:example:other">http://evil.example/x</x:url></ml:file>');
+    for (const [name, xml] of [
+      ['prefixed', prefixed],
+      ['mixed', mixed],
+    ]) {
+      const meta = join(tmp.dir, `${name}.meta4`);
+      await writeFile(meta, xml);
+      const out = join(tmp.dir, `aria2-${name}`);
+      await run('aria2c', [
+        '-q',
+        '--dir',
+        out,
+        '--check-integrity=true',
+        '--allow-overwrite=true',
+        '-M',
+        meta,
+      ]);
+      expect((await readFile(join(out, 'data.bin'))).equals(file.bytes)).toBe(true);
+      const files = parseMetalink(xml, meta);
+      expect(files).toEqual(parseMetalink(plain));
+      expect(manifestFromMetalink(files[0])).toEqual(m);
+    }
+    // a foreign element named url at the root (aria2c 1.37 refuses this one, so it is parsed only)
+    expect(
+      parseMetalink(
+        plain.replace('<generator>', '<url xmlns="urn:example:other">http://evil.example/y</url><generator>'),
+      ),
+    ).toEqual(parseMetalink(plain));
+    // the default namespace undeclared on a file: that <file> is not Metalink's, so there is none
+    expect(() => parseMetalink(plain.replace('<file ', '<file xmlns="" '), 'nons.meta4')).toThrow(
+      'nons.meta4: no <file> element',
+    );
+    expect(() =>
+      parseMetalink(
+        '<m:metalink xmlns:m="http://www.metalinker.org/"><m:file name="a"/></m:metalink>',
+        'v3.meta4',
+      ),
+    ).toThrow(
+      'v3.meta4: expected Metalink v4 (<m:metalink> in namespace "urn:ietf:params:xml:ns:metalink"), got namespace "http://www.metalinker.org/"',
+    );
+    expect(() => parseMetalink(prefixed.replace(/<(\/?)m:url/g, '<$1q:url'), 'undeclared.meta4')).toThrow(
+      /undeclared\.meta4: not well-formed XML \(the namespace prefix "q" of <q:url> is not declared\)/,
+    );
+    expect(() => parseMetalink('<m:metalink/>', 'bare.meta4')).toThrow(
+      /bare\.meta4: not well-formed XML \(the namespace prefix "m" of <m:metalink> is not declared\)/,
+    );
+  });
+
   test('a document that is not Metalink v4 is refused naming the problem', () => {
     expect(() => parseMetalink('<metalink><file', 'x.meta4')).toThrow(/x\.meta4: not well-formed XML/);
     expect(() => parseMetalink('<metalink xmlns="urn:other"><file name="a"/></metalink>', 'y.meta4')).toThrow(
