@@ -32,6 +32,22 @@ interface EdgeLimit {
   rate: number;
 }
 
+/**
+ * The cap a transfer takes for an edge that sets no limit: EdgeConfig.maxParallel 0 means "no limit"
+ * (api/schemas/EdgeActor.json), and the adaptive limit below (sized by the edge's delivered rate) then decides alone;
+ * this bound (the most `--edge URL#max=N` accepts, cli/edge-spec.ts MAX_PARALLEL) only keeps the scheduler's tables
+ * finite.
+ */
+export const NO_LIMIT_PARALLEL = 1024;
+
+/**
+ * An edge's configured max_parallel (EdgeConfig/EdgeView.maxParallel, an integer ≥ 0) as the cap a transfer applies:
+ * 0 (no limit) is NO_LIMIT_PARALLEL, anything else itself. Without this an edge configured with 0 was never asked.
+ */
+export function edgeParallelCap(maxParallel: number): number {
+  return maxParallel === 0 ? NO_LIMIT_PARALLEL : maxParallel;
+}
+
 /** Per-edge parallel-fetch limits of one transfer (see the module comment). */
 export class ParallelLimits {
   private readonly edges: EdgeLimit[] = [];

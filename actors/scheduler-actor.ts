@@ -69,7 +69,7 @@ import type {
 } from './types.js';
 import { hasBit } from '../common/bitset.js';
 import { JournalPages, type PagedJournal } from './journal-pages.js';
-import { ParallelLimits, tailGate } from './parallel-limit.js';
+import { edgeParallelCap, ParallelLimits, tailGate } from './parallel-limit.js';
 import type { TransferIndex, TransferListEntry } from './transfer-index.js';
 
 const TICK_TIMER = 'tick';
@@ -794,7 +794,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       }
       if (r.ok) {
         const e = r.edgeIndex;
-        const configured = this.edgeViews[e].maxParallel;
+        const configured = edgeParallelCap(this.edgeViews[e].maxParallel);
         if (
           this.limits.onComplete(e, r.bytes, r.transferMs, inFlight, configured, t.manifest.chunkSize) &&
           !this.isBackground(t, core)
@@ -2006,7 +2006,16 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /** The fetches edge `i` may have in flight in this transfer: its probed limit, at most its max_parallel. */
   private parallelOf(i: number): number {
-    return this.tailGated[i] ? 0 : this.limits.limit(i, this.edgeViews[i]?.maxParallel ?? 0);
+    return this.tailGated[i] ? 0 : this.configuredLimit(i);
+  }
+
+  /**
+   * Edge `i`'s probed limit, at most its max_parallel (edgeParallelCap: 0 is no limit); 0 while no view of it is
+   * known yet.
+   */
+  private configuredLimit(i: number): number {
+    const v = this.edgeViews[i];
+    return v ? this.limits.limit(i, edgeParallelCap(v.maxParallel)) : 0;
   }
 
   /**
@@ -2020,8 +2029,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       t.req.edges.map((e, i) => ({
         inFlight: core.edges.queueDepth[i],
         rateBytesPerSec: this.limits.rateBytesPerSec(i),
-        usable:
-          core.edges.available[i] === 1 && this.limits.limit(i, this.edgeViews[i]?.maxParallel ?? 0) > 0,
+        usable: core.edges.available[i] === 1 && this.configuredLimit(i) > 0,
         holdsAll: this.holdsOf(e) === 'all',
       })),
       remainingBytes,
@@ -2042,7 +2050,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       ...(this.risk?.warm ? {} : { bandwidth, rtt, health: v.health }),
       available: v.available && usable(this.health[i]),
       flags: v.flags,
-      maxParallel: this.tailGated[i] ? 0 : this.limits.limit(i, v.maxParallel),
+      maxParallel: this.tailGated[i] ? 0 : this.limits.limit(i, edgeParallelCap(v.maxParallel)),
       timeoutMs: this.swarm?.isSource(i)
         ? Math.max(SWARM_SOURCE_TIMEOUT_MS, adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk))
         : adaptiveTimeoutMs({ ...v, bandwidth, rtt }, chunk),

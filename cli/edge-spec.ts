@@ -14,12 +14,15 @@ export function checkIdFlag(value: string, what: string): void {
   if (problem !== undefined) throw new PortalError('PORTAL_CONFIG_INVALID', `${what}: ${problem}`);
 }
 
-/** The most requests in flight to one edge `max=N` accepts (0 would leave the edge unused, the fetch waiting). */
+/**
+ * The most requests in flight to one edge `max=N` accepts; `max=0` is "no limit" (EdgeConfig.maxParallel 0, the
+ * transfer's adaptive limit alone decides, up to actors/parallel-limit.ts NO_LIMIT_PARALLEL, the same number).
+ */
 export const MAX_PARALLEL = 1024;
 
 /**
  * Parses `--edge` values: `URL` or `URL#opt,opt…` with options `mirror` (plain HTTP Range
- * mirror), `metered`, `battery`, `max=N` (max parallel, 1..MAX_PARALLEL), `bw=BYTES_PER_S` (prior bandwidth, ≥ 1),
+ * mirror), `metered`, `battery`, `max=N` (max parallel, 0..MAX_PARALLEL, 0 = no limit), `bw=BYTES_PER_S` (prior bandwidth, ≥ 1),
  * `id=NAME`. Errors name the bad value.
  */
 export function parseEdgeSpec(spec: string, index: number): TransferEdge {
@@ -65,7 +68,12 @@ export function parseEdgeSpec(spec: string, index: number): TransferEdge {
         edge.config.flags |= EdgeFlags.BATTERY_LOW;
         break;
       case 'max':
-        edge.config.maxParallel = num(1, MAX_PARALLEL, 'requests in flight to this edge at once', true);
+        edge.config.maxParallel = num(
+          0,
+          MAX_PARALLEL,
+          'requests in flight to this edge at once, 0 = no limit',
+          true,
+        );
         break;
       case 'bw':
         edge.config.bandwidthHint = num(1, Number.MAX_SAFE_INTEGER, 'its prior bandwidth in bytes/s');
@@ -78,7 +86,7 @@ export function parseEdgeSpec(spec: string, index: number): TransferEdge {
       default:
         throw new PortalError(
           'PORTAL_CONFIG_INVALID',
-          `--edge ${spec}: unknown option "${k}" (mirror, metered, battery, max=1..${MAX_PARALLEL}, bw=N, id=NAME)`,
+          `--edge ${spec}: unknown option "${k}" (mirror, metered, battery, max=0..${MAX_PARALLEL}, bw=N, id=NAME)`,
         );
     }
   }

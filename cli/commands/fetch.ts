@@ -158,7 +158,7 @@ export const fetchCommand = defineCommand({
   summary:
     'download a file from mirrors, a Metalink or Portal edges (resumes from the journal beside the output)',
   usage:
-    'portal fetch <manifest.json | file.meta4 | URL [URL…]> [--edge URL[#mirror,metered,battery,max=1..1024,bw=BYTES_PER_S,id=NAME] …] [--out FILE] [--checksum sha-256=HEX] [--ca FILE] [--header "Name: value"] [--serve PORT]',
+    'portal fetch <manifest.json | file.meta4 | URL [URL…]> [--edge URL[#mirror,metered,battery,max=0..1024 (0 = no limit),bw=BYTES_PER_S,id=NAME] …] [--out FILE] [--checksum sha-256=HEX] [--ca FILE] [--header "Name: value"] [--serve PORT]',
   flags: [
     {
       name: 'edge',

@@ -1,4 +1,10 @@
-import { ParallelLimits, tailGate, type TailEdge } from '../../actors/parallel-limit.js';
+import {
+  edgeParallelCap,
+  NO_LIMIT_PARALLEL,
+  ParallelLimits,
+  tailGate,
+  type TailEdge,
+} from '../../actors/parallel-limit.js';
 
 const MiB = 2 ** 20;
 
@@ -147,4 +153,13 @@ test('a seeded edge starts at the limit its journaled rate sizes, not the initia
   // nothing usable is ignored: the edge keeps the initial 4
   for (const bad of [0, -1, NaN, Infinity]) l.seed(2, bad, MiB);
   expect(l.limit(2, 8)).toBe(4);
+});
+
+test('edgeParallelCap: maxParallel 0 is no limit (NO_LIMIT_PARALLEL), any other value caps as given', () => {
+  expect(edgeParallelCap(0)).toBe(NO_LIMIT_PARALLEL);
+  expect(NO_LIMIT_PARALLEL).toBe(1024);
+  expect(edgeParallelCap(1)).toBe(1);
+  expect(edgeParallelCap(8)).toBe(8);
+  // the adaptive limit still decides under "no limit": 4 before the edge's first measurement
+  expect(new ParallelLimits().limit(0, edgeParallelCap(0))).toBe(4);
 });

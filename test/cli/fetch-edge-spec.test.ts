@@ -20,10 +20,19 @@ describe('portal fetch --edge URL#options: ranges checked at parse time (real CL
   });
 
   test.each([
-    ['max=0', 'max expects an integer from 1 to 1024 (requests in flight to this edge at once), got "0"'],
-    ['max=2.5', 'max expects an integer from 1 to 1024 (requests in flight to this edge at once), got "2.5"'],
-    ['max=5000', 'max expects an integer from 1 to 1024'],
-    ['max=', 'max expects an integer from 1 to 1024 (requests in flight to this edge at once), got ""'],
+    [
+      'max=-1',
+      'max expects an integer from 0 to 1024 (requests in flight to this edge at once, 0 = no limit), got "-1"',
+    ],
+    [
+      'max=2.5',
+      'max expects an integer from 0 to 1024 (requests in flight to this edge at once, 0 = no limit), got "2.5"',
+    ],
+    ['max=5000', 'max expects an integer from 0 to 1024'],
+    [
+      'max=',
+      'max expects an integer from 0 to 1024 (requests in flight to this edge at once, 0 = no limit), got ""',
+    ],
     ['bw=0', 'bw expects a number from 1 to'],
     ['bw=-5', 'bw expects a number from 1 to'],
     ['metered=no', 'metered takes no value, got "no"'],
