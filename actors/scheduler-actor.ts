@@ -1,10 +1,12 @@
 import { quantileSorted } from '../common/quantile.js';
 import { open, rename, rm, stat, unlink } from 'node:fs/promises';
 import {
+  checkOutputFolder,
   checkStillConfined,
   confineOutputFile,
   lstatIfPresent,
   refuseHostOwned,
+  type ConfinedOutput,
   type HostOwnedPath,
 } from '../transfer/output-target.js';
 import { partialChunkLogPath } from '../transfer/partial-chunks.js';
@@ -102,6 +104,37 @@ export const CHECKSUM_ORIGIN: Record<ChecksumOrigin, string> = {
   metalink: 'the Metalink',
   'digest-header': "the mirrors' Digest header",
 };
+/**
+ * A first start's check of what lies at the files a transfer writes (`files`: its written file and the name it is
+ * published as, each with its lstat, undefined when absent): an existing one is refused with PORTAL_OUTPUT_REFUSED
+ * unless it is a regular file and `overwrite` is set; one that is not the host's own file alone (a hard link,
+ * another user's file) is then removed, so that the name gets a new file of ours instead of being written through.
+ * Run at the start, and again when a transfer that start queued is admitted (files may appear while it waits).
+ */
+async function refuseExisting(
+  files: ReadonlyArray<ConfinedOutput | undefined>,
+  overwrite: boolean,
+): Promise<void> {
+  for (const file of files) {
+    const st = file?.existing;
+    if (!file || !st) continue;
+    if (!st.isFile() || !overwrite)
+      throw new PortalError(
+        'PORTAL_OUTPUT_REFUSED',
+        `output ${file.path} already exists${st.isFile() ? ' (set "overwrite": true to replace it)' : ' and is not a regular file'}`,
+      );
+    // replaced, not written through: a hard link there shares its bytes with a file elsewhere (maybe
+    // outside the root), another user's file stays changeable by them; the name gets a new file of ours
+    if (notOwnFileReason(st) !== undefined) await unlink(file.path);
+  }
+}
+
+/** The error of a queued transfer that could not start once admitted: the cause, with its code when it has one. */
+function admittedFailure(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return `could not start once admitted: ${message}${isPortalError(err) ? ` [${err.code}]` : ''}`;
+}
+
 /** The partial file `portal serve` writes a transfer's output to until it is verified (`<output>.portal-part`). */
 const PART_SUFFIX = '.portal-part';
 /** Tick times kept for the p50/p99 in status(): the last this many ticks. */
@@ -187,6 +220,13 @@ interface Journal extends PagedJournal {
    * checks). Cleared by that start's resume.
    */
   unhashedSuspect?: boolean;
+  /**
+   * Set while a transfer queued by its first start waits for a running slot: the start's checks of what lies at
+   * its files (an existing output refused without `overwrite`, a non-regular file always, a hard link or another
+   * user's file replaced) are made again when it is admitted (outputAdmissible), since files may appear there
+   * while it waits. Cleared once admitted.
+   */
+  outputUnchecked?: boolean;
 }
 
 /** The services SchedulerActor takes. */
@@ -384,17 +424,22 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.t = { req, manifest, journal };
       this.listTransfer();
       const admission = this.ctx.services.admission;
-      if (
-        journal.state === 'queued' &&
-        admission?.acquire(this.ctx.actorId, { wasQueued: true }) !== 'queued'
-      )
+      const wasQueued = journal.state === 'queued';
+      if (wasQueued && admission?.acquire(this.ctx.actorId, { wasQueued: true }) !== 'queued')
         journal.state = 'running';
       if (journal.state === 'running') {
         // admitted before this activation (a restart, a move): it runs whatever the host's count
         admission?.acquire(this.ctx.actorId, { resume: true });
-        const unconfined =
-          (await this.stillConfined(this.t)) ?? (await this.claimOutput(this.t).catch((e: Error) => e));
-        if (unconfined !== undefined) await this.fail(this.t, unconfined.message);
+        const t = this.t;
+        // one that was queued and is admitted now is checked as admit checks it
+        const unconfined = wasQueued
+          ? await this.checkAdmitted(t).then(
+              () => undefined,
+              (e: Error) => e,
+            )
+          : await this.stillConfined(t);
+        const refused = unconfined ?? (await this.claimOutput(t).catch((e: Error) => e));
+        if (refused !== undefined) await this.fail(t, wasQueued ? admittedFailure(refused) : refused.message);
         else {
           await this.resume(this.t);
           this.resumedFromJournal = true;
@@ -553,6 +598,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     t.journal.error = undefined;
     t.journal.finishedAt = undefined;
     t.journal.verified = false;
+    // the checks a first start made of its files are made again when it is admitted (checkAdmitted)
+    t.journal.outputUnchecked = admitted === 'queued' && !old ? true : undefined;
     this.t = t;
     this.listTransfer();
     try {
@@ -600,18 +647,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     }
     // never the host's own files, whatever `overwrite` says (checked before anything there is removed)
     this.refuseHostOwned(req.output, output.path, publishAs?.path);
-    if (first)
-      for (const file of [output, publishAs]) {
-        const st = file?.existing;
-        if (st && (!st.isFile() || req.overwrite !== true))
-          throw new PortalError(
-            'PORTAL_OUTPUT_REFUSED',
-            `output ${file.path} already exists${st.isFile() ? ' (set "overwrite": true to replace it)' : ' and is not a regular file'}`,
-          );
-        // replaced, not written through: a hard link there shares its bytes with a file elsewhere (maybe
-        // outside the root), another user's file stays changeable by them; the name gets a new file of ours
-        if (st && notOwnFileReason(st) !== undefined) await unlink(file.path);
-      }
+    if (first) await refuseExisting([output, publishAs], req.overwrite === true);
     return { ...req, output: output.path, ...(publishAs === undefined ? {} : { publishAs: publishAs.path }) };
   }
 
@@ -1499,8 +1535,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     t.journal.state = 'running';
     try {
       await this.hydrate(t);
-      const unconfined = await this.stillConfined(t);
-      if (unconfined !== undefined) throw unconfined;
+      await this.checkAdmitted(t);
       // the output's lock on disk is taken now that it runs (a fetch may have taken it while this one waited)
       await this.claimOutput(t);
       await this.resume(t);
@@ -1509,12 +1544,36 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       t.core = undefined;
       this.sub?.unsubscribe();
       this.sub = undefined;
-      await this.fail(
-        t,
-        `could not start once admitted: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      await this.fail(t, admittedFailure(err));
     }
     return this.status();
+  }
+
+  /**
+   * What a queued transfer checks once it is admitted, before it writes anything: its files still confined to the
+   * output root and none of the host's own (stillConfined), and, when its first start queued it
+   * (Journal.outputUnchecked), that start's checks of what lies there now: its folder still exists
+   * (checkOutputFolder) and a file that appeared at its output or partial file while it waited is refused unless
+   * `overwrite` allows it (refuseExisting). Rejects with the error a start would get (PORTAL_OUTPUT_REFUSED,
+   * PORTAL_OUTPUT_OUTSIDE_ROOT).
+   */
+  private async checkAdmitted(t: OwnedTransfer): Promise<void> {
+    const unconfined = await this.stillConfined(t);
+    if (unconfined !== undefined) throw unconfined;
+    const { req, journal } = t;
+    if (
+      journal.outputUnchecked &&
+      this.ctx.services.outputRoot !== undefined &&
+      req.prePosition === undefined &&
+      !isEdgeOutput(req.output)
+    ) {
+      await checkOutputFolder(req.output, 'serve');
+      const files = [req.output, req.publishAs].map((p) =>
+        p === undefined ? undefined : { path: p, existing: lstatIfPresent(p) },
+      );
+      await refuseExisting(files, req.overwrite === true);
+    }
+    journal.outputUnchecked = undefined;
   }
 
   // ---- lifecycle helpers -----------------------------------------------------------------------
