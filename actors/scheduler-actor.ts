@@ -2522,38 +2522,49 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /**
    * Publishes `msg`, waiting at most BUS_WAIT_MS for the bus to take it; past that the turn goes on and the
-   * publish finishes (or fails, logged) on its own. A publish that fails sooner throws, as before. One warning
-   * per outage: when the bus is late, and again when it takes messages in time once more.
+   * publish finishes (or fails, logged at debug) on its own. A publish the bus drops at once
+   * (PORTAL_BUS_UNAVAILABLE: its publishes waiting for NATS are at their bound, nats-bus maxPendingPublishes) is
+   * treated as a late one that never goes out: the turn goes on, the batch's chunks time out and are dispatched
+   * again. Any other failure throws, as before. One warning per outage: when the bus is late (or drops), and an
+   * info when it takes messages in time once more.
    */
   private async publishBounded<T>(bus: Bus, subject: string, msg: T): Promise<void> {
     const sent = bus.publish(subject, msg);
+    const outcome = sent.then(
+      () => 'sent' as const,
+      (err: unknown) => {
+        if (isPortalError(err, 'PORTAL_BUS_UNAVAILABLE')) return 'dropped' as const;
+        throw err;
+      },
+    );
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), BUS_WAIT_MS);
       timer.unref?.();
     });
+    let result: 'sent' | 'dropped' | 'late';
     try {
-      if ((await Promise.race([sent.then(() => 'sent' as const), late])) === 'sent') {
-        if (this.busLate) {
-          this.busLate = false;
-          this.ctx.log.info({ subject }, 'the bus takes messages again');
-        }
-        return;
-      }
+      result = await Promise.race([outcome, late]);
     } finally {
       clearTimeout(timer);
     }
-    sent.catch((err: unknown) =>
-      this.ctx.log.warn(
-        { err, subject },
-        'a message the bus was late to take was not published (its chunks time out and are dispatched again)',
-      ),
-    );
+    if (result === 'sent') {
+      if (this.busLate) {
+        this.busLate = false;
+        this.ctx.log.info({ subject }, 'the bus takes messages again');
+      }
+      return;
+    }
+    // (the warning below said it once for the outage: one line per message would flood the log)
+    if (result === 'late')
+      outcome.catch((err: unknown) =>
+        this.ctx.log.debug({ err, subject }, 'a message the bus was late to take was not published'),
+      );
     if (this.busLate) return;
     this.busLate = true;
     this.ctx.log.warn(
-      { subject, waitedMs: BUS_WAIT_MS },
-      'the bus has not taken a message (NATS away?): it goes out when the bus is back; the transfer carries on',
+      { subject, waitedMs: BUS_WAIT_MS, dropped: result === 'dropped' },
+      'the bus has not taken a message (NATS away?): what it has not taken goes out when the bus is back, or its chunks time out and are dispatched again; the transfer carries on',
     );
   }
 

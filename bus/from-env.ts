@@ -16,7 +16,23 @@ export const NATS_ENV = {
   tlsCa: 'NATS_TLS_CA',
   tlsCert: 'NATS_TLS_CERT',
   tlsKey: 'NATS_TLS_KEY',
+  /** Bounds on JetStream publishes waiting for NATS (NatsBusOptions.maxPendingPublishes / maxPendingPublishBytes). */
+  maxPendingPublishes: 'PORTAL_NATS_MAX_PENDING_PUBLISHES',
+  maxPendingPublishBytes: 'PORTAL_NATS_MAX_PENDING_PUBLISH_BYTES',
 } as const;
+
+/** The integer ≥ 1 in env var `name`, or undefined when it is unset or empty; PORTAL_CONFIG_INVALID otherwise. */
+function positiveIntFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name]?.trim();
+  if (!text) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `${name}: expected an integer ≥ 1, got ${JSON.stringify(text)}`,
+    );
+  return n;
+}
 
 /**
  * NATS connection options (server, credentials, TLS) from the environment, or undefined when NATS_URL is not
@@ -50,7 +66,8 @@ export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsCo
 
 /**
  * The bus the environment asks for: the NATS bus when NATS_URL is set (credentials from NATS_USER/NATS_PASSWORD,
- * NATS_TOKEN, NATS_NKEY_SEED_FILE, TLS from NATS_TLS_CA/CERT/KEY), else the in-process bus. Rejects as
+ * NATS_TOKEN, NATS_NKEY_SEED_FILE, TLS from NATS_TLS_CA/CERT/KEY, the bound on publishes waiting for it from
+ * PORTAL_NATS_MAX_PENDING_PUBLISHES / PORTAL_NATS_MAX_PENDING_PUBLISH_BYTES), else the in-process bus. Rejects as
  * createNatsBus does (PORTAL_BUS_UNAVAILABLE, PORTAL_CONFIG_INVALID).
  */
 export async function createBusFromEnv(
@@ -64,7 +81,8 @@ export async function createBusFromEnv(
     onDeadLetter?: (code: string) => void;
   } = {},
 ): Promise<Bus> {
-  const nats = natsOptionsFromEnv(o.env ?? process.env);
+  const env = o.env ?? process.env;
+  const nats = natsOptionsFromEnv(env);
   if (!nats)
     return createMemoryBus({
       onError: o.logger ? (err, subject) => logHandlerError(o.logger!, err, subject) : undefined,
@@ -78,6 +96,8 @@ export async function createBusFromEnv(
     name: o.name,
     ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
     ...(onDead ? { onDeadLetter: (d: { code: string }) => onDead(d.code) } : {}),
+    maxPendingPublishes: positiveIntFromEnv(env, NATS_ENV.maxPendingPublishes),
+    maxPendingPublishBytes: positiveIntFromEnv(env, NATS_ENV.maxPendingPublishBytes),
   });
 }
 

@@ -60,6 +60,15 @@ export interface NatsBusOptions extends NatsConnectOptions {
   limits?: WireLimits;
   /** How long one JetStream publish keeps retrying until the server acks it (default 60 s); then PORTAL_BUS_UNAVAILABLE. */
   publishTimeoutMs?: number;
+  /**
+   * JetStream publishes waiting for the server to store them (in flight, or retrying while NATS is away) at most
+   * at once, by count and by payload bytes (defaults DEFAULT_MAX_PENDING_PUBLISHES, DEFAULT_MAX_PENDING_PUBLISH_BYTES).
+   * A publish beyond either is dropped at once: it rejects with PORTAL_BUS_UNAVAILABLE and is counted
+   * (stats().publishesDropped, publishBytesDropped), with one warning per outage, so the memory an outage holds is
+   * bounded by these and not by publishTimeoutMs × the publish rate.
+   */
+  maxPendingPublishes?: number;
+  maxPendingPublishBytes?: number;
   /** JetStream redelivers a message not acked within this time (default 30 s). */
   ackWaitMs?: number;
   /** Deliveries of one message before JetStream gives up on it (default 20). */
@@ -89,7 +98,21 @@ export interface NatsBusStats {
   recoveries: number;
   /** Dispatch batches split into several messages to fit under the size limit. */
   splitPublishes: number;
+  /** JetStream publishes waiting for the server now (in flight or retrying), and their payload bytes. */
+  publishesPending: number;
+  publishBytesPending: number;
+  /** JetStream publishes dropped because the pending ones were at maxPendingPublishes(/Bytes), and their bytes. */
+  publishesDropped: number;
+  publishBytesDropped: number;
 }
+
+/**
+ * Default bound on pending JetStream publishes: 1024 messages, 64 MiB. A running transfer publishes a dispatch
+ * batch per tick at most (50 ms ticks: 20 a second), so 1024 hold a minute of one busy transfer's dispatches; a
+ * dispatch batch is at most 1 MiB (DEFAULT_MAX_BYTES.dispatch), so 64 of the largest fill the byte bound.
+ */
+export const DEFAULT_MAX_PENDING_PUBLISHES = 1024;
+export const DEFAULT_MAX_PENDING_PUBLISH_BYTES = 64 * 1024 * 1024;
 
 /** The Bus on NATS: protobuf on the wire, JetStream for dispatch and reports, core NATS for the rest. */
 export interface NatsBus extends Bus {
@@ -153,6 +176,17 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
   const log = (opts.logger ?? createSilentLogger()).child({ component: 'nats-bus', client: name });
   const codecs: CodecRegistry = createCodecRegistry({ limits: opts.limits });
   const publishTimeoutMs = opts.publishTimeoutMs ?? 60_000;
+  const maxPending = opts.maxPendingPublishes ?? DEFAULT_MAX_PENDING_PUBLISHES;
+  const maxPendingBytes = opts.maxPendingPublishBytes ?? DEFAULT_MAX_PENDING_PUBLISH_BYTES;
+  for (const [key, v] of [
+    ['maxPendingPublishes', maxPending],
+    ['maxPendingPublishBytes', maxPendingBytes],
+  ] as const)
+    if (!Number.isSafeInteger(v) || v < 1)
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `opts.${key}: expected an integer ≥ 1, got ${String(v)}`,
+      );
   const ackWaitMs = opts.ackWaitMs ?? 30_000;
   const onError = opts.onError ?? ((err: unknown, subject: string) => logHandlerError(log, err, subject));
   const scope = new AsyncResource('PortalNatsBus');
@@ -212,7 +246,13 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     reconnects: 0,
     recoveries: 0,
     splitPublishes: 0,
+    publishesPending: 0,
+    publishBytesPending: 0,
+    publishesDropped: 0,
+    publishBytesDropped: 0,
   };
+  /** Dropped publishes since the bound was last reached (one warning then; an info when publishes fit again). */
+  let droppingSince: { at: number; dropped: number } | undefined;
   const coreSubs = new Set<NatsSubscription>();
   const jsSubs = new Set<JsSub>();
   const ownSlots = new Map<string, Set<number>>();
@@ -383,6 +423,54 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       ...encodeDispatch(subject, { ...batch, items: batch.items.slice(0, half) }, codec),
       ...encodeDispatch(subject, { ...batch, items: batch.items.slice(half) }, codec),
     ];
+  };
+
+  /**
+   * jsPublish within the bound on pending publishes: one that would take the pending ones past
+   * maxPendingPublishes or maxPendingPublishBytes is dropped at once (PORTAL_BUS_UNAVAILABLE), counted, and warned
+   * of once until publishes fit again.
+   */
+  const boundedJsPublish = async (subject: string, data: Uint8Array): Promise<void> => {
+    if (
+      stats.publishesPending + 1 > maxPending ||
+      stats.publishBytesPending + data.length > maxPendingBytes
+    ) {
+      stats.publishesDropped++;
+      stats.publishBytesDropped += data.length;
+      if (droppingSince === undefined) {
+        droppingSince = { at: Date.now(), dropped: 0 };
+        log.warn(
+          {
+            subject,
+            pending: stats.publishesPending,
+            pendingBytes: stats.publishBytesPending,
+            maxPendingPublishes: maxPending,
+            maxPendingPublishBytes: maxPendingBytes,
+          },
+          'JetStream publishes waiting for NATS reached their bound: further ones are dropped (counted in portal_bus_publishes_dropped_total) until some are stored',
+        );
+      }
+      droppingSince.dropped++;
+      throw new PortalError(
+        'PORTAL_BUS_UNAVAILABLE',
+        `JetStream publish on ${subject} dropped: ${stats.publishesPending} publishes (${stats.publishBytesPending} bytes) already wait for NATS, the most allowed is ${maxPending} (${maxPendingBytes} bytes)`,
+      );
+    }
+    if (droppingSince !== undefined) {
+      log.info(
+        { dropped: droppingSince.dropped, forMs: Date.now() - droppingSince.at },
+        'JetStream publishes fit under their bound again',
+      );
+      droppingSince = undefined;
+    }
+    stats.publishesPending++;
+    stats.publishBytesPending += data.length;
+    try {
+      await jsPublish(subject, data);
+    } finally {
+      stats.publishesPending--;
+      stats.publishBytesPending -= data.length;
+    }
   };
 
   const jsPublish = async (subject: string, data: Uint8Array): Promise<void> => {
@@ -708,13 +796,13 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       if (codec.kind === 'dispatch') {
         const parts = encodeDispatch(subject, msg as DispatchBatch, codec as WireCodec<DispatchBatch>);
         if (parts.length > 1) stats.splitPublishes++;
-        for (const data of parts) await jsPublish(subject, data);
+        for (const data of parts) await boundedJsPublish(subject, data);
         stats.published += parts.length;
         return;
       }
       const data = codec.encode(msg, subject);
       checkSize(subject, data.length, codec.jetstream);
-      if (codec.jetstream) await jsPublish(subject, data);
+      if (codec.jetstream) await boundedJsPublish(subject, data);
       else nc.publish(subject, data);
       stats.published++;
     },

@@ -23,12 +23,19 @@ import {
   type ActorHost,
 } from '../runtime/index.js';
 import { isInvocableMethod } from '../runtime/actor-methods.js';
-import { createBusFromEnv, natsOptionsFromEnv, subjects, type PrePositionTaskMessage } from '../bus/index.js';
+import {
+  createBusFromEnv,
+  natsOptionsFromEnv,
+  subjects,
+  type Bus,
+  type NatsBus,
+  type PrePositionTaskMessage,
+} from '../bus/index.js';
 import { createNatsStreamTransport, registerStreamMetrics } from '../stream/index.js';
 import { askHoldings, createExecutor, edgePutCredentialFromEnv } from '../transfer/index.js';
 import { startPrefixHashThread } from '../transfer/prefix-hasher.js';
 import type { TickEngine } from '../engine/index.js';
-import { createDashboard } from '../dashboard/index.js';
+import { createDashboard, type MetricSample } from '../dashboard/index.js';
 import { actorApiContract } from '../api/validate.js';
 import {
   SchedulerActor,
@@ -540,6 +547,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
         type: 'counter',
         value: e.droppedEvents,
       },
+      ...busPublishSamples(bus0),
     ];
   });
   return {
@@ -565,4 +573,39 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       process.removeListener('exit', releaseOnExit);
     },
   };
+}
+
+/**
+ * The NATS bus's bound on JetStream publishes waiting for the server (nats-bus maxPendingPublishes): what waits now
+ * and what was dropped at the bound; nothing for the in-process bus.
+ */
+function busPublishSamples(bus: Bus): MetricSample[] {
+  if (!('stats' in bus) || typeof bus.stats !== 'function') return [];
+  const s = (bus as NatsBus).stats();
+  return [
+    {
+      name: 'portal_bus_publishes_pending',
+      help: 'JetStream publishes waiting for NATS to store them (in flight or retrying while it is away)',
+      type: 'gauge',
+      value: s.publishesPending,
+    },
+    {
+      name: 'portal_bus_publish_bytes_pending',
+      help: 'Payload bytes of the JetStream publishes waiting for NATS',
+      type: 'gauge',
+      value: s.publishBytesPending,
+    },
+    {
+      name: 'portal_bus_publishes_dropped_total',
+      help: 'JetStream publishes dropped because those waiting for NATS were at their bound (PORTAL_NATS_MAX_PENDING_PUBLISHES, _BYTES)',
+      type: 'counter',
+      value: s.publishesDropped,
+    },
+    {
+      name: 'portal_bus_publish_bytes_dropped_total',
+      help: 'Payload bytes of the JetStream publishes dropped at the bound',
+      type: 'counter',
+      value: s.publishBytesDropped,
+    },
+  ];
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { chunkReport } from '../helpers/chunk-report.js';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -28,17 +29,7 @@ async function waitFor(fn: () => boolean | Promise<boolean>, ms = 20_000, what =
   }
 }
 
-const report = (transferId: string, chunk: number, attempt = 1): ChunkReport => ({
-  transferId,
-  chunk,
-  attempt,
-  edgeIndex: 0,
-  ok: true,
-  bytes: 1024,
-  firstByteMs: 1,
-  transferMs: 2,
-  executorId: 'test',
-});
+const report = chunkReport;
 
 let server: TestNatsServer;
 let raw: NatsConnection;

@@ -1,4 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { chunkReport } from '../helpers/chunk-report.js';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
 import { createJetStreamPullClient } from '../../bus/index.js';
 import { subjects, type DeadLetterEvent } from '../../bus/types.js';
@@ -20,17 +21,7 @@ async function waitFor(fn: () => boolean | Promise<boolean>, ms = 20_000, what =
   }
 }
 
-const report = (transferId: string, chunk: number): ChunkReport => ({
-  transferId,
-  chunk,
-  attempt: 1,
-  edgeIndex: 0,
-  ok: true,
-  bytes: 1024,
-  firstByteMs: 1,
-  transferMs: 2,
-  executorId: 'test',
-});
+const report = chunkReport;
 
 const item = (chunk: number): DispatchItem => ({
   chunk,
