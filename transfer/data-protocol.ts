@@ -47,7 +47,10 @@ export type DataOutcome =
       bytes: number;
       firstByteMs: number;
       transferMs: number;
-      /** Bytes of the chunk kept in the file from an earlier, interrupted fetch (not fetched again). */
+      /**
+       * Bytes of the chunk kept in the file from an earlier, interrupted fetch, or (a hedge) written by the attempt
+       * streaming the chunk when the hedge began (not fetched again).
+       */
       keptBytes?: number;
     }
   | {

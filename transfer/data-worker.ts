@@ -4,6 +4,7 @@
  * descriptions and outcomes cross the thread boundary; chunk bytes stay here.
  */
 import { BufferPool } from '../common/buffer-pool.js';
+import type { Hash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -108,6 +109,8 @@ interface Running {
   streaming: boolean;
   /** A concurrent attempt of the same chunk was verified first: this one must not write again. */
   superseded: boolean;
+  /** Bytes [0, written) of the chunk that this attempt (a streaming one) has written to the file so far. */
+  written: number;
 }
 
 /** Attempts of one chunk of one file running at once here (endgame hedges), and whether one was verified. */
@@ -204,6 +207,26 @@ function failure(r: Running, err: unknown, t0: number): DataOutcome {
   };
 }
 
+/**
+ * Bytes of chunk `job` that an attempt streaming it into the file has written so far (the largest among those
+ * still running, not superseded or cancelled), below the whole chunk; 0 when none. A hedge (an attempt that
+ * cannot stream: it buffers the chunk, written once verified) asks its source only for the rest of the chunk
+ * after them and is verified with them, as a failover resumes from the partial-chunk log: on the throttled-
+ * mirrors bench an endgame hedge on the fast mirror fetched the whole chunk while the slow one had written
+ * 0.5-0.8 MB of it (up to ~1.1 MB per run fetched twice, at the very end of the transfer).
+ */
+function streamedSoFar(region: Region, job: DataJob): number {
+  let most = 0;
+  for (const o of region.running)
+    if (o.streaming && !o.superseded && !o.ac.signal.aborted && o.written > most) most = o.written;
+  return most < job.length ? most : 0;
+}
+
+/** True when two sha-256 states (neither finished) have the same digest so far; neither is consumed. */
+function sameDigest(a: Hash, b: Hash): boolean {
+  return a.copy().digest().equals(b.digest());
+}
+
 async function run(id: number, job: DataJob): Promise<void> {
   const t0 = performance.now();
   const key = `${job.output}\u0000${job.chunk}`;
@@ -215,6 +238,7 @@ async function run(id: number, job: DataJob): Promise<void> {
     ac: new AbortController(),
     streaming: data.streamWrites && region.running.size === 0,
     superseded: false,
+    written: 0,
   };
   running.set(id, r);
   region.running.add(r);
@@ -235,7 +259,7 @@ async function run(id: number, job: DataJob): Promise<void> {
         write(piece, at) {
           if (r.superseded) throw new PortalError('PORTAL_CANCELLED', 'superseded');
           w.writeSync(job.offset + at, piece);
-          written = at + piece.length;
+          written = r.written = at + piece.length;
           record?.(written);
           received(piece.length);
         },
@@ -260,8 +284,9 @@ async function run(id: number, job: DataJob): Promise<void> {
       signal: r.ac.signal,
       client,
     };
-    // the first bytes of this chunk may be in the file already, from a fetch a crash or a failure cut short
-    const k = log?.kept(job.chunk, job.cid, job.length) ?? 0;
+    // the first bytes of this chunk may be in the file already, from a fetch a crash or a failure cut short, or
+    // (a hedge) from the attempt streaming the chunk into the file right now
+    const k = log ? log.kept(job.chunk, job.cid, job.length) : buffer ? streamedSoFar(region, job) : 0;
     if (k > 0) {
       try {
         req.prefix = { length: k, hash: hashFileRange(job.output, job.offset, k, prefixScratch) };
@@ -289,6 +314,16 @@ async function run(id: number, job: DataJob): Promise<void> {
     if (req.prefix) kept = req.prefix.length;
     if (r.superseded) throw new PortalError('PORTAL_CANCELLED', 'superseded');
     if (buffer && !region.verified) {
+      // A hedge that asked only for the rest: the streamed bytes it was verified with must still be those in the
+      // file (the streaming attempt rewrites them only when its source restarted the chunk, and then with what
+      // that source sent again); when they changed it leaves the chunk to the streaming attempt.
+      if (
+        kept > 0 &&
+        !sameDigest(req.prefix!.hash, hashFileRange(job.output, job.offset, kept, prefixScratch))
+      ) {
+        r.superseded = true;
+        throw new PortalError('PORTAL_CANCELLED', 'the streamed bytes it continued changed meanwhile');
+      }
       // A hedge verified before the attempt that streams into the file: stop that one, then write these bytes.
       for (const o of region.running) {
         if (o === r || !o.streaming) continue;
@@ -296,7 +331,7 @@ async function run(id: number, job: DataJob): Promise<void> {
         o.ac.abort(new PortalError('PORTAL_CANCELLED', 'superseded by a verified attempt'));
       }
       try {
-        w.writeSync(job.offset, buffer.subarray(0, job.length));
+        w.writeSync(job.offset + kept, buffer.subarray(kept, job.length));
       } catch (err) {
         throw new ChunkFetchError('io', (err as Error).message, {
           edgeUrl: job.edgeUrl,

@@ -72,6 +72,71 @@ function mirrorJob(output: string, chunk: number): (edgeUrl: string) => DataJob 
   return (edgeUrl) => ({ output, fileSize: SIZE, ...item(chunk, 0, edgeUrl, { edgeKind: 'mirror' }) });
 }
 
+/** The head of a 206 answer with the whole of chunk `chunk` of the test file. */
+function chunkHead(chunk: number): Record<string, string> {
+  const { offset, length } = chunkRange(m, chunk);
+  return {
+    'content-length': String(length),
+    'content-range': `bytes ${offset}-${offset + length - 1}/${SIZE}`,
+  };
+}
+
+/**
+ * A loopback HTTP server answering with `handler`, its URL for the test file, and a close that stops listening
+ * (a retry is then refused) and drops every connection.
+ */
+async function listen(
+  handler: Parameters<typeof createServer>[1],
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/src.bin`;
+  const closed = new Promise<void>((r) => server.once('close', r));
+  return {
+    url,
+    close: () => {
+      if (server.listening) server.close();
+      server.closeAllConnections();
+      return closed;
+    },
+  };
+}
+
+/** A mirror of the test file answering any `Range: bytes=a-b` (once `gate` resolves), with the ranges asked. */
+async function rangeMirror(
+  gate: Promise<void> = Promise.resolve(),
+): Promise<{ url: string; close: () => Promise<void>; ranges: string[] }> {
+  const ranges: string[] = [];
+  const server = await listen((req, res) => {
+    ranges.push(req.headers.range ?? '');
+    const [a, b] = /^bytes=(\d+)-(\d+)$/
+      .exec(req.headers.range ?? '')!
+      .slice(1)
+      .map(Number);
+    void gate.then(() => {
+      res.writeHead(206, { 'content-length': String(b - a + 1), 'content-range': `bytes ${a}-${b}/${SIZE}` });
+      res.end(file.bytes.subarray(a, b + 1));
+    });
+  });
+  return { ...server, ranges };
+}
+
+/** Resolves once `cond()` holds (checked every 5 ms). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+}
+
+/** Resolves once `output` holds `want` at `offset` (the file may not exist yet). */
+async function bytesInFile(output: string, offset: number, want: Buffer): Promise<void> {
+  for (;;) {
+    const got = existsSync(output)
+      ? (await readFile(output)).subarray(offset, offset + want.length)
+      : undefined;
+    if (got?.equals(want)) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 function setup(id: string, opts: { dataPlane?: DataPlane } = {}): { bus: Bus; exec: Executor } {
   const bus = createMemoryBus();
   buses.push(bus);
@@ -421,46 +486,111 @@ describe('data plane on worker threads', () => {
     const { offset, length } = chunkRange(m, 4);
     const cut = 150_000;
     let closed = 0;
-    const resetting = createServer((req, res) => {
+    const resetting = await listen((req, res) => {
       res.socket?.once('close', () => closed++);
       if (closed > 0) return; // a retry is never answered
-      res.writeHead(206, {
-        'content-length': String(length),
-        'content-range': `bytes ${offset}-${offset + length - 1}/${SIZE}`,
-      });
+      res.writeHead(206, chunkHead(4));
       res.write(file.bytes.subarray(offset, offset + cut), () => res.socket?.destroy());
     });
-    await new Promise<void>((r) => resetting.listen(0, '127.0.0.1', r));
     const plane = createDataPlane({ threads: 1 });
     planes.push(plane);
     const output = join(tmp.dir, 'out-failover-backoff.bin');
     const job = mirrorJob(output, 4);
     try {
       const ac = new AbortController();
-      const first = plane.run(
-        job(`http://127.0.0.1:${(resetting.address() as AddressInfo).port}/src.bin`),
-        ac.signal,
-      );
-      // the thread wrote the `cut` bytes (the file is created at its first write) and the connection is gone
-      const want = file.bytes.subarray(offset, offset + cut);
-      for (;;) {
-        const got = existsSync(output) ? (await readFile(output)).subarray(offset, offset + cut) : undefined;
-        if (closed > 0 && got?.equals(want)) break;
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      const first = plane.run(job(resetting.url), ac.signal);
+      // the thread wrote the `cut` bytes and the connection is gone
+      await bytesInFile(output, offset, file.bytes.subarray(offset, offset + cut));
+      await until(() => closed > 0);
       ac.abort(new Error('failover'));
       const again = plane.run(job(`${nginx[1].httpUrl}/src.bin`));
       expect(await first).toMatchObject({ ok: false, reason: 'cancelled' });
       expect(await again).toMatchObject({ ok: true, bytes: length, keptBytes: cut });
     } finally {
-      resetting.closeAllConnections();
-      await new Promise((r) => resetting.close(r));
+      await resetting.close();
     }
     expect(plane.stats().keptBytes).toBe(cut);
     await plane.closeFile(output);
     expect((await readFile(output)).subarray(offset, offset + length)).toEqual(
       file.bytes.subarray(offset, offset + length),
     );
+  }, 30_000);
+
+  test('a hedge of a chunk that a slower attempt is streaming into the file asks its source only for the bytes after those written, and the file ends right', async () => {
+    // the slow mirror sends the first `cut` bytes of chunk 6, then nothing more; the fast one records the Range
+    // it is asked for
+    const { offset, length } = chunkRange(m, 6);
+    const cut = 100_000;
+    const slow = await listen((req, res) => {
+      res.writeHead(206, chunkHead(6));
+      res.write(file.bytes.subarray(offset, offset + cut));
+    });
+    const fast = await rangeMirror();
+    const plane = createDataPlane({ threads: 1 });
+    planes.push(plane);
+    const output = join(tmp.dir, 'out-hedge-rest.bin');
+    const job = mirrorJob(output, 6);
+    try {
+      const streaming = plane.run(job(slow.url));
+      await bytesInFile(output, offset, file.bytes.subarray(offset, offset + cut));
+      const hedge = await plane.run(job(fast.url));
+      expect(hedge).toMatchObject({ ok: true, bytes: length, keptBytes: cut });
+      expect(fast.ranges).toEqual([`bytes=${offset + cut}-${offset + length - 1}`]);
+      // the streaming attempt stops at its next piece (superseded); here its source sends none: it goes away
+      const closed = slow.close();
+      expect(await streaming).toMatchObject({ ok: false });
+      await closed;
+    } finally {
+      await Promise.all([slow.close(), fast.close()]);
+    }
+    await plane.closeFile(output);
+    expect((await readFile(output)).subarray(offset, offset + length)).toEqual(
+      file.bytes.subarray(offset, offset + length),
+    );
+  }, 30_000);
+
+  test('a hedge that continued streamed bytes which its streaming attempt then rewrote differently (its source restarted the chunk) is not taken: it ends cancelled', async () => {
+    // chunk 7's slow source sends its first `cut` bytes and resets; the streaming attempt's retry gets other
+    // bytes for the same range (then nothing). The hedge began after the first bytes and asks for the rest; its
+    // answer is held until the rewrite is in the file.
+    const { offset } = chunkRange(m, 7);
+    const cut = 100_000;
+    const good = file.bytes.subarray(offset, offset + cut);
+    const other = Buffer.from(good.map((b) => b ^ 0xff));
+    let slowRequests = 0;
+    let slowClosed = false;
+    const slow = await listen((req, res) => {
+      const n = slowRequests++;
+      res.writeHead(206, chunkHead(7));
+      if (n > 0) res.write(other);
+      else {
+        res.socket?.once('close', () => (slowClosed = true));
+        res.write(good, () => res.socket?.destroy());
+      }
+    });
+    let release: () => void = () => undefined;
+    const fast = await rangeMirror(new Promise<void>((r) => (release = r)));
+    const plane = createDataPlane({ threads: 1 });
+    planes.push(plane);
+    const output = join(tmp.dir, 'out-hedge-rewritten.bin');
+    const job = mirrorJob(output, 7);
+    try {
+      const streaming = plane.run(job(slow.url));
+      await bytesInFile(output, offset, good);
+      await until(() => slowClosed);
+      const hedge = plane.run(job(fast.url));
+      await until(() => fast.ranges.length > 0);
+      await bytesInFile(output, offset, other);
+      release();
+      expect(await hedge).toMatchObject({ ok: false, reason: 'cancelled' });
+      const closed = slow.close();
+      expect(await streaming).toMatchObject({ ok: false });
+      await closed;
+    } finally {
+      release();
+      await Promise.all([slow.close(), fast.close()]);
+    }
+    await plane.closeFile(output);
   }, 30_000);
 
   test('partial chunks: kept bytes that are wrong are thrown away, and the chunk is fetched whole and verifies (the source is not blamed)', async () => {
