@@ -26,6 +26,11 @@ export interface FlagSpec {
   /** For numbers: inclusive bounds. */
   readonly min?: number;
   readonly max?: number;
+  /**
+   * For numbers: only a whole number is accepted (a count, a port, bytes, a seed): `--max-running 1.5` is refused
+   * here, PORTAL_CONFIG_INVALID naming the flag like an out-of-range value, not later by the code it configures.
+   */
+  readonly integer?: boolean;
 }
 
 /**
@@ -155,9 +160,20 @@ function convert(spec: FlagSpec, raw: unknown, origin: string): AnyFlagValue {
     case 'number': {
       const n =
         typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
-      if (!Number.isFinite(n)) return bad('a number');
-      if (spec.min !== undefined && n < spec.min) return bad(`a number ≥ ${spec.min}`);
-      if (spec.max !== undefined && n > spec.max) return bad(`a number ≤ ${spec.max}`);
+      const kind = spec.integer ? 'an integer' : 'a number';
+      if (!Number.isFinite(n)) return bad(kind);
+      if (spec.integer && !Number.isInteger(n))
+        return bad(
+          [
+            kind,
+            spec.min !== undefined ? `≥ ${spec.min}` : '',
+            spec.max !== undefined ? `${spec.min !== undefined ? 'and ' : ''}≤ ${spec.max}` : '',
+          ]
+            .filter(Boolean)
+            .join(' '),
+        );
+      if (spec.min !== undefined && n < spec.min) return bad(`${kind} ≥ ${spec.min}`);
+      if (spec.max !== undefined && n > spec.max) return bad(`${kind} ≤ ${spec.max}`);
       return n;
     }
     case 'list':

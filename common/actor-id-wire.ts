@@ -1,4 +1,5 @@
-import { escapeName, unescapeName } from './wire-escape.js';
+import { PortalError } from './errors.js';
+import { WIRE_ESCAPE, escapeName, unescapeName } from './wire-escape.js';
 
 /**
  * The wire form of actor ids (and of the other names the hosts carry), and the two path helpers of the HTTP routes
@@ -59,11 +60,31 @@ export function decodeActorId(wire: string): string | undefined {
  * The transfer id one segment of a `/v1/transfers/<id>/…` path names (`decoded`: the segment, percent-decoded): the
  * id whose wire form it is (decodeActorId: a plain id as it is, any other as `~` and the base64url of its UTF-8, the
  * form the actor API takes), else the segment itself (an id percent-encoded, as encodeURIComponent writes it). So
- * both forms reach the same transfer. The one id the second form cannot reach is one that is itself the wire form of
- * another (`~YS9i` is `a/b`); it is sent in its own wire form (`~flM5aQ`), as on the actor API.
+ * both forms reach the same transfer. A segment that begins with `~` is always read as a wire form, as the actor
+ * API reads it: one that is not the canonical wire form of an id (`~dDk` is `t9`, which is sent as it is; `~abc`
+ * decodes to no id that needs encoding) throws PORTAL_INVALID_ARGUMENT saying which form to send, not a 404 for
+ * an "unknown" id; an id that itself begins with `~` is sent in its own wire form (`~fmFiYw` for `~abc`).
  */
 export function transferIdOfPathSegment(decoded: string): string {
-  return decodeActorId(decoded) ?? decoded;
+  const id = decodeActorId(decoded);
+  if (id !== undefined) return id;
+  if (decoded.startsWith(WIRE_ESCAPE)) {
+    const body = decoded.slice(1);
+    const quoted = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+    const inner = /^[A-Za-z0-9_-]+$/.test(body) ? Buffer.from(body, 'base64url').toString('utf8') : '';
+    // the exact base64url of real UTF-8 (not a padding variant, not bytes that are no UTF-8)
+    const isUtf8 = inner !== '' && Buffer.from(inner, 'utf8').toString('base64url') === body;
+    const why = !isUtf8
+      ? `${quoted(body)} is not the base64url (unpadded) of the UTF-8 of an id`
+      : encodeWireName(inner) !== decoded
+        ? `it encodes ${quoted(inner)}, a plain id, which is sent as it is: ${quoted(encodeWireName(inner))}`
+        : `it is the wire form of an id of ${actorIdBytes(inner)} bytes of UTF-8, and ${MAX_ACTOR_ID_BYTES} bytes are the most an id may have`;
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `transfer id ${quoted(decoded)} is refused: "${WIRE_ESCAPE}" begins an encoded id (the actor API's wire form: "${WIRE_ESCAPE}" and the base64url of the id's UTF-8, only for an id that is not plain letters, digits, "_", "-" and "."), and ${why}. An id that itself begins with "${WIRE_ESCAPE}" is sent as ${quoted(encodeWireName(decoded))}`,
+    );
+  }
+  return decoded;
 }
 
 /**

@@ -147,6 +147,7 @@ export const coordDemoCommand = defineCommand({
     {
       name: 'tasks',
       type: 'number',
+      integer: true,
       help: 'tasks per policy (frames count 4 tiles)',
       default: 150,
       min: 20,
@@ -160,7 +161,7 @@ export const coordDemoCommand = defineCommand({
       min: 1,
       max: 1000,
     },
-    { name: 'seed', type: 'number', help: 'workload and failure seed', default: 1 },
+    { name: 'seed', type: 'number', integer: true, help: 'workload and failure seed', default: 1 },
     {
       name: 'start-hour',
       type: 'number',
@@ -172,6 +173,7 @@ export const coordDemoCommand = defineCommand({
     {
       name: 'repeats',
       type: 'number',
+      integer: true,
       help: 'runs of every policy, in a rotated order each time (so no policy always runs first or last on a machine that warms up or gets busy); metrics are averaged',
       default: 2,
       min: 1,
@@ -180,6 +182,7 @@ export const coordDemoCommand = defineCommand({
     {
       name: 'tasks-per-hour',
       type: 'number',
+      integer: true,
       help: 'tasks submitted per simulated hour (the coordinator reads the hour from its clock)',
       default: 10,
       min: 1,

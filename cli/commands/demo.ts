@@ -171,10 +171,19 @@ export const demoCommand = defineCommand({
     'transfer a generated file over 8 loopback edges: one dies, one corrupts, the fetcher is killed and resumes',
   usage: 'portal demo [--size MIB] [--chunk-size BYTES] [--interrupt-at F] [--kill-edge-at F] [--json]',
   flags: [
-    { name: 'size', type: 'number', help: 'file size in MiB', default: 256, min: 1, max: 65536 },
+    {
+      name: 'size',
+      type: 'number',
+      integer: true,
+      help: 'file size in MiB',
+      default: 256,
+      min: 1,
+      max: 65536,
+    },
     {
       name: 'chunk-size',
       type: 'number',
+      integer: true,
       help: 'chunk size in bytes',
       default: 262144,
       min: 4096,
@@ -183,6 +192,7 @@ export const demoCommand = defineCommand({
     {
       name: 'max-parallel',
       type: 'number',
+      integer: true,
       help: 'concurrent fetches per edge',
       default: 8,
       min: 1,
@@ -221,6 +231,7 @@ export const demoCommand = defineCommand({
     {
       name: 'dashboard-port',
       type: 'number',
+      integer: true,
       help: 'dashboard port (0 = any free port)',
       default: 0,
       min: 0,

@@ -160,7 +160,15 @@ export const edgeCommand = defineCommand({
     { name: 'file', type: 'string', help: 'the file to serve' },
     { name: 'manifest', type: 'string', help: 'its manifest (JSON or binary)' },
     { name: 'host', type: 'string', help: 'listen address', default: '127.0.0.1' },
-    { name: 'port', type: 'number', help: 'listen port (0 = any free port)', default: 0, min: 0, max: 65535 },
+    {
+      name: 'port',
+      type: 'number',
+      integer: true,
+      help: 'listen port (0 = any free port)',
+      default: 0,
+      min: 0,
+      max: 65535,
+    },
     { name: 'id', type: 'string', help: 'edge id reported by /health' },
     {
       name: 'location',
@@ -200,12 +208,14 @@ export const edgeCommand = defineCommand({
     {
       name: 'manifest-dir-max-files',
       type: 'number',
+      integer: true,
       min: 1,
       help: `manifests --manifest-dir keeps at most; a PUT of another is answered 507 (default ${MANIFEST_DIR_MAX_FILES})`,
     },
     {
       name: 'manifest-dir-max-bytes',
       type: 'number',
+      integer: true,
       min: 1,
       help: `bytes of manifests --manifest-dir keeps at most; a PUT that would go past it is answered 413 before its body is read (default ${MANIFEST_DIR_MAX_BYTES}, 1 GiB)`,
     },
@@ -232,7 +242,7 @@ export const edgeCommand = defineCommand({
       max: 1,
     },
     { name: 'offline-at', type: 'number', help: 'go offline this many ms after start', min: 0 },
-    { name: 'seed', type: 'number', help: 'PRNG seed for the fault rates', min: 0 },
+    { name: 'seed', type: 'number', integer: true, help: 'PRNG seed for the fault rates', min: 0 },
     {
       name: 'tls-cert',
       type: 'string',

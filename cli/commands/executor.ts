@@ -56,7 +56,15 @@ export const executorCommand = defineCommand({
       help: 'serve every transfer (subscribes to portal.transfer.*.dispatch)',
       default: false,
     },
-    { name: 'concurrency', type: 'number', help: 'fetches at once', default: 64, min: 1, max: 4096 },
+    {
+      name: 'concurrency',
+      type: 'number',
+      integer: true,
+      help: 'fetches at once',
+      default: 64,
+      min: 1,
+      max: 4096,
+    },
     { name: 'id', type: 'string', help: 'executor id in reports (default executor-<host>-<pid>)' },
     {
       name: 'output-root',

@@ -238,13 +238,22 @@ export const fetchCommand = defineCommand({
     {
       name: 'max-redirects',
       type: 'number',
+      integer: true,
       help: 'redirect hops followed per request',
       default: DEFAULT_MAX_REDIRECTS,
       min: 0,
       max: 50,
     },
     { name: 'tick-ms', type: 'number', help: 'scheduler tick period', default: 50, min: 1, max: 10000 },
-    { name: 'k', type: 'number', help: 'backup sources kept per chunk', default: 3, min: 1, max: 16 },
+    {
+      name: 'k',
+      type: 'number',
+      integer: true,
+      help: 'backup sources kept per chunk',
+      default: 3,
+      min: 1,
+      max: 16,
+    },
     {
       name: 'dashboard',
       type: 'boolean',
@@ -254,6 +263,7 @@ export const fetchCommand = defineCommand({
     {
       name: 'dashboard-port',
       type: 'number',
+      integer: true,
       help: 'dashboard port (0 = any free port)',
       default: 0,
       min: 0,
@@ -262,6 +272,7 @@ export const fetchCommand = defineCommand({
     {
       name: 'serve',
       type: 'number',
+      integer: true,
       help: 'serve the content while it arrives on this port (GET /content with Range; 0 = any free port)',
       min: 0,
       max: 65535,
@@ -280,6 +291,7 @@ export const fetchCommand = defineCommand({
     {
       name: 'swarm-port',
       type: 'number',
+      integer: true,
       help: 'port the swarm peer serves chunks on (0 = any free port)',
       default: 0,
       min: 0,

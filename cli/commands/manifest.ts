@@ -66,6 +66,7 @@ export const manifestCommand = defineCommand({
     {
       name: 'chunk-size',
       type: 'number',
+      integer: true,
       help: 'chunk size in bytes',
       default: 262144,
       min: MIN_CHUNK_SIZE,

@@ -58,6 +58,7 @@ export const serveCommand = defineCommand({
     {
       name: 'app-port',
       type: 'number',
+      integer: true,
       help: 'port daprd calls the actors on (dapr), or the actor HTTP API port (embedded; 0 = any free port)',
       default: daprDefaults.appPort,
       env: 'APP_PORT',
@@ -68,6 +69,7 @@ export const serveCommand = defineCommand({
     {
       name: 'dapr-http-port',
       type: 'number',
+      integer: true,
       help: "daprd's HTTP API port",
       default: daprDefaults.daprHttpPort,
       env: 'DAPR_HTTP_PORT',
@@ -130,6 +132,7 @@ export const serveCommand = defineCommand({
     {
       name: 'concurrency',
       type: 'number',
+      integer: true,
       help: 'chunk fetches this instance runs at once',
       default: 128,
       min: 1,
@@ -138,6 +141,7 @@ export const serveCommand = defineCommand({
     {
       name: 'dashboard-port',
       type: 'number',
+      integer: true,
       help: 'serve the live dashboard and /metrics on this port (-1 = off, 0 = any free port)',
       default: -1,
       min: -1,
@@ -179,6 +183,7 @@ export const serveCommand = defineCommand({
     {
       name: 'max-body',
       type: 'number',
+      integer: true,
       help: 'embedded: largest actor API request body in bytes (413 above it)',
       default: 64 * 1024 * 1024,
       min: 1024,
@@ -188,6 +193,7 @@ export const serveCommand = defineCommand({
     {
       name: 'max-edges',
       type: 'number',
+      integer: true,
       help: 'edges tracked from bus events at most; events of further edges are dropped and counted',
       default: 10_000,
       min: 1,
@@ -197,6 +203,7 @@ export const serveCommand = defineCommand({
     {
       name: 'max-running',
       type: 'number',
+      integer: true,
       help: 'transfers that run at once on this process; further starts wait in state queued (default: 8 per core, at most one per 32 MiB of memory)',
       min: 1,
       max: 1_000_000,
@@ -205,6 +212,7 @@ export const serveCommand = defineCommand({
     {
       name: 'max-queued',
       type: 'number',
+      integer: true,
       help: 'transfers that may wait for a running slot; beyond it start answers 503 PORTAL_OVERLOADED (default: 100 × --max-running)',
       min: 0,
       max: 100_000_000,

@@ -54,6 +54,26 @@ describe('content server (fetch --serve): a transfer id in either form', () => {
         expect(Buffer.from(await r.body.arrayBuffer()).equals(bytes)).toBe(true);
       }
       expect(asked).toEqual([ODD, ODD, 'plain.id']);
+      // a "~" segment is always a wire form, as on the actor API: `~dDk` (the plain id t9 in disguise) and `~abc`
+      // (no base64url of an id) are 400 saying what to send, never looked up as ids
+      for (const [seg, why] of [
+        [
+          '~dDk',
+          'it encodes "t9", a plain id, which is sent as it is: "t9". An id that itself begins with "~" is sent as "~fmREaw"',
+        ],
+        ['%7EdDk', 'it encodes "t9", a plain id, which is sent as it is: "t9"'],
+        [
+          '~abc',
+          '"abc" is not the base64url (unpadded) of the UTF-8 of an id. An id that itself begins with "~" is sent as "~fmFiYw"',
+        ],
+      ]) {
+        const r = await request(`${server.url}/v1/transfers/${seg}/content`);
+        expect({ seg, status: r.statusCode }).toEqual({ seg, status: 400 });
+        const body = (await r.body.json()) as { error: string; code: string };
+        expect(body.code).toBe('PORTAL_INVALID_ARGUMENT');
+        expect(body.error).toContain(why);
+      }
+      expect(asked).toEqual([ODD, ODD, 'plain.id']);
       // "a/b" sent as it is (or %2F-decoded by a proxy): two segments, no route; the answer says how to send it
       const split = await request(`${server.url}/v1/transfers/a/b/content`);
       expect(split.statusCode).toBe(404);
@@ -110,6 +130,22 @@ describe('portal serve: the content route takes the actor API wire form of a tra
     expect(((await unknown.body.json()) as { error: { message: string } }).error.message).toContain(
       'transfer "no such <id>" is unknown',
     );
+    // the "~" form of a plain id: 400 explaining the canonical form on the content route, as on the actor API
+    const disguised = Buffer.from('e0', 'utf8').toString('base64url');
+    const content = await request(`${base}/~${disguised}/content`);
+    expect(content.statusCode).toBe(400);
+    expect(await content.body.json()).toEqual({
+      error: {
+        code: 'PORTAL_INVALID_ARGUMENT',
+        message: `transfer id "~${disguised}" is refused: "~" begins an encoded id (the actor API's wire form: "~" and the base64url of the id's UTF-8, only for an id that is not plain letters, digits, "_", "-" and "."), and it encodes "e0", a plain id, which is sent as it is: "e0". An id that itself begins with "~" is sent as "${encodeActorId(`~${disguised}`)}"`,
+      },
+    });
+    const actor = await call(
+      `http://127.0.0.1:${port}/v1.0/actors/SchedulerActor/~${disguised}/method`,
+      'status',
+    );
+    expect(actor.status).toBe(400);
+    expect(actor.json).toMatchObject({ error: { code: 'PORTAL_INVALID_ARGUMENT' } });
     // an id with "/" sent as it is: no route, and the answer names the form to send
     const split = await request(`http://127.0.0.1:${port}/v1.0/actors/SchedulerActor/a/b/method/status`, {
       method: 'POST',
