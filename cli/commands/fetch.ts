@@ -179,7 +179,7 @@ export const fetchCommand = defineCommand({
     {
       name: 'force',
       type: 'boolean',
-      help: "overwrite an existing file that is not this transfer's, or replace a symbolic link at --out; a rerun of a run that ended (finished or failed) starts over instead of reusing its journal",
+      help: "overwrite an existing file that is not this transfer's, or replace a symbolic link at --out; a rerun of a run that ended (finished or failed), or one whose journal cannot be read, starts over instead of reusing its journal",
       default: false,
     },
     {
@@ -448,13 +448,13 @@ export const fetchCommand = defineCommand({
           // the journal read before the probes is this one, unless its files changed since (another fetch of this
           // output that ended meanwhile): read once, not again for each use
           const stamp = await journalStamp(jdir);
+          const sideFiles = [part, partialChunkLogPath(part)];
           let journaled =
             stamp === undefined
               ? undefined
               : earlyJournal?.output === output && earlyJournal.stamp === stamp
                 ? earlyJournal.transfer
-                : await readJournaledTransfer(output);
-          const sideFiles = [part, partialChunkLogPath(part)];
+                : await readJournalOrDiscard(output, { jdir, sideFiles, force: flags.force });
           let sourceChanges = journaled
             ? await reconcileJournal(journaled, src.manifest, edges, {
                 output,
@@ -825,6 +825,36 @@ function firstUrlName(positionals: string[]): string | undefined {
     const name = path.basename(new URL(positionals[0] ?? '').pathname);
     return /^https?:$/i.test(new URL(positionals[0]).protocol) && name ? name : undefined;
   } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The transfer the journal beside `output` holds (readJournaledTransfer), read under the output's lock. A journal
+ * that cannot be read (PORTAL_STATE_CORRUPT: a file cut short by a disk error, edited by hand) is discarded with
+ * `force`, together with the partial files `sideFiles` whose bytes only it vouched for, and the fetch starts over
+ * (said on stderr); without `force` the error names the journal folder and the two ways out (--force, or removing
+ * the folder and the partial file). Other errors are thrown as they are.
+ */
+async function readJournalOrDiscard(
+  output: string,
+  o: { jdir: string; sideFiles: string[]; force: boolean },
+): Promise<JournaledTransfer | undefined> {
+  try {
+    return await readJournaledTransfer(output);
+  } catch (err) {
+    if (!isPortalError(err) || err.code !== 'PORTAL_STATE_CORRUPT') throw err;
+    const dir = escapeControl(o.jdir);
+    if (!o.force)
+      throw new PortalError(
+        'PORTAL_STATE_CORRUPT',
+        `the journal of ${escapeControl(output)} cannot be read (${err.message}): run again with --force to discard it and its partial file ${escapeControl(o.sideFiles[0])} and start over, or remove ${dir} and that file yourself`,
+        { cause: err },
+      );
+    await discardJournal(output, o.sideFiles);
+    process.stderr.write(
+      `portal: the journal in ${dir} could not be read (${escapeControl(err.message)}); --force: discarded it and the partial file, starting over\n`,
+    );
     return undefined;
   }
 }
