@@ -80,7 +80,7 @@ export function runGo(
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const lastJson = (stdout: string): Record<string, any> => JSON.parse(stdout.trim().split('\n').at(-1)!);
 
-test('go test of examples/go (portal-client encodes ids as encodeActorId does)', async () => {
+test('go test of examples/go (portal-client encodes ids as encodeActorId does, and answers a wrong command line or -h before it dials Dapr)', async () => {
   const r = await exec(goBin(), ['test', './cmd/portal-client/'], {
     cwd: examples,
     env: { ...process.env, GOFLAGS: '-mod=mod' },

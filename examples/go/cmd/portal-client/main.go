@@ -16,7 +16,8 @@
 // DAPR_GRPC_PORT (and DAPR_API_TOKEN when the sidecar needs one) select the sidecar. The last status
 // is printed as one JSON line on stdout. A failed call prints the Portal error as JSON on stdout
 // ({"error":{"code","message","fields"}}) and exits 2; a transfer that ends failed or unverified
-// exits 1.
+// exits 1. The command line (command, flags, -request file, -id) is checked before the sidecar is dialled:
+// -h prints the usage and exits 0, a wrong one prints why and the usage and exits 2; no sidecar exits 3.
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"time"
@@ -159,19 +161,109 @@ func (p portal) watch(ctx context.Context, id string, timeout time.Duration) (Tr
 	}
 }
 
-func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: portal-client start|status|watch|cancel|restart|forget [flags]")
-		os.Exit(2)
+// usage is the command line, printed for -h (exit 0) and for a wrong one (exit 2).
+const usage = `usage: portal-client <command> [flags]
+
+  start   -request transfer.json [-watch] [-timeout 2m]
+  status  -id <transferId>
+  watch   -id <transferId> [-timeout 2m]
+  cancel  -id <transferId>
+  restart -id <transferId> [-watch] [-timeout 2m]
+  forget  -id <transferId>
+
+DAPR_GRPC_PORT (and DAPR_API_TOKEN) select the Dapr sidecar.`
+
+// invocation is one checked command line: what to run, with which flags (and, for start, the request it sends).
+type invocation struct {
+	cmd     string
+	id      string
+	body    []byte // start: the TransferRequest read from -request
+	watch   bool
+	timeout time.Duration
+}
+
+// parseInvocation checks the command, its flags and (for start) the request file before anything dials Dapr, so a
+// wrong command line is answered at once rather than after the SDK's dial timeout. It returns the invocation and -1
+// to go on, or the exit code to stop with: 0 after -h/-help/help (usage on stdout, as Go's flag package exits 0 for
+// -h), 2 for a wrong command line (the reason and the usage on stderr), as flag.ExitOnError does.
+func parseInvocation(args []string, stdout, stderr io.Writer) (invocation, int) {
+	var inv invocation
+	bad := func(format string, a ...any) (invocation, int) {
+		fmt.Fprintf(stderr, "portal-client: "+format+"\n%s\n", append(a, usage)...)
+		return inv, 2
 	}
-	cmd := os.Args[1]
-	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	if len(args) == 0 {
+		return bad("a command is required")
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return inv, 0
+	case "start", "status", "watch", "cancel", "restart", "forget":
+	default:
+		return bad("unknown command %q", args[0])
+	}
+	inv.cmd = args[0]
+	fs := flag.NewFlagSet("portal-client "+inv.cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the error is printed below, once, with the usage
 	id := fs.String("id", "", "transfer id")
 	request := fs.String("request", "", "start: a JSON file with the TransferRequest")
-	watch := fs.Bool("watch", false, "start/restart: poll status until the transfer ends")
-	timeout := fs.Duration("timeout", 2*time.Minute, "how long watch waits")
-	_ = fs.Parse(os.Args[2:])
+	fs.BoolVar(&inv.watch, "watch", false, "start/restart: poll status until the transfer ends")
+	fs.DurationVar(&inv.timeout, "timeout", 2*time.Minute, "how long watch waits")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, usage)
+			return inv, 0
+		}
+		return bad("%s: %v", inv.cmd, err)
+	}
+	if fs.NArg() > 0 {
+		return bad("%s: unexpected argument %q", inv.cmd, fs.Arg(0))
+	}
+	if inv.timeout <= 0 {
+		return bad("%s: -timeout must be positive, got %s", inv.cmd, inv.timeout)
+	}
+	if inv.cmd == "start" {
+		if *id != "" {
+			return bad("start: the transfer id comes from the request's transferId, not -id")
+		}
+		if *request == "" {
+			return bad("start: -request <file> is required")
+		}
+		body, err := os.ReadFile(*request)
+		if err != nil {
+			return bad("start: -request: %v", err)
+		}
+		var req struct {
+			TransferID string `json:"transferId"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return bad("start: -request %s is not a JSON TransferRequest: %v", *request, err)
+		}
+		if req.TransferID == "" {
+			return bad("start: -request %s has no transferId", *request)
+		}
+		inv.body, inv.id = body, req.TransferID
+	} else {
+		if *request != "" {
+			return bad("%s: -request is for start only", inv.cmd)
+		}
+		inv.id = *id
+	}
+	if _, err := actorID(inv.id); err != nil {
+		return bad("%s: %v", inv.cmd, err)
+	}
+	if inv.cmd == "watch" {
+		inv.watch = true
+	}
+	return inv, -1
+}
 
+func main() {
+	inv, code := parseInvocation(os.Args[1:], os.Stdout, os.Stderr)
+	if code >= 0 {
+		os.Exit(code)
+	}
 	c, err := dapr.NewClient()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dapr client:", err)
@@ -183,38 +275,19 @@ func main() {
 
 	var s TransferStatus
 	var raw []byte
-	switch cmd {
+	switch inv.cmd {
 	case "start":
-		body, rerr := os.ReadFile(*request)
-		if rerr != nil {
-			fmt.Fprintln(os.Stderr, rerr)
-			os.Exit(2)
-		}
-		var req struct {
-			TransferID string `json:"transferId"`
-		}
-		if rerr := json.Unmarshal(body, &req); rerr != nil {
-			fmt.Fprintln(os.Stderr, "request:", rerr)
-			os.Exit(2)
-		}
-		*id = req.TransferID
-		s, raw, err = p.status(ctx, *id, "start", body)
+		s, raw, err = p.status(ctx, inv.id, "start", inv.body)
 	case "status", "watch":
-		if cmd == "watch" {
-			*watch = true
-		}
-		s, raw, err = p.status(ctx, *id, "status", nil)
+		s, raw, err = p.status(ctx, inv.id, "status", nil)
 	case "cancel", "restart":
-		s, raw, err = p.status(ctx, *id, cmd, nil)
+		s, raw, err = p.status(ctx, inv.id, inv.cmd, nil)
 	case "forget":
-		_, err = p.call(ctx, *id, "forget", nil)
+		_, err = p.call(ctx, inv.id, "forget", nil)
 		raw = []byte(`{"forgotten":true}`)
-	default:
-		fmt.Fprintln(os.Stderr, "unknown command", cmd)
-		os.Exit(2)
 	}
-	if err == nil && *watch && cmd != "forget" && cmd != "cancel" {
-		s, raw, err = p.watch(ctx, *id, *timeout)
+	if err == nil && inv.watch && inv.cmd != "forget" && inv.cmd != "cancel" {
+		s, raw, err = p.watch(ctx, inv.id, inv.timeout)
 	}
 	if err != nil {
 		var pe *PortalError
@@ -227,7 +300,7 @@ func main() {
 		os.Exit(2)
 	}
 	fmt.Println(string(raw))
-	if *watch && (s.State != "done" || !s.Verified) {
+	if inv.watch && (s.State != "done" || !s.Verified) {
 		os.Exit(1)
 	}
 }
