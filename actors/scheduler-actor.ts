@@ -45,7 +45,7 @@ import { CidTable } from '../transfer/cid-table.js';
 import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { hashFile } from '../transfer/chunk-writer.js';
-import { isFileChanged } from '../transfer/chunk-fetch-error.js';
+import { isDeadSourceDetail, isFileChanged } from '../transfer/chunk-fetch-error.js';
 import { backoffMs } from '../transfer/http-fetch.js';
 import {
   createPrefixHasher,
@@ -193,6 +193,13 @@ interface EdgeHealth {
    * (CREDENTIALS_LOST): it takes no work until a start names it with its full URL (setRealUrl).
    */
   credentialsLost?: boolean;
+  /**
+   * What it answered since this run started (core creation, or its join): undefined before its first report, true
+   * while every report was a refused connection or a host name that does not exist (isDeadSourceDetail), false
+   * once anything else came (a chunk, an HTTP status, a timeout, a reset). A run whose every source is dead so
+   * fails at once (deadFromStart) instead of waiting out the source budget, as URL mode's probe fails it.
+   */
+  deadSinceStart?: boolean;
 }
 
 interface Journal extends PagedJournal {
@@ -838,6 +845,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           core.updateEdge(e, { maxParallel: this.parallelOf(e) });
       }
       const h = this.health[r.edgeIndex];
+      if (h && r.reason !== 'cancelled')
+        h.deadSinceStart = !r.ok && isDeadSourceDetail(r.detail) && h.deadSinceStart !== false;
       if (h && r.ok) {
         h.failuresSinceOk = 0;
         h.failingSince = undefined;
@@ -1025,6 +1034,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         t,
         `every source was given up; ${p.total - p.complete} chunk(s) missing${this.causes(t)}`,
       );
+    else if (this.deadFromStart())
+      await this.fail(
+        t,
+        `every source is unreachable since the transfer started (connection refused or no such host), none delivered a chunk; ${p.total - p.complete} chunk(s) missing${this.causes(t)}`,
+      );
     else if (now - this.lastProgressAt > (req.stallTimeoutMs ?? 60_000)) {
       await this.fail(
         t,
@@ -1045,6 +1059,22 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       };
     }
     return undefined;
+  }
+
+  /**
+   * True when every source of this run is dead from its start (EdgeHealth.deadSinceStart: each of its answers was a
+   * refused connection or an unknown host name) or given up, at least one is dead so, and no swarm peer may still
+   * announce itself: docs/api.md "a transfer whose every source is dead from the start fails at once, naming them",
+   * as `portal fetch URL` fails when no probe answers. A source that answered anything else (it delivered, or an
+   * HTTP status, a timeout, a reset: it is there, or may be back) or has not been asked yet keeps the transfer
+   * waiting, and a source that worked and then refuses is an outage the source budget waits out (retryTransient).
+   */
+  private deadFromStart(): boolean {
+    if (this.swarm || this.health.length === 0) return false;
+    return (
+      this.health.every((h) => h.retired || h.deadSinceStart === true) &&
+      this.health.some((h) => !h.retired && h.deadSinceStart === true)
+    );
   }
 
   /**

@@ -82,6 +82,20 @@ export function mentionsVersionChanged(text: string | undefined): boolean {
   return text?.includes(VERSION_CHANGED) === true;
 }
 
+/**
+ * The details transportFault gives a source that is not there at all: nothing listens on its port (ECONNREFUSED), or
+ * its host name does not exist (ENOTFOUND; EAI_AGAIN, a resolver that failed for now, is not one). Only the detail
+ * travels in a chunk report, so these strings are the contract between the fetch and the scheduler, which fails a
+ * transfer at once when every source answered only so from its start (isDeadSourceDetail).
+ */
+export const REFUSED_DETAIL = 'connection refused';
+export const NO_SUCH_HOST_DETAIL = 'host name not found (ENOTFOUND)';
+
+/** True when a chunk report's detail says its source is not there at all (REFUSED_DETAIL, NO_SUCH_HOST_DETAIL). */
+export function isDeadSourceDetail(detail: string | undefined): boolean {
+  return detail === REFUSED_DETAIL || detail === NO_SUCH_HOST_DETAIL;
+}
+
 /** True when a chunk report's detail says the source now serves another file: sizeChangedDetail or versionChangedDetail. */
 export function isFileChanged(detail: string | undefined): boolean {
   return isSizeChanged(detail) || detail?.startsWith(VERSION_CHANGED) === true;

@@ -3,6 +3,8 @@ import { PortalError } from '../common/errors.js';
 import type { EdgeKind, FailureReason } from '../common/index.js';
 import {
   ChunkFetchError,
+  NO_SUCH_HOST_DETAIL,
+  REFUSED_DETAIL,
   sizeChangedDetail,
   versionChangedDetail,
   TRANSIENT_FAULTS,
@@ -219,8 +221,9 @@ export function transportFault(
     };
   if (code === 'UND_ERR_CONNECT_TIMEOUT')
     return { reason: 'unreachable', fault: 'connect-timeout', what: 'connect timed out' };
-  if (code === 'ECONNREFUSED') return { reason: 'unreachable', fault: 'refused', what: 'connection refused' };
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+  if (code === 'ECONNREFUSED') return { reason: 'unreachable', fault: 'refused', what: REFUSED_DETAIL };
+  if (code === 'ENOTFOUND') return { reason: 'unreachable', fault: 'dns', what: NO_SUCH_HOST_DETAIL };
+  if (code === 'EAI_AGAIN')
     return { reason: 'unreachable', fault: 'dns', what: `host name not found (${code})` };
   if (
     /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME/i.test(code) ||

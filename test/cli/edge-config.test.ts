@@ -1,8 +1,11 @@
 /**
  * How `portal serve --runtime embedded` and `portal fetch` (real processes) take the edges a transfer names, against
- * real HTTP mirrors (test/helpers/bad-mirror.ts): `maxParallel: 0` is "no limit" (api/schemas/EdgeActor.json).
+ * real HTTP mirrors (test/helpers/bad-mirror.ts): `maxParallel: 0` is "no limit" (api/schemas/EdgeActor.json); a
+ * transfer whose every source is dead from the start (connection refused) fails at once naming them (docs/api.md).
  */
 import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
@@ -20,11 +23,17 @@ let mesh: Mesh;
 let mirror: BadMirror;
 let serve: EmbeddedServe;
 let n = 0;
+/** A loopback URL nothing listens on (a port a server had, then closed): every connection is refused. */
+let deadUrl: string;
 
 beforeAll(async () => {
   mesh = await createMesh(12 * 16384 + 77, 16384, []);
   await mkdir(path.join(mesh.dir, 'root'));
   mirror = await startBadMirror(await readFile(mesh.source));
+  const closed = http.createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  deadUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/gone.bin`;
+  await new Promise((r) => closed.close(r));
   serve = await startEmbeddedServe(['--output-root', path.join(mesh.dir, 'root')], {
     PORTAL_LOG_LEVEL: 'warn',
     NATS_URL: '',
@@ -40,12 +49,13 @@ const sha256 = async (file: string): Promise<string> =>
   createHash('sha256')
     .update(await readFile(file))
     .digest('hex');
-const start = (id: string, edges: TransferEdge[]) =>
+const start = (id: string, edges: TransferEdge[], extra: Record<string, unknown> = {}) =>
   postJson(`${serve.base}/SchedulerActor/${id}/method/start`, {
     transferId: id,
     manifest: mesh.manifest,
     output: path.join(mesh.dir, 'root', `${id}.bin`),
     edges,
+    ...extra,
   });
 const status = async (id: string): Promise<TransferStatus> =>
   (await postJson(`${serve.base}/SchedulerActor/${id}/method/status`, { edges: true }))
@@ -89,4 +99,74 @@ describe('maxParallel 0 is "no limit"', () => {
     expect(r.code).toBe(0);
     expect(await sha256(o)).toBe(mesh.manifest.fileSha256);
   }, 120_000);
+});
+
+// trial finding #7: a source refusing connections from the start was waited on for the whole 60 s source budget
+// (serve, and fetch <manifest> --edge URL#mirror), while URL mode fails in 1 s
+describe('every source dead from the start: the transfer fails at once, naming them', () => {
+  // budget and stall timeout of 10 min: only the dead-from-the-start rule can end these within the test's wait
+  const patient = { edgeBudgetMs: 600_000, stallTimeoutMs: 600_000 };
+  const DEAD =
+    /every source is unreachable since the transfer started \(connection refused or no such host\)/;
+
+  test('serve: two sources, both refused: failed naming each, long before their budget', async () => {
+    const id = fresh();
+    const dead2 = deadUrl.replace('gone.bin', 'also-gone.bin');
+    const edges = [mirrorEdge(`dead-a-${id}`, deadUrl), mirrorEdge(`dead-b-${id}`, dead2)];
+    expect((await start(id, edges, patient)).status).toBe(200);
+    const s = await until(
+      `transfer ${id} fails`,
+      () => status(id),
+      (x) => x.state !== 'running' && x.state !== 'queued',
+      60_000,
+    );
+    expect(s.state).toBe('failed');
+    expect(s.error).toMatch(DEAD);
+    expect(s.error).toContain(`${deadUrl} (dead-a-${id}): unreachable: connection refused`);
+    expect(s.error).toContain(`${dead2} (dead-b-${id}): unreachable: connection refused`);
+  }, 90_000);
+
+  test('serve: one source refused, one alive: the transfer completes from the live one', async () => {
+    const id = fresh();
+    const edges = [mirrorEdge(`dead-${id}`, deadUrl), mirrorEdge(`live-${id}`, mirror.url)];
+    expect((await start(id, edges, patient)).status).toBe(200);
+    const s = await ended(id);
+    expect(s.state).toBe('done');
+    expect(await sha256(path.join(mesh.dir, 'root', `${id}.bin`))).toBe(mesh.manifest.fileSha256);
+  }, 120_000);
+
+  test('serve: a source that answers 503 (there, but busy) is not taken for dead: the transfer waits for it', async () => {
+    const id = fresh();
+    let busy = true;
+    const busyMirror = await startBadMirror(await readFile(mesh.source), () =>
+      busy ? { kind: 'status', status: 503 } : { kind: 'ok' },
+    );
+    try {
+      const edges = [mirrorEdge(`dead-${id}`, deadUrl), mirrorEdge(`busy-${id}`, busyMirror.url)];
+      expect((await start(id, edges, patient)).status).toBe(200);
+      await until(
+        'the busy mirror answered 503',
+        async () => busyMirror.requests.length,
+        (k) => k >= 2,
+      );
+      expect((await status(id)).state).toBe('running');
+      busy = false;
+      const s = await ended(id);
+      expect(s.state).toBe('done');
+    } finally {
+      await busyMirror.close();
+    }
+  }, 120_000);
+
+  test('fetch <manifest> --edge URL#mirror of a refused port: exit 3 naming it, not after the 60 s budget', async () => {
+    const o = path.join(mesh.dir, `fetch-${fresh()}.bin`);
+    const r = await runPortal(
+      ['fetch', mesh.manifestPath, '--edge', `${deadUrl}#mirror`, '--out', o, '--source-budget', '600'],
+      { env: { PORTAL_BACKEND: 'cpu' }, timeoutMs: 60_000 },
+    );
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(DEAD);
+    expect(r.stderr).toContain(`${deadUrl} (`);
+    expect(r.stderr).toContain('unreachable: connection refused');
+  }, 90_000);
 });
