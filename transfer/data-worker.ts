@@ -130,11 +130,15 @@ const pool = new BufferPool(8);
 
 /**
  * Bytes this thread writes to a file between two background fdatasyncs (openChunkWriter's syncEveryBytes):
- * the file's closing sync then flushes at most about this much per thread instead of the whole file. 16 MiB
- * flush in ~15 ms on the dev machine's disk (128 MiB took 100–125 ms), and a 512 MiB fetch starts 32 of them
- * per thread, each on libuv's pool, never on this thread's loop.
+ * the file's closing sync then flushes at most about this much per thread instead of the whole file, and that
+ * sync is on the path from the last byte to the process's exit (the output is durable before it takes its
+ * name). 4 MiB: the closing sync of the throttled-mirrors fetch took 3–5 ms against 10–18 ms with 16 MiB (4 runs
+ * each, BENCHMARKS.md "Issue 15", session 13), and a 512 MiB fetch from 4 local nginx (128 background syncs per
+ * thread instead of 32, each on libuv's pool, never on this thread's loop) took the same wall and CPU time
+ * (1.51–1.62 s and 1.96–2.06 CPU s against 1.55–1.64 s and 1.95–2.04 s, 3 runs each). A whole 128 MiB file
+ * took 100–125 ms to flush.
  */
-const BACKGROUND_SYNC_BYTES = 16 * 1024 * 1024;
+const BACKGROUND_SYNC_BYTES = 4 * 1024 * 1024;
 
 /**
  * The output root's confinement checked again right before this thread opens `file` by name (an executor with a
