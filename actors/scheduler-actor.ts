@@ -5,7 +5,10 @@ import {
   checkStillConfined,
   confineOutputFile,
   lstatIfPresent,
+  JOURNAL_SUFFIX,
+  PART_SUFFIX,
   refuseHostOwned,
+  refuseSideFileName,
   type ConfinedOutput,
   type HostOwnedPath,
 } from '../transfer/output-target.js';
@@ -22,7 +25,7 @@ import { destinationFault, isEdgeOutput } from '../transfer/chunk-put.js';
 import { createPrng } from '../transfer/prng.js';
 import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
 import type { TransferAdmission } from './transfer-admission.js';
-import type { OutputClaims } from './output-claims.js';
+import type { ClaimedFile, OutputClaims } from './output-claims.js';
 import { isLocationLabel, type ReplicaPlacer } from './replica-placement.js';
 import { TickPacer, type TickOutcome } from './tick-pacer.js';
 import { EdgeThroughput } from './edge-throughput.js';
@@ -135,8 +138,6 @@ function admittedFailure(err: unknown): string {
   return `could not start once admitted: ${message}${isPortalError(err) ? ` [${err.code}]` : ''}`;
 }
 
-/** The partial file `portal serve` writes a transfer's output to until it is verified (`<output>.portal-part`). */
-const PART_SUFFIX = '.portal-part';
 /** Tick times kept for the p50/p99 in status(): the last this many ticks. */
 const TICK_WINDOW = 8192;
 /** Default source budget (TransferRequest.edgeBudgetMs), ms. */
@@ -646,6 +647,17 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     let output = await confineOutputFile(root, req.output, 'serve');
     let publishAs =
       req.publishAs === undefined ? undefined : await confineOutputFile(root, req.publishAs, 'serve');
+    // never another output's side file (a fetch's or another host's, which no claim here covers): refused by name;
+    // a request naming its own partial file (`<publishAs>.portal-part`) is Portal's own scheme
+    const claims = this.ctx.services.outputClaims;
+    const named = (asked: string, file: string): void => {
+      // a side file of a transfer of this host: the conflict names it (409 PORTAL_TRANSFER_CONFLICT)
+      claims?.refuseTaken(file, file, this.ctx.actorId);
+      refuseSideFileName(asked, file);
+    };
+    if (publishAs === undefined || output.path !== `${publishAs.path}${PART_SUFFIX}`)
+      named(req.output, output.path);
+    if (publishAs !== undefined) named(req.publishAs!, publishAs.path);
     if (publishAs === undefined && (old === undefined || old.req.publishAs !== undefined)) {
       // the partial file lies beside the confined output: the same folder, a name of this host's choosing
       const part = `${output.path}${PART_SUFFIX}`;
@@ -2432,10 +2444,24 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     return req.publishAs ?? req.output;
   }
 
+  /**
+   * The files this transfer writes besides its claimed output (claimKey), which its claim covers too: the file it
+   * writes when that is not the output (its partial file), that file's partial-chunk log, and the lock folder.
+   */
+  private claimFiles(t: OwnedTransfer, key: string): ClaimedFile[] {
+    const { req } = t;
+    const files: ClaimedFile[] = [];
+    if (req.output !== key) files.push({ path: req.output, what: 'the partial file' });
+    files.push({ path: partialChunkLogPath(req.output), what: 'the partial-chunk log' });
+    files.push({ path: `${key}${JOURNAL_SUFFIX}`, what: 'the lock folder', folder: true });
+    return files;
+  }
+
   /** Claims this transfer's output, its lock on disk included (OutputClaims.claim): the same refusals. */
   private async claimOutput(t: OwnedTransfer): Promise<undefined> {
     const key = this.claimKey(t);
-    if (key !== undefined) await this.ctx.services.outputClaims!.claim(key, this.ctx.actorId);
+    if (key !== undefined)
+      await this.ctx.services.outputClaims!.claim(key, this.ctx.actorId, this.claimFiles(t, key));
     return undefined;
   }
 
@@ -2443,7 +2469,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private reserveOutput(t: OwnedTransfer): PortalError | undefined {
     const key = this.claimKey(t);
     try {
-      if (key !== undefined) this.ctx.services.outputClaims!.reserve(key, this.ctx.actorId);
+      if (key !== undefined)
+        this.ctx.services.outputClaims!.reserve(key, this.ctx.actorId, this.claimFiles(t, key));
       return undefined;
     } catch (err) {
       return err as PortalError;

@@ -40,6 +40,46 @@ export function outputNameFromManifest(name: unknown): string {
   return name;
 }
 
+/** Suffix of the partial file Portal writes an output `<out>` to until it is verified: `<out>.portal-part`. */
+export const PART_SUFFIX = '.portal-part';
+/** Suffix of the folder beside an output `<out>` holding its lock (and a fetch's journal): `<out>.portal`. */
+export const JOURNAL_SUFFIX = '.portal';
+
+/**
+ * Why `file` bears a name Portal gives the side files of another output, or undefined: `<x>.portal-part` (x's partial
+ * file), `<x>.portal-part.partial` (that file's partial-chunk log), `<x>.portal` (x's lock and journal folder), or a
+ * file directly in such a folder (`<x>.portal/lock`, the journal's files). A transfer that wrote there would replace
+ * another transfer's partial file, log, lock or journal (a fetch's, or a serve transfer's of another host) when it
+ * publishes. Other names are not refused: `.partial` alone is also the log of a file written in place under a name
+ * its caller chose (a start with its own `publishAs`), which the host's claims cover (actors/output-claims.ts).
+ */
+export function portalSideFileName(file: string): string | undefined {
+  const name = path.basename(file);
+  const dir = path.basename(path.dirname(file));
+  const of = (suffix: string, n = name): string => JSON.stringify(escapeControl(n.slice(0, -suffix.length)));
+  if (name.endsWith(`${PART_SUFFIX}.partial`))
+    return `the partial-chunk log Portal keeps for the partial file of ${of(`${PART_SUFFIX}.partial`)}`;
+  if (name.endsWith(PART_SUFFIX)) return `the partial file Portal writes ${of(PART_SUFFIX)} to`;
+  if (name.endsWith(JOURNAL_SUFFIX))
+    return `the folder of the lock and journal Portal keeps for ${of(JOURNAL_SUFFIX)}`;
+  if (dir.endsWith(JOURNAL_SUFFIX) && dir.length > JOURNAL_SUFFIX.length)
+    return `in the folder of the lock and journal Portal keeps for ${of(JOURNAL_SUFFIX, dir)}`;
+  return undefined;
+}
+
+/**
+ * Refuses (PORTAL_OUTPUT_REFUSED) an output `file` that bears the name of another output's side file
+ * (portalSideFileName); `asked` is the output as given, for the message.
+ */
+export function refuseSideFileName(asked: string, file: string): void {
+  const why = portalSideFileName(file);
+  if (why !== undefined)
+    throw refused(
+      asked,
+      `is ${why}: Portal keeps that name for its own files (another transfer's would be replaced); choose another name`,
+    );
+}
+
 /** Options of checkOutputTarget. */
 export interface OutputTargetOptions {
   /** Overwrite an existing unrelated file, or replace a symbolic link (the link, never its target). */
@@ -135,9 +175,11 @@ async function checkSideFile(output: string, file: string, force: boolean): Prom
  * link or unrelated regular file is refused unless `force` (then a link is removed, never followed);
  * something else (folder, device, FIFO) is always refused; a file whose journal is beside it is
  * resumed. The journal folder must be a real folder when it exists, and each of `sideFiles` absent or a
- * regular file (a link there is removed under `force`). Rejects PORTAL_OUTPUT_REFUSED naming the path.
+ * regular file (a link there is removed under `force`). An output bearing the name of another output's side file
+ * (portalSideFileName: `<x>.portal-part`, `<x>.portal`…) is refused. Rejects PORTAL_OUTPUT_REFUSED naming the path.
  */
 export async function checkOutputTarget(output: string, o: OutputTargetOptions): Promise<OutputTargetState> {
+  refuseSideFileName(output, output);
   await checkOutputFolder(output, 'fetch');
   try {
     const j = await lstat(o.journalDir);

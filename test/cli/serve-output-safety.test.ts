@@ -1,8 +1,10 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { link, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startAdmissionSource, type AdmissionSource } from '../helpers/admission.js';
 import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
 import {
+  runPortal,
   schedulerCall,
   startEmbeddedServe,
   stopEmbeddedServe,
@@ -73,8 +75,10 @@ describe('a queued transfer, once admitted, checks its output as a start does', 
     expect(queued.body.state).toBe('queued');
     const precious = path.join(src.dir, 'qa-victim.bin');
     await writeFile(precious, 'my precious data\n');
-    // a start on that path now is refused: the same answer the queued one gets when it is admitted
-    const direct = await s.call('qa-direct', 'start', { ...src.startBody('qa-direct'), output: precious });
+    // a start on an existing file is refused: the same answer the queued one gets when it is admitted
+    const other = path.join(src.dir, 'qa-other.bin');
+    await writeFile(other, 'my precious data\n');
+    const direct = await s.call('qa-direct', 'start', { ...src.startBody('qa-direct'), output: other });
     expect(direct.status).toBe(409);
     expect(direct.body.error.code).toBe('PORTAL_OUTPUT_REFUSED');
     await s.call('qa-block', 'cancel');
@@ -103,5 +107,73 @@ describe('a queued transfer, once admitted, checks its output as a start does', 
       .update(await readFile(path.join(src.dir, 'qb-victim.bin')))
       .digest('hex');
     expect(got).toBe(src.sha256);
+  }, 60_000);
+});
+
+describe("no transfer's output is another transfer's side file", () => {
+  let s: Serve | undefined;
+  afterEach(async () => {
+    await stopEmbeddedServe(s);
+    s = undefined;
+  });
+
+  test("a start naming a running transfer's partial file, log, lock folder or output is refused (409) naming that transfer; side-file names are refused for any output", async () => {
+    s = await serve([]);
+    expect((await s.call('sf-victim', 'start', blockerBody('sf-victim'))).body.state).toBe('running');
+    const v = path.join(src.dir, 'sf-victim.bin');
+    const intrude = (output: string, extra: Record<string, unknown> = {}) =>
+      s!.call('sf-intruder', 'start', { ...src.startBody('sf-intruder'), output, overwrite: true, ...extra });
+    for (const [output, what, extra] of [
+      [`${v}.portal-part`, 'is the partial file of transfer "sf-victim" (output ${v})', {}],
+      [`${v}.portal-part.partial`, 'is the partial-chunk log of transfer "sf-victim" (output ${v})', {}],
+      [`${v}.portal/lock`, 'is a file in the lock folder of transfer "sf-victim" (output ${v})', {}],
+      // a start with its own publishAs writes `output` in place: not into another's output either
+      [v, 'is being written by transfer "sf-victim"', { publishAs: path.join(src.dir, 'sf-elsewhere.bin') }],
+    ] as const) {
+      const r = await intrude(output, extra);
+      expect(r.status).toBe(409);
+      expect(r.body.error.code).toBe('PORTAL_TRANSFER_CONFLICT');
+      expect(r.body.error.message).toContain(what.replace('${v}', v));
+    }
+    // the same output published under another name as its final one is its writer's too
+    const publish = await intrude(path.join(src.dir, 'sf-mine.bin'), { publishAs: v });
+    expect(publish.status).toBe(409);
+    expect(publish.body.error.message).toContain(`is being written by transfer "sf-victim"`);
+    // Portal's side-file names of a path no transfer here writes (a fetch's, another host's) are refused too
+    for (const [name, why] of [
+      ['sf-other.bin.portal-part', 'the partial file Portal writes "sf-other.bin" to'],
+      [
+        'sf-other.bin.portal-part.partial',
+        'the partial-chunk log Portal keeps for the partial file of "sf-other.bin"',
+      ],
+      ['sf-other.bin.portal', 'the folder of the lock and journal Portal keeps for "sf-other.bin"'],
+    ]) {
+      const r = await intrude(path.join(src.dir, name));
+      expect(r.status).toBe(409);
+      expect(r.body.error.code).toBe('PORTAL_OUTPUT_REFUSED');
+      expect(r.body.error.message).toContain(why);
+    }
+    expect((await s.call('sf-intruder', 'status')).status).toBe(404);
+    expect((await s.call('sf-victim', 'status')).body.state).toBe('running');
+    expect(readdirSync(src.dir).filter((n) => n.startsWith('sf-'))).toEqual(
+      ['sf-victim.bin.portal', 'sf-victim.bin.portal-part', 'sf-victim.bin.portal-part.partial'].filter((n) =>
+        existsSync(path.join(src.dir, n)),
+      ),
+    );
+    // once the victim is gone its names are free again (a name-rule-free one: its output)
+    await s.call('sf-victim', 'forget');
+    const after = await s.call('sf-intruder', 'start', { ...src.startBody('sf-intruder'), output: v });
+    expect(after.status).toBe(200);
+    expect((await waitPast(s, 'sf-intruder', ['running', 'verifying'])).state).toBe('done');
+  }, 60_000);
+
+  test('portal fetch refuses an --out that bears a side-file name (exit 2), writing nothing', async () => {
+    const out = path.join(src.dir, 'ff.bin.portal-part');
+    const r = await runPortal(['fetch', `${src.nginx.httpUrl}/src.bin`, '--out', out], {
+      env: { PORTAL_BACKEND: 'cpu' },
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`output ${out} is the partial file Portal writes "ff.bin" to`);
+    expect(readdirSync(src.dir).filter((n) => n.startsWith('ff.'))).toEqual([]);
   }, 60_000);
 });
