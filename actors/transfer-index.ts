@@ -83,6 +83,11 @@ export class TransferIndex {
     return this.revisions.get(id);
   }
 
+  /** The ids of every transfer listed, in id order (what `page` walks through), whatever their state. */
+  listedIds(): readonly string[] {
+    return [...this.ids];
+  }
+
   /** Replaces the live row of `id` by a snapshot of it (its actor is deactivated: the row would read nothing). */
   freeze(id: string): void {
     const row = this.rows.get(id);

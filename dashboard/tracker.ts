@@ -228,9 +228,13 @@ export function createTracker(opts: TrackerOptions): Tracker {
         entries.get(id)!.touched = touch;
       }
       const listed = new Set(poll.polled);
+      // a queued id that is not polled waits for a slot now (a restart of a finished transfer, an id forgotten and
+      // started again): the view of its previous life is stale, and it is shown and counted as queued instead
+      const requeued = (poll.queued ?? []).filter((id) => !listed.has(id) && entries.has(id));
+      for (const id of requeued) entries.delete(id);
       for (const e of entries.values()) e.view.polled = listed.has(e.view.id);
       const gone = [...entries.values()].filter((e) => !e.view.polled).sort((a, b) => b.touched - a.touched);
-      lastEvicted = gone.slice(keepFinished).map((e) => e.view.id);
+      lastEvicted = [...requeued, ...gone.slice(keepFinished).map((e) => e.view.id)];
       for (const id of lastEvicted) entries.delete(id);
       const transfers = lightFinished(ordered([...entries.values()].map((e) => e.view)));
       const counts: Record<string, number> = {};

@@ -465,13 +465,21 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     },
     { queue: 'portal-preposition' },
   );
-  // the transfers whose SchedulerActor is active on this instance (Dapr places actors across instances)
+  // the transfers this instance hosts (Dapr places actors across instances): every row of the index GET
+  // /v1/transfers lists, so a transfer that left the queue without running (cancelled or forgotten while queued,
+  // failed at admission) is shown as the API lists it; `transfers` (the registry) holds only those that ran
   const dash =
     opts.dashboardPort !== undefined
       ? await createDashboard({
           host,
-          transfers: () => [...transfers],
-          // queued transfers have no scheduler yet (not in `transfers`): listed and counted, not polled
+          transfers: () => {
+            const waiting = new Set(admission.queuedIds());
+            const ids = transferIndex.listedIds().filter((id) => !waiting.has(id));
+            // a transfer running here always has its row; the registry is kept as a second source regardless
+            for (const id of transfers) if (!waiting.has(id)) ids.push(id);
+            return ids;
+          },
+          // queued transfers have no scheduler yet: listed and counted, not polled
           queued: () => admission.queuedIds(),
           // a finished transfer is polled again only when its row changes (a start, restart, activation)
           revision: (id) => transferIndex.revision(id),
