@@ -5,28 +5,17 @@
  * one, with the real cause in the message; a source whose Retry-After is longer than its --source-budget is given
  * up at once, saying so, instead of holding its chunks until the stall timeout.
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
 import { runPortal } from '../helpers/portal-cli.js';
-import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+import { FETCH_ENV, fetchFixture } from '../helpers/fetch-fixture.js';
 
 const SIZE = 8 * 262144 + 999;
-const env = { PORTAL_BACKEND: 'cpu' };
-let tmp: { dir: string; cleanup: () => Promise<void> };
-let bytes: Buffer;
-let sha: string;
-const closers: (() => Promise<void>)[] = [];
-let n = 0;
-const out = (): string => {
-  const dir = path.join(tmp.dir, `out-${++n}`);
-  mkdirSync(dir);
-  return path.join(dir, 'file.bin');
-};
+const env = FETCH_ENV;
+const f = fetchFixture('cli-fetch-give-up', SIZE);
+const out = (): string => f.out();
 
 /**
  * Two nodes behind one address, answering in turn: the same bytes, ETag "n0" or "n1" by node, a Range request
@@ -43,21 +32,21 @@ async function loadBalanced(): Promise<{ url: string; requests: number }> {
     const ifRange = req.headers['if-range'];
     const head = { etag, 'accept-ranges': 'bytes' };
     if (!r || (ifRange !== undefined && ifRange !== etag)) {
-      res.writeHead(200, { ...head, 'content-length': String(bytes.length) });
-      res.end(req.method === 'HEAD' ? undefined : bytes);
+      res.writeHead(200, { ...head, 'content-length': String(f.bytes.length) });
+      res.end(req.method === 'HEAD' ? undefined : f.bytes);
       return;
     }
     const a = Number(r[1]);
-    const b = r[2] !== undefined ? Math.min(Number(r[2]), bytes.length - 1) : bytes.length - 1;
+    const b = r[2] !== undefined ? Math.min(Number(r[2]), f.bytes.length - 1) : f.bytes.length - 1;
     res.writeHead(206, {
       ...head,
       'content-length': String(b - a + 1),
-      'content-range': `bytes ${a}-${b}/${bytes.length}`,
+      'content-range': `bytes ${a}-${b}/${f.bytes.length}`,
     });
-    res.end(req.method === 'HEAD' ? undefined : bytes.subarray(a, b + 1));
+    res.end(req.method === 'HEAD' ? undefined : f.bytes.subarray(a, b + 1));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(
+  f.closeLater(
     () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -68,24 +57,14 @@ async function loadBalanced(): Promise<{ url: string; requests: number }> {
   return state;
 }
 
-beforeAll(async () => {
-  tmp = await makeTempDir('cli-fetch-give-up');
-  bytes = (await writeRandomFile(tmp.dir, 'src.bin', SIZE, 11)).bytes;
-  sha = createHash('sha256').update(bytes).digest('hex');
-});
-afterAll(async () => {
-  await Promise.all(closers.map((c) => c()));
-  await tmp?.cleanup();
-});
-
 describe('portal fetch: a load-balanced mirror with a different ETag per node', () => {
   test('with the right --checksum: the hashes decide, exit 0 and the right file (as curl and aria2c get it)', async () => {
     const m = await loadBalanced();
     const o = out();
-    const r = await runPortal(['fetch', m.url, '--out', o, '--checksum', `sha-256=${sha}`], { env });
+    const r = await runPortal(['fetch', m.url, '--out', o, '--checksum', `sha-256=${f.sha}`], { env });
     expect(r.stderr).not.toContain('restarting');
     expect(r.code).toBe(0);
-    expect(await readFile(o)).toEqual(bytes);
+    expect(await readFile(o)).toEqual(f.bytes);
   }, 180_000);
 
   test('without a checksum: versions are still never mixed (exit 3), and the message names the real cause, not a budget that did not elapse', async () => {
@@ -100,12 +79,12 @@ describe('portal fetch: a load-balanced mirror with a different ETag per node', 
 
 describe('portal fetch: Retry-After longer than --source-budget', () => {
   test('the source is given up at once naming its Retry-After and the budget; exit 3 long before the stall timeout', async () => {
-    const m: BadMirror = await startBadMirror(bytes, (_n, req) =>
+    const m: BadMirror = await startBadMirror(f.bytes, (_n, req) =>
       req.method === 'HEAD' || req.headers.range === 'bytes=0-0'
         ? { kind: 'ok' }
         : { kind: 'status', status: 503, retryAfter: '100000' },
     );
-    closers.push(() => m.close());
+    f.closeLater(() => m.close());
     const o = out();
     const r = await runPortal(['fetch', m.url, '--out', o, '--source-budget', '5'], { env });
     expect(r.code).toBe(3);

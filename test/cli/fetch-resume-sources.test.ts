@@ -5,7 +5,7 @@
  * a mirror that answers late joins when it agrees and is excluded naming why when not (D3).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { readFile } from 'node:fs/promises';
@@ -13,27 +13,18 @@ import net from 'node:net';
 import path from 'node:path';
 import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
 import { lastJson, runPortal } from '../helpers/portal-cli.js';
-import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+import { FETCH_ENV, fetchFixture } from '../helpers/fetch-fixture.js';
 
 const SIZE = 3 * 262144 + 4321; // 4 chunks of 256 KiB
-let tmp: { dir: string; cleanup: () => Promise<void> };
-let src: string;
-let bytes: Buffer;
-let sha: string;
+const env = FETCH_ENV;
+const f = fetchFixture('cli-fetch-resume-sources', SIZE);
+const out = (): string => f.out();
 const mirrors: BadMirror[] = [];
-const closers: (() => Promise<void>)[] = [];
-let n = 0;
-const out = (): string => {
-  const dir = path.join(tmp.dir, `out-${++n}`);
-  mkdirSync(dir);
-  return path.join(dir, 'file.bin');
-};
-const env = { PORTAL_BACKEND: 'cpu' };
-const checksum = (): string[] => ['--checksum', `sha-256=${sha}`];
+const checksum = (): string[] => ['--checksum', `sha-256=${f.sha}`];
 
 async function mirror(
   mode: (n: number) => MirrorMode = () => ({ kind: 'ok' }),
-  of = bytes,
+  of = f.bytes,
 ): Promise<BadMirror> {
   const s = await startBadMirror(of, mode);
   mirrors.push(s);
@@ -48,7 +39,7 @@ async function silentServer(): Promise<string> {
     s.on('error', () => undefined);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(
+  f.closeLater(
     () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
@@ -82,23 +73,14 @@ async function fetchKilledAfterAChunk(args: string[]): Promise<void> {
   expect(r.signal).toBe('SIGKILL');
 }
 
-beforeAll(async () => {
-  tmp = await makeTempDir('cli-fetch-resume-sources');
-  const f = await writeRandomFile(tmp.dir, 'src.bin', SIZE, 11);
-  src = f.path;
-  bytes = f.bytes;
-  sha = createHash('sha256').update(bytes).digest('hex');
-});
 afterAll(async () => {
   await Promise.all(mirrors.map((s) => s.close()));
-  await Promise.all(closers.map((c) => c()));
-  await tmp?.cleanup();
 });
 
 describe('portal fetch: a rerun after a kill takes the sources of its command line (W1)', () => {
   test('a manifest fetch killed on one mirror, rerun naming another: the new one serves the missing chunks, the old one gets no request, the kept chunks are not fetched again', async () => {
-    const manifest = path.join(tmp.dir, 'w1.manifest.json');
-    const made = await runPortal(['manifest', src, '--chunk-size', '262144', '--out', manifest], { env });
+    const manifest = path.join(f.dir, 'w1.manifest.json');
+    const made = await runPortal(['manifest', f.src, '--chunk-size', '262144', '--out', manifest], { env });
     expect(made.code).toBe(0);
     // the old mirror serves one chunk, then stalls: the first run is killed with one chunk verified
     const old = await mirror((k) => (k === 0 ? { kind: 'ok' } : { kind: 'stall' }));
@@ -110,7 +92,7 @@ describe('portal fetch: a rerun after a kill takes the sources of its command li
       env,
     });
     expect(r.code).toBe(0);
-    expect(await sha256Of(o)).toBe(sha);
+    expect(await sha256Of(o)).toBe(f.sha);
     const j = lastJson(r);
     expect(j.resumedChunks).toBe(1);
     expect(j.fetchedChunks).toBe(3);
@@ -139,7 +121,7 @@ describe('portal fetch: a rerun after a kill takes the sources of its command li
     expect(r.stderr).toContain(`portal: resuming: ${fresh.url} joins as a new source`);
     expect(r.stderr).toContain(`portal: resuming: ${old.url} is no longer named as a source; dropped`);
     expect(r.code).toBe(0);
-    expect(await sha256Of(o)).toBe(sha);
+    expect(await sha256Of(o)).toBe(f.sha);
     // the mirror of the other file served no chunk
     expect(other.requests.every((q) => q.range === 'bytes=0-0')).toBe(true);
   });
@@ -174,7 +156,7 @@ describe('portal fetch: a rerun after a kill takes the sources of its command li
     const r = await runPortal(['fetch', fresh.url, '--out', o, '--checksum', `sha-256=${wrong}`], { env });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(
-      `sha-256 ${sha} (from --checksum)); the rerun asks for file.bin, ${SIZE} bytes, sha-256 ${wrong} (from --checksum)`,
+      `sha-256 ${f.sha} (from --checksum)); the rerun asks for file.bin, ${SIZE} bytes, sha-256 ${wrong} (from --checksum)`,
     );
   });
 });
@@ -184,7 +166,7 @@ describe('portal fetch: a rerun after a kill takes the sources of its command li
  * `.portal` journal folder, printed at exit as `JOURNAL_IO {"open":N,"readdir":M}` on stderr; returns its path.
  */
 function writeJournalIoCounter(): string {
-  const file = path.join(tmp.dir, 'journal-io.cjs');
+  const file = path.join(f.dir, 'journal-io.cjs');
   writeFileSync(
     file,
     [
@@ -211,9 +193,9 @@ const journalIo = (stderr: string): unknown => JSON.parse(/^JOURNAL_IO (.*)$/m.e
 
 describe('portal fetch: a rerun reads its journal once', () => {
   test('a manifest fetch killed after a chunk, rerun: its journal is read once (the file system calls of one readJournaledTransfer), and it resumes', async () => {
-    const manifest = path.join(tmp.dir, 'once.manifest.json');
+    const manifest = path.join(f.dir, 'once.manifest.json');
     expect(
-      (await runPortal(['manifest', src, '--chunk-size', '262144', '--out', manifest], { env })).code,
+      (await runPortal(['manifest', f.src, '--chunk-size', '262144', '--out', manifest], { env })).code,
     ).toBe(0);
     const first = await mirror((k) => (k === 0 ? { kind: 'ok' } : { kind: 'stall' }));
     const o = out();
@@ -240,7 +222,7 @@ describe('portal fetch: a rerun reads its journal once', () => {
     });
     expect(r.code).toBe(0);
     expect(lastJson(r).resumedChunks).toBe(1);
-    expect(await sha256Of(o)).toBe(sha);
+    expect(await sha256Of(o)).toBe(f.sha);
     expect(journalIo(r.stderr)).toEqual(oneRead);
   });
 });
@@ -252,7 +234,7 @@ describe('portal fetch: a source that does not answer its probe does not hold th
     const o = out();
     const r = await runPortal(['fetch', good.url, silent, '--out', o, '--json'], { env });
     expect(r.code).toBe(0);
-    expect(await sha256Of(o)).toBe(sha);
+    expect(await sha256Of(o)).toBe(f.sha);
     // before: the start waited for the silent mirror's 15 s probe timeout
     expect(r.ms).toBeLessThan(10_000);
     expect(lastJson(r).sourcesNotAnswered).toEqual([
@@ -280,7 +262,7 @@ describe('portal fetch: a source that does not answer its probe does not hold th
       `portal: excluded ${wrong.url}: size ${SIZE - 5} differs from the ${SIZE} bytes the transfer started with`,
     );
     expect(r.code).toBe(0);
-    expect(await sha256Of(o)).toBe(sha);
+    expect(await sha256Of(o)).toBe(f.sha);
     expect(late.requests.filter((q) => q.range !== 'bytes=0-0').length).toBeGreaterThan(0);
     expect(wrong.requests.every((q) => q.range === 'bytes=0-0')).toBe(true);
   });

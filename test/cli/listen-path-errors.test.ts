@@ -5,7 +5,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createManifest, saveManifest } from '../../transfer/index.js';
 import { freePort } from '../../common/net.js';
-import { runPortal, type PortalRun } from '../helpers/portal-cli.js';
+import { embeddedServeArgs, runPortal, type PortalRun } from '../helpers/portal-cli.js';
 
 /** One line naming the cause, no stack trace. */
 const oneLine = (r: PortalRun): void => {
@@ -42,15 +42,7 @@ describe('listen and folder errors name their flag (real processes)', () => {
   });
 
   test('portal serve --app-port <in use>: names --app-port and the address, exit 2', async () => {
-    const r = await runPortal([
-      'serve',
-      '--runtime',
-      'embedded',
-      '--backend',
-      'cpu',
-      '--app-port',
-      String(port),
-    ]);
+    const r = await runPortal(embeddedServeArgs('--app-port', String(port)));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(
       `portal: --app-port ${port}: 127.0.0.1:${port} is already in use (EADDRINUSE)`,
@@ -61,17 +53,7 @@ describe('listen and folder errors name their flag (real processes)', () => {
   test('portal serve --state-dir <a file>: names --state-dir and the file in the way, exit 2', async () => {
     const file = path.join(dir, 'not-a-folder');
     await writeFile(file, 'x');
-    const r = await runPortal([
-      'serve',
-      '--runtime',
-      'embedded',
-      '--backend',
-      'cpu',
-      '--app-port',
-      String(await freePort()),
-      '--state-dir',
-      file,
-    ]);
+    const r = await runPortal(embeddedServeArgs('--app-port', String(await freePort()), '--state-dir', file));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(
       `portal: --state-dir ${file}: cannot create the folder ${file}: a file (not a folder) is in the way (EEXIST)`,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
-import { runPortal } from '../helpers/portal-cli.js';
+import { embeddedServeArgs, runPortal } from '../helpers/portal-cli.js';
 import { freePort } from '../../common/net.js';
 
 /**
@@ -40,19 +40,8 @@ describe('port flags on a busy port (real CLI, a real listener holding the port)
     ['demo --dashboard-port', (p) => ['demo', '--dashboard-port', String(p)], 'dashboard-port'],
     [
       'serve --dashboard-port',
-      // --backend cpu: under PORTAL_REQUIRE_GPU=1 (.ci/run) `auto` opens the GPU at start, and Dawn's warnings
-      // would join the one line this test expects
-      (p) => [
-        'serve',
-        '--runtime',
-        'embedded',
-        '--backend',
-        'cpu',
-        '--app-port',
-        'FREE',
-        '--dashboard-port',
-        String(p),
-      ],
+      // (embeddedServeArgs passes --backend cpu: Dawn's warnings would join the one line this test expects)
+      (p) => embeddedServeArgs('--app-port', 'FREE', '--dashboard-port', String(p)),
       'dashboard-port',
     ],
     [

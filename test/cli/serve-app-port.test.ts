@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
-import { runPortal } from '../helpers/portal-cli.js';
+import { embeddedServeArgs, runPortal } from '../helpers/portal-cli.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -23,7 +23,7 @@ async function serveUntilReady(
   port: (line: string) => number | undefined,
 ): Promise<{ code: number | null; stdout: string; stderr: string; port: number; health: number }> {
   let got: { port: number; health: Promise<number> } | undefined;
-  const r = await runPortal(['serve', '--runtime', 'embedded', '--backend', 'cpu', ...args], {
+  const r = await runPortal(embeddedServeArgs(...args), {
     cwd: dir,
     timeoutMs: 60_000,
     onLine: (line, child) => {

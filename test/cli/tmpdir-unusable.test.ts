@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ensureXdgRuntimeDir, makeTempDir } from '../../cli/env.js';
-import { runPortal, type PortalRun } from '../helpers/portal-cli.js';
+import { embeddedServeArgs, runPortal, type PortalRun } from '../helpers/portal-cli.js';
 
 let dir: string;
 let file: string; // a regular file: TMPDIR pointing there is not a folder
@@ -140,20 +140,17 @@ describe('the CLI with TMPDIR not a writable folder (real processes)', () => {
 
   test('serve starts and answers /healthz with TMPDIR missing, and does not create it', async () => {
     let health: Promise<number> | undefined;
-    const r = await runPortal(
-      ['serve', '--runtime', 'embedded', '--backend', 'cpu', '--app-port', '0', '--json'],
-      {
-        cwd: dir,
-        env: { TMPDIR: missing, XDG_RUNTIME_DIR: '' },
-        timeoutMs: 60_000,
-        onLine: (line, child) => {
-          const j = JSON.parse(line) as { type?: string; appPort?: number };
-          if (health || j.type !== 'ready') return;
-          health = fetch(`http://127.0.0.1:${j.appPort}/healthz`).then((res) => res.status);
-          void health.finally(() => child.kill('SIGTERM'));
-        },
+    const r = await runPortal(embeddedServeArgs('--app-port', '0', '--json'), {
+      cwd: dir,
+      env: { TMPDIR: missing, XDG_RUNTIME_DIR: '' },
+      timeoutMs: 60_000,
+      onLine: (line, child) => {
+        const j = JSON.parse(line) as { type?: string; appPort?: number };
+        if (health || j.type !== 'ready') return;
+        health = fetch(`http://127.0.0.1:${j.appPort}/healthz`).then((res) => res.status);
+        void health.finally(() => child.kill('SIGTERM'));
       },
-    );
+    });
     noStack(r);
     expect(await health).toBe(200);
     expect(r.code).toBe(0);

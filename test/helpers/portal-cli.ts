@@ -83,6 +83,19 @@ export interface EmbeddedServe {
 }
 
 /**
+ * `serve --runtime embedded --backend cpu <args>`: the command line of a short-lived test serve (new serve tests pass
+ * --backend cpu: under PORTAL_REQUIRE_GPU=1 `auto` opens the GPU at start, and Dawn's warnings join the output).
+ */
+export const embeddedServeArgs = (...args: string[]): string[] => [
+  'serve',
+  '--runtime',
+  'embedded',
+  '--backend',
+  'cpu',
+  ...args,
+];
+
+/**
  * Starts `portal serve --runtime embedded --app-port <free port> --backend <backend: cpu> --json <args>` as a real process
  * (environment: this process's, with `env` over it; working folder `cwd`, default this one's) and resolves at its ready line; rejects with what it printed when
  * it exits first. The caller kills it.
