@@ -74,6 +74,15 @@ export interface SchedulerActorApi {
 /** The calls EdgeActor answers (one actor per edge; the id is the edge id). */
 export interface EdgeActorApi {
   configure(cfg: EdgeConfig): Promise<EdgeView>;
+  /**
+   * A transfer uses the edge as `config`: configures it and counts the transfer until `release`; 409
+   * PORTAL_TRANSFER_CONFLICT when another transfer uses it with another URL or kind.
+   */
+  claim(arg: { transferId: string; config: EdgeConfig }): Promise<EdgeView>;
+  /** What claim would answer (the 409 included), without configuring or counting anything. */
+  checkClaim(arg: { transferId: string; config: EdgeConfig }): Promise<{ ok: true }>;
+  /** The transfer no longer uses the edge (it ended, or its start failed). */
+  release(arg: { transferId: string }): Promise<{ users: number }>;
   observe(arg: { samples: EdgeSample[] }): Promise<EdgeView>;
   telemetry(t: EdgeTelemetry): Promise<EdgeView>;
   snapshot(): Promise<EdgeView>;
@@ -167,7 +176,7 @@ export function refsOf(client: ActorInvoker): ActorRefSource {
  * The methods callers outside a host may invoke, per actor type (the embedded HTTP actor API and, on the
  * Dapr host, calls that do not carry the cluster's internal-call token). Everything else — report
  * application, timer and reminder callbacks, edge feedback — is for the actors themselves: SchedulerActor's
- * `reports`, `tick` and `edgeHave`, EdgeActor's `configure`, `observe`, `telemetry`, `probe`, `holdOver`.
+ * `reports`, `tick` and `edgeHave`, EdgeActor's `configure`, `claim`, `checkClaim`, `release`, `observe`, `telemetry`, `probe`, `holdOver`.
  * ProbeActor (registered only for the Dapr test suites, PORTAL_TEST_ACTORS=1) is open.
  */
 export const externalMethods: Readonly<Record<string, readonly string[] | '*'>> = {

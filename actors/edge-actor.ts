@@ -45,6 +45,26 @@ export function busyHoldMs(streak: number, retryAfterMs: number | undefined): nu
   return Math.min(RETRY_AFTER_CAP_MS, Math.max(backoff, retryAfterMs ?? 0));
 }
 
+/** Refuses an EdgeConfig that is not one (PORTAL_INVALID_ARGUMENT naming the field). */
+function checkConfig(cfg: EdgeConfig): void {
+  checkArg(typeof cfg?.url === 'string' && /^https?:\/\//.test(cfg.url), 'url', 'an http(s) URL');
+  checkArg(cfg.kind === 'portal' || cfg.kind === 'mirror', 'kind', "'portal' or 'mirror'");
+  checkArg(Number.isInteger(cfg.maxParallel) && cfg.maxParallel >= 0, 'maxParallel', 'an integer ≥ 0');
+  checkArg(
+    cfg.location === undefined || isLocationLabel(cfg.location),
+    'location',
+    'a label of 1 to 256 characters without control characters',
+  );
+  checkArg(cfg.accepts === undefined || typeof cfg.accepts === 'boolean', 'accepts', 'a boolean');
+}
+
+/** Refuses a claim/checkClaim argument that is not `{ transferId, config }`. */
+function checkClaimArg(arg: { transferId: string; config: EdgeConfig }): void {
+  checkArg(typeof arg?.transferId === 'string' && arg.transferId.length > 0, 'transferId', 'a transfer id');
+  checkArg(typeof arg.config === 'object' && arg.config !== null, 'config', 'an EdgeConfig');
+  checkConfig(arg.config);
+}
+
 /** True when `s` has the shape of EdgeEstimatorState (finite numbers where numbers belong). */
 function isEstimatorState(s: unknown): s is EdgeEstimatorState {
   if (typeof s !== 'object' || s === null) return false;
@@ -91,6 +111,8 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
   private busyStreak = 0;
   /** Wall time until which the edge asked not to be asked (Retry-After), 0 when not held off. */
   private holdUntil = 0;
+  /** The transfers that use the edge now (claim … release), by id: kept with the configuration. */
+  private users = new Set<string>();
 
   override async onActivate(): Promise<void> {
     const saved = await this.ctx.state.get<{
@@ -98,10 +120,12 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
       est: EdgeEstimatorState;
       epoch: number;
       announcedOffline?: boolean;
+      users?: string[];
     }>('edge');
     if (saved) {
       const edge = { config: saved.config, est: EdgeEstimator.fromJSON(saved.est, defaultEstimatorConfig) };
       this.edge = edge;
+      this.users = new Set(saved.users ?? []);
       this.epoch = saved.epoch;
       this.announcedOffline = saved.announcedOffline ?? false;
       if (!this.announcedOffline && !edge.est.snapshot(this.now()).available) await this.startProbing();
@@ -110,24 +134,73 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
 
   /** Sets how the edge is reached; keeps the estimates if it was configured before. */
   async configure(cfg: EdgeConfig): Promise<EdgeView> {
-    checkArg(typeof cfg?.url === 'string' && /^https?:\/\//.test(cfg.url), 'url', 'an http(s) URL');
-    checkArg(cfg.kind === 'portal' || cfg.kind === 'mirror', 'kind', "'portal' or 'mirror'");
-    checkArg(Number.isInteger(cfg.maxParallel) && cfg.maxParallel >= 0, 'maxParallel', 'an integer ≥ 0');
-    checkArg(
-      cfg.location === undefined || isLocationLabel(cfg.location),
-      'location',
-      'a label of 1 to 256 characters without control characters',
+    checkConfig(cfg);
+    return this.setConfig(cfg);
+  }
+
+  /**
+   * A transfer (`transferId`) uses this edge as `config` (its URL redacted): refused with PORTAL_TRANSFER_CONFLICT
+   * (409) when another transfer that uses it now named it with another URL or kind (claimConflict), else configures
+   * the edge (a new URL or kind starts its estimates afresh: they were another server's) and counts the transfer
+   * among its users until `release`. An edge id names one edge for every transfer of the host, on purpose: what its
+   * EdgeActor learns serves all of them; two transfers naming one id with two URLs would reconfigure it under each
+   * other (trial #3: one transfer's dead URL stalled the other).
+   */
+  async claim(arg: { transferId: string; config: EdgeConfig }): Promise<EdgeView> {
+    checkClaimArg(arg);
+    this.refuseConflict(arg.transferId, arg.config);
+    return this.setConfig(arg.config, arg.transferId);
+  }
+
+  /** What `claim` would answer, without configuring or counting anything: a start checks every edge first. */
+  async checkClaim(arg: { transferId: string; config: EdgeConfig }): Promise<{ ok: true }> {
+    checkClaimArg(arg);
+    this.refuseConflict(arg.transferId, arg.config);
+    if (!this.edge) this.ctx.deactivateOnIdle(); // an unknown edge keeps no instance in memory
+    return { ok: true };
+  }
+
+  /** Transfer `transferId` no longer uses this edge (it ended, or its start failed); unknown ids are ignored. */
+  async release(arg: { transferId: string }): Promise<{ users: number }> {
+    checkArg(typeof arg?.transferId === 'string', 'transferId', 'a transfer id');
+    if (this.users.delete(arg.transferId) && this.edge) await this.persist(true);
+    if (!this.edge) this.ctx.deactivateOnIdle();
+    return { users: this.users.size };
+  }
+
+  /** Throws PORTAL_TRANSFER_CONFLICT when another transfer uses this edge with another URL or kind than `cfg`. */
+  private refuseConflict(transferId: string, cfg: EdgeConfig): void {
+    const have = this.edge?.config;
+    if (!have || (have.url === cfg.url && have.kind === cfg.kind)) return;
+    const other = [...this.users].find((u) => u !== transferId);
+    if (other === undefined) return;
+    throw new PortalError(
+      'PORTAL_TRANSFER_CONFLICT',
+      `edge id "${this.ctx.actorId}" is in use by transfer "${other}" as ${have.kind} ${have.url}, not ${cfg.kind} ${cfg.url}: an edge id names one edge for every transfer on this host (its EdgeActor learns that edge's bandwidth, RTT and health for all of them); give this source another id, or name the same url and kind`,
     );
-    checkArg(cfg.accepts === undefined || typeof cfg.accepts === 'boolean', 'accepts', 'a boolean');
+  }
+
+  /** configure's work: the edge is reached as `cfg` from now on; `user` (a transfer id) is counted among its users. */
+  private async setConfig(cfg: EdgeConfig, user?: string): Promise<EdgeView> {
+    const prev = this.edge;
+    const sameServer = prev !== undefined && prev.config.url === cfg.url && prev.config.kind === cfg.kind;
     const edge: ConfiguredEdge = {
       config: { ...cfg, flags: cfg.flags >>> 0 },
       est:
-        this.edge?.est ??
+        (user === undefined || sameServer ? prev?.est : undefined) ??
         new EdgeEstimator(defaultEstimatorConfig, this.now(), {
           bandwidth: cfg.bandwidthHint ?? 0,
           rtt: cfg.rttHint ?? 0,
         }),
     };
+    if (prev && edge.est !== prev.est) {
+      // another server under this id: what was learned of the old one (offline, held off) does not hold for it
+      this.epoch++;
+      this.busyStreak = 0;
+      this.holdUntil = 0;
+      await this.stopProbing();
+    }
+    if (user !== undefined) this.users.add(user);
     this.edge = edge;
     await this.persist(true);
     return this.view(edge);
@@ -318,6 +391,7 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
       est: edge.est.toJSON(),
       epoch: this.epoch,
       announcedOffline: this.announcedOffline,
+      users: [...this.users],
     });
   }
 

@@ -75,6 +75,7 @@ import type {
 import { hasBit } from '../common/bitset.js';
 import { JournalPages, type PagedJournal } from './journal-pages.js';
 import { edgeParallelCap, ParallelLimits, tailGate } from './parallel-limit.js';
+import { repeatedEdgeId } from './edge-ids.js';
 import type { TransferIndex, TransferListEntry } from './transfer-index.js';
 
 const TICK_TIMER = 'tick';
@@ -516,6 +517,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     checkArg(Array.isArray(req.edges) && req.edges.length > 0, 'edges', 'at least one edge');
     // an edge id is its EdgeActor's id and a subject token: refused here, naming the field, not at its first call
     req.edges.forEach((e, i) => checkActorId(e?.id, `edges[${i}].id`));
+    refuseDuplicateEdgeIds(req.edges);
     checkLocation(req.location);
     checkArg(
       [req.manifest, req.manifestUrl, req.manifestCid].filter((x) => x !== undefined).length === 1,
@@ -555,6 +557,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
           `transfer ${req.transferId} is ${was} with another ${differs}; a start of a ${was} transfer must repeat its request (cancel it, or use another transferId)`,
         );
     }
+    // an edge id another transfer uses with another URL or kind: 409 naming it, before anything host-wide changes
+    await this.checkEdgeClaims(req);
     for (const e of req.edges) {
       this.realUrls.set(e.id, e.config.url);
       // the EdgeActor probes an edge gone offline with the URL the host keeps in memory (its own is redacted)
@@ -622,7 +626,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // (or keeps the state it had) and a corrected start runs.
       if (old && oldJournal) Object.assign(old.journal, oldJournal);
       await this.releaseOutput(t);
-      await this.undoStart(old);
+      await this.undoStart(old, t.req);
       throw err;
     }
     return this.status();
@@ -768,7 +772,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.ctx.services.admission?.release(this.ctx.actorId);
       Object.assign(j, before);
       t.core = undefined;
-      await this.undoStart(t);
+      await this.undoStart(t, t.req);
       throw err;
     }
     // a new row (a new revision): the dashboard asks a transfer it saw finished again only then
@@ -1380,9 +1384,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.ctx.log.warn({ edgeId: e.id }, 'no spare edge slot: source not joined');
       return -1;
     }
-    const view = await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('configure', {
-      ...e.config,
-      url: redactUrl(e.config.url),
+    const view = await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('claim', {
+      transferId: this.ctx.actorId,
+      config: { ...e.config, url: redactUrl(e.config.url) },
     });
     this.ctx.services.replicas?.noteEdge(e.id, e.config);
     await this.askHoldings([e], t.manifest.id, core.chunks.n);
@@ -1645,7 +1649,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   /** Undoes what a failed start or restart did on this activation; `previous` is what the actor owned before. */
-  private async undoStart(previous: OwnedTransfer | undefined): Promise<void> {
+  private async undoStart(previous: OwnedTransfer | undefined, failed?: TransferRequest): Promise<void> {
     const quiet = async (what: string, op: () => Promise<void>): Promise<void> => {
       try {
         await op();
@@ -1657,6 +1661,8 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     await quiet('unregister the keepalive reminder', () => this.ctx.unregisterReminder(KEEPALIVE));
     this.sub?.unsubscribe();
     this.sub = undefined;
+    // the edges the failed start claimed, unless the transfer runs on with them
+    if (failed && previous?.journal.state !== 'running') await this.releaseEdges(failed.edges);
     if (previous?.core === undefined) this.ctx.services.transferRegistry?.delete(this.ctx.actorId);
     this.t = previous && previous.journal.state !== 'running' ? previous : undefined;
     if (!this.t) this.ctx.services.transferIndex?.delete(this.ctx.actorId);
@@ -1776,7 +1782,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         this.ctx.log.warn({ edge: e.id }, 'source without its credentials after a restart: not fetched from');
       }
       const edgeActor = actorProxy(this.ctx, 'EdgeActor', e.id);
-      let view = await edgeActor.invoke('configure', { ...e.config, url: redactUrl(e.config.url) });
+      let view = await edgeActor.invoke('claim', {
+        transferId: this.ctx.actorId,
+        config: { ...e.config, url: redactUrl(e.config.url) },
+      });
       const saved = useWarm ? warm.edges[e.id] : undefined;
       if (saved) {
         // warm start: the estimates this transfer had learned before its restart, not cold priors
@@ -2412,7 +2421,31 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.sub = undefined;
     await beforeRelease?.();
     if (this.t) await this.releaseOutput(this.t);
+    if (this.t) await this.releaseEdges(this.t.req.edges);
     await this.persist(true);
+  }
+
+  /**
+   * Refuses (409 PORTAL_TRANSFER_CONFLICT, EdgeActor.checkClaim) a start naming an edge id that another transfer uses
+   * now with another URL or kind. Nothing is configured or counted: the transfer claims its edges when it runs.
+   */
+  private async checkEdgeClaims(req: TransferRequest): Promise<void> {
+    for (const e of req.edges)
+      await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('checkClaim', {
+        transferId: this.ctx.actorId,
+        config: { ...e.config, url: redactUrl(e.config.url) },
+      });
+  }
+
+  /** This transfer no longer uses `edges` (EdgeActor.release); a release that fails is logged. */
+  private async releaseEdges(edges: readonly TransferEdge[]): Promise<void> {
+    for (const e of edges) {
+      try {
+        await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('release', { transferId: this.ctx.actorId });
+      } catch (err) {
+        this.ctx.log.warn({ err, edge: e.id }, 'edge actor unavailable: not released');
+      }
+    }
   }
 
   /**
@@ -2712,6 +2745,20 @@ const REPEATED_FIELDS = [
   'orderSeed',
   'swarm',
 ] as const;
+
+/**
+ * Refuses (400 PORTAL_INVALID_ARGUMENT naming the id and both places) a start naming one edge id twice: an edge id is
+ * one EdgeActor, so the second edge's configuration replaced the first's for both entries (trial #3: a good and a
+ * dead URL under one id, the good one never asked).
+ */
+export function refuseDuplicateEdgeIds(edges: readonly TransferEdge[]): void {
+  const r = repeatedEdgeId(edges);
+  if (r)
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `edges[${r.at}].id: edge id "${r.id}" is named twice (edges[${r.first}] and edges[${r.at}]); an edge id names one edge: give each source its own id`,
+    );
+}
 
 /**
  * The first field in which start request `req` differs from `old`, the request its transfer runs with (`output`,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { PortalError } from '../common/errors.js';
 import { EdgeFlags } from '../scheduler/types.js';
 import type { TransferEdge } from '../actors/types.js';
+import { repeatedEdgeId } from '../actors/edge-ids.js';
 import { actorIdProblem } from '../runtime/state-keys.js';
 
 /**
@@ -93,6 +94,20 @@ export function parseEdgeSpec(spec: string, index: number): TransferEdge {
   if (edge.config.kind === 'mirror') edge.config.url = urlPart;
   void index;
   return edge;
+}
+
+/**
+ * Refuses (PORTAL_CONFIG_INVALID, exit 2) two edges of one fetch with one id: an edge id names one edge (one
+ * EdgeActor), so the second's URL replaced the first's for both and the first was never asked (trial #3). `where[i]`
+ * names where edge i was given (`--edge SPEC`, `--edges-file F edge [i]`).
+ */
+export function checkUniqueEdgeIds(edges: readonly TransferEdge[], where: readonly string[]): void {
+  const r = repeatedEdgeId(edges);
+  if (r)
+    throw new PortalError(
+      'PORTAL_CONFIG_INVALID',
+      `edge id "${r.id}" is given twice (${where[r.first]} and ${where[r.at]}): an edge id names one edge; give each source its own id (--edge URL#id=NAME, "id" in --edges-file)`,
+    );
 }
 
 /** Reads an edges file: a JSON array of TransferEdge objects. */

@@ -57,7 +57,7 @@ import { createBusFromEnv, natsOptionsFromEnv } from '../../bus/from-env.js';
 import type { Bus } from '../../bus/types.js';
 import type { ChecksumOrigin, TransferEdge, TransferStatus } from '../../actors/index.js';
 import { caFlag, commonFlags, defineCommand, schedulingFlags } from '../args.js';
-import { parseEdgeSpec, readEdgesFile } from '../edge-spec.js';
+import { checkUniqueEdgeIds, parseEdgeSpec, readEdgesFile } from '../edge-spec.js';
 import { fetchHave, haveAnswerLimit } from '../../transfer/edge-have.js';
 // the modules themselves, not node/index.js: that would load the serve node (Dapr SDK, dashboard) too
 import { runTransfer, sourcesOf } from '../../node/run-transfer.js';
@@ -342,8 +342,17 @@ export const fetchCommand = defineCommand({
     ]);
     // --edge values are checked before anything is read or probed, so a typo fails at once
     const given: TransferEdge[] = [];
-    if (flags['edges-file']) given.push(...readEdgesFile(flags['edges-file']));
-    for (const [i, spec] of (flags.edge ?? []).entries()) given.push(parseEdgeSpec(spec, i));
+    const givenWhere: string[] = [];
+    if (flags['edges-file'])
+      for (const [i, e] of readEdgesFile(flags['edges-file']).entries()) {
+        given.push(e);
+        givenWhere.push(`--edges-file ${flags['edges-file']} edge [${i}]`);
+      }
+    for (const [i, spec] of (flags.edge ?? []).entries()) {
+      given.push(parseEdgeSpec(spec, i));
+      givenWhere.push(`--edge ${spec}`);
+    }
+    checkUniqueEdgeIds(given, givenWhere);
     // One HTTP client (undici) for the whole run: probes, have bitmaps and chunk fetches.
     const client = createHttpClient({
       caFile: flags.ca,

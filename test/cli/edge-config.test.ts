@@ -1,9 +1,13 @@
 /**
  * How `portal serve --runtime embedded` and `portal fetch` (real processes) take the edges a transfer names, against
  * real HTTP mirrors (test/helpers/bad-mirror.ts): `maxParallel: 0` is "no limit" (api/schemas/EdgeActor.json); a
- * transfer whose every source is dead from the start (connection refused) fails at once naming them (docs/api.md).
+ * transfer whose every source is dead from the start (connection refused) fails at once naming them (docs/api.md); an
+ * edge id names one edge: a start naming it twice is refused (400), as is one naming with another URL an id another
+ * transfer uses now (409), and fetch refuses an id given twice (exit 2).
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -168,5 +172,97 @@ describe('every source dead from the start: the transfer fails at once, naming t
     expect(r.stderr).toMatch(DEAD);
     expect(r.stderr).toContain(`${deadUrl} (`);
     expect(r.stderr).toContain('unreachable: connection refused');
+  }, 90_000);
+});
+
+// trial finding #3: edge ids are global; a second transfer (or a second edge of one start, or fetch --edges-file)
+// naming an existing id with another URL reconfigured the edge for everyone, and the first transfer stalled
+describe('edge ids name one edge', () => {
+  test('serve: a start naming one edge id twice is refused 400 naming the id; the transfer id stays unknown', async () => {
+    const id = fresh();
+    const r = await start(id, [mirrorEdge(`d-${id}`, mirror.url), mirrorEdge(`d-${id}`, deadUrl)]);
+    expect(r.status).toBe(400);
+    expect(r.json).toEqual({
+      error: {
+        code: 'PORTAL_INVALID_ARGUMENT',
+        message: `edges[1].id: edge id "d-${id}" is named twice (edges[0] and edges[1]); an edge id names one edge: give each source its own id`,
+      },
+    });
+    expect((await postJson(`${serve.base}/SchedulerActor/${id}/method/status`)).status).toBe(404);
+  });
+
+  test('serve: another transfer naming a used edge id with another URL gets 409 naming the id, the transfer and its URL; the first completes; once it ended the id may take a new URL', async () => {
+    const a = fresh();
+    const b = fresh();
+    const shared = `m9-${a}`;
+    // a mirror slow enough that transfer a is still running while b starts (1 KiB per 50 ms: ~0.8 s a chunk)
+    const slow = await startBadMirror(await readFile(mesh.source), () => ({
+      kind: 'trickle',
+      bytes: 1024,
+      everyMs: 50,
+    }));
+    try {
+      expect((await start(a, [mirrorEdge(shared, slow.url, 2)])).status).toBe(200);
+      const r = await start(b, [mirrorEdge(shared, deadUrl, 2)]);
+      expect(r.status).toBe(409);
+      expect(r.json.error).toEqual({
+        code: 'PORTAL_TRANSFER_CONFLICT',
+        message: `edge id "${shared}" is in use by transfer "${a}" as mirror ${slow.url}, not mirror ${deadUrl}: an edge id names one edge for every transfer on this host (its EdgeActor learns that edge's bandwidth, RTT and health for all of them); give this source another id, or name the same url and kind`,
+      });
+      expect((await postJson(`${serve.base}/SchedulerActor/${b}/method/status`)).status).toBe(404);
+      // the same URL under the same id is the same edge: shared, accepted
+      const c = fresh();
+      expect((await start(c, [mirrorEdge(shared, slow.url, 2)])).status).toBe(200);
+      const sa = await ended(a);
+      expect(sa.state).toBe('done');
+      expect(sa.edges?.[0]).toMatchObject({ id: shared, url: slow.url });
+      expect(await sha256(path.join(mesh.dir, 'root', `${a}.bin`))).toBe(mesh.manifest.fileSha256);
+      expect((await ended(c)).state).toBe('done');
+      // no transfer uses the id any more: a new URL is taken (this one is dead: it fails at once, naming it)
+      expect((await start(b, [mirrorEdge(shared, deadUrl, 2)], { edgeBudgetMs: 600_000 })).status).toBe(200);
+      const sb = await ended(b);
+      expect(sb.state).toBe('failed');
+      expect(sb.error).toContain(`${deadUrl} (${shared}): unreachable: connection refused`);
+    } finally {
+      await slow.close();
+    }
+  }, 120_000);
+
+  test('fetch --edges-file naming one id twice, or --edge twice with one URL: exit 2 naming the id and both places; nothing written', async () => {
+    const file = path.join(mesh.dir, `edges-${fresh()}.json`);
+    await writeFile(
+      file,
+      JSON.stringify(
+        [mirrorEdge('d', mirror.url), mirrorEdge('d', deadUrl)].map((e) => ({ ...e, holds: 'all' })),
+      ),
+    );
+    const o = path.join(mesh.dir, `dup-${fresh()}.bin`);
+    const r = await runPortal(['fetch', mesh.manifestPath, '--edges-file', file, '--out', o], {
+      env: { PORTAL_BACKEND: 'cpu' },
+      timeoutMs: 60_000,
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      `edge id "d" is given twice (--edges-file ${file} edge [0] and --edges-file ${file} edge [1]): an edge id names one edge; give each source its own id (--edge URL#id=NAME, "id" in --edges-file) [PORTAL_CONFIG_INVALID]`,
+    );
+    const twice = await runPortal(
+      [
+        'fetch',
+        mesh.manifestPath,
+        '--edge',
+        `${mirror.url}#mirror`,
+        '--edge',
+        `${mirror.url}#mirror,max=2`,
+        '--out',
+        o,
+      ],
+      { env: { PORTAL_BACKEND: 'cpu' }, timeoutMs: 60_000 },
+    );
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain(
+      `is given twice (--edge ${mirror.url}#mirror and --edge ${mirror.url}#mirror,max=2)`,
+    );
+    expect(existsSync(o)).toBe(false);
+    expect(existsSync(`${o}.portal-part`)).toBe(false);
   }, 90_000);
 });

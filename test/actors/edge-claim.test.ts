@@ -1,0 +1,75 @@
+import { createSilentLogger } from '../../common/logger.js';
+import { ManualClock } from '../../common/clock.js';
+import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';
+import { EdgeActor } from '../../actors/index.js';
+import { actorProxy } from '../../actors/api.js';
+import { repeatedEdgeId } from '../../actors/edge-ids.js';
+
+// EdgeActor.claim / checkClaim / release on the embedded host: one edge id is one server for every transfer.
+
+const cfg = (url: string, kind: 'mirror' | 'portal' = 'mirror') => ({ url, kind, flags: 0, maxParallel: 4 });
+
+describe('EdgeActor claims', () => {
+  test('another transfer with another URL or kind is refused 409 while one uses the edge; the same URL is shared; after release a new URL starts the estimates afresh', async () => {
+    const store = createMemoryStateStore();
+    const make = () => {
+      const h = createEmbeddedHost({
+        store,
+        logger: createSilentLogger(),
+        services: {},
+        clock: new ManualClock(),
+      });
+      h.register(EdgeActor);
+      return h;
+    };
+    let host = make();
+    let edge = actorProxy(host, 'EdgeActor', 'm9');
+    await edge.invoke('claim', { transferId: 'A', config: cfg('http://good/f.bin') });
+    await edge.invoke('observe', { samples: [{ ok: true, bytes: 262_144, firstByteMs: 2, transferMs: 20 }] });
+    expect((await edge.invoke('snapshot')).samples).toBe(1);
+    const conflict =
+      /edge id "m9" is in use by transfer "A" as mirror http:\/\/good\/f\.bin, not (mirror http:\/\/dead\/x|portal http:\/\/good\/f\.bin)/;
+    for (const config of [cfg('http://dead/x'), cfg('http://good/f.bin', 'portal')]) {
+      await expect(edge.invoke('checkClaim', { transferId: 'B', config })).rejects.toMatchObject({
+        code: 'PORTAL_TRANSFER_CONFLICT',
+        message: expect.stringMatching(conflict),
+      });
+      await expect(edge.invoke('claim', { transferId: 'B', config })).rejects.toMatchObject({
+        code: 'PORTAL_TRANSFER_CONFLICT',
+      });
+    }
+    // the refused claims changed nothing
+    expect(await edge.invoke('snapshot')).toMatchObject({
+      url: 'http://good/f.bin',
+      kind: 'mirror',
+      samples: 1,
+    });
+    // the same server under the same id: shared, estimates kept
+    await edge.invoke('claim', { transferId: 'B', config: cfg('http://good/f.bin') });
+    expect((await edge.invoke('snapshot')).samples).toBe(1);
+    // the users survive a restart of the host (kept with the configuration)
+    await host.stop();
+    host = make();
+    edge = actorProxy(host, 'EdgeActor', 'm9');
+    await expect(
+      edge.invoke('checkClaim', { transferId: 'C', config: cfg('http://dead/x') }),
+    ).rejects.toMatchObject({
+      code: 'PORTAL_TRANSFER_CONFLICT',
+    });
+    expect(await edge.invoke('release', { transferId: 'A' })).toEqual({ users: 1 });
+    expect(await edge.invoke('release', { transferId: 'B' })).toEqual({ users: 0 });
+    // nobody uses it: a new URL is taken, and what was learned of the old server is not carried over
+    const v = await edge.invoke('claim', { transferId: 'C', config: cfg('http://new/f.bin') });
+    expect(v).toMatchObject({ url: 'http://new/f.bin', samples: 0, available: true });
+    await host.stop();
+  });
+
+  test('repeatedEdgeId names the first id given twice and both places', () => {
+    expect(repeatedEdgeId([{ id: 'a' }, { id: 'b' }])).toBeUndefined();
+    expect(repeatedEdgeId([{ id: 'a' }, { id: 'b' }, { id: 'b' }, { id: 'a' }])).toEqual({
+      id: 'b',
+      first: 1,
+      at: 2,
+    });
+  });
+});
