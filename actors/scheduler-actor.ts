@@ -24,7 +24,7 @@ import { SWARM_SOURCE_TIMEOUT_MS, SwarmSelection } from '../scheduler/swarm-sele
 import { destinationFault, isEdgeOutput } from '../transfer/chunk-put.js';
 import { createPrng } from '../transfer/prng.js';
 import type { EdgeUsageBoard, EdgeUse } from './edge-usage.js';
-import type { TransferAdmission } from './transfer-admission.js';
+import type { QueueRank, TransferAdmission } from './transfer-admission.js';
 import type { ClaimedFile, OutputClaims } from './output-claims.js';
 import { isLocationLabel, type ReplicaPlacer } from './replica-placement.js';
 import { TickPacer, type TickOutcome } from './tick-pacer.js';
@@ -133,6 +133,9 @@ async function refuseExisting(
   }
 }
 
+/** Orders the transfers this process queues within one millisecond (Journal.queuedAt). */
+let queueSeq = 0;
+
 /** The error of a queued transfer that could not start once admitted: the cause, with its code when it has one. */
 function admittedFailure(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
@@ -236,6 +239,11 @@ interface Journal extends PagedJournal {
    * while it waits. Cleared once admitted.
    */
   outputUnchecked?: boolean;
+  /**
+   * When it was last queued (enqueue): a host that recovers its queued transfers after a restart queues them again in
+   * this order (TransferAdmission.open), first in, first out.
+   */
+  queuedAt?: QueueRank;
 }
 
 /** The services SchedulerActor takes. */
@@ -434,7 +442,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.listTransfer();
       const admission = this.ctx.services.admission;
       const wasQueued = journal.state === 'queued';
-      if (wasQueued && admission?.acquire(this.ctx.actorId, { wasQueued: true }) !== 'queued')
+      if (
+        wasQueued &&
+        admission?.acquire(this.ctx.actorId, { wasQueued: true, queuedAt: journal.queuedAt }) !== 'queued'
+      )
         journal.state = 'running';
       if (journal.state === 'running') {
         // admitted before this activation (a restart, a move): it runs whatever the host's count
@@ -472,7 +483,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.sub?.unsubscribe();
     this.sub = undefined;
     if (this.t?.core) await this.persist(true);
-    if (this.t) await this.releaseOutput(this.t);
+    // a queued transfer keeps its place in the host's queue while deactivated, and so its output: a start of another
+    // transfer on it meanwhile would take it from the one admitted first (its reactivation reserves it again: a no-op)
+    if (this.t && this.t.journal.state !== 'queued') await this.releaseOutput(this.t);
     if (this.t) this.ctx.services.transferIndex?.freeze(this.ctx.actorId);
   }
 
@@ -483,7 +496,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (state === 'queued') {
       // a promotion whose call failed released the slot: wait for one again
       const admission = this.ctx.services.admission;
-      if (admission?.acquire(this.ctx.actorId, { wasQueued: true }) !== 'queued') await this.admit();
+      const queuedAt = this.t.journal.queuedAt;
+      if (admission?.acquire(this.ctx.actorId, { wasQueued: true, queuedAt }) !== 'queued')
+        await this.admit();
     } else if (state !== 'running') await this.ctx.unregisterReminder(KEEPALIVE);
   }
 
@@ -1642,6 +1657,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    */
   private async enqueue(t: OwnedTransfer): Promise<void> {
     this.countJournal(t);
+    t.journal.queuedAt = { at: this.ctx.clock.wallNow(), seq: queueSeq++ };
     await this.ctx.state.set('journal', t.journal);
     await this.ctx.registerReminder(KEEPALIVE, { dueMs: QUEUED_KEEPALIVE_MS, periodMs: QUEUED_KEEPALIVE_MS });
     this.shelve(t);

@@ -4,6 +4,21 @@ import { PortalError, checkArg } from '../common/errors.js';
 /** What `TransferAdmission.acquire` grants: a running slot now, or a place in the queue. */
 export type Admission = 'running' | 'queued';
 
+/**
+ * Where a transfer stood in a host's queue: the wall-clock time it was queued (ms) and a sequence number of this
+ * process that orders the transfers queued in the same millisecond.
+ */
+export interface QueueRank {
+  at: number;
+  seq: number;
+}
+
+/** Orders two ranks, oldest first; an absent rank after every present one. */
+function compareRanks(a: QueueRank | undefined, b: QueueRank | undefined): number {
+  if (!a || !b) return (a ? 0 : 1) - (b ? 0 : 1);
+  return a.at - b.at || a.seq - b.seq;
+}
+
 /** Settings of a host's admission control. */
 export interface TransferAdmissionOptions {
   /** Transfers that may run (tick, dispatch, verify) on this host at once; ≥ 1. */
@@ -75,6 +90,11 @@ export function defaultMaxQueued(maxRunning: number): number {
 export class TransferAdmission {
   private readonly running = new Set<string>();
   private readonly queue = new Map<string, true>();
+  /**
+   * Set between hold() and open(): no queued transfer is given a slot, and the rank each recovered one was queued
+   * with (acquire's `queuedAt`), by id, orders the queue at open().
+   */
+  private held: Map<string, QueueRank | undefined> | undefined;
   private rejected = 0;
   private promoted = 0;
 
@@ -88,16 +108,47 @@ export class TransferAdmission {
    * queue, or where it already waits). `resume`: the transfer ran before (a reactivation): it runs at once, and
    * one that was queued is queued again whatever the bound. Throws PORTAL_OVERLOADED when the queue is full.
    */
-  acquire(transferId: string, opts: { resume?: boolean; wasQueued?: boolean } = {}): Admission {
+  acquire(
+    transferId: string,
+    opts: { resume?: boolean; wasQueued?: boolean; queuedAt?: QueueRank } = {},
+  ): Admission {
     if (this.running.has(transferId)) return 'running';
     if (this.queue.has(transferId)) return 'queued';
-    if (opts.resume || (this.running.size < this.opts.maxRunning && this.queue.size === 0)) {
+    if (opts.resume || (!this.held && this.running.size < this.opts.maxRunning && this.queue.size === 0)) {
       this.running.add(transferId);
       return 'running';
     }
     if (!opts.wasQueued) this.checkRoom(transferId);
     this.queue.set(transferId, true);
+    if (this.held && opts.wasQueued) this.held.set(transferId, opts.queuedAt);
     return 'queued';
+  }
+
+  /**
+   * Holds the queue while a host recovers its transfers (after a restart, before it takes calls): until open(),
+   * acquire queues every transfer that does not resume (`wasQueued` ones with the rank they were first queued with),
+   * and no queued transfer is promoted, so the order in which their actors happen to be activated decides nothing.
+   */
+  hold(): void {
+    this.held ??= new Map();
+  }
+
+  /**
+   * Ends hold(): the transfers queued again meanwhile are put back in the order they were first queued (their
+   * `queuedAt` rank; one without a rank after those with one, in the order it came), ahead of any queued otherwise,
+   * and free slots are given to the oldest (first in, first out).
+   */
+  open(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    const recovered = [...held.entries()].filter(([id]) => this.queue.has(id));
+    recovered.sort(([, a], [, b]) => compareRanks(a, b));
+    const rest = [...this.queue.keys()].filter((id) => !held.has(id));
+    this.queue.clear();
+    for (const [id] of recovered) this.queue.set(id, true);
+    for (const id of rest) this.queue.set(id, true);
+    this.fill();
   }
 
   /**
@@ -149,6 +200,7 @@ export class TransferAdmission {
   }
 
   private fill(): void {
+    if (this.held) return;
     while (this.running.size < this.opts.maxRunning && this.queue.size > 0) {
       const next = this.queue.keys().next().value as string;
       this.queue.delete(next);

@@ -21,6 +21,7 @@ import {
   ProbeActor,
   type ActorClass,
   type ActorHost,
+  type EmbeddedHost,
 } from '../runtime/index.js';
 import { isInvocableMethod } from '../runtime/actor-methods.js';
 import {
@@ -57,7 +58,7 @@ import {
   isExternalMethod,
   type PortalServices,
 } from '../actors/index.js';
-import { PortalError } from '../common/errors.js';
+import { PortalError, isPortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { probeEdge } from './probe.js';
 import { createExecutorAttachingBus } from './executor-bus.js';
@@ -415,6 +416,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       embedded.register(cls);
     if (opts.testActors) embedded.register(ProbeActor);
     await embedded.ready();
+    await recoverTransfers(embedded, admission, logger);
     host = embedded;
     const classes = new Map<string, ActorClass>(
       [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, CoordinatorActor, ProbeActor].map((c) => [
@@ -616,4 +618,48 @@ function busPublishSamples(bus: Bus): MetricSample[] {
       value: s.publishBytesDropped,
     },
   ];
+}
+
+/** Transfer actors activated at once while a host recovers its transfers (recoverTransfers). */
+const RECOVERY_CONCURRENCY = 8;
+
+/**
+ * Activates, before the host takes calls, every SchedulerActor that holds a reminder (those that were running or
+ * queued when the host stopped: a crash, a SIGKILL, a restart with `--state-dir`): each re-establishes its output
+ * claim (a start of another transfer on its output is refused, not accepted and the older transfer failed when next
+ * touched), a running one resumes, and a queued one is listed and queued again. The admission queue is held meanwhile
+ * (TransferAdmission.hold), so the queued ones are put back in the order they were first queued whatever the order of
+ * their activations, and the oldest take the free slots once all are known. A transfer whose activation fails is
+ * logged (its reminder tries again later). At most RECOVERY_CONCURRENCY activations run at once.
+ */
+async function recoverTransfers(
+  host: EmbeddedHost,
+  admission: TransferAdmission,
+  logger: Logger,
+): Promise<void> {
+  admission.hold();
+  let recovered = 0;
+  try {
+    const ids = await host.remindedActors('SchedulerActor');
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < ids.length) {
+        const id = ids[next++];
+        try {
+          await actorProxy(host, 'SchedulerActor', id).invoke('status');
+          recovered++;
+        } catch (err) {
+          if (isPortalError(err) && err.code === 'PORTAL_UNKNOWN_TRANSFER') continue;
+          logger.warn(
+            { err, transferId: id },
+            'a transfer could not be recovered at start-up; its reminder tries again',
+          );
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(RECOVERY_CONCURRENCY, ids.length) }, worker));
+  } finally {
+    admission.open();
+  }
+  if (recovered > 0) logger.info({ transfers: recovered }, 'transfers recovered from the state folder');
 }

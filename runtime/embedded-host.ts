@@ -51,6 +51,11 @@ export interface EmbeddedHost<S extends ActorServices = ActorServices> extends A
   readonly kind: 'embedded';
   /** Loads the reminders of every actor from the store and schedules them; call once after register(). */
   ready(): Promise<void>;
+  /**
+   * Ids of the actors of `actorType` that hold a reminder now (those ready() loaded, and those registered since), in
+   * no particular order: after a restart, the actors a host may want to activate before it takes calls.
+   */
+  remindedActors(actorType: string): Promise<string[]>;
   /** Deactivates one actor now, as a turn after those already queued; a no-op when it is not active. */
   deactivate(actorType: string, actorId: string): Promise<void>;
   /** Resolves when no actor has a turn running or queued (tests use it after advancing a ManualClock). */
@@ -731,6 +736,15 @@ export function createEmbeddedHost(opts: EmbeddedHostOptions): EmbeddedHost {
         if (loading === p) loading = undefined;
       });
       return p;
+    },
+
+    async remindedActors(actorType) {
+      const ids: string[] = [];
+      for (const p of reminders.values()) {
+        const ar = await p.catch(() => undefined); // a failed load holds nothing
+        if (ar?.type === actorType && ar.entries.size > 0) ids.push(ar.id);
+      }
+      return ids;
     },
 
     async deactivate(actorType, actorId) {

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { link, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startAdmissionSource, type AdmissionSource } from '../helpers/admission.js';
 import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
@@ -177,3 +178,92 @@ describe("no transfer's output is another transfer's side file", () => {
     expect(readdirSync(src.dir).filter((n) => n.startsWith('ff.'))).toEqual([]);
   }, 60_000);
 });
+
+describe('serve --state-dir killed with SIGKILL and started again', () => {
+  let s: Serve | undefined;
+  let state: string;
+  beforeAll(async () => {
+    state = await mkdtemp(path.join(tmpdir(), 'portal-outsafe-state-'));
+  });
+  afterAll(async () => {
+    await stopEmbeddedServe(s);
+    await rm(state, { recursive: true, force: true });
+  });
+
+  test('its queued transfers are listed before it takes calls, keep their outputs, and start first in, first out', async () => {
+    const args = ['--max-running', '1', '--state-dir', state];
+    s = await serve(args);
+    expect((await s.call('rs-a', 'start', blockerBody('rs-a'))).body.state).toBe('running');
+    // rs-z is queued first and stalls too once it runs, so which of rs-z and rs-c is promoted first can be seen (the
+    // state folder lists them in another order: by id)
+    expect((await s.call('rs-z', 'start', blockerBody('rs-z'))).body.state).toBe('queued');
+    expect((await s.call('rs-c', 'start', src.startBody('rs-c'))).body.state).toBe('queued');
+    const exited = new Promise((r) => s!.child.once('exit', r));
+    s.child.kill('SIGKILL');
+    await exited;
+
+    s = await serve(args);
+    // listed at the ready line already, not once their keepalive reminders fire (up to a minute later)
+    const list = (await (await fetch(`http://127.0.0.1:${s.port}/v1/transfers`)).json()) as {
+      transfers: { transferId: string; state: string }[];
+    };
+    expect(list.transfers.map((t) => [t.transferId, t.state])).toEqual([
+      ['rs-a', 'running'],
+      ['rs-c', 'queued'],
+      ['rs-z', 'queued'],
+    ]);
+    // their outputs are still theirs: a later start on one is refused naming the transfer admitted first
+    for (const id of ['rs-z', 'rs-c']) {
+      const r = await s.call('rs-late', 'start', {
+        ...src.startBody('rs-late'),
+        output: path.join(src.dir, `${id}.bin`),
+      });
+      expect(r.status).toBe(409);
+      expect(r.body.error.message).toContain(`is being written by transfer "${id}"`);
+    }
+    await s.call('rs-a', 'cancel');
+    expect((await waitPast(s, 'rs-z', ['queued'])).state).toBe('running');
+    expect((await s.call('rs-c', 'status')).body.state).toBe('queued');
+    await s.call('rs-z', 'cancel');
+    expect(await waitPast(s, 'rs-c', ['queued', 'running', 'verifying'])).toMatchObject({
+      state: 'done',
+      verified: true,
+    });
+  }, 90_000);
+});
+
+test('a queued transfer deactivated for idleness keeps its output: a later start on it is refused naming it', async () => {
+  const s0 = await startEmbeddedServe(
+    [
+      '--output-root',
+      src.dir,
+      '--max-running',
+      '1',
+      '--actor-idle-timeout',
+      '1s',
+      '--actor-scan-interval',
+      '500ms',
+    ],
+    { PORTAL_LOG_LEVEL: 'debug', PORTAL_LOG_FORMAT: 'json' },
+  );
+  try {
+    const call = (id: string, method: string, body?: unknown) => schedulerCall(s0.base, id, method, body);
+    expect((await call('id-block', 'start', blockerBody('id-block'))).body.state).toBe('running');
+    expect((await call('id-queued', 'start', src.startBody('id-queued'))).body.state).toBe('queued');
+    // its deactivation, as the host logs it
+    const deactivated = (): boolean =>
+      s0
+        .output()
+        .split('\n')
+        .some((l) => l.includes('actor idle; deactivating') && l.includes('"actorId":"id-queued"'));
+    while (!deactivated()) await new Promise((r) => setTimeout(r, 100));
+    const r = await call('id-late', 'start', {
+      ...src.startBody('id-late'),
+      output: path.join(src.dir, 'id-queued.bin'),
+    });
+    expect(r.status).toBe(409);
+    expect(r.body.error.message).toContain('is being written by transfer "id-queued"');
+  } finally {
+    await stopEmbeddedServe(s0);
+  }
+}, 60_000);
