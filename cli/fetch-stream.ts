@@ -49,7 +49,8 @@ export async function fetchStream(
     process.stderr.write(`portal: excluded ${escapeControl(redactUrl(e.url))}: ${escapeControl(e.why)}\n`);
   for (const e of s.notUsed)
     process.stderr.write(`portal: ${escapeControl(redactUrl(e.url))} not used: ${escapeControl(e.why)}\n`);
-  if (!o.quiet) {
+  const warn = (): void => {
+    if (o.quiet) return;
     process.stderr.write(
       `portal: warning: no source gives the file's size: it is read as one stream from ${shown} (no chunks, no resume)\n`,
     );
@@ -59,8 +60,11 @@ export async function fetchStream(
           ? 'portal: warning: no checksum: the bytes go to stdout as they arrive, checked by nothing but a clean end of the stream (give --checksum sha-256=HEX to verify it)\n'
           : 'portal: warning: no checksum: the file is checked by nothing but a clean end of the stream (give --checksum sha-256=HEX to verify it)\n',
       );
+  };
+  if (o.stdout) {
+    warn();
+    return streamToStdout(s, o.client, o.stdout, o.quiet, shown);
   }
-  if (o.stdout) return streamToStdout(s, o.client, o.stdout, o.quiet, shown);
   const part = `${o.output}.portal-part`;
   const jdir = journalDir(o.output);
   await checkOutputTarget(o.output, {
@@ -70,6 +74,8 @@ export async function fetchStream(
     sideFiles: [part],
   });
   const lock = await lockOutput(o.output, jdir);
+  // the warnings once the output is known to be writable: a refusal of it is the run's one line
+  warn();
   const started = Date.now();
   try {
     const body = await openStream(s, o.client, shown);

@@ -36,7 +36,12 @@ import {
   type JournaledTransfer,
 } from '../../node/journaled-transfer.js';
 import type { Manifest } from '../../transfer/index.js';
-import { checkOutputTarget, lockOutput, outputNameFromManifest } from '../../transfer/output-target.js';
+import {
+  checkOutputFolder,
+  checkOutputTarget,
+  lockOutput,
+  outputNameFromManifest,
+} from '../../transfer/output-target.js';
 import { partialChunkLogPath } from '../../transfer/partial-chunks.js';
 import {
   excludeOldVersion,
@@ -109,7 +114,7 @@ export async function resolveHoldings(
     ),
   );
   const kept: TransferEdge[] = [];
-  const causes: string[] = [];
+  const excluded: { url: string; why: string; cause: string }[] = [];
   for (const [i, r] of settled.entries()) {
     if (r.status === 'fulfilled') {
       kept.push(r.value);
@@ -117,15 +122,17 @@ export async function resolveHoldings(
     }
     if (!isPortalError(r.reason)) throw r.reason;
     const url = redactUrl(edges[i].config.url);
-    const why = `${r.reason.message} [${r.reason.code}]`;
-    causes.push(`${url}: ${why}`);
-    onExcluded(url, why);
+    // the cause as the failure's line gives it: once, its URL once, no second code beside the line's own
+    const cause = r.reason.message.includes(url) ? r.reason.message : `${url}: ${r.reason.message}`;
+    excluded.push({ url, why: `${r.reason.message} [${r.reason.code}]`, cause });
   }
-  if (kept.length === 0 && causes.length > 0)
+  if (kept.length === 0 && excluded.length > 0)
     throw new PortalError(
       'PORTAL_TRANSFER_FAILED',
-      `no source left: every edge's /v1/have failed: ${causes.map(escapeControl).join('; ')}`,
+      `no source left: every edge's /v1/have failed: ${excluded.map((x) => escapeControl(x.cause)).join('; ')}`,
     );
+  // named one by one only when the others go on: with none left, the failure's one line names them
+  for (const x of excluded) onExcluded(x.url, x.why);
   return kept;
 }
 
@@ -340,6 +347,29 @@ export const fetchCommand = defineCommand({
       { flag: 'dashboard-port', port: flags.dashboard ? flags['dashboard-port'] : undefined },
       { flag: 'swarm-port', port: flags.swarm ? flags['swarm-port'] : undefined },
     ]);
+    // configuration the sources cannot change is checked before any source is probed (a probe may take the whole
+    // --connect-timeout): --swarm's bus, and an --out that cannot be written (its folder missing, a file there
+    // without this transfer's journal and no --force: the same refusal checkOutputTarget gives after the probes;
+    // with --force nothing is removed before the sources answer)
+    if (flags.swarm && !natsOptionsFromEnv())
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        'fetch: --swarm needs NATS_URL (where peers announce chunks)',
+      );
+    if (!toStdout && flags.out !== undefined) {
+      const out = path.resolve(flags.out);
+      if (flags.force) await checkOutputFolder(out, 'fetch');
+      else {
+        const jdir = journalDir(out);
+        const part = `${out}.portal-part`;
+        await checkOutputTarget(out, {
+          force: false,
+          journalDir: jdir,
+          hasJournal: () => hasJournalFiles(jdir),
+          sideFiles: [part, partialChunkLogPath(part)],
+        });
+      }
+    }
     // --edge values are checked before anything is read or probed, so a typo fails at once
     const given: TransferEdge[] = [];
     const givenWhere: string[] = [];
@@ -430,8 +460,6 @@ export const fetchCommand = defineCommand({
             process.stderr.write(
               `portal: excluded ${escapeControl(redactUrl(e.url))}: ${escapeControl(e.why)}\n`,
             );
-          if (!quietNotes)
-            for (const w of src.warnings) process.stderr.write(`portal: warning: ${escapeControl(w)}\n`);
           // the manifest suggests a name, never a place: a base name in the current folder; with `--out -` a private
           // folder of the temporary directory holds it (and its journal) while it streams to stdout, then goes
           const output = toStdout
@@ -450,6 +478,10 @@ export const fetchCommand = defineCommand({
           const journalIsNew = !existsSync(jdir);
           const lock = await lockOutput(output, jdir);
           newJournal = journalIsNew ? { dir: jdir, part, discard: false } : undefined;
+          // the sources' warnings (no checksum…) once the output is known to be writable: a refusal of it is the
+          // run's one line, not preceded by a warning about something else
+          if (!quietNotes)
+            for (const w of src.warnings) process.stderr.write(`portal: warning: ${escapeControl(w)}\n`);
           process.once('exit', () => {
             lock.releaseSync();
             if (newJournal?.discard) rmSync(newJournal.dir, { recursive: true, force: true });
@@ -1303,7 +1335,7 @@ async function copyToStdout(file: string, start = 0): Promise<boolean> {
 
 /**
  * What a fetch's log lines leave out, because the fetch says it itself as its last line (with the code and the exit
- * status): the transfer's own 'transfer failed' line, and, once the transfer failed on a local write error (a full
+ * status): the transfer's own 'transfer failed' and 'transfer verification failed' lines, and, once the transfer failed on a local write error (a full
  * disk, EFBIG, EIO…), every later line whose error has that cause again — the failed turn's journal and reminders,
  * the actor's deactivation, the reports still arriving: they write beside the output and fail the same way, and
  * read like further losses when they are not (a rerun after freeing space resumes from the journal as it was).
@@ -1316,6 +1348,8 @@ export function fetchLogFilter(): (record: Record<string, unknown>) => boolean {
       failedBecause = typeof r.reason === 'string' ? r.reason : '';
       return false;
     }
+    // a whole-file mismatch: the fetch's own line names both hashes and what to do
+    if (r.msg === 'transfer verification failed') return false;
     const code = (r.err as { code?: unknown } | undefined)?.code;
     return failedBecause === undefined || !sameLocalWriteCause(failedBecause, code);
   };
