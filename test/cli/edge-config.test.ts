@@ -266,3 +266,55 @@ describe('edge ids name one edge', () => {
     expect(existsSync(`${o}.portal-part`)).toBe(false);
   }, 90_000);
 });
+
+describe('edge ids name one edge: queued transfers', () => {
+  let q: EmbeddedServe;
+  beforeAll(async () => {
+    await mkdir(path.join(mesh.dir, 'rootq'), { recursive: true });
+    q = await startEmbeddedServe(['--output-root', path.join(mesh.dir, 'rootq'), '--max-running', '2'], {
+      PORTAL_LOG_LEVEL: 'warn',
+      NATS_URL: '',
+    });
+  });
+  afterAll(async () => {
+    await stopEmbeddedServe(q);
+  });
+  const qcall = (id: string, method: string, body?: unknown) =>
+    postJson(`${q.base}/SchedulerActor/${id}/method/${method}`, body);
+  const qstart = (id: string, edges: TransferEdge[]) =>
+    qcall(id, 'start', {
+      transferId: id,
+      manifest: mesh.manifest,
+      output: path.join(mesh.dir, 'rootq', `${id}.bin`),
+      edges,
+    });
+  const qstate = (id: string, ok: (s: TransferStatus) => boolean) =>
+    until(
+      `transfer ${id}`,
+      async () => (await qcall(id, 'status')).json as unknown as TransferStatus,
+      ok,
+      90_000,
+    );
+
+  test('a queued transfer whose edge id another transfer took with another URL meanwhile fails naming it when it is admitted', async () => {
+    const hang = await startBadMirror(await readFile(mesh.source), () => ({ kind: 'stall' }));
+    try {
+      const [x1, x2, a, b] = [fresh(), fresh(), fresh(), fresh()];
+      const shared = `q9-${a}`;
+      for (const x of [x1, x2])
+        expect((await qstart(x, [mirrorEdge(`hang-${x}`, hang.url)])).status).toBe(200);
+      // both queued (2 running): neither uses the id yet, so both starts are accepted
+      expect((await qstart(a, [mirrorEdge(shared, mirror.url)])).json).toMatchObject({ state: 'queued' });
+      expect((await qstart(b, [mirrorEdge(shared, deadUrl)])).json).toMatchObject({ state: 'queued' });
+      expect((await qcall(x1, 'cancel')).status).toBe(200);
+      await qstate(a, (s) => s.state !== 'queued');
+      expect((await qcall(x2, 'cancel')).status).toBe(200);
+      const sb = await qstate(b, (s) => s.state !== 'queued' && s.state !== 'running');
+      expect(sb.state).toBe('failed');
+      expect(sb.error).toContain(`edge id "${shared}" is in use by transfer "${a}" as mirror ${mirror.url}`);
+      expect((await qstate(a, (s) => s.state === 'done' || s.state === 'failed')).state).toBe('done');
+    } finally {
+      await hang.close();
+    }
+  }, 120_000);
+});
