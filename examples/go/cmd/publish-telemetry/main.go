@@ -42,7 +42,7 @@ func main() {
 	url := flag.String("url", "", "base URL the edge serves chunks on")
 	bandwidth := flag.Float64("bandwidth", 8e6, "measured bandwidth, bytes/s")
 	rtt := flag.Float64("rtt", 12, "measured RTT, ms")
-	maxParallel := flag.Uint("max-parallel", 6, "parallel fetches the edge accepts")
+	maxParallel := flag.Uint("max-parallel", 6, "parallel fetches the edge accepts at once (0 = no limit)")
 	malformed := flag.Int("malformed", 0, "then publish this many messages that are not EdgeTelemetry")
 	flag.Parse()
 	server := os.Getenv("NATS_URL")
