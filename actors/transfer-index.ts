@@ -88,6 +88,11 @@ export class TransferIndex {
     return [...this.ids];
   }
 
+  /** The state of `id`'s row as the list shows it (undefined when it has none). */
+  stateOf(id: string): TransferState | undefined {
+    return this.rows.get(id)?.state();
+  }
+
   /** Replaces the live row of `id` by a snapshot of it (its actor is deactivated: the row would read nothing). */
   freeze(id: string): void {
     const row = this.rows.get(id);

@@ -476,7 +476,11 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
           host,
           transfers: () => {
             const waiting = new Set(admission.queuedIds());
-            const ids = transferIndex.listedIds().filter((id) => !waiting.has(id));
+            // (a row still queued but out of the queue is being admitted: its status would say queued, and it is
+            // polled once it runs, as before)
+            const ids = transferIndex
+              .listedIds()
+              .filter((id) => !waiting.has(id) && transferIndex.stateOf(id) !== 'queued');
             // a transfer running here always has its row; the registry is kept as a second source regardless
             for (const id of transfers) if (!waiting.has(id)) ids.push(id);
             return ids;

@@ -28,6 +28,26 @@ describe('TransferIndex', () => {
     expect(() => ix.page({ limit: 0 })).toThrow(/limit/);
   });
 
+  test('listedIds: every id in id order whatever its state, without building an entry; stateOf reads the row', () => {
+    const ix = new TransferIndex();
+    const reads: string[] = [];
+    for (const [id, st] of [
+      ['q', 'queued'],
+      ['c', 'cancelled'],
+      ['r', 'running'],
+    ] as const)
+      ix.set(id, row(id, st, reads));
+    expect(ix.listedIds()).toEqual(['c', 'q', 'r']);
+    expect([ix.stateOf('q'), ix.stateOf('c'), ix.stateOf('nope')]).toEqual([
+      'queued',
+      'cancelled',
+      undefined,
+    ]);
+    expect(reads).toEqual([]);
+    ix.delete('q');
+    expect(ix.listedIds()).toEqual(['c', 'r']);
+  });
+
   test('freeze keeps a snapshot of a deactivated transfer', () => {
     const ix = new TransferIndex();
     let state: TransferState = 'running';
