@@ -8,6 +8,7 @@ import {
   JOURNAL_SUFFIX,
   PART_SUFFIX,
   refuseHostOwned,
+  refuseLongNames,
   refuseSideFileName,
   type ConfinedOutput,
   type HostOwnedPath,
@@ -683,6 +684,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       publishAs = output;
       output = { path: part, existing: lstatIfPresent(part) };
     }
+    // every name fits in NAME_MAX, said up front (not ENAMETOOLONG from the first side file the host opens)
+    const lockDir = `${(publishAs ?? output).path}${JOURNAL_SUFFIX}`;
+    refuseLongNames(req.publishAs ?? req.output, [
+      output.path,
+      partialChunkLogPath(output.path),
+      lockDir,
+      ...(publishAs ? [publishAs.path] : []),
+    ]);
     // never the host's own files, whatever `overwrite` says (checked before anything there is removed)
     this.refuseHostOwned(req.output, output.path, publishAs?.path);
     if (first) await refuseExisting([output, publishAs], req.overwrite === true);

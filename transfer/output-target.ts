@@ -80,6 +80,32 @@ export function refuseSideFileName(asked: string, file: string): void {
     );
 }
 
+/** NAME_MAX of Linux file systems (ext4, XFS, Btrfs, tmpfs; limits.h): the longest file name, in bytes. */
+export const NAME_MAX = 255;
+/** The longest suffix Portal adds to an output's name for a side file: the partial file's log. */
+export const LONGEST_SIDE_SUFFIX = `${PART_SUFFIX}.partial`;
+/** The longest output name, in bytes, whose side files all fit in NAME_MAX: 255 − 20 = 235. */
+export const MAX_OUTPUT_NAME_BYTES = NAME_MAX - Buffer.byteLength(LONGEST_SIDE_SUFFIX);
+
+/**
+ * Refuses (PORTAL_OUTPUT_REFUSED) an output whose own name or whose side files' names (`files`: every path the
+ * transfer writes, output included) would be longer than NAME_MAX bytes, before anything is written: the file system
+ * would answer ENAMETOOLONG for the first side file, after the sources were probed. `asked` is the output as given,
+ * for the message, which names the longest file, the limit and the longest name that fits (MAX_OUTPUT_NAME_BYTES).
+ */
+export function refuseLongNames(asked: string, files: readonly string[]): void {
+  let longest = '';
+  for (const f of files)
+    if (Buffer.byteLength(path.basename(f)) > Buffer.byteLength(longest)) longest = path.basename(f);
+  const bytes = Buffer.byteLength(longest);
+  if (bytes <= NAME_MAX) return;
+  const own = Buffer.byteLength(path.basename(asked));
+  throw refused(
+    asked,
+    `has a name of ${own} bytes: Portal writes ${escapeControl(longest.slice(path.basename(asked).length) || longest)} beside it, a name of ${bytes} bytes, and a file name may have at most ${NAME_MAX} bytes (NAME_MAX); choose an output name of at most ${MAX_OUTPUT_NAME_BYTES} bytes`,
+  );
+}
+
 /** Options of checkOutputTarget. */
 export interface OutputTargetOptions {
   /** Overwrite an existing unrelated file, or replace a symbolic link (the link, never its target). */
@@ -176,10 +202,12 @@ async function checkSideFile(output: string, file: string, force: boolean): Prom
  * something else (folder, device, FIFO) is always refused; a file whose journal is beside it is
  * resumed. The journal folder must be a real folder when it exists, and each of `sideFiles` absent or a
  * regular file (a link there is removed under `force`). An output bearing the name of another output's side file
- * (portalSideFileName: `<x>.portal-part`, `<x>.portal`…) is refused. Rejects PORTAL_OUTPUT_REFUSED naming the path.
+ * (portalSideFileName: `<x>.portal-part`, `<x>.portal`…) is refused, and so is one whose side files' names would
+ * exceed NAME_MAX (refuseLongNames). Rejects PORTAL_OUTPUT_REFUSED naming the path.
  */
 export async function checkOutputTarget(output: string, o: OutputTargetOptions): Promise<OutputTargetState> {
   refuseSideFileName(output, output);
+  refuseLongNames(output, [output, o.journalDir, ...(o.sideFiles ?? [])]);
   await checkOutputFolder(output, 'fetch');
   try {
     const j = await lstat(o.journalDir);

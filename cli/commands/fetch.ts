@@ -41,6 +41,8 @@ import {
   checkOutputTarget,
   lockOutput,
   outputNameFromManifest,
+  refuseLongNames,
+  refuseSideFileName,
 } from '../../transfer/output-target.js';
 import { partialChunkLogPath } from '../../transfer/partial-chunks.js';
 import {
@@ -338,6 +340,18 @@ export const fetchCommand = defineCommand({
         'PORTAL_INVALID_ARGUMENT',
         "--out is empty: give a file name, or '-' to stream the file to stdout (without --out, the name comes from the manifest or URL)",
       );
+    // an --out Portal cannot keep side files for (a side-file name, a name too long for them) is refused before any
+    // source is probed (checkOutputTarget checks it again, with a name from the manifest or URL)
+    if (flags.out !== undefined && !toStdout) {
+      const out = path.resolve(flags.out);
+      refuseSideFileName(out, out);
+      refuseLongNames(out, [
+        out,
+        journalDir(out),
+        `${out}.portal-part`,
+        partialChunkLogPath(`${out}.portal-part`),
+      ]);
+    }
     // a write error of stdout (EPIPE: the reader went away) closes it; the stream sees the close and stops
     let stdoutError: NodeJS.ErrnoException | undefined;
     if (toStdout) process.stdout.on('error', (err: NodeJS.ErrnoException) => (stdoutError ??= err));

@@ -267,3 +267,53 @@ test('a queued transfer deactivated for idleness keeps its output: a later start
     await stopEmbeddedServe(s0);
   }
 }, 60_000);
+
+describe('output names too long for their side files (NAME_MAX 255 bytes)', () => {
+  const name = (bytes: number, c = 'n'): string => `${c.repeat(bytes - 4)}.bin`;
+
+  test('serve: a 250-byte name is refused at the start naming the limit; one of 235 bytes is fetched', async () => {
+    const s = await serve([]);
+    try {
+      const long = await s.call('nm-long', 'start', { ...src.startBody('nm-long'), output: name(250) });
+      expect(long.status).toBe(409);
+      expect(long.body.error.code).toBe('PORTAL_OUTPUT_REFUSED');
+      expect(long.body.error.message).toContain(
+        'has a name of 250 bytes: Portal writes .portal-part.partial beside it, a name of 270 bytes, and a file name may have at most 255 bytes (NAME_MAX); choose an output name of at most 235 bytes',
+      );
+      expect(readdirSync(src.dir).filter((n) => n.startsWith('nnnn'))).toEqual([]);
+      expect(
+        (await s.call('nm-fits', 'start', { ...src.startBody('nm-fits'), output: name(235) })).status,
+      ).toBe(200);
+      expect(await waitPast(s, 'nm-fits', ['running', 'verifying'])).toMatchObject({
+        state: 'done',
+        verified: true,
+      });
+    } finally {
+      await stopEmbeddedServe(s);
+    }
+  }, 60_000);
+
+  test('fetch: a 250-byte --out is refused before any source is asked (exit 2); one of 235 bytes is fetched', async () => {
+    const mirror = await startBadMirror(await readFile(path.join(src.dir, 'src.bin')));
+    try {
+      const env = { PORTAL_BACKEND: 'cpu' };
+      const long = path.join(src.dir, name(250, 'f'));
+      const r = await runPortal(['fetch', mirror.url, '--out', long], { env });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        '(NAME_MAX); choose an output name of at most 235 bytes [PORTAL_OUTPUT_REFUSED]',
+      );
+      expect(r.stderr).not.toContain('ENAMETOOLONG');
+      expect(mirror.requests).toHaveLength(0);
+      const fits = path.join(src.dir, name(235, 'f'));
+      const ok = await runPortal(
+        ['fetch', mirror.url, '--out', fits, '--checksum', `sha-256=${src.sha256}`],
+        { env },
+      );
+      expect(ok.code).toBe(0);
+      expect(existsSync(fits)).toBe(true);
+    } finally {
+      await mirror.close();
+    }
+  }, 60_000);
+});
