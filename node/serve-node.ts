@@ -415,7 +415,9 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     for (const cls of [SchedulerActor, EdgeActor, GpuWorkerActor, GpuStreamActor, CoordinatorActor])
       embedded.register(cls);
     if (opts.testActors) embedded.register(ProbeActor);
-    await embedded.ready();
+    await embedded.ready().catch((err: unknown) => {
+      throw corruptStateRemedy(err, opts.stateDir);
+    });
     await recoverTransfers(embedded, admission, logger);
     host = embedded;
     const classes = new Map<string, ActorClass>(
@@ -666,4 +668,18 @@ async function recoverTransfers(
     admission.open();
   }
   if (recovered > 0) logger.info({ transfers: recovered }, 'transfers recovered from the state folder');
+}
+
+/**
+ * A state file of `--state-dir` that cannot be read (PORTAL_STATE_CORRUPT, naming the file) with the way out: that
+ * file holds one actor's state, and removing it loses only that (a transfer it held becomes unknown and can be started
+ * again; its partial file stays). Other errors are answered as they are.
+ */
+function corruptStateRemedy(err: unknown, stateDir: string | undefined): unknown {
+  if (!isPortalError(err) || err.code !== 'PORTAL_STATE_CORRUPT' || stateDir === undefined) return err;
+  return new PortalError(
+    'PORTAL_STATE_CORRUPT',
+    `--state-dir ${path.resolve(stateDir)}: ${err.message}; it holds the state of one actor: remove that file to discard it (a transfer it held becomes unknown and can be started again) and start serve again`,
+    { cause: err },
+  );
 }

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { link, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startAdmissionSource, type AdmissionSource } from '../helpers/admission.js';
@@ -317,3 +317,33 @@ describe('output names too long for their side files (NAME_MAX 255 bytes)', () =
     }
   }, 60_000);
 });
+
+test('serve --state-dir with a state file cut short: the refusal names the file and the remedy, which works', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'portal-outsafe-corrupt-'));
+  try {
+    const args = ['--output-root', src.dir, '--state-dir', dir];
+    const s1 = await startEmbeddedServe(args, { PORTAL_LOG_LEVEL: 'warn' });
+    expect((await schedulerCall(s1.base, 'cs-1', 'start', blockerBody('cs-1'))).body.state).toBe('running');
+    await stopEmbeddedServe(s1); // its actors' state goes to their snapshot files
+    // the file of SchedulerActor cs-1: a-<base64url of "SchedulerActor||cs-1||">.json
+    const file = path.join(dir, `a-${Buffer.from('SchedulerActor||cs-1||').toString('base64url')}.json`);
+    await truncate(file, 30);
+    const refused = await runPortal(
+      ['serve', '--runtime', 'embedded', '--app-port', '0', '--backend', 'cpu', ...args],
+      { env: { PORTAL_LOG_LEVEL: 'warn' } },
+    );
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain(
+      `--state-dir ${dir}: state file ${file} is corrupt: not valid JSON; it holds the state of one actor: remove that file to discard it`,
+    );
+    await rm(file);
+    const s2 = await startEmbeddedServe(args, { PORTAL_LOG_LEVEL: 'warn' });
+    try {
+      expect((await schedulerCall(s2.base, 'cs-1', 'status')).status).toBe(404);
+    } finally {
+      await stopEmbeddedServe(s2);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}, 60_000);
