@@ -72,4 +72,56 @@ describe('EdgeActor claims', () => {
       at: 2,
     });
   });
+
+  test('checkClaim of a configured edge answers beside a turn that awaits a state write; release is saved with a later write', async () => {
+    const inner = createMemoryStateStore();
+    let gate: Promise<void> | undefined;
+    let writes = 0;
+    const store = {
+      ...inner,
+      get: inner.get.bind(inner),
+      keys: inner.keys.bind(inner),
+      close: inner.close.bind(inner),
+      async transaction(ops: Parameters<typeof inner.transaction>[0]) {
+        writes++;
+        await gate;
+        return inner.transaction(ops);
+      },
+    };
+    const host = createEmbeddedHost({
+      store,
+      logger: createSilentLogger(),
+      services: {},
+      clock: new ManualClock(),
+    });
+    host.register(EdgeActor);
+    const edge = actorProxy(host, 'EdgeActor', 'm1');
+    await edge.invoke('claim', { transferId: 'A', config: cfg('http://good/f.bin') });
+    // a turn that awaits its state write: B's claim of the same URL
+    let open!: () => void;
+    gate = new Promise<void>((r) => (open = r));
+    const claimB = edge.invoke('claim', { transferId: 'B', config: cfg('http://good/f.bin') });
+    await new Promise((r) => setTimeout(r, 20));
+    // answered while that turn waits: no conflict for the same URL, 409 for another one
+    await expect(
+      edge.invoke('checkClaim', { transferId: 'C', config: cfg('http://good/f.bin') }),
+    ).resolves.toEqual({ ok: true });
+    await expect(
+      edge.invoke('checkClaim', { transferId: 'C', config: cfg('http://other/f.bin') }),
+    ).rejects.toMatchObject({ code: 'PORTAL_TRANSFER_CONFLICT' });
+    // a call that is not a checkClaim waits for the turn
+    let snapshotDone = false;
+    const snap = edge.invoke('snapshot').then(() => (snapshotDone = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(snapshotDone).toBe(false);
+    open();
+    gate = undefined;
+    await claimB;
+    await snap;
+    // a release writes nothing of its own (it rides on the edge's next save)
+    const before = writes;
+    expect(await edge.invoke('release', { transferId: 'A' })).toEqual({ users: 1 });
+    expect(writes).toBe(before);
+    await host.stop();
+  });
 });
