@@ -110,7 +110,10 @@ test('serve --max-running 2: six transfers run two at a time, four wait in state
     let state: { counts: Record<string, number>; queued: { total: number; ids: string[] } } | undefined;
     // (the dashboard polls every 500 ms and the two running transfers end within seconds, promoting the queued ones
     // in order: the first snapshot that saw the queue lists what was still waiting then, a tail of the four)
-    for (let i = 0; i < 100 && !(state && state.queued.total > 0); i++) {
+    // (up to 30 s: on a loaded machine the dashboard's first poll may come seconds after the starts; the queue lasts
+    // about four seconds of transfer time, whatever the load)
+    const until = Date.now() + 30_000;
+    for (let i = 0; Date.now() < until && !(state && state.queued.total > 0); i++) {
       if (i) await new Promise((r) => setTimeout(r, 50));
       state = (await (
         await fetch(new URL('api/state', host.ready.dashboard as string))
