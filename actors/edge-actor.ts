@@ -123,6 +123,11 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     return method === 'checkClaim' && this.edge !== undefined;
   }
 
+  /** What a release left unsaved (persist(false) within 1 s of the last save) is saved when the actor goes. */
+  override async onDeactivate(): Promise<void> {
+    await this.persist(true);
+  }
+
   override async onActivate(): Promise<void> {
     const saved = await this.ctx.state.get<{
       config: EdgeConfig;
@@ -174,8 +179,9 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
    * with the edge's next state write (at most 1 s later while transfers report, as the estimates are), not as a
    * durable write of its own: every transfer's end releases each of its edges, and a durable write per release
    * queued the edges' turns behind the commit log (bench:load, 1000 transfers on 4 edges: 16–18 s to the last
-   * against 10 s). A crash in that second may leave the transfer counted as a user after the restart: a start
-   * naming the id with another URL is then refused naming it, until it is started again and ends, or forgotten.
+   * against 10 s); at the latest it is saved when the actor is deactivated (idle, or the host stopping). A crash
+   * before that may leave the transfer counted as a user after the restart: a start naming the id with another URL
+   * is then refused naming it, until it is started again and ends, or forgotten.
    */
   async release(arg: { transferId: string }): Promise<{ users: number }> {
     checkArg(typeof arg?.transferId === 'string', 'transferId', 'a transfer id');

@@ -2472,7 +2472,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
 
   /** This transfer no longer uses `edges` (EdgeActor.release); a release that fails is logged. */
   private async releaseEdges(edges: readonly TransferEdge[]): Promise<void> {
-    // all edges at once: each release is a durable write of its EdgeActor, and the transfer's end waits for them
+    // all edges at once: each release is a turn of its EdgeActor, and the transfer's end waits for them
     await Promise.all(
       edges.map(async (e) => {
         try {

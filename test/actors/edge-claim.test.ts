@@ -122,6 +122,18 @@ describe('EdgeActor claims', () => {
     const before = writes;
     expect(await edge.invoke('release', { transferId: 'A' })).toEqual({ users: 1 });
     expect(writes).toBe(before);
+    // ... and is saved when the actor goes: after the host's stop only B still uses the edge
     await host.stop();
+    const again = createEmbeddedHost({
+      store,
+      logger: createSilentLogger(),
+      services: {},
+      clock: new ManualClock(),
+    });
+    again.register(EdgeActor);
+    expect(await actorProxy(again, 'EdgeActor', 'm1').invoke('release', { transferId: 'B' })).toEqual({
+      users: 0,
+    });
+    await again.stop();
   });
 });
