@@ -177,6 +177,7 @@ export function startPrefixHashThread(): Promise<boolean> {
     const ok = (): void => resolve(thread === t);
     t.worker.once('online', ok);
     t.worker.once('error', () => resolve(false));
+    t.worker.once('exit', () => resolve(false)); // gone before it came online: no answer would ever come
     // already online (started by an earlier hasher): 'online' has fired before this listener
     if (t.online) ok();
   });
