@@ -59,6 +59,7 @@ import {
   type PortalServices,
 } from '../actors/index.js';
 import { PortalError, isPortalError } from '../common/errors.js';
+import { forEachLimited } from '../common/for-each-limited.js';
 import type { Logger } from '../common/logger.js';
 import { probeEdge } from './probe.js';
 import { createExecutorAttachingBus } from './executor-bus.js';
@@ -647,23 +648,18 @@ async function recoverTransfers(
   let recovered = 0;
   try {
     const ids = await host.remindedActors('SchedulerActor');
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < ids.length) {
-        const id = ids[next++];
-        try {
-          await actorProxy(host, 'SchedulerActor', id).invoke('status');
-          recovered++;
-        } catch (err) {
-          if (isPortalError(err) && err.code === 'PORTAL_UNKNOWN_TRANSFER') continue;
-          logger.warn(
-            { err, transferId: id },
-            'a transfer could not be recovered at start-up; its reminder tries again',
-          );
-        }
+    await forEachLimited(ids, RECOVERY_CONCURRENCY, async (id) => {
+      try {
+        await actorProxy(host, 'SchedulerActor', id).invoke('status');
+        recovered++;
+      } catch (err) {
+        if (isPortalError(err) && err.code === 'PORTAL_UNKNOWN_TRANSFER') return;
+        logger.warn(
+          { err, transferId: id },
+          'a transfer could not be recovered at start-up; its reminder tries again',
+        );
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(RECOVERY_CONCURRENCY, ids.length) }, worker));
+    });
   } finally {
     admission.open();
   }
