@@ -2,7 +2,7 @@ import { rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { PortalError } from '../common/errors.js';
 import { escapeControl } from '../common/redact.js';
-import { lockOutput, type OutputLock } from '../transfer/output-target.js';
+import { JOURNAL_SUFFIX, lockOutput, type OutputLock } from '../transfer/output-target.js';
 
 /**
  * Which transfer of this host writes which output, and the per-output lock `portal fetch` takes as well
@@ -98,7 +98,7 @@ export class OutputClaims {
     this.reserve(output, transferId, files);
     const held = this.owners.get(output)!;
     // taken synchronously: a second claim in the same turn waits for the same lock
-    held.lock ??= lockOutput(output, `${output}.portal`);
+    held.lock ??= lockOutput(output, `${output}${JOURNAL_SUFFIX}`);
     const lock = held.lock;
     try {
       await lock;
@@ -119,7 +119,7 @@ export class OutputClaims {
     const lock = await held.lock.catch(() => undefined);
     if (!lock) return;
     await lock.release();
-    await rmdir(`${output}.portal`).catch(() => undefined);
+    await rmdir(`${output}${JOURNAL_SUFFIX}`).catch(() => undefined);
   }
 
   /** The transfer holding `output`, if any. */

@@ -706,7 +706,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private refuseHostOwned(asked: string, written: string, publishAs: string | undefined): void {
     const owned = this.ctx.services.hostOwnedPaths;
     if (!owned?.length) return;
-    const files = [written, partialChunkLogPath(written), `${publishAs ?? written}.portal`];
+    const files = [written, partialChunkLogPath(written), `${publishAs ?? written}${JOURNAL_SUFFIX}`];
     if (publishAs !== undefined) files.push(publishAs);
     refuseHostOwned(asked, files, owned);
   }

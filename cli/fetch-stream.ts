@@ -8,7 +8,7 @@ import { escapeControl } from '../common/redact.js';
 import { journalDir } from '../node/embedded-node.js';
 import { redactUrl, type HttpClient } from '../transfer/index.js';
 import { transportFault } from '../transfer/http-fetch.js';
-import { checkOutputTarget, lockOutput } from '../transfer/output-target.js';
+import { checkOutputTarget, lockOutput, PART_SUFFIX } from '../transfer/output-target.js';
 import { createProgress, formatBytes } from './progress.js';
 import type { StreamSource } from './sources.js';
 
@@ -65,7 +65,7 @@ export async function fetchStream(
     warn();
     return streamToStdout(s, o.client, o.stdout, o.quiet, shown);
   }
-  const part = `${o.output}.portal-part`;
+  const part = `${o.output}${PART_SUFFIX}`;
   const jdir = journalDir(o.output);
   await checkOutputTarget(o.output, {
     force: o.force,

@@ -7,6 +7,7 @@ import { createBusFromEnv, natsOptionsFromEnv } from '../bus/from-env.js';
 import type { Bus } from '../bus/types.js';
 import { createMemoryBus } from '../bus/memory-bus.js';
 import { createExecutor, edgePutCredentialFromEnv, type Executor } from '../transfer/index.js';
+import { JOURNAL_SUFFIX } from '../transfer/output-target.js';
 import { createLazyTickEngine, createTickEngine, type TickEngine } from '../engine/index.js';
 import { SchedulerActor } from '../actors/scheduler-actor.js';
 import { EdgeActor } from '../actors/edge-actor.js';
@@ -22,7 +23,7 @@ import { probeEdge } from './probe.js';
 
 /** The journal folder of an output file: `<output>.portal/` (the scheduler's durable actor state). */
 export function journalDir(output: string): string {
-  return `${output}.portal`;
+  return `${output}${JOURNAL_SUFFIX}`;
 }
 
 /** Which tick engine to use: WebGPU when an adapter exists ('auto'), or one of them for sure. */

@@ -23,6 +23,7 @@ import { readPagedJournal, type TransferEdge, type TransferStatus } from '../../
 import type { ChunkReport } from '../../common/index.js';
 import { commonFlags, defineCommand, schedulingFlags } from '../args.js';
 import { runTransfer, journalDir, parseBackend, localTransferId } from '../../node/index.js';
+import { PART_SUFFIX } from '../../transfer/output-target.js';
 import { cpuThreadsFromEnv, makeTempDir, requireGpuFromEnv } from '../env.js';
 import { createProgress, formatBytes } from '../progress.js';
 import { progressDetail } from './fetch.js';
@@ -148,7 +149,7 @@ async function phaseOneStatus(
     | 'perEdgeChunks'
   >
 > {
-  const file = existsSync(output) ? output : `${output}.portal-part`;
+  const file = existsSync(output) ? output : `${output}${PART_SUFFIX}`;
   const hash = createHash('sha256');
   for await (const b of createReadStream(file)) hash.update(b as Buffer);
   return {

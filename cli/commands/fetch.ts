@@ -41,6 +41,7 @@ import {
   checkOutputTarget,
   lockOutput,
   outputNameFromManifest,
+  PART_SUFFIX,
   refuseLongNames,
   refuseSideFileName,
 } from '../../transfer/output-target.js';
@@ -348,8 +349,8 @@ export const fetchCommand = defineCommand({
       refuseLongNames(out, [
         out,
         journalDir(out),
-        `${out}.portal-part`,
-        partialChunkLogPath(`${out}.portal-part`),
+        `${out}${PART_SUFFIX}`,
+        partialChunkLogPath(`${out}${PART_SUFFIX}`),
       ]);
     }
     // a write error of stdout (EPIPE: the reader went away) closes it; the stream sees the close and stops
@@ -375,7 +376,7 @@ export const fetchCommand = defineCommand({
       if (flags.force) await checkOutputFolder(out, 'fetch');
       else {
         const jdir = journalDir(out);
-        const part = `${out}.portal-part`;
+        const part = `${out}${PART_SUFFIX}`;
         await checkOutputTarget(out, {
           force: false,
           journalDir: jdir,
@@ -481,7 +482,7 @@ export const fetchCommand = defineCommand({
             : path.resolve(flags.out ?? outputNameFromManifest(manifest.name));
           const jdir = journalDir(output);
           // The bytes land in a partial file beside the output, which takes the output's name only once verified.
-          const part = `${output}.portal-part`;
+          const part = `${output}${PART_SUFFIX}`;
           await checkOutputTarget(output, {
             force: flags.force,
             journalDir: jdir,
