@@ -1,5 +1,6 @@
 import { quantileSorted } from '../common/quantile.js';
-import { open, rename, rm, stat, unlink } from 'node:fs/promises';
+import { open, rm, stat, unlink } from 'node:fs/promises';
+import { publishPart } from '../transfer/publish-part.js';
 import {
   checkOutputFolder,
   checkStillConfined,
@@ -18,7 +19,7 @@ import { Actor } from '../runtime/types.js';
 import { checkActorId } from '../runtime/state-keys.js';
 import { notOwnFileReason, openOwnFile } from '../common/own-file.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
-import { isRedactedUrl, redactText, redactUrl } from '../common/redact.js';
+import { escapeControl, isRedactedUrl, redactText, redactUrl } from '../common/redact.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 import { AccessTracker } from '../scheduler/access.js';
 import { SWARM_SOURCE_TIMEOUT_MS, SwarmSelection } from '../scheduler/swarm-selection.js';
@@ -240,6 +241,12 @@ interface Journal extends PagedJournal {
    * while it waits. Cleared once admitted.
    */
   outputUnchecked?: boolean;
+  /**
+   * Set when a start of this finished transfer found its published output (`publishAs`) changed and fetches it
+   * again: the publish replaces that file, this transfer's own output, without `overwrite` (publishPart refuses any
+   * other file found at the name). Cleared once published.
+   */
+  republish?: boolean;
   /**
    * When it was last queued (enqueue): a host that recovers its queued transfers after a restart queues them again in
    * this order (TransferAdmission.open), first in, first out.
@@ -585,8 +592,13 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       !old.core &&
       !(await this.outputStillVerified(old, req.publishAs ?? req.output))
     ) {
-      // the output changed since it was verified: fetch again what no longer matches
+      // the output changed since it was verified: fetch again what no longer matches (and publish it over that
+      // output, this transfer's own, which this start found there)
       old.journal.state = 'running';
+      old.journal.republish =
+        old.req.publishAs !== undefined && (await stat(old.req.publishAs).catch(() => undefined))
+          ? true
+          : undefined;
       old.journal.verified = false;
       old.journal.finishedAt = undefined;
       old.journal.output = undefined;
@@ -2374,8 +2386,19 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     j.finishedAt = this.ctx.clock.wallNow();
     let final = t.req.output;
     if (t.req.publishAs && (j.verified || t.manifest.fileSha256 === NO_CID)) {
-      // only a verified (or, without any hash, complete) file takes its final name
-      await rename(t.req.output, t.req.publishAs);
+      // only a verified (or, without any hash, complete) file takes its final name, never over a file another
+      // program created there meanwhile (the start checked there was none) unless the start allowed it
+      try {
+        await publishPart(t.req.output, t.req.publishAs, t.req.overwrite === true || j.republish === true);
+      } catch (err) {
+        if (!isPortalError(err, 'PORTAL_OUTPUT_REFUSED')) throw err;
+        await this.fail(
+          t,
+          `${err.message}: move ${escapeControl(t.req.publishAs)} away and start the transfer again to publish it, or start it with overwrite (portal fetch --force; serve: "overwrite": true) to replace that file [${err.code}]`,
+        );
+        return;
+      }
+      j.republish = undefined;
       final = t.req.publishAs;
     }
     // what a rerun checks first (size and modification time) before it trusts this journal

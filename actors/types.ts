@@ -105,7 +105,10 @@ export interface TransferRequest {
   /**
    * On a host with an output root (`portal serve --output-root`) `output` and `publishAs` must resolve inside
    * it, and a first start may write over an existing regular file only when this is true (default false:
-   * refused with PORTAL_OUTPUT_REFUSED, so a caller cannot cut someone's file to the transfer's size).
+   * refused with PORTAL_OUTPUT_REFUSED, so a caller cannot cut someone's file to the transfer's size). On any host,
+   * the publish (`output` renamed to `publishAs`) replaces a file another program created at `publishAs` while the
+   * transfer ran only when this is true (`portal fetch --force` sets it); otherwise the transfer fails naming that
+   * file and the verified bytes stay in `output`.
    */
   overwrite?: boolean;
   edges: TransferEdge[];

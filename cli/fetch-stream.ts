@@ -1,14 +1,15 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, rename, rmdir, unlink } from 'node:fs/promises';
+import { open, rmdir, unlink } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { PortalError } from '../common/errors.js';
+import { PortalError, isPortalError } from '../common/errors.js';
 import { escapeControl } from '../common/redact.js';
 import { journalDir } from '../node/embedded-node.js';
 import { redactUrl, type HttpClient } from '../transfer/index.js';
 import { transportFault } from '../transfer/http-fetch.js';
 import { checkOutputTarget, lockOutput, PART_SUFFIX } from '../transfer/output-target.js';
+import { publishPart } from '../transfer/publish-part.js';
 import { createProgress, formatBytes } from './progress.js';
 import type { StreamSource } from './sources.js';
 
@@ -34,7 +35,8 @@ export const STDOUT_HOLD_BYTES = 65536;
  * as one stream from `s.url`, as curl and wget do: no chunks, no resume, progress without a total. To a file, the
  * body goes to `<output>.portal-part` while its sha-256 follows it; the file takes the name `output` only when the
  * stream ended cleanly (chunked encoding's last chunk, or the Content-Length reached: undici rejects a body cut
- * before either) and, with `s.sha256`, matched it. Nothing is kept otherwise. With `o.stdout` (`--out -`) the bytes
+ * before either) and, with `s.sha256`, matched it, and never over a file another program created at `output` meanwhile
+ * unless `o.force` (PORTAL_OUTPUT_REFUSED; the file is then kept as `<output>.portal-part`). Nothing is kept otherwise. With `o.stdout` (`--out -`) the bytes
  * go there as they arrive, with its backpressure (bounded memory; see streamToStdout). Writes the notes (sources
  * left out or not used, the missing checksum) on stderr. Rejects PORTAL_OUTPUT_REFUSED / PORTAL_OUTPUT_LOCKED for
  * the output, PORTAL_TRANSFER_FAILED naming the source and the cause when the request or the stream fails (a cut
@@ -77,6 +79,7 @@ export async function fetchStream(
   // the warnings once the output is known to be writable: a refusal of it is the run's one line
   warn();
   const started = Date.now();
+  let keep = false;
   try {
     const body = await openStream(s, o.client, shown);
     const t = tally(o.quiet, 0);
@@ -94,7 +97,16 @@ export async function fetchStream(
       );
     const fh = await open(part, 'r');
     await fh.sync().finally(() => fh.close());
-    await rename(part, o.output);
+    // never over a file another program created at the output meanwhile, unless --force
+    await publishPart(part, o.output, o.force).catch((err: unknown) => {
+      if (!isPortalError(err, 'PORTAL_OUTPUT_REFUSED')) throw err;
+      keep = true;
+      throw new PortalError(
+        err.code,
+        `${err.message}: move it where you want it, or fetch again with --force to replace ${escapeControl(o.output)}`,
+        { cause: err },
+      );
+    });
     return {
       output: o.output,
       bytes: t.got(),
@@ -102,7 +114,8 @@ export async function fetchStream(
       verified: s.sha256 !== undefined,
     };
   } catch (err) {
-    await unlink(part).catch(() => undefined);
+    // a verified file refused its name is kept under the partial file's
+    if (!keep) await unlink(part).catch(() => undefined);
     throw err;
   } finally {
     await lock.release();

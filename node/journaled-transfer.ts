@@ -1,4 +1,4 @@
-import { readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { readdir, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { createFileStateStore } from '../runtime/file-state-store.js';
 import { JOURNAL_KEY } from '../actors/journal-pages.js';
@@ -7,6 +7,8 @@ import type { Manifest } from '../transfer/manifest.js';
 import { journalDir } from './embedded-node.js';
 import { hashFile } from '../transfer/chunk-writer.js';
 import { NO_CID } from '../transfer/cid.js';
+import { publishPart } from '../transfer/publish-part.js';
+import { isPortalError } from '../common/errors.js';
 
 /** A transfer a journal beside an output holds: what a rerun of `portal fetch` resumes. */
 export interface JournaledTransfer {
@@ -134,7 +136,13 @@ export async function publishVerifiedPart(
       unknown
     > | null;
     if (!req || !journal) return { published: false, sha256 };
-    await rename(part, output);
+    // link, not rename: a file created at `output` since the check above is not replaced
+    try {
+      await publishPart(part, output, false);
+    } catch (err) {
+      if (isPortalError(err, 'PORTAL_OUTPUT_REFUSED')) return { published: false, sha256 };
+      throw err;
+    }
     const out = await stat(output);
     await store.transaction([
       { op: 'upsert', key: `${actor}request`, value: JSON.stringify({ ...req, manifest: m, checksumFrom }) },

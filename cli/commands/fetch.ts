@@ -655,6 +655,8 @@ export const fetchCommand = defineCommand({
               manifest,
               // `--out -` reads the file while it is written: it keeps one name (its folder is private anyway)
               ...(toStdout ? { output } : { output: part, publishAs: output }),
+              // the publish replaces a file another program created at --out meanwhile only under --force
+              overwrite: flags.force,
               checksumFrom: src.checksumFrom,
               ...(src.validators && Object.keys(src.validators.byId).length > 0
                 ? { validators: src.validators.byId }

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
@@ -29,9 +29,14 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 /**
  * A dynamic endpoint: every GET is 200 with the file written in 64 KiB pieces (node sends them chunked, no
  * Content-Length), Range ignored; HEAD has no Content-Length. With `cutAt`, the connection is destroyed after
- * that many bytes of the body (no terminating chunk). Counts the GETs that are not the probe.
+ * that many bytes of the body (no terminating chunk); with `delayMs`, the body of a GET that is not the probe starts
+ * that long after the headers. Counts the GETs that are not the probe.
  */
-async function chunkedServer(file: Buffer, cutAt?: number): Promise<{ url: string; gets: () => number }> {
+async function chunkedServer(
+  file: Buffer,
+  cutAt?: number,
+  delayMs = 0,
+): Promise<{ url: string; gets: () => number }> {
   const sockets = new Set<Socket>();
   let gets = 0;
   const server = http.createServer((req, res) => {
@@ -49,7 +54,8 @@ async function chunkedServer(file: Buffer, cutAt?: number): Promise<{ url: strin
       res.write(file.subarray(at, end), () => setImmediate(step));
       at = end;
     };
-    step();
+    if (delayMs > 0 && req.headers.range === undefined) setTimeout(step, delayMs);
+    else step();
   });
   server.on('connection', (x) => {
     sockets.add(x);
@@ -228,6 +234,30 @@ function fetchToStdout(
     child.on('close', (code) => resolve({ code, stdout: Buffer.concat(stdout), stderr })),
   );
 }
+
+test('portal fetch URL of unknown size: a file another program created at --out while it streamed is not replaced (exit 2, the verified file kept as the partial file); --force replaces it', async () => {
+  const s = await chunkedServer(file, undefined, 1500);
+  /** Runs the fetch of `o` and creates `o` once its lock folder (taken after the output check) exists. */
+  const fetchWhileCreated = async (o: string, extra: string[] = []) => {
+    const run = runPortal(['fetch', s.url, '--out', o, '--checksum', `sha-256=${sha(file)}`, ...extra], {
+      env,
+    });
+    while (!existsSync(`${o}.portal`)) await new Promise((r) => setTimeout(r, 10));
+    await writeFile(o, 'my precious data\n');
+    return run;
+  };
+  const o = out();
+  const r = await fetchWhileCreated(o);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain(
+    `output ${o} was created by another program while the transfer ran: Portal does not replace a file it did not find at the start (it was left as it is), and the finished file is kept as ${o}.portal-part: move it where you want it, or fetch again with --force to replace ${o}`,
+  );
+  expect(await readFile(o, 'utf8')).toBe('my precious data\n');
+  expect(sha(await readFile(`${o}.portal-part`))).toBe(sha(file));
+  const forced = out();
+  expect((await fetchWhileCreated(forced, ['--force'])).code).toBe(0);
+  expect(sha(await readFile(forced))).toBe(sha(file));
+});
 
 describe('portal fetch URL --out -: a file of unknown size goes to stdout as it arrives', () => {
   const FIRST = 200_000;

@@ -34,8 +34,8 @@ type Serve = EmbeddedServe & {
   call: (id: string, method: string, body?: unknown) => ReturnType<typeof schedulerCall>;
 };
 
-async function serve(args: string[]): Promise<Serve> {
-  const s = await startEmbeddedServe(['--output-root', src.dir, ...args], { PORTAL_LOG_LEVEL: 'warn' });
+async function serve(args: string[], env: NodeJS.ProcessEnv = { PORTAL_LOG_LEVEL: 'warn' }): Promise<Serve> {
+  const s = await startEmbeddedServe(['--output-root', src.dir, ...args], env);
   return Object.assign(s, {
     call: (id: string, method: string, body?: unknown) => schedulerCall(s.base, id, method, body),
   });
@@ -109,6 +109,120 @@ describe('a queued transfer, once admitted, checks its output as a start does', 
       .digest('hex');
     expect(got).toBe(src.sha256);
   }, 60_000);
+});
+
+describe("a file another program creates at a running transfer's output is not replaced when it publishes", () => {
+  const sha = async (file: string): Promise<string> => {
+    const { createHash } = await import('node:crypto');
+    return createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
+  };
+  /** Waits for `id` to end; it must have ended done and verified, the source's bytes at `file`. */
+  const expectPublished = async (s: Serve, id: string, file: string): Promise<void> => {
+    expect(await waitPast(s, id, ['running', 'verifying'])).toMatchObject({ state: 'done', verified: true });
+    expect(await sha(file)).toBe(src.sha256);
+  };
+  const refusal = (out: string): string =>
+    `output ${out} was created by another program while the transfer ran: Portal does not replace a file it did not find at the start (it was left as it is), and the finished file is kept as ${out}.portal-part`;
+
+  test('serve: the transfer fails naming the file and the way out, keeps the verified partial file, and a start after the file is moved publishes it; with "overwrite": true it is replaced', async () => {
+    const s = await serve([]);
+    try {
+      const out = path.join(src.dir, 'ap-victim.bin');
+      expect((await s.call('ap-victim', 'start', src.startBody('ap-victim'))).body.state).toBe('running');
+      await writeFile(out, 'my precious data\n');
+      const end = await waitPast(s, 'ap-victim', ['running', 'verifying']);
+      expect(end.state).toBe('failed');
+      expect(end.error).toBe(
+        `${refusal(out)}: move ${out} away and start the transfer again to publish it, or start it with overwrite (portal fetch --force; serve: "overwrite": true) to replace that file [PORTAL_OUTPUT_REFUSED]`,
+      );
+      expect(await readFile(out, 'utf8')).toBe('my precious data\n');
+      expect(await sha(`${out}.portal-part`)).toBe(src.sha256);
+      await rm(out);
+      expect((await s.call('ap-victim', 'start', src.startBody('ap-victim'))).status).toBe(200);
+      await expectPublished(s, 'ap-victim', out);
+      expect(existsSync(`${out}.portal-part`)).toBe(false);
+
+      const over = path.join(src.dir, 'ap-over.bin');
+      const started = await s.call('ap-over', 'start', { ...src.startBody('ap-over'), overwrite: true });
+      expect(started.body.state).toBe('running');
+      await writeFile(over, 'replace me\n');
+      await expectPublished(s, 'ap-over', over);
+    } finally {
+      await stopEmbeddedServe(s);
+    }
+  }, 60_000);
+
+  test('serve: a start of a finished transfer whose output changed fetches it again over that output, its own, without "overwrite"', async () => {
+    const s = await serve(['--actor-idle-timeout', '1s', '--actor-scan-interval', '500ms'], {
+      PORTAL_LOG_LEVEL: 'debug',
+      PORTAL_LOG_FORMAT: 'json',
+    });
+    try {
+      const out = path.join(src.dir, 'ap-changed.bin');
+      expect((await s.call('ap-changed', 'start', src.startBody('ap-changed'))).status).toBe(200);
+      expect((await waitPast(s, 'ap-changed', ['running', 'verifying'])).state).toBe('done');
+      // the output is checked again only by a start after its actor was deactivated (idle)
+      const deactivated = (): boolean =>
+        s
+          .output()
+          .split('\n')
+          .some((l) => l.includes('actor idle; deactivating') && l.includes('"actorId":"ap-changed"'));
+      while (!deactivated()) await new Promise((r) => setTimeout(r, 100));
+      await writeFile(out, 'changed by its user\n');
+      expect((await s.call('ap-changed', 'start', src.startBody('ap-changed'))).status).toBe(200);
+      await expectPublished(s, 'ap-changed', out);
+    } finally {
+      await stopEmbeddedServe(s);
+    }
+  }, 60_000);
+
+  test('portal fetch: the run fails naming the file, keeps the verified partial file, and a rerun after the file is moved publishes it; with --force it is replaced', async () => {
+    // every chunk request waits 1.5 s: the file is created well before any chunk arrives
+    const bytes = await readFile(path.join(src.dir, 'src.bin'));
+    const mirror = await startBadMirror(bytes, (_, req) =>
+      req.headers.range === undefined ? { kind: 'ok' } : { kind: 'late', ms: 1500, then: { kind: 'ok' } },
+    );
+    try {
+      const env = { PORTAL_BACKEND: 'cpu' };
+      /** Runs the fetch of `out` and creates `out` once its lock folder (taken after the output check) exists. */
+      const fetchWhileCreated = async (out: string, content: string, extra: string[] = []) => {
+        const run = runPortal(
+          ['fetch', mirror.url, '--out', out, '--checksum', `sha-256=${src.sha256}`, ...extra],
+          {
+            env,
+          },
+        );
+        while (!existsSync(`${out}.portal`)) await new Promise((r) => setTimeout(r, 10));
+        await writeFile(out, content);
+        return run;
+      };
+      const out = path.join(src.dir, 'af-victim.bin');
+      const r = await fetchWhileCreated(out, 'my precious data\n');
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain(
+        `${refusal(out)}: move ${out} away and start the transfer again to publish it`,
+      );
+      expect(await readFile(out, 'utf8')).toBe('my precious data\n');
+      expect(await sha(`${out}.portal-part`)).toBe(src.sha256);
+      await rm(out);
+      const again = await runPortal(
+        ['fetch', mirror.url, '--out', out, '--checksum', `sha-256=${src.sha256}`],
+        {
+          env,
+        },
+      );
+      expect(again.code).toBe(0);
+      expect(await sha(out)).toBe(src.sha256);
+
+      const forced = path.join(src.dir, 'af-forced.bin');
+      expect((await fetchWhileCreated(forced, 'replace me\n', ['--force'])).code).toBe(0);
+      expect(await sha(forced)).toBe(src.sha256);
+    } finally {
+      await mirror.close();
+    }
+  }, 90_000);
 });
 
 describe("no transfer's output is another transfer's side file", () => {
