@@ -3,11 +3,10 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeActorId } from '../../runtime/state-keys.js';
-import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { waitFor } from '../helpers/dapr.js';
 import { startEmbeddedServe, stopEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
-import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+import { createSourceEdge, type SourceEdge } from '../transfer/fixtures.js';
 
 // `portal serve` on a real nats-server that goes away while a transfer runs: the SchedulerActor's tick turn
 // published its dispatch batches to JetStream and waited (up to the 60 s publish timeout) for the server to store
@@ -17,30 +16,25 @@ jest.setTimeout(180_000);
 
 const CHUNK = 64 * 1024;
 
-let tmp: { dir: string; cleanup: () => Promise<void> };
-let manifest: Manifest;
-let edge: EdgeServer;
+let src: SourceEdge;
 let nats: TestNatsServer;
 let serve: EmbeddedServe;
 
 beforeAll(async () => {
-  tmp = await makeTempDir('serve-nats-outage');
-  const src = await writeRandomFile(tmp.dir, 'source.bin', 64 * CHUNK, 3);
-  manifest = await createManifest(src.path, { chunkSize: CHUNK });
   // ~4 s for the whole file: the transfer is still running when NATS goes, and its chunks time out quickly
-  edge = await createEdgeServer({
-    id: 'outage-edge',
-    source: { path: src.path, manifest },
-    bandwidthBytesPerSec: 1024 * 1024,
+  src = await createSourceEdge('serve-nats-outage', {
+    size: 64 * CHUNK,
+    chunkSize: CHUNK,
+    seed: 3,
+    edge: { id: 'outage-edge', bandwidthBytesPerSec: 1024 * 1024 },
   });
   nats = await startNatsServer();
-  serve = await startEmbeddedServe(['--output-root', tmp.dir], { NATS_URL: nats.url });
+  serve = await startEmbeddedServe(['--output-root', src.dir], { NATS_URL: nats.url });
 });
 afterAll(async () => {
   await stopEmbeddedServe(serve);
   await nats?.stop();
-  await edge?.close();
-  await tmp?.cleanup();
+  await src?.close();
 });
 
 /** Calls a SchedulerActor method; `ms` bounds the wait for the answer (an AbortError past it). */
@@ -60,17 +54,12 @@ async function call(
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined, ms: Date.now() - t0 };
 }
-const request = (id: string, output: string): Record<string, unknown> => ({
-  transferId: id,
-  manifest,
-  output,
-  tickMs: 50,
-  edges: [{ id: 'e0', config: { url: edge.url, kind: 'portal', flags: 0, maxParallel: 4 }, holds: 'all' }],
-});
 
 test('while nats-server is down, status and cancel of a running transfer answer at once; a start answers too; after NATS is back the transfer started meanwhile completes and serve is still up', async () => {
   const id = 'outage-1';
-  expect(await call(id, 'start', request(id, join(tmp.dir, 'out-1.bin')))).toMatchObject({ status: 200 });
+  expect(await call(id, 'start', src.startBody(id, join(src.dir, 'out-1.bin')))).toMatchObject({
+    status: 200,
+  });
   await waitFor(async () => (await call(id, 'status')).body.complete >= 2, 30_000, 'two chunks arrive');
   await nats.kill();
   // the chunks in flight cannot report: they time out and are dispatched again, to a JetStream that is away
@@ -95,8 +84,8 @@ test('while nats-server is down, status and cancel of a running transfer answer 
 
   // a start while NATS is away answers too (its subscriptions go out on reconnect)
   const id2 = 'outage-2';
-  const out2 = join(tmp.dir, 'out-2.bin');
-  const started = await call(id2, 'start', request(id2, out2), 3000);
+  const out2 = join(src.dir, 'out-2.bin');
+  const started = await call(id2, 'start', src.startBody(id2, out2), 3000);
   expect(started).toMatchObject({ status: 200, body: { state: 'running' } });
   await new Promise((r) => setTimeout(r, 1500)); // its first dispatch waits for the bus
 
@@ -119,6 +108,6 @@ test('while nats-server is down, status and cancel of a running transfer answer 
     createHash('sha256')
       .update(await readFile(out2))
       .digest('hex'),
-  ).toBe(manifest.fileSha256);
+  ).toBe(src.manifest.fileSha256);
   expect((await call(id, 'status')).body.state).toBe('cancelled');
 });

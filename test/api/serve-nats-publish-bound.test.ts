@@ -6,7 +6,6 @@
  * that was dropped times out and is dispatched again).
  */
 import { jest } from '@jest/globals';
-import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import {
   schedulerCall,
@@ -15,7 +14,7 @@ import {
   type EmbeddedServe,
 } from '../helpers/portal-cli.js';
 import { until } from '../helpers/post-json.js';
-import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+import { createSourceEdge, type SourceEdge } from '../transfer/fixtures.js';
 
 jest.setTimeout(180_000);
 
@@ -24,19 +23,20 @@ const CHUNK = 64 * 1024;
 const BOUND = 8;
 const STARTED_IN_OUTAGE = 12;
 
-let tmp: { dir: string; cleanup: () => Promise<void> };
-let manifest: Manifest;
-let edge: EdgeServer;
+let src: SourceEdge;
 let nats: TestNatsServer;
 let serve: EmbeddedServe;
 
 beforeAll(async () => {
-  tmp = await makeTempDir('serve-publish-bound');
-  const src = await writeRandomFile(tmp.dir, 'source.bin', 8 * CHUNK, 7);
-  manifest = await createManifest(src.path, { chunkSize: CHUNK });
-  edge = await createEdgeServer({ id: 'bound-edge', source: { path: src.path, manifest } });
+  src = await createSourceEdge('serve-publish-bound', {
+    size: 8 * CHUNK,
+    chunkSize: CHUNK,
+    seed: 7,
+    edge: { id: 'bound-edge' },
+    maxParallel: 2,
+  });
   nats = await startNatsServer();
-  serve = await startEmbeddedServe(['--output-root', tmp.dir, '--dashboard-port', '0'], {
+  serve = await startEmbeddedServe(['--output-root', src.dir, '--dashboard-port', '0'], {
     NATS_URL: nats.url,
     PORTAL_NATS_MAX_PENDING_PUBLISHES: String(BOUND),
   });
@@ -44,18 +44,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopEmbeddedServe(serve);
   await nats?.stop();
-  await edge?.close();
-  await tmp?.cleanup();
+  await src?.close();
 });
 
 const start = (id: string) =>
-  schedulerCall(serve.base, id, 'start', {
-    transferId: id,
-    manifest,
-    output: `${tmp.dir}/${id}.bin`,
-    tickMs: 50,
-    edges: [{ id: 'e0', config: { url: edge.url, kind: 'portal', flags: 0, maxParallel: 2 }, holds: 'all' }],
-  });
+  schedulerCall(serve.base, id, 'start', src.startBody(id, `${src.dir}/${id}.bin`));
 const state = async (id: string): Promise<string> =>
   (await schedulerCall(serve.base, id, 'status')).body?.state;
 /** The value of an unlabelled sample on the dashboard's /metrics. */

@@ -3,7 +3,6 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAX_ACTOR_ID_BYTES } from '../../runtime/state-keys.js';
-import { createEdgeServer, createManifest, type EdgeServer, type Manifest } from '../../transfer/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { waitFor } from '../helpers/dapr.js';
 import {
@@ -12,7 +11,7 @@ import {
   stopEmbeddedServe,
   type EmbeddedServe,
 } from '../helpers/portal-cli.js';
-import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
+import { createSourceEdge, type SourceEdge } from '../transfer/fixtures.js';
 
 // `portal serve --runtime embedded` (dist/, a real process) with the in-process bus and with a real nats-server,
 // fetching from a real loopback edge: every id the API accepts runs (ids with "." or characters a NATS subject
@@ -24,19 +23,18 @@ jest.setTimeout(180_000);
 const CHUNK = 64 * 1024;
 const CHUNKS = 12;
 
-let tmp: { dir: string; cleanup: () => Promise<void> };
-let manifest: Manifest;
-let edge: EdgeServer;
+let src: SourceEdge;
 
 beforeAll(async () => {
-  tmp = await makeTempDir('serve-lives');
-  const src = await writeRandomFile(tmp.dir, 'source.bin', CHUNKS * CHUNK - 77, 5);
-  manifest = await createManifest(src.path, { chunkSize: CHUNK });
-  edge = await createEdgeServer({ id: 'lives-edge', source: { path: src.path, manifest } });
+  src = await createSourceEdge('serve-lives', {
+    size: CHUNKS * CHUNK - 77,
+    chunkSize: CHUNK,
+    seed: 5,
+    edge: { id: 'lives-edge' },
+  });
 });
 afterAll(async () => {
-  await edge?.close();
-  await tmp?.cleanup();
+  await src?.close();
 });
 
 describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => {
@@ -45,7 +43,7 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
 
   beforeAll(async () => {
     if (busKind === 'NATS') nats = await startNatsServer();
-    serve = await startEmbeddedServe(['--output-root', tmp.dir], { NATS_URL: nats?.url ?? '' });
+    serve = await startEmbeddedServe(['--output-root', src.dir], { NATS_URL: nats?.url ?? '' });
   });
   afterAll(async () => {
     await stopEmbeddedServe(serve);
@@ -65,14 +63,8 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   }
-  const request = (id: string, output: string): Record<string, unknown> => ({
-    transferId: id,
-    manifest,
-    output,
-    overwrite: true,
-    tickMs: 50,
-    edges: [{ id: 'e0', config: { url: edge.url, kind: 'portal', flags: 0, maxParallel: 4 }, holds: 'all' }],
-  });
+  const request = (id: string, output: string): Record<string, unknown> =>
+    src.startBody(id, output, { overwrite: true });
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async function finished(id: string): Promise<any> {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -92,7 +84,7 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
 
   test('ids with ".", "*", ">", white space, "~" and non-ASCII (sent plain or as ~base64url) all run to a verified output', async () => {
     const ids = ['release-1.2.3', 'v1.2', 'a*b', 'x>y', 'sp ace\tx', '~tilde', 'é/../x\n', 'plain_id-9'];
-    const outputs = ids.map((_, i) => join(tmp.dir, `${busKind === 'NATS' ? 'n' : 'm'}-ids-${i}.bin`));
+    const outputs = ids.map((_, i) => join(src.dir, `${busKind === 'NATS' ? 'n' : 'm'}-ids-${i}.bin`));
     for (const [i, id] of ids.entries())
       expect(await call(id, 'start', request(id, outputs[i]))).toMatchObject({
         status: 200,
@@ -107,7 +99,7 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
         complete: CHUNKS,
       });
       expect(s.counters.timeouts).toBe(0);
-      expect(await sha(outputs[i])).toBe(manifest.fileSha256);
+      expect(await sha(outputs[i])).toBe(src.manifest.fileSha256);
       expect((await call(id, 'forget')).status).toBe(200);
     }
   });
@@ -116,7 +108,7 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
     const atLimit = `${'€'.repeat(85)}x`; // 256 bytes: its wire form is 343 characters
     expect(Buffer.byteLength(atLimit)).toBe(MAX_ACTOR_ID_BYTES);
     for (const id of [atLimit, 'p'.repeat(256)]) {
-      const output = join(tmp.dir, `${busKind === 'NATS' ? 'n' : 'm'}-long-id-${id.length}.bin`);
+      const output = join(src.dir, `${busKind === 'NATS' ? 'n' : 'm'}-long-id-${id.length}.bin`);
       expect(await call(id, 'start', request(id, output))).toMatchObject({
         status: 200,
         body: { state: 'running' },
@@ -127,7 +119,7 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
         verified: true,
         timeouts: 0,
       });
-      expect(await sha(output)).toBe(manifest.fileSha256);
+      expect(await sha(output)).toBe(src.manifest.fileSha256);
       expect((await call(id, 'forget')).status).toBe(200);
     }
 
@@ -136,7 +128,7 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
       [`${atLimit}y`, `~${Buffer.from(`${atLimit}y`).toString('base64url')}`],
       ['a'.repeat(257), 'a'.repeat(257)],
     ]) {
-      const r = await callWire(wire, 'start', request(over, join(tmp.dir, 'never.bin')));
+      const r = await callWire(wire, 'start', request(over, join(src.dir, 'never.bin')));
       expect({ status: r.status, code: r.body?.error?.code }).toEqual({
         status: 400,
         code: 'PORTAL_INVALID_ARGUMENT',
@@ -145,7 +137,7 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
     }
     // an edge id of 257 bytes in a start: refused naming the limit, the transfer not started
     const id = 'long-edge-id';
-    const req = request(id, join(tmp.dir, 'never.bin')) as { edges: { id: string }[] };
+    const req = request(id, join(src.dir, 'never.bin')) as { edges: { id: string }[] };
     req.edges[0].id = `${atLimit}y`;
     const r = await call(id, 'start', req);
     expect({ status: r.status, code: r.body?.error?.code }).toEqual({
@@ -164,7 +156,7 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
     ['start → cancel → restart → forget → start', ['start', 'cancel', 'restart', 'forget', 'start']],
   ])('%s: the new life of the id runs promptly, without one timeout', async (_, steps) => {
     const id = `life-${steps.length}`;
-    const output = join(tmp.dir, `${busKind === 'NATS' ? 'n' : 'm'}-life-${steps.length}.bin`);
+    const output = join(src.dir, `${busKind === 'NATS' ? 'n' : 'm'}-life-${steps.length}.bin`);
     for (const step of steps) {
       if (step === 'wait') await finished(id);
       else {
@@ -181,7 +173,7 @@ describe.each([['the in-process bus'], ['NATS']])('serve with %s', (busKind) => 
       timeouts: s.counters.timeouts,
     }).toEqual({ state: 'done', verified: true, complete: CHUNKS, timeouts: 0 });
     expect(Date.now() - t0).toBeLessThan(20_000);
-    expect(await sha(output)).toBe(manifest.fileSha256);
+    expect(await sha(output)).toBe(src.manifest.fileSha256);
     expect((await call(id, 'forget')).status).toBe(200);
   });
 });

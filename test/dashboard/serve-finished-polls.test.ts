@@ -6,52 +6,26 @@
  * counter (/metrics portal_actor_calls_total), the polls from the snapshots' `seq` (/api/state).
  */
 import { jest } from '@jest/globals';
-import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DashboardSnapshot, TransferSnapshot } from '../../dashboard/index.js';
-import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
-import { createMesh, type Mesh } from '../helpers/mesh.js';
-import {
-  schedulerCall,
-  startEmbeddedServe,
-  stopEmbeddedServe,
-  type EmbeddedServe,
-} from '../helpers/portal-cli.js';
+import { schedulerCall } from '../helpers/portal-cli.js';
 import { until } from '../helpers/post-json.js';
+import { dashboardServeFixture } from './serve-fixture.js';
 
 jest.setTimeout(180_000);
 
 const FINISHED = 8;
 
 describe('portal serve dashboard: finished transfers', () => {
-  let mesh: Mesh;
-  let mirror: BadMirror;
-  let serve: EmbeddedServe;
   /** The mirror answers nothing (for 10 minutes) until this is set. */
   let mirrorOpen = false;
-  const root = () => path.join(mesh.dir, 'root');
-
-  beforeAll(async () => {
-    mesh = await createMesh(8 * 16384, 16384, [{}]);
-    await mkdir(root());
-    mirror = await startBadMirror(await readFile(mesh.source), (): MirrorMode =>
-      mirrorOpen ? { kind: 'ok' } : { kind: 'late', ms: 600_000, then: { kind: 'ok' } },
-    );
-    serve = await startEmbeddedServe(['--output-root', root(), '--dashboard-port', '0'], {
-      PORTAL_LOG_LEVEL: 'warn',
-      NATS_URL: '',
-    });
-  });
-  afterAll(async () => {
-    await stopEmbeddedServe(serve);
-    await mirror?.close();
-    await mesh?.close();
+  const f = dashboardServeFixture({
+    mirrorMode: () => (mirrorOpen ? { kind: 'ok' } : { kind: 'late', ms: 600_000, then: { kind: 'ok' } }),
   });
 
-  const state = async (): Promise<DashboardSnapshot> =>
-    (await (await fetch(new URL('api/state', serve.dashboard))).json()) as DashboardSnapshot;
+  const state = f.dashboardState;
   const calls = async (): Promise<number> => {
-    const text = await (await fetch(new URL('metrics', serve.dashboard))).text();
+    const text = await (await fetch(new URL('metrics', f.serve.dashboard))).text();
     return Number(/^portal_actor_calls_total(?:\{[^}]*\})? (\d+)$/m.exec(text)![1]);
   };
   const view = (s: DashboardSnapshot, id: string): TransferSnapshot | undefined =>
@@ -61,18 +35,18 @@ describe('portal serve dashboard: finished transfers', () => {
     until(`dashboard: ${what}`, state, ok).catch(async () => {
       const s = await state();
       const seen = s.transfers.map((t) => `${t.id}:${t.state}`).join(' ');
-      throw new Error(`dashboard: ${what}: seq ${s.seq}, ${seen}\nserve: ${serve.output().slice(-2000)}`);
+      throw new Error(`dashboard: ${what}: seq ${s.seq}, ${seen}\nserve: ${f.serve.output().slice(-2000)}`);
     });
   /** Waits for `n` more polls after snapshot `s`. */
   const polls = (s: DashboardSnapshot, n: number) =>
     dashboardUntil(`${n} polls after ${s.seq}`, (x) => x.seq >= s.seq + n);
-  const start = async (id: string, edges = mesh.edges) =>
+  const start = async (id: string, edges = f.mesh.edges) =>
     expect(
       (
-        await schedulerCall(serve.base, id, 'start', {
+        await schedulerCall(f.serve.base, id, 'start', {
           transferId: id,
-          manifest: mesh.manifest,
-          output: path.join(root(), `${id}.bin`),
+          manifest: f.mesh.manifest,
+          output: path.join(f.root(), `${id}.bin`),
           overwrite: true,
           edges,
         })
@@ -86,7 +60,7 @@ describe('portal serve dashboard: finished transfers', () => {
       ids.every((id) => view(s, id)?.state === 'done'),
     );
     for (const id of ids)
-      expect(view(allDone, id)).toMatchObject({ verified: true, bytesDone: mesh.manifest.fileSize });
+      expect(view(allDone, id)).toMatchObject({ verified: true, bytesDone: f.mesh.manifest.fileSize });
 
     // nothing runs: four polls of eight finished transfers make no actor call (they made 32)
     const settled = await polls(allDone, 1);
@@ -96,30 +70,30 @@ describe('portal serve dashboard: finished transfers', () => {
 
     // a transfer cancelled while its only source answers nothing, then restarted once the source answers
     await start('m-1', [
-      { id: 'mirror', config: { url: mirror.url, kind: 'mirror', flags: 0, maxParallel: 1 } },
+      { id: 'mirror', config: { url: f.mirror.url, kind: 'mirror', flags: 0, maxParallel: 1 } },
     ]);
     await dashboardUntil('m-1 running', (s) => view(s, 'm-1')?.state === 'running');
-    expect((await schedulerCall(serve.base, 'm-1', 'cancel')).body).toMatchObject({ state: 'cancelled' });
+    expect((await schedulerCall(f.serve.base, 'm-1', 'cancel')).body).toMatchObject({ state: 'cancelled' });
     const cancelled = await dashboardUntil('m-1 cancelled', (s) => view(s, 'm-1')?.state === 'cancelled');
     await polls(cancelled, 2);
     mirrorOpen = true;
-    expect((await schedulerCall(serve.base, 'm-1', 'restart')).status).toBe(200);
+    expect((await schedulerCall(f.serve.base, 'm-1', 'restart')).status).toBe(200);
     const restarted = await dashboardUntil(
       'm-1 done after its restart',
       (s) => view(s, 'm-1')?.state === 'done',
     );
-    expect(view(restarted, 'm-1')).toMatchObject({ verified: true, bytesDone: mesh.manifest.fileSize });
+    expect(view(restarted, 'm-1')).toMatchObject({ verified: true, bytesDone: f.mesh.manifest.fileSize });
     expect(view(restarted, 'm-1')!.error).toBeUndefined();
 
     // t-0 forgotten and started again: the dashboard shows its new life (a second start event, a later start)
     const firstLife = view(restarted, 't-0')!;
-    expect((await schedulerCall(serve.base, 't-0', 'forget')).status).toBe(200);
+    expect((await schedulerCall(f.serve.base, 't-0', 'forget')).status).toBe(200);
     await start('t-0');
     const again = await dashboardUntil(
       't-0 done in its second life',
       (s) => view(s, 't-0')?.state === 'done' && view(s, 't-0')!.startedAt > firstLife.startedAt,
     );
-    expect(view(again, 't-0')).toMatchObject({ verified: true, bytesDone: mesh.manifest.fileSize });
+    expect(view(again, 't-0')).toMatchObject({ verified: true, bytesDone: f.mesh.manifest.fileSize });
     expect(again.events.filter((e) => e.type === 'transfer-started' && e.transfer === 't-0')).toHaveLength(2);
     expect(again.counts).toMatchObject({ done: FINISHED + 1 });
   });

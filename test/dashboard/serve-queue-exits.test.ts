@@ -9,54 +9,30 @@
  * chromium for the cancelled one.
  */
 import { jest } from '@jest/globals';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DashboardSnapshot } from '../../dashboard/index.js';
-import { startBadMirror, type BadMirror } from '../helpers/bad-mirror.js';
-import { createMesh, type Mesh } from '../helpers/mesh.js';
-import {
-  schedulerCall,
-  startEmbeddedServe,
-  stopEmbeddedServe,
-  type EmbeddedServe,
-} from '../helpers/portal-cli.js';
+import { schedulerCall } from '../helpers/portal-cli.js';
 import { until } from '../helpers/post-json.js';
 import { launchChromium, type TestBrowser } from './chromium.js';
+import { dashboardServeFixture } from './serve-fixture.js';
 
 jest.setTimeout(180_000);
 
 describe('portal serve dashboard: transfers that leave the queue', () => {
-  let mesh: Mesh;
-  let mirror: BadMirror;
-  let serve: EmbeddedServe;
-  let browser: TestBrowser | undefined;
-  const root = () => path.join(mesh.dir, 'root');
-
-  beforeAll(async () => {
-    mesh = await createMesh(8 * 16384, 16384, [{}]);
-    await mkdir(root());
-    // answers nothing for 10 minutes: a transfer on it holds its running slot until cancelled
-    mirror = await startBadMirror(await readFile(mesh.source), () => ({
-      kind: 'late',
-      ms: 600_000,
-      then: { kind: 'ok' },
-    }));
-    serve = await startEmbeddedServe(
-      ['--output-root', root(), '--dashboard-port', '0', '--max-running', '1'],
-      { PORTAL_LOG_LEVEL: 'warn', NATS_URL: '' },
-    );
+  // the mirror answers nothing for 10 minutes: a transfer on it holds its running slot until cancelled
+  const f = dashboardServeFixture({
+    mirrorMode: () => ({ kind: 'late', ms: 600_000, then: { kind: 'ok' } }),
+    serveArgs: ['--max-running', '1'],
   });
+  let browser: TestBrowser | undefined;
   afterAll(async () => {
     await browser?.close();
-    await stopEmbeddedServe(serve);
-    await mirror?.close();
-    await mesh?.close();
   });
 
-  const dashboardState = async (): Promise<DashboardSnapshot> =>
-    (await (await fetch(new URL('api/state', serve.dashboard))).json()) as DashboardSnapshot;
+  const dashboardState = f.dashboardState;
   const apiList = async (): Promise<Record<string, string>> => {
-    const r = (await (await fetch(`http://127.0.0.1:${serve.port}/v1/transfers`)).json()) as {
+    const r = (await (await fetch(`http://127.0.0.1:${f.serve.port}/v1/transfers`)).json()) as {
       transfers: { transferId: string; state: string }[];
     };
     return Object.fromEntries(r.transfers.map((t) => [t.transferId, t.state]));
@@ -86,11 +62,11 @@ describe('portal serve dashboard: transfers that leave the queue', () => {
   };
   const start = async (id: string) =>
     (
-      await schedulerCall(serve.base, id, 'start', {
+      await schedulerCall(f.serve.base, id, 'start', {
         transferId: id,
-        manifest: mesh.manifest,
-        output: path.join(root(), `${id}.bin`),
-        edges: [{ id: 'mirror', config: { url: mirror.url, kind: 'mirror', flags: 0, maxParallel: 1 } }],
+        manifest: f.mesh.manifest,
+        output: path.join(f.root(), `${id}.bin`),
+        edges: [{ id: 'mirror', config: { url: f.mirror.url, kind: 'mirror', flags: 0, maxParallel: 1 } }],
       })
     ).body as { state: string };
 
@@ -105,7 +81,7 @@ describe('portal serve dashboard: transfers that leave the queue', () => {
     ]);
 
     // cancelled while queued: listed and counted as cancelled (it was dropped)
-    expect((await schedulerCall(serve.base, 'q1', 'cancel')).body).toMatchObject({ state: 'cancelled' });
+    expect((await schedulerCall(f.serve.base, 'q1', 'cancel')).body).toMatchObject({ state: 'cancelled' });
     await expectShown({ r: 'running', q1: 'cancelled', q2: 'queued', q3: 'queued', q4: 'queued' }, [
       'q2',
       'q3',
@@ -114,7 +90,7 @@ describe('portal serve dashboard: transfers that leave the queue', () => {
     // the page shows its card, cancelled
     browser = await launchChromium();
     const page = await browser.context.newPage();
-    await page.goto(serve.dashboard!);
+    await page.goto(f.serve.dashboard!);
     await page
       .locator('[data-testid=transfer-card][data-transfer-id="q1"] [data-testid=transfer-state]', {
         hasText: 'cancelled',
@@ -123,20 +99,20 @@ describe('portal serve dashboard: transfers that leave the queue', () => {
     await page.locator('[data-testid=queued-id][data-transfer-id="q2"]').waitFor({ timeout: 5_000 });
 
     // forgotten while queued: gone from both
-    expect((await schedulerCall(serve.base, 'q2', 'forget')).status).toBe(200);
+    expect((await schedulerCall(f.serve.base, 'q2', 'forget')).status).toBe(200);
     await expectShown({ r: 'running', q1: 'cancelled', q3: 'queued', q4: 'queued' }, ['q3', 'q4']);
 
     // failed at admission: q3's output appears while it waits, so once promoted it fails; q4 runs next
-    await writeFile(path.join(root(), 'q3.bin'), 'precious');
-    expect((await schedulerCall(serve.base, 'r', 'cancel')).body).toMatchObject({ state: 'cancelled' });
+    await writeFile(path.join(f.root(), 'q3.bin'), 'precious');
+    expect((await schedulerCall(f.serve.base, 'r', 'cancel')).body).toMatchObject({ state: 'cancelled' });
     await expectShown({ r: 'cancelled', q1: 'cancelled', q3: 'failed', q4: 'running' }, []);
-    expect((await schedulerCall(serve.base, 'q3', 'status')).body.error).toMatch(/already exists/);
+    expect((await schedulerCall(f.serve.base, 'q3', 'status')).body.error).toMatch(/already exists/);
 
     // restarted from cancelled while q4 holds the slot: back in the queue, shown queued (not its old cancelled view)
-    expect((await schedulerCall(serve.base, 'q1', 'restart')).body).toMatchObject({ state: 'queued' });
+    expect((await schedulerCall(f.serve.base, 'q1', 'restart')).body).toMatchObject({ state: 'queued' });
     await expectShown({ r: 'cancelled', q1: 'queued', q3: 'failed', q4: 'running' }, ['q1']);
     // and running once q4's slot is free
-    expect((await schedulerCall(serve.base, 'q4', 'cancel')).body).toMatchObject({ state: 'cancelled' });
+    expect((await schedulerCall(f.serve.base, 'q4', 'cancel')).body).toMatchObject({ state: 'cancelled' });
     await expectShown({ r: 'cancelled', q1: 'running', q3: 'failed', q4: 'cancelled' }, []);
     await page
       .locator('[data-testid=transfer-card][data-transfer-id="q1"] [data-testid=transfer-state]', {
