@@ -31,6 +31,12 @@ export interface FlagSpec {
    * here, PORTAL_CONFIG_INVALID naming the flag like an out-of-range value, not later by the code it configures.
    */
   readonly integer?: boolean;
+  /**
+   * For strings: the only values accepted (matched without regard to case; the value is handed out as written
+   * here). Anything else is refused PORTAL_CONFIG_INVALID naming the flag (or the env variable / config file it came
+   * from) and these values, before the command runs.
+   */
+  readonly choices?: readonly string[];
 }
 
 /**
@@ -67,6 +73,9 @@ export function defineCommand<const F extends readonly FlagSpec[]>(spec: Command
   return spec;
 }
 
+/** The levels `--log-level` takes: pino's, from most to least severe, and `silent` (no logs). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 /** Flags every command takes. */
 export const commonFlags = [
   { name: 'json', type: 'boolean', help: 'print one JSON object as the result, for scripts', default: false },
@@ -82,6 +91,7 @@ export const commonFlags = [
     help: 'pino level for the logs on stderr',
     default: 'warn',
     env: 'PORTAL_LOG_LEVEL',
+    choices: LOG_LEVELS,
   },
   {
     name: 'log-format',
@@ -181,6 +191,11 @@ function convert(spec: FlagSpec, raw: unknown, origin: string): AnyFlagValue {
       if (typeof raw === 'string') return spec.split === false ? [raw] : raw.split(',').filter(Boolean);
       return bad('a list of strings');
     default:
+      if (typeof raw === 'string' && spec.choices) {
+        const choice = spec.choices.find((c) => c.toLowerCase() === raw.toLowerCase());
+        if (choice === undefined) return bad(`one of ${spec.choices.join(', ')}`);
+        return choice;
+      }
       if (typeof raw === 'string') {
         if (/token$/.test(spec.name) && raw !== '' && !TOKEN_CHARS.test(raw))
           throw new PortalError(
@@ -289,6 +304,7 @@ export function helpText(cmd: Pick<CommandSpec, 'name' | 'summary' | 'usage' | '
             ? ' <n>'
             : ' <value>';
     const extra = [
+      f.choices ? `one of ${f.choices.join(', ')}` : '',
       f.default !== undefined && f.default !== false ? `default ${JSON.stringify(f.default)}` : '',
       f.env ? `env ${f.env}` : '',
     ]
