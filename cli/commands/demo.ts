@@ -386,6 +386,21 @@ export const demoCommand = defineCommand({
       let t1 = performance.now();
       let refetched = 0;
       const started = Date.now();
+      // the resumed run's progress line counts the whole run, as the report does: the killed process's failovers and
+      // corrupt chunks (its last progress line) are added to the resumed run's own (trial L14: "failovers 9 corrupt
+      // 2" above a report of 19 and 4)
+      const killed = phase1?.last?.counters;
+      const wholeRun = (s: TransferStatus): TransferStatus =>
+        killed === undefined
+          ? s
+          : {
+              ...s,
+              counters: {
+                ...s.counters,
+                failovers: s.counters.failovers + killed.failovers,
+                corrupt: s.counters.corrupt + killed.corrupt,
+              },
+            };
       const status = finished
         ? await phaseOneStatus(phase1!, manifest, output)
         : await runTransfer({
@@ -410,7 +425,7 @@ export const demoCommand = defineCommand({
             },
             onProgress: (s) => {
               killEdge(s.complete);
-              bar.update(s.bytesDone, progressDetail(s, started));
+              bar.update(s.bytesDone, progressDetail(wholeRun(s), started));
             },
           });
       if (finished) t1 = performance.now();
@@ -418,7 +433,7 @@ export const demoCommand = defineCommand({
       // the kill landed while chunks were missing: the resumed run had some to fetch (its journal, with the chunks the
       // killed process verified after its last flush, may hold them all: then the kill came too late as well)
       const interrupted = phase1 !== undefined && !finished && status.resumedChunks < total;
-      bar.done(finished ? undefined : progressDetail(status as TransferStatus, started));
+      bar.done(finished ? undefined : progressDetail(wholeRun(status as TransferStatus), started));
 
       // "active" = while a scheduler was running: from its start to the kill, and from the resumed start to the end
       const activeMs = (phase1 ? phase1.end - phase1.start : 0) + (t2 - t1);

@@ -64,4 +64,20 @@ describe('portal demo: per-edge counts of the whole transfer', () => {
     expect(code).toBe(0);
     expectConsistent(report, 4);
   });
+
+  test('--size 16 without --json: the last progress line counts failovers and corrupt chunks of the whole run, as the report does', async () => {
+    const r = await runPortal(['demo', '--size', '16', '--no-dashboard', '--backend', 'cpu'], {
+      timeoutMs: 120_000,
+    });
+    expect(r.code).toBe(0);
+    // the kill lands mid-transfer at this size: the resumed run's line is the one compared
+    expect(r.stderr).toContain('resuming from the journal');
+    const lines = [...r.stderr.matchAll(/failovers (\d+) {2}corrupt (\d+)/g)];
+    const last = lines[lines.length - 1];
+    const failovers = /^failovers\s+(\d+)/m.exec(r.stdout);
+    const corrupt = /^corrupt chunks\s+(\d+) detected/m.exec(r.stdout);
+    expect([Number(last[1]), Number(last[2])]).toEqual([Number(failovers![1]), Number(corrupt![1])]);
+    // the corrupting edge was caught at least once, before or after the kill
+    expect(Number(corrupt![1])).toBeGreaterThan(0);
+  });
 });
