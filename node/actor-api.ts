@@ -16,6 +16,7 @@ import { actorApiContract } from '../api/validate.js';
 import { externalMethods, isExternalMethod } from '../actors/api.js';
 import { PortalError, type PortalErrorCode } from '../common/errors.js';
 import { requestTimeouts } from '../common/net.js';
+import { continueBody, decideContinue } from '../common/expect-continue.js';
 import { httpStatusFor } from '../common/error-table.js';
 import type { Logger } from '../common/logger.js';
 import { serveContent, ReaderRates } from '../transfer/index.js';
@@ -115,7 +116,7 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
   const contract = actorApiContract();
   /** Content readers' rates across their Range requests (sizes their read-ahead). */
   const readers = new ReaderRates();
-  const server = http.createServer(requestTimeouts(opts.requestTimeoutMs), (req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     // a query string after the method is accepted and ignored
     const url = req.url ?? '/';
     const path = url.includes('?') ? url.slice(0, url.indexOf('?')) : url;
@@ -210,6 +211,7 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
       );
       return;
     }
+    continueBody(req, res);
     const parts: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
@@ -251,7 +253,10 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
         (err: unknown) => fail(res, err),
       );
     });
-  });
+  };
+  const server = http.createServer(requestTimeouts(opts.requestTimeoutMs), onRequest);
+  // `Expect: 100-continue` is answered after the checks above: a refused request gets its 413/401 without a 100
+  decideContinue(server, onRequest);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, hostname, () => resolve(server));

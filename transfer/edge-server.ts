@@ -19,6 +19,7 @@ import { createPrng } from './prng.js';
 import { parseRange } from './http-range.js';
 import { cidOf, NO_CID } from './cid.js';
 import { BufferPool } from '../common/buffer-pool.js';
+import { continueBody, decideContinue } from '../common/expect-continue.js';
 import { subjects, type Bus } from '../bus/types.js';
 import type { EdgeHaveEvent, EdgeTelemetryEvent } from '../common/vocabulary.js';
 
@@ -506,6 +507,7 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       refusePut(res, 413, { error: `body of ${declared} bytes; chunk ${cid} has ${length}`, cid });
       return;
     }
+    continueBody(req, res);
     const body = await readBody(req, length);
     if (body === null) {
       refusePut(res, 413, { error: `body longer than the chunk's ${length} bytes`, cid });
@@ -684,6 +686,8 @@ export async function createEdgeServer(opts: EdgeServerOptions): Promise<EdgeSer
       cause,
     });
   }
+  // `Expect: 100-continue` is answered after a PUT's token and length checks: a refused PUT gets its 401/413 and no 100
+  decideContinue(server, onRequest);
   server.keepAliveTimeout = 30_000;
   server.on('connection', (s: Socket) => {
     if (offline) {

@@ -14,6 +14,7 @@ import {
 import { MANIFEST_CID } from './manifest-ref.js';
 import type { PackedManifest } from './manifest.js';
 import { makeDirs } from '../common/make-dirs.js';
+import { continueBody } from '../common/expect-continue.js';
 
 /** A file system error in a few words: its code with what it means (`ENOTDIR: not a directory`), else its message. */
 function osCause(err: unknown): string {
@@ -192,6 +193,7 @@ export async function createManifestStore(opts: ManifestStoreOptions): Promise<M
     const final = join(dir, `${cid}.pcm`);
     // lstat: a link planted at the name is not a stored manifest; the rename below replaces it
     if (cid === ownCid || (await lstat(final).catch(() => undefined))?.isFile()) {
+      continueBody(req, res);
       req.resume();
       send(res, 200, { manifestCid: cid, stored: false });
       return;
@@ -229,6 +231,7 @@ export async function createManifestStore(opts: ManifestStoreOptions): Promise<M
       held.pendingFiles--;
       throw err;
     });
+    continueBody(req, res);
     try {
       // each part is written to the temporary file as it is parsed and hashed: the body is never held whole
       async function* tee(): AsyncGenerator<Uint8Array> {
@@ -302,7 +305,10 @@ export async function createManifestStore(opts: ManifestStoreOptions): Promise<M
     async handle(req, res, cidIn) {
       const cid = cidIn.toLowerCase();
       if (!MANIFEST_CID.test(cid)) {
-        if (req.method === 'PUT') req.resume();
+        if (req.method === 'PUT') {
+          continueBody(req, res);
+          req.resume();
+        }
         send(res, 400, {
           error: 'a manifest id is the sha-256 of its binary encoding: 64 hex characters',
           manifestCid: cidIn,
