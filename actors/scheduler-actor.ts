@@ -11,6 +11,7 @@ import {
   refuseHostOwned,
   refuseLongNames,
   refuseSideFileName,
+  refuseUnsafeOutputName,
   type ConfinedOutput,
   type HostOwnedPath,
 } from '../transfer/output-target.js';
@@ -685,6 +686,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     const named = (asked: string, file: string): void => {
       // a side file of a transfer of this host: the conflict names it (409 PORTAL_TRANSFER_CONFLICT)
       claims?.refuseTaken(file, file, this.ctx.actorId);
+      refuseUnsafeOutputName(asked, file);
       refuseSideFileName(asked, file);
     };
     if (publishAs === undefined || output.path !== `${publishAs.path}${PART_SUFFIX}`)

@@ -80,6 +80,26 @@ export function refuseSideFileName(asked: string, file: string): void {
     );
 }
 
+/**
+ * Refuses (PORTAL_OUTPUT_REFUSED) an output whose name (`file`'s base name) holds a control character (newline, ESC,
+ * DEL…: what `outputNameFromManifest` refuses in a manifest's name, as it breaks every log line, listing and shell
+ * command that shows the name), or that was asked (`asked`, the output as given) with a trailing path separator: to
+ * most tools `x.bin/` names a folder, not a file `x.bin` (trial L1: serve wrote `x.bin`).
+ */
+export function refuseUnsafeOutputName(asked: string, file: string): void {
+  if (CONTROL.test(path.basename(file)))
+    throw refused(
+      JSON.stringify(escapeControl(asked)),
+      'has a control character (newline, ESC…) in its name: such a name breaks log lines and shell commands; choose another',
+    );
+  if (asked.endsWith('/'))
+    throw refused(
+      asked,
+      'ends with a path separator, which names a folder: give the path of the file to write (e.g. ' +
+        `${asked}file.bin)`,
+    );
+}
+
 /** NAME_MAX of Linux file systems (ext4, XFS, Btrfs, tmpfs; limits.h): the longest file name, in bytes. */
 export const NAME_MAX = 255;
 /** The longest suffix Portal adds to an output's name for a side file: the partial file's log. */
@@ -206,6 +226,7 @@ async function checkSideFile(output: string, file: string, force: boolean): Prom
  * exceed NAME_MAX (refuseLongNames). Rejects PORTAL_OUTPUT_REFUSED naming the path.
  */
 export async function checkOutputTarget(output: string, o: OutputTargetOptions): Promise<OutputTargetState> {
+  refuseUnsafeOutputName(output, output);
   refuseSideFileName(output, output);
   refuseLongNames(output, [output, o.journalDir, ...(o.sideFiles ?? [])]);
   await checkOutputFolder(output, 'fetch');

@@ -65,6 +65,21 @@ describe('portal serve: who owns an output', () => {
     expect(bad.status).toBe(400);
     const noFolder = await start('no-folder', request('no-folder', 'missing/f.bin'));
     expect(noFolder.json.error?.code).toBe('PORTAL_OUTPUT_REFUSED');
+    // a trailing separator names a folder (not the file x.bin), and a control character in the name breaks logs and
+    // shells (trial L1: both were written as x.bin and "a\nb.bin")
+    const slash = await start('slash', request('slash', 'x.bin/'));
+    expect([slash.status, slash.json.error?.code]).toEqual([409, 'PORTAL_OUTPUT_REFUSED']);
+    expect(slash.json.error?.message).toContain(
+      'output x.bin/ ends with a path separator, which names a folder',
+    );
+    for (const name of ['a\nb.bin', 'esc\u001b[31m.bin', 'del\u007f.bin']) {
+      const r = await start('control', request('control', name));
+      expect([r.status, r.json.error?.code]).toEqual([409, 'PORTAL_OUTPUT_REFUSED']);
+      expect(r.json.error?.message).toContain('has a control character (newline, ESC…) in its name');
+      // shown escaped: no control character reaches the answer (nor the log line made of it)
+      expect([...r.json.error!.message].filter((c) => c < ' ' || c === '\u007f')).toEqual([]);
+    }
+    expect(await readdir(path.join(mesh.dir, 'refused-root'))).toEqual([]);
     expect(await schedulerInstances(serve.dashboard!)).toBe(0);
     // a refused start of a known transfer keeps it (and its instance)
     expect((await start('kept', request('kept', 'kept.bin'))).status).toBe(200);
