@@ -471,6 +471,17 @@ function mirrorBodyMode(c: Ctx, h: ResponseHead, a: number, b: number): BodyMode
         `answered Content-Range ${JSON.stringify(cr)} for bytes=${a}-${b}`,
         { status: s },
       );
+    // RFC 9110 §15.3.7: a single-part 206 must say which bytes it holds. Without a Content-Range only a chunk hash
+    // can tell bytes a-b from the bytes of offset 0 a broken cache sends for every Range: with none (NO_CID) such an
+    // answer is refused past offset 0 (aria2c likewise: "Invalid range header"), never placed at a.
+    if (cr === undefined && a > 0 && c.hash === undefined)
+      throw fail(
+        c,
+        'http',
+        'content-range',
+        `answered 206 without Content-Range for bytes=${a}-${b} (RFC 9110 §15.3.7 requires one; nothing else can tell where its bytes belong)`,
+        { status: s },
+      );
     if (cr === undefined && cl !== undefined && Number(cl) !== b - a + 1)
       throw fail(
         c,

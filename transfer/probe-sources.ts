@@ -138,6 +138,15 @@ export async function probeSource(
       ...(digest ? { sha256: Buffer.from(digest[1], 'base64').toString('hex') } : {}),
     };
     if (r.statusCode === 206) {
+      if (first(h['content-range']) === undefined)
+        // RFC 9110 §15.3.7: a 206 names its range. Without it the bytes this source sends for a Range past offset
+        // 0 cannot be told from the file's first ones (a broken cache): only chunk hashes could check them, so the
+        // probe fails (a Metalink with piece hashes keeps a source whose probe failed; its chunks are verified).
+        return {
+          ...base,
+          ok: false,
+          error: `answered 206 without Content-Range for bytes=0-0: RFC 9110 §15.3.7 requires one, and without it nothing tells where the bytes it sends for a range belong (a misbehaving mirror or cache; leave it out or give a manifest with chunk hashes)`,
+        };
       const cr = parseContentRange(first(h['content-range']));
       if (cr?.total !== undefined) return sized(base, cr.total, true);
       // No size in Content-Range (missing, or `/*`): ask HEAD for the Content-Length.

@@ -4,7 +4,8 @@ import { gzipSync } from 'node:zlib';
 
 /**
  * How the mirror answers one request. `ok`: Range honoured (206, `bytes a-b/N`). `ignore-range`: 200 with the
- * whole file. `cr-equals`: 206 with `Content-Range: bytes=a-b/N`. `cr-missing`: 206 without Content-Range.
+ * whole file. `cr-equals`: 206 with `Content-Range: bytes=a-b/N`. `cr-missing`: 206 without Content-Range (with `fromStart`, the bytes of offset 0 for every
+ * Range, as a broken cache sends them).
  * `reset-mid-body`: headers and half of the range, then the connection is destroyed. `stall`: headers and
  * 100 bytes, then nothing. `status`: that HTTP status (with `retryAfter` when given). `redirect`: `status`
  * (302 by default) to `location`. `html`: an HTML error page with 200. `gzip`: the range gzip-compressed
@@ -15,7 +16,7 @@ export type MirrorMode =
   | { kind: 'ok' }
   | { kind: 'ignore-range' }
   | { kind: 'cr-equals' }
-  | { kind: 'cr-missing' }
+  | { kind: 'cr-missing'; fromStart?: boolean }
   | { kind: 'reset-mid-body' }
   | { kind: 'stall' }
   | { kind: 'status'; status: number; retryAfter?: string }
@@ -146,7 +147,7 @@ export async function startBadMirror(
             : { 'content-range': `bytes${m.kind === 'cr-equals' ? '=' : ' '}${a}-${b}/${size}` }),
           ...meta,
         });
-        res.end(part);
+        res.end(m.kind === 'cr-missing' && m.fromStart ? file.subarray(0, part.length) : part);
         return;
       case 'claim-size':
         res.writeHead(206, {

@@ -15,6 +15,8 @@ import {
   redactUrl,
   ChunkFetchError,
   isSizeChanged,
+  probeSource,
+  NO_CID,
   type HttpClient,
   type Manifest,
   type FetchChunkRequest,
@@ -324,6 +326,28 @@ describe('sources: Range and Content-Range', () => {
   test('a 206 without Content-Range is accepted when the length matches', async () => {
     const s = await mirror(() => ({ kind: 'cr-missing' }));
     expect((await fetchChunk(req(s.url, 5, client()))).bytes.equals(slice(5))).toBe(true);
+  });
+
+  test('a 206 without Content-Range past offset 0 is refused when no chunk hash checks the bytes', async () => {
+    const s = await mirror(() => ({ kind: 'cr-missing', fromStart: true }));
+    const { offset, length } = chunkRange(m, 5);
+    const err = await rejectionOf(() => fetchChunk(req(s.url, 5, client(), { cid: NO_CID })));
+    expect(err).toBeInstanceOf(ChunkFetchError);
+    expect((err as ChunkFetchError).fault).toBe('content-range');
+    expect((err as ChunkFetchError).detail).toBe(
+      `answered 206 without Content-Range for bytes=${offset}-${offset + length - 1} (RFC 9110 §15.3.7 requires one; nothing else can tell where its bytes belong)`,
+    );
+    // at offset 0 the bytes are the file's first ones whatever the mirror does
+    expect((await fetchChunk(req(s.url, 0, client(), { cid: NO_CID }))).bytes.equals(slice(0))).toBe(true);
+  });
+
+  test('the probe fails a source that answers bytes=0-0 with 206 and no Content-Range', async () => {
+    const s = await mirror(() => ({ kind: 'cr-missing' }));
+    const p = await probeSource(client(), s.url);
+    expect(p.ok).toBe(false);
+    expect(p.error).toMatch(
+      /^answered 206 without Content-Range for bytes=0-0: RFC 9110 §15\.3\.7 requires one/,
+    );
   });
 
   test('lenient Content-Range parsing', () => {
