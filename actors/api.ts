@@ -69,6 +69,11 @@ export interface SchedulerActorApi {
   restart(): Promise<TransferStatus>;
   /** Removes the transfer's state and metric series; the id is unknown afterwards. */
   forget(): Promise<{ transferId: string; forgotten: true }>;
+  /**
+   * Releases edge `edgeId` for this transfer when it has ended (done, failed, cancelled) or is unknown; answers
+   * whether it did. Asked by another transfer whose claim of that edge was refused naming this one.
+   */
+  releaseEdgeIfEnded(arg: { edgeId: string }): Promise<{ released: boolean }>;
 }
 
 /** The calls EdgeActor answers (one actor per edge; the id is the edge id). */
@@ -83,6 +88,8 @@ export interface EdgeActorApi {
   checkClaim(arg: { transferId: string; config: EdgeConfig }): Promise<{ ok: true }>;
   /** The transfer no longer uses the edge (it ended, or its start failed). */
   release(arg: { transferId: string }): Promise<{ users: number }>;
+  /** The ids of the transfers counted as the edge's users (claim … release). */
+  listUsers(): Promise<{ users: string[] }>;
   observe(arg: { samples: EdgeSample[] }): Promise<EdgeView>;
   telemetry(t: EdgeTelemetry): Promise<EdgeView>;
   snapshot(): Promise<EdgeView>;

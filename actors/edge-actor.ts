@@ -180,14 +180,20 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
    * durable write of its own: every transfer's end releases each of its edges, and a durable write per release
    * queued the edges' turns behind the commit log (bench:load, 1000 transfers on 4 edges: 16–18 s to the last
    * against 10 s); at the latest it is saved when the actor is deactivated (idle, or the host stopping). A crash
-   * before that may leave the transfer counted as a user after the restart: a start naming the id with another URL
-   * is then refused naming it, until it is started again and ends, or forgotten.
+   * before that may leave the transfer counted as a user after the restart: a claim refused naming it asks that
+   * transfer's SchedulerActor, which releases the edge here when the transfer has ended (releaseEdgeIfEnded).
    */
   async release(arg: { transferId: string }): Promise<{ users: number }> {
     checkArg(typeof arg?.transferId === 'string', 'transferId', 'a transfer id');
     if (this.users.delete(arg.transferId) && this.edge) await this.persist(false);
     if (!this.edge) this.ctx.deactivateOnIdle();
     return { users: this.users.size };
+  }
+
+  /** The ids of the transfers counted as this edge's users (claim … release), for a claim refused naming one. */
+  async listUsers(): Promise<{ users: string[] }> {
+    if (!this.edge) this.ctx.deactivateOnIdle();
+    return { users: [...this.users] };
   }
 
   /** Throws PORTAL_TRANSFER_CONFLICT when another transfer uses this edge with another URL or kind than `cfg`. */

@@ -1425,10 +1425,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       this.ctx.log.warn({ edgeId: e.id }, 'no spare edge slot: source not joined');
       return -1;
     }
-    const view = await actorProxy(this.ctx, 'EdgeActor', e.id).invoke('claim', {
-      transferId: this.ctx.actorId,
-      config: { ...e.config, url: redactUrl(e.config.url) },
-    });
+    const view = await this.releasingEnded(e.id, () =>
+      actorProxy(this.ctx, 'EdgeActor', e.id).invoke('claim', {
+        transferId: this.ctx.actorId,
+        config: { ...e.config, url: redactUrl(e.config.url) },
+      }),
+    );
     this.ctx.services.replicas?.noteEdge(e.id, e.config);
     await this.askHoldings([e], t.manifest.id, core.chunks.n);
     const i = this.addEdgeSlot(t, core, { ...e, config: { ...e.config, url: view.url } }, e.config.url, view);
@@ -1824,10 +1826,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         this.ctx.log.warn({ edge: e.id }, 'source without its credentials after a restart: not fetched from');
       }
       const edgeActor = actorProxy(this.ctx, 'EdgeActor', e.id);
-      let view = await edgeActor.invoke('claim', {
-        transferId: this.ctx.actorId,
-        config: { ...e.config, url: redactUrl(e.config.url) },
-      });
+      let view = await this.releasingEnded(e.id, () =>
+        edgeActor.invoke('claim', {
+          transferId: this.ctx.actorId,
+          config: { ...e.config, url: redactUrl(e.config.url) },
+        }),
+      );
       const saved = useWarm ? warm.edges[e.id] : undefined;
       if (saved) {
         // warm start: the estimates this transfer had learned before its restart, not cold priors
@@ -2487,12 +2491,58 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     // (bench:load, 1000 starts on 4 edges: API p99 82-90 → 128-148 ms; BENCHMARKS.md, session 13)
     await Promise.all(
       req.edges.map((e) =>
-        actorProxy(this.ctx, 'EdgeActor', e.id).invoke('checkClaim', {
-          transferId: this.ctx.actorId,
-          config: { ...e.config, url: redactUrl(e.config.url) },
-        }),
+        this.releasingEnded(e.id, () =>
+          actorProxy(this.ctx, 'EdgeActor', e.id).invoke('checkClaim', {
+            transferId: this.ctx.actorId,
+            config: { ...e.config, url: redactUrl(e.config.url) },
+          }),
+        ),
       ),
     );
+  }
+
+  /**
+   * Runs `ask` (a claim or checkClaim of edge `edgeId`). When it is refused with PORTAL_TRANSFER_CONFLICT, each
+   * other transfer counted as the edge's user is asked, by its own SchedulerActor, to release the edge if it has
+   * ended (releaseEdgeIfEnded): a release is saved with the edge's next write, so a crash within about a second of
+   * a transfer's end leaves it counted after the restart (EdgeActor.release). When one did, `ask` runs once more
+   * (and may be refused again, by a transfer that still runs); else the refusal stands. The calls go from this turn
+   * to the EdgeActor, then to each user's SchedulerActor (a turn of its own: a start of it cannot run between its
+   * check and its release), which calls the EdgeActor: none of them calls back into this actor.
+   */
+  private async releasingEnded<T>(edgeId: string, ask: () => Promise<T>): Promise<T> {
+    try {
+      return await ask();
+    } catch (err) {
+      if (!isPortalError(err, 'PORTAL_TRANSFER_CONFLICT')) throw err;
+      const { users } = await actorProxy(this.ctx, 'EdgeActor', edgeId).invoke('listUsers');
+      let released = false;
+      for (const user of users) {
+        if (user === this.ctx.actorId) continue;
+        const r = await actorProxy(this.ctx, 'SchedulerActor', user).invoke('releaseEdgeIfEnded', { edgeId });
+        if (r.released) {
+          released = true;
+          this.ctx.log.info({ edge: edgeId, user }, 'edge released for a transfer that had ended');
+        }
+      }
+      if (!released) throw err;
+      return ask();
+    }
+  }
+
+  /**
+   * Releases edge `edgeId` for this transfer when it has ended (done, failed, cancelled) or is not known (never
+   * started, forgotten): another transfer's claim of the edge was refused naming this one (releasingEnded). Answers
+   * whether it released. A turn of this actor, so a start or restart of this transfer never runs between the check
+   * and the release; an unknown id keeps no instance (and writes no state).
+   */
+  async releaseEdgeIfEnded(arg: { edgeId: string }): Promise<{ released: boolean }> {
+    checkArg(typeof arg?.edgeId === 'string', 'edgeId', 'an edge id');
+    const t = this.t;
+    if (t !== undefined && !terminalStates.includes(t.journal.state)) return { released: false };
+    if (t === undefined) this.ctx.deactivateOnIdle();
+    await actorProxy(this.ctx, 'EdgeActor', arg.edgeId).invoke('release', { transferId: this.ctx.actorId });
+    return { released: true };
   }
 
   /** This transfer no longer uses `edges` (EdgeActor.release); a release that fails is logged. */

@@ -4,6 +4,12 @@ import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.
 import { EdgeActor } from '../../actors/index.js';
 import { actorProxy } from '../../actors/api.js';
 import { repeatedEdgeId } from '../../actors/edge-ids.js';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { terminalStates, type TransferEdge, type TransferStatus } from '../../actors/index.js';
+import { startEmbeddedNode } from '../../node/index.js';
+import { startBadMirror } from '../helpers/bad-mirror.js';
+import { createMesh, type Mesh } from '../helpers/mesh.js';
 
 // EdgeActor.claim / checkClaim / release on the embedded host: one edge id is one server for every transfer.
 
@@ -136,4 +142,82 @@ describe('EdgeActor claims', () => {
     });
     await again.stop();
   });
+});
+
+describe('an edge still counting a transfer that ended (a crash within ~1 s of its end left the release unsaved)', () => {
+  let mesh: Mesh;
+  beforeAll(async () => {
+    mesh = await createMesh(4 * 16384, 16384, [{}, {}]);
+  });
+  afterAll(async () => {
+    await mesh?.close();
+  });
+
+  test('a start naming the edge with another URL releases it for the ended and the unknown transfer and runs; one still running refuses it', async () => {
+    const node = await startEmbeddedNode({
+      output: path.join(mesh.dir, 'first.bin'),
+      logger: createSilentLogger(),
+      backend: 'cpu',
+    });
+    try {
+      const as = (id: string, e: TransferEdge): TransferEdge => ({ ...e, id });
+      const run = async (id: string, edge: TransferEdge): Promise<TransferStatus> => {
+        node.executor.attach(id);
+        const actor = actorProxy(node.host, 'SchedulerActor', id);
+        await actor.invoke('start', {
+          transferId: id,
+          manifest: mesh.manifest,
+          output: path.join(mesh.dir, `${id}.bin`),
+          edges: [edge],
+        });
+        let s: TransferStatus;
+        while (!terminalStates.includes((s = await actor.invoke('status')).state))
+          await new Promise((r) => setTimeout(r, 20));
+        return s;
+      };
+      const [first, second] = mesh.edges;
+      expect((await run('d-ended', as('shared', first))).state).toBe('done');
+      // what the crash leaves: the ended transfer counted again, and one the host no longer knows (forgotten)
+      const edge = actorProxy(node.host, 'EdgeActor', 'shared');
+      for (const transferId of ['d-ended', 'd-unknown'])
+        await edge.invoke('claim', { transferId, config: { ...first.config } });
+      expect(await edge.invoke('listUsers')).toEqual({ users: ['d-ended', 'd-unknown'] });
+      // another URL under the id: both are released (their own actors say they ended), and the start runs
+      expect(await run('d-new', as('shared', second))).toMatchObject({ state: 'done', verified: true });
+      expect(await edge.invoke('snapshot')).toMatchObject({ url: second.config.url });
+      expect(await edge.invoke('listUsers')).toEqual({ users: [] });
+      // a user that still runs is kept (its actor says so), and the refusal names it as before
+      const stall = await startBadMirror(await readFile(mesh.source), () => ({ kind: 'stall' }));
+      try {
+        const busy = {
+          id: 'busy',
+          config: { url: stall.url, kind: 'mirror' as const, flags: 0, maxParallel: 1 },
+        };
+        node.executor.attach('d-running');
+        const running = actorProxy(node.host, 'SchedulerActor', 'd-running');
+        const body = { manifest: mesh.manifest, edges: [busy] };
+        await running.invoke('start', {
+          ...body,
+          transferId: 'd-running',
+          output: path.join(mesh.dir, 'r.bin'),
+        });
+        await expect(
+          actorProxy(node.host, 'SchedulerActor', 'd-other').invoke('start', {
+            ...body,
+            transferId: 'd-other',
+            output: path.join(mesh.dir, 'o.bin'),
+            edges: [as('busy', second)],
+          }),
+        ).rejects.toMatchObject({
+          code: 'PORTAL_TRANSFER_CONFLICT',
+          message: expect.stringContaining('edge id "busy" is in use by transfer "d-running"'),
+        });
+        await running.invoke('cancel');
+      } finally {
+        await stall.close();
+      }
+    } finally {
+      await node.close();
+    }
+  }, 60_000);
 });
