@@ -60,6 +60,8 @@ export function isSecretParam(name: string): boolean {
 
 /** A URL anywhere in free text: a scheme, `://`, then everything up to whitespace, a quote or an angle bracket. */
 const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
+/** Punctuation at the end of a URL found in text, taken as the prose's (see redactText). */
+const TRAILING_PUNCTUATION = /[.,;:!?)\]]+$/;
 /** Quick pre-check: only text that could hold a URL or a secret parameter is scanned in full. */
 const MAYBE_SECRET = /:\/\/|[?&;]|=/;
 
@@ -109,12 +111,22 @@ function redactQuery(q: string): string {
 /** `text` with every URL in it redacted (redactUrl), plus `token=…`-style secrets outside URLs. */
 export function redactText(text: string): string {
   if (typeof text !== 'string' || !MAYBE_SECRET.test(text)) return text;
-  const urls = text.replace(URL_IN_TEXT, (u) => redactUrl(u));
+  // punctuation that ends a URL in prose (`<url>: cause`, `(<url>).`) is the sentence's, not the URL's: left out of
+  // it, as linkifiers do, or a masked last query value swallowed it (`…?u=*** redirect…`, trial L8)
+  const urls = text.replace(URL_IN_TEXT, (u) => {
+    const tail = TRAILING_PUNCTUATION.exec(u)?.[0] ?? '';
+    return redactUrl(u.slice(0, u.length - tail.length)) + tail;
+  });
   // secrets written as `token=abc` in prose (not inside a URL): a separator before the name
   return urls.replace(
     /(^|[\s?&;,(])([A-Za-z_][A-Za-z0-9_.-]*)=([^\s&;,)"']+)/g,
-    (all, sep: string, name: string, v: string) =>
-      isSecretParam(name) && v !== REDACTED ? `${sep}${name}=${REDACTED}` : all,
+    (all, sep: string, name: string, v: string) => {
+      const tail = TRAILING_PUNCTUATION.exec(v)?.[0] ?? '';
+      const value = v.slice(0, v.length - tail.length);
+      return isSecretParam(name) && value !== REDACTED && value !== ''
+        ? `${sep}${name}=${REDACTED}${tail}`
+        : all;
+    },
   );
 }
 

@@ -5,7 +5,7 @@ import type { Agent as UndiciAgent, Dispatcher, buildConnector as BuildConnector
 import { createProxyRoutes, proxyFault, type TlsTrust } from './http-proxy.js';
 import { buildConnector } from './undici-lite.js';
 import { PortalError } from '../common/errors.js';
-import { redactUrl } from '../common/redact.js';
+import { escapeControl, redactText, redactUrl } from '../common/redact.js';
 import { DEFAULT_LOWEST_SPEED_BYTES_PER_SEC, DEFAULT_SPEED_TIME_MS } from './lowest-speed.js';
 import { dispatchBody, type BodyMode, type ResponseHeaders } from './body-handler.js';
 
@@ -339,12 +339,12 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
       const where = Array.isArray(loc) ? loc[0] : loc;
       if (!where)
         throw new PortalError('PORTAL_EDGE_HTTP', `HTTP ${r.statusCode} redirect without a Location header`);
+      const next = redirectTarget(where, url, r.statusCode);
       if (hops >= maxRedirects)
         throw new PortalError(
           'PORTAL_EDGE_HTTP',
-          `more than ${maxRedirects} redirects (the last to ${redactUrl(new URL(where, url).href)})`,
+          `more than ${maxRedirects} redirects (the last to ${redactUrl(next.href)})`,
         );
-      const next = new URL(where, url);
       if (next.protocol !== 'http:' && next.protocol !== 'https:')
         throw new PortalError(
           'PORTAL_EDGE_HTTP',
@@ -525,4 +525,20 @@ export function setDefaultHttpClient(client: HttpClient | undefined): HttpClient
   const old = shared;
   shared = client;
   return old;
+}
+
+/**
+ * The URL a redirect's `Location` (`where`) names, resolved against the URL that answered `status` (RFC 9110
+ * §10.2.2: it may be relative); a Location that is no URL is PORTAL_EDGE_HTTP naming it, redacted and escaped, as the
+ * redirect's target (it surfaced as `ERR_INVALID_URL: Invalid URL`, naming nothing: trial L8).
+ */
+function redirectTarget(where: string, from: URL, status: number): URL {
+  try {
+    return new URL(where, from);
+  } catch {
+    throw new PortalError(
+      'PORTAL_EDGE_HTTP',
+      `HTTP ${status} redirect to ${JSON.stringify(escapeControl(redactText(where)))}, which is not a URL`,
+    );
+  }
 }

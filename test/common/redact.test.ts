@@ -38,6 +38,17 @@ describe('redaction of secrets in URLs and text', () => {
     expect(t).toContain('10.0.0.1:9/file');
   });
 
+  test('redactText leaves the prose punctuation after a URL outside it: a masked last value does not swallow `: `', () => {
+    expect(redactText('http://h:1/to?u=file:///etc/passwd: redirect to a file: URL')).toBe(
+      'http://h:1/to?u=***: redirect to a file: URL',
+    );
+    expect(redactText('see (https://h/x?sig=abc). Then https://u:p@h/y, and http://h/z?token=t!')).toBe(
+      'see (https://h/x?sig=***). Then https://***@h/y, and http://h/z?token=***!',
+    );
+    // the masked value is whole: only punctuation at the very end is left out
+    expect(redactText('http://h/x?token=a.b:c,d.')).toBe('http://h/x?token=***.');
+  });
+
   test('redactDeep redacts strings in nested objects and errors without touching other values', () => {
     const err = new PortalError('PORTAL_EDGE_HTTP', 'edge http://u:p@h/x?sig=1 answered 500', {
       cause: new Error('GET http://u:p@h/x?sig=1'),
