@@ -162,6 +162,12 @@ function has(m: Rec, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(m, key) && m[key] !== null && m[key] !== undefined;
 }
 
+/** A sealed secret (bus/dispatch-seal.ts) under `key`, as `{ [key]: bytes }`, or `{}` when absent or empty. */
+function sealed<K extends string>(m: Rec, key: K): { [k in K]?: Uint8Array } {
+  const v = m[key];
+  return v instanceof Uint8Array && v.length > 0 ? ({ [key]: v } as { [k in K]: Uint8Array }) : {};
+}
+
 function list(m: Rec, key: string): unknown[] {
   const v = m[key];
   return Array.isArray(v) ? v : [];
@@ -439,6 +445,7 @@ function dispatchCodec(maxBytes: number): WireCodec<DispatchBatch> {
           offset: needU53(it.offset, `items[${i}].offset`),
           length: needU32(it.length, `items[${i}].length`),
           timeoutMs: needU32(Math.ceil(it.timeoutMs), `items[${i}].timeoutMs`),
+          ...(it.sealedUrl?.length ? { sealedUrl: it.sealedUrl } : {}),
         };
       });
       return finish(
@@ -450,6 +457,7 @@ function dispatchCodec(maxBytes: number): WireCodec<DispatchBatch> {
           output: needStr(b.output, 'output'),
           fileSize: needU53(b.fileSize, 'fileSize'),
           items,
+          ...(b.sealedOutput?.length ? { sealedOutput: b.sealedOutput } : {}),
         },
         maxBytes,
       );
@@ -477,9 +485,13 @@ function dispatchCodec(maxBytes: number): WireCodec<DispatchBatch> {
           offset,
           length,
           timeoutMs: u32(r, 'timeoutMs'),
+          ...sealed(r, 'sealedUrl'),
         };
       });
-      return { transferId, output: str(m, 'output', N, true), fileSize, items };
+      const batch: DispatchBatch = { transferId, output: str(m, 'output', N, true), fileSize, items };
+      const so = sealed(m, 'sealedOutput').sealedOutput;
+      if (so) batch.sealedOutput = so;
+      return batch;
     },
   };
 }

@@ -1,6 +1,7 @@
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { logHandlerError } from './handler-errors.js';
+import { dispatchKeyFromEnv, guardDispatchSecrets } from './dispatch-seal.js';
 import { createMemoryBus } from './memory-bus.js';
 import type { NatsBusOptions } from './nats-bus.js';
 import type { NatsConnectOptions } from './nats-connect.js';
@@ -67,7 +68,8 @@ export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsCo
 /**
  * The bus the environment asks for: the NATS bus when NATS_URL is set (credentials from NATS_USER/NATS_PASSWORD,
  * NATS_TOKEN, NATS_NKEY_SEED_FILE, TLS from NATS_TLS_CA/CERT/KEY, the bound on publishes waiting for it from
- * PORTAL_NATS_MAX_PENDING_PUBLISHES / PORTAL_NATS_MAX_PENDING_PUBLISH_BYTES), else the in-process bus. Rejects as
+ * PORTAL_NATS_MAX_PENDING_PUBLISHES / PORTAL_NATS_MAX_PENDING_PUBLISH_BYTES), its dispatches guarded by
+ * guardDispatchSecrets (the key from PORTAL_DISPATCH_KEY / PORTAL_DISPATCH_KEY_FILE), else the in-process bus. Rejects as
  * createNatsBus does (PORTAL_BUS_UNAVAILABLE, PORTAL_CONFIG_INVALID).
  */
 export async function createBusFromEnv(
@@ -87,10 +89,12 @@ export async function createBusFromEnv(
     return createMemoryBus({
       onError: o.logger ? (err, subject) => logHandlerError(o.logger!, err, subject) : undefined,
     });
+  // read before connecting: a malformed key is a configuration error, not a late surprise
+  const key = dispatchKeyFromEnv(env);
   // Loaded only when asked for, so the embedded default never loads the NATS client.
   const { createNatsBus } = await import('./nats-bus.js');
   const onDead = o.onDeadLetter;
-  return createNatsBus({
+  const bus = await createNatsBus({
     ...nats,
     logger: o.logger,
     name: o.name,
@@ -99,6 +103,8 @@ export async function createBusFromEnv(
     maxPendingPublishes: positiveIntFromEnv(env, NATS_ENV.maxPendingPublishes),
     maxPendingPublishBytes: positiveIntFromEnv(env, NATS_ENV.maxPendingPublishBytes),
   });
+  // credentials in source URLs never go on NATS in clear (dispatch-seal.ts)
+  return guardDispatchSecrets(bus, { key, logger: o.logger });
 }
 
 /** Connects the NATS bus (see nats-bus.ts createNatsBus), loading the NATS client on first use. */

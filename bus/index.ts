@@ -20,6 +20,16 @@ export type {
 export { createAllTransfersBus } from './transfer-router.js';
 export type { AllTransfersBus } from './transfer-router.js';
 export { createBusFromEnv, createNatsBus, natsOptionsFromEnv, NATS_ENV } from './from-env.js';
+export {
+  DISPATCH_KEY_ENV,
+  dispatchKeyFromEnv,
+  guardDispatchSecrets,
+  openSealed,
+  parseDispatchKey,
+  sealSecret,
+  unresolvedCredentialsDetail,
+} from './dispatch-seal.js';
+export type { DispatchGuardOptions } from './dispatch-seal.js';
 export { TRANSFERS_STREAM, DEAD_LETTER_STREAM, COORD_STREAM, durableName } from './nats-bus-names.js';
 export type {
   PausablePullClient,

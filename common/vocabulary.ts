@@ -20,6 +20,11 @@ export interface DispatchItem {
   length: number;
   /** Milliseconds the executor should wait before giving up on this fetch. */
   timeoutMs: number;
+  /**
+   * On NATS only: the real `edgeUrl`, sealed (AES-256-GCM under PORTAL_DISPATCH_KEY, bus/dispatch-seal.ts), when it
+   * holds credentials; `edgeUrl` is then redacted.
+   */
+  sealedUrl?: Uint8Array;
 }
 
 /** A batch of dispatches for one transfer (one tick's output). */
@@ -29,6 +34,8 @@ export interface DispatchBatch {
   output: string;
   fileSize: number;
   items: DispatchItem[];
+  /** On NATS only: the real `output` sealed as DispatchItem.sealedUrl, when it is an edge URL with credentials. */
+  sealedOutput?: Uint8Array;
 }
 
 /** Why a chunk fetch failed. `busy`: the edge answered 5xx or 429 (try again later); `http`: any other HTTP error (e.g. 404: it lacks the chunk). */

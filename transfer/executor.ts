@@ -1,5 +1,6 @@
 import { PortalError } from '../common/errors.js';
-import { redactUrl } from '../common/redact.js';
+import { isRedactedUrl, redactUrl } from '../common/redact.js';
+import { unresolvedCredentialsDetail } from '../bus/dispatch-seal.js';
 import { createSilentLogger, type Logger } from '../common/logger.js';
 import { TRANSFER_ENDED_CHUNK } from '../common/vocabulary.js';
 import { subjects, type Bus, type Subscription } from '../bus/types.js';
@@ -289,6 +290,16 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   /** Fetches and writes one item; never rejects, resolves to its report. */
   const run = async (job: Job): Promise<ChunkReport> => {
     const { item } = job;
+    // a source with credentials that reached this process redacted (over NATS, without the dispatch key): fetching
+    // would send `***` as the password, so the chunk fails naming what to set
+    if (isRedactedUrl(item.edgeUrl) || (isEdgeOutput(job.output) && isRedactedUrl(job.output))) {
+      counters.failed++;
+      return failureReport(
+        job,
+        'io',
+        unresolvedCredentialsDetail(isRedactedUrl(item.edgeUrl) ? item.edgeUrl : job.output),
+      );
+    }
     // an edge URL as the output (a pre-position task): fetched and verified here, then PUT to the edge
     if (!isEdgeOutput(job.output)) {
       // confinement first: a dispatch for a place outside the root fetches nothing either

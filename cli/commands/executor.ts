@@ -5,6 +5,8 @@ import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import { resolveLogFormat } from '../../common/log-format.js';
 import {
+  dispatchKeyFromEnv,
+  guardDispatchSecrets,
   createAllTransfersBus,
   createNatsBus,
   type Bus,
@@ -72,6 +74,12 @@ export const executorCommand = defineCommand({
       help: 'folder every output must resolve inside (links resolved); dispatches for other places are refused (default: the current folder)',
       env: 'PORTAL_OUTPUT_ROOT',
     },
+    {
+      name: 'dispatch-key-file',
+      type: 'string',
+      help: 'file holding the key (64 hex digits) that opens source credentials sealed in dispatches; give the scheduling portal serve/fetch the same (or set PORTAL_DISPATCH_KEY on both). Without it, sources with credentials fail here, naming it',
+      env: 'PORTAL_DISPATCH_KEY_FILE',
+    },
     { name: 'nats-user', type: 'string', help: 'NATS user', env: 'NATS_USER' },
     { name: 'nats-password', type: 'string', help: 'NATS password', env: 'NATS_PASSWORD' },
     { name: 'nats-token', type: 'string', help: 'NATS token', env: 'NATS_TOKEN' },
@@ -105,6 +113,10 @@ export const executorCommand = defineCommand({
       certFile: flags['nats-tls-cert'],
       keyFile: flags['nats-tls-key'],
     };
+    const keyFile = flags['dispatch-key-file'];
+    const key = dispatchKeyFromEnv(
+      keyFile === undefined ? process.env : { ...process.env, PORTAL_DISPATCH_KEY_FILE: keyFile },
+    );
     const nats: NatsBus = await createNatsBus({
       servers: url,
       name: id,
@@ -118,7 +130,8 @@ export const executorCommand = defineCommand({
     // Assigned once, after the router whose callback reads it is created.
     // eslint-disable-next-line prefer-const
     let executor: ReturnType<typeof createExecutor> | undefined;
-    const tracked = trackReady(nats);
+    // sources with credentials arrive redacted; their sealed real URLs open with PORTAL_DISPATCH_KEY
+    const tracked = trackReady(guardDispatchSecrets(nats, { key, logger }));
     const router = all
       ? createAllTransfersBus(tracked.bus, (t) => {
           logger.info({ transferId: t }, 'serving a new transfer');

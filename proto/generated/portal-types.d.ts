@@ -561,6 +561,9 @@ export namespace portal {
             /** DispatchItem timeoutMs. */
             timeoutMs: number;
 
+            /** DispatchItem sealedUrl. */
+            sealedUrl: Uint8Array;
+
             /**
              * Creates a new DispatchItem instance using the specified properties.
              * @param [properties] Properties to set
@@ -620,6 +623,9 @@ export namespace portal {
                 /** DispatchItem timeoutMs */
                 timeoutMs?: (number|null);
 
+                /** DispatchItem sealedUrl */
+                sealedUrl?: (Uint8Array|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -661,6 +667,9 @@ export namespace portal {
 
             /** DispatchBatch items. */
             items: portal.v1.DispatchItem.$Properties[];
+
+            /** DispatchBatch sealedOutput. */
+            sealedOutput: Uint8Array;
 
             /**
              * Creates a new DispatchBatch instance using the specified properties.
@@ -708,6 +717,9 @@ export namespace portal {
 
                 /** DispatchBatch items */
                 items?: (portal.v1.DispatchItem.$Properties[]|null);
+
+                /** DispatchBatch sealedOutput */
+                sealedOutput?: (Uint8Array|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -1391,6 +1391,7 @@ export const portal = $root.portal = (() => {
              * @property {number|null} [offset] DispatchItem offset
              * @property {number|null} [length] DispatchItem length
              * @property {number|null} [timeoutMs] DispatchItem timeoutMs
+             * @property {Uint8Array|null} [sealedUrl] DispatchItem sealedUrl
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -1495,6 +1496,14 @@ export const portal = $root.portal = (() => {
             DispatchItem.prototype.timeoutMs = 0;
 
             /**
+             * DispatchItem sealedUrl.
+             * @member {Uint8Array} sealedUrl
+             * @memberof portal.v1.DispatchItem
+             * @instance
+             */
+            DispatchItem.prototype.sealedUrl = $util.newBuffer([]);
+
+            /**
              * Creates a new DispatchItem instance using the specified properties.
              * @function create
              * @memberof portal.v1.DispatchItem
@@ -1544,6 +1553,8 @@ export const portal = $root.portal = (() => {
                     writer.uint32(/* id 8, wireType 0 =*/64).uint32(message.length);
                 if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs") && message.timeoutMs !== 0)
                     writer.uint32(/* id 9, wireType 0 =*/72).uint32(message.timeoutMs);
+                if (message.sealedUrl != null && $Object.hasOwnProperty.call(message, "sealedUrl") && message.sealedUrl.length)
+                    writer.uint32(/* id 10, wireType 2 =*/82).bytes(message.sealedUrl);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -1669,6 +1680,15 @@ export const portal = $root.portal = (() => {
                                 delete message.timeoutMs;
                             continue;
                         }
+                    case 10: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.sealedUrl = value;
+                            else
+                                delete message.sealedUrl;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -1699,6 +1719,7 @@ export const portal = $root.portal = (() => {
              * @property {string|null} [output] DispatchBatch output
              * @property {number|null} [fileSize] DispatchBatch fileSize
              * @property {Array.<portal.v1.DispatchItem.$Properties>|null} [items] DispatchBatch items
+             * @property {Uint8Array|null} [sealedOutput] DispatchBatch sealedOutput
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -1772,6 +1793,14 @@ export const portal = $root.portal = (() => {
             DispatchBatch.prototype.items = $util.emptyArray;
 
             /**
+             * DispatchBatch sealedOutput.
+             * @member {Uint8Array} sealedOutput
+             * @memberof portal.v1.DispatchBatch
+             * @instance
+             */
+            DispatchBatch.prototype.sealedOutput = $util.newBuffer([]);
+
+            /**
              * Creates a new DispatchBatch instance using the specified properties.
              * @function create
              * @memberof portal.v1.DispatchBatch
@@ -1814,6 +1843,8 @@ export const portal = $root.portal = (() => {
                 if (message.items != null && message.items.length)
                     for (let i = 0; i < message.items.length; ++i)
                         $root.portal.v1.DispatchItem.encode(message.items[i], writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
+                if (message.sealedOutput != null && $Object.hasOwnProperty.call(message, "sealedOutput") && message.sealedOutput.length)
+                    writer.uint32(/* id 6, wireType 2 =*/50).bytes(message.sealedOutput);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -1900,6 +1931,15 @@ export const portal = $root.portal = (() => {
                             if (!(message.items && message.items.length))
                                 message.items = [];
                             message.items.push($root.portal.v1.DispatchItem.decode(reader, reader.size(), $undefined, _depth + 1));
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.sealedOutput = value;
+                            else
+                                delete message.sealedOutput;
                             continue;
                         }
                     }
