@@ -2269,10 +2269,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (!h || h.retired) return;
     h.retired = true;
     h.retiredReason = reason;
-    this.ctx.log.warn(
-      { edge: t.req.edges[i]?.id, failures: h.failuresSinceOk, lastError: h.lastError, reason },
-      'source given up',
-    );
+    if (reason === DROPPED_SOURCE)
+      // asked for (a rerun that no longer names it): said by the rerun itself, not a warning (trial L6)
+      this.ctx.log.info({ edge: t.req.edges[i]?.id }, 'source dropped');
+    else
+      this.ctx.log.warn(
+        { edge: t.req.edges[i]?.id, failures: h.failuresSinceOk, lastError: h.lastError, reason },
+        'source given up',
+      );
     if (this.edgeViews[i]) this.applyView(core, packed(t.manifest), i, this.edgeViews[i]);
     core.requestFullRerank();
   }

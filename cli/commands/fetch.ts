@@ -20,7 +20,12 @@ import {
   type StreamContentResult,
   emptyContentStats,
 } from '../../transfer/index.js';
-import { CHECKSUM_ORIGIN, DEFAULT_EDGE_BUDGET_MS, sameSource } from '../../actors/scheduler-actor.js';
+import {
+  CHECKSUM_ORIGIN,
+  DEFAULT_EDGE_BUDGET_MS,
+  DROPPED_SOURCE,
+  sameSource,
+} from '../../actors/scheduler-actor.js';
 import {
   checkOtherHash,
   resolveSources,
@@ -783,7 +788,8 @@ export const fetchCommand = defineCommand({
               );
             });
           const seconds = (Date.now() - started) / 1000;
-          const givenUp = sourcesOf(status).filter((x) => x.retired);
+          // a source the rerun dropped is in sourcesDropped, not given up (it did not fail)
+          const givenUp = sourcesOf(status).filter((x) => x.retired && x.retiredReason !== DROPPED_SOURCE);
           const result = {
             output,
             verified: status.verified || otherChecked,

@@ -98,6 +98,9 @@ describe('portal fetch: a rerun after a kill takes the sources of its command li
     expect(j.fetchedChunks).toBe(3);
     expect(j.sourcesJoined).toEqual([fresh.url]);
     expect(j.sourcesDropped).toEqual([old.url]);
+    // dropped as asked: not a source given up, neither in the result nor as a warning (trial L6)
+    expect(j.sourcesGivenUp).toBeUndefined();
+    expect(r.stderr).not.toContain('source given up');
     // the chunk kept from the first run (the one the old mirror served) was not fetched again: the new mirror
     // served exactly the other three
     const kept = old.requests[0].range;
@@ -120,6 +123,7 @@ describe('portal fetch: a rerun after a kill takes the sources of its command li
     );
     expect(r.stderr).toContain(`portal: resuming: ${fresh.url} joins as a new source`);
     expect(r.stderr).toContain(`portal: resuming: ${old.url} is no longer named as a source; dropped`);
+    expect(r.stderr).not.toContain('source given up');
     expect(r.code).toBe(0);
     expect(await sha256Of(o)).toBe(f.sha);
     // the mirror of the other file served no chunk
