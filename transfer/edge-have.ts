@@ -36,7 +36,7 @@ export async function fetchHave(
   } catch (cause) {
     if (signal.aborted) throw timedOut();
     // the phrase a chunk fetch gives the same failure: `connection refused`, `TLS: UNABLE_TO_VERIFY_… (…)`
-    const why = transportFault(cause, 0, false).what;
+    const why = transportFault(cause, 0, false, edgeUrl).what;
     throw new PortalError('PORTAL_EDGE_UNREACHABLE', `edge ${edge} is unreachable (${why})`, { cause });
   }
   if (r.statusCode !== 200) {

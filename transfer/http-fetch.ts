@@ -16,6 +16,7 @@ import { LowestSpeedMonitor, tooSlowDetail, watch } from './lowest-speed.js';
 import { isRedactedUrl } from '../common/redact.js';
 import { defaultHttpClient, redactUrl, type HttpClient, type ResponseHead } from './http-client.js';
 import { ProxyError } from './http-proxy.js';
+import { oneLine, tlsFaultPhrase } from './tls-fault.js';
 
 /** Retries of one chunk fetch after a transient fault (reset, short body, stall), within its deadline. */
 export const FETCH_TRANSIENT_RETRIES = 2;
@@ -200,14 +201,23 @@ function checkRequest(r: FetchChunkRequest): URL {
 
 /**
  * Undici and Node error codes → the scheduler's reason, the finer fault and a phrase naming the cause
- * (`TLS: UNABLE_TO_VERIFY_LEAF_SIGNATURE (…)`, `connection refused`, …); `got` bytes of the body had arrived,
- * `headers` whether a response had begun. Never throws.
+ * (`TLS: UNABLE_TO_VERIFY_LEAF_SIGNATURE: the certificate of host:port is signed by a CA …: give --ca FILE …`,
+ * `connection refused`, …), on one line; `got` bytes of the body had arrived, `headers` whether a response had
+ * begun, `url` the source (its host is named in a TLS phrase; an http: one that resets suggests https://). Never
+ * throws.
  */
 export function transportFault(
   err: unknown,
   got: number,
   headers: boolean,
+  url?: string | URL,
 ): { reason: FailureReason; fault: SourceFault; what: string } {
+  let plainHttp = false;
+  try {
+    plainHttp = url !== undefined && new URL(url).protocol === 'http:';
+  } catch {
+    // not a URL: no hint
+  }
   const e = err as NodeJS.ErrnoException & { code?: string };
   const code = e?.code ?? '';
   const msg = e?.message ?? String(err);
@@ -225,11 +235,8 @@ export function transportFault(
   if (code === 'ENOTFOUND') return { reason: 'unreachable', fault: 'dns', what: NO_SUCH_HOST_DETAIL };
   if (code === 'EAI_AGAIN')
     return { reason: 'unreachable', fault: 'dns', what: `host name not found (${code})` };
-  if (
-    /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME/i.test(code) ||
-    /certificate|SSL routines/i.test(msg)
-  )
-    return { reason: 'http', fault: 'tls', what: `TLS: ${code || msg}${code ? ` (${msg})` : ''}` };
+  const tls = tlsFaultPhrase(err, url);
+  if (tls !== undefined) return { reason: 'http', fault: 'tls', what: tls };
   if (
     code === 'UND_ERR_SOCKET' ||
     code === 'ECONNRESET' ||
@@ -239,8 +246,13 @@ export function transportFault(
   )
     return headers
       ? { reason: 'short', fault: 'reset', what: `connection reset after ${got} bytes of the body` }
-      : { reason: 'unreachable', fault: 'reset', what: 'connection reset before a response' };
-  return { reason: 'unreachable', fault: 'other', what: code ? `${code}: ${msg}` : msg };
+      : {
+          reason: 'unreachable',
+          fault: 'reset',
+          // a TLS server closes a plain-HTTP request so (nginx answers 400 instead)
+          what: `connection reset before a response${plainHttp ? ' (if this port serves https, use https://)' : ''}`,
+        };
+  return { reason: 'unreachable', fault: 'other', what: oneLine(code ? `${code}: ${msg}` : msg) };
 }
 
 /** State of one fetch: its deadline signal and timing. */
@@ -310,7 +322,7 @@ function asFetchError(c: Ctx, err: unknown, headers: boolean): ChunkFetchError {
     return fail(c, 'unreachable', 'proxy', err.message, { status: err.status, cause: err });
   if (err instanceof PortalError && err.code === 'PORTAL_EDGE_HTTP')
     return fail(c, 'http', 'redirect', err.message, { cause: err });
-  const t = transportFault(err, c.got, headers);
+  const t = transportFault(err, c.got, headers, c.url);
   return fail(c, t.reason, t.fault, t.what, { cause: err });
 }
 

@@ -189,7 +189,7 @@ export async function probeSource(
           : `no answer within ${timeoutMs} ms`
         : err instanceof PortalError
           ? err.message
-          : transportFault(err, 0, false).what,
+          : transportFault(err, 0, false, url).what,
     };
   } finally {
     clearTimeout(timer);
