@@ -62,6 +62,7 @@ export const errorTable: Readonly<Record<PortalErrorCode, ErrorDisposition>> = {
   PORTAL_BODY_TOO_LARGE: { exit: 4, http: 413 },
   PORTAL_UNKNOWN_TRANSFER: { exit: 4, http: 404 },
   PORTAL_TRANSFER_CONFLICT: { exit: 4, http: 409 },
+  PORTAL_OUTPUT_CHANGED: { exit: 3, http: 409 },
   PORTAL_OVERLOADED: { exit: 4, http: 503 },
   PORTAL_GPU_UNAVAILABLE: { exit: 2, http: 503 },
   PORTAL_GPU_DEVICE_LOST: { exit: 4, http: 503 },

@@ -55,6 +55,11 @@ export type PortalErrorCode =
   | 'PORTAL_UNKNOWN_TRANSFER'
   /** SchedulerActor: the transfer's state does not allow the call (restart of a running or done transfer). */
   | 'PORTAL_TRANSFER_CONFLICT'
+  /**
+   * A done transfer's output was removed (410) or modified (409) after it was verified: a content read refuses to
+   * serve it (a start of the same request fetches it again).
+   */
+  | 'PORTAL_OUTPUT_CHANGED'
   /** SchedulerActor.start/restart: every running slot and every queue place of this host is taken (`serve --max-queued`). */
   | 'PORTAL_OVERLOADED'
   | GpuErrorCode

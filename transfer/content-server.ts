@@ -307,12 +307,19 @@ export async function serveContent(
       { transferId: opts.transferId, readerId, sentBytes: sent, ofBytes: end - start + 1, ...got.detail },
       `content read of ${name} cut after ${sent} of ${end - start + 1} bytes: ${why}`,
     );
+    const changed = got.detail.output as 'modified' | 'removed' | undefined;
     if (!res.headersSent)
       refuseContent(
         res,
         state !== undefined
           ? notRunning(name, state, error)
-          : { status: 500, code: 'PORTAL_INTERNAL', message: `${name}: ${got.why}` },
+          : changed !== undefined
+            ? {
+                status: changed === 'removed' ? 410 : 409,
+                code: 'PORTAL_OUTPUT_CHANGED',
+                message: `${name}: ${got.why}; start the transfer again with its request to fetch it again`,
+              }
+            : { status: 500, code: 'PORTAL_INTERNAL', message: `${name}: ${got.why}` },
       );
     else res.destroy();
   } else if (!res.headersSent) res.destroy();
@@ -522,8 +529,13 @@ export async function streamContent(
         if (bytesRead !== length || (m.chunks[cc] !== NO_CID && cidOf(bytes) !== m.chunks[cc])) {
           buffers.give(buf);
           if (stats) stats.verifyFailures++;
-          return cut('content read cut: a verified chunk no longer matches its CID in the output', {
+          const what =
+            bytesRead !== length
+              ? `is shorter than chunk ${cc} (bytes ${offset}-${offset + length - 1})`
+              : `no longer matches chunk ${cc}'s CID (bytes ${offset}-${offset + length - 1})`;
+          return cut(`output ${info.output} was modified after it was verified: it ${what}`, {
             chunk: cc,
+            output: 'modified',
           });
         }
         const from = pos - offset;
@@ -541,7 +553,11 @@ export async function streamContent(
     }
     return closed ? { ended: 'closed' } : { ended: 'complete', waited: asked };
   } catch (err) {
-    return closed ? { ended: 'closed' } : cut('content read failed', { err });
+    if (closed) return { ended: 'closed' };
+    // a verified chunk is read from the output: a missing file was removed after it was written
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      return cut(`output ${info.output} was removed after it was verified (ENOENT)`, { output: 'removed' });
+    return cut('content read failed', { err });
   } finally {
     sink.off('close', onClose);
     stopListening?.();
