@@ -575,11 +575,20 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     if (old && answered && !this.resumedFromJournal) {
       const kept = old.req.edges.filter((_, i) => this.health[i]?.retiredReason !== DROPPED_SOURCE);
       const differs = firstDifference({ ...old.req, edges: kept }, req, (id) => this.realUrls.get(id));
-      if (differs !== undefined)
+      if (differs !== undefined) {
+        // the outputs themselves: a relative output resolved against another folder differs without showing it
+        const outputs =
+          differs === 'output' || differs === 'publishAs'
+            ? ` (${escapeControl(old.req.publishAs ?? old.req.output)}, not ${escapeControl(req.publishAs ?? req.output)})`
+            : '';
+        // cancel leaves a done transfer as it is: only forget ends it
+        const wayOut =
+          was === 'done' ? 'forget it (its method forget; the output file is kept)' : 'cancel it';
         throw new PortalError(
           'PORTAL_TRANSFER_CONFLICT',
-          `transfer ${req.transferId} is ${was} with another ${differs}; a start of a ${was} transfer must repeat its request (cancel it, or use another transferId)`,
+          `transfer ${req.transferId} is ${was} with another ${differs}${outputs}; a start of a ${was} transfer must repeat its request (${wayOut}, or use another transferId)`,
         );
+      }
     }
     // an edge id another transfer uses with another URL or kind: 409 naming it, before anything host-wide changes
     await this.checkEdgeClaims(req);
@@ -588,9 +597,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // the EdgeActor probes an edge gone offline with the URL the host keeps in memory (its own is redacted)
       if (!isRedactedUrl(e.config.url)) this.ctx.services.announcedEdgeUrls?.set(e.id, e.config.url);
     }
+    // checked on every start of a done transfer, in this activation too (a file removed after it finished was
+    // answered `done` until the actor was deactivated)
     if (
       old?.journal.state === 'done' &&
-      !old.core &&
+      !isEdgeOutput(old.req.output) &&
       !(await this.outputStillVerified(old, req.publishAs ?? req.output))
     ) {
       // the output changed since it was verified: fetch again what no longer matches (and publish it over that
@@ -603,6 +614,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       old.journal.verified = false;
       old.journal.finishedAt = undefined;
       old.journal.output = undefined;
+      // the scheduler of its finished run (its loop stopped when it ended) is not this run's: the start below
+      // builds a new one, as after a reactivation
+      old.core = undefined;
     }
     const claimed = this.resumedFromJournal;
     this.resumedFromJournal = false;

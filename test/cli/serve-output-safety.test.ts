@@ -163,7 +163,7 @@ describe("a file another program creates at a running transfer's output is not r
       const out = path.join(src.dir, 'ap-changed.bin');
       expect((await s.call('ap-changed', 'start', src.startBody('ap-changed'))).status).toBe(200);
       expect((await waitPast(s, 'ap-changed', ['running', 'verifying'])).state).toBe('done');
-      // the output is checked again only by a start after its actor was deactivated (idle)
+      // the output is checked again by any start; here after its actor was deactivated (idle), from its journal
       const deactivated = (): boolean =>
         s
           .output()

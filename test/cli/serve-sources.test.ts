@@ -3,7 +3,7 @@
  * credentials of a mirror URL across a restart (the journal keeps URLs redacted); a source down for a few seconds.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { startBadMirror, type BadMirror, type MirrorMode } from '../helpers/bad-mirror.js';
@@ -205,5 +205,37 @@ describe('portal serve: mirror sources', () => {
     } finally {
       await other.close();
     }
+  }, 90_000);
+  // trial finding 9: a start that differed from a done transfer advised "cancel it" (cancel leaves a done transfer
+  // as it is); a start repeated after the output was removed answered `done` with no file, until the actor was
+  // deactivated
+  test('a start of a done transfer: another output is a 409 naming both outputs and advising forget; after the output was removed the same start fetches it again', async () => {
+    const bytes = await readFile(mesh.source);
+    mirror = await startBadMirror(bytes);
+    const s = await serve();
+    const req = mirrorRequest(mirror.url);
+    expect(await start(s, req)).toBe(200);
+    expect((await ended(s)).state).toBe('done');
+    const api = `${s.base}/SchedulerActor/${mesh.manifest.id}/method`;
+    const otherOutput = path.join(mesh.dir, 'root', 'other.bin');
+    const other = await call(`${api}/start`, { ...req, output: otherOutput });
+    expect(other.status).toBe(409);
+    expect(other.json.error).toEqual({
+      code: 'PORTAL_TRANSFER_CONFLICT',
+      message: `transfer ${mesh.manifest.id} is done with another output (${req.output}, not ${otherOutput}); a start of a done transfer must repeat its request (forget it (its method forget; the output file is kept), or use another transferId)`,
+    });
+
+    await rm(req.output);
+    const requests = mirror.requests.length;
+    expect(await start(s, req)).toBe(200);
+    const again = await ended(s);
+    expect([again.state, again.verified]).toEqual(['done', true]);
+    expect(await sha256(req.output)).toBe(mesh.manifest.fileSha256);
+    expect(mirror.requests.length).toBeGreaterThan(requests);
+
+    // forget ends it: the other output may then be started
+    expect((await call(`${api}/forget`)).json).toEqual({ transferId: mesh.manifest.id, forgotten: true });
+    expect(await start(s, { ...req, output: otherOutput })).toBe(200);
+    expect((await ended(s)).state).toBe('done');
   }, 90_000);
 });
