@@ -3,7 +3,7 @@
  * (the CLI, the benchmarks, the tests): library code takes them as options and never touches
  * `process.env`.
  */
-import { mkdirSync, mkdtempSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PortalError } from '../common/errors.js';
@@ -38,24 +38,54 @@ export function streamRequireGpuFromEnv(env: NodeJS.ProcessEnv = process.env): b
   return env.CI === 'true' || env.PORTAL_REQUIRE_GPU === '1';
 }
 
+/** Whether ensureXdgRuntimeDir has warned in this process (once is enough). */
+let xdgWarned = false;
+
 /**
  * Sets XDG_RUNTIME_DIR to a private folder under the OS temp dir (mode 0700) when it is unset, so
  * Mesa's Vulkan drivers (lavapipe) under Dawn do not warn about it on every device. Call once at
  * process start, before the first GPU device is created; an existing value is kept.
  * Only cosmetic: when the temp dir is missing, not a folder or not writable (a read-only root file
  * system), XDG_RUNTIME_DIR stays unset and nothing is created (a missing TMPDIR is never made).
+ * The folder's name is predictable (`portal-xdg-<uid>`), so another local user may have made it first: one
+ * that exists is used only when it is a real folder (lstat: not a symbolic link) owned by `uid` with mode 0700;
+ * otherwise XDG_RUNTIME_DIR stays unset (this process and its children put nothing where another user can
+ * reach) and `warn` is told once per process (default: a `portal: warning:` line on stderr).
  */
-export function ensureXdgRuntimeDir(env: NodeJS.ProcessEnv = process.env): void {
+export function ensureXdgRuntimeDir(
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { uid?: number; warn?: (message: string) => void } = {},
+): void {
   if (env.XDG_RUNTIME_DIR) return;
-  const dir = path.join(tempRoot(env), `portal-xdg-${process.getuid?.() ?? 'u'}`);
+  const uid = opts.uid ?? process.getuid?.();
+  const dir = path.join(tempRoot(env), `portal-xdg-${uid ?? 'u'}`);
   try {
     // not recursive: the temp dir itself must already exist
     mkdirSync(dir, { mode: 0o700 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return;
+    let st: Stats;
     try {
-      if (!statSync(dir).isDirectory()) return;
+      st = lstatSync(dir);
     } catch {
+      return;
+    }
+    const why = !st.isDirectory()
+      ? st.isSymbolicLink()
+        ? 'a symbolic link'
+        : 'not a folder'
+      : uid !== undefined && st.uid !== uid
+        ? `owned by uid ${st.uid}, not ${uid}`
+        : uid !== undefined && (st.mode & 0o777) !== 0o700
+          ? `mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, not 0700`
+          : undefined;
+    if (why !== undefined) {
+      if (!xdgWarned || opts.warn) {
+        xdgWarned = true;
+        (opts.warn ?? ((m: string) => process.stderr.write(`portal: warning: ${m}\n`)))(
+          `${dir} is ${why}: not used as XDG_RUNTIME_DIR (another user may have made it; remove it, or set XDG_RUNTIME_DIR to a private folder)`,
+        );
+      }
       return;
     }
   }
