@@ -848,8 +848,8 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         if (HEALTH_PATHS.has(req.path) || req.headers['dapr-api-token'] === token) return next();
         sendError(
           res,
-          new PortalError('PORTAL_CONFIG_INVALID', 'missing or wrong dapr-api-token (APP_API_TOKEN)'),
-          // a request without the app token is refused as HTTP refuses a caller: 401, whatever the code
+          new PortalError('PORTAL_UNAUTHORIZED', 'missing or wrong dapr-api-token (APP_API_TOKEN)'),
+          // the code and status the embedded actor API answers a wrong token with (docs/api.md: 401)
           401,
         );
       });

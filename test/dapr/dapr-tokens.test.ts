@@ -69,7 +69,10 @@ describe('Dapr API tokens', () => {
       method: 'PUT',
     });
     expect(res.status).toBe(401);
-    expect(await res.json()).toMatchObject({ error: { code: 'PORTAL_CONFIG_INVALID' } });
+    // the code the embedded API answers a wrong token with (it was PORTAL_CONFIG_INVALID, an exit-2 class)
+    expect(await res.json()).toEqual({
+      error: { code: 'PORTAL_UNAUTHORIZED', message: 'missing or wrong dapr-api-token (APP_API_TOKEN)' },
+    });
     // the probes need no token, and answer Portal's report (the bus's state), not the SDK's bare 200
     for (const path of ['/healthz', '/readyz']) {
       const probe = await fetch(`http://127.0.0.1:${inst.appPort}${path}`);
