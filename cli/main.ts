@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { codeOf, isPortalError } from '../common/errors.js';
 import { escapeControl, redactText } from '../common/redact.js';
 import { exitCodeFor } from '../common/error-table.js';
@@ -35,13 +36,21 @@ async function usage(): Promise<string> {
   return [
     'portal — multi-source transfers scheduled by a virtual-actor cluster',
     '',
-    'usage: portal <command> [flags]   (portal <command> --help for its flags)',
+    'usage: portal <command> [flags]   (portal <command> --help for its flags; portal --version)',
     '',
     'commands:',
     ...all.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
     '',
     'exit codes: 0 ok, 1 result wrong, 2 bad usage/config, 3 transfer failed, 4 other error',
   ].join('\n');
+}
+
+/** Portal's version: package.json's, read when asked (`portal --version`), next to dist/ as in the source tree. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
 }
 
 /** The running command's parsed flags (with defaults), so a raw system error can be traced to its flag. */
@@ -52,6 +61,10 @@ async function main(argv: string[]): Promise<number> {
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${await usage()}\n`);
     return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`portal ${version()}\n`);
+    return 0;
   }
   if (!Object.hasOwn(commands, name)) {
     process.stderr.write(`portal: unknown command "${name}"\n\n${await usage()}\n`);
