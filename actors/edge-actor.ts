@@ -1,6 +1,7 @@
 import { Actor } from '../runtime/types.js';
 import { PortalError, checkArg } from '../common/errors.js';
 import { isRedactedUrl } from '../common/redact.js';
+import { checkHttpUrl } from '../common/source-url.js';
 import { EdgeEstimator, defaultEstimatorConfig, type EdgeEstimatorState } from '../scheduler/estimators.js';
 import { EdgeFlags } from '../scheduler/types.js';
 import { isLocationLabel } from './replica-placement.js';
@@ -47,7 +48,8 @@ export function busyHoldMs(streak: number, retryAfterMs: number | undefined): nu
 
 /** Refuses an EdgeConfig that is not one (PORTAL_INVALID_ARGUMENT naming the field). */
 function checkConfig(cfg: EdgeConfig): void {
-  checkArg(typeof cfg?.url === 'string' && /^https?:\/\//.test(cfg.url), 'url', 'an http(s) URL');
+  // HTTP://… is http://… (RFC 3986 §3.1): kept in one spelling, so a claim compares URLs as the server sees them
+  cfg.url = checkHttpUrl(cfg?.url, 'url');
   checkArg(cfg.kind === 'portal' || cfg.kind === 'mirror', 'kind', "'portal' or 'mirror'");
   checkArg(Number.isInteger(cfg.maxParallel) && cfg.maxParallel >= 0, 'maxParallel', 'an integer ≥ 0');
   checkArg(

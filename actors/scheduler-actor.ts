@@ -21,6 +21,7 @@ import { checkActorId } from '../runtime/state-keys.js';
 import { notOwnFileReason, openOwnFile } from '../common/own-file.js';
 import { PortalError, checkArg, isPortalError } from '../common/errors.js';
 import { escapeControl, isRedactedUrl, redactText, redactUrl } from '../common/redact.js';
+import { checkHttpUrl } from '../common/source-url.js';
 import { ChunkScheduler, zeroCounters } from '../scheduler/scheduler.js';
 import { AccessTracker } from '../scheduler/access.js';
 import { SWARM_SOURCE_TIMEOUT_MS, SwarmSelection } from '../scheduler/swarm-selection.js';
@@ -541,6 +542,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     checkArg(Array.isArray(req.edges) && req.edges.length > 0, 'edges', 'at least one edge');
     // an edge id is its EdgeActor's id and a subject token: refused here, naming the field, not at its first call
     req.edges.forEach((e, i) => checkActorId(e?.id, `edges[${i}].id`));
+    // a source URL's scheme is case-insensitive (HTTP://…): lowered here, where every start's edges enter, so the
+    // EdgeActor, the journal and the fetches see one spelling; no http(s) URL is refused naming the edge
+    for (const [i, e] of req.edges.entries())
+      if (e.config !== null && typeof e.config === 'object')
+        e.config.url = checkHttpUrl(e.config.url, `edges[${i}].config.url`);
     refuseDuplicateEdgeIds(req.edges);
     checkLocation(req.location);
     checkArg(
@@ -1377,6 +1383,9 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    */
   async joinSources(arg: { edges: TransferEdge[] }): Promise<{ joined: string[] }> {
     checkArg(Array.isArray(arg?.edges), 'edges', 'an array of edges');
+    for (const [i, e] of arg.edges.entries())
+      if (e?.config !== null && typeof e?.config === 'object')
+        e.config.url = checkHttpUrl(e.config.url, `edges[${i}].config.url`);
     const t = this.t;
     const core = t?.core;
     if (!t || !core || t.journal.state !== 'running') return { joined: [] };

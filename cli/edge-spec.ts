@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { PortalError } from '../common/errors.js';
+import { httpUrl } from '../common/source-url.js';
 import { EdgeFlags } from '../scheduler/types.js';
 import type { TransferEdge } from '../actors/types.js';
 import { repeatedEdgeId } from '../actors/edge-ids.js';
@@ -27,7 +28,9 @@ export const MAX_PARALLEL = 1024;
  * `id=NAME`. Errors name the bad value.
  */
 export function parseEdgeSpec(spec: string, index: number): TransferEdge {
-  const [urlPart, optPart] = spec.split('#', 2);
+  const [given, optPart] = spec.split('#', 2);
+  // HTTP://… is http://… (RFC 3986 §3.1); an unparsable one is refused below naming the spec
+  const urlPart = httpUrl(given) ?? given;
   let url: URL;
   try {
     url = new URL(urlPart);

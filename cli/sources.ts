@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { PortalError } from '../common/errors.js';
+import { httpUrl } from '../common/source-url.js';
 import {
   agreeOnSources,
   loadManifest,
@@ -265,7 +266,8 @@ export async function resolveSources(
       'fetch: give a manifest file, a Metalink file (.meta4) or the URLs of a file',
     );
   for (const p of positionals) checkUrlPositional(p);
-  const urls = positionals.filter(isUrl);
+  // HTTP://… is http://… (RFC 3986 §3.1): one spelling for the probe, the edges and the messages
+  const urls = positionals.filter(isUrl).map((u) => httpUrl(u) ?? u);
   if (urls.length > 0 && urls.length !== positionals.length)
     throw new PortalError(
       'PORTAL_CONFIG_INVALID',

@@ -28,6 +28,7 @@ export {
   isSecretParam,
   REDACTED,
 } from './redact.js';
+export { httpUrl, checkHttpUrl } from './source-url.js';
 export { createLogLimiter } from './log-limit.js';
 export type { LogLimiter } from './log-limit.js';
 export { bitsetBytes, hasBit, setBit, clearBit } from './bitset.js';

@@ -16,6 +16,31 @@ import { createMesh, type Mesh } from '../helpers/mesh.js';
 const cfg = (url: string, kind: 'mirror' | 'portal' = 'mirror') => ({ url, kind, flags: 0, maxParallel: 4 });
 
 describe('EdgeActor claims', () => {
+  test('a URL whose scheme is upper case is taken in lower case; a URL that is not http(s) is refused naming it, redacted', async () => {
+    const h = createEmbeddedHost({
+      store: createMemoryStateStore(),
+      logger: createSilentLogger(),
+      services: {},
+      clock: new ManualClock(),
+    });
+    h.register(EdgeActor);
+    const edge = actorProxy(h, 'EdgeActor', 'm-case');
+    await edge.invoke('claim', { transferId: 'A', config: cfg('HTTP://good/f.bin') });
+    expect((await edge.invoke('snapshot')).url).toBe('http://good/f.bin');
+    // the same server in either spelling is one claim, not a conflict
+    await edge.invoke('claim', { transferId: 'B', config: cfg('Http://good/f.bin') });
+    await expect(
+      actorProxy(h, 'EdgeActor', 'm-ftp').invoke('claim', {
+        transferId: 'A',
+        config: cfg('ftp://alice:pw@files/f.bin'),
+      }),
+    ).rejects.toMatchObject({
+      code: 'PORTAL_INVALID_ARGUMENT',
+      message: 'url: expected an http(s) URL, got "ftp://***@files/f.bin"',
+    });
+    await h.stop();
+  });
+
   test('another transfer with another URL or kind is refused 409 while one uses the edge; the same URL is shared; after release a new URL starts the estimates afresh', async () => {
     const store = createMemoryStateStore();
     const make = () => {

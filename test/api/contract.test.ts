@@ -222,6 +222,17 @@ describe('manifest by reference', () => {
     ).toEqual([{ path: '', message: 'must match exactly one schema in oneOf' }]);
   });
 
+  test('a start whose edge URL has an upper-case scheme (HTTP://, RFC 3986 §3.1) passes the contract; ftp:// does not', () => {
+    const edge = (url: string) => ({
+      ...good,
+      edges: [{ ...good.edges[0], config: { ...good.edges[0].config, url } }],
+    });
+    expect(() => c.checkRequest('SchedulerActor', 'start', edge('HTTPS://edge.example/f.bin'))).not.toThrow();
+    expect(
+      problemsOf(() => c.checkRequest('SchedulerActor', 'start', edge('ftp://edge.example/f.bin'))),
+    ).toEqual([{ path: '/edges/0/config/url', message: 'must match pattern "^[Hh][Tt][Tt][Pp][Ss]?://"' }]);
+  });
+
   test('a start with none of the three, or with two, is refused naming every field', () => {
     expect(problemsOf(() => c.checkRequest('SchedulerActor', 'start', rest))).toEqual([
       { path: '/manifest', message: 'is required' },

@@ -156,7 +156,7 @@ describe('embedded actor API: transfer lifecycle', () => {
     expect(bad.body.error.fields).toEqual(
       expect.arrayContaining([
         { path: '/tickMs', message: 'must be number' },
-        { path: '/edges/0/config/url', message: 'must match pattern "^https?://"' },
+        { path: '/edges/0/config/url', message: 'must match pattern "^[Hh][Tt][Tt][Pp][Ss]?://"' },
         { path: '/edges/0/config/kind', message: 'is required' },
       ]),
     );

@@ -290,6 +290,28 @@ describe('portal fetch: the sources users have', () => {
     expect(bad.requests.filter((q) => q.range !== 'bytes=0-0')).toEqual([]);
   });
 
+  test('an upper-case scheme (HTTP://, as a URL and as an --edge) is http:// (RFC 3986 §3.1): the file completes', async () => {
+    const s = await mirror(() => ({ kind: 'ok' }));
+    const upper = s.url.replace(/^http:/, 'HTTP:');
+    const o = out();
+    const r = await portal(['fetch', upper, '--out', o, ...checksum()]);
+    expect(r.stderr).not.toContain('expected an http(s) URL');
+    expect(r.code).toBe(0);
+    await expectFile(o);
+    const o2 = out();
+    const viaEdge = await portal([
+      'fetch',
+      `${nginx.httpUrl}/file.bin`,
+      '--edge',
+      `${upper}#mirror`,
+      '--out',
+      o2,
+      ...checksum(),
+    ]);
+    expect(viaEdge.code).toBe(0);
+    await expectFile(o2);
+  });
+
   test('a zero-length file completes', async () => {
     const o = out();
     const r = await portal(['fetch', `${nginx.httpUrl}/empty.bin`, '--out', o, '--json']);
