@@ -2,6 +2,7 @@ import { Actor } from '../runtime/types.js';
 import type { GpuStreamActorApi } from './api.js';
 import { actorProxy } from './api.js';
 import { PortalError, checkArg } from '../common/errors.js';
+import { isBase64 } from '../common/base64.js';
 import type { Bus } from '../bus/index.js';
 import type { GpuDeviceManager } from '../gpu/index.js';
 import {
@@ -93,6 +94,12 @@ export class GpuStreamActor extends Actor<StreamServices> implements GpuStreamAc
   /** Adds records (base64 of whole input records, or bytes in-process); in block mode waits for buffer space. Resolves with the records accepted. */
   async push(arg: { records: string | Uint8Array }): Promise<{ accepted: number }> {
     const p = this.need();
+    // Node's base64 decoding skips what is not base64: "!!!!" was 0 records accepted, not a refusal
+    checkArg(
+      typeof arg?.records !== 'string' || isBase64(arg.records),
+      'records',
+      'standard base64 (A-Z a-z 0-9 + /, padded with =) of whole records',
+    );
     const bytes =
       typeof arg?.records === 'string' ? new Uint8Array(Buffer.from(arg.records, 'base64')) : arg?.records;
     checkArg(bytes instanceof Uint8Array, 'records', 'base64 or bytes of whole records');

@@ -5,6 +5,7 @@ import { GpuStreamActor } from '../../actors/index.js';
 import { streamSubjects, type StreamBusMessage } from '../../stream/index.js';
 import { idsOf, seqKernel, seqRecords, waitFor } from './fixtures.js';
 import { actorProxy } from '../../actors/api.js';
+import { serveActorApi } from '../../node/actor-api.js';
 
 test('actor: on the embedded host with the in-process bus, pushed records come out once on the bus, and a reactivated actor starts again', async () => {
   const bus = createMemoryBus();
@@ -39,4 +40,43 @@ test('actor: on the embedded host with the in-process bus, pushed records come o
   expect(again).toMatchObject({ running: true, kernel: 'user:seq' });
   await a.invoke('stop');
   await host.stop();
+});
+
+// a trial pushed `{"records":"!!!!"}` and got 200 {"accepted":0}: Node's base64 decoding skips what is not base64
+test('actor: a push whose records are not base64 is a 400 naming the field, over the actor API', async () => {
+  const host = createEmbeddedHost({
+    store: createMemoryStateStore(),
+    logger: createSilentLogger(),
+    services: { bus: createMemoryBus(), streamKernels: { seq: seqKernel } },
+  });
+  host.register(GpuStreamActor);
+  const api = await serveActorApi(host, { port: 0, log: createSilentLogger() });
+  try {
+    const a = actorProxy(host, 'GpuStreamActor', 'b64');
+    await a.invoke('start', { kernel: { type: 'registered', name: 'seq' }, backend: 'cpu' });
+    const { port } = api.address() as { port: number };
+    for (const records of ['!!!!', '====AAAAAAAAAAA=', 'AAAAAAAAAAA']) {
+      const res = await fetch(`http://127.0.0.1:${port}/v1.0/actors/GpuStreamActor/b64/method/push`, {
+        method: 'POST',
+        body: JSON.stringify({ records }),
+      });
+      expect({ records, status: res.status, body: await res.json() }).toEqual({
+        records,
+        status: 400,
+        body: {
+          error: {
+            code: 'PORTAL_INVALID_ARGUMENT',
+            message: 'records: expected standard base64 (A-Z a-z 0-9 + /, padded with =) of whole records',
+          },
+        },
+      });
+    }
+    // one record (8 bytes) in base64 is still accepted
+    expect(await a.invoke('push', { records: Buffer.alloc(8).toString('base64') })).toEqual({ accepted: 1 });
+    await a.invoke('stop');
+  } finally {
+    api.closeAllConnections();
+    await new Promise((resolve) => api.close(resolve));
+    await host.stop();
+  }
 });
