@@ -5,6 +5,7 @@ import { EdgeFlags } from '../scheduler/types.js';
 import type { TransferEdge } from '../actors/types.js';
 import { repeatedEdgeId } from '../actors/edge-ids.js';
 import { actorIdProblem } from '../runtime/state-keys.js';
+import { isBase64 } from '../common/base64.js';
 
 /**
  * Throws PORTAL_CONFIG_INVALID `<what>: expected …, got …` unless `value` is an actor id (checkActorId's rule: 1 to
@@ -113,7 +114,71 @@ export function checkUniqueEdgeIds(edges: readonly TransferEdge[], where: readon
     );
 }
 
-/** Reads an edges file: a JSON array of TransferEdge objects. */
+/** The fields of an edges-file entry (TransferEdge) and of its `config` (EdgeConfig, api/schemas/EdgeActor.json). */
+const EDGE_FIELDS = new Set(['id', 'config', 'holds', 'announced']);
+const CONFIG_FIELDS = new Set([
+  'url',
+  'kind',
+  'flags',
+  'maxParallel',
+  'bandwidthHint',
+  'rttHint',
+  'location',
+  'accepts',
+]);
+
+/** The problems of one edges-file entry, each `<field>: <what is wrong>` (every one, not the first). */
+function edgeProblems(e: unknown): string[] {
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) return ['expected an object'];
+  const edge = e as Record<string, unknown>;
+  const out: string[] = [];
+  const got = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
+  for (const k of Object.keys(edge)) if (!EDGE_FIELDS.has(k)) out.push(`${k}: is not a known field`);
+  if (edge.id === undefined) out.push('id: is required');
+  else if (typeof edge.id !== 'string') out.push(`id: expected a string, got ${got(edge.id)}`);
+  else {
+    const problem = actorIdProblem(edge.id);
+    if (problem !== undefined) out.push(`id: ${problem}`);
+  }
+  const config = edge.config;
+  if (config === undefined) out.push('config: is required');
+  else if (typeof config !== 'object' || config === null || Array.isArray(config))
+    out.push(`config: expected an object, got ${got(config)}`);
+  else {
+    const c = config as Record<string, unknown>;
+    for (const k of Object.keys(c)) if (!CONFIG_FIELDS.has(k)) out.push(`config.${k}: is not a known field`);
+    if (c.url === undefined) out.push('config.url: is required');
+    else if (typeof c.url !== 'string' || !/^https?:\/\//.test(c.url))
+      out.push(`config.url: expected an http(s) URL, got ${got(c.url)}`);
+    if (c.kind === undefined) out.push('config.kind: is required ("portal" or "mirror")');
+    else if (c.kind !== 'portal' && c.kind !== 'mirror')
+      out.push(`config.kind: expected "portal" or "mirror", got ${got(c.kind)}`);
+    const integer = (k: string, max: number, required: boolean): void => {
+      const v = c[k];
+      if (v === undefined) {
+        if (required) out.push(`config.${k}: is required (an integer ≥ 0)`);
+      } else if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+        out.push(
+          `config.${k}: expected an integer ≥ 0${max < Infinity ? ` and ≤ ${max}` : ''}, got ${got(v)}`,
+        );
+    };
+    // flags may be left out (no flags), as before; the actor API's schema requires it
+    integer('flags', 0xffffffff, false);
+    integer('maxParallel', Infinity, true);
+  }
+  const holds = edge.holds;
+  if (holds !== undefined && holds !== 'all' && (typeof holds !== 'string' || !isBase64(holds)))
+    out.push(`holds: expected "all" or a base64 bitmap (bit i = chunk i), got ${got(holds)}`);
+  if (edge.announced !== undefined && typeof edge.announced !== 'boolean')
+    out.push(`announced: expected true or false, got ${got(edge.announced)}`);
+  return out;
+}
+
+/**
+ * Reads an edges file: a JSON array of TransferEdge objects (api/schemas: TransferEdge). Every problem of every
+ * entry is refused at once (PORTAL_CONFIG_INVALID, exit 2), each line naming the file, the entry (index and id)
+ * and the field: `--edges-file ef.json: edge [0] "a": config.maxParallel: is required (an integer ≥ 0)`.
+ */
 export function readEdgesFile(path: string): TransferEdge[] {
   let v: unknown;
   try {
@@ -123,20 +188,36 @@ export function readEdgesFile(path: string): TransferEdge[] {
   }
   if (!Array.isArray(v))
     throw new PortalError('PORTAL_CONFIG_INVALID', `--edges-file ${path}: expected a JSON array of edges`);
-  return v.map((e: unknown, i) => {
-    const edge = e as { id?: unknown; config?: { url?: unknown } } | null;
-    if (
-      typeof edge !== 'object' ||
-      edge === null ||
-      typeof edge.id !== 'string' ||
-      typeof edge.config?.url !== 'string'
-    ) {
+  const problems = v.flatMap((e: unknown, i) =>
+    edgeProblems(e).map((p) => `${edgeFileEntry(path, i, e)}: ${p}`),
+  );
+  if (problems.length > 0) throw new PortalError('PORTAL_CONFIG_INVALID', problems.join('\n'));
+  return v as TransferEdge[];
+}
+
+/** How an error names entry `i` of edges file `path`: `--edges-file <path>: edge [i] "<id>"` (the id when it is one). */
+export function edgeFileEntry(path: string, i: number, e: unknown): string {
+  const id = (e as { id?: unknown } | null)?.id;
+  const named = typeof id === 'string' && actorIdProblem(id) === undefined;
+  return `--edges-file ${path}: edge [${i}]${named ? ` ${JSON.stringify(id)}` : ''}`;
+}
+
+/**
+ * Refuses (PORTAL_CONFIG_INVALID) a given edge whose `holds` bitmap is shorter than the manifest's chunk count,
+ * naming where it was given (`where[i]`) and the field; the scheduler said only "bitmap: expected at least N bits".
+ */
+export function checkGivenHoldings(
+  edges: readonly TransferEdge[],
+  where: readonly string[],
+  chunks: number,
+): void {
+  edges.forEach((e, i) => {
+    if (typeof e.holds !== 'string' || e.holds === 'all') return;
+    const bytes = Buffer.from(e.holds, 'base64').length;
+    if (bytes * 8 < chunks)
       throw new PortalError(
         'PORTAL_CONFIG_INVALID',
-        `--edges-file ${path}: edge [${i}] needs "id" and "config.url"`,
+        `${where[i]}: holds: a base64 bitmap of at least ${chunks} bits (${Math.ceil(chunks / 8)} bytes) for the manifest's ${chunks} chunks, got ${bytes} byte${bytes === 1 ? '' : 's'}`,
       );
-    }
-    checkIdFlag(edge.id, `--edges-file ${path}: edge [${i}] id`);
-    return e as TransferEdge;
   });
 }

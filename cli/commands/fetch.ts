@@ -70,7 +70,13 @@ import { createBusFromEnv, natsOptionsFromEnv } from '../../bus/from-env.js';
 import type { Bus } from '../../bus/types.js';
 import type { ChecksumOrigin, TransferEdge, TransferStatus } from '../../actors/index.js';
 import { caFlag, commonFlags, defineCommand, schedulingFlags } from '../args.js';
-import { checkUniqueEdgeIds, parseEdgeSpec, readEdgesFile } from '../edge-spec.js';
+import {
+  checkGivenHoldings,
+  checkUniqueEdgeIds,
+  edgeFileEntry,
+  parseEdgeSpec,
+  readEdgesFile,
+} from '../edge-spec.js';
 import { fetchHave, haveAnswerLimit } from '../../transfer/edge-have.js';
 // the modules themselves, not node/index.js: that would load the serve node (Dapr SDK, dashboard) too
 import { runTransfer, sourcesOf } from '../../node/run-transfer.js';
@@ -396,7 +402,7 @@ export const fetchCommand = defineCommand({
     if (flags['edges-file'])
       for (const [i, e] of readEdgesFile(flags['edges-file']).entries()) {
         given.push(e);
-        givenWhere.push(`--edges-file ${flags['edges-file']} edge [${i}]`);
+        givenWhere.push(edgeFileEntry(flags['edges-file'], i, e));
       }
     for (const [i, spec] of (flags.edge ?? []).entries()) {
       given.push(parseEdgeSpec(spec, i));
@@ -469,6 +475,7 @@ export const fetchCommand = defineCommand({
           // a restart leaves out the sources that still serve the version it gave up, and says what it fetches
           if (restarted) excludeOldVersion(src, restarted);
           const manifest = src.manifest;
+          checkGivenHoldings(given, givenWhere, manifest.chunks.length);
           let edges: TransferEdge[] = [...src.edges, ...given];
           if (edges.length === 0)
             throw new PortalError(

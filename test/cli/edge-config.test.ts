@@ -243,7 +243,7 @@ describe('edge ids name one edge', () => {
     });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(
-      `edge id "d" is given twice (--edges-file ${file} edge [0] and --edges-file ${file} edge [1]): an edge id names one edge; give each source its own id (--edge URL#id=NAME, "id" in --edges-file) [PORTAL_CONFIG_INVALID]`,
+      `edge id "d" is given twice (--edges-file ${file}: edge [0] "d" and --edges-file ${file}: edge [1] "d"): an edge id names one edge; give each source its own id (--edge URL#id=NAME, "id" in --edges-file) [PORTAL_CONFIG_INVALID]`,
     );
     const twice = await runPortal(
       [

@@ -85,7 +85,7 @@ describe('ids given to the CLI: at most 256 bytes of UTF-8 (real CLI)', () => {
     [
       'fetch --edges-file',
       () => ['fetch', manifestPath, '--edges-file', path.join(dir, 'edges.json')],
-      'edge [0] id',
+      'edge [0]: id:',
     ],
     [
       'edge --id',
