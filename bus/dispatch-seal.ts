@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { PortalError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
+import { readSecretFile } from '../common/secret-file.js';
 import { isRedactedUrl, redactUrl } from '../common/redact.js';
 import type { DispatchBatch, DispatchItem } from '../common/vocabulary.js';
 import { subjectTokenId, type Bus } from './types.js';
@@ -60,16 +60,7 @@ export function dispatchKeyFromEnv(env: NodeJS.ProcessEnv = process.env): Buffer
     );
   if (inline) return parseDispatchKey(inline, DISPATCH_KEY_ENV.key);
   if (!file) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (cause) {
-    throw new PortalError(
-      'PORTAL_CONFIG_INVALID',
-      `${DISPATCH_KEY_ENV.file} ${file}: cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)})`,
-      { cause },
-    );
-  }
+  const text = readSecretFile(file, DISPATCH_KEY_ENV.file);
   return parseDispatchKey(text, `${DISPATCH_KEY_ENV.file} ${file}`);
 }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { PortalError } from '../common/errors.js';
+import { readSecretFile } from '../common/secret-file.js';
 
 /** The kinds of value a flag takes, and the TypeScript type each parses to. */
 export interface FlagKinds {
@@ -37,6 +38,12 @@ export interface FlagSpec {
    * from) and these values, before the command runs.
    */
   readonly choices?: readonly string[];
+  /**
+   * For strings: the value is a secret (a token, a password). Besides `--name` and `env`, it is read from the file
+   * `--name-file PATH` or the env variable `<env>_FILE` names (its trailing newline dropped), so it need not stand on
+   * the command line, where every local user sees it in `ps`; --help says so.
+   */
+  readonly secret?: boolean;
 }
 
 /**
@@ -209,6 +216,11 @@ function convert(spec: FlagSpec, raw: unknown, origin: string): AnyFlagValue {
   }
 }
 
+/** The secret flag `spec` from file `file` (the --name-file flag or the <ENV>_FILE variable `origin`). */
+function fromSecretFile(spec: FlagSpec, file: string, origin: string): AnyFlagValue {
+  return convert(spec, readSecretFile(file, origin), `${origin} ${file}`);
+}
+
 /**
  * Parses argv for a command. Precedence: flags, then environment, then the --config file, then
  * defaults. Unknown flags and bad values are PORTAL_CONFIG_INVALID errors that name the flag.
@@ -221,6 +233,8 @@ export function parseArgs<const F extends readonly FlagSpec[]>(
   const byName = new Map<string, FlagSpec>(specs.map((s) => [s.name, s]));
   const flags: Record<string, AnyFlagValue | undefined> = {};
   const positionals: string[] = [];
+  /** Secret flags read from their --name-file. */
+  const fromFile = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) {
@@ -239,8 +253,26 @@ export function parseArgs<const F extends readonly FlagSpec[]>(
       name = name.slice(3);
       negated = true;
     }
+    const secretOf = name.endsWith('-file') ? byName.get(name.slice(0, -5)) : undefined;
+    if (!byName.has(name) && secretOf?.secret) {
+      if (value === undefined) value = argv[++i];
+      if (value === undefined) throw new PortalError('PORTAL_CONFIG_INVALID', `--${name}: missing value`);
+      if (fromFile.has(secretOf.name) || flags[secretOf.name] !== undefined)
+        throw new PortalError(
+          'PORTAL_CONFIG_INVALID',
+          `--${secretOf.name} is given twice: give it or --${name}, once`,
+        );
+      flags[secretOf.name] = fromSecretFile(secretOf, value, `--${name}`);
+      fromFile.add(secretOf.name);
+      continue;
+    }
     const spec = byName.get(name);
     if (!spec) throw new PortalError('PORTAL_CONFIG_INVALID', `unknown flag --${name} (see --help)`);
+    if (fromFile.has(name))
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `--${name} is given twice: give it or --${name}-file, once`,
+      );
     if (spec.type === 'boolean') {
       flags[name] = negated ? false : value === undefined ? true : convert(spec, value, 'flag');
       continue;
@@ -258,6 +290,8 @@ export function parseArgs<const F extends readonly FlagSpec[]>(
   for (const spec of specs) {
     if (flags[spec.name] === undefined && spec.env && env[spec.env] !== undefined)
       flags[spec.name] = convert(spec, env[spec.env], `env ${spec.env}`);
+    else if (flags[spec.name] === undefined && spec.secret && spec.env && env[`${spec.env}_FILE`])
+      flags[spec.name] = fromSecretFile(spec, env[`${spec.env}_FILE`]!, `env ${spec.env}_FILE`);
   }
   const configPath = flags.config;
   if (typeof configPath === 'string' && configPath) {
@@ -307,6 +341,9 @@ export function helpText(cmd: Pick<CommandSpec, 'name' | 'summary' | 'usage' | '
       f.choices ? `one of ${f.choices.join(', ')}` : '',
       f.default !== undefined && f.default !== false ? `default ${JSON.stringify(f.default)}` : '',
       f.env ? `env ${f.env}` : '',
+      f.secret
+        ? `or from a file: --${f.name}-file FILE${f.env ? ` or env ${f.env}_FILE` : ''}; a value on the command line is visible to local users in ps`
+        : '',
     ]
       .filter(Boolean)
       .join('; ');

@@ -197,6 +197,7 @@ export const edgeCommand = defineCommand({
     {
       name: 'put-token',
       type: 'string',
+      secret: true,
       help: 'a PUT (of a chunk with --accept, of a manifest with --manifest-dir) needs Authorization: Bearer <token>',
       env: 'PORTAL_EDGE_PUT_TOKEN',
     },

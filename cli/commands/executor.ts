@@ -81,8 +81,8 @@ export const executorCommand = defineCommand({
       env: 'PORTAL_DISPATCH_KEY_FILE',
     },
     { name: 'nats-user', type: 'string', help: 'NATS user', env: 'NATS_USER' },
-    { name: 'nats-password', type: 'string', help: 'NATS password', env: 'NATS_PASSWORD' },
-    { name: 'nats-token', type: 'string', help: 'NATS token', env: 'NATS_TOKEN' },
+    { name: 'nats-password', type: 'string', secret: true, help: 'NATS password', env: 'NATS_PASSWORD' },
+    { name: 'nats-token', type: 'string', secret: true, help: 'NATS token', env: 'NATS_TOKEN' },
     {
       name: 'nats-nkey-seed-file',
       type: 'string',

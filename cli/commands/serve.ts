@@ -79,12 +79,14 @@ export const serveCommand = defineCommand({
     {
       name: 'dapr-api-token',
       type: 'string',
+      secret: true,
       help: 'token daprd requires on its API (its DAPR_API_TOKEN)',
       env: 'DAPR_API_TOKEN',
     },
     {
       name: 'app-api-token',
       type: 'string',
+      secret: true,
       help: 'token daprd sends to this app (its APP_API_TOKEN)',
       env: 'APP_API_TOKEN',
     },
@@ -171,12 +173,14 @@ export const serveCommand = defineCommand({
     {
       name: 'api-token',
       type: 'string',
+      secret: true,
       help: 'embedded: bearer token every actor API call must carry (authorization: Bearer, or dapr-api-token)',
       env: 'PORTAL_API_TOKEN',
     },
     {
       name: 'internal-token',
       type: 'string',
+      secret: true,
       help: "dapr: token the instances' own actor calls carry (the same on every instance; default from --app-api-token)",
       env: 'PORTAL_INTERNAL_TOKEN',
     },
