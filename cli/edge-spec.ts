@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { PortalError } from '../common/errors.js';
 import { httpUrl } from '../common/source-url.js';
+import { redactUrl } from '../common/redact.js';
 import { EdgeFlags } from '../scheduler/types.js';
 import type { TransferEdge } from '../actors/types.js';
 import { repeatedEdgeId } from '../actors/edge-ids.js';
@@ -148,8 +149,10 @@ function edgeProblems(e: unknown): string[] {
     const c = config as Record<string, unknown>;
     for (const k of Object.keys(c)) if (!CONFIG_FIELDS.has(k)) out.push(`config.${k}: is not a known field`);
     if (c.url === undefined) out.push('config.url: is required');
-    else if (typeof c.url !== 'string' || !/^https?:\/\//.test(c.url))
-      out.push(`config.url: expected an http(s) URL, got ${got(c.url)}`);
+    else if (httpUrl(c.url) === undefined)
+      out.push(
+        `config.url: expected an http(s) URL, got ${typeof c.url === 'string' ? JSON.stringify(redactUrl(c.url)) : got(c.url)}`,
+      );
     if (c.kind === undefined) out.push('config.kind: is required ("portal" or "mirror")');
     else if (c.kind !== 'portal' && c.kind !== 'mirror')
       out.push(`config.kind: expected "portal" or "mirror", got ${got(c.kind)}`);

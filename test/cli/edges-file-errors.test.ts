@@ -43,6 +43,8 @@ describe('fetch --edges-file: a wrong entry is refused naming the file, the entr
     const r = await fetchWith([
       { id: 'a', config: { url: 'http://127.0.0.1:9', kind: 'portal' }, holds: '!!!' },
       { id: 'b', config: { url: 'file:///etc/passwd', kind: 'mirror', flags: 0, maxParallel: 1 } },
+      // an upper-case scheme is http (RFC 3986 §3.1): no problem
+      { id: 'c', config: { ...config, url: 'HTTP://127.0.0.1:9' } },
       { config: { ...config, maxParalel: 2 }, hold: 'all' },
     ]);
     expect(r).toEqual({
@@ -51,9 +53,9 @@ describe('fetch --edges-file: a wrong entry is refused naming the file, the entr
         `portal: --edges-file ${file}: edge [0] "a": config.maxParallel: is required (an integer ≥ 0)`,
         `--edges-file ${file}: edge [0] "a": holds: expected "all" or a base64 bitmap (bit i = chunk i), got "!!!"`,
         `--edges-file ${file}: edge [1] "b": config.url: expected an http(s) URL, got "file:///etc/passwd"`,
-        `--edges-file ${file}: edge [2]: hold: is not a known field`,
-        `--edges-file ${file}: edge [2]: id: is required`,
-        `--edges-file ${file}: edge [2]: config.maxParalel: is not a known field [PORTAL_CONFIG_INVALID]`,
+        `--edges-file ${file}: edge [3]: hold: is not a known field`,
+        `--edges-file ${file}: edge [3]: id: is required`,
+        `--edges-file ${file}: edge [3]: config.maxParalel: is not a known field [PORTAL_CONFIG_INVALID]`,
         '',
       ].join('\n'),
     });
