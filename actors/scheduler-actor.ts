@@ -847,13 +847,13 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    * number (LIVES_KEY: the activation count, so that a new life's attempt ids are new to executors).
    * Afterwards the id is unknown (PORTAL_UNKNOWN_TRANSFER), and `start` may use it again.
    */
-  async forget(): Promise<{ transferId: string; forgotten: true }> {
+  async forget(): Promise<{ transferId: string; forgotten: true; kept?: ForgetKept }> {
     const t = this.known();
     const running = t.core !== undefined && t.journal.state === 'running';
-    if (running) await this.stopLoop(() => this.removeUnpublished(t));
+    if (running) await this.stopLoop(async () => void (await this.removeUnpublished(t)));
     if (t.journal.state === 'queued') await this.ctx.unregisterReminder(KEEPALIVE);
     this.ctx.services.admission?.release(this.ctx.actorId);
-    await this.removeUnpublished(t);
+    const kept = await this.removeUnpublished(t);
     await this.releaseOutput(t);
     // a finished transfer released its edges when it ended; again here, for an end a crash kept from being saved
     if (!running) await this.releaseEdges(t.req.edges);
@@ -869,7 +869,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     this.ctx.services.transferIndex?.delete(this.ctx.actorId);
     this.ctx.services.onTransferForgotten?.(this.ctx.actorId);
     this.ctx.log.info('transfer forgotten');
-    return { transferId: this.ctx.actorId, forgotten: true };
+    return { transferId: this.ctx.actorId, forgotten: true, ...(kept ? { kept } : {}) };
   }
 
   /** Applies a batch of executor reports (the bus subscription batches them into one turn). */
@@ -2592,19 +2592,27 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    * its partial-chunk log. Nothing of a done transfer (published: the partial file is gone), of a pre-position
    * task, or of a path that is no longer confined to the output root (stillConfined). A failure is logged.
    */
-  private async removeUnpublished(t: OwnedTransfer): Promise<void> {
+  private async removeUnpublished(t: OwnedTransfer): Promise<ForgetKept | undefined> {
     const { req } = t;
     if (
       req.publishAs === undefined ||
       req.output !== `${req.publishAs}${PART_SUFFIX}` ||
-      t.journal.state === 'done' ||
-      (await this.stillConfined(t)) !== undefined
+      t.journal.state === 'done'
     )
-      return;
+      return undefined;
+    const unconfined = await this.stillConfined(t);
+    if (unconfined !== undefined)
+      // not removed where the host may no longer write (a link re-pointed, a root moved): said in the answer, with
+      // why, instead of only in a log line (trial L12)
+      return {
+        files: [req.output, partialChunkLogPath(req.output)],
+        why: `not removed: ${unconfined.message}`,
+      };
     for (const file of [req.output, partialChunkLogPath(req.output)])
       await rm(file, { force: true }).catch((err: unknown) =>
         this.ctx.log.warn({ err, file }, 'cannot remove the partial file of a forgotten transfer'),
       );
+    return undefined;
   }
 
   /** The output this transfer claims on a host with output claims (its final name), or undefined. */
@@ -2933,6 +2941,13 @@ export function firstDifference(
 }
 
 /** Why a source is given up when the start that resumed its transfer no longer names it (takeSources). */
+/** The unverified files a forget left where they are, and why (its answer's `kept`). */
+export interface ForgetKept {
+  /** The partial file and its partial-chunk log. */
+  files: string[];
+  why: string;
+}
+
 export const DROPPED_SOURCE = 'dropped: the run that resumed the transfer no longer names this source';
 
 /**

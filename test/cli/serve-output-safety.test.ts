@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { link, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readFile, rename, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startAdmissionSource, type AdmissionSource } from '../helpers/admission.js';
@@ -285,6 +285,41 @@ describe("no transfer's output is another transfer's side file", () => {
     const after = await s.call('sf-intruder', 'start', { ...src.startBody('sf-intruder'), output: v });
     expect(after.status).toBe(200);
     expect((await waitPast(s, 'sf-intruder', ['running', 'verifying'])).state).toBe('done');
+  }, 60_000);
+
+  test('forget of a transfer whose partial file is no longer inside the output root removes nothing through the link and says what it left, and why', async () => {
+    s = await serve([]);
+    const sub = path.join(src.dir, 'fg-sub');
+    await mkdir(sub);
+    const body = { ...blockerBody('fg-t'), output: path.join(sub, 'fg.bin') };
+    expect((await s.call('fg-t', 'start', body)).body.state).toBe('running');
+    // the folder is moved away and a link to another place put in its stead, where a file of that name lies
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'portal-fg-'));
+    const victim = path.join(elsewhere, 'fg.bin.portal-part');
+    await writeFile(victim, "not the host's to remove\n");
+    await rename(sub, `${sub}-moved`);
+    await symlink(elsewhere, sub);
+    const r = await s.call('fg-t', 'forget');
+    expect(r.status).toBe(200);
+    const part = path.join(sub, 'fg.bin.portal-part');
+    expect(r.body).toMatchObject({
+      transferId: 'fg-t',
+      forgotten: true,
+      kept: {
+        files: [part, `${part}.partial`],
+        why: expect.stringMatching(/^not removed: .*is no longer confined to the output root.*symbolic link/),
+      },
+    });
+    expect(await readFile(victim, 'utf8')).toBe("not the host's to remove\n");
+    expect((await s.call('fg-t', 'status')).status).toBe(404);
+    // a forget whose partial file is where it was removes it and answers without `kept`
+    expect((await s.call('fg-u', 'start', blockerBody('fg-u'))).body.state).toBe('running');
+    const plain = await s.call('fg-u', 'forget');
+    expect(plain.body).toEqual({ transferId: 'fg-u', forgotten: true });
+    expect(existsSync(path.join(src.dir, 'fg-u.bin.portal-part'))).toBe(false);
+    await rm(elsewhere, { recursive: true, force: true });
+    await rm(sub, { force: true });
+    await rm(`${sub}-moved`, { recursive: true, force: true });
   }, 60_000);
 
   test('portal fetch refuses an --out that bears a side-file name (exit 2), writing nothing', async () => {
