@@ -70,6 +70,22 @@ function expectContinue(port: number, head: string, body: Buffer): Promise<Answe
   });
 }
 
+/** Runs `fn` with the port of an embedded host's actor API served with `opts`; stops both after. */
+async function withActorApi(
+  opts: { maxBodyBytes?: number; token?: string },
+  fn: (port: number) => Promise<void>,
+): Promise<void> {
+  const host = createEmbeddedHost({ store: createMemoryStateStore(), logger: createSilentLogger() });
+  const api: Server = await serveActorApi(host, { port: 0, log: createSilentLogger(), ...opts });
+  try {
+    await fn((api.address() as { port: number }).port);
+  } finally {
+    api.closeAllConnections();
+    await new Promise((resolve) => api.close(resolve));
+    await host.stop();
+  }
+}
+
 describe('Expect: 100-continue: a request refused by its headers gets its final answer, never a 100', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };
   beforeAll(async () => {
@@ -80,10 +96,7 @@ describe('Expect: 100-continue: a request refused by its headers gets its final 
   });
 
   test('the actor API answers 413 PORTAL_BODY_TOO_LARGE to a Content-Length over the limit without 100 Continue; a good call gets its 100 and its answer', async () => {
-    const host = createEmbeddedHost({ store: createMemoryStateStore(), logger: createSilentLogger() });
-    const api: Server = await serveActorApi(host, { port: 0, log: createSilentLogger(), maxBodyBytes: 1000 });
-    try {
-      const { port } = api.address() as { port: number };
+    await withActorApi({ maxBodyBytes: 1000 }, async (port) => {
       const big = await expectContinue(
         port,
         'POST /v1.0/actors/SchedulerActor/big/method/start HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100000000',
@@ -108,18 +121,11 @@ describe('Expect: 100-continue: a request refused by its headers gets its final 
       // the body was read and the call reached the host (which has no actor types registered) after its 100 Continue
       expect({ continued: good.continued, status: good.status }).toEqual({ continued: true, status: 404 });
       expect(JSON.parse(good.body)).toMatchObject({ error: { code: 'PORTAL_UNKNOWN_ACTOR_TYPE' } });
-    } finally {
-      api.closeAllConnections();
-      await new Promise((resolve) => api.close(resolve));
-      await host.stop();
-    }
+    });
   }, 15_000);
 
   test('the actor API with a token answers 401 PORTAL_UNAUTHORIZED without 100 Continue to a call without it', async () => {
-    const host = createEmbeddedHost({ store: createMemoryStateStore(), logger: createSilentLogger() });
-    const api: Server = await serveActorApi(host, { port: 0, log: createSilentLogger(), token: 'TOK' });
-    try {
-      const { port } = api.address() as { port: number };
+    await withActorApi({ token: 'TOK' }, async (port) => {
       const answer = await expectContinue(
         port,
         'POST /v1.0/actors/SchedulerActor/t1/method/status HTTP/1.1\r\nContent-Length: 2',
@@ -130,11 +136,7 @@ describe('Expect: 100-continue: a request refused by its headers gets its final 
         status: 401,
       });
       expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'PORTAL_UNAUTHORIZED' } });
-    } finally {
-      api.closeAllConnections();
-      await new Promise((resolve) => api.close(resolve));
-      await host.stop();
-    }
+    });
   }, 15_000);
 
   test('an accepting edge answers a chunk PUT over the chunk length 413 and one without its token 401, both without 100 Continue; the right chunk gets its 100 and is stored', async () => {
