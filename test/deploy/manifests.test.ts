@@ -4,6 +4,7 @@ import * as yaml from 'js-yaml';
 import { daprDefaults, daprFeatures } from '../../runtime/index.js';
 import { serveCommand } from '../../cli/commands/serve.js';
 import type { FlagSpec } from '../../cli/args.js';
+import { parseDispatchKey } from '../../bus/index.js';
 
 // Structural checks: the Kubernetes manifests, the compose file and the serve command agree on app id, ports,
 // component names and metadata (all taken from runtime/dapr-defaults.ts).
@@ -107,6 +108,26 @@ describe('deploy manifests', () => {
       const env = d.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>;
       expect(env.find((e) => e.name === 'NATS_URL')?.value).toMatch(/^nats:\/\/.+:4222$/);
     }
+  });
+
+  test('every instance sharing NATS has the same dispatch key (credentialed URLs travel sealed; any executor may take a dispatch)', () => {
+    for (const d of deployments) {
+      const env = d.spec.template.spec.containers[0].env as Array<{
+        name: string;
+        valueFrom?: { secretKeyRef?: { name: string; key: string } };
+      }>;
+      expect(env.find((e) => e.name === 'PORTAL_DISPATCH_KEY')?.valueFrom?.secretKeyRef).toEqual({
+        name: 'portal-dispatch-key',
+        key: 'key',
+      });
+    }
+    const compose = readFileSync(join(repo, 'docker-compose.yml'), 'utf8');
+    const keys = [
+      ...compose.matchAll(/^\s+PORTAL_DISPATCH_KEY: "\$\{PORTAL_DISPATCH_KEY:-([0-9a-f]{64})\}"$/gm),
+    ];
+    // one per Portal instance, the same default, a key parseDispatchKey takes
+    expect(keys.map((k) => k[1])).toEqual([keys[0][1], keys[0][1]]);
+    expect(parseDispatchKey(keys[0][1], 'compose')).toHaveLength(32);
   });
 
   test.each([['deploy/k8s/configuration.yaml'], ['deploy/compose/config.yaml']])(
