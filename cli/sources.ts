@@ -18,6 +18,7 @@ import {
   type MetalinkFile,
   type ProbeRound,
   type SourceProbe,
+  type DigestCandidate,
   redactUrl,
 } from '../transfer/index.js';
 import type { ChecksumOrigin, TransferEdge } from '../actors/index.js';
@@ -40,6 +41,11 @@ export interface ResolvedSources {
    * against when no sha-256 is known (checkOtherHash).
    */
   otherHash?: MetalinkFile['otherHash'];
+  /**
+   * The sources' Digest sha-256 values when they tie (1 vs 1) and no checksum was given (SourceAgreement.
+   * digestCandidates): the complete file must match one of them (checkDigestCandidates).
+   */
+  digestCandidates?: DigestCandidate[];
   /** Sources whose probe had not answered when the answers decided the file (probeSources). */
   late?: LateSources;
   /**
@@ -468,7 +474,8 @@ async function fromUrls(
       });
   const checksum = manifest.fileSha256 === NO_CID ? undefined : manifest.fileSha256;
   const warnings = [...a.warnings];
-  if (!checksum)
+  // disagreeing Digests check the file once complete (a warning says so)
+  if (!checksum && !a.digestCandidates)
     warnings.push(
       'no checksum: the file is checked by length only (give --checksum sha-256=HEX to verify it)',
     );
@@ -485,6 +492,7 @@ async function fromUrls(
     edges,
     validators,
     kind,
+    ...(!checksum && a.digestCandidates ? { digestCandidates: a.digestCandidates } : {}),
     excluded: a.excluded,
     warnings,
     checksumFrom:
@@ -529,6 +537,27 @@ function streamSource(round: ProbeRound, opts: ResolveOptions): StreamSource | u
     })),
     excluded: round.answered.filter((p) => !p.unsized).map((p) => ({ url: p.url, why: p.error ?? 'failed' })),
   };
+}
+
+/**
+ * Checks the complete file at `file` against the sources' disagreeing Digest sha-256 values (ResolvedSources.
+ * digestCandidates): returns the sentence naming the sources whose Digest matched and those whose Digest was
+ * wrong; throws PortalError(PORTAL_VERIFY_FAILED) naming every value and the file's own sha-256 when none matches.
+ */
+export async function checkDigestCandidates(file: string, candidates: DigestCandidate[]): Promise<string> {
+  const digest = createHash('sha256');
+  for await (const piece of createReadStream(file, { highWaterMark: 1 << 20 }))
+    digest.update(piece as Buffer);
+  const got = digest.digest('hex');
+  const named = (d: DigestCandidate): string => `${d.urls.map(redactUrl).join(', ')} (sha-256 ${d.sha256})`;
+  const right = candidates.find((d) => d.sha256 === got);
+  if (!right)
+    throw new PortalError(
+      'PORTAL_VERIFY_FAILED',
+      `${file} matches the Digest of none of its sources: its sha-256 is ${got}, the Digests gave ${candidates.map(named).join(' and ')}; the sources served other bytes than they announce: give --checksum sha-256=HEX with the right value, or leave out the wrong source`,
+    );
+  const wrong = candidates.filter((d) => d !== right);
+  return `the file's sha-256 matches the Digest of ${named(right)}; the Digest of ${wrong.map(named).join(' and ')} was wrong`;
 }
 
 /**

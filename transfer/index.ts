@@ -127,7 +127,7 @@ export {
   chooseChunkSize,
   probedManifest,
 } from './probe-sources.js';
-export type { SourceProbe, SourceAgreement, ProbeRound } from './probe-sources.js';
+export type { SourceProbe, SourceAgreement, ProbeRound, DigestCandidate } from './probe-sources.js';
 export {
   serveContent,
   streamContent,

@@ -290,6 +290,17 @@ export interface SourceAgreement {
   warnings: string[];
   /** A sha-256 of the whole file the sources announced (Digest header), when they agree on one. */
   sha256?: string;
+  /**
+   * The Digest sha-256 values tied for the most sources (1 vs 1…), with the sources giving each, when no checksum was
+   * given: no source is excluded for them, and the finished file must match one (checkDigestCandidates).
+   */
+  digestCandidates?: DigestCandidate[];
+}
+
+/** A whole-file sha-256 (hex) some sources announced in their Digest header, and those sources' URLs. */
+export interface DigestCandidate {
+  sha256: string;
+  urls: string[];
 }
 
 /**
@@ -375,7 +386,18 @@ export function agreeOnSources(
   });
   const digests = new Map<string, number>();
   for (const p of agreed) if (p.sha256) digests.set(p.sha256, (digests.get(p.sha256) ?? 0) + 1);
-  const sha256 = [...digests.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const ranked = [...digests.entries()].sort((a, b) => b[1] - a[1]);
+  // Digests tied for the most sources (1 vs 1): nothing before the download tells which header is wrong, so no
+  // source is excluded for it (the first answer used to win, and the file then failed though it matched the
+  // other's). With --checksum the checksum decides; without, the finished file must match one of them.
+  const tied = ranked.length > 1 && ranked[0][1] === ranked[1][1];
+  const digestCandidates: DigestCandidate[] | undefined =
+    tied && !opts.checksum
+      ? ranked
+          .filter(([, n]) => n === ranked[0][1])
+          .map(([hex]) => ({ sha256: hex, urls: agreed.filter((p) => p.sha256 === hex).map((p) => p.url) }))
+      : undefined;
+  const sha256 = tied ? undefined : ranked[0]?.[0];
   if (sha256)
     agreed = agreed.filter((p) => {
       const bad = p.sha256 !== undefined && p.sha256 !== sha256;
@@ -383,18 +405,26 @@ export function agreeOnSources(
       return !bad;
     });
   const warnings: string[] = [];
+  if (digestCandidates)
+    warnings.push(
+      `the sources' Digest headers disagree and no value has a majority (${digestCandidates
+        .map((d) => `sha-256 ${d.sha256} from ${d.urls.map(redactUrl).join(', ')}`)
+        .join(
+          '; ',
+        )}): all are used, and the finished file must match one of them (give --checksum sha-256=HEX to decide up front)`,
+    );
   for (const field of ['etag', 'lastModified'] as const) {
     const values = new Set(agreed.map((p) => p[field]).filter((v): v is string => v !== undefined));
     if (values.size > 1)
       warnings.push(
         `sources report different ${field === 'etag' ? 'ETags' : 'Last-Modified dates'} (${[...values].join(', ')}); the size agrees, so all are used and ${
-          opts.checksum || sha256
+          opts.checksum || sha256 || digestCandidates
             ? 'the checksum decides'
             : 'nothing can check the result: with no checksum, chunks of two versions of the file could be mixed (give --checksum, or name one source)'
         }`,
       );
   }
-  return { size, agreed, excluded, warnings, sha256 };
+  return { size, agreed, excluded, warnings, sha256, ...(digestCandidates ? { digestCandidates } : {}) };
 }
 
 /**

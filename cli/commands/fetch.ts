@@ -28,6 +28,7 @@ import {
 } from '../../actors/scheduler-actor.js';
 import {
   checkOtherHash,
+  checkDigestCandidates,
   resolveSources,
   parseChecksum,
   parseHeaders,
@@ -572,6 +573,7 @@ export const fetchCommand = defineCommand({
           const hashed =
             manifest.fileSha256 !== NO_CID ||
             src.otherHash !== undefined ||
+            src.digestCandidates !== undefined ||
             !manifest.chunks.includes(NO_CID);
           client.options.ifRange = hashed ? undefined : src.validators?.byUrl;
           if (!quietNotes) {
@@ -781,26 +783,35 @@ export const fetchCommand = defineCommand({
           const checked = manifest.fileSha256 !== NO_CID;
           // no sha-256 known but a Metalink hash of another type: the complete file is checked against it (exit 3)
           const otherChecked = !checked && src.otherHash !== undefined;
-          if (otherChecked)
-            await checkOtherHash(output, src.otherHash!).catch(async (err: unknown) => {
-              if (toStdout) throw streamFailure(err, streamed, chunkHashes);
-              if (!isPortalError(err)) throw err;
-              // never left under the name asked for: back to the partial file, and its journal (which says done)
-              // discarded, so that a rerun fetches it again
-              await discardJournal(output, [partialChunkLogPath(part)]);
-              await rename(output, part);
-              throw new PortalError(
-                err.code,
-                `${err.message}; it is kept as ${escapeControl(part)} for inspection, not as ${escapeControl(output)}, and a rerun fetches it again`,
-              );
-            });
+          // the sources' Digests disagreed 1 vs 1: the file must match one of them (exit 3 naming both otherwise)
+          const digestsChecked = !checked && !otherChecked && src.digestCandidates !== undefined;
+          const wholeCheck = otherChecked
+            ? checkOtherHash(output, src.otherHash!).then(() => undefined)
+            : digestsChecked
+              ? checkDigestCandidates(output, src.digestCandidates!)
+              : undefined;
+          const digestNote = await wholeCheck?.catch(async (err: unknown) => {
+            if (toStdout) throw streamFailure(err, streamed, chunkHashes);
+            if (!isPortalError(err)) throw err;
+            // never left under the name asked for: back to the partial file, and its journal (which says done)
+            // discarded, so that a rerun fetches it again
+            await discardJournal(output, [partialChunkLogPath(part)]);
+            await rename(output, part);
+            throw new PortalError(
+              err.code,
+              `${err.message}; it is kept as ${escapeControl(part)} for inspection, not as ${escapeControl(output)}, and a rerun fetches it again`,
+            );
+          });
+          if (digestNote && !flags.json && !flags['progress-json'])
+            process.stderr.write(`portal: ${escapeControl(digestNote)}\n`);
           const seconds = (Date.now() - started) / 1000;
           // a source the rerun dropped is in sourcesDropped, not given up (it did not fail)
           const givenUp = sourcesOf(status).filter((x) => x.retired && x.retiredReason !== DROPPED_SOURCE);
           const result = {
             output,
-            verified: status.verified || otherChecked,
+            verified: status.verified || otherChecked || digestsChecked,
             ...(otherChecked ? { verifiedBy: src.otherHash!.type } : {}),
+            ...(digestNote ? { verifiedBy: 'digest', digestNote } : {}),
             bytes: manifest.fileSize,
             seconds,
             throughputBytesPerSec: (status.bytesDone - status.resumedChunks * manifest.chunkSize) / seconds,
@@ -852,7 +863,7 @@ export const fetchCommand = defineCommand({
             process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
           else
             (toStdout ? process.stderr : process.stdout).write(
-              `${toStdout ? 'stdout' : escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, ${checked ? 'sha256 verified' : otherChecked ? `${src.otherHash!.type} verified` : 'complete, not verified (no checksum)'}${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
+              `${toStdout ? 'stdout' : escapeControl(output)}: ${formatBytes(manifest.fileSize)} in ${seconds.toFixed(2)} s, ${checked || digestsChecked ? 'sha256 verified' : otherChecked ? `${src.otherHash!.type} verified` : 'complete, not verified (no checksum)'}${status.resumedChunks ? `, ${status.resumedChunks} chunks resumed from the journal` : ''}\n`,
             );
           // an unverified end is the exit code of PORTAL_VERIFY_FAILED (3): the same table as thrown failures;
           // without any checksum to check against, a complete file is the best there is (a warning said so)

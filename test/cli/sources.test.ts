@@ -312,6 +312,38 @@ describe('portal fetch: the sources users have', () => {
     await expectFile(o2);
   });
 
+  test('two mirrors whose Digest headers disagree 1 vs 1: both are used, and the file matching one Digest completes naming the wrong one; matching none fails naming both', async () => {
+    const b64 = (hex: string): string => Buffer.from(hex, 'hex').toString('base64');
+    const wrong = '07'.repeat(32);
+    const withDigest = async (hex: string): Promise<BadMirror> => {
+      const s = await startBadMirror(file.bytes, () => ({ kind: 'ok' }), {
+        headers: { digest: `SHA-256=${b64(hex)}` },
+      });
+      mirrors.push(s);
+      return s;
+    };
+    const bad = await withDigest(wrong);
+    const good = await withDigest(sha);
+    const o = out();
+    const r = await portal(['fetch', bad.url, good.url, '--out', o]);
+    expect(r.code).toBe(0);
+    await expectFile(o);
+    expect(r.stderr).not.toContain('excluded');
+    expect(r.stderr).toContain(
+      `portal: the file's sha-256 matches the Digest of ${good.url} (sha-256 ${sha}); the Digest of ${bad.url} (sha-256 ${wrong}) was wrong`,
+    );
+    expect(r.stdout).toContain('sha256 verified');
+    const other = '08'.repeat(32);
+    const bad2 = await withDigest(other);
+    const o2 = out();
+    const none = await portal(['fetch', bad.url, bad2.url, '--out', o2]);
+    expect(none.code).toBe(3);
+    expect(none.stderr).toContain(
+      `matches the Digest of none of its sources: its sha-256 is ${sha}, the Digests gave ${bad.url} (sha-256 ${wrong}) and ${bad2.url} (sha-256 ${other})`,
+    );
+    expect(existsSync(o2)).toBe(false);
+  });
+
   test('a zero-length file completes', async () => {
     const o = out();
     const r = await portal(['fetch', `${nginx.httpUrl}/empty.bin`, '--out', o, '--json']);

@@ -221,6 +221,36 @@ describe('mirrors without a manifest', () => {
     expect(agreeOnSources(digest).warnings[0]).toMatch(/the checksum decides$/);
   });
 
+  test('Digests that disagree 1 vs 1 exclude no source: both are candidates; a majority still excludes the other', () => {
+    const probe = (url: string, sha256: string): SourceProbe => ({
+      url,
+      ok: true,
+      size: 100,
+      sha256,
+      duplicates: [],
+    });
+    const [x, y] = ['ab'.repeat(32), 'cd'.repeat(32)];
+    const tie = agreeOnSources([probe('http://a/f', x), probe('http://b/f', y)]);
+    expect(tie.excluded).toEqual([]);
+    expect(tie.agreed.map((p) => p.url)).toEqual(['http://a/f', 'http://b/f']);
+    expect(tie.sha256).toBeUndefined();
+    expect(tie.digestCandidates).toEqual([
+      { sha256: x, urls: ['http://a/f'] },
+      { sha256: y, urls: ['http://b/f'] },
+    ]);
+    expect(tie.warnings).toEqual([
+      `the sources' Digest headers disagree and no value has a majority (sha-256 ${x} from http://a/f; sha-256 ${y} from http://b/f): all are used, and the finished file must match one of them (give --checksum sha-256=HEX to decide up front)`,
+    ]);
+    // --checksum decides: no candidates, still nobody excluded for a tie
+    const checked = agreeOnSources([probe('http://a/f', x), probe('http://b/f', y)], { checksum: true });
+    expect(checked.digestCandidates).toBeUndefined();
+    expect(checked.excluded).toEqual([]);
+    // 2 vs 1: the majority's value, the other excluded as before
+    const two = agreeOnSources([probe('http://a/f', x), probe('http://b/f', y), probe('http://c/f', y)]);
+    expect(two.sha256).toBe(y);
+    expect(two.excluded).toEqual([{ url: 'http://a/f', why: `Digest sha-256 ${x} differs from ${y}` }]);
+  });
+
   test('a 404 source is excluded naming its status; with no source left the error lists each cause', async () => {
     const p = await probeSource(client, `${nginx.httpUrl}/missing.bin`);
     expect(p).toMatchObject({ ok: false, error: 'HTTP 404' });
