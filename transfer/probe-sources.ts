@@ -137,6 +137,19 @@ export async function probeSource(
       date: first(h.date),
       ...(digest ? { sha256: Buffer.from(digest[1], 'base64').toString('hex') } : {}),
     };
+    const enc = first(h['content-encoding']);
+    if (
+      enc !== undefined &&
+      enc.trim().toLowerCase() !== 'identity' &&
+      (r.statusCode === 200 || r.statusCode === 206)
+    )
+      // asked for identity: an encoded body's Content-Length is not the file's size (a gzip source's compressed
+      // length became the size, and every chunk then failed), and no chunk of it can be placed (mirrorBodyMode)
+      return {
+        ...base,
+        ok: false,
+        error: `sent a ${enc}-encoded body (Content-Encoding: ${enc}) though asked for identity (Accept-Encoding: identity): its length is not the file's size and its bytes are not the file's; serve the file unencoded`,
+      };
     if (r.statusCode === 206) {
       if (first(h['content-range']) === undefined)
         // RFC 9110 §15.3.7: a 206 names its range. Without it the bytes this source sends for a Range past offset

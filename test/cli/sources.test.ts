@@ -344,6 +344,19 @@ describe('portal fetch: the sources users have', () => {
     expect(existsSync(o2)).toBe(false);
   });
 
+  test('a source that gzips the whole file (200, Content-Encoding: gzip) is refused at the probe naming the encoding, not retried as missing chunks', async () => {
+    const gz = await mirror(() => ({ kind: 'gzip', ignoreRange: true }));
+    const o = out();
+    const r = await portal(['fetch', gz.url, '--out', o]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(
+      `${gz.url}: sent a gzip-encoded body (Content-Encoding: gzip) though asked for identity`,
+    );
+    expect(r.stderr).not.toMatch(/chunk\(s\) missing/);
+    expect(gz.requests).toHaveLength(1);
+    expect(existsSync(o)).toBe(false);
+  });
+
   test('a zero-length file completes', async () => {
     const o = out();
     const r = await portal(['fetch', `${nginx.httpUrl}/empty.bin`, '--out', o, '--json']);

@@ -9,7 +9,8 @@ import { gzipSync } from 'node:zlib';
  * `reset-mid-body`: headers and half of the range, then the connection is destroyed. `stall`: headers and
  * 100 bytes, then nothing. `status`: that HTTP status (with `retryAfter` when given). `redirect`: `status`
  * (302 by default) to `location`. `html`: an HTML error page with 200. `gzip`: the range gzip-compressed
- * with Content-Encoding: gzip. `trickle`: headers, then `bytes` bytes of the range every `everyMs` (default 1 byte
+ * with Content-Encoding: gzip (with
+ * `ignoreRange`, the whole file gzipped with 200). `trickle`: headers, then `bytes` bytes of the range every `everyMs` (default 1 byte
  * every 2 s, a source that never stalls yet never finishes) until the range is sent or the connection closes.
  */
 export type MirrorMode =
@@ -22,7 +23,7 @@ export type MirrorMode =
   | { kind: 'status'; status: number; retryAfter?: string }
   | { kind: 'redirect'; location: string; status?: number }
   | { kind: 'html' }
-  | { kind: 'gzip' }
+  | { kind: 'gzip'; ignoreRange?: boolean }
   | { kind: 'trickle'; bytes?: number; everyMs?: number }
   /**
    * A dynamic server: 200 with the whole file streamed with Transfer-Encoding: chunked (no Content-Length),
@@ -229,11 +230,13 @@ export async function startBadMirror(
         return;
       }
       case 'gzip': {
-        const z = gzipSync(part);
-        res.writeHead(r ? 206 : 200, {
+        // ignoreRange: the whole file compressed, 200, whatever the Range (a server gzipping on the fly)
+        const ranged = r && !m.ignoreRange;
+        const z = gzipSync(ranged ? part : bytes);
+        res.writeHead(ranged ? 206 : 200, {
           'content-encoding': 'gzip',
           'content-length': String(z.length),
-          ...(r ? { 'content-range': `bytes ${a}-${b}/${size}` } : {}),
+          ...(ranged ? { 'content-range': `bytes ${a}-${b}/${size}` } : {}),
         });
         res.end(z);
         return;

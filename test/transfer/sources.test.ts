@@ -380,6 +380,19 @@ describe('sources: Range and Content-Range', () => {
     expect(err.detail).toMatch(/gzip-encoded body/);
   });
 
+  test('the probe fails a source that gzips its answer (whole file with 200, or the range with 206): its length is not the size', async () => {
+    for (const ignoreRange of [true, false]) {
+      const s = await mirror(() => ({ kind: 'gzip', ignoreRange }));
+      const p = await probeSource(client(), s.url);
+      expect(p.ok).toBe(false);
+      expect(p.size).toBeUndefined();
+      expect(p.error).toBe(
+        "sent a gzip-encoded body (Content-Encoding: gzip) though asked for identity (Accept-Encoding: identity): its length is not the file's size and its bytes are not the file's; serve the file unencoded",
+      );
+      expect(s.requests[0].headers['accept-encoding']).toBe('identity');
+    }
+  });
+
   test('a mirror whose file changed size fails naming both sizes (206, 416 past the new end, 200 ignoring Range), not as corrupt', async () => {
     const grown = Buffer.concat([file.bytes, Buffer.alloc(1000, 7)]); // SIZE + 1000
     const shrunk = file.bytes.subarray(0, 2 * CHUNK); // chunk 3 lies past its end
