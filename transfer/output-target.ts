@@ -265,6 +265,12 @@ export async function checkOutputTarget(output: string, o: OutputTargetOptions):
     await unlink(output);
     return 'replace';
   }
+  // a folder is the commonest mistake here (--out downloads/): said as such, with what to give instead
+  if (st.isDirectory())
+    throw refused(
+      output,
+      'is a folder, not a file: give the path of a file inside it (the folder must exist)',
+    );
   if (!st.isFile()) throw refused(output, 'exists and is not a regular file');
   if (await o.hasJournal()) {
     const foreign = notOwnFileReason(st);

@@ -45,6 +45,17 @@ describe('portal fetch --out that is not a regular file (real CLI, real HTTP mir
     expect(r.code).toBe(2);
   }, 40_000);
 
+  test('a folder: exit 2 saying it is a folder and to name a file inside it; nothing created in it', async () => {
+    const folder = path.join(dir, 'downloads');
+    execFileSync('mkdir', [folder]);
+    const r = await runPortal(['fetch', mirror.url, '--out', folder], { cwd: dir, timeoutMs: 30_000 });
+    expect(r.stderr).toContain(
+      `output ${folder} is a folder, not a file: give the path of a file inside it (the folder must exist)`,
+    );
+    expect(r.code).toBe(2);
+    expect(execFileSync('ls', ['-A', folder]).toString()).toBe('');
+  }, 40_000);
+
   test('a socket and a device: refused the same way, exit 2', async () => {
     const s = path.join(dir, 'sock');
     sock = createServer();
