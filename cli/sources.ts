@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { basename } from 'node:path';
 import { PortalError } from '../common/errors.js';
 import { httpUrl } from '../common/source-url.js';
+import { fileNameFromUrl } from '../transfer/output-target.js';
 import {
   agreeOnSources,
   loadManifest,
@@ -118,6 +118,8 @@ interface ResolveOptions {
   knownSize?: number;
   /** `--file`: the file of a Metalink listing several to fetch (selectMetalinkFile). */
   file?: string;
+  /** `--out` was given: a URL's name is not the output's, so one that decodes to no file name is not refused. */
+  outGiven?: boolean;
 }
 
 /**
@@ -264,7 +266,7 @@ function checkUrlPositional(p: string): void {
  */
 export async function resolveSources(
   positionals: string[],
-  opts: { client: HttpClient; checksum?: string; resume?: ResumedFile; file?: string },
+  opts: { client: HttpClient; checksum?: string; resume?: ResumedFile; file?: string; outGiven?: boolean },
 ): Promise<ResolvedSources | StreamSource> {
   if (positionals.length === 0)
     throw new PortalError(
@@ -462,7 +464,7 @@ async function fromUrls(
     resumed !== undefined &&
     expectedSize !== undefined &&
     (sha256 === undefined || sha256 === resumed.fileSha256);
-  const name = opts.name ?? (basename(new URL(agreedUrls[0]).pathname) || 'download');
+  const name = opts.name ?? urlName(agreedUrls[0], opts);
   const manifest = keep
     ? resumed
     : probedManifest({
@@ -515,6 +517,10 @@ async function fromUrls(
   };
 }
 
+/** The file name `url` gives (fileNameFromUrl: percent-decoded; refused when unusable and no --out is given). */
+const urlName = (url: string, opts: ResolveOptions): string =>
+  fileNameFromUrl(url, redactUrl(url), opts.outGiven !== true);
+
 /**
  * The StreamSource of probe round `round` when no source that answered gives a size and one answered with an
  * unsized stream (SourceProbe.unsized): the first of those in the order of the URLs; undefined otherwise.
@@ -528,7 +534,7 @@ function streamSource(round: ProbeRound, opts: ResolveOptions): StreamSource | u
   return {
     kind: 'stream',
     url: used.url,
-    name: opts.name ?? (basename(new URL(used.url).pathname) || 'download'),
+    name: opts.name ?? urlName(used.url, opts),
     ...(sha256 !== undefined ? { sha256 } : {}),
     checksumFrom: opts.checksum ? (opts.checksumFrom ?? 'checksum-flag') : 'digest-header',
     notUsed: others.map((p) => ({

@@ -26,18 +26,49 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
  */
 export function outputNameFromManifest(name: unknown): string {
   const shown = typeof name === 'string' ? `"${escapeControl(name)}"` : String(name);
-  const bad = (why: string): never => {
+  const why = fileNameProblem(name);
+  if (why !== undefined)
     throw new PortalError(
       'PORTAL_MANIFEST_INVALID',
       `manifest name ${shown} ${why}; give --out FILE to choose the output`,
     );
-  };
-  if (typeof name !== 'string' || name.length === 0) return bad('is empty');
-  if (CONTROL.test(name)) return bad('contains a control character (NUL, ESC, newline…)');
-  if (name.includes('/') || name.includes('\\')) return bad('contains a path separator');
-  if (name === '.' || name === '..') return bad('is not a file name');
-  if (Buffer.byteLength(name) > 255) return bad('is longer than 255 bytes');
-  return name;
+  return name as string;
+}
+
+/** Why `name` cannot be a plain base name (outputNameFromManifest's rules), or undefined when it can. */
+function fileNameProblem(name: unknown): string | undefined {
+  if (typeof name !== 'string' || name.length === 0) return 'is empty';
+  if (CONTROL.test(name)) return 'contains a control character (NUL, ESC, newline…)';
+  if (name.includes('/') || name.includes('\\')) return 'contains a path separator';
+  if (name === '.' || name === '..') return 'is not a file name';
+  if (Buffer.byteLength(name) > 255) return 'is longer than 255 bytes';
+  return undefined;
+}
+
+/**
+ * The file name a source URL gives: its last path segment percent-decoded (`a%20b.bin` → `a b.bin`, `caf%C3%A9.bin`
+ * → `café.bin`, as wget and browsers do (curl -O keeps it encoded); `download` for the path `/`). A segment that
+ * does not decode (a lone `%`) is kept as written. One that decodes to a name outputNameFromManifest refuses (`%2F`,
+ * `%2E%2E`, `%00`, a control character) is refused with PORTAL_CONFIG_INVALID naming the URL (`shown`, redacted by
+ * the caller) when `refuse`, since the output would be named after it; otherwise (an --out is given) the segment
+ * is kept as written, which names nothing outside the folder.
+ */
+export function fileNameFromUrl(url: string, shown: string, refuse: boolean): string {
+  const raw = path.posix.basename(new URL(url).pathname);
+  if (raw === '') return 'download';
+  let name: string;
+  try {
+    name = decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+  const why = fileNameProblem(name);
+  if (why === undefined) return name;
+  if (!refuse) return raw;
+  throw new PortalError(
+    'PORTAL_CONFIG_INVALID',
+    `the file name "${escapeControl(name)}" decoded from ${shown} ${why}; give --out FILE to choose the output`,
+  );
 }
 
 /** Suffix of the partial file Portal writes an output `<out>` to until it is verified: `<out>.portal-part`. */

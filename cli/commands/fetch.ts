@@ -47,6 +47,7 @@ import {
   checkOutputTarget,
   lockOutput,
   outputNameFromManifest,
+  fileNameFromUrl,
   PART_SUFFIX,
   refuseLongNames,
   refuseSideFileName,
@@ -444,6 +445,7 @@ export const fetchCommand = defineCommand({
           const resolved = await resolveSources(positionals, {
             client,
             checksum,
+            outGiven: flags.out !== undefined,
             ...(earlyJournal && earlyJournal.transfer.state !== 'done'
               ? {
                   resume: {
@@ -904,8 +906,9 @@ export const fetchCommand = defineCommand({
 /** The base name of the first URL among `positionals` (where the output goes without --out), if it is one. */
 function firstUrlName(positionals: string[]): string | undefined {
   try {
-    const name = path.basename(new URL(positionals[0] ?? '').pathname);
-    return /^https?:$/i.test(new URL(positionals[0]).protocol) && name ? name : undefined;
+    const url = positionals[0] ?? '';
+    // the name fromUrls gives the output (percent-decoded); an unusable one is refused there, naming the URL
+    return /^https?:$/i.test(new URL(url).protocol) ? fileNameFromUrl(url, url, true) : undefined;
   } catch {
     return undefined;
   }

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,9 +16,10 @@ describe('portal fetch --out that is not a regular file (real CLI, real HTTP mir
   let dir: string;
   let mirror: BadMirror;
   let sock: Server | undefined;
+  const bytes = randomBytes(2 ** 20);
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'portal-out-special-'));
-    mirror = await startBadMirror(randomBytes(2 ** 20));
+    mirror = await startBadMirror(bytes);
   });
   afterAll(async () => {
     sock?.close();
@@ -55,6 +57,26 @@ describe('portal fetch --out that is not a regular file (real CLI, real HTTP mir
     expect(r.code).toBe(2);
     expect(execFileSync('ls', ['-A', folder]).toString()).toBe('');
   }, 40_000);
+
+  test('the output name from a URL is percent-decoded (a%20b.bin is "a b.bin"); one decoding to a path separator is refused without --out, named, and fine with it', async () => {
+    const cwd = path.join(dir, 'names');
+    execFileSync('mkdir', [cwd]);
+    const origin = new URL(mirror.url).origin;
+    const r = await runPortal(['fetch', `${origin}/a%20b.bin`], { cwd, timeoutMs: 30_000 });
+    expect(r.code).toBe(0);
+    expect(readFileSync(path.join(cwd, 'a b.bin')).equals(bytes)).toBe(true);
+    const sep = await runPortal(['fetch', `${origin}/x%2Fy.bin`], { cwd, timeoutMs: 30_000 });
+    expect(sep.stderr).toContain(
+      `the file name "x/y.bin" decoded from ${origin}/x%2Fy.bin contains a path separator; give --out FILE to choose the output`,
+    );
+    expect(sep.code).toBe(2);
+    const given = await runPortal(['fetch', `${origin}/x%2Fy.bin`, '--out', 'given.bin'], {
+      cwd,
+      timeoutMs: 30_000,
+    });
+    expect(given.code).toBe(0);
+    expect(readFileSync(path.join(cwd, 'given.bin')).equals(bytes)).toBe(true);
+  }, 90_000);
 
   test('a socket and a device: refused the same way, exit 2', async () => {
     const s = path.join(dir, 'sock');
