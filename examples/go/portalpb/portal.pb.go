@@ -685,7 +685,7 @@ type DispatchItem struct {
 	Attempt uint32 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// The edge's index in the transfer's edge table.
 	EdgeIndex uint32 `protobuf:"varint,3,opt,name=edge_index,json=edgeIndex,proto3" json:"edge_index,omitempty"`
-	// Base URL of the edge (http or https).
+	// Base URL of the edge (http or https); redacted when it holds credentials (see sealed_url).
 	EdgeUrl string `protobuf:"bytes,4,opt,name=edge_url,json=edgeUrl,proto3" json:"edge_url,omitempty"`
 	// PORTAL or MIRROR (required).
 	EdgeKind EdgeKind `protobuf:"varint,5,opt,name=edge_kind,json=edgeKind,proto3,enum=portal.v1.EdgeKind" json:"edge_kind,omitempty"`
@@ -697,7 +697,12 @@ type DispatchItem struct {
 	// Chunk length in bytes.
 	Length uint32 `protobuf:"varint,8,opt,name=length,proto3" json:"length,omitempty"`
 	// How long the executor may spend on the fetch, milliseconds.
-	TimeoutMs     uint32 `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs uint32 `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// Set when the source URL holds credentials (userinfo, a token or signature in the query) and the sender was
+	// given PORTAL_DISPATCH_KEY: edge_url is then the redacted URL (bus/dispatch-seal.ts redactUrl) and this is the
+	// real one sealed with AES-256-GCM under that key: 12-byte IV, then the ciphertext, then the 16-byte tag; the
+	// additional data is "portal-dispatch-v1\n<transfer_id>\n<edge_url>". Credentials never travel in clear.
+	SealedUrl     []byte `protobuf:"bytes,10,opt,name=sealed_url,json=sealedUrl,proto3" json:"sealed_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -795,6 +800,13 @@ func (x *DispatchItem) GetTimeoutMs() uint32 {
 	return 0
 }
 
+func (x *DispatchItem) GetSealedUrl() []byte {
+	if x != nil {
+		return x.SealedUrl
+	}
+	return nil
+}
+
 // One scheduler tick's dispatches for one transfer.
 type DispatchBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -807,7 +819,10 @@ type DispatchBatch struct {
 	// Size of the whole file in bytes.
 	FileSize uint64 `protobuf:"varint,4,opt,name=file_size,json=fileSize,proto3" json:"file_size,omitempty"`
 	// The fetches (may be empty).
-	Items         []*DispatchItem `protobuf:"bytes,5,rep,name=items,proto3" json:"items,omitempty"`
+	Items []*DispatchItem `protobuf:"bytes,5,rep,name=items,proto3" json:"items,omitempty"`
+	// As DispatchItem.sealed_url, for an output that is an edge URL with credentials (a pre-position task): output
+	// is then redacted.
+	SealedOutput  []byte `protobuf:"bytes,6,opt,name=sealed_output,json=sealedOutput,proto3" json:"sealed_output,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -873,6 +888,13 @@ func (x *DispatchBatch) GetFileSize() uint64 {
 func (x *DispatchBatch) GetItems() []*DispatchItem {
 	if x != nil {
 		return x.Items
+	}
+	return nil
+}
+
+func (x *DispatchBatch) GetSealedOutput() []byte {
+	if x != nil {
+		return x.SealedOutput
 	}
 	return nil
 }
@@ -2179,7 +2201,7 @@ const file_portal_proto_rawDesc = "" +
 	"\aremoved\x18\n" +
 	" \x03(\rR\aremoved\x12\x1c\n" +
 	"\n" +
-	"sent_at_ms\x18\v \x01(\x01R\bsentAtMs\"\x8b\x02\n" +
+	"sent_at_ms\x18\v \x01(\x01R\bsentAtMs\"\xaa\x02\n" +
 	"\fDispatchItem\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\rR\x05chunk\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x1d\n" +
@@ -2191,14 +2213,18 @@ const file_portal_proto_rawDesc = "" +
 	"\x06offset\x18\a \x01(\x04R\x06offset\x12\x16\n" +
 	"\x06length\x18\b \x01(\rR\x06length\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\t \x01(\rR\ttimeoutMs\"\xae\x01\n" +
+	"timeout_ms\x18\t \x01(\rR\ttimeoutMs\x12\x1d\n" +
+	"\n" +
+	"sealed_url\x18\n" +
+	" \x01(\fR\tsealedUrl\"\xd3\x01\n" +
 	"\rDispatchBatch\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1f\n" +
 	"\vtransfer_id\x18\x02 \x01(\tR\n" +
 	"transferId\x12\x16\n" +
 	"\x06output\x18\x03 \x01(\tR\x06output\x12\x1b\n" +
 	"\tfile_size\x18\x04 \x01(\x04R\bfileSize\x12-\n" +
-	"\x05items\x18\x05 \x03(\v2\x17.portal.v1.DispatchItemR\x05items\"&\n" +
+	"\x05items\x18\x05 \x03(\v2\x17.portal.v1.DispatchItemR\x05items\x12#\n" +
+	"\rsealed_output\x18\x06 \x01(\fR\fsealedOutput\"&\n" +
 	"\x0eChunkCompleted\x12\x14\n" +
 	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\"}\n" +
 	"\vChunkFailed\x120\n" +
