@@ -2422,7 +2422,12 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
       // only a verified (or, without any hash, complete) file takes its final name, never over a file another
       // program created there meanwhile (the start checked there was none) unless the start allowed it
       try {
-        await publishPart(t.req.output, t.req.publishAs, t.req.overwrite === true || j.republish === true);
+        await publishPart(
+          t.req.output,
+          t.req.publishAs,
+          t.req.overwrite === true || j.republish === true,
+          sha,
+        );
       } catch (err) {
         if (!isPortalError(err, 'PORTAL_OUTPUT_REFUSED')) throw err;
         await this.fail(

@@ -138,7 +138,7 @@ export async function publishVerifiedPart(
     if (!req || !journal) return { published: false, sha256 };
     // link, not rename: a file created at `output` since the check above is not replaced
     try {
-      await publishPart(part, output, false);
+      await publishPart(part, output, false, sha256);
     } catch (err) {
       if (isPortalError(err, 'PORTAL_OUTPUT_REFUSED')) return { published: false, sha256 };
       throw err;

@@ -1,6 +1,7 @@
 import { link, lstat, rename, unlink } from 'node:fs/promises';
 import { PortalError } from '../common/errors.js';
 import { escapeControl } from '../common/redact.js';
+import { hashFile } from './chunk-writer.js';
 
 /**
  * The errors link(2) gives on a file system without hard links (FAT, exFAT, some FUSE and network mounts: EPERM on
@@ -9,12 +10,22 @@ import { escapeControl } from '../common/redact.js';
 const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 /** How publishPart gave the partial file its final name. */
-export type PublishedBy = 'link' | 'checked-rename' | 'rename';
+export type PublishedBy = 'link' | 'checked-rename' | 'rename' | 'identical';
 
 /** True when `a` and `b` are one file (a hard link of the other): same device and inode, read as bigints. */
 async function sameFile(a: string, b: string): Promise<boolean> {
   const [x, y] = await Promise.all([lstat(a, { bigint: true }), lstat(b, { bigint: true })]);
   return x.dev === y.dev && x.ino === y.ino;
+}
+
+/** True when `output` is a regular file of `part`'s size whose sha-256 is `sha256` (the part's); false on any doubt. */
+async function sameBytes(part: string, output: string, sha256: string): Promise<boolean> {
+  try {
+    const [p, o] = await Promise.all([lstat(part), lstat(output)]);
+    return o.isFile() && o.size === p.size && (await hashFile(output)) === sha256;
+  } catch {
+    return false;
+  }
 }
 
 /** The refusal of a publish that found something at `output`: names both files. */
@@ -34,11 +45,19 @@ function appeared(part: string, output: string, cause?: unknown): PortalError {
  * the two leaves both names on the one file: a publish that finds `output` to be `part` itself only removes `part`.
  * On a file system without hard links (NO_HARD_LINKS) it falls back to a rename after checking that `output` is
  * absent: a file created between that check and the rename would still be replaced (the window is two system calls,
- * not the transfer). Rejects PORTAL_OUTPUT_REFUSED naming both files when something is at `output` (nothing is
- * changed: `part` keeps its name and bytes); other file-system errors as the system gave them. Resolves how it
- * published.
+ * not the transfer). A file at `output` that holds the very bytes of `part` (a regular file of its size whose sha-256
+ * is `sha256`, the part's, when the caller gives it) is the transfer's own: a run killed after it published but
+ * before its journal said so (the demo's SIGKILL at the end of a small file), whose resume fetched the file again.
+ * Then `part` is removed and `output` kept as it is ('identical'). Rejects PORTAL_OUTPUT_REFUSED naming both files
+ * when something else is at `output` (nothing is changed: `part` keeps its name and bytes); other file-system errors
+ * as the system gave them. Resolves how it published.
  */
-export async function publishPart(part: string, output: string, replace: boolean): Promise<PublishedBy> {
+export async function publishPart(
+  part: string,
+  output: string,
+  replace: boolean,
+  sha256?: string,
+): Promise<PublishedBy> {
   if (replace) {
     await rename(part, output);
     return 'rename';
@@ -48,7 +67,12 @@ export async function publishPart(part: string, output: string, replace: boolean
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (code === 'EEXIST') {
-      if (!(await sameFile(part, output).catch(() => false))) throw appeared(part, output, err);
+      if (!(await sameFile(part, output).catch(() => false))) {
+        if (sha256 === undefined || !(await sameBytes(part, output, sha256)))
+          throw appeared(part, output, err);
+        await unlink(part);
+        return 'identical';
+      }
     } else if (NO_HARD_LINKS.has(code)) {
       const there = await lstat(output).then(
         () => true,

@@ -2,6 +2,7 @@
  * publishPart (transfer/publish-part.ts) gives a verified `<out>.portal-part` its name `<out>`. A rename replaced a
  * file another program created at `<out>` while the transfer ran; link + unlink refuses it (EEXIST) and keeps both.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { link, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -62,5 +63,23 @@ describe('publishPart', () => {
     expect(await readFile(out, 'utf8')).toBe('part-bytes');
     expect(existsSync(part)).toBe(false);
     expect((await stat(out)).nlink).toBe(1);
+  });
+
+  test('an output holding the very bytes of the partial file (a run killed after it published, fetched again) is kept: the partial file goes', async () => {
+    const { out, part } = await staged();
+    await writeFile(out, 'part-bytes');
+    const before = await stat(out);
+    const sha = createHash('sha256').update('part-bytes').digest('hex');
+    expect(await publishPart(part, out, false, sha)).toBe('identical');
+    expect(existsSync(part)).toBe(false);
+    expect((await stat(out)).ino).toBe(before.ino);
+    // same size, other bytes: refused, both kept
+    const other = await staged();
+    await writeFile(other.out, 'PART-BYTES');
+    expect(await rejectionOf(() => publishPart(other.part, other.out, false, sha))).toMatchObject({
+      code: 'PORTAL_OUTPUT_REFUSED',
+    });
+    expect(await readFile(other.out, 'utf8')).toBe('PART-BYTES');
+    expect(await readFile(other.part, 'utf8')).toBe('part-bytes');
   });
 });
