@@ -25,6 +25,7 @@ const k8s = readdirSync(join(repo, 'deploy/k8s'))
   .filter((f) => f.endsWith('.yaml'))
   .flatMap((f) => docs(`deploy/k8s/${f}`));
 const deployments = byKind(k8s, 'Deployment');
+const [claim] = byKind(k8s, 'PersistentVolumeClaim');
 
 describe('deploy manifests', () => {
   test('serve defaults are the shared Dapr defaults', () => {
@@ -50,8 +51,27 @@ describe('deploy manifests', () => {
       const [c] = d.spec.template.spec.containers;
       expect(c.args.slice(0, 3)).toEqual(['serve', '--runtime', 'dapr']);
       expect(c.ports[0].containerPort).toBe(daprDefaults.appPort);
-      expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: daprDefaults.appPort });
-      expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: daprDefaults.appPort });
+      // the app port listens on the pod's loopback only (runtime/dapr-host.ts): an httpGet probe goes to the pod
+      // IP and finds nothing, so the probes run in the container against 127.0.0.1
+      for (const [probe, path] of [
+        [c.readinessProbe, '/readyz'],
+        [c.livenessProbe, '/healthz'],
+      ]) {
+        expect(probe.httpGet).toBeUndefined();
+        expect(probe.tcpSocket).toBeUndefined();
+        expect(probe.exec.command.slice(0, 2)).toEqual(['node', '-e']);
+        expect(probe.exec.command[2]).toContain(`fetch('http://127.0.0.1:${daprDefaults.appPort}${path}')`);
+      }
+      // outputs on the shared volume, writable by the image's user (node, uid/gid 1000)
+      const env = (n: string) => (c.env as Array<{ name: string; value?: string }>).find((e) => e.name === n);
+      expect(env('PORTAL_OUTPUT_ROOT')?.value).toBe('/data');
+      const mount = (c.volumeMounts as Array<{ name: string; mountPath: string }>).find(
+        (m) => m.mountPath === '/data',
+      )!;
+      const pod = d.spec.template.spec;
+      const volume = (pod.volumes as Doc[]).find((v) => v.name === mount.name)!;
+      expect(volume.persistentVolumeClaim.claimName).toBe(claim.metadata.name);
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, fsGroup: 1000 });
       expect(c.resources.requests.cpu).toBeDefined();
       expect(c.resources.requests.memory).toBeDefined();
     }
@@ -66,10 +86,10 @@ describe('deploy manifests', () => {
     expect(readFileSync(join(repo, 'deploy/README.md'), 'utf8')).toMatch(/nvidia\.com\/gpu/);
   });
 
-  test('the Service selects the portal pods on the app port', () => {
-    const [svc] = byKind(k8s, 'Service');
-    expect(svc.spec.selector).toEqual({ app: 'portal' });
-    expect(svc.spec.ports[0].targetPort).toBe(daprDefaults.appPort);
+  test('no Service targets the app port (it listens on the pod loopback only); the output volume is shared by every pod', () => {
+    for (const svc of byKind(k8s, 'Service'))
+      for (const p of svc.spec.ports) expect([p.port, p.targetPort]).not.toContain(daprDefaults.appPort);
+    expect(claim.spec.accessModes).toEqual(['ReadWriteMany']);
   });
 
   const componentSets: Array<[string, Doc[]]> = [
@@ -147,6 +167,62 @@ describe('deploy manifests', () => {
     expect(text).toMatch(/CMD \["serve", "--runtime", "dapr"/);
     expect(text).toMatch(new RegExp(`EXPOSE ${daprDefaults.appPort}`));
   });
+
+  // The build stage's and the runtime stage's COPY lines: [source, destination] (COPY --from=build for the latter).
+  const dockerfile = readFileSync(join(repo, 'deploy/Dockerfile'), 'utf8');
+  const [buildStage, runStage] = dockerfile.split(/^FROM .*$/m).slice(1);
+  const copies = (stage: string, from: string) =>
+    [...stage.matchAll(new RegExp(`^COPY ${from}(\\S+) (\\S+)$`, 'gm'))].map((m) => [m[1], m[2]]);
+  const sourceFolders = (dir: string): boolean =>
+    readdirSync(join(repo, dir), { withFileTypes: true }).some((e) =>
+      e.isDirectory()
+        ? e.name !== 'node_modules' && sourceFolders(join(dir, e.name))
+        : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts'),
+    );
+
+  test('the build stage copies every folder tsconfig.build.json compiles and the scripts `npm run build` runs', () => {
+    const build = JSON.parse(readFileSync(join(repo, 'tsconfig.build.json'), 'utf8')) as {
+      include: string[];
+      exclude: string[];
+    };
+    expect(build.include).toEqual(['**/*.ts']); // a narrower include would change the list below
+    const needed = readdirSync(repo, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !e.name.startsWith('.') && !build.exclude.includes(e.name))
+      .map((e) => e.name)
+      .filter(sourceFolders);
+    const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
+      scripts: { build: string };
+    };
+    for (const script of pkg.scripts.build.matchAll(/\bnode (\S+)/g)) needed.push(script[1].split('/')[0]);
+    expect(needed).toEqual(expect.arrayContaining(['cli', 'node', 'engine', 'learning', 'api', 'scripts']));
+    const copied = copies(buildStage, '').map(([src, dst]) => {
+      expect(dst).toBe(src);
+      return src;
+    });
+    expect(copied).toEqual(expect.arrayContaining([...new Set(needed)]));
+    expect(buildStage).toMatch(/^RUN npm run build /m);
+  });
+
+  test('the runtime stage carries dist/, production deps and the files serve reads at run time, and a /data owned by node', () => {
+    const carried = copies(runStage, '--from=build /src/');
+    const wgslFolders = (dir: string): string[] =>
+      readdirSync(join(repo, dir), { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory()
+          ? ['node_modules', 'test', 'dist', 'docs'].includes(e.name) || e.name.startsWith('.')
+            ? []
+            : wgslFolders(join(dir, e.name))
+          : e.name.endsWith('.wgsl') && dir !== '.'
+            ? [dir]
+            : [],
+      );
+    const runtimeFiles = ['dist', 'node_modules', 'api/schemas', ...new Set(wgslFolders('.'))];
+    expect(runtimeFiles).toEqual(expect.arrayContaining(['gpu/kernels', 'stream/kernels']));
+    for (const f of runtimeFiles) expect(carried).toContainEqual([f, f]);
+    expect(carried).toContainEqual(['package.json', './']); // cli/main.ts reads its version
+    expect(runStage).toMatch(/^RUN mkdir -p \/data && chown node:node \/data$/m);
+    expect(runStage.indexOf('chown node:node /data')).toBeLessThan(runStage.indexOf('USER node'));
+    expect(runStage).toMatch(/PORTAL_OUTPUT_ROOT=\/data/);
+  });
 });
 
 describe('docker-compose.yml', () => {
@@ -178,6 +254,21 @@ describe('docker-compose.yml', () => {
     expect(services.placement.command[services.placement.command.indexOf('--healthz-port') + 1]).not.toBe(
       '8080',
     );
+  });
+
+  test('no published port binds every interface (daprd has no API token here) and the outputs volume is /data', () => {
+    for (const [name, s] of Object.entries(services)) {
+      for (const p of (s.ports ?? []) as Array<string | Doc>) {
+        if (typeof p === 'string')
+          expect([name, p]).toEqual([name, expect.stringMatching(/^127\.0\.0\.1:\d+:\d+$/)]);
+        else expect([name, p.host_ip]).toEqual([name, '127.0.0.1']);
+      }
+      if (s.image === 'portal:dev') {
+        expect(s.environment.PORTAL_OUTPUT_ROOT).toBe('/data');
+        expect(s.volumes).toEqual(['transfers:/data']);
+      }
+    }
+    expect(services['portal-a'].ports).toEqual(['127.0.0.1:3501:3500']);
   });
 
   test('the runtime script builds the Dapr version the manifests pin', () => {
