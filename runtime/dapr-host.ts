@@ -25,13 +25,12 @@ import { watchDaprSidecar } from './dapr-sidecar.js';
 import { Mailbox } from './mailbox.js';
 import {
   KEY_SEPARATOR,
+  actorIdOfDaprSegment,
   checkActorId,
   checkActorType,
-  decodeActorId,
   decodeWireName,
   encodeActorId,
   encodeWireName,
-  notWireIdError,
   splitIdHint,
 } from './state-keys.js';
 import { MAX_TIMER_MS } from '../common/clock.js';
@@ -186,6 +185,8 @@ interface Req {
   body: unknown;
   headers: Record<string, string | string[] | undefined>;
   path: string;
+  /** The request's URL as it arrived, not percent-decoded. */
+  originalUrl: string;
 }
 interface Res {
   status(code: number): Res;
@@ -777,9 +778,13 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
 
   const lookup = (req: Req, res: Res): Slot | undefined => {
     const { type } = req.params;
-    const id = decodeActorId(req.params.id);
-    if (id === undefined) {
-      sendError(res, notWireIdError(req.params.id));
+    // the id segment as daprd sent it: req.params.id is percent-decoded a second time (actorIdOfDaprSegment)
+    const raw = req.originalUrl.split('?')[0].split('/')[3] ?? '';
+    let id: string;
+    try {
+      id = actorIdOfDaprSegment(raw);
+    } catch (err) {
+      sendError(res, err);
       return undefined;
     }
     if (!types.has(type)) {

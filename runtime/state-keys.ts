@@ -1,6 +1,12 @@
 import { PortalError } from '../common/errors.js';
 import { WIRE_ESCAPE } from '../common/wire-escape.js';
-import { MAX_ACTOR_ID_BYTES, actorIdBytes, decodeWireName, encodeWireName } from '../common/actor-id-wire.js';
+import {
+  MAX_ACTOR_ID_BYTES,
+  actorIdBytes,
+  decodeActorId,
+  decodeWireName,
+  encodeWireName,
+} from '../common/actor-id-wire.js';
 
 export {
   MAX_ACTOR_ID_BYTES,
@@ -156,6 +162,20 @@ export function notWireIdError(wire: string, sent?: string): PortalError {
     'PORTAL_INVALID_ARGUMENT',
     `actor id ${quoted(wire)}${as} is refused: ${rule}; ${what}. Any other id is sent as "${WIRE_ESCAPE}" followed by the base64url of its UTF-8 bytes (encodeActorId in runtime/state-keys.ts; createDaprActorClient does it)${send}. Percent-encoding is not enough: daprd decodes the path before it routes it (an encoded "/" becomes a separator)`,
   );
+}
+
+/**
+ * The actor id of a call daprd forwards to the app, from the id's path segment as it arrived (`raw`: not
+ * percent-decoded). daprd has already decoded the segment the client sent once and forwards it as it is, so the
+ * segment is the wire form itself (encodeActorId: a wire form has no character a URL escapes). Decoding it again,
+ * as Express's route parameter does, made `%2541` (sent) reach actor `A` and `%2554-9` reach `T-9`, ids the
+ * embedded actor API refuses. Throws notWireIdError (PORTAL_INVALID_ARGUMENT) for anything that is not a wire form,
+ * as the embedded actor API does for the same segment once decoded.
+ */
+export function actorIdOfDaprSegment(raw: string): string {
+  const id = decodeActorId(raw);
+  if (id === undefined) throw notWireIdError(raw);
+  return id;
 }
 
 /** Throws PORTAL_INVALID_ARGUMENT unless `value` is a non-empty string without the `||` separator. */

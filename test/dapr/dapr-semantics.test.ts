@@ -147,6 +147,10 @@ test('daprd refusals map to what they are, not PORTAL_HOST_STOPPED', async () =>
   expect(await raw('ProbeActor/a%3Fb/method/noop')).toBe('PORTAL_UNKNOWN_ACTOR_METHOD');
   expect(await raw('ProbeActor/a%0Ab/method/noop')).toBe('PORTAL_INVALID_ARGUMENT'); // "invalid control character in URL"
   expect(await raw('ProbeActor/a%7Cb/method/noop')).toBe('PORTAL_INVALID_ARGUMENT'); // `a|b` is not a wire form
+  // daprd decodes `%2541` once to `%41`, which is no wire form: refused as the embedded API refuses it, not actor `A`
+  expect(await raw('ProbeActor/%2541/method/whoAmI')).toBe('PORTAL_INVALID_ARGUMENT');
+  expect(await raw('ProbeActor/%2554-9/method/whoAmI')).toBe('PORTAL_INVALID_ARGUMENT');
+  expect(await client.invoke('ProbeActor', '%41', 'whoAmI')).toBe('%41'); // sent as its wire form, ~JTQx
   expect(await raw('ProbeActor/err/method/read', '{not json')).toBe('PORTAL_INVALID_ARGUMENT');
   expect(await raw('ProbeActor/err/method/read', '"a string"')).toBeUndefined(); // any JSON value is an argument
   const unreachable = createDaprActorClient({ port: 1 });
