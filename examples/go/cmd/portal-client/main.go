@@ -264,6 +264,10 @@ func main() {
 	if code >= 0 {
 		os.Exit(code)
 	}
+	// the Dapr SDK's logger says "dapr client initializing for: …" on stdout (its default, client.SetLogger's doc),
+	// which carries only the answer's JSON (a script pipes it to jq), and stderr only this client's own errors:
+	// the SDK's informational lines are dropped (SetLogger(nil) discards them)
+	dapr.SetLogger(nil)
 	c, err := dapr.NewClient()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dapr client:", err)
