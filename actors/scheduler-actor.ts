@@ -1,5 +1,5 @@
 import { quantileSorted } from '../common/quantile.js';
-import { open, rm, stat, unlink } from 'node:fs/promises';
+import { lstat, open, rm, stat, unlink } from 'node:fs/promises';
 import { publishPart } from '../transfer/publish-part.js';
 import {
   checkOutputFolder,
@@ -457,6 +457,10 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         admission?.acquire(this.ctx.actorId, { wasQueued: true, queuedAt: journal.queuedAt }) !== 'queued'
       )
         journal.state = 'running';
+      // a crash while it was verifying (hashing the whole file, publishing it): done when the publish had happened,
+      // else it runs again (its chunks that still match their CIDs are kept), as one that crashed running does
+      if (journal.state === 'verifying' && !(await this.finishPublishedBeforeCrash(this.t)))
+        journal.state = 'running';
       if (journal.state === 'running') {
         // admitted before this activation (a restart, a move): it runs whatever the host's count
         admission?.acquire(this.ctx.actorId, { resume: true });
@@ -774,6 +778,51 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    * modification time as recorded then, or — on any doubt (another time, an older journal without
    * the record) — a sha256 that still matches the manifest (then the record is refreshed).
    */
+  /**
+   * For a transfer whose journal says `verifying` after a crash (no run of it in this activation): true, and the
+   * journal made `done` and saved, when the process had published the file before it died — its partial file is
+   * gone and `publishAs` is a regular file of the manifest's size whose sha-256 is the manifest's (or, for a manifest
+   * without a whole-file hash, whose every chunk matches its CID). Without it the resume found no partial file and
+   * fetched the whole transfer again (the demo's SIGKILL landing between the publish and the journal's `done`:
+   * 57 of 64 chunks fetched again, exit 1). False, with nothing changed, in any other case (the partial file is
+   * there: the run verifies it again; the file at `publishAs` is not the transfer's bytes: it is fetched again and
+   * publishPart refuses to replace that file). Reads the whole file once; throws nothing.
+   */
+  private async finishPublishedBeforeCrash(t: OwnedTransfer): Promise<boolean> {
+    const { req, manifest: m, journal: j } = t;
+    if (req.publishAs === undefined || isEdgeOutput(req.output)) return false;
+    const partGone = await lstat(req.output).then(
+      () => false,
+      (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+    );
+    if (!partGone) return false;
+    const st = await lstat(req.publishAs).catch(() => undefined);
+    if (!st?.isFile() || st.size !== m.fileSize) return false;
+    const sha = await hashFile(req.publishAs).catch(() => '');
+    if (m.fileSha256 !== NO_CID) {
+      if (sha !== m.fileSha256) return false;
+    } else {
+      if (!(m.cids instanceof CidTable)) return false;
+      const all = Buffer.alloc(Math.ceil(m.cids.count / 8), 0xff);
+      const { verified } = await this.verifyOutput(all, packed(m), req.publishAs, true);
+      if (verified.length !== m.cids.count) return false;
+      j.sha256 = sha;
+    }
+    j.state = 'done';
+    j.verified = m.fileSha256 !== NO_CID;
+    j.finishedAt ??= this.ctx.clock.wallNow();
+    j.output = { size: st.size, mtimeMs: st.mtimeMs };
+    j.republish = undefined;
+    this.resumedChunks = m.cids.count;
+    await unlink(partialChunkLogPath(req.output)).catch(() => undefined);
+    await this.journalPages.save(this.ctx.state, j, true);
+    this.ctx.log.info(
+      { output: req.publishAs },
+      'the run before the crash had published the verified file: transfer done, nothing fetched again',
+    );
+    return true;
+  }
+
   private async outputStillVerified(t: OwnedTransfer, output: string): Promise<boolean> {
     const j = t.journal;
     const m = t.manifest;

@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { runTransfer, startEmbeddedNode } from '../../node/index.js';
 import { createSilentLogger } from '../../common/logger.js';
 import { isPortalError } from '../../common/errors.js';
@@ -8,6 +10,10 @@ import { actorProxy } from '../../actors/api.js';
 import { createCpuTickEngine } from '../../engine/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { rejectionOf } from '../transfer/fixtures.js';
+import { createFileStateStore } from '../../runtime/file-state-store.js';
+import { JOURNAL_KEY } from '../../actors/journal-pages.js';
+import { journalDir } from '../../node/embedded-node.js';
+import type { TransferStatus } from '../../actors/index.js';
 
 // SchedulerActor's lifecycle on the embedded host, in process (the HTTP side is test/api/embedded-api.test.ts).
 
@@ -82,5 +88,136 @@ describe('SchedulerActor lifecycle', () => {
     } finally {
       await node.close();
     }
+  });
+  /**
+   * The journal of the finished transfer beside `output` made as a crash leaves it while the transfer was
+   * verifying (its whole-file hash, its publish): state `verifying`, not yet verified, no output size or time.
+   */
+  async function crashedWhileVerifying(output: string, transferId: string): Promise<void> {
+    const store = createFileStateStore(journalDir(output));
+    try {
+      const key = `SchedulerActor||${transferId}||${JOURNAL_KEY}`;
+      const j = JSON.parse((await store.get(key))!) as Record<string, unknown>;
+      expect(j.state).toBe('done');
+      await store.transaction([
+        {
+          op: 'upsert',
+          key,
+          value: JSON.stringify({
+            ...j,
+            state: 'verifying',
+            verified: false,
+            output: undefined,
+            finishedAt: undefined,
+          }),
+        },
+      ]);
+    } finally {
+      await store.close();
+    }
+  }
+
+  /** The status of `transferId` on a new host over the journal beside `output`, once it is no longer running. */
+  async function statusAfterRestart(output: string, transferId: string): Promise<TransferStatus> {
+    const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
+    try {
+      // its chunks, if it runs, are fetched by this node's executor (as runTransfer attaches it)
+      node.executor.attach(transferId);
+      const actor = actorProxy(node.host, 'SchedulerActor', transferId);
+      for (let i = 0; i < 200; i++) {
+        const s = await actor.invoke('status');
+        if (s.state !== 'running' && s.state !== 'verifying') return s;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('still running or verifying after 10 s');
+    } finally {
+      await node.close();
+    }
+  }
+
+  const served = (m: Mesh): number => m.servers.reduce((a, s) => a + s.stats().bytesServed, 0);
+
+  test('a crash after the publish, before the journal said done: the published file is the transfer, nothing is fetched again', async () => {
+    // before: the resume found no partial file and fetched every chunk again (the demo's kill at 64 of 64: exit 1)
+    const chunks = 12;
+    mesh = await createMesh(chunks * 16384 - 5, 16384, [{ holds: 'all' }]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const transferId = mesh.manifest.id;
+    const request = {
+      transferId,
+      manifest: mesh.manifest,
+      output: `${output}.portal-part`,
+      publishAs: output,
+      edges: mesh.edges,
+    };
+    expect(await runTransfer({ request, logger, backend: 'cpu' })).toMatchObject({
+      state: 'done',
+      verified: true,
+    });
+    await crashedWhileVerifying(output, transferId);
+    const before = served(mesh);
+    expect(await statusAfterRestart(output, transferId)).toMatchObject({
+      state: 'done',
+      verified: true,
+      complete: chunks,
+      resumedChunks: chunks,
+    });
+    expect(served(mesh) - before).toBe(0);
+    expect(existsSync(`${output}.portal-part`)).toBe(false);
+    expect(await readFile(output)).toEqual(await readFile(mesh.source));
+    // a start of it again (what a rerun does) answers done at once
+    const again = await runTransfer({ request, logger, backend: 'cpu' });
+    expect(again).toMatchObject({ state: 'done', verified: true });
+    expect(served(mesh) - before).toBe(0);
+  });
+
+  test('a crash while verifying, before the publish: the next activation finishes it from the partial file, without a start and without fetching', async () => {
+    // before: it stayed `verifying` (no run of it) until a client started it again
+    const chunks = 12;
+    mesh = await createMesh(chunks * 16384 - 5, 16384, [{ holds: 'all' }]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const transferId = mesh.manifest.id;
+    const request = {
+      transferId,
+      manifest: mesh.manifest,
+      output: `${output}.portal-part`,
+      publishAs: output,
+      edges: mesh.edges,
+    };
+    await runTransfer({ request, logger, backend: 'cpu' });
+    await crashedWhileVerifying(output, transferId);
+    await rename(output, `${output}.portal-part`);
+    const before = served(mesh);
+    expect(await statusAfterRestart(output, transferId)).toMatchObject({
+      state: 'done',
+      verified: true,
+      complete: chunks,
+    });
+    expect(served(mesh) - before).toBe(0);
+    expect(existsSync(`${output}.portal-part`)).toBe(false);
+    expect(await readFile(output)).toEqual(await readFile(mesh.source));
+  });
+
+  test('a crash after the publish, and then another file of the same size written at the name: not taken as the transfer, and not replaced', async () => {
+    const chunks = 12;
+    mesh = await createMesh(chunks * 16384 - 5, 16384, [{ holds: 'all' }]);
+    const output = path.join(mesh.dir, 'out.bin');
+    const transferId = mesh.manifest.id;
+    const request = {
+      transferId,
+      manifest: mesh.manifest,
+      output: `${output}.portal-part`,
+      publishAs: output,
+      edges: mesh.edges,
+    };
+    await runTransfer({ request, logger, backend: 'cpu' });
+    await crashedWhileVerifying(output, transferId);
+    const other = Buffer.alloc(mesh.manifest.fileSize, 7);
+    await writeFile(output, other);
+    const s = await statusAfterRestart(output, transferId);
+    // fetched again into the partial file, whose publish refuses to replace the file found at the name
+    expect(s).toMatchObject({ state: 'failed', error: expect.stringContaining('PORTAL_OUTPUT_REFUSED') });
+    expect(await readFile(output)).toEqual(other);
+    expect(await readFile(`${output}.portal-part`)).toEqual(await readFile(mesh.source));
   });
 });

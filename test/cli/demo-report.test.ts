@@ -18,11 +18,14 @@ type Report = {
   perEdgeChunksAfterResume: Record<string, number>;
 };
 const sum = (o: Record<string, number>): number => Object.values(o).reduce((a, b) => a + b, 0);
-const demo = async (size: string): Promise<{ code: number | null; report: Report }> => {
+/** The exit code, with the output when it is not 0 (a failure then shows why, not only "1"). */
+const exit = (r: { code: number | null; stdout: string; stderr: string }): unknown =>
+  r.code === 0 ? 0 : { code: r.code, stdout: r.stdout.slice(-2000), stderr: r.stderr.slice(-4000) };
+const demo = async (size: string): Promise<{ exit: unknown; report: Report }> => {
   const r = await runPortal(['demo', '--size', size, '--json', '--no-dashboard', '--backend', 'cpu'], {
     timeoutMs: 120_000,
   });
-  return { code: r.code, report: JSON.parse(r.stdout.trim().split('\n').pop()!) as Report };
+  return { exit: exit(r), report: JSON.parse(r.stdout.trim().split('\n').pop()!) as Report };
 };
 
 /**
@@ -53,14 +56,14 @@ function expectConsistent(report: Report, chunks: number): void {
 
 describe('portal demo: per-edge counts of the whole transfer', () => {
   test('--size 16: killed mid-transfer; per edge = before the kill + after the resume, covering every chunk', async () => {
-    const { code, report } = await demo('16');
+    const { exit: code, report } = await demo('16');
     expect(code).toBe(0);
     expectConsistent(report, 64);
   });
 
   test('--size 1 (4 chunks): the fetch ends before the kill lands (on most runs); the report says no resume happened', async () => {
     // before: the demo failed (PORTAL_TRANSFER_CONFLICT, exit 4) or claimed a kill at 4/4 with nothing resumed
-    const { code, report } = await demo('1');
+    const { exit: code, report } = await demo('1');
     expect(code).toBe(0);
     expectConsistent(report, 4);
   });
@@ -69,7 +72,7 @@ describe('portal demo: per-edge counts of the whole transfer', () => {
     const r = await runPortal(['demo', '--size', '16', '--no-dashboard', '--backend', 'cpu'], {
       timeoutMs: 120_000,
     });
-    expect(r.code).toBe(0);
+    expect(exit(r)).toBe(0);
     // the kill lands mid-transfer at this size: the resumed run's line is the one compared
     expect(r.stderr).toContain('resuming from the journal');
     const lines = [...r.stderr.matchAll(/failovers (\d+) {2}corrupt (\d+)/g)];

@@ -150,7 +150,10 @@ describe('Dapr coordinator', () => {
     const snap = (await snapshot())!;
     expect(snap.counters.completed).toBe(6);
     expect(snap.queued + snap.inFlight).toBe(0);
-    // the peers' answers (and their measured service times) were learned from
-    expect(snap.observations).toBe(6);
+    // the peers' answers (and their measured service times) were learned from: one observation per answered
+    // attempt, so at least the 6 that completed and at most the attempts sent (on a loaded machine a slow peer's
+    // attempt is retried on another and both answer: a CI run counted 10)
+    expect(snap.observations).toBeGreaterThanOrEqual(6);
+    expect(snap.observations).toBeLessThanOrEqual(snap.counters.attempts);
   });
 });
