@@ -1,3 +1,5 @@
+import { access, constants as fsConstants } from 'node:fs/promises';
+import path from 'node:path';
 import { PortalError } from '../common/errors.js';
 import { isRedactedUrl, redactUrl } from '../common/redact.js';
 import { unresolvedCredentialsDetail } from '../bus/dispatch-seal.js';
@@ -36,10 +38,21 @@ export interface ExecutorOptions {
   http?: HttpClient;
   /**
    * Folder every output must resolve inside (symbolic links resolved first, see resolveInsideRoot);
-   * a dispatch naming a file elsewhere gets an 'io' failure report per item and writes nothing.
-   * Unset: any path (the embedded fetch, whose output the user chose).
+   * a dispatch naming a file elsewhere gets an 'io' failure report per item and writes nothing (or is skipped,
+   * see `unservable`). Unset: any path (the embedded fetch, whose output the user chose).
    */
   outputRoot?: string;
+  /**
+   * What becomes of a dispatch batch this executor cannot serve: its output lies outside `outputRoot`, in a
+   * folder that is missing here or that this process may not write, or it is an edge URL whose credentials
+   * arrived redacted. 'fail' (default): each item is tried and gets an 'io' failure report naming the cause —
+   * for the executor of the host that scheduled the transfer, whom nobody else stands in for. 'skip': nothing
+   * is fetched and nothing reported, the items are counted in stats().skipped and a debug line names why — for
+   * `portal executor`, which sees other hosts' transfers: their dispatches are left to the executors that can
+   * serve them (the scheduling host's own), never failed on their behalf. Checked once per output while it is
+   * attached (and again after a detach), before its items are queued.
+   */
+  unservable?: 'fail' | 'skip';
   /**
    * Data-plane worker threads that receive, hash and write chunk bytes (default DEFAULT_DATA_THREADS); 0 runs
    * fetches on the calling thread (fetchChunk, then a write of the verified chunk).
@@ -71,6 +84,11 @@ export interface ExecutorStats {
   queued: number;
   /** Dispatches dropped unfetched because their transfer had ended (see TRANSFER_ENDED_CHUNK). */
   droppedEnded: number;
+  /**
+   * Dispatched items left unfetched and unreported because this executor cannot serve their output
+   * (ExecutorOptions.unservable 'skip'): other executors serve them.
+   */
+  skipped: number;
   /** Data-plane threads running now (0 on the calling thread, or before the first transfer or `warm`). */
   dataThreads: number;
 }
@@ -107,6 +125,9 @@ interface Attached {
   outputs: Set<string>;
 }
 
+/** How long an executor that skips what it cannot serve keeps a refused output's verdict, ms. */
+const UNSERVABLE_RECHECK_MS = 10_000;
+
 /** Ended transfers an executor remembers (a Map of id → attempt bound: ~100 B each). */
 const ENDED_REMEMBERED = 4096;
 
@@ -126,7 +147,8 @@ const jobKey = (transferId: string, chunk: number, attempt: number): string =>
 /**
  * Creates an executor on `bus`. Each DispatchItem is fetched (verified by CID), written at its offset into
  * `batch.output`, and answered with exactly one ChunkReport on `subjects.report(transferId)`: ok, or a
- * failure reason ('io' for write errors). Throws PORTAL_INVALID_ARGUMENT for bad options.
+ * failure reason ('io' for write errors) — but a batch this executor cannot serve under `unservable: 'skip'`,
+ * which gets none. Throws PORTAL_INVALID_ARGUMENT for bad options.
  */
 export function createExecutor(opts: ExecutorOptions): Executor {
   if (!opts || typeof opts !== 'object')
@@ -170,7 +192,13 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   const running = new Map<string, Job>();
   /** Work not yet finished (fetch, write, report), keyed to its transfer. */
   const settling = new Map<Promise<void>, string>();
-  const counters = { fetched: 0, failed: 0, bytes: 0, droppedEnded: 0 };
+  const counters = { fetched: 0, failed: 0, bytes: 0, droppedEnded: 0, skipped: 0 };
+  const unservable = opts.unservable ?? 'fail';
+  if (unservable !== 'fail' && unservable !== 'skip')
+    throw new PortalError(
+      'PORTAL_INVALID_ARGUMENT',
+      `opts.unservable: expected 'fail' or 'skip', got ${JSON.stringify(unservable)}`,
+    );
   /**
    * Transfers that ended, with the attempt id below which their dispatches are void (TRANSFER_ENDED_CHUNK); the
    * oldest forgotten beyond ENDED_REMEMBERED.
@@ -244,11 +272,62 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       p = resolveInsideRoot(root, output);
       confined.set(output, p);
       p.catch((err: unknown) => {
-        log.warn({ err, output }, 'dispatch names an output outside the output root: refused');
+        // skipping: whyUnservable says it at debug; another host's transfer is no fault of this one
+        if (unservable === 'fail')
+          log.warn({ err, output }, 'dispatch names an output outside the output root: refused');
         if (confined.size > 1024) confined.clear(); // a flood of distinct paths does not grow this
       });
     }
     return p;
+  };
+
+  /**
+   * Why this executor cannot serve dispatches that write `output` (undefined: it can), for `unservable: 'skip'`:
+   * an edge output whose credentials arrived redacted; a file outside the output root (confine); a file that exists
+   * and this process may not write; an absent file whose folder is missing or not writable here. One check per
+   * output while it is attached (detach forgets it); a refusal is checked again after UNSERVABLE_RECHECK_MS (a
+   * folder created, a mount attached). Never rejects.
+   */
+  const servable = new Map<string, Promise<string | undefined>>();
+  const whyUnservable = (output: string): Promise<string | undefined> => {
+    let p = servable.get(output);
+    if (!p) {
+      const mine = checkServable(output);
+      p = mine;
+      if (servable.size >= 1024) servable.clear(); // a flood of distinct paths does not grow this
+      servable.set(output, p);
+      void mine.then((reason) => {
+        if (reason === undefined) return;
+        setTimeout(() => {
+          if (servable.get(output) !== mine) return;
+          servable.delete(output);
+          confined.delete(output);
+        }, UNSERVABLE_RECHECK_MS).unref();
+      });
+    }
+    return p;
+  };
+  const checkServable = async (output: string): Promise<string | undefined> => {
+    if (isEdgeOutput(output)) return isRedactedUrl(output) ? unresolvedCredentialsDetail(output) : undefined;
+    let real: string;
+    try {
+      real = await confine(output);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    try {
+      await access(real, fsConstants.W_OK);
+      return undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        return `cannot write ${output}: ${(err as Error).message}`;
+    }
+    try {
+      await access(path.dirname(real), fsConstants.W_OK | fsConstants.X_OK);
+      return undefined;
+    } catch (err) {
+      return `cannot create ${output}: ${(err as Error).message}`;
+    }
   };
 
   /** Fetches and writes one item on a data-plane thread; never rejects, resolves to its report. */
@@ -386,7 +465,11 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     }
   };
 
-  const onDispatch = (transferId: string, batch: DispatchBatch): void => {
+  /**
+   * Takes a dispatch batch: malformed ones are dropped; with `unservable: 'skip'` one this executor cannot serve is
+   * counted and left to others (the promise resolves once that is decided, so the bus acks after it).
+   */
+  const onDispatch = (transferId: string, batch: DispatchBatch): void | Promise<void> => {
     if (closed || !attached.has(transferId)) return;
     if (
       !batch ||
@@ -402,6 +485,21 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         { transferId, batchTransferId: batch.transferId },
         "dispatch batch names another transfer; reporting under the subject's",
       );
+    if (unservable === 'fail') return enqueue(transferId, batch);
+    return whyUnservable(batch.output).then((reason) => {
+      if (reason === undefined) return enqueue(transferId, batch);
+      if (closed || !attached.has(transferId)) return;
+      counters.skipped += batch.items.length;
+      log.debug(
+        { transferId, output: batch.output, items: batch.items.length, reason },
+        'dispatch skipped: this executor cannot serve it, so it is left to the executors that can',
+      );
+    });
+  };
+
+  /** Queues the items of a batch this executor serves, but those of an ended run of the transfer. */
+  const enqueue = (transferId: string, batch: DispatchBatch): void => {
+    if (closed || !attached.has(transferId)) return;
     const endedBelow = ended.get(transferId);
     attached.get(transferId)!.outputs.add(batch.output);
     for (const item of batch.items) {
@@ -485,7 +583,10 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     for (const output of a.outputs) {
       const stillUsed = [...attached.values()].some((o) => o.outputs.has(output));
       // its next open (a restart, a resume) confines it again: a folder of its path may be a link by then
-      if (!stillUsed) confined.delete(output);
+      if (!stillUsed) {
+        confined.delete(output);
+        servable.delete(output);
+      }
       if (plane && !stillUsed && !isEdgeOutput(output)) {
         try {
           await plane.closeFile(output, { sync: true });

@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { PortalError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import { resolveLogFormat } from '../../common/log-format.js';
@@ -40,10 +41,22 @@ function trackReady(bus: Bus): { bus: Bus; ready: Promise<void>[] } {
 }
 
 /**
+ * The queue group of `portal executor --all` processes with output root `realRoot`: 'executors-' and 16 hex digits
+ * of its sha256. Such executors share each dispatch with those of the same root only; those of other roots (and
+ * the scheduling host's own executor, group 'executors' on the transfer's subject) each get it as well, so a
+ * dispatch one of them skips (outside its root) still reaches one that can serve it.
+ */
+export function allTransfersQueue(realRoot: string): string {
+  return `executors-${createHash('sha256').update(realRoot).digest('hex').slice(0, 16)}`;
+}
+
+/**
  * `portal executor`: a transfer executor as its own process. Joins queue group 'executors' on the dispatch
- * subject of one transfer (`--transfer`) or of all (`--all`), fetches, verifies and writes chunks, and
- * publishes a report per dispatched item. Prints one JSON line `{"type":"ready",…}` once subscribed; on
- * SIGTERM/SIGINT it stops taking work, lets running fetches finish or cancel, flushes and exits 0.
+ * subject of one transfer (`--transfer`), or a queue group of its output root (allTransfersQueue) on that of all
+ * (`--all`), fetches, verifies and writes chunks, and publishes a report per dispatched item. A dispatch it cannot
+ * serve (an output outside its root or not writable here, an edge output with redacted credentials) is skipped:
+ * not fetched, not reported, counted (`skipped` in the stopped line) and named in a debug log line. Prints one
+ * JSON line `{"type":"ready",…}` once subscribed; on SIGTERM/SIGINT it stops taking work, lets running fetches finish or cancel, flushes and exits 0.
  */
 export const executorCommand = defineCommand({
   name: 'executor',
@@ -71,7 +84,7 @@ export const executorCommand = defineCommand({
     {
       name: 'output-root',
       type: 'string',
-      help: 'folder every output must resolve inside (links resolved); dispatches for other places are refused (default: the current folder)',
+      help: 'folder every output must resolve inside (links resolved); dispatches for other places (or not writable here) are skipped, left to the executors that can serve them (default: the current folder)',
       env: 'PORTAL_OUTPUT_ROOT',
     },
     {
@@ -132,15 +145,11 @@ export const executorCommand = defineCommand({
     let executor: ReturnType<typeof createExecutor> | undefined;
     // sources with credentials arrive redacted; their sealed real URLs open with PORTAL_DISPATCH_KEY
     const tracked = trackReady(guardDispatchSecrets(nats, { key, logger }));
-    const router = all
-      ? createAllTransfersBus(tracked.bus, (t) => {
-          logger.info({ transferId: t }, 'serving a new transfer');
-          executor!.attach(t);
-        })
-      : undefined;
     const outputRoot = path.resolve(flags['output-root'] ?? '.');
+    let realRoot: string;
     try {
       if (!(await stat(outputRoot)).isDirectory()) throw new Error('not a folder');
+      realRoot = await realpath(outputRoot);
     } catch (cause) {
       await nats.close();
       throw new PortalError(
@@ -151,6 +160,16 @@ export const executorCommand = defineCommand({
         },
       );
     }
+    const router = all
+      ? createAllTransfersBus(
+          tracked.bus,
+          (t) => {
+            logger.info({ transferId: t }, 'serving a new transfer');
+            executor!.attach(t);
+          },
+          allTransfersQueue(realRoot),
+        )
+      : undefined;
     executor = createExecutor({
       bus: router ?? tracked.bus,
       id,
@@ -160,6 +179,8 @@ export const executorCommand = defineCommand({
       // other executor processes share the transfer (queue group): write only verified chunks, never a
       // streaming hedge over another process's verified bytes
       streamWrites: false,
+      // other hosts' transfers reach this process too: what it cannot serve is theirs to serve, not to fail
+      unservable: 'skip',
     });
     for (const t of transfers) executor.attach(t);
     await Promise.all([...tracked.ready, router?.ready]);

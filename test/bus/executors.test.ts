@@ -1,9 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { createNatsBus, type NatsBus } from '../../bus/nats-bus.js';
 import { subjects } from '../../bus/types.js';
 import type { ChunkReport, DispatchBatch } from '../../common/index.js';
@@ -11,34 +9,9 @@ import { createSilentLogger } from '../../common/logger.js';
 import { chunkRange } from '../../transfer/index.js';
 import { startNatsServer, type TestNatsServer } from '../../harness/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
+import { startExecutorProcess, type ExecutorProcess } from '../helpers/executor-process.js';
 
 const cli = path.resolve('dist/cli/main.js');
-
-interface Child {
-  proc: ChildProcess;
-  lines: string[];
-  ready: Promise<void>;
-  exited: Promise<number | null>;
-}
-
-function startExecutor(args: string[]): Child {
-  const proc = spawn(process.execPath, [cli, 'executor', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let stderr = '';
-  proc.stderr.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000);
-  });
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  const ready = new Promise<void>((resolve, reject) => {
-    createInterface({ input: proc.stdout }).on('line', (l) => {
-      lines.push(l);
-      if (l.includes('"ready"')) resolve();
-    });
-    void exited.then((code) => reject(new Error(`executor exited (${code}) before ready: ${stderr}`)));
-  });
-  ready.catch(() => undefined);
-  return { proc, lines, ready, exited };
-}
 
 // Needs the built CLI (`npm test` builds first). Outside CI a missing build skips with this name;
 // in CI it runs and fails, so the multi-process test can never pass silently.
@@ -48,7 +21,7 @@ function startExecutor(args: string[]): Child {
     let server: TestNatsServer;
     let mesh: Mesh | undefined;
     let bus: NatsBus | undefined;
-    const children: Child[] = [];
+    const children: ExecutorProcess[] = [];
     beforeAll(async () => {
       server = await startNatsServer();
     });
@@ -65,7 +38,7 @@ function startExecutor(args: string[]): Child {
       const transferId = mesh.manifest.id;
       for (let i = 0; i < 3; i++)
         children.push(
-          startExecutor([
+          startExecutorProcess([
             '--nats',
             server.url,
             '--transfer',
