@@ -62,6 +62,22 @@ export interface DaprActorClient {
   ): Promise<R>;
   /** DELETE /v1.0/actors/<type>/<wire id>/timers/<wire name>: removes a timer (a no-op when there is none). */
   deleteTimer(actorType: string, actorId: string, name: string): Promise<void>;
+  /**
+   * GET /v1.0/actors/<type>/<wire id>/state/<wire key>: the JSON text the actor state store holds under the actor's
+   * `key`, undefined when it holds nothing there (daprd's 204). Only the sidecar the actor is active on answers it.
+   * Rejects with a PortalError as `invoke` does.
+   */
+  getState(actorType: string, actorId: string, key: string): Promise<string | undefined>;
+  /**
+   * POST /v1.0/actors/<type>/<wire id>/state: upserts and deletes of the actor's keys in one transaction of the actor
+   * state store. An upsert's `value` is JSON text, stored as that JSON value; a delete of a key that holds nothing is
+   * a no-op. Keys travel in their wire form. Rejects with a PortalError as `invoke` does.
+   */
+  stateTransaction(
+    actorType: string,
+    actorId: string,
+    ops: ReadonlyArray<{ op: 'upsert'; key: string; value: string } | { op: 'delete'; key: string }>,
+  ): Promise<void>;
   /** Closes the pooled sockets. */
   close(): void;
 }
@@ -160,10 +176,35 @@ export function createDaprActorClient(opts: DaprActorClientOptions): DaprActorCl
       const { status, text } = await request('DELETE', path, undefined);
       if (status >= 300) throw errorFromResponse(`${actorType}/${actorId} timer ${name}`, status, text);
     },
+    async getState(actorType, actorId, key) {
+      const path = `${actorPath(actorType, actorId)}/state/${encodeWireName(key)}`;
+      const { status, text } = await request('GET', path, undefined);
+      if (status >= 300) throw errorFromResponse(`${actorType}/${actorId} state ${key}`, status, text);
+      // 204 and no body: the store holds nothing under the key (a stored value is JSON text, never empty)
+      return status === 204 || text.length === 0 ? undefined : text;
+    },
+    async stateTransaction(actorType, actorId, ops) {
+      if (ops.length === 0) return;
+      // the values are JSON text already (the state manager's encodeStateValue): spliced in, not parsed again
+      const body = `[${ops
+        .map((o) =>
+          o.op === 'upsert'
+            ? `{"operation":"upsert","request":{"key":${JSON.stringify(encodeWireName(o.key))},"value":${o.value}}}`
+            : `{"operation":"delete","request":{"key":${JSON.stringify(encodeWireName(o.key))}}}`,
+        )
+        .join(',')}]`;
+      const { status, text } = await request('POST', `${actorPath(actorType, actorId)}/state`, body);
+      if (status >= 300) throw errorFromResponse(`${actorType}/${actorId} state transaction`, status, text);
+    },
     close() {
       void pool.destroy().catch(() => undefined);
     },
   };
+}
+
+/** `/v1.0/actors/<type>/<wire id>`: an actor's path in daprd's HTTP API. */
+function actorPath(actorType: string, actorId: string): string {
+  return `/v1.0/actors/${encodeURIComponent(actorType)}/${encodeActorId(actorId)}`;
 }
 
 /**

@@ -20,7 +20,8 @@ import { createSilentLogger, type Logger } from '../common/logger.js';
 import { isInvocableMethod } from './actor-methods.js';
 import { daprAppStatusOf, errorEnvelope, parseCallBody } from './api-errors.js';
 import { CHAIN_HEADER, INTERNAL_HEADER, createDaprActorClient, type DaprActorClient } from './dapr-client.js';
-import { createDaprStateManager, type DaprTurnStateManager } from './dapr-state.js';
+import { createDaprActorStore } from './dapr-state.js';
+import { createStateManager, type ActorStateStore, type TurnStateManager } from './state-manager.js';
 import { watchDaprSidecar } from './dapr-sidecar.js';
 import { Mailbox } from './mailbox.js';
 import {
@@ -158,7 +159,12 @@ interface Live {
   readonly serial: string;
   readonly dapr: PortalDaprActor;
   readonly portal: Actor;
-  readonly state: DaprTurnStateManager;
+  /** The actor's state (the embedded host's state manager over this actor's keys in Dapr: createDaprActorStore). */
+  readonly state: TurnStateManager;
+  /** The actor's keys in Dapr's store, for the host's own (`__`) keys. */
+  readonly store: ActorStateStore;
+  /** Host keys (`__…`) the running turn writes, as JSON text: saved with its changes, dropped with them on a failure. */
+  readonly hostWrites: Map<string, string>;
   readonly timers: Map<string, { method: string; periodMs: number; lastEndAt: number }>;
   /** Set when the sidecar this activation came through was replaced: it may no longer touch Dapr. */
   readonly lease: { dropped: boolean };
@@ -296,9 +302,10 @@ function envelopeOnParserError(
  *
  * - For each registered Portal class a subclass of the SDK's AbstractActor is generated whose class name is the
  *   Portal class name (Dapr's actor type); DaprServer serves /dapr/config with those types.
- * - Each activation gets an ActorContext whose state goes through the SDK's actor state manager (Dapr's actor
- *   state API, saved after activation and after every successful turn, rolled back on a failed one), whose timers
- *   and reminders are Dapr timers and reminders, and whose proxies call Dapr's HTTP actor API.
+ * - Each activation gets an ActorContext whose state is the embedded host's state manager (createStateManager)
+ *   over Dapr's actor state API (createDaprActorStore; not the SDK's change tracker, which dropped deletes: trial
+ *   F1), saved after activation and after every successful turn, rolled back on a failed one; whose timers and
+ *   reminders are Dapr timers and reminders, and whose proxies call Dapr's HTTP actor API.
  * - The actor routes (method, timer, reminder, deactivate) are served by this host ahead of the SDK's: it checks
  *   the method name before anything is activated (dapr/js-sdk#454), answers deactivation of an inactive actor
  *   with 200 (js-sdk#627), catches every failure (the SDK lets timer and reminder failures crash the process),
@@ -526,7 +533,8 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     const t = types.get(slot.type)!;
     const dapr = new t.gen(server.client, new ActorId(encodeActorId(slot.id)));
     const serial = `${hostNonce}.${++serials}`;
-    const state = createDaprStateManager(dapr.getStateManager());
+    const store = createDaprActorStore(client, slot.type, slot.id);
+    const state = createStateManager(store, '');
     const timers: Live['timers'] = new Map();
     const lease: Live['lease'] = { dropped: false };
     /** A dropped activation must not change timers or reminders of the actor's next activation. */
@@ -605,16 +613,15 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     const portal = new slot.cls(ctx);
     dapr.portal = portal;
     const epoch = sidecarEpoch;
-    await dapr.onActivateInternal(); // clears the SDK's state cache, runs onActivate (below), saves
     try {
       await portal.onActivate();
       await state.save();
     } catch (err) {
-      await state.rollback();
+      state.rollback();
       slot.log.warn({ err }, 'actor activation failed');
       throw err;
     }
-    const live: Live = { serial, dapr, portal, state, timers, lease };
+    const live: Live = { serial, dapr, portal, state, store, hostWrites: new Map(), timers, lease };
     slot.live = live;
     counters.activations++;
     countActive(slot.type, 1);
@@ -642,7 +649,6 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
         if (stopped) throw new PortalError('PORTAL_HOST_STOPPED', 'the Dapr actor host is stopped');
         const live = await activate(slot);
         try {
-          await live.dapr.onActorMethodPreInternal();
           const result = await body(live);
           // A turn that outlived its sidecar answers nobody: its changes are not this activation's to save any more.
           if (live.lease.dropped)
@@ -650,10 +656,14 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
               'PORTAL_HOST_STOPPED',
               `${slot.type}/${slot.id}: the Dapr sidecar was replaced during the turn; its changes were discarded`,
             );
-          await live.dapr.onActorMethodPostInternal(); // saves the SDK's tracked state changes
+          await live.state.saveWith(
+            [...live.hostWrites].map(([key, value]) => ({ op: 'upsert' as const, key, value })),
+          );
+          live.hostWrites.clear();
           return result;
         } catch (err) {
-          await live.state.rollback();
+          live.hostWrites.clear();
+          live.state.rollback();
           throw err;
         } finally {
           // daprd still places the actor here: its next call activates it again, its idle DELETE is a no-op
@@ -692,11 +702,10 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     slot.live = undefined;
     live.timers.clear();
     try {
-      await live.dapr.onDeactivateInternal(); // clears the cache, then save after our onDeactivate below
       await live.portal.onDeactivate();
       await live.state.save();
     } catch (err) {
-      await live.state.rollback();
+      live.state.rollback();
       slot.log.warn({ err }, 'actor onDeactivate failed; its unsaved state changes were discarded');
     }
     counters.deactivations++;
@@ -721,12 +730,12 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     }
     const cleanup = async (): Promise<void> => {
       try {
-        await live.dapr.onDeactivateInternal();
         await live.portal.onDeactivate();
       } catch (err) {
         slot.log.warn({ err }, 'onDeactivate of a dropped actor failed');
       }
-      await live.state.rollback();
+      live.hostWrites.clear();
+      live.state.rollback();
       slot.log.info({ reason }, 'actor activation dropped: its Dapr sidecar was replaced');
       forgetSlot(slot);
     };
@@ -810,10 +819,11 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
    * with `tolerance` for clock skew between the instance that registered it and the one it fires on.
    */
   const duplicateReminder = async (live: Live, name: string, e: ReminderEnvelope): Promise<boolean> => {
-    const sm = live.dapr.getStateManager();
-    const [, stored] = await sm.tryGetState(REMINDER_FIRES_KEY);
+    const json = live.hostWrites.get(REMINDER_FIRES_KEY) ?? (await live.store.get(REMINDER_FIRES_KEY));
     const fires: Record<string, { n: string; due: number; p: number }> = {
-      ...((stored as Record<string, { n: string; due: number; p: number }> | undefined) ?? {}),
+      ...(json === undefined
+        ? {}
+        : (JSON.parse(json) as Record<string, { n: string; due: number; p: number }>)),
     };
     const now = clock.wallNow();
     const tolerance = Math.min(e.p / 2, 5000);
@@ -823,7 +833,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     // A guard not renewed for GUARD_KEEP_MS past its next due time belongs to a reminder that is gone.
     for (const [k, v] of Object.entries(fires)) if (v.due + v.p < now - GUARD_KEEP_MS) delete fires[k];
     fires[name] = { n: e.n, due, p: e.p };
-    await sm.setState(REMINDER_FIRES_KEY, fires);
+    live.hostWrites.set(REMINDER_FIRES_KEY, JSON.stringify(fires));
     return false;
   };
 

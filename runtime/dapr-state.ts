@@ -1,46 +1,25 @@
-import type { AbstractActor } from '@dapr/dapr';
-import type { ActorStateManager } from './types.js';
-
-/** The Dapr host's per-activation state manager: the actor's API plus rollback of a failed turn. */
-export interface DaprTurnStateManager extends ActorStateManager {
-  /** Discards the cached and pending changes (a failed turn); the next read goes to the sidecar. */
-  rollback(): Promise<void>;
-}
-
-import { checkStateKey, encodeStateValue } from './checks.js';
-import { encodeWireName } from './state-keys.js';
-
-type SdkStateManager = ReturnType<AbstractActor['getStateManager']>;
+import type { DaprActorClient } from './dapr-client.js';
+import type { ActorStateStore } from './state-manager.js';
 
 /**
- * Adapts the JS SDK's actor state manager (change tracker over Dapr's transactional actor state API, kept in the
- * component marked `actorStateStore`) to Portal's ActorStateManager, with the embedded host's value semantics:
- * `set` checks that the value is JSON and keeps a copy, `get` returns a fresh copy, keys starting with `__` are
- * reserved. The SDK reads a stored falsy JSON value (0, false, "", null) as absent: actors keep objects.
- * Keys travel in their wire form (encodeWireName): the SDK puts a key unescaped into the URL of daprd's state
- * API, where `/`, `?`, `#` or `%` in a key would read another key; plain keys (`counter`, `journal`) are unchanged.
+ * One actor's keys in Dapr's actor state store (the component marked `actorStateStore`), read and written through
+ * daprd's actor state API: what the Dapr host's per-activation state manager (createStateManager, the embedded
+ * host's) runs on, so both hosts have one set of state semantics (a turn's changes in one transaction, deletes
+ * always written, exact rollback, `release`). Keys are the actor's own (no prefix) and travel in their wire form
+ * (DaprActorClient.getState); values are JSON text. Failures reject with the client's PortalError.
+ *
+ * The JS SDK's actor state manager is not used: its change tracker asks daprd whether a key exists by the `length`
+ * of the value it read back, which an object or a number has not, so a delete of such a key that the tracker had
+ * not read in the activation (after a rolled-back turn emptied it) was dropped as a delete of nothing (trial F1:
+ * a forget after a refused restart left the transfer's request and journal in the store).
  */
-export function createDaprStateManager(sm: SdkStateManager): DaprTurnStateManager {
+export function createDaprActorStore(
+  client: Pick<DaprActorClient, 'getState' | 'stateTransaction'>,
+  actorType: string,
+  actorId: string,
+): ActorStateStore {
   return {
-    async get<T>(key: string): Promise<T | undefined> {
-      checkStateKey(key);
-      const [has, value] = await sm.tryGetState(encodeWireName(key));
-      if (!has || value === null || value === undefined) return undefined;
-      return JSON.parse(JSON.stringify(value)) as T;
-    },
-    async set(key, value) {
-      checkStateKey(key);
-      await sm.setState(encodeWireName(key), JSON.parse(encodeStateValue(key, value)));
-    },
-    async delete(key) {
-      checkStateKey(key);
-      await sm.tryRemoveState(encodeWireName(key));
-    },
-    async save() {
-      await sm.saveState();
-    },
-    async rollback() {
-      await sm.clearCache();
-    },
+    get: (key) => client.getState(actorType, actorId, key),
+    transaction: (ops) => client.stateTransaction(actorType, actorId, ops),
   };
 }

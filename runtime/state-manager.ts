@@ -18,6 +18,9 @@ export interface TurnStateManager extends ActorStateManager {
 /** One operation of StateStore.transaction. */
 export type StoreOp = { op: 'upsert'; key: string; value: string } | { op: 'delete'; key: string };
 
+/** What a state manager needs of a store: reads of one key and atomic batches (StateStore's, or one actor's keys in Dapr). */
+export type ActorStateStore = Pick<StateStore, 'get' | 'transaction'>;
+
 /** Marks a pending delete. */
 const DELETED = null;
 
@@ -28,7 +31,7 @@ const DELETED = null;
  * failed turn's rollback is exact. Keys starting with `__` are reserved for the host. Committed values are
  * cached for the life of the activation; a stored value that is not JSON rejects with PORTAL_STATE_CORRUPT.
  */
-export function createStateManager(store: StateStore, prefix: string): TurnStateManager {
+export function createStateManager(store: ActorStateStore, prefix: string): TurnStateManager {
   /** Values known to be in the store (null: known absent). */
   const committed = new Map<string, string | null>();
   /** Changes of the current turn (null: delete). */

@@ -56,8 +56,8 @@ export interface ActorStateManager {
   save(): Promise<void>;
   /**
    * Drops the value of `key` from the activation's cache once this turn's changes are saved, so the next `get`
-   * reads the store again: for large values an actor rarely reads (a queued transfer's request). Optional: the
-   * embedded host implements it; on Dapr the SDK keeps its own cache.
+   * reads the store again: for large values an actor rarely reads (a queued transfer's request). Both hosts
+   * implement it (one state manager, createStateManager); optional for other implementations.
    */
   release?(key: string): void;
 }
