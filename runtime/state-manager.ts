@@ -62,7 +62,14 @@ export function createStateManager(store: ActorStateStore, prefix: string): Turn
           : { op: 'upsert', key: prefix + key, value: json },
       );
     }
-    if (ops.length > 0) await store.transaction(ops);
+    if (ops.length > 0)
+      try {
+        await store.transaction(ops);
+      } catch (err) {
+        // it may have been applied all the same (an answer lost): what the store holds under these keys is unknown
+        for (const key of batch.keys()) committed.delete(key);
+        throw err;
+      }
     for (const [key, json] of batch) {
       committed.set(key, json);
       if (pending.get(key) === json) pending.delete(key);
