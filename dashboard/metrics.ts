@@ -9,6 +9,8 @@ import type { DashboardSnapshot, MetricSample, MetricsSource } from './types.js'
 const TICK_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
 const NAME = /^portal_[a-z0-9_]+$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+/** The states after which a transfer's scheduler no longer runs (until a restart or a start of it again). */
+const ENDED: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
 
 /** The dashboard's Prometheus side; see createDashboardMetrics. */
 export interface DashboardMetrics {
@@ -44,15 +46,24 @@ export function createDashboardMetrics(o: {
   const phasesSeen = new Map<string, Set<string>>();
 
   const transfers = () => o.snapshot().transfers.filter((t) => t.polled || t.state !== 'unreachable');
+  /**
+   * The transfers whose scheduler runs or may run (not done, failed or cancelled): the only ones with series that
+   * describe a running scheduler (throughput, chunks in flight or pending, tick times, every per-edge series). A
+   * finished transfer keeps one series per per-transfer counter and outcome gauge until the tracker evicts it
+   * (trial M1: ~118 series each, most of them tick-phase histogram buckets and edge gauges frozen at their last value,
+   * so a host that had finished 1000 transfers exported ~118,000 series).
+   */
+  const live = () => transfers().filter((t) => !ENDED.has(t.state));
   function perTransfer(
     name: string,
     help: string,
     pick: (t: DashboardSnapshot['transfers'][number]) => number,
     type: 'gauge' | 'counter' = 'gauge',
+    of: () => DashboardSnapshot['transfers'] = transfers,
   ): void {
     const collect = function (this: Gauge<'transfer'> | Counter<'transfer'>) {
       this.reset();
-      for (const t of transfers()) {
+      for (const t of of()) {
         const v = pick(t);
         if (!Number.isFinite(v)) continue;
         if (this instanceof Gauge) this.set({ transfer: t.id }, v);
@@ -70,7 +81,7 @@ export function createDashboardMetrics(o: {
   ): void {
     const collect = function (this: Gauge<'transfer' | 'edge'> | Counter<'transfer' | 'edge'>) {
       this.reset();
-      for (const t of transfers())
+      for (const t of live())
         for (const e of t.edges) {
           const v = pick(e);
           if (!Number.isFinite(v)) continue;
@@ -91,13 +102,23 @@ export function createDashboardMetrics(o: {
     'portal_transfer_throughput_bytes_per_second',
     'Bytes per second over the last poll interval',
     (t) => t.throughput,
+    'gauge',
+    live,
   );
   perTransfer(
     'portal_transfer_chunks_in_flight',
     'Chunks dispatched and not yet reported',
     (t) => t.inFlight,
+    'gauge',
+    live,
   );
-  perTransfer('portal_transfer_chunks_pending', 'Chunks waiting for an edge', (t) => t.pending);
+  perTransfer(
+    'portal_transfer_chunks_pending',
+    'Chunks waiting for an edge',
+    (t) => t.pending,
+    'gauge',
+    live,
+  );
   perTransfer('portal_transfer_done', '1 when the transfer finished and verified', (t) =>
     t.state === 'done' ? 1 : 0,
   );
@@ -138,11 +159,15 @@ export function createDashboardMetrics(o: {
     'portal_tick_p50_seconds',
     "Median tick time over the scheduler's recent window",
     (t) => t.tickMsP50 / 1000,
+    'gauge',
+    live,
   );
   perTransfer(
     'portal_tick_p99_seconds',
     "99th percentile tick time over the scheduler's recent window",
     (t) => t.tickMsP99 / 1000,
+    'gauge',
+    live,
   );
   const tickHist = new Histogram({
     name: 'portal_tick_seconds',
@@ -363,11 +388,24 @@ export function createDashboardMetrics(o: {
     }
   }
 
+  /** Removes the tick and tick-phase histogram series of transfer `id`. */
+  function dropTicks(id: string): void {
+    lastTicks.delete(id);
+    tickHist.remove({ transfer: id });
+    for (const phase of phasesSeen.get(id) ?? []) phaseHist.remove({ transfer: id, phase });
+    phasesSeen.delete(id);
+  }
+
   return {
     registry,
     observe(s) {
       for (const t of s.transfers) {
         if (!t.polled) continue;
+        // a finished transfer ticks no more: its tick histograms go (see `live`)
+        if (ENDED.has(t.state)) {
+          if (lastTicks.has(t.id)) dropTicks(t.id);
+          continue;
+        }
         const before = lastTicks.get(t.id) ?? 0;
         lastTicks.set(t.id, t.ticks);
         if (t.ticks <= before) continue;
@@ -384,12 +422,7 @@ export function createDashboardMetrics(o: {
       }
     },
     forget(ids) {
-      for (const id of ids) {
-        lastTicks.delete(id);
-        tickHist.remove({ transfer: id });
-        for (const phase of phasesSeen.get(id) ?? []) phaseHist.remove({ transfer: id, phase });
-        phasesSeen.delete(id);
-      }
+      for (const id of ids) dropTicks(id);
     },
     registerSource(source) {
       checkArg(

@@ -96,6 +96,20 @@ describe('dashboard in a real browser', () => {
     }
     expect(seen[3]).toBeGreaterThan(seen[0]);
     expect(seen[3]).toBeLessThan(1);
+    // /metrics while it runs (the kill below needs it running too): the series of a running scheduler
+    const whileRunning = await (await fetch(new URL('metrics', dash.url))).text();
+    for (const name of [
+      'portal_tick_seconds_bucket',
+      'portal_tick_p99_seconds',
+      'portal_tick_phase_seconds',
+      'portal_edge_queue_depth',
+      'portal_edge_load_ratio',
+      'portal_edge_bandwidth_bytes_per_second',
+      'portal_edge_rtt_seconds',
+    ])
+      expect(whileRunning).toContain(name);
+    for (const e of mesh.edges)
+      expect(whileRunning).toContain(`portal_edge_health{transfer="${id}",edge="${e.id}"}`);
 
     // a killed edge shows as offline. Killed at once, while the edge still has fetches in flight: an edge killed
     // after the transfer's last fetch to it is never seen failing (under CI load the transfer had ended during a
@@ -143,31 +157,22 @@ describe('dashboard in a real browser', () => {
       `dashboard screenshots: ${running} (edge killed, transfer running), ${shot} (transfer done)\n`,
     );
 
-    // /metrics
+    // /metrics once it finished: its counters and outcome; the series of a running scheduler are gone (trial M1)
     const text = await (await fetch(new URL('metrics', dash.url))).text();
     for (const name of [
-      'portal_tick_seconds_bucket',
-      'portal_tick_p99_seconds',
       'portal_dispatches_total',
       'portal_failovers_total',
       'portal_corrupt_chunks_total',
-      'portal_edge_queue_depth',
-      'portal_edge_load_ratio',
-      'portal_edge_health',
-      'portal_edge_bandwidth_bytes_per_second',
-      'portal_edge_rtt_seconds',
-      'portal_edge_online',
       'portal_actor_activations_total',
       'portal_actors_active',
       'portal_engine_info',
       'portal_engine_ticks_total',
       'portal_dead_letters_total',
-      'portal_tick_phase_seconds',
     ]) {
       expect(text).toContain(name);
     }
-    for (const e of mesh.edges) expect(text).toContain(`portal_edge_health{transfer="${id}",edge="${e.id}"}`);
-    expect(text).toContain(`portal_edge_online{transfer="${id}",edge="${killed}"} 0`);
+    expect(text).not.toContain(`portal_edge_health{transfer="${id}"`);
+    expect(text).not.toContain(`portal_tick_seconds_bucket{transfer="${id}"`);
     expect(text).toMatch(new RegExp(`^portal_transfer_done\\{transfer="${id}"\\} 1$`, 'm'));
     expect(text).toMatch(/^portal_actor_activations_total\{host="embedded"\} [1-9]/m);
   });

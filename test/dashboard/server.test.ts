@@ -132,6 +132,46 @@ describe('dashboard server on a fake actor host', () => {
     );
   });
 
+  test('metrics: a finished transfer keeps its counters and outcome, not the series of a running scheduler (trial M1)', async () => {
+    const running = transferStatus('t1', {
+      bytesDone: 2048,
+      ticks: 10,
+      lastTickMs: { total: 0.4, rank: 0.1, detect: 0.1, failover: 0.05, balance: 0.05, dispatch: 0.1 },
+      counters: { ...transferStatus('t1').counters, dispatched: 12, failovers: 2 },
+      edges: [edgeView('ea'), edgeView('eb'), edgeView('ec'), edgeView('ed')],
+      perEdgeChunks: [3, 3, 3, 3],
+    });
+    const statuses = new Map<string, TransferStatus | Error>([['t1', running]]);
+    dash = await createDashboard({
+      host: fakeHost(statuses),
+      transfers: () => ['t1'],
+      logger,
+      pollMs: 1000,
+    });
+    const series = (text: string): string[] => text.split('\n').filter((l) => l.includes('transfer="t1"'));
+    const whileRunning = series(await dash.metrics.metrics());
+    expect(whileRunning).toContainEqual(
+      expect.stringContaining('portal_edge_health{transfer="t1",edge="ed"}'),
+    );
+    expect(whileRunning).toContainEqual(expect.stringContaining('portal_tick_phase_seconds_bucket{'));
+    // 151 series here while it runs; before, as many once it had finished, until the tracker evicted it
+    expect(whileRunning.length).toBeGreaterThan(100);
+    statuses.set('t1', { ...running, state: 'done', verified: true, ticks: 11, finishedAt: 2_000 });
+    await dash.pollNow();
+    const finished = series(await dash.metrics.metrics());
+    expect(finished).toContain('portal_transfer_done{transfer="t1"} 1');
+    expect(finished).toContain('portal_dispatches_total{transfer="t1"} 12');
+    expect(finished).toContain('portal_failovers_total{transfer="t1"} 2');
+    for (const gone of [
+      'portal_edge_',
+      'portal_tick_seconds',
+      'portal_tick_phase_seconds',
+      'portal_transfer_throughput',
+    ])
+      expect(finished.filter((l) => l.startsWith(gone))).toEqual([]);
+    expect(finished.length).toBeLessThanOrEqual(20);
+  });
+
   test('metrics: series of a transfer that leaves the list and is evicted disappear (labels stay bounded)', async () => {
     const statuses = new Map<string, TransferStatus | Error>([
       ['t1', transferStatus('t1', { ticks: 1 })],
