@@ -150,6 +150,30 @@ describe('deploy manifests', () => {
     expect(parseDispatchKey(keys[0][1], 'compose')).toHaveLength(32);
   });
 
+  test("every instance logs in to NATS as the permissions file's scheduler role when the portal-nats secret exists (trial S3)", () => {
+    // before: no NATS_USER/NATS_PASSWORD, so against deploy/nats/nats-server.conf every pod failed to connect
+    const conf = readFileSync(join(repo, 'deploy/nats/nats-server.conf'), 'utf8');
+    expect(conf).toMatch(
+      /\{ user: "portal-scheduler", password: \$PORTAL_NATS_SCHEDULER_PASSWORD, permissions: \$SCHEDULER \}/,
+    );
+    for (const d of deployments) {
+      const env = d.spec.template.spec.containers[0].env as Array<{
+        name: string;
+        value?: string;
+        valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } };
+      }>;
+      const ref = (name: string) => env.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+      expect([ref('NATS_USER'), ref('NATS_PASSWORD')]).toEqual([
+        { name: 'portal-nats', key: 'user', optional: true },
+        { name: 'portal-nats', key: 'password', optional: true },
+      ]);
+    }
+    const readme = readFileSync(join(repo, 'deploy/README.md'), 'utf8');
+    expect(readme).toContain(
+      'kubectl create secret generic portal-nats --from-literal=user=portal-scheduler',
+    );
+  });
+
   test.each([['deploy/k8s/configuration.yaml'], ['deploy/compose/config.yaml']])(
     '%s disables scheduler-backed reminders',
     (rel) => {
