@@ -21,7 +21,7 @@ import {
 // the same ports while the app process keeps running. The new sidecar knows nothing of the actors the app still has
 // in memory (their timers died with the old one), and placement gives them back to this app: the host must drop
 // those activations and let them reactivate from the state store, not serve them stale.
-jest.setTimeout(240_000);
+jest.setTimeout(360_000);
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,7 +44,10 @@ afterAll(async () => {
   await bed?.stop();
 });
 
-/** Calls through `client` until a call succeeds (placement may be moving actors); rejects after 60 s. */
+/**
+ * Calls through `client` until a call succeeds (placement may be moving actors); rejects after 120 s. Placement's
+ * dissemination of a stopped sidecar's removal took over 60 s on a loaded CI machine (calls still routed to it).
+ */
 async function invokeUntilOk<R>(
   client: DaprActorClient,
   type: string,
@@ -64,7 +67,7 @@ async function invokeUntilOk<R>(
         return false;
       }
     },
-    60_000,
+    120_000,
     () => `${type}/${id}.${method} (last error: ${String(last)})`,
   );
   return out as R;
