@@ -1,5 +1,6 @@
 import type { ActorProxy, ActorRef } from '../runtime/types.js';
 import { typedProxy } from '../runtime/types.js';
+import { PortalError } from '../common/errors.js';
 import type { ChunkReport } from '../common/index.js';
 import type { TickEngineStats } from '../engine/index.js';
 import type { EdgeEstimatorState } from '../scheduler/estimators.js';
@@ -206,6 +207,24 @@ export const externalMethods: Readonly<Record<string, readonly string[] | '*'>> 
   ],
   ProbeActor: '*',
 };
+
+/**
+ * Refuses a call from outside the host to an external method whose argument asks for what only the host's own actors
+ * may do: a GpuStreamActor.start whose edge-telemetry kernel names `edgeIds` (the stream would call EdgeActor.observe
+ * for the edges the caller named, and observe is internal: an edge's estimates and health come only from Portal's
+ * own fetches, its bus and its actors). Both actor APIs (node/actor-api.ts; the Dapr host for calls without the
+ * internal-call token) call it after `isExternalMethod`. Returns when the call may go on; throws PortalError
+ * PORTAL_ACTOR_METHOD_FORBIDDEN (403) naming the field otherwise.
+ */
+export function checkExternalCall(actorType: string, method: string, arg: unknown): void {
+  if (actorType !== 'GpuStreamActor' || method !== 'start') return;
+  const kernel = (arg as { kernel?: unknown } | null | undefined)?.kernel;
+  if (kernel === null || typeof kernel !== 'object' || !('edgeIds' in kernel)) return;
+  throw new PortalError(
+    'PORTAL_ACTOR_METHOD_FORBIDDEN',
+    "GpuStreamActor.start: kernel.edgeIds is not accepted from outside the cluster: the stream would feed EdgeActor.observe, which only Portal's own actors may call (start the stream without edgeIds to get its aggregates on portal.stream.<id>.out)",
+  );
+}
 
 /** True when `method` of `actorType` may be called from outside the host (externalMethods); false for unknown types. */
 export function isExternalMethod(actorType: string, method: string): boolean {

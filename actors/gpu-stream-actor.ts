@@ -81,7 +81,11 @@ export class GpuStreamActor extends Actor<StreamServices> implements GpuStreamAc
     await this.close();
   }
 
-  /** Starts (or restarts with a new configuration) the stream; rejects with PORTAL_CONFIG_INVALID / PORTAL_INVALID_ARGUMENT naming what is wrong. */
+  /**
+   * Starts (or restarts with a new configuration) the stream; rejects with PORTAL_CONFIG_INVALID / PORTAL_INVALID_ARGUMENT
+   * naming what is wrong (PORTAL_CONFIG_INVALID for `edgeIds` with a source other than nats). From outside the host,
+   * `edgeIds` is refused before this runs (actors/api checkExternalCall).
+   */
   async start(req: GpuStreamStartRequest): Promise<GpuStreamStatus> {
     checkArg(isStreamId(this.ctx.actorId), 'actorId', 'a stream id of [A-Za-z0-9_-] (one NATS token)');
     checkArg(!!req && typeof req === 'object' && !!req.kernel, 'kernel', 'a kernel spec');
@@ -91,9 +95,18 @@ export class GpuStreamActor extends Actor<StreamServices> implements GpuStreamAc
     return this.status();
   }
 
-  /** Adds records (base64 of whole input records, or bytes in-process); in block mode waits for buffer space. Resolves with the records accepted. */
+  /**
+   * Adds records (base64 of whole input records, or bytes in-process); in block mode waits for buffer space. Resolves
+   * with the records accepted. A stream that feeds EdgeActors (`edgeIds`) refuses it with PORTAL_ACTOR_METHOD_FORBIDDEN:
+   * its records come only from JetStream, or any caller of `push` could set the health of those edges.
+   */
   async push(arg: { records: string | Uint8Array }): Promise<{ accepted: number }> {
     const p = this.need();
+    if (this.req?.kernel.type === 'edge-telemetry' && this.req.kernel.edgeIds)
+      throw new PortalError(
+        'PORTAL_ACTOR_METHOD_FORBIDDEN',
+        `stream ${this.ctx.actorId} feeds EdgeActors (kernel.edgeIds): its records come only from JetStream (portal.stream.${this.ctx.actorId}.in), never from push, which would let its caller set those edges' health`,
+      );
     // Node's base64 decoding skips what is not base64: "!!!!" was 0 records accepted, not a refusal
     checkArg(
       typeof arg?.records !== 'string' || isBase64(arg.records),
@@ -194,6 +207,12 @@ export class GpuStreamActor extends Actor<StreamServices> implements GpuStreamAc
         'no output: the host has neither services.streamTransport nor services.bus',
       );
     const edgeIds = req.kernel.type === 'edge-telemetry' ? req.kernel.edgeIds : undefined;
+    // EdgeActor.observe is internal: what feeds it must be Portal's own (the bus), never records a caller pushes
+    if (edgeIds && sourceKind !== 'nats')
+      throw new PortalError(
+        'PORTAL_CONFIG_INVALID',
+        `kernel.edgeIds: a stream that feeds EdgeActors takes its records only from JetStream (source nats), and stream ${id} has source ${sourceKind}`,
+      );
     if (edgeIds) sink = this.feedingEdges(sink, edgeIds);
     // --backend cpu is the user's word: as for the tick engine, PORTAL_REQUIRE_GPU and CI=true do not override it
     if (services.gpuOff === true && req.backend === 'gpu')

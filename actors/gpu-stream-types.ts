@@ -4,7 +4,11 @@ import type { LayoutSpec, StreamConfigInput, StreamProcessingMetrics } from '../
 
 /** Which kernel a stream runs (JSON: it travels in `start` and is kept in actor state). */
 export type GpuStreamKernelSpec =
-  /** Edge telemetry aggregation; with `edgeIds`, each batch's per-edge updates are fed to EdgeActor `edgeIds[edge]`. */
+  /**
+   * Edge telemetry aggregation; with `edgeIds`, each batch's per-edge updates are fed to EdgeActor `edgeIds[edge]`
+   * (only for a start by the host's own code or a cluster caller: refused from outside, as EdgeActor.observe is; the
+   * records then come only from JetStream, and `push` is refused).
+   */
   | { type: 'edge-telemetry'; edges: number; edgeIds?: string[] }
   /** A user WGSL kernel: `wgsl` defines `fn process(r: <input.name>) -> <output.name>` (GPU only: no CPU reference travels as JSON). */
   | { type: 'wgsl'; name: string; input: LayoutSpec; output: LayoutSpec; wgsl: string }

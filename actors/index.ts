@@ -8,7 +8,7 @@ export type { TickEngineServices } from './gpu-worker-actor.js';
 export type { StreamServices } from './gpu-stream-actor.js';
 export type { CoordinatorServices } from './coordinator-actor.js';
 export type { PortalServices } from './services.js';
-export { actorProxy, externalMethods, isExternalMethod } from './api.js';
+export { actorProxy, checkExternalCall, externalMethods, isExternalMethod } from './api.js';
 export type {
   ActorRefSource,
   PortalActorTypes,

@@ -13,7 +13,7 @@ import {
   type ActorHost,
 } from '../runtime/index.js';
 import { actorApiContract } from '../api/validate.js';
-import { externalMethods, isExternalMethod } from '../actors/api.js';
+import { checkExternalCall, externalMethods, isExternalMethod } from '../actors/api.js';
 import { PortalError, type PortalErrorCode } from '../common/errors.js';
 import { requestTimeouts } from '../common/net.js';
 import { continueBody, decideContinue } from '../common/expect-continue.js';
@@ -235,6 +235,8 @@ export function serveActorApi(host: ActorHost, opts: ActorApiOptions): Promise<h
         arg = parseCallBody(`${type}.${method}`, Buffer.concat(parts));
         // the contract (api/schemas): every problem of the argument at once, before anything is activated
         contract.checkRequest(type, method, arg);
+        // an external method whose argument asks for what only Portal's own actors may do (EdgeActor feeding)
+        checkExternalCall(type, method, arg);
         // Ids arrive in their wire form (runtime/state-keys.ts encodeActorId), as on the Dapr path: one rule for
         // ids on every host, so `a%2Fb` is not `a/b` and `%41` is not `A`.
         const wireId = decodePathSegment('actor id', m[2]);

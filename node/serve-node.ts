@@ -56,6 +56,7 @@ import {
   defaultMaxRunning,
   defaultMaxQueued,
   isExternalMethod,
+  checkExternalCall,
   type PortalServices,
 } from '../actors/index.js';
 import { PortalError, isPortalError } from '../common/errors.js';
@@ -378,6 +379,8 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
       appApiToken: d.appApiToken,
       // only the methods in actors/api externalMethods answer calls without the cluster's internal token
       externalMethod: isExternalMethod,
+      // and of those, an argument only the cluster may send (GpuStreamActor.start's edgeIds) is refused too
+      externalCall: checkExternalCall,
       internalToken:
         opts.internalToken ??
         (d.appApiToken

@@ -60,6 +60,12 @@ export interface DaprHostOptions {
    */
   readonly externalMethod?: (actorType: string, method: string) => boolean;
   /**
+   * Checks the argument of a call that does not carry the internal-call token (with `externalMethod`; actors/api
+   * checkExternalCall in `portal serve`): throws a PortalError (PORTAL_ACTOR_METHOD_FORBIDDEN) to refuse an
+   * external method asked for what only the cluster's own actors may do, which answers the error envelope.
+   */
+  readonly externalCall?: (actorType: string, method: string, arg: unknown) => void;
+  /**
    * The internal-call token, the same on every instance of the app (default: a random one per process, which
    * only suits a single instance: set it, e.g. PORTAL_INTERNAL_TOKEN, for a cluster).
    */
@@ -1013,6 +1019,8 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       try {
         arg = argOf(req, `${slot.type}.${method}`);
         opts.checkCall?.(slot.type, method, arg);
+        if (opts.externalMethod && opts.externalCall && !isInternalCall(req))
+          opts.externalCall(slot.type, method, arg);
       } catch (err) {
         sendError(res, err);
         return;

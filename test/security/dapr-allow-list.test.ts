@@ -21,7 +21,7 @@ afterAll(async () => {
   await bed?.stop();
 });
 
-test('through daprd, internal methods are refused with PORTAL_ACTOR_METHOD_FORBIDDEN and external ones answer', async () => {
+test('through daprd, internal methods (and a stream start naming edgeIds) are refused with PORTAL_ACTOR_METHOD_FORBIDDEN and external ones answer', async () => {
   const port = bed.instances[0].daprHttpPort;
   for (const [type, method, arg] of [
     ['SchedulerActor', 'reports', { items: [] }],
@@ -30,6 +30,12 @@ test('through daprd, internal methods are refused with PORTAL_ACTOR_METHOD_FORBI
     ['SchedulerActor', 'fail', 'forged'],
     ['EdgeActor', 'configure', { url: 'http://127.0.0.1:1', kind: 'portal', flags: 0, maxParallel: 1 }],
     ['EdgeActor', 'observe', { samples: [] }],
+    // an external method asked to do what observe does: a stream feeding the EdgeActors its caller names
+    [
+      'GpuStreamActor',
+      'start',
+      { kernel: { type: 'edge-telemetry', edges: 1, edgeIds: ['sec-1'] }, source: 'direct', backend: 'cpu' },
+    ],
   ] as const) {
     const r = await daprInvoke(port, type, 'sec-1', method, arg);
     // daprd wraps the app's answer; Portal's Dapr client (errorFromResponse) takes the code back out

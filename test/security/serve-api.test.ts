@@ -12,6 +12,7 @@ import { link, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:f
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../common/net.js';
+import { telemetrySampleLayout } from '../../stream/index.js';
 import { createMesh, type Mesh } from '../helpers/mesh.js';
 import { rssBytes, runPortal, startEmbeddedServe, type EmbeddedServe } from '../helpers/portal-cli.js';
 
@@ -166,6 +167,65 @@ describe('portal serve: the embedded actor API against hostile callers', () => {
       code: 'PORTAL_UNKNOWN_TRANSFER',
     });
   });
+
+  test("a GpuStreamActor cannot be made to feed an edge's health from outside: a start naming edgeIds is 403 (as observe is), and the edge's estimates stay as its transfer left them", async () => {
+    // the edge is configured and measured by a real transfer
+    const edgeId = mesh.edges[0].id;
+    const t = await call(startUrl().replace(mesh.manifest.id, 'edge-feed-t'), {
+      ...request(path.join(root, 'edge-feed.bin')),
+      transferId: 'edge-feed-t',
+    });
+    expect(t.status).toBe(200);
+    const deadline = Date.now() + 30_000;
+    let state = '';
+    while (state !== 'done' && state !== 'failed' && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 100));
+      state = (await call(`${serve.base}/SchedulerActor/edge-feed-t/method/status`)).json.state as string;
+    }
+    expect(state).toBe('done');
+    const edgeView = async () => {
+      const v = (await call(`${serve.base}/EdgeActor/${edgeId}/method/snapshot`)).json;
+      return { available: v.available, samples: v.samples, successRate: v.successRate };
+    };
+    const before = await edgeView();
+    expect(before).toMatchObject({ available: true, successRate: 1 });
+    // a caller that may not call EdgeActor.observe asks a stream to do it: 1000 failed chunks of edge 0 = edgeId
+    const stream = `${serve.base}/GpuStreamActor/edge-feed-s/method`;
+    const start = await call(`${stream}/start`, {
+      kernel: { type: 'edge-telemetry', edges: 1, edgeIds: [edgeId] },
+      source: 'direct',
+    });
+    const failures = Array.from({ length: 1000 }, () => ({
+      edge: 0,
+      ok: 0,
+      bytes: 0,
+      firstByteUs: 0,
+      transferUs: 0,
+    }));
+    const records = Buffer.from(telemetrySampleLayout.encode(failures)).toString('base64');
+    const push = await call(`${stream}/push`, { records });
+    await call(`${stream}/drain`);
+    expect({
+      start: [start.status, start.json.error?.code],
+      push: push.status,
+      edge: await edgeView(),
+    }).toEqual({
+      start: [403, 'PORTAL_ACTOR_METHOD_FORBIDDEN'],
+      push: 400, // the stream was never started
+      edge: before,
+    });
+    expect(start.json.error?.message).toMatch(/kernel\.edgeIds .*EdgeActor\.observe/);
+    // the stream itself, without edgeIds, is still everyone's: it aggregates and feeds no EdgeActor
+    const plain = await call(`${stream}/start`, {
+      kernel: { type: 'edge-telemetry', edges: 1 },
+      source: 'direct',
+    });
+    expect(plain.status).toBe(200);
+    expect((await call(`${stream}/push`, { records })).json).toEqual({ accepted: 1000 });
+    expect((await call(`${stream}/drain`)).json.totalItemsProcessed).toBe(1000);
+    expect(await edgeView()).toEqual(before);
+    expect((await call(`${stream}/stop`)).status).toBe(200);
+  }, 60_000);
 
   test('a start inside the root runs to a verified output (the allowed path still works)', async () => {
     const out = path.join(root, 'ok.bin');

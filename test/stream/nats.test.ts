@@ -1,6 +1,7 @@
 import { createSilentLogger } from '../../common/logger.js';
 import { createEmbeddedHost, createMemoryStateStore } from '../../runtime/index.js';
 import { EdgeActor, GpuStreamActor, type PortalServices } from '../../actors/index.js';
+import type { GpuStreamKernelSpec } from '../../actors/gpu-stream-types.js';
 import {
   createStreamProcessor,
   edgeTelemetryKernel,
@@ -315,5 +316,49 @@ test('integration: 1M telemetry samples are processed in sub-batches, aggregate 
   expect(one.get(UNKNOWN_EDGE)?.samples).toBe(1);
   await actor.invoke('stop');
   sub.unsubscribe();
+  await host.stop();
+});
+
+test("integration: a stream that feeds EdgeActors takes records only from JetStream — push is refused (403) and a direct source is refused at start — so no caller of push sets an edge's health", async () => {
+  const host = hostWith();
+  const edgeId = 'fed-edge';
+  await actorProxy(host, 'EdgeActor', edgeId).invoke('configure', {
+    url: 'http://fed-edge.test',
+    kind: 'portal',
+    flags: 0,
+    maxParallel: 4,
+  });
+  const view = async () => {
+    const v = await actorProxy(host, 'EdgeActor', edgeId).invoke('snapshot');
+    return { available: v.available, samples: v.samples, successRate: v.successRate };
+  };
+  const before = await view();
+  const failures = telemetrySampleLayout.encode(
+    Array.from({ length: 1000 }, () => ({ edge: 0, ok: 0, bytes: 0, firstByteUs: 0, transferUs: 0 })),
+  );
+  const kernel: GpuStreamKernelSpec = { type: 'edge-telemetry', edges: 1, edgeIds: [edgeId] };
+  // source direct: its records could only come from push
+  const direct = actorProxy(host, 'GpuStreamActor', 'fed-direct');
+  await expect(direct.invoke('start', { kernel, source: 'direct', backend: 'cpu' })).rejects.toMatchObject({
+    code: 'PORTAL_CONFIG_INVALID',
+    message: expect.stringMatching(/kernel\.edgeIds: .*only from JetStream/),
+  });
+  // source nats: push is refused, JetStream records feed the edge
+  const fed = actorProxy(host, 'GpuStreamActor', 'fed-nats');
+  await fed.invoke('start', { kernel, source: 'nats', backend: 'cpu' });
+  await expect(
+    fed.invoke('push', { records: Buffer.from(failures).toString('base64') }),
+  ).rejects.toMatchObject({
+    code: 'PORTAL_ACTOR_METHOD_FORBIDDEN',
+  });
+  await fed.invoke('drain');
+  expect(await view()).toEqual(before);
+  await produce('fed-nats', [failures]);
+  await waitFor(async () => (await fed.invoke('metrics')).totalItemsProcessed >= 1000, 20_000, 'processed');
+  await fed.invoke('drain');
+  // the failures from JetStream reached the edge (the same records push could not deliver)
+  await waitFor(async () => (await view()).successRate < before.successRate, 10_000, 'the edge fed');
+  expect((await fed.invoke('status')).edgeFeedErrors).toBe(0);
+  await fed.invoke('stop');
   await host.stop();
 });
