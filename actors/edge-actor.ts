@@ -148,9 +148,22 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     }
   }
 
-  /** Sets how the edge is reached; keeps the estimates if it was configured before. */
+  /**
+   * Sets how the edge is reached (an announcement on the bus: actors/edge-event-router.ts); keeps the estimates if it
+   * was configured before. Refused with PORTAL_TRANSFER_CONFLICT (naming the edge, the transfer and both URLs) when
+   * `cfg` names another URL or kind while a transfer uses the edge (claim … release): an announcement never moves an
+   * edge a running transfer fetches from.
+   */
   async configure(cfg: EdgeConfig): Promise<EdgeView> {
     checkConfig(cfg);
+    const user = this.conflictingUser(undefined, cfg);
+    if (user !== undefined) {
+      const have = this.edge!.config;
+      throw new PortalError(
+        'PORTAL_TRANSFER_CONFLICT',
+        `edge id "${this.ctx.actorId}" is in use by transfer "${user}" as ${have.kind} ${have.url}: an announcement of ${cfg.kind} ${cfg.url} does not move it while a transfer fetches from it`,
+      );
+    }
     return this.setConfig(cfg);
   }
 
@@ -198,12 +211,18 @@ export class EdgeActor extends Actor<EdgeServices> implements EdgeActorApi {
     return { users: [...this.users] };
   }
 
+  /** A transfer other than `transferId` (any, when undefined) that uses this edge with another URL or kind than `cfg`. */
+  private conflictingUser(transferId: string | undefined, cfg: EdgeConfig): string | undefined {
+    const have = this.edge?.config;
+    if (!have || (have.url === cfg.url && have.kind === cfg.kind)) return undefined;
+    return [...this.users].find((u) => u !== transferId);
+  }
+
   /** Throws PORTAL_TRANSFER_CONFLICT when another transfer uses this edge with another URL or kind than `cfg`. */
   private refuseConflict(transferId: string, cfg: EdgeConfig): void {
-    const have = this.edge?.config;
-    if (!have || (have.url === cfg.url && have.kind === cfg.kind)) return;
-    const other = [...this.users].find((u) => u !== transferId);
+    const other = this.conflictingUser(transferId, cfg);
     if (other === undefined) return;
+    const have = this.edge!.config;
     throw new PortalError(
       'PORTAL_TRANSFER_CONFLICT',
       `edge id "${this.ctx.actorId}" is in use by transfer "${other}" as ${have.kind} ${have.url}, not ${cfg.kind} ${cfg.url}: an edge id names one edge for every transfer on this host (its EdgeActor learns that edge's bandwidth, RTT and health for all of them); give this source another id, or name the same url and kind`,

@@ -1,13 +1,18 @@
 import { redactUrl } from '../common/redact.js';
-import { createEdgeEventBridge, DEFAULT_MAX_EDGES, type EdgeEventBridge } from '../bus/edge-events.js';
+import {
+  createEdgeEventBridge,
+  DEFAULT_MAX_EDGES,
+  type EdgeEventBridge,
+  type EdgeEventBridgeStats,
+} from '../bus/edge-events.js';
 import type { Bus } from '../bus/types.js';
 import { createLogLimiter } from '../common/log-limit.js';
-import type { ActorHost } from '../runtime/types.js';
+import type { ActorHost, ActorProxy } from '../runtime/types.js';
 import type { Logger } from '../common/logger.js';
 import { isPortalError } from '../common/errors.js';
 import type { EdgeTelemetryEvent } from '../common/vocabulary.js';
 import type { EdgeConfig, EdgeTelemetry } from './types.js';
-import { actorProxy } from './api.js';
+import { actorProxy, type EdgeActorApi } from './api.js';
 
 /** EdgeActor.telemetry's argument from a telemetry message (its last bandwidth and RTT samples). */
 function telemetryOf(ev: EdgeTelemetryEvent, bandwidth?: number, rtt?: number): EdgeTelemetry {
@@ -21,10 +26,26 @@ function telemetryOf(ev: EdgeTelemetryEvent, bandwidth?: number, rtt?: number): 
   };
 }
 
+/** What routeEdgeEvents counts besides the bridge's own (bus/edge-events.ts). */
+export interface EdgeEventRouterStats extends EdgeEventBridgeStats {
+  /**
+   * Announcements refused: their URL or kind differed from the one a transfer that uses the edge now fetches from
+   * (EdgeActor.configure answered PORTAL_TRANSFER_CONFLICT). `portal_edge_announcements_refused_total` in /metrics.
+   */
+  refusedAnnouncements: number;
+}
+
+/** The running router: the bridge, with its counts. */
+export interface EdgeEventRouter extends EdgeEventBridge {
+  stats(): EdgeEventRouterStats;
+}
+
 /**
  * Feeds edge events from the bus into the actors: telemetry to the edge's EdgeActor (a message with a
  * URL the edge was not configured with here configures it — an announcement, also after heartbeats
- * without a URL, which wait for it quietly), availability (`have`) to the
+ * without a URL, which wait for it quietly; an announcement of another URL or kind for an edge a running
+ * transfer uses is refused, warned about naming the edge and counted, and the rest of that message is not
+ * applied either: the edge keeps the URL the transfer fetches from), availability (`have`) to the
  * SchedulerActor of each transfer of that manifest (`opts.transfersOf`; default: the transfer whose id is the
  * manifest id), which adds a new edge in a spare slot. Errors are logged (rate-limited); one bad event never stops the others. At most
  * `opts.maxEdges` edges are tracked (createEdgeEventBridge); events of further edges are dropped. `opts.ignore`
@@ -47,16 +68,54 @@ export function routeEdgeEvents(
      */
     realUrls?: Map<string, string>;
   } = {},
-): EdgeEventBridge {
+): EdgeEventRouter {
   const ignore = opts.ignore ?? ((): boolean => false);
   const transfersOf = opts.transfersOf ?? ((manifestId: string): Iterable<string> => [manifestId]);
   // lines anyone on the bus can trigger at will are rate-limited (a flood costs a counter, not a log line each)
   const gapLog = createLogLimiter();
   const errorLog = createLogLimiter();
   const dropLog = createLogLimiter();
+  const refuseLog = createLogLimiter();
+  let refusedAnnouncements = 0;
+  /**
+   * Configures the edge as announced; false when refused because a transfer uses it with another URL or kind. A
+   * user that has ended (counted after a crash, see EdgeActor.release) is released first, as a start's claim does.
+   */
+  const configureAnnounced = async (
+    edge: ActorProxy<EdgeActorApi>,
+    edgeId: string,
+    cfg: EdgeConfig,
+  ): Promise<boolean> => {
+    let err: unknown;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await edge.invoke('configure', cfg);
+        return true;
+      } catch (e) {
+        if (!isPortalError(e, 'PORTAL_TRANSFER_CONFLICT')) throw e;
+        err = e;
+      }
+      if (attempt > 0) break;
+      const { users } = await edge.invoke('listUsers');
+      let released = false;
+      for (const user of users) {
+        const r = await actorProxy(host, 'SchedulerActor', user).invoke('releaseEdgeIfEnded', { edgeId });
+        released ||= r.released;
+      }
+      if (!released) break;
+    }
+    refusedAnnouncements++;
+    const { ok, suppressed } = refuseLog.allow();
+    if (ok)
+      logger.warn(
+        { edgeId, url: cfg.url, kind: cfg.kind, reason: (err as Error).message, suppressed },
+        'edge announcement refused: a running transfer fetches from this edge at another URL',
+      );
+    return false;
+  };
   /** The URL each edge was last configured with from telemetry: a new or changed one (re)configures it. */
   const announced = new Map<string, string>();
-  return createEdgeEventBridge(bus, {
+  const bridge = createEdgeEventBridge(bus, {
     maxEdges: opts.maxEdges,
     onEdgeDropped(edgeId) {
       const { ok, suppressed } = dropLog.allow();
@@ -74,6 +133,7 @@ export function routeEdgeEvents(
       // Any message with a URL the edge was not configured with announces it: also after heartbeats without one
       // (a valid heartbeat, proto/portal.proto), and again when the edge moves.
       if (ev.url && announced.get(ev.edgeId) !== ev.url) {
+        const realBefore = opts.realUrls?.get(ev.edgeId);
         opts.realUrls?.set(ev.edgeId, ev.url);
         const cfg: EdgeConfig = {
           // credentials in an announced URL (user:pass@, a signed query) stay in this host's memory
@@ -86,7 +146,12 @@ export function routeEdgeEvents(
           ...(ev.location ? { location: ev.location } : {}),
           ...(ev.accepts !== undefined ? { accepts: ev.accepts } : {}),
         };
-        await edge.invoke('configure', cfg);
+        if (!(await configureAnnounced(edge, ev.edgeId, cfg))) {
+          // the real URL (credentials included) stays the one the transfer fetches from
+          if (realBefore === undefined) opts.realUrls?.delete(ev.edgeId);
+          else opts.realUrls?.set(ev.edgeId, realBefore);
+          return;
+        }
         announced.set(ev.edgeId, ev.url);
         opts.onAnnounce?.(ev.edgeId, { ...cfg, url: ev.url });
       }
@@ -136,4 +201,10 @@ export function routeEdgeEvents(
       if (ok) logger.warn({ err, subject, suppressed }, 'edge event not applied');
     },
   });
+  return {
+    have: (edgeId, manifestId) => bridge.have(edgeId, manifestId),
+    edges: () => bridge.edges(),
+    stats: () => ({ ...bridge.stats(), refusedAnnouncements }),
+    close: () => bridge.close(),
+  };
 }

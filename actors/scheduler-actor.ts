@@ -1411,7 +1411,20 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         },
         holds: arg.bitmap,
       };
-      i = this.addEdgeSlot(t, core, edge, url, view);
+      // counted among the edge's users as a named source is (claim … release): while this transfer runs, an
+      // announcement of another URL for this id is refused instead of moving the edge it fetches from
+      const { location, accepts } = view;
+      const claimed = await this.releasingEnded(arg.edgeId, () =>
+        actorProxy(this.ctx, 'EdgeActor', arg.edgeId).invoke('claim', {
+          transferId: this.ctx.actorId,
+          config: {
+            ...edge.config,
+            ...(location !== undefined ? { location } : {}),
+            ...(accepts !== undefined ? { accepts } : {}),
+          },
+        }),
+      );
+      i = this.addEdgeSlot(t, core, edge, url, claimed);
       await this.journalRequest(t);
     } else {
       // holdings change often (a swarm peer announces as chunks arrive): memory only, announced again on restart

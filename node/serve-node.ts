@@ -567,6 +567,12 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
         type: 'counter',
         value: e.droppedEvents,
       },
+      {
+        name: 'portal_edge_announcements_refused_total',
+        help: 'Edge announcements refused: another URL or kind for an edge a running transfer fetches from',
+        type: 'counter',
+        value: e.refusedAnnouncements,
+      },
       ...busPublishSamples(bus0),
     ];
   });
