@@ -48,8 +48,11 @@ export interface EdgeEventRouter extends EdgeEventBridge {
  * applied either: the edge keeps the URL the transfer fetches from), availability (`have`) to the
  * SchedulerActor of each transfer of that manifest (`opts.transfersOf`; default: the transfer whose id is the
  * manifest id), which adds a new edge in a spare slot. Errors are logged (rate-limited); one bad event never stops the others. At most
- * `opts.maxEdges` edges are tracked (createEdgeEventBridge); events of further edges are dropped. `opts.ignore`
- * skips an edge's events (a swarm peer's own announcements coming back to it).
+ * `opts.maxEdges` edges are tracked (createEdgeEventBridge); a heartbeat (telemetry without a URL) of an edge
+ * nothing here knows — never announced with its URL, no EdgeActor configured by a transfer — is dropped, counted
+ * (stats().unknownEvents) and logged as a rate-limited warning, and its edge gives its slot to the next new edge, so
+ * heartbeats of invented ids never shut real edges out; events of further edges are dropped once every slot holds a
+ * known edge. `opts.ignore` skips an edge's events (a swarm peer's own announcements coming back to it).
  */
 export function routeEdgeEvents(
   bus: Bus,
@@ -76,6 +79,7 @@ export function routeEdgeEvents(
   const errorLog = createLogLimiter();
   const dropLog = createLogLimiter();
   const refuseLog = createLogLimiter();
+  const unknownLog = createLogLimiter();
   let refusedAnnouncements = 0;
   /**
    * Configures the edge as announced; false when refused because a transfer uses it with another URL or kind. A
@@ -162,10 +166,14 @@ export function routeEdgeEvents(
           await edge.invoke('telemetry', telemetryOf(ev, bandwidth, rtt));
         } catch (err) {
           if (!isPortalError(err, 'PORTAL_UNKNOWN_EDGE')) throw err;
-          logger.debug(
-            { edgeId: ev.edgeId },
-            'heartbeat before the edge announced its URL: kept waiting for it',
-          );
+          // anyone on the bus can send these under invented ids: rate-limited, and no claim on a tracked slot
+          const { ok, suppressed } = unknownLog.allow();
+          if (ok)
+            logger.warn(
+              { edgeId: ev.edgeId, suppressed },
+              'heartbeat of an edge nothing here knows (never announced with its URL, in no transfer): dropped',
+            );
+          return 'unknown';
         }
         return;
       }
@@ -174,12 +182,17 @@ export function routeEdgeEvents(
     async onHave(state) {
       if (ignore(state.edgeId)) return;
       const bitmap = Buffer.from(state.bitmap).toString('base64');
-      for (const transferId of transfersOf(state.manifestId))
-        await actorProxy(host, 'SchedulerActor', transferId).invoke('edgeHave', {
+      let taken = false;
+      for (const transferId of transfersOf(state.manifestId)) {
+        const { edgeIndex } = await actorProxy(host, 'SchedulerActor', transferId).invoke('edgeHave', {
           edgeId: state.edgeId,
           manifestId: state.manifestId,
           bitmap,
         });
+        if (edgeIndex >= 0) taken = true;
+      }
+      // no running transfer here took it (no such transfer, or the edge is not configured): no evidence
+      if (!taken) return 'unknown';
     },
     onHaveGap(ev, knownSeq) {
       const { ok, suppressed } = gapLog.allow();

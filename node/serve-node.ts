@@ -573,6 +573,18 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
         type: 'counter',
         value: e.refusedAnnouncements,
       },
+      {
+        name: 'portal_edge_events_unknown_total',
+        help: 'Edge events nothing here took (a heartbeat of an edge never announced and in no transfer)',
+        type: 'counter',
+        value: e.unknownEvents,
+      },
+      {
+        name: 'portal_edges_evicted_total',
+        help: 'Tracked edges with no evidence (only unknown events) that gave their slot to a new edge at the cap',
+        type: 'counter',
+        value: e.evicted,
+      },
       ...busPublishSamples(bus0),
     ];
   });

@@ -198,7 +198,7 @@ export const serveCommand = defineCommand({
       name: 'max-edges',
       type: 'number',
       integer: true,
-      help: 'edges tracked from bus events at most; events of further edges are dropped and counted',
+      help: 'edges tracked from bus events at most; heartbeats of edges nothing here knows give their slot to new edges, and events of further edges are dropped and counted',
       default: 10_000,
       min: 1,
       max: 10_000_000,
