@@ -290,6 +290,12 @@ export interface SchedulerServices extends TickEngineServices {
   /** Called when a transfer is forgotten, so a dashboard on the same host drops its metric series at once. */
   readonly onTransferForgotten?: (transferId: string) => void;
   /**
+   * Resolves once this host's executor holds nothing of the transfer: its fetches ended and its output files closed
+   * (Executor.detach). A forget awaits it before removing the partial file, which a fetch dispatched before the
+   * transfer ended could otherwise open (and so create) again after the removal. Absent: nothing is awaited.
+   */
+  readonly settleExecutor?: (transferId: string) => Promise<void>;
+  /**
    * The host's admission control: a start beyond its running slots waits in state `queued` (or fails with
    * PORTAL_OVERLOADED beyond its queue); absent, every transfer runs at once.
    */
@@ -899,10 +905,20 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   async forget(): Promise<{ transferId: string; forgotten: true; kept?: ForgetKept }> {
     const t = this.known();
     const running = t.core !== undefined && t.journal.state === 'running';
-    if (running) await this.stopLoop(async () => void (await this.removeUnpublished(t)));
+    // the partial file goes once this host's fetches of it ended (settleExecutor), before the output is released
+    let kept: ForgetKept | undefined;
+    const remove = async (): Promise<void> => {
+      await this.ctx.services
+        .settleExecutor?.(this.ctx.actorId)
+        .catch((err: unknown) =>
+          this.ctx.log.warn({ err }, 'executor detach failed before the forget removed the partial file'),
+        );
+      kept = await this.removeUnpublished(t);
+    };
+    if (running) await this.stopLoop(remove);
     if (t.journal.state === 'queued') await this.ctx.unregisterReminder(KEEPALIVE);
     this.ctx.services.admission?.release(this.ctx.actorId);
-    const kept = await this.removeUnpublished(t);
+    if (!running) await remove();
     await this.releaseOutput(t);
     // a finished transfer released its edges when it ended; again here, for an end a crash kept from being saved
     if (!running) await this.releaseEdges(t.req.edges);

@@ -139,6 +139,8 @@ export async function startEmbeddedNode(opts: EmbeddedNodeOptions): Promise<Embe
     probeEdge,
     transferRegistry: transfers,
     edgeUsage: new EdgeUsageBoard(),
+    // the executor is created below, before any actor runs
+    settleExecutor: (id: string) => executor.detach(id),
   };
   const host = createEmbeddedHost({
     store,

@@ -352,6 +352,7 @@ export async function startServeNode(opts: ServeNodeOptions): Promise<ServeNode>
     outputClaims: new OutputClaims(),
     manifestRoot: opts.manifestRoot === 'none' ? null : path.resolve(opts.manifestRoot ?? outputRoot),
     onTransferForgotten: (id: string) => forgetTransferHook?.(id),
+    settleExecutor: (id: string) => executor.detach(id),
     admission,
     streamRequireGpu: opts.streamRequireGpu,
     // a start that omits an edge's `holds`: ask the edge (/v1/have); a plain HTTP server that does not answer holds all

@@ -98,7 +98,12 @@ export interface Executor {
   readonly id: string;
   /** Subscribes to the transfer's dispatch (queue group 'executors') and cancel subjects; throws PORTAL_HOST_STOPPED after close, no-op when already attached. */
   attach(transferId: string): void;
-  /** Unsubscribes from the transfer, cancels its queued and in-flight fetches, then syncs and closes its output files; rejects PORTAL_TRANSFER_FAILED when a file cannot be closed. */
+  /**
+   * Unsubscribes from the transfer, cancels its queued and in-flight fetches, waits for them to end, then syncs and
+   * closes its output files; rejects PORTAL_TRANSFER_FAILED when a file cannot be closed. A detach called while one
+   * of the same transfer runs answers with that one (so a caller can wait until nothing of the transfer is left
+   * here, whoever started the detach); resolves at once for a transfer not attached.
+   */
   detach(transferId: string): Promise<void>;
   stats(): ExecutorStats;
   /**
@@ -570,7 +575,19 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     log.info({ transferId, dropped: before - queue.length }, 'transfer ended: its dispatches are dropped');
   };
 
-  const detach = async (transferId: string): Promise<void> => {
+  /** Detaches running now, by transfer id (see Executor.detach). */
+  const detaching = new Map<string, Promise<void>>();
+  const detach = (transferId: string): Promise<void> => {
+    const running = detaching.get(transferId);
+    if (running) return running;
+    if (!attached.has(transferId)) return Promise.resolve();
+    const p = detachNow(transferId).finally(() => {
+      if (detaching.get(transferId) === p) detaching.delete(transferId);
+    });
+    detaching.set(transferId, p);
+    return p;
+  };
+  const detachNow = async (transferId: string): Promise<void> => {
     const a = attached.get(transferId);
     if (!a) return;
     attached.delete(transferId);

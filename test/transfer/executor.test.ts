@@ -230,6 +230,27 @@ describe('executor', () => {
     expect(reports.map((r) => r.reason)).toEqual(['cancelled', 'cancelled']);
   });
 
+  test('executor: a detach called while one of the same transfer runs resolves only when its fetches ended (what a forget waits for)', async () => {
+    const slow = await createEdgeServer({ source: { path: file.path, manifest: m }, rttMs: 5000 });
+    servers.push(slow);
+    const { bus, exec } = setup('exec-detach-twice');
+    exec.attach('t9');
+    await bus.publish<DispatchBatch>(subjects.dispatch('t9'), {
+      transferId: 't9',
+      output: join(tmp.dir, 'out-t9.bin'),
+      fileSize: SIZE,
+      items: [item(0, 0, slow), item(1, 0, slow)],
+    });
+    while (exec.stats().inFlight < 2) await new Promise((r) => setTimeout(r, 5));
+    const first = exec.detach('t9'); // the scheduler's unsubscribe starts it and does not wait
+    // before: the second found the transfer no longer attached and resolved at once, fetches still in flight
+    await exec.detach('t9');
+    expect(exec.stats().inFlight).toBe(0);
+    await first;
+    expect(exec.detach('t9')).toBeInstanceOf(Promise);
+    await exec.detach('t9'); // not attached: at once
+  });
+
   test('executor: warm starts the data-plane threads before any transfer; close stops them; warm after close does nothing', async () => {
     const bus = createMemoryBus();
     buses.push(bus);
