@@ -491,13 +491,24 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         "dispatch batch names another transfer; reporting under the subject's",
       );
     if (unservable === 'fail') return enqueue(transferId, batch);
-    return whyUnservable(batch.output).then((reason) => {
-      if (reason === undefined) return enqueue(transferId, batch);
-      if (closed || !attached.has(transferId)) return;
-      counters.skipped += batch.items.length;
+    const skip = (items: number, reason: string): void => {
+      counters.skipped += items;
       log.debug(
-        { transferId, output: batch.output, items: batch.items.length, reason },
+        { transferId, output: batch.output, items, reason },
         'dispatch skipped: this executor cannot serve it, so it is left to the executors that can',
+      );
+    };
+    return whyUnservable(batch.output).then((reason) => {
+      if (closed || !attached.has(transferId)) return;
+      if (reason !== undefined) return skip(batch.items.length, reason);
+      // items from a source whose credentials reached this process redacted (no dispatch key here): the host that
+      // dispatched them holds the real URL; failing them would fail its transfer's chunks on this one's behalf
+      const locked = batch.items.filter((i) => isRedactedUrl(i?.edgeUrl));
+      if (locked.length > 0) skip(locked.length, unresolvedCredentialsDetail(locked[0].edgeUrl));
+      if (locked.length === batch.items.length) return;
+      return enqueue(
+        transferId,
+        locked.length > 0 ? { ...batch, items: batch.items.filter((i) => !locked.includes(i)) } : batch,
       );
     });
   };

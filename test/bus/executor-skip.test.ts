@@ -264,6 +264,15 @@ describe('executor: dispatches it cannot serve (real nats-server)', () => {
           subjects.dispatch(id),
           oneChunkBatch(src, id, 'http://***:***@127.0.0.1:9/v1', 2),
         );
+        // a batch whose first item's source has credentials that arrived redacted (no dispatch key here): with
+        // 'skip' only that item is left to the host, which holds the real URL (attempt 2 tells these apart)
+        const mixed = oneChunkBatch(src, id, join(root, `${mode}-mixed.bin`), 0);
+        const second = oneChunkBatch(src, id, join(root, `${mode}-mixed.bin`), 1).items[0];
+        mixed.items = [
+          { ...mixed.items[0], attempt: 2, edgeUrl: 'http://***:***@127.0.0.1:9/' },
+          { ...second, attempt: 2 },
+        ];
+        await publisher.publish(subjects.dispatch(id), mixed);
         // a servable batch after them is fetched: the refusals poison nothing
         await publisher.publish(
           subjects.dispatch(id),
@@ -276,13 +285,27 @@ describe('executor: dispatches it cannot serve (real nats-server)', () => {
         );
         if (mode === 'skip') {
           await waitFor(
-            async () => executor.stats().skipped === 3,
+            async () => executor.stats().skipped === 4,
             5_000,
-            () => 'three items skipped',
+            () => 'four items skipped',
           );
-          expect(reports.map((r) => ({ chunk: r.chunk, ok: r.ok }))).toEqual([{ chunk: 3, ok: true }]);
+          await waitFor(
+            async () => reports.length === 2,
+            10_000,
+            () => 'two reports',
+          );
+          // before: the redacted source's item was reported failed, on the host's transfer
+          expect(
+            reports
+              .map((r) => ({ chunk: r.chunk, attempt: r.attempt, ok: r.ok }))
+              .sort((a, b) => a.chunk - b.chunk),
+          ).toEqual([
+            { chunk: 1, attempt: 2, ok: true },
+            { chunk: 3, attempt: 1, ok: true },
+          ]);
           const skips = logged.filter((r) => String(r.msg).startsWith('dispatch skipped'));
           expect(skips.map((r) => [r.level, r.transferId, r.items])).toEqual([
+            [20, id, 1],
             [20, id, 1],
             [20, id, 1],
             [20, id, 1],
@@ -299,11 +322,16 @@ describe('executor: dispatches it cannot serve (real nats-server)', () => {
         } else {
           // the scheduling host's own executor: each refusal is reported, naming its cause
           await waitFor(
-            async () => reports.length === 4,
+            async () => reports.length === 6,
             20_000,
-            () => 'four reports',
+            () => 'six reports',
           );
-          const byChunk = new Map(reports.map((r) => [r.chunk, r]));
+          const again = reports.filter((r) => r.attempt === 2).sort((a, b) => a.chunk - b.chunk);
+          expect(again).toMatchObject([
+            { chunk: 0, ok: false, reason: 'io', detail: expect.stringMatching(/PORTAL_DISPATCH_KEY/) },
+            { chunk: 1, ok: true },
+          ]);
+          const byChunk = new Map(reports.filter((r) => r.attempt === 1).map((r) => [r.chunk, r]));
           expect(byChunk.get(0)).toMatchObject({
             ok: false,
             reason: 'io',
