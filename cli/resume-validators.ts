@@ -2,7 +2,7 @@ import { escapeControl } from '../common/redact.js';
 import { sameSource } from '../actors/scheduler-actor.js';
 import type { TransferEdge } from '../actors/index.js';
 import { discardJournal, type JournaledTransfer } from '../node/journaled-transfer.js';
-import { mentionsVersionChanged, redactUrl, type Manifest } from '../transfer/index.js';
+import { mentionsVersionChanged, redactUrl, versionChangedAnswer, type Manifest } from '../transfer/index.js';
 import { strongValidator, type ResolvedSources } from './sources.js';
 
 /** True when some chunk of `m` has no hash (a file known only from its sources): a resume cannot check it. */
@@ -155,7 +155,8 @@ export class VersionRestart extends Error {
 
 /**
  * The rejection handler of a transfer (runTransfer) whose journal beside `output` is discarded, with the partial
- * files `sideFiles`, when a source answered 200 to If-Range during the run (versionChangedDetail): the file
+ * files `sideFiles`, when a source answered 200 to If-Range during the run, or a 206 with another validator than
+ * the one the run started with (versionChangedDetail, named as the source answered): the file
  * changed, so no chunk kept so far belongs to the new version. When `o.restart` allows it (the restarts made so
  * far, `o.restarts`, are under MAX_VERSION_RESTARTS), stderr names the source and the validator it no longer
  * matches and says the run restarts from zero; `o.release` frees what the run held (its output lock) and a
@@ -180,18 +181,31 @@ export function forgetChangedVersion(
       .map((s) => {
         const url = s.url ?? 'a source';
         const key = Object.keys(o.validators ?? {}).find((u) => redactUrl(u) === url);
-        return { url, validator: key === undefined ? undefined : o.validators![key] };
+        return {
+          url,
+          validator: key === undefined ? undefined : o.validators![key],
+          answer: versionChangedAnswer(s.lastError),
+        };
       });
     if (changed.length === 0) throw err;
     await discardJournal(output, sideFiles);
     const first = changed[0];
-    const what = `${escapeControl(first.url)} now serves another version of the file (it answered HTTP 200 to If-Range${first.validator === undefined ? '' : `: ${escapeControl(first.validator)}`})`;
+    // `answered HTTP 200 to If-Range: "v1"`, or `answered HTTP 206 with ETag "v2" to If-Range: "v1"` (it ignores If-Range)
+    const answer =
+      first.answer ??
+      `answered HTTP 200 to If-Range${first.validator === undefined ? '' : `: ${first.validator}`}`;
+    const what = `${escapeControl(first.url)} now serves another version of the file (it ${escapeControl(answer)})`;
     if (o.restart() && o.restarts < MAX_VERSION_RESTARTS) {
       process.stderr.write(
         `portal: ${what}: the chunks kept so far are discarded; restarting from zero against the new version\n`,
       );
       await o.release();
-      throw new VersionRestart(changed, o.validators ?? {}, o.size, o.restarts + 1);
+      throw new VersionRestart(
+        changed.map(({ url, validator }) => ({ url, validator })),
+        o.validators ?? {},
+        o.size,
+        o.restarts + 1,
+      );
     }
     process.stderr.write(
       `portal: ${what}: the chunks kept so far are discarded${o.restarts > 0 ? ` (it changed again after ${o.restarts} restart${o.restarts === 1 ? '' : 's'} from zero)` : ''}; run the command again to fetch the new version\n`,

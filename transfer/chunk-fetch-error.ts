@@ -21,7 +21,9 @@ const CODE_BY_REASON: Record<FailureReason, PortalErrorCode> = {
  * (5xx/429), `redirect` (loop, too many, no Location), `range-ignored`, `html` (an HTML page instead of
  * the file), `content-encoding` (a compressed body though identity was asked), `content-range`, `size-changed`
  * (the mirror's file is no longer the size the transfer started with: see sizeChangedDetail), `version-changed` (it
- * answered 200 to a Range with If-Range: another version of the file, see versionChangedDetail), `corrupt`,
+ * answered 200 to a Range with If-Range, or a 206 with another validator: another version of the file, see
+ * versionChangedDetail), `version-unknown` (a 206 without the validator it gave at the probe: see
+ * versionUnknownDetail), `corrupt`,
  * `deadline`, `cancelled`, `io`, `other`.
  */
 export type SourceFault =
@@ -43,6 +45,7 @@ export type SourceFault =
   | 'content-range'
   | 'size-changed'
   | 'version-changed'
+  | 'version-unknown'
   | 'corrupt'
   | 'deadline'
   | 'cancelled'
@@ -69,17 +72,50 @@ export function isSizeChanged(detail: string | undefined): boolean {
 const VERSION_CHANGED = 'the file changed version: ';
 
 /**
- * The detail of a `version-changed` fault: the mirror answered a Range request sent with `If-Range: <validator>`
- * (RFC 9110 §13.1.5) with 200, the whole file: its file no longer has the ETag (or Last-Modified) the transfer
- * started with, so no byte it serves now may be mixed with the chunks already kept.
+ * The detail of a `version-changed` fault: the mirror was sent a Range request with `If-Range: <validator>` (RFC 9110
+ * §13.1.5), the version of the file the transfer started with, and answered either HTTP 200 (the whole file: If-Range
+ * did not match) or, with `served`, HTTP 206 whose ETag (or Last-Modified, for a date validator) is another one (it
+ * ignores If-Range, as many servers, caches and proxies do, and its file changed): no byte it serves now may be mixed
+ * with the chunks already kept. versionChangedAnswer reads the `answered …` phrase back.
  */
-export function versionChangedDetail(validator: string): string {
-  return `${VERSION_CHANGED}the mirror answered HTTP 200 to If-Range: ${validator} (it no longer serves the version the transfer started with)`;
+export function versionChangedDetail(
+  validator: string,
+  served?: { field: 'ETag' | 'Last-Modified'; value: string },
+): string {
+  return served === undefined
+    ? `${VERSION_CHANGED}the mirror answered HTTP 200 to If-Range: ${validator} (it no longer serves the version the transfer started with)`
+    : `${VERSION_CHANGED}the mirror answered HTTP 206 with ${served.field} ${served.value} to If-Range: ${validator} (it ignores If-Range and no longer serves the version the transfer started with)`;
 }
 
 /** True when `text` (a source's last error, a failure message) holds a versionChangedDetail. */
 export function mentionsVersionChanged(text: string | undefined): boolean {
   return text?.includes(VERSION_CHANGED) === true;
+}
+
+/**
+ * The `answered HTTP 200 to If-Range: "v1"` (or `answered HTTP 206 with ETag "v2" to If-Range: "v1"`) phrase of a
+ * versionChangedDetail inside `text`; undefined when `text` holds none.
+ */
+export function versionChangedAnswer(text: string | undefined): string | undefined {
+  const at = text?.indexOf(`${VERSION_CHANGED}the mirror `) ?? -1;
+  if (at < 0) return undefined;
+  const rest = text!.slice(at + VERSION_CHANGED.length + 'the mirror '.length);
+  const end = rest.lastIndexOf(' (it ');
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
+const VERSION_UNKNOWN = 'the file version cannot be told: ';
+
+/**
+ * The detail of a `version-unknown` fault: the mirror gave the validator `validator` at the probe (its `field`, ETag
+ * or Last-Modified) and sent `If-Range: <validator>`, but answered a Range with a 206 without that field (RFC 9110
+ * §15.3.7 requires a 206 to carry the ETag a 200 would). Nothing then tells whether its bytes are the version the
+ * transfer started with, so they are not written and the source is given up (isFileChanged); unlike a
+ * version-changed fault the chunks kept so far stay (they were checked against the validator), so the run does not
+ * restart from zero: it goes on from the other sources, or fails naming this one.
+ */
+export function versionUnknownDetail(validator: string, field: 'ETag' | 'Last-Modified'): string {
+  return `${VERSION_UNKNOWN}the mirror answered HTTP 206 without ${field === 'ETag' ? 'an ETag' : 'a Last-Modified'} to If-Range: ${validator} (it gave ${validator} when the transfer started; its bytes may belong to another version)`;
 }
 
 /**
@@ -96,9 +132,16 @@ export function isDeadSourceDetail(detail: string | undefined): boolean {
   return detail === REFUSED_DETAIL || detail === NO_SUCH_HOST_DETAIL;
 }
 
-/** True when a chunk report's detail says the source now serves another file: sizeChangedDetail or versionChangedDetail. */
+/**
+ * True when a chunk report's detail says the source now serves another file, or bytes of an unknown version:
+ * sizeChangedDetail, versionChangedDetail or versionUnknownDetail. The scheduler gives such a source up at once.
+ */
 export function isFileChanged(detail: string | undefined): boolean {
-  return isSizeChanged(detail) || detail?.startsWith(VERSION_CHANGED) === true;
+  return (
+    isSizeChanged(detail) ||
+    detail?.startsWith(VERSION_CHANGED) === true ||
+    detail?.startsWith(VERSION_UNKNOWN) === true
+  );
 }
 
 /** Faults worth an immediate retry on a new connection (the same request may well succeed). */

@@ -7,6 +7,7 @@ import {
   REFUSED_DETAIL,
   sizeChangedDetail,
   versionChangedDetail,
+  versionUnknownDetail,
   TRANSIENT_FAULTS,
   type SourceFault,
 } from './chunk-fetch-error.js';
@@ -445,6 +446,34 @@ function sizeChanged(c: Ctx, served: number, what: string, status: number): Chun
   return fail(c, 'http', 'size-changed', sizeChangedDetail(served, c.req.fileSize!, what), { status });
 }
 
+/** True when `validator` (HttpClientOptions.ifRange) is a Last-Modified date rather than an ETag. */
+const isDateValidator = (validator: string): boolean =>
+  !/^(W\/)?"/.test(validator) && Number.isFinite(Date.parse(validator)) && /[a-z]{3}/i.test(validator);
+
+/**
+ * Checks a 206 answer to a Range sent with `If-Range: validator` (the version the transfer started with, a strong
+ * ETag or a Last-Modified date) against that validator before any byte of it is written: many servers, caches and
+ * proxies ignore If-Range and answer 206 from whatever version they have now, and only its validator tells. A
+ * different ETag (strong comparison, RFC 9110 §8.8.3.2) or Last-Modified date throws the `version-changed`
+ * ChunkFetchError (as a 200 to If-Range does); a 206 without that header throws `version-unknown` (RFC 9110 §15.3.7
+ * requires it where a 200 would carry it, and the probe's did): either way the scheduler gives the source up
+ * (isFileChanged), and no byte of another version is mixed in.
+ */
+function checkVersion(c: Ctx, h: ResponseHead, validator: string): void {
+  const field = isDateValidator(validator) ? 'Last-Modified' : 'ETag';
+  const served = header(h.headers, field.toLowerCase())?.trim();
+  if (served === undefined || served === '')
+    throw fail(c, 'http', 'version-unknown', versionUnknownDetail(validator, field), { status: 206 });
+  const same =
+    field === 'ETag'
+      ? served === validator
+      : served === validator || Date.parse(served) === Date.parse(validator);
+  if (!same)
+    throw fail(c, 'http', 'version-changed', versionChangedDetail(validator, { field, value: served }), {
+      status: 206,
+    });
+}
+
 /**
  * What becomes of a mirror's answer to `Range: bytes=a-b`: a 206 (Content-Range parsed leniently; a missing
  * one is accepted when the length matches) or a 200 of exactly the chunk is read (`data`); a 200 with the
@@ -568,6 +597,8 @@ async function fromMirror(c: Ctx, reset: boolean): Promise<ChunkTiming> {
           c.speed?.arm(performance.now());
           if (ifRange !== undefined && h.statusCode === 200)
             throw fail(c, 'http', 'version-changed', versionChangedDetail(ifRange), { status: 200 });
+          // a mirror that ignores If-Range answers 206 whatever version it has now: its validator tells
+          if (ifRange !== undefined && h.statusCode === 206) checkVersion(c, h, ifRange);
           const mode = mirrorBodyMode(c, h, a, b);
           if (mode === 'skip') refused = h;
           return mode;

@@ -53,6 +53,7 @@ export {
   isSizeChanged,
   isFileChanged,
   mentionsVersionChanged,
+  versionChangedAnswer,
   sizeChangedDetail,
   versionChangedDetail,
   TRANSIENT_FAULTS,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import path from 'node:path';
 import { makeTempDir, writeRandomFile } from '../transfer/fixtures.js';
 
@@ -63,5 +64,28 @@ export function fetchFixture(name: string, size: number, seed = 11): FetchFixtur
       return path.join(dir, 'file.bin');
     },
     closeLater: (close) => closers.push(close),
+  };
+}
+
+/**
+ * Starts `server` (node:http or node:https) on a free port of 127.0.0.1 and resolves with that port and a `close`
+ * that destroys its open connections (keep-alive ones too) before it closes the server.
+ */
+export async function listenOnLoopback(
+  server: Server,
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
