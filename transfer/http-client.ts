@@ -59,6 +59,12 @@ export interface HttpClientOptions {
   speedTimeMs?: number;
   maxRedirects?: number;
   /**
+   * Follow a redirect from an https: URL to an http: one (`--allow-downgrade`). Default false: such a redirect
+   * fails the request with PORTAL_EDGE_HTTP naming both URLs, since the bytes (and the request's own headers) would
+   * then travel unprotected and could be changed on the way.
+   */
+  allowDowngrade?: boolean;
+  /**
    * A validator (a strong ETag, else a Last-Modified date) per mirror URL, as the chunk fetches name the mirror:
    * its Range requests carry `If-Range: <validator>` (RFC 9110 §13.1.5), so a mirror whose file changed answers
    * 200 with the whole file, which the fetch fails as `version-changed`, instead of a range of the new version.
@@ -147,7 +153,8 @@ export interface HttpClient {
    * Sends a request, following 301/302/303/307/308 up to `maxRedirects` hops across origins (credentials
    * and Authorization are dropped when the origin changes). `user:pass@` in the URL becomes Basic auth.
    * Rejects with the undici/Node error of the transport, a ProxyError when the proxy failed it, or PortalError
-   * PORTAL_EDGE_HTTP for a redirect loop, too many hops or a redirect without Location.
+   * PORTAL_EDGE_HTTP for a redirect loop, too many hops, a redirect without Location, or one from https: to http:
+   * (unless HttpClientOptions.allowDowngrade).
    */
   send(url: string, opts?: SendOptions): Promise<SendResult>;
   /**
@@ -349,6 +356,11 @@ export function createHttpClient(opts: HttpClientOptions = {}): HttpClient {
         throw new PortalError(
           'PORTAL_EDGE_HTTP',
           `redirect to a ${next.protocol} URL, which Portal cannot fetch`,
+        );
+      if (url.protocol === 'https:' && next.protocol === 'http:' && opts.allowDowngrade !== true)
+        throw new PortalError(
+          'PORTAL_EDGE_HTTP',
+          `HTTP ${r.statusCode} redirect from ${redactUrl(url.href)} to ${redactUrl(next.href)} refused: it downgrades https to http, where the bytes travel unprotected (give --allow-downgrade to follow it)`,
         );
       if (seen.has(next.href))
         throw new PortalError('PORTAL_EDGE_HTTP', `redirect loop through ${redactUrl(next.href)}`);

@@ -222,6 +222,12 @@ export const fetchCommand = defineCommand({
       help: 'skip TLS certificate verification (only when asked; chunk hashes still verify the bytes)',
       default: false,
     },
+    {
+      name: 'allow-downgrade',
+      type: 'boolean',
+      help: 'follow a redirect from an https: URL to an http: one (refused by default: the bytes would travel unprotected)',
+      default: false,
+    },
     { name: 'header', type: 'list', split: false, help: "'Name: value' sent to every source" },
     {
       name: 'stall-timeout',
@@ -424,6 +430,7 @@ export const fetchCommand = defineCommand({
       speedTimeMs: flags['speed-time'] * 1000,
       connectTimeoutMs: flags['connect-timeout'] * 1000,
       maxRedirects: flags['max-redirects'],
+      allowDowngrade: flags['allow-downgrade'],
     });
     const previous = setDefaultHttpClient(client);
     let fabricBus: Bus | undefined;
