@@ -129,6 +129,11 @@ export interface TailEdge {
   usable: boolean;
   /** It holds every chunk (a mirror): another such edge can take over whatever a gated one would have done. */
   holdsAll: boolean;
+  /**
+   * A pending chunk has no other edge that can take it (the others are down, closed, or excluded for it after
+   * failing it, e.g. with a hash mismatch): such an edge is never gated.
+   */
+  needed?: boolean;
 }
 
 /**
@@ -139,7 +144,9 @@ export interface TailEdge {
  * later, the chunk is better left to a faster edge, and the slow edge's last fetches do not hold up the end
  * (the endgame's hedges only start once nothing is pending, by when the slow edge has taken its share).
  * Only edges that hold every chunk are gated, and only while another usable edge that holds every chunk is
- * not gated: a chunk no other edge can serve is never left waiting. Returns one flag per edge.
+ * not gated; an edge `needed` by a chunk no open edge may serve (holding every chunk is not enough: a mirror that
+ * sent a chunk's bytes wrong is excluded for that chunk) is never gated. So a chunk is never left waiting for a
+ * gated edge. Returns one flag per edge.
  */
 export function tailGate(edges: readonly TailEdge[], remainingBytes: number, chunkBytes: number): boolean[] {
   const total = edges.reduce((a, e) => a + (e.usable ? e.rateBytesPerSec : 0), 0);
@@ -147,7 +154,7 @@ export function tailGate(edges: readonly TailEdge[], remainingBytes: number, chu
   if (!(total > 0) || remainingBytes <= 0) return gated;
   const restSec = remainingBytes / total;
   edges.forEach((e, i) => {
-    if (!e.usable || !e.holdsAll || !(e.rateBytesPerSec > 0)) return;
+    if (!e.usable || !e.holdsAll || e.needed === true || !(e.rateBytesPerSec > 0)) return;
     gated[i] = ((e.inFlight + 1) * chunkBytes) / e.rateBytesPerSec > restSec;
   });
   // at least one usable edge that holds everything keeps taking fetches: the fastest of them

@@ -1184,7 +1184,7 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     else if (now - this.lastProgressAt > (req.stallTimeoutMs ?? 60_000)) {
       await this.fail(
         t,
-        `stalled: nothing in flight for ${((now - this.lastProgressAt) / 1000).toFixed(0)} s; ${p.pending} chunk(s) wait for edges that are offline, ${p.failedPermanent} cannot be served by any source${this.causes(t)}`,
+        `stalled: nothing in flight for ${((now - this.lastProgressAt) / 1000).toFixed(0)} s; ${p.pending} chunk(s) pending with no source that can take them (each source holding them is offline, given up or failed them), ${p.failedPermanent} cannot be served by any source${this.causes(t)}`,
       );
     } else {
       await this.persist(false);
@@ -2282,12 +2282,15 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   private gateTail(t: OwnedTransfer, core: ChunkScheduler): void {
     const p = core.progress();
     const remainingBytes = (p.total - p.complete) * t.manifest.chunkSize;
+    // a chunk whose open sources all failed it (e.g. mirrors that sent wrong bytes) waits for a gated edge: open it
+    const needed = this.tailGated.some(Boolean) ? core.heldSourcesOfStrandedChunks() : undefined;
     const gate = tailGate(
       t.req.edges.map((e, i) => ({
         inFlight: core.edges.queueDepth[i],
         rateBytesPerSec: this.limits.rateBytesPerSec(i),
         usable: core.edges.available[i] === 1 && this.configuredLimit(i) > 0,
         holdsAll: this.holdsOf(e) === 'all',
+        needed: this.tailGated[i] === true && needed?.has(i) === true,
       })),
       remainingBytes,
       t.manifest.chunkSize,

@@ -897,6 +897,37 @@ export class ChunkScheduler {
     return due;
   }
 
+  /**
+   * Edges a stranded chunk waits for: for each PENDING chunk none of whose candidate edges is usable now (online
+   * with max_parallel > 0), its candidates that are online but held at max_parallel 0 by the caller (a gate such as
+   * the tail gate, not an outage). Edges excluded for a chunk (it failed them) are not its candidates. A caller that
+   * closes edges by policy opens these again, so no chunk waits forever for an edge that is up and has not failed it
+   * while the edges that stay open have. Empty when no chunk is stranded so. O(chunks × edge words); never throws.
+   */
+  heldSourcesOfStrandedChunks(): Set<number> {
+    const t = this.chunks;
+    const edges = this.edges;
+    const held = new Set<number>();
+    const each = (c: number, visit: (e: number) => boolean): boolean => {
+      for (let w = 0; w < t.words; w++) {
+        let bits = t.candidates[c * t.words + w] | 0;
+        while (bits !== 0) {
+          const e = (w << 5) + 31 - Math.clz32(bits & -bits);
+          bits &= bits - 1;
+          if (visit(e)) return true;
+        }
+      }
+      return false;
+    };
+    const usable = (e: number): boolean => edgeUsable(edges, e);
+    const hold = (e: number): boolean => {
+      if (edges.available[e] === 1 && edges.maxParallel[e] === 0) held.add(e);
+      return false;
+    };
+    for (let c = 0; c < t.n; c++) if (t.status[c] === ChunkStatus.PENDING && !each(c, usable)) each(c, hold);
+    return held;
+  }
+
   /** The turn of a chunk at DEMAND or above that is not complete (setPriority), else 0. */
   demandTurn(chunk: number): number {
     return this.turns.get(chunk) ?? 0;
