@@ -117,6 +117,29 @@ describe('SchedulerActor lifecycle', () => {
     }
   }
 
+  /**
+   * A transfer of `chunks` chunks run to done on a new mesh (published as `out.bin`), then its journal made as a crash
+   * while it was verifying leaves it (crashedWhileVerifying).
+   */
+  async function finishedThenCrashedWhileVerifying(chunks: number) {
+    const m = (mesh = await createMesh(chunks * 16384 - 5, 16384, [{ holds: 'all' }]));
+    const output = path.join(m.dir, 'out.bin');
+    const transferId = m.manifest.id;
+    const request = {
+      transferId,
+      manifest: m.manifest,
+      output: `${output}.portal-part`,
+      publishAs: output,
+      edges: m.edges,
+    };
+    expect(await runTransfer({ request, logger, backend: 'cpu' })).toMatchObject({
+      state: 'done',
+      verified: true,
+    });
+    await crashedWhileVerifying(output, transferId);
+    return { m, output, transferId, request };
+  }
+
   /** The status of `transferId` on a new host over the journal beside `output`, once it is no longer running. */
   async function statusAfterRestart(output: string, transferId: string): Promise<TransferStatus> {
     const node = await startEmbeddedNode({ output, logger, backend: 'cpu' });
@@ -174,50 +197,28 @@ describe('SchedulerActor lifecycle', () => {
   test('a crash while verifying, before the publish: the next activation finishes it from the partial file, without a start and without fetching', async () => {
     // before: it stayed `verifying` (no run of it) until a client started it again
     const chunks = 12;
-    mesh = await createMesh(chunks * 16384 - 5, 16384, [{ holds: 'all' }]);
-    const output = path.join(mesh.dir, 'out.bin');
-    const transferId = mesh.manifest.id;
-    const request = {
-      transferId,
-      manifest: mesh.manifest,
-      output: `${output}.portal-part`,
-      publishAs: output,
-      edges: mesh.edges,
-    };
-    await runTransfer({ request, logger, backend: 'cpu' });
-    await crashedWhileVerifying(output, transferId);
+    const { m, output, transferId } = await finishedThenCrashedWhileVerifying(chunks);
     await rename(output, `${output}.portal-part`);
-    const before = served(mesh);
+    const before = served(m);
     expect(await statusAfterRestart(output, transferId)).toMatchObject({
       state: 'done',
       verified: true,
       complete: chunks,
     });
-    expect(served(mesh) - before).toBe(0);
+    expect(served(m) - before).toBe(0);
     expect(existsSync(`${output}.portal-part`)).toBe(false);
-    expect(await readFile(output)).toEqual(await readFile(mesh.source));
+    expect(await readFile(output)).toEqual(await readFile(m.source));
   });
 
   test('a crash after the publish, and then another file of the same size written at the name: not taken as the transfer, and not replaced', async () => {
     const chunks = 12;
-    mesh = await createMesh(chunks * 16384 - 5, 16384, [{ holds: 'all' }]);
-    const output = path.join(mesh.dir, 'out.bin');
-    const transferId = mesh.manifest.id;
-    const request = {
-      transferId,
-      manifest: mesh.manifest,
-      output: `${output}.portal-part`,
-      publishAs: output,
-      edges: mesh.edges,
-    };
-    await runTransfer({ request, logger, backend: 'cpu' });
-    await crashedWhileVerifying(output, transferId);
-    const other = Buffer.alloc(mesh.manifest.fileSize, 7);
+    const { m, output, transferId } = await finishedThenCrashedWhileVerifying(chunks);
+    const other = Buffer.alloc(m.manifest.fileSize, 7);
     await writeFile(output, other);
     const s = await statusAfterRestart(output, transferId);
     // fetched again into the partial file, whose publish refuses to replace the file found at the name
     expect(s).toMatchObject({ state: 'failed', error: expect.stringContaining('PORTAL_OUTPUT_REFUSED') });
     expect(await readFile(output)).toEqual(other);
-    expect(await readFile(`${output}.portal-part`)).toEqual(await readFile(mesh.source));
+    expect(await readFile(`${output}.portal-part`)).toEqual(await readFile(m.source));
   });
 });
