@@ -10,6 +10,15 @@ const HEX64 = /^[0-9a-f]{64}$/;
  */
 export const NO_CID = '0'.repeat(64);
 
+/**
+ * True when `hex` is an all-zero sha-256 (64 zeros, any case): NO_CID, Portal's "no hash known" marker. A hash read
+ * from an input (a Metalink, a manifest file, a Digest header, `--checksum`) that is all zeros would switch its own
+ * check off, so inputs refuse it instead (no content has that sha-256 in practice). Never throws.
+ */
+export function isNoCid(hex: string): boolean {
+  return hex.length === 64 && /^0{64}$/.test(hex);
+}
+
 /** Computes the content id (lowercase sha256 hex) of `bytes`; never fails for a byte buffer, throws PORTAL_INVALID_ARGUMENT for anything else. */
 export function cidOf(bytes: Uint8Array): string {
   if (!(bytes instanceof Uint8Array))

@@ -1,5 +1,5 @@
 /** Transfer: content ids, manifests, bandwidth caps, edges, the chunk fetcher, the output writer and the executor. */
-export { cidOf, isCid, verifyChunk, NO_CID } from './cid.js';
+export { cidOf, isCid, verifyChunk, NO_CID, isNoCid } from './cid.js';
 export { CidTable, CID_BYTES } from './cid-table.js';
 export {
   createManifest,
@@ -11,6 +11,7 @@ export {
   writeManifestParts,
   loadManifest,
   parseManifest,
+  refuseUnknownHashes,
   manifestId,
   chunkCount,
   chunkRange,

@@ -7,6 +7,7 @@ import {
   MAX_CHUNK_SIZE,
   MIN_CHUNK_SIZE,
   manifestId,
+  refuseUnknownHashes,
   writeManifestParts,
   type PackedManifest,
 } from './manifest.js';
@@ -83,6 +84,11 @@ export interface ReadBinaryManifestOptions {
   maxChunks?: number;
   /** Where the bytes come from, for error messages (e.g. a redacted URL). */
   source?: string;
+  /**
+   * Accept an all-zero file sha-256 or chunk CID as "not known" (NO_CID): only for a manifest Portal built itself
+   * (an edge's own manifest of sources without hashes). Default false: PORTAL_MANIFEST_INVALID (refuseUnknownHashes).
+   */
+  allowUnknownHashes?: boolean;
 }
 
 /** What readBinaryManifest read: the manifest, the sha-256 of all its bytes (its content id) and their count. */
@@ -149,7 +155,8 @@ function parseHeader(h: Buffer, maxChunks: number): Header {
  * copied into one table of `count × 32` bytes, and every byte is hashed on the way (the manifest's content id).
  * Throws PORTAL_MANIFEST_INVALID naming the cause — bad magic, unsupported version, chunk size out of range,
  * a chunk count that does not match the file size, an id that does not match the file hash, a name that is not
- * UTF-8, truncated (how many bytes of how many), bytes after the end — and PORTAL_MANIFEST_TOO_LARGE over
+ * UTF-8, truncated (how many bytes of how many), bytes after the end, an all-zero hash unless
+ * `allowUnknownHashes` (refuseUnknownHashes) — and PORTAL_MANIFEST_TOO_LARGE over
  * `maxChunks`. Errors of the stream itself propagate as they are.
  */
 export async function readBinaryManifest(
@@ -217,19 +224,17 @@ export async function readBinaryManifest(
         `truncated: ${total} of ${BINARY_MANIFEST_HEADER_BYTES + h.nameLength + table!.length} bytes (${Math.floor(filled / CID_BYTES)} of ${h.count} chunk hashes)`,
       ),
     );
-  return {
-    manifest: {
-      version: 1,
-      id: h.id,
-      name: name!,
-      fileSize: h.fileSize,
-      chunkSize: h.chunkSize,
-      fileSha256: h.fileSha256,
-      cids: new CidTable(table!),
-    },
-    cid: hash.digest('hex'),
-    bytes: total,
+  const manifest: PackedManifest = {
+    version: 1,
+    id: h.id,
+    name: name!,
+    fileSize: h.fileSize,
+    chunkSize: h.chunkSize,
+    fileSha256: h.fileSha256,
+    cids: new CidTable(table!),
   };
+  if (!opts.allowUnknownHashes) refuseUnknownHashes(manifest, opts.source ?? '(binary)');
+  return { manifest, cid: hash.digest('hex'), bytes: total };
 }
 
 /** Decodes a binary manifest held in one buffer; errors as readBinaryManifest. */

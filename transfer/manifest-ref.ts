@@ -11,6 +11,7 @@ import {
   loadManifest,
   packManifest,
   parseManifest,
+  refuseUnknownHashes,
   type ManifestLimits,
   type PackedManifest,
 } from './manifest.js';
@@ -185,7 +186,7 @@ async function readBody(
   } catch (err) {
     throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest ${shown}: ${jsonSyntaxError(err)}`);
   }
-  return { manifest: packManifest(parseManifest(json, limits)) };
+  return { manifest: packManifest(refuseUnknownHashes(parseManifest(json, limits), shown)) };
 }
 
 /** True when the file at `path` starts with the binary manifest's magic; false when it is shorter or unreadable. */

@@ -355,6 +355,29 @@ export function parseManifest(json: unknown, limits?: ManifestLimits): Manifest 
 }
 
 /**
+ * Refuses a manifest read from an input (a file, a manifestUrl, a manifestCid, an uploaded binary manifest) whose
+ * file sha-256 or a chunk CID is 64 zeros: that is NO_CID, Portal's own "no hash known" marker (only manifests Portal
+ * builds for sources without hashes use it), and taken as given it would switch that check off. Throws
+ * PORTAL_MANIFEST_INVALID naming `where` and the first such hash; returns `m` otherwise. Cost: one pass over the
+ * CIDs.
+ */
+export function refuseUnknownHashes<M extends Manifest | PackedManifest>(m: M, where: string): M {
+  const bad = (what: string): PortalError =>
+    new PortalError(
+      'PORTAL_MANIFEST_INVALID',
+      `manifest ${where}: ${what} is all zeros, which is no real sha-256 (Portal reads it as "no hash known" and would check nothing)`,
+    );
+  if (/^0{64}$/.test(m.fileSha256)) throw bad('fileSha256');
+  if ('cids' in m) {
+    for (let i = 0; i < m.cids.count; i++) if (m.cids.isUnknown(i)) throw bad(`the CID of chunk ${i}`);
+  } else {
+    const i = m.chunks.findIndex((c) => /^0{64}$/.test(c));
+    if (i >= 0) throw bad(`chunks[${i}]`);
+  }
+  return m;
+}
+
+/**
  * Writes `m` as JSON to `path`, streaming the chunk list so huge manifests never become one string.
  * Validates first (PORTAL_MANIFEST_INVALID / PORTAL_MANIFEST_TOO_LARGE); fs failures reject with the fs error as cause of PORTAL_MANIFEST_INVALID.
  */
@@ -410,7 +433,7 @@ export async function writeManifestParts(path: string, parts: Iterable<string | 
 /**
  * Reads and validates the manifest JSON at `path`. Throws PORTAL_MANIFEST_TOO_LARGE when the file exceeds
  * `limits.maxJsonBytes` (checked before reading) or the JS string limit, PORTAL_MANIFEST_INVALID for
- * unreadable files, bad JSON or bad fields (see parseManifest).
+ * unreadable files, bad JSON or bad fields (see parseManifest), and for an all-zero hash (refuseUnknownHashes).
  */
 export async function loadManifest(path: string, limits?: ManifestLimits): Promise<Manifest> {
   if (typeof path !== 'string' || path === '')
@@ -453,7 +476,7 @@ export async function loadManifest(path: string, limits?: ManifestLimits): Promi
   } catch (err) {
     throw new PortalError('PORTAL_MANIFEST_INVALID', `manifest ${path}: ${jsonSyntaxError(err)}`);
   }
-  return parseManifest(json, l);
+  return refuseUnknownHashes(parseManifest(json, l), path);
 }
 
 /**

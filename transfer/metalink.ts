@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type * as Fxp from 'fast-xml-parser';
 import { PortalError } from '../common/errors.js';
-import { NO_CID } from './cid.js';
+import { isNoCid, NO_CID } from './cid.js';
 import { manifestId, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, type Manifest } from './manifest.js';
 
 /**
@@ -23,6 +23,16 @@ const metalinkTooLarge = (source: string, max: number): PortalError =>
   new PortalError(
     'PORTAL_MANIFEST_TOO_LARGE',
     `${source}: the Metalink is larger than ${max} bytes (METALINK_MAX_BYTES), the most Portal reads`,
+  );
+
+/**
+ * The error for a sha-256 of 64 zeros in a Metalink (`what`: which hash): PORTAL_MANIFEST_INVALID. That value is
+ * Portal's "no hash known" marker (NO_CID): taken as given it would switch the check of that file or piece off.
+ */
+const allZero = (source: string, name: string, what: string): PortalError =>
+  new PortalError(
+    'PORTAL_MANIFEST_INVALID',
+    `${source}: file ${name}: ${what} is all zeros, which is no real sha-256 (Portal reads it as "no hash known" and would check nothing): the Metalink is wrong`,
   );
 
 /** The Metalink v4 namespace (RFC 5854 §4). */
@@ -268,6 +278,7 @@ export function parseMetalink(
         'PORTAL_MANIFEST_INVALID',
         `${source}: file ${name}: sha-256 hash is not 64 hex characters`,
       );
+    if (sha256 !== undefined && isNoCid(sha256)) throw allZero(source, name, 'its <hash type="sha-256">');
     let otherHash: MetalinkFile['otherHash'];
     for (const type of Object.keys(OTHER_HASH_TYPES) as OtherHashType[]) {
       const h = asArray(f.hash as unknown[]).find(
@@ -295,6 +306,8 @@ export function parseMetalink(
           'PORTAL_MANIFEST_INVALID',
           `${source}: file ${name}: malformed sha-256 <pieces>`,
         );
+      const zero = hashes.findIndex(isNoCid);
+      if (zero >= 0) throw allZero(source, name, `its sha-256 <pieces> hash ${zero}`);
       pieces = { length, hashes };
     }
     const urls = asArray(f.url as unknown[])

@@ -1,5 +1,5 @@
 import { PortalError } from '../common/errors.js';
-import { NO_CID } from './cid.js';
+import { isNoCid, NO_CID } from './cid.js';
 import { DEFAULT_MANIFEST_LIMITS, manifestId, MIN_CHUNK_SIZE, type Manifest } from './manifest.js';
 import { parseContentRange, transportFault } from './http-fetch.js';
 import { redactUrl, type HttpClient } from './http-client.js';
@@ -335,7 +335,7 @@ export function majoritySize(probes: readonly SourceProbe[]): { size: number; so
  * Digest header) will verify the result: sources disagreeing on the size with no checksum, or with no size
  * reported by more sources than any other (a tie, e.g. 1 vs 1; a checksum cannot break it before the
  * download), throw PORTAL_TRANSFER_FAILED naming each source and its size (aria2c likewise fails on a size
- * mismatch between its sources). So is a source whose Digest sha-256 differs from the majority's. ETag and
+ * mismatch between its sources). So is a source whose Digest sha-256 differs from the majority's or is all zeros. ETag and
  * Last-Modified are compared too, but differences only warn: independent mirrors legitimately give the same
  * bytes different ETags and dates (nginx derives its ETag from the file's mtime); without a checksum the warning
  * says that nothing can then tell two versions apart. With `opts.expectedSize` (the
@@ -396,6 +396,16 @@ export function agreeOnSources(
         why: `size ${p.size} differs from the ${size} bytes ${expected !== undefined ? 'of the file being resumed (its journal)' : 'most sources report'}`,
       });
     return p.size === size;
+  });
+  // an all-zero Digest is NO_CID, "no hash known": taken as the file's sha-256 it would check nothing
+  agreed = agreed.filter((p) => {
+    const bad = p.sha256 !== undefined && isNoCid(p.sha256);
+    if (bad)
+      excluded.push({
+        url: p.url,
+        why: 'its Digest header gives an all-zero sha-256, which is no real hash (Portal would check nothing)',
+      });
+    return !bad;
   });
   const digests = new Map<string, number>();
   for (const p of agreed) if (p.sha256) digests.set(p.sha256, (digests.get(p.sha256) ?? 0) + 1);
