@@ -171,14 +171,25 @@ export function redactDeep<T>(value: T, depth = 0, seen = new WeakSet<object>())
 }
 
 /**
+ * The Unicode bidirectional formatting characters (property Bidi_Control: U+061C, U+200E, U+200F, U+202A–U+202E,
+ * U+2066–U+2069). In a file name they reorder what a terminal or file manager shows: `a<U+202E>nib.exe` is shown
+ * as `aexe.bin`. File names from sources are refused when they hold one, as control characters are.
+ */
+export const BIDI_CONTROL = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+const BIDI_CONTROL_ALL = new RegExp(BIDI_CONTROL.source, 'g');
+
+/**
  * `s` with C0/C1 control characters (ESC, NUL, CR, BEL… but not as data in general) shown as
- * `\xNN` escapes, so a name or message printed to a terminal cannot move the cursor, recolour it
- * or hide text. Use on anything from outside (manifest names, edge answers) before printing.
+ * `\xNN` escapes and bidi controls (BIDI_CONTROL) as `\uNNNN`, so a name or message printed to a terminal cannot
+ * move the cursor, recolour it, hide text or reorder it. Use on anything from outside (manifest names, edge answers)
+ * before printing.
  */
 export function escapeControl(s: string): string {
-  return s.replace(
-    // eslint-disable-next-line no-control-regex -- matching control characters is the point
-    /[\u0000-\u001f\u007f-\u009f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+  return s
+    .replace(
+      // eslint-disable-next-line no-control-regex -- matching control characters is the point
+      /[\u0000-\u001f\u007f-\u009f]/g,
+      (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+    )
+    .replace(BIDI_CONTROL_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

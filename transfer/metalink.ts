@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type * as Fxp from 'fast-xml-parser';
 import { PortalError } from '../common/errors.js';
+import { BIDI_CONTROL, escapeControl } from '../common/redact.js';
 import { isNoCid, NO_CID } from './cid.js';
 import { manifestId, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, type Manifest } from './manifest.js';
 
@@ -256,6 +257,11 @@ export function parseMetalink(
       throw new PortalError(
         'PORTAL_MANIFEST_INVALID',
         `${source}: file [${i}] has a control character in its name (${JSON.stringify(name)})`,
+      );
+    if (BIDI_CONTROL.test(name))
+      throw new PortalError(
+        'PORTAL_MANIFEST_INVALID',
+        `${source}: file [${i}] has a bidi control character in its name ("${escapeControl(name)}"), which reorders how the name is shown (a<U+202E>nib.exe shows as aexe.bin)`,
       );
     if (!name || name.includes('/../') || name.startsWith('/') || name.startsWith('../'))
       throw new PortalError(

@@ -4,7 +4,7 @@ import { lstat, mkdir, open, readFile, realpath, rmdir, stat, unlink } from 'nod
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { PortalError } from '../common/errors.js';
-import { escapeControl } from '../common/redact.js';
+import { BIDI_CONTROL, escapeControl } from '../common/redact.js';
 import { localWriteError, withPath } from '../common/local-write-error.js';
 import { notOwnFileReason, notOwnFolderReason } from '../common/own-file.js';
 
@@ -21,7 +21,7 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
  * The file name a manifest's `name` stands for, as a plain base name in the current folder. A
- * name with a path separator (`/` or `\`), NUL or another control character, or that is empty,
+ * name with a path separator (`/` or `\`), NUL or another control character, a bidi control (BIDI_CONTROL), or that is empty,
  * `.` or `..`, is refused with PORTAL_MANIFEST_INVALID (the manifest chooses a name, never a place).
  */
 export function outputNameFromManifest(name: unknown): string {
@@ -39,6 +39,8 @@ export function outputNameFromManifest(name: unknown): string {
 function fileNameProblem(name: unknown): string | undefined {
   if (typeof name !== 'string' || name.length === 0) return 'is empty';
   if (CONTROL.test(name)) return 'contains a control character (NUL, ESC, newline…)';
+  if (BIDI_CONTROL.test(name))
+    return 'contains a bidi control character (U+202E…), which reorders how the name is shown (a<U+202E>nib.exe shows as aexe.bin)';
   if (name.includes('/') || name.includes('\\')) return 'contains a path separator';
   if (name === '.' || name === '..') return 'is not a file name';
   if (Buffer.byteLength(name) > 255) return 'is longer than 255 bytes';
@@ -114,7 +116,7 @@ export function refuseSideFileName(asked: string, file: string): void {
 /**
  * Refuses (PORTAL_OUTPUT_REFUSED) an output whose name (`file`'s base name) holds a control character (newline, ESC,
  * DEL…: what `outputNameFromManifest` refuses in a manifest's name, as it breaks every log line, listing and shell
- * command that shows the name), or that was asked (`asked`, the output as given) with a trailing path separator: to
+ * command that shows the name) or a bidi control (BIDI_CONTROL: it reorders how the name is shown), or that was asked (`asked`, the output as given) with a trailing path separator: to
  * most tools `x.bin/` names a folder, not a file `x.bin` (trial L1: serve wrote `x.bin`).
  */
 export function refuseUnsafeOutputName(asked: string, file: string): void {
@@ -122,6 +124,11 @@ export function refuseUnsafeOutputName(asked: string, file: string): void {
     throw refused(
       JSON.stringify(escapeControl(asked)),
       'has a control character (newline, ESC…) in its name: such a name breaks log lines and shell commands; choose another',
+    );
+  if (BIDI_CONTROL.test(path.basename(file)))
+    throw refused(
+      JSON.stringify(escapeControl(asked)),
+      'has a bidi control character (U+202E…) in its name: it reorders how the name is shown (a<U+202E>nib.exe shows as aexe.bin); choose another',
     );
   if (asked.endsWith('/'))
     throw refused(
