@@ -120,6 +120,11 @@ interface ResolveOptions {
   file?: string;
   /** `--out` was given: a URL's name is not the output's, so one that decodes to no file name is not refused. */
   outGiven?: boolean;
+  /**
+   * How long a probe waits for a source answering busy with a Retry-After (ms; `--source-budget`, default
+   * PROBE_BUSY_WAIT_MS): probeSource.
+   */
+  busyWaitMs?: number;
 }
 
 /**
@@ -266,7 +271,14 @@ function checkUrlPositional(p: string): void {
  */
 export async function resolveSources(
   positionals: string[],
-  opts: { client: HttpClient; checksum?: string; resume?: ResumedFile; file?: string; outGiven?: boolean },
+  opts: {
+    client: HttpClient;
+    checksum?: string;
+    resume?: ResumedFile;
+    file?: string;
+    outGiven?: boolean;
+    busyWaitMs?: number;
+  },
 ): Promise<ResolvedSources | StreamSource> {
   if (positionals.length === 0)
     throw new PortalError(
@@ -342,7 +354,7 @@ async function fromMetalink(
   // no sha-256 at all: the file is checked against the Metalink's hash of another type once complete
   const otherHash = !f.sha256 && opts.checksum === undefined ? f.otherHash : undefined;
   if (manifest) {
-    const { edges, excluded, late } = await mirrorsServingSize(opts.client, urls, f);
+    const { edges, excluded, late } = await mirrorsServingSize(opts.client, urls, f, opts.busyWaitMs);
     return {
       manifest,
       edges,
@@ -405,8 +417,12 @@ async function mirrorsServingSize(
   client: HttpClient,
   urls: string[],
   f: MetalinkFile,
+  busyWaitMs?: number,
 ): Promise<{ edges: TransferEdge[]; excluded: ResolvedSources['excluded']; late?: LateSources }> {
-  const round = await probeSources(client, urls, { enough: (ok) => ok.some((p) => p.size === f.size) });
+  const round = await probeSources(client, urls, {
+    enough: (ok) => ok.some((p) => p.size === f.size),
+    ...(busyWaitMs !== undefined ? { busyWaitMs } : {}),
+  });
   const answered = round.answered.filter((p) => p.ok && p.size !== undefined);
   if (answered.length > 0 && answered.every((p) => p.size !== f.size)) {
     round.abandon();
@@ -445,6 +461,7 @@ async function fromUrls(
   // serving the journal's version is heard beside one that changed
   const vouching = resumed !== undefined && resumed.chunks.includes(NO_CID);
   const round = await probeSources(opts.client, urls, {
+    ...(opts.busyWaitMs !== undefined ? { busyWaitMs: opts.busyWaitMs } : {}),
     ...(known !== undefined && !vouching ? { enough: (ok) => ok.some((p) => p.size === known) } : {}),
   });
   const stream = streamSource(round, opts);

@@ -1,7 +1,7 @@
 import { PortalError } from '../common/errors.js';
 import { isNoCid, NO_CID } from './cid.js';
 import { DEFAULT_MANIFEST_LIMITS, manifestId, MIN_CHUNK_SIZE, type Manifest } from './manifest.js';
-import { parseContentRange, transportFault } from './http-fetch.js';
+import { parseContentRange, parseRetryAfter, transportFault } from './http-fetch.js';
 import { redactUrl, type HttpClient } from './http-client.js';
 
 /** What one source said about the file when probed. */
@@ -23,6 +23,11 @@ export interface SourceProbe {
   error?: string;
   /** The source never answered: its probe timed out, or was abandoned (with ok false). */
   noAnswer?: boolean;
+  /**
+   * The source answered busy (503 or 429) to its probe with a Retry-After it kept asking past the wait
+   * (PROBE_BUSY_WAIT_MS or the caller's), with ok false: `error` says `busy: HTTP <status>, Retry-After …`.
+   */
+  busy?: boolean;
   /**
    * The source answered 200 without a size (no Content-Length, Range ignored, none from HEAD either: a dynamic
    * endpoint), with ok false: it cannot be cut into chunks, only read as one stream (`portal fetch` does that
@@ -104,16 +109,82 @@ export const PROBE_TIMEOUT_MS = 15_000;
 const ABANDONED = Symbol('probe abandoned');
 
 /**
+ * How long a probe waits, in all, for a source that answers busy (503 or 429) with a Retry-After before it gives
+ * the source up (ms): 60 s, the default source budget (`portal fetch --source-budget`), which bounds the same wait
+ * once the transfer runs. `portal fetch` passes its --source-budget instead.
+ */
+export const PROBE_BUSY_WAIT_MS = 60_000;
+
+/** The least a probe waits before asking a busy source again, whatever its Retry-After says (0, a past date): 1 s. */
+export const PROBE_BUSY_MIN_RETRY_MS = 1000;
+
+/** A probe's busy answer (503 or 429) and the Retry-After it carried (ms; undefined: none or unreadable). */
+interface BusyAnswer {
+  status: number;
+  retryAfterMs?: number;
+}
+
+/**
  * Probes a source with `GET` and `Range: bytes=0-0` (HEAD is often mishandled by CDNs; a one-byte range tells
- * the size through Content-Range and whether ranges work), following redirects. Never rejects: a failure is
- * `ok: false` with `error` naming the cause.
+ * the size through Content-Range and whether ranges work), following redirects. A source answering busy (503 or
+ * 429) with a Retry-After (seconds or an HTTP-date) is asked again once that time has passed (at least
+ * PROBE_BUSY_MIN_RETRY_MS), as long as the waits end within `busyWaitMs` (PROBE_BUSY_WAIT_MS) of the first answer:
+ * past it the probe fails with `busy` and `error` `busy: HTTP 503, Retry-After 120 s …`. A busy answer without
+ * Retry-After fails at once (`HTTP 503`), as before. Each request has its own `timeoutMs`. Never rejects: a failure
+ * is `ok: false` with `error` naming the cause.
  */
 export async function probeSource(
   client: HttpClient,
   url: string,
   timeoutMs = PROBE_TIMEOUT_MS,
   signal?: AbortSignal,
+  busyWaitMs = PROBE_BUSY_WAIT_MS,
 ): Promise<SourceProbe> {
+  const t0 = Date.now();
+  for (;;) {
+    const { retry: busy, ...probe } = await probeOnce(client, url, timeoutMs, signal);
+    if (busy?.retryAfterMs === undefined) return probe;
+    const waited = Date.now() - t0;
+    const wait = Math.max(busy.retryAfterMs, PROBE_BUSY_MIN_RETRY_MS);
+    if (waited + wait > busyWaitMs)
+      return {
+        ...probe,
+        busy: true,
+        error: `busy: HTTP ${busy.status}, Retry-After ${Math.round(busy.retryAfterMs / 1000)} s${waited >= 1000 ? ` (still busy after ${Math.round(waited / 1000)} s)` : ''}, past the ${Math.round(busyWaitMs / 1000)} s a probe waits for a busy source (the source budget)`,
+      };
+    if (!(await sleep(wait, signal)))
+      return {
+        url,
+        ok: false,
+        duplicates: [],
+        noAnswer: true,
+        error: 'had not answered the probe when the transfer ended',
+      };
+  }
+}
+
+/** Resolves true after `ms`, or false as soon as `signal` aborts (at once when it already has). */
+function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (v: boolean): void => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', stop);
+      resolve(v);
+    };
+    const stop = (): void => done(false);
+    const t = setTimeout(() => done(true), ms);
+    signal?.addEventListener('abort', stop, { once: true });
+  });
+}
+
+/** One probe request of probeSource; a 503 or 429 answer also gives its Retry-After as `retry`. */
+async function probeOnce(
+  client: HttpClient,
+  url: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<SourceProbe & { retry?: BusyAnswer }> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   // the caller stopped waiting (the transfer ended before this source answered)
@@ -185,10 +256,13 @@ export async function probeSource(
       const cr = /\/(\d+)/.exec(first(h['content-range']) ?? '');
       if (cr && Number(cr[1]) === 0) return { ...base, ok: true, size: 0, ranges: true };
     }
+    const retryAfterMs =
+      r.statusCode === 503 || r.statusCode === 429 ? parseRetryAfter(h['retry-after']) : undefined;
     return {
       ...base,
       ok: false,
       error: `HTTP ${r.statusCode}${r.proxy ? ` through proxy ${r.proxy}` : ''}`,
+      ...(retryAfterMs !== undefined ? { retry: { status: r.statusCode, retryAfterMs } } : {}),
     };
   } catch (err) {
     return {
@@ -245,7 +319,13 @@ export interface ProbeRound {
 export function probeSources(
   client: HttpClient,
   urls: readonly string[],
-  opts: { graceMs?: number; enough?: (ok: SourceProbe[]) => boolean; timeoutMs?: number } = {},
+  opts: {
+    graceMs?: number;
+    enough?: (ok: SourceProbe[]) => boolean;
+    timeoutMs?: number;
+    /** How long a probe waits for a busy source's Retry-After (probeSource; default PROBE_BUSY_WAIT_MS). */
+    busyWaitMs?: number;
+  } = {},
 ): Promise<ProbeRound> {
   // one controller per probe (a signal shared by many probes would pass EventTarget's listener warning limit)
   const stops: AbortController[] = [];
@@ -280,7 +360,7 @@ export function probeSources(
       stops.push(stop);
       const c: (typeof all)[number] = {
         url,
-        probe: probeSource(client, url, opts.timeoutMs, stop.signal).then((p) => {
+        probe: probeSource(client, url, opts.timeoutMs, stop.signal, opts.busyWaitMs).then((p) => {
           c.result = p;
           if (given && !decided) for (const d of p.duplicates) add(d, false);
           check();
@@ -358,7 +438,7 @@ export function agreeOnSources(
     throw Object.assign(
       new PortalError(
         'PORTAL_TRANSFER_FAILED',
-        `no source answered:${excluded.map((e) => `\n  ${redactUrl(e.url)}: ${e.why}`).join('')}`,
+        `${probes.some((p) => p.busy) ? 'no source could be used' : 'no source answered'}:${excluded.map((e) => `\n  ${redactUrl(e.url)}: ${e.why}`).join('')}`,
       ),
       {
         sources: excluded.map((e) => ({

@@ -260,7 +260,7 @@ export const fetchCommand = defineCommand({
     {
       name: 'source-budget',
       type: 'number',
-      help: 'seconds a source may fail without delivering a chunk before it is given up for this run',
+      help: "seconds a source may fail without delivering a chunk before it is given up for this run (also the longest the first probe waits for a busy source's Retry-After)",
       default: DEFAULT_EDGE_BUDGET_MS / 1000,
       min: 0.1,
     },
@@ -453,6 +453,7 @@ export const fetchCommand = defineCommand({
             client,
             checksum,
             outGiven: flags.out !== undefined,
+            busyWaitMs: flags['source-budget'] * 1000,
             ...(earlyJournal && earlyJournal.transfer.state !== 'done'
               ? {
                   resume: {
