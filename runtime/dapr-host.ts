@@ -21,7 +21,12 @@ import { isInvocableMethod } from './actor-methods.js';
 import { daprAppStatusOf, errorEnvelope, parseCallBody } from './api-errors.js';
 import { CHAIN_HEADER, INTERNAL_HEADER, createDaprActorClient, type DaprActorClient } from './dapr-client.js';
 import { createDaprActorStore } from './dapr-state.js';
-import { createStateManager, type ActorStateStore, type TurnStateManager } from './state-manager.js';
+import {
+  createStateManager,
+  type ActorStateStore,
+  type StoreOp,
+  type TurnStateManager,
+} from './state-manager.js';
 import { watchDaprSidecar } from './dapr-sidecar.js';
 import { Mailbox } from './mailbox.js';
 import {
@@ -169,8 +174,11 @@ interface Live {
   readonly state: TurnStateManager;
   /** The actor's keys in Dapr's store, for the host's own (`__`) keys. */
   readonly store: ActorStateStore;
-  /** Host keys (`__…`) the running turn writes, as JSON text: saved with its changes, dropped with them on a failure. */
-  readonly hostWrites: Map<string, string>;
+  /**
+   * Host keys (`__…`) the running turn writes, as JSON text (null: deleted): saved with its changes, dropped with
+   * them on a failure.
+   */
+  readonly hostWrites: Map<string, string | null>;
   readonly timers: Map<string, { method: string; periodMs: number; lastEndAt: number }>;
   /** Set when the sidecar this activation came through was replaced: it may no longer touch Dapr. */
   readonly lease: { dropped: boolean };
@@ -250,6 +258,26 @@ function isReminderEnvelope(v: unknown): v is ReminderEnvelope {
 
 /** Host-reserved state key (actors cannot use `__` keys) with the last due time each reminder ran for. */
 const REMINDER_FIRES_KEY = '__reminderFires';
+
+/** A reminder's guard in REMINDER_FIRES_KEY: the nonce of its registration, its last due time run and its period. */
+type ReminderFires = Record<string, { n: string; due: number; p: number }>;
+
+/** The guards as the running turn left them (`hostWrites`), else as stored; a copy the caller may change. */
+async function reminderFires(
+  store: ActorStateStore,
+  hostWrites: ReadonlyMap<string, string | null>,
+): Promise<ReminderFires> {
+  const written = hostWrites.get(REMINDER_FIRES_KEY);
+  const json = written !== undefined ? written : await store.get(REMINDER_FIRES_KEY);
+  return json === undefined || json === null ? {} : { ...(JSON.parse(json) as ReminderFires) };
+}
+
+/** The store operations of a turn's host writes (null: a delete). */
+function hostOps(hostWrites: ReadonlyMap<string, string | null>): StoreOp[] {
+  return [...hostWrites].map(([key, value]) =>
+    value === null ? { op: 'delete' as const, key } : { op: 'upsert' as const, key, value },
+  );
+}
 
 /** Reminder guards this long past their next due time are dropped from REMINDER_FIRES_KEY. */
 const GUARD_KEEP_MS = 10 * 60_000;
@@ -542,6 +570,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     const store = createDaprActorStore(client, slot.type, slot.id);
     const state = createStateManager(store, '');
     const timers: Live['timers'] = new Map();
+    const hostWrites: Live['hostWrites'] = new Map();
     const lease: Live['lease'] = { dropped: false };
     /** A dropped activation must not change timers or reminders of the actor's next activation. */
     const leased = (what: string): void => {
@@ -610,6 +639,11 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
       unregisterReminder: async (name) => {
         leased(`reminder ${name}`);
         await reminderOp(slot, () => dapr.unregisterActorReminder(encodeWireName(name)));
+        // its duplicate guard goes with it (the key itself with the last one: nothing of it stays in the store)
+        const fires = await reminderFires(store, hostWrites);
+        if (fires[name] === undefined) return;
+        delete fires[name];
+        hostWrites.set(REMINDER_FIRES_KEY, Object.keys(fires).length > 0 ? JSON.stringify(fires) : null);
       },
       proxy: (type, id) => proxy(type, id),
       deactivateOnIdle: () => {
@@ -621,13 +655,15 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
     const epoch = sidecarEpoch;
     try {
       await portal.onActivate();
-      await state.save();
+      await state.saveWith(hostOps(hostWrites));
+      hostWrites.clear();
     } catch (err) {
+      hostWrites.clear();
       state.rollback();
       slot.log.warn({ err }, 'actor activation failed');
       throw err;
     }
-    const live: Live = { serial, dapr, portal, state, store, hostWrites: new Map(), timers, lease };
+    const live: Live = { serial, dapr, portal, state, store, hostWrites, timers, lease };
     slot.live = live;
     counters.activations++;
     countActive(slot.type, 1);
@@ -662,9 +698,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
               'PORTAL_HOST_STOPPED',
               `${slot.type}/${slot.id}: the Dapr sidecar was replaced during the turn; its changes were discarded`,
             );
-          await live.state.saveWith(
-            [...live.hostWrites].map(([key, value]) => ({ op: 'upsert' as const, key, value })),
-          );
+          await live.state.saveWith(hostOps(live.hostWrites));
           live.hostWrites.clear();
           return result;
         } catch (err) {
@@ -825,12 +859,7 @@ export function createDaprHost(opts: DaprHostOptions): DaprHost {
    * with `tolerance` for clock skew between the instance that registered it and the one it fires on.
    */
   const duplicateReminder = async (live: Live, name: string, e: ReminderEnvelope): Promise<boolean> => {
-    const json = live.hostWrites.get(REMINDER_FIRES_KEY) ?? (await live.store.get(REMINDER_FIRES_KEY));
-    const fires: Record<string, { n: string; due: number; p: number }> = {
-      ...(json === undefined
-        ? {}
-        : (JSON.parse(json) as Record<string, { n: string; due: number; p: number }>)),
-    };
+    const fires = await reminderFires(live.store, live.hostWrites);
     const now = clock.wallNow();
     const tolerance = Math.min(e.p / 2, 5000);
     const due = e.p > 0 ? e.at + Math.max(0, Math.floor((now - e.at + tolerance) / e.p)) * e.p : e.at;

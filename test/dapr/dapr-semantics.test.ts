@@ -125,6 +125,32 @@ test('reminders of ids with | / % and newlines reach their own actor on Dapr', a
   expect((await client.invoke<Counts>('ProbeActor', 'A', 'counts')).reminderFires).toEqual({});
 });
 
+test('a reminder unregistered leaves no duplicate guard in the store (trial 4: __reminderFires stayed after forget)', async () => {
+  const id = 'guard-gone';
+  await client.invoke('ProbeActor', id, 'remindCount', { name: 'once', dueMs: 300, unregister: true });
+  await waitFor(
+    async () => (await client.invoke<Counts>('ProbeActor', id, 'counts')).reminderFires.once === 1,
+    30_000,
+    'the reminder ran',
+  );
+  // before: portal||ProbeActor||guard-gone||__reminderFires stayed for good (one key per actor that had a reminder)
+  expect((await redis.cli('KEYS', `portal||ProbeActor||${id}||__*`)).trim()).toBe('');
+  // a periodic one keeps its guard while it is registered
+  await client.invoke('ProbeActor', 'guard-kept', 'remindCount', {
+    name: 'every',
+    dueMs: 200,
+    periodMs: 60_000,
+  });
+  await waitFor(
+    async () => (await client.invoke<Counts>('ProbeActor', 'guard-kept', 'counts')).reminderFires.every === 1,
+    30_000,
+    'the periodic reminder ran',
+  );
+  expect((await redis.cli('KEYS', 'portal||ProbeActor||guard-kept||__*')).trim()).toBe(
+    'portal||ProbeActor||guard-kept||__reminderFires',
+  );
+});
+
 test('daprd refusals map to what they are, not PORTAL_HOST_STOPPED', async () => {
   await expect(client.invoke('ProbeActor', 'err', 'noSuchMethod')).rejects.toMatchObject({
     code: 'PORTAL_UNKNOWN_ACTOR_METHOD',
