@@ -463,9 +463,14 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
         admission?.acquire(this.ctx.actorId, { wasQueued: true, queuedAt: journal.queuedAt }) !== 'queued'
       )
         journal.state = 'running';
-      // a crash while it was verifying (hashing the whole file, publishing it): done when the publish had happened,
-      // else it runs again (its chunks that still match their CIDs are kept), as one that crashed running does
-      if (journal.state === 'verifying' && !(await this.finishPublishedBeforeCrash(this.t)))
+      // A crash while it was finishing: done when the publish had happened (the journal may still say `running`:
+      // the finishing turn's `verifying` and `done` are saved when that turn ends, after the publish), else it runs
+      // again (its chunks that still match their CIDs are kept), as one that crashed running does.
+      if (
+        !wasQueued &&
+        (journal.state === 'running' || journal.state === 'verifying') &&
+        !(await this.finishPublishedBeforeCrash(this.t))
+      )
         journal.state = 'running';
       if (journal.state === 'running') {
         // admitted before this activation (a restart, a move): it runs whatever the host's count
@@ -785,14 +790,15 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
    * the record) — a sha256 that still matches the manifest (then the record is refreshed).
    */
   /**
-   * For a transfer whose journal says `verifying` after a crash (no run of it in this activation): true, and the
-   * journal made `done` and saved, when the process had published the file before it died — its partial file is
-   * gone and `publishAs` is a regular file of the manifest's size whose sha-256 is the manifest's (or, for a manifest
-   * without a whole-file hash, whose every chunk matches its CID). Without it the resume found no partial file and
-   * fetched the whole transfer again (the demo's SIGKILL landing between the publish and the journal's `done`:
-   * 57 of 64 chunks fetched again, exit 1). False, with nothing changed, in any other case (the partial file is
-   * there: the run verifies it again; the file at `publishAs` is not the transfer's bytes: it is fetched again and
-   * publishPart refuses to replace that file). Reads the whole file once; throws nothing.
+   * For a transfer whose journal says `running` or `verifying` after a crash (no run of it in this activation): true,
+   * and the journal made `done` and saved, when the process had published the file before it died — its partial file
+   * is gone and `publishAs` is a regular file of the manifest's size whose sha-256 is the manifest's (or, for a
+   * manifest without a whole-file hash, whose every chunk matches its CID). Without it the resume found no partial
+   * file and fetched the whole transfer again (the demo's SIGKILL landing between the publish and the end of the
+   * finishing turn, which saves `verifying` and `done`: 57 and 64 of 64 chunks fetched again, exit 1). False, with
+   * nothing changed, in any other case (the partial file is there: the run verifies it again; the file at
+   * `publishAs` is not the transfer's bytes: it is fetched again and publishPart refuses to replace that file). Costs
+   * one lstat when the partial file is there; reads the whole published file once otherwise. Throws nothing.
    */
   private async finishPublishedBeforeCrash(t: OwnedTransfer): Promise<boolean> {
     const { req, manifest: m, journal: j } = t;

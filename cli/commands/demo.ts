@@ -376,7 +376,13 @@ export const demoCommand = defineCommand({
       const journalBitmap = journal.bitmap;
       // the fetch process ended its transfer before the kill (a small --size): there is nothing to resume, and a
       // start of its done transfer with the demo's request would be refused as another request
-      const finished = phase1 !== undefined && (phase1.result !== undefined || journal.state === 'done');
+      // (or it had published the file when the kill landed, before its finishing turn saved `done`: its partial file
+      // is gone and the output is there; a start with the demo's request, not the fetch's, would then be refused)
+      const finished =
+        phase1 !== undefined &&
+        (phase1.result !== undefined ||
+          journal.state === 'done' ||
+          (!existsSync(`${output}${PART_SUFFIX}`) && existsSync(output)));
       if (phase1)
         say(
           !finished

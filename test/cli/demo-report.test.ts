@@ -73,8 +73,13 @@ describe('portal demo: per-edge counts of the whole transfer', () => {
       timeoutMs: 120_000,
     });
     expect(exit(r)).toBe(0);
-    // the kill lands mid-transfer at this size: the resumed run's line is the one compared
-    expect(r.stderr).toContain('resuming from the journal');
+    // the kill lands mid-transfer at this size on most runs: the resumed run's line is the one compared. When the
+    // fetch process had every chunk first (seen under load), no resumed run prints a progress line to compare
+    if (!r.stderr.includes('resuming from the journal')) {
+      expect(r.stderr).toContain('the fetch process had all 64 chunks before the kill landed');
+      expect(r.stdout).toMatch(/^verified +yes/m);
+      return;
+    }
     const lines = [...r.stderr.matchAll(/failovers (\d+) {2}corrupt (\d+)/g)];
     const last = lines[lines.length - 1];
     const failovers = /^failovers\s+(\d+)/m.exec(r.stdout);
