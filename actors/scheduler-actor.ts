@@ -785,11 +785,6 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
   }
 
   /**
-   * True when the output of a finished transfer is still what was verified: same size and
-   * modification time as recorded then, or — on any doubt (another time, an older journal without
-   * the record) — a sha256 that still matches the manifest (then the record is refreshed).
-   */
-  /**
    * For a transfer whose journal says `running` or `verifying` after a crash (no run of it in this activation): true,
    * and the journal made `done` and saved, when the process had published the file before it died — its partial file
    * is gone and `publishAs` is a regular file of the manifest's size whose sha-256 is the manifest's (or, for a
@@ -835,6 +830,11 @@ export class SchedulerActor extends Actor<SchedulerServices> implements Schedule
     return true;
   }
 
+  /**
+   * True when the output of a finished transfer is still what was verified: same size and
+   * modification time as recorded then, or — on any doubt (another time, an older journal without
+   * the record) — a sha256 that still matches the manifest (then the record is refreshed).
+   */
   private async outputStillVerified(t: OwnedTransfer, output: string): Promise<boolean> {
     const j = t.journal;
     const m = t.manifest;
