@@ -170,35 +170,21 @@ describe('SchedulerActor lifecycle', () => {
   test('a crash after the publish, before the journal said done: the published file is the transfer, nothing is fetched again', async () => {
     // before: the resume found no partial file and fetched every chunk again (the demo's kill at 64 of 64: exit 1)
     const chunks = 12;
-    mesh = await createMesh(chunks * 16384 - 5, 16384, [{ holds: 'all' }]);
-    const output = path.join(mesh.dir, 'out.bin');
-    const transferId = mesh.manifest.id;
-    const request = {
-      transferId,
-      manifest: mesh.manifest,
-      output: `${output}.portal-part`,
-      publishAs: output,
-      edges: mesh.edges,
-    };
-    expect(await runTransfer({ request, logger, backend: 'cpu' })).toMatchObject({
-      state: 'done',
-      verified: true,
-    });
-    await crashedWhileVerifying(output, transferId);
-    const before = served(mesh);
+    const { m, output, transferId, request } = await finishedThenCrashedWhileVerifying(chunks);
+    const before = served(m);
     expect(await statusAfterRestart(output, transferId)).toMatchObject({
       state: 'done',
       verified: true,
       complete: chunks,
       resumedChunks: chunks,
     });
-    expect(served(mesh) - before).toBe(0);
+    expect(served(m) - before).toBe(0);
     expect(existsSync(`${output}.portal-part`)).toBe(false);
-    expect(await readFile(output)).toEqual(await readFile(mesh.source));
+    expect(await readFile(output)).toEqual(await readFile(m.source));
     // a start of it again (what a rerun does) answers done at once
     const again = await runTransfer({ request, logger, backend: 'cpu' });
     expect(again).toMatchObject({ state: 'done', verified: true });
-    expect(served(mesh) - before).toBe(0);
+    expect(served(m) - before).toBe(0);
   });
 
   test('a crash after the publish, its journal still `running` (the finishing turn saves its states when it ends): done, nothing fetched', async () => {
