@@ -6,6 +6,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { Readable, promises as streams } from 'node:stream';
 import { PortalError } from '../common/errors.js';
 import { CidTable, CID_BYTES } from './cid-table.js';
+import { NO_CID } from './cid.js';
 
 /** Describes one file as a list of fixed-size chunks, each named by its sha256 CID. */
 export interface Manifest {
@@ -367,11 +368,11 @@ export function refuseUnknownHashes<M extends Manifest | PackedManifest>(m: M, w
       'PORTAL_MANIFEST_INVALID',
       `manifest ${where}: ${what} is all zeros, which is no real sha-256 (Portal reads it as "no hash known" and would check nothing)`,
     );
-  if (/^0{64}$/.test(m.fileSha256)) throw bad('fileSha256');
+  if (m.fileSha256 === NO_CID) throw bad('fileSha256');
   if ('cids' in m) {
     for (let i = 0; i < m.cids.count; i++) if (m.cids.isUnknown(i)) throw bad(`the CID of chunk ${i}`);
   } else {
-    const i = m.chunks.findIndex((c) => /^0{64}$/.test(c));
+    const i = m.chunks.indexOf(NO_CID);
     if (i >= 0) throw bad(`chunks[${i}]`);
   }
   return m;
